@@ -7,7 +7,8 @@
 int main(int argc, char **argv) {
   if (argc >= 2 && strcmp(argv[1], "version") != 0 &&
       strcmp(argv[1], "--version") != 0) {
-    fprintf(stderr, "synodctl: unknown command '%s' (this build knows: version)\n",
+    fprintf(stderr,
+            "synodctl: unknown command '%s' (this build knows: version)\n",
             argv[1]);
     return 2;
   }

@@ -9,8 +9,7 @@
 static char log_name[64] = "synod";
 static enum log_level log_threshold = LOG_INFO;
 
-static const char *const log_level_names[] = {"DEBUG", "INFO", "WARN",
-                                              "ERROR"};
+static const char *const log_level_names[] = {"DEBUG", "INFO", "WARN", "ERROR"};
 
 void log_init(const char *name, enum log_level level) {
   snprintf(log_name, sizeof log_name, "%s", name ? name : "synod");
@@ -27,8 +26,7 @@ int log_level_parse(const char *text) {
   return -1;
 }
 
-void log_write(enum log_level level, const char *module, const char *fmt,
-               ...) {
+void log_write(enum log_level level, const char *module, const char *fmt, ...) {
   if (level < log_threshold) {
     return;
   }
@@ -40,9 +38,9 @@ void log_write(enum log_level level, const char *module, const char *fmt,
   strftime(stamp, sizeof stamp, "%Y-%m-%dT%H:%M:%S", &tm);
 
   char line[1024];
-  int n = snprintf(line, sizeof line, "%s.%03ldZ %-5s %s %s: ", stamp,
-                   ts.tv_nsec / 1000000, log_level_names[level], log_name,
-                   module);
+  int n =
+      snprintf(line, sizeof line, "%s.%03ldZ %-5s %s %s: ", stamp,
+               ts.tv_nsec / 1000000, log_level_names[level], log_name, module);
   va_list ap;
   va_start(ap, fmt);
   if (n >= 0 && (size_t)n < sizeof line) {
