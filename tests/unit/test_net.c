@@ -4,7 +4,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "err.h"
 #include "frame.h"
+#include "peer_codec.h"
 #include "synod.h"
 #include "synod.pb-c.h"
 
@@ -272,6 +274,242 @@ START_TEST(reserve_and_commit_keep_partial_frames_across_compaction) {
 }
 END_TEST
 
+/* Encodes m, decodes it again, and returns the decoded form. */
+static void peer_round_trip(const struct core_msg *m, struct peer_decoded *d) {
+  struct frame_buf b;
+  struct frame_reader r;
+  const uint8_t *p;
+  size_t n;
+  char err[SYNOD_ERRMSG_MAX];
+  frame_buf_init(&b);
+  frame_reader_init(&r, 0);
+  ck_assert_int_eq(peer_msg_encode(m, &b, 0), 0);
+  ck_assert_int_eq(frame_reader_feed(&r, b.data, b.len), 0);
+  ck_assert_int_eq(frame_reader_next(&r, &p, &n), 0);
+  ck_assert_int_eq(peer_msg_decode(p, n, d, err), 0);
+  ck_assert(d->is_core);
+  ck_assert_int_eq(d->msg.type, m->type);
+  ck_assert_uint_eq(d->msg.from, m->from);
+  ck_assert_uint_eq(d->msg.to, m->to);
+  ck_assert_uint_eq(d->msg.term, m->term);
+  frame_reader_close(&r);
+  frame_buf_close(&b);
+}
+
+START_TEST(append_with_entries_round_trips) {
+  struct core_entry es[3] = {
+      {.term = 4,
+       .index = 10,
+       .type = CORE_ENTRY_NORMAL,
+       .data = (const uint8_t *)"abc",
+       .len = 3},
+      {.term = 4, .index = 11, .type = CORE_ENTRY_NOOP},
+      {.term = 5,
+       .index = 12,
+       .type = CORE_ENTRY_CONFIG,
+       .data = (const uint8_t *)"\x01\x02",
+       .len = 2},
+  };
+  struct core_msg m = {.type = CORE_MSG_APPEND, .from = 1, .to = 2, .term = 5};
+  m.append.prev_index = 9;
+  m.append.prev_term = 3;
+  m.append.commit = 8;
+  m.append.entries = es;
+  m.append.entries_n = 3;
+  struct peer_decoded d;
+  peer_round_trip(&m, &d);
+  ck_assert_uint_eq(d.msg.append.prev_index, 9);
+  ck_assert_uint_eq(d.msg.append.prev_term, 3);
+  ck_assert_uint_eq(d.msg.append.commit, 8);
+  ck_assert_uint_eq(d.msg.append.entries_n, 3);
+  for (int i = 0; i < 3; i++) {
+    const struct core_entry *e = &d.msg.append.entries[i];
+    ck_assert_uint_eq(e->term, es[i].term);
+    ck_assert_uint_eq(e->index, es[i].index);
+    ck_assert_uint_eq(e->type, es[i].type);
+    ck_assert_uint_eq(e->len, es[i].len);
+    ck_assert(e->len == 0 || memcmp(e->data, es[i].data, e->len) == 0);
+  }
+  peer_decoded_free(&d);
+}
+END_TEST
+
+START_TEST(every_core_message_type_round_trips) {
+  struct peer_decoded d;
+  struct core_msg m = {.from = 3, .to = 1, .term = 9};
+
+  m.type = CORE_MSG_APPEND_REPLY;
+  m.append_reply.reject = true;
+  m.append_reply.index = 40;
+  m.append_reply.hint_index = 31;
+  m.append_reply.hint_term = 6;
+  peer_round_trip(&m, &d);
+  ck_assert(d.msg.append_reply.reject);
+  ck_assert_uint_eq(d.msg.append_reply.index, 40);
+  ck_assert_uint_eq(d.msg.append_reply.hint_index, 31);
+  ck_assert_uint_eq(d.msg.append_reply.hint_term, 6);
+  peer_decoded_free(&d);
+
+  enum core_msg_type votes[] = {CORE_MSG_VOTE, CORE_MSG_PRE_VOTE};
+  for (int i = 0; i < 2; i++) {
+    memset(&m.vote, 0, sizeof m.vote);
+    m.type = votes[i];
+    m.vote.last_index = 77;
+    m.vote.last_term = 8;
+    m.vote.transfer = i == 0;
+    peer_round_trip(&m, &d);
+    ck_assert_uint_eq(d.msg.vote.last_index, 77);
+    ck_assert_uint_eq(d.msg.vote.last_term, 8);
+    ck_assert(d.msg.vote.transfer == (i == 0));
+    peer_decoded_free(&d);
+  }
+  enum core_msg_type replies[] = {CORE_MSG_VOTE_REPLY, CORE_MSG_PRE_VOTE_REPLY};
+  for (int i = 0; i < 2; i++) {
+    m.type = replies[i];
+    m.vote_reply.granted = true;
+    peer_round_trip(&m, &d);
+    ck_assert(d.msg.vote_reply.granted);
+    peer_decoded_free(&d);
+  }
+
+  m.type = CORE_MSG_HEARTBEAT;
+  m.heartbeat.commit = 12;
+  m.heartbeat.read_ctx = 99;
+  peer_round_trip(&m, &d);
+  ck_assert_uint_eq(d.msg.heartbeat.commit, 12);
+  ck_assert_uint_eq(d.msg.heartbeat.read_ctx, 99);
+  peer_decoded_free(&d);
+
+  m.type = CORE_MSG_HEARTBEAT_REPLY;
+  m.heartbeat_reply.read_ctx = 98;
+  peer_round_trip(&m, &d);
+  ck_assert_uint_eq(d.msg.heartbeat_reply.read_ctx, 98);
+  peer_decoded_free(&d);
+
+  m.type = CORE_MSG_SNAPSHOT_REPLY;
+  m.snapshot_reply.index = 500;
+  m.snapshot_reply.offset = 4096;
+  m.snapshot_reply.reject = true;
+  peer_round_trip(&m, &d);
+  ck_assert_uint_eq(d.msg.snapshot_reply.index, 500);
+  ck_assert_uint_eq(d.msg.snapshot_reply.offset, 4096);
+  ck_assert(d.msg.snapshot_reply.reject);
+  peer_decoded_free(&d);
+
+  m.type = CORE_MSG_TIMEOUT_NOW;
+  peer_round_trip(&m, &d);
+  peer_decoded_free(&d);
+}
+END_TEST
+
+START_TEST(snapshot_chunk_round_trips_with_config) {
+  uint8_t image[300];
+  for (size_t i = 0; i < sizeof image; i++) {
+    image[i] = (uint8_t)(i * 7);
+  }
+  struct core_msg m = {
+      .type = CORE_MSG_SNAPSHOT, .from = 1, .to = 4, .term = 3};
+  m.snapshot.meta.index = 1000;
+  m.snapshot.meta.term = 2;
+  m.snapshot.meta.size_bytes = 90000;
+  m.snapshot.meta.config.voters_n = 3;
+  m.snapshot.meta.config.voters[0] = 1;
+  m.snapshot.meta.config.voters[1] = 2;
+  m.snapshot.meta.config.voters[2] = 3;
+  m.snapshot.meta.config.learners_n = 1;
+  m.snapshot.meta.config.learners[0] = 4;
+  m.snapshot.offset = 65536;
+  m.snapshot.data = image;
+  m.snapshot.len = sizeof image;
+  m.snapshot.last = true;
+  struct peer_decoded d;
+  peer_round_trip(&m, &d);
+  ck_assert_uint_eq(d.msg.snapshot.meta.index, 1000);
+  ck_assert_uint_eq(d.msg.snapshot.meta.term, 2);
+  ck_assert_uint_eq(d.msg.snapshot.meta.size_bytes, 90000);
+  ck_assert_uint_eq(d.msg.snapshot.meta.config.voters_n, 3);
+  ck_assert_uint_eq(d.msg.snapshot.meta.config.voters[2], 3);
+  ck_assert_uint_eq(d.msg.snapshot.meta.config.learners_n, 1);
+  ck_assert_uint_eq(d.msg.snapshot.meta.config.learners[0], 4);
+  ck_assert_uint_eq(d.msg.snapshot.offset, 65536);
+  ck_assert_uint_eq(d.msg.snapshot.len, sizeof image);
+  ck_assert_mem_eq(d.msg.snapshot.data, image, sizeof image);
+  ck_assert(d.msg.snapshot.last);
+  peer_decoded_free(&d);
+}
+END_TEST
+
+START_TEST(peer_garbage_and_broken_limits_are_malformed) {
+  char err[SYNOD_ERRMSG_MAX] = "";
+  struct peer_decoded d;
+  const uint8_t junk[] = {0x0a, 0xff, 0xff, 0x01};
+  ck_assert_int_eq(peer_msg_decode(junk, sizeof junk, &d, err),
+                   SYNOD_EMALFORMED);
+  ck_assert_ptr_nonnull(strstr(err, "does not decode"));
+  ck_assert_ptr_null(d.pb);
+
+  /* An entry type the core does not know. */
+  Synod__Peer__PeerMessage pb = SYNOD__PEER__PEER_MESSAGE__INIT;
+  Synod__Peer__Append ap = SYNOD__PEER__APPEND__INIT;
+  Synod__Peer__Entry e = SYNOD__PEER__ENTRY__INIT;
+  Synod__Peer__Entry *ep = &e;
+  e.type = 7;
+  e.index = 5;
+  ap.n_entries = 1;
+  ap.entries = &ep;
+  pb.body_case = SYNOD__PEER__PEER_MESSAGE__BODY_APPEND;
+  pb.append = &ap;
+  uint8_t buf[256];
+  size_t n = synod__peer__peer_message__pack(&pb, buf);
+  ck_assert_int_eq(peer_msg_decode(buf, n, &d, err), SYNOD_EMALFORMED);
+  ck_assert_ptr_nonnull(strstr(err, "unknown type 7"));
+
+  /* A configuration with more members than the core can hold. */
+  Synod__Peer__SnapshotChunk sc = SYNOD__PEER__SNAPSHOT_CHUNK__INIT;
+  Synod__Peer__SnapshotMeta meta = SYNOD__PEER__SNAPSHOT_META__INIT;
+  Synod__Peer__Config cfg = SYNOD__PEER__CONFIG__INIT;
+  uint64_t many[CORE_MEMBERS_MAX + 1] = {0};
+  cfg.n_voters = CORE_MEMBERS_MAX + 1;
+  cfg.voters = many;
+  meta.config = &cfg;
+  sc.meta = &meta;
+  pb.body_case = SYNOD__PEER__PEER_MESSAGE__BODY_SNAPSHOT;
+  pb.snapshot = &sc;
+  n = synod__peer__peer_message__pack(&pb, buf);
+  ck_assert_int_eq(peer_msg_decode(buf, n, &d, err), SYNOD_EMALFORMED);
+  ck_assert_ptr_nonnull(strstr(err, "voters"));
+
+  /* A snapshot chunk without meta. */
+  sc.meta = NULL;
+  n = synod__peer__peer_message__pack(&pb, buf);
+  ck_assert_int_eq(peer_msg_decode(buf, n, &d, err), SYNOD_EMALFORMED);
+
+  /* No body at all. */
+  pb.body_case = SYNOD__PEER__PEER_MESSAGE__BODY__NOT_SET;
+  n = synod__peer__peer_message__pack(&pb, buf);
+  ck_assert_int_eq(peer_msg_decode(buf, n, &d, err), SYNOD_EMALFORMED);
+}
+END_TEST
+
+START_TEST(link_level_messages_are_left_to_the_link) {
+  Synod__Peer__PeerMessage pb = SYNOD__PEER__PEER_MESSAGE__INIT;
+  Synod__Peer__PeerHello hello = SYNOD__PEER__PEER_HELLO__INIT;
+  hello.name = "synod-1";
+  hello.cluster_id = "c1";
+  hello.protocol_version = 1;
+  pb.body_case = SYNOD__PEER__PEER_MESSAGE__BODY_HELLO;
+  pb.hello = &hello;
+  uint8_t buf[128];
+  size_t n = synod__peer__peer_message__pack(&pb, buf);
+  struct peer_decoded d;
+  char err[SYNOD_ERRMSG_MAX];
+  ck_assert_int_eq(peer_msg_decode(buf, n, &d, err), 0);
+  ck_assert(!d.is_core);
+  ck_assert_str_eq(d.pb->hello->name, "synod-1");
+  peer_decoded_free(&d);
+}
+END_TEST
+
 static Suite *net_suite(void) {
   Suite *s = suite_create("net");
   TCase *tc = tcase_create("frame");
@@ -284,6 +522,13 @@ static Suite *net_suite(void) {
   tcase_add_test(tc, garbage_bytes_never_crash_the_reader);
   tcase_add_test(tc, protobuf_message_round_trips_through_a_frame);
   tcase_add_test(tc, reserve_and_commit_keep_partial_frames_across_compaction);
+  suite_add_tcase(s, tc);
+  tc = tcase_create("peer_codec");
+  tcase_add_test(tc, append_with_entries_round_trips);
+  tcase_add_test(tc, every_core_message_type_round_trips);
+  tcase_add_test(tc, snapshot_chunk_round_trips_with_config);
+  tcase_add_test(tc, peer_garbage_and_broken_limits_are_malformed);
+  tcase_add_test(tc, link_level_messages_are_left_to_the_link);
   suite_add_tcase(s, tc);
   return s;
 }
