@@ -6,6 +6,7 @@
 
 #include "err.h"
 #include "frame.h"
+#include "peer.h"
 #include "peer_codec.h"
 #include "synod.h"
 #include "synod.pb-c.h"
@@ -510,6 +511,339 @@ START_TEST(link_level_messages_are_left_to_the_link) {
 }
 END_TEST
 
+/* ----------------------------------------------------------- peer links */
+
+#define NETS 3
+
+struct net_fixture {
+  uv_loop_t loop;
+  struct peer_net *net[NETS + 1]; /* index = id; net[0] unused */
+  int up[NETS + 1][NETS + 1];     /* up[i][j]: i sees a link to j */
+  uint64_t got[NETS + 1];         /* heartbeats received by id */
+  uint64_t last_ctx[NETS + 1];
+  bool in_order;
+};
+
+static void fx_recv_cb(void *arg, const struct core_msg *m) {
+  struct net_fixture *fx = arg;
+  if (m->type != CORE_MSG_HEARTBEAT) {
+    return;
+  }
+  fx->in_order &= m->heartbeat.read_ctx == fx->last_ctx[m->to] + 1;
+  fx->last_ctx[m->to] = m->heartbeat.read_ctx;
+  fx->got[m->to]++;
+}
+
+/* The state callback carries no "self"; recover it from the hello order:
+ * each net gets its own trampoline. */
+static struct net_fixture *fx_current;
+#define FX_STATE_CB(n)                                                         \
+  static void fx_state_cb_##n(void *arg, uint64_t id, bool up,                 \
+                              const Synod__Peer__PeerHello *hello) {           \
+    (void)arg;                                                                 \
+    (void)hello;                                                               \
+    fx_current->up[n][id] += up ? 1 : -1;                                      \
+  }
+FX_STATE_CB(1)
+FX_STATE_CB(2)
+FX_STATE_CB(3)
+static const peer_net_state_cb fx_state_cbs[NETS + 1] = {
+    NULL, fx_state_cb_1, fx_state_cb_2, fx_state_cb_3};
+
+static void fx_wake_cb(uv_timer_t *t) {
+  (void)t;
+}
+
+/* Runs the loop until pred holds or timeout_ms passes; says which. */
+static bool fx_run_until(struct net_fixture *fx,
+                         bool (*pred)(struct net_fixture *), int timeout_ms) {
+  uv_timer_t wake;
+  uv_timer_init(&fx->loop, &wake);
+  uv_timer_start(&wake, fx_wake_cb, 5, 5);
+  uint64_t deadline = uv_now(&fx->loop) + (uint64_t)timeout_ms;
+  bool ok;
+  while (!(ok = pred(fx)) && uv_now(&fx->loop) < deadline) {
+    uv_run(&fx->loop, UV_RUN_ONCE);
+  }
+  uv_close((uv_handle_t *)&wake, NULL);
+  uv_run(&fx->loop, UV_RUN_NOWAIT);
+  return ok;
+}
+
+static void fx_start(struct net_fixture *fx, const char *cluster[NETS + 1]) {
+  char err[SYNOD_ERRMSG_MAX];
+  memset(fx, 0, sizeof *fx);
+  fx->in_order = true;
+  fx_current = fx;
+  ck_assert_int_eq(uv_loop_init(&fx->loop), 0);
+  for (uint64_t id = 1; id <= NETS; id++) {
+    char name[16];
+    snprintf(name, sizeof name, "synod-%d", (int)id - 1);
+    struct peer_net_options o = {.loop = &fx->loop,
+                                 .id = id,
+                                 .name = name,
+                                 .cluster_id = cluster ? cluster[id] : "test",
+                                 .listen_address = "127.0.0.1:0",
+                                 .recv_cb = fx_recv_cb,
+                                 .state_cb = fx_state_cbs[id],
+                                 .arg = fx,
+                                 .backoff_min_ms = 10,
+                                 .backoff_max_ms = 50};
+    ck_assert_msg(peer_net_start(&o, &fx->net[id], err) == 0, "%s", err);
+  }
+}
+
+static void fx_dial_all(struct net_fixture *fx) {
+  for (int i = 1; i <= NETS; i++) {
+    for (int j = 1; j <= NETS; j++) {
+      if (i != j) {
+        ck_assert_int_eq(
+            peer_net_dial(fx->net[i], peer_net_listen_address(fx->net[j])), 0);
+      }
+    }
+  }
+}
+
+static void fx_stop(struct net_fixture *fx) {
+  for (int i = 1; i <= NETS; i++) {
+    peer_net_stop(fx->net[i]);
+  }
+  ck_assert_int_eq(uv_run(&fx->loop, UV_RUN_DEFAULT), 0);
+  ck_assert_int_eq(uv_loop_close(&fx->loop), 0);
+}
+
+/* Every pair has exactly one link up and one connection. */
+static bool fx_settled(struct net_fixture *fx) {
+  for (int i = 1; i <= NETS; i++) {
+    struct peer_net_stats st;
+    peer_net_stats(fx->net[i], &st);
+    if (st.conns != NETS - 1) {
+      return false;
+    }
+    for (int j = 1; j <= NETS; j++) {
+      if (i != j && fx->up[i][j] != 1) {
+        return false;
+      }
+    }
+  }
+  return true;
+}
+
+static bool fx_got_all(struct net_fixture *fx) {
+  return fx->got[2] == 1000 && fx->got[3] == 1000;
+}
+
+START_TEST(replicas_dialling_each_other_end_with_one_link_per_pair) {
+  struct net_fixture fx;
+  fx_start(&fx, NULL);
+  fx_dial_all(&fx);
+  ck_assert_msg(fx_run_until(&fx, fx_settled, 5000),
+                "links did not settle to one per pair within 5 s");
+  /* 1000 messages queued in one loop turn to each of two peers arrive in
+   * order, in far fewer writes than frames (bundling). */
+  for (uint64_t k = 1; k <= 1000; k++) {
+    for (uint64_t to = 2; to <= 3; to++) {
+      struct core_msg m = {
+          .type = CORE_MSG_HEARTBEAT, .from = 1, .to = to, .term = 1};
+      m.heartbeat.read_ctx = k;
+      ck_assert_int_eq(peer_net_send(fx.net[1], &m), 0);
+    }
+  }
+  ck_assert_msg(fx_run_until(&fx, fx_got_all, 5000),
+                "got %llu and %llu of 1000 heartbeats",
+                (unsigned long long)fx.got[2], (unsigned long long)fx.got[3]);
+  ck_assert(fx.in_order);
+  struct peer_net_stats st;
+  peer_net_stats(fx.net[1], &st);
+  ck_assert_uint_lt(st.writes, 100);
+  ck_assert_uint_eq(st.dropped, 0);
+  fx_stop(&fx);
+}
+END_TEST
+
+struct raw_client {
+  uv_tcp_t tcp;
+  uv_connect_t connect;
+  uv_write_t write;
+  uv_buf_t buf;
+  bool closed_by_server;
+};
+
+static void raw_read_alloc(uv_handle_t *h, size_t n, uv_buf_t *b) {
+  static char sink[4096];
+  (void)h;
+  (void)n;
+  *b = uv_buf_init(sink, sizeof sink);
+}
+
+static void raw_read_cb(uv_stream_t *s, ssize_t n, const uv_buf_t *b) {
+  struct raw_client *rc = s->data;
+  (void)b;
+  if (n < 0) {
+    rc->closed_by_server = true;
+    uv_close((uv_handle_t *)&rc->tcp, NULL);
+  }
+}
+
+static void raw_connect_cb(uv_connect_t *req, int status) {
+  struct raw_client *rc = req->data;
+  ck_assert_int_eq(status, 0);
+  uv_read_start((uv_stream_t *)&rc->tcp, raw_read_alloc, raw_read_cb);
+  uv_write(&rc->write, (uv_stream_t *)&rc->tcp, &rc->buf, 1, NULL);
+}
+
+static void raw_send(struct net_fixture *fx, struct raw_client *rc,
+                     const char *address, const void *bytes, size_t n) {
+  char host[PEER_ADDRESS_MAX];
+  uint16_t port;
+  struct sockaddr_in sa;
+  memset(rc, 0, sizeof *rc);
+  ck_assert_int_eq(peer_address_parse(address, host, &port), 0);
+  ck_assert_int_eq(uv_ip4_addr(host, port, &sa), 0);
+  uv_tcp_init(&fx->loop, &rc->tcp);
+  rc->tcp.data = rc;
+  rc->connect.data = rc;
+  rc->buf = uv_buf_init((char *)bytes, (unsigned)n);
+  uv_tcp_connect(&rc->connect, &rc->tcp, (struct sockaddr *)&sa,
+                 raw_connect_cb);
+}
+
+static struct raw_client *raw_watch;
+static bool raw_closed(struct net_fixture *fx) {
+  (void)fx;
+  return raw_watch->closed_by_server;
+}
+
+static bool fx_got_one(struct net_fixture *fx) {
+  return fx->got[2] >= 1;
+}
+
+START_TEST(garbage_oversized_and_wrong_cluster_are_refused_others_served) {
+  struct net_fixture fx;
+  fx_start(&fx, NULL);
+  fx_dial_all(&fx);
+  ck_assert(fx_run_until(&fx, fx_settled, 5000));
+  const char *b_addr = peer_net_listen_address(fx.net[2]);
+
+  /* Garbage. */
+  static const char junk[] = "GET / HTTP/1.1\r\nHost: x\r\n\r\n";
+  struct raw_client rc;
+  raw_watch = &rc;
+  raw_send(&fx, &rc, b_addr, junk, sizeof junk - 1);
+  ck_assert_msg(fx_run_until(&fx, raw_closed, 3000),
+                "server kept a connection that sent garbage");
+
+  /* A frame header declaring 1 GiB. */
+  static const uint8_t huge[4] = {0x40, 0, 0, 0};
+  raw_send(&fx, &rc, b_addr, huge, sizeof huge);
+  ck_assert_msg(fx_run_until(&fx, raw_closed, 3000),
+                "server kept a connection that declared a 1 GiB frame");
+
+  /* A well-formed hello from another cluster. */
+  Synod__Peer__PeerMessage pb = SYNOD__PEER__PEER_MESSAGE__INIT;
+  Synod__Peer__PeerHello hello = SYNOD__PEER__PEER_HELLO__INIT;
+  hello.protocol_version = 1;
+  hello.cluster_id = "someone-else";
+  hello.name = "intruder";
+  hello.id = 99;
+  pb.body_case = SYNOD__PEER__PEER_MESSAGE__BODY_HELLO;
+  pb.hello = &hello;
+  struct frame_buf fb;
+  frame_buf_init(&fb);
+  ck_assert_int_eq(frame_buf_append_msg(&fb, &pb.base, 0), 0);
+  raw_send(&fx, &rc, b_addr, fb.data, fb.len);
+  ck_assert_msg(fx_run_until(&fx, raw_closed, 3000),
+                "server kept a connection from another cluster");
+  frame_buf_close(&fb);
+
+  struct peer_net_stats st;
+  peer_net_stats(fx.net[2], &st);
+  ck_assert_uint_eq(st.refused, 3);
+
+  /* The real peers were not disturbed. */
+  struct core_msg m = {
+      .type = CORE_MSG_HEARTBEAT, .from = 1, .to = 2, .term = 1};
+  m.heartbeat.read_ctx = 1;
+  ck_assert_int_eq(peer_net_send(fx.net[1], &m), 0);
+  ck_assert(fx_run_until(&fx, fx_got_one, 3000));
+  ck_assert_int_eq(fx.up[2][1], 1);
+  fx_stop(&fx);
+}
+END_TEST
+
+static bool fx_link_1_3_down(struct net_fixture *fx) {
+  return fx->up[1][3] == 0;
+}
+
+static bool fx_link_1_3_up(struct net_fixture *fx) {
+  return fx->up[1][3] == 1 && fx->up[3][1] == 1;
+}
+
+START_TEST(link_comes_back_after_the_peer_restarts) {
+  struct net_fixture fx;
+  char err[SYNOD_ERRMSG_MAX];
+  fx_start(&fx, NULL);
+  fx_dial_all(&fx);
+  ck_assert(fx_run_until(&fx, fx_settled, 5000));
+  char addr3[PEER_ADDRESS_MAX];
+  snprintf(addr3, sizeof addr3, "%s", peer_net_listen_address(fx.net[3]));
+
+  peer_net_stop(fx.net[3]);
+  fx.net[3] = NULL;
+  ck_assert_msg(fx_run_until(&fx, fx_link_1_3_down, 3000),
+                "1 did not notice that 3 went away");
+  /* Messages to a replica that is down are dropped, not queued forever. */
+  struct core_msg m = {.type = CORE_MSG_HEARTBEAT, .from = 1, .to = 3};
+  ck_assert_int_eq(peer_net_send(fx.net[1], &m), 0);
+
+  memset(fx.up[3], 0, sizeof fx.up[3]);
+  struct peer_net_options o = {.loop = &fx.loop,
+                               .id = 3,
+                               .name = "synod-2",
+                               .cluster_id = "test",
+                               .listen_address = addr3,
+                               .recv_cb = fx_recv_cb,
+                               .state_cb = fx_state_cbs[3],
+                               .arg = &fx};
+  ck_assert_msg(peer_net_start(&o, &fx.net[3], err) == 0, "%s", err);
+  ck_assert_msg(fx_run_until(&fx, fx_link_1_3_up, 5000),
+                "1 did not redial 3 after its restart");
+  fx_stop(&fx);
+}
+END_TEST
+
+START_TEST(bad_addresses_are_refused) {
+  char host[PEER_ADDRESS_MAX];
+  uint16_t port;
+  ck_assert_int_eq(peer_address_parse("127.0.0.1:7701", host, &port), 0);
+  ck_assert_str_eq(host, "127.0.0.1");
+  ck_assert_uint_eq(port, 7701);
+  ck_assert_int_eq(peer_address_parse("[::1]:7701", host, &port), 0);
+  ck_assert_str_eq(host, "::1");
+  ck_assert_int_eq(peer_address_parse("synod-0.synod:7701", host, &port), 0);
+  ck_assert_str_eq(host, "synod-0.synod");
+  ck_assert_int_eq(peer_address_parse("nohost", host, &port), SYNOD_EINVAL);
+  ck_assert_int_eq(peer_address_parse(":7701", host, &port), SYNOD_EINVAL);
+  ck_assert_int_eq(peer_address_parse("h:99999", host, &port), SYNOD_EINVAL);
+  ck_assert_int_eq(peer_address_parse("h:12x", host, &port), SYNOD_EINVAL);
+  ck_assert_int_eq(peer_address_parse("h:", host, &port), SYNOD_EINVAL);
+
+  uv_loop_t loop;
+  struct peer_net *net;
+  char err[SYNOD_ERRMSG_MAX];
+  uv_loop_init(&loop);
+  struct peer_net_options o = {.loop = &loop,
+                               .id = 1,
+                               .name = "a",
+                               .cluster_id = "c",
+                               .listen_address = "not-an-ip:1"};
+  ck_assert_int_eq(peer_net_start(&o, &net, err), SYNOD_EINVAL);
+  ck_assert_ptr_nonnull(strstr(err, "not-an-ip:1"));
+  ck_assert_int_eq(uv_run(&loop, UV_RUN_DEFAULT), 0);
+  ck_assert_int_eq(uv_loop_close(&loop), 0);
+}
+END_TEST
+
 static Suite *net_suite(void) {
   Suite *s = suite_create("net");
   TCase *tc = tcase_create("frame");
@@ -529,6 +863,14 @@ static Suite *net_suite(void) {
   tcase_add_test(tc, snapshot_chunk_round_trips_with_config);
   tcase_add_test(tc, peer_garbage_and_broken_limits_are_malformed);
   tcase_add_test(tc, link_level_messages_are_left_to_the_link);
+  suite_add_tcase(s, tc);
+  tc = tcase_create("peer_links");
+  tcase_set_timeout(tc, 60);
+  tcase_add_test(tc, replicas_dialling_each_other_end_with_one_link_per_pair);
+  tcase_add_test(tc,
+                 garbage_oversized_and_wrong_cluster_are_refused_others_served);
+  tcase_add_test(tc, link_comes_back_after_the_peer_restarts);
+  tcase_add_test(tc, bad_addresses_are_refused);
   suite_add_tcase(s, tc);
   return s;
 }

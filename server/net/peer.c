@@ -1,0 +1,797 @@
+/* Peer links: dialling, handshake, framing and bundled writes on libuv. */
+#include "peer.h"
+
+#include <assert.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "err.h"
+#include "frame.h"
+#include "log.h"
+#include "peer_codec.h"
+#include "synod.h"
+
+#define PEER_FRAME_MAX_DEFAULT (16u << 20)
+#define PEER_OUT_MAX_DEFAULT (64ull << 20)
+
+struct peer_dial;
+
+/* One TCP connection, dialled or accepted. Freed in its close callback. */
+struct peer_conn {
+  uv_tcp_t tcp; /* tcp.data = this */
+  struct peer_net *net;
+  struct peer_dial *dial; /* non-NULL if we dialled it */
+  char remote[PEER_ADDRESS_MAX];
+  uint64_t peer_id; /* from its hello; 0 until then */
+  bool attached;    /* it is its link's connection */
+  bool closing;
+  bool writing;
+  struct frame_reader in;
+  struct frame_buf out;      /* queued this loop turn */
+  struct frame_buf inflight; /* borrowed by write_req until write_cb */
+  uv_write_t write_req;
+  uv_connect_t connect_req; /* connect_req.data = this */
+  struct peer_conn *next;
+};
+
+/* A replica we have a handshake with, keyed by id. */
+struct peer_link {
+  uint64_t id;
+  struct peer_conn *conn; /* NULL while down */
+  struct peer_link *next;
+};
+
+/* An address we keep a connection to. */
+struct peer_dial {
+  struct peer_net *net;
+  char address[PEER_ADDRESS_MAX];
+  char host[PEER_ADDRESS_MAX];
+  char port[8];
+  uint64_t id; /* learnt from the first handshake */
+  uv_getaddrinfo_t gai;
+  uv_timer_t timer; /* timer.data = this */
+  bool resolving;   /* gai is in flight */
+  bool removed;     /* freed once the timer is closed and gai is back */
+  bool timer_closed;
+  uint32_t backoff_ms;
+  struct peer_conn *conn;
+  struct peer_dial *next;
+};
+
+struct peer_net {
+  struct peer_net_options opts;
+  char name[PEER_NAME_MAX];
+  char cluster_id[PEER_NAME_MAX];
+  char listen_address[PEER_ADDRESS_MAX];
+  char advertise_address[PEER_ADDRESS_MAX];
+  char client_address[PEER_ADDRESS_MAX];
+  uv_tcp_t listener;
+  bool listener_open;
+  uv_prepare_t flush; /* sends what this loop turn queued */
+  struct peer_conn *conns;
+  struct peer_link *links;
+  struct peer_dial *dials;
+  struct peer_net_stats stats;
+  unsigned handles_open; /* freed when this reaches 0 after stop */
+  bool stopping;
+};
+
+static void conn_close(struct peer_conn *c, const char *why);
+static void conn_refuse(struct peer_conn *c, const char *why);
+static void dial_schedule(struct peer_dial *d);
+
+/* ------------------------------------------------------------ addresses */
+
+int peer_address_parse(const char *address, char *host, uint16_t *port) {
+  const char *colon = strrchr(address, ':');
+  const char *h = address;
+  size_t hlen;
+  if (colon == NULL || colon == address) {
+    return SYNOD_EINVAL;
+  }
+  hlen = (size_t)(colon - address);
+  if (address[0] == '[') { /* [v6]:port */
+    if (colon[-1] != ']' || hlen < 3) {
+      return SYNOD_EINVAL;
+    }
+    h = address + 1;
+    hlen -= 2;
+  }
+  if (hlen == 0 || hlen >= PEER_ADDRESS_MAX) {
+    return SYNOD_EINVAL;
+  }
+  char *end;
+  unsigned long p = strtoul(colon + 1, &end, 10);
+  if (*end != '\0' || end == colon + 1 || p > 65535) {
+    return SYNOD_EINVAL;
+  }
+  memcpy(host, h, hlen);
+  host[hlen] = '\0';
+  *port = (uint16_t)p;
+  return 0;
+}
+
+static void sockaddr_format(const struct sockaddr_storage *sa, char *out,
+                            size_t len) {
+  char ip[64] = "?";
+  int port = 0;
+  if (sa->ss_family == AF_INET) {
+    const struct sockaddr_in *in = (const struct sockaddr_in *)sa;
+    uv_ip4_name(in, ip, sizeof ip);
+    port = ntohs(in->sin_port);
+    snprintf(out, len, "%s:%d", ip, port);
+  } else if (sa->ss_family == AF_INET6) {
+    const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *)sa;
+    uv_ip6_name(in6, ip, sizeof ip);
+    port = ntohs(in6->sin6_port);
+    snprintf(out, len, "[%s]:%d", ip, port);
+  } else {
+    snprintf(out, len, "?");
+  }
+}
+
+/* ---------------------------------------------------------------- links */
+
+static struct peer_link *link_find(const struct peer_net *net, uint64_t id) {
+  for (struct peer_link *l = net->links; l != NULL; l = l->next) {
+    if (l->id == id) {
+      return l;
+    }
+  }
+  return NULL;
+}
+
+static struct peer_link *link_get(struct peer_net *net, uint64_t id) {
+  struct peer_link *l = link_find(net, id);
+  if (l == NULL && (l = calloc(1, sizeof *l)) != NULL) {
+    l->id = id;
+    l->next = net->links;
+    net->links = l;
+  }
+  return l;
+}
+
+bool peer_net_is_up(const struct peer_net *net, uint64_t id) {
+  const struct peer_link *l = link_find(net, id);
+  return l != NULL && l->conn != NULL;
+}
+
+/* The id of the replica that dialled c: the rule that picks one
+ * connection when both sides dialled. */
+static uint64_t conn_dialer_id(const struct peer_conn *c) {
+  return c->dial != NULL ? c->net->opts.id : c->peer_id;
+}
+
+/* Makes c its link's connection, or closes whichever of c and the current
+ * one loses. Returns false if c was closed. */
+static bool link_attach(struct peer_conn *c,
+                        const Synod__Peer__PeerHello *hello) {
+  struct peer_net *net = c->net;
+  struct peer_link *l = link_get(net, c->peer_id);
+  if (l == NULL) {
+    conn_close(c, "out of memory");
+    return false;
+  }
+  if (l->conn != NULL) {
+    /* The lower dialler wins; between two of the same dialler the newer
+     * wins, as the older is likely a dead peer's half-open socket. */
+    if (conn_dialer_id(l->conn) < conn_dialer_id(c)) {
+      conn_close(c, "duplicate connection");
+      return false;
+    }
+    conn_close(l->conn, "replaced by the connection the lower id dialled");
+  }
+  l->conn = c;
+  c->attached = true;
+  if (net->opts.state_cb != NULL) {
+    net->opts.state_cb(net->opts.arg, l->id, true, hello);
+  }
+  return true;
+}
+
+/* ------------------------------------------------------------- writing */
+
+static void conn_write_cb(uv_write_t *req, int status) {
+  struct peer_conn *c = req->data;
+  c->writing = false;
+  frame_buf_reset(&c->inflight);
+  if (status < 0 && status != UV_ECANCELED) {
+    conn_close(c, uv_strerror(status));
+  }
+}
+
+static void conn_flush(struct peer_conn *c) {
+  if (c->writing || c->closing || c->out.len == 0) {
+    return;
+  }
+  /* Swap: the queued frames go out in one write; new ones queue behind. */
+  struct frame_buf t = c->inflight;
+  c->inflight = c->out;
+  c->out = t;
+  uv_buf_t buf =
+      uv_buf_init((char *)c->inflight.data, (unsigned)c->inflight.len);
+  c->write_req.data = c;
+  int rv =
+      uv_write(&c->write_req, (uv_stream_t *)&c->tcp, &buf, 1, conn_write_cb);
+  if (rv != 0) {
+    conn_close(c, uv_strerror(rv));
+    return;
+  }
+  c->writing = true;
+  c->net->stats.writes++;
+}
+
+static void net_flush_cb(uv_prepare_t *h) {
+  struct peer_net *net = h->data;
+  for (struct peer_conn *c = net->conns; c != NULL; c = c->next) {
+    conn_flush(c);
+  }
+}
+
+/* Room left in c's queue under out_bytes_max. */
+static bool conn_has_room(const struct peer_conn *c) {
+  return c->out.len + c->inflight.len < c->net->opts.out_bytes_max;
+}
+
+static int conn_send_pb(struct peer_conn *c, Synod__Peer__PeerMessage *pb) {
+  int rv =
+      frame_buf_append_msg(&c->out, &pb->base, c->net->opts.frame_max_bytes);
+  if (rv == 0) {
+    c->net->stats.frames_out++;
+  }
+  return rv;
+}
+
+static void conn_send_hello(struct peer_conn *c) {
+  struct peer_net *net = c->net;
+  Synod__Peer__PeerMessage pb = SYNOD__PEER__PEER_MESSAGE__INIT;
+  Synod__Peer__PeerHello hello = SYNOD__PEER__PEER_HELLO__INIT;
+  hello.protocol_version =
+      SYNOD__PEER__PEER_PROTOCOL_VERSION__PEER_PROTOCOL_VERSION_CURRENT;
+  hello.cluster_id = net->cluster_id;
+  hello.name = net->name;
+  hello.id = net->opts.id;
+  hello.incarnation.data = net->opts.incarnation;
+  hello.incarnation.len = PEER_INCARNATION_BYTES;
+  hello.peer_address = net->advertise_address;
+  hello.client_address = net->client_address;
+  pb.from = net->opts.id;
+  pb.body_case = SYNOD__PEER__PEER_MESSAGE__BODY_HELLO;
+  pb.hello = &hello;
+  if (conn_send_pb(c, &pb) != 0) {
+    conn_close(c, "cannot queue hello");
+  }
+}
+
+int peer_net_send(struct peer_net *net, const struct core_msg *m) {
+  struct peer_link *l = link_find(net, m->to);
+  if (l == NULL || l->conn == NULL || !conn_has_room(l->conn)) {
+    net->stats.dropped++;
+    return 0;
+  }
+  int rv = peer_msg_encode(m, &l->conn->out, net->opts.frame_max_bytes);
+  if (rv == SYNOD_ENOMEM) {
+    net->stats.dropped++;
+    return 0;
+  }
+  if (rv == 0) {
+    net->stats.frames_out++;
+  }
+  return rv;
+}
+
+int peer_net_send_pb(struct peer_net *net, uint64_t to,
+                     Synod__Peer__PeerMessage *pb) {
+  struct peer_link *l = link_find(net, to);
+  if (l == NULL || l->conn == NULL) {
+    return SYNOD_ENOTFOUND;
+  }
+  pb->from = net->opts.id;
+  pb->to = to;
+  return conn_send_pb(l->conn, pb);
+}
+
+/* ------------------------------------------------------------- reading */
+
+/* Checks a peer's handshake. Returns NULL if acceptable, else why not. */
+static const char *hello_check(struct peer_conn *c,
+                               const Synod__Peer__PeerHello *h, char *why,
+                               size_t len) {
+  const struct peer_net *net = c->net;
+  if (h->protocol_version !=
+      SYNOD__PEER__PEER_PROTOCOL_VERSION__PEER_PROTOCOL_VERSION_CURRENT) {
+    snprintf(why, len, "protocol version %u, we speak %d", h->protocol_version,
+             SYNOD__PEER__PEER_PROTOCOL_VERSION__PEER_PROTOCOL_VERSION_CURRENT);
+  } else if (strcmp(h->cluster_id, net->cluster_id) != 0) {
+    snprintf(why, len, "cluster '%.64s', we are '%s'", h->cluster_id,
+             net->cluster_id);
+  } else if (h->id == 0 || h->id == net->opts.id) {
+    snprintf(why, len, "replica '%.64s' claims id %llu", h->name,
+             (unsigned long long)h->id);
+  } else if (c->dial != NULL && c->dial->id != 0 && c->dial->id != h->id) {
+    /* A new incarnation behind a known address is fine: learn it. */
+    c->dial->id = h->id;
+    return NULL;
+  } else {
+    return NULL;
+  }
+  return why;
+}
+
+static bool conn_on_hello(struct peer_conn *c,
+                          const Synod__Peer__PeerMessage *pb) {
+  char why[256];
+  if (pb->body_case != SYNOD__PEER__PEER_MESSAGE__BODY_HELLO) {
+    conn_refuse(c, "first frame is not a hello");
+    return false;
+  }
+  if (hello_check(c, pb->hello, why, sizeof why) != NULL) {
+    conn_refuse(c, why);
+    return false;
+  }
+  c->peer_id = pb->hello->id;
+  if (c->dial != NULL) {
+    c->dial->id = c->peer_id;
+    c->dial->backoff_ms = c->net->opts.backoff_min_ms;
+  } else {
+    conn_send_hello(c); /* the accepting side answers */
+  }
+  return link_attach(c, pb->hello);
+}
+
+/* Handles one frame; returns false if the connection was closed. */
+static bool conn_on_frame(struct peer_conn *c, const uint8_t *p, size_t n) {
+  struct peer_net *net = c->net;
+  struct peer_decoded d;
+  char err[SYNOD_ERRMSG_MAX];
+  bool alive = true;
+  net->stats.frames_in++;
+  if (peer_msg_decode(p, n, &d, err) != 0) {
+    conn_refuse(c, err);
+    return false;
+  }
+  if (c->peer_id == 0) {
+    alive = conn_on_hello(c, d.pb);
+  } else if (d.is_core) {
+    if (d.msg.from != c->peer_id || d.msg.to != net->opts.id) {
+      snprintf(err, sizeof err, "message from %llu to %llu on the link of %llu",
+               (unsigned long long)d.msg.from, (unsigned long long)d.msg.to,
+               (unsigned long long)c->peer_id);
+      conn_refuse(c, err);
+      alive = false;
+    } else if (c->attached && net->opts.recv_cb != NULL) {
+      net->opts.recv_cb(net->opts.arg, &d.msg);
+    }
+  } else if (c->attached && net->opts.link_cb != NULL &&
+             d.pb->body_case != SYNOD__PEER__PEER_MESSAGE__BODY_HELLO) {
+    net->opts.link_cb(net->opts.arg, c->peer_id, d.pb);
+  }
+  peer_decoded_free(&d);
+  return alive && !c->closing;
+}
+
+static void conn_alloc_cb(uv_handle_t *h, size_t suggested, uv_buf_t *buf) {
+  struct peer_conn *c = h->data;
+  uint8_t *p;
+  size_t len;
+  (void)suggested;
+  if (frame_reader_reserve(&c->in, 64 * 1024, &p, &len) != 0) {
+    *buf = uv_buf_init(NULL, 0); /* libuv reports UV_ENOBUFS */
+    return;
+  }
+  *buf = uv_buf_init((char *)p, (unsigned)len);
+}
+
+static void conn_read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf) {
+  struct peer_conn *c = s->data;
+  const uint8_t *p;
+  size_t n;
+  int rv;
+  (void)buf;
+  if (nread < 0) {
+    conn_close(c, nread == UV_EOF ? "closed by peer" : uv_strerror((int)nread));
+    return;
+  }
+  frame_reader_commit(&c->in, (size_t)nread);
+  while ((rv = frame_reader_next(&c->in, &p, &n)) == 0) {
+    if (!conn_on_frame(c, p, n)) {
+      return;
+    }
+  }
+  if (rv == SYNOD_ETOOBIG) {
+    char why[96];
+    snprintf(why, sizeof why, "frame of %zu bytes over the maximum %u", n,
+             c->in.frame_max_bytes);
+    conn_refuse(c, why);
+  }
+}
+
+/* --------------------------------------------------------- connections */
+
+static void net_handle_closed(struct peer_net *net) {
+  assert(net->handles_open > 0);
+  if (--net->handles_open == 0 && net->stopping) {
+    for (struct peer_link *l = net->links, *next; l != NULL; l = next) {
+      next = l->next;
+      free(l);
+    }
+    free(net);
+  }
+}
+
+static void conn_close_cb(uv_handle_t *h) {
+  struct peer_conn *c = h->data;
+  struct peer_net *net = c->net;
+  struct peer_conn **pp = &net->conns;
+  while (*pp != c) {
+    pp = &(*pp)->next;
+  }
+  *pp = c->next;
+  frame_reader_close(&c->in);
+  frame_buf_close(&c->out);
+  frame_buf_close(&c->inflight);
+  free(c);
+  net_handle_closed(net);
+}
+
+static void conn_close(struct peer_conn *c, const char *why) {
+  struct peer_net *net = c->net;
+  if (c->closing) {
+    return;
+  }
+  c->closing = true;
+  if (c->attached) {
+    struct peer_link *l = link_find(net, c->peer_id);
+    log_info("peer", "link to %llu (%s) down: %s",
+             (unsigned long long)c->peer_id, c->remote, why);
+    l->conn = NULL;
+    c->attached = false;
+    if (net->opts.state_cb != NULL && !net->stopping) {
+      net->opts.state_cb(net->opts.arg, c->peer_id, false, NULL);
+    }
+  } else if (!net->stopping && c->dial != NULL) {
+    log_debug("peer", "connection to %s closed: %s", c->remote, why);
+  }
+  if (c->dial != NULL) {
+    c->dial->conn = NULL;
+    dial_schedule(c->dial);
+    c->dial = NULL;
+  }
+  uv_close((uv_handle_t *)&c->tcp, conn_close_cb);
+}
+
+/* Closes a connection for what the peer sent, with its address in the log. */
+static void conn_refuse(struct peer_conn *c, const char *why) {
+  log_warn("peer", "refused %s: %s", c->remote, why);
+  c->net->stats.refused++;
+  conn_close(c, why);
+}
+
+static struct peer_conn *conn_new(struct peer_net *net) {
+  struct peer_conn *c = calloc(1, sizeof *c);
+  if (c == NULL) {
+    return NULL;
+  }
+  c->net = net;
+  frame_reader_init(&c->in, net->opts.frame_max_bytes);
+  frame_buf_init(&c->out);
+  frame_buf_init(&c->inflight);
+  uv_tcp_init(net->opts.loop, &c->tcp);
+  c->tcp.data = c;
+  c->next = net->conns;
+  net->conns = c;
+  net->handles_open++;
+  return c;
+}
+
+/* A connection is open (dialled or accepted): start reading. */
+static void conn_start(struct peer_conn *c) {
+  struct sockaddr_storage sa;
+  int len = sizeof sa;
+  if (c->remote[0] == '\0' &&
+      uv_tcp_getpeername(&c->tcp, (struct sockaddr *)&sa, &len) == 0) {
+    sockaddr_format(&sa, c->remote, sizeof c->remote);
+  }
+  uv_tcp_nodelay(&c->tcp, 1);
+  uv_tcp_keepalive(&c->tcp, 1, 10);
+  int rv = uv_read_start((uv_stream_t *)&c->tcp, conn_alloc_cb, conn_read_cb);
+  if (rv != 0) {
+    conn_close(c, uv_strerror(rv));
+  }
+}
+
+static void net_accept_cb(uv_stream_t *server, int status) {
+  struct peer_net *net = server->data;
+  if (status < 0) {
+    log_warn("peer", "accept on %s: %s", net->listen_address,
+             uv_strerror(status));
+    return;
+  }
+  struct peer_conn *c = conn_new(net);
+  if (c == NULL) {
+    log_error("peer", "accept on %s: out of memory", net->listen_address);
+    return;
+  }
+  if (uv_accept(server, (uv_stream_t *)&c->tcp) != 0) {
+    conn_close(c, "accept failed");
+    return;
+  }
+  conn_start(c);
+}
+
+/* -------------------------------------------------------------- dialling */
+
+static void dial_connect_cb(uv_connect_t *req, int status) {
+  struct peer_conn *c = req->data;
+  if (c->closing) {
+    return; /* closed meanwhile; its close callback frees it after this */
+  }
+  if (status < 0) {
+    char why[160];
+    snprintf(why, sizeof why, "connect: %s", uv_strerror(status));
+    conn_close(c, why);
+    return;
+  }
+  conn_start(c);
+  conn_send_hello(c);
+}
+
+static void dial_gai_cb(uv_getaddrinfo_t *req, int status,
+                        struct addrinfo *res) {
+  struct peer_dial *d = req->data;
+  struct peer_net *net = d->net;
+  d->resolving = false;
+  if (d->removed) {
+    uv_freeaddrinfo(res);
+    if (d->timer_closed) {
+      free(d);
+    }
+    net_handle_closed(net);
+    return;
+  }
+  net_handle_closed(net); /* the gai's count; net stays (timer open) */
+  if (status < 0) {
+    log_warn("peer", "resolve %s: %s", d->address, uv_strerror(status));
+    uv_freeaddrinfo(res);
+    dial_schedule(d);
+    return;
+  }
+  struct peer_conn *c = conn_new(net);
+  if (c == NULL) {
+    uv_freeaddrinfo(res);
+    dial_schedule(d);
+    return;
+  }
+  c->dial = d;
+  d->conn = c;
+  snprintf(c->remote, sizeof c->remote, "%s", d->address);
+  c->connect_req.data = c;
+  int rv =
+      uv_tcp_connect(&c->connect_req, &c->tcp, res->ai_addr, dial_connect_cb);
+  uv_freeaddrinfo(res);
+  if (rv != 0) {
+    conn_close(c, uv_strerror(rv));
+  }
+}
+
+static void dial_start(struct peer_dial *d) {
+  struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM};
+  if (d->conn != NULL || d->resolving || d->removed || d->net->stopping) {
+    return;
+  }
+  /* Already connected to this replica the other way round. */
+  if (d->id != 0 && peer_net_is_up(d->net, d->id)) {
+    dial_schedule(d);
+    return;
+  }
+  d->gai.data = d;
+  if (uv_getaddrinfo(d->net->opts.loop, &d->gai, dial_gai_cb, d->host, d->port,
+                     &hints) != 0) {
+    dial_schedule(d);
+    return;
+  }
+  d->resolving = true;
+  d->net->handles_open++; /* keeps the net alive until gai_cb */
+}
+
+static void dial_timer_cb(uv_timer_t *t) {
+  dial_start(t->data);
+}
+
+/* Redials after the current backoff, which then doubles. */
+static void dial_schedule(struct peer_dial *d) {
+  struct peer_net *net = d->net;
+  if (d->removed || net->stopping) {
+    return;
+  }
+  uv_timer_start(&d->timer, dial_timer_cb, d->backoff_ms, 0);
+  d->backoff_ms *= 2;
+  if (d->backoff_ms > net->opts.backoff_max_ms) {
+    d->backoff_ms = net->opts.backoff_max_ms;
+  }
+}
+
+static void dial_timer_close_cb(uv_handle_t *h) {
+  struct peer_dial *d = h->data;
+  struct peer_net *net = d->net;
+  d->timer_closed = true;
+  /* A getaddrinfo still in flight frees d in its callback. */
+  if (!d->resolving) {
+    free(d);
+  }
+  net_handle_closed(net);
+}
+
+int peer_net_dial(struct peer_net *net, const char *address) {
+  uint16_t port;
+  struct peer_dial *d;
+  for (d = net->dials; d != NULL; d = d->next) {
+    if (strcmp(d->address, address) == 0) {
+      return 0;
+    }
+  }
+  d = calloc(1, sizeof *d);
+  if (d == NULL) {
+    return SYNOD_ENOMEM;
+  }
+  if (strlen(address) >= sizeof d->address ||
+      peer_address_parse(address, d->host, &port) != 0) {
+    free(d);
+    return SYNOD_EINVAL;
+  }
+  snprintf(d->address, sizeof d->address, "%s", address);
+  snprintf(d->port, sizeof d->port, "%u", port);
+  d->net = net;
+  d->backoff_ms = net->opts.backoff_min_ms;
+  uv_timer_init(net->opts.loop, &d->timer);
+  d->timer.data = d;
+  net->handles_open++;
+  d->next = net->dials;
+  net->dials = d;
+  dial_start(d);
+  return 0;
+}
+
+static void dial_remove(struct peer_dial *d) {
+  d->removed = true;
+  if (d->resolving) {
+    uv_cancel((uv_req_t *)&d->gai);
+  }
+  if (d->conn != NULL) {
+    struct peer_conn *c = d->conn;
+    c->dial = NULL;
+    d->conn = NULL;
+    conn_close(c, "no longer dialled");
+  }
+  uv_close((uv_handle_t *)&d->timer, dial_timer_close_cb);
+}
+
+void peer_net_undial(struct peer_net *net, const char *address) {
+  for (struct peer_dial **pp = &net->dials; *pp != NULL; pp = &(*pp)->next) {
+    struct peer_dial *d = *pp;
+    if (strcmp(d->address, address) == 0) {
+      *pp = d->next;
+      dial_remove(d);
+      return;
+    }
+  }
+}
+
+/* ------------------------------------------------------------- lifecycle */
+
+static int net_listen(struct peer_net *net, char *errmsg) {
+  char host[PEER_ADDRESS_MAX];
+  uint16_t port;
+  struct sockaddr_storage sa;
+  int rv;
+  if (peer_address_parse(net->opts.listen_address, host, &port) != 0) {
+    errmsg_set(errmsg, "peer: listen address '%s' is not host:port",
+               net->opts.listen_address);
+    return SYNOD_EINVAL;
+  }
+  if (uv_ip4_addr(host, port, (struct sockaddr_in *)&sa) != 0 &&
+      uv_ip6_addr(host, port, (struct sockaddr_in6 *)&sa) != 0) {
+    errmsg_set(errmsg, "peer: listen address '%s' is not an IP address",
+               net->opts.listen_address);
+    return SYNOD_EINVAL;
+  }
+  uv_tcp_init(net->opts.loop, &net->listener);
+  net->listener.data = net;
+  net->listener_open = true;
+  net->handles_open++;
+  rv = uv_tcp_bind(&net->listener, (struct sockaddr *)&sa, 0);
+  if (rv == 0) {
+    rv = uv_listen((uv_stream_t *)&net->listener, 128, net_accept_cb);
+  }
+  if (rv != 0) {
+    errmsg_set(errmsg, "peer: listen on %s: %s", net->opts.listen_address,
+               uv_strerror(rv));
+    return SYNOD_EIO;
+  }
+  int len = sizeof sa;
+  uv_tcp_getsockname(&net->listener, (struct sockaddr *)&sa, &len);
+  sockaddr_format(&sa, net->listen_address, sizeof net->listen_address);
+  return 0;
+}
+
+static void net_handle_close_cb(uv_handle_t *h) {
+  net_handle_closed(h->data);
+}
+
+static void net_defaults(struct peer_net *net) {
+  struct peer_net_options *o = &net->opts;
+  if (o->frame_max_bytes == 0) {
+    o->frame_max_bytes = PEER_FRAME_MAX_DEFAULT;
+  }
+  if (o->out_bytes_max == 0) {
+    o->out_bytes_max = PEER_OUT_MAX_DEFAULT;
+  }
+  if (o->backoff_min_ms == 0) {
+    o->backoff_min_ms = 50;
+  }
+  if (o->backoff_max_ms == 0) {
+    o->backoff_max_ms = 2000;
+  }
+  snprintf(net->name, sizeof net->name, "%s", o->name ? o->name : "");
+  snprintf(net->cluster_id, sizeof net->cluster_id, "%s",
+           o->cluster_id ? o->cluster_id : "");
+  snprintf(net->client_address, sizeof net->client_address, "%s",
+           o->client_address ? o->client_address : "");
+}
+
+int peer_net_start(const struct peer_net_options *opts, struct peer_net **out,
+                   char *errmsg) {
+  struct peer_net *net = calloc(1, sizeof *net);
+  if (net == NULL) {
+    errmsg_set(errmsg, "peer: out of memory");
+    return SYNOD_ENOMEM;
+  }
+  net->opts = *opts;
+  net_defaults(net);
+  uv_prepare_init(opts->loop, &net->flush);
+  net->flush.data = net;
+  net->handles_open++;
+  uv_prepare_start(&net->flush, net_flush_cb);
+  int rv = net_listen(net, errmsg);
+  if (rv != 0) {
+    peer_net_stop(net);
+    return rv;
+  }
+  snprintf(net->advertise_address, sizeof net->advertise_address, "%s",
+           opts->advertise_address ? opts->advertise_address
+                                   : net->listen_address);
+  *out = net;
+  return 0;
+}
+
+void peer_net_stop(struct peer_net *net) {
+  if (net == NULL || net->stopping) {
+    return;
+  }
+  net->stopping = true;
+  while (net->dials != NULL) {
+    struct peer_dial *d = net->dials;
+    net->dials = d->next;
+    dial_remove(d);
+  }
+  for (struct peer_conn *c = net->conns; c != NULL; c = c->next) {
+    conn_close(c, "stopping");
+  }
+  uv_close((uv_handle_t *)&net->flush, net_handle_close_cb);
+  if (net->listener_open) {
+    uv_close((uv_handle_t *)&net->listener, net_handle_close_cb);
+  }
+}
+
+const char *peer_net_listen_address(const struct peer_net *net) {
+  return net->listen_address;
+}
+
+void peer_net_stats(const struct peer_net *net, struct peer_net_stats *out) {
+  *out = net->stats;
+  out->conns = 0;
+  for (const struct peer_conn *c = net->conns; c != NULL; c = c->next) {
+    out->conns++;
+  }
+}

@@ -1,0 +1,114 @@
+/* Peer links: one TCP connection per pair of replicas, dialled with
+ * backoff, opened by a handshake (PeerHello), carrying length-prefixed
+ * PeerMessage frames. Everything sent during one loop turn to a peer leaves
+ * in one write (bundling). A slow peer never blocks the loop: past
+ * out_bytes_max its messages are dropped, which Raft tolerates (it
+ * retransmits), and counted.
+ *
+ * Identity: a replica is known by its core id, learnt from its PeerHello.
+ * We dial addresses; accepted connections introduce themselves. When both
+ * sides dial each other at once, the connection dialled by the lower id
+ * wins and the other is closed, so a pair ends up with one connection. */
+#ifndef SYNOD_PEER_H
+#define SYNOD_PEER_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <uv.h>
+
+#include "core.h"
+#include "peer.pb-c.h"
+
+#define PEER_INCARNATION_BYTES 16
+#define PEER_NAME_MAX 64
+#define PEER_ADDRESS_MAX 128
+
+struct peer_net;
+
+/* Called for each core message from a peer whose handshake completed.
+ * `m` and everything it points to are borrowed until the callback returns.
+ * m->from is the link's verified id (a frame claiming another sender is
+ * dropped before it gets here). */
+typedef void (*peer_net_recv_cb)(void *arg, const struct core_msg *m);
+
+/* Called for link-level messages other than the handshake (join, leave,
+ * membership reply); `pb` is borrowed until the callback returns. */
+typedef void (*peer_net_link_cb)(void *arg, uint64_t from,
+                                 const Synod__Peer__PeerMessage *pb);
+
+/* Called when a link to `id` comes up (after the handshake) or goes down.
+ * `hello` is the peer's handshake on up, NULL on down. */
+typedef void (*peer_net_state_cb)(void *arg, uint64_t id, bool up,
+                                  const Synod__Peer__PeerHello *hello);
+
+struct peer_net_options {
+  uv_loop_t *loop;
+  uint64_t id; /* ours, non-zero */
+  const char *name;
+  const char *cluster_id;
+  uint8_t incarnation[PEER_INCARNATION_BYTES];
+  const char *listen_address;    /* "host:port"; port 0 picks one */
+  const char *advertise_address; /* what peers should dial; default listen */
+  const char *client_address;    /* our client port, told to peers */
+  uint32_t frame_max_bytes;      /* default 16 MiB (appends, chunks) */
+  uint64_t out_bytes_max;        /* per link; default 64 MiB */
+  uint32_t backoff_min_ms;       /* default 50 */
+  uint32_t backoff_max_ms;       /* default 2000 */
+  peer_net_recv_cb recv_cb;
+  peer_net_link_cb link_cb;
+  peer_net_state_cb state_cb;
+  void *arg;
+};
+
+/* Binds the peer port and starts accepting. Returns 0, or SYNOD_EINVAL
+ * (bad address) or SYNOD_EIO (bind/listen failed: the port is taken);
+ * errmsg (SYNOD_ERRMSG_MAX bytes) says which address and why. On success
+ * *out is the running net; stop it with peer_net_stop. */
+int peer_net_start(const struct peer_net_options *opts, struct peer_net **out,
+                   char *errmsg);
+
+/* Closes every connection and the listener; frees the net once libuv has
+ * closed its handles (run the loop until it has no more work). */
+void peer_net_stop(struct peer_net *net);
+
+/* The address the listener is bound to ("127.0.0.1:41234"). */
+const char *peer_net_listen_address(const struct peer_net *net);
+
+/* Keeps a connection to `address` open, redialling with backoff while it is
+ * down. Adding an address twice is a no-op. Returns 0, SYNOD_EINVAL for a
+ * malformed address, SYNOD_ENOMEM. */
+int peer_net_dial(struct peer_net *net, const char *address);
+
+/* Stops dialling `address` and closes its connection, if any. */
+void peer_net_undial(struct peer_net *net, const char *address);
+
+/* Queues a core message to m->to. Returns 0 (queued, or dropped because no
+ * link to m->to is up or its queue is full: Raft retransmits), or
+ * SYNOD_ETOOBIG if the message can never fit in a frame. */
+int peer_net_send(struct peer_net *net, const struct core_msg *m);
+
+/* Queues a link-level message to `to` (body must be set; from/to/term are
+ * filled in). Returns 0, SYNOD_ENOTFOUND if no link to `to` is up. */
+int peer_net_send_pb(struct peer_net *net, uint64_t to,
+                     Synod__Peer__PeerMessage *pb);
+
+/* Is a link to `id` up? */
+bool peer_net_is_up(const struct peer_net *net, uint64_t id);
+
+struct peer_net_stats {
+  uint64_t frames_out;
+  uint64_t frames_in;
+  uint64_t writes;  /* uv_write calls: frames_out / writes = bundling */
+  uint64_t dropped; /* messages dropped: no link, or queue full */
+  uint64_t refused; /* connections closed for bad input or identity */
+  uint64_t conns;   /* TCP connections open now, any state */
+};
+void peer_net_stats(const struct peer_net *net, struct peer_net_stats *out);
+
+/* Parses "host:port" into host (PEER_ADDRESS_MAX) and port. Returns 0 or
+ * SYNOD_EINVAL. "[::1]:7701" is accepted for IPv6. */
+int peer_address_parse(const char *address, char *host, uint16_t *port);
+
+#endif /* SYNOD_PEER_H */
