@@ -10,6 +10,7 @@
 #include "frame.h"
 #include "log.h"
 #include "peer_codec.h"
+#include "stream.h"
 #include "synod.h"
 
 #define PEER_FRAME_MAX_DEFAULT (16u << 20)
@@ -19,18 +20,11 @@ struct peer_dial;
 
 /* One TCP connection, dialled or accepted. Freed in its close callback. */
 struct peer_conn {
-  uv_tcp_t tcp; /* tcp.data = this */
+  struct stream s; /* s.data = this */
   struct peer_net *net;
-  struct peer_dial *dial; /* non-NULL if we dialled it */
-  char remote[PEER_ADDRESS_MAX];
-  uint64_t peer_id; /* from its hello; 0 until then */
-  bool attached;    /* it is its link's connection */
-  bool closing;
-  bool writing;
-  struct frame_reader in;
-  struct frame_buf out;      /* queued this loop turn */
-  struct frame_buf inflight; /* borrowed by write_req until write_cb */
-  uv_write_t write_req;
+  struct peer_dial *dial;   /* non-NULL if we dialled it */
+  uint64_t peer_id;         /* from its hello; 0 until then */
+  bool attached;            /* it is its link's connection */
   uv_connect_t connect_req; /* connect_req.data = this */
   struct peer_conn *next;
 };
@@ -79,6 +73,7 @@ struct peer_net {
 
 static void conn_close(struct peer_conn *c, const char *why);
 static void conn_refuse(struct peer_conn *c, const char *why);
+static void conn_refuse(struct peer_conn *c, const char *why);
 static void dial_schedule(struct peer_dial *d);
 
 /* ------------------------------------------------------------ addresses */
@@ -110,25 +105,6 @@ int peer_address_parse(const char *address, char *host, uint16_t *port) {
   host[hlen] = '\0';
   *port = (uint16_t)p;
   return 0;
-}
-
-static void sockaddr_format(const struct sockaddr_storage *sa, char *out,
-                            size_t len) {
-  char ip[64] = "?";
-  int port = 0;
-  if (sa->ss_family == AF_INET) {
-    const struct sockaddr_in *in = (const struct sockaddr_in *)sa;
-    uv_ip4_name(in, ip, sizeof ip);
-    port = ntohs(in->sin_port);
-    snprintf(out, len, "%s:%d", ip, port);
-  } else if (sa->ss_family == AF_INET6) {
-    const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *)sa;
-    uv_ip6_name(in6, ip, sizeof ip);
-    port = ntohs(in6->sin6_port);
-    snprintf(out, len, "[%s]:%d", ip, port);
-  } else {
-    snprintf(out, len, "?");
-  }
 }
 
 /* ---------------------------------------------------------------- links */
@@ -192,51 +168,17 @@ static bool link_attach(struct peer_conn *c,
 
 /* ------------------------------------------------------------- writing */
 
-static void conn_write_cb(uv_write_t *req, int status) {
-  struct peer_conn *c = req->data;
-  c->writing = false;
-  frame_buf_reset(&c->inflight);
-  if (status < 0 && status != UV_ECANCELED) {
-    conn_close(c, uv_strerror(status));
-  }
-}
-
-static void conn_flush(struct peer_conn *c) {
-  if (c->writing || c->closing || c->out.len == 0) {
-    return;
-  }
-  /* Swap: the queued frames go out in one write; new ones queue behind. */
-  struct frame_buf t = c->inflight;
-  c->inflight = c->out;
-  c->out = t;
-  uv_buf_t buf =
-      uv_buf_init((char *)c->inflight.data, (unsigned)c->inflight.len);
-  c->write_req.data = c;
-  int rv =
-      uv_write(&c->write_req, (uv_stream_t *)&c->tcp, &buf, 1, conn_write_cb);
-  if (rv != 0) {
-    conn_close(c, uv_strerror(rv));
-    return;
-  }
-  c->writing = true;
-  c->net->stats.writes++;
-}
-
 static void net_flush_cb(uv_prepare_t *h) {
   struct peer_net *net = h->data;
   for (struct peer_conn *c = net->conns; c != NULL; c = c->next) {
-    conn_flush(c);
+    bool was_writing = c->s.writing;
+    stream_flush(&c->s);
+    net->stats.writes += !was_writing && c->s.writing;
   }
 }
 
-/* Room left in c's queue under out_bytes_max. */
-static bool conn_has_room(const struct peer_conn *c) {
-  return c->out.len + c->inflight.len < c->net->opts.out_bytes_max;
-}
-
 static int conn_send_pb(struct peer_conn *c, Synod__Peer__PeerMessage *pb) {
-  int rv =
-      frame_buf_append_msg(&c->out, &pb->base, c->net->opts.frame_max_bytes);
+  int rv = stream_send(&c->s, &pb->base);
   if (rv == 0) {
     c->net->stats.frames_out++;
   }
@@ -266,11 +208,12 @@ static void conn_send_hello(struct peer_conn *c) {
 
 int peer_net_send(struct peer_net *net, const struct core_msg *m) {
   struct peer_link *l = link_find(net, m->to);
-  if (l == NULL || l->conn == NULL || !conn_has_room(l->conn)) {
+  if (l == NULL || l->conn == NULL ||
+      stream_queued_bytes(&l->conn->s) >= net->opts.out_bytes_max) {
     net->stats.dropped++;
     return 0;
   }
-  int rv = peer_msg_encode(m, &l->conn->out, net->opts.frame_max_bytes);
+  int rv = peer_msg_encode(m, &l->conn->s.out, net->opts.frame_max_bytes);
   if (rv == SYNOD_ENOMEM) {
     net->stats.dropped++;
     return 0;
@@ -341,7 +284,8 @@ static bool conn_on_hello(struct peer_conn *c,
 }
 
 /* Handles one frame; returns false if the connection was closed. */
-static bool conn_on_frame(struct peer_conn *c, const uint8_t *p, size_t n) {
+static bool conn_frame_cb(struct stream *s, const uint8_t *p, size_t n) {
+  struct peer_conn *c = s->data;
   struct peer_net *net = c->net;
   struct peer_decoded d;
   char err[SYNOD_ERRMSG_MAX];
@@ -368,43 +312,7 @@ static bool conn_on_frame(struct peer_conn *c, const uint8_t *p, size_t n) {
     net->opts.link_cb(net->opts.arg, c->peer_id, d.pb);
   }
   peer_decoded_free(&d);
-  return alive && !c->closing;
-}
-
-static void conn_alloc_cb(uv_handle_t *h, size_t suggested, uv_buf_t *buf) {
-  struct peer_conn *c = h->data;
-  uint8_t *p;
-  size_t len;
-  (void)suggested;
-  if (frame_reader_reserve(&c->in, 64 * 1024, &p, &len) != 0) {
-    *buf = uv_buf_init(NULL, 0); /* libuv reports UV_ENOBUFS */
-    return;
-  }
-  *buf = uv_buf_init((char *)p, (unsigned)len);
-}
-
-static void conn_read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf) {
-  struct peer_conn *c = s->data;
-  const uint8_t *p;
-  size_t n;
-  int rv;
-  (void)buf;
-  if (nread < 0) {
-    conn_close(c, nread == UV_EOF ? "closed by peer" : uv_strerror((int)nread));
-    return;
-  }
-  frame_reader_commit(&c->in, (size_t)nread);
-  while ((rv = frame_reader_next(&c->in, &p, &n)) == 0) {
-    if (!conn_on_frame(c, p, n)) {
-      return;
-    }
-  }
-  if (rv == SYNOD_ETOOBIG) {
-    char why[96];
-    snprintf(why, sizeof why, "frame of %zu bytes over the maximum %u", n,
-             c->in.frame_max_bytes);
-    conn_refuse(c, why);
-  }
+  return alive && !c->s.closing;
 }
 
 /* --------------------------------------------------------- connections */
@@ -420,52 +328,52 @@ static void net_handle_closed(struct peer_net *net) {
   }
 }
 
-static void conn_close_cb(uv_handle_t *h) {
-  struct peer_conn *c = h->data;
+static void conn_close_cb(struct stream *s) {
+  struct peer_conn *c = s->data;
   struct peer_net *net = c->net;
   struct peer_conn **pp = &net->conns;
   while (*pp != c) {
     pp = &(*pp)->next;
   }
   *pp = c->next;
-  frame_reader_close(&c->in);
-  frame_buf_close(&c->out);
-  frame_buf_close(&c->inflight);
   free(c);
   net_handle_closed(net);
 }
 
-static void conn_close(struct peer_conn *c, const char *why) {
+/* The connection starts closing: take it off its link and its dial. */
+static void conn_closing_cb(struct stream *s, const char *why, bool refused) {
+  struct peer_conn *c = s->data;
   struct peer_net *net = c->net;
-  if (c->closing) {
-    return;
+  if (refused) {
+    log_warn("peer", "refused %s: %s", s->remote, why);
+    net->stats.refused++;
   }
-  c->closing = true;
   if (c->attached) {
     struct peer_link *l = link_find(net, c->peer_id);
     log_info("peer", "link to %llu (%s) down: %s",
-             (unsigned long long)c->peer_id, c->remote, why);
+             (unsigned long long)c->peer_id, s->remote, why);
     l->conn = NULL;
     c->attached = false;
     if (net->opts.state_cb != NULL && !net->stopping) {
       net->opts.state_cb(net->opts.arg, c->peer_id, false, NULL);
     }
-  } else if (!net->stopping && c->dial != NULL) {
-    log_debug("peer", "connection to %s closed: %s", c->remote, why);
+  } else if (!refused && !net->stopping && c->dial != NULL) {
+    log_debug("peer", "connection to %s closed: %s", s->remote, why);
   }
   if (c->dial != NULL) {
     c->dial->conn = NULL;
     dial_schedule(c->dial);
     c->dial = NULL;
   }
-  uv_close((uv_handle_t *)&c->tcp, conn_close_cb);
 }
 
-/* Closes a connection for what the peer sent, with its address in the log. */
+static void conn_close(struct peer_conn *c, const char *why) {
+  stream_close(&c->s, why, false);
+}
+
+/* Closes a connection for what the peer sent; logged with its address. */
 static void conn_refuse(struct peer_conn *c, const char *why) {
-  log_warn("peer", "refused %s: %s", c->remote, why);
-  c->net->stats.refused++;
-  conn_close(c, why);
+  stream_close(&c->s, why, true);
 }
 
 static struct peer_conn *conn_new(struct peer_net *net) {
@@ -474,31 +382,15 @@ static struct peer_conn *conn_new(struct peer_net *net) {
     return NULL;
   }
   c->net = net;
-  frame_reader_init(&c->in, net->opts.frame_max_bytes);
-  frame_buf_init(&c->out);
-  frame_buf_init(&c->inflight);
-  uv_tcp_init(net->opts.loop, &c->tcp);
-  c->tcp.data = c;
+  stream_init(&c->s, net->opts.loop, net->opts.frame_max_bytes);
+  c->s.data = c;
+  c->s.frame_cb = conn_frame_cb;
+  c->s.closing_cb = conn_closing_cb;
+  c->s.close_cb = conn_close_cb;
   c->next = net->conns;
   net->conns = c;
   net->handles_open++;
   return c;
-}
-
-/* A connection is open (dialled or accepted): start reading. */
-static void conn_start(struct peer_conn *c) {
-  struct sockaddr_storage sa;
-  int len = sizeof sa;
-  if (c->remote[0] == '\0' &&
-      uv_tcp_getpeername(&c->tcp, (struct sockaddr *)&sa, &len) == 0) {
-    sockaddr_format(&sa, c->remote, sizeof c->remote);
-  }
-  uv_tcp_nodelay(&c->tcp, 1);
-  uv_tcp_keepalive(&c->tcp, 1, 10);
-  int rv = uv_read_start((uv_stream_t *)&c->tcp, conn_alloc_cb, conn_read_cb);
-  if (rv != 0) {
-    conn_close(c, uv_strerror(rv));
-  }
 }
 
 static void net_accept_cb(uv_stream_t *server, int status) {
@@ -513,18 +405,18 @@ static void net_accept_cb(uv_stream_t *server, int status) {
     log_error("peer", "accept on %s: out of memory", net->listen_address);
     return;
   }
-  if (uv_accept(server, (uv_stream_t *)&c->tcp) != 0) {
+  if (uv_accept(server, (uv_stream_t *)&c->s.tcp) != 0) {
     conn_close(c, "accept failed");
     return;
   }
-  conn_start(c);
+  stream_start(&c->s);
 }
 
 /* -------------------------------------------------------------- dialling */
 
 static void dial_connect_cb(uv_connect_t *req, int status) {
   struct peer_conn *c = req->data;
-  if (c->closing) {
+  if (c->s.closing) {
     return; /* closed meanwhile; its close callback frees it after this */
   }
   if (status < 0) {
@@ -533,8 +425,9 @@ static void dial_connect_cb(uv_connect_t *req, int status) {
     conn_close(c, why);
     return;
   }
-  conn_start(c);
-  conn_send_hello(c);
+  if (stream_start(&c->s) == 0) {
+    conn_send_hello(c);
+  }
 }
 
 static void dial_gai_cb(uv_getaddrinfo_t *req, int status,
@@ -565,10 +458,10 @@ static void dial_gai_cb(uv_getaddrinfo_t *req, int status,
   }
   c->dial = d;
   d->conn = c;
-  snprintf(c->remote, sizeof c->remote, "%s", d->address);
+  snprintf(c->s.remote, sizeof c->s.remote, "%s", d->address);
   c->connect_req.data = c;
   int rv =
-      uv_tcp_connect(&c->connect_req, &c->tcp, res->ai_addr, dial_connect_cb);
+      uv_tcp_connect(&c->connect_req, &c->s.tcp, res->ai_addr, dial_connect_cb);
   uv_freeaddrinfo(res);
   if (rv != 0) {
     conn_close(c, uv_strerror(rv));
@@ -711,7 +604,7 @@ static int net_listen(struct peer_net *net, char *errmsg) {
   }
   int len = sizeof sa;
   uv_tcp_getsockname(&net->listener, (struct sockaddr *)&sa, &len);
-  sockaddr_format(&sa, net->listen_address, sizeof net->listen_address);
+  stream_sockaddr_format(&sa, net->listen_address, sizeof net->listen_address);
   return 0;
 }
 
