@@ -61,7 +61,9 @@ static void stream_read_cb(uv_stream_t *h, ssize_t nread, const uv_buf_t *b) {
       return;
     }
   }
-  if (!s->closing && rv == SYNOD_ETOOBIG) {
+  if (!s->closing && rv == SYNOD_ETOOBIG && s->too_big_cb != NULL) {
+    s->too_big_cb(s, n);
+  } else if (!s->closing && rv == SYNOD_ETOOBIG) {
     char why[96];
     snprintf(why, sizeof why, "frame of %zu bytes over the maximum %u", n,
              s->in.frame_max_bytes);

@@ -41,6 +41,10 @@ struct stream {
   /* Called with the reason when the stream starts closing (I/O error,
    * EOF, an oversized frame, or the owner's stream_close). Optional. */
   void (*closing_cb)(struct stream *s, const char *why, bool refused);
+  /* Called instead of closing at once when a frame declares a length over
+   * the maximum, so the owner can answer with an error first; it must
+   * close the stream (stream_close_after_flush). Optional. */
+  void (*too_big_cb)(struct stream *s, size_t declared_bytes);
   void *data; /* the owner */
 };
 

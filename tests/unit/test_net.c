@@ -6,6 +6,7 @@
 
 #include "err.h"
 #include "frame.h"
+#include "client.h"
 #include "peer.h"
 #include "peer_codec.h"
 #include "synod.h"
@@ -844,6 +845,269 @@ START_TEST(bad_addresses_are_refused) {
 }
 END_TEST
 
+/* ------------------------------------------------------ client listener */
+
+/* Appends raw bytes (not a frame) to a frame_buf. */
+static int frame_buf_grow_for_test(struct frame_buf *b, const void *p,
+                                   size_t n) {
+  uint8_t *d = realloc(b->data, b->len + n);
+  if (d == NULL) {
+    return -1;
+  }
+  memcpy(d + b->len, p, n);
+  b->data = d;
+  b->len += n;
+  b->cap = b->len;
+  return 0;
+}
+
+/* A test client on the same loop: writes bytes, reads ServerMessages. */
+struct test_client {
+  uv_tcp_t tcp;
+  uv_connect_t connect;
+  uv_write_t write;
+  struct frame_buf out;
+  struct frame_reader in;
+  uint64_t ids[512]; /* response ids in arrival order */
+  int codes[512];    /* their error codes (0 = success) */
+  char last_error[256];
+  int responses;
+  bool closed;
+};
+
+static void tc_alloc(uv_handle_t *h, size_t n, uv_buf_t *b) {
+  struct test_client *t = h->data;
+  uint8_t *p;
+  size_t len;
+  (void)n;
+  ck_assert_int_eq(frame_reader_reserve(&t->in, 4096, &p, &len), 0);
+  *b = uv_buf_init((char *)p, (unsigned)len);
+}
+
+static void tc_read(uv_stream_t *st, ssize_t n, const uv_buf_t *b) {
+  struct test_client *t = st->data;
+  const uint8_t *p;
+  size_t len;
+  (void)b;
+  if (n < 0) {
+    t->closed = true;
+    uv_close((uv_handle_t *)&t->tcp, NULL);
+    return;
+  }
+  frame_reader_commit(&t->in, (size_t)n);
+  while (frame_reader_next(&t->in, &p, &len) == 0) {
+    Synod__ServerMessage *sm = synod__server_message__unpack(NULL, len, p);
+    ck_assert_ptr_nonnull(sm);
+    ck_assert_int_eq(sm->body_case, SYNOD__SERVER_MESSAGE__BODY_RESPONSE);
+    ck_assert_int_lt(t->responses, 512);
+    t->ids[t->responses] = sm->response->id;
+    t->codes[t->responses] =
+        sm->response->error ? sm->response->error->code : 0;
+    if (sm->response->error) {
+      snprintf(t->last_error, sizeof t->last_error, "%s",
+               sm->response->error->message);
+    }
+    t->responses++;
+    synod__server_message__free_unpacked(sm, NULL);
+  }
+}
+
+static void tc_connected(uv_connect_t *req, int status) {
+  struct test_client *t = req->data;
+  ck_assert_int_eq(status, 0);
+  uv_read_start((uv_stream_t *)&t->tcp, tc_alloc, tc_read);
+  uv_buf_t b = uv_buf_init((char *)t->out.data, (unsigned)t->out.len);
+  uv_write(&t->write, (uv_stream_t *)&t->tcp, &b, 1, NULL);
+}
+
+static void tc_connect(uv_loop_t *loop, struct test_client *t,
+                       const char *address) {
+  char host[PEER_ADDRESS_MAX];
+  uint16_t port;
+  struct sockaddr_in sa;
+  ck_assert_int_eq(peer_address_parse(address, host, &port), 0);
+  ck_assert_int_eq(uv_ip4_addr(host, port, &sa), 0);
+  frame_reader_init(&t->in, 0);
+  uv_tcp_init(loop, &t->tcp);
+  t->tcp.data = t;
+  t->connect.data = t;
+  uv_tcp_connect(&t->connect, &t->tcp, (struct sockaddr *)&sa, tc_connected);
+}
+
+static void tc_free(struct test_client *t) {
+  frame_buf_close(&t->out);
+  frame_reader_close(&t->in);
+}
+
+static void tc_add_hello(struct test_client *t, uint32_t version) {
+  Synod__Request r = SYNOD__REQUEST__INIT;
+  Synod__Hello h = SYNOD__HELLO__INIT;
+  h.protocol_version = version;
+  r.id = 1;
+  r.body_case = SYNOD__REQUEST__BODY_HELLO;
+  r.hello = &h;
+  ck_assert_int_eq(frame_buf_append_msg(&t->out, &r.base, 0), 0);
+}
+
+static void tc_add_get(struct test_client *t, uint64_t id) {
+  Synod__Request r = SYNOD__REQUEST__INIT;
+  Synod__CounterGet g = SYNOD__COUNTER_GET__INIT;
+  g.name = "c";
+  r.id = id;
+  r.body_case = SYNOD__REQUEST__BODY_COUNTER_GET;
+  r.counter_get = &g;
+  ck_assert_int_eq(frame_buf_append_msg(&t->out, &r.base, 0), 0);
+}
+
+/* The fake node answers every request with an empty response. */
+struct echo_node {
+  struct client_net *net;
+  uint64_t last_conn;
+  int closes;
+};
+
+static void echo_request_cb(void *arg, uint64_t conn_id,
+                            const Synod__Request *req) {
+  struct echo_node *e = arg;
+  Synod__ServerMessage sm = SYNOD__SERVER_MESSAGE__INIT;
+  Synod__Response resp = SYNOD__RESPONSE__INIT;
+  resp.id = req->id;
+  sm.body_case = SYNOD__SERVER_MESSAGE__BODY_RESPONSE;
+  sm.response = &resp;
+  e->last_conn = conn_id;
+  ck_assert_int_eq(client_net_send(e->net, conn_id, &sm), 0);
+}
+
+static void echo_close_cb(void *arg, uint64_t conn_id) {
+  struct echo_node *e = arg;
+  (void)conn_id;
+  e->closes++;
+}
+
+static struct test_client *tc_watch;
+static int tc_want;
+static bool tc_has_responses(struct net_fixture *fx) {
+  (void)fx;
+  return tc_watch->responses >= tc_want;
+}
+static bool tc_is_closed(struct net_fixture *fx) {
+  (void)fx;
+  return tc_watch->closed;
+}
+
+static void echo_start(struct net_fixture *fx, struct echo_node *e) {
+  char err[SYNOD_ERRMSG_MAX];
+  memset(fx, 0, sizeof *fx);
+  memset(e, 0, sizeof *e);
+  ck_assert_int_eq(uv_loop_init(&fx->loop), 0);
+  struct client_net_options o = {.loop = &fx->loop,
+                                 .listen_address = "127.0.0.1:0",
+                                 .frame_max_bytes = 4096,
+                                 .request_cb = echo_request_cb,
+                                 .close_cb = echo_close_cb,
+                                 .arg = e};
+  ck_assert_msg(client_net_start(&o, &e->net, err) == 0, "%s", err);
+}
+
+static void echo_stop(struct net_fixture *fx, struct echo_node *e) {
+  client_net_stop(e->net);
+  ck_assert_int_eq(uv_run(&fx->loop, UV_RUN_DEFAULT), 0);
+  ck_assert_int_eq(uv_loop_close(&fx->loop), 0);
+}
+
+START_TEST(pipelined_requests_are_answered_in_order) {
+  struct net_fixture fx;
+  struct echo_node e;
+  struct test_client t = {0};
+  echo_start(&fx, &e);
+  tc_add_hello(&t, 1);
+  for (uint64_t id = 2; id <= 301; id++) {
+    tc_add_get(&t, id);
+  }
+  tc_connect(&fx.loop, &t, client_net_listen_address(e.net));
+  tc_watch = &t;
+  tc_want = 301;
+  ck_assert_msg(fx_run_until(&fx, tc_has_responses, 5000),
+                "got %d of 301 answers", t.responses);
+  for (int i = 0; i < 301; i++) {
+    ck_assert_uint_eq(t.ids[i], (uint64_t)i + 1);
+    ck_assert_int_eq(t.codes[i], 0);
+  }
+  /* Once the client is gone, answers to it are dropped. */
+  uv_close((uv_handle_t *)&t.tcp, NULL);
+  struct client_net_stats st;
+  for (int i = 0; i < 100; i++) {
+    uv_run(&fx.loop, UV_RUN_NOWAIT);
+    client_net_stats(e.net, &st);
+    if (st.conns == 0) {
+      break;
+    }
+  }
+  Synod__ServerMessage sm = SYNOD__SERVER_MESSAGE__INIT;
+  ck_assert_int_eq(client_net_send(e.net, e.last_conn, &sm), SYNOD_ENOTFOUND);
+  ck_assert_int_eq(e.closes, 1);
+  echo_stop(&fx, &e);
+  tc_free(&t);
+}
+END_TEST
+
+/* Sends `bytes` (after an optional hello) and expects one error answer
+ * with `code`, then the server closing the connection. */
+static void expect_refusal(bool hello, const void *bytes, size_t n, int code,
+                           const char *text) {
+  struct net_fixture fx;
+  struct echo_node e;
+  struct test_client t = {0};
+  echo_start(&fx, &e);
+  if (hello) {
+    tc_add_hello(&t, 1);
+  }
+  ck_assert_int_eq(frame_buf_grow_for_test(&t.out, bytes, n), 0);
+  tc_connect(&fx.loop, &t, client_net_listen_address(e.net));
+  tc_watch = &t;
+  ck_assert_msg(fx_run_until(&fx, tc_is_closed, 5000),
+                "server did not close the connection");
+  ck_assert_int_eq(t.responses, hello ? 2 : 1);
+  ck_assert_int_eq(t.codes[t.responses - 1], code);
+  ck_assert_msg(strstr(t.last_error, text) != NULL, "error '%s' lacks '%s'",
+                t.last_error, text);
+  struct client_net_stats st;
+  client_net_stats(e.net, &st);
+  ck_assert_uint_eq(st.refused, 1);
+  echo_stop(&fx, &e);
+  tc_free(&t);
+}
+
+START_TEST(bad_client_input_is_answered_then_disconnected) {
+  /* A request frame that does not decode. */
+  static const uint8_t garbage[] = {0, 0, 0, 3, 0x0a, 0xff, 0xff};
+  expect_refusal(true, garbage, sizeof garbage, SYNOD_EMALFORMED,
+                 "does not decode");
+  /* A frame over the maximum (4096 in this fixture). */
+  static const uint8_t huge[] = {0, 0, 0x10, 0x01};
+  expect_refusal(true, huge, sizeof huge, SYNOD_ETOOBIG, "over the maximum");
+  /* A first request that is not a Hello. */
+  struct frame_buf b;
+  frame_buf_init(&b);
+  Synod__Request r = SYNOD__REQUEST__INIT;
+  Synod__Status st = SYNOD__STATUS__INIT;
+  r.id = 5;
+  r.body_case = SYNOD__REQUEST__BODY_STATUS;
+  r.status = &st;
+  ck_assert_int_eq(frame_buf_append_msg(&b, &r.base, 0), 0);
+  expect_refusal(false, b.data, b.len, SYNOD_EPROTO, "not a Hello");
+  /* A protocol version this server does not speak. */
+  frame_buf_reset(&b);
+  Synod__Hello h = SYNOD__HELLO__INIT;
+  h.protocol_version = 99;
+  r.body_case = SYNOD__REQUEST__BODY_HELLO;
+  r.hello = &h;
+  ck_assert_int_eq(frame_buf_append_msg(&b, &r.base, 0), 0);
+  expect_refusal(false, b.data, b.len, SYNOD_EPROTO, "protocol version 99");
+  frame_buf_close(&b);
+}
+END_TEST
+
 static Suite *net_suite(void) {
   Suite *s = suite_create("net");
   TCase *tc = tcase_create("frame");
@@ -871,6 +1135,11 @@ static Suite *net_suite(void) {
                  garbage_oversized_and_wrong_cluster_are_refused_others_served);
   tcase_add_test(tc, link_comes_back_after_the_peer_restarts);
   tcase_add_test(tc, bad_addresses_are_refused);
+  suite_add_tcase(s, tc);
+  tc = tcase_create("client_listener");
+  tcase_set_timeout(tc, 60);
+  tcase_add_test(tc, pipelined_requests_are_answered_in_order);
+  tcase_add_test(tc, bad_client_input_is_answered_then_disconnected);
   suite_add_tcase(s, tc);
   return s;
 }

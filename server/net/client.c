@@ -1,0 +1,358 @@
+/* Client listener: connections, handshake, request frames, answers. */
+#include "client.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "err.h"
+#include "log.h"
+#include "peer.h" /* peer_address_parse */
+#include "stream.h"
+#include "synod.h"
+
+#define CLIENT_OUT_MAX_DEFAULT (64ull << 20)
+#define CLIENT_CONNS_MAX_DEFAULT 4096
+/* conn_id = generation << CLIENT_SLOT_BITS | slot: ids are never reused. */
+#define CLIENT_SLOT_BITS 20
+
+struct client_conn {
+  struct stream s; /* s.data = this */
+  struct client_net *net;
+  uint64_t id;
+  bool hello_done;
+};
+
+struct client_net {
+  struct client_net_options opts;
+  char listen_address[128];
+  uv_tcp_t listener;
+  bool listener_open;
+  uv_prepare_t flush;
+  /* slots[i] is the open connection in slot i, or NULL; free slots are
+   * found by scanning from `hint` (conns_max is small). */
+  struct client_conn **slots;
+  uint32_t *generation; /* per slot, bumped on reuse */
+  uint32_t hint;
+  struct client_net_stats stats;
+  unsigned handles_open;
+  bool stopping;
+};
+
+static struct client_conn *conn_find(const struct client_net *net,
+                                     uint64_t id) {
+  uint64_t slot = id & ((1u << CLIENT_SLOT_BITS) - 1);
+  if (slot >= net->opts.conns_max) {
+    return NULL;
+  }
+  struct client_conn *c = net->slots[slot];
+  return c != NULL && c->id == id && !c->s.closing ? c : NULL;
+}
+
+static void net_handle_closed(struct client_net *net) {
+  if (--net->handles_open == 0 && net->stopping) {
+    free(net->slots);
+    free(net->generation);
+    free(net);
+  }
+}
+
+/* ------------------------------------------------------------ answers */
+
+int client_net_send(struct client_net *net, uint64_t conn_id,
+                    const Synod__ServerMessage *msg) {
+  struct client_conn *c = conn_find(net, conn_id);
+  if (c == NULL) {
+    return SYNOD_ENOTFOUND;
+  }
+  int rv = stream_send(&c->s, &msg->base);
+  if (rv == 0 && stream_queued_bytes(&c->s) > net->opts.out_bytes_max) {
+    log_warn("client", "%s: %zu bytes of answers unread, disconnecting",
+             c->s.remote, stream_queued_bytes(&c->s));
+    stream_close(&c->s, "does not read its answers", false);
+  }
+  return rv;
+}
+
+static int conn_send_error(struct client_conn *c, uint64_t request_id, int code,
+                           const char *text) {
+  Synod__ServerMessage sm = SYNOD__SERVER_MESSAGE__INIT;
+  Synod__Response resp = SYNOD__RESPONSE__INIT;
+  Synod__Error err = SYNOD__ERROR__INIT;
+  err.code = (Synod__ErrorCode)code;
+  err.message = (char *)text;
+  resp.id = request_id;
+  resp.error = &err;
+  sm.body_case = SYNOD__SERVER_MESSAGE__BODY_RESPONSE;
+  sm.response = &resp;
+  return stream_send(&c->s, &sm.base);
+}
+
+int client_net_send_error(struct client_net *net, uint64_t conn_id,
+                          uint64_t request_id, int code, const char *fmt, ...) {
+  char text[SYNOD_ERRMSG_MAX];
+  va_list ap;
+  struct client_conn *c = conn_find(net, conn_id);
+  if (c == NULL) {
+    return SYNOD_ENOTFOUND;
+  }
+  va_start(ap, fmt);
+  vsnprintf(text, sizeof text, fmt, ap);
+  va_end(ap);
+  return conn_send_error(c, request_id, code, text);
+}
+
+/* Answers bad input with an error, then hangs up. */
+static void conn_refuse(struct client_conn *c, uint64_t request_id, int code,
+                        const char *why) {
+  log_warn("client", "refused %s: %s", c->s.remote, why);
+  c->net->stats.refused++;
+  conn_send_error(c, request_id, code, why);
+  stream_close_after_flush(&c->s, why);
+}
+
+const char *client_net_remote(const struct client_net *net, uint64_t conn_id) {
+  const struct client_conn *c = conn_find(net, conn_id);
+  return c != NULL ? c->s.remote : "?";
+}
+
+void client_net_close(struct client_net *net, uint64_t conn_id,
+                      const char *why) {
+  struct client_conn *c = conn_find(net, conn_id);
+  if (c != NULL) {
+    stream_close_after_flush(&c->s, why);
+  }
+}
+
+/* ------------------------------------------------------------ requests */
+
+static bool conn_check_hello(struct client_conn *c, const Synod__Request *r) {
+  char why[160];
+  if (r->body_case != SYNOD__REQUEST__BODY_HELLO) {
+    snprintf(why, sizeof why, "first request (id %llu) is not a Hello",
+             (unsigned long long)r->id);
+    conn_refuse(c, r->id, SYNOD_EPROTO, why);
+    return false;
+  }
+  if (r->hello->protocol_version !=
+      SYNOD__PROTOCOL_VERSION__PROTOCOL_VERSION_CURRENT) {
+    snprintf(why, sizeof why, "protocol version %u, this server speaks %d",
+             r->hello->protocol_version,
+             SYNOD__PROTOCOL_VERSION__PROTOCOL_VERSION_CURRENT);
+    conn_refuse(c, r->id, SYNOD_EPROTO, why);
+    return false;
+  }
+  c->hello_done = true;
+  return true;
+}
+
+static bool conn_frame_cb(struct stream *s, const uint8_t *p, size_t n) {
+  struct client_conn *c = s->data;
+  struct client_net *net = c->net;
+  char why[96];
+  Synod__Request *req = synod__request__unpack(NULL, n, p);
+  if (req == NULL) {
+    snprintf(why, sizeof why, "request frame of %zu bytes does not decode", n);
+    conn_refuse(c, 0, SYNOD_EMALFORMED, why);
+    return false;
+  }
+  bool ok = c->hello_done || conn_check_hello(c, req);
+  if (ok) {
+    net->stats.requests++;
+    net->opts.request_cb(net->opts.arg, c->id, req);
+  }
+  synod__request__free_unpacked(req, NULL);
+  return ok && !s->closing && !s->close_after_flush;
+}
+
+static void conn_too_big_cb(struct stream *s, size_t declared) {
+  char why[96];
+  snprintf(why, sizeof why, "frame of %zu bytes over the maximum %u", declared,
+           s->in.frame_max_bytes);
+  conn_refuse(s->data, 0, SYNOD_ETOOBIG, why);
+}
+
+/* --------------------------------------------------------- connections */
+
+static void conn_closing_cb(struct stream *s, const char *why, bool refused) {
+  struct client_conn *c = s->data;
+  struct client_net *net = c->net;
+  (void)refused;
+  log_debug("client", "%s closed: %s", s->remote, why);
+  if (net->opts.close_cb != NULL && !net->stopping) {
+    net->opts.close_cb(net->opts.arg, c->id);
+  }
+}
+
+static void conn_close_cb(struct stream *s) {
+  struct client_conn *c = s->data;
+  struct client_net *net = c->net;
+  uint32_t slot = (uint32_t)(c->id & ((1u << CLIENT_SLOT_BITS) - 1));
+  net->slots[slot] = NULL;
+  net->stats.conns--;
+  free(c);
+  net_handle_closed(net);
+}
+
+/* Frees a connection refused before it got a slot: nothing but the handle
+ * was set up (readers and buffers allocate lazily). */
+static void conn_free_unaccepted(uv_handle_t *h) {
+  struct stream *s = h->data;
+  free(s->data);
+}
+
+static int slot_take(struct client_net *net, uint32_t *out) {
+  for (uint32_t k = 0; k < net->opts.conns_max; k++) {
+    uint32_t i = (net->hint + k) % net->opts.conns_max;
+    if (net->slots[i] == NULL) {
+      net->hint = i + 1;
+      *out = i;
+      return 0;
+    }
+  }
+  return SYNOD_ELIMIT;
+}
+
+static void net_accept_cb(uv_stream_t *server, int status) {
+  struct client_net *net = server->data;
+  uint32_t slot;
+  struct client_conn *c;
+  if (status < 0) {
+    log_warn("client", "accept on %s: %s", net->listen_address,
+             uv_strerror(status));
+    return;
+  }
+  if ((c = calloc(1, sizeof *c)) == NULL) {
+    log_error("client", "accept on %s: out of memory", net->listen_address);
+    return;
+  }
+  c->net = net;
+  stream_init(&c->s, net->opts.loop, net->opts.frame_max_bytes);
+  c->s.data = c;
+  c->s.frame_cb = conn_frame_cb;
+  c->s.closing_cb = conn_closing_cb;
+  c->s.close_cb = conn_close_cb;
+  c->s.too_big_cb = conn_too_big_cb;
+  net->handles_open++;
+  net->stats.conns++;
+  int rv = uv_accept(server, (uv_stream_t *)&c->s.tcp);
+  if (rv == 0 && (rv = slot_take(net, &slot)) != 0) {
+    log_warn("client", "refused a connection: %u connections open (max)",
+             net->opts.conns_max);
+  }
+  if (rv != 0) {
+    c->id = UINT64_MAX; /* in no slot */
+    net->stats.conns--;
+    net->handles_open--;
+    uv_close((uv_handle_t *)&c->s.tcp, conn_free_unaccepted);
+    return;
+  }
+  c->id = (uint64_t)++net->generation[slot] << CLIENT_SLOT_BITS | slot;
+  net->slots[slot] = c;
+  net->stats.accepted++;
+  stream_start(&c->s);
+}
+
+static void net_flush_cb(uv_prepare_t *h) {
+  struct client_net *net = h->data;
+  for (uint32_t i = 0; i < net->opts.conns_max; i++) {
+    if (net->slots[i] != NULL) {
+      stream_flush(&net->slots[i]->s);
+    }
+  }
+}
+
+/* ------------------------------------------------------------ lifecycle */
+
+static int net_listen(struct client_net *net, char *errmsg) {
+  char host[128];
+  uint16_t port;
+  struct sockaddr_storage sa;
+  if (peer_address_parse(net->opts.listen_address, host, &port) != 0 ||
+      (uv_ip4_addr(host, port, (struct sockaddr_in *)&sa) != 0 &&
+       uv_ip6_addr(host, port, (struct sockaddr_in6 *)&sa) != 0)) {
+    errmsg_set(errmsg, "client: listen address '%s' is not ip:port",
+               net->opts.listen_address);
+    return SYNOD_EINVAL;
+  }
+  uv_tcp_init(net->opts.loop, &net->listener);
+  net->listener.data = net;
+  net->listener_open = true;
+  net->handles_open++;
+  int rv = uv_tcp_bind(&net->listener, (struct sockaddr *)&sa, 0);
+  if (rv == 0) {
+    rv = uv_listen((uv_stream_t *)&net->listener, 511, net_accept_cb);
+  }
+  if (rv != 0) {
+    errmsg_set(errmsg, "client: listen on %s: %s", net->opts.listen_address,
+               uv_strerror(rv));
+    return SYNOD_EIO;
+  }
+  int len = sizeof sa;
+  uv_tcp_getsockname(&net->listener, (struct sockaddr *)&sa, &len);
+  stream_sockaddr_format(&sa, net->listen_address, sizeof net->listen_address);
+  return 0;
+}
+
+int client_net_start(const struct client_net_options *opts,
+                     struct client_net **out, char *errmsg) {
+  struct client_net *net = calloc(1, sizeof *net);
+  if (net == NULL) {
+    errmsg_set(errmsg, "client: out of memory");
+    return SYNOD_ENOMEM;
+  }
+  net->opts = *opts;
+  if (net->opts.out_bytes_max == 0) {
+    net->opts.out_bytes_max = CLIENT_OUT_MAX_DEFAULT;
+  }
+  if (net->opts.conns_max == 0 ||
+      net->opts.conns_max > (1u << CLIENT_SLOT_BITS)) {
+    net->opts.conns_max = CLIENT_CONNS_MAX_DEFAULT;
+  }
+  net->slots = calloc(net->opts.conns_max, sizeof *net->slots);
+  net->generation = calloc(net->opts.conns_max, sizeof *net->generation);
+  uv_prepare_init(opts->loop, &net->flush);
+  net->flush.data = net;
+  net->handles_open++;
+  uv_prepare_start(&net->flush, net_flush_cb);
+  int rv =
+      net->slots && net->generation ? net_listen(net, errmsg) : SYNOD_ENOMEM;
+  if (rv != 0) {
+    if (rv == SYNOD_ENOMEM) {
+      errmsg_set(errmsg, "client: out of memory");
+    }
+    client_net_stop(net);
+    return rv;
+  }
+  *out = net;
+  return 0;
+}
+
+static void net_handle_close_cb(uv_handle_t *h) {
+  net_handle_closed(h->data);
+}
+
+void client_net_stop(struct client_net *net) {
+  if (net == NULL || net->stopping) {
+    return;
+  }
+  net->stopping = true;
+  for (uint32_t i = 0; net->slots != NULL && i < net->opts.conns_max; i++) {
+    if (net->slots[i] != NULL) {
+      stream_close(&net->slots[i]->s, "server stopping", false);
+    }
+  }
+  uv_close((uv_handle_t *)&net->flush, net_handle_close_cb);
+  if (net->listener_open) {
+    uv_close((uv_handle_t *)&net->listener, net_handle_close_cb);
+  }
+}
+
+const char *client_net_listen_address(const struct client_net *net) {
+  return net->listen_address;
+}
+
+void client_net_stats(const struct client_net *net,
+                      struct client_net_stats *out) {
+  *out = net->stats;
+}

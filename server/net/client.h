@@ -1,0 +1,83 @@
+/* Client listener: accepts libsynod and synodctl connections, checks the
+ * handshake, decodes Request frames and hands them to the node; sends
+ * responses and events back, coalesced per loop turn.
+ *
+ * A connection is named by a conn_id that is never reused, so a response
+ * that arrives after its connection closed finds nothing and is dropped.
+ * Bad input (a frame that does not decode, one over the maximum, a first
+ * request that is not a Hello, a protocol version we do not speak) is
+ * answered with an Error, logged with the remote address, and the
+ * connection is closed after the answer is written. */
+#ifndef SYNOD_CLIENT_H
+#define SYNOD_CLIENT_H
+
+#include <stdarg.h>
+#include <stdint.h>
+
+#include <uv.h>
+
+#include "synod.pb-c.h"
+
+struct client_net;
+
+/* A request from conn_id. `req` is borrowed until the callback returns. A
+ * Hello reaches here only with the right protocol version; the node
+ * answers it with a HelloReply. */
+typedef void (*client_net_request_cb)(void *arg, uint64_t conn_id,
+                                      const Synod__Request *req);
+
+/* conn_id is gone (closed by the client, by an error or by us). */
+typedef void (*client_net_close_cb)(void *arg, uint64_t conn_id);
+
+struct client_net_options {
+  uv_loop_t *loop;
+  const char *listen_address; /* "ip:port"; port 0 picks one */
+  uint32_t frame_max_bytes;   /* default 1 MiB */
+  /* A client that does not read its answers: past this many queued bytes
+   * it is disconnected. Default 64 MiB. */
+  uint64_t out_bytes_max;
+  uint32_t conns_max; /* default 4096; more are refused */
+  client_net_request_cb request_cb;
+  client_net_close_cb close_cb;
+  void *arg;
+};
+
+/* Binds and listens. Returns 0, SYNOD_EINVAL (bad address) or SYNOD_EIO
+ * (bind/listen failed); errmsg (SYNOD_ERRMSG_MAX bytes) says why. */
+int client_net_start(const struct client_net_options *opts,
+                     struct client_net **out, char *errmsg);
+
+/* Closes every connection and the listener; the memory is freed once
+ * libuv has closed the handles (run the loop until it is idle). */
+void client_net_stop(struct client_net *net);
+
+const char *client_net_listen_address(const struct client_net *net);
+
+/* Queues a message to conn_id. Returns 0, SYNOD_ENOTFOUND (the connection
+ * is gone), SYNOD_ETOOBIG (over the frame maximum: nothing sent) or
+ * SYNOD_ENOMEM. A client over out_bytes_max is disconnected. */
+int client_net_send(struct client_net *net, uint64_t conn_id,
+                    const Synod__ServerMessage *msg);
+
+/* Queues a Response to request_id carrying an error. */
+int client_net_send_error(struct client_net *net, uint64_t conn_id,
+                          uint64_t request_id, int code, const char *fmt, ...)
+    __attribute__((format(printf, 5, 6)));
+
+/* The client's "ip:port", for logs; "?" if the connection is gone. */
+const char *client_net_remote(const struct client_net *net, uint64_t conn_id);
+
+/* Closes conn_id after what is queued has been written. */
+void client_net_close(struct client_net *net, uint64_t conn_id,
+                      const char *why);
+
+struct client_net_stats {
+  uint64_t conns;    /* open now */
+  uint64_t accepted; /* ever */
+  uint64_t requests;
+  uint64_t refused; /* closed for bad input */
+};
+void client_net_stats(const struct client_net *net,
+                      struct client_net_stats *out);
+
+#endif /* SYNOD_CLIENT_H */
