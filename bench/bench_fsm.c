@@ -1,0 +1,271 @@
+/* Apply throughput of the state machine: counter add-and-get on one and on
+ * 1,000 counters, lock acquire+release cycles, and snapshot encode/decode
+ * at the scale of 100,000 counters. Entries are encoded before the clock
+ * starts (apply only), except in the scenario marked "encode inside".
+ * Prints the median of 5 runs. */
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "fsm.h"
+#include "synod.pb-c.h"
+
+#define RUNS 5
+
+/* Pre-encoded entries, back to back. */
+struct batch {
+  uint8_t *buf;
+  size_t used, cap;
+  size_t *off, *len;
+  size_t n, n_cap;
+};
+
+static void batch_add(struct batch *b, uint64_t time_ms,
+                      const Synod__Request *req) {
+  size_t need = fsm_command_encode_request(time_ms, req, NULL, 0);
+  if (b->used + need > b->cap) {
+    b->cap = (b->cap + need) * 2;
+    b->buf = realloc(b->buf, b->cap);
+  }
+  if (b->n == b->n_cap) {
+    b->n_cap = b->n_cap ? 2 * b->n_cap : 1024;
+    b->off = realloc(b->off, b->n_cap * sizeof *b->off);
+    b->len = realloc(b->len, b->n_cap * sizeof *b->len);
+  }
+  if (!b->buf || !b->off || !b->len) {
+    fprintf(stderr, "bench: out of memory\n");
+    exit(1);
+  }
+  fsm_command_encode_request(time_ms, req, b->buf + b->used, need);
+  b->off[b->n] = b->used;
+  b->len[b->n++] = need;
+  b->used += need;
+}
+
+static void batch_free(struct batch *b) {
+  free(b->buf);
+  free(b->off);
+  free(b->len);
+}
+
+static double now_s(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static void apply_or_die(struct fsm *f, uint64_t index, const uint8_t *d,
+                         size_t len) {
+  struct fsm_output out;
+  if (fsm_apply(f, index, d, len, &out) != 0) {
+    fprintf(stderr, "bench: fsm_apply failed at %llu\n",
+            (unsigned long long)index);
+    exit(1);
+  }
+}
+
+/* Opens `clients` sessions on f through entries 1..clients. */
+static void open_sessions(struct fsm *f, size_t clients) {
+  Synod__Request r = SYNOD__REQUEST__INIT;
+  Synod__SessionOpen o = SYNOD__SESSION_OPEN__INIT;
+  uint8_t buf[64];
+  o.ttl_ms = 300000;
+  r.body_case = SYNOD__REQUEST__BODY_SESSION_OPEN;
+  r.session_open = &o;
+  for (size_t i = 0; i < clients; i++) {
+    size_t n = fsm_command_encode_request(1000, &r, buf, sizeof buf);
+    apply_or_die(f, i + 1, buf, n);
+  }
+}
+
+/* Counter add-and-get from one session, over `names` counters. */
+static void build_counters(struct batch *b, size_t ops, size_t names) {
+  Synod__Request r = SYNOD__REQUEST__INIT;
+  Synod__CounterAdd a = SYNOD__COUNTER_ADD__INIT;
+  char name[32];
+  r.session_id = 1;
+  r.body_case = SYNOD__REQUEST__BODY_COUNTER_ADD;
+  r.counter_add = &a;
+  a.delta = 1;
+  a.name = name;
+  for (size_t i = 0; i < ops; i++) {
+    snprintf(name, sizeof name, "counter/%04zu", i % names);
+    r.sequence = i + 1;
+    batch_add(b, 1000 + i / 1000, &r);
+  }
+}
+
+/* Each client (session) acquires then releases its own lock. */
+static void build_locks(struct batch *b, size_t cycles, size_t clients) {
+  Synod__Request r = SYNOD__REQUEST__INIT;
+  Synod__LockAcquire a = SYNOD__LOCK_ACQUIRE__INIT;
+  Synod__LockRelease rel = SYNOD__LOCK_RELEASE__INIT;
+  char name[32];
+  a.name = rel.name = name;
+  a.owner_id = rel.owner_id = 1;
+  for (size_t i = 0; i < cycles; i++) {
+    size_t c = i % clients;
+    snprintf(name, sizeof name, "lock/%04zu", c);
+    r.session_id = c + 1;
+    r.sequence = 2 * (i / clients) + 1;
+    r.body_case = SYNOD__REQUEST__BODY_LOCK_ACQUIRE;
+    r.lock_acquire = &a;
+    batch_add(b, 1000 + i / 1000, &r);
+    r.sequence++;
+    r.body_case = SYNOD__REQUEST__BODY_LOCK_RELEASE;
+    r.lock_release = &rel;
+    batch_add(b, 1000 + i / 1000, &r);
+  }
+}
+
+/* One run: a fresh fsm with `clients` sessions, then the timed batch.
+ * Returns operations (entries / per_op) per second. */
+static double run_batch(const struct batch *b, size_t clients, size_t per_op) {
+  struct fsm *f = fsm_new(NULL);
+  open_sessions(f, clients);
+  double t0 = now_s();
+  for (size_t i = 0; i < b->n; i++) {
+    apply_or_die(f, clients + 1 + i, b->buf + b->off[i], b->len[i]);
+  }
+  double dt = now_s() - t0;
+  fsm_free(f);
+  return (double)(b->n / per_op) / dt;
+}
+
+/* Counter add-and-get with the Command encoded inside the timed loop. */
+static double run_encode_inside(size_t ops) {
+  struct fsm *f = fsm_new(NULL);
+  Synod__Request r = SYNOD__REQUEST__INIT;
+  Synod__CounterAdd a = SYNOD__COUNTER_ADD__INIT;
+  uint8_t buf[128];
+  open_sessions(f, 1);
+  r.session_id = 1;
+  r.body_case = SYNOD__REQUEST__BODY_COUNTER_ADD;
+  r.counter_add = &a;
+  a.name = "counter/0000";
+  a.delta = 1;
+  double t0 = now_s();
+  for (size_t i = 0; i < ops; i++) {
+    r.sequence = i + 1;
+    size_t n = fsm_command_encode_request(1000 + i / 1000, &r, buf, sizeof buf);
+    apply_or_die(f, 2 + i, buf, n);
+  }
+  double dt = now_s() - t0;
+  fsm_free(f);
+  return (double)ops / dt;
+}
+
+/* Applies b once, outside any timing, and fails if any answer is an error
+ * or pending: the timed runs must measure the work they claim. */
+static void batch_verify(const struct batch *b, size_t clients,
+                         const char *what) {
+  struct fsm *f = fsm_new(NULL);
+  struct fsm_output out;
+  open_sessions(f, clients);
+  for (size_t i = 0; i < b->n; i++) {
+    fsm_apply(f, clients + 1 + i, b->buf + b->off[i], b->len[i], &out);
+    Synod__Response *r = out.response.pending
+                             ? NULL
+                             : synod__response__unpack(NULL, out.response.len,
+                                                       out.response.data);
+    if (r == NULL || r->error != NULL) {
+      fprintf(stderr, "bench: %s: entry %zu: %s\n", what, i,
+              r && r->error ? r->error->message : "no answer");
+      exit(1);
+    }
+    synod__response__free_unpacked(r, NULL);
+  }
+  fsm_free(f);
+}
+
+static int cmp_double(const void *a, const void *b) {
+  double x = *(const double *)a, y = *(const double *)b;
+  return x < y ? -1 : x > y;
+}
+
+static double median(double *v) {
+  qsort(v, RUNS, sizeof *v, cmp_double);
+  return v[RUNS / 2];
+}
+
+/* Snapshot of 100,000 counters and 10,000 held locks: encode and decode
+ * times in milliseconds, and the image size. */
+static void bench_snapshot(void) {
+  struct batch b = {0};
+  struct fsm *f = fsm_new(NULL);
+  double enc[RUNS], dec[RUNS];
+  uint8_t *img = NULL;
+  size_t len = 0;
+  build_counters(&b, 100000, 100000);
+  open_sessions(f, 1);
+  for (size_t i = 0; i < b.n; i++) {
+    apply_or_die(f, 2 + i, b.buf + b.off[i], b.len[i]);
+  }
+  batch_free(&b);
+  memset(&b, 0, sizeof b);
+  build_locks(&b, 10000, 1);
+  for (size_t i = 0; i < b.n; i += 2) { /* acquires only: 10,000 held */
+    apply_or_die(f, 100002 + i, b.buf + b.off[i], b.len[i]);
+  }
+  batch_free(&b);
+  for (int k = 0; k < RUNS; k++) {
+    free(img);
+    double t0 = now_s();
+    fsm_snapshot_encode(f, &img, &len);
+    enc[k] = (now_s() - t0) * 1e3;
+    struct fsm *g = fsm_new(NULL);
+    t0 = now_s();
+    if (fsm_snapshot_decode(g, img, len) != 0) {
+      fprintf(stderr, "bench: snapshot decode failed\n");
+      exit(1);
+    }
+    dec[k] = (now_s() - t0) * 1e3;
+    fsm_free(g);
+  }
+  printf("%-52s %10.1f ms (image %zu bytes)\n",
+         "snapshot encode, 100k counters + 10k locks", median(enc), len);
+  printf("%-52s %10.1f ms (validated, re-encoded)\n",
+         "snapshot decode, 100k counters + 10k locks", median(dec));
+  free(img);
+  fsm_free(f);
+}
+
+int main(void) {
+  const size_t ops = 200000, cycles = 100000;
+  struct batch one = {0}, many = {0}, locks = {0};
+  double v[RUNS];
+  build_counters(&one, ops, 1);
+  build_counters(&many, ops, 1000);
+  build_locks(&locks, cycles, 100);
+  batch_verify(&one, 1, "one counter");
+  batch_verify(&many, 1, "1,000 counters");
+  batch_verify(&locks, 100, "locks");
+  printf("synod-bench-fsm: median of %d runs, apply only unless noted\n", RUNS);
+  for (int k = 0; k < RUNS; k++) {
+    v[k] = run_batch(&one, 1, 1);
+  }
+  printf("%-52s %10.0f ops/s\n", "counter add-and-get, 1 counter", median(v));
+  for (int k = 0; k < RUNS; k++) {
+    v[k] = run_batch(&many, 1, 1);
+  }
+  printf("%-52s %10.0f ops/s\n", "counter add-and-get, 1,000 counters",
+         median(v));
+  for (int k = 0; k < RUNS; k++) {
+    v[k] = run_encode_inside(ops);
+  }
+  printf("%-52s %10.0f ops/s\n",
+         "counter add-and-get, 1 counter, encode inside", median(v));
+  for (int k = 0; k < RUNS; k++) {
+    v[k] = run_batch(&locks, 100, 2);
+  }
+  printf("%-52s %10.0f cycles/s (%.0f entries/s)\n",
+         "lock acquire+release, 100 clients, own names", median(v),
+         2 * median(v));
+  bench_snapshot();
+  batch_free(&one);
+  batch_free(&many);
+  batch_free(&locks);
+  return 0;
+}

@@ -1,0 +1,377 @@
+/* The state machine's entry points: apply one log entry (advance time, run
+ * what is due, dispatch the request with exactly-once), answer reads, and
+ * build Commands. */
+#include <inttypes.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "fsm_int.h"
+
+/* How a request body is applied. */
+enum op_kind {
+  OP_READ,    /* fsm_query; in a log entry answered, never recorded */
+  OP_OPEN,    /* SessionOpen: no session needed, not deduplicated */
+  OP_ADMIN,   /* keepalive, close: need the session, idempotent */
+  OP_SESSION, /* locks, elections: need a session, exactly-once */
+  OP_ANY,     /* counters: exactly-once in a session, plain without */
+};
+
+struct op {
+  fsm_handler_fn fn;
+  enum op_kind kind;
+  const char *what;
+};
+
+/* Indexed by body case, which protobuf-c numbers by field number. */
+static const struct op ops[] = {
+    [SYNOD__REQUEST__BODY_SESSION_OPEN] = {fsm_session_open, OP_OPEN,
+                                           "session open"},
+    [SYNOD__REQUEST__BODY_SESSION_KEEPALIVE] = {fsm_session_keepalive_req,
+                                                OP_ADMIN, "session keepalive"},
+    [SYNOD__REQUEST__BODY_SESSION_CLOSE] = {fsm_session_close, OP_ADMIN,
+                                            "session close"},
+    [SYNOD__REQUEST__BODY_LOCK_ACQUIRE] = {fsm_lock_acquire, OP_SESSION,
+                                           "lock acquire"},
+    [SYNOD__REQUEST__BODY_LOCK_RELEASE] = {fsm_lock_release, OP_SESSION,
+                                           "lock release"},
+    [SYNOD__REQUEST__BODY_LOCK_QUERY] = {fsm_lock_query, OP_READ, "lock query"},
+    [SYNOD__REQUEST__BODY_LOCK_CHECK] = {fsm_lock_check, OP_READ, "lock check"},
+    [SYNOD__REQUEST__BODY_COUNTER_GET] = {fsm_counter_get, OP_READ,
+                                          "counter get"},
+    [SYNOD__REQUEST__BODY_COUNTER_SET] = {fsm_counter_set, OP_ANY,
+                                          "counter set"},
+    [SYNOD__REQUEST__BODY_COUNTER_CAS] = {fsm_counter_cas, OP_ANY,
+                                          "counter cas"},
+    [SYNOD__REQUEST__BODY_COUNTER_ADD] = {fsm_counter_add, OP_ANY,
+                                          "counter add"},
+    [SYNOD__REQUEST__BODY_COUNTER_DELETE] = {fsm_counter_delete, OP_ANY,
+                                             "counter delete"},
+    [SYNOD__REQUEST__BODY_COUNTER_LIST] = {fsm_counter_list, OP_READ,
+                                           "counter list"},
+    [SYNOD__REQUEST__BODY_ELECTION_CAMPAIGN] = {fsm_election_campaign,
+                                                OP_SESSION,
+                                                "election campaign"},
+    [SYNOD__REQUEST__BODY_ELECTION_RESIGN] = {fsm_election_resign, OP_SESSION,
+                                              "election resign"},
+    [SYNOD__REQUEST__BODY_ELECTION_LEADER] = {fsm_election_leader, OP_READ,
+                                              "election leader"},
+    [SYNOD__REQUEST__BODY_ELECTION_OBSERVE] = {fsm_election_leader, OP_READ,
+                                               "election observe"},
+};
+
+/* NULL for hello, status, member_remove, no body or an unknown case. */
+static const struct op *op_for(Synod__Request__BodyCase body) {
+  size_t i = (size_t)body;
+  if (i >= sizeof ops / sizeof ops[0] || ops[i].fn == NULL) {
+    return NULL;
+  }
+  return &ops[i];
+}
+
+/* ------------------------------------------------------------ lifecycle */
+
+static uint32_t opt_or(uint32_t v, uint32_t dflt) {
+  return v ? v : dflt;
+}
+
+static void options_resolve(struct fsm_options *o) {
+  o->name_bytes_max = opt_or(o->name_bytes_max, 256);
+  o->sessions_max = opt_or(o->sessions_max, 65536);
+  o->locks_max = opt_or(o->locks_max, 100000);
+  o->counters_max = opt_or(o->counters_max, 1000000);
+  o->elections_max = opt_or(o->elections_max, 10000);
+  o->waiters_per_lock_max = opt_or(o->waiters_per_lock_max, 1024);
+  o->candidates_per_election_max = opt_or(o->candidates_per_election_max, 1024);
+  o->results_per_session_max = opt_or(o->results_per_session_max, 32);
+  o->value_bytes_max = opt_or(o->value_bytes_max, 1024);
+  o->ttl_min_ms = opt_or(o->ttl_min_ms, 1000);
+  o->ttl_max_ms = opt_or(o->ttl_max_ms, 300000);
+  o->ttl_default_ms = opt_or(o->ttl_default_ms, 10000);
+  o->lock_delay_max_ms = opt_or(o->lock_delay_max_ms, 60000);
+  o->list_limit_max = opt_or(o->list_limit_max, 1000);
+}
+
+void fsm_state_init(struct fsm *f) {
+  f->applied_index = f->time_ms = f->token_last = f->index = 0;
+  otree_init(&f->sessions, fsm_session_cmp);
+  otree_init(&f->locks, fsm_lock_cmp);
+  otree_init(&f->counters, fsm_counter_cmp);
+  otree_init(&f->elections, fsm_election_cmp);
+  otree_init(&f->timers, fsm_timer_cmp);
+}
+
+/* Frees every object; the lists that link objects across trees need no
+ * unlinking since everything goes. */
+void fsm_state_clear(struct fsm *f) {
+  struct otree_node *n;
+  while ((n = otree_first(&f->sessions))) {
+    otree_remove(&f->sessions, n);
+    fsm_session_free(FSM_CONTAINER(n, struct fsm_session, by_id));
+  }
+  while ((n = otree_first(&f->locks))) {
+    otree_remove(&f->locks, n);
+    fsm_lock_free(FSM_CONTAINER(n, struct fsm_lock, by_name));
+  }
+  while ((n = otree_first(&f->counters))) {
+    otree_remove(&f->counters, n);
+    fsm_counter_free(FSM_CONTAINER(n, struct fsm_counter, by_name));
+  }
+  while ((n = otree_first(&f->elections))) {
+    otree_remove(&f->elections, n);
+    fsm_election_free(FSM_CONTAINER(n, struct fsm_election, by_name));
+  }
+  fsm_state_init(f);
+}
+
+struct fsm *fsm_new(const struct fsm_options *opts) {
+  struct fsm_options o = {0};
+  if (opts) {
+    o = *opts;
+  }
+  options_resolve(&o);
+  if (o.ttl_min_ms > o.ttl_default_ms || o.ttl_default_ms > o.ttl_max_ms ||
+      o.name_bytes_max > 65535) {
+    return NULL;
+  }
+  struct fsm *f = fsm_xcalloc(1, sizeof *f);
+  f->opt = o;
+  fsm_state_init(f);
+  return f;
+}
+
+void fsm_free(struct fsm *f) {
+  if (f == NULL) {
+    return;
+  }
+  fsm_state_clear(f);
+  fsm_output_reset(f);
+  free(f->blocks);
+  free(f->events);
+  free(f);
+}
+
+uint64_t fsm_time_ms(const struct fsm *f) {
+  return f->time_ms;
+}
+
+uint64_t fsm_applied_index(const struct fsm *f) {
+  return f->applied_index;
+}
+
+int fsm_index_advance(struct fsm *f, uint64_t index) {
+  if (index <= f->applied_index) {
+    return SYNOD_EINVAL;
+  }
+  f->applied_index = index;
+  return 0;
+}
+
+/* ------------------------------------------------------------ apply */
+
+/* Points the output response at a copy of data in output memory. */
+static void response_set(struct fsm *f, struct fsm_output *out,
+                         const uint8_t *data, size_t len) {
+  uint8_t *p = fsm_output_alloc(f, len);
+  memcpy(p, data, len);
+  out->response.data = p;
+  out->response.len = len;
+}
+
+/* Packs r into the output and, when s is given, records it for
+ * (s, sequence). */
+static void reply_emit(struct fsm *f, struct fsm_reply *r, int rv,
+                       struct fsm_session *s, uint64_t sequence,
+                       struct fsm_output *out) {
+  size_t len = 0;
+  uint8_t *data = NULL;
+  fsm_reply_finish(r, rv);
+  out->response.pending = r->pending;
+  if (!r->pending) {
+    data = fsm_response_pack(&r->resp, &len);
+    response_set(f, out, data, len);
+  }
+  free(r->scratch);
+  if (s) {
+    fsm_session_record(f, s, sequence, data, len, r->pending);
+  } else {
+    free(data);
+  }
+}
+
+/* Exactly-once: a sequence in the window is answered from its record; one
+ * at or below the floor is refused; a new one is applied and recorded. */
+static void request_in_session(struct fsm *f, const struct op *op,
+                               struct fsm_session *s, const Synod__Request *req,
+                               struct fsm_output *out) {
+  struct fsm_reply r;
+  fsm_reply_init(&r);
+  int rv;
+  if (req->sequence == 0) {
+    errmsg_set(r.msg,
+               "%s: sequence 0 in session %" PRIu64 "; sequences start at 1",
+               op->what, s->id);
+    reply_emit(f, &r, SYNOD_EINVAL, NULL, 0, out);
+    return;
+  }
+  struct fsm_result *res = fsm_session_result(s, req->sequence);
+  if (res) {
+    out->response.pending = res->pending;
+    if (!res->pending) {
+      response_set(f, out, res->data, res->len);
+    }
+    return;
+  }
+  if (req->sequence <= s->sequence_floor) {
+    errmsg_set(r.msg,
+               "%s: sequence %" PRIu64 " is at or below session %" PRIu64
+               "'s window floor %" PRIu64,
+               op->what, req->sequence, s->id, s->sequence_floor);
+    reply_emit(f, &r, SYNOD_ESEQUENCE, NULL, 0, out);
+    return;
+  }
+  rv = op->fn(f, s, req, &r);
+  reply_emit(f, &r, rv, s, req->sequence, out);
+}
+
+static void request_apply(struct fsm *f, const Synod__Request *req,
+                          struct fsm_output *out) {
+  const struct op *op = op_for(req->body_case);
+  struct fsm_session *s = NULL;
+  struct fsm_reply r;
+  int rv = 0;
+  fsm_reply_init(&r);
+  out->has_response = 1;
+  out->response.session_id = req->session_id;
+  out->response.sequence = req->sequence;
+  out->response.index = f->index;
+  if (op == NULL) {
+    errmsg_set(r.msg,
+               "entry %" PRIu64 ": request body %d is not a state "
+               "machine command",
+               f->index, (int)req->body_case);
+    rv = SYNOD_EINVAL;
+  } else if (op->kind == OP_READ || op->kind == OP_OPEN ||
+             (op->kind == OP_ANY && req->session_id == 0)) {
+    rv = op->fn(f, NULL, req, &r);
+  } else if (req->session_id == 0) {
+    errmsg_set(r.msg, "%s: needs a session", op->what);
+    rv = SYNOD_ESESSION;
+  } else if ((s = fsm_session_find(f, req->session_id)) == NULL) {
+    errmsg_set(r.msg, "%s: session %" PRIu64 " unknown or expired", op->what,
+               req->session_id);
+    rv = SYNOD_ESESSION;
+  } else if (op->kind == OP_ADMIN) {
+    rv = op->fn(f, s, req, &r);
+  } else {
+    request_in_session(f, op, s, req, out);
+    return;
+  }
+  reply_emit(f, &r, rv, NULL, 0, out);
+}
+
+/* A Command that does not decode changes nothing but the applied index;
+ * its answer can only be routed by index. */
+static void command_malformed(struct fsm *f, size_t len,
+                              struct fsm_output *out) {
+  struct fsm_reply r;
+  fsm_reply_init(&r);
+  out->has_response = 1;
+  out->response.index = f->index;
+  errmsg_set(r.msg,
+             "entry %" PRIu64 ": %zu bytes do not decode as a "
+             "fsm.Command with a body",
+             f->index, len);
+  reply_emit(f, &r, SYNOD_EMALFORMED, NULL, 0, out);
+}
+
+/* protobuf-c keeps a oneof's message pointers in one union, so any member
+ * tells whether the body's message is present. */
+static int request_well_formed(const Synod__Request *req) {
+  return req->body_case == SYNOD__REQUEST__BODY__NOT_SET || req->hello != NULL;
+}
+
+int fsm_apply(struct fsm *f, uint64_t index, const uint8_t *data, size_t len,
+              struct fsm_output *out) {
+  if (index <= f->applied_index) {
+    return SYNOD_EINVAL;
+  }
+  fsm_output_reset(f);
+  memset(out, 0, sizeof *out);
+  f->index = f->applied_index = index;
+  Synod__Fsm__Command *cmd = synod__fsm__command__unpack(NULL, len, data);
+  if (cmd == NULL || cmd->body_case == SYNOD__FSM__COMMAND__BODY__NOT_SET ||
+      cmd->request == NULL ||
+      (cmd->body_case == SYNOD__FSM__COMMAND__BODY_REQUEST &&
+       !request_well_formed(cmd->request))) {
+    command_malformed(f, len, out);
+  } else {
+    if (cmd->time_ms > f->time_ms) {
+      f->time_ms = cmd->time_ms;
+    }
+    fsm_timers_run(f);
+    if (cmd->body_case == SYNOD__FSM__COMMAND__BODY_TICK) {
+      fsm_session_tick(f, cmd->tick);
+    } else {
+      request_apply(f, cmd->request, out);
+    }
+  }
+  synod__fsm__command__free_unpacked(cmd, NULL);
+  out->events = f->events;
+  out->events_len = f->events_len;
+  return 0;
+}
+
+/* ------------------------------------------------------------ reads */
+
+bool fsm_request_is_read(const Synod__Request *req) {
+  const struct op *op = op_for(req->body_case);
+  return op != NULL && op->kind == OP_READ;
+}
+
+int fsm_query(const struct fsm *f, const Synod__Request *req, uint8_t **data,
+              size_t *len) {
+  const struct op *op = op_for(req->body_case);
+  struct fsm_reply r;
+  if (op == NULL || op->kind != OP_READ || !request_well_formed(req)) {
+    return SYNOD_EINVAL;
+  }
+  fsm_reply_init(&r);
+  /* Read handlers share the mutating handlers' signature but only read. */
+  int rv = op->fn((struct fsm *)f, NULL, req, &r);
+  fsm_reply_finish(&r, rv);
+  *data = fsm_response_pack(&r.resp, len);
+  free(r.scratch);
+  return 0;
+}
+
+/* ------------------------------------------------------------ encode */
+
+static size_t command_pack(const Synod__Fsm__Command *c, uint8_t *buf,
+                           size_t cap) {
+  size_t n = synod__fsm__command__get_packed_size(c);
+  if (n <= cap) {
+    synod__fsm__command__pack(c, buf);
+  }
+  return n;
+}
+
+size_t fsm_command_encode_request(uint64_t time_ms, const Synod__Request *req,
+                                  uint8_t *buf, size_t cap) {
+  Synod__Fsm__Command c = SYNOD__FSM__COMMAND__INIT;
+  c.time_ms = time_ms;
+  c.body_case = SYNOD__FSM__COMMAND__BODY_REQUEST;
+  c.request = (Synod__Request *)req;
+  return command_pack(&c, buf, cap);
+}
+
+size_t fsm_command_encode_tick(uint64_t time_ms, const uint64_t *session_ids,
+                               size_t n, uint8_t *buf, size_t cap) {
+  Synod__Fsm__Command c = SYNOD__FSM__COMMAND__INIT;
+  Synod__Fsm__Tick t = SYNOD__FSM__TICK__INIT;
+  t.n_session_ids = n;
+  t.session_ids = (uint64_t *)session_ids;
+  c.time_ms = time_ms;
+  c.body_case = SYNOD__FSM__COMMAND__BODY_TICK;
+  c.tick = &t;
+  return command_pack(&c, buf, cap);
+}

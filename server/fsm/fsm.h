@@ -1,0 +1,222 @@
+/* The replicated state machine: sessions, locks, counters and elections,
+ * applied by every replica in log order (DESIGN.md, "The replicated state
+ * machine").
+ *
+ * Pure: no clock, no I/O, no randomness, no hash-table order. Time enters
+ * only as the leader's stamp on each Command; every container is ordered by
+ * id or name. Two replicas fed the same entries produce the same outputs
+ * and the same snapshot bytes.
+ *
+ * Threading: a struct fsm is not thread-safe; one thread applies and
+ * queries (queries take a const pointer but must not race with apply).
+ *
+ * Memory: allocation failure inside the fsm aborts the process. A replica
+ * that cannot finish applying an entry must not continue with a state that
+ * differs from its peers' (Redis's zmalloc makes the same choice).
+ *
+ * Semantics the shell and clients rely on:
+ *
+ * - Time. Each Command carries the leader's stamp; time is the maximum
+ *   stamp seen. A session lives while time <= last keepalive + ttl and
+ *   expires at the first millisecond past it. Keepalives come in Tick
+ *   entries or as SessionKeepalive requests; one that arrives after the
+ *   deadline (due timers run before the entry's body) never revives.
+ *
+ * - Exactly-once. A mutating request in a session (locks, elections,
+ *   counter writes) needs sequence >= 1. Each session records the answers
+ *   to its last results_per_session_max sequences: a sequence in that
+ *   window is answered from the record, byte for byte, and not applied
+ *   again (a queued acquire stays queued, answered later by its event); a
+ *   sequence at or below the highest one forgotten is SYNOD_ESEQUENCE; any
+ *   other is new and applied, even below the newest (pipelined requests
+ *   may commit out of order). Errors are recorded too. Keepalive and close
+ *   are idempotent and not recorded; SessionOpen (session 0) is never
+ *   deduplicated: a retried open makes a second session, which expires
+ *   unused. Counter writes with session 0 are allowed and applied every
+ *   time: at-least-once, for tools such as synodctl that hold no session.
+ *
+ * - Locks. The fencing token of a grant is the index of the granting
+ *   entry, or one more than the last token issued on any lock if that is
+ *   higher (two grants in one entry), so tokens strictly grow across all
+ *   names and survive the deletion of an idle lock. A reentrant acquire
+ *   returns the same token. Lock-delay (Chubby) applies only when the
+ *   holder's session expires, counted from the expiry deadline, with the
+ *   delay given by the holder's acquire: a release or a session close is
+ *   the holder saying it is done. During the delay the lock has no holder,
+ *   try-acquires get SYNOD_ELOCKED and others queue. When a session ends,
+ *   its queued acquires are answered with SYNOD_ESESSION first, then its
+ *   candidacies are withdrawn and its locks released, each group in name
+ *   order.
+ *
+ * - Elections. ElectionChanged is emitted when the leader changes, or the
+ *   leader re-campaigns with a new value; not when a follower joins or
+ *   leaves. revision is the index at which the current leader took office.
+ *
+ * - Names are C strings: protobuf-c hands strings over NUL-terminated, so
+ *   a name with an embedded NUL byte is cut at it (identically on every
+ *   replica). */
+#ifndef SYNOD_FSM_H
+#define SYNOD_FSM_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "synod.pb-c.h"
+
+/* Limits; a zero field takes the default in brackets. Every replica of a
+ * cluster must run with the same options, as they shape replies. */
+struct fsm_options {
+  uint32_t name_bytes_max;              /* [256] lock/counter/election */
+  uint32_t sessions_max;                /* [65536] live sessions */
+  uint32_t locks_max;                   /* [100000] held or waited on */
+  uint32_t counters_max;                /* [1000000] */
+  uint32_t elections_max;               /* [10000] */
+  uint32_t waiters_per_lock_max;        /* [1024] */
+  uint32_t candidates_per_election_max; /* [1024] */
+  uint32_t results_per_session_max;     /* [32] exactly-once window */
+  uint32_t value_bytes_max;             /* [1024] election value */
+  uint32_t ttl_min_ms;                  /* [1000] */
+  uint32_t ttl_max_ms;                  /* [300000] */
+  uint32_t ttl_default_ms;              /* [10000] for SessionOpen ttl 0 */
+  uint32_t lock_delay_max_ms;           /* [60000] */
+  uint32_t list_limit_max;              /* [1000] CounterList page */
+};
+
+enum fsm_event_type {
+  /* A queued acquire got the lock. `response` answers the pending
+   * (session_id, sequence) with LockAcquireReply; `event` is a packed
+   * synod.Event LockGranted. */
+  FSM_EVENT_LOCK_GRANTED = 1,
+  /* A queued acquire waited timeout_ms: `response` is SYNOD_ETIMEDOUT. */
+  FSM_EVENT_LOCK_TIMEOUT,
+  /* A queued acquire was dropped because its session expired or closed:
+   * `response` is SYNOD_ESESSION. */
+  FSM_EVENT_LOCK_CANCELED,
+  /* `session_id` expired; `event` is a packed synod.Event SessionExpired. */
+  FSM_EVENT_SESSION_EXPIRED,
+  /* The leader of election `name` changed (or its value did); `event` is
+   * a packed synod.Event ElectionChanged. */
+  FSM_EVENT_ELECTION_CHANGED,
+};
+
+/* Something the entry caused besides answering its own request. Fields not
+ * listed for a type are 0 / NULL. */
+struct fsm_event {
+  enum fsm_event_type type;
+  uint64_t session_id;
+  uint64_t sequence;       /* the queued acquire's sequence (LOCK_*) */
+  const char *name;        /* lock or election name, NUL-terminated */
+  const uint8_t *response; /* packed synod.Response, or NULL */
+  size_t response_len;
+  const uint8_t *event; /* packed synod.Event, or NULL */
+  size_t event_len;
+};
+
+/* The answer to the request in the entry at `index`. The replica that
+ * proposed it routes it by (session_id, sequence, index); for session 0
+ * (SessionOpen, sessionless counters) by index alone. */
+struct fsm_response {
+  uint64_t session_id;
+  uint64_t sequence;
+  uint64_t index;
+  /* A queued acquire (or a retry of one still queued): no answer yet; a
+   * LOCK_GRANTED, LOCK_TIMEOUT or LOCK_CANCELED event for (session_id,
+   * sequence) will answer it. `data` is NULL. */
+  bool pending;
+  const uint8_t *data; /* packed synod.Response */
+  size_t len;
+};
+
+/* What one fsm_apply produced. Points into memory the fsm owns until the
+ * next fsm_apply, fsm_snapshot_decode or fsm_free. */
+struct fsm_output {
+  bool has_response; /* false for Tick entries */
+  struct fsm_response response;
+  const struct fsm_event *events; /* in the order they happened */
+  size_t events_len;
+};
+
+struct fsm;
+
+/* Allocates an empty state machine (time 0, nothing applied). opts may be
+ * NULL for all defaults; it is copied. Returns NULL only if opts are
+ * inconsistent (ttl_min_ms > ttl_default_ms or ttl_default_ms > ttl_max_ms,
+ * name_bytes_max above 65535). */
+struct fsm *fsm_new(const struct fsm_options *opts);
+
+/* Frees f and everything it owns, including the last output. NULL is
+ * fine. */
+void fsm_free(struct fsm *f);
+
+/* Applies one committed NORMAL entry: `data`/`len` are the bytes of a
+ * fsm.Command, `index` its log index, which must exceed every index passed
+ * before (to fsm_apply or fsm_index_advance).
+ *
+ * First advances cluster time to max(time, Command.time_ms) and processes
+ * everything due, in (deadline, kind, id) order: session expiries, acquire
+ * timeouts, lock-delays that ended. Then applies the body.
+ *
+ * Never fails on what a client sent: a malformed entry or a refused request
+ * is answered by an error Response in *out, identical on every replica (a
+ * Command that does not decode gets SYNOD_EMALFORMED, routed by index, and
+ * changes nothing but the applied index). Returns 0, or SYNOD_EINVAL for a
+ * programmer error (index not increasing), in which case nothing changed.
+ * *out borrows fsm memory until the next call (see struct fsm_output).
+ *
+ * Response.id is always 0 in fsm output: the shell sets it, for example by
+ * prepending field 1 to the packed bytes (protobuf merges the two). */
+int fsm_apply(struct fsm *f, uint64_t index, const uint8_t *data, size_t len,
+              struct fsm_output *out);
+
+/* Records that entry `index`, not a NORMAL entry (a no-op or a
+ * configuration), was applied, so the image's applied index follows the
+ * log. Same precondition and return as fsm_apply; changes nothing else. */
+int fsm_index_advance(struct fsm *f, uint64_t index);
+
+/* The earliest cluster time at which something is due (a session expiry,
+ * an acquire timeout, the end of a lock-delay), or UINT64_MAX. The leader
+ * emits a Tick stamped at or after it. */
+uint64_t fsm_next_deadline(const struct fsm *f);
+
+/* Cluster time and the last applied index, as of the last apply. */
+uint64_t fsm_time_ms(const struct fsm *f);
+uint64_t fsm_applied_index(const struct fsm *f);
+
+/* True for the bodies fsm_query answers: lock_query, lock_check,
+ * counter_get, counter_list, election_leader, election_observe. */
+bool fsm_request_is_read(const Synod__Request *req);
+
+/* Answers a read-only request from the applied state (the shell calls it
+ * after ReadIndex, or at once for a stale read). Never mutates. On success
+ * *data is a packed synod.Response (possibly carrying an error such as
+ * SYNOD_EINVAL for a bad name), malloc'ed: the caller frees it with
+ * free(). Returns 0, or SYNOD_EINVAL (and no output) if req is not a read
+ * (see fsm_request_is_read). */
+int fsm_query(const struct fsm *f, const Synod__Request *req, uint8_t **data,
+              size_t *len);
+
+/* Serialises the whole state as a fsm.Image in canonical order: two
+ * replicas at the same applied index produce identical bytes. *data is
+ * malloc'ed; the caller frees it. Returns 0. */
+int fsm_snapshot_encode(const struct fsm *f, uint8_t **data, size_t *len);
+
+/* Replaces f's state by the image in data (borrowed for the call). The
+ * image is validated completely first: on SYNOD_ECORRUPT (it does not
+ * decode, or breaks an invariant: order, references, counts) f is
+ * unchanged. Invalidates the last output. */
+int fsm_snapshot_decode(struct fsm *f, const uint8_t *data, size_t len);
+
+/* A 64-bit FNV-1a of the encoded image, for comparing replicas. */
+uint64_t fsm_digest(const struct fsm *f);
+
+/* Encode helpers for the shell and the simulator: a Command stamped
+ * time_ms carrying req, or a Tick with n session ids. Each writes into buf
+ * if it fits in cap bytes and returns the encoded length, which may exceed
+ * cap (then nothing is written; call again with a larger buffer). */
+size_t fsm_command_encode_request(uint64_t time_ms, const Synod__Request *req,
+                                  uint8_t *buf, size_t cap);
+size_t fsm_command_encode_tick(uint64_t time_ms, const uint64_t *session_ids,
+                               size_t n, uint8_t *buf, size_t cap);
+
+#endif

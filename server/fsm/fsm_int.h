@@ -1,0 +1,304 @@
+/* The state machine's internal objects and the functions its files share.
+ * Not for use outside server/fsm (tests excepted). */
+#ifndef SYNOD_FSM_INT_H
+#define SYNOD_FSM_INT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "err.h"
+#include "fsm.h"
+#include "fsm.pb-c.h"
+#include "otree.h"
+#include "synod.h"
+
+#define FSM_CONTAINER(ptr, type, member)                                       \
+  ((type *)((char *)(ptr)-offsetof(type, member)))
+
+/* A circular doubly linked list; an empty head points at itself. */
+struct fsm_list {
+  struct fsm_list *prev;
+  struct fsm_list *next;
+};
+
+void fsm_list_init(struct fsm_list *head);
+void fsm_list_push_back(struct fsm_list *head, struct fsm_list *n);
+void fsm_list_remove(struct fsm_list *n);
+static inline int fsm_list_empty(const struct fsm_list *head) {
+  return head->next == head;
+}
+
+/* Something due at a cluster time. Timers sort by (due_ms, kind, id of the
+ * owner), which is the order fsm_apply processes them in. */
+enum fsm_timer_kind {
+  FSM_TIMER_SESSION = 0, /* session expiry */
+  FSM_TIMER_WAITER = 1,  /* acquire timeout */
+  FSM_TIMER_DELAY = 2,   /* end of a lock-delay */
+};
+
+struct fsm_timer {
+  struct otree_node node; /* in fsm->timers while armed */
+  uint64_t due_ms;
+  uint8_t kind; /* enum fsm_timer_kind */
+  uint8_t armed;
+};
+
+/* A recorded answer: packed synod.Response, or pending (data NULL). */
+struct fsm_result {
+  uint64_t sequence;
+  uint8_t *data;
+  size_t len;
+  int pending;
+};
+
+struct fsm_session {
+  struct otree_node by_id;
+  struct fsm_timer expiry; /* due = keepalive_ms + ttl_ms + 1 */
+  uint64_t id;             /* the log index of its SessionOpen */
+  uint32_t ttl_ms;
+  uint64_t keepalive_ms; /* <= fsm time */
+  char *client_name;
+  /* Exactly-once window: results ascending by sequence, every one above
+   * sequence_floor; sequences <= sequence_floor are forgotten. */
+  uint64_t sequence_floor;
+  struct fsm_result *results;
+  uint32_t results_len; /* <= results_per_session_max */
+  uint32_t results_cap;
+  struct fsm_list locks;       /* fsm_lock.holder_link, unordered */
+  struct fsm_list waiters;     /* fsm_waiter.session_link, unordered */
+  struct fsm_list candidacies; /* fsm_candidate.session_link, unordered */
+};
+
+struct fsm_waiter {
+  struct fsm_list lock_link;    /* in lock->waiters, FIFO */
+  struct fsm_list session_link; /* in session->waiters */
+  struct fsm_timer timeout;     /* due = deadline_ms */
+  struct fsm_lock *lock;
+  struct fsm_session *session;
+  uint64_t owner_id;
+  uint64_t sequence; /* of its LockAcquire: answers go to it */
+  uint32_t lock_delay_ms;
+};
+
+/* Invariants: holder != NULL <=> hold_count > 0; holder == NULL with no
+ * waiters only while in lock-delay (delay.armed); otherwise deleted. */
+struct fsm_lock {
+  struct otree_node by_name;
+  struct fsm_timer delay; /* armed: free until delay.due_ms */
+  char *name;
+  size_t name_len;
+  struct fsm_session *holder;
+  struct fsm_list holder_link; /* in holder->locks */
+  uint64_t owner_id;
+  uint64_t token; /* of the current grant; 0 when free */
+  uint32_t hold_count;
+  uint32_t lock_delay_ms;  /* the holder's, applied when its session expires */
+  struct fsm_list waiters; /* fsm_waiter.lock_link, FIFO */
+  uint32_t waiters_len;
+};
+
+struct fsm_counter {
+  struct otree_node by_name;
+  char *name;
+  size_t name_len;
+  int64_t value;
+};
+
+struct fsm_candidate {
+  struct fsm_list election_link; /* FIFO: the first leads */
+  struct fsm_list session_link;
+  struct fsm_election *election;
+  struct fsm_session *session;
+  uint8_t *value;
+  size_t value_len;
+};
+
+/* Exists while it has candidates. */
+struct fsm_election {
+  struct otree_node by_name;
+  char *name;
+  size_t name_len;
+  uint64_t revision; /* index at which the current leader took office */
+  struct fsm_list candidates;
+  uint32_t candidates_len;
+};
+
+struct fsm {
+  struct fsm_options opt; /* resolved: no zero field */
+  uint64_t applied_index;
+  uint64_t time_ms;       /* never decreases */
+  uint64_t token_last;    /* every fencing token issued is <= token_last */
+  uint64_t index;         /* the entry being applied */
+  struct otree sessions;  /* fsm_session by id */
+  struct otree locks;     /* fsm_lock by name */
+  struct otree counters;  /* fsm_counter by name */
+  struct otree elections; /* fsm_election by name */
+  struct otree timers;    /* armed fsm_timer by (due, kind, id) */
+  /* Output of the current apply: events and the blocks they point into,
+   * freed at the start of the next apply. */
+  struct fsm_event *events;
+  size_t events_len, events_cap;
+  void **blocks;
+  size_t blocks_len, blocks_cap;
+};
+
+/* A name as a key for the name-ordered trees. */
+struct fsm_name {
+  const char *s;
+  size_t len;
+};
+
+/* The reply a handler builds: resp and the body message it points at. */
+struct fsm_reply {
+  Synod__Response resp;
+  Synod__Error error;
+  char msg[SYNOD_ERRMSG_MAX];
+  int pending; /* a queued acquire: no answer yet */
+  union {
+    Synod__SessionOpenReply open;
+    Synod__SessionKeepaliveReply keepalive;
+    Synod__LockAcquireReply acquire;
+    Synod__LockReleaseReply release;
+    Synod__LockInfo lock_info;
+    Synod__LockCheckReply check;
+    Synod__CounterValue value;
+    Synod__CounterCasReply cas;
+    Synod__CounterDeleteReply del;
+    Synod__CounterListReply list;
+    Synod__ElectionCampaignReply campaign;
+  } u;
+  Synod__ElectionInfo info;
+  void *scratch; /* freed after packing */
+};
+
+typedef int (*fsm_handler_fn)(struct fsm *f, struct fsm_session *s,
+                              const Synod__Request *req, struct fsm_reply *r);
+
+/* ----- memory: allocation failure aborts (see fsm.h) */
+void *fsm_xmalloc(size_t n);
+void *fsm_xcalloc(size_t n, size_t size);
+void *fsm_xrealloc(void *p, size_t n);
+char *fsm_xstrndup(const char *s, size_t n);
+
+/* ----- names (name.c) */
+int fsm_name_cmp(const struct fsm_name *a, const char *s, size_t len);
+/* Validates a lock/counter/election name: 1..name_bytes_max bytes of
+ * UTF-8. On failure writes "<what>: ..." into msg; returns SYNOD_EINVAL. */
+int fsm_name_check(const struct fsm *f, const char *what, const char *s,
+                   size_t len, char *msg);
+int fsm_utf8_valid(const char *s, size_t len, size_t *bad_at);
+static inline const char *fsm_str(const char *s) {
+  return s ? s : "";
+}
+
+/* ----- output (output.c) */
+void fsm_output_reset(struct fsm *f);
+void *fsm_output_alloc(struct fsm *f, size_t n);
+const char *fsm_output_strdup(struct fsm *f, const char *s, size_t n);
+/* Packs a Response into malloc'ed memory the caller owns. */
+uint8_t *fsm_response_pack(const Synod__Response *resp, size_t *len);
+/* Packs an Event into output memory. */
+const uint8_t *fsm_event_pack(struct fsm *f, const Synod__Event *ev,
+                              size_t *len);
+struct fsm_event *fsm_event_push(struct fsm *f, enum fsm_event_type type);
+/* Finishes r: an error code (if rv != 0) clears the body. */
+void fsm_reply_finish(struct fsm_reply *r, int rv);
+void fsm_reply_init(struct fsm_reply *r);
+
+/* ----- timers (timer.c) */
+/* Returns 0, or -1 (not armed) if a timer with the same key is armed:
+ * impossible at run time, a sign of a corrupt image when loading one. */
+int fsm_timer_arm(struct fsm *f, struct fsm_timer *t, uint8_t kind,
+                  uint64_t due_ms);
+void fsm_timer_disarm(struct fsm *f, struct fsm_timer *t);
+int fsm_timer_cmp(const void *key, const struct otree_node *n);
+/* Processes every timer due at or before f->time_ms, in order. */
+void fsm_timers_run(struct fsm *f);
+
+/* ----- sessions (session.c) */
+int fsm_session_cmp(const void *key, const struct otree_node *n);
+struct fsm_session *fsm_session_find(const struct fsm *f, uint64_t id);
+struct fsm_session *fsm_session_insert(struct fsm *f, uint64_t id,
+                                       uint32_t ttl_ms, uint64_t keepalive_ms,
+                                       const char *name, size_t name_len);
+void fsm_session_keepalive(struct fsm *f, struct fsm_session *s);
+/* Ends a session: cancels its waits, withdraws its candidacies, releases
+ * its locks (with lock-delay when expired), frees it. */
+void fsm_session_end(struct fsm *f, struct fsm_session *s, int expired,
+                     uint64_t at_ms);
+void fsm_session_free(struct fsm_session *s);
+/* The recorded result for sequence, or NULL. */
+struct fsm_result *fsm_session_result(struct fsm_session *s, uint64_t seq);
+/* Records (takes ownership of data; NULL with pending). */
+void fsm_session_record(struct fsm *f, struct fsm_session *s, uint64_t seq,
+                        uint8_t *data, size_t len, int pending);
+int fsm_session_open(struct fsm *f, struct fsm_session *s,
+                     const Synod__Request *req, struct fsm_reply *r);
+int fsm_session_keepalive_req(struct fsm *f, struct fsm_session *s,
+                              const Synod__Request *req, struct fsm_reply *r);
+int fsm_session_close(struct fsm *f, struct fsm_session *s,
+                      const Synod__Request *req, struct fsm_reply *r);
+void fsm_session_tick(struct fsm *f, const Synod__Fsm__Tick *tick);
+
+/* ----- locks (lock.c) */
+int fsm_lock_cmp(const void *key, const struct otree_node *n);
+int fsm_lock_acquire(struct fsm *f, struct fsm_session *s,
+                     const Synod__Request *req, struct fsm_reply *r);
+int fsm_lock_release(struct fsm *f, struct fsm_session *s,
+                     const Synod__Request *req, struct fsm_reply *r);
+int fsm_lock_query(struct fsm *f, struct fsm_session *s,
+                   const Synod__Request *req, struct fsm_reply *r);
+int fsm_lock_check(struct fsm *f, struct fsm_session *s,
+                   const Synod__Request *req, struct fsm_reply *r);
+/* Drops l's holder; with delay_from_ms != UINT64_MAX the lock stays free
+ * until delay_from_ms + the holder's lock_delay_ms. */
+void fsm_lock_unhold(struct fsm *f, struct fsm_lock *l, uint64_t delay_from_ms);
+void fsm_lock_delay_end(struct fsm *f, struct fsm_lock *l);
+/* Removes a waiter and answers its acquire with code (ETIMEDOUT or
+ * ESESSION), then deletes the lock if nothing is left. */
+void fsm_waiter_drop(struct fsm *f, struct fsm_waiter *w, int code);
+void fsm_lock_free(struct fsm_lock *l);
+struct fsm_lock *fsm_lock_new(const char *name, size_t len);
+void fsm_lock_grant(struct fsm *f, struct fsm_lock *l, struct fsm_session *s,
+                    uint64_t owner_id, uint32_t lock_delay_ms);
+void fsm_lock_delete_if_idle(struct fsm *f, struct fsm_lock *l);
+
+/* ----- counters (counter.c) */
+int fsm_counter_cmp(const void *key, const struct otree_node *n);
+int fsm_counter_get(struct fsm *f, struct fsm_session *s,
+                    const Synod__Request *req, struct fsm_reply *r);
+int fsm_counter_set(struct fsm *f, struct fsm_session *s,
+                    const Synod__Request *req, struct fsm_reply *r);
+int fsm_counter_cas(struct fsm *f, struct fsm_session *s,
+                    const Synod__Request *req, struct fsm_reply *r);
+int fsm_counter_add(struct fsm *f, struct fsm_session *s,
+                    const Synod__Request *req, struct fsm_reply *r);
+int fsm_counter_delete(struct fsm *f, struct fsm_session *s,
+                       const Synod__Request *req, struct fsm_reply *r);
+int fsm_counter_list(struct fsm *f, struct fsm_session *s,
+                     const Synod__Request *req, struct fsm_reply *r);
+struct fsm_counter *fsm_counter_new(const char *name, size_t len,
+                                    int64_t value);
+void fsm_counter_free(struct fsm_counter *c);
+
+/* ----- elections (election.c) */
+int fsm_election_cmp(const void *key, const struct otree_node *n);
+int fsm_election_campaign(struct fsm *f, struct fsm_session *s,
+                          const Synod__Request *req, struct fsm_reply *r);
+int fsm_election_resign(struct fsm *f, struct fsm_session *s,
+                        const Synod__Request *req, struct fsm_reply *r);
+int fsm_election_leader(struct fsm *f, struct fsm_session *s,
+                        const Synod__Request *req, struct fsm_reply *r);
+/* Removes a candidacy; a leader's departure hands office to the next. */
+void fsm_candidate_withdraw(struct fsm *f, struct fsm_candidate *c);
+void fsm_election_free(struct fsm_election *e);
+struct fsm_election *fsm_election_new(const char *name, size_t len);
+struct fsm_candidate *fsm_candidate_add(struct fsm_election *e,
+                                        struct fsm_session *s,
+                                        const uint8_t *value, size_t len);
+
+/* ----- the whole state (fsm.c) */
+void fsm_state_init(struct fsm *f);
+void fsm_state_clear(struct fsm *f);
+
+#endif

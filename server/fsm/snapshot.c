@@ -1,0 +1,437 @@
+/* Snapshots: the whole state as a fsm.Image in canonical order (identical
+ * bytes on every replica at one index), its validated restore, and the
+ * digest replicas compare. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "fsm_int.h"
+
+/* Allocations that live until the image is packed. */
+struct arena {
+  void **p;
+  size_t n, cap;
+};
+
+static void *arena_calloc(struct arena *a, size_t n, size_t size) {
+  if (a->n == a->cap) {
+    a->cap = a->cap ? 2 * a->cap : 64;
+    a->p = fsm_xrealloc(a->p, a->cap * sizeof *a->p);
+  }
+  return a->p[a->n++] = fsm_xcalloc(n, size);
+}
+
+static void arena_free(struct arena *a) {
+  for (size_t i = 0; i < a->n; i++) {
+    free(a->p[i]);
+  }
+  free(a->p);
+}
+
+/* ------------------------------------------------------------ encode */
+
+static void session_encode(struct arena *a, const struct fsm_session *s,
+                           Synod__Fsm__Session *m) {
+  synod__fsm__session__init(m);
+  m->id = s->id;
+  m->ttl_ms = s->ttl_ms;
+  m->keepalive_ms = s->keepalive_ms;
+  m->client_name = s->client_name;
+  m->sequence_floor = s->sequence_floor;
+  m->n_results = s->results_len;
+  m->results = arena_calloc(a, s->results_len, sizeof *m->results);
+  Synod__Fsm__Result *rs = arena_calloc(a, s->results_len, sizeof *rs);
+  for (uint32_t i = 0; i < s->results_len; i++) {
+    synod__fsm__result__init(&rs[i]);
+    rs[i].sequence = s->results[i].sequence;
+    rs[i].pending = s->results[i].pending;
+    rs[i].response.data = s->results[i].data;
+    rs[i].response.len = s->results[i].len;
+    m->results[i] = &rs[i];
+  }
+}
+
+static void lock_encode(struct arena *a, const struct fsm_lock *l,
+                        Synod__Fsm__Lock *m) {
+  synod__fsm__lock__init(m);
+  m->name = l->name;
+  m->holder_session = l->holder ? l->holder->id : 0;
+  m->owner_id = l->owner_id;
+  m->token = l->token;
+  m->hold_count = l->hold_count;
+  m->lock_delay_ms = l->lock_delay_ms;
+  m->delay_until_ms = l->delay.armed ? l->delay.due_ms : 0;
+  m->n_waiters = l->waiters_len;
+  m->waiters = arena_calloc(a, l->waiters_len, sizeof *m->waiters);
+  Synod__Fsm__Waiter *ws = arena_calloc(a, l->waiters_len, sizeof *ws);
+  size_t i = 0;
+  for (struct fsm_list *n = l->waiters.next; n != &l->waiters; n = n->next) {
+    const struct fsm_waiter *w = FSM_CONTAINER(n, struct fsm_waiter, lock_link);
+    synod__fsm__waiter__init(&ws[i]);
+    ws[i].session_id = w->session->id;
+    ws[i].owner_id = w->owner_id;
+    ws[i].sequence = w->sequence;
+    ws[i].deadline_ms = w->timeout.due_ms;
+    ws[i].lock_delay_ms = w->lock_delay_ms;
+    m->waiters[i] = &ws[i];
+    i++;
+  }
+}
+
+static void election_encode(struct arena *a, const struct fsm_election *e,
+                            Synod__Fsm__Election *m) {
+  synod__fsm__election__init(m);
+  m->name = e->name;
+  m->revision = e->revision;
+  m->n_candidates = e->candidates_len;
+  m->candidates = arena_calloc(a, e->candidates_len, sizeof *m->candidates);
+  Synod__Fsm__Candidate *cs = arena_calloc(a, e->candidates_len, sizeof *cs);
+  size_t i = 0;
+  for (struct fsm_list *n = e->candidates.next; n != &e->candidates;
+       n = n->next) {
+    const struct fsm_candidate *c =
+        FSM_CONTAINER(n, struct fsm_candidate, election_link);
+    synod__fsm__candidate__init(&cs[i]);
+    cs[i].session_id = c->session->id;
+    cs[i].value.data = c->value;
+    cs[i].value.len = c->value_len;
+    m->candidates[i] = &cs[i];
+    i++;
+  }
+}
+
+/* Fills one repeated field from a tree in order: `item` is the size of one
+ * message, `fill` encodes one object into it. */
+#define IMAGE_FILL(tree, type, member, msgtype, field, enc)                    \
+  do {                                                                         \
+    size_t i_ = 0;                                                             \
+    img->n_##field = (tree).count;                                             \
+    img->field = arena_calloc(a, (tree).count, sizeof *img->field);            \
+    msgtype *ms_ = arena_calloc(a, (tree).count, sizeof *ms_);                 \
+    for (struct otree_node *n_ = otree_first(&(tree)); n_;                     \
+         n_ = otree_next(n_)) {                                                \
+      enc(a, FSM_CONTAINER(n_, type, member), &ms_[i_]);                       \
+      img->field[i_] = &ms_[i_];                                               \
+      i_++;                                                                    \
+    }                                                                          \
+  } while (0)
+
+static void counter_encode(struct arena *a, const struct fsm_counter *c,
+                           Synod__Fsm__Counter *m) {
+  (void)a;
+  synod__fsm__counter__init(m);
+  m->name = c->name;
+  m->value = c->value;
+}
+
+static void image_build(const struct fsm *f, struct arena *a,
+                        Synod__Fsm__Image *img) {
+  synod__fsm__image__init(img);
+  img->format = 1;
+  img->applied_index = f->applied_index;
+  img->time_ms = f->time_ms;
+  img->token_last = f->token_last;
+  IMAGE_FILL(f->sessions, struct fsm_session, by_id, Synod__Fsm__Session,
+             sessions, session_encode);
+  IMAGE_FILL(f->locks, struct fsm_lock, by_name, Synod__Fsm__Lock, locks,
+             lock_encode);
+  IMAGE_FILL(f->counters, struct fsm_counter, by_name, Synod__Fsm__Counter,
+             counters, counter_encode);
+  IMAGE_FILL(f->elections, struct fsm_election, by_name, Synod__Fsm__Election,
+             elections, election_encode);
+}
+
+int fsm_snapshot_encode(const struct fsm *f, uint8_t **data, size_t *len) {
+  struct arena a = {0};
+  Synod__Fsm__Image img;
+  image_build(f, &a, &img);
+  *len = synod__fsm__image__get_packed_size(&img);
+  *data = fsm_xmalloc(*len);
+  synod__fsm__image__pack(&img, *data);
+  arena_free(&a);
+  return 0;
+}
+
+uint64_t fsm_digest(const struct fsm *f) {
+  uint8_t *data;
+  size_t len;
+  uint64_t h = 0xcbf29ce484222325ull; /* FNV-1a 64 offset basis */
+  fsm_snapshot_encode(f, &data, &len);
+  for (size_t i = 0; i < len; i++) {
+    h ^= data[i];
+    h *= 0x100000001b3ull; /* FNV-1a 64 prime */
+  }
+  free(data);
+  return h;
+}
+
+/* ------------------------------------------------------------ decode */
+
+/* Each loader returns 0, or -1 when the image breaks an invariant; what it
+ * built so far is freed with the temporary state. */
+
+static int image_name_ok(const struct fsm *t, const char *s, size_t *len) {
+  char msg[SYNOD_ERRMSG_MAX];
+  *len = strlen(s);
+  return fsm_name_check(t, "image", s, *len, msg) == 0;
+}
+
+static int results_load(const struct fsm *t, struct fsm_session *s,
+                        const Synod__Fsm__Session *m) {
+  uint64_t prev = m->sequence_floor;
+  if (m->n_results > t->opt.results_per_session_max) {
+    return -1;
+  }
+  s->sequence_floor = m->sequence_floor;
+  s->results = fsm_xcalloc(m->n_results, sizeof *s->results);
+  s->results_cap = (uint32_t)m->n_results;
+  for (size_t i = 0; i < m->n_results; i++) {
+    const Synod__Fsm__Result *r = m->results[i];
+    if (r->sequence <= prev || r->pending != (r->response.len == 0)) {
+      return -1;
+    }
+    if (!r->pending) {
+      Synod__Response *x =
+          synod__response__unpack(NULL, r->response.len, r->response.data);
+      if (x == NULL) {
+        return -1;
+      }
+      synod__response__free_unpacked(x, NULL);
+    }
+    struct fsm_result *dst = &s->results[s->results_len++];
+    dst->sequence = r->sequence;
+    dst->pending = r->pending;
+    dst->len = r->response.len;
+    dst->data = r->pending ? NULL : fsm_xmalloc(r->response.len);
+    if (!r->pending) {
+      memcpy(dst->data, r->response.data, r->response.len);
+    }
+    prev = r->sequence;
+  }
+  return 0;
+}
+
+/* Every armed deadline lies after the image's time: apply fires what is
+ * due before it returns, so an image never holds an overdue timer. */
+static int sessions_load(struct fsm *t, const Synod__Fsm__Image *img) {
+  uint64_t prev = 0;
+  for (size_t i = 0; i < img->n_sessions; i++) {
+    const Synod__Fsm__Session *m = img->sessions[i];
+    size_t len = strlen(m->client_name);
+    if (m->id <= prev || m->id > img->applied_index || m->ttl_ms == 0 ||
+        m->keepalive_ms > img->time_ms ||
+        m->keepalive_ms > UINT64_MAX - m->ttl_ms - 1 ||
+        m->keepalive_ms + m->ttl_ms < img->time_ms ||
+        len > t->opt.name_bytes_max ||
+        !fsm_utf8_valid(m->client_name, len, NULL)) {
+      return -1;
+    }
+    struct fsm_session *s = fsm_session_insert(
+        t, m->id, m->ttl_ms, m->keepalive_ms, m->client_name, len);
+    if (s == NULL || results_load(t, s, m) != 0) {
+      return -1;
+    }
+    prev = m->id;
+  }
+  return 0;
+}
+
+static int waiters_load(struct fsm *t, const Synod__Fsm__Image *img,
+                        struct fsm_lock *l, const Synod__Fsm__Lock *m) {
+  for (size_t i = 0; i < m->n_waiters; i++) {
+    const Synod__Fsm__Waiter *wm = m->waiters[i];
+    struct fsm_session *s = fsm_session_find(t, wm->session_id);
+    if (s == NULL || wm->sequence == 0 || wm->deadline_ms <= img->time_ms ||
+        (l->holder == s && l->owner_id == wm->owner_id)) {
+      return -1;
+    }
+    for (size_t j = 0; j < i; j++) {
+      if (m->waiters[j]->session_id == wm->session_id &&
+          m->waiters[j]->owner_id == wm->owner_id) {
+        return -1;
+      }
+    }
+    struct fsm_waiter *w = fsm_xcalloc(1, sizeof *w);
+    w->lock = l;
+    w->session = s;
+    w->owner_id = wm->owner_id;
+    w->sequence = wm->sequence;
+    w->lock_delay_ms = wm->lock_delay_ms;
+    fsm_list_push_back(&l->waiters, &w->lock_link);
+    fsm_list_push_back(&s->waiters, &w->session_link);
+    l->waiters_len++;
+    if (fsm_timer_arm(t, &w->timeout, FSM_TIMER_WAITER, wm->deadline_ms)) {
+      return -1;
+    }
+  }
+  return 0;
+}
+
+/* A held lock has a token and a hold count and no lock-delay; a free one
+ * exists only while in lock-delay. */
+static int lock_holder_load(struct fsm *t, const Synod__Fsm__Image *img,
+                            struct fsm_lock *l, const Synod__Fsm__Lock *m) {
+  if (m->holder_session == 0) {
+    if (m->owner_id || m->token || m->hold_count || m->lock_delay_ms ||
+        m->delay_until_ms <= img->time_ms) {
+      return -1;
+    }
+    return fsm_timer_arm(t, &l->delay, FSM_TIMER_DELAY, m->delay_until_ms);
+  }
+  struct fsm_session *s = fsm_session_find(t, m->holder_session);
+  if (s == NULL || m->hold_count == 0 || m->token == 0 ||
+      m->token > img->token_last || m->delay_until_ms != 0) {
+    return -1;
+  }
+  l->holder = s;
+  l->owner_id = m->owner_id;
+  l->token = m->token;
+  l->hold_count = m->hold_count;
+  l->lock_delay_ms = m->lock_delay_ms;
+  fsm_list_push_back(&s->locks, &l->holder_link);
+  return 0;
+}
+
+static int locks_load(struct fsm *t, const Synod__Fsm__Image *img) {
+  struct fsm_name prev = {NULL, 0};
+  for (size_t i = 0; i < img->n_locks; i++) {
+    const Synod__Fsm__Lock *m = img->locks[i];
+    size_t len;
+    if (!image_name_ok(t, m->name, &len) ||
+        (prev.s && fsm_name_cmp(&prev, m->name, len) >= 0)) {
+      return -1;
+    }
+    struct fsm_lock *l = fsm_lock_new(m->name, len);
+    otree_insert(&t->locks, &l->by_name, &(struct fsm_name){l->name, len});
+    if (lock_holder_load(t, img, l, m) != 0 ||
+        waiters_load(t, img, l, m) != 0) {
+      return -1;
+    }
+    prev = (struct fsm_name){l->name, len};
+  }
+  return 0;
+}
+
+static int counters_load(struct fsm *t, const Synod__Fsm__Image *img) {
+  struct fsm_name prev = {NULL, 0};
+  for (size_t i = 0; i < img->n_counters; i++) {
+    const Synod__Fsm__Counter *m = img->counters[i];
+    size_t len;
+    if (!image_name_ok(t, m->name, &len) ||
+        (prev.s && fsm_name_cmp(&prev, m->name, len) >= 0)) {
+      return -1;
+    }
+    struct fsm_counter *c = fsm_counter_new(m->name, len, m->value);
+    otree_insert(&t->counters, &c->by_name, &(struct fsm_name){c->name, len});
+    prev = (struct fsm_name){c->name, len};
+  }
+  return 0;
+}
+
+static int candidates_load(struct fsm *t, struct fsm_election *e,
+                           const Synod__Fsm__Election *m) {
+  for (size_t i = 0; i < m->n_candidates; i++) {
+    const Synod__Fsm__Candidate *cm = m->candidates[i];
+    struct fsm_session *s = fsm_session_find(t, cm->session_id);
+    if (s == NULL || cm->value.len > t->opt.value_bytes_max) {
+      return -1;
+    }
+    for (size_t j = 0; j < i; j++) {
+      if (m->candidates[j]->session_id == cm->session_id) {
+        return -1;
+      }
+    }
+    fsm_candidate_add(e, s, cm->value.data, cm->value.len);
+  }
+  return 0;
+}
+
+static int elections_load(struct fsm *t, const Synod__Fsm__Image *img) {
+  struct fsm_name prev = {NULL, 0};
+  for (size_t i = 0; i < img->n_elections; i++) {
+    const Synod__Fsm__Election *m = img->elections[i];
+    size_t len;
+    if (!image_name_ok(t, m->name, &len) ||
+        (prev.s && fsm_name_cmp(&prev, m->name, len) >= 0) ||
+        m->n_candidates == 0 || m->revision == 0 ||
+        m->revision > img->applied_index) {
+      return -1;
+    }
+    struct fsm_election *e = fsm_election_new(m->name, len);
+    e->revision = m->revision;
+    otree_insert(&t->elections, &e->by_name, &(struct fsm_name){e->name, len});
+    if (candidates_load(t, e, m) != 0) {
+      return -1;
+    }
+    prev = (struct fsm_name){e->name, len};
+  }
+  return 0;
+}
+
+/* A pending result is a queued acquire's: each must match a waiter. */
+static int pending_check(const struct fsm *t) {
+  size_t pending = 0, matched = 0;
+  for (struct otree_node *n = otree_first(&t->sessions); n; n = otree_next(n)) {
+    struct fsm_session *s = FSM_CONTAINER(n, struct fsm_session, by_id);
+    for (uint32_t i = 0; i < s->results_len; i++) {
+      pending += s->results[i].pending != 0;
+    }
+    for (struct fsm_list *l = s->waiters.next; l != &s->waiters; l = l->next) {
+      struct fsm_waiter *w = FSM_CONTAINER(l, struct fsm_waiter, session_link);
+      struct fsm_result *r = fsm_session_result(s, w->sequence);
+      matched += r && r->pending;
+    }
+  }
+  return pending == matched ? 0 : -1;
+}
+
+/* Loads, then re-encodes and compares: an image that is not in canonical
+ * form (order, duplicates, unknown fields) is refused too. */
+static int image_load(struct fsm *t, const Synod__Fsm__Image *img,
+                      const uint8_t *data, size_t len) {
+  if (img->format != 1) {
+    return -1;
+  }
+  t->applied_index = img->applied_index;
+  t->time_ms = img->time_ms;
+  t->token_last = img->token_last;
+  if (sessions_load(t, img) || locks_load(t, img) || counters_load(t, img) ||
+      elections_load(t, img) || pending_check(t)) {
+    return -1;
+  }
+  uint8_t *again;
+  size_t again_len;
+  fsm_snapshot_encode(t, &again, &again_len);
+  int same = again_len == len && memcmp(again, data, len) == 0;
+  free(again);
+  return same ? 0 : -1;
+}
+
+int fsm_snapshot_decode(struct fsm *f, const uint8_t *data, size_t len) {
+  Synod__Fsm__Image *img = synod__fsm__image__unpack(NULL, len, data);
+  if (img == NULL) {
+    return SYNOD_ECORRUPT;
+  }
+  struct fsm t;
+  memset(&t, 0, sizeof t);
+  t.opt = f->opt;
+  fsm_state_init(&t);
+  int bad = image_load(&t, img, data, len);
+  synod__fsm__image__free_unpacked(img, NULL);
+  if (bad) {
+    fsm_state_clear(&t);
+    return SYNOD_ECORRUPT;
+  }
+  /* The trees' nodes never point at the tree heads, so moving the heads
+   * moves the state. */
+  fsm_output_reset(f);
+  fsm_state_clear(f);
+  f->applied_index = t.applied_index;
+  f->time_ms = t.time_ms;
+  f->token_last = t.token_last;
+  f->sessions = t.sessions;
+  f->locks = t.locks;
+  f->counters = t.counters;
+  f->elections = t.elections;
+  f->timers = t.timers;
+  return 0;
+}

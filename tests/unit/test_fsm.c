@@ -1,0 +1,1710 @@
+/* The replicated state machine: sessions, exactly-once, locks, counters,
+ * elections, time, limits and snapshots, driven through encoded entries
+ * exactly as a replica applies them. */
+#include <check.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "fsm.h"
+#include "fsm.pb-c.h"
+#include "fsm_int.h"
+#include "otree.h"
+#include "synod.h"
+
+/* ------------------------------------------------------------ harness */
+
+/* One replica under test: its fsm, the next log index and cluster time,
+ * and the decoded answer of the last entry. */
+struct h {
+  struct fsm *f;
+  uint64_t index;
+  uint64_t time_ms;
+  struct fsm_output out;
+  Synod__Response *resp; /* NULL when none or pending */
+};
+
+static void h_init(struct h *h, const struct fsm_options *o) {
+  memset(h, 0, sizeof *h);
+  h->f = fsm_new(o);
+  ck_assert_ptr_nonnull(h->f);
+  h->time_ms = 1000;
+}
+
+static void h_close(struct h *h) {
+  synod__response__free_unpacked(h->resp, NULL);
+  fsm_free(h->f);
+}
+
+static void h_apply_bytes(struct h *h, const uint8_t *data, size_t len) {
+  synod__response__free_unpacked(h->resp, NULL);
+  h->resp = NULL;
+  ck_assert_int_eq(fsm_apply(h->f, ++h->index, data, len, &h->out), 0);
+  if (h->out.has_response && !h->out.response.pending) {
+    h->resp = synod__response__unpack(NULL, h->out.response.len,
+                                      h->out.response.data);
+    ck_assert_ptr_nonnull(h->resp);
+  }
+}
+
+static void h_req(struct h *h, Synod__Request *req) {
+  uint8_t buf[4096];
+  size_t n = fsm_command_encode_request(h->time_ms, req, buf, sizeof buf);
+  ck_assert_uint_le(n, sizeof buf);
+  h_apply_bytes(h, buf, n);
+}
+
+static void h_tick(struct h *h, const uint64_t *ids, size_t n) {
+  uint8_t buf[4096];
+  size_t len = fsm_command_encode_tick(h->time_ms, ids, n, buf, sizeof buf);
+  ck_assert_uint_le(len, sizeof buf);
+  h_apply_bytes(h, buf, len);
+}
+
+/* Advances cluster time and applies an empty tick. */
+static void h_at(struct h *h, uint64_t time_ms) {
+  h->time_ms = time_ms;
+  h_tick(h, NULL, 0);
+}
+
+static int h_err(const struct h *h) {
+  ck_assert_ptr_nonnull(h->resp);
+  return h->resp->error ? (int)h->resp->error->code : 0;
+}
+
+static const char *h_msg(const struct h *h) {
+  ck_assert_ptr_nonnull(h->resp);
+  ck_assert_ptr_nonnull(h->resp->error);
+  return h->resp->error->message;
+}
+
+static uint64_t h_open(struct h *h, uint32_t ttl_ms) {
+  Synod__Request r = SYNOD__REQUEST__INIT;
+  Synod__SessionOpen o = SYNOD__SESSION_OPEN__INIT;
+  o.ttl_ms = ttl_ms;
+  o.client_name = "test";
+  r.body_case = SYNOD__REQUEST__BODY_SESSION_OPEN;
+  r.session_open = &o;
+  h_req(h, &r);
+  ck_assert_int_eq(h_err(h), 0);
+  ck_assert_uint_eq(h->resp->session_open->session_id, h->index);
+  return h->resp->session_open->session_id;
+}
+
+#define REQ(h, sid, seq, CASE, field, msg)                                     \
+  do {                                                                         \
+    Synod__Request r_ = SYNOD__REQUEST__INIT;                                  \
+    r_.session_id = (sid);                                                     \
+    r_.sequence = (seq);                                                       \
+    r_.body_case = SYNOD__REQUEST__BODY_##CASE;                                \
+    r_.field = (msg);                                                          \
+    h_req((h), &r_);                                                           \
+  } while (0)
+
+static void h_acquire(struct h *h, uint64_t sid, uint64_t seq, const char *n,
+                      uint64_t owner, uint32_t timeout_ms, uint32_t delay) {
+  Synod__LockAcquire a = SYNOD__LOCK_ACQUIRE__INIT;
+  a.name = (char *)n;
+  a.owner_id = owner;
+  a.timeout_ms = timeout_ms;
+  a.lock_delay_ms = delay;
+  REQ(h, sid, seq, LOCK_ACQUIRE, lock_acquire, &a);
+}
+
+static void h_release(struct h *h, uint64_t sid, uint64_t seq, const char *n,
+                      uint64_t owner) {
+  Synod__LockRelease a = SYNOD__LOCK_RELEASE__INIT;
+  a.name = (char *)n;
+  a.owner_id = owner;
+  REQ(h, sid, seq, LOCK_RELEASE, lock_release, &a);
+}
+
+static void h_add(struct h *h, uint64_t sid, uint64_t seq, const char *n,
+                  int64_t delta, int prev) {
+  Synod__CounterAdd a = SYNOD__COUNTER_ADD__INIT;
+  a.name = (char *)n;
+  a.delta = delta;
+  a.return_previous = prev;
+  REQ(h, sid, seq, COUNTER_ADD, counter_add, &a);
+}
+
+static void h_set(struct h *h, uint64_t sid, uint64_t seq, const char *n,
+                  int64_t v) {
+  Synod__CounterSet a = SYNOD__COUNTER_SET__INIT;
+  a.name = (char *)n;
+  a.value = v;
+  REQ(h, sid, seq, COUNTER_SET, counter_set, &a);
+}
+
+static void h_campaign(struct h *h, uint64_t sid, uint64_t seq, const char *n,
+                       const char *value) {
+  Synod__ElectionCampaign a = SYNOD__ELECTION_CAMPAIGN__INIT;
+  a.name = (char *)n;
+  a.value.data = (uint8_t *)value;
+  a.value.len = strlen(value);
+  REQ(h, sid, seq, ELECTION_CAMPAIGN, election_campaign, &a);
+}
+
+/* Runs a read through fsm_query; the caller frees the result. */
+static Synod__Response *h_query(struct h *h, Synod__Request *req) {
+  uint8_t *data;
+  size_t len;
+  ck_assert_int_eq(fsm_query(h->f, req, &data, &len), 0);
+  Synod__Response *r = synod__response__unpack(NULL, len, data);
+  free(data);
+  ck_assert_ptr_nonnull(r);
+  return r;
+}
+
+static Synod__Response *h_lock_query(struct h *h, const char *n) {
+  Synod__Request r = SYNOD__REQUEST__INIT;
+  Synod__LockQuery q = SYNOD__LOCK_QUERY__INIT;
+  q.name = (char *)n;
+  r.body_case = SYNOD__REQUEST__BODY_LOCK_QUERY;
+  r.lock_query = &q;
+  return h_query(h, &r);
+}
+
+static int64_t h_get(struct h *h, const char *n) {
+  Synod__Request r = SYNOD__REQUEST__INIT;
+  Synod__CounterGet q = SYNOD__COUNTER_GET__INIT;
+  q.name = (char *)n;
+  r.body_case = SYNOD__REQUEST__BODY_COUNTER_GET;
+  r.counter_get = &q;
+  Synod__Response *resp = h_query(h, &r);
+  ck_assert_ptr_null(resp->error);
+  int64_t v = resp->counter_value->value;
+  synod__response__free_unpacked(resp, NULL);
+  return v;
+}
+
+static Synod__Response *h_leader(struct h *h, const char *n) {
+  Synod__Request r = SYNOD__REQUEST__INIT;
+  Synod__ElectionLeader q = SYNOD__ELECTION_LEADER__INIT;
+  q.name = (char *)n;
+  r.body_case = SYNOD__REQUEST__BODY_ELECTION_LEADER;
+  r.election_leader = &q;
+  return h_query(h, &r);
+}
+
+/* The index-th event of the last entry, checked for its type. */
+static const struct fsm_event *h_event(const struct h *h, size_t i,
+                                       enum fsm_event_type type) {
+  ck_assert_uint_gt(h->out.events_len, i);
+  ck_assert_int_eq(h->out.events[i].type, type);
+  return &h->out.events[i];
+}
+
+static Synod__Response *event_response(const struct fsm_event *e) {
+  Synod__Response *r =
+      synod__response__unpack(NULL, e->response_len, e->response);
+  ck_assert_ptr_nonnull(r);
+  return r;
+}
+
+static void snapshot(const struct fsm *f, uint8_t **data, size_t *len) {
+  ck_assert_int_eq(fsm_snapshot_encode(f, data, len), 0);
+}
+
+/* ------------------------------------------------------------ sessions */
+
+START_TEST(session_open_uses_entry_index_as_id_and_default_ttl) {
+  struct h h;
+  h_init(&h, NULL);
+  h.index = 41;
+  uint64_t sid = h_open(&h, 0);
+  ck_assert_uint_eq(sid, 42);
+  ck_assert_uint_eq(h.resp->session_open->ttl_ms, 10000);
+  ck_assert_uint_eq(h.out.response.index, 42);
+  ck_assert_uint_eq(fsm_next_deadline(h.f), 1000 + 10000 + 1);
+  h_close(&h);
+}
+END_TEST
+
+START_TEST(session_open_ttl_out_of_bounds_is_erange) {
+  struct h h;
+  h_init(&h, NULL);
+  Synod__SessionOpen o = SYNOD__SESSION_OPEN__INIT;
+  o.ttl_ms = 999;
+  REQ(&h, 0, 0, SESSION_OPEN, session_open, &o);
+  ck_assert_int_eq(h_err(&h), SYNOD_ERANGE);
+  ck_assert_str_eq(h_msg(&h), "session open: ttl_ms 999 outside 1000..300000");
+  o.ttl_ms = 300001;
+  REQ(&h, 0, 0, SESSION_OPEN, session_open, &o);
+  ck_assert_int_eq(h_err(&h), SYNOD_ERANGE);
+  o.ttl_ms = 300000;
+  REQ(&h, 0, 0, SESSION_OPEN, session_open, &o);
+  ck_assert_int_eq(h_err(&h), 0);
+  h_close(&h);
+}
+END_TEST
+
+/* Alive while time <= keepalive + ttl; expired one millisecond later. */
+START_TEST(session_expires_only_when_time_passes_keepalive_plus_ttl) {
+  struct h h;
+  h_init(&h, NULL);
+  uint64_t sid = h_open(&h, 2000); /* keepalive at 1000 */
+  h_at(&h, 3000);
+  ck_assert_uint_eq(h.out.events_len, 0);
+  h_add(&h, sid, 1, "c", 1, 0);
+  ck_assert_int_eq(h_err(&h), 0);
+  h_at(&h, 3001);
+  const struct fsm_event *e = h_event(&h, 0, FSM_EVENT_SESSION_EXPIRED);
+  ck_assert_uint_eq(e->session_id, sid);
+  Synod__Event *ev = synod__event__unpack(NULL, e->event_len, e->event);
+  ck_assert_ptr_nonnull(ev);
+  ck_assert_uint_eq(ev->session_expired->session_id, sid);
+  synod__event__free_unpacked(ev, NULL);
+  h_add(&h, sid, 2, "c", 1, 0);
+  ck_assert_int_eq(h_err(&h), SYNOD_ESESSION);
+  ck_assert_uint_eq(fsm_next_deadline(h.f), UINT64_MAX);
+  h_close(&h);
+}
+END_TEST
+
+START_TEST(tick_keepalive_extends_session_but_never_revives_it) {
+  struct h h;
+  h_init(&h, NULL);
+  uint64_t a = h_open(&h, 1000), b = h_open(&h, 1000);
+  h.time_ms = 1900;
+  uint64_t ids[] = {a, 999};
+  h_tick(&h, ids, 2); /* unknown ids are ignored */
+  h_at(&h, 2500);
+  ck_assert_uint_eq(h.out.events_len, 1);
+  ck_assert_uint_eq(h_event(&h, 0, FSM_EVENT_SESSION_EXPIRED)->session_id, b);
+  h.time_ms = 5000; /* a expired at 2901: this keepalive is too late */
+  h_tick(&h, &a, 1);
+  ck_assert_uint_eq(h_event(&h, 0, FSM_EVENT_SESSION_EXPIRED)->session_id, a);
+  Synod__SessionKeepalive k = SYNOD__SESSION_KEEPALIVE__INIT;
+  REQ(&h, a, 0, SESSION_KEEPALIVE, session_keepalive, &k);
+  ck_assert_int_eq(h_err(&h), SYNOD_ESESSION);
+  h_close(&h);
+}
+END_TEST
+
+START_TEST(explicit_keepalive_request_resets_deadline) {
+  struct h h;
+  h_init(&h, NULL);
+  uint64_t sid = h_open(&h, 1000);
+  h.time_ms = 1800;
+  Synod__SessionKeepalive k = SYNOD__SESSION_KEEPALIVE__INIT;
+  REQ(&h, sid, 0, SESSION_KEEPALIVE, session_keepalive, &k);
+  ck_assert_int_eq(h_err(&h), 0);
+  ck_assert_uint_eq(h.resp->session_keepalive->ttl_ms, 1000);
+  ck_assert_uint_eq(fsm_next_deadline(h.f), 2801);
+  h_close(&h);
+}
+END_TEST
+
+START_TEST(request_without_or_with_unknown_session_is_esession) {
+  struct h h;
+  h_init(&h, NULL);
+  h_acquire(&h, 0, 1, "l", 1, 0, 0);
+  ck_assert_int_eq(h_err(&h), SYNOD_ESESSION);
+  ck_assert_str_eq(h_msg(&h), "lock acquire: needs a session");
+  h_acquire(&h, 77, 1, "l", 1, 0, 0);
+  ck_assert_int_eq(h_err(&h), SYNOD_ESESSION);
+  ck_assert_str_eq(h_msg(&h), "lock acquire: session 77 unknown or expired");
+  h_close(&h);
+}
+END_TEST
+
+/* A clean close is the holder saying it is done: no lock-delay. */
+START_TEST(session_close_releases_locks_without_lock_delay) {
+  struct h h;
+  h_init(&h, NULL);
+  uint64_t a = h_open(&h, 5000), b = h_open(&h, 5000);
+  h_acquire(&h, a, 1, "l", 1, 0, 30000);
+  h_acquire(&h, b, 1, "l", 1, 1000, 0);
+  ck_assert(h.out.response.pending);
+  Synod__SessionClose c = SYNOD__SESSION_CLOSE__INIT;
+  REQ(&h, a, 2, SESSION_CLOSE, session_close, &c);
+  ck_assert_int_eq(h_err(&h), 0);
+  const struct fsm_event *e = h_event(&h, 0, FSM_EVENT_LOCK_GRANTED);
+  ck_assert_uint_eq(e->session_id, b);
+  REQ(&h, a, 3, SESSION_CLOSE, session_close, &c);
+  ck_assert_int_eq(h_err(&h), SYNOD_ESESSION);
+  h_close(&h);
+}
+END_TEST
+
+START_TEST(time_never_moves_back_on_a_lower_stamp) {
+  struct h h;
+  h_init(&h, NULL);
+  h_at(&h, 5000);
+  h_at(&h, 4000);
+  ck_assert_uint_eq(fsm_time_ms(h.f), 5000);
+  uint64_t sid = h_open(&h, 1000);
+  (void)sid;
+  ck_assert_uint_eq(fsm_next_deadline(h.f), 6001);
+  h_close(&h);
+}
+END_TEST
+
+/* ------------------------------------------------------------ exactly-once */
+
+/* The client's increment is committed, the leader dies before answering,
+ * the client retries the same (session, sequence) with the new leader: the
+ * retry gets the first answer byte for byte and counts once. */
+START_TEST(retried_increment_after_failover_counts_once) {
+  struct h h;
+  h_init(&h, NULL);
+  uint64_t sid = h_open(&h, 10000);
+  h_add(&h, sid, 1, "jobs", 1, 0);
+  ck_assert_int_eq(h.resp->counter_value->value, 1);
+  uint8_t first[64];
+  size_t first_len = h.out.response.len;
+  memcpy(first, h.out.response.data, first_len);
+  h_add(&h, sid, 2, "jobs", 5, 0); /* another request in between */
+  h_add(&h, sid, 1, "jobs", 1, 0); /* the retry, at a later index */
+  ck_assert_uint_eq(h.out.response.len, first_len);
+  ck_assert_mem_eq(h.out.response.data, first, first_len);
+  ck_assert_uint_eq(h.out.response.index, h.index);
+  ck_assert_int_eq(h_get(&h, "jobs"), 6);
+  h_close(&h);
+}
+END_TEST
+
+START_TEST(retried_error_answer_is_replayed_not_reapplied) {
+  struct h h;
+  h_init(&h, NULL);
+  uint64_t a = h_open(&h, 10000), b = h_open(&h, 10000);
+  h_acquire(&h, a, 1, "l", 1, 0, 0);
+  h_acquire(&h, b, 1, "l", 1, 0, 0);
+  ck_assert_int_eq(h_err(&h), SYNOD_ELOCKED);
+  h_release(&h, a, 2, "l", 1);
+  h_acquire(&h, b, 1, "l", 1, 0, 0); /* retry: still the recorded ELOCKED */
+  ck_assert_int_eq(h_err(&h), SYNOD_ELOCKED);
+  Synod__Response *q = h_lock_query(&h, "l");
+  ck_assert(!q->lock_query->held);
+  synod__response__free_unpacked(q, NULL);
+  h_close(&h);
+}
+END_TEST
+
+START_TEST(sequence_older_than_window_is_esequence) {
+  struct fsm_options o = {.results_per_session_max = 4};
+  struct h h;
+  h_init(&h, &o);
+  uint64_t sid = h_open(&h, 10000);
+  for (uint64_t seq = 1; seq <= 6; seq++) {
+    h_add(&h, sid, seq, "c", 1, 0);
+  }
+  h_add(&h, sid, 2, "c", 1, 0);
+  ck_assert_int_eq(h_err(&h), SYNOD_ESEQUENCE);
+  ck_assert_str_eq(h_msg(&h), "counter add: sequence 2 is at or below "
+                              "session 1's window floor 2");
+  h_add(&h, sid, 3, "c", 1, 0); /* still in the window: replayed */
+  ck_assert_int_eq(h_err(&h), 0);
+  ck_assert_int_eq(h.resp->counter_value->value, 3);
+  ck_assert_int_eq(h_get(&h, "c"), 6);
+  h_close(&h);
+}
+END_TEST
+
+/* Requests may commit out of order (pipelining across a failover): a new
+ * sequence below the newest one but above the floor is still applied. */
+START_TEST(out_of_order_sequence_above_floor_is_applied_once) {
+  struct h h;
+  h_init(&h, NULL);
+  uint64_t sid = h_open(&h, 10000);
+  h_add(&h, sid, 2, "c", 10, 0);
+  h_add(&h, sid, 1, "c", 1, 0);
+  ck_assert_int_eq(h.resp->counter_value->value, 11);
+  h_add(&h, sid, 1, "c", 1, 0);
+  ck_assert_int_eq(h_get(&h, "c"), 11);
+  h_close(&h);
+}
+END_TEST
+
+START_TEST(sequence_zero_in_a_session_is_einval) {
+  struct h h;
+  h_init(&h, NULL);
+  uint64_t sid = h_open(&h, 10000);
+  h_add(&h, sid, 0, "c", 1, 0);
+  ck_assert_int_eq(h_err(&h), SYNOD_EINVAL);
+  ck_assert_int_eq(h_get(&h, "c"), 0);
+  h_close(&h);
+}
+END_TEST
+
+START_TEST(sessionless_counter_ops_apply_every_time) {
+  struct h h;
+  h_init(&h, NULL);
+  h_add(&h, 0, 1, "c", 1, 0);
+  h_add(&h, 0, 1, "c", 1, 0);
+  ck_assert_int_eq(h.resp->counter_value->value, 2);
+  h_close(&h);
+}
+END_TEST
+
+/* ------------------------------------------------------------ locks */
+
+START_TEST(lock_grant_token_is_the_entry_index) {
+  struct h h;
+  h_init(&h, NULL);
+  uint64_t sid = h_open(&h, 10000);
+  h_acquire(&h, sid, 1, "db", 7, 0, 0);
+  ck_assert_int_eq(h_err(&h), 0);
+  ck_assert_uint_eq(h.resp->lock_acquire->token, h.index);
+  ck_assert_uint_eq(h.resp->lock_acquire->hold_count, 1);
+  h_close(&h);
+}
+END_TEST
+
+START_TEST(lock_reentrant_acquire_counts_holds_and_keeps_token) {
+  struct h h;
+  h_init(&h, NULL);
+  uint64_t sid = h_open(&h, 10000);
+  h_acquire(&h, sid, 1, "db", 7, 0, 0);
+  uint64_t token = h.resp->lock_acquire->token;
+  h_acquire(&h, sid, 2, "db", 7, 0, 0);
+  ck_assert_uint_eq(h.resp->lock_acquire->token, token);
+  ck_assert_uint_eq(h.resp->lock_acquire->hold_count, 2);
+  h_release(&h, sid, 3, "db", 7);
+  ck_assert_uint_eq(h.resp->lock_release->hold_count, 1);
+  Synod__Response *q = h_lock_query(&h, "db");
+  ck_assert(q->lock_query->held);
+  ck_assert_uint_eq(q->lock_query->hold_count, 1);
+  synod__response__free_unpacked(q, NULL);
+  h_release(&h, sid, 4, "db", 7);
+  ck_assert_uint_eq(h.resp->lock_release->hold_count, 0);
+  q = h_lock_query(&h, "db");
+  ck_assert(!q->lock_query->held);
+  synod__response__free_unpacked(q, NULL);
+  h_close(&h);
+}
+END_TEST
+
+/* The same session with another owner id is another owner. */
+START_TEST(lock_try_acquire_held_by_another_owner_is_elocked) {
+  struct h h;
+  h_init(&h, NULL);
+  uint64_t sid = h_open(&h, 10000);
+  h_acquire(&h, sid, 1, "db", 1, 0, 0);
+  h_acquire(&h, sid, 2, "db", 2, 0, 0);
+  ck_assert_int_eq(h_err(&h), SYNOD_ELOCKED);
+  ck_assert_str_eq(h_msg(&h), "lock acquire: \"db\" held by session 1 owner 1");
+  h_close(&h);
+}
+END_TEST
+
+START_TEST(lock_release_by_non_holder_is_enotholder) {
+  struct h h;
+  h_init(&h, NULL);
+  uint64_t a = h_open(&h, 10000), b = h_open(&h, 10000);
+  h_release(&h, a, 1, "db", 1);
+  ck_assert_int_eq(h_err(&h), SYNOD_ENOTHOLDER);
+  ck_assert_str_eq(h_msg(&h), "lock release: \"db\" is not held");
+  h_acquire(&h, a, 2, "db", 1, 0, 0);
+  h_release(&h, b, 1, "db", 1);
+  ck_assert_int_eq(h_err(&h), SYNOD_ENOTHOLDER);
+  h_release(&h, a, 3, "db", 2);
+  ck_assert_int_eq(h_err(&h), SYNOD_ENOTHOLDER);
+  Synod__Response *q = h_lock_query(&h, "db");
+  ck_assert_uint_eq(q->lock_query->session_id, a);
+  synod__response__free_unpacked(q, NULL);
+  h_close(&h);
+}
+END_TEST
+
+START_TEST(lock_waiters_are_granted_in_fifo_order_with_growing_tokens) {
+  struct h h;
+  h_init(&h, NULL);
+  uint64_t s[4];
+  for (int i = 0; i < 4; i++) {
+    s[i] = h_open(&h, 60000);
+  }
+  h_acquire(&h, s[0], 1, "q", 1, 0, 0);
+  uint64_t token = h.resp->lock_acquire->token;
+  for (int i = 1; i < 4; i++) {
+    h_acquire(&h, s[i], 1, "q", 1, 30000, 0);
+    ck_assert(h.out.response.pending);
+    ck_assert_ptr_null(h.out.response.data);
+  }
+  for (int i = 0; i < 3; i++) {
+    h_release(&h, s[i], 2, "q", 1);
+    ck_assert_int_eq(h_err(&h), 0);
+    const struct fsm_event *e = h_event(&h, 0, FSM_EVENT_LOCK_GRANTED);
+    ck_assert_uint_eq(e->session_id, s[i + 1]);
+    ck_assert_uint_eq(e->sequence, 1);
+    ck_assert_str_eq(e->name, "q");
+    Synod__Response *r = event_response(e);
+    ck_assert_uint_gt(r->lock_acquire->token, token);
+    ck_assert_uint_eq(r->lock_acquire->token, h.index);
+    token = r->lock_acquire->token;
+    synod__response__free_unpacked(r, NULL);
+    Synod__Event *ev = synod__event__unpack(NULL, e->event_len, e->event);
+    ck_assert_uint_eq(ev->lock_granted->token, token);
+    ck_assert_uint_eq(ev->lock_granted->session_id, s[i + 1]);
+    synod__event__free_unpacked(ev, NULL);
+  }
+  h_close(&h);
+}
+END_TEST
+
+START_TEST(lock_acquire_timeout_yields_etimedout_event) {
+  struct h h;
+  h_init(&h, NULL);
+  uint64_t a = h_open(&h, 60000), b = h_open(&h, 60000);
+  h_acquire(&h, a, 1, "l", 1, 0, 0);
+  h_acquire(&h, b, 1, "l", 1, 500, 0); /* at 1000: due 1500 */
+  ck_assert_uint_eq(fsm_next_deadline(h.f), 1500);
+  h_at(&h, 1499);
+  ck_assert_uint_eq(h.out.events_len, 0);
+  h_at(&h, 1500);
+  const struct fsm_event *e = h_event(&h, 0, FSM_EVENT_LOCK_TIMEOUT);
+  ck_assert_uint_eq(e->session_id, b);
+  ck_assert_uint_eq(e->sequence, 1);
+  Synod__Response *r = event_response(e);
+  ck_assert_int_eq(r->error->code, SYNOD_ETIMEDOUT);
+  ck_assert_str_eq(r->error->message, "lock acquire: \"l\" not granted by "
+                                      "1500 ms");
+  synod__response__free_unpacked(r, NULL);
+  /* The retry of the timed-out acquire replays the timeout. */
+  h_acquire(&h, b, 1, "l", 1, 500, 0);
+  ck_assert_int_eq(h_err(&h), SYNOD_ETIMEDOUT);
+  Synod__Response *q = h_lock_query(&h, "l");
+  ck_assert_uint_eq(q->lock_query->waiters, 0);
+  synod__response__free_unpacked(q, NULL);
+  h_close(&h);
+}
+END_TEST
+
+/* A retried acquire that still waits keeps its one place in the queue;
+ * the grant answers it, and a later retry replays the grant. */
+START_TEST(lock_retried_pending_acquire_stays_queued_once) {
+  struct h h;
+  h_init(&h, NULL);
+  uint64_t a = h_open(&h, 60000), b = h_open(&h, 60000);
+  h_acquire(&h, a, 1, "l", 1, 0, 0);
+  h_acquire(&h, b, 1, "l", 1, 5000, 0);
+  h_acquire(&h, b, 1, "l", 1, 5000, 0);
+  ck_assert(h.out.response.pending);
+  Synod__Response *q = h_lock_query(&h, "l");
+  ck_assert_uint_eq(q->lock_query->waiters, 1);
+  synod__response__free_unpacked(q, NULL);
+  h_release(&h, a, 2, "l", 1);
+  uint64_t token = h.index;
+  h_event(&h, 0, FSM_EVENT_LOCK_GRANTED);
+  h_acquire(&h, b, 1, "l", 1, 5000, 0);
+  ck_assert_int_eq(h_err(&h), 0);
+  ck_assert_uint_eq(h.resp->lock_acquire->token, token);
+  ck_assert_uint_eq(h.resp->lock_acquire->hold_count, 1);
+  h_close(&h);
+}
+END_TEST
+
+START_TEST(lock_second_wait_by_same_owner_is_ebusy) {
+  struct h h;
+  h_init(&h, NULL);
+  uint64_t a = h_open(&h, 60000), b = h_open(&h, 60000);
+  h_acquire(&h, a, 1, "l", 1, 0, 0);
+  h_acquire(&h, b, 1, "l", 9, 5000, 0);
+  h_acquire(&h, b, 2, "l", 9, 5000, 0);
+  ck_assert_int_eq(h_err(&h), SYNOD_EBUSY);
+  h_close(&h);
+}
+END_TEST
+
+START_TEST(lock_holder_expiry_grants_next_waiter_with_larger_token) {
+  struct h h;
+  h_init(&h, NULL);
+  uint64_t a = h_open(&h, 1000), b = h_open(&h, 60000);
+  h_acquire(&h, a, 1, "l", 1, 0, 0);
+  uint64_t token = h.resp->lock_acquire->token;
+  h_acquire(&h, b, 1, "l", 1, 30000, 0);
+  h_at(&h, 2001);
+  h_event(&h, 0, FSM_EVENT_SESSION_EXPIRED);
+  const struct fsm_event *e = h_event(&h, 1, FSM_EVENT_LOCK_GRANTED);
+  ck_assert_uint_eq(e->session_id, b);
+  Synod__Response *r = event_response(e);
+  ck_assert_uint_gt(r->lock_acquire->token, token);
+  synod__response__free_unpacked(r, NULL);
+  h_close(&h);
+}
+END_TEST
+
+/* Lock-delay (Chubby): after the holder's session expires, nobody gets the
+ * lock until the delay has passed, counted from the expiry deadline. */
+START_TEST(lock_delay_holds_lock_free_until_delay_passes) {
+  struct h h;
+  h_init(&h, NULL);
+  uint64_t a = h_open(&h, 1000), b = h_open(&h, 60000), c = h_open(&h, 60000);
+  h_acquire(&h, a, 1, "l", 1, 0, 5000);
+  h_acquire(&h, b, 1, "l", 1, 30000, 0);
+  h_at(&h, 2001); /* a expires: delay until 7001 */
+  ck_assert_uint_eq(h.out.events_len, 1);
+  h_event(&h, 0, FSM_EVENT_SESSION_EXPIRED);
+  ck_assert_uint_eq(fsm_next_deadline(h.f), 7001);
+  h_acquire(&h, c, 1, "l", 1, 0, 0);
+  ck_assert_int_eq(h_err(&h), SYNOD_ELOCKED);
+  ck_assert_str_eq(h_msg(&h),
+                   "lock acquire: \"l\" in lock-delay until 7001 ms");
+  Synod__Response *q = h_lock_query(&h, "l");
+  ck_assert(!q->lock_query->held);
+  ck_assert_uint_eq(q->lock_query->waiters, 1);
+  synod__response__free_unpacked(q, NULL);
+  h_at(&h, 7000);
+  ck_assert_uint_eq(h.out.events_len, 0);
+  h_at(&h, 7001);
+  ck_assert_uint_eq(h_event(&h, 0, FSM_EVENT_LOCK_GRANTED)->session_id, b);
+  h_close(&h);
+}
+END_TEST
+
+/* A lock-delay that ends with nobody waiting deletes the lock. */
+START_TEST(lock_delay_without_waiters_ends_with_lock_deleted) {
+  struct h h;
+  h_init(&h, NULL);
+  uint64_t a = h_open(&h, 1000);
+  h_acquire(&h, a, 1, "l", 1, 0, 100);
+  h_at(&h, 5000); /* expiry at 2001 and delay end at 2101 both pass */
+  ck_assert_uint_eq(h.out.events_len, 1);
+  ck_assert_uint_eq(fsm_next_deadline(h.f), UINT64_MAX);
+  ck_assert_uint_eq(h.f->locks.count, 0);
+  h_close(&h);
+}
+END_TEST
+
+START_TEST(lock_waiters_of_an_expired_session_are_canceled) {
+  struct h h;
+  h_init(&h, NULL);
+  uint64_t a = h_open(&h, 60000), b = h_open(&h, 1000);
+  h_acquire(&h, a, 1, "l", 1, 0, 0);
+  h_acquire(&h, b, 1, "l", 1, 30000, 0);
+  h_at(&h, 2001);
+  h_event(&h, 0, FSM_EVENT_SESSION_EXPIRED);
+  const struct fsm_event *e = h_event(&h, 1, FSM_EVENT_LOCK_CANCELED);
+  ck_assert_uint_eq(e->session_id, b);
+  Synod__Response *r = event_response(e);
+  ck_assert_int_eq(r->error->code, SYNOD_ESESSION);
+  synod__response__free_unpacked(r, NULL);
+  h_release(&h, a, 2, "l", 1);
+  ck_assert_uint_eq(h.out.events_len, 0);
+  ck_assert_uint_eq(h.f->locks.count, 0);
+  h_close(&h);
+}
+END_TEST
+
+/* Two grants of one name in one entry (expiry, then a release by the new
+ * holder) still get strictly growing tokens. */
+START_TEST(lock_two_grants_in_one_entry_get_distinct_tokens) {
+  struct h h;
+  h_init(&h, NULL);
+  uint64_t a = h_open(&h, 1000), b = h_open(&h, 60000), c = h_open(&h, 60000);
+  h_acquire(&h, a, 1, "l", 1, 0, 0);
+  h_acquire(&h, b, 1, "l", 1, 30000, 0);
+  h_acquire(&h, c, 1, "l", 1, 30000, 0);
+  h.time_ms = 2001;
+  h_release(&h, b, 2, "l", 1); /* b is granted by a's expiry first */
+  ck_assert_int_eq(h_err(&h), 0);
+  Synod__Response *r1 = event_response(h_event(&h, 1, FSM_EVENT_LOCK_GRANTED));
+  Synod__Response *r2 = event_response(h_event(&h, 2, FSM_EVENT_LOCK_GRANTED));
+  ck_assert_uint_eq(r1->lock_acquire->token, h.index);
+  ck_assert_uint_eq(r2->lock_acquire->token, h.index + 1);
+  synod__response__free_unpacked(r1, NULL);
+  synod__response__free_unpacked(r2, NULL);
+  /* The next grant anywhere stays above every token issued so far. */
+  h_acquire(&h, c, 2, "other", 1, 0, 0);
+  ck_assert_uint_eq(h.resp->lock_acquire->token, h.index + 1);
+  h_close(&h);
+}
+END_TEST
+
+START_TEST(lock_check_tells_current_token_from_stale) {
+  struct h h;
+  h_init(&h, NULL);
+  uint64_t a = h_open(&h, 60000), b = h_open(&h, 60000);
+  h_acquire(&h, a, 1, "l", 1, 0, 0);
+  uint64_t old = h.resp->lock_acquire->token;
+  h_acquire(&h, b, 1, "l", 1, 30000, 0);
+  h_release(&h, a, 2, "l", 1);
+  uint64_t cur = h.index;
+  Synod__Request req = SYNOD__REQUEST__INIT;
+  Synod__LockCheck chk = SYNOD__LOCK_CHECK__INIT;
+  chk.name = "l";
+  chk.token = old;
+  req.body_case = SYNOD__REQUEST__BODY_LOCK_CHECK;
+  req.lock_check = &chk;
+  Synod__Response *r = h_query(&h, &req);
+  ck_assert(!r->lock_check->current);
+  ck_assert_uint_eq(r->lock_check->current_token, cur);
+  synod__response__free_unpacked(r, NULL);
+  chk.token = cur;
+  r = h_query(&h, &req);
+  ck_assert(r->lock_check->current);
+  synod__response__free_unpacked(r, NULL);
+  chk.name = "free";
+  chk.token = 0;
+  r = h_query(&h, &req);
+  ck_assert(!r->lock_check->current);
+  ck_assert_uint_eq(r->lock_check->current_token, 0);
+  synod__response__free_unpacked(r, NULL);
+  h_close(&h);
+}
+END_TEST
+
+START_TEST(lock_query_reports_holder_token_and_waiters) {
+  struct h h;
+  h_init(&h, NULL);
+  uint64_t a = h_open(&h, 60000), b = h_open(&h, 60000);
+  h_acquire(&h, a, 1, "l", 42, 0, 0);
+  uint64_t token = h.index;
+  h_acquire(&h, b, 1, "l", 1, 30000, 0);
+  Synod__Response *q = h_lock_query(&h, "l");
+  ck_assert(q->lock_query->held);
+  ck_assert_uint_eq(q->lock_query->session_id, a);
+  ck_assert_uint_eq(q->lock_query->owner_id, 42);
+  ck_assert_uint_eq(q->lock_query->token, token);
+  ck_assert_uint_eq(q->lock_query->hold_count, 1);
+  ck_assert_uint_eq(q->lock_query->waiters, 1);
+  synod__response__free_unpacked(q, NULL);
+  h_close(&h);
+}
+END_TEST
+
+START_TEST(lock_name_must_be_1_to_256_bytes_of_utf8) {
+  struct h h;
+  h_init(&h, NULL);
+  uint64_t sid = h_open(&h, 60000);
+  char name[301];
+  memset(name, 'x', 300);
+  name[300] = '\0';
+  h_acquire(&h, sid, 1, name, 1, 0, 0);
+  ck_assert_int_eq(h_err(&h), SYNOD_EINVAL);
+  ck_assert_str_eq(h_msg(&h), "lock acquire: name length 300 exceeds 256");
+  h_acquire(&h, sid, 2, "", 1, 0, 0);
+  ck_assert_str_eq(h_msg(&h), "lock acquire: name is empty");
+  h_acquire(&h, sid, 3, "ab\xc0\xaf", 1, 0, 0); /* overlong '/' */
+  ck_assert_int_eq(h_err(&h), SYNOD_EINVAL);
+  ck_assert_str_eq(h_msg(&h), "lock acquire: name is not valid UTF-8 (byte 2)");
+  h_acquire(&h, sid, 4, "\xed\xa0\x80", 1, 0, 0); /* a surrogate */
+  ck_assert_int_eq(h_err(&h), SYNOD_EINVAL);
+  name[256] = '\0';
+  h_acquire(&h, sid, 5, name, 1, 0, 0);
+  ck_assert_int_eq(h_err(&h), 0);
+  h_acquire(&h, sid, 6, "z\xc3\xa9\xe2\x82\xac\xf0\x9f\x94\x92", 1, 0, 0);
+  ck_assert_int_eq(h_err(&h), 0);
+  h_close(&h);
+}
+END_TEST
+
+START_TEST(lock_delay_above_maximum_is_erange) {
+  struct h h;
+  h_init(&h, NULL);
+  uint64_t sid = h_open(&h, 60000);
+  h_acquire(&h, sid, 1, "l", 1, 0, 60001);
+  ck_assert_int_eq(h_err(&h), SYNOD_ERANGE);
+  ck_assert_str_eq(h_msg(&h),
+                   "lock acquire: lock_delay_ms 60001 exceeds 60000");
+  h_close(&h);
+}
+END_TEST
+
+/* ------------------------------------------------------------ counters */
+
+START_TEST(counter_get_of_missing_counter_is_zero_and_creates_nothing) {
+  struct h h;
+  h_init(&h, NULL);
+  ck_assert_int_eq(h_get(&h, "nope"), 0);
+  ck_assert_uint_eq(h.f->counters.count, 0);
+  h_close(&h);
+}
+END_TEST
+
+START_TEST(counter_set_add_and_get_and_get_and_add) {
+  struct h h;
+  h_init(&h, NULL);
+  h_set(&h, 0, 0, "c", 40);
+  ck_assert_int_eq(h.resp->counter_value->value, 40);
+  h_add(&h, 0, 0, "c", 2, 0);
+  ck_assert_int_eq(h.resp->counter_value->value, 42);
+  h_add(&h, 0, 0, "c", -1, 1);
+  ck_assert_int_eq(h.resp->counter_value->value, 42);
+  ck_assert_int_eq(h_get(&h, "c"), 41);
+  h_close(&h);
+}
+END_TEST
+
+START_TEST(counter_cas_swaps_only_on_expected_value) {
+  struct h h;
+  h_init(&h, NULL);
+  Synod__CounterCas cas = SYNOD__COUNTER_CAS__INIT;
+  cas.name = "slot";
+  cas.expect = 5;
+  cas.update = 6;
+  REQ(&h, 0, 0, COUNTER_CAS, counter_cas, &cas);
+  ck_assert(!h.resp->counter_cas->swapped);
+  ck_assert_int_eq(h.resp->counter_cas->value, 0);
+  ck_assert_uint_eq(h.f->counters.count, 0);
+  cas.expect = 0;
+  REQ(&h, 0, 0, COUNTER_CAS, counter_cas, &cas);
+  ck_assert(h.resp->counter_cas->swapped);
+  ck_assert_int_eq(h.resp->counter_cas->value, 6);
+  REQ(&h, 0, 0, COUNTER_CAS, counter_cas, &cas);
+  ck_assert(!h.resp->counter_cas->swapped);
+  ck_assert_int_eq(h.resp->counter_cas->value, 6);
+  h_close(&h);
+}
+END_TEST
+
+START_TEST(counter_add_overflow_both_ways_is_eoverflow_and_changes_nothing) {
+  struct h h;
+  h_init(&h, NULL);
+  h_set(&h, 0, 0, "hi", INT64_MAX);
+  h_add(&h, 0, 0, "hi", 1, 0);
+  ck_assert_int_eq(h_err(&h), SYNOD_EOVERFLOW);
+  ck_assert_str_eq(h_msg(&h), "counter add: \"hi\": 9223372036854775807 + 1 "
+                              "overflows int64");
+  ck_assert_int_eq(h_get(&h, "hi"), INT64_MAX);
+  h_set(&h, 0, 0, "lo", INT64_MIN);
+  h_add(&h, 0, 0, "lo", -1, 0);
+  ck_assert_int_eq(h_err(&h), SYNOD_EOVERFLOW);
+  ck_assert_int_eq(h_get(&h, "lo"), INT64_MIN);
+  h_add(&h, 0, 0, "new", INT64_MIN, 0);
+  ck_assert_int_eq(h_err(&h), 0);
+  h_add(&h, 0, 0, "new", -1, 1);
+  ck_assert_int_eq(h_err(&h), SYNOD_EOVERFLOW);
+  h_close(&h);
+}
+END_TEST
+
+START_TEST(counter_delete_reports_whether_it_existed) {
+  struct h h;
+  h_init(&h, NULL);
+  Synod__CounterDelete d = SYNOD__COUNTER_DELETE__INIT;
+  d.name = "c";
+  h_set(&h, 0, 0, "c", 3);
+  REQ(&h, 0, 0, COUNTER_DELETE, counter_delete, &d);
+  ck_assert(h.resp->counter_delete->existed);
+  REQ(&h, 0, 0, COUNTER_DELETE, counter_delete, &d);
+  ck_assert(!h.resp->counter_delete->existed);
+  ck_assert_int_eq(h_get(&h, "c"), 0);
+  h_close(&h);
+}
+END_TEST
+
+static Synod__Response *h_list(struct h *h, const char *prefix,
+                               const char *after, uint32_t limit) {
+  Synod__Request r = SYNOD__REQUEST__INIT;
+  Synod__CounterList l = SYNOD__COUNTER_LIST__INIT;
+  l.prefix = (char *)prefix;
+  l.start_after = (char *)after;
+  l.limit = limit;
+  r.body_case = SYNOD__REQUEST__BODY_COUNTER_LIST;
+  r.counter_list = &l;
+  return h_query(h, &r);
+}
+
+START_TEST(counter_list_paginates_in_name_order_within_prefix) {
+  struct h h;
+  h_init(&h, NULL);
+  const char *names[] = {"job/b", "a", "job/a", "job/c", "jobz", "job/"};
+  for (int i = 0; i < 6; i++) {
+    h_set(&h, 0, 0, names[i], i);
+  }
+  Synod__Response *r = h_list(&h, "job/", "", 2);
+  ck_assert_uint_eq(r->counter_list->n_counters, 2);
+  ck_assert_str_eq(r->counter_list->counters[0]->name, "job/");
+  ck_assert_str_eq(r->counter_list->counters[1]->name, "job/a");
+  ck_assert(r->counter_list->more);
+  synod__response__free_unpacked(r, NULL);
+  r = h_list(&h, "job/", "job/a", 2);
+  ck_assert_uint_eq(r->counter_list->n_counters, 2);
+  ck_assert_str_eq(r->counter_list->counters[0]->name, "job/b");
+  ck_assert_str_eq(r->counter_list->counters[1]->name, "job/c");
+  ck_assert_int_eq(r->counter_list->counters[1]->value, 3);
+  ck_assert(!r->counter_list->more);
+  synod__response__free_unpacked(r, NULL);
+  r = h_list(&h, "", "", 0);
+  ck_assert_uint_eq(r->counter_list->n_counters, 6);
+  ck_assert_str_eq(r->counter_list->counters[0]->name, "a");
+  ck_assert_str_eq(r->counter_list->counters[5]->name, "jobz");
+  ck_assert(!r->counter_list->more);
+  synod__response__free_unpacked(r, NULL);
+  r = h_list(&h, "", "job/c", 0);
+  ck_assert_uint_eq(r->counter_list->n_counters, 1);
+  ck_assert_str_eq(r->counter_list->counters[0]->name, "jobz");
+  synod__response__free_unpacked(r, NULL);
+  h_close(&h);
+}
+END_TEST
+
+/* ------------------------------------------------------------ elections */
+
+START_TEST(election_first_candidate_leads_and_resign_passes_office_fifo) {
+  struct h h;
+  h_init(&h, NULL);
+  uint64_t a = h_open(&h, 60000), b = h_open(&h, 60000), c = h_open(&h, 60000);
+  h_campaign(&h, a, 1, "e", "pod-a");
+  uint64_t rev_a = h.index;
+  ck_assert(h.resp->election_campaign->leader);
+  ck_assert_uint_eq(h.resp->election_campaign->info->revision, rev_a);
+  const struct fsm_event *e = h_event(&h, 0, FSM_EVENT_ELECTION_CHANGED);
+  ck_assert_str_eq(e->name, "e");
+  h_campaign(&h, b, 1, "e", "pod-b");
+  ck_assert(!h.resp->election_campaign->leader);
+  ck_assert_uint_eq(h.resp->election_campaign->info->session_id, a);
+  ck_assert_uint_eq(h.out.events_len, 0);
+  h_campaign(&h, c, 1, "e", "pod-c");
+  Synod__ElectionResign rs = SYNOD__ELECTION_RESIGN__INIT;
+  rs.name = "e";
+  REQ(&h, a, 2, ELECTION_RESIGN, election_resign, &rs);
+  ck_assert_int_eq(h_err(&h), 0);
+  ck_assert_uint_eq(h.resp->election_leader->session_id, b);
+  ck_assert_uint_eq(h.resp->election_leader->revision, h.index);
+  e = h_event(&h, 0, FSM_EVENT_ELECTION_CHANGED);
+  Synod__Event *ev = synod__event__unpack(NULL, e->event_len, e->event);
+  ck_assert_uint_eq(ev->election_changed->info->session_id, b);
+  ck_assert_mem_eq(ev->election_changed->info->value.data, "pod-b", 5);
+  ck_assert_uint_eq(ev->election_changed->info->candidates, 2);
+  synod__event__free_unpacked(ev, NULL);
+  REQ(&h, a, 3, ELECTION_RESIGN, election_resign, &rs);
+  ck_assert_int_eq(h_err(&h), SYNOD_ENOTFOUND);
+  REQ(&h, c, 2, ELECTION_RESIGN, election_resign, &rs); /* not leader */
+  ck_assert_uint_eq(h.out.events_len, 0);
+  REQ(&h, b, 2, ELECTION_RESIGN, election_resign, &rs);
+  ck_assert(!h.resp->election_leader->has_leader);
+  Synod__Response *r = h_leader(&h, "e");
+  ck_assert(!r->election_leader->has_leader);
+  ck_assert_str_eq(r->election_leader->name, "e");
+  synod__response__free_unpacked(r, NULL);
+  ck_assert_uint_eq(h.f->elections.count, 0);
+  h_close(&h);
+}
+END_TEST
+
+START_TEST(election_leader_expiry_hands_office_to_next_candidate) {
+  struct h h;
+  h_init(&h, NULL);
+  uint64_t a = h_open(&h, 1000), b = h_open(&h, 60000);
+  h_campaign(&h, a, 1, "e", "pod-a");
+  h_campaign(&h, b, 1, "e", "pod-b");
+  h_at(&h, 2001);
+  h_event(&h, 0, FSM_EVENT_SESSION_EXPIRED);
+  h_event(&h, 1, FSM_EVENT_ELECTION_CHANGED);
+  Synod__Response *r = h_leader(&h, "e");
+  ck_assert_uint_eq(r->election_leader->session_id, b);
+  ck_assert_uint_eq(r->election_leader->revision, h.index);
+  ck_assert_uint_eq(r->election_leader->candidates, 1);
+  synod__response__free_unpacked(r, NULL);
+  h_close(&h);
+}
+END_TEST
+
+START_TEST(election_recampaign_updates_value_in_place) {
+  struct h h;
+  h_init(&h, NULL);
+  uint64_t a = h_open(&h, 60000), b = h_open(&h, 60000);
+  h_campaign(&h, a, 1, "e", "old");
+  uint64_t rev = h.index;
+  h_campaign(&h, b, 1, "e", "pod-b");
+  h_campaign(&h, a, 2, "e", "new-address");
+  ck_assert(h.resp->election_campaign->leader);
+  ck_assert_uint_eq(h.resp->election_campaign->info->revision, rev);
+  ck_assert_uint_eq(h.resp->election_campaign->info->candidates, 2);
+  h_event(&h, 0, FSM_EVENT_ELECTION_CHANGED);
+  h_campaign(&h, b, 2, "e", "pod-b2"); /* not leader: no event */
+  ck_assert_uint_eq(h.out.events_len, 0);
+  Synod__Response *r = h_leader(&h, "e");
+  ck_assert_uint_eq(r->election_leader->value.len, 11);
+  ck_assert_mem_eq(r->election_leader->value.data, "new-address", 11);
+  synod__response__free_unpacked(r, NULL);
+  h_close(&h);
+}
+END_TEST
+
+START_TEST(election_value_over_limit_is_elimit) {
+  struct h h;
+  h_init(&h, NULL);
+  uint64_t a = h_open(&h, 60000);
+  char big[1026];
+  memset(big, 'v', 1025);
+  big[1025] = '\0';
+  h_campaign(&h, a, 1, "e", big);
+  ck_assert_int_eq(h_err(&h), SYNOD_ELIMIT);
+  ck_assert_str_eq(h_msg(&h), "election campaign: value length 1025 exceeds "
+                              "1024");
+  big[1024] = '\0';
+  h_campaign(&h, a, 2, "e", big);
+  ck_assert_int_eq(h_err(&h), 0);
+  h_close(&h);
+}
+END_TEST
+
+/* ------------------------------------------------------------ limits */
+
+START_TEST(limits_on_sessions_locks_counters_waiters_candidates) {
+  struct fsm_options o = {.sessions_max = 2,
+                          .locks_max = 1,
+                          .counters_max = 1,
+                          .waiters_per_lock_max = 1,
+                          .candidates_per_election_max = 1,
+                          .elections_max = 1};
+  struct h h;
+  h_init(&h, &o);
+  uint64_t a = h_open(&h, 60000), b = h_open(&h, 60000);
+  Synod__SessionOpen so = SYNOD__SESSION_OPEN__INIT;
+  REQ(&h, 0, 0, SESSION_OPEN, session_open, &so);
+  ck_assert_int_eq(h_err(&h), SYNOD_ELIMIT);
+  ck_assert_str_eq(h_msg(&h), "session open: sessions_max 2 reached");
+  h_acquire(&h, a, 1, "l1", 1, 0, 0);
+  h_acquire(&h, a, 2, "l2", 1, 0, 0);
+  ck_assert_str_eq(h_msg(&h), "lock acquire: locks_max 1 reached");
+  h_acquire(&h, b, 1, "l1", 1, 1000, 0);
+  ck_assert(h.out.response.pending);
+  h_acquire(&h, b, 2, "l1", 2, 1000, 0);
+  ck_assert_int_eq(h_err(&h), SYNOD_ELIMIT);
+  ck_assert_str_eq(h_msg(&h),
+                   "lock acquire: \"l1\": waiters_per_lock_max 1 reached");
+  h_set(&h, 0, 0, "c1", 1);
+  h_set(&h, 0, 0, "c2", 1);
+  ck_assert_int_eq(h_err(&h), SYNOD_ELIMIT);
+  ck_assert_str_eq(h_msg(&h), "counter set: counters_max 1 reached");
+  h_set(&h, 0, 0, "c1", 2); /* an existing counter is still writable */
+  ck_assert_int_eq(h_err(&h), 0);
+  h_campaign(&h, a, 3, "e1", "x");
+  h_campaign(&h, b, 3, "e1", "y");
+  ck_assert_int_eq(h_err(&h), SYNOD_ELIMIT);
+  h_campaign(&h, b, 4, "e2", "y");
+  ck_assert_str_eq(h_msg(&h), "election campaign: elections_max 1 reached");
+  h_close(&h);
+}
+END_TEST
+
+/* ------------------------------------------------------------ workload */
+
+/* A seeded mix of every kind of entry, with time moving, sessions expiring
+ * and requests retried: the entries a cluster could commit. */
+struct entry {
+  uint8_t *data;
+  size_t len;
+};
+
+static uint64_t lcg(uint64_t *s) {
+  *s = *s * 6364136223846793005ull + 1442695040888963407ull;
+  return *s >> 33;
+}
+
+static struct entry entry_of_request(uint64_t time_ms, Synod__Request *r) {
+  struct entry e;
+  e.len = fsm_command_encode_request(time_ms, r, NULL, 0);
+  e.data = malloc(e.len ? e.len : 1);
+  fsm_command_encode_request(time_ms, r, e.data, e.len);
+  return e;
+}
+
+/* The messages one workload request may point at. */
+struct bodies {
+  Synod__LockAcquire la;
+  Synod__LockRelease lr;
+  Synod__CounterAdd ca;
+  Synod__ElectionCampaign ec;
+  Synod__ElectionResign er;
+  Synod__SessionClose sc;
+};
+
+/* Fills r's body for op (30..99) on name. */
+static void workload_body(uint64_t *rng, uint64_t op, const char *name,
+                          struct bodies *b, Synod__Request *r) {
+  if (op < 50) {
+    synod__lock_acquire__init(&b->la);
+    b->la.name = (char *)name;
+    b->la.owner_id = lcg(rng) % 2;
+    b->la.timeout_ms = lcg(rng) % 2 ? 0 : 500 + lcg(rng) % 3000;
+    b->la.lock_delay_ms = lcg(rng) % 2 ? 0 : 200;
+    r->body_case = SYNOD__REQUEST__BODY_LOCK_ACQUIRE;
+    r->lock_acquire = &b->la;
+  } else if (op < 65) {
+    synod__lock_release__init(&b->lr);
+    b->lr.name = (char *)name;
+    b->lr.owner_id = lcg(rng) % 2;
+    r->body_case = SYNOD__REQUEST__BODY_LOCK_RELEASE;
+    r->lock_release = &b->lr;
+  } else if (op < 80) {
+    synod__counter_add__init(&b->ca);
+    b->ca.name = (char *)name;
+    b->ca.delta = (int64_t)(lcg(rng) % 7) - 3;
+    r->body_case = SYNOD__REQUEST__BODY_COUNTER_ADD;
+    r->counter_add = &b->ca;
+  } else if (op < 90) {
+    synod__election_campaign__init(&b->ec);
+    b->ec.name = (char *)name;
+    b->ec.value.data = (uint8_t *)name;
+    b->ec.value.len = strlen(name);
+    r->body_case = SYNOD__REQUEST__BODY_ELECTION_CAMPAIGN;
+    r->election_campaign = &b->ec;
+  } else if (op < 97) {
+    synod__election_resign__init(&b->er);
+    b->er.name = (char *)name;
+    r->body_case = SYNOD__REQUEST__BODY_ELECTION_RESIGN;
+    r->election_resign = &b->er;
+  } else {
+    synod__session_close__init(&b->sc);
+    r->body_case = SYNOD__REQUEST__BODY_SESSION_CLOSE;
+    r->session_close = &b->sc;
+  }
+}
+
+/* One entry at index: an open (10%), a tick with keepalives (20%), or a
+ * request in a random session, one in ten of them a retry. */
+static struct entry workload_one(uint64_t *rng, uint64_t index,
+                                 uint64_t *time_ms, uint64_t *sessions,
+                                 uint64_t *seqs, size_t *n_sessions) {
+  static const char *names[] = {"a", "b", "c/1", "c/2", "e"};
+  Synod__Request r = SYNOD__REQUEST__INIT;
+  Synod__SessionOpen so = SYNOD__SESSION_OPEN__INIT;
+  struct bodies b;
+  uint64_t op = lcg(rng) % 100;
+  *time_ms += lcg(rng) % 300;
+  if (op < 10 || *n_sessions == 0) {
+    so.ttl_ms = 1000 + lcg(rng) % 4000;
+    r.body_case = SYNOD__REQUEST__BODY_SESSION_OPEN;
+    r.session_open = &so;
+    sessions[*n_sessions] = index;
+    seqs[(*n_sessions)++] = 0;
+    return entry_of_request(*time_ms, &r);
+  }
+  size_t k = lcg(rng) % *n_sessions;
+  if (op < 30) {
+    struct entry e;
+    size_t n = 1 + lcg(rng) % *n_sessions;
+    e.data = malloc(1024);
+    e.len = fsm_command_encode_tick(*time_ms, sessions + (*n_sessions - n), n,
+                                    e.data, 1024);
+    ck_assert_uint_le(e.len, 1024);
+    return e;
+  }
+  r.session_id = sessions[k];
+  r.sequence = (lcg(rng) % 10 == 0 && seqs[k] > 0) ? seqs[k] : ++seqs[k];
+  workload_body(rng, op, names[lcg(rng) % 5], &b, &r);
+  return entry_of_request(*time_ms, &r);
+}
+
+/* n entries for indexes 1..n. */
+static struct entry *workload(uint64_t seed, size_t n) {
+  struct entry *v = calloc(n, sizeof *v);
+  uint64_t *sessions = calloc(n, sizeof *sessions);
+  uint64_t *seqs = calloc(n, sizeof *seqs);
+  size_t n_sessions = 0;
+  uint64_t time_ms = 1000, rng = seed;
+  for (size_t i = 0; i < n; i++) {
+    v[i] = workload_one(&rng, i + 1, &time_ms, sessions, seqs, &n_sessions);
+  }
+  free(sessions);
+  free(seqs);
+  return v;
+}
+
+static void workload_free(struct entry *v, size_t n) {
+  for (size_t i = 0; i < n; i++) {
+    free(v[i].data);
+  }
+  free(v);
+}
+
+/* Applies entries [from, to) and returns a hash of every output, so that
+ * two replicas' outputs can be compared as well as their images. */
+static size_t event_counts[FSM_EVENT_ELECTION_CHANGED + 1];
+
+static uint64_t feed(struct fsm *f, const struct entry *v, size_t from,
+                     size_t to) {
+  uint64_t h = 1469598103934665603ull;
+  struct fsm_output out;
+  for (size_t i = from; i < to; i++) {
+    ck_assert_int_eq(fsm_apply(f, i + 1, v[i].data, v[i].len, &out), 0);
+    h = (h ^ out.response.pending ^ (out.response.len << 1)) * 1099511628211u;
+    for (size_t k = 0; k < out.response.len; k++) {
+      h = (h ^ out.response.data[k]) * 1099511628211u;
+    }
+    for (size_t e = 0; e < out.events_len; e++) {
+      event_counts[out.events[e].type]++;
+      h = (h ^ (uint64_t)out.events[e].type ^ out.events[e].session_id) *
+          1099511628211u;
+      for (size_t k = 0; k < out.events[e].response_len; k++) {
+        h = (h ^ out.events[e].response[k]) * 1099511628211u;
+      }
+    }
+  }
+  return h;
+}
+
+static void assert_same_image(const struct fsm *a, const struct fsm *b) {
+  uint8_t *x, *y;
+  size_t xl, yl;
+  snapshot(a, &x, &xl);
+  snapshot(b, &y, &yl);
+  ck_assert_uint_eq(xl, yl);
+  ck_assert_mem_eq(x, y, xl);
+  ck_assert_uint_eq(fsm_digest(a), fsm_digest(b));
+  free(x);
+  free(y);
+}
+
+/* ------------------------------------------------------------ snapshots */
+
+START_TEST(two_fsms_fed_the_same_entries_have_identical_snapshots) {
+  size_t n = 3000;
+  struct entry *v = workload(7, n);
+  struct fsm *a = fsm_new(NULL), *b = fsm_new(NULL);
+  for (size_t i = 0; i < n; i += 500) {
+    ck_assert_uint_eq(feed(a, v, i, i + 500), feed(b, v, i, i + 500));
+    assert_same_image(a, b);
+  }
+  /* The workload exercised every kind of event. */
+  for (int t = FSM_EVENT_LOCK_GRANTED; t <= FSM_EVENT_ELECTION_CHANGED; t++) {
+    ck_assert_msg(event_counts[t] > 0, "no event of type %d", t);
+  }
+  ck_assert_uint_gt(a->counters.count, 0);
+  fsm_free(a);
+  fsm_free(b);
+  workload_free(v, n);
+}
+END_TEST
+
+/* A replica restored from a snapshot mid-stream then behaves exactly like
+ * one that applied every entry: same outputs, same images. */
+START_TEST(snapshot_restored_replica_continues_identically) {
+  size_t n = 4000;
+  for (uint64_t seed = 1; seed <= 4; seed++) {
+    struct entry *v = workload(seed, n);
+    struct fsm *a = fsm_new(NULL), *b = fsm_new(NULL);
+    uint8_t *img;
+    size_t len;
+    feed(a, v, 0, n / 2);
+    snapshot(a, &img, &len);
+    ck_assert_int_eq(fsm_snapshot_decode(b, img, len), 0);
+    free(img);
+    assert_same_image(a, b);
+    ck_assert_uint_eq(fsm_next_deadline(a), fsm_next_deadline(b));
+    ck_assert_uint_eq(feed(a, v, n / 2, n), feed(b, v, n / 2, n));
+    assert_same_image(a, b);
+    fsm_free(a);
+    fsm_free(b);
+    workload_free(v, n);
+  }
+}
+END_TEST
+
+START_TEST(snapshot_round_trip_gives_identical_bytes_and_digest) {
+  struct h h;
+  h_init(&h, NULL);
+  uint64_t a = h_open(&h, 60000), b = h_open(&h, 60000);
+  h_acquire(&h, a, 1, "l", 1, 0, 500);
+  h_acquire(&h, b, 1, "l", 1, 9000, 0);
+  h_set(&h, a, 2, "c", -5);
+  h_campaign(&h, b, 2, "e", "pod-b");
+  uint8_t *x, *y;
+  size_t xl, yl;
+  snapshot(h.f, &x, &xl);
+  struct fsm *g = fsm_new(NULL);
+  ck_assert_int_eq(fsm_snapshot_decode(g, x, xl), 0);
+  snapshot(g, &y, &yl);
+  ck_assert_uint_eq(xl, yl);
+  ck_assert_mem_eq(x, y, xl);
+  ck_assert_uint_eq(fsm_digest(h.f), fsm_digest(g));
+  ck_assert_uint_eq(fsm_applied_index(g), h.index);
+  ck_assert_uint_eq(fsm_time_ms(g), fsm_time_ms(h.f));
+  struct fsm *empty = fsm_new(NULL);
+  ck_assert_uint_ne(fsm_digest(g), fsm_digest(empty));
+  fsm_free(empty);
+  free(x);
+  free(y);
+  fsm_free(g);
+  h_close(&h);
+}
+END_TEST
+
+/* An image that does not decode, is truncated, has a flipped byte or
+ * breaks an invariant is refused, and the fsm keeps its state. */
+START_TEST(corrupt_snapshot_is_refused_and_fsm_unchanged) {
+  size_t n = 1500;
+  struct entry *v = workload(3, n);
+  struct fsm *a = fsm_new(NULL), *b = fsm_new(NULL);
+  feed(a, v, 0, n);
+  feed(b, v, 0, 10);
+  uint64_t before = fsm_digest(b);
+  uint8_t *img;
+  size_t len;
+  snapshot(a, &img, &len);
+  ck_assert_int_eq(fsm_snapshot_decode(b, img, len - 1), SYNOD_ECORRUPT);
+  ck_assert_int_eq(fsm_snapshot_decode(b, (const uint8_t *)"\xff\xff", 2),
+                   SYNOD_ECORRUPT);
+  size_t refused = 0;
+  for (size_t i = 0; i < len; i += 1 + len / 400) {
+    img[i] ^= 0x5a;
+    int rv = fsm_snapshot_decode(b, img, len);
+    img[i] ^= 0x5a;
+    if (rv != 0) {
+      ck_assert_int_eq(rv, SYNOD_ECORRUPT);
+      ck_assert_uint_eq(fsm_digest(b), before);
+      refused++;
+    } else { /* a flip that still makes a valid image: restore b */
+      fsm_free(b);
+      b = fsm_new(NULL);
+      feed(b, v, 0, 10);
+    }
+  }
+  ck_assert_uint_gt(refused, 100);
+  ck_assert_uint_eq(fsm_digest(b), before);
+  free(img);
+  fsm_free(a);
+  fsm_free(b);
+  workload_free(v, n);
+}
+END_TEST
+
+/* Hand-built images that decode but break one invariant each. */
+START_TEST(snapshot_with_broken_invariants_is_refused) {
+  struct fsm *f = fsm_new(NULL);
+  Synod__Fsm__Image img = SYNOD__FSM__IMAGE__INIT;
+  Synod__Fsm__Lock l = SYNOD__FSM__LOCK__INIT;
+  Synod__Fsm__Lock *locks[] = {&l};
+  Synod__Fsm__Counter c1 = SYNOD__FSM__COUNTER__INIT, c2 = c1;
+  Synod__Fsm__Counter *counters[] = {&c1, &c2};
+  uint8_t buf[256];
+  size_t len;
+  img.format = 1;
+  img.applied_index = 10;
+  /* A lock held by a session that does not exist. */
+  l.name = "l";
+  l.holder_session = 3;
+  l.hold_count = 1;
+  l.token = 5;
+  img.token_last = 5;
+  img.n_locks = 1;
+  img.locks = locks;
+  len = synod__fsm__image__pack(&img, buf);
+  ck_assert_int_eq(fsm_snapshot_decode(f, buf, len), SYNOD_ECORRUPT);
+  /* Counters out of order. */
+  img.n_locks = 0;
+  c1.name = "b";
+  c2.name = "a";
+  img.n_counters = 2;
+  img.counters = counters;
+  len = synod__fsm__image__pack(&img, buf);
+  ck_assert_int_eq(fsm_snapshot_decode(f, buf, len), SYNOD_ECORRUPT);
+  /* Fixed, it loads. */
+  c1.name = "a";
+  c2.name = "b";
+  len = synod__fsm__image__pack(&img, buf);
+  ck_assert_int_eq(fsm_snapshot_decode(f, buf, len), 0);
+  ck_assert_uint_eq(f->counters.count, 2);
+  /* A wrong format version. */
+  img.format = 2;
+  len = synod__fsm__image__pack(&img, buf);
+  ck_assert_int_eq(fsm_snapshot_decode(f, buf, len), SYNOD_ECORRUPT);
+  ck_assert_uint_eq(f->counters.count, 2);
+  fsm_free(f);
+}
+END_TEST
+
+/* What an expiry releases goes in name order, not in the order of history,
+ * which a replica restored from a snapshot does not know: both replicas
+ * grant the same names with the same tokens in the same order. */
+START_TEST(expiry_releases_in_name_order_on_restored_and_live_replicas) {
+  struct h h;
+  h_init(&h, NULL);
+  uint64_t a = h_open(&h, 1000), b = h_open(&h, 60000);
+  h_acquire(&h, a, 1, "zeta", 1, 0, 0);
+  h_acquire(&h, a, 2, "alpha", 1, 0, 0);
+  h_acquire(&h, b, 1, "zeta", 1, 30000, 0);
+  h_acquire(&h, b, 2, "alpha", 2, 30000, 0);
+  uint8_t *img;
+  size_t len;
+  snapshot(h.f, &img, &len);
+  struct h g = h;
+  g.f = fsm_new(NULL);
+  g.resp = NULL;
+  ck_assert_int_eq(fsm_snapshot_decode(g.f, img, len), 0);
+  free(img);
+  h_at(&h, 2001);
+  h_at(&g, 2001);
+  struct h *both[] = {&h, &g};
+  for (int i = 0; i < 2; i++) {
+    ck_assert_uint_eq(both[i]->out.events_len, 3);
+    ck_assert_str_eq(h_event(both[i], 1, FSM_EVENT_LOCK_GRANTED)->name,
+                     "alpha");
+    ck_assert_str_eq(h_event(both[i], 2, FSM_EVENT_LOCK_GRANTED)->name, "zeta");
+  }
+  assert_same_image(h.f, g.f);
+  h_close(&h);
+  h_close(&g);
+}
+END_TEST
+
+/* ------------------------------------------------------------ bad input */
+
+START_TEST(malformed_entry_gives_deterministic_error_and_changes_nothing) {
+  struct h h, g;
+  h_init(&h, NULL);
+  h_init(&g, NULL);
+  static const uint8_t junk[] = {0xff, 0x01, 0x22, 0x80};
+  h_apply_bytes(&h, junk, sizeof junk);
+  h_apply_bytes(&g, junk, sizeof junk);
+  ck_assert_int_eq(h_err(&h), SYNOD_EMALFORMED);
+  ck_assert_str_eq(h_msg(&h), "entry 1: 4 bytes do not decode as a "
+                              "fsm.Command with a body");
+  ck_assert_uint_eq(h.out.response.len, g.out.response.len);
+  ck_assert_mem_eq(h.out.response.data, g.out.response.data,
+                   h.out.response.len);
+  h_apply_bytes(&h, NULL, 0); /* an empty Command has no body */
+  ck_assert_int_eq(h_err(&h), SYNOD_EMALFORMED);
+  ck_assert_uint_eq(fsm_applied_index(h.f), 2);
+  ck_assert_uint_eq(fsm_time_ms(h.f), 0);
+  /* A request body the fsm does not apply. */
+  Synod__Hello hello = SYNOD__HELLO__INIT;
+  REQ(&h, 0, 0, HELLO, hello, &hello);
+  ck_assert_int_eq(h_err(&h), SYNOD_EINVAL);
+  Synod__Request none = SYNOD__REQUEST__INIT;
+  h_req(&h, &none);
+  ck_assert_int_eq(h_err(&h), SYNOD_EINVAL);
+  /* An index that does not grow is a programmer error. */
+  struct fsm_output out;
+  ck_assert_int_eq(fsm_apply(h.f, 2, junk, sizeof junk, &out), SYNOD_EINVAL);
+  ck_assert_int_eq(fsm_index_advance(h.f, 10), 0);
+  ck_assert_uint_eq(fsm_applied_index(h.f), 10);
+  h_close(&h);
+  h_close(&g);
+}
+END_TEST
+
+/* Every prefix of a valid entry, and every single-byte corruption of it,
+ * is applied without crashing. */
+START_TEST(truncated_and_flipped_entries_never_crash) {
+  struct h h;
+  h_init(&h, NULL);
+  uint64_t sid = h_open(&h, 60000);
+  Synod__Request r = SYNOD__REQUEST__INIT;
+  Synod__LockAcquire a = SYNOD__LOCK_ACQUIRE__INIT;
+  a.name = "lock";
+  a.timeout_ms = 100;
+  r.session_id = sid;
+  r.sequence = 1;
+  r.body_case = SYNOD__REQUEST__BODY_LOCK_ACQUIRE;
+  r.lock_acquire = &a;
+  uint8_t buf[128];
+  size_t n = fsm_command_encode_request(h.time_ms, &r, buf, sizeof buf);
+  for (size_t len = 0; len < n; len++) {
+    h_apply_bytes(&h, buf, len);
+  }
+  for (size_t i = 0; i < n; i++) {
+    for (int bit = 0; bit < 8; bit++) {
+      buf[i] ^= (uint8_t)(1u << bit);
+      h_apply_bytes(&h, buf, n);
+      buf[i] ^= (uint8_t)(1u << bit);
+    }
+  }
+  h_close(&h);
+}
+END_TEST
+
+START_TEST(query_refuses_bodies_that_are_not_reads) {
+  struct fsm *f = fsm_new(NULL);
+  Synod__Request r = SYNOD__REQUEST__INIT;
+  Synod__CounterAdd add = SYNOD__COUNTER_ADD__INIT;
+  uint8_t *data = NULL;
+  size_t len = 0;
+  r.body_case = SYNOD__REQUEST__BODY_COUNTER_ADD;
+  r.counter_add = &add;
+  ck_assert(!fsm_request_is_read(&r));
+  ck_assert_int_eq(fsm_query(f, &r, &data, &len), SYNOD_EINVAL);
+  ck_assert_ptr_null(data);
+  r.body_case = SYNOD__REQUEST__BODY_COUNTER_GET;
+  r.counter_get = NULL; /* a body case without its message */
+  ck_assert(fsm_request_is_read(&r));
+  ck_assert_int_eq(fsm_query(f, &r, &data, &len), SYNOD_EINVAL);
+  fsm_free(f);
+}
+END_TEST
+
+/* ------------------------------------------------------------ containers */
+
+struct item {
+  struct otree_node node;
+  uint32_t key;
+};
+
+static int item_cmp(const void *key, const struct otree_node *n) {
+  uint32_t a = *(const uint32_t *)key;
+  uint32_t b = FSM_CONTAINER(n, struct item, node)->key;
+  return a < b ? -1 : a > b;
+}
+
+START_TEST(otree_stays_balanced_and_ordered_under_inserts_and_removes) {
+  enum { N = 4096 };
+  struct item *items = calloc(N, sizeof *items);
+  struct otree t;
+  uint64_t rng = 99;
+  otree_init(&t, item_cmp);
+  for (uint32_t i = 0; i < N; i++) {
+    items[i].key = i;
+  }
+  for (int round = 0; round < 6; round++) {
+    for (uint32_t i = 0; i < N; i++) {
+      struct item *it = &items[lcg(&rng) % N];
+      if (otree_find(&t, &it->key)) {
+        otree_remove(&t, &it->node);
+      } else {
+        ck_assert_ptr_null(otree_insert(&t, &it->node, &it->key));
+      }
+    }
+    ck_assert_uint_eq(otree_check(&t), t.count);
+    uint32_t prev = 0, seen = 0;
+    for (struct otree_node *n = otree_first(&t); n; n = otree_next(n)) {
+      uint32_t k = FSM_CONTAINER(n, struct item, node)->key;
+      ck_assert(seen == 0 || k > prev);
+      prev = k;
+      seen++;
+    }
+    ck_assert_uint_eq(seen, t.count);
+    uint32_t probe = 1000;
+    struct otree_node *lb = otree_lower_bound(&t, &probe, 1);
+    if (lb) {
+      ck_assert_uint_gt(FSM_CONTAINER(lb, struct item, node)->key, 1000);
+    }
+  }
+  struct item dup = {.key = 7};
+  if (otree_find(&t, &dup.key) == NULL) {
+    otree_insert(&t, &items[7].node, &items[7].key);
+  }
+  ck_assert_ptr_eq(otree_insert(&t, &dup.node, &dup.key), &items[7].node);
+  free(items);
+}
+END_TEST
+
+/* The scale a later test loads: 100,000 counters and 10,000 held locks,
+ * applied and round-tripped through a snapshot. */
+START_TEST(scales_to_100k_counters_and_10k_held_locks) {
+  int slow = getenv("SYNOD_TEST_VALGRIND") != NULL;
+  size_t counters = slow ? 10000 : 100000, locks = slow ? 1000 : 10000;
+  struct h h;
+  h_init(&h, NULL);
+  uint64_t sid = h_open(&h, 300000);
+  char name[32];
+  for (size_t i = 0; i < counters; i++) {
+    snprintf(name, sizeof name, "counter/%07zu", i);
+    h_add(&h, 0, 0, name, (int64_t)i, 0);
+  }
+  for (size_t i = 0; i < locks; i++) {
+    snprintf(name, sizeof name, "lock/%06zu", i);
+    h_acquire(&h, sid, i + 1, name, 1, 0, 0);
+    ck_assert_int_eq(h_err(&h), 0);
+  }
+  ck_assert_uint_eq(h.f->counters.count, counters);
+  ck_assert_uint_eq(h.f->locks.count, locks);
+  ck_assert_uint_eq(otree_check(&h.f->counters), counters);
+  uint8_t *img;
+  size_t len;
+  snapshot(h.f, &img, &len);
+  struct fsm *g = fsm_new(NULL);
+  ck_assert_int_eq(fsm_snapshot_decode(g, img, len), 0);
+  ck_assert_uint_eq(fsm_digest(g), fsm_digest(h.f));
+  free(img);
+  fsm_free(g);
+  /* Expiry releases all 10,000 locks in one entry. */
+  h_at(&h, 1000 + 300001);
+  ck_assert_uint_eq(h.f->locks.count, 0);
+  h_close(&h);
+}
+END_TEST
+
+static TCase *tcase_sessions(void) {
+  TCase *tc = tcase_create("sessions_and_exactly_once");
+  tcase_add_test(tc, session_open_uses_entry_index_as_id_and_default_ttl);
+  tcase_add_test(tc, session_open_ttl_out_of_bounds_is_erange);
+  tcase_add_test(tc, session_expires_only_when_time_passes_keepalive_plus_ttl);
+  tcase_add_test(tc, tick_keepalive_extends_session_but_never_revives_it);
+  tcase_add_test(tc, explicit_keepalive_request_resets_deadline);
+  tcase_add_test(tc, request_without_or_with_unknown_session_is_esession);
+  tcase_add_test(tc, session_close_releases_locks_without_lock_delay);
+  tcase_add_test(tc, time_never_moves_back_on_a_lower_stamp);
+  tcase_add_test(tc, retried_increment_after_failover_counts_once);
+  tcase_add_test(tc, retried_error_answer_is_replayed_not_reapplied);
+  tcase_add_test(tc, sequence_older_than_window_is_esequence);
+  tcase_add_test(tc, out_of_order_sequence_above_floor_is_applied_once);
+  tcase_add_test(tc, sequence_zero_in_a_session_is_einval);
+  tcase_add_test(tc, sessionless_counter_ops_apply_every_time);
+  return tc;
+}
+
+static TCase *tcase_locks(void) {
+  TCase *tc = tcase_create("locks");
+  tcase_add_test(tc, lock_grant_token_is_the_entry_index);
+  tcase_add_test(tc, lock_reentrant_acquire_counts_holds_and_keeps_token);
+  tcase_add_test(tc, lock_try_acquire_held_by_another_owner_is_elocked);
+  tcase_add_test(tc, lock_release_by_non_holder_is_enotholder);
+  tcase_add_test(tc,
+                 lock_waiters_are_granted_in_fifo_order_with_growing_tokens);
+  tcase_add_test(tc, lock_acquire_timeout_yields_etimedout_event);
+  tcase_add_test(tc, lock_retried_pending_acquire_stays_queued_once);
+  tcase_add_test(tc, lock_second_wait_by_same_owner_is_ebusy);
+  tcase_add_test(tc, lock_holder_expiry_grants_next_waiter_with_larger_token);
+  tcase_add_test(tc, lock_delay_holds_lock_free_until_delay_passes);
+  tcase_add_test(tc, lock_delay_without_waiters_ends_with_lock_deleted);
+  tcase_add_test(tc, lock_waiters_of_an_expired_session_are_canceled);
+  tcase_add_test(tc, lock_two_grants_in_one_entry_get_distinct_tokens);
+  tcase_add_test(tc, lock_check_tells_current_token_from_stale);
+  tcase_add_test(tc, lock_query_reports_holder_token_and_waiters);
+  tcase_add_test(tc, lock_name_must_be_1_to_256_bytes_of_utf8);
+  tcase_add_test(tc, lock_delay_above_maximum_is_erange);
+  return tc;
+}
+
+static TCase *tcase_counters_elections(void) {
+  TCase *tc = tcase_create("counters_elections_limits");
+  tcase_add_test(tc,
+                 counter_get_of_missing_counter_is_zero_and_creates_nothing);
+  tcase_add_test(tc, counter_set_add_and_get_and_get_and_add);
+  tcase_add_test(tc, counter_cas_swaps_only_on_expected_value);
+  tcase_add_test(
+      tc, counter_add_overflow_both_ways_is_eoverflow_and_changes_nothing);
+  tcase_add_test(tc, counter_delete_reports_whether_it_existed);
+  tcase_add_test(tc, counter_list_paginates_in_name_order_within_prefix);
+  tcase_add_test(tc,
+                 election_first_candidate_leads_and_resign_passes_office_fifo);
+  tcase_add_test(tc, election_leader_expiry_hands_office_to_next_candidate);
+  tcase_add_test(tc, election_recampaign_updates_value_in_place);
+  tcase_add_test(tc, election_value_over_limit_is_elimit);
+  tcase_add_test(tc, limits_on_sessions_locks_counters_waiters_candidates);
+  return tc;
+}
+
+static TCase *tcase_snapshots(void) {
+  TCase *tc = tcase_create("snapshots_and_bad_input");
+  tcase_set_timeout(tc, 120);
+  tcase_add_test(tc, two_fsms_fed_the_same_entries_have_identical_snapshots);
+  tcase_add_test(tc, snapshot_restored_replica_continues_identically);
+  tcase_add_test(tc, snapshot_round_trip_gives_identical_bytes_and_digest);
+  tcase_add_test(tc, corrupt_snapshot_is_refused_and_fsm_unchanged);
+  tcase_add_test(tc,
+                 expiry_releases_in_name_order_on_restored_and_live_replicas);
+  tcase_add_test(tc, snapshot_with_broken_invariants_is_refused);
+  tcase_add_test(tc,
+                 malformed_entry_gives_deterministic_error_and_changes_nothing);
+  tcase_add_test(tc, truncated_and_flipped_entries_never_crash);
+  tcase_add_test(tc, query_refuses_bodies_that_are_not_reads);
+  tcase_add_test(tc,
+                 otree_stays_balanced_and_ordered_under_inserts_and_removes);
+  tcase_add_test(tc, scales_to_100k_counters_and_10k_held_locks);
+  return tc;
+}
+
+static Suite *fsm_suite(void) {
+  Suite *s = suite_create("fsm");
+  suite_add_tcase(s, tcase_sessions());
+  suite_add_tcase(s, tcase_locks());
+  suite_add_tcase(s, tcase_counters_elections());
+  suite_add_tcase(s, tcase_snapshots());
+  return s;
+}
+
+int main(void) {
+  SRunner *sr = srunner_create(fsm_suite());
+  srunner_run_all(sr, CK_NORMAL);
+  int failed = srunner_ntests_failed(sr);
+  srunner_free(sr);
+  return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+}
