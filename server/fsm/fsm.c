@@ -158,6 +158,11 @@ uint64_t fsm_applied_index(const struct fsm *f) {
   return f->applied_index;
 }
 
+uint32_t fsm_session_ttl_ms(const struct fsm *f, uint64_t session_id) {
+  const struct fsm_session *s = fsm_session_find(f, session_id);
+  return s != NULL ? s->ttl_ms : 0;
+}
+
 int fsm_index_advance(struct fsm *f, uint64_t index) {
   if (index <= f->applied_index) {
     return SYNOD_EINVAL;

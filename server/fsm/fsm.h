@@ -183,6 +183,11 @@ uint64_t fsm_next_deadline(const struct fsm *f);
 uint64_t fsm_time_ms(const struct fsm *f);
 uint64_t fsm_applied_index(const struct fsm *f);
 
+/* The TTL of a live session, or 0 if no session has that id (never opened,
+ * expired or closed). The shell answers keepalives with it once the Tick
+ * that carried them is applied. */
+uint32_t fsm_session_ttl_ms(const struct fsm *f, uint64_t session_id);
+
 /* True for the bodies fsm_query answers: lock_query, lock_check,
  * counter_get, counter_list, election_leader, election_observe. */
 bool fsm_request_is_read(const Synod__Request *req);

@@ -263,6 +263,18 @@ START_TEST(session_expires_only_when_time_passes_keepalive_plus_ttl) {
 }
 END_TEST
 
+START_TEST(session_ttl_is_known_while_alive_and_zero_after) {
+  struct h h;
+  h_init(&h, NULL);
+  uint64_t sid = h_open(&h, 2000);
+  ck_assert_uint_eq(fsm_session_ttl_ms(h.f, sid), 2000);
+  ck_assert_uint_eq(fsm_session_ttl_ms(h.f, sid + 100), 0);
+  h_at(&h, 3001);
+  ck_assert_uint_eq(fsm_session_ttl_ms(h.f, sid), 0);
+  h_close(&h);
+}
+END_TEST
+
 START_TEST(tick_keepalive_extends_session_but_never_revives_it) {
   struct h h;
   h_init(&h, NULL);
@@ -1616,6 +1628,7 @@ static TCase *tcase_sessions(void) {
   tcase_add_test(tc, session_open_uses_entry_index_as_id_and_default_ttl);
   tcase_add_test(tc, session_open_ttl_out_of_bounds_is_erange);
   tcase_add_test(tc, session_expires_only_when_time_passes_keepalive_plus_ttl);
+  tcase_add_test(tc, session_ttl_is_known_while_alive_and_zero_after);
   tcase_add_test(tc, tick_keepalive_extends_session_but_never_revives_it);
   tcase_add_test(tc, explicit_keepalive_request_resets_deadline);
   tcase_add_test(tc, request_without_or_with_unknown_session_is_esession);
