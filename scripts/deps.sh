@@ -7,6 +7,7 @@ pkgs=(
   build-essential cmake pkg-config   # compiler, build system
   libuv1-dev                         # event loop, TCP, timers, threads (server/net, clientlib)
   liblmdb-dev lmdb-utils             # storage: log, hard state, snapshots (server/store)
+  zlib1g-dev                         # crc32 of stored entries and records (server/store)
   libprotobuf-c-dev protobuf-c-compiler  # wire schema and its C code generator (proto/)
   libcurl4-openssl-dev               # Kubernetes API discovery (server/discovery)
   libjansson-dev                     # JSON: Kubernetes API replies, --json output
