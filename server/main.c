@@ -1,19 +1,199 @@
 /* synodd: configuration and wiring, nothing else. */
+#include <errno.h>
+#include <signal.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
+#include <uv.h>
+
+#include "err.h"
+#include "log.h"
+#include "node.h"
+#include "synod.h"
 #include "version.h"
 
+#define MAIN_PEERS_MAX 16
+
+/* One flag: its name, its environment variable, where its value goes. */
+struct flag {
+  const char *name;
+  const char *env;
+  const char **value;
+  const char *help;
+};
+
+struct config {
+  const char *name, *data, *client, *peer, *peers, *cluster_id;
+  const char *advertise_client, *advertise_peer, *log_level;
+  const char *tick_ms, *election_ticks, *snapshot_entries;
+};
+
+static struct config cfg = {.cluster_id = "synod", .log_level = "info"};
+
+static const struct flag flags[] = {
+    {"--name", "SYNOD_NAME", &cfg.name,
+     "this replica's name, e.g. synod-0 (the StatefulSet pod name)"},
+    {"--data", "SYNOD_DATA", &cfg.data,
+     "data directory (LMDB: log, state, snapshots); created if missing"},
+    {"--client", "SYNOD_CLIENT", &cfg.client,
+     "client listen address ip:port, e.g. 0.0.0.0:7700"},
+    {"--peer", "SYNOD_PEER", &cfg.peer,
+     "peer listen address ip:port, e.g. 0.0.0.0:7701"},
+    {"--peers", "SYNOD_PEERS", &cfg.peers,
+     "the declared replicas, self included: name=host:port,... (peer ports)"},
+    {"--cluster-id", "SYNOD_CLUSTER_ID", &cfg.cluster_id,
+     "cluster name; replicas of other clusters are refused [synod]"},
+    {"--advertise-client", "SYNOD_ADVERTISE_CLIENT", &cfg.advertise_client,
+     "client address told to clients and peers [--client]"},
+    {"--advertise-peer", "SYNOD_ADVERTISE_PEER", &cfg.advertise_peer,
+     "peer address told to peers [--peer]"},
+    {"--log-level", "SYNOD_LOG_LEVEL", &cfg.log_level,
+     "debug, info, warn or error [info]"},
+    {"--tick-ms", "SYNOD_TICK_MS", &cfg.tick_ms,
+     "heartbeat interval in ms [50]"},
+    {"--election-ticks", "SYNOD_ELECTION_TICKS", &cfg.election_ticks,
+     "election timeout in ticks, randomised up to twice this [10]"},
+    {"--snapshot-entries", "SYNOD_SNAPSHOT_ENTRIES", &cfg.snapshot_entries,
+     "take a snapshot after this many entries [8192]"},
+};
+#define FLAGS_N (sizeof flags / sizeof flags[0])
+
 static void usage(FILE *out) {
-  fprintf(out,
-          "usage: synodd [--version] [--help]\n"
-          "\n"
-          "synodd is a replica of synod, a replicated coordination service.\n"
-          "The server (peer links, client listener) is being built; this\n"
-          "build only reports its version.\n");
+  fprintf(out, "usage: synodd --name NAME --data DIR --client ADDR --peer "
+               "ADDR --peers LIST [options]\n\n"
+               "synodd is one replica of synod, a replicated coordination "
+               "service.\nEvery flag may also be set by its environment "
+               "variable.\n\n");
+  for (size_t i = 0; i < FLAGS_N; i++) {
+    fprintf(out, "  %-20s %-24s %s\n", flags[i].name, flags[i].env,
+            flags[i].help);
+  }
+  fprintf(out, "  %-20s %-24s %s\n  %-20s %-24s %s\n", "--version", "",
+          "print the version", "--help", "", "this text");
+  fprintf(out, "\nSIGTERM: hand leadership over, finish writes, exit 0.\n"
+               "Exit status: 0 stopped cleanly, 1 failed, 2 bad usage.\n");
+}
+
+static int parse_args(int argc, char **argv) {
+  for (size_t i = 0; i < FLAGS_N; i++) {
+    const char *v = getenv(flags[i].env);
+    if (v != NULL && v[0] != '\0') {
+      *flags[i].value = v;
+    }
+  }
+  for (int i = 1; i < argc; i++) {
+    size_t k;
+    for (k = 0; k < FLAGS_N; k++) {
+      size_t len = strlen(flags[k].name);
+      if (strcmp(argv[i], flags[k].name) == 0 && i + 1 < argc) {
+        *flags[k].value = argv[++i];
+        break;
+      }
+      if (strncmp(argv[i], flags[k].name, len) == 0 && argv[i][len] == '=') {
+        *flags[k].value = argv[i] + len + 1;
+        break;
+      }
+    }
+    if (k == FLAGS_N) {
+      fprintf(stderr, "synodd: unknown or incomplete argument '%s'\n", argv[i]);
+      return -1;
+    }
+  }
+  return 0;
+}
+
+/* Parses "name=host:port,..." into peers; returns the count or -1. */
+static int parse_peers(const char *list, struct node_peer *peers) {
+  int n = 0;
+  const char *p = list;
+  while (p != NULL && *p != '\0') {
+    const char *comma = strchr(p, ',');
+    size_t len = comma ? (size_t)(comma - p) : strlen(p);
+    const char *eq = memchr(p, '=', len);
+    if (n == MAIN_PEERS_MAX || eq == NULL || eq == p ||
+        (size_t)(eq - p) >= NODE_NAME_MAX ||
+        len - (size_t)(eq - p) - 1 >= NODE_ADDRESS_MAX ||
+        len == (size_t)(eq - p) + 1) {
+      fprintf(stderr,
+              "synodd: --peers entry '%.*s' is not name=host:port "
+              "(at most %d entries)\n",
+              (int)len, p, MAIN_PEERS_MAX);
+      return -1;
+    }
+    snprintf(peers[n].name, NODE_NAME_MAX, "%.*s", (int)(eq - p), p);
+    snprintf(peers[n].address, NODE_ADDRESS_MAX, "%.*s",
+             (int)(len - (size_t)(eq - p) - 1), eq + 1);
+    n++;
+    p = comma ? comma + 1 : NULL;
+  }
+  return n;
+}
+
+static int parse_u32(const char *text, const char *what, uint32_t *out) {
+  char *end;
+  errno = 0;
+  unsigned long v = text ? strtoul(text, &end, 10) : 0;
+  if (text != NULL &&
+      (errno != 0 || *end != '\0' || v == 0 || v > UINT32_MAX)) {
+    fprintf(stderr, "synodd: %s '%s' is not a positive integer\n", what, text);
+    return -1;
+  }
+  *out = (uint32_t)v;
+  return 0;
+}
+
+struct main_state {
+  uv_signal_t sigterm;
+  uv_signal_t sigint;
+  struct node *node;
+  int signals;
+};
+
+static void on_stopped(struct node *n, void *arg) {
+  struct main_state *st = arg;
+  (void)n;
+  uv_close((uv_handle_t *)&st->sigterm, NULL);
+  uv_close((uv_handle_t *)&st->sigint, NULL);
+}
+
+static void on_signal(uv_signal_t *h, int signum) {
+  struct main_state *st = h->data;
+  if (++st->signals > 1) {
+    log_warn("main", "signal %d again: exiting at once", signum);
+    exit(1);
+  }
+  log_info("main", "signal %d: stopping", signum);
+  node_shutdown(st->node, on_stopped, st);
+}
+
+static int run(struct node_options *o) {
+  uv_loop_t loop;
+  struct main_state st = {0};
+  char errmsg[SYNOD_ERRMSG_MAX];
+  uv_loop_init(&loop);
+  int rv = node_start(&loop, o, &st.node, errmsg);
+  if (rv != 0) {
+    log_error("main", "start: %s (%s)", errmsg, synod_errname(rv));
+    uv_run(&loop, UV_RUN_DEFAULT);
+    uv_loop_close(&loop);
+    return 1;
+  }
+  uv_signal_init(&loop, &st.sigterm);
+  uv_signal_init(&loop, &st.sigint);
+  st.sigterm.data = st.sigint.data = &st;
+  uv_signal_start(&st.sigterm, on_signal, SIGTERM);
+  uv_signal_start(&st.sigint, on_signal, SIGINT);
+  uv_run(&loop, UV_RUN_DEFAULT);
+  node_free(st.node);
+  uv_loop_close(&loop);
+  return 0;
 }
 
 int main(int argc, char **argv) {
+  struct node_peer peers[MAIN_PEERS_MAX];
+  struct node_options o = {0};
+  uint32_t snap_entries = 0;
   for (int i = 1; i < argc; i++) {
     if (strcmp(argv[i], "--version") == 0) {
       printf("synodd %s\n", SYNOD_VERSION);
@@ -23,10 +203,33 @@ int main(int argc, char **argv) {
       usage(stdout);
       return 0;
     }
-    fprintf(stderr, "synodd: unknown argument '%s'\n", argv[i]);
+  }
+  if (parse_args(argc, argv) != 0) {
     usage(stderr);
     return 2;
   }
-  printf("synodd %s\n", SYNOD_VERSION);
-  return 0;
+  int level = log_level_parse(cfg.log_level);
+  int peers_n = cfg.peers ? parse_peers(cfg.peers, peers) : 0;
+  if (level < 0 || peers_n < 0 || !cfg.name || !cfg.data || !cfg.client ||
+      !cfg.peer || !cfg.peers ||
+      parse_u32(cfg.tick_ms, "--tick-ms", &o.tick_ms) != 0 ||
+      parse_u32(cfg.election_ticks, "--election-ticks", &o.election_ticks) ||
+      parse_u32(cfg.snapshot_entries, "--snapshot-entries", &snap_entries)) {
+    fprintf(stderr, "synodd: --name, --data, --client, --peer and --peers "
+                    "are required; --log-level is debug|info|warn|error\n");
+    return 2;
+  }
+  o.snapshot_entries = snap_entries;
+  log_init(cfg.name, (enum log_level)level);
+  signal(SIGPIPE, SIG_IGN);
+  o.name = cfg.name;
+  o.data_dir = cfg.data;
+  o.cluster_id = cfg.cluster_id;
+  o.client_address = cfg.client;
+  o.peer_address = cfg.peer;
+  o.advertise_client = cfg.advertise_client;
+  o.advertise_peer = cfg.advertise_peer;
+  o.peers = peers;
+  o.peers_n = (size_t)peers_n;
+  return run(&o);
 }

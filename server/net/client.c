@@ -49,6 +49,8 @@ static struct client_conn *conn_find(const struct client_net *net,
   return c != NULL && c->id == id && !c->s.closing ? c : NULL;
 }
 
+static void conn_check_backlog(struct client_conn *c);
+
 static void net_handle_closed(struct client_net *net) {
   if (--net->handles_open == 0 && net->stopping) {
     free(net->slots);
@@ -66,12 +68,44 @@ int client_net_send(struct client_net *net, uint64_t conn_id,
     return SYNOD_ENOTFOUND;
   }
   int rv = stream_send(&c->s, &msg->base);
-  if (rv == 0 && stream_queued_bytes(&c->s) > net->opts.out_bytes_max) {
+  if (rv == 0) {
+    conn_check_backlog(c);
+  }
+  return rv;
+}
+
+/* Disconnects a client whose unread answers pile up past the limit. */
+static void conn_check_backlog(struct client_conn *c) {
+  if (stream_queued_bytes(&c->s) > c->net->opts.out_bytes_max) {
     log_warn("client", "%s: %zu bytes of answers unread, disconnecting",
              c->s.remote, stream_queued_bytes(&c->s));
     stream_close(&c->s, "does not read its answers", false);
   }
+}
+
+int client_net_send_bytes(struct client_net *net, uint64_t conn_id,
+                          const uint8_t *payload, size_t n) {
+  struct client_conn *c = conn_find(net, conn_id);
+  if (c == NULL) {
+    return SYNOD_ENOTFOUND;
+  }
+  int rv = stream_send_bytes(&c->s, payload, n);
+  if (rv == 0) {
+    conn_check_backlog(c);
+  }
   return rv;
+}
+
+void client_net_broadcast(struct client_net *net,
+                          const Synod__ServerMessage *msg) {
+  for (uint32_t i = 0; i < net->opts.conns_max; i++) {
+    struct client_conn *c = net->slots[i];
+    if (c != NULL && c->hello_done && !c->s.closing) {
+      if (stream_send(&c->s, &msg->base) == 0) {
+        conn_check_backlog(c);
+      }
+    }
+  }
 }
 
 static int conn_send_error(struct client_conn *c, uint64_t request_id, int code,

@@ -59,6 +59,15 @@ const char *client_net_listen_address(const struct client_net *net);
 int client_net_send(struct client_net *net, uint64_t conn_id,
                     const Synod__ServerMessage *msg);
 
+/* Queues a frame whose payload is an already packed ServerMessage. Same
+ * returns as client_net_send. */
+int client_net_send_bytes(struct client_net *net, uint64_t conn_id,
+                          const uint8_t *payload, size_t n);
+
+/* Queues msg to every connection past its handshake. */
+void client_net_broadcast(struct client_net *net,
+                          const Synod__ServerMessage *msg);
+
 /* Queues a Response to request_id carrying an error. */
 int client_net_send_error(struct client_net *net, uint64_t conn_id,
                           uint64_t request_id, int code, const char *fmt, ...)

@@ -198,6 +198,9 @@ static void conn_send_hello(struct peer_conn *c) {
   hello.incarnation.len = PEER_INCARNATION_BYTES;
   hello.peer_address = net->advertise_address;
   hello.client_address = net->client_address;
+  if (net->opts.hello_cb != NULL) {
+    net->opts.hello_cb(net->opts.arg, &hello);
+  }
   pb.from = net->opts.id;
   pb.body_case = SYNOD__PEER__PEER_MESSAGE__BODY_HELLO;
   pb.hello = &hello;

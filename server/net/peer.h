@@ -43,6 +43,10 @@ typedef void (*peer_net_link_cb)(void *arg, uint64_t from,
 typedef void (*peer_net_state_cb)(void *arg, uint64_t id, bool up,
                                   const Synod__Peer__PeerHello *hello);
 
+/* Fills the fields of our handshake that change over time (log_last_index,
+ * term) just before it is sent. */
+typedef void (*peer_net_hello_cb)(void *arg, Synod__Peer__PeerHello *hello);
+
 struct peer_net_options {
   uv_loop_t *loop;
   uint64_t id; /* ours, non-zero */
@@ -59,6 +63,7 @@ struct peer_net_options {
   peer_net_recv_cb recv_cb;
   peer_net_link_cb link_cb;
   peer_net_state_cb state_cb;
+  peer_net_hello_cb hello_cb; /* optional */
   void *arg;
 };
 

@@ -92,6 +92,10 @@ int stream_send(struct stream *s, const ProtobufCMessage *msg) {
   return frame_buf_append_msg(&s->out, msg, s->in.frame_max_bytes);
 }
 
+int stream_send_bytes(struct stream *s, const uint8_t *payload, size_t n) {
+  return frame_buf_append(&s->out, payload, n, s->in.frame_max_bytes);
+}
+
 size_t stream_queued_bytes(const struct stream *s) {
   return s->out.len + s->inflight.len;
 }

@@ -60,6 +60,9 @@ int stream_start(struct stream *s);
  * 0, SYNOD_ETOOBIG or SYNOD_ENOMEM (nothing appended). */
 int stream_send(struct stream *s, const ProtobufCMessage *msg);
 
+/* Appends a frame holding n bytes already encoded. Same errors. */
+int stream_send_bytes(struct stream *s, const uint8_t *payload, size_t n);
+
 /* Bytes queued or being written. */
 size_t stream_queued_bytes(const struct stream *s);
 

@@ -1,0 +1,526 @@
+/* A replica: start-up from the store, the core's updates, timers, peers,
+ * and a graceful stop. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "log.h"
+#include "node_int.h"
+#include "synod.h"
+
+#define NODE_TICK_MS_DEFAULT 50
+#define NODE_ELECTION_TICKS_DEFAULT 10
+#define NODE_RESTORE_READ_BYTES (16u << 20)
+
+uint64_t node_now_ms(const struct node *n) {
+  (void)n;
+  return uv_hrtime() / 1000000u;
+}
+
+/* -------------------------------------------------------------- members */
+
+struct member *node_member(struct node *n, uint64_t id) {
+  for (uint32_t i = 0; i < n->members_n; i++) {
+    if (n->members[i].id == id) {
+      return &n->members[i];
+    }
+  }
+  return NULL;
+}
+
+const char *node_member_name(struct node *n, uint64_t id) {
+  if (id == n->id) {
+    return n->name;
+  }
+  const struct member *m = node_member(n, id);
+  return m != NULL ? m->name : "unknown";
+}
+
+const char *node_leader_client_address(struct node *n) {
+  if (n->leader == 0) {
+    return "";
+  }
+  if (n->leader == n->id) {
+    return n->advertise_client;
+  }
+  const struct member *m = node_member(n, n->leader);
+  return m != NULL ? m->client_address : "";
+}
+
+static void node_member_update(struct node *n,
+                               const Synod__Peer__PeerHello *h) {
+  struct member *m = node_member(n, h->id);
+  if (m == NULL) {
+    if (n->members_n == NODE_MEMBERS_MAX) {
+      log_warn("node", "member table full: ignoring %s (%llu)", h->name,
+               (unsigned long long)h->id);
+      return;
+    }
+    m = &n->members[n->members_n++];
+    m->id = h->id;
+  }
+  snprintf(m->name, sizeof m->name, "%s", h->name);
+  snprintf(m->peer_address, sizeof m->peer_address, "%s", h->peer_address);
+  snprintf(m->client_address, sizeof m->client_address, "%s",
+           h->client_address);
+  m->log_last_index = h->log_last_index;
+  m->up = true;
+}
+
+/* ----------------------------------------------------------- the core */
+
+static void node_soft_state(struct node *n, const struct core_update *up) {
+  bool was_leader = n->role == CORE_LEADER;
+  bool leader_changed = n->leader != up->leader;
+  if (n->role != up->role || n->term != up->term || leader_changed) {
+    log_info("node", "term %llu: %s, leader %s", (unsigned long long)up->term,
+             core_role_name(up->role),
+             up->leader ? node_member_name(n, up->leader) : "none");
+  }
+  n->role = up->role;
+  n->term = up->term;
+  n->leader = up->leader;
+  if (was_leader && n->role != CORE_LEADER) {
+    apply_fail_pending(n, SYNOD_ENOTLEADER);
+    requests_reads_fail(n, SYNOD_ENOTLEADER);
+  }
+  if (!was_leader && n->role == CORE_LEADER) {
+    /* Cluster time continues from what the state machine has seen: a new
+     * leader's clock may be ahead or behind the old one's. */
+    uint64_t now = node_now_ms(n);
+    n->time_offset_ms = (int64_t)fsm_time_ms(n->fsm) - (int64_t)now;
+  }
+  if (leader_changed) {
+    requests_broadcast_leader(n);
+  }
+}
+
+static void node_handle_update(struct node *n, const struct core_update *up) {
+  if (up->proposed_first != 0) {
+    n->proposed_first = up->proposed_first;
+  }
+  if (persist_update(n, up) != 0) {
+    log_error("node", "persist: out of memory; stopping the replica");
+    exit(1);
+  }
+  if (up->soft_state_changed) {
+    node_soft_state(n, up);
+  }
+  if (up->config_changed) {
+    log_info("node", "configuration: %u voters, %u learners%s",
+             up->config.voters_n, up->config.learners_n,
+             bootstrap_is_member(&up->config, n->id)
+                 ? ""
+                 : " (this replica is not a member)");
+  }
+  requests_reads_ready(n, up);
+  apply_update(n, up);
+}
+
+int node_step(struct node *n, const struct core_event *ev) {
+  struct core_update up;
+  int rv = core_step(n->core, ev, &up);
+  if (rv != 0) {
+    return rv;
+  }
+  node_handle_update(n, &up);
+  return 0;
+}
+
+static void node_tick_cb(uv_timer_t *t) {
+  struct node *n = t->data;
+  struct core_event ev = {.type = CORE_EVENT_TICK};
+  node_step(n, &ev);
+  if (n->role == CORE_LEADER && !n->shutting_down) {
+    requests_tick(n);
+  }
+  bootstrap_tick(n);
+}
+
+/* ---------------------------------------------------------------- peers */
+
+static void node_peer_recv_cb(void *arg, const struct core_msg *m) {
+  struct node *n = arg;
+  struct core_event ev = {.type = CORE_EVENT_RECEIVE, .msg = m};
+  int rv = node_step(n, &ev);
+  if (rv != 0) {
+    log_warn("node", "%s from %s (%llu) refused: %s",
+             core_msg_type_name(m->type), node_member_name(n, m->from),
+             (unsigned long long)m->from, core_errmsg(n->core));
+  }
+}
+
+static void node_peer_state_cb(void *arg, uint64_t id, bool up,
+                               const Synod__Peer__PeerHello *hello) {
+  struct node *n = arg;
+  if (up) {
+    node_member_update(n, hello);
+    log_info("node", "peer %s (%llu) up at %s", hello->name,
+             (unsigned long long)id, hello->peer_address);
+    bootstrap_on_peer_up(n, hello);
+    return;
+  }
+  struct member *m = node_member(n, id);
+  if (m != NULL) {
+    m->up = false;
+  }
+  struct core_event ev = {.type = CORE_EVENT_UNREACHABLE, .id = id};
+  node_step(n, &ev);
+}
+
+static void node_peer_link_cb(void *arg, uint64_t from,
+                              const Synod__Peer__PeerMessage *pb) {
+  bootstrap_on_link_msg(arg, from, pb);
+}
+
+static void node_peer_hello_cb(void *arg, Synod__Peer__PeerHello *h) {
+  struct node *n = arg;
+  h->log_last_index = n->core ? core_last_index(n->core) : 0;
+  h->term = n->term;
+}
+
+/* ------------------------------------------------------------- restore */
+
+/* Reads the current snapshot, if any: its meta and image. */
+static int node_restore_snapshot(struct node *n, char *errmsg) {
+  struct store_snapshot_reader *r;
+  int rv = store_snapshot_reader_new(&n->store, &r);
+  if (rv == SYNOD_ENOTFOUND) {
+    return 0;
+  }
+  if (rv != 0) {
+    errmsg_set(errmsg, "%s", store_errmsg(&n->store));
+    return rv;
+  }
+  const struct store_snapshot_meta *meta = store_snapshot_reader_meta(r);
+  n->snap_meta.index = meta->index;
+  n->snap_meta.term = meta->term;
+  n->snap_meta.size_bytes = meta->size_bytes;
+  n->snap_len = meta->size_bytes;
+  rv = core_config_decode(meta->config, meta->config_len, &n->snap_meta.config);
+  if (rv == 0 && (n->snap_image = malloc(n->snap_len + 1)) == NULL) {
+    rv = SYNOD_ENOMEM;
+  }
+  size_t got = 0, len = 1;
+  while (rv == 0 && len > 0) {
+    rv = store_snapshot_reader_read(r, n->snap_image + got,
+                                    n->snap_len + 1 - got, &len);
+    got += len;
+  }
+  if (rv != 0 || got != n->snap_len) {
+    errmsg_set(errmsg, "snapshot %llu: %s", (unsigned long long)meta->index,
+               rv ? store_snapshot_reader_errmsg(r) : "short image");
+  }
+  store_snapshot_reader_free(r);
+  if (rv == 0 && got == n->snap_len &&
+      (rv = fsm_snapshot_decode(n->fsm, n->snap_image, n->snap_len)) != 0) {
+    errmsg_set(errmsg, "snapshot %llu: image does not decode",
+               (unsigned long long)n->snap_meta.index);
+  }
+  return rv ? rv : got == n->snap_len ? 0 : SYNOD_ECORRUPT;
+}
+
+/* Builds the core from the store: hard state, snapshot, log after it. */
+static int node_restore(struct node *n, char *errmsg) {
+  struct core_restore rs = {0};
+  struct store_hard_state hs;
+  struct store_entry *es = NULL;
+  size_t count = 0;
+  int rv = store_hard_state_load(&n->store, &hs);
+  if (rv == 0) {
+    rv = node_restore_snapshot(n, errmsg);
+  } else {
+    errmsg_set(errmsg, "%s", store_errmsg(&n->store));
+  }
+  uint64_t lo = n->snap_meta.index + 1;
+  uint64_t hi = store_log_last_index(&n->store);
+  if (rv == 0 && hi >= lo) {
+    /* One read; the log behind a snapshot is bounded by its threshold. */
+    rv = store_log_read(&n->store, lo, hi, SIZE_MAX, &es, &count);
+    if (rv != 0) {
+      errmsg_set(errmsg, "%s", store_errmsg(&n->store));
+    }
+  }
+  struct core_entry *ces = calloc(count ? count : 1, sizeof *ces);
+  if (rv == 0 && ces == NULL) {
+    rv = SYNOD_ENOMEM;
+  }
+  for (size_t i = 0; rv == 0 && i < count; i++) {
+    ces[i] = (struct core_entry){es[i].term, es[i].index, es[i].type,
+                                 es[i].data, es[i].len};
+  }
+  if (rv == 0) {
+    rs.hard_state = (struct core_hard_state){hs.term, hs.vote, hs.commit};
+    rs.snapshot = n->snap_meta;
+    rs.entries = ces;
+    rs.entries_n = (uint32_t)count;
+    rv = node_core_new(n, &rs, errmsg);
+  }
+  free(ces);
+  store_entries_free(es);
+  n->persist.durable_term = hs.term;
+  n->persist.durable_vote = hs.vote;
+  n->applied_index = n->snap_meta.index;
+  n->applied_term = n->snap_meta.term;
+  n->applied_config = n->snap_meta.config;
+  n->bootstrapped = hi > 0 || n->snap_meta.index > 0;
+  return rv;
+}
+
+int node_core_new(struct node *n, const struct core_restore *rs, char *errmsg) {
+  struct core_options co = {
+      .id = n->id,
+      .seed = n->id ^ node_now_ms(n),
+      .election_ticks = n->opts.election_ticks,
+      .heartbeat_ticks = 1,
+      .snapshot_entries = n->opts.snapshot_entries,
+  };
+  struct core *c = core_new(&co, rs, errmsg);
+  if (c == NULL) {
+    return SYNOD_ECORRUPT;
+  }
+  core_free(n->core);
+  n->core = c;
+  return 0;
+}
+
+/* ------------------------------------------------------------ lifecycle */
+
+static int node_copy_options(struct node *n, const struct node_options *o,
+                             char *errmsg) {
+  n->opts = *o;
+  if (o->name == NULL || o->name[0] == '\0' || o->data_dir == NULL ||
+      o->client_address == NULL || o->peer_address == NULL) {
+    errmsg_set(errmsg, "node: --name, --data, --client and --peer are "
+                       "required");
+    return SYNOD_EINVAL;
+  }
+  if (strlen(o->name) >= sizeof n->name ||
+      strlen(o->data_dir) >= sizeof n->data_dir) {
+    errmsg_set(errmsg, "node: name '%.32s...' or data directory too long",
+               o->name);
+    return SYNOD_EINVAL;
+  }
+  snprintf(n->name, sizeof n->name, "%s", o->name);
+  snprintf(n->data_dir, sizeof n->data_dir, "%s", o->data_dir);
+  snprintf(n->cluster_id, sizeof n->cluster_id, "%s",
+           o->cluster_id ? o->cluster_id : "synod");
+  snprintf(n->client_address, sizeof n->client_address, "%s",
+           o->client_address);
+  snprintf(n->peer_address, sizeof n->peer_address, "%s", o->peer_address);
+  snprintf(n->advertise_client, sizeof n->advertise_client, "%s",
+           o->advertise_client ? o->advertise_client : o->client_address);
+  snprintf(n->advertise_peer, sizeof n->advertise_peer, "%s",
+           o->advertise_peer ? o->advertise_peer : o->peer_address);
+  n->peers = calloc(o->peers_n ? o->peers_n : 1, sizeof *n->peers);
+  if (n->peers == NULL) {
+    return SYNOD_ENOMEM;
+  }
+  memcpy(n->peers, o->peers, o->peers_n * sizeof *n->peers);
+  n->opts.peers = n->peers;
+  if (n->opts.tick_ms == 0) {
+    n->opts.tick_ms = NODE_TICK_MS_DEFAULT;
+  }
+  if (n->opts.election_ticks == 0) {
+    n->opts.election_ticks = NODE_ELECTION_TICKS_DEFAULT;
+  }
+  return 0;
+}
+
+static int node_open_store(struct node *n, char *errmsg) {
+  struct store_options so = {.map_size_max_bytes = n->opts.map_size_max_bytes};
+  int rv = store_open(&n->store, n->data_dir, &so);
+  if (rv != 0) {
+    errmsg_set(errmsg, "%s", store_errmsg(&n->store));
+    return rv;
+  }
+  store_incarnation(&n->store, n->incarnation);
+  n->id = bootstrap_id(n->name, n->incarnation);
+  return 0;
+}
+
+static int node_start_nets(struct node *n, char *errmsg) {
+  struct peer_net_options po = {
+      .loop = n->loop,
+      .id = n->id,
+      .name = n->name,
+      .cluster_id = n->cluster_id,
+      .listen_address = n->peer_address,
+      .advertise_address = n->advertise_peer,
+      .client_address = n->advertise_client,
+      .recv_cb = node_peer_recv_cb,
+      .link_cb = node_peer_link_cb,
+      .state_cb = node_peer_state_cb,
+      .hello_cb = node_peer_hello_cb,
+      .arg = n,
+  };
+  memcpy(po.incarnation, n->incarnation, sizeof po.incarnation);
+  int rv = peer_net_start(&po, &n->peer_net, errmsg);
+  if (rv != 0) {
+    return rv;
+  }
+  struct client_net_options co = {
+      .loop = n->loop,
+      .listen_address = n->client_address,
+      .frame_max_bytes = n->opts.frame_max_bytes,
+      .request_cb = requests_on_request,
+      .close_cb = requests_on_close,
+      .arg = n,
+  };
+  rv = client_net_start(&co, &n->client_net, errmsg);
+  if (rv != 0) {
+    return rv;
+  }
+  for (size_t i = 0; i < n->opts.peers_n; i++) {
+    if (strcmp(n->peers[i].name, n->name) != 0 &&
+        peer_net_dial(n->peer_net, n->peers[i].address) != 0) {
+      errmsg_set(errmsg, "node: peer %s has a bad address '%s'",
+                 n->peers[i].name, n->peers[i].address);
+      return SYNOD_EINVAL;
+    }
+  }
+  return 0;
+}
+
+int node_start(uv_loop_t *loop, const struct node_options *opts,
+               struct node **out, char *errmsg) {
+  struct node *n = calloc(1, sizeof *n);
+  int rv;
+  if (n == NULL) {
+    errmsg_set(errmsg, "node: out of memory");
+    return SYNOD_ENOMEM;
+  }
+  n->loop = loop;
+  persist_init(n);
+  u64map_init(&n->waits);
+  u64map_init(&n->session_conns);
+  u64map_init(&n->observers);
+  if ((rv = node_copy_options(n, opts, errmsg)) != 0 ||
+      (rv = node_open_store(n, errmsg)) != 0) {
+    goto err;
+  }
+  if ((n->fsm = fsm_new(NULL)) == NULL) {
+    rv = SYNOD_ENOMEM;
+    errmsg_set(errmsg, "node: out of memory");
+    goto err;
+  }
+  if ((rv = node_restore(n, errmsg)) != 0) {
+    errmsg_wrap(errmsg, "restore from %s", n->data_dir);
+    goto err;
+  }
+  if ((rv = node_start_nets(n, errmsg)) != 0) {
+    goto err_nets;
+  }
+  uv_timer_init(loop, &n->tick);
+  n->tick.data = n;
+  uv_timer_start(&n->tick, node_tick_cb, n->opts.tick_ms, n->opts.tick_ms);
+  log_info("node",
+           "%s (id %016llx) started: client %s, peer %s, data %s, "
+           "log %llu..%llu, snapshot %llu",
+           n->name, (unsigned long long)n->id, n->advertise_client,
+           n->advertise_peer, n->data_dir,
+           (unsigned long long)core_first_index(n->core),
+           (unsigned long long)core_last_index(n->core),
+           (unsigned long long)n->snap_meta.index);
+  *out = n;
+  return 0;
+
+err_nets:
+  /* The nets free themselves once the loop closes their handles. */
+  peer_net_stop(n->peer_net);
+  client_net_stop(n->client_net);
+  n->peer_net = NULL;
+  n->client_net = NULL;
+  uv_run(loop, UV_RUN_NOWAIT);
+err:
+  node_free(n);
+  return rv;
+}
+
+/* ------------------------------------------------------------- shutdown */
+
+static void node_shutdown_close(struct node *n) {
+  uv_timer_stop(&n->tick);
+  uv_close((uv_handle_t *)&n->tick, NULL);
+  apply_fail_pending(n, SYNOD_ESHUTDOWN);
+  requests_reads_fail(n, SYNOD_ESHUTDOWN);
+  peer_net_stop(n->peer_net);
+  client_net_stop(n->client_net);
+  n->peer_net = NULL;
+  n->client_net = NULL;
+  log_info("node", "%s stopped", n->name);
+  if (n->shutdown_cb != NULL) {
+    n->shutdown_cb(n, n->shutdown_arg);
+  }
+}
+
+/* Picks the voter with the highest match to hand leadership to. */
+static uint64_t node_transfer_target(struct node *n) {
+  const struct core_config *cfg = core_config(n->core);
+  uint64_t best = 0, best_match = 0;
+  for (uint32_t i = 0; i < cfg->voters_n; i++) {
+    uint64_t id = cfg->voters[i];
+    uint64_t match = core_match_index(n->core, id);
+    if (id != n->id && match >= best_match) {
+      best = id;
+      best_match = match;
+    }
+  }
+  return best;
+}
+
+/* Runs every tick while stopping: first hand leadership over (bounded by
+ * two election timeouts), then wait for the disk, then close. */
+static void node_shutdown_tick_cb(uv_timer_t *t) {
+  struct node *n = t->data;
+  uint64_t limit = 2ull * n->opts.election_ticks;
+  struct core_event ev = {.type = CORE_EVENT_TICK};
+  node_step(n, &ev);
+  n->shutdown_ticks++;
+  if (n->role == CORE_LEADER && n->shutdown_ticks < limit) {
+    if (n->shutdown_ticks % n->opts.election_ticks == 1) {
+      struct core_event tr = {.type = CORE_EVENT_TRANSFER,
+                              .id = node_transfer_target(n)};
+      if (tr.id != 0 && node_step(n, &tr) == 0) {
+        log_info("node", "handing leadership to %s",
+                 node_member_name(n, tr.id));
+      }
+    }
+    return;
+  }
+  if (n->persist.head != NULL) {
+    return; /* writes in flight finish first */
+  }
+  node_shutdown_close(n);
+}
+
+void node_shutdown(struct node *n, node_shutdown_cb cb, void *arg) {
+  if (n->shutting_down) {
+    return;
+  }
+  log_info("node", "%s stopping (%s)", n->name,
+           n->role == CORE_LEADER ? "leader: handing over" : "follower");
+  n->shutting_down = true;
+  n->shutdown_cb = cb;
+  n->shutdown_arg = arg;
+  uv_timer_stop(&n->tick);
+  uv_timer_start(&n->tick, node_shutdown_tick_cb, n->opts.tick_ms,
+                 n->opts.tick_ms);
+}
+
+void node_free(struct node *n) {
+  if (n == NULL) {
+    return;
+  }
+  requests_close(n);
+  apply_fail_pending(n, SYNOD_ESHUTDOWN);
+  apply_close(n);
+  persist_close(n);
+  core_free(n->core);
+  fsm_free(n->fsm);
+  store_close(&n->store);
+  free(n->snap_image);
+  free(n->recv_image);
+  free(n->peers);
+  free(n);
+}

@@ -1,0 +1,261 @@
+/* A replica's internals, shared by the files of server/node. */
+#ifndef SYNOD_NODE_INT_H
+#define SYNOD_NODE_INT_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include <uv.h>
+
+#include "client.h"
+#include "core.h"
+#include "err.h"
+#include "fsm.h"
+#include "node.h"
+#include "peer.h"
+#include "store.h"
+#include "u64map.h"
+
+/* ------------------------------------------------------------- persist */
+
+/* A snapshot write: one taken here (image = the state machine's) or one
+ * received from the leader (image = the chunks, assembled). */
+struct persist_snapshot {
+  bool present;
+  bool received; /* from the leader: restore the fsm from it */
+  struct core_snapshot_meta meta;
+  uint8_t *image; /* owned */
+  size_t len;
+};
+
+/* The writes of one or more core updates, merged into one transaction and
+ * one sync (group commit), and the messages that may leave only once they
+ * are durable. A batch with a snapshot is closed: later updates open a
+ * new one, so the store sees writes in the order the core made them. */
+struct persist_batch {
+  bool hard_state_set;
+  struct core_hard_state hard_state;
+  uint64_t truncate_from; /* 0 = none */
+  struct core_entry *entries;
+  uint32_t entries_n;
+  uint32_t entries_cap;
+  uint8_t *arena; /* entry payloads */
+  size_t arena_len;
+  size_t arena_cap;
+  struct core_msg *msgs; /* deferred; they carry no pointers */
+  uint32_t msgs_n;
+  uint32_t msgs_cap;
+  struct persist_snapshot snapshot;
+  int rv; /* the worker's result */
+  char errmsg[SYNOD_ERRMSG_MAX];
+  struct persist_batch *next;
+};
+
+struct persist {
+  uv_work_t work;             /* work.data = node */
+  struct persist_batch *head; /* head is in flight when `busy` */
+  struct persist_batch *tail;
+  bool busy;
+  /* The latest term and vote known durable: messages of a leader may
+   * leave before its entries are durable, never before its term. */
+  uint64_t durable_term;
+  uint64_t durable_vote;
+};
+
+/* ------------------------------------------------------------- pending */
+
+enum pending_kind {
+  PENDING_REQUEST, /* a client's request in the entry */
+  PENDING_TICK,    /* a Tick: the keepalives it carries */
+  PENDING_MEMBER,  /* a configuration change an operator asked for */
+};
+
+/* A keepalive waiting for its Tick to apply. */
+struct keepalive_waiter {
+  uint64_t conn_id;
+  uint64_t request_id;
+  uint64_t session_id;
+};
+
+/* What this replica proposed at `index` in `term`, and who waits for it.
+ * Kept in index order; an entry applied at that index with another term
+ * means the proposal was lost with our leadership. */
+struct pending {
+  uint64_t index;
+  uint64_t term;
+  enum pending_kind kind;
+  uint64_t conn_id;
+  uint64_t request_id;
+  uint64_t session_id;
+  uint64_t sequence;
+  struct keepalive_waiter *waiters; /* PENDING_TICK, owned */
+  uint32_t waiters_n;
+  struct pending *next;
+};
+
+/* A queued lock acquire, answered by a later grant or timeout. Keyed by
+ * (session, sequence) in node.waits. */
+struct wait {
+  uint64_t conn_id;
+  uint64_t request_id;
+};
+
+/* A linearizable read waiting for its ReadIndex and then for the apply
+ * index to reach it. */
+struct read {
+  uint64_t ctx;
+  uint64_t index; /* 0 until the core confirms */
+  uint64_t conn_id;
+  uint64_t request_id;
+  uint8_t *request; /* packed synod.Request, owned */
+  size_t request_len;
+  struct read *next;
+};
+
+/* A peer we know from its handshake. */
+struct member {
+  uint64_t id;
+  char name[NODE_NAME_MAX];
+  char peer_address[NODE_ADDRESS_MAX];
+  char client_address[NODE_ADDRESS_MAX];
+  uint64_t log_last_index; /* as of its hello */
+  bool up;
+};
+
+#define NODE_MEMBERS_MAX (2 * CORE_MEMBERS_MAX)
+
+/* ---------------------------------------------------------------- node */
+
+struct node {
+  uv_loop_t *loop;
+  struct node_options opts; /* strings point into the copies below */
+  char name[NODE_NAME_MAX];
+  char data_dir[512];
+  char cluster_id[NODE_NAME_MAX];
+  char client_address[NODE_ADDRESS_MAX];
+  char peer_address[NODE_ADDRESS_MAX];
+  char advertise_client[NODE_ADDRESS_MAX];
+  char advertise_peer[NODE_ADDRESS_MAX];
+  struct node_peer *peers;
+
+  uint64_t id; /* hash of name and incarnation */
+  uint8_t incarnation[STORE_INCARNATION_BYTES];
+  struct store store;
+  struct core *core;
+  struct fsm *fsm;
+  struct peer_net *peer_net;
+  struct client_net *client_net;
+  uv_timer_t tick;
+  struct persist persist;
+
+  /* The current snapshot's image, kept to send to lagging followers. */
+  uint8_t *snap_image;
+  size_t snap_len;
+  struct core_snapshot_meta snap_meta;
+  bool snapshot_in_progress;
+  /* An image being received from the leader. */
+  uint8_t *recv_image;
+  size_t recv_len;
+  size_t recv_cap;
+
+  /* What the state machine has applied: index, its term, and the
+   * configuration as of it (for the snapshots we take). */
+  uint64_t applied_index;
+  uint64_t applied_term;
+  struct core_config applied_config;
+
+  /* Soft state, as of the last update. */
+  enum core_role role;
+  uint64_t term;
+  uint64_t leader;
+
+  /* Cluster time (leader): monotonic ms + offset, never behind a stamp
+   * we issued or the applied time when we took office. */
+  int64_t time_offset_ms;
+  uint64_t last_stamp_ms;
+
+  /* Requests in flight. */
+  struct pending *pending_head; /* ascending index */
+  struct pending *pending_tail;
+  struct u64map waits; /* (session, sequence) key -> struct wait */
+  struct read *reads;  /* in arrival order */
+  uint64_t read_ctx_next;
+  uint64_t proposed_first;     /* of the last PROPOSE or membership change */
+  uint64_t tick_pending_index; /* the last Tick we proposed */
+  struct keepalive_waiter *keepalives; /* for the next Tick */
+  uint32_t keepalives_n;
+  uint32_t keepalives_cap;
+  struct u64map session_conns; /* session id -> conn id (+1) */
+  struct u64map observers;     /* conn id -> struct observer list */
+
+  struct member members[NODE_MEMBERS_MAX];
+  uint32_t members_n;
+  bool bootstrapped; /* the log or a snapshot exists */
+  bool was_member;   /* we have been in a configuration since start */
+  uint64_t join_sent_ms;
+
+  bool shutting_down;
+  uint64_t shutdown_ticks;
+  node_shutdown_cb shutdown_cb;
+  void *shutdown_arg;
+  unsigned handles_open;
+};
+
+/* node.c */
+int node_step(struct node *n, const struct core_event *ev);
+/* Replaces the core by one built from rs (start-up, bootstrap). */
+int node_core_new(struct node *n, const struct core_restore *rs, char *errmsg);
+uint64_t node_now_ms(const struct node *n);
+struct member *node_member(struct node *n, uint64_t id);
+const char *node_member_name(struct node *n, uint64_t id);
+const char *node_leader_client_address(struct node *n);
+
+/* persist.c */
+void persist_init(struct node *n);
+void persist_close(struct node *n);
+/* Queues the writes and deferred messages of an update; sends the eager
+ * messages now. Starts the worker if it is idle. */
+int persist_update(struct node *n, const struct core_update *up);
+/* Queues a snapshot of the state machine, which has applied through
+ * `index` (of `term`, under `config`). A no-op while one is in progress. */
+int persist_snapshot_take(struct node *n, uint64_t index, uint64_t term,
+                          const struct core_config *config);
+/* The image a just-queued update installs (received from the leader), or
+ * NULL; owned by the batch, valid until the loop runs again. */
+const uint8_t *persist_installing(const struct node *n, size_t *len);
+
+/* apply.c */
+void apply_update(struct node *n, const struct core_update *up);
+void apply_fail_pending(struct node *n, int code);
+/* Records who waits for a queued lock acquire (session, sequence). */
+int apply_wait_add(struct node *n, uint64_t session_id, uint64_t sequence,
+                   uint64_t conn_id, uint64_t request_id);
+void apply_close(struct node *n);
+
+/* requests.c */
+void requests_on_request(void *arg, uint64_t conn_id,
+                         const Synod__Request *req);
+void requests_on_close(void *arg, uint64_t conn_id);
+void requests_reads_ready(struct node *n, const struct core_update *up);
+void requests_reads_serve(struct node *n);
+void requests_reads_fail(struct node *n, int code);
+void requests_tick(struct node *n);
+void requests_send_packed(struct node *n, uint64_t conn_id, uint64_t request_id,
+                          const uint8_t *resp, size_t len);
+void requests_send_ok(struct node *n, uint64_t conn_id, uint64_t request_id);
+void requests_send_event(struct node *n, uint64_t conn_id, const uint8_t *event,
+                         size_t len);
+void requests_broadcast_leader(struct node *n);
+void requests_observers_notify(struct node *n, const char *name,
+                               const uint8_t *event, size_t len);
+void requests_close(struct node *n);
+
+/* bootstrap.c */
+uint64_t bootstrap_id(const char *name, const uint8_t *incarnation);
+bool bootstrap_is_member(const struct core_config *cfg, uint64_t id);
+void bootstrap_on_peer_up(struct node *n, const Synod__Peer__PeerHello *h);
+void bootstrap_tick(struct node *n);
+void bootstrap_on_link_msg(struct node *n, uint64_t from,
+                           const Synod__Peer__PeerMessage *pb);
+
+#endif /* SYNOD_NODE_INT_H */

@@ -1,0 +1,447 @@
+/* Persistence: the core's writes, merged per batch into one LMDB
+ * transaction and one sync (group commit), run on libuv's thread pool so
+ * the loop keeps serving while the disk syncs; then the messages that
+ * waited for them ("persist before send").
+ *
+ * Why a worker thread: an fsync takes about a millisecond or more. On the
+ * loop it would stall every client and peer for that long; on a worker the
+ * loop keeps reading requests, and everything that arrives during one sync
+ * goes to disk in the next: the batch grows with the load. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "log.h"
+#include "node_int.h"
+#include "synod.h"
+
+/* Entries kept in the store behind a snapshot, for followers just behind
+ * it (the core keeps the same number in memory). */
+#define PERSIST_SNAPSHOT_KEEP_ENTRIES 1024
+
+void persist_init(struct node *n) {
+  memset(&n->persist, 0, sizeof n->persist);
+  n->persist.work.data = n;
+}
+
+static void batch_free(struct persist_batch *b) {
+  if (b == NULL) {
+    return;
+  }
+  for (uint32_t i = 0; i < b->entries_n; i++) {
+    free((void *)b->entries[i].data);
+  }
+  free(b->entries);
+  free(b->msgs);
+  free(b->snapshot.image);
+  free(b);
+}
+
+void persist_close(struct node *n) {
+  struct persist_batch *b = n->persist.head;
+  while (b != NULL) {
+    struct persist_batch *next = b->next;
+    batch_free(b);
+    b = next;
+  }
+  n->persist.head = n->persist.tail = NULL;
+}
+
+/* The batch that takes new writes: the tail unless it is in flight or
+ * holds a snapshot (which closes a batch). */
+static struct persist_batch *batch_open(struct node *n) {
+  struct persist *p = &n->persist;
+  struct persist_batch *t = p->tail;
+  if (t != NULL && !(p->busy && t == p->head) && !t->snapshot.present) {
+    return t;
+  }
+  struct persist_batch *b = calloc(1, sizeof *b);
+  if (b == NULL) {
+    return NULL;
+  }
+  if (t == NULL) {
+    p->head = b;
+  } else {
+    t->next = b;
+  }
+  p->tail = b;
+  return b;
+}
+
+/* Applies a truncation to the batch: entries at or after `from` that the
+ * batch holds are dropped; if that reaches the batch's first entry, the
+ * truncation also applies to what is on disk or in flight. */
+static void batch_truncate(struct persist_batch *b, uint64_t from) {
+  while (b->entries_n > 0 && b->entries[b->entries_n - 1].index >= from) {
+    free((void *)b->entries[--b->entries_n].data);
+  }
+  if (b->entries_n == 0 && (b->truncate_from == 0 || from < b->truncate_from)) {
+    b->truncate_from = from;
+  }
+}
+
+static int batch_add_entries(struct persist_batch *b,
+                             const struct core_entry *es, uint32_t n) {
+  if (b->entries_n + n > b->entries_cap) {
+    uint32_t cap = b->entries_cap ? b->entries_cap : 64;
+    while (cap < b->entries_n + n) {
+      cap *= 2;
+    }
+    struct core_entry *e = realloc(b->entries, cap * sizeof *e);
+    if (e == NULL) {
+      return SYNOD_ENOMEM;
+    }
+    b->entries = e;
+    b->entries_cap = cap;
+  }
+  for (uint32_t i = 0; i < n; i++) {
+    struct core_entry e = es[i];
+    uint8_t *data = NULL;
+    if (e.len > 0 && (data = malloc(e.len)) == NULL) {
+      return SYNOD_ENOMEM;
+    }
+    if (e.len > 0) {
+      memcpy(data, e.data, e.len);
+    }
+    e.data = data;
+    b->entries[b->entries_n++] = e;
+  }
+  return 0;
+}
+
+static int batch_add_msg(struct persist_batch *b, const struct core_msg *m) {
+  if (b->msgs_n == b->msgs_cap) {
+    uint32_t cap = b->msgs_cap ? b->msgs_cap * 2 : 16;
+    struct core_msg *msgs = realloc(b->msgs, cap * sizeof *msgs);
+    if (msgs == NULL) {
+      return SYNOD_ENOMEM;
+    }
+    b->msgs = msgs;
+    b->msgs_cap = cap;
+  }
+  b->msgs[b->msgs_n++] = *m;
+  return 0;
+}
+
+/* ---------------------------------------------------------------- send */
+
+/* Fills a snapshot chunk's bytes from the image we hold; false if we no
+ * longer hold that snapshot (the core will retry). */
+static bool persist_fill_chunk(struct node *n, struct core_msg *m) {
+  uint64_t end = m->snapshot.offset + m->snapshot.len;
+  if (n->snap_image == NULL || m->snapshot.meta.index != n->snap_meta.index ||
+      end > n->snap_len) {
+    log_debug("node", "snapshot chunk %llu@%llu to %llu: image not held",
+              (unsigned long long)m->snapshot.meta.index,
+              (unsigned long long)m->snapshot.offset,
+              (unsigned long long)m->to);
+    return false;
+  }
+  m->snapshot.data = n->snap_image + m->snapshot.offset;
+  return true;
+}
+
+static void persist_send(struct node *n, const struct core_msg *msg) {
+  struct core_msg m = *msg;
+  if (m.type == CORE_MSG_SNAPSHOT && !persist_fill_chunk(n, &m)) {
+    return;
+  }
+  int rv = peer_net_send(n->peer_net, &m);
+  if (rv != 0) {
+    log_warn("node", "send %s to %llu: %s", core_msg_type_name(m.type),
+             (unsigned long long)m.to, synod_strerror(rv));
+  }
+}
+
+/* Messages a leader or pre-candidate may send before its writes are
+ * durable (Raft thesis 10.2.1: the leader writes its log in parallel with
+ * replicating it), provided its term is already durable: a replica that
+ * restarts must never find itself in an older term than messages it sent. */
+static bool persist_msg_is_eager(const struct node *n,
+                                 const struct core_msg *m) {
+  switch (m->type) {
+  case CORE_MSG_APPEND:
+  case CORE_MSG_HEARTBEAT:
+  case CORE_MSG_SNAPSHOT:
+  case CORE_MSG_TIMEOUT_NOW:
+  case CORE_MSG_PRE_VOTE:
+    return core_term(n->core) == n->persist.durable_term;
+  default:
+    return false;
+  }
+}
+
+/* ------------------------------------------------------------- receive */
+
+/* Assembles a received image; on the last chunk the batch gets the
+ * snapshot write. Chunks arrive in order (the core checks offsets). */
+static int persist_chunk(struct node *n, struct persist_batch *b,
+                         const struct core_update *up) {
+  const uint8_t *data = up->snapshot_chunk.data;
+  uint64_t off = up->snapshot_chunk.offset;
+  size_t len = up->snapshot_chunk.len;
+  if (off == 0) {
+    n->recv_len = 0;
+  }
+  if (off != n->recv_len) {
+    log_warn("node", "snapshot chunk at %llu, have %zu bytes: dropped",
+             (unsigned long long)off, n->recv_len);
+    return 0;
+  }
+  if (n->recv_len + len > n->recv_cap) {
+    size_t cap = n->recv_cap ? n->recv_cap : 1 << 16;
+    while (cap < n->recv_len + len) {
+      cap *= 2;
+    }
+    uint8_t *img = realloc(n->recv_image, cap);
+    if (img == NULL) {
+      return SYNOD_ENOMEM;
+    }
+    n->recv_image = img;
+    n->recv_cap = cap;
+  }
+  memcpy(n->recv_image + n->recv_len, data, len);
+  n->recv_len += len;
+  if (up->snapshot_chunk.last) {
+    b->snapshot.present = true;
+    b->snapshot.received = true;
+    b->snapshot.meta = up->snapshot_chunk.meta;
+    b->snapshot.image = n->recv_image;
+    b->snapshot.len = n->recv_len;
+    n->recv_image = NULL;
+    n->recv_len = n->recv_cap = 0;
+  }
+  return 0;
+}
+
+/* -------------------------------------------------------------- worker */
+
+static void persist_start(struct node *n);
+
+/* Runs on a pool thread: the only code that touches the store while the
+ * node runs. */
+static int persist_write(struct store *s, struct persist_batch *b) {
+  struct store_hard_state hs = {b->hard_state.term, b->hard_state.vote,
+                                b->hard_state.commit};
+  struct store_batch sb = {
+      .hard_state = b->hard_state_set && !b->snapshot.present ? &hs : NULL,
+      .truncate_from = b->truncate_from,
+      .entries = (const struct store_entry *)NULL,
+      .entries_count = b->entries_n};
+  struct store_entry *es = calloc(b->entries_n ? b->entries_n : 1, sizeof *es);
+  int rv;
+  if (es == NULL) {
+    errmsg_set(b->errmsg, "persist: out of memory");
+    return SYNOD_ENOMEM;
+  }
+  for (uint32_t i = 0; i < b->entries_n; i++) {
+    const struct core_entry *e = &b->entries[i];
+    es[i] = (struct store_entry){e->index, e->term, e->type, e->data, e->len};
+  }
+  sb.entries = es;
+  rv = store_batch_write(s, &sb);
+  free(es);
+  if (rv == 0 && b->snapshot.present) {
+    uint8_t cfg[CORE_CONFIG_ENCODED_MAX];
+    size_t cfg_len = core_config_encode(&b->snapshot.meta.config, cfg);
+    rv = store_snapshot_begin(s, b->snapshot.meta.index, b->snapshot.meta.term,
+                              cfg, cfg_len);
+    if (rv == 0) {
+      rv = store_snapshot_write(s, b->snapshot.image, b->snapshot.len);
+    }
+    if (rv == 0) {
+      rv = store_snapshot_commit(
+          s, b->snapshot.received ? 0 : PERSIST_SNAPSHOT_KEEP_ENTRIES);
+    }
+    if (rv != 0) {
+      store_snapshot_abort(s);
+    }
+    if (rv == 0 && b->hard_state_set) {
+      rv = store_hard_state_save(s, &hs);
+    }
+  }
+  if (rv != 0) {
+    errmsg_set(b->errmsg, "%s", store_errmsg(s));
+  }
+  return rv;
+}
+
+static void persist_work_cb(uv_work_t *w) {
+  struct node *n = w->data;
+  struct persist_batch *b = n->persist.head;
+  b->rv = persist_write(&n->store, b);
+}
+
+/* A snapshot is durable: it becomes the one we serve and, if we took it,
+ * the core may compact its log. */
+static void persist_snapshot_done(struct node *n, struct persist_batch *b) {
+  free(n->snap_image);
+  n->snap_image = b->snapshot.image;
+  n->snap_len = b->snapshot.len;
+  n->snap_meta = b->snapshot.meta;
+  b->snapshot.image = NULL;
+  if (!b->snapshot.received) {
+    struct core_event ev = {.type = CORE_EVENT_SNAPSHOT_TAKEN};
+    ev.snapshot = n->snap_meta;
+    n->snapshot_in_progress = false;
+    node_step(n, &ev);
+  }
+}
+
+static bool batch_has_writes(const struct persist_batch *b) {
+  return b->hard_state_set || b->truncate_from != 0 || b->entries_n > 0 ||
+         b->snapshot.present;
+}
+
+/* The head batch is durable: send what waited for it, tell the core. */
+static void persist_complete(struct node *n) {
+  struct persist *p = &n->persist;
+  struct persist_batch *b = p->head;
+  p->head = b->next;
+  if (p->head == NULL) {
+    p->tail = NULL;
+  }
+  if (b->hard_state_set) {
+    p->durable_term = b->hard_state.term;
+    p->durable_vote = b->hard_state.vote;
+  }
+  for (uint32_t i = 0; i < b->msgs_n; i++) {
+    persist_send(n, &b->msgs[i]);
+  }
+  if (b->snapshot.present) {
+    persist_snapshot_done(n, b);
+  }
+  if (b->entries_n > 0) {
+    struct core_event ev = {.type = CORE_EVENT_PERSISTED};
+    ev.persisted.index = b->entries[b->entries_n - 1].index;
+    ev.persisted.term = b->entries[b->entries_n - 1].term;
+    node_step(n, &ev);
+  }
+  batch_free(b);
+}
+
+static void persist_after_cb(uv_work_t *w, int status) {
+  struct node *n = w->data;
+  struct persist_batch *b = n->persist.head;
+  n->persist.busy = false;
+  n->handles_open--;
+  if (status != 0 || b->rv != 0) {
+    /* The core believes these writes will last; it cannot be told
+     * otherwise. Stop here: nothing that depended on them was sent, so no
+     * acknowledged write is lost, and a restart starts from the disk. */
+    log_error("node", "persist: %s; stopping the replica",
+              status != 0 ? uv_strerror(status) : b->errmsg);
+    exit(1);
+  }
+  persist_complete(n);
+  persist_start(n);
+}
+
+static void persist_start(struct node *n) {
+  struct persist *p = &n->persist;
+  /* Batches of messages only (their writes went with an earlier batch)
+   * need no trip to the disk. */
+  while (!p->busy && p->head != NULL && !batch_has_writes(p->head)) {
+    persist_complete(n);
+  }
+  if (p->busy || p->head == NULL) {
+    return;
+  }
+  if (uv_queue_work(n->loop, &p->work, persist_work_cb, persist_after_cb)) {
+    log_error("node", "persist: cannot queue work; stopping the replica");
+    exit(1);
+  }
+  p->busy = true;
+  n->handles_open++;
+}
+
+/* ----------------------------------------------------------------- api */
+
+static int persist_queue(struct node *n, struct persist_batch *b,
+                         const struct core_update *up) {
+  int rv = 0;
+  if (up->hard_state_changed) {
+    b->hard_state_set = true;
+    b->hard_state = up->hard_state;
+  }
+  if (up->truncate_from != 0) {
+    batch_truncate(b, up->truncate_from);
+  }
+  if (up->entries_n > 0) {
+    rv = batch_add_entries(b, up->entries, up->entries_n);
+  }
+  if (rv == 0 && up->snapshot_chunk_present) {
+    rv = persist_chunk(n, b, up);
+  }
+  for (uint32_t i = 0; rv == 0 && i < up->msgs_n; i++) {
+    if (persist_msg_is_eager(n, &up->msgs[i])) {
+      persist_send(n, &up->msgs[i]);
+    } else {
+      rv = batch_add_msg(b, &up->msgs[i]);
+    }
+  }
+  return rv;
+}
+
+int persist_update(struct node *n, const struct core_update *up) {
+  bool writes = up->hard_state_changed || up->truncate_from != 0 ||
+                up->entries_n > 0 || up->snapshot_chunk_present;
+  bool deferred = false;
+  for (uint32_t i = 0; i < up->msgs_n && !deferred; i++) {
+    deferred = !persist_msg_is_eager(n, &up->msgs[i]);
+  }
+  if (!writes && !deferred) {
+    /* Nothing to wait for: send now. */
+    for (uint32_t i = 0; i < up->msgs_n; i++) {
+      persist_send(n, &up->msgs[i]);
+    }
+    return 0;
+  }
+  struct persist_batch *b = batch_open(n);
+  if (b == NULL) {
+    return SYNOD_ENOMEM;
+  }
+  int rv = persist_queue(n, b, up);
+  if (rv == 0) {
+    persist_start(n);
+  }
+  return rv;
+}
+
+/* The image being installed by the update just queued, if any. */
+const uint8_t *persist_installing(const struct node *n, size_t *len) {
+  const struct persist_batch *t = n->persist.tail;
+  if (t == NULL || !t->snapshot.present || !t->snapshot.received) {
+    return NULL;
+  }
+  *len = t->snapshot.len;
+  return t->snapshot.image;
+}
+
+int persist_snapshot_take(struct node *n, uint64_t index, uint64_t term,
+                          const struct core_config *config) {
+  struct persist_batch *b;
+  uint8_t *image;
+  size_t len;
+  if (n->snapshot_in_progress) {
+    return 0;
+  }
+  if (fsm_snapshot_encode(n->fsm, &image, &len) != 0) {
+    return SYNOD_ENOMEM;
+  }
+  if ((b = batch_open(n)) == NULL) {
+    free(image);
+    return SYNOD_ENOMEM;
+  }
+  b->snapshot.present = true;
+  b->snapshot.meta.index = index;
+  b->snapshot.meta.term = term;
+  b->snapshot.meta.size_bytes = len;
+  b->snapshot.meta.config = *config;
+  b->snapshot.image = image;
+  b->snapshot.len = len;
+  n->snapshot_in_progress = true;
+  log_info("node", "snapshot at %llu (term %llu): %zu bytes",
+           (unsigned long long)index, (unsigned long long)term, len);
+  persist_start(n);
+  return 0;
+}

@@ -1,0 +1,609 @@
+/* Client requests: the handshake and status here; writes proposed to the
+ * log (leader only); linearizable reads through ReadIndex; keepalives
+ * batched into one Tick entry per leader tick. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "log.h"
+#include "node_int.h"
+#include "synod.h"
+#include "version.h"
+
+/* ---------------------------------------------------------- answering */
+
+static size_t varint_encode(uint64_t v, uint8_t *out) {
+  size_t n = 0;
+  do {
+    out[n] = (uint8_t)(v & 0x7f);
+    v >>= 7;
+    out[n] |= v ? 0x80 : 0;
+    n++;
+  } while (v);
+  return n;
+}
+
+/* Sends a ServerMessage whose field `field` (1 response, 2 event) holds
+ * `body`, with Response.id prepended when request_id is non-zero (protobuf
+ * merges a repeated field occurrence, so the packed bytes need no
+ * decoding). */
+static void requests_send_wrapped(struct node *n, uint64_t conn_id,
+                                  unsigned field, uint64_t request_id,
+                                  const uint8_t *body, size_t len) {
+  uint8_t id_field[11];
+  size_t id_len = 0;
+  if (request_id != 0) {
+    id_field[0] = 0x08; /* field 1, varint */
+    id_len = 1 + varint_encode(request_id, id_field + 1);
+  }
+  size_t inner = id_len + len;
+  uint8_t head[11];
+  head[0] = (uint8_t)(field << 3 | 2); /* length-delimited */
+  size_t head_len = 1 + varint_encode(inner, head + 1);
+  uint8_t *buf = malloc(head_len + inner);
+  if (buf == NULL) {
+    log_error("node", "answer to %s: out of memory",
+              client_net_remote(n->client_net, conn_id));
+    return;
+  }
+  memcpy(buf, head, head_len);
+  memcpy(buf + head_len, id_field, id_len);
+  memcpy(buf + head_len + id_len, body, len);
+  client_net_send_bytes(n->client_net, conn_id, buf, head_len + inner);
+  free(buf);
+}
+
+void requests_send_packed(struct node *n, uint64_t conn_id, uint64_t request_id,
+                          const uint8_t *resp, size_t len) {
+  requests_send_wrapped(n, conn_id, 1, request_id, resp, len);
+}
+
+void requests_send_event(struct node *n, uint64_t conn_id, const uint8_t *event,
+                         size_t len) {
+  requests_send_wrapped(n, conn_id, 2, 0, event, len);
+}
+
+static void requests_send_response(struct node *n, uint64_t conn_id,
+                                   Synod__Response *resp) {
+  Synod__ServerMessage sm = SYNOD__SERVER_MESSAGE__INIT;
+  sm.body_case = SYNOD__SERVER_MESSAGE__BODY_RESPONSE;
+  sm.response = resp;
+  client_net_send(n->client_net, conn_id, &sm);
+}
+
+void requests_send_ok(struct node *n, uint64_t conn_id, uint64_t request_id) {
+  Synod__Response resp = SYNOD__RESPONSE__INIT;
+  resp.id = request_id;
+  requests_send_response(n, conn_id, &resp);
+}
+
+/* Not the leader: tell the client where the leader is, or that there is
+ * none right now (an election is on; retry shortly). */
+static void requests_redirect(struct node *n, uint64_t conn_id,
+                              uint64_t request_id) {
+  Synod__Response resp = SYNOD__RESPONSE__INIT;
+  Synod__Error err = SYNOD__ERROR__INIT;
+  char text[160];
+  const char *addr = node_leader_client_address(n);
+  resp.id = request_id;
+  resp.error = &err;
+  if (n->leader != 0 && addr[0] != '\0' && !n->shutting_down) {
+    err.code = SYNOD__ERROR_CODE__SYNOD_ENOTLEADER;
+    err.leader_name = (char *)node_member_name(n, n->leader);
+    err.leader_address = (char *)addr;
+    snprintf(text, sizeof text, "%s is not the leader; %s at %s is", n->name,
+             err.leader_name, addr);
+  } else {
+    err.code = SYNOD__ERROR_CODE__SYNOD_ENOLEADER;
+    snprintf(text, sizeof text, "%s knows no leader (term %llu); retry",
+             n->name, (unsigned long long)n->term);
+  }
+  err.message = text;
+  requests_send_response(n, conn_id, &resp);
+}
+
+/* ------------------------------------------------------------ handshake */
+
+static void requests_hello(struct node *n, uint64_t conn_id, uint64_t id) {
+  Synod__Response resp = SYNOD__RESPONSE__INIT;
+  Synod__HelloReply h = SYNOD__HELLO_REPLY__INIT;
+  h.protocol_version = SYNOD__PROTOCOL_VERSION__PROTOCOL_VERSION_CURRENT;
+  h.server_name = n->name;
+  h.cluster_id = n->cluster_id;
+  h.leader_name = n->leader ? (char *)node_member_name(n, n->leader) : "";
+  h.leader_address = (char *)node_leader_client_address(n);
+  resp.id = id;
+  resp.body_case = SYNOD__RESPONSE__BODY_HELLO;
+  resp.hello = &h;
+  requests_send_response(n, conn_id, &resp);
+}
+
+void requests_broadcast_leader(struct node *n) {
+  Synod__ServerMessage sm = SYNOD__SERVER_MESSAGE__INIT;
+  Synod__Event ev = SYNOD__EVENT__INIT;
+  Synod__LeaderChanged lc = SYNOD__LEADER_CHANGED__INIT;
+  lc.leader_name = n->leader ? (char *)node_member_name(n, n->leader) : "";
+  lc.leader_address = (char *)node_leader_client_address(n);
+  lc.term = n->term;
+  ev.body_case = SYNOD__EVENT__BODY_LEADER_CHANGED;
+  ev.leader_changed = &lc;
+  sm.body_case = SYNOD__SERVER_MESSAGE__BODY_EVENT;
+  sm.event = &ev;
+  client_net_broadcast(n->client_net, &sm);
+}
+
+/* --------------------------------------------------------------- status */
+
+static void status_member(struct node *n, Synod__Member *m, uint64_t id,
+                          bool voter) {
+  const struct member *mem = node_member(n, id);
+  bool self = id == n->id;
+  m->name = (char *)node_member_name(n, id);
+  m->peer_address =
+      self ? n->advertise_peer : (mem ? (char *)mem->peer_address : "");
+  m->client_address =
+      self ? n->advertise_client : (mem ? (char *)mem->client_address : "");
+  m->voter = voter;
+  m->role = id == n->leader ? "leader" : voter ? "follower" : "learner";
+  m->match_index = n->role == CORE_LEADER ? core_match_index(n->core, id) : 0;
+}
+
+static void requests_status(struct node *n, uint64_t conn_id, uint64_t id) {
+  Synod__Response resp = SYNOD__RESPONSE__INIT;
+  Synod__StatusReply st = SYNOD__STATUS_REPLY__INIT;
+  const struct core_config *cfg = core_config(n->core);
+  Synod__Member ms[2 * CORE_MEMBERS_MAX];
+  Synod__Member *mp[2 * CORE_MEMBERS_MAX];
+  size_t k = 0;
+  for (uint32_t i = 0; i < cfg->voters_n; i++, k++) {
+    synod__member__init(&ms[k]);
+    status_member(n, &ms[k], cfg->voters[i], true);
+    mp[k] = &ms[k];
+  }
+  for (uint32_t i = 0; i < cfg->learners_n; i++, k++) {
+    synod__member__init(&ms[k]);
+    status_member(n, &ms[k], cfg->learners[i], false);
+    mp[k] = &ms[k];
+  }
+  st.name = n->name;
+  st.role = (char *)core_role_name(n->role);
+  st.term = n->term;
+  st.leader_name = n->leader ? (char *)node_member_name(n, n->leader) : "";
+  st.commit_index = core_commit_index(n->core);
+  st.applied_index = n->applied_index;
+  st.last_index = core_last_index(n->core);
+  st.snapshot_index = n->snap_meta.index;
+  st.n_members = k;
+  st.members = mp;
+  st.version = SYNOD_VERSION;
+  resp.id = id;
+  resp.body_case = SYNOD__RESPONSE__BODY_STATUS;
+  resp.status = &st;
+  requests_send_response(n, conn_id, &resp);
+}
+
+/* ------------------------------------------------------------- proposing */
+
+static struct pending *pending_push(struct node *n, enum pending_kind kind) {
+  struct pending *p = calloc(1, sizeof *p);
+  if (p == NULL) {
+    return NULL;
+  }
+  p->index = n->proposed_first;
+  p->term = n->term;
+  p->kind = kind;
+  if (n->pending_tail == NULL) {
+    n->pending_head = p;
+  } else {
+    n->pending_tail->next = p;
+  }
+  n->pending_tail = p;
+  return p;
+}
+
+/* Proposes one NORMAL entry; on success n->proposed_first is its index. */
+static int requests_propose_bytes(struct node *n, const uint8_t *data,
+                                  size_t len) {
+  struct core_entry e = {.type = CORE_ENTRY_NORMAL, .data = data, .len = len};
+  struct core_event ev = {.type = CORE_EVENT_PROPOSE};
+  ev.propose.entries = &e;
+  ev.propose.entries_n = 1;
+  return node_step(n, &ev);
+}
+
+/* The leader's stamp for a new entry: its clock, never behind a stamp it
+ * gave or the time the state machine has reached. */
+static uint64_t requests_stamp(struct node *n) {
+  uint64_t now = (uint64_t)((int64_t)node_now_ms(n) + n->time_offset_ms);
+  uint64_t applied = fsm_time_ms(n->fsm);
+  if (now < applied) {
+    n->time_offset_ms += (int64_t)(applied - now);
+    now = applied;
+  }
+  if (now < n->last_stamp_ms) {
+    now = n->last_stamp_ms;
+  }
+  n->last_stamp_ms = now;
+  return now;
+}
+
+static void requests_propose(struct node *n, uint64_t conn_id,
+                             const Synod__Request *req) {
+  Synod__Request copy = *req;
+  copy.id = 0;
+  copy.stale = false;
+  uint64_t stamp = requests_stamp(n);
+  size_t len = fsm_command_encode_request(stamp, &copy, NULL, 0);
+  uint8_t *buf = malloc(len ? len : 1);
+  int rv = SYNOD_ENOMEM;
+  if (buf != NULL) {
+    fsm_command_encode_request(stamp, &copy, buf, len);
+    rv = requests_propose_bytes(n, buf, len);
+    free(buf);
+  }
+  struct pending *p = NULL;
+  if (rv == 0 && (p = pending_push(n, PENDING_REQUEST)) == NULL) {
+    rv = SYNOD_ENOMEM;
+  }
+  if (rv == SYNOD_ENOTLEADER) {
+    requests_redirect(n, conn_id, req->id);
+    return;
+  }
+  if (rv != 0) {
+    client_net_send_error(n->client_net, conn_id, req->id, rv,
+                          "propose on %s: %s", n->name, synod_strerror(rv));
+    return;
+  }
+  p->conn_id = conn_id;
+  p->request_id = req->id;
+  p->session_id = req->session_id;
+  p->sequence = req->sequence;
+}
+
+/* ------------------------------------------------------------ keepalive */
+
+static void requests_keepalive(struct node *n, uint64_t conn_id,
+                               const Synod__Request *req) {
+  if (req->session_id == 0) {
+    client_net_send_error(n->client_net, conn_id, req->id, SYNOD_EINVAL,
+                          "keepalive without a session id");
+    return;
+  }
+  if (n->keepalives_n == n->keepalives_cap) {
+    uint32_t cap = n->keepalives_cap ? n->keepalives_cap * 2 : 64;
+    struct keepalive_waiter *k =
+        realloc(n->keepalives, cap * sizeof *n->keepalives);
+    if (k == NULL) {
+      client_net_send_error(n->client_net, conn_id, req->id, SYNOD_ENOMEM,
+                            "keepalive: out of memory");
+      return;
+    }
+    n->keepalives = k;
+    n->keepalives_cap = cap;
+  }
+  n->keepalives[n->keepalives_n++] =
+      (struct keepalive_waiter){conn_id, req->id, req->session_id};
+}
+
+static int u64_cmp(const void *a, const void *b) {
+  uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+  return x < y ? -1 : x > y;
+}
+
+/* Proposes the Tick of this leader tick: the keepalives collected, or
+ * nothing but the time when a deadline in the state machine is due. */
+void requests_tick(struct node *n) {
+  uint64_t now = requests_stamp(n);
+  bool due = fsm_next_deadline(n->fsm) <= now &&
+             n->tick_pending_index <= n->applied_index;
+  if (n->keepalives_n == 0 && !due) {
+    return;
+  }
+  uint64_t *ids = malloc((n->keepalives_n + 1) * sizeof *ids);
+  size_t k = 0;
+  for (uint32_t i = 0; ids != NULL && i < n->keepalives_n; i++) {
+    ids[i] = n->keepalives[i].session_id;
+  }
+  if (ids != NULL) {
+    qsort(ids, n->keepalives_n, sizeof *ids, u64_cmp);
+    for (uint32_t i = 0; i < n->keepalives_n; i++) {
+      k += k == 0 || ids[k - 1] != ids[i] ? (ids[k] = ids[i], 1) : 0;
+    }
+  }
+  size_t len = fsm_command_encode_tick(now, ids, k, NULL, 0);
+  uint8_t *buf = ids ? malloc(len ? len : 1) : NULL;
+  int rv = SYNOD_ENOMEM;
+  if (buf != NULL) {
+    fsm_command_encode_tick(now, ids, k, buf, len);
+    rv = requests_propose_bytes(n, buf, len);
+  }
+  free(buf);
+  free(ids);
+  struct pending *p = NULL;
+  if (rv == 0 && (p = pending_push(n, PENDING_TICK)) != NULL) {
+    p->waiters = n->keepalives;
+    p->waiters_n = n->keepalives_n;
+    n->keepalives = NULL;
+    n->keepalives_n = n->keepalives_cap = 0;
+    n->tick_pending_index = p->index;
+    return;
+  }
+  for (uint32_t i = 0; i < n->keepalives_n; i++) {
+    client_net_send_error(n->client_net, n->keepalives[i].conn_id,
+                          n->keepalives[i].request_id, rv ? rv : SYNOD_ENOMEM,
+                          "keepalive: %s",
+                          synod_strerror(rv ? rv : SYNOD_ENOMEM));
+  }
+  n->keepalives_n = 0;
+}
+
+/* ---------------------------------------------------------------- reads */
+
+static void requests_serve_read(struct node *n, uint64_t conn_id,
+                                uint64_t request_id,
+                                const Synod__Request *req) {
+  uint8_t *data;
+  size_t len;
+  if (fsm_query(n->fsm, req, &data, &len) != 0) {
+    client_net_send_error(n->client_net, conn_id, request_id, SYNOD_EINVAL,
+                          "not a read request");
+    return;
+  }
+  requests_send_packed(n, conn_id, request_id, data, len);
+  free(data);
+}
+
+static void read_free(struct read *r) {
+  free(r->request);
+  free(r);
+}
+
+static void requests_read(struct node *n, uint64_t conn_id,
+                          const Synod__Request *req) {
+  struct read *r = calloc(1, sizeof *r);
+  size_t len = synod__request__get_packed_size(req);
+  if (r == NULL || (r->request = malloc(len ? len : 1)) == NULL) {
+    free(r);
+    client_net_send_error(n->client_net, conn_id, req->id, SYNOD_ENOMEM,
+                          "read: out of memory");
+    return;
+  }
+  synod__request__pack(req, r->request);
+  r->request_len = len;
+  r->ctx = ++n->read_ctx_next;
+  r->conn_id = conn_id;
+  r->request_id = req->id;
+  r->next = n->reads;
+  n->reads = r;
+  struct core_event ev = {.type = CORE_EVENT_READ_INDEX, .read_ctx = r->ctx};
+  int rv = node_step(n, &ev);
+  if (rv != 0) {
+    n->reads = r->next;
+    read_free(r);
+    if (rv == SYNOD_ENOTLEADER) {
+      requests_redirect(n, conn_id, req->id);
+    } else {
+      client_net_send_error(n->client_net, conn_id, req->id, rv,
+                            "read on %s: %s", n->name, synod_strerror(rv));
+    }
+  }
+}
+
+void requests_reads_ready(struct node *n, const struct core_update *up) {
+  for (uint32_t i = 0; i < up->reads_n; i++) {
+    for (struct read **pp = &n->reads; *pp != NULL; pp = &(*pp)->next) {
+      struct read *r = *pp;
+      if (r->ctx != up->reads[i].ctx) {
+        continue;
+      }
+      if (up->reads[i].error == 0) {
+        r->index = up->reads[i].index;
+        break;
+      }
+      *pp = r->next;
+      requests_redirect(n, r->conn_id, r->request_id);
+      read_free(r);
+      break;
+    }
+  }
+}
+
+/* Answers every read whose read index has been applied. */
+void requests_reads_serve(struct node *n) {
+  struct read **pp = &n->reads;
+  while (*pp != NULL) {
+    struct read *r = *pp;
+    if (r->index == 0 || r->index > n->applied_index) {
+      pp = &r->next;
+      continue;
+    }
+    *pp = r->next;
+    Synod__Request *req =
+        synod__request__unpack(NULL, r->request_len, r->request);
+    if (req != NULL) {
+      requests_serve_read(n, r->conn_id, r->request_id, req);
+      synod__request__free_unpacked(req, NULL);
+    }
+    read_free(r);
+  }
+}
+
+void requests_reads_fail(struct node *n, int code) {
+  (void)code;
+  while (n->reads != NULL) {
+    struct read *r = n->reads;
+    n->reads = r->next;
+    requests_redirect(n, r->conn_id, r->request_id);
+    read_free(r);
+  }
+}
+
+/* ------------------------------------------------------------ observers */
+
+/* Per connection, the election names it observes. */
+struct observer {
+  uint32_t n;
+  char **names;
+};
+
+static void requests_observe(struct node *n, uint64_t conn_id,
+                             const char *name) {
+  struct observer *o = u64map_get(&n->observers, conn_id);
+  if (o == NULL) {
+    if ((o = calloc(1, sizeof *o)) == NULL ||
+        u64map_put(&n->observers, conn_id, o) != 0) {
+      free(o);
+      return;
+    }
+  }
+  for (uint32_t i = 0; i < o->n; i++) {
+    if (strcmp(o->names[i], name) == 0) {
+      return;
+    }
+  }
+  char **names = realloc(o->names, (o->n + 1) * sizeof *names);
+  if (names == NULL) {
+    return;
+  }
+  o->names = names;
+  if ((o->names[o->n] = strdup(name)) != NULL) {
+    o->n++;
+  }
+}
+
+static void observer_free(struct observer *o) {
+  for (uint32_t i = 0; o != NULL && i < o->n; i++) {
+    free(o->names[i]);
+  }
+  if (o != NULL) {
+    free(o->names);
+  }
+  free(o);
+}
+
+struct notify {
+  struct node *n;
+  const char *name;
+  const uint8_t *event;
+  size_t len;
+};
+
+static void notify_cb(void *arg, uint64_t conn_id, void *value) {
+  struct notify *nt = arg;
+  struct observer *o = value;
+  for (uint32_t i = 0; i < o->n; i++) {
+    if (strcmp(o->names[i], nt->name) == 0) {
+      requests_send_event(nt->n, conn_id, nt->event, nt->len);
+      return;
+    }
+  }
+}
+
+void requests_observers_notify(struct node *n, const char *name,
+                               const uint8_t *event, size_t len) {
+  struct notify nt = {n, name, event, len};
+  u64map_each(&n->observers, notify_cb, &nt);
+}
+
+/* ------------------------------------------------------------- dispatch */
+
+static void requests_member_remove(struct node *n, uint64_t conn_id,
+                                   const Synod__Request *req);
+
+void requests_on_request(void *arg, uint64_t conn_id,
+                         const Synod__Request *req) {
+  struct node *n = arg;
+  if (req->session_id != 0) {
+    u64map_put(&n->session_conns, req->session_id,
+               (void *)(uintptr_t)(conn_id + 1));
+  }
+  switch (req->body_case) {
+  case SYNOD__REQUEST__BODY_HELLO:
+    requests_hello(n, conn_id, req->id);
+    return;
+  case SYNOD__REQUEST__BODY_STATUS:
+    requests_status(n, conn_id, req->id);
+    return;
+  case SYNOD__REQUEST__BODY__NOT_SET:
+    client_net_send_error(n->client_net, conn_id, req->id, SYNOD_EINVAL,
+                          "request %llu has no body",
+                          (unsigned long long)req->id);
+    return;
+  default:
+    break;
+  }
+  if (req->body_case == SYNOD__REQUEST__BODY_ELECTION_OBSERVE &&
+      req->election_observe->name != NULL) {
+    requests_observe(n, conn_id, req->election_observe->name);
+  }
+  if (fsm_request_is_read(req) && req->stale) {
+    requests_serve_read(n, conn_id, req->id, req);
+    return;
+  }
+  if (n->role != CORE_LEADER || n->shutting_down) {
+    requests_redirect(n, conn_id, req->id);
+    return;
+  }
+  if (req->body_case == SYNOD__REQUEST__BODY_SESSION_KEEPALIVE) {
+    requests_keepalive(n, conn_id, req);
+  } else if (req->body_case == SYNOD__REQUEST__BODY_MEMBER_REMOVE) {
+    requests_member_remove(n, conn_id, req);
+  } else if (fsm_request_is_read(req)) {
+    requests_read(n, conn_id, req);
+  } else {
+    requests_propose(n, conn_id, req);
+  }
+}
+
+static void requests_member_remove(struct node *n, uint64_t conn_id,
+                                   const Synod__Request *req) {
+  const char *name = req->member_remove->name;
+  uint64_t id = 0;
+  if (strcmp(name, n->name) == 0) {
+    id = n->id;
+  }
+  for (uint32_t i = 0; id == 0 && i < n->members_n; i++) {
+    if (strcmp(n->members[i].name, name) == 0) {
+      id = n->members[i].id;
+    }
+  }
+  if (id == 0) {
+    client_net_send_error(n->client_net, conn_id, req->id, SYNOD_ENOTFOUND,
+                          "member remove: no member named '%s'", name);
+    return;
+  }
+  struct core_event ev = {.type = CORE_EVENT_REMOVE_MEMBER, .id = id};
+  int rv = node_step(n, &ev);
+  struct pending *p = NULL;
+  if (rv == 0 && (p = pending_push(n, PENDING_MEMBER)) != NULL) {
+    p->conn_id = conn_id;
+    p->request_id = req->id;
+    return;
+  }
+  client_net_send_error(n->client_net, conn_id, req->id, rv ? rv : SYNOD_ENOMEM,
+                        "member remove '%s': %s", name,
+                        rv ? core_errmsg(n->core) : "out of memory");
+}
+
+void requests_on_close(void *arg, uint64_t conn_id) {
+  struct node *n = arg;
+  observer_free(u64map_del(&n->observers, conn_id));
+}
+
+static void observer_free_cb(void *arg, uint64_t key, void *value) {
+  (void)arg;
+  (void)key;
+  observer_free(value);
+}
+
+void requests_close(struct node *n) {
+  u64map_each(&n->observers, observer_free_cb, NULL);
+  u64map_close(&n->observers);
+  u64map_close(&n->session_conns);
+  while (n->reads != NULL) {
+    struct read *r = n->reads;
+    n->reads = r->next;
+    read_free(r);
+  }
+  free(n->keepalives);
+  n->keepalives = NULL;
+}
