@@ -112,7 +112,9 @@ struct core_msg {
   uint64_t from;
   uint64_t to;
   /* The sender's term; a PRE_VOTE carries the term it would campaign in,
-   * and a PRE_VOTE_REPLY the term of the request it answers. */
+   * a granted PRE_VOTE_REPLY the term of the request it answers, and a
+   * refused one the replier's own term (as in etcd raft), so that a
+   * pre-candidate behind in terms learns the current one. */
   uint64_t term;
   union {
     struct {
@@ -127,8 +129,11 @@ struct core_msg {
       /* accepted: the index the follower now matches through;
        * rejected: the prev_index of the append that was rejected. */
       uint64_t index;
-      /* rejected: the follower's hint for fast backtracking: its last
-       * index, or the first index of the conflicting term, and that term. */
+      /* rejected: the follower's hint for fast backtracking (etcd raft's
+       * findConflictByTerm): the largest index <= min(prev_index, its last
+       * index) whose term is <= the append's prev_term, and that term (0
+       * if unknown). The leader resumes after the largest index of its own
+       * log at or below hint_index with a term <= hint_term. */
       uint64_t hint_index;
       uint64_t hint_term;
     } append_reply;
@@ -204,7 +209,10 @@ struct core_event {
     uint64_t read_ctx;
     /* SNAPSHOT_TAKEN: the shell's image covers entries through
      * meta.index (<= the last applied index); meta.config is ignored (the
-     * core knows the configuration at every index it has). */
+     * core knows the configuration at every index it has). The shell
+     * stores the configuration as of meta.index with its snapshot: from
+     * core_config_at(meta.index) before this step, or by tracking the
+     * CONFIG entries it applied. */
     struct core_snapshot_meta snapshot;
     /* ADD_MEMBER, REMOVE_MEMBER, TRANSFER, UNREACHABLE */
     uint64_t id;
@@ -245,8 +253,10 @@ struct core_update {
 
   /* 3. Then apply, in this order: first install a snapshot (once its last
    * chunk is durable, make it the current snapshot, drop the log through
-   * its index unless the core kept a matching suffix, and restore the
-   * state machine from it), then apply committed entries. */
+   * its index, and restore the state machine from it; entries after its
+   * index that did not match were deleted by truncate_from in step 1, the
+   * others are kept), then apply committed entries. A chunk at offset 0
+   * starts a new image, replacing any partial one. */
   bool snapshot_install_present;
   struct core_snapshot_meta snapshot_install;
   uint32_t committed_n;
@@ -254,7 +264,8 @@ struct core_update {
   uint32_t reads_n;
   const struct core_read *reads;
 
-  /* PROPOSE: the indexes assigned to the proposed entries. */
+  /* PROPOSE (and ADD/REMOVE_MEMBER): the indexes assigned to the
+   * proposed entries (the configuration entry). */
   uint64_t proposed_first;
   uint64_t proposed_last;
 
@@ -323,8 +334,12 @@ struct core;
 /* Allocates a core for replica opts->id from its durable state. The
  * configuration is the latest CONFIG entry in the log, or the snapshot's.
  * Returns NULL if out of memory or if `restore` is inconsistent (entries not
- * contiguous from the snapshot, commit beyond the last index); `errmsg`
- * (SYNOD_ERRMSG_MAX bytes) then says why. */
+ * contiguous from the snapshot, terms decreasing, an invalid entry or
+ * snapshot config); `errmsg` (SYNOD_ERRMSG_MAX bytes) then says why. A
+ * commit beyond the last index (a crash after storing a received snapshot's
+ * last chunk but before installing it) is lowered to the last index; a term
+ * below the last entry's (a bootstrap log with a zero hard state) is raised
+ * to it. */
 struct core *core_new(const struct core_options *opts,
                       const struct core_restore *restore, char *errmsg);
 
@@ -335,16 +350,32 @@ void core_free(struct core *c);
  * Returns 0, or:
  *   SYNOD_ENOTLEADER  PROPOSE, READ_INDEX, ADD/REMOVE_MEMBER or TRANSFER
  *                     on a replica that is not the leader
- *   SYNOD_EBUSY       PROPOSE while the log is full or a transfer is on
- *   SYNOD_ECONFIG     a membership change while another is uncommitted, or
- *                     one that is not allowed (remove the last voter, add a
- *                     member twice, more than CORE_MEMBERS_MAX)
+ *   SYNOD_EBUSY       PROPOSE while the log is full or a transfer is on,
+ *                     ADD/REMOVE_MEMBER while a transfer is on, READ_INDEX
+ *                     with 4096 reads already waiting
+ *   SYNOD_ECONFIG     a membership change while another is uncommitted or
+ *                     before the leader committed an entry of its term, or
+ *                     one that is not allowed (remove the last voter or a
+ *                     non-member, add a member twice, more than
+ *                     CORE_MEMBERS_MAX members)
  *   SYNOD_EMALFORMED  a RECEIVE whose message is inconsistent (entries not
- *                     contiguous from prev_index+1, unknown type, from an
- *                     id equal to our own); nothing changes
+ *                     contiguous from prev_index+1 or with bad terms, types
+ *                     or CONFIG data, unknown type, term 0, from 0 or our
+ *                     own id, `to` not our id, a snapshot chunk outside its
+ *                     image, an append from a current term that conflicts
+ *                     with our committed entries); nothing changes
  *   SYNOD_EINVAL      an event the core cannot take (PERSISTED beyond what
- *                     was handed out, a zero read ctx)
- * On error *out is empty and the core is unchanged. */
+ *                     was handed out, a zero read ctx, PROPOSE of nothing
+ *                     or of a CONFIG entry, SNAPSHOT_TAKEN beyond the
+ *                     applied index or with the wrong term, TRANSFER to a
+ *                     non-voter)
+ * On error *out is empty and the core is unchanged (core_errmsg says why).
+ * Out of memory aborts: a step cannot be half undone.
+ *
+ * Restart: the core starts as a follower with the restored term and vote.
+ * The shell restores its state machine from the snapshot, so the core
+ * hands out committed entries again from snapshot.index + 1 (applied
+ * starts at the snapshot index), in the update of the first step. */
 int core_step(struct core *c, const struct core_event *ev,
               struct core_update *out);
 
@@ -357,8 +388,18 @@ uint64_t core_last_index(const struct core *c);
 uint64_t core_first_index(const struct core *c); /* first in memory */
 const struct core_config *core_config(const struct core *c);
 
+/* The configuration in effect at `index` (the latest CONFIG entry at or
+ * before it, or the snapshot's), for a snapshot's metadata. Returns 0, or
+ * SYNOD_ECOMPACTED if index is below the first index the core still knows
+ * (first index - 1), SYNOD_EUNAVAILABLE if beyond the last index. */
+int core_config_at(const struct core *c, uint64_t index,
+                   struct core_config *cfg);
+
 /* Per-follower progress, leader only: match index, or 0 if unknown. */
 uint64_t core_match_index(const struct core *c, uint64_t id);
+
+/* Why the last core_step failed ("" after a success). Owned by the core. */
+const char *core_errmsg(const struct core *c);
 
 /* Encodes a configuration as entry bytes into buf (size at least
  * CORE_CONFIG_ENCODED_MAX); returns the length. */
@@ -366,8 +407,7 @@ uint64_t core_match_index(const struct core *c, uint64_t id);
 size_t core_config_encode(const struct core_config *cfg, uint8_t *buf);
 
 /* Decodes entry bytes into *cfg. Returns 0 or SYNOD_EMALFORMED. */
-int core_config_decode(const uint8_t *buf, size_t len,
-                       struct core_config *cfg);
+int core_config_decode(const uint8_t *buf, size_t len, struct core_config *cfg);
 
 const char *core_role_name(enum core_role role);
 const char *core_msg_type_name(enum core_msg_type type);
