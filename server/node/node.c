@@ -260,6 +260,7 @@ static int node_restore(struct node *n, char *errmsg) {
   store_entries_free(es);
   n->persist.durable_term = hs.term;
   n->persist.durable_vote = hs.vote;
+  n->persist.latest = (struct core_hard_state){hs.term, hs.vote, hs.commit};
   n->applied_index = n->snap_meta.index;
   n->applied_term = n->snap_meta.term;
   n->applied_config = n->snap_meta.config;

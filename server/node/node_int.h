@@ -60,6 +60,9 @@ struct persist {
    * leave before its entries are durable, never before its term. */
   uint64_t durable_term;
   uint64_t durable_vote;
+  /* The core's latest hard state; unsaved = not yet in any batch. */
+  struct core_hard_state latest;
+  bool latest_unsaved;
 };
 
 /* ------------------------------------------------------------- pending */

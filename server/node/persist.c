@@ -357,11 +357,13 @@ static void persist_start(struct node *n) {
 /* ----------------------------------------------------------------- api */
 
 static int persist_queue(struct node *n, struct persist_batch *b,
-                         const struct core_update *up) {
+                         const struct core_update *up, bool writes) {
+  struct persist *p = &n->persist;
   int rv = 0;
-  if (up->hard_state_changed) {
+  if (writes && p->latest_unsaved) {
     b->hard_state_set = true;
-    b->hard_state = up->hard_state;
+    b->hard_state = p->latest;
+    p->latest_unsaved = false;
   }
   if (up->truncate_from != 0) {
     batch_truncate(b, up->truncate_from);
@@ -383,8 +385,19 @@ static int persist_queue(struct node *n, struct persist_batch *b,
 }
 
 int persist_update(struct node *n, const struct core_update *up) {
-  bool writes = up->hard_state_changed || up->truncate_from != 0 ||
-                up->entries_n > 0 || up->snapshot_chunk_present;
+  struct persist *p = &n->persist;
+  bool vote_changed = false;
+  if (up->hard_state_changed) {
+    /* A new commit index alone need not be durable before anything (Raft
+     * keeps it in volatile state): it rides with the next write instead
+     * of costing a sync of its own. Term and vote must be durable. */
+    vote_changed = up->hard_state.term != p->latest.term ||
+                   up->hard_state.vote != p->latest.vote;
+    p->latest = up->hard_state;
+    p->latest_unsaved = true;
+  }
+  bool writes = vote_changed || up->truncate_from != 0 || up->entries_n > 0 ||
+                up->snapshot_chunk_present;
   bool deferred = false;
   for (uint32_t i = 0; i < up->msgs_n && !deferred; i++) {
     deferred = !persist_msg_is_eager(n, &up->msgs[i]);
@@ -400,7 +413,7 @@ int persist_update(struct node *n, const struct core_update *up) {
   if (b == NULL) {
     return SYNOD_ENOMEM;
   }
-  int rv = persist_queue(n, b, up);
+  int rv = persist_queue(n, b, up, writes);
   if (rv == 0) {
     persist_start(n);
   }
