@@ -183,4 +183,3 @@ int core_check_event(struct core *c, const struct core_event *ev) {
   }
   return core_bad(c, SYNOD_EINVAL, "unknown event type");
 }
-

@@ -1,6 +1,6 @@
 /* The core's entry points: creation from durable state, the step dispatch
- * (one handler per event and message type), validation of everything a
- * peer or the shell sends, and the update buffers. */
+ * (one handler per event and message type, after check.c validated it),
+ * the term rules every message goes through, and the update buffers. */
 #include "core_int.h"
 
 #include <assert.h>

@@ -372,6 +372,16 @@ void core_free(struct core *c);
  * On error *out is empty and the core is unchanged (core_errmsg says why).
  * Out of memory aborts: a step cannot be half undone.
  *
+ * Elections: a replica campaigns only if it is a voter of its latest
+ * configuration, or if that configuration (uncommitted) just removed it
+ * while it was a voter before, since it may hold the only up-to-date log
+ * the old configuration needs (it then leads without counting itself and
+ * steps down once the change commits). Any replica answers vote requests,
+ * learners included; only voters' answers count. A candidate whose own
+ * vote is a quorum (a single voter) appends its noop in the update that
+ * carries its vote and becomes leader at that noop's PERSISTED, so a
+ * crash before its vote is durable never leaves two leaders in a term.
+ *
  * Restart: the core starts as a follower with the restored term and vote.
  * The shell restores its state machine from the snapshot, so the core
  * hands out committed entries again from snapshot.index + 1 (applied

@@ -111,6 +111,9 @@ struct core {
   uint64_t tally_ids[CORE_PEERS_MAX + 1];
   bool tally_granted[CORE_PEERS_MAX + 1];
   uint32_t tally_n;
+  /* Candidate that won by its own vote: the index of its noop, whose
+   * PERSISTED makes it leader (0 = none). */
+  uint64_t self_win_index;
 
   /* Leader. self_match: the highest entry of this term known durable
    * here (only PERSISTED moves it). */
@@ -168,6 +171,7 @@ void core_recv_pre_vote(struct core *c, const struct core_msg *m);
 void core_recv_vote_reply(struct core *c, const struct core_msg *m);
 void core_recv_pre_vote_reply(struct core *c, const struct core_msg *m);
 void core_recv_timeout_now(struct core *c, const struct core_msg *m);
+void core_election_persisted(struct core *c, uint64_t index, uint64_t term);
 
 /* replication.c */
 struct core_progress *core_progress_find(struct core *c, uint64_t id);

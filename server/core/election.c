@@ -37,23 +37,51 @@ void core_become_follower(struct core *c, uint64_t term, uint64_t leader) {
   if (c->role != CORE_FOLLOWER || c->leader != leader) {
     core_trace(c, "became follower of %" PRIu64, leader);
   }
+  c->self_win_index = 0;
   c->role = CORE_FOLLOWER;
   c->leader = leader;
   core_election_timer_reset(c);
 }
 
 static void core_become_leader(struct core *c) {
+  uint64_t noop_index = c->self_win_index;
   c->role = CORE_LEADER;
   c->leader = c->id;
   c->heartbeat_elapsed = 0;
   c->election_elapsed = 0;
+  c->self_win_index = 0;
   core_trace(c, "became leader (last %" PRIu64 "/%" PRIu64 ")",
              core_log_last(&c->log), core_log_last_term(&c->log));
   core_repl_start(c);
+  if (noop_index != 0) { /* our noop is already in the log, and durable */
+    c->self_match = noop_index;
+    core_repl_broadcast(c);
+    core_repl_maybe_commit(c);
+    return;
+  }
   /* Thesis 6.4 and §8: a new leader commits a blank entry of its own term
    * at the start of its term, which also commits earlier entries. */
   struct core_entry noop = {.type = CORE_ENTRY_NOOP};
   core_repl_propose(c, &noop, 1);
+}
+
+/* Our own vote is a quorum (a single voter). Take office only once that
+ * vote is durable: otherwise a crash could forget it, and another replica
+ * could win the same term with our vote. The vote and our noop go out in
+ * one update, so the noop's PERSISTED says both are durable. */
+static void core_election_self_win(struct core *c) {
+  core_log_append(&c->log, c->term, CORE_ENTRY_NOOP, NULL, 0);
+  c->self_win_index = core_log_last(&c->log);
+  core_out_appended(c, c->self_win_index);
+  core_trace(c, "won alone: leader once the vote is durable");
+}
+
+/* PERSISTED on a candidate that won alone. */
+void core_election_persisted(struct core *c, uint64_t index, uint64_t term) {
+  if (c->role == CORE_CANDIDATE && c->self_win_index != 0 && term == c->term &&
+      index >= c->self_win_index) {
+    core_become_leader(c);
+  }
 }
 
 static void core_tally_record(struct core *c, uint64_t from, bool granted) {
@@ -103,12 +131,13 @@ void core_election_campaign(struct core *c, bool pre, bool transfer) {
   core_trace(c, "%s for term %" PRIu64 " (last %" PRIu64 "/%" PRIu64 ")",
              pre ? "pre-vote" : "campaign", term, core_log_last(&c->log),
              core_log_last_term(&c->log));
+  c->self_win_index = 0;
   core_tally_record(c, c->id, true);
   if (core_tally_result(c) > 0) {
     if (pre) {
       core_election_campaign(c, false, transfer);
     } else {
-      core_become_leader(c);
+      core_election_self_win(c);
     }
     return;
   }
@@ -148,8 +177,8 @@ void core_election_tick(struct core *c) {
   if (c->election_elapsed < UINT32_MAX) {
     c->election_elapsed++;
   }
-  if (c->election_elapsed < c->election_timeout) {
-    return;
+  if (c->election_elapsed < c->election_timeout || c->self_win_index != 0) {
+    return; /* a lone winner waits for its disk, not for a new term */
   }
   if (!core_election_promotable(c)) {
     return;
@@ -195,7 +224,7 @@ void core_recv_pre_vote(struct core *c, const struct core_msg *m) {
 /* Figure 2, candidates: "If votes received from majority of servers:
  * become leader." A majority of refusals ends the campaign early. */
 void core_recv_vote_reply(struct core *c, const struct core_msg *m) {
-  if (c->role != CORE_CANDIDATE) {
+  if (c->role != CORE_CANDIDATE || c->self_win_index != 0) {
     return;
   }
   core_tally_record(c, m->from, m->vote_reply.granted);

@@ -313,6 +313,7 @@ void core_repl_propose(struct core *c, const struct core_entry *ents,
  * (index, term) may name an entry that was replaced since. */
 void core_repl_persisted(struct core *c, uint64_t index, uint64_t term) {
   uint64_t t;
+  core_election_persisted(c, index, term);
   if (c->role != CORE_LEADER || term != c->term || index <= c->self_match ||
       !core_log_term(&c->log, index, &t) || t != term) {
     return;

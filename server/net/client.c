@@ -41,6 +41,9 @@ struct client_net {
 
 static struct client_conn *conn_find(const struct client_net *net,
                                      uint64_t id) {
+  if (net == NULL) {
+    return NULL; /* stopped: every connection is gone */
+  }
   uint64_t slot = id & ((1u << CLIENT_SLOT_BITS) - 1);
   if (slot >= net->opts.conns_max) {
     return NULL;
@@ -98,6 +101,9 @@ int client_net_send_bytes(struct client_net *net, uint64_t conn_id,
 
 void client_net_broadcast(struct client_net *net,
                           const Synod__ServerMessage *msg) {
+  if (net == NULL) {
+    return;
+  }
   for (uint32_t i = 0; i < net->opts.conns_max; i++) {
     struct client_conn *c = net->slots[i];
     if (c != NULL && c->hello_done && !c->s.closing) {

@@ -4,6 +4,8 @@
  *
  * A connection is named by a conn_id that is never reused, so a response
  * that arrives after its connection closed finds nothing and is dropped.
+ * The sending functions accept a NULL net (stopped) and send nothing.
+ *
  * Bad input (a frame that does not decode, one over the maximum, a first
  * request that is not a Hello, a protocol version we do not speak) is
  * answered with an Error, logged with the remote address, and the

@@ -110,6 +110,9 @@ int peer_address_parse(const char *address, char *host, uint16_t *port) {
 /* ---------------------------------------------------------------- links */
 
 static struct peer_link *link_find(const struct peer_net *net, uint64_t id) {
+  if (net == NULL) {
+    return NULL; /* stopped */
+  }
   for (struct peer_link *l = net->links; l != NULL; l = l->next) {
     if (l->id == id) {
       return l;
@@ -211,6 +214,9 @@ static void conn_send_hello(struct peer_conn *c) {
 
 int peer_net_send(struct peer_net *net, const struct core_msg *m) {
   struct peer_link *l = link_find(net, m->to);
+  if (net == NULL) {
+    return 0;
+  }
   if (l == NULL || l->conn == NULL ||
       stream_queued_bytes(&l->conn->s) >= net->opts.out_bytes_max) {
     net->stats.dropped++;

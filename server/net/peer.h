@@ -89,7 +89,9 @@ int peer_net_dial(struct peer_net *net, const char *address);
 /* Stops dialling `address` and closes its connection, if any. */
 void peer_net_undial(struct peer_net *net, const char *address);
 
-/* Queues a core message to m->to. Returns 0 (queued, or dropped because no
+/* Sending and peer_net_is_up accept a NULL net (stopped): nothing is sent.
+ *
+ * Queues a core message to m->to. Returns 0 (queued, or dropped because no
  * link to m->to is up or its queue is full: Raft retransmits), or
  * SYNOD_ETOOBIG if the message can never fit in a frame. */
 int peer_net_send(struct peer_net *net, const struct core_msg *m);

@@ -440,15 +440,23 @@ err:
 
 /* ------------------------------------------------------------- shutdown */
 
-static void node_shutdown_close(struct node *n) {
-  uv_timer_stop(&n->tick);
-  uv_close((uv_handle_t *)&n->tick, NULL);
+/* Stops taking input: no more client requests or peer messages, so the
+ * write queue can only shrink. */
+static void node_shutdown_nets(struct node *n) {
+  if (n->peer_net == NULL) {
+    return;
+  }
   apply_fail_pending(n, SYNOD_ESHUTDOWN);
   requests_reads_fail(n, SYNOD_ESHUTDOWN);
   peer_net_stop(n->peer_net);
   client_net_stop(n->client_net);
   n->peer_net = NULL;
   n->client_net = NULL;
+}
+
+static void node_shutdown_close(struct node *n) {
+  uv_timer_stop(&n->tick);
+  uv_close((uv_handle_t *)&n->tick, NULL);
   log_info("node", "%s stopped", n->name);
   if (n->shutdown_cb != NULL) {
     n->shutdown_cb(n, n->shutdown_arg);
@@ -489,6 +497,7 @@ static void node_shutdown_tick_cb(uv_timer_t *t) {
     }
     return;
   }
+  node_shutdown_nets(n);
   if (n->persist.head != NULL) {
     return; /* writes in flight finish first */
   }

@@ -149,6 +149,23 @@ static struct core *new_leader(uint32_t voters, struct core_update *up) {
   return c;
 }
 
+/* Replica 1 alone: it wins by its own vote, takes office once that vote
+ * (and its noop at 2) is durable, and commits the noop. */
+static struct core *single_leader(struct core_update *up) {
+  struct core *c = new_core(1, 1);
+  for (int i = 0; i < 30 && core_role(c) != CORE_CANDIDATE; i++) {
+    tick(c, up);
+  }
+  ck_assert_int_eq(core_role(c), CORE_CANDIDATE);
+  ck_assert_uint_eq(up->entries_n, 1);
+  ck_assert_uint_eq(up->entries[0].type, CORE_ENTRY_NOOP);
+  ck_assert(up->hard_state_changed && up->hard_state.vote == 1);
+  persisted(c, 2, core_term(c), up);
+  ck_assert_int_eq(core_role(c), CORE_LEADER);
+  ck_assert_uint_eq(core_commit_index(c), 2);
+  return c;
+}
+
 static struct core_msg append_reply(uint64_t from, uint64_t term,
                                     uint64_t index) {
   struct core_msg m = msg(CORE_MSG_APPEND_REPLY, from, 1, term);
@@ -552,33 +569,55 @@ START_TEST(old_term_entry_not_committed_by_counting) {
 }
 END_TEST
 
+/* A lone voter takes office only once its vote is durable (its noop
+ * rides in the same update): a crash before that cannot leave two leaders
+ * in one term. Stray ticks meanwhile do not start a new term. */
+START_TEST(lone_candidate_takes_office_after_vote_is_durable) {
+  struct core *c = new_core(1, 1);
+  struct core_update up;
+  for (int i = 0; i < 30 && core_role(c) != CORE_CANDIDATE; i++) {
+    tick(c, &up);
+  }
+  ck_assert_int_eq(core_role(c), CORE_CANDIDATE);
+  uint64_t term = core_term(c);
+  ck_assert_uint_eq(up.entries_n, 1);
+  ck_assert_uint_eq(up.entries[0].term, term);
+  ck_assert_uint_eq(up.hard_state.vote, 1);
+  for (int i = 0; i < 50; i++) {
+    tick(c, &up);
+  }
+  ck_assert_int_eq(core_role(c), CORE_CANDIDATE);
+  ck_assert_uint_eq(core_term(c), term);
+  persisted(c, 2, term, &up);
+  ck_assert_int_eq(core_role(c), CORE_LEADER);
+  ck_assert(up.soft_state_changed);
+  ck_assert_uint_eq(up.entries_n, 0); /* no second noop */
+  ck_assert_uint_eq(core_commit_index(c), 2);
+  core_free(c);
+}
+END_TEST
+
 /* A single voter commits its own entries once they are durable, and each
  * committed entry is handed out exactly once. */
 START_TEST(own_entries_count_only_after_persisted) {
-  struct core *c = new_core(1, 1);
   struct core_update up;
-  for (int i = 0; i < 30 && core_role(c) != CORE_LEADER; i++) {
-    tick(c, &up);
-  }
-  ck_assert_int_eq(core_role(c), CORE_LEADER);
-  ck_assert_uint_eq(up.entries_n, 1);
-  ck_assert_uint_eq(up.entries[0].type, CORE_ENTRY_NOOP);
-  ck_assert_uint_eq(core_commit_index(c), 0);
+  struct core *c = single_leader(&up);
+  ck_assert_uint_eq(up.committed_n, 2);
   propose(c, "x", &up);
   ck_assert_uint_eq(up.proposed_first, 3);
   ck_assert_uint_eq(up.proposed_last, 3);
-  ck_assert_uint_eq(core_commit_index(c), 0);
+  ck_assert_uint_eq(up.entries_n, 1);
+  ck_assert_uint_eq(core_commit_index(c), 2);
   persisted(c, 3, core_term(c), &up);
   ck_assert_uint_eq(core_commit_index(c), 3);
-  ck_assert_uint_eq(up.committed_n, 3);
-  ck_assert_uint_eq(up.committed[2].len, 1);
-  ck_assert_mem_eq(up.committed[2].data, "x", 1);
+  ck_assert_uint_eq(up.committed_n, 1);
+  ck_assert_uint_eq(up.committed[0].len, 1);
+  ck_assert_mem_eq(up.committed[0].data, "x", 1);
   tick(c, &up);
   ck_assert_uint_eq(up.committed_n, 0);
   core_free(c);
 }
 END_TEST
-
 /* A probe whose append or reply was lost is resent when a heartbeat reply
  * shows the follower is there: no permanent stall after a loss. */
 START_TEST(lost_append_resent_after_heartbeat_reply) {
@@ -693,12 +732,8 @@ END_TEST
 
 /* A single voter is its own quorum: the read is answered at once. */
 START_TEST(single_voter_read_answered_at_once) {
-  struct core *c = new_core(1, 1);
   struct core_update up;
-  for (int i = 0; i < 30 && core_role(c) != CORE_LEADER; i++) {
-    tick(c, &up);
-  }
-  persisted(c, 2, core_term(c), &up);
+  struct core *c = single_leader(&up);
   read_index(c, 5, &up, 0);
   ck_assert_uint_eq(up.reads_n, 1);
   ck_assert_uint_eq(up.reads[0].index, 2);
@@ -891,17 +926,6 @@ START_TEST(config_encode_decode_round_trip_and_garbage_rejected) {
   ck_assert_int_eq(core_config_decode(NULL, 0, &back), SYNOD_EMALFORMED);
 }
 END_TEST
-
-static struct core *single_leader(struct core_update *up) {
-  struct core *c = new_core(1, 1);
-  for (int i = 0; i < 30 && core_role(c) != CORE_LEADER; i++) {
-    tick(c, up);
-  }
-  ck_assert_int_eq(core_role(c), CORE_LEADER);
-  persisted(c, 2, core_term(c), up);
-  ck_assert_uint_eq(core_commit_index(c), 2);
-  return c;
-}
 
 static int member_event(struct core *c, enum core_event_type type, uint64_t id,
                         struct core_update *up) {
@@ -1384,6 +1408,7 @@ static Suite *core_suite(void) {
   tcase_add_test(tc, duplicate_append_is_noop);
   tcase_add_test(tc, follower_commit_limited_to_verified_entries);
   tcase_add_test(tc, old_term_entry_not_committed_by_counting);
+  tcase_add_test(tc, lone_candidate_takes_office_after_vote_is_durable);
   tcase_add_test(tc, own_entries_count_only_after_persisted);
   tcase_add_test(tc, lost_append_resent_after_heartbeat_reply);
   tcase_add_test(tc, pipelining_respects_inflight_cap);
