@@ -1,0 +1,139 @@
+/* A deterministic simulator for synod's Raft core: replicas of the real
+ * core in one process over a simulated network, disk and clock, all driven
+ * by one seeded PRNG, with Raft's safety invariants checked after every
+ * step (TigerBeetle's VOPR, FoundationDB's simulation). */
+#ifndef SYNOD_SIM_H
+#define SYNOD_SIM_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "core.h"
+
+/* Replica ids run from 1 to SIM_IDS_MAX; a removed id is never reused. */
+#define SIM_IDS_MAX 12
+
+/* Zero in a numeric field means the harness default, or in swarm mode the
+ * value the seed picks. */
+struct sim_options {
+  uint64_t seed;
+  uint32_t replicas; /* initial voters, ids 1..replicas; 3 or 5 */
+  uint64_t steps;    /* sim_run: phase 1 length, in events fed to cores */
+  bool swarm;        /* the seed picks every fault rate */
+  bool workload;     /* random proposals, reads, membership, transfers */
+  bool trace;        /* keep trace lines: tail on failure, digest */
+  bool trace_print;  /* also print every trace line to stdout */
+  /* The core's options. */
+  uint32_t election_ticks;
+  uint32_t heartbeat_ticks;
+  uint32_t chunk_bytes;
+  uint64_t snapshot_entries;
+  uint64_t snapshot_keep_entries;
+  uint64_t promote_lag_entries;
+  uint32_t append_entries_max;
+  bool disable_pre_vote;
+  bool disable_check_quorum;
+  /* Fault-free timing, when not in swarm mode. */
+  uint32_t tick_ms;
+  uint32_t delay_min_ms;
+  uint32_t delay_max_ms;
+  uint32_t disk_min_ms;
+  uint32_t disk_max_ms;
+  /* Benchmark: no faults, zero latency; the workload keeps the leader busy
+   * with batches of this many entries. 0 = off. */
+  uint32_t bench_batch;
+};
+
+struct sim_stats {
+  uint64_t steps;     /* events fed to cores */
+  uint64_t events;    /* simulation events processed */
+  uint64_t leaders;   /* distinct (term, leader) pairs seen */
+  uint64_t committed; /* highest index applied anywhere */
+  uint64_t proposed;  /* entries accepted by PROPOSE */
+  uint64_t acked;     /* proposals applied by their proposer */
+  uint64_t reads_ok;
+  uint64_t crashes;
+  uint64_t partitions;
+  uint64_t snapshots_taken;
+  uint64_t snapshots_installed;
+  uint64_t config_changes; /* accepted ADD/REMOVE_MEMBER */
+  uint64_t transfers;
+  uint64_t msgs_sent;
+  uint64_t msgs_lost; /* loss, partitions, down receivers, filters */
+  uint64_t sent_to[SIM_IDS_MAX + 1][CORE_MSG_TYPE_COUNT];
+  uint64_t installs[SIM_IDS_MAX + 1];
+};
+
+struct sim;
+
+/* Creates a cluster of opts->replicas fresh replicas (each log holds the
+ * bootstrap CONFIG entry) at time 0. Never returns NULL (aborts on OOM). */
+struct sim *sim_new(const struct sim_options *opts);
+
+void sim_free(struct sim *s);
+
+/* The full two-phase run: opts.steps steps with faults, then heal and
+ * require that a new entry commits on every live voter within 60 s of
+ * simulated time. Returns 0, or 1 on an invariant or liveness failure
+ * (sim_failure says which). */
+int sim_run(struct sim *s);
+
+/* Processes one simulation event. False once the run has failed. */
+bool sim_step(struct sim *s);
+
+/* Runs for ms of simulated time. False on failure. */
+bool sim_run_for(struct sim *s, uint64_t ms);
+
+/* Runs until done(s, arg) holds (checked after every event) or timeout_ms
+ * pass. True if done held; false on timeout or failure. */
+bool sim_run_until(struct sim *s, bool (*done)(struct sim *, void *), void *arg,
+                   uint64_t timeout_ms);
+
+uint64_t sim_now_ms(const struct sim *s);
+bool sim_failed(const struct sim *s);
+/* The first violation, "" if none. Owned by s. */
+const char *sim_failure(const struct sim *s);
+/* Prints the failure, the trace tail (if tracing) and the replay command. */
+void sim_print_failure(const struct sim *s, FILE *f);
+/* A digest of every trace line so far (0 unless opts.trace). */
+uint64_t sim_digest(const struct sim *s);
+const struct sim_stats *sim_stats(const struct sim *s);
+
+/* The replica's core, or NULL if it is down or does not exist. Borrowed;
+ * only valid until the next call into the simulator. */
+struct core *sim_core(struct sim *s, uint64_t id);
+/* The live replica that believes it leads in the highest term, or 0. */
+uint64_t sim_leader(const struct sim *s);
+/* The replica's state machine: last applied index. */
+uint64_t sim_applied(const struct sim *s, uint64_t id);
+/* True if some replica applied index; *term receives its term. */
+bool sim_committed(const struct sim *s, uint64_t index, uint64_t *term);
+
+/* Faults, for scripted scenarios. */
+void sim_link(struct sim *s, uint64_t from, uint64_t to, bool up);
+void sim_isolate(struct sim *s, uint64_t id); /* both directions */
+void sim_heal(struct sim *s);                 /* all links up, no clogs */
+void sim_crash(struct sim *s, uint64_t id);
+void sim_restart(struct sim *s, uint64_t id);
+
+/* Called for every message as it is sent; return false to drop it. The
+ * callback may shorten m->append.entries_n (a shorter append is one the
+ * leader could have sent). */
+typedef bool (*sim_filter_cb)(void *arg, struct core_msg *m);
+void sim_filter(struct sim *s, sim_filter_cb cb, void *arg);
+
+/* Feeds ev to replica id's core and carries out the update. Returns
+ * core_step's result (-1 if the replica is down). */
+int sim_event(struct sim *s, uint64_t id, const struct core_event *ev);
+
+/* Proposes n entries of about `bytes` bytes each through replica id;
+ * *first and *last receive the indexes on success. */
+int sim_propose(struct sim *s, uint64_t id, uint32_t n, uint32_t bytes,
+                uint64_t *first, uint64_t *last);
+
+/* Starts a fresh, empty replica under a new id (for ADD_MEMBER); 0 if no
+ * id is left. */
+uint64_t sim_spawn(struct sim *s);
+
+#endif

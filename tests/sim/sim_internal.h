@@ -1,0 +1,360 @@
+/* The simulator's insides, shared by its files: the event queue, the
+ * replicas with their durable state, the network and the global record
+ * that the invariants are checked against. */
+#ifndef SYNOD_SIM_INTERNAL_H
+#define SYNOD_SIM_INTERNAL_H
+
+#include <stdarg.h>
+
+#include "err.h"
+#include "sim.h"
+#include "sim_rand.h"
+
+#define SIM_IMAGES_MAX 8   /* old snapshot images kept for sends in flight */
+#define SIM_TRACE_TAIL 48  /* trace lines kept for a failure report */
+#define SIM_TRACE_LINE 240 /* bytes per kept trace line */
+#define SIM_FAILURE_MAX 1024
+#define SIM_LIVENESS_MS 60000
+#define SIM_CHECK_EVERY 2000 /* steps between whole-cluster checks */
+
+/* ------------------------------------------------------------------ log */
+
+/* One entry of a simulated log. data is owned (NULL when the log keeps
+ * only terms and hashes). */
+struct sim_entry {
+  uint64_t term;
+  uint64_t hash; /* of type and bytes: sim_entry_hash */
+  uint8_t type;
+  uint32_t len;
+  uint8_t *data;
+};
+
+/* A contiguous run of entries [first, first + n). */
+struct sim_log {
+  uint64_t first; /* index of e[0]; first - 1 is covered by a snapshot */
+  uint64_t n;
+  uint64_t cap;
+  struct sim_entry *e;
+  bool keep_data;
+};
+
+void sim_log_init(struct sim_log *l, uint64_t first, bool keep_data);
+void sim_log_close(struct sim_log *l);
+uint64_t sim_log_last(const struct sim_log *l); /* first - 1 if empty */
+/* The entry at index, or NULL if outside the log. */
+const struct sim_entry *sim_log_get(const struct sim_log *l, uint64_t index);
+/* Deletes entries from index on. */
+void sim_log_truncate(struct sim_log *l, uint64_t index);
+/* Writes entries (ascending, contiguous) as a store would put keys:
+ * overwrites what is there, keeps what lies beyond. Returns false, writing
+ * nothing, if the first entry would leave a gap after the log's end. */
+bool sim_log_put(struct sim_log *l, const struct core_entry *es, uint32_t n);
+/* Drops entries up to and including index; the log then starts at
+ * index + 1 (empty if it ended before). */
+void sim_log_compact(struct sim_log *l, uint64_t index);
+/* Empties the log and restarts it at first. */
+void sim_log_reset(struct sim_log *l, uint64_t first);
+void sim_log_copy(struct sim_log *dst, const struct sim_log *src);
+uint64_t sim_entry_hash(uint8_t type, const uint8_t *data, size_t len);
+
+/* --------------------------------------------------------- state machine */
+
+/* The replicated state: a hash chain over every applied entry. */
+struct sim_fsm {
+  uint64_t applied; /* last applied index */
+  uint64_t applied_term;
+  uint64_t count;            /* entries applied, snapshot included */
+  uint64_t chain;            /* hash chain through applied */
+  struct core_config config; /* as of applied */
+};
+
+uint64_t sim_chain_next(uint64_t chain, uint64_t index, uint64_t term,
+                        uint64_t hash);
+/* Encodes the state as a snapshot image of at least min_bytes (padding
+ * fills the rest). Returns a malloc'd buffer, its length in *len. */
+uint8_t *sim_fsm_encode(const struct sim_fsm *f, uint32_t min_bytes,
+                        uint32_t *len);
+/* Decodes and verifies an image. Returns false if corrupt. */
+bool sim_fsm_decode(const uint8_t *buf, uint64_t len, struct sim_fsm *f);
+
+/* -------------------------------------------------------------- updates */
+
+/* A committed entry as the state machine needs it. */
+struct sim_commit {
+  uint64_t index;
+  uint64_t term;
+  uint64_t hash;
+  uint8_t type;
+  bool config_ok; /* CONFIG entries: decoded into config */
+  struct core_config config;
+};
+
+/* A message in flight: one allocation holding the message, its entries and
+ * their bytes. */
+struct sim_msg {
+  struct core_msg m;
+  uint64_t seq; /* for the trace */
+};
+
+/* A core_update copied out of the core, waiting for its writes to be
+ * durable (FIFO per replica). */
+struct sim_update {
+  struct sim_update *next;
+  uint64_t done_ms;
+  bool hs_changed;
+  struct core_hard_state hs;
+  uint64_t truncate_from;
+  uint32_t entries_n;
+  struct core_entry *entries; /* data in one block after the array */
+  bool chunk_present;
+  struct core_snapshot_meta chunk_meta;
+  uint64_t chunk_offset;
+  uint32_t chunk_len;
+  bool chunk_last;
+  uint8_t *chunk_data;
+  uint32_t msgs_n;
+  struct sim_msg **msgs;
+  bool install_present;
+  struct core_snapshot_meta install;
+  uint32_t committed_n;
+  struct sim_commit *committed;
+  uint32_t reads_n;
+  struct core_read *reads;
+  bool snapshot_wanted;
+};
+
+/* ------------------------------------------------------------- replicas */
+
+struct sim_image {
+  uint64_t index;
+  uint64_t term;
+  uint32_t len;
+  uint8_t *bytes;
+};
+
+/* What survives a crash. */
+struct sim_durable {
+  struct core_hard_state hs;
+  struct core_snapshot_meta snap; /* index 0 = none */
+  struct sim_log log;             /* entries after snap.index */
+  /* The snapshot being received, chunk by chunk. */
+  struct core_snapshot_meta in_meta;
+  uint8_t *in_bytes;
+  /* Images taken or installed, newest last; the newest is snap's. */
+  struct sim_image images[SIM_IMAGES_MAX];
+  uint32_t images_n;
+};
+
+struct sim_proposal {
+  uint64_t index;
+  uint64_t term;
+  uint64_t hash;
+};
+
+struct sim_read {
+  uint64_t ctx;
+  uint64_t acked_max; /* highest acknowledged index when issued */
+};
+
+struct sim_replica {
+  uint64_t id;
+  bool exists;
+  bool up;
+  bool retired;        /* removed from the cluster for good */
+  bool was_member;     /* appeared in an applied configuration */
+  bool retire_pending; /* removed; retired once the current event ends */
+  uint32_t gen;        /* incarnation; older events are stale */
+  struct core *core;
+  uint32_t clock_permille; /* tick rate relative to real time */
+  uint64_t tick_base_ms;
+  uint64_t ticks;
+  struct sim_durable dur;
+  struct sim_update *q_head;
+  struct sim_update *q_tail;
+  uint64_t q_done_ms;
+  /* The core's log as its updates described it (terms and hashes). */
+  struct sim_log mirror;
+  struct sim_fsm fsm;
+  /* Observed after each step, for monotonicity checks. */
+  enum core_role role;
+  uint64_t term;
+  uint64_t commit;
+  struct sim_proposal *props;
+  uint32_t props_head; /* props[props_head..props_n) are pending */
+  uint32_t props_n;
+  uint32_t props_cap;
+  struct sim_read *reads;
+  uint32_t reads_n;
+  uint32_t reads_cap;
+  uint64_t seq; /* payload sequence */
+};
+
+/* --------------------------------------------------------------- events */
+
+enum sim_ev_kind {
+  SIM_EV_TICK,
+  SIM_EV_DELIVER,
+  SIM_EV_DISK,
+  SIM_EV_WORKLOAD,
+  SIM_EV_NEMESIS,
+  SIM_EV_RESTART,
+  SIM_EV_LINK_UP,
+};
+
+struct sim_ev {
+  uint64_t at_ms;
+  uint64_t seq; /* ties broken by insertion order */
+  uint32_t kind;
+  uint32_t id;
+  uint32_t gen;
+  uint32_t peer;
+  struct sim_msg *msg;
+};
+
+/* ----------------------------------------------------------- the faults */
+
+struct sim_faults {
+  uint32_t loss_ppm;
+  uint32_t dup_ppm;
+  uint32_t delay_min_ms;
+  uint32_t delay_max_ms;
+  uint32_t disk_min_ms;
+  uint32_t disk_max_ms;
+  uint32_t disk_slow_ppm; /* a write that takes 20x longer */
+  uint32_t nemesis_ms;    /* mean gap between fault actions; 0 = none */
+  uint32_t crash_weight;
+  uint32_t partition_weight;
+  uint32_t clog_weight;
+  uint32_t fault_ms_max; /* longest partition, clog or downtime */
+  uint32_t workload_ms;
+  uint32_t batch_max;
+  uint32_t bytes_max;
+  uint32_t read_weight;
+  uint32_t config_weight;
+  uint32_t transfer_weight;
+};
+
+/* Global record of what was applied anywhere, by index. */
+struct sim_global {
+  uint64_t term;
+  uint64_t hash;
+  uint64_t chain;
+};
+
+struct sim {
+  struct sim_options opts;
+  struct sim_rand rand;
+  struct sim_faults f;
+  uint64_t now_ms;
+  uint64_t ev_seq;
+  struct sim_ev *heap;
+  uint64_t heap_n;
+  uint64_t heap_cap;
+  struct sim_replica r[SIM_IDS_MAX + 1];
+  uint64_t ids_n; /* highest id in use */
+  /* link_down[from][to]: nonzero while that direction is cut. */
+  uint32_t link_down[SIM_IDS_MAX + 1][SIM_IDS_MAX + 1];
+  uint64_t clog_until[SIM_IDS_MAX + 1][SIM_IDS_MAX + 1];
+  sim_filter_cb filter;
+  void *filter_arg;
+  /* Invariant state. */
+  struct sim_global *g; /* g[i] for index i, 1..g_n */
+  uint64_t g_n;
+  uint64_t g_cap;
+  uint64_t *leader_of; /* leader_of[term] */
+  uint64_t leader_of_cap;
+  struct sim_proposal *acked;
+  uint64_t acked_n;
+  uint64_t acked_cap;
+  uint64_t acked_max;
+  uint64_t read_ctx;
+  struct core_config cfg_applied; /* the latest CONFIG applied anywhere */
+  uint32_t clock_spread_permille;
+  uint64_t proposed_first; /* of the last PROPOSE step */
+  uint64_t proposed_last;
+  char errmsg[SYNOD_ERRMSG_MAX]; /* core_errmsg of the last failed step */
+  bool phase2;
+  bool failed;
+  char failure[SIM_FAILURE_MAX];
+  struct sim_stats stats;
+  /* Trace. */
+  uint64_t digest;
+  char tail[SIM_TRACE_TAIL][SIM_TRACE_LINE];
+  uint64_t tail_n;
+  uint64_t msg_seq;
+  uint64_t next_check_step;
+  /* Bench: entries the leader has proposed and not yet applied. */
+  uint64_t bench_outstanding;
+};
+
+/* sim.c */
+void sim_schedule(struct sim *s, uint64_t at_ms, enum sim_ev_kind kind,
+                  uint64_t id, struct sim_msg *msg);
+int sim_step_core(struct sim *s, struct sim_replica *rep,
+                  const struct core_event *ev);
+void sim_replica_start(struct sim *s, struct sim_replica *rep);
+void sim_retire(struct sim *s, uint64_t id);
+/* Cuts from->to for ms, then restores it (partitions compose). */
+void sim_cut_for(struct sim *s, uint64_t from, uint64_t to, uint64_t ms);
+/* Marks the run failed with a message (the first one wins). */
+void sim_fail(struct sim *s, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+void sim_trace(struct sim *s, uint64_t id, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+void sim_trace_core_cb(void *arg, uint64_t id, const char *line);
+
+/* sim_disk.c */
+void sim_durable_init(struct sim_durable *d);
+void sim_durable_close(struct sim_durable *d);
+/* Deep-copies what the shell needs of an update (the core's pointers die
+ * at the next step). */
+struct sim_update *sim_update_copy(const struct core_update *up);
+void sim_update_free(struct sim_update *u);
+void sim_disk_enqueue(struct sim *s, struct sim_replica *rep,
+                      struct sim_update *u);
+void sim_disk_done(struct sim *s, struct sim_replica *rep);
+void sim_disk_drop(struct sim_replica *rep);
+const struct sim_image *sim_image_find(const struct sim_durable *d,
+                                       uint64_t index);
+void sim_image_add(struct sim_durable *d, uint64_t index, uint64_t term,
+                   uint8_t *bytes, uint32_t len);
+
+/* sim_net.c */
+struct sim_msg *sim_msg_clone(const struct core_msg *m, const uint8_t *data);
+/* Sends msg (taking ownership) through the simulated network. */
+void sim_net_send(struct sim *s, struct sim_replica *from, struct sim_msg *msg);
+void sim_net_deliver(struct sim *s, struct sim_msg *msg);
+bool sim_net_link_up(const struct sim *s, uint64_t from, uint64_t to);
+void sim_msg_describe(const struct core_msg *m, char *buf, size_t n);
+void sim_net_cut(struct sim *s, uint64_t from, uint64_t to);
+
+/* sim_fsm.c: applying updates to the state machine */
+void sim_apply_update(struct sim *s, struct sim_replica *rep,
+                      const struct sim_update *u);
+void sim_take_snapshot(struct sim *s, struct sim_replica *rep);
+
+/* sim_check.c */
+void sim_check_step(struct sim *s, struct sim_replica *rep,
+                    const struct core_update *up);
+void sim_check_hard_state(struct sim *s, struct sim_replica *rep,
+                          const struct core_hard_state *hs);
+/* c is about to be applied on rep, making its hash chain `chain`. */
+void sim_check_apply(struct sim *s, struct sim_replica *rep,
+                     const struct sim_commit *c, uint64_t chain);
+void sim_check_durability(struct sim *s);
+void sim_check_final(struct sim *s);
+void sim_check_sent(struct sim *s, struct sim_replica *rep,
+                    const struct core_msg *m);
+
+/* sim_workload.c */
+void sim_workload_pick(struct sim *s);
+void sim_workload_tick(struct sim *s);
+void sim_nemesis_tick(struct sim *s);
+void sim_workload_applied(struct sim *s, struct sim_replica *rep,
+                          const struct sim_commit *c);
+void sim_workload_read(struct sim *s, struct sim_replica *rep,
+                       const struct core_read *rd);
+void sim_config_applied(struct sim *s, const struct core_config *cfg);
+void sim_bench_tick(struct sim *s);
+
+#endif
