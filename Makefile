@@ -5,7 +5,7 @@ BUILD_ASAN ?= build-asan
 JOBS       ?= $(shell nproc)
 CMAKE_ARGS ?=
 
-.PHONY: all deps build build-asan run test test-asan test-fast clean
+.PHONY: all deps build build-asan run test test-asan test-fast bench clean
 
 all: build
 
@@ -20,10 +20,9 @@ build-asan: deps
 	@cmake -S . -B $(BUILD_ASAN) -DCMAKE_BUILD_TYPE=Debug -DSYNOD_SANITIZE=ON $(CMAKE_ARGS) >/dev/null
 	@cmake --build $(BUILD_ASAN) -j $(JOBS) -- --no-print-directory
 
-# The main job. Until the server lands this builds and prints the version.
+# The main job: a local 3-replica cluster on 127.0.0.1 (Ctrl-C stops it).
 run: build
-	@$(BUILD)/bin/synodd --version
-	@$(BUILD)/bin/synodctl version
+	@$(BUILD)/bin/synodctl dev --replicas 3 --dir var/dev
 
 # Every test: unit tests under ASan+UBSan first, then everything (unit,
 # valgrind, simulation, integration) in the plain build. ctest's closing
@@ -34,6 +33,24 @@ test: build-asan build
 
 test-fast: build
 	@cd $(BUILD) && ctest -L unit --output-on-failure -j $(JOBS)
+
+# synod against etcd 3.4, side by side (bench/README.md). etcd-server is
+# the bench's own dependency, not the build's: installed here, if missing,
+# and never by scripts/deps.sh. Flags: make bench BENCH_ARGS=--quick
+BENCH_ARGS ?=
+
+bench: build
+	@status=$$(dpkg-query -W -f='$${Status}' etcd-server 2>/dev/null || true); \
+	if [ "$$status" != "install ok installed" ]; then \
+	  echo "bench: installing etcd-server"; \
+	  SUDO=""; [ "$$(id -u)" -eq 0 ] || SUDO=sudo; \
+	  export DEBIAN_FRONTEND=noninteractive; \
+	  { $$SUDO apt-get update -qq && \
+	    $$SUDO apt-get install -y -qq --no-install-recommends \
+	      etcd-server >/dev/null; } || \
+	  echo "bench: could not install etcd-server; synod only"; \
+	fi
+	@$(BUILD)/bin/synod-bench $(BENCH_ARGS)
 
 clean:
 	rm -rf $(BUILD) $(BUILD_ASAN)

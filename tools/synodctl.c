@@ -1,17 +1,131 @@
-/* synodctl: the command-line tool of synod. */
+/* synodctl: the command-line tool of synod. Global options, then one
+ * command (tools/cmd_*.c). */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
+#include "ctl.h"
 #include "version.h"
 
-int main(int argc, char **argv) {
-  if (argc >= 2 && strcmp(argv[1], "version") != 0 &&
-      strcmp(argv[1], "--version") != 0) {
-    fprintf(stderr,
-            "synodctl: unknown command '%s' (this build knows: version)\n",
-            argv[1]);
-    return 2;
+static void usage(FILE *out) {
+  fprintf(
+      out,
+      "usage: synodctl [--endpoints LIST] [--timeout D] [--ttl D] [--json]\n"
+      "                COMMAND [ARGS...]\n"
+      "\n"
+      "commands:\n"
+      "  dev [--replicas N] [--dir DIR] [--base-port P]   a local cluster\n"
+      "  status                       every replica's role, term, indexes\n"
+      "  lock NAME [--try] [--timeout D] -- CMD...   run CMD under a lock\n"
+      "  once JOB SLOT -- CMD...      run CMD once per SLOT across hosts\n"
+      "  counter get|set|add|cas|delete|list ...\n"
+      "  elect NAME VALUE             campaign, hold until signalled\n"
+      "  leader NAME                  print the leader of an election\n"
+      "  observe NAME                 print every change of an election\n"
+      "  version\n"
+      "`synodctl COMMAND --help` describes each.\n"
+      "\n"
+      "options:\n"
+      "  --endpoints LIST  host:port,... (default: $SYNOD_ENDPOINTS, else\n"
+      "                    %s)\n"
+      "  --timeout D       per request (default 10s); 500ms, 10s, 2m, 1h\n"
+      "  --ttl D           session TTL (default 10s, 1s..5m)\n"
+      "  --json            one JSON object per line, for scripts\n"
+      "                    (--json and --endpoints may also follow the\n"
+      "                    command)\n"
+      "\n"
+      "exit status:\n"
+      "  0   success\n"
+      "  1   error: no replica reachable, request refused or timed out\n"
+      "  2   usage error\n"
+      "  75  busy: lock held elsewhere or not granted in time (lock),\n"
+      "      slot already taken (once), no swap (counter cas),\n"
+      "      no leader (leader)\n"
+      "  76  lost: the lock (lock) or the candidacy (elect) was lost\n"
+      "      because the session could not be renewed\n"
+      "  lock and once otherwise exit with CMD's status (128+N if CMD\n"
+      "  was killed by signal N).\n",
+      SYNOD_ENDPOINTS_DEFAULT);
+}
+
+/* Takes --json and --endpoints wherever they appear before "--" (they
+ * mean the same to every command), removing them from argv. */
+static int take_anywhere(struct ctl_opts *o, int *argc, char **argv) {
+  int j = 0;
+  bool rest = false;
+  for (int i = 0; i < *argc; i++) {
+    if (!rest && strcmp(argv[i], "--") == 0) {
+      rest = true;
+    } else if (!rest && strcmp(argv[i], "--json") == 0) {
+      o->json = true;
+      continue;
+    } else if (!rest && strcmp(argv[i], "--endpoints") == 0) {
+      if (i + 1 >= *argc) {
+        return -1;
+      }
+      o->endpoints = argv[++i];
+      continue;
+    }
+    argv[j++] = argv[i];
   }
-  printf("synodctl %s\n", SYNOD_VERSION);
+  *argc = j;
+  argv[j] = NULL;
   return 0;
+}
+
+/* Parses the options before the command. Returns the index of the
+ * command, or -1 on a usage error. */
+static int take_global(struct ctl_opts *o, int argc, char **argv) {
+  int i;
+  for (i = 1; i < argc && argv[i][0] == '-'; i++) {
+    const char *v = i + 1 < argc ? argv[i + 1] : NULL;
+    if (strcmp(argv[i], "--timeout") == 0 && v &&
+        ctl_duration_parse(v, &o->timeout_ms) == 0) {
+      i++;
+    } else if (strcmp(argv[i], "--ttl") == 0 && v &&
+               ctl_duration_parse(v, &o->ttl_ms) == 0) {
+      i++;
+    } else if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0 ||
+               strcmp(argv[i], "--version") == 0) {
+      return i;
+    } else {
+      fprintf(stderr, "synodctl: bad option '%s'\n", argv[i]);
+      return -1;
+    }
+  }
+  return i < argc ? i : -1;
+}
+
+int main(int argc, char **argv) {
+  static const struct {
+    const char *name;
+    int (*run)(const struct ctl_opts *, int, char **);
+  } cmds[] = {{"dev", cmd_dev},         {"status", cmd_status},
+              {"lock", cmd_lock},       {"once", cmd_once},
+              {"counter", cmd_counter}, {"elect", cmd_elect},
+              {"leader", cmd_leader},   {"observe", cmd_observe}};
+  struct ctl_opts o = {.prog = "synodctl"};
+  int i;
+  if (take_anywhere(&o, &argc, argv) != 0 ||
+      (i = take_global(&o, argc, argv)) < 0) {
+    usage(stderr);
+    return CTL_EXIT_USAGE;
+  }
+  if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0 ||
+      strcmp(argv[i], "help") == 0) {
+    usage(stdout);
+    return CTL_EXIT_OK;
+  }
+  if (strcmp(argv[i], "version") == 0 || strcmp(argv[i], "--version") == 0) {
+    printf("synodctl %s\n", SYNOD_VERSION);
+    return CTL_EXIT_OK;
+  }
+  for (size_t k = 0; k < sizeof cmds / sizeof cmds[0]; k++) {
+    if (strcmp(argv[i], cmds[k].name) == 0) {
+      return cmds[k].run(&o, argc - i, argv + i);
+    }
+  }
+  fprintf(stderr, "synodctl: unknown command '%s'\n", argv[i]);
+  usage(stderr);
+  return CTL_EXIT_USAGE;
 }

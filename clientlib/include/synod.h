@@ -3,6 +3,10 @@
 #ifndef SYNOD_H
 #define SYNOD_H
 
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
 #ifdef __cplusplus
 extern "C" {
 #endif
@@ -57,6 +61,441 @@ const char *synod_strerror(int code);
 /* Returns the symbolic name of an error code ("SYNOD_ENOTFOUND"), or
  * "SYNOD_E?" for an unknown code. Never returns NULL. */
 const char *synod_errname(int code);
+
+/* ===================================================================
+ * The client library.
+ *
+ * Two interfaces over one engine:
+ *
+ *  - struct synod_async runs on a libuv loop that the caller owns. Every
+ *    function must be called on that loop's thread; results arrive through
+ *    callbacks `(void *arg, int status, const <result> *)` on that thread.
+ *    A function that takes a callback either returns an error (and never
+ *    calls the callback) or returns 0 and calls the callback exactly once
+ *    (libuv's rule). A result pointer is borrowed until the callback
+ *    returns and is NULL when status != 0.
+ *
+ *  - struct synod_client runs a synod_async on a background thread with
+ *    its own loop. Its functions block with a timeout and are THREAD-SAFE:
+ *    any number of threads may call one synod_client at once. Results are
+ *    written to caller-provided structs; those holding strings are freed
+ *    with the matching synod_*_free.
+ *
+ * What the engine does for both:
+ *  - connects to one endpoint at a time, follows SYNOD_ENOTLEADER to the
+ *    leader's address, backs off (50-200 ms while an election is on, then
+ *    exponentially up to 5 s while no endpoint answers) and retries;
+ *  - opens a session lazily, for the first request that needs one, renews
+ *    it every TTL/3 and gives every mutating request the session and a
+ *    sequence number; a retry after a reconnect reuses the same pair, so
+ *    the server applies it at most once. At most SYNOD_INFLIGHT_MAX
+ *    mutating requests are in flight per session; more wait their turn;
+ *  - fails closed: it keeps its own session deadline, the send time of
+ *    the last acknowledged keepalive plus the TTL (minus a 5% guard for
+ *    timer lateness). Past TTL/2 without an acknowledgement every held lock
+ *    is reported in jeopardy; at the deadline every held lock is reported
+ *    lost, which is before the server can expire the session (the server
+ *    measures from when it applied that keepalive, after we sent it). The
+ *    next request that needs a session opens a new one; requests that were
+ *    sequenced in the lost session fail with SYNOD_ESESSION (their outcome
+ *    is unknown) and releasing a lock of the lost session fails with
+ *    SYNOD_ELOST.
+ * =================================================================== */
+
+#define SYNOD_NAME_MAX 256 /* bytes of a lock/counter/election name */
+#define SYNOD_ELECTION_VALUE_MAX 1024 /* bytes of a candidate's value */
+#define SYNOD_INFLIGHT_MAX 32  /* mutating requests in flight per session */
+#define SYNOD_ERRMSG_BYTES 256 /* room for one error message */
+#define SYNOD_SESSION_TTL_DEFAULT_MS 10000
+#define SYNOD_SESSION_TTL_MIN_MS 1000
+#define SYNOD_SESSION_TTL_MAX_MS 300000
+/* Used when neither the options nor SYNOD_ENDPOINTS name the servers. */
+#define SYNOD_ENDPOINTS_DEFAULT "127.0.0.1:7700,127.0.0.1:7710,127.0.0.1:7720"
+
+/* Read flag: any replica may answer from its own applied state, which may
+ * lag behind the leader. Without it, reads are linearizable. */
+#define SYNOD_READ_STALE 1u
+
+/* owner_id 0 in the blocking lock calls means "the calling thread" (its
+ * kernel thread id). The async calls take the id as given. */
+#define SYNOD_OWNER_THREAD 0
+
+enum synod_session_state {
+  SYNOD_SESSION_NONE = 0,     /* no session (yet, or after close) */
+  SYNOD_SESSION_OPEN = 1,     /* renewed in time */
+  SYNOD_SESSION_JEOPARDY = 2, /* no renewal acknowledged for TTL/2 */
+  SYNOD_SESSION_LOST = 3      /* deadline passed or the server expired it */
+};
+
+enum synod_lock_event {
+  SYNOD_LOCK_JEOPARDY = 1, /* session in jeopardy: stop starting new work */
+  SYNOD_LOCK_SAFE = 2,     /* the session was renewed again after jeopardy */
+  SYNOD_LOCK_LOST = 3      /* no longer held: stop using the resource now */
+};
+
+/* ------------------------------------------------------------- results */
+
+struct synod_lock_grant {
+  uint64_t token;      /* fencing token; grows with every new grant */
+  uint32_t hold_count; /* > 1 when reentered by the same owner */
+};
+
+struct synod_lock_info {
+  bool held;
+  uint64_t session_id;
+  uint64_t owner_id;
+  uint64_t token;
+  uint32_t hold_count;
+  uint32_t waiters;
+};
+
+struct synod_lock_check {
+  bool current;           /* the token is the lock's current grant */
+  uint64_t current_token; /* 0 when the lock is free */
+};
+
+struct synod_counter_cas {
+  bool swapped;
+  int64_t value; /* the value after the operation */
+};
+
+struct synod_counter_entry {
+  char *name;
+  int64_t value;
+};
+
+/* Owns its entries; free with synod_counter_list_free. */
+struct synod_counter_list {
+  struct synod_counter_entry *entries;
+  size_t count;
+  bool more; /* more names follow the last one: ask again after it */
+};
+
+/* Owns name and value; free with synod_election_info_free. value has
+ * value_len bytes plus a terminating NUL (values are usually text). */
+struct synod_election_info {
+  char *name;
+  bool has_leader;
+  uint8_t *value;
+  size_t value_len;
+  uint64_t session_id; /* the leader's session */
+  uint64_t revision;   /* log index at which this leader took office */
+  uint32_t candidates;
+};
+
+/* Free with synod_election_campaign_free. */
+struct synod_election_campaign {
+  bool leader; /* this candidate leads now */
+  struct synod_election_info info;
+};
+
+struct synod_member {
+  char *name;
+  char *peer_address;
+  char *client_address;
+  bool voter;
+  char *role; /* leader, follower, candidate, learner */
+  uint64_t match_index;
+};
+
+/* The answering replica's view. Free with synod_status_free. */
+struct synod_status {
+  char *name;
+  char *role;
+  uint64_t term;
+  char *leader_name;
+  uint64_t commit_index;
+  uint64_t applied_index;
+  uint64_t last_index;
+  uint64_t snapshot_index;
+  struct synod_member *members;
+  size_t members_count;
+  char *version;
+};
+
+/* Destructors: free what the struct owns and zero it. They accept a
+ * zeroed struct and NULL. */
+void synod_counter_list_free(struct synod_counter_list *l);
+void synod_election_info_free(struct synod_election_info *info);
+void synod_election_campaign_free(struct synod_election_campaign *c);
+void synod_status_free(struct synod_status *s);
+
+/* ----------------------------------------------------------- callbacks */
+
+/* Every lock this client holds gets JEOPARDY, then SAFE or LOST. name is
+ * borrowed for the call. On LOST, stop using the resource at once: the
+ * server may grant the lock to someone else after the TTL and lock delay. */
+typedef void (*synod_lock_event_cb)(void *arg, enum synod_lock_event event,
+                                    const char *name, uint64_t owner_id,
+                                    uint64_t token);
+
+/* The session changed state (OPEN, JEOPARDY, LOST, NONE after close). */
+typedef void (*synod_session_cb)(void *arg, enum synod_session_state state,
+                                 uint64_t session_id);
+
+/* The cluster reported a new leader (a LeaderChanged event, a HelloReply
+ * or a redirect). Strings are borrowed for the call; address may be "". */
+typedef void (*synod_leader_cb)(void *arg, const char *leader_name,
+                                const char *leader_address, uint64_t term);
+
+/* An observed election changed (see *_election_observe). */
+typedef void (*synod_election_cb)(void *arg, int status,
+                                  const struct synod_election_info *info);
+
+/* ------------------------------------------------------------- options */
+
+struct synod_options {
+  /* "host:port,host:port" ("[::1]:7700" for IPv6). NULL: the environment
+   * variable SYNOD_ENDPOINTS, else SYNOD_ENDPOINTS_DEFAULT. */
+  const char *endpoints;
+  const char *client_name;     /* for the servers' logs; NULL: "libsynod" */
+  uint32_t session_ttl_ms;     /* 0: 10 s; 1 s .. 5 min */
+  uint32_t connect_timeout_ms; /* TCP connect plus Hello; 0: 3 s */
+  uint32_t request_timeout_ms; /* default per request; 0: 10 s */
+  uint32_t lock_delay_ms;      /* sent with every lock acquire; 0: none */
+  /* Optional notifications. For a synod_client they run on its background
+   * thread: they must not block and must not call the blocking API of the
+   * same client (that fails with SYNOD_EINVAL). */
+  synod_lock_event_cb lock_cb;
+  synod_session_cb session_cb;
+  synod_leader_cb leader_cb;
+  synod_election_cb election_cb; /* synod_client's observed elections */
+  void *cb_arg;                  /* passed to every callback above */
+};
+
+/* Fills *opts with the defaults (all zero/NULL). */
+void synod_options_init(struct synod_options *opts);
+
+/* ======================================================= async interface */
+
+struct synod_async;
+struct uv_loop_s;
+
+typedef void (*synod_async_close_cb)(void *arg);
+typedef void (*synod_lock_acquire_cb)(void *arg, int status,
+                                      const struct synod_lock_grant *grant);
+/* *hold_count: how many holds remain; 0 = released. */
+typedef void (*synod_lock_release_cb)(void *arg, int status,
+                                      const uint32_t *hold_count);
+typedef void (*synod_lock_query_cb)(void *arg, int status,
+                                    const struct synod_lock_info *info);
+typedef void (*synod_lock_check_cb)(void *arg, int status,
+                                    const struct synod_lock_check *check);
+typedef void (*synod_counter_cb)(void *arg, int status, const int64_t *value);
+typedef void (*synod_counter_cas_cb)(void *arg, int status,
+                                     const struct synod_counter_cas *cas);
+typedef void (*synod_counter_delete_cb)(void *arg, int status,
+                                        const bool *existed);
+typedef void (*synod_counter_list_cb)(void *arg, int status,
+                                      const struct synod_counter_list *list);
+typedef void (*synod_election_campaign_cb)(
+    void *arg, int status, const struct synod_election_campaign *campaign);
+typedef void (*synod_status_cb)(void *arg, int status,
+                                const struct synod_status *st);
+
+/* Creates a client bound to `loop` (which the caller runs and which must
+ * outlive the client). Copies everything in opts. Connects lazily, on the
+ * first request. Returns 0 and *out, SYNOD_EINVAL (bad endpoints, TTL out
+ * of bounds; synod_async_last_errmsg says which) or SYNOD_ENOMEM. */
+int synod_async_new(struct uv_loop_s *loop, const struct synod_options *opts,
+                    struct synod_async **out);
+
+/* Ends the session (SessionClose, bounded by 2 s, so the server releases
+ * this client's locks and candidacies at once), fails every outstanding
+ * request with SYNOD_ESHUTDOWN, closes the handles and frees the client;
+ * then calls cb (may be NULL). The loop must keep running until then. No
+ * other call on `a` is allowed after this one. */
+void synod_async_close(struct synod_async *a, synod_async_close_cb cb,
+                       void *arg);
+
+/* The current session id, 0 if none. Safe to call from any thread. */
+uint64_t synod_async_session_id(const struct synod_async *a);
+
+enum synod_session_state synod_async_session_state(const struct synod_async *a);
+
+/* The message that goes with the status of the callback now running (or
+ * of the last synod_async_new failure): the server's text, or ours. Valid
+ * until the callback returns. Never NULL. */
+const char *synod_async_last_errmsg(const struct synod_async *a);
+
+/* Lock calls. name: 1..SYNOD_NAME_MAX bytes. Errors returned directly:
+ * SYNOD_EINVAL (bad name), SYNOD_ENOMEM, SYNOD_ESHUTDOWN (closing).
+ * Through the callback: the server's error (SYNOD_ELOCKED for a try on a
+ * held lock, SYNOD_ETIMEDOUT when not granted within timeout_ms,
+ * SYNOD_ESESSION when the session was lost meanwhile), or SYNOD_ETIMEDOUT
+ * when no answer came within timeout_ms + request_timeout_ms. A grant
+ * that arrives after the callback was told SYNOD_ETIMEDOUT is released by
+ * the library. */
+int synod_async_lock_acquire(struct synod_async *a, const char *name,
+                             uint64_t owner_id, uint32_t timeout_ms,
+                             synod_lock_acquire_cb cb, void *arg);
+
+/* Releases one hold. Returns SYNOD_ELOST directly (no callback) for a lock
+ * that this client held in a session that was lost. Callback errors:
+ * SYNOD_ENOTHOLDER. */
+int synod_async_lock_release(struct synod_async *a, const char *name,
+                             uint64_t owner_id, synod_lock_release_cb cb,
+                             void *arg);
+
+/* flags: 0 or SYNOD_READ_STALE. */
+int synod_async_lock_query(struct synod_async *a, const char *name,
+                           unsigned flags, synod_lock_query_cb cb, void *arg);
+int synod_async_lock_check(struct synod_async *a, const char *name,
+                           uint64_t token, unsigned flags,
+                           synod_lock_check_cb cb, void *arg);
+
+/* Counter calls. Callback errors: SYNOD_EOVERFLOW (add, nothing changed).
+ * get/set/add report the value after the operation, get_add the value
+ * before it. */
+int synod_async_counter_get(struct synod_async *a, const char *name,
+                            unsigned flags, synod_counter_cb cb, void *arg);
+int synod_async_counter_set(struct synod_async *a, const char *name,
+                            int64_t value, synod_counter_cb cb, void *arg);
+int synod_async_counter_cas(struct synod_async *a, const char *name,
+                            int64_t expect, int64_t update,
+                            synod_counter_cas_cb cb, void *arg);
+int synod_async_counter_add(struct synod_async *a, const char *name,
+                            int64_t delta, synod_counter_cb cb, void *arg);
+int synod_async_counter_get_add(struct synod_async *a, const char *name,
+                                int64_t delta, synod_counter_cb cb, void *arg);
+int synod_async_counter_delete(struct synod_async *a, const char *name,
+                               synod_counter_delete_cb cb, void *arg);
+/* prefix and start_after may be NULL (""); limit 0 = the server's maximum. */
+int synod_async_counter_list(struct synod_async *a, const char *prefix,
+                             const char *start_after, uint32_t limit,
+                             unsigned flags, synod_counter_list_cb cb,
+                             void *arg);
+
+/* Election calls. value: at most SYNOD_ELECTION_VALUE_MAX bytes (copied). */
+int synod_async_election_campaign(struct synod_async *a, const char *name,
+                                  const void *value, size_t value_len,
+                                  synod_election_campaign_cb cb, void *arg);
+int synod_async_election_resign(struct synod_async *a, const char *name,
+                                synod_election_cb cb, void *arg);
+int synod_async_election_leader(struct synod_async *a, const char *name,
+                                unsigned flags, synod_election_cb cb,
+                                void *arg);
+
+/* Calls cb with the current leader, then again on every change, in
+ * order, until synod_async_election_unobserve (or close: one last call
+ * with SYNOD_ESHUTDOWN). After a reconnect the library observes again and
+ * reports the current leader if it changed meanwhile. One observer per
+ * name: SYNOD_EEXIST if `name` is already observed. */
+int synod_async_election_observe(struct synod_async *a, const char *name,
+                                 synod_election_cb cb, void *arg);
+/* Stops observing; cb is not called again. SYNOD_ENOTFOUND if not
+ * observed. */
+int synod_async_election_unobserve(struct synod_async *a, const char *name);
+
+/* The status of whichever replica the client is connected to. */
+int synod_async_status(struct synod_async *a, synod_status_cb cb, void *arg);
+
+/* ==================================================== blocking interface */
+
+struct synod_client;
+
+/* Starts the background thread (with every signal blocked, so signals go
+ * to the application's threads). Connects lazily. Returns 0 and *out,
+ * SYNOD_EINVAL (bad options; synod_client_errmsg says why), SYNOD_ENOMEM
+ * or SYNOD_EINTERNAL (thread or loop creation failed). */
+int synod_client_new(const struct synod_options *opts,
+                     struct synod_client **out);
+
+/* Closes the session (bounded by 2 s), fails calls still waiting with
+ * SYNOD_ESHUTDOWN, stops the thread and frees everything. No call on `c`
+ * may start after this one begins. Accepts NULL. */
+void synod_client_free(struct synod_client *c);
+
+/* The message of the last failed call made by the calling thread on any
+ * synod_client ("" if none): the server's text or the library's. Points
+ * to thread-local storage, valid until this thread's next call. */
+const char *synod_client_errmsg(void);
+
+/* Every blocking call below:
+ *  - may be called from any thread, concurrently;
+ *  - waits at most timeout_ms (0 = the client's request_timeout_ms) for
+ *    the answer, reconnecting and retrying meanwhile; on SYNOD_ETIMEDOUT a
+ *    mutating request may or may not have been applied (exactly once if
+ *    it was);
+ *  - returns 0 or a SYNOD_E* code, and fills the out parameter only on
+ *    success (out parameters marked "may be NULL" are optional);
+ *  - returns SYNOD_EINVAL when called from one of this client's own
+ *    callbacks (that would deadlock), SYNOD_ESHUTDOWN once freeing began,
+ *    SYNOD_ECONNECT when no endpoint could be reached in time. */
+
+/* Opens the session now if there is none; *session_id may be NULL. */
+int synod_session_open(struct synod_client *c, uint32_t timeout_ms,
+                       uint64_t *session_id);
+/* The current session id, or 0. Does not block. */
+uint64_t synod_session_id(struct synod_client *c);
+
+/* Waits up to timeout_ms (0 = request_timeout_ms) in the lock's FIFO
+ * queue. owner_id SYNOD_OWNER_THREAD = the calling thread. Errors:
+ * SYNOD_ETIMEDOUT (not granted in time), SYNOD_ESESSION. */
+int synod_lock_acquire(struct synod_client *c, const char *name,
+                       uint64_t owner_id, uint32_t timeout_ms,
+                       struct synod_lock_grant *grant);
+/* Takes the lock only if free (or already ours): SYNOD_ELOCKED if held by
+ * another owner. */
+int synod_lock_try(struct synod_client *c, const char *name, uint64_t owner_id,
+                   struct synod_lock_grant *grant);
+/* Errors: SYNOD_ENOTHOLDER, SYNOD_ELOST (the lock was lost with its
+ * session). hold_count may be NULL. */
+int synod_lock_release(struct synod_client *c, const char *name,
+                       uint64_t owner_id, uint32_t timeout_ms,
+                       uint32_t *hold_count);
+int synod_lock_query(struct synod_client *c, const char *name, unsigned flags,
+                     uint32_t timeout_ms, struct synod_lock_info *info);
+int synod_lock_check(struct synod_client *c, const char *name, uint64_t token,
+                     unsigned flags, uint32_t timeout_ms,
+                     struct synod_lock_check *check);
+
+/* Counters. value/previous/out/existed may be NULL where noted. */
+int synod_counter_get(struct synod_client *c, const char *name, unsigned flags,
+                      uint32_t timeout_ms, int64_t *value);
+int synod_counter_set(struct synod_client *c, const char *name, int64_t value,
+                      uint32_t timeout_ms);
+int synod_counter_cas(struct synod_client *c, const char *name, int64_t expect,
+                      int64_t update, uint32_t timeout_ms,
+                      struct synod_counter_cas *out);
+/* *value (may be NULL) = the value after adding. SYNOD_EOVERFLOW. */
+int synod_counter_add(struct synod_client *c, const char *name, int64_t delta,
+                      uint32_t timeout_ms, int64_t *value);
+/* *previous (may be NULL) = the value before adding. SYNOD_EOVERFLOW. */
+int synod_counter_get_add(struct synod_client *c, const char *name,
+                          int64_t delta, uint32_t timeout_ms,
+                          int64_t *previous);
+/* existed may be NULL. */
+int synod_counter_delete(struct synod_client *c, const char *name,
+                         uint32_t timeout_ms, bool *existed);
+int synod_counter_list(struct synod_client *c, const char *prefix,
+                       const char *start_after, uint32_t limit, unsigned flags,
+                       uint32_t timeout_ms, struct synod_counter_list *list);
+
+/* Elections. Campaigning does not wait to lead: out->leader says whether
+ * this candidate leads now; observe the election to learn when it does. */
+int synod_election_campaign(struct synod_client *c, const char *name,
+                            const void *value, size_t value_len,
+                            uint32_t timeout_ms,
+                            struct synod_election_campaign *out);
+/* info (may be NULL) = the leader after resigning. */
+int synod_election_resign(struct synod_client *c, const char *name,
+                          uint32_t timeout_ms,
+                          struct synod_election_info *info);
+int synod_election_leader(struct synod_client *c, const char *name,
+                          unsigned flags, uint32_t timeout_ms,
+                          struct synod_election_info *info);
+/* Fills *info (may be NULL) with the current leader, then reports every
+ * change to opts.election_cb (on the background thread) until
+ * synod_election_unobserve. SYNOD_EEXIST if already observed. */
+int synod_election_observe(struct synod_client *c, const char *name,
+                           uint32_t timeout_ms,
+                           struct synod_election_info *info);
+int synod_election_unobserve(struct synod_client *c, const char *name);
+
+/* The status of whichever replica answers (any replica may). */
+int synod_status(struct synod_client *c, uint32_t timeout_ms,
+                 struct synod_status *st);
 
 #ifdef __cplusplus
 }

@@ -1,0 +1,220 @@
+/* The asynchronous interface: each call builds a request and hands the
+ * typed result to the caller's callback. */
+#include <stdlib.h>
+
+#include "engine.h"
+
+typedef void (*any_cb)(void);
+
+/* Calls the op's typed callback with the result (NULL on error). */
+static void deliver_typed(struct op *op, int status,
+                          const union synod_result *r) {
+  void *arg = op->user_arg;
+  bool ok = status == 0;
+  switch (op->kind) {
+  case OP_LOCK_ACQUIRE:
+    ((synod_lock_acquire_cb)op->user_cb)(arg, status,
+                                         ok ? &r->lock_grant : NULL);
+    break;
+  case OP_LOCK_RELEASE:
+    ((synod_lock_release_cb)op->user_cb)(arg, status,
+                                         ok ? &r->hold_count : NULL);
+    break;
+  case OP_LOCK_QUERY:
+    ((synod_lock_query_cb)op->user_cb)(arg, status, ok ? &r->lock_info : NULL);
+    break;
+  case OP_LOCK_CHECK:
+    ((synod_lock_check_cb)op->user_cb)(arg, status, ok ? &r->lock_check : NULL);
+    break;
+  case OP_COUNTER_CAS:
+    ((synod_counter_cas_cb)op->user_cb)(arg, status, ok ? &r->cas : NULL);
+    break;
+  case OP_COUNTER_DELETE:
+    ((synod_counter_delete_cb)op->user_cb)(arg, status,
+                                           ok ? &r->existed : NULL);
+    break;
+  case OP_COUNTER_LIST:
+    ((synod_counter_list_cb)op->user_cb)(arg, status, ok ? &r->list : NULL);
+    break;
+  case OP_ELECTION_CAMPAIGN:
+    ((synod_election_campaign_cb)op->user_cb)(arg, status,
+                                              ok ? &r->campaign : NULL);
+    break;
+  case OP_ELECTION_RESIGN:
+  case OP_ELECTION_LEADER:
+  case OP_ELECTION_OBSERVE:
+    ((synod_election_cb)op->user_cb)(arg, status, ok ? &r->info : NULL);
+    break;
+  case OP_STATUS:
+    ((synod_status_cb)op->user_cb)(arg, status, ok ? &r->status : NULL);
+    break;
+  default: /* get, set, add, get-add */
+    ((synod_counter_cb)op->user_cb)(arg, status, ok ? &r->value : NULL);
+    break;
+  }
+}
+
+static void deliver(struct op *op, int status, const Synod__Response *resp,
+                    const char *errmsg) {
+  struct synod_async *a = op->arg;
+  union synod_result r = {0};
+  (void)errmsg; /* already in a->errmsg */
+  if (status == 0) {
+    status = result_from_response(op->kind, resp, &r, a->errmsg);
+  }
+  if (op->kind == OP_ELECTION_OBSERVE && !observer_active(a, op->name)) {
+    goto out; /* unobserved meanwhile: no more calls */
+  }
+  if (status != 0 && op->kind == OP_ELECTION_OBSERVE) {
+    observer_remove(a, op->name);
+  }
+  if (op->user_cb != NULL) {
+    deliver_typed(op, status, &r);
+  }
+out:
+  if (status == 0) {
+    result_free(op->kind, &r);
+  }
+}
+
+static int submit(struct synod_async *a, enum op_kind kind,
+                  const struct op_args *args, any_cb cb, void *arg,
+                  uint32_t timeout_ms) {
+  struct op *op;
+  int rv = op_build(kind, args, &op, a->errmsg);
+  if (rv != 0) {
+    return rv;
+  }
+  op->done = deliver;
+  op->arg = a;
+  op->user_cb = cb;
+  op->user_arg = arg;
+  rv = engine_submit(a, op, timeout_ms);
+  if (rv != 0) {
+    op_free(op);
+  }
+  return rv;
+}
+
+int synod_async_lock_acquire(struct synod_async *a, const char *name,
+                             uint64_t owner_id, uint32_t timeout_ms,
+                             synod_lock_acquire_cb cb, void *arg) {
+  struct op_args args = {.name = name,
+                         .owner_id = owner_id,
+                         .timeout_ms = timeout_ms,
+                         .lock_delay_ms = a->opts.lock_delay_ms};
+  return submit(a, OP_LOCK_ACQUIRE, &args, (any_cb)cb, arg,
+                timeout_ms + a->opts.request_timeout_ms);
+}
+
+int synod_async_lock_release(struct synod_async *a, const char *name,
+                             uint64_t owner_id, synod_lock_release_cb cb,
+                             void *arg) {
+  struct op_args args = {.name = name, .owner_id = owner_id};
+  return submit(a, OP_LOCK_RELEASE, &args, (any_cb)cb, arg, 0);
+}
+
+int synod_async_lock_query(struct synod_async *a, const char *name,
+                           unsigned flags, synod_lock_query_cb cb, void *arg) {
+  struct op_args args = {.name = name, .flags = flags};
+  return submit(a, OP_LOCK_QUERY, &args, (any_cb)cb, arg, 0);
+}
+
+int synod_async_lock_check(struct synod_async *a, const char *name,
+                           uint64_t token, unsigned flags,
+                           synod_lock_check_cb cb, void *arg) {
+  struct op_args args = {.name = name, .token = token, .flags = flags};
+  return submit(a, OP_LOCK_CHECK, &args, (any_cb)cb, arg, 0);
+}
+
+int synod_async_counter_get(struct synod_async *a, const char *name,
+                            unsigned flags, synod_counter_cb cb, void *arg) {
+  struct op_args args = {.name = name, .flags = flags};
+  return submit(a, OP_COUNTER_GET, &args, (any_cb)cb, arg, 0);
+}
+
+int synod_async_counter_set(struct synod_async *a, const char *name,
+                            int64_t value, synod_counter_cb cb, void *arg) {
+  struct op_args args = {.name = name, .value = value};
+  return submit(a, OP_COUNTER_SET, &args, (any_cb)cb, arg, 0);
+}
+
+int synod_async_counter_cas(struct synod_async *a, const char *name,
+                            int64_t expect, int64_t update,
+                            synod_counter_cas_cb cb, void *arg) {
+  struct op_args args = {.name = name, .value = expect, .update = update};
+  return submit(a, OP_COUNTER_CAS, &args, (any_cb)cb, arg, 0);
+}
+
+int synod_async_counter_add(struct synod_async *a, const char *name,
+                            int64_t delta, synod_counter_cb cb, void *arg) {
+  struct op_args args = {.name = name, .value = delta};
+  return submit(a, OP_COUNTER_ADD, &args, (any_cb)cb, arg, 0);
+}
+
+int synod_async_counter_get_add(struct synod_async *a, const char *name,
+                                int64_t delta, synod_counter_cb cb, void *arg) {
+  struct op_args args = {.name = name, .value = delta};
+  return submit(a, OP_COUNTER_GET_ADD, &args, (any_cb)cb, arg, 0);
+}
+
+int synod_async_counter_delete(struct synod_async *a, const char *name,
+                               synod_counter_delete_cb cb, void *arg) {
+  struct op_args args = {.name = name};
+  return submit(a, OP_COUNTER_DELETE, &args, (any_cb)cb, arg, 0);
+}
+
+int synod_async_counter_list(struct synod_async *a, const char *prefix,
+                             const char *start_after, uint32_t limit,
+                             unsigned flags, synod_counter_list_cb cb,
+                             void *arg) {
+  struct op_args args = {
+      .name = prefix, .name2 = start_after, .limit = limit, .flags = flags};
+  return submit(a, OP_COUNTER_LIST, &args, (any_cb)cb, arg, 0);
+}
+
+int synod_async_election_campaign(struct synod_async *a, const char *name,
+                                  const void *value, size_t value_len,
+                                  synod_election_campaign_cb cb, void *arg) {
+  struct op_args args = {.name = name, .bytes = value, .bytes_len = value_len};
+  return submit(a, OP_ELECTION_CAMPAIGN, &args, (any_cb)cb, arg, 0);
+}
+
+int synod_async_election_resign(struct synod_async *a, const char *name,
+                                synod_election_cb cb, void *arg) {
+  struct op_args args = {.name = name};
+  return submit(a, OP_ELECTION_RESIGN, &args, (any_cb)cb, arg, 0);
+}
+
+int synod_async_election_leader(struct synod_async *a, const char *name,
+                                unsigned flags, synod_election_cb cb,
+                                void *arg) {
+  struct op_args args = {.name = name, .flags = flags};
+  return submit(a, OP_ELECTION_LEADER, &args, (any_cb)cb, arg, 0);
+}
+
+int synod_async_election_observe(struct synod_async *a, const char *name,
+                                 synod_election_cb cb, void *arg) {
+  struct op_args args = {.name = name};
+  int rv = name_check("election", name, a->errmsg);
+  if (rv == 0) {
+    rv = observer_add(a, name, cb, arg);
+  }
+  if (rv != 0) {
+    return rv;
+  }
+  rv = submit(a, OP_ELECTION_OBSERVE, &args, (any_cb)cb, arg, 0);
+  if (rv != 0) {
+    observer_remove(a, name);
+  }
+  return rv;
+}
+
+int synod_async_election_unobserve(struct synod_async *a, const char *name) {
+  return observer_remove(a, name);
+}
+
+int synod_async_status(struct synod_async *a, synod_status_cb cb, void *arg) {
+  struct op_args args = {0};
+  return submit(a, OP_STATUS, &args, (any_cb)cb, arg, 0);
+}

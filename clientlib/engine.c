@@ -1,0 +1,743 @@
+/* The engine behind synod_async: one connection at a time, requests in
+ * submit order, leader following, reconnects with backoff, deadlines. */
+#include <assert.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "engine.h"
+
+/* Room left in a frame for the Request's own fields. */
+#define REQUEST_OVERHEAD_BYTES 64
+
+static void conn_start(struct synod_async *a);
+
+uint64_t engine_now(struct synod_async *a) {
+  return uv_now(a->loop);
+}
+
+/* ------------------------------------------------------------ the list */
+
+static void op_link_tail(struct synod_async *a, struct op *op) {
+  op->prev = a->ops.prev;
+  op->next = &a->ops;
+  a->ops.prev->next = op;
+  a->ops.prev = op;
+}
+
+static void op_unlink(struct synod_async *a, struct op *op) {
+  op->prev->next = op->next;
+  op->next->prev = op->prev;
+  op->next = op->prev = NULL;
+  if (op->sequence != 0 && op->session_id == a->session_id) {
+    assert(a->inflight_sequenced > 0);
+    a->inflight_sequenced--;
+  }
+}
+
+static bool ops_empty(const struct synod_async *a) {
+  return a->ops.next == &a->ops;
+}
+
+void engine_complete(struct synod_async *a, struct op *op, int status,
+                     const Synod__Response *resp, const char *errmsg) {
+  op_unlink(a, op);
+  if (!op->zombie && op->done != NULL) {
+    snprintf(a->errmsg, sizeof a->errmsg, "%s", errmsg ? errmsg : "");
+    op->done(op, status, resp, a->errmsg);
+  }
+  op_free(op);
+}
+
+void engine_enqueue(struct synod_async *a, struct op *op, uint32_t timeout_ms) {
+  op->id = a->next_id++;
+  op->deadline_ms =
+      engine_now(a) + (timeout_ms ? timeout_ms : a->opts.request_timeout_ms);
+  op_link_tail(a, op);
+}
+
+int engine_submit(struct synod_async *a, struct op *op, uint32_t timeout_ms) {
+  if (a->closing) {
+    errmsg_printf(a->errmsg, "the client is closing");
+    return SYNOD_ESHUTDOWN;
+  }
+  if (op->kind == OP_LOCK_RELEASE &&
+      session_lock_was_lost(a, op->name, op->owner_id)) {
+    errmsg_printf(a->errmsg,
+                  "lock '%s' (owner %" PRIu64 ") was lost with its session",
+                  op->name, op->owner_id);
+    return SYNOD_ELOST;
+  }
+  if (protobuf_c_message_get_packed_size(&op->req.base) >
+      FRAME_MAX_BYTES_DEFAULT - REQUEST_OVERHEAD_BYTES) {
+    errmsg_printf(a->errmsg, "%s request over the frame maximum",
+                  op_kind_name(op->kind));
+    return SYNOD_ETOOBIG;
+  }
+  engine_enqueue(a, op, timeout_ms);
+  engine_flush(a);
+  return 0;
+}
+
+/* ------------------------------------------------------------- sending */
+
+static bool session_usable(const struct synod_async *a) {
+  return a->session_id != 0;
+}
+
+/* Writes op on the current connection if nothing holds it back. */
+static void op_try_send(struct synod_async *a, struct op *op) {
+  if (op->sent || op->kind == OP_SESSION_WAIT) {
+    return;
+  }
+  if (op_kind_needs_session(op->kind) && !session_usable(a)) {
+    return;
+  }
+  if (op_kind_sequenced(op->kind) && op->sequence == 0) {
+    if (a->inflight_sequenced >= SYNOD_INFLIGHT_MAX) {
+      return;
+    }
+    op->sequence = ++a->last_sequence;
+    op->session_id = a->session_id;
+    a->inflight_sequenced++;
+  }
+  op->req.id = op->id;
+  op->req.sequence = op->sequence;
+  op->req.session_id = 0;
+  if (op_kind_needs_session(op->kind)) {
+    op->req.session_id = op->sequence ? op->session_id : a->session_id;
+  }
+  if (stream_send(&a->conn->s, &op->req.base) != 0) {
+    return; /* out of memory: stays queued, bounded by its deadline */
+  }
+  op->sent = true;
+  op->sent_ms = engine_now(a);
+  if (op->kind == OP_SESSION_KEEPALIVE) {
+    a->keepalive_sent_ms = op->sent_ms;
+  }
+}
+
+static bool has_work(const struct synod_async *a) {
+  return !ops_empty(a) || a->session_id != 0 || a->observers != NULL;
+}
+
+void engine_flush(struct synod_async *a) {
+  if (a->close_finishing) {
+    return;
+  }
+  if (a->conn == NULL) {
+    if (!uv_is_active((uv_handle_t *)&a->backoff_timer) && has_work(a)) {
+      conn_start(a);
+    }
+    return;
+  }
+  if (!a->conn->ready) {
+    return;
+  }
+  session_open_if_needed(a);
+  for (struct op *op = a->ops.next; op != &a->ops; op = op->next) {
+    op_try_send(a, op);
+  }
+  stream_flush(&a->conn->s);
+}
+
+/* ---------------------------------------------------------- connection */
+
+/* Forgets the current connection: its unanswered requests will go out
+ * again, with the same ids and sequences, on the next one. */
+static void engine_drop_conn(struct synod_async *a) {
+  struct conn *conn = a->conn;
+  if (conn == NULL) {
+    return;
+  }
+  a->conn = NULL;
+  conn->dead = true;
+  uv_timer_stop(&a->connect_timer);
+  for (struct op *op = a->ops.next; op != &a->ops; op = op->next) {
+    op->sent = false;
+  }
+  if (conn->has_tcp) {
+    stream_close(&conn->s, "dropped by the client", false);
+  }
+}
+
+static void backoff_cb(uv_timer_t *t) {
+  engine_flush(t->data);
+}
+
+void engine_reconnect(struct synod_async *a, const char *why,
+                      uint32_t delay_ms) {
+  if (a->conn != NULL) {
+    errmsg_printf(a->conn_error, "%s: %s", a->conn->address, why);
+  }
+  engine_drop_conn(a);
+  if (a->close_finishing) {
+    return;
+  }
+  uv_timer_start(&a->backoff_timer, backoff_cb, delay_ms, 0);
+}
+
+/* The attempt or the connection failed: try the next endpoint at once
+ * until each was tried, then back off exponentially. */
+static void conn_fail(struct conn *conn, const char *why) {
+  struct synod_async *a = conn->a;
+  uint32_t delay_ms = 0;
+  if (conn->dead) {
+    return;
+  }
+  a->connect_failures++;
+  if (a->connect_failures >= a->endpoints_n) {
+    unsigned over = a->connect_failures - (unsigned)a->endpoints_n + 1;
+    delay_ms = backoff_connect_ms(over, prng_next(&a->prng));
+  }
+  engine_reconnect(a, why, delay_ms);
+}
+
+static void conn_closed_cb(struct stream *s) {
+  struct conn *conn = s->data;
+  if (--conn->refs == 0) {
+    free(conn);
+  }
+}
+
+static void conn_closing_cb(struct stream *s, const char *why, bool refused) {
+  struct conn *conn = s->data;
+  (void)refused;
+  conn_fail(conn, why);
+}
+
+static void conn_send_hello(struct conn *conn) {
+  struct synod_async *a = conn->a;
+  Synod__Request req = SYNOD__REQUEST__INIT;
+  Synod__Hello hello = SYNOD__HELLO__INIT;
+  hello.protocol_version = SYNOD__PROTOCOL_VERSION__PROTOCOL_VERSION_CURRENT;
+  hello.client_name = a->client_name;
+  req.id = conn->hello_id = a->next_id++;
+  req.body_case = SYNOD__REQUEST__BODY_HELLO;
+  req.hello = &hello;
+  if (stream_send(&conn->s, &req.base) != 0) {
+    conn_fail(conn, "out of memory");
+    return;
+  }
+  stream_flush(&conn->s);
+}
+
+static void conn_connect_cb(uv_connect_t *req, int status) {
+  struct conn *conn = req->data;
+  char why[128];
+  if (conn->dead) {
+    return;
+  }
+  if (status < 0) {
+    snprintf(why, sizeof why, "connect: %s", uv_strerror(status));
+    conn_fail(conn, why);
+    return;
+  }
+  if (stream_start(&conn->s) != 0) {
+    return; /* the stream is closing; closing_cb reported it */
+  }
+  conn_send_hello(conn);
+}
+
+static bool conn_frame_cb(struct stream *s, const uint8_t *p, size_t n);
+
+static void conn_connect(struct conn *conn, const struct sockaddr *sa) {
+  struct synod_async *a = conn->a;
+  char why[128];
+  int rv;
+  stream_init(&conn->s, a->loop, 0);
+  conn->has_tcp = true;
+  conn->refs++;
+  conn->s.data = conn;
+  conn->s.frame_cb = conn_frame_cb;
+  conn->s.close_cb = conn_closed_cb;
+  conn->s.closing_cb = conn_closing_cb;
+  snprintf(conn->s.remote, sizeof conn->s.remote, "%.120s", conn->address);
+  conn->connect.data = conn;
+  rv = uv_tcp_connect(&conn->connect, &conn->s.tcp, sa, conn_connect_cb);
+  if (rv != 0) {
+    snprintf(why, sizeof why, "connect: %s", uv_strerror(rv));
+    conn_fail(conn, why);
+  }
+}
+
+static void conn_resolved_cb(uv_getaddrinfo_t *req, int status,
+                             struct addrinfo *res) {
+  struct conn *conn = req->data;
+  char why[128];
+  conn->refs--;
+  if (conn->dead) {
+    uv_freeaddrinfo(res);
+    if (conn->refs == 0) {
+      free(conn);
+    }
+    return;
+  }
+  if (status < 0 || res == NULL) {
+    snprintf(why, sizeof why, "resolve: %s", uv_strerror(status));
+    uv_freeaddrinfo(res);
+    conn_fail(conn, why);
+    if (conn->refs == 0) {
+      free(conn);
+    }
+    return;
+  }
+  conn_connect(conn, res->ai_addr);
+  uv_freeaddrinfo(res);
+}
+
+/* Starts resolving (names) or connecting (addresses). */
+static void conn_begin(struct conn *conn) {
+  struct synod_async *a = conn->a;
+  struct sockaddr_in6 sa6;
+  struct sockaddr_in sa4;
+  struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM};
+  char port[8];
+  char why[128];
+  int rv;
+  if (uv_ip4_addr(conn->ep.host, conn->ep.port, &sa4) == 0) {
+    conn_connect(conn, (const struct sockaddr *)&sa4);
+    return;
+  }
+  if (uv_ip6_addr(conn->ep.host, conn->ep.port, &sa6) == 0) {
+    conn_connect(conn, (const struct sockaddr *)&sa6);
+    return;
+  }
+  snprintf(port, sizeof port, "%u", (unsigned)conn->ep.port);
+  conn->gai.data = conn;
+  conn->refs++;
+  rv = uv_getaddrinfo(a->loop, &conn->gai, conn_resolved_cb, conn->ep.host,
+                      port, &hints);
+  if (rv != 0) {
+    conn->refs--;
+    snprintf(why, sizeof why, "resolve: %s", uv_strerror(rv));
+    conn_fail(conn, why);
+  }
+}
+
+static void connect_timeout_cb(uv_timer_t *t) {
+  struct synod_async *a = t->data;
+  char why[96];
+  if (a->conn != NULL && !a->conn->ready) {
+    snprintf(why, sizeof why, "no answer to connect and Hello within %u ms",
+             a->opts.connect_timeout_ms);
+    conn_fail(a->conn, why);
+  }
+}
+
+/* Connects to the leader named by the last redirect, else to the next
+ * endpoint in turn. */
+static void conn_start(struct synod_async *a) {
+  struct conn *conn;
+  char errmsg[SYNOD_ERRMSG_BYTES];
+  assert(a->conn == NULL);
+  conn = calloc(1, sizeof *conn);
+  if (conn == NULL) {
+    return; /* retried by the next flush; requests are bounded anyway */
+  }
+  conn->a = a;
+  if (a->leader_hint[0] == '\0' ||
+      endpoint_parse(a->leader_hint, strlen(a->leader_hint), &conn->ep,
+                     errmsg) != 0) {
+    conn->ep = a->endpoints[a->next_endpoint++ % a->endpoints_n];
+  }
+  a->leader_hint[0] = '\0';
+  endpoint_format(&conn->ep, conn->address, sizeof conn->address);
+  a->conn = conn;
+  conn->refs = 1; /* dropped by the first of close or a failed start */
+  uv_timer_start(&a->connect_timer, connect_timeout_cb,
+                 a->opts.connect_timeout_ms, 0);
+  conn_begin(conn);
+  if (--conn->refs == 0) {
+    free(conn); /* failed before any handle or request took it */
+  }
+}
+
+/* ------------------------------------------------------------ answers */
+
+static void on_hello(struct synod_async *a, struct conn *conn,
+                     const Synod__Response *resp) {
+  char why[SYNOD_ERRMSG_BYTES];
+  if (resp->error != NULL && resp->error->code != 0) {
+    snprintf(why, sizeof why, "Hello refused: %s: %s",
+             synod_errname(resp->error->code), resp->error->message);
+    conn_fail(conn, why);
+    return;
+  }
+  if (resp->body_case != SYNOD__RESPONSE__BODY_HELLO) {
+    conn_fail(conn, "the answer to Hello is not a HelloReply");
+    return;
+  }
+  conn->ready = true;
+  uv_timer_stop(&a->connect_timer);
+  a->connect_failures = 0;
+  a->ever_connected = true;
+  a->conn_error[0] = '\0';
+  if (resp->hello->leader_name[0] != '\0') {
+    snprintf(a->leader_name, sizeof a->leader_name, "%s",
+             resp->hello->leader_name);
+  }
+  session_on_ready(a);
+  observers_on_ready(a);
+  engine_flush(a);
+}
+
+static struct op *op_find_sent(struct synod_async *a, uint64_t id) {
+  for (struct op *op = a->ops.next; op != &a->ops; op = op->next) {
+    if (op->id == id && op->sent) {
+      return op;
+    }
+  }
+  return NULL;
+}
+
+/* ENOTLEADER/ENOLEADER: go where the server says, or wait out the
+ * election; the op stays queued and goes out again. */
+static void on_not_leader(struct synod_async *a, const Synod__Error *e) {
+  char why[SYNOD_ERRMSG_BYTES];
+  uint32_t delay_ms;
+  if (e->leader_address[0] == '\0') {
+    snprintf(why, sizeof why, "no leader (%s)", e->message);
+    engine_reconnect(a, why, backoff_no_leader_ms(prng_next(&a->prng)));
+    return;
+  }
+  snprintf(a->leader_hint, sizeof a->leader_hint, "%s", e->leader_address);
+  snprintf(a->leader_name, sizeof a->leader_name, "%s", e->leader_name);
+  if (a->opts.leader_cb != NULL) {
+    a->opts.leader_cb(a->opts.cb_arg, e->leader_name, e->leader_address,
+                      a->leader_term);
+  }
+  a->redirects++;
+  delay_ms = a->redirects > REDIRECTS_MAX
+                 ? backoff_no_leader_ms(prng_next(&a->prng))
+                 : 0;
+  snprintf(why, sizeof why, "not the leader; the leader is %s at %s",
+           e->leader_name, e->leader_address);
+  engine_reconnect(a, why, delay_ms);
+}
+
+static void on_error(struct synod_async *a, struct op *op,
+                     const Synod__Response *resp) {
+  const Synod__Error *e = resp->error;
+  int code = (int)e->code;
+  char why[SYNOD_ERRMSG_BYTES];
+  if (code == SYNOD_ENOTLEADER || code == SYNOD_ENOLEADER) {
+    on_not_leader(a, e);
+    return;
+  }
+  if (code == SYNOD_ESESSION && op_kind_needs_session(op->kind) &&
+      a->session_id != 0 &&
+      (op->sequence == 0 || op->session_id == a->session_id)) {
+    snprintf(why, sizeof why,
+             "the server does not know session %" PRIu64 ": %s", a->session_id,
+             e->message);
+    session_lost(a, why); /* fails op too */
+    return;
+  }
+  session_on_result(a, op, code, resp);
+  engine_complete(a, op, code, resp, e->message);
+}
+
+static void on_response(struct synod_async *a, struct conn *conn,
+                        const Synod__Response *resp) {
+  struct op *op;
+  if (!conn->ready) {
+    if (resp->id == conn->hello_id) {
+      on_hello(a, conn, resp);
+    }
+    return;
+  }
+  op = op_find_sent(a, resp->id);
+  if (op == NULL) {
+    return; /* the answer to a request that timed out */
+  }
+  op->sent = false;
+  if (resp->error != NULL && resp->error->code != 0) {
+    on_error(a, op, resp);
+    return;
+  }
+  a->redirects = 0;
+  session_on_result(a, op, 0, resp);
+  engine_complete(a, op, 0, resp, "");
+  engine_flush(a); /* a window slot or a session may have freed up */
+}
+
+static void on_event(struct synod_async *a, const Synod__Event *ev) {
+  char why[96];
+  switch (ev->body_case) {
+  case SYNOD__EVENT__BODY_LEADER_CHANGED: {
+    const Synod__LeaderChanged *lc = ev->leader_changed;
+    snprintf(a->leader_name, sizeof a->leader_name, "%s", lc->leader_name);
+    a->leader_term = lc->term;
+    if (a->opts.leader_cb != NULL) {
+      a->opts.leader_cb(a->opts.cb_arg, lc->leader_name, lc->leader_address,
+                        lc->term);
+    }
+    break;
+  }
+  case SYNOD__EVENT__BODY_SESSION_EXPIRED:
+    if (ev->session_expired->session_id == a->session_id &&
+        a->session_id != 0) {
+      snprintf(why, sizeof why, "the server expired session %" PRIu64,
+               a->session_id);
+      session_lost(a, why);
+    }
+    break;
+  case SYNOD__EVENT__BODY_ELECTION_CHANGED:
+    observers_report(a, ev->election_changed->info);
+    break;
+  default: /* LockGranted: the Response carries the same grant */
+    break;
+  }
+}
+
+static bool conn_frame_cb(struct stream *s, const uint8_t *p, size_t n) {
+  struct conn *conn = s->data;
+  struct synod_async *a = conn->a;
+  Synod__ServerMessage *msg = synod__server_message__unpack(NULL, n, p);
+  if (msg == NULL) {
+    conn_fail(conn, "a frame from the server does not decode");
+    return false;
+  }
+  conn->last_rx_ms = engine_now(a);
+  if (msg->body_case == SYNOD__SERVER_MESSAGE__BODY_RESPONSE) {
+    on_response(a, conn, msg->response);
+  } else if (msg->body_case == SYNOD__SERVER_MESSAGE__BODY_EVENT &&
+             conn->ready) {
+    on_event(a, msg->event);
+  }
+  synod__server_message__free_unpacked(msg, NULL);
+  return !conn->dead;
+}
+
+/* ----------------------------------------------------------- deadlines */
+
+/* An op ran out of time. A lock acquire that the server may still grant
+ * stays as a zombie, so a late grant is released, not leaked. */
+static void op_expire(struct synod_async *a, struct op *op, uint64_t now) {
+  char why[SYNOD_ERRMSG_BYTES];
+  bool connected = a->conn != NULL && a->conn->ready;
+  int status = SYNOD_ETIMEDOUT;
+  if (op->zombie) {
+    engine_complete(a, op, SYNOD_ETIMEDOUT, NULL, "");
+    return;
+  }
+  if (!connected && op->sequence == 0 && a->conn_error[0] != '\0') {
+    status = SYNOD_ECONNECT;
+    errmsg_printf(why, "%s: cannot connect to any endpoint (last: %s)",
+                  op_kind_name(op->kind), a->conn_error);
+  } else {
+    errmsg_printf(why, "%s: no answer in time%s%s", op_kind_name(op->kind),
+                  connected ? " from " : "",
+                  connected ? a->conn->address : " (not connected)");
+  }
+  if (connected && op->sent && a->conn->last_rx_ms < op->sent_ms) {
+    engine_reconnect(a, "the server stopped answering", 0);
+  }
+  if (op->kind == OP_LOCK_ACQUIRE && op->sequence != 0) {
+    snprintf(a->errmsg, sizeof a->errmsg, "%s", why);
+    if (op->done != NULL) {
+      op->done(op, status, NULL, a->errmsg);
+    }
+    op->zombie = true;
+    op->deadline_ms = now + a->opts.request_timeout_ms;
+    return;
+  }
+  engine_complete(a, op, status, NULL, why);
+}
+
+static void sweep_cb(uv_timer_t *t) {
+  struct synod_async *a = t->data;
+  uint64_t now = engine_now(a);
+  bool again = true;
+  /* Restart the scan after each one: a callback may change the list. An
+   * expired op leaves the list or becomes a zombie with a later deadline,
+   * so this ends. */
+  while (again) {
+    again = false;
+    for (struct op *op = a->ops.next; op != &a->ops; op = op->next) {
+      if (op->deadline_ms <= now) {
+        op_expire(a, op, now);
+        again = true;
+        break;
+      }
+      if (op->kind == OP_SESSION_WAIT && a->session_id != 0) {
+        engine_complete(a, op, 0, NULL, "");
+        again = true;
+        break;
+      }
+    }
+  }
+}
+
+/* -------------------------------------------------------- life cycle */
+
+static _Thread_local char new_errmsg[SYNOD_ERRMSG_BYTES];
+
+void synod_options_init(struct synod_options *opts) {
+  memset(opts, 0, sizeof *opts);
+}
+
+/* Copies opts into a with defaults filled in and checks them. */
+static int async_configure(struct synod_async *a,
+                           const struct synod_options *opts, char *errmsg) {
+  const char *endpoints = opts->endpoints;
+  a->opts = *opts;
+  if (endpoints == NULL) {
+    endpoints = getenv("SYNOD_ENDPOINTS");
+  }
+  if (endpoints == NULL || endpoints[0] == '\0') {
+    endpoints = SYNOD_ENDPOINTS_DEFAULT;
+  }
+  a->opts.endpoints = NULL; /* not kept: parsed below */
+  a->client_name = strdup(opts->client_name ? opts->client_name : "libsynod");
+  if (a->client_name == NULL) {
+    return SYNOD_ENOMEM;
+  }
+  a->opts.client_name = a->client_name;
+  if (a->opts.session_ttl_ms == 0) {
+    a->opts.session_ttl_ms = SYNOD_SESSION_TTL_DEFAULT_MS;
+  }
+  if (a->opts.session_ttl_ms < SYNOD_SESSION_TTL_MIN_MS ||
+      a->opts.session_ttl_ms > SYNOD_SESSION_TTL_MAX_MS) {
+    errmsg_printf(errmsg, "session TTL %u ms outside %d..%d ms",
+                  a->opts.session_ttl_ms, SYNOD_SESSION_TTL_MIN_MS,
+                  SYNOD_SESSION_TTL_MAX_MS);
+    return SYNOD_EINVAL;
+  }
+  if (a->opts.connect_timeout_ms == 0) {
+    a->opts.connect_timeout_ms = 3000;
+  }
+  if (a->opts.request_timeout_ms == 0) {
+    a->opts.request_timeout_ms = 10000;
+  }
+  a->ttl_ms = a->opts.session_ttl_ms;
+  return endpoints_parse(endpoints, a->endpoints, ENDPOINTS_MAX,
+                         &a->endpoints_n, errmsg);
+}
+
+int synod_async_new(struct uv_loop_s *loop, const struct synod_options *opts,
+                    struct synod_async **out) {
+  struct synod_options defaults;
+  struct synod_async *a;
+  uv_timer_t *timers[ASYNC_TIMERS];
+  int rv;
+  new_errmsg[0] = '\0';
+  if (opts == NULL) {
+    synod_options_init(&defaults);
+    opts = &defaults;
+  }
+  a = calloc(1, sizeof *a);
+  if (a == NULL) {
+    return SYNOD_ENOMEM;
+  }
+  rv = async_configure(a, opts, new_errmsg);
+  if (rv != 0) {
+    free(a->client_name);
+    free(a);
+    return rv;
+  }
+  a->loop = loop;
+  a->ops.next = a->ops.prev = &a->ops;
+  a->next_id = 1;
+  a->prng = uv_hrtime() ^ ((uint64_t)getpid() << 32) ^ (uintptr_t)a;
+  a->next_endpoint = (size_t)(prng_next(&a->prng) % a->endpoints_n);
+  timers[0] = &a->backoff_timer;
+  timers[1] = &a->connect_timer;
+  timers[2] = &a->keepalive_timer;
+  timers[3] = &a->session_timer;
+  timers[4] = &a->sweep_timer;
+  for (int i = 0; i < ASYNC_TIMERS; i++) {
+    uv_timer_init(loop, timers[i]);
+    timers[i]->data = a;
+    a->handles_open++;
+  }
+  uv_timer_start(&a->sweep_timer, sweep_cb, SWEEP_INTERVAL_MS,
+                 SWEEP_INTERVAL_MS);
+  uv_unref((uv_handle_t *)&a->sweep_timer);
+  *out = a;
+  return 0;
+}
+
+uint64_t synod_async_session_id(const struct synod_async *a) {
+  return atomic_load(&a->session_id);
+}
+
+enum synod_session_state
+synod_async_session_state(const struct synod_async *a) {
+  return a->session_state;
+}
+
+const char *synod_async_last_errmsg(const struct synod_async *a) {
+  return a != NULL ? a->errmsg : new_errmsg;
+}
+
+static void async_handle_closed(uv_handle_t *h) {
+  struct synod_async *a = h->data;
+  synod_async_close_cb cb;
+  void *arg;
+  if (--a->handles_open > 0) {
+    return;
+  }
+  cb = a->close_cb;
+  arg = a->close_arg;
+  free(a->client_name);
+  free(a);
+  if (cb != NULL) {
+    cb(arg);
+  }
+}
+
+/* The session is closed (or could not be): fail what is left, close the
+ * connection and the timers; async_handle_closed frees the rest. */
+static void async_close_finish(struct synod_async *a) {
+  uv_timer_t *timers[ASYNC_TIMERS] = {&a->backoff_timer, &a->connect_timer,
+                                      &a->keepalive_timer, &a->session_timer,
+                                      &a->sweep_timer};
+  if (a->close_finishing) {
+    return;
+  }
+  a->close_finishing = true;
+  while (!ops_empty(a)) {
+    engine_complete(a, a->ops.next, SYNOD_ESHUTDOWN, NULL,
+                    "the client is closing");
+  }
+  observers_shutdown(a);
+  session_on_closed(a);
+  session_free_tables(a);
+  engine_drop_conn(a);
+  for (int i = 0; i < ASYNC_TIMERS; i++) {
+    uv_timer_stop(timers[i]);
+    uv_close((uv_handle_t *)timers[i], async_handle_closed);
+  }
+}
+
+static void session_close_done(struct op *op, int status,
+                               const Synod__Response *resp,
+                               const char *errmsg) {
+  (void)status;
+  (void)resp;
+  (void)errmsg;
+  async_close_finish(op->arg);
+}
+
+void synod_async_close(struct synod_async *a, synod_async_close_cb cb,
+                       void *arg) {
+  struct op *op;
+  struct op_args args = {0};
+  assert(!a->closing);
+  a->closing = true;
+  a->close_cb = cb;
+  a->close_arg = arg;
+  if (a->session_id == 0 || a->conn == NULL || !a->conn->ready ||
+      op_build(OP_SESSION_CLOSE, &args, &op, a->errmsg) != 0) {
+    async_close_finish(a);
+    return;
+  }
+  op->done = session_close_done;
+  op->arg = a;
+  engine_enqueue(a, op, SESSION_CLOSE_TIMEOUT_MS);
+  engine_flush(a);
+}

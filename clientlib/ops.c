@@ -1,0 +1,233 @@
+/* Requests and results: building a Request for each kind of call and
+ * turning a Response into the public result structs. No engine state. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "engine.h"
+
+struct kind_info {
+  const char *name;
+  bool sequenced;
+  bool needs_session;
+};
+
+static const struct kind_info kinds[OP_KIND_COUNT] = {
+    [OP_SESSION_OPEN] = {"session open", false, false},
+    [OP_SESSION_KEEPALIVE] = {"session keepalive", false, true},
+    [OP_SESSION_CLOSE] = {"session close", true, true},
+    [OP_SESSION_WAIT] = {"session wait", false, true},
+    [OP_LOCK_ACQUIRE] = {"lock acquire", true, true},
+    [OP_LOCK_RELEASE] = {"lock release", true, true},
+    [OP_LOCK_QUERY] = {"lock query", false, false},
+    [OP_LOCK_CHECK] = {"lock check", false, false},
+    [OP_COUNTER_GET] = {"counter get", false, false},
+    [OP_COUNTER_SET] = {"counter set", true, true},
+    [OP_COUNTER_CAS] = {"counter cas", true, true},
+    [OP_COUNTER_ADD] = {"counter add", true, true},
+    [OP_COUNTER_GET_ADD] = {"counter get-add", true, true},
+    [OP_COUNTER_DELETE] = {"counter delete", true, true},
+    [OP_COUNTER_LIST] = {"counter list", false, false},
+    [OP_ELECTION_CAMPAIGN] = {"election campaign", true, true},
+    [OP_ELECTION_RESIGN] = {"election resign", true, true},
+    [OP_ELECTION_LEADER] = {"election leader", false, false},
+    [OP_ELECTION_OBSERVE] = {"election observe", false, false},
+    [OP_STATUS] = {"status", false, false},
+};
+
+bool op_kind_sequenced(enum op_kind kind) {
+  return kinds[kind].sequenced;
+}
+
+bool op_kind_needs_session(enum op_kind kind) {
+  return kinds[kind].needs_session;
+}
+
+const char *op_kind_name(enum op_kind kind) {
+  return kinds[kind].name;
+}
+
+void op_free(struct op *op) {
+  if (op == NULL) {
+    return;
+  }
+  free(op->name);
+  free(op->name2);
+  free(op->bytes);
+  free(op);
+}
+
+static bool kind_has_name(enum op_kind kind) {
+  return kind >= OP_LOCK_ACQUIRE && kind <= OP_ELECTION_OBSERVE &&
+         kind != OP_COUNTER_LIST;
+}
+
+/* Copies the strings and bytes the body will point to. */
+static int op_copy_args(struct op *op, const struct op_args *args,
+                        char *errmsg) {
+  int rv;
+  if (kind_has_name(op->kind)) {
+    rv = name_check(op_kind_name(op->kind), args->name, errmsg);
+    if (rv != 0) {
+      return rv;
+    }
+  }
+  if (args->bytes_len > SYNOD_ELECTION_VALUE_MAX) {
+    errmsg_printf(errmsg, "election value of %zu bytes over the maximum %d",
+                  args->bytes_len, SYNOD_ELECTION_VALUE_MAX);
+    return SYNOD_EINVAL;
+  }
+  op->name = strdup(args->name ? args->name : "");
+  op->name2 = strdup(args->name2 ? args->name2 : "");
+  op->bytes = malloc(args->bytes_len + 1);
+  if (op->name == NULL || op->name2 == NULL || op->bytes == NULL) {
+    return SYNOD_ENOMEM;
+  }
+  if (args->bytes_len > 0) {
+    memcpy(op->bytes, args->bytes, args->bytes_len);
+  }
+  op->owner_id = args->owner_id;
+  return 0;
+}
+
+#define BODY(field, INIT, CASE)                                                \
+  do {                                                                         \
+    Synod__##INIT init_ = SYNOD__##CASE##__INIT;                               \
+    op->body.field = init_;                                                    \
+    op->req.body_case = SYNOD__REQUEST__BODY_##CASE;                           \
+    op->req.field = &op->body.field;                                           \
+  } while (0)
+
+static void op_fill_session(struct op *op) {
+  switch (op->kind) {
+  case OP_SESSION_OPEN:
+    BODY(session_open, SessionOpen, SESSION_OPEN);
+    break;
+  case OP_SESSION_KEEPALIVE:
+    BODY(session_keepalive, SessionKeepalive, SESSION_KEEPALIVE);
+    break;
+  case OP_SESSION_CLOSE:
+    BODY(session_close, SessionClose, SESSION_CLOSE);
+    break;
+  default: /* OP_SESSION_WAIT sends nothing */
+    break;
+  }
+}
+
+static void op_fill_lock(struct op *op, const struct op_args *args) {
+  switch (op->kind) {
+  case OP_LOCK_ACQUIRE:
+    BODY(lock_acquire, LockAcquire, LOCK_ACQUIRE);
+    op->body.lock_acquire.name = op->name;
+    op->body.lock_acquire.owner_id = args->owner_id;
+    op->body.lock_acquire.timeout_ms = args->timeout_ms;
+    op->body.lock_acquire.lock_delay_ms = args->lock_delay_ms;
+    break;
+  case OP_LOCK_RELEASE:
+    BODY(lock_release, LockRelease, LOCK_RELEASE);
+    op->body.lock_release.name = op->name;
+    op->body.lock_release.owner_id = args->owner_id;
+    break;
+  case OP_LOCK_QUERY:
+    BODY(lock_query, LockQuery, LOCK_QUERY);
+    op->body.lock_query.name = op->name;
+    break;
+  default:
+    BODY(lock_check, LockCheck, LOCK_CHECK);
+    op->body.lock_check.name = op->name;
+    op->body.lock_check.token = args->token;
+    break;
+  }
+}
+
+static void op_fill_counter(struct op *op, const struct op_args *args) {
+  switch (op->kind) {
+  case OP_COUNTER_GET:
+    BODY(counter_get, CounterGet, COUNTER_GET);
+    op->body.counter_get.name = op->name;
+    break;
+  case OP_COUNTER_SET:
+    BODY(counter_set, CounterSet, COUNTER_SET);
+    op->body.counter_set.name = op->name;
+    op->body.counter_set.value = args->value;
+    break;
+  case OP_COUNTER_CAS:
+    BODY(counter_cas, CounterCas, COUNTER_CAS);
+    op->body.counter_cas.name = op->name;
+    op->body.counter_cas.expect = args->value;
+    op->body.counter_cas.update = args->update;
+    break;
+  case OP_COUNTER_ADD:
+  case OP_COUNTER_GET_ADD:
+    BODY(counter_add, CounterAdd, COUNTER_ADD);
+    op->body.counter_add.name = op->name;
+    op->body.counter_add.delta = args->value;
+    op->body.counter_add.return_previous = op->kind == OP_COUNTER_GET_ADD;
+    break;
+  case OP_COUNTER_DELETE:
+    BODY(counter_delete, CounterDelete, COUNTER_DELETE);
+    op->body.counter_delete.name = op->name;
+    break;
+  default:
+    BODY(counter_list, CounterList, COUNTER_LIST);
+    op->body.counter_list.prefix = op->name;
+    op->body.counter_list.start_after = op->name2;
+    op->body.counter_list.limit = args->limit;
+    break;
+  }
+}
+
+static void op_fill_election(struct op *op, const struct op_args *args) {
+  switch (op->kind) {
+  case OP_ELECTION_CAMPAIGN:
+    BODY(election_campaign, ElectionCampaign, ELECTION_CAMPAIGN);
+    op->body.election_campaign.name = op->name;
+    op->body.election_campaign.value.data = op->bytes;
+    op->body.election_campaign.value.len = args->bytes_len;
+    break;
+  case OP_ELECTION_RESIGN:
+    BODY(election_resign, ElectionResign, ELECTION_RESIGN);
+    op->body.election_resign.name = op->name;
+    break;
+  case OP_ELECTION_LEADER:
+    BODY(election_leader, ElectionLeader, ELECTION_LEADER);
+    op->body.election_leader.name = op->name;
+    break;
+  default:
+    BODY(election_observe, ElectionObserve, ELECTION_OBSERVE);
+    op->body.election_observe.name = op->name;
+    break;
+  }
+}
+
+int op_build(enum op_kind kind, const struct op_args *args, struct op **out,
+             char *errmsg) {
+  struct op *op;
+  int rv;
+  op = calloc(1, sizeof *op);
+  if (op == NULL) {
+    return SYNOD_ENOMEM;
+  }
+  op->kind = kind;
+  synod__request__init(&op->req);
+  rv = op_copy_args(op, args, errmsg);
+  if (rv != 0) {
+    goto err;
+  }
+  op->req.stale = (args->flags & SYNOD_READ_STALE) != 0;
+  if (kind <= OP_SESSION_WAIT) {
+    op_fill_session(op);
+  } else if (kind <= OP_LOCK_CHECK) {
+    op_fill_lock(op, args);
+  } else if (kind <= OP_COUNTER_LIST) {
+    op_fill_counter(op, args);
+  } else if (kind <= OP_ELECTION_OBSERVE) {
+    op_fill_election(op, args);
+  } else {
+    BODY(status, Status, STATUS);
+  }
+  *out = op;
+  return 0;
+err:
+  op_free(op);
+  return rv;
+}

@@ -1,0 +1,291 @@
+/* synodctl end to end: counters, `lock` from two shells never overlapping
+ * with growing fencing tokens, `lock --try` busy, `once` from three
+ * "replicas" running once, elect/observe/leader, status --json, and (mock
+ * only) a lost lock stopping its command with exit 76.
+ *
+ *   test_synodctl mock      against mock_synodd (one fake replica)
+ *   test_synodctl cluster   against 3 real synodd (exit 77 = skipped while
+ *                           synodd does not accept --peers) */
+#include <inttypes.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "cluster.h"
+#include "synod.h"
+
+/* snprintf that fails the test instead of truncating a command line. */
+static void fmt(char *out, size_t len, const char *f, ...) {
+  va_list ap;
+  va_start(ap, f);
+  int n = vsnprintf(out, len, f, ap);
+  va_end(ap);
+  CHECK(n >= 0 && (size_t)n < len, "formatted text too long");
+}
+
+static char synodctl[PATH_MAX];
+static char endpoints[256];
+static char dir[PATH_MAX];
+
+/* Runs synodctl with ARGS (a shell fragment); output to dir/NAME. */
+static int ctl(const char *name, const char *args, char **out) {
+  char cmd[4096], path[PATH_MAX + 64];
+  fmt(path, sizeof path, "%s/%s", dir, name);
+  unlink(path);
+  fmt(cmd, sizeof cmd, "'%s' --endpoints %s %s", synodctl, endpoints, args);
+  int rv = test_sh(cmd, path, 30000);
+  if (out != NULL) {
+    *out = test_slurp(path);
+  }
+  return rv;
+}
+
+static pid_t ctl_bg(const char *name, const char *args) {
+  char cmd[4096], path[PATH_MAX + 64];
+  fmt(path, sizeof path, "%s/%s", dir, name);
+  unlink(path);
+  fmt(cmd, sizeof cmd, "exec '%s' --endpoints %s %s", synodctl, endpoints,
+      args);
+  char *argv[] = {"sh", "-c", cmd, NULL};
+  return test_spawn(argv, path);
+}
+
+static void path_in(const char *name, char *out, size_t len) {
+  fmt(out, len, "%s/%s", dir, name);
+}
+
+static void scenario_counters(void) {
+  char *out;
+  CHECK(ctl("c1", "counter set c 5", &out) == 0, "%s", out);
+  CHECK(strcmp(out, "5\n") == 0, "set printed '%s'", out);
+  free(out);
+  CHECK(ctl("c2", "counter add c 2", &out) == 0, "%s", out);
+  CHECK(strcmp(out, "7\n") == 0, "add printed '%s'", out);
+  free(out);
+  CHECK(ctl("c3", "--json counter get c", &out) == 0, "%s", out);
+  CHECK(strcmp(out, "{\"name\":\"c\",\"value\":7}\n") == 0, "json '%s'", out);
+  free(out);
+  CHECK(ctl("c4", "counter cas c 1 9", &out) == 75, "cas mismatch: %s", out);
+  free(out);
+  CHECK(ctl("c5", "counter cas c 7 9", &out) == 0, "%s", out);
+  CHECK(strcmp(out, "9\n") == 0, "cas printed '%s'", out);
+  free(out);
+  CHECK(ctl("c6", "counter bogus c", NULL) == 2, "usage error expected");
+  printf("ok counters\n");
+}
+
+/* Two shells each run three locked commands that log start and end with
+ * their token; the intervals must not overlap and tokens must grow. */
+static void scenario_lock_never_overlaps(void) {
+  char log[PATH_MAX + 16], args[2048];
+  pid_t a, b;
+  path_in("lock.log", log, sizeof log);
+  fmt(args, sizeof args,
+      "lock L -- sh -c 'echo \"start $(date +%%s%%N) "
+      "$SYNOD_LOCK_TOKEN\" >> %s; sleep 0.2; echo \"end $(date +%%s%%N)\""
+      " >> %s'",
+      log, log);
+  char loop[4096];
+  fmt(loop, sizeof loop,
+      "for i in 1 2 3; do '%s' --endpoints %s %s || exit 1; done", synodctl,
+      endpoints, args);
+  char *argv[] = {"sh", "-c", loop, NULL};
+  a = test_spawn(argv, NULL);
+  b = test_spawn(argv, NULL);
+  CHECK(test_wait(a, 60000, "shell a") == 0, "shell a failed");
+  CHECK(test_wait(b, 60000, "shell b") == 0, "shell b failed");
+  char *text = test_slurp(log), *save = NULL;
+  uint64_t last_end = 0, last_token = 0;
+  int starts = 0;
+  bool open = false;
+  for (char *line = strtok_r(text, "\n", &save); line != NULL;
+       line = strtok_r(NULL, "\n", &save)) {
+    uint64_t t, token;
+    if (sscanf(line, "start %" SCNu64 " %" SCNu64, &t, &token) == 2) {
+      CHECK(!open, "a command started while another held the lock");
+      CHECK(t >= last_end, "start %" PRIu64 " before the last end", t);
+      CHECK(token > last_token, "token %" PRIu64 " after %" PRIu64, token,
+            last_token);
+      last_token = token;
+      open = true;
+      starts++;
+    } else {
+      CHECK(sscanf(line, "end %" SCNu64, &t) == 1 && open, "bad line '%s'",
+            line);
+      last_end = t;
+      open = false;
+    }
+  }
+  CHECK(starts == 6 && !open, "%d runs logged", starts);
+  free(text);
+  printf("ok lock never overlaps, tokens grow\n");
+}
+
+static void scenario_lock_try_busy(void) {
+  char ready[PATH_MAX + 16], go[PATH_MAX + 16], args[2048];
+  path_in("held", ready, sizeof ready);
+  path_in("go", go, sizeof go);
+  fmt(args, sizeof args,
+      "lock T -- sh -c 'echo held > %s; while [ ! -e %s ]; do sleep "
+      "0.02; done'",
+      ready, go);
+  pid_t holder = ctl_bg("holder.out", args);
+  test_wait_file(ready, "held", 20000);
+  CHECK(ctl("try", "lock T --try -- true", NULL) == 75, "--try on held lock");
+  CHECK(ctl("to", "lock T --timeout 300ms -- true", NULL) == 75,
+        "--timeout on held lock");
+  FILE *f = fopen(go, "w");
+  fclose(f);
+  CHECK(test_wait(holder, 20000, "holder") == 0, "holder failed");
+  CHECK(ctl("try2", "lock T --try -- sh -c 'exit 3'", NULL) == 3,
+        "CMD's status passes through");
+  printf("ok lock --try busy = 75, CMD status passed on\n");
+}
+
+static void scenario_once(void) {
+  char ran[PATH_MAX + 16], args[1024];
+  pid_t p[3];
+  int zeros = 0, taken = 0;
+  path_in("ran", ran, sizeof ran);
+  fmt(args, sizeof args, "once nightly 202611211730 -- sh -c 'echo ran >> %s'",
+      ran);
+  for (int i = 0; i < 3; i++) {
+    char name[16];
+    fmt(name, sizeof name, "once%d", i);
+    p[i] = ctl_bg(name, args);
+  }
+  for (int i = 0; i < 3; i++) {
+    int rv = test_wait(p[i], 30000, "once");
+    zeros += rv == 0;
+    taken += rv == 75;
+  }
+  char *text = test_slurp(ran);
+  CHECK(strcmp(text, "ran\n") == 0 && zeros == 1 && taken == 2,
+        "ran '%s', %d ran, %d taken", text, zeros, taken);
+  free(text);
+  fmt(args, sizeof args, "once nightly 202611211731 -- sh -c 'echo ran >> %s'",
+      ran);
+  CHECK(ctl("once-next", args, NULL) == 0, "the next slot runs");
+  fmt(args, sizeof args, "once nightly 202611211730 -- sh -c 'echo ran >> %s'",
+      ran);
+  CHECK(ctl("once-old", args, NULL) == 75, "an old slot does not run");
+  text = test_slurp(ran);
+  CHECK(strcmp(text, "ran\nran\n") == 0, "ran '%s'", text);
+  free(text);
+  printf("ok once runs once per slot\n");
+}
+
+static void scenario_elections(void) {
+  char o[PATH_MAX + 16], l1[PATH_MAX + 16], l2[PATH_MAX + 16];
+  char *out;
+  path_in("observe.out", o, sizeof o);
+  path_in("elect1.out", l1, sizeof l1);
+  path_in("elect2.out", l2, sizeof l2);
+  CHECK(ctl("leader0", "leader E", NULL) == 75, "no leader yet");
+  pid_t obs = ctl_bg("observe.out", "observe E");
+  test_wait_file(o, "no leader", 20000);
+  pid_t e1 = ctl_bg("elect1.out", "elect E pod-a");
+  test_wait_file(l1, "leader: E (pod-a)", 20000);
+  test_wait_file(o, "leader=pod-a", 20000);
+  CHECK(ctl("leader1", "leader E", &out) == 0, "%s", out);
+  CHECK(strstr(out, "leader=pod-a") != NULL, "leader printed '%s'", out);
+  free(out);
+  pid_t e2 = ctl_bg("elect2.out", "elect E pod-b");
+  test_wait_file(l2, "candidate: E (pod-b)", 20000);
+  kill(e1, SIGTERM);
+  CHECK(test_wait(e1, 20000, "elect pod-a") == 0, "elect exit");
+  test_wait_file(l2, "leader: E (pod-b)", 20000);
+  test_wait_file(o, "leader=pod-b", 20000);
+  kill(e2, SIGTERM);
+  CHECK(test_wait(e2, 20000, "elect pod-b") == 0, "elect exit");
+  char *text = test_slurp(o);
+  const char *after = strstr(text, "leader=pod-b");
+  free(text);
+  CHECK(after != NULL, "observe saw pod-b");
+  kill(obs, SIGTERM);
+  CHECK(test_wait(obs, 20000, "observe") == 0, "observe exit");
+  text = test_slurp(o);
+  CHECK(strstr(strstr(text, "leader=pod-b"), "no leader") != NULL,
+        "observe did not see the resign: '%s'", text);
+  free(text);
+  printf("ok elect, observe, leader\n");
+}
+
+static void scenario_status_json(void) {
+  char *out;
+  CHECK(ctl("status", "status --json", &out) == 0, "%s", out);
+  CHECK(strstr(out, "\"role\":\"leader\"") != NULL, "status: %s", out);
+  free(out);
+  printf("ok status --json\n");
+}
+
+/* The fake server stops acknowledging keepalives: the lock is lost, the
+ * command gets SIGTERM and synodctl exits 76. */
+static void scenario_lock_lost(pid_t mock) {
+  char up[PATH_MAX + 16], term[PATH_MAX + 16], args[2048];
+  path_in("up", up, sizeof up);
+  path_in("term", term, sizeof term);
+  fmt(args, sizeof args,
+      "--ttl 1s lock Lost --grace 2s -- sh -c 'trap \"echo term >> %s; "
+      "exit 0\" TERM; echo up > %s; while :; do sleep 0.05; done'",
+      term, up);
+  pid_t p = ctl_bg("lost.out", args);
+  test_wait_file(up, "up", 20000);
+  kill(mock, SIGUSR1);
+  uint64_t t0 = test_now_ms();
+  int rv = test_wait(p, 10000, "lock lost");
+  kill(mock, SIGUSR1);
+  CHECK(rv == 76, "exit %d, want 76", rv);
+  CHECK(test_now_ms() - t0 < 4000, "took %" PRIu64 " ms", test_now_ms() - t0);
+  test_wait_file(term, "term", 1000);
+  printf("ok lost lock stops the command, exit 76\n");
+}
+
+int main(int argc, char **argv) {
+  bool mock = argc > 1 && strcmp(argv[1], "mock") == 0;
+  char why[256], synodd[PATH_MAX], addr_file[PATH_MAX + 16];
+  struct cluster c;
+  pid_t mock_pid = 0;
+  setvbuf(stdout, NULL, _IONBF, 0);
+  test_binary("SYNODCTL", "synodctl", synodctl, sizeof synodctl);
+  test_tmpdir("synodctl", dir, sizeof dir);
+  if (mock) {
+    char mock_bin[PATH_MAX];
+    test_binary("MOCK_SYNODD", "mock_synodd", mock_bin, sizeof mock_bin);
+    path_in("mock.addr", addr_file, sizeof addr_file);
+    char *mock_argv[] = {mock_bin, NULL};
+    mock_pid = test_spawn(mock_argv, addr_file);
+    test_wait_file(addr_file, "\n", 10000);
+    char *addr = test_slurp(addr_file);
+    addr[strcspn(addr, "\n")] = '\0';
+    fmt(endpoints, sizeof endpoints, "%s", addr);
+    free(addr);
+  } else {
+    test_binary("SYNODD", "synodd", synodd, sizeof synodd);
+    if (!cluster_synodd_ready(synodd, why, sizeof why)) {
+      printf("SKIP: %s\n", why);
+      return SKIP_EXIT;
+    }
+    cluster_start(&c, 3, synodd);
+    cluster_wait_leader(&c, 30000);
+    fmt(endpoints, sizeof endpoints, "%s", c.endpoints);
+  }
+  scenario_counters();
+  scenario_lock_never_overlaps();
+  scenario_lock_try_busy();
+  scenario_once();
+  scenario_elections();
+  scenario_status_json();
+  if (mock) {
+    scenario_lock_lost(mock_pid);
+    kill(mock_pid, SIGTERM);
+    CHECK(test_wait(mock_pid, 10000, "mock_synodd") == 0, "mock exit");
+  } else {
+    cluster_stop(&c);
+  }
+  printf("PASS\n");
+  return 0;
+}

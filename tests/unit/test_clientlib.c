@@ -1,0 +1,801 @@
+/* libsynod: pure helpers (endpoints, backoff, session clock, results), and
+ * the engine against a fake one-replica server (mock_synodd.c): retries
+ * with the same sequence, leader following, jeopardy/lost, threads. */
+#include <check.h>
+#include <inttypes.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "ctl.h"
+#include "engine.h"
+#include "mock_synodd.c"
+#include "synod.h"
+#include "util.h"
+
+/* Polls cond every 2 ms for at most timeout_ms: a bounded wait on the
+ * other thread's progress, not a sleep that hopes. */
+#define WAIT_UNTIL(cond, timeout_ms)                                           \
+  do {                                                                         \
+    int waited_ = 0;                                                           \
+    while (!(cond) && waited_ < (timeout_ms)) {                                \
+      usleep(2000);                                                            \
+      waited_ += 2;                                                            \
+    }                                                                          \
+    ck_assert_msg((cond), "timed out after %d ms waiting for %s",              \
+                  (timeout_ms), #cond);                                        \
+  } while (0)
+
+static uint64_t now_ms(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+/* ------------------------------------------------------------ endpoints */
+
+START_TEST(endpoints_parse_lists_with_spaces_and_ipv6) {
+  struct endpoint e[8];
+  size_t n;
+  char err[SYNOD_ERRMSG_BYTES];
+  ck_assert_int_eq(
+      endpoints_parse("127.0.0.1:7700, synod-1.synod:7710 ,[::1]:7720", e, 8,
+                      &n, err),
+      0);
+  ck_assert_uint_eq(n, 3);
+  ck_assert_str_eq(e[0].host, "127.0.0.1");
+  ck_assert_uint_eq(e[0].port, 7700);
+  ck_assert_str_eq(e[1].host, "synod-1.synod");
+  ck_assert_uint_eq(e[1].port, 7710);
+  ck_assert_str_eq(e[2].host, "::1");
+  ck_assert_uint_eq(e[2].port, 7720);
+  char out[64];
+  endpoint_format(&e[2], out, sizeof out);
+  ck_assert_str_eq(out, "[::1]:7720");
+  endpoint_format(&e[0], out, sizeof out);
+  ck_assert_str_eq(out, "127.0.0.1:7700");
+}
+END_TEST
+
+START_TEST(endpoints_parse_refuses_bad_items_and_names_them) {
+  static const char *bad[] = {
+      "",     "host",     "host:",    ":7700",     "h:0",    "h:65536", "h:77x",
+      "a:1,", "a:1,,b:2", "::1:7700", "[::1]7700", "[::1]:", "h:123456"};
+  struct endpoint e[8];
+  size_t n;
+  char err[SYNOD_ERRMSG_BYTES];
+  for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+    err[0] = '\0';
+    ck_assert_msg(endpoints_parse(bad[i], e, 8, &n, err) == SYNOD_EINVAL,
+                  "'%s' accepted", bad[i]);
+    ck_assert_msg(err[0] != '\0', "no message for '%s'", bad[i]);
+  }
+  ck_assert_int_eq(endpoints_parse("a:1,b:2,c:3", e, 2, &n, err), SYNOD_EINVAL);
+  ck_assert_ptr_nonnull(strstr(err, "more than 2"));
+  ck_assert_int_eq(endpoints_parse("x:1,bad", e, 8, &n, err), SYNOD_EINVAL);
+  ck_assert_ptr_nonnull(strstr(err, "'bad'"));
+}
+END_TEST
+
+/* -------------------------------------------------------------- backoff */
+
+START_TEST(backoff_stays_in_its_bounds_and_grows) {
+  uint64_t prng = 42;
+  for (int i = 0; i < 10000; i++) {
+    uint32_t d = backoff_no_leader_ms(prng_next(&prng));
+    ck_assert_uint_ge(d, 50);
+    ck_assert_uint_le(d, 200);
+  }
+  for (unsigned attempt = 1; attempt < 20; attempt++) {
+    uint32_t cap = BACKOFF_CONNECT_MIN_MS << (attempt - 1);
+    if (attempt > 7 || cap > BACKOFF_CONNECT_MAX_MS) {
+      cap = BACKOFF_CONNECT_MAX_MS;
+    }
+    for (int i = 0; i < 1000; i++) {
+      uint32_t d = backoff_connect_ms(attempt, prng_next(&prng));
+      ck_assert_uint_ge(d, cap / 2);
+      ck_assert_uint_le(d, cap);
+    }
+  }
+  ck_assert_uint_le(backoff_connect_ms(1, 0), 100);
+  ck_assert_uint_eq(backoff_connect_ms(30, 0), BACKOFF_CONNECT_MAX_MS / 2);
+}
+END_TEST
+
+/* -------------------------------------------------------- session clock */
+
+START_TEST(session_clock_reports_jeopardy_at_half_ttl_and_lost_before_ttl) {
+  const uint64_t base = 1000;
+  const uint32_t ttl = 10000;
+  ck_assert_int_eq(session_state_at(base, ttl, base), SYNOD_SESSION_OPEN);
+  ck_assert_int_eq(session_state_at(base, ttl, base + 4999),
+                   SYNOD_SESSION_OPEN);
+  ck_assert_int_eq(session_state_at(base, ttl, base + 5000),
+                   SYNOD_SESSION_JEOPARDY);
+  ck_assert_int_eq(session_state_at(base, ttl, base + 9499),
+                   SYNOD_SESSION_JEOPARDY);
+  ck_assert_int_eq(session_state_at(base, ttl, base + 9500),
+                   SYNOD_SESSION_LOST);
+  /* Lost strictly before the server's earliest expiry (base + ttl). */
+  ck_assert_uint_lt(session_deadline_ms(base, ttl), base + ttl);
+  ck_assert_uint_eq(session_next_check_ms(base, ttl, base), base + 5000);
+  ck_assert_uint_eq(session_next_check_ms(base, ttl, base + 5000), base + 9500);
+  ck_assert_uint_eq(session_next_check_ms(base, ttl, base + 9500), UINT64_MAX);
+  ck_assert_uint_eq(session_keepalive_interval_ms(ttl), 3333);
+  /* Even the shortest TTL keeps the order open < jeopardy < lost. */
+  ck_assert_uint_lt(session_jeopardy_ms(0, 1000), session_deadline_ms(0, 1000));
+  ck_assert_uint_lt(session_keepalive_interval_ms(1000),
+                    session_jeopardy_ms(0, 1000));
+}
+END_TEST
+
+/* -------------------------------------------------- requests and results */
+
+START_TEST(op_build_checks_names_and_values) {
+  char err[SYNOD_ERRMSG_BYTES];
+  char name[SYNOD_NAME_MAX + 2];
+  uint8_t value[SYNOD_ELECTION_VALUE_MAX + 1] = {0};
+  struct op *op;
+  memset(name, 'x', sizeof name - 1);
+  name[sizeof name - 1] = '\0';
+  struct op_args args = {.name = name};
+  ck_assert_int_eq(op_build(OP_COUNTER_GET, &args, &op, err), SYNOD_EINVAL);
+  ck_assert_ptr_nonnull(strstr(err, "257"));
+  args.name = "";
+  ck_assert_int_eq(op_build(OP_LOCK_ACQUIRE, &args, &op, err), SYNOD_EINVAL);
+  name[SYNOD_NAME_MAX] = '\0';
+  args.name = name;
+  args.bytes = value;
+  args.bytes_len = sizeof value;
+  ck_assert_int_eq(op_build(OP_ELECTION_CAMPAIGN, &args, &op, err),
+                   SYNOD_EINVAL);
+  args.bytes_len = SYNOD_ELECTION_VALUE_MAX;
+  ck_assert_int_eq(op_build(OP_ELECTION_CAMPAIGN, &args, &op, err), 0);
+  ck_assert_int_eq(op->req.body_case, SYNOD__REQUEST__BODY_ELECTION_CAMPAIGN);
+  ck_assert_uint_eq(op->body.election_campaign.value.len,
+                    SYNOD_ELECTION_VALUE_MAX);
+  op_free(op);
+  struct op_args add = {.name = "c", .value = -3};
+  ck_assert_int_eq(op_build(OP_COUNTER_GET_ADD, &add, &op, err), 0);
+  ck_assert(op->body.counter_add.return_previous);
+  ck_assert_int_eq(op->body.counter_add.delta, -3);
+  ck_assert(op_kind_sequenced(op->kind));
+  op_free(op);
+  struct op_args list = {.flags = SYNOD_READ_STALE};
+  ck_assert_int_eq(op_build(OP_COUNTER_LIST, &list, &op, err), 0);
+  ck_assert(op->req.stale);
+  ck_assert(!op_kind_sequenced(op->kind));
+  ck_assert(!op_kind_needs_session(op->kind));
+  op_free(op);
+}
+END_TEST
+
+START_TEST(results_copy_status_and_election_info) {
+  Synod__Response r = SYNOD__RESPONSE__INIT;
+  Synod__StatusReply st = SYNOD__STATUS_REPLY__INIT;
+  Synod__Member m0 = SYNOD__MEMBER__INIT, m1 = SYNOD__MEMBER__INIT;
+  Synod__Member *ms[2] = {&m0, &m1};
+  union synod_result out;
+  char err[SYNOD_ERRMSG_BYTES];
+  st.name = "synod-1";
+  st.role = "follower";
+  st.term = 4;
+  st.leader_name = "synod-0";
+  st.commit_index = 10;
+  st.members = ms;
+  st.n_members = 2;
+  m0.name = "synod-0";
+  m0.role = "leader";
+  m0.voter = true;
+  m1.name = "synod-1";
+  m1.match_index = 9;
+  r.body_case = SYNOD__RESPONSE__BODY_STATUS;
+  r.status = &st;
+  ck_assert_int_eq(result_from_response(OP_STATUS, &r, &out, err), 0);
+  ck_assert_str_eq(out.status.name, "synod-1");
+  ck_assert_str_eq(out.status.leader_name, "synod-0");
+  ck_assert_uint_eq(out.status.members_count, 2);
+  ck_assert_str_eq(out.status.members[0].role, "leader");
+  ck_assert_uint_eq(out.status.members[1].match_index, 9);
+  ck_assert_str_eq(out.status.version, "");
+  result_free(OP_STATUS, &out);
+  /* A body that does not answer the request is refused. */
+  ck_assert_int_eq(result_from_response(OP_COUNTER_GET, &r, &out, err),
+                   SYNOD_EMALFORMED);
+  Synod__ElectionInfo info = SYNOD__ELECTION_INFO__INIT;
+  info.name = "e";
+  info.has_leader = true;
+  info.value.data = (uint8_t *)"pod-3";
+  info.value.len = 5;
+  r.body_case = SYNOD__RESPONSE__BODY_ELECTION_LEADER;
+  r.election_leader = &info;
+  ck_assert_int_eq(result_from_response(OP_ELECTION_LEADER, &r, &out, err), 0);
+  ck_assert_str_eq((char *)out.info.value, "pod-3"); /* NUL-terminated */
+  ck_assert_uint_eq(out.info.value_len, 5);
+  result_free(OP_ELECTION_LEADER, &out);
+  ck_assert_ptr_null(out.info.name);
+}
+END_TEST
+
+START_TEST(options_are_checked_and_endpoints_come_from_the_environment) {
+  struct synod_options o;
+  struct synod_client *c;
+  synod_options_init(&o);
+  o.endpoints = "nohost";
+  ck_assert_int_eq(synod_client_new(&o, &c), SYNOD_EINVAL);
+  ck_assert_ptr_nonnull(strstr(synod_client_errmsg(), "nohost"));
+  o.endpoints = "127.0.0.1:1";
+  o.session_ttl_ms = 500;
+  ck_assert_int_eq(synod_client_new(&o, &c), SYNOD_EINVAL);
+  ck_assert_ptr_nonnull(strstr(synod_client_errmsg(), "TTL"));
+  o.endpoints = NULL;
+  o.session_ttl_ms = 0;
+  setenv("SYNOD_ENDPOINTS", "bad-from-env", 1);
+  ck_assert_int_eq(synod_client_new(&o, &c), SYNOD_EINVAL);
+  ck_assert_ptr_nonnull(strstr(synod_client_errmsg(), "bad-from-env"));
+  unsetenv("SYNOD_ENDPOINTS");
+  ck_assert_int_eq(synod_client_new(&o, &c), 0); /* the default list */
+  synod_client_free(c);
+}
+END_TEST
+
+/* ------------------------------------------------------ synodctl helpers */
+
+START_TEST(durations_take_units_and_refuse_garbage) {
+  uint32_t ms = 0;
+  ck_assert_int_eq(ctl_duration_parse("500ms", &ms), 0);
+  ck_assert_uint_eq(ms, 500);
+  ck_assert_int_eq(ctl_duration_parse("10s", &ms), 0);
+  ck_assert_uint_eq(ms, 10000);
+  ck_assert_int_eq(ctl_duration_parse("2m", &ms), 0);
+  ck_assert_uint_eq(ms, 120000);
+  ck_assert_int_eq(ctl_duration_parse("1h", &ms), 0);
+  ck_assert_uint_eq(ms, 3600000);
+  ck_assert_int_eq(ctl_duration_parse("7", &ms), 0); /* seconds */
+  ck_assert_uint_eq(ms, 7000);
+  ck_assert_int_eq(ctl_duration_parse("0", &ms), 0);
+  ck_assert_uint_eq(ms, 0);
+  static const char *bad[] = {"",      "s",  "-1s",  "1.5s", "10 s",
+                              "10sec", "1d", "ms10", " 5s"};
+  for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+    ck_assert_msg(ctl_duration_parse(bad[i], &ms) == SYNOD_EINVAL,
+                  "'%s' accepted", bad[i]);
+  }
+  ck_assert_int_eq(ctl_duration_parse(NULL, &ms), SYNOD_EINVAL);
+  ck_assert_int_eq(ctl_duration_parse("4294967295ms", &ms), 0);
+  ck_assert_int_eq(ctl_duration_parse("4294967296ms", &ms), SYNOD_ERANGE);
+  ck_assert_int_eq(ctl_duration_parse("1193h", &ms), 0);
+  ck_assert_int_eq(ctl_duration_parse("1194h", &ms), SYNOD_ERANGE);
+}
+END_TEST
+
+START_TEST(integers_parse_whole_and_in_range) {
+  int64_t v;
+  uint64_t u;
+  ck_assert_int_eq(ctl_int64_parse("-42", &v), 0);
+  ck_assert_int_eq(v, -42);
+  ck_assert_int_eq(ctl_int64_parse("9223372036854775807", &v), 0);
+  ck_assert_int_eq(v, INT64_MAX);
+  ck_assert_int_eq(ctl_int64_parse("9223372036854775808", &v), SYNOD_ERANGE);
+  ck_assert_int_eq(ctl_int64_parse("12x", &v), SYNOD_EINVAL);
+  ck_assert_int_eq(ctl_int64_parse("", &v), SYNOD_EINVAL);
+  ck_assert_int_eq(ctl_int64_parse(" 1", &v), SYNOD_EINVAL);
+  ck_assert_int_eq(ctl_uint64_parse("202611211730", &u), 0);
+  ck_assert_uint_eq(u, 202611211730ull);
+  ck_assert_int_eq(ctl_uint64_parse("-1", &u), SYNOD_EINVAL);
+}
+END_TEST
+
+static char *dump(json_t *j) {
+  char *s = json_dumps(j, JSON_COMPACT | JSON_SORT_KEYS);
+  json_decref(j);
+  return s;
+}
+
+START_TEST(json_shapes_are_stable) {
+  struct synod_member mb = {.name = "synod-0",
+                            .peer_address = "p:1",
+                            .client_address = "c:1",
+                            .voter = true,
+                            .role = "leader",
+                            .match_index = 9};
+  struct synod_status st = {.name = "synod-0",
+                            .role = "leader",
+                            .term = 3,
+                            .leader_name = "synod-0",
+                            .commit_index = 9,
+                            .applied_index = 9,
+                            .last_index = 10,
+                            .snapshot_index = 0,
+                            .members = &mb,
+                            .members_count = 1,
+                            .version = "0.1.0"};
+  char *s = dump(ctl_status_json("127.0.0.1:7700", &st));
+  ck_assert_str_eq(
+      s, "{\"applied_index\":9,\"commit_index\":9,\"endpoint\":"
+         "\"127.0.0.1:7700\",\"last_index\":10,\"leader\":\"synod-0\","
+         "\"members\":[{\"client_address\":\"c:1\",\"match_index\":9,"
+         "\"name\":\"synod-0\",\"peer_address\":\"p:1\",\"role\":"
+         "\"leader\",\"voter\":true}],\"name\":\"synod-0\",\"role\":"
+         "\"leader\",\"snapshot_index\":0,\"term\":3,\"version\":"
+         "\"0.1.0\"}");
+  free(s);
+  struct synod_election_info info = {.name = "web",
+                                     .has_leader = true,
+                                     .value = (uint8_t *)"pod-a",
+                                     .value_len = 5,
+                                     .session_id = 4,
+                                     .revision = 17,
+                                     .candidates = 2};
+  s = dump(ctl_election_json(&info));
+  ck_assert_str_eq(s, "{\"candidates\":2,\"has_leader\":true,\"name\":"
+                      "\"web\",\"revision\":17,\"session_id\":4,"
+                      "\"value\":\"pod-a\"}");
+  free(s);
+  char line[256];
+  ctl_election_line(&info, line, sizeof line);
+  ck_assert_str_eq(line, "leader=pod-a session=4 revision=17 candidates=2");
+  info.has_leader = false;
+  s = dump(ctl_election_json(&info));
+  ck_assert_ptr_nonnull(strstr(s, "\"value\":null"));
+  free(s);
+  ctl_election_line(&info, line, sizeof line);
+  ck_assert_str_eq(line, "no leader (revision=17)");
+  struct synod_counter_entry e[2] = {{"a", 1}, {"b", -2}};
+  struct synod_counter_list l = {e, 2, true};
+  s = dump(ctl_counter_list_json(&l));
+  ck_assert_str_eq(s, "{\"counters\":[{\"name\":\"a\",\"value\":1},"
+                      "{\"name\":\"b\",\"value\":-2}],\"more\":true}");
+  free(s);
+  struct synod_lock_info li = {true, 5, 6, 7, 1, 2};
+  s = dump(ctl_lock_info_json("L", &li));
+  ck_assert_str_eq(s, "{\"held\":true,\"hold_count\":1,\"name\":\"L\","
+                      "\"owner_id\":6,\"session_id\":5,\"token\":7,"
+                      "\"waiters\":2}");
+  free(s);
+}
+END_TEST
+
+/* ------------------------------------------------- against a fake server */
+
+/* What the callbacks saw; shared with the client's thread. */
+struct events {
+  pthread_mutex_t mu;
+  int jeopardy, safe, lost;
+  uint64_t lost_token;
+  uint64_t lost_at_ms;
+  char lost_name[64];
+  int session_lost;
+  int elections;
+  char election_value[64];
+  bool election_has_leader;
+};
+
+static void ev_lock_cb(void *arg, enum synod_lock_event e, const char *name,
+                       uint64_t owner_id, uint64_t token) {
+  struct events *ev = arg;
+  (void)owner_id;
+  pthread_mutex_lock(&ev->mu);
+  if (e == SYNOD_LOCK_JEOPARDY) {
+    ev->jeopardy++;
+  } else if (e == SYNOD_LOCK_SAFE) {
+    ev->safe++;
+  } else {
+    ev->lost++;
+    ev->lost_token = token;
+    ev->lost_at_ms = now_ms();
+    snprintf(ev->lost_name, sizeof ev->lost_name, "%s", name);
+  }
+  pthread_mutex_unlock(&ev->mu);
+}
+
+static void ev_session_cb(void *arg, enum synod_session_state st, uint64_t id) {
+  struct events *ev = arg;
+  (void)id;
+  if (st == SYNOD_SESSION_LOST) {
+    pthread_mutex_lock(&ev->mu);
+    ev->session_lost++;
+    pthread_mutex_unlock(&ev->mu);
+  }
+}
+
+static void ev_election_cb(void *arg, int status,
+                           const struct synod_election_info *info) {
+  struct events *ev = arg;
+  if (status != 0) {
+    return;
+  }
+  pthread_mutex_lock(&ev->mu);
+  ev->elections++;
+  ev->election_has_leader = info->has_leader;
+  snprintf(ev->election_value, sizeof ev->election_value, "%s",
+           (const char *)info->value);
+  pthread_mutex_unlock(&ev->mu);
+}
+
+static int ev_get(struct events *ev, int *field) {
+  pthread_mutex_lock(&ev->mu);
+  int v = *field;
+  pthread_mutex_unlock(&ev->mu);
+  return v;
+}
+
+static struct synod_client *client_for(const char *endpoints, uint32_t ttl_ms,
+                                       struct events *ev) {
+  struct synod_options o;
+  struct synod_client *c;
+  synod_options_init(&o);
+  o.endpoints = endpoints;
+  o.client_name = "test";
+  o.session_ttl_ms = ttl_ms;
+  o.request_timeout_ms = 5000;
+  o.connect_timeout_ms = 1000;
+  if (ev != NULL) {
+    memset(ev, 0, sizeof *ev);
+    pthread_mutex_init(&ev->mu, NULL);
+    o.lock_cb = ev_lock_cb;
+    o.session_cb = ev_session_cb;
+    o.election_cb = ev_election_cb;
+    o.cb_arg = ev;
+  }
+  ck_assert_msg(synod_client_new(&o, &c) == 0, "%s", synod_client_errmsg());
+  return c;
+}
+
+#define OK(call)                                                               \
+  ck_assert_msg((call) == 0, "%s: %s", #call, synod_client_errmsg())
+
+START_TEST(counters_answer_every_operation) {
+  struct mock *m = mock_start();
+  struct synod_client *c = client_for(m->address, 0, NULL);
+  int64_t v = -1;
+  struct synod_counter_cas cas;
+  struct synod_counter_list list;
+  bool existed;
+  OK(synod_counter_get(c, "a", 0, 0, &v));
+  ck_assert_int_eq(v, 0);
+  OK(synod_counter_set(c, "a", 40, 0));
+  OK(synod_counter_add(c, "a", 2, 0, &v));
+  ck_assert_int_eq(v, 42);
+  OK(synod_counter_get_add(c, "a", -2, 0, &v));
+  ck_assert_int_eq(v, 42);
+  OK(synod_counter_cas(c, "a", 1, 5, 0, &cas));
+  ck_assert(!cas.swapped);
+  ck_assert_int_eq(cas.value, 40);
+  OK(synod_counter_cas(c, "a", 40, 5, 0, &cas));
+  ck_assert(cas.swapped);
+  OK(synod_counter_set(c, "big", INT64_MAX, 0));
+  ck_assert_int_eq(synod_counter_add(c, "big", 1, 0, &v), SYNOD_EOVERFLOW);
+  ck_assert_str_eq(synod_client_errmsg(), "integer overflow");
+  OK(synod_counter_list(c, "", NULL, 0, SYNOD_READ_STALE, 0, &list));
+  ck_assert_uint_eq(list.count, 2);
+  synod_counter_list_free(&list);
+  OK(synod_counter_delete(c, "a", 0, &existed));
+  ck_assert(existed);
+  OK(synod_counter_delete(c, "a", 0, &existed));
+  ck_assert(!existed);
+  ck_assert_uint_ne(synod_session_id(c), 0);
+  synod_client_free(c);
+  mock_stop(m);
+}
+END_TEST
+
+struct adder {
+  struct synod_client *c;
+  int n;
+  int failures;
+};
+
+static void *adder_main(void *arg) {
+  struct adder *ad = arg;
+  for (int i = 0; i < ad->n; i++) {
+    if (synod_counter_add(ad->c, "shared", 1, 0, NULL) != 0) {
+      ad->failures++;
+    }
+  }
+  return NULL;
+}
+
+/* 8 threads share one client; the server drops the connection after
+ * every 13th mutation it applied, unanswered: each retry carries the same
+ * (session, sequence), is answered from the record, and counts once. */
+START_TEST(eight_threads_add_through_one_client_exactly_once_under_drops) {
+  enum { THREADS = 8, N = 250 };
+  struct mock *m = mock_start();
+  struct synod_client *c = client_for(m->address, 0, NULL);
+  pthread_t t[THREADS];
+  struct adder ad[THREADS];
+  int64_t v;
+  m->drop_every = 13;
+  for (int i = 0; i < THREADS; i++) {
+    ad[i] = (struct adder){c, N, 0};
+    pthread_create(&t[i], NULL, adder_main, &ad[i]);
+  }
+  for (int i = 0; i < THREADS; i++) {
+    pthread_join(t[i], NULL);
+    ck_assert_int_eq(ad[i].failures, 0);
+  }
+  OK(synod_counter_get(c, "shared", 0, 0, &v));
+  ck_assert_int_eq(v, THREADS * N);
+  ck_assert_int_gt(m->conns_dropped, 10);
+  ck_assert_int_ge(m->replayed, m->conns_dropped);
+  ck_assert_int_eq(m->sessions_opened, 1);
+  synod_client_free(c);
+  mock_stop(m);
+}
+END_TEST
+
+struct waiter {
+  struct synod_client *c;
+  int rv;
+  struct synod_lock_grant g;
+};
+
+static void *waiter_main(void *arg) {
+  struct waiter *w = arg;
+  w->rv = synod_lock_acquire(w->c, "L", 7, 5000, &w->g);
+  return NULL;
+}
+
+START_TEST(locks_are_reentrant_exclusive_and_fifo_with_growing_tokens) {
+  struct mock *m = mock_start();
+  struct synod_client *a = client_for(m->address, 0, NULL);
+  struct synod_client *b = client_for(m->address, 0, NULL);
+  struct synod_lock_grant g1, g2;
+  struct synod_lock_info info;
+  struct synod_lock_check chk;
+  uint32_t holds;
+  OK(synod_lock_try(a, "L", 1, &g1));
+  ck_assert_uint_eq(g1.hold_count, 1);
+  OK(synod_lock_acquire(a, "L", 1, 0, &g2));
+  ck_assert_uint_eq(g2.hold_count, 2);
+  ck_assert_uint_eq(g2.token, g1.token);
+  ck_assert_int_eq(synod_lock_try(b, "L", 1, &g2), SYNOD_ELOCKED);
+  ck_assert_int_eq(synod_lock_release(b, "L", 1, 0, NULL), SYNOD_ENOTHOLDER);
+  OK(synod_lock_query(b, "L", 0, 0, &info));
+  ck_assert(info.held);
+  ck_assert_uint_eq(info.session_id, synod_session_id(a));
+  ck_assert_uint_eq(info.hold_count, 2);
+  /* A waiter on b gets the lock once a lets go of both holds. */
+  struct waiter w = {.c = b};
+  pthread_t t;
+  pthread_create(&t, NULL, waiter_main, &w);
+  WAIT_UNTIL((synod_lock_query(a, "L", 0, 0, &info) == 0 && info.waiters == 1),
+             5000);
+  OK(synod_lock_release(a, "L", 1, 0, &holds));
+  ck_assert_uint_eq(holds, 1);
+  OK(synod_lock_release(a, "L", 1, 0, &holds));
+  ck_assert_uint_eq(holds, 0);
+  pthread_join(t, NULL);
+  ck_assert_int_eq(w.rv, 0);
+  ck_assert_uint_gt(w.g.token, g1.token);
+  OK(synod_lock_check(a, "L", g1.token, 0, 0, &chk));
+  ck_assert(!chk.current);
+  ck_assert_uint_eq(chk.current_token, w.g.token);
+  OK(synod_lock_check(a, "L", w.g.token, 0, 0, &chk));
+  ck_assert(chk.current);
+  /* Freeing b closes its session: the lock is free again. */
+  synod_client_free(b);
+  OK(synod_lock_try(a, "L", 1, &g2));
+  ck_assert_uint_gt(g2.token, w.g.token);
+  synod_client_free(a);
+  mock_stop(m);
+}
+END_TEST
+
+START_TEST(a_follower_redirects_mutations_and_reads_to_the_leader) {
+  struct mock *leader = mock_start();
+  struct mock *follower = mock_start();
+  struct synod_status st;
+  int64_t v;
+  snprintf(follower->leader_address, sizeof follower->leader_address, "%s",
+           leader->address);
+  follower->follower = true;
+  struct synod_client *c = client_for(follower->address, 0, NULL);
+  /* Status is answered by whichever replica we reach first. */
+  OK(synod_status(c, 0, &st));
+  ck_assert_str_eq(st.role, "follower");
+  synod_status_free(&st);
+  OK(synod_counter_add(c, "x", 5, 0, &v));
+  ck_assert_int_eq(v, 5);
+  ck_assert_int_eq(leader->applied, 1);
+  ck_assert_int_eq(follower->applied, 0);
+  OK(synod_counter_get(c, "x", 0, 0, &v));
+  ck_assert_int_eq(v, 5);
+  synod_client_free(c);
+  mock_stop(follower);
+  mock_stop(leader);
+}
+END_TEST
+
+START_TEST(no_reachable_endpoint_fails_with_econnect_in_time) {
+  struct synod_client *c = client_for("127.0.0.1:1,127.0.0.1:2", 0, NULL);
+  int64_t v;
+  uint64_t t0 = now_ms();
+  ck_assert_int_eq(synod_counter_get(c, "x", 0, 700, &v), SYNOD_ECONNECT);
+  ck_assert_uint_lt(now_ms() - t0, 700 + 1500);
+  ck_assert_msg(strstr(synod_client_errmsg(), "127.0.0.1:") != NULL &&
+                    strstr(synod_client_errmsg(), "connect") != NULL,
+                "message: %s", synod_client_errmsg());
+  synod_client_free(c);
+}
+END_TEST
+
+/* The server stops acknowledging keepalives: held locks are in jeopardy
+ * past TTL/2 and lost before TTL has passed since the last acknowledged
+ * keepalive was sent, which is before the server could expire them. */
+START_TEST(unrenewed_session_reports_jeopardy_then_lost_before_ttl) {
+  struct mock *m = mock_start();
+  struct events ev;
+  struct synod_client *c = client_for(m->address, 1000, &ev);
+  struct synod_lock_grant g;
+  uint64_t old_session, t0;
+  OK(synod_lock_try(c, "L", 1, &g));
+  old_session = synod_session_id(c);
+  m->ignore_keepalives = true;
+  t0 = now_ms(); /* the last acknowledged keepalive was sent before this */
+  WAIT_UNTIL(ev_get(&ev, &ev.lost) == 1, 3000);
+  ck_assert_int_eq(ev_get(&ev, &ev.jeopardy), 1);
+  ck_assert_uint_lt(ev.lost_at_ms - t0, 1000);
+  ck_assert_uint_eq(ev.lost_token, g.token);
+  ck_assert_str_eq(ev.lost_name, "L");
+  ck_assert_int_eq(ev_get(&ev, &ev.session_lost), 1);
+  /* The lost lock cannot be released; a new request opens a new session. */
+  ck_assert_int_eq(synod_lock_release(c, "L", 1, 0, NULL), SYNOD_ELOST);
+  m->ignore_keepalives = false;
+  OK(synod_counter_add(c, "n", 1, 0, NULL));
+  ck_assert_uint_ne(synod_session_id(c), 0);
+  ck_assert_uint_ne(synod_session_id(c), old_session);
+  synod_client_free(c);
+  mock_stop(m);
+}
+END_TEST
+
+START_TEST(server_expiry_event_reports_locks_lost_at_once) {
+  struct mock *m = mock_start();
+  struct events ev;
+  struct synod_client *c = client_for(m->address, 0, &ev);
+  struct synod_lock_grant g;
+  OK(synod_lock_try(c, "L", 3, &g));
+  m->expire_session = synod_session_id(c);
+  mock_poke(m);
+  WAIT_UNTIL(ev_get(&ev, &ev.lost) == 1, 2000);
+  ck_assert_int_eq(ev_get(&ev, &ev.jeopardy), 0);
+  ck_assert_int_eq(synod_lock_release(c, "L", 3, 0, NULL), SYNOD_ELOST);
+  OK(synod_lock_try(c, "L", 3, &g)); /* in a new session */
+  synod_client_free(c);
+  mock_stop(m);
+}
+END_TEST
+
+START_TEST(observers_see_every_leader_change) {
+  struct mock *m = mock_start();
+  struct events ev;
+  struct synod_client *obs = client_for(m->address, 0, &ev);
+  struct synod_client *cand = client_for(m->address, 0, NULL);
+  struct synod_election_info info;
+  struct synod_election_campaign camp;
+  OK(synod_election_observe(obs, "E", 0, &info));
+  ck_assert(!info.has_leader);
+  synod_election_info_free(&info);
+  ck_assert_int_eq(synod_election_observe(obs, "E", 0, NULL), SYNOD_EEXIST);
+  OK(synod_election_campaign(cand, "E", "pod-a", 5, 0, &camp));
+  ck_assert(camp.leader);
+  ck_assert_str_eq((char *)camp.info.value, "pod-a");
+  synod_election_campaign_free(&camp);
+  WAIT_UNTIL(ev_get(&ev, &ev.elections) == 1, 2000);
+  ck_assert(ev.election_has_leader);
+  ck_assert_str_eq(ev.election_value, "pod-a");
+  OK(synod_election_leader(obs, "E", 0, 0, &info));
+  ck_assert_uint_eq(info.session_id, synod_session_id(cand));
+  synod_election_info_free(&info);
+  OK(synod_election_resign(cand, "E", 0, NULL));
+  WAIT_UNTIL(ev_get(&ev, &ev.elections) == 2, 2000);
+  ck_assert(!ev.election_has_leader);
+  OK(synod_election_unobserve(obs, "E"));
+  ck_assert_int_eq(synod_election_unobserve(obs, "E"), SYNOD_ENOTFOUND);
+  synod_client_free(cand);
+  synod_client_free(obs);
+  mock_stop(m);
+}
+END_TEST
+
+/* ------------------------------------------------------ async interface */
+
+struct async_run {
+  int done;
+  int failures;
+  int64_t last;
+  bool closed;
+};
+
+static void async_add_cb(void *arg, int status, const int64_t *value) {
+  struct async_run *r = arg;
+  r->done++;
+  if (status != 0) {
+    r->failures++;
+  } else {
+    r->last = *value > r->last ? *value : r->last;
+  }
+}
+
+static void async_closed_cb(void *arg) {
+  ((struct async_run *)arg)->closed = true;
+}
+
+/* 200 adds submitted at once: at most SYNOD_INFLIGHT_MAX are in flight,
+ * all complete, and the loop ends once the client is closed. */
+START_TEST(async_pipelines_within_the_window_and_closes_cleanly) {
+  struct mock *m = mock_start();
+  uv_loop_t loop;
+  struct synod_async *a;
+  struct synod_options o;
+  struct async_run r = {0};
+  synod_options_init(&o);
+  o.endpoints = m->address;
+  uv_loop_init(&loop);
+  ck_assert_int_eq(synod_async_new(&loop, &o, &a), 0);
+  for (int i = 0; i < 200; i++) {
+    ck_assert_int_eq(synod_async_counter_add(a, "p", 1, async_add_cb, &r), 0);
+  }
+  ck_assert_int_eq(synod_async_counter_add(a, "", 1, async_add_cb, &r),
+                   SYNOD_EINVAL);
+  uint64_t t0 = now_ms();
+  while (r.done < 200 && now_ms() - t0 < 5000) {
+    ck_assert_uint_le(a->inflight_sequenced, SYNOD_INFLIGHT_MAX);
+    uv_run(&loop, UV_RUN_ONCE);
+  }
+  ck_assert_int_eq(r.done, 200);
+  ck_assert_int_eq(r.failures, 0);
+  ck_assert_int_eq(r.last, 200);
+  synod_async_close(a, async_closed_cb, &r);
+  ck_assert_int_eq(uv_run(&loop, UV_RUN_DEFAULT), 0);
+  ck_assert(r.closed);
+  ck_assert_int_eq(uv_loop_close(&loop), 0);
+  mock_stop(m);
+}
+END_TEST
+
+static Suite *clientlib_suite(void) {
+  Suite *s = suite_create("clientlib");
+  TCase *tc = tcase_create("pure");
+  tcase_add_test(tc, endpoints_parse_lists_with_spaces_and_ipv6);
+  tcase_add_test(tc, endpoints_parse_refuses_bad_items_and_names_them);
+  tcase_add_test(tc, backoff_stays_in_its_bounds_and_grows);
+  tcase_add_test(
+      tc, session_clock_reports_jeopardy_at_half_ttl_and_lost_before_ttl);
+  tcase_add_test(tc, op_build_checks_names_and_values);
+  tcase_add_test(tc, results_copy_status_and_election_info);
+  tcase_add_test(tc,
+                 options_are_checked_and_endpoints_come_from_the_environment);
+  tcase_add_test(tc, durations_take_units_and_refuse_garbage);
+  tcase_add_test(tc, integers_parse_whole_and_in_range);
+  tcase_add_test(tc, json_shapes_are_stable);
+  suite_add_tcase(s, tc);
+  tc = tcase_create("mock");
+  tcase_set_timeout(tc, 60);
+  tcase_add_test(tc, counters_answer_every_operation);
+  tcase_add_test(tc,
+                 eight_threads_add_through_one_client_exactly_once_under_drops);
+  tcase_add_test(tc,
+                 locks_are_reentrant_exclusive_and_fifo_with_growing_tokens);
+  tcase_add_test(tc, a_follower_redirects_mutations_and_reads_to_the_leader);
+  tcase_add_test(tc, no_reachable_endpoint_fails_with_econnect_in_time);
+  tcase_add_test(tc, unrenewed_session_reports_jeopardy_then_lost_before_ttl);
+  tcase_add_test(tc, server_expiry_event_reports_locks_lost_at_once);
+  tcase_add_test(tc, observers_see_every_leader_change);
+  tcase_add_test(tc, async_pipelines_within_the_window_and_closes_cleanly);
+  suite_add_tcase(s, tc);
+  return s;
+}
+
+int main(void) {
+  SRunner *sr = srunner_create(clientlib_suite());
+  srunner_run_all(sr, CK_NORMAL);
+  int failed = srunner_ntests_failed(sr);
+  srunner_free(sr);
+  return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+}

@@ -1,0 +1,240 @@
+/* synodctl elect and status. */
+#include <inttypes.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "ctl.h"
+#include "util.h" /* endpoints_parse */
+
+/* -------------------------------------------------------------- elect */
+
+struct elect {
+  pthread_t main_thread;
+  pthread_mutex_t mu;
+  bool changed;
+  bool leads;
+  uint64_t session_id;
+  atomic_bool lost;
+};
+
+static void elect_election_cb(void *arg, int status,
+                              const struct synod_election_info *info) {
+  struct elect *e = arg;
+  if (status != 0) {
+    return;
+  }
+  pthread_mutex_lock(&e->mu);
+  e->leads = info->has_leader && info->session_id == e->session_id &&
+             e->session_id != 0;
+  e->changed = true;
+  pthread_mutex_unlock(&e->mu);
+  pthread_kill(e->main_thread, SIGUSR2);
+}
+
+static void elect_session_cb(void *arg, enum synod_session_state st,
+                             uint64_t id) {
+  struct elect *e = arg;
+  (void)id;
+  if (st == SYNOD_SESSION_LOST) {
+    atomic_store(&e->lost, true);
+    pthread_kill(e->main_thread, SIGUSR1);
+  } else if (st == SYNOD_SESSION_JEOPARDY) {
+    fprintf(stderr, "synodctl: elect: session in jeopardy (renewals fail)\n");
+  }
+}
+
+static void elect_say(const struct ctl_opts *o, const char *event,
+                      const char *name, const char *value) {
+  if (o->json) {
+    ctl_json_print(json_pack("{s:s, s:s, s:s}", "event", event, "name", name,
+                             "value", value));
+  } else {
+    printf("%s: %s (%s)\n", event, name, value);
+    fflush(stdout);
+  }
+}
+
+/* Waits for signals: prints when we start leading; returns the exit code
+ * once INT/TERM/HUP (0) or session loss (76) ends it. */
+static int elect_hold(const struct ctl_opts *o, struct elect *e,
+                      const sigset_t *set, const char *name, const char *value,
+                      bool leads) {
+  int sig;
+  for (;;) {
+    sig = sigwaitinfo(set, NULL);
+    if (sig == SIGINT || sig == SIGTERM || sig == SIGHUP) {
+      return CTL_EXIT_OK;
+    }
+    if (atomic_load(&e->lost)) {
+      elect_say(o, "lost", name, value);
+      return CTL_EXIT_LOST;
+    }
+    pthread_mutex_lock(&e->mu);
+    bool now = e->leads;
+    e->changed = false;
+    pthread_mutex_unlock(&e->mu);
+    if (now && !leads) {
+      elect_say(o, "leader", name, value);
+    } else if (!now && leads) {
+      elect_say(o, "not leader", name, value);
+    }
+    leads = now;
+  }
+}
+
+int cmd_elect(const struct ctl_opts *o, int argc, char **argv) {
+  struct elect e = {0};
+  struct synod_options extra;
+  struct synod_election_campaign camp;
+  struct synod_client *c;
+  sigset_t set, old;
+  int rv, code;
+  if (argc != 3) {
+    bool help = argc == 2 &&
+                (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0);
+    fprintf(help ? stdout : stderr,
+            "usage: synodctl elect NAME VALUE\n\n"
+            "Campaigns in election NAME with VALUE (a pod name, an address),\n"
+            "prints 'leader: NAME (VALUE)' once it leads, holds until INT,\n"
+            "TERM or HUP, then resigns. Exit status: 0; 76 if the session\n"
+            "(and so the candidacy) was lost; 1 on errors; 2 on usage.\n");
+    return help ? CTL_EXIT_OK : CTL_EXIT_USAGE;
+  }
+  pthread_mutex_init(&e.mu, NULL);
+  e.main_thread = pthread_self();
+  ctl_signals_block(&set, &old);
+  synod_options_init(&extra);
+  extra.election_cb = elect_election_cb;
+  extra.session_cb = elect_session_cb;
+  extra.cb_arg = &e;
+  c = ctl_client(o, "elect", &extra);
+  if (c == NULL) {
+    return CTL_EXIT_ERROR;
+  }
+  rv = synod_session_open(c, 0, &e.session_id);
+  if (rv == 0) {
+    rv = synod_election_observe(c, argv[1], 0, NULL);
+  }
+  if (rv == 0) {
+    rv =
+        synod_election_campaign(c, argv[1], argv[2], strlen(argv[2]), 0, &camp);
+  }
+  if (rv != 0) {
+    code = ctl_fail(o, "elect", rv);
+    goto out;
+  }
+  elect_say(o, camp.leader ? "leader" : "candidate", argv[1], argv[2]);
+  code = elect_hold(o, &e, &set, argv[1], argv[2], camp.leader);
+  synod_election_campaign_free(&camp);
+  if (code == CTL_EXIT_OK &&
+      (rv = synod_election_resign(c, argv[1], 0, NULL)) != 0) {
+    code = ctl_fail(o, "elect: resign", rv);
+  }
+out:
+  synod_client_free(c);
+  return code;
+}
+
+/* ------------------------------------------------------------- status */
+
+static void status_row(const char *ep, const struct synod_status *st) {
+  printf("%-21s %-10s %-10s %6" PRIu64 " %-10s %8" PRIu64 " %8" PRIu64
+         " %8" PRIu64 " %8" PRIu64 "  %s\n",
+         ep, st->name, st->role, st->term,
+         st->leader_name[0] ? st->leader_name : "-", st->commit_index,
+         st->applied_index, st->last_index, st->snapshot_index, st->version);
+}
+
+static void status_members(const struct synod_status *st) {
+  printf("\nmembers, as %s sees them:\n", st->name);
+  for (size_t i = 0; i < st->members_count; i++) {
+    const struct synod_member *m = &st->members[i];
+    printf("  %-10s %-10s %-7s match=%-8" PRIu64 " client=%s peer=%s\n",
+           m->name, m->role, m->voter ? "voter" : "learner", m->match_index,
+           m->client_address, m->peer_address);
+  }
+}
+
+/* Asks one endpoint; returns 0 and fills *st, or prints/records why not. */
+static int status_one(const struct ctl_opts *o, const char *ep,
+                      struct synod_status *st, json_t *rows) {
+  struct ctl_opts one = *o;
+  struct synod_client *c;
+  int rv;
+  one.endpoints = ep;
+  if (one.timeout_ms == 0) {
+    one.timeout_ms = 2000;
+  }
+  c = ctl_client(&one, "status", NULL);
+  rv = c ? synod_status(c, 0, st) : SYNOD_EINVAL;
+  if (rv != 0 && o->json) {
+    json_array_append_new(rows, json_pack("{s:s, s:s}", "endpoint", ep, "error",
+                                          synod_client_errmsg()));
+  } else if (rv != 0) {
+    printf("%-21s unreachable: %s\n", ep, synod_client_errmsg());
+  } else if (o->json) {
+    json_array_append_new(rows, ctl_status_json(ep, st));
+  } else {
+    status_row(ep, st);
+  }
+  synod_client_free(c);
+  return rv;
+}
+
+int cmd_status(const struct ctl_opts *o, int argc, char **argv) {
+  struct endpoint eps[ENDPOINTS_MAX];
+  struct synod_status st, best = {0};
+  char err[SYNOD_ERRMSG_BYTES], ep[300];
+  const char *list = o->endpoints ? o->endpoints : getenv("SYNOD_ENDPOINTS");
+  json_t *rows = json_array();
+  size_t n;
+  int answered = 0;
+  if (argc > 1) {
+    bool help = strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0;
+    fprintf(help ? stdout : stderr,
+            "usage: synodctl [--endpoints LIST] status [--json]\n\n"
+            "Asks every endpoint for its status: name, role, term, leader,\n"
+            "commit/applied/last/snapshot indexes, version; then lists the\n"
+            "members as the leader (or the first replica that answers) sees\n"
+            "them. Exit status: 0 if any replica answered, 1 if none did.\n");
+    json_decref(rows);
+    return help ? CTL_EXIT_OK : CTL_EXIT_USAGE;
+  }
+  if (endpoints_parse(list && list[0] ? list : SYNOD_ENDPOINTS_DEFAULT, eps,
+                      ENDPOINTS_MAX, &n, err) != 0) {
+    fprintf(stderr, "%s: status: %s\n", o->prog, err);
+    json_decref(rows);
+    return CTL_EXIT_USAGE;
+  }
+  if (!o->json) {
+    printf("%-21s %-10s %-10s %6s %-10s %8s %8s %8s %8s  %s\n", "ENDPOINT",
+           "NAME", "ROLE", "TERM", "LEADER", "COMMIT", "APPLIED", "LAST",
+           "SNAPSHOT", "VERSION");
+  }
+  for (size_t i = 0; i < n; i++) {
+    endpoint_format(&eps[i], ep, sizeof ep);
+    if (status_one(o, ep, &st, rows) != 0) {
+      continue;
+    }
+    answered++;
+    if (best.name == NULL || strcmp(st.role, "leader") == 0) {
+      synod_status_free(&best);
+      best = st;
+    } else {
+      synod_status_free(&st);
+    }
+  }
+  if (o->json) {
+    ctl_json_print(json_pack("{s:o, s:s}", "replicas", rows, "leader",
+                             best.leader_name ? best.leader_name : ""));
+  } else {
+    json_decref(rows);
+    if (best.name != NULL) {
+      status_members(&best);
+    }
+  }
+  synod_status_free(&best);
+  return answered > 0 ? CTL_EXIT_OK : CTL_EXIT_ERROR;
+}

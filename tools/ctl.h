@@ -1,0 +1,109 @@
+/* synodctl's shared pieces: exit codes, global options, parsing and JSON
+ * helpers (ctl_util.c, pure and unit-tested), and child processes
+ * (ctl_proc.c). */
+#ifndef SYNOD_CTL_H
+#define SYNOD_CTL_H
+
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include <jansson.h>
+
+#include "synod.h"
+
+/* Exit codes, as documented by `synodctl --help`. A command run by `lock`
+ * or `once` passes its own status on (128+N when killed by signal N). */
+#define CTL_EXIT_OK 0
+#define CTL_EXIT_ERROR 1 /* the cluster could not be reached, refused, ... */
+#define CTL_EXIT_USAGE 2
+#define CTL_EXIT_BUSY                                                          \
+  75                     /* lock held elsewhere / not granted in time,         \
+                            slot already taken, CAS did not swap, no leader */
+#define CTL_EXIT_LOST 76 /* lock or leadership lost while held */
+
+struct ctl_opts {
+  const char *endpoints; /* NULL: SYNOD_ENDPOINTS or the default */
+  uint32_t timeout_ms;   /* per request; 0: the library's default */
+  uint32_t ttl_ms;       /* session TTL; 0: the default */
+  bool json;
+  const char *prog; /* argv[0] for messages */
+};
+
+/* ------------------------------------------------------ ctl_util.c: pure */
+
+/* Parses a duration: an unsigned integer with a unit ms, s, m or h ("500ms",
+ * "10s", "2m", "1h"); a bare number is seconds. Returns 0 and *ms, or
+ * SYNOD_EINVAL (bad syntax) / SYNOD_ERANGE (over 2^32-1 ms). */
+int ctl_duration_parse(const char *text, uint32_t *ms);
+
+/* Parses a whole decimal integer (optional sign for int64). Returns 0 or
+ * SYNOD_EINVAL / SYNOD_ERANGE. */
+int ctl_int64_parse(const char *text, int64_t *v);
+int ctl_uint64_parse(const char *text, uint64_t *v);
+
+/* JSON shapes printed by --json (one object per line). Return new
+ * references; NULL only when out of memory. */
+json_t *ctl_status_json(const char *endpoint, const struct synod_status *st);
+json_t *ctl_election_json(const struct synod_election_info *info);
+json_t *ctl_counter_list_json(const struct synod_counter_list *list);
+json_t *ctl_lock_info_json(const char *name,
+                           const struct synod_lock_info *info);
+
+/* One human-readable line for an election's state, as `observe` and
+ * `leader` print it: "leader=VALUE session=S revision=R candidates=C" or
+ * "no leader (revision=R)". */
+void ctl_election_line(const struct synod_election_info *info, char *out,
+                       size_t len);
+
+/* Prints obj compactly on one line to stdout and drops the reference. */
+void ctl_json_print(json_t *obj);
+
+/* ------------------------------------------------------ ctl_proc.c */
+
+/* Makes a blocking client from the global options (client_name "synodctl
+ * CMD"). Prints the error and returns NULL on failure. */
+struct synod_client *ctl_client(const struct ctl_opts *o, const char *cmd,
+                                struct synod_options *extra);
+
+/* Prints "PROG: what: message" for a failed call and returns the exit
+ * code it maps to (CTL_EXIT_BUSY for ELOCKED/ETIMEDOUT on locks is the
+ * caller's choice; this gives CTL_EXIT_ERROR). */
+int ctl_fail(const struct ctl_opts *o, const char *what, int rv);
+
+/* The signals synodctl handles in its main thread (INT, TERM, HUP, CHLD,
+ * USR1, USR2): blocked in every thread, taken with sigtimedwait. */
+void ctl_signals_block(sigset_t *set, sigset_t *old);
+
+/* Forks and execs argv[0] (searched on PATH) with `old` as its signal
+ * mask and env additions applied (NULL-terminated "K=V" list). Returns
+ * the pid, or -1 with errno. A failed exec exits the child with 127. */
+pid_t ctl_spawn(char *const argv[], const sigset_t *old, char *const env[],
+                int stdout_fd);
+
+/* Converts a wait status into an exit code (128+N for signal N). */
+int ctl_exit_code(int wstatus);
+
+/* Runs argv as a child and waits for it, forwarding INT/TERM/HUP to it.
+ * If *lost becomes true (set from another thread, which then raises
+ * SIGUSR1 in this one), the child gets SIGTERM, then SIGKILL after
+ * grace_ms, and *was_lost is set. Returns the child's exit code, or
+ * -1 if it could not be started (message printed). */
+int ctl_run_child(const struct ctl_opts *o, char *const argv[],
+                  const sigset_t *set, const sigset_t *old, char *const env[],
+                  atomic_bool *lost, uint32_t grace_ms, bool *was_lost);
+
+/* ------------------------------------------------------ commands */
+
+int cmd_lock(const struct ctl_opts *o, int argc, char **argv);
+int cmd_once(const struct ctl_opts *o, int argc, char **argv);
+int cmd_counter(const struct ctl_opts *o, int argc, char **argv);
+int cmd_elect(const struct ctl_opts *o, int argc, char **argv);
+int cmd_leader(const struct ctl_opts *o, int argc, char **argv);
+int cmd_observe(const struct ctl_opts *o, int argc, char **argv);
+int cmd_status(const struct ctl_opts *o, int argc, char **argv);
+int cmd_dev(const struct ctl_opts *o, int argc, char **argv);
+
+#endif

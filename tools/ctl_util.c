@@ -1,0 +1,150 @@
+/* synodctl's pure helpers: durations, integers, JSON shapes, lines. */
+#include <ctype.h>
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "ctl.h"
+
+int ctl_duration_parse(const char *text, uint32_t *ms) {
+  static const struct {
+    const char *unit;
+    uint64_t ms;
+  } units[] = {
+      {"ms", 1}, {"s", 1000}, {"m", 60000}, {"h", 3600000}, {"", 1000}};
+  uint64_t n = 0;
+  const char *p = text;
+  if (text == NULL || !isdigit((unsigned char)*p)) {
+    return SYNOD_EINVAL;
+  }
+  for (; isdigit((unsigned char)*p); p++) {
+    n = n * 10 + (uint64_t)(*p - '0');
+    if (n > UINT32_MAX) {
+      return SYNOD_ERANGE;
+    }
+  }
+  for (size_t i = 0; i < sizeof units / sizeof units[0]; i++) {
+    if (strcmp(p, units[i].unit) == 0) {
+      if (n * units[i].ms > UINT32_MAX) {
+        return SYNOD_ERANGE;
+      }
+      *ms = (uint32_t)(n * units[i].ms);
+      return 0;
+    }
+  }
+  return SYNOD_EINVAL;
+}
+
+int ctl_int64_parse(const char *text, int64_t *v) {
+  char *end;
+  long long x;
+  if (text == NULL || *text == '\0' || isspace((unsigned char)*text)) {
+    return SYNOD_EINVAL;
+  }
+  errno = 0;
+  x = strtoll(text, &end, 10);
+  if (*end != '\0') {
+    return SYNOD_EINVAL;
+  }
+  if (errno == ERANGE) {
+    return SYNOD_ERANGE;
+  }
+  *v = (int64_t)x;
+  return 0;
+}
+
+int ctl_uint64_parse(const char *text, uint64_t *v) {
+  char *end;
+  unsigned long long x;
+  if (text == NULL || !isdigit((unsigned char)*text)) {
+    return SYNOD_EINVAL;
+  }
+  errno = 0;
+  x = strtoull(text, &end, 10);
+  if (*end != '\0') {
+    return SYNOD_EINVAL;
+  }
+  if (errno == ERANGE) {
+    return SYNOD_ERANGE;
+  }
+  *v = (uint64_t)x;
+  return 0;
+}
+
+json_t *ctl_status_json(const char *endpoint, const struct synod_status *st) {
+  json_t *members = json_array();
+  for (size_t i = 0; i < st->members_count; i++) {
+    const struct synod_member *m = &st->members[i];
+    json_array_append_new(
+        members, json_pack("{s:s, s:s, s:s, s:b, s:s, s:I}", "name", m->name,
+                           "peer_address", m->peer_address, "client_address",
+                           m->client_address, "voter", m->voter, "role",
+                           m->role, "match_index", (json_int_t)m->match_index));
+  }
+  return json_pack(
+      "{s:s, s:s, s:s, s:I, s:s, s:I, s:I, s:I, s:I, s:s, s:o}", "endpoint",
+      endpoint ? endpoint : "", "name", st->name, "role", st->role, "term",
+      (json_int_t)st->term, "leader", st->leader_name, "commit_index",
+      (json_int_t)st->commit_index, "applied_index",
+      (json_int_t)st->applied_index, "last_index", (json_int_t)st->last_index,
+      "snapshot_index", (json_int_t)st->snapshot_index, "version", st->version,
+      "members", members);
+}
+
+json_t *ctl_election_json(const struct synod_election_info *info) {
+  json_t *value = info->has_leader
+                      ? json_stringn((const char *)info->value, info->value_len)
+                      : json_null();
+  if (value == NULL) { /* not UTF-8: give it as bytes in a string anyway */
+    value = json_string("<binary>");
+  }
+  return json_pack("{s:s, s:b, s:o, s:I, s:I, s:i}", "name", info->name,
+                   "has_leader", info->has_leader, "value", value, "session_id",
+                   (json_int_t)info->session_id, "revision",
+                   (json_int_t)info->revision, "candidates",
+                   (int)info->candidates);
+}
+
+json_t *ctl_counter_list_json(const struct synod_counter_list *list) {
+  json_t *counters = json_array();
+  for (size_t i = 0; i < list->count; i++) {
+    json_array_append_new(
+        counters, json_pack("{s:s, s:I}", "name", list->entries[i].name,
+                            "value", (json_int_t)list->entries[i].value));
+  }
+  return json_pack("{s:o, s:b}", "counters", counters, "more", list->more);
+}
+
+json_t *ctl_lock_info_json(const char *name,
+                           const struct synod_lock_info *info) {
+  return json_pack("{s:s, s:b, s:I, s:I, s:I, s:i, s:i}", "name", name, "held",
+                   info->held, "session_id", (json_int_t)info->session_id,
+                   "owner_id", (json_int_t)info->owner_id, "token",
+                   (json_int_t)info->token, "hold_count", (int)info->hold_count,
+                   "waiters", (int)info->waiters);
+}
+
+void ctl_election_line(const struct synod_election_info *info, char *out,
+                       size_t len) {
+  if (!info->has_leader) {
+    snprintf(out, len, "no leader (revision=%" PRIu64 ")", info->revision);
+    return;
+  }
+  snprintf(out, len,
+           "leader=%.*s session=%" PRIu64 " revision=%" PRIu64 " candidates=%u",
+           (int)(info->value_len > 512 ? 512 : info->value_len),
+           (const char *)info->value, info->session_id, info->revision,
+           info->candidates);
+}
+
+void ctl_json_print(json_t *obj) {
+  char *s = obj ? json_dumps(obj, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
+  if (s != NULL) {
+    printf("%s\n", s);
+    fflush(stdout);
+    free(s);
+  }
+  json_decref(obj);
+}
