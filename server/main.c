@@ -26,7 +26,7 @@ struct flag {
 struct config {
   const char *name, *data, *client, *peer, *peers, *cluster_id;
   const char *advertise_client, *advertise_peer, *log_level;
-  const char *tick_ms, *election_ticks, *snapshot_entries;
+  const char *tick_ms, *election_ticks, *snapshot_entries, *initial_size;
 };
 
 static struct config cfg = {.cluster_id = "synod", .log_level = "info"};
@@ -42,6 +42,9 @@ static const struct flag flags[] = {
      "peer listen address ip:port, e.g. 0.0.0.0:7701"},
     {"--peers", "SYNOD_PEERS", &cfg.peers,
      "the declared replicas, self included: name=host:port,... (peer ports)"},
+    {"--initial-size", "SYNOD_INITIAL_SIZE", &cfg.initial_size,
+     "instead of --peers: the StatefulSet's initial size N; replicas are "
+     "PREFIX-0..N-1 and are found by discovery"},
     {"--cluster-id", "SYNOD_CLUSTER_ID", &cfg.cluster_id,
      "cluster name; replicas of other clusters are refused [synod]"},
     {"--advertise-client", "SYNOD_ADVERTISE_CLIENT", &cfg.advertise_client,
@@ -61,7 +64,7 @@ static const struct flag flags[] = {
 
 static void usage(FILE *out) {
   fprintf(out, "usage: synodd --name NAME --data DIR --client ADDR --peer "
-               "ADDR --peers LIST [options]\n\n"
+               "ADDR (--peers LIST | --initial-size N) [options]\n\n"
                "synodd is one replica of synod, a replicated coordination "
                "service.\nEvery flag may also be set by its environment "
                "variable.\n\n");
@@ -211,12 +214,14 @@ int main(int argc, char **argv) {
   int level = log_level_parse(cfg.log_level);
   int peers_n = cfg.peers ? parse_peers(cfg.peers, peers) : 0;
   if (level < 0 || peers_n < 0 || !cfg.name || !cfg.data || !cfg.client ||
-      !cfg.peer || !cfg.peers ||
+      !cfg.peer || (!cfg.peers && !cfg.initial_size) ||
+      parse_u32(cfg.initial_size, "--initial-size", &o.initial_size) != 0 ||
       parse_u32(cfg.tick_ms, "--tick-ms", &o.tick_ms) != 0 ||
       parse_u32(cfg.election_ticks, "--election-ticks", &o.election_ticks) ||
       parse_u32(cfg.snapshot_entries, "--snapshot-entries", &snap_entries)) {
     fprintf(stderr, "synodd: --name, --data, --client, --peer and --peers "
-                    "are required; --log-level is debug|info|warn|error\n");
+                    "(or --initial-size) are required; --log-level is "
+                    "debug|info|warn|error\n");
     return 2;
   }
   o.snapshot_entries = snap_entries;

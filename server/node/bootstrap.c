@@ -47,14 +47,54 @@ bool bootstrap_is_member(const struct core_config *cfg, uint64_t id) {
   return false;
 }
 
-/* Is this replica the one that may create the cluster? */
+/* Splits "synod-12" into the prefix length and ordinal 12; false if the
+ * name does not end in "-<digits>". */
+static bool bootstrap_ordinal(const char *name, size_t *prefix_len,
+                              unsigned long *ordinal) {
+  const char *dash = strrchr(name, '-');
+  char *end;
+  if (dash == NULL || dash[1] < '0' || dash[1] > '9') {
+    return false;
+  }
+  *ordinal = strtoul(dash + 1, &end, 10);
+  *prefix_len = (size_t)(dash - name);
+  return *end == '\0';
+}
+
+bool bootstrap_is_declared(const struct node *n, const char *name) {
+  size_t plen;
+  unsigned long ord;
+  for (size_t i = 0; i < n->opts.peers_n; i++) {
+    if (strcmp(n->peers[i].name, name) == 0) {
+      return true;
+    }
+  }
+  /* --initial-size N: the StatefulSet's first N pods, PREFIX-0..N-1. */
+  return n->opts.initial_size > 0 && bootstrap_ordinal(name, &plen, &ord) &&
+         ord < n->opts.initial_size && plen == n->name_prefix_len &&
+         strncmp(name, n->name, plen) == 0;
+}
+
+/* How many replicas were declared: the static list, or --initial-size. */
+static size_t bootstrap_declared_n(const struct node *n) {
+  return n->opts.peers_n > 0 ? n->opts.peers_n : n->opts.initial_size;
+}
+
+/* Is this replica the one that may create the cluster: the lowest
+ * declared name (PREFIX-0 under --initial-size)? */
 static bool bootstrap_is_founder(const struct node *n) {
+  size_t plen;
+  unsigned long ord;
+  if (n->opts.peers_n == 0) {
+    return n->opts.initial_size > 0 &&
+           bootstrap_ordinal(n->name, &plen, &ord) && ord == 0;
+  }
   for (size_t i = 0; i < n->opts.peers_n; i++) {
     if (strcmp(n->peers[i].name, n->name) < 0) {
       return false;
     }
   }
-  return n->opts.peers_n > 0;
+  return bootstrap_is_declared(n, n->name);
 }
 
 static int u64_cmp(const void *a, const void *b) {
@@ -104,11 +144,11 @@ static void bootstrap_write(struct node *n, const uint64_t *ids, uint32_t k) {
 static void bootstrap_try_found(struct node *n) {
   uint64_t ids[CORE_MEMBERS_MAX];
   uint32_t k = 0;
-  size_t majority = n->opts.peers_n / 2 + 1;
+  size_t majority = bootstrap_declared_n(n) / 2 + 1;
   ids[k++] = n->id;
   for (uint32_t i = 0; i < n->members_n && k < CORE_MEMBERS_MAX; i++) {
     const struct member *m = &n->members[i];
-    if (!m->up) {
+    if (!m->up || !bootstrap_is_declared(n, m->name)) {
       continue;
     }
     if (m->log_last_index > 0) {
@@ -150,15 +190,6 @@ static uint64_t bootstrap_join_target(const struct node *n) {
     }
   }
   return 0;
-}
-
-static bool bootstrap_is_declared(const struct node *n, const char *name) {
-  for (size_t i = 0; i < n->opts.peers_n; i++) {
-    if (strcmp(n->peers[i].name, name) == 0) {
-      return true;
-    }
-  }
-  return false;
 }
 
 /* Leader: a declared replica that is connected but not a member (it was

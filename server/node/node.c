@@ -325,6 +325,13 @@ static int node_copy_options(struct node *n, const struct node_options *o,
   if (n->opts.election_ticks == 0) {
     n->opts.election_ticks = NODE_ELECTION_TICKS_DEFAULT;
   }
+  const char *dash = strrchr(n->name, '-');
+  n->name_prefix_len = dash ? (size_t)(dash - n->name) : strlen(n->name);
+  if (o->peers_n == 0 && o->initial_size == 0) {
+    errmsg_set(errmsg, "node: give the replicas (--peers) or the initial "
+                       "cluster size (--initial-size)");
+    return SYNOD_EINVAL;
+  }
   return 0;
 }
 
@@ -518,6 +525,47 @@ void node_shutdown(struct node *n, node_shutdown_cb cb, void *arg) {
                  n->opts.tick_ms);
 }
 
+static bool node_address_in(const struct node_peer *peers, size_t k,
+                            const char *address) {
+  for (size_t i = 0; i < k; i++) {
+    if (strcmp(peers[i].address, address) == 0) {
+      return true;
+    }
+  }
+  return false;
+}
+
+void node_discovered(struct node *n, const struct node_peer *peers,
+                     size_t peers_n) {
+  char(*kept)[NODE_ADDRESS_MAX] = calloc(peers_n ? peers_n : 1, sizeof *kept);
+  if (n->peer_net == NULL || kept == NULL) {
+    free(kept);
+    return;
+  }
+  for (size_t i = 0; i < n->discovered_n; i++) {
+    if (!node_address_in(peers, peers_n, n->discovered[i]) &&
+        !node_address_in(n->peers, n->opts.peers_n, n->discovered[i])) {
+      peer_net_undial(n->peer_net, n->discovered[i]);
+    }
+  }
+  size_t k = 0;
+  for (size_t i = 0; i < peers_n; i++) {
+    if (strcmp(peers[i].name, n->name) == 0 ||
+        strcmp(peers[i].address, n->advertise_peer) == 0) {
+      continue; /* ourselves */
+    }
+    if (peer_net_dial(n->peer_net, peers[i].address) != 0) {
+      log_warn("node", "discovery: %s has a bad address '%s'", peers[i].name,
+               peers[i].address);
+      continue;
+    }
+    snprintf(kept[k++], NODE_ADDRESS_MAX, "%s", peers[i].address);
+  }
+  free(n->discovered);
+  n->discovered = kept;
+  n->discovered_n = k;
+}
+
 void node_free(struct node *n) {
   if (n == NULL) {
     return;
@@ -532,5 +580,6 @@ void node_free(struct node *n) {
   free(n->snap_image);
   free(n->recv_image);
   free(n->peers);
+  free(n->discovered);
   free(n);
 }

@@ -30,6 +30,11 @@ struct node_options {
   const char *advertise_peer;    /* default listen */
   const struct node_peer *peers; /* the declared replicas, self included */
   size_t peers_n;
+  /* Without a static list: the StatefulSet's initial size N. The declared
+   * replicas are then PREFIX-0..PREFIX-(N-1), PREFIX being this replica's
+   * name without its "-<ordinal>"; PREFIX-0 founds the cluster. Their
+   * addresses come from discovery (node_discovered). */
+  uint32_t initial_size;
   uint32_t tick_ms;          /* [50] */
   uint32_t election_ticks;   /* [10]: elections after 0.5 to 1 s */
   uint32_t frame_max_bytes;  /* client frames [1 MiB] */
@@ -45,6 +50,12 @@ struct node;
  * value (a taken port, a store that does not open, a bad option). */
 int node_start(uv_loop_t *loop, const struct node_options *opts,
                struct node **out, char *errmsg);
+
+/* Candidates found by discovery (DNS, the Kubernetes API): replicas to
+ * connect to. New addresses are dialled; one that disappears is no longer
+ * dialled, but a member is never removed because discovery lost it. */
+void node_discovered(struct node *n, const struct node_peer *peers,
+                     size_t peers_n);
 
 /* Graceful stop (SIGTERM): refuse new client requests, hand leadership to
  * a caught-up voter if we lead, then close everything. `cb` runs once the

@@ -139,7 +139,11 @@ struct node {
   char peer_address[NODE_ADDRESS_MAX];
   char advertise_client[NODE_ADDRESS_MAX];
   char advertise_peer[NODE_ADDRESS_MAX];
-  struct node_peer *peers;
+  struct node_peer *peers; /* the static list (opts.peers_n) */
+  size_t name_prefix_len;  /* "synod" of "synod-2" */
+  /* Addresses from the last discovery round, dialled. */
+  char (*discovered)[NODE_ADDRESS_MAX];
+  size_t discovered_n;
 
   uint64_t id; /* hash of name and incarnation */
   uint8_t incarnation[STORE_INCARNATION_BYTES];
@@ -256,6 +260,7 @@ void requests_close(struct node *n);
 /* bootstrap.c */
 uint64_t bootstrap_id(const char *name, const uint8_t *incarnation);
 bool bootstrap_is_member(const struct core_config *cfg, uint64_t id);
+bool bootstrap_is_declared(const struct node *n, const char *name);
 void bootstrap_on_peer_up(struct node *n, const Synod__Peer__PeerHello *h);
 void bootstrap_tick(struct node *n);
 void bootstrap_on_link_msg(struct node *n, uint64_t from,
