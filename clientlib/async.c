@@ -48,6 +48,9 @@ static void deliver_typed(struct op *op, int status,
   case OP_STATUS:
     ((synod_status_cb)op->user_cb)(arg, status, ok ? &r->status : NULL);
     break;
+  case OP_MEMBER_REMOVE:
+    ((synod_done_cb)op->user_cb)(arg, status);
+    break;
   default: /* get, set, add, get-add */
     ((synod_counter_cb)op->user_cb)(arg, status, ok ? &r->value : NULL);
     break;
@@ -212,6 +215,12 @@ int synod_async_election_observe(struct synod_async *a, const char *name,
 
 int synod_async_election_unobserve(struct synod_async *a, const char *name) {
   return observer_remove(a, name);
+}
+
+int synod_async_member_remove(struct synod_async *a, const char *name,
+                              synod_done_cb cb, void *arg) {
+  struct op_args args = {.name = name};
+  return submit(a, OP_MEMBER_REMOVE, &args, (any_cb)cb, arg, 0);
 }
 
 int synod_async_status(struct synod_async *a, synod_status_cb cb, void *arg) {

@@ -542,6 +542,13 @@ int synod_election_unobserve(struct synod_client *c, const char *name) {
   return call_run(c, call, NULL);
 }
 
+int synod_member_remove(struct synod_client *c, const char *name,
+                        uint32_t timeout_ms) {
+  struct op_args args = {.name = name};
+  union synod_result r;
+  return call_op(c, OP_MEMBER_REMOVE, &args, timeout_ms, &r);
+}
+
 int synod_status(struct synod_client *c, uint32_t timeout_ms,
                  struct synod_status *st) {
   struct op_args args = {0};

@@ -39,6 +39,7 @@ enum op_kind {
   OP_ELECTION_LEADER,
   OP_ELECTION_OBSERVE,
   OP_STATUS,
+  OP_MEMBER_REMOVE,
   OP_KIND_COUNT
 };
 
@@ -91,6 +92,7 @@ union op_body {
   Synod__ElectionLeader election_leader;
   Synod__ElectionObserve election_observe;
   Synod__Status status;
+  Synod__MemberRemove member_remove;
 };
 
 /* One request from submit until its callback. Invariants: sequence != 0

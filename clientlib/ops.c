@@ -32,6 +32,7 @@ static const struct kind_info kinds[OP_KIND_COUNT] = {
     [OP_ELECTION_LEADER] = {"election leader", false, false},
     [OP_ELECTION_OBSERVE] = {"election observe", false, false},
     [OP_STATUS] = {"status", false, false},
+    [OP_MEMBER_REMOVE] = {"member remove", false, false},
 };
 
 bool op_kind_sequenced(enum op_kind kind) {
@@ -222,8 +223,11 @@ int op_build(enum op_kind kind, const struct op_args *args, struct op **out,
     op_fill_counter(op, args);
   } else if (kind <= OP_ELECTION_OBSERVE) {
     op_fill_election(op, args);
-  } else {
+  } else if (kind == OP_STATUS) {
     BODY(status, Status, STATUS);
+  } else {
+    BODY(member_remove, MemberRemove, MEMBER_REMOVE);
+    op->body.member_remove.name = op->name;
   }
   *out = op;
   return 0;

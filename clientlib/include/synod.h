@@ -390,6 +390,17 @@ int synod_async_election_unobserve(struct synod_async *a, const char *name);
 /* The status of whichever replica the client is connected to. */
 int synod_async_status(struct synod_async *a, synod_status_cb cb, void *arg);
 
+/* A call with no result but its status. */
+typedef void (*synod_done_cb)(void *arg, int status);
+
+/* Removes the replica named `name` from the membership (an operator's
+ * action: a replica that only crashed stays a voter until removed). The
+ * leader answers once the new configuration is committed. Errors:
+ * SYNOD_ENOTFOUND (no member of that name), SYNOD_ECONFIG (another change
+ * is in progress, or it is the last voter: retry or give up). */
+int synod_async_member_remove(struct synod_async *a, const char *name,
+                              synod_done_cb cb, void *arg);
+
 /* ==================================================== blocking interface */
 
 struct synod_client;
@@ -496,6 +507,10 @@ int synod_election_unobserve(struct synod_client *c, const char *name);
 /* The status of whichever replica answers (any replica may). */
 int synod_status(struct synod_client *c, uint32_t timeout_ms,
                  struct synod_status *st);
+
+/* Blocking synod_async_member_remove. */
+int synod_member_remove(struct synod_client *c, const char *name,
+                        uint32_t timeout_ms);
 
 #ifdef __cplusplus
 }

@@ -97,6 +97,7 @@ void fsm_state_init(struct fsm *f) {
   otree_init(&f->locks, fsm_lock_cmp);
   otree_init(&f->counters, fsm_counter_cmp);
   otree_init(&f->elections, fsm_election_cmp);
+  otree_init(&f->members, fsm_member_cmp);
   otree_init(&f->timers, fsm_timer_cmp);
 }
 
@@ -119,6 +120,10 @@ void fsm_state_clear(struct fsm *f) {
   while ((n = otree_first(&f->elections))) {
     otree_remove(&f->elections, n);
     fsm_election_free(FSM_CONTAINER(n, struct fsm_election, by_name));
+  }
+  while ((n = otree_first(&f->members))) {
+    otree_remove(&f->members, n);
+    fsm_member_free(FSM_CONTAINER(n, struct fsm_member, by_id));
   }
   fsm_state_init(f);
 }
@@ -316,6 +321,8 @@ int fsm_apply(struct fsm *f, uint64_t index, const uint8_t *data, size_t len,
     fsm_timers_run(f);
     if (cmd->body_case == SYNOD__FSM__COMMAND__BODY_TICK) {
       fsm_session_tick(f, cmd->tick);
+    } else if (cmd->body_case == SYNOD__FSM__COMMAND__BODY_MEMBER) {
+      fsm_member_apply(f, cmd->member);
     } else {
       request_apply(f, cmd->request, out);
     }

@@ -215,6 +215,37 @@ int fsm_snapshot_decode(struct fsm *f, const uint8_t *data, size_t len);
 /* A 64-bit FNV-1a of the encoded image, for comparing replicas. */
 uint64_t fsm_digest(const struct fsm *f);
 
+/* ------------------------------------------------------------ directory */
+
+#define FSM_MEMBER_NAME_MAX 63
+#define FSM_MEMBER_ADDRESS_MAX 127
+
+/* A replica as the replicated directory knows it. Strings point into the
+ * fsm; valid until the next fsm_apply or fsm_snapshot_decode. */
+struct fsm_member_info {
+  uint64_t id;
+  const char *name;
+  const char *peer_address;
+  const char *client_address;
+};
+
+/* Looks up a replica by core id. Returns true and fills *out if known. */
+bool fsm_member_get(const struct fsm *f, uint64_t id,
+                    struct fsm_member_info *out);
+
+/* Calls fn for each replica in the directory, in id order; fn must not
+ * change the fsm. */
+void fsm_members_each(const struct fsm *f,
+                      void (*fn)(void *arg, const struct fsm_member_info *m),
+                      void *arg);
+
+/* A Command that records (or with remove, forgets) a replica in the
+ * directory. Oversized names or addresses are cut to the maxima above.
+ * Same buffer contract as the encoders below. */
+size_t fsm_command_encode_member(uint64_t time_ms,
+                                 const struct fsm_member_info *m, bool remove,
+                                 uint8_t *buf, size_t cap);
+
 /* Encode helpers for the shell and the simulator: a Command stamped
  * time_ms carrying req, or a Tick with n session ids. Each writes into buf
  * if it fits in cap bytes and returns the encoded length, which may exceed

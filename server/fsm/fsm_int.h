@@ -97,6 +97,15 @@ struct fsm_lock {
   uint32_t waiters_len;
 };
 
+/* A replica in the directory. Strings owned. */
+struct fsm_member {
+  struct otree_node by_id;
+  uint64_t id;
+  char *name;
+  char *peer_address;
+  char *client_address;
+};
+
 struct fsm_counter {
   struct otree_node by_name;
   char *name;
@@ -133,6 +142,7 @@ struct fsm {
   struct otree locks;     /* fsm_lock by name */
   struct otree counters;  /* fsm_counter by name */
   struct otree elections; /* fsm_election by name */
+  struct otree members;   /* fsm_member by id */
   struct otree timers;    /* armed fsm_timer by (due, kind, id) */
   /* Output of the current apply: events and the blocks they point into,
    * freed at the start of the next apply. */
@@ -265,6 +275,12 @@ void fsm_lock_delete_if_idle(struct fsm *f, struct fsm_lock *l);
 
 /* ----- counters (counter.c) */
 int fsm_counter_cmp(const void *key, const struct otree_node *n);
+int fsm_member_cmp(const void *key, const struct otree_node *n);
+void fsm_member_apply(struct fsm *f, const Synod__Fsm__Member *m);
+void fsm_member_free(struct fsm_member *m);
+struct fsm_member *fsm_member_put(struct fsm *f, uint64_t id,
+                                  const char *name, const char *peer,
+                                  const char *client);
 int fsm_counter_get(struct fsm *f, struct fsm_session *s,
                     const Synod__Request *req, struct fsm_reply *r);
 int fsm_counter_set(struct fsm *f, struct fsm_session *s,

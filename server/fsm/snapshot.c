@@ -123,6 +123,16 @@ static void counter_encode(struct arena *a, const struct fsm_counter *c,
   m->value = c->value;
 }
 
+static void member_encode(struct arena *a, const struct fsm_member *mb,
+                          Synod__Fsm__Member *m) {
+  (void)a;
+  synod__fsm__member__init(m);
+  m->id = mb->id;
+  m->name = mb->name;
+  m->peer_address = mb->peer_address;
+  m->client_address = mb->client_address;
+}
+
 static void image_build(const struct fsm *f, struct arena *a,
                         Synod__Fsm__Image *img) {
   synod__fsm__image__init(img);
@@ -138,6 +148,8 @@ static void image_build(const struct fsm *f, struct arena *a,
              counters, counter_encode);
   IMAGE_FILL(f->elections, struct fsm_election, by_name, Synod__Fsm__Election,
              elections, election_encode);
+  IMAGE_FILL(f->members, struct fsm_member, by_id, Synod__Fsm__Member, members,
+             member_encode);
 }
 
 int fsm_snapshot_encode(const struct fsm *f, uint8_t **data, size_t *len) {
@@ -367,6 +379,22 @@ static int elections_load(struct fsm *t, const Synod__Fsm__Image *img) {
   return 0;
 }
 
+static int members_load(struct fsm *t, const Synod__Fsm__Image *img) {
+  uint64_t prev = 0;
+  for (size_t i = 0; i < img->n_members; i++) {
+    const Synod__Fsm__Member *m = img->members[i];
+    if (m->id <= prev || m->remove || m->name[0] == '\0' ||
+        strlen(m->name) > FSM_MEMBER_NAME_MAX ||
+        strlen(m->peer_address) > FSM_MEMBER_ADDRESS_MAX ||
+        strlen(m->client_address) > FSM_MEMBER_ADDRESS_MAX) {
+      return -1;
+    }
+    fsm_member_put(t, m->id, m->name, m->peer_address, m->client_address);
+    prev = m->id;
+  }
+  return 0;
+}
+
 /* A pending result is a queued acquire's: each must match a waiter. */
 static int pending_check(const struct fsm *t) {
   size_t pending = 0, matched = 0;
@@ -395,7 +423,7 @@ static int image_load(struct fsm *t, const Synod__Fsm__Image *img,
   t->time_ms = img->time_ms;
   t->token_last = img->token_last;
   if (sessions_load(t, img) || locks_load(t, img) || counters_load(t, img) ||
-      elections_load(t, img) || pending_check(t)) {
+      elections_load(t, img) || members_load(t, img) || pending_check(t)) {
     return -1;
   }
   uint8_t *again;
@@ -432,6 +460,7 @@ int fsm_snapshot_decode(struct fsm *f, const uint8_t *data, size_t len) {
   f->locks = t.locks;
   f->counters = t.counters;
   f->elections = t.elections;
+  f->members = t.members;
   f->timers = t.timers;
   return 0;
 }

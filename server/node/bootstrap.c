@@ -179,10 +179,15 @@ static void bootstrap_send_join(struct node *n, uint64_t to) {
   }
 }
 
-/* Whom to ask to join: the leader if known, else any peer with a log. */
-static uint64_t bootstrap_join_target(const struct node *n) {
+/* Whom to ask to join: the leader if known (from our core, or named by a
+ * peer that was not it), else any peer with a log. */
+static uint64_t bootstrap_join_target(struct node *n) {
+  const struct member *hint = node_member(n, n->join_hint);
   if (n->leader != 0 && n->leader != n->id) {
     return n->leader;
+  }
+  if (hint != NULL && hint->up) {
+    return hint->id;
   }
   for (uint32_t i = 0; i < n->members_n; i++) {
     if (n->members[i].up && n->members[i].log_last_index > 0) {
@@ -212,10 +217,93 @@ static void bootstrap_add_declared(struct node *n) {
   }
 }
 
+/* The name and addresses we know for id: ours, or a connected peer's. */
+static bool bootstrap_known(struct node *n, uint64_t id,
+                            struct fsm_member_info *out) {
+  const struct member *m = node_member(n, id);
+  if (id == n->id) {
+    *out = (struct fsm_member_info){id, n->name, n->advertise_peer,
+                                    n->advertise_client};
+    return true;
+  }
+  if (m == NULL) {
+    return false;
+  }
+  *out =
+      (struct fsm_member_info){id, m->name, m->peer_address, m->client_address};
+  return true;
+}
+
+static bool bootstrap_same(const struct fsm_member_info *a,
+                           const struct fsm_member_info *b) {
+  return strcmp(a->name, b->name) == 0 &&
+         strcmp(a->peer_address, b->peer_address) == 0 &&
+         strcmp(a->client_address, b->client_address) == 0;
+}
+
+/* Leader: every member of the configuration gets an entry in the
+ * replicated directory once we know its name, so that every replica can
+ * name it later, even while it is down. One entry in flight at a time. */
+static void bootstrap_directory(struct node *n) {
+  const struct core_config *cfg = core_config(n->core);
+  uint32_t total = cfg->voters_n + cfg->learners_n;
+  if (n->dir_pending_index > n->applied_index) {
+    return;
+  }
+  for (uint32_t i = 0; i < total; i++) {
+    uint64_t id =
+        i < cfg->voters_n ? cfg->voters[i] : cfg->learners[i - cfg->voters_n];
+    struct fsm_member_info want, have;
+    if (!bootstrap_known(n, id, &want) ||
+        (fsm_member_get(n->fsm, id, &have) && bootstrap_same(&want, &have))) {
+      continue;
+    }
+    if (requests_propose_member(n, &want, false) == 0) {
+      n->dir_pending_index = n->proposed_first;
+    }
+    return;
+  }
+}
+
+/* Leader: two members of one name mean a replica came back with a new
+ * disk (a new incarnation, a new id). Once the new one is a voter, the old
+ * one, whose link is down, is removed, so the quorum returns to its size.
+ * The new one never voted under the old identity. */
+static void bootstrap_replace_old(struct node *n) {
+  const struct core_config *cfg = core_config(n->core);
+  for (uint32_t i = 0; i < cfg->voters_n; i++) {
+    uint64_t fresh = cfg->voters[i];
+    const struct member *fm = node_member(n, fresh);
+    if (fresh == n->id || fm == NULL || !fm->up) {
+      continue;
+    }
+    uint32_t total = cfg->voters_n + cfg->learners_n;
+    for (uint32_t j = 0; j < total; j++) {
+      uint64_t old =
+          j < cfg->voters_n ? cfg->voters[j] : cfg->learners[j - cfg->voters_n];
+      const struct member *om = node_member(n, old);
+      if (old == fresh || old == n->id || (om != NULL && om->up) ||
+          strcmp(node_member_name(n, old), fm->name) != 0) {
+        continue;
+      }
+      struct core_event ev = {.type = CORE_EVENT_REMOVE_MEMBER, .id = old};
+      if (node_step(n, &ev) == 0) {
+        log_info("node",
+                 "removing %s's old incarnation %llu: it came back "
+                 "as %llu with a new disk",
+                 fm->name, (unsigned long long)old, (unsigned long long)fresh);
+      }
+      return;
+    }
+  }
+}
+
 void bootstrap_tick(struct node *n) {
   const struct core_config *cfg = core_config(n->core);
   if (n->role == CORE_LEADER && !n->shutting_down) {
     bootstrap_add_declared(n);
+    bootstrap_directory(n);
+    bootstrap_replace_old(n);
   }
   if (bootstrap_is_member(cfg, n->id)) {
     n->was_member = true;
@@ -262,6 +350,55 @@ static void bootstrap_reply(struct node *n, uint64_t to, int code,
   peer_net_send_pb(n->peer_net, to, &pb);
 }
 
+/* Leader: a replica that is stopping asks to be removed. The answer is 0
+ * once the configuration as of our commit index no longer holds it; until
+ * then the asker repeats the request. */
+static void bootstrap_on_leave(struct node *n, uint64_t from) {
+  struct core_config committed;
+  if (n->role != CORE_LEADER) {
+    bootstrap_reply(n, from, SYNOD_ENOTLEADER, "not the leader");
+    return;
+  }
+  if (core_config_at(n->core, core_commit_index(n->core), &committed) == 0 &&
+      !bootstrap_is_member(&committed, from)) {
+    bootstrap_reply(n, from, 0, "removed");
+    return;
+  }
+  if (bootstrap_is_member(core_config(n->core), from)) {
+    struct core_event ev = {.type = CORE_EVENT_REMOVE_MEMBER, .id = from};
+    if (node_step(n, &ev) == 0) {
+      log_info("node", "removing %s (%llu): it is leaving",
+               node_member_name(n, from), (unsigned long long)from);
+    }
+  }
+  bootstrap_reply(n, from, SYNOD_EBUSY, "removal in progress");
+}
+
+bool bootstrap_leave(struct node *n) {
+  const struct core_config *cfg = core_config(n->core);
+  uint64_t now = node_now_ms(n);
+  if (n->left || !bootstrap_is_member(cfg, n->id) ||
+      (cfg->voters_n <= 1 && bootstrap_is_member(cfg, n->id)) ||
+      n->leader == 0 || n->leader == n->id) {
+    return true;
+  }
+  if (now - n->leave_sent_ms >= 200) {
+    Synod__Peer__PeerMessage pb = SYNOD__PEER__PEER_MESSAGE__INIT;
+    Synod__Peer__LeaveRequest lr = SYNOD__PEER__LEAVE_REQUEST__INIT;
+    lr.name = n->name;
+    lr.id = n->id;
+    pb.body_case = SYNOD__PEER__PEER_MESSAGE__BODY_LEAVE;
+    pb.leave = &lr;
+    n->leave_sent_ms = now;
+    if (peer_net_send_pb(n->peer_net, n->leader, &pb) == 0 &&
+        n->leave_sent_ms == now) {
+      log_debug("node", "asking %s to remove us",
+                node_member_name(n, n->leader));
+    }
+  }
+  return false;
+}
+
 /* Leader: add the asker as a learner (the core promotes it when it has
  * caught up). */
 static void bootstrap_on_join(struct node *n, uint64_t from,
@@ -292,14 +429,39 @@ static void bootstrap_on_join(struct node *n, uint64_t from,
   bootstrap_reply(n, from, rv, text);
 }
 
+/* A peer named the leader: remember which connected peer that is. */
+static void bootstrap_learn_leader(struct node *n, const char *name) {
+  for (uint32_t i = 0; i < n->members_n; i++) {
+    if (strcmp(n->members[i].name, name) == 0 && n->members[i].up) {
+      n->join_hint = n->members[i].id;
+      n->join_sent_ms = 0; /* ask it at once */
+      return;
+    }
+  }
+}
+
 void bootstrap_on_link_msg(struct node *n, uint64_t from,
                            const Synod__Peer__PeerMessage *pb) {
   switch (pb->body_case) {
   case SYNOD__PEER__PEER_MESSAGE__BODY_JOIN:
     bootstrap_on_join(n, from, pb->join);
     break;
+  case SYNOD__PEER__PEER_MESSAGE__BODY_LEAVE:
+    if (pb->leave->id == from) {
+      bootstrap_on_leave(n, from);
+    }
+    break;
   case SYNOD__PEER__PEER_MESSAGE__BODY_MEMBERSHIP_REPLY:
-    if (pb->membership_reply->error != 0) {
+    if (n->shutting_down && pb->membership_reply->error == 0) {
+      n->left = true;
+      log_info("node", "removed from the cluster by %s",
+               node_member_name(n, from));
+      break;
+    }
+    if (pb->membership_reply->error == SYNOD_ENOTLEADER) {
+      bootstrap_learn_leader(n, pb->membership_reply->leader_name);
+    }
+    if (pb->membership_reply->error != 0 && !n->shutting_down) {
       log_info("node", "join: %s says %s (%s)", node_member_name(n, from),
                synod_strerror((int)pb->membership_reply->error),
                pb->membership_reply->message);

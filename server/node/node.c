@@ -28,12 +28,18 @@ struct member *node_member(struct node *n, uint64_t id) {
   return NULL;
 }
 
+/* Names come from the handshake of a connected peer, else from the
+ * replicated directory (valid until the next apply). */
 const char *node_member_name(struct node *n, uint64_t id) {
+  struct fsm_member_info info;
   if (id == n->id) {
     return n->name;
   }
   const struct member *m = node_member(n, id);
-  return m != NULL ? m->name : "unknown";
+  if (m != NULL) {
+    return m->name;
+  }
+  return fsm_member_get(n->fsm, id, &info) ? info.name : "unknown";
 }
 
 const char *node_leader_client_address(struct node *n) {
@@ -44,7 +50,11 @@ const char *node_leader_client_address(struct node *n) {
     return n->advertise_client;
   }
   const struct member *m = node_member(n, n->leader);
-  return m != NULL ? m->client_address : "";
+  struct fsm_member_info info;
+  if (m != NULL) {
+    return m->client_address;
+  }
+  return fsm_member_get(n->fsm, n->leader, &info) ? info.client_address : "";
 }
 
 static void node_member_update(struct node *n,
@@ -502,6 +512,13 @@ static void node_shutdown_tick_cb(uv_timer_t *t) {
                  node_member_name(n, tr.id));
       }
     }
+    return;
+  }
+  /* Then leave the configuration (scale down, rolling update), bounded by
+   * a few election timeouts: a replica that merely crashes stays a voter,
+   * one that is stopped on purpose does not hold the quorum hostage. */
+  if (n->peer_net != NULL && n->shutdown_ticks < 3 * limit &&
+      !bootstrap_leave(n)) {
     return;
   }
   node_shutdown_nets(n);

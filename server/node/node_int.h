@@ -197,9 +197,13 @@ struct node {
 
   struct member members[NODE_MEMBERS_MAX];
   uint32_t members_n;
-  bool bootstrapped; /* the log or a snapshot exists */
-  bool was_member;   /* we have been in a configuration since start */
+  bool bootstrapped;          /* the log or a snapshot exists */
+  bool was_member;            /* we have been in a configuration since start */
+  uint64_t dir_pending_index; /* our last directory entry */
+  bool left;                  /* stopping: the leader removed us */
+  uint64_t leave_sent_ms;
   uint64_t join_sent_ms;
+  uint64_t join_hint; /* the leader, as a peer named it */
 
   bool shutting_down;
   uint64_t shutdown_ticks;
@@ -247,6 +251,10 @@ void requests_reads_ready(struct node *n, const struct core_update *up);
 void requests_reads_serve(struct node *n);
 void requests_reads_fail(struct node *n, int code);
 void requests_tick(struct node *n);
+/* Leader: proposes a directory entry (no client waits for it); on success
+ * n->proposed_first is its index. */
+int requests_propose_member(struct node *n, const struct fsm_member_info *m,
+                            bool remove);
 void requests_send_packed(struct node *n, uint64_t conn_id, uint64_t request_id,
                           const uint8_t *resp, size_t len);
 void requests_send_ok(struct node *n, uint64_t conn_id, uint64_t request_id);
@@ -265,5 +273,9 @@ void bootstrap_on_peer_up(struct node *n, const Synod__Peer__PeerHello *h);
 void bootstrap_tick(struct node *n);
 void bootstrap_on_link_msg(struct node *n, uint64_t from,
                            const Synod__Peer__PeerMessage *pb);
+/* Stopping: asks the leader to remove us; true once there is nothing
+ * (more) to wait for: removed, not a member, the last voter, or no
+ * leader to ask. */
+bool bootstrap_leave(struct node *n);
 
 #endif /* SYNOD_NODE_INT_H */

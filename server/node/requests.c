@@ -226,6 +226,17 @@ static uint64_t requests_stamp(struct node *n) {
   return now;
 }
 
+int requests_propose_member(struct node *n, const struct fsm_member_info *m,
+                            bool remove) {
+  uint64_t stamp = requests_stamp(n);
+  uint8_t buf[512];
+  size_t len = fsm_command_encode_member(stamp, m, remove, buf, sizeof buf);
+  if (len > sizeof buf) {
+    return SYNOD_ETOOBIG;
+  }
+  return requests_propose_bytes(n, buf, len);
+}
+
 static void requests_propose(struct node *n, uint64_t conn_id,
                              const Synod__Request *req) {
   Synod__Request copy = *req;

@@ -1705,12 +1705,81 @@ static TCase *tcase_snapshots(void) {
   return tc;
 }
 
+
+static void h_member(struct h *h, uint64_t id, const char *name,
+                     const char *peer, bool remove) {
+  struct fsm_member_info m = {id, name, peer, "c:1"};
+  uint8_t buf[512];
+  size_t len = fsm_command_encode_member(h->time_ms, &m, remove, buf,
+                                         sizeof buf);
+  ck_assert_uint_le(len, sizeof buf);
+  h_apply_bytes(h, buf, len);
+}
+
+START_TEST(member_directory_records_replaces_and_forgets) {
+  struct h h;
+  struct fsm_member_info got;
+  h_init(&h, NULL);
+  h_member(&h, 7, "synod-0", "p:1", false);
+  h_member(&h, 3, "synod-1", "p:2", false);
+  ck_assert(fsm_member_get(h.f, 7, &got));
+  ck_assert_str_eq(got.name, "synod-0");
+  ck_assert_str_eq(got.peer_address, "p:1");
+  h_member(&h, 7, "synod-0", "p:9", false); /* new address */
+  ck_assert(fsm_member_get(h.f, 7, &got));
+  ck_assert_str_eq(got.peer_address, "p:9");
+  h_member(&h, 3, "", "", true);
+  ck_assert(!fsm_member_get(h.f, 3, &got));
+  h_member(&h, 0, "zero", "p", false); /* ignored alike everywhere */
+  ck_assert(!fsm_member_get(h.f, 0, &got));
+  ck_assert(!h.out.has_response);
+  h_close(&h);
+}
+END_TEST
+
+static void count_member(void *arg, const struct fsm_member_info *m) {
+  uint64_t *last = arg;
+  ck_assert_uint_gt(m->id, *last); /* id order */
+  *last = m->id;
+}
+
+START_TEST(member_directory_survives_snapshot_in_id_order) {
+  struct h h, g;
+  uint8_t *img, *img2;
+  size_t len, len2;
+  h_init(&h, NULL);
+  h_init(&g, NULL);
+  h_member(&h, 900, "synod-2", "p:3", false);
+  h_member(&h, 5, "synod-0", "p:1", false);
+  h_member(&h, 77, "synod-1", "p:2", false);
+  snapshot(h.f, &img, &len);
+  ck_assert_int_eq(fsm_snapshot_decode(g.f, img, len), 0);
+  snapshot(g.f, &img2, &len2);
+  ck_assert_uint_eq(len, len2);
+  ck_assert_mem_eq(img, img2, len);
+  uint64_t last = 0;
+  fsm_members_each(g.f, count_member, &last);
+  ck_assert_uint_eq(last, 900);
+  struct fsm_member_info got;
+  ck_assert(fsm_member_get(g.f, 77, &got));
+  ck_assert_str_eq(got.name, "synod-1");
+  free(img);
+  free(img2);
+  h_close(&h);
+  h_close(&g);
+}
+END_TEST
+
 static Suite *fsm_suite(void) {
   Suite *s = suite_create("fsm");
   suite_add_tcase(s, tcase_sessions());
   suite_add_tcase(s, tcase_locks());
   suite_add_tcase(s, tcase_counters_elections());
   suite_add_tcase(s, tcase_snapshots());
+  TCase *tc = tcase_create("members");
+  tcase_add_test(tc, member_directory_records_replaces_and_forgets);
+  tcase_add_test(tc, member_directory_survives_snapshot_in_id_order);
+  suite_add_tcase(s, tc);
   return s;
 }
 
