@@ -551,7 +551,12 @@ int synod_member_remove(struct synod_client *c, const char *name,
 
 int synod_status(struct synod_client *c, uint32_t timeout_ms,
                  struct synod_status *st) {
-  struct op_args args = {0};
+  return synod_status_ex(c, 0, timeout_ms, st);
+}
+
+int synod_status_ex(struct synod_client *c, unsigned flags, uint32_t timeout_ms,
+                    struct synod_status *st) {
+  struct op_args args = {.flags = flags};
   union synod_result r;
   int rv = call_op(c, OP_STATUS, &args, timeout_ms, &r);
   if (rv == 0) {

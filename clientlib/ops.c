@@ -225,6 +225,7 @@ int op_build(enum op_kind kind, const struct op_args *args, struct op **out,
     op_fill_election(op, args);
   } else if (kind == OP_STATUS) {
     BODY(status, Status, STATUS);
+    op->body.status.digest = (args->flags & SYNOD_STATUS_DIGEST) != 0;
   } else {
     BODY(member_remove, MemberRemove, MEMBER_REMOVE);
     op->body.member_remove.name = op->name;

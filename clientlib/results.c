@@ -131,6 +131,8 @@ static int status_from_pb(const Synod__StatusReply *pb,
   out->applied_index = pb->applied_index;
   out->last_index = pb->last_index;
   out->snapshot_index = pb->snapshot_index;
+  out->snapshot_bytes = pb->snapshot_bytes;
+  out->digest = pb->digest;
   if (pb->n_members > 0) {
     out->members = calloc(pb->n_members, sizeof *out->members);
     if (out->members == NULL) {

@@ -115,6 +115,8 @@ const char *synod_errname(int code);
 /* Read flag: any replica may answer from its own applied state, which may
  * lag behind the leader. Without it, reads are linearizable. */
 #define SYNOD_READ_STALE 1u
+/* synod_status_ex: also return the state machine's digest. */
+#define SYNOD_STATUS_DIGEST 2u
 
 /* owner_id 0 in the blocking lock calls means "the calling thread" (its
  * kernel thread id). The async calls take the id as given. */
@@ -208,6 +210,10 @@ struct synod_status {
   uint64_t applied_index;
   uint64_t last_index;
   uint64_t snapshot_index;
+  uint64_t snapshot_bytes;
+  /* With SYNOD_STATUS_DIGEST: a digest of the state machine at
+   * applied_index; two replicas at one applied index must agree. */
+  uint64_t digest;
   struct synod_member *members;
   size_t members_count;
   char *version;
@@ -507,6 +513,10 @@ int synod_election_unobserve(struct synod_client *c, const char *name);
 /* The status of whichever replica answers (any replica may). */
 int synod_status(struct synod_client *c, uint32_t timeout_ms,
                  struct synod_status *st);
+
+/* synod_status with flags: 0 or SYNOD_STATUS_DIGEST. */
+int synod_status_ex(struct synod_client *c, unsigned flags, uint32_t timeout_ms,
+                    struct synod_status *st);
 
 /* Blocking synod_async_member_remove. */
 int synod_member_remove(struct synod_client *c, const char *name,

@@ -267,9 +267,12 @@ void apply_update(struct node *n, const struct core_update *up) {
     }
     n->applied_index = e->index;
     n->applied_term = e->term;
+    n->bytes_since_snapshot += e->len;
   }
   requests_reads_serve(n);
-  if (up->snapshot_wanted && n->applied_index > n->snap_meta.index) {
+  bool wanted =
+      up->snapshot_wanted || n->bytes_since_snapshot >= n->opts.snapshot_bytes;
+  if (wanted && n->applied_index > n->snap_meta.index) {
     int rv = persist_snapshot_take(n, n->applied_index, n->applied_term,
                                    &n->applied_config);
     if (rv != 0) {

@@ -335,6 +335,9 @@ static int node_copy_options(struct node *n, const struct node_options *o,
   if (n->opts.election_ticks == 0) {
     n->opts.election_ticks = NODE_ELECTION_TICKS_DEFAULT;
   }
+  if (n->opts.snapshot_bytes == 0) {
+    n->opts.snapshot_bytes = 64ull << 20;
+  }
   const char *dash = strrchr(n->name, '-');
   n->name_prefix_len = dash ? (size_t)(dash - n->name) : strlen(n->name);
   if (o->peers_n == 0 && o->initial_size == 0) {

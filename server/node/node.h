@@ -39,6 +39,7 @@ struct node_options {
   uint32_t election_ticks;   /* [10]: elections after 0.5 to 1 s */
   uint32_t frame_max_bytes;  /* client frames [1 MiB] */
   uint64_t snapshot_entries; /* snapshot after this many entries [8192] */
+  uint64_t snapshot_bytes;   /* or after this many entry bytes [64 MiB] */
   size_t map_size_max_bytes; /* LMDB map ceiling [64 GiB] */
 };
 

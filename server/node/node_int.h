@@ -160,6 +160,10 @@ struct node {
   size_t snap_len;
   struct core_snapshot_meta snap_meta;
   bool snapshot_in_progress;
+  uint64_t bytes_since_snapshot; /* entry bytes applied since the last */
+  uint64_t recv_started_ms;      /* progress of an image being received */
+  uint64_t recv_logged_ms;
+  size_t recv_last_len;
   /* An image being received from the leader. */
   uint8_t *recv_image;
   size_t recv_len;

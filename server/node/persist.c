@@ -172,6 +172,35 @@ static bool persist_msg_is_eager(const struct node *n,
 
 /* ------------------------------------------------------------- receive */
 
+/* Logs a transfer's progress about once a second, and at its end. */
+static void persist_chunk_progress(struct node *n,
+                                   const struct core_snapshot_meta *meta,
+                                   bool last) {
+  uint64_t now = node_now_ms(n);
+  if (n->recv_len == 0 || n->recv_started_ms == 0 ||
+      n->recv_len <= n->recv_last_len) {
+    n->recv_started_ms = n->recv_logged_ms = now;
+  }
+  n->recv_last_len = n->recv_len;
+  if (!last && now - n->recv_logged_ms < 1000) {
+    return;
+  }
+  double secs = (double)(now - n->recv_started_ms) / 1000.0;
+  double total = meta->size_bytes ? (double)meta->size_bytes : 1.0;
+  log_info("node",
+           "snapshot %llu from the leader: %zu of %llu bytes (%.0f%%)"
+           ", %.1f MB/s%s",
+           (unsigned long long)meta->index, n->recv_len,
+           (unsigned long long)meta->size_bytes,
+           100.0 * (double)n->recv_len / total,
+           secs > 0 ? (double)n->recv_len / 1e6 / secs : 0.0,
+           last ? ", complete" : "");
+  n->recv_logged_ms = now;
+  if (last) {
+    n->recv_started_ms = 0;
+  }
+}
+
 /* Assembles a received image; on the last chunk the batch gets the
  * snapshot write. Chunks arrive in order (the core checks offsets). */
 static int persist_chunk(struct node *n, struct persist_batch *b,
@@ -201,6 +230,7 @@ static int persist_chunk(struct node *n, struct persist_batch *b,
   }
   memcpy(n->recv_image + n->recv_len, data, len);
   n->recv_len += len;
+  persist_chunk_progress(n, &up->snapshot_chunk.meta, up->snapshot_chunk.last);
   if (up->snapshot_chunk.last) {
     b->snapshot.present = true;
     b->snapshot.received = true;
@@ -453,6 +483,7 @@ int persist_snapshot_take(struct node *n, uint64_t index, uint64_t term,
   b->snapshot.image = image;
   b->snapshot.len = len;
   n->snapshot_in_progress = true;
+  n->bytes_since_snapshot = 0;
   log_info("node", "snapshot at %llu (term %llu): %zu bytes",
            (unsigned long long)index, (unsigned long long)term, len);
   persist_start(n);

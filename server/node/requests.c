@@ -147,7 +147,8 @@ static void status_member(struct node *n, Synod__Member *m, uint64_t id,
   m->match_index = n->role == CORE_LEADER ? core_match_index(n->core, id) : 0;
 }
 
-static void requests_status(struct node *n, uint64_t conn_id, uint64_t id) {
+static void requests_status(struct node *n, uint64_t conn_id, uint64_t id,
+                            bool want_digest) {
   Synod__Response resp = SYNOD__RESPONSE__INIT;
   Synod__StatusReply st = SYNOD__STATUS_REPLY__INIT;
   const struct core_config *cfg = core_config(n->core);
@@ -172,6 +173,8 @@ static void requests_status(struct node *n, uint64_t conn_id, uint64_t id) {
   st.applied_index = n->applied_index;
   st.last_index = core_last_index(n->core);
   st.snapshot_index = n->snap_meta.index;
+  st.snapshot_bytes = n->snap_len;
+  st.digest = want_digest ? fsm_digest(n->fsm) : 0;
   st.n_members = k;
   st.members = mp;
   st.version = SYNOD_VERSION;
@@ -532,7 +535,8 @@ void requests_on_request(void *arg, uint64_t conn_id,
     requests_hello(n, conn_id, req->id);
     return;
   case SYNOD__REQUEST__BODY_STATUS:
-    requests_status(n, conn_id, req->id);
+    requests_status(n, conn_id, req->id,
+                    req->status != NULL && req->status->digest);
     return;
   case SYNOD__REQUEST__BODY__NOT_SET:
     client_net_send_error(n->client_net, conn_id, req->id, SYNOD_EINVAL,
