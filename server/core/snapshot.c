@@ -210,13 +210,19 @@ void core_recv_snapshot(struct core *c, const struct core_msg *m) {
     core_snapshot_reply(c, m, meta->size_bytes, false); /* have it all */
     return;
   }
-  if (m->snapshot.offset == 0) {
+  bool same = c->recv_active && c->recv_meta.index == meta->index &&
+              c->recv_meta.term == meta->term &&
+              c->recv_meta.size_bytes == meta->size_bytes;
+  /* A chunk at offset 0 starts an image, unless it belongs to the one we
+   * are receiving: then it is a duplicate or a late copy (the leader never
+   * needs to restart the same image; it resumes from the offset we ask
+   * for), and starting over on it could livelock a transfer on a network
+   * that duplicates and reorders. */
+  if (m->snapshot.offset == 0 && !(same && c->recv_offset > 0)) {
     c->recv_active = true;
     c->recv_meta = *meta;
     c->recv_offset = 0;
-  } else if (!c->recv_active || c->recv_meta.index != meta->index ||
-             c->recv_meta.term != meta->term ||
-             c->recv_meta.size_bytes != meta->size_bytes) {
+  } else if (!same) {
     core_snapshot_reply(c, m, 0, true);
     return;
   }

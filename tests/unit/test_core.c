@@ -1176,6 +1176,32 @@ START_TEST(follower_installs_snapshot_from_chunks) {
 }
 END_TEST
 
+/* A late or duplicated copy of the first chunk of the image being received
+ * does not start it over (found by the simulator, seed 2001884: with
+ * duplication and reordering a transfer restarted forever). */
+START_TEST(duplicate_first_chunk_does_not_restart_transfer) {
+  struct core *c = new_core(2, 3);
+  struct core_update up;
+  static uint8_t data[250];
+  struct core_msg m = chunk(0, 100, data);
+  ck_assert_int_eq(recv(c, &m, &up), 0);
+  ck_assert(up.snapshot_chunk_present);
+  m = chunk(100, 100, data + 100);
+  ck_assert_int_eq(recv(c, &m, &up), 0);
+  ck_assert(up.snapshot_chunk_present);
+  m = chunk(0, 100, data); /* the duplicate */
+  ck_assert_int_eq(recv(c, &m, &up), 0);
+  ck_assert(!up.snapshot_chunk_present);
+  const struct core_msg *r = find_msg(&up, CORE_MSG_SNAPSHOT_REPLY, 1);
+  ck_assert(r != NULL && !r->snapshot_reply.reject);
+  ck_assert_uint_eq(r->snapshot_reply.offset, 200);
+  m = chunk(200, 50, data + 200);
+  ck_assert_int_eq(recv(c, &m, &up), 0);
+  ck_assert(up.snapshot_install_present);
+  core_free(c);
+}
+END_TEST
+
 /* On restart the state machine comes back from the snapshot, so committed
  * entries after it are handed out again, in order, in the first update. */
 START_TEST(restart_redelivers_committed_from_snapshot_index) {
@@ -1427,6 +1453,7 @@ static Suite *core_suite(void) {
   tcase_add_test(tc, truncated_config_entry_reverts_config);
   tcase_add_test(tc, snapshot_compacts_log_and_lagging_follower_gets_chunks);
   tcase_add_test(tc, follower_installs_snapshot_from_chunks);
+  tcase_add_test(tc, duplicate_first_chunk_does_not_restart_transfer);
   tcase_add_test(tc, restart_redelivers_committed_from_snapshot_index);
   tcase_add_test(tc, cluster_elects_commits_and_catches_up_by_snapshot);
   suite_add_tcase(s, tc);
