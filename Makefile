@@ -34,12 +34,15 @@ test: build-asan build
 test-fast: build
 	@cd $(BUILD) && ctest -L unit --output-on-failure -j $(JOBS)
 
-# synod against etcd 3.4, side by side (bench/README.md). etcd-server is
-# the bench's own dependency, not the build's: installed here, if missing,
-# and never by scripts/deps.sh. Flags: make bench BENCH_ARGS=--quick
+# synod against etcd 3.4, side by side (bench/README.md). Builds only
+# synod-bench and the synodd it starts. etcd-server is the bench's own
+# dependency, not the build's: installed here, if missing, and never by
+# scripts/deps.sh. Flags: make bench BENCH_ARGS=--quick
 BENCH_ARGS ?=
 
-bench: build
+bench: deps
+	@cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo $(CMAKE_ARGS) >/dev/null
+	@cmake --build $(BUILD) -j $(JOBS) --target synod-bench -- --no-print-directory
 	@status=$$(dpkg-query -W -f='$${Status}' etcd-server 2>/dev/null || true); \
 	if [ "$$status" != "install ok installed" ]; then \
 	  echo "bench: installing etcd-server"; \

@@ -1,0 +1,526 @@
+/* synod-bench: runs the same closed-loop workloads against a 3-replica
+ * synod cluster and a 3-member etcd 3.4 cluster, side by side in one go,
+ * and prints median throughput, latency and the synod/etcd ratio.
+ *
+ *   synod-bench [--quick] [--seconds S] [--repeat N] [--json] ...
+ *
+ * Both clusters are child processes on free 127.0.0.1 ports with data in
+ * a temporary directory that is removed at the end. See bench/README.md. */
+#include <curl/curl.h>
+#include <errno.h>
+#include <ftw.h>
+#include <getopt.h>
+#include <libgen.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <unistd.h>
+
+#include "synod_bench.h"
+
+#define ETCD_DEFAULT "/usr/bin/etcd"
+#define START_WAIT_MS 30000
+#define CLIENT_COUNTS_MAX 8
+
+volatile sig_atomic_t bench_interrupted;
+
+struct options {
+  double seconds;
+  double warmup_s;
+  int repeat;
+  int clients[CLIENT_COUNTS_MAX];
+  int clients_len;
+  bool workloads[BENCH_WORKLOADS];
+  bool run[BENCH_SYSTEMS];
+  bool json;
+  bool keep;
+  bool spread; /* etcd clients spread over members, not all to the leader */
+  const char *dir;
+  const char *etcd;
+};
+
+static const char usage[] =
+    "usage: synod-bench [options]\n"
+    "\n"
+    "Starts a 3-replica synod cluster (synodd next to this program) and a\n"
+    "3-member etcd cluster (/usr/bin/etcd, Debian's etcd-server; `make\n"
+    "bench` installs it) on free 127.0.0.1 ports, runs each workload with\n"
+    "each client count on both, alternately, and prints medians of the\n"
+    "repeated runs: ops/s, p50/p99 latency, and the ratio synod/etcd\n"
+    "(above 1: synod does more operations per second).\n"
+    "\n"
+    "  --seconds S        measured seconds per run [5]\n"
+    "  --warmup S         unmeasured seconds before each run [1]\n"
+    "  --repeat N         runs per configuration, median reported [3]\n"
+    "  --clients LIST     concurrent clients, e.g. 1,8,64 [1,8,64]\n"
+    "  --workloads LIST   counter-shared,counter-own,lock [all]\n"
+    "  --quick            1 run of 2 s (0.5 s warm-up) per configuration\n"
+    "  --synod-only       do not start etcd\n"
+    "  --etcd-only        do not start synod\n"
+    "  --etcd-target T    leader: every etcd client talks to the leader;\n"
+    "                     spread: client i talks to member i mod 3 [leader]\n"
+    "  --etcd PATH        the etcd binary [/usr/bin/etcd]\n"
+    "  --dir DIR          where the temporary data directory goes [$TMPDIR\n"
+    "                     or /tmp]\n"
+    "  --keep             keep the data directory and server logs\n"
+    "  --json             one JSON object on stdout instead of tables\n"
+    "  --help             this text\n"
+    "\n"
+    "Progress goes to stderr. Exit status: 0 every check passed, 1 a check\n"
+    "failed or a cluster did not start, 2 bad usage.\n";
+
+static int parse_list(const char *arg, int *out, int max) {
+  char buf[128], *save = NULL;
+  int n = 0;
+  snprintf(buf, sizeof buf, "%s", arg);
+  for (char *t = strtok_r(buf, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
+    char *end;
+    long v = strtol(t, &end, 10);
+    if (*end != '\0' || v < 1 || v > BENCH_CLIENTS_MAX || n == max) {
+      return -1;
+    }
+    out[n++] = (int)v;
+  }
+  return n;
+}
+
+static int parse_workloads(const char *arg, bool *on) {
+  char buf[128], *save = NULL;
+  memset(on, 0, BENCH_WORKLOADS * sizeof *on);
+  snprintf(buf, sizeof buf, "%s", arg);
+  for (char *t = strtok_r(buf, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
+    int wl = 0;
+    while (wl < BENCH_WORKLOADS && strcmp(t, bench_workload_name(wl)) != 0) {
+      wl++;
+    }
+    if (wl == BENCH_WORKLOADS) {
+      return -1;
+    }
+    on[wl] = true;
+  }
+  return 0;
+}
+
+static void options_default(struct options *o) {
+  memset(o, 0, sizeof *o);
+  o->seconds = 5;
+  o->warmup_s = 1;
+  o->repeat = 3;
+  o->clients[0] = 1, o->clients[1] = 8, o->clients[2] = 64;
+  o->clients_len = 3;
+  for (int wl = 0; wl < BENCH_WORKLOADS; wl++) {
+    o->workloads[wl] = true;
+  }
+  o->run[BENCH_SYNOD] = o->run[BENCH_ETCD] = true;
+  o->etcd = ETCD_DEFAULT;
+}
+
+enum {
+  OPT_SECONDS = 256,
+  OPT_WARMUP,
+  OPT_REPEAT,
+  OPT_CLIENTS,
+  OPT_WORKLOADS,
+  OPT_QUICK,
+  OPT_SYNOD_ONLY,
+  OPT_ETCD_ONLY,
+  OPT_TARGET,
+  OPT_ETCD,
+  OPT_DIR,
+  OPT_KEEP,
+  OPT_JSON,
+  OPT_HELP
+};
+
+static const struct option long_options[] = {
+    {"seconds", required_argument, NULL, OPT_SECONDS},
+    {"warmup", required_argument, NULL, OPT_WARMUP},
+    {"repeat", required_argument, NULL, OPT_REPEAT},
+    {"clients", required_argument, NULL, OPT_CLIENTS},
+    {"workloads", required_argument, NULL, OPT_WORKLOADS},
+    {"quick", no_argument, NULL, OPT_QUICK},
+    {"synod-only", no_argument, NULL, OPT_SYNOD_ONLY},
+    {"etcd-only", no_argument, NULL, OPT_ETCD_ONLY},
+    {"etcd-target", required_argument, NULL, OPT_TARGET},
+    {"etcd", required_argument, NULL, OPT_ETCD},
+    {"dir", required_argument, NULL, OPT_DIR},
+    {"keep", no_argument, NULL, OPT_KEEP},
+    {"json", no_argument, NULL, OPT_JSON},
+    {"help", no_argument, NULL, OPT_HELP},
+    {NULL, 0, NULL, 0}};
+
+/* Applies one option; returns 0, or -1 for a bad value. `set` has a bit
+ * per option given, so --quick does not override explicit values. */
+static int apply_option(struct options *o, int opt, const char *arg,
+                        unsigned *set) {
+  char *end = NULL;
+  *set |= 1u << (opt - OPT_SECONDS);
+  switch (opt) {
+  case OPT_SECONDS:
+    o->seconds = strtod(arg, &end);
+    return *end || o->seconds <= 0 || o->seconds > 3600 ? -1 : 0;
+  case OPT_WARMUP:
+    o->warmup_s = strtod(arg, &end);
+    return *end || o->warmup_s < 0 || o->warmup_s > 600 ? -1 : 0;
+  case OPT_REPEAT:
+    o->repeat = (int)strtol(arg, &end, 10);
+    return *end || o->repeat < 1 || o->repeat > BENCH_REPEAT_MAX ? -1 : 0;
+  case OPT_CLIENTS:
+    o->clients_len = parse_list(arg, o->clients, CLIENT_COUNTS_MAX);
+    return o->clients_len > 0 ? 0 : -1;
+  case OPT_WORKLOADS:
+    return parse_workloads(arg, o->workloads);
+  case OPT_QUICK:
+    return 0;
+  case OPT_SYNOD_ONLY:
+    o->run[BENCH_ETCD] = false;
+    return 0;
+  case OPT_ETCD_ONLY:
+    o->run[BENCH_SYNOD] = false;
+    return 0;
+  case OPT_TARGET:
+    o->spread = strcmp(arg, "spread") == 0;
+    return o->spread || strcmp(arg, "leader") == 0 ? 0 : -1;
+  case OPT_ETCD:
+    o->etcd = arg;
+    return 0;
+  case OPT_DIR:
+    o->dir = arg;
+    return 0;
+  case OPT_KEEP:
+    o->keep = true;
+    return 0;
+  case OPT_JSON:
+    o->json = true;
+    return 0;
+  default:
+    return -1;
+  }
+}
+
+/* Returns 0 to run, 1 after --help, 2 on bad usage (message printed). */
+static int parse_args(int argc, char **argv, struct options *o) {
+  unsigned set = 0;
+  int opt;
+
+  options_default(o);
+  while ((opt = getopt_long(argc, argv, "", long_options, NULL)) != -1) {
+    if (opt == OPT_HELP) {
+      fputs(usage, stdout);
+      return 1;
+    }
+    if (opt == '?' || apply_option(o, opt, optarg, &set) != 0) {
+      fprintf(stderr, "synod-bench: bad option%s%s (try --help)\n",
+              optarg && opt != '?' ? " value " : "",
+              optarg && opt != '?' ? optarg : "");
+      return 2;
+    }
+  }
+  if (optind < argc || (!o->run[BENCH_SYNOD] && !o->run[BENCH_ETCD])) {
+    fprintf(stderr, "synod-bench: bad usage (try --help)\n");
+    return 2;
+  }
+  if (set & 1u << (OPT_QUICK - OPT_SECONDS)) {
+    o->seconds = set & 1u << (OPT_SECONDS - OPT_SECONDS) ? o->seconds : 2;
+    o->warmup_s = set & 1u << (OPT_WARMUP - OPT_SECONDS) ? o->warmup_s : 0.5;
+    o->repeat = set & 1u << (OPT_REPEAT - OPT_SECONDS) ? o->repeat : 1;
+  }
+  return 0;
+}
+
+/* ------------------------------------------------------- the environment */
+
+static void on_signal(int sig) {
+  (void)sig;
+  bench_interrupted = 1;
+}
+
+static void signals_setup(void) {
+  struct sigaction sa = {.sa_handler = on_signal};
+  sigemptyset(&sa.sa_mask);
+  sigaction(SIGINT, &sa, NULL);
+  sigaction(SIGTERM, &sa, NULL);
+  signal(SIGPIPE, SIG_IGN);
+}
+
+/* synodd is the one built beside this program. */
+static int find_synodd(char *path, size_t len) {
+  char self[PATH_MAX];
+  ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
+  if (n <= 0) {
+    return -1;
+  }
+  self[n] = '\0';
+  snprintf(path, len, "%s/synodd", dirname(self));
+  return access(path, X_OK);
+}
+
+static int rm_one(const char *path, const struct stat *sb, int flag,
+                  struct FTW *ftw) {
+  (void)sb, (void)flag, (void)ftw;
+  return remove(path);
+}
+
+static int make_dir(const struct options *o, char *dir, size_t len) {
+  const char *base = o->dir ? o->dir : getenv("TMPDIR");
+  snprintf(dir, len, "%s/synod-bench.XXXXXX", base && *base ? base : "/tmp");
+  if (mkdtemp(dir) == NULL) {
+    fprintf(stderr, "synod-bench: mkdtemp %s: %s\n", dir, strerror(errno));
+    return -1;
+  }
+  return 0;
+}
+
+/* ------------------------------------------------------------- the runs */
+
+struct bench {
+  struct options o;
+  struct bench_cluster clusters[BENCH_SYSTEMS];
+  int etcd_target[BENCH_REPLICAS]; /* member index per client i mod 3 */
+  char etcd_target_text[64];
+  char skipped[PATH_MAX + 64]; /* why etcd was not run */
+  struct bench_report rep;
+  struct bench_run *run; /* reused by every run */
+  unsigned run_id;
+  int runs_done;
+  int runs_total;
+};
+
+/* Keeps the row's note: the first failed check wins over errors. */
+static void note_run(struct bench_row *row, enum bench_system sys,
+                     const struct bench_run *r, int failed_before) {
+  char *note = row->note[sys];
+  size_t len = sizeof row->note[sys];
+  if (r->verify == BENCH_VERIFY_FAIL && failed_before == 0) {
+    snprintf(note, len, "%s",
+             r->verify_msg[0] ? r->verify_msg : r->first_error);
+  } else if (r->aborted && failed_before == 0) {
+    snprintf(note, len, "run did not finish: %.200s", r->first_error);
+  } else if (note[0] == '\0' && r->first_error[0] != '\0') {
+    snprintf(note, len, "%s", r->first_error);
+  }
+}
+
+/* CPU seconds this process has used (user + system). */
+static double cpu_s(void) {
+  struct rusage ru;
+  getrusage(RUSAGE_SELF, &ru);
+  return (double)(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) +
+         (double)(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e6;
+}
+
+static void one_run(struct bench *b, struct bench_row *row,
+                    enum bench_system sys) {
+  struct bench_run *r = b->run;
+  struct bench_sample *s;
+  double cpu0 = cpu_s();
+  uint64_t t0 = bench_now_ns();
+  int failed_before = 0;
+  int rv;
+
+  for (int i = 0; i < row->runs[sys]; i++) {
+    failed_before += row->samples[sys][i].verify == BENCH_VERIFY_FAIL ||
+                     row->samples[sys][i].aborted;
+  }
+  memset(r, 0, sizeof *r);
+  r->workload = row->workload;
+  r->clients = row->clients;
+  r->run_id = ++b->run_id;
+  r->warmup_ns = (uint64_t)(b->o.warmup_s * 1e9);
+  r->measure_ns = (uint64_t)(b->o.seconds * 1e9);
+  rv = sys == BENCH_SYNOD
+           ? bench_synod_run(&b->clusters[sys], r)
+           : bench_etcd_run(&b->clusters[sys], b->etcd_target, r);
+  r->aborted |= rv != 0;
+  s = &row->samples[sys][row->runs[sys]++];
+  bench_sample_take(s, r);
+  s->bench_cpu = (cpu_s() - cpu0) / ((double)(bench_now_ns() - t0) / 1e9);
+  note_run(row, sys, r, failed_before);
+  fprintf(stderr,
+          "[%d/%d] %-14s %3d clients %-5s: %8.0f ops/s  p50 %6.0f us  p99 "
+          "%7.0f us  bench cpu %3.0f%%%s%s\n",
+          ++b->runs_done, b->runs_total, bench_workload_name(row->workload),
+          row->clients, sys == BENCH_SYNOD ? "synod" : "etcd", s->ops_per_s,
+          s->p50_us, s->p99_us, 100 * s->bench_cpu,
+          r->verify == BENCH_VERIFY_FAIL ? "  FAIL: "
+          : r->aborted                   ? "  ABORTED: "
+                                         : "",
+          r->verify == BENCH_VERIFY_FAIL ? r->verify_msg
+          : r->aborted                   ? r->first_error
+                                         : "");
+}
+
+/* Every workload x client count x repeat, synod and etcd alternately so
+ * that the machine's noise falls on both alike. */
+static void run_all(struct bench *b) {
+  for (int wl = 0; wl < BENCH_WORKLOADS; wl++) {
+    for (int ci = 0; ci < b->o.clients_len && b->o.workloads[wl]; ci++) {
+      struct bench_row *row = &b->rep.rows[b->rep.rows_len++];
+      row->workload = wl;
+      row->clients = b->o.clients[ci];
+      for (int rep = 0; rep < b->o.repeat; rep++) {
+        for (int sys = 0; sys < BENCH_SYSTEMS; sys++) {
+          if (bench_interrupted) {
+            return;
+          }
+          if (b->o.run[sys]) {
+            one_run(b, row, sys);
+          }
+        }
+      }
+    }
+  }
+}
+
+static void etcd_targets(struct bench *b) {
+  const struct bench_cluster *e = &b->clusters[BENCH_ETCD];
+  if (!b->o.run[BENCH_ETCD]) {
+    snprintf(b->etcd_target_text, sizeof b->etcd_target_text, "-");
+    return;
+  }
+  for (int i = 0; i < BENCH_REPLICAS; i++) {
+    b->etcd_target[i] = b->o.spread ? i : e->leader;
+  }
+  if (b->o.spread) {
+    snprintf(b->etcd_target_text, sizeof b->etcd_target_text,
+             "all members (client i -> e<i mod 3>; leader e%d)", e->leader);
+  } else {
+    snprintf(b->etcd_target_text, sizeof b->etcd_target_text,
+             "the leader (e%d)", e->leader);
+  }
+}
+
+/* ---------------------------------------------------------------- main */
+
+/* Decides which systems can run: no etcd binary means synod only. */
+static int check_binaries(struct bench *b, char *synodd, size_t len) {
+  if (b->o.run[BENCH_SYNOD] && find_synodd(synodd, len) != 0) {
+    fprintf(stderr,
+            "synod-bench: %s not found: build it next to "
+            "synod-bench (cmake --build build --target synodd)\n",
+            synodd);
+    return -1;
+  }
+  if (b->o.run[BENCH_ETCD] && access(b->o.etcd, X_OK) != 0) {
+    fprintf(stderr,
+            "synod-bench: %s not found: install Debian's "
+            "etcd-server (apt-get install etcd-server, or `make "
+            "bench`, which does)%s\n",
+            b->o.etcd, b->o.run[BENCH_SYNOD] ? "; running synod only" : "");
+    if (!b->o.run[BENCH_SYNOD]) {
+      return -1;
+    }
+    b->o.run[BENCH_ETCD] = false;
+    snprintf(b->skipped, sizeof b->skipped,
+             "etcd was not run: %s is missing (make bench installs "
+             "etcd-server)",
+             b->o.etcd);
+    b->rep.skipped = b->skipped;
+  }
+  return 0;
+}
+
+static int start_clusters(struct bench *b, const char *synodd,
+                          const char *dir) {
+  char err[BENCH_ERRMSG_BYTES];
+  for (int sys = 0; sys < BENCH_SYSTEMS; sys++) {
+    struct bench_cluster *c = &b->clusters[sys];
+    int rv;
+    if (!b->o.run[sys]) {
+      continue;
+    }
+    fprintf(stderr, "synod-bench: starting 3 %s replicas in %s ...\n",
+            sys == BENCH_SYNOD ? "synod" : "etcd", dir);
+    rv = sys == BENCH_SYNOD
+             ? bench_synod_start(c, synodd, dir, START_WAIT_MS, err, sizeof err)
+             : bench_etcd_start(c, b->o.etcd, dir, START_WAIT_MS, err,
+                                sizeof err);
+    if (rv != 0) {
+      fprintf(stderr, "synod-bench: %s cluster did not start: %s\n",
+              c->system ? c->system : "?", err);
+      bench_cluster_dump_logs(c);
+      return -1;
+    }
+    fprintf(stderr, "synod-bench: %s %s ready, leader %s\n", c->system,
+            c->version, c->leader >= 0 ? c->procs[c->leader].name : "?");
+  }
+  return 0;
+}
+
+static void report_fill(struct bench *b) {
+  b->rep.seconds = b->o.seconds;
+  b->rep.warmup_s = b->o.warmup_s;
+  b->rep.repeat = b->o.repeat;
+  b->rep.etcd_target = b->etcd_target_text;
+  snprintf(b->rep.synod_version, sizeof b->rep.synod_version, "%s",
+           b->clusters[BENCH_SYNOD].version);
+  snprintf(b->rep.etcd_version, sizeof b->rep.etcd_version, "%s",
+           b->clusters[BENCH_ETCD].version);
+  for (int wl = 0; wl < BENCH_WORKLOADS; wl++) {
+    b->runs_total += b->o.workloads[wl] * b->o.clients_len * b->o.repeat *
+                     (b->o.run[BENCH_SYNOD] + b->o.run[BENCH_ETCD]);
+  }
+}
+
+static int bench_main(struct bench *b) {
+  char synodd[PATH_MAX] = "synodd", dir[PATH_MAX];
+  int failed = 0;
+
+  if (check_binaries(b, synodd, sizeof synodd) != 0 ||
+      make_dir(&b->o, dir, sizeof dir) != 0) {
+    return 1;
+  }
+  getloadavg(b->rep.load_start, 3);
+  if (start_clusters(b, synodd, dir) != 0) {
+    failed = -1;
+  } else {
+    etcd_targets(b);
+    report_fill(b);
+    run_all(b);
+  }
+  getloadavg(b->rep.load_end, 3);
+  for (int sys = 0; sys < BENCH_SYSTEMS; sys++) {
+    bench_cluster_stop(&b->clusters[sys]);
+  }
+  if (b->o.keep) {
+    fprintf(stderr, "synod-bench: kept data and logs in %s\n", dir);
+  } else {
+    nftw(dir, rm_one, 16, FTW_DEPTH | FTW_PHYS);
+  }
+  if (failed == 0) {
+    failed =
+        b->o.json ? bench_report_json(&b->rep) : bench_report_print(&b->rep);
+  }
+  return failed != 0 || bench_interrupted ? 1 : 0;
+}
+
+int main(int argc, char **argv) {
+  struct bench *b = calloc(1, sizeof *b);
+  int rv;
+
+  if (b == NULL) {
+    return 1;
+  }
+  rv = parse_args(argc, argv, &b->o);
+  if (rv != 0) {
+    free(b);
+    return rv == 1 ? 0 : 2;
+  }
+  b->run = calloc(1, sizeof *b->run);
+  b->rep.rows =
+      calloc(BENCH_WORKLOADS * CLIENT_COUNTS_MAX, sizeof *b->rep.rows);
+  if (b->run == NULL || b->rep.rows == NULL ||
+      curl_global_init(CURL_GLOBAL_DEFAULT) != 0) {
+    fprintf(stderr, "synod-bench: out of memory\n");
+    return 1;
+  }
+  signals_setup();
+  rv = bench_main(b);
+  curl_global_cleanup();
+  free(b->rep.rows);
+  free(b->run);
+  free(b);
+  return rv;
+}
