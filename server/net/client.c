@@ -21,6 +21,7 @@ struct client_conn {
   struct client_net *net;
   uint64_t id;
   bool hello_done;
+  struct client_conn *prev, *next; /* in net->open, while in a slot */
 };
 
 struct client_net {
@@ -34,6 +35,9 @@ struct client_net {
   struct client_conn **slots;
   uint32_t *generation; /* per slot, bumped on reuse */
   uint32_t hint;
+  /* The connections in slots, for the per-turn flush and broadcasts: a
+   * walk over every slot each loop turn would cost conns_max steps. */
+  struct client_conn *open;
   struct client_net_stats stats;
   unsigned handles_open;
   bool stopping;
@@ -104,9 +108,8 @@ void client_net_broadcast(struct client_net *net,
   if (net == NULL) {
     return;
   }
-  for (uint32_t i = 0; i < net->opts.conns_max; i++) {
-    struct client_conn *c = net->slots[i];
-    if (c != NULL && c->hello_done && !c->s.closing) {
+  for (struct client_conn *c = net->open; c != NULL; c = c->next) {
+    if (c->hello_done && !c->s.closing) {
       if (stream_send(&c->s, &msg->base) == 0) {
         conn_check_backlog(c);
       }
@@ -229,6 +232,14 @@ static void conn_close_cb(struct stream *s) {
   struct client_net *net = c->net;
   uint32_t slot = (uint32_t)(c->id & ((1u << CLIENT_SLOT_BITS) - 1));
   net->slots[slot] = NULL;
+  if (c->prev != NULL) {
+    c->prev->next = c->next;
+  } else {
+    net->open = c->next;
+  }
+  if (c->next != NULL) {
+    c->next->prev = c->prev;
+  }
   net->stats.conns--;
   free(c);
   net_handle_closed(net);
@@ -289,16 +300,19 @@ static void net_accept_cb(uv_stream_t *server, int status) {
   }
   c->id = (uint64_t)++net->generation[slot] << CLIENT_SLOT_BITS | slot;
   net->slots[slot] = c;
+  c->next = net->open;
+  if (net->open != NULL) {
+    net->open->prev = c;
+  }
+  net->open = c;
   net->stats.accepted++;
   stream_start(&c->s);
 }
 
 static void net_flush_cb(uv_prepare_t *h) {
   struct client_net *net = h->data;
-  for (uint32_t i = 0; i < net->opts.conns_max; i++) {
-    if (net->slots[i] != NULL) {
-      stream_flush(&net->slots[i]->s);
-    }
+  for (struct client_conn *c = net->open; c != NULL; c = c->next) {
+    stream_flush(&c->s);
   }
 }
 
