@@ -1,0 +1,197 @@
+/* Bad input on both ports of a real replica: garbage, oversized frames, a
+ * request before the handshake, a peer from another cluster. Each gets an
+ * answer where the protocol has one, the connection is closed, the
+ * replica logs the remote address, and the cluster keeps serving. */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "cluster.h"
+#include "peer.pb-c.h"
+#include "synod.h"
+#include "synod.pb-c.h"
+
+static int dial(const char *address) {
+  char host[64];
+  const char *colon = strrchr(address, ':');
+  CHECK(colon != NULL, "address '%s'", address);
+  snprintf(host, sizeof host, "%.*s", (int)(colon - address), address);
+  struct sockaddr_in sa = {.sin_family = AF_INET,
+                           .sin_port = htons((uint16_t)atoi(colon + 1))};
+  CHECK(inet_pton(AF_INET, host, &sa.sin_addr) == 1, "host '%s'", host);
+  int fd = socket(AF_INET, SOCK_STREAM, 0);
+  CHECK(fd >= 0, "socket: %s", strerror(errno));
+  CHECK(connect(fd, (struct sockaddr *)&sa, sizeof sa) == 0, "connect %s: %s",
+        address, strerror(errno));
+  return fd;
+}
+
+static void send_all(int fd, const void *p, size_t n) {
+  const uint8_t *b = p;
+  while (n > 0) {
+    ssize_t k = send(fd, b, n, MSG_NOSIGNAL);
+    if (k <= 0) {
+      return; /* the server may already have hung up: that is the point */
+    }
+    b += k;
+    n -= (size_t)k;
+  }
+}
+
+/* Reads until the server closes the connection (bounded); returns the
+ * bytes read, in buf (cap bytes). Fails the test if it stays open. */
+static size_t read_until_closed(int fd, uint8_t *buf, size_t cap,
+                                const char *what) {
+  size_t got = 0;
+  uint64_t deadline = test_now_ms() + 5000;
+  for (;;) {
+    struct pollfd p = {.fd = fd, .events = POLLIN};
+    int64_t left = (int64_t)(deadline - test_now_ms());
+    CHECK(left > 0, "%s: the server kept the connection open for 5 s", what);
+    if (poll(&p, 1, (int)left) <= 0) {
+      continue;
+    }
+    uint8_t sink[4096];
+    ssize_t k = recv(fd, got < cap ? buf + got : sink,
+                     got < cap ? cap - got : sizeof sink, 0);
+    if (k <= 0) {
+      close(fd);
+      return got;
+    }
+    got += got < cap ? (size_t)k : 0;
+  }
+}
+
+/* The first frame of buf is a ServerMessage carrying error `code`. */
+static void expect_error(const uint8_t *buf, size_t n, int code,
+                         const char *what) {
+  CHECK(n >= 4, "%s: no answer before the close", what);
+  size_t len = (size_t)buf[0] << 24 | (size_t)buf[1] << 16 |
+               (size_t)buf[2] << 8 | buf[3];
+  CHECK(n >= 4 + len, "%s: a truncated answer", what);
+  Synod__ServerMessage *sm = synod__server_message__unpack(NULL, len, buf + 4);
+  CHECK(sm != NULL && sm->response != NULL && sm->response->error != NULL,
+        "%s: the answer is not an error response", what);
+  CHECK((int)sm->response->error->code == code, "%s: error %d, want %d (%s)",
+        what, sm->response->error->code, code, sm->response->error->message);
+  printf("  %s: %s, then closed\n", what, sm->response->error->message);
+  synod__server_message__free_unpacked(sm, NULL);
+}
+
+static void frame_of(const ProtobufCMessage *m, uint8_t *buf, size_t cap,
+                     size_t *n) {
+  size_t len = protobuf_c_message_get_packed_size(m);
+  CHECK(len + 4 <= cap, "frame of %zu bytes", len);
+  buf[0] = (uint8_t)(len >> 24);
+  buf[1] = (uint8_t)(len >> 16);
+  buf[2] = (uint8_t)(len >> 8);
+  buf[3] = (uint8_t)len;
+  protobuf_c_message_pack(m, buf + 4);
+  *n = len + 4;
+}
+
+static void client_port_cases(const char *addr) {
+  uint8_t buf[4096], junk[4096];
+  size_t n;
+  for (size_t i = 0; i < sizeof junk; i++) {
+    junk[i] = (uint8_t)(i * 131 + 7);
+  }
+  junk[0] = junk[1] = junk[2] = 0; /* a small length: garbage payload */
+  int fd = dial(addr);
+  send_all(fd, junk, sizeof junk);
+  n = read_until_closed(fd, buf, sizeof buf, "client garbage");
+  expect_error(buf, n, SYNOD_EMALFORMED, "client garbage");
+
+  static const uint8_t huge[4] = {0x04, 0, 0, 0}; /* 64 MiB */
+  fd = dial(addr);
+  send_all(fd, huge, sizeof huge);
+  n = read_until_closed(fd, buf, sizeof buf, "client oversized frame");
+  expect_error(buf, n, SYNOD_ETOOBIG, "client oversized frame");
+
+  Synod__Request r = SYNOD__REQUEST__INIT;
+  Synod__CounterAdd add = SYNOD__COUNTER_ADD__INIT;
+  add.name = "should-not-apply";
+  add.delta = 1;
+  r.id = 9;
+  r.body_case = SYNOD__REQUEST__BODY_COUNTER_ADD;
+  r.counter_add = &add;
+  frame_of(&r.base, junk, sizeof junk, &n);
+  fd = dial(addr);
+  send_all(fd, junk, n);
+  n = read_until_closed(fd, buf, sizeof buf, "client request before hello");
+  expect_error(buf, n, SYNOD_EPROTO, "client request before hello");
+}
+
+static void peer_port_cases(const char *addr) {
+  uint8_t buf[256], junk[2048];
+  size_t n;
+  memset(junk, 0xA5, sizeof junk);
+  int fd = dial(addr);
+  send_all(fd, junk, sizeof junk);
+  read_until_closed(fd, buf, sizeof buf, "peer garbage");
+  printf("  peer garbage: closed\n");
+
+  Synod__Peer__PeerMessage pm = SYNOD__PEER__PEER_MESSAGE__INIT;
+  Synod__Peer__PeerHello h = SYNOD__PEER__PEER_HELLO__INIT;
+  h.protocol_version = 1;
+  h.cluster_id = "another-cluster";
+  h.name = "intruder";
+  h.id = 12345;
+  pm.body_case = SYNOD__PEER__PEER_MESSAGE__BODY_HELLO;
+  pm.hello = &h;
+  frame_of(&pm.base, junk, sizeof junk, &n);
+  fd = dial(addr);
+  send_all(fd, junk, n);
+  read_until_closed(fd, buf, sizeof buf, "peer from another cluster");
+  printf("  peer from another cluster: closed\n");
+}
+
+int main(void) {
+  struct cluster c;
+  char synodd[PATH_MAX], why[256];
+  signal(SIGPIPE, SIG_IGN);
+  test_binary("SYNODD", "synodd", synodd, sizeof synodd);
+  if (!cluster_synodd_ready(synodd, why, sizeof why)) {
+    printf("SKIP: %s\n", why);
+    return SKIP_EXIT;
+  }
+  cluster_start(&c, 3, synodd);
+  int leader = cluster_wait_leader(&c, 20000);
+  int victim = (leader + 1) % 3; /* a follower: it must survive too */
+  printf("bad input to %s (client %s, peer %s):\n", c.nodes[victim].name,
+         c.nodes[victim].client, c.nodes[victim].peer);
+  client_port_cases(c.nodes[victim].client);
+  client_port_cases(c.nodes[leader].client);
+  peer_port_cases(c.nodes[victim].peer);
+
+  /* Still serving: a write through the cluster and the victim's status. */
+  struct synod_options o;
+  struct synod_client *cl;
+  int64_t value = 0;
+  synod_options_init(&o);
+  o.endpoints = c.endpoints;
+  CHECK(synod_client_new(&o, &cl) == 0, "client: %s", synod_client_errmsg());
+  CHECK(synod_counter_add(cl, "after-bad-input", 1, 10000, &value) == 0,
+        "add after bad input: %s", synod_client_errmsg());
+  CHECK(value == 1, "counter is %lld", (long long)value);
+  CHECK(synod_counter_get(cl, "should-not-apply", 0, 10000, &value) == 0,
+        "get: %s", synod_client_errmsg());
+  CHECK(value == 0, "a request sent before the handshake was applied");
+  synod_client_free(cl);
+  CHECK(c.nodes[victim].pid != 0 && kill(c.nodes[victim].pid, 0) == 0,
+        "%s died", c.nodes[victim].name);
+
+  char *log = test_slurp(c.nodes[victim].log);
+  CHECK(strstr(log, "refused 127.0.0.1:") != NULL,
+        "the replica did not log the remote address of what it refused");
+  free(log);
+  cluster_stop(&c);
+  printf("1 passed, 0 failed\n");
+  return 0;
+}
