@@ -14,6 +14,7 @@ pkgs=(
   check                              # unit test framework (tests/unit)
   valgrind                           # memory checking of the unit tests
   openssl                            # test certificates for the discovery tests
+  libssl-dev                         # the fake Kubernetes API (HTTPS) in tests/integration
 )
 
 missing=()
@@ -21,11 +22,24 @@ for p in "${pkgs[@]}"; do
   status=$(dpkg-query -W -f='${Status}' "$p" 2>/dev/null || true)
   [[ "$status" == "install ok installed" ]] || missing+=("$p")
 done
-[[ ${#missing[@]} -eq 0 ]] && exit 0
+# node and npm run the Kubernetes manifest checks (tests/k8s). A node that
+# is already installed (from any source, which may bundle npm) is kept.
+command -v npm >/dev/null 2>&1 || missing+=(nodejs npm)
 
-echo "deps: installing ${missing[*]}"
 SUDO=""
 [[ $(id -u) -eq 0 ]] || SUDO=sudo
-export DEBIAN_FRONTEND=noninteractive
-$SUDO apt-get update -qq
-$SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+if [[ ${#missing[@]} -gt 0 ]]; then
+  echo "deps: installing ${missing[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  $SUDO apt-get update -qq
+  $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+# The manifest validator (npm kubernetes-models, yaml), pinned by
+# tests/k8s/package-lock.json, into tests/k8s/node_modules (git-ignored).
+k8s_tests="$(cd "$(dirname "$0")/.." && pwd)/tests/k8s"
+if [[ ! -f "$k8s_tests/node_modules/.package-lock.json" ||
+      "$k8s_tests/package-lock.json" -nt "$k8s_tests/node_modules/.package-lock.json" ]]; then
+  echo "deps: npm ci in $k8s_tests"
+  (cd "$k8s_tests" && npm ci --no-audit --no-fund --loglevel=error >/dev/null)
+fi

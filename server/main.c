@@ -7,6 +7,7 @@
 
 #include <uv.h>
 
+#include "discovery.h"
 #include "err.h"
 #include "log.h"
 #include "node.h"
@@ -14,6 +15,10 @@
 #include "version.h"
 
 #define MAIN_PEERS_MAX 16
+
+_Static_assert(DISCOVERY_NAME_MAX == NODE_NAME_MAX &&
+                   DISCOVERY_ADDRESS_MAX == NODE_ADDRESS_MAX,
+               "discovery candidates copy into node_peer without loss");
 
 /* One flag: its name, its environment variable, where its value goes. */
 struct flag {
@@ -27,6 +32,9 @@ struct config {
   const char *name, *data, *client, *peer, *peers, *cluster_id;
   const char *advertise_client, *advertise_peer, *log_level;
   const char *tick_ms, *election_ticks, *snapshot_entries, *initial_size;
+  const char *discovery, *peer_port, *dns_name, *dns_interval, *k8s_api;
+  const char *k8s_namespace, *k8s_selector, *k8s_token_file, *k8s_ca_file;
+  const char *k8s_interval;
 };
 
 static struct config cfg = {.cluster_id = "synod", .log_level = "info"};
@@ -59,12 +67,37 @@ static const struct flag flags[] = {
      "election timeout in ticks, randomised up to twice this [10]"},
     {"--snapshot-entries", "SYNOD_SNAPSHOT_ENTRIES", &cfg.snapshot_entries,
      "take a snapshot after this many entries [8192]"},
+    {"--discovery", "SYNOD_DISCOVERY", &cfg.discovery,
+     "how to find the replicas: static (--peers), dns or kubernetes "
+     "[static]"},
+    {"--peer-port", "SYNOD_PEER_PORT", &cfg.peer_port,
+     "the port peers listen on, for addresses found by discovery [the "
+     "port of --advertise-peer]"},
+    {"--dns-name", "SYNOD_DNS_NAME", &cfg.dns_name,
+     "dns: the headless Service, e.g. synod-peers.NAMESPACE.svc"},
+    {"--dns-interval", "SYNOD_DNS_INTERVAL", &cfg.dns_interval,
+     "dns: re-resolve this often: 500ms, 5s, 1m [5s]"},
+    {"--k8s-api", "SYNOD_K8S_API", &cfg.k8s_api,
+     "kubernetes: API server URL [https://$KUBERNETES_SERVICE_HOST:"
+     "$KUBERNETES_SERVICE_PORT]"},
+    {"--k8s-namespace", "SYNOD_K8S_NAMESPACE", &cfg.k8s_namespace,
+     "kubernetes: the pods' namespace [the service account's]"},
+    {"--k8s-label-selector", "SYNOD_K8S_LABEL_SELECTOR", &cfg.k8s_selector,
+     "kubernetes: which pods [app.kubernetes.io/name=synod]"},
+    {"--k8s-token-file", "SYNOD_K8S_TOKEN_FILE", &cfg.k8s_token_file,
+     "kubernetes: bearer token, re-read every request [" DISCOVERY_SA_DIR
+     "/token]"},
+    {"--k8s-ca-file", "SYNOD_K8S_CA_FILE", &cfg.k8s_ca_file,
+     "kubernetes: CA of the API server [" DISCOVERY_SA_DIR "/ca.crt]"},
+    {"--k8s-interval", "SYNOD_K8S_INTERVAL", &cfg.k8s_interval,
+     "kubernetes: list the pods this often: 500ms, 5s, 1m [5s]"},
 };
 #define FLAGS_N (sizeof flags / sizeof flags[0])
 
 static void usage(FILE *out) {
   fprintf(out, "usage: synodd --name NAME --data DIR --client ADDR --peer "
-               "ADDR (--peers LIST | --initial-size N) [options]\n\n"
+               "ADDR (--peers LIST | --initial-size N --discovery "
+               "dns|kubernetes) [options]\n\n"
                "synodd is one replica of synod, a replicated coordination "
                "service.\nEvery flag may also be set by its environment "
                "variable.\n\n");
@@ -146,12 +179,83 @@ static int parse_u32(const char *text, const char *what, uint32_t *out) {
   return 0;
 }
 
+/* The port of "host:port" or "[v6]:port"; 0 if there is none. */
+static uint16_t port_of(const char *address) {
+  const char *colon = address ? strrchr(address, ':') : NULL;
+  char *end;
+  unsigned long p = colon ? strtoul(colon + 1, &end, 10) : 0;
+  return colon && *end == '\0' && p <= 65535 ? (uint16_t)p : 0;
+}
+
+static int parse_duration(const char *text, const char *what, uint32_t *ms) {
+  if (text != NULL && discovery_duration_parse(text, ms) != 0) {
+    fprintf(stderr, "synodd: %s '%s' is not a duration (500ms, 5s, 1m)\n", what,
+            text);
+    return -1;
+  }
+  return 0;
+}
+
+/* Fills the discovery options from the flags; -1 (message printed) when
+ * they do not fit together. */
+static int parse_discovery(struct discovery_options *d) {
+  uint32_t port = 0;
+  const char *method = cfg.discovery ? cfg.discovery : "static";
+  if (discovery_method_parse(method, &d->method) != 0) {
+    fprintf(stderr,
+            "synodd: --discovery '%s' is not static, dns or "
+            "kubernetes\n",
+            method);
+    return -1;
+  }
+  if (d->method == DISCOVERY_STATIC && cfg.peers == NULL) {
+    fprintf(stderr, "synodd: --initial-size without --peers needs "
+                    "--discovery dns or kubernetes to find the replicas\n");
+    return -1;
+  }
+  if (parse_u32(cfg.peer_port, "--peer-port", &port) != 0 || port > 65535) {
+    fprintf(stderr, "synodd: --peer-port '%s' is not a port (1..65535)\n",
+            cfg.peer_port);
+    return -1;
+  }
+  if (parse_duration(cfg.dns_interval, "--dns-interval", &d->dns_interval_ms) ||
+      parse_duration(cfg.k8s_interval, "--k8s-interval", &d->k8s_interval_ms)) {
+    return -1;
+  }
+  d->peer_port =
+      port ? (uint16_t)port
+           : port_of(cfg.advertise_peer ? cfg.advertise_peer : cfg.peer);
+  d->dns_name = cfg.dns_name;
+  d->k8s_api = cfg.k8s_api;
+  d->k8s_namespace = cfg.k8s_namespace;
+  d->k8s_label_selector = cfg.k8s_selector;
+  d->k8s_token_file = cfg.k8s_token_file;
+  d->k8s_ca_file = cfg.k8s_ca_file;
+  return 0;
+}
+
 struct main_state {
   uv_signal_t sigterm;
   uv_signal_t sigint;
   struct node *node;
+  struct discovery *discovery;
   int signals;
 };
+
+/* Discovery proposes; the node decides (node_discovered). */
+static void on_discovered(void *arg, const struct discovery_candidate *c,
+                          size_t n) {
+  struct main_state *st = arg;
+  struct node_peer peers[DISCOVERY_CANDIDATES_MAX];
+  if (st->node == NULL || st->signals > 0) {
+    return;
+  }
+  for (size_t i = 0; i < n && i < DISCOVERY_CANDIDATES_MAX; i++) {
+    snprintf(peers[i].name, sizeof peers[i].name, "%s", c[i].name);
+    snprintf(peers[i].address, sizeof peers[i].address, "%s", c[i].address);
+  }
+  node_discovered(st->node, peers, n);
+}
 
 static void on_stopped(struct node *n, void *arg) {
   struct main_state *st = arg;
@@ -167,18 +271,27 @@ static void on_signal(uv_signal_t *h, int signum) {
     exit(1);
   }
   log_info("main", "signal %d: stopping", signum);
+  discovery_stop(st->discovery);
   node_shutdown(st->node, on_stopped, st);
 }
 
-static int run(struct node_options *o) {
+static int run(struct node_options *o, const struct discovery_options *d) {
   uv_loop_t loop;
   struct main_state st = {0};
-  char errmsg[SYNOD_ERRMSG_MAX];
+  char errmsg[DISCOVERY_ERRMSG_MAX];
   uv_loop_init(&loop);
-  int rv = node_start(&loop, o, &st.node, errmsg);
+  int rv = discovery_start(&loop, d, on_discovered, &st, &st.discovery, errmsg);
   if (rv != 0) {
     log_error("main", "start: %s (%s)", errmsg, synod_errname(rv));
+    uv_loop_close(&loop);
+    return 2;
+  }
+  rv = node_start(&loop, o, &st.node, errmsg);
+  if (rv != 0) {
+    log_error("main", "start: %s (%s)", errmsg, synod_errname(rv));
+    discovery_stop(st.discovery);
     uv_run(&loop, UV_RUN_DEFAULT);
+    discovery_free(st.discovery);
     uv_loop_close(&loop);
     return 1;
   }
@@ -189,6 +302,7 @@ static int run(struct node_options *o) {
   uv_signal_start(&st.sigint, on_signal, SIGINT);
   uv_run(&loop, UV_RUN_DEFAULT);
   node_free(st.node);
+  discovery_free(st.discovery);
   uv_loop_close(&loop);
   return 0;
 }
@@ -196,6 +310,7 @@ static int run(struct node_options *o) {
 int main(int argc, char **argv) {
   struct node_peer peers[MAIN_PEERS_MAX];
   struct node_options o = {0};
+  struct discovery_options dopts = {0};
   uint32_t snap_entries = 0;
   for (int i = 1; i < argc; i++) {
     if (strcmp(argv[i], "--version") == 0) {
@@ -224,6 +339,9 @@ int main(int argc, char **argv) {
                     "debug|info|warn|error\n");
     return 2;
   }
+  if (parse_discovery(&dopts) != 0) {
+    return 2;
+  }
   o.snapshot_entries = snap_entries;
   log_init(cfg.name, (enum log_level)level);
   signal(SIGPIPE, SIG_IGN);
@@ -236,5 +354,5 @@ int main(int argc, char **argv) {
   o.advertise_peer = cfg.advertise_peer;
   o.peers = peers;
   o.peers_n = (size_t)peers_n;
-  return run(&o);
+  return run(&o, &dopts);
 }

@@ -58,6 +58,14 @@ json_t *ctl_lock_info_json(const char *name,
 void ctl_election_line(const struct synod_election_info *info, char *out,
                        size_t len);
 
+/* ctl_ready.c: whether the replica that answered `st` is ready to serve:
+ * a member (voter, or learner) of the configuration it reports, that knows
+ * a leader and whose applied index is at most lag_max behind its commit
+ * index. Returns true or false; `why` (len bytes) gets one line either
+ * way, naming the replica and the numbers. */
+bool ctl_ready_check(const struct synod_status *st, uint64_t lag_max, char *why,
+                     size_t len);
+
 /* Prints obj compactly on one line to stdout and drops the reference. */
 void ctl_json_print(json_t *obj);
 
@@ -105,5 +113,7 @@ int cmd_leader(const struct ctl_opts *o, int argc, char **argv);
 int cmd_observe(const struct ctl_opts *o, int argc, char **argv);
 int cmd_status(const struct ctl_opts *o, int argc, char **argv);
 int cmd_dev(const struct ctl_opts *o, int argc, char **argv);
+int cmd_ready(const struct ctl_opts *o, int argc, char **argv);
+int cmd_member(const struct ctl_opts *o, int argc, char **argv);
 
 #endif

@@ -16,12 +16,15 @@ static void usage(FILE *out) {
       "commands:\n"
       "  dev [--replicas N] [--dir DIR] [--base-port P]   a local cluster\n"
       "  status                       every replica's role, term, indexes\n"
+      "  ready [--max-lag N]          exit 0 if the replica at the first\n"
+      "                               endpoint is ready (readinessProbe)\n"
       "  lock NAME [--try] [--timeout D] -- CMD...   run CMD under a lock\n"
       "  once JOB SLOT -- CMD...      run CMD once per SLOT across hosts\n"
       "  counter get|set|add|cas|delete|list ...\n"
       "  elect NAME VALUE             campaign, hold until signalled\n"
       "  leader NAME                  print the leader of an election\n"
       "  observe NAME                 print every change of an election\n"
+      "  member remove NAME           remove a replica that is gone for good\n"
       "  version\n"
       "`synodctl COMMAND --help` describes each.\n"
       "\n"
@@ -36,7 +39,8 @@ static void usage(FILE *out) {
       "\n"
       "exit status:\n"
       "  0   success\n"
-      "  1   error: no replica reachable, request refused or timed out\n"
+      "  1   error: no replica reachable, request refused or timed out;\n"
+      "      not ready (ready)\n"
       "  2   usage error\n"
       "  75  busy: lock held elsewhere or not granted in time (lock),\n"
       "      slot already taken (once), no swap (counter cas),\n"
@@ -103,7 +107,8 @@ int main(int argc, char **argv) {
   } cmds[] = {{"dev", cmd_dev},         {"status", cmd_status},
               {"lock", cmd_lock},       {"once", cmd_once},
               {"counter", cmd_counter}, {"elect", cmd_elect},
-              {"leader", cmd_leader},   {"observe", cmd_observe}};
+              {"leader", cmd_leader},   {"observe", cmd_observe},
+              {"member", cmd_member},   {"ready", cmd_ready}};
   struct ctl_opts o = {.prog = "synodctl"};
   int i;
   if (take_anywhere(&o, &argc, argv) != 0 ||

@@ -243,17 +243,33 @@ static unsigned pick_base_port(int n) {
 
 static void node_spawn(struct cluster *c, int i) {
   struct cluster_node *nd = &c->nodes[i];
-  char *argv[] = {c->synodd, "--name",   nd->name,   "--data",
-                  nd->data,  "--client", nd->client, "--peer",
-                  nd->peer,  "--peers",  c->peers,   "--log-level",
-                  "info",    "--http",   nd->http,   NULL};
-  if (!synodd_has_http) {
-    argv[13] = NULL; /* not served yet by this synodd */
+  char *argv[16 + CLUSTER_EXTRA_ARGS_MAX];
+  int k = 0;
+  argv[k++] = c->synodd;
+  argv[k++] = "--name";
+  argv[k++] = nd->name;
+  argv[k++] = "--data";
+  argv[k++] = nd->data;
+  argv[k++] = "--client";
+  argv[k++] = nd->client;
+  argv[k++] = "--peer";
+  argv[k++] = nd->peer;
+  argv[k++] = "--peers";
+  argv[k++] = nd->peers[0] ? nd->peers : c->peers;
+  argv[k++] = "--log-level";
+  argv[k++] = "info";
+  if (synodd_has_http) { /* not served by every synodd yet */
+    argv[k++] = "--http";
+    argv[k++] = nd->http;
   }
+  for (int j = 0; j < CLUSTER_EXTRA_ARGS_MAX && c->extra_args[j]; j++) {
+    argv[k++] = (char *)c->extra_args[j];
+  }
+  argv[k] = NULL;
   nd->pid = test_spawn(argv, nd->log);
 }
 
-void cluster_start(struct cluster *c, int n, const char *synodd) {
+void cluster_init(struct cluster *c, int n, const char *synodd) {
   unsigned base = pick_base_port(n);
   memset(c, 0, sizeof *c);
   c->n = n;
@@ -279,9 +295,41 @@ void cluster_start(struct cluster *c, int n, const char *synodd) {
     snprintf(c->endpoints + el, sizeof c->endpoints - el, "%s%s", i ? "," : "",
              nd->client);
   }
+}
+
+void cluster_start(struct cluster *c, int n, const char *synodd) {
+  cluster_init(c, n, synodd);
   for (int i = 0; i < n; i++) {
     node_spawn(c, i);
   }
+}
+
+void cluster_peers_prefix(const struct cluster *c, int k, char *out,
+                          size_t len) {
+  out[0] = '\0';
+  for (int i = 0; i < k && i < c->n; i++) {
+    size_t l = strlen(out);
+    snprintf(out + l, len - l, "%s%s=%s", i ? "," : "", c->nodes[i].name,
+             c->nodes[i].peer);
+  }
+}
+
+int cluster_status(const struct cluster *c, int i, unsigned flags,
+                   uint32_t timeout_ms, struct synod_status *st) {
+  struct synod_options o;
+  struct synod_client *cl;
+  int rv;
+  synod_options_init(&o);
+  o.endpoints = c->nodes[i].client;
+  o.client_name = "integration status";
+  o.connect_timeout_ms = timeout_ms;
+  o.request_timeout_ms = timeout_ms;
+  if ((rv = synod_client_new(&o, &cl)) != 0) {
+    return rv;
+  }
+  rv = synod_status_ex(cl, flags, timeout_ms, st);
+  synod_client_free(cl);
+  return rv;
 }
 
 /* The leader name one replica reports, "" if none or unreachable. */

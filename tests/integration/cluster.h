@@ -30,8 +30,14 @@ struct cluster_node {
   char http[32];
   char data[PATH_MAX];
   char log[PATH_MAX];
+  /* --peers for this replica; "" means the cluster's list (peers below).
+   * Lets a test start some replicas with a smaller declared set, so that
+   * the others must join. */
+  char peers[CLUSTER_NODES_MAX * 48];
   pid_t pid; /* 0 when not running */
 };
+
+#define CLUSTER_EXTRA_ARGS_MAX 8
 
 struct cluster {
   int n;
@@ -40,6 +46,10 @@ struct cluster {
   char synodd[PATH_MAX];
   char endpoints[CLUSTER_NODES_MAX * 32];
   char peers[CLUSTER_NODES_MAX * 48];
+  /* Appended to every synodd's command line, NULL-terminated (e.g.
+   * "--snapshot-entries", "2000"); set between cluster_init and the
+   * first cluster_restart. */
+  const char *extra_args[CLUSTER_EXTRA_ARGS_MAX + 1];
 };
 
 /* Monotonic milliseconds. */
@@ -58,12 +68,28 @@ bool cluster_synodd_ready(const char *synodd, char *why, size_t len);
 /* Picks free ports, makes data dirs, starts n replicas. */
 void cluster_start(struct cluster *c, int n, const char *synodd);
 
+/* cluster_start without starting anything: names, ports, data dirs and
+ * the peers list of all n replicas. Start each with cluster_restart. */
+void cluster_init(struct cluster *c, int n, const char *synodd);
+
+/* "name=peer,..." of the first k replicas, into out (len bytes). */
+void cluster_peers_prefix(const struct cluster *c, int k, char *out,
+                          size_t len);
+
+struct synod_status;
+/* Asks replica i alone for its status (flags: 0 or SYNOD_STATUS_DIGEST).
+ * Returns 0 and fills *st (free with synod_status_free), or the error. */
+int cluster_status(const struct cluster *c, int i, unsigned flags,
+                   uint32_t timeout_ms, struct synod_status *st);
+
 /* Waits (bounded) until a replica reports a leader that every running
  * replica agrees on; returns its index. Fails the test on timeout. */
 int cluster_wait_leader(struct cluster *c, uint32_t timeout_ms);
 
 /* Sends sig to replica i; SIGKILL/SIGTERM also reap it. */
 void cluster_signal(struct cluster *c, int i, int sig);
+/* Starts replica i, which must not be running (also its first start after
+ * cluster_init), with the same flags as before. */
 void cluster_restart(struct cluster *c, int i);
 
 /* SIGTERM, then SIGKILL after a bound, for every replica. */
