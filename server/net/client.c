@@ -7,7 +7,6 @@
 
 #include "err.h"
 #include "log.h"
-#include "peer.h" /* peer_address_parse */
 #include "stream.h"
 #include "synod.h"
 
@@ -319,33 +318,15 @@ static void net_flush_cb(uv_prepare_t *h) {
 /* ------------------------------------------------------------ lifecycle */
 
 static int net_listen(struct client_net *net, char *errmsg) {
-  char host[128];
-  uint16_t port;
-  struct sockaddr_storage sa;
-  if (peer_address_parse(net->opts.listen_address, host, &port) != 0 ||
-      (uv_ip4_addr(host, port, (struct sockaddr_in *)&sa) != 0 &&
-       uv_ip6_addr(host, port, (struct sockaddr_in6 *)&sa) != 0)) {
-    errmsg_set(errmsg, "client: listen address '%s' is not ip:port",
-               net->opts.listen_address);
-    return SYNOD_EINVAL;
-  }
-  uv_tcp_init(net->opts.loop, &net->listener);
+  int rv = stream_listen(
+      net->opts.loop, &net->listener, "client", net->opts.listen_address, 511,
+      net_accept_cb, net->listen_address, sizeof net->listen_address, errmsg);
   net->listener.data = net;
-  net->listener_open = true;
-  net->handles_open++;
-  int rv = uv_tcp_bind(&net->listener, (struct sockaddr *)&sa, 0);
-  if (rv == 0) {
-    rv = uv_listen((uv_stream_t *)&net->listener, 511, net_accept_cb);
+  if (rv != SYNOD_EINVAL) { /* the handle exists: stop closes it */
+    net->listener_open = true;
+    net->handles_open++;
   }
-  if (rv != 0) {
-    errmsg_set(errmsg, "client: listen on %s: %s", net->opts.listen_address,
-               uv_strerror(rv));
-    return SYNOD_EIO;
-  }
-  int len = sizeof sa;
-  uv_tcp_getsockname(&net->listener, (struct sockaddr *)&sa, &len);
-  stream_sockaddr_format(&sa, net->listen_address, sizeof net->listen_address);
-  return 0;
+  return rv;
 }
 
 int client_net_start(const struct client_net_options *opts,

@@ -78,35 +78,6 @@ static void dial_schedule(struct peer_dial *d);
 
 /* ------------------------------------------------------------ addresses */
 
-int peer_address_parse(const char *address, char *host, uint16_t *port) {
-  const char *colon = strrchr(address, ':');
-  const char *h = address;
-  size_t hlen;
-  if (colon == NULL || colon == address) {
-    return SYNOD_EINVAL;
-  }
-  hlen = (size_t)(colon - address);
-  if (address[0] == '[') { /* [v6]:port */
-    if (colon[-1] != ']' || hlen < 3) {
-      return SYNOD_EINVAL;
-    }
-    h = address + 1;
-    hlen -= 2;
-  }
-  if (hlen == 0 || hlen >= PEER_ADDRESS_MAX) {
-    return SYNOD_EINVAL;
-  }
-  char *end;
-  unsigned long p = strtoul(colon + 1, &end, 10);
-  if (*end != '\0' || end == colon + 1 || p > 65535) {
-    return SYNOD_EINVAL;
-  }
-  memcpy(host, h, hlen);
-  host[hlen] = '\0';
-  *port = (uint16_t)p;
-  return 0;
-}
-
 /* ---------------------------------------------------------------- links */
 
 static struct peer_link *link_find(const struct peer_net *net, uint64_t id) {
@@ -583,38 +554,15 @@ void peer_net_undial(struct peer_net *net, const char *address) {
 /* ------------------------------------------------------------- lifecycle */
 
 static int net_listen(struct peer_net *net, char *errmsg) {
-  char host[PEER_ADDRESS_MAX];
-  uint16_t port;
-  struct sockaddr_storage sa;
-  int rv;
-  if (peer_address_parse(net->opts.listen_address, host, &port) != 0) {
-    errmsg_set(errmsg, "peer: listen address '%s' is not host:port",
-               net->opts.listen_address);
-    return SYNOD_EINVAL;
-  }
-  if (uv_ip4_addr(host, port, (struct sockaddr_in *)&sa) != 0 &&
-      uv_ip6_addr(host, port, (struct sockaddr_in6 *)&sa) != 0) {
-    errmsg_set(errmsg, "peer: listen address '%s' is not an IP address",
-               net->opts.listen_address);
-    return SYNOD_EINVAL;
-  }
-  uv_tcp_init(net->opts.loop, &net->listener);
+  int rv = stream_listen(
+      net->opts.loop, &net->listener, "peer", net->opts.listen_address, 128,
+      net_accept_cb, net->listen_address, sizeof net->listen_address, errmsg);
   net->listener.data = net;
-  net->listener_open = true;
-  net->handles_open++;
-  rv = uv_tcp_bind(&net->listener, (struct sockaddr *)&sa, 0);
-  if (rv == 0) {
-    rv = uv_listen((uv_stream_t *)&net->listener, 128, net_accept_cb);
+  if (rv != SYNOD_EINVAL) { /* the handle exists: stop closes it */
+    net->listener_open = true;
+    net->handles_open++;
   }
-  if (rv != 0) {
-    errmsg_set(errmsg, "peer: listen on %s: %s", net->opts.listen_address,
-               uv_strerror(rv));
-    return SYNOD_EIO;
-  }
-  int len = sizeof sa;
-  uv_tcp_getsockname(&net->listener, (struct sockaddr *)&sa, &len);
-  stream_sockaddr_format(&sa, net->listen_address, sizeof net->listen_address);
-  return 0;
+  return rv;
 }
 
 static void net_handle_close_cb(uv_handle_t *h) {

@@ -20,6 +20,7 @@
 
 #include "core.h"
 #include "peer.pb-c.h"
+#include "stream.h"
 
 #define PEER_INCARNATION_BYTES 16
 #define PEER_NAME_MAX 64
@@ -116,6 +117,9 @@ void peer_net_stats(const struct peer_net *net, struct peer_net_stats *out);
 
 /* Parses "host:port" into host (PEER_ADDRESS_MAX) and port. Returns 0 or
  * SYNOD_EINVAL. "[::1]:7701" is accepted for IPv6. */
-int peer_address_parse(const char *address, char *host, uint16_t *port);
+static inline int peer_address_parse(const char *address, char *host,
+                                     uint16_t *port) {
+  return stream_address_parse(address, host, port);
+}
 
 #endif /* SYNOD_PEER_H */

@@ -2,8 +2,10 @@
 #include "stream.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
+#include "err.h"
 #include "synod.h"
 
 #define STREAM_READ_BYTES (64u * 1024)
@@ -166,4 +168,60 @@ void stream_close_after_flush(struct stream *s, const char *why) {
   } else {
     stream_flush(s);
   }
+}
+
+int stream_address_parse(const char *address, char *host, uint16_t *port) {
+  const char *colon = strrchr(address, ':');
+  const char *h = address;
+  size_t hlen;
+  if (colon == NULL || colon == address) {
+    return SYNOD_EINVAL;
+  }
+  hlen = (size_t)(colon - address);
+  if (address[0] == '[') { /* [v6]:port */
+    if (colon[-1] != ']' || hlen < 3) {
+      return SYNOD_EINVAL;
+    }
+    h = address + 1;
+    hlen -= 2;
+  }
+  if (hlen == 0 || hlen >= STREAM_REMOTE_MAX) {
+    return SYNOD_EINVAL;
+  }
+  char *end;
+  unsigned long p = strtoul(colon + 1, &end, 10);
+  if (*end != '\0' || end == colon + 1 || p > 65535) {
+    return SYNOD_EINVAL;
+  }
+  memcpy(host, h, hlen);
+  host[hlen] = '\0';
+  *port = (uint16_t)p;
+  return 0;
+}
+
+int stream_listen(uv_loop_t *loop, uv_tcp_t *listener, const char *what,
+                  const char *address, int backlog, uv_connection_cb cb,
+                  char *bound, size_t bound_len, char *errmsg) {
+  char host[STREAM_REMOTE_MAX];
+  uint16_t port;
+  struct sockaddr_storage sa;
+  if (stream_address_parse(address, host, &port) != 0 ||
+      (uv_ip4_addr(host, port, (struct sockaddr_in *)&sa) != 0 &&
+       uv_ip6_addr(host, port, (struct sockaddr_in6 *)&sa) != 0)) {
+    errmsg_set(errmsg, "%s: listen address '%s' is not ip:port", what, address);
+    return SYNOD_EINVAL;
+  }
+  uv_tcp_init(loop, listener);
+  int rv = uv_tcp_bind(listener, (struct sockaddr *)&sa, 0);
+  if (rv == 0) {
+    rv = uv_listen((uv_stream_t *)listener, backlog, cb);
+  }
+  if (rv != 0) {
+    errmsg_set(errmsg, "%s: listen on %s: %s", what, address, uv_strerror(rv));
+    return SYNOD_EIO;
+  }
+  int len = sizeof sa;
+  uv_tcp_getsockname(listener, (struct sockaddr *)&sa, &len);
+  stream_sockaddr_format(&sa, bound, bound_len);
+  return 0;
 }

@@ -74,6 +74,19 @@ void stream_flush(struct stream *s);
  * sent something we do not accept. Idempotent. */
 void stream_close(struct stream *s, const char *why, bool refused);
 
+/* Parses "host:port" into host (STREAM_REMOTE_MAX bytes) and port; "[::1]:7701"
+ * is accepted for IPv6. Returns 0 or SYNOD_EINVAL. */
+int stream_address_parse(const char *address, char *host, uint16_t *port);
+
+/* Binds `listener` to address (an IP and port; port 0 picks one) and
+ * listens with cb. Returns 0 with the bound "ip:port" in bound, or
+ * SYNOD_EINVAL (not ip:port; the handle was not initialised) or SYNOD_EIO
+ * (bind or listen failed; the handle is initialised and must be closed);
+ * errmsg (SYNOD_ERRMSG_MAX bytes) says which, prefixed with `what`. */
+int stream_listen(uv_loop_t *loop, uv_tcp_t *listener, const char *what,
+                  const char *address, int backlog, uv_connection_cb cb,
+                  char *bound, size_t bound_len, char *errmsg);
+
 /* Formats an IPv4 or IPv6 socket address as "ip:port" or "[ip]:port". */
 void stream_sockaddr_format(const struct sockaddr_storage *sa, char *out,
                             size_t len);
