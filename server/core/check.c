@@ -131,6 +131,15 @@ static int core_check_propose(struct core *c, const struct core_event *ev) {
   if (c->log.bytes > c->o.log_bytes_max) {
     return core_bad(c, SYNOD_EBUSY, "propose: log full");
   }
+  if (core_log_last(&c->log) - c->commit + ev->propose.entries_n >
+      c->o.uncommitted_entries_max) {
+    errmsg_set(
+        c->errmsg,
+        "core: propose: %" PRIu64 " entries not committed yet (max %" PRIu64
+        "): the followers are behind",
+        core_log_last(&c->log) - c->commit, c->o.uncommitted_entries_max);
+    return SYNOD_EBUSY;
+  }
   if (ev->propose.entries_n == 0 || ev->propose.entries == NULL) {
     return core_bad(c, SYNOD_EINVAL, "propose: no entries");
   }

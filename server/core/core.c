@@ -224,7 +224,13 @@ void core_repl_deliver(struct core *c) {
   }
   uint64_t since =
       c->snap.index > c->snap_wanted_at ? c->snap.index : c->snap_wanted_at;
-  if (c->applied - since >= c->o.snapshot_entries) {
+  uint64_t due = c->applied - since;
+  /* A new snapshot while one streams to a follower would make the leader
+   * restart that transfer with the newer image (the shell keeps only the
+   * latest), and under steady writes a large image would never finish:
+   * hold off while streaming, up to four thresholds' worth of log. */
+  if (due >= c->o.snapshot_entries &&
+      (!core_snapshot_streaming(c) || due >= 4 * c->o.snapshot_entries)) {
     c->out.up->snapshot_wanted = true;
     c->snap_wanted_at = c->applied;
   }
@@ -244,6 +250,7 @@ static void core_options_defaults(struct core_options *o) {
   CORE_DEFAULT(inflight_appends_max, 16);
   CORE_DEFAULT(inflight_bytes_max, 8u << 20);
   CORE_DEFAULT(log_bytes_max, 256u << 20);
+  CORE_DEFAULT(uncommitted_entries_max, 8192);
   CORE_DEFAULT(snapshot_chunk_bytes, 256u << 10);
   CORE_DEFAULT(snapshot_entries, 8192);
   CORE_DEFAULT(snapshot_keep_entries, 1024);

@@ -93,17 +93,17 @@ struct core_snapshot_meta {
 /* ---------------------------------------------------------------- messages */
 
 enum core_msg_type {
-  CORE_MSG_APPEND,          /* AppendEntries (also the heartbeat's job) */
+  CORE_MSG_APPEND, /* AppendEntries (also the heartbeat's job) */
   CORE_MSG_APPEND_REPLY,
-  CORE_MSG_VOTE,            /* RequestVote */
+  CORE_MSG_VOTE, /* RequestVote */
   CORE_MSG_VOTE_REPLY,
-  CORE_MSG_PRE_VOTE,        /* thesis 9.6: would you vote for me? */
+  CORE_MSG_PRE_VOTE, /* thesis 9.6: would you vote for me? */
   CORE_MSG_PRE_VOTE_REPLY,
-  CORE_MSG_HEARTBEAT,       /* leader liveness, commit, ReadIndex round */
+  CORE_MSG_HEARTBEAT, /* leader liveness, commit, ReadIndex round */
   CORE_MSG_HEARTBEAT_REPLY,
-  CORE_MSG_SNAPSHOT,        /* one chunk of InstallSnapshot */
+  CORE_MSG_SNAPSHOT, /* one chunk of InstallSnapshot */
   CORE_MSG_SNAPSHOT_REPLY,
-  CORE_MSG_TIMEOUT_NOW,     /* leadership transfer: campaign now */
+  CORE_MSG_TIMEOUT_NOW, /* leadership transfer: campaign now */
   CORE_MSG_TYPE_COUNT,
 };
 
@@ -175,16 +175,16 @@ struct core_msg {
 /* ------------------------------------------------------------------ events */
 
 enum core_event_type {
-  CORE_EVENT_RECEIVE,         /* a message from a peer */
-  CORE_EVENT_TICK,            /* one tick of logical time has passed */
-  CORE_EVENT_PROPOSE,         /* leader: append entries to the log */
-  CORE_EVENT_PERSISTED,       /* the writes of earlier updates are durable */
-  CORE_EVENT_READ_INDEX,      /* leader: a linearizable read point */
-  CORE_EVENT_SNAPSHOT_TAKEN,  /* the shell stored a snapshot of its state */
-  CORE_EVENT_ADD_MEMBER,      /* leader: add a learner, promote when caught up */
-  CORE_EVENT_REMOVE_MEMBER,   /* leader: remove a voter or learner */
-  CORE_EVENT_TRANSFER,        /* leader: hand leadership to a voter */
-  CORE_EVENT_UNREACHABLE,     /* the link to a peer broke */
+  CORE_EVENT_RECEIVE,        /* a message from a peer */
+  CORE_EVENT_TICK,           /* one tick of logical time has passed */
+  CORE_EVENT_PROPOSE,        /* leader: append entries to the log */
+  CORE_EVENT_PERSISTED,      /* the writes of earlier updates are durable */
+  CORE_EVENT_READ_INDEX,     /* leader: a linearizable read point */
+  CORE_EVENT_SNAPSHOT_TAKEN, /* the shell stored a snapshot of its state */
+  CORE_EVENT_ADD_MEMBER,     /* leader: add a learner, promote when caught up */
+  CORE_EVENT_REMOVE_MEMBER,  /* leader: remove a voter or learner */
+  CORE_EVENT_TRANSFER,       /* leader: hand leadership to a voter */
+  CORE_EVENT_UNREACHABLE,    /* the link to a peer broke */
 };
 
 struct core_event {
@@ -305,6 +305,11 @@ struct core_options {
   /* Proposals are refused (SYNOD_EBUSY) while the in-memory log holds more
    * than this many bytes. Default 256 MiB. */
   uint64_t log_bytes_max;
+  /* Proposals are refused (SYNOD_EBUSY) while this many entries are
+   * appended but not committed: when a majority cannot keep up, clients
+   * are told to back off instead of the backlog growing without bound.
+   * Default 8192. */
+  uint64_t uncommitted_entries_max;
   uint32_t snapshot_chunk_bytes;  /* default 256 KiB */
   uint64_t snapshot_entries;      /* snapshot_wanted threshold; default 8192 */
   uint64_t snapshot_keep_entries; /* kept behind a snapshot; default 1024 */
@@ -404,6 +409,11 @@ const struct core_config *core_config(const struct core *c);
  * (first index - 1), SYNOD_EUNAVAILABLE if beyond the last index. */
 int core_config_at(const struct core *c, uint64_t index,
                    struct core_config *cfg);
+
+/* Leader: is a snapshot streaming to some follower? While one is, the core
+ * holds off snapshot_wanted (a newer image would restart the transfer);
+ * a shell with thresholds of its own should hold off too. */
+bool core_snapshot_streaming(const struct core *c);
 
 /* Per-follower progress, leader only: match index, or 0 if unknown. */
 uint64_t core_match_index(const struct core *c, uint64_t id);

@@ -92,6 +92,18 @@ static void core_snapshot_restart(struct core *c, struct core_progress *p,
   core_snapshot_send(c, p);
 }
 
+bool core_snapshot_streaming(const struct core *c) {
+  if (c->role != CORE_LEADER) {
+    return false;
+  }
+  for (uint32_t i = 0; i < CORE_PEERS_MAX; i++) {
+    if (c->prs[i].id != 0 && c->prs[i].state == CORE_PROGRESS_SNAPSHOT) {
+      return true;
+    }
+  }
+  return false;
+}
+
 /* A stream that made no progress for an election timeout lost a chunk or
  * a reply: resend from the last acknowledged byte. */
 void core_snapshot_tick(struct core *c, struct core_progress *p) {

@@ -270,8 +270,12 @@ void apply_update(struct node *n, const struct core_update *up) {
     n->bytes_since_snapshot += e->len;
   }
   requests_reads_serve(n);
-  bool wanted =
-      up->snapshot_wanted || n->bytes_since_snapshot >= n->opts.snapshot_bytes;
+  /* Like the core's own threshold, the byte threshold holds off while a
+   * snapshot streams to a follower (see core_snapshot_streaming). */
+  bool wanted = up->snapshot_wanted ||
+                (n->bytes_since_snapshot >= n->opts.snapshot_bytes &&
+                 (!core_snapshot_streaming(n->core) ||
+                  n->bytes_since_snapshot >= 4 * n->opts.snapshot_bytes));
   if (wanted && n->applied_index > n->snap_meta.index) {
     int rv = persist_snapshot_take(n, n->applied_index, n->applied_term,
                                    &n->applied_config);

@@ -33,6 +33,15 @@ uint64_t bootstrap_id(const char *name, const uint8_t *incarnation) {
   return h != 0 ? h : 1;
 }
 
+static bool bootstrap_is_voter(const struct core_config *cfg, uint64_t id) {
+  for (uint32_t i = 0; i < cfg->voters_n; i++) {
+    if (cfg->voters[i] == id) {
+      return true;
+    }
+  }
+  return false;
+}
+
 bool bootstrap_is_member(const struct core_config *cfg, uint64_t id) {
   for (uint32_t i = 0; i < cfg->voters_n; i++) {
     if (cfg->voters[i] == id) {
@@ -204,7 +213,7 @@ static void bootstrap_add_declared(struct node *n) {
   const struct core_config *cfg = core_config(n->core);
   for (uint32_t i = 0; i < n->members_n; i++) {
     const struct member *m = &n->members[i];
-    if (!m->up || bootstrap_is_member(cfg, m->id) ||
+    if (!m->up || m->leaving || bootstrap_is_member(cfg, m->id) ||
         !bootstrap_is_declared(n, m->name)) {
       continue;
     }
@@ -355,9 +364,27 @@ static void bootstrap_reply(struct node *n, uint64_t to, int code,
  * then the asker repeats the request. */
 static void bootstrap_on_leave(struct node *n, uint64_t from) {
   struct core_config committed;
+  const struct core_config *cfg = core_config(n->core);
+  struct member *m = node_member(n, from);
+  char text[128];
   if (n->role != CORE_LEADER) {
     bootstrap_reply(n, from, SYNOD_ENOTLEADER, "not the leader");
     return;
+  }
+  /* Leaving never takes the voters below three (or below the declared
+   * size, if smaller): when every replica stops at once (a whole
+   * StatefulSet), each would otherwise be removed in turn down to one
+   * voter, and the cluster could not restart without that one replica.
+   * Such a stop counts as a crash: the replica stays a voter. */
+  size_t floor = bootstrap_declared_n(n) < 3 ? bootstrap_declared_n(n) : 3;
+  if (bootstrap_is_voter(cfg, from) && cfg->voters_n <= floor) {
+    snprintf(text, sizeof text, "stays a voter: %u voters, the floor is %zu",
+             cfg->voters_n, floor);
+    bootstrap_reply(n, from, SYNOD_ECONFIG, text);
+    return;
+  }
+  if (m != NULL) {
+    m->leaving = true; /* do not add it back while it goes */
   }
   if (core_config_at(n->core, core_commit_index(n->core), &committed) == 0 &&
       !bootstrap_is_member(&committed, from)) {
@@ -456,6 +483,12 @@ void bootstrap_on_link_msg(struct node *n, uint64_t from,
       n->left = true;
       log_info("node", "removed from the cluster by %s",
                node_member_name(n, from));
+      break;
+    }
+    if (n->shutting_down && pb->membership_reply->error == SYNOD_ECONFIG) {
+      n->left = true;
+      log_info("node", "not leaving: %s says %s", node_member_name(n, from),
+               pb->membership_reply->message);
       break;
     }
     if (pb->membership_reply->error == SYNOD_ENOTLEADER) {

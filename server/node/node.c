@@ -75,6 +75,7 @@ static void node_member_update(struct node *n,
            h->client_address);
   m->log_last_index = h->log_last_index;
   m->up = true;
+  m->leaving = false;
 }
 
 /* ----------------------------------------------------------- the core */
@@ -520,9 +521,14 @@ static void node_shutdown_tick_cb(uv_timer_t *t) {
   /* Then leave the configuration (scale down, rolling update), bounded by
    * a few election timeouts: a replica that merely crashes stays a voter,
    * one that is stopped on purpose does not hold the quorum hostage. */
-  if (n->peer_net != NULL && n->shutdown_ticks < 3 * limit &&
-      !bootstrap_leave(n)) {
-    return;
+  if (n->peer_net != NULL && !bootstrap_leave(n)) {
+    if (n->shutdown_ticks < 3 * limit) {
+      return;
+    }
+    log_warn("node",
+             "stopping without leaving: no answer from the leader "
+             "in %llu ms; this replica stays a member",
+             (unsigned long long)(n->shutdown_ticks * n->opts.tick_ms));
   }
   node_shutdown_nets(n);
   if (n->persist.head != NULL) {

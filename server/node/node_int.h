@@ -123,6 +123,8 @@ struct member {
   char client_address[NODE_ADDRESS_MAX];
   uint64_t log_last_index; /* as of its hello */
   bool up;
+  bool leaving; /* it asked to be removed: not added back until it
+                   reconnects (a restart) */
 };
 
 #define NODE_MEMBERS_MAX (2 * CORE_MEMBERS_MAX)

@@ -1176,6 +1176,38 @@ START_TEST(follower_installs_snapshot_from_chunks) {
 }
 END_TEST
 
+/* When a majority cannot keep up, the leader refuses new proposals once
+ * the uncommitted backlog reaches its cap, and takes them again once the
+ * followers catch up. */
+START_TEST(propose_refused_while_backlog_is_full) {
+  struct core_options o = test_opts(1);
+  o.uncommitted_entries_max = 5;
+  o.disable_pre_vote = true;
+  struct core *c = new_core_opts(&o, 3);
+  struct core_update up;
+  tick_until(c, CORE_MSG_VOTE, &up);
+  struct core_msg r = vote_reply(2, 1, 2, true);
+  ck_assert_int_eq(recv(c, &r, &up), 0);
+  persisted(c, 2, 2, &up); /* 1 (bootstrap) and 2 (noop): uncommitted */
+  propose(c, "a", &up);
+  propose(c, "b", &up);
+  propose(c, "c", &up); /* 3..5: five uncommitted */
+  struct core_entry e = {
+      .type = CORE_ENTRY_NORMAL, .data = (const uint8_t *)"d", .len = 1};
+  struct core_event ev = {.type = CORE_EVENT_PROPOSE};
+  ev.propose.entries = &e;
+  ev.propose.entries_n = 1;
+  ck_assert_int_eq(step(c, &ev, &up), SYNOD_EBUSY);
+  ck_assert_ptr_nonnull(strstr(core_errmsg(c), "not committed"));
+  persisted(c, 5, 2, &up);
+  struct core_msg ok = append_reply(2, 2, 5);
+  ck_assert_int_eq(recv(c, &ok, &up), 0);
+  ck_assert_uint_eq(core_commit_index(c), 5);
+  ck_assert_int_eq(step(c, &ev, &up), 0);
+  core_free(c);
+}
+END_TEST
+
 /* A late or duplicated copy of the first chunk of the image being received
  * does not start it over (found by the simulator, seed 2001884: with
  * duplication and reordering a transfer restarted forever). */
@@ -1454,6 +1486,7 @@ static Suite *core_suite(void) {
   tcase_add_test(tc, snapshot_compacts_log_and_lagging_follower_gets_chunks);
   tcase_add_test(tc, follower_installs_snapshot_from_chunks);
   tcase_add_test(tc, duplicate_first_chunk_does_not_restart_transfer);
+  tcase_add_test(tc, propose_refused_while_backlog_is_full);
   tcase_add_test(tc, restart_redelivers_committed_from_snapshot_index);
   tcase_add_test(tc, cluster_elects_commits_and_catches_up_by_snapshot);
   suite_add_tcase(s, tc);
