@@ -94,6 +94,7 @@ static void node_soft_state(struct node *n, const struct core_update *up) {
   if (was_leader && n->role != CORE_LEADER) {
     apply_fail_pending(n, SYNOD_ENOTLEADER);
     requests_reads_fail(n, SYNOD_ENOTLEADER);
+    requests_keepalives_fail(n);
   }
   if (!was_leader && n->role == CORE_LEADER) {
     /* Cluster time continues from what the state machine has seen: a new

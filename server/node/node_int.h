@@ -257,6 +257,7 @@ void requests_reads_ready(struct node *n, const struct core_update *up);
 void requests_reads_serve(struct node *n);
 void requests_reads_fail(struct node *n, int code);
 void requests_tick(struct node *n);
+void requests_keepalives_fail(struct node *n);
 /* Leader: proposes a directory entry (no client waits for it); on success
  * n->proposed_first is its index. */
 int requests_propose_member(struct node *n, const struct fsm_member_info *m,

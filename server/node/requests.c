@@ -298,6 +298,17 @@ static void requests_keepalive(struct node *n, uint64_t conn_id,
       (struct keepalive_waiter){conn_id, req->id, req->session_id};
 }
 
+/* Leadership lost: the keepalives collected for the next Tick are
+ * answered "not leader" (the client renews with the new leader), never
+ * kept for a later term, which would renew sessions late and let a dead
+ * client's locks outlive the TTL. */
+void requests_keepalives_fail(struct node *n) {
+  for (uint32_t i = 0; i < n->keepalives_n; i++) {
+    requests_redirect(n, n->keepalives[i].conn_id, n->keepalives[i].request_id);
+  }
+  n->keepalives_n = 0;
+}
+
 static int u64_cmp(const void *a, const void *b) {
   uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
   return x < y ? -1 : x > y;
