@@ -1,6 +1,7 @@
 /* History checkers for the simulator: is a recorded history of counter
  * operations linearizable? (Wing & Gong's search with Lowe's memoisation,
- * the algorithm of Knossos and Porcupine.) */
+ * the algorithm of Knossos and Porcupine.) Does a stream of lock events
+ * keep mutual exclusion, token order, FIFO and session rules? */
 #ifndef SYNOD_HISTORY_H
 #define SYNOD_HISTORY_H
 
@@ -53,5 +54,89 @@ enum history_verdict
 history_counter_check(const struct history_counter_entry *ops, size_t n,
                       int64_t initial, size_t states_max, char *why,
                       size_t why_len);
+
+/* ------------------------------------------------------------------ locks */
+
+/* What the state machine did to sessions and locks, in apply order, as a
+ * replica's fsm outputs show it. Locks are numbered by the caller. The
+ * checker keeps a model (sessions with deadlines, holders, FIFO queues,
+ * lock-delays) and refuses the first event that breaks a rule:
+ *
+ *   - a lock has at most one holder (session, owner) at a time;
+ *   - fencing tokens strictly grow per lock (and across all locks);
+ *   - waiters are granted in FIFO order; a grant never jumps a queue;
+ *   - only live sessions hold, wait or are granted; a session that expired
+ *     or closed holds and waits for nothing once its entry is applied;
+ *   - sessions expire when cluster time passes keepalive + ttl, never
+ *     before, and no later than the first entry past it; acquire timeouts
+ *     and lock-delays likewise;
+ *   - after a holder's session expires, its lock stays free until the
+ *     expiry deadline plus the holder's lock-delay. */
+enum history_lock_kind {
+  HISTORY_LOCK_OPEN,      /* session, arg = ttl_ms */
+  HISTORY_LOCK_KEEPALIVE, /* session (ignored unless live) */
+  HISTORY_LOCK_EXPIRE,    /* session */
+  HISTORY_LOCK_CLOSE,     /* session */
+  HISTORY_LOCK_GRANT,     /* lock, session, owner, token, arg = lock_delay */
+  HISTORY_LOCK_REENTER,   /* lock, session, owner, token, arg = hold count */
+  HISTORY_LOCK_RELEASE,   /* lock, session, owner, arg = hold count left */
+  HISTORY_LOCK_ENQUEUE,   /* lock, session, owner, sequence, arg = timeout */
+  HISTORY_LOCK_TIMEOUT,   /* lock, session, sequence */
+  HISTORY_LOCK_CANCEL,    /* lock, session, sequence */
+  HISTORY_LOCK_END,       /* the end of one NORMAL entry: deadlines due */
+};
+
+struct history_lock_event {
+  enum history_lock_kind kind;
+  uint64_t index;   /* log index of the entry */
+  uint64_t time_ms; /* cluster time after the entry's stamp */
+  uint32_t lock;
+  uint64_t session;
+  uint64_t owner;
+  uint64_t sequence;
+  uint64_t token;
+  uint32_t arg;
+};
+
+/* The state of one lock at the end, as a query of the final state shows. */
+struct history_lock_final {
+  uint32_t lock;
+  bool held;
+  uint64_t session;
+  uint64_t owner;
+  uint64_t token;
+  uint32_t hold_count;
+  uint32_t waiters;
+};
+
+struct history_locks;
+
+/* A fresh model: no sessions, no locks. Never returns NULL (aborts). */
+struct history_locks *history_locks_new(void);
+void history_locks_free(struct history_locks *h);
+
+/* Feeds the next event. Returns true, or false with the rule broken and
+ * the values in why (then the model is unspecified: stop feeding). */
+bool history_locks_feed(struct history_locks *h,
+                        const struct history_lock_event *ev, char *why,
+                        size_t why_len);
+
+/* Compares the model with the final state of every lock the history
+ * touched (fin[0..n), any order; a lock not listed must be free with no
+ * waiters). False, with why, on the first difference. */
+bool history_locks_final(const struct history_locks *h,
+                         const struct history_lock_final *fin, size_t n,
+                         char *why, size_t why_len);
+
+/* The grant that issued token, if any: true and its lock, session, owner. */
+bool history_locks_token(const struct history_locks *h, uint64_t token,
+                         uint32_t *lock, uint64_t *session, uint64_t *owner);
+
+/* The holder of lock now: true and its session and owner, or false. */
+bool history_locks_holder(const struct history_locks *h, uint32_t lock,
+                          uint64_t *session, uint64_t *owner);
+
+/* 1 live, 0 expired or closed, -1 never opened. */
+int history_locks_session(const struct history_locks *h, uint64_t session);
 
 #endif

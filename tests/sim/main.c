@@ -16,6 +16,8 @@ struct cli {
   uint64_t seeds;
   uint32_t replicas;
   uint64_t steps;
+  uint32_t clients;
+  uint32_t chunk_bytes;
   double soak_s;
   bool trace;
   bool digest;
@@ -34,12 +36,16 @@ static void usage(FILE *f) {
   fprintf(f,
           "usage: synod-sim [--seed S] [--seeds N] [--replicas 3|5] "
           "[--steps K]\n"
-          "                 [--soak SECONDS] [--trace] [--digest] [--bench] "
-          "[--verbose]\n"
+          "                 [--clients N] [--soak SECONDS] [--trace] [--digest]"
+          "\n                 [--bench] [--verbose]\n"
           "  --seed S      first seed (default 1)\n"
           "  --seeds N     run N consecutive seeds (default 1)\n"
           "  --replicas R  initial voters, 3 or 5 (default 3)\n"
           "  --steps K     phase 1 length in core steps (default %d)\n"
+          "  --clients N   N simulated clients on the real state machine:\n"
+          "                locks, counters, elections; history checks "
+          "(default 0)\n"
+          "  --chunk-bytes B  snapshot chunk size (default: the seed picks)\n"
           "  --soak SECS   run consecutive seeds until SECS of wall time pass\n"
           "  --trace       print every trace line\n"
           "  --digest      print a digest of each run's full trace\n"
@@ -91,6 +97,10 @@ static int parse(int argc, char **argv, struct cli *c) {
       c->replicas = (uint32_t)n;
     } else if (strcmp(a, "--steps") == 0) {
       c->steps = n;
+    } else if (strcmp(a, "--clients") == 0 && n <= 24) {
+      c->clients = (uint32_t)n;
+    } else if (strcmp(a, "--chunk-bytes") == 0 && n > 0 && n < (1u << 20)) {
+      c->chunk_bytes = (uint32_t)n;
     } else if (strcmp(a, "--soak") == 0 && n > 0) {
       c->soak_s = (double)n;
     } else {
@@ -113,6 +123,8 @@ static struct sim_options seed_options(const struct cli *c, uint64_t seed,
   return (struct sim_options){.seed = seed,
                               .replicas = c->replicas,
                               .steps = c->steps,
+                              .clients = c->clients,
+                              .chunk_bytes = c->chunk_bytes,
                               .swarm = true,
                               .workload = true,
                               .trace = trace || c->digest || c->trace,
@@ -135,6 +147,15 @@ static void add_stats(struct totals *t, const struct sim *s) {
   a->transfers += st->transfers;
   a->msgs_sent += st->msgs_sent;
   a->msgs_lost += st->msgs_lost;
+  a->sessions += st->sessions;
+  a->session_expiries += st->session_expiries;
+  a->client_ops += st->client_ops;
+  a->client_acked += st->client_acked;
+  a->client_unknown += st->client_unknown;
+  a->client_retries += st->client_retries;
+  a->lock_grants += st->lock_grants;
+  a->counter_ops_checked += st->counter_ops_checked;
+  a->lin_inconclusive += st->lin_inconclusive;
   t->sim_ms += sim_now_ms(s);
 }
 
@@ -149,6 +170,16 @@ static void print_stats(const char *what, const struct sim_stats *st,
          st->acked, st->reads_ok, st->crashes, st->partitions,
          st->snapshots_taken, st->snapshots_installed, st->config_changes,
          st->transfers, st->msgs_sent, st->msgs_lost);
+  if (st->client_ops > 0) {
+    printf("%s: clients: sessions %" PRIu64 " (%" PRIu64
+           " expired), ops %" PRIu64 " (%" PRIu64 " answered, %" PRIu64
+           " unknown, %" PRIu64 " resends), lock grants %" PRIu64
+           ", counter ops checked %" PRIu64 " (%" PRIu64
+           " histories inconclusive)\n",
+           what, st->sessions, st->session_expiries, st->client_ops,
+           st->client_acked, st->client_unknown, st->client_retries,
+           st->lock_grants, st->counter_ops_checked, st->lin_inconclusive);
+  }
 }
 
 /* A failed seed is replayed with tracing on for the trace tail; the
@@ -209,10 +240,10 @@ static int run_seeds(const struct cli *c) {
     print_stats("ok", &t.sum, t.sim_ms);
   }
   printf("%s%" PRIu64 " seeds (%" PRIu64 "..%" PRIu64 "), replicas %" PRIu32
-         ", steps %" PRIu64 ": %" PRIu64 " passed, %" PRIu64
-         " failed in %.1f s (%.1f seeds/s)\n",
+         ", steps %" PRIu64 ", clients %" PRIu32 ": %" PRIu64
+         " passed, %" PRIu64 " failed in %.1f s (%.1f seeds/s)\n",
          c->soak_s > 0 ? "soak: " : "", t.ran, c->seed, seed - 1, c->replicas,
-         c->steps, t.ran - t.failed, t.failed, wall,
+         c->steps, c->clients, t.ran - t.failed, t.failed, wall,
          wall > 0 ? (double)t.ran / wall : 0.0);
   return t.failed == 0 ? 0 : 1;
 }

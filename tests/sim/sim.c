@@ -66,6 +66,24 @@ void sim_schedule(struct sim *s, uint64_t at_ms, enum sim_ev_kind kind,
   heap_push(s, ev);
 }
 
+void sim_schedule_cmsg(struct sim *s, uint64_t at_ms, struct sim_cmsg *m) {
+  struct sim_ev ev = {.at_ms = at_ms < s->now_ms ? s->now_ms : at_ms,
+                      .seq = s->ev_seq++,
+                      .kind = SIM_EV_CMSG,
+                      .cmsg = m};
+  heap_push(s, ev);
+}
+
+void sim_schedule_client(struct sim *s, uint64_t at_ms, uint32_t c,
+                         uint32_t peer) {
+  struct sim_ev ev = {.at_ms = at_ms < s->now_ms ? s->now_ms : at_ms,
+                      .seq = s->ev_seq++,
+                      .kind = SIM_EV_CLIENT,
+                      .id = c,
+                      .peer = peer};
+  heap_push(s, ev);
+}
+
 static void schedule_link_up(struct sim *s, uint64_t at_ms, uint64_t from,
                              uint64_t to) {
   struct sim_ev ev = {.at_ms = at_ms,
@@ -135,9 +153,13 @@ int sim_step_core(struct sim *s, struct sim_replica *rep,
   }
   s->proposed_first = up.proposed_first;
   s->proposed_last = up.proposed_last;
+  bool was_leader = rep->role == CORE_LEADER;
   sim_check_step(s, rep, &up);
+  if (s->opts.fsm) {
+    sim_server_role(s, rep, was_leader);
+  }
   if (!update_empty(&up)) {
-    sim_disk_enqueue(s, rep, sim_update_copy(&up));
+    sim_disk_enqueue(s, rep, sim_update_copy(&up, s->opts.fsm));
   }
   return 0;
 }
@@ -185,14 +207,24 @@ static void core_options_fill(struct sim *s, struct sim_replica *rep,
 static void fsm_restore(struct sim *s, struct sim_replica *rep) {
   struct sim_durable *d = &rep->dur;
   memset(&rep->fsm, 0, sizeof(rep->fsm));
+  if (s->opts.fsm) {
+    sim_server_start(s, rep);
+  }
   if (d->snap.index == 0) {
     return;
   }
   const struct sim_image *img = sim_image_find(d, d->snap.index);
-  if (img == NULL || !sim_fsm_decode(img->bytes, img->len, &rep->fsm) ||
+  const uint8_t *app = NULL;
+  uint32_t app_len = 0;
+  if (img == NULL ||
+      !sim_fsm_decode(img->bytes, img->len, &rep->fsm, &app, &app_len) ||
       rep->fsm.applied != d->snap.index) {
     sim_fail(s, "r%" PRIu64 ": durable snapshot %" PRIu64 " does not decode",
              rep->id, d->snap.index);
+    return;
+  }
+  if (s->opts.fsm) {
+    sim_server_restore(s, rep, app, app_len, d->snap.index);
   }
 }
 
@@ -223,6 +255,8 @@ void sim_replica_start(struct sim *s, struct sim_replica *rep) {
     return;
   }
   rep->up = true;
+  rep->ticks = 0;
+  rep->tick_base_ms = s->now_ms;
   fsm_restore(s, rep);
   sim_log_copy(&rep->mirror, &d->log);
   rep->role = core_role(rep->core);
@@ -231,8 +265,6 @@ void sim_replica_start(struct sim *s, struct sim_replica *rep) {
   rep->props_n = 0;
   rep->props_head = 0;
   rep->reads_n = 0;
-  rep->ticks = 0;
-  rep->tick_base_ms = s->now_ms;
   sim_trace(s, rep->id,
             "start: term %" PRIu64 " vote %" PRIu64 " commit %" PRIu64
             " snapshot %" PRIu64 " log %" PRIu64 "..%" PRIu64,
@@ -256,6 +288,7 @@ void sim_crash(struct sim *s, uint64_t id) {
   rep->props_n = 0;
   rep->props_head = 0;
   rep->reads_n = 0;
+  sim_server_stop(rep);
   s->stats.crashes++;
 }
 
@@ -331,6 +364,9 @@ void sim_isolate(struct sim *s, uint64_t id) {
 void sim_heal(struct sim *s) {
   memset(s->link_down, 0, sizeof(s->link_down));
   memset(s->clog_until, 0, sizeof(s->clog_until));
+  for (uint32_t c = 1; s->cl != NULL && c <= s->cl_n; c++) {
+    memset(s->cl[c].cut, 0, sizeof(s->cl[c].cut));
+  }
 }
 
 void sim_cut_for(struct sim *s, uint64_t from, uint64_t to, uint64_t ms) {
@@ -351,12 +387,25 @@ struct sim *sim_new(const struct sim_options *opts) {
     abort();
   }
   s->opts = *opts;
+  s->chunk_explicit = opts->chunk_bytes != 0;
+  if (s->opts.clients > 0) {
+    s->opts.fsm = true;
+  }
   if (s->opts.replicas == 0) {
     s->opts.replicas = 3;
   }
   sim_rand_seed(&s->rand, s->opts.seed);
   s->digest = SIM_HASH_INIT;
   sim_workload_pick(s);
+  sim_trace(s, 0,
+            "options: election %" PRIu32 " heartbeat %" PRIu32
+            " ticks, chunk %" PRIu32 " bytes, snapshot every %" PRIu64
+            " keeping %" PRIu64 ", clients %" PRIu32 " names %" PRIu32
+            " window %" PRIu32,
+            s->opts.election_ticks, s->opts.heartbeat_ticks,
+            s->opts.chunk_bytes, s->opts.snapshot_entries,
+            s->opts.snapshot_keep_entries, s->opts.clients, s->names_n,
+            s->fsm_window);
   for (uint64_t id = 1; id <= s->opts.replicas; id++) {
     replica_create(s, id, true);
   }
@@ -365,6 +414,9 @@ struct sim *sim_new(const struct sim_options *opts) {
   }
   if (s->f.nemesis_ms) {
     sim_schedule(s, s->f.nemesis_ms, SIM_EV_NEMESIS, 0, NULL);
+  }
+  if (s->opts.fsm) {
+    sim_clients_init(s);
   }
   s->next_check_step = SIM_CHECK_EVERY;
   return s;
@@ -385,10 +437,15 @@ void sim_free(struct sim *s) {
     sim_log_close(&rep->mirror);
     free(rep->props);
     free(rep->reads);
+    sim_server_stop(rep);
+    free(rep->srv.conns);
   }
   for (uint64_t i = 0; i < s->heap_n; i++) {
     free(s->heap[i].msg);
+    free(s->heap[i].cmsg);
   }
+  sim_clients_free(s);
+  sim_observe_free(s);
   free(s->heap);
   free(s->g);
   free(s->leader_of);
@@ -402,6 +459,10 @@ static void on_tick(struct sim *s, struct sim_replica *rep) {
   int rv = sim_step_core(s, rep, &ev);
   if (rv != 0) {
     sim_fail(s, "r%" PRIu64 ": TICK failed: %s", rep->id, s->errmsg);
+  }
+  if (s->opts.fsm && rep->up && core_role(rep->core) == CORE_LEADER &&
+      !s->failed) {
+    sim_server_tick(s, rep); /* node_tick_cb: requests_tick */
   }
   sim_schedule(s, next_tick_ms(s, rep), SIM_EV_TICK, rep->id, NULL);
 }
@@ -440,6 +501,16 @@ static void dispatch(struct sim *s, struct sim_ev *ev) {
   case SIM_EV_LINK_UP:
     if (s->link_down[ev->id][ev->peer] > 0) {
       s->link_down[ev->id][ev->peer]--;
+    }
+    break;
+  case SIM_EV_CMSG:
+    sim_cnet_deliver(s, ev->cmsg);
+    break;
+  case SIM_EV_CLIENT:
+    if (ev->peer != 0) {
+      sim_client_unclog(s, ev->id, ev->peer);
+    } else {
+      sim_client_poll(s, ev->id);
     }
     break;
   }
@@ -535,7 +606,11 @@ static void marker_propose(struct sim *s, struct marker *mk) {
   if (l == 0) {
     return;
   }
-  if (mk->index != 0 && l == mk->leader && s->now_ms < mk->at_ms + 5000) {
+  /* The marker stands while its leader stays in office: proposing a new
+   * one every few seconds would put each at the end of a backlog and move
+   * the goal away from a cluster that is draining it. */
+  if (mk->index != 0 && l == mk->leader &&
+      core_term(s->r[l].core) == mk->term) {
     return;
   }
   if (mk->index == 0 && mk->tries > 0 && s->now_ms < mk->at_ms + 20) {
@@ -604,6 +679,28 @@ static void liveness_fail(struct sim *s, const struct marker *mk) {
            SIM_LIVENESS_MS, mk->index, mk->term, mk->tries, buf);
 }
 
+static bool leader_caught_up(struct sim *s, void *arg) {
+  (void)arg;
+  uint64_t l = sim_leader(s);
+  return l != 0 && s->r[l].fsm.applied >= s->g_n;
+}
+
+/* Clients stop; the leader applies everything committed, then the
+ * history is checked against its state machine. */
+static void clients_finish(struct sim *s) {
+  s->clients_stopped = true;
+  if (!sim_run_until(s, leader_caught_up, NULL, 10000)) {
+    if (!s->failed) {
+      sim_fail(s,
+               "liveness: after healing, no leader applied the whole "
+               "committed log (%" PRIu64 " entries) within 10 s",
+               s->g_n);
+    }
+    return;
+  }
+  sim_check_history(s);
+}
+
 static void phase2(struct sim *s) {
   heal_all(s);
   struct marker mk = {0};
@@ -614,6 +711,9 @@ static void phase2(struct sim *s) {
       sim_trace(s, mk.leader, "phase 2: marker applied everywhere");
       sim_check_durability(s);
       sim_check_final(s);
+      if (s->opts.fsm && !s->failed) {
+        clients_finish(s);
+      }
       return;
     }
     if (!sim_step(s)) {

@@ -22,8 +22,14 @@ struct sim_options {
   uint64_t steps;    /* sim_run: phase 1 length, in events fed to cores */
   bool swarm;        /* the seed picks every fault rate */
   bool workload;     /* random proposals, reads, membership, transfers */
-  bool trace;        /* keep trace lines: tail on failure, digest */
-  bool trace_print;  /* also print every trace line to stdout */
+  /* Client workload: this many simulated libsynod clients issue random
+   * lock, counter and election operations (implies fsm). 0 = none. */
+  uint32_t clients;
+  /* Replicas apply into the real state machine (server/fsm) and run the
+   * server shell (sim_server.c), so scripted clients can be added. */
+  bool fsm;
+  bool trace;       /* keep trace lines: tail on failure, digest */
+  bool trace_print; /* also print every trace line to stdout */
   /* The core's options. */
   uint32_t election_ticks;
   uint32_t heartbeat_ticks;
@@ -61,6 +67,16 @@ struct sim_stats {
   uint64_t transfers;
   uint64_t msgs_sent;
   uint64_t msgs_lost; /* loss, partitions, down receivers, filters */
+  /* Clients. */
+  uint64_t sessions; /* opened (answered) */
+  uint64_t session_expiries;
+  uint64_t client_ops;     /* operations invoked */
+  uint64_t client_acked;   /* answered (success or error) */
+  uint64_t client_unknown; /* given up: outcome unknown */
+  uint64_t client_retries; /* resends of the same (session, sequence) */
+  uint64_t lock_grants;
+  uint64_t counter_ops_checked;
+  uint64_t lin_inconclusive; /* counter histories too big to decide */
   uint64_t sent_to[SIM_IDS_MAX + 1][CORE_MSG_TYPE_COUNT];
   uint64_t installs[SIM_IDS_MAX + 1];
 };
@@ -135,5 +151,72 @@ int sim_propose(struct sim *s, uint64_t id, uint32_t n, uint32_t bytes,
 /* Starts a fresh, empty replica under a new id (for ADD_MEMBER); 0 if no
  * id is left. */
 uint64_t sim_spawn(struct sim *s);
+
+/* ------------------------------------------------------------ clients */
+
+/* Operations a client issues (sim_client.c). Names are numbers: counter
+ * "c<n>", lock "l<n>", election "e<n>". */
+enum sim_op_type {
+  SIM_OP_ADD, /* a1 = delta; a2 != 0: return the previous value */
+  SIM_OP_GET, /* linearizable read (ReadIndex) */
+  SIM_OP_SET, /* a1 = value */
+  SIM_OP_CAS, /* a1 = expect, a2 = update */
+  SIM_OP_DELETE,
+  SIM_OP_ACQUIRE, /* timeout_ms (0 = try), lock_delay_ms */
+  SIM_OP_RELEASE,
+  SIM_OP_CAMPAIGN, /* a1 = value */
+  SIM_OP_RESIGN,
+  SIM_OP_LEADER, /* linearizable read */
+};
+
+struct sim_op_spec {
+  enum sim_op_type type;
+  uint32_t name;
+  int64_t a1;
+  int64_t a2;
+  uint32_t timeout_ms;
+  uint32_t lock_delay_ms;
+  uint32_t thread; /* 0..2: the owner id is thread + 1 */
+};
+
+/* What the client saw. code: 0 success, a SYNOD_E* code, or -1 while
+ * unanswered or if the client gave up (unknown outcome). */
+struct sim_op_result {
+  bool done;
+  int code;
+  int64_t value; /* counters; election: the leader's session */
+  bool swapped;
+  uint64_t token;
+  uint32_t hold;
+  uint64_t invoke_ms;
+  uint64_t complete_ms;
+  uint32_t attempts;
+};
+
+/* Adds a scripted client (needs opts.fsm): it opens a session with ttl_ms,
+ * keeps it alive every ttl/3 and issues only what sim_client_submit gives
+ * it, retrying like libsynod. Returns its number (>= 1). */
+uint32_t sim_client_add(struct sim *s, uint32_t ttl_ms);
+/* The client's session id, 0 while it has none. */
+uint64_t sim_client_session(const struct sim *s, uint32_t c);
+/* Starts op on one of the client's threads (which must be idle and the
+ * session open). Returns a handle for sim_client_result, 0 if refused. */
+uint32_t sim_client_submit(struct sim *s, uint32_t c,
+                           const struct sim_op_spec *op);
+/* Borrowed; valid until the next call into the simulator. */
+const struct sim_op_result *sim_client_result(const struct sim *s,
+                                              uint32_t handle);
+/* Client-replica links, per direction. */
+void sim_client_link(struct sim *s, uint32_t c, uint64_t replica,
+                     bool to_server, bool to_client);
+/* A paused client does nothing (no keepalives, no retries, drops what it
+ * receives), as in a long GC pause; a crashed one stops for good. */
+void sim_client_pause(struct sim *s, uint32_t c, bool paused);
+void sim_client_crash(struct sim *s, uint32_t c);
+/* The end-of-run history checks (counters linearizable against a final
+ * read, lock model against the final state, acknowledged effects kept)
+ * over the leader's state machine now. False (and the run failed) on a
+ * violation. */
+bool sim_check_history(struct sim *s);
 
 #endif

@@ -44,6 +44,19 @@ static void check_leader(struct sim *s, struct sim_replica *rep,
  * every entry applied anywhere. */
 static void check_leader_complete(struct sim *s, struct sim_replica *rep) {
   const struct sim_log *l = &rep->mirror;
+  /* A stale leader (its votes arrived late) may lead a term lower than
+   * one whose leader already committed entries; Raft promises it only the
+   * entries committed in lower terms, which the global record cannot tell
+   * apart. Check the leaders of the highest term seen so far. */
+  for (uint64_t t = rep->term + 1; t < s->leader_of_cap; t++) {
+    if (s->leader_of[t] != 0) {
+      sim_trace(s, rep->id,
+                "Leader Completeness not checked: r%" PRIu64
+                " led the higher term %" PRIu64,
+                s->leader_of[t], t);
+      return;
+    }
+  }
   for (uint64_t i = l->first > 0 ? l->first : 1; i <= s->g_n; i++) {
     const struct sim_entry *e = sim_log_get(l, i);
     const struct sim_global *g = &s->g[i];

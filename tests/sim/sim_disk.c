@@ -75,9 +75,19 @@ static void copy_entries(struct sim_update *u, const struct core_update *up) {
   }
 }
 
-static void copy_committed(struct sim_update *u, const struct core_update *up) {
+/* With keep_data, NORMAL entries' bytes follow the array, for the real
+ * state machine. */
+static void copy_committed(struct sim_update *u, const struct core_update *up,
+                           bool keep_data) {
+  size_t bytes = 0;
+  for (uint32_t i = 0; keep_data && i < up->committed_n; i++) {
+    if (up->committed[i].type == CORE_ENTRY_NORMAL) {
+      bytes += up->committed[i].len;
+    }
+  }
   u->committed_n = up->committed_n;
-  u->committed = xmalloc(up->committed_n * sizeof(*u->committed));
+  u->committed = xmalloc(up->committed_n * sizeof(*u->committed) + bytes);
+  uint8_t *p = (uint8_t *)(u->committed + up->committed_n);
   for (uint32_t i = 0; i < up->committed_n; i++) {
     const struct core_entry *e = &up->committed[i];
     struct sim_commit *c = &u->committed[i];
@@ -88,6 +98,14 @@ static void copy_committed(struct sim_update *u, const struct core_update *up) {
     c->hash = sim_entry_hash(e->type, e->data, e->len);
     if (e->type == CORE_ENTRY_CONFIG) {
       c->config_ok = core_config_decode(e->data, e->len, &c->config) == 0;
+    }
+    if (keep_data && e->type == CORE_ENTRY_NORMAL) {
+      if (e->len > 0) {
+        memcpy(p, e->data, e->len);
+      }
+      c->data = p;
+      c->len = (uint32_t)e->len;
+      p += e->len;
     }
   }
 }
@@ -104,7 +122,8 @@ static void copy_chunk(struct sim_update *u, const struct core_update *up) {
   }
 }
 
-struct sim_update *sim_update_copy(const struct core_update *up) {
+struct sim_update *sim_update_copy(const struct core_update *up,
+                                   bool keep_data) {
   struct sim_update *u = xmalloc(sizeof(*u));
   memset(u, 0, sizeof(*u));
   u->hs_changed = up->hard_state_changed;
@@ -126,7 +145,7 @@ struct sim_update *sim_update_copy(const struct core_update *up) {
   u->install_present = up->snapshot_install_present;
   u->install = up->snapshot_install;
   if (up->committed_n > 0) {
-    copy_committed(u, up);
+    copy_committed(u, up, keep_data);
   }
   if (up->reads_n > 0) {
     u->reads_n = up->reads_n;

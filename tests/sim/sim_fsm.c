@@ -1,7 +1,7 @@
 /* The replicated state machine of the simulation: a hash chain over every
- * applied entry, its snapshot images (serialised, padded, checksummed),
- * and the apply step of an update (install, committed entries, reads,
- * snapshot). */
+ * applied entry, its snapshot images (serialised, padded, checksummed, with
+ * the real state machine's image inside when opts.fsm is on), and the
+ * apply step of an update (install, committed entries, reads, snapshot). */
 #include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
@@ -34,18 +34,20 @@ static uint8_t pad_byte(uint64_t chain, uint64_t at) {
   return (uint8_t)(sim_mix(chain + at / 8) >> (8 * (at % 8)));
 }
 
-uint8_t *sim_fsm_encode(const struct sim_fsm *f, uint32_t min_bytes,
-                        uint32_t *len) {
+uint8_t *sim_fsm_encode(const struct sim_fsm *f, const uint8_t *app,
+                        uint32_t app_len, uint32_t min_bytes, uint32_t *len) {
   const struct core_config *c = &f->config;
   uint32_t ids = c->voters_n + c->learners_n;
-  uint32_t head = (IMAGE_WORDS + ids) * 8;
+  uint32_t head = (IMAGE_WORDS + ids) * 8 + app_len;
   uint32_t n = head + 8 > min_bytes ? head + 8 : min_bytes;
   uint8_t *b = malloc(n);
   if (b == NULL) {
     abort();
   }
+  /* Word 1: the image's length, and the fsm image's in the high half
+   * (0 without the real fsm, so those images are as they always were). */
   uint64_t words[IMAGE_WORDS] = {IMAGE_MAGIC,
-                                 n,
+                                 n | (uint64_t)app_len << 32,
                                  f->applied,
                                  f->applied_term,
                                  f->count,
@@ -58,6 +60,9 @@ uint8_t *sim_fsm_encode(const struct sim_fsm *f, uint32_t min_bytes,
     uint64_t id = i < c->voters_n ? c->voters[i] : c->learners[i - c->voters_n];
     put64(b + 8 * (IMAGE_WORDS + i), id);
   }
+  if (app_len > 0) {
+    memcpy(b + (IMAGE_WORDS + ids) * 8, app, app_len);
+  }
   for (uint32_t at = head; at < n - 8; at++) {
     b[at] = pad_byte(f->chain, at);
   }
@@ -66,10 +71,11 @@ uint8_t *sim_fsm_encode(const struct sim_fsm *f, uint32_t min_bytes,
   return b;
 }
 
-bool sim_fsm_decode(const uint8_t *b, uint64_t len, struct sim_fsm *f) {
+bool sim_fsm_decode(const uint8_t *b, uint64_t len, struct sim_fsm *f,
+                    const uint8_t **app, uint32_t *app_len) {
   if (len < IMAGE_WORDS * 8 + 8 ||
       get64(b + len - 8) != sim_hash_bytes(SIM_HASH_INIT, b, len - 8) ||
-      get64(b) != IMAGE_MAGIC || get64(b + 8) != len) {
+      get64(b) != IMAGE_MAGIC || (get64(b + 8) & 0xffffffffULL) != len) {
     return false;
   }
   memset(f, 0, sizeof(*f));
@@ -78,12 +84,13 @@ bool sim_fsm_decode(const uint8_t *b, uint64_t len, struct sim_fsm *f) {
   f->count = get64(b + 32);
   f->chain = get64(b + 40);
   uint64_t ns = get64(b + 48);
+  uint64_t alen = get64(b + 8) >> 32;
   struct core_config *c = &f->config;
   c->voters_n = (uint32_t)ns;
   c->learners_n = (uint32_t)(ns >> 32);
   uint32_t ids = c->voters_n + c->learners_n;
   if (c->voters_n > CORE_MEMBERS_MAX || c->learners_n > CORE_MEMBERS_MAX ||
-      (IMAGE_WORDS + ids) * 8 + 8 > len) {
+      alen > len || (IMAGE_WORDS + ids) * 8 + alen + 8 > len) {
     return false;
   }
   for (uint32_t i = 0; i < ids; i++) {
@@ -94,11 +101,14 @@ bool sim_fsm_decode(const uint8_t *b, uint64_t len, struct sim_fsm *f) {
       c->learners[i - c->voters_n] = id;
     }
   }
-  for (uint64_t at = (IMAGE_WORDS + ids) * 8; at < len - 8; at++) {
+  uint64_t head = (IMAGE_WORDS + ids) * 8 + alen;
+  for (uint64_t at = head; at < len - 8; at++) {
     if (b[at] != pad_byte(f->chain, at)) {
       return false;
     }
   }
+  *app = b + (IMAGE_WORDS + ids) * 8;
+  *app_len = (uint32_t)alen;
   return true;
 }
 
@@ -117,7 +127,8 @@ static bool config_equal(const struct core_config *a,
 /* Checks the received image against the install's meta and the global
  * record; returns false (after failing the run) if anything disagrees. */
 static bool install_ok(struct sim *s, struct sim_replica *rep,
-                       const struct core_snapshot_meta *m, struct sim_fsm *f) {
+                       const struct core_snapshot_meta *m, struct sim_fsm *f,
+                       const uint8_t **app, uint32_t *app_len) {
   const struct sim_durable *d = &rep->dur;
   if (d->in_bytes == NULL || d->in_meta.index != m->index ||
       d->in_meta.term != m->term) {
@@ -127,7 +138,7 @@ static bool install_ok(struct sim *s, struct sim_replica *rep,
              rep->id, m->index, m->term, d->in_meta.index, d->in_meta.term);
     return false;
   }
-  if (!sim_fsm_decode(d->in_bytes, d->in_meta.size_bytes, f) ||
+  if (!sim_fsm_decode(d->in_bytes, d->in_meta.size_bytes, f, app, app_len) ||
       f->applied != m->index || f->applied_term != m->term) {
     sim_fail(s,
              "r%" PRIu64 " installs snapshot %" PRIu64 "/%" PRIu64
@@ -164,7 +175,12 @@ static void install(struct sim *s, struct sim_replica *rep,
                     const struct core_snapshot_meta *m) {
   struct sim_durable *d = &rep->dur;
   struct sim_fsm f;
-  if (!install_ok(s, rep, m, &f)) {
+  const uint8_t *app;
+  uint32_t app_len;
+  if (!install_ok(s, rep, m, &f, &app, &app_len)) {
+    return;
+  }
+  if (s->opts.fsm && !sim_server_restore(s, rep, app, app_len, m->index)) {
     return;
   }
   /* Raft Figure 13, 6-7: the log through the snapshot goes; entries after
@@ -211,6 +227,7 @@ static void apply_one(struct sim *s, struct sim_replica *rep,
     return;
   }
   uint64_t chain = sim_chain_next(f->chain, c->index, c->term, c->hash);
+  bool first = c->index > s->g_n;
   sim_check_apply(s, rep, c, chain);
   f->chain = chain;
   f->applied = c->index;
@@ -218,6 +235,9 @@ static void apply_one(struct sim *s, struct sim_replica *rep,
   f->count++;
   if (c->type == CORE_ENTRY_CONFIG) {
     f->config = c->config;
+  }
+  if (s->opts.fsm && !s->failed) {
+    sim_server_apply(s, rep, c, first);
   }
   sim_workload_applied(s, rep, c);
 }
@@ -231,7 +251,12 @@ void sim_apply_update(struct sim *s, struct sim_replica *rep,
     apply_one(s, rep, &u->committed[i]);
   }
   for (uint32_t i = 0; i < u->reads_n && !s->failed; i++) {
-    sim_workload_read(s, rep, &u->reads[i]);
+    if (!s->opts.fsm || !sim_server_read(s, rep, &u->reads[i])) {
+      sim_workload_read(s, rep, &u->reads[i]);
+    }
+  }
+  if (s->opts.fsm && rep->up && !s->failed) {
+    sim_server_reads_serve(s, rep);
   }
   if (u->snapshot_wanted && !s->failed) {
     sim_take_snapshot(s, rep);
@@ -248,7 +273,14 @@ void sim_take_snapshot(struct sim *s, struct sim_replica *rep) {
   uint32_t min = chunk * (uint32_t)sim_rand_range(&s->rand, 1, 5) +
                  (uint32_t)sim_rand_range(&s->rand, 0, chunk - 1);
   uint32_t len;
-  uint8_t *bytes = sim_fsm_encode(f, min, &len);
+  uint8_t *app = NULL;
+  size_t app_len = 0;
+  if (s->opts.fsm) {
+    fsm_snapshot_encode(rep->srv.fsm, &app, &app_len);
+    sim_server_digest(s, rep, f->applied);
+  }
+  uint8_t *bytes = sim_fsm_encode(f, app, (uint32_t)app_len, min, &len);
+  free(app);
   struct core_snapshot_meta meta = {.index = f->applied,
                                     .term = f->applied_term,
                                     .size_bytes = len,

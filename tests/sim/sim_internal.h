@@ -7,6 +7,8 @@
 #include <stdarg.h>
 
 #include "err.h"
+#include "fsm.h"
+#include "history.h"
 #include "sim.h"
 #include "sim_rand.h"
 
@@ -70,12 +72,15 @@ struct sim_fsm {
 
 uint64_t sim_chain_next(uint64_t chain, uint64_t index, uint64_t term,
                         uint64_t hash);
-/* Encodes the state as a snapshot image of at least min_bytes (padding
- * fills the rest). Returns a malloc'd buffer, its length in *len. */
-uint8_t *sim_fsm_encode(const struct sim_fsm *f, uint32_t min_bytes,
-                        uint32_t *len);
-/* Decodes and verifies an image. Returns false if corrupt. */
-bool sim_fsm_decode(const uint8_t *buf, uint64_t len, struct sim_fsm *f);
+/* Encodes the state, with app_len bytes of the real state machine's image
+ * (may be 0), as a snapshot image of at least min_bytes (padding fills the
+ * rest). Returns a malloc'd buffer, its length in *len. */
+uint8_t *sim_fsm_encode(const struct sim_fsm *f, const uint8_t *app,
+                        uint32_t app_len, uint32_t min_bytes, uint32_t *len);
+/* Decodes and verifies an image; *app points into buf at the real state
+ * machine's image (*app_len bytes). Returns false if corrupt. */
+bool sim_fsm_decode(const uint8_t *buf, uint64_t len, struct sim_fsm *f,
+                    const uint8_t **app, uint32_t *app_len);
 
 /* -------------------------------------------------------------- updates */
 
@@ -87,6 +92,8 @@ struct sim_commit {
   uint8_t type;
   bool config_ok; /* CONFIG entries: decoded into config */
   struct core_config config;
+  const uint8_t *data; /* NORMAL entries with the real fsm: the bytes */
+  uint32_t len;
 };
 
 /* A message in flight: one allocation holding the message, its entries and
@@ -117,10 +124,66 @@ struct sim_update {
   bool install_present;
   struct core_snapshot_meta install;
   uint32_t committed_n;
-  struct sim_commit *committed;
+  struct sim_commit *committed; /* data in one block after the array */
   uint32_t reads_n;
   struct core_read *reads;
   bool snapshot_wanted;
+};
+
+/* ------------------------------------------------------------- server */
+
+/* The shell around the real state machine, as server/node does it
+ * (requests.c, apply.c): cluster-time stamps, Tick entries, proposals
+ * matched by (index, term), ReadIndex reads, waits for queued acquires. */
+enum sim_pending_kind { SIM_PENDING_REQUEST, SIM_PENDING_TICK };
+
+struct sim_kawait { /* a keepalive waiting for its Tick */
+  uint32_t client;
+  uint64_t request_id;
+  uint64_t session;
+};
+
+struct sim_pending {
+  uint64_t index;
+  uint64_t term;
+  uint32_t kind;
+  uint32_t client;
+  uint64_t request_id;
+  struct sim_kawait *kas; /* TICK: the keepalives it carries */
+  uint32_t kas_n;
+};
+
+struct sim_sread {
+  uint64_t ctx;
+  uint64_t index; /* 0 until the core answers */
+  uint32_t client;
+  uint64_t request_id;
+  uint8_t *req;
+  uint32_t len;
+};
+
+struct sim_wait { /* a queued acquire's asker */
+  uint64_t session;
+  uint64_t sequence;
+  uint32_t client;
+  uint64_t request_id;
+};
+
+struct sim_server {
+  struct fsm *fsm;
+  uint64_t clock_origin_ms; /* this incarnation's monotonic clock at start */
+  int64_t time_offset_ms;   /* cluster time = clock + offset (leader) */
+  uint64_t last_stamp_ms;
+  uint64_t tick_pending_index;
+  struct sim_pending *pend; /* FIFO [pend_head, pend_n) */
+  uint32_t pend_head, pend_n, pend_cap;
+  struct sim_kawait *kas;
+  uint32_t kas_n, kas_cap;
+  struct sim_sread *reads;
+  uint32_t reads_n, reads_cap;
+  struct sim_wait *waits;
+  uint32_t waits_n, waits_cap;
+  uint64_t *conns; /* conns[c]: the last session client c used here */
 };
 
 /* ------------------------------------------------------------- replicas */
@@ -175,6 +238,7 @@ struct sim_replica {
   /* The core's log as its updates described it (terms and hashes). */
   struct sim_log mirror;
   struct sim_fsm fsm;
+  struct sim_server srv; /* with opts.fsm */
   /* Observed after each step, for monotonicity checks. */
   enum core_role role;
   uint64_t term;
@@ -199,6 +263,18 @@ enum sim_ev_kind {
   SIM_EV_NEMESIS,
   SIM_EV_RESTART,
   SIM_EV_LINK_UP,
+  SIM_EV_CMSG,   /* a client<->server message arrives */
+  SIM_EV_CLIENT, /* a client's poll */
+};
+
+/* A message between a client and a replica: a packed synod.Request to the
+ * server, a packed synod.ServerMessage to the client. */
+struct sim_cmsg {
+  uint32_t client;
+  uint32_t replica;
+  bool to_server;
+  uint32_t len;
+  uint8_t data[];
 };
 
 struct sim_ev {
@@ -209,6 +285,7 @@ struct sim_ev {
   uint32_t gen;
   uint32_t peer;
   struct sim_msg *msg;
+  struct sim_cmsg *cmsg;
 };
 
 /* ----------------------------------------------------------- the faults */
@@ -239,6 +316,86 @@ struct sim_global {
   uint64_t term;
   uint64_t hash;
   uint64_t chain;
+  uint64_t out_hash;   /* real fsm: hash of the apply's output */
+  uint64_t fsm_digest; /* real fsm: fsm_digest at index, 0 = not taken */
+};
+
+/* ------------------------------------------------------------- clients */
+
+#define SIM_CLIENTS_MAX 24
+#define SIM_THREADS_MAX 3
+#define SIM_NAMES_MAX 4
+
+/* One operation as a client invoked and saw it (the history). */
+struct sim_hop {
+  uint32_t client;
+  uint32_t thread;
+  struct sim_op_spec spec;
+  uint64_t session;
+  uint64_t sequence;
+  uint64_t invoke; /* history clock (total order of invokes/completions) */
+  uint64_t complete;
+  struct sim_op_result r;
+};
+
+/* A request in flight from a client: resent with the same (session,
+ * sequence) until answered. */
+struct sim_cop {
+  bool active;
+  uint32_t hop;  /* history record + 1; 0 for session ops */
+  uint32_t body; /* Synod__Request__BodyCase */
+  uint64_t request_id;
+  uint64_t first_sent_ms;
+  uint64_t sent_ms;
+  uint64_t wait_ms;     /* resend if unanswered this long */
+  uint64_t retry_at_ms; /* a redirect: resend at this time */
+  uint32_t target;
+  uint32_t attempts;
+  uint8_t *req; /* packed Request without id */
+  uint32_t len;
+};
+
+struct sim_thread {
+  struct sim_cop op;
+  uint64_t next_ms;
+  uint32_t holds[SIM_NAMES_MAX]; /* acknowledged hold counts */
+  uint64_t tokens[SIM_NAMES_MAX];
+  uint64_t hold_until_ms[SIM_NAMES_MAX];
+};
+
+struct sim_client {
+  uint32_t id;
+  bool exists;
+  bool scripted;
+  bool crashed;
+  bool paused;
+  uint64_t pause_until_ms;
+  uint32_t ttl_ms;
+  uint64_t session;
+  uint64_t lease_from_ms; /* send time of the last acknowledged keepalive */
+  uint64_t ka_sent_ms;
+  uint64_t sequence; /* last used */
+  uint64_t request_id;
+  uint32_t hint; /* leader hint */
+  uint32_t threads_n;
+  struct sim_cop open;
+  struct sim_cop ka;
+  struct sim_thread th[SIM_THREADS_MAX];
+  /* cut[r][0]: client->r cut, cut[r][1]: r->client cut (counts). */
+  uint32_t cut[SIM_IDS_MAX + 1][2];
+};
+
+/* Per (session, sequence): the first answer the state machine gave. */
+struct sim_answer {
+  uint64_t session; /* 0 = empty slot */
+  uint64_t sequence;
+  bool pending;
+  uint64_t hash;
+  int code;
+  int64_t value;
+  bool swapped;
+  uint32_t lock; /* acquires: the lock and the delay asked */
+  uint32_t lock_delay_ms;
 };
 
 struct sim {
@@ -255,6 +412,9 @@ struct sim {
   /* link_down[from][to]: nonzero while that direction is cut. */
   uint32_t link_down[SIM_IDS_MAX + 1][SIM_IDS_MAX + 1];
   uint64_t clog_until[SIM_IDS_MAX + 1][SIM_IDS_MAX + 1];
+  /* Phase 2: the latest delivery time per link, so that links deliver in
+   * order, as TCP does (phase 1 reorders freely). */
+  uint64_t fifo_at[SIM_IDS_MAX + 1][SIM_IDS_MAX + 1];
   sim_filter_cb filter;
   void *filter_arg;
   /* Invariant state. */
@@ -285,11 +445,37 @@ struct sim {
   uint64_t next_check_step;
   /* Bench: entries the leader has proposed and not yet applied. */
   uint64_t bench_outstanding;
+  /* Clients and their history (with opts.fsm). */
+  struct sim_client *cl; /* cl[1..cl_n] */
+  uint32_t cl_n;
+  uint32_t client_poll_ms;
+  uint32_t client_wait_ms; /* resend after this long without an answer */
+  uint32_t client_ttl_min_ms;
+  uint32_t client_ttl_max_ms;
+  uint32_t client_crash_ppm; /* per poll */
+  uint32_t client_pause_ppm;
+  uint32_t client_close_ppm;
+  uint32_t client_part_weight; /* nemesis: client-replica partitions */
+  uint32_t names_n;            /* counters, locks, elections in use */
+  uint32_t fsm_window;         /* fsm results_per_session_max */
+  bool chunk_explicit;         /* opts.chunk_bytes given, not picked */
+  bool clients_stopped;
+  struct sim_hop *hops;
+  uint32_t hops_n, hops_cap;
+  uint64_t hist_clock;
+  struct sim_answer *answers; /* open addressing, power-of-two cap */
+  uint64_t answers_n, answers_cap;
+  struct history_locks *locks; /* the lock/session model, fed in order */
 };
 
 /* sim.c */
 void sim_schedule(struct sim *s, uint64_t at_ms, enum sim_ev_kind kind,
                   uint64_t id, struct sim_msg *msg);
+void sim_schedule_cmsg(struct sim *s, uint64_t at_ms, struct sim_cmsg *m);
+/* A client's poll (peer 0) or the end of one of its link cuts (peer:
+ * replica | direction << 8 | 1 << 16). */
+void sim_schedule_client(struct sim *s, uint64_t at_ms, uint32_t c,
+                         uint32_t peer);
 int sim_step_core(struct sim *s, struct sim_replica *rep,
                   const struct core_event *ev);
 void sim_replica_start(struct sim *s, struct sim_replica *rep);
@@ -308,7 +494,8 @@ void sim_durable_init(struct sim_durable *d);
 void sim_durable_close(struct sim_durable *d);
 /* Deep-copies what the shell needs of an update (the core's pointers die
  * at the next step). */
-struct sim_update *sim_update_copy(const struct core_update *up);
+struct sim_update *sim_update_copy(const struct core_update *up,
+                                   bool keep_data);
 void sim_update_free(struct sim_update *u);
 void sim_disk_enqueue(struct sim *s, struct sim_replica *rep,
                       struct sim_update *u);
@@ -332,6 +519,47 @@ void sim_net_cut(struct sim *s, uint64_t from, uint64_t to);
 void sim_apply_update(struct sim *s, struct sim_replica *rep,
                       const struct sim_update *u);
 void sim_take_snapshot(struct sim *s, struct sim_replica *rep);
+
+/* sim_server.c */
+void sim_server_start(struct sim *s, struct sim_replica *rep);
+void sim_server_stop(struct sim_replica *rep);
+/* After every core step: leadership won or lost. */
+void sim_server_role(struct sim *s, struct sim_replica *rep, bool was_leader);
+void sim_server_tick(struct sim *s, struct sim_replica *rep);
+void sim_server_apply(struct sim *s, struct sim_replica *rep,
+                      const struct sim_commit *c, bool first);
+/* The fsm image inside a snapshot image: decode into rep's fsm. */
+bool sim_server_restore(struct sim *s, struct sim_replica *rep,
+                        const uint8_t *image, size_t len, uint64_t index);
+/* Returns true if rd was one of the server's reads. */
+bool sim_server_read(struct sim *s, struct sim_replica *rep,
+                     const struct core_read *rd);
+void sim_server_reads_serve(struct sim *s, struct sim_replica *rep);
+void sim_server_receive(struct sim *s, struct sim_replica *rep,
+                        const struct sim_cmsg *m);
+/* Records or compares the fsm digest at index (after apply, snapshot,
+ * install). */
+void sim_server_digest(struct sim *s, struct sim_replica *rep, uint64_t index);
+
+/* sim_client.c */
+void sim_clients_pick(struct sim *s);
+void sim_clients_init(struct sim *s);
+void sim_client_unclog(struct sim *s, uint32_t c, uint32_t peer);
+void sim_clients_free(struct sim *s);
+void sim_client_poll(struct sim *s, uint32_t c);
+void sim_client_receive(struct sim *s, const struct sim_cmsg *m);
+void sim_cnet_send(struct sim *s, uint32_t client, uint32_t replica,
+                   bool to_server, const uint8_t *data, size_t len);
+void sim_cnet_deliver(struct sim *s, struct sim_cmsg *m);
+void sim_clients_nemesis(struct sim *s, uint64_t ms);
+
+/* sim_observe.c: the record of what the state machine did */
+void sim_observe_apply(struct sim *s, uint64_t index, const uint8_t *data,
+                       size_t len, const struct fsm_output *out,
+                       uint64_t time_ms);
+const struct sim_answer *sim_answer_find(const struct sim *s, uint64_t session,
+                                         uint64_t sequence);
+void sim_observe_free(struct sim *s);
 
 /* sim_check.c */
 void sim_check_step(struct sim *s, struct sim_replica *rep,

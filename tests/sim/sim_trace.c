@@ -63,6 +63,17 @@ void sim_print_failure(const struct sim *s, FILE *f) {
       fprintf(f, "  %s\n", s->tail[i % SIM_TRACE_TAIL]);
     }
   }
+  if (o->clients > 0) {
+    fprintf(f,
+            "replay: build/bin/synod-sim --seed %" PRIu64 " --replicas %" PRIu32
+            " --steps %" PRIu64 " --clients %" PRIu32,
+            o->seed, o->replicas, o->steps, o->clients);
+    if (s->chunk_explicit) {
+      fprintf(f, " --chunk-bytes %" PRIu32, o->chunk_bytes);
+    }
+    fprintf(f, " --trace\n");
+    return;
+  }
   fprintf(f,
           "replay: build/bin/synod-sim --seed %" PRIu64 " --replicas %" PRIu32
           " --steps %" PRIu64 " --trace\n",

@@ -92,6 +92,9 @@ void sim_workload_pick(struct sim *s) {
   if (s->f.disk_max_ms < s->f.disk_min_ms) {
     s->f.disk_max_ms = s->f.disk_min_ms;
   }
+  if (s->opts.fsm) {
+    sim_clients_pick(s); /* last: runs without clients keep their seeds */
+  }
 }
 
 /* ------------------------------------------------------------ proposals */
@@ -433,7 +436,8 @@ void sim_nemesis_tick(struct sim *s) {
   }
   sim_schedule(s, s->now_ms + pick(s, f->nemesis_ms / 2, f->nemesis_ms * 3 / 2),
                SIM_EV_NEMESIS, 0, NULL);
-  uint64_t total = f->crash_weight + f->partition_weight + f->clog_weight;
+  uint64_t total = f->crash_weight + f->partition_weight + f->clog_weight +
+                   s->client_part_weight;
   if (total == 0) {
     return;
   }
@@ -447,11 +451,13 @@ void sim_nemesis_tick(struct sim *s) {
     }
   } else if (x < f->crash_weight + f->partition_weight) {
     partition(s, ms);
-  } else {
+  } else if (x < f->crash_weight + f->partition_weight + f->clog_weight) {
     uint64_t a = pick(s, 1, s->ids_n);
     uint64_t b = pick(s, 1, s->ids_n);
     s->clog_until[a][b] = s->now_ms + ms / 2;
     sim_trace(s, a, "clog to r%" PRIu64 " for %" PRIu64 " ms", b, ms / 2);
+  } else {
+    sim_clients_nemesis(s, ms);
   }
 }
 

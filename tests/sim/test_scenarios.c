@@ -499,7 +499,6 @@ START_TEST(snapshot_transfer_resumes_after_follower_restarts_mid_image) {
   /* f crashes once the leader has heard it hold 48 bytes: it lost the
    * partial image (and where it was), so it asks for offset 0 again. */
   ck_assert(sim_run_until(s, asked_for_48, &a, 2000));
-  ck_assert(sim_run_for(s, 5));
   ck_assert_uint_eq(sim_stats(s)->installs[f], 0);
   sim_crash(s, f);
   sim_restart(s, f);
@@ -601,6 +600,168 @@ START_TEST(members_added_and_removed_under_load_lose_nothing) {
 }
 END_TEST
 
+/* -------------------------------------------------------------- clients */
+
+/* A fault-free cluster on the real state machine, for scripted clients. */
+static struct sim *fsm_cluster(uint32_t replicas, uint64_t seed) {
+  struct sim_options o = {.seed = seed,
+                          .replicas = replicas,
+                          .fsm = true,
+                          .trace = true,
+                          .trace_print = getenv("SIM_TRACE_PRINT") != NULL,
+                          .chunk_bytes = 1024,
+                          .snapshot_entries = 100000,
+                          .snapshot_keep_entries = 1000,
+                          .delay_min_ms = 1,
+                          .delay_max_ms = 3,
+                          .disk_min_ms = 0,
+                          .disk_max_ms = 1};
+  return sim_new(&o);
+}
+
+static bool has_session(struct sim *s, void *arg) {
+  return sim_client_session(s, *(uint32_t *)arg) != 0;
+}
+
+static uint32_t client(struct sim *s, uint32_t ttl_ms) {
+  uint32_t c = sim_client_add(s, ttl_ms);
+  ck_assert_uint_ne(c, 0);
+  ck_assert_msg(sim_run_until(s, has_session, &c, 5000),
+                "client %u opened no session", c);
+  return c;
+}
+
+static bool op_done(struct sim *s, void *arg) {
+  return sim_client_result(s, *(uint32_t *)arg)->done;
+}
+
+static const struct sim_op_result *await_op(struct sim *s, uint32_t h,
+                                            uint64_t ms) {
+  ck_assert_uint_ne(h, 0);
+  sim_run_until(s, op_done, &h, ms);
+  assert_sane(s);
+  return sim_client_result(s, h);
+}
+
+static uint32_t submit(struct sim *s, uint32_t c, enum sim_op_type type,
+                       uint32_t name, int64_t a1, uint32_t timeout_ms,
+                       uint32_t lock_delay_ms, uint32_t thread) {
+  struct sim_op_spec sp = {.type = type,
+                           .name = name,
+                           .a1 = a1,
+                           .timeout_ms = timeout_ms,
+                           .lock_delay_ms = lock_delay_ms,
+                           .thread = thread};
+  uint32_t h = sim_client_submit(s, c, &sp);
+  ck_assert_msg(h != 0, "client %u refused the operation", c);
+  return h;
+}
+
+/* An increment applied by the leader whose answer is lost, then retried
+ * with the same (session, sequence) through the next leader, is answered
+ * from the session's record: it counts once. */
+START_TEST(retried_increment_across_leader_failover_counts_once) {
+  struct sim *s = fsm_cluster(3, 21);
+  uint64_t l = elect(s);
+  uint32_t c = client(s, 5000);
+  sim_client_link(s, c, l, true, false); /* l's answers never arrive */
+  uint32_t h = submit(s, c, SIM_OP_ADD, 0, 1, 0, 0, 0);
+  ck_assert(sim_run_for(s, 100));
+  uint64_t idx = core_commit_index(sim_core(s, l));
+  uint64_t all[3] = {1, 2, 3};
+  ck_assert(await_applied(s, all, 3, idx, 2000));
+  ck_assert(!sim_client_result(s, h)->done);
+  sim_crash(s, l); /* the increment is committed everywhere, unanswered */
+  const struct sim_op_result *r = await_op(s, h, 10000);
+  ck_assert_msg(r->done && r->code == 0, "increment: code %d", r->code);
+  ck_assert_int_eq(r->value, 1);
+  ck_assert_uint_ge(r->attempts, 2);
+  r = await_op(s, submit(s, c, SIM_OP_GET, 0, 0, 0, 0, 1), 5000);
+  ck_assert_int_eq(r->code, 0);
+  ck_assert_int_eq(r->value, 1);
+  sim_restart(s, l);
+  ck_assert(sim_run_for(s, 500));
+  ck_assert(sim_check_history(s));
+  sim_free(s);
+}
+END_TEST
+
+/* The holder's session expires (its process pauses): the next waiter gets
+ * the lock with a larger token, and not before the expiry deadline plus
+ * the holder's lock-delay. */
+START_TEST(expired_holder_hands_lock_to_next_waiter_after_lock_delay) {
+  struct sim *s = fsm_cluster(3, 22);
+  elect(s);
+  uint32_t a = client(s, 2000);
+  uint32_t b = client(s, 5000);
+  const struct sim_op_result *ra =
+      await_op(s, submit(s, a, SIM_OP_ACQUIRE, 0, 0, 0, 1500, 0), 3000);
+  ck_assert_int_eq(ra->code, 0);
+  uint64_t t1 = ra->token;
+  uint32_t hb = submit(s, b, SIM_OP_ACQUIRE, 0, 0, 20000, 0, 0);
+  ck_assert(sim_run_for(s, 300));
+  ck_assert(!sim_client_result(s, hb)->done); /* queued behind a */
+  uint64_t paused_at = sim_now_ms(s);
+  sim_client_pause(s, a, true);
+  const struct sim_op_result *rb = await_op(s, hb, 15000);
+  ck_assert_msg(rb->done && rb->code == 0, "waiter: code %d", rb->code);
+  ck_assert_uint_gt(rb->token, t1);
+  /* a's last keepalive left at most ttl/3 before the pause: its session
+   * lasted at least 2000 - 667 ms more, then the lock-delay. */
+  ck_assert_uint_ge(rb->complete_ms, paused_at + 2000 - 667 + 1500);
+  ck_assert(sim_check_history(s));
+  sim_free(s);
+}
+END_TEST
+
+static void split(struct sim *s, const uint64_t *minority, uint32_t n) {
+  for (uint64_t a = 1; a <= 5; a++) {
+    for (uint64_t b = 1; b <= 5; b++) {
+      bool am = false, bm = false;
+      for (uint32_t i = 0; i < n; i++) {
+        am |= minority[i] == a;
+        bm |= minority[i] == b;
+      }
+      if (a != b && am != bm) {
+        sim_link(s, a, b, false);
+      }
+    }
+  }
+}
+
+/* The old leader and one follower are cut off from the other three. A
+ * client that reaches only that minority is never granted the lock; one
+ * on the majority side gets it. */
+START_TEST(minority_partition_never_grants_a_lock) {
+  struct sim *s = fsm_cluster(5, 23);
+  uint64_t l = elect(s);
+  uint64_t other = l % 5 + 1;
+  uint64_t minority[2] = {l, other};
+  uint32_t a = client(s, 3000);
+  uint32_t b = client(s, 3000);
+  split(s, minority, 2);
+  for (uint64_t r = 1; r <= 5; r++) {
+    bool in = r == l || r == other;
+    sim_client_link(s, a, r, in, in);
+    sim_client_link(s, b, r, !in, !in);
+  }
+  uint32_t ha = submit(s, a, SIM_OP_ACQUIRE, 0, 0, 0, 0, 0);
+  uint32_t hb = submit(s, b, SIM_OP_ACQUIRE, 0, 0, 0, 0, 0);
+  ck_assert(sim_run_for(s, 8000));
+  assert_sane(s);
+  const struct sim_op_result *rb = sim_client_result(s, hb);
+  ck_assert_msg(rb->done && rb->code == 0, "majority client: done %d code %d",
+                rb->done, rb->code);
+  const struct sim_op_result *ra = sim_client_result(s, ha);
+  ck_assert_msg(!(ra->done && ra->code == 0),
+                "the minority granted the lock (token %" PRIu64 ")", ra->token);
+  sim_heal(s);
+  ck_assert(sim_run_for(s, 3000));
+  ck_assert(sim_check_history(s));
+  sim_free(s);
+}
+END_TEST
+
 int main(void) {
   Suite *suite = suite_create("sim");
   TCase *tc = tcase_create("scenarios");
@@ -619,6 +780,9 @@ int main(void) {
   tcase_add_test(tc,
                  snapshot_transfer_resumes_after_follower_restarts_mid_image);
   tcase_add_test(tc, members_added_and_removed_under_load_lose_nothing);
+  tcase_add_test(tc, retried_increment_across_leader_failover_counts_once);
+  tcase_add_test(tc, expired_holder_hands_lock_to_next_waiter_after_lock_delay);
+  tcase_add_test(tc, minority_partition_never_grants_a_lock);
   suite_add_tcase(suite, tc);
   SRunner *sr = srunner_create(suite);
   srunner_run_all(sr, CK_NORMAL);

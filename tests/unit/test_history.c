@@ -1,8 +1,10 @@
 /* History checkers: the counter linearizability checker accepts exactly
- * the histories a single atomic counter could have produced. */
+ * the histories a single atomic counter could have produced; the lock
+ * checker refuses forged histories that break each of its rules. */
 #include <check.h>
 #include <stdint.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "history.h"
 
@@ -154,6 +156,156 @@ START_TEST(large_concurrent_history_is_checked_within_budget) {
 }
 END_TEST
 
+/* ------------------------------------------------------------------ locks */
+
+#define L(k, idx, t, lk, sess, own, seq, tok, a)                               \
+  (struct history_lock_event) {                                                \
+    .kind = HISTORY_LOCK_##k, .index = (idx), .time_ms = (t), .lock = (lk),    \
+    .session = (sess), .owner = (own), .sequence = (seq), .token = (tok),      \
+    .arg = (a)                                                                 \
+  }
+
+/* Feeds evs; returns the index of the first refused event, or n. */
+static size_t feed_all(const struct history_lock_event *evs, size_t n,
+                       char *why, size_t why_len) {
+  struct history_locks *h = history_locks_new();
+  size_t i = 0;
+  while (i < n && history_locks_feed(h, &evs[i], why, why_len)) {
+    i++;
+  }
+  history_locks_free(h);
+  return i;
+}
+
+/* Two sessions; s1 holds lock 0, s2 queues, s1 releases, s2 is granted. */
+static const struct history_lock_event fair[] = {
+    L(OPEN, 1, 10, 0, 1, 0, 0, 0, 1000),    L(END, 1, 10, 0, 0, 0, 0, 0, 0),
+    L(OPEN, 2, 20, 0, 2, 0, 0, 0, 1000),    L(END, 2, 20, 0, 0, 0, 0, 0, 0),
+    L(GRANT, 3, 30, 0, 1, 1, 1, 3, 0),      L(END, 3, 30, 0, 0, 0, 0, 0, 0),
+    L(ENQUEUE, 4, 40, 0, 2, 1, 1, 0, 5000), L(END, 4, 40, 0, 0, 0, 0, 0, 0),
+    L(RELEASE, 5, 50, 0, 1, 1, 2, 0, 0),    L(GRANT, 5, 50, 0, 2, 1, 1, 5, 0),
+    L(END, 5, 50, 0, 0, 0, 0, 0, 0),
+};
+
+START_TEST(lock_history_of_a_fair_handover_is_accepted) {
+  char why[256] = "";
+  size_t n = sizeof fair / sizeof fair[0];
+  ck_assert_msg(feed_all(fair, n, why, sizeof why) == n, "%s", why);
+}
+END_TEST
+
+START_TEST(lock_granted_to_a_second_owner_is_caught) {
+  struct history_lock_event evs[sizeof fair / sizeof fair[0]];
+  memcpy(evs, fair, sizeof evs);
+  evs[6] = L(GRANT, 4, 40, 0, 2, 1, 1, 4, 0); /* instead of queueing */
+  char why[256];
+  ck_assert_uint_eq(feed_all(evs, 7, why, sizeof why), 6);
+  ck_assert_ptr_nonnull(strstr(why, "two holders"));
+}
+END_TEST
+
+START_TEST(fencing_token_that_does_not_grow_is_caught) {
+  struct history_lock_event evs[sizeof fair / sizeof fair[0]];
+  memcpy(evs, fair, sizeof evs);
+  evs[9].token = 3; /* the waiter gets the old holder's token */
+  char why[256];
+  ck_assert_uint_eq(feed_all(evs, 11, why, sizeof why), 9);
+  ck_assert_ptr_nonnull(strstr(why, "does not grow"));
+}
+END_TEST
+
+START_TEST(waiter_granted_out_of_fifo_order_is_caught) {
+  const struct history_lock_event evs[] = {
+      L(OPEN, 1, 10, 0, 1, 0, 0, 0, 1000),
+      L(OPEN, 2, 10, 0, 2, 0, 0, 0, 1000),
+      L(OPEN, 3, 10, 0, 3, 0, 0, 0, 1000),
+      L(GRANT, 4, 10, 0, 1, 1, 1, 4, 0),
+      L(ENQUEUE, 5, 10, 0, 2, 1, 1, 0, 900),
+      L(ENQUEUE, 6, 10, 0, 3, 1, 1, 0, 900),
+      L(RELEASE, 7, 20, 0, 1, 1, 2, 0, 0),
+      L(GRANT, 7, 20, 0, 3, 1, 1, 7, 0), /* s3 before s2 */
+  };
+  char why[256];
+  ck_assert_uint_eq(feed_all(evs, 8, why, sizeof why), 7);
+  ck_assert_ptr_nonnull(strstr(why, "FIFO"));
+}
+END_TEST
+
+START_TEST(expired_session_that_keeps_waiting_or_is_granted_is_caught) {
+  const struct history_lock_event evs[] = {
+      L(OPEN, 1, 10, 0, 1, 0, 0, 0, 1000),
+      L(OPEN, 2, 10, 0, 2, 0, 0, 0, 5000),
+      L(GRANT, 3, 10, 0, 2, 1, 1, 3, 0),
+      L(ENQUEUE, 4, 10, 0, 1, 1, 1, 0, 4000),
+      L(END, 4, 10, 0, 0, 0, 0, 0, 0),
+      L(EXPIRE, 5, 1011, 0, 1, 0, 0, 0, 0),
+      L(END, 5, 1011, 0, 0, 0, 0, 0, 0), /* its waiter was not canceled */
+  };
+  char why[256];
+  ck_assert_uint_eq(feed_all(evs, 7, why, sizeof why), 6);
+  ck_assert_ptr_nonnull(strstr(why, "still waits"));
+  struct history_lock_event granted[7];
+  memcpy(granted, evs, sizeof granted);
+  granted[6] = L(GRANT, 5, 1011, 1, 1, 1, 2, 5, 0);
+  ck_assert_uint_eq(feed_all(granted, 7, why, sizeof why), 6);
+  ck_assert_ptr_nonnull(strstr(why, "expired or closed"));
+}
+END_TEST
+
+START_TEST(early_expiry_and_short_lock_delay_are_caught) {
+  const struct history_lock_event early[] = {
+      L(OPEN, 1, 10, 0, 1, 0, 0, 0, 1000),
+      L(EXPIRE, 2, 1010, 0, 1, 0, 0, 0, 0), /* alive through 1010 */
+  };
+  char why[256];
+  ck_assert_uint_eq(feed_all(early, 2, why, sizeof why), 1);
+  ck_assert_ptr_nonnull(strstr(why, "early"));
+  const struct history_lock_event late[] = {
+      L(OPEN, 1, 10, 0, 1, 0, 0, 0, 1000),
+      L(END, 2, 1011, 0, 0, 0, 0, 0, 0), /* due at 1011, not expired */
+  };
+  ck_assert_uint_eq(feed_all(late, 2, why, sizeof why), 1);
+  ck_assert_ptr_nonnull(strstr(why, "outlives"));
+  const struct history_lock_event delay[] = {
+      L(OPEN, 1, 10, 0, 1, 0, 0, 0, 1000),
+      L(OPEN, 2, 10, 0, 2, 0, 0, 0, 9000),
+      L(GRANT, 3, 10, 0, 1, 1, 1, 3, 500), /* lock-delay 500 ms */
+      L(ENQUEUE, 4, 10, 0, 2, 1, 1, 0, 5000),
+      L(EXPIRE, 5, 1011, 0, 1, 0, 0, 0, 0),
+      L(END, 5, 1011, 0, 0, 0, 0, 0, 0),
+      L(GRANT, 6, 1400, 0, 2, 1, 1, 6, 0), /* before 1511 */
+  };
+  ck_assert_uint_eq(feed_all(delay, 7, why, sizeof why), 6);
+  ck_assert_ptr_nonnull(strstr(why, "lock-delay"));
+}
+END_TEST
+
+START_TEST(final_state_that_differs_from_the_history_is_caught) {
+  struct history_locks *h = history_locks_new();
+  char why[256];
+  size_t n = sizeof fair / sizeof fair[0];
+  for (size_t i = 0; i < n; i++) {
+    ck_assert(history_locks_feed(h, &fair[i], why, sizeof why));
+  }
+  struct history_lock_final fin = {.lock = 0,
+                                   .held = true,
+                                   .session = 2,
+                                   .owner = 1,
+                                   .token = 5,
+                                   .hold_count = 1};
+  ck_assert_msg(history_locks_final(h, &fin, 1, why, sizeof why), "%s", why);
+  fin.session = 1; /* the released holder still holds */
+  ck_assert(!history_locks_final(h, &fin, 1, why, sizeof why));
+  ck_assert(!history_locks_final(h, NULL, 0, why, sizeof why));
+  uint32_t lock;
+  uint64_t session, owner;
+  ck_assert(history_locks_token(h, 5, &lock, &session, &owner));
+  ck_assert_uint_eq(session, 2);
+  ck_assert(!history_locks_token(h, 4, &lock, &session, &owner));
+  history_locks_free(h);
+}
+END_TEST
+
 static Suite *history_suite(void) {
   Suite *s = suite_create("history");
   TCase *tc = tcase_create("counter");
@@ -167,6 +319,14 @@ static Suite *history_suite(void) {
   tcase_add_test(tc, overflow_must_really_overflow);
   tcase_add_test(tc, delete_resets_to_zero_and_failed_ops_have_no_effect);
   tcase_add_test(tc, large_concurrent_history_is_checked_within_budget);
+  tcase_add_test(tc, lock_history_of_a_fair_handover_is_accepted);
+  tcase_add_test(tc, lock_granted_to_a_second_owner_is_caught);
+  tcase_add_test(tc, fencing_token_that_does_not_grow_is_caught);
+  tcase_add_test(tc, waiter_granted_out_of_fifo_order_is_caught);
+  tcase_add_test(tc,
+                 expired_session_that_keeps_waiting_or_is_granted_is_caught);
+  tcase_add_test(tc, early_expiry_and_short_lock_delay_are_caught);
+  tcase_add_test(tc, final_state_that_differs_from_the_history_is_caught);
   suite_add_tcase(s, tc);
   return s;
 }
