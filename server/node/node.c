@@ -139,6 +139,10 @@ int node_step(struct node *n, const struct core_event *ev) {
   return 0;
 }
 
+static void node_propose_check_cb(uv_check_t *h) {
+  requests_propose_flush(h->data);
+}
+
 static void node_tick_cb(uv_timer_t *t) {
   struct node *n = t->data;
   struct core_event ev = {.type = CORE_EVENT_TICK};
@@ -437,6 +441,11 @@ int node_start(uv_loop_t *loop, const struct node_options *opts,
   uv_timer_init(loop, &n->tick);
   n->tick.data = n;
   uv_timer_start(&n->tick, node_tick_cb, n->opts.tick_ms, n->opts.tick_ms);
+  /* After each turn's I/O: propose what the turn's requests queued. */
+  uv_check_init(loop, &n->propose_check);
+  n->propose_check.data = n;
+  n->propose_check_open = true;
+  uv_check_start(&n->propose_check, node_propose_check_cb);
   log_info("node",
            "%s (id %016llx) started: client %s, peer %s, data %s, "
            "log %llu..%llu, snapshot %llu",
@@ -470,6 +479,7 @@ static void node_shutdown_nets(struct node *n) {
   }
   apply_fail_pending(n, SYNOD_ESHUTDOWN);
   requests_reads_fail(n, SYNOD_ESHUTDOWN);
+  requests_queued_fail(n, SYNOD_ESHUTDOWN);
   peer_net_stop(n->peer_net);
   client_net_stop(n->client_net);
   n->peer_net = NULL;
@@ -479,6 +489,10 @@ static void node_shutdown_nets(struct node *n) {
 static void node_shutdown_close(struct node *n) {
   uv_timer_stop(&n->tick);
   uv_close((uv_handle_t *)&n->tick, NULL);
+  if (n->propose_check_open) {
+    uv_close((uv_handle_t *)&n->propose_check, NULL);
+    n->propose_check_open = false;
+  }
   log_info("node", "%s stopped", n->name);
   if (n->shutdown_cb != NULL) {
     n->shutdown_cb(n, n->shutdown_arg);

@@ -96,6 +96,17 @@ struct pending {
   struct pending *next;
 };
 
+/* A client's write waiting for the end of the loop turn, when everything
+ * that arrived in the turn is proposed at once (one append per follower). */
+struct queued_proposal {
+  uint8_t *data; /* the encoded fsm.Command, owned */
+  size_t len;
+  uint64_t conn_id;
+  uint64_t request_id;
+  uint64_t session_id;
+  uint64_t sequence;
+};
+
 /* A queued lock acquire, answered by a later grant or timeout. Keyed by
  * (session, sequence) in node.waits. */
 struct wait {
@@ -193,8 +204,13 @@ struct node {
   struct u64map waits; /* (session, sequence) key -> struct wait */
   struct read *reads;  /* in arrival order */
   uint64_t read_ctx_next;
-  uint64_t proposed_first;     /* of the last PROPOSE or membership change */
-  uint64_t tick_pending_index; /* the last Tick we proposed */
+  uint64_t proposed_first;  /* of the last PROPOSE or membership change */
+  uv_check_t propose_check; /* runs requests_propose_flush each turn */
+  bool propose_check_open;
+  struct queued_proposal *queued;
+  uint32_t queued_n;
+  uint32_t queued_cap;
+  uint64_t tick_pending_index;         /* the last Tick we proposed */
   struct keepalive_waiter *keepalives; /* for the next Tick */
   uint32_t keepalives_n;
   uint32_t keepalives_cap;
@@ -258,6 +274,10 @@ void requests_reads_serve(struct node *n);
 void requests_reads_fail(struct node *n, int code);
 void requests_tick(struct node *n);
 void requests_keepalives_fail(struct node *n);
+/* Proposes the writes queued during this loop turn, in one PROPOSE. */
+void requests_propose_flush(struct node *n);
+/* Answers the queued writes with an error (stopping). */
+void requests_queued_fail(struct node *n, int code);
 /* Leader: proposes a directory entry (no client waits for it); on success
  * n->proposed_first is its index. */
 int requests_propose_member(struct node *n, const struct fsm_member_info *m,

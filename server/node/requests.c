@@ -240,37 +240,105 @@ int requests_propose_member(struct node *n, const struct fsm_member_info *m,
   return requests_propose_bytes(n, buf, len);
 }
 
+/* Proposals are queued for the end of the loop turn: the writes of all
+ * the clients served in one turn go to the log in one PROPOSE, so the
+ * followers get one append (and the disk one write) for all of them. */
+#define REQUESTS_QUEUED_MAX 4096
+
+static void requests_propose_answer(struct node *n,
+                                    const struct queued_proposal *q, int rv) {
+  if (rv == SYNOD_ENOTLEADER) {
+    requests_redirect(n, q->conn_id, q->request_id);
+  } else {
+    client_net_send_error(n->client_net, q->conn_id, q->request_id, rv,
+                          "propose on %s: %s", n->name, synod_strerror(rv));
+  }
+}
+
+void requests_queued_fail(struct node *n, int code) {
+  for (uint32_t i = 0; i < n->queued_n; i++) {
+    requests_propose_answer(n, &n->queued[i], code);
+    free(n->queued[i].data);
+  }
+  n->queued_n = 0;
+}
+
+/* Pending entries for the k proposals just appended from `first` on. */
+static void requests_queued_pending(struct node *n, uint64_t first,
+                                    uint32_t k) {
+  for (uint32_t i = 0; i < k; i++) {
+    const struct queued_proposal *q = &n->queued[i];
+    n->proposed_first = first + i;
+    struct pending *p = pending_push(n, PENDING_REQUEST);
+    if (p == NULL) {
+      requests_propose_answer(n, q, SYNOD_ENOMEM);
+    } else {
+      p->conn_id = q->conn_id;
+      p->request_id = q->request_id;
+      p->session_id = q->session_id;
+      p->sequence = q->sequence;
+    }
+    free(q->data);
+  }
+  n->queued_n = 0;
+}
+
+void requests_propose_flush(struct node *n) {
+  uint32_t k = n->queued_n;
+  if (k == 0) {
+    return;
+  }
+  struct core_entry *es = calloc(k, sizeof *es);
+  int rv = SYNOD_ENOMEM;
+  if (es != NULL) {
+    for (uint32_t i = 0; i < k; i++) {
+      es[i] = (struct core_entry){.type = CORE_ENTRY_NORMAL,
+                                  .data = n->queued[i].data,
+                                  .len = n->queued[i].len};
+    }
+    struct core_event ev = {.type = CORE_EVENT_PROPOSE};
+    ev.propose.entries = es;
+    ev.propose.entries_n = k;
+    rv = node_step(n, &ev);
+    free(es);
+  }
+  if (rv != 0) {
+    requests_queued_fail(n, rv);
+    return;
+  }
+  requests_queued_pending(n, n->proposed_first, k);
+}
+
 static void requests_propose(struct node *n, uint64_t conn_id,
                              const Synod__Request *req) {
   Synod__Request copy = *req;
   copy.id = 0;
   copy.stale = false;
+  if (n->queued_n == REQUESTS_QUEUED_MAX) {
+    requests_propose_flush(n);
+  }
+  if (n->queued_n == n->queued_cap) {
+    uint32_t cap = n->queued_cap ? n->queued_cap * 2 : 64;
+    struct queued_proposal *q = realloc(n->queued, cap * sizeof *q);
+    if (q == NULL) {
+      client_net_send_error(n->client_net, conn_id, req->id, SYNOD_ENOMEM,
+                            "propose on %s: out of memory", n->name);
+      return;
+    }
+    n->queued = q;
+    n->queued_cap = cap;
+  }
   uint64_t stamp = requests_stamp(n);
   size_t len = fsm_command_encode_request(stamp, &copy, NULL, 0);
   uint8_t *buf = malloc(len ? len : 1);
-  int rv = SYNOD_ENOMEM;
-  if (buf != NULL) {
-    fsm_command_encode_request(stamp, &copy, buf, len);
-    rv = requests_propose_bytes(n, buf, len);
-    free(buf);
-  }
-  struct pending *p = NULL;
-  if (rv == 0 && (p = pending_push(n, PENDING_REQUEST)) == NULL) {
-    rv = SYNOD_ENOMEM;
-  }
-  if (rv == SYNOD_ENOTLEADER) {
-    requests_redirect(n, conn_id, req->id);
+  if (buf == NULL) {
+    client_net_send_error(n->client_net, conn_id, req->id, SYNOD_ENOMEM,
+                          "propose on %s: out of memory", n->name);
     return;
   }
-  if (rv != 0) {
-    client_net_send_error(n->client_net, conn_id, req->id, rv,
-                          "propose on %s: %s", n->name, synod_strerror(rv));
-    return;
-  }
-  p->conn_id = conn_id;
-  p->request_id = req->id;
-  p->session_id = req->session_id;
-  p->sequence = req->sequence;
+  fsm_command_encode_request(stamp, &copy, buf, len);
+  n->queued[n->queued_n++] = (struct queued_proposal){
+      buf, len, conn_id, req->id, req->session_id, req->sequence};
 }
 
 /* ------------------------------------------------------------ keepalive */
@@ -632,4 +700,10 @@ void requests_close(struct node *n) {
   }
   free(n->keepalives);
   n->keepalives = NULL;
+  for (uint32_t i = 0; i < n->queued_n; i++) {
+    free(n->queued[i].data);
+  }
+  free(n->queued);
+  n->queued = NULL;
+  n->queued_n = n->queued_cap = 0;
 }
