@@ -278,9 +278,8 @@ int fsm_counter_cmp(const void *key, const struct otree_node *n);
 int fsm_member_cmp(const void *key, const struct otree_node *n);
 void fsm_member_apply(struct fsm *f, const Synod__Fsm__Member *m);
 void fsm_member_free(struct fsm_member *m);
-struct fsm_member *fsm_member_put(struct fsm *f, uint64_t id,
-                                  const char *name, const char *peer,
-                                  const char *client);
+struct fsm_member *fsm_member_put(struct fsm *f, uint64_t id, const char *name,
+                                  const char *peer, const char *client);
 int fsm_counter_get(struct fsm *f, struct fsm_session *s,
                     const Synod__Request *req, struct fsm_reply *r);
 int fsm_counter_set(struct fsm *f, struct fsm_session *s,

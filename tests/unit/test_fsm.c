@@ -1705,13 +1705,12 @@ static TCase *tcase_snapshots(void) {
   return tc;
 }
 
-
 static void h_member(struct h *h, uint64_t id, const char *name,
                      const char *peer, bool remove) {
   struct fsm_member_info m = {id, name, peer, "c:1"};
   uint8_t buf[512];
-  size_t len = fsm_command_encode_member(h->time_ms, &m, remove, buf,
-                                         sizeof buf);
+  size_t len =
+      fsm_command_encode_member(h->time_ms, &m, remove, buf, sizeof buf);
   ck_assert_uint_le(len, sizeof buf);
   h_apply_bytes(h, buf, len);
 }
