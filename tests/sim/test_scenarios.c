@@ -331,7 +331,7 @@ START_TEST(prevote_refusal_teaches_precandidate_the_higher_term) {
   sim_filter(s, NULL, NULL);
   sim_heal(s);
   ck_assert_msg(await_leader(s, 0, 10000),
-                "no leader 10 s after healing (CORE_BUGS.txt #1)");
+                "no leader 10 s after healing (the PreVote term deadlock)");
   uint64_t l = sim_leader(s);
   ck_assert(l == a || l == b);
   assert_sane(s);
@@ -504,7 +504,7 @@ START_TEST(snapshot_transfer_resumes_after_follower_restarts_mid_image) {
   sim_restart(s, f);
   ck_assert_msg(await_applied(s, &f, 1, last, 5000),
                 "snapshot transfer stuck after the follower restarted "
-                "(CORE_BUGS.txt #2)");
+                "(the snapshot transfer livelock)");
   ck_assert_uint_ge(sim_stats(s)->installs[f], 1);
   assert_sane(s);
   sim_free(s);
