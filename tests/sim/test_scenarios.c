@@ -410,6 +410,23 @@ END_TEST
 
 /* ------------------------------------------------------------ snapshots */
 
+/* Crashes follower f while leader l writes `rounds` batches that l and g
+ * apply, then gives compaction time: f is left behind the leader's log.
+ * Returns the last index written. */
+static uint64_t lag_follower(struct sim *s, uint64_t l, uint64_t f, uint64_t g,
+                             int rounds) {
+  uint64_t last = 0;
+  sim_crash(s, f);
+  for (int i = 0; i < rounds; i++) {
+    last = propose(s, l, 10);
+    ck_assert(sim_run_for(s, 5));
+  }
+  uint64_t up[2] = {l, g};
+  ck_assert(await_applied(s, up, 2, last, 3000));
+  ck_assert(sim_run_for(s, 50));
+  return last;
+}
+
 START_TEST(lagging_follower_receives_snapshot_in_chunks_and_catches_up) {
   struct sim_options o = {.seed = 55,
                           .replicas = 3,
@@ -424,15 +441,7 @@ START_TEST(lagging_follower_receives_snapshot_in_chunks_and_catches_up) {
   uint64_t l = elect(s);
   uint64_t f = l % 3 + 1;
   uint64_t g = 6 - l - f;
-  sim_crash(s, f);
-  uint64_t last = 0;
-  for (int i = 0; i < 30; i++) {
-    last = propose(s, l, 10);
-    ck_assert(sim_run_for(s, 5));
-  }
-  uint64_t up[2] = {l, g};
-  ck_assert(await_applied(s, up, 2, last, 3000));
-  ck_assert(sim_run_for(s, 50));
+  uint64_t last = lag_follower(s, l, f, g, 30);
   /* The leader compacted its log far past what f holds. */
   ck_assert_uint_gt(core_first_index(sim_core(s, l)), sim_applied(s, f) + 100);
   const struct sim_stats *st = sim_stats(s);
@@ -484,15 +493,7 @@ START_TEST(snapshot_transfer_resumes_after_follower_restarts_mid_image) {
   uint64_t l = elect(s);
   uint64_t f = l % 3 + 1;
   uint64_t g = 6 - l - f;
-  sim_crash(s, f);
-  uint64_t last = 0;
-  for (int i = 0; i < 20; i++) {
-    last = propose(s, l, 10);
-    ck_assert(sim_run_for(s, 5));
-  }
-  uint64_t up[2] = {l, g};
-  ck_assert(await_applied(s, up, 2, last, 3000));
-  ck_assert(sim_run_for(s, 50));
+  uint64_t last = lag_follower(s, l, f, g, 20);
   struct chunks_arg a = {.id = f};
   sim_filter(s, watch_replies, &a);
   sim_restart(s, f);
