@@ -46,6 +46,8 @@ int store_log_decode(char *errmsg, uint64_t index, const MDB_val *v,
 /* Writes one entry, checksummed, straight into the map. */
 static int store_log_put(struct store *s, MDB_txn *txn,
                          const struct store_entry *e) {
+  /* Entries only ever go after the last key (a truncation deletes the
+   * rest first), which MDB_APPEND both speeds up and checks. */
   uint8_t kb[8];
   MDB_val k = {sizeof kb, kb};
   MDB_val v = {STORE_LOG_HEADER_BYTES + e->len, NULL};
@@ -53,7 +55,7 @@ static int store_log_put(struct store *s, MDB_txn *txn,
   int rc;
 
   store_put_be64(kb, e->index);
-  rc = mdb_put(txn, s->dbi_log, &k, &v, MDB_RESERVE);
+  rc = mdb_put(txn, s->dbi_log, &k, &v, MDB_RESERVE | MDB_APPEND);
   if (rc != 0) {
     return store_mdb_fail(s->errmsg, rc, "mdb_put");
   }
@@ -123,8 +125,7 @@ int store_term_at(struct store *s, MDB_txn *txn, uint64_t index, uint64_t first,
  * store's cache only after the commit. */
 struct store_batch_ctx {
   const struct store_batch *b;
-  uint64_t last_index;
-  uint64_t last_term;
+  struct store_log_view v;
 };
 
 static int store_key_from(const MDB_val *key, const void *arg) {
@@ -144,7 +145,7 @@ static int store_key_below(const MDB_val *key, const void *arg) {
 static int store_batch_truncate(struct store *s, MDB_txn *txn,
                                 struct store_batch_ctx *c) {
   uint64_t from = c->b->truncate_from;
-  uint64_t commit = s->hard_state.commit;
+  uint64_t commit = c->v.hard_state.commit;
   uint8_t kb[8];
   MDB_val k = {sizeof kb, kb};
   int rv;
@@ -152,24 +153,24 @@ static int store_batch_truncate(struct store *s, MDB_txn *txn,
   if (c->b->hard_state != NULL && c->b->hard_state->commit > commit) {
     commit = c->b->hard_state->commit;
   }
-  if (from <= s->snap_index || from <= commit || from > c->last_index + 1) {
+  if (from <= s->snap_index || from <= commit || from > c->v.last_index + 1) {
     errmsg_set(s->errmsg,
                "truncate from %" PRIu64 ": must be above the snapshot (%" PRIu64
                ") and commit (%" PRIu64 "), at most last + 1 (%" PRIu64 ")",
-               from, s->snap_index, commit, c->last_index + 1);
+               from, s->snap_index, commit, c->v.last_index + 1);
     return SYNOD_EINVAL;
   }
-  if (from == c->last_index + 1) {
+  if (from == c->v.last_index + 1) {
     return 0;
   }
-  rv = store_term_at(s, txn, from - 1, s->first_index, c->last_index,
-                     &c->last_term);
+  rv = store_term_at(s, txn, from - 1, s->first_index, c->v.last_index,
+                     &c->v.last_term);
   if (rv != 0) {
     return rv;
   }
   store_put_be64(kb, from);
   rv = store_del_range(s->errmsg, txn, s->dbi_log, &k, store_key_from, NULL);
-  c->last_index = from - 1;
+  c->v.last_index = from - 1;
   return rv;
 }
 
@@ -256,11 +257,6 @@ static int store_config_put(struct store *s, MDB_txn *txn,
   uint8_t *p = NULL;
   int rv;
 
-  if (cf->len > STORE_ENTRY_BYTES_MAX || (cf->len > 0 && cf->data == NULL)) {
-    errmsg_set(s->errmsg, "config of %zu bytes at %p", cf->len,
-               (const void *)cf->data);
-    return cf->len > STORE_ENTRY_BYTES_MAX ? SYNOD_ETOOBIG : SYNOD_EINVAL;
-  }
   rv = store_rec_reserve(s->errmsg, txn, s->dbi_meta, &key, 8 + cf->len, &p);
   if (rv != 0) {
     return rv;
@@ -273,46 +269,72 @@ static int store_config_put(struct store *s, MDB_txn *txn,
   return 0;
 }
 
-/* The body of every log write: truncate, append, config, hard state. */
+int store_batch_check(char *errmsg, const struct store_log_view *v,
+                      const struct store_batch *b,
+                      struct store_log_view *after) {
+  struct store_log_view out = *v;
+  const struct store_config *cf = b->config;
+  int rv = store_entries_check(errmsg, v->last_index, v->last_term, b->entries,
+                               b->entries_count);
+
+  if (rv != 0) {
+    return rv;
+  }
+  if (b->entries_count > 0) {
+    out.last_index = b->entries[b->entries_count - 1].index;
+    out.last_term = b->entries[b->entries_count - 1].term;
+  }
+  if (cf != NULL &&
+      (cf->len > STORE_ENTRY_BYTES_MAX || (cf->len > 0 && cf->data == NULL))) {
+    errmsg_set(errmsg, "config of %zu bytes at %p", cf->len,
+               (const void *)cf->data);
+    return cf->len > STORE_ENTRY_BYTES_MAX ? SYNOD_ETOOBIG : SYNOD_EINVAL;
+  }
+  if (b->hard_state != NULL) {
+    rv = store_hard_state_check(errmsg, &v->hard_state, b->hard_state,
+                                out.last_index);
+    if (rv != 0) {
+      return rv;
+    }
+    out.hard_state = *b->hard_state;
+  }
+  *after = out;
+  return 0;
+}
+
+int store_batch_put(struct store *s, MDB_txn *txn,
+                    const struct store_batch *b) {
+  int rv = 0;
+
+  for (size_t i = 0; rv == 0 && i < b->entries_count; i++) {
+    rv = store_log_put(s, txn, &b->entries[i]);
+  }
+  if (rv == 0 && b->config != NULL) {
+    rv = store_config_put(s, txn, b->config);
+  }
+  if (rv == 0 && b->hard_state != NULL) {
+    rv = store_hard_state_put(s, txn, b->hard_state);
+  }
+  return rv;
+}
+
+/* The body of a log write that goes straight to LMDB: truncate, then the
+ * rest as store_batch_put(). */
 static int store_batch_txn(struct store *s, MDB_txn *txn, void *arg) {
   struct store_batch_ctx *c = arg;
-  const struct store_batch *b = c->b;
   int rv;
 
-  c->last_index = s->last_index;
-  c->last_term = s->last_term;
-  if (b->truncate_from != 0) {
+  c->v.last_index = s->last_index;
+  c->v.last_term = s->last_term;
+  c->v.hard_state = s->hard_state;
+  if (c->b->truncate_from != 0) {
     rv = store_batch_truncate(s, txn, c);
     if (rv != 0) {
       return rv;
     }
   }
-  rv = store_entries_check(s->errmsg, c->last_index, c->last_term, b->entries,
-                           b->entries_count);
-  for (size_t i = 0; rv == 0 && i < b->entries_count; i++) {
-    rv = store_log_put(s, txn, &b->entries[i]);
-  }
-  if (rv != 0) {
-    return rv;
-  }
-  if (b->entries_count > 0) {
-    c->last_index = b->entries[b->entries_count - 1].index;
-    c->last_term = b->entries[b->entries_count - 1].term;
-  }
-  if (b->config != NULL) {
-    rv = store_config_put(s, txn, b->config);
-    if (rv != 0) {
-      return rv;
-    }
-  }
-  if (b->hard_state != NULL) {
-    rv = store_hard_state_check(s->errmsg, &s->hard_state, b->hard_state,
-                                c->last_index);
-    if (rv == 0) {
-      rv = store_hard_state_put(s, txn, b->hard_state);
-    }
-  }
-  return rv;
+  rv = store_batch_check(s->errmsg, &c->v, c->b, &c->v);
+  return rv != 0 ? rv : store_batch_put(s, txn, c->b);
 }
 
 /* Describes a batch for error messages: "truncate 12, append 12..40". */
@@ -346,17 +368,25 @@ int store_batch_write(struct store *s, const struct store_batch *b) {
       b->hard_state == NULL) {
     return 0;
   }
-  rv = store_txn_write(s, store_batch_txn, &c);
+  if (store_wal_takes(s, b)) {
+    c.v.last_index = s->last_index;
+    c.v.last_term = s->last_term;
+    c.v.hard_state = s->hard_state;
+    rv = store_batch_check(s->errmsg, &c.v, b, &c.v);
+    if (rv == 0) {
+      rv = store_wal_write(s, b);
+    }
+  } else {
+    rv = store_txn_write(s, store_batch_txn, &c);
+  }
   if (rv != 0) {
     store_batch_describe(b, what, sizeof what);
     errmsg_wrap(s->errmsg, "store: %s", what);
     return rv;
   }
-  s->last_index = c.last_index;
-  s->last_term = c.last_term;
-  if (b->hard_state != NULL) {
-    s->hard_state = *b->hard_state;
-  }
+  s->last_index = c.v.last_index;
+  s->last_term = c.v.last_term;
+  s->hard_state = c.v.hard_state;
   return 0;
 }
 

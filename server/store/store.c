@@ -110,7 +110,7 @@ static int store_map_grow(struct store *s) {
   return 0;
 }
 
-int store_txn_write(struct store *s, store_txn_fn fn, void *arg) {
+int store_txn_run(struct store *s, store_txn_fn fn, void *arg) {
   MDB_txn *txn;
   int rv;
   int rc;
@@ -141,11 +141,19 @@ int store_txn_write(struct store *s, store_txn_fn fn, void *arg) {
   }
 }
 
+int store_txn_write(struct store *s, store_txn_fn fn, void *arg) {
+  int rv = store_wal_checkpoint(s);
+  return rv != 0 ? rv : store_txn_run(s, fn, arg);
+}
+
 int store_txn_read(struct store *s, store_txn_fn fn, void *arg) {
   MDB_txn *txn;
   int rv;
   int rc;
 
+  if ((rv = store_wal_checkpoint(s)) != 0) {
+    return rv;
+  }
   rc = mdb_txn_begin(s->env, NULL, MDB_RDONLY, &txn);
   if (rc != 0) {
     return store_mdb_fail(s->errmsg, rc, "mdb_txn_begin (read)");
@@ -402,6 +410,26 @@ int store_hard_state_get(struct store *s, MDB_txn *txn,
   return 0;
 }
 
+/* The seq of the last write-ahead record in LMDB (0: none yet). */
+static int store_wal_seq_get(struct store *s, MDB_txn *txn) {
+  MDB_val key = {strlen(STORE_KEY_WAL_SEQ), STORE_KEY_WAL_SEQ};
+  MDB_val v;
+  int rv = store_rec_get(s->errmsg, txn, s->dbi_meta, &key, &v);
+
+  s->wal_ckpt_seq = 0;
+  if (rv == SYNOD_ENOTFOUND) {
+    return 0;
+  }
+  if (rv == 0 && v.mv_size != 8) {
+    errmsg_set(s->errmsg, "wal seq of %zu bytes", v.mv_size);
+    rv = SYNOD_ECORRUPT;
+  }
+  if (rv == 0) {
+    s->wal_ckpt_seq = store_get_be64(v.mv_data);
+  }
+  return rv;
+}
+
 /* Finds the first and last log entries and the last term, and checks
  * that they fit around the snapshot. */
 static int store_log_bounds(struct store *s, MDB_txn *txn) {
@@ -493,11 +521,16 @@ static int store_open_txn(struct store *s, MDB_txn *txn, void *arg) {
   if (rv != 0) {
     return rv;
   }
+  rv = store_wal_seq_get(s, txn);
+  if (rv != 0) {
+    return rv;
+  }
   return store_log_bounds(s, txn);
 }
 
 /* Frees what s holds but keeps its error message. */
 static void store_release(struct store *s) {
+  store_wal_close(s);
   if (s->env != NULL) {
     mdb_env_close(s->env);
     s->env = NULL;
@@ -525,7 +558,11 @@ int store_open(struct store *s, const char *dir,
   if (rv != 0) {
     goto fail;
   }
-  rv = store_txn_write(s, store_open_txn, NULL);
+  rv = store_txn_run(s, store_open_txn, NULL);
+  if (rv != 0) {
+    goto fail;
+  }
+  rv = store_wal_open(s, dir, opts != NULL ? opts->wal_bytes : 0);
   if (rv != 0) {
     goto fail;
   }
@@ -544,6 +581,11 @@ fail:
 void store_close(struct store *s) {
   /* A reader's transaction would outlive its environment. */
   assert(atomic_load(&s->readers_open) == 0);
+  /* Leaves LMDB whole for tools that read it alone. Failing is harmless:
+   * the records stay in the file and the next open replays them. */
+  if (s->wal_held && store_wal_checkpoint(s) != 0) {
+    log_warn("store", "close: %s", s->errmsg);
+  }
   store_release(s);
   memset(s, 0, sizeof *s);
 }

@@ -1,5 +1,8 @@
 /* Storage of one replica: the Raft log, hard state, configuration and the
- * latest snapshot, in one LMDB environment per data directory. */
+ * latest snapshot, in one LMDB environment per data directory, with a
+ * write-ahead file in front of it for log writes (wal.c): a log write
+ * costs one flush of that file, and reaches LMDB at the next checkpoint.
+ * Reads and every other write checkpoint first, so they see it all. */
 #ifndef SYNOD_STORE_H
 #define SYNOD_STORE_H
 
@@ -21,6 +24,10 @@
 #define STORE_MAP_SIZE_BYTES_DEFAULT ((size_t)64 << 20)
 #define STORE_MAP_SIZE_MAX_BYTES_DEFAULT ((size_t)64 << 30)
 #define STORE_SNAPSHOT_CHUNK_BYTES_DEFAULT ((size_t)1 << 20)
+/* The write-ahead file (see wal.c): its size bounds the log writes that
+ * wait in it for a checkpoint into LMDB. */
+#define STORE_WAL_BYTES_DEFAULT ((size_t)2 << 20)
+#define STORE_WAL_BYTES_MAX ((size_t)1 << 30)
 
 struct MDB_env;
 struct store_snapshot_reader;
@@ -34,6 +41,10 @@ struct store_options {
   size_t map_size_max_bytes;
   /* store_snapshot_write() splits its input into values of this size. */
   size_t snapshot_chunk_bytes;
+  /* Size of the write-ahead file, filled with zeros when created; a
+   * bigger existing file keeps its size. Log writes that do not fit in it
+   * (or that truncate) go straight to LMDB. */
+  size_t wal_bytes;
 };
 
 /* One log entry. The store treats type and data as opaque. When the caller
@@ -97,6 +108,13 @@ struct store_snapshot_pending {
   size_t config_len;
 };
 
+/* The log's end and the hard state, as of some point in the writes. */
+struct store_log_view {
+  uint64_t last_index;
+  uint64_t last_term;
+  struct store_hard_state hard_state;
+};
+
 /* One replica's store. The caller owns the memory (embed it, or zero it);
  * store_open() fills it, store_close() empties it. All functions must be
  * called from one thread at a time, except snapshot readers (see there). */
@@ -126,6 +144,19 @@ struct store {
   struct store_hard_state hard_state;
   uint8_t incarnation[STORE_INCARNATION_BYTES];
 
+  /* The write-ahead file: records [0, wal_off) are durable and not yet in
+   * LMDB, which holds the state wal_base and every record through seq
+   * wal_ckpt_seq. wal_fd is open while wal_held. */
+  int wal_fd;
+  bool wal_held;
+  size_t wal_bytes;
+  size_t wal_off;
+  uint64_t wal_seq; /* of the last record written */
+  uint64_t wal_ckpt_seq;
+  struct store_log_view wal_base;
+  uint8_t *wal_buf; /* a record being encoded */
+  size_t wal_buf_cap;
+
   struct store_snapshot_pending pending;
   atomic_int readers_open; /* the map cannot grow while > 0 */
   char errmsg[SYNOD_ERRMSG_MAX];
@@ -136,16 +167,19 @@ struct store {
  * On a new store, writes the format version and a fresh 128-bit incarnation
  * id from getrandom(2). Takes an exclusive flock on dir/synod.lock, so a
  * second open of the same directory (any process) fails with SYNOD_EBUSY.
- * Removes chunks of a snapshot that was never committed.
+ * Removes chunks of a snapshot that was never committed. Replays into
+ * LMDB the write-ahead records that were not checkpointed yet.
  * Returns 0, or SYNOD_EBUSY, SYNOD_EPROTO (format version), SYNOD_ECORRUPT,
  * SYNOD_ENOSPACE, SYNOD_EIO, SYNOD_ENOMEM. On error s holds only the
  * message (store_errmsg()) and may be passed to store_close(). */
 int store_open(struct store *s, const char *dir,
                const struct store_options *opts);
 
-/* Releases everything s holds, including a pending snapshot. Accepts a
- * zeroed store and one whose open failed. All snapshot readers must have
- * been freed. Never fails; s may be opened again afterwards. */
+/* Checkpoints the write-ahead file (a failure is logged: the next open
+ * replays it), then releases everything s holds, including a pending
+ * snapshot. Accepts a zeroed store and one whose open failed. All
+ * snapshot readers must have been freed. Never fails; s may be opened
+ * again afterwards. */
 void store_close(struct store *s);
 
 /* The message of the last failure, with context, e.g.
@@ -170,22 +204,26 @@ uint64_t store_log_last_term(const struct store *s);
 /* Sets *term to the term of entry index. The snapshot index and index 0
  * (term 0) are answered too. Returns 0, SYNOD_ECOMPACTED (below the first
  * index and not the snapshot index), SYNOD_EUNAVAILABLE (past the last),
- * SYNOD_ECORRUPT (checksum or length mismatch). */
+ * SYNOD_ECORRUPT (checksum or length mismatch), or a disk error of the
+ * checkpoint that every read starts with (see store_log_append()). */
 int store_log_term(struct store *s, uint64_t index, uint64_t *term);
 
-/* Appends count entries in one transaction with one sync (group commit).
+/* Appends count entries with one sync (group commit): one record of the
+ * write-ahead file, or, when it does not fit there, one LMDB transaction.
  * entries[0].index must be last index + 1, indexes contiguous, terms not
  * decreasing (and not below the last term). All or nothing. Borrows entries
  * for the call. Returns 0, SYNOD_EINVAL (not contiguous, term going back,
  * data NULL with len > 0), SYNOD_ETOOBIG (len > STORE_ENTRY_BYTES_MAX),
  * SYNOD_ENOSPACE (map at its maximum, disk full), SYNOD_EBUSY (map full
- * and cannot grow while snapshot readers are open), SYNOD_EIO. */
+ * and cannot grow while snapshot readers are open), SYNOD_EIO. The map
+ * errors come from a checkpoint, when the write-ahead file is full. */
 int store_log_append(struct store *s, const struct store_entry *entries,
                      size_t count);
 
 /* The shell's write: optional hard state, optional configuration, optional
- * truncation of a conflicting suffix, then entries, in one transaction with
- * one sync; all or nothing. truncate_from must be above the snapshot index
+ * truncation of a conflicting suffix, then entries, with one sync (a
+ * write-ahead record; a batch that truncates is one LMDB transaction after
+ * a checkpoint); all or nothing. truncate_from must be above the snapshot index
  * and above the commit index (old and new), and at most last index + 1.
  * Entries then follow the (truncated) last index as for store_log_append().
  * The hard state must not move back: term >= the saved term; in the same
@@ -200,7 +238,8 @@ int store_batch_write(struct store *s, const struct store_batch *b);
  * freed with store_entries_free(), and *count >= 1. Returns SYNOD_EINVAL
  * (lo > hi), SYNOD_ECOMPACTED (lo below the first index),
  * SYNOD_EUNAVAILABLE (hi past the last index), SYNOD_ECORRUPT (checksum,
- * length or missing entry), SYNOD_ENOMEM. On error *entries is NULL. */
+ * length or missing entry), SYNOD_ENOMEM, or a disk error of the checkpoint
+ * (as store_log_term()). On error *entries is NULL. */
 int store_log_read(struct store *s, uint64_t lo, uint64_t hi, size_t bytes_max,
                    struct store_entry **entries, size_t *count);
 

@@ -4,6 +4,7 @@
 #define SYNOD_STORE_INT_H
 
 #include <lmdb.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <string.h>
 
@@ -31,6 +32,7 @@
 #define STORE_KEY_HARD_STATE "hard_state"
 #define STORE_KEY_CONFIG "config"
 #define STORE_KEY_SNAP_HEAD "head"
+#define STORE_KEY_WAL_SEQ "wal_seq"
 
 static inline void store_put_be64(uint8_t *p, uint64_t v) {
   for (int i = 7; i >= 0; i--) {
@@ -78,10 +80,41 @@ typedef int (*store_txn_fn)(struct store *s, MDB_txn *txn, void *arg);
 
 /* Runs fn in a write transaction and commits (one sync). On MDB_MAP_FULL,
  * aborts, doubles the map (up to the maximum) and runs fn again. */
+int store_txn_run(struct store *s, store_txn_fn fn, void *arg);
+
+/* store_txn_run() after a checkpoint of the write-ahead file, so that fn
+ * sees in LMDB everything written. Every LMDB write but the checkpoint's
+ * goes through here. */
 int store_txn_write(struct store *s, store_txn_fn fn, void *arg);
 
-/* Runs fn in a read transaction, then ends it. */
+/* Runs fn in a read transaction, then ends it; checkpoints first, like
+ * store_txn_write(), so reads may fail as writes do. */
 int store_txn_read(struct store *s, store_txn_fn fn, void *arg);
+
+/* Checks a batch without truncation against the state v (entries continue
+ * it, configuration size, hard state rules) and computes the state after
+ * it into *after (which may be v). Pure. */
+int store_batch_check(char *errmsg, const struct store_log_view *v,
+                      const struct store_batch *b,
+                      struct store_log_view *after);
+
+/* Writes a checked batch's entries, configuration and hard state. */
+int store_batch_put(struct store *s, MDB_txn *txn, const struct store_batch *b);
+
+/* The write-ahead file (wal.c). store_wal_open() runs after LMDB's open
+ * transaction loaded the cached state and wal_ckpt_seq; it replays what
+ * the file holds past the checkpoint into LMDB. */
+int store_wal_open(struct store *s, const char *dir, size_t wal_bytes);
+void store_wal_close(struct store *s);
+/* Whether a batch can go through the file: no truncation, and it fits. */
+bool store_wal_takes(const struct store *s, const struct store_batch *b);
+/* Writes a checked batch as one record: one pwrite, one fdatasync. On
+ * error nothing changed (a record written but not synced is overwritten
+ * by the next). Checkpoints first when the file is full. */
+int store_wal_write(struct store *s, const struct store_batch *b);
+/* Moves the records into LMDB in one transaction; the file then starts
+ * over. A no-op when it holds none. */
+int store_wal_checkpoint(struct store *s);
 
 /* Reserves a record of len payload bytes under key; *payload points into
  * the map until the transaction ends. Fill it, then call store_rec_seal(). */

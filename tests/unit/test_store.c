@@ -3,6 +3,7 @@
 #include <check.h>
 #include <dlfcn.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <ftw.h>
 #include <lmdb.h>
 #include <pthread.h>
@@ -12,6 +13,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/uio.h>
+#include <sys/wait.h>
 #include <unistd.h>
 #include <zlib.h>
 
@@ -1068,8 +1070,10 @@ END_TEST
 
 /* ================= map growth, full map, disk faults ================= */
 
+/* A small write-ahead file makes checkpoints, which fill the map, come
+ * often. */
 START_TEST(map_grows_when_full_and_keeps_data) {
-  struct store_options o = {.map_size_bytes = 64 << 10};
+  struct store_options o = {.map_size_bytes = 64 << 10, .wal_bytes = 16 << 10};
   reopen(&o);
   size_t initial = store_map_size_bytes(&st);
   for (uint64_t i = 0; i < 40; i++) {
@@ -1084,10 +1088,17 @@ START_TEST(map_grows_when_full_and_keeps_data) {
 }
 END_TEST
 
-START_TEST(map_full_at_maximum_returns_enospace_and_reads_still_work) {
+/* The map reaches its maximum in a checkpoint: the write that needed the
+ * room fails, reads (which checkpoint first) fail too, and nothing that
+ * was acknowledged is lost: it is all there once the map may grow. */
+START_TEST(map_full_at_maximum_returns_enospace_and_loses_nothing) {
   struct store_options o = {.map_size_bytes = 64 << 10,
-                            .map_size_max_bytes = 256 << 10};
+                            .map_size_max_bytes = 256 << 10,
+                            .wal_bytes = 16 << 10};
+  struct store_options bigger = {.map_size_max_bytes = 4 << 20,
+                                 .wal_bytes = 16 << 10};
   struct store_hard_state hs = {.term = 1, .commit = 1};
+  struct store_hard_state back;
   uint64_t last = 0;
   int rv = 0;
   reopen(&o);
@@ -1105,19 +1116,18 @@ START_TEST(map_full_at_maximum_returns_enospace_and_reads_still_work) {
   ck_assert_ptr_nonnull(strstr(store_errmsg(&st), "the maximum"));
   ck_assert_uint_eq(store_map_size_bytes(&st), 256 << 10);
   ck_assert_uint_eq(store_log_last_index(&st), last);
-  check_range(1, last, 1);
-  ck_assert_int_eq(store_verify(&st), 0);
-  struct store_hard_state back;
-  ck_assert_int_eq(store_hard_state_load(&st, &back), 0);
-  ck_assert_uint_eq(back.commit, 1);
-  reopen(&o);
+  ck_assert_int_eq(store_hard_state_load(&st, &back), SYNOD_ENOSPACE);
+  reopen(&bigger);
   ck_assert_uint_eq(store_log_last_index(&st), last);
   check_range(1, last, 1);
+  ck_assert_int_eq(store_verify(&st), 0);
+  ck_assert_int_eq(store_hard_state_load(&st, &back), 0);
+  ck_assert_uint_eq(back.commit, 1);
 }
 END_TEST
 
 START_TEST(map_cannot_grow_while_a_reader_is_open) {
-  struct store_options o = {.map_size_bytes = 64 << 10};
+  struct store_options o = {.map_size_bytes = 64 << 10, .wal_bytes = 16 << 10};
   struct store_snapshot_reader *r;
   uint64_t last = 1;
   int rv = 0;
@@ -1167,6 +1177,193 @@ START_TEST(sync_failure_returns_eio_and_store_recovers) {
   struct store_hard_state back;
   ck_assert_int_eq(store_hard_state_load(&st, &back), 0);
   ck_assert_uint_eq(back.term, 0);
+}
+END_TEST
+
+/* ================= the write-ahead file ================= */
+
+/* Runs body in a child that opens the store, then exits without closing
+ * it (as a SIGKILL would: nothing is checkpointed), and returns the
+ * child's write-ahead offset at its end. The parent's store is closed
+ * meanwhile and reopened after with opts. */
+static size_t die_after(void (*body)(void), const struct store_options *opts) {
+  int fds[2];
+  size_t off = 0;
+  int status;
+  store_close(&st);
+  ck_assert_int_eq(pipe(fds), 0);
+  pid_t pid = fork();
+  ck_assert_int_ge(pid, 0);
+  if (pid == 0) {
+    if (store_open(&st, dir, opts) != 0) {
+      _exit(2);
+    }
+    body();
+    ssize_t n = write(fds[1], &st.wal_off, sizeof st.wal_off);
+    _exit(n == (ssize_t)sizeof st.wal_off ? 0 : 3);
+  }
+  close(fds[1]);
+  ck_assert_int_eq(read(fds[0], &off, sizeof off), (ssize_t)sizeof off);
+  close(fds[0]);
+  ck_assert_int_eq(waitpid(pid, &status, 0), pid);
+  ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 0,
+                "child status %d", status);
+  ck_assert_msg(store_open(&st, dir, opts) == 0, "%s", store_errmsg(&st));
+  return off;
+}
+
+static void write_log_hard_state_and_config(void) {
+  struct store_hard_state hs = {.term = 3, .vote = 7, .commit = 15};
+  const uint8_t cfg[] = {1, 2, 3, 4};
+  for (uint64_t i = 0; i < 20; i++) {
+    if (append_range(i * 10 + 1, i * 10 + 10, 3) != 0) {
+      _exit(4);
+    }
+  }
+  if (store_hard_state_save(&st, &hs) != 0 ||
+      store_config_save(&st, 12, cfg, sizeof cfg) != 0) {
+    _exit(5);
+  }
+}
+
+static void check_log_hard_state_and_config(void) {
+  struct store_hard_state hs;
+  uint64_t ci;
+  uint8_t *cd;
+  size_t cl;
+  ck_assert_uint_eq(store_log_last_index(&st), 200);
+  ck_assert_uint_eq(store_log_last_term(&st), 3);
+  check_range(1, 200, 3);
+  ck_assert_int_eq(store_hard_state_load(&st, &hs), 0);
+  ck_assert_uint_eq(hs.term, 3);
+  ck_assert_uint_eq(hs.vote, 7);
+  ck_assert_uint_eq(hs.commit, 15);
+  ck_assert_int_eq(store_config_load(&st, &ci, &cd, &cl), 0);
+  ck_assert_uint_eq(ci, 12);
+  ck_assert_uint_eq(cl, 4);
+  ck_assert_uint_eq(cd[3], 4);
+  free(cd);
+  ck_assert_int_eq(store_verify(&st), 0);
+}
+
+START_TEST(wal_records_are_replayed_after_a_crash) {
+  size_t off = die_after(write_log_hard_state_and_config, NULL);
+  ck_assert_uint_gt(off, 0); /* the writes were in the file, not LMDB */
+  ck_assert_uint_eq(st.wal_off, 0);
+  check_log_hard_state_and_config();
+  reopen(NULL); /* replayed once: a second open finds nothing new */
+  check_log_hard_state_and_config();
+}
+END_TEST
+
+/* A small file fills many times over: each round starts at offset 0 over
+ * the records of the round before, which must not be replayed again. */
+START_TEST(wal_wraps_and_skips_records_of_earlier_rounds) {
+  struct store_options o = {.wal_bytes = 4096};
+  reopen(&o);
+  size_t off = die_after(write_log_hard_state_and_config, &o);
+  ck_assert_uint_gt(off, 0);
+  ck_assert_uint_lt(off, 4096);
+  check_log_hard_state_and_config();
+  ck_assert_int_eq(append_range(201, 205, 4), 0);
+  reopen(&o);
+  check_range(201, 205, 4);
+  ck_assert_uint_eq(store_log_last_index(&st), 205);
+}
+END_TEST
+
+static size_t torn_at;
+
+static void write_then_tear_last(void) {
+  char path[4096];
+  if (append_range(1, 10, 1) != 0) {
+    _exit(4);
+  }
+  torn_at = st.wal_off;
+  if (append_range(11, 20, 1) != 0) {
+    _exit(4);
+  }
+  /* Half a record reached the disk: flip a byte in its second half. */
+  snprintf(path, sizeof path, "%s/wal", dir);
+  int fd = open(path, O_RDWR);
+  uint8_t b;
+  off_t at = (off_t)(torn_at + (st.wal_off - torn_at) * 3 / 4);
+  if (fd < 0 || pread(fd, &b, 1, at) != 1) {
+    _exit(6);
+  }
+  b ^= 0x5a;
+  if (pwrite(fd, &b, 1, at) != 1) {
+    _exit(6);
+  }
+  close(fd);
+}
+
+START_TEST(wal_torn_last_record_is_dropped) {
+  die_after(write_then_tear_last, NULL);
+  ck_assert_uint_eq(store_log_last_index(&st), 10);
+  check_range(1, 10, 1);
+  ck_assert_int_eq(append_range(11, 12, 2), 0);
+  reopen(NULL);
+  check_range(1, 10, 1);
+  check_range(11, 12, 2);
+}
+END_TEST
+
+/* Records carry the store's incarnation in their checksum: a file copied
+ * from another store is not replayed into this one. */
+START_TEST(wal_of_another_store_is_ignored) {
+  char other[4096];
+  char from[4200];
+  char to[4200];
+  die_after(write_log_hard_state_and_config, NULL);
+  store_close(&st);
+  snprintf(other, sizeof other, "%s.other", dir);
+  ck_assert_int_eq(store_open(&st, other, NULL), 0);
+  store_close(&st);
+  /* The first store's file still holds its records (a checkpoint does
+   * not clear it); put it under the new store. */
+  snprintf(from, sizeof from, "%s/wal", dir);
+  snprintf(to, sizeof to, "%s/wal", other);
+  ck_assert_int_eq(rename(from, to), 0);
+  ck_assert_int_eq(store_open(&st, other, NULL), 0);
+  ck_assert_uint_eq(store_log_last_index(&st), 0);
+  store_close(&st);
+  ck_assert_int_eq(store_open(&st, dir, NULL), 0); /* makes a fresh file */
+  check_log_hard_state_and_config();
+  char cmd[8300];
+  snprintf(cmd, sizeof cmd, "rm -rf '%s'", other);
+  ck_assert_int_eq(system(cmd), 0);
+}
+END_TEST
+
+static void write_truncate_and_big_entries(void) {
+  uint8_t *big = calloc(1, 20000);
+  struct store_entry e = {.index = 8, .term = 2, .data = big, .len = 20000};
+  if (big == NULL || append_range(1, 10, 1) != 0 ||
+      store_log_truncate(&st, 6) != 0 || append_range(6, 7, 2) != 0 ||
+      store_log_append(&st, &e, 1) != 0 || append_range(9, 12, 2) != 0) {
+    _exit(4);
+  }
+  free(big);
+}
+
+/* Truncations and entries bigger than the file go straight to LMDB,
+ * between records that go through the file. */
+START_TEST(wal_and_direct_writes_interleave) {
+  struct store_options o = {.wal_bytes = 8192};
+  struct store_entry *v;
+  size_t n;
+  reopen(&o);
+  die_after(write_truncate_and_big_entries, &o);
+  ck_assert_uint_eq(store_log_last_index(&st), 12);
+  check_range(1, 5, 1);
+  check_range(6, 7, 2);
+  ck_assert_int_eq(store_log_read(&st, 8, 8, SIZE_MAX, &v, &n), 0);
+  ck_assert_uint_eq(v[0].len, 20000);
+  ck_assert_uint_eq(v[0].term, 2);
+  store_entries_free(v);
+  check_range(9, 12, 2);
+  ck_assert_int_eq(store_verify(&st), 0);
 }
 END_TEST
 
@@ -1227,10 +1424,15 @@ static Suite *store_suite(void) {
   tcase_add_test(
       tc, snapshot_reader_on_another_thread_sees_one_image_while_writes_go_on);
   tcase_add_test(tc, map_grows_when_full_and_keeps_data);
-  tcase_add_test(tc, map_full_at_maximum_returns_enospace_and_reads_still_work);
+  tcase_add_test(tc, map_full_at_maximum_returns_enospace_and_loses_nothing);
   tcase_add_test(tc, map_cannot_grow_while_a_reader_is_open);
   tcase_add_test(tc, disk_full_on_write_returns_enospace_and_store_recovers);
   tcase_add_test(tc, sync_failure_returns_eio_and_store_recovers);
+  tcase_add_test(tc, wal_records_are_replayed_after_a_crash);
+  tcase_add_test(tc, wal_wraps_and_skips_records_of_earlier_rounds);
+  tcase_add_test(tc, wal_torn_last_record_is_dropped);
+  tcase_add_test(tc, wal_of_another_store_is_ignored);
+  tcase_add_test(tc, wal_and_direct_writes_interleave);
   suite_add_tcase(s, tc);
   return s;
 }

@@ -1,0 +1,513 @@
+/* The write-ahead file in front of LMDB. A log write (entries, hard state,
+ * configuration; no truncation) costs one pwrite and one fdatasync of a
+ * preallocated file, which on this kind of disk is one device flush; an
+ * LMDB commit flushes twice (its pages, then its meta page) and writes
+ * several pages. LMDB receives the same writes later, many records in one
+ * transaction (a checkpoint), when the file is full or before anything
+ * else touches LMDB.
+ *
+ * Layout: records back to back from offset 0, each
+ *   crc32 (4) | payload length (4) | payload
+ *   payload: seq (8) | flags (1)
+ *            | [term (8) | vote (8) | commit (8)]          flag 1
+ *            | [config index (8) | length (4) | bytes]     flag 2
+ *            | entry count (4)
+ *            | entries: index (8) | term (8) | type (1) | length (4) | bytes
+ * The crc covers the store's incarnation id, the length and the payload,
+ * so a torn record, or a file from another store, fails it. seq numbers
+ * the records; LMDB's meta keeps the last one checkpointed (`wal_seq`),
+ * in the checkpoint's own transaction. After a checkpoint, writing starts
+ * again at offset 0 with the next seq: reading from 0 stops at the first
+ * record that is torn or whose seq is not the next one (left from an
+ * earlier round), so the file never needs clearing.
+ *
+ * The file is filled with zeros when created, so later writes overwrite
+ * allocated blocks and fdatasync has no metadata to commit. */
+#include "store_int.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "log.h"
+#include "synod.h"
+
+#define WAL_HEADER_BYTES 8
+#define WAL_FLAG_HARD_STATE 0x01
+#define WAL_FLAG_CONFIG 0x02
+#define WAL_ENTRY_HEADER_BYTES 21
+#define WAL_FILL_CHUNK_BYTES ((size_t)1 << 20)
+
+/* ------------------------------------------------------------ encoding */
+
+static size_t wal_payload_bytes(const struct store_batch *b) {
+  size_t n = 8 + 1 + 4;
+  if (b->hard_state != NULL) {
+    n += 24;
+  }
+  if (b->config != NULL) {
+    n += 12 + b->config->len;
+  }
+  for (size_t i = 0; i < b->entries_count; i++) {
+    n += WAL_ENTRY_HEADER_BYTES + b->entries[i].len;
+  }
+  return n;
+}
+
+static uint32_t wal_crc(const struct store *s, const uint8_t *rec,
+                        size_t payload_len) {
+  /* rec + 4: the length, then the payload. */
+  return store_crc(s->incarnation, STORE_INCARNATION_BYTES, rec + 4,
+                   4 + payload_len);
+}
+
+static void wal_encode(const struct store *s, const struct store_batch *b,
+                       uint64_t seq, uint8_t *rec, size_t payload_len) {
+  uint8_t *p = rec + WAL_HEADER_BYTES;
+  uint8_t flags = (b->hard_state ? WAL_FLAG_HARD_STATE : 0) |
+                  (b->config ? WAL_FLAG_CONFIG : 0);
+
+  store_put_be32(rec + 4, (uint32_t)payload_len);
+  store_put_be64(p, seq);
+  p[8] = flags;
+  p += 9;
+  if (b->hard_state != NULL) {
+    store_put_be64(p, b->hard_state->term);
+    store_put_be64(p + 8, b->hard_state->vote);
+    store_put_be64(p + 16, b->hard_state->commit);
+    p += 24;
+  }
+  if (b->config != NULL) {
+    store_put_be64(p, b->config->index);
+    store_put_be32(p + 8, (uint32_t)b->config->len);
+    if (b->config->len > 0) {
+      memcpy(p + 12, b->config->data, b->config->len);
+    }
+    p += 12 + b->config->len;
+  }
+  store_put_be32(p, (uint32_t)b->entries_count);
+  p += 4;
+  for (size_t i = 0; i < b->entries_count; i++) {
+    const struct store_entry *e = &b->entries[i];
+    store_put_be64(p, e->index);
+    store_put_be64(p + 8, e->term);
+    p[16] = e->type;
+    store_put_be32(p + 17, (uint32_t)e->len);
+    if (e->len > 0) {
+      memcpy(p + WAL_ENTRY_HEADER_BYTES, e->data, e->len);
+    }
+    p += WAL_ENTRY_HEADER_BYTES + e->len;
+  }
+  store_put_be32(rec, wal_crc(s, rec, payload_len));
+}
+
+/* One record decoded; pointers into the buffer it came from. */
+struct wal_record {
+  uint64_t seq;
+  struct store_batch batch;
+  struct store_hard_state hard_state;
+  struct store_config config;
+  struct store_entry *entries; /* owned; freed by the caller */
+};
+
+/* The length of the record at buf[off..len) if it is whole, its checksum
+ * holds and its seq is `seq`; else 0 (the end of the chain). */
+static size_t wal_record_at(const struct store *s, const uint8_t *buf,
+                            size_t len, size_t off, uint64_t seq) {
+  if (len - off < WAL_HEADER_BYTES + 13) {
+    return 0;
+  }
+  const uint8_t *rec = buf + off;
+  size_t payload_len = store_get_be32(rec + 4);
+  if (payload_len < 13 || payload_len > len - off - WAL_HEADER_BYTES ||
+      store_get_be32(rec) != wal_crc(s, rec, payload_len) ||
+      store_get_be64(rec + WAL_HEADER_BYTES) != seq) {
+    return 0;
+  }
+  return WAL_HEADER_BYTES + payload_len;
+}
+
+/* Decodes a record that wal_record_at() accepted. The checksum held, so a
+ * field that does not fit is a bug or a forged file: SYNOD_ECORRUPT. */
+static int wal_decode(char *errmsg, const uint8_t *rec, size_t rec_len,
+                      struct wal_record *r) {
+  const uint8_t *p = rec + WAL_HEADER_BYTES;
+  const uint8_t *end = rec + rec_len;
+  uint32_t count;
+
+  memset(r, 0, sizeof *r);
+  r->seq = store_get_be64(p);
+  uint8_t flags = p[8];
+  p += 9;
+  if (flags & WAL_FLAG_HARD_STATE) {
+    if (end - p < 24) {
+      goto short_record;
+    }
+    r->hard_state.term = store_get_be64(p);
+    r->hard_state.vote = store_get_be64(p + 8);
+    r->hard_state.commit = store_get_be64(p + 16);
+    r->batch.hard_state = &r->hard_state;
+    p += 24;
+  }
+  if (flags & WAL_FLAG_CONFIG) {
+    if (end - p < 12 || (size_t)(end - p - 12) < store_get_be32(p + 8)) {
+      goto short_record;
+    }
+    r->config.index = store_get_be64(p);
+    r->config.len = store_get_be32(p + 8);
+    r->config.data = p + 12;
+    r->batch.config = &r->config;
+    p += 12 + r->config.len;
+  }
+  if (end - p < 4) {
+    goto short_record;
+  }
+  count = store_get_be32(p);
+  p += 4;
+  if (count > (size_t)(end - p) / WAL_ENTRY_HEADER_BYTES) {
+    goto short_record;
+  }
+  if (count > 0 && (r->entries = calloc(count, sizeof *r->entries)) == NULL) {
+    errmsg_set(errmsg, "wal record %" PRIu64 ": out of memory", r->seq);
+    return SYNOD_ENOMEM;
+  }
+  for (uint32_t i = 0; i < count; i++) {
+    struct store_entry *e = &r->entries[i];
+    if (end - p < WAL_ENTRY_HEADER_BYTES ||
+        (size_t)(end - p - WAL_ENTRY_HEADER_BYTES) < store_get_be32(p + 17)) {
+      free(r->entries);
+      r->entries = NULL;
+      goto short_record;
+    }
+    e->index = store_get_be64(p);
+    e->term = store_get_be64(p + 8);
+    e->type = p[16];
+    e->len = store_get_be32(p + 17);
+    e->data = e->len > 0 ? p + WAL_ENTRY_HEADER_BYTES : NULL;
+    p += WAL_ENTRY_HEADER_BYTES + e->len;
+  }
+  r->batch.entries = r->entries;
+  r->batch.entries_count = count;
+  return 0;
+short_record:
+  errmsg_set(errmsg, "wal record %" PRIu64 ": fields overrun its %zu bytes",
+             r->seq, rec_len);
+  return SYNOD_ECORRUPT;
+}
+
+/* -------------------------------------------------------------- replay */
+
+struct wal_replay_ctx {
+  const uint8_t *buf;
+  size_t len;
+  uint64_t first_seq;
+  struct store_log_view base; /* LMDB's state before the records */
+  struct store_log_view view; /* after them */
+  uint64_t last_seq;
+};
+
+static int wal_seq_put(struct store *s, MDB_txn *txn, uint64_t seq) {
+  MDB_val key = {strlen(STORE_KEY_WAL_SEQ), STORE_KEY_WAL_SEQ};
+  uint8_t *p = NULL;
+  int rv = store_rec_reserve(s->errmsg, txn, s->dbi_meta, &key, 8, &p);
+  if (rv == 0) {
+    store_put_be64(p, seq);
+    store_rec_seal(&key, p, 8);
+  }
+  return rv;
+}
+
+/* Applies every record of buf to LMDB, in order, with the checks of a
+ * direct write. Writes only into the context (it may run twice). */
+static int wal_replay_txn(struct store *s, MDB_txn *txn, void *arg) {
+  struct wal_replay_ctx *c = arg;
+  size_t off = 0;
+  uint64_t seq = c->first_seq;
+  int rv = 0;
+
+  c->view = c->base;
+  c->last_seq = c->first_seq - 1;
+  while (rv == 0 && off < c->len) {
+    size_t n = wal_record_at(s, c->buf, c->len, off, seq);
+    struct wal_record r;
+    if (n == 0) {
+      errmsg_set(s->errmsg, "wal record %" PRIu64 " at %zu: unreadable", seq,
+                 off);
+      return SYNOD_ECORRUPT;
+    }
+    rv = wal_decode(s->errmsg, c->buf + off, n, &r);
+    if (rv == 0) {
+      rv = store_batch_check(s->errmsg, &c->view, &r.batch, &c->view);
+    }
+    if (rv == 0) {
+      rv = store_batch_put(s, txn, &r.batch);
+    }
+    if (rv != 0 && rv != STORE_MAPFULL) {
+      errmsg_wrap(s->errmsg, "wal record %" PRIu64 " at %zu", seq, off);
+    }
+    free(r.entries);
+    c->last_seq = seq++;
+    off += n;
+  }
+  if (rv == 0) {
+    rv = wal_seq_put(s, txn, c->last_seq);
+  }
+  return rv;
+}
+
+int store_wal_checkpoint(struct store *s) {
+  struct wal_replay_ctx c = {.len = s->wal_off,
+                             .first_seq = s->wal_ckpt_seq + 1,
+                             .base = s->wal_base};
+  uint8_t *buf;
+  size_t got = 0;
+  int rv;
+
+  if (s->wal_off == 0) {
+    return 0;
+  }
+  if ((buf = malloc(s->wal_off)) == NULL) {
+    errmsg_set(s->errmsg, "wal checkpoint: out of memory for %zu bytes",
+               s->wal_off);
+    return SYNOD_ENOMEM;
+  }
+  while (got < s->wal_off) {
+    ssize_t n = pread(s->wal_fd, buf + got, s->wal_off - got, (off_t)got);
+    if (n <= 0) {
+      rv = n < 0 ? store_code_from_mdb(errno) : SYNOD_ECORRUPT;
+      errmsg_set(s->errmsg, "wal checkpoint: read at %zu: %s", got,
+                 n < 0 ? strerror(errno) : "end of file");
+      free(buf);
+      return rv;
+    }
+    got += (size_t)n;
+  }
+  c.buf = buf;
+  rv = store_txn_run(s, wal_replay_txn, &c);
+  free(buf);
+  if (rv != 0) {
+    errmsg_wrap(s->errmsg, "wal checkpoint of %zu bytes", s->wal_off);
+    return rv;
+  }
+  s->last_index = c.view.last_index;
+  s->last_term = c.view.last_term;
+  s->hard_state = c.view.hard_state;
+  s->wal_base = c.view;
+  s->wal_ckpt_seq = s->wal_seq = c.last_seq;
+  s->wal_off = 0;
+  return 0;
+}
+
+/* --------------------------------------------------------------- write */
+
+bool store_wal_takes(const struct store *s, const struct store_batch *b) {
+  if (!s->wal_held || b->truncate_from != 0) {
+    return false;
+  }
+  if (b->config != NULL && b->config->len > s->wal_bytes) {
+    return false;
+  }
+  for (size_t i = 0; i < b->entries_count; i++) {
+    if (b->entries[i].len > s->wal_bytes) {
+      return false; /* also keeps the sum below from overflowing */
+    }
+  }
+  return WAL_HEADER_BYTES + wal_payload_bytes(b) <= s->wal_bytes;
+}
+
+static int wal_pwrite_all(int fd, const uint8_t *p, size_t len, off_t off) {
+  while (len > 0) {
+    ssize_t n = pwrite(fd, p, len, off);
+    if (n < 0 && errno == EINTR) {
+      continue;
+    }
+    if (n <= 0) {
+      if (n == 0) {
+        errno = EIO;
+      }
+      return -1;
+    }
+    p += n;
+    len -= (size_t)n;
+    off += n;
+  }
+  return 0;
+}
+
+int store_wal_write(struct store *s, const struct store_batch *b) {
+  size_t payload_len = wal_payload_bytes(b);
+  size_t len = WAL_HEADER_BYTES + payload_len;
+  int rv;
+
+  if (s->wal_off + len > s->wal_bytes && (rv = store_wal_checkpoint(s)) != 0) {
+    return rv;
+  }
+  if (len > s->wal_buf_cap) {
+    size_t cap = s->wal_buf_cap ? s->wal_buf_cap : 4096;
+    while (cap < len) {
+      cap *= 2;
+    }
+    uint8_t *buf = realloc(s->wal_buf, cap);
+    if (buf == NULL) {
+      errmsg_set(s->errmsg, "wal: out of memory for a %zu-byte record", len);
+      return SYNOD_ENOMEM;
+    }
+    s->wal_buf = buf;
+    s->wal_buf_cap = cap;
+  }
+  wal_encode(s, b, s->wal_seq + 1, s->wal_buf, payload_len);
+  if (wal_pwrite_all(s->wal_fd, s->wal_buf, len, (off_t)s->wal_off) != 0) {
+    rv = store_code_from_mdb(errno);
+    errmsg_set(s->errmsg, "wal write of %zu bytes at %zu: %s", len, s->wal_off,
+               strerror(errno));
+    return rv;
+  }
+  if (fdatasync(s->wal_fd) != 0) {
+    rv = store_code_from_mdb(errno);
+    errmsg_set(s->errmsg, "wal fdatasync: %s", strerror(errno));
+    return rv;
+  }
+  if (s->wal_off == 0) {
+    s->wal_base.last_index = s->last_index;
+    s->wal_base.last_term = s->last_term;
+    s->wal_base.hard_state = s->hard_state;
+  }
+  s->wal_off += len;
+  s->wal_seq++;
+  return 0;
+}
+
+/* ---------------------------------------------------------------- open */
+
+/* Extends the file with zeros up to size; syncs it and, if it was new,
+ * its directory. */
+static int wal_fill(struct store *s, const char *dir, off_t from, bool created) {
+  uint8_t *zeros = calloc(1, WAL_FILL_CHUNK_BYTES);
+  int rv = 0;
+
+  if (zeros == NULL) {
+    errmsg_set(s->errmsg, "wal: out of memory");
+    return SYNOD_ENOMEM;
+  }
+  for (off_t off = from; rv == 0 && (size_t)off < s->wal_bytes;) {
+    size_t n = s->wal_bytes - (size_t)off;
+    n = n < WAL_FILL_CHUNK_BYTES ? n : WAL_FILL_CHUNK_BYTES;
+    if (wal_pwrite_all(s->wal_fd, zeros, n, off) != 0) {
+      rv = -1;
+    }
+    off += (off_t)n;
+  }
+  free(zeros);
+  if (rv == 0 && fsync(s->wal_fd) != 0) {
+    rv = -1;
+  }
+  if (rv == 0 && created) {
+    int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (dfd < 0 || fsync(dfd) != 0) {
+      rv = -1;
+    }
+    if (dfd >= 0) {
+      close(dfd);
+    }
+  }
+  if (rv != 0) {
+    rv = store_code_from_mdb(errno);
+    errmsg_set(s->errmsg, "wal: fill to %zu bytes: %s", s->wal_bytes,
+               strerror(errno));
+  }
+  return rv;
+}
+
+/* Finds the end of the chain of records that follow the checkpoint. */
+static int wal_scan(struct store *s) {
+  uint8_t *buf = malloc(s->wal_bytes);
+  size_t got = 0;
+  size_t off = 0;
+  uint64_t seq = s->wal_ckpt_seq + 1;
+
+  if (buf == NULL) {
+    errmsg_set(s->errmsg, "wal: out of memory for %zu bytes", s->wal_bytes);
+    return SYNOD_ENOMEM;
+  }
+  while (got < s->wal_bytes) {
+    ssize_t n = pread(s->wal_fd, buf + got, s->wal_bytes - got, (off_t)got);
+    if (n < 0 && errno == EINTR) {
+      continue;
+    }
+    if (n <= 0) {
+      break; /* a short file: the chain ends at its end */
+    }
+    got += (size_t)n;
+  }
+  for (size_t n; (n = wal_record_at(s, buf, got, off, seq)) != 0; seq++) {
+    off += n;
+  }
+  free(buf);
+  s->wal_off = off;
+  s->wal_seq = seq - 1;
+  return 0;
+}
+
+int store_wal_open(struct store *s, const char *dir, size_t wal_bytes) {
+  char path[4096];
+  struct stat st;
+  bool created;
+  int rv;
+
+  s->wal_bytes = wal_bytes ? wal_bytes : STORE_WAL_BYTES_DEFAULT;
+  if (s->wal_bytes > STORE_WAL_BYTES_MAX) {
+    s->wal_bytes = STORE_WAL_BYTES_MAX;
+  }
+  if (snprintf(path, sizeof path, "%s/wal", dir) >= (int)sizeof path) {
+    errmsg_set(s->errmsg, "wal: path too long");
+    return SYNOD_EINVAL;
+  }
+  created = access(path, F_OK) != 0;
+  s->wal_fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+  s->wal_held = s->wal_fd >= 0;
+  if (!s->wal_held || fstat(s->wal_fd, &st) != 0) {
+    rv = store_code_from_mdb(errno);
+    errmsg_set(s->errmsg, "wal: open %s: %s", path, strerror(errno));
+    return rv;
+  }
+  size_t wanted = s->wal_bytes;
+  if ((size_t)st.st_size > s->wal_bytes) {
+    s->wal_bytes = (size_t)st.st_size; /* records may lie past the option */
+  }
+  rv = wal_scan(s);
+  if (rv == 0 && (size_t)st.st_size < s->wal_bytes) {
+    rv = wal_fill(s, dir, st.st_size, created);
+  }
+  s->wal_base.last_index = s->last_index;
+  s->wal_base.last_term = s->last_term;
+  s->wal_base.hard_state = s->hard_state;
+  if (rv == 0 && s->wal_off > 0) {
+    log_info("store", "replaying %" PRIu64 " wal records (%zu bytes)",
+             s->wal_seq - s->wal_ckpt_seq, s->wal_off);
+    rv = store_wal_checkpoint(s);
+  }
+  if (rv == 0 && wanted < s->wal_bytes) {
+    /* Everything in it is in LMDB now: the file may shrink. */
+    if (ftruncate(s->wal_fd, (off_t)wanted) != 0 || fsync(s->wal_fd) != 0) {
+      rv = store_code_from_mdb(errno);
+      errmsg_set(s->errmsg, "wal: shrink to %zu bytes: %s", wanted,
+                 strerror(errno));
+    }
+    s->wal_bytes = wanted;
+  }
+  return rv;
+}
+
+void store_wal_close(struct store *s) {
+  if (s->wal_held) {
+    close(s->wal_fd);
+    s->wal_held = false;
+  }
+  free(s->wal_buf);
+  s->wal_buf = NULL;
+  s->wal_buf_cap = 0;
+}
