@@ -446,6 +446,7 @@ int node_start(uv_loop_t *loop, const struct node_options *opts,
   n->propose_check.data = n;
   n->propose_check_open = true;
   uv_check_start(&n->propose_check, node_propose_check_cb);
+  persist_start_loop(n);
   log_info("node",
            "%s (id %016llx) started: client %s, peer %s, data %s, "
            "log %llu..%llu, snapshot %llu",
@@ -493,6 +494,7 @@ static void node_shutdown_close(struct node *n) {
     uv_close((uv_handle_t *)&n->propose_check, NULL);
     n->propose_check_open = false;
   }
+  persist_stop_loop(n);
   log_info("node", "%s stopped", n->name);
   if (n->shutdown_cb != NULL) {
     n->shutdown_cb(n, n->shutdown_arg);

@@ -53,6 +53,8 @@ struct persist_batch {
 
 struct persist {
   uv_work_t work;             /* work.data = node */
+  uv_idle_t idle;             /* writes on the loop; see persist_start() */
+  bool idle_open;
   struct persist_batch *head; /* head is in flight when `busy` */
   struct persist_batch *tail;
   bool busy;
@@ -245,6 +247,9 @@ const char *node_leader_client_address(struct node *n);
 
 /* persist.c */
 void persist_init(struct node *n);
+/* Opens and closes the loop handle that writes a follower's batches. */
+void persist_start_loop(struct node *n);
+void persist_stop_loop(struct node *n);
 void persist_close(struct node *n);
 /* Queues the writes and deferred messages of an update; sends the eager
  * messages now. Starts the worker if it is idle. */

@@ -1,12 +1,15 @@
-/* Persistence: the core's writes, merged per batch into one LMDB
- * transaction and one sync (group commit), run on libuv's thread pool so
- * the loop keeps serving while the disk syncs; then the messages that
- * waited for them ("persist before send").
+/* Persistence: the core's writes, merged per batch into one store write
+ * and one sync (group commit); then the messages that waited for them
+ * ("persist before send").
  *
- * Why a worker thread: an fsync takes about a millisecond or more. On the
- * loop it would stall every client and peer for that long; on a worker the
- * loop keeps reading requests, and everything that arrives during one sync
- * goes to disk in the next: the batch grows with the load. */
+ * Where the sync runs depends on the role. A leader's runs on libuv's
+ * thread pool: its loop keeps serving clients meanwhile, and everything
+ * that arrives during one sync goes to disk in the next, so the batch
+ * grows with the load. A follower's runs on its loop, once per loop turn
+ * (an idle handle): it has nothing else to serve, the appends that arrive
+ * during a sync wait in the socket and go to disk together in the next
+ * turn, and each batch saves two thread handoffs (a wakeup each way, tens
+ * of microseconds on a VM) on the path of every write. */
 #include <stdlib.h>
 #include <string.h>
 
@@ -21,6 +24,19 @@
 void persist_init(struct node *n) {
   memset(&n->persist, 0, sizeof n->persist);
   n->persist.work.data = n;
+  n->persist.idle.data = n;
+}
+
+void persist_start_loop(struct node *n) {
+  uv_idle_init(n->loop, &n->persist.idle);
+  n->persist.idle_open = true;
+}
+
+void persist_stop_loop(struct node *n) {
+  if (n->persist.idle_open) {
+    uv_close((uv_handle_t *)&n->persist.idle, NULL);
+    n->persist.idle_open = false;
+  }
 }
 
 static void batch_free(struct persist_batch *b) {
@@ -366,6 +382,27 @@ static void persist_after_cb(uv_work_t *w, int status) {
   persist_start(n);
 }
 
+/* Runs the batches on the loop, while this replica is not the leader. */
+static void persist_idle_cb(uv_idle_t *h) {
+  struct node *n = h->data;
+  struct persist *p = &n->persist;
+  uv_idle_stop(h);
+  while (!p->busy && p->head != NULL && n->role != CORE_LEADER) {
+    struct persist_batch *b = p->head;
+    if (batch_has_writes(b)) {
+      p->busy = true; /* closes the batch to new writes */
+      b->rv = persist_write(&n->store, b);
+      p->busy = false;
+      if (b->rv != 0) {
+        log_error("node", "persist: %s; stopping the replica", b->errmsg);
+        exit(1);
+      }
+    }
+    persist_complete(n);
+  }
+  persist_start(n); /* the leader's way, if we became one */
+}
+
 static void persist_start(struct node *n) {
   struct persist *p = &n->persist;
   /* Batches of messages only (their writes went with an earlier batch)
@@ -374,6 +411,10 @@ static void persist_start(struct node *n) {
     persist_complete(n);
   }
   if (p->busy || p->head == NULL) {
+    return;
+  }
+  if (n->role != CORE_LEADER && p->idle_open) {
+    uv_idle_start(&p->idle, persist_idle_cb); /* keeps poll from blocking */
     return;
   }
   if (uv_queue_work(n->loop, &p->work, persist_work_cb, persist_after_cb)) {

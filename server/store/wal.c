@@ -260,9 +260,8 @@ static int wal_replay_txn(struct store *s, MDB_txn *txn, void *arg) {
 }
 
 int store_wal_checkpoint(struct store *s) {
-  struct wal_replay_ctx c = {.len = s->wal_off,
-                             .first_seq = s->wal_ckpt_seq + 1,
-                             .base = s->wal_base};
+  struct wal_replay_ctx c = {
+      .len = s->wal_off, .first_seq = s->wal_ckpt_seq + 1, .base = s->wal_base};
   uint8_t *buf;
   size_t got = 0;
   int rv;
@@ -385,7 +384,8 @@ int store_wal_write(struct store *s, const struct store_batch *b) {
 
 /* Extends the file with zeros up to size; syncs it and, if it was new,
  * its directory. */
-static int wal_fill(struct store *s, const char *dir, off_t from, bool created) {
+static int wal_fill(struct store *s, const char *dir, off_t from,
+                    bool created) {
   uint8_t *zeros = calloc(1, WAL_FILL_CHUNK_BYTES);
   int rv = 0;
 
