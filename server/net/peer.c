@@ -142,13 +142,16 @@ static bool link_attach(struct peer_conn *c,
 
 /* ------------------------------------------------------------- writing */
 
-static void net_flush_cb(uv_prepare_t *h) {
-  struct peer_net *net = h->data;
+void peer_net_flush(struct peer_net *net) {
   for (struct peer_conn *c = net->conns; c != NULL; c = c->next) {
     bool was_writing = c->s.writing;
     stream_flush(&c->s);
     net->stats.writes += !was_writing && c->s.writing;
   }
+}
+
+static void net_flush_cb(uv_prepare_t *h) {
+  peer_net_flush(h->data);
 }
 
 static int conn_send_pb(struct peer_conn *c, Synod__Peer__PeerMessage *pb) {

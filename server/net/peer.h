@@ -97,6 +97,10 @@ void peer_net_undial(struct peer_net *net, const char *address);
  * SYNOD_ETOOBIG if the message can never fit in a frame. */
 int peer_net_send(struct peer_net *net, const struct core_msg *m);
 
+/* Writes what was queued now rather than at the end of the loop turn
+ * (which it does by itself): for a caller about to do something slow. */
+void peer_net_flush(struct peer_net *net);
+
 /* Queues a link-level message to `to` (body must be set; from/to/term are
  * filled in). Returns 0, SYNOD_ENOTFOUND if no link to `to` is up. */
 int peer_net_send_pb(struct peer_net *net, uint64_t to,

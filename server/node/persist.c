@@ -417,6 +417,11 @@ static void persist_start(struct node *n) {
     uv_idle_start(&p->idle, persist_idle_cb); /* keeps poll from blocking */
     return;
   }
+  /* The appends sent ahead of the write go out before the thread handoff,
+   * whose wakeup would otherwise delay them. */
+  if (n->peer_net != NULL) {
+    peer_net_flush(n->peer_net);
+  }
   if (uv_queue_work(n->loop, &p->work, persist_work_cb, persist_after_cb)) {
     log_error("node", "persist: cannot queue work; stopping the replica");
     exit(1);
