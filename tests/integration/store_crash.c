@@ -155,8 +155,12 @@ static void child_snapshot(struct store *s, int fd, uint64_t *rng,
 }
 
 static void child_main(const char *dir, int fd, uint64_t rng) {
+  /* A small write-ahead file: it fills, checkpoints and starts over
+   * many times between kills (the parent opens with the default size, so
+   * the file also grows and shrinks every round). */
   struct store_options opts = {.map_size_bytes = 256 << 10,
-                               .snapshot_chunk_bytes = 16 << 10};
+                               .snapshot_chunk_bytes = 16 << 10,
+                               .wal_bytes = 32 << 10};
   struct store s;
   struct store_hard_state hs;
   uint64_t snap;
