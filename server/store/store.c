@@ -369,6 +369,16 @@ static int store_meta_init(struct store *s, MDB_txn *txn) {
     return rv;
   } else {
     version = v.mv_size == 4 ? store_get_be32(v.mv_data) : 0;
+    if (version == 1) { /* upgrade: nothing to convert */
+      rv = store_rec_reserve(s->errmsg, txn, s->dbi_meta, &key, 4, &p);
+      if (rv != 0) {
+        return rv;
+      }
+      store_put_be32(p, STORE_FORMAT_VERSION);
+      store_rec_seal(&key, p, 4);
+      log_info("store", "format upgraded from 1 to %d", STORE_FORMAT_VERSION);
+      version = STORE_FORMAT_VERSION;
+    }
     if (version != STORE_FORMAT_VERSION) {
       errmsg_set(s->errmsg, "format version %" PRIu32 ", this build reads %d",
                  version, STORE_FORMAT_VERSION);

@@ -13,8 +13,11 @@
 
 #include "err.h"
 
-/* The on-disk layout this build reads and writes; kept in `meta`. */
-#define STORE_FORMAT_VERSION 1
+/* The on-disk layout this build reads and writes; kept in `meta`.
+ * Version 2 added the write-ahead file; a version 1 store is upgraded when
+ * opened (it has no file yet), and a build that reads only 1 refuses a 2,
+ * which may hold writes in its file that such a build would not see. */
+#define STORE_FORMAT_VERSION 2
 #define STORE_INCARNATION_BYTES 16
 /* Largest entry payload; bigger entries are refused with SYNOD_ETOOBIG. */
 #define STORE_ENTRY_BYTES_MAX ((size_t)1 << 30)
@@ -216,7 +219,10 @@ int store_log_term(struct store *s, uint64_t index, uint64_t *term);
  * data NULL with len > 0), SYNOD_ETOOBIG (len > STORE_ENTRY_BYTES_MAX),
  * SYNOD_ENOSPACE (map at its maximum, disk full), SYNOD_EBUSY (map full
  * and cannot grow while snapshot readers are open), SYNOD_EIO. The map
- * errors come from a checkpoint, when the write-ahead file is full. */
+ * errors come from a checkpoint, when the write-ahead file is full. After
+ * a disk error the store goes on without the entries, but they may have
+ * reached the disk and come back after a restart (as when a write
+ * succeeds and the process dies before reporting it). */
 int store_log_append(struct store *s, const struct store_entry *entries,
                      size_t count);
 

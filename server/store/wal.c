@@ -276,6 +276,9 @@ int store_wal_checkpoint(struct store *s) {
   }
   while (got < s->wal_off) {
     ssize_t n = pread(s->wal_fd, buf + got, s->wal_off - got, (off_t)got);
+    if (n < 0 && errno == EINTR) {
+      continue;
+    }
     if (n <= 0) {
       rv = n < 0 ? store_code_from_mdb(errno) : SYNOD_ECORRUPT;
       errmsg_set(s->errmsg, "wal checkpoint: read at %zu: %s", got,
@@ -310,12 +313,16 @@ bool store_wal_takes(const struct store *s, const struct store_batch *b) {
   if (b->config != NULL && b->config->len > s->wal_bytes) {
     return false;
   }
-  for (size_t i = 0; i < b->entries_count; i++) {
+  size_t n = WAL_HEADER_BYTES + 8 + 1 + 4 + 24 + 12 +
+             (b->config != NULL ? b->config->len : 0);
+  for (size_t i = 0; i < b->entries_count && n <= s->wal_bytes; i++) {
     if (b->entries[i].len > s->wal_bytes) {
-      return false; /* also keeps the sum below from overflowing */
+      return false;
     }
+    n += WAL_ENTRY_HEADER_BYTES + b->entries[i].len; /* stays < 2^31 */
   }
-  return WAL_HEADER_BYTES + wal_payload_bytes(b) <= s->wal_bytes;
+  return n <= s->wal_bytes &&
+         WAL_HEADER_BYTES + wal_payload_bytes(b) <= s->wal_bytes;
 }
 
 static int wal_pwrite_all(int fd, const uint8_t *p, size_t len, off_t off) {
@@ -382,10 +389,8 @@ int store_wal_write(struct store *s, const struct store_batch *b) {
 
 /* ---------------------------------------------------------------- open */
 
-/* Extends the file with zeros up to size; syncs it and, if it was new,
- * its directory. */
-static int wal_fill(struct store *s, const char *dir, off_t from,
-                    bool created) {
+/* Extends the file with zeros up to wal_bytes, and syncs it. */
+static int wal_fill(struct store *s, off_t from) {
   uint8_t *zeros = calloc(1, WAL_FILL_CHUNK_BYTES);
   int rv = 0;
 
@@ -405,20 +410,48 @@ static int wal_fill(struct store *s, const char *dir, off_t from,
   if (rv == 0 && fsync(s->wal_fd) != 0) {
     rv = -1;
   }
-  if (rv == 0 && created) {
-    int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (dfd < 0 || fsync(dfd) != 0) {
-      rv = -1;
-    }
-    if (dfd >= 0) {
-      close(dfd);
-    }
-  }
   if (rv != 0) {
     rv = store_code_from_mdb(errno);
     errmsg_set(s->errmsg, "wal: fill to %zu bytes: %s", s->wal_bytes,
                strerror(errno));
   }
+  return rv;
+}
+
+/* Makes the file's name durable before anything is written to it. Every
+ * open does it: the open that created the file may have died before. */
+static int wal_sync_dir(struct store *s, const char *dir) {
+  int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  int rv = 0;
+  if (dfd < 0 || fsync(dfd) != 0) {
+    rv = store_code_from_mdb(errno);
+    errmsg_set(s->errmsg, "wal: fsync directory %s: %s", dir, strerror(errno));
+  }
+  if (dfd >= 0) {
+    close(dfd);
+  }
+  return rv;
+}
+
+/* Replays what the file holds past the checkpoint. These records were
+ * acknowledged: if LMDB's map is at its configured maximum, it may grow
+ * past it for them (the store then keeps the bigger size). */
+static int wal_replay_at_open(struct store *s) {
+  size_t max = s->map_size_max_bytes;
+  int rv;
+
+  log_info("store", "replaying %" PRIu64 " wal records (%zu bytes)",
+           s->wal_seq - s->wal_ckpt_seq, s->wal_off);
+  s->map_size_max_bytes = SIZE_MAX / 4;
+  rv = store_wal_checkpoint(s);
+  if (s->map_size_bytes > max) {
+    log_warn("store",
+             "map grown to %zu bytes, past the maximum %zu, to hold "
+             "acknowledged writes",
+             s->map_size_bytes, max);
+    max = s->map_size_bytes;
+  }
+  s->map_size_max_bytes = max;
   return rv;
 }
 
@@ -438,7 +471,15 @@ static int wal_scan(struct store *s) {
     if (n < 0 && errno == EINTR) {
       continue;
     }
-    if (n <= 0) {
+    if (n < 0) {
+      /* Not the end of the chain: records past here were acknowledged,
+       * and writing over them would lose them. */
+      int rv = store_code_from_mdb(errno);
+      errmsg_set(s->errmsg, "wal: read at %zu: %s", got, strerror(errno));
+      free(buf);
+      return rv;
+    }
+    if (n == 0) {
       break; /* a short file: the chain ends at its end */
     }
     got += (size_t)n;
@@ -455,7 +496,6 @@ static int wal_scan(struct store *s) {
 int store_wal_open(struct store *s, const char *dir, size_t wal_bytes) {
   char path[4096];
   struct stat st;
-  bool created;
   int rv;
 
   s->wal_bytes = wal_bytes ? wal_bytes : STORE_WAL_BYTES_DEFAULT;
@@ -466,7 +506,6 @@ int store_wal_open(struct store *s, const char *dir, size_t wal_bytes) {
     errmsg_set(s->errmsg, "wal: path too long");
     return SYNOD_EINVAL;
   }
-  created = access(path, F_OK) != 0;
   s->wal_fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
   s->wal_held = s->wal_fd >= 0;
   if (!s->wal_held || fstat(s->wal_fd, &st) != 0) {
@@ -475,20 +514,26 @@ int store_wal_open(struct store *s, const char *dir, size_t wal_bytes) {
     return rv;
   }
   size_t wanted = s->wal_bytes;
+  if ((size_t)st.st_size > STORE_WAL_BYTES_MAX) {
+    errmsg_set(s->errmsg, "wal: %s is %lld bytes, above the maximum %zu", path,
+               (long long)st.st_size, STORE_WAL_BYTES_MAX);
+    return SYNOD_ECORRUPT;
+  }
   if ((size_t)st.st_size > s->wal_bytes) {
     s->wal_bytes = (size_t)st.st_size; /* records may lie past the option */
   }
   rv = wal_scan(s);
   if (rv == 0 && (size_t)st.st_size < s->wal_bytes) {
-    rv = wal_fill(s, dir, st.st_size, created);
+    rv = wal_fill(s, st.st_size);
+  }
+  if (rv == 0) {
+    rv = wal_sync_dir(s, dir);
   }
   s->wal_base.last_index = s->last_index;
   s->wal_base.last_term = s->last_term;
   s->wal_base.hard_state = s->hard_state;
   if (rv == 0 && s->wal_off > 0) {
-    log_info("store", "replaying %" PRIu64 " wal records (%zu bytes)",
-             s->wal_seq - s->wal_ckpt_seq, s->wal_off);
-    rv = store_wal_checkpoint(s);
+    rv = wal_replay_at_open(s);
   }
   if (rv == 0 && wanted < s->wal_bytes) {
     /* Everything in it is in LMDB now: the file may shrink. */

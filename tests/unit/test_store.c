@@ -52,6 +52,25 @@ ssize_t writev(int fd, const struct iovec *iov, int n) {
   return real(fd, iov, n);
 }
 
+/* Reads that reach past this offset fail with fault_read_errno (LMDB
+ * reads its two meta pages below it; the write-ahead file is read with
+ * pread too). */
+static atomic_int fault_read_errno;
+static atomic_long fault_read_from;
+
+ssize_t pread(int fd, void *buf, size_t n, off_t off) {
+  static ssize_t (*real)(int, void *, size_t, off_t);
+  if (atomic_load(&fault_read_errno) != 0 &&
+      off + (off_t)n > atomic_load(&fault_read_from)) {
+    errno = atomic_load(&fault_read_errno);
+    return -1;
+  }
+  if (real == NULL) {
+    *(void **)&real = dlsym(RTLD_NEXT, "pread");
+  }
+  return real(fd, buf, n, off);
+}
+
 int fdatasync(int fd) {
   static int (*real)(int);
   if (atomic_load(&fault_sync_errno) != 0) {
@@ -93,6 +112,7 @@ static void setup(void) {
 static void teardown(void) {
   atomic_store(&fault_write_errno, 0);
   atomic_store(&fault_sync_errno, 0);
+  atomic_store(&fault_read_errno, 0);
   store_close(&st);
   nftw(dir, rm_one, 16, FTW_DEPTH | FTW_PHYS);
   free(dir);
@@ -385,14 +405,37 @@ static void raw_put_record(const char *db, const char *key,
 }
 
 START_TEST(open_rejects_other_format_version_and_corrupt_meta) {
-  uint8_t v2[4] = {0, 0, 0, 2};
+  uint8_t v3[4] = {0, 0, 0, 3};
   store_close(&st);
-  raw_put_record("meta", "format", v2, sizeof v2);
+  raw_put_record("meta", "format", v3, sizeof v3);
   ck_assert_int_eq(store_open(&st, dir, NULL), SYNOD_EPROTO);
-  ck_assert_ptr_nonnull(strstr(store_errmsg(&st), "format version 2"));
+  ck_assert_ptr_nonnull(strstr(store_errmsg(&st), "format version 3"));
   raw_edit("meta", "format", 6, RAW_FLIP_LAST_BYTE);
   ck_assert_int_eq(store_open(&st, dir, NULL), SYNOD_ECORRUPT);
   ck_assert_ptr_nonnull(strstr(store_errmsg(&st), "checksum"));
+}
+END_TEST
+
+/* Version 1 had no write-ahead file: it opens as it is and becomes 2, so
+ * that a build reading only 1 will not open it again. */
+START_TEST(open_upgrades_format_version_1) {
+  uint8_t v1[4] = {0, 0, 0, 1};
+  ck_assert_int_eq(append_range(1, 5, 1), 0);
+  store_close(&st);
+  raw_put_record("meta", "format", v1, sizeof v1);
+  ck_assert_msg(store_open(&st, dir, NULL) == 0, "%s", store_errmsg(&st));
+  check_range(1, 5, 1);
+  store_close(&st);
+  MDB_txn *txn;
+  MDB_dbi dbi;
+  MDB_env *env = raw_open(&txn, &dbi, "meta");
+  MDB_val k = {6, "format"};
+  MDB_val v;
+  ck_assert_int_eq(mdb_get(txn, dbi, &k, &v), 0);
+  ck_assert_uint_eq(v.mv_size, 8);
+  ck_assert_uint_eq(((const uint8_t *)v.mv_data)[7], STORE_FORMAT_VERSION);
+  raw_close(env, txn);
+  ck_assert_int_eq(store_open(&st, dir, NULL), 0);
 }
 END_TEST
 
@@ -1182,13 +1225,19 @@ END_TEST
 
 /* ================= the write-ahead file ================= */
 
-/* Runs body in a child that opens the store, then exits without closing
- * it (as a SIGKILL would: nothing is checkpointed), and returns the
- * child's write-ahead offset at its end. The parent's store is closed
- * meanwhile and reopened after with opts. */
-static size_t die_after(void (*body)(void), const struct store_options *opts) {
+/* What a child reports at its end. */
+struct child_end {
+  size_t wal_off;
+  uint64_t last_index;
+};
+
+/* Runs body in a child that opens the store with opts, then exits without
+ * closing it (as a SIGKILL would: nothing is checkpointed), and returns
+ * what it reports at its end. The parent's store is closed meanwhile. */
+static struct child_end die_in_child(void (*body)(void),
+                                     const struct store_options *opts) {
   int fds[2];
-  size_t off = 0;
+  struct child_end end = {0};
   int status;
   store_close(&st);
   ck_assert_int_eq(pipe(fds), 0);
@@ -1199,15 +1248,23 @@ static size_t die_after(void (*body)(void), const struct store_options *opts) {
       _exit(2);
     }
     body();
-    ssize_t n = write(fds[1], &st.wal_off, sizeof st.wal_off);
-    _exit(n == (ssize_t)sizeof st.wal_off ? 0 : 3);
+    end.wal_off = st.wal_off;
+    end.last_index = store_log_last_index(&st);
+    ssize_t n = write(fds[1], &end, sizeof end);
+    _exit(n == (ssize_t)sizeof end ? 0 : 3);
   }
   close(fds[1]);
-  ck_assert_int_eq(read(fds[0], &off, sizeof off), (ssize_t)sizeof off);
+  ck_assert_int_eq(read(fds[0], &end, sizeof end), (ssize_t)sizeof end);
   close(fds[0]);
   ck_assert_int_eq(waitpid(pid, &status, 0), pid);
   ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 0,
                 "child status %d", status);
+  return end;
+}
+
+/* die_in_child(), then reopens with opts; returns the child's offset. */
+static size_t die_after(void (*body)(void), const struct store_options *opts) {
+  size_t off = die_in_child(body, opts).wal_off;
   ck_assert_msg(store_open(&st, dir, opts) == 0, "%s", store_errmsg(&st));
   return off;
 }
@@ -1367,6 +1424,50 @@ START_TEST(wal_and_direct_writes_interleave) {
 }
 END_TEST
 
+/* A read error while looking for the end of the records is not their
+ * end: open fails rather than writing over acknowledged records. */
+START_TEST(wal_read_error_at_open_fails_the_open) {
+  die_in_child(write_log_hard_state_and_config, NULL);
+  atomic_store(&fault_read_from, 8192);
+  atomic_store(&fault_read_errno, EIO);
+  ck_assert_int_eq(store_open(&st, dir, NULL), SYNOD_EIO);
+  ck_assert_ptr_nonnull(strstr(store_errmsg(&st), "wal: read at"));
+  atomic_store(&fault_read_errno, 0);
+  ck_assert_msg(store_open(&st, dir, NULL) == 0, "%s", store_errmsg(&st));
+  check_log_hard_state_and_config();
+}
+END_TEST
+
+static void fill_the_map(void) {
+  uint64_t last = store_log_last_index(&st);
+  int rv = 0;
+  for (int i = 0; i < 2000 && rv == 0; i++) {
+    rv = append_range(last + 1, last + 20, 1);
+    last += rv == 0 ? 20 : 0;
+  }
+  if (rv != SYNOD_ENOSPACE) {
+    _exit(7);
+  }
+}
+
+/* Records acknowledged while the map was at its maximum (the file took
+ * them; the checkpoint could not) are replayed at open all the same: the
+ * map grows past its maximum for them. */
+START_TEST(wal_replay_at_open_may_grow_the_map_past_its_maximum) {
+  struct store_options o = {.map_size_bytes = 64 << 10,
+                            .map_size_max_bytes = 256 << 10,
+                            .wal_bytes = 64 << 10};
+  reopen(&o);
+  struct child_end end = die_in_child(fill_the_map, &o);
+  ck_assert_uint_gt(end.wal_off, 0);
+  ck_assert_msg(store_open(&st, dir, &o) == 0, "%s", store_errmsg(&st));
+  ck_assert_uint_gt(store_map_size_bytes(&st), 256 << 10);
+  ck_assert_uint_eq(store_log_last_index(&st), end.last_index);
+  check_range(1, end.last_index, 1);
+  ck_assert_int_eq(store_verify(&st), 0);
+}
+END_TEST
+
 static Suite *store_suite(void) {
   Suite *s = suite_create("store");
   TCase *tc = tcase_create("store");
@@ -1378,6 +1479,7 @@ static Suite *store_suite(void) {
   tcase_add_test(tc, close_accepts_zeroed_and_closed_store);
   tcase_add_test(tc, incarnation_id_is_stable_across_reopen_and_unique);
   tcase_add_test(tc, open_rejects_other_format_version_and_corrupt_meta);
+  tcase_add_test(tc, open_upgrades_format_version_1);
   tcase_add_test(tc, log_append_then_read_returns_same_bytes);
   tcase_add_test(tc, log_append_of_empty_batch_changes_nothing);
   tcase_add_test(tc, log_append_rejects_gap_and_overlap);
@@ -1433,6 +1535,8 @@ static Suite *store_suite(void) {
   tcase_add_test(tc, wal_torn_last_record_is_dropped);
   tcase_add_test(tc, wal_of_another_store_is_ignored);
   tcase_add_test(tc, wal_and_direct_writes_interleave);
+  tcase_add_test(tc, wal_read_error_at_open_fails_the_open);
+  tcase_add_test(tc, wal_replay_at_open_may_grow_the_map_past_its_maximum);
   suite_add_tcase(s, tc);
   return s;
 }
