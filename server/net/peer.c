@@ -144,9 +144,7 @@ static bool link_attach(struct peer_conn *c,
 
 void peer_net_flush(struct peer_net *net) {
   for (struct peer_conn *c = net->conns; c != NULL; c = c->next) {
-    bool was_writing = c->s.writing;
-    stream_flush(&c->s);
-    net->stats.writes += !was_writing && c->s.writing;
+    net->stats.writes += stream_flush(&c->s);
   }
 }
 

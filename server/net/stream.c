@@ -117,24 +117,42 @@ static void stream_write_cb(uv_write_t *req, int status) {
   }
 }
 
-void stream_flush(struct stream *s) {
+bool stream_flush(struct stream *s) {
   if (s->writing || s->closing || s->out.len == 0) {
-    return;
+    return false;
   }
-  /* Swap: the queued frames leave in one write; new ones queue behind. */
+  /* The queued frames leave in one write, tried at once: when the socket
+   * takes them all (the usual case), no request, callback or change of
+   * the poll set follows (libuv's uv_write costs an epoll_ctl each). A
+   * stream closing after this write takes the request's way, which closes
+   * it from the callback. */
+  uv_buf_t buf = uv_buf_init((char *)s->out.data, (unsigned)s->out.len);
+  int n = s->close_after_flush ? UV_EAGAIN
+                               : uv_try_write((uv_stream_t *)&s->tcp, &buf, 1);
+  if (n == (int)s->out.len) {
+    frame_buf_reset(&s->out);
+    return true;
+  }
+  if (n < 0 && n != UV_EAGAIN) {
+    stream_close(s, uv_strerror(n), false);
+    return false;
+  }
+  size_t done = n > 0 ? (size_t)n : 0;
+  /* Swap: the rest leaves with uv_write; new frames queue behind. */
   struct frame_buf t = s->inflight;
   s->inflight = s->out;
   s->out = t;
-  uv_buf_t buf =
-      uv_buf_init((char *)s->inflight.data, (unsigned)s->inflight.len);
+  buf = uv_buf_init((char *)s->inflight.data + done,
+                    (unsigned)(s->inflight.len - done));
   s->write_req.data = s;
   int rv =
       uv_write(&s->write_req, (uv_stream_t *)&s->tcp, &buf, 1, stream_write_cb);
   if (rv != 0) {
     stream_close(s, uv_strerror(rv), false);
-    return;
+    return false;
   }
   s->writing = true;
+  return true;
 }
 
 static void stream_close_now(uv_handle_t *h) {

@@ -67,8 +67,8 @@ int stream_send_bytes(struct stream *s, const uint8_t *payload, size_t n);
 size_t stream_queued_bytes(const struct stream *s);
 
 /* Writes everything queued in one write, unless a write is in flight
- * (then the queue leaves when it completes). */
-void stream_flush(struct stream *s);
+ * (then the queue leaves when it completes). True if it wrote. */
+bool stream_flush(struct stream *s);
 
 /* Starts closing. The reason is logged by closing_cb. refused = the peer
  * sent something we do not accept. Idempotent. */
