@@ -473,6 +473,8 @@ static int bench_main(struct bench *b) {
     return 1;
   }
   getloadavg(b->rep.load_start, 3);
+  fprintf(stderr, "synod-bench: measuring this machine's floor ...\n");
+  b->rep.floor_measured = bench_floor_measure(dir, 2000, &b->rep.floor) == 0;
   if (start_clusters(b, synodd, dir) != 0) {
     failed = -1;
   } else {

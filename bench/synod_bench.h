@@ -9,6 +9,8 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+#include "synod_bench_floor.h"
+
 #define BENCH_REPLICAS 3
 #define BENCH_REPEAT_MAX 15
 #define BENCH_CLIENTS_MAX 1024
@@ -173,6 +175,8 @@ struct bench_report {
   const char *skipped; /* why a system was not run, or NULL */
   double load_start[3];
   double load_end[3];
+  struct bench_floor floor; /* measured before the clusters start */
+  bool floor_measured;
   struct bench_row *rows;
   int rows_len;
 };

@@ -230,6 +230,13 @@ static void print_header(const struct bench_report *rep) {
   }
   printf("load average at start: %.2f %.2f %.2f (2 cores shared)\n",
          rep->load_start[0], rep->load_start[1], rep->load_start[2]);
+  if (rep->floor_measured) {
+    printf("machine floor: one-way loopback hop p50 %.0f us, 4 KiB write + "
+           "fdatasync p50 %.0f us; a replicated write from one client (4 "
+           "hops + 1 flush) cannot take under %.0f us here\n",
+           rep->floor.hop_p50_us, rep->floor.sync_p50_us,
+           rep->floor.write_p50_us);
+  }
 }
 
 /* The one-line summary: ratio range over rows where both systems ran. */
@@ -348,6 +355,13 @@ int bench_report_json(const struct bench_report *rep) {
       rep->load_start[0], rep->load_start[1], rep->load_start[2], "load_end",
       rep->load_end[0], rep->load_end[1], rep->load_end[2], "results", rows,
       "checks_passed", failed == 0);
+  if (rep->floor_measured) {
+    json_object_set_new(top, "floor",
+                        json_pack("{s:f,s:f,s:f}", "hop_p50_us",
+                                  rep->floor.hop_p50_us, "sync_p50_us",
+                                  rep->floor.sync_p50_us, "write_p50_us",
+                                  rep->floor.write_p50_us));
+  }
   json_dumpf(top, stdout, JSON_INDENT(2));
   printf("\n");
   json_decref(top);
