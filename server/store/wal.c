@@ -31,6 +31,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "log.h"
@@ -199,6 +200,12 @@ short_record:
   return SYNOD_ECORRUPT;
 }
 
+static uint64_t wal_now_us(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
+}
+
 /* -------------------------------------------------------------- replay */
 
 struct wal_replay_ctx {
@@ -289,12 +296,16 @@ int store_wal_checkpoint(struct store *s) {
     got += (size_t)n;
   }
   c.buf = buf;
+  uint64_t t0 = wal_now_us();
   rv = store_txn_run(s, wal_replay_txn, &c);
   free(buf);
   if (rv != 0) {
     errmsg_wrap(s->errmsg, "wal checkpoint of %zu bytes", s->wal_off);
     return rv;
   }
+  log_debug("store", "checkpoint of %" PRIu64 " records (%zu bytes) in %.2f ms",
+            c.last_seq - s->wal_ckpt_seq, s->wal_off,
+            (double)(wal_now_us() - t0) / 1000.0);
   s->last_index = c.view.last_index;
   s->last_term = c.view.last_term;
   s->hard_state = c.view.hard_state;
