@@ -52,8 +52,8 @@ struct persist_batch {
 };
 
 struct persist {
-  uv_work_t work;             /* work.data = node */
-  uv_idle_t idle;             /* writes on the loop; see persist_start() */
+  uv_work_t work; /* work.data = node */
+  uv_idle_t idle; /* writes on the loop; see persist_start() */
   bool idle_open;
   struct persist_batch *head; /* head is in flight when `busy` */
   struct persist_batch *tail;
