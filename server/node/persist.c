@@ -9,7 +9,8 @@
  * (an idle handle): it has nothing else to serve, the appends that arrive
  * during a sync wait in the socket and go to disk together in the next
  * turn, and each batch saves two thread handoffs (a wakeup each way, tens
- * of microseconds on a VM) on the path of every write. */
+ * of microseconds on a VM) on the path of every write. Snapshots, which
+ * take longer, still go to the pool. */
 #include <stdlib.h>
 #include <string.h>
 
@@ -382,12 +383,20 @@ static void persist_after_cb(uv_work_t *w, int status) {
   persist_start(n);
 }
 
-/* Runs the batches on the loop, while this replica is not the leader. */
+/* Whether the head batch is written on the loop: a follower's, unless it
+ * holds a snapshot (megabytes: the loop would stop answering meanwhile). */
+static bool persist_on_loop(const struct node *n) {
+  const struct persist *p = &n->persist;
+  return n->role != CORE_LEADER && p->idle_open && p->head != NULL &&
+         !p->head->snapshot.present;
+}
+
+/* Runs the batches on the loop, while persist_on_loop() says so. */
 static void persist_idle_cb(uv_idle_t *h) {
   struct node *n = h->data;
   struct persist *p = &n->persist;
   uv_idle_stop(h);
-  while (!p->busy && p->head != NULL && n->role != CORE_LEADER) {
+  while (!p->busy && persist_on_loop(n)) {
     struct persist_batch *b = p->head;
     if (batch_has_writes(b)) {
       p->busy = true; /* closes the batch to new writes */
@@ -400,7 +409,7 @@ static void persist_idle_cb(uv_idle_t *h) {
     }
     persist_complete(n);
   }
-  persist_start(n); /* the leader's way, if we became one */
+  persist_start(n); /* a snapshot, or the leader's way if we became one */
 }
 
 static void persist_start(struct node *n) {
@@ -413,7 +422,7 @@ static void persist_start(struct node *n) {
   if (p->busy || p->head == NULL) {
     return;
   }
-  if (n->role != CORE_LEADER && p->idle_open) {
+  if (persist_on_loop(n)) {
     uv_idle_start(&p->idle, persist_idle_cb); /* keeps poll from blocking */
     return;
   }
