@@ -30,7 +30,10 @@ uint64_t test_now_ms(void) {
   return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
 }
 
-/* At exit: every tracked child is killed and reaped, temp dirs go. */
+volatile int test_failed;
+
+/* At exit: every tracked child is killed and reaped, temp dirs go (unless
+ * a check failed: then they stay, and their logs' ends are shown). */
 static void test_cleanup(void) {
   char cmd[PATH_MAX + 16];
   for (int i = 0; i < TRACK_MAX; i++) {
@@ -39,6 +42,19 @@ static void test_cleanup(void) {
       waitpid(tracked[i], NULL, 0);
       tracked[i] = 0;
     }
+  }
+  if (test_failed) {
+    for (int i = 0; i < tmpdirs_n; i++) {
+      fprintf(stderr, "kept %s; the end of its logs:\n", tmpdirs[i]);
+      snprintf(cmd, sizeof cmd,
+               "for f in '%.4000s'/*.log; do [ -f \"$f\" ] && "
+               "echo \"== $f\" && tail -n 25 \"$f\"; done >&2; true",
+               tmpdirs[i]);
+      if (system(cmd) != 0) {
+        fprintf(stderr, "cleanup: could not show the logs of %s\n", tmpdirs[i]);
+      }
+    }
+    return;
   }
   if (getenv("SYNOD_TEST_KEEP") != NULL) {
     return;

@@ -13,12 +13,17 @@
 #define SKIP_EXIT 77
 
 /* Aborts the test with a message (children are cleaned up at exit). */
+/* Set by CHECK before it exits: the temporary directories are then kept,
+ * and the tail of every log in them goes to stderr. */
+extern volatile int test_failed;
+
 #define CHECK(cond, ...)                                                       \
   do {                                                                         \
     if (!(cond)) {                                                             \
       fprintf(stderr, "FAIL %s:%d: %s: ", __FILE__, __LINE__, #cond);          \
       fprintf(stderr, __VA_ARGS__);                                            \
       fprintf(stderr, "\n");                                                   \
+      test_failed = 1;                                                         \
       exit(1);                                                                 \
     }                                                                          \
   } while (0)
