@@ -241,10 +241,14 @@ static bool port_free(unsigned port) {
   return ok;
 }
 
+/* Blocks of ports in 20000..32767, below Linux's ephemeral range
+ * (32768..60999): a replica started late (a joiner, a restart) must find
+ * its port still free, and ports in the ephemeral range are handed to
+ * every outgoing connection the tests make meanwhile. */
 static unsigned pick_base_port(int n) {
   srand((unsigned)(getpid() ^ test_now_ms()));
   for (int attempt = 0; attempt < 200; attempt++) {
-    unsigned base = 20000 + (unsigned)(rand() % 4000) * 10;
+    unsigned base = 20000 + (unsigned)(rand() % 1270) * 10;
     bool ok = true;
     for (int i = 0; i < n * 10 && ok; i++) {
       ok = port_free(base + (unsigned)i);
@@ -370,11 +374,33 @@ static void node_leader(const struct cluster_node *nd, char *out, size_t len) {
   synod_client_free(cl);
 }
 
+/* Fails at once if a replica the harness believes running has exited
+ * with an error (it could not bind its port, or crashed): no wait for it
+ * can succeed. The child is left for its owner to reap. */
+static void cluster_check_alive(const struct cluster *c) {
+  for (int i = 0; i < c->n; i++) {
+    siginfo_t si;
+    memset(&si, 0, sizeof si);
+    if (c->nodes[i].pid == 0 ||
+        waitid(P_PID, (id_t)c->nodes[i].pid, &si,
+               WEXITED | WNOHANG | WNOWAIT) != 0 ||
+        si.si_pid != c->nodes[i].pid) {
+      continue;
+    }
+    CHECK(si.si_code == CLD_EXITED && si.si_status == 0,
+          "%s (pid %d) is gone: %s %d (log %s)", c->nodes[i].name,
+          (int)c->nodes[i].pid,
+          si.si_code == CLD_EXITED ? "exit status" : "signal", si.si_status,
+          c->nodes[i].log);
+  }
+}
+
 int cluster_wait_leader(struct cluster *c, uint32_t timeout_ms) {
   uint64_t until = test_now_ms() + timeout_ms;
   char first[64], other[64];
   for (;;) {
     bool agree = true;
+    cluster_check_alive(c);
     first[0] = '\0';
     for (int i = 0; i < c->n && agree; i++) {
       if (c->nodes[i].pid == 0) {
