@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -241,6 +242,34 @@ static bool port_free(unsigned port) {
   return ok;
 }
 
+/* Claims the n units of 10 ports from base for this process's lifetime
+ * (a lock file per unit in /tmp/synod-test-ports): tests that run in
+ * parallel never share a port, even one of a replica that has not
+ * started yet (its port looks free). The locks go with the process. */
+static bool port_block_claim(unsigned base, int n) {
+  int fds[CLUSTER_NODES_MAX];
+  int taken = 0;
+  mkdir("/tmp/synod-test-ports", 0777);
+  for (; taken < n; taken++) {
+    char path[64];
+    snprintf(path, sizeof path, "/tmp/synod-test-ports/%u.lock",
+             base + 10u * (unsigned)taken);
+    int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0666);
+    if (fd < 0) {
+      break; /* no lock to be had: the bind check alone decides */
+    }
+    if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
+      close(fd);
+      while (taken > 0) {
+        close(fds[--taken]);
+      }
+      return false;
+    }
+    fds[taken] = fd; /* stays open, holding the lock */
+  }
+  return true;
+}
+
 /* Blocks of ports in 20000..32767, below Linux's ephemeral range
  * (32768..60999): a replica started late (a joiner, a restart) must find
  * its port still free, and ports in the ephemeral range are handed to
@@ -253,7 +282,7 @@ static unsigned pick_base_port(int n) {
     for (int i = 0; i < n * 10 && ok; i++) {
       ok = port_free(base + (unsigned)i);
     }
-    if (ok) {
+    if (ok && port_block_claim(base, n)) {
       return base;
     }
   }
@@ -290,6 +319,7 @@ static void node_spawn(struct cluster *c, int i) {
 }
 
 void cluster_init(struct cluster *c, int n, const char *synodd) {
+  CHECK(n >= 1 && n <= CLUSTER_NODES_MAX, "a cluster of %d replicas", n);
   unsigned base = pick_base_port(n);
   memset(c, 0, sizeof *c);
   c->n = n;
