@@ -142,23 +142,33 @@ static int store_key_below(const MDB_val *key, const void *arg) {
 /* Raft §5.3: "If an existing entry conflicts with a new one (same index
  * but different terms), delete the existing entry and all that follow it."
  * Only uncommitted entries above the snapshot may go. */
-static int store_batch_truncate(struct store *s, MDB_txn *txn,
-                                struct store_batch_ctx *c) {
-  uint64_t from = c->b->truncate_from;
-  uint64_t commit = c->v.hard_state.commit;
-  uint8_t kb[8];
-  MDB_val k = {sizeof kb, kb};
-  int rv;
+static int store_truncate_check(struct store *s, const struct store_batch *b,
+                                const struct store_log_view *v) {
+  uint64_t from = b->truncate_from;
+  uint64_t commit = v->hard_state.commit;
 
-  if (c->b->hard_state != NULL && c->b->hard_state->commit > commit) {
-    commit = c->b->hard_state->commit;
+  if (b->hard_state != NULL && b->hard_state->commit > commit) {
+    commit = b->hard_state->commit;
   }
-  if (from <= s->snap_index || from <= commit || from > c->v.last_index + 1) {
+  if (from <= s->snap_index || from <= commit || from > v->last_index + 1) {
     errmsg_set(s->errmsg,
                "truncate from %" PRIu64 ": must be above the snapshot (%" PRIu64
                ") and commit (%" PRIu64 "), at most last + 1 (%" PRIu64 ")",
-               from, s->snap_index, commit, c->v.last_index + 1);
+               from, s->snap_index, commit, v->last_index + 1);
     return SYNOD_EINVAL;
+  }
+  return 0;
+}
+
+static int store_batch_truncate(struct store *s, MDB_txn *txn,
+                                struct store_batch_ctx *c) {
+  uint64_t from = c->b->truncate_from;
+  uint8_t kb[8];
+  MDB_val k = {sizeof kb, kb};
+  int rv = store_truncate_check(s, c->b, &c->v);
+
+  if (rv != 0) {
+    return rv;
   }
   if (from == c->v.last_index + 1) {
     return 0;
@@ -318,6 +328,26 @@ int store_batch_put(struct store *s, MDB_txn *txn,
   return rv;
 }
 
+/* What a write that goes straight to LMDB can be refused for without
+ * reading LMDB, checked before the checkpoint it starts with: an invalid
+ * batch then changes nothing and reports SYNOD_EINVAL, never a disk error
+ * of that checkpoint. Only the terms after a truncation (the term of the
+ * entry before it is in LMDB) wait for the transaction. */
+static int store_batch_precheck(struct store *s, const struct store_batch *b) {
+  struct store_log_view v = {s->last_index, s->last_term, s->hard_state};
+  if (b->truncate_from != 0) {
+    int rv = store_truncate_check(s, b, &v);
+    if (rv != 0) {
+      return rv;
+    }
+    if (b->truncate_from <= v.last_index) {
+      v.last_index = b->truncate_from - 1;
+      v.last_term = 0;
+    }
+  }
+  return store_batch_check(s->errmsg, &v, b, &v);
+}
+
 /* The body of a log write that goes straight to LMDB: truncate, then the
  * rest as store_batch_put(). */
 static int store_batch_txn(struct store *s, MDB_txn *txn, void *arg) {
@@ -377,7 +407,10 @@ int store_batch_write(struct store *s, const struct store_batch *b) {
       rv = store_wal_write(s, b);
     }
   } else {
-    rv = store_txn_write(s, store_batch_txn, &c);
+    rv = store_batch_precheck(s, b);
+    if (rv == 0) {
+      rv = store_txn_write(s, store_batch_txn, &c);
+    }
   }
   if (rv != 0) {
     store_batch_describe(b, what, sizeof what);

@@ -1468,6 +1468,29 @@ START_TEST(wal_replay_at_open_may_grow_the_map_past_its_maximum) {
 }
 END_TEST
 
+/* A write that goes straight to LMDB (a truncation) and is invalid is
+ * refused before the checkpoint it would start with: nothing moves, and
+ * the error is the batch's, not a disk's. */
+START_TEST(invalid_direct_write_is_refused_before_any_checkpoint) {
+  struct store_hard_state hs = {.term = 1, .commit = 5};
+  ck_assert_int_eq(append_range(1, 10, 1), 0);
+  ck_assert_int_eq(store_hard_state_save(&st, &hs), 0);
+  size_t off = st.wal_off;
+  ck_assert_uint_gt(off, 0);
+  atomic_store(&fault_sync_errno, EIO); /* a checkpoint would fail */
+  ck_assert_int_eq(store_log_truncate(&st, 5), SYNOD_EINVAL);
+  ck_assert_ptr_nonnull(strstr(store_errmsg(&st), "commit (5)"));
+  ck_assert_int_eq(store_log_truncate(&st, 12), SYNOD_EINVAL);
+  atomic_store(&fault_sync_errno, 0);
+  ck_assert_uint_eq(st.wal_off, off);
+  ck_assert_int_eq(store_log_truncate(&st, 6), 0);
+  ck_assert_uint_eq(st.wal_off, 0);
+  ck_assert_uint_eq(store_log_last_index(&st), 5);
+  reopen(NULL);
+  check_range(1, 5, 1);
+}
+END_TEST
+
 static Suite *store_suite(void) {
   Suite *s = suite_create("store");
   TCase *tc = tcase_create("store");
@@ -1537,6 +1560,7 @@ static Suite *store_suite(void) {
   tcase_add_test(tc, wal_and_direct_writes_interleave);
   tcase_add_test(tc, wal_read_error_at_open_fails_the_open);
   tcase_add_test(tc, wal_replay_at_open_may_grow_the_map_past_its_maximum);
+  tcase_add_test(tc, invalid_direct_write_is_refused_before_any_checkpoint);
   suite_add_tcase(s, tc);
   return s;
 }
