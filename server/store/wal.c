@@ -206,6 +206,28 @@ static uint64_t wal_now_us(void) {
   return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
 }
 
+/* Reads up to len bytes from offset 0 into buf; *got says how many (fewer
+ * at the end of the file, with errno 0). Returns -1 with errno on error. */
+static int wal_pread_all(int fd, uint8_t *buf, size_t len, size_t *got) {
+  *got = 0;
+  errno = 0;
+  while (*got < len) {
+    ssize_t n = pread(fd, buf + *got, len - *got, (off_t)*got);
+    if (n < 0 && errno == EINTR) {
+      errno = 0;
+      continue;
+    }
+    if (n < 0) {
+      return -1;
+    }
+    if (n == 0) {
+      break;
+    }
+    *got += (size_t)n;
+  }
+  return 0;
+}
+
 /* -------------------------------------------------------------- replay */
 
 struct wal_replay_ctx {
@@ -281,19 +303,14 @@ int store_wal_checkpoint(struct store *s) {
                s->wal_off);
     return SYNOD_ENOMEM;
   }
-  while (got < s->wal_off) {
-    ssize_t n = pread(s->wal_fd, buf + got, s->wal_off - got, (off_t)got);
-    if (n < 0 && errno == EINTR) {
-      continue;
-    }
-    if (n <= 0) {
-      rv = n < 0 ? store_code_from_mdb(errno) : SYNOD_ECORRUPT;
-      errmsg_set(s->errmsg, "wal checkpoint: read at %zu: %s", got,
-                 n < 0 ? strerror(errno) : "end of file");
-      free(buf);
-      return rv;
-    }
-    got += (size_t)n;
+  if (wal_pread_all(s->wal_fd, buf, s->wal_off, &got) != 0 ||
+      got < s->wal_off) {
+    rv = got < s->wal_off && errno == 0 ? SYNOD_ECORRUPT
+                                        : store_code_from_mdb(errno);
+    errmsg_set(s->errmsg, "wal checkpoint: read at %zu: %s", got,
+               errno == 0 ? "end of file" : strerror(errno));
+    free(buf);
+    return rv;
   }
   c.buf = buf;
   uint64_t t0 = wal_now_us();
@@ -318,22 +335,21 @@ int store_wal_checkpoint(struct store *s) {
 /* --------------------------------------------------------------- write */
 
 bool store_wal_takes(const struct store *s, const struct store_batch *b) {
-  if (!s->wal_held || b->truncate_from != 0) {
+  if (!s->wal_held || b->truncate_from != 0 ||
+      (b->config != NULL && b->config->len > s->wal_bytes)) {
     return false;
   }
-  if (b->config != NULL && b->config->len > s->wal_bytes) {
-    return false;
-  }
-  size_t n = WAL_HEADER_BYTES + 8 + 1 + 4 + 24 + 12 +
-             (b->config != NULL ? b->config->len : 0);
+  /* wal_payload_bytes(), stopping as soon as the record cannot fit (each
+   * term is below the file's size, at most 1 GiB: no overflow). */
+  size_t n = WAL_HEADER_BYTES + 8 + 1 + 4 + (b->hard_state ? 24 : 0) +
+             (b->config ? 12 + b->config->len : 0);
   for (size_t i = 0; i < b->entries_count && n <= s->wal_bytes; i++) {
     if (b->entries[i].len > s->wal_bytes) {
       return false;
     }
-    n += WAL_ENTRY_HEADER_BYTES + b->entries[i].len; /* stays < 2^31 */
+    n += WAL_ENTRY_HEADER_BYTES + b->entries[i].len;
   }
-  return n <= s->wal_bytes &&
-         WAL_HEADER_BYTES + wal_payload_bytes(b) <= s->wal_bytes;
+  return n <= s->wal_bytes;
 }
 
 static int wal_pwrite_all(int fd, const uint8_t *p, size_t len, off_t off) {
@@ -477,23 +493,13 @@ static int wal_scan(struct store *s) {
     errmsg_set(s->errmsg, "wal: out of memory for %zu bytes", s->wal_bytes);
     return SYNOD_ENOMEM;
   }
-  while (got < s->wal_bytes) {
-    ssize_t n = pread(s->wal_fd, buf + got, s->wal_bytes - got, (off_t)got);
-    if (n < 0 && errno == EINTR) {
-      continue;
-    }
-    if (n < 0) {
-      /* Not the end of the chain: records past here were acknowledged,
-       * and writing over them would lose them. */
-      int rv = store_code_from_mdb(errno);
-      errmsg_set(s->errmsg, "wal: read at %zu: %s", got, strerror(errno));
-      free(buf);
-      return rv;
-    }
-    if (n == 0) {
-      break; /* a short file: the chain ends at its end */
-    }
-    got += (size_t)n;
+  /* A short file ends the chain at its end; a read error does not (the
+   * records past it were acknowledged; writing over them would lose them). */
+  if (wal_pread_all(s->wal_fd, buf, s->wal_bytes, &got) != 0) {
+    int rv = store_code_from_mdb(errno);
+    errmsg_set(s->errmsg, "wal: read at %zu: %s", got, strerror(errno));
+    free(buf);
+    return rv;
   }
   for (size_t n; (n = wal_record_at(s, buf, got, off, seq)) != 0; seq++) {
     off += n;
