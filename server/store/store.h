@@ -44,9 +44,10 @@ struct store_options {
   size_t map_size_max_bytes;
   /* store_snapshot_write() splits its input into values of this size. */
   size_t snapshot_chunk_bytes;
-  /* Size of the write-ahead file, filled with zeros when created; a
-   * bigger existing file keeps its size. Log writes that do not fit in it
-   * (or that truncate) go straight to LMDB. */
+  /* Size of the write-ahead file (rounded up to 4 KiB), filled with zeros
+   * when created and also held in memory; a bigger existing file keeps its
+   * size until its records are checkpointed. Log writes that do not fit
+   * in it (or that truncate) go straight to LMDB. */
   size_t wal_bytes;
 };
 
@@ -157,8 +158,8 @@ struct store {
   uint64_t wal_seq; /* of the last record written */
   uint64_t wal_ckpt_seq;
   struct store_log_view wal_base;
-  uint8_t *wal_buf; /* a record being encoded */
-  size_t wal_buf_cap;
+  uint8_t *wal_mem; /* the file's bytes [0, wal_off), 4 KiB aligned */
+  bool wal_direct;  /* written with O_DIRECT */
 
   struct store_snapshot_pending pending;
   atomic_int readers_open; /* the map cannot grow while > 0 */

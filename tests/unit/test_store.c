@@ -19,6 +19,7 @@
 
 #include "log.h"
 #include "store.h"
+#include "store_int.h"
 #include "synod.h"
 
 /* ---- Disk fault hooks: this binary's definitions of pwrite, writev and
@@ -26,12 +27,21 @@
  * the disk report ENOSPC or EIO. Exist only in this test binary. */
 
 static atomic_int fault_write_errno;
+static atomic_bool fault_write_once; /* only the next write fails */
 static atomic_int fault_sync_errno;
+
+static bool write_faults(void) {
+  int err = atomic_load(&fault_write_errno);
+  if (err != 0 && atomic_exchange(&fault_write_once, false)) {
+    atomic_store(&fault_write_errno, 0);
+  }
+  errno = err != 0 ? err : errno;
+  return err != 0;
+}
 
 ssize_t pwrite(int fd, const void *buf, size_t n, off_t off) {
   static ssize_t (*real)(int, const void *, size_t, off_t);
-  if (atomic_load(&fault_write_errno) != 0) {
-    errno = atomic_load(&fault_write_errno);
+  if (write_faults()) {
     return -1;
   }
   if (real == NULL) {
@@ -42,8 +52,7 @@ ssize_t pwrite(int fd, const void *buf, size_t n, off_t off) {
 
 ssize_t writev(int fd, const struct iovec *iov, int n) {
   static ssize_t (*real)(int, const struct iovec *, int);
-  if (atomic_load(&fault_write_errno) != 0) {
-    errno = atomic_load(&fault_write_errno);
+  if (write_faults()) {
     return -1;
   }
   if (real == NULL) {
@@ -111,6 +120,7 @@ static void setup(void) {
 
 static void teardown(void) {
   atomic_store(&fault_write_errno, 0);
+  atomic_store(&fault_write_once, false);
   atomic_store(&fault_sync_errno, 0);
   atomic_store(&fault_read_errno, 0);
   store_close(&st);
@@ -1229,6 +1239,7 @@ END_TEST
 struct child_end {
   size_t wal_off;
   uint64_t last_index;
+  uint8_t incarnation[STORE_INCARNATION_BYTES];
 };
 
 /* Runs body in a child that opens the store with opts, then exits without
@@ -1250,6 +1261,7 @@ static struct child_end die_in_child(void (*body)(void),
     body();
     end.wal_off = st.wal_off;
     end.last_index = store_log_last_index(&st);
+    memcpy(end.incarnation, st.incarnation, sizeof end.incarnation);
     ssize_t n = write(fds[1], &end, sizeof end);
     _exit(n == (ssize_t)sizeof end ? 0 : 3);
   }
@@ -1313,14 +1325,15 @@ START_TEST(wal_records_are_replayed_after_a_crash) {
 }
 END_TEST
 
-/* A small file fills many times over: each round starts at offset 0 over
- * the records of the round before, which must not be replayed again. */
+/* A small file (3 records of one 4 KiB block) fills many times over: each
+ * round starts at offset 0 over the records of the round before, which
+ * must not be replayed again. */
 START_TEST(wal_wraps_and_skips_records_of_earlier_rounds) {
-  struct store_options o = {.wal_bytes = 4096};
+  struct store_options o = {.wal_bytes = 3 * 4096};
   reopen(&o);
   size_t off = die_after(write_log_hard_state_and_config, &o);
   ck_assert_uint_gt(off, 0);
-  ck_assert_uint_lt(off, 4096);
+  ck_assert_uint_lt(off, 3 * 4096); /* records of the round before follow */
   check_log_hard_state_and_config();
   ck_assert_int_eq(append_range(201, 205, 4), 0);
   reopen(&o);
@@ -1390,6 +1403,82 @@ START_TEST(wal_of_another_store_is_ignored) {
   char cmd[8300];
   snprintf(cmd, sizeof cmd, "rm -rf '%s'", other);
   ck_assert_int_eq(system(cmd), 0);
+}
+END_TEST
+
+/* The bytes of a record's payload before its padding (wal.c's layout). */
+static size_t unpadded_payload_bytes(const uint8_t *payload) {
+  const uint8_t *p = payload + 9;
+  if (payload[8] & 0x01) {
+    p += 24;
+  }
+  if (payload[8] & 0x02) {
+    p += 12 + store_get_be32(p + 8);
+  }
+  uint32_t count = store_get_be32(p);
+  p += 4;
+  for (uint32_t i = 0; i < count; i++) {
+    p += 21 + store_get_be32(p + 17);
+  }
+  return (size_t)(p - payload);
+}
+
+/* Files written before records were padded to 4 KiB blocks hold them back
+ * to back; open replays them all the same. The test rewrites a padded file
+ * that way, with the checksums such a file would carry. */
+START_TEST(wal_of_unpadded_records_is_replayed) {
+  struct child_end end = die_in_child(write_log_hard_state_and_config, NULL);
+  char path[4200];
+  snprintf(path, sizeof path, "%s/wal", dir);
+  int fd = open(path, O_RDWR);
+  ck_assert_int_ge(fd, 0);
+  uint8_t *in = malloc(end.wal_off);
+  uint8_t *out = calloc(1, end.wal_off);
+  ck_assert_int_eq(pread(fd, in, end.wal_off, 0), (ssize_t)end.wal_off);
+  size_t out_len = 0;
+  int records = 0;
+  for (size_t off = 0; off < end.wal_off; records++) {
+    size_t padded = store_get_be32(in + off + 4);
+    size_t payload = unpadded_payload_bytes(in + off + 8);
+    uint8_t *rec = out + out_len;
+    ck_assert_uint_lt(payload, padded);
+    store_put_be32(rec + 4, (uint32_t)payload);
+    memcpy(rec + 8, in + off + 8, payload);
+    store_put_be32(rec, store_crc(end.incarnation, sizeof end.incarnation,
+                                  rec + 4, 4 + payload));
+    out_len += 8 + payload;
+    off += 8 + padded;
+  }
+  ck_assert_int_eq(records, 22);
+  ck_assert_uint_lt(out_len, end.wal_off / 2);
+  ck_assert_int_eq(pwrite(fd, out, end.wal_off, 0), (ssize_t)end.wal_off);
+  close(fd);
+  free(in);
+  free(out);
+  ck_assert_msg(store_open(&st, dir, NULL) == 0, "%s", store_errmsg(&st));
+  check_log_hard_state_and_config();
+  ck_assert_int_eq(append_range(201, 205, 4), 0); /* padded from here on */
+  reopen(NULL);
+  check_range(201, 205, 4);
+}
+END_TEST
+
+/* A filesystem may take the O_DIRECT flag and then refuse a direct write
+ * (EINVAL): the write is retried through the page cache, and so are the
+ * ones after it. */
+START_TEST(wal_write_refused_direct_goes_through_the_page_cache) {
+  ck_assert_int_eq(append_range(1, 10, 1), 0);
+  if (st.wal_direct) { /* false where the test directory is on tmpfs */
+    atomic_store(&fault_write_once, true);
+    atomic_store(&fault_write_errno, EINVAL);
+  }
+  ck_assert_msg(append_range(11, 20, 1) == 0, "%s", store_errmsg(&st));
+  ck_assert(!st.wal_direct);
+  ck_assert_int_eq(atomic_load(&fault_write_errno), 0);
+  ck_assert_int_eq(append_range(21, 30, 1), 0);
+  ck_assert_uint_gt(st.wal_off, 0);
+  reopen(NULL);
+  check_range(1, 30, 1);
 }
 END_TEST
 
@@ -1557,6 +1646,8 @@ static Suite *store_suite(void) {
   tcase_add_test(tc, wal_wraps_and_skips_records_of_earlier_rounds);
   tcase_add_test(tc, wal_torn_last_record_is_dropped);
   tcase_add_test(tc, wal_of_another_store_is_ignored);
+  tcase_add_test(tc, wal_of_unpadded_records_is_replayed);
+  tcase_add_test(tc, wal_write_refused_direct_goes_through_the_page_cache);
   tcase_add_test(tc, wal_and_direct_writes_interleave);
   tcase_add_test(tc, wal_read_error_at_open_fails_the_open);
   tcase_add_test(tc, wal_replay_at_open_may_grow_the_map_past_its_maximum);
