@@ -125,10 +125,12 @@ static int measure_hops(double *v, size_t count) {
   return rv;
 }
 
-/* Latencies of count 4 KiB overwrites of a zero-filled file + fdatasync. */
-static int measure_syncs(const char *dir, double *v, size_t count) {
+/* Latencies of count 4 KiB overwrites of a zero-filled file + fdatasync,
+ * written with O_DIRECT if the filesystem takes it (*direct says). */
+static int measure_syncs(const char *dir, double *v, size_t count,
+                         int *direct) {
   char path[4096];
-  static char block[FLOOR_WRITE_BYTES];
+  static _Alignas(4096) char block[FLOOR_WRITE_BYTES];
   snprintf(path, sizeof path, "%s/synod-bench-floor.XXXXXX", dir);
   int fd = mkstemp(path);
   if (fd < 0) {
@@ -143,6 +145,8 @@ static int measure_syncs(const char *dir, double *v, size_t count) {
   if (fsync(fd) != 0) {
     return fail("fsync");
   }
+  int flags = fcntl(fd, F_GETFL);
+  *direct = flags >= 0 && fcntl(fd, F_SETFL, flags | O_DIRECT) == 0;
   memset(block, 'x', sizeof block);
   for (size_t i = 0; i < count; i++) {
     off_t off = (off_t)((i * sizeof block) % FLOOR_FILE_BYTES);
@@ -162,7 +166,7 @@ int bench_floor_measure(const char *dir, size_t count,
   double *hops = calloc(count, sizeof *hops);
   double *syncs = calloc(count, sizeof *syncs);
   int rv = hops == NULL || syncs == NULL || measure_hops(hops, count) != 0 ||
-           measure_syncs(dir, syncs, count) != 0;
+           measure_syncs(dir, syncs, count, &out->sync_direct) != 0;
   if (rv == 0) {
     out->hop_p50_us = percentile(hops, count, 0.5);
     out->hop_p99_us = percentile(hops, count, 0.99);

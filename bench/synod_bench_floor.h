@@ -11,8 +11,11 @@
 struct bench_floor {
   double hop_p50_us; /* TCP on 127.0.0.1, process to process, with epoll */
   double hop_p99_us;
-  double sync_p50_us; /* 4 KiB pwrite + fdatasync, preallocated file */
+  /* 4 KiB pwrite + fdatasync of a preallocated file, with O_DIRECT where
+   * the filesystem allows it (as synod's write-ahead file). */
+  double sync_p50_us;
   double sync_p99_us;
+  int sync_direct;
   double write_p50_us; /* 4 x hop + sync */
 };
 
