@@ -28,9 +28,10 @@
 #define STORE_MAP_SIZE_MAX_BYTES_DEFAULT ((size_t)64 << 30)
 #define STORE_SNAPSHOT_CHUNK_BYTES_DEFAULT ((size_t)1 << 20)
 /* The write-ahead file (see wal.c): its size bounds the log writes that
- * wait in it for a checkpoint into LMDB. */
+ * wait in it for a checkpoint into LMDB. The store keeps a copy of it in
+ * memory, so it costs as much memory as disk. */
 #define STORE_WAL_BYTES_DEFAULT ((size_t)2 << 20)
-#define STORE_WAL_BYTES_MAX ((size_t)1 << 30)
+#define STORE_WAL_BYTES_MAX ((size_t)256 << 20)
 
 struct MDB_env;
 struct store_snapshot_reader;

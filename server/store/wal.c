@@ -382,15 +382,17 @@ static int wal_pwrite_all(int fd, const uint8_t *p, size_t len, off_t off) {
 }
 
 /* Writes through the page cache from now on: the filesystem took the
- * O_DIRECT flag but refuses its writes (err). */
-static void wal_drop_direct(struct store *s, int err) {
+ * O_DIRECT flag but refuses its writes (err). Returns -1 with errno if
+ * the flag cannot be cleared. */
+static int wal_drop_direct(struct store *s, int err) {
+  int flags = fcntl(s->wal_fd, F_GETFL);
+  if (flags < 0 || fcntl(s->wal_fd, F_SETFL, flags & ~O_DIRECT) != 0) {
+    return -1;
+  }
   log_warn("store", "wal: direct write refused (%s): writing through the "
            "page cache", strerror(err));
-  int flags = fcntl(s->wal_fd, F_GETFL);
-  if (flags >= 0) {
-    fcntl(s->wal_fd, F_SETFL, flags & ~O_DIRECT);
-  }
   s->wal_direct = false;
+  return 0;
 }
 
 int store_wal_write(struct store *s, const struct store_batch *b) {
@@ -403,8 +405,8 @@ int store_wal_write(struct store *s, const struct store_batch *b) {
   uint8_t *rec = s->wal_mem + s->wal_off;
   wal_encode(s, b, s->wal_seq + 1, rec, len);
   rv = wal_pwrite_all(s->wal_fd, rec, len, (off_t)s->wal_off);
-  if (rv != 0 && errno == EINVAL && s->wal_direct) {
-    wal_drop_direct(s, errno);
+  if (rv != 0 && errno == EINVAL && s->wal_direct &&
+      wal_drop_direct(s, errno) == 0) {
     rv = wal_pwrite_all(s->wal_fd, rec, len, (off_t)s->wal_off);
   }
   if (rv != 0) {
