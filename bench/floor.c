@@ -37,8 +37,7 @@ int main(int argc, char **argv) {
          "p50 %.1f us, p99 %.1f us\n",
          f.hop_p50_us, f.hop_p99_us);
   printf("4 KiB pwrite%s + fdatasync in %s: p50 %.1f us, p99 %.1f us\n",
-         f.sync_direct ? " (O_DIRECT)" : "", dir, f.sync_p50_us,
-         f.sync_p99_us);
+         f.sync_direct ? " (O_DIRECT)" : "", dir, f.sync_p50_us, f.sync_p99_us);
   printf("floor of a replicated write from one client (4 hops + 1 sync): "
          "p50 %.0f us\n",
          f.write_p50_us);

@@ -389,8 +389,10 @@ static int wal_drop_direct(struct store *s, int err) {
   if (flags < 0 || fcntl(s->wal_fd, F_SETFL, flags & ~O_DIRECT) != 0) {
     return -1;
   }
-  log_warn("store", "wal: direct write refused (%s): writing through the "
-           "page cache", strerror(err));
+  log_warn("store",
+           "wal: direct write refused (%s): writing through the "
+           "page cache",
+           strerror(err));
   s->wal_direct = false;
   return 0;
 }
@@ -541,8 +543,10 @@ static void wal_try_direct(struct store *s, const char *path) {
   s->wal_direct =
       flags >= 0 && fcntl(s->wal_fd, F_SETFL, flags | O_DIRECT) == 0;
   if (!s->wal_direct) {
-    log_info("store", "wal: %s cannot be written with O_DIRECT (%s): writing "
-             "through the page cache", path, strerror(errno));
+    log_info("store",
+             "wal: %s cannot be written with O_DIRECT (%s): writing "
+             "through the page cache",
+             path, strerror(errno));
   }
 }
 

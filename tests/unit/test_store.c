@@ -1325,7 +1325,7 @@ static bool wal_fd_direct(void) {
 
 START_TEST(wal_records_are_replayed_after_a_crash) {
   size_t off = die_after(write_log_hard_state_and_config, NULL);
-  ck_assert_uint_gt(off, 0); /* the writes were in the file, not LMDB */
+  ck_assert_uint_gt(off, 0);        /* the writes were in the file, not LMDB */
   ck_assert_uint_eq(off % 4096, 0); /* records fill whole blocks */
   ck_assert_uint_eq(st.wal_off, 0);
   wal_fd_direct();
@@ -1479,8 +1479,10 @@ END_TEST
 START_TEST(wal_write_refused_direct_goes_through_the_page_cache) {
   ck_assert_int_eq(append_range(1, 10, 1), 0);
   if (!wal_fd_direct()) {
-    fprintf(stderr, "wal_write_refused_direct_goes_through_the_page_cache: "
-                    "skipped, %s takes no O_DIRECT\n", dir);
+    fprintf(stderr,
+            "wal_write_refused_direct_goes_through_the_page_cache: "
+            "skipped, %s takes no O_DIRECT\n",
+            dir);
     return;
   }
   atomic_store(&fault_write_once, true);
