@@ -199,6 +199,13 @@ static bool conn_frame_cb(struct stream *s, const uint8_t *p, size_t n) {
     return false;
   }
   bool ok = c->hello_done || conn_check_hello(c, req);
+  if (ok && req->body_case == SYNOD__REQUEST__BODY__NOT_SET) {
+    /* A body this server does not know (a newer client), or none. */
+    snprintf(why, sizeof why, "request %llu has no body this server knows",
+             (unsigned long long)req->id);
+    conn_refuse(c, req->id, SYNOD_EPROTO, why);
+    ok = false;
+  }
   if (ok) {
     net->stats.requests++;
     net->opts.request_cb(net->opts.arg, c->id, req);

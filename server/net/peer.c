@@ -40,6 +40,7 @@ struct peer_link {
 struct peer_dial {
   struct peer_net *net;
   char address[PEER_ADDRESS_MAX];
+  char name[PEER_NAME_MAX]; /* expected there; "" if unknown */
   char host[PEER_ADDRESS_MAX];
   char port[8];
   uint64_t id; /* learnt from the first handshake */
@@ -233,6 +234,15 @@ static const char *hello_check(struct peer_conn *c,
   } else if (h->id == 0 || h->id == net->opts.id) {
     snprintf(why, len, "replica '%.64s' claims id %llu", h->name,
              (unsigned long long)h->id);
+  } else if (net->opts.id_of != NULL &&
+             (h->incarnation.len != PEER_INCARNATION_BYTES ||
+              net->opts.id_of(h->name, h->incarnation.data) != h->id)) {
+    snprintf(why, len, "replica '%.64s' claims id %llu, not its name's",
+             h->name, (unsigned long long)h->id);
+  } else if (c->dial != NULL && c->dial->name[0] != '\0' &&
+             strcmp(c->dial->name, h->name) != 0) {
+    snprintf(why, len, "replica at %s says it is '%.64s', we expect '%s'",
+             c->dial->address, h->name, c->dial->name);
   } else if (c->dial != NULL && c->dial->id != 0 && c->dial->id != h->id) {
     /* A new incarnation behind a known address is fine: learn it. */
     c->dial->id = h->id;
@@ -245,7 +255,7 @@ static const char *hello_check(struct peer_conn *c,
 
 static bool conn_on_hello(struct peer_conn *c,
                           const Synod__Peer__PeerMessage *pb) {
-  char why[256];
+  char why[512];
   if (pb->body_case != SYNOD__PEER__PEER_MESSAGE__BODY_HELLO) {
     conn_refuse(c, "first frame is not a hello");
     return false;
@@ -497,7 +507,7 @@ static void dial_timer_close_cb(uv_handle_t *h) {
   net_handle_closed(net);
 }
 
-int peer_net_dial(struct peer_net *net, const char *address) {
+int peer_net_dial(struct peer_net *net, const char *address, const char *name) {
   uint16_t port;
   struct peer_dial *d;
   for (d = net->dials; d != NULL; d = d->next) {
@@ -510,11 +520,13 @@ int peer_net_dial(struct peer_net *net, const char *address) {
     return SYNOD_ENOMEM;
   }
   if (strlen(address) >= sizeof d->address ||
+      (name != NULL && strlen(name) >= sizeof d->name) ||
       peer_address_parse(address, d->host, &port) != 0) {
     free(d);
     return SYNOD_EINVAL;
   }
   snprintf(d->address, sizeof d->address, "%s", address);
+  snprintf(d->name, sizeof d->name, "%s", name != NULL ? name : "");
   snprintf(d->port, sizeof d->port, "%u", port);
   d->net = net;
   d->backoff_ms = net->opts.backoff_min_ms;

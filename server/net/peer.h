@@ -48,6 +48,10 @@ typedef void (*peer_net_state_cb)(void *arg, uint64_t id, bool up,
  * term) just before it is sent. */
 typedef void (*peer_net_hello_cb)(void *arg, Synod__Peer__PeerHello *hello);
 
+/* The id a replica of this name and incarnation must have. */
+typedef uint64_t (*peer_net_id_fn)(const char *name,
+                                   const uint8_t *incarnation);
+
 struct peer_net_options {
   uv_loop_t *loop;
   uint64_t id; /* ours, non-zero */
@@ -65,6 +69,9 @@ struct peer_net_options {
   peer_net_link_cb link_cb;
   peer_net_state_cb state_cb;
   peer_net_hello_cb hello_cb; /* optional */
+  /* Optional: a handshake whose id is not id_of(name, incarnation) is
+   * refused (a replica claiming another's name). */
+  peer_net_id_fn id_of;
   void *arg;
 };
 
@@ -83,9 +90,11 @@ void peer_net_stop(struct peer_net *net);
 const char *peer_net_listen_address(const struct peer_net *net);
 
 /* Keeps a connection to `address` open, redialling with backoff while it is
- * down. Adding an address twice is a no-op. Returns 0, SYNOD_EINVAL for a
- * malformed address, SYNOD_ENOMEM. */
-int peer_net_dial(struct peer_net *net, const char *address);
+ * down. `name`, if not NULL, is the replica expected there: one that says
+ * another name in its handshake is refused. Adding an address twice is a
+ * no-op (the first call's name stays). Returns 0, SYNOD_EINVAL for a
+ * malformed address or name, SYNOD_ENOMEM. */
+int peer_net_dial(struct peer_net *net, const char *address, const char *name);
 
 /* Stops dialling `address` and closes its connection, if any. */
 void peer_net_undial(struct peer_net *net, const char *address);

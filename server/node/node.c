@@ -379,6 +379,7 @@ static int node_start_nets(struct node *n, char *errmsg) {
       .link_cb = node_peer_link_cb,
       .state_cb = node_peer_state_cb,
       .hello_cb = node_peer_hello_cb,
+      .id_of = bootstrap_id,
       .arg = n,
   };
   memcpy(po.incarnation, n->incarnation, sizeof po.incarnation);
@@ -400,7 +401,8 @@ static int node_start_nets(struct node *n, char *errmsg) {
   }
   for (size_t i = 0; i < n->opts.peers_n; i++) {
     if (strcmp(n->peers[i].name, n->name) != 0 &&
-        peer_net_dial(n->peer_net, n->peers[i].address) != 0) {
+        peer_net_dial(n->peer_net, n->peers[i].address, n->peers[i].name) !=
+            0) {
       errmsg_set(errmsg, "node: peer %s has a bad address '%s'",
                  n->peers[i].name, n->peers[i].address);
       return SYNOD_EINVAL;
@@ -597,7 +599,7 @@ void node_discovered(struct node *n, const struct node_peer *peers,
         strcmp(peers[i].address, n->advertise_peer) == 0) {
       continue; /* ourselves */
     }
-    if (peer_net_dial(n->peer_net, peers[i].address) != 0) {
+    if (peer_net_dial(n->peer_net, peers[i].address, NULL) != 0) {
       log_warn("node", "discovery: %s has a bad address '%s'", peers[i].name,
                peers[i].address);
       continue;

@@ -1,5 +1,6 @@
 /* Bad input on both ports of a real replica: garbage, oversized frames, a
- * request before the handshake, a peer from another cluster. Each gets an
+ * request before the handshake, a request of an unknown type, a peer from
+ * another cluster, a peer claiming another replica's name. Each gets an
  * answer where the protocol has one, the connection is closed, the
  * replica logs the remote address, and the cluster keeps serving. */
 #include <arpa/inet.h>
@@ -126,9 +127,31 @@ static void client_port_cases(const char *addr) {
   send_all(fd, junk, n);
   n = read_until_closed(fd, buf, sizeof buf, "client request before hello");
   expect_error(buf, n, SYNOD_EPROTO, "client request before hello");
+
+  /* After the hello, a request whose body is of a type the server does not
+   * know (field 999, as a newer client might send). */
+  Synod__Hello hello = SYNOD__HELLO__INIT;
+  hello.protocol_version = SYNOD__PROTOCOL_VERSION__PROTOCOL_VERSION_CURRENT;
+  r = (Synod__Request)SYNOD__REQUEST__INIT;
+  r.id = 1;
+  r.body_case = SYNOD__REQUEST__BODY_HELLO;
+  r.hello = &hello;
+  frame_of(&r.base, junk, sizeof junk, &n);
+  static const uint8_t unknown[] = {0,    0,    0,   5, 0x08, 0x02, /* id 2 */
+                                    0xBA, 0x3E, 0x00}; /* field 999: "" */
+  memcpy(junk + n, unknown, sizeof unknown);
+  fd = dial(addr);
+  send_all(fd, junk, n + sizeof unknown);
+  n = read_until_closed(fd, buf, sizeof buf, "client unknown request type");
+  CHECK(n >= 4, "unknown request type: no answer to the hello");
+  size_t first = 4 + ((size_t)buf[0] << 24 | (size_t)buf[1] << 16 |
+                      (size_t)buf[2] << 8 | buf[3]);
+  CHECK(n >= first, "unknown request type: a truncated answer to the hello");
+  expect_error(buf + first, n - first, SYNOD_EPROTO,
+               "client unknown request type");
 }
 
-static void peer_port_cases(const char *addr) {
+static void peer_port_cases(const char *addr, const char *impostor_of) {
   uint8_t buf[256], junk[2048];
   size_t n;
   memset(junk, 0xA5, sizeof junk);
@@ -150,6 +173,18 @@ static void peer_port_cases(const char *addr) {
   send_all(fd, junk, n);
   read_until_closed(fd, buf, sizeof buf, "peer from another cluster");
   printf("  peer from another cluster: closed\n");
+
+  /* Our cluster, a real replica's name, an id that is not that name's. */
+  static const uint8_t incarnation[16] = {7};
+  h.cluster_id = "synod";
+  h.name = (char *)impostor_of;
+  h.incarnation.data = (uint8_t *)incarnation;
+  h.incarnation.len = sizeof incarnation;
+  frame_of(&pm.base, junk, sizeof junk, &n);
+  fd = dial(addr);
+  send_all(fd, junk, n);
+  read_until_closed(fd, buf, sizeof buf, "peer claiming another's name");
+  printf("  peer claiming to be %s with id 12345: closed\n", impostor_of);
 }
 
 int main(void) {
@@ -168,7 +203,7 @@ int main(void) {
          c.nodes[victim].client, c.nodes[victim].peer);
   client_port_cases(c.nodes[victim].client);
   client_port_cases(c.nodes[leader].client);
-  peer_port_cases(c.nodes[victim].peer);
+  peer_port_cases(c.nodes[victim].peer, c.nodes[leader].name);
 
   /* Still serving: a write through the cluster and the victim's status. */
   struct synod_options o;
@@ -190,6 +225,10 @@ int main(void) {
   char *log = test_slurp(c.nodes[victim].log);
   CHECK(strstr(log, "refused 127.0.0.1:") != NULL,
         "the replica did not log the remote address of what it refused");
+  CHECK(strstr(log, "not its name's") != NULL,
+        "the replica did not log the peer that claimed another's name");
+  CHECK(strstr(log, "has no body this server knows") != NULL,
+        "the replica did not log the request of an unknown type");
   free(log);
   cluster_stop(&c);
   printf("1 passed, 0 failed\n");

@@ -571,6 +571,9 @@ static bool fx_run_until(struct net_fixture *fx,
   return ok;
 }
 
+/* The id_of option of the nets fx_start() makes; NULL: none. */
+static peer_net_id_fn fx_id_of;
+
 static void fx_start(struct net_fixture *fx, const char *cluster[NETS + 1]) {
   char err[SYNOD_ERRMSG_MAX];
   memset(fx, 0, sizeof *fx);
@@ -587,6 +590,7 @@ static void fx_start(struct net_fixture *fx, const char *cluster[NETS + 1]) {
                                  .listen_address = "127.0.0.1:0",
                                  .recv_cb = fx_recv_cb,
                                  .state_cb = fx_state_cbs[id],
+                                 .id_of = fx_id_of,
                                  .arg = fx,
                                  .backoff_min_ms = 10,
                                  .backoff_max_ms = 50};
@@ -598,8 +602,10 @@ static void fx_dial_all(struct net_fixture *fx) {
   for (int i = 1; i <= NETS; i++) {
     for (int j = 1; j <= NETS; j++) {
       if (i != j) {
-        ck_assert_int_eq(
-            peer_net_dial(fx->net[i], peer_net_listen_address(fx->net[j])), 0);
+        ck_assert_int_eq(peer_net_dial(fx->net[i],
+                                       peer_net_listen_address(fx->net[j]),
+                                       NULL),
+                         0);
       }
     }
   }
@@ -768,6 +774,71 @@ START_TEST(garbage_oversized_and_wrong_cluster_are_refused_others_served) {
   ck_assert_int_eq(peer_net_send(fx.net[1], &m), 0);
   ck_assert(fx_run_until(&fx, fx_got_one, 3000));
   ck_assert_int_eq(fx.up[2][1], 1);
+  fx_stop(&fx);
+}
+END_TEST
+
+static bool fx_link_1_3_up(struct net_fixture *fx);
+
+/* The fixture's ids: "synod-N" is N + 1, whatever the incarnation. */
+static uint64_t fx_id_of_name(const char *name, const uint8_t *incarnation) {
+  (void)incarnation;
+  return strncmp(name, "synod-", 6) == 0 ? (uint64_t)atoi(name + 6) + 1 : 0;
+}
+
+static bool fx_1_refused_one(struct net_fixture *fx) {
+  struct peer_net_stats st;
+  peer_net_stats(fx->net[1], &st);
+  return st.refused >= 1;
+}
+
+/* A replica that answers at an address with another name than the one we
+ * dialled it under, or that claims an id that is not its name's, is
+ * refused; the replicas that are who they say are served. */
+START_TEST(peer_with_another_name_or_id_is_refused) {
+  struct net_fixture fx;
+  fx_id_of = fx_id_of_name;
+  fx_start(&fx, NULL);
+  fx_id_of = NULL;
+  /* 1 expects "synod-7" at 2's address; 2 is synod-1. */
+  ck_assert_int_eq(
+      peer_net_dial(fx.net[1], peer_net_listen_address(fx.net[2]), "synod-7"),
+      0);
+  ck_assert_msg(fx_run_until(&fx, fx_1_refused_one, 3000),
+                "1 took synod-1 at the address it expects synod-7");
+  ck_assert_int_eq(fx.up[1][2], 0);
+  ck_assert_int_eq(
+      peer_net_dial(fx.net[1], peer_net_listen_address(fx.net[3]), "synod-2"),
+      0);
+  ck_assert_msg(
+      fx_run_until(&fx, fx_link_1_3_up, 3000),
+      "the link to the replica that is who 1 expects did not come up");
+
+  /* A hello with the right cluster and a name whose id is another. */
+  const uint8_t incarnation[PEER_INCARNATION_BYTES] = {1};
+  Synod__Peer__PeerMessage pb = SYNOD__PEER__PEER_MESSAGE__INIT;
+  Synod__Peer__PeerHello hello = SYNOD__PEER__PEER_HELLO__INIT;
+  hello.protocol_version = 1;
+  hello.cluster_id = "test";
+  hello.name = "synod-0";
+  hello.id = 77;
+  hello.incarnation.data = (uint8_t *)incarnation;
+  hello.incarnation.len = sizeof incarnation;
+  pb.body_case = SYNOD__PEER__PEER_MESSAGE__BODY_HELLO;
+  pb.hello = &hello;
+  struct frame_buf fb;
+  frame_buf_init(&fb);
+  ck_assert_int_eq(frame_buf_append_msg(&fb, &pb.base, 0), 0);
+  struct raw_client rc;
+  raw_watch = &rc;
+  raw_send(&fx, &rc, peer_net_listen_address(fx.net[3]), fb.data, fb.len);
+  ck_assert_msg(fx_run_until(&fx, raw_closed, 3000),
+                "3 kept a connection from a replica claiming id 77 as synod-0");
+  frame_buf_close(&fb);
+  struct peer_net_stats st;
+  peer_net_stats(fx.net[3], &st);
+  ck_assert_uint_eq(st.refused, 1);
+  ck_assert_int_eq(fx.up[3][1], 1); /* the real synod-0 is still linked */
   fx_stop(&fx);
 }
 END_TEST
@@ -1133,6 +1204,7 @@ static Suite *net_suite(void) {
   tcase_add_test(tc, replicas_dialling_each_other_end_with_one_link_per_pair);
   tcase_add_test(tc,
                  garbage_oversized_and_wrong_cluster_are_refused_others_served);
+  tcase_add_test(tc, peer_with_another_name_or_id_is_refused);
   tcase_add_test(tc, link_comes_back_after_the_peer_restarts);
   tcase_add_test(tc, bad_addresses_are_refused);
   suite_add_tcase(s, tc);
