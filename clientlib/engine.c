@@ -375,9 +375,16 @@ static void on_hello(struct synod_async *a, struct conn *conn,
   a->connect_failures = 0;
   a->ever_connected = true;
   a->conn_error[0] = '\0';
-  if (resp->hello->leader_name[0] != '\0') {
-    snprintf(a->leader_name, sizeof a->leader_name, "%s",
-             resp->hello->leader_name);
+  const Synod__HelloReply *h = resp->hello;
+  if (h->leader_name[0] != '\0' &&
+      (strcmp(h->leader_name, a->leader_name) != 0 ||
+       h->term > a->leader_term)) {
+    snprintf(a->leader_name, sizeof a->leader_name, "%s", h->leader_name);
+    a->leader_term = h->term > a->leader_term ? h->term : a->leader_term;
+    if (a->opts.leader_cb != NULL) {
+      a->opts.leader_cb(a->opts.cb_arg, h->leader_name, h->leader_address,
+                        a->leader_term);
+    }
   }
   session_on_ready(a);
   observers_on_ready(a);

@@ -111,6 +111,7 @@ static void requests_hello(struct node *n, uint64_t conn_id, uint64_t id) {
   h.cluster_id = n->cluster_id;
   h.leader_name = n->leader ? (char *)node_member_name(n, n->leader) : "";
   h.leader_address = (char *)node_leader_client_address(n);
+  h.term = n->term;
   resp.id = id;
   resp.body_case = SYNOD__RESPONSE__BODY_HELLO;
   resp.hello = &h;
