@@ -1,7 +1,8 @@
 /* synodctl end to end: counters, `lock` from two shells never overlapping
  * with growing fencing tokens, `lock --try` busy, `once` from three
- * "replicas" running once, elect/observe/leader, status --json, and (mock
- * only) a lost lock stopping its command with exit 76.
+ * "replicas" running once, elect/observe/leader, status (text and --json),
+ * (mock only) a lost lock stopping its command with exit 76, and (cluster
+ * only) `synodctl dev` starting and stopping a cluster of its own.
  *
  *   test_synodctl mock      against mock_synodd (one fake replica)
  *   test_synodctl cluster   against 3 real synodd (exit 77 = skipped while
@@ -74,7 +75,21 @@ static void scenario_counters(void) {
   CHECK(strcmp(out, "9\n") == 0, "cas printed '%s'", out);
   free(out);
   CHECK(ctl("c6", "counter bogus c", NULL) == 2, "usage error expected");
-  printf("ok counters\n");
+  CHECK(ctl("c7", "counter set c2 3", NULL) == 0, "set c2");
+  CHECK(ctl("c8", "counter list c", &out) == 0, "%s", out);
+  CHECK(strcmp(out, "c\t9\nc2\t3\n") == 0, "list printed '%s'", out);
+  free(out);
+  CHECK(ctl("c9", "counter delete c2", &out) == 0, "%s", out);
+  CHECK(strcmp(out, "deleted\n") == 0, "delete printed '%s'", out);
+  free(out);
+  CHECK(ctl("c10", "counter delete c2", &out) == 0, "%s", out);
+  CHECK(strcmp(out, "did not exist\n") == 0, "delete again printed '%s'", out);
+  free(out);
+  CHECK(ctl("c11", "--json counter list c", &out) == 0, "%s", out);
+  CHECK(strstr(out, "\"c2\"") == NULL && strstr(out, "\"c\"") != NULL,
+        "list after the delete: %s", out);
+  free(out);
+  printf("ok counters (get set add cas delete list)\n");
 }
 
 /* Two shells each run three locked commands that log start and end with
@@ -219,7 +234,62 @@ static void scenario_status_json(void) {
   CHECK(ctl("status", "status --json", &out) == 0, "%s", out);
   CHECK(strstr(out, "\"role\":\"leader\"") != NULL, "status: %s", out);
   free(out);
-  printf("ok status --json\n");
+  CHECK(ctl("status-text", "status", &out) == 0, "%s", out);
+  CHECK(strstr(out, "ENDPOINT") != NULL && strstr(out, "leader") != NULL,
+        "human-readable status: %s", out);
+  free(out);
+  printf("ok status and status --json\n");
+}
+
+/* `synodctl dev` (what `make run` starts): three replicas, the banner
+ * with their endpoints, a counter through them, Ctrl-C stops them all. */
+static void scenario_dev(const char *synodd) {
+  struct cluster c;
+  char cmd[4096], out[PATH_MAX + 16], want[512];
+  cluster_init(&c, 3, synodd); /* ports and a directory; starts nothing */
+  unsigned base = (unsigned)atoi(strrchr(c.nodes[0].client, ':') + 1);
+  fmt(out, sizeof out, "%s/dev.out", dir);
+  fmt(cmd, sizeof cmd,
+      "exec '%s' dev --replicas 3 --dir '%s/dev' --base-port %u", synodctl,
+      c.dir, base);
+  char *argv[] = {"sh", "-c", cmd, NULL};
+  pid_t dev = test_spawn(argv, out);
+  test_wait_file(out, "Ctrl-C stops the cluster.", 60000);
+  char *text = test_slurp(out);
+  fmt(want, sizeof want, "export SYNOD_ENDPOINTS=%s", c.endpoints);
+  CHECK(strstr(text, want) != NULL, "no '%s' in the banner:\n%s", want, text);
+  pid_t pids[3] = {0};
+  const char *p = text;
+  for (int i = 0; i < 3; i++) {
+    p = strstr(p, " pid ");
+    CHECK(p != NULL, "replica %d's pid is not in the output:\n%s", i, text);
+    pids[i] = (pid_t)atoi(p + 5);
+    p += 5;
+    CHECK(pids[i] > 0 && kill(pids[i], 0) == 0, "replica pid %d is not running",
+          (int)pids[i]);
+  }
+  free(text);
+
+  char saved[sizeof endpoints];
+  fmt(saved, sizeof saved, "%s", endpoints);
+  fmt(endpoints, sizeof endpoints, "%s", c.endpoints);
+  char *got;
+  CHECK(ctl("dev-add", "counter add dev-hits 1", &got) == 0, "%s", got);
+  CHECK(strcmp(got, "1\n") == 0, "add on the dev cluster printed '%s'", got);
+  free(got);
+  fmt(endpoints, sizeof endpoints, "%s", saved);
+
+  kill(dev, SIGINT);
+  int code = test_wait(dev, 30000, "synodctl dev after SIGINT");
+  CHECK(code == 0, "synodctl dev exited %d after SIGINT", code);
+  for (int i = 0; i < 3; i++) {
+    CHECK(kill(pids[i], 0) != 0, "replica pid %d outlived synodctl dev",
+          (int)pids[i]);
+  }
+  text = test_slurp(out);
+  CHECK(strstr(text, "stopping...") != NULL, "no 'stopping...':\n%s", text);
+  free(text);
+  printf("ok synodctl dev: 3 replicas, banner, a counter, Ctrl-C stops them\n");
 }
 
 /* The fake server stops acknowledging keepalives: the lock is lost, the
@@ -285,6 +355,7 @@ int main(int argc, char **argv) {
     CHECK(test_wait(mock_pid, 10000, "mock_synodd") == 0, "mock exit");
   } else {
     cluster_stop(&c);
+    scenario_dev(synodd);
   }
   printf("PASS\n");
   return 0;
