@@ -5,12 +5,15 @@ BUILD_ASAN ?= build-asan
 JOBS       ?= $(shell nproc)
 CMAKE_ARGS ?=
 
-.PHONY: all deps build build-asan run test test-asan test-fast bench clean
+.PHONY: all deps deps-test build build-asan run test test-asan test-fast bench clean
 
 all: build
 
 deps:
 	@bash scripts/deps.sh
+
+deps-test:
+	@bash scripts/deps.sh --test
 
 build: deps
 	@cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo $(CMAKE_ARGS) >/dev/null
@@ -27,11 +30,11 @@ run: build
 # Every test: unit tests under ASan+UBSan first, then everything (unit,
 # valgrind, simulation, integration) in the plain build. ctest's closing
 # lines give the count.
-test: build-asan build
+test: deps-test build-asan build
 	@cd $(BUILD_ASAN) && ctest -L 'unit|sim' --output-on-failure -j $(JOBS)
 	@cd $(BUILD) && ctest --output-on-failure -j $(JOBS)
 
-test-fast: build
+test-fast: deps-test build
 	@cd $(BUILD) && ctest -L unit --output-on-failure -j $(JOBS)
 
 # synod against etcd 3.4, side by side (bench/README.md). Builds only

@@ -1,7 +1,12 @@
 #!/usr/bin/env bash
-# Installs the Debian packages synod builds and tests with, if any is missing.
+# Installs the Debian packages synod builds with, if any is missing; with
+# --test, also what only the tests use (valgrind, openssl, node and npm with
+# the manifest validator), so `make run` never waits on the npm registry.
 # Idempotent and quiet when everything is present. Run as root (or via sudo).
 set -euo pipefail
+
+for_tests=0
+[[ "${1:-}" == "--test" ]] && for_tests=1
 
 pkgs=(
   build-essential cmake pkg-config   # compiler, build system
@@ -11,11 +16,14 @@ pkgs=(
   libprotobuf-c-dev protobuf-c-compiler  # wire schema and its C code generator (proto/)
   libcurl4-openssl-dev               # Kubernetes API discovery (server/discovery)
   libjansson-dev                     # JSON: Kubernetes API replies, --json output
-  check                              # unit test framework (tests/unit)
-  valgrind                           # memory checking of the unit tests
-  openssl                            # test certificates for the discovery tests
+  check                              # unit test framework (tests/unit; built with the rest)
   libssl-dev                         # the fake Kubernetes API (HTTPS) in tests/integration
 )
+test_pkgs=(
+  valgrind                           # memory checking of the unit tests
+  openssl                            # test certificates for the discovery tests
+)
+[[ $for_tests -eq 1 ]] && pkgs+=("${test_pkgs[@]}")
 
 missing=()
 for p in "${pkgs[@]}"; do
@@ -24,7 +32,9 @@ for p in "${pkgs[@]}"; do
 done
 # node and npm run the Kubernetes manifest checks (tests/k8s). A node that
 # is already installed (from any source, which may bundle npm) is kept.
-command -v npm >/dev/null 2>&1 || missing+=(nodejs npm)
+if [[ $for_tests -eq 1 ]]; then
+  command -v npm >/dev/null 2>&1 || missing+=(nodejs npm)
+fi
 
 SUDO=""
 [[ $(id -u) -eq 0 ]] || SUDO=sudo
@@ -38,7 +48,7 @@ fi
 # The manifest validator (npm kubernetes-models, yaml), pinned by
 # tests/k8s/package-lock.json, into tests/k8s/node_modules (git-ignored).
 k8s_tests="$(cd "$(dirname "$0")/.." && pwd)/tests/k8s"
-if [[ ! -f "$k8s_tests/node_modules/.package-lock.json" ||
+if [[ $for_tests -eq 1 ]] && [[ ! -f "$k8s_tests/node_modules/.package-lock.json" ||
       "$k8s_tests/package-lock.json" -nt "$k8s_tests/node_modules/.package-lock.json" ]]; then
   echo "deps: npm ci in $k8s_tests"
   (cd "$k8s_tests" && npm ci --no-audit --no-fund --loglevel=error >/dev/null)
