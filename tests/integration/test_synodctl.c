@@ -314,6 +314,51 @@ static void scenario_lock_lost(pid_t mock) {
   printf("ok lost lock stops the command, exit 76\n");
 }
 
+/* synodd configured by SYNOD_* variables alone, synodctl by
+ * SYNOD_ENDPOINTS alone: a one-replica cluster that serves a counter and
+ * exits 0 on SIGTERM. */
+static void scenario_env_config(const char *synodd) {
+  struct cluster c;
+  char log[PATH_MAX + 16], out[PATH_MAX + 16], cmd[4096];
+  char v_name[64], v_data[PATH_MAX + 16], v_client[64], v_peer[64];
+  char v_peers[160];
+  cluster_init(&c, 1, synodd); /* ports and a directory; starts nothing */
+  fmt(log, sizeof log, "%s/env-synodd.log", dir);
+  fmt(v_name, sizeof v_name, "SYNOD_NAME=%s", c.nodes[0].name);
+  fmt(v_data, sizeof v_data, "SYNOD_DATA=%s", c.nodes[0].data);
+  fmt(v_client, sizeof v_client, "SYNOD_CLIENT=%s", c.nodes[0].client);
+  fmt(v_peer, sizeof v_peer, "SYNOD_PEER=%s", c.nodes[0].peer);
+  fmt(v_peers, sizeof v_peers, "SYNOD_PEERS=%s=%s", c.nodes[0].name,
+      c.nodes[0].peer);
+  char *argv[] = {"env",
+                  v_name,
+                  v_data,
+                  v_client,
+                  v_peer,
+                  v_peers,
+                  "SYNOD_LOG_LEVEL=debug",
+                  (char *)synodd,
+                  NULL};
+  c.nodes[0].pid = test_spawn(argv, log);
+  cluster_wait_leader(&c, 30000);
+  fmt(out, sizeof out, "%s/env-add.out", dir);
+  fmt(cmd, sizeof cmd, "SYNOD_ENDPOINTS=%s '%s' counter add env-set 3",
+      c.endpoints, synodctl);
+  CHECK(test_sh(cmd, out, 30000) == 0, "synodctl by SYNOD_ENDPOINTS failed");
+  char *text = test_slurp(out);
+  CHECK(strcmp(text, "3\n") == 0, "add printed '%s'", text);
+  free(text);
+  text = test_slurp(log);
+  CHECK(strstr(text, " DEBUG ") != NULL,
+        "SYNOD_LOG_LEVEL=debug did not take (log %s)", log);
+  free(text);
+  kill(c.nodes[0].pid, SIGTERM);
+  int code = test_wait(c.nodes[0].pid, 30000, "synodd on SIGTERM");
+  c.nodes[0].pid = 0;
+  CHECK(code == 0, "synodd exited %d on SIGTERM (log %s)", code, log);
+  printf("ok synodd from SYNOD_* variables, synodctl from SYNOD_ENDPOINTS\n");
+}
+
 int main(int argc, char **argv) {
   bool mock = argc > 1 && strcmp(argv[1], "mock") == 0;
   char why[256], synodd[PATH_MAX], addr_file[PATH_MAX + 16];
@@ -356,6 +401,7 @@ int main(int argc, char **argv) {
   } else {
     cluster_stop(&c);
     scenario_dev(synodd);
+    scenario_env_config(synodd);
   }
   printf("PASS\n");
   return 0;
