@@ -132,6 +132,8 @@ static int status_from_pb(const Synod__StatusReply *pb,
   out->last_index = pb->last_index;
   out->snapshot_index = pb->snapshot_index;
   out->snapshot_bytes = pb->snapshot_bytes;
+  out->log_syncs = pb->log_syncs;
+  out->log_synced_entries = pb->log_synced_entries;
   out->digest = pb->digest;
   if (pb->n_members > 0) {
     out->members = calloc(pb->n_members, sizeof *out->members);

@@ -84,13 +84,15 @@ json_t *ctl_status_json(const char *endpoint, const struct synod_status *st) {
                            m->role, "match_index", (json_int_t)m->match_index));
   }
   return json_pack(
-      "{s:s, s:s, s:s, s:I, s:s, s:I, s:I, s:I, s:I, s:s, s:o}", "endpoint",
-      endpoint ? endpoint : "", "name", st->name, "role", st->role, "term",
-      (json_int_t)st->term, "leader", st->leader_name, "commit_index",
+      "{s:s, s:s, s:s, s:I, s:s, s:I, s:I, s:I, s:I, s:I, s:I, s:s, s:o}",
+      "endpoint", endpoint ? endpoint : "", "name", st->name, "role", st->role,
+      "term", (json_int_t)st->term, "leader", st->leader_name, "commit_index",
       (json_int_t)st->commit_index, "applied_index",
       (json_int_t)st->applied_index, "last_index", (json_int_t)st->last_index,
-      "snapshot_index", (json_int_t)st->snapshot_index, "version", st->version,
-      "members", members);
+      "snapshot_index", (json_int_t)st->snapshot_index, "log_syncs",
+      (json_int_t)st->log_syncs, "log_synced_entries",
+      (json_int_t)st->log_synced_entries, "version", st->version, "members",
+      members);
 }
 
 json_t *ctl_election_json(const struct synod_election_info *info) {

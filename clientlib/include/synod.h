@@ -211,6 +211,10 @@ struct synod_status {
   uint64_t last_index;
   uint64_t snapshot_index;
   uint64_t snapshot_bytes;
+  /* Since the replica started: log writes that went to disk (one sync
+   * each) and the entries they carried; their ratio is the group commit. */
+  uint64_t log_syncs;
+  uint64_t log_synced_entries;
   /* With SYNOD_STATUS_DIGEST: a digest of the state machine at
    * applied_index; two replicas at one applied index must agree. */
   uint64_t digest;

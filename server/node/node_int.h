@@ -65,6 +65,9 @@ struct persist {
   /* The core's latest hard state; unsaved = not yet in any batch. */
   struct core_hard_state latest;
   bool latest_unsaved;
+  /* Since start: batches that went to disk, and the entries in them. */
+  uint64_t syncs;
+  uint64_t synced_entries;
 };
 
 /* ------------------------------------------------------------- pending */

@@ -351,6 +351,10 @@ static void persist_complete(struct node *n) {
     p->durable_term = b->hard_state.term;
     p->durable_vote = b->hard_state.vote;
   }
+  if (batch_has_writes(b)) {
+    p->syncs++;
+    p->synced_entries += b->entries_n;
+  }
   for (uint32_t i = 0; i < b->msgs_n; i++) {
     persist_send(n, &b->msgs[i]);
   }

@@ -175,6 +175,8 @@ static void requests_status(struct node *n, uint64_t conn_id, uint64_t id,
   st.last_index = core_last_index(n->core);
   st.snapshot_index = n->snap_meta.index;
   st.snapshot_bytes = n->snap_len;
+  st.log_syncs = n->persist.syncs;
+  st.log_synced_entries = n->persist.synced_entries;
   st.digest = want_digest ? fsm_digest(n->fsm) : 0;
   st.n_members = k;
   st.members = mp;

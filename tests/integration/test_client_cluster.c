@@ -70,12 +70,13 @@ static void scenario_basics(const struct cluster *c) {
   printf("ok basics\n");
 }
 
-/* One adder process: its own client, ADDS increments, exit 0 if all
- * succeeded. Timeouts are long: a failover must not fail a request. */
-static void adder(const struct cluster *c) {
+/* One adder process: its own client, `adds` increments of `name`, exit 0
+ * if all succeeded. Timeouts are long: a failover must not fail a
+ * request. */
+static void adder(const struct cluster *c, const char *name, int adds) {
   struct synod_client *cl = client(c, 60000);
-  for (int i = 0; i < ADDS; i++) {
-    if (synod_counter_add(cl, "total", 1, 0, NULL) != 0) {
+  for (int i = 0; i < adds; i++) {
+    if (synod_counter_add(cl, name, 1, 0, NULL) != 0) {
       fprintf(stderr, "adder %d: add %d: %s\n", (int)getpid(), i,
               synod_client_errmsg());
       _exit(1);
@@ -107,6 +108,50 @@ static void kill_leader_and_restart(struct cluster *c) {
   cluster_restart(c, leader);
 }
 
+/* Group commit: while one write of the leader's log is syncing, the
+ * requests that arrive go to disk together in the next one, so with
+ * concurrent clients the leader syncs fewer times than it writes entries
+ * (one client would get one entry per sync). */
+static void scenario_group_commit(struct cluster *c) {
+  struct synod_status before, after;
+  struct synod_client *cl = client(c, 30000);
+  pid_t pids[ADDERS];
+  int l = cluster_wait_leader(c, 30000);
+  CHECK(cluster_status(c, l, 0, 10000, &before) == 0, "leader status");
+  fflush(NULL);
+  for (int i = 0; i < ADDERS; i++) {
+    pids[i] = fork();
+    CHECK(pids[i] >= 0, "fork");
+    if (pids[i] == 0) {
+      adder(c, "group-commit", 500);
+    }
+    test_track(pids[i]);
+  }
+  for (int i = 0; i < ADDERS; i++) {
+    CHECK(test_wait(pids[i], 120000, "adder") == 0, "an adder failed");
+  }
+  CHECK(counter(cl, "group-commit") == ADDERS * 500, "group-commit is %" PRId64,
+        counter(cl, "group-commit"));
+  CHECK(cluster_status(c, l, 0, 10000, &after) == 0, "leader status");
+  CHECK(strcmp(after.role, "leader") == 0 && after.term == before.term,
+        "%s lost the lead during the run", c->nodes[l].name);
+  uint64_t syncs = after.log_syncs - before.log_syncs;
+  uint64_t entries = after.log_synced_entries - before.log_synced_entries;
+  CHECK(syncs > 0 && entries >= ADDERS * 500,
+        "the leader synced %" PRIu64 " entries in %" PRIu64 " writes for %d "
+        "adds",
+        entries, syncs, ADDERS * 500);
+  CHECK(entries * 10 >= syncs * 11,
+        "no group commit: %" PRIu64 " entries in %" PRIu64 " syncs", entries,
+        syncs);
+  printf("ok group commit: %d concurrent adders, the leader synced %" PRIu64
+         " entries in %" PRIu64 " writes (%.1f per sync)\n",
+         ADDERS, entries, syncs, (double)entries / (double)syncs);
+  synod_status_free(&before);
+  synod_status_free(&after);
+  synod_client_free(cl);
+}
+
 static void scenario_adders_under_leader_kills(struct cluster *c) {
   struct synod_client *watch = client(c, 30000);
   pid_t pids[ADDERS];
@@ -115,7 +160,7 @@ static void scenario_adders_under_leader_kills(struct cluster *c) {
     pids[i] = fork();
     CHECK(pids[i] >= 0, "fork");
     if (pids[i] == 0) {
-      adder(c);
+      adder(c, "total", ADDS);
     }
     test_track(pids[i]);
   }
@@ -327,6 +372,7 @@ int main(void) {
   cluster_start(&c, 3, synodd);
   cluster_wait_leader(&c, 30000);
   scenario_basics(&c);
+  scenario_group_commit(&c);
   scenario_adders_under_leader_kills(&c);
   scenario_kill_all_keeps_acknowledged(&c);
   scenario_stopped_follower(&c);

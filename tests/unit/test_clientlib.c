@@ -310,6 +310,8 @@ START_TEST(json_shapes_are_stable) {
                             .applied_index = 9,
                             .last_index = 10,
                             .snapshot_index = 0,
+                            .log_syncs = 4,
+                            .log_synced_entries = 12,
                             .members = &mb,
                             .members_count = 1,
                             .version = "0.1.0"};
@@ -317,6 +319,7 @@ START_TEST(json_shapes_are_stable) {
   ck_assert_str_eq(
       s, "{\"applied_index\":9,\"commit_index\":9,\"endpoint\":"
          "\"127.0.0.1:7700\",\"last_index\":10,\"leader\":\"synod-0\","
+         "\"log_synced_entries\":12,\"log_syncs\":4,"
          "\"members\":[{\"client_address\":\"c:1\",\"match_index\":9,"
          "\"name\":\"synod-0\",\"peer_address\":\"p:1\",\"role\":"
          "\"leader\",\"voter\":true}],\"name\":\"synod-0\",\"role\":"
