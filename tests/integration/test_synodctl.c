@@ -58,33 +58,28 @@ static void path_in(const char *name, char *out, size_t len) {
   fmt(out, len, "%s/%s", dir, name);
 }
 
+/* Runs synodctl ARGS: it must exit 0 and print exactly `want`. */
+static void ctl_expect(const char *name, const char *args, const char *want) {
+  char *out;
+  CHECK(ctl(name, args, &out) == 0, "synodctl %s: %s", args, out);
+  CHECK(strcmp(out, want) == 0, "synodctl %s printed '%s', want '%s'", args,
+        out, want);
+  free(out);
+}
+
 static void scenario_counters(void) {
   char *out;
-  CHECK(ctl("c1", "counter set c 5", &out) == 0, "%s", out);
-  CHECK(strcmp(out, "5\n") == 0, "set printed '%s'", out);
-  free(out);
-  CHECK(ctl("c2", "counter add c 2", &out) == 0, "%s", out);
-  CHECK(strcmp(out, "7\n") == 0, "add printed '%s'", out);
-  free(out);
-  CHECK(ctl("c3", "--json counter get c", &out) == 0, "%s", out);
-  CHECK(strcmp(out, "{\"name\":\"c\",\"value\":7}\n") == 0, "json '%s'", out);
-  free(out);
+  ctl_expect("c1", "counter set c 5", "5\n");
+  ctl_expect("c2", "counter add c 2", "7\n");
+  ctl_expect("c3", "--json counter get c", "{\"name\":\"c\",\"value\":7}\n");
   CHECK(ctl("c4", "counter cas c 1 9", &out) == 75, "cas mismatch: %s", out);
   free(out);
-  CHECK(ctl("c5", "counter cas c 7 9", &out) == 0, "%s", out);
-  CHECK(strcmp(out, "9\n") == 0, "cas printed '%s'", out);
-  free(out);
+  ctl_expect("c5", "counter cas c 7 9", "9\n");
   CHECK(ctl("c6", "counter bogus c", NULL) == 2, "usage error expected");
-  CHECK(ctl("c7", "counter set c2 3", NULL) == 0, "set c2");
-  CHECK(ctl("c8", "counter list c", &out) == 0, "%s", out);
-  CHECK(strcmp(out, "c\t9\nc2\t3\n") == 0, "list printed '%s'", out);
-  free(out);
-  CHECK(ctl("c9", "counter delete c2", &out) == 0, "%s", out);
-  CHECK(strcmp(out, "deleted\n") == 0, "delete printed '%s'", out);
-  free(out);
-  CHECK(ctl("c10", "counter delete c2", &out) == 0, "%s", out);
-  CHECK(strcmp(out, "did not exist\n") == 0, "delete again printed '%s'", out);
-  free(out);
+  ctl_expect("c7", "counter set c2 3", "3\n");
+  ctl_expect("c8", "counter list c", "c\t9\nc2\t3\n");
+  ctl_expect("c9", "counter delete c2", "deleted\n");
+  ctl_expect("c10", "counter delete c2", "did not exist\n");
   CHECK(ctl("c11", "--json counter list c", &out) == 0, "%s", out);
   CHECK(strstr(out, "\"c2\"") == NULL && strstr(out, "\"c\"") != NULL,
         "list after the delete: %s", out);

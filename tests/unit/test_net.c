@@ -725,6 +725,29 @@ static bool fx_got_one(struct net_fixture *fx) {
   return fx->got[2] >= 1;
 }
 
+/* Sends a framed PeerHello from a raw connection to address; the bytes
+ * stay in fb (the caller closes it) until the connection is done. */
+static void raw_send_hello(struct net_fixture *fx, struct raw_client *rc,
+                           struct frame_buf *fb, const char *address,
+                           const char *cluster, const char *name, uint64_t id,
+                           const uint8_t *incarnation) {
+  Synod__Peer__PeerMessage pb = SYNOD__PEER__PEER_MESSAGE__INIT;
+  Synod__Peer__PeerHello hello = SYNOD__PEER__PEER_HELLO__INIT;
+  hello.protocol_version = 1;
+  hello.cluster_id = (char *)cluster;
+  hello.name = (char *)name;
+  hello.id = id;
+  if (incarnation != NULL) {
+    hello.incarnation.data = (uint8_t *)incarnation;
+    hello.incarnation.len = PEER_INCARNATION_BYTES;
+  }
+  pb.body_case = SYNOD__PEER__PEER_MESSAGE__BODY_HELLO;
+  pb.hello = &hello;
+  frame_buf_init(fb);
+  ck_assert_int_eq(frame_buf_append_msg(fb, &pb.base, 0), 0);
+  raw_send(fx, rc, address, fb->data, fb->len);
+}
+
 START_TEST(garbage_oversized_and_wrong_cluster_are_refused_others_served) {
   struct net_fixture fx;
   fx_start(&fx, NULL);
@@ -747,18 +770,8 @@ START_TEST(garbage_oversized_and_wrong_cluster_are_refused_others_served) {
                 "server kept a connection that declared a 1 GiB frame");
 
   /* A well-formed hello from another cluster. */
-  Synod__Peer__PeerMessage pb = SYNOD__PEER__PEER_MESSAGE__INIT;
-  Synod__Peer__PeerHello hello = SYNOD__PEER__PEER_HELLO__INIT;
-  hello.protocol_version = 1;
-  hello.cluster_id = "someone-else";
-  hello.name = "intruder";
-  hello.id = 99;
-  pb.body_case = SYNOD__PEER__PEER_MESSAGE__BODY_HELLO;
-  pb.hello = &hello;
   struct frame_buf fb;
-  frame_buf_init(&fb);
-  ck_assert_int_eq(frame_buf_append_msg(&fb, &pb.base, 0), 0);
-  raw_send(&fx, &rc, b_addr, fb.data, fb.len);
+  raw_send_hello(&fx, &rc, &fb, b_addr, "someone-else", "intruder", 99, NULL);
   ck_assert_msg(fx_run_until(&fx, raw_closed, 3000),
                 "server kept a connection from another cluster");
   frame_buf_close(&fb);
@@ -816,22 +829,11 @@ START_TEST(peer_with_another_name_or_id_is_refused) {
 
   /* A hello with the right cluster and a name whose id is another. */
   const uint8_t incarnation[PEER_INCARNATION_BYTES] = {1};
-  Synod__Peer__PeerMessage pb = SYNOD__PEER__PEER_MESSAGE__INIT;
-  Synod__Peer__PeerHello hello = SYNOD__PEER__PEER_HELLO__INIT;
-  hello.protocol_version = 1;
-  hello.cluster_id = "test";
-  hello.name = "synod-0";
-  hello.id = 77;
-  hello.incarnation.data = (uint8_t *)incarnation;
-  hello.incarnation.len = sizeof incarnation;
-  pb.body_case = SYNOD__PEER__PEER_MESSAGE__BODY_HELLO;
-  pb.hello = &hello;
   struct frame_buf fb;
-  frame_buf_init(&fb);
-  ck_assert_int_eq(frame_buf_append_msg(&fb, &pb.base, 0), 0);
   struct raw_client rc;
   raw_watch = &rc;
-  raw_send(&fx, &rc, peer_net_listen_address(fx.net[3]), fb.data, fb.len);
+  raw_send_hello(&fx, &rc, &fb, peer_net_listen_address(fx.net[3]), "test",
+                 "synod-0", 77, incarnation);
   ck_assert_msg(fx_run_until(&fx, raw_closed, 3000),
                 "3 kept a connection from a replica claiming id 77 as synod-0");
   frame_buf_close(&fb);
