@@ -290,18 +290,10 @@ static int persist_write(struct store *s, struct persist_batch *b) {
   if (rv == 0 && b->snapshot.present) {
     uint8_t cfg[CORE_CONFIG_ENCODED_MAX];
     size_t cfg_len = core_config_encode(&b->snapshot.meta.config, cfg);
-    rv = store_snapshot_begin(s, b->snapshot.meta.index, b->snapshot.meta.term,
-                              cfg, cfg_len);
-    if (rv == 0) {
-      rv = store_snapshot_write(s, b->snapshot.image, b->snapshot.len);
-    }
-    if (rv == 0) {
-      rv = store_snapshot_commit(
-          s, b->snapshot.received ? 0 : PERSIST_SNAPSHOT_KEEP_ENTRIES);
-    }
-    if (rv != 0) {
-      store_snapshot_abort(s);
-    }
+    rv = store_snapshot_save(
+        s, b->snapshot.meta.index, b->snapshot.meta.term, cfg, cfg_len,
+        b->snapshot.image, b->snapshot.len,
+        b->snapshot.received ? 0 : PERSIST_SNAPSHOT_KEEP_ENTRIES);
     if (rv == 0 && b->hard_state_set) {
       rv = store_hard_state_save(s, &hs);
     }

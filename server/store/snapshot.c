@@ -243,7 +243,10 @@ struct store_commit_ctx {
   uint64_t last_term;
 };
 
-static int store_snap_head_put(struct store *s, MDB_txn *txn) {
+/* The pending snapshot's header, for an image of size_bytes in
+ * chunks_count chunks. */
+static int store_snap_head_put(struct store *s, MDB_txn *txn,
+                               uint64_t size_bytes, uint64_t chunks_count) {
   const struct store_snapshot_pending *p = &s->pending;
   MDB_val key = {strlen(STORE_KEY_SNAP_HEAD), STORE_KEY_SNAP_HEAD};
   size_t len = STORE_SNAP_HEAD_BYTES + p->config_len;
@@ -256,8 +259,8 @@ static int store_snap_head_put(struct store *s, MDB_txn *txn) {
   store_put_be64(b, p->gen);
   store_put_be64(b + 8, p->index);
   store_put_be64(b + 16, p->term);
-  store_put_be64(b + 24, p->size_bytes);
-  store_put_be64(b + 32, p->chunks_count);
+  store_put_be64(b + 24, size_bytes);
+  store_put_be64(b + 32, chunks_count);
   store_put_be32(b + 40, (uint32_t)p->config_len);
   if (p->config_len > 0) {
     memcpy(b + STORE_SNAP_HEAD_BYTES, p->config, p->config_len);
@@ -306,16 +309,39 @@ static int store_snap_compact(struct store *s, MDB_txn *txn,
                          &keep_from);
 }
 
-static int store_snapshot_commit_txn(struct store *s, MDB_txn *txn, void *arg) {
-  int rv = store_snap_head_put(s, txn);
+/* Makes the pending snapshot, of size_bytes in chunks_count chunks, the
+ * current one: its header, the old chunks deleted, the log compacted. */
+static int store_snap_finish(struct store *s, MDB_txn *txn, uint64_t size_bytes,
+                             uint64_t chunks_count,
+                             struct store_commit_ctx *c) {
+  int rv = store_snap_head_put(s, txn, size_bytes, chunks_count);
 
   if (rv == 0) {
     rv = store_snap_chunks_clean(s->errmsg, txn, s->dbi_snap, s->pending.gen);
   }
   if (rv == 0) {
-    rv = store_snap_compact(s, txn, arg);
+    rv = store_snap_compact(s, txn, c);
   }
   return rv;
+}
+
+static int store_snapshot_commit_txn(struct store *s, MDB_txn *txn, void *arg) {
+  return store_snap_finish(s, txn, s->pending.size_bytes,
+                           s->pending.chunks_count, arg);
+}
+
+/* The pending snapshot was committed with the log as c leaves it. */
+static void store_snapshot_committed(struct store *s,
+                                     const struct store_commit_ctx *c) {
+  s->snap_index = s->pending.index;
+  s->snap_term = s->pending.term;
+  s->snap_gen = s->pending.gen;
+  s->snap_size_bytes = s->pending.size_bytes;
+  s->first_index = c->first_index;
+  s->last_index = c->last_index;
+  s->last_term = c->last_term;
+  free(s->pending.config);
+  memset(&s->pending, 0, sizeof s->pending);
 }
 
 int store_snapshot_commit(struct store *s, uint64_t trailing_count) {
@@ -332,15 +358,56 @@ int store_snapshot_commit(struct store *s, uint64_t trailing_count) {
                 s->pending.index);
     return rv;
   }
-  s->snap_index = s->pending.index;
-  s->snap_term = s->pending.term;
-  s->snap_gen = s->pending.gen;
-  s->snap_size_bytes = s->pending.size_bytes;
-  s->first_index = c.first_index;
-  s->last_index = c.last_index;
-  s->last_term = c.last_term;
-  free(s->pending.config);
-  memset(&s->pending, 0, sizeof s->pending);
+  store_snapshot_committed(s, &c);
+  return 0;
+}
+
+/* The whole image and the commit in one transaction. */
+struct store_save_ctx {
+  struct store_chunk_ctx chunks;
+  struct store_commit_ctx commit;
+};
+
+static int store_snapshot_save_txn(struct store *s, MDB_txn *txn, void *arg) {
+  struct store_save_ctx *c = arg;
+  int rv = store_snapshot_write_txn(s, txn, &c->chunks);
+
+  return rv != 0 ? rv
+                 : store_snap_finish(s, txn, c->chunks.len,
+                                     c->chunks.chunks_count, &c->commit);
+}
+
+int store_snapshot_save(struct store *s, uint64_t index, uint64_t term,
+                        const uint8_t *config, size_t config_len,
+                        const uint8_t *data, size_t len,
+                        uint64_t trailing_count) {
+  struct store_save_ctx c = {.chunks = {.data = data, .len = len},
+                             .commit = {.trailing_count = trailing_count}};
+  int rv;
+
+  if (len > 0 && data == NULL) {
+    errmsg_set(s->errmsg, "store: snapshot %" PRIu64 " save: NULL data", index);
+    return SYNOD_EINVAL;
+  }
+  rv = store_snapshot_begin(s, index, term, config, config_len);
+  if (rv != 0) {
+    return rv;
+  }
+  /* The compaction deletes every entry below index + 1 - trailing (or the
+   * whole log): the records waiting in the write-ahead file need not copy
+   * those into LMDB first. The entry at the snapshot index is copied, for
+   * the compaction's term check. */
+  uint64_t put_from = index - (trailing_count < index ? trailing_count : index);
+  rv = store_wal_checkpoint_with(s, put_from, store_snapshot_save_txn, &c);
+  if (rv != 0) {
+    errmsg_wrap(s->errmsg, "store: snapshot %" PRIu64 " save of %zu bytes",
+                index, len);
+    free(s->pending.config);
+    memset(&s->pending, 0, sizeof s->pending);
+    return rv;
+  }
+  s->pending.size_bytes = len;
+  store_snapshot_committed(s, &c.commit);
   return 0;
 }
 

@@ -142,8 +142,7 @@ int store_txn_run(struct store *s, store_txn_fn fn, void *arg) {
 }
 
 int store_txn_write(struct store *s, store_txn_fn fn, void *arg) {
-  int rv = store_wal_checkpoint(s);
-  return rv != 0 ? rv : store_txn_run(s, fn, arg);
+  return store_wal_checkpoint_with(s, 0, fn, arg);
 }
 
 int store_txn_read(struct store *s, store_txn_fn fn, void *arg) {

@@ -317,6 +317,15 @@ int store_snapshot_write(struct store *s, const uint8_t *data, size_t len);
  * SYNOD_EINVAL (none pending), or a disk error. */
 int store_snapshot_commit(struct store *s, uint64_t trailing_count);
 
+/* store_snapshot_begin(), store_snapshot_write() of the whole image and
+ * store_snapshot_commit() in one transaction, with one sync: what a
+ * replica that holds the image whole does. On error nothing was written and
+ * nothing is pending. Returns what those return. */
+int store_snapshot_save(struct store *s, uint64_t index, uint64_t term,
+                        const uint8_t *config, size_t config_len,
+                        const uint8_t *data, size_t len,
+                        uint64_t trailing_count);
+
 /* Drops the pending snapshot: frees it and deletes its chunks. The pending
  * state is gone whatever this returns; if deleting fails (the error is
  * returned), the next begin or open deletes the chunks. A no-op returning 0

@@ -82,9 +82,9 @@ typedef int (*store_txn_fn)(struct store *s, MDB_txn *txn, void *arg);
  * aborts, doubles the map (up to the maximum) and runs fn again. */
 int store_txn_run(struct store *s, store_txn_fn fn, void *arg);
 
-/* store_txn_run() after a checkpoint of the write-ahead file, so that fn
- * sees in LMDB everything written. Every LMDB write but the checkpoint's
- * goes through here. */
+/* store_txn_run() with a checkpoint of the write-ahead file first, in the
+ * same transaction, so that fn sees in LMDB everything written and one
+ * commit (two flushes) covers both. Every LMDB write goes through here. */
 int store_txn_write(struct store *s, store_txn_fn fn, void *arg);
 
 /* Runs fn in a read transaction, then ends it; checkpoints first, like
@@ -116,6 +116,12 @@ int store_wal_write(struct store *s, const struct store_batch *b);
 /* Moves the records into LMDB in one transaction; the file then starts
  * over. A no-op when it holds none. */
 int store_wal_checkpoint(struct store *s);
+/* The same, with fn run after the records in that transaction (fn may be
+ * NULL); on error neither is written. Entries below put_from are checked
+ * but not copied, for an fn that deletes them anyway (a snapshot's
+ * compaction). store_txn_write() is this with put_from 0. */
+int store_wal_checkpoint_with(struct store *s, uint64_t put_from,
+                              store_txn_fn fn, void *arg);
 
 /* Reserves a record of len payload bytes under key; *payload points into
  * the map until the transaction ends. Fill it, then call store_rec_seal(). */

@@ -263,6 +263,7 @@ struct wal_replay_ctx {
   struct store_log_view base; /* LMDB's state before the records */
   struct store_log_view view; /* after them */
   uint64_t last_seq;
+  uint64_t put_from; /* entries below this index are not copied */
 };
 
 static int wal_seq_put(struct store *s, MDB_txn *txn, uint64_t seq) {
@@ -299,7 +300,12 @@ static int wal_replay_txn(struct store *s, MDB_txn *txn, void *arg) {
       rv = store_batch_check(s->errmsg, &c->view, &r.batch, &c->view);
     }
     if (rv == 0) {
-      rv = store_batch_put(s, txn, &r.batch);
+      struct store_batch put = r.batch;
+      while (put.entries_count > 0 && put.entries[0].index < c->put_from) {
+        put.entries++;
+        put.entries_count--;
+      }
+      rv = store_batch_put(s, txn, &put);
     }
     if (rv != 0 && rv != STORE_MAPFULL) {
       errmsg_wrap(s->errmsg, "wal record %" PRIu64 " at %zu", seq, off);
@@ -314,32 +320,61 @@ static int wal_replay_txn(struct store *s, MDB_txn *txn, void *arg) {
   return rv;
 }
 
-int store_wal_checkpoint(struct store *s) {
-  struct wal_replay_ctx c = {.buf = s->wal_mem,
-                             .len = s->wal_off,
-                             .first_seq = s->wal_ckpt_seq + 1,
-                             .base = s->wal_base};
+struct wal_checkpoint_ctx {
+  struct wal_replay_ctx replay;
+  store_txn_fn fn; /* the write that follows in the same transaction */
+  void *arg;
+  bool fn_failed;
+};
+
+static int wal_checkpoint_txn(struct store *s, MDB_txn *txn, void *arg) {
+  struct wal_checkpoint_ctx *c = arg;
+  int rv = wal_replay_txn(s, txn, &c->replay);
+  c->fn_failed = false;
+  if (rv == 0 && c->fn != NULL) {
+    rv = c->fn(s, txn, c->arg);
+    c->fn_failed = rv != 0;
+  }
+  return rv;
+}
+
+int store_wal_checkpoint_with(struct store *s, uint64_t put_from,
+                              store_txn_fn fn, void *arg) {
+  struct wal_checkpoint_ctx c = {.replay = {.buf = s->wal_mem,
+                                            .len = s->wal_off,
+                                            .first_seq = s->wal_ckpt_seq + 1,
+                                            .base = s->wal_base,
+                                            .put_from = put_from},
+                                 .fn = fn,
+                                 .arg = arg};
   int rv;
 
   if (s->wal_off == 0) {
-    return 0;
+    return fn != NULL ? store_txn_run(s, fn, arg) : 0;
   }
   uint64_t t0 = wal_now_us();
-  rv = store_txn_run(s, wal_replay_txn, &c);
+  rv = store_txn_run(s, wal_checkpoint_txn, &c);
   if (rv != 0) {
-    errmsg_wrap(s->errmsg, "wal checkpoint of %zu bytes", s->wal_off);
+    if (!c.fn_failed) {
+      errmsg_wrap(s->errmsg, "wal checkpoint of %zu bytes", s->wal_off);
+    }
     return rv;
   }
   log_debug("store", "checkpoint of %" PRIu64 " records (%zu bytes) in %.2f ms",
-            c.last_seq - s->wal_ckpt_seq, s->wal_off,
+            c.replay.last_seq - s->wal_ckpt_seq, s->wal_off,
             (double)(wal_now_us() - t0) / 1000.0);
-  s->last_index = c.view.last_index;
-  s->last_term = c.view.last_term;
-  s->hard_state = c.view.hard_state;
-  s->wal_base = c.view;
-  s->wal_ckpt_seq = s->wal_seq = c.last_seq;
+  /* Changes s only at open: a record moves these when it is written. */
+  s->last_index = c.replay.view.last_index;
+  s->last_term = c.replay.view.last_term;
+  s->hard_state = c.replay.view.hard_state;
+  s->wal_base = c.replay.view;
+  s->wal_ckpt_seq = s->wal_seq = c.replay.last_seq;
   s->wal_off = 0;
   return 0;
+}
+
+int store_wal_checkpoint(struct store *s) {
+  return store_wal_checkpoint_with(s, 0, NULL, NULL);
 }
 
 /* --------------------------------------------------------------- write */

@@ -29,6 +29,7 @@
 static atomic_int fault_write_errno;
 static atomic_bool fault_write_once; /* only the next write fails */
 static atomic_int fault_sync_errno;
+static atomic_int syncs; /* fdatasync calls that succeeded */
 
 static bool write_faults(void) {
   int err = atomic_load(&fault_write_errno);
@@ -89,7 +90,11 @@ int fdatasync(int fd) {
   if (real == NULL) {
     *(void **)&real = dlsym(RTLD_NEXT, "fdatasync");
   }
-  return real(fd);
+  int rv = real(fd);
+  if (rv == 0) {
+    atomic_fetch_add(&syncs, 1);
+  }
+  return rv;
 }
 
 /* ---- Fixture: a fresh directory and an open store per test. */
@@ -321,6 +326,21 @@ static void snapshot_check(uint64_t index, size_t size) {
   ck_assert_uint_eq(store_snapshot_reader_meta(r)->size_bytes, size);
   ck_assert_int_eq(reader_check(r, index, 1000), 0);
   store_snapshot_reader_free(r);
+}
+
+/* store_snapshot_save() of an image like snapshot_make()'s. */
+static int snapshot_save(uint64_t index, uint64_t term, size_t size,
+                         uint64_t trailing) {
+  uint8_t conf[8];
+  uint8_t *img = malloc(size + 1);
+  for (size_t i = 0; i < size; i++) {
+    img[i] = image_byte(index, i);
+  }
+  memset(conf, (int)index, sizeof conf);
+  int rv = store_snapshot_save(&st, index, term, conf, sizeof conf, img, size,
+                               trailing);
+  free(img);
+  return rv;
 }
 
 /* ================= open, close, incarnation ================= */
@@ -1040,6 +1060,137 @@ START_TEST(snapshot_begin_rejects_stale_index_and_second_begin) {
 }
 END_TEST
 
+/* The records still in the write-ahead file, the image and the commit go
+ * into LMDB in one transaction: one flush (LMDB writes its meta page with
+ * O_DSYNC) where begin, write and commit take three. */
+START_TEST(snapshot_save_is_one_transaction_with_the_checkpoint) {
+  struct store_options o = {.snapshot_chunk_bytes = 1000};
+  uint64_t si;
+  uint64_t stm;
+  reopen(&o);
+  ck_assert_int_eq(append_range(1, 100, 2), 0);
+  ck_assert_uint_gt(st.wal_off, 0);
+  int before = atomic_load(&syncs);
+  int rv = snapshot_save(60, 2, 5000, 10);
+  ck_assert_msg(rv == 0, "%s", store_errmsg(&st));
+  ck_assert_int_eq(atomic_load(&syncs) - before, 1);
+  ck_assert_uint_eq(st.wal_off, 0);
+  store_snapshot_last(&st, &si, &stm);
+  ck_assert_uint_eq(si, 60);
+  ck_assert_uint_eq(stm, 2);
+  ck_assert_uint_eq(store_log_first_index(&st), 51);
+  ck_assert_uint_eq(store_log_last_index(&st), 100);
+  snapshot_check(60, 5000);
+  check_range(51, 100, 2);
+  ck_assert_int_eq(store_snapshot_begin(&st, 61, 2, NULL, 0), 0); /* none */
+  ck_assert_int_eq(store_snapshot_abort(&st), 0);
+  reopen(&o);
+  snapshot_check(60, 5000);
+  check_range(51, 100, 2);
+  ck_assert_int_eq(store_verify(&st), 0);
+}
+END_TEST
+
+/* The records waiting in the file skip copying the entries that the
+ * snapshot's compaction deletes: the log that remains is the same as after
+ * begin, write and commit, whatever part of it LMDB held before. */
+START_TEST(snapshot_save_compacts_like_commit_whatever_the_file_holds) {
+  struct {
+    uint64_t index, term, trailing, first, last, last_term;
+  } cases[] = {
+      {60, 2, 10, 51, 100, 2},  /* keeps the trailing entries */
+      {60, 2, 0, 61, 100, 2},   /* keeps none */
+      {60, 2, 1000, 1, 100, 2}, /* more than there is: keeps all */
+      {60, 3, 5, 61, 60, 3},    /* other term: the whole log goes */
+      {150, 3, 5, 151, 150, 3}, /* past the last entry: same */
+      {100, 2, 30, 71, 100, 2}, /* at the last entry */
+  };
+  for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+    for (int checkpointed = 0; checkpointed <= 40; checkpointed += 40) {
+      teardown();
+      setup();
+      ck_assert_int_eq(append_range(1, checkpointed ? checkpointed : 1, 2), 0);
+      if (checkpointed) {
+        ck_assert_int_eq(store_wal_checkpoint(&st), 0); /* 1..40 in LMDB */
+      }
+      ck_assert_int_eq(
+          append_range(checkpointed ? checkpointed + 1 : 2, 100, 2), 0);
+      int rv =
+          snapshot_save(cases[i].index, cases[i].term, 700, cases[i].trailing);
+      ck_assert_msg(rv == 0, "case %zu: %s", i, store_errmsg(&st));
+      ck_assert_uint_eq(store_log_first_index(&st), cases[i].first);
+      ck_assert_uint_eq(store_log_last_index(&st), cases[i].last);
+      ck_assert_uint_eq(store_log_last_term(&st), cases[i].last_term);
+      rv = store_verify(&st);
+      ck_assert_msg(rv == 0, "case %zu, %d in LMDB: %s", i, checkpointed,
+                    store_errmsg(&st));
+      if (cases[i].last >= cases[i].first) {
+        check_range(cases[i].first, cases[i].last, 2);
+      }
+      reopen(NULL);
+      snapshot_check(cases[i].index, 700);
+      ck_assert_uint_eq(store_log_first_index(&st), cases[i].first);
+      ck_assert_int_eq(store_verify(&st), 0);
+    }
+  }
+}
+END_TEST
+
+/* A save that fails writes nothing, leaves nothing pending, and loses
+ * none of the records that were waiting for a checkpoint. */
+START_TEST(snapshot_save_failure_changes_nothing) {
+  uint64_t si;
+  uint64_t stm;
+  ck_assert_int_eq(append_range(1, 30, 1), 0);
+  ck_assert_int_eq(snapshot_save(10, 1, 300, 0), 0);
+  ck_assert_int_eq(append_range(31, 40, 1), 0);
+  ck_assert_int_eq(snapshot_save(10, 1, 300, 0), SYNOD_EINVAL);
+  ck_assert_int_eq(store_snapshot_save(&st, 20, 1, NULL, 0, NULL, 5, 0),
+                   SYNOD_EINVAL);
+  atomic_store(&fault_sync_errno, EIO);
+  ck_assert_int_eq(snapshot_save(20, 1, 3000, 0), SYNOD_EIO);
+  atomic_store(&fault_sync_errno, 0);
+  ck_assert_ptr_nonnull(strstr(store_errmsg(&st), "snapshot 20 save"));
+  ck_assert_uint_gt(st.wal_off, 0); /* records 31..40 still wait */
+  store_snapshot_last(&st, &si, &stm);
+  ck_assert_uint_eq(si, 10);
+  ck_assert_uint_eq(store_log_first_index(&st), 11);
+  snapshot_check(10, 300);
+  check_range(11, 40, 1);
+  reopen(NULL);
+  check_range(11, 40, 1);
+  ck_assert_int_eq(snapshot_save(20, 1, 3000, 5), 0);
+  ck_assert_uint_eq(store_log_first_index(&st), 16);
+  snapshot_check(20, 3000);
+  ck_assert_int_eq(store_verify(&st), 0);
+}
+END_TEST
+
+/* A write that goes straight to LMDB (a truncation) takes the records
+ * waiting in the file with it: one transaction, one flush; when it fails,
+ * neither happened. */
+START_TEST(direct_write_carries_the_checkpoint_in_its_transaction) {
+  ck_assert_int_eq(append_range(1, 20, 1), 0);
+  ck_assert_uint_gt(st.wal_off, 0);
+  atomic_store(&fault_sync_errno, EIO);
+  ck_assert_int_eq(store_log_truncate(&st, 15), SYNOD_EIO);
+  atomic_store(&fault_sync_errno, 0);
+  ck_assert_uint_gt(st.wal_off, 0);
+  ck_assert_uint_eq(store_log_last_index(&st), 20);
+  check_range(1, 20, 1);
+  int before = atomic_load(&syncs);
+  ck_assert_int_eq(store_log_truncate(&st, 15), 0);
+  ck_assert_int_eq(atomic_load(&syncs) - before, 1);
+  ck_assert_uint_eq(st.wal_off, 0);
+  ck_assert_uint_eq(store_log_last_index(&st), 14);
+  ck_assert_int_eq(append_range(15, 16, 2), 0);
+  reopen(NULL);
+  check_range(1, 14, 1);
+  check_range(15, 16, 2);
+  ck_assert_int_eq(store_verify(&st), 0);
+}
+END_TEST
+
 START_TEST(snapshot_write_and_commit_without_begin_return_einval) {
   uint8_t b[4] = {0};
   ck_assert_int_eq(store_snapshot_write(&st, b, 4), SYNOD_EINVAL);
@@ -1646,6 +1797,11 @@ static Suite *store_suite(void) {
   tcase_add_test(tc, snapshot_abort_keeps_old_and_drops_chunks);
   tcase_add_test(tc, snapshot_uncommitted_is_dropped_on_reopen);
   tcase_add_test(tc, snapshot_begin_rejects_stale_index_and_second_begin);
+  tcase_add_test(tc, snapshot_save_is_one_transaction_with_the_checkpoint);
+  tcase_add_test(tc,
+                 snapshot_save_compacts_like_commit_whatever_the_file_holds);
+  tcase_add_test(tc, snapshot_save_failure_changes_nothing);
+  tcase_add_test(tc, direct_write_carries_the_checkpoint_in_its_transaction);
   tcase_add_test(tc, snapshot_write_and_commit_without_begin_return_einval);
   tcase_add_test(tc, snapshot_reader_without_snapshot_returns_enotfound);
   tcase_add_test(tc, snapshot_of_empty_image_reads_as_empty);
