@@ -208,6 +208,19 @@ static void core_out_finish(struct core *c, struct core_update *up) {
   c->out.up = NULL;
 }
 
+/* The entries after index `since` that make the next snapshot due:
+ * snapshot_entries plus a spread drawn from this replica's id and since
+ * (not from the PRNG, whose draws time elections). */
+static uint64_t core_snapshot_threshold(const struct core *c, uint64_t since) {
+  uint64_t spread = c->o.snapshot_entries * c->o.snapshot_spread_percent / 100;
+  struct core_prng h;
+  if (spread == 0) {
+    return c->o.snapshot_entries;
+  }
+  core_prng_seed(&h, c->id ^ (since * 0xff51afd7ed558ccdULL));
+  return c->o.snapshot_entries + core_prng_next(&h) % (spread + 1);
+}
+
 /* Hands out committed entries once each, in order (Figure 2, all servers:
  * "If commitIndex > lastApplied: increment lastApplied, apply
  * log[lastApplied] to state machine"). */
@@ -225,12 +238,13 @@ void core_repl_deliver(struct core *c) {
   uint64_t since =
       c->snap.index > c->snap_wanted_at ? c->snap.index : c->snap_wanted_at;
   uint64_t due = c->applied - since;
+  uint64_t threshold = core_snapshot_threshold(c, since);
   /* A new snapshot while one streams to a follower would make the leader
    * restart that transfer with the newer image (the shell keeps only the
    * latest), and under steady writes a large image would never finish:
    * hold off while streaming, up to four thresholds' worth of log. */
-  if (due >= c->o.snapshot_entries &&
-      (!core_snapshot_streaming(c) || due >= 4 * c->o.snapshot_entries)) {
+  if (due >= threshold &&
+      (!core_snapshot_streaming(c) || due >= 4 * threshold)) {
     c->out.up->snapshot_wanted = true;
     c->snap_wanted_at = c->applied;
   }

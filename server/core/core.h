@@ -269,8 +269,8 @@ struct core_update {
   uint64_t proposed_first;
   uint64_t proposed_last;
 
-  /* The core would like a snapshot: this many entries were applied since
-   * the last one (>= options.snapshot_entries). Advisory. */
+  /* The core would like a snapshot: enough entries were applied since the
+   * last one (options.snapshot_entries, plus the spread). Advisory. */
   bool snapshot_wanted;
 
   /* Role, term or known leader changed in this step. */
@@ -310,8 +310,13 @@ struct core_options {
    * are told to back off instead of the backlog growing without bound.
    * Default 8192. */
   uint64_t uncommitted_entries_max;
-  uint32_t snapshot_chunk_bytes;  /* default 256 KiB */
-  uint64_t snapshot_entries;      /* snapshot_wanted threshold; default 8192 */
+  uint32_t snapshot_chunk_bytes; /* default 256 KiB */
+  uint64_t snapshot_entries;     /* snapshot_wanted threshold; default 8192 */
+  /* Up to this percentage of snapshot_entries more, different on every
+   * replica and for every snapshot, so that replicas do not all stop to
+   * write a snapshot at the same index: a commit needs only a majority,
+   * so one replica writing its snapshot then holds nobody up. Default 0. */
+  uint32_t snapshot_spread_percent;
   uint64_t snapshot_keep_entries; /* kept behind a snapshot; default 1024 */
   /* A learner is promoted once it is within this many entries of the
    * leader's last index. Default 64. */

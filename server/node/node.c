@@ -291,6 +291,7 @@ int node_core_new(struct node *n, const struct core_restore *rs, char *errmsg) {
       .election_ticks = n->opts.election_ticks,
       .heartbeat_ticks = 1,
       .snapshot_entries = n->opts.snapshot_entries,
+      .snapshot_spread_percent = NODE_SNAPSHOT_SPREAD_PERCENT,
   };
   struct core *c = core_new(&co, rs, errmsg);
   if (c == NULL) {

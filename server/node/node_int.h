@@ -145,6 +145,12 @@ struct member {
 
 #define NODE_MEMBERS_MAX (2 * CORE_MEMBERS_MAX)
 
+/* Each replica takes its snapshots after up to half as many entries again
+ * as --snapshot-entries, at its own indexes (core_options): writing one
+ * holds the write path for a few milliseconds, and replicas that all did
+ * it at the same index stalled every commit at once. */
+#define NODE_SNAPSHOT_SPREAD_PERCENT 50
+
 /* ---------------------------------------------------------------- node */
 
 struct node {

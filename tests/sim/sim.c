@@ -195,6 +195,7 @@ static void core_options_fill(struct sim *s, struct sim_replica *rep,
   o->append_entries_max = so->append_entries_max;
   o->snapshot_chunk_bytes = so->chunk_bytes;
   o->snapshot_entries = so->snapshot_entries;
+  o->snapshot_spread_percent = so->snapshot_spread_percent;
   o->snapshot_keep_entries = so->snapshot_keep_entries;
   o->promote_lag_entries = so->promote_lag_entries;
   if (so->trace) {
@@ -400,12 +401,12 @@ struct sim *sim_new(const struct sim_options *opts) {
   sim_trace(s, 0,
             "options: election %" PRIu32 " heartbeat %" PRIu32
             " ticks, chunk %" PRIu32 " bytes, snapshot every %" PRIu64
-            " keeping %" PRIu64 ", clients %" PRIu32 " names %" PRIu32
-            " window %" PRIu32,
+            " (+%" PRIu32 "%%) keeping %" PRIu64 ", clients %" PRIu32
+            " names %" PRIu32 " window %" PRIu32,
             s->opts.election_ticks, s->opts.heartbeat_ticks,
             s->opts.chunk_bytes, s->opts.snapshot_entries,
-            s->opts.snapshot_keep_entries, s->opts.clients, s->names_n,
-            s->fsm_window);
+            s->opts.snapshot_spread_percent, s->opts.snapshot_keep_entries,
+            s->opts.clients, s->names_n, s->fsm_window);
   for (uint64_t id = 1; id <= s->opts.replicas; id++) {
     replica_create(s, id, true);
   }

@@ -35,6 +35,7 @@ struct sim_options {
   uint32_t heartbeat_ticks;
   uint32_t chunk_bytes;
   uint64_t snapshot_entries;
+  uint32_t snapshot_spread_percent;
   uint64_t snapshot_keep_entries;
   uint64_t promote_lag_entries;
   uint32_t append_entries_max;

@@ -49,6 +49,11 @@ static void pick_swarm(struct sim *s) {
   if (o->snapshot_entries == 0) {
     o->snapshot_entries = pick(s, 30, 200);
   }
+  /* Half the seeds spread snapshots as synodd does; from the seed, not a
+   * draw, so that older seeds replay the runs they recorded. */
+  if (o->snapshot_spread_percent == 0 && (o->seed & 1)) {
+    o->snapshot_spread_percent = 50;
+  }
   if (o->snapshot_keep_entries == 0) {
     o->snapshot_keep_entries = pick(s, 1, 60);
   }

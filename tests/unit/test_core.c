@@ -1056,6 +1056,57 @@ static void snapshot_taken(struct core *c, uint64_t index, uint64_t term,
   ck_assert_int_eq(step(c, &ev, up), expect);
 }
 
+/* With a spread, each snapshot falls due between snapshot_entries and half
+ * as many again after the last one, at a distance that changes from one
+ * snapshot to the next (and from one replica to another: the id is in the
+ * draw). Without one, exactly at snapshot_entries. */
+static void snapshot_gaps(uint32_t spread_percent, uint64_t gaps[12]) {
+  struct core_options o = test_opts(1);
+  o.disable_pre_vote = true;
+  o.snapshot_entries = 8;
+  o.snapshot_spread_percent = spread_percent;
+  o.snapshot_keep_entries = 2;
+  struct core *c = new_core_opts(&o, 3);
+  struct core_update up;
+  tick_until(c, CORE_MSG_VOTE, &up);
+  struct core_msg v = vote_reply(2, 1, 2, true);
+  ck_assert_int_eq(recv(c, &v, &up), 0);
+  uint64_t since = 0;
+  int n = 0;
+  for (uint64_t index = 3; n < 12 && index < 400; index++) {
+    propose(c, "e", &up);
+    persisted(c, index, 2, &up);
+    struct core_msg r = append_reply(2, 2, index);
+    ck_assert_int_eq(recv(c, &r, &up), 0);
+    ck_assert_uint_eq(core_commit_index(c), index);
+    if (up.snapshot_wanted) {
+      gaps[n++] = index - since;
+      snapshot_taken(c, index, 2, 10, &up, 0);
+      since = index;
+    }
+  }
+  ck_assert_int_eq(n, 12);
+  core_free(c);
+}
+
+START_TEST(snapshot_due_points_spread_from_one_snapshot_to_the_next) {
+  uint64_t gaps[12];
+  bool differ = false;
+  snapshot_gaps(0, gaps);
+  for (int i = 1; i < 12; i++) {
+    ck_assert_uint_eq(gaps[i], 8);
+  }
+  snapshot_gaps(50, gaps);
+  for (int i = 1; i < 12; i++) {
+    ck_assert_uint_ge(gaps[i], 8);
+    ck_assert_uint_le(gaps[i], 12);
+    differ = differ || gaps[i] != gaps[1];
+  }
+  ck_assert_msg(differ, "every snapshot came after %llu entries",
+                (unsigned long long)gaps[1]);
+}
+END_TEST
+
 /* §7: a snapshot compacts the log (keeping snapshot_keep_entries behind
  * it); a follower that needs a compacted entry gets the snapshot in chunks
  * (data left to the shell), a bounded number at a time, with the
@@ -1484,6 +1535,7 @@ static Suite *core_suite(void) {
   tcase_add_test(tc, membership_change_refused_before_term_commit);
   tcase_add_test(tc, truncated_config_entry_reverts_config);
   tcase_add_test(tc, snapshot_compacts_log_and_lagging_follower_gets_chunks);
+  tcase_add_test(tc, snapshot_due_points_spread_from_one_snapshot_to_the_next);
   tcase_add_test(tc, follower_installs_snapshot_from_chunks);
   tcase_add_test(tc, duplicate_first_chunk_does_not_restart_transfer);
   tcase_add_test(tc, propose_refused_while_backlog_is_full);
