@@ -66,7 +66,8 @@ static const struct flag flags[] = {
     {"--election-ticks", "SYNOD_ELECTION_TICKS", &cfg.election_ticks,
      "election timeout in ticks, randomised up to twice this [10]"},
     {"--snapshot-entries", "SYNOD_SNAPSHOT_ENTRIES", &cfg.snapshot_entries,
-     "take a snapshot after this many entries [8192]"},
+     "take a snapshot after this many entries, up to 1.5 times as many "
+     "(each replica its own) [8192]"},
     {"--discovery", "SYNOD_DISCOVERY", &cfg.discovery,
      "how to find the replicas: static (--peers), dns or kubernetes "
      "[static]"},
