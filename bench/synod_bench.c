@@ -10,8 +10,10 @@
 #include <errno.h>
 #include <ftw.h>
 #include <getopt.h>
+#include <inttypes.h>
 #include <libgen.h>
 #include <limits.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -32,6 +34,7 @@ struct options {
   int repeat;
   int clients[CLIENT_COUNTS_MAX];
   int clients_len;
+  int threads; /* load generator threads */
   bool workloads[BENCH_WORKLOADS];
   bool run[BENCH_SYSTEMS];
   bool json;
@@ -55,6 +58,8 @@ static const char usage[] =
     "  --warmup S         unmeasured seconds before each run [1]\n"
     "  --repeat N         runs per configuration, median reported [3]\n"
     "  --clients LIST     concurrent clients, e.g. 1,8,64 [1,8,64]\n"
+    "  --threads N        load generator threads, each with its own event\n"
+    "                     loop and its share of the clients [one per CPU]\n"
     "  --workloads LIST   counter-shared,counter-own,lock [all]\n"
     "  --quick            1 run of 2 s (0.5 s warm-up) per configuration\n"
     "  --synod-only       do not start etcd\n"
@@ -110,6 +115,10 @@ static void options_default(struct options *o) {
   o->repeat = 3;
   o->clients[0] = 1, o->clients[1] = 8, o->clients[2] = 64;
   o->clients_len = 3;
+  o->threads = (int)sysconf(_SC_NPROCESSORS_ONLN);
+  o->threads = o->threads < 1                   ? 1
+               : o->threads > BENCH_THREADS_MAX ? BENCH_THREADS_MAX
+                                                : o->threads;
   for (int wl = 0; wl < BENCH_WORKLOADS; wl++) {
     o->workloads[wl] = true;
   }
@@ -122,6 +131,7 @@ enum {
   OPT_WARMUP,
   OPT_REPEAT,
   OPT_CLIENTS,
+  OPT_THREADS,
   OPT_WORKLOADS,
   OPT_QUICK,
   OPT_SYNOD_ONLY,
@@ -139,6 +149,7 @@ static const struct option long_options[] = {
     {"warmup", required_argument, NULL, OPT_WARMUP},
     {"repeat", required_argument, NULL, OPT_REPEAT},
     {"clients", required_argument, NULL, OPT_CLIENTS},
+    {"threads", required_argument, NULL, OPT_THREADS},
     {"workloads", required_argument, NULL, OPT_WORKLOADS},
     {"quick", no_argument, NULL, OPT_QUICK},
     {"synod-only", no_argument, NULL, OPT_SYNOD_ONLY},
@@ -170,6 +181,9 @@ static int apply_option(struct options *o, int opt, const char *arg,
   case OPT_CLIENTS:
     o->clients_len = parse_list(arg, o->clients, CLIENT_COUNTS_MAX);
     return o->clients_len > 0 ? 0 : -1;
+  case OPT_THREADS:
+    o->threads = (int)strtol(arg, &end, 10);
+    return *end || o->threads < 1 || o->threads > BENCH_THREADS_MAX ? -1 : 0;
   case OPT_WORKLOADS:
     return parse_workloads(arg, o->workloads);
   case OPT_QUICK:
@@ -311,6 +325,93 @@ static double cpu_s(void) {
          (double)(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e6;
 }
 
+/* One load generator: its share of a run's clients, on its own thread. */
+struct generator {
+  const struct bench *b;
+  enum bench_system sys;
+  struct bench_run r;
+  int rv;
+  pthread_t thread;
+};
+
+static void *generator_main(void *arg) {
+  struct generator *g = arg;
+  const struct bench_cluster *cl = &g->b->clusters[g->sys];
+  g->rv = g->sys == BENCH_SYNOD ? bench_synod_run(cl, &g->r)
+                                : bench_etcd_run(cl, g->b->etcd_target, &g->r);
+  return NULL;
+}
+
+/* Splits r's clients over the generators, as evenly as they go, runs
+ * them (the first on this thread) and adds their outputs into r. */
+static int run_generators(const struct bench *b, enum bench_system sys,
+                          struct bench_run *r) {
+  static struct generator g[BENCH_THREADS_MAX];
+  int n = b->o.threads < r->clients ? b->o.threads : r->clients;
+  int first = 0;
+  int rv = 0;
+
+  r->start_ns = bench_now_ns();
+  for (int i = 0; i < n; i++) {
+    g[i] = (struct generator){.b = b, .sys = sys, .r = *r};
+    g[i].r.clients = r->clients / n + (i < r->clients % n);
+    g[i].r.client_first = first;
+    first += g[i].r.clients;
+    if (i > 0 &&
+        pthread_create(&g[i].thread, NULL, generator_main, &g[i]) != 0) {
+      bench_run_error(r, "cannot start load generator thread %d", i);
+      n = i;
+      rv = -1;
+      break;
+    }
+  }
+  if (n > 0) {
+    generator_main(&g[0]);
+  }
+  for (int i = 0; i < n; i++) {
+    if (i > 0) {
+      pthread_join(g[i].thread, NULL);
+    }
+    bench_run_merge(r, &g[i].r);
+    rv |= g[i].rv;
+  }
+  return rv;
+}
+
+/* counter-shared's check, once every generator is done: the counter read
+ * back holds every add that succeeded, and at most the ones whose outcome
+ * is unknown besides. */
+static void verify_shared(const struct bench *b, enum bench_system sys,
+                          struct bench_run *r) {
+  char name[96], err[BENCH_ERRMSG_BYTES];
+  int64_t value = 0;
+  int rv;
+
+  if (r->workload != BENCH_COUNTER_SHARED || r->aborted) {
+    return;
+  }
+  bench_shared_name(name, sizeof name, r->run_id);
+  rv = sys == BENCH_SYNOD
+           ? bench_synod_counter_read(&b->clusters[sys], name, &value, err,
+                                      sizeof err)
+           : bench_etcd_counter_read(&b->clusters[sys], b->etcd_target[0], name,
+                                     &value, err, sizeof err);
+  if (rv != 0) {
+    r->verify = BENCH_VERIFY_FAIL;
+    snprintf(r->verify_msg, sizeof r->verify_msg,
+             "cannot read counter %.64s back: %.120s", name, err);
+  } else if (value < 0 || (uint64_t)value < r->ops_total ||
+             (uint64_t)value > r->ops_total + r->unknown) {
+    r->verify = BENCH_VERIFY_FAIL;
+    snprintf(r->verify_msg, sizeof r->verify_msg,
+             "counter %s = %" PRId64 " but %" PRIu64 " adds succeeded (%" PRIu64
+             " unknown)",
+             name, value, r->ops_total, r->unknown);
+  } else if (r->verify == BENCH_VERIFY_NONE) {
+    r->verify = BENCH_VERIFY_OK;
+  }
+}
+
 static void one_run(struct bench *b, struct bench_row *row,
                     enum bench_system sys) {
   struct bench_run *r = b->run;
@@ -330,10 +431,9 @@ static void one_run(struct bench *b, struct bench_row *row,
   r->run_id = ++b->run_id;
   r->warmup_ns = (uint64_t)(b->o.warmup_s * 1e9);
   r->measure_ns = (uint64_t)(b->o.seconds * 1e9);
-  rv = sys == BENCH_SYNOD
-           ? bench_synod_run(&b->clusters[sys], r)
-           : bench_etcd_run(&b->clusters[sys], b->etcd_target, r);
+  rv = run_generators(b, sys, r);
   r->aborted |= rv != 0;
+  verify_shared(b, sys, r);
   s = &row->samples[sys][row->runs[sys]++];
   bench_sample_take(s, r);
   s->bench_cpu = (cpu_s() - cpu0) / ((double)(bench_now_ns() - t0) / 1e9);
@@ -453,6 +553,7 @@ static void report_fill(struct bench *b) {
   b->rep.seconds = b->o.seconds;
   b->rep.warmup_s = b->o.warmup_s;
   b->rep.repeat = b->o.repeat;
+  b->rep.threads = b->o.threads;
   b->rep.etcd_target = b->etcd_target_text;
   snprintf(b->rep.synod_version, sizeof b->rep.synod_version, "%s",
            b->clusters[BENCH_SYNOD].version);

@@ -14,6 +14,7 @@
 #define BENCH_REPLICAS 3
 #define BENCH_REPEAT_MAX 15
 #define BENCH_CLIENTS_MAX 1024
+#define BENCH_THREADS_MAX 16 /* load generator threads */
 #define BENCH_ERRMSG_BYTES 256
 #define BENCH_ERRORS_IN_A_ROW_MAX 20 /* a client stops after this many */
 #define BENCH_DRAIN_MS 20000 /* bound on in-flight ops after a run ends */
@@ -61,12 +62,17 @@ enum bench_verify {
 
 /* One timed run of one workload against one system. The caller fills the
  * inputs and zeroes the rest; the load generator fills the outputs. */
+/* One load generator's part of a run: its clients, on a loop of its own
+ * in a thread of its own. The harness splits a run's clients over
+ * --threads generators and adds their outputs up (bench_run_merge). */
 struct bench_run {
   /* inputs */
   enum bench_workload workload;
   int clients;         /* 1..BENCH_CLIENTS_MAX, each with one op in flight */
+  int client_first;    /* the run's index of this generator's first client */
   unsigned run_id;     /* makes key, counter and lock names unique */
-  uint64_t warmup_ns;  /* ops completing before this are not counted */
+  uint64_t start_ns;   /* when every generator of the run starts */
+  uint64_t warmup_ns;  /* ops completing before start + this not counted */
   uint64_t measure_ns; /* length of the measured window */
   /* outputs: the measured window */
   uint64_t ops;           /* successful operations completed in the window */
@@ -74,6 +80,7 @@ struct bench_run {
   struct bench_hist hist; /* latency of each counted op, us */
   /* outputs: the whole run (warm-up, window, drain) */
   uint64_t ops_total; /* successful operations */
+  uint64_t unknown;   /* adds whose outcome is unknown (timed out) */
   uint64_t errors;    /* failed operations (retried or given up) */
   char first_error[BENCH_ERRMSG_BYTES]; /* "" if no error */
   enum bench_verify verify;
@@ -84,6 +91,14 @@ struct bench_run {
 /* Records the first error of a run (later ones are only counted). */
 void bench_run_error(struct bench_run *r, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
+
+/* Adds one generator's outputs to the run's. */
+void bench_run_merge(struct bench_run *into, const struct bench_run *from);
+
+/* Names the keys of a run (bench-<pid>-<run>-...): counter-shared's one
+ * counter, and client i's own counter or lock. */
+void bench_shared_name(char *buf, size_t len, unsigned run_id);
+void bench_client_name(char *buf, size_t len, const struct bench_run *r, int i);
 
 /* --------------------------------------------------------- clusters */
 
@@ -129,6 +144,15 @@ void bench_cluster_dump_logs(const struct bench_cluster *c);
  * the run could not be set up at all (r->first_error says why). */
 int bench_synod_run(const struct bench_cluster *c, struct bench_run *r);
 
+/* Reads a counter back once a run's generators are done (blocking):
+ * counter-shared is checked there, the other workloads by the generators.
+ * Returns 0, or -1 with a message in err. */
+int bench_synod_counter_read(const struct bench_cluster *c, const char *name,
+                             int64_t *value, char *err, size_t len);
+int bench_etcd_counter_read(const struct bench_cluster *c, int member,
+                            const char *name, int64_t *value, char *err,
+                            size_t len);
+
 /* Runs one workload against the etcd cluster (libcurl multi, one thread).
  * Client i talks to member target[i % 3]. Same contract as above. */
 int bench_etcd_run(const struct bench_cluster *c, const int *target,
@@ -169,6 +193,7 @@ struct bench_report {
   double seconds;
   double warmup_s;
   int repeat;
+  int threads;             /* load generator threads */
   const char *etcd_target; /* "leader (e1)" or "spread over e0..e2" */
   char synod_version[32];
   char etcd_version[32];

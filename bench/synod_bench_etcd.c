@@ -31,7 +31,7 @@ enum step {
   STEP_TXN,    /* counter: compare mod_revision, put value+1 */
   STEP_LOCK,   /* lock: acquire, returns the owner key */
   STEP_UNLOCK, /* lock: release the owner key */
-  STEP_VERIFY, /* after the run: read the counter back */
+  STEP_VERIFY, /* after the run: counter-own reads its counter back */
   STEP_REVOKE  /* after the run: revoke the lease */
 };
 
@@ -63,7 +63,6 @@ struct ebench {
   char shared64[160];   /* counter-shared's key, base64 */
   uint64_t t_window_ns; /* measured window: [t_window, t_end) */
   uint64_t t_end_ns;
-  uint64_t unknown; /* txns whose outcome is unknown */
   enum phase phase;
   int busy; /* clients with an op (or finish step) out */
 };
@@ -159,7 +158,7 @@ static void op_failed(struct eclient *c, const char *what) {
   c->b->r->errors++;
   c->errors_in_a_row++;
   if (c->step == STEP_TXN) {
-    c->b->unknown++;
+    c->b->r->unknown++;
   }
   bench_run_error(c->b->r, "etcd %s: %.200s", what, c->resp);
   client_next(c);
@@ -226,12 +225,12 @@ static void finish_done(struct eclient *c) {
   }
 }
 
-/* Compares the counter read back with the adds that succeeded; a txn
- * that failed in transport may or may not have been applied. */
+/* Compares a client's own counter read back with the adds it saw
+ * succeed; a txn that failed in transport may or may not have been
+ * applied. */
 static void on_verify(struct eclient *c, const json_t *j) {
   struct bench_run *r = c->b->r;
-  bool shared = r->workload == BENCH_COUNTER_SHARED;
-  uint64_t want = shared ? r->ops_total : c->ok;
+  uint64_t want = c->ok;
   int64_t value, rev;
 
   if (j == NULL || etcd_kv_read(j, &value, &rev) != 0) {
@@ -239,7 +238,7 @@ static void on_verify(struct eclient *c, const json_t *j) {
     snprintf(r->verify_msg, sizeof r->verify_msg,
              "cannot read the counter back: %.200s", c->resp);
   } else if (value < 0 || (uint64_t)value < want ||
-             (uint64_t)value > want + c->b->unknown) {
+             (uint64_t)value > want + r->unknown) {
     r->verify = BENCH_VERIFY_FAIL;
     snprintf(r->verify_msg, sizeof r->verify_msg,
              "etcd counter = %" PRId64 " but %" PRIu64 " updates succeeded",
@@ -250,8 +249,9 @@ static void on_verify(struct eclient *c, const json_t *j) {
   finish_done(c);
 }
 
-/* After the drain: read counters back (counter-shared: one; counter-own:
- * each client its own), or revoke each lock client's lease. */
+/* After the drain: counter-own reads each client's counter back (the
+ * harness reads counter-shared's once every generator is done); the lock
+ * workload revokes each client's lease. */
 static void bench_finish(struct ebench *b) {
   b->phase = PHASE_FINISH;
   for (int i = 0; i < b->r->clients && !b->r->aborted; i++) {
@@ -260,8 +260,7 @@ static void bench_finish(struct ebench *b) {
     if (b->r->workload == BENCH_LOCK && c->lease[0] != '\0') {
       rv = send_req(c, STEP_REVOKE, "/v3/lease/revoke",
                     json_pack("{s:s}", "ID", c->lease));
-    } else if (b->r->workload == BENCH_COUNTER_OWN ||
-               (b->r->workload == BENCH_COUNTER_SHARED && i == 0)) {
+    } else if (b->r->workload == BENCH_COUNTER_OWN) {
       rv = send_range(c, STEP_VERIFY);
     } else {
       continue;
@@ -391,8 +390,7 @@ static int client_init(struct ebench *b, struct eclient *c, int i, int port) {
 
   c->b = b;
   c->port = port;
-  snprintf(name, sizeof name, "bench-%d-%u-%s-%d", (int)getpid(), b->r->run_id,
-           bench_workload_name(b->r->workload), i);
+  bench_client_name(name, sizeof name, b->r, i);
   etcd_b64_encode(name, strlen(name), c->key64, sizeof c->key64);
   c->easy = curl_easy_init();
   if (c->easy == NULL) {
@@ -435,11 +433,11 @@ static int bench_init(struct ebench *b, const struct bench_cluster *cl,
     return -1;
   }
   curl_multi_setopt(b->multi, CURLMOPT_MAXCONNECTS, (long)b->r->clients + 8);
-  snprintf(name, sizeof name, "bench-%d-%u-shared", (int)getpid(),
-           b->r->run_id);
+  bench_shared_name(name, sizeof name, b->r->run_id);
   etcd_b64_encode(name, strlen(name), b->shared64, sizeof b->shared64);
   for (int i = 0; i < b->r->clients; i++) {
-    int port = cl->client_port[target[i % BENCH_REPLICAS]];
+    int port =
+        cl->client_port[target[(b->r->client_first + i) % BENCH_REPLICAS]];
     if (client_init(b, &b->clients[i], i, port) != 0) {
       return -1;
     }
@@ -450,7 +448,7 @@ static int bench_init(struct ebench *b, const struct bench_cluster *cl,
 int bench_etcd_run(const struct bench_cluster *cl, const int *target,
                    struct bench_run *r) {
   struct ebench b = {.r = r};
-  uint64_t start = bench_now_ns();
+  uint64_t start = r->start_ns;
 
   if (bench_init(&b, cl, target) != 0) {
     bench_run_error(r, "cannot set up libcurl (out of memory?)");

@@ -157,3 +157,41 @@ int bench_etcd_status(int port, uint64_t *member, uint64_t *leader,
   curl_easy_cleanup(e);
   return rv;
 }
+
+int bench_etcd_counter_read(const struct bench_cluster *cl, int member,
+                            const char *name, int64_t *value, char *err,
+                            size_t len) {
+  char *buf = calloc(1, ETCD_RESPONSE_MAX);
+  char key64[160], url[64], body[200];
+  CURL *e = curl_easy_init();
+  json_t *j = NULL;
+  int64_t rev;
+  CURLcode res = CURLE_OUT_OF_MEMORY;
+  int rv = -1;
+
+  etcd_b64_encode(name, strlen(name), key64, sizeof key64);
+  snprintf(url, sizeof url, "http://127.0.0.1:%d/v3/kv/range",
+           cl->client_port[member]);
+  snprintf(body, sizeof body, "{\"key\":\"%s\"}", key64);
+  if (buf != NULL && e != NULL) {
+    curl_easy_setopt(e, CURLOPT_URL, url);
+    curl_easy_setopt(e, CURLOPT_POSTFIELDS, body);
+    curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, 10000L);
+    curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, collect_cb);
+    curl_easy_setopt(e, CURLOPT_WRITEDATA, buf);
+    res = curl_easy_perform(e);
+  }
+  if (res != CURLE_OK) {
+    snprintf(err, len, "%s: %s", url, curl_easy_strerror(res));
+  } else if ((j = json_loads(buf, 0, NULL)) == NULL ||
+             etcd_kv_read(j, value, &rev) != 0) {
+    snprintf(err, len, "%s: %.200s", url, buf);
+  } else {
+    rv = 0;
+  }
+  json_decref(j);
+  curl_easy_cleanup(e);
+  free(buf);
+  return rv;
+}

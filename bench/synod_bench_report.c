@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "synod_bench.h"
 
@@ -41,6 +42,38 @@ void bench_run_error(struct bench_run *r, const char *fmt, ...) {
   va_start(ap, fmt);
   vsnprintf(r->first_error, sizeof r->first_error, fmt, ap);
   va_end(ap);
+}
+
+void bench_run_merge(struct bench_run *into, const struct bench_run *from) {
+  into->ops += from->ops;
+  into->conflicts += from->conflicts;
+  for (int i = 0; i < BENCH_HIST_BUCKETS; i++) {
+    into->hist.buckets[i] += from->hist.buckets[i];
+  }
+  into->hist.count += from->hist.count;
+  into->ops_total += from->ops_total;
+  into->unknown += from->unknown;
+  into->errors += from->errors;
+  if (into->first_error[0] == '\0') {
+    memcpy(into->first_error, from->first_error, sizeof into->first_error);
+  }
+  if (from->verify == BENCH_VERIFY_FAIL && into->verify != BENCH_VERIFY_FAIL) {
+    memcpy(into->verify_msg, from->verify_msg, sizeof into->verify_msg);
+  }
+  if (from->verify > into->verify) {
+    into->verify = from->verify; /* NONE < OK < FAIL */
+  }
+  into->aborted |= from->aborted;
+}
+
+void bench_shared_name(char *buf, size_t len, unsigned run_id) {
+  snprintf(buf, len, "bench-%d-%u-shared", (int)getpid(), run_id);
+}
+
+void bench_client_name(char *buf, size_t len, const struct bench_run *r,
+                       int i) {
+  snprintf(buf, len, "bench-%d-%u-%s-%d", (int)getpid(), r->run_id,
+           bench_workload_name(r->workload), r->client_first + i);
 }
 
 /* ------------------------------------------------------------ histogram */
@@ -219,8 +252,10 @@ static void print_header(const struct bench_report *rep) {
          rep->synod_version[0] ? rep->synod_version : "-",
          rep->etcd_version[0] ? rep->etcd_version : "-", BENCH_REPLICAS);
   printf("runs: closed loop (one operation in flight per client), %.1f s "
-         "measured after %.1f s warm-up, median of %d\n",
-         rep->seconds, rep->warmup_s, rep->repeat);
+         "measured after %.1f s warm-up, median of %d; the clients on %d "
+         "load generator thread%s\n",
+         rep->seconds, rep->warmup_s, rep->repeat, rep->threads,
+         rep->threads == 1 ? "" : "s (each its own event loop)");
   printf("synod clients: libsynod async API, one session each, to the "
          "leader; etcd clients: v3 JSON gateway over HTTP/1.1 keep-alive, "
          "to %s\n",
@@ -347,11 +382,12 @@ int bench_report_json(const struct bench_report *rep) {
               row_failures(&rep->rows[i], BENCH_ETCD);
   }
   top = json_pack(
-      "{s:{s:i,s:b,s:f,s:f,s:i,s:s,s:s,s:s,s:s?},s:[fff],s:[fff],s:o,s:b}",
+      "{s:{s:i,s:b,s:f,s:f,s:i,s:i,s:s,s:s,s:s,s:s?},s:[fff],s:[fff],s:o,"
+      "s:b}",
       "config", "replicas", BENCH_REPLICAS, "fsync", 1, "seconds", rep->seconds,
-      "warmup_s", rep->warmup_s, "repeat", rep->repeat, "etcd_target",
-      rep->etcd_target, "synod_version", rep->synod_version, "etcd_version",
-      rep->etcd_version, "skipped", rep->skipped, "load_start",
+      "warmup_s", rep->warmup_s, "repeat", rep->repeat, "threads", rep->threads,
+      "etcd_target", rep->etcd_target, "synod_version", rep->synod_version,
+      "etcd_version", rep->etcd_version, "skipped", rep->skipped, "load_start",
       rep->load_start[0], rep->load_start[1], rep->load_start[2], "load_end",
       rep->load_end[0], rep->load_end[1], rep->load_end[2], "results", rows,
       "checks_passed", failed == 0);

@@ -1,6 +1,7 @@
 /* synod-bench: the synod load generator. N libsynod async clients (one
  * connection and session each) on one libuv loop, each with exactly one
- * operation in flight, started again from its own callback. */
+ * operation in flight, started again from its own callback. The harness
+ * runs one generator per --threads, each with its share of the clients. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -12,12 +13,13 @@
 
 #define LOCK_OWNER 1
 #define LOCK_TIMEOUT_MS 10000
+#define READ_BACK_TIMEOUT_MS 10000
 #define TICK_MS 50
 
 enum phase {
   PHASE_RUN,    /* warm-up and measured window: clients loop */
   PHASE_DRAIN,  /* window over: wait for in-flight ops to finish */
-  PHASE_VERIFY, /* read the counters back */
+  PHASE_VERIFY, /* counter-own: read the counters back */
   PHASE_CLOSE,  /* sessions closing */
   PHASE_DONE
 };
@@ -40,11 +42,10 @@ struct sbench {
   uv_timer_t tick;
   struct bench_run *r;
   struct sclient *clients;
-  char shared[96];      /* counter-shared's counter */
+  char shared[96];      /* counter-shared's counter (checked by the harness) */
   uint64_t t_start_ns;  /* busy clients started */
   uint64_t t_window_ns; /* measured window: [t_window, t_end) */
   uint64_t t_end_ns;
-  uint64_t unknown; /* adds whose outcome is unknown (timeout) */
   enum phase phase;
   int busy; /* clients with an op in flight */
   int open; /* synod_async instances not yet closed */
@@ -63,7 +64,7 @@ static void op_done(struct sclient *c, int status) {
     b->r->errors++;
     c->errors_in_a_row++;
     if (status == SYNOD_ETIMEDOUT || status == SYNOD_ESESSION) {
-      b->unknown++;
+      b->r->unknown++;
     }
     bench_run_error(b->r, "%s: %s", synod_errname(status),
                     synod_async_last_errmsg(c->a));
@@ -178,14 +179,13 @@ static void bench_close(struct sbench *b) {
   }
 }
 
-/* Compares a counter read back with the adds that the clients saw
- * succeed; an add that timed out may or may not have been applied. */
+/* Compares a client's own counter read back with the adds it saw succeed;
+ * an add that timed out may or may not have been applied. */
 static void verify_cb(void *arg, int status, const int64_t *value) {
   struct sclient *c = arg;
   struct sbench *b = c->b;
-  bool shared = b->r->workload == BENCH_COUNTER_SHARED;
-  uint64_t want = shared ? b->r->ops_total : c->ok;
-  const char *name = shared ? b->shared : c->name;
+  uint64_t want = c->ok;
+  const char *name = c->name;
 
   c->busy = false;
   if (status != 0) {
@@ -194,12 +194,12 @@ static void verify_cb(void *arg, int status, const int64_t *value) {
              "cannot read counter %s back: %s: %s", name, synod_errname(status),
              synod_async_last_errmsg(c->a));
   } else if (*value < 0 || (uint64_t)*value < want ||
-             (uint64_t)*value > want + b->unknown) {
+             (uint64_t)*value > want + b->r->unknown) {
     b->r->verify = BENCH_VERIFY_FAIL;
     snprintf(b->r->verify_msg, sizeof b->r->verify_msg,
              "counter %s = %lld but %llu adds succeeded (%llu unknown)", name,
              (long long)*value, (unsigned long long)want,
-             (unsigned long long)b->unknown);
+             (unsigned long long)b->r->unknown);
   } else if (b->r->verify == BENCH_VERIFY_NONE) {
     b->r->verify = BENCH_VERIFY_OK;
   }
@@ -208,24 +208,21 @@ static void verify_cb(void *arg, int status, const int64_t *value) {
   }
 }
 
-/* After the drain: counter-shared reads its one counter back,
- * counter-own every client's own; then closes the sessions. */
+/* After the drain: counter-own reads every client's counter back (the
+ * harness reads counter-shared's once every generator is done); then
+ * closes the sessions. */
 static void bench_verify(struct sbench *b) {
-  int n = b->r->workload == BENCH_COUNTER_SHARED ? 1 : b->r->clients;
-
   b->phase = PHASE_VERIFY;
   if (b->r->workload == BENCH_LOCK && b->r->verify == BENCH_VERIFY_NONE) {
     b->r->verify = BENCH_VERIFY_OK; /* every grant and release checked */
   }
-  if (b->r->workload == BENCH_LOCK || b->r->aborted) {
+  if (b->r->workload != BENCH_COUNTER_OWN || b->r->aborted) {
     bench_close(b);
     return;
   }
-  for (int i = 0; i < n; i++) {
+  for (int i = 0; i < b->r->clients; i++) {
     struct sclient *c = &b->clients[i];
-    const char *name =
-        b->r->workload == BENCH_COUNTER_SHARED ? b->shared : c->name;
-    if (synod_async_counter_get(c->a, name, 0, verify_cb, c) == 0) {
+    if (synod_async_counter_get(c->a, c->name, 0, verify_cb, c) == 0) {
       c->busy = true;
       b->busy++;
     }
@@ -277,15 +274,14 @@ static int clients_new(struct sbench *b, const struct bench_cluster *cl) {
       return -1;
     }
     c->b = b;
-    snprintf(c->name, sizeof c->name, "bench-%d-%u-%s-%d", (int)getpid(),
-             b->r->run_id, bench_workload_name(b->r->workload), i);
+    bench_client_name(c->name, sizeof c->name, b->r, i);
   }
   return 0;
 }
 
 static void clients_start(struct sbench *b) {
   b->phase = PHASE_RUN;
-  b->t_start_ns = bench_now_ns();
+  b->t_start_ns = b->r->start_ns;
   b->t_window_ns = b->t_start_ns + b->r->warmup_ns;
   b->t_end_ns = b->t_window_ns + b->r->measure_ns;
   for (int i = 0; i < b->r->clients; i++) {
@@ -307,8 +303,7 @@ int bench_synod_run(const struct bench_cluster *cl, struct bench_run *r) {
     free(b.clients);
     return -1;
   }
-  snprintf(b.shared, sizeof b.shared, "bench-%d-%u-shared", (int)getpid(),
-           r->run_id);
+  bench_shared_name(b.shared, sizeof b.shared, r->run_id);
   if (clients_new(&b, cl) != 0) {
     rv = -1;
   } else {
@@ -323,4 +318,24 @@ int bench_synod_run(const struct bench_cluster *cl, struct bench_run *r) {
   }
   free(b.clients);
   return rv;
+}
+
+int bench_synod_counter_read(const struct bench_cluster *cl, const char *name,
+                             int64_t *value, char *err, size_t len) {
+  struct synod_options o;
+  struct synod_client *c = NULL;
+  int rv;
+
+  synod_options_init(&o);
+  o.endpoints = cl->endpoints;
+  o.client_name = "synod-bench";
+  rv = synod_client_new(&o, &c);
+  if (rv == 0) {
+    rv = synod_counter_get(c, name, 0, READ_BACK_TIMEOUT_MS, value);
+  }
+  if (rv != 0) {
+    snprintf(err, len, "%s: %s", synod_errname(rv), synod_client_errmsg());
+  }
+  synod_client_free(c);
+  return rv == 0 ? 0 : -1;
 }
