@@ -136,6 +136,17 @@ static void child_snapshot(struct store *s, int fd, uint64_t *rng,
   }
   memset(conf, (int)(index & 0xff), sizeof conf);
   say(fd, 'B', index);
+  if (rng_next(rng) % 2 == 0) {
+    /* What a replica does: the whole image in one transaction, with the
+     * records waiting in the write-ahead file. */
+    if (store_snapshot_save(s, index, term, conf, sizeof conf, img, len,
+                            rng_next(rng) % 20) != 0) {
+      child_die(s, "snapshot save");
+    }
+    say(fd, 'S', index);
+    free(img);
+    return;
+  }
   if (store_snapshot_begin(s, index, term, conf, sizeof conf) != 0) {
     child_die(s, "snapshot begin");
   }
