@@ -402,8 +402,7 @@ int store_snapshot_save(struct store *s, uint64_t index, uint64_t term,
   if (rv != 0) {
     errmsg_wrap(s->errmsg, "store: snapshot %" PRIu64 " save of %zu bytes",
                 index, len);
-    free(s->pending.config);
-    memset(&s->pending, 0, sizeof s->pending);
+    store_snapshot_abort(s); /* no chunk was written: frees, no txn */
     return rv;
   }
   s->pending.size_bytes = len;

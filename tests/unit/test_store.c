@@ -269,14 +269,20 @@ static uint8_t image_byte(uint64_t index, uint64_t off) {
   return (uint8_t)(index * 13 + off * 7 + off / 251);
 }
 
-static void snapshot_make(uint64_t index, uint64_t term, size_t size,
-                          uint64_t trailing) {
-  uint8_t conf[8];
+/* Snapshot index's image of size bytes (free it), and its config. */
+static uint8_t *image_new(uint64_t index, size_t size, uint8_t conf[8]) {
   uint8_t *img = malloc(size + 1);
   for (size_t i = 0; i < size; i++) {
     img[i] = image_byte(index, i);
   }
-  memset(conf, (int)index, sizeof conf);
+  memset(conf, (int)index, 8);
+  return img;
+}
+
+static void snapshot_make(uint64_t index, uint64_t term, size_t size,
+                          uint64_t trailing) {
+  uint8_t conf[8];
+  uint8_t *img = image_new(index, size, conf);
   ck_assert_int_eq(store_snapshot_begin(&st, index, term, conf, sizeof conf),
                    0);
   /* In three uneven writes, to cross chunk boundaries. */
@@ -332,11 +338,7 @@ static void snapshot_check(uint64_t index, size_t size) {
 static int snapshot_save(uint64_t index, uint64_t term, size_t size,
                          uint64_t trailing) {
   uint8_t conf[8];
-  uint8_t *img = malloc(size + 1);
-  for (size_t i = 0; i < size; i++) {
-    img[i] = image_byte(index, i);
-  }
-  memset(conf, (int)index, sizeof conf);
+  uint8_t *img = image_new(index, size, conf);
   int rv = store_snapshot_save(&st, index, term, conf, sizeof conf, img, size,
                                trailing);
   free(img);
