@@ -135,10 +135,12 @@ static struct core_msg vote_reply(uint64_t from, uint64_t to, uint64_t term,
   return m;
 }
 
-/* Replica 1 of a `voters` cluster, elected leader in term 2 with its noop
- * at index 2 persisted; votes from 2 (and 3). */
-static struct core *new_leader(uint32_t voters, struct core_update *up) {
-  struct core *c = new_core(1, voters);
+/* Replica 1 of a `voters` cluster with options o (pre-vote off), elected
+ * leader in term 2 with its noop at index 2 persisted; votes from 2 (and
+ * 3). */
+static struct core *new_leader_opts(const struct core_options *o,
+                                    uint32_t voters, struct core_update *up) {
+  struct core *c = new_core_opts(o, voters);
   tick_until(c, CORE_MSG_VOTE, up);
   for (uint64_t v = 2; v <= voters / 2 + 1; v++) {
     struct core_msg r = vote_reply(v, 1, 2, true);
@@ -147,6 +149,12 @@ static struct core *new_leader(uint32_t voters, struct core_update *up) {
   ck_assert_int_eq(core_role(c), CORE_LEADER);
   persisted(c, 2, 2, up);
   return c;
+}
+
+static struct core *new_leader(uint32_t voters, struct core_update *up) {
+  struct core_options o = test_opts(1);
+  o.disable_pre_vote = true;
+  return new_leader_opts(&o, voters, up);
 }
 
 /* Replica 1 alone: it wins by its own vote, takes office once that vote
@@ -1066,11 +1074,8 @@ static void snapshot_gaps(uint32_t spread_percent, uint64_t gaps[12]) {
   o.snapshot_entries = 8;
   o.snapshot_spread_percent = spread_percent;
   o.snapshot_keep_entries = 2;
-  struct core *c = new_core_opts(&o, 3);
   struct core_update up;
-  tick_until(c, CORE_MSG_VOTE, &up);
-  struct core_msg v = vote_reply(2, 1, 2, true);
-  ck_assert_int_eq(recv(c, &v, &up), 0);
+  struct core *c = new_leader_opts(&o, 3, &up);
   uint64_t since = 0;
   int n = 0;
   for (uint64_t index = 3; n < 12 && index < 400; index++) {
