@@ -15,7 +15,8 @@ pkgs=(
   zlib1g-dev                         # crc32 of stored entries and records (server/store)
   libprotobuf-c-dev protobuf-c-compiler  # wire schema and its C code generator (proto/)
   libcurl4-openssl-dev               # Kubernetes API discovery (server/discovery)
-  libjansson-dev                     # JSON: Kubernetes API replies, --json output
+  libjansson-dev                     # JSON: Kubernetes API replies, --json output, HTTP API
+  libh2o-dev                         # picohttpparser, the HTTP request parser (server/http)
   check                              # unit test framework (tests/unit; built with the rest)
   libssl-dev                         # the fake Kubernetes API (HTTPS) in tests/integration
 )

@@ -129,7 +129,7 @@ static int mkdir_p(const char *path) {
 /* Starts replica i; its output goes to DIR/synod-i.log. */
 static int dev_start_one(const struct ctl_opts *o, struct dev *d, int i,
                          const char *peers, const sigset_t *old) {
-  char name[16], data[PATH_MAX], log[PATH_MAX], client[32], peer[32], http[32];
+  char name[24], data[PATH_MAX], log[PATH_MAX], client[32], peer[32], http[32];
   unsigned p = d->base_port + 10u * (unsigned)i;
   snprintf(name, sizeof name, "synod-%d", i);
   snprintf(data, sizeof data, "%s/%s", d->dir, name);

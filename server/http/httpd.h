@@ -1,0 +1,145 @@
+/* HTTP/1.1 server on a libuv loop: accepts connections, parses requests
+ * with picohttpparser (from Debian's libh2o), enforces the limits below,
+ * and hands each whole request to one callback. The owner answers it,
+ * at once or later (after a ReadIndex round), by its id.
+ *
+ * Limits, each answered with its status and a log line naming the remote
+ * address, after which the connection is closed:
+ *   - a request line longer than line_bytes_max: 414;
+ *   - a request head (line and headers) longer than head_bytes_max, or
+ *     more than headers_max headers: 431;
+ *   - a body longer than body_bytes_max: 413; a chunked body: 501;
+ *   - bytes that are not HTTP/1.x: 400;
+ *   - a request not complete within request_timeout_ms of its first byte
+ *     (a client sending a byte a second): 408;
+ *   - no new request within idle_timeout_ms on a keep-alive connection:
+ *     closed without an answer;
+ *   - a client that does not read its answers (out_bytes_max queued, or
+ *     nothing written for request_timeout_ms): closed.
+ * At most connections_max connections: when one more arrives, the idle
+ * keep-alive connection that waited longest is closed to make room; if
+ * none is idle, the new one gets 503 and is closed.
+ *
+ * One request per connection is served at a time; pipelined requests wait
+ * in the buffer until the answer to the one before is queued. Every
+ * function runs on the loop's thread. */
+#ifndef SYNOD_HTTPD_H
+#define SYNOD_HTTPD_H
+
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <uv.h>
+
+#define HTTPD_REMOTE_MAX 64
+
+struct httpd;
+
+struct httpd_header {
+  const char *name; /* not NUL-terminated */
+  size_t name_len;
+  const char *value; /* not NUL-terminated */
+  size_t value_len;
+};
+
+/* A whole request. Every pointer borrows the connection's buffer and is
+ * valid only until the callback returns: copy what an answer given later
+ * needs. `path` and `query` are the target split at '?', not decoded. */
+struct httpd_request {
+  uint64_t id; /* never reused: answers to a closed connection are dropped */
+  const char *method;
+  size_t method_len;
+  const char *path;
+  size_t path_len;
+  const char *query; /* after '?', or "" */
+  size_t query_len;
+  const struct httpd_header *headers;
+  size_t headers_n;
+  const uint8_t *body;
+  size_t body_len;
+  const char *remote; /* "ip:port" of the client */
+};
+
+/* A request arrived; answer it with httpd_respond (now or later). */
+typedef void (*httpd_request_cb)(void *arg, const struct httpd_request *req);
+
+struct httpd_options {
+  uv_loop_t *loop;
+  const char *listen_address;  /* "ip:port"; port 0 picks one */
+  const char *log_module;      /* log lines' module [http] */
+  uint32_t connections_max;    /* [256] */
+  uint32_t line_bytes_max;     /* request line [4096] */
+  uint32_t head_bytes_max;     /* request line and headers [16384] */
+  uint32_t headers_max;        /* [64] */
+  uint32_t body_bytes_max;     /* [1 MiB] */
+  uint32_t request_timeout_ms; /* first byte to whole request [5000] */
+  uint32_t idle_timeout_ms;    /* keep-alive wait for the next [30000] */
+  uint64_t out_bytes_max;      /* queued answers per connection [64 MiB] */
+  httpd_request_cb request_cb;
+  void *arg;
+};
+
+/* Binds and listens. Returns 0, SYNOD_EINVAL (bad address, no callback)
+ * or SYNOD_EIO (bind/listen failed); errmsg (SYNOD_ERRMSG_MAX bytes)
+ * says why, with the address. */
+int httpd_start(const struct httpd_options *opts, struct httpd **out,
+                char *errmsg);
+
+/* Closes the listener and every connection; requests not yet answered
+ * are dropped. The memory is freed once libuv has closed the handles
+ * (run the loop until it is idle). Accepts NULL. */
+void httpd_stop(struct httpd *h);
+
+/* The bound "ip:port" (the real port when 0 was asked for). */
+const char *httpd_listen_address(const struct httpd *h);
+
+/* Answers request `id` with `status`, a body of `len` bytes (copied) of
+ * content_type, and `headers` (extra header lines, each ending in
+ * "\r\n", or NULL). Content-Length, Cache-Control: no-store and the
+ * Connection header are added. A HEAD request gets the headers only.
+ * Returns 0, SYNOD_ENOTFOUND (the request was answered already or its
+ * connection is gone: nothing is sent) or SYNOD_ENOMEM (the connection
+ * is closed). */
+int httpd_respond(struct httpd *h, uint64_t id, int status,
+                  const char *content_type, const char *headers,
+                  const void *body, size_t len);
+
+/* Answers with a JSON body `{"error":"<message>"}` built from fmt. Same
+ * returns as httpd_respond. */
+int httpd_respond_error(struct httpd *h, uint64_t id, int status,
+                        const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+
+/* Counters since start, for metrics. */
+struct httpd_stats {
+  uint64_t connections;         /* open now */
+  uint64_t connections_total;   /* accepted */
+  uint64_t connections_refused; /* at the cap with none idle */
+  uint64_t requests_total;      /* whole requests handed to the callback */
+  uint64_t bad_requests_total;  /* answered 400/408/413/414/431/501 */
+};
+void httpd_stats(const struct httpd *h, struct httpd_stats *out);
+
+/* Helpers for handlers. The header named `name` (case-insensitive) of
+ * req, or NULL; *len gets its value's length. */
+const char *httpd_header(const struct httpd_request *req, const char *name,
+                         size_t *len);
+
+/* True if the method is `m` (e.g. "GET"); HEAD counts as GET. */
+bool httpd_method_is(const struct httpd_request *req, const char *m);
+
+/* Copies the query parameter `key` (percent-decoded) into out (cap bytes,
+ * NUL-terminated). Returns true if present; "" for a key without '='. */
+bool httpd_query_get(const struct httpd_request *req, const char *key,
+                     char *out, size_t cap);
+
+/* Percent-decodes src[0..len) into out (cap bytes, NUL-terminated).
+ * Returns false on a bad escape, a NUL byte, or no room. */
+bool httpd_url_decode(const char *src, size_t len, char *out, size_t cap);
+
+/* The reason phrase of a status ("Not Found"). */
+const char *httpd_status_text(int status);
+
+#endif /* SYNOD_HTTPD_H */
