@@ -84,17 +84,19 @@ static struct fsm_candidate *candidate_find(const struct fsm_election *e,
 
 /* Fills info from e (NULL: no election of that name). Borrows e's
  * memory. */
-static void election_info(const struct fsm_election *e, const char *name,
-                          Synod__ElectionInfo *info) {
+static void election_info(const struct fsm *f, const struct fsm_election *e,
+                          const char *name, Synod__ElectionInfo *info) {
   const struct fsm_candidate *lead = election_leader(e);
   synod__election_info__init(info);
   info->name = (char *)name;
+  info->now_ms = f->time_ms;
   if (lead) {
     info->has_leader = 1;
     info->value.data = lead->value;
     info->value.len = lead->value_len;
     info->session_id = lead->session->id;
     info->revision = e->revision;
+    info->since_ms = e->since_ms;
     info->candidates = e->candidates_len;
   }
 }
@@ -103,7 +105,7 @@ static void election_changed(struct fsm *f, const struct fsm_election *e) {
   Synod__Event ev = SYNOD__EVENT__INIT;
   Synod__ElectionChanged ec = SYNOD__ELECTION_CHANGED__INIT;
   Synod__ElectionInfo info;
-  election_info(e, e->name, &info);
+  election_info(f, e, e->name, &info);
   ec.info = &info;
   ev.body_case = SYNOD__EVENT__BODY_ELECTION_CHANGED;
   ev.election_changed = &ec;
@@ -124,6 +126,7 @@ void fsm_candidate_withdraw(struct fsm *f, struct fsm_candidate *c) {
     return;
   }
   e->revision = e->candidates_len ? f->index : 0;
+  e->since_ms = e->candidates_len ? f->time_ms : 0;
   election_changed(f, e);
   if (e->candidates_len == 0) {
     otree_remove(&f->elections, &e->by_name);
@@ -154,6 +157,7 @@ static int campaign_join(struct fsm *f, struct fsm_election *e,
     c = fsm_candidate_add(e, s, v->data, v->len);
     if (e->candidates_len == 1) {
       e->revision = f->index;
+      e->since_ms = f->time_ms;
     }
   }
   if (election_leader(e) == c) {
@@ -191,7 +195,7 @@ int fsm_election_campaign(struct fsm *f, struct fsm_session *s,
     return rv; /* e has candidates: the limit is reached only then */
   }
   synod__election_campaign_reply__init(&r->u.campaign);
-  election_info(e, e->name, &r->info);
+  election_info(f, e, e->name, &r->info);
   r->u.campaign.leader = election_leader(e)->session == s;
   r->u.campaign.info = &r->info;
   r->resp.body_case = SYNOD__RESPONSE__BODY_ELECTION_CAMPAIGN;
@@ -218,7 +222,7 @@ int fsm_election_resign(struct fsm *f, struct fsm_session *s,
     return SYNOD_ENOTFOUND;
   }
   fsm_candidate_withdraw(f, c);
-  election_info(election_find(f, name, len), name, &r->info);
+  election_info(f, election_find(f, name, len), name, &r->info);
   r->resp.body_case = SYNOD__RESPONSE__BODY_ELECTION_LEADER;
   r->resp.election_leader = &r->info;
   return 0;
@@ -237,7 +241,7 @@ int fsm_election_leader(struct fsm *f, struct fsm_session *s,
   if (rv != 0) {
     return rv;
   }
-  election_info(election_find(f, name, len), name, &r->info);
+  election_info(f, election_find(f, name, len), name, &r->info);
   r->resp.body_case = SYNOD__RESPONSE__BODY_ELECTION_LEADER;
   r->resp.election_leader = &r->info;
   return 0;

@@ -239,6 +239,50 @@ void fsm_members_each(const struct fsm *f,
                       void (*fn)(void *arg, const struct fsm_member_info *m),
                       void *arg);
 
+/* Read-only views of the state for status pages (never for decisions:
+ * they are local reads of this replica's applied state). Each calls fn for
+ * at most `max` items, in name (sessions: id) order, and returns how many
+ * there are in all. The pointers borrow fsm memory until the next apply;
+ * fn must not change the fsm. */
+struct fsm_lock_view {
+  const char *name;
+  size_t name_len;
+  bool held; /* false while only in lock-delay */
+  uint64_t session_id;
+  uint64_t owner_id;
+  uint64_t token;
+  uint32_t hold_count;
+  uint32_t waiters;
+};
+size_t fsm_locks_view(const struct fsm *f, size_t max,
+                      void (*fn)(void *arg, const struct fsm_lock_view *v),
+                      void *arg);
+
+struct fsm_session_view {
+  uint64_t id;
+  const char *client_name; /* "" if none */
+  uint32_t ttl_ms;
+  uint64_t expires_ms; /* cluster time, if not kept alive before */
+  uint32_t locks_held;
+};
+size_t fsm_sessions_view(const struct fsm *f, size_t max,
+                         void (*fn)(void *arg, const struct fsm_session_view *v),
+                         void *arg);
+
+struct fsm_election_view {
+  const char *name;
+  size_t name_len;
+  const uint8_t *value; /* the leader's */
+  size_t value_len;
+  uint64_t session_id; /* the leader's */
+  uint64_t revision;   /* index at which it took office */
+  uint64_t since_ms;   /* cluster time then; 0 if unknown */
+  uint32_t candidates;
+};
+size_t fsm_elections_view(
+    const struct fsm *f, size_t max,
+    void (*fn)(void *arg, const struct fsm_election_view *v), void *arg);
+
 /* A Command that records (or with remove, forgets) a replica in the
  * directory. Oversized names or addresses are cut to the maxima above.
  * Same buffer contract as the encoders below. */

@@ -128,6 +128,7 @@ struct fsm_election {
   char *name;
   size_t name_len;
   uint64_t revision; /* index at which the current leader took office */
+  uint64_t since_ms; /* cluster time then; 0 if unknown (older images) */
   struct fsm_list candidates;
   uint32_t candidates_len;
 };

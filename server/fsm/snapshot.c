@@ -82,6 +82,7 @@ static void election_encode(struct arena *a, const struct fsm_election *e,
   synod__fsm__election__init(m);
   m->name = e->name;
   m->revision = e->revision;
+  m->since_ms = e->since_ms;
   m->n_candidates = e->candidates_len;
   m->candidates = arena_calloc(a, e->candidates_len, sizeof *m->candidates);
   Synod__Fsm__Candidate *cs = arena_calloc(a, e->candidates_len, sizeof *cs);
@@ -370,6 +371,7 @@ static int elections_load(struct fsm *t, const Synod__Fsm__Image *img) {
     }
     struct fsm_election *e = fsm_election_new(m->name, len);
     e->revision = m->revision;
+    e->since_ms = m->since_ms;
     otree_insert(&t->elections, &e->by_name, &(struct fsm_name){e->name, len});
     if (candidates_load(t, e, m) != 0) {
       return -1;

@@ -292,6 +292,8 @@ static int core_msg_from_pb(struct peer_decoded *d, char *errmsg) {
   case SYNOD__PEER__PEER_MESSAGE__BODY_JOIN:
   case SYNOD__PEER__PEER_MESSAGE__BODY_LEAVE:
   case SYNOD__PEER__PEER_MESSAGE__BODY_MEMBERSHIP_REPLY:
+  case SYNOD__PEER__PEER_MESSAGE__BODY_READ_INDEX:
+  case SYNOD__PEER__PEER_MESSAGE__BODY_READ_INDEX_REPLY:
     d->is_core = false;
     return 0;
   default:

@@ -17,6 +17,13 @@ uint64_t node_now_ms(const struct node *n) {
   return uv_hrtime() / 1000000u;
 }
 
+uint64_t node_unix_ms(void) {
+  uv_timeval64_t tv;
+  return uv_gettimeofday(&tv) == 0
+             ? (uint64_t)tv.tv_sec * 1000 + (uint64_t)tv.tv_usec / 1000
+             : 0;
+}
+
 /* -------------------------------------------------------------- members */
 
 struct member *node_member(struct node *n, uint64_t id) {
@@ -80,6 +87,19 @@ static void node_member_update(struct node *n,
 
 /* ----------------------------------------------------------- the core */
 
+/* Records a new leader for status, and fails a follower's reads that
+ * wait for an index from the one before. */
+static void node_leader_changed(struct node *n) {
+  struct node_leader_change *c =
+      &n->leader_changes[n->leader_changes_n++ % NODE_LEADER_HISTORY_MAX];
+  c->term = n->term;
+  snprintf(c->leader, sizeof c->leader, "%s",
+           n->leader ? node_member_name(n, n->leader) : "");
+  c->at_unix_ms = node_unix_ms();
+  n->leader_since_unix_ms = n->leader ? c->at_unix_ms : 0;
+  requests_reads_forward_fail(n);
+}
+
 static void node_soft_state(struct node *n, const struct core_update *up) {
   bool was_leader = n->role == CORE_LEADER;
   bool leader_changed = n->leader != up->leader;
@@ -103,6 +123,7 @@ static void node_soft_state(struct node *n, const struct core_update *up) {
     n->time_offset_ms = (int64_t)fsm_time_ms(n->fsm) - (int64_t)now;
   }
   if (leader_changed) {
+    node_leader_changed(n);
     requests_broadcast_leader(n);
   }
 }
@@ -150,12 +171,22 @@ static void node_tick_cb(uv_timer_t *t) {
   if (n->role == CORE_LEADER && !n->shutting_down) {
     requests_tick(n);
   }
+  requests_reads_expire(n);
   bootstrap_tick(n);
 }
 
 /* ---------------------------------------------------------------- peers */
 
+/* Notes when we last heard from a peer, for status and metrics. */
+static void node_member_heard(struct node *n, uint64_t id) {
+  struct member *m = node_member(n, id);
+  if (m != NULL) {
+    m->last_recv_ms = node_now_ms(n);
+  }
+}
+
 static void node_peer_recv_cb(void *arg, const struct core_msg *m) {
+  node_member_heard(arg, m->from);
   struct node *n = arg;
   struct core_event ev = {.type = CORE_EVENT_RECEIVE, .msg = m};
   int rv = node_step(n, &ev);
@@ -186,7 +217,20 @@ static void node_peer_state_cb(void *arg, uint64_t id, bool up,
 
 static void node_peer_link_cb(void *arg, uint64_t from,
                               const Synod__Peer__PeerMessage *pb) {
-  bootstrap_on_link_msg(arg, from, pb);
+  struct node *n = arg;
+  node_member_heard(n, from);
+  switch (pb->body_case) {
+  case SYNOD__PEER__PEER_MESSAGE__BODY_READ_INDEX:
+    requests_read_index_for_peer(n, from, pb->read_index->ctx);
+    return;
+  case SYNOD__PEER__PEER_MESSAGE__BODY_READ_INDEX_REPLY:
+    requests_read_index_reply(n, from, pb->read_index_reply->ctx,
+                              pb->read_index_reply->index,
+                              pb->read_index_reply->error);
+    return;
+  default:
+    bootstrap_on_link_msg(n, from, pb);
+  }
 }
 
 static void node_peer_hello_cb(void *arg, Synod__Peer__PeerHello *h) {
@@ -421,6 +465,8 @@ int node_start(uv_loop_t *loop, const struct node_options *opts,
     return SYNOD_ENOMEM;
   }
   n->loop = loop;
+  n->started_ms = node_now_ms(n);
+  n->started_unix_ms = node_unix_ms();
   persist_init(n);
   u64map_init(&n->waits);
   u64map_init(&n->session_conns);

@@ -10,6 +10,8 @@
 
 #include <uv.h>
 
+#include "synod.pb-c.h"
+
 #define NODE_NAME_MAX 64
 #define NODE_ADDRESS_MAX 128
 
@@ -67,5 +69,89 @@ void node_shutdown(struct node *n, node_shutdown_cb cb, void *arg);
 /* Frees a node after its shutdown callback ran (or after node_start
  * failed: then *out was never set). Never fails. */
 void node_free(struct node *n);
+
+/* ------------------------------------------------ for HTTP and tools */
+
+#define NODE_INFO_MEMBERS_MAX 16
+#define NODE_LEADER_HISTORY_MAX 16
+
+/* A replica of the configuration as this one sees it. */
+struct node_member_info {
+  char name[NODE_NAME_MAX];
+  char peer_address[NODE_ADDRESS_MAX];
+  char client_address[NODE_ADDRESS_MAX];
+  bool voter;
+  bool self;
+  bool up;          /* a live peer link (self: true) */
+  const char *role; /* "leader", "follower" or "learner" */
+  /* The leader's view (0 elsewhere): the last entry known on its disk,
+   * and how far it is behind the leader's last entry. */
+  uint64_t match_index;
+  uint64_t lag_entries;
+  /* Since this replica last received anything from it; -1 never. */
+  int64_t last_contact_ms;
+};
+
+/* A leader this replica saw take office. */
+struct node_leader_change {
+  uint64_t term;
+  char leader[NODE_NAME_MAX]; /* "" = none known */
+  uint64_t at_unix_ms;
+};
+
+struct node_info {
+  const char *name;
+  const char *cluster_id;
+  const char *version;
+  const char *role; /* leader, follower, candidate, learner, ... */
+  uint64_t term;
+  char leader[NODE_NAME_MAX]; /* "" = none known */
+  uint64_t leader_since_unix_ms; /* 0 = none known */
+  uint64_t commit_index;
+  uint64_t applied_index;
+  uint64_t last_index;
+  uint64_t snapshot_index;
+  uint64_t snapshot_bytes;
+  uint64_t log_syncs;
+  uint64_t log_synced_entries;
+  uint64_t uptime_ms;
+  uint64_t started_unix_ms;
+  uint32_t voters;
+  uint32_t learners;
+  struct node_member_info members[NODE_INFO_MEMBERS_MAX];
+  uint32_t members_n;
+  /* Newest first. */
+  struct node_leader_change leader_changes[NODE_LEADER_HISTORY_MAX];
+  uint32_t leader_changes_n;
+};
+
+/* Fills *out with what this replica knows now. Never fails. */
+void node_info_get(struct node *n, struct node_info *out);
+
+/* The rule of `synodctl ready`: a voter, or a learner that caught up;
+ * that knows a leader; and has applied all but at most lag_max committed
+ * entries. Writes the reason (or what it is ready as) into why. */
+bool node_ready(struct node *n, uint64_t lag_max, char *why, size_t len);
+
+/* The state machine, for read-only views (fsm_*_view). Valid until the
+ * loop runs again. */
+struct fsm;
+const struct fsm *node_fsm(const struct node *n);
+
+/* A read answered: err 0 with the packed synod.Response (borrowed until
+ * the callback returns), or a SYNOD_E* code (ENOLEADER, ETIMEDOUT,
+ * ENOMEM, ...) with a message. */
+typedef void (*node_read_cb)(void *arg, int err, const char *errmsg,
+                             const uint8_t *resp, size_t len);
+
+/* Serves a read request (a LockQuery, ElectionLeader, CounterGet, ...)
+ * from this replica's state machine. Linearizable unless `stale`: the
+ * leader confirms a read index with a quorum (ReadIndex, Raft thesis 6.4);
+ * a follower asks the leader for one over the peer link and answers once
+ * it has applied that far, so any replica serves linearizable reads.
+ * Calls cb exactly once, within timeout_ms; possibly before returning
+ * (stale reads, errors). `req` is copied. */
+void node_read(struct node *n, const Synod__Request *req, bool stale,
+               uint32_t timeout_ms, node_read_cb cb, void *arg);
 
 #endif /* SYNOD_NODE_H */

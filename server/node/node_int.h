@@ -123,11 +123,21 @@ struct wait {
  * index to reach it. */
 struct read {
   uint64_t ctx;
-  uint64_t index; /* 0 until the core confirms */
+  uint64_t index; /* 0 until the core (or the leader) confirms */
   uint64_t conn_id;
   uint64_t request_id;
-  uint8_t *request; /* packed synod.Request, owned */
+  uint8_t *request; /* packed synod.Request, owned; NULL for a peer's */
   size_t request_len;
+  /* node_read(): answered through cb instead of a client connection, by
+   * deadline_ms at the latest. */
+  node_read_cb cb;
+  void *cb_arg;
+  uint64_t deadline_ms;
+  /* A follower's read: the leader it asked for the index (0 = the core). */
+  uint64_t asked;
+  /* The leader's side of a follower's read: whom to send the index. */
+  uint64_t for_peer;
+  uint64_t for_ctx;
   struct read *next;
 };
 
@@ -141,6 +151,7 @@ struct member {
   bool up;
   bool leaving; /* it asked to be removed: not added back until it
                    reconnects (a restart) */
+  uint64_t last_recv_ms; /* node_now_ms() of its last message; 0 never */
 };
 
 #define NODE_MEMBERS_MAX (2 * CORE_MEMBERS_MAX)
@@ -238,6 +249,14 @@ struct node {
   uint64_t join_sent_ms;
   uint64_t join_hint; /* the leader, as a peer named it */
 
+  /* For status: when we started, and the leaders we saw take office
+   * (a ring, newest at leader_changes_n - 1 modulo the size). */
+  uint64_t started_ms;
+  uint64_t started_unix_ms;
+  uint64_t leader_since_unix_ms;
+  struct node_leader_change leader_changes[NODE_LEADER_HISTORY_MAX];
+  uint32_t leader_changes_n;
+
   bool shutting_down;
   uint64_t shutdown_ticks;
   node_shutdown_cb shutdown_cb;
@@ -250,6 +269,8 @@ int node_step(struct node *n, const struct core_event *ev);
 /* Replaces the core by one built from rs (start-up, bootstrap). */
 int node_core_new(struct node *n, const struct core_restore *rs, char *errmsg);
 uint64_t node_now_ms(const struct node *n);
+/* Wall-clock time, for display only (status, leader history). */
+uint64_t node_unix_ms(void);
 struct member *node_member(struct node *n, uint64_t id);
 const char *node_member_name(struct node *n, uint64_t id);
 const char *node_leader_client_address(struct node *n);
@@ -286,6 +307,16 @@ void requests_on_close(void *arg, uint64_t conn_id);
 void requests_reads_ready(struct node *n, const struct core_update *up);
 void requests_reads_serve(struct node *n);
 void requests_reads_fail(struct node *n, int code);
+/* node_read()'s reads past their deadline fail with SYNOD_ETIMEDOUT. */
+void requests_reads_expire(struct node *n);
+/* A follower's reads still waiting for an index from a leader that is no
+ * longer the leader fail with SYNOD_ENOLEADER. */
+void requests_reads_forward_fail(struct node *n);
+/* The leader's side of a follower's read, and the follower's. */
+void requests_read_index_for_peer(struct node *n, uint64_t from,
+                                  uint64_t ctx);
+void requests_read_index_reply(struct node *n, uint64_t from, uint64_t ctx,
+                               uint64_t index, uint32_t error);
 void requests_tick(struct node *n);
 void requests_keepalives_fail(struct node *n);
 /* Proposes the writes queued during this loop turn, in one PROPOSE. */

@@ -453,34 +453,73 @@ static void read_free(struct read *r) {
   free(r);
 }
 
-static void requests_read(struct node *n, uint64_t conn_id,
-                          const Synod__Request *req) {
-  struct read *r = calloc(1, sizeof *r);
-  size_t len = synod__request__get_packed_size(req);
-  if (r == NULL || (r->request = malloc(len ? len : 1)) == NULL) {
-    free(r);
-    client_net_send_error(n->client_net, conn_id, req->id, SYNOD_ENOMEM,
-                          "read: out of memory");
-    return;
+/* Answers a read that will not be served: a client is sent to the leader,
+ * node_read()'s callback gets the code, a follower gets the code. */
+static void read_fail(struct node *n, struct read *r, int code) {
+  if (r->for_peer != 0) {
+    Synod__Peer__PeerMessage pb = SYNOD__PEER__PEER_MESSAGE__INIT;
+    Synod__Peer__ReadIndexReply rep = SYNOD__PEER__READ_INDEX_REPLY__INIT;
+    rep.ctx = r->for_ctx;
+    rep.error = (uint32_t)code;
+    pb.body_case = SYNOD__PEER__PEER_MESSAGE__BODY_READ_INDEX_REPLY;
+    pb.read_index_reply = &rep;
+    peer_net_send_pb(n->peer_net, r->for_peer, &pb);
+  } else if (r->cb != NULL) {
+    char msg[160];
+    snprintf(msg, sizeof msg, "read on %s: %s", n->name, synod_strerror(code));
+    r->cb(r->cb_arg, code, msg, NULL, 0);
+  } else {
+    requests_redirect(n, r->conn_id, r->request_id);
   }
-  synod__request__pack(req, r->request);
-  r->request_len = len;
+  read_free(r);
+}
+
+static struct read *read_new(struct node *n, const Synod__Request *req) {
+  struct read *r = calloc(1, sizeof *r);
+  size_t len = req != NULL ? synod__request__get_packed_size(req) : 0;
+  if (r == NULL || (req != NULL && (r->request = malloc(len ? len : 1)) ==
+                                       NULL)) {
+    free(r);
+    return NULL;
+  }
+  if (req != NULL) {
+    synod__request__pack(req, r->request);
+    r->request_len = len;
+  }
   r->ctx = ++n->read_ctx_next;
-  r->conn_id = conn_id;
-  r->request_id = req->id;
+  return r;
+}
+
+/* Asks the core for a read index for r, which is then in n->reads.
+ * Returns 0 or the core's error (r is not kept). */
+static int read_index_ask(struct node *n, struct read *r) {
   r->next = n->reads;
   n->reads = r;
   struct core_event ev = {.type = CORE_EVENT_READ_INDEX, .read_ctx = r->ctx};
   int rv = node_step(n, &ev);
   if (rv != 0) {
     n->reads = r->next;
+  }
+  return rv;
+}
+
+static void requests_read(struct node *n, uint64_t conn_id,
+                          const Synod__Request *req) {
+  struct read *r = read_new(n, req);
+  if (r == NULL) {
+    client_net_send_error(n->client_net, conn_id, req->id, SYNOD_ENOMEM,
+                          "read: out of memory");
+    return;
+  }
+  r->conn_id = conn_id;
+  r->request_id = req->id;
+  int rv = read_index_ask(n, r);
+  if (rv == SYNOD_ENOTLEADER) {
+    read_fail(n, r, rv);
+  } else if (rv != 0) {
+    client_net_send_error(n->client_net, conn_id, req->id, rv,
+                          "read on %s: %s", n->name, synod_strerror(rv));
     read_free(r);
-    if (rv == SYNOD_ENOTLEADER) {
-      requests_redirect(n, conn_id, req->id);
-    } else {
-      client_net_send_error(n->client_net, conn_id, req->id, rv,
-                            "read on %s: %s", n->name, synod_strerror(rv));
-    }
   }
 }
 
@@ -488,19 +527,53 @@ void requests_reads_ready(struct node *n, const struct core_update *up) {
   for (uint32_t i = 0; i < up->reads_n; i++) {
     for (struct read **pp = &n->reads; *pp != NULL; pp = &(*pp)->next) {
       struct read *r = *pp;
-      if (r->ctx != up->reads[i].ctx) {
+      if (r->ctx != up->reads[i].ctx || r->asked != 0) {
         continue;
       }
-      if (up->reads[i].error == 0) {
+      if (up->reads[i].error == 0 && r->for_peer == 0) {
         r->index = up->reads[i].index;
         break;
       }
       *pp = r->next;
-      requests_redirect(n, r->conn_id, r->request_id);
+      if (up->reads[i].error != 0) {
+        read_fail(n, r, SYNOD_ENOTLEADER);
+        break;
+      }
+      /* A follower's: it waits for its own apply, not ours. */
+      Synod__Peer__PeerMessage pb = SYNOD__PEER__PEER_MESSAGE__INIT;
+      Synod__Peer__ReadIndexReply rep = SYNOD__PEER__READ_INDEX_REPLY__INIT;
+      rep.ctx = r->for_ctx;
+      rep.index = up->reads[i].index;
+      pb.body_case = SYNOD__PEER__PEER_MESSAGE__BODY_READ_INDEX_REPLY;
+      pb.read_index_reply = &rep;
+      peer_net_send_pb(n->peer_net, r->for_peer, &pb);
       read_free(r);
       break;
     }
   }
+}
+
+static void read_serve(struct node *n, struct read *r) {
+  Synod__Request *req =
+      synod__request__unpack(NULL, r->request_len, r->request);
+  if (req == NULL) {
+    read_fail(n, r, SYNOD_ENOMEM);
+    return;
+  }
+  if (r->cb == NULL) {
+    requests_serve_read(n, r->conn_id, r->request_id, req);
+  } else {
+    uint8_t *data;
+    size_t len;
+    if (fsm_query(n->fsm, req, &data, &len) != 0) {
+      r->cb(r->cb_arg, SYNOD_EINVAL, "not a read request", NULL, 0);
+    } else {
+      r->cb(r->cb_arg, 0, NULL, data, len);
+      free(data);
+    }
+  }
+  synod__request__free_unpacked(req, NULL);
+  read_free(r);
 }
 
 /* Answers every read whose read index has been applied. */
@@ -513,24 +586,117 @@ void requests_reads_serve(struct node *n) {
       continue;
     }
     *pp = r->next;
-    Synod__Request *req =
-        synod__request__unpack(NULL, r->request_len, r->request);
-    if (req != NULL) {
-      requests_serve_read(n, r->conn_id, r->request_id, req);
-      synod__request__free_unpacked(req, NULL);
-    }
-    read_free(r);
+    read_serve(n, r);
   }
 }
 
 void requests_reads_fail(struct node *n, int code) {
-  (void)code;
   while (n->reads != NULL) {
     struct read *r = n->reads;
     n->reads = r->next;
-    requests_redirect(n, r->conn_id, r->request_id);
-    read_free(r);
+    read_fail(n, r, code);
   }
+}
+
+/* Removes and fails the reads `pred` picks. */
+static void reads_fail_if(struct node *n, bool (*pred)(struct node *n,
+                                                       const struct read *r),
+                          int code) {
+  struct read **pp = &n->reads;
+  while (*pp != NULL) {
+    struct read *r = *pp;
+    if (!pred(n, r)) {
+      pp = &r->next;
+      continue;
+    }
+    *pp = r->next;
+    read_fail(n, r, code);
+  }
+}
+
+static bool read_expired(struct node *n, const struct read *r) {
+  return r->cb != NULL && r->deadline_ms <= node_now_ms(n);
+}
+
+void requests_reads_expire(struct node *n) {
+  reads_fail_if(n, read_expired, SYNOD_ETIMEDOUT);
+}
+
+static bool read_asked_old_leader(struct node *n, const struct read *r) {
+  return r->asked != 0 && r->index == 0 && r->asked != n->leader;
+}
+
+void requests_reads_forward_fail(struct node *n) {
+  reads_fail_if(n, read_asked_old_leader, SYNOD_ENOLEADER);
+}
+
+void requests_read_index_for_peer(struct node *n, uint64_t from,
+                                  uint64_t ctx) {
+  struct read *r = read_new(n, NULL);
+  if (r == NULL) {
+    return; /* the follower's read times out */
+  }
+  r->for_peer = from;
+  r->for_ctx = ctx;
+  int rv = n->shutting_down ? SYNOD_ENOTLEADER : read_index_ask(n, r);
+  if (rv != 0) {
+    read_fail(n, r, rv);
+  }
+}
+
+void requests_read_index_reply(struct node *n, uint64_t from, uint64_t ctx,
+                               uint64_t index, uint32_t error) {
+  for (struct read **pp = &n->reads; *pp != NULL; pp = &(*pp)->next) {
+    struct read *r = *pp;
+    if (r->ctx != ctx || r->asked != from || r->index != 0) {
+      continue;
+    }
+    if (error != 0 || index == 0) {
+      *pp = r->next;
+      read_fail(n, r, error != 0 ? (int)error : SYNOD_EPROTO);
+      return;
+    }
+    r->index = index;
+    requests_reads_serve(n);
+    return;
+  }
+}
+
+void node_read(struct node *n, const Synod__Request *req, bool stale,
+               uint32_t timeout_ms, node_read_cb cb, void *arg) {
+  struct read *r = fsm_request_is_read(req) ? read_new(n, req) : NULL;
+  if (r == NULL) {
+    cb(arg, fsm_request_is_read(req) ? SYNOD_ENOMEM : SYNOD_EINVAL,
+       "read: not a read request, or out of memory", NULL, 0);
+    return;
+  }
+  r->cb = cb;
+  r->cb_arg = arg;
+  r->deadline_ms = node_now_ms(n) + timeout_ms;
+  if (stale) {
+    read_serve(n, r);
+    return;
+  }
+  if (n->role == CORE_LEADER && !n->shutting_down) {
+    int rv = read_index_ask(n, r);
+    if (rv != 0) {
+      read_fail(n, r, rv == SYNOD_ENOTLEADER ? SYNOD_ENOLEADER : rv);
+    }
+    return;
+  }
+  Synod__Peer__PeerMessage pb = SYNOD__PEER__PEER_MESSAGE__INIT;
+  Synod__Peer__ReadIndexRequest ask = SYNOD__PEER__READ_INDEX_REQUEST__INIT;
+  ask.ctx = r->ctx;
+  pb.body_case = SYNOD__PEER__PEER_MESSAGE__BODY_READ_INDEX;
+  pb.read_index = &ask;
+  if (n->leader == 0 || n->shutting_down ||
+      peer_net_send_pb(n->peer_net, n->leader, &pb) != 0) {
+    read_fail(n, r, SYNOD_ENOLEADER);
+    return;
+  }
+  r->asked = n->leader;
+  r->next = n->reads;
+  n->reads = r;
 }
 
 /* ------------------------------------------------------------ observers */

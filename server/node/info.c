@@ -1,0 +1,121 @@
+/* What a replica knows of itself and the cluster, for HTTP status, probes
+ * and the status page: read-only, from the loop's thread. */
+#include <inttypes.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "node_int.h"
+#include "version.h"
+
+const struct fsm *node_fsm(const struct node *n) {
+  return n->fsm;
+}
+
+static void info_member(struct node *n, struct node_member_info *m, uint64_t id,
+                        bool voter) {
+  const struct member *mem = node_member(n, id);
+  uint64_t now = node_now_ms(n);
+  memset(m, 0, sizeof *m);
+  m->self = id == n->id;
+  snprintf(m->name, sizeof m->name, "%s", node_member_name(n, id));
+  snprintf(m->peer_address, sizeof m->peer_address, "%s",
+           m->self ? n->advertise_peer
+           : mem   ? mem->peer_address
+                   : "");
+  snprintf(m->client_address, sizeof m->client_address, "%s",
+           m->self ? n->advertise_client
+           : mem   ? mem->client_address
+                   : "");
+  m->voter = voter;
+  m->up = m->self || (mem != NULL && mem->up);
+  m->role = id == n->leader ? "leader" : voter ? "follower" : "learner";
+  m->last_contact_ms = m->self ? 0
+                       : mem != NULL && mem->last_recv_ms != 0
+                           ? (int64_t)(now - mem->last_recv_ms)
+                           : -1;
+  if (n->role == CORE_LEADER) {
+    uint64_t last = core_last_index(n->core);
+    m->match_index = m->self ? last : core_match_index(n->core, id);
+    m->lag_entries = last > m->match_index ? last - m->match_index : 0;
+  }
+}
+
+static void info_leader_changes(const struct node *n, struct node_info *out) {
+  uint32_t have = n->leader_changes_n < NODE_LEADER_HISTORY_MAX
+                      ? n->leader_changes_n
+                      : NODE_LEADER_HISTORY_MAX;
+  for (uint32_t i = 0; i < have; i++) {
+    uint32_t k = (n->leader_changes_n - 1 - i) % NODE_LEADER_HISTORY_MAX;
+    out->leader_changes[i] = n->leader_changes[k];
+  }
+  out->leader_changes_n = have;
+}
+
+void node_info_get(struct node *n, struct node_info *out) {
+  const struct core_config *cfg = core_config(n->core);
+  memset(out, 0, sizeof *out);
+  out->name = n->name;
+  out->cluster_id = n->cluster_id;
+  out->version = SYNOD_VERSION;
+  out->role = core_role_name(n->role);
+  out->term = n->term;
+  snprintf(out->leader, sizeof out->leader, "%s",
+           n->leader ? node_member_name(n, n->leader) : "");
+  out->leader_since_unix_ms = n->leader ? n->leader_since_unix_ms : 0;
+  out->commit_index = core_commit_index(n->core);
+  out->applied_index = n->applied_index;
+  out->last_index = core_last_index(n->core);
+  out->snapshot_index = n->snap_meta.index;
+  out->snapshot_bytes = n->snap_len;
+  out->log_syncs = n->persist.syncs;
+  out->log_synced_entries = n->persist.synced_entries;
+  out->uptime_ms = node_now_ms(n) - n->started_ms;
+  out->started_unix_ms = n->started_unix_ms;
+  out->voters = cfg->voters_n;
+  out->learners = cfg->learners_n;
+  for (uint32_t i = 0; i < cfg->voters_n + cfg->learners_n &&
+                       out->members_n < NODE_INFO_MEMBERS_MAX;
+       i++) {
+    bool voter = i < cfg->voters_n;
+    uint64_t id = voter ? cfg->voters[i] : cfg->learners[i - cfg->voters_n];
+    info_member(n, &out->members[out->members_n++], id, voter);
+  }
+  info_leader_changes(n, out);
+}
+
+bool node_ready(struct node *n, uint64_t lag_max, char *why, size_t len) {
+  const struct core_config *cfg = core_config(n->core);
+  bool voter = false, member = false;
+  for (uint32_t i = 0; i < cfg->voters_n; i++) {
+    voter = voter || cfg->voters[i] == n->id;
+  }
+  for (uint32_t i = 0; i < cfg->learners_n; i++) {
+    member = member || cfg->learners[i] == n->id;
+  }
+  member = member || voter;
+  uint64_t commit = core_commit_index(n->core);
+  uint64_t lag = commit > n->applied_index ? commit - n->applied_index : 0;
+  const char *leader = n->leader ? node_member_name(n, n->leader) : "";
+  if (!member) {
+    snprintf(why, len,
+             "%s is not a member of its configuration (%u voters, %u "
+             "learners): not joined yet",
+             n->name, cfg->voters_n, cfg->learners_n);
+  } else if (n->leader == 0) {
+    snprintf(why, len, "%s knows no leader (term %" PRIu64 ")", n->name,
+             n->term);
+  } else if (lag > lag_max) {
+    snprintf(why, len,
+             "%s (%s) has applied %" PRIu64 " of %" PRIu64
+             " committed entries: %" PRIu64 " behind, over %" PRIu64,
+             n->name, voter ? "voter" : "learner", n->applied_index, commit,
+             lag, lag_max);
+  } else {
+    snprintf(why, len,
+             "%s is ready: %s, leader %s, applied %" PRIu64 " of %" PRIu64,
+             n->name, voter ? "voter" : "caught-up learner", leader,
+             n->applied_index, commit);
+    return true;
+  }
+  return false;
+}
