@@ -7,6 +7,7 @@
 
 #include <uv.h>
 
+#include "api.h"
 #include "discovery.h"
 #include "err.h"
 #include "log.h"
@@ -34,7 +35,7 @@ struct config {
   const char *tick_ms, *election_ticks, *snapshot_entries, *initial_size;
   const char *discovery, *peer_port, *dns_name, *dns_interval, *k8s_api;
   const char *k8s_namespace, *k8s_selector, *k8s_token_file, *k8s_ca_file;
-  const char *k8s_interval;
+  const char *k8s_interval, *http;
 };
 
 static struct config cfg = {.cluster_id = "synod", .log_level = "info"};
@@ -55,6 +56,9 @@ static const struct flag flags[] = {
      "PREFIX-0..N-1 and are found by discovery"},
     {"--cluster-id", "SYNOD_CLUSTER_ID", &cfg.cluster_id,
      "cluster name; replicas of other clusters are refused [synod]"},
+    {"--http", "SYNOD_HTTP", &cfg.http,
+     "HTTP listen address ip:port (health, readiness, metrics, /leader, "
+     "status page), e.g. 0.0.0.0:7702 [off]"},
     {"--advertise-client", "SYNOD_ADVERTISE_CLIENT", &cfg.advertise_client,
      "client address told to clients and peers [--client]"},
     {"--advertise-peer", "SYNOD_ADVERTISE_PEER", &cfg.advertise_peer,
@@ -239,6 +243,7 @@ struct main_state {
   uv_signal_t sigterm;
   uv_signal_t sigint;
   struct node *node;
+  struct http_api *http;
   struct discovery *discovery;
   int signals;
 };
@@ -261,6 +266,8 @@ static void on_discovered(void *arg, const struct discovery_candidate *c,
 static void on_stopped(struct node *n, void *arg) {
   struct main_state *st = arg;
   (void)n;
+  http_api_stop(st->http);
+  st->http = NULL;
   uv_close((uv_handle_t *)&st->sigterm, NULL);
   uv_close((uv_handle_t *)&st->sigint, NULL);
 }
@@ -292,6 +299,17 @@ static int run(struct node_options *o, const struct discovery_options *d) {
     log_error("main", "start: %s (%s)", errmsg, synod_errname(rv));
     discovery_stop(st.discovery);
     uv_run(&loop, UV_RUN_DEFAULT);
+    discovery_free(st.discovery);
+    uv_loop_close(&loop);
+    return 1;
+  }
+  if (cfg.http != NULL &&
+      (rv = http_api_start(&loop, st.node, cfg.http, &st.http, errmsg)) != 0) {
+    log_error("main", "start: %s (%s)", errmsg, synod_errname(rv));
+    discovery_stop(st.discovery);
+    node_shutdown(st.node, NULL, NULL);
+    uv_run(&loop, UV_RUN_DEFAULT);
+    node_free(st.node);
     discovery_free(st.discovery);
     uv_loop_close(&loop);
     return 1;

@@ -55,8 +55,11 @@ struct conn {
   bool close_after_write;
   bool dispatching; /* inside request_cb: httpd_respond must not recurse */
   uint64_t out_bytes;
-  uint32_t writes;     /* in flight */
-  uint64_t idle_since; /* uv_now() when it became idle */
+  uint32_t writes;        /* in flight */
+  uint64_t idle_since;    /* uv_now() when it became idle */
+  uint64_t request_since; /* uv_now() at the first byte of the request,
+                             or at accept until the first request */
+  bool served;            /* answered a request: idle means keep-alive */
   unsigned handles_open;
   struct conn *prev, *next; /* h->conns */
 };
@@ -479,6 +482,7 @@ static void conn_process(struct conn *c) {
     }
     if (c->state == CONN_IDLE) {
       c->state = CONN_READING;
+      c->request_since = c->served ? uv_now(c->h->opts.loop) : c->request_since;
       conn_timer_set(c, c->h->opts.request_timeout_ms);
     }
     if (!conn_parse(c)) {
@@ -574,6 +578,7 @@ int httpd_respond(struct httpd *h, uint64_t id, int status,
     conn_timer_set(c, h->opts.request_timeout_ms);
     return 0;
   }
+  c->served = true;
   conn_go_idle(c);
   if (!c->dispatching) {
     conn_process(c);
@@ -614,20 +619,32 @@ int httpd_respond_error(struct httpd *h, uint64_t id, int status,
 /* ---------------------------------------------------------- the listener */
 
 /* At the cap: makes room by closing the connection that has been idle
- * longest. Returns false if every connection is busy. */
-static bool httpd_evict_idle(struct httpd *h, const struct conn *except) {
-  struct conn *oldest = NULL;
+ * longest, or else the one whose request has been arriving longest (a
+ * client that sends slowly must not keep others out). Connections whose
+ * request is being handled are kept. Returns false if none could go. */
+static bool httpd_evict(struct httpd *h, const struct conn *except) {
+  struct conn *idle = NULL, *slow = NULL;
   for (struct conn *c = h->conns; c != NULL; c = c->next) {
-    if (c != except && c->state == CONN_IDLE && c->in_len == 0 &&
-        c->writes == 0 &&
-        (oldest == NULL || c->idle_since < oldest->idle_since)) {
-      oldest = c;
+    if (c == except) {
+      continue;
+    }
+    bool fresh = c->state == CONN_IDLE && !c->served;
+    if (c->state == CONN_IDLE && c->served && c->in_len == 0 &&
+        c->writes == 0 && (idle == NULL || c->idle_since < idle->idle_since)) {
+      idle = c;
+    } else if ((c->state == CONN_READING || fresh) &&
+               (slow == NULL || c->request_since < slow->request_since)) {
+      slow = c;
     }
   }
-  if (oldest != NULL) {
-    conn_close(oldest);
+  struct conn *victim = idle != NULL ? idle : slow;
+  if (victim != NULL) {
+    log_debug(h->opts.log_module, "%u connections: closing %s (%s)",
+              h->opts.connections_max, victim->remote,
+              victim == idle ? "idle longest" : "slowest request");
+    conn_close(victim);
   }
-  return oldest != NULL;
+  return victim != NULL;
 }
 
 static void httpd_refuse_full(struct httpd *h, struct conn *c) {
@@ -678,11 +695,11 @@ static void httpd_accept_cb(uv_stream_t *server, int status) {
     stream_sockaddr_format(&sa, c->remote, sizeof c->remote);
   }
   h->stats.connections_total++;
-  if (h->stats.connections > h->opts.connections_max &&
-      !httpd_evict_idle(h, c)) {
+  if (h->stats.connections > h->opts.connections_max && !httpd_evict(h, c)) {
     httpd_refuse_full(h, c);
     return;
   }
+  c->request_since = uv_now(h->opts.loop);
   conn_go_idle(c);
   conn_read_update(c);
 }

@@ -17,8 +17,11 @@
  *   - a client that does not read its answers (out_bytes_max queued, or
  *     nothing written for request_timeout_ms): closed.
  * At most connections_max connections: when one more arrives, the idle
- * keep-alive connection that waited longest is closed to make room; if
- * none is idle, the new one gets 503 and is closed.
+ * keep-alive connection that waited longest is closed to make room, or
+ * else the one whose request has been arriving longest (counted from its
+ * accept for a connection that has not sent a whole request yet), so
+ * slow clients cannot keep others out; if every connection has a request
+ * being handled, the new one gets 503 and is closed.
  *
  * One request per connection is served at a time; pipelined requests wait
  * in the buffer until the answer to the one before is queued. Every

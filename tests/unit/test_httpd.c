@@ -103,6 +103,8 @@ static void on_request(void *arg, const struct httpd_request *req) {
     bool have = httpd_query_get(req, "name", v, sizeof v);
     httpd_respond(fx.h, req->id, have ? 200 : 404, "text/plain", NULL,
                   have ? v : "", have ? strlen(v) : 0);
+  } else if (path_is(req, "/hold")) {
+    /* never answered: the connection stays busy until the client goes */
   } else if (path_is(req, "/later")) {
     fx.later_id = req->id;
     uv_timer_start(&fx.later, later_cb, 200, 0);
@@ -437,9 +439,10 @@ START_TEST(idle_keep_alive_connection_is_closed) {
 }
 END_TEST
 
-/* At the cap, the longest-idle connection makes room for a new one; when
- * every connection is busy with a request, a new one gets 503. */
-START_TEST(connection_cap_evicts_idle_then_refuses) {
+/* At the cap, the longest-idle connection makes room for a new one, then
+ * the slowest partial request; when every connection has a request being
+ * handled, a new one gets 503. */
+START_TEST(connection_cap_evicts_idle_then_slow_then_refuses) {
   fx_start_opts((struct httpd_options){.connections_max = 3});
   int fds[3];
   for (int i = 0; i < 3; i++) {
@@ -453,20 +456,37 @@ START_TEST(connection_cap_evicts_idle_then_refuses) {
   send_str(extra, "GET /ok HTTP/1.1\r\n\r\n");
   read_answer(extra, &a);
   ck_assert_int_eq(a.status, 200);
-  /* Now three busy ones: half a request each. */
+  /* Now three half requests: the oldest goes for a new connection. */
   send_str(fds[1], "GET /ok HT");
+  usleep(20 * 1000);
   send_str(fds[2], "GET /ok HT");
   send_str(extra, "GET /ok HT");
+  usleep(100 * 1000);
+  int next = client_connect();
+  ck_assert(closed_by_server(fds[1]));
+  pending_len = 0;
+  send_str(next, "GET /ok HTTP/1.1\r\n\r\n");
+  read_answer(next, &a);
+  ck_assert_int_eq(a.status, 200);
+  /* Three requests that are never answered: nobody can be evicted. */
+  close(fds[2]);
+  close(extra);
+  close(next);
+  usleep(100 * 1000);
+  int holders[3];
+  for (int i = 0; i < 3; i++) {
+    holders[i] = client_connect();
+    send_str(holders[i], "GET /hold HTTP/1.1\r\n\r\n");
+  }
   usleep(100 * 1000);
   int refused = client_connect();
   pending_len = 0;
   read_answer(refused, &a);
   ck_assert_int_eq(a.status, 503);
   close(refused);
-  for (int i = 1; i < 3; i++) {
-    close(fds[i]);
+  for (int i = 0; i < 3; i++) {
+    close(holders[i]);
   }
-  close(extra);
   usleep(100 * 1000);
   assert_still_serving();
   fx_stop();
@@ -499,7 +519,7 @@ static Suite *httpd_suite(void) {
   tcase_add_test(tc, large_body_gets_413_and_chunked_501);
   tcase_add_test(tc, slow_client_gets_408_and_does_not_slow_others);
   tcase_add_test(tc, idle_keep_alive_connection_is_closed);
-  tcase_add_test(tc, connection_cap_evicts_idle_then_refuses);
+  tcase_add_test(tc, connection_cap_evicts_idle_then_slow_then_refuses);
   tcase_add_test(tc, url_decode_rejects_bad_escapes_and_nul);
   suite_add_tcase(s, tc);
   return s;

@@ -1,0 +1,458 @@
+/* The replica's HTTP endpoints: routing, JSON, and reads through the node. */
+#include "api.h"
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <jansson.h>
+
+#include "err.h"
+#include "fsm.h"
+#include "httpd.h"
+#include "log.h"
+#include "synod.h"
+
+/* A readiness probe's bound on applied-behind-commit, as `synodctl ready`. */
+#define API_READY_LAG_MAX 64
+/* How long a linearizable read may wait for its index. */
+#define API_READ_TIMEOUT_MS 3000
+/* Items per list in /v1/status unless ?limit= says otherwise. */
+#define API_STATUS_LIMIT_DEFAULT 100
+#define API_STATUS_LIMIT_MAX 10000
+#define API_NAME_MAX 1024
+
+struct http_api {
+  uv_loop_t *loop;
+  struct node *node;
+  struct httpd *httpd;
+  bool stopping;
+  unsigned reads_pending; /* node_read callbacks still to come */
+};
+
+/* A leader read in flight: where to answer, and in which shape. */
+struct api_read {
+  struct http_api *api;
+  uint64_t request_id;
+  bool sidecar; /* {"name": ...} as the leader-elector sidecar answers */
+};
+
+static const char api_json_type[] = "application/json";
+
+/* Answers with the JSON of j (and frees it). */
+static void api_respond_json(struct http_api *api, uint64_t id, int status,
+                             json_t *j) {
+  char *text =
+      j != NULL ? json_dumps(j, JSON_COMPACT | JSON_REAL_PRECISION(9)) : NULL;
+  if (text == NULL) {
+    httpd_respond_error(api->httpd, id, 500, "out of memory");
+  } else {
+    size_t len = strlen(text);
+    text[len] = '\n'; /* replaces the NUL: the length says where it ends */
+    httpd_respond(api->httpd, id, status, api_json_type,
+                  "Access-Control-Allow-Origin: *\r\n", text, len + 1);
+  }
+  free(text);
+  json_decref(j);
+}
+
+/* The HTTP status for a SYNOD_E* code of a read. */
+static int api_status_of(int err) {
+  switch (err) {
+  case SYNOD_EINVAL:
+  case SYNOD_ETOOBIG:
+  case SYNOD_EMALFORMED:
+    return 400;
+  case SYNOD_ENOTFOUND:
+    return 404;
+  case SYNOD_ETIMEDOUT:
+    return 504;
+  case SYNOD_ENOTLEADER:
+  case SYNOD_ENOLEADER:
+  case SYNOD_ESHUTDOWN:
+  case SYNOD_EBUSY:
+    return 503;
+  default:
+    return 500;
+  }
+}
+
+/* ------------------------------------------------------------- probes */
+
+static void api_healthz(struct http_api *api, uint64_t id) {
+  struct node_info *info = malloc(sizeof *info);
+  if (info == NULL) {
+    httpd_respond_error(api->httpd, id, 500, "out of memory");
+    return;
+  }
+  node_info_get(api->node, info);
+  json_t *j = json_pack("{s:s, s:s, s:s, s:I, s:s, s:f}", "status", "ok",
+                        "name", info->name, "role", info->role, "term",
+                        (json_int_t)info->term, "leader", info->leader,
+                        "uptime_seconds", (double)info->uptime_ms / 1000.0);
+  free(info);
+  api_respond_json(api, id, 200, j);
+}
+
+static void api_readyz(struct http_api *api, uint64_t id) {
+  char why[256];
+  bool ready = node_ready(api->node, API_READY_LAG_MAX, why, sizeof why);
+  json_t *j = json_pack("{s:b, s:s}", "ready", ready, "reason", why);
+  api_respond_json(api, id, ready ? 200 : 503, j);
+}
+
+/* ------------------------------------------------------------- status */
+
+static uint64_t api_unix_ms(void) {
+  uv_timeval64_t tv;
+  return uv_gettimeofday(&tv) == 0
+             ? (uint64_t)tv.tv_sec * 1000 + (uint64_t)tv.tv_usec / 1000
+             : 0;
+}
+
+/* bytes as a JSON string: as they are when UTF-8, else as hex. */
+static json_t *api_bytes(const uint8_t *p, size_t len) {
+  json_t *s = json_stringn((const char *)p, len);
+  if (s != NULL) {
+    return s;
+  }
+  char *hex = malloc(2 * len + 3);
+  if (hex == NULL) {
+    return json_null();
+  }
+  strcpy(hex, "0x");
+  for (size_t i = 0; i < len; i++) {
+    snprintf(hex + 2 + 2 * i, 3, "%02x", p[i]);
+  }
+  s = json_string(hex);
+  free(hex);
+  return s;
+}
+
+static json_t *api_members(const struct node_info *info) {
+  json_t *a = json_array();
+  for (uint32_t i = 0; i < info->members_n; i++) {
+    const struct node_member_info *m = &info->members[i];
+    json_array_append_new(
+        a, json_pack("{s:s, s:s, s:s, s:b, s:b, s:b, s:s, s:I, s:I, s:I}",
+                     "name", m->name, "peer_address", m->peer_address,
+                     "client_address", m->client_address, "voter", m->voter,
+                     "self", m->self, "up", m->up, "role", m->role,
+                     "match_index", (json_int_t)m->match_index, "lag_entries",
+                     (json_int_t)m->lag_entries, "last_contact_ms",
+                     (json_int_t)m->last_contact_ms));
+  }
+  return a;
+}
+
+static json_t *api_leader_changes(const struct node_info *info) {
+  json_t *a = json_array();
+  for (uint32_t i = 0; i < info->leader_changes_n; i++) {
+    const struct node_leader_change *c = &info->leader_changes[i];
+    json_array_append_new(
+        a, json_pack("{s:I, s:s, s:I}", "term", (json_int_t)c->term, "leader",
+                     c->leader, "at_unix_ms", (json_int_t)c->at_unix_ms));
+  }
+  return a;
+}
+
+/* The lists of /v1/status: at most `limit` items each, with the totals. */
+struct api_lists {
+  json_t *items;
+  uint64_t now_ms; /* cluster time */
+};
+
+static void api_lock_item(void *arg, const struct fsm_lock_view *v) {
+  struct api_lists *l = arg;
+  json_array_append_new(
+      l->items,
+      json_pack("{s:o, s:b, s:I, s:I, s:I, s:i, s:i}", "name",
+                api_bytes((const uint8_t *)v->name, v->name_len), "held",
+                v->held, "session_id", (json_int_t)v->session_id, "owner_id",
+                (json_int_t)v->owner_id, "token", (json_int_t)v->token,
+                "hold_count", (int)v->hold_count, "waiters", (int)v->waiters));
+}
+
+static void api_session_item(void *arg, const struct fsm_session_view *v) {
+  struct api_lists *l = arg;
+  int64_t left = (int64_t)v->expires_ms - (int64_t)l->now_ms;
+  json_array_append_new(
+      l->items, json_pack("{s:I, s:s, s:i, s:I, s:i}", "id", (json_int_t)v->id,
+                          "client_name", v->client_name, "ttl_ms",
+                          (int)v->ttl_ms, "expires_in_ms", (json_int_t)left,
+                          "locks_held", (int)v->locks_held));
+}
+
+static json_t *api_election_json(const char *name, size_t name_len,
+                                 bool has_leader, const uint8_t *value,
+                                 size_t value_len, uint64_t session_id,
+                                 uint64_t revision, uint64_t since_ms,
+                                 uint64_t now_ms, uint32_t candidates) {
+  json_t *j = json_pack(
+      "{s:o, s:b, s:o, s:I, s:I, s:i}", "name",
+      api_bytes((const uint8_t *)name, name_len), "has_leader", has_leader,
+      "leader", has_leader ? api_bytes(value, value_len) : json_string(""),
+      "session_id", (json_int_t)session_id, "token", (json_int_t)revision,
+      "candidates", (int)candidates);
+  if (j != NULL && has_leader && since_ms != 0 && now_ms >= since_ms) {
+    json_object_set_new(j, "leader_for_ms", json_integer(now_ms - since_ms));
+  }
+  return j;
+}
+
+static void api_election_item(void *arg, const struct fsm_election_view *v) {
+  struct api_lists *l = arg;
+  json_array_append_new(
+      l->items,
+      api_election_json(v->name, v->name_len, v->value != NULL || v->candidates,
+                        v->value, v->value_len, v->session_id, v->revision,
+                        v->since_ms, l->now_ms, v->candidates));
+}
+
+/* {"total": N, "items": [...]} of one view. */
+static json_t *api_list(size_t total, json_t *items) {
+  return json_pack("{s:I, s:o}", "total", (json_int_t)total, "items", items);
+}
+
+static json_t *api_state_json(struct http_api *api, size_t limit) {
+  const struct fsm *f = node_fsm(api->node);
+  struct api_lists l = {.now_ms = fsm_time_ms(f)};
+  json_t *state = json_object();
+  l.items = json_array();
+  size_t n = fsm_sessions_view(f, limit, api_session_item, &l);
+  json_object_set_new(state, "sessions", api_list(n, l.items));
+  l.items = json_array();
+  n = fsm_locks_view(f, limit, api_lock_item, &l);
+  json_object_set_new(state, "locks", api_list(n, l.items));
+  l.items = json_array();
+  n = fsm_elections_view(f, limit, api_election_item, &l);
+  json_object_set_new(state, "elections", api_list(n, l.items));
+  return state;
+}
+
+static json_t *api_http_stats(struct http_api *api) {
+  struct httpd_stats s;
+  httpd_stats(api->httpd, &s);
+  return json_pack("{s:I, s:I, s:I, s:I, s:I}", "connections",
+                   (json_int_t)s.connections, "connections_total",
+                   (json_int_t)s.connections_total, "connections_refused",
+                   (json_int_t)s.connections_refused, "requests_total",
+                   (json_int_t)s.requests_total, "bad_requests_total",
+                   (json_int_t)s.bad_requests_total);
+}
+
+static void api_status(struct http_api *api, const struct httpd_request *req) {
+  char arg[32];
+  size_t limit = API_STATUS_LIMIT_DEFAULT;
+  if (httpd_query_get(req, "limit", arg, sizeof arg)) {
+    char *end;
+    unsigned long v = strtoul(arg, &end, 10);
+    if (*end != '\0' || end == arg || v > API_STATUS_LIMIT_MAX) {
+      httpd_respond_error(api->httpd, req->id, 400, "limit '%s' is not 0..%d",
+                          arg, API_STATUS_LIMIT_MAX);
+      return;
+    }
+    limit = v;
+  }
+  struct node_info *info = malloc(sizeof *info);
+  if (info == NULL) {
+    httpd_respond_error(api->httpd, req->id, 500, "out of memory");
+    return;
+  }
+  node_info_get(api->node, info);
+  char why[256];
+  bool ready = node_ready(api->node, API_READY_LAG_MAX, why, sizeof why);
+  json_t *j = json_pack(
+      "{s:s, s:s, s:s, s:s, s:I, s:s, s:I, s:I, s:I, s:I, s:I, s:I, s:I, "
+      "s:I, s:f, s:I, s:I, s:i, s:i, s:b, s:s}",
+      "name", info->name, "cluster_id", info->cluster_id, "version",
+      info->version, "role", info->role, "term", (json_int_t)info->term,
+      "leader", info->leader, "leader_since_unix_ms",
+      (json_int_t)info->leader_since_unix_ms, "commit_index",
+      (json_int_t)info->commit_index, "applied_index",
+      (json_int_t)info->applied_index, "last_index",
+      (json_int_t)info->last_index, "snapshot_index",
+      (json_int_t)info->snapshot_index, "snapshot_bytes",
+      (json_int_t)info->snapshot_bytes, "log_syncs",
+      (json_int_t)info->log_syncs, "log_synced_entries",
+      (json_int_t)info->log_synced_entries, "uptime_seconds",
+      (double)info->uptime_ms / 1000.0, "started_unix_ms",
+      (json_int_t)info->started_unix_ms, "now_unix_ms",
+      (json_int_t)api_unix_ms(), "voters", (int)info->voters, "learners",
+      (int)info->learners, "ready", ready, "ready_reason", why);
+  if (j != NULL) {
+    json_object_set_new(j, "members", api_members(info));
+    json_object_set_new(j, "leader_changes", api_leader_changes(info));
+    json_object_update_new(j, api_state_json(api, limit));
+    json_object_set_new(j, "http", api_http_stats(api));
+  }
+  free(info);
+  api_respond_json(api, req->id, 200, j);
+}
+
+/* ----------------------------------------------------------- elections */
+
+static void api_read_free(struct api_read *r) {
+  struct http_api *api = r->api;
+  free(r);
+  if (--api->reads_pending == 0 && api->stopping) {
+    free(api);
+  }
+}
+
+static void api_election_answer(void *arg, int err, const char *errmsg,
+                                const uint8_t *resp, size_t len) {
+  struct api_read *r = arg;
+  struct http_api *api = r->api;
+  Synod__Response *pb = NULL;
+  if (api->stopping) {
+    api_read_free(r);
+    return;
+  }
+  if (err == 0 && (pb = synod__response__unpack(NULL, len, resp)) == NULL) {
+    err = SYNOD_EMALFORMED;
+    errmsg = "the state machine's answer does not decode";
+  }
+  if (err == 0 && pb->error != NULL) {
+    err = (int)pb->error->code;
+    errmsg = pb->error->message;
+  }
+  const Synod__ElectionInfo *e = pb != NULL ? pb->election_leader : NULL;
+  if (err == 0 && e == NULL) {
+    err = SYNOD_EINTERNAL;
+    errmsg = "no election in the answer";
+  }
+  if (err != 0) {
+    httpd_respond_error(api->httpd, r->request_id, api_status_of(err),
+                        "%s (%s)", errmsg ? errmsg : synod_strerror(err),
+                        synod_errname(err));
+  } else if (r->sidecar) {
+    json_t *j = json_pack("{s:o}", "name",
+                          e->has_leader ? api_bytes(e->value.data, e->value.len)
+                                        : json_string(""));
+    api_respond_json(api, r->request_id, 200, j);
+  } else {
+    api_respond_json(api, r->request_id, 200,
+                     api_election_json(e->name, strlen(e->name), e->has_leader,
+                                       e->value.data, e->value.len,
+                                       e->session_id, e->revision, e->since_ms,
+                                       e->now_ms, e->candidates));
+  }
+  if (pb != NULL) {
+    synod__response__free_unpacked(pb, NULL);
+  }
+  api_read_free(r);
+}
+
+/* GET /leader/NAME (sidecar shape) and /v1/elections/NAME. ?stale=1 reads
+ * this replica's state without asking the leader. */
+static void api_election(struct http_api *api, const struct httpd_request *req,
+                         const char *raw, size_t raw_len, bool sidecar) {
+  char name[API_NAME_MAX], arg[8];
+  if (raw_len == 0 || !httpd_url_decode(raw, raw_len, name, sizeof name)) {
+    httpd_respond_error(api->httpd, req->id, 400,
+                        "election name '%.*s' is empty, too long or badly "
+                        "escaped",
+                        (int)(raw_len < 200 ? raw_len : 200), raw);
+    return;
+  }
+  bool stale = httpd_query_get(req, "stale", arg, sizeof arg) &&
+               strcmp(arg, "0") != 0 && strcmp(arg, "false") != 0;
+  struct api_read *r = calloc(1, sizeof *r);
+  if (r == NULL) {
+    httpd_respond_error(api->httpd, req->id, 500, "out of memory");
+    return;
+  }
+  *r = (struct api_read){api, req->id, sidecar};
+  api->reads_pending++;
+  Synod__Request q = SYNOD__REQUEST__INIT;
+  Synod__ElectionLeader el = SYNOD__ELECTION_LEADER__INIT;
+  el.name = name;
+  q.body_case = SYNOD__REQUEST__BODY_ELECTION_LEADER;
+  q.election_leader = &el;
+  node_read(api->node, &q, stale, API_READ_TIMEOUT_MS, api_election_answer, r);
+}
+
+/* ------------------------------------------------------------- routing */
+
+static bool api_prefix(const struct httpd_request *req, const char *p,
+                       const char **rest, size_t *rest_len) {
+  size_t pl = strlen(p);
+  if (req->path_len < pl || memcmp(req->path, p, pl) != 0) {
+    return false;
+  }
+  *rest = req->path + pl;
+  *rest_len = req->path_len - pl;
+  return true;
+}
+
+static bool api_path_is(const struct httpd_request *req, const char *p) {
+  return req->path_len == strlen(p) && memcmp(req->path, p, req->path_len) == 0;
+}
+
+static void api_request_cb(void *arg, const struct httpd_request *req) {
+  struct http_api *api = arg;
+  const char *rest;
+  size_t rest_len;
+  if (!httpd_method_is(req, "GET")) {
+    httpd_respond_error(api->httpd, req->id, 405, "%.*s is not allowed here",
+                        (int)req->method_len, req->method);
+  } else if (api_path_is(req, "/healthz")) {
+    api_healthz(api, req->id);
+  } else if (api_path_is(req, "/readyz")) {
+    api_readyz(api, req->id);
+  } else if (api_path_is(req, "/v1/status")) {
+    api_status(api, req);
+  } else if (api_prefix(req, "/leader/", &rest, &rest_len)) {
+    api_election(api, req, rest, rest_len, true);
+  } else if (api_prefix(req, "/v1/elections/", &rest, &rest_len)) {
+    api_election(api, req, rest, rest_len, false);
+  } else {
+    httpd_respond_error(api->httpd, req->id, 404, "no such path: %.*s",
+                        (int)(req->path_len < 200 ? req->path_len : 200),
+                        req->path);
+  }
+}
+
+/* -------------------------------------------------------------- control */
+
+int http_api_start(uv_loop_t *loop, struct node *node,
+                   const char *listen_address, struct http_api **out,
+                   char *errmsg) {
+  struct http_api *api = calloc(1, sizeof *api);
+  if (api == NULL) {
+    errmsg_set(errmsg, "http: out of memory");
+    return SYNOD_ENOMEM;
+  }
+  api->loop = loop;
+  api->node = node;
+  struct httpd_options o = {.loop = loop,
+                            .listen_address = listen_address,
+                            .log_module = "http",
+                            .request_cb = api_request_cb,
+                            .arg = api};
+  int rv = httpd_start(&o, &api->httpd, errmsg);
+  if (rv != 0) {
+    free(api);
+    return rv;
+  }
+  log_info("http", "serving on http://%s", httpd_listen_address(api->httpd));
+  *out = api;
+  return 0;
+}
+
+void http_api_stop(struct http_api *api) {
+  if (api == NULL || api->stopping) {
+    return;
+  }
+  api->stopping = true;
+  httpd_stop(api->httpd);
+  if (api->reads_pending == 0) {
+    free(api);
+  }
+}
+
+const char *http_api_listen_address(const struct http_api *api) {
+  return httpd_listen_address(api->httpd);
+}

@@ -1,0 +1,338 @@
+/* HTTP on 3 real synodd processes: /healthz and /readyz on every replica;
+ * /leader/NAME in the leader-elector sidecar's shape and /v1/elections/NAME
+ * answered by every replica, followers included (their reads ask the
+ * leader for a read index over the peer link); /v1/status; and bad input
+ * (malformed requests, oversized heads, 1,000 connections at once, a
+ * client sending a byte at a time) while libsynod clients keep adding on
+ * the same replica. Exit 77 (skipped) while synodd has no --http. */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <inttypes.h>
+#include <jansson.h>
+#include <netinet/in.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <sys/time.h>
+#include <unistd.h>
+
+#include "cluster.h"
+#include "synod.h"
+
+#define OK(call) CHECK((call) == 0, "%s", synod_client_errmsg())
+
+/* ------------------------------------------------------- a tiny client */
+
+static int tcp_connect(const char *address, int timeout_s) {
+  char host[64];
+  snprintf(host, sizeof host, "%s", address);
+  char *colon = strrchr(host, ':');
+  *colon = '\0';
+  struct sockaddr_in sa = {.sin_family = AF_INET,
+                           .sin_port = htons((uint16_t)atoi(colon + 1))};
+  inet_pton(AF_INET, host, &sa.sin_addr);
+  int fd = socket(AF_INET, SOCK_STREAM, 0);
+  CHECK(fd >= 0, "socket: %s", strerror(errno));
+  struct timeval tv = {.tv_sec = timeout_s};
+  setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+  setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
+  if (connect(fd, (struct sockaddr *)&sa, sizeof sa) != 0) {
+    close(fd);
+    return -1;
+  }
+  return fd;
+}
+
+/* Sends `request` on a new connection and reads the answer until the
+ * server closes or Content-Length bytes arrived. Returns the status (0:
+ * closed without an answer); the body goes to body (cap bytes). */
+static int http_raw(const char *address, const char *request, char *body,
+                    size_t cap) {
+  int fd = tcp_connect(address, 5);
+  CHECK(fd >= 0, "connect %s: %s", address, strerror(errno));
+  CHECK(send(fd, request, strlen(request), MSG_NOSIGNAL) ==
+            (ssize_t)strlen(request),
+        "send to %s", address);
+  static char buf[1 << 20];
+  size_t len = 0;
+  int status = 0;
+  for (;;) {
+    ssize_t r = recv(fd, buf + len, sizeof buf - 1 - len, 0);
+    CHECK(r >= 0, "no answer from %s within 5 s: %s", address, strerror(errno));
+    len += (size_t)r;
+    buf[len] = '\0';
+    char *end = strstr(buf, "\r\n\r\n");
+    const char *cl = strcasestr(buf, "content-length:");
+    if (r == 0 ||
+        (end != NULL && cl != NULL &&
+         len >= (size_t)(end + 4 - buf) + strtoul(cl + 15, NULL, 10))) {
+      if (end != NULL) {
+        sscanf(buf, "HTTP/1.1 %d", &status);
+        snprintf(body, cap, "%s", end + 4);
+      }
+      break;
+    }
+  }
+  close(fd);
+  return status;
+}
+
+static int http_get(const char *address, const char *path, char *body,
+                    size_t cap) {
+  char req[512];
+  snprintf(req, sizeof req,
+           "GET %s HTTP/1.1\r\nHost: %s\r\nConnection: close\r\n\r\n", path,
+           address);
+  return http_raw(address, req, body, cap);
+}
+
+static json_t *http_json(const char *address, const char *path, int want) {
+  static char body[1 << 20];
+  int status = http_get(address, path, body, sizeof body);
+  CHECK(status == want, "GET %s%s: %d, want %d: %s", address, path, status,
+        want, body);
+  json_error_t e;
+  json_t *j = json_loads(body, 0, &e);
+  CHECK(j != NULL, "GET %s%s: not JSON (%s): %s", address, path, e.text, body);
+  return j;
+}
+
+/* ------------------------------------------------------------- checks */
+
+static void check_probes(struct cluster *c) {
+  for (int i = 0; i < c->n; i++) {
+    json_t *j = http_json(c->nodes[i].http, "/healthz", 200);
+    CHECK(strcmp(json_string_value(json_object_get(j, "name")),
+                 c->nodes[i].name) == 0,
+          "healthz of %s names %s", c->nodes[i].name,
+          json_string_value(json_object_get(j, "name")));
+    json_decref(j);
+    /* Ready once it has applied what the leader committed. */
+    uint64_t deadline = test_now_ms() + 10000;
+    char body[4096];
+    int status;
+    while ((status = http_get(c->nodes[i].http, "/readyz", body,
+                              sizeof body)) != 200 &&
+           test_now_ms() < deadline) {
+      usleep(50 * 1000);
+    }
+    CHECK(status == 200, "readyz of %s: %d %s", c->nodes[i].name, status, body);
+  }
+  printf("ok probes\n");
+}
+
+static void check_status(struct cluster *c, int leader) {
+  json_t *j = http_json(c->nodes[leader].http, "/v1/status", 200);
+  json_t *members = json_object_get(j, "members");
+  CHECK(json_array_size(members) == 3, "%zu members", json_array_size(members));
+  int leaders = 0;
+  for (size_t i = 0; i < 3; i++) {
+    json_t *m = json_array_get(members, i);
+    leaders +=
+        strcmp(json_string_value(json_object_get(m, "role")), "leader") == 0;
+    CHECK(json_integer_value(json_object_get(m, "last_contact_ms")) < 5000,
+          "member %zu last heard %" JSON_INTEGER_FORMAT " ms ago", i,
+          json_integer_value(json_object_get(m, "last_contact_ms")));
+  }
+  CHECK(leaders == 1, "%d leaders in /v1/status", leaders);
+  CHECK(strcmp(json_string_value(json_object_get(j, "role")), "leader") == 0,
+        "the leader's status says role %s",
+        json_string_value(json_object_get(j, "role")));
+  json_decref(j);
+  printf("ok status\n");
+}
+
+/* Every replica names the same election leader, linearizably. */
+static void check_leader_everywhere(struct cluster *c, const char *want) {
+  char body[4096];
+  for (int i = 0; i < c->n; i++) {
+    uint64_t deadline = test_now_ms() + 10000;
+    char expect[256];
+    snprintf(expect, sizeof expect, "{\"name\":\"%s\"}\n", want);
+    int status;
+    while (((status = http_get(c->nodes[i].http, "/leader/sched", body,
+                               sizeof body)) != 200 ||
+            strcmp(body, expect) != 0) &&
+           test_now_ms() < deadline) {
+      usleep(50 * 1000);
+    }
+    CHECK(status == 200 && strcmp(body, expect) == 0,
+          "/leader/sched on %s: %d %s, want %s", c->nodes[i].name, status, body,
+          expect);
+    json_t *j = http_json(c->nodes[i].http, "/v1/elections/sched", 200);
+    CHECK((json_integer_value(json_object_get(j, "token")) > 0) ==
+              (want[0] != '\0'),
+          "token %" JSON_INTEGER_FORMAT " on %s with leader '%s'",
+          json_integer_value(json_object_get(j, "token")), c->nodes[i].name,
+          want);
+    json_decref(j);
+  }
+}
+
+static void check_elections(struct cluster *c) {
+  char out[PATH_MAX + 16], ctl[PATH_MAX];
+  test_binary("SYNODCTL", "synodctl", ctl, sizeof ctl);
+  snprintf(out, sizeof out, "%s/elect.out", c->dir);
+  char *argv[] = {ctl,     "--endpoints", c->endpoints, "elect",
+                  "sched", "pod-a",       NULL};
+  pid_t pid = test_spawn(argv, out);
+  check_leader_everywhere(c, "pod-a");
+  char body[4096];
+  CHECK(http_get(c->nodes[0].http, "/leader/sched?stale=1", body,
+                 sizeof body) == 200 &&
+            strstr(body, "pod-a") != NULL,
+        "stale read: %s", body);
+  CHECK(http_get(c->nodes[0].http, "/leader/nobody", body, sizeof body) ==
+                200 &&
+            strcmp(body, "{\"name\":\"\"}\n") == 0,
+        "no leader: %s", body);
+  CHECK(http_get(c->nodes[0].http, "/leader/a%zz", body, sizeof body) == 400,
+        "bad escape: %s", body);
+  kill(pid, SIGTERM);
+  test_wait(pid, 10000, "synodctl elect");
+  check_leader_everywhere(c, "");
+  printf("ok elections\n");
+}
+
+/* ----------------------------------------------------------- bad input */
+
+struct adder {
+  const struct cluster *c;
+  const char *endpoint;
+  atomic_bool stop;
+  atomic_int ok;
+  atomic_int failed;
+};
+
+static void *adder_main(void *arg) {
+  struct adder *a = arg;
+  struct synod_options o;
+  struct synod_client *cl;
+  synod_options_init(&o);
+  o.endpoints = a->endpoint;
+  o.client_name = "http bad input";
+  o.request_timeout_ms = 5000;
+  if (synod_client_new(&o, &cl) != 0) {
+    atomic_fetch_add(&a->failed, 1);
+    return NULL;
+  }
+  while (!atomic_load(&a->stop)) {
+    if (synod_counter_add(cl, "during-bad-http", 1, 0, NULL) == 0) {
+      atomic_fetch_add(&a->ok, 1);
+    } else {
+      atomic_fetch_add(&a->failed, 1);
+    }
+  }
+  synod_client_free(cl);
+  return NULL;
+}
+
+static void check_bad_input(struct cluster *c, int target) {
+  const char *http = c->nodes[target].http;
+  char body[4096], big[40000];
+  struct adder a = {.c = c, .endpoint = c->nodes[target].client};
+  pthread_t t;
+  CHECK(pthread_create(&t, NULL, adder_main, &a) == 0, "thread");
+  CHECK(http_raw(http, "NOT HTTP AT ALL\r\n\r\n", body, sizeof body) == 400,
+        "garbage: %s", body);
+  snprintf(big, sizeof big, "GET /healthz HTTP/1.1\r\nX-Big: %030000d\r\n\r\n",
+           0);
+  CHECK(http_raw(http, big, body, sizeof body) == 431, "big head: %s", body);
+  snprintf(big, sizeof big, "GET /%08000d HTTP/1.1\r\n\r\n", 0);
+  CHECK(http_raw(http, big, body, sizeof body) == 414, "long line: %s", body);
+  CHECK(http_raw(http,
+                 "POST /healthz HTTP/1.1\r\nContent-Length: 99999999\r\n"
+                 "\r\n",
+                 body, sizeof body) == 413,
+        "big body: %s", body);
+  /* 1,000 connections at once, each sending half a request. */
+  static int fds[1000];
+  int opened = 0;
+  for (int i = 0; i < 1000; i++) {
+    fds[i] = tcp_connect(http, 5);
+    if (fds[i] >= 0) {
+      send(fds[i], "GET /heal", 9, MSG_NOSIGNAL);
+      opened++;
+    }
+  }
+  uint64_t t0 = test_now_ms();
+  json_decref(http_json(http, "/healthz", 200));
+  printf("1000 connections: %d opened; /healthz answered in %" PRIu64
+         " ms meanwhile\n",
+         opened, test_now_ms() - t0);
+  /* A client sending a byte every 200 ms is cut off (408) within the
+   * request timeout, and never holds anyone up meanwhile. */
+  int slow = tcp_connect(http, 10);
+  const char *req = "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n";
+  uint64_t start = test_now_ms();
+  ssize_t got = 0;
+  for (size_t i = 0; i < strlen(req) - 1 && got <= 0; i++) {
+    if (send(slow, req + i, 1, MSG_NOSIGNAL) != 1) {
+      break;
+    }
+    json_decref(http_json(http, "/healthz", 200));
+    usleep(200 * 1000);
+    got = recv(slow, body, sizeof body - 1, MSG_DONTWAIT);
+  }
+  if (got <= 0) {
+    got = recv(slow, body, sizeof body - 1, 0);
+  }
+  body[got > 0 ? got : 0] = '\0';
+  struct sockaddr_in me;
+  socklen_t mel = sizeof me;
+  getsockname(slow, (struct sockaddr *)&me, &mel);
+  CHECK(strstr(body, "408") != NULL, "slow client (port %d) got: %s",
+        ntohs(me.sin_port), body);
+  CHECK(test_now_ms() - start < 9000, "slow client held %" PRIu64 " ms",
+        test_now_ms() - start);
+  close(slow);
+  for (int i = 0; i < 1000; i++) {
+    if (fds[i] >= 0) {
+      close(fds[i]);
+    }
+  }
+  int before = atomic_load(&a.ok);
+  uint64_t deadline = test_now_ms() + 5000;
+  while (atomic_load(&a.ok) < before + 50 && test_now_ms() < deadline) {
+    usleep(10 * 1000);
+  }
+  atomic_store(&a.stop, true);
+  pthread_join(t, NULL);
+  CHECK(atomic_load(&a.failed) == 0 && atomic_load(&a.ok) >= before + 50,
+        "adds on %s during bad HTTP: %d ok, %d failed", c->nodes[target].name,
+        atomic_load(&a.ok), atomic_load(&a.failed));
+  char *log = test_slurp(c->nodes[target].log);
+  CHECK(strstr(log, "400 Bad Request from 127.0.0.1:") != NULL,
+        "no log line for the malformed request in %s", c->nodes[target].log);
+  free(log);
+  printf("ok bad input: %d adds meanwhile\n", atomic_load(&a.ok));
+}
+
+int main(void) {
+  char synodd[PATH_MAX], why[256];
+  test_binary("SYNODD", "synodd", synodd, sizeof synodd);
+  if (!cluster_synodd_ready(synodd, why, sizeof why)) {
+    printf("skipped: %s\n", why);
+    return SKIP_EXIT;
+  }
+  struct rlimit rl;
+  if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < 4096) {
+    rl.rlim_cur = rl.rlim_max < 4096 ? rl.rlim_max : 4096;
+    setrlimit(RLIMIT_NOFILE, &rl);
+  }
+  struct cluster c;
+  cluster_start(&c, 3, synodd);
+  int leader = cluster_wait_leader(&c, 20000);
+  check_probes(&c);
+  check_status(&c, leader);
+  check_elections(&c);
+  check_bad_input(&c, (leader + 1) % 3);
+  cluster_stop(&c);
+  printf("ok http\n");
+  return 0;
+}
