@@ -35,8 +35,14 @@ struct http_api {
 struct api_read {
   struct http_api *api;
   uint64_t request_id;
-  bool sidecar; /* {"name": ...} as the leader-elector sidecar answers */
+  bool sidecar;   /* {"name": ...} as the leader-elector sidecar answers */
+  json_t *status; /* /v1/status?cluster=1: the answer waiting for peers */
 };
+
+/* How long /v1/status?cluster=1 waits for the other replicas' figures. */
+#define API_CLUSTER_TIMEOUT_MS 300
+
+static void api_read_free(struct api_read *r);
 
 static const char api_json_type[] = "application/json";
 
@@ -242,6 +248,43 @@ static json_t *api_http_stats(struct http_api *api) {
                    (json_int_t)s.bad_requests_total);
 }
 
+static json_t *api_replica_json(const struct node_replica_status *r) {
+  json_t *j =
+      json_pack("{s:s, s:b}", "name", r->name, "reachable", r->reachable);
+  if (!r->reachable) {
+    json_object_set_new(j, "error", json_string(r->error));
+    return j;
+  }
+  json_object_update_new(
+      j, json_pack("{s:s, s:I, s:s, s:I, s:I, s:I, s:I, s:f, s:s}", "role",
+                   r->role, "term", (json_int_t)r->term, "leader", r->leader,
+                   "commit_index", (json_int_t)r->commit_index, "applied_index",
+                   (json_int_t)r->applied_index, "last_index",
+                   (json_int_t)r->last_index, "snapshot_index",
+                   (json_int_t)r->snapshot_index, "uptime_seconds",
+                   (double)r->uptime_ms / 1000.0, "version", r->version));
+  return j;
+}
+
+/* Every replica's figures arrived (or some did not in time). */
+static void api_cluster_answer(void *arg, const struct node_replica_status *rs,
+                               uint32_t n) {
+  struct api_read *r = arg;
+  if (!r->api->stopping) {
+    json_t *a = json_array();
+    for (uint32_t i = 0; i < n; i++) {
+      json_array_append_new(a, api_replica_json(&rs[i]));
+    }
+    json_object_set_new(r->status, "replicas", a);
+    api_respond_json(r->api, r->request_id, 200, r->status);
+  } else {
+    json_decref(r->status);
+  }
+  api_read_free(r);
+}
+
+/* GET /v1/status: this replica's view; with ?cluster=1 also every
+ * replica's own figures ("replicas"), asked for over the peer links. */
 static void api_status(struct http_api *api, const struct httpd_request *req) {
   char arg[32];
   size_t limit = API_STATUS_LIMIT_DEFAULT;
@@ -288,7 +331,20 @@ static void api_status(struct http_api *api, const struct httpd_request *req) {
     json_object_set_new(j, "http", api_http_stats(api));
   }
   free(info);
-  api_respond_json(api, req->id, 200, j);
+  if (j == NULL || !httpd_query_get(req, "cluster", arg, sizeof arg) ||
+      strcmp(arg, "0") == 0 || strcmp(arg, "false") == 0) {
+    api_respond_json(api, req->id, 200, j);
+    return;
+  }
+  struct api_read *r = calloc(1, sizeof *r);
+  if (r == NULL) {
+    json_decref(j);
+    httpd_respond_error(api->httpd, req->id, 500, "out of memory");
+    return;
+  }
+  *r = (struct api_read){.api = api, .request_id = req->id, .status = j};
+  api->reads_pending++;
+  node_cluster_status(api->node, API_CLUSTER_TIMEOUT_MS, api_cluster_answer, r);
 }
 
 /* ----------------------------------------------------------- elections */

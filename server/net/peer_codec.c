@@ -294,6 +294,8 @@ static int core_msg_from_pb(struct peer_decoded *d, char *errmsg) {
   case SYNOD__PEER__PEER_MESSAGE__BODY_MEMBERSHIP_REPLY:
   case SYNOD__PEER__PEER_MESSAGE__BODY_READ_INDEX:
   case SYNOD__PEER__PEER_MESSAGE__BODY_READ_INDEX_REPLY:
+  case SYNOD__PEER__PEER_MESSAGE__BODY_STATUS_QUERY:
+  case SYNOD__PEER__PEER_MESSAGE__BODY_STATUS_ANSWER:
     d->is_core = false;
     return 0;
   default:

@@ -2,6 +2,7 @@
  * and the status page: read-only, from the loop's thread. */
 #include <inttypes.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "node_int.h"
@@ -118,4 +119,138 @@ bool node_ready(struct node *n, uint64_t lag_max, char *why, size_t len) {
     return true;
   }
   return false;
+}
+
+/* ------------------------------------------- every replica's figures */
+
+static void info_self_status(struct node *n, struct node_replica_status *r) {
+  r->reachable = true;
+  snprintf(r->role, sizeof r->role, "%s", core_role_name(n->role));
+  r->term = n->term;
+  snprintf(r->leader, sizeof r->leader, "%s",
+           n->leader ? node_member_name(n, n->leader) : "");
+  r->commit_index = core_commit_index(n->core);
+  r->applied_index = n->applied_index;
+  r->last_index = core_last_index(n->core);
+  r->snapshot_index = n->snap_meta.index;
+  r->uptime_ms = node_now_ms(n) - n->started_ms;
+  snprintf(r->version, sizeof r->version, "%s", SYNOD_VERSION);
+}
+
+void info_on_status_query(struct node *n, uint64_t from, uint64_t ctx) {
+  struct node_replica_status me = {0};
+  info_self_status(n, &me);
+  Synod__Peer__PeerMessage pb = SYNOD__PEER__PEER_MESSAGE__INIT;
+  Synod__Peer__StatusAnswer a = SYNOD__PEER__STATUS_ANSWER__INIT;
+  a.ctx = ctx;
+  a.role = me.role;
+  a.term = me.term;
+  a.leader = me.leader;
+  a.commit_index = me.commit_index;
+  a.applied_index = me.applied_index;
+  a.last_index = me.last_index;
+  a.snapshot_index = me.snapshot_index;
+  a.uptime_ms = me.uptime_ms;
+  a.version = me.version;
+  pb.body_case = SYNOD__PEER__PEER_MESSAGE__BODY_STATUS_ANSWER;
+  pb.status_answer = &a;
+  peer_net_send_pb(n->peer_net, from, &pb);
+}
+
+static void gather_finish(struct status_gather *g) {
+  g->cb(g->arg, g->rs, g->n);
+  free(g);
+}
+
+void info_on_status_answer(struct node *n, uint64_t from,
+                           const Synod__Peer__StatusAnswer *a) {
+  struct status_gather **pp = &n->gathers;
+  while (*pp != NULL && (*pp)->ctx != a->ctx) {
+    pp = &(*pp)->next;
+  }
+  struct status_gather *g = *pp;
+  for (uint32_t i = 0; g != NULL && i < g->n; i++) {
+    struct node_replica_status *r = &g->rs[i];
+    if (g->ids[i] != from || r->reachable) {
+      continue;
+    }
+    r->reachable = true;
+    r->error[0] = '\0';
+    snprintf(r->role, sizeof r->role, "%s", a->role);
+    r->term = a->term;
+    snprintf(r->leader, sizeof r->leader, "%s", a->leader);
+    r->commit_index = a->commit_index;
+    r->applied_index = a->applied_index;
+    r->last_index = a->last_index;
+    r->snapshot_index = a->snapshot_index;
+    r->uptime_ms = a->uptime_ms;
+    snprintf(r->version, sizeof r->version, "%s", a->version);
+    if (--g->waiting == 0) {
+      *pp = g->next;
+      gather_finish(g);
+    }
+    return;
+  }
+}
+
+void info_gathers_expire(struct node *n, bool all) {
+  uint64_t now = node_now_ms(n);
+  struct status_gather **pp = &n->gathers;
+  while (*pp != NULL) {
+    struct status_gather *g = *pp;
+    if (!all && g->deadline_ms > now) {
+      pp = &g->next;
+      continue;
+    }
+    *pp = g->next;
+    for (uint32_t i = 0; i < g->n; i++) {
+      if (!g->rs[i].reachable && g->rs[i].error[0] == '\0') {
+        snprintf(g->rs[i].error, sizeof g->rs[i].error, "no answer in %llu ms",
+                 (unsigned long long)(now - g->started_ms));
+      }
+    }
+    gather_finish(g);
+  }
+}
+
+void node_cluster_status(struct node *n, uint32_t timeout_ms,
+                         node_cluster_status_cb cb, void *arg) {
+  struct status_gather *g = calloc(1, sizeof *g);
+  if (g == NULL) {
+    cb(arg, NULL, 0);
+    return;
+  }
+  const struct core_config *cfg = core_config(n->core);
+  g->ctx = ++n->gather_ctx_next;
+  g->started_ms = node_now_ms(n);
+  g->deadline_ms = g->started_ms + timeout_ms;
+  g->cb = cb;
+  g->arg = arg;
+  Synod__Peer__PeerMessage pb = SYNOD__PEER__PEER_MESSAGE__INIT;
+  Synod__Peer__StatusQuery q = SYNOD__PEER__STATUS_QUERY__INIT;
+  q.ctx = g->ctx;
+  pb.body_case = SYNOD__PEER__PEER_MESSAGE__BODY_STATUS_QUERY;
+  pb.status_query = &q;
+  uint32_t all = cfg->voters_n + cfg->learners_n;
+  for (uint32_t i = 0; i < all && g->n < NODE_INFO_MEMBERS_MAX; i++) {
+    uint64_t id =
+        i < cfg->voters_n ? cfg->voters[i] : cfg->learners[i - cfg->voters_n];
+    struct node_replica_status *r = &g->rs[g->n];
+    g->ids[g->n++] = id;
+    snprintf(r->name, sizeof r->name, "%s", node_member_name(n, id));
+    if (id == n->id) {
+      info_self_status(n, r);
+    } else if (!peer_net_is_up(n->peer_net, id) ||
+               peer_net_send_pb(n->peer_net, id, &pb) != 0) {
+      snprintf(r->error, sizeof r->error, "no link to it from %s", n->name);
+    } else {
+      g->waiting++;
+    }
+  }
+  if (g->waiting == 0) {
+    gather_finish(g);
+    return;
+  }
+  g->next = n->gathers;
+  n->gathers = g;
 }

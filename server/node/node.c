@@ -172,6 +172,7 @@ static void node_tick_cb(uv_timer_t *t) {
     requests_tick(n);
   }
   requests_reads_expire(n);
+  info_gathers_expire(n, false);
   bootstrap_tick(n);
 }
 
@@ -227,6 +228,12 @@ static void node_peer_link_cb(void *arg, uint64_t from,
     requests_read_index_reply(n, from, pb->read_index_reply->ctx,
                               pb->read_index_reply->index,
                               pb->read_index_reply->error);
+    return;
+  case SYNOD__PEER__PEER_MESSAGE__BODY_STATUS_QUERY:
+    info_on_status_query(n, from, pb->status_query->ctx);
+    return;
+  case SYNOD__PEER__PEER_MESSAGE__BODY_STATUS_ANSWER:
+    info_on_status_answer(n, from, pb->status_answer);
     return;
   default:
     bootstrap_on_link_msg(n, from, pb);
@@ -529,6 +536,7 @@ static void node_shutdown_nets(struct node *n) {
   }
   apply_fail_pending(n, SYNOD_ESHUTDOWN);
   requests_reads_fail(n, SYNOD_ESHUTDOWN);
+  info_gathers_expire(n, true);
   requests_queued_fail(n, SYNOD_ESHUTDOWN);
   peer_net_stop(n->peer_net);
   client_net_stop(n->client_net);

@@ -138,6 +138,33 @@ bool node_ready(struct node *n, uint64_t lag_max, char *why, size_t len);
 struct fsm;
 const struct fsm *node_fsm(const struct node *n);
 
+/* One replica's own figures, as it reported them to this one. */
+struct node_replica_status {
+  char name[NODE_NAME_MAX];
+  bool reachable; /* it answered (self: always) */
+  char error[96]; /* why not */
+  char role[16];
+  uint64_t term;
+  char leader[NODE_NAME_MAX];
+  uint64_t commit_index;
+  uint64_t applied_index;
+  uint64_t last_index;
+  uint64_t snapshot_index;
+  uint64_t uptime_ms;
+  char version[32];
+};
+
+/* Every replica of the configuration's figures: this one's at once, the
+ * others' asked for over the peer links. Calls cb exactly once, when all
+ * answered or after timeout_ms (those that did not are marked
+ * unreachable), possibly before returning; `rs` is borrowed until cb
+ * returns. */
+typedef void (*node_cluster_status_cb)(void *arg,
+                                       const struct node_replica_status *rs,
+                                       uint32_t n);
+void node_cluster_status(struct node *n, uint32_t timeout_ms,
+                         node_cluster_status_cb cb, void *arg);
+
 /* A read answered: err 0 with the packed synod.Response (borrowed until
  * the callback returns), or a SYNOD_E* code (ENOLEADER, ETIMEDOUT,
  * ENOMEM, ...) with a message. */

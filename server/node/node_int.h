@@ -141,6 +141,20 @@ struct read {
   struct read *next;
 };
 
+/* node_cluster_status() in flight: the replicas asked, and their answers. */
+struct status_gather {
+  uint64_t ctx;
+  uint64_t started_ms;
+  uint64_t deadline_ms;
+  node_cluster_status_cb cb;
+  void *arg;
+  uint64_t ids[NODE_INFO_MEMBERS_MAX];
+  struct node_replica_status rs[NODE_INFO_MEMBERS_MAX];
+  uint32_t n;
+  uint32_t waiting;
+  struct status_gather *next;
+};
+
 /* A peer we know from its handshake. */
 struct member {
   uint64_t id;
@@ -256,6 +270,8 @@ struct node {
   uint64_t leader_since_unix_ms;
   struct node_leader_change leader_changes[NODE_LEADER_HISTORY_MAX];
   uint32_t leader_changes_n;
+  struct status_gather *gathers; /* node_cluster_status() in flight */
+  uint64_t gather_ctx_next;
 
   bool shutting_down;
   uint64_t shutdown_ticks;
@@ -336,6 +352,14 @@ void requests_broadcast_leader(struct node *n);
 void requests_observers_notify(struct node *n, const char *name,
                                const uint8_t *event, size_t len);
 void requests_close(struct node *n);
+
+/* info.c */
+/* A peer asks for our figures; a peer sends its figures. */
+void info_on_status_query(struct node *n, uint64_t from, uint64_t ctx);
+void info_on_status_answer(struct node *n, uint64_t from,
+                           const Synod__Peer__StatusAnswer *a);
+/* Completes the gathers past their deadline (all of them with `all`). */
+void info_gathers_expire(struct node *n, bool all);
 
 /* bootstrap.c */
 uint64_t bootstrap_id(const char *name, const uint8_t *incarnation);

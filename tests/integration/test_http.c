@@ -140,6 +140,44 @@ static void check_status(struct cluster *c, int leader) {
           json_integer_value(json_object_get(m, "last_contact_ms")));
   }
   CHECK(leaders == 1, "%d leaders in /v1/status", leaders);
+  json_decref(j);
+  /* Every replica's own figures, from a follower: the same term. */
+  j = http_json(c->nodes[(leader + 1) % 3].http, "/v1/status?cluster=1", 200);
+  json_t *replicas = json_object_get(j, "replicas");
+  CHECK(json_array_size(replicas) == 3, "%zu replicas",
+        json_array_size(replicas));
+  json_int_t term = json_integer_value(json_object_get(j, "term"));
+  for (size_t i = 0; i < 3; i++) {
+    json_t *r = json_array_get(replicas, i);
+    CHECK(json_is_true(json_object_get(r, "reachable")) &&
+              json_integer_value(json_object_get(r, "term")) == term,
+          "replica %s: reachable %d, term %" JSON_INTEGER_FORMAT
+          " (want %" JSON_INTEGER_FORMAT ")",
+          json_string_value(json_object_get(r, "name")),
+          json_is_true(json_object_get(r, "reachable")),
+          json_integer_value(json_object_get(r, "term")), term);
+  }
+  json_decref(j);
+  /* A stopped replica is reported as not answering, within the bound. */
+  int stopped = (leader + 2) % 3;
+  cluster_signal(c, stopped, SIGSTOP);
+  uint64_t t0 = test_now_ms();
+  j = http_json(c->nodes[leader].http, "/v1/status?cluster=1", 200);
+  uint64_t took = test_now_ms() - t0;
+  cluster_signal(c, stopped, SIGCONT);
+  replicas = json_object_get(j, "replicas");
+  int silent = 0;
+  for (size_t i = 0; i < json_array_size(replicas); i++) {
+    json_t *r = json_array_get(replicas, i);
+    const char *err = json_string_value(json_object_get(r, "error"));
+    silent += !json_is_true(json_object_get(r, "reachable")) && err != NULL &&
+              strstr(err, "no answer in") != NULL;
+  }
+  CHECK(silent == 1 && took < 1500,
+        "%d replicas not answering after %" PRIu64 " ms, want 1 (%s stopped)",
+        silent, took, c->nodes[stopped].name);
+  json_decref(j);
+  j = http_json(c->nodes[leader].http, "/v1/status", 200);
   CHECK(strcmp(json_string_value(json_object_get(j, "role")), "leader") == 0,
         "the leader's status says role %s",
         json_string_value(json_object_get(j, "role")));
