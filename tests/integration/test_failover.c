@@ -140,10 +140,33 @@ static void wait_follower_of(struct cluster *c, int i, const char *leader,
   }
 }
 
+/* SIGCONT for the old leader l: it must answer nothing as leader. A
+ * client that knows only it is redirected to the new leader nl, and it
+ * soon reports itself nl's follower. */
+static void after_sigcont(struct cluster *c, int l, int nl,
+                          struct synod_client *lived, int *acked) {
+  struct leader_seen seen = {.mu = PTHREAD_MUTEX_INITIALIZER};
+  const char *old = c->nodes[l].name;
+  struct synod_client *only_old;
+  cluster_signal(c, l, SIGCONT);
+  printf("SIGCONT %s\n", old);
+  only_old = client_in_order(c->nodes[l].client, &seen);
+  add_one(only_old, "client knowing only the old leader", acked);
+  pthread_mutex_lock(&seen.mu);
+  CHECK(seen.name[0] != '\0' && strcmp(seen.name, old) != 0,
+        "the client knowing only %s was told the leader is '%s'", old,
+        seen.name);
+  pthread_mutex_unlock(&seen.mu);
+  wait_follower_of(c, l, c->nodes[nl].name, 5000);
+  printf("ok after SIGCONT %s follows %s; its clients are redirected\n", old,
+         c->nodes[nl].name);
+  add_one(lived, "long-lived client after SIGCONT", acked);
+  synod_client_free(only_old);
+}
+
 int main(void) {
   char synodd[PATH_MAX], why[256], eps[256];
   struct cluster c;
-  struct leader_seen seen = {.mu = PTHREAD_MUTEX_INITIALIZER};
   int acked = 0, fresh = 0;
   uint64_t took, worst = 0;
   setvbuf(stdout, NULL, _IONBF, 0);
@@ -198,29 +221,13 @@ int main(void) {
          fresh, old, worst);
   add_one(lived, "long-lived client late in the pause", &acked);
 
-  cluster_signal(&c, l, SIGCONT);
-  printf("SIGCONT %s after %" PRIu64 " ms\n", old, test_now_ms() - stopped_at);
-  /* A client that knows only the old leader is redirected. */
-  struct synod_client *only_old = NULL;
-  only_old = client_in_order(c.nodes[l].client, &seen);
-  add_one(only_old, "client knowing only the old leader", &acked);
-  pthread_mutex_lock(&seen.mu);
-  CHECK(seen.name[0] != '\0' && strcmp(seen.name, old) != 0,
-        "the client knowing only %s was told the leader is '%s'", old,
-        seen.name);
-  pthread_mutex_unlock(&seen.mu);
-  wait_follower_of(&c, l, c.nodes[nl].name, 5000);
-  printf("ok after SIGCONT %s follows %s; its clients are redirected\n", old,
-         c.nodes[nl].name);
-  add_one(lived, "long-lived client after SIGCONT", &acked);
-
+  after_sigcont(&c, l, nl, lived, &acked);
   int64_t v = -1;
   CHECK(synod_counter_get(lived, "failover", 0, 5000, &v) == 0, "get: %s",
         synod_client_errmsg());
   CHECK(v == acked, "the counter is %" PRId64 " after %d acknowledged adds", v,
         acked);
   printf("ok %d acknowledged adds, counted once each\n", acked);
-  synod_client_free(only_old);
   synod_client_free(lived);
   cluster_stop(&c);
   printf("PASS\n");
