@@ -12,8 +12,6 @@
 /* Room left in a frame for the Request's own fields. */
 #define REQUEST_OVERHEAD_BYTES 64
 
-static void conn_start(struct synod_async *a);
-
 uint64_t engine_now(struct synod_async *a) {
   return uv_now(a->loop);
 }
@@ -128,12 +126,10 @@ void engine_flush(struct synod_async *a) {
     return;
   }
   if (a->conn == NULL) {
-    if (!uv_is_active((uv_handle_t *)&a->backoff_timer) && has_work(a)) {
-      conn_start(a);
+    if (!a->round.active && !uv_is_active((uv_handle_t *)&a->backoff_timer) &&
+        has_work(a)) {
+      conn_round_start(a);
     }
-    return;
-  }
-  if (!a->conn->ready) {
     return;
   }
   session_open_if_needed(a);
@@ -145,213 +141,72 @@ void engine_flush(struct synod_async *a) {
 
 /* ---------------------------------------------------------- connection */
 
-/* Forgets the current connection: its unanswered requests will go out
- * again, with the same ids and sequences, on the next one. */
-static void engine_drop_conn(struct synod_async *a) {
-  struct conn *conn = a->conn;
-  if (conn == NULL) {
-    return;
-  }
-  a->conn = NULL;
-  conn->dead = true;
-  uv_timer_stop(&a->connect_timer);
-  for (struct op *op = a->ops.next; op != &a->ops; op = op->next) {
-    op->sent = false;
-  }
-  if (conn->has_tcp) {
-    stream_close(&conn->s, "dropped by the client", false);
-  }
-}
-
 static void backoff_cb(uv_timer_t *t) {
   engine_flush(t->data);
 }
 
-void engine_reconnect(struct synod_async *a, const char *why,
-                      uint32_t delay_ms) {
-  if (a->conn != NULL) {
-    errmsg_printf(a->conn_error, "%s: %s", a->conn->address, why);
-  }
-  engine_drop_conn(a);
-  if (a->close_finishing) {
-    return;
-  }
+void engine_backoff(struct synod_async *a, uint32_t delay_ms) {
   uv_timer_start(&a->backoff_timer, backoff_cb, delay_ms, 0);
 }
 
-/* The attempt or the connection failed: try the next endpoint at once
- * until each was tried, then back off exponentially. */
-static void conn_fail(struct conn *conn, const char *why) {
-  struct synod_async *a = conn->a;
-  uint32_t delay_ms = 0;
-  if (conn->dead) {
-    return;
-  }
-  a->connect_failures++;
-  if (a->connect_failures >= a->endpoints_n) {
-    unsigned over = a->connect_failures - (unsigned)a->endpoints_n + 1;
-    delay_ms = backoff_connect_ms(over, prng_next(&a->prng));
-  }
-  engine_reconnect(a, why, delay_ms);
-}
-
-static void conn_closed_cb(struct stream *s) {
-  struct conn *conn = s->data;
-  if (--conn->refs == 0) {
-    free(conn);
-  }
-}
-
-static void conn_closing_cb(struct stream *s, const char *why, bool refused) {
-  struct conn *conn = s->data;
-  (void)refused;
-  conn_fail(conn, why);
-}
-
-static void conn_send_hello(struct conn *conn) {
-  struct synod_async *a = conn->a;
-  Synod__Request req = SYNOD__REQUEST__INIT;
-  Synod__Hello hello = SYNOD__HELLO__INIT;
-  hello.protocol_version = SYNOD__PROTOCOL_VERSION__PROTOCOL_VERSION_CURRENT;
-  hello.client_name = a->client_name;
-  req.id = conn->hello_id = a->next_id++;
-  req.body_case = SYNOD__REQUEST__BODY_HELLO;
-  req.hello = &hello;
-  if (stream_send(&conn->s, &req.base) != 0) {
-    conn_fail(conn, "out of memory");
-    return;
-  }
-  stream_flush(&conn->s);
-}
-
-static void conn_connect_cb(uv_connect_t *req, int status) {
-  struct conn *conn = req->data;
-  char why[128];
-  if (conn->dead) {
-    return;
-  }
-  if (status < 0) {
-    snprintf(why, sizeof why, "connect: %s", uv_strerror(status));
-    conn_fail(conn, why);
-    return;
-  }
-  if (stream_start(&conn->s) != 0) {
-    return; /* the stream is closing; closing_cb reported it */
-  }
-  conn_send_hello(conn);
-}
-
-static bool conn_frame_cb(struct stream *s, const uint8_t *p, size_t n);
-
-static void conn_connect(struct conn *conn, const struct sockaddr *sa) {
-  struct synod_async *a = conn->a;
-  char why[128];
-  int rv;
-  stream_init(&conn->s, a->loop, 0);
-  conn->has_tcp = true;
-  conn->refs++;
-  conn->s.data = conn;
-  conn->s.frame_cb = conn_frame_cb;
-  conn->s.close_cb = conn_closed_cb;
-  conn->s.closing_cb = conn_closing_cb;
-  snprintf(conn->s.remote, sizeof conn->s.remote, "%.120s", conn->address);
-  conn->connect.data = conn;
-  rv = uv_tcp_connect(&conn->connect, &conn->s.tcp, sa, conn_connect_cb);
-  if (rv != 0) {
-    snprintf(why, sizeof why, "connect: %s", uv_strerror(rv));
-    conn_fail(conn, why);
-  }
-}
-
-static void conn_resolved_cb(uv_getaddrinfo_t *req, int status,
-                             struct addrinfo *res) {
-  struct conn *conn = req->data;
-  char why[128];
-  conn->refs--;
-  if (conn->dead) {
-    uv_freeaddrinfo(res);
-    if (conn->refs == 0) {
-      free(conn);
+/* Fails the ops that were written on the connection just lost and may
+ * not be sent again (rescanning: callbacks may change the list). */
+static void ops_fail_unretryable(struct synod_async *a, const char *why) {
+  char msg[SYNOD_ERRMSG_BYTES];
+  struct op *op = a->ops.next;
+  while (op != &a->ops) {
+    if (op->sent && !op_kind_retry_safe(op->kind)) {
+      errmsg_printf(msg,
+                    "%s: the connection failed after it was sent "
+                    "(%s); the outcome is unknown",
+                    op_kind_name(op->kind), why);
+      engine_complete(a, op, SYNOD_ETIMEDOUT, NULL, msg);
+      op = a->ops.next;
+    } else {
+      op = op->next;
     }
+  }
+}
+
+/* Forgets the live connection: its unanswered requests will go out
+ * again, with the same ids and sequences, on the next one (or fail, see
+ * ops_fail_unretryable). */
+void engine_reconnect(struct synod_async *a, const char *why,
+                      uint32_t delay_ms) {
+  char reason[SYNOD_ERRMSG_BYTES];
+  snprintf(reason, sizeof reason, "%s", why);
+  if (a->conn != NULL) {
+    errmsg_printf(a->conn_error, "%s: %s", a->conn->address, why);
+  }
+  conn_drop_live(a);
+  if (a->close_finishing) {
     return;
   }
-  if (status < 0 || res == NULL) {
-    snprintf(why, sizeof why, "resolve: %s", uv_strerror(status));
-    uv_freeaddrinfo(res);
-    conn_fail(conn, why);
-    if (conn->refs == 0) {
-      free(conn);
+  engine_backoff(a, delay_ms);
+  ops_fail_unretryable(a, reason);
+  for (struct op *op = a->ops.next; op != &a->ops; op = op->next) {
+    op->sent = false;
+  }
+}
+
+void engine_fail_unreachable(struct synod_async *a, uint64_t next_ready_ms) {
+  char why[SYNOD_ERRMSG_BYTES];
+  struct op *op = a->ops.next;
+  while (op != &a->ops) {
+    if (op->sequence == 0 && !op->zombie && op->deadline_ms < next_ready_ms) {
+      errmsg_printf(why, "%s: cannot connect to any endpoint (last: %s)",
+                    op_kind_name(op->kind), a->conn_error);
+      engine_complete(a, op, SYNOD_ECONNECT, NULL, why);
+      op = a->ops.next;
+    } else {
+      op = op->next;
     }
-    return;
-  }
-  conn_connect(conn, res->ai_addr);
-  uv_freeaddrinfo(res);
-}
-
-/* Starts resolving (names) or connecting (addresses). */
-static void conn_begin(struct conn *conn) {
-  struct synod_async *a = conn->a;
-  struct sockaddr_in6 sa6;
-  struct sockaddr_in sa4;
-  struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM};
-  char port[8];
-  char why[128];
-  int rv;
-  if (uv_ip4_addr(conn->ep.host, conn->ep.port, &sa4) == 0) {
-    conn_connect(conn, (const struct sockaddr *)&sa4);
-    return;
-  }
-  if (uv_ip6_addr(conn->ep.host, conn->ep.port, &sa6) == 0) {
-    conn_connect(conn, (const struct sockaddr *)&sa6);
-    return;
-  }
-  snprintf(port, sizeof port, "%u", (unsigned)conn->ep.port);
-  conn->gai.data = conn;
-  conn->refs++;
-  rv = uv_getaddrinfo(a->loop, &conn->gai, conn_resolved_cb, conn->ep.host,
-                      port, &hints);
-  if (rv != 0) {
-    conn->refs--;
-    snprintf(why, sizeof why, "resolve: %s", uv_strerror(rv));
-    conn_fail(conn, why);
   }
 }
 
-static void connect_timeout_cb(uv_timer_t *t) {
-  struct synod_async *a = t->data;
-  char why[96];
-  if (a->conn != NULL && !a->conn->ready) {
-    snprintf(why, sizeof why, "no answer to connect and Hello within %u ms",
-             a->opts.connect_timeout_ms);
-    conn_fail(a->conn, why);
-  }
-}
-
-/* Connects to the leader named by the last redirect, else to the next
- * endpoint in turn. */
-static void conn_start(struct synod_async *a) {
-  struct conn *conn;
-  char errmsg[SYNOD_ERRMSG_BYTES];
-  assert(a->conn == NULL);
-  conn = calloc(1, sizeof *conn);
-  if (conn == NULL) {
-    return; /* retried by the next flush; requests are bounded anyway */
-  }
-  conn->a = a;
-  if (a->leader_hint[0] == '\0' ||
-      endpoint_parse(a->leader_hint, strlen(a->leader_hint), &conn->ep,
-                     errmsg) != 0) {
-    conn->ep = a->endpoints[a->next_endpoint++ % a->endpoints_n];
-  }
-  a->leader_hint[0] = '\0';
-  endpoint_format(&conn->ep, conn->address, sizeof conn->address);
-  a->conn = conn;
-  conn->refs = 1; /* dropped by the first of close or a failed start */
-  uv_timer_start(&a->connect_timer, connect_timeout_cb,
-                 a->opts.connect_timeout_ms, 0);
-  conn_begin(conn);
-  if (--conn->refs == 0) {
-    free(conn); /* failed before any handle or request took it */
+void engine_leader_seen(struct synod_async *a, const char *address) {
+  if (address != NULL && address[0] != '\0') {
+    snprintf(a->leader_address, sizeof a->leader_address, "%s", address);
   }
 }
 
@@ -370,15 +225,18 @@ static void on_hello(struct synod_async *a, struct conn *conn,
     conn_fail(conn, "the answer to Hello is not a HelloReply");
     return;
   }
-  conn->ready = true;
-  uv_timer_stop(&a->connect_timer);
-  a->connect_failures = 0;
-  a->ever_connected = true;
-  a->conn_error[0] = '\0';
-  const Synod__HelloReply *h = resp->hello;
-  if (h->leader_name[0] != '\0' &&
-      (strcmp(h->leader_name, a->leader_name) != 0 ||
-       h->term > a->leader_term)) {
+  conn_attempt_won(conn);
+  engine_on_ready(a, conn, resp->hello);
+}
+
+/* A HelloReply (the winning attempt's, or a probe's): what it says of
+ * the leader. */
+static void on_hello_reply(struct synod_async *a, const Synod__HelloReply *h) {
+  if (h->leader_name[0] == '\0') {
+    return;
+  }
+  engine_leader_seen(a, h->leader_address);
+  if (strcmp(h->leader_name, a->leader_name) != 0 || h->term > a->leader_term) {
     snprintf(a->leader_name, sizeof a->leader_name, "%s", h->leader_name);
     a->leader_term = h->term > a->leader_term ? h->term : a->leader_term;
     if (a->opts.leader_cb != NULL) {
@@ -386,6 +244,14 @@ static void on_hello(struct synod_async *a, struct conn *conn,
                         a->leader_term);
     }
   }
+}
+
+void engine_on_ready(struct synod_async *a, struct conn *conn,
+                     const Synod__HelloReply *h) {
+  (void)conn;
+  a->ever_connected = true;
+  a->conn_error[0] = '\0';
+  on_hello_reply(a, h);
   session_on_ready(a);
   observers_on_ready(a);
   engine_flush(a);
@@ -405,17 +271,34 @@ static struct op *op_find_sent(struct synod_async *a, uint64_t id) {
 static void on_not_leader(struct synod_async *a, const Synod__Error *e) {
   char why[SYNOD_ERRMSG_BYTES];
   uint32_t delay_ms;
+  uint64_t age;
   if (e->leader_address[0] == '\0') {
     snprintf(why, sizeof why, "no leader (%s)", e->message);
     engine_reconnect(a, why, backoff_no_leader_ms(prng_next(&a->prng)));
     return;
   }
-  snprintf(a->leader_hint, sizeof a->leader_hint, "%s", e->leader_address);
   snprintf(a->leader_name, sizeof a->leader_name, "%s", e->leader_name);
   if (a->opts.leader_cb != NULL) {
     a->opts.leader_cb(a->opts.cb_arg, e->leader_name, e->leader_address,
                       a->leader_term);
   }
+  /* A follower names its leader until its own election timeout runs out
+   * (at most stall_ms, the longest default). Naming one that went silent
+   * more recently than that is no news: wait for the election, the
+   * silent one tried last. Naming it later means the follower still
+   * hears from it: it is back. */
+  age = conn_silent_age_ms(a, e->leader_address);
+  if (age < a->stall_ms) {
+    snprintf(why, sizeof why,
+             "not the leader; the leader %s at %s was silent %" PRIu64
+             " ms ago",
+             e->leader_name, e->leader_address, age);
+    engine_reconnect(a, why, backoff_no_leader_ms(prng_next(&a->prng)));
+    return;
+  }
+  conn_silent_clear(a, e->leader_address);
+  snprintf(a->leader_hint, sizeof a->leader_hint, "%s", e->leader_address);
+  engine_leader_seen(a, e->leader_address);
   a->redirects++;
   delay_ms = a->redirects > REDIRECTS_MAX
                  ? backoff_no_leader_ms(prng_next(&a->prng))
@@ -456,11 +339,18 @@ static void on_response(struct synod_async *a, struct conn *conn,
     }
     return;
   }
+  if (resp->id == conn->probe_id) {
+    if (resp->body_case == SYNOD__RESPONSE__BODY_HELLO) {
+      on_hello_reply(a, resp->hello);
+    }
+    return;
+  }
   op = op_find_sent(a, resp->id);
   if (op == NULL) {
     return; /* the answer to a request that timed out */
   }
   op->sent = false;
+  a->live_failures = 0;
   if (resp->error != NULL && resp->error->code != 0) {
     on_error(a, op, resp);
     return;
@@ -478,6 +368,7 @@ static void on_event(struct synod_async *a, const Synod__Event *ev) {
     const Synod__LeaderChanged *lc = ev->leader_changed;
     snprintf(a->leader_name, sizeof a->leader_name, "%s", lc->leader_name);
     a->leader_term = lc->term;
+    engine_leader_seen(a, lc->leader_address);
     if (a->opts.leader_cb != NULL) {
       a->opts.leader_cb(a->opts.cb_arg, lc->leader_name, lc->leader_address,
                         lc->term);
@@ -500,7 +391,7 @@ static void on_event(struct synod_async *a, const Synod__Event *ev) {
   }
 }
 
-static bool conn_frame_cb(struct stream *s, const uint8_t *p, size_t n) {
+bool engine_frame_cb(struct stream *s, const uint8_t *p, size_t n) {
   struct conn *conn = s->data;
   struct synod_async *a = conn->a;
   Synod__ServerMessage *msg = synod__server_message__unpack(NULL, n, p);
@@ -509,6 +400,7 @@ static bool conn_frame_cb(struct stream *s, const uint8_t *p, size_t n) {
     return false;
   }
   conn->last_rx_ms = engine_now(a);
+  conn->probe_sent_ms = 0; /* any frame proves the server alive */
   if (msg->body_case == SYNOD__SERVER_MESSAGE__BODY_RESPONSE) {
     on_response(a, conn, msg->response);
   } else if (msg->body_case == SYNOD__SERVER_MESSAGE__BODY_EVENT &&
@@ -525,7 +417,7 @@ static bool conn_frame_cb(struct stream *s, const uint8_t *p, size_t n) {
  * stays as a zombie, so a late grant is released, not leaked. */
 static void op_expire(struct synod_async *a, struct op *op, uint64_t now) {
   char why[SYNOD_ERRMSG_BYTES];
-  bool connected = a->conn != NULL && a->conn->ready;
+  bool connected = a->conn != NULL;
   int status = SYNOD_ETIMEDOUT;
   if (op->zombie) {
     engine_complete(a, op, SYNOD_ETIMEDOUT, NULL, "");
@@ -559,6 +451,7 @@ static void sweep_cb(uv_timer_t *t) {
   struct synod_async *a = t->data;
   uint64_t now = engine_now(a);
   bool again = true;
+  conn_watch(a, now);
   /* Restart the scan after each one: a callback may change the list. An
    * expired op leaves the list or becomes a zombie with a later deadline,
    * so this ends. */
@@ -585,6 +478,37 @@ static _Thread_local char new_errmsg[SYNOD_ERRMSG_BYTES];
 
 void synod_options_init(struct synod_options *opts) {
   memset(opts, 0, sizeof *opts);
+}
+
+static uint32_t min_u32(uint32_t x, uint32_t y) {
+  return x < y ? x : y;
+}
+
+/* Fills in the defaults and derives the bounds the engine uses: an
+ * attempt's phase never takes more than a third of the request timeout
+ * (so a silent replica leaves time to try the others), the next attempt
+ * starts no later than the first one's bound, and a live connection is
+ * declared dead before half the request timeout and before a quarter of
+ * the session's TTL, so a renewal moves in time. */
+static void async_bounds(struct synod_async *a) {
+  struct synod_options *o = &a->opts;
+  if (o->connect_timeout_ms == 0) {
+    o->connect_timeout_ms = SYNOD_CONNECT_TIMEOUT_DEFAULT_MS;
+  }
+  if (o->attempt_delay_ms == 0) {
+    o->attempt_delay_ms = SYNOD_ATTEMPT_DELAY_DEFAULT_MS;
+  }
+  if (o->stall_timeout_ms == 0) {
+    o->stall_timeout_ms = SYNOD_STALL_TIMEOUT_DEFAULT_MS;
+  }
+  if (o->request_timeout_ms == 0) {
+    o->request_timeout_ms = SYNOD_REQUEST_TIMEOUT_DEFAULT_MS;
+  }
+  a->connect_bound_ms =
+      min_u32(o->connect_timeout_ms, o->request_timeout_ms / 3 + 1);
+  a->attempt_delay_ms = min_u32(o->attempt_delay_ms, a->connect_bound_ms);
+  a->stall_ms = min_u32(o->stall_timeout_ms, o->request_timeout_ms / 2 + 1);
+  a->stall_ms = min_u32(a->stall_ms, o->session_ttl_ms / 4);
 }
 
 /* Copies opts into a with defaults filled in and checks them. */
@@ -614,12 +538,7 @@ static int async_configure(struct synod_async *a,
                   SYNOD_SESSION_TTL_MAX_MS);
     return SYNOD_EINVAL;
   }
-  if (a->opts.connect_timeout_ms == 0) {
-    a->opts.connect_timeout_ms = 3000;
-  }
-  if (a->opts.request_timeout_ms == 0) {
-    a->opts.request_timeout_ms = 10000;
-  }
+  async_bounds(a);
   a->ttl_ms = a->opts.session_ttl_ms;
   return endpoints_parse(endpoints, a->endpoints, ENDPOINTS_MAX,
                          &a->endpoints_n, errmsg);
@@ -652,7 +571,7 @@ int synod_async_new(struct uv_loop_s *loop, const struct synod_options *opts,
   a->prng = uv_hrtime() ^ ((uint64_t)getpid() << 32) ^ (uintptr_t)a;
   a->next_endpoint = (size_t)(prng_next(&a->prng) % a->endpoints_n);
   timers[0] = &a->backoff_timer;
-  timers[1] = &a->connect_timer;
+  timers[1] = &a->attempt_timer;
   timers[2] = &a->keepalive_timer;
   timers[3] = &a->session_timer;
   timers[4] = &a->sweep_timer;
@@ -700,7 +619,7 @@ static void async_handle_closed(uv_handle_t *h) {
 /* The session is closed (or could not be): fail what is left, close the
  * connection and the timers; async_handle_closed frees the rest. */
 static void async_close_finish(struct synod_async *a) {
-  uv_timer_t *timers[ASYNC_TIMERS] = {&a->backoff_timer, &a->connect_timer,
+  uv_timer_t *timers[ASYNC_TIMERS] = {&a->backoff_timer, &a->attempt_timer,
                                       &a->keepalive_timer, &a->session_timer,
                                       &a->sweep_timer};
   if (a->close_finishing) {
@@ -714,7 +633,8 @@ static void async_close_finish(struct synod_async *a) {
   observers_shutdown(a);
   session_on_closed(a);
   session_free_tables(a);
-  engine_drop_conn(a);
+  conn_attempts_abort(a);
+  conn_drop_live(a);
   for (int i = 0; i < ASYNC_TIMERS; i++) {
     uv_timer_stop(timers[i]);
     uv_close((uv_handle_t *)timers[i], async_handle_closed);
@@ -738,7 +658,7 @@ void synod_async_close(struct synod_async *a, synod_async_close_cb cb,
   a->closing = true;
   a->close_cb = cb;
   a->close_arg = arg;
-  if (a->session_id == 0 || a->conn == NULL || !a->conn->ready ||
+  if (a->session_id == 0 || a->conn == NULL ||
       op_build(OP_SESSION_CLOSE, &args, &op, a->errmsg) != 0) {
     async_close_finish(a);
     return;

@@ -45,6 +45,10 @@ enum op_kind {
 
 /* Mutating requests carry (session, sequence) and are applied once. */
 bool op_kind_sequenced(enum op_kind kind);
+/* Whether a request that was written on a connection which then failed
+ * may be sent again on the next one: reads, sequenced writes, session open
+ * and keepalive. Others (member remove) fail with SYNOD_ETIMEDOUT. */
+bool op_kind_retry_safe(enum op_kind kind);
 /* Requests that cannot be sent before a session is open. */
 bool op_kind_needs_session(enum op_kind kind);
 const char *op_kind_name(enum op_kind kind);
@@ -151,21 +155,50 @@ void result_free(enum op_kind kind, union synod_result *r);
 int election_info_from_pb(const Synod__ElectionInfo *pb,
                           struct synod_election_info *out);
 
-/* A connection to one endpoint. Freed once libuv closed the handle and
- * any getaddrinfo finished (refs == 0). */
+/* A connection to one endpoint: an attempt (in synod_async.attempts,
+ * not ready) until its HelloReply, then the live connection (conn). Freed
+ * once libuv closed the handle and any getaddrinfo finished (refs == 0). */
 struct conn {
   struct stream s; /* s.data = this */
   struct synod_async *a;
+  struct conn *next; /* in synod_async.attempts */
   uv_connect_t connect;
   uv_getaddrinfo_t gai;
   unsigned refs;
   bool has_tcp;
-  bool ready; /* HelloReply received */
-  bool dead;  /* closing or abandoned; nothing more is done with it */
+  bool connected; /* TCP connected, Hello sent */
+  bool ready;     /* HelloReply received: the live connection */
+  bool dead;      /* closing or abandoned; nothing more is done with it */
   uint64_t hello_id;
-  uint64_t last_rx_ms;
+  uint64_t started_ms;    /* loop time the attempt began */
+  uint64_t deadline_ms;   /* attempts: end of the current phase's bound */
+  uint64_t last_rx_ms;    /* loop time of the last frame received */
+  uint64_t probe_id;      /* the outstanding probe (a Hello), if any */
+  uint64_t probe_sent_ms; /* 0: no probe outstanding */
   struct endpoint ep;
   char address[ENDPOINT_HOST_MAX + 16];
+};
+
+/* One round of connection attempts: the candidates in the order they are
+ * tried (the leader first, endpoints recently silent last), started one
+ * attempt_delay_ms after the other, or at once when one fails. */
+#define ROUND_MAX (ENDPOINTS_MAX + 2)
+struct round {
+  bool active;
+  size_t n;               /* candidates planned */
+  size_t next;            /* next candidate to start; next <= n */
+  uint64_t next_start_ms; /* when it starts if nothing fails first */
+  struct endpoint cands[ROUND_MAX];
+};
+
+/* An endpoint that did not answer in time (an attempt ran out, lost a
+ * race after attempt_delay_ms, or a live connection stalled): tried last
+ * until SILENT_EXPIRE_MS after since_ms. */
+#define SILENT_MAX ROUND_MAX
+#define SILENT_EXPIRE_MS 10000
+struct silent_mark {
+  char address[ENDPOINT_HOST_MAX + 16]; /* "" = free slot */
+  uint64_t since_ms;
 };
 
 struct held_lock {
@@ -192,6 +225,9 @@ struct observer {
 #define SWEEP_INTERVAL_MS 50
 #define SESSION_CLOSE_TIMEOUT_MS 2000
 #define REDIRECTS_MAX 3 /* in a row, before backing off */
+/* An idle live connection (no request waiting) is probed after this many
+ * stall bounds without a frame, if a session or an observer needs it. */
+#define IDLE_PROBE_STALLS 5
 
 struct synod_async {
   uv_loop_t *loop;
@@ -200,18 +236,31 @@ struct synod_async {
   struct endpoint endpoints[ENDPOINTS_MAX];
   size_t endpoints_n;
   size_t next_endpoint;
-  /* Connection. leader_hint: where ENOTLEADER or an event said the leader
-   * is; tried first by the next connect, forgotten when that fails. */
+  /* Connection. conn: the live connection (ready), or NULL while a round
+   * of attempts runs or a backoff waits. leader_hint: where ENOTLEADER
+   * said the leader is; tried first by the next round, then forgotten.
+   * leader_address: the leader last reported; tried next. */
   struct conn *conn;
+  struct conn *attempts; /* the round's attempts in flight */
+  struct round round;
+  struct silent_mark silent[SILENT_MAX];
   char leader_hint[ENDPOINT_HOST_MAX + 16];
+  char leader_address[ENDPOINT_HOST_MAX + 16];
   char leader_name[ENDPOINT_HOST_MAX];
   uint64_t leader_term;
-  unsigned connect_failures; /* in a row; reset by a HelloReply */
-  unsigned redirects;        /* in a row; reset by an answer */
+  /* Effective bounds: the options, defaulted and clamped (see
+   * async_configure). */
+  uint32_t connect_bound_ms;
+  uint32_t attempt_delay_ms;
+  uint32_t stall_ms;
+  unsigned rounds_failed; /* in a row; reset by a HelloReply */
+  unsigned live_failures; /* live connections lost in a row; reset by an
+                           * answer to a request */
+  unsigned redirects;     /* in a row; reset by an answer */
   bool ever_connected;
   char conn_error[SYNOD_ERRMSG_BYTES]; /* why the last attempt failed */
   uv_timer_t backoff_timer;            /* reconnect after a delay */
-  uv_timer_t connect_timer;            /* connect + Hello must finish in time */
+  uv_timer_t attempt_timer; /* attempt bounds and the next attempt's start */
   uv_timer_t keepalive_timer;
   uv_timer_t session_timer; /* next jeopardy/lost transition */
   uv_timer_t sweep_timer;   /* request deadlines */
@@ -256,11 +305,51 @@ void engine_complete(struct synod_async *a, struct op *op, int status,
 void engine_enqueue(struct synod_async *a, struct op *op, uint32_t timeout_ms);
 /* Sends what can be sent now; connects if needed. */
 void engine_flush(struct synod_async *a);
-/* Drops the current connection (its unanswered ops will be resent) and
- * connects again after delay_ms. */
+/* Drops the live connection and connects again after delay_ms. Its
+ * unanswered ops will be resent if op_kind_retry_safe; the others fail
+ * with SYNOD_ETIMEDOUT (outcome unknown). */
 void engine_reconnect(struct synod_async *a, const char *why,
                       uint32_t delay_ms);
 uint64_t engine_now(struct synod_async *a);
+/* Connects again (a new round) after delay_ms. */
+void engine_backoff(struct synod_async *a, uint32_t delay_ms);
+/* A round failed and the next cannot connect before next_ready_ms: fails
+ * with SYNOD_ECONNECT, now, the requests waiting for a connection whose
+ * deadline comes first (those not in flight in a session: a write
+ * already sent has an unknown outcome and waits for its deadline). */
+void engine_fail_unreachable(struct synod_async *a, uint64_t next_ready_ms);
+/* The stream's frame callback for every connection (attempt or live). */
+bool engine_frame_cb(struct stream *s, const uint8_t *p, size_t n);
+/* A HelloReply accepted on conn, which is now the live connection. */
+void engine_on_ready(struct synod_async *a, struct conn *conn,
+                     const Synod__HelloReply *h);
+/* A leader was reported (HelloReply, redirect, event): remembered so the
+ * next round tries it first. */
+void engine_leader_seen(struct synod_async *a, const char *address);
+
+/* conn.c: attempts, rounds, silent endpoints, the live connection's
+ * watch. */
+/* Starts a round of attempts over the planned candidates. */
+void conn_round_start(struct synod_async *a);
+/* The attempt or the live connection failed (refused, closed, a bad
+ * frame, a refused Hello). Idempotent once the conn is dead. */
+void conn_fail(struct conn *conn, const char *why);
+/* conn's HelloReply was accepted: it becomes a->conn; the round ends and
+ * the other attempts are closed. */
+void conn_attempt_won(struct conn *conn);
+/* Closes the live connection (its ops are the caller's business). */
+void conn_drop_live(struct synod_async *a);
+/* Closes every attempt and ends the round (client closing). */
+void conn_attempts_abort(struct synod_async *a);
+/* On every sweep: probes a quiet live connection and declares it dead
+ * (marking its endpoint silent) after stall_ms without a frame while a
+ * request waits. */
+void conn_watch(struct synod_async *a, uint64_t now);
+void attempt_timer_cb(uv_timer_t *t);
+/* Silent endpoints: age of the mark (UINT64_MAX if none or expired). */
+uint64_t conn_silent_age_ms(struct synod_async *a, const char *address);
+void conn_silent_mark(struct synod_async *a, const char *address);
+void conn_silent_clear(struct synod_async *a, const char *address);
 
 /* session.c */
 void session_open_if_needed(struct synod_async *a);

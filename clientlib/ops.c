@@ -39,6 +39,12 @@ bool op_kind_sequenced(enum op_kind kind) {
   return kinds[kind].sequenced;
 }
 
+bool op_kind_retry_safe(enum op_kind kind) {
+  /* Member remove is the one write that carries no session: sent twice,
+   * the second could find the member gone and say ENOTFOUND. */
+  return kind != OP_MEMBER_REMOVE;
+}
+
 bool op_kind_needs_session(enum op_kind kind) {
   return kinds[kind].needs_session;
 }

@@ -208,25 +208,53 @@ static void status_members(const struct synod_status *st) {
   }
 }
 
+/* Why one endpoint gave no status: "no answer in N ms (...)" when it was
+ * silent (it accepts connections and does not answer, or its handshake
+ * went unanswered), else "unreachable: ...". */
+static void status_why(const char *errmsg, uint32_t bound_ms, char *out,
+                       size_t len) {
+  if (strstr(errmsg, "Hello unanswered") != NULL) {
+    snprintf(out, len,
+             "no answer in %u ms (accepts connections, does not "
+             "answer)",
+             bound_ms);
+  } else if (strstr(errmsg, "TCP connect unanswered") != NULL) {
+    snprintf(out, len, "no answer in %u ms (TCP connect)", bound_ms);
+  } else {
+    snprintf(out, len, "unreachable: %s", errmsg);
+  }
+}
+
 /* Asks one endpoint (with its digest if `digest`); returns 0 and fills
- * *st, or prints/records why not. */
+ * *st, or prints/records why not. A replica answers Status from its loop
+ * like Hello, so the whole call gets three connect bounds (connect,
+ * Hello, Status): a silent replica is reported after one bound, not
+ * after the whole --timeout. */
 static int status_one(const struct ctl_opts *o, const char *ep, bool digest,
                       struct synod_status *st, json_t *rows) {
   struct ctl_opts one = *o;
   struct synod_client *c;
+  char why[SYNOD_ERRMSG_BYTES + 64];
+  uint32_t bound = o->connect_timeout_ms ? o->connect_timeout_ms
+                                         : SYNOD_CONNECT_TIMEOUT_DEFAULT_MS;
   int rv;
   one.endpoints = ep;
-  if (one.timeout_ms == 0) {
-    one.timeout_ms = 2000;
+  one.timeout_ms = o->timeout_ms ? o->timeout_ms : 2000;
+  if (one.timeout_ms / 3 > bound) {
+    one.timeout_ms = 3 * bound;
   }
+  bound = one.timeout_ms / 3 + 1 < bound ? one.timeout_ms / 3 + 1 : bound;
   c = ctl_client(&one, "status", NULL);
   rv = c ? synod_status_ex(c, digest ? SYNOD_STATUS_DIGEST : 0, 0, st)
          : SYNOD_EINVAL;
+  if (rv != 0) {
+    status_why(synod_client_errmsg(), bound, why, sizeof why);
+  }
   if (rv != 0 && o->json) {
-    json_array_append_new(rows, json_pack("{s:s, s:s}", "endpoint", ep, "error",
-                                          synod_client_errmsg()));
+    json_array_append_new(
+        rows, json_pack("{s:s, s:s}", "endpoint", ep, "error", why));
   } else if (rv != 0) {
-    printf("%-21s unreachable: %s\n", ep, synod_client_errmsg());
+    printf("%-21s %s\n", ep, why);
   } else if (o->json) {
     json_t *row = ctl_status_json(ep, st);
     if (digest && row != NULL) {

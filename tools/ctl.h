@@ -28,6 +28,9 @@ struct ctl_opts {
   const char *endpoints; /* NULL: SYNOD_ENDPOINTS or the default */
   uint32_t timeout_ms;   /* per request; 0: the library's default */
   uint32_t ttl_ms;       /* session TTL; 0: the default */
+  /* Per connection attempt (TCP connect, then Hello); 0: the library's
+   * default. From --connect-timeout or SYNOD_CONNECT_TIMEOUT. */
+  uint32_t connect_timeout_ms;
   bool json;
   const char *prog; /* argv[0] for messages */
 };

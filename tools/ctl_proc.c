@@ -27,6 +27,7 @@ struct synod_client *ctl_client(const struct ctl_opts *o, const char *cmd,
   opts.endpoints = o->endpoints;
   opts.client_name = name;
   opts.request_timeout_ms = o->timeout_ms;
+  opts.connect_timeout_ms = o->connect_timeout_ms;
   opts.session_ttl_ms = o->ttl_ms;
   rv = synod_client_new(&opts, &c);
   if (rv != 0) {

@@ -10,8 +10,8 @@
 static void usage(FILE *out) {
   fprintf(
       out,
-      "usage: synodctl [--endpoints LIST] [--timeout D] [--ttl D] [--json]\n"
-      "                COMMAND [ARGS...]\n"
+      "usage: synodctl [--endpoints LIST] [--timeout D] [--ttl D]\n"
+      "                [--connect-timeout D] [--json] COMMAND [ARGS...]\n"
       "\n"
       "commands:\n"
       "  dev [--replicas N] [--dir DIR] [--base-port P]   a local cluster\n"
@@ -33,6 +33,11 @@ static void usage(FILE *out) {
       "                    %s)\n"
       "  --timeout D       per request (default 10s); 500ms, 10s, 2m, 1h\n"
       "  --ttl D           session TTL (default 10s, 1s..5m)\n"
+      "  --connect-timeout D  per connection attempt: the TCP connect,\n"
+      "                    then the server's first answer, each (default:\n"
+      "                    $SYNOD_CONNECT_TIMEOUT, else 300ms; at most a\n"
+      "                    third of --timeout). A replica that accepts and\n"
+      "                    does not answer in time is left for another.\n"
       "  --json            one JSON object per line, for scripts\n"
       "                    (--json and --endpoints may also follow the\n"
       "                    command)\n"
@@ -89,6 +94,10 @@ static int take_global(struct ctl_opts *o, int argc, char **argv) {
     } else if (strcmp(argv[i], "--ttl") == 0 && v &&
                ctl_duration_parse(v, &o->ttl_ms) == 0) {
       i++;
+    } else if (strcmp(argv[i], "--connect-timeout") == 0 && v &&
+               ctl_duration_parse(v, &o->connect_timeout_ms) == 0 &&
+               o->connect_timeout_ms > 0) {
+      i++;
     } else if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0 ||
                strcmp(argv[i], "--version") == 0) {
       return i;
@@ -110,7 +119,14 @@ int main(int argc, char **argv) {
               {"leader", cmd_leader},   {"observe", cmd_observe},
               {"member", cmd_member},   {"ready", cmd_ready}};
   struct ctl_opts o = {.prog = "synodctl"};
+  const char *env = getenv("SYNOD_CONNECT_TIMEOUT");
   int i;
+  if (env != NULL && env[0] != '\0' &&
+      (ctl_duration_parse(env, &o.connect_timeout_ms) != 0 ||
+       o.connect_timeout_ms == 0)) {
+    fprintf(stderr, "synodctl: bad SYNOD_CONNECT_TIMEOUT '%s'\n", env);
+    return CTL_EXIT_USAGE;
+  }
   if (take_anywhere(&o, &argc, argv) != 0 ||
       (i = take_global(&o, argc, argv)) < 0) {
     usage(stderr);

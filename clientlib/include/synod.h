@@ -82,9 +82,36 @@ const char *synod_errname(int code);
  *    with the matching synod_*_free.
  *
  * What the engine does for both:
- *  - connects to one endpoint at a time, follows SYNOD_ENOTLEADER to the
- *    leader's address, backs off (50-200 ms while an election is on, then
+ *  - keeps one connection. To make one it runs a round of attempts: the
+ *    leader first (named by the last redirect, else last reported), then
+ *    the endpoints from a random start (in order with endpoints_in_order),
+ *    endpoints that were silent in the last 10 s last. An attempt gets
+ *    connect_timeout_ms for the TCP connect and as long again for the
+ *    HelloReply; if it has not succeeded after attempt_delay_ms the next
+ *    endpoint is tried in parallel, and the first HelloReply wins (happy
+ *    eyeballs), so a replica that accepts connections and never answers
+ *    (stopped, hung) costs a new client attempt_delay_ms, not its
+ *    request's timeout. It follows SYNOD_ENOTLEADER to the leader's
+ *    address, backs off (50-200 ms while an election is on, then
  *    exponentially up to 5 s while no endpoint answers) and retries;
+ *  - watches the connection: when a request (a keepalive included) has
+ *    waited stall_timeout_ms/2 with nothing at all received, it sends a
+ *    probe that any live replica answers at once; after stall_timeout_ms
+ *    of silence the connection is dead, its endpoint is tried last for
+ *    10 s, and its requests move to another replica. An idle connection
+ *    of a session or an observer is probed after 5 x stall_timeout_ms
+ *    without a frame;
+ *  - what moves to the new connection: reads (get, list, query, check,
+ *    leader, observe, status), every write made in a session (lock,
+ *    counter and election calls, session close: they carry (session,
+ *    sequence), so the server applies each exactly once however often it
+ *    is sent), session open (a duplicate session the server may have
+ *    opened is never used and expires after its TTL) and keepalives. A
+ *    write without a session (member remove) that was written on a
+ *    connection which then failed is not sent again: it fails at once
+ *    with SYNOD_ETIMEDOUT, its outcome unknown. A request that runs out
+ *    of time fails with SYNOD_ETIMEDOUT wherever it was: a write in a
+ *    session may or may not have been applied (once, if it was);
  *  - opens a session lazily, for the first request that needs one, renews
  *    it every TTL/3 and gives every mutating request the session and a
  *    sequence number; a retry after a reconnect reuses the same pair, so
@@ -109,6 +136,11 @@ const char *synod_errname(int code);
 #define SYNOD_SESSION_TTL_DEFAULT_MS 10000
 #define SYNOD_SESSION_TTL_MIN_MS 1000
 #define SYNOD_SESSION_TTL_MAX_MS 300000
+/* Defaults of struct synod_options (see there for the reasons). */
+#define SYNOD_CONNECT_TIMEOUT_DEFAULT_MS 300
+#define SYNOD_ATTEMPT_DELAY_DEFAULT_MS 50
+#define SYNOD_STALL_TIMEOUT_DEFAULT_MS 1000
+#define SYNOD_REQUEST_TIMEOUT_DEFAULT_MS 10000
 /* Used when neither the options nor SYNOD_ENDPOINTS name the servers. */
 #define SYNOD_ENDPOINTS_DEFAULT "127.0.0.1:7700,127.0.0.1:7710,127.0.0.1:7720"
 
@@ -258,11 +290,33 @@ struct synod_options {
   /* "host:port,host:port" ("[::1]:7700" for IPv6). NULL: the environment
    * variable SYNOD_ENDPOINTS, else SYNOD_ENDPOINTS_DEFAULT. */
   const char *endpoints;
-  const char *client_name;     /* for the servers' logs; NULL: "libsynod" */
-  uint32_t session_ttl_ms;     /* 0: 10 s; 1 s .. 5 min */
-  uint32_t connect_timeout_ms; /* TCP connect plus Hello; 0: 3 s */
+  const char *client_name; /* for the servers' logs; NULL: "libsynod" */
+  uint32_t session_ttl_ms; /* 0: 10 s; 1 s .. 5 min */
+  /* One connection attempt: the TCP connect, and then the HelloReply,
+   * each get this long before the endpoint counts as silent. 0: 300 ms
+   * (a replica answers Hello from its loop, without the disk, in well
+   * under a millisecond on a LAN). Never more than a third of
+   * request_timeout_ms, so a silent endpoint leaves time for the others. */
+  uint32_t connect_timeout_ms;
+  /* Start an attempt to the next endpoint, in parallel, when the current
+   * one has not succeeded after this long; the first to answer wins.
+   * 0: 50 ms: more than ten times a loaded replica's Hello latency on a
+   * LAN, and what a silent replica costs a client that starts there (a
+   * short-lived process such as synodctl, one in three times with three
+   * replicas). Never more than the above. */
+  uint32_t attempt_delay_ms;
+  /* A connection on which a request waited this long with nothing
+   * received is dead and its requests go to another replica (a probe at
+   * half of it tells a slow replica from a silent one). 0: 1 s, the
+   * server's longest default election timeout (20 ticks of 50 ms): if
+   * the silent replica led, no other can lead sooner anyway. Never more
+   * than half of request_timeout_ms or a quarter of the session TTL. */
+  uint32_t stall_timeout_ms;
   uint32_t request_timeout_ms; /* default per request; 0: 10 s */
-  uint32_t lock_delay_ms;      /* sent with every lock acquire; 0: none */
+  /* Try the endpoints in the order given (the first one first) instead
+   * of from a random one: for a preferred (nearby) replica, and tests. */
+  bool endpoints_in_order;
+  uint32_t lock_delay_ms; /* sent with every lock acquire; 0: none */
   /* Optional notifications. For a synod_client they run on its background
    * thread: they must not block and must not call the blocking API of the
    * same client (that fails with SYNOD_EINVAL). */
@@ -435,9 +489,9 @@ const char *synod_client_errmsg(void);
 /* Every blocking call below:
  *  - may be called from any thread, concurrently;
  *  - waits at most timeout_ms (0 = the client's request_timeout_ms) for
- *    the answer, reconnecting and retrying meanwhile; on SYNOD_ETIMEDOUT a
- *    mutating request may or may not have been applied (exactly once if
- *    it was);
+ *    the answer, reconnecting and retrying meanwhile (what is retried:
+ *    see "What the engine does" above); on SYNOD_ETIMEDOUT a mutating
+ *    request may or may not have been applied (exactly once if it was);
  *  - returns 0 or a SYNOD_E* code, and fills the out parameter only on
  *    success (out parameters marked "may be NULL" are optional);
  *  - returns SYNOD_EINVAL when called from one of this client's own

@@ -1,12 +1,16 @@
 /* libsynod: pure helpers (endpoints, backoff, session clock, results), and
  * the engine against a fake one-replica server (mock_synodd.c): retries
  * with the same sequence, leader following, jeopardy/lost, threads. */
+#include <arpa/inet.h>
 #include <check.h>
 #include <inttypes.h>
+#include <netinet/in.h>
+#include <poll.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -33,6 +37,151 @@ static uint64_t now_ms(void) {
   struct timespec ts;
   clock_gettime(CLOCK_MONOTONIC, &ts);
   return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+/* ------------------------------------------------- silent replicas */
+
+/* Timing bounds are scaled under valgrind, which slows everything down
+ * (SYNOD_TEST_VALGRIND is set by the valgrind.* tests). */
+static uint32_t slow(uint32_t ms) {
+  return getenv("SYNOD_TEST_VALGRIND") != NULL ? ms * 5 : ms;
+}
+
+/* Binds a listening socket on 127.0.0.1 (a free port) and writes its
+ * "ip:port" into address. */
+static int listen_any(char *address, size_t len) {
+  struct sockaddr_in sa = {.sin_family = AF_INET,
+                           .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+  socklen_t sl = sizeof sa;
+  int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  ck_assert_int_ge(fd, 0);
+  ck_assert_int_eq(bind(fd, (struct sockaddr *)&sa, sizeof sa), 0);
+  ck_assert_int_eq(listen(fd, 64), 0);
+  ck_assert_int_eq(getsockname(fd, (struct sockaddr *)&sa, &sl), 0);
+  snprintf(address, len, "127.0.0.1:%u", (unsigned)ntohs(sa.sin_port));
+  return fd;
+}
+
+/* What a SIGSTOPped replica looks like from outside: it listens, never
+ * accepts, and the kernel completes every handshake and queues whatever
+ * is sent. Close the returned fd to end it. */
+static int silent_listener(char *address, size_t len) {
+  return listen_any(address, len);
+}
+
+/* A TCP proxy in front of a mock: forwards both ways until `silent` is
+ * set, then keeps every connection (and accepts new ones) but forwards
+ * nothing: a replica that completed the handshake and went silent. */
+#define PROXY_PAIRS 16
+struct proxy {
+  int lfd;
+  char address[64];
+  struct sockaddr_in target;
+  int pairs[PROXY_PAIRS][2]; /* client side, mock side; -1 = free */
+  _Atomic bool silent;
+  _Atomic bool stop;
+  pthread_t thread;
+};
+
+static void proxy_accept(struct proxy *p) {
+  int c = accept(p->lfd, NULL, NULL), t;
+  if (c < 0) {
+    return;
+  }
+  t = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (t < 0 ||
+      connect(t, (struct sockaddr *)&p->target, sizeof p->target) != 0) {
+    close(c);
+    if (t >= 0) {
+      close(t);
+    }
+    return;
+  }
+  for (int i = 0; i < PROXY_PAIRS; i++) {
+    if (p->pairs[i][0] < 0) {
+      p->pairs[i][0] = c;
+      p->pairs[i][1] = t;
+      return;
+    }
+  }
+  close(c);
+  close(t);
+}
+
+/* Moves what one side of pair i has to the other; closes the pair on EOF
+ * or error. */
+static void proxy_pump(struct proxy *p, int i, int from) {
+  char buf[65536];
+  ssize_t n = read(p->pairs[i][from], buf, sizeof buf);
+  for (ssize_t off = 0; n > 0 && off < n;) {
+    ssize_t w = write(p->pairs[i][1 - from], buf + off, (size_t)(n - off));
+    if (w <= 0) {
+      n = -1;
+      break;
+    }
+    off += w;
+  }
+  if (n <= 0) {
+    close(p->pairs[i][0]);
+    close(p->pairs[i][1]);
+    p->pairs[i][0] = p->pairs[i][1] = -1;
+  }
+}
+
+static void *proxy_main(void *arg) {
+  struct proxy *p = arg;
+  while (!p->stop) {
+    struct pollfd pf[1 + 2 * PROXY_PAIRS];
+    int idx[1 + 2 * PROXY_PAIRS], n = 1;
+    bool silent = p->silent;
+    pf[0] = (struct pollfd){.fd = p->lfd, .events = POLLIN};
+    for (int i = 0; i < PROXY_PAIRS && !silent; i++) {
+      for (int side = 0; side < 2 && p->pairs[i][0] >= 0; side++) {
+        pf[n] = (struct pollfd){.fd = p->pairs[i][side], .events = POLLIN};
+        idx[n++] = i * 2 + side;
+      }
+    }
+    if (poll(pf, (nfds_t)n, 10) <= 0) {
+      continue;
+    }
+    if (pf[0].revents & POLLIN) {
+      proxy_accept(p);
+    }
+    for (int k = 1; k < n; k++) {
+      int i = idx[k] / 2, side = idx[k] % 2;
+      if ((pf[k].revents & (POLLIN | POLLHUP | POLLERR)) &&
+          p->pairs[i][side] == pf[k].fd) {
+        proxy_pump(p, i, side);
+      }
+    }
+  }
+  return NULL;
+}
+
+static struct proxy *proxy_start(const char *target) {
+  struct proxy *p = calloc(1, sizeof *p);
+  unsigned port;
+  ck_assert_int_eq(sscanf(target, "127.0.0.1:%u", &port), 1);
+  p->target.sin_family = AF_INET;
+  p->target.sin_port = htons((uint16_t)port);
+  p->target.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  memset(p->pairs, -1, sizeof p->pairs);
+  p->lfd = listen_any(p->address, sizeof p->address);
+  pthread_create(&p->thread, NULL, proxy_main, p);
+  return p;
+}
+
+static void proxy_stop(struct proxy *p) {
+  p->stop = true;
+  pthread_join(p->thread, NULL);
+  for (int i = 0; i < PROXY_PAIRS; i++) {
+    if (p->pairs[i][0] >= 0) {
+      close(p->pairs[i][0]);
+      close(p->pairs[i][1]);
+    }
+  }
+  close(p->lfd);
+  free(p);
 }
 
 /* ------------------------------------------------------------ endpoints */
@@ -706,6 +855,169 @@ START_TEST(observers_see_every_leader_change) {
 }
 END_TEST
 
+/* --------------------------------------------- attempts and stalls */
+
+/* A client whose endpoints are in order, with the attempt bounds given. */
+static struct synod_client *client_bounded(const char *endpoints,
+                                           uint32_t connect_ms,
+                                           uint32_t delay_ms, uint32_t stall_ms,
+                                           uint32_t ttl_ms, struct events *ev) {
+  struct synod_options o;
+  struct synod_client *c;
+  synod_options_init(&o);
+  o.endpoints = endpoints;
+  o.endpoints_in_order = true;
+  o.client_name = "test";
+  o.session_ttl_ms = ttl_ms;
+  o.request_timeout_ms = slow(3000);
+  o.connect_timeout_ms = connect_ms;
+  o.attempt_delay_ms = delay_ms;
+  o.stall_timeout_ms = stall_ms;
+  if (ev != NULL) {
+    memset(ev, 0, sizeof *ev);
+    pthread_mutex_init(&ev->mu, NULL);
+    o.lock_cb = ev_lock_cb;
+    o.session_cb = ev_session_cb;
+    o.cb_arg = ev;
+  }
+  ck_assert_msg(synod_client_new(&o, &c) == 0, "%s", synod_client_errmsg());
+  return c;
+}
+
+/* The first endpoint accepts (the kernel completes the handshake) and
+ * never answers, like a SIGSTOPped replica. With a 50 ms attempt delay
+ * the second endpoint is tried in parallel and wins: the first request
+ * costs the delay, not the request's timeout. With the delay as long as
+ * the connect bound, the silent endpoint costs exactly that bound. */
+START_TEST(a_listener_that_never_answers_costs_one_attempt_delay) {
+  struct mock *m = mock_start();
+  char silent[64], eps[160];
+  int lfd = silent_listener(silent, sizeof silent);
+  struct synod_client *c;
+  int64_t v;
+  uint64_t t0, took;
+  snprintf(eps, sizeof eps, "%s,%s", silent, m->address);
+  c = client_bounded(eps, slow(300), slow(50), slow(1000), 0, NULL);
+  t0 = now_ms();
+  OK(synod_counter_add(c, "x", 1, 0, &v));
+  took = now_ms() - t0;
+  ck_assert_msg(took >= slow(50) - 2 && took < slow(50) + slow(200),
+                "the first add took %" PRIu64 " ms; want the attempt delay "
+                "(%u ms) plus a little",
+                took, slow(50));
+  ck_assert_int_eq(v, 1);
+  synod_client_free(c);
+
+  c = client_bounded(eps, slow(300), slow(300), slow(1000), 0, NULL);
+  t0 = now_ms();
+  OK(synod_counter_add(c, "x", 1, 0, &v));
+  took = now_ms() - t0;
+  ck_assert_msg(took >= slow(300) - 2 && took < slow(300) + slow(200),
+                "the add took %" PRIu64 " ms; want the Hello bound (%u ms) "
+                "plus a little",
+                took, slow(300));
+  ck_assert_int_eq(v, 2);
+  synod_client_free(c);
+  close(lfd);
+  mock_stop(m);
+}
+END_TEST
+
+/* A client whose only endpoint is silent learns it after one connect
+ * bound, not after its request's timeout, and is told why. */
+START_TEST(a_silent_only_endpoint_fails_after_one_bound_and_says_so) {
+  char silent[64];
+  int lfd = silent_listener(silent, sizeof silent);
+  struct synod_options o;
+  struct synod_client *c;
+  struct synod_status st;
+  uint64_t t0, took;
+  synod_options_init(&o);
+  o.endpoints = silent;
+  o.connect_timeout_ms = slow(300);
+  o.request_timeout_ms = slow(900);
+  ck_assert_int_eq(synod_client_new(&o, &c), 0);
+  t0 = now_ms();
+  ck_assert_int_eq(synod_status(c, 0, &st), SYNOD_ECONNECT);
+  took = now_ms() - t0;
+  ck_assert_msg(took >= slow(300) - 2 && took < slow(300) + slow(200),
+                "status failed after %" PRIu64 " ms; want about %u", took,
+                slow(300));
+  ck_assert_msg(strstr(synod_client_errmsg(), "Hello unanswered") != NULL &&
+                    strstr(synod_client_errmsg(), silent) != NULL,
+                "message: %s", synod_client_errmsg());
+  synod_client_free(c);
+  close(lfd);
+}
+END_TEST
+
+/* The client completed its handshake through the proxy, then the proxy
+ * goes silent (keeps the connection, forwards nothing). The next add
+ * waits one stall bound, moves to the other endpoint (the same server)
+ * with its (session, sequence), and counts once. */
+START_TEST(a_connection_gone_silent_moves_its_request_within_the_bound) {
+  struct mock *m = mock_start();
+  struct proxy *p = proxy_start(m->address);
+  char eps[160];
+  struct synod_client *c;
+  int64_t v;
+  uint64_t t0, took;
+  snprintf(eps, sizeof eps, "%s,%s", p->address, m->address);
+  c = client_bounded(eps, slow(300), slow(50), slow(400), 0, NULL);
+  OK(synod_counter_add(c, "x", 1, 0, &v));
+  p->silent = true;
+  t0 = now_ms();
+  OK(synod_counter_add(c, "x", 1, 0, &v));
+  took = now_ms() - t0;
+  ck_assert_int_eq(v, 2);
+  ck_assert_msg(took >= slow(400) - 2 && took < slow(400) + slow(300),
+                "the add took %" PRIu64 " ms; want the stall bound (%u ms) "
+                "plus a little",
+                took, slow(400));
+  ck_assert_int_eq(m->applied, 2);
+  ck_assert_int_eq(m->sessions_opened, 1);
+  /* The silent endpoint is tried last now: the next requests go on at
+   * once. */
+  t0 = now_ms();
+  OK(synod_counter_add(c, "x", 1, 0, &v));
+  ck_assert_uint_lt(now_ms() - t0, slow(100));
+  synod_client_free(c);
+  proxy_stop(p);
+  mock_stop(m);
+}
+END_TEST
+
+/* A session's renewal that gets no answer moves the connection before
+ * the session is in jeopardy: the lock stays safe throughout. TTL 4 s:
+ * a keepalive every 1.33 s, jeopardy 2 s after the last acknowledged
+ * one was sent; the stall bound (400 ms) moves it well before. */
+START_TEST(an_unanswered_keepalive_moves_the_session_before_jeopardy) {
+  struct mock *m = mock_start();
+  struct proxy *p = proxy_start(m->address);
+  struct events ev;
+  char eps[160];
+  struct synod_client *c;
+  struct synod_lock_grant g;
+  struct synod_lock_info info;
+  int before;
+  snprintf(eps, sizeof eps, "%s,%s", p->address, m->address);
+  c = client_bounded(eps, slow(300), slow(50), slow(400), slow(4000), &ev);
+  OK(synod_lock_try(c, "L", 1, &g));
+  p->silent = true;
+  before = m->keepalives;
+  /* Two renewals over the direct path: one moved, one after it. */
+  WAIT_UNTIL(m->keepalives >= before + 2, (int)slow(4000));
+  ck_assert_int_eq(ev_get(&ev, &ev.jeopardy), 0);
+  ck_assert_int_eq(ev_get(&ev, &ev.lost), 0);
+  OK(synod_lock_query(c, "L", 0, 0, &info));
+  ck_assert(info.held);
+  ck_assert_uint_eq(info.session_id, synod_session_id(c));
+  synod_client_free(c);
+  proxy_stop(p);
+  mock_stop(m);
+}
+END_TEST
+
 /* ------------------------------------------------------ async interface */
 
 struct async_run {
@@ -791,6 +1103,11 @@ static Suite *clientlib_suite(void) {
   tcase_add_test(tc, server_expiry_event_reports_locks_lost_at_once);
   tcase_add_test(tc, observers_see_every_leader_change);
   tcase_add_test(tc, async_pipelines_within_the_window_and_closes_cleanly);
+  tcase_add_test(tc, a_listener_that_never_answers_costs_one_attempt_delay);
+  tcase_add_test(tc, a_silent_only_endpoint_fails_after_one_bound_and_says_so);
+  tcase_add_test(tc,
+                 a_connection_gone_silent_moves_its_request_within_the_bound);
+  tcase_add_test(tc, an_unanswered_keepalive_moves_the_session_before_jeopardy);
   suite_add_tcase(s, tc);
   return s;
 }
