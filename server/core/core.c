@@ -541,6 +541,9 @@ static void core_dispatch(struct core *c, const struct core_event *ev) {
   case CORE_EVENT_UNREACHABLE:
     core_repl_unreachable(c, ev->id);
     break;
+  case CORE_EVENT_PEER_GONE:
+    core_election_peer_gone(c, ev->id);
+    break;
   }
 }
 

@@ -185,6 +185,7 @@ enum core_event_type {
   CORE_EVENT_REMOVE_MEMBER,  /* leader: remove a voter or learner */
   CORE_EVENT_TRANSFER,       /* leader: hand leadership to a voter */
   CORE_EVENT_UNREACHABLE,    /* the link to a peer broke */
+  CORE_EVENT_PEER_GONE,      /* a peer's process is gone (see below) */
 };
 
 struct core_event {
@@ -214,7 +215,14 @@ struct core_event {
      * core_config_at(meta.index) before this step, or by tracking the
      * CONFIG entries it applied. */
     struct core_snapshot_meta snapshot;
-    /* ADD_MEMBER, REMOVE_MEMBER, TRANSFER, UNREACHABLE */
+    /* ADD_MEMBER, REMOVE_MEMBER, TRANSFER, UNREACHABLE, PEER_GONE.
+     * PEER_GONE: the shell has evidence that replica `id`'s process is
+     * gone, not merely unreachable: its connection was closed and its
+     * port refused a new one (a crashed process's kernel does both; a
+     * partition does neither). If it is our leader, we stop defending its
+     * lease and campaign (PreVote first) at once instead of waiting out
+     * the election timeout. A false report costs at most a refused
+     * pre-vote: it changes no term, vote or log rule. */
     uint64_t id;
   };
 };

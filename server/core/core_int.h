@@ -163,6 +163,7 @@ int core_check_event(struct core *c, const struct core_event *ev);
 /* election.c */
 void core_election_timer_reset(struct core *c);
 void core_election_tick(struct core *c);
+void core_election_peer_gone(struct core *c, uint64_t id);
 void core_election_campaign(struct core *c, bool pre, bool transfer);
 void core_become_follower(struct core *c, uint64_t term, uint64_t leader);
 bool core_election_in_lease(const struct core *c);

@@ -186,6 +186,26 @@ void core_election_tick(struct core *c) {
   core_election_campaign(c, !c->o.disable_pre_vote, false);
 }
 
+/* The shell saw our leader's process die (CORE_EVENT_PEER_GONE). Leader
+ * stickiness (thesis 4.2.3) exists so that a replica does not help depose
+ * a leader that is still heard from; this one will never be heard from
+ * again, so we forget it as our leader (our vote in this term stays) and
+ * start the election the timeout would have started, now. Voters that
+ * saw the same grant our pre-vote; those that did not refuse it until
+ * their own timeout, exactly as before. */
+void core_election_peer_gone(struct core *c, uint64_t id) {
+  if (c->role != CORE_FOLLOWER || id == 0 || id != c->leader) {
+    return;
+  }
+  core_trace(c, "leader %" PRIu64 " is gone: campaign now", id);
+  c->leader = 0;
+  if (!core_election_promotable(c) || c->self_win_index != 0) {
+    core_election_timer_reset(c);
+    return;
+  }
+  core_election_campaign(c, !c->o.disable_pre_vote, false);
+}
+
 /* Figure 2, RequestVote receiver: "If votedFor is null or candidateId, and
  * candidate's log is at least as up-to-date as receiver's log, grant
  * vote." The vote is part of the hard state of the update that carries the

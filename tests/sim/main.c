@@ -23,6 +23,7 @@ struct cli {
   bool digest;
   bool bench;
   bool verbose;
+  bool peer_gone;
 };
 
 struct totals {
@@ -51,6 +52,9 @@ static void usage(FILE *f) {
           "  --digest      print a digest of each run's full trace\n"
           "  --bench       measure committed entries per CPU second\n"
           "  --verbose     one line of statistics per seed\n"
+          "  --peer-gone   report crashes to the other replicas as PEER_GONE "
+          "(and some\n"
+          "                link cuts as false alarms)\n"
           "exit: 0 all good, 1 invariant or liveness failure, 2 usage\n",
           DEFAULT_STEPS);
 }
@@ -85,6 +89,9 @@ static int parse(int argc, char **argv, struct cli *c) {
       continue;
     } else if (strcmp(a, "--verbose") == 0) {
       c->verbose = true;
+      continue;
+    } else if (strcmp(a, "--peer-gone") == 0) {
+      c->peer_gone = true;
       continue;
     } else if (!parse_u64(v, &n)) {
       fprintf(stderr, "synod-sim: %s needs a number\n", a);
@@ -128,7 +135,8 @@ static struct sim_options seed_options(const struct cli *c, uint64_t seed,
                               .swarm = true,
                               .workload = true,
                               .trace = trace || c->digest || c->trace,
-                              .trace_print = c->trace};
+                              .trace_print = c->trace,
+                              .peer_gone = c->peer_gone};
 }
 
 static void add_stats(struct totals *t, const struct sim *s) {

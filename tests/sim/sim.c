@@ -66,6 +66,17 @@ void sim_schedule(struct sim *s, uint64_t at_ms, enum sim_ev_kind kind,
   heap_push(s, ev);
 }
 
+void sim_peer_gone_later(struct sim *s, uint64_t to, uint64_t gone) {
+  struct sim_ev ev = {.at_ms =
+                          s->now_ms + sim_rand_range(&s->gone_rand, 0, 100),
+                      .seq = s->ev_seq++,
+                      .kind = SIM_EV_PEER_GONE,
+                      .id = (uint32_t)to,
+                      .gen = s->r[to].gen,
+                      .peer = (uint32_t)gone};
+  heap_push(s, ev);
+}
+
 void sim_schedule_cmsg(struct sim *s, uint64_t at_ms, struct sim_cmsg *m) {
   struct sim_ev ev = {.at_ms = at_ms < s->now_ms ? s->now_ms : at_ms,
                       .seq = s->ev_seq++,
@@ -291,6 +302,11 @@ void sim_crash(struct sim *s, uint64_t id) {
   rep->reads_n = 0;
   sim_server_stop(rep);
   s->stats.crashes++;
+  for (uint64_t p = 1; s->opts.peer_gone && p <= s->ids_n; p++) {
+    if (p != id && s->r[p].up) {
+      sim_peer_gone_later(s, p, id);
+    }
+  }
 }
 
 void sim_restart(struct sim *s, uint64_t id) {
@@ -396,6 +412,7 @@ struct sim *sim_new(const struct sim_options *opts) {
     s->opts.replicas = 3;
   }
   sim_rand_seed(&s->rand, s->opts.seed);
+  sim_rand_seed(&s->gone_rand, sim_mix(s->opts.seed ^ 0x90e5eed5ull));
   s->digest = SIM_HASH_INIT;
   sim_workload_pick(s);
   sim_trace(s, 0,
@@ -506,6 +523,16 @@ static void dispatch(struct sim *s, struct sim_ev *ev) {
     break;
   case SIM_EV_CMSG:
     sim_cnet_deliver(s, ev->cmsg);
+    break;
+  case SIM_EV_PEER_GONE:
+    if (ev_current(s, ev)) {
+      struct core_event ce = {.type = CORE_EVENT_PEER_GONE, .id = ev->peer};
+      sim_trace(s, ev->id, "told r%u is gone", ev->peer);
+      if (sim_step_core(s, &s->r[ev->id], &ce) != 0) {
+        sim_fail(s, "r%u: PEER_GONE %u returned %s", ev->id, ev->peer,
+                 s->errmsg);
+      }
+    }
     break;
   case SIM_EV_CLIENT:
     if (ev->peer != 0) {

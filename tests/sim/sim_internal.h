@@ -265,6 +265,7 @@ enum sim_ev_kind {
   SIM_EV_LINK_UP,
   SIM_EV_CMSG,   /* a client<->server message arrives */
   SIM_EV_CLIENT, /* a client's poll */
+  SIM_EV_PEER_GONE, /* id is told that peer's process is gone */
 };
 
 /* A message between a client and a replica: a packed synod.Request to the
@@ -401,6 +402,7 @@ struct sim_answer {
 struct sim {
   struct sim_options opts;
   struct sim_rand rand;
+  struct sim_rand gone_rand; /* opts.peer_gone only */
   struct sim_faults f;
   uint64_t now_ms;
   uint64_t ev_seq;
@@ -514,6 +516,9 @@ void sim_net_deliver(struct sim *s, struct sim_msg *msg);
 bool sim_net_link_up(const struct sim *s, uint64_t from, uint64_t to);
 void sim_msg_describe(const struct core_msg *m, char *buf, size_t n);
 void sim_net_cut(struct sim *s, uint64_t from, uint64_t to);
+/* With opts.peer_gone: tells `to` (after 0-100 ms) that `gone`'s process
+ * is gone. */
+void sim_peer_gone_later(struct sim *s, uint64_t to, uint64_t gone);
 
 /* sim_fsm.c: applying updates to the state machine */
 void sim_apply_update(struct sim *s, struct sim_replica *rep,

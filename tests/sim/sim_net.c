@@ -119,6 +119,9 @@ void sim_net_cut(struct sim *s, uint64_t from, uint64_t to) {
   s->link_down[from][to]++;
   struct sim_replica *rep = &s->r[from];
   if (rep->up && s->r[to].exists && s->link_down[from][to] == 1) {
+    if (s->opts.peer_gone && sim_rand_ppm(&s->gone_rand, 250000)) {
+      sim_peer_gone_later(s, from, to); /* a false alarm */
+    }
     struct core_event ev = {.type = CORE_EVENT_UNREACHABLE, .id = to};
     int rv = sim_step_core(s, rep, &ev);
     if (rv != 0) {

@@ -282,6 +282,60 @@ START_TEST(checkquorum_isolated_leader_steps_down_and_majority_elects) {
 }
 END_TEST
 
+static void tell_gone(struct sim *s, uint64_t to, uint64_t gone) {
+  struct core_event ev = {.type = CORE_EVENT_PEER_GONE, .id = gone};
+  ck_assert_int_eq(sim_event(s, to, &ev), 0);
+}
+
+/* A crashed leader's followers are told (as synodd's peer links report a
+ * refused reconnect, each after its own random delay): the first one
+ * campaigns at once, the second grants its pre-vote and vote, and a new
+ * leader is in office well before the election timeout (100-200 ms here)
+ * would even have started an election. */
+START_TEST(peer_gone_leader_is_replaced_before_the_election_timeout) {
+  struct sim *s = cluster(3, 41);
+  uint64_t l = elect(s);
+  uint64_t t = term_of(s, l);
+  uint64_t all[3] = {1, 2, 3};
+  ck_assert(await_applied(s, all, 3, core_last_index(sim_core(s, l)), 2000));
+  uint64_t a = l % 3 + 1, b = a % 3 + 1;
+  sim_crash(s, l);
+  uint64_t start = sim_now_ms(s);
+  tell_gone(s, a, l);
+  ck_assert(sim_run_for(s, 15));
+  tell_gone(s, b, l);
+  ck_assert_msg(await_leader(s, 0, 60), "no leader %llu ms after the crash",
+                (unsigned long long)(sim_now_ms(s) - start));
+  uint64_t n = sim_leader(s);
+  ck_assert(n == a || n == b);
+  ck_assert_uint_eq(term_of(s, n), t + 1);
+  assert_sane(s);
+  sim_free(s);
+}
+END_TEST
+
+/* A false alarm (a live leader reported gone to one follower) costs one
+ * refused pre-vote: the other follower still hears the leader and does
+ * not help depose it, so no term changes. */
+START_TEST(peer_gone_false_alarm_does_not_depose_a_live_leader) {
+  struct sim *s = cluster(3, 43);
+  uint64_t l = elect(s);
+  uint64_t t = term_of(s, l);
+  uint64_t f = l % 3 + 1;
+  tell_gone(s, f, l);
+  ck_assert(sim_run_for(s, 2000));
+  ck_assert_uint_eq(sim_leader(s), l);
+  for (uint64_t id = 1; id <= 3; id++) {
+    ck_assert_uint_eq(term_of(s, id), t);
+  }
+  uint64_t last = propose(s, l, 3);
+  uint64_t all[3] = {1, 2, 3};
+  ck_assert(await_applied(s, all, 3, last, 2000));
+  assert_sane(s);
+  sim_free(s);
+}
+END_TEST
+
 /* Two replicas in term T with the longer log, two in term T+1 (they voted
  * there for a fifth that then died) with the shorter one: the first two
  * must learn term T+1 from the refusals of their pre-votes, or no one can
@@ -774,6 +828,8 @@ int main(void) {
   tcase_add_test(tc,
                  checkquorum_isolated_leader_steps_down_and_majority_elects);
   tcase_add_test(tc, prevote_refusal_teaches_precandidate_the_higher_term);
+  tcase_add_test(tc, peer_gone_leader_is_replaced_before_the_election_timeout);
+  tcase_add_test(tc, peer_gone_false_alarm_does_not_depose_a_live_leader);
   tcase_add_test(tc,
                  conflicting_suffix_of_hundreds_is_repaired_in_few_round_trips);
   tcase_add_test(tc,
