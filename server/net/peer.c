@@ -76,6 +76,7 @@ static void conn_close(struct peer_conn *c, const char *why);
 static void conn_refuse(struct peer_conn *c, const char *why);
 static void conn_refuse(struct peer_conn *c, const char *why);
 static void dial_schedule(struct peer_dial *d);
+static void dial_timer_cb(uv_timer_t *t);
 
 /* ------------------------------------------------------------ addresses */
 
@@ -253,6 +254,21 @@ static const char *hello_check(struct peer_conn *c,
   return why;
 }
 
+/* A replica dialled us: our own dial to it (matched by the name --peers
+ * gives, or by the address it advertises) learns its id, so that when the
+ * link goes down we redial it at once (dial_now). */
+static void dials_learn_id(struct peer_net *net,
+                           const Synod__Peer__PeerHello *h) {
+  for (struct peer_dial *d = net->dials; d != NULL; d = d->next) {
+    bool named = d->name[0] != '\0' && strcmp(d->name, h->name) == 0;
+    bool at = d->name[0] == '\0' && h->peer_address != NULL &&
+              strcmp(d->address, h->peer_address) == 0;
+    if (named || at) {
+      d->id = h->id;
+    }
+  }
+}
+
 static bool conn_on_hello(struct peer_conn *c,
                           const Synod__Peer__PeerMessage *pb) {
   char why[512];
@@ -270,6 +286,7 @@ static bool conn_on_hello(struct peer_conn *c,
     c->dial->backoff_ms = c->net->opts.backoff_min_ms;
   } else {
     conn_send_hello(c); /* the accepting side answers */
+    dials_learn_id(c->net, pb->hello);
   }
   return link_attach(c, pb->hello);
 }
@@ -331,6 +348,17 @@ static void conn_close_cb(struct stream *s) {
   net_handle_closed(net);
 }
 
+/* A link to `id` went down: redial it now rather than after the backoff,
+ * so that a dead peer's refusal (peer_net_gone_cb) is seen at once. */
+static void dial_now(struct peer_net *net, uint64_t id) {
+  for (struct peer_dial *d = net->dials; d != NULL; d = d->next) {
+    if (d->id == id && d->conn == NULL && !d->resolving && !d->removed) {
+      d->backoff_ms = net->opts.backoff_min_ms;
+      uv_timer_start(&d->timer, dial_timer_cb, 0, 0);
+    }
+  }
+}
+
 /* The connection starts closing: take it off its link and its dial. */
 static void conn_closing_cb(struct stream *s, const char *why, bool refused) {
   struct peer_conn *c = s->data;
@@ -348,6 +376,9 @@ static void conn_closing_cb(struct stream *s, const char *why, bool refused) {
     if (net->opts.state_cb != NULL && !net->stopping) {
       net->opts.state_cb(net->opts.arg, c->peer_id, false, NULL);
     }
+    if (c->dial != NULL) {
+      c->dial->backoff_ms = 0; /* redial at once (below) */
+    }
   } else if (!refused && !net->stopping && c->dial != NULL) {
     log_debug("peer", "connection to %s closed: %s", s->remote, why);
   }
@@ -355,6 +386,9 @@ static void conn_closing_cb(struct stream *s, const char *why, bool refused) {
     c->dial->conn = NULL;
     dial_schedule(c->dial);
     c->dial = NULL;
+  } else if (c->peer_id != 0 && !net->stopping &&
+             !peer_net_is_up(net, c->peer_id)) {
+    dial_now(net, c->peer_id);
   }
 }
 
@@ -412,6 +446,12 @@ static void dial_connect_cb(uv_connect_t *req, int status) {
   }
   if (status < 0) {
     char why[160];
+    struct peer_net *net = c->net;
+    uint64_t id = c->dial != NULL ? c->dial->id : 0;
+    if (status == UV_ECONNREFUSED && id != 0 && net->opts.gone_cb != NULL &&
+        !net->stopping && !peer_net_is_up(net, id)) {
+      net->opts.gone_cb(net->opts.arg, id);
+    }
     snprintf(why, sizeof why, "connect: %s", uv_strerror(status));
     conn_close(c, why);
     return;
@@ -483,14 +523,15 @@ static void dial_timer_cb(uv_timer_t *t) {
   dial_start(t->data);
 }
 
-/* Redials after the current backoff, which then doubles. */
+/* Redials after the current backoff, which then doubles (0, once after a
+ * link went down, is followed by the minimum). */
 static void dial_schedule(struct peer_dial *d) {
   struct peer_net *net = d->net;
   if (d->removed || net->stopping) {
     return;
   }
   uv_timer_start(&d->timer, dial_timer_cb, d->backoff_ms, 0);
-  d->backoff_ms *= 2;
+  d->backoff_ms = d->backoff_ms ? d->backoff_ms * 2 : net->opts.backoff_min_ms;
   if (d->backoff_ms > net->opts.backoff_max_ms) {
     d->backoff_ms = net->opts.backoff_max_ms;
   }

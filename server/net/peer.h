@@ -44,6 +44,12 @@ typedef void (*peer_net_link_cb)(void *arg, uint64_t from,
 typedef void (*peer_net_state_cb)(void *arg, uint64_t id, bool up,
                                   const Synod__Peer__PeerHello *hello);
 
+/* Replica `id`'s process is gone: its link is down and its port refused a
+ * new connection (its kernel answers with a reset: the process is not
+ * listening). A partition never looks like this; a process restarting
+ * does, until it listens again. */
+typedef void (*peer_net_gone_cb)(void *arg, uint64_t id);
+
 /* Fills the fields of our handshake that change over time (log_last_index,
  * term) just before it is sent. */
 typedef void (*peer_net_hello_cb)(void *arg, Synod__Peer__PeerHello *hello);
@@ -69,6 +75,9 @@ struct peer_net_options {
   peer_net_link_cb link_cb;
   peer_net_state_cb state_cb;
   peer_net_hello_cb hello_cb; /* optional */
+  /* Optional. To notice a death quickly, a link that goes down is
+   * redialled at once. */
+  peer_net_gone_cb gone_cb;
   /* Optional: a handshake whose id is not id_of(name, incarnation) is
    * refused (a replica claiming another's name). */
   peer_net_id_fn id_of;

@@ -240,6 +240,32 @@ static void node_peer_link_cb(void *arg, uint64_t from,
   }
 }
 
+static void node_gone_timer_cb(uv_timer_t *t) {
+  struct node *n = t->data;
+  uint64_t id = n->gone_id;
+  n->gone_id = 0;
+  if (id != 0 && id == n->leader && n->role != CORE_LEADER) {
+    log_info("node", "leader %s is gone (its port refuses): electing now",
+             node_member_name(n, id));
+    struct core_event ev = {.type = CORE_EVENT_PEER_GONE, .id = id};
+    node_step(n, &ev);
+  }
+}
+
+static void node_peer_gone_cb(void *arg, uint64_t id) {
+  struct node *n = arg;
+  if (id != n->leader || n->gone_id != 0 || n->shutting_down) {
+    return;
+  }
+  /* xorshift64: any spread will do, it only staggers the followers */
+  n->gone_prng ^= n->gone_prng << 13;
+  n->gone_prng ^= n->gone_prng >> 7;
+  n->gone_prng ^= n->gone_prng << 17;
+  n->gone_id = id;
+  uv_timer_start(&n->gone_timer, node_gone_timer_cb,
+                 n->gone_prng % n->opts.tick_ms, 0);
+}
+
 static void node_peer_hello_cb(void *arg, Synod__Peer__PeerHello *h) {
   struct node *n = arg;
   h->log_last_index = n->core ? core_last_index(n->core) : 0;
@@ -431,6 +457,7 @@ static int node_start_nets(struct node *n, char *errmsg) {
       .link_cb = node_peer_link_cb,
       .state_cb = node_peer_state_cb,
       .hello_cb = node_peer_hello_cb,
+      .gone_cb = node_peer_gone_cb,
       .id_of = bootstrap_id,
       .arg = n,
   };
@@ -496,6 +523,9 @@ int node_start(uv_loop_t *loop, const struct node_options *opts,
   }
   uv_timer_init(loop, &n->tick);
   n->tick.data = n;
+  uv_timer_init(loop, &n->gone_timer);
+  n->gone_timer.data = n;
+  n->gone_prng = (n->id ^ uv_hrtime()) | 1;
   uv_timer_start(&n->tick, node_tick_cb, n->opts.tick_ms, n->opts.tick_ms);
   /* After each turn's I/O: propose what the turn's requests queued. */
   uv_check_init(loop, &n->propose_check);
@@ -547,6 +577,7 @@ static void node_shutdown_nets(struct node *n) {
 static void node_shutdown_close(struct node *n) {
   uv_timer_stop(&n->tick);
   uv_close((uv_handle_t *)&n->tick, NULL);
+  uv_close((uv_handle_t *)&n->gone_timer, NULL);
   if (n->propose_check_open) {
     uv_close((uv_handle_t *)&n->propose_check, NULL);
     n->propose_check_open = false;

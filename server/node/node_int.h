@@ -202,6 +202,12 @@ struct node {
   struct peer_net *peer_net;
   struct client_net *client_net;
   uv_timer_t tick;
+  /* Our leader's process died (peer_net_gone_cb): the core hears of it
+   * after a random fraction of a tick, so that two followers who saw it
+   * at the same moment do not split the vote. */
+  uv_timer_t gone_timer;
+  uint64_t gone_id; /* 0 = none pending */
+  uint64_t gone_prng;
   struct persist persist;
 
   /* The current snapshot's image, kept to send to lagging followers. */
