@@ -272,6 +272,16 @@ static int dev_wait_leader(const struct ctl_opts *o, struct dev *d,
   return rv;
 }
 
+/* The replicas' HTTP: each one's URL, what it serves, and a curl. */
+static void dev_banner_http(const struct dev *d) {
+  printf("\nHTTP, on every replica: a status page at /, /healthz, /readyz,\n"
+         "/metrics (Prometheus), /leader/NAME ({\"name\":...}):\n ");
+  for (int i = 0; i < d->replicas; i++) {
+    printf(" http://127.0.0.1:%u/", d->base_port + 10u * (unsigned)i + 2);
+  }
+  printf("\n  curl http://127.0.0.1:%u/leader/web\n", d->base_port + 2);
+}
+
 static void dev_banner(const struct dev *d, const char *leader) {
   printf(
       "\nleader: %s\n\n"
@@ -281,8 +291,13 @@ static void dev_banner(const struct dev *d, const char *leader) {
       "  synodctl lock demo -- sh -c 'echo token $SYNOD_LOCK_TOKEN; sleep 5'\n"
       "  synodctl once nightly $(date +%%Y%%m%%d) -- echo ran\n"
       "  synodctl elect web pod-a     # and: synodctl observe web\n"
-      "\nCtrl-C stops the cluster.\n",
+      "  synodctl elect web pod-b --http 127.0.0.1:4040   # curl "
+      "127.0.0.1:4040\n",
       leader, d->endpoints);
+  if (d->has_http) {
+    dev_banner_http(d);
+  }
+  printf("\nCtrl-C stops the cluster.\n");
   fflush(stdout);
 }
 

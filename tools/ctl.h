@@ -69,6 +69,56 @@ void ctl_election_line(const struct synod_election_info *info, char *out,
 bool ctl_ready_check(const struct synod_status *st, uint64_t lag_max, char *why,
                      size_t len);
 
+/* ------------------------------------------------------ ctl_elect.c: pure */
+
+/* `synodctl elect`'s arguments. Besides NAME VALUE it takes the spellings
+ * of the Kubernetes leader-elector sidecar, each as --flag=value or
+ * --flag value: --election NAME, --id VALUE, --http ADDR, --ttl D, and
+ * (ignored: synod has no namespaces or cluster credentials)
+ * --election-namespace NS and --use-cluster-credentials[=BOOL]. Strings
+ * point into argv. */
+struct ctl_elect_args {
+  const char *name;    /* the election */
+  const char *value;   /* the candidate's value; NULL: the caller's default */
+  const char *http;    /* address to serve GET / on; NULL: no HTTP */
+  const char *ttl;     /* as given; ttl_ms parsed, 0 when absent */
+  uint32_t ttl_ms;
+  const char *ignored; /* the last sidecar-only flag seen, for a note */
+};
+
+/* Parses argv[1..argc) (argv[0] is "elect"). Returns 0, or SYNOD_EINVAL
+ * with one line in err (len bytes): a flag given twice (or both as a flag
+ * and positionally), a missing or empty name, an unknown option. */
+int ctl_elect_args_parse(int argc, char **argv, struct ctl_elect_args *a,
+                         char *err, size_t len);
+
+/* The ip:port that httpd can bind for a sidecar-style --http address:
+ * "localhost:P" is 127.0.0.1:P and ":P" (Go's every interface) is
+ * 0.0.0.0:P; anything else is copied. Returns 0 or SYNOD_EINVAL (no port,
+ * no room). */
+int ctl_http_address(const char *in, char *out, size_t len);
+
+/* What elect --http knows, for the answer. Borrowed strings. */
+struct ctl_elect_view {
+  bool has_leader;
+  const char *leader; /* the leader's value (leader_len bytes) */
+  size_t leader_len;
+  uint64_t leader_session;
+  const char *own; /* our candidate value */
+  size_t own_len;
+  uint64_t own_session; /* 0 before our session opened */
+  /* Our session is OPEN as libsynod last reported it, it was never lost,
+   * and we are not resigning. */
+  bool trusted;
+};
+
+/* The name to answer {"name":...} with: the leader's value, or "" when
+ * there is none, and "" instead of our own value unless our own session
+ * leads and is trusted (fail closed). *name borrows v->leader or a
+ * static "". */
+void ctl_elect_answer(const struct ctl_elect_view *v, const char **name,
+                      size_t *len);
+
 /* Prints obj compactly on one line to stdout and drops the reference. */
 void ctl_json_print(json_t *obj);
 

@@ -253,6 +253,9 @@ static void scenario_dev(const char *synodd) {
   char *text = test_slurp(out);
   fmt(want, sizeof want, "export SYNOD_ENDPOINTS=%s", c.endpoints);
   CHECK(strstr(text, want) != NULL, "no '%s' in the banner:\n%s", want, text);
+  fmt(want, sizeof want, "http://%s/", c.nodes[2].http);
+  CHECK(strstr(text, " http 127.0.0.1:") == NULL || strstr(text, want) != NULL,
+        "synodd serves HTTP but the banner lacks '%s':\n%s", want, text);
   pid_t pids[3] = {0};
   const char *p = text;
   for (int i = 0; i < 3; i++) {

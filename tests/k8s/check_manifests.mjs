@@ -124,6 +124,7 @@ test("ports agree: synodd's flags, container ports, Services, probes", () => {
   assert.equal(portOf(env.SYNOD_ADVERTISE_PEER), containerPort("peer"));
   assert.equal(portOf(env.SYNOD_ADVERTISE_CLIENT), containerPort("client"));
   assert.equal(Number(env.SYNOD_PEER_PORT), containerPort("peer"));
+  assert.equal(portOf(env.SYNOD_HTTP), containerPort("http"));
   for (const name of ["synod-peers", "synod"]) {
     for (const p of find("Service", name).spec.ports) {
       const target =
@@ -132,11 +133,14 @@ test("ports agree: synodd's flags, container ports, Services, probes", () => {
       assert.equal(p.port, target, `${name}: port ${p.port} vs ${target}`);
     }
   }
-  const probe = synodd.readinessProbe.exec.command;
-  assert.deepEqual(probe.slice(0, 1), ["synodctl"]);
-  assert.equal(probe.at(-1), "ready");
-  assert.equal(portOf(probe[probe.indexOf("--endpoints") + 1]), containerPort("client"));
-  assert.equal(synodd.livenessProbe.tcpSocket.port, "client");
+  // Readiness asks /readyz (the rule of `synodctl ready`); liveness asks
+  // /healthz, which the replica's loop answers without a quorum.
+  assert.deepEqual(synodd.readinessProbe.httpGet, { path: "/readyz", port: "http" });
+  assert.deepEqual(synodd.livenessProbe.httpGet, { path: "/healthz", port: "http" });
+  assert.ok(
+    find("Service", "synod").spec.ports.some((p) => p.targetPort === "http"),
+    "the client Service exposes HTTP",
+  );
   for (const c of [...objects]) {
     const e = JSON.stringify(c.obj).match(/SYNOD_ENDPOINTS","value":"([^"]+)"/);
     if (e) {
@@ -159,7 +163,7 @@ test("every SYNOD_* variable is one synodd knows", () => {
 test("the synodctl commands used exist", () => {
   const text = help("SYNODCTL", "synodctl");
   const used = JSON.stringify(objects.map((o) => o.obj));
-  for (const cmd of ["ready", "once", "elect", "leader"]) {
+  for (const cmd of ["once", "elect"]) {
     assert.ok(used.includes(` ${cmd} `) || used.includes(`"${cmd}"`), `${cmd} unused`);
     assert.match(text, new RegExp(`^  ${cmd}\\b`, "m"), `synodctl lacks ${cmd}`);
   }
@@ -186,4 +190,43 @@ test("Dockerfile: multi-stage on Debian slim, ships synodd and synodctl", () => 
   assert.match(text, /^ENTRYPOINT \["synodd"\]/m);
   const user = text.match(/^USER (\d+)/m)?.[1];
   assert.equal(Number(user), pod.spec.securityContext.runAsUser);
+});
+
+test("leader-elector: the sidecar's flags, and the app asks its port", () => {
+  const dep = find("Deployment", "scheduler");
+  const [elector] = dep.spec.template.spec.containers.filter((c) =>
+    [...(c.command ?? []), ...(c.args ?? [])].includes("elect"),
+  );
+  assert.ok(elector, "no container runs synodctl elect");
+  const argv = [...(elector.command ?? []), ...(elector.args ?? [])];
+  assert.equal(argv[0], "synodctl");
+  const flag = (name) =>
+    argv.find((a) => a.startsWith(`--${name}=`))?.slice(name.length + 3);
+  assert.equal(flag("election"), "scheduler");
+  assert.equal(flag("id"), "$(POD_NAME)", "--id is the pod's name");
+  const sidecarEnv = Object.fromEntries(elector.env.map((e) => [e.name, e]));
+  assert.equal(sidecarEnv.POD_NAME.valueFrom.fieldRef.fieldPath, "metadata.name");
+  const text = execFileSync(
+    process.env.SYNODCTL ?? join(root, "build", "bin", "synodctl"),
+    ["elect", "--help"],
+    { encoding: "utf8" },
+  );
+  for (const a of argv.filter((x) => x.startsWith("--"))) {
+    const name = a.split("=")[0];
+    assert.ok(text.includes(name), `synodctl elect --help does not know ${name}`);
+  }
+  const port = portOf(flag("http"));
+  const apps = dep.spec.template.spec.containers.filter((c) => c !== elector);
+  assert.ok(
+    apps.some((c) => JSON.stringify(c).includes(`http://localhost:${port}/`)),
+    `no application container asks http://localhost:${port}/`,
+  );
+});
+
+test("Dockerfile: exposes the StatefulSet's container ports", () => {
+  const text = readFileSync(join(k8s, "Dockerfile"), "utf8");
+  const exposed = (text.match(/^EXPOSE (.*)$/m)?.[1] ?? "").split(/\s+/).map(Number);
+  for (const p of synodd.ports) {
+    assert.ok(exposed.includes(p.containerPort), `EXPOSE lacks ${p.containerPort}`);
+  }
 });
