@@ -42,6 +42,7 @@ struct options {
   bool spread; /* etcd clients spread over members, not all to the leader */
   const char *dir;
   const char *etcd;
+  int scrape_ms; /* 0 = no scraper */
 };
 
 static const char usage[] =
@@ -71,6 +72,8 @@ static const char usage[] =
     "                     or /tmp]\n"
     "  --keep             keep the data directory and server logs\n"
     "  --json             one JSON object on stdout instead of tables\n"
+    "  --scrape-ms MS     fetch every synod replica's /metrics each MS ms\n"
+    "                     during the runs (what a Prometheus scrape costs)\n"
     "  --help             this text\n"
     "\n"
     "Progress goes to stderr. Exit status: 0 every check passed, 1 a check\n"
@@ -141,6 +144,7 @@ enum {
   OPT_DIR,
   OPT_KEEP,
   OPT_JSON,
+  OPT_SCRAPE,
   OPT_HELP
 };
 
@@ -159,6 +163,7 @@ static const struct option long_options[] = {
     {"dir", required_argument, NULL, OPT_DIR},
     {"keep", no_argument, NULL, OPT_KEEP},
     {"json", no_argument, NULL, OPT_JSON},
+    {"scrape-ms", required_argument, NULL, OPT_SCRAPE},
     {"help", no_argument, NULL, OPT_HELP},
     {NULL, 0, NULL, 0}};
 
@@ -209,6 +214,9 @@ static int apply_option(struct options *o, int opt, const char *arg,
   case OPT_JSON:
     o->json = true;
     return 0;
+  case OPT_SCRAPE:
+    o->scrape_ms = (int)strtol(arg, &end, 10);
+    return *end || o->scrape_ms < 10 || o->scrape_ms > 600000 ? -1 : 0;
   default:
     return -1;
   }
@@ -492,6 +500,26 @@ static void etcd_targets(struct bench *b) {
   }
 }
 
+/* run_all, with the scraper beside it when --scrape-ms is given. */
+static void run_scraped(struct bench *b) {
+  struct bench_scraper *s = NULL;
+  struct bench_scrape_stats st = {0};
+  if (b->o.scrape_ms > 0 && b->o.run[BENCH_SYNOD] &&
+      bench_scrape_start(&b->clusters[BENCH_SYNOD], b->o.scrape_ms, &s) != 0) {
+    fprintf(stderr, "synod-bench: cannot start the scraper\n");
+  }
+  run_all(b);
+  if (s != NULL) {
+    bench_scrape_stop(s, &st);
+    fprintf(stderr,
+            "synod-bench: scraped /metrics of %d replicas every %d ms: %" PRIu64
+            " answers (%" PRIu64 " failed), %" PRIu64
+            " bytes each, fetch p50 %" PRIu64 " us, max %" PRIu64 " us\n",
+            BENCH_REPLICAS, b->o.scrape_ms, st.scrapes, st.failed,
+            st.bytes_last, st.p50_us, st.max_us);
+  }
+}
+
 /* ---------------------------------------------------------------- main */
 
 /* Decides which systems can run: no etcd binary means synod only. */
@@ -581,7 +609,7 @@ static int bench_main(struct bench *b) {
   } else {
     etcd_targets(b);
     report_fill(b);
-    run_all(b);
+    run_scraped(b);
   }
   getloadavg(b->rep.load_end, 3);
   for (int sys = 0; sys < BENCH_SYSTEMS; sys++) {

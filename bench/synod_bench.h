@@ -114,6 +114,7 @@ struct bench_cluster {
   struct bench_proc procs[BENCH_REPLICAS];
   int client_port[BENCH_REPLICAS];
   int peer_port[BENCH_REPLICAS];
+  int http_port[BENCH_REPLICAS]; /* synod: --http, for --scrape-ms */
   char endpoints[128]; /* synod: "127.0.0.1:P0,127.0.0.1:P1,..." */
   int leader;          /* index of the leader once known, else -1 */
   char version[32];    /* the server's own version string */
@@ -129,6 +130,20 @@ int bench_synod_start(struct bench_cluster *c, const char *synodd,
 /* The same for 3 etcd members (at `etcd`, data under dir/eN). */
 int bench_etcd_start(struct bench_cluster *c, const char *etcd, const char *dir,
                      int wait_ms, char *err, size_t len);
+
+/* --scrape-ms: every replica's /metrics fetched each interval_ms on a
+ * thread of its own while the runs go on. */
+struct bench_scraper;
+struct bench_scrape_stats {
+  uint64_t scrapes; /* answered 200 */
+  uint64_t failed;
+  uint64_t bytes_last; /* size of the last answer */
+  uint64_t p50_us;     /* fetch time, as the scraper sees it */
+  uint64_t max_us;
+};
+int bench_scrape_start(const struct bench_cluster *c, int interval_ms,
+                       struct bench_scraper **out);
+void bench_scrape_stop(struct bench_scraper *s, struct bench_scrape_stats *out);
 
 /* SIGTERM to every child, SIGKILL to those alive after 5 s; reaps them.
  * Accepts a zeroed or half-started cluster. */

@@ -122,14 +122,15 @@ static void cluster_init(struct bench_cluster *c, const char *system,
 }
 
 static int cluster_ports(struct bench_cluster *c, char *err, size_t len) {
-  int ports[2 * BENCH_REPLICAS];
-  if (pick_ports(ports, 2 * BENCH_REPLICAS) != 0) {
+  int ports[3 * BENCH_REPLICAS];
+  if (pick_ports(ports, 3 * BENCH_REPLICAS) != 0) {
     snprintf(err, len, "no free 127.0.0.1 ports: %s", strerror(errno));
     return -1;
   }
   for (int i = 0; i < BENCH_REPLICAS; i++) {
     c->client_port[i] = ports[2 * i];
     c->peer_port[i] = ports[2 * i + 1];
+    c->http_port[i] = ports[2 * BENCH_REPLICAS + i];
   }
   return 0;
 }
@@ -186,11 +187,12 @@ static int synod_wait(struct bench_cluster *c, int wait_ms, char *err,
 static int synod_spawn(struct bench_cluster *c, int i, const char *synodd,
                        const char *dir, const char *peers, char *err,
                        size_t len) {
-  char data[512], client[32], peer[32];
+  char data[512], client[32], peer[32], http[32];
   char *argv[] = {(char *)synodd, "--name",   c->procs[i].name, "--data",
                   data,           "--client", client,           "--peer",
                   peer,           "--peers",  (char *)peers,    "--log-level",
-                  "warn",         NULL};
+                  "warn",         "--http",   http,             NULL};
+  snprintf(http, sizeof http, "127.0.0.1:%d", c->http_port[i]);
   snprintf(data, sizeof data, "%s/%s", dir, c->procs[i].name);
   snprintf(client, sizeof client, "127.0.0.1:%d", c->client_port[i]);
   snprintf(peer, sizeof peer, "127.0.0.1:%d", c->peer_port[i]);
