@@ -5,7 +5,12 @@
  * workload implies. Prints what a render costs (bytes, microseconds) with
  * that state; the size must not grow with the number of locks and
  * counters. SYNOD_METRICS_OBJECTS=N changes the 10,000;
- * SYNOD_METRICS_OUT=PATH keeps a copy of the text. */
+ * SYNOD_METRICS_OUT=PATH keeps a copy of the text.
+ *
+ * `test_metrics three`: three replicas in-process; the third starts after
+ * the log was compacted, so it gets a snapshot. Every replica's text
+ * passes promtool and shows its peers' links, the leader its followers'
+ * lag, and the transfer on both sides. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -23,9 +28,13 @@
 
 enum job { JOB_ADD_SAME, JOB_ADD_MANY, JOB_LOCK_MANY };
 
+#define TRIO 3
+
 struct run {
   uv_loop_t loop;
-  struct node *node;
+  struct node *node;        /* the one driven (the leader of the trio) */
+  struct node *nodes[TRIO]; /* `test_metrics three` */
+  int stopped;
   struct synod_async *client;
   enum job job;
   uint64_t target, sent, done, failed;
@@ -48,12 +57,13 @@ static void run_until(struct run *r, bool (*pred)(struct run *),
   uv_timer_init(&r->loop, &wake);
   uv_timer_start(&wake, wake_cb, 10, 10);
   uint64_t deadline = test_now_ms() + WAIT_MS;
-  while (!pred(r) && test_now_ms() < deadline) {
+  bool ok;
+  while (!(ok = pred(r)) && test_now_ms() < deadline) {
     uv_run(&r->loop, UV_RUN_ONCE);
   }
   uv_close((uv_handle_t *)&wake, NULL);
-  uv_run(&r->loop, UV_RUN_NOWAIT);
-  CHECK(pred(r), "%s within %d ms", what, WAIT_MS);
+  uv_run(&r->loop, UV_RUN_NOWAIT); /* pred may change: it held at exit */
+  CHECK(ok, "%s within %d ms", what, WAIT_MS);
 }
 
 static bool is_leader(struct run *r) {
@@ -312,7 +322,7 @@ static void promtool_check(const char *text, const char *dir) {
   int rv = test_sh(cmd, out, 60000);
   char *said = test_slurp(out);
   CHECK(rv == 0, "promtool check metrics exited %d:\n%s", rv, said);
-  printf("promtool check metrics: ok%s%s", said[0] ? "\n" : "", said);
+  printf("promtool check metrics: ok\n%s", said);
   free(said);
 }
 
@@ -360,7 +370,140 @@ static void stop(struct run *r) {
   CHECK(uv_loop_close(&r->loop) == 0, "loop still has handles");
 }
 
-int main(void) {
+/* ------------------------------------------------------ three replicas */
+
+/* The value of `name{peer="<peer>",...}`, or -1. */
+static double peer_sample(const char *text, const char *name,
+                          const char *peer) {
+  char prefix[128];
+  snprintf(prefix, sizeof prefix, "\n%s{peer=\"%s\",", name, peer);
+  const char *p = strstr(text, prefix);
+  const char *v = p ? strstr(p + 1, "} ") : NULL;
+  return v ? strtod(v + 2, NULL) : -1;
+}
+
+static bool trio_has_leader(struct run *r) {
+  for (int i = 0; i < TRIO; i++) {
+    if (r->nodes[i] != NULL && r->nodes[i]->role == CORE_LEADER) {
+      r->node = r->nodes[i];
+      return true;
+    }
+  }
+  return false;
+}
+
+/* The late replica installed a snapshot and caught up. */
+static bool third_caught_up(struct run *r) {
+  const struct node *t = r->nodes[TRIO - 1];
+  return t->metrics.snapshots_received >= 1 &&
+         t->applied_index >= core_commit_index(r->node->core) &&
+         core_config(r->node->core)->voters_n == TRIO;
+}
+
+static void trio_start(struct run *r, struct cluster *c, int i) {
+  char err[SYNOD_ERRMSG_MAX];
+  struct node_peer peers[TRIO];
+  for (int k = 0; k < TRIO; k++) {
+    snprintf(peers[k].name, sizeof peers[k].name, "%s", c->nodes[k].name);
+    snprintf(peers[k].address, sizeof peers[k].address, "%s", c->nodes[k].peer);
+  }
+  struct node_options o = {.name = c->nodes[i].name,
+                           .data_dir = c->nodes[i].data,
+                           .client_address = c->nodes[i].client,
+                           .peer_address = c->nodes[i].peer,
+                           .peers = peers,
+                           .peers_n = TRIO,
+                           .snapshot_entries = 500};
+  CHECK(node_start(&r->loop, &o, &r->nodes[i], err) == 0, "node_start %d: %s",
+        i, err);
+}
+
+static void trio_node_stop_cb(struct node *n, void *arg) {
+  (void)n;
+  ((struct run *)arg)->stopped++;
+}
+
+static bool trio_stopped(struct run *r) {
+  return r->stopped == TRIO;
+}
+
+static void trio_check(struct run *r, struct cluster *c, int i,
+                       const char *text) {
+  for (int k = 0; k < TRIO; k++) {
+    const char *peer = c->nodes[k].name;
+    if (k == i) {
+      continue;
+    }
+    CHECK(peer_sample(text, "synod_peer_up", peer) == 1, "%d: %s up", i, peer);
+    if (r->nodes[i] != r->node && r->nodes[k] != r->node) {
+      continue; /* followers exchange nothing past the handshake */
+    }
+    CHECK(peer_sample(text, "synod_peer_sent_bytes_total", peer) > 0 &&
+              peer_sample(text, "synod_peer_received_bytes_total", peer) > 0,
+          "%d: bytes to and from %s", i, peer);
+    CHECK(peer_sample(text, "synod_peer_last_contact_seconds", peer) >= 0,
+          "%d: contact with %s", i, peer);
+    if (r->nodes[i] == r->node) {
+      CHECK(peer_sample(text, "synod_peer_match_lag_entries", peer) >= 0,
+            "leader: lag of %s", peer);
+    }
+  }
+  if (r->nodes[i] == r->node) {
+    CHECK(sample(text, "synod_snapshots_sent_total") >= 1, "sent");
+    CHECK(check_histogram(text, "synod_snapshot_send_duration_seconds", "") >=
+              1,
+          "send durations");
+  }
+  if (i == TRIO - 1) {
+    CHECK(sample(text, "synod_snapshots_received_total") >= 1, "received");
+    CHECK(sample(text, "synod_snapshot_received_bytes_total") > 0, "bytes");
+    CHECK(check_histogram(text, "synod_snapshot_receive_duration_seconds",
+                          "") >= 1,
+          "receive durations");
+  }
+  CHECK(sample(text, "synod_voters") == TRIO, "%d: voters", i);
+  CHECK(i == TRIO - 1 || sample(text, "synod_snapshots_taken_total") >= 1,
+        "%d: taken", i);
+}
+
+static int three(void) {
+  static struct run r;
+  struct cluster c;
+  char *text;
+  size_t len;
+  double leaders = 0;
+  cluster_init(&c, TRIO, "in-process");
+  CHECK(uv_loop_init(&r.loop) == 0, "loop");
+  trio_start(&r, &c, 0);
+  trio_start(&r, &c, 1);
+  run_until(&r, trio_has_leader, "a leader of two");
+  start_client(&r);
+  job_run(&r, JOB_ADD_SAME, 3000); /* past a snapshot and its kept tail */
+  trio_start(&r, &c, TRIO - 1);
+  run_until(&r, third_caught_up, "the third replica caught up");
+  for (int i = 0; i < TRIO; i++) {
+    CHECK(node_metrics_text(r.nodes[i], &text, &len) == 0, "render %d", i);
+    leaders += sample(text, "synod_is_leader");
+    trio_check(&r, &c, i, text);
+    promtool_check(text, c.dir);
+    free(text);
+  }
+  CHECK(leaders == 1, "%g replicas say they lead", leaders);
+  synod_async_close(r.client, client_close_cb, &r);
+  run_until(&r, client_closed, "the client closed");
+  for (int i = 0; i < TRIO; i++) {
+    node_shutdown(r.nodes[i], trio_node_stop_cb, &r);
+  }
+  run_until(&r, trio_stopped, "the replicas stopped");
+  uv_run(&r.loop, UV_RUN_DEFAULT);
+  for (int i = 0; i < TRIO; i++) {
+    node_free(r.nodes[i]);
+  }
+  CHECK(uv_loop_close(&r.loop) == 0, "loop still has handles");
+  return 0;
+}
+
+int main(int argc, char **argv) {
   static struct run r;
   char dir[PATH_MAX];
   const char *env = getenv("SYNOD_METRICS_OBJECTS");
@@ -370,7 +513,11 @@ int main(void) {
     fprintf(stderr, "SKIP: promtool not found (scripts/deps.sh --test)\n");
     return SKIP_EXIT;
   }
-  log_init("synod-0", LOG_WARN);
+  const char *level = getenv("SYNOD_TEST_LOG_LEVEL");
+  log_init("test", level ? (enum log_level)log_level_parse(level) : LOG_WARN);
+  if (argc > 1 && strcmp(argv[1], "three") == 0) {
+    return three();
+  }
   test_tmpdir("metrics", dir, sizeof dir);
   start_node(&r, dir);
   start_client(&r);
