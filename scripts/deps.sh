@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs the Debian packages synod builds with, if any is missing; with
-# --test, also what only the tests use (valgrind, openssl, node and npm with
-# the manifest validator), so `make run` never waits on the npm registry.
+# --test, also what only the tests use (valgrind, openssl, promtool, node and
+# npm with the manifest validator), so `make run` never waits on the npm
+# registry.
 # Idempotent and quiet when everything is present. Run as root (or via sudo).
 set -euo pipefail
 
@@ -23,6 +24,7 @@ pkgs=(
 test_pkgs=(
   valgrind                           # memory checking of the unit tests
   openssl                            # test certificates for the discovery tests
+  prometheus                         # promtool: checks the metrics text (tests/integration/test_metrics.c)
 )
 [[ $for_tests -eq 1 ]] && pkgs+=("${test_pkgs[@]}")
 

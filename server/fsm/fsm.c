@@ -93,6 +93,7 @@ static void options_resolve(struct fsm_options *o) {
 
 void fsm_state_init(struct fsm *f) {
   f->applied_index = f->time_ms = f->token_last = f->index = 0;
+  f->stats.locks_held = f->stats.lock_waiters = 0;
   otree_init(&f->sessions, fsm_session_cmp);
   otree_init(&f->locks, fsm_lock_cmp);
   otree_init(&f->counters, fsm_counter_cmp);
@@ -153,6 +154,13 @@ void fsm_free(struct fsm *f) {
   free(f->blocks);
   free(f->events);
   free(f);
+}
+
+void fsm_stats_get(const struct fsm *f, struct fsm_stats *out) {
+  *out = f->stats;
+  out->sessions = f->sessions.count;
+  out->counters = f->counters.count;
+  out->elections = f->elections.count;
 }
 
 uint64_t fsm_time_ms(const struct fsm *f) {

@@ -62,6 +62,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "histogram.h"
 #include "synod.pb-c.h"
 
 /* Limits; a zero field takes the default in brackets. Every replica of a
@@ -214,6 +215,34 @@ int fsm_snapshot_decode(struct fsm *f, const uint8_t *data, size_t len);
 
 /* A 64-bit FNV-1a of the encoded image, for comparing replicas. */
 uint64_t fsm_digest(const struct fsm *f);
+
+/* ---------------------------------------------------------------- stats */
+
+/* Counts for metrics. None of them is in the image or shapes an answer:
+ * apply keeps them in O(1) per change and fsm_snapshot_decode rebuilds the
+ * gauges, so reading them never walks the state. */
+struct fsm_stats {
+  /* Gauges: the state now. */
+  uint64_t sessions;     /* open */
+  uint64_t locks_held;   /* locks with a holder */
+  uint64_t lock_waiters; /* queued acquires, over all locks */
+  uint64_t counters;
+  uint64_t elections; /* each has a leader: one exists while it has
+                         candidates, and the first of them leads */
+  /* Totals since fsm_new on this replica, kept across restores (they
+   * count what this replica applied, so they never go down). */
+  uint64_t sessions_opened;
+  uint64_t sessions_expired;
+  uint64_t lock_grants; /* new holders: immediate and queued acquires */
+  /* How long each queued acquire waited until its grant, in cluster time
+   * (entry stamps, ms resolution). Acquires queued before a restore from
+   * a snapshot are not observed: the image does not keep when they
+   * queued. */
+  struct histogram lock_wait;
+};
+
+/* Fills *out. O(1). */
+void fsm_stats_get(const struct fsm *f, struct fsm_stats *out);
 
 /* ------------------------------------------------------------ directory */
 

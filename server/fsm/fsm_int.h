@@ -78,6 +78,9 @@ struct fsm_waiter {
   uint64_t owner_id;
   uint64_t sequence; /* of its LockAcquire: answers go to it */
   uint32_t lock_delay_ms;
+  /* Cluster time it queued at, for fsm_stats only (not in the image);
+   * UINT64_MAX when restored from one. */
+  uint64_t queued_ms;
 };
 
 /* Invariants: holder != NULL <=> hold_count > 0; holder == NULL with no
@@ -145,6 +148,10 @@ struct fsm {
   struct otree elections; /* fsm_election by name */
   struct otree members;   /* fsm_member by id */
   struct otree timers;    /* armed fsm_timer by (due, kind, id) */
+  /* Derived, for metrics: the tree-count fields are filled when read;
+   * locks_held and lock_waiters are kept by lock.c (reset by
+   * fsm_state_init, rebuilt by the snapshot loaders); totals only grow. */
+  struct fsm_stats stats;
   /* Output of the current apply: events and the blocks they point into,
    * freed at the start of the next apply. */
   struct fsm_event *events;

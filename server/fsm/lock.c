@@ -55,6 +55,8 @@ void fsm_lock_grant(struct fsm *f, struct fsm_lock *l, struct fsm_session *s,
   l->lock_delay_ms = lock_delay_ms;
   l->token = f->token_last;
   fsm_list_push_back(&s->locks, &l->holder_link);
+  f->stats.locks_held++;
+  f->stats.lock_grants++;
 }
 
 void fsm_lock_delete_if_idle(struct fsm *f, struct fsm_lock *l) {
@@ -69,6 +71,7 @@ static void waiter_unlink(struct fsm *f, struct fsm_waiter *w) {
   fsm_list_remove(&w->session_link);
   fsm_timer_disarm(f, &w->timeout);
   w->lock->waiters_len--;
+  f->stats.lock_waiters--;
 }
 
 /* Answers a queued acquire: an event carrying its Response, which is also
@@ -107,6 +110,9 @@ static void lock_grant_next(struct fsm *f, struct fsm_lock *l) {
       FSM_CONTAINER(l->waiters.next, struct fsm_waiter, lock_link);
   waiter_unlink(f, w);
   fsm_lock_grant(f, l, w->session, w->owner_id, w->lock_delay_ms);
+  if (w->queued_ms != UINT64_MAX) {
+    histogram_observe(&f->stats.lock_wait, (f->time_ms - w->queued_ms) * 1000);
+  }
 
   Synod__Response resp = SYNOD__RESPONSE__INIT;
   Synod__LockAcquireReply ar = SYNOD__LOCK_ACQUIRE_REPLY__INIT;
@@ -134,6 +140,7 @@ void fsm_lock_unhold(struct fsm *f, struct fsm_lock *l,
   int rv;
   assert(l->holder != NULL);
   fsm_list_remove(&l->holder_link);
+  f->stats.locks_held--;
   l->holder = NULL;
   l->owner_id = 0;
   l->hold_count = 0;
@@ -228,9 +235,11 @@ static int lock_enqueue(struct fsm *f, struct fsm_lock *l,
   w->owner_id = a->owner_id;
   w->sequence = req->sequence;
   w->lock_delay_ms = a->lock_delay_ms;
+  w->queued_ms = f->time_ms;
   fsm_list_push_back(&l->waiters, &w->lock_link);
   fsm_list_push_back(&s->waiters, &w->session_link);
   l->waiters_len++;
+  f->stats.lock_waiters++;
   int rv = fsm_timer_arm(f, &w->timeout, FSM_TIMER_WAITER,
                          f->time_ms + a->timeout_ms);
   assert(rv == 0); /* (session, sequence) is unique among waiters */

@@ -163,6 +163,7 @@ void fsm_session_end(struct fsm *f, struct fsm_session *s, int expired,
   size_t n;
   void **v;
   if (expired) {
+    f->stats.sessions_expired++;
     Synod__Event ev = SYNOD__EVENT__INIT;
     Synod__SessionExpired se = SYNOD__SESSION_EXPIRED__INIT;
     se.session_id = s->id;
@@ -225,6 +226,7 @@ int fsm_session_open(struct fsm *f, struct fsm_session *s,
   struct fsm_session *ns =
       fsm_session_insert(f, f->index, ttl, f->time_ms, name, name_len);
   assert(ns != NULL); /* ids are log indexes, which never repeat */
+  f->stats.sessions_opened++;
   synod__session_open_reply__init(&r->u.open);
   r->u.open.session_id = ns->id;
   r->u.open.ttl_ms = ttl;

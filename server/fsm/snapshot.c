@@ -269,9 +269,11 @@ static int waiters_load(struct fsm *t, const Synod__Fsm__Image *img,
     w->owner_id = wm->owner_id;
     w->sequence = wm->sequence;
     w->lock_delay_ms = wm->lock_delay_ms;
+    w->queued_ms = UINT64_MAX; /* not in the image */
     fsm_list_push_back(&l->waiters, &w->lock_link);
     fsm_list_push_back(&s->waiters, &w->session_link);
     l->waiters_len++;
+    t->stats.lock_waiters++;
     if (fsm_timer_arm(t, &w->timeout, FSM_TIMER_WAITER, wm->deadline_ms)) {
       return -1;
     }
@@ -301,6 +303,7 @@ static int lock_holder_load(struct fsm *t, const Synod__Fsm__Image *img,
   l->hold_count = m->hold_count;
   l->lock_delay_ms = m->lock_delay_ms;
   fsm_list_push_back(&s->locks, &l->holder_link);
+  t->stats.locks_held++;
   return 0;
 }
 
@@ -464,5 +467,7 @@ int fsm_snapshot_decode(struct fsm *f, const uint8_t *data, size_t len) {
   f->elections = t.elections;
   f->members = t.members;
   f->timers = t.timers;
+  f->stats.locks_held = t.stats.locks_held;
+  f->stats.lock_waiters = t.stats.lock_waiters;
   return 0;
 }

@@ -347,6 +347,63 @@ static void api_status(struct http_api *api, const struct httpd_request *req) {
   node_cluster_status(api->node, API_CLUSTER_TIMEOUT_MS, api_cluster_answer, r);
 }
 
+/* -------------------------------------------------------------- metrics */
+
+/* The HTTP server's own families, after the replica's. */
+static int api_http_metrics(struct http_api *api, char *out, size_t cap) {
+  struct httpd_stats s;
+  httpd_stats(api->httpd, &s);
+  return snprintf(
+      out, cap,
+      "# HELP synod_http_connections HTTP connections open now.\n"
+      "# TYPE synod_http_connections gauge\n"
+      "synod_http_connections %" PRIu64 "\n"
+      "# HELP synod_http_connections_accepted_total HTTP connections "
+      "accepted.\n"
+      "# TYPE synod_http_connections_accepted_total counter\n"
+      "synod_http_connections_accepted_total %" PRIu64 "\n"
+      "# HELP synod_http_connections_refused_total HTTP connections refused "
+      "with 503 at the cap, every connection busy.\n"
+      "# TYPE synod_http_connections_refused_total counter\n"
+      "synod_http_connections_refused_total %" PRIu64 "\n"
+      "# HELP synod_http_requests_total Whole HTTP requests served.\n"
+      "# TYPE synod_http_requests_total counter\n"
+      "synod_http_requests_total %" PRIu64 "\n"
+      "# HELP synod_http_refused_requests_total HTTP requests refused for "
+      "their form or timing (400, 408, 413, 414, 431, 501).\n"
+      "# TYPE synod_http_refused_requests_total counter\n"
+      "synod_http_refused_requests_total %" PRIu64 "\n",
+      s.connections, s.connections_total, s.connections_refused,
+      s.requests_total, s.bad_requests_total);
+}
+
+/* GET /metrics: rendered on the loop, from kept counts (never a walk over
+ * the locks or counters), so a scrape costs tens of microseconds. */
+static void api_metrics(struct http_api *api, uint64_t id) {
+  char *text = NULL;
+  size_t len = 0;
+  char tail[2048];
+  uint64_t t0 = uv_hrtime();
+  if (node_metrics_text(api->node, &text, &len) != 0) {
+    httpd_respond_error(api->httpd, id, 500, "metrics: out of memory");
+    return;
+  }
+  int n = api_http_metrics(api, tail, sizeof tail);
+  char *all = realloc(text, len + (size_t)n + 1);
+  if (all == NULL) {
+    free(text);
+    httpd_respond_error(api->httpd, id, 500, "metrics: out of memory");
+    return;
+  }
+  memcpy(all + len, tail, (size_t)n + 1);
+  len += (size_t)n;
+  log_debug("http", "/metrics: %zu bytes rendered in %llu us", len,
+            (unsigned long long)((uv_hrtime() - t0) / 1000));
+  httpd_respond(api->httpd, id, 200, "text/plain; version=0.0.4; charset=utf-8",
+                NULL, all, len);
+  free(all);
+}
+
 /* ----------------------------------------------------------- elections */
 
 static void api_read_free(struct api_read *r) {
@@ -458,6 +515,8 @@ static void api_request_cb(void *arg, const struct httpd_request *req) {
     api_healthz(api, req->id);
   } else if (api_path_is(req, "/readyz")) {
     api_readyz(api, req->id);
+  } else if (api_path_is(req, "/metrics")) {
+    api_metrics(api, req->id);
   } else if (api_path_is(req, "/v1/status")) {
     api_status(api, req);
   } else if (api_prefix(req, "/leader/", &rest, &rest_len)) {

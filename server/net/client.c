@@ -7,6 +7,7 @@
 
 #include "err.h"
 #include "log.h"
+#include "u64map.h"
 #include "stream.h"
 #include "synod.h"
 
@@ -21,6 +22,9 @@ struct client_conn {
   uint64_t id;
   bool hello_done;
   struct client_conn *prev, *next; /* in net->open, while in a slot */
+  /* Requests not answered yet (with answer_cb): request id -> arrival
+   * time in us << 8 | body case, a non-zero integer as the pointer. */
+  struct u64map unanswered;
 };
 
 struct client_net {
@@ -67,6 +71,112 @@ static void net_handle_closed(struct client_net *net) {
 
 /* ------------------------------------------------------------ answers */
 
+/* A request arrived: remember when, until its answer leaves. */
+static void conn_request_arrived(struct client_conn *c,
+                                 const Synod__Request *req) {
+  if (c->net->opts.answer_cb == NULL || req->id == 0) {
+    return;
+  }
+  uint64_t v = (uv_hrtime() / 1000) << 8 | (uint64_t)req->body_case;
+  u64map_put(&c->unanswered, req->id, (void *)(uintptr_t)v);
+}
+
+/* The answer to request_id was queued: report it once. */
+static void conn_request_answered(struct client_conn *c, uint64_t request_id,
+                                  int code) {
+  struct client_net *net = c->net;
+  if (net->opts.answer_cb == NULL || request_id == 0) {
+    return;
+  }
+  uintptr_t v = (uintptr_t)u64map_del(&c->unanswered, request_id);
+  if (v == 0) {
+    return; /* a second answer (none should exist), or untracked */
+  }
+  uint64_t arrived_us = (uint64_t)v >> 8, now_us = uv_hrtime() / 1000;
+  net->opts.answer_cb(net->opts.arg, (uint32_t)(v & 0xff), code,
+                      now_us > arrived_us ? now_us - arrived_us : 0);
+}
+
+/* Protobuf wire format, just enough to find a packed Response's id and
+ * error code without unpacking it: varints and skipping fields. */
+static bool pb_varint(const uint8_t **p, const uint8_t *end, uint64_t *v) {
+  *v = 0;
+  for (unsigned shift = 0; *p < end && shift < 64; shift += 7) {
+    uint8_t b = *(*p)++;
+    *v |= (uint64_t)(b & 0x7f) << shift;
+    if ((b & 0x80) == 0) {
+      return true;
+    }
+  }
+  return false;
+}
+
+/* Reads one field's tag and, for wire types 0 and 2, its value (varint,
+ * or length with *body pointing at the bytes); skips types 1 and 5. */
+static bool pb_field(const uint8_t **p, const uint8_t *end, uint64_t *field,
+                     uint64_t *value, const uint8_t **body) {
+  uint64_t tag;
+  if (!pb_varint(p, end, &tag)) {
+    return false;
+  }
+  *field = tag >> 3;
+  switch (tag & 7) {
+  case 0:
+    return pb_varint(p, end, value);
+  case 1:
+  case 5: {
+    size_t skip = (tag & 7) == 1 ? 8 : 4;
+    if ((size_t)(end - *p) < skip) {
+      return false;
+    }
+    *p += skip;
+    return true;
+  }
+  case 2:
+    if (!pb_varint(p, end, value) || *value > (uint64_t)(end - *p)) {
+      return false;
+    }
+    *body = *p;
+    *p += *value;
+    return true;
+  default:
+    return false;
+  }
+}
+
+/* Finds the id and error code of the Response inside a packed
+ * ServerMessage (field 1; Response.id is 1, Response.error 2, Error.code
+ * 1). False for an event or bytes that do not parse. */
+static bool server_message_answer(const uint8_t *p, size_t n, uint64_t *id,
+                                  int *code) {
+  const uint8_t *end = p + n, *body = NULL, *resp = NULL, *err = NULL;
+  uint64_t field, value, resp_len = 0, err_len = 0;
+  *id = 0;
+  *code = 0;
+  while (p < end && pb_field(&p, end, &field, &value, &body)) {
+    if (field == 1) {
+      resp = body;
+      resp_len = value;
+    }
+  }
+  for (p = resp, end = resp + resp_len;
+       resp != NULL && p < end && pb_field(&p, end, &field, &value, &body);) {
+    if (field == 1) {
+      *id = value;
+    } else if (field == 2) {
+      err = body;
+      err_len = value;
+    }
+  }
+  for (p = err, end = err + err_len;
+       err != NULL && p < end && pb_field(&p, end, &field, &value, &body);) {
+    if (field == 1) {
+      *code = (int)value;
+    }
+  }
+  return resp != NULL;
+}
+
 int client_net_send(struct client_net *net, uint64_t conn_id,
                     const Synod__ServerMessage *msg) {
   struct client_conn *c = conn_find(net, conn_id);
@@ -74,6 +184,10 @@ int client_net_send(struct client_net *net, uint64_t conn_id,
     return SYNOD_ENOTFOUND;
   }
   int rv = stream_send(&c->s, &msg->base);
+  if (rv == 0 && msg->body_case == SYNOD__SERVER_MESSAGE__BODY_RESPONSE) {
+    const Synod__Response *r = msg->response;
+    conn_request_answered(c, r->id, r->error ? (int)r->error->code : 0);
+  }
   if (rv == 0) {
     conn_check_backlog(c);
   }
@@ -96,6 +210,12 @@ int client_net_send_bytes(struct client_net *net, uint64_t conn_id,
     return SYNOD_ENOTFOUND;
   }
   int rv = stream_send_bytes(&c->s, payload, n);
+  uint64_t id;
+  int code;
+  if (rv == 0 && net->opts.answer_cb != NULL &&
+      server_message_answer(payload, n, &id, &code)) {
+    conn_request_answered(c, id, code);
+  }
   if (rv == 0) {
     conn_check_backlog(c);
   }
@@ -141,7 +261,11 @@ int client_net_send_error(struct client_net *net, uint64_t conn_id,
   va_start(ap, fmt);
   vsnprintf(text, sizeof text, fmt, ap);
   va_end(ap);
-  return conn_send_error(c, request_id, code, text);
+  int rv = conn_send_error(c, request_id, code, text);
+  if (rv == 0) {
+    conn_request_answered(c, request_id, code);
+  }
+  return rv;
 }
 
 /* Answers bad input with an error, then hangs up. */
@@ -208,6 +332,7 @@ static bool conn_frame_cb(struct stream *s, const uint8_t *p, size_t n) {
   }
   if (ok) {
     net->stats.requests++;
+    conn_request_arrived(c, req);
     net->opts.request_cb(net->opts.arg, c->id, req);
   }
   synod__request__free_unpacked(req, NULL);
@@ -247,6 +372,7 @@ static void conn_close_cb(struct stream *s) {
     c->next->prev = c->prev;
   }
   net->stats.conns--;
+  u64map_close(&c->unanswered);
   free(c);
   net_handle_closed(net);
 }

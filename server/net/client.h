@@ -31,6 +31,14 @@ typedef void (*client_net_request_cb)(void *arg, uint64_t conn_id,
 /* conn_id is gone (closed by the client, by an error or by us). */
 typedef void (*client_net_close_cb)(void *arg, uint64_t conn_id);
 
+/* A Response to a request of this connection was queued: the request's
+ * body case (Synod__Request__BodyCase), the answer's error code (0 on
+ * success) and the time from the request's arrival (its frame decoded) to
+ * the answer, in microseconds. For metrics; requests with id 0, and
+ * requests whose connection closed before an answer, are not reported. */
+typedef void (*client_net_answer_cb)(void *arg, uint32_t body_case, int code,
+                                     uint64_t duration_us);
+
 struct client_net_options {
   uv_loop_t *loop;
   const char *listen_address; /* "ip:port"; port 0 picks one */
@@ -41,6 +49,7 @@ struct client_net_options {
   uint32_t conns_max; /* default 4096; more are refused */
   client_net_request_cb request_cb;
   client_net_close_cb close_cb;
+  client_net_answer_cb answer_cb; /* optional */
   void *arg;
 };
 

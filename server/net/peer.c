@@ -25,14 +25,19 @@ struct peer_conn {
   struct peer_dial *dial;   /* non-NULL if we dialled it */
   uint64_t peer_id;         /* from its hello; 0 until then */
   bool attached;            /* it is its link's connection */
+  struct peer_link *link;   /* set while attached */
   uv_connect_t connect_req; /* connect_req.data = this */
   struct peer_conn *next;
 };
 
-/* A replica we have a handshake with, keyed by id. */
+/* A replica we have a handshake with, keyed by id. Lives until the net is
+ * freed, so its counts span reconnections. */
 struct peer_link {
   uint64_t id;
   struct peer_conn *conn; /* NULL while down */
+  uint64_t bytes_in;
+  uint64_t bytes_out;
+  uint64_t last_recv_ms; /* uv_now of the last frame */
   struct peer_link *next;
 };
 
@@ -136,6 +141,7 @@ static bool link_attach(struct peer_conn *c,
   }
   l->conn = c;
   c->attached = true;
+  c->link = l;
   if (net->opts.state_cb != NULL) {
     net->opts.state_cb(net->opts.arg, l->id, true, hello);
   }
@@ -155,9 +161,13 @@ static void net_flush_cb(uv_prepare_t *h) {
 }
 
 static int conn_send_pb(struct peer_conn *c, Synod__Peer__PeerMessage *pb) {
+  size_t before = c->s.out.len;
   int rv = stream_send(&c->s, &pb->base);
   if (rv == 0) {
     c->net->stats.frames_out++;
+    if (c->link != NULL) {
+      c->link->bytes_out += c->s.out.len - before;
+    }
   }
   return rv;
 }
@@ -196,6 +206,7 @@ int peer_net_send(struct peer_net *net, const struct core_msg *m) {
     net->stats.dropped++;
     return 0;
   }
+  size_t before = l->conn->s.out.len;
   int rv = peer_msg_encode(m, &l->conn->s.out, net->opts.frame_max_bytes);
   if (rv == SYNOD_ENOMEM) {
     net->stats.dropped++;
@@ -203,6 +214,7 @@ int peer_net_send(struct peer_net *net, const struct core_msg *m) {
   }
   if (rv == 0) {
     net->stats.frames_out++;
+    l->bytes_out += l->conn->s.out.len - before;
   }
   return rv;
 }
@@ -299,6 +311,10 @@ static bool conn_frame_cb(struct stream *s, const uint8_t *p, size_t n) {
   char err[SYNOD_ERRMSG_MAX];
   bool alive = true;
   net->stats.frames_in++;
+  if (c->link != NULL) {
+    c->link->bytes_in += FRAME_HEADER_BYTES + n;
+    c->link->last_recv_ms = uv_now(net->opts.loop);
+  }
   if (peer_msg_decode(p, n, &d, err) != 0) {
     conn_refuse(c, err);
     return false;
@@ -373,6 +389,7 @@ static void conn_closing_cb(struct stream *s, const char *why, bool refused) {
              (unsigned long long)c->peer_id, s->remote, why);
     l->conn = NULL;
     c->attached = false;
+    c->link = NULL;
     if (net->opts.state_cb != NULL && !net->stopping) {
       net->opts.state_cb(net->opts.arg, c->peer_id, false, NULL);
     }
@@ -690,6 +707,20 @@ void peer_net_stop(struct peer_net *net) {
 
 const char *peer_net_listen_address(const struct peer_net *net) {
   return net->listen_address;
+}
+
+bool peer_net_link_stats(const struct peer_net *net, uint64_t id,
+                         struct peer_link_stats *out) {
+  const struct peer_link *l = link_find(net, id);
+  memset(out, 0, sizeof *out);
+  if (l == NULL) {
+    return false;
+  }
+  out->up = l->conn != NULL;
+  out->bytes_in = l->bytes_in;
+  out->bytes_out = l->bytes_out;
+  out->last_recv_ms = l->last_recv_ms;
+  return true;
 }
 
 void peer_net_stats(const struct peer_net *net, struct peer_net_stats *out) {

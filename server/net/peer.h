@@ -127,6 +127,19 @@ int peer_net_send_pb(struct peer_net *net, uint64_t to,
 /* Is a link to `id` up? */
 bool peer_net_is_up(const struct peer_net *net, uint64_t id);
 
+/* One link's traffic since start, whatever connection carried it. */
+struct peer_link_stats {
+  bool up;
+  uint64_t bytes_in;     /* frames received, headers included */
+  uint64_t bytes_out;    /* frames queued to send, headers included */
+  uint64_t last_recv_ms; /* loop time (uv_now) of its last frame; 0: none */
+};
+
+/* Fills *out for the link to `id`. Returns false (and *out is zero) if no
+ * link to `id` ever completed a handshake, or net is NULL. */
+bool peer_net_link_stats(const struct peer_net *net, uint64_t id,
+                         struct peer_link_stats *out);
+
 struct peer_net_stats {
   uint64_t frames_out;
   uint64_t frames_in;

@@ -169,8 +169,14 @@ static int config_from_pb(const Synod__Peer__Config *pb, struct core_config *c,
   }
   c->voters_n = (uint32_t)pb->n_voters;
   c->learners_n = (uint32_t)pb->n_learners;
-  memcpy(c->voters, pb->voters, pb->n_voters * sizeof(uint64_t));
-  memcpy(c->learners, pb->learners, pb->n_learners * sizeof(uint64_t));
+  /* protobuf-c leaves an empty repeated field NULL, and memcpy from NULL
+   * is undefined even for 0 bytes. */
+  if (pb->n_voters > 0) {
+    memcpy(c->voters, pb->voters, pb->n_voters * sizeof(uint64_t));
+  }
+  if (pb->n_learners > 0) {
+    memcpy(c->learners, pb->learners, pb->n_learners * sizeof(uint64_t));
+  }
   return 0;
 }
 

@@ -129,6 +129,7 @@ static void node_soft_state(struct node *n, const struct core_update *up) {
 }
 
 static void node_handle_update(struct node *n, const struct core_update *up) {
+  metrics_update(n, up);
   if (up->proposed_first != 0) {
     n->proposed_first = up->proposed_first;
   }
@@ -147,13 +148,16 @@ static void node_handle_update(struct node *n, const struct core_update *up) {
                  : " (this replica is not a member)");
   }
   requests_reads_ready(n, up);
+  uint64_t apply_start_us = metrics_now_us();
   apply_update(n, up);
+  metrics_applied(n, up, apply_start_us);
 }
 
 int node_step(struct node *n, const struct core_event *ev) {
   struct core_update up;
   int rv = core_step(n->core, ev, &up);
   if (rv != 0) {
+    metrics_refused(n, ev, rv);
     return rv;
   }
   node_handle_update(n, &up);
@@ -472,6 +476,7 @@ static int node_start_nets(struct node *n, char *errmsg) {
       .frame_max_bytes = n->opts.frame_max_bytes,
       .request_cb = requests_on_request,
       .close_cb = requests_on_close,
+      .answer_cb = metrics_answer_cb,
       .arg = n,
   };
   rv = client_net_start(&co, &n->client_net, errmsg);
@@ -505,6 +510,10 @@ int node_start(uv_loop_t *loop, const struct node_options *opts,
   u64map_init(&n->waits);
   u64map_init(&n->session_conns);
   u64map_init(&n->observers);
+  if ((rv = metrics_init(&n->metrics)) != 0) {
+    errmsg_set(errmsg, "node: out of memory");
+    goto err;
+  }
   if ((rv = node_copy_options(n, opts, errmsg)) != 0 ||
       (rv = node_open_store(n, errmsg)) != 0) {
     goto err;
@@ -712,5 +721,6 @@ void node_free(struct node *n) {
   free(n->recv_image);
   free(n->peers);
   free(n->discovered);
+  metrics_close(&n->metrics);
   free(n);
 }

@@ -66,6 +66,15 @@ void node_discovered(struct node *n, const struct node_peer *peers,
 typedef void (*node_shutdown_cb)(struct node *n, void *arg);
 void node_shutdown(struct node *n, node_shutdown_cb cb, void *arg);
 
+/* Renders the replica's metrics in the Prometheus text exposition format
+ * (0.0.4): every family under `synod_` with HELP and TYPE, base units in
+ * the names (README.md lists them). Cheap enough for any scrape rate: it
+ * reads kept counts and never walks the locks, counters or sessions. Call
+ * it on the node's loop thread. On success *text is a malloc'ed buffer of
+ * *len bytes (NUL-terminated, not counted) that the caller frees; returns
+ * 0, or SYNOD_ENOMEM (nothing to free). */
+int node_metrics_text(struct node *n, char **text, size_t *len);
+
 /* Frees a node after its shutdown callback ran (or after node_start
  * failed: then *out was never set). Never fails. */
 void node_free(struct node *n);

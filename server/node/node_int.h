@@ -11,6 +11,7 @@
 #include "core.h"
 #include "err.h"
 #include "fsm.h"
+#include "metrics.h"
 #include "node.h"
 #include "peer.h"
 #include "store.h"
@@ -46,7 +47,8 @@ struct persist_batch {
   uint32_t msgs_n;
   uint32_t msgs_cap;
   struct persist_snapshot snapshot;
-  int rv; /* the worker's result */
+  uint64_t write_us; /* how long persist_write took */
+  int rv;            /* the worker's result */
   char errmsg[SYNOD_ERRMSG_MAX];
   struct persist_batch *next;
 };
@@ -284,6 +286,8 @@ struct node {
   node_shutdown_cb shutdown_cb;
   void *shutdown_arg;
   unsigned handles_open;
+
+  struct node_metrics metrics; /* see metrics.h */
 };
 
 /* node.c */

@@ -163,6 +163,7 @@ static void persist_send(struct node *n, const struct core_msg *msg) {
     return;
   }
   int rv = peer_net_send(n->peer_net, &m);
+  metrics_msg_sent(n, &m);
   if (rv != 0) {
     log_warn("node", "send %s to %llu: %s", core_msg_type_name(m.type),
              (unsigned long long)m.to, synod_strerror(rv));
@@ -275,6 +276,7 @@ static int persist_write(struct store *s, struct persist_batch *b) {
       .entries = (const struct store_entry *)NULL,
       .entries_count = b->entries_n};
   struct store_entry *es = calloc(b->entries_n ? b->entries_n : 1, sizeof *es);
+  uint64_t start_us = metrics_now_us();
   int rv;
   if (es == NULL) {
     errmsg_set(b->errmsg, "persist: out of memory");
@@ -301,6 +303,7 @@ static int persist_write(struct store *s, struct persist_batch *b) {
   if (rv != 0) {
     errmsg_set(b->errmsg, "%s", store_errmsg(s));
   }
+  b->write_us = metrics_now_us() - start_us;
   return rv;
 }
 
@@ -346,6 +349,7 @@ static void persist_complete(struct node *n) {
   if (batch_has_writes(b)) {
     p->syncs++;
     p->synced_entries += b->entries_n;
+    metrics_batch_done(n, b);
   }
   for (uint32_t i = 0; i < b->msgs_n; i++) {
     persist_send(n, &b->msgs[i]);

@@ -12,6 +12,7 @@
 #include <stdint.h>
 
 #include "err.h"
+#include "histogram.h"
 
 /* The on-disk layout this build reads and writes; kept in `meta`.
  * Version 2 added the write-ahead file; a version 1 store is upgraded when
@@ -163,6 +164,10 @@ struct store {
   bool wal_direct;  /* written with O_DIRECT */
 
   struct store_snapshot_pending pending;
+  /* Since open: how long each checkpoint took (the write-ahead records
+   * into LMDB, with the write it rides in), for metrics. Read it like the
+   * rest of the store: never while another thread is inside a call. */
+  struct histogram checkpoint_durations;
   atomic_int readers_open; /* the map cannot grow while > 0 */
   char errmsg[SYNOD_ERRMSG_MAX];
 };

@@ -360,9 +360,11 @@ int store_wal_checkpoint_with(struct store *s, uint64_t put_from,
     }
     return rv;
   }
+  uint64_t took_us = wal_now_us() - t0;
+  histogram_observe(&s->checkpoint_durations, took_us);
   log_debug("store", "checkpoint of %" PRIu64 " records (%zu bytes) in %.2f ms",
             c.replay.last_seq - s->wal_ckpt_seq, s->wal_off,
-            (double)(wal_now_us() - t0) / 1000.0);
+            (double)took_us / 1000.0);
   /* Changes s only at open: a record moves these when it is written. */
   s->last_index = c.replay.view.last_index;
   s->last_term = c.replay.view.last_term;

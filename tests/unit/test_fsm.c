@@ -1769,6 +1769,117 @@ START_TEST(member_directory_survives_snapshot_in_id_order) {
 }
 END_TEST
 
+/* ---------------------------------------------------------------- stats */
+
+/* The gauges fsm_stats_get keeps in O(1), counted the slow way. */
+static void walk_counts(const struct fsm *f, uint64_t *held, uint64_t *waits) {
+  *held = *waits = 0;
+  for (struct otree_node *n = otree_first(&f->locks); n; n = otree_next(n)) {
+    const struct fsm_lock *l = FSM_CONTAINER(n, struct fsm_lock, by_name);
+    *held += l->holder != NULL;
+    *waits += l->waiters_len;
+  }
+}
+
+START_TEST(stats_count_holders_waiters_grants_and_wait_in_cluster_time) {
+  struct h h;
+  struct fsm_stats st;
+  h_init(&h, NULL);
+  uint64_t a = h_open(&h, 60000), b = h_open(&h, 60000);
+  h_acquire(&h, a, 1, "x", 1, 0, 0);
+  h_acquire(&h, a, 2, "x", 1, 0, 0); /* reentrant: no new grant */
+  h_acquire(&h, a, 3, "y", 1, 0, 0);
+  h_acquire(&h, b, 1, "x", 1, 30000, 0); /* queues at 1000 ms */
+  fsm_stats_get(h.f, &st);
+  ck_assert_uint_eq(st.sessions, 2);
+  ck_assert_uint_eq(st.sessions_opened, 2);
+  ck_assert_uint_eq(st.locks_held, 2);
+  ck_assert_uint_eq(st.lock_waiters, 1);
+  ck_assert_uint_eq(st.lock_grants, 2);
+  ck_assert_uint_eq(st.lock_wait.count, 0);
+  h.time_ms = 1250;
+  h_release(&h, a, 4, "x", 1);
+  h_release(&h, a, 5, "x", 1); /* the last hold: b gets x */
+  fsm_stats_get(h.f, &st);
+  ck_assert_uint_eq(st.locks_held, 2);
+  ck_assert_uint_eq(st.lock_waiters, 0);
+  ck_assert_uint_eq(st.lock_grants, 3);
+  ck_assert_uint_eq(st.lock_wait.count, 1);
+  ck_assert_uint_eq(st.lock_wait.sum_us, 250000);
+  h_add(&h, 0, 0, "c1", 1, 0);
+  h_add(&h, 0, 0, "c2", 1, 0);
+  h_campaign(&h, a, 6, "e", "pod-a");
+  h_campaign(&h, b, 2, "e", "pod-b");
+  fsm_stats_get(h.f, &st);
+  ck_assert_uint_eq(st.counters, 2);
+  ck_assert_uint_eq(st.elections, 1);
+  h_close(&h);
+}
+END_TEST
+
+/* Expiry counts; a close does not. Both end the session's holds. */
+START_TEST(stats_count_expired_sessions_not_closed_ones) {
+  struct h h;
+  struct fsm_stats st;
+  h_init(&h, NULL);
+  uint64_t a = h_open(&h, 1000), b = h_open(&h, 60000);
+  h_acquire(&h, a, 1, "l", 1, 0, 0);
+  h_acquire(&h, b, 1, "m", 1, 0, 0);
+  Synod__SessionClose c = SYNOD__SESSION_CLOSE__INIT;
+  REQ(&h, b, 2, SESSION_CLOSE, session_close, &c);
+  h_at(&h, 2001);
+  fsm_stats_get(h.f, &st);
+  ck_assert_uint_eq(st.sessions, 0);
+  ck_assert_uint_eq(st.sessions_opened, 2);
+  ck_assert_uint_eq(st.sessions_expired, 1);
+  ck_assert_uint_eq(st.locks_held, 0);
+  h_close(&h);
+}
+END_TEST
+
+/* Under a random workload the kept gauges match a walk of the state after
+ * every entry; a replica restored from a snapshot has the same gauges,
+ * keeps its own totals, and the counts never touch the image. */
+START_TEST(stats_gauges_match_a_walk_and_are_rebuilt_on_restore) {
+  size_t n = 4000;
+  struct entry *v = workload(11, n);
+  struct fsm *a = fsm_new(NULL), *b = fsm_new(NULL);
+  struct fsm_stats sa, sb;
+  uint64_t held, waits, max_held = 0, max_waits = 0;
+  for (size_t i = 0; i < n; i++) {
+    feed(a, v, i, i + 1);
+    fsm_stats_get(a, &sa);
+    walk_counts(a, &held, &waits);
+    ck_assert_uint_eq(sa.locks_held, held);
+    ck_assert_uint_eq(sa.lock_waiters, waits);
+    max_held = held > max_held ? held : max_held;
+    max_waits = waits > max_waits ? waits : max_waits;
+  }
+  ck_assert_uint_gt(max_held, 0); /* the workload exercised both */
+  ck_assert_uint_gt(max_waits, 0);
+  feed(b, v, 0, 100);
+  fsm_stats_get(b, &sb);
+  uint64_t grants_before = sb.lock_grants;
+  uint8_t *img;
+  size_t len;
+  snapshot(a, &img, &len);
+  ck_assert_int_eq(fsm_snapshot_decode(b, img, len), 0);
+  free(img);
+  assert_same_image(a, b);
+  fsm_stats_get(a, &sa);
+  fsm_stats_get(b, &sb);
+  ck_assert_uint_eq(sb.locks_held, sa.locks_held);
+  ck_assert_uint_eq(sb.lock_waiters, sa.lock_waiters);
+  ck_assert_uint_eq(sb.sessions, sa.sessions);
+  ck_assert_uint_eq(sb.counters, sa.counters);
+  ck_assert_uint_eq(sb.elections, sa.elections);
+  ck_assert_uint_eq(sb.lock_grants, grants_before);
+  fsm_free(a);
+  fsm_free(b);
+  workload_free(v, n);
+}
+END_TEST
+
 static Suite *fsm_suite(void) {
   Suite *s = suite_create("fsm");
   suite_add_tcase(s, tcase_sessions());
@@ -1778,6 +1889,13 @@ static Suite *fsm_suite(void) {
   TCase *tc = tcase_create("members");
   tcase_add_test(tc, member_directory_records_replaces_and_forgets);
   tcase_add_test(tc, member_directory_survives_snapshot_in_id_order);
+  suite_add_tcase(s, tc);
+  tc = tcase_create("stats");
+  tcase_set_timeout(tc, 120);
+  tcase_add_test(tc,
+                 stats_count_holders_waiters_grants_and_wait_in_cluster_time);
+  tcase_add_test(tc, stats_count_expired_sessions_not_closed_ones);
+  tcase_add_test(tc, stats_gauges_match_a_walk_and_are_rebuilt_on_restore);
   suite_add_tcase(s, tc);
   return s;
 }

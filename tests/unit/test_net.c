@@ -664,6 +664,15 @@ START_TEST(replicas_dialling_each_other_end_with_one_link_per_pair) {
   peer_net_stats(fx.net[1], &st);
   ck_assert_uint_lt(st.writes, 100);
   ck_assert_uint_eq(st.dropped, 0);
+  /* Each link counts the bytes of its frames on both sides alike. */
+  struct peer_link_stats out, in;
+  ck_assert(peer_net_link_stats(fx.net[1], 2, &out));
+  ck_assert(peer_net_link_stats(fx.net[2], 1, &in));
+  ck_assert(out.up && in.up);
+  ck_assert_uint_ge(out.bytes_out, 1000 * (FRAME_HEADER_BYTES + 4));
+  ck_assert_uint_eq(out.bytes_out, in.bytes_in);
+  ck_assert_uint_ne(in.last_recv_ms, 0);
+  ck_assert(!peer_net_link_stats(fx.net[1], 99, &out));
   fx_stop(&fx);
 }
 END_TEST
@@ -1032,12 +1041,48 @@ static void tc_add_get(struct test_client *t, uint64_t id) {
   ck_assert_int_eq(frame_buf_append_msg(&t->out, &r.base, 0), 0);
 }
 
-/* The fake node answers every request with an empty response. */
+/* The fake node answers every request with an empty response; `mixed`
+ * answers counter gets by id % 3: a response, an error, or packed bytes
+ * in the node's layout (a ServerMessage wrapping the id, then a packed
+ * Response with an error). The answer callback tallies what it is told. */
 struct echo_node {
   struct client_net *net;
   uint64_t last_conn;
   int closes;
+  bool mixed;
+  int answered[SYNOD_EINTERNAL + 1]; /* by code */
+  int answered_gets;
 };
+
+static void echo_answer_cb(void *arg, uint32_t body_case, int code,
+                           uint64_t duration_us) {
+  struct echo_node *e = arg;
+  ck_assert_int_ge(code, 0);
+  ck_assert_int_le(code, SYNOD_EINTERNAL);
+  ck_assert_uint_lt(duration_us, 60000000);
+  e->answered[code]++;
+  e->answered_gets += body_case == SYNOD__REQUEST__BODY_COUNTER_GET;
+}
+
+/* Sends the answer to `id` as requests.c does: field 1 of a ServerMessage
+ * holding the id's field, then a packed Response without an id. */
+static void echo_send_packed_error(struct echo_node *e, uint64_t conn_id,
+                                   uint64_t id, int code) {
+  Synod__Response resp = SYNOD__RESPONSE__INIT;
+  Synod__Error err = SYNOD__ERROR__INIT;
+  err.code = (Synod__ErrorCode)code;
+  err.message = "packed";
+  resp.error = &err;
+  uint8_t body[256], buf[300];
+  size_t n = synod__response__pack(&resp, body), k = 0;
+  ck_assert_uint_lt(id, 128);
+  buf[k++] = 0x0a;
+  buf[k++] = (uint8_t)(2 + n);
+  buf[k++] = 0x08;
+  buf[k++] = (uint8_t)id;
+  memcpy(buf + k, body, n);
+  ck_assert_int_eq(client_net_send_bytes(e->net, conn_id, buf, k + n), 0);
+}
 
 static void echo_request_cb(void *arg, uint64_t conn_id,
                             const Synod__Request *req) {
@@ -1048,7 +1093,16 @@ static void echo_request_cb(void *arg, uint64_t conn_id,
   sm.body_case = SYNOD__SERVER_MESSAGE__BODY_RESPONSE;
   sm.response = &resp;
   e->last_conn = conn_id;
-  ck_assert_int_eq(client_net_send(e->net, conn_id, &sm), 0);
+  bool get = req->body_case == SYNOD__REQUEST__BODY_COUNTER_GET;
+  if (e->mixed && get && req->id % 3 == 1) {
+    ck_assert_int_eq(client_net_send_error(e->net, conn_id, req->id,
+                                           SYNOD_ELOCKED, "error %d", 1),
+                     0);
+  } else if (e->mixed && get && req->id % 3 == 2) {
+    echo_send_packed_error(e, conn_id, req->id, SYNOD_ENOTLEADER);
+  } else {
+    ck_assert_int_eq(client_net_send(e->net, conn_id, &sm), 0);
+  }
 }
 
 static void echo_close_cb(void *arg, uint64_t conn_id) {
@@ -1078,6 +1132,7 @@ static void echo_start(struct net_fixture *fx, struct echo_node *e) {
                                  .frame_max_bytes = 4096,
                                  .request_cb = echo_request_cb,
                                  .close_cb = echo_close_cb,
+                                 .answer_cb = echo_answer_cb,
                                  .arg = e};
   ck_assert_msg(client_net_start(&o, &e->net, err) == 0, "%s", err);
 }
@@ -1119,6 +1174,39 @@ START_TEST(pipelined_requests_are_answered_in_order) {
   Synod__ServerMessage sm = SYNOD__SERVER_MESSAGE__INIT;
   ck_assert_int_eq(client_net_send(e.net, e.last_conn, &sm), SYNOD_ENOTFOUND);
   ck_assert_int_eq(e.closes, 1);
+  echo_stop(&fx, &e);
+  tc_free(&t);
+}
+END_TEST
+
+/* Every answer reaches the answer callback once, with its code, whichever
+ * way it left: a Response, an error, or bytes packed by the node. */
+START_TEST(answers_are_reported_once_with_their_code) {
+  struct net_fixture fx;
+  struct echo_node e;
+  struct test_client t = {0};
+  echo_start(&fx, &e);
+  e.mixed = true;
+  tc_add_hello(&t, 1);
+  for (uint64_t id = 2; id <= 91; id++) {
+    tc_add_get(&t, id);
+  }
+  tc_connect(&fx.loop, &t, client_net_listen_address(e.net));
+  tc_watch = &t;
+  tc_want = 91;
+  ck_assert_msg(fx_run_until(&fx, tc_has_responses, 5000),
+                "got %d of 91 answers", t.responses);
+  for (int i = 1; i < 91; i++) {
+    int want = t.ids[i] % 3 == 1   ? SYNOD_ELOCKED
+               : t.ids[i] % 3 == 2 ? SYNOD_ENOTLEADER
+                                   : 0;
+    ck_assert_int_eq(t.codes[i], want);
+  }
+  ck_assert_int_eq(e.answered_gets, 90);
+  ck_assert_int_eq(e.answered[0], 31); /* the hello and 30 gets */
+  ck_assert_int_eq(e.answered[SYNOD_ELOCKED], 30);
+  ck_assert_int_eq(e.answered[SYNOD_ENOTLEADER], 30);
+  uv_close((uv_handle_t *)&t.tcp, NULL);
   echo_stop(&fx, &e);
   tc_free(&t);
 }
@@ -1213,6 +1301,7 @@ static Suite *net_suite(void) {
   tc = tcase_create("client_listener");
   tcase_set_timeout(tc, 60);
   tcase_add_test(tc, pipelined_requests_are_answered_in_order);
+  tcase_add_test(tc, answers_are_reported_once_with_their_code);
   tcase_add_test(tc, bad_client_input_is_answered_then_disconnected);
   suite_add_tcase(s, tc);
   return s;

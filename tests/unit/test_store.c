@@ -1093,6 +1093,22 @@ START_TEST(snapshot_save_is_one_transaction_with_the_checkpoint) {
 }
 END_TEST
 
+/* Each checkpoint is counted once in checkpoint_durations; one with
+ * nothing waiting in the file is no checkpoint. */
+START_TEST(checkpoint_durations_count_each_checkpoint) {
+  uint64_t before = st.checkpoint_durations.count;
+  ck_assert_int_eq(store_wal_checkpoint(&st), 0);
+  ck_assert_uint_eq(st.checkpoint_durations.count, before);
+  ck_assert_int_eq(append_range(1, 10, 1), 0);
+  ck_assert_int_eq(store_wal_checkpoint(&st), 0);
+  ck_assert_uint_eq(st.checkpoint_durations.count, before + 1);
+  ck_assert_int_eq(append_range(11, 20, 1), 0);
+  check_range(1, 20, 1); /* a read checkpoints first */
+  ck_assert_uint_eq(st.checkpoint_durations.count, before + 2);
+  ck_assert_uint_ge(st.checkpoint_durations.sum_us, 1);
+}
+END_TEST
+
 /* The records waiting in the file skip copying the entries that the
  * snapshot's compaction deletes: the log that remains is the same as after
  * begin, write and commit, whatever part of it LMDB held before. */
@@ -1803,6 +1819,7 @@ static Suite *store_suite(void) {
   tcase_add_test(tc,
                  snapshot_save_compacts_like_commit_whatever_the_file_holds);
   tcase_add_test(tc, snapshot_save_failure_changes_nothing);
+  tcase_add_test(tc, checkpoint_durations_count_each_checkpoint);
   tcase_add_test(tc, direct_write_carries_the_checkpoint_in_its_transaction);
   tcase_add_test(tc, snapshot_write_and_commit_without_begin_return_einval);
   tcase_add_test(tc, snapshot_reader_without_snapshot_returns_enotfound);

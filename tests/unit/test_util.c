@@ -1,10 +1,12 @@
-/* Utilities: error messages with context, the u64 hash map. */
+/* Utilities: error messages with context, the u64 hash map, latency
+ * histograms. */
 #include <check.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "err.h"
+#include "histogram.h"
 #include "log.h"
 #include "u64map.h"
 
@@ -94,6 +96,117 @@ START_TEST(u64map_each_visits_every_entry_once) {
 }
 END_TEST
 
+/* ----------------------------------------------------------- histogram */
+
+/* Renders h into a string (malloc'ed; the caller frees). */
+static char *histogram_text(const struct histogram *h, const char *labels) {
+  char *text = NULL;
+  size_t len = 0;
+  FILE *f = open_memstream(&text, &len);
+  ck_assert_ptr_nonnull(f);
+  ck_assert_int_eq(histogram_write(h, f, "synod_x_seconds", labels), 0);
+  fclose(f);
+  return text;
+}
+
+START_TEST(histogram_bounds_run_10us_to_10s_on_1_2_5) {
+  ck_assert_uint_eq(histogram_bound_us(0), 10);
+  ck_assert_uint_eq(histogram_bound_us(1), 25);
+  ck_assert_uint_eq(histogram_bound_us(2), 50);
+  ck_assert_uint_eq(histogram_bound_us(HISTOGRAM_BOUNDS - 1), 10000000);
+  for (unsigned i = 0; i + 3 < HISTOGRAM_BOUNDS; i++) {
+    ck_assert_uint_eq(histogram_bound_us(i + 3), 10 * histogram_bound_us(i));
+  }
+  ck_assert_uint_eq(histogram_bound_us(HISTOGRAM_BOUNDS), UINT64_MAX);
+}
+END_TEST
+
+/* A value equal to a bound falls in that bound's bucket (le is <=); one
+ * microsecond more falls in the next. */
+START_TEST(histogram_observe_counts_le_the_bound) {
+  struct histogram h;
+  for (unsigned i = 0; i < HISTOGRAM_BOUNDS; i++) {
+    histogram_init(&h);
+    histogram_observe(&h, histogram_bound_us(i));
+    histogram_observe(&h, histogram_bound_us(i) + 1);
+    ck_assert_uint_eq(h.buckets[i], 1);
+    ck_assert_uint_eq(h.buckets[i + 1], 1);
+    ck_assert_uint_eq(h.count, 2);
+  }
+  histogram_init(&h);
+  histogram_observe(&h, 0);
+  ck_assert_uint_eq(h.buckets[0], 1);
+  histogram_observe(&h, UINT64_MAX);
+  ck_assert_uint_eq(h.buckets[HISTOGRAM_BOUNDS], 1);
+  ck_assert_uint_eq(h.sum_us, UINT64_MAX); /* saturated, not wrapped */
+}
+END_TEST
+
+START_TEST(histogram_write_is_cumulative_in_seconds_ending_in_inf) {
+  struct histogram h;
+  histogram_init(&h);
+  histogram_observe(&h, 7);        /* le 0.00001 */
+  histogram_observe_n(&h, 300, 2); /* le 0.0005 */
+  histogram_observe(&h, 20000000); /* +Inf */
+  char *t = histogram_text(&h, "op=\"counter_add\"");
+  ck_assert_ptr_nonnull(strstr(
+      t, "synod_x_seconds_bucket{op=\"counter_add\",le=\"0.00001\"} 1\n"));
+  ck_assert_ptr_nonnull(strstr(
+      t, "synod_x_seconds_bucket{op=\"counter_add\",le=\"0.00025\"} 1\n"));
+  ck_assert_ptr_nonnull(strstr(
+      t, "synod_x_seconds_bucket{op=\"counter_add\",le=\"0.0005\"} 3\n"));
+  ck_assert_ptr_nonnull(
+      strstr(t, "synod_x_seconds_bucket{op=\"counter_add\",le=\"10\"} 3\n"));
+  ck_assert_ptr_nonnull(
+      strstr(t, "synod_x_seconds_bucket{op=\"counter_add\",le=\"+Inf\"} 4\n"));
+  ck_assert_ptr_nonnull(
+      strstr(t, "synod_x_seconds_sum{op=\"counter_add\"} 20.000607\n"));
+  ck_assert_ptr_nonnull(
+      strstr(t, "synod_x_seconds_count{op=\"counter_add\"} 4\n"));
+  /* Buckets come in increasing order, +Inf last, then sum and count. */
+  char *inf = strstr(t, "le=\"+Inf\"");
+  ck_assert_ptr_null(strstr(inf, "_bucket"));
+  ck_assert(strstr(t, "le=\"0.00001\"") < strstr(t, "le=\"10\""));
+  ck_assert(strstr(t, "le=\"+Inf\"") < strstr(t, "_sum"));
+  ck_assert(strstr(t, "_sum") < strstr(t, "_count"));
+  free(t);
+}
+END_TEST
+
+START_TEST(histogram_write_without_labels_has_no_empty_braces) {
+  struct histogram h;
+  histogram_init(&h);
+  histogram_observe(&h, 1500000);
+  char *t = histogram_text(&h, NULL);
+  ck_assert_ptr_nonnull(strstr(t, "synod_x_seconds_bucket{le=\"1\"} 0\n"));
+  ck_assert_ptr_nonnull(strstr(t, "synod_x_seconds_bucket{le=\"2.5\"} 1\n"));
+  ck_assert_ptr_nonnull(strstr(t, "synod_x_seconds_sum 1.500000\n"));
+  ck_assert_ptr_nonnull(strstr(t, "synod_x_seconds_count 1\n"));
+  ck_assert_ptr_null(strstr(t, "{}"));
+  ck_assert_ptr_null(strstr(t, "{,"));
+  free(t);
+}
+END_TEST
+
+START_TEST(histogram_merge_adds_buckets_count_and_sum) {
+  struct histogram a, b;
+  histogram_init(&a);
+  histogram_init(&b);
+  histogram_observe(&a, 40);
+  histogram_observe_n(&b, 40, 3);
+  histogram_observe(&b, 9000000);
+  histogram_merge(&a, &b);
+  ck_assert_uint_eq(a.count, 5);
+  ck_assert_uint_eq(a.buckets[2], 4); /* le 50 us */
+  ck_assert_uint_eq(a.sum_us, 4 * 40 + 9000000);
+  uint64_t total = 0;
+  for (unsigned i = 0; i <= HISTOGRAM_BOUNDS; i++) {
+    total += a.buckets[i];
+  }
+  ck_assert_uint_eq(total, a.count);
+}
+END_TEST
+
 static Suite *util_suite(void) {
   Suite *s = suite_create("util");
   TCase *tc = tcase_create("util");
@@ -102,6 +215,11 @@ static Suite *util_suite(void) {
   tcase_add_test(tc, log_levels_parse);
   tcase_add_test(tc, u64map_agrees_with_a_reference_under_churn);
   tcase_add_test(tc, u64map_each_visits_every_entry_once);
+  tcase_add_test(tc, histogram_bounds_run_10us_to_10s_on_1_2_5);
+  tcase_add_test(tc, histogram_observe_counts_le_the_bound);
+  tcase_add_test(tc, histogram_write_is_cumulative_in_seconds_ending_in_inf);
+  tcase_add_test(tc, histogram_write_without_labels_has_no_empty_braces);
+  tcase_add_test(tc, histogram_merge_adds_buckets_count_and_sum);
   suite_add_tcase(s, tc);
   return s;
 }
