@@ -28,7 +28,7 @@ static void sleep_ms(int ms) {
  * holding every socket until all are chosen. Another process may still
  * take one before the child binds it; the start then fails clearly. */
 static int pick_ports(int *ports, int n) {
-  int fds[2 * BENCH_REPLICAS];
+  int fds[3 * BENCH_REPLICAS];
   int rv = 0;
   int i;
 
