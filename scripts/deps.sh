@@ -24,7 +24,7 @@ pkgs=(
 test_pkgs=(
   valgrind                           # memory checking of the unit tests
   openssl                            # test certificates for the discovery tests
-  prometheus                         # promtool: checks the metrics text (tests/integration/test_metrics.c)
+  prometheus                         # a real scraper and promtool (tests/integration: prometheus, metrics)
 )
 [[ $for_tests -eq 1 ]] && pkgs+=("${test_pkgs[@]}")
 
