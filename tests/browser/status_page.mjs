@@ -9,7 +9,9 @@
 //                        own replica
 //   done                 checks screenshots
 //
-// Steps: open the page; wait until its member table shows three members
+// Steps: in a second tab, feed the page odd answers (an HTTP 500, not
+// JSON, {}, fields of the wrong types, a "replicas" list as
+// /v1/status?cluster=1 gives) and check what it shows for each; then open the page; wait until its member table shows three members
 // and exactly one leader, named in the leader card too (and the lock and
 // election the test made, when given); after the kill,
 // wait until it names another leader (one leader row, the killed replica
@@ -77,8 +79,10 @@ function pageView() {
   return {
     leader: leader ? leader.getAttribute('data-leader') : null,
     conn: conn ? conn.getAttribute('data-state') : null,
+    agree: (document.getElementById('agree') || {}).textContent,
     connText: conn ? conn.textContent : null,
-    members: rows.map((r) => ({ name: r.dataset.name, role: r.dataset.role })),
+    members: rows.map((r) => ({ name: r.dataset.name, role: r.dataset.role,
+                                answered: r.dataset.answered })),
     locks: [...document.querySelectorAll('#locks tbody tr[data-name]')].map((r) => (
       { name: r.dataset.name, held: r.dataset.held, waiters: r.dataset.waiters })),
     elections: [...document.querySelectorAll('#elections tbody tr[data-name]')].map((r) => (
@@ -115,6 +119,107 @@ const errors = [];       // the page's JavaScript errors and console errors
 let ownReplicaDead = false;
 let context = null;
 
+// Collects page's uncaught exceptions and console errors into `errors`,
+// but for those `allowed` (a function of the message text) excuses.
+function watchErrors(page, tab, allowed) {
+  page.on('pageerror', (e) => {
+    errors.push(`${tab}: page error: ${e.stack || e}`);
+    log(`${tab}: page error: ${e}`);
+  });
+  page.on('console', (m) => {
+    if (m.type() !== 'error' || allowed(m.text())) {
+      return;
+    }
+    errors.push(`${tab}: console error: ${m.text()}`);
+    log(`${tab}: console error: ${m.text()}`);
+  });
+}
+
+// Odd answers to the page's polls, in order, each with what the page must
+// show then; after them, the replica's real answers. The route holds each
+// answer until the page has shown the one before, so no state is missed.
+const oddAnswers = [
+  { what: 'an HTTP 500 shown as not answering', status: 500,
+    body: '{"error":"injected failure"}',
+    shows: (v) => v.conn === 'down' && /not answering.*HTTP 500: injected failure/.test(v.connText) },
+  { what: 'an answer that is not JSON shown as not answering', status: 200,
+    body: '<html>a proxy error page</html>',
+    shows: (v) => v.conn === 'down' && /not a JSON object/.test(v.connText) },
+  { what: 'an empty object drawn without members', status: 200, body: '{}',
+    shows: (v) => v.conn === 'live' && v.members.length === 0 && v.leader === '' },
+  { what: 'fields of the wrong types drawn without a throw', status: 200,
+    body: JSON.stringify({
+      name: 5, role: null, term: 'x', leader: ['a'], members: 'no', replicas: {},
+      leader_changes: [null, 7, { term: 'x' }], sessions: null,
+      locks: { total: 'many', items: [null, 3, { name: 7, held: 'yes' }] },
+      elections: { items: [{}] }, now_unix_ms: 'later', log_syncs: -1 }),
+    shows: (v) => v.conn === 'live' && v.members.length === 0 && v.locks.length === 3 },
+  { what: 'replicas (from ?cluster=1): one unreachable, one naming another leader',
+    status: 200, patch: true,
+    shows: (v) => v.conn === 'live' && v.members.length === 3 &&
+      v.members.filter((m) => m.answered === 'false').length === 1 &&
+      !v.members.some((m) => m.role === 'down') && /says someone-else/.test(v.agree) },
+  { what: 'the real answers again', real: true,
+    shows: (v) => v.conn === 'live' && v.members.length === 3 &&
+      !v.members.some((m) => m.role === 'down' || m.answered === 'false') },
+];
+
+// The real status with a made-up "replicas" list (GET /v1/status?cluster=1
+// adds it): one other member unreachable, the rest reachable, one of
+// them naming another leader than the serving replica does.
+function withReplicas(s) {
+  const ms = Array.isArray(s.members) ? s.members : [];
+  const down = ms.findIndex((m) => !m.self);
+  const odd = ms.findIndex((m, i) => i !== down);
+  s.replicas = ms.map((m, i) => i === down
+    ? { name: m.name, reachable: false, error: 'connect: connection refused' }
+    : { name: m.name, reachable: true, role: m.role, term: s.term,
+        leader: i === odd ? 'someone-else' : s.leader,
+        commit_index: s.commit_index, applied_index: s.applied_index - i,
+        last_index: s.last_index, error: '' });
+  return s;
+}
+
+// A second tab whose polls get oddAnswers: the page must show each the
+// way it should and never throw.
+async function checkOddAnswers() {
+  const page = await context.newPage();
+  watchErrors(page, 'odd answers', (text) =>
+    /^Failed to load resource: the server responded with a status of 500/.test(text));
+  const gates = oddAnswers.map(() => { let open; const p = new Promise((r) => { open = r; }); return { p, open }; });
+  gates[0].open();
+  let served = 0;
+  await page.route('**/v1/status*', async (route) => {
+    const i = served++;
+    if (i >= oddAnswers.length - 1) {
+      return route.continue();
+    }
+    await gates[i].p;
+    const a = oddAnswers[i];
+    try {
+      if (a.patch) {
+        const resp = await route.fetch();
+        await route.fulfill({ response: resp, json: withReplicas(await resp.json()) });
+      } else {
+        await route.fulfill({ status: a.status, contentType: 'application/json', body: a.body });
+      }
+    } catch (e) {
+      log(`odd answers: answer ${i} not delivered: ${e.message || e}`);
+    }
+  });
+  await page.goto(opt.url, { timeout: 15000 });
+  for (let i = 0; i < oddAnswers.length; i++) {
+    gates[i].open();
+    await waitForView(page, oddAnswers[i].what, 10000, oddAnswers[i].shows);
+    log(`odd answers: ${oddAnswers[i].what}: ok`);
+    if (oddAnswers[i].patch) {
+      await page.screenshot({ path: join(opt.screenshots, 'status_page-replicas.png'),
+                              fullPage: true });
+    }
+  }
+  await page.close();
+}
+
 async function main() {
   context = await chromium.launchPersistentContext(join(opt.dir, 'chromium-profile'), {
     executablePath: opt.chromium,
@@ -125,22 +230,11 @@ async function main() {
            '--disable-background-networking', '--disable-component-update',
            '--disable-sync'],
   });
+  await checkOddAnswers();
   const page = context.pages()[0] || await context.newPage();
-  page.on('pageerror', (e) => {
-    errors.push(`page error: ${e.stack || e}`);
-    log(`page error: ${e}`);
-  });
-  page.on('console', (m) => {
-    if (m.type() !== 'error') {
-      return;
-    }
-    const text = m.text();
-    if (ownReplicaDead && /^Failed to load resource: net::ERR_/.test(text)) {
-      return; // its polls fail: expected once its replica is dead
-    }
-    errors.push(`console error: ${text}`);
-    log(`console error: ${text}`);
-  });
+  // Once its replica is dead its polls fail, and the browser says so.
+  watchErrors(page, 'page', (text) =>
+    ownReplicaDead && /^Failed to load resource: net::ERR_/.test(text));
 
   log(`open ${opt.url}`);
   const resp = await page.goto(opt.url, { timeout: 15000 });
