@@ -5,7 +5,8 @@
 //
 //   this script writes   the test then              this script waits for
 //   leader-1 (name)      SIGKILLs that leader       killed
-//   leader-2 (name)      SIGKILLs the page's        killed-self
+//   leader-2 (name)      stops its clients, then    kill-self
+//   kill-self-ok         SIGKILLs the page's        killed-self
 //                        own replica
 //   done                 checks screenshots
 //
@@ -271,8 +272,10 @@ async function main() {
   await page.screenshot({ path: join(opt.screenshots, 'status_page.png'), fullPage: true });
   handOver('leader-2', second.leader);
 
+  await waitForFile('kill-self', 30000);
+  ownReplicaDead = true; // from now on its polls may fail
+  handOver('kill-self-ok', 'ok');
   await waitForFile('killed-self', 30000);
-  ownReplicaDead = true;
   log('the test killed the page\'s own replica');
   const down = await waitForView(page, '"this replica is not answering"', 10000,
     (v) => v.conn === 'down' && /not answering/.test(v.connText));

@@ -8,8 +8,9 @@
  *   2. the leader is SIGKILLed: the page names the new leader (the one
  *      the survivors agree on) within 15 s and shows the old one down;
  *      screenshot status_page.png;
- *   3. the page's own replica is SIGKILLed: the page says it is not
- *      answering and keeps retrying; screenshot status_page-down.png.
+ *   3. the page's own replica is SIGKILLed (once the script is told to
+ *      expect failing polls): the page says it is not answering and
+ *      keeps retrying; screenshot status_page-down.png.
  * The script fails on any JavaScript error or console error of the page.
  * Screenshots stay in $SYNOD_TEST_TMP/status_page/. Exit 77 (skipped)
  * when chromium, node or playwright-core (tests/browser/node_modules,
@@ -104,15 +105,15 @@ static void check_screenshot(const char *dir, const char *name) {
   printf("screenshot %s (%lld bytes)\n", path, (long long)st.st_size);
 }
 
-/* Starts synodctl on the cluster with up to 6 args (NULL-terminated),
+/* Starts synodctl on the cluster with up to 8 args (NULL-terminated),
  * output to the cluster's dir/<log>. */
 static pid_t synodctl_spawn(const struct cluster *c, const char *log,
                             const char *const args[]) {
   char ctl[PATH_MAX], out[PATH_MAX + 32];
-  char *argv[10] = {ctl, "--endpoints", (char *)c->endpoints};
+  char *argv[12] = {ctl, "--endpoints", (char *)c->endpoints};
   test_binary("SYNODCTL", "synodctl", ctl, sizeof ctl);
   snprintf(out, sizeof out, "%s/%s", c->dir, log);
-  for (int i = 0; i < 6 && args[i] != NULL; i++) {
+  for (int i = 0; i < 8 && args[i] != NULL; i++) {
     argv[3 + i] = (char *)args[i];
   }
   return test_spawn(argv, out);
@@ -150,11 +151,16 @@ int main(void) {
   cluster_start(&c, 3, synodd);
   int leader = cluster_wait_leader(&c, 30000);
   int page = (leader + 1) % c.n; /* a follower: the page must survive */
-  printf("leader %s; the page opens on %s (http://%s/)\n",
-         c.nodes[leader].name, c.nodes[page].name, c.nodes[page].http);
+  printf("leader %s; the page opens on %s (http://%s/)\n", c.nodes[leader].name,
+         c.nodes[page].name, c.nodes[page].http);
 
   /* Something in every table: a held lock with a waiter, an election. */
-  const char *const lock[] = {"lock", LOCK_NAME, "--", "sleep", "600", NULL};
+  /* The command under the lock ends with its synodctl, even a SIGKILLed
+   * one: nothing is left behind. */
+  const char *const lock[] = {
+      "lock", LOCK_NAME, "--",
+      "sh",   "-c",      "while kill -0 $PPID 2>/dev/null; do sleep 0.2; done",
+      NULL};
   const char *const elect_args[] = {"elect", ELECTION_NAME, "pod-a", NULL};
   pid_t holder = synodctl_spawn(&c, "holder.log", lock);
   pid_t waiter = synodctl_spawn(&c, "waiter.log", lock);
@@ -164,10 +170,10 @@ int main(void) {
   snprintf(url, sizeof url, "http://%s/", c.nodes[page].http);
   snprintf(script, sizeof script, "%s/status_page.mjs", scripts);
   snprintf(out, sizeof out, "%s/browser.log", c.dir);
-  char *argv[] = {"node",          script,        "--url",         url,
-                  "--dir",         c.dir,         "--screenshots", shots,
-                  "--chromium",    chromium,      "--lock",        LOCK_NAME,
-                  "--election",    ELECTION_NAME, NULL};
+  char *argv[] = {
+      "node",   script,          "--url",      url,           "--dir",
+      c.dir,    "--screenshots", shots,        "--chromium",  chromium,
+      "--lock", LOCK_NAME,       "--election", ELECTION_NAME, NULL};
   pid_t browser = test_spawn(argv, out);
 
   /* 1. Three members, one leader: the one the replicas agree on. */
@@ -191,8 +197,17 @@ int main(void) {
         c.nodes[next].name);
   printf("ok page names the new leader %s %.1f s after the SIGKILL\n", seen,
          (double)(test_now_ms() - killed_at) / 1000);
+  /* The clients are done: SIGKILL (their sessions stay until the
+   * cluster stops; a lock's command ends with its synodctl). */
+  pid_t clients[] = {holder, waiter, elect};
+  for (int i = 0; i < 3; i++) {
+    kill(clients[i], SIGKILL);
+    test_wait(clients[i], 10000, "synodctl");
+  }
 
   /* 3. SIGKILL the page's own replica: it says so and keeps retrying. */
+  browser_tell(c.dir, "kill-self"); /* its failing polls are expected now */
+  browser_wait(c.dir, "kill-self-ok", browser, 10000, seen, sizeof seen);
   cluster_signal(&c, page, SIGKILL);
   browser_tell(c.dir, "killed-self");
   browser_wait(c.dir, "done", browser, 30000, seen, sizeof seen);
@@ -203,11 +218,6 @@ int main(void) {
   check_screenshot(shots, "status_page.png");
   check_screenshot(shots, "status_page-down.png");
 
-  pid_t clients[] = {holder, waiter, elect};
-  for (int i = 0; i < 3; i++) {
-    kill(clients[i], SIGKILL);
-    test_wait(clients[i], 10000, "synodctl");
-  }
   cluster_stop(&c);
   printf("ok status page in chromium (%.1f s)\n",
          (double)(test_now_ms() - t0) / 1000);
