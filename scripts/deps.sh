@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Installs the Debian packages synod builds with, if any is missing; with
-# --test, also what only the tests use (valgrind, openssl, promtool, node and
-# npm with the manifest validator), so `make run` never waits on the npm
-# registry.
+# --test, also what only the tests use (valgrind, openssl, prometheus,
+# chromium, node and npm with the manifest validator and the browser
+# driver), so `make run` never waits on the npm registry.
 # Idempotent and quiet when everything is present. Run as root (or via sudo).
 set -euo pipefail
 
@@ -25,6 +25,7 @@ test_pkgs=(
   valgrind                           # memory checking of the unit tests
   openssl                            # test certificates for the discovery tests
   prometheus                         # a real scraper and promtool (tests/integration: prometheus, metrics)
+  chromium                           # the status page in a headless browser (tests/browser)
 )
 [[ $for_tests -eq 1 ]] && pkgs+=("${test_pkgs[@]}")
 
@@ -48,11 +49,15 @@ if [[ ${#missing[@]} -gt 0 ]]; then
   $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 
-# The manifest validator (npm kubernetes-models, yaml), pinned by
-# tests/k8s/package-lock.json, into tests/k8s/node_modules (git-ignored).
-k8s_tests="$(cd "$(dirname "$0")/.." && pwd)/tests/k8s"
-if [[ $for_tests -eq 1 ]] && [[ ! -f "$k8s_tests/node_modules/.package-lock.json" ||
-      "$k8s_tests/package-lock.json" -nt "$k8s_tests/node_modules/.package-lock.json" ]]; then
-  echo "deps: npm ci in $k8s_tests"
-  (cd "$k8s_tests" && npm ci --no-audit --no-fund --loglevel=error >/dev/null)
-fi
+# npm packages of the tests, each pinned by its package-lock.json, into its
+# node_modules (git-ignored): the manifest validator (tests/k8s:
+# kubernetes-models, yaml) and the browser driver (tests/browser:
+# playwright-core, which drives Debian's chromium and downloads nothing).
+root="$(cd "$(dirname "$0")/.." && pwd)"
+for dir in "$root/tests/k8s" "$root/tests/browser"; do
+  if [[ $for_tests -eq 1 ]] && [[ ! -f "$dir/node_modules/.package-lock.json" ||
+        "$dir/package-lock.json" -nt "$dir/node_modules/.package-lock.json" ]]; then
+    echo "deps: npm ci in $dir"
+    (cd "$dir" && npm ci --no-audit --no-fund --loglevel=error >/dev/null)
+  fi
+done

@@ -12,6 +12,7 @@
 #include "fsm.h"
 #include "httpd.h"
 #include "log.h"
+#include "status_page.h"
 #include "synod.h"
 
 /* A readiness probe's bound on applied-behind-commit, as `synodctl ready`. */
@@ -511,6 +512,15 @@ static void api_request_cb(void *arg, const struct httpd_request *req) {
   if (!httpd_method_is(req, "GET")) {
     httpd_respond_error(api->httpd, req->id, 405, "%.*s is not allowed here",
                         (int)req->method_len, req->method);
+  } else if (api_path_is(req, "/") || api_path_is(req, "/index.html")) {
+    /* The status page: one file, scripts and styles inline; the policy
+     * keeps it from loading anything from elsewhere. */
+    httpd_respond(api->httpd, req->id, 200, "text/html; charset=utf-8",
+                  "Content-Security-Policy: default-src 'none'; "
+                  "script-src 'unsafe-inline'; style-src 'unsafe-inline'; "
+                  "img-src data:; connect-src 'self'\r\n"
+                  "X-Content-Type-Options: nosniff\r\n",
+                  status_page_html, status_page_html_len);
   } else if (api_path_is(req, "/healthz")) {
     api_healthz(api, req->id);
   } else if (api_path_is(req, "/readyz")) {
