@@ -326,6 +326,8 @@ static void api_status(struct http_api *api, const struct httpd_request *req) {
       (json_int_t)api_unix_ms(), "voters", (int)info->voters, "learners",
       (int)info->learners, "ready", ready, "ready_reason", why);
   if (j != NULL) {
+    json_object_set_new(j, "log_sync_seconds",
+                        json_real((double)info->log_sync_us / 1e6));
     json_object_set_new(j, "members", api_members(info));
     json_object_set_new(j, "leader_changes", api_leader_changes(info));
     json_object_update_new(j, api_state_json(api, limit));

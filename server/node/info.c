@@ -70,6 +70,7 @@ void node_info_get(struct node *n, struct node_info *out) {
   out->snapshot_bytes = n->snap_len;
   out->log_syncs = n->persist.syncs;
   out->log_synced_entries = n->persist.synced_entries;
+  out->log_sync_us = n->metrics.sync_durations.sum_us;
   out->uptime_ms = node_now_ms(n) - n->started_ms;
   out->started_unix_ms = n->started_unix_ms;
   out->voters = cfg->voters_n;

@@ -123,6 +123,7 @@ struct node_info {
   uint64_t snapshot_bytes;
   uint64_t log_syncs;
   uint64_t log_synced_entries;
+  uint64_t log_sync_us; /* total time in those syncs */
   uint64_t uptime_ms;
   uint64_t started_unix_ms;
   uint32_t voters;
