@@ -27,7 +27,10 @@
 # ended inside the gap). Then, for each kind and build, KILLS SIGKILLs of
 # the leader (restarted after the clients' adds resume): the median and
 # the longest of the per-kill gaps between acknowledged adds.
-# Prints one Markdown table at the end; everything else goes to LOG_DIR.
+# Prints one Markdown table at the end (with a row for the rate before
+# the faults) and issue #20's targets, met or missed, for each build and
+# kind of client; the replicas' logs, the ack times and each trial's fault
+# times stay in a directory under $TMPDIR with KEEP=1.
 #
 # usage: bench/failover_matrix.sh [BEFORE_BUILD [AFTER_BUILD]]
 #        (build directories; defaults /tmp/synod-baseline/build and build)
@@ -357,7 +360,10 @@ counter_check() {
 
 # ---------------------------------------------------------------- trials
 
-declare -A result # [fault,kind,side] = "adds/s, gap"
+declare -A result # [fault,kind,side] = "adds/s, gap" as printed
+declare -A rate   # [fault,kind,side] = adds/s during the fault
+declare -A gap_ms # [fault,kind,side] = longest gap, ms (">N": run ended)
+declare -A quiet  # [kind,side] = adds/s before each fault, one per trial
 trial_n=0
 
 # Sets bin, cbin and tdir for build side $1 (before|after).
@@ -373,7 +379,7 @@ trial_begin() {
 
 # One fault, one kind of client, one build: the rates and the gap.
 trial_fault() {
-  local f=$1 kind=$2 side=$3 leader follower t0 f0 f1 out end
+  local f=$1 kind=$2 side=$3 leader follower t0 f0 f1 out end pre
   trial_begin "$side" "$f" "$kind"
   for i in 0 1 2; do replica_start "$i"; done
   leader=$(leader_wait 3)
@@ -396,12 +402,18 @@ trial_fault() {
   clients_wait $((tail_s + 10))
   [[ -n $silent_pid ]] && { kill -KILL "$silent_pid" 2>/dev/null || true; wait "$silent_pid" 2>/dev/null || true; silent_pid=; }
   end=$(awk -v t="$t0" -v d=$((lead_s + fault_s + tail_s)) 'BEGIN { printf "%.6f", t + d }')
+  echo "t0=$t0 fault=$f0..$f1 end=$end leader=$leader follower=$follower" \
+    >"$tdir/times"
   out=$(sort -n "$tdir/acks" | rate_gap "$f0" "$f1" "$end")
+  rate[$f,$kind,$side]=${out% *}
+  gap_ms[$f,$kind,$side]=${out#* }
   result[$f,$kind,$side]="${out% *}, ${out#* } ms"
-  echo "$f $kind $side: leader synod-$leader, adds/s before the fault" \
-    "$(awk -v a="$t0" -v b="$f0" '$1 < b && $1 >= a { n++ } END { printf "%.0f", n / (b - a) }' "$tdir/acks")," \
-    "during $(cut -d' ' -f1 <<<"$out"), longest gap $(cut -d' ' -f2 <<<"$out") ms;" \
-    "$(counter_check)" | tee -a "$dir/summary"
+  pre=$(awk -v a="$t0" -v b="$f0" '$1 < b && $1 >= a { n++ }
+    END { printf "%.0f", n / (b - a) }' "$tdir/acks")
+  quiet[$kind,$side]+=" $pre"
+  echo "$f $kind $side: leader synod-$leader, adds/s before the fault $pre," \
+    "during ${out% *}, longest gap ${out#* } ms; $(counter_check)" |
+    tee -a "$dir/summary"
   cluster_stop
 }
 
@@ -442,6 +454,7 @@ trial_kills() {
   clients_wait 0
   out=$(sort -n "$tdir/acks" | kill_gaps "$tdir/kills")
   result[kills,$kind,$side]="median ${out% *} ms (max ${out#* })"
+  gap_ms[kills,$kind,$side]=${out% *}
   echo "kills $kind $side: $(($(wc -l <"$tdir/kills") - 1)) kills," \
     "median gap ${out% *} ms, max ${out#* } ms; $(counter_check)" |
     tee -a "$dir/summary"
@@ -450,6 +463,7 @@ trial_kills() {
 
 describe() {
   case $1 in
+  none) echo "none: the ${lead_s} s before each fault (median)" ;;
   b) echo "(b) leader SIGKILLed, restarted after ${fault_s} s" ;;
   kills) echo "(b) leader SIGKILLed, $kills times: gap between acks" ;;
   a) echo "(a) leader SIGSTOPped ${fault_s} s" ;;
@@ -483,11 +497,48 @@ echo "$(date -u +%F), $((SECONDS - started)) s; before: $before_build," \
 echo
 echo "| fault | client | before: adds/s, longest gap | after: adds/s, longest gap |"
 echo "|---|---|---|---|"
-rows=$faults
+median() { tr ' ' '\n' | sed '/^$/d' | sort -n | awk '{ a[NR] = $1 } END {
+  if (NR) print (NR % 2) ? a[(NR + 1) / 2] : int((a[NR / 2] + a[NR / 2 + 1]) / 2) }'; }
+for kind in $kinds; do
+  for side in before after; do
+    result[none,$kind,$side]="$(median <<<"${quiet[$kind,$side]:-}"), -"
+  done
+done
+kind_name() {
+  [[ $1 == synodctl ]] && echo "$loops synodctl loops" || echo "$nclients libsynod clients"
+}
+rows="none $faults"
 ((kills > 0)) && rows+=" kills"
 for f in $rows; do
   for kind in $kinds; do
-    [[ $kind == synodctl ]] && k="$loops synodctl loops" || k="$nclients libsynod clients"
-    echo "| $(describe "$f") | $k | ${result[$f,$kind,before]:-} | ${result[$f,$kind,after]:-} |"
+    echo "| $(describe "$f") | $(kind_name "$kind") |" \
+      "${result[$f,$kind,before]:-} | ${result[$f,$kind,after]:-} |"
+  done
+done
+
+# Issue #20's targets: under (a), (c), (d) and (e) at least half the adds/s
+# of (b) and no gap of 1.5 s or more; the median gap over the kills at most
+# 0.3 s.
+echo
+echo "Targets (issue #20):"
+for side in before after; do
+  for kind in $kinds; do
+    line=
+    b=${rate[b,$kind,$side]:-}
+    for f in a c d e; do
+      [[ -n ${rate[$f,$kind,$side]:-} && -n $b ]] || continue
+      r=${rate[$f,$kind,$side]} g=${gap_ms[$f,$kind,$side]}
+      if ((2 * r >= b)) && [[ $g != ">"* ]] && ((g < 1500)); then
+        line+=" ($f) met;"
+      else
+        line+=" ($f) MISSED ($r adds/s vs $((b / 2)), gap $g ms);"
+      fi
+    done
+    g=${gap_ms[kills,$kind,$side]:-}
+    if [[ -n $g ]]; then
+      ((g <= 300)) && line+=" kills: median $g ms, met" ||
+        line+=" kills: median $g ms, MISSED"
+    fi
+    echo "- $side, $(kind_name "$kind"):${line%;}"
   done
 done
