@@ -33,7 +33,12 @@
 # times stay in a directory under $TMPDIR with KEEP=1.
 #
 # usage: bench/failover_matrix.sh [BEFORE_BUILD [AFTER_BUILD]]
-#        (build directories; defaults /tmp/synod-baseline/build and build)
+#        (build directories; defaults /tmp/synod-baseline/build and build).
+#        A before build, e.g. of bf58306 (before the failover work):
+#          mkdir /tmp/synod-baseline && git archive bf58306 |
+#            tar -x -C /tmp/synod-baseline && cd /tmp/synod-baseline &&
+#            cmake -S . -B build -DCMAKE_BUILD_TYPE=RelWithDebInfo &&
+#            cmake --build build -j2 --target synodd synodctl synod
 #        Needs root (namespaces, iptables); installs iptables if missing.
 # env:   FAULTS ("b a c c-leader d e loss"), KINDS ("synodctl libsynod"),
 #        KILLS (20), LEAD_S (3), FAULT_S (6), TAIL_S (3), LOOPS (4),
