@@ -100,8 +100,9 @@ static void round_add_address(struct synod_async *a, const char *address) {
 
 /* The order of one round: the leader named by the last redirect, then
  * the leader last reported, then the endpoints from a rotating start (the
- * first one when endpoints_in_order); endpoints marked silent move to the
- * end, keeping their order. */
+ * first one when endpoints_in_order); endpoints marked silent, and the one
+ * that last said it knows no leader, move to the end, keeping their
+ * order. */
 static void round_plan(struct synod_async *a) {
   struct round *r = &a->round;
   struct endpoint loud[ROUND_MAX], quiet[ROUND_MAX];
@@ -119,9 +120,12 @@ static void round_plan(struct synod_async *a) {
                     sizeof address);
     round_add_address(a, address);
   }
+  bool leaderless = a->leaderless[0] != '\0' &&
+                    engine_now(a) - a->leaderless_ms < LEADERLESS_MS;
   for (size_t i = 0; i < r->n; i++) {
     endpoint_format(&r->cands[i], address, sizeof address);
-    if (conn_silent_age_ms(a, address) == UINT64_MAX) {
+    if (conn_silent_age_ms(a, address) == UINT64_MAX &&
+        !(leaderless && strcmp(address, a->leaderless) == 0)) {
       loud[nl++] = r->cands[i];
     } else {
       quiet[nq++] = r->cands[i];

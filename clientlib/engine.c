@@ -273,6 +273,20 @@ static void on_not_leader(struct synod_async *a, const Synod__Error *e) {
   uint32_t delay_ms;
   uint64_t age;
   if (e->leader_address[0] == '\0') {
+    /* This replica knows no leader. It may be a leader cut off from the
+     * others, which steps down and answers at once: never prefer it as
+     * "the leader" again, and try the others first for a while. */
+    const char *here = a->conn != NULL ? a->conn->address : "";
+    if (here[0] != '\0') {
+      if (strcmp(a->leader_address, here) == 0) {
+        a->leader_address[0] = '\0';
+      }
+      if (strcmp(a->leader_hint, here) == 0) {
+        a->leader_hint[0] = '\0';
+      }
+      snprintf(a->leaderless, sizeof a->leaderless, "%s", here);
+      a->leaderless_ms = engine_now(a);
+    }
     snprintf(why, sizeof why, "no leader (%s)", e->message);
     engine_reconnect(a, why, backoff_no_leader_ms(prng_next(&a->prng)));
     return;

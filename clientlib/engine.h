@@ -196,6 +196,8 @@ struct round {
  * until SILENT_EXPIRE_MS after since_ms. */
 #define SILENT_MAX ROUND_MAX
 #define SILENT_EXPIRE_MS 10000
+/* How long a replica that said it knows no leader is tried last. */
+#define LEADERLESS_MS 2000
 struct silent_mark {
   char address[ENDPOINT_HOST_MAX + 16]; /* "" = free slot */
   uint64_t since_ms;
@@ -246,6 +248,11 @@ struct synod_async {
   struct silent_mark silent[SILENT_MAX];
   char leader_hint[ENDPOINT_HOST_MAX + 16];
   char leader_address[ENDPOINT_HOST_MAX + 16];
+  /* The replica that last said it knows no leader, and when: the next
+   * rounds try it last until LEADERLESS_MS have passed (a leader cut off
+   * from the others answers its clients at once, with "no leader"). */
+  char leaderless[ENDPOINT_HOST_MAX + 16];
+  uint64_t leaderless_ms;
   char leader_name[ENDPOINT_HOST_MAX];
   uint64_t leader_term;
   /* Effective bounds: the options, defaulted and clamped (see
