@@ -287,8 +287,13 @@ static void on_not_leader(struct synod_async *a, const Synod__Error *e) {
       snprintf(a->leaderless, sizeof a->leaderless, "%s", here);
       a->leaderless_ms = engine_now(a);
     }
+    /* Another replica may know one: ask each at once before waiting for
+     * an election. */
     snprintf(why, sizeof why, "no leader (%s)", e->message);
-    engine_reconnect(a, why, backoff_no_leader_ms(prng_next(&a->prng)));
+    engine_reconnect(a, why,
+                     ++a->leaderless_n < a->endpoints_n
+                         ? 0
+                         : backoff_no_leader_ms(prng_next(&a->prng)));
     return;
   }
   snprintf(a->leader_name, sizeof a->leader_name, "%s", e->leader_name);
@@ -370,6 +375,7 @@ static void on_response(struct synod_async *a, struct conn *conn,
     return;
   }
   a->redirects = 0;
+  a->leaderless_n = 0;
   session_on_result(a, op, 0, resp);
   engine_complete(a, op, 0, resp, "");
   engine_flush(a); /* a window slot or a session may have freed up */

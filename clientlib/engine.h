@@ -264,6 +264,7 @@ struct synod_async {
   unsigned live_failures; /* live connections lost in a row; reset by an
                            * answer to a request */
   unsigned redirects;     /* in a row; reset by an answer */
+  unsigned leaderless_n;  /* "no leader" answers in a row; likewise */
   bool ever_connected;
   char conn_error[SYNOD_ERRMSG_BYTES]; /* why the last attempt failed */
   uv_timer_t backoff_timer;            /* reconnect after a delay */

@@ -987,6 +987,66 @@ START_TEST(a_connection_gone_silent_moves_its_request_within_the_bound) {
 }
 END_TEST
 
+/* A fresh client (no endpoint order asked for, no leader known) races its
+ * first two attempts: a silent endpoint, wherever it comes in the random
+ * order, costs it nothing, not the attempt delay. */
+START_TEST(a_fresh_client_races_two_attempts) {
+  struct mock *m = mock_start();
+  char silent[64], eps[160];
+  int lfd = silent_listener(silent, sizeof silent);
+  snprintf(eps, sizeof eps, "%s,%s", silent, m->address);
+  for (int i = 0; i < 6; i++) {
+    struct synod_options o;
+    struct synod_client *c;
+    int64_t v;
+    synod_options_init(&o);
+    o.endpoints = eps;
+    o.connect_timeout_ms = slow(300);
+    o.attempt_delay_ms = slow(250);
+    o.request_timeout_ms = slow(3000);
+    ck_assert_int_eq(synod_client_new(&o, &c), 0);
+    uint64_t t0 = now_ms();
+    OK(synod_counter_add(c, "x", 1, 0, &v));
+    uint64_t took = now_ms() - t0;
+    ck_assert_msg(took < slow(150),
+                  "add %d took %" PRIu64 " ms; the attempt "
+                  "delay is %u",
+                  i, took, slow(250));
+    synod_client_free(c);
+  }
+  close(lfd);
+  mock_stop(m);
+}
+END_TEST
+
+/* The replica the client is on steps down and knows no leader (a leader
+ * cut off from the others): the client does not come back to it as "the
+ * leader it last heard of", but asks the other endpoint at once. */
+START_TEST(a_replica_that_knows_no_leader_is_left_at_once) {
+  struct mock *a = mock_start(), *b = mock_start();
+  char eps[160];
+  int64_t v;
+  /* Reads: they need no session, which two mocks could not share. */
+  snprintf(eps, sizeof eps, "%s,%s", a->address, b->address);
+  struct synod_client *c =
+      client_bounded(eps, slow(300), slow(50), slow(1000), 0, NULL);
+  OK(synod_counter_get(c, "x", 0, 0, &v));
+  a->leader_address[0] = '\0';
+  a->follower = true; /* "not the leader", and no leader to name */
+  uint64_t t0 = now_ms();
+  OK(synod_counter_get(c, "x", 0, 0, &v));
+  uint64_t took = now_ms() - t0;
+  ck_assert_msg(took < slow(150), "the read took %" PRIu64 " ms", took);
+  a->follower = false; /* it would answer now, but b is where we are */
+  for (int i = 0; i < 5; i++) {
+    OK(synod_counter_get(c, "x", 0, 0, &v));
+  }
+  synod_client_free(c);
+  mock_stop(a);
+  mock_stop(b);
+}
+END_TEST
+
 /* A session's renewal that gets no answer moves the connection before
  * the session is in jeopardy: the lock stays safe throughout. TTL 4 s:
  * a keepalive every 1.33 s, jeopardy 2 s after the last acknowledged
@@ -1107,6 +1167,8 @@ static Suite *clientlib_suite(void) {
   tcase_add_test(tc, a_silent_only_endpoint_fails_after_one_bound_and_says_so);
   tcase_add_test(tc,
                  a_connection_gone_silent_moves_its_request_within_the_bound);
+  tcase_add_test(tc, a_fresh_client_races_two_attempts);
+  tcase_add_test(tc, a_replica_that_knows_no_leader_is_left_at_once);
   tcase_add_test(tc, an_unanswered_keepalive_moves_the_session_before_jeopardy);
   suite_add_tcase(s, tc);
   return s;
