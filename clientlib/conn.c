@@ -383,7 +383,10 @@ static void round_next(struct synod_async *a) {
   struct conn *conn;
   uint64_t now = engine_now(a);
   assert(r->next < r->n);
-  r->next_start_ms = now + a->attempt_delay_ms;
+  r->next_start_ms =
+      now + (r->fresh && a->attempt_delay_ms > FRESH_ATTEMPT_DELAY_MS
+                 ? FRESH_ATTEMPT_DELAY_MS
+                 : a->attempt_delay_ms);
   conn = calloc(1, sizeof *conn);
   if (conn == NULL) {
     r->next = r->n; /* give the round up; the backoff retries */
@@ -405,19 +408,17 @@ static void round_next(struct synod_async *a) {
 void conn_round_start(struct synod_async *a) {
   assert(a->conn == NULL && !a->round.active);
   /* A client that never connected and knows no leader (a fresh synodctl)
-   * starts two attempts at once: one stopped replica among the endpoints
-   * would otherwise cost a third of them the attempt delay. Not with
-   * endpoints_in_order, which asks for the first endpoint first. */
-  bool race = !a->ever_connected && !a->opts.endpoints_in_order &&
-              a->leader_address[0] == '\0' && a->leader_hint[0] == '\0';
+   * starts its second attempt after FRESH_ATTEMPT_DELAY_MS at most: one
+   * stopped replica among the endpoints would otherwise cost a third of
+   * them the whole attempt delay, and a live replica answers Hello well
+   * within it. Not with endpoints_in_order, which asks for the first
+   * endpoint first. */
+  a->round.fresh = !a->ever_connected && !a->opts.endpoints_in_order &&
+                   a->leader_address[0] == '\0' && a->leader_hint[0] == '\0';
   round_plan(a);
   a->leader_hint[0] = '\0';
   a->round.active = true;
   round_next(a);
-  if (race && a->round.active && a->conn == NULL &&
-      a->round.next < a->round.n) {
-    round_next(a);
-  }
   if (a->round.active) {
     attempt_timer_arm(a);
   }

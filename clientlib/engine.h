@@ -183,8 +183,12 @@ struct conn {
  * tried (the leader first, endpoints recently silent last), started one
  * attempt_delay_ms after the other, or at once when one fails. */
 #define ROUND_MAX (ENDPOINTS_MAX + 2)
+/* A fresh client's first round starts its next attempt after at most this
+ * long (see conn_round_start). */
+#define FRESH_ATTEMPT_DELAY_MS 10
 struct round {
   bool active;
+  bool fresh;             /* the client never connected and knows no leader */
   size_t n;               /* candidates planned */
   size_t next;            /* next candidate to start; next <= n */
   uint64_t next_start_ms; /* when it starts if nothing fails first */
