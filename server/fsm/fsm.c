@@ -57,6 +57,18 @@ static const struct op ops[] = {
                                               "election leader"},
     [SYNOD__REQUEST__BODY_ELECTION_OBSERVE] = {fsm_election_leader, OP_READ,
                                                "election observe"},
+    [SYNOD__REQUEST__BODY_CHANNEL_CREATE] = {fsm_channel_create, OP_ANY,
+                                             "channel create"},
+    [SYNOD__REQUEST__BODY_CHANNEL_PUBLISH] = {fsm_channel_publish, OP_ANY,
+                                              "channel publish"},
+    [SYNOD__REQUEST__BODY_CHANNEL_READ] = {fsm_channel_read, OP_READ,
+                                           "channel read"},
+    [SYNOD__REQUEST__BODY_CHANNEL_INFO] = {fsm_channel_info, OP_READ,
+                                           "channel info"},
+    [SYNOD__REQUEST__BODY_CHANNEL_LIST] = {fsm_channel_list, OP_READ,
+                                           "channel list"},
+    [SYNOD__REQUEST__BODY_CHANNEL_DELETE] = {fsm_channel_delete, OP_ANY,
+                                             "channel delete"},
 };
 
 /* NULL for hello, status, member_remove, no body or an unknown case. */
@@ -89,6 +101,21 @@ static void options_resolve(struct fsm_options *o) {
   o->ttl_default_ms = opt_or(o->ttl_default_ms, 10000);
   o->lock_delay_max_ms = opt_or(o->lock_delay_max_ms, 60000);
   o->list_limit_max = opt_or(o->list_limit_max, 1000);
+  o->channels_max = opt_or(o->channels_max, 10000);
+  if (o->channel_messages_default == 0) {
+    o->channel_messages_default = 1000000;
+  }
+  if (o->channel_bytes_default == 0) {
+    o->channel_bytes_default = 64ull << 20;
+  }
+  o->channel_message_bytes_default =
+      opt_or(o->channel_message_bytes_default, 256u << 10);
+  o->channel_message_bytes_cap = opt_or(o->channel_message_bytes_cap, 1000000);
+  if (o->channels_bytes_max == 0) {
+    o->channels_bytes_max = 256ull << 20;
+  }
+  o->channel_ids_max = opt_or(o->channel_ids_max, 4096);
+  o->channel_id_window_ms = opt_or(o->channel_id_window_ms, 600000);
 }
 
 void fsm_state_init(struct fsm *f) {
@@ -99,6 +126,8 @@ void fsm_state_init(struct fsm *f) {
   otree_init(&f->counters, fsm_counter_cmp);
   otree_init(&f->elections, fsm_election_cmp);
   otree_init(&f->members, fsm_member_cmp);
+  otree_init(&f->channels, fsm_channel_cmp);
+  f->channels_bytes = 0;
   otree_init(&f->timers, fsm_timer_cmp);
 }
 
@@ -125,6 +154,10 @@ void fsm_state_clear(struct fsm *f) {
   while ((n = otree_first(&f->members))) {
     otree_remove(&f->members, n);
     fsm_member_free(FSM_CONTAINER(n, struct fsm_member, by_id));
+  }
+  while ((n = otree_first(&f->channels))) {
+    otree_remove(&f->channels, n);
+    fsm_channel_free(FSM_CONTAINER(n, struct fsm_channel, by_name));
   }
   fsm_state_init(f);
 }

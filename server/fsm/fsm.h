@@ -82,6 +82,19 @@ struct fsm_options {
   uint32_t ttl_default_ms;              /* [10000] for SessionOpen ttl 0 */
   uint32_t lock_delay_max_ms;           /* [60000] */
   uint32_t list_limit_max;              /* [1000] CounterList page */
+  /* Channels. Defaults for a channel created by its first publish, and
+   * the caps on what a ChannelCreate may ask for. */
+  uint32_t channels_max;                 /* [10000] */
+  uint64_t channel_messages_default;     /* [1000000] retained */
+  uint64_t channel_bytes_default;        /* [64 MiB] retained payload */
+  uint32_t channel_message_bytes_default; /* [256 KiB] */
+  uint32_t channel_message_bytes_cap;    /* [1000000]: a frame's worth */
+  /* Server-wide cap on retained payload over every channel: a publish
+   * that would pass it drops its channel's oldest messages, or is
+   * refused when that is not enough or the channel refuses when full. */
+  uint64_t channels_bytes_max;           /* [256 MiB] */
+  uint32_t channel_ids_max;              /* [4096] message ids deduplicated */
+  uint32_t channel_id_window_ms;         /* [600000] ... for this long */
 };
 
 enum fsm_event_type {

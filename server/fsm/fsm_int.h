@@ -10,6 +10,7 @@
 #include "fsm.h"
 #include "fsm.pb-c.h"
 #include "otree.h"
+#include "window.h"
 #include "synod.h"
 
 #define FSM_CONTAINER(ptr, type, member)                                       \
@@ -147,6 +148,8 @@ struct fsm {
   struct otree counters;  /* fsm_counter by name */
   struct otree elections; /* fsm_election by name */
   struct otree members;   /* fsm_member by id */
+  struct otree channels;  /* fsm_channel by name */
+  uint64_t channels_bytes; /* payload retained over every channel */
   struct otree timers;    /* armed fsm_timer by (due, kind, id) */
   /* Derived, for metrics: the tree-count fields are filled when read;
    * locks_held and lock_waiters are kept by lock.c (reset by
@@ -164,6 +167,35 @@ struct fsm {
 struct fsm_name {
   const char *s;
   size_t len;
+};
+
+/* A channel's limits, resolved: no zero that means a default. */
+struct fsm_channel_limits {
+  uint64_t max_messages;
+  uint64_t max_bytes;
+  uint64_t max_age_ms; /* 0 = none */
+  uint32_t max_message_bytes;
+  bool refuse_when_full;
+};
+
+/* A message id a session-less publisher gave, deduplicated for a while. */
+struct fsm_channel_id {
+  char *id;
+  uint64_t first_offset, last_offset, index, time_ms;
+};
+
+/* Invariant: window.bytes is part of fsm.channels_bytes; ids hold the
+ * ids_n most recent message ids, oldest at ids_head. */
+struct fsm_channel {
+  struct otree_node by_name;
+  char *name;
+  size_t name_len;
+  struct fsm_channel_limits limits;
+  struct window window; /* offsets are its positions */
+  struct fsm_channel_id *ids; /* ring of ids_cap (channel_ids_max) */
+  uint32_t ids_cap;
+  uint32_t ids_head;
+  uint32_t ids_n;
 };
 
 /* The reply a handler builds: resp and the body message it points at. */
@@ -184,8 +216,13 @@ struct fsm_reply {
     Synod__CounterDeleteReply del;
     Synod__CounterListReply list;
     Synod__ElectionCampaignReply campaign;
+    Synod__ChannelPublishReply publish;
+    Synod__ChannelMessages messages;
+    Synod__ChannelInfo channel;
+    Synod__ChannelListReply channels;
   } u;
   Synod__ElectionInfo info;
+  Synod__ChannelLimits limits; /* ChannelInfo's */
   void *scratch; /* freed after packing */
 };
 
@@ -319,6 +356,29 @@ struct fsm_election *fsm_election_new(const char *name, size_t len);
 struct fsm_candidate *fsm_candidate_add(struct fsm_election *e,
                                         struct fsm_session *s,
                                         const uint8_t *value, size_t len);
+
+/* ----- channels (channel.c) */
+int fsm_channel_cmp(const void *key, const struct otree_node *n);
+struct fsm_channel *fsm_channel_new(struct fsm *f, const char *name,
+                                    size_t len,
+                                    const struct fsm_channel_limits *lim);
+void fsm_channel_free(struct fsm_channel *c);
+/* Records a message id (the ring's oldest gives way when full). */
+void fsm_channel_id_push(struct fsm_channel *c, const char *id,
+                         uint64_t first, uint64_t last, uint64_t index,
+                         uint64_t time_ms);
+int fsm_channel_create(struct fsm *f, struct fsm_session *s,
+                       const Synod__Request *req, struct fsm_reply *r);
+int fsm_channel_publish(struct fsm *f, struct fsm_session *s,
+                        const Synod__Request *req, struct fsm_reply *r);
+int fsm_channel_read(struct fsm *f, struct fsm_session *s,
+                     const Synod__Request *req, struct fsm_reply *r);
+int fsm_channel_info(struct fsm *f, struct fsm_session *s,
+                     const Synod__Request *req, struct fsm_reply *r);
+int fsm_channel_list(struct fsm *f, struct fsm_session *s,
+                     const Synod__Request *req, struct fsm_reply *r);
+int fsm_channel_delete(struct fsm *f, struct fsm_session *s,
+                       const Synod__Request *req, struct fsm_reply *r);
 
 /* ----- the whole state (fsm.c) */
 void fsm_state_init(struct fsm *f);

@@ -134,6 +134,48 @@ static void member_encode(struct arena *a, const struct fsm_member *mb,
   m->client_address = mb->client_address;
 }
 
+static void channel_encode(struct arena *a, const struct fsm_channel *c,
+                           Synod__Fsm__Channel *m) {
+  synod__fsm__channel__init(m);
+  m->name = c->name;
+  m->limits = arena_calloc(a, 1, sizeof *m->limits);
+  synod__channel_limits__init(m->limits);
+  m->limits->max_messages = c->limits.max_messages;
+  m->limits->max_bytes = c->limits.max_bytes;
+  m->limits->max_age_ms = c->limits.max_age_ms;
+  m->limits->max_message_bytes = c->limits.max_message_bytes;
+  m->limits->refuse_when_full = c->limits.refuse_when_full;
+  m->first_offset = c->window.first;
+  size_t n = (size_t)(c->window.next - c->window.first);
+  m->n_items = n;
+  m->items = arena_calloc(a, n, sizeof *m->items);
+  Synod__Fsm__ChannelItem *items = arena_calloc(a, n, sizeof *items);
+  struct window_iter iter;
+  struct window_item it;
+  window_iter_seek(&c->window, c->window.first, &iter);
+  for (size_t i = 0; i < n && window_iter_next(&iter, &it); i++) {
+    synod__fsm__channel_item__init(&items[i]);
+    items[i].index = it.index;
+    items[i].time_ms = it.time_ms;
+    items[i].data.data = (uint8_t *)it.data; /* valid until packed */
+    items[i].data.len = it.len;
+    m->items[i] = &items[i];
+  }
+  m->n_ids = c->ids_n;
+  m->ids = arena_calloc(a, c->ids_n, sizeof *m->ids);
+  Synod__Fsm__ChannelMessageId *ids = arena_calloc(a, c->ids_n, sizeof *ids);
+  for (uint32_t i = 0; i < c->ids_n; i++) {
+    const struct fsm_channel_id *x = &c->ids[(c->ids_head + i) % c->ids_cap];
+    synod__fsm__channel_message_id__init(&ids[i]);
+    ids[i].id = x->id;
+    ids[i].first_offset = x->first_offset;
+    ids[i].last_offset = x->last_offset;
+    ids[i].index = x->index;
+    ids[i].time_ms = x->time_ms;
+    m->ids[i] = &ids[i];
+  }
+}
+
 static void image_build(const struct fsm *f, struct arena *a,
                         Synod__Fsm__Image *img) {
   synod__fsm__image__init(img);
@@ -151,6 +193,8 @@ static void image_build(const struct fsm *f, struct arena *a,
              elections, election_encode);
   IMAGE_FILL(f->members, struct fsm_member, by_id, Synod__Fsm__Member, members,
              member_encode);
+  IMAGE_FILL(f->channels, struct fsm_channel, by_name, Synod__Fsm__Channel,
+             channels, channel_encode);
 }
 
 int fsm_snapshot_encode(const struct fsm *f, uint8_t **data, size_t *len) {
@@ -400,6 +444,75 @@ static int members_load(struct fsm *t, const Synod__Fsm__Image *img) {
   return 0;
 }
 
+static int channel_items_load(struct fsm *t, struct fsm_channel *c,
+                              const Synod__Fsm__Channel *m,
+                              const Synod__Fsm__Image *img) {
+  uint64_t index = 0, time = 0, bytes = 0;
+  if (m->n_items > c->limits.max_messages) {
+    return -1;
+  }
+  for (size_t i = 0; i < m->n_items; i++) {
+    const Synod__Fsm__ChannelItem *it = m->items[i];
+    if (it->index < index || it->index > img->applied_index ||
+        it->time_ms < time || it->time_ms > img->time_ms ||
+        it->data.len > c->limits.max_message_bytes) {
+      return -1;
+    }
+    index = it->index;
+    time = it->time_ms;
+    bytes += it->data.len;
+    window_append(&c->window, it->index, it->time_ms, it->data.data,
+                  it->data.len);
+  }
+  t->channels_bytes += bytes;
+  return bytes <= c->limits.max_bytes ? 0 : -1;
+}
+
+static int channel_ids_load(const struct fsm *t, struct fsm_channel *c,
+                            const Synod__Fsm__Channel *m) {
+  if (m->n_ids > t->opt.channel_ids_max) {
+    return -1;
+  }
+  for (size_t i = 0; i < m->n_ids; i++) {
+    const Synod__Fsm__ChannelMessageId *x = m->ids[i];
+    if (x->id[0] == '\0' || x->first_offset == 0 ||
+        x->last_offset < x->first_offset || x->last_offset >= c->window.next) {
+      return -1;
+    }
+    fsm_channel_id_push(c, x->id, x->first_offset, x->last_offset, x->index,
+                        x->time_ms);
+  }
+  return 0;
+}
+
+static int channels_load(struct fsm *t, const Synod__Fsm__Image *img) {
+  struct fsm_name prev = {NULL, 0};
+  for (size_t i = 0; i < img->n_channels; i++) {
+    const Synod__Fsm__Channel *m = img->channels[i];
+    const Synod__ChannelLimits *l = m->limits;
+    size_t len;
+    if (!image_name_ok(t, m->name, &len) ||
+        (prev.s && fsm_name_cmp(&prev, m->name, len) >= 0) || l == NULL ||
+        l->max_messages == 0 || l->max_bytes == 0 ||
+        l->max_message_bytes == 0 ||
+        l->max_message_bytes > t->opt.channel_message_bytes_cap ||
+        m->first_offset == 0) {
+      return -1;
+    }
+    struct fsm_channel_limits lim = {l->max_messages, l->max_bytes,
+                                     l->max_age_ms, l->max_message_bytes,
+                                     l->refuse_when_full};
+    struct fsm_channel *c = fsm_channel_new(t, m->name, len, &lim);
+    otree_insert(&t->channels, &c->by_name, &(struct fsm_name){c->name, len});
+    window_init_at(&c->window, m->first_offset);
+    if (channel_items_load(t, c, m, img) || channel_ids_load(t, c, m)) {
+      return -1;
+    }
+    prev = (struct fsm_name){c->name, len};
+  }
+  return 0;
+}
+
 /* A pending result is a queued acquire's: each must match a waiter. */
 static int pending_check(const struct fsm *t) {
   size_t pending = 0, matched = 0;
@@ -428,7 +541,8 @@ static int image_load(struct fsm *t, const Synod__Fsm__Image *img,
   t->time_ms = img->time_ms;
   t->token_last = img->token_last;
   if (sessions_load(t, img) || locks_load(t, img) || counters_load(t, img) ||
-      elections_load(t, img) || members_load(t, img) || pending_check(t)) {
+      elections_load(t, img) || members_load(t, img) || channels_load(t, img) ||
+      pending_check(t)) {
     return -1;
   }
   uint8_t *again;
@@ -466,6 +580,8 @@ int fsm_snapshot_decode(struct fsm *f, const uint8_t *data, size_t len) {
   f->counters = t.counters;
   f->elections = t.elections;
   f->members = t.members;
+  f->channels = t.channels;
+  f->channels_bytes = t.channels_bytes;
   f->timers = t.timers;
   f->stats.locks_held = t.stats.locks_held;
   f->stats.lock_waiters = t.stats.lock_waiters;

@@ -13,7 +13,7 @@
 
 /* Request body cases are protobuf field numbers of synod.Request's oneof,
  * all below this. */
-#define METRICS_OPS_MAX 64
+#define METRICS_OPS_MAX 96
 /* Error codes 0..SYNOD_EINTERNAL, then one slot for any other. */
 #define METRICS_CODES (SYNOD_EINTERNAL + 2)
 /* Leader: proposal batches waiting for their commit. When full, newer

@@ -1880,12 +1880,318 @@ START_TEST(stats_gauges_match_a_walk_and_are_rebuilt_on_restore) {
 }
 END_TEST
 
+/* ------------------------------------------------------------ channels */
+
+/* Publishes n messages "m<k>" (k from `k0`), in a session when sid != 0,
+ * with an optional message id. */
+static void h_publish(struct h *h, uint64_t sid, uint64_t seq, const char *ch,
+                      int n, int k0, const char *id) {
+  Synod__ChannelPublish p = SYNOD__CHANNEL_PUBLISH__INIT;
+  ProtobufCBinaryData msgs[16];
+  char text[16][16];
+  for (int i = 0; i < n; i++) {
+    snprintf(text[i], sizeof text[i], "m%d", k0 + i);
+    msgs[i].data = (uint8_t *)text[i];
+    msgs[i].len = strlen(text[i]);
+  }
+  p.name = (char *)ch;
+  p.n_messages = (size_t)n;
+  p.messages = msgs;
+  p.message_id = (char *)(id ? id : "");
+  REQ(h, sid, seq, CHANNEL_PUBLISH, channel_publish, &p);
+}
+
+static void h_channel_create(struct h *h, const char *ch, uint64_t max_msgs,
+                             uint64_t max_age_ms, bool refuse) {
+  Synod__ChannelCreate c = SYNOD__CHANNEL_CREATE__INIT;
+  Synod__ChannelLimits l = SYNOD__CHANNEL_LIMITS__INIT;
+  l.max_messages = max_msgs;
+  l.max_age_ms = max_age_ms;
+  l.refuse_when_full = refuse;
+  c.name = (char *)ch;
+  c.limits = &l;
+  REQ(h, 0, 0, CHANNEL_CREATE, channel_create, &c);
+}
+
+/* A read through fsm_query: the response (caller frees), error or not. */
+static Synod__Response *h_read(struct h *h, const char *ch, uint64_t from) {
+  Synod__Request r = SYNOD__REQUEST__INIT;
+  Synod__ChannelRead q = SYNOD__CHANNEL_READ__INIT;
+  q.name = (char *)ch;
+  q.from = from;
+  r.body_case = SYNOD__REQUEST__BODY_CHANNEL_READ;
+  r.channel_read = &q;
+  return h_query(h, &r);
+}
+
+/* What a reader sees of a channel: its whole read answer, packed. */
+static char *channel_seen(struct h *h, const char *ch) {
+  Synod__Response *r = h_read(h, ch, 0);
+  size_t len = synod__response__get_packed_size(r);
+  char *hex = malloc(2 * len + 1);
+  uint8_t *buf = malloc(len + 1);
+  synod__response__pack(r, buf);
+  for (size_t i = 0; i < len; i++) {
+    snprintf(hex + 2 * i, 3, "%02x", buf[i]);
+  }
+  hex[2 * len] = '\0';
+  free(buf);
+  synod__response__free_unpacked(r, NULL);
+  return hex;
+}
+
+static void assert_seen(struct h *h, const char *ch, char *before) {
+  char *now = channel_seen(h, ch);
+  ck_assert_str_eq(now, before);
+  free(now);
+  free(before);
+}
+
+static void assert_messages(Synod__Response *r, uint64_t first_offset, size_t n,
+                            int k0) {
+  ck_assert_ptr_null(r->error);
+  ck_assert_uint_eq(r->channel_messages->n_messages, n);
+  for (size_t i = 0; i < n; i++) {
+    char want[16];
+    const Synod__ChannelMessage *m = r->channel_messages->messages[i];
+    snprintf(want, sizeof want, "m%d", k0 + (int)i);
+    ck_assert_uint_eq(m->offset, first_offset + i);
+    ck_assert_uint_eq(m->data.len, strlen(want));
+    ck_assert(memcmp(m->data.data, want, m->data.len) == 0);
+  }
+  synod__response__free_unpacked(r, NULL);
+}
+
+START_TEST(channel_publish_gets_dense_offsets_and_its_entry_index) {
+  struct h h;
+  h_init(&h, NULL);
+  h_publish(&h, 0, 0, "events", 1, 1, NULL);
+  ck_assert_int_eq(h_err(&h), 0);
+  ck_assert_uint_eq(h.resp->channel_publish->first_offset, 1);
+  ck_assert_uint_eq(h.resp->channel_publish->index, h.index);
+  h_publish(&h, 0, 0, "events", 3, 2, NULL); /* a batch, atomically */
+  ck_assert_uint_eq(h.resp->channel_publish->first_offset, 2);
+  ck_assert_uint_eq(h.resp->channel_publish->last_offset, 4);
+  assert_messages(h_read(&h, "events", 0), 1, 4, 1);
+  assert_messages(h_read(&h, "events", 3), 3, 2, 3);
+  assert_messages(h_read(&h, "events", 5), 5, 0, 0);
+  /* A channel nobody published to reads as empty, from offset 1. */
+  Synod__Response *r = h_read(&h, "nothing", 0);
+  ck_assert_uint_eq(r->channel_messages->next_offset, 1);
+  assert_messages(r, 1, 0, 0);
+  h_close(&h);
+}
+END_TEST
+
+START_TEST(channel_publish_retried_in_a_session_appends_once) {
+  struct h h;
+  h_init(&h, NULL);
+  uint64_t sid = h_open(&h, 10000);
+  h_publish(&h, sid, 1, "events", 2, 1, NULL);
+  ck_assert_uint_eq(h.resp->channel_publish->first_offset, 1);
+  h_publish(&h, sid, 1, "events", 2, 1, NULL); /* the retry */
+  ck_assert_int_eq(h_err(&h), 0);
+  ck_assert_uint_eq(h.resp->channel_publish->first_offset, 1);
+  ck_assert_uint_eq(h.resp->channel_publish->last_offset, 2);
+  assert_messages(h_read(&h, "events", 0), 1, 2, 1);
+  h_close(&h);
+}
+END_TEST
+
+START_TEST(channel_message_id_is_deduplicated_within_its_window) {
+  struct h h;
+  h_init(&h, NULL);
+  h_publish(&h, 0, 0, "events", 1, 1, "id-1");
+  h_publish(&h, 0, 0, "events", 1, 1, "id-1");
+  ck_assert(h.resp->channel_publish->duplicate);
+  ck_assert_uint_eq(h.resp->channel_publish->first_offset, 1);
+  h_publish(&h, 0, 0, "events", 1, 2, "id-2");
+  ck_assert_uint_eq(h.resp->channel_publish->first_offset, 2);
+  h_at(&h, h.time_ms + 600000); /* the id window passes */
+  h_publish(&h, 0, 0, "events", 1, 3, "id-1");
+  ck_assert(!h.resp->channel_publish->duplicate);
+  ck_assert_uint_eq(h.resp->channel_publish->first_offset, 3);
+  h_close(&h);
+}
+END_TEST
+
+START_TEST(channel_retention_drops_the_oldest_or_refuses) {
+  struct h h;
+  h_init(&h, NULL);
+  h_channel_create(&h, "drop", 3, 0, false);
+  ck_assert_int_eq(h_err(&h), 0);
+  for (int k = 1; k <= 5; k++) {
+    h_publish(&h, 0, 0, "drop", 1, k, NULL);
+    ck_assert_int_eq(h_err(&h), 0);
+  }
+  assert_messages(h_read(&h, "drop", 0), 3, 3, 3);
+  Synod__Response *r = h_read(&h, "drop", 2);
+  ck_assert_int_eq(r->error->code, SYNOD_ECOMPACTED);
+  ck_assert_uint_eq(r->error->first_available, 3);
+  synod__response__free_unpacked(r, NULL);
+  h_channel_create(&h, "refuse", 2, 0, true);
+  h_publish(&h, 0, 0, "refuse", 2, 1, NULL);
+  ck_assert_int_eq(h_err(&h), 0);
+  char *before = channel_seen(&h, "refuse");
+  h_publish(&h, 0, 0, "refuse", 1, 3, NULL);
+  ck_assert_int_eq(h_err(&h), SYNOD_ELIMIT);
+  ck_assert_ptr_nonnull(strstr(h_msg(&h), "is full"));
+  assert_seen(&h, "refuse", before);
+  assert_messages(h_read(&h, "refuse", 0), 1, 2, 1);
+  h_close(&h);
+}
+END_TEST
+
+START_TEST(channel_messages_older_than_max_age_are_gone) {
+  struct h h;
+  h_init(&h, NULL);
+  h_channel_create(&h, "short", 0, 1000, false);
+  h_publish(&h, 0, 0, "short", 2, 1, NULL);
+  h_at(&h, h.time_ms + 500);
+  h_publish(&h, 0, 0, "short", 1, 3, NULL);
+  h_at(&h, h.time_ms + 600); /* the first two are 1,100 ms old */
+  assert_messages(h_read(&h, "short", 0), 3, 1, 3);
+  Synod__Response *r = h_read(&h, "short", 1);
+  ck_assert_int_eq(r->error->code, SYNOD_ECOMPACTED);
+  synod__response__free_unpacked(r, NULL);
+  h_at(&h, h.time_ms + 1000);
+  h_publish(&h, 0, 0, "short", 1, 4, NULL);
+  assert_messages(h_read(&h, "short", 0), 4, 1, 4);
+  h_close(&h);
+}
+END_TEST
+
+/* Every refused request names what and which value, and changes nothing. */
+START_TEST(channel_bad_input_gets_clear_errors_and_changes_nothing) {
+  struct h h;
+  h_init(&h, NULL);
+  h_publish(&h, 0, 0, "events", 1, 1, NULL);
+  char *before = channel_seen(&h, "events");
+  static uint8_t big[300000];
+  Synod__ChannelPublish p = SYNOD__CHANNEL_PUBLISH__INIT;
+  ProtobufCBinaryData m = {sizeof big, big};
+  p.name = "events";
+  p.n_messages = 1;
+  p.messages = &m;
+  uint8_t *buf = malloc(400000);
+  Synod__Request r = SYNOD__REQUEST__INIT;
+  r.body_case = SYNOD__REQUEST__BODY_CHANNEL_PUBLISH;
+  r.channel_publish = &p;
+  size_t n = fsm_command_encode_request(h.time_ms, &r, buf, 400000);
+  h_apply_bytes(&h, buf, n);
+  free(buf);
+  ck_assert_int_eq(h_err(&h), SYNOD_ETOOBIG);
+  ck_assert_ptr_nonnull(strstr(h_msg(&h), "300000 bytes"));
+  h_publish(&h, 0, 0, "events", 0, 1, NULL);
+  ck_assert_int_eq(h_err(&h), SYNOD_EINVAL);
+  h_publish(&h, 0, 0, "", 1, 1, NULL);
+  ck_assert_int_eq(h_err(&h), SYNOD_EINVAL);
+  h_channel_create(&h, "events", 5, 0, false); /* other limits */
+  ck_assert_int_eq(h_err(&h), SYNOD_EEXIST);
+  Synod__ChannelCreate c = SYNOD__CHANNEL_CREATE__INIT;
+  Synod__ChannelLimits l = SYNOD__CHANNEL_LIMITS__INIT;
+  l.max_message_bytes = 2000000;
+  c.name = "huge";
+  c.limits = &l;
+  REQ(&h, 0, 0, CHANNEL_CREATE, channel_create, &c);
+  ck_assert_int_eq(h_err(&h), SYNOD_ERANGE);
+  Synod__ChannelDelete d = SYNOD__CHANNEL_DELETE__INIT;
+  d.name = "nope";
+  REQ(&h, 0, 0, CHANNEL_DELETE, channel_delete, &d);
+  ck_assert_int_eq(h_err(&h), SYNOD_ENOTFOUND);
+  Synod__Response *rr = h_read(&h, "events", 3);
+  ck_assert_int_eq(rr->error->code, SYNOD_ERANGE);
+  synod__response__free_unpacked(rr, NULL);
+  assert_seen(&h, "events", before);
+  Synod__Request lr = SYNOD__REQUEST__INIT;
+  Synod__ChannelList cl = SYNOD__CHANNEL_LIST__INIT;
+  lr.body_case = SYNOD__REQUEST__BODY_CHANNEL_LIST;
+  lr.channel_list = &cl;
+  rr = h_query(&h, &lr);
+  ck_assert_uint_eq(rr->channel_list->n_channels, 1); /* "huge" not made */
+  synod__response__free_unpacked(rr, NULL);
+  h_close(&h);
+}
+END_TEST
+
+/* A replica restored from the image answers reads and goes on publishing
+ * exactly as the one that wrote it: same offsets, ids, limits, digest. */
+START_TEST(channel_state_survives_a_snapshot_byte_for_byte) {
+  struct h a, b;
+  h_init(&a, NULL);
+  h_init(&b, NULL);
+  h_channel_create(&a, "small", 4, 0, false);
+  for (int k = 1; k <= 9; k++) {
+    h_publish(&a, 0, 0, k % 2 ? "small" : "other", 2, k, k % 3 ? NULL : "x");
+  }
+  uint8_t *img;
+  size_t len;
+  ck_assert_int_eq(fsm_snapshot_encode(a.f, &img, &len), 0);
+  ck_assert_int_eq(fsm_snapshot_decode(b.f, img, len), 0);
+  free(img);
+  b.index = a.index;
+  b.time_ms = a.time_ms;
+  ck_assert_uint_eq(fsm_digest(a.f), fsm_digest(b.f));
+  h_publish(&a, 0, 0, "small", 1, 50, "x"); /* a duplicate on both */
+  h_publish(&b, 0, 0, "small", 1, 50, "x");
+  ck_assert(b.resp->channel_publish->duplicate);
+  h_publish(&a, 0, 0, "small", 1, 60, NULL);
+  h_publish(&b, 0, 0, "small", 1, 60, NULL);
+  ck_assert_uint_eq(a.resp->channel_publish->first_offset,
+                    b.resp->channel_publish->first_offset);
+  ck_assert_uint_eq(fsm_digest(a.f), fsm_digest(b.f));
+  Synod__Response *ra = h_read(&a, "small", 0), *rb = h_read(&b, "small", 0);
+  ck_assert_uint_eq(ra->channel_messages->n_messages,
+                    rb->channel_messages->n_messages);
+  ck_assert_uint_eq(ra->channel_messages->first_offset,
+                    rb->channel_messages->first_offset);
+  synod__response__free_unpacked(ra, NULL);
+  synod__response__free_unpacked(rb, NULL);
+  h_close(&a);
+  h_close(&b);
+}
+END_TEST
+
+/* The server-wide cap: a channel drops its own oldest to make room, but
+ * never another channel's; past that, the publish is refused. */
+START_TEST(channel_server_wide_byte_cap_is_kept) {
+  struct fsm_options o = {.channels_bytes_max = 10};
+  struct h h;
+  h_init(&h, &o);
+  h_publish(&h, 0, 0, "a", 3, 1, NULL); /* m1 m2 m3: 6 bytes */
+  ck_assert_int_eq(h_err(&h), 0);
+  h_publish(&h, 0, 0, "b", 3, 4, NULL); /* 6 more: over 10 */
+  ck_assert_int_eq(h_err(&h), SYNOD_ELIMIT);
+  h_publish(&h, 0, 0, "b", 2, 4, NULL); /* 4 more: fits */
+  ck_assert_int_eq(h_err(&h), 0);
+  h_publish(&h, 0, 0, "a", 2, 4, NULL); /* a drops its two oldest */
+  ck_assert_int_eq(h_err(&h), 0);
+  assert_messages(h_read(&h, "a", 0), 3, 3, 3);
+  assert_messages(h_read(&h, "b", 0), 1, 2, 4);
+  h_close(&h);
+}
+END_TEST
+
+static TCase *tcase_channels(void) {
+  TCase *tc = tcase_create("channels");
+  tcase_add_test(tc, channel_publish_gets_dense_offsets_and_its_entry_index);
+  tcase_add_test(tc, channel_publish_retried_in_a_session_appends_once);
+  tcase_add_test(tc, channel_message_id_is_deduplicated_within_its_window);
+  tcase_add_test(tc, channel_retention_drops_the_oldest_or_refuses);
+  tcase_add_test(tc, channel_messages_older_than_max_age_are_gone);
+  tcase_add_test(tc, channel_bad_input_gets_clear_errors_and_changes_nothing);
+  tcase_add_test(tc, channel_state_survives_a_snapshot_byte_for_byte);
+  tcase_add_test(tc, channel_server_wide_byte_cap_is_kept);
+  return tc;
+}
+
 static Suite *fsm_suite(void) {
   Suite *s = suite_create("fsm");
   suite_add_tcase(s, tcase_sessions());
   suite_add_tcase(s, tcase_locks());
   suite_add_tcase(s, tcase_counters_elections());
   suite_add_tcase(s, tcase_snapshots());
+  suite_add_tcase(s, tcase_channels());
   TCase *tc = tcase_create("members");
   tcase_add_test(tc, member_directory_records_replaces_and_forgets);
   tcase_add_test(tc, member_directory_survives_snapshot_in_id_order);

@@ -1,6 +1,6 @@
 /* Retained stream windows: items packed into blocks, evicted from the
  * front, found by position. */
-#include "stream.h"
+#include "window.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -11,7 +11,7 @@
 /* A run of items, each encoded as varint(index delta), varint(time
  * delta), varint(len), then len bytes; deltas from the item before. The
  * first `count - live` items were evicted. */
-struct stream_block {
+struct window_block {
   uint8_t *buf;
   uint32_t used;
   uint32_t cap;
@@ -25,7 +25,7 @@ struct stream_block {
   uint64_t tail_index, tail_time;
 };
 
-#define STREAM_VARINT_MAX 10
+#define WINDOW_VARINT_MAX 10
 
 static size_t varint_put(uint8_t *p, uint64_t v) {
   size_t n = 0;
@@ -51,9 +51,9 @@ static uint64_t varint_get(const uint8_t *buf, uint32_t *off) {
 
 /* Decodes the item at *off whose predecessor had (*index, *time); advances
  * all three. */
-static void block_decode(const struct stream_block *b, uint32_t *off,
+static void block_decode(const struct window_block *b, uint32_t *off,
                          uint64_t *index, uint64_t *time,
-                         struct stream_item *out) {
+                         struct window_item *out) {
   *index += varint_get(b->buf, off);
   *time += varint_get(b->buf, off);
   uint64_t len = varint_get(b->buf, off);
@@ -64,27 +64,27 @@ static void block_decode(const struct stream_block *b, uint32_t *off,
   *off += (uint32_t)len;
 }
 
-void stream_init_at(struct stream *s, uint64_t first) {
+void window_init_at(struct window *s, uint64_t first) {
   memset(s, 0, sizeof *s);
   s->first = s->next = first;
 }
 
-void stream_init(struct stream *s) {
-  stream_init_at(s, 1);
+void window_init(struct window *s) {
+  window_init_at(s, 1);
 }
 
-void stream_close(struct stream *s) {
+void window_close(struct window *s) {
   for (size_t i = s->head; i < s->blocks_n; i++) {
     free(s->blocks[i].buf);
   }
   free(s->blocks);
   uint64_t next = s->next;
-  stream_init_at(s, next);
+  window_init_at(s, next);
 }
 
 /* A new last block with room for `need` bytes, its delta base the newest
  * item. */
-static struct stream_block *stream_block_add(struct stream *s, size_t need) {
+static struct window_block *window_block_add(struct window *s, size_t need) {
   if (s->head > 0 && s->head * 2 >= s->blocks_n) { /* reuse the front */
     memmove(s->blocks, s->blocks + s->head,
             (s->blocks_n - s->head) * sizeof *s->blocks);
@@ -95,9 +95,9 @@ static struct stream_block *stream_block_add(struct stream *s, size_t need) {
     s->blocks_cap = s->blocks_cap ? 2 * s->blocks_cap : 4;
     s->blocks = fsm_xrealloc(s->blocks, s->blocks_cap * sizeof *s->blocks);
   }
-  struct stream_block *b = &s->blocks[s->blocks_n++];
+  struct window_block *b = &s->blocks[s->blocks_n++];
   memset(b, 0, sizeof *b);
-  b->cap = (uint32_t)(need > STREAM_BLOCK_BYTES ? need : STREAM_BLOCK_BYTES);
+  b->cap = (uint32_t)(need > WINDOW_BLOCK_BYTES ? need : WINDOW_BLOCK_BYTES);
   b->buf = fsm_xmalloc(b->cap);
   b->first_pos = s->next;
   b->live_index = b->tail_index = s->last_index;
@@ -105,17 +105,17 @@ static struct stream_block *stream_block_add(struct stream *s, size_t need) {
   return b;
 }
 
-void stream_append(struct stream *s, uint64_t index, uint64_t time_ms,
+void window_append(struct window *s, uint64_t index, uint64_t time_ms,
                    const uint8_t *data, size_t len) {
-  uint8_t head[3 * STREAM_VARINT_MAX];
-  struct stream_block *b =
+  uint8_t head[3 * WINDOW_VARINT_MAX];
+  struct window_block *b =
       s->blocks_n > s->head ? &s->blocks[s->blocks_n - 1] : NULL;
   /* Deltas from the newest item (every block's tail is it). */
   size_t h = varint_put(head, index - s->last_index);
   h += varint_put(head + h, time_ms - s->last_time_ms);
   h += varint_put(head + h, len);
   if (b == NULL || b->cap - b->used < h + len) {
-    b = stream_block_add(s, h + len);
+    b = window_block_add(s, h + len);
   }
   memcpy(b->buf + b->used, head, h);
   if (len > 0) {
@@ -130,9 +130,9 @@ void stream_append(struct stream *s, uint64_t index, uint64_t time_ms,
   s->bytes += len;
 }
 
-void stream_evict(struct stream *s) {
-  struct stream_block *b = &s->blocks[s->head];
-  struct stream_item it;
+void window_evict(struct window *s) {
+  struct window_block *b = &s->blocks[s->head];
+  struct window_item it;
   block_decode(b, &b->live_off, &b->live_index, &b->live_time, &it);
   s->bytes -= it.len;
   s->first++;
@@ -144,7 +144,7 @@ void stream_evict(struct stream *s) {
 }
 
 /* The block holding pos (in the window). */
-static size_t stream_block_of(const struct stream *s, uint64_t pos) {
+static size_t window_block_of(const struct window *s, uint64_t pos) {
   size_t lo = s->head, hi = s->blocks_n - 1;
   while (lo < hi) { /* the last block whose first_pos <= pos */
     size_t mid = lo + (hi - lo + 1) / 2;
@@ -157,8 +157,8 @@ static size_t stream_block_of(const struct stream *s, uint64_t pos) {
   return lo;
 }
 
-void stream_iter_seek(const struct stream *s, uint64_t pos,
-                      struct stream_iter *it) {
+void window_iter_seek(const struct window *s, uint64_t pos,
+                      struct window_iter *it) {
   memset(it, 0, sizeof *it);
   it->s = s;
   it->pos = pos < s->first ? s->first : pos;
@@ -166,11 +166,11 @@ void stream_iter_seek(const struct stream *s, uint64_t pos,
     it->block = s->blocks_n;
     return;
   }
-  it->block = stream_block_of(s, it->pos);
-  const struct stream_block *b = &s->blocks[it->block];
+  it->block = window_block_of(s, it->pos);
+  const struct window_block *b = &s->blocks[it->block];
   uint32_t off = b->live_off;
   uint64_t index = b->live_index, time = b->live_time;
-  struct stream_item skip;
+  struct window_item skip;
   for (uint64_t p = b->first_pos; p < it->pos; p++) {
     block_decode(b, &off, &index, &time, &skip);
   }
@@ -179,12 +179,12 @@ void stream_iter_seek(const struct stream *s, uint64_t pos,
   it->time_ms = time;
 }
 
-bool stream_iter_next(struct stream_iter *it, struct stream_item *out) {
-  const struct stream *s = it->s;
+bool window_iter_next(struct window_iter *it, struct window_item *out) {
+  const struct window *s = it->s;
   if (it->pos >= s->next || it->block >= s->blocks_n) {
     return false;
   }
-  const struct stream_block *b = &s->blocks[it->block];
+  const struct window_block *b = &s->blocks[it->block];
   if (it->off >= b->used) { /* on to the next block */
     it->block++;
     if (it->block >= s->blocks_n) {
@@ -202,20 +202,20 @@ bool stream_iter_next(struct stream_iter *it, struct stream_item *out) {
   return true;
 }
 
-bool stream_get(const struct stream *s, uint64_t pos, struct stream_item *out) {
-  struct stream_iter it;
+bool window_get(const struct window *s, uint64_t pos, struct window_item *out) {
+  struct window_iter it;
   if (pos < s->first || pos >= s->next) {
     return false;
   }
-  stream_iter_seek(s, pos, &it);
-  return stream_iter_next(&it, out);
+  window_iter_seek(s, pos, &it);
+  return window_iter_next(&it, out);
 }
 
-bool stream_front(const struct stream *s, struct stream_item *out) {
-  return stream_get(s, s->first, out);
+bool window_front(const struct window *s, struct window_item *out) {
+  return window_get(s, s->first, out);
 }
 
-uint64_t stream_memory_bytes(const struct stream *s) {
+uint64_t window_memory_bytes(const struct window *s) {
   uint64_t m = s->blocks_cap * sizeof *s->blocks;
   for (size_t i = s->head; i < s->blocks_n; i++) {
     m += s->blocks[i].cap;
@@ -223,7 +223,7 @@ uint64_t stream_memory_bytes(const struct stream *s) {
   return m;
 }
 
-int stream_check(const struct stream *s, char *msg) {
+int window_check(const struct window *s, char *msg) {
   uint64_t pos = s->first, bytes = 0, index = 0;
   if (s->first > s->next || s->head > s->blocks_n) {
     snprintf(msg, 128, "window [%llu, %llu), blocks %zu..%zu",
@@ -231,10 +231,10 @@ int stream_check(const struct stream *s, char *msg) {
              s->blocks_n);
     return -1;
   }
-  struct stream_iter it;
-  struct stream_item item;
-  stream_iter_seek(s, s->first, &it);
-  while (stream_iter_next(&it, &item)) {
+  struct window_iter it;
+  struct window_item item;
+  window_iter_seek(s, s->first, &it);
+  while (window_iter_next(&it, &item)) {
     if (item.pos != pos || item.index < index) {
       snprintf(msg, 128, "item at %llu says %llu, index %llu after %llu",
                (unsigned long long)pos, (unsigned long long)item.pos,

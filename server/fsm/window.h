@@ -9,8 +9,8 @@
  * Pure and deterministic: no clock, no I/O. The window's content, never
  * its block layout, is what the snapshot encodes, so every replica writes
  * the same bytes. */
-#ifndef SYNOD_FSM_STREAM_H
-#define SYNOD_FSM_STREAM_H
+#ifndef SYNOD_FSM_WINDOW_H
+#define SYNOD_FSM_WINDOW_H
 
 #include <stdbool.h>
 #include <stddef.h>
@@ -18,11 +18,11 @@
 
 /* Items of up to this many payload bytes share a block of this size; a
  * larger item gets a block of its own. */
-#define STREAM_BLOCK_BYTES 4096
+#define WINDOW_BLOCK_BYTES 4096
 
 /* One retained item. `data` points into the stream's memory: valid until
  * the next append or evict on the stream. */
-struct stream_item {
+struct window_item {
   uint64_t pos;     /* dense, from 1 */
   uint64_t index;   /* the log index that appended it: the total order */
   uint64_t time_ms; /* cluster time then */
@@ -30,12 +30,12 @@ struct stream_item {
   size_t len;
 };
 
-struct stream_block;
+struct window_block;
 
 /* Invariant: first <= next; next - first == items; the blocks hold exactly
  * the items [first, next) in order, blocks[head..blocks_n) in use. */
-struct stream {
-  struct stream_block *blocks;
+struct window {
+  struct window_block *blocks;
   size_t head;     /* first block in use */
   size_t blocks_n; /* one past the last block in use */
   size_t blocks_cap;
@@ -47,36 +47,36 @@ struct stream {
 };
 
 /* An empty stream whose first item will be at position 1. */
-void stream_init(struct stream *s);
+void window_init(struct window *s);
 
 /* An empty stream whose first item will be at position `first` (>= 1): a
  * window restored from a snapshot, whose older items were evicted. */
-void stream_init_at(struct stream *s, uint64_t first);
+void window_init_at(struct window *s, uint64_t first);
 
-/* Frees every block. The stream is then empty, as after stream_init, but
+/* Frees every block. The stream is then empty, as after window_init, but
  * keeps its positions (next stays). */
-void stream_close(struct stream *s);
+void window_close(struct window *s);
 
 /* Appends one item at position s->next. index and time_ms must not be
  * below the newest item's (the log order). Copies data. Aborts only on
  * out of memory, as the rest of fsm/ does. */
-void stream_append(struct stream *s, uint64_t index, uint64_t time_ms,
+void window_append(struct window *s, uint64_t index, uint64_t time_ms,
                    const uint8_t *data, size_t len);
 
 /* Forgets the oldest retained item. Precondition: the window is not
  * empty. */
-void stream_evict(struct stream *s);
+void window_evict(struct window *s);
 
 /* The item at position pos into *out; false if pos is outside the window
  * [first, next). O(log blocks + items per block). */
-bool stream_get(const struct stream *s, uint64_t pos, struct stream_item *out);
+bool window_get(const struct window *s, uint64_t pos, struct window_item *out);
 
 /* The oldest retained item; false if the window is empty. */
-bool stream_front(const struct stream *s, struct stream_item *out);
+bool window_front(const struct window *s, struct window_item *out);
 
 /* Reads items in order from a position. */
-struct stream_iter {
-  const struct stream *s;
+struct window_iter {
+  const struct window *s;
   size_t block;
   size_t off; /* next item's byte offset in the block */
   uint64_t pos;
@@ -84,20 +84,20 @@ struct stream_iter {
   uint64_t time_ms;
 };
 
-/* Positions it at max(pos, first); stream_iter_next then yields items
+/* Positions it at max(pos, first); window_iter_next then yields items
  * from there to the newest. */
-void stream_iter_seek(const struct stream *s, uint64_t pos,
-                      struct stream_iter *it);
+void window_iter_seek(const struct window *s, uint64_t pos,
+                      struct window_iter *it);
 
 /* The next item; false past the newest. Appends and evictions on the
  * stream invalidate the iterator. */
-bool stream_iter_next(struct stream_iter *it, struct stream_item *out);
+bool window_iter_next(struct window_iter *it, struct window_item *out);
 
 /* Memory the stream holds (blocks and their table), for the budget. */
-uint64_t stream_memory_bytes(const struct stream *s);
+uint64_t window_memory_bytes(const struct window *s);
 
 /* Checks the invariant; returns 0 or -1 (and why in msg, 128 bytes).
  * For tests and the simulator. */
-int stream_check(const struct stream *s, char *msg);
+int window_check(const struct window *s, char *msg);
 
-#endif /* SYNOD_FSM_STREAM_H */
+#endif /* SYNOD_FSM_WINDOW_H */

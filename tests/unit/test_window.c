@@ -1,4 +1,4 @@
-/* Retained stream windows (server/fsm/stream.c): positions, order, eviction
+/* Retained stream windows (server/fsm/window.c): positions, order, eviction
  * from the front, lookups from anywhere, against a plain model under random
  * operations; and what a small retained item costs beyond its payload. */
 #include <check.h>
@@ -7,7 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "stream.h"
+#include "window.h"
 
 /* A reference: item i's bytes are a function of (pos, len). */
 struct ref {
@@ -26,7 +26,7 @@ static uint64_t rnd(uint64_t *x) {
   return *x;
 }
 
-static void assert_item(const struct stream_item *it, uint64_t pos,
+static void assert_item(const struct window_item *it, uint64_t pos,
                         const struct ref *r) {
   static uint8_t want[70000];
   ck_assert_uint_eq(it->pos, pos);
@@ -37,20 +37,20 @@ static void assert_item(const struct stream_item *it, uint64_t pos,
   ck_assert(r->len == 0 || memcmp(it->data, want, r->len) == 0);
 }
 
-static void assert_sane(const struct stream *s) {
+static void assert_sane(const struct window *s) {
   char msg[128];
-  ck_assert_msg(stream_check(s, msg) == 0, "stream_check: %s", msg);
+  ck_assert_msg(window_check(s, msg) == 0, "window_check: %s", msg);
 }
 
 /* Random appends (sizes from 0 to 64 KiB, most small) and evictions;
  * after every step the window matches the model: bounds, bytes, a random
  * lookup, and an iteration from a random position. */
-START_TEST(stream_agrees_with_a_model_under_random_appends_and_evictions) {
+START_TEST(window_agrees_with_a_model_under_random_appends_and_evictions) {
   enum { STEPS = 20000 };
   static struct ref ref[STEPS + 1];
   static uint8_t buf[70000];
-  struct stream s;
-  stream_init(&s);
+  struct window s;
+  window_init(&s);
   uint64_t x = 0x9e3779b97f4a7c15ull, index = 0, time = 0, bytes = 0;
   uint64_t first = 1, next = 1;
   for (int step = 0; step < STEPS; step++) {
@@ -61,64 +61,64 @@ START_TEST(stream_agrees_with_a_model_under_random_appends_and_evictions) {
       index += 1 + rnd(&x) % 3;
       time += rnd(&x) % 50;
       fill(buf, next, len);
-      stream_append(&s, index, time, buf, len);
+      window_append(&s, index, time, buf, len);
       ref[next] = (struct ref){index, time, len};
       bytes += len;
       next++;
     } else {
-      stream_evict(&s);
+      window_evict(&s);
       bytes -= ref[first].len;
       first++;
     }
     ck_assert_uint_eq(s.first, first);
     ck_assert_uint_eq(s.next, next);
     ck_assert_uint_eq(s.bytes, bytes);
-    struct stream_item it;
-    ck_assert(!stream_get(&s, first - 1, &it) || first == 1);
-    ck_assert(!stream_get(&s, next, &it));
+    struct window_item it;
+    ck_assert(!window_get(&s, first - 1, &it) || first == 1);
+    ck_assert(!window_get(&s, next, &it));
     if (first < next) {
       uint64_t pos = first + rnd(&x) % (next - first);
-      ck_assert(stream_get(&s, pos, &it));
+      ck_assert(window_get(&s, pos, &it));
       assert_item(&it, pos, &ref[pos]);
     }
     if (step % 97 == 0) {
       assert_sane(&s);
-      struct stream_iter iter;
+      struct window_iter iter;
       uint64_t from = first + (next > first ? rnd(&x) % (next - first) : 0);
-      stream_iter_seek(&s, from, &iter);
+      window_iter_seek(&s, from, &iter);
       for (uint64_t pos = from; pos < next; pos++) {
-        ck_assert(stream_iter_next(&iter, &it));
+        ck_assert(window_iter_next(&iter, &it));
         assert_item(&it, pos, &ref[pos]);
       }
-      ck_assert(!stream_iter_next(&iter, &it));
+      ck_assert(!window_iter_next(&iter, &it));
     }
   }
-  stream_close(&s);
+  window_close(&s);
   ck_assert_uint_eq(s.next, next);
   ck_assert_uint_eq(s.first, next);
 }
 END_TEST
 
 START_TEST(seek_below_the_window_starts_at_its_first_item) {
-  struct stream s;
-  struct stream_iter it;
-  struct stream_item item;
-  stream_init_at(&s, 1000); /* restored: 999 items evicted before */
+  struct window s;
+  struct window_iter it;
+  struct window_item item;
+  window_init_at(&s, 1000); /* restored: 999 items evicted before */
   for (int i = 0; i < 10; i++) {
     uint8_t b = (uint8_t)i;
-    stream_append(&s, 5000 + (uint64_t)i, 70000, &b, 1);
+    window_append(&s, 5000 + (uint64_t)i, 70000, &b, 1);
   }
-  stream_iter_seek(&s, 3, &it);
-  ck_assert(stream_iter_next(&it, &item));
+  window_iter_seek(&s, 3, &it);
+  ck_assert(window_iter_next(&it, &item));
   ck_assert_uint_eq(item.pos, 1000);
   ck_assert_uint_eq(item.index, 5000);
-  ck_assert(stream_front(&s, &item) && item.pos == 1000);
-  ck_assert(stream_get(&s, 1009, &item) && item.data[0] == 9);
-  ck_assert(!stream_get(&s, 999, &item));
-  stream_evict(&s);
-  ck_assert(stream_front(&s, &item) && item.pos == 1001 && item.index == 5001);
+  ck_assert(window_front(&s, &item) && item.pos == 1000);
+  ck_assert(window_get(&s, 1009, &item) && item.data[0] == 9);
+  ck_assert(!window_get(&s, 999, &item));
+  window_evict(&s);
+  ck_assert(window_front(&s, &item) && item.pos == 1001 && item.index == 5001);
   assert_sane(&s);
-  stream_close(&s);
+  window_close(&s);
 }
 END_TEST
 
@@ -126,34 +126,34 @@ END_TEST
  * per retained 100-byte message. */
 START_TEST(a_small_item_costs_a_few_bytes_beyond_its_payload) {
   enum { N = 100000, LEN = 100 };
-  struct stream s;
+  struct window s;
   uint8_t msg[LEN];
-  stream_init(&s);
+  window_init(&s);
   memset(msg, 'm', sizeof msg);
   for (uint64_t i = 0; i < N; i++) {
-    stream_append(&s, 7 + 3 * i, 1000000 + i / 10, msg, LEN);
+    window_append(&s, 7 + 3 * i, 1000000 + i / 10, msg, LEN);
   }
   double overhead =
-      (double)(stream_memory_bytes(&s) + sizeof s - s.bytes) / (double)N;
-  printf("stream: %d items of %d bytes: %.1f bytes of overhead each\n", N, LEN,
+      (double)(window_memory_bytes(&s) + sizeof s - s.bytes) / (double)N;
+  printf("window: %d items of %d bytes: %.1f bytes of overhead each\n", N, LEN,
          overhead);
   ck_assert_msg(overhead <= 64, "%.1f bytes of overhead per item", overhead);
   for (int i = 0; i < N / 2; i++) {
-    stream_evict(&s);
+    window_evict(&s);
   }
-  overhead = (double)(stream_memory_bytes(&s) + sizeof s - s.bytes) / (N / 2);
+  overhead = (double)(window_memory_bytes(&s) + sizeof s - s.bytes) / (N / 2);
   ck_assert_msg(overhead <= 64, "%.1f bytes after evicting half", overhead);
   assert_sane(&s);
-  stream_close(&s);
+  window_close(&s);
 }
 END_TEST
 
-static Suite *stream_suite(void) {
-  Suite *s = suite_create("stream");
-  TCase *tc = tcase_create("stream");
+static Suite *window_suite(void) {
+  Suite *s = suite_create("window");
+  TCase *tc = tcase_create("window");
   tcase_set_timeout(tc, 60);
   tcase_add_test(tc,
-                 stream_agrees_with_a_model_under_random_appends_and_evictions);
+                 window_agrees_with_a_model_under_random_appends_and_evictions);
   tcase_add_test(tc, seek_below_the_window_starts_at_its_first_item);
   tcase_add_test(tc, a_small_item_costs_a_few_bytes_beyond_its_payload);
   suite_add_tcase(s, tc);
@@ -161,7 +161,7 @@ static Suite *stream_suite(void) {
 }
 
 int main(void) {
-  SRunner *sr = srunner_create(stream_suite());
+  SRunner *sr = srunner_create(window_suite());
   srunner_run_all(sr, CK_NORMAL);
   int failed = srunner_ntests_failed(sr);
   srunner_free(sr);

@@ -1,0 +1,498 @@
+/* Channels: ordered, durable messages at dense offsets per channel, kept
+ * in a retained window (window.c) under per-channel limits (count, bytes,
+ * age) and a server-wide cap on retained bytes; exactly-once publishes in
+ * a session through the session's results, and for session-less
+ * publishers through a window of recent message ids. */
+#include <inttypes.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "fsm_int.h"
+
+int fsm_channel_cmp(const void *key, const struct otree_node *n) {
+  const struct fsm_channel *c = FSM_CONTAINER(n, struct fsm_channel, by_name);
+  return fsm_name_cmp(key, c->name, c->name_len);
+}
+
+struct fsm_channel *fsm_channel_new(struct fsm *f, const char *name, size_t len,
+                                    const struct fsm_channel_limits *lim) {
+  struct fsm_channel *c = fsm_xcalloc(1, sizeof *c);
+  c->name = fsm_xstrndup(name, len);
+  c->name_len = len;
+  c->limits = *lim;
+  window_init(&c->window);
+  c->ids_cap = f->opt.channel_ids_max;
+  c->ids = fsm_xcalloc(c->ids_cap, sizeof *c->ids);
+  return c;
+}
+
+void fsm_channel_free(struct fsm_channel *c) {
+  if (c == NULL) {
+    return;
+  }
+  window_close(&c->window);
+  for (uint32_t i = 0; c->ids != NULL && i < c->ids_n; i++) {
+    free(c->ids[(c->ids_head + i) % c->ids_cap].id);
+  }
+  free(c->ids);
+  free(c->name);
+  free(c);
+}
+
+static struct fsm_channel *channel_find(const struct fsm *f, const char *name,
+                                        size_t len) {
+  struct fsm_name k = {name, len};
+  struct otree_node *n = otree_find(&f->channels, &k);
+  return n ? FSM_CONTAINER(n, struct fsm_channel, by_name) : NULL;
+}
+
+/* ------------------------------------------------------------- limits */
+
+static void limits_default(const struct fsm *f, struct fsm_channel_limits *l) {
+  *l = (struct fsm_channel_limits){
+      .max_messages = f->opt.channel_messages_default,
+      .max_bytes = f->opt.channel_bytes_default,
+      .max_message_bytes = f->opt.channel_message_bytes_default};
+}
+
+/* Resolves requested limits (zero fields take the defaults) and checks
+ * them against the caps. */
+static int limits_resolve(const struct fsm *f, const Synod__ChannelLimits *in,
+                          struct fsm_channel_limits *out, char *msg) {
+  limits_default(f, out);
+  if (in == NULL) {
+    return 0;
+  }
+  out->max_messages = in->max_messages ? in->max_messages : out->max_messages;
+  out->max_bytes = in->max_bytes ? in->max_bytes : out->max_bytes;
+  out->max_age_ms = in->max_age_ms;
+  out->max_message_bytes =
+      in->max_message_bytes ? in->max_message_bytes : out->max_message_bytes;
+  out->refuse_when_full = in->refuse_when_full;
+  if (out->max_message_bytes > f->opt.channel_message_bytes_cap) {
+    errmsg_set(msg, "channel limits: max_message_bytes %u is over %u",
+               out->max_message_bytes, f->opt.channel_message_bytes_cap);
+    return SYNOD_ERANGE;
+  }
+  if (out->max_bytes > f->opt.channels_bytes_max) {
+    errmsg_set(msg,
+               "channel limits: max_bytes %" PRIu64
+               " is over the server's %" PRIu64,
+               out->max_bytes, f->opt.channels_bytes_max);
+    return SYNOD_ERANGE;
+  }
+  return 0;
+}
+
+static void limits_to_pb(const struct fsm_channel_limits *l,
+                         Synod__ChannelLimits *pb) {
+  synod__channel_limits__init(pb);
+  pb->max_messages = l->max_messages;
+  pb->max_bytes = l->max_bytes;
+  pb->max_age_ms = l->max_age_ms;
+  pb->max_message_bytes = l->max_message_bytes;
+  pb->refuse_when_full = l->refuse_when_full;
+}
+
+/* -------------------------------------------------------------- window */
+
+static void channel_evict(struct fsm *f, struct fsm_channel *c) {
+  uint64_t before = c->window.bytes;
+  window_evict(&c->window);
+  f->channels_bytes -= before - c->window.bytes;
+}
+
+static bool channel_expired(const struct fsm *f, const struct fsm_channel *c,
+                            const struct window_item *it) {
+  return c->limits.max_age_ms != 0 &&
+         it->time_ms + c->limits.max_age_ms <= f->time_ms;
+}
+
+/* Drops the messages older than max_age in cluster time. */
+static void channel_expire(struct fsm *f, struct fsm_channel *c) {
+  struct window_item it;
+  while (window_front(&c->window, &it) && channel_expired(f, c, &it)) {
+    channel_evict(f, c);
+  }
+}
+
+/* The first offset a reader can have: expired messages still in the
+ * window (until the next publish drops them) count as gone. */
+static uint64_t channel_first(const struct fsm *f,
+                              const struct fsm_channel *c) {
+  struct window_iter iter;
+  struct window_item it;
+  window_iter_seek(&c->window, c->window.first, &iter);
+  while (window_iter_next(&iter, &it)) {
+    if (!channel_expired(f, c, &it)) {
+      return it.pos;
+    }
+  }
+  return c->window.next;
+}
+
+/* Makes room for n messages of `bytes` in all: drops the oldest, or
+ * refuses, as the channel's policy says. Changes nothing when refusing. */
+static int channel_room(struct fsm *f, struct fsm_channel *c, uint64_t n,
+                        uint64_t bytes, char *msg) {
+  const struct fsm_channel_limits *l = &c->limits;
+  uint64_t count = c->window.next - c->window.first;
+  uint64_t mine = c->window.bytes, others = f->channels_bytes - mine;
+  if (n > l->max_messages || bytes > l->max_bytes ||
+      others + bytes > f->opt.channels_bytes_max) {
+    errmsg_set(msg,
+               "channel publish: %" PRIu64 " messages of %" PRIu64
+               " bytes do not fit in \"%.64s\" (at most %" PRIu64
+               " messages, %" PRIu64 " bytes; %" PRIu64
+               " bytes retained by other channels of %" PRIu64 ")",
+               n, bytes, c->name, l->max_messages, l->max_bytes, others,
+               f->opt.channels_bytes_max);
+    return SYNOD_ELIMIT;
+  }
+  bool full = count + n > l->max_messages || mine + bytes > l->max_bytes ||
+              f->channels_bytes + bytes > f->opt.channels_bytes_max;
+  if (full && l->refuse_when_full) {
+    errmsg_set(msg,
+               "channel publish: \"%.64s\" is full (%" PRIu64
+               " messages, %" PRIu64 " bytes; its limits %" PRIu64 ", %" PRIu64
+               "; server %" PRIu64 " of %" PRIu64 " bytes)",
+               c->name, count, mine, l->max_messages, l->max_bytes,
+               f->channels_bytes, f->opt.channels_bytes_max);
+    return SYNOD_ELIMIT;
+  }
+  while (c->window.next - c->window.first + n > l->max_messages ||
+         c->window.bytes + bytes > l->max_bytes ||
+         f->channels_bytes + bytes > f->opt.channels_bytes_max) {
+    channel_evict(f, c);
+  }
+  return 0;
+}
+
+/* ------------------------------------------------------------ message ids */
+
+static struct fsm_channel_id *id_at(const struct fsm_channel *c, uint32_t i) {
+  return &c->ids[(c->ids_head + i) % c->ids_cap];
+}
+
+/* Forgets ids older than the window. */
+static void ids_expire(const struct fsm *f, struct fsm_channel *c) {
+  while (c->ids_n > 0 &&
+         id_at(c, 0)->time_ms + f->opt.channel_id_window_ms <= f->time_ms) {
+    free(id_at(c, 0)->id);
+    c->ids_head = (c->ids_head + 1) % c->ids_cap;
+    c->ids_n--;
+  }
+}
+
+static const struct fsm_channel_id *ids_find(const struct fsm_channel *c,
+                                             const char *id) {
+  for (uint32_t i = 0; i < c->ids_n; i++) {
+    const struct fsm_channel_id *x = id_at(c, i);
+    if (strcmp(x->id, id) == 0) {
+      return x;
+    }
+  }
+  return NULL;
+}
+
+void fsm_channel_id_push(struct fsm_channel *c, const char *id, uint64_t first,
+                         uint64_t last, uint64_t index, uint64_t time_ms) {
+  if (c->ids_n == c->ids_cap) {
+    free(id_at(c, 0)->id);
+    c->ids_head = (c->ids_head + 1) % c->ids_cap;
+    c->ids_n--;
+  }
+  struct fsm_channel_id *x = id_at(c, c->ids_n++);
+  *x = (struct fsm_channel_id){fsm_xstrndup(id, strlen(id)), first, last, index,
+                               time_ms};
+}
+
+/* ------------------------------------------------------------ requests */
+
+/* Validates the channel name of a request: name and length out. */
+#define CHANNEL_NAME(field, what)                                              \
+  const char *name = fsm_str(req->field->name);                                \
+  size_t len = strlen(name);                                                   \
+  int rv = fsm_name_check(f, what, name, len, r->msg);                         \
+  if (rv != 0) {                                                               \
+    return rv;                                                                 \
+  }
+
+static int channel_get_or_create(struct fsm *f, const char *what,
+                                 const char *name, size_t len,
+                                 const struct fsm_channel_limits *lim,
+                                 struct fsm_channel **out, char *msg) {
+  struct fsm_channel *c = channel_find(f, name, len);
+  if (c == NULL) {
+    if (f->channels.count >= f->opt.channels_max) {
+      errmsg_set(msg, "%s: channels_max %u reached", what, f->opt.channels_max);
+      return SYNOD_ELIMIT;
+    }
+    c = fsm_channel_new(f, name, len, lim);
+    otree_insert(&f->channels, &c->by_name, &(struct fsm_name){name, len});
+  }
+  *out = c;
+  return 0;
+}
+
+/* Fills the info reply of c. */
+static void reply_info(const struct fsm *f, struct fsm_reply *r,
+                       const struct fsm_channel *c) {
+  Synod__ChannelInfo *ci = &r->u.channel;
+  Synod__ChannelLimits *lp = &r->limits;
+  synod__channel_info__init(ci);
+  limits_to_pb(&c->limits, lp);
+  ci->name = c->name;
+  ci->limits = lp;
+  ci->first_offset = channel_first(f, c);
+  ci->next_offset = c->window.next;
+  ci->messages = c->window.next - ci->first_offset;
+  ci->bytes = c->window.bytes;
+  r->resp.body_case = SYNOD__RESPONSE__BODY_CHANNEL_INFO;
+  r->resp.channel_info = ci;
+}
+
+/* Creating a channel that exists succeeds if it asks for the same
+ * limits, and is refused otherwise. */
+int fsm_channel_create(struct fsm *f, struct fsm_session *s,
+                       const Synod__Request *req, struct fsm_reply *r) {
+  struct fsm_channel_limits lim;
+  struct fsm_channel *c;
+  (void)s;
+  CHANNEL_NAME(channel_create, "channel create");
+  rv = limits_resolve(f, req->channel_create->limits, &lim, r->msg);
+  if (rv != 0) {
+    return rv;
+  }
+  c = channel_find(f, name, len);
+  if (c != NULL && memcmp(&c->limits, &lim, sizeof lim) != 0) {
+    errmsg_set(r->msg, "channel create: \"%.64s\" exists with other limits",
+               name);
+    return SYNOD_EEXIST;
+  }
+  rv = channel_get_or_create(f, "channel create", name, len, &lim, &c, r->msg);
+  if (rv == 0) {
+    reply_info(f, r, c);
+  }
+  return rv;
+}
+
+static int publish_check(const struct fsm_channel_limits *l,
+                         const Synod__ChannelPublish *p, uint64_t *bytes,
+                         char *msg) {
+  *bytes = 0;
+  if (p->n_messages == 0) {
+    errmsg_set(msg, "channel publish: no messages");
+    return SYNOD_EINVAL;
+  }
+  for (size_t i = 0; i < p->n_messages; i++) {
+    if (p->messages[i].len > l->max_message_bytes) {
+      errmsg_set(msg,
+                 "channel publish: message %zu is %zu bytes, over the "
+                 "channel's max_message_bytes %u",
+                 i, p->messages[i].len, l->max_message_bytes);
+      return SYNOD_ETOOBIG;
+    }
+    *bytes += p->messages[i].len;
+  }
+  return 0;
+}
+
+static void reply_published(struct fsm_reply *r, uint64_t first, uint64_t last,
+                            uint64_t index, bool duplicate) {
+  Synod__ChannelPublishReply *pr = &r->u.publish;
+  synod__channel_publish_reply__init(pr);
+  pr->first_offset = first;
+  pr->last_offset = last;
+  pr->index = index;
+  pr->duplicate = duplicate;
+  r->resp.body_case = SYNOD__RESPONSE__BODY_CHANNEL_PUBLISH;
+  r->resp.channel_publish = pr;
+}
+
+int fsm_channel_publish(struct fsm *f, struct fsm_session *s,
+                        const Synod__Request *req, struct fsm_reply *r) {
+  const Synod__ChannelPublish *p = req->channel_publish;
+  const char *id = fsm_str(p->message_id);
+  struct fsm_channel_limits lim;
+  struct fsm_channel *c;
+  uint64_t bytes;
+  (void)s;
+  CHANNEL_NAME(channel_publish, "channel publish");
+  c = channel_find(f, name, len);
+  limits_default(f, &lim);
+  rv = publish_check(c ? &c->limits : &lim, p, &bytes, r->msg);
+  if (rv == 0 && strlen(id) > f->opt.name_bytes_max) {
+    errmsg_set(r->msg, "channel publish: message_id of %zu bytes, over %u",
+               strlen(id), f->opt.name_bytes_max);
+    rv = SYNOD_EINVAL;
+  }
+  if (rv == 0 && c == NULL) {
+    rv = channel_get_or_create(f, "channel publish", name, len, &lim, &c,
+                               r->msg);
+  }
+  if (rv != 0) {
+    return rv;
+  }
+  ids_expire(f, c);
+  const struct fsm_channel_id *seen = id[0] ? ids_find(c, id) : NULL;
+  if (seen != NULL) {
+    reply_published(r, seen->first_offset, seen->last_offset, seen->index,
+                    true);
+    return 0;
+  }
+  channel_expire(f, c);
+  rv = channel_room(f, c, p->n_messages, bytes, r->msg);
+  if (rv != 0) {
+    return rv;
+  }
+  uint64_t first = c->window.next;
+  for (size_t i = 0; i < p->n_messages; i++) {
+    window_append(&c->window, f->index, f->time_ms, p->messages[i].data,
+                  p->messages[i].len);
+  }
+  f->channels_bytes += bytes;
+  if (id[0]) {
+    fsm_channel_id_push(c, id, first, c->window.next - 1, f->index, f->time_ms);
+  }
+  reply_published(r, first, c->window.next - 1, f->index, false);
+  return 0;
+}
+
+#define CHANNEL_READ_MAX_DEFAULT 1000
+#define CHANNEL_READ_BYTES_DEFAULT (1u << 20)
+
+/* A read of a channel that does not exist sees an empty one: offsets
+ * start at 1, so a subscriber can wait for the first publish. */
+int fsm_channel_read(struct fsm *f, struct fsm_session *s,
+                     const Synod__Request *req, struct fsm_reply *r) {
+  const Synod__ChannelRead *q = req->channel_read;
+  (void)s;
+  CHANNEL_NAME(channel_read, "channel read");
+  const struct fsm_channel *c = channel_find(f, name, len);
+  uint64_t first = c ? channel_first(f, c) : 1, next = c ? c->window.next : 1;
+  uint64_t from = q->from ? q->from : first;
+  uint32_t max = q->max && q->max < CHANNEL_READ_MAX_DEFAULT
+                     ? q->max
+                     : CHANNEL_READ_MAX_DEFAULT;
+  uint64_t max_bytes = q->max_bytes ? q->max_bytes : CHANNEL_READ_BYTES_DEFAULT;
+  if (from < first) {
+    errmsg_set(r->msg,
+               "channel read: offset %" PRIu64 " of \"%.64s\" is compacted; "
+               "the first retained is %" PRIu64,
+               from, name, first);
+    r->error.first_available = first;
+    return SYNOD_ECOMPACTED;
+  }
+  if (from > next) {
+    errmsg_set(r->msg,
+               "channel read: offset %" PRIu64 " of \"%.64s\" is past its "
+               "next offset %" PRIu64,
+               from, name, next);
+    return SYNOD_ERANGE;
+  }
+  Synod__ChannelMessages *m = &r->u.messages;
+  synod__channel_messages__init(m);
+  m->first_offset = first;
+  m->next_offset = next;
+  size_t cap = next - from < max ? (size_t)(next - from) : max;
+  m->messages = fsm_xcalloc(cap ? cap : 1, sizeof *m->messages +
+                                               sizeof(Synod__ChannelMessage));
+  Synod__ChannelMessage *ms = (Synod__ChannelMessage *)(m->messages + cap);
+  r->scratch = m->messages;
+  struct window_iter iter;
+  struct window_item it;
+  uint64_t bytes = 0;
+  if (c != NULL) {
+    window_iter_seek(&c->window, from, &iter);
+  }
+  while (c != NULL && m->n_messages < cap && window_iter_next(&iter, &it) &&
+         (m->n_messages == 0 || bytes + it.len <= max_bytes)) {
+    Synod__ChannelMessage *x = &ms[m->n_messages];
+    synod__channel_message__init(x);
+    x->offset = it.pos;
+    x->index = it.index;
+    x->time_ms = it.time_ms;
+    x->data.data = (uint8_t *)it.data;
+    x->data.len = it.len;
+    m->messages[m->n_messages++] = x;
+    bytes += it.len;
+  }
+  r->resp.body_case = SYNOD__RESPONSE__BODY_CHANNEL_MESSAGES;
+  r->resp.channel_messages = m;
+  return 0;
+}
+
+int fsm_channel_info(struct fsm *f, struct fsm_session *s,
+                     const Synod__Request *req, struct fsm_reply *r) {
+  (void)s;
+  CHANNEL_NAME(channel_info, "channel info");
+  const struct fsm_channel *c = channel_find(f, name, len);
+  if (c == NULL) {
+    errmsg_set(r->msg, "channel info: no channel \"%.64s\"", name);
+    return SYNOD_ENOTFOUND;
+  }
+  reply_info(f, r, c);
+  return 0;
+}
+
+int fsm_channel_list(struct fsm *f, struct fsm_session *s,
+                     const Synod__Request *req, struct fsm_reply *r) {
+  const Synod__ChannelList *q = req->channel_list;
+  const char *after = fsm_str(q->after);
+  uint32_t limit = q->limit && q->limit < f->opt.list_limit_max
+                       ? q->limit
+                       : f->opt.list_limit_max;
+  (void)s;
+  Synod__ChannelListReply *lr = &r->u.channels;
+  synod__channel_list_reply__init(lr);
+  /* One block: the pointers, the infos, their limits. */
+  size_t one = sizeof *lr->channels + sizeof(Synod__ChannelInfo) +
+               sizeof(Synod__ChannelLimits);
+  lr->channels = fsm_xcalloc(limit, one);
+  Synod__ChannelInfo *infos = (Synod__ChannelInfo *)(lr->channels + limit);
+  Synod__ChannelLimits *lims = (Synod__ChannelLimits *)(infos + limit);
+  r->scratch = lr->channels;
+  struct fsm_name k = {after, strlen(after)};
+  struct otree_node *n = k.len ? otree_lower_bound(&f->channels, &k, true)
+                               : otree_first(&f->channels);
+  for (; n != NULL; n = otree_next(n)) {
+    const struct fsm_channel *c = FSM_CONTAINER(n, struct fsm_channel, by_name);
+    if (lr->n_channels == limit) {
+      lr->more = 1;
+      break;
+    }
+    Synod__ChannelInfo *ci = &infos[lr->n_channels];
+    synod__channel_info__init(ci);
+    limits_to_pb(&c->limits, &lims[lr->n_channels]);
+    ci->name = c->name;
+    ci->limits = &lims[lr->n_channels];
+    ci->first_offset = channel_first(f, c);
+    ci->next_offset = c->window.next;
+    ci->messages = c->window.next - ci->first_offset;
+    ci->bytes = c->window.bytes;
+    lr->channels[lr->n_channels++] = ci;
+  }
+  r->resp.body_case = SYNOD__RESPONSE__BODY_CHANNEL_LIST;
+  r->resp.channel_list = lr;
+  return 0;
+}
+
+/* Answers with the channel as it was; its messages and ids go. */
+int fsm_channel_delete(struct fsm *f, struct fsm_session *s,
+                       const Synod__Request *req, struct fsm_reply *r) {
+  (void)s;
+  CHANNEL_NAME(channel_delete, "channel delete");
+  struct fsm_channel *c = channel_find(f, name, len);
+  if (c == NULL) {
+    errmsg_set(r->msg, "channel delete: no channel \"%.64s\"", name);
+    return SYNOD_ENOTFOUND;
+  }
+  reply_info(f, r, c);
+  /* The reply points at the channel's name: keep it in output memory. */
+  r->u.channel.name = (char *)fsm_output_strdup(f, c->name, c->name_len);
+  otree_remove(&f->channels, &c->by_name);
+  f->channels_bytes -= c->window.bytes;
+  fsm_channel_free(c);
+  return 0;
+}
