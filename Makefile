@@ -2,10 +2,12 @@
 # README.md starts with; both install what is missing first.
 BUILD      ?= build
 BUILD_ASAN ?= build-asan
+BUILD_FUZZ ?= build-fuzz
 JOBS       ?= $(shell nproc)
 CMAKE_ARGS ?=
 
-.PHONY: all deps deps-test build build-asan run test test-asan test-fast bench clean
+.PHONY: all deps deps-test build build-asan run test test-asan test-fast bench clean \
+        fuzz fuzz-smoke
 
 all: build
 
@@ -58,5 +60,20 @@ bench: deps
 	fi
 	@$(BUILD)/bin/synod-bench $(BENCH_ARGS)
 
+# The libFuzzer harnesses (tests/fuzz/README.md), built with clang in
+# $(BUILD_FUZZ), one after the other: `make fuzz` runs each FUZZ_SECONDS
+# (default 600), `make fuzz-smoke` 12 s (what `make test` runs as ctest
+# fuzz.smoke). FUZZ_HARNESSES picks some. Without clang: skipped.
+FUZZ_SECONDS   ?= 600
+FUZZ_HARNESSES ?=
+
+fuzz: deps
+	@rc=0; bash tests/fuzz/fuzz.sh $(CURDIR) $(BUILD_FUZZ) $(FUZZ_SECONDS) \
+	  $(FUZZ_HARNESSES) || rc=$$?; [ $$rc -eq 77 ] && rc=0; exit $$rc
+
+fuzz-smoke: deps
+	@rc=0; bash tests/fuzz/fuzz.sh $(CURDIR) $(BUILD_FUZZ) 12 \
+	  $(FUZZ_HARNESSES) || rc=$$?; [ $$rc -eq 77 ] && rc=0; exit $$rc
+
 clean:
-	rm -rf $(BUILD) $(BUILD_ASAN)
+	rm -rf $(BUILD) $(BUILD_ASAN) $(BUILD_FUZZ)

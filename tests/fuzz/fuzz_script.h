@@ -1,0 +1,127 @@
+/* A short, realistic history of log entries (sessions, a held lock with a
+ * queued waiter, a lock-delay, counters, an election with two candidates,
+ * a member, a keepalive Tick), encoded the way the leader encodes them.
+ * make_corpus.c writes it as seeds; the request and snapshot harnesses
+ * apply it to get a live state machine with something in every tree. */
+#ifndef SYNOD_FUZZ_SCRIPT_H
+#define SYNOD_FUZZ_SCRIPT_H
+
+#include "fuzz.h"
+
+#include "fsm.h"
+#include "synod.pb-c.h"
+
+#define FUZZ_SCRIPT_MAX 16
+#define FUZZ_SCRIPT_T0_MS 1000
+
+/* The requests of the script, built in r (FUZZ_SCRIPT_MAX of each). */
+struct fuzz_script_bodies {
+  Synod__Request req[FUZZ_SCRIPT_MAX];
+  Synod__SessionOpen open[2];
+  Synod__LockAcquire acq[3];
+  Synod__CounterAdd add;
+  Synod__CounterSet set;
+  Synod__ElectionCampaign camp[2];
+};
+
+static inline uint8_t *fuzz_script_pack_request(uint64_t t,
+                                                const Synod__Request *r,
+                                                size_t *len) {
+  *len = fsm_command_encode_request(t, r, NULL, 0);
+  uint8_t *buf = malloc(*len ? *len : 1);
+  FUZZ_CHECK(buf != NULL && fsm_command_encode_request(t, r, buf, *len) ==
+                                *len,
+             "encode request");
+  return buf;
+}
+
+/* Fills bufs/lens with malloc'ed Commands for indexes 1, 2, ...; returns
+ * how many. Session ids are the indexes of their opens: 1 and 2. */
+static inline size_t fuzz_script(uint8_t **bufs, size_t *lens) {
+  struct fuzz_script_bodies b;
+  size_t n = 0;
+  for (int i = 0; i < FUZZ_SCRIPT_MAX; i++) {
+    synod__request__init(&b.req[i]);
+  }
+  for (int i = 0; i < 2; i++) {
+    synod__session_open__init(&b.open[i]);
+    b.open[i].ttl_ms = i == 0 ? 10000 : 5000;
+    b.open[i].client_name = i == 0 ? "fuzz-a" : "fuzz-b";
+    b.req[n].body_case = SYNOD__REQUEST__BODY_SESSION_OPEN;
+    b.req[n].session_open = &b.open[i];
+    n++;
+  }
+  const char *lock_names[] = {"a", "a", "b"};
+  for (int i = 0; i < 3; i++) {
+    synod__lock_acquire__init(&b.acq[i]);
+    b.acq[i].name = (char *)lock_names[i];
+    b.acq[i].owner_id = 7 + (uint64_t)i;
+    b.acq[i].timeout_ms = i == 1 ? 3000 : 0;
+    b.acq[i].lock_delay_ms = i == 2 ? 1000 : 0;
+    b.req[n].session_id = i == 0 ? 1 : 2;
+    b.req[n].sequence = i == 2 ? 2 : 1;
+    b.req[n].body_case = SYNOD__REQUEST__BODY_LOCK_ACQUIRE;
+    b.req[n].lock_acquire = &b.acq[i];
+    n++;
+  }
+  synod__counter_add__init(&b.add);
+  b.add.name = "c";
+  b.add.delta = 5;
+  b.req[n].body_case = SYNOD__REQUEST__BODY_COUNTER_ADD;
+  b.req[n].counter_add = &b.add;
+  n++;
+  synod__counter_set__init(&b.set);
+  b.set.name = "d";
+  b.set.value = 42;
+  b.req[n].session_id = 1;
+  b.req[n].sequence = 2;
+  b.req[n].body_case = SYNOD__REQUEST__BODY_COUNTER_SET;
+  b.req[n].counter_set = &b.set;
+  n++;
+  for (int i = 0; i < 2; i++) {
+    synod__election_campaign__init(&b.camp[i]);
+    b.camp[i].name = "e";
+    b.camp[i].value.data = (uint8_t *)(i == 0 ? "pod-0" : "pod-1");
+    b.camp[i].value.len = 5;
+    b.req[n].session_id = 1 + (uint64_t)i;
+    b.req[n].sequence = 3;
+    b.req[n].body_case = SYNOD__REQUEST__BODY_ELECTION_CAMPAIGN;
+    b.req[n].election_campaign = &b.camp[i];
+    n++;
+  }
+  for (size_t i = 0; i < n; i++) {
+    bufs[i] = fuzz_script_pack_request(FUZZ_SCRIPT_T0_MS + 100 * i, &b.req[i],
+                                       &lens[i]);
+  }
+  uint64_t t = FUZZ_SCRIPT_T0_MS + 100 * n;
+  struct fsm_member_info m = {11, "synod-0", "127.0.0.1:7701",
+                              "127.0.0.1:7700"};
+  lens[n] = fsm_command_encode_member(t, &m, false, NULL, 0);
+  bufs[n] = malloc(lens[n]);
+  fsm_command_encode_member(t, &m, false, bufs[n], lens[n]);
+  n++;
+  uint64_t ids[] = {1};
+  t += 2000;
+  lens[n] = fsm_command_encode_tick(t, ids, 1, NULL, 0);
+  bufs[n] = malloc(lens[n]);
+  fsm_command_encode_tick(t, ids, 1, bufs[n], lens[n]);
+  n++;
+  return n;
+}
+
+/* A state machine that applied the script; NULL never (aborts). */
+static inline struct fsm *fuzz_script_fsm(const struct fsm_options *opts) {
+  uint8_t *bufs[FUZZ_SCRIPT_MAX];
+  size_t lens[FUZZ_SCRIPT_MAX];
+  size_t n = fuzz_script(bufs, lens);
+  struct fsm *f = fsm_new(opts);
+  FUZZ_CHECK(f != NULL, "fsm_new");
+  for (size_t i = 0; i < n; i++) {
+    struct fsm_output out;
+    FUZZ_CHECK(fsm_apply(f, i + 1, bufs[i], lens[i], &out) == 0, "script");
+    free(bufs[i]);
+  }
+  return f;
+}
+
+#endif /* SYNOD_FUZZ_SCRIPT_H */
