@@ -26,6 +26,7 @@ test_pkgs=(
   openssl                            # test certificates for the discovery tests
   prometheus                         # a real scraper and promtool (tests/integration: prometheus, metrics)
   chromium                           # the status page in a headless browser (tests/browser)
+  clang libclang-rt-14-dev           # libFuzzer, ASan, UBSan for the fuzz harnesses (tests/fuzz)
 )
 [[ $for_tests -eq 1 ]] && pkgs+=("${test_pkgs[@]}")
 
