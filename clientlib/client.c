@@ -564,3 +564,81 @@ int synod_status_ex(struct synod_client *c, unsigned flags, uint32_t timeout_ms,
   }
   return rv;
 }
+
+/* ------------------------------------------------------------ channels */
+
+/* Runs a channel call whose result is a channel's info; hands it to out
+ * (or frees it). */
+static int channel_info_call(struct synod_client *c, enum op_kind kind,
+                             const struct op_args *args, uint32_t timeout_ms,
+                             struct synod_channel_info *out) {
+  union synod_result r;
+  int rv = call_op(c, kind, args, timeout_ms, &r);
+  if (rv == 0 && out != NULL) {
+    *out = r.channel;
+  } else if (rv == 0) {
+    synod_channel_info_free(&r.channel);
+  }
+  return rv;
+}
+
+int synod_channel_create(struct synod_client *c, const char *name,
+                         const struct synod_channel_limits *limits,
+                         uint32_t timeout_ms, struct synod_channel_info *out) {
+  struct op_args args = {.name = name, .limits = limits};
+  return channel_info_call(c, OP_CHANNEL_CREATE, &args, timeout_ms, out);
+}
+
+int synod_channel_publish(struct synod_client *c, const char *name,
+                          const void *const *messages, const size_t *lens,
+                          size_t n, const char *message_id, uint32_t timeout_ms,
+                          struct synod_channel_published *out) {
+  struct op_args args = {.name = name,
+                         .name2 = message_id,
+                         .messages = messages,
+                         .lens = lens,
+                         .messages_n = n};
+  union synod_result r;
+  int rv = call_op(c, OP_CHANNEL_PUBLISH, &args, timeout_ms, &r);
+  if (rv == 0 && out != NULL) {
+    *out = r.published;
+  }
+  return rv;
+}
+
+int synod_channel_read(struct synod_client *c, const char *name, uint64_t from,
+                       uint32_t max, unsigned flags, uint32_t timeout_ms,
+                       struct synod_channel_messages *out) {
+  struct op_args args = {
+      .name = name, .from = from, .limit = max, .flags = flags};
+  union synod_result r;
+  int rv = call_op(c, OP_CHANNEL_READ, &args, timeout_ms, &r);
+  if (rv == 0) {
+    *out = r.messages;
+  }
+  return rv;
+}
+
+int synod_channel_info(struct synod_client *c, const char *name, unsigned flags,
+                       uint32_t timeout_ms, struct synod_channel_info *out) {
+  struct op_args args = {.name = name, .flags = flags};
+  return channel_info_call(c, OP_CHANNEL_INFO, &args, timeout_ms, out);
+}
+
+int synod_channel_list(struct synod_client *c, const char *after,
+                       uint32_t limit, unsigned flags, uint32_t timeout_ms,
+                       struct synod_channel_list *out) {
+  struct op_args args = {.name = after, .limit = limit, .flags = flags};
+  union synod_result r;
+  int rv = call_op(c, OP_CHANNEL_LIST, &args, timeout_ms, &r);
+  if (rv == 0) {
+    *out = r.channels;
+  }
+  return rv;
+}
+
+int synod_channel_delete(struct synod_client *c, const char *name,
+                         uint32_t timeout_ms, struct synod_channel_info *out) {
+  struct op_args args = {.name = name};
+  return channel_info_call(c, OP_CHANNEL_DELETE, &args, timeout_ms, out);
+}

@@ -40,6 +40,12 @@ enum op_kind {
   OP_ELECTION_OBSERVE,
   OP_STATUS,
   OP_MEMBER_REMOVE,
+  OP_CHANNEL_CREATE,
+  OP_CHANNEL_PUBLISH,
+  OP_CHANNEL_READ,
+  OP_CHANNEL_INFO,
+  OP_CHANNEL_LIST,
+  OP_CHANNEL_DELETE,
   OP_KIND_COUNT
 };
 
@@ -75,6 +81,12 @@ struct op_args {
   const void *bytes; /* campaign value */
   size_t bytes_len;
   unsigned flags; /* SYNOD_READ_STALE */
+  /* Channels: a publish's messages, a read's offset, a create's limits. */
+  const void *const *messages;
+  const size_t *lens;
+  size_t messages_n;
+  uint64_t from;
+  const struct synod_channel_limits *limits;
 };
 
 union op_body {
@@ -97,6 +109,12 @@ union op_body {
   Synod__ElectionObserve election_observe;
   Synod__Status status;
   Synod__MemberRemove member_remove;
+  Synod__ChannelCreate channel_create;
+  Synod__ChannelPublish channel_publish;
+  Synod__ChannelRead channel_read;
+  Synod__ChannelInfoGet channel_info;
+  Synod__ChannelList channel_list;
+  Synod__ChannelDelete channel_delete;
 };
 
 /* One request from submit until its callback. Invariants: sequence != 0
@@ -116,6 +134,8 @@ struct op {
   char *name2;
   uint8_t *bytes;
   uint64_t owner_id;
+  ProtobufCBinaryData *msgs; /* a publish's, pointing into `bytes` */
+  Synod__ChannelLimits limits;
   Synod__Request req;
   union op_body body;
   op_done_cb done;
@@ -144,6 +164,10 @@ union synod_result {
   struct synod_election_info info;
   struct synod_status status;
   uint64_t session_id;
+  struct synod_channel_info channel;
+  struct synod_channel_published published;
+  struct synod_channel_messages messages;
+  struct synod_channel_list channels;
 };
 
 /* Converts a successful Response for an op of `kind` into *out (which

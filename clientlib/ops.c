@@ -33,6 +33,12 @@ static const struct kind_info kinds[OP_KIND_COUNT] = {
     [OP_ELECTION_OBSERVE] = {"election observe", false, false},
     [OP_STATUS] = {"status", false, false},
     [OP_MEMBER_REMOVE] = {"member remove", false, false},
+    [OP_CHANNEL_CREATE] = {"channel create", true, true},
+    [OP_CHANNEL_PUBLISH] = {"channel publish", true, true},
+    [OP_CHANNEL_READ] = {"channel read", false, false},
+    [OP_CHANNEL_INFO] = {"channel info", false, false},
+    [OP_CHANNEL_LIST] = {"channel list", false, false},
+    [OP_CHANNEL_DELETE] = {"channel delete", true, true},
 };
 
 bool op_kind_sequenced(enum op_kind kind) {
@@ -60,12 +66,44 @@ void op_free(struct op *op) {
   free(op->name);
   free(op->name2);
   free(op->bytes);
+  free(op->msgs);
   free(op);
 }
 
 static bool kind_has_name(enum op_kind kind) {
-  return kind >= OP_LOCK_ACQUIRE && kind <= OP_ELECTION_OBSERVE &&
-         kind != OP_COUNTER_LIST;
+  return (kind >= OP_LOCK_ACQUIRE && kind <= OP_ELECTION_OBSERVE &&
+          kind != OP_COUNTER_LIST) ||
+         (kind >= OP_CHANNEL_CREATE && kind != OP_CHANNEL_LIST);
+}
+
+/* A publish's messages, copied into one block (op->bytes) that the
+ * body's array points into. */
+static int op_copy_messages(struct op *op, const struct op_args *args,
+                            char *errmsg) {
+  size_t total = 0;
+  if (args->messages_n == 0 || args->messages_n > 1000) {
+    errmsg_printf(errmsg, "channel publish: %zu messages; 1 to 1000",
+                  args->messages_n);
+    return SYNOD_EINVAL;
+  }
+  for (size_t i = 0; i < args->messages_n; i++) {
+    total += args->lens[i];
+  }
+  free(op->bytes);
+  op->bytes = malloc(total + 1);
+  op->msgs = calloc(args->messages_n, sizeof *op->msgs);
+  if (op->bytes == NULL || op->msgs == NULL) {
+    return SYNOD_ENOMEM;
+  }
+  for (size_t i = 0, at = 0; i < args->messages_n; i++) {
+    if (args->lens[i] > 0) {
+      memcpy(op->bytes + at, args->messages[i], args->lens[i]);
+    }
+    op->msgs[i].data = op->bytes + at;
+    op->msgs[i].len = args->lens[i];
+    at += args->lens[i];
+  }
+  return 0;
 }
 
 /* Copies the strings and bytes the body will point to. */
@@ -93,6 +131,9 @@ static int op_copy_args(struct op *op, const struct op_args *args,
     memcpy(op->bytes, args->bytes, args->bytes_len);
   }
   op->owner_id = args->owner_id;
+  if (op->kind == OP_CHANNEL_PUBLISH) {
+    return op_copy_messages(op, args, errmsg);
+  }
   return 0;
 }
 
@@ -206,6 +247,55 @@ static void op_fill_election(struct op *op, const struct op_args *args) {
   }
 }
 
+static void op_fill_channel(struct op *op, const struct op_args *args) {
+  switch (op->kind) {
+  case OP_CHANNEL_CREATE:
+    BODY(channel_create, ChannelCreate, CHANNEL_CREATE);
+    op->body.channel_create.name = op->name;
+    if (args->limits != NULL) {
+      Synod__ChannelLimits init = SYNOD__CHANNEL_LIMITS__INIT;
+      op->limits = init;
+      op->limits.max_messages = args->limits->max_messages;
+      op->limits.max_bytes = args->limits->max_bytes;
+      op->limits.max_age_ms = args->limits->max_age_ms;
+      op->limits.max_message_bytes = args->limits->max_message_bytes;
+      op->limits.refuse_when_full = args->limits->refuse_when_full;
+      op->body.channel_create.limits = &op->limits;
+    }
+    break;
+  case OP_CHANNEL_PUBLISH:
+    BODY(channel_publish, ChannelPublish, CHANNEL_PUBLISH);
+    op->body.channel_publish.name = op->name;
+    op->body.channel_publish.message_id = op->name2;
+    op->body.channel_publish.messages = op->msgs;
+    op->body.channel_publish.n_messages = args->messages_n;
+    break;
+  case OP_CHANNEL_READ:
+    BODY(channel_read, ChannelRead, CHANNEL_READ);
+    op->body.channel_read.name = op->name;
+    op->body.channel_read.from = args->from;
+    op->body.channel_read.max = args->limit;
+    break;
+  case OP_CHANNEL_INFO: {
+    Synod__ChannelInfoGet init = SYNOD__CHANNEL_INFO_GET__INIT;
+    op->body.channel_info = init;
+    op->body.channel_info.name = op->name;
+    op->req.body_case = SYNOD__REQUEST__BODY_CHANNEL_INFO;
+    op->req.channel_info = &op->body.channel_info;
+    break;
+  }
+  case OP_CHANNEL_LIST:
+    BODY(channel_list, ChannelList, CHANNEL_LIST);
+    op->body.channel_list.after = op->name;
+    op->body.channel_list.limit = args->limit;
+    break;
+  default:
+    BODY(channel_delete, ChannelDelete, CHANNEL_DELETE);
+    op->body.channel_delete.name = op->name;
+    break;
+  }
+}
+
 int op_build(enum op_kind kind, const struct op_args *args, struct op **out,
              char *errmsg) {
   struct op *op;
@@ -232,6 +322,8 @@ int op_build(enum op_kind kind, const struct op_args *args, struct op **out,
   } else if (kind == OP_STATUS) {
     BODY(status, Status, STATUS);
     op->body.status.digest = (args->flags & SYNOD_STATUS_DIGEST) != 0;
+  } else if (kind >= OP_CHANNEL_CREATE) {
+    op_fill_channel(op, args);
   } else {
     BODY(member_remove, MemberRemove, MEMBER_REMOVE);
     op->body.member_remove.name = op->name;

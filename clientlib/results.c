@@ -189,6 +189,16 @@ static Synod__Response__BodyCase expected_case(enum op_kind kind) {
     return SYNOD__RESPONSE__BODY_ELECTION_LEADER;
   case OP_STATUS:
     return SYNOD__RESPONSE__BODY_STATUS;
+  case OP_CHANNEL_CREATE:
+  case OP_CHANNEL_INFO:
+  case OP_CHANNEL_DELETE:
+    return SYNOD__RESPONSE__BODY_CHANNEL_INFO;
+  case OP_CHANNEL_PUBLISH:
+    return SYNOD__RESPONSE__BODY_CHANNEL_PUBLISH;
+  case OP_CHANNEL_READ:
+    return SYNOD__RESPONSE__BODY_CHANNEL_MESSAGES;
+  case OP_CHANNEL_LIST:
+    return SYNOD__RESPONSE__BODY_CHANNEL_LIST;
   default:
     return SYNOD__RESPONSE__BODY__NOT_SET;
   }
@@ -235,6 +245,131 @@ static void result_plain(enum op_kind kind, const Synod__Response *resp,
   }
 }
 
+/* ------------------------------------------------------------ channels */
+
+void synod_channel_info_free(struct synod_channel_info *info) {
+  if (info != NULL) {
+    free(info->name);
+    info->name = NULL;
+  }
+}
+
+void synod_channel_messages_free(struct synod_channel_messages *m) {
+  if (m == NULL) {
+    return;
+  }
+  for (size_t i = 0; m->messages != NULL && i < m->count; i++) {
+    free(m->messages[i].data);
+  }
+  free(m->messages);
+  memset(m, 0, sizeof *m);
+}
+
+void synod_channel_list_free(struct synod_channel_list *l) {
+  if (l == NULL) {
+    return;
+  }
+  for (size_t i = 0; l->channels != NULL && i < l->count; i++) {
+    synod_channel_info_free(&l->channels[i]);
+  }
+  free(l->channels);
+  memset(l, 0, sizeof *l);
+}
+
+static int channel_info_from_pb(const Synod__ChannelInfo *pb,
+                                struct synod_channel_info *out) {
+  memset(out, 0, sizeof *out);
+  if (pb == NULL) {
+    return SYNOD_EMALFORMED;
+  }
+  out->name = strdup(pb->name ? pb->name : "");
+  if (out->name == NULL) {
+    return SYNOD_ENOMEM;
+  }
+  if (pb->limits != NULL) {
+    out->limits.max_messages = pb->limits->max_messages;
+    out->limits.max_bytes = pb->limits->max_bytes;
+    out->limits.max_age_ms = pb->limits->max_age_ms;
+    out->limits.max_message_bytes = pb->limits->max_message_bytes;
+    out->limits.refuse_when_full = pb->limits->refuse_when_full;
+  }
+  out->first_offset = pb->first_offset;
+  out->next_offset = pb->next_offset;
+  out->messages = pb->messages;
+  out->bytes = pb->bytes;
+  return 0;
+}
+
+static int channel_messages_from_pb(const Synod__ChannelMessages *pb,
+                                    struct synod_channel_messages *out) {
+  memset(out, 0, sizeof *out);
+  out->first_offset = pb->first_offset;
+  out->next_offset = pb->next_offset;
+  out->messages =
+      calloc(pb->n_messages ? pb->n_messages : 1, sizeof *out->messages);
+  if (out->messages == NULL) {
+    return SYNOD_ENOMEM;
+  }
+  for (size_t i = 0; i < pb->n_messages; i++) {
+    const Synod__ChannelMessage *m = pb->messages[i];
+    struct synod_channel_message *x = &out->messages[i];
+    x->offset = m->offset;
+    x->index = m->index;
+    x->time_ms = m->time_ms;
+    x->len = m->data.len;
+    x->data = malloc(m->data.len + 1);
+    if (x->data == NULL) {
+      synod_channel_messages_free(out);
+      return SYNOD_ENOMEM;
+    }
+    if (m->data.len > 0) {
+      memcpy(x->data, m->data.data, m->data.len);
+    }
+    ((char *)x->data)[m->data.len] = '\0'; /* handy for text */
+    out->count = i + 1;
+  }
+  return 0;
+}
+
+static int channel_list_from_pb(const Synod__ChannelListReply *pb,
+                                struct synod_channel_list *out) {
+  memset(out, 0, sizeof *out);
+  out->more = pb->more;
+  out->channels =
+      calloc(pb->n_channels ? pb->n_channels : 1, sizeof *out->channels);
+  if (out->channels == NULL) {
+    return SYNOD_ENOMEM;
+  }
+  for (size_t i = 0; i < pb->n_channels; i++) {
+    int rv = channel_info_from_pb(pb->channels[i], &out->channels[i]);
+    if (rv != 0) {
+      synod_channel_list_free(out);
+      return rv;
+    }
+    out->count = i + 1;
+  }
+  return 0;
+}
+
+static int channel_result(enum op_kind kind, const Synod__Response *resp,
+                          union synod_result *out) {
+  const Synod__ChannelPublishReply *p = resp->channel_publish;
+  switch (kind) {
+  case OP_CHANNEL_PUBLISH:
+    out->published.first_offset = p->first_offset;
+    out->published.last_offset = p->last_offset;
+    out->published.index = p->index;
+    out->published.duplicate = p->duplicate;
+    return 0;
+  case OP_CHANNEL_READ:
+    return channel_messages_from_pb(resp->channel_messages, &out->messages);
+  case OP_CHANNEL_LIST:
+    return channel_list_from_pb(resp->channel_list, &out->channels);
+  default:
+    return channel_info_from_pb(resp->channel_info, &out->channel);
+  }
+}
+
 int result_from_response(enum op_kind kind, const Synod__Response *resp,
                          union synod_result *out, char *errmsg) {
   Synod__Response__BodyCase want = expected_case(kind);
@@ -261,6 +396,9 @@ int result_from_response(enum op_kind kind, const Synod__Response *resp,
   case OP_STATUS:
     return status_from_pb(resp->status, &out->status);
   default:
+    if (kind >= OP_CHANNEL_CREATE) {
+      return channel_result(kind, resp, out);
+    }
     result_plain(kind, resp, out);
     return 0;
   }
@@ -281,6 +419,17 @@ void result_free(enum op_kind kind, union synod_result *r) {
     break;
   case OP_STATUS:
     synod_status_free(&r->status);
+    break;
+  case OP_CHANNEL_CREATE:
+  case OP_CHANNEL_INFO:
+  case OP_CHANNEL_DELETE:
+    synod_channel_info_free(&r->channel);
+    break;
+  case OP_CHANNEL_READ:
+    synod_channel_messages_free(&r->messages);
+    break;
+  case OP_CHANNEL_LIST:
+    synod_channel_list_free(&r->channels);
     break;
   default:
     break;

@@ -168,5 +168,7 @@ int cmd_status(const struct ctl_opts *o, int argc, char **argv);
 int cmd_dev(const struct ctl_opts *o, int argc, char **argv);
 int cmd_ready(const struct ctl_opts *o, int argc, char **argv);
 int cmd_member(const struct ctl_opts *o, int argc, char **argv);
+int cmd_publish(const struct ctl_opts *o, int argc, char **argv);
+int cmd_channel(const struct ctl_opts *o, int argc, char **argv);
 
 #endif

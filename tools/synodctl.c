@@ -27,6 +27,9 @@ static void usage(FILE *out) {
       "  leader NAME                  print the leader of an election\n"
       "  observe NAME                 print every change of an election\n"
       "  member remove NAME           remove a replica that is gone for good\n"
+      "  publish CHANNEL MESSAGE...|- publish messages (- : lines of stdin)\n"
+      "  channel read|info|list|create|delete ...   channels' messages\n"
+      "                               and limits\n"
       "  version\n"
       "`synodctl COMMAND --help` describes each.\n"
       "\n"
@@ -119,7 +122,8 @@ int main(int argc, char **argv) {
               {"lock", cmd_lock},       {"once", cmd_once},
               {"counter", cmd_counter}, {"elect", cmd_elect},
               {"leader", cmd_leader},   {"observe", cmd_observe},
-              {"member", cmd_member},   {"ready", cmd_ready}};
+              {"member", cmd_member},   {"ready", cmd_ready},
+              {"publish", cmd_publish}, {"channel", cmd_channel}};
   struct ctl_opts o = {.prog = "synodctl"};
   const char *env = getenv("SYNOD_CONNECT_TIMEOUT");
   int i;

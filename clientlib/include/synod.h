@@ -580,6 +580,116 @@ int synod_status_ex(struct synod_client *c, unsigned flags, uint32_t timeout_ms,
 int synod_member_remove(struct synod_client *c, const char *name,
                         uint32_t timeout_ms);
 
+/* ------------------------------------------------------------ channels
+ *
+ * Ordered, durable messages. A channel is a name (UTF-8, 1..256 bytes),
+ * created on first publish with the defaults or by synod_channel_create
+ * with its limits. Each message gets an offset (dense, from 1, per
+ * channel) and the log index of the entry that appended it: the cluster's
+ * one total order. Publishes are acknowledged once committed on a
+ * majority and, carried in the client's session, applied exactly once
+ * however often a failover makes the library send them. Reads are
+ * linearizable unless flags has SYNOD_READ_STALE.
+ *
+ * (Pushed subscriptions with resumption, durable cursors and the HTTP
+ * side come next; until then a reader polls synod_channel_read from the
+ * next offset it has not seen.) */
+
+/* Zero in any field means the server's default. */
+struct synod_channel_limits {
+  uint64_t max_messages;      /* retained [1,000,000] */
+  uint64_t max_bytes;         /* retained payload [64 MiB] */
+  uint64_t max_age_ms;        /* cluster time [0: none] */
+  uint32_t max_message_bytes; /* [256 KiB; at most 1,000,000] */
+  bool refuse_when_full;      /* refuse publishes, not drop the oldest */
+};
+
+struct synod_channel_info {
+  char *name;
+  struct synod_channel_limits limits; /* resolved: no zero default */
+  uint64_t first_offset;              /* the oldest retained */
+  uint64_t next_offset;               /* the next publish's */
+  uint64_t messages;
+  uint64_t bytes;
+};
+void synod_channel_info_free(struct synod_channel_info *info);
+
+struct synod_channel_published {
+  uint64_t first_offset;
+  uint64_t last_offset;
+  uint64_t index; /* the log index: the total order */
+  bool duplicate; /* an earlier publish with the same message id */
+};
+
+struct synod_channel_message {
+  uint64_t offset;
+  uint64_t index;
+  uint64_t time_ms; /* cluster time of the publish */
+  void *data;       /* owned by the enclosing synod_channel_messages */
+  size_t len;
+};
+
+struct synod_channel_messages {
+  struct synod_channel_message *messages;
+  size_t count;
+  uint64_t first_offset; /* the oldest retained */
+  uint64_t next_offset;  /* the next publish's */
+};
+void synod_channel_messages_free(struct synod_channel_messages *m);
+
+struct synod_channel_list {
+  struct synod_channel_info *channels;
+  size_t count;
+  bool more; /* call again with the last name as `after` */
+};
+void synod_channel_list_free(struct synod_channel_list *l);
+
+/* Creates a channel with limits (NULL: the defaults). Creating one that
+ * exists with the same limits succeeds; with others, SYNOD_EEXIST. Limits
+ * over the server's caps: SYNOD_ERANGE. `out` may be NULL. */
+int synod_channel_create(struct synod_client *c, const char *name,
+                         const struct synod_channel_limits *limits,
+                         uint32_t timeout_ms, struct synod_channel_info *out);
+
+/* Publishes n messages (1..1000) atomically at consecutive offsets.
+ * message_id (NULL or "") is deduplicated by the server within the
+ * channel's last 4,096 ids and 10 minutes: a second publish with the
+ * same id appends nothing and answers the first one's offsets
+ * (out->duplicate). Errors: SYNOD_ETOOBIG (a message over the channel's
+ * max_message_bytes), SYNOD_ELIMIT (the channel refuses when full, or the
+ * messages cannot fit at all), SYNOD_EINVAL; SYNOD_ETIMEDOUT with the
+ * outcome unknown (a retry in the same session is still exactly-once).
+ * `out` may be NULL. */
+int synod_channel_publish(struct synod_client *c, const char *name,
+                          const void *const *messages, const size_t *lens,
+                          size_t n, const char *message_id, uint32_t timeout_ms,
+                          struct synod_channel_published *out);
+
+/* Retained messages from offset `from` (0: the oldest retained), at most
+ * `max` (0: 1,000) and about 1 MiB. A channel nobody published to reads
+ * as empty with next_offset 1. SYNOD_ECOMPACTED when `from` is below the
+ * oldest retained (synod_client_errmsg names it; synod_channel_info gives
+ * first_offset); SYNOD_ERANGE past next_offset. Free *out with
+ * synod_channel_messages_free. */
+int synod_channel_read(struct synod_client *c, const char *name, uint64_t from,
+                       uint32_t max, unsigned flags, uint32_t timeout_ms,
+                       struct synod_channel_messages *out);
+
+/* SYNOD_ENOTFOUND for a channel that does not exist. */
+int synod_channel_info(struct synod_client *c, const char *name, unsigned flags,
+                       uint32_t timeout_ms, struct synod_channel_info *out);
+
+/* Channels in name order after `after` (NULL: from the first), at most
+ * `limit` (0: 1,000). */
+int synod_channel_list(struct synod_client *c, const char *after,
+                       uint32_t limit, unsigned flags, uint32_t timeout_ms,
+                       struct synod_channel_list *out);
+
+/* Deletes a channel and its messages; *out (may be NULL) is the channel
+ * as it was. SYNOD_ENOTFOUND if there is none. */
+int synod_channel_delete(struct synod_client *c, const char *name,
+                         uint32_t timeout_ms, struct synod_channel_info *out);
+
 #ifdef __cplusplus
 }
 #endif

