@@ -243,7 +243,7 @@ static void apply_install(struct node *n, const struct core_update *up) {
     log_error("node", "install snapshot %llu: image of %zu bytes %s",
               (unsigned long long)up->snapshot_install.index, len,
               image == NULL ? "missing" : "does not decode");
-    exit(1);
+    node_die();
   }
   n->applied_index = up->snapshot_install.index;
   n->applied_term = up->snapshot_install.term;

@@ -142,7 +142,7 @@ static void bootstrap_write(struct node *n, const uint64_t *ids, uint32_t k) {
   };
   if (node_core_new(n, &rs, errmsg) != 0) {
     log_error("node", "bootstrap: %s", errmsg);
-    exit(1);
+    node_die();
   }
   n->bootstrapped = true;
   log_info("node", "bootstrapped the cluster with %u voters", k);

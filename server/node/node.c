@@ -2,6 +2,7 @@
  * and a graceful stop. */
 #include <stdio.h>
 #include <stdlib.h>
+#include <unistd.h>
 #include <string.h>
 
 #include "log.h"
@@ -15,6 +16,10 @@
 uint64_t node_now_ms(const struct node *n) {
   (void)n;
   return uv_hrtime() / 1000000u;
+}
+
+void node_die(void) {
+  _exit(1);
 }
 
 uint64_t node_unix_ms(void) {
@@ -135,7 +140,7 @@ static void node_handle_update(struct node *n, const struct core_update *up) {
   }
   if (persist_update(n, up) != 0) {
     log_error("node", "persist: out of memory; stopping the replica");
-    exit(1);
+    node_die();
   }
   if (up->soft_state_changed) {
     node_soft_state(n, up);

@@ -295,6 +295,11 @@ int node_step(struct node *n, const struct core_event *ev);
 /* Replaces the core by one built from rs (start-up, bootstrap). */
 int node_core_new(struct node *n, const struct core_restore *rs, char *errmsg);
 uint64_t node_now_ms(const struct node *n);
+/* Stops the process at once (after the caller logged why): a write the
+ * core counted on failed, and nothing that depended on it was sent. Not
+ * exit(): libuv's destructor would join the worker threads, and one stuck
+ * in a write to a full disk kept the process alive, answering nothing. */
+_Noreturn void node_die(void);
 /* Wall-clock time, for display only (status, leader history). */
 uint64_t node_unix_ms(void);
 struct member *node_member(struct node *n, uint64_t id);

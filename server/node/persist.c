@@ -377,7 +377,7 @@ static void persist_after_cb(uv_work_t *w, int status) {
      * acknowledged write is lost, and a restart starts from the disk. */
     log_error("node", "persist: %s; stopping the replica",
               status != 0 ? uv_strerror(status) : b->errmsg);
-    exit(1);
+    node_die();
   }
   persist_complete(n);
   persist_start(n);
@@ -404,7 +404,7 @@ static void persist_idle_cb(uv_idle_t *h) {
       p->busy = false;
       if (b->rv != 0) {
         log_error("node", "persist: %s; stopping the replica", b->errmsg);
-        exit(1);
+        node_die();
       }
     }
     persist_complete(n);
@@ -433,7 +433,7 @@ static void persist_start(struct node *n) {
   }
   if (uv_queue_work(n->loop, &p->work, persist_work_cb, persist_after_cb)) {
     log_error("node", "persist: cannot queue work; stopping the replica");
-    exit(1);
+    node_die();
   }
   p->busy = true;
   n->handles_open++;

@@ -11,6 +11,7 @@
 #include <sys/file.h>
 #include <sys/random.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <unistd.h>
 #include <zlib.h>
 
@@ -76,6 +77,24 @@ int store_mdb_fail(char *errmsg, int rc, const char *what) {
   return store_code_from_mdb(rc);
 }
 
+/* LMDB turns a write cut short by a full filesystem into EIO: when the
+ * filesystem of the data directory is (nearly) full, say so, with
+ * SYNOD_ENOSPACE, instead of an I/O error. */
+#define STORE_DISK_FULL_BYTES (4u << 20)
+int store_disk_full_check(struct store *s, int rv) {
+  struct statvfs st;
+  if (s->wal_fd < 0 || fstatvfs(s->wal_fd, &st) != 0) {
+    return rv;
+  }
+  uint64_t avail = (uint64_t)st.f_bavail * st.f_frsize;
+  if (avail >= STORE_DISK_FULL_BYTES) {
+    return rv;
+  }
+  errmsg_wrap(s->errmsg, "the disk is full (%llu KiB free)",
+              (unsigned long long)(avail / 1024));
+  return SYNOD_ENOSPACE;
+}
+
 /* Doubles the map, up to the maximum. LMDB may only remap while no
  * transaction of this process is open, hence the refusal while snapshot
  * readers (read transactions, maybe on other threads) exist. */
@@ -130,6 +149,7 @@ int store_txn_run(struct store *s, store_txn_fn fn, void *arg) {
         return 0;
       }
       rv = store_mdb_fail(s->errmsg, rc, "mdb_txn_commit");
+      rv = rv == SYNOD_EIO ? store_disk_full_check(s, rv) : rv;
     }
     if (rv != STORE_MAPFULL) {
       return rv;

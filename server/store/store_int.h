@@ -68,6 +68,9 @@ uint32_t store_crc(const void *key, size_t key_len, const void *data,
 /* Sets errmsg to "<what>: <mdb_strerror(rc)>" and returns the SYNOD_E*
  * code for rc, or STORE_MAPFULL for MDB_MAP_FULL. */
 int store_mdb_fail(char *errmsg, int rc, const char *what);
+/* rv, or SYNOD_ENOSPACE with the message saying so when the data
+ * directory's filesystem is (nearly) full. */
+int store_disk_full_check(struct store *s, int rv);
 
 /* The SYNOD_E* code for an LMDB or errno value. */
 int store_code_from_mdb(int rc);
