@@ -26,6 +26,8 @@ test_pkgs=(
   openssl                            # test certificates for the discovery tests
   prometheus                         # a real scraper and promtool (tests/integration: prometheus, metrics)
   chromium                           # the status page in a headless browser (tests/browser)
+  iproute2 iptables                  # namespaces, veths, faults of tests/nemesis (iptables-legacy, tc htb)
+  libfaketime                        # a replica whose clock runs 1.5x fast (tests/nemesis)
 )
 [[ $for_tests -eq 1 ]] && pkgs+=("${test_pkgs[@]}")
 
