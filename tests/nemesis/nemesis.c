@@ -85,7 +85,7 @@ static struct {
   enum fault fault;
   int violations;
   int known_bugs;
-  bool strict; /* known bugs count as violations */
+  bool strict;     /* known bugs count as violations */
   int64_t counter; /* the counter's value at the end of the last round */
   uint64_t ops_total;
   bool torn_down;
@@ -166,7 +166,9 @@ static void known_bug(const char *fmt, ...) {
   }
 }
 
-static void sleep_ms(unsigned ms) { usleep(ms * 1000u); }
+static void sleep_ms(unsigned ms) {
+  usleep(ms * 1000u);
+}
 
 /* ---------------------------------------------------------- replicas */
 
@@ -560,9 +562,8 @@ static void *probe_main(void *arg) {
       rv = synod_counter_get(cl, NEM_COUNTER_NAME, 0, 8000, &v);
       nem_record_get(t0, nem_now_us(), rv, v);
     } else {
-      struct history_counter_entry e = {.op = HISTORY_COUNTER_ADD_GET,
-                                        .arg1 = 1,
-                                        .invoke = t0};
+      struct history_counter_entry e = {
+          .op = HISTORY_COUNTER_ADD_GET, .arg1 = 1, .invoke = t0};
       rv = synod_counter_add(cl, NEM_COUNTER_NAME, 1, 8000, &v);
       e.complete = nem_now_us();
       e.pending = rv != 0;
@@ -582,8 +583,8 @@ static void fault_stop_leader(struct fault_ctx *f) {
   struct probe p = {.replica = l};
   struct synod_status st;
   snprintf(f->what, sizeof f->what,
-           "SIGSTOP of the leader %d (term %" PRIu64 ") for %d ms, SIGCONT",
-           l, f->leader_term, d);
+           "SIGSTOP of the leader %d (term %" PRIu64 ") for %d ms, SIGCONT", l,
+           f->leader_term, d);
   say("fault: %s", f->what);
   kill(g.r[l].pid, SIGSTOP);
   sleep_ms((unsigned)d - 1000);
@@ -750,8 +751,7 @@ static void fault_disk_full(struct fault_ctx *f) {
     sleep_ms(2000);
     say_first_error(r->log, from);
     if (replica_exited(v, &code)) {
-      say("restarted with the disk still full: stopped again (exit %d)%s",
-          code,
+      say("restarted with the disk still full: stopped again (exit %d)%s", code,
           log_has_since(r->log, from, "No space left on device")
               ? ", naming the reason"
               : "");
@@ -773,7 +773,7 @@ static void fault_disk_full(struct fault_ctx *f) {
 /* One replica's clock (CLOCK_MONOTONIC and the wall clock, and so its
  * timers) runs 1.5x fast. It matters most as leader: the leader stamps
  * cluster time, by which sessions expire. So once it has caught up, the
- * current leader is SIGSTOPped for 1.5 s (up to three times; a SIGKILL
+ * current leader is SIGSTOPped for 1.5 s (up to five times; a SIGKILL
  * would not do: the followers see its port refuse and elect at once,
  * whoever is first) until the fast replica, whose election timeout runs
  * out 1.5x sooner, wins. */
@@ -791,8 +791,8 @@ static void fault_fast_clock(struct fault_ctx *f) {
     return;
   }
   snprintf(f->what, sizeof f->what,
-           "clock %sx fast on %d (libfaketime, restarted) for %d ms", FASTCLOCK_RATE,
-           v, d);
+           "clock %sx fast on %d (libfaketime, restarted) for %d ms",
+           FASTCLOCK_RATE, v, d);
   say("fault: %s", f->what);
   replica_kill(v);
   replica_spawn(v, true);
@@ -802,7 +802,7 @@ static void fault_fast_clock(struct fault_ctx *f) {
     int l = find_leader(NULL);
     if (l == v) {
       led_ms += 300;
-    } else if (l >= 0 && nudges < 3 && led_ms == 0) {
+    } else if (l >= 0 && nudges < 5 && led_ms == 0) {
       nudges++;
       say("SIGSTOP the leader %d for 1500 ms so that %d may lead", l, v);
       kill(g.r[l].pid, SIGSTOP);
@@ -871,8 +871,8 @@ static int cmp_lead(const void *a, const void *b) {
 
 static void check_counter(const struct nem_record *rec, int64_t initial) {
   char why[512] = "";
-  enum history_verdict v = history_counter_check(rec->ops, rec->ops_n, initial,
-                                                 0, why, sizeof why);
+  enum history_verdict v =
+      history_counter_check(rec->ops, rec->ops_n, initial, 0, why, sizeof why);
   if (v == HISTORY_NOT_LINEARIZABLE) {
     violation("counter history of %zu operations is not linearizable "
               "(initial %" PRId64 "): %s",
@@ -931,8 +931,8 @@ static void check_elections(struct nem_record *rec) {
                   b->start_us / 1e6);
       }
       if (b->start_us >= a->end_us && b->revision <= a->revision) {
-        violation("election revision %" PRIu64 " after %" PRIu64,
-                  b->revision, a->revision);
+        violation("election revision %" PRIu64 " after %" PRIu64, b->revision,
+                  a->revision);
       }
     }
   }
@@ -1030,7 +1030,8 @@ static long wait_recovery(uint64_t heal_us) {
 }
 
 static void round_run(int k) {
-  struct fault_ctx f = {.rng = g.seed ^ (0x5851f42d4c957f2dull * (uint64_t)(k + 1))};
+  struct fault_ctx f = {.rng = g.seed ^
+                               (0x5851f42d4c957f2dull * (uint64_t)(k + 1))};
   struct nem_record rec;
   int before = g.violations;
   long recovery;
@@ -1083,10 +1084,9 @@ static void round_run(int k) {
       "(fence: %" PRIu64 " accepted, %" PRIu64 " refused), leads %zu, "
       "campaigns %" PRIu64 " ok/%" PRIu64 " failed; recovered in %ld ms",
       k, fault_names[g.fault], g.violations == before ? "ok" : "VIOLATIONS",
-      value, rec.ops_n, pend, rec.stats[NEM_ADD].ok,
-      rec.stats[NEM_ADD].failed, rec.holds_n, rec.fence_accepted,
-      rec.fence_refused, rec.leads_n, rec.stats[NEM_ELECT].ok,
-      rec.stats[NEM_ELECT].failed, recovery);
+      value, rec.ops_n, pend, rec.stats[NEM_ADD].ok, rec.stats[NEM_ADD].failed,
+      rec.holds_n, rec.fence_accepted, rec.fence_refused, rec.leads_n,
+      rec.stats[NEM_ELECT].ok, rec.stats[NEM_ELECT].failed, recovery);
   nem_record_free(&rec);
 }
 
@@ -1159,8 +1159,7 @@ int main(int argc, char **argv) {
   CHECK(wait_leader(20000) >= 0, "no leader within 20 s (logs in %s)", g.dir);
   nem_workload_start(g.endpoints, g.net.client_addr);
   uint64_t t0 = test_now_ms();
-  for (int k = only >= 0 ? only : 0; k < (only >= 0 ? only + 1 : rounds);
-       k++) {
+  for (int k = only >= 0 ? only : 0; k < (only >= 0 ? only + 1 : rounds); k++) {
     round_run(k);
   }
   nem_workload_stop();

@@ -27,9 +27,9 @@
 struct nem_net {
   int n;
   pid_t owner;
-  char prefix[32];             /* "nem<pid>" */
+  char prefix[32];                 /* "nem<pid>" */
   char addr[NEM_REPLICAS_MAX][32]; /* 127.77.0.<i+1> */
-  char client_addr[32];        /* 127.77.0.100 */
+  char client_addr[32];            /* 127.77.0.100 */
 };
 
 /* Removes the namespaces (and the processes inside), and unmounts the

@@ -152,8 +152,7 @@ static int ns_link(const struct nem_net *net, const char *ns, const char *port,
          ns, port, net->prefix) != 0) {
     return -1;
   }
-  snprintf(cmd, sizeof cmd,
-           "ip link set %s master br0 up", port);
+  snprintf(cmd, sizeof cmd, "ip link set %s master br0 up", port);
   char brns[48];
   snprintf(brns, sizeof brns, "%s-br", net->prefix);
   if (nem_ns_sh(brns, cmd) != 0) {
@@ -179,8 +178,10 @@ bool nem_net_setup(struct nem_net *net, int n, char *why, size_t len) {
   snprintf(ns, sizeof ns, "%s-br", net->prefix);
   if (ns_make(ns) != 0 ||
       nem_ns_sh(ns, "ip link add br0 type bridge && ip link set br0 up") != 0) {
-    snprintf(why, len, "cannot make the bridge namespace %s (ip netns add, "
-             "ip link add type bridge)", ns);
+    snprintf(why, len,
+             "cannot make the bridge namespace %s (ip netns add, "
+             "ip link add type bridge)",
+             ns);
     return false;
   }
   for (int i = 0; i < n; i++) {
@@ -200,10 +201,11 @@ bool nem_net_setup(struct nem_net *net, int n, char *why, size_t len) {
   /* Every replica namespace must have iptables-legacy with the statistic
    * match, and the loss fault needs it. */
   nem_net_ns(net, 0, ns, sizeof ns);
-  if (nem_ns_sh(ns, "iptables-legacy -A INPUT -m statistic --mode random "
-                    "--probability 0.001 -j ACCEPT && iptables-legacy -F") !=
-      0) {
-    snprintf(why, len, "iptables-legacy (with -m statistic) does not work in "
+  if (nem_ns_sh(ns,
+                "iptables-legacy -A INPUT -m statistic --mode random "
+                "--probability 0.001 -j ACCEPT && iptables-legacy -F") != 0) {
+    snprintf(why, len,
+             "iptables-legacy (with -m statistic) does not work in "
              "a namespace; apt-get install iptables");
     return false;
   }

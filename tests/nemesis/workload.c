@@ -34,7 +34,9 @@ uint64_t nem_now_us(void) {
   return (uint64_t)ts.tv_sec * 1000000 + (uint64_t)ts.tv_nsec / 1000;
 }
 
-static void sleep_ms(unsigned ms) { usleep(ms * 1000u); }
+static void sleep_ms(unsigned ms) {
+  usleep(ms * 1000u);
+}
 
 struct client {
   int id;
@@ -67,7 +69,7 @@ static struct {
 #define PUSH(arr, n, cap, item)                                                \
   do {                                                                         \
     if ((n) == (cap)) {                                                        \
-      (cap) = (cap) ? (cap) * 2 : 256;                                         \
+      (cap) = (cap) ? (cap)*2 : 256;                                           \
       (arr) = realloc((arr), (cap) * sizeof *(arr));                           \
       if ((arr) == NULL) {                                                     \
         abort();                                                               \
@@ -209,8 +211,7 @@ static bool fence_write(struct client *cl, uint64_t token, uint64_t *max) {
                   sizeof w.fence_sa) == 0,
           "connect to the fenced resource: %s", strerror(errno));
   }
-  snprintf(line, sizeof line, "W %llu %d\n", (unsigned long long)token,
-           cl->id);
+  snprintf(line, sizeof line, "W %llu %d\n", (unsigned long long)token, cl->id);
   CHECK(write(cl->fence_fd, line, strlen(line)) == (ssize_t)strlen(line),
         "write to the fenced resource");
   n = read(cl->fence_fd, reply, sizeof reply - 1);
@@ -228,8 +229,7 @@ static bool fence_write(struct client *cl, uint64_t token, uint64_t *max) {
 /* ------------------------------------------------------------ clients */
 
 static void lock_event_cb(void *arg, enum synod_lock_event event,
-                          const char *name, uint64_t owner_id,
-                          uint64_t token) {
+                          const char *name, uint64_t owner_id, uint64_t token) {
   struct client *cl = arg;
   (void)name, (void)owner_id, (void)token;
   if (event == SYNOD_LOCK_LOST) {
@@ -356,9 +356,8 @@ static void elect_once(struct client *cl) {
   stat_note(NEM_ELECT, rv == 0, t0);
   pthread_mutex_unlock(&w.mu);
   if (rv == 0 && camp.leader) {
-    struct nem_lead l = {.client = cl->id,
-                         .revision = camp.info.revision,
-                         .start_us = t1};
+    struct nem_lead l = {
+        .client = cl->id, .revision = camp.info.revision, .start_us = t1};
     sleep_ms(50);
     l.end_us = nem_now_us();
     uint64_t lost = atomic_load(&cl->lost_us);
@@ -431,7 +430,9 @@ void nem_workload_start(const char *endpoints, const char *fence_addr) {
   }
 }
 
-void nem_workload_resume(void) { atomic_store(&w.paused, false); }
+void nem_workload_resume(void) {
+  atomic_store(&w.paused, false);
+}
 
 bool nem_workload_pause(uint32_t timeout_ms) {
   uint64_t until = nem_now_us() + (uint64_t)timeout_ms * 1000;
