@@ -28,6 +28,7 @@ test_pkgs=(
   chromium                           # the status page in a headless browser (tests/browser)
   iproute2 iptables                  # namespaces, veths, faults of tests/nemesis (iptables-legacy, tc htb)
   libfaketime                        # a replica whose clock runs 1.5x fast (tests/nemesis)
+  libnetfilter-queue-dev             # delay and jitter without netem: tests/nemesis/delay.c (NFQUEUE)
 )
 [[ $for_tests -eq 1 ]] && pkgs+=("${test_pkgs[@]}")
 

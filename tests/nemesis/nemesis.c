@@ -519,15 +519,70 @@ static void fault_oneway(struct fault_ctx *f) {
   sleep_ms((unsigned)d);
 }
 
+/* Starts synod-nemesis-delay in every namespace (replicas and clients);
+ * false if it is not built (no libnetfilter-queue-dev) or fails. */
+static bool delay_start(pid_t *pids, int delay_ms, int jitter_ms,
+                        uint64_t seed) {
+  char bin[PATH_MAX], d[16], j[16], sd[32], ns[48];
+  test_binary("SYNOD_NEMESIS_DELAY", "synod-nemesis-delay", bin, sizeof bin);
+  if (access(bin, X_OK) != 0) {
+    return false;
+  }
+  snprintf(d, sizeof d, "%d", delay_ms);
+  snprintf(j, sizeof j, "%d", jitter_ms);
+  for (int i = 0; i <= g.n; i++) {
+    char path[PATH_MAX + 16];
+    if (i < g.n) {
+      nem_net_ns(&g.net, i, ns, sizeof ns);
+    } else {
+      nem_net_ns_client(&g.net, ns, sizeof ns);
+    }
+    snprintf(sd, sizeof sd, "%" PRIu64, seed + (uint64_t)i);
+    snprintf(path, sizeof path, "%.3000s/delay-%d.log", g.dir, i);
+    char *argv[] = {"ip", "netns", "exec", ns, bin, d, j, sd, NULL};
+    pids[i] = test_spawn(argv, path);
+  }
+  return true;
+}
+
+static void delay_stop(pid_t *pids) {
+  for (int i = 0; i <= g.n; i++) {
+    if (pids[i] > 0) {
+      kill(pids[i], SIGKILL);
+      test_wait(pids[i], 10000, "synod-nemesis-delay");
+      pids[i] = 0;
+    }
+  }
+}
+
 static void fault_loss(struct fault_ctx *f) {
   int d = rng_int(&f->rng, 4000, 6000);
-  snprintf(f->what, sizeof f->what,
-           "20%% loss on every link, rate capped at 2mbit (htb), for %d ms; "
-           "no added delay or jitter: this kernel has no netem",
-           d);
+  int delay_ms = rng_int(&f->rng, 10, 40), jitter_ms = delay_ms / 2;
+  pid_t pids[NEM_REPLICAS_MAX + 1] = {0};
+  bool delayed = delay_start(pids, delay_ms, jitter_ms, f->rng);
+  if (delayed) {
+    snprintf(f->what, sizeof f->what,
+             "20%% loss, then %d ms +- %d ms delay (NFQUEUE; this kernel has "
+             "no netem) on every packet received, rate capped at 2mbit "
+             "(htb), for %d ms",
+             delay_ms, jitter_ms, d);
+  } else {
+    snprintf(f->what, sizeof f->what,
+             "20%% loss on every link, rate capped at 2mbit (htb), for %d ms; "
+             "no added delay or jitter: no netem on this kernel and "
+             "synod-nemesis-delay not built (libnetfilter-queue-dev)",
+             d);
+  }
   say("fault: %s", f->what);
   CHECK(nem_net_loss(&g.net, 20, "2mbit") == 0, "iptables/tc loss");
+  if (delayed) {
+    CHECK(nem_net_queue(&g.net) == 0, "iptables NFQUEUE");
+  }
   sleep_ms((unsigned)d);
+  if (delayed) {
+    heal(); /* the rules first: no packet waits for a killed delayer */
+    delay_stop(pids);
+  }
 }
 
 /* The old leader, resumed, is asked at once (its only endpoint) for reads

@@ -59,6 +59,10 @@ int nem_net_cut(const struct nem_net *net, int i, int j);
 int nem_net_cut_oneway(const struct nem_net *net, int from, int to);
 int nem_net_loss(const struct nem_net *net, int percent, const char *rate);
 int nem_net_heal(const struct nem_net *net);
+/* Sends every packet a replica or the client namespace receives (after
+ * the loss rule) to NFQUEUE 0, with --queue-bypass: synod-nemesis-delay,
+ * run in each namespace, holds them (delay and jitter without netem). */
+int nem_net_queue(const struct nem_net *net);
 
 /* Runs `ip netns exec NS sh -c CMD` (bounded); returns the exit status. */
 int nem_ns_sh(const char *ns, const char *cmd);

@@ -285,6 +285,18 @@ int nem_net_loss(const struct nem_net *net, int percent, const char *rate) {
   return rv != 0 ? rv : nem_ns_sh(ns, r);
 }
 
+int nem_net_queue(const struct nem_net *net) {
+  const char *r = "iptables-legacy -A INPUT -j NFQUEUE --queue-num 0 "
+                  "--queue-bypass";
+  char ns[48];
+  int rv = 0;
+  for (int i = 0; i < net->n && rv == 0; i++) {
+    rv = rule(net, i, r);
+  }
+  nem_net_ns_client(net, ns, sizeof ns);
+  return rv != 0 ? rv : nem_ns_sh(ns, r);
+}
+
 int nem_net_heal(const struct nem_net *net) {
   const char *r = "iptables-legacy -F INPUT && iptables-legacy -F OUTPUT && "
                   "{ tc qdisc del dev eth0 root 2>/dev/null; true; }";
