@@ -9,12 +9,13 @@
  * state digest.
  *
  *   synod-nemesis [--seed S] [--rounds N] [--round K] [--replicas 3|5]
- *                 [--strict]
+ *                 [--kind FAULT] [--strict]
  *
  * Round K's fault comes from (S, K) alone: "--seed S --round K" replays it
  * on a fresh cluster. Every NEM_FAULTS consecutive rounds cover every
- * fault kind once. Exit 0: no violation; 1: a violation (each printed with
- * its replay command); 77: cannot run here (not root, no namespaces). */
+ * fault kind once (--kind: every round the one named). Exit 0: no violation; 1:
+ * a violation (each printed with its replay command); 77: cannot run here (not
+ * root, no namespaces). */
 #include "nemesis.h"
 
 #include <errno.h>
@@ -86,6 +87,7 @@ static struct {
   int violations;
   int known_bugs;
   bool strict;     /* known bugs count as violations */
+  int only_kind;   /* --kind: every round this fault; -1: all in turn */
   int64_t counter; /* the counter's value at the end of the last round */
   uint64_t ops_total;
   bool torn_down;
@@ -130,6 +132,16 @@ static void say(const char *fmt, ...) {
   va_end(ap);
 }
 
+/* "synod-nemesis --seed S --round K ..." for the round being run. */
+static const char *replay_cmd(void) {
+  static char buf[160];
+  snprintf(buf, sizeof buf,
+           "synod-nemesis --seed %" PRIu64 " --round %d --replicas %d%s%s",
+           g.seed, g.round, g.n, g.only_kind >= 0 ? " --kind " : "",
+           g.only_kind >= 0 ? fault_names[g.only_kind] : "");
+  return buf;
+}
+
 static void violation(const char *fmt, ...)
     __attribute__((format(printf, 1, 2)));
 static void violation(const char *fmt, ...) {
@@ -137,9 +149,7 @@ static void violation(const char *fmt, ...) {
   va_start(ap, fmt);
   printf("VIOLATION round %d (%s): ", g.round, fault_names[g.fault]);
   vprintf(fmt, ap);
-  printf("\n  replay: synod-nemesis --seed %" PRIu64 " --round %d --replicas "
-         "%d\n",
-         g.seed, g.round, g.n);
+  printf("\n  replay: %s\n", replay_cmd());
   fflush(stdout);
   va_end(ap);
   g.violations++;
@@ -155,9 +165,7 @@ static void known_bug(const char *fmt, ...) {
   va_start(ap, fmt);
   printf("KNOWN BUG round %d (%s): ", g.round, fault_names[g.fault]);
   vprintf(fmt, ap);
-  printf("\n  replay: synod-nemesis --seed %" PRIu64 " --round %d --replicas "
-         "%d --strict\n",
-         g.seed, g.round, g.n);
+  printf("\n  replay: %s --strict\n", replay_cmd());
   fflush(stdout);
   va_end(ap);
   g.known_bugs++;
@@ -1092,10 +1100,9 @@ static void round_run(int k) {
   long recovery;
   int64_t value = 0;
   g.round = k;
-  g.fault = (enum fault)g.perm[k % NEM_FAULTS];
-  say("round %d: %s; replay: synod-nemesis --seed %" PRIu64
-      " --round %d --replicas %d",
-      k, fault_names[g.fault], g.seed, k, g.n);
+  g.fault = g.only_kind >= 0 ? (enum fault)g.only_kind
+                             : (enum fault)g.perm[k % NEM_FAULTS];
+  say("round %d: %s; replay: %s", k, fault_names[g.fault], replay_cmd());
   nem_workload_resume();
   sleep_ms(STEADY_MS);
   f.leader = wait_leader(10000);
@@ -1149,7 +1156,9 @@ static void round_run(int k) {
 
 static void usage(void) {
   fprintf(stderr, "usage: synod-nemesis [--seed S] [--rounds N] [--round K] "
-                  "[--replicas 3|5] [--strict]\n");
+                  "[--replicas 3|5] [--kind FAULT] [--strict]\n"
+                  "faults: isolate-leader split bridge one-way loss "
+                  "stop-leader kill-one kill-all disk-full fast-clock\n");
   exit(2);
 }
 
@@ -1158,6 +1167,7 @@ int main(int argc, char **argv) {
   char why[512];
   uint64_t s;
   g.n = 5;
+  g.only_kind = -1;
   g.seed = (uint64_t)time(NULL) ^ ((uint64_t)getpid() << 32);
   for (int i = 1; i < argc; i++) {
     if (i + 1 < argc && strcmp(argv[i], "--seed") == 0) {
@@ -1166,6 +1176,17 @@ int main(int argc, char **argv) {
       rounds = atoi(argv[++i]);
     } else if (i + 1 < argc && strcmp(argv[i], "--round") == 0) {
       only = atoi(argv[++i]);
+    } else if (i + 1 < argc && strcmp(argv[i], "--kind") == 0) {
+      i++;
+      g.only_kind = -2;
+      for (int k = 0; k < NEM_FAULTS; k++) {
+        if (strcmp(argv[i], fault_names[k]) == 0) {
+          g.only_kind = k;
+        }
+      }
+      if (g.only_kind < 0) {
+        usage();
+      }
     } else if (strcmp(argv[i], "--strict") == 0) {
       g.strict = true;
     } else if (i + 1 < argc && strcmp(argv[i], "--replicas") == 0) {
