@@ -22,6 +22,7 @@
 #include <inttypes.h>
 #include <signal.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -86,9 +87,10 @@ static struct {
   enum fault fault;
   int violations;
   int known_bugs;
-  bool strict;     /* known bugs count as violations */
-  int only_kind;   /* --kind: every round this fault; -1: all in turn */
-  int64_t counter; /* the counter's value at the end of the last round */
+  int bound_exceeded; /* fail-closed probes beyond the clock bound */
+  bool strict;        /* known bugs count as violations */
+  int only_kind;      /* --kind: every round this fault; -1: all in turn */
+  int64_t counter;    /* the counter's value at the end of the last round */
   uint64_t ops_total;
   bool torn_down;
   /* sh -c text that kills, deletes and unmounts all of the above; built
@@ -367,8 +369,8 @@ static void on_signal(int sig) {
 static void cleanup_cmd_build(void) {
   char ns[48];
   size_t l;
-  snprintf(g.cleanup_cmd, sizeof g.cleanup_cmd, "for ns in %s-cl %s-br",
-           g.net.prefix, g.net.prefix);
+  snprintf(g.cleanup_cmd, sizeof g.cleanup_cmd, "for ns in %s-cl %s-c2 %s-br",
+           g.net.prefix, g.net.prefix, g.net.prefix);
   for (int i = 0; i < g.n; i++) {
     nem_net_ns(&g.net, i, ns, sizeof ns);
     l = strlen(g.cleanup_cmd);
@@ -833,6 +835,135 @@ static void fault_disk_full(struct fault_ctx *f) {
   }
 }
 
+/* ---------------------------------------------------- clock-rate bound */
+
+/* Fail closed, measured: a client in the second client namespace takes a
+ * lock, then its namespace is cut off; another client queues for the
+ * lock. The cut-off holder must be told LOST (its library's deadline,
+ * on its own clock) before the other is granted the lock (the session's
+ * expiry, in cluster time: the leader's clock). With the leader's clock
+ * within the bound (README: 1/0.95) this must hold; with a leader 1.5x
+ * fast it is expected not to, and the run says by how much. */
+#define BOUND_LOCK "nemesis-bound"
+#define BOUND_TTL_MS 3000
+
+struct lonely {
+  pthread_t t;
+  _Atomic uint64_t granted_us, lost_us;
+  _Atomic int rv;
+  _Atomic bool done, quit;
+};
+
+static void lonely_lock_cb(void *arg, enum synod_lock_event ev,
+                           const char *name, uint64_t owner, uint64_t token) {
+  struct lonely *l = arg;
+  uint64_t zero = 0;
+  (void)name, (void)owner, (void)token;
+  if (ev == SYNOD_LOCK_LOST) {
+    atomic_compare_exchange_strong(&l->lost_us, &zero, nem_now_us());
+  }
+}
+
+static void *lonely_main(void *arg) {
+  struct lonely *l = arg;
+  struct synod_options o;
+  struct synod_client *c;
+  struct synod_lock_grant gr;
+  int rv;
+  nem_net_enter(&g.net, "c2"); /* this thread, and the library's */
+  synod_options_init(&o);
+  o.endpoints = g.endpoints;
+  o.client_name = "nemesis cut-off holder";
+  o.session_ttl_ms = BOUND_TTL_MS;
+  o.stall_timeout_ms = 600;
+  o.request_timeout_ms = 3000;
+  o.lock_cb = lonely_lock_cb;
+  o.cb_arg = l;
+  if (synod_client_new(&o, &c) != 0) {
+    atomic_store(&l->rv, SYNOD_EINTERNAL);
+    atomic_store(&l->done, true);
+    return NULL;
+  }
+  rv = synod_lock_acquire(c, BOUND_LOCK, 1, 5000, &gr);
+  if (rv == 0) {
+    atomic_store(&l->granted_us, nem_now_us());
+  }
+  atomic_store(&l->rv, rv);
+  atomic_store(&l->done, true);
+  while (!atomic_load(&l->quit)) {
+    sleep_ms(20);
+  }
+  synod_client_free(c);
+  return NULL;
+}
+
+static void bound_probe(const char *label, bool beyond_bound) {
+  struct lonely l = {0};
+  struct synod_options o;
+  struct synod_client *b = NULL;
+  struct synod_lock_grant gr;
+  uint64_t t_cut, t_b = 0, until;
+  int rv;
+  pthread_create(&l.t, NULL, lonely_main, &l);
+  for (until = test_now_ms() + 8000;
+       !atomic_load(&l.done) && test_now_ms() < until;) {
+    sleep_ms(10);
+  }
+  if (!atomic_load(&l.done) || atomic_load(&l.rv) != 0) {
+    say("bound probe (%s): the holder got no lock (%s); skipped", label,
+        synod_errname(atomic_load(&l.rv)));
+    goto out;
+  }
+  sleep_ms(300);
+  CHECK(nem_net_cut_lonely(&g.net) == 0, "iptables: cut the holder off");
+  t_cut = nem_now_us();
+  synod_options_init(&o);
+  o.endpoints = g.endpoints;
+  o.client_name = "nemesis next holder";
+  CHECK(synod_client_new(&o, &b) == 0, "synod_client_new");
+  rv = synod_lock_acquire(b, BOUND_LOCK, 2, 10000, &gr);
+  if (rv == 0) {
+    t_b = nem_now_us();
+  }
+  for (until = test_now_ms() + 5000;
+       atomic_load(&l.lost_us) == 0 && test_now_ms() < until;) {
+    sleep_ms(10);
+  }
+  uint64_t lost = atomic_load(&l.lost_us);
+  if (rv != 0 || lost == 0) {
+    violation("bound probe (%s): %s", label,
+              rv != 0 ? "the next holder was never granted the lock of a "
+                        "cut-off holder"
+                      : "the cut-off holder was never told LOST");
+  } else if (t_b < lost) {
+    if (beyond_bound) {
+      g.bound_exceeded++;
+      say("bound probe (%s): beyond the bound, as expected: the lock went "
+          "to the next holder %.0f ms after the cut, %.0f ms BEFORE the "
+          "cut-off holder was told LOST",
+          label, (t_b - t_cut) / 1e3, (lost - t_b) / 1e3);
+    } else {
+      violation("fail closed broken (%s): the lock went to the next holder "
+                "%.0f ms after the cut, %.0f ms before the cut-off holder "
+                "was told LOST",
+                label, (t_b - t_cut) / 1e3, (lost - t_b) / 1e3);
+    }
+  } else {
+    say("bound probe (%s): the cut-off holder was told LOST %.0f ms after "
+        "the cut, the next holder granted %.0f ms after that: fail closed "
+        "held",
+        label, (lost - t_cut) / 1e3, (t_b - lost) / 1e3);
+  }
+  if (rv == 0) {
+    synod_lock_release(b, BOUND_LOCK, 2, 3000, NULL);
+  }
+out:
+  heal();
+  synod_client_free(b);
+  atomic_store(&l.quit, true);
+  pthread_join(l.t, NULL);
+}
+
 /* One replica's clock (CLOCK_MONOTONIC and the wall clock, and so its
  * timers) runs 1.5x fast. It matters most as leader: the leader stamps
  * cluster time, by which sessions expire. So once it has caught up, the
@@ -844,6 +975,7 @@ static void fault_fast_clock(struct fault_ctx *f) {
   int v = rng_int(&f->rng, 0, g.n - 1);
   int d = rng_int(&f->rng, 6000, 9000);
   int led_ms = 0, nudges = 0;
+  bool probed = false;
   uint64_t t0;
   if (access(FAKETIME_LIB, R_OK) != 0) {
     snprintf(f->what, sizeof f->what,
@@ -861,9 +993,16 @@ static void fault_fast_clock(struct fault_ctx *f) {
   replica_spawn(v, true);
   t0 = nem_now_us();
   sleep_ms(1500);
+  if (find_leader(NULL) != v) {
+    bound_probe("a leader at the normal rate", false);
+  }
   for (uint64_t until = test_now_ms() + (uint64_t)d; test_now_ms() < until;) {
     int l = find_leader(NULL);
     if (l == v) {
+      if (!probed) {
+        probed = true;
+        bound_probe("the leader 1.5x fast", true);
+      }
       led_ms += 300;
     } else if (l >= 0 && nudges < 5 && led_ms == 0) {
       nudges++;
@@ -1240,11 +1379,13 @@ int main(int argc, char **argv) {
   }
   nem_workload_stop();
   printf("synod-nemesis: %d round%s, %" PRIu64 " operations, %.0f s, "
-         "%d violation%s, %d known bug%s (seed %" PRIu64 ")\n",
+         "%d violation%s, %d known bug%s, fail closed broken %d time%s "
+         "with a 1.5x leader (beyond the bound) (seed %" PRIu64 ")\n",
          only >= 0 ? 1 : rounds, (only >= 0 || rounds == 1) ? "" : "s",
          g.ops_total, (double)(test_now_ms() - t0) / 1000.0, g.violations,
          g.violations == 1 ? "" : "s", g.known_bugs,
-         g.known_bugs == 1 ? "" : "s", g.seed);
+         g.known_bugs == 1 ? "" : "s", g.bound_exceeded,
+         g.bound_exceeded == 1 ? "" : "s", g.seed);
   if (g.violations > 0) {
     test_failed = 1; /* keep the logs */
     printf("logs kept in %s\n", g.dir);

@@ -30,6 +30,7 @@ struct nem_net {
   char prefix[32];                 /* "nem<pid>" */
   char addr[NEM_REPLICAS_MAX][32]; /* 127.77.0.<i+1> */
   char client_addr[32];            /* 127.77.0.100 */
+  char lonely_addr[32];            /* 127.77.0.101: a client to cut off */
 };
 
 /* Removes the namespaces (and the processes inside), and unmounts the
@@ -51,6 +52,12 @@ void nem_net_enter_client(const struct nem_net *net);
 /* The namespace name of replica i ("nem<pid>-r<i>"), or the client's. */
 void nem_net_ns(const struct nem_net *net, int i, char *out, size_t len);
 void nem_net_ns_client(const struct nem_net *net, char *out, size_t len);
+/* The second client namespace, whose one client the test cuts off. */
+void nem_net_ns_lonely(const struct nem_net *net, char *out, size_t len);
+/* Moves the calling thread into "<prefix>-<which>" ("cl", "c2"). */
+void nem_net_enter(const struct nem_net *net, const char *which);
+/* Drops everything in and out of the second client namespace. */
+int nem_net_cut_lonely(const struct nem_net *net);
 
 /* Faults: drop both ways between replicas i and j; drop i -> j only; 20%
  * loss on every replica's and the client's input plus a rate cap on every

@@ -54,6 +54,10 @@ void nem_net_ns_client(const struct nem_net *net, char *out, size_t len) {
   snprintf(out, len, "%s-cl", net->prefix);
 }
 
+void nem_net_ns_lonely(const struct nem_net *net, char *out, size_t len) {
+  snprintf(out, len, "%s-c2", net->prefix);
+}
+
 /* A process that is alive and is a synod-nemesis. */
 static bool owner_alive(long pid) {
   char path[64], comm[64] = "";
@@ -172,6 +176,7 @@ bool nem_net_setup(struct nem_net *net, int n, char *why, size_t len) {
   net->owner = getpid();
   snprintf(net->prefix, sizeof net->prefix, "nem%d", (int)net->owner);
   snprintf(net->client_addr, sizeof net->client_addr, "127.77.0.100");
+  snprintf(net->lonely_addr, sizeof net->lonely_addr, "127.77.0.101");
   for (int i = 0; i < n; i++) {
     snprintf(net->addr[i], sizeof net->addr[i], "127.77.0.%d", i + 1);
   }
@@ -198,6 +203,11 @@ bool nem_net_setup(struct nem_net *net, int n, char *why, size_t len) {
     snprintf(why, len, "cannot make the client namespace %s", ns);
     return false;
   }
+  nem_net_ns_lonely(net, ns, sizeof ns);
+  if (ns_make(ns) != 0 || ns_link(net, ns, "vd", net->lonely_addr) != 0) {
+    snprintf(why, len, "cannot make the second client namespace %s", ns);
+    return false;
+  }
   /* Every replica namespace must have iptables-legacy with the statistic
    * match, and the loss fault needs it. */
   nem_net_ns(net, 0, ns, sizeof ns);
@@ -219,6 +229,8 @@ void nem_net_teardown(struct nem_net *net) {
   }
   nem_net_ns_client(net, ns, sizeof ns);
   ns_delete(ns);
+  nem_net_ns_lonely(net, ns, sizeof ns);
+  ns_delete(ns);
   for (int i = 0; i < net->n; i++) {
     nem_net_ns(net, i, ns, sizeof ns);
     ns_delete(ns);
@@ -228,9 +240,13 @@ void nem_net_teardown(struct nem_net *net) {
 }
 
 void nem_net_enter_client(const struct nem_net *net) {
+  nem_net_enter(net, "cl");
+}
+
+void nem_net_enter(const struct nem_net *net, const char *which) {
   char path[128];
   int fd;
-  snprintf(path, sizeof path, "/var/run/netns/%s-cl", net->prefix);
+  snprintf(path, sizeof path, "/var/run/netns/%s-%s", net->prefix, which);
   fd = open(path, O_RDONLY | O_CLOEXEC);
   CHECK(fd >= 0, "open %s: %s", path, strerror(errno));
   CHECK(setns(fd, CLONE_NEWNET) == 0, "setns %s: %s", path, strerror(errno));
@@ -307,5 +323,14 @@ int nem_net_heal(const struct nem_net *net) {
   }
   nem_net_ns_client(net, ns, sizeof ns);
   rv |= nem_ns_sh(ns, r);
+  nem_net_ns_lonely(net, ns, sizeof ns);
+  rv |= nem_ns_sh(ns, r);
   return rv;
+}
+
+int nem_net_cut_lonely(const struct nem_net *net) {
+  char ns[48];
+  nem_net_ns_lonely(net, ns, sizeof ns);
+  return nem_ns_sh(ns, "iptables-legacy -A INPUT -j DROP && "
+                       "iptables-legacy -A OUTPUT -j DROP");
 }
