@@ -90,6 +90,8 @@ static struct {
   int bound_exceeded; /* fail-closed probes beyond the clock bound */
   bool strict;        /* known bugs count as violations */
   int only_kind;      /* --kind: every round this fault; -1: all in turn */
+  bool break_checks;  /* corrupt each round\'s history: checks must fail */
+  int breaks_missed;  /* rounds where they did not all */
   int64_t counter;    /* the counter's value at the end of the last round */
   uint64_t ops_total;
   bool torn_down;
@@ -1231,6 +1233,43 @@ static long wait_recovery(uint64_t heal_us) {
   }
 }
 
+/* --break-checks: breaks the round's history four ways, each of which
+ * the checks must report: an acknowledged add returns a value off by
+ * 1000, a second client holds the lock inside another's hold, a fenced
+ * write was refused, a second leadership overlaps another. */
+static void break_record(struct nem_record *rec) {
+  for (size_t i = 0; i < rec->ops_n; i++) {
+    if (rec->ops[i].op == HISTORY_COUNTER_ADD_GET && !rec->ops[i].pending) {
+      rec->ops[i].value += 1000;
+      break;
+    }
+  }
+  if (rec->holds_n > 0 && rec->holds_n < rec->holds_cap) {
+    struct nem_hold h = rec->holds[0];
+    h.client = h.client + 100;
+    h.start_us += (h.end_us - h.start_us) / 2;
+    h.token += 1;
+    rec->holds[rec->holds_n++] = h;
+  }
+  if (rec->leads_n > 0 && rec->leads_n < rec->leads_cap) {
+    struct nem_lead l = rec->leads[0];
+    l.client += 100;
+    l.start_us += (l.end_us - l.start_us) / 2;
+    l.revision += 1;
+    rec->leads[rec->leads_n++] = l;
+  }
+  struct nem_fence_refusal f = {.client = 100, .token = 1, .max_seen = 2};
+  if (rec->refusals_n < rec->refusals_cap) {
+    rec->refusals[rec->refusals_n++] = f;
+  } else {
+    rec->refusals =
+        realloc(rec->refusals, (rec->refusals_n + 1) * sizeof *rec->refusals);
+    CHECK(rec->refusals != NULL, "realloc");
+    rec->refusals[rec->refusals_n++] = f;
+    rec->refusals_cap = rec->refusals_n;
+  }
+}
+
 static void round_run(int k) {
   struct fault_ctx f = {.rng = g.seed ^
                                (0x5851f42d4c957f2dull * (uint64_t)(k + 1))};
@@ -1266,9 +1305,19 @@ static void round_run(int k) {
     violation("the counter could not be read within 10 s after the round");
   }
   nem_workload_take(&rec);
+  if (g.break_checks) {
+    break_record(&rec);
+  }
+  int checked = g.violations;
   check_counter(&rec, g.counter);
   check_locks(&rec);
   check_elections(&rec);
+  if (g.break_checks) {
+    int found = g.violations - checked;
+    say("--break-checks: %d violations found in a history broken 4 ways",
+        found);
+    g.breaks_missed += found < 4;
+  }
   check_digests();
   g.counter = value;
   size_t pend = 0;
@@ -1294,10 +1343,11 @@ static void round_run(int k) {
 /* -------------------------------------------------------------- main */
 
 static void usage(void) {
-  fprintf(stderr, "usage: synod-nemesis [--seed S] [--rounds N] [--round K] "
-                  "[--replicas 3|5] [--kind FAULT] [--strict]\n"
-                  "faults: isolate-leader split bridge one-way loss "
-                  "stop-leader kill-one kill-all disk-full fast-clock\n");
+  fprintf(stderr,
+          "usage: synod-nemesis [--seed S] [--rounds N] [--round K] "
+          "[--replicas 3|5] [--kind FAULT] [--strict] [--break-checks]\n"
+          "faults: isolate-leader split bridge one-way loss "
+          "stop-leader kill-one kill-all disk-full fast-clock\n");
   exit(2);
 }
 
@@ -1326,6 +1376,8 @@ int main(int argc, char **argv) {
       if (g.only_kind < 0) {
         usage();
       }
+    } else if (strcmp(argv[i], "--break-checks") == 0) {
+      g.break_checks = true;
     } else if (strcmp(argv[i], "--strict") == 0) {
       g.strict = true;
     } else if (i + 1 < argc && strcmp(argv[i], "--replicas") == 0) {
@@ -1386,10 +1438,19 @@ int main(int argc, char **argv) {
          g.violations == 1 ? "" : "s", g.known_bugs,
          g.known_bugs == 1 ? "" : "s", g.bound_exceeded,
          g.bound_exceeded == 1 ? "" : "s", g.seed);
-  if (g.violations > 0) {
+  if (g.violations > 0 && !g.break_checks) {
     test_failed = 1; /* keep the logs */
     printf("logs kept in %s\n", g.dir);
   }
   teardown();
+  if (g.break_checks) {
+    /* Only the planted violations may have been found, all of them. */
+    bool ok =
+        g.breaks_missed == 0 && g.violations == 4 * (only >= 0 ? 1 : rounds);
+    printf("--break-checks: %s\n", ok ? "every planted violation was found"
+                                      : "FAILED: a planted violation was "
+                                        "missed, or a real one found");
+    return ok ? 0 : 1;
+  }
   return g.violations > 0 ? 1 : 0;
 }
