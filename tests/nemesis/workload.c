@@ -336,8 +336,18 @@ static void lock_once(struct client *cl) {
   pthread_mutex_unlock(&w.mu);
   /* A release that fails (lost, timed out) leaves the lock to expire with
    * the session; the hold already ended above. */
-  synod_lock_release(cl->c, NEM_LOCK_NAME, SYNOD_OWNER_THREAD, OP_TIMEOUT_MS,
-                     NULL);
+  /* A hold count above 1 means an earlier release timed out without
+   * taking effect (the lock is reentrant): give those holds back too, so
+   * the lock stays contended. */
+  for (uint32_t left = g.hold_count; left > 0;) {
+    uint32_t now_left = 0;
+    if (synod_lock_release(cl->c, NEM_LOCK_NAME, SYNOD_OWNER_THREAD,
+                           OP_TIMEOUT_MS, &now_left) != 0 ||
+        now_left >= left) {
+      break;
+    }
+    left = now_left;
+  }
 }
 
 /* One campaign: if it leads at once, lead 50 ms, then resign. */
