@@ -27,6 +27,9 @@ test_pkgs=(
   prometheus                         # a real scraper and promtool (tests/integration: prometheus, metrics)
   chromium                           # the status page in a headless browser (tests/browser)
   clang libclang-rt-14-dev           # libFuzzer, ASan, UBSan for the fuzz harnesses (tests/fuzz)
+  iproute2 iptables                  # namespaces, veths, faults of tests/nemesis (iptables-legacy, tc htb)
+  libfaketime                        # a replica whose clock runs 1.5x fast (tests/nemesis)
+  libnetfilter-queue-dev             # delay and jitter without netem: tests/nemesis/delay.c (NFQUEUE)
 )
 [[ $for_tests -eq 1 ]] && pkgs+=("${test_pkgs[@]}")
 

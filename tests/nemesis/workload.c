@@ -1,0 +1,502 @@
+/* The nemesis's workload: client threads on libsynod (adds to one counter,
+ * linearizable reads of it, cycles on one contended lock with writes to a
+ * fenced resource, campaigns in one election), each operation recorded
+ * with its invoke and completion times; and the fenced resource, a small
+ * TCP server that accepts a write only with a token at least as large as
+ * every token it has seen. */
+#include "nemesis.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "cluster.h"
+#include "synod.h"
+
+#define ADDERS 3
+#define READERS 1
+#define LOCKERS 3
+#define ELECTORS 2
+#define CLIENTS (ADDERS + READERS + LOCKERS + ELECTORS)
+#define OP_TIMEOUT_MS 2000
+#define LOCK_TTL_MS 3000 /* short, so that faults make sessions expire */
+
+uint64_t nem_now_us(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (uint64_t)ts.tv_sec * 1000000 + (uint64_t)ts.tv_nsec / 1000;
+}
+
+static void sleep_ms(unsigned ms) {
+  usleep(ms * 1000u);
+}
+
+struct client {
+  int id;
+  enum nem_kind kind;
+  pthread_t thread;
+  struct synod_client *c;
+  /* Set from the library's thread: when this client last learned that
+   * its lock (or, for an elector, its session) was lost; 0 = not since
+   * the current hold began. */
+  _Atomic uint64_t lost_us;
+  _Atomic bool idle; /* parked because the workload is paused */
+  int fence_fd;
+};
+
+static struct {
+  pthread_mutex_t mu;
+  struct nem_record rec;
+  struct client clients[CLIENTS];
+  _Atomic bool paused;
+  _Atomic bool stopping;
+  char endpoints[512];
+  struct sockaddr_in fence_sa;
+  /* The fenced resource. */
+  int fence_listen;
+  pthread_t fence_thread;
+  uint64_t fence_max; /* the largest token it has seen */
+  uint64_t fence_last_accepted;
+} w = {.mu = PTHREAD_MUTEX_INITIALIZER};
+
+#define PUSH(arr, n, cap, item)                                                \
+  do {                                                                         \
+    if ((n) == (cap)) {                                                        \
+      (cap) = (cap) ? (cap)*2 : 256;                                           \
+      (arr) = realloc((arr), (cap) * sizeof *(arr));                           \
+      if ((arr) == NULL) {                                                     \
+        abort();                                                               \
+      }                                                                        \
+    }                                                                          \
+    (arr)[(n)++] = (item);                                                     \
+  } while (0)
+
+static void stat_note(enum nem_kind k, bool ok, uint64_t invoke_us) {
+  struct nem_stats *s = &w.rec.stats[k];
+  if (ok) {
+    s->ok++;
+    if (invoke_us > s->last_ok_invoke_us) {
+      s->last_ok_invoke_us = invoke_us;
+    }
+  } else {
+    s->failed++;
+  }
+}
+
+void nem_record_get(uint64_t invoke_us, uint64_t complete_us, int rv,
+                    int64_t value) {
+  if (rv != 0) {
+    return; /* a read that failed changed nothing: leave it out */
+  }
+  struct history_counter_entry e = {.op = HISTORY_COUNTER_GET,
+                                    .invoke = invoke_us,
+                                    .complete = complete_us,
+                                    .value = value};
+  pthread_mutex_lock(&w.mu);
+  PUSH(w.rec.ops, w.rec.ops_n, w.rec.ops_cap, e);
+  pthread_mutex_unlock(&w.mu);
+}
+
+void nem_record_op(const struct history_counter_entry *e) {
+  pthread_mutex_lock(&w.mu);
+  PUSH(w.rec.ops, w.rec.ops_n, w.rec.ops_cap, *e);
+  pthread_mutex_unlock(&w.mu);
+}
+
+/* ------------------------------------------------------ fenced resource */
+
+/* One connection: lines "W <token> <client>\n", answered "OK\n" or
+ * "NO <max>\n". Plain read(2), no stdio: a FILE blocked in fgets holds
+ * its lock, and fflush(NULL) (before every fork of the harness) would
+ * wait for it. */
+static void *fence_conn(void *arg) {
+  int fd = (int)(intptr_t)arg;
+  char buf[256];
+  size_t have = 0;
+  for (;;) {
+    char *nl = memchr(buf, '\n', have);
+    if (nl == NULL) {
+      ssize_t n;
+      if (have == sizeof buf) {
+        break;
+      }
+      n = read(fd, buf + have, sizeof buf - have);
+      if (n <= 0) {
+        break;
+      }
+      have += (size_t)n;
+      continue;
+    }
+    *nl = '\0';
+    unsigned long long token = 0;
+    int client = -1;
+    char reply[64];
+    if (sscanf(buf, "W %llu %d", &token, &client) != 2) {
+      break;
+    }
+    size_t used = (size_t)(nl + 1 - buf);
+    memmove(buf, nl + 1, have - used);
+    have -= used;
+    pthread_mutex_lock(&w.mu);
+    if (token >= w.fence_max) {
+      w.fence_max = token;
+      if (token < w.fence_last_accepted) {
+        w.rec.fence_order_errors++; /* cannot happen: the rule above */
+      }
+      w.fence_last_accepted = token;
+      w.rec.fence_accepted++;
+      snprintf(reply, sizeof reply, "OK\n");
+    } else {
+      w.rec.fence_refused++;
+      snprintf(reply, sizeof reply, "NO %llu\n",
+               (unsigned long long)w.fence_max);
+    }
+    pthread_mutex_unlock(&w.mu);
+    if (write(fd, reply, strlen(reply)) < 0) {
+      break;
+    }
+  }
+  close(fd);
+  return NULL;
+}
+
+static void *fence_main(void *arg) {
+  (void)arg;
+  for (;;) {
+    int fd = accept(w.fence_listen, NULL, NULL);
+    pthread_t t;
+    if (fd < 0) {
+      if (errno == EINTR) {
+        continue;
+      }
+      return NULL;
+    }
+    pthread_create(&t, NULL, fence_conn, (void *)(intptr_t)fd);
+    pthread_detach(t);
+  }
+}
+
+static void fence_start(const char *addr) {
+  int one = 1;
+  memset(&w.fence_sa, 0, sizeof w.fence_sa);
+  w.fence_sa.sin_family = AF_INET;
+  w.fence_sa.sin_port = htons(NEM_FENCE_PORT);
+  CHECK(inet_pton(AF_INET, addr, &w.fence_sa.sin_addr) == 1, "address %s",
+        addr);
+  w.fence_listen = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  CHECK(w.fence_listen >= 0, "socket: %s", strerror(errno));
+  setsockopt(w.fence_listen, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+  CHECK(bind(w.fence_listen, (struct sockaddr *)&w.fence_sa,
+             sizeof w.fence_sa) == 0,
+        "bind the fenced resource to %s: %s", addr, strerror(errno));
+  CHECK(listen(w.fence_listen, 16) == 0, "listen: %s", strerror(errno));
+  pthread_create(&w.fence_thread, NULL, fence_main, NULL);
+  pthread_detach(w.fence_thread);
+}
+
+/* Writes under token; true if accepted, else *max = the resource's. */
+static bool fence_write(struct client *cl, uint64_t token, uint64_t *max) {
+  char line[64], reply[64];
+  ssize_t n;
+  if (cl->fence_fd < 0) {
+    cl->fence_fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    CHECK(connect(cl->fence_fd, (struct sockaddr *)&w.fence_sa,
+                  sizeof w.fence_sa) == 0,
+          "connect to the fenced resource: %s", strerror(errno));
+  }
+  snprintf(line, sizeof line, "W %llu %d\n", (unsigned long long)token, cl->id);
+  CHECK(write(cl->fence_fd, line, strlen(line)) == (ssize_t)strlen(line),
+        "write to the fenced resource");
+  n = read(cl->fence_fd, reply, sizeof reply - 1);
+  CHECK(n > 0, "read from the fenced resource");
+  reply[n] = '\0';
+  if (strncmp(reply, "OK", 2) == 0) {
+    return true;
+  }
+  unsigned long long m = 0;
+  sscanf(reply, "NO %llu", &m);
+  *max = m;
+  return false;
+}
+
+/* ------------------------------------------------------------ clients */
+
+static void lock_event_cb(void *arg, enum synod_lock_event event,
+                          const char *name, uint64_t owner_id, uint64_t token) {
+  struct client *cl = arg;
+  (void)name, (void)owner_id, (void)token;
+  if (event == SYNOD_LOCK_LOST) {
+    uint64_t zero = 0;
+    atomic_compare_exchange_strong(&cl->lost_us, &zero, nem_now_us());
+  }
+}
+
+static void session_event_cb(void *arg, enum synod_session_state state,
+                             uint64_t session_id) {
+  struct client *cl = arg;
+  (void)session_id;
+  if (state == SYNOD_SESSION_LOST) {
+    uint64_t zero = 0;
+    atomic_compare_exchange_strong(&cl->lost_us, &zero, nem_now_us());
+  }
+}
+
+/* Parks the calling client while the workload is paused; false once the
+ * workload stops. */
+static bool client_gate(struct client *cl) {
+  while (atomic_load(&w.paused) && !atomic_load(&w.stopping)) {
+    atomic_store(&cl->idle, true);
+    sleep_ms(10);
+  }
+  atomic_store(&cl->idle, false);
+  return !atomic_load(&w.stopping);
+}
+
+static void add_once(struct client *cl) {
+  struct history_counter_entry e = {.op = HISTORY_COUNTER_ADD_GET, .arg1 = 1};
+  int64_t v = 0;
+  int rv;
+  e.invoke = nem_now_us();
+  rv = synod_counter_add(cl->c, NEM_COUNTER_NAME, 1, OP_TIMEOUT_MS, &v);
+  e.complete = nem_now_us();
+  if (rv == 0) {
+    e.value = v;
+  } else if (rv == SYNOD_EOVERFLOW) {
+    e.failed = e.overflow = true;
+  } else {
+    /* Timed out, session lost, no endpoint: it may have been applied
+     * (once) or not. */
+    e.pending = true;
+  }
+  pthread_mutex_lock(&w.mu);
+  PUSH(w.rec.ops, w.rec.ops_n, w.rec.ops_cap, e);
+  stat_note(NEM_ADD, rv == 0, e.invoke);
+  pthread_mutex_unlock(&w.mu);
+  sleep_ms(5); /* a few hundred adds a second: the machine is shared */
+}
+
+static void get_once(struct client *cl) {
+  int64_t v = 0;
+  uint64_t t0 = nem_now_us();
+  int rv = synod_counter_get(cl->c, NEM_COUNTER_NAME, 0, OP_TIMEOUT_MS, &v);
+  nem_record_get(t0, nem_now_us(), rv, v);
+  pthread_mutex_lock(&w.mu);
+  stat_note(NEM_GET, rv == 0, t0);
+  pthread_mutex_unlock(&w.mu);
+  sleep_ms(20);
+}
+
+/* One lock cycle: acquire, two fenced writes 20 ms apart while no LOST
+ * notice came, release. */
+static void lock_once(struct client *cl) {
+  struct synod_lock_grant g;
+  struct nem_hold h = {.client = cl->id};
+  uint64_t t0 = nem_now_us();
+  int rv;
+  atomic_store(&cl->lost_us, 0);
+  rv = synod_lock_acquire(cl->c, NEM_LOCK_NAME, SYNOD_OWNER_THREAD,
+                          OP_TIMEOUT_MS, &g);
+  h.start_us = nem_now_us();
+  pthread_mutex_lock(&w.mu);
+  stat_note(NEM_LOCK, rv == 0, t0);
+  pthread_mutex_unlock(&w.mu);
+  if (rv != 0) {
+    sleep_ms(rv == SYNOD_ETIMEDOUT ? 0 : 50);
+    return;
+  }
+  h.token = g.token;
+  for (int i = 0; i < 2 && atomic_load(&cl->lost_us) == 0; i++) {
+    uint64_t max = 0;
+    if (!fence_write(cl, g.token, &max) && atomic_load(&cl->lost_us) == 0) {
+      struct nem_fence_refusal f = {.client = cl->id,
+                                    .token = g.token,
+                                    .max_seen = max,
+                                    .at_us = nem_now_us()};
+      pthread_mutex_lock(&w.mu);
+      PUSH(w.rec.refusals, w.rec.refusals_n, w.rec.refusals_cap, f);
+      pthread_mutex_unlock(&w.mu);
+    }
+    sleep_ms(20);
+  }
+  h.end_us = nem_now_us();
+  uint64_t lost = atomic_load(&cl->lost_us);
+  if (lost != 0 && lost < h.end_us) {
+    h.end_us = lost;
+    h.lost = true;
+  }
+  pthread_mutex_lock(&w.mu);
+  PUSH(w.rec.holds, w.rec.holds_n, w.rec.holds_cap, h);
+  pthread_mutex_unlock(&w.mu);
+  /* A release that fails (lost, timed out) leaves the lock to expire with
+   * the session; the hold already ended above. */
+  /* A hold count above 1 means an earlier release timed out without
+   * taking effect (the lock is reentrant): give those holds back too, so
+   * the lock stays contended. */
+  for (uint32_t left = g.hold_count; left > 0;) {
+    uint32_t now_left = 0;
+    if (synod_lock_release(cl->c, NEM_LOCK_NAME, SYNOD_OWNER_THREAD,
+                           OP_TIMEOUT_MS, &now_left) != 0 ||
+        now_left >= left) {
+      break;
+    }
+    left = now_left;
+  }
+}
+
+/* One campaign: if it leads at once, lead 50 ms, then resign. */
+static void elect_once(struct client *cl) {
+  struct synod_election_campaign camp;
+  char value[32];
+  uint64_t t0 = nem_now_us();
+  int rv;
+  snprintf(value, sizeof value, "client-%d", cl->id);
+  atomic_store(&cl->lost_us, 0);
+  memset(&camp, 0, sizeof camp);
+  rv = synod_election_campaign(cl->c, NEM_ELECTION_NAME, value, strlen(value),
+                               OP_TIMEOUT_MS, &camp);
+  uint64_t t1 = nem_now_us();
+  pthread_mutex_lock(&w.mu);
+  stat_note(NEM_ELECT, rv == 0, t0);
+  pthread_mutex_unlock(&w.mu);
+  if (rv == 0 && camp.leader) {
+    struct nem_lead l = {
+        .client = cl->id, .revision = camp.info.revision, .start_us = t1};
+    sleep_ms(50);
+    l.end_us = nem_now_us();
+    uint64_t lost = atomic_load(&cl->lost_us);
+    if (lost != 0 && lost < l.end_us) {
+      l.end_us = lost;
+    }
+    pthread_mutex_lock(&w.mu);
+    PUSH(w.rec.leads, w.rec.leads_n, w.rec.leads_cap, l);
+    pthread_mutex_unlock(&w.mu);
+  }
+  synod_election_campaign_free(&camp);
+  /* Resigning also withdraws a candidacy that did not lead yet. */
+  synod_election_resign(cl->c, NEM_ELECTION_NAME, OP_TIMEOUT_MS, NULL);
+  sleep_ms(rv == 0 ? 10 : 50);
+}
+
+static void *client_main(void *arg) {
+  struct client *cl = arg;
+  while (client_gate(cl)) {
+    switch (cl->kind) {
+    case NEM_ADD:
+      add_once(cl);
+      break;
+    case NEM_GET:
+      get_once(cl);
+      break;
+    case NEM_LOCK:
+      lock_once(cl);
+      break;
+    case NEM_ELECT:
+      elect_once(cl);
+      break;
+    default:
+      return NULL;
+    }
+  }
+  atomic_store(&cl->idle, true);
+  return NULL;
+}
+
+void nem_workload_start(const char *endpoints, const char *fence_addr) {
+  snprintf(w.endpoints, sizeof w.endpoints, "%s", endpoints);
+  atomic_store(&w.paused, true);
+  fence_start(fence_addr);
+  for (int i = 0; i < CLIENTS; i++) {
+    struct client *cl = &w.clients[i];
+    struct synod_options o;
+    char name[32];
+    cl->id = i;
+    cl->fence_fd = -1;
+    cl->kind = i < ADDERS                       ? NEM_ADD
+               : i < ADDERS + READERS           ? NEM_GET
+               : i < ADDERS + READERS + LOCKERS ? NEM_LOCK
+                                                : NEM_ELECT;
+    snprintf(name, sizeof name, "nemesis-%d", i);
+    synod_options_init(&o);
+    o.endpoints = w.endpoints;
+    o.client_name = name;
+    o.request_timeout_ms = OP_TIMEOUT_MS;
+    if (cl->kind == NEM_LOCK || cl->kind == NEM_ELECT) {
+      o.session_ttl_ms = LOCK_TTL_MS;
+      o.stall_timeout_ms = 600; /* at most a quarter of the TTL */
+    }
+    o.lock_cb = lock_event_cb;
+    o.session_cb = session_event_cb;
+    o.cb_arg = cl;
+    CHECK(synod_client_new(&o, &cl->c) == 0, "synod_client_new: %s",
+          synod_client_errmsg());
+    pthread_create(&cl->thread, NULL, client_main, cl);
+  }
+}
+
+void nem_workload_resume(void) {
+  atomic_store(&w.paused, false);
+}
+
+bool nem_workload_pause(uint32_t timeout_ms) {
+  uint64_t until = nem_now_us() + (uint64_t)timeout_ms * 1000;
+  atomic_store(&w.paused, true);
+  for (;;) {
+    bool all = true;
+    for (int i = 0; i < CLIENTS; i++) {
+      all = all && atomic_load(&w.clients[i].idle);
+    }
+    if (all) {
+      return true;
+    }
+    if (nem_now_us() > until) {
+      return false;
+    }
+    sleep_ms(10);
+  }
+}
+
+void nem_workload_take(struct nem_record *out) {
+  pthread_mutex_lock(&w.mu);
+  *out = w.rec;
+  memset(&w.rec, 0, sizeof w.rec);
+  pthread_mutex_unlock(&w.mu);
+}
+
+uint64_t nem_workload_last_ok(enum nem_kind k) {
+  uint64_t t;
+  pthread_mutex_lock(&w.mu);
+  t = w.rec.stats[k].last_ok_invoke_us;
+  pthread_mutex_unlock(&w.mu);
+  return t;
+}
+
+void nem_record_free(struct nem_record *r) {
+  free(r->ops);
+  free(r->holds);
+  free(r->leads);
+  free(r->refusals);
+  memset(r, 0, sizeof *r);
+}
+
+void nem_workload_stop(void) {
+  atomic_store(&w.stopping, true);
+  for (int i = 0; i < CLIENTS; i++) {
+    struct client *cl = &w.clients[i];
+    if (cl->c == NULL) {
+      continue;
+    }
+    pthread_join(cl->thread, NULL);
+    synod_client_free(cl->c);
+    cl->c = NULL;
+    if (cl->fence_fd >= 0) {
+      close(cl->fence_fd);
+    }
+  }
+}
