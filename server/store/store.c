@@ -90,7 +90,7 @@ int store_disk_full_check(struct store *s, int rv) {
   if (avail >= STORE_DISK_FULL_BYTES) {
     return rv;
   }
-  errmsg_wrap(s->errmsg, "the disk is full (%llu KiB free)",
+  errmsg_wrap(s->errmsg, "storage full: %llu KiB free on the disk",
               (unsigned long long)(avail / 1024));
   return SYNOD_ENOSPACE;
 }
