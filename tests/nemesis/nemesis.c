@@ -62,7 +62,7 @@ static const char *fault_names[NEM_FAULTS] = {
     "stop-leader",    "kill-one", "kill-all", "disk-full", "fast-clock"};
 
 struct replica {
-  char name[16];
+  char name[32];
   char ns[48];
   char mnt[PATH_MAX];  /* its own tmpfs */
   char data[PATH_MAX]; /* mnt/data */
@@ -407,12 +407,17 @@ static void setup_replicas(void) {
   test_tmpdir("nemesis", g.dir, sizeof g.dir);
   for (int i = 0; i < g.n; i++) {
     struct replica *r = &g.r[i];
-    char src[48];
-    snprintf(r->name, sizeof r->name, "synod-%d", i);
+    char src[96];
+    /* Built in locals: r lives inside g, and the compiler cannot tell
+     * that g.dir and r's fields do not overlap. */
+    char name[32], mnt[PATH_MAX];
+    snprintf(name, sizeof name, "synod-%d", i);
+    snprintf(mnt, sizeof mnt, "%.3000s/%s", g.dir, name);
+    memcpy(r->name, name, sizeof name);
     nem_net_ns(&g.net, i, r->ns, sizeof r->ns);
-    snprintf(r->mnt, sizeof r->mnt, "%.3000s/%s", g.dir, r->name);
-    snprintf(r->data, sizeof r->data, "%.3000s/data", r->mnt);
-    snprintf(r->log, sizeof r->log, "%.3000s/%s.log", g.dir, r->name);
+    memcpy(r->mnt, mnt, sizeof mnt);
+    snprintf(r->data, sizeof r->data, "%.3000s/data", mnt);
+    snprintf(r->log, sizeof r->log, "%.3000s.log", mnt);
     snprintf(r->client, sizeof r->client, "%s:%d", g.net.addr[i],
              NEM_CLIENT_PORT);
     snprintf(r->peer, sizeof r->peer, "%s:%d", g.net.addr[i], NEM_PEER_PORT);
@@ -774,7 +779,7 @@ static void fault_disk_full(struct fault_ctx *f) {
   static const int free_kb_choices[] = {0, 12, 28, 60};
   int free_kb = free_kb_choices[rng_int(&f->rng, 0, 3)];
   struct replica *r = &g.r[v];
-  char cmd[PATH_MAX + 128];
+  char cmd[2 * PATH_MAX + 128];
   long from = file_size(r->log);
   int code = 0;
   bool exited = false;
