@@ -76,8 +76,8 @@ static void *bench_client_run(void *arg) {
     return NULL;
   }
   while (bench_now_s() < bc->deadline_s) {
-    int rv = synod_counter_add(c, bc->args->counter, 1, bc->args->timeout_ms,
-                               NULL);
+    int rv =
+        synod_counter_add(c, bc->args->counter, 1, bc->args->timeout_ms, NULL);
     if (rv == 0) {
       bench_ack_write(bc->out_fd, bench_now_s());
       bc->acks++;
@@ -105,8 +105,8 @@ static void bench_usage(void) {
 }
 
 static int bench_args_parse(int argc, char **argv, struct bench_args *a) {
-  *a = (struct bench_args){.counter = "failover", .clients = 8,
-                           .seconds = 12, .timeout_ms = 2000};
+  *a = (struct bench_args){
+      .counter = "failover", .clients = 8, .seconds = 12, .timeout_ms = 2000};
   for (int i = 1; i + 1 < argc; i += 2) {
     const char *k = argv[i], *v = argv[i + 1];
     if (strcmp(k, "--endpoints") == 0) {
@@ -150,8 +150,8 @@ int main(int argc, char **argv) {
   }
   double deadline_s = bench_now_s() + args.seconds;
   for (unsigned i = 0; i < args.clients; i++) {
-    clients[i] = (struct bench_client){.index = i, .args = &args,
-                                       .out_fd = fd, .deadline_s = deadline_s};
+    clients[i] = (struct bench_client){
+        .index = i, .args = &args, .out_fd = fd, .deadline_s = deadline_s};
     if (pthread_create(&clients[i].thread, NULL, bench_client_run,
                        &clients[i]) != 0) {
       fprintf(stderr, "failover-clients: pthread_create failed\n");

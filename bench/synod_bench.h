@@ -115,9 +115,9 @@ struct bench_cluster {
   int client_port[BENCH_REPLICAS];
   int peer_port[BENCH_REPLICAS];
   int http_port[BENCH_REPLICAS]; /* synod: --http, for --scrape-ms */
-  char endpoints[128]; /* synod: "127.0.0.1:P0,127.0.0.1:P1,..." */
-  int leader;          /* index of the leader once known, else -1 */
-  char version[32];    /* the server's own version string */
+  char endpoints[128];           /* synod: "127.0.0.1:P0,127.0.0.1:P1,..." */
+  int leader;                    /* index of the leader once known, else -1 */
+  char version[32];              /* the server's own version string */
 };
 
 /* Starts 3 synodd (at `synodd`) with data under dir/synod-N and logs in

@@ -188,10 +188,22 @@ static int synod_spawn(struct bench_cluster *c, int i, const char *synodd,
                        const char *dir, const char *peers, char *err,
                        size_t len) {
   char data[512], client[32], peer[32], http[32];
-  char *argv[] = {(char *)synodd, "--name",   c->procs[i].name, "--data",
-                  data,           "--client", client,           "--peer",
-                  peer,           "--peers",  (char *)peers,    "--log-level",
-                  "warn",         "--http",   http,             NULL};
+  char *argv[] = {(char *)synodd,
+                  "--name",
+                  c->procs[i].name,
+                  "--data",
+                  data,
+                  "--client",
+                  client,
+                  "--peer",
+                  peer,
+                  "--peers",
+                  (char *)peers,
+                  "--log-level",
+                  "warn",
+                  "--http",
+                  http,
+                  NULL};
   snprintf(http, sizeof http, "127.0.0.1:%d", c->http_port[i]);
   snprintf(data, sizeof data, "%s/%s", dir, c->procs[i].name);
   snprintf(client, sizeof client, "127.0.0.1:%d", c->client_port[i]);

@@ -31,8 +31,7 @@ static size_t scrape_write(char *p, size_t size, size_t n, void *arg) {
 static void scrape_one(struct bench_scraper *s, CURL *h, int i) {
   char url[64];
   long code = 0;
-  snprintf(url, sizeof url, "http://127.0.0.1:%d/metrics",
-           s->c->http_port[i]);
+  snprintf(url, sizeof url, "http://127.0.0.1:%d/metrics", s->c->http_port[i]);
   curl_easy_setopt(h, CURLOPT_URL, url);
   s->bytes = 0;
   uint64_t t0 = bench_now_ns();
@@ -88,7 +87,8 @@ int bench_scrape_start(const struct bench_cluster *c, int interval_ms,
   return 0;
 }
 
-void bench_scrape_stop(struct bench_scraper *s, struct bench_scrape_stats *out) {
+void bench_scrape_stop(struct bench_scraper *s,
+                       struct bench_scrape_stats *out) {
   if (s == NULL) {
     return;
   }

@@ -120,8 +120,8 @@ static void elect_session_cb(void *arg, enum synod_session_state st,
 /* Whether our session leads, as last reported (for the printed events). */
 static bool elect_leads(struct elect *e) {
   pthread_mutex_lock(&e->mu);
-  bool leads = e->has_leader && e->session_id != 0 &&
-               e->leader_session == e->session_id;
+  bool leads =
+      e->has_leader && e->session_id != 0 && e->leader_session == e->session_id;
   pthread_mutex_unlock(&e->mu);
   return leads;
 }
@@ -179,8 +179,8 @@ static void elect_http_request_cb(void *arg, const struct httpd_request *req) {
       .own = e->value,
       .own_len = e->value_len,
       .own_session = e->session_id,
-      .trusted = e->state == SYNOD_SESSION_OPEN && !e->ever_lost &&
-                 !e->resigning,
+      .trusted =
+          e->state == SYNOD_SESSION_OPEN && !e->ever_lost && !e->resigning,
   };
   ctl_elect_answer(&v, &p, &len);
   memcpy(name, p, len);
@@ -395,8 +395,8 @@ int cmd_elect(const struct ctl_opts *global, int argc, char **argv) {
   }
   e.value = elect_value(&a, host, sizeof host);
   if (e.value == NULL) {
-    fprintf(stderr, "%s: elect: no VALUE (--id) and no host name: %s\n",
-            o.prog, strerror(errno));
+    fprintf(stderr, "%s: elect: no VALUE (--id) and no host name: %s\n", o.prog,
+            strerror(errno));
     return CTL_EXIT_USAGE;
   }
   e.value_len = strlen(e.value);

@@ -78,10 +78,10 @@ bool ctl_ready_check(const struct synod_status *st, uint64_t lag_max, char *why,
  * --election-namespace NS and --use-cluster-credentials[=BOOL]. Strings
  * point into argv. */
 struct ctl_elect_args {
-  const char *name;    /* the election */
-  const char *value;   /* the candidate's value; NULL: the caller's default */
-  const char *http;    /* address to serve GET / on; NULL: no HTTP */
-  const char *ttl;     /* as given; ttl_ms parsed, 0 when absent */
+  const char *name;  /* the election */
+  const char *value; /* the candidate's value; NULL: the caller's default */
+  const char *http;  /* address to serve GET / on; NULL: no HTTP */
+  const char *ttl;   /* as given; ttl_ms parsed, 0 when absent */
   uint32_t ttl_ms;
   const char *ignored; /* the last sidecar-only flag seen, for a note */
 };

@@ -149,8 +149,8 @@ void ctl_elect_answer(const struct ctl_elect_view *v, const char **name,
     return;
   }
   bool ours = v->own_session != 0 && v->leader_session == v->own_session;
-  bool our_value = v->leader_len == v->own_len &&
-                   memcmp(v->leader, v->own, v->own_len) == 0;
+  bool our_value =
+      v->leader_len == v->own_len && memcmp(v->leader, v->own, v->own_len) == 0;
   /* Our value is named only while our own session leads and libsynod
    * trusts it: not in jeopardy, not lost, not resigning, and not for
    * another session that campaigns with our value (this pod's previous

@@ -84,17 +84,17 @@ struct fsm_options {
   uint32_t list_limit_max;              /* [1000] CounterList page */
   /* Channels. Defaults for a channel created by its first publish, and
    * the caps on what a ChannelCreate may ask for. */
-  uint32_t channels_max;                 /* [10000] */
-  uint64_t channel_messages_default;     /* [1000000] retained */
-  uint64_t channel_bytes_default;        /* [64 MiB] retained payload */
+  uint32_t channels_max;                  /* [10000] */
+  uint64_t channel_messages_default;      /* [1000000] retained */
+  uint64_t channel_bytes_default;         /* [64 MiB] retained payload */
   uint32_t channel_message_bytes_default; /* [256 KiB] */
-  uint32_t channel_message_bytes_cap;    /* [1000000]: a frame's worth */
+  uint32_t channel_message_bytes_cap;     /* [1000000]: a frame's worth */
   /* Server-wide cap on retained payload over every channel: a publish
    * that would pass it drops its channel's oldest messages, or is
    * refused when that is not enough or the channel refuses when full. */
-  uint64_t channels_bytes_max;           /* [256 MiB] */
-  uint32_t channel_ids_max;              /* [4096] message ids deduplicated */
-  uint32_t channel_id_window_ms;         /* [600000] ... for this long */
+  uint64_t channels_bytes_max;   /* [256 MiB] */
+  uint32_t channel_ids_max;      /* [4096] message ids deduplicated */
+  uint32_t channel_id_window_ms; /* [600000] ... for this long */
 };
 
 enum fsm_event_type {
@@ -308,7 +308,8 @@ struct fsm_session_view {
   uint32_t locks_held;
 };
 size_t fsm_sessions_view(const struct fsm *f, size_t max,
-                         void (*fn)(void *arg, const struct fsm_session_view *v),
+                         void (*fn)(void *arg,
+                                    const struct fsm_session_view *v),
                          void *arg);
 
 struct fsm_election_view {
@@ -321,9 +322,10 @@ struct fsm_election_view {
   uint64_t since_ms;   /* cluster time then; 0 if unknown */
   uint32_t candidates;
 };
-size_t fsm_elections_view(
-    const struct fsm *f, size_t max,
-    void (*fn)(void *arg, const struct fsm_election_view *v), void *arg);
+size_t fsm_elections_view(const struct fsm *f, size_t max,
+                          void (*fn)(void *arg,
+                                     const struct fsm_election_view *v),
+                          void *arg);
 
 /* A Command that records (or with remove, forgets) a replica in the
  * directory. Oversized names or addresses are cut to the maxima above.

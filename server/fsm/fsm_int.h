@@ -140,17 +140,17 @@ struct fsm_election {
 struct fsm {
   struct fsm_options opt; /* resolved: no zero field */
   uint64_t applied_index;
-  uint64_t time_ms;       /* never decreases */
-  uint64_t token_last;    /* every fencing token issued is <= token_last */
-  uint64_t index;         /* the entry being applied */
-  struct otree sessions;  /* fsm_session by id */
-  struct otree locks;     /* fsm_lock by name */
-  struct otree counters;  /* fsm_counter by name */
-  struct otree elections; /* fsm_election by name */
-  struct otree members;   /* fsm_member by id */
-  struct otree channels;  /* fsm_channel by name */
+  uint64_t time_ms;        /* never decreases */
+  uint64_t token_last;     /* every fencing token issued is <= token_last */
+  uint64_t index;          /* the entry being applied */
+  struct otree sessions;   /* fsm_session by id */
+  struct otree locks;      /* fsm_lock by name */
+  struct otree counters;   /* fsm_counter by name */
+  struct otree elections;  /* fsm_election by name */
+  struct otree members;    /* fsm_member by id */
+  struct otree channels;   /* fsm_channel by name */
   uint64_t channels_bytes; /* payload retained over every channel */
-  struct otree timers;    /* armed fsm_timer by (due, kind, id) */
+  struct otree timers;     /* armed fsm_timer by (due, kind, id) */
   /* Derived, for metrics: the tree-count fields are filled when read;
    * locks_held and lock_waiters are kept by lock.c (reset by
    * fsm_state_init, rebuilt by the snapshot loaders); totals only grow. */
@@ -191,7 +191,7 @@ struct fsm_channel {
   char *name;
   size_t name_len;
   struct fsm_channel_limits limits;
-  struct window window; /* offsets are its positions */
+  struct window window;       /* offsets are its positions */
   struct fsm_channel_id *ids; /* ring of ids_cap (channel_ids_max) */
   uint32_t ids_cap;
   uint32_t ids_head;
@@ -223,7 +223,7 @@ struct fsm_reply {
   } u;
   Synod__ElectionInfo info;
   Synod__ChannelLimits limits; /* ChannelInfo's */
-  void *scratch; /* freed after packing */
+  void *scratch;               /* freed after packing */
 };
 
 typedef int (*fsm_handler_fn)(struct fsm *f, struct fsm_session *s,
@@ -359,14 +359,12 @@ struct fsm_candidate *fsm_candidate_add(struct fsm_election *e,
 
 /* ----- channels (channel.c) */
 int fsm_channel_cmp(const void *key, const struct otree_node *n);
-struct fsm_channel *fsm_channel_new(struct fsm *f, const char *name,
-                                    size_t len,
+struct fsm_channel *fsm_channel_new(struct fsm *f, const char *name, size_t len,
                                     const struct fsm_channel_limits *lim);
 void fsm_channel_free(struct fsm_channel *c);
 /* Records a message id (the ring's oldest gives way when full). */
-void fsm_channel_id_push(struct fsm_channel *c, const char *id,
-                         uint64_t first, uint64_t last, uint64_t index,
-                         uint64_t time_ms);
+void fsm_channel_id_push(struct fsm_channel *c, const char *id, uint64_t first,
+                         uint64_t last, uint64_t index, uint64_t time_ms);
 int fsm_channel_create(struct fsm *f, struct fsm_session *s,
                        const Synod__Request *req, struct fsm_reply *r);
 int fsm_channel_publish(struct fsm *f, struct fsm_session *s,

@@ -114,7 +114,7 @@ struct node_info {
   const char *version;
   const char *role; /* leader, follower, candidate, learner, ... */
   uint64_t term;
-  char leader[NODE_NAME_MAX]; /* "" = none known */
+  char leader[NODE_NAME_MAX];    /* "" = none known */
   uint64_t leader_since_unix_ms; /* 0 = none known */
   uint64_t commit_index;
   uint64_t applied_index;

@@ -165,8 +165,8 @@ struct member {
   char client_address[NODE_ADDRESS_MAX];
   uint64_t log_last_index; /* as of its hello */
   bool up;
-  bool leaving; /* it asked to be removed: not added back until it
-                   reconnects (a restart) */
+  bool leaving;          /* it asked to be removed: not added back until it
+                            reconnects (a restart) */
   uint64_t last_recv_ms; /* node_now_ms() of its last message; 0 never */
 };
 
@@ -344,8 +344,7 @@ void requests_reads_expire(struct node *n);
  * longer the leader fail with SYNOD_ENOLEADER. */
 void requests_reads_forward_fail(struct node *n);
 /* The leader's side of a follower's read, and the follower's. */
-void requests_read_index_for_peer(struct node *n, uint64_t from,
-                                  uint64_t ctx);
+void requests_read_index_for_peer(struct node *n, uint64_t from, uint64_t ctx);
 void requests_read_index_reply(struct node *n, uint64_t from, uint64_t ctx,
                                uint64_t index, uint32_t error);
 void requests_tick(struct node *n);

@@ -477,8 +477,8 @@ static void read_fail(struct node *n, struct read *r, int code) {
 static struct read *read_new(struct node *n, const Synod__Request *req) {
   struct read *r = calloc(1, sizeof *r);
   size_t len = req != NULL ? synod__request__get_packed_size(req) : 0;
-  if (r == NULL || (req != NULL && (r->request = malloc(len ? len : 1)) ==
-                                       NULL)) {
+  if (r == NULL ||
+      (req != NULL && (r->request = malloc(len ? len : 1)) == NULL)) {
     free(r);
     return NULL;
   }
@@ -517,8 +517,8 @@ static void requests_read(struct node *n, uint64_t conn_id,
   if (rv == SYNOD_ENOTLEADER) {
     read_fail(n, r, rv);
   } else if (rv != 0) {
-    client_net_send_error(n->client_net, conn_id, req->id, rv,
-                          "read on %s: %s", n->name, synod_strerror(rv));
+    client_net_send_error(n->client_net, conn_id, req->id, rv, "read on %s: %s",
+                          n->name, synod_strerror(rv));
     read_free(r);
   }
 }
@@ -599,8 +599,8 @@ void requests_reads_fail(struct node *n, int code) {
 }
 
 /* Removes and fails the reads `pred` picks. */
-static void reads_fail_if(struct node *n, bool (*pred)(struct node *n,
-                                                       const struct read *r),
+static void reads_fail_if(struct node *n,
+                          bool (*pred)(struct node *n, const struct read *r),
                           int code) {
   struct read **pp = &n->reads;
   while (*pp != NULL) {
@@ -630,8 +630,7 @@ void requests_reads_forward_fail(struct node *n) {
   reads_fail_if(n, read_asked_old_leader, SYNOD_ENOLEADER);
 }
 
-void requests_read_index_for_peer(struct node *n, uint64_t from,
-                                  uint64_t ctx) {
+void requests_read_index_for_peer(struct node *n, uint64_t from, uint64_t ctx) {
   struct read *r = read_new(n, NULL);
   if (r == NULL) {
     return; /* the follower's read times out */

@@ -161,7 +161,7 @@ static size_t frame(const ProtobufCMessage *m, uint8_t *buf, size_t cap) {
 static void mutate(uint8_t *buf, size_t *n, size_t cap) {
   static const uint8_t special[] = {0, 1, 0x7f, 0x80, 0xff, 0xfe};
   int edits = 1 + (int)below(6);
-  for (int e = 0; e < edits && *n > 0; e++) {
+  for (int e = 0; e<edits && * n> 0; e++) {
     size_t at = below((uint32_t)*n);
     switch (below(6)) {
     case 0:
@@ -205,9 +205,9 @@ static char long_name[70000];
 
 static char *absurd_name(void) {
   static char binary[] = "\xff\xfe\x01 lock\x7f";
-  static char *names[] = {"",       "a",       "fuzz",         NULL, NULL,
-                          binary,   "a\0b",    "../../../etc", "%s%n",
-                          "\xc3\x28" /* bad UTF-8 */};
+  static char *names[] = {"",     "a",       "fuzz", NULL,
+                          NULL,   binary,    "a\0b", "../../../etc",
+                          "%s%n", "\xc3\x28" /* bad UTF-8 */};
   uint32_t i = below(sizeof names / sizeof *names);
   if (i == 3) {
     return long_name + sizeof long_name - 1 - 257; /* 257 bytes */
@@ -219,9 +219,9 @@ static char *absurd_name(void) {
 }
 
 static uint64_t absurd_u64(void) {
-  static const uint64_t v[] = {0, 1, 2, 3, 7, 1000, UINT32_MAX,
-                               (uint64_t)UINT32_MAX + 1, INT64_MAX,
-                               UINT64_MAX};
+  static const uint64_t v[] = {
+      0,         1,         2, 3, 7, 1000, UINT32_MAX, (uint64_t)UINT32_MAX + 1,
+      INT64_MAX, UINT64_MAX};
   return below(4) == 0 ? rnd() : v[below(sizeof v / sizeof *v)];
 }
 
@@ -636,8 +636,8 @@ static void peer_conn(const char *address, uint8_t *buf, int serial) {
 static void check_serving(struct cluster *c, const char *counter,
                           int64_t *expect) {
   for (int i = 0; i < c->n; i++) {
-    CHECK(c->nodes[i].pid != 0 && kill(c->nodes[i].pid, 0) == 0,
-          "%s is gone", c->nodes[i].name);
+    CHECK(c->nodes[i].pid != 0 && kill(c->nodes[i].pid, 0) == 0, "%s is gone",
+          c->nodes[i].name);
     struct synod_status s;
     int rv = -1;
     for (uint64_t end = test_now_ms() + 30000; test_now_ms() < end;) {
@@ -663,8 +663,7 @@ static void check_serving(struct cluster *c, const char *counter,
     synod_options_init(&o);
     o.endpoints = endpoints;
     o.endpoints_in_order = true;
-    CHECK(synod_client_new(&o, &cl) == 0, "client: %s",
-          synod_client_errmsg());
+    CHECK(synod_client_new(&o, &cl) == 0, "client: %s", synod_client_errmsg());
     int64_t v = 0;
     rv = synod_counter_add(cl, counter, 1, 30000, &v);
     CHECK(rv == 0, "add through %s: %s", c->nodes[i].name,
@@ -676,9 +675,9 @@ static void check_serving(struct cluster *c, const char *counter,
 }
 
 static void check_logs(const struct cluster *c) {
-  static const char *reports[] = {"ERROR: AddressSanitizer",
-                                  "ERROR: LeakSanitizer", "runtime error:",
-                                  "UndefinedBehaviorSanitizer", "Assertion"};
+  static const char *reports[] = {
+      "ERROR: AddressSanitizer", "ERROR: LeakSanitizer",
+      "runtime error:", "UndefinedBehaviorSanitizer", "Assertion"};
   for (int i = 0; i < c->n; i++) {
     char *log = test_slurp(c->nodes[i].log);
     for (size_t k = 0; k < sizeof reports / sizeof *reports; k++) {

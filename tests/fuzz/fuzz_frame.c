@@ -62,8 +62,7 @@ static void check_reencode(const uint8_t *at, const uint8_t *payload,
   frame_buf_init(&b);
   int rv = frame_buf_append(&b, payload, n, UINT32_MAX);
   FUZZ_CHECK(rv == 0, "frame_buf_append: %d", rv);
-  FUZZ_CHECK(b.len == FRAME_HEADER_BYTES + n &&
-                 memcmp(b.data, at, b.len) == 0,
+  FUZZ_CHECK(b.len == FRAME_HEADER_BYTES + n && memcmp(b.data, at, b.len) == 0,
              "frame of %zu bytes does not re-encode to its stream bytes", n);
   frame_buf_close(&b);
 }
@@ -105,10 +104,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
       FUZZ_CHECK(rv == 0, "frame_reader_next: %d", rv);
       FUZZ_CHECK(declared <= eff_max && n == declared &&
                      pos + FRAME_HEADER_BYTES + n <= fed,
-                 "frame of %zu at %zu, declared %u, fed %zu", n, pos,
-                 declared, fed);
-      FUZZ_CHECK(n == 0 || memcmp(p, stream + pos + FRAME_HEADER_BYTES, n) ==
-                               0,
+                 "frame of %zu at %zu, declared %u, fed %zu", n, pos, declared,
+                 fed);
+      FUZZ_CHECK(n == 0 || memcmp(p, stream + pos + FRAME_HEADER_BYTES, n) == 0,
                  "frame at %zu differs from the stream", pos);
       check_reencode(stream + pos, p, n);
       check_request_roundtrip(p, n);

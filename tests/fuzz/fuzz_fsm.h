@@ -33,18 +33,16 @@ static inline void fuzz_fsm_check(const struct fsm *f) {
     held += l->holder != NULL;
     waiters += l->waiters_len;
   }
-  for (struct otree_node *n = otree_first(&f->sessions); n;
-       n = otree_next(n)) {
+  for (struct otree_node *n = otree_first(&f->sessions); n; n = otree_next(n)) {
     const struct fsm_session *s = FSM_CONTAINER(n, struct fsm_session, by_id);
     FUZZ_CHECK(s->results_len <= f->opt.results_per_session_max,
-               "session %llu keeps %u results",
-               (unsigned long long)s->id, s->results_len);
+               "session %llu keeps %u results", (unsigned long long)s->id,
+               s->results_len);
     for (uint32_t i = 0; i < s->results_len; i++) {
-      FUZZ_CHECK(s->results[i].sequence > s->sequence_floor &&
-                     (i == 0 ||
-                      s->results[i].sequence > s->results[i - 1].sequence),
-                 "session %llu: results out of order",
-                 (unsigned long long)s->id);
+      FUZZ_CHECK(
+          s->results[i].sequence > s->sequence_floor &&
+              (i == 0 || s->results[i].sequence > s->results[i - 1].sequence),
+          "session %llu: results out of order", (unsigned long long)s->id);
     }
     FUZZ_CHECK(s->keepalive_ms <= f->time_ms, "keepalive in the future");
   }

@@ -45,8 +45,7 @@ static void answer(uint64_t id) {
   if (flags & 2) {
     rv = httpd_respond_error(server, id, 404, "no %s here", "\"thing\"\n");
   } else {
-    rv = httpd_respond(server, id, 200, "text/plain", "X-Fuzz: 1\r\n", "ok",
-                       2);
+    rv = httpd_respond(server, id, 200, "text/plain", "X-Fuzz: 1\r\n", "ok", 2);
   }
   FUZZ_CHECK(rv == 0 || rv == SYNOD_ENOTFOUND || rv == SYNOD_ENOMEM,
              "respond: %d", rv);
@@ -144,8 +143,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   flags = fuzz_u8(&in);
   int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
   FUZZ_CHECK(fd >= 0, "socket: %s", strerror(errno));
-  FUZZ_CHECK(connect(fd, (struct sockaddr *)&server_addr,
-                     sizeof server_addr) == 0,
+  FUZZ_CHECK(connect(fd, (struct sockaddr *)&server_addr, sizeof server_addr) ==
+                 0,
              "connect: %s", strerror(errno));
   fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK);
   size_t sent = 0, got = 0;

@@ -23,8 +23,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   size_t n = 12345;
   memset(out, 0xa5, sizeof out);
   memset(errmsg, 'x', sizeof errmsg);
-  int rv = discovery_k8s_parse((const char *)in.p, in.n, port, out, max, &n,
-                               errmsg);
+  int rv =
+      discovery_k8s_parse((const char *)in.p, in.n, port, out, max, &n, errmsg);
   if (rv != 0) {
     FUZZ_CHECK(n == 0, "%zu candidates with an error", n);
     FUZZ_CHECK(memchr(errmsg, 0, sizeof errmsg) != NULL && errmsg[0] != 0,

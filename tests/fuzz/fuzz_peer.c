@@ -61,8 +61,7 @@ static bool msgs_equal(const struct core_msg *a, const struct core_msg *b) {
            entries_equal(a->append.entries, b->append.entries,
                          a->append.entries_n);
   case CORE_MSG_APPEND_REPLY:
-    return !memcmp(&a->append_reply, &b->append_reply,
-                   sizeof a->append_reply);
+    return !memcmp(&a->append_reply, &b->append_reply, sizeof a->append_reply);
   case CORE_MSG_VOTE:
   case CORE_MSG_PRE_VOTE:
     return a->vote.last_index == b->vote.last_index &&
@@ -101,8 +100,8 @@ static void check_reencode(const struct core_msg *m) {
   frame_buf_init(&b);
   int rv = peer_msg_encode(m, &b, UINT32_MAX);
   FUZZ_CHECK(rv == 0, "peer_msg_encode: %d", rv);
-  rv = peer_msg_decode(b.data + FRAME_HEADER_BYTES,
-                       b.len - FRAME_HEADER_BYTES, &d, err);
+  rv = peer_msg_decode(b.data + FRAME_HEADER_BYTES, b.len - FRAME_HEADER_BYTES,
+                       &d, err);
   FUZZ_CHECK(rv == 0 && d.is_core, "re-encoded message: %d %s", rv, err);
   FUZZ_CHECK(msgs_equal(m, &d.msg), "re-encoded %s differs",
              core_msg_type_name(m->type));
@@ -158,8 +157,8 @@ static void receive(struct core *c, const struct core_msg *m, bool durable) {
   if (rv != 0) {
     struct view after = view_of(c);
     FUZZ_CHECK(rv == SYNOD_EMALFORMED, "RECEIVE refused with %d", rv);
-    FUZZ_CHECK(views_equal(&before, &after),
-               "a refused %s changed the core", core_msg_type_name(m->type));
+    FUZZ_CHECK(views_equal(&before, &after), "a refused %s changed the core",
+               core_msg_type_name(m->type));
     FUZZ_CHECK(up.msgs_n == 0 && up.entries_n == 0 && up.committed_n == 0,
                "a refused message handed out work");
     return;
@@ -177,8 +176,8 @@ static struct core *new_core(bool leader) {
   struct core_entry boot = {.term = 1, .index = 1, .type = CORE_ENTRY_CONFIG};
   boot.len = core_config_encode(&cfg, boot_buf);
   boot.data = boot_buf;
-  struct core_restore r = {.hard_state = {.term = 1}, .entries = &boot,
-                           .entries_n = 1};
+  struct core_restore r = {
+      .hard_state = {.term = 1}, .entries = &boot, .entries_n = 1};
   struct core_options o = {.id = 1, .seed = 1, .disable_pre_vote = true};
   char err[SYNOD_ERRMSG_MAX];
   struct core *c = core_new(&o, &r, err);
@@ -189,8 +188,8 @@ static struct core *new_core(bool leader) {
     FUZZ_CHECK(step(c, &tick, &up) == 0, "tick");
   }
   if (leader) {
-    struct core_msg vr = {.type = CORE_MSG_VOTE_REPLY, .from = 2, .to = 1,
-                          .term = core_term(c)};
+    struct core_msg vr = {
+        .type = CORE_MSG_VOTE_REPLY, .from = 2, .to = 1, .term = core_term(c)};
     vr.vote_reply.granted = true;
     struct core_event ev = {.type = CORE_EVENT_RECEIVE, .msg = &vr};
     FUZZ_CHECK(step(c, &ev, &up) == 0 && core_role(c) == CORE_LEADER,

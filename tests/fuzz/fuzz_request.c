@@ -17,8 +17,9 @@
  * a read never changes the state and its answer decodes; a non-read is
  * refused by fsm_query; the proposed Command decodes back to the request
  * (id 0, stale false), or, for a request with unknown fields protobuf-c
- * cannot read back (fuzz_pb_has_unknown), is answered SYNOD_EMALFORMED; applying it returns 0 and keeps the invariants of
- * fuzz_fsm.h; at the end the image round-trips. */
+ * cannot read back (fuzz_pb_has_unknown), is answered SYNOD_EMALFORMED;
+ * applying it returns 0 and keeps the invariants of fuzz_fsm.h; at the end the
+ * image round-trips. */
 #include "fuzz_fsm.h"
 #include "fuzz_script.h"
 
@@ -116,8 +117,8 @@ static void keepalive(struct conn *c, const Synod__Request *req) {
   }
   c->stamp += 7;
   uint8_t buf[64];
-  size_t len = fsm_command_encode_tick(c->stamp, &req->session_id, 1, buf,
-                                       sizeof buf);
+  size_t len =
+      fsm_command_encode_tick(c->stamp, &req->session_id, 1, buf, sizeof buf);
   FUZZ_CHECK(len <= sizeof buf, "tick of %zu bytes", len);
   apply(c, buf, len);
 }

@@ -24,13 +24,11 @@ struct fuzz_script_bodies {
   Synod__ElectionCampaign camp[2];
 };
 
-static inline uint8_t *fuzz_script_pack_request(uint64_t t,
-                                                const Synod__Request *r,
-                                                size_t *len) {
+static inline uint8_t *
+fuzz_script_pack_request(uint64_t t, const Synod__Request *r, size_t *len) {
   *len = fsm_command_encode_request(t, r, NULL, 0);
   uint8_t *buf = malloc(*len ? *len : 1);
-  FUZZ_CHECK(buf != NULL && fsm_command_encode_request(t, r, buf, *len) ==
-                                *len,
+  FUZZ_CHECK(buf != NULL && fsm_command_encode_request(t, r, buf, *len) == *len,
              "encode request");
   return buf;
 }

@@ -89,8 +89,10 @@ static void setup(void) {
   FUZZ_CHECK(store_open(&s, tmpl, &o) == 0, "%s", store_errmsg(&s));
   struct store_entry es[3];
   for (int i = 0; i < 3; i++) {
-    es[i] = (struct store_entry){.index = (uint64_t)i + 1, .term = 1,
-                                 .data = (const uint8_t *)"abc", .len = 3};
+    es[i] = (struct store_entry){.index = (uint64_t)i + 1,
+                                 .term = 1,
+                                 .data = (const uint8_t *)"abc",
+                                 .len = 3};
   }
   FUZZ_CHECK(store_log_append(&s, es, 3) == 0, "%s", store_errmsg(&s));
   store_close(&s);
@@ -114,8 +116,8 @@ static void forge(uint8_t *f, size_t len) {
       break;
     }
     store_put_be64(rec + 8, seq++);
-    store_put_be32(rec, store_crc(incarnation, sizeof incarnation, rec + 4,
-                                  4 + payload));
+    store_put_be32(
+        rec, store_crc(incarnation, sizeof incarnation, rec + 4, 4 + payload));
     off += 8 + payload;
   }
 }
@@ -174,11 +176,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
                "open refused with %d", rv);
     return 0;
   }
-  FUZZ_CHECK(last >= 3, "lost entries: last %llu",
-             (unsigned long long)last);
+  FUZZ_CHECK(last >= 3, "lost entries: last %llu", (unsigned long long)last);
   if (getenv("FUZZ_VERBOSE") != NULL) {
-    fprintf(stderr, "wal: opened, last index %llu\n",
-            (unsigned long long)last);
+    fprintf(stderr, "wal: opened, last index %llu\n", (unsigned long long)last);
   }
   rv = open_check(&again);
   FUZZ_CHECK(rv == 0 && again == last, "reopen: %d, last %llu then %llu", rv,

@@ -244,45 +244,46 @@ static void seeds_peer(void) {
     uint64_t ids[] = {1};
     size_t len = fsm_command_encode_tick(1000 + (uint64_t)i, ids, 1, cmd[i],
                                          sizeof cmd[i]);
-    es[i] = (struct core_entry){.term = 2, .index = 2 + (uint64_t)i,
+    es[i] = (struct core_entry){.term = 2,
+                                .index = 2 + (uint64_t)i,
                                 .type = i == 0 ? CORE_ENTRY_NOOP
                                                : CORE_ENTRY_NORMAL,
                                 .data = i == 0 ? NULL : cmd[i],
                                 .len = i == 0 ? 0 : len};
   }
-  es[3] = (struct core_entry){.term = 2, .index = 5, .type = CORE_ENTRY_CONFIG,
-                              .data = cfg_buf};
+  es[3] = (struct core_entry){
+      .term = 2, .index = 5, .type = CORE_ENTRY_CONFIG, .data = cfg_buf};
   es[3].len = core_config_encode(&cfg, cfg_buf);
 
   /* To a follower: a leader (2) in term 2 appends, beats, reads. */
   struct core_msg m[4];
   memset(m, 0, sizeof m);
-  m[0] = (struct core_msg){.type = CORE_MSG_APPEND, .from = 2, .to = 1,
-                           .term = 2};
+  m[0] =
+      (struct core_msg){.type = CORE_MSG_APPEND, .from = 2, .to = 1, .term = 2};
   m[0].append.prev_index = 1;
   m[0].append.prev_term = 1;
   m[0].append.commit = 3;
   m[0].append.entries = es;
   m[0].append.entries_n = 4;
-  m[1] = (struct core_msg){.type = CORE_MSG_HEARTBEAT, .from = 2, .to = 1,
-                           .term = 2};
+  m[1] = (struct core_msg){
+      .type = CORE_MSG_HEARTBEAT, .from = 2, .to = 1, .term = 2};
   m[1].heartbeat.commit = 5;
   m[1].heartbeat.read_ctx = 77;
-  m[2] = (struct core_msg){.type = CORE_MSG_TIMEOUT_NOW, .from = 2, .to = 1,
-                           .term = 2};
+  m[2] = (struct core_msg){
+      .type = CORE_MSG_TIMEOUT_NOW, .from = 2, .to = 1, .term = 2};
   peer_seed("append", 2, m, 3);
 
   /* Votes, both kinds. */
   memset(m, 0, sizeof m);
-  m[0] = (struct core_msg){.type = CORE_MSG_PRE_VOTE, .from = 3, .to = 1,
-                           .term = 2};
+  m[0] = (struct core_msg){
+      .type = CORE_MSG_PRE_VOTE, .from = 3, .to = 1, .term = 2};
   m[0].vote.last_index = 1;
   m[0].vote.last_term = 1;
   m[1] = m[0];
   m[1].type = CORE_MSG_VOTE;
   m[1].vote.transfer = true;
-  m[2] = (struct core_msg){.type = CORE_MSG_VOTE_REPLY, .from = 3, .to = 1,
-                           .term = 2};
+  m[2] = (struct core_msg){
+      .type = CORE_MSG_VOTE_REPLY, .from = 3, .to = 1, .term = 2};
   m[2].vote_reply.granted = true;
   m[3] = m[2];
   m[3].type = CORE_MSG_PRE_VOTE_REPLY;
@@ -290,8 +291,8 @@ static void seeds_peer(void) {
 
   /* To a leader (1, term 2): the followers' answers. */
   memset(m, 0, sizeof m);
-  m[0] = (struct core_msg){.type = CORE_MSG_APPEND_REPLY, .from = 2, .to = 1,
-                           .term = 2};
+  m[0] = (struct core_msg){
+      .type = CORE_MSG_APPEND_REPLY, .from = 2, .to = 1, .term = 2};
   m[0].append_reply.index = 2;
   m[1] = m[0];
   m[1].from = 3;
@@ -299,11 +300,11 @@ static void seeds_peer(void) {
   m[1].append_reply.index = 1;
   m[1].append_reply.hint_index = 1;
   m[1].append_reply.hint_term = 1;
-  m[2] = (struct core_msg){.type = CORE_MSG_HEARTBEAT_REPLY, .from = 2,
-                           .to = 1, .term = 2};
+  m[2] = (struct core_msg){
+      .type = CORE_MSG_HEARTBEAT_REPLY, .from = 2, .to = 1, .term = 2};
   m[2].heartbeat_reply.read_ctx = 1;
-  m[3] = (struct core_msg){.type = CORE_MSG_SNAPSHOT_REPLY, .from = 3, .to = 1,
-                           .term = 2};
+  m[3] = (struct core_msg){
+      .type = CORE_MSG_SNAPSHOT_REPLY, .from = 3, .to = 1, .term = 2};
   m[3].snapshot_reply.index = 2;
   m[3].snapshot_reply.offset = 10;
   peer_seed("replies", 3, m, 4);
@@ -316,8 +317,8 @@ static void seeds_peer(void) {
   fsm_free(f);
   memset(m, 0, sizeof m);
   for (int i = 0; i < 2; i++) {
-    m[i] = (struct core_msg){.type = CORE_MSG_SNAPSHOT, .from = 2, .to = 1,
-                             .term = 3};
+    m[i] = (struct core_msg){
+        .type = CORE_MSG_SNAPSHOT, .from = 2, .to = 1, .term = 3};
     m[i].snapshot.meta = (struct core_snapshot_meta){
         .index = 12, .term = 2, .size_bytes = len, .config = cfg};
     m[i].snapshot.offset = i == 0 ? 0 : len / 2;
@@ -402,8 +403,10 @@ static void seeds_wal(void) {
   FUZZ_CHECK(store_open(&s, dir, &o) == 0, "%s", store_errmsg(&s));
   struct store_entry es[5];
   for (int i = 0; i < 5; i++) {
-    es[i] = (struct store_entry){.index = (uint64_t)i + 1, .term = 1,
-                                 .data = (const uint8_t *)"abc", .len = 3};
+    es[i] = (struct store_entry){.index = (uint64_t)i + 1,
+                                 .term = 1,
+                                 .data = (const uint8_t *)"abc",
+                                 .len = 3};
   }
   FUZZ_CHECK(store_log_append(&s, es, 3) == 0, "%s", store_errmsg(&s));
   store_close(&s);
@@ -413,16 +416,19 @@ static void seeds_wal(void) {
   struct store_entry more[3] = {
       {.index = 4, .term = 2, .data = (const uint8_t *)"four", .len = 4},
       {.index = 5, .term = 2, .type = 2},
-      {.index = 6, .term = 2, .type = 1, .data = (const uint8_t *)"cfg",
+      {.index = 6,
+       .term = 2,
+       .type = 1,
+       .data = (const uint8_t *)"cfg",
        .len = 3}};
-  struct store_batch b1 = {.hard_state = &hs, .entries = more,
-                           .entries_count = 2};
-  struct store_config cfg = {.index = 6, .data = (const uint8_t *)"cfg",
-                             .len = 3};
-  struct store_batch b2 = {.config = &cfg, .entries = more + 2,
-                           .entries_count = 1};
-  struct store_entry seven = {.index = 7, .term = 2,
-                              .data = (const uint8_t *)"7", .len = 1};
+  struct store_batch b1 = {
+      .hard_state = &hs, .entries = more, .entries_count = 2};
+  struct store_config cfg = {
+      .index = 6, .data = (const uint8_t *)"cfg", .len = 3};
+  struct store_batch b2 = {
+      .config = &cfg, .entries = more + 2, .entries_count = 1};
+  struct store_entry seven = {
+      .index = 7, .term = 2, .data = (const uint8_t *)"7", .len = 1};
   struct store_batch b3 = {.entries = &seven, .entries_count = 1};
   FUZZ_CHECK(store_batch_write(&s, &b1) == 0, "%s", store_errmsg(&s));
   FUZZ_CHECK(store_batch_write(&s, &b2) == 0, "%s", store_errmsg(&s));

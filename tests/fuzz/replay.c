@@ -4,7 +4,8 @@
  * there (not recursively). A harness that breaks an invariant aborts, so
  * the unit test fails and names the file it was on.
  *
- *   replay_<harness> tests/fuzz/regressions/<harness> build/fuzz-corpus/<harness>
+ *   replay_<harness> tests/fuzz/regressions/<harness>
+ * build/fuzz-corpus/<harness>
  *
  * A missing directory counts as empty: a harness may have no regressions
  * yet. Exits 1 if no input at all was found (a wrong path). */

@@ -65,8 +65,7 @@ static int http_get(unsigned port, const char *path, char *body, size_t cap) {
   size_t len = 0;
   for (;;) {
     ssize_t r = recv(fd, buf + len, sizeof buf - 1 - len, 0);
-    CHECK(r >= 0, "no answer on port %u within 3 s: %s", port,
-          strerror(errno));
+    CHECK(r >= 0, "no answer on port %u within 3 s: %s", port, strerror(errno));
     if (r == 0 || len + (size_t)r == sizeof buf - 1) {
       len += (size_t)r;
       break;
@@ -154,8 +153,8 @@ int main(void) {
   out_path("c.out", c_out, sizeof c_out);
 
   /* pod-a in synodctl's spelling; it campaigns first and leads. */
-  char *a_args[] = {"--ttl", "2s", "elect", "sched", "pod-a", "--http",
-                    a_http, NULL};
+  char *a_args[] = {"--ttl", "2s",     "elect", "sched",
+                    "pod-a", "--http", a_http,  NULL};
   pid_t a = elector("a.out", a_args);
   test_wait_file(a_out, "leader: sched (pod-a)", 20000);
   uint64_t ms = wait_name(pa, "pod-a", 10000, "pod-a's elector");
@@ -163,8 +162,8 @@ int main(void) {
          a_http, ms);
 
   /* pod-b in the sidecar's spelling. */
-  char *b_args[] = {"elect", "--election=sched", b_http, "--id=pod-b",
-                    "--ttl=2s", NULL};
+  char *b_args[] = {"elect",      "--election=sched", b_http,
+                    "--id=pod-b", "--ttl=2s",         NULL};
   pid_t b = elector("b.out", b_args);
   test_wait_file(b_out, "candidate: sched (pod-b)", 20000);
   wait_name(pb, "pod-a", 10000, "pod-b's elector");
@@ -197,8 +196,7 @@ int main(void) {
   kill(a, SIGKILL);
   CHECK(test_wait(a, 5000, "pod-a's elector after SIGKILL") == 128 + SIGKILL,
         "pod-a's elector did not die of SIGKILL");
-  ms = wait_name(pb, "pod-b", TTL_MS + FAILOVER_MARGIN_MS,
-                 "failover to pod-b");
+  ms = wait_name(pb, "pod-b", TTL_MS + FAILOVER_MARGIN_MS, "failover to pod-b");
   CHECK(http_get(pa, "/", body, sizeof body) == -1,
         "pod-a's port still answers after SIGKILL");
   test_wait_file(b_out, "leader: sched (pod-b)", 5000);

@@ -263,8 +263,8 @@ enum sim_ev_kind {
   SIM_EV_NEMESIS,
   SIM_EV_RESTART,
   SIM_EV_LINK_UP,
-  SIM_EV_CMSG,   /* a client<->server message arrives */
-  SIM_EV_CLIENT, /* a client's poll */
+  SIM_EV_CMSG,      /* a client<->server message arrives */
+  SIM_EV_CLIENT,    /* a client's poll */
   SIM_EV_PEER_GONE, /* id is told that peer's process is gone */
 };
 
