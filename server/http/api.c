@@ -111,13 +111,6 @@ static void api_readyz(struct http_api *api, uint64_t id) {
 
 /* ------------------------------------------------------------- status */
 
-static uint64_t api_unix_ms(void) {
-  uv_timeval64_t tv;
-  return uv_gettimeofday(&tv) == 0
-             ? (uint64_t)tv.tv_sec * 1000 + (uint64_t)tv.tv_usec / 1000
-             : 0;
-}
-
 /* bytes as a JSON string: as they are when UTF-8, else as hex. */
 static json_t *api_bytes(const uint8_t *p, size_t len) {
   json_t *s = json_stringn((const char *)p, len);
@@ -323,7 +316,7 @@ static void api_status(struct http_api *api, const struct httpd_request *req) {
       (json_int_t)info->log_synced_entries, "uptime_seconds",
       (double)info->uptime_ms / 1000.0, "started_unix_ms",
       (json_int_t)info->started_unix_ms, "now_unix_ms",
-      (json_int_t)api_unix_ms(), "voters", (int)info->voters, "learners",
+      (json_int_t)node_unix_ms(), "voters", (int)info->voters, "learners",
       (int)info->learners, "ready", ready, "ready_reason", why);
   if (j != NULL) {
     json_object_set_new(j, "log_sync_seconds",

@@ -135,6 +135,9 @@ struct node_info {
   uint32_t leader_changes_n;
 };
 
+/* Wall-clock time in ms, for display only (status, leader history). */
+uint64_t node_unix_ms(void);
+
 /* Fills *out with what this replica knows now. Never fails. */
 void node_info_get(struct node *n, struct node_info *out);
 

@@ -300,8 +300,6 @@ uint64_t node_now_ms(const struct node *n);
  * exit(): libuv's destructor would join the worker threads, and one stuck
  * in a write to a full disk kept the process alive, answering nothing. */
 _Noreturn void node_die(void);
-/* Wall-clock time, for display only (status, leader history). */
-uint64_t node_unix_ms(void);
 struct member *node_member(struct node *n, uint64_t id);
 const char *node_member_name(struct node *n, uint64_t id);
 const char *node_leader_client_address(struct node *n);
