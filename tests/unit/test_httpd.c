@@ -294,9 +294,12 @@ START_TEST(answer_to_a_closed_connection_is_dropped) {
   fx_start();
   int fd = client_connect();
   send_str(fd, "GET /later HTTP/1.1\r\n\r\n");
-  usleep(50 * 1000); /* let the request reach the loop */
-  close(fd);
   uint64_t deadline = now_ms() + 5000;
+  while (atomic_load(&fx.requests) == 0 && now_ms() < deadline) {
+    usleep(1000); /* until the loop has the request */
+  }
+  ck_assert_int_eq(atomic_load(&fx.requests), 1);
+  close(fd);
   while (atomic_load(&fx.later_rv) == -1 && now_ms() < deadline) {
     usleep(10 * 1000);
   }
