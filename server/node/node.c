@@ -482,6 +482,7 @@ static int node_start_nets(struct node *n, char *errmsg) {
       .request_cb = requests_on_request,
       .close_cb = requests_on_close,
       .answer_cb = metrics_answer_cb,
+      .drain_cb = subs_on_drain,
       .arg = n,
   };
   rv = client_net_start(&co, &n->client_net, errmsg);
@@ -515,7 +516,7 @@ int node_start(uv_loop_t *loop, const struct node_options *opts,
   u64map_init(&n->waits);
   u64map_init(&n->session_conns);
   u64map_init(&n->observers);
-  if ((rv = metrics_init(&n->metrics)) != 0) {
+  if ((rv = metrics_init(&n->metrics)) != 0 || (rv = subs_init(n)) != 0) {
     errmsg_set(errmsg, "node: out of memory");
     goto err;
   }
@@ -716,6 +717,7 @@ void node_free(struct node *n) {
     return;
   }
   requests_close(n);
+  subs_close(n);
   apply_fail_pending(n, SYNOD_ESHUTDOWN);
   apply_close(n);
   persist_close(n);
