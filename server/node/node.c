@@ -102,6 +102,7 @@ static void node_leader_changed(struct node *n) {
            n->leader ? node_member_name(n, n->leader) : "");
   c->at_unix_ms = node_unix_ms();
   n->leader_since_unix_ms = n->leader ? c->at_unix_ms : 0;
+  n->leaderless_since_ms = n->leader ? 0 : node_now_ms(n);
   requests_reads_forward_fail(n);
 }
 
@@ -183,6 +184,7 @@ static void node_tick_cb(uv_timer_t *t) {
   requests_reads_expire(n);
   info_gathers_expire(n, false);
   bootstrap_tick(n);
+  subs_tick(n);
 }
 
 /* ---------------------------------------------------------------- peers */
@@ -511,6 +513,7 @@ int node_start(uv_loop_t *loop, const struct node_options *opts,
   }
   n->loop = loop;
   n->started_ms = node_now_ms(n);
+  n->leaderless_since_ms = n->started_ms;
   n->started_unix_ms = node_unix_ms();
   persist_init(n);
   u64map_init(&n->waits);

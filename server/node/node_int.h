@@ -285,6 +285,7 @@ struct node {
   uint64_t started_ms;
   uint64_t started_unix_ms;
   uint64_t leader_since_unix_ms;
+  uint64_t leaderless_since_ms; /* loop time leader became 0; 0 if known */
   struct node_leader_change leader_changes[NODE_LEADER_HISTORY_MAX];
   uint32_t leader_changes_n;
   struct status_gather *gathers; /* node_cluster_status() in flight */
@@ -318,6 +319,9 @@ void subs_pump(struct node *n);
 /* client_net's drain_cb: a connection has room again. */
 void subs_on_drain(void *arg, uint64_t conn_id);
 void subs_on_close(struct node *n, uint64_t conn_id);
+/* On every tick: a replica that has known no leader for a while ends its
+ * subscriptions (SYNOD_ENOLEADER) so their clients resume elsewhere. */
+void subs_tick(struct node *n);
 /* Subscriptions on this replica that receive channel `name`. */
 uint64_t subs_count(struct node *n, const char *name);
 

@@ -33,6 +33,10 @@
 #define SUBS_MAX 100000
 /* A cursor or FROM_NEXT start waits this long for its ReadIndex round. */
 #define SUB_START_TIMEOUT_MS 5000
+/* A replica that has known no leader for this long (longer than an
+ * election takes) may be cut off from the majority: it ends its
+ * subscriptions and refuses new ones, and their clients go elsewhere. */
+#define SUBS_LEADERLESS_MS 2000
 /* A prefix subscription merges at most this many channels. */
 #define PREFIX_STREAMS_MAX 1024
 
@@ -638,12 +642,56 @@ static int sub_link(struct node *n, struct sub *s) {
   return 0;
 }
 
+/* How long this replica has known no leader; 0 if it knows one. */
+static uint64_t leaderless_ms(struct node *n) {
+  return n->leader != 0 ? 0 : node_now_ms(n) - n->leaderless_since_ms;
+}
+
+static void end_all_cb(void *arg, uint64_t key, void *value) {
+  struct sub **list = arg;
+  (void)key;
+  for (struct sub *s = value; s != NULL; s = s->conn_next) {
+    if (s->started) {        /* a start waiting for ReadIndex fails by itself */
+      s->dirty_next = *list; /* borrowed: the dirty list is dropped */
+      *list = s;
+    }
+  }
+}
+
+void subs_tick(struct node *n) {
+  uint64_t ms = leaderless_ms(n);
+  if (n->subs_n == 0 || ms < SUBS_LEADERLESS_MS) {
+    return;
+  }
+  /* Collected first: ending changes the maps being walked. */
+  struct sub *list = NULL;
+  for (struct sub *s = n->subs_dirty; s != NULL; s = s->dirty_next) {
+    s->dirty = false;
+  }
+  n->subs_dirty = NULL;
+  u64map_each(&n->subs_by_conn, end_all_cb, &list);
+  for (struct sub *s = list, *next; s != NULL; s = next) {
+    next = s->dirty_next;
+    sub_end(n, s, SYNOD_ENOLEADER, 0,
+            "replica %s has known no leader for %" PRIu64
+            " ms; resume on another replica",
+            n->name, ms);
+  }
+}
+
 static int subscribe_check(struct node *n, uint64_t conn_id,
                            const Synod__ChannelSubscribe *q, char *msg) {
   const char *name = q->channel != NULL ? q->channel : "";
   size_t len = strlen(name);
   bool cursor = q->cursor != NULL && q->cursor[0] != '\0';
   unsigned per_conn = 0;
+  if (leaderless_ms(n) >= SUBS_LEADERLESS_MS) {
+    errmsg_set(msg,
+               "subscribe: replica %s has known no leader for %" PRIu64
+               " ms; subscribe on another replica",
+               n->name, leaderless_ms(n));
+    return SYNOD_ENOLEADER;
+  }
   for (struct sub *s = u64map_get(&n->subs_by_conn, conn_id); s != NULL;
        s = s->conn_next) {
     if (s->id == q->subscription_id) {

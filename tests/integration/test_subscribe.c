@@ -10,6 +10,7 @@
 #include <errno.h>
 #include <inttypes.h>
 #include <poll.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -115,6 +116,9 @@ struct seen {
 };
 
 static void seen_event(struct seen *s, const Synod__Event *ev) {
+  if (ev->body_case == SYNOD__EVENT__BODY_LEADER_CHANGED) {
+    return; /* broadcast to every connection */
+  }
   if (ev->body_case == SYNOD__EVENT__BODY_SUBSCRIPTION_ENDED) {
     CHECK(s != NULL, "an unexpected SubscriptionEnded");
     s->ended = (int)ev->subscription_ended->error->code;
@@ -474,6 +478,11 @@ static void scenario_never_reads(struct cluster *c, struct synod_client *cl) {
   while (want <= (uint64_t)publishes * 4) {
     CHECK(test_now_ms() < deadline, "caught up to %" PRIu64 " in 60 s", want);
     Synod__ServerMessage *sm = raw_recv(&r, 20000);
+    if (sm->body_case == SYNOD__SERVER_MESSAGE__BODY_EVENT &&
+        sm->event->body_case == SYNOD__EVENT__BODY_LEADER_CHANGED) {
+      synod__server_message__free_unpacked(sm, NULL);
+      continue;
+    }
     CHECK(sm->body_case == SYNOD__SERVER_MESSAGE__BODY_EVENT &&
               sm->event->body_case == SYNOD__EVENT__BODY_CHANNEL_DELIVERY,
           "not a delivery");
@@ -491,6 +500,44 @@ static void scenario_never_reads(struct cluster *c, struct synod_client *cl) {
   printf("ok never reads: %d MB published while it did not read; then all "
          "of it, in order\n",
          publishes * 4 * (int)sizeof big / 1000000);
+}
+
+/* A follower cut off from the others (both SIGSTOPped) ends its
+ * subscriptions with SYNOD_ENOLEADER once it has known no leader for 2 s,
+ * and refuses new ones, so clients resume on a replica that can serve. */
+static void scenario_cut_off(struct cluster *c) {
+  int f = follower_of(c);
+  struct raw r = raw_open(c->nodes[f].client);
+  struct seen s = {.ended = -1};
+  subscribe(&r, 1, "t", false, SYNOD__CHANNEL_SUBSCRIBE__FROM__FROM_FIRST, 0, 0,
+            NULL, &s, 0, "subscribe on the follower");
+  uint64_t t0 = test_now_ms();
+  for (int i = 0; i < c->n; i++) {
+    if (i != f) {
+      cluster_signal(c, i, SIGSTOP);
+    }
+  }
+  while (s.ended == -1) {
+    CHECK(test_now_ms() - t0 < 15000, "still subscribed 15 s after the cut");
+    Synod__ServerMessage *sm = raw_recv(&r, 15000);
+    CHECK(sm->body_case == SYNOD__SERVER_MESSAGE__BODY_EVENT, "a response?");
+    seen_event(&s, sm->event);
+    synod__server_message__free_unpacked(sm, NULL);
+  }
+  CHECK(s.ended == SYNOD_ENOLEADER, "ended with %d", s.ended);
+  uint64_t took = test_now_ms() - t0;
+  subscribe(&r, 2, "t", false, SYNOD__CHANNEL_SUBSCRIBE__FROM__FROM_FIRST, 0, 0,
+            NULL, &s, SYNOD_ENOLEADER, "subscribe while cut off");
+  for (int i = 0; i < c->n; i++) {
+    if (i != f) {
+      cluster_signal(c, i, SIGCONT);
+    }
+  }
+  cluster_wait_leader(c, 20000);
+  close(r.fd);
+  printf("ok cut off: ended with SYNOD_ENOLEADER %" PRIu64 " ms after the "
+         "cut\n",
+         took);
 }
 
 int main(void) {
@@ -515,6 +562,7 @@ int main(void) {
   scenario_compacted(&c, cl);
   scenario_cursors(&c, cl);
   scenario_never_reads(&c, cl);
+  scenario_cut_off(&c);
   synod_client_free(cl);
   cluster_stop(&c);
   printf("ok\n");
