@@ -320,9 +320,11 @@ static bool conn_frame_cb(struct stream *s, const uint8_t *p, size_t n) {
   struct client_net *net = c->net;
   char why[96];
   Synod__Request *req = synod__request__unpack(NULL, n, p);
-  if (req == NULL) {
-    snprintf(why, sizeof why, "request frame of %zu bytes does not decode", n);
-    conn_refuse(c, 0, SYNOD_EMALFORMED, why);
+  if (req == NULL || frame_pb_unrepackable(&req->base)) {
+    snprintf(why, sizeof why, "request frame of %zu bytes does not decode%s", n,
+             req != NULL ? " (a field numbered 0)" : "");
+    conn_refuse(c, req != NULL ? req->id : 0, SYNOD_EMALFORMED, why);
+    synod__request__free_unpacked(req, NULL);
     return false;
   }
   bool ok = c->hello_done || conn_check_hello(c, req);

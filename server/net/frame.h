@@ -7,6 +7,7 @@
 #ifndef SYNOD_FRAME_H
 #define SYNOD_FRAME_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -63,6 +64,12 @@ struct frame_buf {
   size_t len;
   size_t cap;
 };
+
+/* True if a decoded message (or one inside it) kept an unknown field that
+ * protobuf-c cannot read back once packed again: a field numbered 0,
+ * which protobuf-c's unpack accepts but no encoder may write. A receiver
+ * refuses such a message as malformed instead of passing it on. */
+bool frame_pb_unrepackable(const ProtobufCMessage *m);
 
 void frame_buf_init(struct frame_buf *b);
 void frame_buf_close(struct frame_buf *b);

@@ -17,12 +17,14 @@
  * a read never changes the state and its answer decodes; a non-read is
  * refused by fsm_query; the proposed Command decodes back to the request
  * (id 0, stale false), or, for a request with unknown fields protobuf-c
- * cannot read back (fuzz_pb_has_unknown), is answered SYNOD_EMALFORMED;
+ * cannot read back (fuzz_pb_has_unknown), is answered SYNOD_EMALFORMED
+ * (a field numbered 0 is refused at the port: frame_pb_unrepackable);
  * applying it returns 0 and keeps the invariants of fuzz_fsm.h; at the end the
  * image round-trips. */
 #include "fuzz_fsm.h"
 #include "fuzz_script.h"
 
+#include "frame.h"
 #include "fsm.pb-c.h"
 #include "synod.h"
 
@@ -157,7 +159,8 @@ static void on_request(struct conn *c, const Synod__Request *req) {
 /* conn_frame_cb: decode, Hello first, a known body. */
 static void on_frame(struct conn *c, const uint8_t *p, size_t n) {
   Synod__Request *req = synod__request__unpack(NULL, n, p);
-  if (req == NULL) {
+  if (req == NULL || frame_pb_unrepackable(&req->base)) {
+    synod__request__free_unpacked(req, NULL);
     c->closed = true; /* refused: SYNOD_EMALFORMED */
     return;
   }

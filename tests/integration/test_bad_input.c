@@ -149,6 +149,23 @@ static void client_port_cases(const char *addr) {
   CHECK(n >= first, "unknown request type: a truncated answer to the hello");
   expect_error(buf + first, n - first, SYNOD_EPROTO,
                "client unknown request type");
+
+  /* A counter add carrying a field numbered 0 (tag bytes 82 00: a
+   * non-canonical varint), which protobuf-c decodes but cannot read back
+   * once packed again: refused at the port, never proposed. */
+  frame_of(&r.base, junk, sizeof junk, &n);
+  static const uint8_t field0[] = {0,    0,    0,    14,   0x08, 0x05,
+                                   0x82, 0x00, 0x01, 0x00, 0xda, 0x02,
+                                   0x05, 0x0a, 0x01, 0x63, 0x10, 0x01};
+  memcpy(junk + n, field0, sizeof field0);
+  fd = dial(addr);
+  send_all(fd, junk, n + sizeof field0);
+  n = read_until_closed(fd, buf, sizeof buf, "client field numbered 0");
+  first = 4 + ((size_t)buf[0] << 24 | (size_t)buf[1] << 16 |
+               (size_t)buf[2] << 8 | buf[3]);
+  CHECK(n >= first, "field 0: a truncated answer to the hello");
+  expect_error(buf + first, n - first, SYNOD_EMALFORMED,
+               "client field numbered 0");
 }
 
 static void peer_port_cases(const char *addr, const char *impostor_of) {
