@@ -409,9 +409,16 @@ static void run_one(const char *synodd, const struct opts *o, int run,
   memset(r, 0, sizeof *r);
   cluster_init(&c, 4, synodd);
   snprintf(entries, sizeof entries, "%u", o->snapshot_entries);
+  static char cap[32];
+  int k = 0;
   if (o->snapshot_entries > 0) {
-    c.extra_args[0] = "--snapshot-entries";
-    c.extra_args[1] = entries;
+    c.extra_args[k++] = "--snapshot-entries";
+    c.extra_args[k++] = entries;
+  }
+  if (o->channel_mib > 0) {
+    snprintf(cap, sizeof cap, "%uMiB", 2 * o->channel_mib + 64);
+    c.extra_args[k++] = "--channels-max-bytes";
+    c.extra_args[k++] = cap;
   }
   for (int i = 0; i < 3; i++) {
     cluster_peers_prefix(&c, 3, c.nodes[i].peers, sizeof c.nodes[i].peers);

@@ -35,7 +35,7 @@ struct config {
   const char *tick_ms, *election_ticks, *snapshot_entries, *initial_size;
   const char *discovery, *peer_port, *dns_name, *dns_interval, *k8s_api;
   const char *k8s_namespace, *k8s_selector, *k8s_token_file, *k8s_ca_file;
-  const char *k8s_interval, *http;
+  const char *k8s_interval, *http, *channels_max_bytes;
 };
 
 static struct config cfg = {.cluster_id = "synod", .log_level = "info"};
@@ -72,6 +72,11 @@ static const struct flag flags[] = {
     {"--snapshot-entries", "SYNOD_SNAPSHOT_ENTRIES", &cfg.snapshot_entries,
      "take a snapshot after this many entries, up to 1.5 times as many "
      "(each replica its own) [8192]"},
+    {"--channels-max-bytes", "SYNOD_CHANNELS_MAX_BYTES",
+     &cfg.channels_max_bytes,
+     "server-wide cap on retained channel messages: 64MiB, 1GiB, ... "
+     "(held in memory on every replica; the leader's value applies to "
+     "all) [64MiB]"},
     {"--discovery", "SYNOD_DISCOVERY", &cfg.discovery,
      "how to find the replicas: static (--peers), dns or kubernetes "
      "[static]"},
@@ -182,6 +187,34 @@ static int parse_u32(const char *text, const char *what, uint32_t *out) {
   }
   *out = (uint32_t)v;
   return 0;
+}
+
+/* A byte size: a number with an optional KiB, MiB or GiB, from 1 MiB to
+ * 64 GiB. */
+static int parse_bytes(const char *text, const char *what, uint64_t *out) {
+  static const struct {
+    const char *suffix;
+    unsigned shift;
+  } units[] = {{"", 0}, {"KiB", 10}, {"MiB", 20}, {"GiB", 30}};
+  char *end;
+  if (text == NULL) {
+    return 0;
+  }
+  errno = 0;
+  unsigned long long v = strtoull(text, &end, 10);
+  for (size_t i = 0; errno == 0 && end != text && i < 4; i++) {
+    if (strcmp(end, units[i].suffix) == 0 && v <= (64ull << 30) &&
+        (v << units[i].shift) >= (1ull << 20) &&
+        (v << units[i].shift) <= (64ull << 30)) {
+      *out = v << units[i].shift;
+      return 0;
+    }
+  }
+  fprintf(stderr,
+          "synodd: %s '%s' is not a size from 1MiB to 64GiB (a number of "
+          "bytes, or with KiB, MiB or GiB)\n",
+          what, text);
+  return -1;
 }
 
 /* The port of "host:port" or "[v6]:port"; 0 if there is none. */
@@ -352,7 +385,9 @@ int main(int argc, char **argv) {
       parse_u32(cfg.initial_size, "--initial-size", &o.initial_size) != 0 ||
       parse_u32(cfg.tick_ms, "--tick-ms", &o.tick_ms) != 0 ||
       parse_u32(cfg.election_ticks, "--election-ticks", &o.election_ticks) ||
-      parse_u32(cfg.snapshot_entries, "--snapshot-entries", &snap_entries)) {
+      parse_u32(cfg.snapshot_entries, "--snapshot-entries", &snap_entries) ||
+      parse_bytes(cfg.channels_max_bytes, "--channels-max-bytes",
+                  &o.channels_bytes_max)) {
     fprintf(stderr, "synodd: --name, --data, --client, --peer and --peers "
                     "(or --initial-size) are required; --log-level is "
                     "debug|info|warn|error\n");

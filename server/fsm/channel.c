@@ -52,10 +52,14 @@ static struct fsm_channel *channel_find(const struct fsm *f, const char *name,
 
 /* ------------------------------------------------------------- limits */
 
+/* The defaults; max_bytes never above the server-wide cap in force. */
 static void limits_default(const struct fsm *f, struct fsm_channel_limits *l) {
+  uint64_t cap = fsm_channels_bytes_max(f);
   *l = (struct fsm_channel_limits){
       .max_messages = f->opt.channel_messages_default,
-      .max_bytes = f->opt.channel_bytes_default,
+      .max_bytes = f->opt.channel_bytes_default < cap
+                       ? f->opt.channel_bytes_default
+                       : cap,
       .max_message_bytes = f->opt.channel_message_bytes_default};
 }
 
@@ -78,11 +82,11 @@ static int limits_resolve(const struct fsm *f, const Synod__ChannelLimits *in,
                out->max_message_bytes, f->opt.channel_message_bytes_cap);
     return SYNOD_ERANGE;
   }
-  if (out->max_bytes > f->opt.channels_bytes_max) {
+  if (out->max_bytes > fsm_channels_bytes_max(f)) {
     errmsg_set(msg,
                "channel limits: max_bytes %" PRIu64
                " is over the server's %" PRIu64,
-               out->max_bytes, f->opt.channels_bytes_max);
+               out->max_bytes, fsm_channels_bytes_max(f));
     return SYNOD_ERANGE;
   }
   return 0;
@@ -143,30 +147,30 @@ static int channel_room(struct fsm *f, struct fsm_channel *c, uint64_t n,
   uint64_t count = c->window.next - c->window.first;
   uint64_t mine = c->window.bytes, others = f->channels_bytes - mine;
   if (n > l->max_messages || bytes > l->max_bytes ||
-      others + bytes > f->opt.channels_bytes_max) {
+      others + bytes > fsm_channels_bytes_max(f)) {
     errmsg_set(msg,
                "channel publish: %" PRIu64 " messages of %" PRIu64
                " bytes do not fit in \"%.64s\" (at most %" PRIu64
                " messages, %" PRIu64 " bytes; %" PRIu64
                " bytes retained by other channels of %" PRIu64 ")",
                n, bytes, c->name, l->max_messages, l->max_bytes, others,
-               f->opt.channels_bytes_max);
+               fsm_channels_bytes_max(f));
     return SYNOD_ELIMIT;
   }
   bool full = count + n > l->max_messages || mine + bytes > l->max_bytes ||
-              f->channels_bytes + bytes > f->opt.channels_bytes_max;
+              f->channels_bytes + bytes > fsm_channels_bytes_max(f);
   if (full && l->refuse_when_full) {
     errmsg_set(msg,
                "channel publish: \"%.64s\" is full (%" PRIu64
                " messages, %" PRIu64 " bytes; its limits %" PRIu64 ", %" PRIu64
                "; server %" PRIu64 " of %" PRIu64 " bytes)",
                c->name, count, mine, l->max_messages, l->max_bytes,
-               f->channels_bytes, f->opt.channels_bytes_max);
+               f->channels_bytes, fsm_channels_bytes_max(f));
     return SYNOD_ELIMIT;
   }
   while (c->window.next - c->window.first + n > l->max_messages ||
          c->window.bytes + bytes > l->max_bytes ||
-         f->channels_bytes + bytes > f->opt.channels_bytes_max) {
+         f->channels_bytes + bytes > fsm_channels_bytes_max(f)) {
     channel_evict(f, c);
   }
   return 0;

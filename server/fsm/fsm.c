@@ -117,7 +117,7 @@ static void options_resolve(struct fsm_options *o) {
       opt_or(o->channel_message_bytes_default, 256u << 10);
   o->channel_message_bytes_cap = opt_or(o->channel_message_bytes_cap, 1000000);
   if (o->channels_bytes_max == 0) {
-    o->channels_bytes_max = 256ull << 20;
+    o->channels_bytes_max = 64ull << 20;
   }
   o->channel_ids_max = opt_or(o->channel_ids_max, 4096);
   o->channel_id_window_ms = opt_or(o->channel_id_window_ms, 600000);
@@ -133,6 +133,7 @@ void fsm_state_init(struct fsm *f) {
   otree_init(&f->members, fsm_member_cmp);
   otree_init(&f->channels, fsm_channel_cmp);
   f->channels_bytes = 0;
+  memset(&f->settings, 0, sizeof f->settings);
   otree_init(&f->timers, fsm_timer_cmp);
 }
 
@@ -369,6 +370,8 @@ int fsm_apply(struct fsm *f, uint64_t index, const uint8_t *data, size_t len,
       fsm_session_tick(f, cmd->tick);
     } else if (cmd->body_case == SYNOD__FSM__COMMAND__BODY_MEMBER) {
       fsm_member_apply(f, cmd->member);
+    } else if (cmd->body_case == SYNOD__FSM__COMMAND__BODY_SETTINGS) {
+      f->settings.channels_bytes_max = cmd->settings->channels_bytes_max;
     } else {
       request_apply(f, cmd->request, out);
     }
@@ -431,5 +434,28 @@ size_t fsm_command_encode_tick(uint64_t time_ms, const uint64_t *session_ids,
   c.time_ms = time_ms;
   c.body_case = SYNOD__FSM__COMMAND__BODY_TICK;
   c.tick = &t;
+  return command_pack(&c, buf, cap);
+}
+
+/* --------------------------------------------------------- settings */
+
+void fsm_settings_get(const struct fsm *f, struct fsm_settings *out) {
+  *out = f->settings;
+}
+
+uint64_t fsm_channels_bytes_max(const struct fsm *f) {
+  return f->settings.channels_bytes_max ? f->settings.channels_bytes_max
+                                        : f->opt.channels_bytes_max;
+}
+
+size_t fsm_command_encode_settings(uint64_t time_ms,
+                                   const struct fsm_settings *s, uint8_t *buf,
+                                   size_t cap) {
+  Synod__Fsm__Command c = SYNOD__FSM__COMMAND__INIT;
+  Synod__Fsm__Settings m = SYNOD__FSM__SETTINGS__INIT;
+  m.channels_bytes_max = s->channels_bytes_max;
+  c.time_ms = time_ms;
+  c.body_case = SYNOD__FSM__COMMAND__BODY_SETTINGS;
+  c.settings = &m;
   return command_pack(&c, buf, cap);
 }

@@ -92,7 +92,9 @@ struct fsm_options {
   /* Server-wide cap on retained payload over every channel: a publish
    * that would pass it drops its channel's oldest messages, or is
    * refused when that is not enough or the channel refuses when full. */
-  uint64_t channels_bytes_max;   /* [256 MiB] */
+  /* [64 MiB] The default of the server-wide cap; the replicated setting
+   * (fsm_command_encode_settings) overrides it. */
+  uint64_t channels_bytes_max;
   uint32_t channel_ids_max;      /* [4096] message ids deduplicated */
   uint32_t channel_id_window_ms; /* [600000] ... for this long */
 };
@@ -232,6 +234,26 @@ int fsm_snapshot_decode(struct fsm *f, const uint8_t *data, size_t len);
 
 /* A 64-bit FNV-1a of the encoded image, for comparing replicas. */
 uint64_t fsm_digest(const struct fsm *f);
+
+/* ------------------------------------------------------------- settings */
+
+/* Server-wide limits that are part of the replicated state (fsm.Settings).
+ * 0 in a field: the fsm_options default. */
+struct fsm_settings {
+  uint64_t channels_bytes_max;
+};
+
+/* The settings as applied (0 fields: never set). */
+void fsm_settings_get(const struct fsm *f, struct fsm_settings *out);
+
+/* The server-wide cap on retained channel bytes in force. */
+uint64_t fsm_channels_bytes_max(const struct fsm *f);
+
+/* Builds a Settings command (the leader writes its flags' values). Same
+ * contract as fsm_command_encode_request. */
+size_t fsm_command_encode_settings(uint64_t time_ms,
+                                   const struct fsm_settings *s, uint8_t *buf,
+                                   size_t cap);
 
 /* -------------------------------------------------------------- streams */
 

@@ -140,17 +140,18 @@ struct fsm_election {
 struct fsm {
   struct fsm_options opt; /* resolved: no zero field */
   uint64_t applied_index;
-  uint64_t time_ms;        /* never decreases */
-  uint64_t token_last;     /* every fencing token issued is <= token_last */
-  uint64_t index;          /* the entry being applied */
-  struct otree sessions;   /* fsm_session by id */
-  struct otree locks;      /* fsm_lock by name */
-  struct otree counters;   /* fsm_counter by name */
-  struct otree elections;  /* fsm_election by name */
-  struct otree members;    /* fsm_member by id */
-  struct otree channels;   /* fsm_channel by name */
-  uint64_t channels_bytes; /* payload retained over every channel */
-  struct otree timers;     /* armed fsm_timer by (due, kind, id) */
+  uint64_t time_ms;       /* never decreases */
+  uint64_t token_last;    /* every fencing token issued is <= token_last */
+  uint64_t index;         /* the entry being applied */
+  struct otree sessions;  /* fsm_session by id */
+  struct otree locks;     /* fsm_lock by name */
+  struct otree counters;  /* fsm_counter by name */
+  struct otree elections; /* fsm_election by name */
+  struct otree members;   /* fsm_member by id */
+  struct otree channels;  /* fsm_channel by name */
+  struct fsm_settings settings; /* replicated; 0 fields: the options' */
+  uint64_t channels_bytes;      /* payload retained over every channel */
+  struct otree timers;          /* armed fsm_timer by (due, kind, id) */
   /* Derived, for metrics: the tree-count fields are filled when read;
    * locks_held and lock_waiters are kept by lock.c (reset by
    * fsm_state_init, rebuilt by the snapshot loaders); totals only grow. */

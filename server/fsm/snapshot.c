@@ -194,6 +194,11 @@ static void image_build(const struct fsm *f, struct arena *a,
   img->applied_index = f->applied_index;
   img->time_ms = f->time_ms;
   img->token_last = f->token_last;
+  if (f->settings.channels_bytes_max != 0) { /* absent while all default */
+    img->settings = arena_calloc(a, 1, sizeof *img->settings);
+    synod__fsm__settings__init(img->settings);
+    img->settings->channels_bytes_max = f->settings.channels_bytes_max;
+  }
   IMAGE_FILL(f->sessions, struct fsm_session, by_id, Synod__Fsm__Session,
              sessions, session_encode);
   IMAGE_FILL(f->locks, struct fsm_lock, by_name, Synod__Fsm__Lock, locks,
@@ -575,6 +580,9 @@ static int image_load(struct fsm *t, const Synod__Fsm__Image *img,
   t->applied_index = img->applied_index;
   t->time_ms = img->time_ms;
   t->token_last = img->token_last;
+  if (img->settings != NULL) {
+    t->settings.channels_bytes_max = img->settings->channels_bytes_max;
+  }
   if (sessions_load(t, img) || locks_load(t, img) || counters_load(t, img) ||
       elections_load(t, img) || members_load(t, img) || channels_load(t, img) ||
       pending_check(t)) {
@@ -617,6 +625,7 @@ int fsm_snapshot_decode(struct fsm *f, const uint8_t *data, size_t len) {
   f->members = t.members;
   f->channels = t.channels;
   f->channels_bytes = t.channels_bytes;
+  f->settings = t.settings;
   f->timers = t.timers;
   f->stats.locks_held = t.stats.locks_held;
   f->stats.lock_waiters = t.stats.lock_waiters;

@@ -307,11 +307,33 @@ static void bootstrap_replace_old(struct node *n) {
   }
 }
 
+/* Leader: the server-wide settings of our flags go into the replicated
+ * state when they differ from it (a flag not given leaves it alone). One
+ * entry in flight at a time. */
+static void bootstrap_settings(struct node *n) {
+  struct fsm_settings have;
+  fsm_settings_get(n->fsm, &have);
+  uint64_t want = n->opts.channels_bytes_max;
+  if (want == 0 || want == have.channels_bytes_max ||
+      n->settings_pending_index > n->applied_index) {
+    return;
+  }
+  struct fsm_settings s = have;
+  s.channels_bytes_max = want;
+  if (requests_propose_settings(n, &s) == 0) {
+    n->settings_pending_index = n->proposed_first;
+    log_info("node", "settings: channels-max-bytes %llu (was %llu)",
+             (unsigned long long)want,
+             (unsigned long long)fsm_channels_bytes_max(n->fsm));
+  }
+}
+
 void bootstrap_tick(struct node *n) {
   const struct core_config *cfg = core_config(n->core);
   if (n->role == CORE_LEADER && !n->shutting_down) {
     bootstrap_add_declared(n);
     bootstrap_directory(n);
+    bootstrap_settings(n);
     bootstrap_replace_old(n);
   }
   if (bootstrap_is_member(cfg, n->id)) {

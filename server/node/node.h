@@ -43,6 +43,10 @@ struct node_options {
   uint64_t snapshot_entries; /* snapshot after this many entries [8192] */
   uint64_t snapshot_bytes;   /* or after this many entry bytes [64 MiB] */
   size_t map_size_max_bytes; /* LMDB map ceiling [64 GiB] */
+  /* Server-wide cap on retained channel bytes; the leader writes it into
+   * the replicated settings when it differs [0: leave as it is; the
+   * state machine's default is 64 MiB]. */
+  uint64_t channels_bytes_max;
 };
 
 struct node;

@@ -275,7 +275,8 @@ struct node {
   bool bootstrapped;          /* the log or a snapshot exists */
   bool was_member;            /* we have been in a configuration since start */
   uint64_t dir_pending_index; /* our last directory entry */
-  bool left;                  /* stopping: the leader removed us */
+  uint64_t settings_pending_index; /* our last Settings entry */
+  bool left;                       /* stopping: the leader removed us */
   uint64_t leave_sent_ms;
   uint64_t join_sent_ms;
   uint64_t join_hint; /* the leader, as a peer named it */
@@ -388,6 +389,8 @@ void requests_propose_flush(struct node *n);
 void requests_queued_fail(struct node *n, int code);
 /* Leader: proposes a directory entry (no client waits for it); on success
  * n->proposed_first is its index. */
+/* Proposes a Settings entry (leader). */
+int requests_propose_settings(struct node *n, const struct fsm_settings *s);
 int requests_propose_member(struct node *n, const struct fsm_member_info *m,
                             bool remove);
 void requests_send_packed(struct node *n, uint64_t conn_id, uint64_t request_id,

@@ -243,6 +243,16 @@ int requests_propose_member(struct node *n, const struct fsm_member_info *m,
   return requests_propose_bytes(n, buf, len);
 }
 
+int requests_propose_settings(struct node *n, const struct fsm_settings *s) {
+  uint8_t buf[128];
+  size_t len =
+      fsm_command_encode_settings(requests_stamp(n), s, buf, sizeof buf);
+  if (len > sizeof buf) {
+    return SYNOD_ETOOBIG;
+  }
+  return requests_propose_bytes(n, buf, len);
+}
+
 /* Proposals are queued for the end of the loop turn: the writes of all
  * the clients served in one turn go to the log in one PROPOSE, so the
  * followers get one append (and the disk one write) for all of them. */

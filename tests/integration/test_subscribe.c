@@ -548,7 +548,12 @@ int main(void) {
     return SKIP_EXIT;
   }
   struct cluster c;
-  cluster_start(&c, 3, synodd);
+  cluster_init(&c, 3, synodd);
+  c.extra_args[0] = "--channels-max-bytes"; /* the 96 MB of never_reads */
+  c.extra_args[1] = "256MiB";
+  for (int i = 0; i < c.n; i++) {
+    cluster_restart(&c, i);
+  }
   cluster_wait_leader(&c, 20000);
   struct synod_options o;
   struct synod_client *cl;

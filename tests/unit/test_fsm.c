@@ -2269,6 +2269,53 @@ START_TEST(channel_streams_and_events_for_subscriptions) {
 }
 END_TEST
 
+/* The server-wide cap is a replicated setting: a Settings entry changes
+ * it on every replica alike (new channels' default max_bytes follows it,
+ * larger limits are refused), and the snapshot keeps it. */
+START_TEST(channel_byte_cap_is_a_replicated_setting) {
+  struct h a, b;
+  h_init(&a, NULL);
+  h_init(&b, NULL);
+  ck_assert_uint_eq(fsm_channels_bytes_max(a.f), 64ull << 20);
+  Synod__ChannelCreate c = SYNOD__CHANNEL_CREATE__INIT;
+  Synod__ChannelLimits l = SYNOD__CHANNEL_LIMITS__INIT;
+  l.max_bytes = 100ull << 20;
+  c.name = "big";
+  c.limits = &l;
+  REQ(&a, 0, 0, CHANNEL_CREATE, channel_create, &c);
+  ck_assert_int_eq(h_resp_code(&a), SYNOD_ERANGE);
+  uint8_t buf[64];
+  struct fsm_settings st = {.channels_bytes_max = 128ull << 20};
+  size_t n = fsm_command_encode_settings(a.time_ms, &st, buf, sizeof buf);
+  ck_assert_uint_le(n, sizeof buf);
+  h_apply_bytes(&a, buf, n);
+  ck_assert_uint_eq(fsm_channels_bytes_max(a.f), 128ull << 20);
+  REQ(&a, 0, 0, CHANNEL_CREATE, channel_create, &c);
+  ck_assert_int_eq(h_resp_code(&a), 0);
+  st.channels_bytes_max = 1 << 20; /* lowered: defaults follow */
+  n = fsm_command_encode_settings(a.time_ms, &st, buf, sizeof buf);
+  h_apply_bytes(&a, buf, n);
+  h_publish(&a, 0, 0, "small", 1, 1, NULL);
+  Synod__ChannelInfoGet g = SYNOD__CHANNEL_INFO_GET__INIT;
+  Synod__Request r = SYNOD__REQUEST__INIT;
+  g.name = "small";
+  r.body_case = SYNOD__REQUEST__BODY_CHANNEL_INFO;
+  r.channel_info = &g;
+  Synod__Response *q = h_query(&a, &r);
+  ck_assert_uint_eq(q->channel_info->limits->max_bytes, 1 << 20);
+  synod__response__free_unpacked(q, NULL);
+  uint8_t *img;
+  size_t len;
+  ck_assert_int_eq(fsm_snapshot_encode(a.f, &img, &len), 0);
+  ck_assert_int_eq(fsm_snapshot_decode(b.f, img, len), 0);
+  free(img);
+  ck_assert_uint_eq(fsm_channels_bytes_max(b.f), 1 << 20);
+  ck_assert_uint_eq(fsm_digest(a.f), fsm_digest(b.f));
+  h_close(&a);
+  h_close(&b);
+}
+END_TEST
+
 /* The server-wide cap: a channel drops its own oldest to make room, but
  * never another channel's; past that, the publish is refused. */
 START_TEST(channel_server_wide_byte_cap_is_kept) {
@@ -2301,6 +2348,7 @@ static TCase *tcase_channels(void) {
   tcase_add_test(tc, channel_server_wide_byte_cap_is_kept);
   tcase_add_test(tc, channel_cursors_commit_get_and_survive_a_snapshot);
   tcase_add_test(tc, channel_streams_and_events_for_subscriptions);
+  tcase_add_test(tc, channel_byte_cap_is_a_replicated_setting);
   return tc;
 }
 
