@@ -29,11 +29,12 @@ build-asan: deps
 run: build
 	@$(BUILD)/bin/synodctl dev --replicas 3 --dir var/dev
 
-# Every test: unit tests under ASan+UBSan first, then everything (unit,
-# valgrind, simulation, integration) in the plain build. ctest's closing
+# Every test: unit and simulation tests (and integration tests labelled
+# asan) under ASan+UBSan first, then everything (unit, valgrind,
+# simulation, integration) in the plain build. ctest's closing
 # lines give the count.
 test: deps-test build-asan build
-	@cd $(BUILD_ASAN) && ctest -L 'unit|sim' --output-on-failure -j $(JOBS)
+	@cd $(BUILD_ASAN) && ctest -L 'unit|sim|asan' --output-on-failure -j $(JOBS)
 	@cd $(BUILD) && ctest --output-on-failure -j $(JOBS)
 
 test-fast: deps-test build

@@ -2,11 +2,12 @@
  * voter at the leader's commit index, and what it costs the clients.
  *
  *   synod-bench-transfer [--counters N] [--runs R] [--snapshot-entries E]
- *                        [--window-ms W] [--keep]
+ *                        [--window-ms W] [--channel-mib M] [--keep]
  *
  * Each run starts a fresh 3-replica cluster (the synodd built beside this
  * program, on free 127.0.0.1 ports, data in $SYNOD_TEST_TMP or /tmp), fills
- * N counters (default 100,000), then runs a light write load (1 client, one
+ * N counters (default 100,000) and, with --channel-mib, M MiB of retained
+ * 100-byte channel messages, then runs a light write load (1 client, one
  * add at a time) for W ms (default 3000) before starting a 4th replica,
  * which asks the leader to join and receives the latest snapshot and the
  * log tail. It measures: the snapshot the joiner installed (bytes), the
@@ -41,6 +42,7 @@ struct opts {
   int runs;
   uint32_t snapshot_entries; /* 0: synodd's default */
   uint32_t window_ms;
+  uint32_t channel_mib; /* retained channel messages to fill, MiB */
   bool keep;
 };
 
@@ -349,6 +351,38 @@ static double log_time_ms(const char *path, const char *needle, double *bytes) {
   return ms;
 }
 
+/* Publishes mib MiB of 100-byte messages to channel "retained", in
+ * batches of 1,000, so the snapshot carries them. */
+static void fill_channel(struct cluster *c, uint32_t mib) {
+  struct synod_options o;
+  struct synod_client *cl;
+  static char msgs[1000][100];
+  const void *ptrs[1000];
+  size_t lens[1000];
+  synod_options_init(&o);
+  o.endpoints = c->endpoints;
+  o.client_name = "synod-bench-transfer";
+  o.request_timeout_ms = 30000;
+  CHECK(synod_client_new(&o, &cl) == 0, "%s", synod_client_errmsg());
+  struct synod_channel_limits lim = {.max_bytes = 2ull * mib << 20,
+                                     .max_messages = 100u * mib << 10};
+  CHECK(synod_channel_create(cl, "retained", &lim, 0, NULL) == 0,
+        "channel create: %s", synod_client_errmsg());
+  uint64_t n = ((uint64_t)mib << 20) / 100;
+  for (uint64_t k = 0; k < n; k += 1000) {
+    for (int i = 0; i < 1000; i++) {
+      snprintf(msgs[i], sizeof msgs[i], "%099" PRIu64, k + (uint64_t)i);
+      ptrs[i] = msgs[i];
+      lens[i] = 100;
+    }
+    size_t batch = n - k < 1000 ? (size_t)(n - k) : 1000;
+    CHECK(synod_channel_publish(cl, "retained", ptrs, lens, batch, NULL, 0,
+                                NULL) == 0,
+          "publish at %" PRIu64 ": %s", k, synod_client_errmsg());
+  }
+  synod_client_free(cl);
+}
+
 /* --------------------------------------------------------------- runs */
 
 static void run_fill(struct cluster *c, struct loader *l, const struct opts *o,
@@ -361,6 +395,9 @@ static void run_fill(struct cluster *c, struct loader *l, const struct opts *o,
     usleep(10000);
   }
   CHECK(atomic_load(&l->errors) == 0, "fill failed (logs in %s)", c->dir);
+  if (o->channel_mib > 0) {
+    fill_channel(c, o->channel_mib);
+  }
   r->fill_s = (double)(test_now_ms() - t0) / 1000.0;
 }
 
@@ -464,7 +501,8 @@ static void report(const struct opts *o, const struct result *rs) {
 
 static void usage(FILE *f) {
   fprintf(f, "usage: synod-bench-transfer [--counters N] [--runs R] "
-             "[--snapshot-entries E] [--window-ms W] [--keep]\n");
+             "[--snapshot-entries E] [--window-ms W] [--channel-mib M] "
+             "[--keep]\n");
 }
 
 static int parse(int argc, char **argv, struct opts *o) {
@@ -479,6 +517,8 @@ static int parse(int argc, char **argv, struct opts *o) {
       o->runs = atoi(argv[++i]);
     } else if (v && strcmp(argv[i], "--snapshot-entries") == 0) {
       o->snapshot_entries = (uint32_t)strtoul(argv[++i], NULL, 10);
+    } else if (v && strcmp(argv[i], "--channel-mib") == 0) {
+      o->channel_mib = (uint32_t)strtoul(argv[++i], NULL, 10);
     } else if (v && strcmp(argv[i], "--window-ms") == 0) {
       o->window_ms = (uint32_t)strtoul(argv[++i], NULL, 10);
     } else {

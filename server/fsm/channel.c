@@ -35,6 +35,10 @@ void fsm_channel_free(struct fsm_channel *c) {
     free(c->ids[(c->ids_head + i) % c->ids_cap].id);
   }
   free(c->ids);
+  for (uint32_t i = 0; i < c->cursors_n; i++) {
+    free(c->cursors[i].name);
+  }
+  free(c->cursors);
   free(c->name);
   free(c);
 }
@@ -248,6 +252,7 @@ static void reply_info(const struct fsm *f, struct fsm_reply *r,
   ci->next_offset = c->window.next;
   ci->messages = c->window.next - ci->first_offset;
   ci->bytes = c->window.bytes;
+  ci->cursors = c->cursors_n;
   r->resp.body_case = SYNOD__RESPONSE__BODY_CHANNEL_INFO;
   r->resp.channel_info = ci;
 }
@@ -356,6 +361,7 @@ int fsm_channel_publish(struct fsm *f, struct fsm_session *s,
     fsm_channel_id_push(c, id, first, c->window.next - 1, f->index, f->time_ms);
   }
   reply_published(r, first, c->window.next - 1, f->index, false);
+  fsm_event_push(f, FSM_EVENT_CHANNEL_APPENDED)->name = c->name;
   return 0;
 }
 
@@ -471,6 +477,7 @@ int fsm_channel_list(struct fsm *f, struct fsm_session *s,
     ci->next_offset = c->window.next;
     ci->messages = c->window.next - ci->first_offset;
     ci->bytes = c->window.bytes;
+    ci->cursors = c->cursors_n;
     lr->channels[lr->n_channels++] = ci;
   }
   r->resp.body_case = SYNOD__RESPONSE__BODY_CHANNEL_LIST;
@@ -494,5 +501,172 @@ int fsm_channel_delete(struct fsm *f, struct fsm_session *s,
   otree_remove(&f->channels, &c->by_name);
   f->channels_bytes -= c->window.bytes;
   fsm_channel_free(c);
+  fsm_event_push(f, FSM_EVENT_CHANNEL_DELETED)->name = r->u.channel.name;
   return 0;
+}
+
+/* ------------------------------------------------------------- cursors */
+
+/* The slot of cursor `name`, or where it would go; *found says which. */
+static uint32_t cursor_slot(const struct fsm_channel *c, const char *name,
+                            bool *found) {
+  uint32_t lo = 0, hi = c->cursors_n;
+  while (lo < hi) {
+    uint32_t mid = lo + (hi - lo) / 2;
+    int cmp = strcmp(c->cursors[mid].name, name);
+    if (cmp == 0) {
+      *found = true;
+      return mid;
+    }
+    if (cmp < 0) {
+      lo = mid + 1;
+    } else {
+      hi = mid;
+    }
+  }
+  *found = false;
+  return lo;
+}
+
+void fsm_channel_cursor_put(struct fsm_channel *c, const char *name,
+                            uint64_t offset, uint64_t index) {
+  bool found;
+  uint32_t i = cursor_slot(c, name, &found);
+  if (!found) {
+    c->cursors =
+        fsm_xrealloc(c->cursors, (c->cursors_n + 1) * sizeof *c->cursors);
+    memmove(&c->cursors[i + 1], &c->cursors[i],
+            (c->cursors_n - i) * sizeof *c->cursors);
+    c->cursors[i].name = fsm_xstrndup(name, strlen(name));
+    c->cursors_n++;
+  }
+  c->cursors[i].offset = offset;
+  c->cursors[i].index = index;
+}
+
+static void reply_cursor(struct fsm_reply *r, const char *channel,
+                         const struct fsm_channel_cursor *k) {
+  Synod__ChannelCursor *m = &r->u.cursor;
+  synod__channel_cursor__init(m);
+  m->channel = (char *)channel;
+  m->cursor = k->name;
+  m->offset = k->offset;
+  m->index = k->index;
+  r->resp.body_case = SYNOD__RESPONSE__BODY_CHANNEL_CURSOR;
+  r->resp.channel_cursor = m;
+}
+
+#define CURSOR_NAME(field, what)                                               \
+  const char *name = fsm_str(req->field->channel);                             \
+  size_t len = strlen(name);                                                   \
+  int rv = fsm_name_check(f, what, name, len, r->msg);                         \
+  if (rv != 0) {                                                               \
+    return rv;                                                                 \
+  }                                                                            \
+  const char *cursor = fsm_str(req->field->cursor);                            \
+  rv = fsm_name_check(f, what " (cursor)", cursor, strlen(cursor), r->msg);    \
+  if (rv != 0) {                                                               \
+    return rv;                                                                 \
+  }                                                                            \
+  struct fsm_channel *c = channel_find(f, name, len);                          \
+  if (c == NULL) {                                                             \
+    errmsg_set(r->msg, what ": no channel \"%.64s\"", name);                   \
+    return SYNOD_ENOTFOUND;                                                    \
+  }
+
+/* A cursor may move back (a consumer replays) but not past the last
+ * offset: it names a message that exists or existed. */
+int fsm_channel_cursor_commit(struct fsm *f, struct fsm_session *s,
+                              const Synod__Request *req, struct fsm_reply *r) {
+  (void)s;
+  CURSOR_NAME(channel_cursor_commit, "channel cursor commit");
+  uint64_t offset = req->channel_cursor_commit->offset;
+  bool found;
+  (void)cursor_slot(c, cursor, &found);
+  if (offset >= c->window.next) {
+    errmsg_set(r->msg,
+               "channel cursor commit: offset %" PRIu64 " of \"%.64s\" is "
+               "past its last offset %" PRIu64,
+               offset, name, c->window.next - 1);
+    return SYNOD_ERANGE;
+  }
+  if (!found && c->cursors_n >= FSM_CHANNEL_CURSORS_MAX) {
+    errmsg_set(r->msg, "channel cursor commit: \"%.64s\" has %u cursors", name,
+               c->cursors_n);
+    return SYNOD_ELIMIT;
+  }
+  fsm_channel_cursor_put(c, cursor, offset, f->index);
+  reply_cursor(r, c->name, &c->cursors[cursor_slot(c, cursor, &found)]);
+  return 0;
+}
+
+int fsm_channel_cursor_get(struct fsm *f, struct fsm_session *s,
+                           const Synod__Request *req, struct fsm_reply *r) {
+  (void)s;
+  CURSOR_NAME(channel_cursor_get, "channel cursor get");
+  bool found;
+  uint32_t i = cursor_slot(c, cursor, &found);
+  if (!found) {
+    errmsg_set(r->msg, "channel cursor get: \"%.64s\" has no cursor \"%.64s\"",
+               name, cursor);
+    return SYNOD_ENOTFOUND;
+  }
+  reply_cursor(r, c->name, &c->cursors[i]);
+  return 0;
+}
+
+/* ------------------------------------------------------------- streams */
+
+static void stream_of(const struct fsm *f, const struct fsm_channel *c,
+                      struct fsm_stream *out) {
+  out->name = c->name;
+  out->name_len = c->name_len;
+  out->window = &c->window;
+  out->first = channel_first(f, c);
+  out->evicted_index = c->window.evicted_index;
+}
+
+bool fsm_channel_stream(const struct fsm *f, const char *name, size_t len,
+                        struct fsm_stream *out) {
+  const struct fsm_channel *c = channel_find(f, name, len);
+  if (c != NULL) {
+    stream_of(f, c, out);
+  }
+  return c != NULL;
+}
+
+void fsm_channel_streams(const struct fsm *f, const char *prefix, size_t len,
+                         void (*cb)(void *arg, const struct fsm_stream *st),
+                         void *arg) {
+  struct fsm_name k = {prefix, len};
+  struct otree_node *n = len ? otree_lower_bound(&f->channels, &k, false)
+                             : otree_first(&f->channels);
+  for (; n != NULL; n = otree_next(n)) {
+    const struct fsm_channel *c = FSM_CONTAINER(n, struct fsm_channel, by_name);
+    if (c->name_len < len || memcmp(c->name, prefix, len) != 0) {
+      return;
+    }
+    struct fsm_stream st;
+    stream_of(f, c, &st);
+    cb(arg, &st);
+  }
+}
+
+int fsm_channel_name_check(const struct fsm *f, const char *name, size_t len,
+                           bool prefix, char *msg) {
+  if (prefix && len == 0) {
+    return 0;
+  }
+  return fsm_name_check(f, prefix ? "prefix" : "channel", name, len, msg);
+}
+
+bool fsm_channel_cursor(const struct fsm *f, const char *name, size_t len,
+                        const char *cursor, uint64_t *offset) {
+  const struct fsm_channel *c = channel_find(f, name, len);
+  bool found = false;
+  uint32_t i = c ? cursor_slot(c, cursor, &found) : 0;
+  if (found) {
+    *offset = c->cursors[i].offset;
+  }
+  return found;
 }

@@ -69,6 +69,11 @@ static const struct op ops[] = {
                                            "channel list"},
     [SYNOD__REQUEST__BODY_CHANNEL_DELETE] = {fsm_channel_delete, OP_ANY,
                                              "channel delete"},
+    [SYNOD__REQUEST__BODY_CHANNEL_CURSOR_COMMIT] = {fsm_channel_cursor_commit,
+                                                    OP_ANY,
+                                                    "channel cursor commit"},
+    [SYNOD__REQUEST__BODY_CHANNEL_CURSOR_GET] = {fsm_channel_cursor_get,
+                                                 OP_READ, "channel cursor get"},
 };
 
 /* NULL for hello, status, member_remove, no body or an unknown case. */

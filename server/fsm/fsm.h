@@ -112,6 +112,10 @@ enum fsm_event_type {
   /* The leader of election `name` changed (or its value did); `event` is
    * a packed synod.Event ElectionChanged. */
   FSM_EVENT_ELECTION_CHANGED,
+  /* Messages were appended to channel `name` (subscriptions may push). */
+  FSM_EVENT_CHANNEL_APPENDED,
+  /* Channel `name` was deleted (its subscriptions end). */
+  FSM_EVENT_CHANNEL_DELETED,
 };
 
 /* Something the entry caused besides answering its own request. Fields not
@@ -120,7 +124,7 @@ struct fsm_event {
   enum fsm_event_type type;
   uint64_t session_id;
   uint64_t sequence;       /* the queued acquire's sequence (LOCK_*) */
-  const char *name;        /* lock or election name, NUL-terminated */
+  const char *name;        /* lock, election or channel name, NUL-terminated */
   const uint8_t *response; /* packed synod.Response, or NULL */
   size_t response_len;
   const uint8_t *event; /* packed synod.Event, or NULL */
@@ -228,6 +232,46 @@ int fsm_snapshot_decode(struct fsm *f, const uint8_t *data, size_t len);
 
 /* A 64-bit FNV-1a of the encoded image, for comparing replicas. */
 uint64_t fsm_digest(const struct fsm *f);
+
+/* -------------------------------------------------------------- streams */
+
+/* What subscriptions read (node/subscribe.c): retained windows as this
+ * replica has applied them. Everything returned borrows fsm memory until
+ * the next fsm_apply or fsm_snapshot_decode. */
+struct window;
+
+/* A channel as a subscription sees it: its window, the first offset a
+ * reader may have (messages past max_age count as gone even before a
+ * publish evicts them) and the log index of the newest evicted message
+ * (0 if none). */
+struct fsm_stream {
+  const char *name; /* NUL-terminated */
+  size_t name_len;
+  const struct window *window;
+  uint64_t first;
+  uint64_t evicted_index;
+};
+
+/* Channel `name` into *out; false if there is none. */
+bool fsm_channel_stream(const struct fsm *f, const char *name, size_t len,
+                        struct fsm_stream *out);
+
+/* Calls cb for each channel whose name starts with prefix ("" = all), in
+ * name order. */
+void fsm_channel_streams(const struct fsm *f, const char *prefix, size_t len,
+                         void (*cb)(void *arg, const struct fsm_stream *st),
+                         void *arg);
+
+/* Checks a channel name (or with `prefix`, a prefix, which may be ""):
+ * UTF-8, at most the name limit. Returns 0 or SYNOD_EINVAL with why in
+ * msg (SYNOD_ERRMSG_MAX bytes). */
+int fsm_channel_name_check(const struct fsm *f, const char *name, size_t len,
+                           bool prefix, char *msg);
+
+/* The offset durable cursor `cursor` of channel `name` holds; false if
+ * the channel or the cursor does not exist. */
+bool fsm_channel_cursor(const struct fsm *f, const char *name, size_t len,
+                        const char *cursor, uint64_t *offset);
 
 /* ---------------------------------------------------------------- stats */
 

@@ -184,8 +184,16 @@ struct fsm_channel_id {
   uint64_t first_offset, last_offset, index, time_ms;
 };
 
+/* A durable cursor: a consumer's committed offset. */
+struct fsm_channel_cursor {
+  char *name;
+  uint64_t offset;
+  uint64_t index; /* of the commit that set it */
+};
+
 /* Invariant: window.bytes is part of fsm.channels_bytes; ids hold the
- * ids_n most recent message ids, oldest at ids_head. */
+ * ids_n most recent message ids, oldest at ids_head; cursors are sorted
+ * by name, offsets below window.next. */
 struct fsm_channel {
   struct otree_node by_name;
   char *name;
@@ -196,7 +204,11 @@ struct fsm_channel {
   uint32_t ids_cap;
   uint32_t ids_head;
   uint32_t ids_n;
+  struct fsm_channel_cursor *cursors;
+  uint32_t cursors_n;
 };
+
+#define FSM_CHANNEL_CURSORS_MAX 1024
 
 /* The reply a handler builds: resp and the body message it points at. */
 struct fsm_reply {
@@ -220,6 +232,7 @@ struct fsm_reply {
     Synod__ChannelMessages messages;
     Synod__ChannelInfo channel;
     Synod__ChannelListReply channels;
+    Synod__ChannelCursor cursor;
   } u;
   Synod__ElectionInfo info;
   Synod__ChannelLimits limits; /* ChannelInfo's */
@@ -377,6 +390,13 @@ int fsm_channel_list(struct fsm *f, struct fsm_session *s,
                      const Synod__Request *req, struct fsm_reply *r);
 int fsm_channel_delete(struct fsm *f, struct fsm_session *s,
                        const Synod__Request *req, struct fsm_reply *r);
+int fsm_channel_cursor_commit(struct fsm *f, struct fsm_session *s,
+                              const Synod__Request *req, struct fsm_reply *r);
+int fsm_channel_cursor_get(struct fsm *f, struct fsm_session *s,
+                           const Synod__Request *req, struct fsm_reply *r);
+/* Sets a cursor (adds it if new; the caller checks the cap). */
+void fsm_channel_cursor_put(struct fsm_channel *c, const char *name,
+                            uint64_t offset, uint64_t index);
 
 /* ----- the whole state (fsm.c) */
 void fsm_state_init(struct fsm *f);

@@ -174,6 +174,17 @@ static void channel_encode(struct arena *a, const struct fsm_channel *c,
     ids[i].time_ms = x->time_ms;
     m->ids[i] = &ids[i];
   }
+  m->evicted_index = c->window.evicted_index;
+  m->n_cursors = c->cursors_n;
+  m->cursors = arena_calloc(a, c->cursors_n, sizeof *m->cursors);
+  Synod__Fsm__ChannelCursor *ks = arena_calloc(a, c->cursors_n, sizeof *ks);
+  for (uint32_t i = 0; i < c->cursors_n; i++) {
+    synod__fsm__channel_cursor__init(&ks[i]);
+    ks[i].name = c->cursors[i].name;
+    ks[i].offset = c->cursors[i].offset;
+    ks[i].index = c->cursors[i].index;
+    m->cursors[i] = &ks[i];
+  }
 }
 
 static void image_build(const struct fsm *f, struct arena *a,
@@ -485,6 +496,26 @@ static int channel_ids_load(const struct fsm *t, struct fsm_channel *c,
   return 0;
 }
 
+/* Cursors in strictly increasing name order, below the next offset. */
+static int channel_cursors_load(const struct fsm *t, struct fsm_channel *c,
+                                const Synod__Fsm__Channel *m,
+                                const Synod__Fsm__Image *img) {
+  if (m->n_cursors > FSM_CHANNEL_CURSORS_MAX) {
+    return -1;
+  }
+  for (size_t i = 0; i < m->n_cursors; i++) {
+    const Synod__Fsm__ChannelCursor *k = m->cursors[i];
+    size_t len;
+    if (!image_name_ok(t, k->name, &len) || k->offset >= c->window.next ||
+        k->index > img->applied_index ||
+        (i > 0 && strcmp(m->cursors[i - 1]->name, k->name) >= 0)) {
+      return -1;
+    }
+    fsm_channel_cursor_put(c, k->name, k->offset, k->index);
+  }
+  return 0;
+}
+
 static int channels_load(struct fsm *t, const Synod__Fsm__Image *img) {
   struct fsm_name prev = {NULL, 0};
   for (size_t i = 0; i < img->n_channels; i++) {
@@ -505,9 +536,13 @@ static int channels_load(struct fsm *t, const Synod__Fsm__Image *img) {
     struct fsm_channel *c = fsm_channel_new(t, m->name, len, &lim);
     otree_insert(&t->channels, &c->by_name, &(struct fsm_name){c->name, len});
     window_init_at(&c->window, m->first_offset);
-    if (channel_items_load(t, c, m, img) || channel_ids_load(t, c, m)) {
+    if (channel_items_load(t, c, m, img) || channel_ids_load(t, c, m) ||
+        channel_cursors_load(t, c, m, img) ||
+        m->evicted_index > img->applied_index ||
+        (m->n_items > 0 && m->evicted_index >= m->items[0]->index)) {
       return -1;
     }
+    c->window.evicted_index = m->evicted_index;
     prev = (struct fsm_name){c->name, len};
   }
   return 0;

@@ -135,6 +135,7 @@ void window_evict(struct window *s) {
   struct window_item it;
   block_decode(b, &b->live_off, &b->live_index, &b->live_time, &it);
   s->bytes -= it.len;
+  s->evicted_index = it.index;
   s->first++;
   b->first_pos++;
   if (--b->live == 0) {
@@ -177,6 +178,43 @@ void window_iter_seek(const struct window *s, uint64_t pos,
   it->off = off;
   it->index = index;
   it->time_ms = time;
+}
+
+void window_iter_seek_index(const struct window *s, uint64_t after_index,
+                            struct window_iter *it) {
+  if (s->blocks_n == s->head || s->last_index <= after_index) {
+    window_iter_seek(s, s->next, it);
+    return;
+  }
+  size_t lo = s->head, hi = s->blocks_n - 1;
+  while (lo < hi) { /* the first block whose newest item is above it */
+    size_t mid = lo + (hi - lo) / 2;
+    if (s->blocks[mid].tail_index > after_index) {
+      hi = mid;
+    } else {
+      lo = mid + 1;
+    }
+  }
+  const struct window_block *b = &s->blocks[lo];
+  uint32_t off = b->live_off;
+  uint64_t pos = b->first_pos, index = b->live_index, time = b->live_time;
+  struct window_item item;
+  for (;;) { /* the block's newest item is above after_index: stops */
+    uint32_t at = off;
+    uint64_t at_index = index, at_time = time;
+    block_decode(b, &off, &index, &time, &item);
+    if (item.index > after_index) {
+      memset(it, 0, sizeof *it);
+      it->s = s;
+      it->block = lo;
+      it->off = at;
+      it->pos = pos;
+      it->index = at_index;
+      it->time_ms = at_time;
+      return;
+    }
+    pos++;
+  }
 }
 
 bool window_iter_next(struct window_iter *it, struct window_item *out) {

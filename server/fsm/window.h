@@ -44,6 +44,9 @@ struct window {
   uint64_t bytes;      /* payload bytes retained */
   uint64_t last_index; /* of the newest item ever appended; 0 if none */
   uint64_t last_time_ms;
+  /* Of the newest evicted item; 0 if none was. A reader that resumes
+   * after a log index below it (a prefix subscription) missed items. */
+  uint64_t evicted_index;
 };
 
 /* An empty stream whose first item will be at position 1. */
@@ -88,6 +91,11 @@ struct window_iter {
  * from there to the newest. */
 void window_iter_seek(const struct window *s, uint64_t pos,
                       struct window_iter *it);
+
+/* Positions it at the oldest retained item whose log index is above
+ * after_index; O(log blocks + items per block). */
+void window_iter_seek_index(const struct window *s, uint64_t after_index,
+                            struct window_iter *it);
 
 /* The next item; false past the newest. Appends and evictions on the
  * stream invalidate the iterator. */

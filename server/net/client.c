@@ -25,6 +25,9 @@ struct client_conn {
   /* Requests not answered yet (with answer_cb): request id -> arrival
    * time in us << 8 | body case, a non-zero integer as the pointer. */
   struct u64map unanswered;
+  /* client_net_want_drain: call drain_cb once below drain_below bytes. */
+  bool want_drain;
+  size_t drain_below;
 };
 
 struct client_net {
@@ -348,6 +351,22 @@ static void conn_too_big_cb(struct stream *s, size_t declared) {
 
 /* --------------------------------------------------------- connections */
 
+static void conn_drain_check(struct client_conn *c) {
+  if (!c->want_drain || c->s.closing ||
+      stream_queued_bytes(&c->s) >= c->drain_below) {
+    return;
+  }
+  c->want_drain = false;
+  if (c->net->opts.drain_cb != NULL) {
+    c->net->opts.drain_cb(c->net->opts.arg, c->id);
+    stream_flush(&c->s);
+  }
+}
+
+static void conn_written_cb(struct stream *s) {
+  conn_drain_check(s->data);
+}
+
 static void conn_closing_cb(struct stream *s, const char *why, bool refused) {
   struct client_conn *c = s->data;
   struct client_net *net = c->net;
@@ -414,6 +433,7 @@ static void net_accept_cb(uv_stream_t *server, int status) {
   c->s.data = c;
   c->s.frame_cb = conn_frame_cb;
   c->s.closing_cb = conn_closing_cb;
+  c->s.written_cb = conn_written_cb;
   c->s.close_cb = conn_close_cb;
   c->s.too_big_cb = conn_too_big_cb;
   net->handles_open++;
@@ -441,10 +461,25 @@ static void net_accept_cb(uv_stream_t *server, int status) {
   stream_start(&c->s);
 }
 
+size_t client_net_queued_bytes(const struct client_net *net, uint64_t conn_id) {
+  const struct client_conn *c = conn_find(net, conn_id);
+  return c != NULL ? stream_queued_bytes(&c->s) : SIZE_MAX;
+}
+
+void client_net_want_drain(struct client_net *net, uint64_t conn_id,
+                           size_t below) {
+  struct client_conn *c = conn_find(net, conn_id);
+  if (c != NULL) {
+    c->want_drain = true;
+    c->drain_below = below;
+  }
+}
+
 static void net_flush_cb(uv_prepare_t *h) {
   struct client_net *net = h->data;
   for (struct client_conn *c = net->open; c != NULL; c = c->next) {
     stream_flush(&c->s);
+    conn_drain_check(c);
   }
 }
 

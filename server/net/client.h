@@ -39,6 +39,9 @@ typedef void (*client_net_close_cb)(void *arg, uint64_t conn_id);
 typedef void (*client_net_answer_cb)(void *arg, uint32_t body_case, int code,
                                      uint64_t duration_us);
 
+/* conn_id's queue went below the mark client_net_want_drain set. */
+typedef void (*client_net_drain_cb)(void *arg, uint64_t conn_id);
+
 struct client_net_options {
   uv_loop_t *loop;
   const char *listen_address; /* "ip:port"; port 0 picks one */
@@ -50,6 +53,7 @@ struct client_net_options {
   client_net_request_cb request_cb;
   client_net_close_cb close_cb;
   client_net_answer_cb answer_cb; /* optional */
+  client_net_drain_cb drain_cb;   /* optional */
   void *arg;
 };
 
@@ -86,6 +90,17 @@ int client_net_send_error(struct client_net *net, uint64_t conn_id,
 
 /* The client's "ip:port", for logs; "?" if the connection is gone. */
 const char *client_net_remote(const struct client_net *net, uint64_t conn_id);
+
+/* Bytes queued to conn_id and not yet taken by the socket; SIZE_MAX if
+ * the connection is gone. */
+size_t client_net_queued_bytes(const struct client_net *net, uint64_t conn_id);
+
+/* Asks for one drain_cb once fewer than `below` bytes are queued to
+ * conn_id (checked after each write completes and each loop turn's
+ * flush). For senders that stop at a bound and go on when there is room.
+ * Nothing happens if the connection is gone. */
+void client_net_want_drain(struct client_net *net, uint64_t conn_id,
+                           size_t below);
 
 /* Closes conn_id after what is queued has been written. */
 void client_net_close(struct client_net *net, uint64_t conn_id,

@@ -114,6 +114,8 @@ static void stream_write_cb(uv_write_t *req, int status) {
     } else {
       stream_close(s, s->close_reason, true);
     }
+  } else if (status == 0 && s->written_cb != NULL) {
+    s->written_cb(s);
   }
 }
 

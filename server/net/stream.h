@@ -45,6 +45,9 @@ struct stream {
    * the maximum, so the owner can answer with an error first; it must
    * close the stream (stream_close_after_flush). Optional. */
   void (*too_big_cb)(struct stream *s, size_t declared_bytes);
+  /* Called when a write the socket could not take at once has completed:
+   * the peer is reading again. Optional. */
+  void (*written_cb)(struct stream *s);
   void *data; /* the owner */
 };
 

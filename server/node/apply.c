@@ -184,6 +184,10 @@ static void apply_event(struct node *n, const struct fsm_event *e) {
   case FSM_EVENT_ELECTION_CHANGED:
     requests_observers_notify(n, e->name, e->event, e->event_len);
     break;
+  case FSM_EVENT_CHANNEL_APPENDED:
+  case FSM_EVENT_CHANNEL_DELETED:
+    subs_on_event(n, e);
+    break;
   }
 }
 
@@ -252,6 +256,7 @@ static void apply_install(struct node *n, const struct core_update *up) {
            (unsigned long long)n->applied_index,
            (unsigned long long)n->applied_term, len);
   pending_take(n, n->applied_index, 0);
+  subs_on_install(n);
 }
 
 void apply_update(struct node *n, const struct core_update *up) {
@@ -270,6 +275,7 @@ void apply_update(struct node *n, const struct core_update *up) {
     n->bytes_since_snapshot += e->len;
   }
   requests_reads_serve(n);
+  subs_pump(n);
   /* Like the core's own threshold, the byte threshold holds off while a
    * snapshot streams to a follower (see core_snapshot_streaming). */
   bool wanted = up->snapshot_wanted ||

@@ -62,6 +62,10 @@ struct node_metrics {
   uint64_t leader_changes;
   uint64_t elections_started;
 
+  /* Channel messages pushed to subscribers, and their payload bytes. */
+  uint64_t channel_deliveries;
+  uint64_t channel_delivery_bytes;
+
   /* Writes: the duration of each batch's write and sync (one per
    * persist.syncs, snapshots included), and the store's checkpoints,
    * copied after each batch. */

@@ -268,6 +268,14 @@ static void write_clients(FILE *f, struct node *n) {
           "Client connections accepted.", cs.accepted);
   counter(f, "synod_client_connections_refused_total",
           "Client connections closed for bad input.", cs.refused);
+  gauge(f, "synod_channel_subscriptions",
+        "Channel subscriptions this replica serves now.", n->subs_n);
+  counter(f, "synod_channel_deliveries_total",
+          "Channel messages pushed to subscribers.",
+          n->metrics.channel_deliveries);
+  counter(f, "synod_channel_delivery_bytes_total",
+          "Payload bytes of the channel messages pushed to subscribers.",
+          n->metrics.channel_delivery_bytes);
 }
 
 /* ------------------------------------------------------ proposals, log */

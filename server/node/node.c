@@ -102,6 +102,7 @@ static void node_leader_changed(struct node *n) {
            n->leader ? node_member_name(n, n->leader) : "");
   c->at_unix_ms = node_unix_ms();
   n->leader_since_unix_ms = n->leader ? c->at_unix_ms : 0;
+  n->leaderless_since_ms = n->leader ? 0 : node_now_ms(n);
   requests_reads_forward_fail(n);
 }
 
@@ -183,6 +184,7 @@ static void node_tick_cb(uv_timer_t *t) {
   requests_reads_expire(n);
   info_gathers_expire(n, false);
   bootstrap_tick(n);
+  subs_tick(n);
 }
 
 /* ---------------------------------------------------------------- peers */
@@ -482,6 +484,7 @@ static int node_start_nets(struct node *n, char *errmsg) {
       .request_cb = requests_on_request,
       .close_cb = requests_on_close,
       .answer_cb = metrics_answer_cb,
+      .drain_cb = subs_on_drain,
       .arg = n,
   };
   rv = client_net_start(&co, &n->client_net, errmsg);
@@ -510,12 +513,13 @@ int node_start(uv_loop_t *loop, const struct node_options *opts,
   }
   n->loop = loop;
   n->started_ms = node_now_ms(n);
+  n->leaderless_since_ms = n->started_ms;
   n->started_unix_ms = node_unix_ms();
   persist_init(n);
   u64map_init(&n->waits);
   u64map_init(&n->session_conns);
   u64map_init(&n->observers);
-  if ((rv = metrics_init(&n->metrics)) != 0) {
+  if ((rv = metrics_init(&n->metrics)) != 0 || (rv = subs_init(n)) != 0) {
     errmsg_set(errmsg, "node: out of memory");
     goto err;
   }
@@ -716,6 +720,7 @@ void node_free(struct node *n) {
     return;
   }
   requests_close(n);
+  subs_close(n);
   apply_fail_pending(n, SYNOD_ESHUTDOWN);
   apply_close(n);
   persist_close(n);

@@ -261,6 +261,15 @@ struct node {
   struct u64map session_conns; /* session id -> conn id (+1) */
   struct u64map observers;     /* conn id -> struct observer list */
 
+  /* Channel subscriptions (subscribe.c). */
+  struct u64map subs_by_conn; /* conn id -> struct sub list */
+  struct u64map subs_by_name; /* hash of a channel name -> struct sub list */
+  struct sub *subs_prefix;    /* prefix subscriptions */
+  struct sub *subs_dirty;     /* to push to after this batch */
+  uint64_t subs_n;
+  struct subs_batch *subs_batch; /* the frame being filled */
+  struct subs_merge *subs_merge; /* a prefix subscription's channels */
+
   struct member members[NODE_MEMBERS_MAX];
   uint32_t members_n;
   bool bootstrapped;          /* the log or a snapshot exists */
@@ -276,6 +285,7 @@ struct node {
   uint64_t started_ms;
   uint64_t started_unix_ms;
   uint64_t leader_since_unix_ms;
+  uint64_t leaderless_since_ms; /* loop time leader became 0; 0 if known */
   struct node_leader_change leader_changes[NODE_LEADER_HISTORY_MAX];
   uint32_t leader_changes_n;
   struct status_gather *gathers; /* node_cluster_status() in flight */
@@ -289,6 +299,31 @@ struct node {
 
   struct node_metrics metrics; /* see metrics.h */
 };
+
+/* subscribe.c: channel subscriptions. */
+int subs_init(struct node *n);
+void subs_close(struct node *n);
+void subs_subscribe(struct node *n, uint64_t conn_id, uint64_t request_id,
+                    const Synod__ChannelSubscribe *q);
+void subs_credit(struct node *n, uint64_t conn_id, uint64_t request_id,
+                 const Synod__ChannelCredit *q);
+void subs_unsubscribe(struct node *n, uint64_t conn_id, uint64_t request_id,
+                      const Synod__ChannelUnsubscribe *q);
+/* A channel event of the entry being applied: marks the subscriptions to
+ * push to (APPENDED) or ends them (DELETED). */
+void subs_on_event(struct node *n, const struct fsm_event *e);
+/* The state was replaced by a snapshot: every subscription looks again. */
+void subs_on_install(struct node *n);
+/* Pushes to the subscriptions marked since the last pump. */
+void subs_pump(struct node *n);
+/* client_net's drain_cb: a connection has room again. */
+void subs_on_drain(void *arg, uint64_t conn_id);
+void subs_on_close(struct node *n, uint64_t conn_id);
+/* On every tick: a replica that has known no leader for a while ends its
+ * subscriptions (SYNOD_ENOLEADER) so their clients resume elsewhere. */
+void subs_tick(struct node *n);
+/* Subscriptions on this replica that receive channel `name`. */
+uint64_t subs_count(struct node *n, const char *name);
 
 /* node.c */
 int node_step(struct node *n, const struct core_event *ev);
@@ -361,6 +396,11 @@ void requests_send_ok(struct node *n, uint64_t conn_id, uint64_t request_id);
 void requests_send_event(struct node *n, uint64_t conn_id, const uint8_t *event,
                          size_t len);
 void requests_broadcast_leader(struct node *n);
+/* Answers request_id with an error whose first_available is set (0 =
+ * none). */
+void requests_send_error_first(struct node *n, uint64_t conn_id,
+                               uint64_t request_id, int code,
+                               uint64_t first_available, const char *msg);
 void requests_observers_notify(struct node *n, const char *name,
                                const uint8_t *event, size_t len);
 void requests_close(struct node *n);

@@ -698,6 +698,22 @@ void node_read(struct node *n, const Synod__Request *req, bool stale,
   n->reads = r;
 }
 
+void requests_send_error_first(struct node *n, uint64_t conn_id,
+                               uint64_t request_id, int code,
+                               uint64_t first_available, const char *msg) {
+  Synod__ServerMessage sm = SYNOD__SERVER_MESSAGE__INIT;
+  Synod__Response resp = SYNOD__RESPONSE__INIT;
+  Synod__Error err = SYNOD__ERROR__INIT;
+  err.code = (Synod__ErrorCode)code;
+  err.message = (char *)msg;
+  err.first_available = first_available;
+  resp.id = request_id;
+  resp.error = &err;
+  sm.body_case = SYNOD__SERVER_MESSAGE__BODY_RESPONSE;
+  sm.response = &resp;
+  client_net_send(n->client_net, conn_id, &sm);
+}
+
 /* ------------------------------------------------------------ observers */
 
 /* Per connection, the election names it observes. */
@@ -793,6 +809,19 @@ void requests_on_request(void *arg, uint64_t conn_id,
   default:
     break;
   }
+  switch (req->body_case) { /* served here, by any replica */
+  case SYNOD__REQUEST__BODY_CHANNEL_SUBSCRIBE:
+    subs_subscribe(n, conn_id, req->id, req->channel_subscribe);
+    return;
+  case SYNOD__REQUEST__BODY_CHANNEL_CREDIT:
+    subs_credit(n, conn_id, req->id, req->channel_credit);
+    return;
+  case SYNOD__REQUEST__BODY_CHANNEL_UNSUBSCRIBE:
+    subs_unsubscribe(n, conn_id, req->id, req->channel_unsubscribe);
+    return;
+  default:
+    break;
+  }
   if (req->body_case == SYNOD__REQUEST__BODY_ELECTION_OBSERVE &&
       req->election_observe->name != NULL) {
     requests_observe(n, conn_id, req->election_observe->name);
@@ -849,6 +878,7 @@ static void requests_member_remove(struct node *n, uint64_t conn_id,
 void requests_on_close(void *arg, uint64_t conn_id) {
   struct node *n = arg;
   observer_free(u64map_del(&n->observers, conn_id));
+  subs_on_close(n, conn_id);
 }
 
 static void observer_free_cb(void *arg, uint64_t key, void *value) {

@@ -256,11 +256,24 @@ static size_t request_frame(uint8_t *buf, size_t cap) {
   Synod__ElectionObserve eo = SYNOD__ELECTION_OBSERVE__INIT;
   Synod__Status s = SYNOD__STATUS__INIT;
   Synod__Hello h = SYNOD__HELLO__INIT;
+  Synod__ChannelCreate chc = SYNOD__CHANNEL_CREATE__INIT;
+  Synod__ChannelLimits lim = SYNOD__CHANNEL_LIMITS__INIT;
+  Synod__ChannelPublish chp = SYNOD__CHANNEL_PUBLISH__INIT;
+  Synod__ChannelRead chr = SYNOD__CHANNEL_READ__INIT;
+  Synod__ChannelInfoGet chi = SYNOD__CHANNEL_INFO_GET__INIT;
+  Synod__ChannelList chl = SYNOD__CHANNEL_LIST__INIT;
+  Synod__ChannelDelete chd = SYNOD__CHANNEL_DELETE__INIT;
+  Synod__ChannelSubscribe sub = SYNOD__CHANNEL_SUBSCRIBE__INIT;
+  Synod__ChannelCredit cr = SYNOD__CHANNEL_CREDIT__INIT;
+  Synod__ChannelUnsubscribe un = SYNOD__CHANNEL_UNSUBSCRIBE__INIT;
+  Synod__ChannelCursorCommit kc = SYNOD__CHANNEL_CURSOR_COMMIT__INIT;
+  Synod__ChannelCursorGet kg = SYNOD__CHANNEL_CURSOR_GET__INIT;
+  ProtobufCBinaryData msgs[8];
   r.id = absurd_u64();
   r.session_id = below(2) ? 1 + below(64) : absurd_u64();
   r.sequence = absurd_u64();
   r.stale = below(2);
-  switch (below(18)) {
+  switch (below(29)) {
   case 0:
     so.ttl_ms = absurd_u32();
     so.client_name = absurd_name();
@@ -358,6 +371,91 @@ static size_t request_frame(uint8_t *buf, size_t cap) {
     eo.name = absurd_name();
     r.body_case = SYNOD__REQUEST__BODY_ELECTION_OBSERVE;
     r.election_observe = &eo;
+    break;
+  case 17:
+    chc.name = absurd_name();
+    lim.max_messages = absurd_u64();
+    lim.max_bytes = absurd_u64();
+    lim.max_age_ms = absurd_u64();
+    lim.max_message_bytes = absurd_u32();
+    lim.refuse_when_full = below(2);
+    chc.limits = below(4) ? &lim : NULL;
+    r.body_case = SYNOD__REQUEST__BODY_CHANNEL_CREATE;
+    r.channel_create = &chc;
+    break;
+  case 18:
+    chp.name = below(2) ? "blackbox-channel" : absurd_name();
+    chp.n_messages = below(9);
+    for (size_t i = 0; i < chp.n_messages; i++) {
+      msgs[i].data = (uint8_t *)long_name;
+      msgs[i].len = below(2) ? below(64) : below(sizeof long_name);
+    }
+    chp.messages = msgs;
+    chp.message_id = below(2) ? "" : absurd_name();
+    r.body_case = SYNOD__REQUEST__BODY_CHANNEL_PUBLISH;
+    r.channel_publish = &chp;
+    break;
+  case 19:
+    chr.name = below(2) ? "blackbox-channel" : absurd_name();
+    chr.from = absurd_u64();
+    chr.max = absurd_u32();
+    chr.max_bytes = absurd_u64();
+    r.body_case = SYNOD__REQUEST__BODY_CHANNEL_READ;
+    r.channel_read = &chr;
+    break;
+  case 20:
+    chi.name = absurd_name();
+    r.body_case = SYNOD__REQUEST__BODY_CHANNEL_INFO;
+    r.channel_info = &chi;
+    break;
+  case 21:
+    chl.after = absurd_name();
+    chl.limit = absurd_u32();
+    r.body_case = SYNOD__REQUEST__BODY_CHANNEL_LIST;
+    r.channel_list = &chl;
+    break;
+  case 22:
+    chd.name = below(8) ? absurd_name() : "blackbox-channel";
+    r.body_case = SYNOD__REQUEST__BODY_CHANNEL_DELETE;
+    r.channel_delete = &chd;
+    break;
+  case 23:
+  case 24:
+    sub.subscription_id = below(2) ? below(8) : absurd_u64();
+    sub.channel = below(2) ? "blackbox-channel" : absurd_name();
+    sub.prefix = below(2);
+    sub.from = (Synod__ChannelSubscribe__From)below(6);
+    sub.offset = absurd_u64();
+    sub.after_index = absurd_u64();
+    sub.after_offset = absurd_u64();
+    sub.cursor = below(2) ? "" : absurd_name();
+    sub.credits = absurd_u32();
+    r.body_case = SYNOD__REQUEST__BODY_CHANNEL_SUBSCRIBE;
+    r.channel_subscribe = &sub;
+    break;
+  case 25:
+    cr.subscription_id = below(2) ? below(8) : absurd_u64();
+    cr.credits = absurd_u32();
+    r.body_case = SYNOD__REQUEST__BODY_CHANNEL_CREDIT;
+    r.channel_credit = &cr;
+    break;
+  case 26:
+    un.subscription_id = below(2) ? below(8) : absurd_u64();
+    r.body_case = SYNOD__REQUEST__BODY_CHANNEL_UNSUBSCRIBE;
+    r.channel_unsubscribe = &un;
+    break;
+  case 27:
+    kc.channel = below(2) ? "blackbox-channel" : absurd_name();
+    kc.cursor = absurd_name();
+    kc.offset = absurd_u64();
+    r.body_case = SYNOD__REQUEST__BODY_CHANNEL_CURSOR_COMMIT;
+    r.channel_cursor_commit = &kc;
+    break;
+  case 28:
+    kg.channel = below(2) ? "blackbox-channel" : absurd_name();
+    kg.cursor = absurd_name();
+    r.body_case = SYNOD__REQUEST__BODY_CHANNEL_CURSOR_GET;
+    r.channel_cursor_get = &kg;
     break;
   default:
     if (below(2)) {

@@ -334,6 +334,9 @@ static void event_feed(const struct obs *o, const struct fsm_event *e) {
   case FSM_EVENT_ELECTION_CHANGED:
     event_election(o, e);
     break;
+  case FSM_EVENT_CHANNEL_APPENDED:
+  case FSM_EVENT_CHANNEL_DELETED:
+    break;
   }
 }
 

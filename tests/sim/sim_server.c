@@ -605,6 +605,8 @@ static void apply_event(struct sim *s, struct sim_replica *rep,
     }
     break;
   case FSM_EVENT_ELECTION_CHANGED:
+  case FSM_EVENT_CHANNEL_APPENDED:
+  case FSM_EVENT_CHANNEL_DELETED:
     break;
   }
 }

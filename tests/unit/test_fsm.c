@@ -2152,6 +2152,123 @@ START_TEST(channel_state_survives_a_snapshot_byte_for_byte) {
 }
 END_TEST
 
+static void h_cursor(struct h *h, const char *ch, const char *cursor,
+                     uint64_t offset) {
+  Synod__ChannelCursorCommit q = SYNOD__CHANNEL_CURSOR_COMMIT__INIT;
+  q.channel = (char *)ch;
+  q.cursor = (char *)cursor;
+  q.offset = offset;
+  REQ(h, 0, 0, CHANNEL_CURSOR_COMMIT, channel_cursor_commit, &q);
+}
+
+static int h_resp_code(const struct h *h) {
+  return h->resp->error ? (int)h->resp->error->code : 0;
+}
+
+/* Durable cursors: commit (back and forth, not past the last offset),
+ * get, a cap per channel, gone with the channel, in the snapshot. */
+START_TEST(channel_cursors_commit_get_and_survive_a_snapshot) {
+  struct h a, b;
+  h_init(&a, NULL);
+  h_init(&b, NULL);
+  h_publish(&a, 0, 0, "c", 5, 1, NULL);
+  h_cursor(&a, "c", "w1", 3);
+  ck_assert_int_eq(h_resp_code(&a), 0);
+  ck_assert_uint_eq(a.resp->channel_cursor->offset, 3);
+  ck_assert_uint_eq(a.resp->channel_cursor->index, a.index);
+  h_cursor(&a, "c", "w1", 1); /* back: a replay */
+  ck_assert_int_eq(h_resp_code(&a), 0);
+  h_cursor(&a, "c", "w0", 5);
+  ck_assert_int_eq(h_resp_code(&a), 0);
+  char *before = channel_seen(&a, "c");
+  h_cursor(&a, "c", "w2", 6);
+  ck_assert_int_eq(h_resp_code(&a), SYNOD_ERANGE);
+  h_cursor(&a, "nope", "w2", 0);
+  ck_assert_int_eq(h_resp_code(&a), SYNOD_ENOTFOUND);
+  h_cursor(&a, "c", "", 0);
+  ck_assert_int_eq(h_resp_code(&a), SYNOD_EINVAL);
+  assert_seen(&a, "c", before);
+  uint64_t off = 0;
+  ck_assert(fsm_channel_cursor(a.f, "c", 1, "w1", &off) && off == 1);
+  ck_assert(fsm_channel_cursor(a.f, "c", 1, "w0", &off) && off == 5);
+  ck_assert(!fsm_channel_cursor(a.f, "c", 1, "w2", &off));
+  /* Through fsm_query. */
+  Synod__Request r = SYNOD__REQUEST__INIT;
+  Synod__ChannelCursorGet g = SYNOD__CHANNEL_CURSOR_GET__INIT;
+  g.channel = "c";
+  g.cursor = "w0";
+  r.body_case = SYNOD__REQUEST__BODY_CHANNEL_CURSOR_GET;
+  r.channel_cursor_get = &g;
+  Synod__Response *q = h_query(&a, &r);
+  ck_assert_ptr_null(q->error);
+  ck_assert_uint_eq(q->channel_cursor->offset, 5);
+  synod__response__free_unpacked(q, NULL);
+  g.cursor = "zz";
+  q = h_query(&a, &r);
+  ck_assert_int_eq(q->error->code, SYNOD_ENOTFOUND);
+  synod__response__free_unpacked(q, NULL);
+  /* The snapshot keeps them. */
+  uint8_t *img;
+  size_t len;
+  ck_assert_int_eq(fsm_snapshot_encode(a.f, &img, &len), 0);
+  ck_assert_int_eq(fsm_snapshot_decode(b.f, img, len), 0);
+  free(img);
+  ck_assert_uint_eq(fsm_digest(a.f), fsm_digest(b.f));
+  ck_assert(fsm_channel_cursor(b.f, "c", 1, "w1", &off) && off == 1);
+  /* At most 1,024 per channel. */
+  for (int k = 0; k < 1022; k++) {
+    char name[16];
+    snprintf(name, sizeof name, "k%04d", k);
+    h_cursor(&a, "c", name, 0);
+    ck_assert_int_eq(h_resp_code(&a), 0);
+  }
+  h_cursor(&a, "c", "one-too-many", 0);
+  ck_assert_int_eq(h_resp_code(&a), SYNOD_ELIMIT);
+  h_close(&a);
+  h_close(&b);
+}
+END_TEST
+
+/* What subscriptions read: a publish reports CHANNEL_APPENDED, a delete
+ * CHANNEL_DELETED; streams by name and by prefix, with the newest evicted
+ * index, which the snapshot keeps. */
+START_TEST(channel_streams_and_events_for_subscriptions) {
+  struct h a, b;
+  h_init(&a, NULL);
+  h_init(&b, NULL);
+  h_channel_create(&a, "p/a", 2, 0, false);
+  h_publish(&a, 0, 0, "p/a", 1, 1, NULL);
+  ck_assert_uint_eq(a.out.events_len, 1);
+  ck_assert_int_eq(a.out.events[0].type, FSM_EVENT_CHANNEL_APPENDED);
+  ck_assert_str_eq(a.out.events[0].name, "p/a");
+  uint64_t evicting = a.index;
+  h_publish(&a, 0, 0, "p/a", 1, 2, NULL);
+  h_publish(&a, 0, 0, "p/a", 1, 3, NULL); /* evicts the first */
+  h_publish(&a, 0, 0, "p/b", 1, 4, NULL);
+  h_publish(&a, 0, 0, "q", 1, 5, NULL);
+  struct fsm_stream st;
+  ck_assert(fsm_channel_stream(a.f, "p/a", 3, &st));
+  ck_assert_uint_eq(st.first, 2);
+  ck_assert_uint_eq(st.evicted_index, evicting);
+  ck_assert(!fsm_channel_stream(a.f, "p/c", 3, &st));
+  uint8_t *img;
+  size_t len;
+  ck_assert_int_eq(fsm_snapshot_encode(a.f, &img, &len), 0);
+  ck_assert_int_eq(fsm_snapshot_decode(b.f, img, len), 0);
+  free(img);
+  ck_assert(fsm_channel_stream(b.f, "p/a", 3, &st));
+  ck_assert_uint_eq(st.evicted_index, evicting);
+  Synod__ChannelDelete d = SYNOD__CHANNEL_DELETE__INIT;
+  d.name = "p/b";
+  REQ(&a, 0, 0, CHANNEL_DELETE, channel_delete, &d);
+  ck_assert_uint_eq(a.out.events_len, 1);
+  ck_assert_int_eq(a.out.events[0].type, FSM_EVENT_CHANNEL_DELETED);
+  ck_assert_str_eq(a.out.events[0].name, "p/b");
+  h_close(&a);
+  h_close(&b);
+}
+END_TEST
+
 /* The server-wide cap: a channel drops its own oldest to make room, but
  * never another channel's; past that, the publish is refused. */
 START_TEST(channel_server_wide_byte_cap_is_kept) {
@@ -2182,6 +2299,8 @@ static TCase *tcase_channels(void) {
   tcase_add_test(tc, channel_bad_input_gets_clear_errors_and_changes_nothing);
   tcase_add_test(tc, channel_state_survives_a_snapshot_byte_for_byte);
   tcase_add_test(tc, channel_server_wide_byte_cap_is_kept);
+  tcase_add_test(tc, channel_cursors_commit_get_and_survive_a_snapshot);
+  tcase_add_test(tc, channel_streams_and_events_for_subscriptions);
   return tc;
 }
 

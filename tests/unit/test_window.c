@@ -122,6 +122,44 @@ START_TEST(seek_below_the_window_starts_at_its_first_item) {
 }
 END_TEST
 
+/* Seeking by log index (a prefix subscription's resume): the first item
+ * above the index, across blocks, with several items at one index (a
+ * batch publish), below the window and past its end; evicted_index
+ * follows the evictions. */
+START_TEST(seek_by_index_finds_the_first_item_above_it) {
+  struct window s;
+  struct window_iter it;
+  struct window_item item;
+  static uint8_t big[3000];
+  window_init(&s);
+  /* Items at indexes 10, 10, 10, 20, 30, 30, ... 3 KiB each: blocks of
+   * one item. */
+  uint64_t idx[12] = {10, 10, 10, 20, 30, 30, 40, 50, 50, 50, 60, 70};
+  for (int i = 0; i < 12; i++) {
+    window_append(&s, idx[i], 0, big, (size_t)(i % 2 ? 3 : sizeof big));
+  }
+  uint64_t want[][2] = {{0, 1},  {9, 1},  {10, 4},  {19, 4}, {20, 5},
+                        {30, 7}, {45, 8}, {50, 11}, {60, 12}};
+  for (size_t k = 0; k < sizeof want / sizeof want[0]; k++) {
+    window_iter_seek_index(&s, want[k][0], &it);
+    ck_assert(window_iter_next(&it, &item));
+    ck_assert_uint_eq(item.pos, want[k][1]);
+    ck_assert_uint_eq(item.index, idx[want[k][1] - 1]);
+  }
+  window_iter_seek_index(&s, 70, &it);
+  ck_assert(!window_iter_next(&it, &item));
+  ck_assert_uint_eq(s.evicted_index, 0);
+  for (int i = 0; i < 5; i++) {
+    window_evict(&s);
+  }
+  ck_assert_uint_eq(s.evicted_index, 30);
+  window_iter_seek_index(&s, 0, &it); /* below the window: its first */
+  ck_assert(window_iter_next(&it, &item) && item.pos == 6 && item.index == 30);
+  assert_sane(&s);
+  window_close(&s);
+}
+END_TEST
+
 /* The budget the channels issue sets: at most 64 bytes beyond its payload
  * per retained 100-byte message. */
 START_TEST(a_small_item_costs_a_few_bytes_beyond_its_payload) {
@@ -155,6 +193,7 @@ static Suite *window_suite(void) {
   tcase_add_test(tc,
                  window_agrees_with_a_model_under_random_appends_and_evictions);
   tcase_add_test(tc, seek_below_the_window_starts_at_its_first_item);
+  tcase_add_test(tc, seek_by_index_finds_the_first_item_above_it);
   tcase_add_test(tc, a_small_item_costs_a_few_bytes_beyond_its_payload);
   suite_add_tcase(s, tc);
   return s;

@@ -1,0 +1,864 @@
+/* Channel subscriptions (DESIGN.md "Streams"): a cursor on this replica
+ * that pushes committed, applied messages from the state machine's
+ * retained windows to one client connection, in order, on the credits the
+ * client grants, never queueing more than SUB_OUT_BYTES to a connection.
+ * A subscriber that falls behind is not buffered for: it catches up from
+ * the window when there is room, or ends with SYNOD_ECOMPACTED once its
+ * next message was evicted. Any replica serves subscriptions; positions
+ * are the same on every replica, so the client resumes anywhere.
+ *
+ * Which subscriptions to push to is found from the state machine's
+ * CHANNEL_APPENDED events (subs_on_event): subscriptions of one channel
+ * by a hash of its name, prefix subscriptions by a walk over them. They
+ * are marked dirty and pushed to once the batch of entries is applied
+ * (subs_pump), so a batch of publishes leaves in one frame. */
+#include <inttypes.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "err.h"
+#include "log.h"
+#include "node_int.h"
+#include "window.h"
+
+/* Stop pushing to a connection with this much queued; go on below half. */
+#define SUB_OUT_BYTES (4u << 20)
+/* A delivery frame carries at most this many payload bytes (one message
+ * alone may be larger: up to the channel's max_message_bytes). */
+#define SUB_FRAME_BYTES (256u << 10)
+#define SUB_FRAME_MESSAGES 4096
+#define SUB_CREDITS_DEFAULT 1000
+#define SUB_CREDITS_MAX 1000000
+#define SUBS_PER_CONN_MAX 1024
+#define SUBS_MAX 100000
+/* A cursor or FROM_NEXT start waits this long for its ReadIndex round. */
+#define SUB_START_TIMEOUT_MS 5000
+/* A replica that has known no leader for this long (longer than an
+ * election takes) may be cut off from the majority: it ends its
+ * subscriptions and refuses new ones, and their clients go elsewhere. */
+#define SUBS_LEADERLESS_MS 2000
+/* A prefix subscription merges at most this many channels. */
+#define PREFIX_STREAMS_MAX 1024
+
+struct sub {
+  uint64_t conn_id;
+  uint64_t id; /* the client's subscription id */
+  char *name;  /* channel name or prefix */
+  size_t name_len;
+  bool prefix;
+  bool started;  /* position resolved; false while a ReadIndex runs */
+  bool dirty;    /* in node.subs_dirty */
+  bool blocked;  /* waiting for the connection to drain */
+  uint64_t next; /* one channel: the next offset to deliver */
+  /* Prefix: the last message delivered, as (log index, its channel
+   * offset); after_offset 0 = every message at after_index. A batch
+   * publish puts several messages at one index, and a frame or the
+   * credits may end among them. */
+  uint64_t after_index;
+  uint64_t after_offset;
+  uint64_t credits;
+  struct sub *conn_next;  /* the connection's subscriptions */
+  struct sub *name_next;  /* same name hash, or the prefix list */
+  struct sub *dirty_next; /* node.subs_dirty */
+};
+
+/* FNV-1a, 64 bits: the key of a channel name in subs_by_name. */
+static uint64_t name_hash(const char *s, size_t len) {
+  uint64_t h = 0xcbf29ce484222325ull;
+  for (size_t i = 0; i < len; i++) {
+    h = (h ^ (uint8_t)s[i]) * 0x100000001b3ull;
+  }
+  return h;
+}
+
+static struct sub *sub_find(struct node *n, uint64_t conn_id, uint64_t id) {
+  for (struct sub *s = u64map_get(&n->subs_by_conn, conn_id); s != NULL;
+       s = s->conn_next) {
+    if (s->id == id) {
+      return s;
+    }
+  }
+  return NULL;
+}
+
+static void sub_mark(struct node *n, struct sub *s) {
+  if (!s->dirty && s->started) {
+    s->dirty = true;
+    s->dirty_next = n->subs_dirty;
+    n->subs_dirty = s;
+  }
+}
+
+/* Unlinks s from the list at *head (linked through `field`). */
+#define SUB_UNLINK(head, s, field)                                             \
+  do {                                                                         \
+    for (struct sub **pp_ = (head); *pp_ != NULL; pp_ = &(*pp_)->field) {      \
+      if (*pp_ == (s)) {                                                       \
+        *pp_ = (s)->field;                                                     \
+        break;                                                                 \
+      }                                                                        \
+    }                                                                          \
+  } while (0)
+
+/* Removes s from every index and frees it. */
+static void sub_free(struct node *n, struct sub *s) {
+  struct sub *head = u64map_get(&n->subs_by_conn, s->conn_id);
+  SUB_UNLINK(&head, s, conn_next);
+  if (head != NULL) {
+    u64map_put(&n->subs_by_conn, s->conn_id, head);
+  } else {
+    u64map_del(&n->subs_by_conn, s->conn_id);
+  }
+  if (s->prefix) {
+    SUB_UNLINK(&n->subs_prefix, s, name_next);
+  } else {
+    uint64_t h = name_hash(s->name, s->name_len);
+    head = u64map_get(&n->subs_by_name, h);
+    SUB_UNLINK(&head, s, name_next);
+    if (head != NULL) {
+      u64map_put(&n->subs_by_name, h, head);
+    } else {
+      u64map_del(&n->subs_by_name, h);
+    }
+  }
+  if (s->dirty) {
+    SUB_UNLINK(&n->subs_dirty, s, dirty_next);
+  }
+  n->subs_n--;
+  free(s->name);
+  free(s);
+}
+
+/* Ends s with an error event and frees it. */
+static void sub_end(struct node *n, struct sub *s, int code,
+                    uint64_t first_available, const char *fmt, ...)
+    __attribute__((format(printf, 5, 6)));
+static void sub_end(struct node *n, struct sub *s, int code,
+                    uint64_t first_available, const char *fmt, ...) {
+  char msg[SYNOD_ERRMSG_MAX];
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(msg, sizeof msg, fmt, ap);
+  va_end(ap);
+  Synod__ServerMessage sm = SYNOD__SERVER_MESSAGE__INIT;
+  Synod__Event ev = SYNOD__EVENT__INIT;
+  Synod__SubscriptionEnded end = SYNOD__SUBSCRIPTION_ENDED__INIT;
+  Synod__Error err = SYNOD__ERROR__INIT;
+  err.code = (Synod__ErrorCode)code;
+  err.message = msg;
+  err.first_available = first_available;
+  end.subscription_id = s->id;
+  end.error = &err;
+  ev.body_case = SYNOD__EVENT__BODY_SUBSCRIPTION_ENDED;
+  ev.subscription_ended = &end;
+  sm.body_case = SYNOD__SERVER_MESSAGE__BODY_EVENT;
+  sm.event = &ev;
+  client_net_send(n->client_net, s->conn_id, &sm);
+  log_info("subscribe", "%s: subscription %" PRIu64 " ended: %s",
+           client_net_remote(n->client_net, s->conn_id), s->id, msg);
+  sub_free(n, s);
+}
+
+/* ------------------------------------------------------------- delivery */
+
+/* One ChannelDelivery frame being filled (node.subs_batch). */
+struct subs_batch {
+  Synod__ChannelMessage msgs[SUB_FRAME_MESSAGES];
+  Synod__ChannelMessage *ptrs[SUB_FRAME_MESSAGES];
+  size_t n;
+  size_t bytes;
+};
+
+/* Whether another message of len bytes fits the frame (the first always
+ * does) and the credits. */
+static bool batch_room(const struct subs_batch *b, const struct sub *s,
+                       size_t len) {
+  return b->n < s->credits && b->n < SUB_FRAME_MESSAGES &&
+         (b->n == 0 || b->bytes + len <= SUB_FRAME_BYTES);
+}
+
+static void batch_add(struct subs_batch *b, const struct fsm_stream *st,
+                      const struct window_item *it, bool named) {
+  Synod__ChannelMessage *m = &b->msgs[b->n];
+  synod__channel_message__init(m);
+  m->offset = it->pos;
+  m->index = it->index;
+  m->time_ms = it->time_ms;
+  m->data.data = (uint8_t *)it->data;
+  m->data.len = it->len;
+  m->channel = named ? (char *)st->name : (char *)"";
+  b->ptrs[b->n++] = m;
+  b->bytes += it->len;
+}
+
+/* Sends the batch; false if the connection is gone or refused it. */
+static bool batch_send(struct node *n, struct sub *s, struct subs_batch *b) {
+  Synod__ServerMessage sm = SYNOD__SERVER_MESSAGE__INIT;
+  Synod__Event ev = SYNOD__EVENT__INIT;
+  Synod__ChannelDelivery d = SYNOD__CHANNEL_DELIVERY__INIT;
+  d.subscription_id = s->id;
+  d.n_messages = b->n;
+  d.messages = b->ptrs;
+  ev.body_case = SYNOD__EVENT__BODY_CHANNEL_DELIVERY;
+  ev.channel_delivery = &d;
+  sm.body_case = SYNOD__SERVER_MESSAGE__BODY_EVENT;
+  sm.event = &ev;
+  int rv = client_net_send(n->client_net, s->conn_id, &sm);
+  if (rv != 0) {
+    log_warn("subscribe",
+             "subscription %" PRIu64 ": delivery of %zu messages (%zu bytes) "
+             "not sent: %s",
+             s->id, b->n, b->bytes, synod_strerror(rv));
+    return false;
+  }
+  s->credits -= b->n;
+  n->metrics.channel_deliveries += b->n;
+  n->metrics.channel_delivery_bytes += b->bytes;
+  return true;
+}
+
+/* Fills one frame of a one-channel subscription. Returns false when s
+ * ended (and was freed). */
+static bool fill_channel(struct node *n, struct sub *s, struct subs_batch *b) {
+  struct fsm_stream st;
+  if (!fsm_channel_stream(n->fsm, s->name, s->name_len, &st)) {
+    return true; /* not created yet: waits */
+  }
+  if (s->next < st.first) {
+    sub_end(n, s, SYNOD_ECOMPACTED, st.first,
+            "channel \"%.64s\": offset %" PRIu64
+            " is no longer retained; the first retained is %" PRIu64,
+            s->name, s->next, st.first);
+    return false;
+  }
+  struct window_iter iter;
+  struct window_item it;
+  window_iter_seek(st.window, s->next, &iter);
+  while (batch_room(b, s, 0) && window_iter_next(&iter, &it) &&
+         batch_room(b, s, it.len)) {
+    batch_add(b, &st, &it, false);
+    s->next = it.pos + 1;
+  }
+  return true;
+}
+
+/* The channels under a prefix, each at its first message after the
+ * subscription's position, merged by log index. */
+struct subs_merge {
+  struct fsm_stream st[PREFIX_STREAMS_MAX];
+  struct window_iter it[PREFIX_STREAMS_MAX];
+  struct window_item head[PREFIX_STREAMS_MAX];
+  bool has[PREFIX_STREAMS_MAX];
+  size_t n;
+  uint64_t after_index, after_offset;
+  bool compacted; /* a message after the position was evicted */
+  uint64_t resume_index;
+  bool truncated; /* more channels than PREFIX_STREAMS_MAX */
+};
+
+static void merge_add(void *arg, const struct fsm_stream *st) {
+  struct subs_merge *m = arg;
+  if (m->n == PREFIX_STREAMS_MAX) {
+    m->truncated = true;
+    return;
+  }
+  size_t i = m->n++;
+  m->st[i] = *st;
+  /* Evicted: everything up to evicted_index, and at that index the
+   * offsets below the window's first. */
+  if (st->evicted_index > m->after_index ||
+      (st->evicted_index == m->after_index && m->after_offset != 0 &&
+       st->window->first > m->after_offset + 1)) {
+    m->compacted = true;
+    if (st->evicted_index > m->resume_index) {
+      m->resume_index = st->evicted_index;
+    }
+  }
+  window_iter_seek_index(st->window,
+                         m->after_offset ? m->after_index - 1 : m->after_index,
+                         &m->it[i]);
+  while ((m->has[i] = window_iter_next(&m->it[i], &m->head[i])) &&
+         m->head[i].index == m->after_index &&
+         m->head[i].pos <= m->after_offset) {
+  }
+}
+
+static bool fill_prefix(struct node *n, struct sub *s, struct subs_batch *b,
+                        struct subs_merge *m) {
+  m->n = 0;
+  m->after_index = s->after_index;
+  m->after_offset = s->after_offset;
+  m->compacted = m->truncated = false;
+  m->resume_index = 0;
+  fsm_channel_streams(n->fsm, s->name, s->name_len, merge_add, m);
+  if (m->truncated) {
+    sub_end(n, s, SYNOD_ELIMIT, 0,
+            "prefix \"%.64s\" matches more than %d channels", s->name,
+            PREFIX_STREAMS_MAX);
+    return false;
+  }
+  if (m->compacted) {
+    sub_end(n, s, SYNOD_ECOMPACTED, m->resume_index,
+            "prefix \"%.64s\": messages after index %" PRIu64
+            " are no longer retained; resume after index %" PRIu64,
+            s->name, s->after_index, m->resume_index);
+    return false;
+  }
+  while (batch_room(b, s, 0)) {
+    size_t best = m->n;
+    for (size_t i = 0; i < m->n; i++) {
+      if (m->has[i] &&
+          (best == m->n || m->head[i].index < m->head[best].index)) {
+        best = i;
+      }
+    }
+    if (best == m->n || !batch_room(b, s, m->head[best].len)) {
+      break;
+    }
+    batch_add(b, &m->st[best], &m->head[best], true);
+    s->after_index = m->head[best].index;
+    s->after_offset = m->head[best].pos;
+    m->has[best] = window_iter_next(&m->it[best], &m->head[best]);
+  }
+  return true;
+}
+
+int subs_init(struct node *n) {
+  u64map_init(&n->subs_by_conn);
+  u64map_init(&n->subs_by_name);
+  n->subs_prefix = NULL;
+  n->subs_dirty = NULL;
+  n->subs_n = 0;
+  n->subs_batch = malloc(sizeof *n->subs_batch);
+  n->subs_merge = malloc(sizeof *n->subs_merge);
+  return n->subs_batch != NULL && n->subs_merge != NULL ? 0 : SYNOD_ENOMEM;
+}
+
+/* Pushes what s may have now. Returns false when s ended. */
+static bool sub_push(struct node *n, struct sub *s) {
+  struct subs_batch *b = n->subs_batch;
+  struct subs_merge *m = n->subs_merge;
+  while (s->credits > 0 && !s->blocked) {
+    size_t queued = client_net_queued_bytes(n->client_net, s->conn_id);
+    if (queued == SIZE_MAX) {
+      return true; /* gone: the close callback frees it */
+    }
+    if (queued >= SUB_OUT_BYTES) {
+      s->blocked = true;
+      client_net_want_drain(n->client_net, s->conn_id, SUB_OUT_BYTES / 2);
+      return true;
+    }
+    b->n = b->bytes = 0;
+    bool alive = s->prefix ? fill_prefix(n, s, b, m) : fill_channel(n, s, b);
+    if (!alive) {
+      return false;
+    }
+    if (b->n == 0 || !batch_send(n, s, b)) {
+      return true;
+    }
+  }
+  return true;
+}
+
+void subs_pump(struct node *n) {
+  while (n->subs_dirty != NULL) {
+    struct sub *s = n->subs_dirty;
+    n->subs_dirty = s->dirty_next;
+    s->dirty = false;
+    sub_push(n, s);
+  }
+}
+
+/* ---------------------------------------------------------- apply hooks */
+
+static bool prefix_matches(const struct sub *s, const char *name, size_t len) {
+  return len >= s->name_len && memcmp(name, s->name, s->name_len) == 0;
+}
+
+void subs_on_event(struct node *n, const struct fsm_event *e) {
+  size_t len = strlen(e->name);
+  if (e->type == FSM_EVENT_CHANNEL_APPENDED) {
+    for (struct sub *s = u64map_get(&n->subs_by_name, name_hash(e->name, len));
+         s != NULL; s = s->name_next) {
+      if (s->name_len == len && memcmp(s->name, e->name, len) == 0) {
+        sub_mark(n, s);
+      }
+    }
+    for (struct sub *s = n->subs_prefix; s != NULL; s = s->name_next) {
+      if (prefix_matches(s, e->name, len)) {
+        sub_mark(n, s);
+      }
+    }
+    return;
+  }
+  if (e->type != FSM_EVENT_CHANNEL_DELETED) {
+    return;
+  }
+  /* Its offsets would start again at 1: the subscription cannot go on. */
+  struct sub *s = u64map_get(&n->subs_by_name, name_hash(e->name, len));
+  while (s != NULL) {
+    struct sub *next = s->name_next;
+    if (s->name_len == len && memcmp(s->name, e->name, len) == 0) {
+      /* Messages not yet pushed were deleted with the channel. */
+      sub_end(n, s, SYNOD_ENOTFOUND, 0,
+              "channel \"%.64s\" was deleted (at index %" PRIu64 ")", s->name,
+              fsm_applied_index(n->fsm));
+    }
+    s = next;
+  }
+}
+
+static void mark_cb(void *arg, uint64_t key, void *value) {
+  (void)key;
+  for (struct sub *s = value; s != NULL; s = s->conn_next) {
+    sub_mark(arg, s);
+  }
+}
+
+void subs_on_install(struct node *n) {
+  u64map_each(&n->subs_by_conn, mark_cb, n);
+}
+
+void subs_on_drain(void *arg, uint64_t conn_id) {
+  struct node *n = arg;
+  for (struct sub *s = u64map_get(&n->subs_by_conn, conn_id); s != NULL;
+       s = s->conn_next) {
+    s->blocked = false;
+    sub_mark(n, s);
+  }
+  subs_pump(n);
+}
+
+/* ------------------------------------------------------------- requests */
+
+static void reply_subscribed(struct node *n, struct sub *s,
+                             uint64_t request_id) {
+  Synod__ServerMessage sm = SYNOD__SERVER_MESSAGE__INIT;
+  Synod__Response resp = SYNOD__RESPONSE__INIT;
+  Synod__ChannelSubscribeReply r = SYNOD__CHANNEL_SUBSCRIBE_REPLY__INIT;
+  struct fsm_stream st;
+  r.subscription_id = s->id;
+  if (s->prefix) {
+    r.after_index = s->after_index;
+    r.after_offset = s->after_offset;
+  } else {
+    r.offset = s->next;
+    if (fsm_channel_stream(n->fsm, s->name, s->name_len, &st)) {
+      r.first_offset = st.first;
+      r.next_offset = st.window->next;
+    }
+  }
+  resp.id = request_id;
+  resp.body_case = SYNOD__RESPONSE__BODY_CHANNEL_SUBSCRIBE;
+  resp.channel_subscribe = &r;
+  sm.body_case = SYNOD__SERVER_MESSAGE__BODY_RESPONSE;
+  sm.response = &resp;
+  client_net_send(n->client_net, s->conn_id, &sm);
+}
+
+struct prefix_start {
+  uint64_t evicted_index;
+};
+
+static void prefix_start_cb(void *arg, const struct fsm_stream *st) {
+  struct prefix_start *p = arg;
+  if (st->evicted_index > p->evicted_index) {
+    p->evicted_index = st->evicted_index;
+  }
+}
+
+/* Resolves where s starts from the applied state; answers the request.
+ * Returns 0 or an error code (with msg) for the request's answer, in
+ * which case the caller frees s. */
+static int sub_resolve(struct node *n, struct sub *s,
+                       const Synod__ChannelSubscribe *q, char *msg) {
+  struct fsm_stream st;
+  bool exists =
+      !s->prefix && fsm_channel_stream(n->fsm, s->name, s->name_len, &st);
+  uint64_t first = exists ? st.first : 1, next = exists ? st.window->next : 1;
+  Synod__ChannelSubscribe__From from = q->from;
+  if (q->cursor != NULL && q->cursor[0] != '\0') {
+    uint64_t at;
+    if (fsm_channel_cursor(n->fsm, s->name, s->name_len, q->cursor, &at)) {
+      s->next = at + 1;
+      from = SYNOD__CHANNEL_SUBSCRIBE__FROM__FROM_DEFAULT;
+    } else if (from == SYNOD__CHANNEL_SUBSCRIBE__FROM__FROM_DEFAULT) {
+      errmsg_set(msg, "subscribe: channel \"%.64s\" has no cursor \"%.64s\"",
+                 s->name, q->cursor);
+      return SYNOD_ENOTFOUND;
+    }
+  } else if (from == SYNOD__CHANNEL_SUBSCRIBE__FROM__FROM_DEFAULT) {
+    from = SYNOD__CHANNEL_SUBSCRIBE__FROM__FROM_NEXT;
+  }
+  if (s->prefix) {
+    struct prefix_start p = {0};
+    switch (from) {
+    case SYNOD__CHANNEL_SUBSCRIBE__FROM__FROM_OFFSET:
+      s->after_index = q->after_index;
+      s->after_offset = q->after_offset;
+      break;
+    case SYNOD__CHANNEL_SUBSCRIBE__FROM__FROM_FIRST:
+      fsm_channel_streams(n->fsm, s->name, s->name_len, prefix_start_cb, &p);
+      s->after_index = p.evicted_index;
+      break;
+    default:
+      s->after_index = n->applied_index;
+      break;
+    }
+    return 0;
+  }
+  switch (from) {
+  case SYNOD__CHANNEL_SUBSCRIBE__FROM__FROM_OFFSET:
+    s->next = q->offset;
+    break;
+  case SYNOD__CHANNEL_SUBSCRIBE__FROM__FROM_FIRST:
+    s->next = first;
+    break;
+  case SYNOD__CHANNEL_SUBSCRIBE__FROM__FROM_NEXT:
+    s->next = next;
+    break;
+  default: /* from the cursor */
+    break;
+  }
+  if (s->next < first) {
+    errmsg_set(msg,
+               "subscribe: offset %" PRIu64 " of \"%.64s\" is no longer "
+               "retained; the first retained is %" PRIu64,
+               s->next, s->name, first);
+    return SYNOD_ECOMPACTED;
+  }
+  return 0;
+}
+
+/* The subscription starts (or fails) now. */
+static void sub_start(struct node *n, struct sub *s, uint64_t request_id,
+                      const Synod__ChannelSubscribe *q) {
+  char msg[SYNOD_ERRMSG_MAX];
+  int rv = sub_resolve(n, s, q, msg);
+  if (rv != 0) {
+    uint64_t conn_id = s->conn_id;
+    struct fsm_stream st;
+    uint64_t first =
+        rv == SYNOD_ECOMPACTED &&
+                fsm_channel_stream(n->fsm, s->name, s->name_len, &st)
+            ? st.first
+            : 0;
+    sub_free(n, s);
+    requests_send_error_first(n, conn_id, request_id, rv, first, msg);
+    return;
+  }
+  s->started = true;
+  reply_subscribed(n, s, request_id);
+  sub_mark(n, s);
+  subs_pump(n);
+}
+
+/* A start that waits for a ReadIndex round: by (connection, id), since
+ * the connection may close meanwhile. */
+struct pending_start {
+  struct node *n;
+  uint64_t conn_id;
+  uint64_t sub_id;
+  uint64_t request_id;
+  Synod__ChannelSubscribe *q; /* unpacked copy */
+};
+
+static void pending_start_cb(void *arg, int err, const char *errmsg,
+                             const uint8_t *resp, size_t len) {
+  struct pending_start *p = arg;
+  (void)resp;
+  (void)len;
+  struct sub *s = sub_find(p->n, p->conn_id, p->sub_id);
+  if (s != NULL && err != 0) {
+    sub_free(p->n, s);
+    requests_send_error_first(p->n, p->conn_id, p->request_id, err, 0,
+                              errmsg != NULL ? errmsg : synod_strerror(err));
+  } else if (s != NULL) {
+    sub_start(p->n, s, p->request_id, p->q);
+  }
+  synod__channel_subscribe__free_unpacked(p->q, NULL);
+  free(p);
+}
+
+/* Starts after a ReadIndex round: the position then includes every write
+ * acknowledged before the subscribe (a cursor committed, a publish). */
+static int sub_start_linearizable(struct node *n, struct sub *s,
+                                  uint64_t request_id,
+                                  const Synod__ChannelSubscribe *q) {
+  struct pending_start *p = calloc(1, sizeof *p);
+  size_t len = synod__channel_subscribe__get_packed_size(q);
+  uint8_t *buf = malloc(len ? len : 1);
+  if (p == NULL || buf == NULL) {
+    free(p);
+    free(buf);
+    return SYNOD_ENOMEM;
+  }
+  synod__channel_subscribe__pack(q, buf);
+  p->q = synod__channel_subscribe__unpack(NULL, len, buf);
+  free(buf);
+  if (p->q == NULL) {
+    free(p);
+    return SYNOD_ENOMEM;
+  }
+  p->n = n;
+  p->conn_id = s->conn_id;
+  p->sub_id = s->id;
+  p->request_id = request_id;
+  /* Any read serves as the barrier; its answer is not used. */
+  Synod__Request req = SYNOD__REQUEST__INIT;
+  Synod__ChannelInfoGet info = SYNOD__CHANNEL_INFO_GET__INIT;
+  info.name = s->name;
+  req.body_case = SYNOD__REQUEST__BODY_CHANNEL_INFO;
+  req.channel_info = &info;
+  node_read(n, &req, false, SUB_START_TIMEOUT_MS, pending_start_cb, p);
+  return 0;
+}
+
+/* Puts s in the indexes (connection, name or prefix list). Returns 0, or
+ * SYNOD_ENOMEM with nothing changed. */
+static int sub_link(struct node *n, struct sub *s) {
+  uint64_t h = name_hash(s->name, s->name_len);
+  struct sub *by_conn = u64map_get(&n->subs_by_conn, s->conn_id);
+  struct sub *by_name = s->prefix ? NULL : u64map_get(&n->subs_by_name, h);
+  if (u64map_put(&n->subs_by_conn, s->conn_id, s) != 0) {
+    return SYNOD_ENOMEM;
+  }
+  if (!s->prefix && u64map_put(&n->subs_by_name, h, s) != 0) {
+    if (by_conn != NULL) {
+      u64map_put(&n->subs_by_conn, s->conn_id, by_conn); /* replaces */
+    } else {
+      u64map_del(&n->subs_by_conn, s->conn_id);
+    }
+    return SYNOD_ENOMEM;
+  }
+  s->conn_next = by_conn;
+  if (s->prefix) {
+    s->name_next = n->subs_prefix;
+    n->subs_prefix = s;
+  } else {
+    s->name_next = by_name;
+  }
+  n->subs_n++;
+  return 0;
+}
+
+/* How long this replica has known no leader; 0 if it knows one. */
+static uint64_t leaderless_ms(struct node *n) {
+  return n->leader != 0 ? 0 : node_now_ms(n) - n->leaderless_since_ms;
+}
+
+static void end_all_cb(void *arg, uint64_t key, void *value) {
+  struct sub **list = arg;
+  (void)key;
+  for (struct sub *s = value; s != NULL; s = s->conn_next) {
+    if (s->started) {        /* a start waiting for ReadIndex fails by itself */
+      s->dirty_next = *list; /* borrowed: the dirty list is dropped */
+      *list = s;
+    }
+  }
+}
+
+void subs_tick(struct node *n) {
+  uint64_t ms = leaderless_ms(n);
+  if (n->subs_n == 0 || ms < SUBS_LEADERLESS_MS) {
+    return;
+  }
+  /* Collected first: ending changes the maps being walked. */
+  struct sub *list = NULL;
+  for (struct sub *s = n->subs_dirty; s != NULL; s = s->dirty_next) {
+    s->dirty = false;
+  }
+  n->subs_dirty = NULL;
+  u64map_each(&n->subs_by_conn, end_all_cb, &list);
+  for (struct sub *s = list, *next; s != NULL; s = next) {
+    next = s->dirty_next;
+    sub_end(n, s, SYNOD_ENOLEADER, 0,
+            "replica %s has known no leader for %" PRIu64
+            " ms; resume on another replica",
+            n->name, ms);
+  }
+}
+
+static int subscribe_check(struct node *n, uint64_t conn_id,
+                           const Synod__ChannelSubscribe *q, char *msg) {
+  const char *name = q->channel != NULL ? q->channel : "";
+  size_t len = strlen(name);
+  bool cursor = q->cursor != NULL && q->cursor[0] != '\0';
+  unsigned per_conn = 0;
+  if (leaderless_ms(n) >= SUBS_LEADERLESS_MS) {
+    errmsg_set(msg,
+               "subscribe: replica %s has known no leader for %" PRIu64
+               " ms; subscribe on another replica",
+               n->name, leaderless_ms(n));
+    return SYNOD_ENOLEADER;
+  }
+  for (struct sub *s = u64map_get(&n->subs_by_conn, conn_id); s != NULL;
+       s = s->conn_next) {
+    if (s->id == q->subscription_id) {
+      errmsg_set(msg, "subscribe: subscription %" PRIu64 " exists",
+                 q->subscription_id);
+      return SYNOD_EEXIST;
+    }
+    per_conn++;
+  }
+  if (per_conn >= SUBS_PER_CONN_MAX || n->subs_n >= SUBS_MAX) {
+    errmsg_set(msg,
+               "subscribe: %u subscriptions on this connection, %" PRIu64
+               " on this replica (at most %d and %d)",
+               per_conn, n->subs_n, SUBS_PER_CONN_MAX, SUBS_MAX);
+    return SYNOD_ELIMIT;
+  }
+  int rv = fsm_channel_name_check(n->fsm, name, len, q->prefix, msg);
+  if (rv != 0) {
+    return rv;
+  }
+  if (q->prefix && cursor) {
+    errmsg_set(msg,
+               "subscribe: a prefix subscription (\"%.64s\") cannot "
+               "start from a cursor",
+               name);
+    return SYNOD_EINVAL;
+  }
+  if (cursor) {
+    rv = fsm_channel_name_check(n->fsm, q->cursor, strlen(q->cursor), false,
+                                msg);
+    if (rv != 0) {
+      return rv;
+    }
+  }
+  if ((unsigned)q->from > SYNOD__CHANNEL_SUBSCRIBE__FROM__FROM_NEXT) {
+    errmsg_set(msg, "subscribe: unknown start %d", (int)q->from);
+    return SYNOD_EINVAL;
+  }
+  if (q->from == SYNOD__CHANNEL_SUBSCRIBE__FROM__FROM_OFFSET && !q->prefix &&
+      q->offset == 0) {
+    errmsg_set(msg, "subscribe: offset 0 of \"%.64s\": offsets start at 1",
+               name);
+    return SYNOD_EINVAL;
+  }
+  if (q->credits > SUB_CREDITS_MAX) {
+    errmsg_set(msg, "subscribe: %u credits, over %d", q->credits,
+               SUB_CREDITS_MAX);
+    return SYNOD_ERANGE;
+  }
+  return 0;
+}
+
+void subs_subscribe(struct node *n, uint64_t conn_id, uint64_t request_id,
+                    const Synod__ChannelSubscribe *q) {
+  char msg[SYNOD_ERRMSG_MAX];
+  int rv = subscribe_check(n, conn_id, q, msg);
+  struct sub *s = rv == 0 ? calloc(1, sizeof *s) : NULL;
+  if (rv == 0 && s == NULL) {
+    rv = SYNOD_ENOMEM;
+    errmsg_set(msg, "subscribe: out of memory");
+  }
+  if (rv == 0) {
+    const char *name = q->channel != NULL ? q->channel : "";
+    s->conn_id = conn_id;
+    s->id = q->subscription_id;
+    s->name_len = strlen(name);
+    s->name = strdup(name);
+    s->prefix = q->prefix;
+    s->credits = q->credits ? q->credits : SUB_CREDITS_DEFAULT;
+    if (s->name == NULL || sub_link(n, s) != 0) {
+      free(s->name);
+      free(s);
+      rv = SYNOD_ENOMEM;
+      errmsg_set(msg, "subscribe: out of memory");
+    }
+  }
+  if (rv != 0) {
+    client_net_send_error(n->client_net, conn_id, request_id, rv, "%s", msg);
+    return;
+  }
+  bool cursor = q->cursor != NULL && q->cursor[0] != '\0';
+  bool next =
+      q->from == SYNOD__CHANNEL_SUBSCRIBE__FROM__FROM_NEXT ||
+      (q->from == SYNOD__CHANNEL_SUBSCRIBE__FROM__FROM_DEFAULT && !cursor);
+  if (!cursor && !next) {
+    sub_start(n, s, request_id, q);
+    return;
+  }
+  rv = sub_start_linearizable(n, s, request_id, q);
+  if (rv != 0) {
+    sub_free(n, s);
+    client_net_send_error(n->client_net, conn_id, request_id, rv,
+                          "subscribe: out of memory");
+  }
+}
+
+void subs_credit(struct node *n, uint64_t conn_id, uint64_t request_id,
+                 const Synod__ChannelCredit *q) {
+  struct sub *s = sub_find(n, conn_id, q->subscription_id);
+  if (s == NULL) {
+    client_net_send_error(n->client_net, conn_id, request_id, SYNOD_ENOTFOUND,
+                          "credit: no subscription %" PRIu64
+                          " on this connection",
+                          q->subscription_id);
+    return;
+  }
+  s->credits += q->credits;
+  if (s->credits > SUB_CREDITS_MAX) {
+    s->credits = SUB_CREDITS_MAX;
+  }
+  requests_send_ok(n, conn_id, request_id);
+  sub_mark(n, s);
+  subs_pump(n);
+}
+
+void subs_unsubscribe(struct node *n, uint64_t conn_id, uint64_t request_id,
+                      const Synod__ChannelUnsubscribe *q) {
+  struct sub *s = sub_find(n, conn_id, q->subscription_id);
+  if (s == NULL) {
+    client_net_send_error(n->client_net, conn_id, request_id, SYNOD_ENOTFOUND,
+                          "unsubscribe: no subscription %" PRIu64
+                          " on this connection",
+                          q->subscription_id);
+    return;
+  }
+  sub_free(n, s);
+  requests_send_ok(n, conn_id, request_id);
+}
+
+uint64_t subs_count(struct node *n, const char *name) {
+  size_t len = strlen(name);
+  uint64_t count = 0;
+  for (struct sub *s = u64map_get(&n->subs_by_name, name_hash(name, len));
+       s != NULL; s = s->name_next) {
+    count += s->name_len == len && memcmp(s->name, name, len) == 0;
+  }
+  for (struct sub *s = n->subs_prefix; s != NULL; s = s->name_next) {
+    count += prefix_matches(s, name, len);
+  }
+  return count;
+}
+
+void subs_on_close(struct node *n, uint64_t conn_id) {
+  struct sub *s;
+  while ((s = u64map_get(&n->subs_by_conn, conn_id)) != NULL) {
+    sub_free(n, s);
+  }
+}
+
+static void free_cb(void *arg, uint64_t key, void *value) {
+  (void)arg;
+  (void)key;
+  for (struct sub *s = value, *next; s != NULL; s = next) {
+    next = s->conn_next;
+    free(s->name);
+    free(s);
+  }
+}
+
+void subs_close(struct node *n) {
+  u64map_each(&n->subs_by_conn, free_cb, NULL);
+  u64map_close(&n->subs_by_conn);
+  u64map_close(&n->subs_by_name);
+  n->subs_prefix = n->subs_dirty = NULL;
+  n->subs_n = 0;
+  free(n->subs_batch);
+  free(n->subs_merge);
+  n->subs_batch = NULL;
+  n->subs_merge = NULL;
+}

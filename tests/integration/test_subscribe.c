@@ -1,0 +1,570 @@
+/* Channel subscriptions, the server's side, on 3 real synodd processes,
+ * spoken to in raw frames (what any client library would send): pushes in
+ * offset order from a follower, credits honoured exactly, prefix
+ * subscriptions in one interleaving on two replicas, a batch publish
+ * split across credits and resumed, ECOMPACTED at the start and for a
+ * subscriber that fell behind, the end of a deleted channel, cursors, a
+ * subscriber that never reads (bounded by the server, caught up later
+ * from the window, never disconnected), and bad input. */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <inttypes.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "cluster.h"
+#include "synod.h"
+#include "synod.pb-c.h"
+
+#define OK(call) CHECK((call) == 0, "%s", synod_client_errmsg())
+
+/* ------------------------------------------------------------ raw frames */
+
+struct raw {
+  int fd;
+  uint64_t next_id;
+  const char *where;
+};
+
+static void raw_send(struct raw *r, Synod__Request *req) {
+  req->id = ++r->next_id;
+  size_t len = synod__request__get_packed_size(req);
+  uint8_t *buf = malloc(len + 4);
+  buf[0] = (uint8_t)(len >> 24);
+  buf[1] = (uint8_t)(len >> 16);
+  buf[2] = (uint8_t)(len >> 8);
+  buf[3] = (uint8_t)len;
+  synod__request__pack(req, buf + 4);
+  for (size_t off = 0; off < len + 4;) {
+    ssize_t k = send(r->fd, buf + off, len + 4 - off, MSG_NOSIGNAL);
+    CHECK(k > 0, "send to %s: %s", r->where, strerror(errno));
+    off += (size_t)k;
+  }
+  free(buf);
+}
+
+static void read_full(struct raw *r, uint8_t *p, size_t n, uint32_t wait_ms) {
+  uint64_t deadline = test_now_ms() + wait_ms;
+  while (n > 0) {
+    struct pollfd pf = {.fd = r->fd, .events = POLLIN};
+    int64_t left = (int64_t)(deadline - test_now_ms());
+    CHECK(left > 0, "%s: nothing more within %u ms", r->where, wait_ms);
+    if (poll(&pf, 1, (int)left) <= 0) {
+      continue;
+    }
+    ssize_t k = recv(r->fd, p, n, 0);
+    CHECK(k > 0, "%s closed the connection: %s", r->where,
+          k == 0 ? "EOF" : strerror(errno));
+    p += k;
+    n -= (size_t)k;
+  }
+}
+
+/* The next ServerMessage (free it with synod__server_message__free_unpacked).
+ */
+static Synod__ServerMessage *raw_recv(struct raw *r, uint32_t wait_ms) {
+  uint8_t h[4];
+  read_full(r, h, 4, wait_ms);
+  size_t len =
+      (size_t)h[0] << 24 | (size_t)h[1] << 16 | (size_t)h[2] << 8 | h[3];
+  uint8_t *buf = malloc(len ? len : 1);
+  read_full(r, buf, len, wait_ms);
+  Synod__ServerMessage *sm = synod__server_message__unpack(NULL, len, buf);
+  free(buf);
+  CHECK(sm != NULL, "%s: a frame of %zu bytes that does not decode", r->where,
+        len);
+  return sm;
+}
+
+static struct raw raw_open(const char *address) {
+  char host[64];
+  const char *colon = strrchr(address, ':');
+  snprintf(host, sizeof host, "%.*s", (int)(colon - address), address);
+  struct sockaddr_in sa = {.sin_family = AF_INET,
+                           .sin_port = htons((uint16_t)atoi(colon + 1))};
+  CHECK(inet_pton(AF_INET, host, &sa.sin_addr) == 1, "host '%s'", host);
+  struct raw r = {.fd = socket(AF_INET, SOCK_STREAM, 0), .where = address};
+  CHECK(connect(r.fd, (struct sockaddr *)&sa, sizeof sa) == 0, "connect %s: %s",
+        address, strerror(errno));
+  Synod__Request req = SYNOD__REQUEST__INIT;
+  Synod__Hello hello = SYNOD__HELLO__INIT;
+  hello.protocol_version = SYNOD__PROTOCOL_VERSION__PROTOCOL_VERSION_CURRENT;
+  hello.client_name = "subscribe test";
+  req.body_case = SYNOD__REQUEST__BODY_HELLO;
+  req.hello = &hello;
+  raw_send(&r, &req);
+  Synod__ServerMessage *sm = raw_recv(&r, 5000);
+  CHECK(sm->response != NULL && sm->response->error == NULL,
+        "%s: Hello refused", address);
+  synod__server_message__free_unpacked(sm, NULL);
+  return r;
+}
+
+/* The response to the last request, skipping events (which are counted
+ * into *events if not NULL: they must then be deliveries, collected). */
+struct seen {
+  uint64_t offsets[4096]; /* one channel: offset; prefix: index << 16 | off */
+  char channels[4096][16];
+  size_t n;
+  int ended; /* the SubscriptionEnded code, -1 if none */
+  uint64_t first_available;
+};
+
+static void seen_event(struct seen *s, const Synod__Event *ev) {
+  if (ev->body_case == SYNOD__EVENT__BODY_LEADER_CHANGED) {
+    return; /* broadcast to every connection */
+  }
+  if (ev->body_case == SYNOD__EVENT__BODY_SUBSCRIPTION_ENDED) {
+    CHECK(s != NULL, "an unexpected SubscriptionEnded");
+    s->ended = (int)ev->subscription_ended->error->code;
+    s->first_available = ev->subscription_ended->error->first_available;
+    printf("  ended: %s\n", ev->subscription_ended->error->message);
+    return;
+  }
+  CHECK(ev->body_case == SYNOD__EVENT__BODY_CHANNEL_DELIVERY && s != NULL,
+        "an unexpected event %d", ev->body_case);
+  const Synod__ChannelDelivery *d = ev->channel_delivery;
+  for (size_t i = 0; i < d->n_messages; i++) {
+    const Synod__ChannelMessage *m = d->messages[i];
+    CHECK(s->n < 4096, "too many deliveries");
+    s->offsets[s->n] = m->channel[0] ? m->index << 16 | m->offset : m->offset;
+    snprintf(s->channels[s->n], sizeof s->channels[0], "%s", m->channel);
+    s->n++;
+  }
+}
+
+static Synod__ServerMessage *raw_call(struct raw *r, Synod__Request *req,
+                                      struct seen *s) {
+  raw_send(r, req);
+  for (;;) {
+    Synod__ServerMessage *sm = raw_recv(r, 10000);
+    if (sm->body_case == SYNOD__SERVER_MESSAGE__BODY_RESPONSE) {
+      CHECK(sm->response->id == req->id, "answer to %" PRIu64 ", want %" PRIu64,
+            sm->response->id, req->id);
+      return sm;
+    }
+    seen_event(s, sm->event);
+    synod__server_message__free_unpacked(sm, NULL);
+  }
+}
+
+/* Calls and expects error `code` (0 = success). */
+static void raw_expect(struct raw *r, Synod__Request *req, struct seen *s,
+                       int code, const char *what) {
+  Synod__ServerMessage *sm = raw_call(r, req, s);
+  int got = sm->response->error ? (int)sm->response->error->code : 0;
+  CHECK(got == code, "%s: code %d (%s), want %d", what, got,
+        sm->response->error ? sm->response->error->message : "", code);
+  if (got != 0) {
+    printf("  %s: %s\n", what, sm->response->error->message);
+  }
+  synod__server_message__free_unpacked(sm, NULL);
+}
+
+static void subscribe(struct raw *r, uint64_t sub_id, const char *channel,
+                      bool prefix, Synod__ChannelSubscribe__From from,
+                      uint64_t offset, uint32_t credits, const char *cursor,
+                      struct seen *s, int code, const char *what) {
+  Synod__Request req = SYNOD__REQUEST__INIT;
+  Synod__ChannelSubscribe q = SYNOD__CHANNEL_SUBSCRIBE__INIT;
+  q.subscription_id = sub_id;
+  q.channel = (char *)channel;
+  q.prefix = prefix;
+  q.from = from;
+  q.offset = offset;
+  q.credits = credits;
+  q.cursor = (char *)(cursor ? cursor : "");
+  req.body_case = SYNOD__REQUEST__BODY_CHANNEL_SUBSCRIBE;
+  req.channel_subscribe = &q;
+  raw_expect(r, &req, s, code, what);
+}
+
+static void credit(struct raw *r, uint64_t sub_id, uint32_t n, struct seen *s,
+                   int code) {
+  Synod__Request req = SYNOD__REQUEST__INIT;
+  Synod__ChannelCredit q = SYNOD__CHANNEL_CREDIT__INIT;
+  q.subscription_id = sub_id;
+  q.credits = n;
+  req.body_case = SYNOD__REQUEST__BODY_CHANNEL_CREDIT;
+  req.channel_credit = &q;
+  raw_expect(r, &req, s, code, "credit");
+}
+
+/* A round trip: every push made before the server read this is in. */
+static void barrier(struct raw *r, struct seen *s) {
+  Synod__Request req = SYNOD__REQUEST__INIT;
+  Synod__Status st = SYNOD__STATUS__INIT;
+  req.body_case = SYNOD__REQUEST__BODY_STATUS;
+  req.status = &st;
+  raw_expect(r, &req, s, 0, "status");
+}
+
+/* Waits until replica i has applied `index`, then a barrier on r: every
+ * push of what it applied has arrived. */
+static void settle(struct cluster *c, int i, uint64_t index, struct raw *r,
+                   struct seen *s) {
+  uint64_t deadline = test_now_ms() + 10000;
+  for (;;) {
+    struct synod_status st;
+    if (cluster_status(c, i, 0, 2000, &st) == 0) {
+      uint64_t applied = st.applied_index;
+      synod_status_free(&st);
+      if (applied >= index) {
+        break;
+      }
+    }
+    CHECK(test_now_ms() < deadline, "%s did not apply %" PRIu64 " in 10 s",
+          c->nodes[i].name, index);
+    usleep(10000);
+  }
+  barrier(r, s);
+}
+
+static uint64_t publish(struct synod_client *cl, const char *channel, int n,
+                        size_t size) {
+  static char buf[1000][64];
+  const void *ptrs[1000];
+  size_t lens[1000];
+  static unsigned seq;
+  for (int i = 0; i < n; i++) {
+    lens[i] = (size_t)snprintf(buf[i], sizeof buf[i], "m%u", ++seq);
+    if (size > lens[i]) {
+      lens[i] = size < sizeof buf[i] ? size : sizeof buf[i];
+    }
+    ptrs[i] = buf[i];
+  }
+  struct synod_channel_published out;
+  OK(synod_channel_publish(cl, channel, ptrs, lens, (size_t)n, NULL, 0, &out));
+  return out.index;
+}
+
+static int follower_of(struct cluster *c) {
+  int leader = cluster_wait_leader(c, 20000);
+  return (leader + 1) % c->n;
+}
+
+/* ------------------------------------------------------------- scenarios */
+
+static void scenario_credits(struct cluster *c, struct synod_client *cl) {
+  int f = follower_of(c);
+  struct raw r = raw_open(c->nodes[f].client);
+  struct seen s = {.ended = -1};
+  subscribe(&r, 7, "t", false, SYNOD__CHANNEL_SUBSCRIBE__FROM__FROM_FIRST, 0,
+            10, NULL, &s, 0, "subscribe t from first, 10 credits");
+  uint64_t index = 0;
+  for (int k = 0; k < 5; k++) {
+    index = publish(cl, "t", 5, 0);
+  }
+  settle(c, f, index, &r, &s);
+  CHECK(s.n == 10, "%zu deliveries on 10 credits", s.n);
+  credit(&r, 7, 100, &s, 0);
+  settle(c, f, index, &r, &s);
+  CHECK(s.n == 25, "%zu deliveries after more credit, want 25", s.n);
+  for (size_t i = 0; i < s.n; i++) {
+    CHECK(s.offsets[i] == i + 1, "delivery %zu is offset %" PRIu64, i,
+          s.offsets[i]);
+  }
+  /* A live one: published after, pushed at once. */
+  index = publish(cl, "t", 3, 0);
+  settle(c, f, index, &r, &s);
+  CHECK(s.n == 28 && s.offsets[27] == 28, "%zu deliveries after 3 more", s.n);
+  credit(&r, 99, 1, &s, SYNOD_ENOTFOUND);
+  close(r.fd);
+  printf("ok credits: 10, then the rest, in order, from follower %s\n",
+         c->nodes[f].name);
+}
+
+static void scenario_prefix(struct cluster *c, struct synod_client *cl) {
+  int f = follower_of(c);
+  int l = cluster_wait_leader(c, 20000);
+  struct raw r1 = raw_open(c->nodes[f].client);
+  struct raw r2 = raw_open(c->nodes[l].client);
+  static struct seen s1, s2;
+  s1.ended = s2.ended = -1;
+  /* Three credits, then two at a time: batches of 3 are split, and
+   * resumed in the next frame. */
+  subscribe(&r1, 1, "p/", true, SYNOD__CHANNEL_SUBSCRIBE__FROM__FROM_FIRST, 0,
+            3, NULL, &s1, 0, "prefix p/ on a follower");
+  subscribe(&r2, 1, "p/", true, SYNOD__CHANNEL_SUBSCRIBE__FROM__FROM_FIRST, 0,
+            0, NULL, &s2, 0, "prefix p/ on the leader");
+  uint64_t index = 0;
+  for (int k = 0; k < 10; k++) {
+    index = publish(cl, k % 2 ? "p/a" : "p/b", k % 3 + 1, 0);
+    publish(cl, "q", 1, 0); /* not under the prefix */
+  }
+  settle(c, f, index, &r1, &s1);
+  CHECK(s1.n == 3, "%zu deliveries on 3 credits", s1.n);
+  for (int k = 0; k < 10; k++) {
+    credit(&r1, 1, 2, &s1, 0);
+  }
+  settle(c, f, index, &r1, &s1);
+  settle(c, l, index, &r2, &s2);
+  CHECK(s1.n == 19 && s2.n == 19, "%zu and %zu deliveries, want 19", s1.n,
+        s2.n);
+  for (size_t i = 0; i < s1.n; i++) {
+    CHECK(s1.offsets[i] == s2.offsets[i] &&
+              strcmp(s1.channels[i], s2.channels[i]) == 0,
+          "delivery %zu: %s@%" PRIx64 " on one, %s@%" PRIx64 " on the other", i,
+          s1.channels[i], s1.offsets[i], s2.channels[i], s2.offsets[i]);
+    CHECK(i == 0 || s1.offsets[i] > s1.offsets[i - 1],
+          "delivery %zu not after the one before", i);
+  }
+  /* Resume a prefix subscription in the middle of the batch of 3. */
+  struct raw r3 = raw_open(c->nodes[f].client);
+  static struct seen s3;
+  s3.ended = -1;
+  Synod__Request req = SYNOD__REQUEST__INIT;
+  Synod__ChannelSubscribe q = SYNOD__CHANNEL_SUBSCRIBE__INIT;
+  q.subscription_id = 2;
+  q.channel = "p/";
+  q.prefix = true;
+  q.from = SYNOD__CHANNEL_SUBSCRIBE__FROM__FROM_OFFSET;
+  q.after_index = s1.offsets[4] >> 16;
+  q.after_offset = s1.offsets[4] & 0xffff;
+  req.body_case = SYNOD__REQUEST__BODY_CHANNEL_SUBSCRIBE;
+  req.channel_subscribe = &q;
+  raw_expect(&r3, &req, &s3, 0, "prefix resume");
+  settle(c, f, index, &r3, &s3);
+  CHECK(s3.n == 14, "resumed after delivery 5: %zu deliveries, want 14", s3.n);
+  for (size_t i = 0; i < s3.n; i++) {
+    CHECK(s3.offsets[i] == s1.offsets[i + 5], "resumed delivery %zu differs",
+          i);
+  }
+  close(r1.fd);
+  close(r2.fd);
+  close(r3.fd);
+  printf("ok prefix: one interleaving on two replicas, batches split and "
+         "resumed\n");
+}
+
+static void scenario_compacted(struct cluster *c, struct synod_client *cl) {
+  int f = follower_of(c);
+  struct synod_channel_limits lim = {.max_messages = 5};
+  OK(synod_channel_create(cl, "small", &lim, 0, NULL));
+  uint64_t index = 0;
+  for (int k = 0; k < 10; k++) {
+    index = publish(cl, "small", 1, 0);
+  }
+  struct raw r = raw_open(c->nodes[f].client);
+  struct seen s = {.ended = -1};
+  settle(c, f, index, &r, &s);
+  subscribe(&r, 1, "small", false, SYNOD__CHANNEL_SUBSCRIBE__FROM__FROM_OFFSET,
+            2, 0, NULL, &s, SYNOD_ECOMPACTED, "subscribe below the window");
+  /* A subscriber that falls behind: 2 credits, then 10 more publishes. */
+  subscribe(&r, 2, "small", false, SYNOD__CHANNEL_SUBSCRIBE__FROM__FROM_FIRST,
+            0, 2, NULL, &s, 0, "subscribe small from first");
+  for (int k = 0; k < 10; k++) {
+    index = publish(cl, "small", 1, 0);
+  }
+  settle(c, f, index, &r, &s);
+  CHECK(s.n == 2 && s.offsets[0] == 6 && s.offsets[1] == 7 && s.ended == -1,
+        "%zu deliveries before falling behind", s.n);
+  credit(&r, 2, 10, &s, 0);
+  barrier(&r, &s);
+  CHECK(s.ended == SYNOD_ECOMPACTED && s.first_available == 16,
+        "fell behind: ended %d, first available %" PRIu64, s.ended,
+        s.first_available);
+  /* Deleted while subscribed. */
+  struct seen d = {.ended = -1};
+  subscribe(&r, 3, "small", false, SYNOD__CHANNEL_SUBSCRIBE__FROM__FROM_NEXT, 0,
+            0, NULL, &d, 0, "subscribe small from next");
+  OK(synod_channel_delete(cl, "small", 0, NULL));
+  settle(c, f, index + 1, &r, &d);
+  uint64_t deadline = test_now_ms() + 5000;
+  while (d.ended == -1 && test_now_ms() < deadline) {
+    barrier(&r, &d);
+  }
+  CHECK(d.ended == SYNOD_ENOTFOUND && d.n == 0, "deleted: ended %d", d.ended);
+  close(r.fd);
+  printf("ok compacted and deleted\n");
+}
+
+static void scenario_cursors(struct cluster *c, struct synod_client *cl) {
+  int f = follower_of(c);
+  publish(cl, "cur", 6, 0);
+  struct raw r = raw_open(c->nodes[f].client);
+  struct seen s = {.ended = -1};
+  Synod__Request req = SYNOD__REQUEST__INIT;
+  Synod__ChannelCursorCommit q = SYNOD__CHANNEL_CURSOR_COMMIT__INIT;
+  q.channel = "cur";
+  q.cursor = "worker";
+  q.offset = 4;
+  req.body_case = SYNOD__REQUEST__BODY_CHANNEL_CURSOR_COMMIT;
+  req.channel_cursor_commit = &q;
+  /* Writes go to the leader. */
+  struct raw w = raw_open(c->nodes[cluster_wait_leader(c, 20000)].client);
+  raw_expect(&w, &req, NULL, 0, "cursor commit");
+  q.offset = 99;
+  raw_expect(&w, &req, NULL, SYNOD_ERANGE, "cursor past the last offset");
+  q.channel = "nochannel";
+  raw_expect(&w, &req, NULL, SYNOD_ENOTFOUND, "cursor of no channel");
+  close(w.fd);
+  /* On a follower, right after the commit: the start waits for ReadIndex,
+   * so it sees the cursor. */
+  subscribe(&r, 1, "cur", false, SYNOD__CHANNEL_SUBSCRIBE__FROM__FROM_DEFAULT,
+            0, 0, "worker", &s, 0, "subscribe from cursor");
+  barrier(&r, &s);
+  CHECK(s.n == 2 && s.offsets[0] == 5 && s.offsets[1] == 6,
+        "from cursor 4: %zu deliveries from %" PRIu64, s.n,
+        s.n ? s.offsets[0] : 0);
+  subscribe(&r, 2, "cur", false, SYNOD__CHANNEL_SUBSCRIBE__FROM__FROM_DEFAULT,
+            0, 0, "nobody", &s, SYNOD_ENOTFOUND, "unknown cursor");
+  struct seen s2 = {.ended = -1};
+  subscribe(&r, 3, "cur", false, SYNOD__CHANNEL_SUBSCRIBE__FROM__FROM_FIRST, 0,
+            0, "nobody", &s2, 0, "unknown cursor, from first");
+  barrier(&r, &s2);
+  CHECK(s2.n == 6, "unknown cursor from first: %zu deliveries", s2.n);
+  close(r.fd);
+  printf("ok cursors\n");
+}
+
+static void scenario_bad_input(struct cluster *c) {
+  struct raw r = raw_open(c->nodes[0].client);
+  struct seen s = {.ended = -1};
+  subscribe(&r, 1, "b", false, SYNOD__CHANNEL_SUBSCRIBE__FROM__FROM_OFFSET, 0,
+            0, NULL, &s, SYNOD_EINVAL, "offset 0");
+  subscribe(&r, 1, "", false, SYNOD__CHANNEL_SUBSCRIBE__FROM__FROM_FIRST, 0, 0,
+            NULL, &s, SYNOD_EINVAL, "empty channel name");
+  subscribe(&r, 1, "b", true, SYNOD__CHANNEL_SUBSCRIBE__FROM__FROM_FIRST, 0, 0,
+            "k", &s, SYNOD_EINVAL, "prefix with a cursor");
+  subscribe(&r, 1, "b", false, SYNOD__CHANNEL_SUBSCRIBE__FROM__FROM_FIRST, 0,
+            2000000, NULL, &s, SYNOD_ERANGE, "credits over the maximum");
+  subscribe(&r, 1, "b", false, (Synod__ChannelSubscribe__From)9, 0, 0, NULL, &s,
+            SYNOD_EINVAL, "unknown start");
+  subscribe(&r, 1, "b", false, SYNOD__CHANNEL_SUBSCRIBE__FROM__FROM_FIRST, 0, 0,
+            NULL, &s, 0, "subscribe b");
+  subscribe(&r, 1, "b", false, SYNOD__CHANNEL_SUBSCRIBE__FROM__FROM_FIRST, 0, 0,
+            NULL, &s, SYNOD_EEXIST, "the same subscription id again");
+  Synod__Request req = SYNOD__REQUEST__INIT;
+  Synod__ChannelUnsubscribe u = SYNOD__CHANNEL_UNSUBSCRIBE__INIT;
+  u.subscription_id = 1;
+  req.body_case = SYNOD__REQUEST__BODY_CHANNEL_UNSUBSCRIBE;
+  req.channel_unsubscribe = &u;
+  raw_expect(&r, &req, &s, 0, "unsubscribe");
+  raw_expect(&r, &req, &s, SYNOD_ENOTFOUND, "unsubscribe again");
+  close(r.fd);
+  printf("ok bad input\n");
+}
+
+/* A subscriber with all the credit it wants that does not read: the
+ * replica stops at its bound instead of buffering (it would disconnect a
+ * client past 64 MiB unread), and the subscriber catches up later. */
+static void scenario_never_reads(struct cluster *c, struct synod_client *cl) {
+  int f = follower_of(c);
+  struct synod_channel_limits lim = {.max_bytes = 200u << 20};
+  OK(synod_channel_create(cl, "bulk", &lim, 0, NULL));
+  struct raw r = raw_open(c->nodes[f].client);
+  int small = 64 << 10;
+  setsockopt(r.fd, SOL_SOCKET, SO_RCVBUF, &small, sizeof small);
+  struct seen s = {.ended = -1};
+  subscribe(&r, 1, "bulk", false, SYNOD__CHANNEL_SUBSCRIBE__FROM__FROM_NEXT, 0,
+            1000000, NULL, &s, 0, "subscribe bulk");
+  static char big[200000];
+  memset(big, 'b', sizeof big);
+  const void *ptrs[4] = {big, big, big, big};
+  size_t lens[4] = {sizeof big, sizeof big, sizeof big, sizeof big};
+  int publishes = 120; /* 96 MB */
+  for (int k = 0; k < publishes; k++) {
+    OK(synod_channel_publish(cl, "bulk", ptrs, lens, 4, NULL, 0, NULL));
+  }
+  /* Now read everything: offsets 1..480 in order, nothing lost. */
+  uint64_t want = 1;
+  uint64_t deadline = test_now_ms() + 60000;
+  while (want <= (uint64_t)publishes * 4) {
+    CHECK(test_now_ms() < deadline, "caught up to %" PRIu64 " in 60 s", want);
+    Synod__ServerMessage *sm = raw_recv(&r, 20000);
+    if (sm->body_case == SYNOD__SERVER_MESSAGE__BODY_EVENT &&
+        sm->event->body_case == SYNOD__EVENT__BODY_LEADER_CHANGED) {
+      synod__server_message__free_unpacked(sm, NULL);
+      continue;
+    }
+    CHECK(sm->body_case == SYNOD__SERVER_MESSAGE__BODY_EVENT &&
+              sm->event->body_case == SYNOD__EVENT__BODY_CHANNEL_DELIVERY,
+          "not a delivery");
+    const Synod__ChannelDelivery *d = sm->event->channel_delivery;
+    for (size_t i = 0; i < d->n_messages; i++) {
+      CHECK(d->messages[i]->offset == want, "offset %" PRIu64 ", want %" PRIu64,
+            d->messages[i]->offset, want);
+      CHECK(d->messages[i]->data.len == sizeof big, "length %zu",
+            d->messages[i]->data.len);
+      want++;
+    }
+    synod__server_message__free_unpacked(sm, NULL);
+  }
+  close(r.fd);
+  printf("ok never reads: %d MB published while it did not read; then all "
+         "of it, in order\n",
+         publishes * 4 * (int)sizeof big / 1000000);
+}
+
+/* A follower cut off from the others (both SIGSTOPped) ends its
+ * subscriptions with SYNOD_ENOLEADER once it has known no leader for 2 s,
+ * and refuses new ones, so clients resume on a replica that can serve. */
+static void scenario_cut_off(struct cluster *c) {
+  int f = follower_of(c);
+  struct raw r = raw_open(c->nodes[f].client);
+  struct seen s = {.ended = -1};
+  subscribe(&r, 1, "t", false, SYNOD__CHANNEL_SUBSCRIBE__FROM__FROM_FIRST, 0, 0,
+            NULL, &s, 0, "subscribe on the follower");
+  uint64_t t0 = test_now_ms();
+  for (int i = 0; i < c->n; i++) {
+    if (i != f) {
+      cluster_signal(c, i, SIGSTOP);
+    }
+  }
+  while (s.ended == -1) {
+    CHECK(test_now_ms() - t0 < 15000, "still subscribed 15 s after the cut");
+    Synod__ServerMessage *sm = raw_recv(&r, 15000);
+    CHECK(sm->body_case == SYNOD__SERVER_MESSAGE__BODY_EVENT, "a response?");
+    seen_event(&s, sm->event);
+    synod__server_message__free_unpacked(sm, NULL);
+  }
+  CHECK(s.ended == SYNOD_ENOLEADER, "ended with %d", s.ended);
+  uint64_t took = test_now_ms() - t0;
+  subscribe(&r, 2, "t", false, SYNOD__CHANNEL_SUBSCRIBE__FROM__FROM_FIRST, 0, 0,
+            NULL, &s, SYNOD_ENOLEADER, "subscribe while cut off");
+  for (int i = 0; i < c->n; i++) {
+    if (i != f) {
+      cluster_signal(c, i, SIGCONT);
+    }
+  }
+  cluster_wait_leader(c, 20000);
+  close(r.fd);
+  printf("ok cut off: ended with SYNOD_ENOLEADER %" PRIu64 " ms after the "
+         "cut\n",
+         took);
+}
+
+int main(void) {
+  char synodd[PATH_MAX], why[256];
+  test_binary("SYNODD", "synodd", synodd, sizeof synodd);
+  if (!cluster_synodd_ready(synodd, why, sizeof why)) {
+    printf("skipped: %s\n", why);
+    return SKIP_EXIT;
+  }
+  struct cluster c;
+  cluster_start(&c, 3, synodd);
+  cluster_wait_leader(&c, 20000);
+  struct synod_options o;
+  struct synod_client *cl;
+  synod_options_init(&o);
+  o.endpoints = c.endpoints;
+  o.client_name = "subscribe test publisher";
+  CHECK(synod_client_new(&o, &cl) == 0, "%s", synod_client_errmsg());
+  scenario_bad_input(&c);
+  scenario_credits(&c, cl);
+  scenario_prefix(&c, cl);
+  scenario_compacted(&c, cl);
+  scenario_cursors(&c, cl);
+  scenario_never_reads(&c, cl);
+  scenario_cut_off(&c);
+  synod_client_free(cl);
+  cluster_stop(&c);
+  printf("ok\n");
+  return 0;
+}
