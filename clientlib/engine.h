@@ -102,6 +102,7 @@ struct op_args {
   bool prefix;
   int sub_from; /* Synod__ChannelSubscribe__From */
   uint64_t after_index;
+  uint64_t after_offset;
   uint32_t credits;
   uint64_t subscription_id;
 };
@@ -286,7 +287,7 @@ struct observer {
 
 /* One subscription (subscribe.c). The position is what makes resumption
  * exact: one channel's next_offset, or a prefix's (after_index,
- * last_index, last_offset), as delivered to the application. */
+ * after_offset), as delivered to the application. */
 struct synod_async_subscription {
   struct synod_async_subscription *next; /* in synod_async.subs */
   char *channel;                         /* or the prefix */
@@ -313,10 +314,11 @@ struct synod_async_subscription {
   bool positioned; /* the fields below say where to resume */
   /* One channel: the next offset to deliver; every lower one was. */
   uint64_t next_offset;
-  /* Prefix: every message with index <= after_index was delivered, and
-   * of the entry last_index those with offset <= last_offset (an entry is
-   * one channel's batch; after_index < last_index, or last_index == 0). */
-  uint64_t after_index, last_index, last_offset;
+  /* Prefix: every message before (after_index, after_offset) in log
+   * order was delivered: those of lower indexes, and at after_index
+   * (one entry: one channel's batch, in offset order) those with an
+   * offset up to after_offset, or all of them if it is 0. */
+  uint64_t after_index, after_offset;
   /* Credits: held + ungranted + (what the server may still send) ==
    * window since the last subscribe. held: delivered and not yet
    * consumed (manual only); ungranted: consumed, not yet granted back. */

@@ -366,6 +366,7 @@ static void op_fill_subscription(struct op *op, const struct op_args *args) {
     b->from = (Synod__ChannelSubscribe__From)args->sub_from;
     b->offset = args->from;
     b->after_index = args->after_index;
+    b->after_offset = args->after_offset;
     b->cursor = op->name2;
     b->credits = args->credits;
     break;

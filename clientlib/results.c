@@ -375,6 +375,7 @@ static int channel_result(enum op_kind kind, const Synod__Response *resp,
   case OP_CHANNEL_SUBSCRIBE:
     out->sub_start.offset = resp->channel_subscribe->offset;
     out->sub_start.after_index = resp->channel_subscribe->after_index;
+    out->sub_start.after_offset = resp->channel_subscribe->after_offset;
     out->sub_start.first_offset = resp->channel_subscribe->first_offset;
     out->sub_start.next_offset = resp->channel_subscribe->next_offset;
     return 0;

@@ -87,7 +87,8 @@ static void sub_where(const struct synod_async_subscription *s, char *out,
   if (!s->positioned) {
     snprintf(out, len, "its start");
   } else if (s->prefix) {
-    snprintf(out, len, "after index %" PRIu64, s->after_index);
+    snprintf(out, len, "after index %" PRIu64 " offset %" PRIu64,
+             s->after_index, s->after_offset);
   } else {
     snprintf(out, len, "offset %" PRIu64, s->next_offset);
   }
@@ -125,8 +126,13 @@ static void sub_end_compacted(struct synod_async *a,
     sub_end(a, s, status, why, first_available);
     return;
   }
-  errmsg_printf(msg, "%s; the first available is %s %" PRIu64, why,
-                s->prefix ? "index" : "offset", first_available);
+  if (s->prefix) {
+    errmsg_printf(msg, "%s; what is retained comes after index %" PRIu64, why,
+                  first_available);
+  } else {
+    errmsg_printf(msg, "%s; the first available is offset %" PRIu64, why,
+                  first_available);
+  }
   sub_end(a, s, status, msg, first_available);
 }
 
@@ -190,6 +196,7 @@ static void sub_subscribe(struct synod_async *a,
     args.sub_from = SYNOD_FROM_OFFSET;
     args.from = s->next_offset;
     args.after_index = s->after_index;
+    args.after_offset = s->after_offset;
   } else {
     args.sub_from = s->from;
     args.from = s->offset;
@@ -212,15 +219,18 @@ static void sub_subscribe(struct synod_async *a,
 static void sub_confirmed(struct synod_async *a,
                           struct synod_async_subscription *s,
                           const Synod__ChannelSubscribeReply *r) {
-  struct synod_subscription_start start = {r->offset, r->after_index,
-                                           r->first_offset, r->next_offset};
+  struct synod_subscription_start start = {.offset = r->offset,
+                                           .after_index = r->after_index,
+                                           .after_offset = r->after_offset,
+                                           .first_offset = r->first_offset,
+                                           .next_offset = r->next_offset};
   a->sub_failures = 0;
   if (!s->positioned) {
     s->positioned = true;
     /* Offsets start at 1: an offset 0 can only mean "from the first". */
     s->next_offset = r->offset > 0 ? r->offset : 1;
     s->after_index = r->after_index;
-    s->last_index = 0;
+    s->after_offset = r->after_offset;
   }
   if (s->started) {
     return;
@@ -287,38 +297,34 @@ static enum sub_verdict sub_judge(struct synod_async_subscription *s,
     s->positioned = true;
     s->next_offset = m->offset;
     s->after_index = m->index > 0 ? m->index - 1 : 0;
-    s->last_index = 0;
+    s->after_offset = 0;
   }
   if (!s->prefix) {
     return m->offset < s->next_offset   ? SUB_DROP
            : m->offset > s->next_offset ? SUB_GAP
                                         : SUB_DELIVER;
   }
-  if (m->index <= s->after_index || m->index < s->last_index) {
+  if (m->index < s->after_index ||
+      (m->index == s->after_index && s->after_offset == 0)) {
     return SUB_DROP;
   }
-  if (m->index == s->last_index) { /* the rest of an entry's batch */
-    return m->offset <= s->last_offset       ? SUB_DROP
-           : m->offset != s->last_offset + 1 ? SUB_GAP
-                                             : SUB_DELIVER;
+  if (m->index == s->after_index) { /* the rest of an entry's batch */
+    return m->offset <= s->after_offset       ? SUB_DROP
+           : m->offset != s->after_offset + 1 ? SUB_GAP
+                                              : SUB_DELIVER;
   }
   return SUB_DELIVER;
 }
 
-/* m was delivered: the position moves past it. A higher index proves
- * the entry before it complete (its messages are delivered together, in
- * offset order). */
+/* m was delivered: the position moves past it. */
 static void sub_advance(struct synod_async_subscription *s,
                         const Synod__ChannelMessage *m) {
   if (!s->prefix) {
     s->next_offset = m->offset + 1;
     return;
   }
-  if (m->index != s->last_index && s->last_index != 0) {
-    s->after_index = s->last_index;
-  }
-  s->last_index = m->index;
-  s->last_offset = m->offset;
+  s->after_index = m->index;
+  s->after_offset = m->offset;
 }
 
 static void sub_gap(struct synod_async *a, struct synod_async_subscription *s,

@@ -723,16 +723,19 @@ int synod_channel_delete(struct synod_client *c, const char *name,
  * or cannot succeed anywhere:
  *  - SYNOD_ECOMPACTED: its next message was evicted by the channel's
  *    retention before it was delivered (a subscriber too slow, or away
- *    too long); first_available is the first position still retained.
- *    Never a silent skip: subscribe again from there if that will do;
+ *    too long); first_available is the first offset still retained (for
+ *    a prefix: the log index to resume after). Never a silent skip:
+ *    subscribe again from there if that will do;
  *  - SYNOD_ENOTFOUND: the channel was deleted, or a cursor asked for
  *    with SYNOD_FROM_DEFAULT does not exist;
+ *  - SYNOD_ELIMIT: a prefix that matches more than 1,024 channels;
  *  - SYNOD_EINVAL and other refusals of the start; SYNOD_EINTERNAL (a
  *    gap); SYNOD_ESHUTDOWN (the client is closing);
  *  - before it first started only: SYNOD_ETIMEDOUT or SYNOD_ECONNECT
  *    when it could not be started in time.
- * A replica that stops (SYNOD_ESHUTDOWN from the server) or is cut off
- * from the leader ends nothing: the library moves to another replica.
+ * A replica that stops (SYNOD_ESHUTDOWN from the server) or has known no
+ * leader for a while (SYNOD_ENOLEADER: it may be cut off from the
+ * majority) ends nothing: the library moves to another replica.
  *
  * Flow control. At most `window` messages are delivered and not yet
  * consumed: the server sends that many, and the library grants more
@@ -782,8 +785,11 @@ struct synod_subscribe_options {
 
 /* Where a subscription started, as the server confirmed it. */
 struct synod_subscription_start {
-  uint64_t offset;       /* one channel: the first offset it delivers */
-  uint64_t after_index;  /* prefix: it delivers indexes above this */
+  uint64_t offset; /* one channel: the first offset it delivers */
+  /* Prefix: it delivers what comes after log index after_index and, of
+   * that index's batch, after channel offset after_offset (0: all). */
+  uint64_t after_index;
+  uint64_t after_offset;
   uint64_t first_offset; /* the channel's oldest retained then (one channel) */
   uint64_t next_offset;  /* the channel's next publish's offset then */
 };
@@ -794,8 +800,8 @@ typedef void (*synod_channel_message_cb)(
     void *arg, const struct synod_channel_message *msg);
 /* The subscription ended (see above): status, the message that says why
  * (borrowed for the call), and with SYNOD_ECOMPACTED the first position
- * still retained (an offset, or for a prefix a log index; else 0). The
- * handle is freed when this returns. */
+ * still retained (an offset; for a prefix, the log index to resume after;
+ * else 0). The handle is freed when this returns. */
 typedef void (*synod_subscription_end_cb)(void *arg, int status,
                                           const char *errmsg,
                                           uint64_t first_available);

@@ -296,6 +296,7 @@ static int mock_sub_position(struct mock *m, const Synod__ChannelSubscribe *q,
   struct mock_cursor *c = NULL;
   int from = q->from;
   uint64_t offset = q->offset, after = q->after_index;
+  uint64_t after_offset = q->after_offset;
   if (ch != NULL && !q->prefix && q->cursor[0] != '\0') {
     c = mock_cursor(ch, q->cursor, false);
   }
@@ -313,16 +314,21 @@ static int mock_sub_position(struct mock *m, const Synod__ChannelSubscribe *q,
     offset = ch != NULL ? ch->next_offset : 1;
     after = m->index;
   }
+  if (from != SYNOD__CHANNEL_SUBSCRIBE__FROM__FROM_OFFSET) {
+    after_offset = 0;
+  }
   if (!q->prefix && ch != NULL && offset < ch->first_offset) {
     *first_available = ch->first_offset;
     return SYNOD_ECOMPACTED;
   }
   s->next_offset = offset;
   s->after_index = q->prefix ? after : 0;
+  s->after_offset = q->prefix ? after_offset : 0;
   for (s->pos = 0; s->pos < m->msgs_n; s->pos++) {
     const struct mock_msg *x = &m->msgs[s->pos];
-    if (mock_sub_matches(s, x) &&
-        (q->prefix ? x->index > after : x->offset >= offset)) {
+    bool later = x->index > after || (x->index == after && after_offset != 0 &&
+                                      x->offset > after_offset);
+    if (mock_sub_matches(s, x) && (q->prefix ? later : x->offset >= offset)) {
       break;
     }
   }
@@ -346,6 +352,7 @@ static void mock_subscribe(struct mock *m, uint64_t conn_id,
   m->sub_last_from = cs->from;
   m->sub_last_offset = cs->offset;
   m->sub_last_after_index = cs->after_index;
+  m->sub_last_after_offset = cs->after_offset;
   m->sub_last_credits = cs->credits;
   for (int i = 0; i < MOCK_MAX && s == NULL; i++) {
     s = m->subs[i].used ? NULL : &m->subs[i];
@@ -378,6 +385,7 @@ static void mock_subscribe(struct mock *m, uint64_t conn_id,
   sr.subscription_id = s->id;
   sr.offset = cs->prefix ? 0 : s->next_offset;
   sr.after_index = s->after_index;
+  sr.after_offset = s->after_offset;
   sr.first_offset = ch && !cs->prefix ? ch->first_offset : 0;
   sr.next_offset = ch && !cs->prefix ? ch->next_offset : 0;
   r.id = q->id;

@@ -90,7 +90,7 @@ struct mock_sub {
   uint64_t conn_id, id;
   char channel[SYNOD_NAME_MAX + 1]; /* or the prefix */
   bool prefix;
-  uint64_t next_offset, after_index; /* where it started */
+  uint64_t next_offset, after_index, after_offset; /* where it started */
   uint64_t credits;
   size_t pos;      /* next message of msgs to consider */
   size_t last_pos; /* 1 + the last one delivered; 0: none */
@@ -124,6 +124,7 @@ struct mock {
   _Atomic int subscribes, unsubscribes, delivered;
   _Atomic int sub_last_from;
   _Atomic uint64_t sub_last_offset, sub_last_after_index;
+  _Atomic uint64_t sub_last_after_offset;
   _Atomic uint32_t sub_last_credits;
   _Atomic int credit_grants;
   _Atomic uint64_t credits_granted;
