@@ -240,6 +240,12 @@ int cmd_subscribe(const struct ctl_opts *o, int argc, char **argv) {
   rv = synod_subscribe(c, &a.opts, 0, &sub, NULL);
   if (rv != 0) {
     code = ctl_fail(o, "subscribe", rv);
+    if (rv == SYNOD_ECOMPACTED) { /* the message names the offset */
+      fprintf(stderr,
+              "%s: subscribe: run again with --from the first available "
+              "offset, to go on from what is still retained\n",
+              o->prog);
+    }
     synod_client_free(c);
     return code;
   }
