@@ -449,9 +449,7 @@ int main(int argc, char **argv) {
   scenario_once();
   scenario_elections();
   scenario_status_json();
-  if (mock) { /* cluster too once synodd serves subscriptions */
-    scenario_subscribe();
-  }
+  scenario_subscribe();
   if (mock) {
     scenario_lock_lost(mock_pid);
     kill(mock_pid, SIGTERM);
