@@ -973,6 +973,10 @@ int synod_subscription_next(struct synod_subscription *sub, uint32_t timeout_ms,
   struct sub_msg *x;
   char why[SYNOD_ERRMSG_BYTES] = "";
   int rv;
+  if (pthread_equal(pthread_self(), c->thread)) {
+    set_errmsg(SYNOD_EINVAL, "called from one of the client's callbacks");
+    return SYNOD_EINVAL; /* it would hold up the thread that delivers */
+  }
   free(sub->current); /* the caller's promise: it is done with it */
   sub->current = NULL;
   pthread_mutex_lock(&c->mu);

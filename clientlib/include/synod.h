@@ -856,7 +856,8 @@ int synod_subscribe(struct synod_client *c,
  * status that ended the subscription, again on every later call
  * (synod_client_errmsg says why; synod_subscription_first_available
  * gives the position with SYNOD_ECOMPACTED). One thread at a time per
- * subscription. */
+ * subscription; SYNOD_EINVAL from the client's own callbacks. A call
+ * waiting when synod_client_free begins returns SYNOD_ESHUTDOWN. */
 int synod_subscription_next(struct synod_subscription *sub, uint32_t timeout_ms,
                             struct synod_channel_message *msg);
 
