@@ -51,6 +51,10 @@ static void deliver_typed(struct op *op, int status,
   case OP_MEMBER_REMOVE:
     ((synod_done_cb)op->user_cb)(arg, status);
     break;
+  case OP_CHANNEL_CURSOR_COMMIT:
+  case OP_CHANNEL_CURSOR_GET:
+    ((synod_channel_cursor_cb)op->user_cb)(arg, status, ok ? &r->cursor : NULL);
+    break;
   default: /* get, set, add, get-add */
     ((synod_counter_cb)op->user_cb)(arg, status, ok ? &r->value : NULL);
     break;
@@ -226,4 +230,19 @@ int synod_async_member_remove(struct synod_async *a, const char *name,
 int synod_async_status(struct synod_async *a, synod_status_cb cb, void *arg) {
   struct op_args args = {0};
   return submit(a, OP_STATUS, &args, (any_cb)cb, arg, 0);
+}
+
+int synod_async_channel_cursor_commit(struct synod_async *a,
+                                      const char *channel, const char *cursor,
+                                      uint64_t offset,
+                                      synod_channel_cursor_cb cb, void *arg) {
+  struct op_args args = {.name = channel, .name2 = cursor, .from = offset};
+  return submit(a, OP_CHANNEL_CURSOR_COMMIT, &args, (any_cb)cb, arg, 0);
+}
+
+int synod_async_channel_cursor_get(struct synod_async *a, const char *channel,
+                                   const char *cursor, unsigned flags,
+                                   synod_channel_cursor_cb cb, void *arg) {
+  struct op_args args = {.name = channel, .name2 = cursor, .flags = flags};
+  return submit(a, OP_CHANNEL_CURSOR_GET, &args, (any_cb)cb, arg, 0);
 }

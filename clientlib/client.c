@@ -17,7 +17,7 @@
  * fires first; it only guards against a wedged loop thread. */
 #define CALL_GRACE_MS 2000
 
-enum call_type { CALL_OP, CALL_UNOBSERVE };
+enum call_type { CALL_OP, CALL_UNOBSERVE, CALL_SUBSCRIBE, CALL_SUB_CLOSE };
 
 /* One blocking call. Owned by the caller until queued; then shared: the
  * last of caller (on return) and loop thread (in call_finish, if the
@@ -28,8 +28,10 @@ struct call {
   enum call_type type;
   struct op *op; /* CALL_OP: handed to the engine when submitted */
   enum op_kind kind;
-  char name[SYNOD_NAME_MAX + 1]; /* CALL_UNOBSERVE */
-  uint32_t timeout_ms;           /* the engine's bound */
+  char name[SYNOD_NAME_MAX + 1];           /* CALL_UNOBSERVE */
+  struct synod_subscription *sub;          /* CALL_SUBSCRIBE, CALL_SUB_CLOSE */
+  struct synod_subscribe_options sub_opts; /* strings: the sub's copies */
+  uint32_t timeout_ms;                     /* the engine's bound */
   bool done;
   bool orphaned;
   int rv;
@@ -47,10 +49,48 @@ struct synod_client {
   pthread_cond_t cv; /* CLOCK_MONOTONIC; broadcast on every completion */
   /* Under mu: */
   struct call *head, *tail;
-  bool stopping;    /* no new calls */
-  bool close_begun; /* loop thread only */
-  unsigned callers; /* threads inside a call */
+  struct synod_subscription *subs;    /* started and not closed */
+  struct synod_subscription *reports; /* with consumption to report */
+  bool stopping;                      /* no new calls */
+  bool close_begun;                   /* loop thread only */
+  unsigned callers;                   /* threads inside a call */
 };
+
+/* A message queued for the application: one allocation holding the
+ * struct, then the channel's name and the data, each NUL-terminated. */
+struct sub_msg {
+  struct sub_msg *next;
+  struct synod_channel_message m;
+};
+
+/* A blocking subscription: the async one's callbacks (on the loop
+ * thread) queue what it delivers; synod_subscription_next takes it on
+ * the caller's thread and reports the consumption back in batches, so
+ * the credit the server gets follows the application (end to end). */
+struct synod_subscription {
+  struct synod_client *c;
+  char *channel, *cursor; /* copies for the options */
+  uint32_t report_at;     /* report consumption in batches of this */
+  /* Loop thread only: */
+  struct synod_async_subscription *as; /* NULL once ended or closed */
+  struct call *start_call;             /* until it started or ended */
+  /* Under c->mu: */
+  struct synod_subscription *next;        /* in c->subs */
+  struct synod_subscription *report_next; /* in c->reports */
+  bool report_queued;
+  uint32_t taken; /* taken since the last report */
+  struct sub_msg *head, *tail;
+  bool ended;
+  int end_rv;
+  uint64_t first_available;
+  char end_errmsg[SYNOD_ERRMSG_BYTES];
+  struct synod_subscription_start start;
+  /* The caller's: the message last returned, freed by the next call. */
+  struct sub_msg *current;
+};
+
+static void bsub_free(struct synod_subscription *sub);
+static void bsub_orphaned(struct synod_subscription *sub);
 
 static _Thread_local char tls_errmsg[SYNOD_ERRMSG_BYTES];
 
@@ -70,19 +110,25 @@ static void set_errmsg(int rv, const char *msg) {
 
 static void call_finish(struct call *call, int rv, const char *errmsg) {
   struct synod_client *c = call->c;
+  bool orphaned;
   pthread_mutex_lock(&c->mu);
-  if (call->orphaned) {
-    if (rv == 0) {
-      result_free(call->kind, &call->result);
-    }
-    free(call);
-  } else {
+  orphaned = call->orphaned;
+  if (!orphaned) {
     call->rv = rv;
     snprintf(call->errmsg, sizeof call->errmsg, "%s", errmsg ? errmsg : "");
     call->done = true;
     pthread_cond_broadcast(&c->cv);
   }
   pthread_mutex_unlock(&c->mu);
+  if (orphaned) { /* the caller gave up: what it left is ours to free */
+    if (rv == 0 && call->type == CALL_OP) {
+      result_free(call->kind, &call->result);
+    }
+    if (call->type == CALL_SUBSCRIBE) {
+      bsub_orphaned(call->sub);
+    }
+    free(call);
+  }
 }
 
 static void call_done(struct op *op, int status, const Synod__Response *resp,
@@ -121,6 +167,161 @@ static void call_submit(struct synod_client *c, struct call *call) {
   }
 }
 
+/* ------------------------------------------ subscriptions, loop thread */
+
+static void bsub_message_cb(void *arg, const struct synod_channel_message *m);
+static void bsub_end_cb(void *arg, int status, const char *errmsg,
+                        uint64_t first_available);
+static void bsub_start_cb(void *arg,
+                          const struct synod_subscription_start *start);
+
+/* Unlinks sub from the client's lists. Caller holds c->mu. */
+static void bsub_unlink(struct synod_subscription *sub) {
+  struct synod_client *c = sub->c;
+  for (struct synod_subscription **p = &c->subs; *p != NULL; p = &(*p)->next) {
+    if (*p == sub) {
+      *p = sub->next;
+      break;
+    }
+  }
+  for (struct synod_subscription **p = &c->reports; *p != NULL;
+       p = &(*p)->report_next) {
+    if (*p == sub) {
+      *p = sub->report_next;
+      break;
+    }
+  }
+  sub->report_queued = false;
+}
+
+/* Unsubscribes (if still on) and unlinks; the caller frees sub. */
+static void bsub_detach(struct synod_subscription *sub) {
+  struct synod_client *c = sub->c;
+  if (sub->as != NULL) {
+    synod_async_unsubscribe(c->a, sub->as);
+    sub->as = NULL;
+  }
+  pthread_mutex_lock(&c->mu);
+  bsub_unlink(sub);
+  pthread_mutex_unlock(&c->mu);
+}
+
+/* Its subscribe's caller gave up waiting (a wedged loop thread): ours. */
+static void bsub_orphaned(struct synod_subscription *sub) {
+  bsub_detach(sub);
+  bsub_free(sub);
+}
+
+static void bsub_submit(struct synod_client *c, struct call *call) {
+  struct synod_subscription *sub = call->sub;
+  int rv;
+  if (call->type == CALL_SUB_CLOSE) {
+    bsub_detach(sub);
+    call_finish(call, 0, "");
+    return;
+  }
+  sub->start_call = call;
+  rv = sub_start(c->a, &call->sub_opts, bsub_message_cb, bsub_end_cb,
+                 bsub_start_cb, sub, true, call->timeout_ms, &sub->as);
+  if (rv != 0) {
+    sub->start_call = NULL;
+    call_finish(call, rv, synod_async_last_errmsg(c->a));
+  }
+}
+
+/* Reports what the callers took from each subscription since the last
+ * time, so the engine grants the server that much credit again. */
+static void bsub_reports(struct synod_client *c) {
+  for (;;) {
+    struct synod_subscription *sub;
+    uint32_t n;
+    pthread_mutex_lock(&c->mu);
+    sub = c->reports;
+    if (sub != NULL) {
+      c->reports = sub->report_next;
+      sub->report_queued = false;
+      n = sub->taken;
+      sub->taken = 0;
+    }
+    pthread_mutex_unlock(&c->mu);
+    if (sub == NULL) {
+      return;
+    }
+    /* sub cannot go meanwhile: closing it takes this thread. */
+    if (sub->as != NULL && n > 0) {
+      sub_consumed(c->a, sub->as, n);
+    }
+  }
+}
+
+static void bsub_start_cb(void *arg,
+                          const struct synod_subscription_start *start) {
+  struct synod_subscription *sub = arg;
+  struct synod_client *c = sub->c;
+  struct call *call = sub->start_call;
+  sub->start_call = NULL;
+  pthread_mutex_lock(&c->mu);
+  sub->start = *start;
+  sub->next = c->subs; /* synod_client_free frees it from now on */
+  c->subs = sub;
+  pthread_mutex_unlock(&c->mu);
+  call_finish(call, 0, "");
+}
+
+static void bsub_end_cb(void *arg, int status, const char *errmsg,
+                        uint64_t first_available) {
+  struct synod_subscription *sub = arg;
+  struct synod_client *c = sub->c;
+  struct call *call = sub->start_call;
+  sub->as = NULL;     /* freed by the engine when this returns */
+  if (call != NULL) { /* it never started: synod_subscribe says why */
+    sub->start_call = NULL;
+    call_finish(call, status, errmsg);
+    return;
+  }
+  pthread_mutex_lock(&c->mu);
+  sub->ended = true;
+  sub->end_rv = status;
+  sub->first_available = first_available;
+  snprintf(sub->end_errmsg, sizeof sub->end_errmsg, "%s", errmsg);
+  pthread_cond_broadcast(&c->cv);
+  pthread_mutex_unlock(&c->mu);
+}
+
+static void bsub_message_cb(void *arg, const struct synod_channel_message *m) {
+  struct synod_subscription *sub = arg;
+  struct synod_client *c = sub->c;
+  size_t clen = strlen(m->channel);
+  struct sub_msg *x = malloc(sizeof *x + clen + 1 + m->len + 1);
+  char *p;
+  if (x == NULL) {
+    /* It cannot be kept, and skipping it would be a gap: end here. */
+    synod_async_unsubscribe(c->a, sub->as);
+    bsub_end_cb(sub, SYNOD_ENOMEM, "out of memory for a delivered message", 0);
+    return;
+  }
+  p = (char *)(x + 1);
+  x->next = NULL;
+  x->m = *m;
+  memcpy(p, m->channel, clen + 1);
+  x->m.channel = p;
+  p += clen + 1;
+  if (m->len > 0) {
+    memcpy(p, m->data, m->len);
+  }
+  p[m->len] = '\0';
+  x->m.data = p;
+  pthread_mutex_lock(&c->mu);
+  if (sub->tail != NULL) {
+    sub->tail->next = x;
+  } else {
+    sub->head = x;
+  }
+  sub->tail = x;
+  pthread_cond_broadcast(&c->cv);
+  pthread_mutex_unlock(&c->mu);
+}
+
 static void closed_cb(void *arg) {
   struct synod_client *c = arg;
   uv_close((uv_handle_t *)&c->wake, NULL); /* the last handle: run ends */
@@ -135,10 +336,13 @@ static void wake_cb(uv_async_t *h) {
   c->head = c->tail = NULL;
   stop = c->stopping;
   pthread_mutex_unlock(&c->mu);
+  bsub_reports(c);
   for (; call != NULL; call = next) {
     next = call->next;
     if (call->type == CALL_OP) {
       call_submit(c, call);
+    } else if (call->type == CALL_SUBSCRIBE || call->type == CALL_SUB_CLOSE) {
+      bsub_submit(c, call);
     } else {
       int rv = observer_remove(c->a, call->name);
       call_finish(call, rv, synod_async_last_errmsg(c->a));
@@ -169,9 +373,10 @@ static void deadline_after(struct timespec *ts, uint64_t ms) {
 }
 
 /* Queues call, waits for it and moves its result to *out (may be NULL
- * when the kind has nothing to free). Frees call (or orphans it). */
+ * when the kind has nothing to free). Frees call (or orphans it: then
+ * *gave_up, if given, is set, and the loop thread frees what it holds). */
 static int call_run(struct synod_client *c, struct call *call,
-                    union synod_result *out) {
+                    union synod_result *out, bool *gave_up) {
   struct timespec deadline;
   int rv = 0;
   if (pthread_equal(pthread_self(), c->thread)) {
@@ -202,6 +407,9 @@ static int call_run(struct synod_client *c, struct call *call,
   }
   if (!call->done) {
     call->orphaned = true;
+    if (gave_up != NULL) {
+      *gave_up = true;
+    }
     rv = SYNOD_ETIMEDOUT;
     set_errmsg(rv, "no answer from the client's thread in time");
   } else {
@@ -242,7 +450,7 @@ static int call_op(struct synod_client *c, enum op_kind kind,
   call->type = CALL_OP;
   call->kind = kind;
   call->timeout_ms = timeout_ms ? timeout_ms : c->opts.request_timeout_ms;
-  return call_run(c, call, out);
+  return call_run(c, call, out, NULL);
 }
 
 int synod_client_new(const struct synod_options *opts,
@@ -308,6 +516,12 @@ void synod_client_free(struct synod_client *c) {
   pthread_mutex_lock(&c->mu);
   while (c->callers > 0) {
     pthread_cond_wait(&c->cv, &c->mu);
+  }
+  /* The subscriptions still open ended with SYNOD_ESHUTDOWN. */
+  while (c->subs != NULL) {
+    struct synod_subscription *sub = c->subs;
+    c->subs = sub->next;
+    bsub_free(sub);
   }
   pthread_mutex_unlock(&c->mu);
   uv_loop_close(&c->loop);
@@ -539,7 +753,7 @@ int synod_election_unobserve(struct synod_client *c, const char *name) {
   call->type = CALL_UNOBSERVE;
   snprintf(call->name, sizeof call->name, "%s", name);
   call->timeout_ms = c->opts.request_timeout_ms;
-  return call_run(c, call, NULL);
+  return call_run(c, call, NULL, NULL);
 }
 
 int synod_member_remove(struct synod_client *c, const char *name,
@@ -641,4 +855,191 @@ int synod_channel_delete(struct synod_client *c, const char *name,
                          uint32_t timeout_ms, struct synod_channel_info *out) {
   struct op_args args = {.name = name};
   return channel_info_call(c, OP_CHANNEL_DELETE, &args, timeout_ms, out);
+}
+
+/* ---------------------------------------------------------- cursors */
+
+static int cursor_call(struct synod_client *c, enum op_kind kind,
+                       const struct op_args *args, uint32_t timeout_ms,
+                       struct synod_channel_cursor *out) {
+  union synod_result r;
+  int rv = call_op(c, kind, args, timeout_ms, &r);
+  if (rv == 0 && out != NULL) {
+    *out = r.cursor;
+  }
+  return rv;
+}
+
+int synod_channel_cursor_commit(struct synod_client *c, const char *channel,
+                                const char *cursor, uint64_t offset,
+                                uint32_t timeout_ms,
+                                struct synod_channel_cursor *out) {
+  struct op_args args = {.name = channel, .name2 = cursor, .from = offset};
+  return cursor_call(c, OP_CHANNEL_CURSOR_COMMIT, &args, timeout_ms, out);
+}
+
+int synod_channel_cursor_get(struct synod_client *c, const char *channel,
+                             const char *cursor, unsigned flags,
+                             uint32_t timeout_ms,
+                             struct synod_channel_cursor *out) {
+  struct op_args args = {.name = channel, .name2 = cursor, .flags = flags};
+  return cursor_call(c, OP_CHANNEL_CURSOR_GET, &args, timeout_ms, out);
+}
+
+/* ---------------------------------------------------- subscriptions */
+
+static void bsub_free(struct synod_subscription *sub) {
+  struct sub_msg *x;
+  if (sub == NULL) {
+    return;
+  }
+  while ((x = sub->head) != NULL) {
+    sub->head = x->next;
+    free(x);
+  }
+  free(sub->current);
+  free(sub->channel);
+  free(sub->cursor);
+  free(sub);
+}
+
+int synod_subscribe(struct synod_client *c,
+                    const struct synod_subscribe_options *o,
+                    uint32_t timeout_ms, struct synod_subscription **out,
+                    struct synod_subscription_start *start) {
+  struct synod_subscription *sub;
+  struct call *call;
+  bool gave_up = false;
+  uint32_t window;
+  int rv;
+  if (o == NULL || out == NULL) {
+    set_errmsg(SYNOD_EINVAL, "channel subscribe: no options or no handle");
+    return SYNOD_EINVAL;
+  }
+  window = o->window ? o->window : SYNOD_SUBSCRIBE_WINDOW_DEFAULT;
+  sub = calloc(1, sizeof *sub);
+  call = calloc(1, sizeof *call);
+  if (sub == NULL || call == NULL ||
+      (sub->channel = strdup(o->channel ? o->channel : "")) == NULL ||
+      (sub->cursor = strdup(o->cursor ? o->cursor : "")) == NULL) {
+    bsub_free(sub);
+    free(call);
+    set_errmsg(SYNOD_ENOMEM, NULL);
+    return SYNOD_ENOMEM;
+  }
+  sub->c = c;
+  sub->report_at = window / 2 > 0 ? window / 2 : 1;
+  call->c = c;
+  call->type = CALL_SUBSCRIBE;
+  call->sub = sub;
+  call->sub_opts = *o;
+  call->sub_opts.channel = sub->channel;
+  call->sub_opts.cursor = sub->cursor;
+  call->timeout_ms = timeout_ms ? timeout_ms : c->opts.request_timeout_ms;
+  rv = call_run(c, call, NULL, &gave_up);
+  if (gave_up) {
+    return rv; /* the loop thread frees sub */
+  }
+  if (rv != 0) {
+    bsub_free(sub);
+    return rv;
+  }
+  if (start != NULL) {
+    *start = sub->start; /* written before the call finished */
+  }
+  *out = sub;
+  return 0;
+}
+
+/* Waits under c->mu until sub has a message or ended, or the bound. */
+static void bsub_wait(struct synod_client *c, struct synod_subscription *sub,
+                      uint32_t timeout_ms) {
+  struct timespec deadline;
+  int rv = 0;
+  if (timeout_ms != SYNOD_WAIT_FOREVER) {
+    deadline_after(&deadline, timeout_ms);
+  }
+  while (sub->head == NULL && !sub->ended && timeout_ms != 0 &&
+         rv != ETIMEDOUT) {
+    rv = timeout_ms == SYNOD_WAIT_FOREVER
+             ? pthread_cond_wait(&c->cv, &c->mu)
+             : pthread_cond_timedwait(&c->cv, &c->mu, &deadline);
+  }
+}
+
+int synod_subscription_next(struct synod_subscription *sub, uint32_t timeout_ms,
+                            struct synod_channel_message *msg) {
+  struct synod_client *c = sub->c;
+  struct sub_msg *x;
+  char why[SYNOD_ERRMSG_BYTES] = "";
+  int rv;
+  if (pthread_equal(pthread_self(), c->thread)) {
+    set_errmsg(SYNOD_EINVAL, "called from one of the client's callbacks");
+    return SYNOD_EINVAL; /* it would hold up the thread that delivers */
+  }
+  free(sub->current); /* the caller's promise: it is done with it */
+  sub->current = NULL;
+  pthread_mutex_lock(&c->mu);
+  c->callers++;
+  bsub_wait(c, sub, timeout_ms);
+  if ((x = sub->head) != NULL) {
+    sub->head = x->next;
+    if (sub->head == NULL) {
+      sub->tail = NULL;
+    }
+    sub->current = x;
+    *msg = x->m;
+    rv = 0;
+    if (++sub->taken >= sub->report_at && !sub->report_queued && !sub->ended) {
+      sub->report_queued = true;
+      sub->report_next = c->reports;
+      c->reports = sub;
+      uv_async_send(&c->wake); /* before leaving: the client stays */
+    }
+  } else if (sub->ended) {
+    rv = sub->end_rv;
+    snprintf(why, sizeof why, "%s", sub->end_errmsg);
+  } else {
+    rv = SYNOD_ETIMEDOUT;
+    snprintf(why, sizeof why, "channel '%s': no message within %u ms",
+             sub->channel, timeout_ms);
+  }
+  if (--c->callers == 0) {
+    pthread_cond_broadcast(&c->cv);
+  }
+  pthread_mutex_unlock(&c->mu);
+  set_errmsg(rv, rv != 0 ? why : "");
+  return rv;
+}
+
+uint64_t synod_subscription_first_available(struct synod_subscription *sub) {
+  pthread_mutex_lock(&sub->c->mu);
+  uint64_t first = sub->ended ? sub->first_available : 0;
+  pthread_mutex_unlock(&sub->c->mu);
+  return first;
+}
+
+void synod_subscription_close(struct synod_subscription *sub) {
+  struct synod_client *c;
+  struct call *call;
+  bool gave_up = false;
+  int rv;
+  if (sub == NULL) {
+    return;
+  }
+  c = sub->c;
+  call = calloc(1, sizeof *call);
+  if (call == NULL) {
+    return; /* left to synod_client_free */
+  }
+  call->c = c;
+  call->type = CALL_SUB_CLOSE;
+  call->sub = sub;
+  call->timeout_ms = c->opts.request_timeout_ms;
+  rv = call_run(c, call, NULL, &gave_up);
+  if (rv == 0) {
+    bsub_free(sub); /* the loop thread let go of it */
+  }
+  /* Else the client is being freed (it frees sub), or its thread is
+   * wedged: leaking sub is better than freeing what it may touch. */
 }

@@ -505,10 +505,11 @@ void conn_watch(struct synod_async *a, uint64_t now) {
   }
   since = conn_waiting_since(a, conn);
   if (since == 0) {
-    /* Idle: a session's keepalives or an observer's events keep it
-     * checked; without them, a probe now and then. */
+    /* Idle: a session, an observer or a subscription needs it alive
+     * (a subscriber on a dead replica would wait forever for events);
+     * a probe now and then tells. */
     if (now - conn->last_rx_ms >= (uint64_t)a->stall_ms * IDLE_PROBE_STALLS &&
-        (a->session_id != 0 || a->observers != NULL)) {
+        (a->session_id != 0 || a->observers != NULL || a->subs != NULL)) {
       conn_probe(conn, now);
     }
     return;

@@ -118,7 +118,8 @@ static void op_try_send(struct synod_async *a, struct op *op) {
 }
 
 static bool has_work(const struct synod_async *a) {
-  return !ops_empty(a) || a->session_id != 0 || a->observers != NULL;
+  return !ops_empty(a) || a->session_id != 0 || a->observers != NULL ||
+         a->subs != NULL;
 }
 
 void engine_flush(struct synod_async *a) {
@@ -168,9 +169,25 @@ static void ops_fail_unretryable(struct synod_async *a, const char *why) {
   }
 }
 
+/* Completes the requests bound to the connection just lost (subscribe,
+ * credit, unsubscribe: their subscription ids mean nothing on another),
+ * sent or not (rescanning: callbacks may change the list). */
+static void ops_drop_conn_bound(struct synod_async *a) {
+  struct op *op = a->ops.next;
+  while (op != &a->ops) {
+    if (op_kind_conn_bound(op->kind)) {
+      engine_complete(a, op, SYNOD_ECLOSED, NULL, "the connection was lost");
+      op = a->ops.next;
+    } else {
+      op = op->next;
+    }
+  }
+}
+
 /* Forgets the live connection: its unanswered requests will go out
  * again, with the same ids and sequences, on the next one (or fail, see
- * ops_fail_unretryable). */
+ * ops_fail_unretryable); subscriptions subscribe again once the next one
+ * is ready. */
 void engine_reconnect(struct synod_async *a, const char *why,
                       uint32_t delay_ms) {
   char reason[SYNOD_ERRMSG_BYTES];
@@ -183,6 +200,8 @@ void engine_reconnect(struct synod_async *a, const char *why,
     return;
   }
   engine_backoff(a, delay_ms);
+  subs_on_conn_lost(a);
+  ops_drop_conn_bound(a);
   ops_fail_unretryable(a, reason);
   for (struct op *op = a->ops.next; op != &a->ops; op = op->next) {
     op->sent = false;
@@ -254,6 +273,7 @@ void engine_on_ready(struct synod_async *a, struct conn *conn,
   on_hello_reply(a, h);
   session_on_ready(a);
   observers_on_ready(a);
+  subs_on_ready(a);
   engine_flush(a);
 }
 
@@ -406,6 +426,12 @@ static void on_event(struct synod_async *a, const Synod__Event *ev) {
   case SYNOD__EVENT__BODY_ELECTION_CHANGED:
     observers_report(a, ev->election_changed->info);
     break;
+  case SYNOD__EVENT__BODY_CHANNEL_DELIVERY:
+    subs_on_delivery(a, ev->channel_delivery);
+    break;
+  case SYNOD__EVENT__BODY_SUBSCRIPTION_ENDED:
+    subs_on_ended(a, ev->subscription_ended);
+    break;
   default: /* LockGranted: the Response carries the same grant */
     break;
   }
@@ -452,6 +478,15 @@ static void op_expire(struct synod_async *a, struct op *op, uint64_t now) {
                   connected ? " from " : "",
                   connected ? a->conn->address : " (not connected)");
   }
+  if (op_kind_conn_bound(op->kind)) {
+    /* Completed first: the reconnect below would complete it too. */
+    bool stalled = connected && op->sent && a->conn->last_rx_ms < op->sent_ms;
+    engine_complete(a, op, status, NULL, why);
+    if (stalled && a->conn != NULL) {
+      engine_reconnect(a, "the server stopped answering", 0);
+    }
+    return;
+  }
   if (connected && op->sent && a->conn->last_rx_ms < op->sent_ms) {
     engine_reconnect(a, "the server stopped answering", 0);
   }
@@ -472,6 +507,7 @@ static void sweep_cb(uv_timer_t *t) {
   uint64_t now = engine_now(a);
   bool again = true;
   conn_watch(a, now);
+  subs_sweep(a, now);
   /* Restart the scan after each one: a callback may change the list. An
    * expired op leaves the list or becomes a zombie with a later deadline,
    * so this ends. */
@@ -651,6 +687,7 @@ static void async_close_finish(struct synod_async *a) {
                     "the client is closing");
   }
   observers_shutdown(a);
+  subs_shutdown(a);
   session_on_closed(a);
   session_free_tables(a);
   conn_attempts_abort(a);

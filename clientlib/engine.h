@@ -46,6 +46,11 @@ enum op_kind {
   OP_CHANNEL_INFO,
   OP_CHANNEL_LIST,
   OP_CHANNEL_DELETE,
+  OP_CHANNEL_SUBSCRIBE,
+  OP_CHANNEL_CREDIT,
+  OP_CHANNEL_UNSUBSCRIBE,
+  OP_CHANNEL_CURSOR_COMMIT,
+  OP_CHANNEL_CURSOR_GET,
   OP_KIND_COUNT
 };
 
@@ -57,6 +62,11 @@ bool op_kind_sequenced(enum op_kind kind);
 bool op_kind_retry_safe(enum op_kind kind);
 /* Requests that cannot be sent before a session is open. */
 bool op_kind_needs_session(enum op_kind kind);
+/* Requests that name something of the connection they are sent on (a
+ * subscription id): never sent again on another one. When the live
+ * connection is lost, the engine completes them with SYNOD_ECLOSED, sent
+ * or not (subscribe.c subscribes again on the next connection). */
+bool op_kind_conn_bound(enum op_kind kind);
 const char *op_kind_name(enum op_kind kind);
 
 struct op;
@@ -85,8 +95,16 @@ struct op_args {
   const void *const *messages;
   const size_t *lens;
   size_t messages_n;
-  uint64_t from;
+  uint64_t from; /* read: the offset; cursor commit: the offset */
   const struct synod_channel_limits *limits;
+  /* Subscriptions: subscribe's options (name: the channel or prefix,
+   * name2: the cursor); credit's and unsubscribe's subscription. */
+  bool prefix;
+  int sub_from; /* Synod__ChannelSubscribe__From */
+  uint64_t after_index;
+  uint64_t after_offset;
+  uint32_t credits;
+  uint64_t subscription_id;
 };
 
 union op_body {
@@ -115,6 +133,11 @@ union op_body {
   Synod__ChannelInfoGet channel_info;
   Synod__ChannelList channel_list;
   Synod__ChannelDelete channel_delete;
+  Synod__ChannelSubscribe channel_subscribe;
+  Synod__ChannelCredit channel_credit;
+  Synod__ChannelUnsubscribe channel_unsubscribe;
+  Synod__ChannelCursorCommit channel_cursor_commit;
+  Synod__ChannelCursorGet channel_cursor_get;
 };
 
 /* One request from submit until its callback. Invariants: sequence != 0
@@ -168,6 +191,8 @@ union synod_result {
   struct synod_channel_published published;
   struct synod_channel_messages messages;
   struct synod_channel_list channels;
+  struct synod_channel_cursor cursor;
+  struct synod_subscription_start sub_start;
 };
 
 /* Converts a successful Response for an op of `kind` into *out (which
@@ -256,8 +281,51 @@ struct observer {
 #define SESSION_CLOSE_TIMEOUT_MS 2000
 #define REDIRECTS_MAX 3 /* in a row, before backing off */
 /* An idle live connection (no request waiting) is probed after this many
- * stall bounds without a frame, if a session or an observer needs it. */
+ * stall bounds without a frame, if a session, an observer or a
+ * subscription needs it. */
 #define IDLE_PROBE_STALLS 5
+
+/* One subscription (subscribe.c). The position is what makes resumption
+ * exact: one channel's next_offset, or a prefix's (after_index,
+ * after_offset), as delivered to the application. */
+struct synod_async_subscription {
+  struct synod_async_subscription *next; /* in synod_async.subs */
+  char *channel;                         /* or the prefix */
+  char *cursor;                          /* "" = none */
+  bool prefix;
+  int from; /* as asked: used until positioned */
+  uint64_t offset, after_index_asked;
+  uint32_t window;            /* credits: messages held + granted, at most */
+  bool manual;                /* consumption is reported by sub_consumed */
+  uint64_t start_deadline_ms; /* until started */
+  /* Until started: the last refusal that was not final, to say why it
+   * did not start in time. */
+  int refused_rv;
+  char refused_why[SYNOD_ERRMSG_BYTES];
+  synod_channel_message_cb msg_cb;
+  synod_subscription_end_cb end_cb;
+  synod_subscription_start_cb start_cb;
+  void *arg;
+  /* wire_id != 0 iff a ChannelSubscribe went out on the live connection
+   * and the subscription did not end there; its events carry it. */
+  uint64_t wire_id;
+  bool paused;     /* no credit to subscribe with until some is consumed */
+  bool started;    /* the server confirmed a start once */
+  bool positioned; /* the fields below say where to resume */
+  /* One channel: the next offset to deliver; every lower one was. */
+  uint64_t next_offset;
+  /* Prefix: every message before (after_index, after_offset) in log
+   * order was delivered: those of lower indexes, and at after_index
+   * (one entry: one channel's batch, in offset order) those with an
+   * offset up to after_offset, or all of them if it is 0. */
+  uint64_t after_index, after_offset;
+  /* Credits: held + ungranted + (what the server may still send) ==
+   * window since the last subscribe. held: delivered and not yet
+   * consumed (manual only); ungranted: consumed, not yet granted back. */
+  uint32_t held, ungranted;
+  unsigned busy; /* callbacks running: freeing waits */
+  bool gone;     /* unlinked: no more callbacks; freed once busy == 0 */
+};
 
 struct synod_async {
   uv_loop_t *loop;
@@ -319,6 +387,8 @@ struct synod_async {
   struct held_lock *lost; /* locks of lost sessions, for SYNOD_ELOST */
   size_t lost_count;
   struct observer *observers;
+  struct synod_async_subscription *subs;
+  unsigned sub_failures; /* subscriptions moved in a row; reset by a start */
   uint64_t prng;
   char errmsg[SYNOD_ERRMSG_BYTES];
   bool closing;
@@ -408,5 +478,29 @@ int observer_add(struct synod_async *a, const char *name, synod_election_cb cb,
 int observer_remove(struct synod_async *a, const char *name);
 bool observer_active(struct synod_async *a, const char *name);
 void observers_shutdown(struct synod_async *a);
+
+/* subscribe.c */
+/* Starts a subscription: copies o, checks it (SYNOD_EINVAL with
+ * a->errmsg), and subscribes now or on the next live connection. On 0,
+ * *out is the handle; start_cb (may be NULL) runs once the server first
+ * confirms it, and end_cb once when it ends (never after an unsubscribe).
+ * manual: the caller reports consumption with sub_consumed (otherwise a
+ * message is consumed when msg_cb returns). A subscription not started
+ * within start_timeout_ms (0: the request timeout) ends with
+ * SYNOD_ETIMEDOUT, or SYNOD_ECONNECT when no replica could be reached. */
+int sub_start(struct synod_async *a, const struct synod_subscribe_options *o,
+              synod_channel_message_cb msg_cb, synod_subscription_end_cb end_cb,
+              synod_subscription_start_cb start_cb, void *arg, bool manual,
+              uint32_t start_timeout_ms, struct synod_async_subscription **out);
+/* n messages delivered to a manual subscription were consumed: grant
+ * credit back (in batches of half the window). */
+void sub_consumed(struct synod_async *a, struct synod_async_subscription *s,
+                  uint32_t n);
+void subs_on_ready(struct synod_async *a);
+void subs_on_conn_lost(struct synod_async *a);
+void subs_on_delivery(struct synod_async *a, const Synod__ChannelDelivery *d);
+void subs_on_ended(struct synod_async *a, const Synod__SubscriptionEnded *e);
+void subs_sweep(struct synod_async *a, uint64_t now);
+void subs_shutdown(struct synod_async *a);
 
 #endif

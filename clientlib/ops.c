@@ -39,6 +39,11 @@ static const struct kind_info kinds[OP_KIND_COUNT] = {
     [OP_CHANNEL_INFO] = {"channel info", false, false},
     [OP_CHANNEL_LIST] = {"channel list", false, false},
     [OP_CHANNEL_DELETE] = {"channel delete", true, true},
+    [OP_CHANNEL_SUBSCRIBE] = {"channel subscribe", false, false},
+    [OP_CHANNEL_CREDIT] = {"channel credit", false, false},
+    [OP_CHANNEL_UNSUBSCRIBE] = {"channel unsubscribe", false, false},
+    [OP_CHANNEL_CURSOR_COMMIT] = {"channel cursor commit", true, true},
+    [OP_CHANNEL_CURSOR_GET] = {"channel cursor get", false, false},
 };
 
 bool op_kind_sequenced(enum op_kind kind) {
@@ -53,6 +58,11 @@ bool op_kind_retry_safe(enum op_kind kind) {
 
 bool op_kind_needs_session(enum op_kind kind) {
   return kinds[kind].needs_session;
+}
+
+bool op_kind_conn_bound(enum op_kind kind) {
+  return kind == OP_CHANNEL_SUBSCRIBE || kind == OP_CHANNEL_CREDIT ||
+         kind == OP_CHANNEL_UNSUBSCRIBE;
 }
 
 const char *op_kind_name(enum op_kind kind) {
@@ -73,7 +83,49 @@ void op_free(struct op *op) {
 static bool kind_has_name(enum op_kind kind) {
   return (kind >= OP_LOCK_ACQUIRE && kind <= OP_ELECTION_OBSERVE &&
           kind != OP_COUNTER_LIST) ||
-         (kind >= OP_CHANNEL_CREATE && kind != OP_CHANNEL_LIST);
+         (kind >= OP_CHANNEL_CREATE && kind <= OP_CHANNEL_DELETE &&
+          kind != OP_CHANNEL_LIST) ||
+         kind >= OP_CHANNEL_CURSOR_COMMIT;
+}
+
+/* A subscribe's channel (a prefix may be empty) and cursor. */
+static int subscribe_check(const struct op_args *args, char *errmsg) {
+  const char *what = "channel subscribe";
+  size_t n = args->name != NULL ? strlen(args->name) : 0;
+  bool cursor = args->name2 != NULL && args->name2[0] != '\0';
+  if (!args->prefix) {
+    int rv = name_check(what, args->name, errmsg);
+    if (rv != 0) {
+      return rv;
+    }
+  } else if (n > SYNOD_NAME_MAX) {
+    errmsg_printf(errmsg, "%s: a prefix of %zu bytes; at most %d", what, n,
+                  SYNOD_NAME_MAX);
+    return SYNOD_EINVAL;
+  }
+  if (cursor && args->prefix) {
+    errmsg_printf(errmsg, "%s: a cursor is for one channel, not a prefix",
+                  what);
+    return SYNOD_EINVAL;
+  }
+  if (cursor && name_check("channel cursor", args->name2, errmsg) != 0) {
+    return SYNOD_EINVAL;
+  }
+  if (args->sub_from < SYNOD_FROM_DEFAULT || args->sub_from > SYNOD_FROM_NEXT) {
+    errmsg_printf(errmsg, "%s: from %d is not a SYNOD_FROM_*", what,
+                  args->sub_from);
+    return SYNOD_EINVAL;
+  }
+  if (args->sub_from == SYNOD_FROM_OFFSET && !args->prefix && args->from == 0) {
+    errmsg_printf(errmsg, "%s: from offset 0; offsets start at 1", what);
+    return SYNOD_EINVAL;
+  }
+  if (args->credits > SYNOD_SUBSCRIBE_WINDOW_MAX) {
+    errmsg_printf(errmsg, "%s: a window of %u; at most %d", what, args->credits,
+                  SYNOD_SUBSCRIBE_WINDOW_MAX);
+    return SYNOD_EINVAL;
+  }
+  return 0;
 }
 
 /* A publish's messages, copied into one block (op->bytes) that the
@@ -109,12 +161,18 @@ static int op_copy_messages(struct op *op, const struct op_args *args,
 /* Copies the strings and bytes the body will point to. */
 static int op_copy_args(struct op *op, const struct op_args *args,
                         char *errmsg) {
-  int rv;
+  int rv = 0;
   if (kind_has_name(op->kind)) {
     rv = name_check(op_kind_name(op->kind), args->name, errmsg);
-    if (rv != 0) {
-      return rv;
-    }
+  }
+  if (rv == 0 && op->kind >= OP_CHANNEL_CURSOR_COMMIT) {
+    rv = name_check("channel cursor", args->name2, errmsg);
+  }
+  if (rv == 0 && op->kind == OP_CHANNEL_SUBSCRIBE) {
+    rv = subscribe_check(args, errmsg);
+  }
+  if (rv != 0) {
+    return rv;
   }
   if (args->bytes_len > SYNOD_ELECTION_VALUE_MAX) {
     errmsg_printf(errmsg, "election value of %zu bytes over the maximum %d",
@@ -296,6 +354,46 @@ static void op_fill_channel(struct op *op, const struct op_args *args) {
   }
 }
 
+/* Subscriptions and cursors. A subscribe's subscription_id is the op's
+ * id, which the engine gives it when queued (subscribe.c sets it). */
+static void op_fill_subscription(struct op *op, const struct op_args *args) {
+  switch (op->kind) {
+  case OP_CHANNEL_SUBSCRIBE: {
+    Synod__ChannelSubscribe *b = &op->body.channel_subscribe;
+    BODY(channel_subscribe, ChannelSubscribe, CHANNEL_SUBSCRIBE);
+    b->channel = op->name;
+    b->prefix = args->prefix;
+    b->from = (Synod__ChannelSubscribe__From)args->sub_from;
+    b->offset = args->from;
+    b->after_index = args->after_index;
+    b->after_offset = args->after_offset;
+    b->cursor = op->name2;
+    b->credits = args->credits;
+    break;
+  }
+  case OP_CHANNEL_CREDIT:
+    BODY(channel_credit, ChannelCredit, CHANNEL_CREDIT);
+    op->body.channel_credit.subscription_id = args->subscription_id;
+    op->body.channel_credit.credits = args->credits;
+    break;
+  case OP_CHANNEL_UNSUBSCRIBE:
+    BODY(channel_unsubscribe, ChannelUnsubscribe, CHANNEL_UNSUBSCRIBE);
+    op->body.channel_unsubscribe.subscription_id = args->subscription_id;
+    break;
+  case OP_CHANNEL_CURSOR_COMMIT:
+    BODY(channel_cursor_commit, ChannelCursorCommit, CHANNEL_CURSOR_COMMIT);
+    op->body.channel_cursor_commit.channel = op->name;
+    op->body.channel_cursor_commit.cursor = op->name2;
+    op->body.channel_cursor_commit.offset = args->from;
+    break;
+  default:
+    BODY(channel_cursor_get, ChannelCursorGet, CHANNEL_CURSOR_GET);
+    op->body.channel_cursor_get.channel = op->name;
+    op->body.channel_cursor_get.cursor = op->name2;
+    break;
+  }
+}
+
 int op_build(enum op_kind kind, const struct op_args *args, struct op **out,
              char *errmsg) {
   struct op *op;
@@ -322,6 +420,8 @@ int op_build(enum op_kind kind, const struct op_args *args, struct op **out,
   } else if (kind == OP_STATUS) {
     BODY(status, Status, STATUS);
     op->body.status.digest = (args->flags & SYNOD_STATUS_DIGEST) != 0;
+  } else if (kind >= OP_CHANNEL_SUBSCRIBE) {
+    op_fill_subscription(op, args);
   } else if (kind >= OP_CHANNEL_CREATE) {
     op_fill_channel(op, args);
   } else {

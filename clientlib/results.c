@@ -199,6 +199,11 @@ static Synod__Response__BodyCase expected_case(enum op_kind kind) {
     return SYNOD__RESPONSE__BODY_CHANNEL_MESSAGES;
   case OP_CHANNEL_LIST:
     return SYNOD__RESPONSE__BODY_CHANNEL_LIST;
+  case OP_CHANNEL_SUBSCRIBE:
+    return SYNOD__RESPONSE__BODY_CHANNEL_SUBSCRIBE;
+  case OP_CHANNEL_CURSOR_COMMIT:
+  case OP_CHANNEL_CURSOR_GET:
+    return SYNOD__RESPONSE__BODY_CHANNEL_CURSOR;
   default:
     return SYNOD__RESPONSE__BODY__NOT_SET;
   }
@@ -297,6 +302,8 @@ static int channel_info_from_pb(const Synod__ChannelInfo *pb,
   out->next_offset = pb->next_offset;
   out->messages = pb->messages;
   out->bytes = pb->bytes;
+  out->subscribers = pb->subscribers;
+  out->cursors = pb->cursors;
   return 0;
 }
 
@@ -365,6 +372,21 @@ static int channel_result(enum op_kind kind, const Synod__Response *resp,
     return channel_messages_from_pb(resp->channel_messages, &out->messages);
   case OP_CHANNEL_LIST:
     return channel_list_from_pb(resp->channel_list, &out->channels);
+  case OP_CHANNEL_SUBSCRIBE:
+    out->sub_start.offset = resp->channel_subscribe->offset;
+    out->sub_start.after_index = resp->channel_subscribe->after_index;
+    out->sub_start.after_offset = resp->channel_subscribe->after_offset;
+    out->sub_start.first_offset = resp->channel_subscribe->first_offset;
+    out->sub_start.next_offset = resp->channel_subscribe->next_offset;
+    return 0;
+  case OP_CHANNEL_CURSOR_COMMIT:
+  case OP_CHANNEL_CURSOR_GET:
+    out->cursor.offset = resp->channel_cursor->offset;
+    out->cursor.index = resp->channel_cursor->index;
+    return 0;
+  case OP_CHANNEL_CREDIT:
+  case OP_CHANNEL_UNSUBSCRIBE:
+    return 0;
   default:
     return channel_info_from_pb(resp->channel_info, &out->channel);
   }

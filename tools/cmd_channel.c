@@ -1,5 +1,6 @@
 /* synodctl publish and synodctl channel: publish messages, read a channel
- * from an offset, and create, inspect, list and delete channels. */
+ * from an offset, create, inspect, list and delete channels, and get or
+ * commit their durable cursors. */
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -129,32 +130,37 @@ int cmd_publish(const struct ctl_opts *o, int argc, char **argv) {
 /* ----------------------------------------------------------- channel */
 
 static void channel_usage(FILE *out) {
-  fprintf(
-      out,
-      "usage: synodctl channel read NAME [--from N] [--count N]\n"
-      "       synodctl channel info NAME\n"
-      "       synodctl channel list [--after NAME] [--limit N]\n"
-      "       synodctl channel create NAME [--max-messages N]\n"
-      "            [--max-bytes N] [--max-age D] [--max-message-bytes N]\n"
-      "            [--refuse-when-full]\n"
-      "       synodctl channel delete NAME\n\n"
-      "read prints the retained messages from offset N (default: the\n"
-      "oldest retained), one per line as OFFSET<TAB>MESSAGE (--json:\n"
-      "one object per message), at most --count (default: all there\n"
-      "are now). Below the oldest retained: an error naming it, exit 1.\n"
-      "create sets a channel's limits (0 or absent: the defaults); a\n"
-      "full channel drops its oldest messages unless --refuse-when-full.\n");
+  fprintf(out,
+          "usage: synodctl channel read NAME [--from N] [--count N]\n"
+          "       synodctl channel info NAME\n"
+          "       synodctl channel list [--after NAME] [--limit N]\n"
+          "       synodctl channel create NAME [--max-messages N]\n"
+          "            [--max-bytes N] [--max-age D] [--max-message-bytes N]\n"
+          "            [--refuse-when-full]\n"
+          "       synodctl channel delete NAME\n"
+          "       synodctl channel cursor NAME CURSOR [OFFSET]\n\n"
+          "read prints the retained messages from offset N (default: the\n"
+          "oldest retained), one per line as OFFSET<TAB>MESSAGE (--json:\n"
+          "one object per message), at most --count (default: all there\n"
+          "are now). Below the oldest retained: an error naming it, exit 1.\n"
+          "create sets a channel's limits (0 or absent: the defaults); a\n"
+          "full channel drops its oldest messages unless --refuse-when-full.\n"
+          "cursor prints the durable cursor CURSOR of channel NAME (OFFSET\n"
+          "index INDEX; not found: exit 1), or with OFFSET commits it there\n"
+          "(0 .. the last offset; it may go back). `synodctl subscribe NAME\n"
+          "--cursor CURSOR` starts after it.\n");
 }
 
 static void info_print(const struct ctl_opts *o,
                        const struct synod_channel_info *ci) {
   if (o->json) {
     ctl_json_print(json_pack(
-        "{s:s, s:I, s:I, s:I, s:I, s:{s:I, s:I, s:I, s:I, s:b}}", "name",
-        ci->name, "first_offset", (json_int_t)ci->first_offset, "next_offset",
-        (json_int_t)ci->next_offset, "messages", (json_int_t)ci->messages,
-        "bytes", (json_int_t)ci->bytes, "limits", "max_messages",
-        (json_int_t)ci->limits.max_messages, "max_bytes",
+        "{s:s, s:I, s:I, s:I, s:I, s:I, s:i, s:{s:I, s:I, s:I, s:I, s:b}}",
+        "name", ci->name, "first_offset", (json_int_t)ci->first_offset,
+        "next_offset", (json_int_t)ci->next_offset, "messages",
+        (json_int_t)ci->messages, "bytes", (json_int_t)ci->bytes, "subscribers",
+        (json_int_t)ci->subscribers, "cursors", (int)ci->cursors, "limits",
+        "max_messages", (json_int_t)ci->limits.max_messages, "max_bytes",
         (json_int_t)ci->limits.max_bytes, "max_age_ms",
         (json_int_t)ci->limits.max_age_ms, "max_message_bytes",
         (json_int_t)ci->limits.max_message_bytes, "refuse_when_full",
@@ -162,10 +168,12 @@ static void info_print(const struct ctl_opts *o,
     return;
   }
   printf("%s  offsets %" PRIu64 "..%" PRIu64 "  %" PRIu64 " messages  %" PRIu64
-         " bytes  (limits: %" PRIu64 " messages, %" PRIu64
-         " bytes, age %" PRIu64 " ms, %u bytes each, %s when full)\n",
+         " bytes  %" PRIu64 " subscribers here  %u cursors  (limits: %" PRIu64
+         " messages, %" PRIu64 " bytes, age %" PRIu64
+         " ms, %u bytes each, %s when full)\n",
          ci->name, ci->first_offset, ci->next_offset, ci->messages, ci->bytes,
-         ci->limits.max_messages, ci->limits.max_bytes, ci->limits.max_age_ms,
+         ci->subscribers, ci->cursors, ci->limits.max_messages,
+         ci->limits.max_bytes, ci->limits.max_age_ms,
          ci->limits.max_message_bytes,
          ci->limits.refuse_when_full ? "refuse" : "drop the oldest");
 }
@@ -296,6 +304,33 @@ static int channel_one(const struct ctl_opts *o, struct synod_client *c,
   return CTL_EXIT_OK;
 }
 
+/* channel cursor NAME CURSOR [OFFSET]: get, or commit at OFFSET. */
+static int channel_cursor(const struct ctl_opts *o, struct synod_client *c,
+                          int argc, char **argv) {
+  struct synod_channel_cursor cur;
+  uint64_t offset = 0;
+  int rv;
+  if (argc == 5 && parse_u64(argv[4], &offset) != 0) {
+    channel_usage(stderr);
+    return CTL_EXIT_USAGE;
+  }
+  rv = argc == 5
+           ? synod_channel_cursor_commit(c, argv[2], argv[3], offset, 0, &cur)
+           : synod_channel_cursor_get(c, argv[2], argv[3], 0, 0, &cur);
+  if (rv != 0) {
+    return ctl_fail(o, argc == 5 ? "channel cursor commit" : "channel cursor",
+                    rv);
+  }
+  if (o->json) {
+    ctl_json_print(json_pack(
+        "{s:s, s:s, s:I, s:I}", "channel", argv[2], "cursor", argv[3], "offset",
+        (json_int_t)cur.offset, "index", (json_int_t)cur.index));
+  } else {
+    printf("%" PRIu64 " index %" PRIu64 "\n", cur.offset, cur.index);
+  }
+  return CTL_EXIT_OK;
+}
+
 int cmd_channel(const struct ctl_opts *o, int argc, char **argv) {
   if (wants_help(argc, argv)) {
     channel_usage(stdout);
@@ -304,10 +339,11 @@ int cmd_channel(const struct ctl_opts *o, int argc, char **argv) {
   const char *verb = argc >= 2 ? argv[1] : "";
   bool list = strcmp(verb, "list") == 0;
   bool one = strcmp(verb, "info") == 0 || strcmp(verb, "delete") == 0;
+  bool cursor = strcmp(verb, "cursor") == 0;
   if ((!list && argc < 3) ||
-      (!list && !one && strcmp(verb, "read") != 0 &&
+      (!list && !one && !cursor && strcmp(verb, "read") != 0 &&
        strcmp(verb, "create") != 0) ||
-      (one && argc != 3)) {
+      (one && argc != 3) || (cursor && argc != 4 && argc != 5)) {
     channel_usage(stderr);
     return CTL_EXIT_USAGE;
   }
@@ -317,6 +353,7 @@ int cmd_channel(const struct ctl_opts *o, int argc, char **argv) {
   }
   int code = list                        ? channel_list(o, c, argc, argv)
              : one                       ? channel_one(o, c, verb, argv[2])
+             : cursor                    ? channel_cursor(o, c, argc, argv)
              : strcmp(verb, "read") == 0 ? channel_read(o, c, argc, argv)
                                          : channel_create(o, c, argc, argv);
   synod_client_free(c);

@@ -55,6 +55,15 @@ json_t *ctl_counter_list_json(const struct synod_counter_list *list);
 json_t *ctl_lock_info_json(const char *name,
                            const struct synod_lock_info *info);
 
+/* What `synodctl subscribe --json` prints for a message, in this order:
+ * {"channel","offset","index","time_ms","data"}, data as a string when it
+ * is valid UTF-8, else "data_base64" with the bytes in base64. */
+json_t *ctl_channel_message_json(const struct synod_channel_message *m);
+
+/* Base64 (RFC 4648, padded) of n bytes into out, which has room for
+ * 4 * ((n + 2) / 3) + 1 bytes; NUL-terminated. */
+void ctl_base64(char *out, const void *data, size_t n);
+
 /* One human-readable line for an election's state, as `observe` and
  * `leader` print it: "leader=VALUE session=S revision=R candidates=C" or
  * "no leader (revision=R)". */
@@ -170,5 +179,6 @@ int cmd_ready(const struct ctl_opts *o, int argc, char **argv);
 int cmd_member(const struct ctl_opts *o, int argc, char **argv);
 int cmd_publish(const struct ctl_opts *o, int argc, char **argv);
 int cmd_channel(const struct ctl_opts *o, int argc, char **argv);
+int cmd_subscribe(const struct ctl_opts *o, int argc, char **argv);
 
 #endif

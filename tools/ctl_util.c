@@ -128,6 +128,55 @@ json_t *ctl_lock_info_json(const char *name,
                    "waiters", (int)info->waiters);
 }
 
+void ctl_base64(char *out, const void *data, size_t n) {
+  static const char abc[] =
+      "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+  const unsigned char *p = data;
+  size_t i = 0;
+  for (; i + 2 < n; i += 3) {
+    uint32_t v = (uint32_t)p[i] << 16 | (uint32_t)p[i + 1] << 8 | p[i + 2];
+    *out++ = abc[v >> 18];
+    *out++ = abc[(v >> 12) & 63];
+    *out++ = abc[(v >> 6) & 63];
+    *out++ = abc[v & 63];
+  }
+  if (i < n) {
+    uint32_t v =
+        (uint32_t)p[i] << 16 | (i + 1 < n ? (uint32_t)p[i + 1] << 8 : 0);
+    *out++ = abc[v >> 18];
+    *out++ = abc[(v >> 12) & 63];
+    *out++ = i + 1 < n ? abc[(v >> 6) & 63] : '=';
+    *out++ = '=';
+  }
+  *out = '\0';
+}
+
+json_t *ctl_channel_message_json(const struct synod_channel_message *m) {
+  json_t *o = json_object();
+  json_t *text = json_stringn((const char *)m->data, m->len); /* checks UTF-8 */
+  if (o == NULL) {
+    json_decref(text);
+    return NULL;
+  }
+  json_object_set_new(o, "channel", json_string(m->channel ? m->channel : ""));
+  json_object_set_new(o, "offset", json_integer((json_int_t)m->offset));
+  json_object_set_new(o, "index", json_integer((json_int_t)m->index));
+  json_object_set_new(o, "time_ms", json_integer((json_int_t)m->time_ms));
+  if (text != NULL) {
+    json_object_set_new(o, "data", text);
+    return o;
+  }
+  char *b64 = malloc(4 * ((m->len + 2) / 3) + 1);
+  if (b64 == NULL) {
+    json_decref(o);
+    return NULL;
+  }
+  ctl_base64(b64, m->data, m->len);
+  json_object_set_new(o, "data_base64", json_string(b64));
+  free(b64);
+  return o;
+}
+
 void ctl_election_line(const struct synod_election_info *info, char *out,
                        size_t len) {
   if (!info->has_leader) {

@@ -28,8 +28,11 @@ static void usage(FILE *out) {
       "  observe NAME                 print every change of an election\n"
       "  member remove NAME           remove a replica that is gone for good\n"
       "  publish CHANNEL MESSAGE...|- publish messages (- : lines of stdin)\n"
-      "  channel read|info|list|create|delete ...   channels' messages\n"
-      "                               and limits\n"
+      "  subscribe CHANNEL [--prefix] [--from N|first|next] [--cursor NAME]\n"
+      "            [--count N]        print messages as they come, each once\n"
+      "                               (--cursor: resume after the last run)\n"
+      "  channel read|info|list|create|delete|cursor ...   channels'\n"
+      "                               messages, limits and cursors\n"
       "  version\n"
       "`synodctl COMMAND --help` describes each.\n"
       "\n"
@@ -50,7 +53,8 @@ static void usage(FILE *out) {
       "exit status:\n"
       "  0   success\n"
       "  1   error: no replica reachable, request refused or timed out;\n"
-      "      not ready (ready)\n"
+      "      not ready (ready); a subscription that ended (subscribe:\n"
+      "      SYNOD_ECOMPACTED, SYNOD_ENOTFOUND)\n"
       "  2   usage error\n"
       "  75  busy: lock held elsewhere or not granted in time (lock),\n"
       "      slot already taken (once), no swap (counter cas),\n"
@@ -118,12 +122,19 @@ int main(int argc, char **argv) {
   static const struct {
     const char *name;
     int (*run)(const struct ctl_opts *, int, char **);
-  } cmds[] = {{"dev", cmd_dev},         {"status", cmd_status},
-              {"lock", cmd_lock},       {"once", cmd_once},
-              {"counter", cmd_counter}, {"elect", cmd_elect},
-              {"leader", cmd_leader},   {"observe", cmd_observe},
-              {"member", cmd_member},   {"ready", cmd_ready},
-              {"publish", cmd_publish}, {"channel", cmd_channel}};
+  } cmds[] = {{"dev", cmd_dev},
+              {"status", cmd_status},
+              {"lock", cmd_lock},
+              {"once", cmd_once},
+              {"counter", cmd_counter},
+              {"elect", cmd_elect},
+              {"leader", cmd_leader},
+              {"observe", cmd_observe},
+              {"member", cmd_member},
+              {"ready", cmd_ready},
+              {"publish", cmd_publish},
+              {"channel", cmd_channel},
+              {"subscribe", cmd_subscribe}};
   struct ctl_opts o = {.prog = "synodctl"};
   const char *env = getenv("SYNOD_CONNECT_TIMEOUT");
   int i;

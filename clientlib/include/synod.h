@@ -99,9 +99,10 @@ const char *synod_errname(int code);
  *    probe that any live replica answers at once; after stall_timeout_ms
  *    of silence the connection is dead, its endpoint is tried last for
  *    10 s, and its requests move to another replica. An idle connection
- *    of a session or an observer is probed after 5 x stall_timeout_ms
- *    without a frame;
- *  - what moves to the new connection: reads (get, list, query, check,
+ *    of a session, an observer or a subscription is probed after
+ *    5 x stall_timeout_ms without a frame;
+ *  - what moves to the new connection: subscriptions (from where they
+ *    were, see "Subscriptions"), reads (get, list, query, check,
  *    leader, observe, status), every write made in a session (lock,
  *    counter and election calls, session close: they carry (session,
  *    sequence), so the server applies each exactly once however often it
@@ -591,9 +592,11 @@ int synod_member_remove(struct synod_client *c, const char *name,
  * however often a failover makes the library send them. Reads are
  * linearizable unless flags has SYNOD_READ_STALE.
  *
- * (Pushed subscriptions with resumption, durable cursors and the HTTP
- * side come next; until then a reader polls synod_channel_read from the
- * next offset it has not seen.) */
+ * A subscription pushes a channel's messages (or, with a prefix, those of
+ * every channel whose name starts with it, in the cluster's total order)
+ * as they are committed, from the replica the client is connected to,
+ * follower or leader; see "Subscriptions" below. Durable cursors keep a
+ * consumer's position in the cluster. (The HTTP side comes next.) */
 
 /* Zero in any field means the server's default. */
 struct synod_channel_limits {
@@ -611,6 +614,8 @@ struct synod_channel_info {
   uint64_t next_offset;               /* the next publish's */
   uint64_t messages;
   uint64_t bytes;
+  uint64_t subscribers; /* subscriptions on the replica that answered */
+  uint32_t cursors;     /* durable cursors of the channel */
 };
 void synod_channel_info_free(struct synod_channel_info *info);
 
@@ -627,6 +632,9 @@ struct synod_channel_message {
   uint64_t time_ms; /* cluster time of the publish */
   void *data;       /* owned by the enclosing synod_channel_messages */
   size_t len;
+  /* A subscription's messages: the channel (for a prefix, the one this
+   * message is in); borrowed like data. NULL in a read's messages. */
+  const char *channel;
 };
 
 struct synod_channel_messages {
@@ -689,6 +697,214 @@ int synod_channel_list(struct synod_client *c, const char *after,
  * as it was. SYNOD_ENOTFOUND if there is none. */
 int synod_channel_delete(struct synod_client *c, const char *name,
                          uint32_t timeout_ms, struct synod_channel_info *out);
+
+/* ------------------------------------------------------- subscriptions
+ *
+ * A subscription delivers messages in order, each once: one channel's
+ * in offset order from a start, or (prefix) those of every channel whose
+ * name starts with the prefix in log index order, which every prefix
+ * subscriber sees interleaved the same way. First the retained messages
+ * from the start, then each new one as soon as the replica has applied it.
+ *
+ * Resumption. The library remembers the last position it delivered (one
+ * channel: the offset; prefix: the log index and offset) and, after a
+ * disconnect, a failover or a restart of the replica it was on, subscribes
+ * again on the next live connection from just after it, on whichever
+ * replica that is (any replica serves subscriptions; they are never
+ * redirected to the leader). The application sees no gap and no
+ * duplicate: anything delivered again is dropped, and a gap (a server
+ * bug) ends the subscription with SYNOD_EINTERNAL rather than being
+ * passed on. A connection that stays silent is left after
+ * 5 x stall_timeout_ms (probed, then stall_timeout_ms more), so a
+ * subscriber on a dead replica moves on.
+ *
+ * A subscription ends, through its end callback or the blocking
+ * synod_subscription_next, only when going on would break that promise
+ * or cannot succeed anywhere:
+ *  - SYNOD_ECOMPACTED: its next message was evicted by the channel's
+ *    retention before it was delivered (a subscriber too slow, or away
+ *    too long); first_available is the first offset still retained (for
+ *    a prefix: the log index to resume after). Never a silent skip:
+ *    subscribe again from there if that will do;
+ *  - SYNOD_ENOTFOUND: the channel was deleted, or a cursor asked for
+ *    with SYNOD_FROM_DEFAULT does not exist;
+ *  - SYNOD_ELIMIT: a prefix that matches more than 1,024 channels;
+ *  - SYNOD_EINVAL and other refusals of the start; SYNOD_EINTERNAL (a
+ *    gap); SYNOD_ESHUTDOWN (the client is closing);
+ *  - before it first started only: SYNOD_ETIMEDOUT or SYNOD_ECONNECT
+ *    when it could not be started in time.
+ * A replica that stops (SYNOD_ESHUTDOWN from the server) or has known no
+ * leader for a while (SYNOD_ENOLEADER: it may be cut off from the
+ * majority) ends nothing: the library moves to another replica.
+ *
+ * Flow control. At most `window` messages are delivered and not yet
+ * consumed: the server sends that many, and the library grants more
+ * credit each time half the window has been consumed. Async: a message
+ * is consumed when its callback returns. Blocking: when the application
+ * takes it with synod_subscription_next, so a slow application holds at
+ * most `window` messages in the library's queue, and the server keeps
+ * the rest (retained, within the channel's limits). */
+
+#define SYNOD_SUBSCRIBE_WINDOW_DEFAULT 1000
+#define SYNOD_SUBSCRIBE_WINDOW_MAX 1000000
+/* synod_subscription_next: wait until a message comes or it ends. */
+#define SYNOD_WAIT_FOREVER UINT32_MAX
+
+/* Where a subscription starts (the numbers are the wire protocol's). */
+enum synod_subscribe_from {
+  /* With a cursor: after it, and SYNOD_ENOTFOUND if it does not exist.
+   * Without: SYNOD_FROM_NEXT. */
+  SYNOD_FROM_DEFAULT = 0,
+  /* One channel: at `offset` (>= 1). Prefix: after log index
+   * `after_index` (0: from the first retained of each channel). */
+  SYNOD_FROM_OFFSET = 1,
+  SYNOD_FROM_FIRST = 2, /* the first retained */
+  /* The first message published after the subscription started: every
+   * publish acknowledged before synod_subscribe returned (or start_cb
+   * ran) is before it. */
+  SYNOD_FROM_NEXT = 3
+};
+
+struct synod_subscribe_options {
+  /* A channel's name (1..256 bytes) or, with prefix, the start of the
+   * names of the channels to deliver (NULL or "": every channel). */
+  const char *channel;
+  bool prefix;
+  enum synod_subscribe_from from;
+  uint64_t offset;      /* SYNOD_FROM_OFFSET, one channel */
+  uint64_t after_index; /* SYNOD_FROM_OFFSET, prefix */
+  /* One channel only (NULL: none): start after this durable cursor's
+   * offset; when it does not exist, `from` says where instead
+   * (SYNOD_FROM_DEFAULT: SYNOD_ENOTFOUND). Only the start reads it: the
+   * library commits nothing (see synod_channel_cursor_commit). */
+  const char *cursor;
+  /* Messages delivered and not yet consumed, at most. 0: 1,000; at most
+   * SYNOD_SUBSCRIBE_WINDOW_MAX. */
+  uint32_t window;
+};
+
+/* Where a subscription started, as the server confirmed it. */
+struct synod_subscription_start {
+  uint64_t offset; /* one channel: the first offset it delivers */
+  /* Prefix: it delivers what comes after log index after_index and, of
+   * that index's batch, after channel offset after_offset (0: all). */
+  uint64_t after_index;
+  uint64_t after_offset;
+  uint64_t first_offset; /* the channel's oldest retained then (one channel) */
+  uint64_t next_offset;  /* the channel's next publish's offset then */
+};
+
+/* One message. msg and everything it points to are borrowed until the
+ * callback returns; data is not NUL-terminated. */
+typedef void (*synod_channel_message_cb)(
+    void *arg, const struct synod_channel_message *msg);
+/* The subscription ended (see above): status, the message that says why
+ * (borrowed for the call), and with SYNOD_ECOMPACTED the first position
+ * still retained (an offset; for a prefix, the log index to resume after;
+ * else 0). The handle is freed when this returns. */
+typedef void (*synod_subscription_end_cb)(void *arg, int status,
+                                          const char *errmsg,
+                                          uint64_t first_available);
+/* The server confirmed the start (once; resumptions are not reported). */
+typedef void (*synod_subscription_start_cb)(
+    void *arg, const struct synod_subscription_start *start);
+
+struct synod_async_subscription;
+
+/* Async. Subscribes now if connected, else on the next connection.
+ * Returns 0 and *out, SYNOD_EINVAL (bad name or options; the message is
+ * in synod_async_last_errmsg), SYNOD_ENOMEM or SYNOD_ESHUTDOWN. Then
+ * calls start_cb (may be NULL) once, message_cb for every message, and
+ * end_cb (may be NULL) once if it ends; all with `arg`, on the loop's
+ * thread. A subscription not started within request_timeout_ms ends
+ * with SYNOD_ETIMEDOUT (or SYNOD_ECONNECT). Callbacks may call
+ * synod_async_unsubscribe on any subscription. */
+int synod_async_subscribe(struct synod_async *a,
+                          const struct synod_subscribe_options *o,
+                          synod_channel_message_cb message_cb,
+                          synod_subscription_end_cb end_cb,
+                          synod_subscription_start_cb start_cb, void *arg,
+                          struct synod_async_subscription **out);
+
+/* Ends the subscription and frees the handle; no callback of it runs
+ * after this returns (a message callback running now finishes). Calling it
+ * from the subscription's end_cb does nothing (the handle is freed after
+ * end_cb anyway); afterwards, the handle must not be used. */
+void synod_async_unsubscribe(struct synod_async *a,
+                             struct synod_async_subscription *sub);
+
+struct synod_subscription;
+
+/* Blocking. Subscribes and waits until the server confirmed the start
+ * (start may be NULL), at most timeout_ms (0: the request timeout). The
+ * errors of the start come back here (SYNOD_ENOTFOUND,
+ * SYNOD_ECOMPACTED, SYNOD_EINVAL, SYNOD_ETIMEDOUT, SYNOD_ECONNECT, ...).
+ * Close *out with synod_subscription_close; synod_client_free closes
+ * the subscriptions still open (their handles are then gone). */
+int synod_subscribe(struct synod_client *c,
+                    const struct synod_subscribe_options *o,
+                    uint32_t timeout_ms, struct synod_subscription **out,
+                    struct synod_subscription_start *start);
+
+/* The next message, waiting up to timeout_ms (0: do not wait;
+ * SYNOD_WAIT_FOREVER: no bound). On 0, *msg points into memory the
+ * subscription owns, valid until the next synod_subscription_next or
+ * synod_subscription_close on it; data is followed by a NUL. Taking a
+ * message consumes it (credit is granted back as the application takes
+ * them). Returns SYNOD_ETIMEDOUT if none came in time (the subscription
+ * goes on), or, once every message delivered before it was taken, the
+ * status that ended the subscription, again on every later call
+ * (synod_client_errmsg says why; synod_subscription_first_available
+ * gives the position with SYNOD_ECOMPACTED). One thread at a time per
+ * subscription; SYNOD_EINVAL from the client's own callbacks. A call
+ * waiting when synod_client_free begins returns SYNOD_ESHUTDOWN. */
+int synod_subscription_next(struct synod_subscription *sub, uint32_t timeout_ms,
+                            struct synod_channel_message *msg);
+
+/* With SYNOD_ECOMPACTED: the first position still retained; else 0. */
+uint64_t synod_subscription_first_available(struct synod_subscription *sub);
+
+/* Unsubscribes and frees everything, the last message included. Accepts
+ * NULL. Not while another thread is in synod_subscription_next on it. */
+void synod_subscription_close(struct synod_subscription *sub);
+
+/* ------------------------------------------------------ durable cursors
+ *
+ * A cursor is a named position (offset) per channel and consumer, stored
+ * in the cluster: a consumer that commits the offset it has processed
+ * resumes after it, on any client, by subscribing with the cursor. At
+ * most 1,024 per channel; they go with the channel. */
+
+struct synod_channel_cursor {
+  uint64_t offset; /* the last offset processed (0: none yet) */
+  uint64_t index;  /* the log index of the commit that set it */
+};
+
+/* Sets the cursor to `offset` (0 .. the channel's last offset; it may go
+ * back). A write in the session, exactly once like a publish. Errors:
+ * SYNOD_ERANGE (past the channel's last offset), SYNOD_ENOTFOUND (no
+ * such channel), SYNOD_ELIMIT (1,024 cursors). `out` may be NULL. */
+int synod_channel_cursor_commit(struct synod_client *c, const char *channel,
+                                const char *cursor, uint64_t offset,
+                                uint32_t timeout_ms,
+                                struct synod_channel_cursor *out);
+
+/* SYNOD_ENOTFOUND for a cursor (or channel) that does not exist. Flags:
+ * 0 or SYNOD_READ_STALE. */
+int synod_channel_cursor_get(struct synod_client *c, const char *channel,
+                             const char *cursor, unsigned flags,
+                             uint32_t timeout_ms,
+                             struct synod_channel_cursor *out);
+
+typedef void (*synod_channel_cursor_cb)(
+    void *arg, int status, const struct synod_channel_cursor *cursor);
+int synod_async_channel_cursor_commit(struct synod_async *a,
+                                      const char *channel, const char *cursor,
+                                      uint64_t offset,
+                                      synod_channel_cursor_cb cb, void *arg);
+int synod_async_channel_cursor_get(struct synod_async *a, const char *channel,
+                                   const char *cursor, unsigned flags,
+                                   synod_channel_cursor_cb cb, void *arg);
 
 #ifdef __cplusplus
 }

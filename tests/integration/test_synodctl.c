@@ -1,6 +1,8 @@
 /* synodctl end to end: counters, `lock` from two shells never overlapping
  * with growing fencing tokens, `lock --try` busy, `once` from three
  * "replicas" running once, elect/observe/leader, status (text and --json),
+ * subscribe (--count, --json, --cursor across runs and SIGTERM) and
+ * channel cursor,
  * (mock only) a lost lock stopping its command with exit 76, and (cluster
  * only) `synodctl dev` starting and stopping a cluster of its own.
  *
@@ -64,6 +66,16 @@ static void ctl_expect(const char *name, const char *args, const char *want) {
   CHECK(ctl(name, args, &out) == 0, "synodctl %s: %s", args, out);
   CHECK(strcmp(out, want) == 0, "synodctl %s printed '%s', want '%s'", args,
         out, want);
+  free(out);
+}
+
+/* Like ctl_expect, for output that starts with `want`. */
+static void ctl_expect_start(const char *name, const char *args,
+                             const char *want) {
+  char *out;
+  CHECK(ctl(name, args, &out) == 0, "synodctl %s: %s", args, out);
+  CHECK(strncmp(out, want, strlen(want)) == 0,
+        "synodctl %s printed '%s', want '%s...'", args, out, want);
   free(out);
 }
 
@@ -236,6 +248,51 @@ static void scenario_status_json(void) {
   printf("ok status and status --json\n");
 }
 
+/* subscribe prints each message once; with --cursor a run goes on after
+ * the last message the previous run printed (committed before exiting,
+ * also on SIGTERM); channel cursor gets and sets the cursor. */
+static void scenario_subscribe(void) {
+  char *out, t[PATH_MAX + 16];
+  ctl_expect_start("p1", "publish subs s1 s2 s3 s4 s5", "1 5 index ");
+  ctl_expect("s1", "subscribe subs --from first --count 3", "s1\ns2\ns3\n");
+  CHECK(ctl("s2", "--json subscribe subs --from 4 --count 1", &out) == 0, "%s",
+        out);
+  CHECK(strncmp(out, "{\"channel\":\"subs\",\"offset\":4,\"index\":", 35) ==
+                0 &&
+            strstr(out, ",\"data\":\"s4\"}\n") != NULL,
+        "subscribe --json printed '%s'", out);
+  free(out);
+  /* Live: from the next publish's offset, so the start cannot miss it. */
+  pid_t live = ctl_bg("s3", "subscribe subs --from 6 --count 2");
+  ctl_expect_start("p2", "publish subs s6 s7", "6 7 index ");
+  CHECK(test_wait(live, 20000, "subscribe --count 2") == 0, "live exit");
+  path_in("s3", t, sizeof t);
+  out = test_slurp(t);
+  CHECK(strcmp(out, "s6\ns7\n") == 0, "live subscribe printed '%s'", out);
+  free(out);
+  /* A cursor: a new one starts at the first; each run after the last. */
+  ctl_expect("s4", "subscribe subs --cursor c1 --count 2", "s1\ns2\n");
+  ctl_expect_start("s5", "channel cursor subs c1", "2 index ");
+  ctl_expect("s6", "subscribe subs --cursor c1 --count 2", "s3\ns4\n");
+  ctl_expect_start("s7", "channel cursor subs c1 0", "0 index ");
+  ctl_expect("s8", "subscribe subs --cursor c1 --count 1", "s1\n");
+  CHECK(ctl("s9", "channel cursor subs nope", &out) == 1 &&
+            strstr(out, "SYNOD_ENOTFOUND") != NULL,
+        "missing cursor: '%s'", out);
+  free(out);
+  /* SIGTERM: what was printed is committed before it exits. */
+  path_in("s10", t, sizeof t);
+  pid_t term = ctl_bg("s10", "subscribe subs --cursor c2");
+  test_wait_file(t, "s7\n", 20000);
+  kill(term, SIGTERM);
+  CHECK(test_wait(term, 20000, "subscribe until SIGTERM") == 0, "term exit");
+  ctl_expect_start("s11", "channel cursor subs c2", "7 index ");
+  CHECK(ctl("s12", "subscribe", NULL) == 2, "usage error expected");
+  CHECK(ctl("s13", "subscribe subs --prefix --cursor c", NULL) == 2,
+        "a cursor on a prefix is a usage error");
+  printf("ok subscribe (--count, --json, --cursor, SIGTERM), channel cursor\n");
+}
+
 /* `synodctl dev` (what `make run` starts): three replicas, the banner
  * with their endpoints, a counter through them, Ctrl-C stops them all. */
 static void scenario_dev(const char *synodd) {
@@ -392,6 +449,7 @@ int main(int argc, char **argv) {
   scenario_once();
   scenario_elections();
   scenario_status_json();
+  scenario_subscribe();
   if (mock) {
     scenario_lock_lost(mock_pid);
     kill(mock_pid, SIGTERM);

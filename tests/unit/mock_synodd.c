@@ -3,9 +3,11 @@
  * through the server's own client listener (client_net) and keeps the
  * semantics the library relies on: sessions with a record of answers per
  * sequence (exactly-once), locks with FIFO waiters and tokens, counters,
- * elections with observers. Knobs make it misbehave: answer as a follower
+ * elections with observers, channels with cursors and subscriptions
+ * (mock_channels.c). Knobs make it misbehave: answer as a follower
  * (ENOTLEADER), drop the connection after applying a request without
- * answering, ignore keepalives. It runs on its own thread and loop. */
+ * answering, ignore keepalives, and the subscription knobs there. It runs
+ * on its own thread and loop. */
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -21,6 +23,7 @@
 
 #define MOCK_MAX 64
 #define MOCK_RECORD 32
+#define MOCK_CURSORS 8
 
 struct mock_session {
   uint64_t id;
@@ -62,6 +65,37 @@ struct mock_election {
   int observers_n;
 };
 
+struct mock_msg {
+  char channel[SYNOD_NAME_MAX + 1];
+  uint64_t offset, index, time_ms;
+  uint8_t *data;
+  size_t len;
+};
+
+struct mock_cursor {
+  char name[SYNOD_NAME_MAX + 1];
+  uint64_t offset, index;
+};
+
+struct mock_channel {
+  char name[SYNOD_NAME_MAX + 1];
+  uint64_t first_offset; /* retained from here (compaction knob) */
+  uint64_t next_offset;
+  struct mock_cursor cursors[MOCK_CURSORS];
+  int cursors_n;
+};
+
+struct mock_sub {
+  bool used;
+  uint64_t conn_id, id;
+  char channel[SYNOD_NAME_MAX + 1]; /* or the prefix */
+  bool prefix;
+  uint64_t next_offset, after_index, after_offset; /* where it started */
+  uint64_t credits;
+  size_t pos;      /* next message of msgs to consider */
+  size_t last_pos; /* 1 + the last one delivered; 0: none */
+};
+
 struct mock {
   uv_loop_t loop;
   uv_async_t wake;
@@ -75,6 +109,28 @@ struct mock {
   _Atomic int drop_every;          /* close after applying every Nth mutation */
   _Atomic uint64_t expire_session; /* set, then mock_poke: expire it */
   _Atomic bool stop;
+  /* Subscription knobs (mock_channels.c). */
+  _Atomic int sub_drop_after; /* close the subscriber's connection after
+                               * this many more messages (0: never) */
+  _Atomic int sub_rewind;     /* a subscribe starts this many early */
+  _Atomic bool sub_duplicate; /* each delivery repeats the last message */
+  _Atomic bool sub_skip;      /* the next message is skipped: a gap */
+  _Atomic int sub_batch_max;  /* messages per delivery (0: 64) */
+  _Atomic int sub_refuse;     /* answer subscribes with this error */
+  _Atomic int sub_end_code;   /* set, then mock_poke: end every one */
+  char compact_channel[64];   /* set, then compact_to, then mock_poke */
+  _Atomic uint64_t compact_to;
+  /* Subscription stats. */
+  _Atomic int subscribes, unsubscribes, delivered;
+  _Atomic int sub_last_from;
+  _Atomic uint64_t sub_last_offset, sub_last_after_index;
+  _Atomic uint64_t sub_last_after_offset;
+  _Atomic uint32_t sub_last_credits;
+  _Atomic int credit_grants;
+  _Atomic uint64_t credits_granted;
+  _Atomic uint32_t credit_min, credit_max;
+  _Atomic int subs_active; /* subscriptions the mock serves now */
+  _Atomic int pokes_done;  /* sub_end_code / compact_to pokes applied */
   /* Stats, read from the test thread. */
   _Atomic int applied;
   _Atomic int replayed; /* retries answered from the record */
@@ -88,6 +144,10 @@ struct mock {
   struct mock_lock locks[MOCK_MAX];
   struct mock_counter counters[MOCK_MAX];
   struct mock_election elections[MOCK_MAX];
+  struct mock_channel channels[MOCK_MAX];
+  struct mock_sub subs[MOCK_MAX];
+  struct mock_msg *msgs; /* every message, in log order */
+  size_t msgs_n, msgs_cap;
 };
 
 /* ------------------------------------------------------------ helpers */
@@ -210,6 +270,8 @@ static struct mock_election *mock_election(struct mock *m, const char *name) {
   snprintf(free_slot->name, sizeof free_slot->name, "%s", name);
   return free_slot;
 }
+
+#include "mock_channels.c"
 
 /* ------------------------------------------------------------- locks */
 
@@ -429,6 +491,7 @@ static void mock_mutate(struct mock *m, uint64_t conn_id,
   Synod__CounterDeleteReply del = SYNOD__COUNTER_DELETE_REPLY__INIT;
   Synod__ElectionCampaignReply cr = SYNOD__ELECTION_CAMPAIGN_REPLY__INIT;
   Synod__ElectionInfo info = SYNOD__ELECTION_INFO__INIT;
+  struct mock_channel_bodies chb;
   Synod__Error e = SYNOD__ERROR__INIT;
   bool freed = false;
   int rv;
@@ -452,6 +515,10 @@ static void mock_mutate(struct mock *m, uint64_t conn_id,
   case SYNOD__REQUEST__BODY_SESSION_CLOSE:
     rv = 0;
     break;
+  case SYNOD__REQUEST__BODY_CHANNEL_PUBLISH:
+  case SYNOD__REQUEST__BODY_CHANNEL_CURSOR_COMMIT:
+    rv = mock_channel_mutate(m, q, &r, &chb);
+    break;
   default:
     rv = mock_counter_op(m, q, &r, &cv, &cas, &del);
     break;
@@ -468,6 +535,9 @@ static void mock_mutate(struct mock *m, uint64_t conn_id,
   }
   if (q->body_case == SYNOD__REQUEST__BODY_SESSION_CLOSE) {
     mock_session_end(m, s);
+  }
+  if (q->body_case == SYNOD__REQUEST__BODY_CHANNEL_PUBLISH && rv == 0) {
+    mock_subs_pump(m);
   }
 }
 
@@ -629,6 +699,8 @@ static bool mock_is_sequenced(Synod__Request__BodyCase c) {
   case SYNOD__REQUEST__BODY_COUNTER_DELETE:
   case SYNOD__REQUEST__BODY_ELECTION_CAMPAIGN:
   case SYNOD__REQUEST__BODY_ELECTION_RESIGN:
+  case SYNOD__REQUEST__BODY_CHANNEL_PUBLISH:
+  case SYNOD__REQUEST__BODY_CHANNEL_CURSOR_COMMIT:
     return true;
   default:
     return false;
@@ -645,6 +717,10 @@ static void mock_request_cb(void *arg, uint64_t conn_id,
   struct mock_session *s;
   if (hello || status) {
     mock_hello_or_status(m, conn_id, q);
+    return;
+  }
+  if (mock_is_sub_request(q->body_case)) { /* any replica serves these */
+    mock_sub_request(m, conn_id, q);
     return;
   }
   if (m->follower && !(q->stale && !mock_is_sequenced(q->body_case))) {
@@ -664,6 +740,9 @@ static void mock_request_cb(void *arg, uint64_t conn_id,
       s->conn_id = conn_id;
       mock_mutate(m, conn_id, q, s);
     }
+  } else if (q->body_case == SYNOD__REQUEST__BODY_CHANNEL_INFO ||
+             q->body_case == SYNOD__REQUEST__BODY_CHANNEL_CURSOR_GET) {
+    mock_channel_read(m, conn_id, q);
   } else {
     mock_read(m, conn_id, q);
   }
@@ -673,6 +752,7 @@ static void mock_request_cb(void *arg, uint64_t conn_id,
 
 static void mock_close_cb(void *arg, uint64_t conn_id) {
   struct mock *m = arg;
+  mock_subs_closed(m, conn_id);
   for (int i = 0; i < MOCK_MAX; i++) {
     struct mock_election *e = &m->elections[i];
     for (int j = 0; j < e->observers_n; j++) {
@@ -706,6 +786,7 @@ static void mock_wake_cb(uv_async_t *h) {
   if (id != 0) {
     mock_expire(m, id);
   }
+  mock_subs_poked(m);
   if (m->stop) {
     client_net_stop(m->net);
     uv_close((uv_handle_t *)&m->wake, NULL);
@@ -749,6 +830,7 @@ static void mock_stop(struct mock *m) {
   mock_poke(m);
   pthread_join(m->thread, NULL);
   uv_loop_close(&m->loop);
+  mock_channels_free(m);
   for (int i = 0; i < MOCK_MAX; i++) {
     for (int j = 0; j < MOCK_RECORD; j++) {
       free(m->sessions[i].answers[j]);
