@@ -444,6 +444,38 @@ void requests_tick(struct node *n) {
 
 /* ---------------------------------------------------------------- reads */
 
+/* A channel's subscribers are this replica's, not the state machine's:
+ * an answer about channels gets them filled in. Keeps *data as it is if
+ * it cannot (out of memory: the count stays 0). */
+static void fill_subscribers(struct node *n, const Synod__Request *req,
+                             uint8_t **data, size_t *len) {
+  if (req->body_case != SYNOD__REQUEST__BODY_CHANNEL_INFO &&
+      req->body_case != SYNOD__REQUEST__BODY_CHANNEL_LIST) {
+    return;
+  }
+  Synod__Response *r = synod__response__unpack(NULL, *len, *data);
+  if (r == NULL) {
+    return;
+  }
+  if (r->body_case == SYNOD__RESPONSE__BODY_CHANNEL_INFO) {
+    r->channel_info->subscribers = subs_count(n, r->channel_info->name);
+  } else if (r->body_case == SYNOD__RESPONSE__BODY_CHANNEL_LIST) {
+    for (size_t i = 0; i < r->channel_list->n_channels; i++) {
+      Synod__ChannelInfo *ci = r->channel_list->channels[i];
+      ci->subscribers = subs_count(n, ci->name);
+    }
+  }
+  size_t n2 = synod__response__get_packed_size(r);
+  uint8_t *d2 = malloc(n2 ? n2 : 1);
+  if (d2 != NULL) {
+    synod__response__pack(r, d2);
+    free(*data);
+    *data = d2;
+    *len = n2;
+  }
+  synod__response__free_unpacked(r, NULL);
+}
+
 static void requests_serve_read(struct node *n, uint64_t conn_id,
                                 uint64_t request_id,
                                 const Synod__Request *req) {
@@ -454,6 +486,7 @@ static void requests_serve_read(struct node *n, uint64_t conn_id,
                           "not a read request");
     return;
   }
+  fill_subscribers(n, req, &data, &len);
   requests_send_packed(n, conn_id, request_id, data, len);
   free(data);
 }
@@ -578,6 +611,7 @@ static void read_serve(struct node *n, struct read *r) {
     if (fsm_query(n->fsm, req, &data, &len) != 0) {
       r->cb(r->cb_arg, SYNOD_EINVAL, "not a read request", NULL, 0);
     } else {
+      fill_subscribers(n, req, &data, &len);
       r->cb(r->cb_arg, 0, NULL, data, len);
       free(data);
     }

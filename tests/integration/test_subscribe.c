@@ -274,6 +274,20 @@ static void scenario_credits(struct cluster *c, struct synod_client *cl) {
   settle(c, f, index, &r, &s);
   CHECK(s.n == 28 && s.offsets[27] == 28, "%zu deliveries after 3 more", s.n);
   credit(&r, 99, 1, &s, SYNOD_ENOTFOUND);
+  /* The replica counts its subscribers in the channel's info. */
+  Synod__Request req = SYNOD__REQUEST__INIT;
+  Synod__ChannelInfoGet info = SYNOD__CHANNEL_INFO_GET__INIT;
+  info.name = "t";
+  req.stale = true;
+  req.body_case = SYNOD__REQUEST__BODY_CHANNEL_INFO;
+  req.channel_info = &info;
+  Synod__ServerMessage *sm = raw_call(&r, &req, &s);
+  CHECK(sm->response->channel_info != NULL &&
+            sm->response->channel_info->subscribers == 1,
+        "channel info: %" PRIu64 " subscribers, want 1",
+        sm->response->channel_info ? sm->response->channel_info->subscribers
+                                   : 0);
+  synod__server_message__free_unpacked(sm, NULL);
   close(r.fd);
   printf("ok credits: 10, then the rest, in order, from follower %s\n",
          c->nodes[f].name);
