@@ -194,4 +194,34 @@ typedef void (*node_read_cb)(void *arg, int err, const char *errmsg,
 void node_read(struct node *n, const Synod__Request *req, bool stale,
                uint32_t timeout_ms, node_read_cb cb, void *arg);
 
+/* A write answered: err 0 with the packed synod.Response (borrowed until
+ * the callback returns; it may carry the state machine's own error, as a
+ * client's answer would: SYNOD_ETOOBIG for a message over the channel's
+ * limit, SYNOD_ELIMIT, ...), or a SYNOD_E* code with a message:
+ *   - refused before anything was proposed, so not applied: SYNOD_EINVAL
+ *     (not a write node_write serves), SYNOD_ETOOBIG (over the client
+ *     frame maximum), SYNOD_EMALFORMED, SYNOD_ENOLEADER (no leader known,
+ *     or not reachable), SYNOD_EBUSY (too many writes in flight),
+ *     SYNOD_ENOMEM;
+ *   - proposed or forwarded, outcome unknown (it may still be applied):
+ *     SYNOD_ETIMEDOUT (no answer within the timeout), SYNOD_ENOTLEADER
+ *     (leadership changed first; the message says whether the leader
+ *     had proposed it), SYNOD_ESHUTDOWN (this replica is stopping).
+ * A write in no session is not exactly-once: retrying after an unknown
+ * outcome may apply it twice, unless the request deduplicates itself (a
+ * ChannelPublish with a message_id). */
+typedef void (*node_write_cb)(void *arg, int err, const char *errmsg,
+                              const uint8_t *resp, size_t len);
+
+/* Applies a write request (a ChannelPublish, CounterAdd, ...: any body
+ * the state machine applies, except a LockAcquire, which may wait) through
+ * the log, from any replica: the leader proposes it as it would a
+ * client's request; a follower forwards it to the leader over the peer
+ * link (ForwardRequest), which checks and proposes it and answers once it
+ * is applied. The answer is the one a client would get. Calls cb exactly
+ * once, within about timeout_ms (checked every tick); possibly before
+ * returning (refusals). `req` is copied; its id is ignored. */
+void node_write(struct node *n, const Synod__Request *req, uint32_t timeout_ms,
+                node_write_cb cb, void *arg);
+
 #endif /* SYNOD_NODE_H */
