@@ -172,6 +172,7 @@ int node_step(struct node *n, const struct core_event *ev) {
 
 static void node_propose_check_cb(uv_check_t *h) {
   requests_propose_flush(h->data);
+  subs_start_queued(h->data);
 }
 
 static void node_tick_cb(uv_timer_t *t) {

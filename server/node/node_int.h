@@ -286,10 +286,13 @@ struct node {
   struct u64map observers;     /* conn id -> struct observer list */
 
   /* Channel subscriptions (subscribe.c). */
-  struct u64map subs_by_conn; /* conn id -> struct sub list */
+  struct u64map subs_by_key; /* key -> struct sub: every subscription */
+  uint64_t subs_key_next;
+  struct u64map subs_by_conn; /* conn id -> struct sub list (clients') */
   struct u64map subs_by_name; /* hash of a channel name -> struct sub list */
   struct sub *subs_prefix;    /* prefix subscriptions */
   struct sub *subs_dirty;     /* to push to after this batch */
+  struct sub *subs_starting;  /* node_subscribe()'s, to start this turn */
   uint64_t subs_n;
   struct subs_batch *subs_batch; /* the frame being filled */
   struct subs_merge *subs_merge; /* a prefix subscription's channels */
@@ -339,6 +342,8 @@ void subs_on_event(struct node *n, const struct fsm_event *e);
 void subs_on_install(struct node *n);
 /* Pushes to the subscriptions marked since the last pump. */
 void subs_pump(struct node *n);
+/* Starts the in-process subscriptions made during this loop turn. */
+void subs_start_queued(struct node *n);
 /* client_net's drain_cb: a connection has room again. */
 void subs_on_drain(void *arg, uint64_t conn_id);
 void subs_on_close(struct node *n, uint64_t conn_id);
