@@ -489,11 +489,14 @@ void subs_on_event(struct node *n, const struct fsm_event *e) {
   if (e->type != FSM_EVENT_CHANNEL_DELETED) {
     return;
   }
-  /* Its offsets would start again at 1: the subscription cannot go on. */
+  /* Its offsets would start again at 1: the subscription cannot go on.
+   * One still starting resolves its start against the state after the
+   * deletion (its sink hears `started` first, then any end). */
   struct sub *s = u64map_get(&n->subs_by_name, name_hash(e->name, len));
   while (s != NULL) {
     struct sub *next = s->name_next;
-    if (s->name_len == len && memcmp(s->name, e->name, len) == 0) {
+    if (s->started && s->name_len == len &&
+        memcmp(s->name, e->name, len) == 0) {
       /* Messages not yet pushed were deleted with the channel. */
       sub_end(n, s, SYNOD_ENOTFOUND, 0,
               "channel \"%.64s\" was deleted (at index %" PRIu64 ")", s->name,
