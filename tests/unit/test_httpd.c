@@ -124,10 +124,10 @@ static void on_request(void *arg, const struct httpd_request *req) {
   } else if (path_is(req, "/hold")) {
     /* never answered: the connection stays busy until the client goes */
   } else if (path_is(req, "/stream") || path_is(req, "/stream-forever")) {
+    atomic_store(&fx.stream_id, req->id); /* before the client reads */
     ck_assert_int_eq(
         httpd_stream_start(fx.h, req->id, 200, "text/event-stream", NULL), 0);
     ck_assert_int_eq(httpd_stream_write(fx.h, req->id, "hello", 5), 0);
-    atomic_store(&fx.stream_id, req->id);
     if (path_is(req, "/stream")) {
       uv_timer_start(&fx.stream_timer, stream_end_cb, 600, 0);
     }
