@@ -141,7 +141,9 @@ static int writes_forward(struct node *n, struct write *w,
                : peer_net_send_pb(n->peer_net, n->leader, &pb);
   free(buf);
   if (rv != 0) {
-    return SYNOD_ENOLEADER;
+    /* No link to the leader, or (with a client frame maximum configured
+     * above the peer one) too big for a peer frame. */
+    return rv == SYNOD_ETOOBIG ? rv : SYNOD_ENOLEADER;
   }
   w->asked = n->leader;
   return 0;
