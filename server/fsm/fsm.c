@@ -389,6 +389,11 @@ bool fsm_request_is_read(const Synod__Request *req) {
   return op != NULL && op->kind == OP_READ;
 }
 
+bool fsm_request_is_write(const Synod__Request *req) {
+  const struct op *op = op_for(req->body_case);
+  return op != NULL && op->kind != OP_READ && request_well_formed(req);
+}
+
 int fsm_query(const struct fsm *f, const Synod__Request *req, uint8_t **data,
               size_t *len) {
   const struct op *op = op_for(req->body_case);

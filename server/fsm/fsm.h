@@ -212,6 +212,10 @@ uint32_t fsm_session_ttl_ms(const struct fsm *f, uint64_t session_id);
  * counter_get, counter_list, election_leader, election_observe. */
 bool fsm_request_is_read(const Synod__Request *req);
 
+/* True for the bodies fsm_apply applies as a command (every one it knows
+ * that is not a read), with the body's message present. */
+bool fsm_request_is_write(const Synod__Request *req);
+
 /* Answers a read-only request from the applied state (the shell calls it
  * after ReadIndex, or at once for a stale read). Never mutates. On success
  * *data is a packed synod.Response (possibly carrying an error such as

@@ -1,13 +1,16 @@
-/* The replica's HTTP endpoints: routing, JSON, and reads through the node. */
+/* The replica's HTTP endpoints: routing, JSON, and reads through the node.
+ * The channel endpoints are in api_channels.c. */
 #include "api.h"
 
 #include <inttypes.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include <jansson.h>
 
+#include "api_int.h"
 #include "err.h"
 #include "fsm.h"
 #include "httpd.h"
@@ -22,15 +25,8 @@
 /* Items per list in /v1/status unless ?limit= says otherwise. */
 #define API_STATUS_LIMIT_DEFAULT 100
 #define API_STATUS_LIMIT_MAX 10000
-#define API_NAME_MAX 1024
-
-struct http_api {
-  uv_loop_t *loop;
-  struct node *node;
-  struct httpd *httpd;
-  bool stopping;
-  unsigned reads_pending; /* node_read callbacks still to come */
-};
+/* Keep-alive comments on event streams, so that proxies keep them. */
+#define API_PING_MS 15000
 
 /* A leader read in flight: where to answer, and in which shape. */
 struct api_read {
@@ -47,9 +43,8 @@ static void api_read_free(struct api_read *r);
 
 static const char api_json_type[] = "application/json";
 
-/* Answers with the JSON of j (and frees it). */
-static void api_respond_json(struct http_api *api, uint64_t id, int status,
-                             json_t *j) {
+void api_respond_json(struct http_api *api, uint64_t id, int status,
+                      json_t *j) {
   char *text =
       j != NULL ? json_dumps(j, JSON_COMPACT | JSON_REAL_PRECISION(9)) : NULL;
   if (text == NULL) {
@@ -64,25 +59,62 @@ static void api_respond_json(struct http_api *api, uint64_t id, int status,
   json_decref(j);
 }
 
-/* The HTTP status for a SYNOD_E* code of a read. */
-static int api_status_of(int err) {
-  switch (err) {
+/* README.md "HTTP" lists these. */
+int api_status_of(int code) {
+  switch (code) {
   case SYNOD_EINVAL:
-  case SYNOD_ETOOBIG:
   case SYNOD_EMALFORMED:
+  case SYNOD_ERANGE:
     return 400;
   case SYNOD_ENOTFOUND:
     return 404;
+  case SYNOD_EEXIST:
+  case SYNOD_ELIMIT: /* the channel or the server is full: state, not rate */
+    return 409;
+  case SYNOD_ECOMPACTED:
+    return 410;
+  case SYNOD_ETOOBIG:
+    return 413;
   case SYNOD_ETIMEDOUT:
     return 504;
   case SYNOD_ENOTLEADER:
   case SYNOD_ENOLEADER:
   case SYNOD_ESHUTDOWN:
   case SYNOD_EBUSY:
+  case SYNOD_EUNAVAILABLE:
     return 503;
   default:
     return 500;
   }
+}
+
+void api_respond_code(struct http_api *api, uint64_t id, int code,
+                      uint64_t first_available, const char *fmt, ...) {
+  char msg[512];
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(msg, sizeof msg, fmt, ap);
+  va_end(ap);
+  int status = api_status_of(code);
+  json_t *j =
+      json_pack("{s:s, s:s}", "error", synod_errname(code), "message", msg);
+  if (j != NULL && first_available != 0) {
+    json_object_set_new(j, "first_available", json_integer(first_available));
+  }
+  char *text = j != NULL ? json_dumps(j, JSON_COMPACT) : NULL;
+  json_decref(j);
+  if (text == NULL) {
+    httpd_respond_error(api->httpd, id, 500, "out of memory");
+    return;
+  }
+  size_t len = strlen(text);
+  text[len] = '\n'; /* replaces the NUL: the length says where it ends */
+  httpd_respond(api->httpd, id, status, api_json_type,
+                status == 503 ? "Access-Control-Allow-Origin: *\r\n"
+                                "Retry-After: 1\r\n"
+                              : "Access-Control-Allow-Origin: *\r\n",
+                text, len + 1);
+  free(text);
 }
 
 /* ------------------------------------------------------------- probes */
@@ -234,12 +266,14 @@ static json_t *api_state_json(struct http_api *api, size_t limit) {
 static json_t *api_http_stats(struct http_api *api) {
   struct httpd_stats s;
   httpd_stats(api->httpd, &s);
-  return json_pack("{s:I, s:I, s:I, s:I, s:I}", "connections",
+  return json_pack("{s:I, s:I, s:I, s:I, s:I, s:I, s:I}", "connections",
                    (json_int_t)s.connections, "connections_total",
                    (json_int_t)s.connections_total, "connections_refused",
                    (json_int_t)s.connections_refused, "requests_total",
                    (json_int_t)s.requests_total, "bad_requests_total",
-                   (json_int_t)s.bad_requests_total);
+                   (json_int_t)s.bad_requests_total, "streams",
+                   (json_int_t)s.streams, "queued_bytes",
+                   (json_int_t)s.queued_bytes);
 }
 
 static json_t *api_replica_json(const struct node_replica_status *r) {
@@ -339,7 +373,7 @@ static void api_status(struct http_api *api, const struct httpd_request *req) {
     return;
   }
   *r = (struct api_read){.api = api, .request_id = req->id, .status = j};
-  api->reads_pending++;
+  api->calls_pending++;
   node_cluster_status(api->node, API_CLUSTER_TIMEOUT_MS, api_cluster_answer, r);
 }
 
@@ -368,9 +402,17 @@ static int api_http_metrics(struct http_api *api, char *out, size_t cap) {
       "# HELP synod_http_refused_requests_total HTTP requests refused for "
       "their form or timing (400, 408, 413, 414, 431, 501).\n"
       "# TYPE synod_http_refused_requests_total counter\n"
-      "synod_http_refused_requests_total %" PRIu64 "\n",
+      "synod_http_refused_requests_total %" PRIu64 "\n"
+      "# HELP synod_http_streams HTTP event streams (Server-Sent Events) "
+      "open now.\n"
+      "# TYPE synod_http_streams gauge\n"
+      "synod_http_streams %" PRIu64 "\n"
+      "# HELP synod_http_queued_bytes Bytes of HTTP answers queued and not "
+      "yet taken by the clients' sockets.\n"
+      "# TYPE synod_http_queued_bytes gauge\n"
+      "synod_http_queued_bytes %" PRIu64 "\n",
       s.connections, s.connections_total, s.connections_refused,
-      s.requests_total, s.bad_requests_total);
+      s.requests_total, s.bad_requests_total, s.streams, s.queued_bytes);
 }
 
 /* GET /metrics: rendered on the loop, from kept counts (never a walk over
@@ -402,12 +444,23 @@ static void api_metrics(struct http_api *api, uint64_t id) {
 
 /* ----------------------------------------------------------- elections */
 
+/* Frees a stopped API once nothing can call into it any more. */
+static void api_maybe_free(struct http_api *api) {
+  if (api->stopping && api->calls_pending == 0 && !api->ping_open) {
+    u64map_close(&api->streams);
+    free(api);
+  }
+}
+
+void api_call_done(struct http_api *api) {
+  api->calls_pending--;
+  api_maybe_free(api);
+}
+
 static void api_read_free(struct api_read *r) {
   struct http_api *api = r->api;
   free(r);
-  if (--api->reads_pending == 0 && api->stopping) {
-    free(api);
-  }
+  api_call_done(api);
 }
 
 static void api_election_answer(void *arg, int err, const char *errmsg,
@@ -474,7 +527,7 @@ static void api_election(struct http_api *api, const struct httpd_request *req,
     return;
   }
   *r = (struct api_read){api, req->id, sidecar};
-  api->reads_pending++;
+  api->calls_pending++;
   Synod__Request q = SYNOD__REQUEST__INIT;
   Synod__ElectionLeader el = SYNOD__ELECTION_LEADER__INIT;
   el.name = name;
@@ -485,8 +538,8 @@ static void api_election(struct http_api *api, const struct httpd_request *req,
 
 /* ------------------------------------------------------------- routing */
 
-static bool api_prefix(const struct httpd_request *req, const char *p,
-                       const char **rest, size_t *rest_len) {
+bool api_prefix(const struct httpd_request *req, const char *p,
+                const char **rest, size_t *rest_len) {
   size_t pl = strlen(p);
   if (req->path_len < pl || memcmp(req->path, p, pl) != 0) {
     return false;
@@ -496,7 +549,7 @@ static bool api_prefix(const struct httpd_request *req, const char *p,
   return true;
 }
 
-static bool api_path_is(const struct httpd_request *req, const char *p) {
+bool api_path_is(const struct httpd_request *req, const char *p) {
   return req->path_len == strlen(p) && memcmp(req->path, p, req->path_len) == 0;
 }
 
@@ -504,7 +557,10 @@ static void api_request_cb(void *arg, const struct httpd_request *req) {
   struct http_api *api = arg;
   const char *rest;
   size_t rest_len;
-  if (!httpd_method_is(req, "GET")) {
+  if (api_path_is(req, "/v1/channels") ||
+      api_prefix(req, "/v1/channels/", &rest, &rest_len)) {
+    api_channels_request(api, req);
+  } else if (!httpd_method_is(req, "GET")) {
     httpd_respond_error(api->httpd, req->id, 405, "%.*s is not allowed here",
                         (int)req->method_len, req->method);
   } else if (api_path_is(req, "/") || api_path_is(req, "/index.html")) {
@@ -537,6 +593,10 @@ static void api_request_cb(void *arg, const struct httpd_request *req) {
 
 /* -------------------------------------------------------------- control */
 
+static void api_ping_cb(uv_timer_t *t) {
+  api_channels_ping(t->data);
+}
+
 int http_api_start(uv_loop_t *loop, struct node *node,
                    const char *listen_address, struct http_api **out,
                    char *errmsg) {
@@ -547,19 +607,33 @@ int http_api_start(uv_loop_t *loop, struct node *node,
   }
   api->loop = loop;
   api->node = node;
+  u64map_init(&api->streams);
   struct httpd_options o = {.loop = loop,
                             .listen_address = listen_address,
                             .log_module = "http",
                             .request_cb = api_request_cb,
+                            .close_cb = api_channels_close_cb,
+                            .drain_cb = api_channels_drain_cb,
                             .arg = api};
   int rv = httpd_start(&o, &api->httpd, errmsg);
   if (rv != 0) {
+    u64map_close(&api->streams);
     free(api);
     return rv;
   }
+  uv_timer_init(loop, &api->ping);
+  api->ping.data = api;
+  api->ping_open = true;
+  uv_timer_start(&api->ping, api_ping_cb, API_PING_MS, API_PING_MS);
   log_info("http", "serving on http://%s", httpd_listen_address(api->httpd));
   *out = api;
   return 0;
+}
+
+static void api_ping_closed(uv_handle_t *h) {
+  struct http_api *api = h->data;
+  api->ping_open = false;
+  api_maybe_free(api);
 }
 
 void http_api_stop(struct http_api *api) {
@@ -567,10 +641,9 @@ void http_api_stop(struct http_api *api) {
     return;
   }
   api->stopping = true;
+  api_channels_stop(api);
   httpd_stop(api->httpd);
-  if (api->reads_pending == 0) {
-    free(api);
-  }
+  uv_close((uv_handle_t *)&api->ping, api_ping_closed);
 }
 
 const char *http_api_listen_address(const struct http_api *api) {

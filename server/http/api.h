@@ -1,8 +1,10 @@
 /* A replica's HTTP endpoints, on its own loop: probes (/healthz,
  * /readyz), the leader-elector shape (/leader/NAME), the JSON status
- * (/v1/status, /v1/elections/NAME), Prometheus (/metrics) and the status
- * page (/). Reads go through node_read, so they are linearizable by
- * default on any replica. */
+ * (/v1/status, /v1/elections/NAME), Prometheus (/metrics), the status
+ * page (/) and channels (/v1/channels: publish, info, list, and
+ * subscriptions as Server-Sent Events). Reads go through node_read, so
+ * they are linearizable by default on any replica; writes through
+ * node_write, so any replica accepts them. */
 #ifndef SYNOD_HTTP_API_H
 #define SYNOD_HTTP_API_H
 
@@ -18,8 +20,9 @@ int http_api_start(uv_loop_t *loop, struct node *node,
                    const char *listen_address, struct http_api **out,
                    char *errmsg);
 
-/* Stops serving; reads still in flight are answered into nothing. Must be
- * called before the node is freed. Accepts NULL. */
+/* Stops serving: event streams end, reads and writes still in flight are
+ * answered into nothing. Must be called before the node is freed.
+ * Accepts NULL. */
 void http_api_stop(struct http_api *api);
 
 const char *http_api_listen_address(const struct http_api *api);

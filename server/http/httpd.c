@@ -28,10 +28,11 @@
 #define HTTPD_LOG_PER_SECOND 10
 
 enum conn_state {
-  CONN_IDLE,     /* between requests: nothing buffered */
-  CONN_READING,  /* part of a request has arrived */
-  CONN_HANDLING, /* handed to the callback, not answered yet */
-  CONN_CLOSING,  /* answered with an error or closing: read nothing */
+  CONN_IDLE,      /* between requests: nothing buffered */
+  CONN_READING,   /* part of a request has arrived */
+  CONN_HANDLING,  /* handed to the callback, not answered yet */
+  CONN_STREAMING, /* answering with a stream (httpd_stream_start) */
+  CONN_CLOSING,   /* answered with an error or closing: read nothing */
 };
 
 struct conn {
@@ -50,6 +51,14 @@ struct conn {
   uint64_t req_id;    /* the request being handled, or 0 */
   bool keep_alive;    /* the request being handled allows it */
   bool is_head;       /* ... is a HEAD request */
+  bool http11;        /* ... is HTTP/1.1 (a stream is chunked) */
+  /* A request handled or streaming when the connection closed: told to
+   * close_cb once the handles are closed. */
+  uint64_t closed_req_id;
+  bool want_drain; /* httpd_want_drain: drain_cb below drain_below */
+  size_t drain_below;
+  uint64_t progress_at; /* uv_now() when a write last completed, or the
+                           stream started */
   bool reading;
   bool peer_eof;
   bool close_after_write;
@@ -124,6 +133,9 @@ static void conn_handle_closed(uv_handle_t *handle) {
     return;
   }
   struct httpd *h = c->h;
+  if (c->closed_req_id != 0 && h->opts.close_cb != NULL && !h->stopping) {
+    h->opts.close_cb(h->opts.arg, c->closed_req_id);
+  }
   if (c->prev != NULL) {
     c->prev->next = c->next;
   } else {
@@ -143,7 +155,11 @@ static void conn_close(struct conn *c) {
   }
   if (c->req_id != 0) {
     u64map_del(&c->h->requests, c->req_id);
+    c->closed_req_id = c->req_id;
     c->req_id = 0;
+  }
+  if (c->state == CONN_STREAMING) {
+    c->h->stats.streams--;
   }
   c->state = CONN_CLOSING;
   c->h->stats.connections--;
@@ -160,19 +176,32 @@ static void conn_timer_set(struct conn *c, uint32_t ms) {
 static void conn_write_cb(uv_write_t *req, int status) {
   struct write_req *w = (struct write_req *)req;
   struct conn *c = w->c;
+  struct httpd *h = c->h;
   c->out_bytes -= w->len;
+  h->stats.queued_bytes -= w->len;
   c->writes--;
+  c->progress_at = uv_now(h->opts.loop);
   free(w);
   if (status != 0 || (c->close_after_write && c->writes == 0)) {
     conn_close(c);
+    return;
+  }
+  if (c->want_drain && c->out_bytes < c->drain_below && c->req_id != 0) {
+    c->want_drain = false;
+    if (h->opts.drain_cb != NULL) {
+      h->opts.drain_cb(h->opts.arg, c->req_id);
+    }
   }
 }
 
-/* Queues data (copied) for the client. Returns 0 or SYNOD_ENOMEM (then the
- * connection is closed). */
-static int conn_write(struct conn *c, const char *head, size_t head_len,
-                      const void *body, size_t body_len) {
-  size_t len = head_len + body_len;
+/* Queues the parts (copied, in one write) for the client. Returns 0 or
+ * SYNOD_ENOMEM (then the connection is closed). */
+static int conn_write_parts(struct conn *c, const uv_buf_t *parts,
+                            size_t parts_n) {
+  size_t len = 0;
+  for (size_t i = 0; i < parts_n; i++) {
+    len += parts[i].len;
+  }
   struct write_req *w = malloc(sizeof *w + len);
   if (w == NULL || c->out_bytes + len > c->h->opts.out_bytes_max) {
     log_warn(c->h->opts.log_module, "answer to %s: %s; closing", c->remote,
@@ -183,9 +212,10 @@ static int conn_write(struct conn *c, const char *head, size_t head_len,
   }
   w->c = c;
   w->len = len;
-  memcpy(w->data, head, head_len);
-  if (body_len > 0) {
-    memcpy(w->data + head_len, body, body_len);
+  for (size_t i = 0, at = 0; i < parts_n; at += parts[i].len, i++) {
+    if (parts[i].len > 0) {
+      memcpy(w->data + at, parts[i].base, parts[i].len);
+    }
   }
   uv_buf_t buf = uv_buf_init(w->data, (unsigned)len);
   int rv = uv_write(&w->req, (uv_stream_t *)&c->tcp, &buf, 1, conn_write_cb);
@@ -195,8 +225,16 @@ static int conn_write(struct conn *c, const char *head, size_t head_len,
     return SYNOD_ENOMEM;
   }
   c->out_bytes += len;
+  c->h->stats.queued_bytes += len;
   c->writes++;
   return 0;
+}
+
+static int conn_write(struct conn *c, const char *head, size_t head_len,
+                      const void *body, size_t body_len) {
+  uv_buf_t parts[2] = {uv_buf_init((char *)head, (unsigned)head_len),
+                       uv_buf_init((char *)body, (unsigned)body_len)};
+  return conn_write_parts(c, parts, body_len > 0 ? 2 : 1);
 }
 
 /* Formats the status line and headers of an answer into out. */
@@ -236,6 +274,23 @@ static void conn_refuse(struct conn *c, int status, const char *why) {
   conn_write(c, head, hlen, body, (size_t)blen);
 }
 
+/* A stream's watchdog, every idle_timeout_ms: a client that takes none of
+ * the bytes queued to it in that long has stopped reading. */
+static void conn_stream_check(struct conn *c) {
+  struct httpd *h = c->h;
+  uint64_t now = uv_now(h->opts.loop);
+  if (c->writes > 0 && now - c->progress_at >= h->opts.idle_timeout_ms) {
+    log_warn(h->opts.log_module,
+             "stream to %s: %llu bytes queued and none written in %u ms; "
+             "closing",
+             c->remote, (unsigned long long)c->out_bytes,
+             h->opts.idle_timeout_ms);
+    conn_close(c);
+    return;
+  }
+  conn_timer_set(c, h->opts.idle_timeout_ms);
+}
+
 static void conn_timer_cb(uv_timer_t *t) {
   struct conn *c = t->data;
   switch (c->state) {
@@ -247,6 +302,9 @@ static void conn_timer_cb(uv_timer_t *t) {
     return;
   case CONN_HANDLING:
     return; /* the owner answers; no timer runs meanwhile */
+  case CONN_STREAMING:
+    conn_stream_check(c);
+    return;
   case CONN_CLOSING:
     conn_close(c);
     return;
@@ -301,12 +359,14 @@ struct head_info {
   size_t body_len;
   bool keep_alive;
   bool expect_continue;
+  bool http11;
 };
 
 static int head_inspect(const struct phr_header *hs, size_t n, int minor,
                         struct head_info *hi, const char **why) {
   hi->body_len = 0;
   hi->keep_alive = minor >= 1;
+  hi->http11 = minor >= 1;
   hi->expect_continue = false;
   bool have_length = false;
   for (size_t i = 0; i < n; i++) {
@@ -362,6 +422,7 @@ static void conn_dispatch(struct conn *c, const char *method, size_t mlen,
   }
   c->request_len = head_len + hi->body_len;
   c->keep_alive = hi->keep_alive;
+  c->http11 = hi->http11;
   c->is_head = mlen == 4 && memcmp(method, "HEAD", 4) == 0;
   struct httpd_request r = {.id = c->req_id,
                             .method = method,
@@ -527,7 +588,7 @@ static void conn_read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf) {
     c->peer_eof = true;
     uv_read_stop(s);
     c->reading = false;
-    if (c->state == CONN_HANDLING) {
+    if (c->state == CONN_HANDLING || c->state == CONN_STREAMING) {
       conn_close(c); /* the client gave up: its answer is dropped */
     } else if (c->state != CONN_CLOSING) {
       conn_process(c);
@@ -542,24 +603,50 @@ static void conn_read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf) {
     return;
   }
   c->in_len += (size_t)nread;
-  if (c->state != CONN_HANDLING) {
+  if (c->state == CONN_IDLE || c->state == CONN_READING) {
     conn_process(c);
   } else {
-    conn_read_update(c);
+    conn_read_update(c); /* pipelined: waits until this one is answered */
   }
 }
 
 /* ------------------------------------------------------------ answering */
 
+/* The request being handled is answered (its answer queued): the
+ * connection goes on with the next one, or closes once it is written. */
+static void conn_answered(struct conn *c, bool keep) {
+  struct httpd *h = c->h;
+  u64map_del(&h->requests, c->req_id);
+  c->req_id = 0;
+  c->want_drain = false;
+  memmove(c->in, c->in + c->request_len, c->in_len - c->request_len);
+  c->in_len -= c->request_len;
+  c->request_len = 0;
+  if (!keep) {
+    c->state = CONN_CLOSING;
+    c->close_after_write = true;
+    conn_read_update(c);
+    if (c->writes == 0) {
+      conn_close(c);
+      return;
+    }
+    conn_timer_set(c, h->opts.request_timeout_ms);
+    return;
+  }
+  c->served = true;
+  conn_go_idle(c);
+  if (!c->dispatching) {
+    conn_process(c);
+  }
+}
+
 int httpd_respond(struct httpd *h, uint64_t id, int status,
                   const char *content_type, const char *headers,
                   const void *body, size_t len) {
   struct conn *c = u64map_get(&h->requests, id);
-  if (c == NULL) {
+  if (c == NULL || c->state == CONN_STREAMING) {
     return SYNOD_ENOTFOUND;
   }
-  u64map_del(&h->requests, id);
-  c->req_id = 0;
   bool keep = c->keep_alive && !c->peer_eof && !h->stopping;
   char head[1024];
   size_t hlen =
@@ -568,22 +655,95 @@ int httpd_respond(struct httpd *h, uint64_t id, int status,
                  c->is_head ? 0 : len) != 0) {
     return SYNOD_ENOMEM;
   }
-  memmove(c->in, c->in + c->request_len, c->in_len - c->request_len);
-  c->in_len -= c->request_len;
-  c->request_len = 0;
-  if (!keep) {
-    c->state = CONN_CLOSING;
-    c->close_after_write = true;
-    conn_read_update(c);
-    conn_timer_set(c, h->opts.request_timeout_ms);
-    return 0;
-  }
-  c->served = true;
-  conn_go_idle(c);
-  if (!c->dispatching) {
-    conn_process(c);
-  }
+  conn_answered(c, keep);
   return 0;
+}
+
+/* ------------------------------------------------------------- streams */
+
+int httpd_stream_start(struct httpd *h, uint64_t id, int status,
+                       const char *content_type, const char *headers) {
+  struct conn *c = u64map_get(&h->requests, id);
+  if (c == NULL) {
+    return SYNOD_ENOTFOUND;
+  }
+  if (c->is_head || c->state == CONN_STREAMING) {
+    return SYNOD_EINVAL;
+  }
+  bool keep = c->http11 && c->keep_alive && !c->peer_eof && !h->stopping;
+  char head[1024];
+  int n =
+      snprintf(head, sizeof head,
+               "HTTP/1.1 %d %s\r\n"
+               "Content-Type: %s\r\n"
+               "Cache-Control: no-store\r\n"
+               "%s"
+               "Connection: %s\r\n"
+               "%s\r\n",
+               status, httpd_status_text(status), content_type,
+               c->http11 ? "Transfer-Encoding: chunked\r\n" : "",
+               keep ? "keep-alive" : "close", headers != NULL ? headers : "");
+  size_t hlen = n < 0 ? 0 : (size_t)n < sizeof head ? (size_t)n : 0;
+  if (hlen == 0) {
+    return SYNOD_EINVAL; /* headers too long for the head */
+  }
+  c->keep_alive = keep;
+  c->state = CONN_STREAMING;
+  c->progress_at = uv_now(h->opts.loop);
+  h->stats.streams++;
+  conn_timer_set(c, h->opts.idle_timeout_ms);
+  return conn_write(c, head, hlen, NULL, 0);
+}
+
+static struct conn *stream_find(const struct httpd *h, uint64_t id) {
+  struct conn *c = u64map_get(&h->requests, id);
+  return c != NULL && c->state == CONN_STREAMING ? c : NULL;
+}
+
+int httpd_stream_write(struct httpd *h, uint64_t id, const void *data,
+                       size_t len) {
+  struct conn *c = stream_find(h, id);
+  if (c == NULL) {
+    return SYNOD_ENOTFOUND;
+  }
+  if (len == 0) {
+    return 0; /* a chunk of 0 bytes would end the stream */
+  }
+  char size[24];
+  int n = snprintf(size, sizeof size, "%zx\r\n", len);
+  uv_buf_t parts[3] = {uv_buf_init(size, (unsigned)n),
+                       uv_buf_init((char *)data, (unsigned)len),
+                       uv_buf_init((char *)"\r\n", 2)};
+  return c->http11 ? conn_write_parts(c, parts, 3)
+                   : conn_write_parts(c, parts + 1, 1);
+}
+
+int httpd_stream_end(struct httpd *h, uint64_t id) {
+  struct conn *c = stream_find(h, id);
+  if (c == NULL) {
+    return SYNOD_ENOTFOUND;
+  }
+  static const char last[] = "0\r\n\r\n";
+  h->stats.streams--;
+  c->state = CONN_HANDLING;
+  if (c->http11 && conn_write(c, last, sizeof last - 1, NULL, 0) != 0) {
+    return 0; /* closed: nothing more to end */
+  }
+  conn_answered(c, c->keep_alive && !c->peer_eof && !h->stopping);
+  return 0;
+}
+
+size_t httpd_queued_bytes(const struct httpd *h, uint64_t id) {
+  const struct conn *c = u64map_get(&h->requests, id);
+  return c != NULL ? c->out_bytes : SIZE_MAX;
+}
+
+void httpd_want_drain(struct httpd *h, uint64_t id, size_t below) {
+  struct conn *c = u64map_get(&h->requests, id);
+  if (c != NULL) {
+    c->want_drain = true;
+    c->drain_below = below;
+  }
 }
 
 /* Escapes s for a JSON string into out (cap bytes, NUL-terminated). */

@@ -25,7 +25,17 @@
  *
  * One request per connection is served at a time; pipelined requests wait
  * in the buffer until the answer to the one before is queued. Every
- * function runs on the loop's thread. */
+ * function runs on the loop's thread.
+ *
+ * Streams (Server-Sent Events): an answer may instead be a stream, opened
+ * by httpd_stream_start, written piece by piece (chunked transfer coding
+ * for HTTP/1.1; for HTTP/1.0 the body runs until the connection closes)
+ * and ended by httpd_stream_end. A streaming connection is not idle:
+ * neither the keep-alive timeout nor eviction at the cap closes it. It is
+ * closed when its client closes or a write fails (close_cb tells the
+ * owner), or when bytes have been queued to it and none could be written
+ * for idle_timeout_ms (a client that stopped reading). The owner bounds
+ * what it queues with httpd_queued_bytes and httpd_want_drain. */
 #ifndef SYNOD_HTTPD_H
 #define SYNOD_HTTPD_H
 
@@ -68,6 +78,16 @@ struct httpd_request {
 /* A request arrived; answer it with httpd_respond (now or later). */
 typedef void (*httpd_request_cb)(void *arg, const struct httpd_request *req);
 
+/* Request `id` was not answered (or its stream not ended) when its
+ * connection closed: the client went away, a write failed, or a limit
+ * closed it. Runs from a libuv close callback, never inside an httpd_*
+ * call, and not after httpd_stop. */
+typedef void (*httpd_close_cb)(void *arg, uint64_t id);
+
+/* Fewer bytes than httpd_want_drain's mark are queued to request `id`'s
+ * connection now. Runs from a libuv write callback. */
+typedef void (*httpd_drain_cb)(void *arg, uint64_t id);
+
 struct httpd_options {
   uv_loop_t *loop;
   const char *listen_address;  /* "ip:port"; port 0 picks one */
@@ -81,6 +101,8 @@ struct httpd_options {
   uint32_t idle_timeout_ms;    /* keep-alive wait for the next [30000] */
   uint64_t out_bytes_max;      /* queued answers per connection [64 MiB] */
   httpd_request_cb request_cb;
+  httpd_close_cb close_cb; /* optional */
+  httpd_drain_cb drain_cb; /* optional */
   void *arg;
 };
 
@@ -115,6 +137,36 @@ int httpd_respond_error(struct httpd *h, uint64_t id, int status,
                         const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
 
+/* Starts a streamed answer to request `id`: the status line and headers
+ * (content_type, `headers` as for httpd_respond, Cache-Control: no-store)
+ * without a length. Not for a HEAD request (answer that with
+ * httpd_respond). Returns 0, SYNOD_ENOTFOUND (answered already, or the
+ * connection is gone), SYNOD_EINVAL (a HEAD request, or already
+ * streaming) or SYNOD_ENOMEM (the connection is closed). */
+int httpd_stream_start(struct httpd *h, uint64_t id, int status,
+                       const char *content_type, const char *headers);
+
+/* Queues len bytes (copied) of the stream of request `id`; 0 bytes is a
+ * no-op. Returns 0, SYNOD_ENOTFOUND (no such stream: ended, or its
+ * connection is gone) or SYNOD_ENOMEM (the connection is closed: out of
+ * memory, or more than out_bytes_max queued). */
+int httpd_stream_write(struct httpd *h, uint64_t id, const void *data,
+                       size_t len);
+
+/* Ends the stream of request `id`; the connection then serves its next
+ * request (HTTP/1.1 with keep-alive) or closes once the rest is written.
+ * Returns 0 or SYNOD_ENOTFOUND. */
+int httpd_stream_end(struct httpd *h, uint64_t id);
+
+/* Bytes queued to request `id`'s connection and not yet taken by the
+ * socket; SIZE_MAX if the request is answered or its connection gone. */
+size_t httpd_queued_bytes(const struct httpd *h, uint64_t id);
+
+/* Asks for one drain_cb once fewer than `below` bytes are queued to
+ * request `id`'s connection (checked as each write completes: call it
+ * only with more than that queued). Nothing happens if it is gone. */
+void httpd_want_drain(struct httpd *h, uint64_t id, size_t below);
+
 /* Counters since start, for metrics. */
 struct httpd_stats {
   uint64_t connections;         /* open now */
@@ -122,6 +174,8 @@ struct httpd_stats {
   uint64_t connections_refused; /* at the cap with none idle */
   uint64_t requests_total;      /* whole requests handed to the callback */
   uint64_t bad_requests_total;  /* answered 400/408/413/414/431/501 */
+  uint64_t streams;             /* streamed answers open now */
+  uint64_t queued_bytes;        /* answers queued now, every connection */
 };
 void httpd_stats(const struct httpd *h, struct httpd_stats *out);
 

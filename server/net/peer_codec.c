@@ -302,6 +302,8 @@ static int core_msg_from_pb(struct peer_decoded *d, char *errmsg) {
   case SYNOD__PEER__PEER_MESSAGE__BODY_READ_INDEX_REPLY:
   case SYNOD__PEER__PEER_MESSAGE__BODY_STATUS_QUERY:
   case SYNOD__PEER__PEER_MESSAGE__BODY_STATUS_ANSWER:
+  case SYNOD__PEER__PEER_MESSAGE__BODY_FORWARD_REQUEST:
+  case SYNOD__PEER__PEER_MESSAGE__BODY_FORWARD_REPLY:
     d->is_core = false;
     return 0;
   default:

@@ -97,15 +97,18 @@ static struct pending *pending_pop(struct node *n) {
 /* Tells whoever waits on a proposal that it may not have been applied:
  * they retry, with the same (session, sequence), where the leader is. */
 static void pending_fail(struct node *n, struct pending *p, int code) {
-  if (n->client_net == NULL) {
-    return; /* stopping: the connections are gone */
-  }
   const char *why = code == SYNOD_ENOTLEADER
                         ? "leadership changed before the request committed"
                         : "request could not be completed";
   if (p->kind != PENDING_TICK) {
-    client_net_send_error(n->client_net, p->conn_id, p->request_id, code,
-                          "%s; retry it", why);
+    char msg[SYNOD_ERRMSG_MAX];
+    snprintf(msg, sizeof msg,
+             "%s on %s; it may still be applied (outcome unknown): retry it",
+             why, n->name);
+    writes_answer(n, &p->from, code, msg, NULL, 0);
+  }
+  if (n->client_net == NULL) {
+    return; /* stopping: the connections are gone */
   }
   for (uint32_t i = 0; i < p->waiters_n; i++) {
     client_net_send_error(n->client_net, p->waiters[i].conn_id,
@@ -203,12 +206,17 @@ static void apply_normal(struct node *n, const struct core_entry *e) {
   if (p != NULL && p->kind == PENDING_TICK) {
     apply_keepalives(n, p);
   } else if (p != NULL && out.has_response) {
-    if (out.response.pending) {
+    if (out.response.pending && p->from.conn_id != 0) {
       apply_wait_add(n, out.response.session_id, out.response.sequence,
-                     p->conn_id, p->request_id);
+                     p->from.conn_id, p->from.request_id);
+    } else if (out.response.pending) {
+      /* node_write() refuses the requests that may wait. */
+      writes_answer(n, &p->from, SYNOD_EINTERNAL,
+                    "the request waits in the state machine; only a client "
+                    "connection can wait for its answer",
+                    NULL, 0);
     } else {
-      requests_send_packed(n, p->conn_id, p->request_id, out.response.data,
-                           out.response.len);
+      writes_answer(n, &p->from, 0, NULL, out.response.data, out.response.len);
     }
   }
   if (p != NULL) {
@@ -232,7 +240,7 @@ static void apply_other(struct node *n, const struct core_entry *e) {
   }
   struct pending *p = pending_take(n, e->index, e->term);
   if (p != NULL && p->kind == PENDING_MEMBER) {
-    requests_send_ok(n, p->conn_id, p->request_id);
+    requests_send_ok(n, p->from.conn_id, p->from.request_id);
   }
   if (p != NULL) {
     pending_free(p);

@@ -104,6 +104,7 @@ static void node_leader_changed(struct node *n) {
   n->leader_since_unix_ms = n->leader ? c->at_unix_ms : 0;
   n->leaderless_since_ms = n->leader ? 0 : node_now_ms(n);
   requests_reads_forward_fail(n);
+  writes_forward_fail(n);
 }
 
 static void node_soft_state(struct node *n, const struct core_update *up) {
@@ -172,6 +173,7 @@ int node_step(struct node *n, const struct core_event *ev) {
 
 static void node_propose_check_cb(uv_check_t *h) {
   requests_propose_flush(h->data);
+  subs_start_queued(h->data);
 }
 
 static void node_tick_cb(uv_timer_t *t) {
@@ -182,6 +184,7 @@ static void node_tick_cb(uv_timer_t *t) {
     requests_tick(n);
   }
   requests_reads_expire(n);
+  writes_expire(n);
   info_gathers_expire(n, false);
   bootstrap_tick(n);
   subs_tick(n);
@@ -245,6 +248,12 @@ static void node_peer_link_cb(void *arg, uint64_t from,
     return;
   case SYNOD__PEER__PEER_MESSAGE__BODY_STATUS_ANSWER:
     info_on_status_answer(n, from, pb->status_answer);
+    return;
+  case SYNOD__PEER__PEER_MESSAGE__BODY_FORWARD_REQUEST:
+    writes_on_forward(n, from, pb->forward_request);
+    return;
+  case SYNOD__PEER__PEER_MESSAGE__BODY_FORWARD_REPLY:
+    writes_on_forward_reply(n, from, pb->forward_reply);
     return;
   default:
     bootstrap_on_link_msg(n, from, pb);
@@ -519,6 +528,7 @@ int node_start(uv_loop_t *loop, const struct node_options *opts,
   u64map_init(&n->waits);
   u64map_init(&n->session_conns);
   u64map_init(&n->observers);
+  writes_init(n);
   if ((rv = metrics_init(&n->metrics)) != 0 || (rv = subs_init(n)) != 0) {
     errmsg_set(errmsg, "node: out of memory");
     goto err;
@@ -586,6 +596,7 @@ static void node_shutdown_nets(struct node *n) {
   requests_reads_fail(n, SYNOD_ESHUTDOWN);
   info_gathers_expire(n, true);
   requests_queued_fail(n, SYNOD_ESHUTDOWN);
+  writes_fail_all(n, SYNOD_ESHUTDOWN);
   peer_net_stop(n->peer_net);
   client_net_stop(n->client_net);
   n->peer_net = NULL;
@@ -722,6 +733,7 @@ void node_free(struct node *n) {
   requests_close(n);
   subs_close(n);
   apply_fail_pending(n, SYNOD_ESHUTDOWN);
+  writes_close(n);
   apply_close(n);
   persist_close(n);
   core_free(n->core);

@@ -198,4 +198,101 @@ typedef void (*node_read_cb)(void *arg, int err, const char *errmsg,
 void node_read(struct node *n, const Synod__Request *req, bool stale,
                uint32_t timeout_ms, node_read_cb cb, void *arg);
 
+/* A write answered: err 0 with the packed synod.Response (borrowed until
+ * the callback returns; it may carry the state machine's own error, as a
+ * client's answer would: SYNOD_ETOOBIG for a message over the channel's
+ * limit, SYNOD_ELIMIT, ...), or a SYNOD_E* code with a message:
+ *   - refused before anything was proposed, so not applied: SYNOD_EINVAL
+ *     (not a write node_write serves), SYNOD_ETOOBIG (over the client
+ *     frame maximum), SYNOD_EMALFORMED, SYNOD_ENOLEADER (no leader known,
+ *     or not reachable), SYNOD_EBUSY (too many writes in flight),
+ *     SYNOD_ENOMEM;
+ *   - proposed or forwarded, outcome unknown (it may still be applied):
+ *     SYNOD_ETIMEDOUT (no answer within the timeout), SYNOD_ENOTLEADER
+ *     (leadership changed first; the message says whether the leader
+ *     had proposed it), SYNOD_ESHUTDOWN (this replica is stopping).
+ * A write in no session is not exactly-once: retrying after an unknown
+ * outcome may apply it twice, unless the request deduplicates itself (a
+ * ChannelPublish with a message_id). */
+typedef void (*node_write_cb)(void *arg, int err, const char *errmsg,
+                              const uint8_t *resp, size_t len);
+
+/* Applies a write request (a ChannelPublish, CounterAdd, ...: any body
+ * the state machine applies, except a LockAcquire, which may wait) through
+ * the log, from any replica: the leader proposes it as it would a
+ * client's request; a follower forwards it to the leader over the peer
+ * link (ForwardRequest), which checks and proposes it and answers once it
+ * is applied. The answer is the one a client would get. Calls cb exactly
+ * once, within about timeout_ms (checked every tick); possibly before
+ * returning (refusals). `req` is copied; its id is ignored. */
+void node_write(struct node *n, const Synod__Request *req, uint32_t timeout_ms,
+                node_write_cb cb, void *arg);
+
+/* ----------------------------------------- in-process subscriptions */
+
+/* Where an in-process subscription (node_subscribe) sends its messages:
+ * the machinery of a client's ChannelSubscribe (positions, the retained
+ * window, ECOMPACTED, deletion, the bound on queued bytes), with the
+ * consumer's own queue in place of a client connection's. There are no
+ * credits: the consumer is paced by its queued bytes alone. Callbacks
+ * run on the loop thread, never before node_subscribe returns, and must
+ * not call node_unsubscribe (after `ended`, or `started` with an error,
+ * the subscription is gone anyway). `arg` is node_subscribe's. */
+struct node_sub_sink {
+  /* Once. err 0: the subscription runs from r->offset (the first offset
+   * it will deliver; r->first_offset and next_offset are the channel's on
+   * this replica, 0 while it does not exist here). Otherwise the start
+   * failed (SYNOD_ECOMPACTED with the first available offset,
+   * SYNOD_ENOTFOUND for an unknown cursor, SYNOD_ENOLEADER or
+   * SYNOD_ETIMEDOUT for the ReadIndex round of FROM_NEXT or a cursor)
+   * and the subscription is gone. */
+  void (*started)(void *arg, int err, const char *msg, uint64_t first_available,
+                  const Synod__ChannelSubscribeReply *r);
+  /* Messages in the subscription's order, none skipped and none twice,
+   * borrowed until the callback returns; `bytes` is their payload.
+   * Returns 0, or a SYNOD_E* code if the consumer cannot take them: the
+   * subscription then ends (`ended` with that code), so a consumer that
+   * resumes after its last message sees no gap. */
+  int (*deliver)(void *arg, Synod__ChannelMessage *const *msgs, size_t n,
+                 size_t bytes);
+  /* The server ended the subscription: SYNOD_ECOMPACTED (its next
+   * message was evicted; first_available is the first retained offset),
+   * SYNOD_ENOTFOUND (the channel was deleted), SYNOD_ELIMIT (a prefix over
+   * 1,024 channels), or deliver's code. The handle is dead after it. */
+  void (*ended)(void *arg, int err, const char *msg, uint64_t first_available);
+  /* Bytes given to the consumer and not yet taken by it; SIZE_MAX if it
+   * is gone (the subscription then waits for node_unsubscribe). */
+  size_t (*queued_bytes)(void *arg);
+  /* Asks for one node_sub_drained() once fewer than `below` bytes are
+   * queued; called only with more than that queued. */
+  void (*want_drain)(void *arg, size_t below);
+};
+
+/* Subscribes to one channel (or with q->prefix, to every channel whose
+ * name starts with q->channel) from q->from / q->offset / q->cursor, as
+ * a client's ChannelSubscribe (synod.proto) but for an in-process
+ * consumer: q->subscription_id and q->credits are ignored. Served by this
+ * replica from its own applied state. Returns 0 with *handle set (then
+ * `started` runs exactly once, after this returns, at the end of the
+ * loop turn at the earliest), or a SYNOD_E* code with errmsg
+ * (SYNOD_ERRMSG_MAX bytes) and no callback: SYNOD_EINVAL (a bad name,
+ * offset or start), SYNOD_ELIMIT (too many subscriptions on this
+ * replica), SYNOD_ENOMEM. `q` is copied; `sink` must outlive the
+ * subscription. */
+int node_subscribe(struct node *n, const Synod__ChannelSubscribe *q,
+                   const struct node_sub_sink *sink, void *arg,
+                   uint64_t *handle, char *errmsg);
+
+/* The consumer of `handle` has room again (after want_drain): pushing
+ * goes on, possibly before this returns. A dead handle is ignored. */
+void node_sub_drained(struct node *n, uint64_t handle);
+
+/* Ends a subscription without a callback (the consumer went away). A
+ * dead handle is ignored: handles are never reused. */
+void node_unsubscribe(struct node *n, uint64_t handle);
+
+/* Subscriptions on this replica, client and in-process, that receive
+ * channel `name` (its own and the prefixes that match it). */
+uint64_t node_channel_subscribers(struct node *n, const char *name);
+
 #endif /* SYNOD_NODE_H */

@@ -87,6 +87,19 @@ struct keepalive_waiter {
   uint64_t session_id;
 };
 
+/* Who waits for the answer to a write: a client connection (conn_id,
+ * request_id), a node_write() caller on this replica (write_ctx, in
+ * node.writes) or a follower that forwarded it (peer, peer_ctx). Exactly
+ * one of conn_id, write_ctx and peer is non-zero (client connection ids
+ * never are zero). */
+struct origin {
+  uint64_t conn_id;
+  uint64_t request_id;
+  uint64_t write_ctx;
+  uint64_t peer;
+  uint64_t peer_ctx;
+};
+
 /* What this replica proposed at `index` in `term`, and who waits for it.
  * Kept in index order; an entry applied at that index with another term
  * means the proposal was lost with our leadership. */
@@ -94,8 +107,7 @@ struct pending {
   uint64_t index;
   uint64_t term;
   enum pending_kind kind;
-  uint64_t conn_id;
-  uint64_t request_id;
+  struct origin from; /* PENDING_REQUEST, PENDING_MEMBER */
   uint64_t session_id;
   uint64_t sequence;
   struct keepalive_waiter *waiters; /* PENDING_TICK, owned */
@@ -108,10 +120,20 @@ struct pending {
 struct queued_proposal {
   uint8_t *data; /* the encoded fsm.Command, owned */
   size_t len;
-  uint64_t conn_id;
-  uint64_t request_id;
+  struct origin from;
   uint64_t session_id;
   uint64_t sequence;
+};
+
+/* A node_write() waiting for its answer: proposed here (asked == 0) or
+ * forwarded to the leader `asked`. In node.writes by ctx; answered
+ * exactly once, by deadline_ms at the latest. */
+struct write {
+  uint64_t ctx;
+  node_write_cb cb;
+  void *arg;
+  uint64_t deadline_ms;
+  uint64_t asked;
 };
 
 /* A queued lock acquire, answered by a later grant or timeout. Keyed by
@@ -258,14 +280,19 @@ struct node {
   struct keepalive_waiter *keepalives; /* for the next Tick */
   uint32_t keepalives_n;
   uint32_t keepalives_cap;
+  struct u64map writes; /* ctx -> struct write: node_write() in flight */
+  uint64_t write_ctx_next;
   struct u64map session_conns; /* session id -> conn id (+1) */
   struct u64map observers;     /* conn id -> struct observer list */
 
   /* Channel subscriptions (subscribe.c). */
-  struct u64map subs_by_conn; /* conn id -> struct sub list */
+  struct u64map subs_by_key; /* key -> struct sub: every subscription */
+  uint64_t subs_key_next;
+  struct u64map subs_by_conn; /* conn id -> struct sub list (clients') */
   struct u64map subs_by_name; /* hash of a channel name -> struct sub list */
   struct sub *subs_prefix;    /* prefix subscriptions */
   struct sub *subs_dirty;     /* to push to after this batch */
+  struct sub *subs_starting;  /* node_subscribe()'s, to start this turn */
   uint64_t subs_n;
   struct subs_batch *subs_batch; /* the frame being filled */
   struct subs_merge *subs_merge; /* a prefix subscription's channels */
@@ -317,6 +344,8 @@ void subs_on_event(struct node *n, const struct fsm_event *e);
 void subs_on_install(struct node *n);
 /* Pushes to the subscriptions marked since the last pump. */
 void subs_pump(struct node *n);
+/* Starts the in-process subscriptions made during this loop turn. */
+void subs_start_queued(struct node *n);
 /* client_net's drain_cb: a connection has room again. */
 void subs_on_drain(void *arg, uint64_t conn_id);
 void subs_on_close(struct node *n, uint64_t conn_id);
@@ -385,6 +414,11 @@ void requests_tick(struct node *n);
 void requests_keepalives_fail(struct node *n);
 /* Proposes the writes queued during this loop turn, in one PROPOSE. */
 void requests_propose_flush(struct node *n);
+/* Leader: queues req (a write, fsm_request_is_write) for this turn's
+ * PROPOSE; its answer goes to `from` once applied (or the failure, if it
+ * is lost). Returns 0, or SYNOD_ENOMEM with nothing queued. */
+int requests_propose_from(struct node *n, const struct origin *from,
+                          const Synod__Request *req);
 /* Answers the queued writes with an error (stopping). */
 void requests_queued_fail(struct node *n, int code);
 /* Leader: proposes a directory entry (no client waits for it); on success
@@ -407,6 +441,27 @@ void requests_send_error_first(struct node *n, uint64_t conn_id,
 void requests_observers_notify(struct node *n, const char *name,
                                const uint8_t *event, size_t len);
 void requests_close(struct node *n);
+
+/* write.c: node_write() and the leader's side of forwarded writes. */
+void writes_init(struct node *n);
+/* Answers whoever waits on `from`: the packed Response (borrowed), or an
+ * error (code != 0) with msg. A client connection gets a Response; a
+ * node_write() caller its callback; a follower a ForwardReply. */
+void writes_answer(struct node *n, const struct origin *from, int code,
+                   const char *msg, const uint8_t *resp, size_t len);
+/* A follower forwards a write; the leader answers its ForwardRequest. */
+void writes_on_forward(struct node *n, uint64_t from,
+                       const Synod__Peer__ForwardRequest *f);
+void writes_on_forward_reply(struct node *n, uint64_t from,
+                             const Synod__Peer__ForwardReply *r);
+/* node_write()s past their deadline fail with SYNOD_ETIMEDOUT. */
+void writes_expire(struct node *n);
+/* Writes forwarded to a leader that is no longer the leader fail with
+ * SYNOD_ENOTLEADER (their outcome unknown). */
+void writes_forward_fail(struct node *n);
+/* Every node_write() still waiting fails with `code` (stopping). */
+void writes_fail_all(struct node *n, int code);
+void writes_close(struct node *n);
 
 /* info.c */
 /* A peer asks for our figures; a peer sends its figures. */

@@ -258,14 +258,19 @@ int requests_propose_settings(struct node *n, const struct fsm_settings *s) {
  * followers get one append (and the disk one write) for all of them. */
 #define REQUESTS_QUEUED_MAX 4096
 
+/* A queued write was not proposed: a client is sent to the leader. */
 static void requests_propose_answer(struct node *n,
                                     const struct queued_proposal *q, int rv) {
-  if (rv == SYNOD_ENOTLEADER) {
-    requests_redirect(n, q->conn_id, q->request_id);
-  } else {
-    client_net_send_error(n->client_net, q->conn_id, q->request_id, rv,
-                          "propose on %s: %s", n->name, synod_strerror(rv));
+  char msg[SYNOD_ERRMSG_MAX];
+  if (rv == SYNOD_ENOTLEADER && q->from.conn_id != 0) {
+    requests_redirect(n, q->from.conn_id, q->from.request_id);
+    return;
   }
+  snprintf(msg, sizeof msg,
+           "%s could not propose the write (%s); it was "
+           "not applied",
+           n->name, synod_strerror(rv));
+  writes_answer(n, &q->from, rv, msg, NULL, 0);
 }
 
 void requests_queued_fail(struct node *n, int code) {
@@ -286,8 +291,7 @@ static void requests_queued_pending(struct node *n, uint64_t first,
     if (p == NULL) {
       requests_propose_answer(n, q, SYNOD_ENOMEM);
     } else {
-      p->conn_id = q->conn_id;
-      p->request_id = q->request_id;
+      p->from = q->from;
       p->session_id = q->session_id;
       p->sequence = q->sequence;
     }
@@ -322,8 +326,8 @@ void requests_propose_flush(struct node *n) {
   requests_queued_pending(n, n->proposed_first, k);
 }
 
-static void requests_propose(struct node *n, uint64_t conn_id,
-                             const Synod__Request *req) {
+int requests_propose_from(struct node *n, const struct origin *from,
+                          const Synod__Request *req) {
   Synod__Request copy = *req;
   copy.id = 0;
   copy.stale = false;
@@ -334,9 +338,7 @@ static void requests_propose(struct node *n, uint64_t conn_id,
     uint32_t cap = n->queued_cap ? n->queued_cap * 2 : 64;
     struct queued_proposal *q = realloc(n->queued, cap * sizeof *q);
     if (q == NULL) {
-      client_net_send_error(n->client_net, conn_id, req->id, SYNOD_ENOMEM,
-                            "propose on %s: out of memory", n->name);
-      return;
+      return SYNOD_ENOMEM;
     }
     n->queued = q;
     n->queued_cap = cap;
@@ -345,13 +347,21 @@ static void requests_propose(struct node *n, uint64_t conn_id,
   size_t len = fsm_command_encode_request(stamp, &copy, NULL, 0);
   uint8_t *buf = malloc(len ? len : 1);
   if (buf == NULL) {
-    client_net_send_error(n->client_net, conn_id, req->id, SYNOD_ENOMEM,
-                          "propose on %s: out of memory", n->name);
-    return;
+    return SYNOD_ENOMEM;
   }
   fsm_command_encode_request(stamp, &copy, buf, len);
-  n->queued[n->queued_n++] = (struct queued_proposal){
-      buf, len, conn_id, req->id, req->session_id, req->sequence};
+  n->queued[n->queued_n++] =
+      (struct queued_proposal){buf, len, *from, req->session_id, req->sequence};
+  return 0;
+}
+
+static void requests_propose(struct node *n, uint64_t conn_id,
+                             const Synod__Request *req) {
+  struct origin from = {.conn_id = conn_id, .request_id = req->id};
+  if (requests_propose_from(n, &from, req) != 0) {
+    client_net_send_error(n->client_net, conn_id, req->id, SYNOD_ENOMEM,
+                          "propose on %s: out of memory", n->name);
+  }
 }
 
 /* ------------------------------------------------------------ keepalive */
@@ -910,8 +920,7 @@ static void requests_member_remove(struct node *n, uint64_t conn_id,
   int rv = node_step(n, &ev);
   struct pending *p = NULL;
   if (rv == 0 && (p = pending_push(n, PENDING_MEMBER)) != NULL) {
-    p->conn_id = conn_id;
-    p->request_id = req->id;
+    p->from = (struct origin){.conn_id = conn_id, .request_id = req->id};
     return;
   }
   client_net_send_error(n->client_net, conn_id, req->id, rv ? rv : SYNOD_ENOMEM,

@@ -11,7 +11,13 @@
  * CHANNEL_APPENDED events (subs_on_event): subscriptions of one channel
  * by a hash of its name, prefix subscriptions by a walk over them. They
  * are marked dirty and pushed to once the batch of entries is applied
- * (subs_pump), so a batch of publishes leaves in one frame. */
+ * (subs_pump), so a batch of publishes leaves in one frame.
+ *
+ * Where the messages go is a sink (struct node_sub_sink): a client
+ * connection's (client_sink below: frames, credits, the connection's
+ * queue) or an in-process consumer's (node_subscribe: the HTTP API's
+ * Server-Sent Events, with the HTTP connection's queue). Everything else,
+ * positions, windows, bounds, ends, is one mechanism for both. */
 #include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
@@ -41,14 +47,23 @@
 #define PREFIX_STREAMS_MAX 1024
 
 struct sub {
-  uint64_t conn_id;
-  uint64_t id; /* the client's subscription id */
-  char *name;  /* channel name or prefix */
+  uint64_t key;        /* unique, never reused: node_subscribe's handle */
+  struct node *n;      /* for the client sink */
+  uint64_t conn_id;    /* a client's subscription; 0 for an in-process one */
+  uint64_t id;         /* the client's subscription id */
+  uint64_t request_id; /* the client's ChannelSubscribe, until started */
+  const struct node_sub_sink *sink;
+  void *sink_arg;
+  /* In-process: a copy of the request until its start runs, at the end
+   * of the loop turn (so no callback runs inside node_subscribe). */
+  Synod__ChannelSubscribe *start_q;
+  char *name; /* channel name or prefix */
   size_t name_len;
   bool prefix;
+  bool credited; /* a client's: pushes spend credits */
   bool started;  /* position resolved; false while a ReadIndex runs */
   bool dirty;    /* in node.subs_dirty */
-  bool blocked;  /* waiting for the connection to drain */
+  bool blocked;  /* waiting for the sink to drain */
   uint64_t next; /* one channel: the next offset to deliver */
   /* Prefix: the last message delivered, as (log index, its channel
    * offset); after_offset 0 = every message at after_index. A batch
@@ -60,6 +75,7 @@ struct sub {
   struct sub *conn_next;  /* the connection's subscriptions */
   struct sub *name_next;  /* same name hash, or the prefix list */
   struct sub *dirty_next; /* node.subs_dirty */
+  struct sub *start_next; /* node.subs_starting */
 };
 
 /* FNV-1a, 64 bits: the key of a channel name in subs_by_name. */
@@ -100,14 +116,29 @@ static void sub_mark(struct node *n, struct sub *s) {
     }                                                                          \
   } while (0)
 
+static void sub_release(struct sub *s) {
+  if (s->start_q != NULL) {
+    synod__channel_subscribe__free_unpacked(s->start_q, NULL);
+  }
+  free(s->name);
+  free(s);
+}
+
 /* Removes s from every index and frees it. */
 static void sub_free(struct node *n, struct sub *s) {
-  struct sub *head = u64map_get(&n->subs_by_conn, s->conn_id);
-  SUB_UNLINK(&head, s, conn_next);
-  if (head != NULL) {
-    u64map_put(&n->subs_by_conn, s->conn_id, head);
-  } else {
-    u64map_del(&n->subs_by_conn, s->conn_id);
+  struct sub *head;
+  u64map_del(&n->subs_by_key, s->key);
+  if (s->conn_id != 0) {
+    head = u64map_get(&n->subs_by_conn, s->conn_id);
+    SUB_UNLINK(&head, s, conn_next);
+    if (head != NULL) {
+      u64map_put(&n->subs_by_conn, s->conn_id, head);
+    } else {
+      u64map_del(&n->subs_by_conn, s->conn_id);
+    }
+  }
+  if (s->start_q != NULL) {
+    SUB_UNLINK(&n->subs_starting, s, start_next);
   }
   if (s->prefix) {
     SUB_UNLINK(&n->subs_prefix, s, name_next);
@@ -125,8 +156,7 @@ static void sub_free(struct node *n, struct sub *s) {
     SUB_UNLINK(&n->subs_dirty, s, dirty_next);
   }
   n->subs_n--;
-  free(s->name);
-  free(s);
+  sub_release(s);
 }
 
 /* Ends s with an error event and frees it. */
@@ -140,12 +170,67 @@ static void sub_end(struct node *n, struct sub *s, int code,
   va_start(ap, fmt);
   vsnprintf(msg, sizeof msg, fmt, ap);
   va_end(ap);
+  if (s->conn_id != 0) {
+    log_info("subscribe", "%s: subscription %" PRIu64 " ended: %s",
+             client_net_remote(n->client_net, s->conn_id), s->id, msg);
+  } else {
+    log_info("subscribe", "in-process subscription %" PRIu64 " ended: %s",
+             s->key, msg);
+  }
+  s->sink->ended(s->sink_arg, code, msg, first_available);
+  sub_free(n, s);
+}
+
+/* ---------------------------------------------------------- client sink */
+
+/* A client connection's subscription: frames on the connection, its
+ * queue, its drain callback (subs_on_drain). arg is the struct sub. */
+
+static void client_started(void *arg, int err, const char *msg,
+                           uint64_t first_available,
+                           const Synod__ChannelSubscribeReply *r) {
+  struct sub *s = arg;
+  if (err != 0) {
+    requests_send_error_first(s->n, s->conn_id, s->request_id, err,
+                              first_available, msg);
+    return;
+  }
+  Synod__ServerMessage sm = SYNOD__SERVER_MESSAGE__INIT;
+  Synod__Response resp = SYNOD__RESPONSE__INIT;
+  resp.id = s->request_id;
+  resp.body_case = SYNOD__RESPONSE__BODY_CHANNEL_SUBSCRIBE;
+  resp.channel_subscribe = (Synod__ChannelSubscribeReply *)r;
+  sm.body_case = SYNOD__SERVER_MESSAGE__BODY_RESPONSE;
+  sm.response = &resp;
+  client_net_send(s->n->client_net, s->conn_id, &sm);
+}
+
+static int client_deliver(void *arg, Synod__ChannelMessage *const *msgs,
+                          size_t n, size_t bytes) {
+  struct sub *s = arg;
+  (void)bytes;
+  Synod__ServerMessage sm = SYNOD__SERVER_MESSAGE__INIT;
+  Synod__Event ev = SYNOD__EVENT__INIT;
+  Synod__ChannelDelivery d = SYNOD__CHANNEL_DELIVERY__INIT;
+  d.subscription_id = s->id;
+  d.n_messages = n;
+  d.messages = (Synod__ChannelMessage **)msgs;
+  ev.body_case = SYNOD__EVENT__BODY_CHANNEL_DELIVERY;
+  ev.channel_delivery = &d;
+  sm.body_case = SYNOD__SERVER_MESSAGE__BODY_EVENT;
+  sm.event = &ev;
+  return client_net_send(s->n->client_net, s->conn_id, &sm);
+}
+
+static void client_ended(void *arg, int code, const char *msg,
+                         uint64_t first_available) {
+  struct sub *s = arg;
   Synod__ServerMessage sm = SYNOD__SERVER_MESSAGE__INIT;
   Synod__Event ev = SYNOD__EVENT__INIT;
   Synod__SubscriptionEnded end = SYNOD__SUBSCRIPTION_ENDED__INIT;
   Synod__Error err = SYNOD__ERROR__INIT;
   err.code = (Synod__ErrorCode)code;
-  err.message = msg;
+  err.message = (char *)msg;
   err.first_available = first_available;
   end.subscription_id = s->id;
   end.error = &err;
@@ -153,11 +238,26 @@ static void sub_end(struct node *n, struct sub *s, int code,
   ev.subscription_ended = &end;
   sm.body_case = SYNOD__SERVER_MESSAGE__BODY_EVENT;
   sm.event = &ev;
-  client_net_send(n->client_net, s->conn_id, &sm);
-  log_info("subscribe", "%s: subscription %" PRIu64 " ended: %s",
-           client_net_remote(n->client_net, s->conn_id), s->id, msg);
-  sub_free(n, s);
+  client_net_send(s->n->client_net, s->conn_id, &sm);
 }
+
+static size_t client_queued_bytes(void *arg) {
+  struct sub *s = arg;
+  return client_net_queued_bytes(s->n->client_net, s->conn_id);
+}
+
+static void client_want_drain(void *arg, size_t below) {
+  struct sub *s = arg;
+  client_net_want_drain(s->n->client_net, s->conn_id, below);
+}
+
+static const struct node_sub_sink client_sink = {
+    .started = client_started,
+    .deliver = client_deliver,
+    .ended = client_ended,
+    .queued_bytes = client_queued_bytes,
+    .want_drain = client_want_drain,
+};
 
 /* ------------------------------------------------------------- delivery */
 
@@ -191,27 +291,20 @@ static void batch_add(struct subs_batch *b, const struct fsm_stream *st,
   b->bytes += it->len;
 }
 
-/* Sends the batch; false if the connection is gone or refused it. */
+/* Hands the batch to the sink. The position has moved past it already,
+ * so a sink that refuses it ends the subscription (a consumer that
+ * resumes from its last message sees no gap). Returns false then. */
 static bool batch_send(struct node *n, struct sub *s, struct subs_batch *b) {
-  Synod__ServerMessage sm = SYNOD__SERVER_MESSAGE__INIT;
-  Synod__Event ev = SYNOD__EVENT__INIT;
-  Synod__ChannelDelivery d = SYNOD__CHANNEL_DELIVERY__INIT;
-  d.subscription_id = s->id;
-  d.n_messages = b->n;
-  d.messages = b->ptrs;
-  ev.body_case = SYNOD__EVENT__BODY_CHANNEL_DELIVERY;
-  ev.channel_delivery = &d;
-  sm.body_case = SYNOD__SERVER_MESSAGE__BODY_EVENT;
-  sm.event = &ev;
-  int rv = client_net_send(n->client_net, s->conn_id, &sm);
+  int rv = s->sink->deliver(s->sink_arg, b->ptrs, b->n, b->bytes);
   if (rv != 0) {
-    log_warn("subscribe",
-             "subscription %" PRIu64 ": delivery of %zu messages (%zu bytes) "
-             "not sent: %s",
-             s->id, b->n, b->bytes, synod_strerror(rv));
+    sub_end(n, s, rv, 0,
+            "delivery of %zu messages (%zu bytes) of \"%.64s\" failed: %s",
+            b->n, b->bytes, s->name, synod_strerror(rv));
     return false;
   }
-  s->credits -= b->n;
+  if (s->credited) {
+    s->credits -= b->n;
+  }
   n->metrics.channel_deliveries += b->n;
   n->metrics.channel_delivery_bytes += b->bytes;
   return true;
@@ -324,10 +417,13 @@ static bool fill_prefix(struct node *n, struct sub *s, struct subs_batch *b,
 }
 
 int subs_init(struct node *n) {
+  u64map_init(&n->subs_by_key);
   u64map_init(&n->subs_by_conn);
   u64map_init(&n->subs_by_name);
   n->subs_prefix = NULL;
   n->subs_dirty = NULL;
+  n->subs_starting = NULL;
+  n->subs_key_next = 0;
   n->subs_n = 0;
   n->subs_batch = malloc(sizeof *n->subs_batch);
   n->subs_merge = malloc(sizeof *n->subs_merge);
@@ -339,13 +435,13 @@ static bool sub_push(struct node *n, struct sub *s) {
   struct subs_batch *b = n->subs_batch;
   struct subs_merge *m = n->subs_merge;
   while (s->credits > 0 && !s->blocked) {
-    size_t queued = client_net_queued_bytes(n->client_net, s->conn_id);
+    size_t queued = s->sink->queued_bytes(s->sink_arg);
     if (queued == SIZE_MAX) {
-      return true; /* gone: the close callback frees it */
+      return true; /* gone: its close frees it */
     }
     if (queued >= SUB_OUT_BYTES) {
       s->blocked = true;
-      client_net_want_drain(n->client_net, s->conn_id, SUB_OUT_BYTES / 2);
+      s->sink->want_drain(s->sink_arg, SUB_OUT_BYTES / 2);
       return true;
     }
     b->n = b->bytes = 0;
@@ -353,8 +449,11 @@ static bool sub_push(struct node *n, struct sub *s) {
     if (!alive) {
       return false;
     }
-    if (b->n == 0 || !batch_send(n, s, b)) {
+    if (b->n == 0) {
       return true;
+    }
+    if (!batch_send(n, s, b)) {
+      return false;
     }
   }
   return true;
@@ -394,11 +493,14 @@ void subs_on_event(struct node *n, const struct fsm_event *e) {
   if (e->type != FSM_EVENT_CHANNEL_DELETED) {
     return;
   }
-  /* Its offsets would start again at 1: the subscription cannot go on. */
+  /* Its offsets would start again at 1: the subscription cannot go on.
+   * One still starting resolves its start against the state after the
+   * deletion (its sink hears `started` first, then any end). */
   struct sub *s = u64map_get(&n->subs_by_name, name_hash(e->name, len));
   while (s != NULL) {
     struct sub *next = s->name_next;
-    if (s->name_len == len && memcmp(s->name, e->name, len) == 0) {
+    if (s->started && s->name_len == len &&
+        memcmp(s->name, e->name, len) == 0) {
       /* Messages not yet pushed were deleted with the channel. */
       sub_end(n, s, SYNOD_ENOTFOUND, 0,
               "channel \"%.64s\" was deleted (at index %" PRIu64 ")", s->name,
@@ -410,13 +512,11 @@ void subs_on_event(struct node *n, const struct fsm_event *e) {
 
 static void mark_cb(void *arg, uint64_t key, void *value) {
   (void)key;
-  for (struct sub *s = value; s != NULL; s = s->conn_next) {
-    sub_mark(arg, s);
-  }
+  sub_mark(arg, value);
 }
 
 void subs_on_install(struct node *n) {
-  u64map_each(&n->subs_by_conn, mark_cb, n);
+  u64map_each(&n->subs_by_key, mark_cb, n);
 }
 
 void subs_on_drain(void *arg, uint64_t conn_id) {
@@ -429,31 +529,32 @@ void subs_on_drain(void *arg, uint64_t conn_id) {
   subs_pump(n);
 }
 
+void node_sub_drained(struct node *n, uint64_t handle) {
+  struct sub *s = u64map_get(&n->subs_by_key, handle);
+  if (s != NULL) {
+    s->blocked = false;
+    sub_mark(n, s);
+    subs_pump(n);
+  }
+}
+
 /* ------------------------------------------------------------- requests */
 
-static void reply_subscribed(struct node *n, struct sub *s,
-                             uint64_t request_id) {
-  Synod__ServerMessage sm = SYNOD__SERVER_MESSAGE__INIT;
-  Synod__Response resp = SYNOD__RESPONSE__INIT;
-  Synod__ChannelSubscribeReply r = SYNOD__CHANNEL_SUBSCRIBE_REPLY__INIT;
+/* Where s starts, for its sink's `started`. */
+static void reply_fill(struct node *n, const struct sub *s,
+                       Synod__ChannelSubscribeReply *r) {
   struct fsm_stream st;
-  r.subscription_id = s->id;
+  r->subscription_id = s->id;
   if (s->prefix) {
-    r.after_index = s->after_index;
-    r.after_offset = s->after_offset;
+    r->after_index = s->after_index;
+    r->after_offset = s->after_offset;
   } else {
-    r.offset = s->next;
+    r->offset = s->next;
     if (fsm_channel_stream(n->fsm, s->name, s->name_len, &st)) {
-      r.first_offset = st.first;
-      r.next_offset = st.window->next;
+      r->first_offset = st.first;
+      r->next_offset = st.window->next;
     }
   }
-  resp.id = request_id;
-  resp.body_case = SYNOD__RESPONSE__BODY_CHANNEL_SUBSCRIBE;
-  resp.channel_subscribe = &r;
-  sm.body_case = SYNOD__SERVER_MESSAGE__BODY_RESPONSE;
-  sm.response = &resp;
-  client_net_send(n->client_net, s->conn_id, &sm);
 }
 
 struct prefix_start {
@@ -530,36 +631,56 @@ static int sub_resolve(struct node *n, struct sub *s,
   return 0;
 }
 
+/* The start failed: tells the sink, frees s. */
+static void sub_start_fail(struct node *n, struct sub *s, int code,
+                           uint64_t first_available, const char *msg) {
+  s->sink->started(s->sink_arg, code, msg, first_available, NULL);
+  sub_free(n, s);
+}
+
 /* The subscription starts (or fails) now. */
-static void sub_start(struct node *n, struct sub *s, uint64_t request_id,
+static void sub_start(struct node *n, struct sub *s,
                       const Synod__ChannelSubscribe *q) {
   char msg[SYNOD_ERRMSG_MAX];
   int rv = sub_resolve(n, s, q, msg);
   if (rv != 0) {
-    uint64_t conn_id = s->conn_id;
     struct fsm_stream st;
     uint64_t first =
         rv == SYNOD_ECOMPACTED &&
                 fsm_channel_stream(n->fsm, s->name, s->name_len, &st)
             ? st.first
             : 0;
-    sub_free(n, s);
-    requests_send_error_first(n, conn_id, request_id, rv, first, msg);
+    sub_start_fail(n, s, rv, first, msg);
     return;
   }
+  Synod__ChannelSubscribeReply r = SYNOD__CHANNEL_SUBSCRIBE_REPLY__INIT;
+  reply_fill(n, s, &r);
   s->started = true;
-  reply_subscribed(n, s, request_id);
+  s->sink->started(s->sink_arg, 0, NULL, 0, &r);
   sub_mark(n, s);
   subs_pump(n);
 }
 
-/* A start that waits for a ReadIndex round: by (connection, id), since
- * the connection may close meanwhile. */
+/* An unpacked copy of q (free with ..._free_unpacked), or NULL. */
+static Synod__ChannelSubscribe *
+subscribe_copy(const Synod__ChannelSubscribe *q) {
+  size_t len = synod__channel_subscribe__get_packed_size(q);
+  uint8_t *buf = malloc(len ? len : 1);
+  if (buf == NULL) {
+    return NULL;
+  }
+  synod__channel_subscribe__pack(q, buf);
+  Synod__ChannelSubscribe *copy =
+      synod__channel_subscribe__unpack(NULL, len, buf);
+  free(buf);
+  return copy;
+}
+
+/* A start that waits for a ReadIndex round: by key, since the
+ * subscription may end (its connection close) meanwhile. */
 struct pending_start {
   struct node *n;
-  uint64_t conn_id;
-  uint64_t sub_id;
-  uint64_t request_id;
+  uint64_t key;
   Synod__ChannelSubscribe *q; /* unpacked copy */
 };
 
@@ -568,13 +689,12 @@ static void pending_start_cb(void *arg, int err, const char *errmsg,
   struct pending_start *p = arg;
   (void)resp;
   (void)len;
-  struct sub *s = sub_find(p->n, p->conn_id, p->sub_id);
+  struct sub *s = u64map_get(&p->n->subs_by_key, p->key);
   if (s != NULL && err != 0) {
-    sub_free(p->n, s);
-    requests_send_error_first(p->n, p->conn_id, p->request_id, err, 0,
-                              errmsg != NULL ? errmsg : synod_strerror(err));
+    sub_start_fail(p->n, s, err, 0,
+                   errmsg != NULL ? errmsg : synod_strerror(err));
   } else if (s != NULL) {
-    sub_start(p->n, s, p->request_id, p->q);
+    sub_start(p->n, s, p->q);
   }
   synod__channel_subscribe__free_unpacked(p->q, NULL);
   free(p);
@@ -583,27 +703,14 @@ static void pending_start_cb(void *arg, int err, const char *errmsg,
 /* Starts after a ReadIndex round: the position then includes every write
  * acknowledged before the subscribe (a cursor committed, a publish). */
 static int sub_start_linearizable(struct node *n, struct sub *s,
-                                  uint64_t request_id,
                                   const Synod__ChannelSubscribe *q) {
   struct pending_start *p = calloc(1, sizeof *p);
-  size_t len = synod__channel_subscribe__get_packed_size(q);
-  uint8_t *buf = malloc(len ? len : 1);
-  if (p == NULL || buf == NULL) {
-    free(p);
-    free(buf);
-    return SYNOD_ENOMEM;
-  }
-  synod__channel_subscribe__pack(q, buf);
-  p->q = synod__channel_subscribe__unpack(NULL, len, buf);
-  free(buf);
-  if (p->q == NULL) {
+  if (p == NULL || (p->q = subscribe_copy(q)) == NULL) {
     free(p);
     return SYNOD_ENOMEM;
   }
   p->n = n;
-  p->conn_id = s->conn_id;
-  p->sub_id = s->id;
-  p->request_id = request_id;
+  p->key = s->key;
   /* Any read serves as the barrier; its answer is not used. */
   Synod__Request req = SYNOD__REQUEST__INIT;
   Synod__ChannelInfoGet info = SYNOD__CHANNEL_INFO_GET__INIT;
@@ -614,21 +721,28 @@ static int sub_start_linearizable(struct node *n, struct sub *s,
   return 0;
 }
 
-/* Puts s in the indexes (connection, name or prefix list). Returns 0, or
- * SYNOD_ENOMEM with nothing changed. */
+/* Puts s in the indexes (key, connection, name or prefix list). Returns
+ * 0, or SYNOD_ENOMEM with nothing changed. */
 static int sub_link(struct node *n, struct sub *s) {
   uint64_t h = name_hash(s->name, s->name_len);
-  struct sub *by_conn = u64map_get(&n->subs_by_conn, s->conn_id);
+  struct sub *by_conn =
+      s->conn_id != 0 ? u64map_get(&n->subs_by_conn, s->conn_id) : NULL;
   struct sub *by_name = s->prefix ? NULL : u64map_get(&n->subs_by_name, h);
-  if (u64map_put(&n->subs_by_conn, s->conn_id, s) != 0) {
+  s->key = ++n->subs_key_next;
+  if (u64map_put(&n->subs_by_key, s->key, s) != 0) {
+    return SYNOD_ENOMEM;
+  }
+  if (s->conn_id != 0 && u64map_put(&n->subs_by_conn, s->conn_id, s) != 0) {
+    u64map_del(&n->subs_by_key, s->key);
     return SYNOD_ENOMEM;
   }
   if (!s->prefix && u64map_put(&n->subs_by_name, h, s) != 0) {
     if (by_conn != NULL) {
       u64map_put(&n->subs_by_conn, s->conn_id, by_conn); /* replaces */
-    } else {
+    } else if (s->conn_id != 0) {
       u64map_del(&n->subs_by_conn, s->conn_id);
     }
+    u64map_del(&n->subs_by_key, s->key);
     return SYNOD_ENOMEM;
   }
   s->conn_next = by_conn;
@@ -649,12 +763,11 @@ static uint64_t leaderless_ms(struct node *n) {
 
 static void end_all_cb(void *arg, uint64_t key, void *value) {
   struct sub **list = arg;
+  struct sub *s = value;
   (void)key;
-  for (struct sub *s = value; s != NULL; s = s->conn_next) {
-    if (s->started) {        /* a start waiting for ReadIndex fails by itself */
-      s->dirty_next = *list; /* borrowed: the dirty list is dropped */
-      *list = s;
-    }
+  if (s->started) {        /* a start waiting for ReadIndex fails by itself */
+    s->dirty_next = *list; /* borrowed: the dirty list is dropped */
+    *list = s;
   }
 }
 
@@ -669,7 +782,7 @@ void subs_tick(struct node *n) {
     s->dirty = false;
   }
   n->subs_dirty = NULL;
-  u64map_each(&n->subs_by_conn, end_all_cb, &list);
+  u64map_each(&n->subs_by_key, end_all_cb, &list);
   for (struct sub *s = list, *next; s != NULL; s = next) {
     next = s->dirty_next;
     sub_end(n, s, SYNOD_ENOLEADER, 0,
@@ -692,8 +805,9 @@ static int subscribe_check(struct node *n, uint64_t conn_id,
                n->name, leaderless_ms(n));
     return SYNOD_ENOLEADER;
   }
-  for (struct sub *s = u64map_get(&n->subs_by_conn, conn_id); s != NULL;
-       s = s->conn_next) {
+  for (struct sub *s = conn_id != 0 ? u64map_get(&n->subs_by_conn, conn_id)
+                                    : NULL;
+       s != NULL; s = s->conn_next) {
     if (s->id == q->subscription_id) {
       errmsg_set(msg, "subscribe: subscription %" PRIu64 " exists",
                  q->subscription_id);
@@ -744,48 +858,117 @@ static int subscribe_check(struct node *n, uint64_t conn_id,
   return 0;
 }
 
-void subs_subscribe(struct node *n, uint64_t conn_id, uint64_t request_id,
-                    const Synod__ChannelSubscribe *q) {
-  char msg[SYNOD_ERRMSG_MAX];
-  int rv = subscribe_check(n, conn_id, q, msg);
-  struct sub *s = rv == 0 ? calloc(1, sizeof *s) : NULL;
-  if (rv == 0 && s == NULL) {
-    rv = SYNOD_ENOMEM;
-    errmsg_set(msg, "subscribe: out of memory");
+/* A checked, linked, not yet started subscription of q to `sink`, or
+ * NULL with the code in *rv and why in msg. */
+static struct sub *sub_new(struct node *n, uint64_t conn_id,
+                           const Synod__ChannelSubscribe *q,
+                           const struct node_sub_sink *sink, void *sink_arg,
+                           int *rv, char *msg) {
+  *rv = subscribe_check(n, conn_id, q, msg);
+  if (*rv != 0) {
+    return NULL;
   }
-  if (rv == 0) {
-    const char *name = q->channel != NULL ? q->channel : "";
+  struct sub *s = calloc(1, sizeof *s);
+  const char *name = q->channel != NULL ? q->channel : "";
+  if (s != NULL) {
+    s->n = n;
     s->conn_id = conn_id;
     s->id = q->subscription_id;
+    s->sink = sink;
+    s->sink_arg = sink_arg;
     s->name_len = strlen(name);
     s->name = strdup(name);
     s->prefix = q->prefix;
-    s->credits = q->credits ? q->credits : SUB_CREDITS_DEFAULT;
-    if (s->name == NULL || sub_link(n, s) != 0) {
+    s->credited = conn_id != 0;
+    s->credits = !s->credited ? UINT64_MAX
+                 : q->credits ? q->credits
+                              : SUB_CREDITS_DEFAULT;
+  }
+  if (s == NULL || s->name == NULL || sub_link(n, s) != 0) {
+    if (s != NULL) {
       free(s->name);
-      free(s);
-      rv = SYNOD_ENOMEM;
-      errmsg_set(msg, "subscribe: out of memory");
     }
+    free(s);
+    *rv = SYNOD_ENOMEM;
+    errmsg_set(msg, "subscribe: out of memory");
+    return NULL;
   }
-  if (rv != 0) {
-    client_net_send_error(n->client_net, conn_id, request_id, rv, "%s", msg);
-    return;
-  }
+  return s;
+}
+
+/* Starts s now, or after a ReadIndex round when its position depends on
+ * writes acknowledged before it (a cursor, FROM_NEXT). */
+static void sub_begin(struct node *n, struct sub *s,
+                      const Synod__ChannelSubscribe *q) {
   bool cursor = q->cursor != NULL && q->cursor[0] != '\0';
   bool next =
       q->from == SYNOD__CHANNEL_SUBSCRIBE__FROM__FROM_NEXT ||
       (q->from == SYNOD__CHANNEL_SUBSCRIBE__FROM__FROM_DEFAULT && !cursor);
   if (!cursor && !next) {
-    sub_start(n, s, request_id, q);
+    sub_start(n, s, q);
+  } else if (sub_start_linearizable(n, s, q) != 0) {
+    sub_start_fail(n, s, SYNOD_ENOMEM, 0, "subscribe: out of memory");
+  }
+}
+
+void subs_subscribe(struct node *n, uint64_t conn_id, uint64_t request_id,
+                    const Synod__ChannelSubscribe *q) {
+  char msg[SYNOD_ERRMSG_MAX];
+  int rv;
+  struct sub *s = sub_new(n, conn_id, q, &client_sink, NULL, &rv, msg);
+  if (s == NULL) {
+    client_net_send_error(n->client_net, conn_id, request_id, rv, "%s", msg);
     return;
   }
-  rv = sub_start_linearizable(n, s, request_id, q);
-  if (rv != 0) {
-    sub_free(n, s);
-    client_net_send_error(n->client_net, conn_id, request_id, rv,
-                          "subscribe: out of memory");
+  s->sink_arg = s;
+  s->request_id = request_id;
+  sub_begin(n, s, q);
+}
+
+int node_subscribe(struct node *n, const Synod__ChannelSubscribe *q,
+                   const struct node_sub_sink *sink, void *arg,
+                   uint64_t *handle, char *errmsg) {
+  int rv;
+  Synod__ChannelSubscribe *copy = subscribe_copy(q);
+  struct sub *s =
+      copy != NULL ? sub_new(n, 0, q, sink, arg, &rv, errmsg) : NULL;
+  if (copy == NULL) {
+    rv = SYNOD_ENOMEM;
+    errmsg_set(errmsg, "subscribe: out of memory");
   }
+  if (s == NULL) {
+    if (copy != NULL) {
+      synod__channel_subscribe__free_unpacked(copy, NULL);
+    }
+    return rv;
+  }
+  s->start_q = copy;
+  s->start_next = n->subs_starting;
+  n->subs_starting = s;
+  *handle = s->key;
+  return 0;
+}
+
+void subs_start_queued(struct node *n) {
+  while (n->subs_starting != NULL) {
+    struct sub *s = n->subs_starting;
+    Synod__ChannelSubscribe *q = s->start_q;
+    n->subs_starting = s->start_next;
+    s->start_q = NULL;
+    sub_begin(n, s, q);
+    synod__channel_subscribe__free_unpacked(q, NULL);
+  }
+}
+
+void node_unsubscribe(struct node *n, uint64_t handle) {
+  struct sub *s = u64map_get(&n->subs_by_key, handle);
+  if (s != NULL) {
+    sub_free(n, s);
+  }
+}
+
+uint64_t node_channel_subscribers(struct node *n, const char *name) {
+  return subs_count(n, name);
 }
 
 void subs_credit(struct node *n, uint64_t conn_id, uint64_t request_id,
@@ -844,18 +1027,15 @@ void subs_on_close(struct node *n, uint64_t conn_id) {
 static void free_cb(void *arg, uint64_t key, void *value) {
   (void)arg;
   (void)key;
-  for (struct sub *s = value, *next; s != NULL; s = next) {
-    next = s->conn_next;
-    free(s->name);
-    free(s);
-  }
+  sub_release(value);
 }
 
 void subs_close(struct node *n) {
-  u64map_each(&n->subs_by_conn, free_cb, NULL);
+  u64map_each(&n->subs_by_key, free_cb, NULL);
+  u64map_close(&n->subs_by_key);
   u64map_close(&n->subs_by_conn);
   u64map_close(&n->subs_by_name);
-  n->subs_prefix = n->subs_dirty = NULL;
+  n->subs_prefix = n->subs_dirty = n->subs_starting = NULL;
   n->subs_n = 0;
   free(n->subs_batch);
   free(n->subs_merge);

@@ -1,8 +1,9 @@
 /* The HTTP server: requests parsed through picohttpparser, keep-alive and
  * pipelining, answers given later, and every limit (414, 431, 413, 501,
  * 400, 408, idle close, the connection cap) with the server still serving
- * afterwards. The server runs on its own loop thread; the tests talk to it
- * over blocking sockets, as any HTTP client would. */
+ * afterwards; streamed answers (chunked, kept past the idle timeout and
+ * the cap, their close reported). The server runs on its own loop thread; the
+ * tests talk to it over blocking sockets, as any HTTP client would. */
 #include <arpa/inet.h>
 #include <check.h>
 #include <errno.h>
@@ -29,12 +30,15 @@ struct fx {
   uv_loop_t loop;
   uv_async_t stop;
   uv_timer_t later;
+  uv_timer_t stream_timer; /* ends /stream */
   uv_thread_t thread;
   struct httpd *h;
   char address[128];
   uint64_t later_id;
   atomic_int later_rv; /* what the late httpd_respond returned */
   atomic_int requests;
+  _Atomic uint64_t stream_id; /* the last streamed request */
+  _Atomic uint64_t closed_id; /* the last close_cb's */
 };
 
 static struct fx fx;
@@ -45,6 +49,12 @@ static void stop_cb(uv_async_t *a) {
   httpd_stop(fx.h);
   uv_close((uv_handle_t *)a, NULL);
   uv_close((uv_handle_t *)&fx.later, NULL);
+  uv_close((uv_handle_t *)&fx.stream_timer, NULL);
+}
+
+static void on_close(void *arg, uint64_t id) {
+  (void)arg;
+  atomic_store(&fx.closed_id, id);
 }
 
 static void loop_thread(void *arg) {
@@ -59,6 +69,8 @@ static void fx_start_opts(struct httpd_options o) {
   ck_assert_int_eq(uv_loop_init(&fx.loop), 0);
   uv_async_init(&fx.loop, &fx.stop, stop_cb);
   uv_timer_init(&fx.loop, &fx.later);
+  uv_timer_init(&fx.loop, &fx.stream_timer);
+  o.close_cb = on_close;
   o.loop = &fx.loop;
   o.listen_address = "127.0.0.1:0";
   o.request_cb = on_request;
@@ -86,6 +98,12 @@ static void later_cb(uv_timer_t *t) {
                                            NULL, "late", 4));
 }
 
+static void stream_end_cb(uv_timer_t *t) {
+  (void)t;
+  httpd_stream_write(fx.h, atomic_load(&fx.stream_id), "bye", 3);
+  httpd_stream_end(fx.h, atomic_load(&fx.stream_id));
+}
+
 static bool path_is(const struct httpd_request *req, const char *p) {
   return req->path_len == strlen(p) && memcmp(req->path, p, req->path_len) == 0;
 }
@@ -105,6 +123,14 @@ static void on_request(void *arg, const struct httpd_request *req) {
                   have ? v : "", have ? strlen(v) : 0);
   } else if (path_is(req, "/hold")) {
     /* never answered: the connection stays busy until the client goes */
+  } else if (path_is(req, "/stream") || path_is(req, "/stream-forever")) {
+    atomic_store(&fx.stream_id, req->id); /* before the client reads */
+    ck_assert_int_eq(
+        httpd_stream_start(fx.h, req->id, 200, "text/event-stream", NULL), 0);
+    ck_assert_int_eq(httpd_stream_write(fx.h, req->id, "hello", 5), 0);
+    if (path_is(req, "/stream")) {
+      uv_timer_start(&fx.stream_timer, stream_end_cb, 600, 0);
+    }
   } else if (path_is(req, "/later")) {
     fx.later_id = req->id;
     uv_timer_start(&fx.later, later_cb, 200, 0);
@@ -496,6 +522,65 @@ START_TEST(connection_cap_evicts_idle_then_slow_then_refuses) {
 }
 END_TEST
 
+/* Reads from fd until `want` has arrived in what was read (pending). */
+static void read_until(int fd, const char *want) {
+  while (memmem(pending, pending_len, want, strlen(want)) == NULL) {
+    ssize_t r =
+        recv(fd, pending + pending_len, sizeof pending - pending_len, 0);
+    ck_assert_msg(r > 0, "'%s' did not come: %s", want,
+                  r == 0 ? "closed" : strerror(errno));
+    pending_len += (size_t)r;
+  }
+}
+
+/* A stream is chunked, outlives the keep-alive timeout, is never evicted
+ * to make room (the newcomer gets 503), and once ended the connection
+ * serves its next request. */
+START_TEST(stream_outlives_idle_timeout_and_is_never_evicted) {
+  fx_start_opts(
+      (struct httpd_options){.idle_timeout_ms = 200, .connections_max = 1});
+  int fd = client_connect();
+  pending_len = 0;
+  uint64_t start = now_ms();
+  send_str(fd, "GET /stream HTTP/1.1\r\nHost: x\r\n\r\n");
+  read_until(fd, "5\r\nhello\r\n");
+  ck_assert_ptr_nonnull(
+      memmem(pending, pending_len, "Transfer-Encoding: chunked", 26));
+  ck_assert_ptr_null(memmem(pending, pending_len, "Content-Length", 14));
+  ck_assert_int_eq(get_status("GET /ok HTTP/1.1\r\nHost: x\r\n\r\n"), 503);
+  pending_len = 0;
+  read_until(fd, "3\r\nbye\r\n0\r\n\r\n");
+  ck_assert_uint_ge(now_ms() - start, 500); /* past the idle timeout */
+  pending_len = 0;
+  struct answer a;
+  send_str(fd, "GET /ok HTTP/1.1\r\nHost: x\r\n\r\n");
+  read_answer(fd, &a);
+  ck_assert_int_eq(a.status, 200);
+  close(fd);
+  fx_stop();
+}
+END_TEST
+
+/* A stream whose client goes away is closed and reported to its owner. */
+START_TEST(stream_whose_client_goes_is_reported_closed) {
+  fx_start();
+  int fd = client_connect();
+  pending_len = 0;
+  send_str(fd, "GET /stream-forever HTTP/1.1\r\nHost: x\r\n\r\n");
+  read_until(fd, "hello");
+  uint64_t id = atomic_load(&fx.stream_id);
+  ck_assert_uint_ne(id, 0);
+  close(fd);
+  uint64_t deadline = now_ms() + 5000;
+  while (atomic_load(&fx.closed_id) != id && now_ms() < deadline) {
+    usleep(5000);
+  }
+  ck_assert_uint_eq(atomic_load(&fx.closed_id), id);
+  assert_still_serving();
+  fx_stop();
+}
+END_TEST
+
 START_TEST(url_decode_rejects_bad_escapes_and_nul) {
   char out[32];
   ck_assert(httpd_url_decode("a%20b%2F", 8, out, sizeof out));
@@ -524,6 +609,8 @@ static Suite *httpd_suite(void) {
   tcase_add_test(tc, idle_keep_alive_connection_is_closed);
   tcase_add_test(tc, connection_cap_evicts_idle_then_slow_then_refuses);
   tcase_add_test(tc, url_decode_rejects_bad_escapes_and_nul);
+  tcase_add_test(tc, stream_outlives_idle_timeout_and_is_never_evicted);
+  tcase_add_test(tc, stream_whose_client_goes_is_reported_closed);
   suite_add_tcase(s, tc);
   return s;
 }

@@ -1,0 +1,571 @@
+/* Channels over HTTP (README.md "HTTP"): publish (POST, through
+ * node_write, so any replica accepts it and a follower forwards it), the
+ * channel's figures and the list (linearizable reads), and subscriptions
+ * as Server-Sent Events, served by the replica the client reached through
+ * the same subscription machinery as the binary protocol (node_subscribe
+ * with this file's sink): one event per message, its offset as the event
+ * id, resumed from Last-Event-ID. A slow reader is bounded as a binary
+ * subscriber is: the node stops pushing while the HTTP connection has
+ * more than its bound queued, and goes on from the retained window when
+ * httpd says it drained. */
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "api_int.h"
+#include "err.h"
+#include "log.h"
+#include "sse.h"
+#include "synod.h"
+
+/* A publish waits this long for its commit: the leader's, or the
+ * forwarding follower's wait for the leader's answer. */
+#define API_WRITE_TIMEOUT_MS 5000
+#define API_READ_TIMEOUT_MS 3000
+/* A ping is written only to a stream with less than this queued: one
+ * whose reader is behind has traffic already. */
+#define API_PING_QUEUED_MAX (64u << 10)
+/* The message id header's value, at most (the state machine refuses ids
+ * over the name limit, 256 bytes, with a clear message). */
+#define API_MESSAGE_ID_MAX 1024
+
+/* A publish, info or list in flight. */
+struct api_call {
+  struct http_api *api;
+  uint64_t request_id;
+  char name[]; /* the channel */
+};
+
+/* An event stream: request_id's subscription `handle`. In api->streams
+ * from the subscribe until it ends or its connection closes. */
+struct api_stream {
+  struct http_api *api;
+  uint64_t request_id;
+  uint64_t handle;
+  bool open; /* the answer's head is out: errors are events now */
+  char name[];
+};
+
+static struct api_call *api_call_new(struct http_api *api, uint64_t id,
+                                     const char *name) {
+  size_t len = strlen(name);
+  struct api_call *c = malloc(sizeof *c + len + 1);
+  if (c == NULL) {
+    httpd_respond_error(api->httpd, id, 500, "out of memory");
+    return NULL;
+  }
+  c->api = api;
+  c->request_id = id;
+  memcpy(c->name, name, len + 1);
+  api->calls_pending++;
+  return c;
+}
+
+static void api_call_free(struct api_call *c) {
+  struct http_api *api = c->api;
+  free(c);
+  api_call_done(api);
+}
+
+/* The Response of a read or write callback, or the error it carries:
+ * returns the unpacked Response (free it) or NULL after answering the
+ * error. */
+static Synod__Response *api_call_response(struct api_call *c, int err,
+                                          const char *errmsg,
+                                          const uint8_t *resp, size_t len) {
+  Synod__Response *pb = NULL;
+  uint64_t first = 0;
+  if (err == 0 && (pb = synod__response__unpack(NULL, len, resp)) == NULL) {
+    err = SYNOD_EMALFORMED;
+    errmsg = "the state machine's answer does not decode";
+  }
+  if (err == 0 && pb->error != NULL) {
+    err = (int)pb->error->code;
+    errmsg = pb->error->message;
+    first = pb->error->first_available;
+  }
+  if (err != 0) {
+    api_respond_code(c->api, c->request_id, err, first, "%s",
+                     errmsg != NULL ? errmsg : synod_strerror(err));
+    if (pb != NULL) {
+      synod__response__free_unpacked(pb, NULL);
+    }
+    return NULL;
+  }
+  return pb;
+}
+
+/* ------------------------------------------------------------- publish */
+
+static void api_publish_answer(void *arg, int err, const char *errmsg,
+                               const uint8_t *resp, size_t len) {
+  struct api_call *c = arg;
+  Synod__Response *pb = NULL;
+  if (!c->api->stopping &&
+      (pb = api_call_response(c, err, errmsg, resp, len)) != NULL) {
+    const Synod__ChannelPublishReply *r = pb->channel_publish;
+    if (r == NULL) {
+      api_respond_code(c->api, c->request_id, SYNOD_EINTERNAL, 0,
+                       "no publish reply in the answer");
+    } else {
+      api_respond_json(c->api, c->request_id, 200,
+                       json_pack("{s:s, s:I, s:I, s:b}", "channel", c->name,
+                                 "offset", (json_int_t)r->first_offset, "index",
+                                 (json_int_t)r->index, "duplicate",
+                                 r->duplicate));
+    }
+    synod__response__free_unpacked(pb, NULL);
+  }
+  api_call_free(c);
+}
+
+/* POST /v1/channels/NAME: the body is one message. A message id
+ * (Synod-Message-Id, or Idempotency-Key) makes a retry safe: the state
+ * machine answers a repeated id with the first publish's offset
+ * (duplicate: true). Without one, a publish retried after an unknown
+ * outcome (504, 503 with "outcome unknown") may be appended twice. */
+static void api_publish(struct http_api *api, const struct httpd_request *req,
+                        const char *name) {
+  char id[API_MESSAGE_ID_MAX + 1] = "";
+  size_t id_len = 0;
+  const char *v = httpd_header(req, "Synod-Message-Id", &id_len);
+  if (v == NULL) {
+    v = httpd_header(req, "Idempotency-Key", &id_len);
+  }
+  if (v != NULL && (id_len > API_MESSAGE_ID_MAX || memchr(v, 0, id_len))) {
+    api_respond_code(api, req->id, SYNOD_EINVAL, 0,
+                     "message id of %zu bytes: at most %d, without NUL", id_len,
+                     API_MESSAGE_ID_MAX);
+    return;
+  }
+  if (v != NULL) {
+    memcpy(id, v, id_len);
+    id[id_len] = '\0';
+  }
+  struct api_call *c = api_call_new(api, req->id, name);
+  if (c == NULL) {
+    return;
+  }
+  Synod__Request q = SYNOD__REQUEST__INIT;
+  Synod__ChannelPublish p = SYNOD__CHANNEL_PUBLISH__INIT;
+  ProtobufCBinaryData msg = {req->body_len, (uint8_t *)req->body};
+  p.name = c->name;
+  p.n_messages = 1;
+  p.messages = &msg;
+  p.message_id = id;
+  q.body_case = SYNOD__REQUEST__BODY_CHANNEL_PUBLISH;
+  q.channel_publish = &p;
+  node_write(api->node, &q, API_WRITE_TIMEOUT_MS, api_publish_answer, c);
+}
+
+/* ------------------------------------------------------- info and list */
+
+static json_t *api_channel_json(struct http_api *api,
+                                const Synod__ChannelInfo *ci) {
+  const Synod__ChannelLimits *l = ci->limits;
+  json_t *limits =
+      l == NULL ? json_object()
+                : json_pack("{s:I, s:I, s:I, s:I, s:b}", "max_messages",
+                            (json_int_t)l->max_messages, "max_bytes",
+                            (json_int_t)l->max_bytes, "max_age_ms",
+                            (json_int_t)l->max_age_ms, "max_message_bytes",
+                            (json_int_t)l->max_message_bytes,
+                            "refuse_when_full", l->refuse_when_full);
+  return json_pack("{s:s, s:I, s:I, s:I, s:I, s:I, s:i, s:o}", "channel",
+                   ci->name, "first_offset", (json_int_t)ci->first_offset,
+                   "next_offset", (json_int_t)ci->next_offset, "messages",
+                   (json_int_t)ci->messages, "bytes", (json_int_t)ci->bytes,
+                   "subscribers",
+                   (json_int_t)node_channel_subscribers(api->node, ci->name),
+                   "cursors", (int)ci->cursors, "limits", limits);
+}
+
+static void api_info_answer(void *arg, int err, const char *errmsg,
+                            const uint8_t *resp, size_t len) {
+  struct api_call *c = arg;
+  Synod__Response *pb = NULL;
+  if (!c->api->stopping &&
+      (pb = api_call_response(c, err, errmsg, resp, len)) != NULL) {
+    if (pb->body_case == SYNOD__RESPONSE__BODY_CHANNEL_INFO) {
+      api_respond_json(c->api, c->request_id, 200,
+                       api_channel_json(c->api, pb->channel_info));
+    } else if (pb->body_case == SYNOD__RESPONSE__BODY_CHANNEL_LIST) {
+      const Synod__ChannelListReply *l = pb->channel_list;
+      json_t *a = json_array();
+      for (size_t i = 0; i < l->n_channels; i++) {
+        json_array_append_new(a, api_channel_json(c->api, l->channels[i]));
+      }
+      api_respond_json(c->api, c->request_id, 200,
+                       json_pack("{s:o, s:b}", "channels", a, "more", l->more));
+    } else {
+      api_respond_code(c->api, c->request_id, SYNOD_EINTERNAL, 0,
+                       "no channel in the answer");
+    }
+    synod__response__free_unpacked(pb, NULL);
+  }
+  api_call_free(c);
+}
+
+static bool api_stale(const struct httpd_request *req) {
+  char arg[8];
+  return httpd_query_get(req, "stale", arg, sizeof arg) &&
+         strcmp(arg, "0") != 0 && strcmp(arg, "false") != 0;
+}
+
+/* GET /v1/channels/NAME: {"channel", "first_offset", "next_offset",
+ * "messages", "bytes", "subscribers" (on this replica), "cursors",
+ * "limits"}. */
+static void api_info(struct http_api *api, const struct httpd_request *req,
+                     const char *name) {
+  struct api_call *c = api_call_new(api, req->id, name);
+  if (c == NULL) {
+    return;
+  }
+  Synod__Request q = SYNOD__REQUEST__INIT;
+  Synod__ChannelInfoGet g = SYNOD__CHANNEL_INFO_GET__INIT;
+  g.name = c->name;
+  q.body_case = SYNOD__REQUEST__BODY_CHANNEL_INFO;
+  q.channel_info = &g;
+  node_read(api->node, &q, api_stale(req), API_READ_TIMEOUT_MS, api_info_answer,
+            c);
+}
+
+/* GET /v1/channels[?after=NAME&limit=N]: {"channels": [...], "more"}. */
+static void api_list(struct http_api *api, const struct httpd_request *req) {
+  char after[API_NAME_MAX] = "", arg[32];
+  unsigned long limit = 0;
+  if (httpd_query_get(req, "limit", arg, sizeof arg)) {
+    char *end;
+    limit = strtoul(arg, &end, 10);
+    if (*end != '\0' || end == arg || limit > 100000) {
+      api_respond_code(api, req->id, SYNOD_EINVAL, 0,
+                       "limit '%s' is not a count", arg);
+      return;
+    }
+  }
+  if (!httpd_query_get(req, "after", after, sizeof after)) {
+    after[0] = '\0';
+  }
+  struct api_call *c = api_call_new(api, req->id, after);
+  if (c == NULL) {
+    return;
+  }
+  Synod__Request q = SYNOD__REQUEST__INIT;
+  Synod__ChannelList l = SYNOD__CHANNEL_LIST__INIT;
+  l.after = c->name;
+  l.limit = (uint32_t)limit;
+  q.body_case = SYNOD__REQUEST__BODY_CHANNEL_LIST;
+  q.channel_list = &l;
+  node_read(api->node, &q, api_stale(req), API_READ_TIMEOUT_MS, api_info_answer,
+            c);
+}
+
+/* -------------------------------------------------------- event streams */
+
+static void api_stream_free(struct api_stream *st) {
+  u64map_del(&st->api->streams, st->request_id);
+  free(st);
+}
+
+/* Writes an `event: error` whose data is the error as JSON, and ends the
+ * stream. */
+static void api_stream_error(struct api_stream *st, int code, const char *msg,
+                             uint64_t first_available) {
+  struct http_api *api = st->api;
+  json_t *j = json_pack("{s:s, s:s}", "error", synod_errname(code), "message",
+                        msg != NULL ? msg : synod_strerror(code));
+  if (j != NULL && first_available != 0) {
+    json_object_set_new(j, "first_available", json_integer(first_available));
+  }
+  char *data = j != NULL ? json_dumps(j, JSON_COMPACT) : NULL;
+  json_decref(j);
+  size_t need = sse_event(NULL, 0, "error", data != NULL ? data : "{}");
+  char *ev = malloc(need + 1);
+  if (ev != NULL) {
+    sse_event(ev, need + 1, "error", data != NULL ? data : "{}");
+    httpd_stream_write(api->httpd, st->request_id, ev, need);
+  }
+  free(ev);
+  free(data);
+  httpd_stream_end(api->httpd, st->request_id);
+}
+
+static const char api_sse_type[] = "text/event-stream; charset=utf-8";
+static const char api_sse_headers[] = "Access-Control-Allow-Origin: *\r\n"
+                                      "X-Accel-Buffering: no\r\n";
+
+static void sink_started(void *arg, int err, const char *msg,
+                         uint64_t first_available,
+                         const Synod__ChannelSubscribeReply *r) {
+  struct api_stream *st = arg;
+  struct http_api *api = st->api;
+  if (err != 0 && err != SYNOD_ECOMPACTED) {
+    api_respond_code(api, st->request_id, err, first_available, "%s", msg);
+    api_stream_free(st);
+    return;
+  }
+  if (httpd_stream_start(api->httpd, st->request_id, 200, api_sse_type,
+                         api_sse_headers) != 0) {
+    return; /* its connection is gone: close_cb ends the subscription */
+  }
+  st->open = true;
+  if (err == SYNOD_ECOMPACTED) {
+    /* An event, not an HTTP error, so that an EventSource sees it. */
+    api_stream_error(st, err, msg, first_available);
+    api_stream_free(st);
+    return;
+  }
+  char line[256];
+  char text[200];
+  snprintf(text, sizeof text,
+           "channel %.64s from offset %" PRIu64 " (retained %" PRIu64
+           "..%" PRIu64 " here)",
+           st->name, r->offset, r->first_offset,
+           r->next_offset ? r->next_offset - 1 : 0);
+  size_t n = sse_comment(line, sizeof line, text);
+  httpd_stream_write(api->httpd, st->request_id, line, n < sizeof line ? n : 0);
+}
+
+static int sink_deliver(void *arg, Synod__ChannelMessage *const *msgs, size_t n,
+                        size_t bytes) {
+  struct api_stream *st = arg;
+  (void)bytes;
+  size_t total = 0;
+  for (size_t i = 0; i < n; i++) {
+    total += sse_message_size(msgs[i]->offset, msgs[i]->data.data,
+                              msgs[i]->data.len);
+  }
+  char *buf = malloc(total ? total : 1);
+  if (buf == NULL) {
+    return SYNOD_ENOMEM;
+  }
+  size_t k = 0;
+  for (size_t i = 0; i < n; i++) {
+    k += sse_message(buf + k, msgs[i]->offset, msgs[i]->data.data,
+                     msgs[i]->data.len);
+  }
+  int rv = httpd_stream_write(st->api->httpd, st->request_id, buf, k);
+  free(buf);
+  return rv;
+}
+
+static void sink_ended(void *arg, int err, const char *msg,
+                       uint64_t first_available) {
+  struct api_stream *st = arg;
+  if (st->open) {
+    api_stream_error(st, err, msg, first_available);
+  } else {
+    api_respond_code(st->api, st->request_id, err, first_available, "%s", msg);
+  }
+  api_stream_free(st);
+}
+
+static size_t sink_queued_bytes(void *arg) {
+  struct api_stream *st = arg;
+  return httpd_queued_bytes(st->api->httpd, st->request_id);
+}
+
+static void sink_want_drain(void *arg, size_t below) {
+  struct api_stream *st = arg;
+  httpd_want_drain(st->api->httpd, st->request_id, below);
+}
+
+static const struct node_sub_sink api_sink = {
+    .started = sink_started,
+    .deliver = sink_deliver,
+    .ended = sink_ended,
+    .queued_bytes = sink_queued_bytes,
+    .want_drain = sink_want_drain,
+};
+
+/* A decimal u64 of len bytes. */
+static bool api_u64(const char *s, size_t len, uint64_t *out) {
+  uint64_t v = 0;
+  if (len == 0 || len > 19) {
+    return false;
+  }
+  for (size_t i = 0; i < len; i++) {
+    if (s[i] < '0' || s[i] > '9') {
+      return false;
+    }
+    v = v * 10 + (uint64_t)(s[i] - '0');
+  }
+  *out = v;
+  return true;
+}
+
+/* Where a stream starts: after Last-Event-ID (what an SSE client sends
+ * when it reconnects), else ?from=N|first|next (default next). Returns
+ * false after answering 400. */
+static bool api_stream_from(struct http_api *api,
+                            const struct httpd_request *req,
+                            Synod__ChannelSubscribe *q) {
+  size_t len;
+  char arg[32];
+  uint64_t v;
+  const char *last = httpd_header(req, "Last-Event-ID", &len);
+  if (last != NULL) {
+    if (!api_u64(last, len, &v) || v == UINT64_MAX) {
+      api_respond_code(api, req->id, SYNOD_EINVAL, 0,
+                       "Last-Event-ID '%.*s' is not an offset",
+                       (int)(len < 40 ? len : 40), last);
+      return false;
+    }
+    q->from = SYNOD__CHANNEL_SUBSCRIBE__FROM__FROM_OFFSET;
+    q->offset = v + 1;
+    return true;
+  }
+  if (!httpd_query_get(req, "from", arg, sizeof arg) ||
+      strcmp(arg, "next") == 0) {
+    q->from = SYNOD__CHANNEL_SUBSCRIBE__FROM__FROM_NEXT;
+  } else if (strcmp(arg, "first") == 0) {
+    q->from = SYNOD__CHANNEL_SUBSCRIBE__FROM__FROM_FIRST;
+  } else if (api_u64(arg, strlen(arg), &v) && v > 0) {
+    q->from = SYNOD__CHANNEL_SUBSCRIBE__FROM__FROM_OFFSET;
+    q->offset = v;
+  } else {
+    api_respond_code(api, req->id, SYNOD_EINVAL, 0,
+                     "from '%s': give an offset (from 1), first or next", arg);
+    return false;
+  }
+  return true;
+}
+
+/* GET /v1/channels/NAME as text/event-stream. */
+static void api_subscribe(struct http_api *api, const struct httpd_request *req,
+                          const char *name) {
+  Synod__ChannelSubscribe q = SYNOD__CHANNEL_SUBSCRIBE__INIT;
+  if (!api_stream_from(api, req, &q)) {
+    return;
+  }
+  if (httpd_method_is(req, "HEAD")) {
+    httpd_respond(api->httpd, req->id, 200, api_sse_type, api_sse_headers, NULL,
+                  0);
+    return;
+  }
+  size_t len = strlen(name);
+  struct api_stream *st = calloc(1, sizeof *st + len + 1);
+  if (st == NULL || u64map_put(&api->streams, req->id, st) != 0) {
+    free(st);
+    httpd_respond_error(api->httpd, req->id, 500, "out of memory");
+    return;
+  }
+  st->api = api;
+  st->request_id = req->id;
+  memcpy(st->name, name, len + 1);
+  q.channel = st->name;
+  char errmsg[SYNOD_ERRMSG_MAX];
+  int rv = node_subscribe(api->node, &q, &api_sink, st, &st->handle, errmsg);
+  if (rv != 0) {
+    api_stream_free(st);
+    api_respond_code(api, req->id, rv, 0, "%s", errmsg);
+  }
+}
+
+void api_channels_close_cb(void *arg, uint64_t id) {
+  struct http_api *api = arg;
+  struct api_stream *st = u64map_get(&api->streams, id);
+  if (st != NULL) {
+    node_unsubscribe(api->node, st->handle);
+    api_stream_free(st);
+  }
+}
+
+void api_channels_drain_cb(void *arg, uint64_t id) {
+  struct http_api *api = arg;
+  struct api_stream *st = u64map_get(&api->streams, id);
+  if (st != NULL) {
+    node_sub_drained(api->node, st->handle);
+  }
+}
+
+static void api_ping_one(void *arg, uint64_t id, void *value) {
+  struct http_api *api = arg;
+  static const char ping[] = ": ping\n\n";
+  (void)value;
+  if (httpd_queued_bytes(api->httpd, id) < API_PING_QUEUED_MAX) {
+    httpd_stream_write(api->httpd, id, ping, sizeof ping - 1);
+  }
+}
+
+void api_channels_ping(struct http_api *api) {
+  u64map_each(&api->streams, api_ping_one, api);
+}
+
+static void api_stop_one(void *arg, uint64_t id, void *value) {
+  struct http_api *api = arg;
+  struct api_stream *st = value;
+  (void)id;
+  node_unsubscribe(api->node, st->handle);
+  free(st);
+}
+
+void api_channels_stop(struct http_api *api) {
+  u64map_each(&api->streams, api_stop_one, api);
+  u64map_close(&api->streams);
+  u64map_init(&api->streams);
+}
+
+/* ------------------------------------------------------------- routing */
+
+static void api_not_allowed(struct http_api *api,
+                            const struct httpd_request *req,
+                            const char *allow) {
+  char headers[64], body[256];
+  snprintf(headers, sizeof headers, "Allow: %s\r\n", allow);
+  int n = snprintf(body, sizeof body,
+                   "{\"error\":\"SYNOD_EINVAL\",\"message\":\"%.*s is not "
+                   "allowed here: %s\"}\n",
+                   (int)(req->method_len < 16 ? req->method_len : 16),
+                   req->method, allow);
+  httpd_respond(api->httpd, req->id, 405, "application/json", headers, body,
+                (size_t)n < sizeof body ? (size_t)n : sizeof body - 1);
+}
+
+static bool api_wants_stream(const struct httpd_request *req) {
+  size_t len;
+  char arg[8];
+  const char *accept = httpd_header(req, "Accept", &len);
+  static const char sse[] = "text/event-stream";
+  for (size_t i = 0; accept != NULL && i + sizeof sse - 1 <= len; i++) {
+    if (strncasecmp(accept + i, sse, sizeof sse - 1) == 0) {
+      return true;
+    }
+  }
+  return httpd_query_get(req, "stream", arg, sizeof arg) &&
+         strcmp(arg, "0") != 0 && strcmp(arg, "false") != 0;
+}
+
+void api_channels_request(struct http_api *api,
+                          const struct httpd_request *req) {
+  const char *raw;
+  size_t raw_len;
+  char name[API_NAME_MAX];
+  if (api_path_is(req, "/v1/channels")) {
+    if (httpd_method_is(req, "GET")) {
+      api_list(api, req);
+    } else {
+      api_not_allowed(api, req, "GET, HEAD");
+    }
+    return;
+  }
+  api_prefix(req, "/v1/channels/", &raw, &raw_len);
+  if (raw_len == 0 || !httpd_url_decode(raw, raw_len, name, sizeof name)) {
+    api_respond_code(api, req->id, SYNOD_EINVAL, 0,
+                     "channel name '%.*s' is empty, too long or badly "
+                     "escaped",
+                     (int)(raw_len < 200 ? raw_len : 200), raw);
+    return;
+  }
+  if (httpd_method_is(req, "POST")) {
+    api_publish(api, req, name);
+  } else if (httpd_method_is(req, "GET") && api_wants_stream(req)) {
+    api_subscribe(api, req, name);
+  } else if (httpd_method_is(req, "GET")) {
+    api_info(api, req, name);
+  } else {
+    api_not_allowed(api, req, "GET, HEAD, POST");
+  }
+}

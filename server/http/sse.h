@@ -1,0 +1,45 @@
+/* Server-Sent Events framing (HTML Living Standard, "Server-sent events",
+ * the text/event-stream format): channel messages as events, errors,
+ * comments. Pure: no I/O, no allocation.
+ *
+ * A message becomes one event whose `id:` is its offset, so a client
+ * (the browser's EventSource, any SSE library) resumes after the last one
+ * it saw by sending it back as Last-Event-ID. Its data is the message
+ * itself when that is UTF-8 without a carriage return (CR), split at each
+ * line feed (LF) into `data:` lines, which the client joins again with
+ * LF: the message comes back byte for byte, trailing LF and empty message
+ * included. Anything else (not UTF-8, or with a CR, which a client would
+ * read as a line break and give back as LF) is sent base64-encoded
+ * (RFC 4648, with padding) on one `data:` line, after `event: base64`. */
+#ifndef SYNOD_SSE_H
+#define SYNOD_SSE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* True if p[0..len) is well-formed UTF-8 (no overlong forms, no
+ * surrogates, nothing above U+10FFFF). */
+bool sse_utf8_valid(const uint8_t *p, size_t len);
+
+/* Whether a message goes base64-encoded (see above). */
+bool sse_needs_base64(const uint8_t *data, size_t len);
+
+/* The bytes sse_message writes for this message. */
+size_t sse_message_size(uint64_t id, const uint8_t *data, size_t len);
+
+/* Writes the event of message `id` into out, which has room for
+ * sse_message_size(id, data, len) bytes; returns that many. */
+size_t sse_message(char *out, uint64_t id, const uint8_t *data, size_t len);
+
+/* An event of type `event` whose data is `data`, one line (it must hold
+ * no CR or LF; JSON from a compact encoder does not), without an id.
+ * Writes into out (cap bytes) like snprintf: returns the length it needs,
+ * and writes only if that is below cap. */
+size_t sse_event(char *out, size_t cap, const char *event, const char *data);
+
+/* A comment line (": text"), which every client ignores: keep-alive for
+ * proxies. Same contract as sse_event; text must hold no CR or LF. */
+size_t sse_comment(char *out, size_t cap, const char *text);
+
+#endif /* SYNOD_SSE_H */
