@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "fsm_int.h"
+#include "utf8.h"
 
 int fsm_counter_cmp(const void *key, const struct otree_node *n) {
   const struct fsm_counter *c = FSM_CONTAINER(n, struct fsm_counter, by_name);
@@ -170,7 +171,7 @@ static struct otree_node *list_start(const struct fsm *f, const char *prefix,
 
 static int list_check(const struct fsm *f, const char *s, size_t len,
                       const char *field, char *msg) {
-  if (len > f->opt.name_bytes_max || !fsm_utf8_valid(s, len, NULL)) {
+  if (len > f->opt.name_bytes_max || !utf8_valid(s, len, NULL)) {
     errmsg_set(msg, "counter list: %s (%zu bytes) longer than %u or not UTF-8",
                field, len, f->opt.name_bytes_max);
     return SYNOD_EINVAL;

@@ -255,7 +255,6 @@ int fsm_name_cmp(const struct fsm_name *a, const char *s, size_t len);
  * UTF-8. On failure writes "<what>: ..." into msg; returns SYNOD_EINVAL. */
 int fsm_name_check(const struct fsm *f, const char *what, const char *s,
                    size_t len, char *msg);
-int fsm_utf8_valid(const char *s, size_t len, size_t *bad_at);
 static inline const char *fsm_str(const char *s) {
   return s ? s : "";
 }

@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "fsm_int.h"
+#include "utf8.h"
 
 void *fsm_xmalloc(size_t n) {
   void *p = malloc(n ? n : 1);
@@ -67,50 +68,6 @@ int fsm_name_cmp(const struct fsm_name *a, const char *s, size_t len) {
   return a->len < len ? -1 : a->len > len ? 1 : 0;
 }
 
-/* Strict UTF-8 (RFC 3629): no overlong forms, no surrogates, nothing above
- * U+10FFFF. Returns 1, or 0 with *bad_at the offset of the first bad
- * byte. */
-int fsm_utf8_valid(const char *str, size_t len, size_t *bad_at) {
-  const unsigned char *s = (const unsigned char *)str;
-  size_t i = 0;
-  while (i < len) {
-    unsigned c = s[i];
-    size_t n;
-    unsigned min, cp;
-    if (c < 0x80) {
-      i++;
-      continue;
-    } else if ((c & 0xe0) == 0xc0) {
-      n = 1, min = 0x80, cp = c & 0x1f;
-    } else if ((c & 0xf0) == 0xe0) {
-      n = 2, min = 0x800, cp = c & 0x0f;
-    } else if ((c & 0xf8) == 0xf0) {
-      n = 3, min = 0x10000, cp = c & 0x07;
-    } else {
-      goto bad;
-    }
-    if (len - i <= n) {
-      goto bad;
-    }
-    for (size_t k = 1; k <= n; k++) {
-      if ((s[i + k] & 0xc0) != 0x80) {
-        goto bad;
-      }
-      cp = (cp << 6) | (s[i + k] & 0x3f);
-    }
-    if (cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff)) {
-      goto bad;
-    }
-    i += n + 1;
-  }
-  return 1;
-bad:
-  if (bad_at) {
-    *bad_at = i;
-  }
-  return 0;
-}
-
 int fsm_name_check(const struct fsm *f, const char *what, const char *s,
                    size_t len, char *msg) {
   size_t bad = 0;
@@ -123,7 +80,7 @@ int fsm_name_check(const struct fsm *f, const char *what, const char *s,
                f->opt.name_bytes_max);
     return SYNOD_EINVAL;
   }
-  if (!fsm_utf8_valid(s, len, &bad)) {
+  if (!utf8_valid(s, len, &bad)) {
     errmsg_set(msg, "%s: name is not valid UTF-8 (byte %zu)", what, bad);
     return SYNOD_EINVAL;
   }

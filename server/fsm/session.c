@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "fsm_int.h"
+#include "utf8.h"
 
 int fsm_session_cmp(const void *key, const struct otree_node *n) {
   uint64_t a = *(const uint64_t *)key;
@@ -210,8 +211,7 @@ int fsm_session_open(struct fsm *f, struct fsm_session *s,
                f->opt.ttl_min_ms, f->opt.ttl_max_ms);
     return SYNOD_ERANGE;
   }
-  if (name_len > f->opt.name_bytes_max ||
-      !fsm_utf8_valid(name, name_len, NULL)) {
+  if (name_len > f->opt.name_bytes_max || !utf8_valid(name, name_len, NULL)) {
     errmsg_set(r->msg,
                "session open: client_name (%zu bytes) is longer than %u "
                "or not UTF-8",

@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "fsm_int.h"
+#include "utf8.h"
 
 /* Allocations that live until the image is packed. */
 struct arena {
@@ -294,8 +295,7 @@ static int sessions_load(struct fsm *t, const Synod__Fsm__Image *img) {
         m->keepalive_ms > img->time_ms ||
         m->keepalive_ms > UINT64_MAX - m->ttl_ms - 1 ||
         m->keepalive_ms + m->ttl_ms < img->time_ms ||
-        len > t->opt.name_bytes_max ||
-        !fsm_utf8_valid(m->client_name, len, NULL)) {
+        len > t->opt.name_bytes_max || !utf8_valid(m->client_name, len, NULL)) {
       return -1;
     }
     struct fsm_session *s = fsm_session_insert(

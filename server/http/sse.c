@@ -6,43 +6,10 @@
 #include <stdio.h>
 #include <string.h>
 
-bool sse_utf8_valid(const uint8_t *p, size_t len) {
-  size_t i = 0;
-  while (i < len) {
-    uint8_t c = p[i];
-    size_t n;
-    uint32_t cp, min;
-    if (c < 0x80) {
-      i++;
-      continue;
-    } else if ((c & 0xe0) == 0xc0) {
-      n = 1, cp = c & 0x1f, min = 0x80;
-    } else if ((c & 0xf0) == 0xe0) {
-      n = 2, cp = c & 0x0f, min = 0x800;
-    } else if ((c & 0xf8) == 0xf0) {
-      n = 3, cp = c & 0x07, min = 0x10000;
-    } else {
-      return false; /* a continuation byte first, or 0xf8.. */
-    }
-    if (len - i <= n) {
-      return false; /* cut short */
-    }
-    for (size_t k = 1; k <= n; k++) {
-      if ((p[i + k] & 0xc0) != 0x80) {
-        return false;
-      }
-      cp = cp << 6 | (p[i + k] & 0x3f);
-    }
-    if (cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff)) {
-      return false;
-    }
-    i += n + 1;
-  }
-  return true;
-}
+#include "utf8.h"
 
 bool sse_needs_base64(const uint8_t *data, size_t len) {
-  return memchr(data, '\r', len) != NULL || !sse_utf8_valid(data, len);
+  return memchr(data, '\r', len) != NULL || !utf8_valid(data, len, NULL);
 }
 
 static size_t base64_size(size_t len) {

@@ -18,10 +18,6 @@
 #include <stddef.h>
 #include <stdint.h>
 
-/* True if p[0..len) is well-formed UTF-8 (no overlong forms, no
- * surrogates, nothing above U+10FFFF). */
-bool sse_utf8_valid(const uint8_t *p, size_t len);
-
 /* Whether a message goes base64-encoded (see above). */
 bool sse_needs_base64(const uint8_t *data, size_t len);
 
