@@ -283,7 +283,7 @@ static const struct fsm *sub_fsm(const struct sim *s,
 /* ------------------------------------------------- one-channel reads */
 
 /* The replica says the next offset is past its channel's end: it is
- * behind, unless it has applied the entry of a message it lacks. */
+ * behind, unless it has applied last_index (see struct sim_sub). */
 static void sub_behind(struct sim *s, struct sim_sub *sb, const char *name) {
   uint64_t applied = fsm_applied_index(sub_fsm(s, sb));
   if (sb->last_index != 0 && applied >= sb->last_index) {
@@ -291,7 +291,7 @@ static void sub_behind(struct sim *s, struct sim_sub *sb, const char *name) {
              "channels: %s asks r%" PRIu32 " for %s offset %" PRIu64
              " and is told it is past the end (SYNOD_ERANGE), though r%" PRIu32
              " applied index %" PRIu64 ", past index %" PRIu64
-             " of the message before it",
+             " by which it held what came before",
              sb->name, sb->replica, name, sb->next, sb->replica, applied,
              sb->last_index);
   }
@@ -304,9 +304,12 @@ static void sub_compacted(struct sim *s, struct sim_sub *sb, const char *name,
   x->offset = first;
   x->compacted = true;
   x->next = channel_next(s, sub_fsm(s, sb), name);
+  /* A replica that has applied as much as this one holds `first`. */
+  sb->last_index = fsm_applied_index(sub_fsm(s, sb));
   sim_trace(s, sb->replica,
-            "%s: %s offset %" PRIu64 " is compacted; goes on at %" PRIu64,
-            sb->name, name, sb->next, first);
+            "%s: %s offset %" PRIu64 " is compacted; goes on at %" PRIu64
+            " (window to %" PRIu64 ", applied %" PRIu64 ")",
+            sb->name, name, sb->next, first, x->next, sb->last_index);
   sb->next = first;
   s->stats.compactions++;
 }

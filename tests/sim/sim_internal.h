@@ -424,13 +424,17 @@ struct sim_sub {
   uint64_t start_ms;
   uint64_t stop_ms; /* 0: runs to the end */
   uint32_t poll_ms;
-  uint32_t batch;      /* messages per read (and per prefix step) */
-  uint32_t move_ppm;   /* per poll: reconnect to another replica */
-  bool from_next;      /* starts at the end, not at the first offset */
-  uint32_t replica;    /* attached; 0 = none */
-  uint32_t gen;        /* the replica's incarnation when attached */
-  uint64_t next;       /* one channel: the next offset to deliver */
-  uint64_t last_index; /* of the last message delivered (prefix: resume) */
+  uint32_t batch;    /* messages per read (and per prefix step) */
+  uint32_t move_ppm; /* per poll: reconnect to another replica */
+  bool from_next;    /* starts at the end, not at the first offset */
+  uint32_t replica;  /* attached; 0 = none */
+  uint32_t gen;      /* the replica's incarnation when attached */
+  uint64_t next;     /* one channel: the next offset to deliver */
+  /* The index of the last message delivered (prefix: where it resumes);
+   * one channel: after a compacted answer, the applied index of the
+   * replica that gave it. A replica that has applied it holds the
+   * offset before next (or next itself). */
+  uint64_t last_index;
   /* Prefix: the next offset per channel on this replica, 0 = not yet
    * computed; valid once the replica has applied last_index. */
   bool cursors_valid;
