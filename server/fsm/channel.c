@@ -92,6 +92,17 @@ static int limits_resolve(const struct fsm *f, const Synod__ChannelLimits *in,
   return 0;
 }
 
+/* Field by field: the struct's padding bytes are whatever the stack or
+ * the heap held, so memcmp would refuse equal limits at random, and
+ * differently on each replica. */
+static bool limits_equal(const struct fsm_channel_limits *a,
+                         const struct fsm_channel_limits *b) {
+  return a->max_messages == b->max_messages && a->max_bytes == b->max_bytes &&
+         a->max_age_ms == b->max_age_ms &&
+         a->max_message_bytes == b->max_message_bytes &&
+         a->refuse_when_full == b->refuse_when_full;
+}
+
 static void limits_to_pb(const struct fsm_channel_limits *l,
                          Synod__ChannelLimits *pb) {
   synod__channel_limits__init(pb);
@@ -274,7 +285,7 @@ int fsm_channel_create(struct fsm *f, struct fsm_session *s,
     return rv;
   }
   c = channel_find(f, name, len);
-  if (c != NULL && memcmp(&c->limits, &lim, sizeof lim) != 0) {
+  if (c != NULL && !limits_equal(&c->limits, &lim)) {
     errmsg_set(r->msg, "channel create: \"%.64s\" exists with other limits",
                name);
     return SYNOD_EEXIST;

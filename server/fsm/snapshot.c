@@ -544,7 +544,7 @@ static int channels_load(struct fsm *t, const Synod__Fsm__Image *img) {
     if (channel_items_load(t, c, m, img) || channel_ids_load(t, c, m) ||
         channel_cursors_load(t, c, m, img) ||
         m->evicted_index > img->applied_index ||
-        (m->n_items > 0 && m->evicted_index >= m->items[0]->index)) {
+        (m->n_items > 0 && m->evicted_index > m->items[0]->index)) {
       return -1;
     }
     c->window.evicted_index = m->evicted_index;

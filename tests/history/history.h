@@ -139,4 +139,94 @@ bool history_locks_holder(const struct history_locks *h, uint32_t lock,
 /* 1 live, 0 expired or closed, -1 never opened. */
 int history_locks_session(const struct history_locks *h, uint64_t session);
 
+/* --------------------------------------------------------------- channels */
+
+/* Channel histories (DESIGN.md "Streams"): what publishers were told and
+ * what subscribers delivered. Channels are numbered by the caller. Each
+ * published message carries a payload of the workload's own, so a
+ * delivered message names the publish and the part of its batch that
+ * carried it (HISTORY_FOREIGN if its payload is no workload's). */
+#define HISTORY_FOREIGN UINT32_MAX
+
+/* A publish of n messages to one channel, as its client saw it. Times are
+ * the shared history clock: a precedes b iff a.complete < b.invoke. */
+struct history_publish {
+  uint32_t channel;
+  uint32_t n;        /* messages in the batch: parts 0..n-1 */
+  uint64_t invoke;   /* first send */
+  uint64_t complete; /* answer received; 0 if the outcome is unknown */
+  bool acked;        /* answered with success, as below */
+  bool refused;      /* answered with an error: it took no effect */
+  uint64_t first_offset;
+  uint64_t last_offset;
+  uint64_t index; /* the log index of its entry */
+};
+
+/* One message delivered, or (compacted) a replica's SYNOD_ECOMPACTED
+ * answer to a read of the subscriber's next offset: then `offset` is the
+ * first retained and `next` the end of the window [offset, next). */
+struct history_delivery {
+  uint32_t channel;
+  uint64_t offset;
+  uint64_t index;
+  uint32_t publish; /* into history_channels.pubs, or HISTORY_FOREIGN */
+  uint32_t part;
+  bool compacted;
+  uint64_t next;
+};
+
+/* A subscriber: one channel from an offset, or (prefix) every channel of
+ * the prefix merged in log-index order from after an index. */
+struct history_subscriber {
+  const char *name; /* for messages */
+  bool prefix;
+  uint32_t channel; /* one channel's subscriber */
+  uint64_t start;   /* first offset asked for; prefix: delivers index > it */
+  bool to_end;      /* ran to the end and caught up with the final state */
+  const struct history_delivery *d; /* in delivery order */
+  size_t n;
+};
+
+struct history_channels {
+  uint32_t channels_n;
+  /* Per channel: the max_messages of a channel that drops its oldest
+   * when full (its window then holds exactly that many), or 0 for one
+   * that must never drop a message in this history. */
+  const uint64_t *retain;
+  const bool *in_prefix; /* per channel: the prefix subscribers' */
+  const struct history_publish *pubs;
+  size_t pubs_n;
+  const struct history_subscriber *subs;
+  size_t subs_n;
+};
+
+/* Checks, in this order, and stops at the first violation (why, prefixed
+ * by the rule's name):
+ *
+ *   - "gap" / "duplicate": each subscriber delivers each channel's offsets
+ *     consecutively from where it started, each once; a jump only at a
+ *     SYNOD_ECOMPACTED answer, to the first retained offset;
+ *   - "compacted": such an answer came from a channel that drops its
+ *     oldest, for an offset below its window, which held exactly its
+ *     limit of messages;
+ *   - "interleaving": over the indexes both cover, the (channel, offset)
+ *     sequence of one prefix subscriber is a prefix of the other's;
+ *   - "index order": a prefix subscriber delivers in log-index order, and
+ *     only its prefix's channels;
+ *   - "agreement": a (channel, offset) carries one message and one index
+ *     wherever it is delivered (subscribers and replicas), an index one
+ *     channel's messages, and every payload is a publish's;
+ *   - "exactly-once": a payload appears at one offset; a batch at
+ *     consecutive offsets of one entry; a refused publish nowhere;
+ *   - "acknowledged": a publish is delivered where its answer said;
+ *   - "lost": every acknowledged message at or after a subscriber's start
+ *     (and not compacted before it read it) is delivered to every
+ *     subscriber that ran to the end;
+ *   - "real-time": a publish acknowledged before another was invoked has
+ *     lower offsets (same channel) and a lower index (any channel).
+ *
+ * Returns true if the history passes. Does not modify h. */
+bool history_channels_check(const struct history_channels *h, char *why,
+                            size_t why_len);
+
 #endif

@@ -5,7 +5,9 @@ sim="$1"
 for args in "--seed 7 --replicas 3" "--seed 8 --replicas 5" \
             "--seed 12345 --replicas 3 --steps 40000" \
             "--seed 9 --replicas 3 --clients 4" \
-            "--seed 100009 --replicas 5 --clients 6"; do
+            "--seed 100009 --replicas 5 --clients 6" \
+            "--seed 11 --replicas 3 --channels" \
+            "--seed 100011 --replicas 5 --clients 5 --channels"; do
   a=$("$sim" $args --digest | grep digest)
   b=$("$sim" $args --digest | grep digest)
   if [ -z "$a" ] || [ "$a" != "$b" ]; then

@@ -24,6 +24,8 @@ struct cli {
   bool bench;
   bool verbose;
   bool peer_gone;
+  bool channels;
+  uint32_t channel_break;
 };
 
 struct totals {
@@ -55,6 +57,16 @@ static void usage(FILE *f) {
           "  --peer-gone   report crashes to the other replicas as PEER_GONE "
           "(and some\n"
           "                link cuts as false alarms)\n"
+          "  --channels    channel workload: clients publish, subscribers "
+          "read replicas;\n"
+          "                channel history checks (implies --clients 4)\n"
+          "  --break-channels MODE  corrupt the channel history on purpose "
+          "(the run\n"
+          "                must fail): gap, duplicate, compacted, "
+          "interleaving, index-order,\n"
+          "                agreement, exactly-once, refused, acknowledged, "
+          "lost, real-time,\n"
+          "                real-time-index, range, split-batch\n"
           "exit: 0 all good, 1 invariant or liveness failure, 2 usage\n",
           DEFAULT_STEPS);
 }
@@ -93,6 +105,23 @@ static int parse(int argc, char **argv, struct cli *c) {
     } else if (strcmp(a, "--peer-gone") == 0) {
       c->peer_gone = true;
       continue;
+    } else if (strcmp(a, "--channels") == 0) {
+      c->channels = true;
+      continue;
+    } else if (strcmp(a, "--break-channels") == 0) {
+      c->channels = true;
+      for (uint32_t m = 1; sim_channel_break_name(m) != NULL; m++) {
+        if (v != NULL && strcmp(v, sim_channel_break_name(m)) == 0) {
+          c->channel_break = m;
+        }
+      }
+      if (c->channel_break == 0) {
+        fprintf(stderr, "synod-sim: no such --break-channels mode %s\n",
+                v ? v : "(none)");
+        return 2;
+      }
+      i++;
+      continue;
     } else if (!parse_u64(v, &n)) {
       fprintf(stderr, "synod-sim: %s needs a number\n", a);
       return 2;
@@ -116,6 +145,9 @@ static int parse(int argc, char **argv, struct cli *c) {
     }
     i++; /* the option's value */
   }
+  if (c->channels && c->clients == 0) {
+    c->clients = 4; /* as sim_new does */
+  }
   return 0;
 }
 
@@ -136,7 +168,9 @@ static struct sim_options seed_options(const struct cli *c, uint64_t seed,
                               .workload = true,
                               .trace = trace || c->digest || c->trace,
                               .trace_print = c->trace,
-                              .peer_gone = c->peer_gone};
+                              .peer_gone = c->peer_gone,
+                              .channels = c->channels,
+                              .channel_break = c->channel_break};
 }
 
 static void add_stats(struct totals *t, const struct sim *s) {
@@ -164,6 +198,11 @@ static void add_stats(struct totals *t, const struct sim *s) {
   a->lock_grants += st->lock_grants;
   a->counter_ops_checked += st->counter_ops_checked;
   a->lin_inconclusive += st->lin_inconclusive;
+  a->publishes_acked += st->publishes_acked;
+  a->publishes_resent += st->publishes_resent;
+  a->deliveries += st->deliveries;
+  a->sub_moves += st->sub_moves;
+  a->compactions += st->compactions;
   t->sim_ms += sim_now_ms(s);
 }
 
@@ -187,6 +226,13 @@ static void print_stats(const char *what, const struct sim_stats *st,
            what, st->sessions, st->session_expiries, st->client_ops,
            st->client_acked, st->client_unknown, st->client_retries,
            st->lock_grants, st->counter_ops_checked, st->lin_inconclusive);
+  }
+  if (st->deliveries > 0) {
+    printf("%s: channels: publishes acknowledged %" PRIu64 " (%" PRIu64
+           " after resends), deliveries %" PRIu64 ", subscriber moves %" PRIu64
+           ", compacted answers %" PRIu64 "\n",
+           what, st->publishes_acked, st->publishes_resent, st->deliveries,
+           st->sub_moves, st->compactions);
   }
 }
 
@@ -248,10 +294,11 @@ static int run_seeds(const struct cli *c) {
     print_stats("ok", &t.sum, t.sim_ms);
   }
   printf("%s%" PRIu64 " seeds (%" PRIu64 "..%" PRIu64 "), replicas %" PRIu32
-         ", steps %" PRIu64 ", clients %" PRIu32 ": %" PRIu64
+         ", steps %" PRIu64 ", clients %" PRIu32 "%s: %" PRIu64
          " passed, %" PRIu64 " failed in %.1f s (%.1f seeds/s)\n",
          c->soak_s > 0 ? "soak: " : "", t.ran, c->seed, seed - 1, c->replicas,
-         c->steps, c->clients, t.ran - t.failed, t.failed, wall,
+         c->steps, c->clients, c->channels ? " with channels" : "",
+         t.ran - t.failed, t.failed, wall,
          wall > 0 ? (double)t.ran / wall : 0.0);
   return t.failed == 0 ? 0 : 1;
 }

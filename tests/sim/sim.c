@@ -405,7 +405,7 @@ struct sim *sim_new(const struct sim_options *opts) {
   }
   s->opts = *opts;
   s->chunk_explicit = opts->chunk_bytes != 0;
-  if (s->opts.clients > 0) {
+  if (s->opts.clients > 0 || s->opts.channels) {
     s->opts.fsm = true;
   }
   if (s->opts.replicas == 0) {
@@ -436,6 +436,9 @@ struct sim *sim_new(const struct sim_options *opts) {
   if (s->opts.fsm) {
     sim_clients_init(s);
   }
+  if (s->opts.channels) {
+    sim_channels_init(s);
+  }
   s->next_check_step = SIM_CHECK_EVERY;
   return s;
 }
@@ -463,6 +466,7 @@ void sim_free(struct sim *s) {
     free(s->heap[i].cmsg);
   }
   sim_clients_free(s);
+  sim_channels_free(s);
   sim_observe_free(s);
   free(s->heap);
   free(s->g);
@@ -533,6 +537,9 @@ static void dispatch(struct sim *s, struct sim_ev *ev) {
                  s->errmsg);
       }
     }
+    break;
+  case SIM_EV_SUB:
+    sim_sub_poll(s, ev->id);
     break;
   case SIM_EV_CLIENT:
     if (ev->peer != 0) {

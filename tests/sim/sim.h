@@ -28,6 +28,15 @@ struct sim_options {
   /* Replicas apply into the real state machine (server/fsm) and run the
    * server shell (sim_server.c), so scripted clients can be added. */
   bool fsm;
+  /* Channel workload (implies fsm): the clients also create channels and
+   * publish to them, and subscribers read them from replicas' state
+   * machines; the channel history is checked at the end (sim_channel.c,
+   * sim_check_history). synod-sim --channels runs 4 clients unless told
+   * otherwise. */
+  bool channels;
+  /* A SIM_BREAK_* mode: corrupt the channel history (or one subscriber's
+   * read) on purpose, to show that the check catches it. 0 = none. */
+  uint32_t channel_break;
   bool trace;       /* keep trace lines: tail on failure, digest */
   bool trace_print; /* also print every trace line to stdout */
   /* The core's options. */
@@ -83,6 +92,12 @@ struct sim_stats {
   uint64_t lock_grants;
   uint64_t counter_ops_checked;
   uint64_t lin_inconclusive; /* counter histories too big to decide */
+  /* Channels. */
+  uint64_t publishes_acked;
+  uint64_t publishes_resent; /* acknowledged after more than one send */
+  uint64_t deliveries;       /* messages delivered to subscribers */
+  uint64_t sub_moves;        /* subscribers resumed on another replica */
+  uint64_t compactions;      /* SYNOD_ECOMPACTED answers to subscribers */
   uint64_t sent_to[SIM_IDS_MAX + 1][CORE_MSG_TYPE_COUNT];
   uint64_t installs[SIM_IDS_MAX + 1];
 };
@@ -161,7 +176,8 @@ uint64_t sim_spawn(struct sim *s);
 /* ------------------------------------------------------------ clients */
 
 /* Operations a client issues (sim_client.c). Names are numbers: counter
- * "c<n>", lock "l<n>", election "e<n>". */
+ * "c<n>", lock "l<n>", election "e<n>", channel "ch<n>" (or "ring", the
+ * last one, when the seed has it). */
 enum sim_op_type {
   SIM_OP_ADD, /* a1 = delta; a2 != 0: return the previous value */
   SIM_OP_GET, /* linearizable read (ReadIndex) */
@@ -172,7 +188,9 @@ enum sim_op_type {
   SIM_OP_RELEASE,
   SIM_OP_CAMPAIGN, /* a1 = value */
   SIM_OP_RESIGN,
-  SIM_OP_LEADER, /* linearizable read */
+  SIM_OP_LEADER,         /* linearizable read */
+  SIM_OP_PUBLISH,        /* channel name, a1 messages */
+  SIM_OP_CHANNEL_CREATE, /* channel name, with its workload limits */
 };
 
 struct sim_op_spec {
@@ -197,6 +215,9 @@ struct sim_op_result {
   uint64_t invoke_ms;
   uint64_t complete_ms;
   uint32_t attempts;
+  uint64_t first_offset; /* publish: as acknowledged */
+  uint64_t last_offset;
+  uint64_t index;
 };
 
 /* Adds a scripted client (needs opts.fsm): it opens a session with ttl_ms,
@@ -224,5 +245,36 @@ void sim_client_crash(struct sim *s, uint32_t c);
  * over the leader's state machine now. False (and the run failed) on a
  * violation. */
 bool sim_check_history(struct sim *s);
+
+/* ------------------------------------------------------------ channels */
+
+/* Ways to break the channel check on purpose (opts.channel_break): each
+ * corrupts the recorded history (or, RANGE, one read) so that one rule
+ * of history_channels_check (or the subscribers' own check) must fail. */
+enum sim_channel_break {
+  SIM_BREAK_NONE,
+  SIM_BREAK_GAP,             /* a subscriber misses one message */
+  SIM_BREAK_DUPLICATE,       /* ... delivers one twice */
+  SIM_BREAK_COMPACTED,       /* ... is told a kept message is compacted */
+  SIM_BREAK_INTERLEAVING,    /* a prefix subscriber swaps two channels */
+  SIM_BREAK_INDEX_ORDER,     /* ... all of them do, alike */
+  SIM_BREAK_AGREEMENT,       /* an offset carries another payload */
+  SIM_BREAK_EXACTLY_ONCE,    /* a payload appears at two offsets */
+  SIM_BREAK_REFUSED,         /* a refused publish appears */
+  SIM_BREAK_ACKNOWLEDGED,    /* an answer names other offsets */
+  SIM_BREAK_LOST,            /* an acknowledged message never arrives */
+  SIM_BREAK_REAL_TIME,       /* offsets against real-time order */
+  SIM_BREAK_REAL_TIME_INDEX, /* indexes against it, across channels */
+  SIM_BREAK_RANGE,           /* a read past the end of a caught-up replica */
+  /* Prefix subscribers deliver part of an entry's batch, then resume
+   * after its index: the rest is lost (a gap), as a prefix subscription
+   * resumed by after_index alone would lose it. */
+  SIM_BREAK_SPLIT_BATCH,
+  SIM_BREAK_COUNT
+};
+
+/* "gap", "duplicate", ... (the names above, lower case, '-' for '_');
+ * NULL past the end. */
+const char *sim_channel_break_name(uint32_t mode);
 
 #endif

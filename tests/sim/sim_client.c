@@ -328,7 +328,7 @@ static void name_of(char *buf, char prefix, uint32_t n) {
 static uint32_t op_start(struct sim *s, struct sim_client *k, uint32_t t,
                          const struct sim_op_spec *sp) {
   Synod__Request req = SYNOD__REQUEST__INIT;
-  char name[4];
+  char name[8];
   char value[24];
   uint64_t wait = s->client_wait_ms;
   bool read = sp->type == SIM_OP_GET || sp->type == SIM_OP_LEADER;
@@ -342,6 +342,11 @@ static uint32_t op_start(struct sim *s, struct sim_client *k, uint32_t t,
   Synod__ElectionCampaign camp = SYNOD__ELECTION_CAMPAIGN__INIT;
   Synod__ElectionResign res = SYNOD__ELECTION_RESIGN__INIT;
   Synod__ElectionLeader lead = SYNOD__ELECTION_LEADER__INIT;
+  Synod__ChannelPublish pub = SYNOD__CHANNEL_PUBLISH__INIT;
+  Synod__ChannelCreate create = SYNOD__CHANNEL_CREATE__INIT;
+  Synod__ChannelLimits limits = SYNOD__CHANNEL_LIMITS__INIT;
+  ProtobufCBinaryData msgs[SIM_BATCH_MAX];
+  uint8_t payloads[SIM_BATCH_MAX][SIM_PAYLOAD_MAX];
   req.session_id = k->session;
   req.sequence = read ? 0 : ++k->sequence;
   switch (sp->type) {
@@ -418,12 +423,55 @@ static uint32_t op_start(struct sim *s, struct sim_client *k, uint32_t t,
     req.body_case = SYNOD__REQUEST__BODY_ELECTION_LEADER;
     req.election_leader = &lead;
     break;
+  case SIM_OP_PUBLISH:
+    /* Payloads name the history record: the next one, made below. */
+    sim_channel_name(s, sp->name, name);
+    for (uint32_t i = 0; i < sp->a1 && i < SIM_BATCH_MAX; i++) {
+      msgs[i].data = payloads[i];
+      msgs[i].len = sim_channel_payload(s->hops_n + 1, i, payloads[i]);
+    }
+    pub.name = name;
+    pub.n_messages = (size_t)sp->a1;
+    pub.messages = msgs;
+    req.body_case = SYNOD__REQUEST__BODY_CHANNEL_PUBLISH;
+    req.channel_publish = &pub;
+    break;
+  case SIM_OP_CHANNEL_CREATE:
+    sim_channel_name(s, sp->name, name);
+    create.name = name;
+    if (s->chan_ring && sp->name == s->chan_n) {
+      limits.max_messages = s->ring_retain;
+      create.limits = &limits;
+    }
+    req.body_case = SYNOD__REQUEST__BODY_CHANNEL_CREATE;
+    req.channel_create = &create;
+    break;
   }
   struct sim_thread *th = &k->th[t];
   uint32_t h = hop_new(s, k, t, sp, req.sequence);
   cop_start(s, k, &th->op, &req, wait);
   th->op.hop = h;
   return h;
+}
+
+/* With the channel workload, pub_weight percent of the operations go to
+ * channels: mostly publishes of one message or a batch of 2-4, and now
+ * and then a create (with the same limits every time, so it must
+ * succeed); "ring" is published to only once a create of it (with its
+ * small max_messages) was acknowledged. */
+static bool channel_pick(struct sim *s, struct sim_op_spec *sp) {
+  if (!s->opts.channels || pick(s, 0, 99) >= s->pub_weight) {
+    return false;
+  }
+  sp->name = (uint32_t)pick(s, 0, sim_channels_total(s) - 1);
+  bool ring = s->chan_ring && sp->name == s->chan_n;
+  if ((ring && !s->ring_ready) || pick(s, 0, 19) == 0) {
+    sp->type = SIM_OP_CHANNEL_CREATE;
+  } else {
+    sp->type = SIM_OP_PUBLISH;
+    sp->a1 = pick(s, 0, 2) == 0 ? (int64_t)pick(s, 2, SIM_BATCH_MAX) : 1;
+  }
+  return true;
 }
 
 /* A random operation for a thread of a random client: mostly counters and
@@ -439,6 +487,10 @@ static void thread_pick(struct sim *s, struct sim_client *k, uint32_t t) {
       op_start(s, k, t, &sp);
       return;
     }
+  }
+  if (channel_pick(s, &sp)) {
+    op_start(s, k, t, &sp);
+    return;
   }
   uint64_t x = pick(s, 0, 99);
   if (x < 30) {
@@ -529,6 +581,32 @@ static void on_released(struct sim *s, struct sim_client *k, uint32_t t,
   }
 }
 
+/* Every create asks for the limits the channel already has (or gets):
+ * it must succeed unless the session is gone. */
+static void on_created(struct sim *s, struct sim_client *k,
+                       const struct sim_hop *hp, int code,
+                       const Synod__Response *resp) {
+  char name[8];
+  sim_channel_name(s, hp->spec.name, name);
+  bool ring = s->chan_ring && hp->spec.name == s->chan_n;
+  if (code == SYNOD_EEXIST) {
+    sim_fail(s,
+             "channels: c%" PRIu32 " creates %s with the limits it was "
+             "created with, and is refused: %s",
+             k->id, name,
+             resp->error->message ? resp->error->message : "(no message)");
+  } else if (code == 0 && ring &&
+             (resp->body_case != SYNOD__RESPONSE__BODY_CHANNEL_INFO ||
+              resp->channel_info->limits == NULL ||
+              resp->channel_info->limits->max_messages != s->ring_retain)) {
+    sim_fail(s, "channels: %s was created without its max_messages %" PRIu64,
+             name, s->ring_retain);
+  } else if (code == 0 && ring && !s->ring_ready) {
+    s->ring_ready = true;
+    sim_trace(s, 0, "c%" PRIu32 ": %s created", k->id, name);
+  }
+}
+
 static void on_result(struct sim *s, struct sim_client *k, uint32_t t,
                       const Synod__Response *resp, int code) {
   struct sim_hop *hp = hop_of(s, &k->th[t].op);
@@ -547,9 +625,19 @@ static void on_result(struct sim *s, struct sim_client *k, uint32_t t,
     case SYNOD__RESPONSE__BODY_ELECTION_LEADER:
       hp->r.value = (int64_t)resp->election_leader->session_id;
       break;
+    case SYNOD__RESPONSE__BODY_CHANNEL_PUBLISH:
+      hp->r.first_offset = resp->channel_publish->first_offset;
+      hp->r.last_offset = resp->channel_publish->last_offset;
+      hp->r.index = resp->channel_publish->index;
+      s->stats.publishes_acked++;
+      s->stats.publishes_resent += k->th[t].op.attempts > 1;
+      break;
     default:
       break;
     }
+  }
+  if (hp->spec.type == SIM_OP_CHANNEL_CREATE) {
+    on_created(s, k, hp, code, resp);
   }
   if (hp->spec.type == SIM_OP_RELEASE) {
     on_released(s, k, t, hp, code, resp);

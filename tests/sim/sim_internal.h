@@ -266,6 +266,7 @@ enum sim_ev_kind {
   SIM_EV_CMSG,      /* a client<->server message arrives */
   SIM_EV_CLIENT,    /* a client's poll */
   SIM_EV_PEER_GONE, /* id is told that peer's process is gone */
+  SIM_EV_SUB,       /* a channel subscriber's poll (id: its number + 1) */
 };
 
 /* A message between a client and a replica: a packed synod.Request to the
@@ -399,6 +400,50 @@ struct sim_answer {
   uint32_t lock_delay_ms;
 };
 
+/* ------------------------------------------------------------ channels */
+
+#define SIM_CHANNELS_MAX 4 /* "ch0".."ch2" (the prefix "ch") and "ring" */
+#define SIM_BATCH_MAX 4    /* messages per publish */
+#define SIM_SUBS_MAX 72    /* workload subscribers and final readers */
+
+/* A subscriber, modelled as the server's subscriptions will work: a
+ * cursor on one replica, which delivers committed, applied messages from
+ * its own state machine (fsm_query with ChannelRead, stale) in offset
+ * order; on a move or a failover it resumes on another replica from the
+ * last delivered offset + 1, or (prefix) after the last delivered index.
+ * Its deliveries are its history. */
+struct sim_sub {
+  char name[32];
+  bool prefix;  /* every "ch*" channel, merged in log-index order */
+  bool final;   /* an end-of-run reader */
+  bool started; /* at start_ms */
+  bool stopped; /* unsubscribed at stop_ms */
+  bool to_end;  /* drained at the end of the run */
+  uint32_t channel;
+  uint64_t start; /* first offset asked for; prefix: after this index */
+  uint64_t start_ms;
+  uint64_t stop_ms; /* 0: runs to the end */
+  uint32_t poll_ms;
+  uint32_t batch;    /* messages per read (and per prefix step) */
+  uint32_t move_ppm; /* per poll: reconnect to another replica */
+  bool from_next;    /* starts at the end, not at the first offset */
+  uint32_t replica;  /* attached; 0 = none */
+  uint32_t gen;      /* the replica's incarnation when attached */
+  uint64_t next;     /* one channel: the next offset to deliver */
+  /* The index of the last message delivered (prefix: where it resumes);
+   * one channel: after a compacted answer, the applied index of the
+   * replica that gave it. A replica that has applied it holds the
+   * offset before next (or next itself). */
+  uint64_t last_index;
+  /* Prefix: the next offset per channel on this replica, 0 = not yet
+   * computed; valid once the replica has applied last_index. */
+  bool cursors_valid;
+  uint64_t cursor[SIM_CHANNELS_MAX];
+  struct history_delivery *d; /* d[0..n) */
+  uint32_t n, cap;
+  bool broke; /* SIM_BREAK_RANGE done */
+};
+
 struct sim {
   struct sim_options opts;
   struct sim_rand rand;
@@ -468,6 +513,14 @@ struct sim {
   struct sim_answer *answers; /* open addressing, power-of-two cap */
   uint64_t answers_n, answers_cap;
   struct history_locks *locks; /* the lock/session model, fed in order */
+  /* Channels (opts.channels). */
+  uint32_t chan_n;      /* "ch0".."ch<chan_n - 1>": the prefix's */
+  bool chan_ring;       /* and "ring", channel chan_n, keeping ring_retain */
+  uint64_t ring_retain; /* its max_messages: it drops its oldest */
+  bool ring_ready;      /* a create of it was acknowledged */
+  uint32_t pub_weight;  /* percent of client operations on channels */
+  struct sim_sub *subs; /* subs[0..subs_n) */
+  uint32_t subs_n;
 };
 
 /* sim.c */
@@ -557,6 +610,24 @@ void sim_cnet_send(struct sim *s, uint32_t client, uint32_t replica,
                    bool to_server, const uint8_t *data, size_t len);
 void sim_cnet_deliver(struct sim *s, struct sim_cmsg *m);
 void sim_clients_nemesis(struct sim *s, uint64_t ms);
+
+/* sim_channel.c: the channel workload's subscribers and checks */
+void sim_channels_pick(struct sim *s);
+void sim_channels_init(struct sim *s);
+void sim_channels_free(struct sim *s);
+void sim_sub_poll(struct sim *s, uint32_t id);
+/* Channels in the workload: the prefix's and the ring. */
+uint32_t sim_channels_total(const struct sim *s);
+/* "ch<c>" or "ring". buf holds at least 8 bytes. */
+void sim_channel_name(const struct sim *s, uint32_t c, char *buf);
+/* The payload of part `part` of the publish recorded as history
+ * operation `hop` (1-based): unique, and long enough to vary in size.
+ * Returns its length (at most SIM_PAYLOAD_MAX). */
+#define SIM_PAYLOAD_MAX 80
+size_t sim_channel_payload(uint32_t hop, uint32_t part, uint8_t *buf);
+/* Drains the subscribers, reads every channel on every replica, and
+ * checks the channel history (history_channels_check). */
+void sim_channels_check(struct sim *s);
 
 /* sim_observe.c: the record of what the state machine did */
 void sim_observe_apply(struct sim *s, uint64_t index, const uint8_t *data,

@@ -95,6 +95,8 @@ static bool session_mutation(const Synod__Request *req) {
   case SYNOD__REQUEST__BODY_COUNTER_CAS:
   case SYNOD__REQUEST__BODY_COUNTER_ADD:
   case SYNOD__REQUEST__BODY_COUNTER_DELETE:
+  case SYNOD__REQUEST__BODY_CHANNEL_CREATE:
+  case SYNOD__REQUEST__BODY_CHANNEL_PUBLISH:
     return req->session_id != 0 && req->sequence != 0;
   default:
     return false;
@@ -642,6 +644,9 @@ bool sim_check_history(struct sim *s) {
   check_final_sessions(s, f);
   for (uint32_t n = 0; n < s->names_n && !s->failed; n++) {
     check_counter(s, f, n);
+  }
+  if (s->opts.channels && !s->failed) {
+    sim_channels_check(s);
   }
   return !s->failed;
 }

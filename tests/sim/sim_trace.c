@@ -71,6 +71,15 @@ void sim_print_failure(const struct sim *s, FILE *f) {
     if (s->chunk_explicit) {
       fprintf(f, " --chunk-bytes %" PRIu32, o->chunk_bytes);
     }
+    if (o->peer_gone) {
+      fprintf(f, " --peer-gone");
+    }
+    if (o->channel_break != 0) {
+      fprintf(f, " --break-channels %s",
+              sim_channel_break_name(o->channel_break));
+    } else if (o->channels) {
+      fprintf(f, " --channels");
+    }
     fprintf(f, " --trace\n");
     return;
   }

@@ -100,6 +100,9 @@ void sim_workload_pick(struct sim *s) {
   if (s->opts.fsm) {
     sim_clients_pick(s); /* last: runs without clients keep their seeds */
   }
+  if (s->opts.channels) {
+    sim_channels_pick(s); /* after: runs without channels keep theirs */
+  }
 }
 
 /* ------------------------------------------------------------ proposals */

@@ -769,6 +769,51 @@ START_TEST(expired_holder_hands_lock_to_next_waiter_after_lock_delay) {
 }
 END_TEST
 
+/* A batch published through the leader whose answer is lost, then
+ * retried with the same (session, sequence) through the next leader,
+ * appears once: at the offsets the retry is told, to the subscribers on
+ * every replica (the channel history check passes). */
+START_TEST(retried_publish_across_leader_failover_appears_once) {
+  struct sim_options o = {.seed = 24,
+                          .replicas = 3,
+                          .channels = true,
+                          .trace = true,
+                          .trace_print = getenv("SIM_TRACE_PRINT") != NULL,
+                          .chunk_bytes = 1024,
+                          .snapshot_entries = 100000,
+                          .snapshot_keep_entries = 1000,
+                          .delay_min_ms = 1,
+                          .delay_max_ms = 3,
+                          .disk_min_ms = 0,
+                          .disk_max_ms = 1};
+  struct sim *s = sim_new(&o);
+  uint64_t l = elect(s);
+  uint32_t c = client(s, 5000);
+  sim_client_link(s, c, l, true, false); /* l's answers never arrive */
+  uint32_t h = submit(s, c, SIM_OP_PUBLISH, 0, 2, 0, 0, 0);
+  ck_assert(sim_run_for(s, 100));
+  uint64_t idx = core_commit_index(sim_core(s, l));
+  uint64_t all[3] = {1, 2, 3};
+  ck_assert(await_applied(s, all, 3, idx, 2000));
+  ck_assert(!sim_client_result(s, h)->done);
+  sim_crash(s, l); /* the publish is committed everywhere, unanswered */
+  const struct sim_op_result *r = await_op(s, h, 10000);
+  ck_assert_msg(r->done && r->code == 0, "publish: code %d", r->code);
+  ck_assert_uint_eq(r->first_offset, 1);
+  ck_assert_uint_eq(r->last_offset, 2);
+  ck_assert_uint_le(r->index, idx);
+  ck_assert_uint_ge(r->attempts, 2);
+  r = await_op(s, submit(s, c, SIM_OP_PUBLISH, 0, 1, 0, 0, 1), 5000);
+  ck_assert_int_eq(r->code, 0);
+  ck_assert_uint_eq(r->first_offset, 3);
+  sim_restart(s, l);
+  ck_assert(sim_run_for(s, 3000));
+  ck_assert(sim_check_history(s));
+  ck_assert_uint_ge(sim_stats(s)->deliveries, 3);
+  sim_free(s);
+}
+END_TEST
+
 static void split(struct sim *s, const uint64_t *minority, uint32_t n) {
   for (uint64_t a = 1; a <= 5; a++) {
     for (uint64_t b = 1; b <= 5; b++) {
@@ -840,6 +885,7 @@ int main(void) {
   tcase_add_test(tc, retried_increment_across_leader_failover_counts_once);
   tcase_add_test(tc, expired_holder_hands_lock_to_next_waiter_after_lock_delay);
   tcase_add_test(tc, minority_partition_never_grants_a_lock);
+  tcase_add_test(tc, retried_publish_across_leader_failover_appears_once);
   suite_add_tcase(suite, tc);
   SRunner *sr = srunner_create(suite);
   srunner_run_all(sr, CK_NORMAL);

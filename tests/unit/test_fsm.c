@@ -2251,6 +2251,15 @@ START_TEST(channel_streams_and_events_for_subscriptions) {
   ck_assert_uint_eq(st.first, 2);
   ck_assert_uint_eq(st.evicted_index, evicting);
   ck_assert(!fsm_channel_stream(a.f, "p/c", 3, &st));
+  /* A batch of 2, then one more into room for 2, evicts part of the
+   * batch: the newest evicted index is the first retained one's, and the
+   * image keeps it (the simulator found such images refused as
+   * corrupt). */
+  h_publish(&a, 0, 0, "p/a", 2, 6, NULL);
+  evicting = a.index;
+  h_publish(&a, 0, 0, "p/a", 1, 8, NULL); /* evicts the batch's first */
+  ck_assert(fsm_channel_stream(a.f, "p/a", 3, &st));
+  ck_assert_uint_eq(st.evicted_index, evicting);
   uint8_t *img;
   size_t len;
   ck_assert_int_eq(fsm_snapshot_encode(a.f, &img, &len), 0);
@@ -2316,6 +2325,53 @@ START_TEST(channel_byte_cap_is_a_replicated_setting) {
 }
 END_TEST
 
+/* Fills the stack below the caller with `byte`, so that what a callee
+ * leaves uninitialised (struct padding) differs from call to call. */
+static void __attribute__((noinline)) stack_dirty(uint8_t byte) {
+  volatile uint8_t junk[1 << 16];
+  for (size_t i = 0; i < sizeof junk; i++) {
+    junk[i] = byte;
+  }
+}
+
+/* Creating a channel again with the limits it has succeeds, whether it
+ * was made by a publish, a create or a snapshot, and whatever the
+ * replica's stack held (the simulator found limits compared with their
+ * padding bytes: refused at random, and differently on each replica). */
+START_TEST(channel_create_with_the_limits_it_has_succeeds) {
+  struct h a, b;
+  h_init(&a, NULL);
+  h_init(&b, NULL);
+  stack_dirty(0xa5);
+  h_publish(&a, 0, 0, "events", 1, 1, NULL);
+  stack_dirty(0x5a);
+  h_channel_create(&a, "small", 4, 0, false);
+  stack_dirty(0x5a);
+  Synod__ChannelCreate c = SYNOD__CHANNEL_CREATE__INIT;
+  c.name = "events"; /* the defaults it was made with */
+  REQ(&a, 0, 0, CHANNEL_CREATE, channel_create, &c);
+  ck_assert_msg(h_err(&a) == 0, "%s", h_msg(&a));
+  stack_dirty(0xa5);
+  h_channel_create(&a, "small", 4, 0, false);
+  ck_assert_msg(h_err(&a) == 0, "%s", h_msg(&a));
+  uint8_t *img;
+  size_t len;
+  ck_assert_int_eq(fsm_snapshot_encode(a.f, &img, &len), 0);
+  stack_dirty(0xff);
+  ck_assert_int_eq(fsm_snapshot_decode(b.f, img, len), 0);
+  free(img);
+  b.index = a.index;
+  b.time_ms = a.time_ms;
+  stack_dirty(0x11);
+  h_channel_create(&b, "small", 4, 0, false);
+  ck_assert_msg(h_err(&b) == 0, "%s", h_msg(&b));
+  h_channel_create(&b, "small", 5, 0, false);
+  ck_assert_int_eq(h_err(&b), SYNOD_EEXIST);
+  h_close(&a);
+  h_close(&b);
+}
+END_TEST
+
 /* The server-wide cap: a channel drops its own oldest to make room, but
  * never another channel's; past that, the publish is refused. */
 START_TEST(channel_server_wide_byte_cap_is_kept) {
@@ -2349,6 +2405,7 @@ static TCase *tcase_channels(void) {
   tcase_add_test(tc, channel_cursors_commit_get_and_survive_a_snapshot);
   tcase_add_test(tc, channel_streams_and_events_for_subscriptions);
   tcase_add_test(tc, channel_byte_cap_is_a_replicated_setting);
+  tcase_add_test(tc, channel_create_with_the_limits_it_has_succeeds);
   return tc;
 }
 

@@ -3,6 +3,7 @@
  * checker refuses forged histories that break each of its rules. */
 #include <check.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -306,6 +307,240 @@ START_TEST(final_state_that_differs_from_the_history_is_caught) {
 }
 END_TEST
 
+/* ------------------------------------------------------------ channels */
+
+#define P(ch, n_, inv, comp, ok, first, last, idx)                             \
+  (struct history_publish) {                                                   \
+    .channel = (ch), .n = (n_), .invoke = (inv), .complete = (comp),           \
+    .acked = (ok), .first_offset = (first), .last_offset = (last),             \
+    .index = (idx)                                                             \
+  }
+#define D(ch, off, idx, pub, part_)                                            \
+  (struct history_delivery) {                                                  \
+    .channel = (ch), .offset = (off), .index = (idx), .publish = (pub),        \
+    .part = (part_)                                                            \
+  }
+
+/* Channels 0 and 1 (the prefix's) never drop a message; channel 2 keeps
+ * its last 3. Publish 2's outcome is unknown (it was applied); publish 4
+ * was refused. s0 and s1 follow one channel each, s2 and s3 the prefix
+ * (s3 from after index 10), s4 channel 2, which had dropped offset 1 when
+ * s4 asked for it. */
+struct fx {
+  uint64_t retain[3];
+  bool in_prefix[3];
+  struct history_publish pubs[9];
+  struct history_delivery d[5][8];
+  struct history_subscriber subs[5];
+  struct history_channels h;
+};
+
+static void fx_init(struct fx *f) {
+  static const struct history_publish pubs[9] = {
+      P(0, 1, 1, 2, true, 1, 1, 10),   P(1, 2, 3, 6, true, 1, 2, 11),
+      P(0, 1, 4, 0, false, 0, 0, 0),   P(0, 1, 7, 8, true, 3, 3, 13),
+      P(1, 1, 9, 10, false, 0, 0, 0),  P(2, 1, 11, 12, true, 1, 1, 14),
+      P(2, 1, 13, 14, true, 2, 2, 15), P(2, 1, 15, 16, true, 3, 3, 16),
+      P(2, 1, 17, 18, true, 4, 4, 17),
+  };
+  const struct history_delivery d[5][8] = {
+      {D(0, 1, 10, 0, 0), D(0, 2, 12, 2, 0), D(0, 3, 13, 3, 0)},
+      {D(1, 1, 11, 1, 0), D(1, 2, 11, 1, 1)},
+      {D(0, 1, 10, 0, 0), D(1, 1, 11, 1, 0), D(1, 2, 11, 1, 1),
+       D(0, 2, 12, 2, 0), D(0, 3, 13, 3, 0)},
+      {D(1, 1, 11, 1, 0), D(1, 2, 11, 1, 1), D(0, 2, 12, 2, 0),
+       D(0, 3, 13, 3, 0)},
+      {{.channel = 2, .offset = 2, .compacted = true, .next = 5},
+       D(2, 2, 15, 6, 0),
+       D(2, 3, 16, 7, 0),
+       D(2, 4, 17, 8, 0)},
+  };
+  static const size_t dn[5] = {3, 2, 5, 4, 4};
+  static const char *names[5] = {"s0", "s1", "s2", "s3", "s4"};
+  memset(f, 0, sizeof *f);
+  f->retain[2] = 3;
+  f->in_prefix[0] = f->in_prefix[1] = true;
+  memcpy(f->pubs, pubs, sizeof pubs);
+  f->pubs[4].refused = true;
+  memcpy(f->d, d, sizeof d);
+  for (int i = 0; i < 5; i++) {
+    f->subs[i] =
+        (struct history_subscriber){.name = names[i],
+                                    .prefix = i == 2 || i == 3,
+                                    .channel = i == 4 ? 2 : (uint32_t)i,
+                                    .start = i == 3 ? 10 : 1,
+                                    .to_end = true,
+                                    .d = f->d[i],
+                                    .n = dn[i]};
+  }
+  f->subs[2].start = 0;
+  f->h = (struct history_channels){.channels_n = 3,
+                                   .retain = f->retain,
+                                   .in_prefix = f->in_prefix,
+                                   .pubs = f->pubs,
+                                   .pubs_n = 9,
+                                   .subs = f->subs,
+                                   .subs_n = 5};
+}
+
+/* Asserts that the history fails with why starting with `rule`. */
+static void fx_fails(const struct fx *f, const char *rule) {
+  char why[512];
+  ck_assert_msg(!history_channels_check(&f->h, why, sizeof why),
+                "expected a %s violation", rule);
+  ck_assert_msg(strncmp(why, rule, strlen(rule)) == 0, "expected %s: got %s",
+                rule, why);
+  if (getenv("HISTORY_PRINT") != NULL) {
+    printf("%s\n", why);
+  }
+}
+
+START_TEST(channel_history_of_correct_subscribers_is_accepted) {
+  struct fx f;
+  char why[512] = "";
+  fx_init(&f);
+  ck_assert_msg(history_channels_check(&f.h, why, sizeof why), "%s", why);
+  /* A subscriber that stopped early may miss what came after. */
+  f.subs[0].n = 1;
+  f.subs[0].to_end = false;
+  ck_assert_msg(history_channels_check(&f.h, why, sizeof why), "%s", why);
+}
+END_TEST
+
+START_TEST(channel_delivery_with_a_gap_or_a_duplicate_is_caught) {
+  struct fx f;
+  fx_init(&f);
+  f.d[0][1] = f.d[0][2]; /* s0: offsets 1, 3 */
+  f.subs[0].n = 2;
+  fx_fails(&f, "gap:");
+  fx_init(&f);
+  f.d[1][2] = f.d[1][1]; /* s1: offsets 1, 2, 2 */
+  f.subs[1].n = 3;
+  fx_fails(&f, "duplicate:");
+  fx_init(&f);
+  f.d[2][4] = f.d[2][2]; /* s2 goes back to ch1 offset 2 */
+  fx_fails(&f, "duplicate:");
+}
+END_TEST
+
+START_TEST(channel_compaction_that_the_limits_do_not_explain_is_caught) {
+  struct fx f;
+  fx_init(&f);
+  f.d[4][0].next = 6; /* a window of 4 where 3 are kept */
+  fx_fails(&f, "compacted:");
+  fx_init(&f);
+  /* s0 is told offset 2 of a channel that never drops is gone. */
+  f.d[0][1] = (struct history_delivery){
+      .channel = 0, .offset = 3, .compacted = true, .next = 4};
+  fx_fails(&f, "compacted:");
+  fx_init(&f);
+  f.d[4][0].offset = 1; /* "compacted" at the offset it asked for */
+  f.d[4][0].next = 4;
+  fx_fails(&f, "compacted:");
+}
+END_TEST
+
+START_TEST(prefix_subscribers_with_two_interleavings_are_caught) {
+  struct fx f;
+  fx_init(&f);
+  /* s3 swaps ch1 offset 2 and ch0 offset 2: each channel stays in order,
+   * the interleaving differs from s2's. */
+  struct history_delivery t = f.d[3][1];
+  f.d[3][1] = f.d[3][2];
+  f.d[3][2] = t;
+  fx_fails(&f, "interleaving:");
+}
+END_TEST
+
+START_TEST(prefix_delivery_out_of_index_order_is_caught) {
+  struct fx f;
+  fx_init(&f);
+  /* Both prefix subscribers agree, on an order that is not the log's. */
+  struct history_delivery t = f.d[3][1];
+  f.d[3][1] = f.d[3][2];
+  f.d[3][2] = t;
+  t = f.d[2][2];
+  f.d[2][2] = f.d[2][3];
+  f.d[2][3] = t;
+  fx_fails(&f, "index order:");
+  fx_init(&f);
+  f.d[3][4] = (struct history_delivery)D(2, 2, 15, 6, 0); /* not its prefix */
+  f.subs[3].n = 5;
+  fx_fails(&f, "index order:");
+}
+END_TEST
+
+START_TEST(one_offset_carrying_two_messages_is_caught) {
+  struct fx f;
+  fx_init(&f);
+  f.d[3][2].publish = 3; /* s3 sees publish 3 at ch0 offset 2 */
+  fx_fails(&f, "agreement:");
+  fx_init(&f);
+  f.d[1][1].index = 12; /* s1 sees ch1 offset 2 at another index */
+  fx_fails(&f, "agreement:");
+  fx_init(&f);
+  f.d[0][0].publish = HISTORY_FOREIGN;
+  fx_fails(&f, "agreement:");
+}
+END_TEST
+
+START_TEST(channel_publish_applied_twice_or_despite_a_refusal_is_caught) {
+  struct fx f;
+  fx_init(&f);
+  /* Publish 2 retried and appended again at offset 3, seen everywhere. */
+  f.d[0][2] = (struct history_delivery)D(0, 3, 13, 2, 0);
+  f.d[2][4] = f.d[0][2];
+  f.d[3][3] = f.d[0][2];
+  f.pubs[3].acked = false;
+  fx_fails(&f, "exactly-once:");
+  fx_init(&f);
+  f.pubs[2].refused = true; /* answered with an error, yet appended */
+  fx_fails(&f, "exactly-once:");
+  fx_init(&f);
+  f.d[1][1].index = 18; /* publish 1's batch split over two entries */
+  f.h.subs_n = 2;       /* (as s0 and s1 alone see it) */
+  fx_fails(&f, "exactly-once:");
+}
+END_TEST
+
+START_TEST(channel_publish_delivered_elsewhere_than_acknowledged_is_caught) {
+  struct fx f;
+  fx_init(&f);
+  f.pubs[3].first_offset = f.pubs[3].last_offset = 4;
+  fx_fails(&f, "acknowledged:");
+  fx_init(&f);
+  f.pubs[1].last_offset = 3; /* 2 messages, 3 offsets */
+  fx_fails(&f, "acknowledged:");
+}
+END_TEST
+
+START_TEST(acknowledged_message_missing_at_a_subscriber_is_caught) {
+  struct fx f;
+  fx_init(&f);
+  f.subs[0].n = 2; /* s0 ran to the end without ch0 offset 3 */
+  fx_fails(&f, "lost:");
+  fx_init(&f);
+  f.subs[3].n = 3; /* nor s3, whose range covers index 13 */
+  fx_fails(&f, "lost:");
+}
+END_TEST
+
+START_TEST(channel_publishes_out_of_real_time_order_are_caught) {
+  struct fx f;
+  fx_init(&f);
+  /* Publish 2 (ch0 offset 2) invoked after publish 3 (ch0 offset 3) was
+   * acknowledged. */
+  f.pubs[2].invoke = 9;
+  fx_fails(&f, "real-time:");
+  fx_init(&f);
+  /* Publish 1 (ch1, index 11) invoked after publish 3 (ch0, index 13)
+   * was acknowledged. */
+  f.pubs[1].invoke = 9;
+  f.pubs[1].complete = 10;
+  fx_fails(&f, "real-time:");
+}
+END_TEST
+
 static Suite *history_suite(void) {
   Suite *s = suite_create("history");
   TCase *tc = tcase_create("counter");
@@ -327,6 +562,21 @@ static Suite *history_suite(void) {
                  expired_session_that_keeps_waiting_or_is_granted_is_caught);
   tcase_add_test(tc, early_expiry_and_short_lock_delay_are_caught);
   tcase_add_test(tc, final_state_that_differs_from_the_history_is_caught);
+  suite_add_tcase(s, tc);
+  tc = tcase_create("channel");
+  tcase_add_test(tc, channel_history_of_correct_subscribers_is_accepted);
+  tcase_add_test(tc, channel_delivery_with_a_gap_or_a_duplicate_is_caught);
+  tcase_add_test(tc,
+                 channel_compaction_that_the_limits_do_not_explain_is_caught);
+  tcase_add_test(tc, prefix_subscribers_with_two_interleavings_are_caught);
+  tcase_add_test(tc, prefix_delivery_out_of_index_order_is_caught);
+  tcase_add_test(tc, one_offset_carrying_two_messages_is_caught);
+  tcase_add_test(tc,
+                 channel_publish_applied_twice_or_despite_a_refusal_is_caught);
+  tcase_add_test(
+      tc, channel_publish_delivered_elsewhere_than_acknowledged_is_caught);
+  tcase_add_test(tc, acknowledged_message_missing_at_a_subscriber_is_caught);
+  tcase_add_test(tc, channel_publishes_out_of_real_time_order_are_caught);
   suite_add_tcase(s, tc);
   return s;
 }
