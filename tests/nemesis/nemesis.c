@@ -37,6 +37,8 @@
 
 #define STEADY_MS 1000
 #define RECOVERY_BOUND_MS 15000 /* ops succeed again this soon after heal */
+/* After a round, every subscriber has delivered every message this soon. */
+#define CHANNELS_BOUND_MS 15000
 #define DIGEST_BOUND_MS 20000
 #define STEP_DOWN_MS 3000 /* an isolated leader steps down this soon */
 #define FASTCLOCK_RATE "1.5"
@@ -1243,7 +1245,8 @@ static long wait_recovery(uint64_t heal_us) {
   for (;;) {
     bool ok = nem_workload_last_ok(NEM_ADD) > heal_us &&
               nem_workload_last_ok(NEM_LOCK) > heal_us &&
-              nem_workload_last_ok(NEM_ELECT) > heal_us;
+              nem_workload_last_ok(NEM_ELECT) > heal_us &&
+              nem_workload_last_ok(NEM_PUB) > heal_us;
     if (ok) {
       return (long)((nem_now_us() - heal_us) / 1000);
     }
@@ -1254,11 +1257,57 @@ static long wait_recovery(uint64_t heal_us) {
   }
 }
 
-/* --break-checks: breaks the round's history four ways, each of which
+/* The round's channels: every subscriber caught up with the final
+ * offsets within the bound and never had its subscription ended, and the
+ * history passes the channel checker (gaps, duplicates, order, agreement,
+ * exactly-once, acknowledged publishes delivered, real-time order). */
+static void check_channels(const struct nem_record *rec) {
+  struct history_subscriber subs[NEM_SUBSCRIBERS];
+  static const uint64_t retain[NEM_CHANNELS] = {0, 0}; /* nothing dropped */
+  static const bool in_prefix[NEM_CHANNELS] = {true, true};
+  char why[512];
+  for (int i = 0; i < NEM_SUBSCRIBERS; i++) {
+    const struct nem_sub_record *s = &rec->subs[i];
+    char name[32];
+    snprintf(name, sizeof name, "subscriber %d", i);
+    if (s->ended != 0) {
+      violation("%s: its subscription ended: %s (%s)", name,
+                synod_errname(s->ended), s->why);
+    } else if (!s->to_end) {
+      violation("%s: not caught up with the channels %d s after the round",
+                name, CHANNELS_BOUND_MS / 1000);
+    }
+    subs[i] = (struct history_subscriber){.name = "nemesis subscriber",
+                                          .prefix = s->prefix,
+                                          .channel = s->channel,
+                                          .start = s->prefix ? 0 : 1,
+                                          .to_end = s->to_end,
+                                          .d = s->d,
+                                          .n = s->n};
+  }
+  struct history_channels h = {.channels_n = NEM_CHANNELS,
+                               .retain = retain,
+                               .in_prefix = in_prefix,
+                               .pubs = rec->pubs,
+                               .pubs_n = rec->pubs_n,
+                               .subs = subs,
+                               .subs_n = NEM_SUBSCRIBERS};
+  if (!history_channels_check(&h, why, sizeof why)) {
+    violation("channels: %s", why);
+  }
+}
+
+/* --break-checks: breaks the round's history five ways, each of which
  * the checks must report: an acknowledged add returns a value off by
  * 1000, a second client holds the lock inside another's hold, a fenced
- * write was refused, a second leadership overlaps another. */
+ * write was refused, a second leadership overlaps another, a subscriber
+ * delivered a message twice. */
 static void break_record(struct nem_record *rec) {
+  struct nem_sub_record *s = &rec->subs[0];
+  if (s->n > 0 && s->n < s->cap) {
+    s->d[s->n] = s->d[s->n - 1];
+    s->n++;
+  }
   for (size_t i = 0; i < rec->ops_n; i++) {
     if (rec->ops[i].op == HISTORY_COUNTER_ADD_GET && !rec->ops[i].pending) {
       rec->ops[i].value += 1000;
@@ -1303,6 +1352,7 @@ static void round_run(int k) {
   g.fault = g.only_kind >= 0 ? (enum fault)g.only_kind
                              : (enum fault)g.perm[k % NEM_FAULTS];
   say("round %d: %s; replay: %s", k, fault_names[g.fault], replay_cmd());
+  nem_workload_round(k);
   nem_workload_resume();
   sleep_ms(STEADY_MS);
   f.leader = wait_leader(10000);
@@ -1326,6 +1376,10 @@ static void round_run(int k) {
   if (!final_read(&value)) {
     violation("the counter could not be read within 10 s after the round");
   }
+  char why[256];
+  if (!nem_workload_channels_finish(CHANNELS_BOUND_MS, why, sizeof why)) {
+    violation("the channels' final offsets could not be read: %s", why);
+  }
   nem_workload_take(&rec);
   if (g.break_checks) {
     break_record(&rec);
@@ -1334,11 +1388,12 @@ static void round_run(int k) {
   check_counter(&rec, g.counter);
   check_locks(&rec);
   check_elections(&rec);
+  check_channels(&rec);
   if (g.break_checks) {
     int found = g.violations - checked;
-    say("--break-checks: %d violations found in a history broken 4 ways",
+    say("--break-checks: %d violations found in a history broken 5 ways",
         found);
-    g.breaks_missed += found < 4;
+    g.breaks_missed += found < 5;
   }
   check_digests();
   g.counter = value;
@@ -1346,7 +1401,11 @@ static void round_run(int k) {
   for (size_t i = 0; i < rec.ops_n; i++) {
     pend += rec.ops[i].pending;
   }
-  uint64_t ops = rec.ops_n + rec.holds_n + rec.leads_n;
+  size_t deliveries = 0;
+  for (int i = 0; i < NEM_SUBSCRIBERS; i++) {
+    deliveries += rec.subs[i].n;
+  }
+  uint64_t ops = rec.ops_n + rec.holds_n + rec.leads_n + rec.pubs_n;
   for (int i = 0; i < NEM_KINDS; i++) {
     ops += rec.stats[i].failed;
   }
@@ -1354,11 +1413,13 @@ static void round_run(int k) {
   say("round %d %s: %s; counter %" PRId64 " (%zu counter ops, %zu unknown "
       "outcome), adds %" PRIu64 " ok/%" PRIu64 " failed, lock holds %zu "
       "(fence: %" PRIu64 " accepted, %" PRIu64 " refused), leads %zu, "
-      "campaigns %" PRIu64 " ok/%" PRIu64 " failed; recovered in %ld ms",
+      "campaigns %" PRIu64 " ok/%" PRIu64 " failed, publishes %" PRIu64
+      " ok/%" PRIu64 " unknown, deliveries %zu; recovered in %ld ms",
       k, fault_names[g.fault], g.violations == before ? "ok" : "VIOLATIONS",
       value, rec.ops_n, pend, rec.stats[NEM_ADD].ok, rec.stats[NEM_ADD].failed,
       rec.holds_n, rec.fence_accepted, rec.fence_refused, rec.leads_n,
-      rec.stats[NEM_ELECT].ok, rec.stats[NEM_ELECT].failed, recovery);
+      rec.stats[NEM_ELECT].ok, rec.stats[NEM_ELECT].failed,
+      rec.stats[NEM_PUB].ok, rec.stats[NEM_PUB].failed, deliveries, recovery);
   nem_record_free(&rec);
 }
 
@@ -1468,7 +1529,7 @@ int main(int argc, char **argv) {
   if (g.break_checks) {
     /* Only the planted violations may have been found, all of them. */
     bool ok =
-        g.breaks_missed == 0 && g.violations == 4 * (only >= 0 ? 1 : rounds);
+        g.breaks_missed == 0 && g.violations == 5 * (only >= 0 ? 1 : rounds);
     printf("--break-checks: %s\n", ok ? "every planted violation was found"
                                       : "FAILED: a planted violation was "
                                         "missed, or a real one found");

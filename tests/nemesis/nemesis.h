@@ -106,7 +106,24 @@ struct nem_stats {
   uint64_t last_ok_invoke_us; /* invoke time of the latest success */
 };
 
-enum nem_kind { NEM_ADD, NEM_GET, NEM_LOCK, NEM_ELECT, NEM_KINDS };
+enum nem_kind { NEM_ADD, NEM_GET, NEM_LOCK, NEM_ELECT, NEM_PUB, NEM_KINDS };
+
+/* Channels: each round publishes to two new channels "nem/<round>/a" and
+ * "/b"; subscribers 0 and 1 follow one each, 2 and 3 the prefix
+ * "nem/<round>/" (each starting on another replica). */
+#define NEM_CHANNELS 2
+#define NEM_SUBSCRIBERS 4
+
+/* What one subscriber delivered in a round. */
+struct nem_sub_record {
+  bool prefix;
+  uint32_t channel; /* 0 or 1, if not prefix */
+  bool to_end;      /* caught up with the channels' final offsets */
+  int ended;        /* a status that ended its subscription, or 0 */
+  char why[160];    /* with it, the library's message */
+  struct history_delivery *d;
+  size_t n, cap;
+};
 
 /* What the workload recorded since the last nem_workload_take. */
 struct nem_record {
@@ -121,12 +138,25 @@ struct nem_record {
   uint64_t fence_accepted, fence_refused;
   uint64_t fence_order_errors; /* accepted tokens below an earlier one */
   struct nem_stats stats[NEM_KINDS];
+  /* Channel publishes (a payload "P<index here>.<part>") and what each
+   * subscriber delivered. */
+  struct history_publish *pubs;
+  size_t pubs_n, pubs_cap;
+  struct nem_sub_record subs[NEM_SUBSCRIBERS];
 };
 
 /* Starts the fenced resource and the client threads (in the calling
  * thread's network namespace); they begin paused. */
 void nem_workload_start(const char *endpoints, const char *fence_addr);
 void nem_workload_resume(void);
+/* Names round k's channels and starts its subscriptions; call before
+ * nem_workload_resume. */
+void nem_workload_round(int k);
+/* After nem_workload_pause: reads the channels' final offsets and waits
+ * (up to timeout_ms) for every subscriber to deliver up to them, then
+ * ends the subscriptions. False with why if the offsets could not be
+ * read. */
+bool nem_workload_channels_finish(uint32_t timeout_ms, char *why, size_t len);
 /* Pauses every client between operations (a lock client releases first);
  * waits up to timeout_ms. Returns false if some client did not stop. */
 bool nem_workload_pause(uint32_t timeout_ms);

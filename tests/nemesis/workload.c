@@ -1,6 +1,7 @@
 /* The nemesis's workload: client threads on libsynod (adds to one counter,
  * linearizable reads of it, cycles on one contended lock with writes to a
- * fenced resource, campaigns in one election), each operation recorded
+ * fenced resource, campaigns in one election, publishes to two channels
+ * that subscribers on every replica follow), each operation recorded
  * with its invoke and completion times; and the fenced resource, a small
  * TCP server that accepts a write only with a token at least as large as
  * every token it has seen. */
@@ -24,7 +25,8 @@
 #define READERS 1
 #define LOCKERS 3
 #define ELECTORS 2
-#define CLIENTS (ADDERS + READERS + LOCKERS + ELECTORS)
+#define PUBLISHERS 2
+#define CLIENTS (ADDERS + READERS + LOCKERS + ELECTORS + PUBLISHERS)
 #define OP_TIMEOUT_MS 2000
 #define LOCK_TTL_MS 3000 /* short, so that faults make sessions expire */
 
@@ -64,6 +66,10 @@ static struct {
   pthread_t fence_thread;
   uint64_t fence_max; /* the largest token it has seen */
   uint64_t fence_last_accepted;
+  /* Channels of the current round, and the subscribers' threads. */
+  char channels[NEM_CHANNELS][64];
+  char prefix[64];
+  struct subscriber *subs;
 } w = {.mu = PTHREAD_MUTEX_INITIALIZER};
 
 #define PUSH(arr, n, cap, item)                                                \
@@ -384,6 +390,254 @@ static void elect_once(struct client *cl) {
   sleep_ms(rv == 0 ? 10 : 50);
 }
 
+/* ------------------------------------------------------------ channels */
+
+/* One publish of 1 to 3 messages to one of the round's channels, each
+ * payload naming the publish's place in the record and its part. */
+static void publish_once(struct client *cl) {
+  struct history_publish p = {.channel = (uint32_t)(rand() % NEM_CHANNELS),
+                              .n = 1 + (uint32_t)(rand() % 3)};
+  char text[3][40];
+  const void *ptrs[3];
+  size_t lens[3];
+  char channel[64];
+  pthread_mutex_lock(&w.mu);
+  size_t at = w.rec.pubs_n;
+  PUSH(w.rec.pubs, w.rec.pubs_n, w.rec.pubs_cap, p);
+  snprintf(channel, sizeof channel, "%s", w.channels[p.channel]);
+  pthread_mutex_unlock(&w.mu);
+  for (uint32_t i = 0; i < p.n; i++) {
+    lens[i] = (size_t)snprintf(text[i], sizeof text[i], "P%zu.%u", at, i);
+    ptrs[i] = text[i];
+  }
+  struct synod_channel_published out;
+  p.invoke = nem_now_us();
+  int rv = synod_channel_publish(cl->c, channel, ptrs, lens, p.n, NULL,
+                                 OP_TIMEOUT_MS, &out);
+  uint64_t done = nem_now_us();
+  if (rv == 0) { /* else the outcome is unknown: applied once or not */
+    p.complete = done;
+    p.acked = true;
+    p.first_offset = out.first_offset;
+    p.last_offset = out.last_offset;
+    p.index = out.index;
+  }
+  pthread_mutex_lock(&w.mu);
+  w.rec.pubs[at] = p;
+  stat_note(NEM_PUB, rv == 0, p.invoke);
+  pthread_mutex_unlock(&w.mu);
+  sleep_ms(5);
+}
+
+/* A subscriber thread: each round, one subscription (a channel or the
+ * prefix) kept from the round's start until told to finish, recording
+ * every message; libsynod resumes it across every fault. */
+struct subscriber {
+  int id;
+  pthread_t thread;
+  struct synod_client *c;
+  char endpoints[512]; /* starting with replica id % n */
+  pthread_mutex_t mu;
+  pthread_cond_t cv;
+  int round;   /* the round to follow; -1 none */
+  bool finish; /* deliver up to target (or until finish_by), then stop */
+  uint64_t finish_by;
+  bool done;                     /* finished this round */
+  uint64_t target[NEM_CHANNELS]; /* the channels' final next offsets */
+  struct nem_sub_record rec;
+};
+
+static void sub_record(struct subscriber *sb,
+                       const struct synod_channel_message *m) {
+  struct history_delivery d = {
+      .offset = m->offset, .index = m->index, .publish = HISTORY_FOREIGN};
+  const char *ch = sb->rec.prefix ? m->channel : w.channels[sb->rec.channel];
+  d.channel = ch != NULL && strcmp(ch, w.channels[1]) == 0 ? 1 : 0;
+  unsigned long long at;
+  unsigned part;
+  if (sscanf(m->data, "P%llu.%u", &at, &part) == 2) {
+    d.publish = (uint32_t)at;
+    d.part = part;
+  }
+  PUSH(sb->rec.d, sb->rec.n, sb->rec.cap, d);
+}
+
+/* Whether sb has delivered everything up to its targets. */
+static bool sub_caught_up(const struct subscriber *sb) {
+  uint64_t last[NEM_CHANNELS] = {0, 0};
+  for (size_t i = 0; i < sb->rec.n; i++) {
+    last[sb->rec.d[i].channel] = sb->rec.d[i].offset;
+  }
+  for (uint32_t c = 0; c < NEM_CHANNELS; c++) {
+    if ((sb->rec.prefix || sb->rec.channel == c) &&
+        last[c] + 1 < sb->target[c]) {
+      return false;
+    }
+  }
+  return true;
+}
+
+static void sub_follow(struct subscriber *sb) {
+  struct synod_subscribe_options o = {.from = SYNOD_FROM_FIRST};
+  struct synod_subscription *sub = NULL;
+  o.prefix = sb->rec.prefix;
+  o.channel = o.prefix ? w.prefix : w.channels[sb->rec.channel];
+  for (;;) { /* until it starts: the round may begin in a fault's wake */
+    int rv = synod_subscribe(sb->c, &o, OP_TIMEOUT_MS, &sub, NULL);
+    pthread_mutex_lock(&sb->mu);
+    bool finish = sb->finish && nem_now_us() > sb->finish_by;
+    pthread_mutex_unlock(&sb->mu);
+    if (rv == 0 || finish || atomic_load(&w.stopping)) {
+      break;
+    }
+    sleep_ms(50);
+  }
+  while (sub != NULL) {
+    struct synod_channel_message m;
+    int rv = synod_subscription_next(sub, 100, &m);
+    if (rv == 0) {
+      sub_record(sb, &m);
+    } else if (rv != SYNOD_ETIMEDOUT) {
+      sb->rec.ended = rv;
+      snprintf(sb->rec.why, sizeof sb->rec.why, "%s", synod_client_errmsg());
+      break;
+    }
+    pthread_mutex_lock(&sb->mu);
+    bool stop = sb->finish && (sub_caught_up(sb) || atomic_load(&w.stopping) ||
+                               nem_now_us() > sb->finish_by);
+    pthread_mutex_unlock(&sb->mu);
+    if (stop) {
+      break;
+    }
+  }
+  sb->rec.to_end = sub_caught_up(sb);
+  if (sub != NULL) {
+    synod_subscription_close(sub);
+  }
+}
+
+static void *subscriber_main(void *arg) {
+  struct subscriber *sb = arg;
+  int followed = -1;
+  for (;;) {
+    pthread_mutex_lock(&sb->mu);
+    while (sb->round == followed && !atomic_load(&w.stopping)) {
+      pthread_cond_wait(&sb->cv, &sb->mu);
+    }
+    int round = sb->round;
+    pthread_mutex_unlock(&sb->mu);
+    if (atomic_load(&w.stopping)) {
+      return NULL;
+    }
+    sub_follow(sb);
+    followed = round;
+    pthread_mutex_lock(&sb->mu);
+    sb->done = true;
+    pthread_cond_broadcast(&sb->cv);
+    pthread_mutex_unlock(&sb->mu);
+  }
+}
+
+static void subscribers_start(void) {
+  int n = 0;
+  char addrs[NEM_REPLICAS_MAX][64];
+  for (char *a = w.endpoints; *a && n < NEM_REPLICAS_MAX; n++) {
+    size_t len = strcspn(a, ",");
+    snprintf(addrs[n], sizeof addrs[n], "%.*s", (int)len, a);
+    a += len + (a[len] == ',');
+  }
+  w.subs = calloc(NEM_SUBSCRIBERS, sizeof *w.subs);
+  CHECK(w.subs != NULL && n > 0, "subscribers: %d endpoints", n);
+  for (int i = 0; i < NEM_SUBSCRIBERS; i++) {
+    struct subscriber *sb = &w.subs[i];
+    struct synod_options o;
+    char name[32];
+    sb->id = i;
+    sb->round = -1;
+    pthread_mutex_init(&sb->mu, NULL);
+    pthread_cond_init(&sb->cv, NULL);
+    for (int k = 0; k < n; k++) { /* its replica first, then the others */
+      size_t l = strlen(sb->endpoints);
+      snprintf(sb->endpoints + l, sizeof sb->endpoints - l, "%s%s",
+               k ? "," : "", addrs[(i + k) % n]);
+    }
+    snprintf(name, sizeof name, "nemesis-sub-%d", i);
+    synod_options_init(&o);
+    o.endpoints = sb->endpoints;
+    o.endpoints_in_order = true;
+    o.client_name = name;
+    o.request_timeout_ms = OP_TIMEOUT_MS;
+    CHECK(synod_client_new(&o, &sb->c) == 0, "synod_client_new: %s",
+          synod_client_errmsg());
+    pthread_create(&sb->thread, NULL, subscriber_main, sb);
+  }
+}
+
+void nem_workload_round(int k) {
+  pthread_mutex_lock(&w.mu);
+  snprintf(w.prefix, sizeof w.prefix, "nem/%d/", k);
+  for (int c = 0; c < NEM_CHANNELS; c++) {
+    snprintf(w.channels[c], sizeof w.channels[c], "nem/%d/%c", k, 'a' + c);
+  }
+  pthread_mutex_unlock(&w.mu);
+  for (int i = 0; i < NEM_SUBSCRIBERS; i++) {
+    struct subscriber *sb = &w.subs[i];
+    pthread_mutex_lock(&sb->mu);
+    memset(&sb->rec, 0, sizeof sb->rec);
+    sb->rec.prefix = i >= NEM_CHANNELS;
+    sb->rec.channel = (uint32_t)(i % NEM_CHANNELS);
+    sb->finish = sb->done = false;
+    sb->round = k;
+    pthread_cond_broadcast(&sb->cv);
+    pthread_mutex_unlock(&sb->mu);
+  }
+}
+
+bool nem_workload_channels_finish(uint32_t timeout_ms, char *why, size_t len) {
+  uint64_t until = nem_now_us() + (uint64_t)timeout_ms * 1000;
+  uint64_t target[NEM_CHANNELS];
+  struct synod_client *c = w.clients[0].c;
+  bool read = true;
+  for (int k = 0; k < NEM_CHANNELS; k++) {
+    struct synod_channel_messages m;
+    int rv;
+    while ((rv = synod_channel_read(c, w.channels[k], 0, 1, 0, OP_TIMEOUT_MS,
+                                    &m)) != 0 &&
+           nem_now_us() < until) {
+      sleep_ms(100);
+    }
+    if (rv != 0) {
+      snprintf(why, len, "channel %s: %s", w.channels[k], synod_errname(rv));
+      read = false;
+      target[k] = 0;
+      continue;
+    }
+    target[k] = m.next_offset;
+    synod_channel_messages_free(&m);
+  }
+  for (int i = 0; i < NEM_SUBSCRIBERS; i++) {
+    struct subscriber *sb = &w.subs[i];
+    pthread_mutex_lock(&sb->mu);
+    memcpy(sb->target, target, sizeof target);
+    sb->finish_by = until;
+    sb->finish = true;
+    pthread_mutex_unlock(&sb->mu);
+  }
+  for (int i = 0; i < NEM_SUBSCRIBERS; i++) {
+    struct subscriber *sb = &w.subs[i];
+    pthread_mutex_lock(&sb->mu);
+    while (!sb->done) {
+      pthread_mutex_unlock(&sb->mu);
+      CHECK(nem_now_us() < until + 20000000,
+            "subscriber %d did not stop 20 s after its bound", i);
+      sleep_ms(20);
+      pthread_mutex_lock(&sb->mu);
+    }
+    pthread_mutex_unlock(&sb->mu);
+  }
+  return read;
+}
+
 static void *client_main(void *arg) {
   struct client *cl = arg;
   while (client_gate(cl)) {
@@ -399,6 +653,9 @@ static void *client_main(void *arg) {
       break;
     case NEM_ELECT:
       elect_once(cl);
+      break;
+    case NEM_PUB:
+      publish_once(cl);
       break;
     default:
       return NULL;
@@ -418,10 +675,11 @@ void nem_workload_start(const char *endpoints, const char *fence_addr) {
     char name[32];
     cl->id = i;
     cl->fence_fd = -1;
-    cl->kind = i < ADDERS                       ? NEM_ADD
-               : i < ADDERS + READERS           ? NEM_GET
-               : i < ADDERS + READERS + LOCKERS ? NEM_LOCK
-                                                : NEM_ELECT;
+    cl->kind = i < ADDERS                                  ? NEM_ADD
+               : i < ADDERS + READERS                      ? NEM_GET
+               : i < ADDERS + READERS + LOCKERS            ? NEM_LOCK
+               : i < ADDERS + READERS + LOCKERS + ELECTORS ? NEM_ELECT
+                                                           : NEM_PUB;
     snprintf(name, sizeof name, "nemesis-%d", i);
     synod_options_init(&o);
     o.endpoints = w.endpoints;
@@ -438,6 +696,7 @@ void nem_workload_start(const char *endpoints, const char *fence_addr) {
           synod_client_errmsg());
     pthread_create(&cl->thread, NULL, client_main, cl);
   }
+  subscribers_start();
 }
 
 void nem_workload_resume(void) {
@@ -467,6 +726,12 @@ void nem_workload_take(struct nem_record *out) {
   *out = w.rec;
   memset(&w.rec, 0, sizeof w.rec);
   pthread_mutex_unlock(&w.mu);
+  for (int i = 0; i < NEM_SUBSCRIBERS && w.subs != NULL; i++) {
+    pthread_mutex_lock(&w.subs[i].mu); /* done: the thread waits */
+    out->subs[i] = w.subs[i].rec;
+    memset(&w.subs[i].rec, 0, sizeof w.subs[i].rec);
+    pthread_mutex_unlock(&w.subs[i].mu);
+  }
 }
 
 uint64_t nem_workload_last_ok(enum nem_kind k) {
@@ -482,11 +747,28 @@ void nem_record_free(struct nem_record *r) {
   free(r->holds);
   free(r->leads);
   free(r->refusals);
+  free(r->pubs);
+  for (int i = 0; i < NEM_SUBSCRIBERS; i++) {
+    free(r->subs[i].d);
+  }
   memset(r, 0, sizeof *r);
 }
 
 void nem_workload_stop(void) {
   atomic_store(&w.stopping, true);
+  for (int i = 0; i < NEM_SUBSCRIBERS && w.subs != NULL; i++) {
+    struct subscriber *sb = &w.subs[i];
+    pthread_mutex_lock(&sb->mu);
+    sb->finish = true;
+    sb->finish_by = 0;
+    pthread_cond_broadcast(&sb->cv);
+    pthread_mutex_unlock(&sb->mu);
+    pthread_join(sb->thread, NULL);
+    synod_client_free(sb->c);
+    free(sb->rec.d);
+  }
+  free(w.subs);
+  w.subs = NULL;
   for (int i = 0; i < CLIENTS; i++) {
     struct client *cl = &w.clients[i];
     if (cl->c == NULL) {
