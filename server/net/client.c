@@ -560,4 +560,8 @@ const char *client_net_listen_address(const struct client_net *net) {
 void client_net_stats(const struct client_net *net,
                       struct client_net_stats *out) {
   *out = net->stats;
+  out->queued_bytes = 0;
+  for (const struct client_conn *c = net->open; c != NULL; c = c->next) {
+    out->queued_bytes += stream_queued_bytes(&c->s);
+  }
 }

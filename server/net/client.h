@@ -111,6 +111,9 @@ struct client_net_stats {
   uint64_t accepted; /* ever */
   uint64_t requests;
   uint64_t refused; /* closed for bad input */
+  /* Bytes queued to every connection and not yet taken by the sockets
+   * (a walk over the open connections). */
+  uint64_t queued_bytes;
 };
 void client_net_stats(const struct client_net *net,
                       struct client_net_stats *out);

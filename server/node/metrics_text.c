@@ -268,6 +268,10 @@ static void write_clients(FILE *f, struct node *n) {
           "Client connections accepted.", cs.accepted);
   counter(f, "synod_client_connections_refused_total",
           "Client connections closed for bad input.", cs.refused);
+  gauge(f, "synod_client_queued_bytes",
+        "Bytes queued to client connections and not yet taken by their "
+        "sockets.",
+        cs.queued_bytes);
   gauge(f, "synod_channel_subscriptions",
         "Channel subscriptions this replica serves now.", n->subs_n);
   counter(f, "synod_channel_deliveries_total",

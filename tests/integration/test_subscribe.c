@@ -465,6 +465,39 @@ static void scenario_bad_input(struct cluster *c) {
   printf("ok bad input\n");
 }
 
+static void drain_bulk(struct raw *r, int n, size_t size);
+
+/* A gauge from a replica's /metrics (a plain HTTP/1.1 GET). */
+static uint64_t metric(const char *http, const char *name) {
+  struct raw r = {.fd = -1, .where = http};
+  char host[64];
+  const char *colon = strrchr(http, ':');
+  snprintf(host, sizeof host, "%.*s", (int)(colon - http), http);
+  struct sockaddr_in sa = {.sin_family = AF_INET,
+                           .sin_port = htons((uint16_t)atoi(colon + 1))};
+  CHECK(inet_pton(AF_INET, host, &sa.sin_addr) == 1, "host '%s'", host);
+  r.fd = socket(AF_INET, SOCK_STREAM, 0);
+  CHECK(connect(r.fd, (struct sockaddr *)&sa, sizeof sa) == 0, "connect %s: %s",
+        http, strerror(errno));
+  static const char get[] =
+      "GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n";
+  CHECK(send(r.fd, get, sizeof get - 1, MSG_NOSIGNAL) > 0, "send");
+  static char text[1 << 20];
+  size_t got = 0;
+  ssize_t k;
+  while (got < sizeof text - 1 &&
+         (k = recv(r.fd, text + got, sizeof text - 1 - got, 0)) > 0) {
+    got += (size_t)k;
+  }
+  text[got] = '\0';
+  close(r.fd);
+  char needle[96];
+  snprintf(needle, sizeof needle, "\n%s ", name);
+  const char *at = strstr(text, needle);
+  CHECK(at != NULL, "%s has no %s", http, name);
+  return strtoull(at + strlen(needle), NULL, 10);
+}
+
 /* A subscriber with all the credit it wants that does not read: the
  * replica stops at its bound instead of buffering (it would disconnect a
  * client past 64 MiB unread), and the subscriber catches up later. */
@@ -486,12 +519,36 @@ static void scenario_never_reads(struct cluster *c, struct synod_client *cl) {
   for (int k = 0; k < publishes; k++) {
     OK(synod_channel_publish(cl, "bulk", ptrs, lens, 4, NULL, 0, NULL));
   }
-  /* Now read everything: offsets 1..480 in order, nothing lost. */
+  /* While it does not read: the replica holds at most the bound (4 MiB)
+   * and a frame for it, and another subscriber there reads everything. */
+  uint64_t queued = metric(c->nodes[f].http, "synod_client_queued_bytes");
+  CHECK(queued <= (5u << 20), "%" PRIu64 " bytes queued to clients of %s",
+        queued, c->nodes[f].name);
+  struct raw r2 = raw_open(c->nodes[f].client);
+  struct seen s2 = {.ended = -1};
+  subscribe(&r2, 1, "bulk", false, SYNOD__CHANNEL_SUBSCRIBE__FROM__FROM_FIRST,
+            0, 1000000, NULL, &s2, 0, "a second subscriber");
+  uint64_t t0 = test_now_ms();
+  drain_bulk(&r2, publishes * 4, sizeof big);
+  printf("  a second subscriber read the 96 MB in %" PRIu64 " ms meanwhile; "
+         "%" PRIu64 " bytes queued to clients with the first stalled\n",
+         test_now_ms() - t0, queued);
+  close(r2.fd);
+  /* Now the first reads everything: offsets 1..480 in order. */
+  drain_bulk(&r, publishes * 4, sizeof big);
+  close(r.fd);
+  printf("ok never reads: %d MB published while it did not read; then all "
+         "of it, in order\n",
+         publishes * 4 * (int)sizeof big / 1000000);
+}
+
+/* Reads deliveries of offsets 1..n, each of `size` bytes, in order. */
+static void drain_bulk(struct raw *r, int n, size_t size) {
   uint64_t want = 1;
   uint64_t deadline = test_now_ms() + 60000;
-  while (want <= (uint64_t)publishes * 4) {
+  while (want <= (uint64_t)n) {
     CHECK(test_now_ms() < deadline, "caught up to %" PRIu64 " in 60 s", want);
-    Synod__ServerMessage *sm = raw_recv(&r, 20000);
+    Synod__ServerMessage *sm = raw_recv(r, 20000);
     if (sm->body_case == SYNOD__SERVER_MESSAGE__BODY_EVENT &&
         sm->event->body_case == SYNOD__EVENT__BODY_LEADER_CHANGED) {
       /* 96 MB of publishes and their snapshots on a loaded machine can
@@ -509,16 +566,12 @@ static void scenario_never_reads(struct cluster *c, struct synod_client *cl) {
     for (size_t i = 0; i < d->n_messages; i++) {
       CHECK(d->messages[i]->offset == want, "offset %" PRIu64 ", want %" PRIu64,
             d->messages[i]->offset, want);
-      CHECK(d->messages[i]->data.len == sizeof big, "length %zu",
+      CHECK(d->messages[i]->data.len == size, "length %zu",
             d->messages[i]->data.len);
       want++;
     }
     synod__server_message__free_unpacked(sm, NULL);
   }
-  close(r.fd);
-  printf("ok never reads: %d MB published while it did not read; then all "
-         "of it, in order\n",
-         publishes * 4 * (int)sizeof big / 1000000);
 }
 
 /* A follower cut off from the others (both SIGSTOPped) ends its
