@@ -731,6 +731,65 @@ static void peer_conn(const char *address, uint8_t *buf, int serial) {
 /* ----------------------------------------------------------------- main */
 
 /* Each replica answers its own status, and an add through it counts. */
+/* One HTTP connection: a few requests to the API's endpoints (publish,
+ * event streams, channel info, elections, status, metrics), with absurd
+ * paths, queries, headers and bodies, some mutated or cut short; read a
+ * little of the answer (an event stream may never end), then hang up. */
+static void http_conn(const char *address, uint8_t *buf) {
+  static const char *const paths[] = {
+      "/v1/channels/blackbox-channel",
+      "/v1/channels/",
+      "/v1/channels",
+      "/v1/channels/%s",
+      "/v1/channels/%s?stream=1&from=first",
+      "/v1/channels/blackbox-channel?stream=1&from=%s",
+      "/v1/elections/%s",
+      "/leader/%s",
+      "/v1/status?cluster=1&limit=%s",
+      "/metrics",
+      "/readyz",
+      "/healthz",
+      "/",
+      "/%s"};
+  static const char *const methods[] = {"GET",  "POST",    "PUT",   "DELETE",
+                                        "HEAD", "OPTIONS", "G\x01T"};
+  int fd = dial(address);
+  if (fd < 0) {
+    return;
+  }
+  int requests = 1 + (int)below(4);
+  for (int k = 0; k < requests; k++) {
+    char path[512], head[2048];
+    const char *junk = absurd_name();
+    snprintf(path, sizeof path, paths[below(sizeof paths / sizeof *paths)],
+             below(2) ? "x%2F%00y" : junk);
+    size_t body = below(3) == 0 ? below(300000) : below(256);
+    int n = snprintf(
+        head, sizeof head,
+        "%s %s HTTP/1.1\r\nHost: x\r\n%s%s%sContent-Length: %zu\r\n\r\n",
+        methods[below(sizeof methods / sizeof *methods)], path,
+        below(2) ? "Accept: text/event-stream\r\n" : "",
+        below(2) ? "Last-Event-ID: 18446744073709551615\r\n" : "",
+        below(2) ? "Synod-Message-Id: blackbox\r\n" : "", body);
+    size_t len = n < (int)sizeof head ? (size_t)n : sizeof head - 1;
+    memcpy(buf, head, len);
+    size_t total = len + (body < BUF_MAX - len ? body : BUF_MAX - len);
+    memset(buf + len, 'b', total - len);
+    if (below(4) == 0) {
+      mutate(buf, &total, BUF_MAX);
+      st.mutated++;
+    }
+    if (below(8) == 0) {
+      total = below((uint32_t)total + 1); /* cut short */
+      st.truncated++;
+    }
+    send_some(fd, buf, total);
+    st.frames++;
+  }
+  drain(fd);
+  hang_up(fd);
+}
+
 static void check_serving(struct cluster *c, const char *counter,
                           int64_t *expect) {
   for (int i = 0; i < c->n; i++) {
@@ -827,10 +886,13 @@ int main(void) {
   uint64_t end = test_now_ms() + seconds * 1000;
   for (int serial = 0; test_now_ms() < end; serial++) {
     int i = (int)below((uint32_t)c.n);
-    if (below(3) == 0) {
+    uint32_t port = below(6);
+    if (port < 2) {
       peer_conn(c.nodes[i].peer, buf, serial);
-    } else {
+    } else if (port < 5) {
       client_conn(c.nodes[i].client, buf);
+    } else {
+      http_conn(c.nodes[i].http, buf);
     }
   }
   printf("blackbox: %llu connections, %llu frames (%llu mutated), %llu "
