@@ -420,10 +420,11 @@ static void setup_replicas(void) {
     memcpy(r->mnt, mnt, sizeof mnt);
     snprintf(r->data, sizeof r->data, "%.3000s/data", mnt);
     snprintf(r->log, sizeof r->log, "%.3000s.log", mnt);
-    snprintf(r->client, sizeof r->client, "%s:%d", g.net.addr[i],
-             NEM_CLIENT_PORT);
-    snprintf(r->peer, sizeof r->peer, "%s:%d", g.net.addr[i], NEM_PEER_PORT);
-    snprintf(r->http, sizeof r->http, "%s:%d", g.net.addr[i], NEM_HTTP_PORT);
+    char addr[sizeof g.net.addr[i]];
+    memcpy(addr, g.net.addr[i], sizeof addr);
+    snprintf(r->client, sizeof r->client, "%s:%d", addr, NEM_CLIENT_PORT);
+    snprintf(r->peer, sizeof r->peer, "%s:%d", addr, NEM_PEER_PORT);
+    snprintf(r->http, sizeof r->http, "%s:%d", addr, NEM_HTTP_PORT);
     CHECK(mkdir(r->mnt, 0755) == 0, "mkdir %s: %s", r->mnt, strerror(errno));
     /* The mount's source names the run, so a later run can clean it. */
     snprintf(src, sizeof src, "%s-%s", g.net.prefix, r->name);
