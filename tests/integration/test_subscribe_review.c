@@ -1,0 +1,461 @@
+/* Review of channel subscriptions (server side), raw frames against 3
+ * real synodd processes: findings that the main test does not cover.
+ *
+ * - backlog_close: a client_net_send inside the subscription code can
+ *   close the connection synchronously (conn_check_backlog, over 64 MiB
+ *   unread), and the close frees every subscription of the connection
+ *   (requests_on_close -> subs_on_close) while the caller still holds one
+ *   (here subs_credit: requests_send_ok, then sub_mark on the freed sub).
+ *   Under ASan the replica dies with heap-use-after-free.
+ * - prefix_long_names: a prefix subscription's frame is bounded by the
+ *   payload bytes only (SUB_FRAME_BYTES) and 4096 messages, not by the
+ *   channel names every message of a prefix delivery carries: 4096 small
+ *   messages of a channel with a 250-byte name make a frame over the
+ *   1 MiB frame maximum, the send fails and the subscription ends with
+ *   SYNOD_ETOOBIG, at the same place on every resume. */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <inttypes.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "cluster.h"
+#include "synod.h"
+#include "synod.pb-c.h"
+
+#define OK(call) CHECK((call) == 0, "%s", synod_client_errmsg())
+
+/* ------------------------------------------------------------ raw frames */
+
+struct raw {
+  int fd;
+  uint64_t next_id;
+  const char *where;
+};
+
+static void raw_send(struct raw *r, Synod__Request *req) {
+  req->id = ++r->next_id;
+  size_t len = synod__request__get_packed_size(req);
+  uint8_t *buf = malloc(len + 4);
+  buf[0] = (uint8_t)(len >> 24);
+  buf[1] = (uint8_t)(len >> 16);
+  buf[2] = (uint8_t)(len >> 8);
+  buf[3] = (uint8_t)len;
+  synod__request__pack(req, buf + 4);
+  for (size_t off = 0; off < len + 4;) {
+    ssize_t k = send(r->fd, buf + off, len + 4 - off, MSG_NOSIGNAL);
+    CHECK(k > 0, "send to %s: %s", r->where, strerror(errno));
+    off += (size_t)k;
+  }
+  free(buf);
+}
+
+static void read_full(struct raw *r, uint8_t *p, size_t n, uint32_t wait_ms) {
+  uint64_t deadline = test_now_ms() + wait_ms;
+  while (n > 0) {
+    struct pollfd pf = {.fd = r->fd, .events = POLLIN};
+    int64_t left = (int64_t)(deadline - test_now_ms());
+    CHECK(left > 0, "%s: nothing more within %u ms", r->where, wait_ms);
+    if (poll(&pf, 1, (int)left) <= 0) {
+      continue;
+    }
+    ssize_t k = recv(r->fd, p, n, 0);
+    CHECK(k > 0, "%s closed the connection: %s", r->where,
+          k == 0 ? "EOF" : strerror(errno));
+    p += k;
+    n -= (size_t)k;
+  }
+}
+
+/* The next ServerMessage (free it with synod__server_message__free_unpacked).
+ */
+static Synod__ServerMessage *raw_recv(struct raw *r, uint32_t wait_ms) {
+  uint8_t h[4];
+  read_full(r, h, 4, wait_ms);
+  size_t len =
+      (size_t)h[0] << 24 | (size_t)h[1] << 16 | (size_t)h[2] << 8 | h[3];
+  uint8_t *buf = malloc(len ? len : 1);
+  read_full(r, buf, len, wait_ms);
+  Synod__ServerMessage *sm = synod__server_message__unpack(NULL, len, buf);
+  free(buf);
+  CHECK(sm != NULL, "%s: a frame of %zu bytes that does not decode", r->where,
+        len);
+  return sm;
+}
+
+static struct raw raw_open(const char *address) {
+  char host[64];
+  const char *colon = strrchr(address, ':');
+  snprintf(host, sizeof host, "%.*s", (int)(colon - address), address);
+  struct sockaddr_in sa = {.sin_family = AF_INET,
+                           .sin_port = htons((uint16_t)atoi(colon + 1))};
+  CHECK(inet_pton(AF_INET, host, &sa.sin_addr) == 1, "host '%s'", host);
+  struct raw r = {.fd = socket(AF_INET, SOCK_STREAM, 0), .where = address};
+  CHECK(connect(r.fd, (struct sockaddr *)&sa, sizeof sa) == 0, "connect %s: %s",
+        address, strerror(errno));
+  Synod__Request req = SYNOD__REQUEST__INIT;
+  Synod__Hello hello = SYNOD__HELLO__INIT;
+  hello.protocol_version = SYNOD__PROTOCOL_VERSION__PROTOCOL_VERSION_CURRENT;
+  hello.client_name = "subscribe test";
+  req.body_case = SYNOD__REQUEST__BODY_HELLO;
+  req.hello = &hello;
+  raw_send(&r, &req);
+  Synod__ServerMessage *sm = raw_recv(&r, 5000);
+  CHECK(sm->response != NULL && sm->response->error == NULL,
+        "%s: Hello refused", address);
+  synod__server_message__free_unpacked(sm, NULL);
+  return r;
+}
+
+/* The response to the last request, skipping events (which are counted
+ * into *events if not NULL: they must then be deliveries, collected). */
+struct seen {
+  uint64_t offsets[4096]; /* one channel: offset; prefix: index << 16 | off */
+  char channels[4096][16];
+  size_t n;
+  int ended; /* the SubscriptionEnded code, -1 if none */
+  uint64_t first_available;
+};
+
+static void seen_event(struct seen *s, const Synod__Event *ev) {
+  if (ev->body_case == SYNOD__EVENT__BODY_LEADER_CHANGED) {
+    return; /* any connection may get one, whenever the leader changes */
+  }
+  if (ev->body_case == SYNOD__EVENT__BODY_SUBSCRIPTION_ENDED) {
+    CHECK(s != NULL, "an unexpected SubscriptionEnded");
+    s->ended = (int)ev->subscription_ended->error->code;
+    s->first_available = ev->subscription_ended->error->first_available;
+    printf("  ended: %s\n", ev->subscription_ended->error->message);
+    return;
+  }
+  CHECK(ev->body_case == SYNOD__EVENT__BODY_CHANNEL_DELIVERY && s != NULL,
+        "an unexpected event %d", ev->body_case);
+  const Synod__ChannelDelivery *d = ev->channel_delivery;
+  for (size_t i = 0; i < d->n_messages; i++) {
+    const Synod__ChannelMessage *m = d->messages[i];
+    CHECK(s->n < 4096, "too many deliveries");
+    s->offsets[s->n] = m->channel[0] ? m->index << 16 | m->offset : m->offset;
+    snprintf(s->channels[s->n], sizeof s->channels[0], "%s", m->channel);
+    s->n++;
+  }
+}
+
+static Synod__ServerMessage *raw_call(struct raw *r, Synod__Request *req,
+                                      struct seen *s) {
+  raw_send(r, req);
+  for (;;) {
+    Synod__ServerMessage *sm = raw_recv(r, 10000);
+    if (sm->body_case == SYNOD__SERVER_MESSAGE__BODY_RESPONSE) {
+      CHECK(sm->response->id == req->id, "answer to %" PRIu64 ", want %" PRIu64,
+            sm->response->id, req->id);
+      return sm;
+    }
+    seen_event(s, sm->event);
+    synod__server_message__free_unpacked(sm, NULL);
+  }
+}
+
+/* Calls and expects error `code` (0 = success). */
+static void raw_expect(struct raw *r, Synod__Request *req, struct seen *s,
+                       int code, const char *what) {
+  Synod__ServerMessage *sm = raw_call(r, req, s);
+  int got = sm->response->error ? (int)sm->response->error->code : 0;
+  CHECK(got == code, "%s: code %d (%s), want %d", what, got,
+        sm->response->error ? sm->response->error->message : "", code);
+  if (got != 0) {
+    printf("  %s: %s\n", what, sm->response->error->message);
+  }
+  synod__server_message__free_unpacked(sm, NULL);
+}
+
+static void subscribe(struct raw *r, uint64_t sub_id, const char *channel,
+                      bool prefix, Synod__ChannelSubscribe__From from,
+                      uint64_t offset, uint32_t credits, const char *cursor,
+                      struct seen *s, int code, const char *what) {
+  Synod__Request req = SYNOD__REQUEST__INIT;
+  Synod__ChannelSubscribe q = SYNOD__CHANNEL_SUBSCRIBE__INIT;
+  q.subscription_id = sub_id;
+  q.channel = (char *)channel;
+  q.prefix = prefix;
+  q.from = from;
+  q.offset = offset;
+  q.credits = credits;
+  q.cursor = (char *)(cursor ? cursor : "");
+  req.body_case = SYNOD__REQUEST__BODY_CHANNEL_SUBSCRIBE;
+  req.channel_subscribe = &q;
+  raw_expect(r, &req, s, code, what);
+}
+
+/* A round trip: every push made before the server read this is in. */
+static void barrier(struct raw *r, struct seen *s) {
+  Synod__Request req = SYNOD__REQUEST__INIT;
+  Synod__Status st = SYNOD__STATUS__INIT;
+  req.body_case = SYNOD__REQUEST__BODY_STATUS;
+  req.status = &st;
+  raw_expect(r, &req, s, 0, "status");
+}
+
+/* Waits until replica i has applied `index`, then a barrier on r: every
+ * push of what it applied has arrived. */
+static void settle(struct cluster *c, int i, uint64_t index, struct raw *r,
+                   struct seen *s) {
+  uint64_t deadline = test_now_ms() + 10000;
+  for (;;) {
+    struct synod_status st;
+    if (cluster_status(c, i, 0, 2000, &st) == 0) {
+      uint64_t applied = st.applied_index;
+      synod_status_free(&st);
+      if (applied >= index) {
+        break;
+      }
+    }
+    CHECK(test_now_ms() < deadline, "%s did not apply %" PRIu64 " in 10 s",
+          c->nodes[i].name, index);
+    usleep(10000);
+  }
+  barrier(r, s);
+}
+
+static int follower_of(struct cluster *c) {
+  int leader = cluster_wait_leader(c, 20000);
+  return (leader + 1) % c->n;
+}
+
+/* ------------------------------------------------------------- scenarios */
+
+/* The packed frame of req with the header, appended to *buf. */
+static void frame_append(struct raw *r, Synod__Request *req, uint8_t **buf,
+                         size_t *len) {
+  req->id = ++r->next_id;
+  size_t n = synod__request__get_packed_size(req);
+  *buf = realloc(*buf, *len + n + 4);
+  uint8_t *p = *buf + *len;
+  p[0] = (uint8_t)(n >> 24);
+  p[1] = (uint8_t)(n >> 16);
+  p[2] = (uint8_t)(n >> 8);
+  p[3] = (uint8_t)n;
+  synod__request__pack(req, p + 4);
+  *len += n + 4;
+}
+
+static void stale_read_req(Synod__Request *req, Synod__ChannelRead *q,
+                           const char *name, uint64_t from) {
+  synod__request__init(req);
+  synod__channel_read__init(q);
+  q->name = (char *)name;
+  q->from = from;
+  q->max = 1;
+  req->stale = true;
+  req->body_case = SYNOD__REQUEST__BODY_CHANNEL_READ;
+  req->channel_read = q;
+}
+
+/* The size on the wire (header included) of the answer to a stale read of
+ * one message at `from`. */
+static size_t read_answer_bytes(struct raw *r, const char *name,
+                                uint64_t from) {
+  Synod__Request req;
+  Synod__ChannelRead q;
+  stale_read_req(&req, &q, name, from);
+  raw_send(r, &req);
+  for (;;) {
+    uint8_t h[4];
+    read_full(r, h, 4, 10000);
+    size_t len =
+        (size_t)h[0] << 24 | (size_t)h[1] << 16 | (size_t)h[2] << 8 | h[3];
+    uint8_t *buf = malloc(len ? len : 1);
+    read_full(r, buf, len, 10000);
+    Synod__ServerMessage *sm = synod__server_message__unpack(NULL, len, buf);
+    free(buf);
+    CHECK(sm != NULL, "undecodable frame");
+    bool mine = sm->body_case == SYNOD__SERVER_MESSAGE__BODY_RESPONSE;
+    if (mine) {
+      CHECK(sm->response->id == req.id && sm->response->error == NULL &&
+                sm->response->channel_messages != NULL &&
+                sm->response->channel_messages->n_messages == 1,
+            "stale read of %s@%" PRIu64 " failed", name, from);
+    }
+    synod__server_message__free_unpacked(sm, NULL);
+    if (mine) {
+      return len + 4;
+    }
+  }
+}
+
+static bool replica_alive(struct cluster *c, int i) {
+  struct synod_status st;
+  for (int k = 0; k < 20; k++) {
+    if (cluster_status(c, i, 0, 1000, &st) == 0) {
+      synod_status_free(&st);
+      return true;
+    }
+    usleep(100000);
+  }
+  return false;
+}
+
+static void scenario_backlog_close(struct cluster *c, struct synod_client *cl) {
+  const size_t target = 512u << 10; /* 128 of them: exactly 64 MiB */
+  const uint64_t out_max = 64ull << 20;
+  int f = follower_of(c);
+  struct synod_channel_limits lim = {.max_message_bytes = 600000};
+  OK(synod_channel_create(cl, "fill", &lim, 0, NULL));
+  struct raw r = raw_open(c->nodes[f].client);
+  r.next_id = 1000; /* every id below 16384: two bytes, one size */
+  static char data[600000];
+  memset(data, 'f', sizeof data);
+  size_t len = target - 64;
+  uint64_t offset = 0;
+  size_t got = 0;
+  for (int k = 0; k < 6 && got != target; k++) {
+    const void *ptrs[1] = {data};
+    struct synod_channel_published out;
+    OK(synod_channel_publish(cl, "fill", ptrs, &len, 1, NULL, 0, &out));
+    settle(c, f, out.index, &r, NULL);
+    offset = out.first_offset;
+    got = read_answer_bytes(&r, "fill", offset);
+    printf("  a message of %zu bytes: an answer of %zu bytes\n", len, got);
+    len += target - got;
+  }
+  CHECK(got == target, "could not size the answer to %zu bytes", target);
+  /* The subscription whose credit is answered last. */
+  struct seen s = {.ended = -1};
+  subscribe(&r, 1, "elsewhere", false,
+            SYNOD__CHANNEL_SUBSCRIBE__FROM__FROM_FIRST, 0, 1, NULL, &s, 0,
+            "subscribe elsewhere");
+  barrier(&r, &s);
+  /* One write: 128 stale reads (64 MiB of answers, not over the bound:
+   * the connection stays), then a credit, whose empty answer goes over. */
+  uint8_t *buf = NULL;
+  size_t n = 0;
+  for (uint64_t q = 0; q < out_max / target; q++) {
+    Synod__Request req;
+    Synod__ChannelRead rd;
+    stale_read_req(&req, &rd, "fill", offset);
+    frame_append(&r, &req, &buf, &n);
+  }
+  Synod__Request req = SYNOD__REQUEST__INIT;
+  Synod__ChannelCredit cr = SYNOD__CHANNEL_CREDIT__INIT;
+  cr.subscription_id = 1;
+  cr.credits = 5;
+  req.body_case = SYNOD__REQUEST__BODY_CHANNEL_CREDIT;
+  req.channel_credit = &cr;
+  frame_append(&r, &req, &buf, &n);
+  CHECK(send(r.fd, buf, n, MSG_NOSIGNAL) == (ssize_t)n, "send the burst");
+  free(buf);
+  /* The replica hangs up on a client that does not read (that is fine);
+   * it must not crash doing so. */
+  static uint8_t sink[1 << 16];
+  uint64_t deadline = test_now_ms() + 20000;
+  size_t total = 0;
+  for (;;) {
+    struct pollfd pf = {.fd = r.fd, .events = POLLIN};
+    CHECK(test_now_ms() < deadline, "the replica neither answered nor closed");
+    if (poll(&pf, 1, 1000) <= 0) {
+      continue;
+    }
+    ssize_t k = recv(r.fd, sink, sizeof sink, 0);
+    if (k <= 0) {
+      break;
+    }
+    total += (size_t)k;
+  }
+  close(r.fd);
+  printf("  the replica closed the connection after %zu bytes\n", total);
+  bool alive = replica_alive(c, f);
+  char *log = test_slurp(c->nodes[f].log);
+  const char *asan = strstr(log, "ERROR: AddressSanitizer");
+  if (asan != NULL) {
+    const char *end = strstr(asan, "SUMMARY");
+    printf("%.*s\n", end ? (int)(end - asan) + 120 : 3000, asan);
+  }
+  CHECK(asan == NULL && alive, "%s %s after the answer to a credit closed "
+        "its connection (AddressSanitizer report above, if any)",
+        c->nodes[f].name, alive ? "reported an error" : "died");
+  free(log);
+  printf("ok backlog close: the replica survives a close inside "
+         "subs_credit\n");
+}
+
+static void scenario_prefix_long_names(struct cluster *c,
+                                       struct synod_client *cl) {
+  char name[256];
+  memset(name, 'x', sizeof name);
+  memcpy(name, "lp/", 3);
+  name[250] = '\0';
+  static char one[1000][1];
+  const void *ptrs[1000];
+  size_t lens[1000];
+  for (int i = 0; i < 1000; i++) {
+    one[i][0] = 'a';
+    ptrs[i] = one[i];
+    lens[i] = 1;
+  }
+  struct synod_channel_published out;
+  const int total = 5000;
+  for (int k = 0; k < total / 1000; k++) {
+    OK(synod_channel_publish(cl, name, ptrs, lens, 1000, NULL, 0, &out));
+  }
+  int f = follower_of(c);
+  struct raw r = raw_open(c->nodes[f].client);
+  settle(c, f, out.index, &r, NULL);
+  subscribe(&r, 1, "lp/", true, SYNOD__CHANNEL_SUBSCRIBE__FROM__FROM_FIRST, 0,
+            100000, NULL, NULL, 0, "prefix lp/ from first");
+  int delivered = 0, ended = -1;
+  char why[256] = "";
+  while (delivered < total && ended == -1) {
+    Synod__ServerMessage *sm = raw_recv(&r, 10000);
+    if (sm->body_case == SYNOD__SERVER_MESSAGE__BODY_EVENT &&
+        sm->event->body_case == SYNOD__EVENT__BODY_CHANNEL_DELIVERY) {
+      delivered += (int)sm->event->channel_delivery->n_messages;
+    } else if (sm->body_case == SYNOD__SERVER_MESSAGE__BODY_EVENT &&
+               sm->event->body_case ==
+                   SYNOD__EVENT__BODY_SUBSCRIPTION_ENDED) {
+      ended = (int)sm->event->subscription_ended->error->code;
+      snprintf(why, sizeof why, "%s",
+               sm->event->subscription_ended->error->message);
+    }
+    synod__server_message__free_unpacked(sm, NULL);
+  }
+  close(r.fd);
+  CHECK(ended == -1 && delivered == total,
+        "prefix subscription over a 250-byte channel name: %d of %d "
+        "delivered, then ended with %d (%s)",
+        delivered, total, ended, why);
+  printf("ok prefix long names: %d messages\n", delivered);
+}
+
+int main(int argc, char **argv) {
+  char synodd[PATH_MAX], why[256];
+  test_binary("SYNODD", "synodd", synodd, sizeof synodd);
+  if (!cluster_synodd_ready(synodd, why, sizeof why)) {
+    printf("skipped: %s\n", why);
+    return SKIP_EXIT;
+  }
+  struct cluster c;
+  cluster_start(&c, 3, synodd);
+  cluster_wait_leader(&c, 20000);
+  struct synod_options o;
+  struct synod_client *cl;
+  synod_options_init(&o);
+  o.endpoints = c.endpoints;
+  o.client_name = "subscribe review publisher";
+  CHECK(synod_client_new(&o, &cl) == 0, "%s", synod_client_errmsg());
+  const char *only = argc > 1 ? argv[1] : "";
+  int failed = 0;
+  if (only[0] == '\0' || strcmp(only, "prefix_long_names") == 0) {
+    scenario_prefix_long_names(&c, cl);
+  }
+  if (only[0] == '\0' || strcmp(only, "backlog_close") == 0) {
+    scenario_backlog_close(&c, cl);
+  }
+  synod_client_free(cl);
+  cluster_stop(&c);
+  printf("ok\n");
+  return failed;
+}
