@@ -29,9 +29,14 @@
 
 /* Stop pushing to a connection with this much queued; go on below half. */
 #define SUB_OUT_BYTES (4u << 20)
-/* A delivery frame carries at most this many payload bytes (one message
+/* A delivery frame carries at most this many bytes of messages, each
+ * counted with its channel name and SUB_MESSAGE_OVERHEAD (one message
  * alone may be larger: up to the channel's max_message_bytes). */
 #define SUB_FRAME_BYTES (256u << 10)
+/* A ChannelMessage's bytes beyond its data and channel name, at most:
+ * its tag and length in the delivery, offset, index, time_ms, and the
+ * tags and lengths of data and channel. */
+#define SUB_MESSAGE_OVERHEAD 48
 #define SUB_FRAME_MESSAGES 4096
 #define SUB_CREDITS_DEFAULT 1000
 #define SUB_CREDITS_MAX 1000000
@@ -266,15 +271,22 @@ struct subs_batch {
   Synod__ChannelMessage msgs[SUB_FRAME_MESSAGES];
   Synod__ChannelMessage *ptrs[SUB_FRAME_MESSAGES];
   size_t n;
-  size_t bytes;
+  size_t bytes; /* payload */
+  size_t wire;  /* payload, names and overheads: what the frame costs */
 };
 
-/* Whether another message of len bytes fits the frame (the first always
+/* What a message of len bytes costs a frame of s. */
+static size_t batch_cost(const struct sub *s, const struct fsm_stream *st,
+                         size_t len) {
+  return len + SUB_MESSAGE_OVERHEAD + (s->prefix ? st->name_len : 0);
+}
+
+/* Whether another message costing `cost` fits the frame (the first always
  * does) and the credits. */
 static bool batch_room(const struct subs_batch *b, const struct sub *s,
-                       size_t len) {
+                       size_t cost) {
   return b->n < s->credits && b->n < SUB_FRAME_MESSAGES &&
-         (b->n == 0 || b->bytes + len <= SUB_FRAME_BYTES);
+         (b->n == 0 || b->wire + cost <= SUB_FRAME_BYTES);
 }
 
 static void batch_add(struct subs_batch *b, const struct fsm_stream *st,
@@ -289,6 +301,7 @@ static void batch_add(struct subs_batch *b, const struct fsm_stream *st,
   m->channel = named ? (char *)st->name : (char *)"";
   b->ptrs[b->n++] = m;
   b->bytes += it->len;
+  b->wire += it->len + SUB_MESSAGE_OVERHEAD + (named ? st->name_len : 0);
 }
 
 /* Hands the batch to the sink. The position has moved past it already,
@@ -328,7 +341,7 @@ static bool fill_channel(struct node *n, struct sub *s, struct subs_batch *b) {
   struct window_item it;
   window_iter_seek(st.window, s->next, &iter);
   while (batch_room(b, s, 0) && window_iter_next(&iter, &it) &&
-         batch_room(b, s, it.len)) {
+         batch_room(b, s, batch_cost(s, &st, it.len))) {
     batch_add(b, &st, &it, false);
     s->next = it.pos + 1;
   }
@@ -405,7 +418,8 @@ static bool fill_prefix(struct node *n, struct sub *s, struct subs_batch *b,
         best = i;
       }
     }
-    if (best == m->n || !batch_room(b, s, m->head[best].len)) {
+    if (best == m->n ||
+        !batch_room(b, s, batch_cost(s, &m->st[best], m->head[best].len))) {
       break;
     }
     batch_add(b, &m->st[best], &m->head[best], true);
@@ -444,7 +458,7 @@ static bool sub_push(struct node *n, struct sub *s) {
       s->sink->want_drain(s->sink_arg, SUB_OUT_BYTES / 2);
       return true;
     }
-    b->n = b->bytes = 0;
+    b->n = b->bytes = b->wire = 0;
     bool alive = s->prefix ? fill_prefix(n, s, b, m) : fill_channel(n, s, b);
     if (!alive) {
       return false;
