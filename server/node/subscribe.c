@@ -70,6 +70,11 @@ struct sub {
   bool dirty;    /* in node.subs_dirty */
   bool blocked;  /* waiting for the sink to drain */
   uint64_t next; /* one channel: the next offset to deliver */
+  /* One channel: the log index that created the channel it reads, once
+   * seen (0 before, or if unknown). A channel of that name with another
+   * one, or none, means it was deleted: a replica that installs a
+   * snapshot never applies the deletion (subs_on_event does not see it). */
+  uint64_t created_index;
   /* Prefix: the last message delivered, as (log index, its channel
    * offset); after_offset 0 = every message at after_index. A batch
    * publish puts several messages at one index, and a frame or the
@@ -444,10 +449,39 @@ int subs_init(struct node *n) {
   return n->subs_batch != NULL && n->subs_merge != NULL ? 0 : SYNOD_ENOMEM;
 }
 
+/* Whether the channel of one-channel subscription s is still the one it
+ * read (records which one it is the first time); else ends s (freed) and
+ * returns false. */
+static bool sub_channel_same(struct node *n, struct sub *s) {
+  struct fsm_stream st;
+  if (!fsm_channel_stream(n->fsm, s->name, s->name_len, &st)) {
+    if (s->created_index == 0) {
+      return true; /* not created yet: waits */
+    }
+    sub_end(n, s, SYNOD_ENOTFOUND, 0,
+            "channel \"%.64s\" was deleted (before index %" PRIu64 ")",
+            s->name, fsm_applied_index(n->fsm));
+    return false;
+  }
+  if (s->created_index == 0) {
+    s->created_index = st.created_index;
+  } else if (st.created_index != 0 && st.created_index != s->created_index) {
+    sub_end(n, s, SYNOD_ENOTFOUND, 0,
+            "channel \"%.64s\" was deleted and created again (at index "
+            "%" PRIu64 ")",
+            s->name, st.created_index);
+    return false;
+  }
+  return true;
+}
+
 /* Pushes what s may have now. Returns false when s ended. */
 static bool sub_push(struct node *n, struct sub *s) {
   struct subs_batch *b = n->subs_batch;
   struct subs_merge *m = n->subs_merge;
+  if (!s->prefix && !sub_channel_same(n, s)) {
+    return false;
+  }
   while (s->credits > 0 && !s->blocked) {
     size_t queued = s->sink->queued_bytes(s->sink_arg);
     if (queued == SIZE_MAX) {
