@@ -619,6 +619,58 @@ static void scenario_prefix_cost(struct cluster *c, struct synod_client *cl) {
          one, pre);
 }
 
+/* A subscription unsubscribed while its start waits for a ReadIndex
+ * round: the unsubscribe is answered, the subscribe never is (the start
+ * finds no subscription and drops the request). A client that waits for
+ * every answer (or counts them, as client_net's answer_cb does) waits
+ * forever. */
+static void scenario_unsubscribe_pending(struct cluster *c) {
+  int f = follower_of(c);
+  struct raw r = raw_open(c->nodes[f].client);
+  uint8_t *buf = NULL;
+  size_t n = 0;
+  Synod__Request req = SYNOD__REQUEST__INIT;
+  Synod__ChannelSubscribe q = SYNOD__CHANNEL_SUBSCRIBE__INIT;
+  q.subscription_id = 1;
+  q.channel = "pending";
+  q.from = SYNOD__CHANNEL_SUBSCRIBE__FROM__FROM_NEXT; /* waits for ReadIndex */
+  req.body_case = SYNOD__REQUEST__BODY_CHANNEL_SUBSCRIBE;
+  req.channel_subscribe = &q;
+  frame_append(&r, &req, &buf, &n);
+  uint64_t sub_req = req.id;
+  Synod__Request req2 = SYNOD__REQUEST__INIT;
+  Synod__ChannelUnsubscribe u = SYNOD__CHANNEL_UNSUBSCRIBE__INIT;
+  u.subscription_id = 1;
+  req2.body_case = SYNOD__REQUEST__BODY_CHANNEL_UNSUBSCRIBE;
+  req2.channel_unsubscribe = &u;
+  frame_append(&r, &req2, &buf, &n);
+  CHECK(send(r.fd, buf, n, MSG_NOSIGNAL) == (ssize_t)n, "send");
+  free(buf);
+  bool sub_answered = false, unsub_answered = false;
+  uint64_t deadline = test_now_ms() + 8000; /* the start waits 5 s at most */
+  while (test_now_ms() < deadline && !(sub_answered && unsub_answered)) {
+    struct pollfd pf = {.fd = r.fd, .events = POLLIN};
+    if (poll(&pf, 1, 200) <= 0) {
+      continue;
+    }
+    Synod__ServerMessage *sm = raw_recv(&r, 5000);
+    if (sm->body_case == SYNOD__SERVER_MESSAGE__BODY_RESPONSE) {
+      sub_answered |= sm->response->id == sub_req;
+      unsub_answered |= sm->response->id == req2.id;
+      if (sm->response->id == sub_req) {
+        printf("  the subscribe's answer: %s\n",
+               sm->response->error ? sm->response->error->message : "ok");
+      }
+    }
+    synod__server_message__free_unpacked(sm, NULL);
+  }
+  close(r.fd);
+  CHECK(unsub_answered, "the unsubscribe was not answered");
+  CHECK(sub_answered, "the subscribe unsubscribed before it started was "
+        "never answered (8 s)");
+  printf("ok unsubscribe pending: both requests answered\n");
+}
+
 int main(int argc, char **argv) {
   char synodd[PATH_MAX], why[256];
   test_binary("SYNODD", "synodd", synodd, sizeof synodd);
@@ -647,6 +699,9 @@ int main(int argc, char **argv) {
   }
   if (strcmp(only, "prefix_cost") == 0) { /* a measurement, not a check */
     scenario_prefix_cost(&c, cl);
+  }
+  if (only[0] == '\0' || strcmp(only, "unsubscribe_pending") == 0) {
+    scenario_unsubscribe_pending(&c);
   }
   if (only[0] == '\0' || strcmp(only, "install_deleted") == 0) {
     scenario_install_deleted(&c, cl);
