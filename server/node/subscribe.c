@@ -1048,7 +1048,12 @@ void subs_unsubscribe(struct node *n, uint64_t conn_id, uint64_t request_id,
                           q->subscription_id);
     return;
   }
-  sub_free(n, s);
+  if (!s->started) { /* its start waits for ReadIndex: answer it now */
+    sub_start_fail(n, s, SYNOD_ECANCELED, 0,
+                   "subscribe: unsubscribed before it started");
+  } else {
+    sub_free(n, s);
+  }
   requests_send_ok(n, conn_id, request_id);
 }
 
