@@ -63,8 +63,7 @@ static struct client_conn *conn_find(const struct client_net *net,
     return NULL;
   }
   struct client_conn *c = net->slots[slot];
-  return c != NULL && c->id == id && !c->s.closing && !c->backlogged ? c
-                                                                      : NULL;
+  return c != NULL && c->id == id && !c->s.closing && !c->backlogged ? c : NULL;
 }
 
 static void conn_check_backlog(struct client_conn *c);

@@ -459,8 +459,8 @@ static bool sub_channel_same(struct node *n, struct sub *s) {
       return true; /* not created yet: waits */
     }
     sub_end(n, s, SYNOD_ENOTFOUND, 0,
-            "channel \"%.64s\" was deleted (before index %" PRIu64 ")",
-            s->name, fsm_applied_index(n->fsm));
+            "channel \"%.64s\" was deleted (before index %" PRIu64 ")", s->name,
+            fsm_applied_index(n->fsm));
     return false;
   }
   if (s->created_index == 0) {

@@ -374,7 +374,8 @@ static void scenario_backlog_close(struct cluster *c, struct synod_client *cl) {
     const char *end = strstr(asan, "SUMMARY");
     printf("%.*s\n", end ? (int)(end - asan) + 120 : 3000, asan);
   }
-  CHECK(asan == NULL && alive, "%s %s after the answer to a credit closed "
+  CHECK(asan == NULL && alive,
+        "%s %s after the answer to a credit closed "
         "its connection (AddressSanitizer report above, if any)",
         c->nodes[f].name, alive ? "reported an error" : "died");
   free(log);
@@ -414,8 +415,7 @@ static void scenario_prefix_long_names(struct cluster *c,
         sm->event->body_case == SYNOD__EVENT__BODY_CHANNEL_DELIVERY) {
       delivered += (int)sm->event->channel_delivery->n_messages;
     } else if (sm->body_case == SYNOD__SERVER_MESSAGE__BODY_EVENT &&
-               sm->event->body_case ==
-                   SYNOD__EVENT__BODY_SUBSCRIPTION_ENDED) {
+               sm->event->body_case == SYNOD__EVENT__BODY_SUBSCRIPTION_ENDED) {
       ended = (int)sm->event->subscription_ended->error->code;
       snprintf(why, sizeof why, "%s",
                sm->event->subscription_ended->error->message);
@@ -429,7 +429,6 @@ static void scenario_prefix_long_names(struct cluster *c,
         delivered, total, ended, why);
   printf("ok prefix long names: %d messages\n", delivered);
 }
-
 
 /* Publishes n session-less messages to `channel` through r in one burst
  * (proposals batch), and waits for every answer. */
@@ -500,8 +499,8 @@ static void scenario_install_deleted(struct cluster *c,
   int f = (l + 1) % c->n;
   struct raw r = raw_open(c->nodes[f].client);
   struct seen s = {.ended = -1};
-  subscribe(&r, 1, "gone", false, SYNOD__CHANNEL_SUBSCRIBE__FROM__FROM_FIRST,
-            0, 100, NULL, &s, 0, "subscribe gone on a follower");
+  subscribe(&r, 1, "gone", false, SYNOD__CHANNEL_SUBSCRIBE__FROM__FROM_FIRST, 0,
+            100, NULL, &s, 0, "subscribe gone on a follower");
   settle(c, f, out.index, &r, &s);
   CHECK(s.n == 3, "%zu deliveries of the old channel, want 3", s.n);
   char *before = test_slurp(c->nodes[f].log);
@@ -552,12 +551,14 @@ static void scenario_install_deleted(struct cluster *c,
     }
   }
   close(r.fd);
-  CHECK(s.n == 3, "after the install: %zu deliveries of the NEW channel "
+  CHECK(s.n == 3,
+        "after the install: %zu deliveries of the NEW channel "
         "(offsets %" PRIu64 "..%" PRIu64 "; its 1..3 skipped, no end)",
         s.n - 3, s.offsets[3], s.offsets[s.n - 1]);
   CHECK(s.ended == SYNOD_ENOTFOUND,
         "after the install: no end of the deleted channel's subscription "
-        "in 10 s (ended %d)", s.ended);
+        "in 10 s (ended %d)",
+        s.ended);
   printf("ok install deleted: the subscription ended with SYNOD_ENOTFOUND\n");
 }
 
@@ -667,7 +668,7 @@ static void scenario_unsubscribe_pending(struct cluster *c) {
   close(r.fd);
   CHECK(unsub_answered, "the unsubscribe was not answered");
   CHECK(sub_answered, "the subscribe unsubscribed before it started was "
-        "never answered (8 s)");
+                      "never answered (8 s)");
   printf("ok unsubscribe pending: both requests answered\n");
 }
 
