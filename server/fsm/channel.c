@@ -20,6 +20,7 @@ struct fsm_channel *fsm_channel_new(struct fsm *f, const char *name, size_t len,
   c->name = fsm_xstrndup(name, len);
   c->name_len = len;
   c->limits = *lim;
+  c->created_index = f->index;
   window_init(&c->window);
   c->ids_cap = f->opt.channel_ids_max;
   c->ids = fsm_xcalloc(c->ids_cap, sizeof *c->ids);
@@ -639,6 +640,7 @@ static void stream_of(const struct fsm *f, const struct fsm_channel *c,
   out->window = &c->window;
   out->first = channel_first(f, c);
   out->evicted_index = c->window.evicted_index;
+  out->created_index = c->created_index;
 }
 
 bool fsm_channel_stream(const struct fsm *f, const char *name, size_t len,

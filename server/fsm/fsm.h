@@ -276,6 +276,9 @@ struct fsm_stream {
   const struct window *window;
   uint64_t first;
   uint64_t evicted_index;
+  /* The log index that created the channel (0 if unknown: restored from
+   * an older image): a channel deleted and created again differs. */
+  uint64_t created_index;
 };
 
 /* Channel `name` into *out; false if there is none. */

@@ -207,6 +207,7 @@ struct fsm_channel {
   uint32_t ids_n;
   struct fsm_channel_cursor *cursors;
   uint32_t cursors_n;
+  uint64_t created_index; /* the entry that created it; 0 if unknown */
 };
 
 #define FSM_CHANNEL_CURSORS_MAX 1024

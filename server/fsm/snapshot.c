@@ -176,6 +176,7 @@ static void channel_encode(struct arena *a, const struct fsm_channel *c,
     m->ids[i] = &ids[i];
   }
   m->evicted_index = c->window.evicted_index;
+  m->created_index = c->created_index;
   m->n_cursors = c->cursors_n;
   m->cursors = arena_calloc(a, c->cursors_n, sizeof *m->cursors);
   Synod__Fsm__ChannelCursor *ks = arena_calloc(a, c->cursors_n, sizeof *ks);
@@ -544,10 +545,12 @@ static int channels_load(struct fsm *t, const Synod__Fsm__Image *img) {
     if (channel_items_load(t, c, m, img) || channel_ids_load(t, c, m) ||
         channel_cursors_load(t, c, m, img) ||
         m->evicted_index > img->applied_index ||
+        m->created_index > img->applied_index ||
         (m->n_items > 0 && m->evicted_index > m->items[0]->index)) {
       return -1;
     }
     c->window.evicted_index = m->evicted_index;
+    c->created_index = m->created_index;
     prev = (struct fsm_name){c->name, len};
   }
   return 0;

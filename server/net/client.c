@@ -28,6 +28,10 @@ struct client_conn {
   /* client_net_want_drain: call drain_cb once below drain_below bytes. */
   bool want_drain;
   size_t drain_below;
+  /* Over out_bytes_max: closed by the next flush, never inside a send
+   * (the close callback frees what the sender may still hold, such as
+   * the subscriptions of the connection). Gone for every caller now. */
+  bool backlogged;
 };
 
 struct client_net {
@@ -59,7 +63,7 @@ static struct client_conn *conn_find(const struct client_net *net,
     return NULL;
   }
   struct client_conn *c = net->slots[slot];
-  return c != NULL && c->id == id && !c->s.closing ? c : NULL;
+  return c != NULL && c->id == id && !c->s.closing && !c->backlogged ? c : NULL;
 }
 
 static void conn_check_backlog(struct client_conn *c);
@@ -197,12 +201,14 @@ int client_net_send(struct client_net *net, uint64_t conn_id,
   return rv;
 }
 
-/* Disconnects a client whose unread answers pile up past the limit. */
+/* Disconnects a client whose unread answers pile up past the limit: at
+ * the next flush, not here, inside whatever was sending. */
 static void conn_check_backlog(struct client_conn *c) {
-  if (stream_queued_bytes(&c->s) > c->net->opts.out_bytes_max) {
+  if (!c->backlogged &&
+      stream_queued_bytes(&c->s) > c->net->opts.out_bytes_max) {
     log_warn("client", "%s: %zu bytes of answers unread, disconnecting",
              c->s.remote, stream_queued_bytes(&c->s));
-    stream_close(&c->s, "does not read its answers", false);
+    c->backlogged = true;
   }
 }
 
@@ -231,7 +237,7 @@ void client_net_broadcast(struct client_net *net,
     return;
   }
   for (struct client_conn *c = net->open; c != NULL; c = c->next) {
-    if (c->hello_done && !c->s.closing) {
+    if (c->hello_done && !c->s.closing && !c->backlogged) {
       if (stream_send(&c->s, &msg->base) == 0) {
         conn_check_backlog(c);
       }
@@ -341,7 +347,7 @@ static bool conn_frame_cb(struct stream *s, const uint8_t *p, size_t n) {
     net->opts.request_cb(net->opts.arg, c->id, req);
   }
   synod__request__free_unpacked(req, NULL);
-  return ok && !s->closing && !s->close_after_flush;
+  return ok && !s->closing && !s->close_after_flush && !c->backlogged;
 }
 
 static void conn_too_big_cb(struct stream *s, size_t declared) {
@@ -354,7 +360,7 @@ static void conn_too_big_cb(struct stream *s, size_t declared) {
 /* --------------------------------------------------------- connections */
 
 static void conn_drain_check(struct client_conn *c) {
-  if (!c->want_drain || c->s.closing ||
+  if (!c->want_drain || c->s.closing || c->backlogged ||
       stream_queued_bytes(&c->s) >= c->drain_below) {
     return;
   }
@@ -480,6 +486,10 @@ void client_net_want_drain(struct client_net *net, uint64_t conn_id,
 static void net_flush_cb(uv_prepare_t *h) {
   struct client_net *net = h->data;
   for (struct client_conn *c = net->open; c != NULL; c = c->next) {
+    if (c->backlogged) {
+      stream_close(&c->s, "does not read its answers", false);
+      continue;
+    }
     stream_flush(&c->s);
     conn_drain_check(c);
   }

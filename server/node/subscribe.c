@@ -29,9 +29,14 @@
 
 /* Stop pushing to a connection with this much queued; go on below half. */
 #define SUB_OUT_BYTES (4u << 20)
-/* A delivery frame carries at most this many payload bytes (one message
+/* A delivery frame carries at most this many bytes of messages, each
+ * counted with its channel name and SUB_MESSAGE_OVERHEAD (one message
  * alone may be larger: up to the channel's max_message_bytes). */
 #define SUB_FRAME_BYTES (256u << 10)
+/* A ChannelMessage's bytes beyond its data and channel name, at most:
+ * its tag and length in the delivery, offset, index, time_ms, and the
+ * tags and lengths of data and channel. */
+#define SUB_MESSAGE_OVERHEAD 48
 #define SUB_FRAME_MESSAGES 4096
 #define SUB_CREDITS_DEFAULT 1000
 #define SUB_CREDITS_MAX 1000000
@@ -65,6 +70,11 @@ struct sub {
   bool dirty;    /* in node.subs_dirty */
   bool blocked;  /* waiting for the sink to drain */
   uint64_t next; /* one channel: the next offset to deliver */
+  /* One channel: the log index that created the channel it reads, once
+   * seen (0 before, or if unknown). A channel of that name with another
+   * one, or none, means it was deleted: a replica that installs a
+   * snapshot never applies the deletion (subs_on_event does not see it). */
+  uint64_t created_index;
   /* Prefix: the last message delivered, as (log index, its channel
    * offset); after_offset 0 = every message at after_index. A batch
    * publish puts several messages at one index, and a frame or the
@@ -266,15 +276,22 @@ struct subs_batch {
   Synod__ChannelMessage msgs[SUB_FRAME_MESSAGES];
   Synod__ChannelMessage *ptrs[SUB_FRAME_MESSAGES];
   size_t n;
-  size_t bytes;
+  size_t bytes; /* payload */
+  size_t wire;  /* payload, names and overheads: what the frame costs */
 };
 
-/* Whether another message of len bytes fits the frame (the first always
+/* What a message of len bytes costs a frame of s. */
+static size_t batch_cost(const struct sub *s, const struct fsm_stream *st,
+                         size_t len) {
+  return len + SUB_MESSAGE_OVERHEAD + (s->prefix ? st->name_len : 0);
+}
+
+/* Whether another message costing `cost` fits the frame (the first always
  * does) and the credits. */
 static bool batch_room(const struct subs_batch *b, const struct sub *s,
-                       size_t len) {
+                       size_t cost) {
   return b->n < s->credits && b->n < SUB_FRAME_MESSAGES &&
-         (b->n == 0 || b->bytes + len <= SUB_FRAME_BYTES);
+         (b->n == 0 || b->wire + cost <= SUB_FRAME_BYTES);
 }
 
 static void batch_add(struct subs_batch *b, const struct fsm_stream *st,
@@ -289,6 +306,7 @@ static void batch_add(struct subs_batch *b, const struct fsm_stream *st,
   m->channel = named ? (char *)st->name : (char *)"";
   b->ptrs[b->n++] = m;
   b->bytes += it->len;
+  b->wire += it->len + SUB_MESSAGE_OVERHEAD + (named ? st->name_len : 0);
 }
 
 /* Hands the batch to the sink. The position has moved past it already,
@@ -328,7 +346,7 @@ static bool fill_channel(struct node *n, struct sub *s, struct subs_batch *b) {
   struct window_item it;
   window_iter_seek(st.window, s->next, &iter);
   while (batch_room(b, s, 0) && window_iter_next(&iter, &it) &&
-         batch_room(b, s, it.len)) {
+         batch_room(b, s, batch_cost(s, &st, it.len))) {
     batch_add(b, &st, &it, false);
     s->next = it.pos + 1;
   }
@@ -405,7 +423,8 @@ static bool fill_prefix(struct node *n, struct sub *s, struct subs_batch *b,
         best = i;
       }
     }
-    if (best == m->n || !batch_room(b, s, m->head[best].len)) {
+    if (best == m->n ||
+        !batch_room(b, s, batch_cost(s, &m->st[best], m->head[best].len))) {
       break;
     }
     batch_add(b, &m->st[best], &m->head[best], true);
@@ -430,10 +449,39 @@ int subs_init(struct node *n) {
   return n->subs_batch != NULL && n->subs_merge != NULL ? 0 : SYNOD_ENOMEM;
 }
 
+/* Whether the channel of one-channel subscription s is still the one it
+ * read (records which one it is the first time); else ends s (freed) and
+ * returns false. */
+static bool sub_channel_same(struct node *n, struct sub *s) {
+  struct fsm_stream st;
+  if (!fsm_channel_stream(n->fsm, s->name, s->name_len, &st)) {
+    if (s->created_index == 0) {
+      return true; /* not created yet: waits */
+    }
+    sub_end(n, s, SYNOD_ENOTFOUND, 0,
+            "channel \"%.64s\" was deleted (before index %" PRIu64 ")", s->name,
+            fsm_applied_index(n->fsm));
+    return false;
+  }
+  if (s->created_index == 0) {
+    s->created_index = st.created_index;
+  } else if (st.created_index != 0 && st.created_index != s->created_index) {
+    sub_end(n, s, SYNOD_ENOTFOUND, 0,
+            "channel \"%.64s\" was deleted and created again (at index "
+            "%" PRIu64 ")",
+            s->name, st.created_index);
+    return false;
+  }
+  return true;
+}
+
 /* Pushes what s may have now. Returns false when s ended. */
 static bool sub_push(struct node *n, struct sub *s) {
   struct subs_batch *b = n->subs_batch;
   struct subs_merge *m = n->subs_merge;
+  if (!s->prefix && !sub_channel_same(n, s)) {
+    return false;
+  }
   while (s->credits > 0 && !s->blocked) {
     size_t queued = s->sink->queued_bytes(s->sink_arg);
     if (queued == SIZE_MAX) {
@@ -444,7 +492,7 @@ static bool sub_push(struct node *n, struct sub *s) {
       s->sink->want_drain(s->sink_arg, SUB_OUT_BYTES / 2);
       return true;
     }
-    b->n = b->bytes = 0;
+    b->n = b->bytes = b->wire = 0;
     bool alive = s->prefix ? fill_prefix(n, s, b, m) : fill_channel(n, s, b);
     if (!alive) {
       return false;
@@ -1000,7 +1048,12 @@ void subs_unsubscribe(struct node *n, uint64_t conn_id, uint64_t request_id,
                           q->subscription_id);
     return;
   }
-  sub_free(n, s);
+  if (!s->started) { /* its start waits for ReadIndex: answer it now */
+    sub_start_fail(n, s, SYNOD_ECANCELED, 0,
+                   "subscribe: unsubscribed before it started");
+  } else {
+    sub_free(n, s);
+  }
   requests_send_ok(n, conn_id, request_id);
 }
 
