@@ -516,8 +516,11 @@ int fsm_channel_delete(struct fsm *f, struct fsm_session *s,
   r->u.channel.name = (char *)fsm_output_strdup(f, c->name, c->name_len);
   otree_remove(&f->channels, &c->by_name);
   f->channels_bytes -= c->window.bytes;
+  struct fsm_event *e = fsm_event_push(f, FSM_EVENT_CHANNEL_DELETED);
+  e->name = r->u.channel.name;
+  e->last_index = c->window.last_index;
+  e->last_offset = c->window.next - 1;
   fsm_channel_free(c);
-  fsm_event_push(f, FSM_EVENT_CHANNEL_DELETED)->name = r->u.channel.name;
   return 0;
 }
 

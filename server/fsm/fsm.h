@@ -131,6 +131,10 @@ struct fsm_event {
   size_t response_len;
   const uint8_t *event; /* packed synod.Event, or NULL */
   size_t event_len;
+  /* CHANNEL_DELETED: the log index and offset of the channel's newest
+   * message (0 if it never had one). */
+  uint64_t last_index;
+  uint64_t last_offset;
 };
 
 /* The answer to the request in the entry at `index`. The replica that

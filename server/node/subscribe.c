@@ -42,6 +42,9 @@
 #define SUB_CREDITS_MAX 1000000
 #define SUBS_PER_CONN_MAX 1024
 #define SUBS_MAX 100000
+/* Prefix subscriptions per replica: each one is looked at on every
+ * publish, and merges its channels on every frame. */
+#define SUBS_PREFIX_MAX 1024
 /* A cursor or FROM_NEXT start waits this long for its ReadIndex round. */
 #define SUB_START_TIMEOUT_MS 5000
 /* A replica that has known no leader for this long (longer than an
@@ -556,6 +559,22 @@ void subs_on_event(struct node *n, const struct fsm_event *e) {
     }
     s = next;
   }
+  /* A prefix subscriber that had not delivered all of the channel's
+   * messages would never get them: never a silent skip. */
+  for (s = n->subs_prefix; s != NULL;) {
+    struct sub *next = s->name_next;
+    if (s->started && prefix_matches(s, e->name, len) &&
+        (s->after_index < e->last_index ||
+         (s->after_index == e->last_index && s->after_offset != 0 &&
+          s->after_offset < e->last_offset))) {
+      sub_end(n, s, SYNOD_ENOTFOUND, 0,
+              "channel \"%.64s\" under prefix \"%.64s\" was deleted (at "
+              "index %" PRIu64 ") before its messages up to offset %" PRIu64
+              " were delivered",
+              e->name, s->name, fsm_applied_index(n->fsm), e->last_offset);
+    }
+    s = next;
+  }
 }
 
 static void mark_cb(void *arg, uint64_t key, void *value) {
@@ -898,10 +917,31 @@ static int subscribe_check(struct node *n, uint64_t conn_id,
                name);
     return SYNOD_EINVAL;
   }
+  if (q->from == SYNOD__CHANNEL_SUBSCRIBE__FROM__FROM_OFFSET && q->prefix &&
+      q->after_index == 0 && q->after_offset != 0) {
+    errmsg_set(msg,
+               "subscribe: after_offset %" PRIu64 " with after_index 0 of "
+               "prefix \"%.64s\": no message is at index 0",
+               q->after_offset, name);
+    return SYNOD_EINVAL;
+  }
   if (q->credits > SUB_CREDITS_MAX) {
     errmsg_set(msg, "subscribe: %u credits, over %d", q->credits,
                SUB_CREDITS_MAX);
     return SYNOD_ERANGE;
+  }
+  if (q->prefix) { /* each costs a walk over its channels per publish */
+    unsigned prefixes = 0;
+    for (struct sub *s = n->subs_prefix; s != NULL; s = s->name_next) {
+      prefixes++;
+    }
+    if (prefixes >= SUBS_PREFIX_MAX) {
+      errmsg_set(msg,
+                 "subscribe: %u prefix subscriptions on this replica (at "
+                 "most %d)",
+                 prefixes, SUBS_PREFIX_MAX);
+      return SYNOD_ELIMIT;
+    }
   }
   return 0;
 }

@@ -394,6 +394,26 @@ static void scenario_compacted(struct cluster *c, struct synod_client *cl) {
     barrier(&r, &d);
   }
   CHECK(d.ended == SYNOD_ENOTFOUND && d.n == 0, "deleted: ended %d", d.ended);
+  /* A prefix subscriber that has not had all of a deleted channel's
+   * messages is told, never left with a silent skip; one that has, not. */
+  struct seen p1 = {.ended = -1}, p2 = {.ended = -1};
+  subscribe(&r, 4, "dp/", true, SYNOD__CHANNEL_SUBSCRIBE__FROM__FROM_FIRST, 0,
+            2, NULL, &p1, 0, "prefix dp/ with 2 credits");
+  index = publish(cl, "dp/x", 5, 0);
+  settle(c, f, index, &r, &p1);
+  subscribe(&r, 5, "dp/", true, SYNOD__CHANNEL_SUBSCRIBE__FROM__FROM_FIRST, 0,
+            0, NULL, &p2, 0, "prefix dp/ with credit");
+  barrier(&r, &p2);
+  OK(synod_channel_delete(cl, "dp/x", 0, NULL));
+  deadline = test_now_ms() + 5000;
+  while (p1.ended == -1 && test_now_ms() < deadline) {
+    barrier(&r, &p1);
+  }
+  CHECK(p1.ended == SYNOD_ENOTFOUND && p1.n == 2,
+        "prefix behind a deleted channel: ended %d after %zu", p1.ended, p1.n);
+  barrier(&r, &p2);
+  CHECK(p2.ended == -1 && p2.n == 5, "prefix caught up: ended %d, %zu",
+        p2.ended, p2.n);
   close(r.fd);
   printf("ok compacted and deleted\n");
 }
@@ -448,6 +468,16 @@ static void scenario_bad_input(struct cluster *c) {
             "k", &s, SYNOD_EINVAL, "prefix with a cursor");
   subscribe(&r, 1, "b", false, SYNOD__CHANNEL_SUBSCRIBE__FROM__FROM_FIRST, 0,
             2000000, NULL, &s, SYNOD_ERANGE, "credits over the maximum");
+  Synod__Request req0 = SYNOD__REQUEST__INIT;
+  Synod__ChannelSubscribe q0 = SYNOD__CHANNEL_SUBSCRIBE__INIT;
+  q0.subscription_id = 1;
+  q0.channel = "b";
+  q0.prefix = true;
+  q0.from = SYNOD__CHANNEL_SUBSCRIBE__FROM__FROM_OFFSET;
+  q0.after_offset = 3;
+  req0.body_case = SYNOD__REQUEST__BODY_CHANNEL_SUBSCRIBE;
+  req0.channel_subscribe = &q0;
+  raw_expect(&r, &req0, &s, SYNOD_EINVAL, "after_offset without after_index");
   subscribe(&r, 1, "b", false, (Synod__ChannelSubscribe__From)9, 0, 0, NULL, &s,
             SYNOD_EINVAL, "unknown start");
   subscribe(&r, 1, "b", false, SYNOD__CHANNEL_SUBSCRIBE__FROM__FROM_FIRST, 0, 0,
