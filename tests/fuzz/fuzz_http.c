@@ -135,6 +135,25 @@ static void turn(void) {
   }
 }
 
+/* connect(2), which a signal (libFuzzer's timers) may interrupt: the
+ * connection then goes on in the background; wait for its outcome. */
+static int connect_to_server(int fd) {
+  if (connect(fd, (struct sockaddr *)&server_addr, sizeof server_addr) == 0) {
+    return 0;
+  }
+  if (errno != EINTR && errno != EINPROGRESS) {
+    return -1;
+  }
+  struct pollfd p = {.fd = fd, .events = POLLOUT};
+  while (poll(&p, 1, 10000) < 0 && errno == EINTR) {
+  }
+  int err = 0;
+  socklen_t len = sizeof err;
+  getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len);
+  errno = err;
+  return err == 0 ? 0 : -1;
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   if (server == NULL) {
     setup();
@@ -143,9 +162,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   flags = fuzz_u8(&in);
   int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
   FUZZ_CHECK(fd >= 0, "socket: %s", strerror(errno));
-  FUZZ_CHECK(connect(fd, (struct sockaddr *)&server_addr, sizeof server_addr) ==
-                 0,
-             "connect: %s", strerror(errno));
+  FUZZ_CHECK(connect_to_server(fd) == 0, "connect: %s", strerror(errno));
   fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK);
   size_t sent = 0, got = 0;
   bool shut = false, eof = false;
