@@ -10,12 +10,16 @@
  *
  *   synod-nemesis [--seed S] [--rounds N] [--round K] [--replicas 3|5]
  *                 [--kind FAULT] [--strict]
+ *   synod-nemesis --check-history FILE
  *
  * Round K's fault comes from (S, K) alone: "--seed S --round K" replays it
  * on a fresh cluster. Every NEM_FAULTS consecutive rounds cover every
  * fault kind once (--kind: every round the one named). Exit 0: no violation; 1:
  * a violation (each printed with its replay command); 77: cannot run here (not
- * root, no namespaces). */
+ * root, no namespaces). A round whose counter history is not linearizable
+ * saves it (each operation with its client, status and session) in the
+ * run's directory as counter-round<K>.txt; --check-history FILE checks
+ * such a file again (exit 0 linearizable, 1 not, 2 inconclusive). */
 #include "nemesis.h"
 
 #include <errno.h>
@@ -645,7 +649,7 @@ static void *probe_main(void *arg) {
     int rv;
     if (k % 2 == 0) {
       rv = synod_counter_get(cl, NEM_COUNTER_NAME, 0, 8000, &v);
-      nem_record_get(t0, nem_now_us(), rv, v);
+      nem_record_get(NEM_CLIENT_PROBE, cl, t0, nem_now_us(), rv, v);
     } else {
       struct history_counter_entry e = {
           .op = HISTORY_COUNTER_ADD_GET, .arg1 = 1, .invoke = t0};
@@ -653,7 +657,7 @@ static void *probe_main(void *arg) {
       e.complete = nem_now_us();
       e.pending = rv != 0;
       e.value = v;
-      nem_record_op(&e);
+      nem_record_op(NEM_CLIENT_PROBE, cl, rv, &e);
     }
     rv == 0 ? p->answered++ : p->failed++;
     sleep_ms(5);
@@ -1092,14 +1096,127 @@ static int cmp_lead(const void *a, const void *b) {
   return x->start_us < y->start_us ? -1 : x->start_us > y->start_us;
 }
 
+static const char *const counter_op_names[] = {
+    "get", "set", "cas", "add_get", "get_add", "delete"};
+
+/* Writes a counter history, one operation a line with who made it and
+ * what the library said, to path; --check-history reads it back. */
+static bool counter_save(const char *path, const struct history_counter_entry *ops,
+                         const struct nem_op_meta *meta, size_t n,
+                         int64_t initial, const char *verdict) {
+  FILE *f = fopen(path, "w");
+  if (f == NULL) {
+    return false;
+  }
+  fprintf(f,
+          "# synod-nemesis counter history: seed %" PRIu64 ", round %d (%s), "
+          "%d replicas\n"
+          "# replay: %s\n"
+          "# verdict: %s\n"
+          "# initial %" PRId64 "\n"
+          "# clients: 0-%d workload (adders, then the reader), %d the "
+          "stale-leader probe, %d the final read, %d carried from an earlier "
+          "round (unknown outcome)\n"
+          "# times: CLOCK_MONOTONIC us; a pending op has no completion\n"
+          "# i op arg1 arg2 invoke complete pending failed overflow swapped "
+          "value | client round status session message\n",
+          g.seed, g.round, fault_names[g.fault], g.n, replay_cmd(), verdict,
+          initial, NEM_CLIENT_PROBE - 1, NEM_CLIENT_PROBE, NEM_CLIENT_FINAL,
+          NEM_CLIENT_CARRIED);
+  for (size_t i = 0; i < n; i++) {
+    const struct history_counter_entry *e = &ops[i];
+    const struct nem_op_meta *m = &meta[i];
+    fprintf(f,
+            "%zu %s %" PRId64 " %" PRId64 " %" PRIu64 " %" PRIu64
+            " %d %d %d %d %" PRId64 " | %d %d %s %" PRIu64 " %s\n",
+            i, counter_op_names[e->op], e->arg1, e->arg2, e->invoke,
+            e->complete, e->pending, e->failed, e->overflow, e->swapped,
+            e->value, m->client, m->round, m->rv ? synod_errname(m->rv) : "OK",
+            m->session, m->why);
+  }
+  return fclose(f) == 0;
+}
+
+/* --check-history FILE: the counter check of a saved history, offline.
+ * Exit 0 linearizable, 1 not, 2 inconclusive or unreadable. */
+static int check_history_file(const char *path) {
+  FILE *f = fopen(path, "r");
+  char line[1024], why[512] = "";
+  struct history_counter_entry *ops = NULL;
+  size_t n = 0, cap = 0, pending = 0;
+  int64_t initial = 0;
+  if (f == NULL) {
+    fprintf(stderr, "%s: %s\n", path, strerror(errno));
+    return 2;
+  }
+  while (fgets(line, sizeof line, f) != NULL) {
+    struct history_counter_entry e = {0};
+    char op[16];
+    size_t i;
+    int pend, failed, overflow, swapped;
+    if (sscanf(line, "# initial %" SCNd64, &initial) == 1 || line[0] == '#') {
+      continue;
+    }
+    if (sscanf(line,
+               "%zu %15s %" SCNd64 " %" SCNd64 " %" SCNu64 " %" SCNu64
+               " %d %d %d %d %" SCNd64,
+               &i, op, &e.arg1, &e.arg2, &e.invoke, &e.complete, &pend,
+               &failed, &overflow, &swapped, &e.value) != 11) {
+      continue;
+    }
+    int kind = -1;
+    for (int k = 0; k < 6; k++) {
+      if (strcmp(op, counter_op_names[k]) == 0) {
+        kind = k;
+      }
+    }
+    e.op = (enum history_counter_op)(kind < 0 ? 0 : kind);
+    if (kind < 0) {
+      fprintf(stderr, "%s: unknown operation %s\n", path, op);
+      fclose(f);
+      return 2;
+    }
+    e.pending = pend, e.failed = failed, e.overflow = overflow;
+    e.swapped = swapped;
+    pending += e.pending;
+    if (n == cap) {
+      cap = cap ? 2 * cap : 1024;
+      ops = realloc(ops, cap * sizeof *ops);
+      CHECK(ops != NULL, "realloc");
+    }
+    ops[n++] = e;
+  }
+  fclose(f);
+  enum history_verdict v =
+      history_counter_check(ops, n, initial, 0, why, sizeof why);
+  printf("%s: %zu operations (%zu pending), initial %" PRId64 ": %s%s%s\n",
+         path, n, pending, initial,
+         v == HISTORY_LINEARIZABLE       ? "linearizable"
+         : v == HISTORY_NOT_LINEARIZABLE ? "NOT linearizable"
+                                         : "inconclusive (search budget)",
+         why[0] ? ": " : "", why);
+  free(ops);
+  return v == HISTORY_LINEARIZABLE ? 0 : v == HISTORY_NOT_LINEARIZABLE ? 1 : 2;
+}
+
+/* The round's counter history must be linearizable from the value the
+ * last round's final read saw. On failure the history goes to
+ * <dir>/counter-round<K>.txt (--check-history reads it). */
 static void check_counter(const struct nem_record *rec, int64_t initial) {
   char why[512] = "";
   enum history_verdict v =
       history_counter_check(rec->ops, rec->ops_n, initial, 0, why, sizeof why);
   if (v == HISTORY_NOT_LINEARIZABLE) {
+    char path[PATH_MAX + 32], verdict[600];
+    snprintf(path, sizeof path, "%.3000s/counter-round%d.txt", g.dir,
+             g.round);
+    snprintf(verdict, sizeof verdict, "not linearizable: %s", why);
+    bool saved =
+        counter_save(path, rec->ops, rec->meta, rec->ops_n, initial, verdict);
     violation("counter history of %zu operations is not linearizable "
-              "(initial %" PRId64 "): %s",
-              rec->ops_n, initial, why);
+              "(initial %" PRId64 "): %s; %s %s",
+              rec->ops_n, initial, why,
+              saved ? "history saved in" : "could not save", path);
   } else if (v == HISTORY_INCONCLUSIVE) {
     say("counter check INCONCLUSIVE (search budget) over %zu operations",
         rec->ops_n);
@@ -1232,7 +1349,7 @@ static bool final_read(int64_t *value) {
   while (!ok && test_now_ms() < until) {
     uint64_t t0 = nem_now_us();
     int rv = synod_counter_get(cl, NEM_COUNTER_NAME, 0, 2000, value);
-    nem_record_get(t0, nem_now_us(), rv, *value);
+    nem_record_get(NEM_CLIENT_FINAL, cl, t0, nem_now_us(), rv, *value);
     ok = rv == 0;
   }
   synod_client_free(cl);
@@ -1430,6 +1547,8 @@ static void usage(void) {
   fprintf(stderr,
           "usage: synod-nemesis [--seed S] [--rounds N] [--round K] "
           "[--replicas 3|5] [--kind FAULT] [--strict] [--break-checks]\n"
+          "       synod-nemesis --check-history FILE (a saved counter "
+          "history)\n"
           "faults: isolate-leader split bridge one-way loss "
           "stop-leader kill-one kill-all disk-full fast-clock\n");
   exit(2);
@@ -1462,6 +1581,8 @@ int main(int argc, char **argv) {
       }
     } else if (strcmp(argv[i], "--break-checks") == 0) {
       g.break_checks = true;
+    } else if (i + 1 < argc && strcmp(argv[i], "--check-history") == 0) {
+      return check_history_file(argv[i + 1]);
     } else if (strcmp(argv[i], "--strict") == 0) {
       g.strict = true;
     } else if (i + 1 < argc && strcmp(argv[i], "--replicas") == 0) {
