@@ -105,6 +105,12 @@ static struct {
   /* sh -c text that kills, deletes and unmounts all of the above; built
    * once set up, so that a signal handler can run it with fork/exec. */
   char cleanup_cmd[8192];
+  /* Counter writes of earlier rounds whose outcome is unknown: they may
+   * take effect after that round's final read (the client gave up on the
+   * request, not the request on the cluster). */
+  struct history_counter_entry *carry;
+  struct nem_op_meta *carry_meta;
+  size_t carry_n;
 } g;
 
 /* ------------------------------------------------------------- PRNG */
@@ -1199,28 +1205,107 @@ static int check_history_file(const char *path) {
   return v == HISTORY_LINEARIZABLE ? 0 : v == HISTORY_NOT_LINEARIZABLE ? 1 : 2;
 }
 
+/* Unknown outcomes are carried this long into later rounds' histories. */
+#define CARRY_MS 30000
+#define CARRY_MAX 256
+
 /* The round's counter history must be linearizable from the value the
- * last round's final read saw. On failure the history goes to
- * <dir>/counter-round<K>.txt (--check-history reads it). */
+ * last round's final read saw. An add whose outcome the client never
+ * learned may take effect after that read (its request still in a
+ * socket, a follower's forward or an uncommitted log entry when the
+ * client gave up): so if the round's own history does not pass, it is
+ * checked again with the unknown outcomes of the last rounds in it (as
+ * pending operations, which may take effect once or never). On failure
+ * the history goes to <dir>/counter-round<K>.txt. */
 static void check_counter(const struct nem_record *rec, int64_t initial) {
   char why[512] = "";
+  bool carried_used = false;
+  const struct history_counter_entry *ops = rec->ops;
+  const struct nem_op_meta *meta = rec->meta;
+  size_t n = rec->ops_n;
+  struct history_counter_entry *all = NULL;
+  struct nem_op_meta *all_meta = NULL;
   enum history_verdict v =
-      history_counter_check(rec->ops, rec->ops_n, initial, 0, why, sizeof why);
+      history_counter_check(ops, n, initial, 0, why, sizeof why);
+  if (v == HISTORY_NOT_LINEARIZABLE && g.carry_n > 0) {
+    char why2[512] = "";
+    n = g.carry_n + rec->ops_n;
+    all = malloc(n * sizeof *all);
+    all_meta = malloc(n * sizeof *all_meta);
+    CHECK(all != NULL && all_meta != NULL, "malloc");
+    memcpy(all, g.carry, g.carry_n * sizeof *all);
+    memcpy(all_meta, g.carry_meta, g.carry_n * sizeof *all_meta);
+    memcpy(all + g.carry_n, rec->ops, rec->ops_n * sizeof *all);
+    memcpy(all_meta + g.carry_n, rec->meta, rec->ops_n * sizeof *all_meta);
+    ops = all;
+    meta = all_meta;
+    v = history_counter_check(ops, n, initial, 0, why2, sizeof why2);
+    if (v == HISTORY_LINEARIZABLE) {
+      carried_used = true;
+      say("counter: linearizable only if some of the %zu earlier "
+          "operations whose outcome is unknown took effect in this round, "
+          "after the last round's final read (as they may):",
+          g.carry_n);
+      for (size_t i = 0; i < g.carry_n; i++) {
+        say("  round %d, invoked at %.3f s, session %" PRIu64 ", %s: %s",
+            g.carry_meta[i].round, (double)g.carry[i].invoke / 1e6,
+            g.carry_meta[i].session, synod_errname(g.carry_meta[i].rv),
+            g.carry_meta[i].why);
+      }
+    } else {
+      snprintf(why, sizeof why, "%s (with the %zu earlier unknown outcomes)",
+               why2, g.carry_n);
+    }
+  }
   if (v == HISTORY_NOT_LINEARIZABLE) {
     char path[PATH_MAX + 32], verdict[600];
     snprintf(path, sizeof path, "%.3000s/counter-round%d.txt", g.dir,
              g.round);
     snprintf(verdict, sizeof verdict, "not linearizable: %s", why);
-    bool saved =
-        counter_save(path, rec->ops, rec->meta, rec->ops_n, initial, verdict);
+    bool saved = counter_save(path, ops, meta, n, initial, verdict);
     violation("counter history of %zu operations is not linearizable "
               "(initial %" PRId64 "): %s; %s %s",
-              rec->ops_n, initial, why,
-              saved ? "history saved in" : "could not save", path);
+              n, initial, why, saved ? "history saved in" : "could not save",
+              path);
   } else if (v == HISTORY_INCONCLUSIVE) {
-    say("counter check INCONCLUSIVE (search budget) over %zu operations",
-        rec->ops_n);
+    say("counter check INCONCLUSIVE (search budget) over %zu operations", n);
   }
+  /* The next round's carry: this round's unknown outcomes, and earlier
+   * ones still young, unless they were needed here (then they took
+   * effect, at most once). */
+  uint64_t young = nem_now_us() - (uint64_t)CARRY_MS * 1000;
+  size_t k = 0;
+  for (size_t i = 0; i < g.carry_n && !carried_used; i++) {
+    if (g.carry[i].invoke >= young) {
+      g.carry[k] = g.carry[i];
+      g.carry_meta[k++] = g.carry_meta[i];
+    }
+  }
+  for (size_t i = 0; i < rec->ops_n; i++) {
+    const struct history_counter_entry *e = &rec->ops[i];
+    if (!e->pending || e->op == HISTORY_COUNTER_GET) {
+      continue;
+    }
+    if (k == CARRY_MAX) { /* the oldest goes */
+      memmove(g.carry, g.carry + 1, (k - 1) * sizeof *g.carry);
+      memmove(g.carry_meta, g.carry_meta + 1, (k - 1) * sizeof *g.carry_meta);
+      k--;
+    }
+    if (g.carry == NULL) {
+      g.carry = calloc(CARRY_MAX, sizeof *g.carry);
+      g.carry_meta = calloc(CARRY_MAX, sizeof *g.carry_meta);
+      CHECK(g.carry != NULL && g.carry_meta != NULL, "calloc");
+    }
+    g.carry[k] = *e;
+    g.carry_meta[k] = rec->meta[i];
+    g.carry_meta[k].client = NEM_CLIENT_CARRIED;
+    snprintf(g.carry_meta[k].why, sizeof g.carry_meta[k].why,
+             "client %d: %.80s", rec->meta[i].client, rec->meta[i].why);
+    k++;
+  }
+  g.carry_n = k;
+  free(all);
+  free(all_meta);
 }
 
 /* Holds are [grant seen, release invoked or LOST told]: two holders at once
