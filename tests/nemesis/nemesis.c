@@ -74,8 +74,16 @@ struct replica {
   char data[PATH_MAX]; /* mnt/data */
   char log[PATH_MAX];
   char client[48], peer[48], http[48];
-  pid_t pid;
+  pid_t pid; /* changed (and reaped) only with g.pid_mu held */
   bool mounted;
+  /* The exit monitor: set while the nemesis itself makes it exit (a
+   * SIGKILL, a full disk); and when the monitor saw it exit (test_now_ms,
+   * and the raw wait status), until it is reaped. */
+  _Atomic bool may_exit;
+  _Atomic bool stopped; /* SIGSTOPped by the nemesis */
+  _Atomic uint64_t exit_ms;
+  _Atomic int exit_status;
+  int exits; /* unexpected exits so far, for the saved logs' names */
 };
 
 static struct {
@@ -105,13 +113,19 @@ static struct {
   /* sh -c text that kills, deletes and unmounts all of the above; built
    * once set up, so that a signal handler can run it with fork/exec. */
   char cleanup_cmd[8192];
+  /* Replicas' pids change and are reaped under pid_mu; the monitor thread
+   * watches for exits nobody asked for. */
+  pthread_mutex_t pid_mu;
+  pthread_t monitor;
+  _Atomic bool monitor_stop;
+  bool monitor_running;
   /* Counter writes of earlier rounds whose outcome is unknown: they may
    * take effect after that round's final read (the client gave up on the
    * request, not the request on the cluster). */
   struct history_counter_entry *carry;
   struct nem_op_meta *carry_meta;
   size_t carry_n;
-} g;
+} g = {.pid_mu = PTHREAD_MUTEX_INITIALIZER};
 
 /* ------------------------------------------------------------- PRNG */
 
@@ -245,34 +259,223 @@ static void replica_spawn(int i, bool fast_clock) {
             (double)test_now_ms() / 1000.0, g.round);
     fclose(f);
   }
+  pthread_mutex_lock(&g.pid_mu);
   r->pid = test_spawn(argv, r->log);
+  atomic_store(&r->exit_ms, 0);
+  atomic_store(&r->stopped, false);
+  atomic_store(&r->may_exit, false);
+  pthread_mutex_unlock(&g.pid_mu);
+}
+
+static bool replica_check_exit(int i, const char *when);
+
+/* SIGSTOP or SIGCONT to replica i (noted, for an exit while stopped). */
+static void replica_stop(int i, bool stop) {
+  if (g.r[i].pid > 0) {
+    atomic_store(&g.r[i].stopped, stop);
+    kill(g.r[i].pid, stop ? SIGSTOP : SIGCONT);
+  }
 }
 
 static void replica_kill(int i) {
   struct replica *r = &g.r[i];
-  if (r->pid == 0) {
+  if (replica_check_exit(i, "before the nemesis killed it") || r->pid == 0) {
     return;
   }
+  atomic_store(&r->may_exit, true);
+  pthread_mutex_lock(&g.pid_mu);
   kill(r->pid, SIGCONT);
   kill(r->pid, SIGKILL);
   test_wait(r->pid, 10000, r->name);
   r->pid = 0;
+  pthread_mutex_unlock(&g.pid_mu);
 }
 
 /* True if replica i has exited by itself (then reaped; *code set). */
 static bool replica_exited(int i, int *code) {
   int ws;
-  if (g.r[i].pid == 0) {
-    return false;
-  }
-  pid_t p = waitpid(g.r[i].pid, &ws, WNOHANG);
-  if (p != g.r[i].pid) {
+  pthread_mutex_lock(&g.pid_mu);
+  pid_t p = g.r[i].pid == 0 ? 0 : waitpid(g.r[i].pid, &ws, WNOHANG);
+  if (p == 0 || p != g.r[i].pid) {
+    pthread_mutex_unlock(&g.pid_mu);
     return false;
   }
   test_untrack(p);
   *code = WIFEXITED(ws) ? WEXITSTATUS(ws) : 128 + WTERMSIG(ws);
   g.r[i].pid = 0;
+  pthread_mutex_unlock(&g.pid_mu);
   return true;
+}
+
+/* ------------------------------------------------------ exit monitor */
+
+/* Every 100 ms: has a replica exited that nobody told to? The monitor
+ * only looks (WNOWAIT) and notes when; the main thread reports and reaps
+ * it at its next check (replica_check_exit), so that the exit time is
+ * known to 0.1 s even if the round is busy elsewhere. */
+static void *monitor_main(void *arg) {
+  (void)arg;
+  while (!atomic_load(&g.monitor_stop)) {
+    int seen[NEM_REPLICAS_MAX], seen_n = 0;
+    /* trylock: the main thread may hold it while it waits for a kill, or
+     * while it exits (CHECK) and joins this thread. */
+    if (pthread_mutex_trylock(&g.pid_mu) != 0) {
+      sleep_ms(20);
+      continue;
+    }
+    for (int i = 0; i < g.n; i++) {
+      struct replica *r = &g.r[i];
+      siginfo_t si;
+      if (r->pid <= 0 || atomic_load(&r->exit_ms) != 0) {
+        continue;
+      }
+      memset(&si, 0, sizeof si);
+      if (waitid(P_PID, (id_t)r->pid, &si, WEXITED | WNOHANG | WNOWAIT) !=
+              0 ||
+          si.si_pid != r->pid) {
+        continue;
+      }
+      atomic_store(&r->exit_status, si.si_code == CLD_EXITED
+                                        ? (si.si_status & 0xff) << 8
+                                        : (si.si_status & 0x7f) |
+                                              (si.si_code == CLD_DUMPED
+                                                   ? 0x80
+                                                   : 0));
+      atomic_store(&r->exit_ms, test_now_ms());
+      if (!atomic_load(&r->may_exit)) {
+        seen[seen_n++] = i;
+      }
+    }
+    pthread_mutex_unlock(&g.pid_mu);
+    for (int k = 0; k < seen_n; k++) {
+      say("MONITOR: %s exited and the nemesis did not make it (round %d); "
+          "reported at the next check",
+          g.r[seen[k]].name, g.round);
+    }
+    sleep_ms(100);
+  }
+  return NULL;
+}
+
+static void monitor_start(void) {
+  pthread_create(&g.monitor, NULL, monitor_main, NULL);
+  g.monitor_running = true;
+}
+
+static void monitor_stop(void) {
+  if (g.monitor_running) {
+    atomic_store(&g.monitor_stop, true);
+    pthread_join(g.monitor, NULL);
+    g.monitor_running = false;
+  }
+}
+
+/* "killed by signal 9 (SIGKILL)" or "exit status 1" for a wait status. */
+static void wait_status_text(int ws, char *out, size_t len) {
+  if (WIFSIGNALED(ws)) {
+    snprintf(out, len, "killed by signal %d (SIG%s)%s", WTERMSIG(ws),
+             sigabbrev_np(WTERMSIG(ws)) ? sigabbrev_np(WTERMSIG(ws)) : "?",
+             WCOREDUMP(ws) ? ", core dumped" : "");
+  } else if (WIFEXITED(ws)) {
+    snprintf(out, len, "exit status %d", WEXITSTATUS(ws));
+  } else {
+    snprintf(out, len, "wait status 0x%x", ws);
+  }
+}
+
+/* Copies the last `lines` lines of path into out_path; prints the last
+ * `show` of them. */
+static void log_tail_save(const char *path, const char *out_path, int lines,
+                          int show) {
+  char *s = test_slurp(path);
+  size_t len = strlen(s);
+  const char *from = s + len;
+  int seen = 0;
+  while (from > s && seen <= lines) {
+    from--;
+    if (*from == '\n' && from + 1 < s + len) {
+      seen++;
+    }
+  }
+  if (*from == '\n') {
+    from++;
+  }
+  FILE *f = fopen(out_path, "w");
+  if (f != NULL) {
+    fputs(from, f);
+    fclose(f);
+  }
+  /* The last `show` lines of that. */
+  const char *p = s + len;
+  seen = 0;
+  while (p > from && seen <= show) {
+    p--;
+    if (*p == '\n' && p + 1 < s + len) {
+      seen++;
+    }
+  }
+  if (*p == '\n') {
+    p++;
+  }
+  while (*p != '\0') {
+    const char *eol = strchr(p, '\n');
+    int n = eol ? (int)(eol - p) : (int)strlen(p);
+    printf("    | %.*s\n", n > 300 ? 300 : n, p);
+    p += n + (eol != NULL);
+  }
+  fflush(stdout);
+  free(s);
+}
+
+/* If replica i exited without the nemesis making it (the monitor saw it
+ * go), reports that as a violation with how it ended and the end of its
+ * log (saved beside it), reaps it and returns true: the caller restarts
+ * it or not. `when` says what the nemesis was doing. */
+static bool replica_check_exit(int i, const char *when) {
+  struct replica *r = &g.r[i];
+  char how[96], tail[PATH_MAX + 32];
+  int ws = 0;
+  uint64_t at = atomic_load(&r->exit_ms);
+  if (at == 0 || atomic_load(&r->may_exit) || r->pid <= 0) {
+    return false;
+  }
+  pthread_mutex_lock(&g.pid_mu);
+  pid_t pid = r->pid;
+  if (waitpid(pid, &ws, 0) != pid) {
+    ws = atomic_load(&r->exit_status);
+  }
+  test_untrack(pid);
+  r->pid = 0;
+  pthread_mutex_unlock(&g.pid_mu);
+  wait_status_text(ws, how, sizeof how);
+  bool by_kill = WIFSIGNALED(ws) && WTERMSIG(ws) == SIGKILL;
+  r->exits++;
+  snprintf(tail, sizeof tail, "%.3000s.exit-%d", r->log, r->exits);
+  violation("%s (pid %d) exited unexpectedly at about %.1f s (noticed %s): "
+            "%s%s%s; the end of its log (saved in %s):",
+            r->name, (int)pid, (double)at / 1000.0, when, how,
+            atomic_load(&r->stopped) ? ", while SIGSTOPped by the nemesis"
+                                     : "",
+            by_kill ? " (the nemesis sent no SIGKILL: another process "
+                      "or the kernel did)"
+                    : "",
+            tail);
+  log_tail_save(r->log, tail, 200, 12);
+  return true;
+}
+
+/* Reports (and restarts, as a supervisor would) every replica that exited
+ * by itself. Returns how many did. */
+static int replicas_check_exits(const char *when) {
+  int n = 0;
+  for (int i = 0; i < g.n; i++) {
+    if (replica_check_exit(i, when)) {
+      n++;
+      say("restarting %s, as a supervisor would", g.r[i].name);
+      replica_spawn(i, false);
+    }
+  }
+  return n;
 }
 
 /* Replica i's own view. 0 and *st (free with synod_status_free). */
@@ -336,6 +539,7 @@ static void teardown(void) {
     return;
   }
   g.torn_down = true;
+  monitor_stop();
   for (int i = 0; i < g.n; i++) {
     if (g.r[i].pid > 0) {
       kill(g.r[i].pid, SIGCONT);
@@ -681,14 +885,14 @@ static void fault_stop_leader(struct fault_ctx *f) {
            "SIGSTOP of the leader %d (term %" PRIu64 ") for %d ms, SIGCONT", l,
            f->leader_term, d);
   say("fault: %s", f->what);
-  kill(g.r[l].pid, SIGSTOP);
+  replica_stop(l, true);
   sleep_ms((unsigned)d - 1000);
   /* Connect (and ask) while it is stopped: the request waits in its
    * socket and is the first thing it sees when it resumes. */
   p.until_us = nem_now_us() + 4000000;
   pthread_create(&p.t, NULL, probe_main, &p);
   sleep_ms(1000);
-  kill(g.r[l].pid, SIGCONT);
+  replica_stop(l, false);
   sleep_ms(1500);
   if (replica_status(l, 0, 1000, &st) == 0) {
     if (strcmp(st.role, "leader") == 0 && st.term == f->leader_term) {
@@ -802,6 +1006,7 @@ static void fault_disk_full(struct fault_ctx *f) {
            "returns",
            v, v == f->leader ? " (the leader)" : "", TMPFS_SIZE, free_kb);
   say("fault: %s", f->what);
+  atomic_store(&r->may_exit, true); /* it should stop, saying why */
   snprintf(cmd, sizeof cmd,
            "dd if=/dev/zero of='%s/fill' bs=4k 2>/dev/null; "
            "truncate -s -%dK '%s/fill'; true",
@@ -844,6 +1049,7 @@ static void fault_disk_full(struct fault_ctx *f) {
      * fail again the same clear way, or run. */
     from = file_size(r->log);
     replica_spawn(v, false);
+    atomic_store(&r->may_exit, true);
     sleep_ms(2000);
     say_first_error(r->log, from);
     if (replica_exited(v, &code)) {
@@ -861,8 +1067,13 @@ static void fault_disk_full(struct fault_ctx *f) {
   check_served(t0 + 1000000, "while one replica's disk was full");
   snprintf(cmd, sizeof cmd, "rm -f '%s/fill'", r->mnt);
   test_sh(cmd, "/dev/null", 10000);
+  if (replica_exited(v, &code)) {
+    say("%s stopped (exit %d) before the space returned", r->name, code);
+  }
   if (r->pid == 0) {
     replica_spawn(v, false);
+  } else {
+    atomic_store(&r->may_exit, false);
   }
 }
 
@@ -1038,9 +1249,9 @@ static void fault_fast_clock(struct fault_ctx *f) {
     } else if (l >= 0 && nudges < 5 && led_ms == 0) {
       nudges++;
       say("SIGSTOP the leader %d for 1500 ms so that %d may lead", l, v);
-      kill(g.r[l].pid, SIGSTOP);
+      replica_stop(l, true);
       sleep_ms(1500);
-      kill(g.r[l].pid, SIGCONT);
+      replica_stop(l, false);
       sleep_ms(500);
       continue;
     }
@@ -1368,18 +1579,32 @@ static void check_elections(struct nem_record *rec) {
   }
 }
 
-/* Every running replica at one applied index with one digest. */
+/* Every running replica at one applied index with one digest. A replica
+ * that exited by itself meanwhile is reported (and restarted). */
 static void check_digests(void) {
   uint64_t until = test_now_ms() + DIGEST_BOUND_MS;
-  char last[512] = "";
+  char last[512] = "", silent[1024] = "";
   for (;;) {
     struct synod_status st[NEM_REPLICAS_MAX];
     bool all = true, same = true;
-    int got = 0;
+    bool ok[NEM_REPLICAS_MAX] = {false};
     memset(st, 0, sizeof st);
-    for (int i = 0; i < g.n && all; i++) {
-      all = replica_status(i, SYNOD_STATUS_DIGEST, 1000, &st[i]) == 0;
-      got += all;
+    replicas_check_exits("while the digests were compared");
+    silent[0] = '\0';
+    for (int i = 0; i < g.n; i++) {
+      int rv = g.r[i].pid == 0
+                   ? SYNOD_ECONNECT
+                   : replica_status(i, SYNOD_STATUS_DIGEST, 1000, &st[i]);
+      ok[i] = rv == 0;
+      if (!ok[i]) {
+        size_t l = strlen(silent);
+        all = false;
+        snprintf(silent + l, sizeof silent - l, " %s: %s", g.r[i].name,
+                 g.r[i].pid == 0 ? "not running"
+                 : atomic_load(&g.r[i].exit_ms) != 0
+                     ? "exited"
+                     : synod_errname(rv));
+      }
     }
     if (all) {
       last[0] = '\0';
@@ -1396,7 +1621,7 @@ static void check_digests(void) {
         for (int i = 1; i < g.n; i++) {
           equal = equal && st[i].digest == st[0].digest;
         }
-        for (int i = 0; i < got; i++) {
+        for (int i = 0; i < g.n; i++) {
           synod_status_free(&st[i]);
         }
         if (!equal) {
@@ -1407,13 +1632,16 @@ static void check_digests(void) {
         return;
       }
     }
-    for (int i = 0; i < got; i++) {
-      synod_status_free(&st[i]);
+    for (int i = 0; i < g.n; i++) {
+      if (ok[i]) {
+        synod_status_free(&st[i]);
+      }
     }
     if (test_now_ms() > until) {
       violation("replicas did not reach one applied index within %d ms "
-                "(last seen:%s)",
-                DIGEST_BOUND_MS, last[0] ? last : " some did not answer");
+                "(last seen:%s%s%s)",
+                DIGEST_BOUND_MS, last[0] ? last : " no answer from all",
+                silent[0] ? "; did not answer:" : "", silent);
       return;
     }
     sleep_ms(50);
@@ -1555,6 +1783,7 @@ static void round_run(int k) {
   g.fault = g.only_kind >= 0 ? (enum fault)g.only_kind
                              : (enum fault)g.perm[k % NEM_FAULTS];
   say("round %d: %s; replay: %s", k, fault_names[g.fault], replay_cmd());
+  replicas_check_exits("before the round");
   nem_workload_round(k);
   nem_workload_resume();
   sleep_ms(STEADY_MS);
@@ -1565,6 +1794,7 @@ static void round_run(int k) {
   }
   find_leader(&f.leader_term);
   fault_run(g.fault, &f);
+  replicas_check_exits("after the fault");
   uint64_t heal_us = nem_now_us();
   recovery = wait_recovery(heal_us);
   if (recovery < 0) {
@@ -1599,6 +1829,7 @@ static void round_run(int k) {
     g.breaks_missed += found < 5;
   }
   check_digests();
+  replicas_check_exits("at the end of the round");
   g.counter = value;
   size_t pend = 0;
   for (size_t i = 0; i < rec.ops_n; i++) {
@@ -1712,6 +1943,7 @@ int main(int argc, char **argv) {
   for (int i = 0; i < g.n; i++) {
     replica_spawn(i, false);
   }
+  monitor_start();
   nem_net_enter_client(&g.net);
   CHECK(wait_leader(20000) >= 0, "no leader within 20 s (logs in %s)", g.dir);
   nem_workload_start(g.endpoints, g.net.client_addr);
