@@ -286,9 +286,14 @@ static void replica_kill(int i) {
   pthread_mutex_lock(&g.pid_mu);
   kill(r->pid, SIGCONT);
   kill(r->pid, SIGKILL);
-  test_wait(r->pid, 10000, r->name);
+  int code = test_wait(r->pid, 10000, r->name);
   r->pid = 0;
   pthread_mutex_unlock(&g.pid_mu);
+  if (code != 128 + SIGKILL) { /* it went by itself just before */
+    violation("%s had exited by itself (%s %d) when the nemesis killed it",
+              r->name, code > 128 ? "signal" : "exit status",
+              code > 128 ? code - 128 : code);
+  }
 }
 
 /* True if replica i has exited by itself (then reaped; *code set). */
