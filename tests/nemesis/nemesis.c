@@ -1827,6 +1827,9 @@ static void round_run(int k) {
   check_locks(&rec);
   check_elections(&rec);
   check_channels(&rec);
+  if (!nem_workload_channels_delete(why, sizeof why)) {
+    say("the round's channels could not be deleted (%s): they stay", why);
+  }
   if (g.break_checks) {
     int found = g.violations - checked;
     say("--break-checks: %d violations found in a history broken 5 ways",

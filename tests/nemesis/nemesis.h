@@ -174,6 +174,10 @@ void nem_workload_round(int k);
  * ends the subscriptions. False with why if the offsets could not be
  * read. */
 bool nem_workload_channels_finish(uint32_t timeout_ms, char *why, size_t len);
+/* After the round's channels were checked: deletes them, so that the
+ * replicated state (and each replica's tmpfs) does not grow with every
+ * round. False with why if a delete failed. */
+bool nem_workload_channels_delete(char *why, size_t len);
 /* Pauses every client between operations (a lock client releases first);
  * waits up to timeout_ms. Returns false if some client did not stop. */
 bool nem_workload_pause(uint32_t timeout_ms);

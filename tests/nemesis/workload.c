@@ -664,6 +664,23 @@ bool nem_workload_channels_finish(uint32_t timeout_ms, char *why, size_t len) {
   return read;
 }
 
+bool nem_workload_channels_delete(char *why, size_t len) {
+  struct synod_client *c = w.clients[0].c;
+  bool ok = true;
+  for (int k = 0; k < NEM_CHANNELS; k++) {
+    int rv = SYNOD_ETIMEDOUT;
+    for (int tries = 0; tries < 5 && rv != 0 && rv != SYNOD_ENOTFOUND;
+         tries++) {
+      rv = synod_channel_delete(c, w.channels[k], OP_TIMEOUT_MS, NULL);
+    }
+    if (rv != 0 && rv != SYNOD_ENOTFOUND && ok) {
+      snprintf(why, len, "channel %s: %s", w.channels[k], synod_errname(rv));
+      ok = false;
+    }
+  }
+  return ok;
+}
+
 static void *client_main(void *arg) {
   struct client *cl = arg;
   while (client_gate(cl)) {
