@@ -10,12 +10,16 @@
  *
  *   synod-nemesis [--seed S] [--rounds N] [--round K] [--replicas 3|5]
  *                 [--kind FAULT] [--strict]
+ *   synod-nemesis --check-history FILE
  *
  * Round K's fault comes from (S, K) alone: "--seed S --round K" replays it
  * on a fresh cluster. Every NEM_FAULTS consecutive rounds cover every
  * fault kind once (--kind: every round the one named). Exit 0: no violation; 1:
  * a violation (each printed with its replay command); 77: cannot run here (not
- * root, no namespaces). */
+ * root, no namespaces). A round whose counter history is not linearizable
+ * saves it (each operation with its client, status and session) in the
+ * run's directory as counter-round<K>.txt; --check-history FILE checks
+ * such a file again (exit 0 linearizable, 1 not, 2 inconclusive). */
 #include "nemesis.h"
 
 #include <errno.h>
@@ -70,8 +74,16 @@ struct replica {
   char data[PATH_MAX]; /* mnt/data */
   char log[PATH_MAX];
   char client[48], peer[48], http[48];
-  pid_t pid;
+  pid_t pid; /* changed (and reaped) only with g.pid_mu held */
   bool mounted;
+  /* The exit monitor: set while the nemesis itself makes it exit (a
+   * SIGKILL, a full disk); and when the monitor saw it exit (test_now_ms,
+   * and the raw wait status), until it is reaped. */
+  _Atomic bool may_exit;
+  _Atomic bool stopped; /* SIGSTOPped by the nemesis */
+  _Atomic uint64_t exit_ms;
+  _Atomic int exit_status;
+  int exits; /* unexpected exits so far, for the saved logs' names */
 };
 
 static struct {
@@ -101,7 +113,19 @@ static struct {
   /* sh -c text that kills, deletes and unmounts all of the above; built
    * once set up, so that a signal handler can run it with fork/exec. */
   char cleanup_cmd[8192];
-} g;
+  /* Replicas' pids change and are reaped under pid_mu; the monitor thread
+   * watches for exits nobody asked for. */
+  pthread_mutex_t pid_mu;
+  pthread_t monitor;
+  _Atomic bool monitor_stop;
+  bool monitor_running;
+  /* Counter writes of earlier rounds whose outcome is unknown: they may
+   * take effect after that round's final read (the client gave up on the
+   * request, not the request on the cluster). */
+  struct history_counter_entry *carry;
+  struct nem_op_meta *carry_meta;
+  size_t carry_n;
+} g = {.pid_mu = PTHREAD_MUTEX_INITIALIZER};
 
 /* ------------------------------------------------------------- PRNG */
 
@@ -235,34 +259,228 @@ static void replica_spawn(int i, bool fast_clock) {
             (double)test_now_ms() / 1000.0, g.round);
     fclose(f);
   }
+  pthread_mutex_lock(&g.pid_mu);
   r->pid = test_spawn(argv, r->log);
+  atomic_store(&r->exit_ms, 0);
+  atomic_store(&r->stopped, false);
+  atomic_store(&r->may_exit, false);
+  pthread_mutex_unlock(&g.pid_mu);
+}
+
+static bool replica_check_exit(int i, const char *when);
+
+/* SIGSTOP or SIGCONT to replica i (noted, for an exit while stopped). */
+static void replica_stop(int i, bool stop) {
+  if (g.r[i].pid > 0) {
+    atomic_store(&g.r[i].stopped, stop);
+    kill(g.r[i].pid, stop ? SIGSTOP : SIGCONT);
+  }
 }
 
 static void replica_kill(int i) {
   struct replica *r = &g.r[i];
-  if (r->pid == 0) {
+  if (replica_check_exit(i, "before the nemesis killed it") || r->pid == 0) {
     return;
   }
+  atomic_store(&r->may_exit, true);
+  pthread_mutex_lock(&g.pid_mu);
   kill(r->pid, SIGCONT);
   kill(r->pid, SIGKILL);
-  test_wait(r->pid, 10000, r->name);
+  int code = test_wait(r->pid, 10000, r->name);
   r->pid = 0;
+  pthread_mutex_unlock(&g.pid_mu);
+  if (code != 128 + SIGKILL) { /* it went by itself just before */
+    violation("%s had exited by itself (%s %d) when the nemesis killed it",
+              r->name, code > 128 ? "signal" : "exit status",
+              code > 128 ? code - 128 : code);
+  }
 }
 
 /* True if replica i has exited by itself (then reaped; *code set). */
 static bool replica_exited(int i, int *code) {
   int ws;
-  if (g.r[i].pid == 0) {
-    return false;
-  }
-  pid_t p = waitpid(g.r[i].pid, &ws, WNOHANG);
-  if (p != g.r[i].pid) {
+  pthread_mutex_lock(&g.pid_mu);
+  pid_t p = g.r[i].pid == 0 ? 0 : waitpid(g.r[i].pid, &ws, WNOHANG);
+  if (p == 0 || p != g.r[i].pid) {
+    pthread_mutex_unlock(&g.pid_mu);
     return false;
   }
   test_untrack(p);
   *code = WIFEXITED(ws) ? WEXITSTATUS(ws) : 128 + WTERMSIG(ws);
   g.r[i].pid = 0;
+  pthread_mutex_unlock(&g.pid_mu);
   return true;
+}
+
+/* ------------------------------------------------------ exit monitor */
+
+/* Every 100 ms: has a replica exited that nobody told to? The monitor
+ * only looks (WNOWAIT) and notes when; the main thread reports and reaps
+ * it at its next check (replica_check_exit), so that the exit time is
+ * known to 0.1 s even if the round is busy elsewhere. */
+static void *monitor_main(void *arg) {
+  (void)arg;
+  while (!atomic_load(&g.monitor_stop)) {
+    int seen[NEM_REPLICAS_MAX], seen_n = 0;
+    /* trylock: the main thread may hold it while it waits for a kill, or
+     * while it exits (CHECK) and joins this thread. */
+    if (pthread_mutex_trylock(&g.pid_mu) != 0) {
+      sleep_ms(20);
+      continue;
+    }
+    for (int i = 0; i < g.n; i++) {
+      struct replica *r = &g.r[i];
+      siginfo_t si;
+      if (r->pid <= 0 || atomic_load(&r->exit_ms) != 0) {
+        continue;
+      }
+      memset(&si, 0, sizeof si);
+      if (waitid(P_PID, (id_t)r->pid, &si, WEXITED | WNOHANG | WNOWAIT) !=
+              0 ||
+          si.si_pid != r->pid) {
+        continue;
+      }
+      atomic_store(&r->exit_status, si.si_code == CLD_EXITED
+                                        ? (si.si_status & 0xff) << 8
+                                        : (si.si_status & 0x7f) |
+                                              (si.si_code == CLD_DUMPED
+                                                   ? 0x80
+                                                   : 0));
+      atomic_store(&r->exit_ms, test_now_ms());
+      if (!atomic_load(&r->may_exit)) {
+        seen[seen_n++] = i;
+      }
+    }
+    pthread_mutex_unlock(&g.pid_mu);
+    for (int k = 0; k < seen_n; k++) {
+      say("MONITOR: %s exited and the nemesis did not make it (round %d); "
+          "reported at the next check",
+          g.r[seen[k]].name, g.round);
+    }
+    sleep_ms(100);
+  }
+  return NULL;
+}
+
+static void monitor_start(void) {
+  pthread_create(&g.monitor, NULL, monitor_main, NULL);
+  g.monitor_running = true;
+}
+
+static void monitor_stop(void) {
+  if (g.monitor_running) {
+    atomic_store(&g.monitor_stop, true);
+    pthread_join(g.monitor, NULL);
+    g.monitor_running = false;
+  }
+}
+
+/* "killed by signal 9 (SIGKILL)" or "exit status 1" for a wait status. */
+static void wait_status_text(int ws, char *out, size_t len) {
+  if (WIFSIGNALED(ws)) {
+    snprintf(out, len, "killed by signal %d (SIG%s)%s", WTERMSIG(ws),
+             sigabbrev_np(WTERMSIG(ws)) ? sigabbrev_np(WTERMSIG(ws)) : "?",
+             WCOREDUMP(ws) ? ", core dumped" : "");
+  } else if (WIFEXITED(ws)) {
+    snprintf(out, len, "exit status %d", WEXITSTATUS(ws));
+  } else {
+    snprintf(out, len, "wait status 0x%x", ws);
+  }
+}
+
+/* Copies the last `lines` lines of path into out_path; prints the last
+ * `show` of them. */
+static void log_tail_save(const char *path, const char *out_path, int lines,
+                          int show) {
+  char *s = test_slurp(path);
+  size_t len = strlen(s);
+  const char *from = s + len;
+  int seen = 0;
+  while (from > s && seen <= lines) {
+    from--;
+    if (*from == '\n' && from + 1 < s + len) {
+      seen++;
+    }
+  }
+  if (*from == '\n') {
+    from++;
+  }
+  FILE *f = fopen(out_path, "w");
+  if (f != NULL) {
+    fputs(from, f);
+    fclose(f);
+  }
+  /* The last `show` lines of that. */
+  const char *p = s + len;
+  seen = 0;
+  while (p > from && seen <= show) {
+    p--;
+    if (*p == '\n' && p + 1 < s + len) {
+      seen++;
+    }
+  }
+  if (*p == '\n') {
+    p++;
+  }
+  while (*p != '\0') {
+    const char *eol = strchr(p, '\n');
+    int n = eol ? (int)(eol - p) : (int)strlen(p);
+    printf("    | %.*s\n", n > 300 ? 300 : n, p);
+    p += n + (eol != NULL);
+  }
+  fflush(stdout);
+  free(s);
+}
+
+/* If replica i exited without the nemesis making it (the monitor saw it
+ * go), reports that as a violation with how it ended and the end of its
+ * log (saved beside it), reaps it and returns true: the caller restarts
+ * it or not. `when` says what the nemesis was doing. */
+static bool replica_check_exit(int i, const char *when) {
+  struct replica *r = &g.r[i];
+  char how[96], tail[PATH_MAX + 32];
+  int ws = 0;
+  uint64_t at = atomic_load(&r->exit_ms);
+  if (at == 0 || atomic_load(&r->may_exit) || r->pid <= 0) {
+    return false;
+  }
+  pthread_mutex_lock(&g.pid_mu);
+  pid_t pid = r->pid;
+  if (waitpid(pid, &ws, 0) != pid) {
+    ws = atomic_load(&r->exit_status);
+  }
+  test_untrack(pid);
+  r->pid = 0;
+  pthread_mutex_unlock(&g.pid_mu);
+  wait_status_text(ws, how, sizeof how);
+  bool by_kill = WIFSIGNALED(ws) && WTERMSIG(ws) == SIGKILL;
+  r->exits++;
+  snprintf(tail, sizeof tail, "%.3000s.exit-%d", r->log, r->exits);
+  violation("%s (pid %d) exited unexpectedly at about %.1f s (noticed %s): "
+            "%s%s%s; the end of its log (saved in %s):",
+            r->name, (int)pid, (double)at / 1000.0, when, how,
+            atomic_load(&r->stopped) ? ", while SIGSTOPped by the nemesis"
+                                     : "",
+            by_kill ? " (the nemesis sent no SIGKILL: another process "
+                      "or the kernel did)"
+                    : "",
+            tail);
+  log_tail_save(r->log, tail, 200, 12);
+  return true;
+}
+
+/* Reports (and restarts, as a supervisor would) every replica that exited
+ * by itself. Returns how many did. */
+static int replicas_check_exits(const char *when) {
+  int n = 0;
+  for (int i = 0; i < g.n; i++) {
+    if (replica_check_exit(i, when)) {
+      n++;
+      say("restarting %s, as a supervisor would", g.r[i].name);
+      replica_spawn(i, false);
+    }
+  }
+  return n;
 }
 
 /* Replica i's own view. 0 and *st (free with synod_status_free). */
@@ -326,6 +544,7 @@ static void teardown(void) {
     return;
   }
   g.torn_down = true;
+  monitor_stop();
   for (int i = 0; i < g.n; i++) {
     if (g.r[i].pid > 0) {
       kill(g.r[i].pid, SIGCONT);
@@ -645,7 +864,7 @@ static void *probe_main(void *arg) {
     int rv;
     if (k % 2 == 0) {
       rv = synod_counter_get(cl, NEM_COUNTER_NAME, 0, 8000, &v);
-      nem_record_get(t0, nem_now_us(), rv, v);
+      nem_record_get(NEM_CLIENT_PROBE, cl, t0, nem_now_us(), rv, v);
     } else {
       struct history_counter_entry e = {
           .op = HISTORY_COUNTER_ADD_GET, .arg1 = 1, .invoke = t0};
@@ -653,7 +872,7 @@ static void *probe_main(void *arg) {
       e.complete = nem_now_us();
       e.pending = rv != 0;
       e.value = v;
-      nem_record_op(&e);
+      nem_record_op(NEM_CLIENT_PROBE, cl, rv, &e);
     }
     rv == 0 ? p->answered++ : p->failed++;
     sleep_ms(5);
@@ -671,14 +890,14 @@ static void fault_stop_leader(struct fault_ctx *f) {
            "SIGSTOP of the leader %d (term %" PRIu64 ") for %d ms, SIGCONT", l,
            f->leader_term, d);
   say("fault: %s", f->what);
-  kill(g.r[l].pid, SIGSTOP);
+  replica_stop(l, true);
   sleep_ms((unsigned)d - 1000);
   /* Connect (and ask) while it is stopped: the request waits in its
    * socket and is the first thing it sees when it resumes. */
   p.until_us = nem_now_us() + 4000000;
   pthread_create(&p.t, NULL, probe_main, &p);
   sleep_ms(1000);
-  kill(g.r[l].pid, SIGCONT);
+  replica_stop(l, false);
   sleep_ms(1500);
   if (replica_status(l, 0, 1000, &st) == 0) {
     if (strcmp(st.role, "leader") == 0 && st.term == f->leader_term) {
@@ -792,6 +1011,7 @@ static void fault_disk_full(struct fault_ctx *f) {
            "returns",
            v, v == f->leader ? " (the leader)" : "", TMPFS_SIZE, free_kb);
   say("fault: %s", f->what);
+  atomic_store(&r->may_exit, true); /* it should stop, saying why */
   snprintf(cmd, sizeof cmd,
            "dd if=/dev/zero of='%s/fill' bs=4k 2>/dev/null; "
            "truncate -s -%dK '%s/fill'; true",
@@ -834,6 +1054,7 @@ static void fault_disk_full(struct fault_ctx *f) {
      * fail again the same clear way, or run. */
     from = file_size(r->log);
     replica_spawn(v, false);
+    atomic_store(&r->may_exit, true);
     sleep_ms(2000);
     say_first_error(r->log, from);
     if (replica_exited(v, &code)) {
@@ -851,8 +1072,13 @@ static void fault_disk_full(struct fault_ctx *f) {
   check_served(t0 + 1000000, "while one replica's disk was full");
   snprintf(cmd, sizeof cmd, "rm -f '%s/fill'", r->mnt);
   test_sh(cmd, "/dev/null", 10000);
+  if (replica_exited(v, &code)) {
+    say("%s stopped (exit %d) before the space returned", r->name, code);
+  }
   if (r->pid == 0) {
     replica_spawn(v, false);
+  } else {
+    atomic_store(&r->may_exit, false);
   }
 }
 
@@ -1028,9 +1254,9 @@ static void fault_fast_clock(struct fault_ctx *f) {
     } else if (l >= 0 && nudges < 5 && led_ms == 0) {
       nudges++;
       say("SIGSTOP the leader %d for 1500 ms so that %d may lead", l, v);
-      kill(g.r[l].pid, SIGSTOP);
+      replica_stop(l, true);
       sleep_ms(1500);
-      kill(g.r[l].pid, SIGCONT);
+      replica_stop(l, false);
       sleep_ms(500);
       continue;
     }
@@ -1092,18 +1318,210 @@ static int cmp_lead(const void *a, const void *b) {
   return x->start_us < y->start_us ? -1 : x->start_us > y->start_us;
 }
 
+static const char *const counter_op_names[] = {
+    "get", "set", "cas", "add_get", "get_add", "delete"};
+
+/* Writes a counter history, one operation a line with who made it and
+ * what the library said, to path; --check-history reads it back. */
+static bool counter_save(const char *path, const struct history_counter_entry *ops,
+                         const struct nem_op_meta *meta, size_t n,
+                         int64_t initial, const char *verdict) {
+  FILE *f = fopen(path, "w");
+  if (f == NULL) {
+    return false;
+  }
+  fprintf(f,
+          "# synod-nemesis counter history: seed %" PRIu64 ", round %d (%s), "
+          "%d replicas\n"
+          "# replay: %s\n"
+          "# verdict: %s\n"
+          "# initial %" PRId64 "\n"
+          "# clients: 0-%d workload (adders, then the reader), %d the "
+          "stale-leader probe, %d the final read, %d carried from an earlier "
+          "round (unknown outcome)\n"
+          "# times: CLOCK_MONOTONIC us; a pending op has no completion\n"
+          "# i op arg1 arg2 invoke complete pending failed overflow swapped "
+          "value | client round status session message\n",
+          g.seed, g.round, fault_names[g.fault], g.n, replay_cmd(), verdict,
+          initial, NEM_CLIENT_PROBE - 1, NEM_CLIENT_PROBE, NEM_CLIENT_FINAL,
+          NEM_CLIENT_CARRIED);
+  for (size_t i = 0; i < n; i++) {
+    const struct history_counter_entry *e = &ops[i];
+    const struct nem_op_meta *m = &meta[i];
+    fprintf(f,
+            "%zu %s %" PRId64 " %" PRId64 " %" PRIu64 " %" PRIu64
+            " %d %d %d %d %" PRId64 " | %d %d %s %" PRIu64 " %s\n",
+            i, counter_op_names[e->op], e->arg1, e->arg2, e->invoke,
+            e->complete, e->pending, e->failed, e->overflow, e->swapped,
+            e->value, m->client, m->round, m->rv ? synod_errname(m->rv) : "OK",
+            m->session, m->why);
+  }
+  return fclose(f) == 0;
+}
+
+/* --check-history FILE: the counter check of a saved history, offline.
+ * Exit 0 linearizable, 1 not, 2 inconclusive or unreadable. */
+static int check_history_file(const char *path) {
+  FILE *f = fopen(path, "r");
+  char line[1024], why[512] = "";
+  struct history_counter_entry *ops = NULL;
+  size_t n = 0, cap = 0, pending = 0;
+  int64_t initial = 0;
+  if (f == NULL) {
+    fprintf(stderr, "%s: %s\n", path, strerror(errno));
+    return 2;
+  }
+  while (fgets(line, sizeof line, f) != NULL) {
+    struct history_counter_entry e = {0};
+    char op[16];
+    size_t i;
+    int pend, failed, overflow, swapped;
+    if (sscanf(line, "# initial %" SCNd64, &initial) == 1 || line[0] == '#') {
+      continue;
+    }
+    if (sscanf(line,
+               "%zu %15s %" SCNd64 " %" SCNd64 " %" SCNu64 " %" SCNu64
+               " %d %d %d %d %" SCNd64,
+               &i, op, &e.arg1, &e.arg2, &e.invoke, &e.complete, &pend,
+               &failed, &overflow, &swapped, &e.value) != 11) {
+      continue;
+    }
+    int kind = -1;
+    for (int k = 0; k < 6; k++) {
+      if (strcmp(op, counter_op_names[k]) == 0) {
+        kind = k;
+      }
+    }
+    e.op = (enum history_counter_op)(kind < 0 ? 0 : kind);
+    if (kind < 0) {
+      fprintf(stderr, "%s: unknown operation %s\n", path, op);
+      fclose(f);
+      return 2;
+    }
+    e.pending = pend, e.failed = failed, e.overflow = overflow;
+    e.swapped = swapped;
+    pending += e.pending;
+    if (n == cap) {
+      cap = cap ? 2 * cap : 1024;
+      ops = realloc(ops, cap * sizeof *ops);
+      CHECK(ops != NULL, "realloc");
+    }
+    ops[n++] = e;
+  }
+  fclose(f);
+  enum history_verdict v =
+      history_counter_check(ops, n, initial, 0, why, sizeof why);
+  printf("%s: %zu operations (%zu pending), initial %" PRId64 ": %s%s%s\n",
+         path, n, pending, initial,
+         v == HISTORY_LINEARIZABLE       ? "linearizable"
+         : v == HISTORY_NOT_LINEARIZABLE ? "NOT linearizable"
+                                         : "inconclusive (search budget)",
+         why[0] ? ": " : "", why);
+  free(ops);
+  return v == HISTORY_LINEARIZABLE ? 0 : v == HISTORY_NOT_LINEARIZABLE ? 1 : 2;
+}
+
+/* Unknown outcomes are carried this long into later rounds' histories. */
+#define CARRY_MS 30000
+#define CARRY_MAX 256
+
+/* The round's counter history must be linearizable from the value the
+ * last round's final read saw. An add whose outcome the client never
+ * learned may take effect after that read (its request still in a
+ * socket, a follower's forward or an uncommitted log entry when the
+ * client gave up): so if the round's own history does not pass, it is
+ * checked again with the unknown outcomes of the last rounds in it (as
+ * pending operations, which may take effect once or never). On failure
+ * the history goes to <dir>/counter-round<K>.txt. */
 static void check_counter(const struct nem_record *rec, int64_t initial) {
   char why[512] = "";
+  bool carried_used = false;
+  const struct history_counter_entry *ops = rec->ops;
+  const struct nem_op_meta *meta = rec->meta;
+  size_t n = rec->ops_n;
+  struct history_counter_entry *all = NULL;
+  struct nem_op_meta *all_meta = NULL;
   enum history_verdict v =
-      history_counter_check(rec->ops, rec->ops_n, initial, 0, why, sizeof why);
-  if (v == HISTORY_NOT_LINEARIZABLE) {
-    violation("counter history of %zu operations is not linearizable "
-              "(initial %" PRId64 "): %s",
-              rec->ops_n, initial, why);
-  } else if (v == HISTORY_INCONCLUSIVE) {
-    say("counter check INCONCLUSIVE (search budget) over %zu operations",
-        rec->ops_n);
+      history_counter_check(ops, n, initial, 0, why, sizeof why);
+  if (v == HISTORY_NOT_LINEARIZABLE && g.carry_n > 0) {
+    char why2[512] = "";
+    n = g.carry_n + rec->ops_n;
+    all = malloc(n * sizeof *all);
+    all_meta = malloc(n * sizeof *all_meta);
+    CHECK(all != NULL && all_meta != NULL, "malloc");
+    memcpy(all, g.carry, g.carry_n * sizeof *all);
+    memcpy(all_meta, g.carry_meta, g.carry_n * sizeof *all_meta);
+    memcpy(all + g.carry_n, rec->ops, rec->ops_n * sizeof *all);
+    memcpy(all_meta + g.carry_n, rec->meta, rec->ops_n * sizeof *all_meta);
+    ops = all;
+    meta = all_meta;
+    v = history_counter_check(ops, n, initial, 0, why2, sizeof why2);
+    if (v == HISTORY_LINEARIZABLE) {
+      carried_used = true;
+      say("counter: linearizable only if some of the %zu earlier "
+          "operations whose outcome is unknown took effect in this round, "
+          "after the last round's final read (as they may):",
+          g.carry_n);
+      for (size_t i = 0; i < g.carry_n; i++) {
+        say("  round %d, invoked at %.3f s, session %" PRIu64 ", %s: %s",
+            g.carry_meta[i].round, (double)g.carry[i].invoke / 1e6,
+            g.carry_meta[i].session, synod_errname(g.carry_meta[i].rv),
+            g.carry_meta[i].why);
+      }
+    } else {
+      snprintf(why, sizeof why, "%s (with the %zu earlier unknown outcomes)",
+               why2, g.carry_n);
+    }
   }
+  if (v == HISTORY_NOT_LINEARIZABLE) {
+    char path[PATH_MAX + 32], verdict[600];
+    snprintf(path, sizeof path, "%.3000s/counter-round%d.txt", g.dir,
+             g.round);
+    snprintf(verdict, sizeof verdict, "not linearizable: %s", why);
+    bool saved = counter_save(path, ops, meta, n, initial, verdict);
+    violation("counter history of %zu operations is not linearizable "
+              "(initial %" PRId64 "): %s; %s %s",
+              n, initial, why, saved ? "history saved in" : "could not save",
+              path);
+  } else if (v == HISTORY_INCONCLUSIVE) {
+    say("counter check INCONCLUSIVE (search budget) over %zu operations", n);
+  }
+  /* The next round's carry: this round's unknown outcomes, and earlier
+   * ones still young, unless they were needed here (then they took
+   * effect, at most once). */
+  uint64_t young = nem_now_us() - (uint64_t)CARRY_MS * 1000;
+  size_t k = 0;
+  for (size_t i = 0; i < g.carry_n && !carried_used; i++) {
+    if (g.carry[i].invoke >= young) {
+      g.carry[k] = g.carry[i];
+      g.carry_meta[k++] = g.carry_meta[i];
+    }
+  }
+  for (size_t i = 0; i < rec->ops_n; i++) {
+    const struct history_counter_entry *e = &rec->ops[i];
+    if (!e->pending || e->op == HISTORY_COUNTER_GET) {
+      continue;
+    }
+    if (k == CARRY_MAX) { /* the oldest goes */
+      memmove(g.carry, g.carry + 1, (k - 1) * sizeof *g.carry);
+      memmove(g.carry_meta, g.carry_meta + 1, (k - 1) * sizeof *g.carry_meta);
+      k--;
+    }
+    if (g.carry == NULL) {
+      g.carry = calloc(CARRY_MAX, sizeof *g.carry);
+      g.carry_meta = calloc(CARRY_MAX, sizeof *g.carry_meta);
+      CHECK(g.carry != NULL && g.carry_meta != NULL, "calloc");
+    }
+    g.carry[k] = *e;
+    g.carry_meta[k] = rec->meta[i];
+    g.carry_meta[k].client = NEM_CLIENT_CARRIED;
+    snprintf(g.carry_meta[k].why, sizeof g.carry_meta[k].why,
+             "client %d: %.80s", rec->meta[i].client, rec->meta[i].why);
+    k++;
+  }
+  g.carry_n = k;
+  free(all);
+  free(all_meta);
 }
 
 /* Holds are [grant seen, release invoked or LOST told]: two holders at once
@@ -1166,18 +1584,32 @@ static void check_elections(struct nem_record *rec) {
   }
 }
 
-/* Every running replica at one applied index with one digest. */
+/* Every running replica at one applied index with one digest. A replica
+ * that exited by itself meanwhile is reported (and restarted). */
 static void check_digests(void) {
   uint64_t until = test_now_ms() + DIGEST_BOUND_MS;
-  char last[512] = "";
+  char last[512] = "", silent[1024] = "";
   for (;;) {
     struct synod_status st[NEM_REPLICAS_MAX];
     bool all = true, same = true;
-    int got = 0;
+    bool ok[NEM_REPLICAS_MAX] = {false};
     memset(st, 0, sizeof st);
-    for (int i = 0; i < g.n && all; i++) {
-      all = replica_status(i, SYNOD_STATUS_DIGEST, 1000, &st[i]) == 0;
-      got += all;
+    replicas_check_exits("while the digests were compared");
+    silent[0] = '\0';
+    for (int i = 0; i < g.n; i++) {
+      int rv = g.r[i].pid == 0
+                   ? SYNOD_ECONNECT
+                   : replica_status(i, SYNOD_STATUS_DIGEST, 1000, &st[i]);
+      ok[i] = rv == 0;
+      if (!ok[i]) {
+        size_t l = strlen(silent);
+        all = false;
+        snprintf(silent + l, sizeof silent - l, " %s: %s", g.r[i].name,
+                 g.r[i].pid == 0 ? "not running"
+                 : atomic_load(&g.r[i].exit_ms) != 0
+                     ? "exited"
+                     : synod_errname(rv));
+      }
     }
     if (all) {
       last[0] = '\0';
@@ -1194,7 +1626,7 @@ static void check_digests(void) {
         for (int i = 1; i < g.n; i++) {
           equal = equal && st[i].digest == st[0].digest;
         }
-        for (int i = 0; i < got; i++) {
+        for (int i = 0; i < g.n; i++) {
           synod_status_free(&st[i]);
         }
         if (!equal) {
@@ -1205,13 +1637,16 @@ static void check_digests(void) {
         return;
       }
     }
-    for (int i = 0; i < got; i++) {
-      synod_status_free(&st[i]);
+    for (int i = 0; i < g.n; i++) {
+      if (ok[i]) {
+        synod_status_free(&st[i]);
+      }
     }
     if (test_now_ms() > until) {
       violation("replicas did not reach one applied index within %d ms "
-                "(last seen:%s)",
-                DIGEST_BOUND_MS, last[0] ? last : " some did not answer");
+                "(last seen:%s%s%s)",
+                DIGEST_BOUND_MS, last[0] ? last : " no answer from all",
+                silent[0] ? "; did not answer:" : "", silent);
       return;
     }
     sleep_ms(50);
@@ -1232,7 +1667,7 @@ static bool final_read(int64_t *value) {
   while (!ok && test_now_ms() < until) {
     uint64_t t0 = nem_now_us();
     int rv = synod_counter_get(cl, NEM_COUNTER_NAME, 0, 2000, value);
-    nem_record_get(t0, nem_now_us(), rv, *value);
+    nem_record_get(NEM_CLIENT_FINAL, cl, t0, nem_now_us(), rv, *value);
     ok = rv == 0;
   }
   synod_client_free(cl);
@@ -1353,6 +1788,7 @@ static void round_run(int k) {
   g.fault = g.only_kind >= 0 ? (enum fault)g.only_kind
                              : (enum fault)g.perm[k % NEM_FAULTS];
   say("round %d: %s; replay: %s", k, fault_names[g.fault], replay_cmd());
+  replicas_check_exits("before the round");
   nem_workload_round(k);
   nem_workload_resume();
   sleep_ms(STEADY_MS);
@@ -1363,6 +1799,7 @@ static void round_run(int k) {
   }
   find_leader(&f.leader_term);
   fault_run(g.fault, &f);
+  replicas_check_exits("after the fault");
   uint64_t heal_us = nem_now_us();
   recovery = wait_recovery(heal_us);
   if (recovery < 0) {
@@ -1390,6 +1827,9 @@ static void round_run(int k) {
   check_locks(&rec);
   check_elections(&rec);
   check_channels(&rec);
+  if (!nem_workload_channels_delete(why, sizeof why)) {
+    say("the round's channels could not be deleted (%s): they stay", why);
+  }
   if (g.break_checks) {
     int found = g.violations - checked;
     say("--break-checks: %d violations found in a history broken 5 ways",
@@ -1397,6 +1837,7 @@ static void round_run(int k) {
     g.breaks_missed += found < 5;
   }
   check_digests();
+  replicas_check_exits("at the end of the round");
   g.counter = value;
   size_t pend = 0;
   for (size_t i = 0; i < rec.ops_n; i++) {
@@ -1430,6 +1871,8 @@ static void usage(void) {
   fprintf(stderr,
           "usage: synod-nemesis [--seed S] [--rounds N] [--round K] "
           "[--replicas 3|5] [--kind FAULT] [--strict] [--break-checks]\n"
+          "       synod-nemesis --check-history FILE (a saved counter "
+          "history)\n"
           "faults: isolate-leader split bridge one-way loss "
           "stop-leader kill-one kill-all disk-full fast-clock\n");
   exit(2);
@@ -1462,6 +1905,8 @@ int main(int argc, char **argv) {
       }
     } else if (strcmp(argv[i], "--break-checks") == 0) {
       g.break_checks = true;
+    } else if (i + 1 < argc && strcmp(argv[i], "--check-history") == 0) {
+      return check_history_file(argv[i + 1]);
     } else if (strcmp(argv[i], "--strict") == 0) {
       g.strict = true;
     } else if (i + 1 < argc && strcmp(argv[i], "--replicas") == 0) {
@@ -1506,6 +1951,7 @@ int main(int argc, char **argv) {
   for (int i = 0; i < g.n; i++) {
     replica_spawn(i, false);
   }
+  monitor_start();
   nem_net_enter_client(&g.net);
   CHECK(wait_leader(20000) >= 0, "no leader within 20 s (logs in %s)", g.dir);
   nem_workload_start(g.endpoints, g.net.client_addr);

@@ -11,6 +11,8 @@
 
 #include "history.h"
 
+struct synod_client;
+
 #define NEM_REPLICAS_MAX 5
 #define NEM_CLIENT_PORT 7700
 #define NEM_PEER_PORT 7701
@@ -125,9 +127,24 @@ struct nem_sub_record {
   size_t n, cap;
 };
 
+/* Who made a counter operation and what it was told, for the saved
+ * history (ops[i] goes with meta[i]): a workload client's id, or one of
+ * these. */
+#define NEM_CLIENT_PROBE 100   /* the stale-leader probe */
+#define NEM_CLIENT_FINAL 101   /* the read after the round */
+#define NEM_CLIENT_CARRIED 102 /* an earlier round's unknown outcome */
+struct nem_op_meta {
+  int client;
+  int rv;           /* the library's status (0, SYNOD_ETIMEDOUT, ...) */
+  int round;        /* the round it was made in */
+  uint64_t session; /* the client's session when the call returned */
+  char why[96];     /* the library's message, for a failure */
+};
+
 /* What the workload recorded since the last nem_workload_take. */
 struct nem_record {
   struct history_counter_entry *ops;
+  struct nem_op_meta *meta; /* one per op */
   size_t ops_n, ops_cap;
   struct nem_hold *holds;
   size_t holds_n, holds_cap;
@@ -157,6 +174,10 @@ void nem_workload_round(int k);
  * ends the subscriptions. False with why if the offsets could not be
  * read. */
 bool nem_workload_channels_finish(uint32_t timeout_ms, char *why, size_t len);
+/* After the round's channels were checked: deletes them, so that the
+ * replicated state (and each replica's tmpfs) does not grow with every
+ * round. False with why if a delete failed. */
+bool nem_workload_channels_delete(char *why, size_t len);
 /* Pauses every client between operations (a lock client releases first);
  * waits up to timeout_ms. Returns false if some client did not stop. */
 bool nem_workload_pause(uint32_t timeout_ms);
@@ -168,12 +189,14 @@ uint64_t nem_workload_last_ok(enum nem_kind k);
 void nem_workload_stop(void);
 
 /* Adds a read of the counter to the history, as one of the workload's
- * (used by the stale-leader probe: reads sent to one replica only). */
-void nem_record_get(uint64_t invoke_us, uint64_t complete_us, int rv,
-                    int64_t value);
+ * (used by the stale-leader probe: reads sent to one replica only).
+ * client: NEM_CLIENT_*; c: its client, for its session and message. */
+void nem_record_get(int client, struct synod_client *c, uint64_t invoke_us,
+                    uint64_t complete_us, int rv, int64_t value);
 
 /* Adds one counter operation to the history, as one of the workload's. */
-void nem_record_op(const struct history_counter_entry *e);
+void nem_record_op(int client, struct synod_client *c, int rv,
+                   const struct history_counter_entry *e);
 
 uint64_t nem_now_us(void);
 

@@ -70,6 +70,7 @@ static struct {
   char channels[NEM_CHANNELS][64];
   char prefix[64];
   struct subscriber *subs;
+  int round; /* the round being run, for the ops' metadata */
 } w = {.mu = PTHREAD_MUTEX_INITIALIZER};
 
 #define PUSH(arr, n, cap, item)                                                \
@@ -96,8 +97,31 @@ static void stat_note(enum nem_kind k, bool ok, uint64_t invoke_us) {
   }
 }
 
-void nem_record_get(uint64_t invoke_us, uint64_t complete_us, int rv,
-                    int64_t value) {
+/* Appends e and its metadata; the caller holds w.mu. */
+static void record_counter_locked(const struct history_counter_entry *e,
+                                  int client, struct synod_client *c, int rv) {
+  struct nem_op_meta m = {.client = client, .rv = rv, .round = w.round};
+  if (c != NULL) {
+    m.session = synod_session_id(c);
+  }
+  if (rv != 0) {
+    snprintf(m.why, sizeof m.why, "%s", synod_client_errmsg());
+  }
+  if (w.rec.ops_n == w.rec.ops_cap) {
+    w.rec.ops_cap = w.rec.ops_cap ? 2 * w.rec.ops_cap : 256;
+    w.rec.ops = realloc(w.rec.ops, w.rec.ops_cap * sizeof *w.rec.ops);
+    w.rec.meta = realloc(w.rec.meta, w.rec.ops_cap * sizeof *w.rec.meta);
+    if (w.rec.ops == NULL || w.rec.meta == NULL) {
+      abort();
+    }
+  }
+  w.rec.ops[w.rec.ops_n] = *e;
+  w.rec.meta[w.rec.ops_n] = m;
+  w.rec.ops_n++;
+}
+
+void nem_record_get(int client, struct synod_client *c, uint64_t invoke_us,
+                    uint64_t complete_us, int rv, int64_t value) {
   if (rv != 0) {
     return; /* a read that failed changed nothing: leave it out */
   }
@@ -106,13 +130,14 @@ void nem_record_get(uint64_t invoke_us, uint64_t complete_us, int rv,
                                     .complete = complete_us,
                                     .value = value};
   pthread_mutex_lock(&w.mu);
-  PUSH(w.rec.ops, w.rec.ops_n, w.rec.ops_cap, e);
+  record_counter_locked(&e, client, c, rv);
   pthread_mutex_unlock(&w.mu);
 }
 
-void nem_record_op(const struct history_counter_entry *e) {
+void nem_record_op(int client, struct synod_client *c, int rv,
+                   const struct history_counter_entry *e) {
   pthread_mutex_lock(&w.mu);
-  PUSH(w.rec.ops, w.rec.ops_n, w.rec.ops_cap, *e);
+  record_counter_locked(e, client, c, rv);
   pthread_mutex_unlock(&w.mu);
 }
 
@@ -282,7 +307,7 @@ static void add_once(struct client *cl) {
     e.pending = true;
   }
   pthread_mutex_lock(&w.mu);
-  PUSH(w.rec.ops, w.rec.ops_n, w.rec.ops_cap, e);
+  record_counter_locked(&e, cl->id, cl->c, rv);
   stat_note(NEM_ADD, rv == 0, e.invoke);
   pthread_mutex_unlock(&w.mu);
   sleep_ms(5); /* a few hundred adds a second: the machine is shared */
@@ -292,7 +317,7 @@ static void get_once(struct client *cl) {
   int64_t v = 0;
   uint64_t t0 = nem_now_us();
   int rv = synod_counter_get(cl->c, NEM_COUNTER_NAME, 0, OP_TIMEOUT_MS, &v);
-  nem_record_get(t0, nem_now_us(), rv, v);
+  nem_record_get(cl->id, cl->c, t0, nem_now_us(), rv, v);
   pthread_mutex_lock(&w.mu);
   stat_note(NEM_GET, rv == 0, t0);
   pthread_mutex_unlock(&w.mu);
@@ -575,6 +600,7 @@ static void subscribers_start(void) {
 
 void nem_workload_round(int k) {
   pthread_mutex_lock(&w.mu);
+  w.round = k;
   snprintf(w.prefix, sizeof w.prefix, "nem/%d/", k);
   for (int c = 0; c < NEM_CHANNELS; c++) {
     snprintf(w.channels[c], sizeof w.channels[c], "nem/%d/%c", k, 'a' + c);
@@ -636,6 +662,23 @@ bool nem_workload_channels_finish(uint32_t timeout_ms, char *why, size_t len) {
     pthread_mutex_unlock(&sb->mu);
   }
   return read;
+}
+
+bool nem_workload_channels_delete(char *why, size_t len) {
+  struct synod_client *c = w.clients[0].c;
+  bool ok = true;
+  for (int k = 0; k < NEM_CHANNELS; k++) {
+    int rv = SYNOD_ETIMEDOUT;
+    for (int tries = 0; tries < 5 && rv != 0 && rv != SYNOD_ENOTFOUND;
+         tries++) {
+      rv = synod_channel_delete(c, w.channels[k], OP_TIMEOUT_MS, NULL);
+    }
+    if (rv != 0 && rv != SYNOD_ENOTFOUND && ok) {
+      snprintf(why, len, "channel %s: %s", w.channels[k], synod_errname(rv));
+      ok = false;
+    }
+  }
+  return ok;
 }
 
 static void *client_main(void *arg) {
@@ -744,6 +787,7 @@ uint64_t nem_workload_last_ok(enum nem_kind k) {
 
 void nem_record_free(struct nem_record *r) {
   free(r->ops);
+  free(r->meta);
   free(r->holds);
   free(r->leads);
   free(r->refusals);
