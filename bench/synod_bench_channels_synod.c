@@ -136,6 +136,7 @@ static void channel_delete(struct synod_impl *im, const char *name) {
 struct counters {
   double syncs, synced_entries, snapshots, snapshot_bytes;
   double sync_s, sync_n; /* synod_log_sync_duration_seconds sum, count */
+  double ckpt_s, ckpt_n; /* synod_store_checkpoint_duration_seconds */
 };
 
 static double metric(const char *text, const char *name) {
@@ -174,6 +175,8 @@ static void counters_read(const struct cluster_node *nd, struct counters *c) {
   c->snapshot_bytes = metric(text, "synod_snapshot_taken_bytes_total");
   c->sync_s = metric(text, "synod_log_sync_duration_seconds_sum");
   c->sync_n = metric(text, "synod_log_sync_duration_seconds_count");
+  c->ckpt_s = metric(text, "synod_store_checkpoint_duration_seconds_sum");
+  c->ckpt_n = metric(text, "synod_store_checkpoint_duration_seconds_count");
   free(text);
 }
 
@@ -191,12 +194,14 @@ static void counters_note(struct synod_impl *im, const struct counters *a,
     double syncs = b[i].syncs - a[i].syncs;
     double ents = b[i].synced_entries - a[i].synced_entries;
     double sync_n = b[i].sync_n - a[i].sync_n;
+    double ckpt_n = b[i].ckpt_n - a[i].ckpt_n;
     at += (size_t)snprintf(
         out + at, len - at,
         "%s%s: %.0f syncs of %.1f entries taking %.2f ms on average, %.0f "
-        "snapshots of %.0f MiB",
+        "checkpoints of %.1f ms, %.0f snapshots of %.0f MiB",
         i ? "; " : "", im->c.nodes[i].name, syncs, syncs > 0 ? ents / syncs : 0,
-        sync_n > 0 ? (b[i].sync_s - a[i].sync_s) / sync_n * 1000 : 0,
+        sync_n > 0 ? (b[i].sync_s - a[i].sync_s) / sync_n * 1000 : 0, ckpt_n,
+        ckpt_n > 0 ? (b[i].ckpt_s - a[i].ckpt_s) / ckpt_n * 1000 : 0,
         b[i].snapshots - a[i].snapshots,
         b[i].snapshots > a[i].snapshots
             ? (b[i].snapshot_bytes - a[i].snapshot_bytes) /
