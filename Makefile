@@ -6,8 +6,8 @@ BUILD_FUZZ ?= build-fuzz
 JOBS       ?= $(shell nproc)
 CMAKE_ARGS ?=
 
-.PHONY: all deps deps-test build build-asan run test test-asan test-fast bench clean \
-        fuzz fuzz-smoke
+.PHONY: all deps deps-test build build-asan run test test-asan test-fast bench \
+        bench-channels clean fuzz fuzz-smoke
 
 all: build
 
@@ -60,6 +60,35 @@ bench: deps
 	  echo "bench: could not install etcd-server; synod only"; \
 	fi
 	@$(BUILD)/bin/synod-bench $(BENCH_ARGS)
+
+# synod's channels against NATS JetStream and Redis Streams, side by side
+# (bench/README.md). The peers' servers and client libraries (nats-server,
+# redis-server, libnats-dev, libhiredis-dev) are this bench's own
+# dependencies: installed here, if missing, and never by scripts/deps.sh.
+# Without a server the bench says so and runs the rest; without the
+# libraries synod-bench-channels is not built. Builds only it and synodd.
+# Flags: make bench-channels BENCH_ARGS=--quick
+BENCH_CHANNELS_PKGS = nats-server redis-server libnats-dev libhiredis-dev
+
+bench-channels: deps
+	@missing=""; for p in $(BENCH_CHANNELS_PKGS); do \
+	  status=$$(dpkg-query -W -f='$${Status}' $$p 2>/dev/null || true); \
+	  [ "$$status" = "install ok installed" ] || missing="$$missing $$p"; \
+	done; \
+	if [ -n "$$missing" ]; then \
+	  echo "bench-channels: installing$$missing"; \
+	  SUDO=""; [ "$$(id -u)" -eq 0 ] || SUDO=sudo; \
+	  export DEBIAN_FRONTEND=noninteractive; \
+	  { $$SUDO apt-get update -qq && \
+	    $$SUDO apt-get install -y -qq --no-install-recommends \
+	      $$missing >/dev/null; } || \
+	  echo "bench-channels: could not install$$missing"; \
+	fi
+	@cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo $(CMAKE_ARGS) >/dev/null
+	@cmake --build $(BUILD) -j $(JOBS) --target synod-bench-channels -- \
+	  --no-print-directory || { echo "bench-channels: not built (it needs \
+	  libnats-dev and libhiredis-dev)"; exit 1; }
+	@$(BUILD)/bin/synod-bench-channels $(BENCH_ARGS)
 
 # The libFuzzer harnesses (tests/fuzz/README.md), built with clang in
 # $(BUILD_FUZZ), one after the other: `make fuzz` runs each FUZZ_SECONDS

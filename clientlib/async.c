@@ -55,6 +55,22 @@ static void deliver_typed(struct op *op, int status,
   case OP_CHANNEL_CURSOR_GET:
     ((synod_channel_cursor_cb)op->user_cb)(arg, status, ok ? &r->cursor : NULL);
     break;
+  case OP_CHANNEL_CREATE:
+  case OP_CHANNEL_INFO:
+  case OP_CHANNEL_DELETE:
+    ((synod_channel_info_cb)op->user_cb)(arg, status, ok ? &r->channel : NULL);
+    break;
+  case OP_CHANNEL_PUBLISH:
+    ((synod_channel_published_cb)op->user_cb)(arg, status,
+                                              ok ? &r->published : NULL);
+    break;
+  case OP_CHANNEL_READ:
+    ((synod_channel_messages_cb)op->user_cb)(arg, status,
+                                             ok ? &r->messages : NULL);
+    break;
+  case OP_CHANNEL_LIST:
+    ((synod_channel_list_cb)op->user_cb)(arg, status, ok ? &r->channels : NULL);
+    break;
   default: /* get, set, add, get-add */
     ((synod_counter_cb)op->user_cb)(arg, status, ok ? &r->value : NULL);
     break;
@@ -245,4 +261,51 @@ int synod_async_channel_cursor_get(struct synod_async *a, const char *channel,
                                    synod_channel_cursor_cb cb, void *arg) {
   struct op_args args = {.name = channel, .name2 = cursor, .flags = flags};
   return submit(a, OP_CHANNEL_CURSOR_GET, &args, (any_cb)cb, arg, 0);
+}
+
+int synod_async_channel_create(struct synod_async *a, const char *name,
+                               const struct synod_channel_limits *limits,
+                               synod_channel_info_cb cb, void *arg) {
+  struct op_args args = {.name = name, .limits = limits};
+  return submit(a, OP_CHANNEL_CREATE, &args, (any_cb)cb, arg, 0);
+}
+
+int synod_async_channel_publish(struct synod_async *a, const char *name,
+                                const void *const *messages, const size_t *lens,
+                                size_t n, const char *message_id,
+                                synod_channel_published_cb cb, void *arg) {
+  struct op_args args = {.name = name,
+                         .name2 = message_id,
+                         .messages = messages,
+                         .lens = lens,
+                         .messages_n = n};
+  return submit(a, OP_CHANNEL_PUBLISH, &args, (any_cb)cb, arg, 0);
+}
+
+int synod_async_channel_read(struct synod_async *a, const char *name,
+                             uint64_t from, uint32_t max, unsigned flags,
+                             synod_channel_messages_cb cb, void *arg) {
+  struct op_args args = {
+      .name = name, .from = from, .limit = max, .flags = flags};
+  return submit(a, OP_CHANNEL_READ, &args, (any_cb)cb, arg, 0);
+}
+
+int synod_async_channel_info(struct synod_async *a, const char *name,
+                             unsigned flags, synod_channel_info_cb cb,
+                             void *arg) {
+  struct op_args args = {.name = name, .flags = flags};
+  return submit(a, OP_CHANNEL_INFO, &args, (any_cb)cb, arg, 0);
+}
+
+int synod_async_channel_list(struct synod_async *a, const char *after,
+                             uint32_t limit, unsigned flags,
+                             synod_channel_list_cb cb, void *arg) {
+  struct op_args args = {.name = after, .limit = limit, .flags = flags};
+  return submit(a, OP_CHANNEL_LIST, &args, (any_cb)cb, arg, 0);
+}
+
+int synod_async_channel_delete(struct synod_async *a, const char *name,
+                               synod_channel_info_cb cb, void *arg) {
+  struct op_args args = {.name = name};
+  return submit(a, OP_CHANNEL_DELETE, &args, (any_cb)cb, arg, 0);
 }

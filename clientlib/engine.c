@@ -18,17 +18,30 @@ uint64_t engine_now(struct synod_async *a) {
 
 /* ------------------------------------------------------------ the list */
 
+/* A sequenced op that has no sequence yet: it waits for a window slot. */
+static bool op_unsequenced(const struct op *op) {
+  return op_kind_sequenced(op->kind) && op->sequence == 0;
+}
+
 static void op_link_tail(struct synod_async *a, struct op *op) {
   op->prev = a->ops.prev;
   op->next = &a->ops;
   a->ops.prev->next = op;
   a->ops.prev = op;
+  a->ops_n++;
+  a->ops_unsequenced += op_unsequenced(op);
 }
 
 static void op_unlink(struct synod_async *a, struct op *op) {
   op->prev->next = op->next;
   op->next->prev = op->prev;
   op->next = op->prev = NULL;
+  assert(a->ops_n > 0);
+  a->ops_n--;
+  if (op_unsequenced(op)) {
+    assert(a->ops_unsequenced > 0);
+    a->ops_unsequenced--;
+  }
   if (op->sequence != 0 && op->session_id == a->session_id) {
     assert(a->inflight_sequenced > 0);
     a->inflight_sequenced--;
@@ -100,6 +113,8 @@ static void op_try_send(struct synod_async *a, struct op *op) {
     op->sequence = ++a->last_sequence;
     op->session_id = a->session_id;
     a->inflight_sequenced++;
+    assert(a->ops_unsequenced > 0);
+    a->ops_unsequenced--;
   }
   op->req.id = op->id;
   op->req.sequence = op->sequence;
@@ -134,7 +149,15 @@ void engine_flush(struct synod_async *a) {
     return;
   }
   session_open_if_needed(a);
+  /* left: ops not looked at yet; waiting: those of them unsequenced. */
+  size_t left = a->ops_n, waiting = a->ops_unsequenced;
   for (struct op *op = a->ops.next; op != &a->ops; op = op->next) {
+    if (left == waiting && a->inflight_sequenced >= SYNOD_INFLIGHT_MAX) {
+      break; /* the rest wait for a slot, and none is free */
+    }
+    waiting -= op_unsequenced(op);
+    left--;
+    a->flush_visits++;
     op_try_send(a, op);
   }
   stream_flush(&a->conn->s);

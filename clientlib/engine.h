@@ -369,8 +369,15 @@ struct synod_async {
   uv_timer_t session_timer; /* next jeopardy/lost transition */
   uv_timer_t sweep_timer;   /* request deadlines */
   unsigned handles_open;
-  /* Requests: a circular list with `ops` as its sentinel. */
+  /* Requests: a circular list with `ops` as its sentinel. ops_n counts
+   * them; ops_unsequenced those of them that are sequenced and wait for
+   * a sequence (a slot in the session's window): engine_flush stops
+   * looking once every op left waits for one and no slot is free, so a
+   * deep queue of publishes costs a flush O(ops in flight), not O(queue). */
   struct op ops;
+  size_t ops_n;
+  size_t ops_unsequenced;
+  uint64_t flush_visits; /* ops engine_flush looked at, ever (for tests) */
   uint64_t next_id;
   /* Session. Invariant: session_id != 0 iff state is OPEN or JEOPARDY;
    * inflight_sequenced counts ops holding a sequence of session_id. */

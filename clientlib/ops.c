@@ -138,6 +138,10 @@ static int op_copy_messages(struct op *op, const struct op_args *args,
                   args->messages_n);
     return SYNOD_EINVAL;
   }
+  if (args->messages == NULL || args->lens == NULL) {
+    errmsg_printf(errmsg, "channel publish: no messages or no lengths");
+    return SYNOD_EINVAL;
+  }
   for (size_t i = 0; i < args->messages_n; i++) {
     total += args->lens[i];
   }

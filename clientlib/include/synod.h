@@ -698,6 +698,49 @@ int synod_channel_list(struct synod_client *c, const char *after,
 int synod_channel_delete(struct synod_client *c, const char *name,
                          uint32_t timeout_ms, struct synod_channel_info *out);
 
+/* The channel calls on a synod_async, with the contracts of the blocking
+ * ones above and the async rules (callbacks on the loop's thread, exactly
+ * once when the call returned 0; the result borrowed until the callback
+ * returns and NULL when status != 0). Each copies its arguments (names,
+ * limits, the messages) before it returns. Errors returned directly:
+ * SYNOD_EINVAL (a bad name; publish: n outside 1..1000), SYNOD_ENOMEM,
+ * SYNOD_ESHUTDOWN (closing); the message is in synod_async_last_errmsg.
+ * A publish is a write in the client's session, applied exactly once
+ * however often a failover makes the library send it; SYNOD_ETIMEDOUT
+ * after request_timeout_ms leaves its outcome unknown. Any number of
+ * publishes may be outstanding: SYNOD_INFLIGHT_MAX of the session's
+ * writes are in flight, the others wait their turn in the library. */
+typedef void (*synod_channel_info_cb)(void *arg, int status,
+                                      const struct synod_channel_info *info);
+typedef void (*synod_channel_published_cb)(
+    void *arg, int status, const struct synod_channel_published *published);
+typedef void (*synod_channel_messages_cb)(
+    void *arg, int status, const struct synod_channel_messages *messages);
+typedef void (*synod_channel_list_cb)(void *arg, int status,
+                                      const struct synod_channel_list *list);
+
+/* limits may be NULL (the defaults). */
+int synod_async_channel_create(struct synod_async *a, const char *name,
+                               const struct synod_channel_limits *limits,
+                               synod_channel_info_cb cb, void *arg);
+/* messages[i] has lens[i] bytes, i < n; message_id may be NULL. */
+int synod_async_channel_publish(struct synod_async *a, const char *name,
+                                const void *const *messages, const size_t *lens,
+                                size_t n, const char *message_id,
+                                synod_channel_published_cb cb, void *arg);
+int synod_async_channel_read(struct synod_async *a, const char *name,
+                             uint64_t from, uint32_t max, unsigned flags,
+                             synod_channel_messages_cb cb, void *arg);
+int synod_async_channel_info(struct synod_async *a, const char *name,
+                             unsigned flags, synod_channel_info_cb cb,
+                             void *arg);
+/* after may be NULL (from the first name). */
+int synod_async_channel_list(struct synod_async *a, const char *after,
+                             uint32_t limit, unsigned flags,
+                             synod_channel_list_cb cb, void *arg);
+int synod_async_channel_delete(struct synod_async *a, const char *name,
+                               synod_channel_info_cb cb, void *arg);
+
 /* ------------------------------------------------------- subscriptions
  *
  * A subscription delivers messages in order, each once: one channel's

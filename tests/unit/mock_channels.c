@@ -1,9 +1,10 @@
-/* The mock's channels, included by mock_synodd.c: publish, info, durable
- * cursors and subscriptions with credits, pushed as ChannelDelivery
- * events in the order of one log (msgs, by index). Knobs (struct mock)
- * make a subscription misbehave the ways the library must survive: the
- * connection dropped mid-stream, a replica that starts early or repeats
- * itself, a gap, compaction, a replica that stops. */
+/* The mock's channels, included by mock_synodd.c: create, publish, read,
+ * list, info, delete, durable cursors and subscriptions with credits,
+ * pushed as ChannelDelivery events in the order of one log (msgs, by
+ * index). Knobs (struct mock) make a subscription misbehave the ways the
+ * library must survive: the connection dropped mid-stream, a replica
+ * that starts early or repeats itself, a gap, compaction, a replica that
+ * stops. */
 
 #define MOCK_BATCH_DEFAULT 64
 
@@ -223,11 +224,39 @@ static int mock_cursor_commit(struct mock *m,
   return 0;
 }
 
+/* Create (limits are not kept: the answer has none) and delete (the
+ * slot is freed; its messages stay in the log, as the mock never forgets
+ * one). */
+static int mock_channel_create_delete(struct mock *m, const Synod__Request *q,
+                                      Synod__Response *r,
+                                      Synod__ChannelInfo *ci) {
+  bool create = q->body_case == SYNOD__REQUEST__BODY_CHANNEL_CREATE;
+  const char *name = create ? q->channel_create->name : q->channel_delete->name;
+  struct mock_channel *ch = mock_channel(m, name, create);
+  if (ch == NULL) {
+    return create ? SYNOD_ELIMIT : SYNOD_ENOTFOUND;
+  }
+  m->index++;
+  ci->name = ch->name;
+  ci->first_offset = ch->first_offset;
+  ci->next_offset = ch->next_offset;
+  ci->messages = ch->next_offset - ch->first_offset;
+  r->body_case = SYNOD__RESPONSE__BODY_CHANNEL_INFO;
+  r->channel_info = ci;
+  if (!create) {
+    ch->name[0] = '\0'; /* ci->name is read before the slot is reused */
+    snprintf(m->deleted_name, sizeof m->deleted_name, "%s", name);
+    ci->name = m->deleted_name;
+  }
+  return 0;
+}
+
 /* Applies a sequenced channel request; returns its status (r filled on
  * success). The answer's bodies live in *bodies. */
 struct mock_channel_bodies {
   Synod__ChannelPublishReply pr;
   Synod__ChannelCursor cr;
+  Synod__ChannelInfo ci;
 };
 
 static int mock_channel_mutate(struct mock *m, const Synod__Request *q,
@@ -235,13 +264,81 @@ static int mock_channel_mutate(struct mock *m, const Synod__Request *q,
                                struct mock_channel_bodies *b) {
   synod__channel_publish_reply__init(&b->pr);
   synod__channel_cursor__init(&b->cr);
+  synod__channel_info__init(&b->ci);
   if (q->body_case == SYNOD__REQUEST__BODY_CHANNEL_PUBLISH) {
     return mock_publish(m, q->channel_publish, r, &b->pr);
+  }
+  if (q->body_case == SYNOD__REQUEST__BODY_CHANNEL_CREATE ||
+      q->body_case == SYNOD__REQUEST__BODY_CHANNEL_DELETE) {
+    return mock_channel_create_delete(m, q, r, &b->ci);
   }
   return mock_cursor_commit(m, q->channel_cursor_commit, r, &b->cr);
 }
 
 /* ------------------------------------------------------------ reads */
+
+/* ChannelRead: at most `max` (0: 16, at most 16) of one channel's
+ * messages from `from` (0: the first retained). */
+#define MOCK_READ_MAX 16
+static void mock_channel_messages(struct mock *m, uint64_t conn_id,
+                                  const Synod__ChannelRead *q,
+                                  uint64_t request_id) {
+  Synod__Response r = SYNOD__RESPONSE__INIT;
+  Synod__ChannelMessages cm = SYNOD__CHANNEL_MESSAGES__INIT;
+  Synod__ChannelMessage pbs[MOCK_READ_MAX], *ptrs[MOCK_READ_MAX];
+  struct mock_channel *ch = mock_channel(m, q->name, false);
+  uint64_t from = q->from ? q->from : 1;
+  size_t max = q->max && q->max < MOCK_READ_MAX ? q->max : MOCK_READ_MAX;
+  if (ch != NULL && from < ch->first_offset) {
+    mock_error(m, conn_id, request_id, SYNOD_ECOMPACTED, "compacted", "");
+    return;
+  }
+  cm.first_offset = ch ? ch->first_offset : 1;
+  cm.next_offset = ch ? ch->next_offset : 1;
+  cm.messages = ptrs;
+  for (size_t i = 0; ch != NULL && i < m->msgs_n && cm.n_messages < max; i++) {
+    const struct mock_msg *x = &m->msgs[i];
+    if (strcmp(x->channel, ch->name) == 0 && x->offset >= from) {
+      mock_pb_message(x, &pbs[cm.n_messages], false);
+      ptrs[cm.n_messages] = &pbs[cm.n_messages];
+      cm.n_messages++;
+    }
+  }
+  r.id = request_id;
+  r.body_case = SYNOD__RESPONSE__BODY_CHANNEL_MESSAGES;
+  r.channel_messages = &cm;
+  mock_send(m, conn_id, &r);
+}
+
+/* ChannelList: the channels in slot order (the tests create them in
+ * name order), those after `after`, at most `limit` (0: all). */
+static void mock_channel_list(struct mock *m, uint64_t conn_id,
+                              const Synod__ChannelList *q,
+                              uint64_t request_id) {
+  Synod__Response r = SYNOD__RESPONSE__INIT;
+  Synod__ChannelListReply lr = SYNOD__CHANNEL_LIST_REPLY__INIT;
+  Synod__ChannelInfo cis[MOCK_MAX], *ptrs[MOCK_MAX];
+  lr.channels = ptrs;
+  for (int i = 0; i < MOCK_MAX; i++) {
+    struct mock_channel *ch = &m->channels[i];
+    if (!ch->name[0] || strcmp(ch->name, q->after) <= 0) {
+      continue;
+    }
+    if (q->limit != 0 && lr.n_channels == q->limit) {
+      lr.more = true;
+      break;
+    }
+    synod__channel_info__init(&cis[lr.n_channels]);
+    cis[lr.n_channels].name = ch->name;
+    cis[lr.n_channels].next_offset = ch->next_offset;
+    ptrs[lr.n_channels] = &cis[lr.n_channels];
+    lr.n_channels++;
+  }
+  r.id = request_id;
+  r.body_case = SYNOD__RESPONSE__BODY_CHANNEL_LIST;
+  r.channel_list = &lr;
+  mock_send(m, conn_id, &r);
+}
 
 static void mock_channel_read(struct mock *m, uint64_t conn_id,
                               const Synod__Request *q) {
@@ -251,6 +348,14 @@ static void mock_channel_read(struct mock *m, uint64_t conn_id,
   struct mock_channel *ch;
   struct mock_cursor *c = NULL;
   r.id = q->id;
+  if (q->body_case == SYNOD__REQUEST__BODY_CHANNEL_READ) {
+    mock_channel_messages(m, conn_id, q->channel_read, q->id);
+    return;
+  }
+  if (q->body_case == SYNOD__REQUEST__BODY_CHANNEL_LIST) {
+    mock_channel_list(m, conn_id, q->channel_list, q->id);
+    return;
+  }
   if (q->body_case == SYNOD__REQUEST__BODY_CHANNEL_INFO) {
     if ((ch = mock_channel(m, q->channel_info->name, false)) == NULL) {
       mock_error(m, conn_id, q->id, SYNOD_ENOTFOUND, "no such channel", "");

@@ -148,6 +148,7 @@ struct mock {
   struct mock_sub subs[MOCK_MAX];
   struct mock_msg *msgs; /* every message, in log order */
   size_t msgs_n, msgs_cap;
+  char deleted_name[SYNOD_NAME_MAX + 1]; /* the last channel deleted */
 };
 
 /* ------------------------------------------------------------ helpers */
@@ -517,6 +518,8 @@ static void mock_mutate(struct mock *m, uint64_t conn_id,
     break;
   case SYNOD__REQUEST__BODY_CHANNEL_PUBLISH:
   case SYNOD__REQUEST__BODY_CHANNEL_CURSOR_COMMIT:
+  case SYNOD__REQUEST__BODY_CHANNEL_CREATE:
+  case SYNOD__REQUEST__BODY_CHANNEL_DELETE:
     rv = mock_channel_mutate(m, q, &r, &chb);
     break;
   default:
@@ -701,6 +704,8 @@ static bool mock_is_sequenced(Synod__Request__BodyCase c) {
   case SYNOD__REQUEST__BODY_ELECTION_RESIGN:
   case SYNOD__REQUEST__BODY_CHANNEL_PUBLISH:
   case SYNOD__REQUEST__BODY_CHANNEL_CURSOR_COMMIT:
+  case SYNOD__REQUEST__BODY_CHANNEL_CREATE:
+  case SYNOD__REQUEST__BODY_CHANNEL_DELETE:
     return true;
   default:
     return false;
@@ -741,6 +746,8 @@ static void mock_request_cb(void *arg, uint64_t conn_id,
       mock_mutate(m, conn_id, q, s);
     }
   } else if (q->body_case == SYNOD__REQUEST__BODY_CHANNEL_INFO ||
+             q->body_case == SYNOD__REQUEST__BODY_CHANNEL_READ ||
+             q->body_case == SYNOD__REQUEST__BODY_CHANNEL_LIST ||
              q->body_case == SYNOD__REQUEST__BODY_CHANNEL_CURSOR_GET) {
     mock_channel_read(m, conn_id, q);
   } else {

@@ -4,7 +4,7 @@
  * silent; a gap and compaction end a subscription, never a silent skip;
  * credit follows the application (async: callbacks; blocking:
  * synod_subscription_next); durable cursors; the requests and results
- * themselves. */
+ * themselves; the async channel calls. */
 #include <check.h>
 #include <inttypes.h>
 #include <stdlib.h>
@@ -752,6 +752,286 @@ START_TEST(cursors_commit_and_get_and_subscriptions_start_after_them) {
 }
 END_TEST
 
+/* ------------------------------------------------ async channel calls */
+
+#define ASYNC_PUBS 40
+#define DEEP_MSG_BYTES 100
+
+struct async_calls {
+  int published, publish_errors;
+  uint64_t first[ASYNC_PUBS + 1], last[ASYNC_PUBS + 1];
+  int read, read_status;
+  size_t read_count;
+  uint64_t read_offsets[16];
+  char read_data[16][32];
+  uint64_t read_next;
+  int info, info_status;
+  uint64_t info_messages;
+  char info_name[16];
+};
+
+struct pub_arg {
+  struct async_calls *calls;
+  int i;
+};
+
+static void calls_published_cb(void *arg, int status,
+                               const struct synod_channel_published *p) {
+  struct pub_arg *pa = arg;
+  struct async_calls *w = pa->calls;
+  w->published++;
+  if (status != 0) {
+    ck_assert_ptr_null(p);
+    w->publish_errors++;
+    return;
+  }
+  w->first[pa->i] = p->first_offset;
+  w->last[pa->i] = p->last_offset;
+}
+
+static void calls_read_cb(void *arg, int status,
+                          const struct synod_channel_messages *m) {
+  struct async_calls *w = arg;
+  w->read++;
+  w->read_status = status;
+  if (status != 0) {
+    return;
+  }
+  w->read_count = m->count;
+  w->read_next = m->next_offset;
+  for (size_t i = 0; i < m->count && i < 16; i++) {
+    w->read_offsets[i] = m->messages[i].offset;
+    snprintf(w->read_data[i], sizeof w->read_data[i], "%.*s",
+             (int)m->messages[i].len, (const char *)m->messages[i].data);
+  }
+}
+
+static void calls_info_cb(void *arg, int status,
+                          const struct synod_channel_info *info) {
+  struct async_calls *w = arg;
+  w->info++;
+  w->info_status = status;
+  if (status == 0) {
+    w->info_messages = info->messages;
+    snprintf(w->info_name, sizeof w->info_name, "%s", info->name);
+  } else {
+    ck_assert_ptr_null(info);
+  }
+}
+
+/* The async channel calls. A publish of three messages and forty single
+ * ones made at once (more than SYNOD_INFLIGHT_MAX: the rest wait their
+ * turn in the library) each get one callback, at dense offsets; a read
+ * and an info see them; a bad call is refused at once, without a
+ * callback; a missing channel's info fails through the callback. */
+START_TEST(async_channel_publish_read_and_info_answer_through_callbacks) {
+  struct mock *m = mock_start();
+  struct async_client ac;
+  struct async_calls w = {0};
+  struct pub_arg args[ASYNC_PUBS + 1];
+  char bufs[ASYNC_PUBS + 1][16];
+  const void *ptrs[3];
+  size_t lens[3];
+  async_open(&ac, m->address, 0);
+  for (int i = 0; i < 3; i++) {
+    lens[i] = (size_t)snprintf(bufs[i], sizeof bufs[i], "ch:%d", i + 1);
+    ptrs[i] = bufs[i];
+  }
+  args[0] = (struct pub_arg){&w, 0};
+  ck_assert_int_eq(synod_async_channel_publish(ac.a, "ch", ptrs, lens, 3, NULL,
+                                               calls_published_cb, &args[0]),
+                   0);
+  for (int i = 1; i <= ASYNC_PUBS; i++) {
+    size_t len = (size_t)snprintf(bufs[i], sizeof bufs[i], "ch:%d", i + 3);
+    const void *ptr = bufs[i];
+    args[i] = (struct pub_arg){&w, i};
+    ck_assert_int_eq(synod_async_channel_publish(ac.a, "ch", &ptr, &len, 1,
+                                                 NULL, calls_published_cb,
+                                                 &args[i]),
+                     0);
+    bufs[i][0] = 'X'; /* copied: the library must not read it later */
+  }
+  ck_assert_int_eq(synod_async_channel_publish(ac.a, "ch", ptrs, lens, 0, NULL,
+                                               calls_published_cb, &args[0]),
+                   SYNOD_EINVAL);
+  ck_assert_ptr_nonnull(strstr(synod_async_last_errmsg(ac.a), "1 to 1000"));
+  ck_assert_int_eq(synod_async_channel_publish(ac.a, "", ptrs, lens, 1, NULL,
+                                               calls_published_cb, &args[0]),
+                   SYNOD_EINVAL);
+  ck_assert_int_eq(synod_async_channel_publish(ac.a, "ch", NULL, NULL, 1, NULL,
+                                               calls_published_cb, &args[0]),
+                   SYNOD_EINVAL);
+  RUN_UNTIL(&ac, w.published == ASYNC_PUBS + 1, slow(5000));
+  ck_assert_int_eq(w.publish_errors, 0);
+  ck_assert_uint_eq(w.first[0], 1);
+  ck_assert_uint_eq(w.last[0], 3);
+  for (int i = 1; i <= ASYNC_PUBS; i++) {
+    ck_assert_uint_eq(w.first[i], (uint64_t)i + 3);
+    ck_assert_uint_eq(w.last[i], (uint64_t)i + 3);
+  }
+  ck_assert_int_eq(
+      synod_async_channel_read(ac.a, "ch", 2, 5, 0, calls_read_cb, &w), 0);
+  ck_assert_int_eq(
+      synod_async_channel_info(ac.a, "ch", SYNOD_READ_STALE, calls_info_cb, &w),
+      0);
+  RUN_UNTIL(&ac, w.read == 1 && w.info == 1, slow(5000));
+  ck_assert_int_eq(w.read_status, 0);
+  ck_assert_uint_eq(w.read_count, 5);
+  ck_assert_uint_eq(w.read_next, ASYNC_PUBS + 4);
+  for (size_t i = 0; i < 5; i++) {
+    char want[16];
+    snprintf(want, sizeof want, "ch:%zu", i + 2);
+    ck_assert_uint_eq(w.read_offsets[i], i + 2);
+    ck_assert_str_eq(w.read_data[i], want);
+  }
+  ck_assert_int_eq(w.info_status, 0);
+  ck_assert_uint_eq(w.info_messages, ASYNC_PUBS + 3);
+  ck_assert_str_eq(w.info_name, "ch");
+  ck_assert_int_eq(synod_async_channel_info(ac.a, "nope", 0, calls_info_cb, &w),
+                   0);
+  RUN_UNTIL(&ac, w.info == 2, slow(5000));
+  ck_assert_int_eq(w.info_status, SYNOD_ENOTFOUND);
+  async_close(&ac);
+  mock_stop(m);
+}
+END_TEST
+
+#define DEEP_PUBS 3000
+
+static void deep_published_cb(void *arg, int status,
+                              const struct synod_channel_published *p) {
+  int *done = arg;
+  (void)p;
+  ck_assert_int_eq(status, 0);
+  (*done)++;
+}
+
+/* Publishes far beyond the session's window wait in the library: each
+ * new one, and each answer that frees a slot, costs the engine a look at
+ * the ops in flight, not at the whole queue (which made a fast publisher
+ * quadratic: 3,000 queued publishes took 9 million looks, a paced
+ * 40,000/s publisher starved its own keepalives). */
+START_TEST(a_deep_queue_of_async_publishes_costs_each_flush_the_window) {
+  struct mock *m = mock_start();
+  struct async_client ac;
+  uint8_t msg[DEEP_MSG_BYTES] = {0};
+  const void *ptr = msg;
+  size_t len = sizeof msg;
+  int done = 0;
+  async_open(&ac, m->address, 0);
+  ck_assert_int_eq(synod_async_channel_publish(ac.a, "ch", &ptr, &len, 1, NULL,
+                                               deep_published_cb, &done),
+                   0);
+  RUN_UNTIL(&ac, done == 1, slow(5000)); /* connected, a session open */
+  uint64_t visits = ac.a->flush_visits;
+  for (int i = 0; i < DEEP_PUBS; i++) {
+    ck_assert_int_eq(synod_async_channel_publish(ac.a, "ch", &ptr, &len, 1,
+                                                 NULL, deep_published_cb,
+                                                 &done),
+                     0);
+  }
+  ck_assert_uint_eq(ac.a->ops_n, DEEP_PUBS);
+  ck_assert_uint_eq(ac.a->ops_unsequenced, DEEP_PUBS - SYNOD_INFLIGHT_MAX);
+  RUN_UNTIL(&ac, done == DEEP_PUBS + 1, slow(20000));
+  /* About (window + 1) looks per submit and per answer. */
+  ck_assert_uint_lt(ac.a->flush_visits - visits,
+                    (uint64_t)4 * (SYNOD_INFLIGHT_MAX + 2) * DEEP_PUBS);
+  ck_assert_uint_eq(ac.a->ops_unsequenced, 0);
+  async_close(&ac);
+  mock_stop(m);
+}
+END_TEST
+
+struct admin_calls {
+  int created, create_status;
+  uint64_t created_next;
+  int listed, list_status;
+  size_t list_count;
+  bool list_more;
+  char list_first[16];
+  int deleted, delete_status;
+  char deleted_name[16];
+};
+
+static void admin_create_cb(void *arg, int status,
+                            const struct synod_channel_info *info) {
+  struct admin_calls *w = arg;
+  w->created++;
+  w->create_status = status;
+  w->created_next = status == 0 ? info->next_offset : 0;
+}
+
+static void admin_list_cb(void *arg, int status,
+                          const struct synod_channel_list *l) {
+  struct admin_calls *w = arg;
+  w->listed++;
+  w->list_status = status;
+  if (status == 0) {
+    w->list_count = l->count;
+    w->list_more = l->more;
+    snprintf(w->list_first, sizeof w->list_first, "%s",
+             l->count ? l->channels[0].name : "");
+  }
+}
+
+static void admin_delete_cb(void *arg, int status,
+                            const struct synod_channel_info *info) {
+  struct admin_calls *w = arg;
+  w->deleted++;
+  w->delete_status = status;
+  if (status == 0) {
+    snprintf(w->deleted_name, sizeof w->deleted_name, "%s", info->name);
+  }
+}
+
+/* The async create, list and delete: each answers through its own
+ * callback with its result (a channel's info, a page of the list, the
+ * deleted channel as it was); deleting a missing channel fails there. */
+START_TEST(async_channel_create_list_and_delete_answer_through_callbacks) {
+  struct mock *m = mock_start();
+  struct async_client ac;
+  struct admin_calls w = {0};
+  struct synod_channel_limits lim = {.max_messages = 5};
+  async_open(&ac, m->address, 0);
+  ck_assert_int_eq(
+      synod_async_channel_create(ac.a, "a", &lim, admin_create_cb, &w), 0);
+  ck_assert_int_eq(
+      synod_async_channel_create(ac.a, "b", NULL, admin_create_cb, &w), 0);
+  RUN_UNTIL(&ac, w.created == 2, slow(5000));
+  ck_assert_int_eq(w.create_status, 0);
+  ck_assert_uint_eq(w.created_next, 1);
+  ck_assert_int_eq(synod_async_channel_list(ac.a, NULL, 1, SYNOD_READ_STALE,
+                                            admin_list_cb, &w),
+                   0);
+  RUN_UNTIL(&ac, w.listed == 1, slow(5000));
+  ck_assert_int_eq(w.list_status, 0);
+  ck_assert_uint_eq(w.list_count, 1);
+  ck_assert(w.list_more);
+  ck_assert_str_eq(w.list_first, "a");
+  ck_assert_int_eq(synod_async_channel_list(ac.a, "a", 0, 0, admin_list_cb, &w),
+                   0);
+  RUN_UNTIL(&ac, w.listed == 2, slow(5000));
+  ck_assert_uint_eq(w.list_count, 1);
+  ck_assert(!w.list_more);
+  ck_assert_str_eq(w.list_first, "b");
+  ck_assert_int_eq(synod_async_channel_delete(ac.a, "a", admin_delete_cb, &w),
+                   0);
+  RUN_UNTIL(&ac, w.deleted == 1, slow(5000));
+  ck_assert_int_eq(w.delete_status, 0);
+  ck_assert_str_eq(w.deleted_name, "a");
+  ck_assert_int_eq(synod_async_channel_delete(ac.a, "a", admin_delete_cb, &w),
+                   0);
+  RUN_UNTIL(&ac, w.deleted == 2, slow(5000));
+  ck_assert_int_eq(w.delete_status, SYNOD_ENOTFOUND);
+  ck_assert_int_eq(
+      synod_async_channel_create(ac.a, "", NULL, admin_create_cb, &w),
+      SYNOD_EINVAL);
+  async_close(&ac);
+  ck_assert_int_eq(w.created, 2);
+  mock_stop(m);
+}
+END_TEST
+
 static Suite *subscription_suite(void) {
   Suite *s = suite_create("subscription");
   TCase *tc = tcase_create("pure");
@@ -778,6 +1058,12 @@ static Suite *subscription_suite(void) {
                  a_blocking_subscriber_holds_its_window_and_grants_as_it_takes);
   tcase_add_test(tc, a_start_refused_for_now_is_retried_and_for_good_is_not);
   tcase_add_test(tc, cursors_commit_and_get_and_subscriptions_start_after_them);
+  tcase_add_test(tc,
+                 async_channel_publish_read_and_info_answer_through_callbacks);
+  tcase_add_test(tc,
+                 async_channel_create_list_and_delete_answer_through_callbacks);
+  tcase_add_test(tc,
+                 a_deep_queue_of_async_publishes_costs_each_flush_the_window);
   suite_add_tcase(s, tc);
   return s;
 }
