@@ -386,12 +386,15 @@ START_TEST(a_replica_that_stops_moves_the_subscription_which_goes_on) {
   publish_n(pub, "ch", 1, 20, 10);
   async_sub(&ac, &o, &w);
   RUN_UNTIL(&ac, w.n == 20, slow(5000));
-  ck_assert_str_eq(ac.a->conn->address, p->address);
+  /* Usually through the proxy (the first endpoint), but a loaded machine
+   * may let the second attempt win: both reach the one mock. */
+  char first[sizeof ac.a->conn->address];
+  snprintf(first, sizeof first, "%s", ac.a->conn->address);
   m->sub_end_code = SYNOD_ESHUTDOWN;
   mock_poke(m);
   RUN_UNTIL(&ac,
             m->subscribes == 2 && ac.a->conn != NULL &&
-                strcmp(ac.a->conn->address, m->address) == 0,
+                strcmp(ac.a->conn->address, first) != 0,
             slow(5000));
   publish_n(pub, "ch", 21, 20, 10);
   RUN_UNTIL(&ac, w.n == 40, slow(5000));
