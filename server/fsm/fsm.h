@@ -59,10 +59,11 @@
  *   entry's own request). A session's end deletes all its keys at that
  *   revision at once: from then on no read, compare, list or write sees
  *   them, and the history holds all their deletes at that revision. The
- *   physical removal from the store is spread over the entries that
- *   follow (key_work_per_entry keys each), so an expiry of a session
- *   holding 100,000 keys never holds one apply for long; what is still
- *   to remove is invisible and not in the image.
+ *   physical removal from the store, and the history's drop of old
+ *   revisions past its bounds, are spread over the entries that follow
+ *   (key_work_per_entry units each), so an expiry of a session holding
+ *   100,000 keys never holds one apply for long; what is still to remove
+ *   is invisible and not in the image.
  *
  * - Names are C strings: protobuf-c hands strings over NUL-terminated, so
  *   a name with an embedded NUL byte is cut at it (identically on every
@@ -120,8 +121,9 @@ struct fsm_options {
   uint32_t key_reply_bytes_max;   /* [512 KiB] values in one answer */
   uint64_t key_history_max;       /* [100000] events retained */
   uint64_t key_history_bytes_max; /* [64 MiB] ... and their bytes */
-  /* [2048] Keys of ended sessions taken out of the store per applied
-   * entry (see "Keys" above): bounds the apply time an expiry adds. */
+  /* [2048] Keys of ended sessions taken out of the store, and revisions
+   * dropped from the history, per applied entry (see "Keys" above):
+   * bounds the apply time an expiry adds. */
   uint32_t key_work_per_entry;
 };
 
@@ -230,9 +232,10 @@ int fsm_index_advance(struct fsm *f, uint64_t index);
 /* The earliest cluster time at which something is due (a session expiry,
  * an acquire timeout, the end of a lock-delay), or UINT64_MAX. The leader
  * emits a Tick stamped at or after it. While keys of ended sessions are
- * still to be taken out of the store (see "Keys"), it is the current
- * cluster time: every applied entry does a bounded share of that work,
- * and Ticks carry it on when no other entry comes. */
+ * still to be taken out of the store, or the key history is over its
+ * bounds (see "Keys"), it is the current cluster time: every applied
+ * entry does a bounded share of that work, and Ticks carry it on when no
+ * other entry comes. */
 uint64_t fsm_next_deadline(const struct fsm *f);
 
 /* Cluster time and the last applied index, as of the last apply. */

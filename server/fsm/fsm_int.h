@@ -178,6 +178,7 @@ struct fsm {
   struct otree key_graves;    /* fsm_key_lease by ended_revision */
   struct fsm_list key_work;   /* fsm_key_lease.work_link, FIFO */
   uint64_t key_work_keys;     /* keys the work list still holds */
+  uint64_t key_budget;        /* the entry's units left (kv_history.c) */
   struct fsm_key_rev key_rev; /* scratch of the write being applied */
   struct otree timers;        /* armed fsm_timer by (due, kind, id) */
   /* Derived, for metrics: the tree-count fields are filled when read;
@@ -527,8 +528,12 @@ uint64_t fsm_key_rev_finish(struct fsm *f);
  * ended_revision, the window's next position); l is in f->key_graves. */
 void fsm_key_history_grave(struct fsm *f, struct fsm_key_lease *l,
                            uint64_t index, uint64_t time_ms);
-/* Does up to key_work_per_entry units of the work list. */
+/* Spends the entry's budget on the history's bounds, then on the work
+ * list. */
 void fsm_keys_work(struct fsm *f);
+/* Work remains, or the history is over its bounds: the leader should
+ * send Ticks. */
+bool fsm_keys_busy(const struct fsm *f);
 int fsm_key_grave_cmp(const void *key, const struct otree_node *n);
 void fsm_key_lease_free(struct fsm_key_lease *l);
 /* Frees every key, lease and the history. */
@@ -539,7 +544,8 @@ int64_t fsm_key_events_check(const uint8_t *p, size_t len, uint64_t revision);
 /* The history measure of a revision: its events and bytes. */
 void fsm_key_item_measure(const struct fsm *f, const struct window_item *it,
                           uint64_t *events, uint64_t *bytes);
-/* Drops the oldest revisions while over the bounds, keeping the newest. */
+/* Drops the oldest revisions while over the bounds (keeping the newest)
+ * and the entry's budget lasts. */
 void fsm_key_history_trim(struct fsm *f);
 
 /* ----- snapshot (snapshot.c, kv_image.c) */

@@ -31,8 +31,16 @@
  * milliseconds. Instead the session's lease (its keys, already in the
  * order it bound them) becomes the revision's events as it is, in O(1):
  * reads hide its keys at once (fsm_key_live), and the work list takes
- * them out of the store key_work_per_entry at a time over the next
- * entries. The revision is complete at once, so watches never wait. */
+ * them out of the store over the next entries. The revision is complete
+ * at once, so watches never wait.
+ *
+ * Each applied entry has a budget of key_work_per_entry units, shared by
+ * dropping revisions past the history's bounds and the work list (one
+ * revision dropped, one key taken out or freed: one unit), so what an
+ * entry spends on them is bounded whatever came before. Both may lag the
+ * entries that caused them; all replicas lag alike (the budget is spent
+ * in the same order everywhere), and nothing a client sees depends on it
+ * but how long the history reaches back. */
 #include <assert.h>
 #include <stdlib.h>
 #include <string.h>
@@ -327,7 +335,7 @@ static void grave_drop(struct fsm *f, struct fsm_key_lease *l) {
 
 /* ------------------------------------------------------------------ work */
 
-/* A retained grave: takes up to *budget keys out of the store. */
+/* A retained grave: takes keys out of the store within the budget. */
 static void work_take_out(struct fsm *f, struct fsm_key_lease *l,
                           uint64_t *budget) {
   while (*budget > 0 && l->cursor != &l->keys) {
@@ -346,7 +354,7 @@ static void work_take_out(struct fsm *f, struct fsm_key_lease *l,
   }
 }
 
-/* A dropped grave: frees up to *budget keys, then the grave. */
+/* A dropped grave: frees keys within the budget, then the grave. */
 static void work_free(struct fsm *f, struct fsm_key_lease *l,
                       uint64_t *budget) {
   while (*budget > 0 && !fsm_list_empty(&l->keys)) {
@@ -367,14 +375,14 @@ static void work_free(struct fsm *f, struct fsm_key_lease *l,
 }
 
 void fsm_keys_work(struct fsm *f) {
-  uint64_t budget = f->opt.key_work_per_entry;
-  while (budget > 0 && !fsm_list_empty(&f->key_work)) {
+  fsm_key_history_trim(f);
+  while (f->key_budget > 0 && !fsm_list_empty(&f->key_work)) {
     struct fsm_key_lease *l =
         FSM_CONTAINER(f->key_work.next, struct fsm_key_lease, work_link);
     if (l->retained) {
-      work_take_out(f, l, &budget);
+      work_take_out(f, l, &f->key_budget);
     } else {
-      work_free(f, l, &budget);
+      work_free(f, l, &f->key_budget);
     }
   }
 }
@@ -397,12 +405,25 @@ void fsm_key_item_measure(const struct fsm *f, const struct window_item *it,
   *bytes = it->len;
 }
 
+/* Over the bounds, with more than the newest revision to drop. */
+static bool history_over(const struct fsm *f) {
+  const struct window *w = &f->key_history;
+  return w->next - w->first > 1 &&
+         (f->key_history_events > f->opt.key_history_max ||
+          f->key_history_bytes > f->opt.key_history_bytes_max);
+}
+
+bool fsm_keys_busy(const struct fsm *f) {
+  return !fsm_list_empty(&f->key_work) || history_over(f);
+}
+
+/* Drops the oldest revisions while over the bounds, one unit of the
+ * entry's budget each: a session end of 100,000 keys may push out
+ * 100,000 revisions of one put, and that is spread over entries too. */
 void fsm_key_history_trim(struct fsm *f) {
   struct window *w = &f->key_history;
   struct window_item it;
-  while (w->next - w->first > 1 &&
-         (f->key_history_events > f->opt.key_history_max ||
-          f->key_history_bytes > f->opt.key_history_bytes_max)) {
+  while (f->key_budget > 0 && history_over(f)) {
     uint64_t events, bytes;
     window_front(w, &it);
     fsm_key_item_measure(f, &it, &events, &bytes);
@@ -412,6 +433,7 @@ void fsm_key_history_trim(struct fsm *f) {
     window_evict(w);
     f->key_history_events -= events;
     f->key_history_bytes -= bytes;
+    f->key_budget--;
   }
 }
 

@@ -205,7 +205,7 @@ static inline void fuzz_fsm_check_image(const struct fsm *f,
    * f may ask for Ticks to do that work, g has none to do. */
   FUZZ_CHECK(fsm_next_deadline(g) == fsm_next_deadline(f) ||
                  (a.key_work_keys > 0 && fsm_next_deadline(f) == f->time_ms &&
-                  fsm_next_deadline(g) > f->time_ms),
+                  fsm_next_deadline(g) >= f->time_ms),
              "next deadline differs after restore");
   free(img);
   free(img2);
