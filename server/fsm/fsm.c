@@ -398,9 +398,8 @@ int fsm_apply(struct fsm *f, uint64_t index, const uint8_t *data, size_t len,
     if (cmd->time_ms > f->time_ms) {
       f->time_ms = cmd->time_ms;
     }
-    f->key_budget = f->opt.key_work_per_entry;
-    fsm_timers_run(f);
     fsm_keys_work(f);
+    fsm_timers_run(f);
     if (cmd->body_case == SYNOD__FSM__COMMAND__BODY_TICK) {
       fsm_session_tick(f, cmd->tick);
     } else if (cmd->body_case == SYNOD__FSM__COMMAND__BODY_MEMBER) {

@@ -121,9 +121,9 @@ struct fsm_options {
   uint32_t key_reply_bytes_max;   /* [512 KiB] values in one answer */
   uint64_t key_history_max;       /* [100000] events retained */
   uint64_t key_history_bytes_max; /* [64 MiB] ... and their bytes */
-  /* [2048] Keys of ended sessions taken out of the store, and revisions
-   * dropped from the history, per applied entry (see "Keys" above):
-   * bounds the apply time an expiry adds. */
+  /* [2048] Keys of ended sessions taken out of the store, and as many
+   * revisions dropped from the history, per applied entry (see "Keys"
+   * above): bounds the apply time an expiry adds. */
   uint32_t key_work_per_entry;
 };
 

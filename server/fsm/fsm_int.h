@@ -178,7 +178,7 @@ struct fsm {
   struct otree key_graves;    /* fsm_key_lease by ended_revision */
   struct fsm_list key_work;   /* fsm_key_lease.work_link, FIFO */
   uint64_t key_work_keys;     /* keys the work list still holds */
-  uint64_t key_budget;        /* the entry's units left (kv_history.c) */
+  uint64_t key_trim_budget;   /* revisions the entry may still drop */
   struct fsm_key_rev key_rev; /* scratch of the write being applied */
   struct otree timers;        /* armed fsm_timer by (due, kind, id) */
   /* Derived, for metrics: the tree-count fields are filled when read;
@@ -528,8 +528,8 @@ uint64_t fsm_key_rev_finish(struct fsm *f);
  * ended_revision, the window's next position); l is in f->key_graves. */
 void fsm_key_history_grave(struct fsm *f, struct fsm_key_lease *l,
                            uint64_t index, uint64_t time_ms);
-/* Spends the entry's budget on the history's bounds, then on the work
- * list. */
+/* At the start of each entry: drops revisions past the history's
+ * bounds, and does work-list units, up to key_work_per_entry of each. */
 void fsm_keys_work(struct fsm *f);
 /* Work remains, or the history is over its bounds: the leader should
  * send Ticks. */

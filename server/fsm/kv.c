@@ -419,7 +419,7 @@ static void put_apply(struct fsm *f, struct fsm_session *s,
 }
 
 static bool has_prefix(const struct fsm_key *k, const uint8_t *p, size_t n) {
-  return k->key_len >= n && memcmp(k->data, p, n) == 0;
+  return n == 0 || (k->key_len >= n && memcmp(k->data, p, n) == 0);
 }
 
 static void delete_one(struct fsm *f, struct fsm_key *k) {
@@ -645,7 +645,7 @@ static bool ranges_overlap(const ProtobufCBinaryData *a, bool ap,
                            const ProtobufCBinaryData *b, bool bp) {
   size_t n = a->len < b->len ? a->len : b->len;
   if (!ap && !bp) {
-    return a->len == b->len && memcmp(a->data, b->data, n) == 0;
+    return a->len == b->len && (n == 0 || memcmp(a->data, b->data, n) == 0);
   }
   if ((ap && a->len > b->len && !bp) || (bp && b->len > a->len && !ap)) {
     return false; /* a prefix longer than the key it would cover */

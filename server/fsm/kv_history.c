@@ -34,13 +34,15 @@
  * them out of the store over the next entries. The revision is complete
  * at once, so watches never wait.
  *
- * Each applied entry has a budget of key_work_per_entry units, shared by
- * dropping revisions past the history's bounds and the work list (one
- * revision dropped, one key taken out or freed: one unit), so what an
- * entry spends on them is bounded whatever came before. Both may lag the
- * entries that caused them; all replicas lag alike (the budget is spent
- * in the same order everywhere), and nothing a client sees depends on it
- * but how long the history reaches back. */
+ * Each applied entry drops at most key_work_per_entry revisions past the
+ * history's bounds, and takes out or frees at most as many keys of the
+ * work list, so what an entry spends on them is bounded whatever came
+ * before. The two budgets are apart because they differ in kind: which
+ * revisions the history keeps is state (in the image, the same on every
+ * replica, restored or not), while the work list is not, so the work
+ * must never decide what the history drops. Both may lag the entries
+ * that caused them; nothing a client sees depends on it but how far back
+ * the history reaches. */
 #include <assert.h>
 #include <stdlib.h>
 #include <string.h>
@@ -375,14 +377,16 @@ static void work_free(struct fsm *f, struct fsm_key_lease *l,
 }
 
 void fsm_keys_work(struct fsm *f) {
+  uint64_t budget = f->opt.key_work_per_entry;
+  f->key_trim_budget = f->opt.key_work_per_entry;
   fsm_key_history_trim(f);
-  while (f->key_budget > 0 && !fsm_list_empty(&f->key_work)) {
+  while (budget > 0 && !fsm_list_empty(&f->key_work)) {
     struct fsm_key_lease *l =
         FSM_CONTAINER(f->key_work.next, struct fsm_key_lease, work_link);
     if (l->retained) {
-      work_take_out(f, l, &f->key_budget);
+      work_take_out(f, l, &budget);
     } else {
-      work_free(f, l, &f->key_budget);
+      work_free(f, l, &budget);
     }
   }
 }
@@ -417,13 +421,13 @@ bool fsm_keys_busy(const struct fsm *f) {
   return !fsm_list_empty(&f->key_work) || history_over(f);
 }
 
-/* Drops the oldest revisions while over the bounds, one unit of the
- * entry's budget each: a session end of 100,000 keys may push out
- * 100,000 revisions of one put, and that is spread over entries too. */
+/* Drops the oldest revisions while over the bounds and the entry's
+ * budget lasts: a session end of 100,000 keys may push out 100,000
+ * revisions of one put, and that is spread over entries too. */
 void fsm_key_history_trim(struct fsm *f) {
   struct window *w = &f->key_history;
   struct window_item it;
-  while (f->key_budget > 0 && history_over(f)) {
+  while (f->key_trim_budget > 0 && history_over(f)) {
     uint64_t events, bytes;
     window_front(w, &it);
     fsm_key_item_measure(f, &it, &events, &bytes);
@@ -433,7 +437,7 @@ void fsm_key_history_trim(struct fsm *f) {
     window_evict(w);
     f->key_history_events -= events;
     f->key_history_bytes -= bytes;
-    f->key_budget--;
+    f->key_trim_budget--;
   }
 }
 

@@ -381,9 +381,14 @@ static void seeds_fsm(void) {
   size_t lens[FUZZ_SCRIPT_MAX];
   size_t n = fuzz_script(bufs, lens);
   struct bytes b = {0};
-  for (int small = 0; small < 2; small++) {
+  /* Plain, small limits, and with a twin restored after entry 10 (keys
+   * being written) and after entry 13 (before the expiries). */
+  const uint8_t flags[] = {0, 1, 10 << 1, (13 << 1) | 1};
+  const char *names[] = {"script", "script-small", "script-twin-10",
+                         "script-small-twin-13"};
+  for (int v = 0; v < 4; v++) {
     reset(&b);
-    put_u8(&b, (uint8_t)small);
+    put_u8(&b, flags[v]);
     for (size_t i = 0; i < n; i++) {
       put_item(&b, bufs[i], lens[i]);
     }
@@ -391,7 +396,7 @@ static void seeds_fsm(void) {
     uint8_t tick[32];
     size_t len = fsm_command_encode_tick(10000000, NULL, 0, tick, sizeof tick);
     put_item(&b, tick, len);
-    write_seed("fsm_apply", small ? "script-small" : "script", &b);
+    write_seed("fsm_apply", names[v], &b);
   }
   /* Each entry alone, and a non-NORMAL entry first. */
   for (size_t i = 0; i < n; i++) {
