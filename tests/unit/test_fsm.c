@@ -3179,6 +3179,46 @@ START_TEST(key_history_drops_a_session_end_and_frees_its_keys) {
 }
 END_TEST
 
+/* What the work list still has to do is not in the image, so it must
+ * never decide what the history keeps: a replica restored while the
+ * original still takes keys out drops the same revisions, entry by entry
+ * (with one budget for both, the original fell behind and the two kept
+ * different histories). */
+START_TEST(key_history_trim_is_the_same_on_a_restored_replica) {
+  struct fsm_options o = {.key_history_max = 30, .key_work_per_entry = 1};
+  struct h a, b;
+  h_init(&a, &o);
+  h_init(&b, &o);
+  h_kput_ok(&a, "a", "1");
+  uint64_t s = h_open(&a, 5000);
+  for (int i = 0; i < 10; i++) {
+    char key[8];
+    snprintf(key, sizeof key, "k%d", i);
+    h_kput(&a, s, (uint64_t)i + 1, key, "v", true);
+  }
+  h_session_close(&a, s); /* 21 events; 10 keys to take out */
+  uint8_t *img;
+  size_t len;
+  ck_assert_int_eq(fsm_snapshot_encode(a.f, &img, &len), 0);
+  ck_assert_int_eq(fsm_snapshot_decode(b.f, img, len), 0);
+  free(img);
+  b.index = a.index;
+  b.time_ms = a.time_ms;
+  for (int i = 0; i < 14; i++) {
+    char key[8];
+    snprintf(key, sizeof key, "x%d", i);
+    h_kput_ok(&a, key, "1");
+    h_kput_ok(&b, key, "1");
+    ck_assert_uint_eq(fsm_digest(a.f), fsm_digest(b.f));
+  }
+  struct fsm_stream st;
+  fsm_key_stream(a.f, &st);
+  ck_assert_uint_gt(st.first, 1);
+  h_close(&a);
+  h_close(&b);
+}
+END_TEST
+
 /* Builds a state with every kind of key thing: plain and bound keys, a
  * session end in the history, a transaction, deletes. */
 static void keys_scene(struct h *h, uint64_t *live_session) {
@@ -3467,6 +3507,7 @@ static TCase *tcase_keys(void) {
   tcase_add_test(tc, key_session_end_removes_keys_in_chunks_hidden_at_once);
   tcase_add_test(tc, key_history_positions_are_revisions_and_compact);
   tcase_add_test(tc, key_history_drops_a_session_end_and_frees_its_keys);
+  tcase_add_test(tc, key_history_trim_is_the_same_on_a_restored_replica);
   tcase_add_test(tc, key_state_survives_a_snapshot_byte_for_byte);
   tcase_add_test(tc, key_image_that_breaks_an_invariant_is_refused);
   tcase_add_test(tc, key_bad_input_gets_clear_errors_and_changes_nothing);
