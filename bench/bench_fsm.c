@@ -9,6 +9,7 @@
  * (the expiry entry, then the Ticks that take the keys out of the store),
  * against a prefix delete of as many keys in one entry. `synod-bench-fsm
  * keys [OTHERS]` runs only these, with OTHERS keys beside the session's. */
+#include <malloc.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -401,8 +402,21 @@ static void bench_key_list_and_snapshot(void) {
   double put_max = 0;
   open_sessions(f, 1);
   build_store(&b);
+  size_t heap0 = mallinfo2().uordblks;
   apply_batch(f, 2, &b, &put_max);
+  size_t heap = mallinfo2().uordblks - heap0;
   batch_free(&b);
+  /* The heap the keys took, less the history window's share (the
+   * revisions' events), per key, less its name and value. */
+  struct fsm_stream hs;
+  fsm_key_stream(f, &hs);
+  struct fsm_stats st;
+  fsm_stats_get(f, &st);
+  double per_key = ((double)heap - (double)window_memory_bytes(hs.window) -
+                    (double)st.keys_bytes) /
+                   (double)st.keys;
+  printf("%-52s %10.1f bytes (beyond its name and value)\n",
+         "memory per key, history apart", per_key);
   Synod__Request r = SYNOD__REQUEST__INIT;
   Synod__KeyList q = SYNOD__KEY_LIST__INIT;
   char after[64] = "";
