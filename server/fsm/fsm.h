@@ -345,8 +345,8 @@ bool fsm_channel_cursor(const struct fsm *f, const char *name, size_t len,
  * window position == revision, so "watch from revision R" is a seek to R,
  * and R below `first` is SYNOD_ECOMPACTED with `first` as the oldest
  * available revision. Bounded by key_history_max events and
- * key_history_bytes_max bytes; the newest revision is always kept. A
- * revision's items are opaque: read them with fsm_key_iter. */
+ * key_history_bytes_max bytes; the newest revision is always kept. An
+ * item is opaque: read the events with fsm_key_iter. */
 void fsm_key_stream(const struct fsm *f, struct fsm_stream *out);
 
 /* The last revision issued (0: none yet). */
@@ -391,7 +391,6 @@ struct fsm_key_iter {
   const uint8_t *p, *end; /* the encoded events left of the revision */
   uint64_t left;          /* events left of the revision */
   const void *grave;      /* a session end's keys: the next one */
-  const void *grave_end;
 };
 
 /* Positions it at the first event of max(revision, first retained). */

@@ -486,7 +486,6 @@ static bool iter_open(struct fsm_key_iter *it) {
     const struct fsm_key_lease *l = grave_find(it->f, item.pos);
     assert(l != NULL);
     it->grave = l->keys.next;
-    it->grave_end = &l->keys;
     it->left = l->keys_n;
     return true;
   }
