@@ -243,11 +243,14 @@ static int event_read(struct reader *rd, uint64_t rev, bool strict,
 }
 
 int64_t fsm_key_events_check(const uint8_t *p, size_t len, uint64_t revision) {
+  if (len == 0) { /* p may be NULL */
+    return -1;
+  }
   struct reader rd = {p, p + len};
   struct fsm_key_event ev;
   uint64_t n;
-  if (len == 0 || *rd.p++ != ITEM_EVENTS || read_varint(&rd, &n) != 0 ||
-      n == 0 || n > len) {
+  if (*rd.p++ != ITEM_EVENTS || read_varint(&rd, &n) != 0 || n == 0 ||
+      n > len) {
     return -1;
   }
   for (uint64_t i = 0; i < n; i++) {
