@@ -74,6 +74,11 @@ static const struct op ops[] = {
                                                     "channel cursor commit"},
     [SYNOD__REQUEST__BODY_CHANNEL_CURSOR_GET] = {fsm_channel_cursor_get,
                                                  OP_READ, "channel cursor get"},
+    [SYNOD__REQUEST__BODY_KEY_PUT] = {fsm_key_put, OP_ANY, "key put"},
+    [SYNOD__REQUEST__BODY_KEY_GET] = {fsm_key_get, OP_READ, "key get"},
+    [SYNOD__REQUEST__BODY_KEY_DELETE] = {fsm_key_delete, OP_ANY, "key delete"},
+    [SYNOD__REQUEST__BODY_KEY_LIST] = {fsm_key_list, OP_READ, "key list"},
+    [SYNOD__REQUEST__BODY_KEY_TXN] = {fsm_key_txn, OP_ANY, "key txn"},
 };
 
 /* NULL for hello, status, member_remove, no body or an unknown case. */
@@ -121,6 +126,21 @@ static void options_resolve(struct fsm_options *o) {
   }
   o->channel_ids_max = opt_or(o->channel_ids_max, 4096);
   o->channel_id_window_ms = opt_or(o->channel_id_window_ms, 600000);
+  o->keys_max = opt_or(o->keys_max, 1000000);
+  if (o->keys_bytes_max == 0) {
+    o->keys_bytes_max = 1ull << 30;
+  }
+  o->key_value_bytes_max = opt_or(o->key_value_bytes_max, 64u << 10);
+  o->key_txn_ops_max = opt_or(o->key_txn_ops_max, 64);
+  o->key_list_max = opt_or(o->key_list_max, 10000);
+  o->key_reply_bytes_max = opt_or(o->key_reply_bytes_max, 512u << 10);
+  if (o->key_history_max == 0) {
+    o->key_history_max = 100000;
+  }
+  if (o->key_history_bytes_max == 0) {
+    o->key_history_bytes_max = 64ull << 20;
+  }
+  o->key_work_per_entry = opt_or(o->key_work_per_entry, 2048);
 }
 
 void fsm_state_init(struct fsm *f) {
@@ -133,6 +153,13 @@ void fsm_state_init(struct fsm *f) {
   otree_init(&f->members, fsm_member_cmp);
   otree_init(&f->channels, fsm_channel_cmp);
   f->channels_bytes = 0;
+  otree_init(&f->keys, fsm_key_cmp);
+  f->keys_live = f->keys_bytes = f->key_revision = 0;
+  window_init(&f->key_history);
+  f->key_history_events = f->key_history_bytes = 0;
+  otree_init(&f->key_graves, fsm_key_grave_cmp);
+  fsm_list_init(&f->key_work);
+  f->key_work_keys = 0;
   memset(&f->settings, 0, sizeof f->settings);
   otree_init(&f->timers, fsm_timer_cmp);
 }
@@ -141,6 +168,7 @@ void fsm_state_init(struct fsm *f) {
  * unlinking since everything goes. */
 void fsm_state_clear(struct fsm *f) {
   struct otree_node *n;
+  fsm_keys_clear(f);
   while ((n = otree_first(&f->sessions))) {
     otree_remove(&f->sessions, n);
     fsm_session_free(FSM_CONTAINER(n, struct fsm_session, by_id));
@@ -192,6 +220,7 @@ void fsm_free(struct fsm *f) {
   fsm_output_reset(f);
   free(f->blocks);
   free(f->events);
+  free(f->key_rev.buf);
   free(f);
 }
 
@@ -200,6 +229,9 @@ void fsm_stats_get(const struct fsm *f, struct fsm_stats *out) {
   out->sessions = f->sessions.count;
   out->counters = f->counters.count;
   out->elections = f->elections.count;
+  out->keys = f->keys_live;
+  out->keys_bytes = f->keys_bytes;
+  out->key_work_keys = f->key_work_keys;
 }
 
 uint64_t fsm_time_ms(const struct fsm *f) {
@@ -248,6 +280,7 @@ static void reply_emit(struct fsm *f, struct fsm_reply *r, int rv,
     response_set(f, out, data, len);
   }
   free(r->scratch);
+  free(r->scratch2);
   if (s) {
     fsm_session_record(f, s, sequence, data, len, r->pending);
   } else {
@@ -365,6 +398,7 @@ int fsm_apply(struct fsm *f, uint64_t index, const uint8_t *data, size_t len,
     if (cmd->time_ms > f->time_ms) {
       f->time_ms = cmd->time_ms;
     }
+    fsm_keys_work(f);
     fsm_timers_run(f);
     if (cmd->body_case == SYNOD__FSM__COMMAND__BODY_TICK) {
       fsm_session_tick(f, cmd->tick);
@@ -407,6 +441,7 @@ int fsm_query(const struct fsm *f, const Synod__Request *req, uint8_t **data,
   fsm_reply_finish(&r, rv);
   *data = fsm_response_pack(&r.resp, len);
   free(r.scratch);
+  free(r.scratch2);
   return 0;
 }
 

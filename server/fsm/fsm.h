@@ -52,6 +52,19 @@
  *   leader re-campaigns with a new value; not when a follower joins or
  *   leaves. revision is the index at which the current leader took office.
  *
+ * - Keys (kv.c, kv_history.c). Every change gets the next revision,
+ *   dense from 1: a put, a delete that deleted something, a transaction
+ *   that changed something, and the end of a session that held bound keys
+ *   (one revision per session, in the order the sessions end, before the
+ *   entry's own request). A session's end deletes all its keys at that
+ *   revision at once: from then on no read, compare, list or write sees
+ *   them, and the history holds all their deletes at that revision. The
+ *   physical removal from the store, and the history's drop of old
+ *   revisions past its bounds, are spread over the entries that follow
+ *   (key_work_per_entry units each), so an expiry of a session holding
+ *   100,000 keys never holds one apply for long; what is still to remove
+ *   is invisible and not in the image.
+ *
  * - Names are C strings: protobuf-c hands strings over NUL-terminated, so
  *   a name with an embedded NUL byte is cut at it (identically on every
  *   replica). */
@@ -64,6 +77,7 @@
 
 #include "histogram.h"
 #include "synod.pb-c.h"
+#include "window.h"
 
 /* Limits; a zero field takes the default in brackets. Every replica of a
  * cluster must run with the same options, as they shape replies. */
@@ -97,7 +111,24 @@ struct fsm_options {
   uint64_t channels_bytes_max;
   uint32_t channel_ids_max;      /* [4096] message ids deduplicated */
   uint32_t channel_id_window_ms; /* [600000] ... for this long */
+  /* Keys (kv.c). A key is at most FSM_KEY_BYTES_MAX bytes: a contract,
+   * not an option. */
+  uint32_t keys_max;              /* [1000000] live keys */
+  uint64_t keys_bytes_max;        /* [1 GiB] their names and values */
+  uint32_t key_value_bytes_max;   /* [65536] */
+  uint32_t key_txn_ops_max;       /* [64] compares, and ops per branch */
+  uint32_t key_list_max;          /* [10000] keys in a KeyList page */
+  uint32_t key_reply_bytes_max;   /* [512 KiB] values in one answer */
+  uint64_t key_history_max;       /* [100000] events retained */
+  uint64_t key_history_bytes_max; /* [64 MiB] ... and their bytes */
+  /* [2048] Keys of ended sessions taken out of the store, and as many
+   * revisions dropped from the history, per applied entry (see "Keys"
+   * above): bounds the apply time an expiry adds. */
+  uint32_t key_work_per_entry;
 };
+
+/* The longest key, in bytes. */
+#define FSM_KEY_BYTES_MAX 512
 
 enum fsm_event_type {
   /* A queued acquire got the lock. `response` answers the pending
@@ -118,6 +149,9 @@ enum fsm_event_type {
   FSM_EVENT_CHANNEL_APPENDED,
   /* Channel `name` was deleted (its subscriptions end). */
   FSM_EVENT_CHANNEL_DELETED,
+  /* The key history gained `revision` (watches may push); one event per
+   * revision, in order. */
+  FSM_EVENT_KEYS_CHANGED,
 };
 
 /* Something the entry caused besides answering its own request. Fields not
@@ -135,6 +169,7 @@ struct fsm_event {
    * message (0 if it never had one). */
   uint64_t last_index;
   uint64_t last_offset;
+  uint64_t revision; /* KEYS_CHANGED */
 };
 
 /* The answer to the request in the entry at `index`. The replica that
@@ -200,7 +235,11 @@ int fsm_index_advance(struct fsm *f, uint64_t index);
 
 /* The earliest cluster time at which something is due (a session expiry,
  * an acquire timeout, the end of a lock-delay), or UINT64_MAX. The leader
- * emits a Tick stamped at or after it. */
+ * emits a Tick stamped at or after it. While keys of ended sessions are
+ * still to be taken out of the store, or the key history is over its
+ * bounds (see "Keys"), it is the current cluster time: every applied
+ * entry does a bounded share of that work, and Ticks carry it on when no
+ * other entry comes. */
 uint64_t fsm_next_deadline(const struct fsm *f);
 
 /* Cluster time and the last applied index, as of the last apply. */
@@ -213,7 +252,8 @@ uint64_t fsm_applied_index(const struct fsm *f);
 uint32_t fsm_session_ttl_ms(const struct fsm *f, uint64_t session_id);
 
 /* True for the bodies fsm_query answers: lock_query, lock_check,
- * counter_get, counter_list, election_leader, election_observe. */
+ * counter_get, counter_list, election_leader, election_observe, the
+ * channel reads, key_get and key_list. */
 bool fsm_request_is_read(const Synod__Request *req);
 
 /* True for the bodies fsm_apply applies as a command (every one it knows
@@ -306,6 +346,72 @@ int fsm_channel_name_check(const struct fsm *f, const char *name, size_t len,
 bool fsm_channel_cursor(const struct fsm *f, const char *name, size_t len,
                         const char *cursor, uint64_t *offset);
 
+/* ---------------------------------------------------------- key history */
+
+/* The key history as watches read it: one retained item per revision, at
+ * window position == revision, so "watch from revision R" is a seek to R,
+ * and R below `first` is SYNOD_ECOMPACTED with `first` as the oldest
+ * available revision. Bounded by key_history_max events and
+ * key_history_bytes_max bytes; the newest revision is always kept. An
+ * item is opaque: read the events with fsm_key_iter. */
+void fsm_key_stream(const struct fsm *f, struct fsm_stream *out);
+
+/* The last revision issued (0: none yet). */
+uint64_t fsm_key_revision(const struct fsm *f);
+
+/* A key as the history records it. Pointers borrow fsm memory until the
+ * next fsm_apply or fsm_snapshot_decode. */
+struct fsm_kv {
+  const uint8_t *key; /* not NUL-terminated in general */
+  size_t key_len;
+  const uint8_t *value;
+  size_t value_len;
+  uint64_t create_revision;
+  uint64_t mod_revision;
+  uint64_t version;
+  uint64_t session_id; /* bound to; 0 = none */
+};
+
+/* One change: a put (kv is the key as written, its mod_revision the
+ * revision) or a delete (kv holds only the key). prev is the key before
+ * the change: always there for a delete, for a put when the key existed
+ * (so a watcher can ask for previous values). index and time_ms are the
+ * log index and cluster time of the entry that made the revision. */
+struct fsm_key_event {
+  uint64_t revision;
+  uint64_t index;
+  uint64_t time_ms;
+  bool deleted;
+  struct fsm_kv kv;
+  bool has_prev;
+  struct fsm_kv prev;
+};
+
+/* Reads events in revision order (a revision's events in the order they
+ * were made; a session end's in the order the session bound its keys).
+ * Fields are private. Invalidated by the next fsm_apply or
+ * fsm_snapshot_decode. */
+struct fsm_key_iter {
+  const struct fsm *f;
+  struct window_iter wit;
+  uint64_t revision, index, time_ms;
+  const uint8_t *p, *end; /* the encoded events left of the revision */
+  uint64_t left;          /* events left of the revision */
+  const void *grave;      /* a session end's keys: the next one */
+};
+
+/* Positions it at the first event of max(revision, first retained). */
+void fsm_key_iter_seek(const struct fsm *f, uint64_t revision,
+                       struct fsm_key_iter *it);
+
+/* The next event; false past the newest. */
+bool fsm_key_iter_next(struct fsm_key_iter *it, struct fsm_key_event *out);
+
+/* Checks a key (or with `prefix`, a prefix, which may be empty): UTF-8,
+ * no NUL byte, at most FSM_KEY_BYTES_MAX bytes. Returns 0 or SYNOD_EINVAL
+ * with why in msg (SYNOD_ERRMSG_MAX bytes). */
+int fsm_key_check(const uint8_t *key, size_t len, bool prefix, char *msg);
+
 /* ---------------------------------------------------------------- stats */
 
 /* Counts for metrics. None of them is in the image or shapes an answer:
@@ -317,8 +423,11 @@ struct fsm_stats {
   uint64_t locks_held;   /* locks with a holder */
   uint64_t lock_waiters; /* queued acquires, over all locks */
   uint64_t counters;
-  uint64_t elections; /* each has a leader: one exists while it has
-                         candidates, and the first of them leads */
+  uint64_t elections;     /* each has a leader: one exists while it has
+                             candidates, and the first of them leads */
+  uint64_t keys;          /* live */
+  uint64_t keys_bytes;    /* their names and values */
+  uint64_t key_work_keys; /* keys of ended sessions still to take out */
   /* Totals since fsm_new on this replica, kept across restores (they
    * count what this replica applied, so they never go down). */
   uint64_t sessions_opened;

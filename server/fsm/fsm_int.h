@@ -68,6 +68,7 @@ struct fsm_session {
   struct fsm_list locks;       /* fsm_lock.holder_link, unordered */
   struct fsm_list waiters;     /* fsm_waiter.session_link, unordered */
   struct fsm_list candidacies; /* fsm_candidate.session_link, unordered */
+  struct fsm_key_lease *lease; /* its bound keys; NULL if it never bound */
 };
 
 struct fsm_waiter {
@@ -137,6 +138,17 @@ struct fsm_election {
   uint32_t candidates_len;
 };
 
+/* A key history item's first byte (kv_history.c). */
+#define FSM_KEY_ITEM_EVENTS 0x00
+#define FSM_KEY_ITEM_GRAVE 0x01
+
+/* The revision a write is building: its events, encoded (kv_history.c). */
+struct fsm_key_rev {
+  uint8_t *buf;
+  size_t len, cap;
+  uint64_t events;
+};
+
 struct fsm {
   struct fsm_options opt; /* resolved: no zero field */
   uint64_t applied_index;
@@ -151,7 +163,24 @@ struct fsm {
   struct otree channels;  /* fsm_channel by name */
   struct fsm_settings settings; /* replicated; 0 fields: the options' */
   uint64_t channels_bytes;      /* payload retained over every channel */
-  struct otree timers;          /* armed fsm_timer by (due, kind, id) */
+  /* Keys: every live key, and dead ones not yet taken out (see struct
+   * fsm_key), by key bytes. keys_live and keys_bytes count live keys. */
+  struct otree keys;
+  uint64_t keys_live;
+  uint64_t keys_bytes;
+  uint64_t key_revision; /* the last issued; 0 = none */
+  /* One item per revision, position == revision; events and bytes are
+   * the retained revisions' (kv_history.c's measure, the same on every
+   * replica whatever is in memory). */
+  struct window key_history;
+  uint64_t key_history_events;
+  uint64_t key_history_bytes;
+  struct otree key_graves;    /* fsm_key_lease by ended_revision */
+  struct fsm_list key_work;   /* fsm_key_lease.work_link, FIFO */
+  uint64_t key_work_keys;     /* keys the work list still holds */
+  uint64_t key_trim_budget;   /* revisions the entry may still drop */
+  struct fsm_key_rev key_rev; /* scratch of the write being applied */
+  struct otree timers;        /* armed fsm_timer by (due, kind, id) */
   /* Derived, for metrics: the tree-count fields are filled when read;
    * locks_held and lock_waiters are kept by lock.c (reset by
    * fsm_state_init, rebuilt by the snapshot loaders); totals only grow. */
@@ -212,6 +241,58 @@ struct fsm_channel {
 
 #define FSM_CHANNEL_CURSORS_MAX 1024
 
+/* ----- keys */
+
+struct fsm_key_lease;
+
+/* A key, its name and value in one allocation: data holds the key, a NUL
+ * (keys have none of their own), then the value.
+ *
+ * Live: lease == NULL or lease->ended_revision == 0; then it is in
+ * f->keys. Dead: its lease ended, so it is one of the deletes of that
+ * revision, owned by the lease; it stays in f->keys (hidden from every
+ * read and write) until the work list takes it out, or a write of the
+ * same key does. */
+struct fsm_key {
+  struct otree_node by_key;   /* in f->keys while in_tree */
+  struct fsm_list lease_link; /* in lease->keys */
+  struct fsm_key_lease *lease;
+  uint64_t create_revision; /* <= mod_revision */
+  uint64_t mod_revision;    /* <= f->key_revision */
+  uint64_t version;         /* >= 1 */
+  uint32_t key_len;         /* 1..FSM_KEY_BYTES_MAX */
+  uint32_t value_len;
+  uint8_t in_tree;
+  uint8_t data[];
+};
+
+static inline const uint8_t *fsm_key_value(const struct fsm_key *k) {
+  return k->data + k->key_len + 1;
+}
+
+/* The keys bound to one session, in (mod_revision, key) order: the
+ * order the session bound them, and the order of their deletes when it
+ * ends.
+ *
+ * While the session lives (ended_revision == 0) the session owns it.
+ * When it ends, it becomes a grave: its keys are the deletes of revision
+ * ended_revision, retained (in f->key_graves) while the history keeps
+ * that revision, and on f->key_work while keys remain to take out of
+ * f->keys (those before `cursor` are out) or, once the history dropped
+ * the revision, to free. */
+struct fsm_key_lease {
+  struct otree_node by_revision; /* in f->key_graves while retained */
+  struct fsm_list work_link;     /* in f->key_work while in_work */
+  struct fsm_list keys;          /* fsm_key.lease_link */
+  struct fsm_list *cursor;       /* the next key to take out of f->keys */
+  uint64_t session_id;
+  uint64_t ended_revision; /* 0 while the session lives */
+  uint64_t keys_n;
+  uint64_t bytes;     /* their key and value lengths */
+  uint64_t work_left; /* keys the work list still steps over or frees */
+  uint8_t retained, in_work;
+};
+
 /* The reply a handler builds: resp and the body message it points at. */
 struct fsm_reply {
   Synod__Response resp;
@@ -235,10 +316,17 @@ struct fsm_reply {
     Synod__ChannelInfo channel;
     Synod__ChannelListReply channels;
     Synod__ChannelCursor cursor;
+    Synod__KeyPutReply key_put;
+    Synod__KeyGetReply key_get;
+    Synod__KeyDeleteReply key_del;
+    Synod__KeyListReply key_list;
+    Synod__KeyTxnReply key_txn;
   } u;
+  Synod__KeyValue kv, prev; /* the key replies' */
   Synod__ElectionInfo info;
   Synod__ChannelLimits limits; /* ChannelInfo's */
   void *scratch;               /* freed after packing */
+  void *scratch2;              /* too */
 };
 
 typedef int (*fsm_handler_fn)(struct fsm *f, struct fsm_session *s,
@@ -398,6 +486,80 @@ int fsm_channel_cursor_get(struct fsm *f, struct fsm_session *s,
 /* Sets a cursor (adds it if new; the caller checks the cap). */
 void fsm_channel_cursor_put(struct fsm_channel *c, const char *name,
                             uint64_t offset, uint64_t index);
+
+/* ----- keys (kv.c) */
+int fsm_key_cmp(const void *key, const struct otree_node *n);
+int fsm_key_put(struct fsm *f, struct fsm_session *s, const Synod__Request *req,
+                struct fsm_reply *r);
+int fsm_key_get(struct fsm *f, struct fsm_session *s, const Synod__Request *req,
+                struct fsm_reply *r);
+int fsm_key_delete(struct fsm *f, struct fsm_session *s,
+                   const Synod__Request *req, struct fsm_reply *r);
+int fsm_key_list(struct fsm *f, struct fsm_session *s,
+                 const Synod__Request *req, struct fsm_reply *r);
+int fsm_key_txn(struct fsm *f, struct fsm_session *s, const Synod__Request *req,
+                struct fsm_reply *r);
+static inline bool fsm_key_live(const struct fsm_key *k) {
+  return k->lease == NULL || k->lease->ended_revision == 0;
+}
+/* The live key, or NULL. */
+struct fsm_key *fsm_key_find(const struct fsm *f, const uint8_t *key,
+                             size_t len);
+/* A key not in any tree or lease yet. */
+struct fsm_key *fsm_key_new(const uint8_t *key, size_t key_len,
+                            const uint8_t *value, size_t value_len);
+/* Adds k to a session's lease (made on first use), in (mod_revision,
+ * key) order, or with !ordered at the tail (an image's keys, sorted with
+ * fsm_key_lease_sort once all are in). */
+void fsm_key_bind(struct fsm_key_lease **lease, uint64_t session_id,
+                  struct fsm_key *k, bool ordered);
+void fsm_key_lease_sort(struct fsm_key_lease *l);
+/* Ends s's keys: all deleted at one new revision (kv_history.c). */
+void fsm_keys_session_end(struct fsm *f, struct fsm_session *s);
+
+/* ----- key history (kv_history.c) */
+void fsm_key_rev_begin(struct fsm *f);
+/* Appends one event to the revision being built: a put of k (prev: the
+ * key it replaced, or NULL), or with k == NULL a delete of prev. */
+void fsm_key_rev_event(struct fsm *f, const struct fsm_key *k,
+                       const struct fsm_key *prev);
+/* Issues the revision if it has events; returns it, or 0. */
+uint64_t fsm_key_rev_finish(struct fsm *f);
+/* An image's session end: appends grave l's revision (its
+ * ended_revision, the window's next position); l is in f->key_graves. */
+void fsm_key_history_grave(struct fsm *f, struct fsm_key_lease *l,
+                           uint64_t index, uint64_t time_ms);
+/* At the start of each entry: drops revisions past the history's
+ * bounds, and does work-list units, up to key_work_per_entry of each. */
+void fsm_keys_work(struct fsm *f);
+/* Work remains, or the history is over its bounds: the leader should
+ * send Ticks. */
+bool fsm_keys_busy(const struct fsm *f);
+int fsm_key_grave_cmp(const void *key, const struct otree_node *n);
+void fsm_key_lease_free(struct fsm_key_lease *l);
+/* Frees every key, lease and the history. */
+void fsm_keys_clear(struct fsm *f);
+/* Strictly decodes one revision's encoded events (an image's); returns
+ * the count, or -1. */
+int64_t fsm_key_events_check(const uint8_t *p, size_t len, uint64_t revision);
+/* The history measure of a revision: its events and bytes. */
+void fsm_key_item_measure(const struct fsm *f, const struct window_item *it,
+                          uint64_t *events, uint64_t *bytes);
+/* Drops the oldest revisions while over the bounds (keeping the newest)
+ * and the entry's budget lasts. */
+void fsm_key_history_trim(struct fsm *f);
+
+/* ----- snapshot (snapshot.c, kv_image.c) */
+/* Allocations that live until the image is packed. */
+struct fsm_arena {
+  void **p;
+  size_t n, cap;
+};
+void *fsm_arena_calloc(struct fsm_arena *a, size_t n, size_t size);
+void fsm_keys_image_encode(const struct fsm *f, struct fsm_arena *a,
+                           Synod__Fsm__Image *img);
+/* Loads keys and their history into t (sessions loaded); 0 or -1. */
+int fsm_keys_image_load(struct fsm *t, const Synod__Fsm__Image *img);
 
 /* ----- the whole state (fsm.c) */
 void fsm_state_init(struct fsm *f);

@@ -61,7 +61,7 @@ void fsm_list_remove(struct fsm_list *n) {
 /* Bytewise order, a shorter prefix first: the order of CounterList. */
 int fsm_name_cmp(const struct fsm_name *a, const char *s, size_t len) {
   size_t n = a->len < len ? a->len : len;
-  int c = memcmp(a->s, s, n);
+  int c = n ? memcmp(a->s, s, n) : 0; /* an empty one may be NULL */
   if (c != 0) {
     return c;
   }

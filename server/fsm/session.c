@@ -55,6 +55,7 @@ void fsm_session_free(struct fsm_session *s) {
   }
   free(s->results);
   free(s->client_name);
+  fsm_key_lease_free(s->lease); /* its keys go with the store */
   free(s);
 }
 
@@ -156,7 +157,8 @@ static void **list_sorted(struct fsm_list *head, size_t link_offset,
 
 /* Expiry or close: the session's queued acquires are answered with
  * SYNOD_ESESSION first (so none of them is granted one of the session's own
- * locks), then its candidacies are withdrawn and its locks released. Only an
+ * locks), then its candidacies are withdrawn, its locks released and its
+ * bound keys deleted (one revision). Only an
  * expiry applies the lock-delay, measured from the expiry deadline: a
  * clean close or release means the holder is done with the resource. */
 void fsm_session_end(struct fsm *f, struct fsm_session *s, int expired,
@@ -192,6 +194,7 @@ void fsm_session_end(struct fsm *f, struct fsm_session *s, int expired,
     fsm_lock_unhold(f, v[i], expired ? at_ms : UINT64_MAX);
   }
   free(v);
+  fsm_keys_session_end(f, s);
   fsm_timer_disarm(f, &s->expiry);
   otree_remove(&f->sessions, &s->by_id);
   fsm_session_free(s);

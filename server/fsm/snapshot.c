@@ -7,13 +7,7 @@
 #include "fsm_int.h"
 #include "utf8.h"
 
-/* Allocations that live until the image is packed. */
-struct arena {
-  void **p;
-  size_t n, cap;
-};
-
-static void *arena_calloc(struct arena *a, size_t n, size_t size) {
+void *fsm_arena_calloc(struct fsm_arena *a, size_t n, size_t size) {
   if (a->n == a->cap) {
     a->cap = a->cap ? 2 * a->cap : 64;
     a->p = fsm_xrealloc(a->p, a->cap * sizeof *a->p);
@@ -21,7 +15,7 @@ static void *arena_calloc(struct arena *a, size_t n, size_t size) {
   return a->p[a->n++] = fsm_xcalloc(n, size);
 }
 
-static void arena_free(struct arena *a) {
+static void arena_free(struct fsm_arena *a) {
   for (size_t i = 0; i < a->n; i++) {
     free(a->p[i]);
   }
@@ -30,7 +24,7 @@ static void arena_free(struct arena *a) {
 
 /* ------------------------------------------------------------ encode */
 
-static void session_encode(struct arena *a, const struct fsm_session *s,
+static void session_encode(struct fsm_arena *a, const struct fsm_session *s,
                            Synod__Fsm__Session *m) {
   synod__fsm__session__init(m);
   m->id = s->id;
@@ -39,8 +33,8 @@ static void session_encode(struct arena *a, const struct fsm_session *s,
   m->client_name = s->client_name;
   m->sequence_floor = s->sequence_floor;
   m->n_results = s->results_len;
-  m->results = arena_calloc(a, s->results_len, sizeof *m->results);
-  Synod__Fsm__Result *rs = arena_calloc(a, s->results_len, sizeof *rs);
+  m->results = fsm_arena_calloc(a, s->results_len, sizeof *m->results);
+  Synod__Fsm__Result *rs = fsm_arena_calloc(a, s->results_len, sizeof *rs);
   for (uint32_t i = 0; i < s->results_len; i++) {
     synod__fsm__result__init(&rs[i]);
     rs[i].sequence = s->results[i].sequence;
@@ -51,7 +45,7 @@ static void session_encode(struct arena *a, const struct fsm_session *s,
   }
 }
 
-static void lock_encode(struct arena *a, const struct fsm_lock *l,
+static void lock_encode(struct fsm_arena *a, const struct fsm_lock *l,
                         Synod__Fsm__Lock *m) {
   synod__fsm__lock__init(m);
   m->name = l->name;
@@ -62,8 +56,8 @@ static void lock_encode(struct arena *a, const struct fsm_lock *l,
   m->lock_delay_ms = l->lock_delay_ms;
   m->delay_until_ms = l->delay.armed ? l->delay.due_ms : 0;
   m->n_waiters = l->waiters_len;
-  m->waiters = arena_calloc(a, l->waiters_len, sizeof *m->waiters);
-  Synod__Fsm__Waiter *ws = arena_calloc(a, l->waiters_len, sizeof *ws);
+  m->waiters = fsm_arena_calloc(a, l->waiters_len, sizeof *m->waiters);
+  Synod__Fsm__Waiter *ws = fsm_arena_calloc(a, l->waiters_len, sizeof *ws);
   size_t i = 0;
   for (struct fsm_list *n = l->waiters.next; n != &l->waiters; n = n->next) {
     const struct fsm_waiter *w = FSM_CONTAINER(n, struct fsm_waiter, lock_link);
@@ -78,15 +72,16 @@ static void lock_encode(struct arena *a, const struct fsm_lock *l,
   }
 }
 
-static void election_encode(struct arena *a, const struct fsm_election *e,
+static void election_encode(struct fsm_arena *a, const struct fsm_election *e,
                             Synod__Fsm__Election *m) {
   synod__fsm__election__init(m);
   m->name = e->name;
   m->revision = e->revision;
   m->since_ms = e->since_ms;
   m->n_candidates = e->candidates_len;
-  m->candidates = arena_calloc(a, e->candidates_len, sizeof *m->candidates);
-  Synod__Fsm__Candidate *cs = arena_calloc(a, e->candidates_len, sizeof *cs);
+  m->candidates = fsm_arena_calloc(a, e->candidates_len, sizeof *m->candidates);
+  Synod__Fsm__Candidate *cs =
+      fsm_arena_calloc(a, e->candidates_len, sizeof *cs);
   size_t i = 0;
   for (struct fsm_list *n = e->candidates.next; n != &e->candidates;
        n = n->next) {
@@ -107,8 +102,8 @@ static void election_encode(struct arena *a, const struct fsm_election *e,
   do {                                                                         \
     size_t i_ = 0;                                                             \
     img->n_##field = (tree).count;                                             \
-    img->field = arena_calloc(a, (tree).count, sizeof *img->field);            \
-    msgtype *ms_ = arena_calloc(a, (tree).count, sizeof *ms_);                 \
+    img->field = fsm_arena_calloc(a, (tree).count, sizeof *img->field);        \
+    msgtype *ms_ = fsm_arena_calloc(a, (tree).count, sizeof *ms_);             \
     for (struct otree_node *n_ = otree_first(&(tree)); n_;                     \
          n_ = otree_next(n_)) {                                                \
       enc(a, FSM_CONTAINER(n_, type, member), &ms_[i_]);                       \
@@ -117,7 +112,7 @@ static void election_encode(struct arena *a, const struct fsm_election *e,
     }                                                                          \
   } while (0)
 
-static void counter_encode(struct arena *a, const struct fsm_counter *c,
+static void counter_encode(struct fsm_arena *a, const struct fsm_counter *c,
                            Synod__Fsm__Counter *m) {
   (void)a;
   synod__fsm__counter__init(m);
@@ -125,7 +120,7 @@ static void counter_encode(struct arena *a, const struct fsm_counter *c,
   m->value = c->value;
 }
 
-static void member_encode(struct arena *a, const struct fsm_member *mb,
+static void member_encode(struct fsm_arena *a, const struct fsm_member *mb,
                           Synod__Fsm__Member *m) {
   (void)a;
   synod__fsm__member__init(m);
@@ -135,11 +130,11 @@ static void member_encode(struct arena *a, const struct fsm_member *mb,
   m->client_address = mb->client_address;
 }
 
-static void channel_encode(struct arena *a, const struct fsm_channel *c,
+static void channel_encode(struct fsm_arena *a, const struct fsm_channel *c,
                            Synod__Fsm__Channel *m) {
   synod__fsm__channel__init(m);
   m->name = c->name;
-  m->limits = arena_calloc(a, 1, sizeof *m->limits);
+  m->limits = fsm_arena_calloc(a, 1, sizeof *m->limits);
   synod__channel_limits__init(m->limits);
   m->limits->max_messages = c->limits.max_messages;
   m->limits->max_bytes = c->limits.max_bytes;
@@ -149,8 +144,8 @@ static void channel_encode(struct arena *a, const struct fsm_channel *c,
   m->first_offset = c->window.first;
   size_t n = (size_t)(c->window.next - c->window.first);
   m->n_items = n;
-  m->items = arena_calloc(a, n, sizeof *m->items);
-  Synod__Fsm__ChannelItem *items = arena_calloc(a, n, sizeof *items);
+  m->items = fsm_arena_calloc(a, n, sizeof *m->items);
+  Synod__Fsm__ChannelItem *items = fsm_arena_calloc(a, n, sizeof *items);
   struct window_iter iter;
   struct window_item it;
   window_iter_seek(&c->window, c->window.first, &iter);
@@ -163,8 +158,9 @@ static void channel_encode(struct arena *a, const struct fsm_channel *c,
     m->items[i] = &items[i];
   }
   m->n_ids = c->ids_n;
-  m->ids = arena_calloc(a, c->ids_n, sizeof *m->ids);
-  Synod__Fsm__ChannelMessageId *ids = arena_calloc(a, c->ids_n, sizeof *ids);
+  m->ids = fsm_arena_calloc(a, c->ids_n, sizeof *m->ids);
+  Synod__Fsm__ChannelMessageId *ids =
+      fsm_arena_calloc(a, c->ids_n, sizeof *ids);
   for (uint32_t i = 0; i < c->ids_n; i++) {
     const struct fsm_channel_id *x = &c->ids[(c->ids_head + i) % c->ids_cap];
     synod__fsm__channel_message_id__init(&ids[i]);
@@ -178,8 +174,8 @@ static void channel_encode(struct arena *a, const struct fsm_channel *c,
   m->evicted_index = c->window.evicted_index;
   m->created_index = c->created_index;
   m->n_cursors = c->cursors_n;
-  m->cursors = arena_calloc(a, c->cursors_n, sizeof *m->cursors);
-  Synod__Fsm__ChannelCursor *ks = arena_calloc(a, c->cursors_n, sizeof *ks);
+  m->cursors = fsm_arena_calloc(a, c->cursors_n, sizeof *m->cursors);
+  Synod__Fsm__ChannelCursor *ks = fsm_arena_calloc(a, c->cursors_n, sizeof *ks);
   for (uint32_t i = 0; i < c->cursors_n; i++) {
     synod__fsm__channel_cursor__init(&ks[i]);
     ks[i].name = c->cursors[i].name;
@@ -189,7 +185,7 @@ static void channel_encode(struct arena *a, const struct fsm_channel *c,
   }
 }
 
-static void image_build(const struct fsm *f, struct arena *a,
+static void image_build(const struct fsm *f, struct fsm_arena *a,
                         Synod__Fsm__Image *img) {
   synod__fsm__image__init(img);
   img->format = 1;
@@ -197,7 +193,7 @@ static void image_build(const struct fsm *f, struct arena *a,
   img->time_ms = f->time_ms;
   img->token_last = f->token_last;
   if (f->settings.channels_bytes_max != 0) { /* absent while all default */
-    img->settings = arena_calloc(a, 1, sizeof *img->settings);
+    img->settings = fsm_arena_calloc(a, 1, sizeof *img->settings);
     synod__fsm__settings__init(img->settings);
     img->settings->channels_bytes_max = f->settings.channels_bytes_max;
   }
@@ -213,10 +209,11 @@ static void image_build(const struct fsm *f, struct arena *a,
              member_encode);
   IMAGE_FILL(f->channels, struct fsm_channel, by_name, Synod__Fsm__Channel,
              channels, channel_encode);
+  fsm_keys_image_encode(f, a, img);
 }
 
 int fsm_snapshot_encode(const struct fsm *f, uint8_t **data, size_t *len) {
-  struct arena a = {0};
+  struct fsm_arena a = {0};
   Synod__Fsm__Image img;
   image_build(f, &a, &img);
   *len = synod__fsm__image__get_packed_size(&img);
@@ -588,7 +585,7 @@ static int image_load(struct fsm *t, const Synod__Fsm__Image *img,
   }
   if (sessions_load(t, img) || locks_load(t, img) || counters_load(t, img) ||
       elections_load(t, img) || members_load(t, img) || channels_load(t, img) ||
-      pending_check(t)) {
+      fsm_keys_image_load(t, img) || pending_check(t)) {
     return -1;
   }
   uint8_t *again;
@@ -628,6 +625,14 @@ int fsm_snapshot_decode(struct fsm *f, const uint8_t *data, size_t len) {
   f->members = t.members;
   f->channels = t.channels;
   f->channels_bytes = t.channels_bytes;
+  f->keys = t.keys;
+  f->keys_live = t.keys_live;
+  f->keys_bytes = t.keys_bytes;
+  f->key_revision = t.key_revision;
+  f->key_history = t.key_history;
+  f->key_history_events = t.key_history_events;
+  f->key_history_bytes = t.key_history_bytes;
+  f->key_graves = t.key_graves; /* nothing on t's work list */
   f->settings = t.settings;
   f->timers = t.timers;
   f->stats.locks_held = t.stats.locks_held;

@@ -97,5 +97,8 @@ void fsm_timers_run(struct fsm *f) {
 
 uint64_t fsm_next_deadline(const struct fsm *f) {
   struct otree_node *n = otree_first(&f->timers);
+  if (fsm_keys_busy(f)) {
+    return f->time_ms; /* timers run before apply returns: none is due */
+  }
   return n ? FSM_CONTAINER(n, struct fsm_timer, node)->due_ms : UINT64_MAX;
 }

@@ -191,6 +191,8 @@ static void apply_event(struct node *n, const struct fsm_event *e) {
   case FSM_EVENT_CHANNEL_DELETED:
     subs_on_event(n, e);
     break;
+  case FSM_EVENT_KEYS_CHANGED: /* watches: not served yet */
+    break;
   }
 }
 

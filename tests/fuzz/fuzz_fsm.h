@@ -10,6 +10,127 @@
 #include "fsm_int.h"
 #include "otree.h"
 
+/* A lease's keys are in (mod_revision, key) order and its counts agree;
+ * returns how many there are. */
+static inline uint64_t fuzz_fsm_check_lease(const struct fsm_key_lease *l) {
+  uint64_t n = 0, bytes = 0;
+  const struct fsm_key *prev = NULL;
+  for (const struct fsm_list *x = l->keys.next; x != &l->keys; x = x->next) {
+    const struct fsm_key *k = FSM_CONTAINER(x, struct fsm_key, lease_link);
+    FUZZ_CHECK(k->lease == l, "a key in session %llu's lease points elsewhere",
+               (unsigned long long)l->session_id);
+    if (prev != NULL) {
+      struct fsm_name pn = {(const char *)prev->data, prev->key_len};
+      FUZZ_CHECK(prev->mod_revision < k->mod_revision ||
+                     (prev->mod_revision == k->mod_revision &&
+                      fsm_name_cmp(&pn, (const char *)k->data, k->key_len) < 0),
+                 "session %llu's keys out of (mod_revision, key) order",
+                 (unsigned long long)l->session_id);
+    }
+    prev = k;
+    n++;
+    bytes += (uint64_t)k->key_len + k->value_len;
+  }
+  FUZZ_CHECK(n == l->keys_n && bytes == l->bytes,
+             "lease of session %llu: %llu keys, %llu bytes; says %llu, %llu",
+             (unsigned long long)l->session_id, (unsigned long long)n,
+             (unsigned long long)bytes, (unsigned long long)l->keys_n,
+             (unsigned long long)l->bytes);
+  return n;
+}
+
+/* Keys: live ones counted and bound to live sessions, dead ones only of
+ * ended sessions; revisions in order; one history item per revision, its
+ * measure and graves agreeing; the work list's count. */
+static inline void fuzz_fsm_check_keys(const struct fsm *f) {
+  uint64_t live = 0, bytes = 0, bound = 0;
+  FUZZ_CHECK(otree_check(&f->keys) == f->keys.count, "keys tree");
+  FUZZ_CHECK(otree_check(&f->key_graves) == f->key_graves.count, "graves");
+  for (struct otree_node *n = otree_first(&f->keys); n; n = otree_next(n)) {
+    const struct fsm_key *k = FSM_CONTAINER(n, struct fsm_key, by_key);
+    FUZZ_CHECK(k->in_tree, "a key in the tree says it is not");
+    if (!fsm_key_live(k)) {
+      FUZZ_CHECK(k->lease->ended_revision <= f->key_revision, "dead key");
+      continue;
+    }
+    FUZZ_CHECK(k->version >= 1 && k->create_revision >= 1 &&
+                   k->create_revision <= k->mod_revision &&
+                   k->mod_revision <= f->key_revision,
+               "key '%.*s': create %llu mod %llu version %llu, revision %llu",
+               (int)k->key_len, (const char *)k->data,
+               (unsigned long long)k->create_revision,
+               (unsigned long long)k->mod_revision,
+               (unsigned long long)k->version,
+               (unsigned long long)f->key_revision);
+    if (k->lease != NULL) {
+      const struct fsm_session *s = fsm_session_find(f, k->lease->session_id);
+      FUZZ_CHECK(s != NULL && s->lease == k->lease,
+                 "key '%.*s' bound to session %llu, which has not its lease",
+                 (int)k->key_len, (const char *)k->data,
+                 (unsigned long long)k->lease->session_id);
+      bound++;
+    }
+    live++;
+    bytes += (uint64_t)k->key_len + k->value_len;
+  }
+  FUZZ_CHECK(live == f->keys_live && bytes == f->keys_bytes,
+             "%llu live keys of %llu bytes, counted %llu and %llu",
+             (unsigned long long)f->keys_live,
+             (unsigned long long)f->keys_bytes, (unsigned long long)live,
+             (unsigned long long)bytes);
+  uint64_t leased = 0;
+  for (struct otree_node *n = otree_first(&f->sessions); n; n = otree_next(n)) {
+    const struct fsm_session *s = FSM_CONTAINER(n, struct fsm_session, by_id);
+    if (s->lease != NULL) {
+      FUZZ_CHECK(s->lease->ended_revision == 0, "a live session's grave");
+      leased += fuzz_fsm_check_lease(s->lease);
+    }
+  }
+  FUZZ_CHECK(leased == bound, "%llu keys in leases, %llu bound",
+             (unsigned long long)leased, (unsigned long long)bound);
+  const struct window *w = &f->key_history;
+  char msg[128];
+  FUZZ_CHECK(window_check(w, msg) == 0, "key history: %s", msg);
+  FUZZ_CHECK(w->next == f->key_revision + 1 &&
+                 (f->key_revision == 0 || w->next > w->first),
+             "key history [%llu, %llu) at revision %llu",
+             (unsigned long long)w->first, (unsigned long long)w->next,
+             (unsigned long long)f->key_revision);
+  uint64_t events = 0, hbytes = 0, graves = 0;
+  struct window_iter it;
+  struct window_item item;
+  window_iter_seek(w, w->first, &it);
+  while (window_iter_next(&it, &item)) {
+    uint64_t e, b;
+    fsm_key_item_measure(f, &item, &e, &b);
+    events += e;
+    hbytes += b;
+    if (item.data[0] == FSM_KEY_ITEM_GRAVE) {
+      struct otree_node *g = otree_find(&f->key_graves, &item.pos);
+      FUZZ_CHECK(g != NULL, "session end at %llu without its grave",
+                 (unsigned long long)item.pos);
+      fuzz_fsm_check_lease(FSM_CONTAINER(g, struct fsm_key_lease, by_revision));
+      graves++;
+    }
+  }
+  FUZZ_CHECK(
+      events == f->key_history_events && hbytes == f->key_history_bytes &&
+          graves == f->key_graves.count,
+      "key history: %llu events %llu bytes %llu graves; counted %llu "
+      "%llu %llu",
+      (unsigned long long)f->key_history_events,
+      (unsigned long long)f->key_history_bytes,
+      (unsigned long long)f->key_graves.count, (unsigned long long)events,
+      (unsigned long long)hbytes, (unsigned long long)graves);
+  uint64_t work = 0;
+  for (const struct fsm_list *x = f->key_work.next; x != &f->key_work;
+       x = x->next) {
+    work += FSM_CONTAINER(x, struct fsm_key_lease, work_link)->work_left;
+  }
+  FUZZ_CHECK(work == f->key_work_keys, "work list: %llu keys, says %llu",
+             (unsigned long long)work, (unsigned long long)f->key_work_keys);
+}
+
 /* The trees are balanced and ordered; locks, sessions and the gauges
  * agree with each other. Cheap enough to run after every apply. */
 static inline void fuzz_fsm_check(const struct fsm *f) {
@@ -53,6 +174,7 @@ static inline void fuzz_fsm_check(const struct fsm *f) {
              (unsigned long long)st.locks_held,
              (unsigned long long)st.lock_waiters, (unsigned long long)held,
              (unsigned long long)waiters);
+  fuzz_fsm_check_keys(f);
 }
 
 /* The state encodes to an image that decodes, into a fresh state machine
@@ -76,9 +198,14 @@ static inline void fuzz_fsm_check_image(const struct fsm *f,
   fsm_stats_get(g, &b);
   FUZZ_CHECK(a.sessions == b.sessions && a.locks_held == b.locks_held &&
                  a.lock_waiters == b.lock_waiters && a.counters == b.counters &&
-                 a.elections == b.elections,
+                 a.elections == b.elections && a.keys == b.keys &&
+                 a.keys_bytes == b.keys_bytes && b.key_work_keys == 0,
              "gauges differ after restore");
-  FUZZ_CHECK(fsm_next_deadline(g) == fsm_next_deadline(f),
+  /* Keys of ended sessions still to take out are no part of the state:
+   * f may ask for Ticks to do that work, g has none to do. */
+  FUZZ_CHECK(fsm_next_deadline(g) == fsm_next_deadline(f) ||
+                 (a.key_work_keys > 0 && fsm_next_deadline(f) == f->time_ms &&
+                  fsm_next_deadline(g) >= f->time_ms),
              "next deadline differs after restore");
   free(img);
   free(img2);
@@ -122,6 +249,15 @@ static inline void fuzz_fsm_small_options(struct fsm_options *o) {
   o->results_per_session_max = 3;
   o->value_bytes_max = 8;
   o->list_limit_max = 3;
+  o->keys_max = 6;
+  o->keys_bytes_max = 64;
+  o->key_value_bytes_max = 8;
+  o->key_txn_ops_max = 3;
+  o->key_list_max = 3;
+  o->key_reply_bytes_max = 16;
+  o->key_history_max = 6;
+  o->key_history_bytes_max = 200;
+  o->key_work_per_entry = 2;
 }
 
 #endif /* SYNOD_FUZZ_FSM_H */

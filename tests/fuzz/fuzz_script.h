@@ -1,6 +1,7 @@
 /* A short, realistic history of log entries (sessions, a held lock with a
  * queued waiter, a lock-delay, counters, an election with two candidates,
- * a member, a keepalive Tick), encoded the way the leader encodes them.
+ * keys, one bound to a session, and a transaction, a member, a keepalive
+ * Tick), encoded the way the leader encodes them.
  * make_corpus.c writes it as seeds; the request and snapshot harnesses
  * apply it to get a live state machine with something in every tree. */
 #ifndef SYNOD_FUZZ_SCRIPT_H
@@ -22,7 +23,75 @@ struct fuzz_script_bodies {
   Synod__CounterAdd add;
   Synod__CounterSet set;
   Synod__ElectionCampaign camp[2];
+  Synod__KeyPut put[3];
+  Synod__KeyCompare cmp;
+  Synod__KeyCompare *cmps[1];
+  Synod__KeyGet get;
+  Synod__KeyDelete del;
+  Synod__KeyOp ops[3];
+  Synod__KeyOp *success[2];
+  Synod__KeyOp *failure[1];
+  Synod__KeyTxn txn;
 };
+
+/* Keys: a device bound to session 2, a flag without a session, and a
+ * transaction in session 2 that binds a second device if the flag is on
+ * (else deletes every device). */
+static inline size_t fuzz_script_keys(struct fuzz_script_bodies *b, size_t n) {
+  const char *keys[] = {"dev/1", "cfg/flag", "dev/2"};
+  const char *values[] = {"gw-b", "on", "gw-b"};
+  for (int i = 0; i < 3; i++) {
+    synod__key_put__init(&b->put[i]);
+    b->put[i].key.data = (uint8_t *)keys[i];
+    b->put[i].key.len = strlen(keys[i]);
+    b->put[i].value.data = (uint8_t *)values[i];
+    b->put[i].value.len = strlen(values[i]);
+    b->put[i].session_bound = i != 1;
+  }
+  b->req[n].session_id = 2;
+  b->req[n].sequence = 4;
+  b->req[n].body_case = SYNOD__REQUEST__BODY_KEY_PUT;
+  b->req[n].key_put = &b->put[0];
+  n++;
+  b->req[n].body_case = SYNOD__REQUEST__BODY_KEY_PUT;
+  b->req[n].key_put = &b->put[1];
+  n++;
+  synod__key_compare__init(&b->cmp);
+  b->cmp.key = b->put[1].key;
+  b->cmp.target = SYNOD__KEY_COMPARE__TARGET__TARGET_VALUE;
+  b->cmp.value = b->put[1].value;
+  b->cmps[0] = &b->cmp;
+  synod__key_get__init(&b->get);
+  b->get.key = b->put[0].key;
+  synod__key_delete__init(&b->del);
+  b->del.key.data = (uint8_t *)"dev/";
+  b->del.key.len = 4;
+  b->del.prefix = true;
+  for (int i = 0; i < 3; i++) {
+    synod__key_op__init(&b->ops[i]);
+  }
+  b->ops[0].op_case = SYNOD__KEY_OP__OP_PUT;
+  b->ops[0].put = &b->put[2];
+  b->ops[1].op_case = SYNOD__KEY_OP__OP_GET;
+  b->ops[1].get = &b->get;
+  b->ops[2].op_case = SYNOD__KEY_OP__OP_DEL;
+  b->ops[2].del = &b->del;
+  b->success[0] = &b->ops[0];
+  b->success[1] = &b->ops[1];
+  b->failure[0] = &b->ops[2];
+  synod__key_txn__init(&b->txn);
+  b->txn.n_compares = 1;
+  b->txn.compares = b->cmps;
+  b->txn.n_success = 2;
+  b->txn.success = b->success;
+  b->txn.n_failure = 1;
+  b->txn.failure = b->failure;
+  b->req[n].session_id = 2;
+  b->req[n].sequence = 5;
+  b->req[n].body_case = SYNOD__REQUEST__BODY_KEY_TXN;
+  b->req[n].key_txn = &b->txn;
+  return n + 1;
+}
 
 static inline uint8_t *
 fuzz_script_pack_request(uint64_t t, const Synod__Request *r, size_t *len) {
@@ -87,6 +156,7 @@ static inline size_t fuzz_script(uint8_t **bufs, size_t *lens) {
     b.req[n].election_campaign = &b.camp[i];
     n++;
   }
+  n = fuzz_script_keys(&b, n);
   for (size_t i = 0; i < n; i++) {
     bufs[i] = fuzz_script_pack_request(FUZZ_SCRIPT_T0_MS + 100 * i, &b.req[i],
                                        &lens[i]);

@@ -75,7 +75,7 @@ static void reset(struct bytes *b) {
 
 /* One example of every request body, packed; returns how many. */
 static size_t requests(uint8_t **bufs, size_t *lens) {
-  Synod__Request r[24];
+  Synod__Request r[32];
   Synod__Hello hello = SYNOD__HELLO__INIT;
   Synod__SessionOpen open = SYNOD__SESSION_OPEN__INIT;
   Synod__SessionKeepalive ka = SYNOD__SESSION_KEEPALIVE__INIT;
@@ -96,8 +96,19 @@ static size_t requests(uint8_t **bufs, size_t *lens) {
   Synod__ElectionObserve eo = SYNOD__ELECTION_OBSERVE__INIT;
   Synod__Status st = SYNOD__STATUS__INIT;
   Synod__MemberRemove mr = SYNOD__MEMBER_REMOVE__INIT;
+  Synod__KeyPut kp = SYNOD__KEY_PUT__INIT;
+  Synod__KeyCompare kc = SYNOD__KEY_COMPARE__INIT; /* create only */
+  Synod__KeyCompare *kcs[] = {&kc};
+  Synod__KeyGet kg = SYNOD__KEY_GET__INIT;
+  Synod__KeyList kl = SYNOD__KEY_LIST__INIT;
+  Synod__KeyDelete kd = SYNOD__KEY_DELETE__INIT, kd1 = SYNOD__KEY_DELETE__INIT;
+  Synod__KeyCompare kc2 = SYNOD__KEY_COMPARE__INIT;
+  Synod__KeyCompare *kcs2[] = {&kc2};
+  Synod__KeyOp kops[2] = {SYNOD__KEY_OP__INIT, SYNOD__KEY_OP__INIT};
+  Synod__KeyOp *kok[] = {&kops[0]}, *kfail[] = {&kops[1]};
+  Synod__KeyTxn kt = SYNOD__KEY_TXN__INIT;
   size_t n = 0;
-  for (size_t i = 0; i < 24; i++) {
+  for (size_t i = 0; i < 32; i++) {
     synod__request__init(&r[i]);
     r[i].id = i + 1;
   }
@@ -161,6 +172,39 @@ static size_t requests(uint8_t **bufs, size_t *lens) {
   REQ(STATUS, status, st, 0, 0);
   mr.name = "synod-2";
   REQ(MEMBER_REMOVE, member_remove, mr, 0, 0);
+  kp.key.data = (uint8_t *)"dev/7";
+  kp.key.len = 5;
+  kp.value.data = (uint8_t *)"gw-1";
+  kp.value.len = 4;
+  kp.session_bound = true;
+  kp.compares = kcs;
+  kp.n_compares = 1;
+  REQ(KEY_PUT, key_put, kp, 1, 17);
+  kg.key = kp.key;
+  REQ(KEY_GET, key_get, kg, 0, 0);
+  kl.prefix.data = (uint8_t *)"dev/";
+  kl.prefix.len = 4;
+  kl.limit = 10;
+  REQ(KEY_LIST, key_list, kl, 0, 0);
+  kops[0].op_case = SYNOD__KEY_OP__OP_GET;
+  kops[0].get = &kg;
+  kd.key = kl.prefix;
+  kd.prefix = true;
+  kops[1].op_case = SYNOD__KEY_OP__OP_DEL;
+  kops[1].del = &kd;
+  kc2.key = kp.key;
+  kc2.target = SYNOD__KEY_COMPARE__TARGET__TARGET_SESSION;
+  kc2.op = SYNOD__KEY_COMPARE__OP__OP_NOT_EQUAL;
+  kt.compares = kcs2;
+  kt.n_compares = 1;
+  kt.success = kok;
+  kt.n_success = 1;
+  kt.failure = kfail;
+  kt.n_failure = 1;
+  REQ(KEY_TXN, key_txn, kt, 1, 18);
+  kd1.key = kp.key;
+  kd1.prev_kv = true;
+  REQ(KEY_DELETE, key_delete, kd1, 0, 0);
   REQ(SESSION_CLOSE, session_close, close, 2, 0);
 #undef REQ
   r[3].stale = false;
@@ -174,8 +218,8 @@ static size_t requests(uint8_t **bufs, size_t *lens) {
 }
 
 static void seeds_frame_and_request(void) {
-  uint8_t *bufs[24];
-  size_t lens[24];
+  uint8_t *bufs[32];
+  size_t lens[32];
   size_t n = requests(bufs, lens);
   struct bytes b = {0}, all = {0};
   struct frame_buf fb;
@@ -337,9 +381,14 @@ static void seeds_fsm(void) {
   size_t lens[FUZZ_SCRIPT_MAX];
   size_t n = fuzz_script(bufs, lens);
   struct bytes b = {0};
-  for (int small = 0; small < 2; small++) {
+  /* Plain, small limits, and with a twin restored after entry 10 (keys
+   * being written) and after entry 13 (before the expiries). */
+  const uint8_t flags[] = {0, 1, 10 << 1, (13 << 1) | 1};
+  const char *names[] = {"script", "script-small", "script-twin-10",
+                         "script-small-twin-13"};
+  for (int v = 0; v < 4; v++) {
     reset(&b);
-    put_u8(&b, (uint8_t)small);
+    put_u8(&b, flags[v]);
     for (size_t i = 0; i < n; i++) {
       put_item(&b, bufs[i], lens[i]);
     }
@@ -347,7 +396,7 @@ static void seeds_fsm(void) {
     uint8_t tick[32];
     size_t len = fsm_command_encode_tick(10000000, NULL, 0, tick, sizeof tick);
     put_item(&b, tick, len);
-    write_seed("fsm_apply", small ? "script-small" : "script", &b);
+    write_seed("fsm_apply", names[v], &b);
   }
   /* Each entry alone, and a non-NORMAL entry first. */
   for (size_t i = 0; i < n; i++) {

@@ -338,6 +338,7 @@ static void event_feed(const struct obs *o, const struct fsm_event *e) {
     break;
   case FSM_EVENT_CHANNEL_APPENDED:
   case FSM_EVENT_CHANNEL_DELETED:
+  case FSM_EVENT_KEYS_CHANGED:
     break;
   }
 }

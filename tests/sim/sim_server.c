@@ -607,6 +607,7 @@ static void apply_event(struct sim *s, struct sim_replica *rep,
   case FSM_EVENT_ELECTION_CHANGED:
   case FSM_EVENT_CHANNEL_APPENDED:
   case FSM_EVENT_CHANNEL_DELETED:
+  case FSM_EVENT_KEYS_CHANGED:
     break;
   }
 }
@@ -629,6 +630,7 @@ static uint64_t output_hash(const struct fsm_output *out) {
                        e->name ? strlen(e->name) : 0);
     h = sim_hash_bytes(h, e->response, e->response ? e->response_len : 0);
     h = sim_hash_bytes(h, e->event, e->event ? e->event_len : 0);
+    h = sim_hash_u64(h, e->revision);
   }
   return h;
 }

@@ -2409,6 +2409,1112 @@ static TCase *tcase_channels(void) {
   return tc;
 }
 
+/* ------------------------------------------------------------ keys */
+
+/* Applies a request of any size (values up to the 64 KiB limit and over). */
+static void h_req_any(struct h *h, Synod__Request *req) {
+  size_t n = fsm_command_encode_request(h->time_ms, req, NULL, 0);
+  uint8_t *buf = malloc(n);
+  ck_assert_uint_eq(fsm_command_encode_request(h->time_ms, req, buf, n), n);
+  h_apply_bytes(h, buf, n);
+  free(buf);
+}
+
+static ProtobufCBinaryData bin(const char *s) {
+  return (ProtobufCBinaryData){s ? strlen(s) : 0, (uint8_t *)s};
+}
+
+#define KREQ(h, sid, seq, CASE, field, msg)                                    \
+  do {                                                                         \
+    Synod__Request r_ = SYNOD__REQUEST__INIT;                                  \
+    r_.session_id = (sid);                                                     \
+    r_.sequence = (seq);                                                       \
+    r_.body_case = SYNOD__REQUEST__BODY_##CASE;                                \
+    r_.field = (msg);                                                          \
+    h_req_any((h), &r_);                                                       \
+  } while (0)
+
+/* A put; the answer is in h->resp. */
+static void h_kput_cmp(struct h *h, uint64_t sid, uint64_t seq, const char *k,
+                       const char *v, bool bound, Synod__KeyCompare **cs,
+                       size_t n) {
+  Synod__KeyPut p = SYNOD__KEY_PUT__INIT;
+  p.key = bin(k);
+  p.value = bin(v);
+  p.session_bound = bound;
+  p.compares = cs;
+  p.n_compares = n;
+  KREQ(h, sid, seq, KEY_PUT, key_put, &p);
+}
+
+static void h_kput(struct h *h, uint64_t sid, uint64_t seq, const char *k,
+                   const char *v, bool bound) {
+  h_kput_cmp(h, sid, seq, k, v, bound, NULL, 0);
+}
+
+/* A put that must succeed; returns its revision. */
+static uint64_t h_kput_ok(struct h *h, const char *k, const char *v) {
+  h_kput(h, 0, 0, k, v, false);
+  ck_assert_msg(h_err(h) == 0, "%s", h->resp->error ? h_msg(h) : "");
+  ck_assert(h->resp->key_put->succeeded);
+  return h->resp->key_put->revision;
+}
+
+static void h_kdel(struct h *h, uint64_t sid, uint64_t seq, const char *k,
+                   bool prefix) {
+  Synod__KeyDelete d = SYNOD__KEY_DELETE__INIT;
+  d.key = bin(k);
+  d.prefix = prefix;
+  KREQ(h, sid, seq, KEY_DELETE, key_delete, &d);
+}
+
+/* A get through fsm_query; the caller frees. */
+static Synod__Response *h_kget(struct h *h, const char *k) {
+  Synod__Request r = SYNOD__REQUEST__INIT;
+  Synod__KeyGet g = SYNOD__KEY_GET__INIT;
+  g.key = bin(k);
+  r.body_case = SYNOD__REQUEST__BODY_KEY_GET;
+  r.key_get = &g;
+  ck_assert(fsm_request_is_read(&r));
+  return h_query(h, &r);
+}
+
+/* The value of k, or NULL if absent; the caller frees. */
+static char *h_kvalue(struct h *h, const char *k) {
+  Synod__Response *r = h_kget(h, k);
+  ck_assert_ptr_null(r->error);
+  char *v = NULL;
+  if (r->key_get->found) {
+    v = strndup((const char *)r->key_get->kv->value.data,
+                r->key_get->kv->value.len);
+  }
+  synod__response__free_unpacked(r, NULL);
+  return v;
+}
+
+static bool h_khas(struct h *h, const char *k) {
+  char *v = h_kvalue(h, k);
+  free(v);
+  return v != NULL;
+}
+
+static Synod__Response *h_klist(struct h *h, const char *prefix,
+                                const char *after, uint32_t limit,
+                                bool keys_only) {
+  Synod__Request r = SYNOD__REQUEST__INIT;
+  Synod__KeyList q = SYNOD__KEY_LIST__INIT;
+  q.prefix = bin(prefix);
+  q.after = bin(after);
+  q.limit = limit;
+  q.keys_only = keys_only;
+  r.body_case = SYNOD__REQUEST__BODY_KEY_LIST;
+  r.key_list = &q;
+  ck_assert(fsm_request_is_read(&r));
+  return h_query(h, &r);
+}
+
+static bool kv_is(const Synod__KeyValue *kv, const char *k) {
+  return kv->key.len == strlen(k) && memcmp(kv->key.data, k, kv->key.len) == 0;
+}
+
+static bool value_is(const Synod__KeyValue *kv, const char *v) {
+  return kv->value.len == strlen(v) &&
+         memcmp(kv->value.data, v, kv->value.len) == 0;
+}
+
+/* A hash of the keys' part of the image: key_revision, keys and history.
+ * Equal before and after a request that must change nothing. */
+static uint64_t keys_digest(struct h *h) {
+  uint8_t *img, *part;
+  size_t len;
+  ck_assert_int_eq(fsm_snapshot_encode(h->f, &img, &len), 0);
+  Synod__Fsm__Image *m = synod__fsm__image__unpack(NULL, len, img);
+  ck_assert_ptr_nonnull(m);
+  Synod__Fsm__Image k = SYNOD__FSM__IMAGE__INIT;
+  k.key_revision = m->key_revision;
+  k.n_keys = m->n_keys;
+  k.keys = m->keys;
+  k.key_history = m->key_history;
+  size_t n = synod__fsm__image__get_packed_size(&k);
+  part = malloc(n + 1);
+  synod__fsm__image__pack(&k, part);
+  uint64_t d = 0xcbf29ce484222325ull;
+  for (size_t i = 0; i < n; i++) {
+    d = (d ^ part[i]) * 0x100000001b3ull;
+  }
+  free(part);
+  free(img);
+  synod__fsm__image__free_unpacked(m, NULL);
+  return d;
+}
+
+/* The history's events from revision `from`, one line each:
+ * "rev put|del key=value" (value of the put, or of prev for a delete). */
+static char *history_text(struct h *h, uint64_t from) {
+  struct fsm_key_iter it;
+  struct fsm_key_event ev;
+  size_t cap = 1 << 16, len = 0;
+  char *out = malloc(cap);
+  out[0] = '\0';
+  fsm_key_iter_seek(h->f, from, &it);
+  while (fsm_key_iter_next(&it, &ev)) {
+    const struct fsm_kv *v = ev.deleted ? &ev.prev : &ev.kv;
+    if (len + 1100 > cap) {
+      cap *= 2;
+      out = realloc(out, cap);
+    }
+    len += (size_t)snprintf(out + len, cap - len, "%" PRIu64 " %s %.*s=%.*s\n",
+                            ev.revision, ev.deleted ? "del" : "put",
+                            (int)ev.kv.key_len, (const char *)ev.kv.key,
+                            (int)v->value_len, (const char *)v->value);
+  }
+  return out;
+}
+
+/* Revisions are dense from 1, one per change; versions count puts and a
+ * delete ends a key's life (the next put creates it again). */
+START_TEST(key_put_get_delete_keep_revisions_and_versions) {
+  struct h h;
+  h_init(&h, NULL);
+  ck_assert_uint_eq(fsm_key_revision(h.f), 0);
+  ck_assert_uint_eq(h_kput_ok(&h, "gw/dev1", "a"), 1);
+  ck_assert_uint_eq(h.resp->key_put->kv->create_revision, 1);
+  ck_assert_uint_eq(h.resp->key_put->kv->version, 1);
+  ck_assert_uint_eq(h_kput_ok(&h, "gw/dev1", "b"), 2);
+  ck_assert_uint_eq(h.resp->key_put->kv->create_revision, 1);
+  ck_assert_uint_eq(h.resp->key_put->kv->mod_revision, 2);
+  ck_assert_uint_eq(h.resp->key_put->kv->version, 2);
+  ck_assert_uint_eq(h.resp->key_put->kv->value.len, 0); /* not echoed */
+  ck_assert_uint_eq(h_kput_ok(&h, "gw/dev2", ""), 3);
+  Synod__Response *g = h_kget(&h, "gw/dev1");
+  ck_assert(g->key_get->found);
+  ck_assert(value_is(g->key_get->kv, "b"));
+  ck_assert_uint_eq(g->key_get->kv->version, 2);
+  ck_assert_uint_eq(g->key_get->revision, 3);
+  synod__response__free_unpacked(g, NULL);
+  g = h_kget(&h, "gw/dev2"); /* an empty value exists */
+  ck_assert(g->key_get->found);
+  synod__response__free_unpacked(g, NULL);
+  /* A put answers the previous key with prev_kv. */
+  Synod__KeyPut p = SYNOD__KEY_PUT__INIT;
+  p.key = bin("gw/dev1");
+  p.value = bin("c");
+  p.prev_kv = true;
+  KREQ(&h, 0, 0, KEY_PUT, key_put, &p);
+  ck_assert(value_is(h.resp->key_put->prev, "b"));
+  ck_assert_uint_eq(h.resp->key_put->prev->mod_revision, 2);
+  ck_assert_uint_eq(h.resp->key_put->revision, 4);
+  h_kdel(&h, 0, 0, "gw/dev1", false);
+  ck_assert_int_eq(h_err(&h), 0);
+  ck_assert_uint_eq(h.resp->key_delete->deleted, 1);
+  ck_assert_uint_eq(h.resp->key_delete->revision, 5);
+  g = h_kget(&h, "gw/dev1");
+  ck_assert(!g->key_get->found);
+  ck_assert_uint_eq(g->key_get->revision, 5);
+  synod__response__free_unpacked(g, NULL);
+  h_kdel(&h, 0, 0, "gw/dev1", false); /* nothing: no revision */
+  ck_assert_uint_eq(h.resp->key_delete->deleted, 0);
+  ck_assert(h.resp->key_delete->succeeded);
+  ck_assert_uint_eq(h.resp->key_delete->revision, 5);
+  ck_assert_uint_eq(h_kput_ok(&h, "gw/dev1", "d"), 6);
+  ck_assert_uint_eq(h.resp->key_put->kv->create_revision, 6);
+  ck_assert_uint_eq(h.resp->key_put->kv->version, 1);
+  struct fsm_stats st;
+  fsm_stats_get(h.f, &st);
+  ck_assert_uint_eq(st.keys, 2);
+  ck_assert_uint_eq(st.keys_bytes, 7 + 1 + 7);
+  h_close(&h);
+}
+END_TEST
+
+/* A retried put in a session is answered from the record: one revision,
+ * one version. Without a session it is applied again. */
+START_TEST(key_put_retried_in_a_session_applies_once) {
+  struct h h;
+  h_init(&h, NULL);
+  uint64_t s = h_open(&h, 10000);
+  h_kput(&h, s, 1, "k", "v", false);
+  ck_assert_uint_eq(h.resp->key_put->revision, 1);
+  h_kput(&h, s, 1, "k", "v", false);
+  ck_assert_uint_eq(h.resp->key_put->revision, 1);
+  ck_assert_uint_eq(fsm_key_revision(h.f), 1);
+  h_kput(&h, 0, 0, "k", "v", false);
+  h_kput(&h, 0, 0, "k", "v", false);
+  ck_assert_uint_eq(h.resp->key_put->kv->version, 3);
+  h_close(&h);
+}
+END_TEST
+
+/* Prefix delete takes every key under the prefix at one revision; lists
+ * page in key order after a key, answer their revision, keep to the
+ * limit and the byte budget, and can leave the values out. */
+START_TEST(key_prefix_delete_and_list_pages_at_a_revision) {
+  struct fsm_options o = {.key_reply_bytes_max = 40};
+  struct h h;
+  h_init(&h, &o);
+  const char *keys[] = {"dir/a", "dir/b", "dir/c", "dir/d",
+                        "dir/e", "dirx",  "di",    "other"};
+  for (size_t i = 0; i < 8; i++) {
+    h_kput_ok(&h, keys[i], "0123456789");
+  }
+  Synod__Response *l = h_klist(&h, "dir/", NULL, 2, false);
+  ck_assert_ptr_null(l->error);
+  ck_assert_uint_eq(l->key_list->n_kvs, 2);
+  ck_assert(kv_is(l->key_list->kvs[0], "dir/a"));
+  ck_assert(kv_is(l->key_list->kvs[1], "dir/b"));
+  ck_assert(value_is(l->key_list->kvs[0], "0123456789"));
+  ck_assert(l->key_list->more);
+  ck_assert_uint_eq(l->key_list->revision, 8);
+  synod__response__free_unpacked(l, NULL);
+  l = h_klist(&h, "dir/", "dir/b", 0, false); /* 15 bytes each: 2 fit 40 */
+  ck_assert_uint_eq(l->key_list->n_kvs, 2);
+  ck_assert(kv_is(l->key_list->kvs[0], "dir/c"));
+  ck_assert(l->key_list->more);
+  synod__response__free_unpacked(l, NULL);
+  l = h_klist(&h, "dir/", "dir/d", 0, true);
+  ck_assert_uint_eq(l->key_list->n_kvs, 1);
+  ck_assert(kv_is(l->key_list->kvs[0], "dir/e"));
+  ck_assert_uint_eq(l->key_list->kvs[0]->value.len, 0);
+  ck_assert_uint_eq(l->key_list->kvs[0]->version, 1);
+  ck_assert(!l->key_list->more);
+  synod__response__free_unpacked(l, NULL);
+  l = h_klist(&h, "dir/", "a", 0, true); /* after before the prefix */
+  ck_assert_uint_eq(l->key_list->n_kvs, 5);
+  synod__response__free_unpacked(l, NULL);
+  l = h_klist(&h, "", NULL, 100, true); /* everything */
+  ck_assert_uint_eq(l->key_list->n_kvs, 8);
+  ck_assert(kv_is(l->key_list->kvs[0], "di"));
+  ck_assert(kv_is(l->key_list->kvs[7], "other"));
+  synod__response__free_unpacked(l, NULL);
+  h_kdel(&h, 0, 0, "dir/", true);
+  ck_assert_int_eq(h_err(&h), 0);
+  ck_assert_uint_eq(h.resp->key_delete->deleted, 5);
+  ck_assert_uint_eq(h.resp->key_delete->revision, 9);
+  ck_assert(!h_khas(&h, "dir/c"));
+  ck_assert(h_khas(&h, "dirx"));
+  ck_assert(h_khas(&h, "di"));
+  char *text = history_text(&h, 9);
+  ck_assert_str_eq(text, "9 del dir/a=0123456789\n9 del dir/b=0123456789\n"
+                         "9 del dir/c=0123456789\n9 del dir/d=0123456789\n"
+                         "9 del dir/e=0123456789\n");
+  free(text);
+  h_kdel(&h, 0, 0, "", true); /* all */
+  ck_assert_uint_eq(h.resp->key_delete->deleted, 3);
+  l = h_klist(&h, "", NULL, 0, false);
+  ck_assert_uint_eq(l->key_list->n_kvs, 0);
+  ck_assert(!l->key_list->more);
+  synod__response__free_unpacked(l, NULL);
+  h_close(&h);
+}
+END_TEST
+
+static Synod__KeyCompare cmp_num(const char *key, int target, int op,
+                                 uint64_t n) {
+  Synod__KeyCompare c = SYNOD__KEY_COMPARE__INIT;
+  c.key = bin(key);
+  c.target = (Synod__KeyCompare__Target)target;
+  c.op = (Synod__KeyCompare__Op)op;
+  c.number = n;
+  return c;
+}
+
+static Synod__KeyCompare cmp_value(const char *key, int op, const char *v) {
+  Synod__KeyCompare c =
+      cmp_num(key, SYNOD__KEY_COMPARE__TARGET__TARGET_VALUE, op, 0);
+  c.value = bin(v);
+  return c;
+}
+
+/* One compare on the request's key; true if the put went through. */
+static bool h_cas(struct h *h, const char *k, const char *v,
+                  Synod__KeyCompare c) {
+  Synod__KeyCompare *cs[] = {&c};
+  uint64_t before = keys_digest(h);
+  h_kput_cmp(h, 0, 0, k, v, false, cs, 1);
+  ck_assert_msg(h_err(h) == 0, "%s", h->resp->error ? h_msg(h) : "");
+  if (!h->resp->key_put->succeeded) {
+    ck_assert_uint_eq(keys_digest(h), before); /* nothing changed */
+  }
+  return h->resp->key_put->succeeded;
+}
+
+enum {
+  VER = SYNOD__KEY_COMPARE__TARGET__TARGET_VERSION,
+  CREATE = SYNOD__KEY_COMPARE__TARGET__TARGET_CREATE_REVISION,
+  MOD = SYNOD__KEY_COMPARE__TARGET__TARGET_MOD_REVISION,
+  SESSION = SYNOD__KEY_COMPARE__TARGET__TARGET_SESSION,
+  EQ = SYNOD__KEY_COMPARE__OP__OP_EQUAL,
+  NE = SYNOD__KEY_COMPARE__OP__OP_NOT_EQUAL,
+  LT = SYNOD__KEY_COMPARE__OP__OP_LESS,
+  GT = SYNOD__KEY_COMPARE__OP__OP_GREATER,
+};
+
+/* Compare-and-put on version ("0" = create only: the default compare),
+ * mod revision and value; a failed compare answers succeeded = false with
+ * the key as it is, and changes nothing. */
+START_TEST(key_compare_and_put_on_version_mod_revision_and_value) {
+  struct h h;
+  h_init(&h, NULL);
+  Synod__KeyCompare create_only = SYNOD__KEY_COMPARE__INIT;
+  ck_assert(h_cas(&h, "dev", "gw-a", create_only));
+  ck_assert(!h_cas(&h, "dev", "gw-b", create_only));
+  ck_assert_uint_eq(h.resp->key_put->kv->version, 1); /* as it is */
+  ck_assert_uint_eq(h.resp->key_put->revision, 1);
+  ck_assert(!h_cas(&h, "dev", "gw-b", cmp_num("", VER, EQ, 2)));
+  ck_assert(h_cas(&h, "dev", "gw-b", cmp_num("", VER, EQ, 1)));
+  ck_assert(!h_cas(&h, "dev", "gw-c", cmp_num("", MOD, EQ, 1)));
+  ck_assert(h_cas(&h, "dev", "gw-c", cmp_num("", MOD, EQ, 2)));
+  ck_assert(h_cas(&h, "dev", "gw-d", cmp_num("", CREATE, EQ, 1)));
+  ck_assert(!h_cas(&h, "dev", "gw-e", cmp_value("", EQ, "gw-c")));
+  ck_assert(h_cas(&h, "dev", "gw-e", cmp_value("", EQ, "gw-d")));
+  ck_assert(h_cas(&h, "dev", "gw-f", cmp_value("", NE, "gw-d")));
+  ck_assert(h_cas(&h, "dev", "gw-g", cmp_value("", LT, "gw-z")));
+  ck_assert(!h_cas(&h, "dev", "gw-h", cmp_value("", GT, "gw-z")));
+  ck_assert(h_cas(&h, "dev", "gw-h", cmp_num("", VER, GT, 5)));
+  ck_assert(!h_cas(&h, "dev", "gw-i", cmp_num("", VER, LT, 5)));
+  ck_assert(h_cas(&h, "dev", "gw-i", cmp_num("", SESSION, EQ, 0)));
+  /* A value compare on an absent key never holds, whatever the op. */
+  ck_assert(!h_cas(&h, "new", "x", cmp_value("", NE, "y")));
+  ck_assert_ptr_null(h.resp->key_put->kv);
+  ck_assert(!h_cas(&h, "new", "x", cmp_value("", EQ, "")));
+  /* A compare on another key: a device moves only if gw-b is alive. */
+  ck_assert(!h_cas(&h, "dev", "gw-b", cmp_num("gw/b", VER, GT, 0)));
+  h_kput_ok(&h, "gw/b", "up");
+  ck_assert(h_cas(&h, "dev", "gw-b", cmp_num("gw/b", VER, GT, 0)));
+  char *v = h_kvalue(&h, "dev");
+  ck_assert_str_eq(v, "gw-b");
+  free(v);
+  /* Compare-and-delete. */
+  Synod__KeyCompare c = cmp_value("", EQ, "gw-a");
+  Synod__KeyCompare *cs[] = {&c};
+  Synod__KeyDelete d = SYNOD__KEY_DELETE__INIT;
+  d.key = bin("dev");
+  d.compares = cs;
+  d.n_compares = 1;
+  KREQ(&h, 0, 0, KEY_DELETE, key_delete, &d);
+  ck_assert(!h.resp->key_delete->succeeded);
+  ck_assert(h_khas(&h, "dev"));
+  c = cmp_value("", EQ, "gw-b");
+  KREQ(&h, 0, 0, KEY_DELETE, key_delete, &d);
+  ck_assert(h.resp->key_delete->succeeded);
+  ck_assert_uint_eq(h.resp->key_delete->deleted, 1);
+  ck_assert(!h_khas(&h, "dev"));
+  h_close(&h);
+}
+END_TEST
+
+static Synod__KeyOp op_put(Synod__KeyPut *p, const char *k, const char *v) {
+  Synod__KeyOp o = SYNOD__KEY_OP__INIT;
+  synod__key_put__init(p);
+  p->key = bin(k);
+  p->value = bin(v);
+  o.op_case = SYNOD__KEY_OP__OP_PUT;
+  o.put = p;
+  return o;
+}
+
+static Synod__KeyOp op_get(Synod__KeyGet *g, const char *k) {
+  Synod__KeyOp o = SYNOD__KEY_OP__INIT;
+  synod__key_get__init(g);
+  g->key = bin(k);
+  o.op_case = SYNOD__KEY_OP__OP_GET;
+  o.get = g;
+  return o;
+}
+
+static Synod__KeyOp op_del(Synod__KeyDelete *d, const char *k, bool prefix) {
+  Synod__KeyOp o = SYNOD__KEY_OP__INIT;
+  synod__key_delete__init(d);
+  d->key = bin(k);
+  d->prefix = prefix;
+  o.op_case = SYNOD__KEY_OP__OP_DEL;
+  o.del = d;
+  return o;
+}
+
+/* A device moves from gateway A to B in one step: the transaction runs
+ * its success branch or its failure branch, all of it at one revision, a
+ * get seeing the writes before it; a stale gateway cannot overwrite. */
+START_TEST(key_txn_is_atomic_and_runs_one_branch) {
+  struct h h;
+  h_init(&h, NULL);
+  h_kput_ok(&h, "dev/1", "gw-a");
+  h_kput_ok(&h, "gw-a/dev/1", "");
+  Synod__KeyPut p1, p2, p3;
+  Synod__KeyDelete d1;
+  Synod__KeyGet g1, g2;
+  Synod__KeyCompare c = cmp_value("dev/1", EQ, "gw-a");
+  Synod__KeyCompare *cs[] = {&c};
+  Synod__KeyOp ok[] = {op_put(&p1, "dev/1", "gw-b"),
+                       op_del(&d1, "gw-a/dev/1", false),
+                       op_put(&p2, "gw-b/dev/1", ""), op_get(&g1, "dev/1")};
+  Synod__KeyOp fail[] = {op_get(&g2, "dev/1")};
+  Synod__KeyOp *okp[] = {&ok[0], &ok[1], &ok[2], &ok[3]};
+  Synod__KeyOp *failp[] = {&fail[0]};
+  Synod__KeyTxn t = SYNOD__KEY_TXN__INIT;
+  t.compares = cs;
+  t.n_compares = 1;
+  t.success = okp;
+  t.n_success = 4;
+  t.failure = failp;
+  t.n_failure = 1;
+  KREQ(&h, 0, 0, KEY_TXN, key_txn, &t);
+  ck_assert_msg(h_err(&h) == 0, "%s", h.resp->error ? h_msg(&h) : "");
+  Synod__KeyTxnReply *tr = h.resp->key_txn;
+  ck_assert(tr->succeeded);
+  ck_assert_uint_eq(tr->revision, 3);
+  ck_assert_uint_eq(tr->n_results, 4);
+  ck_assert_uint_eq(tr->results[0]->put->kv->mod_revision, 3);
+  ck_assert_uint_eq(tr->results[1]->del->deleted, 1);
+  ck_assert(tr->results[3]->get->found);
+  ck_assert(value_is(tr->results[3]->get->kv, "gw-b")); /* sees the put */
+  char *text = history_text(&h, 3);
+  ck_assert_str_eq(text, "3 put dev/1=gw-b\n3 del gw-a/dev/1=\n"
+                         "3 put gw-b/dev/1=\n");
+  free(text);
+  /* Gateway A, stale, tries the same move: the failure branch runs. */
+  KREQ(&h, 0, 0, KEY_TXN, key_txn, &t);
+  tr = h.resp->key_txn;
+  ck_assert(!tr->succeeded);
+  ck_assert_uint_eq(tr->n_results, 1);
+  ck_assert(value_is(tr->results[0]->get->kv, "gw-b"));
+  ck_assert_uint_eq(tr->revision, 3); /* a read-only branch: none used */
+  ck_assert_uint_eq(fsm_key_revision(h.f), 3);
+  /* A bad op in the branch that would not run still refuses it all. */
+  uint64_t before = keys_digest(&h);
+  g2.key = bin("");
+  c = cmp_value("dev/1", EQ, "gw-b");
+  KREQ(&h, 0, 0, KEY_TXN, key_txn, &t);
+  ck_assert_int_eq(h_err(&h), SYNOD_EINVAL);
+  ck_assert_ptr_nonnull(strstr(h_msg(&h), "failure op 0"));
+  ck_assert_uint_eq(keys_digest(&h), before);
+  g2.key = bin("dev/1");
+  /* One key written twice, or under a deleted prefix: refused. */
+  ok[2] = op_put(&p2, "dev/1", "again");
+  KREQ(&h, 0, 0, KEY_TXN, key_txn, &t);
+  ck_assert_int_eq(h_err(&h), SYNOD_EINVAL);
+  ck_assert_ptr_nonnull(strstr(h_msg(&h), "op 2 writes a key op 0"));
+  ok[2] = op_put(&p2, "x", "1");
+  ok[1] = op_del(&d1, "", true);
+  KREQ(&h, 0, 0, KEY_TXN, key_txn, &t);
+  ck_assert_int_eq(h_err(&h), SYNOD_EINVAL);
+  ck_assert_uint_eq(keys_digest(&h), before);
+  /* A put in a transaction carries no compares of its own. */
+  ok[1] = op_put(&p3, "y", "1");
+  p3.compares = cs;
+  p3.n_compares = 1;
+  KREQ(&h, 0, 0, KEY_TXN, key_txn, &t);
+  ck_assert_int_eq(h_err(&h), SYNOD_EINVAL);
+  ck_assert_uint_eq(keys_digest(&h), before);
+  h_close(&h);
+}
+END_TEST
+
+/* Session-bound keys go when their session ends, at one revision each:
+ * on close, and on expiry in cluster time, not a millisecond before. A
+ * put without session_bound unbinds; one from another session moves the
+ * key there. */
+START_TEST(key_session_bound_keys_go_at_close_and_expiry_not_before) {
+  struct h h;
+  h_init(&h, NULL);
+  uint64_t a = h_open(&h, 5000), b = h_open(&h, 5000);
+  h_kput(&h, a, 1, "dev/1", "gw-a", true);
+  ck_assert_int_eq(h_err(&h), 0);
+  ck_assert_uint_eq(h.resp->key_put->kv->session_id, a);
+  h_kput(&h, a, 2, "dev/2", "gw-a", true);
+  h_kput(&h, a, 3, "dev/3", "gw-a", true);
+  h_kput(&h, a, 4, "dev/3", "gw-a", false); /* unbound */
+  h_kput(&h, b, 1, "dev/2", "gw-b", true);  /* moved to b */
+  h_kput(&h, b, 2, "dev/4", "gw-b", true);
+  ck_assert_uint_eq(fsm_key_revision(h.f), 6);
+  uint64_t ids[] = {b};
+  h.time_ms = 6000;
+  h_tick(&h, ids, 1); /* a is still alive: kept alive at 1000 */
+  ck_assert(h_khas(&h, "dev/1"));
+  h.time_ms = 1000 + 5000; /* a's last millisecond */
+  h_tick(&h, ids, 1);
+  ck_assert(h_khas(&h, "dev/1"));
+  h.time_ms = 1000 + 5000 + 1;
+  h_tick(&h, ids, 1);
+  ck_assert(!h_khas(&h, "dev/1"));
+  ck_assert(h_khas(&h, "dev/2") && h_khas(&h, "dev/3") && h_khas(&h, "dev/4"));
+  ck_assert_uint_eq(fsm_key_revision(h.f), 7);
+  bool changed = false;
+  for (size_t i = 0; i < h.out.events_len; i++) {
+    if (h.out.events[i].type == FSM_EVENT_KEYS_CHANGED) {
+      ck_assert_uint_eq(h.out.events[i].revision, 7);
+      changed = true;
+    }
+  }
+  ck_assert(changed);
+  char *text = history_text(&h, 7);
+  ck_assert_str_eq(text, "7 del dev/1=gw-a\n");
+  free(text);
+  Synod__Request r = SYNOD__REQUEST__INIT;
+  Synod__SessionClose cl = SYNOD__SESSION_CLOSE__INIT;
+  r.session_id = b;
+  r.body_case = SYNOD__REQUEST__BODY_SESSION_CLOSE;
+  r.session_close = &cl;
+  h_req(&h, &r);
+  ck_assert(!h_khas(&h, "dev/2") && !h_khas(&h, "dev/4"));
+  ck_assert(h_khas(&h, "dev/3"));
+  text = history_text(&h, 8);
+  ck_assert_str_eq(text, "8 del dev/2=gw-b\n8 del dev/4=gw-b\n");
+  free(text);
+  /* A session that ends with no key bound uses no revision. */
+  uint64_t c = h_open(&h, 5000);
+  h_kput(&h, c, 1, "dev/5", "gw-c", true);
+  h_kput(&h, c, 2, "dev/5", "gw-c", false);
+  r.session_id = c;
+  h_req(&h, &r);
+  ck_assert_uint_eq(fsm_key_revision(h.f), 10);
+  ck_assert(h_khas(&h, "dev/5"));
+  /* Bound without a session, or with one that has ended. */
+  h_kput(&h, 0, 0, "dev/6", "x", true);
+  ck_assert_int_eq(h_err(&h), SYNOD_ESESSION);
+  h_kput(&h, a, 5, "dev/6", "x", true);
+  ck_assert_int_eq(h_err(&h), SYNOD_ESESSION);
+  h_close(&h);
+}
+END_TEST
+
+static void h_session_close(struct h *h, uint64_t sid) {
+  Synod__Request r = SYNOD__REQUEST__INIT;
+  Synod__SessionClose cl = SYNOD__SESSION_CLOSE__INIT;
+  r.session_id = sid;
+  r.body_case = SYNOD__REQUEST__BODY_SESSION_CLOSE;
+  r.session_close = &cl;
+  h_req(h, &r);
+}
+
+/* An ended session's keys vanish at once for every read and write, and
+ * leave the store key_work_per_entry per applied entry; the deadline
+ * asks for Ticks meanwhile. A replica restored mid-way has the same
+ * state and nothing to do. */
+START_TEST(key_session_end_removes_keys_in_chunks_hidden_at_once) {
+  struct fsm_options o = {.key_work_per_entry = 10};
+  struct h h, b;
+  h_init(&h, &o);
+  h_init(&b, &o);
+  uint64_t s = h_open(&h, 5000);
+  char key[32];
+  for (int i = 0; i < 35; i++) {
+    snprintf(key, sizeof key, "dev/%02d", 34 - i); /* bound in this order */
+    h_kput(&h, s, (uint64_t)i + 1, key, "gw", true);
+    ck_assert_int_eq(h_err(&h), 0);
+  }
+  h_kput_ok(&h, "dev/zz", "other");
+  ck_assert_uint_eq(fsm_next_deadline(h.f), 1000 + 5000 + 1);
+  h_session_close(&h, s);
+  uint64_t end = fsm_key_revision(h.f);
+  ck_assert_uint_eq(end, 37);
+  struct fsm_stats st;
+  fsm_stats_get(h.f, &st);
+  ck_assert_uint_eq(st.keys, 1);
+  ck_assert_uint_eq(st.key_work_keys, 35); /* the close did none yet */
+  ck_assert_uint_eq(fsm_next_deadline(h.f), h.time_ms);
+  ck_assert(!h_khas(&h, "dev/07"));
+  Synod__Response *l = h_klist(&h, "dev/", NULL, 0, true);
+  ck_assert_uint_eq(l->key_list->n_kvs, 1);
+  ck_assert(kv_is(l->key_list->kvs[0], "dev/zz"));
+  synod__response__free_unpacked(l, NULL);
+  ck_assert(h_cas(&h, "dev/07", "new", cmp_num("", VER, EQ, 0)));
+  ck_assert_uint_eq(h.resp->key_put->kv->version, 1); /* created afresh */
+  fsm_stats_get(h.f, &st);
+  ck_assert_uint_eq(st.key_work_keys, 25);
+  /* The image mid-way: the same state, nothing to do. */
+  uint8_t *img;
+  size_t len;
+  ck_assert_int_eq(fsm_snapshot_encode(h.f, &img, &len), 0);
+  ck_assert_int_eq(fsm_snapshot_decode(b.f, img, len), 0);
+  free(img);
+  b.index = h.index;
+  b.time_ms = h.time_ms;
+  ck_assert_uint_eq(fsm_digest(b.f), fsm_digest(h.f));
+  ck_assert_uint_eq(fsm_next_deadline(b.f), UINT64_MAX);
+  h_tick(&h, NULL, 0);
+  h_tick(&h, NULL, 0);
+  fsm_stats_get(h.f, &st);
+  ck_assert_uint_eq(st.key_work_keys, 5);
+  h_tick(&h, NULL, 0);
+  fsm_stats_get(h.f, &st);
+  ck_assert_uint_eq(st.key_work_keys, 0);
+  ck_assert_uint_eq(fsm_next_deadline(h.f), UINT64_MAX);
+  ck_assert_uint_eq(h.f->keys.count, 2); /* dev/07 again, dev/zz */
+  /* The history holds every delete at the end's revision, in the order
+   * the session bound them, on both replicas. */
+  char *text = history_text(&h, end), *text_b = history_text(&b, end);
+  ck_assert_str_eq(text, text_b);
+  ck_assert_ptr_nonnull(strstr(text, "37 del dev/34=gw\n37 del dev/33=gw\n"));
+  ck_assert_ptr_nonnull(strstr(text, "37 del dev/00=gw\n38 put dev/07=new\n"));
+  free(text);
+  free(text_b);
+  for (int i = 0; i < 3; i++) {
+    h_tick(&b, NULL, 0);
+  }
+  ck_assert_uint_eq(fsm_digest(b.f), fsm_digest(h.f));
+  h_close(&h);
+  h_close(&b);
+}
+END_TEST
+
+/* One history item per revision at position == revision; a transaction's
+ * events share one; the window keeps its bounds by dropping the oldest
+ * revisions (never the newest) and says where it starts. */
+START_TEST(key_history_positions_are_revisions_and_compact) {
+  struct fsm_options o = {.key_history_max = 4, .key_history_bytes_max = 200};
+  struct h h;
+  h_init(&h, &o);
+  h_kput_ok(&h, "a", "1");
+  h_kput_ok(&h, "b", "1");
+  struct fsm_stream st;
+  fsm_key_stream(h.f, &st);
+  ck_assert_uint_eq(st.first, 1);
+  ck_assert_uint_eq(st.window->next, 3);
+  Synod__KeyPut p1, p2, p3;
+  Synod__KeyOp ops[] = {op_put(&p1, "c", "1"), op_put(&p2, "d", "1"),
+                        op_put(&p3, "e", "1")};
+  Synod__KeyOp *opp[] = {&ops[0], &ops[1], &ops[2]};
+  Synod__KeyTxn t = SYNOD__KEY_TXN__INIT;
+  t.success = opp;
+  t.n_success = 3;
+  KREQ(&h, 0, 0, KEY_TXN, key_txn, &t);
+  ck_assert_uint_eq(h.resp->key_txn->revision, 3);
+  /* 5 events over 4: revision 1 goes, 2 stays (4 events). */
+  fsm_key_stream(h.f, &st);
+  ck_assert_uint_eq(st.first, 2);
+  char *text = history_text(&h, 1); /* from below: from the first */
+  ck_assert_str_eq(text, "2 put b=1\n3 put c=1\n3 put d=1\n3 put e=1\n");
+  free(text);
+  text = history_text(&h, 3);
+  ck_assert_str_eq(text, "3 put c=1\n3 put d=1\n3 put e=1\n");
+  free(text);
+  /* A revision alone over the bounds is kept, with nothing else. */
+  char big[300];
+  memset(big, 'x', sizeof big - 1);
+  big[sizeof big - 1] = '\0';
+  h_kput_ok(&h, "big", big);
+  fsm_key_stream(h.f, &st);
+  ck_assert_uint_eq(st.first, 4);
+  ck_assert_uint_eq(st.window->next, 5);
+  struct fsm_key_iter it;
+  struct fsm_key_event ev;
+  fsm_key_iter_seek(h.f, 4, &it);
+  ck_assert(fsm_key_iter_next(&it, &ev));
+  ck_assert_uint_eq(ev.revision, 4);
+  ck_assert_uint_eq(ev.index, h.index);
+  ck_assert_uint_eq(ev.kv.value_len, 299);
+  ck_assert(!ev.has_prev);
+  ck_assert(!fsm_key_iter_next(&it, &ev));
+  /* Previous values: a put over a key, and a delete. */
+  h_kput_ok(&h, "a", "2");
+  h_kdel(&h, 0, 0, "a", false);
+  fsm_key_iter_seek(h.f, 5, &it);
+  ck_assert(fsm_key_iter_next(&it, &ev));
+  ck_assert(!ev.deleted && ev.has_prev);
+  ck_assert_uint_eq(ev.prev.mod_revision, 1);
+  ck_assert_uint_eq(ev.kv.version, 2);
+  ck_assert_uint_eq(ev.prev.version, 1);
+  ck_assert(fsm_key_iter_next(&it, &ev));
+  ck_assert(ev.deleted && ev.has_prev);
+  ck_assert_uint_eq(ev.revision, 6);
+  ck_assert_uint_eq(ev.prev.mod_revision, 5);
+  ck_assert_uint_eq(ev.prev.value_len, 1);
+  h_close(&h);
+}
+END_TEST
+
+/* A session end's revision leaves the history like any other, and its
+ * keys are then freed by the work list; the snapshot never holds it. */
+START_TEST(key_history_drops_a_session_end_and_frees_its_keys) {
+  struct fsm_options o = {.key_history_max = 6, .key_work_per_entry = 2};
+  struct h h, b;
+  h_init(&h, &o);
+  h_init(&b, &o);
+  uint64_t s = h_open(&h, 5000);
+  for (int i = 0; i < 5; i++) {
+    char key[8];
+    snprintf(key, sizeof key, "k%d", i);
+    h_kput(&h, s, (uint64_t)i + 1, key, "v", true);
+  }
+  h_session_close(&h, s); /* revision 6: 5 deletes */
+  /* 5 + 5 events, over 6: revisions 1..4 go, 2 per entry. */
+  struct fsm_stream st;
+  fsm_key_stream(h.f, &st);
+  ck_assert_uint_eq(st.first, 3);
+  ck_assert_uint_eq(fsm_next_deadline(h.f), h.time_ms);
+  /* Over its bounds is part of the state: a replica restored now has the
+   * same history and drops the same revisions. */
+  uint8_t *img;
+  size_t len;
+  ck_assert_int_eq(fsm_snapshot_encode(h.f, &img, &len), 0);
+  ck_assert_int_eq(fsm_snapshot_decode(b.f, img, len), 0);
+  free(img);
+  ck_assert_uint_eq(fsm_next_deadline(b.f), h.time_ms);
+  b.index = h.index;
+  b.time_ms = h.time_ms;
+  h_tick(&b, NULL, 0);
+  h_tick(&h, NULL, 0);
+  ck_assert_uint_eq(fsm_digest(b.f), fsm_digest(h.f));
+  fsm_key_stream(h.f, &st);
+  ck_assert_uint_eq(st.first, 5);
+  h_kput_ok(&h, "x", "1");
+  h_kput_ok(&h, "y", "1"); /* 5 + 2 events: revision 6 goes too */
+  while (fsm_next_deadline(h.f) == h.time_ms) {
+    h_tick(&h, NULL, 0);
+  }
+  fsm_key_stream(h.f, &st);
+  ck_assert_uint_eq(st.first, 7);
+  ck_assert_uint_eq(h.f->key_graves.count, 0);
+  struct fsm_stats stats;
+  fsm_stats_get(h.f, &stats);
+  ck_assert_uint_eq(stats.key_work_keys, 0);
+  ck_assert_uint_eq(h.f->keys.count, 2);
+  ck_assert_int_eq(fsm_snapshot_encode(h.f, &img, &len), 0);
+  ck_assert_int_eq(fsm_snapshot_decode(b.f, img, len), 0);
+  free(img);
+  ck_assert_uint_eq(fsm_digest(b.f), fsm_digest(h.f));
+  h_close(&h);
+  h_close(&b);
+}
+END_TEST
+
+/* What the work list still has to do is not in the image, so it must
+ * never decide what the history keeps: a replica restored while the
+ * original still takes keys out drops the same revisions, entry by entry
+ * (with one budget for both, the original fell behind and the two kept
+ * different histories). */
+START_TEST(key_history_trim_is_the_same_on_a_restored_replica) {
+  struct fsm_options o = {.key_history_max = 30, .key_work_per_entry = 1};
+  struct h a, b;
+  h_init(&a, &o);
+  h_init(&b, &o);
+  h_kput_ok(&a, "a", "1");
+  uint64_t s = h_open(&a, 5000);
+  for (int i = 0; i < 10; i++) {
+    char key[8];
+    snprintf(key, sizeof key, "k%d", i);
+    h_kput(&a, s, (uint64_t)i + 1, key, "v", true);
+  }
+  h_session_close(&a, s); /* 21 events; 10 keys to take out */
+  uint8_t *img;
+  size_t len;
+  ck_assert_int_eq(fsm_snapshot_encode(a.f, &img, &len), 0);
+  ck_assert_int_eq(fsm_snapshot_decode(b.f, img, len), 0);
+  free(img);
+  b.index = a.index;
+  b.time_ms = a.time_ms;
+  for (int i = 0; i < 14; i++) {
+    char key[8];
+    snprintf(key, sizeof key, "x%d", i);
+    h_kput_ok(&a, key, "1");
+    h_kput_ok(&b, key, "1");
+    ck_assert_uint_eq(fsm_digest(a.f), fsm_digest(b.f));
+  }
+  struct fsm_stream st;
+  fsm_key_stream(a.f, &st);
+  ck_assert_uint_gt(st.first, 1);
+  h_close(&a);
+  h_close(&b);
+}
+END_TEST
+
+/* Builds a state with every kind of key thing: plain and bound keys, a
+ * session end in the history, a transaction, deletes. */
+static void keys_scene(struct h *h, uint64_t *live_session) {
+  uint64_t gone = h_open(h, 5000), live = h_open(h, 60000);
+  h_kput_ok(h, "cfg/flag", "on");
+  h_kput(h, gone, 1, "dev/b", "gw-1", true);
+  h_kput(h, gone, 2, "dev/a", "gw-1", true);
+  h_kput(h, live, 1, "dev/c", "gw-2", true);
+  h_kput(h, live, 2, "dev/d", "gw-2", true);
+  h_kput_ok(h, "cfg/flag", "off");
+  h_kdel(h, 0, 0, "nothing", false);
+  uint64_t ids[] = {live};
+  h->time_ms = 7000;
+  h_tick(h, ids, 1); /* gone expires */
+  Synod__KeyPut p1;
+  Synod__KeyDelete d1;
+  Synod__KeyOp ops[] = {op_put(&p1, "dev/e", "gw-2"),
+                        op_del(&d1, "cfg/", true)};
+  Synod__KeyOp *opp[] = {&ops[0], &ops[1]};
+  Synod__KeyTxn t = SYNOD__KEY_TXN__INIT;
+  t.success = opp;
+  t.n_success = 2;
+  KREQ(h, 0, 0, KEY_TXN, key_txn, &t);
+  ck_assert_int_eq(h_err(h), 0);
+  *live_session = live;
+}
+
+/* The image carries keys, bindings, the revision counter and the
+ * history: a restored replica encodes the same bytes and goes on exactly
+ * as the one that wrote it (same answers, same history, same digest),
+ * through its bound keys' session expiry too. */
+START_TEST(key_state_survives_a_snapshot_byte_for_byte) {
+  struct h a, b;
+  uint64_t live;
+  h_init(&a, NULL);
+  h_init(&b, NULL);
+  keys_scene(&a, &live);
+  uint8_t *img, *img2;
+  size_t len, len2;
+  ck_assert_int_eq(fsm_snapshot_encode(a.f, &img, &len), 0);
+  ck_assert_int_eq(fsm_snapshot_decode(b.f, img, len), 0);
+  ck_assert_int_eq(fsm_snapshot_encode(b.f, &img2, &len2), 0);
+  ck_assert_uint_eq(len, len2);
+  ck_assert_mem_eq(img, img2, len);
+  free(img);
+  free(img2);
+  b.index = a.index;
+  b.time_ms = a.time_ms;
+  char *ha = history_text(&a, 1), *hb = history_text(&b, 1);
+  ck_assert_str_eq(ha, hb);
+  ck_assert_ptr_nonnull(strstr(ha, "del dev/b=gw-1\n"));
+  free(ha);
+  free(hb);
+  struct h *both[] = {&a, &b};
+  uint8_t *resp[2];
+  size_t resp_len[2];
+  for (int i = 0; i < 2; i++) {
+    struct h *x = both[i];
+    h_kput(x, live, 3, "dev/c", "gw-3", true);
+    resp_len[i] = x->out.response.len;
+    resp[i] = malloc(resp_len[i]);
+    memcpy(resp[i], x->out.response.data, resp_len[i]);
+    x->time_ms = 7000 + 60000 + 1;
+    h_tick(x, NULL, 0); /* live expires: dev/c, d, e go */
+    ck_assert(!h_khas(x, "dev/d"));
+  }
+  ck_assert_uint_eq(resp_len[0], resp_len[1]);
+  ck_assert_mem_eq(resp[0], resp[1], resp_len[0]);
+  free(resp[0]);
+  free(resp[1]);
+  ha = history_text(&a, 1);
+  hb = history_text(&b, 1);
+  ck_assert_str_eq(ha, hb);
+  ck_assert_ptr_nonnull(strstr(ha, "del dev/d=gw-2\n"));
+  free(ha);
+  free(hb);
+  ck_assert_uint_eq(fsm_digest(a.f), fsm_digest(b.f));
+  h_close(&a);
+  h_close(&b);
+}
+END_TEST
+
+/* Re-packs an image after `mutate` changed it and checks it is refused. */
+static void image_refused(const uint8_t *img, size_t len,
+                          void (*mutate)(Synod__Fsm__Image *m)) {
+  Synod__Fsm__Image *m = synod__fsm__image__unpack(NULL, len, img);
+  ck_assert_ptr_nonnull(m);
+  mutate(m);
+  size_t n = synod__fsm__image__get_packed_size(m);
+  uint8_t *buf = malloc(n + 1);
+  synod__fsm__image__pack(m, buf);
+  struct fsm *f = fsm_new(NULL);
+  ck_assert_int_eq(fsm_snapshot_decode(f, buf, n), SYNOD_ECORRUPT);
+  fsm_free(f);
+  free(buf);
+  synod__fsm__image__free_unpacked(m, NULL);
+}
+
+static void swap_keys(Synod__Fsm__Image *m) {
+  Synod__Fsm__Key *k = m->keys[0];
+  m->keys[0] = m->keys[1];
+  m->keys[1] = k;
+}
+static void revision_back(Synod__Fsm__Image *m) {
+  m->key_revision--;
+}
+static void key_unbound_session(Synod__Fsm__Image *m) {
+  m->keys[0]->session_id = 999999;
+}
+static void grave_session_alive(Synod__Fsm__Image *m) {
+  for (size_t i = 0; i < m->key_history->n_revisions; i++) {
+    if (m->key_history->revisions[i]->session_id != 0) {
+      m->key_history->revisions[i]->session_id = m->sessions[0]->id;
+    }
+  }
+}
+static void events_cut(Synod__Fsm__Image *m) {
+  m->key_history->revisions[0]->events.len--;
+}
+static void history_first_wrong(Synod__Fsm__Image *m) {
+  m->key_history->first_revision++;
+}
+
+START_TEST(key_image_that_breaks_an_invariant_is_refused) {
+  struct h a;
+  uint64_t live;
+  h_init(&a, NULL);
+  keys_scene(&a, &live);
+  uint8_t *img;
+  size_t len;
+  ck_assert_int_eq(fsm_snapshot_encode(a.f, &img, &len), 0);
+  image_refused(img, len, swap_keys);
+  image_refused(img, len, revision_back);
+  image_refused(img, len, key_unbound_session);
+  image_refused(img, len, grave_session_alive);
+  image_refused(img, len, events_cut);
+  image_refused(img, len, history_first_wrong);
+  free(img);
+  h_close(&a);
+}
+END_TEST
+
+/* Every refusal names the value and changes nothing. */
+START_TEST(key_bad_input_gets_clear_errors_and_changes_nothing) {
+  struct fsm_options o = {.keys_max = 3, .keys_bytes_max = 40};
+  struct h h;
+  h_init(&h, &o);
+  h_kput_ok(&h, "a", "1");
+  uint64_t before = keys_digest(&h);
+  char long_key[600];
+  memset(long_key, 'k', sizeof long_key - 1);
+  long_key[513] = '\0';
+  struct {
+    const char *key;
+    size_t len;
+    int code;
+    const char *msg;
+  } bad[] = {
+      {"", 0, SYNOD_EINVAL, "key put: key is empty"},
+      {long_key, 513, SYNOD_EINVAL, "key of 513 bytes, over 512"},
+      {"a\xff", 2, SYNOD_EINVAL, "not valid UTF-8 (byte 1)"},
+      {"a\0b", 3, SYNOD_EINVAL, "NUL byte at 1"},
+  };
+  for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+    Synod__KeyPut p = SYNOD__KEY_PUT__INIT;
+    p.key = (ProtobufCBinaryData){bad[i].len, (uint8_t *)bad[i].key};
+    KREQ(&h, 0, 0, KEY_PUT, key_put, &p);
+    ck_assert_int_eq(h_err(&h), bad[i].code);
+    ck_assert_msg(strstr(h_msg(&h), bad[i].msg), "%s", h_msg(&h));
+    ck_assert_uint_eq(keys_digest(&h), before);
+  }
+  long_key[512] = '\0';
+  h_kput(&h, 0, 0, long_key, "", false); /* 512 bytes: over the bytes cap */
+  ck_assert_int_eq(h_err(&h), SYNOD_ELIMIT);
+  ck_assert_msg(strstr(h_msg(&h), "keys_bytes_max 40"), "%s", h_msg(&h));
+  uint8_t *value = calloc(1, 65537);
+  Synod__KeyPut p = SYNOD__KEY_PUT__INIT;
+  p.key = bin("v");
+  p.value = (ProtobufCBinaryData){65537, value};
+  KREQ(&h, 0, 0, KEY_PUT, key_put, &p);
+  ck_assert_int_eq(h_err(&h), SYNOD_ETOOBIG);
+  ck_assert_msg(strstr(h_msg(&h), "value of 65537 bytes for \"v\", over 65536"),
+                "%s", h_msg(&h));
+  free(value);
+  h_kput_ok(&h, "b", "1");
+  h_kput_ok(&h, "c", "1");
+  before = keys_digest(&h);
+  h_kput(&h, 0, 0, "d", "1", false);
+  ck_assert_int_eq(h_err(&h), SYNOD_ELIMIT);
+  ck_assert_msg(strstr(h_msg(&h), "keys_max 3"), "%s", h_msg(&h));
+  h_kput_ok(&h, "c", "2"); /* an existing key still takes puts */
+  before = keys_digest(&h);
+  /* Compares: unknown target or op, a prefix delete naming none. */
+  Synod__KeyCompare c = cmp_num("", 9, EQ, 0);
+  Synod__KeyCompare *cs[] = {&c};
+  h_kput_cmp(&h, 0, 0, "a", "2", false, cs, 1);
+  ck_assert_int_eq(h_err(&h), SYNOD_EINVAL);
+  ck_assert_msg(strstr(h_msg(&h), "target 9"), "%s", h_msg(&h));
+  c = cmp_num("", VER, EQ, 0);
+  Synod__KeyDelete d = SYNOD__KEY_DELETE__INIT;
+  d.key = bin("a");
+  d.prefix = true;
+  d.compares = cs;
+  d.n_compares = 1;
+  KREQ(&h, 0, 0, KEY_DELETE, key_delete, &d);
+  ck_assert_int_eq(h_err(&h), SYNOD_EINVAL);
+  d.n_compares = 0;
+  d.prev_kv = true;
+  KREQ(&h, 0, 0, KEY_DELETE, key_delete, &d);
+  ck_assert_int_eq(h_err(&h), SYNOD_EINVAL);
+  ck_assert_msg(strstr(h_msg(&h), "prev_kv is for one key"), "%s", h_msg(&h));
+  /* A transaction over its bound. */
+  Synod__KeyGet gs[65];
+  Synod__KeyOp ops[65];
+  Synod__KeyOp *opp[65];
+  for (int i = 0; i < 65; i++) {
+    ops[i] = op_get(&gs[i], "a");
+    opp[i] = &ops[i];
+  }
+  Synod__KeyTxn t = SYNOD__KEY_TXN__INIT;
+  t.success = opp;
+  t.n_success = 65;
+  KREQ(&h, 0, 0, KEY_TXN, key_txn, &t);
+  ck_assert_int_eq(h_err(&h), SYNOD_ELIMIT);
+  ck_assert_msg(strstr(h_msg(&h), "65 operations in success, at most 64"), "%s",
+                h_msg(&h));
+  t.n_success = 64;
+  KREQ(&h, 0, 0, KEY_TXN, key_txn, &t);
+  ck_assert_int_eq(h_err(&h), 0);
+  Synod__KeyOp empty = SYNOD__KEY_OP__INIT;
+  opp[0] = &empty;
+  KREQ(&h, 0, 0, KEY_TXN, key_txn, &t);
+  ck_assert_int_eq(h_err(&h), SYNOD_EINVAL);
+  ck_assert_msg(strstr(h_msg(&h), "success op 0: no operation"), "%s",
+                h_msg(&h));
+  ck_assert_uint_eq(keys_digest(&h), before);
+  /* Reads refuse bad keys too. */
+  Synod__Response *r = h_kget(&h, "");
+  ck_assert_int_eq(r->error->code, SYNOD_EINVAL);
+  synod__response__free_unpacked(r, NULL);
+  ck_assert_uint_eq(keys_digest(&h), before);
+  h_close(&h);
+}
+END_TEST
+
+/* Gets and lists are reads (fsm_query answers them; in a log entry they
+ * change nothing); puts, deletes and transactions are writes. */
+START_TEST(key_get_and_list_are_reads_the_rest_writes) {
+  Synod__Request r = SYNOD__REQUEST__INIT;
+  Synod__KeyGet g = SYNOD__KEY_GET__INIT;
+  Synod__KeyList l = SYNOD__KEY_LIST__INIT;
+  Synod__KeyPut p = SYNOD__KEY_PUT__INIT;
+  Synod__KeyDelete d = SYNOD__KEY_DELETE__INIT;
+  Synod__KeyTxn t = SYNOD__KEY_TXN__INIT;
+  r.body_case = SYNOD__REQUEST__BODY_KEY_GET;
+  r.key_get = &g;
+  ck_assert(fsm_request_is_read(&r) && !fsm_request_is_write(&r));
+  r.body_case = SYNOD__REQUEST__BODY_KEY_LIST;
+  r.key_list = &l;
+  ck_assert(fsm_request_is_read(&r) && !fsm_request_is_write(&r));
+  r.body_case = SYNOD__REQUEST__BODY_KEY_PUT;
+  r.key_put = &p;
+  ck_assert(!fsm_request_is_read(&r) && fsm_request_is_write(&r));
+  r.body_case = SYNOD__REQUEST__BODY_KEY_DELETE;
+  r.key_delete = &d;
+  ck_assert(!fsm_request_is_read(&r) && fsm_request_is_write(&r));
+  r.body_case = SYNOD__REQUEST__BODY_KEY_TXN;
+  r.key_txn = &t;
+  ck_assert(!fsm_request_is_read(&r) && fsm_request_is_write(&r));
+  uint8_t *data;
+  size_t len;
+  struct fsm *f = fsm_new(NULL);
+  ck_assert_int_eq(fsm_query(f, &r, &data, &len), SYNOD_EINVAL);
+  fsm_free(f);
+}
+END_TEST
+
+static TCase *tcase_keys(void) {
+  TCase *tc = tcase_create("keys");
+  tcase_add_test(tc, key_put_get_delete_keep_revisions_and_versions);
+  tcase_add_test(tc, key_put_retried_in_a_session_applies_once);
+  tcase_add_test(tc, key_prefix_delete_and_list_pages_at_a_revision);
+  tcase_add_test(tc, key_compare_and_put_on_version_mod_revision_and_value);
+  tcase_add_test(tc, key_txn_is_atomic_and_runs_one_branch);
+  tcase_add_test(tc, key_session_bound_keys_go_at_close_and_expiry_not_before);
+  tcase_add_test(tc, key_session_end_removes_keys_in_chunks_hidden_at_once);
+  tcase_add_test(tc, key_history_positions_are_revisions_and_compact);
+  tcase_add_test(tc, key_history_drops_a_session_end_and_frees_its_keys);
+  tcase_add_test(tc, key_history_trim_is_the_same_on_a_restored_replica);
+  tcase_add_test(tc, key_state_survives_a_snapshot_byte_for_byte);
+  tcase_add_test(tc, key_image_that_breaks_an_invariant_is_refused);
+  tcase_add_test(tc, key_bad_input_gets_clear_errors_and_changes_nothing);
+  tcase_add_test(tc, key_get_and_list_are_reads_the_rest_writes);
+  return tc;
+}
+
 static Suite *fsm_suite(void) {
   Suite *s = suite_create("fsm");
   suite_add_tcase(s, tcase_sessions());
@@ -2416,6 +3522,7 @@ static Suite *fsm_suite(void) {
   suite_add_tcase(s, tcase_counters_elections());
   suite_add_tcase(s, tcase_snapshots());
   suite_add_tcase(s, tcase_channels());
+  suite_add_tcase(s, tcase_keys());
   TCase *tc = tcase_create("members");
   tcase_add_test(tc, member_directory_records_replaces_and_forgets);
   tcase_add_test(tc, member_directory_survives_snapshot_in_id_order);
