@@ -177,7 +177,7 @@ static int nats_ready(struct chb_system *s, struct nats_impl *im) {
     }
     chb_sleep_ms(200);
   }
-  snprintf(s->why, sizeof s->why, "JetStream not ready in %d s: %s",
+  snprintf(s->why, sizeof s->why, "JetStream not ready in %d s: %.200s",
            READY_BOUND_MS / 1000, err);
   return -1;
 }

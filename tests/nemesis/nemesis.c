@@ -335,17 +335,15 @@ static void *monitor_main(void *arg) {
         continue;
       }
       memset(&si, 0, sizeof si);
-      if (waitid(P_PID, (id_t)r->pid, &si, WEXITED | WNOHANG | WNOWAIT) !=
-              0 ||
+      if (waitid(P_PID, (id_t)r->pid, &si, WEXITED | WNOHANG | WNOWAIT) != 0 ||
           si.si_pid != r->pid) {
         continue;
       }
-      atomic_store(&r->exit_status, si.si_code == CLD_EXITED
-                                        ? (si.si_status & 0xff) << 8
-                                        : (si.si_status & 0x7f) |
-                                              (si.si_code == CLD_DUMPED
-                                                   ? 0x80
-                                                   : 0));
+      atomic_store(&r->exit_status,
+                   si.si_code == CLD_EXITED
+                       ? (si.si_status & 0xff) << 8
+                       : (si.si_status & 0x7f) |
+                             (si.si_code == CLD_DUMPED ? 0x80 : 0));
       atomic_store(&r->exit_ms, test_now_ms());
       if (!atomic_load(&r->may_exit)) {
         seen[seen_n++] = i;
@@ -459,8 +457,7 @@ static bool replica_check_exit(int i, const char *when) {
   violation("%s (pid %d) exited unexpectedly at about %.1f s (noticed %s): "
             "%s%s%s; the end of its log (saved in %s):",
             r->name, (int)pid, (double)at / 1000.0, when, how,
-            atomic_load(&r->stopped) ? ", while SIGSTOPped by the nemesis"
-                                     : "",
+            atomic_load(&r->stopped) ? ", while SIGSTOPped by the nemesis" : "",
             by_kill ? " (the nemesis sent no SIGKILL: another process "
                       "or the kernel did)"
                     : "",
@@ -1318,12 +1315,13 @@ static int cmp_lead(const void *a, const void *b) {
   return x->start_us < y->start_us ? -1 : x->start_us > y->start_us;
 }
 
-static const char *const counter_op_names[] = {
-    "get", "set", "cas", "add_get", "get_add", "delete"};
+static const char *const counter_op_names[] = {"get",     "set",     "cas",
+                                               "add_get", "get_add", "delete"};
 
 /* Writes a counter history, one operation a line with who made it and
  * what the library said, to path; --check-history reads it back. */
-static bool counter_save(const char *path, const struct history_counter_entry *ops,
+static bool counter_save(const char *path,
+                         const struct history_counter_entry *ops,
                          const struct nem_op_meta *meta, size_t n,
                          int64_t initial, const char *verdict) {
   FILE *f = fopen(path, "w");
@@ -1382,8 +1380,8 @@ static int check_history_file(const char *path) {
     if (sscanf(line,
                "%zu %15s %" SCNd64 " %" SCNd64 " %" SCNu64 " %" SCNu64
                " %d %d %d %d %" SCNd64,
-               &i, op, &e.arg1, &e.arg2, &e.invoke, &e.complete, &pend,
-               &failed, &overflow, &swapped, &e.value) != 11) {
+               &i, op, &e.arg1, &e.arg2, &e.invoke, &e.complete, &pend, &failed,
+               &overflow, &swapped, &e.value) != 11) {
       continue;
     }
     int kind = -1;
@@ -1469,14 +1467,14 @@ static void check_counter(const struct nem_record *rec, int64_t initial) {
             g.carry_meta[i].why);
       }
     } else {
-      snprintf(why, sizeof why, "%s (with the %zu earlier unknown outcomes)",
-               why2, g.carry_n);
+      snprintf(why, sizeof why,
+               "%.400s (with the %zu earlier unknown outcomes)", why2,
+               g.carry_n);
     }
   }
   if (v == HISTORY_NOT_LINEARIZABLE) {
     char path[PATH_MAX + 32], verdict[600];
-    snprintf(path, sizeof path, "%.3000s/counter-round%d.txt", g.dir,
-             g.round);
+    snprintf(path, sizeof path, "%.3000s/counter-round%d.txt", g.dir, g.round);
     snprintf(verdict, sizeof verdict, "not linearizable: %s", why);
     bool saved = counter_save(path, ops, meta, n, initial, verdict);
     violation("counter history of %zu operations is not linearizable "
@@ -1605,10 +1603,9 @@ static void check_digests(void) {
         size_t l = strlen(silent);
         all = false;
         snprintf(silent + l, sizeof silent - l, " %s: %s", g.r[i].name,
-                 g.r[i].pid == 0 ? "not running"
-                 : atomic_load(&g.r[i].exit_ms) != 0
-                     ? "exited"
-                     : synod_errname(rv));
+                 g.r[i].pid == 0                     ? "not running"
+                 : atomic_load(&g.r[i].exit_ms) != 0 ? "exited"
+                                                     : synod_errname(rv));
       }
     }
     if (all) {
