@@ -620,7 +620,13 @@ int store_wal_open(struct store *s, const char *dir, size_t wal_bytes) {
     rv = wal_scan(s);
   }
   if (rv == 0 && (size_t)st.st_size < s->wal_bytes) {
-    rv = wal_fill(s, st.st_size);
+    /* Zeros from the chain's end, not from the file's: a record cut off by
+     * the end of the file would otherwise be completed by the fill's zeros
+     * (its padding is zeros) and join the chain at the next open, which
+     * would then find more than this one did. What lies past the end was
+     * never acknowledged. */
+    rv = wal_fill(s, (off_t)s->wal_off < st.st_size ? (off_t)s->wal_off
+                                                    : st.st_size);
   }
   if (rv == 0) {
     rv = wal_sync_dir(s, dir);

@@ -6,7 +6,9 @@
  * makes the file's records pass their checks, as a forger (or a bug that
  * wrote a bad record with a good checksum) would: walking the records
  * from offset 0 by their length fields, it sets each one's seq to the
- * next expected and recomputes its crc with the store's incarnation.
+ * next expected and recomputes its crc with the store's incarnation; a
+ * last record cut by the file's end gets the crc it would have with the
+ * zeros the open fills the file with (it must stay cut).
  * Without it the bytes go to disk as they are (torn or foreign files).
  * Invariants: store_open never reads past the file's copy in memory
  * (ASan) and either refuses the store (SYNOD_ECORRUPT, or SYNOD_EINVAL
@@ -112,10 +114,20 @@ static void forge(uint8_t *f, size_t len) {
   for (size_t off = 0; len - off >= 8 + 13;) {
     uint8_t *rec = f + off;
     size_t payload = store_get_be32(rec + 4);
-    if (payload < 13 || payload > len - off - 8) {
+    if (payload < 13 || payload > WAL_OPT_BYTES - off - 8) {
       break;
     }
     store_put_be64(rec + 8, seq++);
+    if (payload > len - off - 8) {
+      /* Cut by the file's end: forged as it reads once the open has
+       * filled the file with zeros (the end of the chain). */
+      uint8_t *whole = calloc(1, 4 + payload);
+      memcpy(whole, rec + 4, len - off - 4);
+      store_put_be32(
+          rec, store_crc(incarnation, sizeof incarnation, whole, 4 + payload));
+      free(whole);
+      break;
+    }
     store_put_be32(
         rec, store_crc(incarnation, sizeof incarnation, rec + 4, 4 + payload));
     off += 8 + payload;

@@ -19,6 +19,13 @@ harnesses=("$@")
 if [ ${#harnesses[@]} -eq 0 ]; then
   harnesses=(frame request peer fsm_apply snapshot wal k8s http)
 fi
+# FUZZ_SEED fixes libFuzzer's seed: the test command's smoke run takes the
+# same path on every machine, so what fails there is a regression, not a
+# first find (those belong to make fuzz, which leaves the seed random).
+seed_args=()
+if [ -n "${FUZZ_SEED:-}" ]; then
+  seed_args=(-seed="$FUZZ_SEED")
+fi
 export SYNOD_TEST_TMP=${SYNOD_TEST_TMP:-$build/tmp}
 mkdir -p "$SYNOD_TEST_TMP"
 # Leak checking stays on; a report or any sanitizer error is a crash.
@@ -39,8 +46,9 @@ for h in "${harnesses[@]}"; do
   mkdir -p "$work" "$crashes" "$(dirname "$log")"
   dirs=("$work" "$build/fuzz-corpus/$h")
   [ -d "$here/regressions/$h" ] && dirs+=("$here/regressions/$h")
-  echo "fuzz: $h for ${seconds}s (log $log)"
-  "$bin" -max_total_time="$seconds" -timeout=20 -rss_limit_mb=2048 \
+  echo "fuzz: $h for ${seconds}s${FUZZ_SEED:+, seed $FUZZ_SEED} (log $log)"
+  "$bin" "${seed_args[@]}" -max_total_time="$seconds" -timeout=20 \
+    -rss_limit_mb=2048 \
     -max_len=65536 -print_final_stats=1 -artifact_prefix="$crashes/" \
     "${dirs[@]}" >"$log" 2>&1
   rc=$?

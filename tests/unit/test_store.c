@@ -1642,6 +1642,43 @@ START_TEST(wal_of_unpadded_records_is_replayed) {
 }
 END_TEST
 
+static void write_one_record(void) {
+  if (append_range(1, 10, 1) != 0) {
+    _exit(4);
+  }
+}
+
+/* A file cut inside a record's zero padding (a shorter file than the
+ * option: an interrupted fill, a grown option, a forger) holds that record
+ * whole once the open fills the file with zeros. The open that found the
+ * chain without it must leave the file so that every later open finds
+ * the same chain (found by fuzz_wal: a second open replayed a record the
+ * first had not, and refused it). */
+START_TEST(wal_cut_record_stays_cut_after_the_fill) {
+  struct child_end end = die_in_child(write_one_record, NULL);
+  ck_assert_uint_eq(end.last_index, 10);
+  char path[4200];
+  snprintf(path, sizeof path, "%s/wal", dir);
+  int fd = open(path, O_RDWR);
+  ck_assert_int_ge(fd, 0);
+  uint8_t *rec = malloc(end.wal_off);
+  ck_assert_int_eq(pread(fd, rec, end.wal_off, 0), (ssize_t)end.wal_off);
+  size_t whole = 8 + unpadded_payload_bytes(rec + 8);
+  free(rec);
+  ck_assert_uint_lt(whole + 16, end.wal_off); /* the cut is in the padding */
+  ck_assert_int_eq(ftruncate(fd, (off_t)(whole + 16)), 0);
+  close(fd);
+  ck_assert_msg(store_open(&st, dir, NULL) == 0, "%s", store_errmsg(&st));
+  ck_assert_uint_eq(store_log_last_index(&st), 0);
+  reopen(NULL);
+  ck_assert_uint_eq(store_log_last_index(&st), 0);
+  ck_assert_int_eq(append_range(1, 5, 2), 0);
+  reopen(NULL);
+  ck_assert_uint_eq(store_log_last_index(&st), 5);
+  check_range(1, 5, 2);
+}
+END_TEST
+
 /* A filesystem may take the O_DIRECT flag and then refuse a direct write
  * (EINVAL): the write is retried through the page cache, and so are the
  * ones after it. */
@@ -1835,6 +1872,7 @@ static Suite *store_suite(void) {
   tcase_add_test(tc, wal_records_are_replayed_after_a_crash);
   tcase_add_test(tc, wal_wraps_and_skips_records_of_earlier_rounds);
   tcase_add_test(tc, wal_torn_last_record_is_dropped);
+  tcase_add_test(tc, wal_cut_record_stays_cut_after_the_fill);
   tcase_add_test(tc, wal_of_another_store_is_ignored);
   tcase_add_test(tc, wal_of_unpadded_records_is_replayed);
   tcase_add_test(tc, wal_write_refused_direct_goes_through_the_page_cache);
