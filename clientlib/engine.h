@@ -49,6 +49,7 @@ enum op_kind {
   OP_CHANNEL_SUBSCRIBE,
   OP_CHANNEL_CREDIT,
   OP_CHANNEL_UNSUBSCRIBE,
+  OP_KEY_WATCH, /* a subscription too: credit and cancel are the channels' */
   OP_CHANNEL_CURSOR_COMMIT,
   OP_CHANNEL_CURSOR_GET,
   OP_KIND_COUNT
@@ -105,6 +106,8 @@ struct op_args {
   uint64_t after_offset;
   uint32_t credits;
   uint64_t subscription_id;
+  bool prev_kv; /* key watch; its key is `name`, from_revision `from`,
+                   after_event `after_offset` */
 };
 
 union op_body {
@@ -136,6 +139,7 @@ union op_body {
   Synod__ChannelSubscribe channel_subscribe;
   Synod__ChannelCredit channel_credit;
   Synod__ChannelUnsubscribe channel_unsubscribe;
+  Synod__KeyWatch key_watch;
   Synod__ChannelCursorCommit channel_cursor_commit;
   Synod__ChannelCursorGet channel_cursor_get;
 };
@@ -290,8 +294,13 @@ struct observer {
  * after_offset), as delivered to the application. */
 struct synod_async_subscription {
   struct synod_async_subscription *next; /* in synod_async.subs */
-  char *channel;                         /* or the prefix */
-  char *cursor;                          /* "" = none */
+  /* A key watch (watch.c's entry): the fields of one channel do not
+   * apply, and (after_index, after_offset) below is the last
+   * (revision, event) delivered. */
+  bool keys;
+  bool prev_kv;
+  char *channel; /* or the prefix; a key watch's key or key prefix */
+  char *cursor;  /* "" = none */
   bool prefix;
   int from; /* as asked: used until positioned */
   uint64_t offset, after_index_asked;
@@ -305,6 +314,8 @@ struct synod_async_subscription {
   synod_channel_message_cb msg_cb;
   synod_subscription_end_cb end_cb;
   synod_subscription_start_cb start_cb;
+  synod_key_events_cb key_cb;            /* key watch: for msg_cb */
+  synod_key_watch_start_cb key_start_cb; /* ... and start_cb */
   void *arg;
   /* wire_id != 0 iff a ChannelSubscribe went out on the live connection
    * and the subscription did not end there; its events carry it. */
@@ -506,6 +517,27 @@ void sub_consumed(struct synod_async *a, struct synod_async_subscription *s,
 void subs_on_ready(struct synod_async *a);
 void subs_on_conn_lost(struct synod_async *a);
 void subs_on_delivery(struct synod_async *a, const Synod__ChannelDelivery *d);
+void subs_on_key_delivery(struct synod_async *a,
+                          const Synod__KeyWatchDelivery *d);
+/* Puts s (its stream, position asked, window (0: the default) and
+ * kind's callbacks filled) on the list with the rest, and subscribes now
+ * if connected: sub_start's end, shared with key_watch_start. */
+void sub_add(struct synod_async *a, struct synod_async_subscription *s,
+             bool manual, synod_subscription_end_cb end_cb, void *arg,
+             uint32_t start_timeout_ms);
+
+/* watch.c: key watches, the start (the rest is subscribe.c's). As
+ * sub_start, with key_cb for msg_cb and key_start_cb for start_cb. */
+int key_watch_start(struct synod_async *a,
+                    const struct synod_key_watch_options *o,
+                    synod_key_events_cb key_cb,
+                    synod_subscription_end_cb end_cb,
+                    synod_key_watch_start_cb key_start_cb, void *arg,
+                    bool manual, uint32_t start_timeout_ms,
+                    struct synod_async_subscription **out);
+/* e as the public struct; pointers borrow e. */
+void key_event_from_pb(const Synod__KeyWatchEvent *e,
+                       struct synod_key_event *out);
 void subs_on_ended(struct synod_async *a, const Synod__SubscriptionEnded *e);
 void subs_sweep(struct synod_async *a, uint64_t now);
 void subs_shutdown(struct synod_async *a);

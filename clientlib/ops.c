@@ -42,6 +42,7 @@ static const struct kind_info kinds[OP_KIND_COUNT] = {
     [OP_CHANNEL_SUBSCRIBE] = {"channel subscribe", false, false},
     [OP_CHANNEL_CREDIT] = {"channel credit", false, false},
     [OP_CHANNEL_UNSUBSCRIBE] = {"channel unsubscribe", false, false},
+    [OP_KEY_WATCH] = {"key watch", false, false},
     [OP_CHANNEL_CURSOR_COMMIT] = {"channel cursor commit", true, true},
     [OP_CHANNEL_CURSOR_GET] = {"channel cursor get", false, false},
 };
@@ -62,7 +63,7 @@ bool op_kind_needs_session(enum op_kind kind) {
 
 bool op_kind_conn_bound(enum op_kind kind) {
   return kind == OP_CHANNEL_SUBSCRIBE || kind == OP_CHANNEL_CREDIT ||
-         kind == OP_CHANNEL_UNSUBSCRIBE;
+         kind == OP_CHANNEL_UNSUBSCRIBE || kind == OP_KEY_WATCH;
 }
 
 const char *op_kind_name(enum op_kind kind) {
@@ -383,6 +384,16 @@ static void op_fill_subscription(struct op *op, const struct op_args *args) {
   case OP_CHANNEL_UNSUBSCRIBE:
     BODY(channel_unsubscribe, ChannelUnsubscribe, CHANNEL_UNSUBSCRIBE);
     op->body.channel_unsubscribe.subscription_id = args->subscription_id;
+    break;
+  case OP_KEY_WATCH:
+    BODY(key_watch, KeyWatch, KEY_WATCH);
+    op->body.key_watch.key.data = (uint8_t *)op->name;
+    op->body.key_watch.key.len = strlen(op->name);
+    op->body.key_watch.prefix = args->prefix;
+    op->body.key_watch.from_revision = args->from;
+    op->body.key_watch.after_event = (uint32_t)args->after_offset;
+    op->body.key_watch.prev_kv = args->prev_kv;
+    op->body.key_watch.credits = args->credits;
     break;
   case OP_CHANNEL_CURSOR_COMMIT:
     BODY(channel_cursor_commit, ChannelCursorCommit, CHANNEL_CURSOR_COMMIT);

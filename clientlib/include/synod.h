@@ -949,6 +949,133 @@ int synod_async_channel_cursor_get(struct synod_async *a, const char *channel,
                                    const char *cursor, unsigned flags,
                                    synod_channel_cursor_cb cb, void *arg);
 
+/* -------------------------------------------------------- key watches
+ *
+ * A key watch delivers every put and delete of one key, or of every key
+ * under a prefix, from a revision on, in (revision, event) order, then
+ * live: a subscription to the key history, with the same machinery,
+ * promises and ends as a channel subscription (see "Subscriptions"):
+ * any replica serves it; after a disconnect, failover or restart the
+ * library watches again from just after the last event it delivered, so
+ * the application sees no gap and no duplicate; SYNOD_ECOMPACTED (with
+ * the oldest revision still retained as first_available) when the next
+ * event is no longer in the server's bounded history (synodd
+ * --keys-history): list the keys, then watch from the list's revision.
+ *
+ * One revision may hold many events (a transaction; a session's end
+ * deletes all of its keys at one revision), and a batch may end among
+ * them: the position is (revision, event), events numbered from 1 within
+ * their revision, counting those the watch does not match.
+ *
+ * The handles are the subscriptions': synod_async_unsubscribe cancels an
+ * async key watch. */
+
+/* A key as a watch event carries it. Pointers are borrowed (see the
+ * callback and synod_key_watch_next); key and value are not
+ * NUL-terminated in general (the blocking interface adds a NUL). */
+struct synod_watch_kv {
+  const char *key;
+  size_t key_len;
+  const void *value; /* a delete's kv: none */
+  size_t value_len;
+  uint64_t create_revision;
+  uint64_t mod_revision; /* a put's: its revision */
+  uint64_t version;
+  uint64_t session_id; /* bound to; 0 = none */
+};
+
+struct synod_key_event {
+  uint64_t revision;
+  uint32_t event; /* within the revision, from 1 */
+  bool deleted;   /* a delete; else a put */
+  struct synod_watch_kv kv;
+  /* With prev_kv: the key before the change, if it existed (always for
+   * a delete). */
+  bool has_prev;
+  struct synod_watch_kv prev;
+  uint64_t index;   /* the log index of the entry that made the revision */
+  uint64_t time_ms; /* its cluster time */
+};
+
+struct synod_key_watch_options {
+  /* The key (UTF-8, 1..512 bytes), or with prefix, the start of the keys
+   * to watch (NULL or "": every key). */
+  const char *key;
+  bool prefix;
+  /* The first revision to deliver; 0: the revisions after every write
+   * acknowledged before the watch started. */
+  uint64_t from_revision;
+  /* With from_revision: the events of from_revision already seen
+   * (1..after_event); 0 = none. Resume after an event with its
+   * (revision, event). */
+  uint32_t after_event;
+  bool prev_kv; /* deliver each event's previous key and value */
+  /* Events delivered and not yet consumed, at most. 0: 1,000; at most
+   * SYNOD_SUBSCRIBE_WINDOW_MAX. */
+  uint32_t window;
+};
+
+/* Where a watch started, as the server confirmed it: its first event is
+ * event after_event + 1 of `revision`. first_revision and last_revision:
+ * the history on that replica then (oldest retained, newest issued). */
+struct synod_key_watch_start {
+  uint64_t revision;
+  uint32_t after_event;
+  uint64_t first_revision;
+  uint64_t last_revision;
+};
+
+/* A batch of events, in order; borrowed until the callback returns. */
+typedef void (*synod_key_events_cb)(void *arg,
+                                    const struct synod_key_event *events,
+                                    size_t n);
+/* The server confirmed the start (once; resumptions are not reported). */
+typedef void (*synod_key_watch_start_cb)(
+    void *arg, const struct synod_key_watch_start *start);
+
+/* Async. Watches now if connected, else on the next connection. Returns
+ * 0 and *out, SYNOD_EINVAL (bad key or options; see
+ * synod_async_last_errmsg), SYNOD_ENOMEM or SYNOD_ESHUTDOWN. Then calls
+ * start_cb (may be NULL) once, events_cb for every batch, and end_cb
+ * (may be NULL) once if it ends (its first_available: the oldest
+ * revision retained, with SYNOD_ECOMPACTED); all with `arg`, on the
+ * loop's thread. Cancel with synod_async_unsubscribe. */
+int synod_async_key_watch(struct synod_async *a,
+                          const struct synod_key_watch_options *o,
+                          synod_key_events_cb events_cb,
+                          synod_subscription_end_cb end_cb,
+                          synod_key_watch_start_cb start_cb, void *arg,
+                          struct synod_async_subscription **out);
+
+struct synod_key_watch;
+
+/* Blocking. Watches and waits until the server confirmed the start
+ * (start may be NULL), at most timeout_ms (0: the request timeout). The
+ * start's errors come back here (SYNOD_ECOMPACTED, SYNOD_EINVAL,
+ * SYNOD_ETIMEDOUT, SYNOD_ECONNECT, ...). Close *out with
+ * synod_key_watch_close; synod_client_free closes the watches still
+ * open. */
+int synod_key_watch(struct synod_client *c,
+                    const struct synod_key_watch_options *o,
+                    uint32_t timeout_ms, struct synod_key_watch **out,
+                    struct synod_key_watch_start *start);
+
+/* The next event, as synod_subscription_next: waits up to timeout_ms;
+ * *ev points into memory the watch owns until the next call or
+ * synod_key_watch_close (key and values followed by a NUL); taking it
+ * consumes it. SYNOD_ETIMEDOUT if none came in time, or the status that
+ * ended the watch (synod_key_watch_first_available gives the oldest
+ * revision with SYNOD_ECOMPACTED). */
+int synod_key_watch_next(struct synod_key_watch *w, uint32_t timeout_ms,
+                         struct synod_key_event *ev);
+
+/* With SYNOD_ECOMPACTED: the oldest revision still retained; else 0. */
+uint64_t synod_key_watch_first_available(struct synod_key_watch *w);
+
+/* Cancels the watch and frees everything. Accepts NULL. Not while
+ * another thread is in synod_key_watch_next on it. */
+void synod_key_watch_close(struct synod_key_watch *w);
+
 #ifdef __cplusplus
 }
 #endif
