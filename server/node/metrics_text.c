@@ -273,7 +273,10 @@ static void write_clients(FILE *f, struct node *n) {
         "sockets.",
         cs.queued_bytes);
   gauge(f, "synod_channel_subscriptions",
-        "Channel subscriptions this replica serves now.", n->subs_n);
+        "Channel subscriptions this replica serves now.",
+        n->subs_n - subs_key_watches(n));
+  gauge(f, "synod_key_watches", "Key watches this replica serves now.",
+        subs_key_watches(n));
   counter(f, "synod_channel_deliveries_total",
           "Channel messages pushed to subscribers.",
           n->metrics.channel_deliveries);

@@ -358,6 +358,8 @@ void subs_on_close(struct node *n, uint64_t conn_id);
 void subs_tick(struct node *n);
 /* Subscriptions on this replica that receive channel `name`. */
 uint64_t subs_count(struct node *n, const char *name);
+/* Key watches on this replica (a walk over at most SUBS_KEYS_MAX). */
+uint64_t subs_key_watches(struct node *n);
 
 /* node.c */
 int node_step(struct node *n, const struct core_event *ev);

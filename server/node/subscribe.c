@@ -1500,6 +1500,10 @@ uint64_t subs_count(struct node *n, const char *name) {
   return count;
 }
 
+uint64_t subs_key_watches(struct node *n) {
+  return list_count(n->subs_keys);
+}
+
 void subs_on_close(struct node *n, uint64_t conn_id) {
   struct sub *s;
   while ((s = u64map_get(&n->subs_by_conn, conn_id)) != NULL) {
