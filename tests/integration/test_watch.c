@@ -301,7 +301,7 @@ static void expect(const struct watcher *w, size_t i, uint64_t rev,
 static void scenario_history(struct cluster *c, struct raw *wr) {
   int f = follower_of(c);
   struct raw r = raw_open(c->nodes[f].client);
-  static struct watcher w1, w2, w3, w4, w5;
+  static struct watcher w1, w2, w3, w4, w5, w6;
   uint64_t r1 = put(wr, "k/a", "1");
   uint64_t r2 = put(wr, "k/b", "1");
   uint64_t r3 = put(wr, "k/a", "2");
@@ -334,10 +334,15 @@ static void scenario_history(struct cluster *c, struct raw *wr) {
   uint64_t start = watch(&r, &w3, 3, "k/", 2, true, 0, 0, true, 0, 0, NULL);
   CHECK(start == r6 + 1,
         "a watch from now starts at %" PRIu64 ", want %" PRIu64, start, r6 + 1);
-CHECK(w2.n == 6, "watch 2 has %zu events before the live put", w2.n);
+  CHECK(w2.n == 6, "watch 2 has %zu events before the live put", w2.n);
+  /* Every key, from now: its ReadIndex barrier reads the empty key. */
+  watcher_init(&w6, 6);
+  watch(&r, &w6, 6, "", 0, true, 0, 0, false, 0, 0, NULL);
   uint64_t r7 = put(wr, "k/b", "2");
   wait_events(&r, &w3, 1, 10000, "live watch");
   expect(&w3, 0, r7, 1, false, "k/b", "2", "1");
+  wait_events(&r, &w6, 1, 10000, "watch of every key");
+  expect(&w6, 0, r7, 1, false, "k/b", "2", NULL);
   wait_events(&r, &w2, 7, 10000, "watch prefix k/ goes on live");
   expect(&w2, 6, r7, 1, false, "k/b", "2", NULL);
 
