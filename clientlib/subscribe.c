@@ -511,6 +511,14 @@ void subs_on_key_delivery(struct synod_async *a,
     s->after_index = e->revision;
     s->after_offset = e->event;
   }
+  /* Past events it does not match too: resume from there. */
+  if (s->positioned &&
+      (d->progress_revision > s->after_index ||
+       (d->progress_revision == s->after_index && s->after_offset != 0 &&
+        (d->progress_event == 0 || d->progress_event > s->after_offset)))) {
+    s->after_index = d->progress_revision;
+    s->after_offset = d->progress_event;
+  }
   s->busy++;
   if (n > 0) {
     s->key_cb(s->arg, evs, n); /* may unsubscribe s, or anything */

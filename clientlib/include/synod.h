@@ -962,6 +962,11 @@ int synod_async_channel_cursor_get(struct synod_async *a, const char *channel,
  * event is no longer in the server's bounded history (synodd
  * --keys-history): list the keys, then watch from the list's revision.
  *
+ * The server also reports how far a watch has looked past events it
+ * does not match (about once a second), and the library resumes from
+ * there: a watch of a quiet key does not fall below the history while
+ * other keys change.
+ *
  * One revision may hold many events (a transaction; a session's end
  * deletes all of its keys at one revision), and a batch may end among
  * them: the position is (revision, event), events numbered from 1 within

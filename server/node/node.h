@@ -283,9 +283,14 @@ struct node_sub_sink {
                       uint64_t first_available, const Synod__KeyWatchReply *r);
   /* Events in (revision, event) order, none skipped and none twice,
    * borrowed until the callback returns; `bytes` is their keys' and
-   * values' bytes. As deliver otherwise. */
+   * values' bytes. As deliver otherwise. The watch has looked at every
+   * event up to event progress_event of progress_revision (0: all of
+   * it): where a consumer that resumes should resume after. n may be 0:
+   * the position moved past events the watch does not match (at most
+   * about once a second). */
   int (*key_deliver)(void *arg, Synod__KeyWatchEvent *const *events, size_t n,
-                     size_t bytes);
+                     size_t bytes, uint64_t progress_revision,
+                     uint32_t progress_event);
 };
 
 /* Subscribes to one channel (or with q->prefix, to every channel whose

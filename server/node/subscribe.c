@@ -35,6 +35,11 @@
  *    prefix subscription's is (log index, offset): a session's end is
  *    one revision of up to 100,000 deletes, and a frame or the credits
  *    may end among them;
+ *  - a key watch skips the events it does not match, so the position it
+ *    reached can be far past its last event: its frames carry that
+ *    progress, and subs_tick sends it alone (once a second at most) to a
+ *    watch that moved without delivering, so that its client resumes
+ *    there and not below the history (etcd's progress notify);
  *  - key watches are found on FSM_EVENT_KEYS_CHANGED by a walk over all
  *    of them (at most SUBS_KEYS_MAX per replica, like prefix
  *    subscriptions), each then reading only the revisions past its
@@ -69,6 +74,9 @@
 #define SUBS_PREFIX_MAX 1024
 /* Key watches per replica: each one is looked at on every new revision. */
 #define SUBS_KEYS_MAX 1024
+/* A key watch that moved past events it does not match says so this
+ * often at most (KeyWatchDelivery.progress_revision). */
+#define SUB_PROGRESS_MS 1000
 /* A KeyWatchEvent's bytes beyond its keys and values, at most: its tag
  * and length in the delivery, type, revision, event, index, time_ms, and
  * two KeyValues' tags, lengths and revisions. */
@@ -125,6 +133,10 @@ struct sub {
    * rev (events numbered from 1 within a revision, matching or not). */
   uint64_t rev;
   uint32_t rev_event;
+  /* Keys: the progress last sent to the sink, and when (loop time). */
+  uint64_t told_rev;
+  uint32_t told_event;
+  uint64_t told_ms;
   uint64_t credits;
   struct sub *conn_next;  /* the connection's subscriptions */
   struct sub *name_next;  /* same name hash, or the prefix or keys list */
@@ -299,7 +311,8 @@ static int client_deliver(void *arg, Synod__ChannelMessage *const *msgs,
 }
 
 static int client_key_deliver(void *arg, Synod__KeyWatchEvent *const *evs,
-                              size_t n, size_t bytes) {
+                              size_t n, size_t bytes, uint64_t progress_rev,
+                              uint32_t progress_event) {
   struct sub *s = arg;
   (void)bytes;
   Synod__Event ev = SYNOD__EVENT__INIT;
@@ -307,6 +320,8 @@ static int client_key_deliver(void *arg, Synod__KeyWatchEvent *const *evs,
   d.subscription_id = s->id;
   d.n_events = n;
   d.events = (Synod__KeyWatchEvent **)evs;
+  d.progress_revision = progress_rev;
+  d.progress_event = progress_event;
   ev.body_case = SYNOD__EVENT__BODY_KEY_WATCH_DELIVERY;
   ev.key_watch_delivery = &d;
   return client_event(s, &ev);
@@ -397,9 +412,24 @@ static void batch_add(struct subs_batch *b, const struct fsm_stream *st,
 /* Hands the batch to the sink. The position has moved past it already,
  * so a sink that refuses it ends the subscription (a consumer that
  * resumes from its last message sees no gap). Returns false then. */
+/* Where key watch s has looked, as the last event looked at. */
+static void key_progress(const struct sub *s, uint64_t *rev, uint32_t *event) {
+  *rev = s->rev_event != 0 ? s->rev : s->rev - 1;
+  *event = s->rev_event;
+}
+
+/* Hands a key watch's frame (possibly of no events) to its sink, with
+ * its progress. */
+static int key_send(struct node *n, struct sub *s, struct subs_batch *b) {
+  key_progress(s, &s->told_rev, &s->told_event);
+  s->told_ms = node_now_ms(n);
+  return s->sink->key_deliver(s->sink_arg, b->ev_ptrs, b->n, b->bytes,
+                              s->told_rev, s->told_event);
+}
+
 static bool batch_send(struct node *n, struct sub *s, struct subs_batch *b) {
   bool keys = s->kind == SUB_KEYS;
-  int rv = keys ? s->sink->key_deliver(s->sink_arg, b->ev_ptrs, b->n, b->bytes)
+  int rv = keys ? key_send(n, s, b)
                 : s->sink->deliver(s->sink_arg, b->ptrs, b->n, b->bytes);
   if (rv != 0) {
     sub_end(n, s, rv, 0,
@@ -975,6 +1005,8 @@ static void sub_start(struct node *n, struct sub *s,
   Synod__KeyWatchReply kr = SYNOD__KEY_WATCH_REPLY__INIT;
   s->started = true;
   if (s->kind == SUB_KEYS) {
+    key_progress(s, &s->told_rev, &s->told_event); /* the reply says so */
+    s->told_ms = node_now_ms(n);
     key_reply_fill(n, s, &kr);
     sink_started(s, 0, NULL, 0, &kr);
   } else {
@@ -1106,7 +1138,34 @@ static void end_all_cb(void *arg, uint64_t key, void *value) {
   }
 }
 
+/* Tells key watches that moved past events they do not match where they
+ * are (an empty frame with the progress), once a second at most, so a
+ * client resumes after it and not below the history. */
+static void keys_progress(struct node *n) {
+  uint64_t now = node_now_ms(n), rev;
+  uint32_t event;
+  for (struct sub *s = n->subs_keys, *next; s != NULL; s = next) {
+    next = s->name_next;
+    key_progress(s, &rev, &event);
+    if (!s->started || s->blocked || now - s->told_ms < SUB_PROGRESS_MS ||
+        (rev == s->told_rev && event == s->told_event)) {
+      continue;
+    }
+    size_t queued = s->sink->queued_bytes(s->sink_arg);
+    if (queued == SIZE_MAX || queued >= SUB_OUT_BYTES) {
+      continue; /* gone, or full: the next frame will carry it */
+    }
+    n->subs_batch->n = n->subs_batch->bytes = 0;
+    int rv = key_send(n, s, n->subs_batch);
+    if (rv != 0) {
+      sub_end(n, s, rv, 0, "progress of key watch \"%.64s\" failed: %s",
+              s->name, synod_strerror(rv));
+    }
+  }
+}
+
 void subs_tick(struct node *n) {
+  keys_progress(n);
   uint64_t ms = leaderless_ms(n);
   if (n->subs_n == 0 || ms < SUBS_LEADERLESS_MS) {
     return;
