@@ -409,9 +409,6 @@ static void batch_add(struct subs_batch *b, const struct fsm_stream *st,
   b->wire += it->len + SUB_MESSAGE_OVERHEAD + (named ? st->name_len : 0);
 }
 
-/* Hands the batch to the sink. The position has moved past it already,
- * so a sink that refuses it ends the subscription (a consumer that
- * resumes from its last message sees no gap). Returns false then. */
 /* Where key watch s has looked, as the last event looked at. */
 static void key_progress(const struct sub *s, uint64_t *rev, uint32_t *event) {
   *rev = s->rev_event != 0 ? s->rev : s->rev - 1;
@@ -427,6 +424,9 @@ static int key_send(struct node *n, struct sub *s, struct subs_batch *b) {
                               s->told_rev, s->told_event);
 }
 
+/* Hands the batch to the sink. The position has moved past it already,
+ * so a sink that refuses it ends the subscription (a consumer that
+ * resumes from its last message sees no gap). Returns false then. */
 static bool batch_send(struct node *n, struct sub *s, struct subs_batch *b) {
   bool keys = s->kind == SUB_KEYS;
   int rv = keys ? key_send(n, s, b)
