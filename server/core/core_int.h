@@ -100,6 +100,8 @@ struct core {
   uint64_t config_index;
   struct core_snapshot_meta snap; /* the latest snapshot; index 0 = none */
   uint64_t snap_wanted_at;        /* applied when snapshot_wanted was set */
+  uint64_t applied_bytes;         /* bytes of entries handed out to apply */
+  uint64_t snap_wanted_bytes;     /* applied_bytes then (or at a snapshot) */
   uint64_t handed_max;            /* highest index ever handed out to persist */
 
   /* Timers, in ticks. election_timeout is in [e, 2e). */

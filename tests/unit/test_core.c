@@ -1172,6 +1172,60 @@ START_TEST(snapshot_compacts_log_and_lagging_follower_gets_chunks) {
 }
 END_TEST
 
+/* Proposals stop while the in-memory log is over log_bytes_max, and only
+ * a snapshot frees it: the core must ask for one before that, also while
+ * a snapshot streams to a follower (whose hold-off used to outlast the
+ * cap: the bench wedged a leader that way), and a snapshot must not keep
+ * more than snapshot_keep_bytes (1,024 large entries kept held the log
+ * over the cap for good). 100 entries of 500 bytes through a 10,000-byte
+ * log, follower 3 streaming a snapshot it never finishes. */
+START_TEST(large_entries_never_wedge_proposals) {
+  struct core_options o = test_opts(1);
+  o.disable_pre_vote = true;
+  o.log_bytes_max = 10000;
+  struct core *c = new_core_opts(&o, 3);
+  struct core_update up;
+  tick_until(c, CORE_MSG_VOTE, &up);
+  struct core_msg v = vote_reply(2, 1, 2, true);
+  ck_assert_int_eq(recv(c, &v, &up), 0);
+  char big[501];
+  memset(big, 'x', 500);
+  big[500] = '\0';
+  uint64_t last = 2, snapshots = 0;
+  bool streaming = false;
+  for (int i = 0; i < 100; i++) {
+    propose(c, big, &up); /* asserts it is accepted */
+    last++;
+    persisted(c, last, 2, &up);
+    struct core_msg r = append_reply(2, 2, last);
+    ck_assert_int_eq(recv(c, &r, &up), 0);
+    ck_assert_uint_eq(core_commit_index(c), last);
+    if (up.snapshot_wanted) {
+      snapshot_taken(c, last, 2, 1000, &up, 0);
+      snapshots++;
+    }
+    if (snapshots == 1 && !streaming) {
+      /* Follower 3 knows only the bootstrap entry: it gets the image. */
+      r = msg(CORE_MSG_APPEND_REPLY, 3, 1, 2);
+      r.append_reply.reject = true;
+      r.append_reply.index = 1;
+      r.append_reply.hint_index = 1;
+      r.append_reply.hint_term = 1;
+      ck_assert_int_eq(recv(c, &r, &up), 0);
+      ck_assert_uint_gt(count_msgs(&up, CORE_MSG_SNAPSHOT, 3), 0);
+      ck_assert(core_snapshot_streaming(c));
+      streaming = true;
+    }
+  }
+  ck_assert(streaming);
+  /* One snapshot per quarter of the cap applied: 50,000 bytes / 2,500. */
+  ck_assert_uint_ge(snapshots, 15);
+  /* What a snapshot keeps is at most 625 bytes: one entry. */
+  ck_assert_uint_ge(core_first_index(c), last - 1 - 5);
+  core_free(c);
+}
+END_TEST
+
 static struct core_msg chunk(uint64_t offset, uint32_t len, const uint8_t *d) {
   struct core_msg m = msg(CORE_MSG_SNAPSHOT, 1, 2, 2);
   m.snapshot.meta.index = 10;
@@ -1544,6 +1598,7 @@ static Suite *core_suite(void) {
   tcase_add_test(tc, follower_installs_snapshot_from_chunks);
   tcase_add_test(tc, duplicate_first_chunk_does_not_restart_transfer);
   tcase_add_test(tc, propose_refused_while_backlog_is_full);
+  tcase_add_test(tc, large_entries_never_wedge_proposals);
   tcase_add_test(tc, restart_redelivers_committed_from_snapshot_index);
   tcase_add_test(tc, cluster_elects_commits_and_catches_up_by_snapshot);
   suite_add_tcase(s, tc);
