@@ -11,6 +11,7 @@
  * turn, and each batch saves two thread handoffs (a wakeup each way, tens
  * of microseconds on a VM) on the path of every write. Snapshots, which
  * take longer, still go to the pool. */
+#include <malloc.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -317,6 +318,10 @@ static int persist_write(struct store *s, struct persist_batch *b) {
     if (rv == 0 && b->hard_state_set) {
       rv = store_hard_state_save(s, &hs);
     }
+    /* LMDB's dirty pages for the image (4 KiB each, as many as the image
+     * has) were malloc'd on this thread and are free now: give them back,
+     * or this thread's arena keeps the image's size for good. */
+    malloc_trim(0);
   }
   if (rv != 0) {
     errmsg_set(b->errmsg, "%s", store_errmsg(s));
