@@ -1116,6 +1116,18 @@ END_TEST
  * it); a follower that needs a compacted entry gets the snapshot in chunks
  * (data left to the shell), a bounded number at a time, with the
  * configuration as of its index; once it has it all, appends resume. */
+/* Follower `from` answers an append in term 2: it knows only the
+ * bootstrap entry. */
+static void bootstrap_only_reply(struct core *c, uint64_t from,
+                                 struct core_update *up) {
+  struct core_msg r = msg(CORE_MSG_APPEND_REPLY, from, 1, 2);
+  r.append_reply.reject = true;
+  r.append_reply.index = 1;
+  r.append_reply.hint_index = 1;
+  r.append_reply.hint_term = 1;
+  ck_assert_int_eq(recv(c, &r, up), 0);
+}
+
 START_TEST(snapshot_compacts_log_and_lagging_follower_gets_chunks) {
   struct core_options o = test_opts(1);
   o.disable_pre_vote = true;
@@ -1142,13 +1154,7 @@ START_TEST(snapshot_compacts_log_and_lagging_follower_gets_chunks) {
   snapshot_taken(c, 10, 2, 250, &up, 0);
   ck_assert_uint_eq(core_first_index(c), 9);
 
-  /* Follower 3 knows only the bootstrap entry. */
-  r = msg(CORE_MSG_APPEND_REPLY, 3, 1, 2);
-  r.append_reply.reject = true;
-  r.append_reply.index = 1;
-  r.append_reply.hint_index = 1;
-  r.append_reply.hint_term = 1;
-  ck_assert_int_eq(recv(c, &r, &up), 0);
+  bootstrap_only_reply(c, 3, &up);
   ck_assert_uint_eq(count_msgs(&up, CORE_MSG_SNAPSHOT, 3), 3);
   const struct core_msg *s = find_msg(&up, CORE_MSG_SNAPSHOT, 3);
   ck_assert_uint_eq(s->snapshot.meta.index, 10);
@@ -1205,13 +1211,7 @@ START_TEST(large_entries_never_wedge_proposals) {
       snapshots++;
     }
     if (snapshots == 1 && !streaming) {
-      /* Follower 3 knows only the bootstrap entry: it gets the image. */
-      r = msg(CORE_MSG_APPEND_REPLY, 3, 1, 2);
-      r.append_reply.reject = true;
-      r.append_reply.index = 1;
-      r.append_reply.hint_index = 1;
-      r.append_reply.hint_term = 1;
-      ck_assert_int_eq(recv(c, &r, &up), 0);
+      bootstrap_only_reply(c, 3, &up); /* follower 3 gets the image */
       ck_assert_uint_gt(count_msgs(&up, CORE_MSG_SNAPSHOT, 3), 0);
       ck_assert(core_snapshot_streaming(c));
       streaming = true;
