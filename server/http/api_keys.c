@@ -1253,6 +1253,23 @@ static void keys_txn(struct http_api *api, const struct httpd_request *req) {
 
 /* ----------------------------------------------------------- routing */
 
+/* Whether the query has a parameter called `name` (with or without a
+ * value). */
+static bool query_names(const struct httpd_request *req, const char *name) {
+  size_t n = strlen(name);
+  const char *p = req->query, *end = req->query + req->query_len;
+  while (p < end) {
+    const char *amp = memchr(p, '&', (size_t)(end - p));
+    const char *stop = amp != NULL ? amp : end;
+    if ((size_t)(stop - p) >= n && memcmp(p, name, n) == 0 &&
+        (p + n == stop || p[n] == '=')) {
+      return true;
+    }
+    p = stop + 1;
+  }
+  return false;
+}
+
 static void not_allowed(struct http_api *api, const struct httpd_request *req,
                         const char *allow) {
   char headers[96];
@@ -1294,6 +1311,13 @@ void api_keys_request(struct http_api *api, const struct httpd_request *req) {
   } else if (key_len > FSM_KEY_BYTES_MAX) {
     api_respond_code(api, req->id, SYNOD_EINVAL, 0, "key of %zu bytes, over %d",
                      key_len, FSM_KEY_BYTES_MAX);
+  } else if (httpd_method_is(req, "GET") && query_names(req, "watch")) {
+    /* Watches (?watch&from=REV as Server-Sent Events) hook in here. */
+    api_respond_json_headers(
+        api, req->id, 501, "Access-Control-Allow-Origin: *\r\n",
+        json_pack("{s:s, s:s}", "error", "SYNOD_EINVAL", "message",
+                  "?watch: watches over HTTP are not served by this "
+                  "version"));
   } else if (httpd_method_is(req, "GET")) {
     keys_get(api, req, key, key_len);
   } else if (httpd_method_is(req, "PUT")) {
