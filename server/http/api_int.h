@@ -1,6 +1,7 @@
 /* The HTTP API's internals, shared by api.c (probes, status, metrics,
  * elections, routing), api_channels.c (publish, channel info, Server-
- * Sent Events), api_keys.c (keys, transactions) and api_sessions.c. */
+ * Sent Events), api_keys.c and api_txn.c (keys, transactions; their
+ * own internals in api_keys_int.h) and api_sessions.c. */
 #ifndef SYNOD_HTTP_API_INT_H
 #define SYNOD_HTTP_API_INT_H
 
@@ -67,7 +68,7 @@ void api_channels_ping(struct http_api *api);
 /* Ends every event stream's subscription (stopping). */
 void api_channels_stop(struct http_api *api);
 
-/* api_keys.c: /v1/keys, /v1/keys/KEY and /v1/txn. */
+/* api_keys.c: /v1/keys, /v1/keys/KEY and (through api_txn.c) /v1/txn. */
 void api_keys_request(struct http_api *api, const struct httpd_request *req);
 /* api_sessions.c: /v1/sessions and /v1/sessions/ID. */
 void api_sessions_request(struct http_api *api,

@@ -1,33 +1,28 @@
 /* Keys over HTTP (README.md "HTTP keys and sessions"): GET, PUT and
  * DELETE /v1/keys/KEY, ?prefix lists and deletes, compare-and-put and
  * compare-and-delete from the query or the If-Match / If-None-Match
- * headers, and POST /v1/txn with a JSON transaction. Reads go through
- * node_read (linearizable unless ?stale) and writes through node_write
- * (a follower forwards them to the leader), so any replica serves every
- * route. The key is everything after /v1/keys/, percent-decoded exactly:
- * a '%' not followed by two hex digits is 400, and so is a query
- * parameter this route does not know (a mistyped ?if_verison must not
- * turn a compare-and-put into a plain put). Nothing is proposed for a
- * request refused here; what the state machine refuses changes nothing. */
+ * headers. Reads go through node_read (linearizable unless ?stale) and
+ * writes through node_write (a follower forwards them to the leader), so
+ * any replica serves every route. The key is everything after /v1/keys/,
+ * percent-decoded exactly: a '%' not followed by two hex digits is 400, and so
+ * is a query parameter this route does not know (a mistyped ?if_verison must
+ * not turn a compare-and-put into a plain put). Nothing is proposed for a
+ * request refused here; what the state machine refuses changes nothing.
+ * Transactions (POST /v1/txn) are in api_txn.c. */
 #include <inttypes.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "api_int.h"
+#include "api_keys_int.h"
 #include "err.h"
 #include "fsm.h"
 #include "log.h"
 #include "synod.h"
 
-#define API_WRITE_TIMEOUT_MS 5000
 #define API_READ_TIMEOUT_MS 3000
-/* What a compare's description in a 412 message holds, at most. */
-#define API_CMP_TEXT_MAX 160
-/* Operations a JSON transaction may carry in all, checked before the
- * state machine's own bound (64 per branch by default) so that a huge
- * body is refused before it is built. */
-#define API_TXN_ITEMS_MAX 1024
 
 /* ------------------------------------------------------------ base64 */
 
@@ -61,8 +56,7 @@ static int b64_value(char c) {
 
 /* Decodes standard base64 with padding into out (room for 3 * len / 4
  * bytes). Returns false if it is not exactly that. */
-static bool b64_decode(const char *s, size_t len, uint8_t *out,
-                       size_t *out_len) {
+bool key_b64_decode(const char *s, size_t len, uint8_t *out, size_t *out_len) {
   size_t k = 0;
   if (len % 4 != 0) {
     return false;
@@ -306,7 +300,7 @@ static void json_set_bytes(json_t *j, const char *field,
 
 /* {"key", "value" (and "encoding"), "create_revision", "mod_revision",
  * "version", "session"}; NULL kv: null. */
-static json_t *kv_json(const Synod__KeyValue *kv, bool with_value) {
+json_t *key_kv_json(const Synod__KeyValue *kv, bool with_value) {
   if (kv == NULL) {
     return json_null();
   }
@@ -326,22 +320,9 @@ static json_t *kv_json(const Synod__KeyValue *kv, bool with_value) {
 
 /* ------------------------------------------------------------- calls */
 
-enum call_kind { CALL_GET, CALL_LIST, CALL_PUT, CALL_DELETE, CALL_TXN };
-
-/* A key request in flight. */
-struct key_call {
-  struct http_api *api;
-  uint64_t request_id;
-  enum call_kind kind;
-  bool raw;                        /* GET ?raw: the value's bytes alone */
-  bool prefix;                     /* a list or a prefix delete */
-  char cmp[API_CMP_TEXT_MAX];      /* the compares, for a 412 message */
-  char key[FSM_KEY_BYTES_MAX + 1]; /* for messages; NUL-terminated */
-};
-
-static struct key_call *call_new(struct http_api *api, uint64_t id,
-                                 enum call_kind kind, const uint8_t *key,
-                                 size_t key_len) {
+struct key_call *key_call_new(struct http_api *api, uint64_t id,
+                              enum call_kind kind, const uint8_t *key,
+                              size_t key_len) {
   struct key_call *c = calloc(1, sizeof *c);
   if (c == NULL) {
     api_respond_code(api, id, SYNOD_ENOMEM, 0, "out of memory");
@@ -355,15 +336,15 @@ static struct key_call *call_new(struct http_api *api, uint64_t id,
   return c;
 }
 
-static void call_free(struct key_call *c) {
+void key_call_free(struct key_call *c) {
   struct http_api *api = c->api;
   free(c);
   api_call_done(api);
 }
 
 /* Answers j with the revision the answer was read or written at. */
-static void respond_rev(struct key_call *c, int status, json_t *j,
-                        uint64_t revision, const char *etag) {
+void key_respond_rev(struct key_call *c, int status, json_t *j,
+                     uint64_t revision, const char *etag) {
   char headers[256];
   snprintf(headers, sizeof headers,
            "Access-Control-Allow-Origin: *\r\n"
@@ -377,9 +358,9 @@ static void respond_rev(struct key_call *c, int status, json_t *j,
 
 /* The Response of a read or write callback: returns it (free it), or
  * NULL after answering the error it carries. */
-static Synod__Response *call_response(struct key_call *c, int err,
-                                      const char *errmsg, const uint8_t *resp,
-                                      size_t len) {
+Synod__Response *key_call_response(struct key_call *c, int err,
+                                   const char *errmsg, const uint8_t *resp,
+                                   size_t len) {
   Synod__Response *pb = NULL;
   if (err == 0 && (pb = synod__response__unpack(NULL, len, resp)) == NULL) {
     err = SYNOD_EMALFORMED;
@@ -430,9 +411,9 @@ static void respond_compare_failed(struct key_call *c, const char *what,
   json_t *j = json_pack("{s:s, s:s, s:b}", "error", "compare_failed", "message",
                         msg, "succeeded", 0);
   if (j != NULL && known) {
-    json_object_set_new(j, "kv", kv_json(now, false));
+    json_object_set_new(j, "kv", key_kv_json(now, false));
   }
-  respond_rev(c, 412, j, revision, NULL);
+  key_respond_rev(c, 412, j, revision, NULL);
 }
 
 /* ---------------------------------------------------------------- get */
@@ -443,7 +424,7 @@ static void get_answer(struct key_call *c, const Synod__KeyGetReply *r) {
     snprintf(msg, sizeof msg, "key \"%.*s\" not found (revision %" PRIu64 ")",
              (int)(strlen(c->key) < 128 ? strlen(c->key) : 128), c->key,
              r->revision);
-    respond_rev(
+    key_respond_rev(
         c, 404,
         json_pack("{s:s, s:s}", "error", "SYNOD_ENOTFOUND", "message", msg),
         r->revision, NULL);
@@ -461,14 +442,14 @@ static void get_answer(struct key_call *c, const Synod__KeyGetReply *r) {
                   headers, r->kv->value.data, r->kv->value.len);
     return;
   }
-  respond_rev(c, 200, kv_json(r->kv, true), r->revision, etag);
+  key_respond_rev(c, 200, key_kv_json(r->kv, true), r->revision, etag);
 }
 
 static void list_answer(struct key_call *c, const Synod__KeyListReply *r,
                         bool keys_only) {
   json_t *a = json_array();
   for (size_t i = 0; i < r->n_kvs; i++) {
-    json_array_append_new(a, kv_json(r->kvs[i], !keys_only));
+    json_array_append_new(a, key_kv_json(r->kvs[i], !keys_only));
   }
   json_t *j = json_pack("{s:o, s:b, s:I}", "kvs", a, "more", r->more, "count",
                         (json_int_t)r->n_kvs);
@@ -477,7 +458,7 @@ static void list_answer(struct key_call *c, const Synod__KeyListReply *r,
     json_set_bytes(j, "next_after", "next_after_encoding", last->key.data,
                    last->key.len);
   }
-  respond_rev(c, 200, j, r->revision, NULL);
+  key_respond_rev(c, 200, j, r->revision, NULL);
 }
 
 static void read_answer(void *arg, int err, const char *errmsg,
@@ -485,7 +466,7 @@ static void read_answer(void *arg, int err, const char *errmsg,
   struct key_call *c = arg;
   Synod__Response *pb = NULL;
   if (!c->api->stopping &&
-      (pb = call_response(c, err, errmsg, resp, len)) != NULL) {
+      (pb = key_call_response(c, err, errmsg, resp, len)) != NULL) {
     if (c->kind == CALL_GET && pb->key_get != NULL &&
         pb->body_case == SYNOD__RESPONSE__BODY_KEY_GET) {
       get_answer(c, pb->key_get);
@@ -499,7 +480,7 @@ static void read_answer(void *arg, int err, const char *errmsg,
     }
     synod__response__free_unpacked(pb, NULL);
   }
-  call_free(c);
+  key_call_free(c);
 }
 
 /* GET /v1/keys/KEY[?stale][&raw] and GET /v1/keys/PREFIX?prefix
@@ -543,7 +524,7 @@ static void keys_get(struct http_api *api, const struct httpd_request *req,
     return;
   }
   struct key_call *c =
-      call_new(api, req->id, prefix ? CALL_LIST : CALL_GET, key, key_len);
+      key_call_new(api, req->id, prefix ? CALL_LIST : CALL_GET, key, key_len);
   if (c == NULL) {
     kq_free(&q);
     return;
@@ -574,46 +555,29 @@ static void keys_get(struct http_api *api, const struct httpd_request *req,
 
 /* ------------------------------------------------------ put and delete */
 
-/* Compares of a put or delete on its own key, from the query
- * (if_version, if_mod_revision, if_create_revision, if_value) and the
- * headers (If-None-Match: * is version 0, create only; If-Match: * is
- * "exists"; If-Match: "N" is mod_revision N, the ETag a GET answers).
- * Fills cs (room for 6) and *n, and text with their description.
- * Returns false after answering 400. */
-static bool compares_of(struct http_api *api, const struct httpd_request *req,
-                        const struct kq *q, Synod__KeyCompare *cs, size_t *n,
-                        char *text) {
-  static const int qs[] = {Q_IF_VERSION, Q_IF_MOD_REVISION,
-                           Q_IF_CREATE_REVISION};
-  static const Synod__KeyCompare__Target ts[] = {
-      SYNOD__KEY_COMPARE__TARGET__TARGET_VERSION,
-      SYNOD__KEY_COMPARE__TARGET__TARGET_MOD_REVISION,
-      SYNOD__KEY_COMPARE__TARGET__TARGET_CREATE_REVISION};
-  size_t k = 0, t = 0;
-  text[0] = '\0';
-  for (size_t i = 0; i < 3; i++) {
-    uint64_t v;
-    if (!kq_has(q, qs[i])) {
-      continue;
-    }
-    if (!kq_u64(api, req->id, q, qs[i], &v)) {
-      return false;
-    }
-    synod__key_compare__init(&cs[k]);
-    cs[k].target = ts[i];
-    cs[k++].number = v;
-    t += (size_t)snprintf(text + t, API_CMP_TEXT_MAX - t, "%s%s=%" PRIu64,
-                          t ? " and " : "", q_names[qs[i]], v);
+/* Appends to a compare's description (API_CMP_TEXT_MAX bytes, cut if
+ * longer), " and " between items. */
+static void cmp_text_add(char *text, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+static void cmp_text_add(char *text, const char *fmt, ...) {
+  size_t t = strlen(text);
+  va_list ap;
+  if (t > 0 && t + 5 < API_CMP_TEXT_MAX) {
+    memcpy(text + t, " and ", 6);
+    t += 5;
   }
-  if (kq_has(q, Q_IF_VALUE)) {
-    synod__key_compare__init(&cs[k]);
-    cs[k].target = SYNOD__KEY_COMPARE__TARGET__TARGET_VALUE;
-    cs[k++].value = (ProtobufCBinaryData){q->len[Q_IF_VALUE],
-                                          (uint8_t *)q->val[Q_IF_VALUE]};
-    t += (size_t)snprintf(
-        text + t, t < API_CMP_TEXT_MAX ? API_CMP_TEXT_MAX - t : 0,
-        "%sif_value (%zu bytes)", t ? " and " : "", q->len[Q_IF_VALUE]);
-  }
+  va_start(ap, fmt);
+  vsnprintf(text + t, API_CMP_TEXT_MAX - t, fmt, ap);
+  va_end(ap);
+}
+
+/* The compares of the headers If-None-Match: * (version 0, create only),
+ * If-Match: * (the key exists) and If-Match: "N" (mod_revision N, the
+ * ETag a GET answers), after the *n in cs. Returns false after
+ * answering 400. */
+static bool header_compares(struct http_api *api,
+                            const struct httpd_request *req,
+                            Synod__KeyCompare *cs, size_t *n, char *text) {
   size_t len;
   const char *h = httpd_header(req, "If-None-Match", &len);
   if (h != NULL && !(len == 1 && h[0] == '*')) {
@@ -623,35 +587,71 @@ static bool compares_of(struct http_api *api, const struct httpd_request *req,
     return false;
   }
   if (h != NULL) {
-    synod__key_compare__init(&cs[k++]); /* version == 0 */
-    t += (size_t)snprintf(text + t,
-                          t < API_CMP_TEXT_MAX ? API_CMP_TEXT_MAX - t : 0,
-                          "%sIf-None-Match: *", t ? " and " : "");
+    synod__key_compare__init(&cs[(*n)++]); /* version == 0 */
+    cmp_text_add(text, "If-None-Match: *");
   }
   h = httpd_header(req, "If-Match", &len);
-  if (h != NULL) {
-    uint64_t v = 0;
-    bool any = len == 1 && h[0] == '*';
-    if (!any && (len < 3 || h[0] != '"' || h[len - 1] != '"' ||
-                 !parse_u64(h + 1, len - 2, &v))) {
-      api_respond_code(api, req->id, SYNOD_EINVAL, 0,
-                       "If-Match: give * or a quoted mod_revision (the ETag "
-                       "of a GET), not '%.*s'",
-                       (int)(len < 64 ? len : 64), h);
+  if (h == NULL) {
+    return true;
+  }
+  uint64_t v = 0;
+  bool any = len == 1 && h[0] == '*';
+  if (!any && (len < 3 || h[0] != '"' || h[len - 1] != '"' ||
+               !parse_u64(h + 1, len - 2, &v))) {
+    api_respond_code(api, req->id, SYNOD_EINVAL, 0,
+                     "If-Match: give * or a quoted mod_revision (the ETag "
+                     "of a GET), not '%.*s'",
+                     (int)(len < 64 ? len : 64), h);
+    return false;
+  }
+  Synod__KeyCompare *c = &cs[(*n)++];
+  synod__key_compare__init(c);
+  c->target = any ? SYNOD__KEY_COMPARE__TARGET__TARGET_VERSION
+                  : SYNOD__KEY_COMPARE__TARGET__TARGET_MOD_REVISION;
+  c->op = any ? SYNOD__KEY_COMPARE__OP__OP_NOT_EQUAL
+              : SYNOD__KEY_COMPARE__OP__OP_EQUAL;
+  c->number = v;
+  cmp_text_add(text, "If-Match: %.*s", (int)(len < 32 ? len : 32), h);
+  return true;
+}
+
+/* Compares of a put or delete on its own key, from the query
+ * (if_version, if_mod_revision, if_create_revision, if_value) and the
+ * headers (header_compares). Fills cs (room for 6) and *n, and text
+ * (API_CMP_TEXT_MAX bytes) with their description. Returns false after
+ * answering 400. */
+static bool compares_of(struct http_api *api, const struct httpd_request *req,
+                        const struct kq *q, Synod__KeyCompare *cs, size_t *n,
+                        char *text) {
+  static const int qs[] = {Q_IF_VERSION, Q_IF_MOD_REVISION,
+                           Q_IF_CREATE_REVISION};
+  static const Synod__KeyCompare__Target ts[] = {
+      SYNOD__KEY_COMPARE__TARGET__TARGET_VERSION,
+      SYNOD__KEY_COMPARE__TARGET__TARGET_MOD_REVISION,
+      SYNOD__KEY_COMPARE__TARGET__TARGET_CREATE_REVISION};
+  text[0] = '\0';
+  *n = 0;
+  for (size_t i = 0; i < 3; i++) {
+    uint64_t v;
+    if (!kq_has(q, qs[i])) {
+      continue;
+    }
+    if (!kq_u64(api, req->id, q, qs[i], &v)) {
       return false;
     }
-    synod__key_compare__init(&cs[k]);
-    cs[k].target = any ? SYNOD__KEY_COMPARE__TARGET__TARGET_VERSION
-                       : SYNOD__KEY_COMPARE__TARGET__TARGET_MOD_REVISION;
-    cs[k].op = any ? SYNOD__KEY_COMPARE__OP__OP_NOT_EQUAL
-                   : SYNOD__KEY_COMPARE__OP__OP_EQUAL;
-    cs[k++].number = v;
-    snprintf(text + t, t < API_CMP_TEXT_MAX ? API_CMP_TEXT_MAX - t : 0,
-             "%sIf-Match: %.*s", t ? " and " : "", (int)(len < 32 ? len : 32),
-             h);
+    synod__key_compare__init(&cs[*n]);
+    cs[*n].target = ts[i];
+    cs[(*n)++].number = v;
+    cmp_text_add(text, "%s=%" PRIu64, q_names[qs[i]], v);
   }
-  *n = k;
-  return true;
+  if (kq_has(q, Q_IF_VALUE)) {
+    synod__key_compare__init(&cs[*n]);
+    cs[*n].target = SYNOD__KEY_COMPARE__TARGET__TARGET_VALUE;
+    cs[(*n)++].value = (ProtobufCBinaryData){q->len[Q_IF_VALUE],
+                                             (uint8_t *)q->val[Q_IF_VALUE]};
+    cmp_text_add(text, "if_value (%zu bytes)", q->len[Q_IF_VALUE]);
+  }
+  return header_compares(api, req, cs, n, text);
 }
 
 static void write_answer(void *arg, int err, const char *errmsg,
@@ -659,8 +659,8 @@ static void write_answer(void *arg, int err, const char *errmsg,
   struct key_call *c = arg;
   Synod__Response *pb = NULL;
   if (c->api->stopping ||
-      (pb = call_response(c, err, errmsg, resp, len)) == NULL) {
-    call_free(c);
+      (pb = key_call_response(c, err, errmsg, resp, len)) == NULL) {
+    key_call_free(c);
     return;
   }
   if (c->kind == CALL_PUT && pb->body_case == SYNOD__RESPONSE__BODY_KEY_PUT) {
@@ -668,12 +668,12 @@ static void write_answer(void *arg, int err, const char *errmsg,
     if (!r->succeeded) {
       respond_compare_failed(c, "put", true, r->kv, r->revision);
     } else {
-      json_t *j =
-          json_pack("{s:b, s:o}", "succeeded", 1, "kv", kv_json(r->kv, false));
+      json_t *j = json_pack("{s:b, s:o}", "succeeded", 1, "kv",
+                            key_kv_json(r->kv, false));
       if (r->prev != NULL) {
-        json_object_set_new(j, "prev", kv_json(r->prev, true));
+        json_object_set_new(j, "prev", key_kv_json(r->prev, true));
       }
-      respond_rev(c, 200, j, r->revision, NULL);
+      key_respond_rev(c, 200, j, r->revision, NULL);
     }
   } else if (c->kind == CALL_DELETE &&
              pb->body_case == SYNOD__RESPONSE__BODY_KEY_DELETE) {
@@ -684,9 +684,9 @@ static void write_answer(void *arg, int err, const char *errmsg,
       json_t *j = json_pack("{s:b, s:I}", "succeeded", 1, "deleted",
                             (json_int_t)r->deleted);
       if (r->prev != NULL) {
-        json_object_set_new(j, "prev", kv_json(r->prev, true));
+        json_object_set_new(j, "prev", key_kv_json(r->prev, true));
       }
-      respond_rev(c, 200, j, r->revision, NULL);
+      key_respond_rev(c, 200, j, r->revision, NULL);
     }
   } else {
     api_respond_code(c->api, c->request_id, SYNOD_EINTERNAL, 0,
@@ -694,7 +694,7 @@ static void write_answer(void *arg, int err, const char *errmsg,
                      c->kind == CALL_PUT ? "put" : "delete");
   }
   synod__response__free_unpacked(pb, NULL);
-  call_free(c);
+  key_call_free(c);
 }
 
 /* PUT /v1/keys/KEY: the body is the value.
@@ -730,7 +730,7 @@ static void keys_put(struct http_api *api, const struct httpd_request *req,
     kq_free(&q);
     return;
   }
-  struct key_call *c = call_new(api, req->id, CALL_PUT, key, key_len);
+  struct key_call *c = key_call_new(api, req->id, CALL_PUT, key, key_len);
   if (c == NULL) {
     kq_free(&q);
     return;
@@ -751,7 +751,7 @@ static void keys_put(struct http_api *api, const struct httpd_request *req,
   r.session_id = session;
   r.body_case = SYNOD__REQUEST__BODY_KEY_PUT;
   r.key_put = &p;
-  node_write(api->node, &r, API_WRITE_TIMEOUT_MS, write_answer, c);
+  node_write(api->node, &r, API_KEYS_WRITE_TIMEOUT_MS, write_answer, c);
   kq_free(&q);
 }
 
@@ -793,7 +793,7 @@ static void keys_delete(struct http_api *api, const struct httpd_request *req,
     kq_free(&q);
     return;
   }
-  struct key_call *c = call_new(api, req->id, CALL_DELETE, key, key_len);
+  struct key_call *c = key_call_new(api, req->id, CALL_DELETE, key, key_len);
   if (c == NULL) {
     kq_free(&q);
     return;
@@ -812,443 +812,8 @@ static void keys_delete(struct http_api *api, const struct httpd_request *req,
   d.prev_kv = prev;
   r.body_case = SYNOD__REQUEST__BODY_KEY_DELETE;
   r.key_delete = &d;
-  node_write(api->node, &r, API_WRITE_TIMEOUT_MS, write_answer, c);
+  node_write(api->node, &r, API_KEYS_WRITE_TIMEOUT_MS, write_answer, c);
   kq_free(&q);
-}
-
-/* --------------------------------------------------------------- txn */
-
-/* The pieces of a KeyTxn built from JSON, freed together. */
-struct txn_build {
-  void **allocs;
-  size_t n, cap;
-  uint64_t session; /* the one every bound put names; 0 none */
-  char err[SYNOD_ERRMSG_MAX];
-};
-
-static void *tb_alloc(struct txn_build *b, size_t size) {
-  if (b->n == b->cap) {
-    size_t cap = b->cap ? 2 * b->cap : 64;
-    void **a = realloc(b->allocs, cap * sizeof *a);
-    if (a == NULL) {
-      return NULL;
-    }
-    b->allocs = a;
-    b->cap = cap;
-  }
-  void *p = calloc(1, size ? size : 1);
-  if (p != NULL) {
-    b->allocs[b->n++] = p;
-  }
-  return p;
-}
-
-static void tb_free(struct txn_build *b) {
-  for (size_t i = 0; i < b->n; i++) {
-    free(b->allocs[i]);
-  }
-  free(b->allocs);
-}
-
-/* Only the fields in `allowed` (NULL-terminated). */
-static bool tb_fields(struct txn_build *b, json_t *o, const char *where,
-                      const char *const *allowed) {
-  const char *k;
-  json_t *v;
-  json_object_foreach(o, k, v) {
-    size_t i = 0;
-    while (allowed[i] != NULL && strcmp(allowed[i], k) != 0) {
-      i++;
-    }
-    if (allowed[i] == NULL) {
-      errmsg_set(b->err, "%s: unknown field \"%.64s\"", where, k);
-      return false;
-    }
-  }
-  return true;
-}
-
-/* Bytes from "NAME" (a string, as UTF-8) or "NAME_base64". Returns 0
- * (absent), 1 (set) or -1 (bad; b->err says why). */
-static int tb_bytes(struct txn_build *b, json_t *o, const char *name,
-                    const char *where, ProtobufCBinaryData *out) {
-  char b64name[64];
-  snprintf(b64name, sizeof b64name, "%s_base64", name);
-  json_t *s = json_object_get(o, name), *e = json_object_get(o, b64name);
-  if (s != NULL && e != NULL) {
-    errmsg_set(b->err, "%s: give \"%s\" or \"%s\", not both", where, name,
-               b64name);
-    return -1;
-  }
-  if (s == NULL && e == NULL) {
-    return 0;
-  }
-  json_t *v = s != NULL ? s : e;
-  if (!json_is_string(v)) {
-    errmsg_set(b->err, "%s: \"%s\" is not a string", where,
-               s != NULL ? name : b64name);
-    return -1;
-  }
-  size_t len = json_string_length(v);
-  uint8_t *p = tb_alloc(b, len);
-  if (p == NULL) {
-    errmsg_set(b->err, "out of memory");
-    return -1;
-  }
-  if (s != NULL) {
-    memcpy(p, json_string_value(v), len);
-    *out = (ProtobufCBinaryData){len, p};
-    return 1;
-  }
-  size_t n;
-  if (!b64_decode(json_string_value(v), len, p, &n)) {
-    errmsg_set(b->err, "%s: \"%s\" is not base64 (RFC 4648, padded)", where,
-               b64name);
-    return -1;
-  }
-  *out = (ProtobufCBinaryData){n, p};
-  return 1;
-}
-
-/* The key of an op or compare: required, checked. */
-static bool tb_key(struct txn_build *b, json_t *o, bool prefix,
-                   const char *where, ProtobufCBinaryData *out) {
-  char msg[SYNOD_ERRMSG_MAX];
-  int rv = tb_bytes(b, o, "key", where, out);
-  if (rv == 0) {
-    errmsg_set(b->err, "%s: no \"key\"", where);
-  }
-  if (rv <= 0) {
-    return false;
-  }
-  if (fsm_key_check(out->data, out->len, prefix, msg) != 0) {
-    errmsg_set(b->err, "%s: %s", where, msg);
-    return false;
-  }
-  return true;
-}
-
-static bool tb_bool(struct txn_build *b, json_t *o, const char *name,
-                    const char *where, protobuf_c_boolean *out) {
-  json_t *v = json_object_get(o, name);
-  if (v != NULL && !json_is_boolean(v)) {
-    errmsg_set(b->err, "%s: \"%s\" is not true or false", where, name);
-    return false;
-  }
-  *out = v != NULL && json_is_true(v);
-  return true;
-}
-
-static bool tb_u64(struct txn_build *b, json_t *v, const char *name,
-                   const char *where, uint64_t *out) {
-  if (!json_is_integer(v) || json_integer_value(v) < 0) {
-    errmsg_set(b->err, "%s: \"%s\" is not a number from 0", where, name);
-    return false;
-  }
-  *out = (uint64_t)json_integer_value(v);
-  return true;
-}
-
-static const char *const cmp_fields[] = {
-    "key",          "key_base64", "op",    "version",      "create_revision",
-    "mod_revision", "session",    "value", "value_base64", NULL};
-
-/* {"key": K, one of "version" | "create_revision" | "mod_revision" |
- * "session" (numbers) | "value" | "value_base64", "op": "==" (default),
- * "!=", "<", ">"}. */
-static Synod__KeyCompare *tb_compare(struct txn_build *b, json_t *o,
-                                     const char *where) {
-  static const char *const targets[] = {"version", "create_revision",
-                                        "mod_revision", NULL, "session"};
-  Synod__KeyCompare *c = tb_alloc(b, sizeof *c);
-  if (c == NULL || !json_is_object(o) || !tb_fields(b, o, where, cmp_fields)) {
-    if (c == NULL || !json_is_object(o)) {
-      errmsg_set(b->err, "%s: not an object", where);
-    }
-    return NULL;
-  }
-  synod__key_compare__init(c);
-  if (!tb_key(b, o, false, where, &c->key)) {
-    return NULL;
-  }
-  int found = 0;
-  for (int t = 0; t < 5; t++) {
-    json_t *v = targets[t] != NULL ? json_object_get(o, targets[t]) : NULL;
-    if (v != NULL) {
-      found++;
-      c->target = (Synod__KeyCompare__Target)t;
-      if (!tb_u64(b, v, targets[t], where, &c->number)) {
-        return NULL;
-      }
-    }
-  }
-  int rv = tb_bytes(b, o, "value", where, &c->value);
-  if (rv < 0) {
-    return NULL;
-  }
-  if (rv > 0) {
-    found++;
-    c->target = SYNOD__KEY_COMPARE__TARGET__TARGET_VALUE;
-  }
-  if (found != 1) {
-    errmsg_set(b->err,
-               "%s: give exactly one of version, create_revision, "
-               "mod_revision, session, value, value_base64 (%d given)",
-               where, found);
-    return NULL;
-  }
-  json_t *op = json_object_get(o, "op");
-  static const char *const ops[] = {"==", "!=", "<", ">"};
-  if (op != NULL) {
-    int i = 0;
-    while (i < 4 && !(json_is_string(op) &&
-                      strcmp(json_string_value(op), ops[i]) == 0)) {
-      i++;
-    }
-    if (i == 4) {
-      errmsg_set(b->err, "%s: \"op\" is not one of \"==\" \"!=\" \"<\" \">\"",
-                 where);
-      return NULL;
-    }
-    c->op = (Synod__KeyCompare__Op)i;
-  }
-  return c;
-}
-
-static const char *const op_fields[] = {"op",      "key",          "key_base64",
-                                        "value",   "value_base64", "prefix",
-                                        "session", "prev",         NULL};
-
-/* {"op": "put", "key", "value" | "value_base64", "session": ID, "prev"}
- * | {"op": "get", "key"} | {"op": "delete", "key", "prefix", "prev"}. */
-static Synod__KeyOp *tb_op(struct txn_build *b, json_t *o, const char *where) {
-  Synod__KeyOp *op = tb_alloc(b, sizeof *op);
-  if (op == NULL || !json_is_object(o)) {
-    errmsg_set(b->err, "%s: not an object", where);
-    return NULL;
-  }
-  if (!tb_fields(b, o, where, op_fields)) {
-    return NULL;
-  }
-  synod__key_op__init(op);
-  const char *kind = json_string_value(json_object_get(o, "op"));
-  json_t *session = json_object_get(o, "session");
-  bool put = kind != NULL && strcmp(kind, "put") == 0;
-  bool del = kind != NULL && strcmp(kind, "delete") == 0;
-  bool get = kind != NULL && strcmp(kind, "get") == 0;
-  protobuf_c_boolean prefix = false, prev = false;
-  if (!put && !del && !get) {
-    errmsg_set(b->err, "%s: \"op\" is not \"put\", \"get\" or \"delete\"",
-               where);
-    return NULL;
-  }
-  if (!tb_bool(b, o, "prefix", where, &prefix) ||
-      !tb_bool(b, o, "prev", where, &prev)) {
-    return NULL;
-  }
-  if ((!put && session != NULL) || (!del && prefix) || (get && prev)) {
-    errmsg_set(b->err,
-               "%s: \"session\" is for a put, \"prefix\" for a delete, "
-               "\"prev\" for a put or a delete",
-               where);
-    return NULL;
-  }
-  if (!put &&
-      (json_object_get(o, "value") || json_object_get(o, "value_base64"))) {
-    errmsg_set(b->err, "%s: a value is for a put", where);
-    return NULL;
-  }
-  if (put) {
-    Synod__KeyPut *p = tb_alloc(b, sizeof *p);
-    if (p == NULL) {
-      errmsg_set(b->err, "out of memory");
-      return NULL;
-    }
-    synod__key_put__init(p);
-    uint64_t sid = 0;
-    if (!tb_key(b, o, false, where, &p->key) ||
-        tb_bytes(b, o, "value", where, &p->value) < 0 ||
-        (session != NULL && !tb_u64(b, session, "session", where, &sid))) {
-      return NULL;
-    }
-    if (session != NULL &&
-        (sid == 0 || (b->session != 0 && sid != b->session))) {
-      errmsg_set(b->err,
-                 "%s: session %" PRIu64 ": a transaction binds keys to one "
-                 "session (not 0)%s",
-                 where, sid,
-                 b->session ? ", and another op named another" : "");
-      return NULL;
-    }
-    if (sid != 0) {
-      b->session = sid;
-    }
-    p->session_bound = sid != 0;
-    p->prev_kv = prev;
-    op->op_case = SYNOD__KEY_OP__OP_PUT;
-    op->put = p;
-  } else if (del) {
-    Synod__KeyDelete *d = tb_alloc(b, sizeof *d);
-    if (d == NULL) {
-      errmsg_set(b->err, "out of memory");
-      return NULL;
-    }
-    synod__key_delete__init(d);
-    if (!tb_key(b, o, prefix, where, &d->key)) {
-      return NULL;
-    }
-    d->prefix = prefix;
-    d->prev_kv = prev;
-    op->op_case = SYNOD__KEY_OP__OP_DEL;
-    op->del = d;
-  } else {
-    Synod__KeyGet *g = tb_alloc(b, sizeof *g);
-    if (g == NULL) {
-      errmsg_set(b->err, "out of memory");
-      return NULL;
-    }
-    synod__key_get__init(g);
-    if (!tb_key(b, o, false, where, &g->key)) {
-      return NULL;
-    }
-    op->op_case = SYNOD__KEY_OP__OP_GET;
-    op->get = g;
-  }
-  return op;
-}
-
-/* An array field of the transaction into a protobuf-c array. */
-static bool tb_array(struct txn_build *b, json_t *root, const char *name,
-                     bool compares, void ***out, size_t *n) {
-  json_t *a = json_object_get(root, name);
-  *out = NULL;
-  *n = 0;
-  if (a == NULL) {
-    return true;
-  }
-  if (!json_is_array(a) || json_array_size(a) > API_TXN_ITEMS_MAX) {
-    errmsg_set(b->err, "\"%s\" is not an array of at most %d items", name,
-               API_TXN_ITEMS_MAX);
-    return false;
-  }
-  void **v = tb_alloc(b, json_array_size(a) * sizeof *v);
-  if (v == NULL) {
-    errmsg_set(b->err, "out of memory");
-    return false;
-  }
-  for (size_t i = 0; i < json_array_size(a); i++) {
-    char where[64];
-    snprintf(where, sizeof where, "%s[%zu]", name, i);
-    v[i] = compares ? (void *)tb_compare(b, json_array_get(a, i), where)
-                    : (void *)tb_op(b, json_array_get(a, i), where);
-    if (v[i] == NULL) {
-      return false;
-    }
-  }
-  *out = v;
-  *n = json_array_size(a);
-  return true;
-}
-
-static json_t *txn_result_json(const Synod__KeyOpResult *r) {
-  switch (r->result_case) {
-  case SYNOD__KEY_OP_RESULT__RESULT_PUT: {
-    json_t *j =
-        json_pack("{s:s, s:o}", "op", "put", "kv", kv_json(r->put->kv, false));
-    if (r->put->prev != NULL) {
-      json_object_set_new(j, "prev", kv_json(r->put->prev, true));
-    }
-    return j;
-  }
-  case SYNOD__KEY_OP_RESULT__RESULT_GET:
-    return json_pack("{s:s, s:b, s:o}", "op", "get", "found", r->get->found,
-                     "kv", kv_json(r->get->found ? r->get->kv : NULL, true));
-  case SYNOD__KEY_OP_RESULT__RESULT_DEL: {
-    json_t *j = json_pack("{s:s, s:I}", "op", "delete", "deleted",
-                          (json_int_t)r->del->deleted);
-    if (r->del->prev != NULL) {
-      json_object_set_new(j, "prev", kv_json(r->del->prev, true));
-    }
-    return j;
-  }
-  default:
-    return json_null();
-  }
-}
-
-static void txn_answer(void *arg, int err, const char *errmsg,
-                       const uint8_t *resp, size_t len) {
-  struct key_call *c = arg;
-  Synod__Response *pb = NULL;
-  if (c->api->stopping ||
-      (pb = call_response(c, err, errmsg, resp, len)) == NULL) {
-    call_free(c);
-    return;
-  }
-  if (pb->body_case != SYNOD__RESPONSE__BODY_KEY_TXN) {
-    api_respond_code(c->api, c->request_id, SYNOD_EINTERNAL, 0,
-                     "the answer is not a key txn");
-  } else {
-    const Synod__KeyTxnReply *r = pb->key_txn;
-    json_t *a = json_array();
-    for (size_t i = 0; i < r->n_results; i++) {
-      json_array_append_new(a, txn_result_json(r->results[i]));
-    }
-    respond_rev(
-        c, 200,
-        json_pack("{s:b, s:o}", "succeeded", r->succeeded, "results", a),
-        r->revision, NULL);
-  }
-  synod__response__free_unpacked(pb, NULL);
-  call_free(c);
-}
-
-static const char *const txn_fields[] = {"compares", "success", "failure",
-                                         NULL};
-
-/* POST /v1/txn: {"compares": [...], "success": [...], "failure": [...]}
- * (README.md). 200 whichever branch ran ("succeeded" says which). */
-static void keys_txn(struct http_api *api, const struct httpd_request *req) {
-  struct kq q;
-  json_error_t jerr;
-  struct txn_build b = {0};
-  Synod__KeyTxn t = SYNOD__KEY_TXN__INIT;
-  if (!kq_parse(api, req, 0, &q)) {
-    kq_free(&q);
-    return;
-  }
-  kq_free(&q);
-  json_t *root = json_loadb((const char *)req->body, req->body_len,
-                            JSON_REJECT_DUPLICATES, &jerr);
-  if (root == NULL) {
-    api_respond_code(api, req->id, SYNOD_EINVAL, 0,
-                     "transaction: not JSON: %s at line %d column %d",
-                     jerr.text, jerr.line, jerr.column);
-    return;
-  }
-  bool ok = json_is_object(root);
-  if (!ok) {
-    errmsg_set(b.err, "transaction: give an object");
-  }
-  ok = ok && tb_fields(&b, root, "transaction", txn_fields) &&
-       tb_array(&b, root, "compares", true, (void ***)&t.compares,
-                &t.n_compares) &&
-       tb_array(&b, root, "success", false, (void ***)&t.success,
-                &t.n_success) &&
-       tb_array(&b, root, "failure", false, (void ***)&t.failure, &t.n_failure);
-  json_decref(root);
-  struct key_call *c = NULL;
-  if (!ok) {
-    api_respond_code(api, req->id, SYNOD_EINVAL, 0, "%s", b.err);
-  } else if ((c = call_new(api, req->id, CALL_TXN, (const uint8_t *)"", 0)) !=
-             NULL) {
-    Synod__Request r = SYNOD__REQUEST__INIT;
-    r.session_id = b.session; /* sequence 0: see keys_put */
-    r.body_case = SYNOD__REQUEST__BODY_KEY_TXN;
-    r.key_txn = &t;
-    node_write(api->node, &r, API_WRITE_TIMEOUT_MS, txn_answer, c);
-  }
-  tb_free(&b);
 }
 
 /* ----------------------------------------------------------- routing */
@@ -1289,7 +854,7 @@ void api_keys_request(struct http_api *api, const struct httpd_request *req) {
   size_t raw_len = 0;
   if (api_path_is(req, "/v1/txn")) {
     if (httpd_method_is(req, "POST")) {
-      keys_txn(api, req);
+      api_txn_request(api, req);
     } else {
       not_allowed(api, req, "POST");
     }
