@@ -491,6 +491,7 @@ static void expiry_main(struct cluster *c, int leader) {
            url);
   uint64_t done_ms = 0;
   while (done_ms == 0) {
+    unlink(out); /* test_sh appends */
     CHECK(test_sh(cmd, out, 5000) == 0, "curl %s", url);
     char *txt = test_slurp(out);
     long left = strtol(txt, NULL, 10);
