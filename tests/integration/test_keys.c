@@ -8,6 +8,12 @@
  *                      A -> B by a transaction and the stale gateway
  *                      refused, list pages consistent at one revision, bad
  *                      input refused with nothing changed.
+ *   test_keys synodctl synodctl key put/get/del/list/txn, text and --json,
+ *                      values from stdin, a session-bound put held while
+ *                      synodctl runs and gone when it exits, txn JSON
+ *                      (the move, a failed compare: exit 75), bad input
+ *                      (key too long, value too big, bad JSON): a clear
+ *                      error, a nonzero exit, nothing changed.
  *   test_keys expiry   100,000 keys bound to one session; the session
  *                      closes and, with no other traffic, the leader's
  *                      ticks carry the removal to its end within a bound
@@ -426,6 +432,135 @@ static void scenario_bad_input(const struct cluster *c) {
   printf("ok bad input refused, nothing changed\n");
 }
 
+/* ---------------------------------------------------------- synodctl */
+
+static char synodctl[PATH_MAX];
+static char ctl_dir[PATH_MAX];
+static const char *ctl_endpoints;
+
+/* Runs `synodctl --endpoints E ARGS` (a shell fragment, which may pipe
+ * into or out of it); returns its exit code, *out its output. */
+static int ctl(const char *args, char **out) {
+  char cmd[8192], path[PATH_MAX + 16];
+  snprintf(path, sizeof path, "%s/ctl.out", ctl_dir);
+  unlink(path);
+  int n = snprintf(cmd, sizeof cmd, args, synodctl, ctl_endpoints);
+  CHECK(n > 0 && (size_t)n < sizeof cmd, "command too long");
+  int rv = test_sh(cmd, path, 30000);
+  char *text = test_slurp(path);
+  if (out != NULL) {
+    *out = text;
+  } else {
+    free(text);
+  }
+  return rv;
+}
+
+/* ctl() that must exit with `code` and print `want` (NULL: anything). */
+static void ctl_expect(const char *args, int code, const char *want) {
+  char *out;
+  int rv = ctl(args, &out);
+  CHECK(rv == code && (want == NULL || strstr(out, want) != NULL),
+        "%s: exit %d, want %d; output:\n%s\nwanted: %s", args, rv, code, out,
+        want ? want : "(anything)");
+  free(out);
+}
+
+#define CTL "'%s' --endpoints %s key "
+
+static void scenario_synodctl(const struct cluster *c) {
+  struct synod_client *cl = client_at(c->endpoints, 0);
+  ctl_expect(CTL "put ctl/a hello", 0, "revision ");
+  ctl_expect(CTL "get ctl/a", 0, "hello\n");
+  ctl_expect(CTL "get ctl/a --json", 0, "\"value\":\"hello\"");
+  ctl_expect(CTL "get ctl/a --stale", 0, "hello");
+  ctl_expect(CTL "put ctl/a other --if-version 0", 75, "not put");
+  ctl_expect(CTL "get ctl/a", 0, "hello");
+  ctl_expect(CTL "put ctl/a world --if-version 1 --prev", 0, "hello");
+  ctl_expect(CTL "put ctl/a x --if-value nope --json", 75,
+             "\"succeeded\":false");
+  ctl_expect("printf 'line1\\nline2' | " CTL "put ctl/b -", 0, "revision");
+  struct synod_key_get_result g;
+  OK(synod_key_get(cl, "ctl/b", 0, 0, &g));
+  CHECK(g.found && strcmp((char *)g.kv.value, "line1\nline2") == 0,
+        "stdin value: '%s'", (char *)g.kv.value);
+  synod_key_get_result_free(&g);
+  ctl_expect(CTL "get ctl/none", 1, "not found");
+  ctl_expect(CTL "del ctl/b --prev", 0, "deleted 1");
+  ctl_expect(CTL "del ctl/a --if-mod-rev 1", 75, "not deleted");
+
+  /* list pages through everything; --limit stops early. */
+  for (int i = 0; i < 2100; i += 60) {
+    struct synod_key_op ops[60];
+    char keys[60][32];
+    for (int j = 0; j < 60; j++) {
+      snprintf(keys[j], sizeof keys[j], "ctl/l/%05d", i + j);
+      ops[j] = (struct synod_key_op){.type = SYNOD_KEY_OP_PUT,
+                                     .key = keys[j],
+                                     .value = "v",
+                                     .value_len = 1};
+    }
+    struct synod_key_txn txn = {.success = ops, .success_n = 60};
+    OK(synod_key_txn(cl, &txn, 0, NULL));
+  }
+  ctl_expect(CTL "list ctl/l/ --keys-only | wc -l", 0, "2100");
+  ctl_expect(CTL "list ctl/l/ --limit 1001 | tail -1", 0, "ctl/l/01000\tv");
+  ctl_expect(CTL "list ctl/l/ --json --keys-only | grep -o '\"key\"' | wc -l",
+             0, "2100");
+  ctl_expect(CTL "del ctl/l/ --prefix", 0, "deleted 2100");
+
+  /* A session-bound put is held while synodctl runs. */
+  char cmd[PATH_MAX * 2], out[PATH_MAX + 16];
+  snprintf(out, sizeof out, "%s/held.out", ctl_dir);
+  snprintf(cmd, sizeof cmd,
+           "exec '%s' --endpoints %s key put ctl/dev gw-a --session-bound "
+           "--ttl 2s",
+           synodctl, ctl_endpoints);
+  char *argv[] = {"sh", "-c", cmd, NULL};
+  pid_t held = test_spawn(argv, out);
+  test_wait_file(out, "holding ctl/dev", 10000);
+  CHECK(key_exists(cl, "ctl/dev"), "held key there");
+  kill(held, SIGTERM);
+  CHECK(test_wait(held, 10000, "held put") == 0, "held put exit 0");
+  CHECK(!key_exists(cl, "ctl/dev"), "held key gone when synodctl exited");
+
+  /* txn: the registry's move, then the stale one. */
+  struct synod_key_put_result p;
+  OK(synod_key_put(cl, "ctl/devices/d1", "gw-a", 4, 0, NULL, 0, 0, &p));
+  char txn[1024];
+  snprintf(txn, sizeof txn,
+           "echo '{\"compare\":[{\"key\":\"ctl/devices/d1\",\"mod_revision\":"
+           "%" PRIu64 "}],\"success\":[{\"put\":\"ctl/devices/d1\",\"value\":"
+           "\"gw-b\"},{\"get\":\"ctl/devices/d1\"}],\"failure\":[{\"get\":"
+           "\"ctl/devices/d1\"}]}' | " CTL "txn",
+           p.revision, "%s", "%s");
+  synod_key_put_result_free(&p);
+  ctl_expect(txn, 0, "get ctl/devices/d1\tgw-b");
+  strcat(txn, " --json");
+  ctl_expect(txn, 75, "\"succeeded\":false");
+
+  /* Bad input: a clear message, nonzero, nothing changed. */
+  char longkey[SYNOD_KEY_BYTES_MAX + 2];
+  memset(longkey, 'k', sizeof longkey - 1);
+  longkey[sizeof longkey - 1] = '\0';
+  snprintf(cmd, sizeof cmd, CTL "put %s v", "%s", "%s", longkey);
+  ctl_expect(cmd, 1, "513 bytes; at most 512");
+  ctl_expect("head -c 70000 /dev/zero | tr '\\0' v | " CTL "put ctl/big -", 1,
+             "SYNOD_ETOOBIG");
+  CHECK(!key_exists(cl, "ctl/big"), "big value not stored");
+  ctl_expect("echo '{\"success\":[{\"put\":\"ctl/j\",\"value\":1}]}' | " CTL
+             "txn",
+             2, "success[0]: \"value\" must be a string");
+  ctl_expect("echo '{\"success\":[' | " CTL "txn", 2, "bad transaction");
+  ctl_expect("echo '{\"succes\":[]}' | " CTL "txn", 2, "unknown field");
+  CHECK(!key_exists(cl, "ctl/j"), "bad txn changed nothing");
+  ctl_expect(CTL "put", 2, "usage");
+  ctl_expect(CTL "--help", 0, "session_bound");
+  synod_client_free(cl);
+  printf("ok synodctl key: put/get/del/list/txn, --json, stdin, held "
+         "session-bound put, bad input\n");
+}
+
 /* ------------------------------------------------------------ expiry */
 
 /* The leader's CPU time (user + system) in ms, from /proc. */
@@ -532,6 +667,11 @@ int main(int argc, char **argv) {
   int leader = cluster_wait_leader(&c, 30000);
   if (strcmp(mode, "expiry") == 0) {
     expiry_main(&c, leader);
+  } else if (strcmp(mode, "synodctl") == 0) {
+    test_binary("SYNODCTL", "synodctl", synodctl, sizeof synodctl);
+    test_tmpdir("keys-ctl", ctl_dir, sizeof ctl_dir);
+    ctl_endpoints = c.endpoints;
+    scenario_synodctl(&c);
   } else {
     scenario_basics(&c, leader);
     scenario_create_race(&c);
