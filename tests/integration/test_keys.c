@@ -7,7 +7,9 @@
  *                      client and with an expired session, a device moved
  *                      A -> B by a transaction and the stale gateway
  *                      refused, list pages consistent at one revision, bad
- *                      input refused with nothing changed.
+ *                      input refused with nothing changed, create-only puts
+ *                      through a leader SIGKILL applied once each, stale
+ *                      reads from a follower while the leader is stopped.
  *   test_keys synodctl synodctl key put/get/del/list/txn, text and --json,
  *                      values from stdin, a session-bound put held while
  *                      synodctl runs and gone when it exits, txn JSON
@@ -22,6 +24,7 @@
 #include <inttypes.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -387,6 +390,77 @@ static void scenario_list_pages(const struct cluster *c) {
   printf("ok list: %d keys in 3 pages of 1,000, in order\n", KEYS);
 }
 
+/* ---------------------------------------------------------- failover */
+
+struct creator {
+  const struct cluster *c;
+  atomic_int done; /* read by the main thread */
+  int refused, failed;
+};
+
+/* Create-only puts in one session: a retry applied twice would find its
+ * own key and answer succeeded = false. */
+static void *creator_main(void *arg) {
+  struct creator *cr = arg;
+  struct synod_client *cl = client_at(cr->c->endpoints, 0);
+  for (int i = 0; i < 300; i++) {
+    char key[32];
+    bool created = false;
+    snprintf(key, sizeof key, "failover/%03d", i);
+    int rv = synod_key_create(cl, key, "v", 1, 0, 30000, &created);
+    cr->failed += rv != 0;
+    cr->refused += rv == 0 && !created;
+    cr->done++;
+    if (rv != 0) {
+      fprintf(stderr, "create %s: %s\n", key, synod_client_errmsg());
+    }
+  }
+  synod_client_free(cl);
+  return NULL;
+}
+
+/* Writes retried over a leader SIGKILL apply once; a stale read is served
+ * by a follower while the leader is stopped. */
+static void scenario_failover(struct cluster *c, int leader) {
+  struct creator cr = {.c = c};
+  pthread_t th;
+  CHECK(pthread_create(&th, NULL, creator_main, &cr) == 0, "thread");
+  while (cr.done < 100) {
+    usleep(5000);
+  }
+  cluster_signal(c, leader, SIGKILL);
+  cluster_restart(c, leader);
+  pthread_join(th, NULL);
+  CHECK(cr.failed == 0 && cr.refused == 0,
+        "%d creates failed, %d found their own key (applied twice)", cr.failed,
+        cr.refused);
+  leader = cluster_wait_leader(c, 30000);
+  struct synod_client *cl = client_at(c->endpoints, 0);
+  struct synod_key_list l;
+  OK(synod_key_list(cl, "failover/", NULL, 0, 0, 0, &l));
+  CHECK(l.count == 300, "%zu keys", l.count);
+  for (size_t i = 0; i < l.count; i++) {
+    CHECK(l.kvs[i].version == 1, "%s at version %" PRIu64, l.kvs[i].key,
+          l.kvs[i].version);
+  }
+  synod_key_list_free(&l);
+  synod_client_free(cl);
+  /* The leader stopped: a follower answers a stale read from its state. */
+  int f = follower_of(c, leader);
+  struct synod_client *s = client_at(c->nodes[f].client, 0);
+  struct synod_key_get_result g;
+  OK(synod_key_get(s, "failover/299", SYNOD_READ_STALE, 0, &g)); /* connect */
+  synod_key_get_result_free(&g);
+  cluster_signal(c, leader, SIGSTOP);
+  OK(synod_key_get(s, "failover/299", SYNOD_READ_STALE, 2000, &g));
+  CHECK(g.found, "stale read on a follower with the leader stopped");
+  synod_key_get_result_free(&g);
+  cluster_signal(c, leader, SIGCONT);
+  synod_client_free(s);
+  printf("ok failover: 300 create-only puts through a leader SIGKILL, each "
+         "applied once; a follower serves stale reads alone\n");
+}
+
 /* --------------------------------------------------------- bad input */
 
 static void scenario_bad_input(const struct cluster *c) {
@@ -679,6 +753,7 @@ int main(int argc, char **argv) {
     scenario_txn_move(&c);
     scenario_list_pages(&c);
     scenario_bad_input(&c);
+    scenario_failover(&c, leader);
   }
   cluster_stop(&c);
   printf("PASS\n");
