@@ -22,6 +22,8 @@ static void key_usage(FILE *out) {
       "usage: synodctl key put KEY VALUE|- [--session-bound] [--ttl D]\n"
       "                [--if-version N | --if-mod-rev N | --if-value V] "
       "[--prev]\n"
+      "       synodctl key put [OPTIONS] -- KEY VALUE   (a value starting "
+      "with -)\n"
       "       synodctl key get KEY [--stale]\n"
       "       synodctl key del KEY [--prefix] [--prev]\n"
       "                [--if-version N | --if-mod-rev N | --if-value V]\n"
@@ -239,12 +241,20 @@ static int key_put(struct key_ctx *k, int argc, char **argv) {
   const char *key = NULL, *value = NULL;
   unsigned flags = 0;
   struct cond cond = {0};
+  bool rest = false; /* after "--": a value may start with '-' */
   for (int i = 2; i < argc; i++) {
-    int taken = cond_take(argc, argv, &i, &cond);
+    int taken = rest ? 0 : cond_take(argc, argv, &i, &cond);
+    bool positional = rest || argv[i][0] != '-' || argv[i][1] == '\0';
     if (taken < 0) {
       goto usage;
     } else if (taken) {
       continue;
+    } else if (positional && key == NULL) {
+      key = argv[i];
+    } else if (positional && value == NULL) {
+      value = argv[i];
+    } else if (strcmp(argv[i], "--") == 0 && !rest) {
+      rest = true;
     } else if (strcmp(argv[i], "--session-bound") == 0) {
       flags |= SYNOD_KEY_SESSION_BOUND;
     } else if (strcmp(argv[i], "--prev") == 0) {
@@ -252,10 +262,6 @@ static int key_put(struct key_ctx *k, int argc, char **argv) {
     } else if (strcmp(argv[i], "--ttl") == 0 && i + 1 < argc &&
                ctl_duration_parse(argv[i + 1], &k->o.ttl_ms) == 0) {
       i++;
-    } else if (key == NULL && (argv[i][0] != '-' || argv[i][1] == '\0')) {
-      key = argv[i];
-    } else if (value == NULL && (argv[i][0] != '-' || argv[i][1] == '\0')) {
-      value = argv[i];
     } else {
       goto usage;
     }
@@ -463,6 +469,7 @@ static int key_list(struct key_ctx *k, int argc, char **argv) {
       la.flags |= SYNOD_KEY_KEYS_ONLY;
     } else if (strcmp(argv[i], "--limit") == 0 && i + 1 < argc &&
                ctl_uint64_parse(argv[i + 1], &la.limit) == 0) {
+      la.limit = la.limit ? la.limit : UINT64_MAX; /* 0: every key */
       i++;
     } else if (la.prefix == NULL && argv[i][0] != '-') {
       la.prefix = argv[i];

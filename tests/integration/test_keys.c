@@ -560,6 +560,9 @@ static void scenario_synodctl(const struct cluster *c) {
         "stdin value: '%s'", (char *)g.kv.value);
   synod_key_get_result_free(&g);
   ctl_expect(CTL "get ctl/none", 1, "not found");
+  ctl_expect(CTL "put ctl/neg -5", 2, "usage");
+  ctl_expect(CTL "put --prev -- ctl/neg -5", 0, "revision");
+  ctl_expect(CTL "get ctl/neg", 0, "-5\n");
   ctl_expect(CTL "del ctl/b --prev", 0, "deleted 1");
   ctl_expect(CTL "del ctl/a --if-mod-rev 1", 75, "not deleted");
 
