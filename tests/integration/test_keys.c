@@ -9,7 +9,8 @@
  *                      refused, list pages consistent at one revision, bad
  *                      input refused with nothing changed, create-only puts
  *                      through a leader SIGKILL applied once each, stale
- *                      reads from a follower while the leader is stopped.
+ *                      reads from a follower while the leader is stopped;
+ *                      the async calls chained on a caller's loop.
  *   test_keys synodctl synodctl key put/get/del/list/txn, text and --json,
  *                      values from stdin, a session-bound put held while
  *                      synodctl runs and gone when it exits, txn JSON
@@ -29,6 +30,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+
+#include <uv.h>
 
 #include "cluster.h"
 #include "synod.h"
@@ -388,6 +391,107 @@ static void scenario_list_pages(const struct cluster *c) {
   synod_key_list_free(&l);
   synod_client_free(cl);
   printf("ok list: %d keys in 3 pages of 1,000, in order\n", KEYS);
+}
+
+/* ------------------------------------------------------------- async */
+
+/* A chain on the caller's loop: put (bound) -> get -> txn -> list ->
+ * delete, each started from the previous one's callback. */
+struct chain {
+  struct synod_async *a;
+  int step; /* callbacks run, in order */
+  uint64_t put_rev;
+  bool closed;
+};
+
+static void chain_delete_cb(void *arg, int status,
+                            const struct synod_key_delete_result *r) {
+  struct chain *ch = arg;
+  CHECK(status == 0 && r->deleted == 2, "async delete: %s",
+        synod_strerror(status));
+  ch->step++;
+}
+
+static void chain_list_cb(void *arg, int status,
+                          const struct synod_key_list *l) {
+  struct chain *ch = arg;
+  CHECK(status == 0 && l->count == 2 && !l->more &&
+            strcmp(l->kvs[1].key, "async/b") == 0 && l->kvs[1].value_len == 0,
+        "async list");
+  ch->step++;
+  CHECK(synod_async_key_delete(ch->a, "async/", SYNOD_KEY_PREFIX, NULL, 0,
+                               chain_delete_cb, ch) == 0,
+        "delete");
+}
+
+static void chain_txn_cb(void *arg, int status,
+                         const struct synod_key_txn_result *r) {
+  struct chain *ch = arg;
+  CHECK(status == 0 && r->succeeded && r->count == 1, "async txn");
+  ch->step++;
+  CHECK(synod_async_key_list(ch->a, "async/", NULL, 0, SYNOD_KEY_KEYS_ONLY,
+                             chain_list_cb, ch) == 0,
+        "list");
+}
+
+static void chain_get_cb(void *arg, int status,
+                         const struct synod_key_get_result *g) {
+  struct chain *ch = arg;
+  CHECK(status == 0 && g->found && g->kv.mod_revision == ch->put_rev &&
+            g->kv.session_id == synod_async_session_id(ch->a),
+        "async get");
+  ch->step++;
+  struct synod_key_compare cmp = {.key = "async/a",
+                                  .target = SYNOD_KEY_MOD_REVISION,
+                                  .number = ch->put_rev};
+  struct synod_key_op op = {
+      .type = SYNOD_KEY_OP_PUT, .key = "async/b", .value = "b", .value_len = 1};
+  struct synod_key_txn txn = {
+      .compares = &cmp, .compares_n = 1, .success = &op, .success_n = 1};
+  /* The call copies everything: cmp, op and txn may go at once. */
+  CHECK(synod_async_key_txn(ch->a, &txn, chain_txn_cb, ch) == 0, "txn");
+}
+
+static void chain_put_cb(void *arg, int status,
+                         const struct synod_key_put_result *r) {
+  struct chain *ch = arg;
+  CHECK(status == 0 && r->succeeded, "async put: %s", synod_strerror(status));
+  ch->step++;
+  ch->put_rev = r->revision;
+  CHECK(synod_async_key_get(ch->a, "async/a", 0, chain_get_cb, ch) == 0, "get");
+}
+
+static void chain_closed_cb(void *arg) {
+  ((struct chain *)arg)->closed = true;
+}
+
+static void scenario_async(const struct cluster *c) {
+  uv_loop_t loop;
+  struct synod_options o;
+  struct chain ch = {0};
+  uv_loop_init(&loop);
+  synod_options_init(&o);
+  o.endpoints = c->endpoints;
+  CHECK(synod_async_new(&loop, &o, &ch.a) == 0, "async new");
+  CHECK(synod_async_key_put(ch.a, "", "v", 1, 0, NULL, 0, chain_put_cb, &ch) ==
+            SYNOD_EINVAL,
+        "an empty key refused at once");
+  CHECK(synod_async_key_put(ch.a, "async/a", "a", 1, SYNOD_KEY_SESSION_BOUND,
+                            NULL, 0, chain_put_cb, &ch) == 0,
+        "put");
+  uint64_t until = test_now_ms() + 20000;
+  while (ch.step < 5 && test_now_ms() < until) {
+    uv_run(&loop, UV_RUN_ONCE);
+  }
+  CHECK(ch.step == 5, "the chain stopped at step %d", ch.step);
+  synod_async_close(ch.a, chain_closed_cb, &ch);
+  while (!ch.closed) {
+    uv_run(&loop, UV_RUN_ONCE);
+  }
+  uv_run(&loop, UV_RUN_DEFAULT);
+  CHECK(uv_loop_close(&loop) == 0, "loop close");
+  printf("ok async: put, get, txn, list, delete chained on the caller's "
+         "loop\n");
 }
 
 /* ---------------------------------------------------------- failover */
@@ -756,6 +860,7 @@ int main(int argc, char **argv) {
     scenario_txn_move(&c);
     scenario_list_pages(&c);
     scenario_bad_input(&c);
+    scenario_async(&c);
     scenario_failover(&c, leader);
   }
   cluster_stop(&c);
