@@ -16,7 +16,8 @@
  *                      synodctl runs and gone when it exits, txn JSON
  *                      (the move, a failed compare: exit 75), bad input
  *                      (key too long, value too big, bad JSON): a clear
- *                      error, a nonzero exit, nothing changed.
+ *                      error, a nonzero exit, nothing changed; a held put
+ *                      whose session cannot be renewed exits 76.
  *   test_keys expiry   100,000 keys bound to one session; the session
  *                      closes and, with no other traffic, the leader's
  *                      ticks carry the removal to its end within a bound
@@ -742,6 +743,40 @@ static void scenario_synodctl(const struct cluster *c) {
          "session-bound put, bad input\n");
 }
 
+/* A held session-bound put whose session cannot be renewed (every
+ * replica stopped) says so and exits 76; the key is gone once the cluster
+ * runs again and the session expires. */
+static void scenario_synodctl_lost(struct cluster *c) {
+  char cmd[PATH_MAX * 2], out[PATH_MAX + 16];
+  snprintf(out, sizeof out, "%s/lost.out", ctl_dir);
+  snprintf(cmd, sizeof cmd,
+           "exec '%s' --endpoints %s key put ctl/lost gw-a --session-bound "
+           "--ttl 1s",
+           synodctl, ctl_endpoints);
+  char *argv[] = {"sh", "-c", cmd, NULL};
+  pid_t held = test_spawn(argv, out);
+  test_wait_file(out, "holding ctl/lost", 10000);
+  for (int i = 0; i < c->n; i++) {
+    cluster_signal(c, i, SIGSTOP);
+  }
+  int code = test_wait(held, 10000, "held put with the cluster stopped");
+  for (int i = 0; i < c->n; i++) {
+    cluster_signal(c, i, SIGCONT);
+  }
+  CHECK(code == 76, "exit %d, want 76", code);
+  test_wait_file(out, "session lost: ctl/lost is gone", 1000);
+  cluster_wait_leader(c, 30000);
+  struct synod_client *cl = client_at(c->endpoints, 0);
+  uint64_t t0 = test_now_ms();
+  while (key_exists(cl, "ctl/lost")) {
+    CHECK(test_now_ms() - t0 < 10000, "ctl/lost still there");
+    usleep(50000);
+  }
+  synod_client_free(cl);
+  printf("ok synodctl key put --session-bound: exit 76 when the session "
+         "could not be renewed, key gone\n");
+}
+
 /* ------------------------------------------------------------ expiry */
 
 /* The leader's CPU time (user + system) in ms, from /proc. */
@@ -853,6 +888,7 @@ int main(int argc, char **argv) {
     test_tmpdir("keys-ctl", ctl_dir, sizeof ctl_dir);
     ctl_endpoints = c.endpoints;
     scenario_synodctl(&c);
+    scenario_synodctl_lost(&c);
   } else {
     scenario_basics(&c, leader);
     scenario_create_race(&c);
