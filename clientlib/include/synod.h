@@ -104,15 +104,16 @@ const char *synod_errname(int code);
  *  - what moves to the new connection: subscriptions (from where they
  *    were, see "Subscriptions"), reads (get, list, query, check,
  *    leader, observe, status), every write made in a session (lock,
- *    counter and election calls, session close: they carry (session,
- *    sequence), so the server applies each exactly once however often it
- *    is sent), session open (a duplicate session the server may have
- *    opened is never used and expires after its TTL) and keepalives. A
- *    write without a session (member remove) that was written on a
- *    connection which then failed is not sent again: it fails at once
- *    with SYNOD_ETIMEDOUT, its outcome unknown. A request that runs out
- *    of time fails with SYNOD_ETIMEDOUT wherever it was: a write in a
- *    session may or may not have been applied (once, if it was);
+ *    counter, election, channel and key calls, session close: they
+ *    carry (session, sequence), so the server applies each exactly once
+ *    however often it is sent), session open (a duplicate session the
+ *    server may have opened is never used and expires after its TTL) and
+ *    keepalives. A write without a session (member remove) that was
+ *    written on a connection which then failed is not sent again: it
+ *    fails at once with SYNOD_ETIMEDOUT, its outcome unknown. A request
+ *    that runs out of time fails with SYNOD_ETIMEDOUT wherever it was:
+ *    a write in a session may or may not have been applied (once, if it
+ *    was);
  *  - opens a session lazily, for the first request that needs one, renews
  *    it every TTL/3 and gives every mutating request the session and a
  *    sequence number; a retry after a reconnect reuses the same pair, so
