@@ -526,6 +526,12 @@ static int call_op(struct synod_client *c, enum op_kind kind,
   return call_run(c, call, out, NULL);
 }
 
+int client_call(struct synod_client *c, enum op_kind kind,
+                const struct op_args *args, uint32_t timeout_ms,
+                union synod_result *out) {
+  return call_op(c, kind, args, timeout_ms, out);
+}
+
 int synod_client_new(const struct synod_options *opts,
                      struct synod_client **out) {
   struct synod_client *c = calloc(1, sizeof *c);

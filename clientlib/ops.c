@@ -45,6 +45,11 @@ static const struct kind_info kinds[OP_KIND_COUNT] = {
     [OP_KEY_WATCH] = {"key watch", false, false},
     [OP_CHANNEL_CURSOR_COMMIT] = {"channel cursor commit", true, true},
     [OP_CHANNEL_CURSOR_GET] = {"channel cursor get", false, false},
+    [OP_KEY_PUT] = {"key put", true, true},
+    [OP_KEY_GET] = {"key get", false, false},
+    [OP_KEY_DELETE] = {"key delete", true, true},
+    [OP_KEY_LIST] = {"key list", false, false},
+    [OP_KEY_TXN] = {"key txn", true, true},
 };
 
 bool op_kind_sequenced(enum op_kind kind) {
@@ -78,6 +83,9 @@ void op_free(struct op *op) {
   free(op->name2);
   free(op->bytes);
   free(op->msgs);
+  if (op->key_body != NULL) {
+    protobuf_c_message_free_unpacked(op->key_body, NULL);
+  }
   free(op);
 }
 
@@ -419,6 +427,14 @@ int op_build(enum op_kind kind, const struct op_args *args, struct op **out,
   }
   op->kind = kind;
   synod__request__init(&op->req);
+  if (op_kind_is_key(kind)) {
+    rv = keys_op_fill(op, args, errmsg);
+    if (rv != 0) {
+      goto err;
+    }
+    *out = op;
+    return 0;
+  }
   rv = op_copy_args(op, args, errmsg);
   if (rv != 0) {
     goto err;

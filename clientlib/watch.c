@@ -7,18 +7,15 @@
 
 #include "engine.h"
 
-/* The longest key (the server's FSM_KEY_BYTES_MAX). */
-#define WATCH_KEY_MAX 512
-
 static int watch_check(const struct synod_key_watch_options *o, char *errmsg) {
   size_t n = o->key != NULL ? strlen(o->key) : 0;
   if (n == 0 && !o->prefix) {
     errmsg_printf(errmsg, "key watch: no key (a prefix may be empty)");
     return SYNOD_EINVAL;
   }
-  if (n > WATCH_KEY_MAX) {
+  if (n > SYNOD_KEY_BYTES_MAX) {
     errmsg_printf(errmsg, "key watch: a key of %zu bytes; at most %d", n,
-                  WATCH_KEY_MAX);
+                  SYNOD_KEY_BYTES_MAX);
     return SYNOD_EINVAL;
   }
   if (o->after_event != 0 && o->from_revision == 0) {

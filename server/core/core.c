@@ -232,6 +232,7 @@ void core_repl_deliver(struct core *c) {
               sizeof *o->committed);
     for (uint64_t i = c->applied + 1; i <= c->commit; i++) {
       o->committed[o->committed_n++] = *core_log_get(&c->log, i);
+      c->applied_bytes += core_log_get(&c->log, i)->len;
     }
     c->applied = c->commit;
   }
@@ -242,11 +243,18 @@ void core_repl_deliver(struct core *c) {
   /* A new snapshot while one streams to a follower would make the leader
    * restart that transfer with the newer image (the shell keeps only the
    * latest), and under steady writes a large image would never finish:
-   * hold off while streaming, up to four thresholds' worth of log. */
-  if (due >= threshold &&
-      (!core_snapshot_streaming(c) || due >= 4 * threshold)) {
+   * hold off while streaming, up to four thresholds' worth of log. Never
+   * past a quarter of log_bytes_max applied, though: proposals stop at
+   * log_bytes_max, and only a snapshot frees the log, so holding off
+   * longer wedged the leader for as long as the transfer lasted (forever,
+   * for a follower that could not install the image). */
+  bool bytes_due = c->applied_bytes - c->snap_wanted_bytes >=
+                   c->o.log_bytes_max / 4;
+  if (bytes_due || (due >= threshold && (!core_snapshot_streaming(c) ||
+                                         due >= 4 * threshold))) {
     c->out.up->snapshot_wanted = true;
     c->snap_wanted_at = c->applied;
+    c->snap_wanted_bytes = c->applied_bytes;
   }
 }
 
@@ -268,6 +276,7 @@ static void core_options_defaults(struct core_options *o) {
   CORE_DEFAULT(snapshot_chunk_bytes, 256u << 10);
   CORE_DEFAULT(snapshot_entries, 8192);
   CORE_DEFAULT(snapshot_keep_entries, 1024);
+  CORE_DEFAULT(snapshot_keep_bytes, o->log_bytes_max / 16);
   CORE_DEFAULT(promote_lag_entries, 64);
 #undef CORE_DEFAULT
 }

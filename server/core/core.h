@@ -311,7 +311,10 @@ struct core_options {
   uint32_t inflight_appends_max;
   uint64_t inflight_bytes_max;
   /* Proposals are refused (SYNOD_EBUSY) while the in-memory log holds more
-   * than this many bytes. Default 256 MiB. */
+   * than this many bytes. Default 256 MiB. So that the log always comes
+   * back under it once entries commit, snapshot_wanted is set whenever a
+   * quarter of it has been applied since the last snapshot (streaming to a
+   * follower or not), and a snapshot keeps at most snapshot_keep_bytes. */
   uint64_t log_bytes_max;
   /* Proposals are refused (SYNOD_EBUSY) while this many entries are
    * appended but not committed: when a majority cannot keep up, clients
@@ -326,6 +329,8 @@ struct core_options {
    * so one replica writing its snapshot then holds nobody up. Default 0. */
   uint32_t snapshot_spread_percent;
   uint64_t snapshot_keep_entries; /* kept behind a snapshot; default 1024 */
+  /* ... and at most this many bytes of them; default log_bytes_max / 16. */
+  uint64_t snapshot_keep_bytes;
   /* A learner is promoted once it is within this many entries of the
    * leader's last index. Default 64. */
   uint64_t promote_lag_entries;

@@ -41,6 +41,7 @@ struct core_progress {
   bool recent_active;  /* heard from in this CheckQuorum period */
   bool timeout_sent;   /* transfer target: TIMEOUT_NOW went out */
   uint64_t read_acked; /* highest ReadIndex round acknowledged */
+  uint64_t commit_sent; /* the commit index of the last append sent */
   /* REPLICATE: a ring of inflight_appends_max appends in flight. */
   struct core_inflight *inflights;
   uint32_t infl_head;
@@ -100,6 +101,8 @@ struct core {
   uint64_t config_index;
   struct core_snapshot_meta snap; /* the latest snapshot; index 0 = none */
   uint64_t snap_wanted_at;        /* applied when snapshot_wanted was set */
+  uint64_t applied_bytes;         /* bytes of entries handed out to apply */
+  uint64_t snap_wanted_bytes;     /* applied_bytes then (or at a snapshot) */
   uint64_t handed_max;            /* highest index ever handed out to persist */
 
   /* Timers, in ticks. election_timeout is in [e, 2e). */

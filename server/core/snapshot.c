@@ -29,18 +29,33 @@ int core_snapshot_check_taken(struct core *c,
 }
 
 /* §7: "Once a server completes writing a snapshot, it may delete all log
- * entries up through the last included index". snapshot_keep_entries stay
- * behind so slightly lagging followers still get entries, not a snapshot. */
+ * entries up through the last included index". Up to snapshot_keep_entries
+ * stay behind so slightly lagging followers still get entries, not a
+ * snapshot, but no more than snapshot_keep_bytes of them: 1,024 large
+ * entries kept could hold the log above log_bytes_max for good. */
 void core_snapshot_taken(struct core *c, const struct core_snapshot_meta *m) {
   if (m->index <= c->snap.index) {
     return;
   }
   c->snap = *m;
   c->snap.config = core_log_config_at(&c->log, m->index)->config;
+  c->snap_wanted_bytes = c->applied_bytes;
   core_trace(c, "snapshot at %" PRIu64 "/%" PRIu64, m->index, m->term);
+  uint64_t through = c->log.prev_index;
   if (m->index > c->o.snapshot_keep_entries &&
-      m->index - c->o.snapshot_keep_entries > c->log.prev_index) {
-    core_log_compact(&c->log, m->index - c->o.snapshot_keep_entries);
+      m->index - c->o.snapshot_keep_entries > through) {
+    through = m->index - c->o.snapshot_keep_entries;
+  }
+  uint64_t kept = 0;
+  for (uint64_t i = m->index; i > through; i--) {
+    kept += core_log_get(&c->log, i)->len;
+    if (kept > c->o.snapshot_keep_bytes) {
+      through = i;
+      break;
+    }
+  }
+  if (through > c->log.prev_index) {
+    core_log_compact(&c->log, through);
   }
 }
 

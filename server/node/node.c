@@ -311,13 +311,14 @@ static int node_restore_snapshot(struct node *n, char *errmsg) {
   n->snap_meta.size_bytes = meta->size_bytes;
   n->snap_len = meta->size_bytes;
   rv = core_config_decode(meta->config, meta->config_len, &n->snap_meta.config);
-  if (rv == 0 && (n->snap_image = malloc(n->snap_len + 1)) == NULL) {
+  uint8_t *image = NULL;
+  if (rv == 0 && (image = malloc(n->snap_len + 1)) == NULL) {
     rv = SYNOD_ENOMEM;
   }
   size_t got = 0, len = 1;
   while (rv == 0 && len > 0) {
-    rv = store_snapshot_reader_read(r, n->snap_image + got,
-                                    n->snap_len + 1 - got, &len);
+    rv =
+        store_snapshot_reader_read(r, image + got, n->snap_len + 1 - got, &len);
     got += len;
   }
   if (rv != 0 || got != n->snap_len) {
@@ -326,10 +327,11 @@ static int node_restore_snapshot(struct node *n, char *errmsg) {
   }
   store_snapshot_reader_free(r);
   if (rv == 0 && got == n->snap_len &&
-      (rv = fsm_snapshot_decode(n->fsm, n->snap_image, n->snap_len)) != 0) {
+      (rv = fsm_snapshot_decode(n->fsm, image, n->snap_len)) != 0) {
     errmsg_set(errmsg, "snapshot %llu: image does not decode",
                (unsigned long long)n->snap_meta.index);
   }
+  free(image);
   return rv ? rv : got == n->snap_len ? 0 : SYNOD_ECORRUPT;
 }
 
@@ -742,7 +744,7 @@ void node_free(struct node *n) {
   core_free(n->core);
   fsm_free(n->fsm);
   store_close(&n->store);
-  free(n->snap_image);
+  free(n->snap_chunk);
   free(n->recv_image);
   free(n->peers);
   free(n->discovered);

@@ -234,8 +234,11 @@ struct node {
   uint64_t gone_prng;
   struct persist persist;
 
-  /* The current snapshot's image, kept to send to lagging followers. */
-  uint8_t *snap_image;
+  /* The current snapshot, whose image is in the store; snap_chunk holds a
+   * chunk of it being sent to a lagging follower (read from the store:
+   * the image is not kept in memory). */
+  uint8_t *snap_chunk;
+  size_t snap_chunk_cap;
   size_t snap_len;
   struct core_snapshot_meta snap_meta;
   bool snapshot_in_progress;

@@ -11,6 +11,7 @@
  * turn, and each batch saves two thread handoffs (a wakeup each way, tens
  * of microseconds on a VM) on the path of every write. Snapshots, which
  * take longer, still go to the pool. */
+#include <malloc.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -141,19 +142,37 @@ static int batch_add_msg(struct persist_batch *b, const struct core_msg *m) {
 
 /* ---------------------------------------------------------------- send */
 
-/* Fills a snapshot chunk's bytes from the image we hold; false if we no
- * longer hold that snapshot (the core will retry). */
+/* Fills a snapshot chunk's bytes from the store (a short read transaction
+ * on this thread while the persist thread may write: the store allows it);
+ * false if the store no longer holds that snapshot (the core will retry
+ * with the newer one). */
 static bool persist_fill_chunk(struct node *n, struct core_msg *m) {
-  uint64_t end = m->snapshot.offset + m->snapshot.len;
-  if (n->snap_image == NULL || m->snapshot.meta.index != n->snap_meta.index ||
-      end > n->snap_len) {
-    log_debug("node", "snapshot chunk %llu@%llu to %llu: image not held",
+  char why[SYNOD_ERRMSG_MAX];
+  size_t len = m->snapshot.len;
+  if (m->snapshot.meta.index != n->snap_meta.index) {
+    log_debug("node", "snapshot chunk %llu@%llu to %llu: not the latest",
               (unsigned long long)m->snapshot.meta.index,
               (unsigned long long)m->snapshot.offset,
               (unsigned long long)m->to);
     return false;
   }
-  m->snapshot.data = n->snap_image + m->snapshot.offset;
+  if (len > n->snap_chunk_cap) {
+    uint8_t *p = realloc(n->snap_chunk, len);
+    if (p == NULL) {
+      log_warn("node", "snapshot chunk of %zu bytes: out of memory", len);
+      return false;
+    }
+    n->snap_chunk = p;
+    n->snap_chunk_cap = len;
+  }
+  int rv = store_snapshot_read_at(&n->store, m->snapshot.meta.index,
+                                  m->snapshot.offset, n->snap_chunk, len, why);
+  if (rv != 0) {
+    log_warn("node", "snapshot chunk to %llu: %s", (unsigned long long)m->to,
+             why);
+    return false;
+  }
+  m->snapshot.data = n->snap_chunk;
   return true;
 }
 
@@ -299,6 +318,10 @@ static int persist_write(struct store *s, struct persist_batch *b) {
     if (rv == 0 && b->hard_state_set) {
       rv = store_hard_state_save(s, &hs);
     }
+    /* LMDB's dirty pages for the image (4 KiB each, as many as the image
+     * has) were malloc'd on this thread and are free now: give them back,
+     * or this thread's arena keeps the image's size for good. */
+    malloc_trim(0);
   }
   if (rv != 0) {
     errmsg_set(b->errmsg, "%s", store_errmsg(s));
@@ -316,11 +339,8 @@ static void persist_work_cb(uv_work_t *w) {
 /* A snapshot is durable: it becomes the one we serve and, if we took it,
  * the core may compact its log. */
 static void persist_snapshot_done(struct node *n, struct persist_batch *b) {
-  free(n->snap_image);
-  n->snap_image = b->snapshot.image;
   n->snap_len = b->snapshot.len;
   n->snap_meta = b->snapshot.meta;
-  b->snapshot.image = NULL;
   if (!b->snapshot.received) {
     struct core_event ev = {.type = CORE_EVENT_SNAPSHOT_TAKEN};
     ev.snapshot = n->snap_meta;

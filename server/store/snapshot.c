@@ -570,3 +570,95 @@ void store_snapshot_reader_free(struct store_snapshot_reader *r) {
   free(r->config);
   free(r);
 }
+
+/* Copies what [offset, offset + len) needs from the chunks of generation
+ * gen, walking them from the first by their sizes (no checksum) and
+ * verifying those it copies from. */
+static int store_read_chunks_at(char *errmsg, MDB_txn *txn, MDB_dbi dbi,
+                                uint64_t gen, uint64_t offset, uint8_t *buf,
+                                size_t len) {
+  uint8_t kb[STORE_CHUNK_KEY_BYTES];
+  MDB_val k = {sizeof kb, kb};
+  MDB_val v;
+  MDB_cursor *cur;
+  uint64_t pos = 0; /* the image's offset of the chunk at the cursor */
+  size_t done = 0;
+  int rv = 0;
+  int rc = mdb_cursor_open(txn, dbi, &cur);
+
+  if (rc != 0) {
+    return store_mdb_fail(errmsg, rc, "mdb_cursor_open");
+  }
+  store_chunk_key(kb, gen, 0);
+  rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
+  while (rv == 0 && done < len) {
+    const uint8_t *key = k.mv_data;
+    if (rc != 0 || k.mv_size != STORE_CHUNK_KEY_BYTES ||
+        key[0] != STORE_CHUNK_TAG || store_get_be64(key + 1) != gen ||
+        v.mv_size < STORE_REC_HEADER_BYTES) {
+      errmsg_set(errmsg, "chunks end at %" PRIu64 ", before %" PRIu64, pos,
+                 offset + len);
+      rv = rc != 0 && rc != MDB_NOTFOUND
+               ? store_mdb_fail(errmsg, rc, "mdb_cursor_get")
+               : SYNOD_ECORRUPT;
+      break;
+    }
+    uint64_t size = v.mv_size - STORE_REC_HEADER_BYTES;
+    uint64_t at = offset + done;
+    if (at < pos + size) {
+      MDB_val payload;
+      rv = store_rec_get(errmsg, txn, dbi, &k, &payload);
+      if (rv == 0) {
+        size_t n = (size_t)(pos + size - at);
+        n = n < len - done ? n : len - done;
+        memcpy(buf + done, (const uint8_t *)payload.mv_data + (at - pos), n);
+        done += n;
+      }
+    }
+    pos += size;
+    rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT);
+  }
+  mdb_cursor_close(cur);
+  return rv;
+}
+
+int store_snapshot_read_at(struct store *s, uint64_t index, uint64_t offset,
+                           uint8_t *buf, size_t len, char *errmsg) {
+  struct store_snapshot_meta head;
+  uint64_t gen = 0, chunks = 0;
+  MDB_txn *txn = NULL;
+  int rv;
+
+  pthread_rwlock_rdlock(&s->remap_lock);
+  int rc = mdb_txn_begin(s->env, NULL, MDB_RDONLY, &txn);
+  if (rc != 0) {
+    rv = store_mdb_fail(errmsg, rc, "mdb_txn_begin (read)");
+    goto done;
+  }
+  rv = store_snap_head_get(errmsg, txn, s->dbi_snap, &gen, &head, &chunks);
+  if (rv == SYNOD_ENOTFOUND || (rv == 0 && head.index != index)) {
+    errmsg_set(errmsg,
+               "snapshot %" PRIu64 " is gone (the store holds %" PRIu64 ")",
+               index, rv == 0 ? head.index : 0);
+    rv = SYNOD_ENOTFOUND;
+    goto done;
+  }
+  if (rv == 0 && (offset > head.size_bytes || len > head.size_bytes - offset)) {
+    errmsg_set(errmsg, "%zu bytes at %" PRIu64 ": past the image's %" PRIu64,
+               len, offset, head.size_bytes);
+    rv = SYNOD_EINVAL;
+  }
+  if (rv == 0) {
+    rv = store_read_chunks_at(errmsg, txn, s->dbi_snap, gen, offset, buf, len);
+  }
+done:
+  if (txn != NULL) {
+    mdb_txn_abort(txn);
+  }
+  pthread_rwlock_unlock(&s->remap_lock);
+  if (rv != 0) {
+    errmsg_wrap(errmsg, "store: snapshot %" PRIu64 " read at %" PRIu64, index,
+                offset);
+  }
+  return rv;
+}

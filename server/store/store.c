@@ -97,8 +97,9 @@ int store_disk_full_check(struct store *s, int rv) {
 
 /* Doubles the map, up to the maximum. LMDB may only remap while no
  * transaction of this process is open, hence the refusal while snapshot
- * readers (read transactions, maybe on other threads) exist. */
-static int store_map_grow(struct store *s) {
+ * readers (read transactions, maybe on other threads) exist.
+ * store_snapshot_read_at's short transactions wait on remap_lock instead. */
+static int store_map_grow_locked(struct store *s) {
   int rc;
   int readers = atomic_load(&s->readers_open);
   size_t next;
@@ -127,6 +128,13 @@ static int store_map_grow(struct store *s) {
   log_info("store", "map grown from %zu to %zu bytes", s->map_size_bytes, next);
   s->map_size_bytes = next;
   return 0;
+}
+
+static int store_map_grow(struct store *s) {
+  pthread_rwlock_wrlock(&s->remap_lock);
+  int rv = store_map_grow_locked(s);
+  pthread_rwlock_unlock(&s->remap_lock);
+  return rv;
 }
 
 int store_txn_run(struct store *s, store_txn_fn fn, void *arg) {
@@ -570,6 +578,7 @@ static void store_release(struct store *s) {
   }
   free(s->pending.config);
   memset(&s->pending, 0, sizeof s->pending);
+  pthread_rwlock_destroy(&s->remap_lock);
 }
 
 int store_open(struct store *s, const char *dir,
@@ -579,6 +588,7 @@ int store_open(struct store *s, const char *dir,
 
   memset(s, 0, sizeof *s);
   atomic_init(&s->readers_open, 0);
+  pthread_rwlock_init(&s->remap_lock, NULL);
   rv = store_dir_lock(s, dir);
   if (rv != 0) {
     goto fail;

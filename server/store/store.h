@@ -6,6 +6,7 @@
 #ifndef SYNOD_STORE_H
 #define SYNOD_STORE_H
 
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
@@ -169,6 +170,9 @@ struct store {
    * rest of the store: never while another thread is inside a call. */
   struct histogram checkpoint_durations;
   atomic_int readers_open; /* the map cannot grow while > 0 */
+  /* Held shared by store_snapshot_read_at (any thread) for its read
+   * transaction, exclusively by the map's growth (the writer's thread). */
+  pthread_rwlock_t remap_lock;
   char errmsg[SYNOD_ERRMSG_MAX];
 };
 
@@ -365,6 +369,17 @@ const char *store_snapshot_reader_errmsg(const struct store_snapshot_reader *r);
 
 /* Ends the read transaction and frees r. Accepts NULL. */
 void store_snapshot_reader_free(struct store_snapshot_reader *r);
+
+/* Copies bytes [offset, offset + len) of snapshot `index`'s image into
+ * buf, verifying each chunk it copies from, in a read transaction of its
+ * own: callable from any thread while another writes (a leader sends a
+ * lagging follower chunks of the image from here instead of holding the
+ * image in memory). Messages go to errmsg (SYNOD_ERRMSG_MAX bytes), never
+ * to the store's. Returns 0, SYNOD_ENOTFOUND if the store holds another
+ * snapshot (or none) now, SYNOD_EINVAL for a range past the image,
+ * SYNOD_ECORRUPT, or an LMDB error's code. */
+int store_snapshot_read_at(struct store *s, uint64_t index, uint64_t offset,
+                           uint8_t *buf, size_t len, char *errmsg);
 
 /* Checks everything on disk in one read transaction: every log entry's
  * checksum and length, contiguous indexes, terms not decreasing, the

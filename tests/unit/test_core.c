@@ -626,6 +626,43 @@ START_TEST(own_entries_count_only_after_persisted) {
   core_free(c);
 }
 END_TEST
+/* A commit is told to every follower at once, in an empty append, when
+ * there are no entries to carry it: a follower serving subscribers or
+ * stale reads would otherwise learn it a heartbeat later. Here the leader's
+ * own write is the last one the commit waited for (followers were faster). */
+START_TEST(commit_is_told_to_followers_at_once) {
+  struct core_update up;
+  struct core *c = new_leader(3, &up);
+  for (uint64_t f = 2; f <= 3; f++) {
+    struct core_msg r = append_reply(f, 2, 2); /* the noop: replicating */
+    ck_assert_int_eq(recv(c, &r, &up), 0);
+  }
+  ck_assert_uint_eq(core_commit_index(c), 2);
+  propose(c, "a", &up); /* 3, sent to both */
+  struct core_msg r = append_reply(2, 2, 3);
+  ck_assert_int_eq(recv(c, &r, &up), 0);
+  ck_assert_uint_eq(up.msgs_n, 0);
+  ck_assert_uint_eq(core_commit_index(c), 2); /* our own write is pending */
+  persisted(c, 3, 2, &up);
+  ck_assert_uint_eq(core_commit_index(c), 3);
+  for (uint64_t f = 2; f <= 3; f++) {
+    ck_assert_uint_eq(count_msgs(&up, CORE_MSG_APPEND, f), 1);
+    const struct core_msg *a = find_msg(&up, CORE_MSG_APPEND, f);
+    ck_assert_uint_eq(a->append.commit, 3);
+    ck_assert_uint_eq(a->append.prev_index, 3);
+    ck_assert_uint_eq(a->append.entries_n, 0);
+  }
+  /* Their answers change nothing and send nothing more (3 still has 3 in
+   * flight: the empty append follows it on the one connection). */
+  for (uint64_t f = 2; f <= 3; f++) {
+    r = append_reply(f, 2, 3);
+    ck_assert_int_eq(recv(c, &r, &up), 0);
+    ck_assert_uint_eq(up.msgs_n, 0);
+  }
+  core_free(c);
+}
+END_TEST
+
 /* A probe whose append or reply was lost is resent when a heartbeat reply
  * shows the follower is there: no permanent stall after a loss. */
 START_TEST(lost_append_resent_after_heartbeat_reply) {
@@ -1116,6 +1153,18 @@ END_TEST
  * it); a follower that needs a compacted entry gets the snapshot in chunks
  * (data left to the shell), a bounded number at a time, with the
  * configuration as of its index; once it has it all, appends resume. */
+/* Follower `from` answers an append in term 2: it knows only the
+ * bootstrap entry. */
+static void bootstrap_only_reply(struct core *c, uint64_t from,
+                                 struct core_update *up) {
+  struct core_msg r = msg(CORE_MSG_APPEND_REPLY, from, 1, 2);
+  r.append_reply.reject = true;
+  r.append_reply.index = 1;
+  r.append_reply.hint_index = 1;
+  r.append_reply.hint_term = 1;
+  ck_assert_int_eq(recv(c, &r, up), 0);
+}
+
 START_TEST(snapshot_compacts_log_and_lagging_follower_gets_chunks) {
   struct core_options o = test_opts(1);
   o.disable_pre_vote = true;
@@ -1142,13 +1191,7 @@ START_TEST(snapshot_compacts_log_and_lagging_follower_gets_chunks) {
   snapshot_taken(c, 10, 2, 250, &up, 0);
   ck_assert_uint_eq(core_first_index(c), 9);
 
-  /* Follower 3 knows only the bootstrap entry. */
-  r = msg(CORE_MSG_APPEND_REPLY, 3, 1, 2);
-  r.append_reply.reject = true;
-  r.append_reply.index = 1;
-  r.append_reply.hint_index = 1;
-  r.append_reply.hint_term = 1;
-  ck_assert_int_eq(recv(c, &r, &up), 0);
+  bootstrap_only_reply(c, 3, &up);
   ck_assert_uint_eq(count_msgs(&up, CORE_MSG_SNAPSHOT, 3), 3);
   const struct core_msg *s = find_msg(&up, CORE_MSG_SNAPSHOT, 3);
   ck_assert_uint_eq(s->snapshot.meta.index, 10);
@@ -1168,6 +1211,54 @@ START_TEST(snapshot_compacts_log_and_lagging_follower_gets_chunks) {
   ck_assert_uint_eq(core_match_index(c, 3), 10);
   const struct core_msg *a = find_msg(&up, CORE_MSG_APPEND, 3);
   ck_assert(a != NULL && a->append.prev_index == 10);
+  core_free(c);
+}
+END_TEST
+
+/* Proposals stop while the in-memory log is over log_bytes_max, and only
+ * a snapshot frees it: the core must ask for one before that, also while
+ * a snapshot streams to a follower (whose hold-off used to outlast the
+ * cap: the bench wedged a leader that way), and a snapshot must not keep
+ * more than snapshot_keep_bytes (1,024 large entries kept held the log
+ * over the cap for good). 100 entries of 500 bytes through a 10,000-byte
+ * log, follower 3 streaming a snapshot it never finishes. */
+START_TEST(large_entries_never_wedge_proposals) {
+  struct core_options o = test_opts(1);
+  o.disable_pre_vote = true;
+  o.log_bytes_max = 10000;
+  struct core *c = new_core_opts(&o, 3);
+  struct core_update up;
+  tick_until(c, CORE_MSG_VOTE, &up);
+  struct core_msg v = vote_reply(2, 1, 2, true);
+  ck_assert_int_eq(recv(c, &v, &up), 0);
+  char big[501];
+  memset(big, 'x', 500);
+  big[500] = '\0';
+  uint64_t last = 2, snapshots = 0;
+  bool streaming = false;
+  for (int i = 0; i < 100; i++) {
+    propose(c, big, &up); /* asserts it is accepted */
+    last++;
+    persisted(c, last, 2, &up);
+    struct core_msg r = append_reply(2, 2, last);
+    ck_assert_int_eq(recv(c, &r, &up), 0);
+    ck_assert_uint_eq(core_commit_index(c), last);
+    if (up.snapshot_wanted) {
+      snapshot_taken(c, last, 2, 1000, &up, 0);
+      snapshots++;
+    }
+    if (snapshots == 1 && !streaming) {
+      bootstrap_only_reply(c, 3, &up); /* follower 3 gets the image */
+      ck_assert_uint_gt(count_msgs(&up, CORE_MSG_SNAPSHOT, 3), 0);
+      ck_assert(core_snapshot_streaming(c));
+      streaming = true;
+    }
+  }
+  ck_assert(streaming);
+  /* One snapshot per quarter of the cap applied: 50,000 bytes / 2,500. */
+  ck_assert_uint_ge(snapshots, 15);
+  /* What a snapshot keeps is at most 625 bytes: one entry. */
+  ck_assert_uint_ge(core_first_index(c), last - 1 - 5);
   core_free(c);
 }
 END_TEST
@@ -1525,6 +1616,7 @@ static Suite *core_suite(void) {
   tcase_add_test(tc, lone_candidate_takes_office_after_vote_is_durable);
   tcase_add_test(tc, own_entries_count_only_after_persisted);
   tcase_add_test(tc, lost_append_resent_after_heartbeat_reply);
+  tcase_add_test(tc, commit_is_told_to_followers_at_once);
   tcase_add_test(tc, pipelining_respects_inflight_cap);
   tcase_add_test(tc, read_index_waits_for_heartbeat_round);
   tcase_add_test(tc, read_index_fails_on_step_down);
@@ -1544,6 +1636,7 @@ static Suite *core_suite(void) {
   tcase_add_test(tc, follower_installs_snapshot_from_chunks);
   tcase_add_test(tc, duplicate_first_chunk_does_not_restart_transfer);
   tcase_add_test(tc, propose_refused_while_backlog_is_full);
+  tcase_add_test(tc, large_entries_never_wedge_proposals);
   tcase_add_test(tc, restart_redelivers_committed_from_snapshot_index);
   tcase_add_test(tc, cluster_elects_commits_and_catches_up_by_snapshot);
   suite_add_tcase(s, tc);

@@ -1005,6 +1005,51 @@ START_TEST(snapshot_old_stays_readable_until_commit) {
 }
 END_TEST
 
+/* Checks store_snapshot_read_at(index, off, len) against the image. */
+static void read_at_check(uint64_t index, uint64_t off, size_t len) {
+  uint8_t *buf = malloc(len + 1);
+  char why[SYNOD_ERRMSG_MAX];
+  int rv = store_snapshot_read_at(&st, index, off, buf, len, why);
+  ck_assert_msg(rv == 0, "%zu at %llu: %s", len, (unsigned long long)off, why);
+  for (size_t i = 0; i < len; i++) {
+    ck_assert_uint_eq(buf[i], image_byte(index, off + i));
+  }
+  free(buf);
+}
+
+/* A leader sends a follower chunks of the image read from the store at
+ * any offset, whatever the store's own chunks (here 100 bytes at most,
+ * written in three pieces, so of several sizes). */
+START_TEST(snapshot_read_at_any_range) {
+  struct store_options o = {.snapshot_chunk_bytes = 100};
+  char why[SYNOD_ERRMSG_MAX];
+  uint8_t b[4];
+  reopen(&o);
+  ck_assert_int_eq(store_snapshot_read_at(&st, 10, 0, b, 1, why),
+                   SYNOD_ENOTFOUND);
+  ck_assert_int_eq(append_range(1, 30, 1), 0);
+  snapshot_make(10, 1, 2000, 0);
+  read_at_check(10, 0, 1);
+  read_at_check(10, 0, 2000);
+  read_at_check(10, 99, 2);
+  read_at_check(10, 666, 700);
+  read_at_check(10, 1999, 1);
+  read_at_check(10, 2000, 0);
+  ck_assert_int_eq(store_snapshot_read_at(&st, 9, 0, b, 1, why),
+                   SYNOD_ENOTFOUND);
+  ck_assert_ptr_nonnull(strstr(why, "is gone"));
+  ck_assert_int_eq(store_snapshot_read_at(&st, 10, 1999, b, 2, why),
+                   SYNOD_EINVAL);
+  ck_assert_int_eq(store_snapshot_read_at(&st, 10, 2001, b, 0, why),
+                   SYNOD_EINVAL);
+  snapshot_make(20, 1, 3000, 0);
+  ck_assert_int_eq(store_snapshot_read_at(&st, 10, 0, b, 1, why),
+                   SYNOD_ENOTFOUND);
+  read_at_check(20, 1234, 1766);
+  ck_assert_int_eq(atomic_load(&st.readers_open), 0);
+}
+END_TEST
+
 START_TEST(snapshot_abort_keeps_old_and_drops_chunks) {
   struct store_options o = {.snapshot_chunk_bytes = 100};
   uint8_t img[1000] = {0};
@@ -1850,6 +1895,7 @@ static Suite *store_suite(void) {
   tcase_add_test(tc, snapshot_past_last_index_discards_log);
   tcase_add_test(tc, snapshot_old_stays_readable_until_commit);
   tcase_add_test(tc, snapshot_abort_keeps_old_and_drops_chunks);
+  tcase_add_test(tc, snapshot_read_at_any_range);
   tcase_add_test(tc, snapshot_uncommitted_is_dropped_on_reopen);
   tcase_add_test(tc, snapshot_begin_rejects_stale_index_and_second_begin);
   tcase_add_test(tc, snapshot_save_is_one_transaction_with_the_checkpoint);
