@@ -624,7 +624,7 @@ static bool fill_keys(struct node *n, struct sub *s, struct subs_batch *b) {
   uint64_t rev = 0;
   uint32_t num = 0;
   fsm_key_iter_seek(n->fsm, s->rev, &it);
-  while (batch_room(b, s, 0)) {
+  for (;;) {
     if (!fsm_key_iter_next(&it, &e)) {
       /* Every retained revision is complete: past the newest, the next
        * event to look at is the first of the next revision. */
@@ -642,10 +642,19 @@ static bool fill_keys(struct node *n, struct sub *s, struct subs_batch *b) {
     if (rev == s->rev && num <= s->rev_event) {
       continue; /* passed before */
     }
-    if (key_matches(s, &e)) {
-      if (!batch_room(b, s, key_cost(s, &e))) {
-        break;
+    bool match = key_matches(s, &e);
+    if (!batch_room(b, s, match ? key_cost(s, &e) : 0)) {
+      /* The frame (or the credit) ends here. If the next event opens a
+       * revision, the position becomes that revision's start: "after the
+       * last event of R" would end the watch with SYNOD_ECOMPACTED once R
+       * alone is evicted, though nothing after it was missed. */
+      if (rev > s->rev) {
+        s->rev = rev;
+        s->rev_event = 0;
       }
+      break;
+    }
+    if (match) {
       key_batch_add(b, s, &e, num);
     }
     s->rev = rev;

@@ -563,6 +563,110 @@ static void scenario_progress(struct cluster *c, struct raw *wr) {
          w.progress, first);
 }
 
+/* The oldest revision this watch connection's replica retains, once it
+ * has not moved for 300 ms (the history's trimming goes on over entries
+ * after a burst of writes, Ticks carrying it when no write comes). */
+static uint64_t oldest_settled(struct raw *r) {
+  static struct watcher probe;
+  uint64_t first = 0, last = UINT64_MAX;
+  uint64_t deadline = test_now_ms() + 30000;
+  for (;;) {
+    CHECK(test_now_ms() < deadline, "the oldest revision kept moving for 30 s");
+    watcher_init(&probe, 2);
+    watch(r, &probe, 2, "", 0, true, 1, 0, false, 0, SYNOD_ECOMPACTED, &first);
+    if (first == last) {
+      return first;
+    }
+    last = first;
+    usleep(300 * 1000);
+  }
+}
+
+/* n puts of one key each (one revision, one event each), `pipeline` in
+ * flight. */
+static void put_singles(struct raw *r, const char *fmt, unsigned n,
+                        unsigned pipeline) {
+  char key[32];
+  unsigned sent = 0, answered = 0;
+  while (answered < n) {
+    while (sent < n && sent - answered < pipeline) {
+      Synod__Request req = SYNOD__REQUEST__INIT;
+      Synod__KeyPut q = SYNOD__KEY_PUT__INIT;
+      snprintf(key, sizeof key, fmt, sent);
+      q.key.data = (uint8_t *)key;
+      q.key.len = strlen(key);
+      q.value.data = (uint8_t *)"x";
+      q.value.len = 1;
+      req.body_case = SYNOD__REQUEST__BODY_KEY_PUT;
+      req.key_put = &q;
+      raw_send(r, &req);
+      sent++;
+    }
+    Synod__ServerMessage *sm = raw_recv(r, 20000);
+    if (sm->body_case != SYNOD__SERVER_MESSAGE__BODY_RESPONSE) {
+      synod__server_message__free_unpacked(sm, NULL);
+      continue;
+    }
+    write_answer(sm, "pad");
+    answered++;
+  }
+}
+
+/* A watch whose credit runs out exactly at the end of a revision, with
+ * more events waiting, is positioned at the next revision's start: once
+ * that revision alone is evicted it resumes, where "after the last event
+ * of the evicted revision" ended it with SYNOD_ECOMPACTED. The history
+ * is filled with revisions of one event each, so that each put evicts
+ * exactly one; the scenario retries with new keys if the oldest revision
+ * passes the edge anyway. */
+static bool credit_edge_once(struct cluster *c, struct raw *wr, int attempt) {
+  struct raw r = raw_open(c->nodes[follower_of(c)].client);
+  static struct watcher w;
+  char ka[32], kb[32], prefix[16];
+  snprintf(prefix, sizeof prefix, "edge%d/", attempt);
+  snprintf(ka, sizeof ka, "%sa", prefix);
+  snprintf(kb, sizeof kb, "%sb", prefix);
+  put_singles(wr, "fill/%u", HISTORY, 8);
+  oldest_settled(&r);
+  uint64_t ra = put(wr, ka, "1");
+  uint64_t rb = put(wr, kb, "2");
+  CHECK(rb == ra + 1, "puts at %" PRIu64 " and %" PRIu64, ra, rb);
+  watcher_init(&w, 1);
+  watch(&r, &w, 1, prefix, strlen(prefix), true, ra, 0, false, 1, 0, NULL);
+  wait_events(&r, &w, 1, 10000, "the edge's first event");
+  put_singles(wr, "pad/%u", HISTORY - 4, 8); /* ra is two puts away */
+  uint64_t first = oldest_settled(&r);
+  while (first <= ra) {
+    put(wr, "pad", "x");
+    first = oldest_settled(&r);
+  }
+  bool exact = first == rb;
+  if (exact) {
+    credit(&r, 1, 10, &w.s, 0);
+    wait_events(&r, &w, 2, 10000, "the event after the edge");
+    CHECK(w.s.ended < 0 && w.n == 2 && w.ev[1].revision == rb,
+          "after the edge: %zu events, ended %d (first available %" PRIu64 ")",
+          w.n, w.s.ended, w.s.first_available);
+    unwatch(&r, &w.s, 1, 0);
+  } else {
+    printf("credit edge: the oldest jumped from %" PRIu64 " to %" PRIu64
+           "; again\n",
+           ra, first);
+  }
+  close(r.fd);
+  return exact;
+}
+
+static void scenario_credit_edge(struct cluster *c, struct raw *wr) {
+  for (int attempt = 0; attempt < 5; attempt++) {
+    if (credit_edge_once(c, wr, attempt)) {
+      printf("credit edge: ok (attempt %d)\n", attempt + 1);
+      return;
+    }
+  }
+  CHECK(false, "the oldest revision never stopped exactly at the edge");
+}
+
 int main(void) {
   char synodd[PATH_MAX], why[256];
   test_binary("SYNODD", "synodd", synodd, sizeof synodd);
@@ -586,6 +690,7 @@ int main(void) {
   scenario_bulk(&c, &wr);
   scenario_compacted(&c, &wr);
   scenario_progress(&c, &wr);
+  scenario_credit_edge(&c, &wr);
   close(wr.fd);
   cluster_stop(&c);
   printf("ok\n");
