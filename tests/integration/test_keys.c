@@ -17,7 +17,12 @@
  *                      (the move, a failed compare: exit 75), bad input
  *                      (key too long, value too big, bad JSON): a clear
  *                      error, a nonzero exit, nothing changed; a held put
- *                      whose session cannot be renewed exits 76.
+ *                      whose session cannot be renewed exits 76;
+ *                      key watch: a prefix live (--json, --count) while
+ *                      other runs write, history replayed (--prev), TERM,
+ *                      exit 77 below --keys-history, usage errors (exit 2,
+ *                      nothing sent), every replica SIGKILLed in turn
+ *                      under a watch (each put printed once, in order).
  *   test_keys expiry   100,000 keys bound to one session; the session
  *                      closes and, with no other traffic, the leader's
  *                      ticks carry the removal to its end within a bound
@@ -897,6 +902,46 @@ static void scenario_synodctl_watch(void) {
          "usage errors\n");
 }
 
+/* A prefix watch from a revision while every replica in turn (the one it
+ * reads from among them, and the leader) is SIGKILLed and restarted
+ * after it printed what was written so far: it prints every put once,
+ * in revision order, and exits 0 after --count. */
+static void scenario_synodctl_watch_failover(struct cluster *c) {
+  enum { PER_ROUND = 10 };
+  char args[256], out[PATH_MAX + 16], key[64], line[128];
+  char *want = calloc(1, (size_t)(c->n + 1) * PER_ROUND * sizeof line);
+  struct synod_client *cl = client_at(c->endpoints, 0);
+  uint64_t from = ctl_list_revision("ctl/f/") + 1;
+  snprintf(out, sizeof out, "%s/failover.txt", ctl_dir);
+  snprintf(args, sizeof args, "ctl/f/ --prefix --from %" PRIu64 " --count %d",
+           from, (c->n + 1) * PER_ROUND);
+  pid_t w = ctl_watch_spawn(args, out);
+  for (int round = 0; round <= c->n; round++) {
+    for (int j = 0; j < PER_ROUND; j++) {
+      struct synod_key_put_result p;
+      snprintf(key, sizeof key, "ctl/f/%d-%d", round, j);
+      OK(synod_key_put(cl, key, "v", 1, 0, NULL, 0, 0, &p));
+      snprintf(line, sizeof line, "%" PRIu64 " put %s v\n", p.revision, key);
+      strcat(want, line);
+      synod_key_put_result_free(&p);
+    }
+    test_wait_file(out, line, 20000); /* printed, then its replica dies */
+    if (round < c->n) {
+      cluster_signal(c, round, SIGKILL);
+      cluster_restart(c, round);
+      cluster_wait_leader(c, 30000);
+    }
+  }
+  CHECK(test_wait(w, 30000, "key watch across failovers") == 0, "exit 0");
+  char *text = test_slurp(out);
+  CHECK(strcmp(text, want) == 0, "printed:\n%s\nwant:\n%s", text, want);
+  free(text);
+  free(want);
+  synod_client_free(cl);
+  printf("ok synodctl key watch: every replica SIGKILLed in turn, each put "
+         "printed once, in order\n");
+}
+
 /* ------------------------------------------------------------ expiry */
 
 /* The leader's CPU time (user + system) in ms, from /proc. */
@@ -1018,6 +1063,7 @@ int main(int argc, char **argv) {
     ctl_endpoints = c.endpoints;
     scenario_synodctl(&c);
     scenario_synodctl_watch();
+    scenario_synodctl_watch_failover(&c);
     scenario_synodctl_lost(&c);
   } else {
     scenario_basics(&c, leader);
