@@ -902,6 +902,48 @@ static void scenario_synodctl_watch(void) {
          "usage errors\n");
 }
 
+/* A watch that falls behind the history while it runs (synodctl
+ * stopped while twice HISTORY events are written under its prefix)
+ * prints what was delivered before, then exits 77 naming the oldest
+ * revision held. */
+static void scenario_synodctl_watch_behind(const struct cluster *c) {
+  enum { PER_TXN = 64 };
+  char args[256], out[PATH_MAX + 16];
+  struct synod_client *cl = client_at(c->endpoints, 0);
+  uint64_t from = ctl_list_revision("ctl/c/") + 1;
+  snprintf(out, sizeof out, "%s/behind.txt", ctl_dir);
+  snprintf(args, sizeof args, "ctl/c/ --prefix --from %" PRIu64 " 2>&1", from);
+  pid_t w = ctl_watch_spawn(args, out);
+  OK(synod_key_put(cl, "ctl/c/first", "v", 1, 0, NULL, 0, 0, NULL));
+  test_wait_file(out, " put ctl/c/first v\n", 10000);
+  kill(w, SIGSTOP);
+  for (int i = 0; i < 2 * HISTORY; i += PER_TXN) {
+    struct synod_key_op ops[PER_TXN];
+    char keys[PER_TXN][32];
+    for (int j = 0; j < PER_TXN; j++) {
+      snprintf(keys[j], sizeof keys[j], "ctl/c/%05d", i + j);
+      ops[j] = (struct synod_key_op){.type = SYNOD_KEY_OP_PUT,
+                                     .key = keys[j],
+                                     .value = "v",
+                                     .value_len = 1};
+    }
+    struct synod_key_txn txn = {.success = ops, .success_n = PER_TXN};
+    OK(synod_key_txn(cl, &txn, 0, NULL));
+  }
+  kill(w, SIGCONT);
+  CHECK(test_wait(w, 30000, "key watch behind the history") == 77, "exit 77");
+  char *text = test_slurp(out);
+  CHECK(strstr(text, "SYNOD_ECOMPACTED") != NULL &&
+            strstr(text, "the oldest revision still held is ") != NULL,
+        "the watch printed:\n%.2000s", text);
+  printf("behind the history: %s",
+         strstr(text, "the oldest revision still held is "));
+  free(text);
+  synod_client_free(cl);
+  printf("ok synodctl key watch: behind the history while running, exit "
+         "77\n");
+}
+
 /* A prefix watch from a revision while every replica in turn (the one it
  * reads from among them, and the leader) is SIGKILLed and restarted
  * after it printed what was written so far: it prints every put once,
@@ -1063,6 +1105,7 @@ int main(int argc, char **argv) {
     ctl_endpoints = c.endpoints;
     scenario_synodctl(&c);
     scenario_synodctl_watch();
+    scenario_synodctl_watch_behind(&c);
     scenario_synodctl_watch_failover(&c);
     scenario_synodctl_lost(&c);
   } else {
