@@ -618,8 +618,8 @@ static int watch_parse(int argc, char **argv, struct watch_args *a) {
       return -1;
     }
   }
-  if (a->opts.key == NULL && !a->opts.prefix) {
-    return -1;
+  if (!a->opts.prefix && (a->opts.key == NULL || a->opts.key[0] == '\0')) {
+    return -1; /* only a prefix may be empty */
   }
   return 0;
 }

@@ -879,7 +879,7 @@ static void scenario_synodctl_watch(void) {
   /* Usage errors: exit 2 at once, without trying the (closed) port. */
   static const char *const bad[] = {
       "",         "--count 0 k", "--count k", "--from 0 k", "--from -1 k",
-      "k --from", "k j",         "k --bogus", "--prev",
+      "k --from", "k j",         "k --bogus", "''",         "--prev",
   };
   for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
     char cmd[PATH_MAX * 2];
