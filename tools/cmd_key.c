@@ -1,4 +1,4 @@
-/* synodctl key: put, get, del, list and txn on the cluster's keys. Each
+/* synodctl key: put, get, del, list, txn and watch on the cluster's keys. Each
  * subcommand is a row of `subcommands` below (add one there). A
  * session-bound put (or a txn with one) holds the key while this process
  * runs, as `synodctl lock` holds a lock: the key goes with the session
@@ -29,6 +29,8 @@ static void key_usage(FILE *out) {
       "                [--if-version N | --if-mod-rev N | --if-value V]\n"
       "       synodctl key list [PREFIX] [--keys-only] [--limit N] [--stale]\n"
       "       synodctl key txn [--ttl D] < TXN.json\n"
+      "       synodctl key watch KEY [--prefix] [--from REV|now] [--prev]\n"
+      "                [--count N]\n"
       "\n"
       "A key is 1..512 bytes of UTF-8 (\"/\" separates levels by\n"
       "convention); a value is bytes, at most 64 KiB by default. VALUE -\n"
@@ -66,13 +68,28 @@ static void key_usage(FILE *out) {
       "{\"del\": K} (optional \"prefix\", \"prev\"). At most 64 of each. txn\n"
       "prints \"succeeded\" or \"failed\", the revision, then one line per\n"
       "operation; with a session-bound put it holds like put.\n"
+      "watch prints every put and delete of KEY (--prefix: of every key\n"
+      "starting with KEY; \"\" or none for all), in revision order, then\n"
+      "live, one line each: \"REV put KEY VALUE\" or \"REV delete KEY\"\n"
+      "(--prev: then \" (was VALUE)\" when the key existed before), with\n"
+      "\\\\, \\n, \\t, \\r and \\xHH for what is not printable UTF-8. It\n"
+      "goes on across failovers, with no gap and no duplicate, until\n"
+      "--count N events (then exit 0) or INT/TERM/HUP (exit 0). --from\n"
+      "REV: from revision REV on (history the servers still hold,\n"
+      "synodd --keys-history); now (the default): what is written after\n"
+      "the watch starts. To follow a prefix without missing anything:\n"
+      "\"key list PREFIX --json\" gives a revision R; watch --from R+1.\n"
       "\n"
-      "--json prints one object instead (list: {\"kvs\":[...],\"revision\"});\n"
+      "--json prints one object instead (list: {\"kvs\":[...],\"revision\"};\n"
+      "watch: one per event, {\"revision\",\"event\",\"type\",\"key\",\n"
+      "\"value\",\"create_revision\",\"mod_revision\",\"version\",\n"
+      "\"session_id\"}, with --prev \"prev\": {...});\n"
       "bytes that are not UTF-8 come as \"value_base64\".\n"
       "Exit status: 0; 75 when a compare did not hold (put, del, txn);\n"
-      "76 when a held session-bound key was lost; 1 on errors (not found,\n"
-      "refused, unreachable); 2 on usage errors and a txn that does not\n"
-      "parse (nothing is sent).\n");
+      "76 when a held session-bound key was lost; 77 when a watch's next\n"
+      "event is no longer in the history (the message names the oldest\n"
+      "revision held); 1 on errors (not found, refused, unreachable); 2 on\n"
+      "usage errors and a txn that does not parse (nothing is sent).\n");
 }
 
 /* ------------------------------------------------------------ helpers */
@@ -568,14 +585,154 @@ static int key_txn(struct key_ctx *k, int argc, char **argv) {
   return code;
 }
 
+/* ------------------------------------------------------------- watch */
+
+struct watch_args {
+  struct synod_key_watch_options opts;
+  uint64_t count; /* UINT64_MAX: no limit */
+};
+
+/* Parses argv (argv[0] "key", argv[1] "watch"). Returns 0 or -1. */
+static int watch_parse(int argc, char **argv, struct watch_args *a) {
+  memset(a, 0, sizeof *a);
+  a->count = UINT64_MAX;
+  for (int i = 2; i < argc; i++) {
+    const char *v = i + 1 < argc ? argv[i + 1] : NULL;
+    uint64_t n = 0;
+    if (strcmp(argv[i], "--prefix") == 0) {
+      a->opts.prefix = true;
+    } else if (strcmp(argv[i], "--prev") == 0) {
+      a->opts.prev_kv = true;
+    } else if (strcmp(argv[i], "--from") == 0 && v != NULL &&
+               (strcmp(v, "now") == 0 ||
+                (ctl_uint64_parse(v, &n) == 0 && n > 0))) {
+      a->opts.from_revision = n; /* 0: now */
+      i++;
+    } else if (strcmp(argv[i], "--count") == 0 &&
+               ctl_uint64_parse(v, &n) == 0 && n > 0) {
+      a->count = n;
+      i++;
+    } else if (a->opts.key == NULL && argv[i][0] != '-') {
+      a->opts.key = argv[i];
+    } else {
+      return -1;
+    }
+  }
+  if (!a->opts.prefix && (a->opts.key == NULL || a->opts.key[0] == '\0')) {
+    return -1; /* only a prefix may be empty */
+  }
+  return 0;
+}
+
+/* Prints n bytes escaped (ctl_escape). */
+static void escaped_print(const void *data, size_t n) {
+  char *text = malloc(4 * n + 1);
+  if (text == NULL) {
+    fputs("(out of memory)", stdout);
+    return;
+  }
+  ctl_escape(text, data, n);
+  fputs(text, stdout);
+  free(text);
+}
+
+static void event_print(const struct ctl_opts *o,
+                        const struct synod_key_event *e) {
+  if (o->json) {
+    ctl_json_print(ctl_key_event_json(e));
+    return;
+  }
+  printf("%" PRIu64 " %s ", e->revision, e->deleted ? "delete" : "put");
+  escaped_print(e->kv.key, e->kv.key_len);
+  if (!e->deleted) {
+    fputc(' ', stdout);
+    escaped_print(e->kv.value, e->kv.value_len);
+  }
+  if (e->has_prev) {
+    fputs(" (was ", stdout);
+    escaped_print(e->prev.value, e->prev.value_len);
+    fputc(')', stdout);
+  }
+  fputc('\n', stdout);
+  fflush(stdout);
+}
+
+/* The watch could not start or ended with rv. Returns the exit code:
+ * CTL_EXIT_COMPACTED when the history no longer holds its next event
+ * (the library's message names the oldest revision held; oldest is it,
+ * 0 when not known here). */
+static int watch_fail(const struct ctl_opts *o, int rv, uint64_t oldest) {
+  int code = ctl_fail(o, "key watch", rv);
+  if (rv != SYNOD_ECOMPACTED) {
+    return code;
+  }
+  if (oldest != 0) {
+    fprintf(stderr,
+            "%s: key watch: the oldest revision still held is %" PRIu64
+            ": --from %" PRIu64 " goes on from there, skipping what is "
+            "lost;\n",
+            o->prog, oldest, oldest);
+  } else {
+    fprintf(stderr,
+            "%s: key watch: --from the oldest revision held (above) goes "
+            "on from there, skipping what is lost;\n",
+            o->prog);
+  }
+  fprintf(stderr,
+          "%s: key watch: to miss nothing, \"key list --json\" (for the "
+          "state at its revision R), then watch --from R+1\n",
+          o->prog);
+  return CTL_EXIT_COMPACTED;
+}
+
+/* Prints until the count, a signal or the end. Returns the exit code. */
+static int watch_loop(const struct ctl_opts *o, struct synod_key_watch *w,
+                      uint64_t count, const sigset_t *set) {
+  for (uint64_t printed = 0; printed < count && !ctl_signalled(set);) {
+    struct synod_key_event e;
+    int rv = synod_key_watch_next(w, CTL_POLL_MS, &e);
+    if (rv == 0) {
+      event_print(o, &e);
+      printed++;
+    } else if (rv != SYNOD_ETIMEDOUT) {
+      return watch_fail(o, rv, synod_key_watch_first_available(w));
+    }
+  }
+  return CTL_EXIT_OK;
+}
+
+static int key_watch(struct key_ctx *k, int argc, char **argv) {
+  struct watch_args a;
+  struct synod_key_watch *w;
+  sigset_t set, old;
+  if (watch_parse(argc, argv, &a) != 0) {
+    key_usage(stderr);
+    return CTL_EXIT_USAGE;
+  }
+  ctl_signals_block(&set, &old); /* before the client's thread starts */
+  struct synod_client *c = key_client(k, "key watch", NULL, NULL);
+  if (c == NULL) {
+    return CTL_EXIT_ERROR;
+  }
+  int rv = synod_key_watch(c, &a.opts, 0, &w, NULL);
+  int code =
+      rv != 0 ? watch_fail(&k->o, rv, 0) : watch_loop(&k->o, w, a.count, &set);
+  if (rv == 0) {
+    synod_key_watch_close(w);
+  }
+  synod_client_free(c);
+  return code;
+}
+
 /* ------------------------------------------------------------ dispatch */
 
 static const struct {
   const char *name;
   int (*run)(struct key_ctx *k, int argc, char **argv);
 } subcommands[] = {
-    {"put", key_put},    {"get", key_get},   {"del", key_del},
-    {"delete", key_del}, {"list", key_list}, {"txn", key_txn},
+    {"put", key_put},     {"get", key_get},   {"del", key_del},
+    {"delete", key_del},  {"list", key_list}, {"txn", key_txn},
+    {"watch", key_watch},
 };
 
 int cmd_key(const struct ctl_opts *o, int argc, char **argv) {

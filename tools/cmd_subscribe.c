@@ -19,8 +19,6 @@
 
 #define COMMIT_EVERY 100
 #define COMMIT_INTERVAL_MS 1000
-/* How long one wait for a message lasts before signals are looked at. */
-#define POLL_MS 200
 
 static void subscribe_usage(FILE *out) {
   fprintf(
@@ -154,18 +152,6 @@ static void message_print(const struct ctl_opts *o,
   fflush(stdout);
 }
 
-/* Whether INT, TERM or HUP is pending (taken if so). */
-static bool signalled(const sigset_t *set) {
-  struct timespec zero = {0, 0};
-  int sig;
-  while ((sig = sigtimedwait(set, NULL, &zero)) > 0) {
-    if (sig == SIGINT || sig == SIGTERM || sig == SIGHUP) {
-      return true;
-    }
-  }
-  return false;
-}
-
 /* Prints until the count, a signal or the end. Returns the exit code. */
 static int subscribe_loop(const struct ctl_opts *o, struct synod_client *c,
                           struct synod_subscription *sub,
@@ -173,9 +159,9 @@ static int subscribe_loop(const struct ctl_opts *o, struct synod_client *c,
                           struct cursor_state *cs) {
   uint64_t printed = 0;
   int code = CTL_EXIT_OK;
-  while (printed < a->count && code == CTL_EXIT_OK && !signalled(set)) {
+  while (printed < a->count && code == CTL_EXIT_OK && !ctl_signalled(set)) {
     struct synod_channel_message m;
-    int rv = synod_subscription_next(sub, POLL_MS, &m);
+    int rv = synod_subscription_next(sub, CTL_POLL_MS, &m);
     if (rv == SYNOD_ETIMEDOUT) {
       if (cs->pending > 0 &&
           mono_ms() - cs->last_commit_ms >= COMMIT_INTERVAL_MS) {

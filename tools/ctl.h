@@ -23,6 +23,8 @@
   75                     /* lock held elsewhere / not granted in time,         \
                             slot already taken, CAS did not swap, no leader */
 #define CTL_EXIT_LOST 76 /* lock or leadership lost while held */
+/* key watch: the next event is no longer in the servers' key history */
+#define CTL_EXIT_COMPACTED 77
 
 struct ctl_opts {
   const char *endpoints; /* NULL: SYNOD_ENDPOINTS or the default */
@@ -59,6 +61,12 @@ json_t *ctl_lock_info_json(const char *name,
  * {"channel","offset","index","time_ms","data"}, data as a string when it
  * is valid UTF-8, else "data_base64" with the bytes in base64. */
 json_t *ctl_channel_message_json(const struct synod_channel_message *m);
+
+/* The printable text of n bytes, for one line of output: valid UTF-8
+ * as it is, but \\ for a backslash, \n \r \t, and \xHH for every other
+ * control character (C0, DEL, C1) and every byte that is not UTF-8. out
+ * has room for 4 * n + 1 bytes; NUL-terminated. */
+void ctl_escape(char *out, const void *data, size_t n);
 
 /* Base64 (RFC 4648, padded) of n bytes into out, which has room for
  * 4 * ((n + 2) / 3) + 1 bytes; NUL-terminated. */
@@ -179,6 +187,12 @@ json_t *ctl_key_delete_json(const char *key,
 /* {"succeeded", "revision", "results": [{"put"|"get"|"del": {...}}]}. */
 json_t *ctl_key_txn_json(const struct ctl_txn *t,
                          const struct synod_key_txn_result *r);
+/* What `synodctl key watch --json` prints for an event, in this order:
+ * {"revision","event","type": "put"|"delete","key", then for a put
+ * "value","create_revision","mod_revision","version","session_id"}, and
+ * "prev": {the key's fields before, with its value} when the event has
+ * one. */
+json_t *ctl_key_event_json(const struct synod_key_event *e);
 
 /* ------------------------------------------------------ ctl_proc.c */
 
@@ -195,6 +209,12 @@ int ctl_fail(const struct ctl_opts *o, const char *what, int rv);
 /* The signals synodctl handles in its main thread (INT, TERM, HUP, CHLD,
  * USR1, USR2): blocked in every thread, taken with sigtimedwait. */
 void ctl_signals_block(sigset_t *set, sigset_t *old);
+
+/* Whether INT, TERM or HUP is pending (taken if so; the other signals
+ * of `set` pending are taken and dropped). For the loops that wait in
+ * steps of CTL_POLL_MS for what a subscription delivers. */
+bool ctl_signalled(const sigset_t *set);
+#define CTL_POLL_MS 200
 
 /* Forks and execs argv[0] (searched on PATH) with `old` as its signal
  * mask and env additions applied (NULL-terminated "K=V" list). Returns

@@ -313,7 +313,7 @@ bool ctl_txn_binds(const struct ctl_txn *t) {
 
 /* A string if the bytes are UTF-8, else NULL and a base64 field. */
 static int bytes_set(json_t *o, const char *field, const void *p, size_t n) {
-  json_t *text = json_stringn(p, n);
+  json_t *text = json_stringn(n > 0 ? p : "", n); /* an empty value: NULL */
   if (text != NULL) {
     return json_object_set_new(o, field, text);
   }
@@ -328,8 +328,9 @@ static int bytes_set(json_t *o, const char *field, const void *p, size_t n) {
   return rv;
 }
 
-json_t *ctl_kv_json(const struct synod_kv *kv, bool with_value) {
-  json_t *o = json_object();
+/* A key's fields, into o: one shape for reads and watch events. */
+static json_t *kv_fields_set(json_t *o, const struct synod_watch_kv *kv,
+                             bool with_value) {
   if (o == NULL) {
     return NULL;
   }
@@ -344,6 +345,36 @@ json_t *ctl_kv_json(const struct synod_kv *kv, bool with_value) {
   json_object_set_new(o, "version", json_integer((json_int_t)kv->version));
   json_object_set_new(o, "session_id",
                       json_integer((json_int_t)kv->session_id));
+  return o;
+}
+
+json_t *ctl_kv_json(const struct synod_kv *kv, bool with_value) {
+  struct synod_watch_kv w = {
+      .key = kv->key,
+      .key_len = kv->key_len,
+      .value = kv->value,
+      .value_len = kv->value_len,
+      .create_revision = kv->create_revision,
+      .mod_revision = kv->mod_revision,
+      .version = kv->version,
+      .session_id = kv->session_id,
+  };
+  return kv_fields_set(json_object(), &w, with_value);
+}
+
+json_t *ctl_key_event_json(const struct synod_key_event *e) {
+  json_t *o =
+      json_pack("{s:I, s:I, s:s}", "revision", (json_int_t)e->revision, "event",
+                (json_int_t)e->event, "type", e->deleted ? "delete" : "put");
+  if (e->deleted) { /* the key alone: the rest of a delete's kv is 0 */
+    bytes_set(o, "key", e->kv.key, e->kv.key_len);
+  } else {
+    kv_fields_set(o, &e->kv, true);
+  }
+  if (o != NULL && e->has_prev) {
+    json_object_set_new(o, "prev",
+                        kv_fields_set(json_object(), &e->prev, true));
+  }
   return o;
 }
 

@@ -43,6 +43,17 @@ int ctl_fail(const struct ctl_opts *o, const char *what, int rv) {
   return CTL_EXIT_ERROR;
 }
 
+bool ctl_signalled(const sigset_t *set) {
+  struct timespec zero = {0, 0};
+  int sig;
+  while ((sig = sigtimedwait(set, NULL, &zero)) > 0) {
+    if (sig == SIGINT || sig == SIGTERM || sig == SIGHUP) {
+      return true;
+    }
+  }
+  return false;
+}
+
 void ctl_signals_block(sigset_t *set, sigset_t *old) {
   sigemptyset(set);
   sigaddset(set, SIGINT);

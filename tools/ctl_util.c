@@ -128,6 +128,54 @@ json_t *ctl_lock_info_json(const char *name,
                    "waiters", (int)info->waiters);
 }
 
+/* The length of the UTF-8 sequence of a printable character at p (n
+ * bytes left), or 0 if there is none: a byte that is not UTF-8, or a C1
+ * control character (U+0080..U+009F), which terminals act on. */
+static size_t utf8_printable_len(const unsigned char *p, size_t n) {
+  size_t len = p[0] < 0xc2   ? 0
+               : p[0] < 0xe0 ? 2
+               : p[0] < 0xf0 ? 3
+               : p[0] < 0xf5 ? 4
+                             : 0;
+  if (len == 0 || len > n || (p[0] == 0xc2 && p[1] < 0xa0)) {
+    return 0;
+  }
+  for (size_t i = 1; i < len; i++) {
+    if ((p[i] & 0xc0) != 0x80) {
+      return 0;
+    }
+  }
+  return len;
+}
+
+void ctl_escape(char *out, const void *data, size_t n) {
+  const unsigned char *p = data;
+  for (size_t i = 0; i < n;) {
+    size_t len = p[i] >= 0x80 ? utf8_printable_len(p + i, n - i) : 0;
+    if (len > 0) {
+      memcpy(out, p + i, len);
+      out += len;
+      i += len;
+      continue;
+    }
+    unsigned char b = p[i++];
+    const char *named = b == '\\'   ? "\\\\"
+                        : b == '\n' ? "\\n"
+                        : b == '\r' ? "\\r"
+                        : b == '\t' ? "\\t"
+                                    : NULL;
+    if (named != NULL) {
+      memcpy(out, named, 2);
+      out += 2;
+    } else if (b < 0x20 || b >= 0x7f) {
+      out += snprintf(out, 5, "\\x%02x", b);
+    } else {
+      *out++ = (char)b;
+    }
+  }
+  *out = '\0';
+}
+
 void ctl_base64(char *out, const void *data, size_t n) {
   static const char abc[] =
       "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";

@@ -36,6 +36,9 @@ static void usage(FILE *out) {
       "  key put|get|del|list|txn ... keys: put (--session-bound: held\n"
       "                               while synodctl runs), compare-and-\n"
       "                               put, get, delete, list, transactions\n"
+      "  key watch KEY [--prefix] [--from REV|now] [--prev] [--count N]\n"
+      "                               print every put and delete as it\n"
+      "                               comes, in revision order, each once\n"
       "  version\n"
       "`synodctl COMMAND --help` describes each.\n"
       "\n"
@@ -65,6 +68,9 @@ static void usage(FILE *out) {
       "  76  lost: the lock (lock), the candidacy (elect) or a held\n"
       "      session-bound key (key put --session-bound) was lost\n"
       "      because the session could not be renewed\n"
+      "  77  compacted: the next event of a key watch is no longer in\n"
+      "      the servers' history (key watch --from REV); the message\n"
+      "      names the oldest revision held\n"
       "  lock and once otherwise exit with CMD's status (128+N if CMD\n"
       "  was killed by signal N).\n",
       SYNOD_ENDPOINTS_DEFAULT);

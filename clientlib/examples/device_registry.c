@@ -2,11 +2,13 @@
  * session-bound keys devices/ID -> its address (they vanish when it
  * dies); a device that reconnects elsewhere is taken over in a
  * transaction comparing the key's mod revision, so a stale gateway never
- * overwrites the newer registration; a lookup finds where a device is.
+ * overwrites the newer registration; a lookup finds where a device is,
+ * and follows its moves with a key watch (no polling).
  *
  *   example_device_registry gateway ADDRESS DEVICE...  register or take
  *       over each, hold until INT/TERM; HUP: refresh those still ours
- *   example_device_registry lookup DEVICE...  where each one is now */
+ *   example_device_registry lookup DEVICE...  where each one is now
+ *   example_device_registry follow DEVICE  where it is, then each move */
 #include <inttypes.h>
 #include <signal.h>
 #include <stdio.h>
@@ -76,6 +78,31 @@ static uint64_t refresh(const char *id, const char *addr, uint64_t rev) {
   return rev;
 }
 
+static void where(const char *id, bool found, const void *addr) {
+  printf("%s %s%s\n", id, found ? "at " : "nowhere", found ? (char *)addr : "");
+  fflush(stdout);
+}
+
+/* Watches the key from just after the lookup's revision, so no move is
+ * missed (nor over a failover), until INT/TERM or an error. */
+static void follow(const char *id, const char *key, uint64_t rev,
+                   const sigset_t *set) {
+  struct synod_key_watch_options wo = {.key = key, .from_revision = rev + 1};
+  struct synod_key_watch *w = NULL;
+  struct synod_key_event e;
+  int rv = synod_key_watch(c, &wo, 0, &w, NULL);
+  while ((rv == 0 || rv == SYNOD_ETIMEDOUT) &&
+         sigtimedwait(set, NULL, &(struct timespec){0, 0}) < 0) {
+    if ((rv = synod_key_watch_next(w, 200, &e)) == 0) {
+      where(id, !e.deleted, e.kv.value);
+    }
+  }
+  if (rv != 0 && rv != SYNOD_ETIMEDOUT) {
+    fprintf(stderr, "%s: %s\n", id, synod_client_errmsg());
+  }
+  synod_key_watch_close(w);
+}
+
 int main(int argc, char **argv) {
   sigset_t set;
   sigemptyset(&set);
@@ -84,8 +111,9 @@ int main(int argc, char **argv) {
   }
   pthread_sigmask(SIG_BLOCK, &set, NULL); /* taken by sigwait below */
   bool gw = argc > 3 && strcmp(argv[1], "gateway") == 0;
-  if (!gw && (argc < 3 || strcmp(argv[1], "lookup") != 0)) {
-    fprintf(stderr, "usage: %s gateway ADDRESS DEVICE... | lookup DEVICE...\n",
+  bool fl = argc == 3 && strcmp(argv[1], "follow") == 0;
+  if (!gw && !fl && (argc < 3 || strcmp(argv[1], "lookup") != 0)) {
+    fprintf(stderr, "usage: %s gateway ADDR DEV...|lookup DEV...|follow DEV\n",
             argv[0]);
     return 2;
   }
@@ -103,8 +131,10 @@ int main(int argc, char **argv) {
     if (gw && (revs[i] = take(argv[first + i], argv[2])) == 0) {
       fprintf(stderr, "%s: %s\n", argv[first + i], synod_client_errmsg());
     } else if (!gw && synod_key_get(c, key, 0, 0, &g) == 0) {
-      printf("%s %s%s\n", argv[first + i], g.found ? "at " : "nowhere",
-             g.found ? (char *)g.kv.value : "");
+      where(argv[first + i], g.found, g.kv.value);
+      if (fl) {
+        follow(argv[2], key, g.revision, &set);
+      }
       synod_key_get_result_free(&g);
     }
   }

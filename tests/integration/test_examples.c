@@ -7,7 +7,8 @@
  * device_registry: gateway A registers d1 and d2, gateway B takes d1
  * over; a lookup finds d1 at B and d2 at A; A, refreshing from its stale
  * view, does not overwrite d1; each gateway's devices vanish when it
- * exits. */
+ * exits. A follower of d1, started while A holds it, sees it move to B,
+ * then vanish, through its key watch. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -54,18 +55,23 @@ static void lookup(const char *example, const char *dir, const char *args,
 }
 
 static void device_registry(const struct cluster *c) {
-  char example[PATH_MAX], log_a[PATH_MAX], log_b[PATH_MAX];
+  char example[PATH_MAX], log_a[PATH_MAX], log_b[PATH_MAX], log_f[PATH_MAX];
   test_binary("SYNOD_EXAMPLE_REGISTRY", "example_device_registry", example,
               sizeof example);
   snprintf(log_a, sizeof log_a, "%.4000s/gateway-a.log", c->dir);
   snprintf(log_b, sizeof log_b, "%.4000s/gateway-b.log", c->dir);
+  snprintf(log_f, sizeof log_f, "%.4000s/follow.log", c->dir);
   char *argv_a[] = {example, "gateway", "gw-a:7000", "d1", "d2", NULL};
   pid_t a = test_spawn(argv_a, log_a);
   test_wait_file(log_a, "d2 registered at gw-a:7000", 10000);
+  char *argv_f[] = {example, "follow", "d1", NULL};
+  pid_t f = test_spawn(argv_f, log_f);
+  test_wait_file(log_f, "d1 at gw-a:7000\n", 10000);
   char *argv_b[] = {example, "gateway", "gw-b:7000", "d1", NULL};
   pid_t b = test_spawn(argv_b, log_b);
   test_wait_file(log_b, "d1 registered at gw-b:7000, moved from gw-a:7000",
                  10000);
+  test_wait_file(log_f, "d1 at gw-a:7000\nd1 at gw-b:7000\n", 10000);
   lookup(example, c->dir, "d1 d2 d3",
          "d1 at gw-b:7000|d2 at gw-a:7000|d3 nowhere");
   kill(a, SIGHUP); /* A refreshes from what it last wrote */
@@ -75,11 +81,22 @@ static void device_registry(const struct cluster *c) {
   kill(b, SIGTERM);
   CHECK(test_wait(b, 10000, "gateway b") == 0, "gateway b's exit");
   lookup(example, c->dir, "d1 d2", "d1 nowhere|d2 at gw-a:7000");
+  /* The follower saw exactly the move and the end; A's refused refresh
+   * wrote nothing. */
+  test_wait_file(log_f, "d1 at gw-a:7000\nd1 at gw-b:7000\nd1 nowhere\n",
+                 10000);
+  kill(f, SIGTERM);
+  CHECK(test_wait(f, 10000, "follower") == 0, "follower's exit");
+  char *followed = test_slurp(log_f);
+  CHECK(strcmp(followed, "d1 at gw-a:7000\nd1 at gw-b:7000\nd1 nowhere\n") == 0,
+        "the follower printed:\n%s", followed);
+  free(followed);
   kill(a, SIGTERM);
   CHECK(test_wait(a, 10000, "gateway a") == 0, "gateway a's exit");
   lookup(example, c->dir, "d1 d2", "d1 nowhere|d2 nowhere");
-  printf("ok device_registry: a device moved from gateway A to B, A's stale "
-         "refresh refused, each gateway's devices gone when it exited\n");
+  printf("ok device_registry: a device moved from gateway A to B (and its "
+         "follower saw it), A's stale refresh refused, each gateway's "
+         "devices gone when it exited\n");
 }
 
 int main(void) {

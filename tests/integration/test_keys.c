@@ -17,7 +17,12 @@
  *                      (the move, a failed compare: exit 75), bad input
  *                      (key too long, value too big, bad JSON): a clear
  *                      error, a nonzero exit, nothing changed; a held put
- *                      whose session cannot be renewed exits 76.
+ *                      whose session cannot be renewed exits 76;
+ *                      key watch: a prefix live (--json, --count) while
+ *                      other runs write, history replayed (--prev), TERM,
+ *                      exit 77 below --keys-history, usage errors (exit 2,
+ *                      nothing sent), every replica SIGKILLed in turn
+ *                      under a watch (each put printed once, in order).
  *   test_keys expiry   100,000 keys bound to one session; the session
  *                      closes and, with no other traffic, the leader's
  *                      ticks carry the removal to its end within a bound
@@ -36,6 +41,10 @@
 
 #include "cluster.h"
 #include "synod.h"
+
+/* synodd --keys-history: events retained for watches. synodctl's
+ * scenario writes more than this before its watch from revision 1. */
+#define HISTORY 2000
 
 #define OK(call) CHECK((call) == 0, "%s", synod_client_errmsg())
 
@@ -777,6 +786,204 @@ static void scenario_synodctl_lost(struct cluster *c) {
          "could not be renewed, key gone\n");
 }
 
+/* synodctl key watch on a prefix: the revision to start from, as a
+ * script gets it (key list --json). */
+static uint64_t ctl_list_revision(const char *prefix) {
+  char args[256], *out;
+  snprintf(args, sizeof args, CTL "list %s --json --keys-only", "%s", "%s",
+           prefix);
+  CHECK(ctl(args, &out) == 0, "list: %s", out);
+  const char *r = strstr(out, "\"revision\":");
+  CHECK(r != NULL, "no revision in %s", out);
+  uint64_t rev = strtoull(r + 11, NULL, 10);
+  free(out);
+  return rev;
+}
+
+/* Spawns `synodctl key watch ARGS`, output to out_path. */
+static pid_t ctl_watch_spawn(const char *args, const char *out_path) {
+  char cmd[PATH_MAX * 2];
+  snprintf(cmd, sizeof cmd, "exec '%s' --endpoints %s key watch %s", synodctl,
+           ctl_endpoints, args);
+  char *argv[] = {"sh", "-c", cmd, NULL};
+  return test_spawn(argv, out_path);
+}
+
+/* A prefix watched from the list's revision while other synodctl runs
+ * put and delete, live and --json, ending after --count events; the same
+ * history replayed later from that revision in text, with --prev; a
+ * watch ended by TERM exits 0; a revision below the history (synodd
+ * --keys-history) exits 77 naming the oldest one held; bad arguments
+ * exit 2 at once, with nothing sent (the endpoint is unreachable). */
+static void scenario_synodctl_watch(void) {
+  char args[512], out[PATH_MAX + 16], *text;
+  uint64_t from = ctl_list_revision("ctl/w/") + 1;
+  snprintf(out, sizeof out, "%s/watch.json", ctl_dir);
+  snprintf(args, sizeof args,
+           "ctl/w/ --prefix --from %" PRIu64 " --count 4 --json", from);
+  pid_t w = ctl_watch_spawn(args, out);
+  ctl_expect(CTL "put ctl/w/a 1", 0, "revision");
+  ctl_expect(CTL "put ctl/x outside", 0, "revision");
+  ctl_expect(CTL "put ctl/w/b 'two words'", 0, "revision");
+  ctl_expect(CTL "del ctl/w/a", 0, "deleted 1");
+  ctl_expect("printf 'a\\tb\\377' | " CTL "put ctl/w/c -", 0, "revision");
+  CHECK(test_wait(w, 20000, "key watch --count 4") == 0, "watch exit");
+  text = test_slurp(out);
+  char want[1024];
+  snprintf(want, sizeof want,
+           "{\"revision\":%" PRIu64 ",\"event\":1,\"type\":\"put\",\"key\":"
+           "\"ctl/w/a\",\"value\":\"1\",\"create_revision\":%" PRIu64
+           ",\"mod_revision\":%" PRIu64 ",\"version\":1,\"session_id\":0}\n"
+           "{\"revision\":%" PRIu64 ",\"event\":1,\"type\":\"put\",\"key\":"
+           "\"ctl/w/b\",\"value\":\"two words\",\"create_revision\":%" PRIu64
+           ",\"mod_revision\":%" PRIu64 ",\"version\":1,\"session_id\":0}\n"
+           "{\"revision\":%" PRIu64 ",\"event\":1,\"type\":\"delete\","
+           "\"key\":\"ctl/w/a\"}\n"
+           "{\"revision\":%" PRIu64 ",\"event\":1,\"type\":\"put\",\"key\":"
+           "\"ctl/w/c\",\"value_base64\":\"YQli/w==\",\"create_revision\":"
+           "%" PRIu64 ",\"mod_revision\":%" PRIu64 ",\"version\":1,"
+           "\"session_id\":0}\n",
+           from, from, from, from + 2, from + 2, from + 2, from + 3, from + 4,
+           from + 4, from + 4);
+  CHECK(strcmp(text, want) == 0, "watch --json printed:\n%s\nwant:\n%s", text,
+        want);
+  free(text);
+
+  /* The same from history, as text, with the previous values. */
+  snprintf(args, sizeof args,
+           CTL "watch ctl/w/ --prefix --from %" PRIu64 " --count 4 --prev",
+           "%s", "%s", from);
+  snprintf(want, sizeof want,
+           "%" PRIu64 " put ctl/w/a 1\n%" PRIu64 " put ctl/w/b two words\n"
+           "%" PRIu64 " delete ctl/w/a (was 1)\n%" PRIu64
+           " put ctl/w/c a\\tb\\xff\n",
+           from, from + 2, from + 3, from + 4);
+  CHECK(ctl(args, &text) == 0 && strcmp(text, want) == 0,
+        "watch from history printed:\n%s\nwant:\n%s", text, want);
+  free(text);
+
+  /* No --count: live until TERM, which ends it with exit 0. */
+  snprintf(out, sizeof out, "%s/watch.txt", ctl_dir);
+  snprintf(args, sizeof args, "ctl/w/c --from %" PRIu64, from);
+  w = ctl_watch_spawn(args, out);
+  test_wait_file(out, " put ctl/w/c ", 10000);
+  kill(w, SIGTERM);
+  CHECK(test_wait(w, 10000, "key watch and TERM") == 0, "TERM: exit 0");
+
+  /* Revision 1 is long gone from a history of HISTORY events. */
+  ctl_expect(CTL "watch ctl/ --prefix --from 1 2>&1", 77,
+             "the oldest revision retained is");
+  ctl_expect(CTL "watch ctl/ --prefix --from 1 2>&1", 77,
+             "then watch --from R+1");
+
+  /* Usage errors: exit 2 at once, without trying the (closed) port. */
+  static const char *const bad[] = {
+      "",         "--count 0 k", "--count k", "--from 0 k", "--from -1 k",
+      "k --from", "k j",         "k --bogus", "''",         "--prev",
+  };
+  for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+    char cmd[PATH_MAX * 2];
+    snprintf(cmd, sizeof cmd,
+             "'%s' --endpoints 127.0.0.1:1 --timeout 30s key watch %s 2>&1",
+             synodctl, bad[i]);
+    snprintf(out, sizeof out, "%s/bad.out", ctl_dir);
+    unlink(out);
+    uint64_t t0 = test_now_ms();
+    int code = test_sh(cmd, out, 30000);
+    text = test_slurp(out);
+    CHECK(code == 2 && strstr(text, "usage") != NULL &&
+              test_now_ms() - t0 < 5000,
+          "key watch %s: exit %d after %" PRIu64 " ms:\n%s", bad[i], code,
+          test_now_ms() - t0, text);
+    free(text);
+  }
+  printf("ok synodctl key watch: a prefix live with --json and --count, "
+         "history replayed with --prev, TERM, exit 77 below the history, "
+         "usage errors\n");
+}
+
+/* A watch that falls behind the history while it runs (synodctl
+ * stopped while twice HISTORY events are written under its prefix)
+ * prints what was delivered before, then exits 77 naming the oldest
+ * revision held. */
+static void scenario_synodctl_watch_behind(const struct cluster *c) {
+  enum { PER_TXN = 64 };
+  char args[256], out[PATH_MAX + 16];
+  struct synod_client *cl = client_at(c->endpoints, 0);
+  uint64_t from = ctl_list_revision("ctl/c/") + 1;
+  snprintf(out, sizeof out, "%s/behind.txt", ctl_dir);
+  snprintf(args, sizeof args, "ctl/c/ --prefix --from %" PRIu64 " 2>&1", from);
+  pid_t w = ctl_watch_spawn(args, out);
+  OK(synod_key_put(cl, "ctl/c/first", "v", 1, 0, NULL, 0, 0, NULL));
+  test_wait_file(out, " put ctl/c/first v\n", 10000);
+  kill(w, SIGSTOP);
+  for (int i = 0; i < 2 * HISTORY; i += PER_TXN) {
+    struct synod_key_op ops[PER_TXN];
+    char keys[PER_TXN][32];
+    for (int j = 0; j < PER_TXN; j++) {
+      snprintf(keys[j], sizeof keys[j], "ctl/c/%05d", i + j);
+      ops[j] = (struct synod_key_op){.type = SYNOD_KEY_OP_PUT,
+                                     .key = keys[j],
+                                     .value = "v",
+                                     .value_len = 1};
+    }
+    struct synod_key_txn txn = {.success = ops, .success_n = PER_TXN};
+    OK(synod_key_txn(cl, &txn, 0, NULL));
+  }
+  kill(w, SIGCONT);
+  CHECK(test_wait(w, 30000, "key watch behind the history") == 77, "exit 77");
+  char *text = test_slurp(out);
+  CHECK(strstr(text, "SYNOD_ECOMPACTED") != NULL &&
+            strstr(text, "the oldest revision still held is ") != NULL,
+        "the watch printed:\n%.2000s", text);
+  printf("behind the history: %s",
+         strstr(text, "the oldest revision still held is "));
+  free(text);
+  synod_client_free(cl);
+  printf("ok synodctl key watch: behind the history while running, exit "
+         "77\n");
+}
+
+/* A prefix watch from a revision while every replica in turn (the one it
+ * reads from among them, and the leader) is SIGKILLed and restarted
+ * after it printed what was written so far: it prints every put once,
+ * in revision order, and exits 0 after --count. */
+static void scenario_synodctl_watch_failover(struct cluster *c) {
+  enum { PER_ROUND = 10 };
+  char args[256], out[PATH_MAX + 16], key[64], line[128];
+  char *want = calloc(1, (size_t)(c->n + 1) * PER_ROUND * sizeof line);
+  struct synod_client *cl = client_at(c->endpoints, 0);
+  uint64_t from = ctl_list_revision("ctl/f/") + 1;
+  snprintf(out, sizeof out, "%s/failover.txt", ctl_dir);
+  snprintf(args, sizeof args, "ctl/f/ --prefix --from %" PRIu64 " --count %d",
+           from, (c->n + 1) * PER_ROUND);
+  pid_t w = ctl_watch_spawn(args, out);
+  for (int round = 0; round <= c->n; round++) {
+    for (int j = 0; j < PER_ROUND; j++) {
+      struct synod_key_put_result p;
+      snprintf(key, sizeof key, "ctl/f/%d-%d", round, j);
+      OK(synod_key_put(cl, key, "v", 1, 0, NULL, 0, 0, &p));
+      snprintf(line, sizeof line, "%" PRIu64 " put %s v\n", p.revision, key);
+      strcat(want, line);
+      synod_key_put_result_free(&p);
+    }
+    test_wait_file(out, line, 20000); /* printed, then its replica dies */
+    if (round < c->n) {
+      cluster_signal(c, round, SIGKILL);
+      cluster_restart(c, round);
+      cluster_wait_leader(c, 30000);
+    }
+  }
+  CHECK(test_wait(w, 30000, "key watch across failovers") == 0, "exit 0");
+  char *text = test_slurp(out);
+  CHECK(strcmp(text, want) == 0, "printed:\n%s\nwant:\n%s", text, want);
+  free(text);
+  free(want);
+  synod_client_free(cl);
+  printf("ok synodctl key watch: every replica SIGKILLed in turn, each put "
+         "printed once, in order\n");
+}
+
 /* ------------------------------------------------------------ expiry */
 
 /* The leader's CPU time (user + system) in ms, from /proc. */
@@ -879,7 +1086,16 @@ int main(int argc, char **argv) {
     printf("SKIP: %s\n", why);
     return SKIP_EXIT;
   }
-  cluster_start(&c, 3, synodd);
+  char history[16];
+  snprintf(history, sizeof history, "%d", HISTORY);
+  cluster_init(&c, 3, synodd);
+  if (strcmp(mode, "synodctl") == 0) { /* for key watch's exit 77 */
+    c.extra_args[0] = "--keys-history";
+    c.extra_args[1] = history;
+  }
+  for (int i = 0; i < c.n; i++) {
+    cluster_restart(&c, i);
+  }
   int leader = cluster_wait_leader(&c, 30000);
   if (strcmp(mode, "expiry") == 0) {
     expiry_main(&c, leader);
@@ -888,6 +1104,9 @@ int main(int argc, char **argv) {
     test_tmpdir("keys-ctl", ctl_dir, sizeof ctl_dir);
     ctl_endpoints = c.endpoints;
     scenario_synodctl(&c);
+    scenario_synodctl_watch();
+    scenario_synodctl_watch_behind(&c);
+    scenario_synodctl_watch_failover(&c);
     scenario_synodctl_lost(&c);
   } else {
     scenario_basics(&c, leader);

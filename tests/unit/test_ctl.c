@@ -1,6 +1,6 @@
 /* synodctl's pure helpers: ready's decision (tools/ctl_ready.c) on status
- * replies, and key txn's JSON (tools/ctl_key.c): what parses, what is
- * refused and with which message. */
+ * replies, key txn's JSON (tools/ctl_key.c): what parses, what is
+ * refused and with which message; key watch's lines and JSON. */
 #include <check.h>
 #include <stdlib.h>
 #include <string.h>
@@ -203,6 +203,62 @@ START_TEST(kv_json_gives_binary_values_in_base64) {
 }
 END_TEST
 
+START_TEST(escape_keeps_utf8_and_escapes_the_rest) {
+  /* A tab, a newline, a backslash, C0 and DEL, a C1 control (U+0085),
+   * a byte that is not UTF-8, and a sequence cut short at the end. */
+  const char in[] = "caf\xc3\xa9 a\tb\nc\\d\x01\x7f\xc2\x85\xff\xe2\x82";
+  char out[4 * sizeof in + 1];
+  ctl_escape(out, in, sizeof in - 1);
+  ck_assert_str_eq(out, "caf\xc3\xa9 a\\tb\\nc\\\\d\\x01\\x7f\\xc2\\x85"
+                        "\\xff\\xe2\\x82");
+  ctl_escape(out, "\xe2\x82\xac\r", 4); /* the euro sign, kept */
+  ck_assert_str_eq(out, "\xe2\x82\xac\\r");
+  ctl_escape(out, "", 0);
+  ck_assert_str_eq(out, "");
+}
+END_TEST
+
+START_TEST(key_event_json_gives_put_delete_and_prev) {
+  struct synod_key_event put = {.revision = 9,
+                                .event = 2,
+                                .kv = {.key = "devices/d1",
+                                       .key_len = 10,
+                                       .value = "gw-b",
+                                       .value_len = 4,
+                                       .create_revision = 3,
+                                       .mod_revision = 9,
+                                       .version = 2,
+                                       .session_id = 7},
+                                .has_prev = true,
+                                .prev = {.key = "devices/d1",
+                                         .key_len = 10,
+                                         .value = "\xff",
+                                         .value_len = 1,
+                                         .mod_revision = 3}};
+  json_t *o = ctl_key_event_json(&put);
+  char *s = json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER);
+  json_decref(o);
+  ck_assert_str_eq(
+      s, "{\"revision\":9,\"event\":2,\"type\":\"put\",\"key\":"
+         "\"devices/d1\",\"value\":\"gw-b\",\"create_revision\":3,"
+         "\"mod_revision\":9,\"version\":2,\"session_id\":7,\"prev\":{"
+         "\"key\":\"devices/d1\",\"value_base64\":\"/w==\","
+         "\"create_revision\":0,\"mod_revision\":3,\"version\":0,"
+         "\"session_id\":0}}");
+  free(s);
+  struct synod_key_event del = {.revision = 10,
+                                .event = 1,
+                                .deleted = true,
+                                .kv = {.key = "devices/d1", .key_len = 10}};
+  o = ctl_key_event_json(&del);
+  s = json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER);
+  json_decref(o);
+  ck_assert_str_eq(s, "{\"revision\":10,\"event\":1,\"type\":\"delete\","
+                      "\"key\":\"devices/d1\"}");
+  free(s);
+}
+END_TEST
+
 int main(void) {
   Suite *s = suite_create("ctl");
   TCase *t = tcase_create("ready");
@@ -216,6 +272,10 @@ int main(void) {
   tcase_add_test(t, txn_json_bad_input_names_the_place);
   tcase_add_test(t, txn_json_over_the_bound_is_refused);
   tcase_add_test(t, kv_json_gives_binary_values_in_base64);
+  suite_add_tcase(s, t);
+  t = tcase_create("key_watch_output");
+  tcase_add_test(t, escape_keeps_utf8_and_escapes_the_rest);
+  tcase_add_test(t, key_event_json_gives_put_delete_and_prev);
   suite_add_tcase(s, t);
   SRunner *r = srunner_create(s);
   srunner_run_all(r, CK_NORMAL);
