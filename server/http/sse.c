@@ -99,7 +99,15 @@ size_t sse_message(char *out, uint64_t id, const uint8_t *data, size_t len) {
 }
 
 size_t sse_event(char *out, size_t cap, const char *event, const char *data) {
-  int n = snprintf(out, cap, "event: %s\ndata: %s\n\n", event, data);
+  return sse_event_id(out, cap, event, NULL, data);
+}
+
+size_t sse_event_id(char *out, size_t cap, const char *event, const char *id,
+                    const char *data) {
+  int n = snprintf(out, cap, "event: %s\n%s%s%s%s%s%s\n", event,
+                   id != NULL ? "id: " : "", id != NULL ? id : "",
+                   id != NULL ? "\n" : "", data != NULL ? "data: " : "",
+                   data != NULL ? data : "", data != NULL ? "\n" : "");
   return n < 0 ? 0 : (size_t)n;
 }
 

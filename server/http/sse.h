@@ -34,6 +34,13 @@ size_t sse_message(char *out, uint64_t id, const uint8_t *data, size_t len);
  * and writes only if that is below cap. */
 size_t sse_event(char *out, size_t cap, const char *event, const char *data);
 
+/* The same with an `id:` line after the event's type (id NULL: none),
+ * and without a `data:` line when data is NULL: an event that carries
+ * its id alone, which a browser's EventSource does not dispatch but
+ * remembers as the last event id, to send back as Last-Event-ID. */
+size_t sse_event_id(char *out, size_t cap, const char *event, const char *id,
+                    const char *data);
+
 /* A comment line (": text"), which every client ignores: keep-alive for
  * proxies. Same contract as sse_event; text must hold no CR or LF. */
 size_t sse_comment(char *out, size_t cap, const char *text);

@@ -145,6 +145,22 @@ START_TEST(error_event_and_comment) {
 }
 END_TEST
 
+START_TEST(event_with_id_carries_it_and_may_have_no_data) {
+  char out[128];
+  size_t n = sse_event_id(out, sizeof out, "delete", "17.3", "{\"key\":\"a\"}");
+  ck_assert_uint_eq(n, strlen(out));
+  ck_assert_str_eq(out, "event: delete\nid: 17.3\ndata: {\"key\":\"a\"}\n\n");
+  /* A progress: the id alone, which EventSource keeps without an event. */
+  n = sse_event_id(out, sizeof out, "progress", "42", NULL);
+  ck_assert_uint_eq(n, strlen(out));
+  ck_assert_str_eq(out, "event: progress\nid: 42\n\n");
+  ck_assert_uint_eq(sse_event_id(NULL, 0, "progress", "42", NULL), n);
+  n = sse_event_id(out, sizeof out, "error", NULL, "{}");
+  ck_assert_str_eq(out, "event: error\ndata: {}\n\n");
+  ck_assert_uint_eq(n, sse_event(NULL, 0, "error", "{}"));
+}
+END_TEST
+
 int main(void) {
   Suite *s = suite_create("sse");
   TCase *tc = tcase_create("sse");
@@ -157,6 +173,7 @@ int main(void) {
                  carriage_return_goes_base64_since_clients_read_it_as_a_break);
   tcase_add_test(tc, utf8_check_refuses_overlong_surrogate_and_cut_forms);
   tcase_add_test(tc, error_event_and_comment);
+  tcase_add_test(tc, event_with_id_carries_it_and_may_have_no_data);
   suite_add_tcase(s, tc);
   SRunner *sr = srunner_create(s);
   srunner_run_all(sr, CK_NORMAL);
