@@ -308,7 +308,7 @@ static bool api_subscribe_from(struct http_api *api,
   uint64_t v;
   const char *last = httpd_header(req, "Last-Event-ID", &len);
   if (last != NULL) {
-    if (!api_u64(last, len, &v) || v == UINT64_MAX) {
+    if (!sse_u64(last, len, &v) || v == UINT64_MAX) {
       api_respond_code(api, req->id, SYNOD_EINVAL, 0,
                        "Last-Event-ID '%.*s' is not an offset",
                        (int)(len < 40 ? len : 40), last);
@@ -323,7 +323,7 @@ static bool api_subscribe_from(struct http_api *api,
     q->from = SYNOD__CHANNEL_SUBSCRIBE__FROM__FROM_NEXT;
   } else if (strcmp(arg, "first") == 0) {
     q->from = SYNOD__CHANNEL_SUBSCRIBE__FROM__FROM_FIRST;
-  } else if (api_u64(arg, strlen(arg), &v) && v > 0) {
+  } else if (sse_u64(arg, strlen(arg), &v) && v > 0) {
     q->from = SYNOD__CHANNEL_SUBSCRIBE__FROM__FROM_OFFSET;
     q->offset = v;
   } else {

@@ -107,8 +107,6 @@ void api_stream_ended(void *arg, int err, const char *msg,
                       uint64_t first_available);
 size_t api_stream_queued_bytes(void *arg);
 void api_stream_want_drain(void *arg, size_t below);
-/* A decimal u64 of len bytes (at most 19 digits). */
-bool api_u64(const char *s, size_t len, uint64_t *out);
 
 /* httpd's close_cb and drain_cb: the event streams' ends and room. */
 void api_streams_close_cb(void *arg, uint64_t id);

@@ -131,21 +131,6 @@ void api_stream_want_drain(void *arg, size_t below) {
   httpd_want_drain(st->api->httpd, st->request_id, below);
 }
 
-bool api_u64(const char *s, size_t len, uint64_t *out) {
-  uint64_t v = 0;
-  if (len == 0 || len > 19) {
-    return false;
-  }
-  for (size_t i = 0; i < len; i++) {
-    if (s[i] < '0' || s[i] > '9') {
-      return false;
-    }
-    v = v * 10 + (uint64_t)(s[i] - '0');
-  }
-  *out = v;
-  return true;
-}
-
 /* ------------------------------------------------ every stream at once */
 
 void api_streams_close_cb(void *arg, uint64_t id) {

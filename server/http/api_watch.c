@@ -12,7 +12,8 @@
  * among them. So an event's id is "R.E", event E (from 1, counting events
  * the watch does not match) of revision R, and "R" alone means all of
  * revision R. Last-Event-ID "R.E" resumes with event E + 1 of R, "R" with
- * revision R + 1: neither repeats nor skips, on any replica.
+ * revision R + 1: neither repeats nor skips, on any replica
+ * (sse_position, sse_position_parse).
  *
  * Progress. A watch skips the events it does not match, so its position
  * can move far past its last event; the machinery then reports where it
@@ -32,40 +33,6 @@
 #include "err.h"
 #include "sse.h"
 #include "synod.h"
-
-/* "R" or "R.E" (of at most 31 bytes). */
-#define WATCH_ID_MAX 32
-
-/* Writes position (rev, event) as an id into out (WATCH_ID_MAX bytes). */
-static void watch_id(char *out, uint64_t rev, uint32_t event) {
-  if (event == 0) {
-    snprintf(out, WATCH_ID_MAX, "%" PRIu64, rev);
-  } else {
-    snprintf(out, WATCH_ID_MAX, "%" PRIu64 ".%" PRIu32, rev, event);
-  }
-}
-
-/* Parses an id, "R" or "R.E", into where a watch resumes: the first
- * revision to look at and the events of it already delivered. */
-static bool watch_id_parse(const char *s, size_t len, uint64_t *from,
-                           uint32_t *after_event) {
-  const char *dot = memchr(s, '.', len);
-  uint64_t rev, event = 0;
-  size_t rev_len = dot != NULL ? (size_t)(dot - s) : len;
-  if (!api_u64(s, rev_len, &rev) ||
-      (dot != NULL &&
-       (!api_u64(dot + 1, len - rev_len - 1, &event) || event > UINT32_MAX))) {
-    return false;
-  }
-  if (event == 0) {
-    *from = rev + 1; /* 19 digits at most: no overflow */
-    *after_event = 0;
-    return true;
-  }
-  *from = rev;
-  *after_event = (uint32_t)event;
-  return rev != 0;
-}
 
 /* A growing buffer of SSE text. */
 struct watch_buf {
@@ -118,8 +85,8 @@ static json_t *watch_event_json(const Synod__KeyWatchEvent *ev) {
 /* Appends the progress event of (rev, event) and makes it st's id. */
 static bool watch_progress(struct api_stream *st, struct watch_buf *b,
                            uint64_t rev, uint32_t event) {
-  char id[WATCH_ID_MAX];
-  watch_id(id, rev, event);
+  char id[SSE_POSITION_MAX];
+  sse_position(id, rev, event);
   st->id_rev = rev;
   st->id_event = event;
   return watch_buf_event(b, "progress", id, NULL);
@@ -161,9 +128,9 @@ static int watch_deliver(void *arg, Synod__KeyWatchEvent *const *evs, size_t n,
   for (size_t i = 0; i < n; i++) {
     json_t *j = watch_event_json(evs[i]);
     char *data = j != NULL ? json_dumps(j, JSON_COMPACT) : NULL;
-    char id[WATCH_ID_MAX];
+    char id[SSE_POSITION_MAX];
     json_decref(j);
-    watch_id(id, evs[i]->revision, evs[i]->event);
+    sse_position(id, evs[i]->revision, evs[i]->event);
     bool ok = data != NULL &&
               watch_buf_event(&b,
                               evs[i]->type == SYNOD__KEY_WATCH_EVENT__TYPE__PUT
@@ -208,7 +175,7 @@ void api_key_watch(struct http_api *api, const struct httpd_request *req,
   const char *last = httpd_header(req, "Last-Event-ID", &len);
   q.from_revision = from;
   if (last != NULL &&
-      !watch_id_parse(last, len, &q.from_revision, &q.after_event)) {
+      !sse_position_parse(last, len, &q.from_revision, &q.after_event)) {
     api_respond_code(api, req->id, SYNOD_EINVAL, 0,
                      "Last-Event-ID '%.*s' is not a watch position (R or "
                      "R.E, as the stream's ids)",

@@ -45,4 +45,21 @@ size_t sse_event_id(char *out, size_t cap, const char *event, const char *id,
  * proxies. Same contract as sse_event; text must hold no CR or LF. */
 size_t sse_comment(char *out, size_t cap, const char *text);
 
+/* A decimal id of len bytes (1 to 19 digits), as an offset in a
+ * Last-Event-ID. */
+bool sse_u64(const char *s, size_t len, uint64_t *out);
+
+/* A key watch's position as an event id: "R.E", event E (from 1,
+ * counting the events the watch does not match) of revision R, or "R"
+ * alone (event 0) for all of revision R. */
+#define SSE_POSITION_MAX 32
+/* Writes position (rev, event) into out (SSE_POSITION_MAX bytes). */
+void sse_position(char *out, uint64_t rev, uint32_t event);
+/* Parses an id of sse_position into where a watch resumes, right after
+ * it: the first revision to look at, *from, and the events of it already
+ * delivered, *after_event ("R.E": R and E; "R" or "R.0": R + 1 and 0).
+ * False if s[0..len) is not such an id (or is "0.E"). */
+bool sse_position_parse(const char *s, size_t len, uint64_t *from,
+                        uint32_t *after_event);
+
 #endif /* SYNOD_SSE_H */

@@ -161,6 +161,47 @@ START_TEST(event_with_id_carries_it_and_may_have_no_data) {
 }
 END_TEST
 
+START_TEST(watch_position_ids_resume_right_after_inside_a_revision) {
+  char id[SSE_POSITION_MAX];
+  uint64_t from = 0;
+  uint32_t after = 7;
+  sse_position(id, 17, 3);
+  ck_assert_str_eq(id, "17.3");
+  ck_assert(sse_position_parse(id, strlen(id), &from, &after));
+  ck_assert_uint_eq(from, 17); /* event 4 of revision 17 comes next */
+  ck_assert_uint_eq(after, 3);
+  sse_position(id, 17, 0);
+  ck_assert_str_eq(id, "17"); /* all of 17 */
+  ck_assert(sse_position_parse(id, strlen(id), &from, &after));
+  ck_assert_uint_eq(from, 18);
+  ck_assert_uint_eq(after, 0);
+  ck_assert(sse_position_parse("17.0", 4, &from, &after));
+  ck_assert_uint_eq(from, 18);
+  ck_assert(sse_position_parse("0", 1, &from, &after));
+  ck_assert_uint_eq(from, 1); /* before anything: from the first */
+  sse_position(id, UINT64_MAX / 2, UINT32_MAX);
+  ck_assert(sse_position_parse(id, strlen(id), &from, &after));
+  ck_assert_uint_eq(from, UINT64_MAX / 2);
+  ck_assert_uint_eq(after, UINT32_MAX);
+}
+END_TEST
+
+START_TEST(watch_position_parse_refuses_what_it_did_not_write) {
+  static const char *const bad[] = {
+      "",    ".",   "3.",           ".3",
+      "x",   "3.x", "3.1.2",        "-1",
+      "0.2", " 3",  "3.4294967296", "12345678901234567890"};
+  uint64_t from = 5;
+  uint32_t after = 6;
+  for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+    ck_assert_msg(!sse_position_parse(bad[i], strlen(bad[i]), &from, &after),
+                  "'%s' parsed", bad[i]);
+  }
+  ck_assert_uint_eq(from, 5); /* untouched */
+  ck_assert_uint_eq(after, 6);
+}
+END_TEST
+
 int main(void) {
   Suite *s = suite_create("sse");
   TCase *tc = tcase_create("sse");
@@ -174,6 +215,8 @@ int main(void) {
   tcase_add_test(tc, utf8_check_refuses_overlong_surrogate_and_cut_forms);
   tcase_add_test(tc, error_event_and_comment);
   tcase_add_test(tc, event_with_id_carries_it_and_may_have_no_data);
+  tcase_add_test(tc, watch_position_ids_resume_right_after_inside_a_revision);
+  tcase_add_test(tc, watch_position_parse_refuses_what_it_did_not_write);
   suite_add_tcase(s, tc);
   SRunner *sr = srunner_create(s);
   srunner_run_all(sr, CK_NORMAL);
