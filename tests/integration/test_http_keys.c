@@ -686,28 +686,45 @@ static void scenario_watch(void) {
   CHECK(strcmp(k.evs[k.n - 1].type, "progress") == 0 &&
             k.evs[k.n - 1].data == NULL,
         "a progress carries only its id");
-  char resume[32];
+  char resume[32], quiet[32];
   snprintf(resume, sizeof resume, "%s", sse_ev(&p, 1)->id);
+  snprintf(quiet, sizeof quiet, "%s", k.evs[k.n - 1].id);
   sse_close(&k);
   sse_close(&p);
+
+  /* Resume the key watch from its progress: it opens there, and the next
+   * put is its first event. */
+  sse_open(&k, f2, "/v1/keys/w/a?watch", quiet);
+  CHECK(sse_wait(&k, 1, true, 5000) >= 1 &&
+            strcmp(k.evs[0].type, "progress") == 0 &&
+            strcmp(k.evs[0].id, quiet) == 0,
+        "resumed from progress %s: opens at %s", quiet,
+        k.n ? k.evs[0].id : "nothing");
+  int64_t r6 = write_rev("PUT", l, "/v1/keys/w/a", "3");
+  CHECK(sse_wait(&k, 1, false, 10000) == 1, "after the progress: %zu events",
+        sse_count(&k, false));
+  sse_check(&k, 0, "put", r6, "w/a", "3", NULL);
+  sse_close(&k);
 
   /* Resume after the second event on another replica: the third is
    * next, nothing repeated, nothing skipped. */
   sse_open(&p, l, "/v1/keys/w/?prefix&watch&prev", resume);
-  CHECK(sse_wait(&p, 2, false, 10000) == 2, "resumed: %zu events",
+  CHECK(sse_wait(&p, 3, false, 10000) == 3, "resumed: %zu events",
         sse_count(&p, false));
   sse_check(&p, 0, "put", r3, "w/a", "2", "1");
   sse_check(&p, 1, "delete", r4, "w/a", NULL, "2");
+  sse_check(&p, 2, "put", r6, "w/a", "3", NULL);
   sse_close(&p);
 
   /* From a revision, without prev. */
   char path[128];
   snprintf(path, sizeof path, "/v1/keys/w/a?watch&from=%" PRId64, r3);
   sse_open(&k, f2, path, NULL);
-  CHECK(sse_wait(&k, 2, false, 10000) == 2, "from r3: %zu events",
+  CHECK(sse_wait(&k, 3, false, 10000) == 3, "from r3: %zu events",
         sse_count(&k, false));
   sse_check(&k, 0, "put", r3, "w/a", "2", NULL);
   sse_check(&k, 1, "delete", r4, "w/a", NULL, NULL);
+  sse_check(&k, 2, "put", r6, "w/a", "3", NULL);
   CHECK(strcmp(k.evs[0].type, "progress") == 0 &&
             strtoll(k.evs[0].id, NULL, 10) == r3 - 1 &&
             strchr(k.evs[0].id, '.') == NULL,
@@ -734,7 +751,8 @@ static void scenario_watch(void) {
   sse_close(&k);
   printf("ok watch: a key and a prefix over SSE on followers, puts and "
          "deletes in order with ids and prev, progress, resumed by "
-         "Last-Event-ID on another replica, from a revision, base64\n");
+         "Last-Event-ID on another replica (after an event, after a "
+         "progress), from a revision, base64\n");
 }
 
 /* A session's end deletes its keys at one revision: one event each,
