@@ -90,7 +90,8 @@ void api_stream_free(struct api_stream *st);
 bool api_stream_head(struct http_api *api, const struct httpd_request *req);
 /* Writes text (NUL-terminated, copied) to the open stream st. */
 void api_stream_write(struct api_stream *st, const char *text);
-/* Writes a comment line (text: no CR or LF; cut at about 250 bytes). */
+/* Writes a comment line (text's CR and LF as spaces; dropped if over
+ * about 250 bytes). */
 void api_stream_comment(struct api_stream *st, const char *text);
 /* The common part of a sink's started (or key_started): with err 0,
  * opens the stream (200, text/event-stream) and returns true; the caller

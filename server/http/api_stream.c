@@ -60,9 +60,16 @@ void api_stream_write(struct api_stream *st, const char *text) {
 void api_stream_comment(struct api_stream *st, const char *text) {
   char line[256];
   size_t n = sse_comment(line, sizeof line, text);
-  if (n < sizeof line) {
-    api_stream_write(st, line);
+  if (n >= sizeof line) {
+    return;
   }
+  /* A key or a channel name may hold a line break; a comment may not. */
+  for (size_t i = 1; i + 2 < n; i++) {
+    if (line[i] == '\r' || line[i] == '\n') {
+      line[i] = ' ';
+    }
+  }
+  api_stream_write(st, line);
 }
 
 /* Writes an `event: error` whose data is the error as JSON, and ends the

@@ -105,11 +105,6 @@ static void watch_started(void *arg, int err, const char *msg,
            " (history %" PRIu64 "..%" PRIu64 " here)",
            st->name, r->revision, r->after_event, r->first_revision,
            r->last_revision);
-  for (char *p = text; *p != '\0'; p++) {
-    if (*p == '\r' || *p == '\n') {
-      *p = ' '; /* a key may hold them; a comment may not */
-    }
-  }
   api_stream_comment(st, text);
   struct watch_buf b = {0};
   if (r->after_event != 0 ? watch_progress(st, &b, r->revision, r->after_event)

@@ -499,6 +499,9 @@ static void sse_parse(struct sse *s) {
         CHECK(ev.data != NULL, "event data not JSON (%s): %s", err.text,
               line + 6);
         any = true;
+      } else {
+        CHECK(line[0] == ':' || line[0] == '\0', "a line of no field: %s",
+              line);
       }
     }
     if (any) {
@@ -748,6 +751,15 @@ static void scenario_watch(void) {
   CHECK(strcmp(jstr(d, "value"), "//4A") == 0 &&
             strcmp(jstr(d, "encoding"), "base64") == 0,
         "a binary value as base64");
+  sse_close(&k);
+
+  /* A key with a line break: the opening comment stays one line, and the
+   * event's JSON escapes it. */
+  sse_open(&k, f2, "/v1/keys/w/x%0Ay?watch", NULL);
+  int64_t rl = write_rev("PUT", l, "/v1/keys/w/x%0Ay", "v");
+  CHECK(sse_wait(&k, 1, false, 10000) == 1, "key with LF: no event");
+  sse_check(&k, 0, "put", rl, "w/x\ny", "v", NULL);
+  CHECK(strcmp(k.evs[0].type, "progress") == 0, "opening: %s", k.evs[0].type);
   sse_close(&k);
   printf("ok watch: a key and a prefix over SSE on followers, puts and "
          "deletes in order with ids and prev, progress, resumed by "
