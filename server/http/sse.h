@@ -10,7 +10,10 @@
  * LF: the message comes back byte for byte, trailing LF and empty message
  * included. Anything else (not UTF-8, or with a CR, which a client would
  * read as a line break and give back as LF) is sent base64-encoded
- * (RFC 4648, with padding) on one `data:` line, after `event: base64`. */
+ * (RFC 4648, with padding) on one `data:` line, after `event: base64`.
+ *
+ * Key watches (api_watch.c) send JSON events whose id is a position in
+ * the key history (sse_position below), and events of an id alone. */
 #ifndef SYNOD_SSE_H
 #define SYNOD_SSE_H
 

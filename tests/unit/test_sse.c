@@ -1,7 +1,9 @@
 /* Server-Sent Events framing: a message comes back byte for byte from
  * what an SSE client parses (several data: lines joined by LF, trailing LF
  * and empty message included), and one that is not UTF-8 or holds a CR is
- * base64 after "event: base64"; sizes are exact. */
+ * base64 after "event: base64"; sizes are exact. Events with an id and
+ * no data (a key watch's progress); key watch positions as ids, "R.E"
+ * and "R", resumed right after, and the ids the parser refuses. */
 #include <check.h>
 #include <stdlib.h>
 #include <string.h>
