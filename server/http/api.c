@@ -608,7 +608,7 @@ static void api_request_cb(void *arg, const struct httpd_request *req) {
 /* -------------------------------------------------------------- control */
 
 static void api_ping_cb(uv_timer_t *t) {
-  api_channels_ping(t->data);
+  api_streams_ping(t->data);
 }
 
 int http_api_start(uv_loop_t *loop, struct node *node,
@@ -626,8 +626,8 @@ int http_api_start(uv_loop_t *loop, struct node *node,
                             .listen_address = listen_address,
                             .log_module = "http",
                             .request_cb = api_request_cb,
-                            .close_cb = api_channels_close_cb,
-                            .drain_cb = api_channels_drain_cb,
+                            .close_cb = api_streams_close_cb,
+                            .drain_cb = api_streams_drain_cb,
                             .arg = api};
   int rv = httpd_start(&o, &api->httpd, errmsg);
   if (rv != 0) {
@@ -655,7 +655,7 @@ void http_api_stop(struct http_api *api) {
     return;
   }
   api->stopping = true;
-  api_channels_stop(api);
+  api_streams_stop(api);
   httpd_stop(api->httpd);
   uv_close((uv_handle_t *)&api->ping, api_ping_closed);
 }

@@ -4,10 +4,9 @@
  * as Server-Sent Events, served by the replica the client reached through
  * the same subscription machinery as the binary protocol (node_subscribe
  * with this file's sink): one event per message, its offset as the event
- * id, resumed from Last-Event-ID. A slow reader is bounded as a binary
- * subscriber is: the node stops pushing while the HTTP connection has
- * more than its bound queued, and goes on from the retained window when
- * httpd says it drained. */
+ * id, resumed from Last-Event-ID. The stream state, its start and end
+ * and the bound on a slow reader are api_stream.c's, shared with key
+ * watches. */
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -24,9 +23,6 @@
  * forwarding follower's wait for the leader's answer. */
 #define API_WRITE_TIMEOUT_MS 5000
 #define API_READ_TIMEOUT_MS 3000
-/* A ping is written only to a stream with less than this queued: one
- * whose reader is behind has traffic already. */
-#define API_PING_QUEUED_MAX (64u << 10)
 /* The message id header's value, at most (the state machine refuses ids
  * over the name limit, 256 bytes, with a clear message). */
 #define API_MESSAGE_ID_MAX 1024
@@ -36,16 +32,6 @@ struct api_call {
   struct http_api *api;
   uint64_t request_id;
   char name[]; /* the channel */
-};
-
-/* An event stream: request_id's subscription `handle`. In api->streams
- * from the subscribe until it ends or its connection closes. */
-struct api_stream {
-  struct http_api *api;
-  uint64_t request_id;
-  uint64_t handle;
-  bool open; /* the answer's head is out: errors are events now */
-  char name[];
 };
 
 static struct api_call *api_call_new(struct http_api *api, uint64_t id,
@@ -264,68 +250,20 @@ static void api_list(struct http_api *api, const struct httpd_request *req) {
 
 /* -------------------------------------------------------- event streams */
 
-static void api_stream_free(struct api_stream *st) {
-  u64map_del(&st->api->streams, st->request_id);
-  free(st);
-}
-
-/* Writes an `event: error` whose data is the error as JSON, and ends the
- * stream. */
-static void api_stream_error(struct api_stream *st, int code, const char *msg,
-                             uint64_t first_available) {
-  struct http_api *api = st->api;
-  json_t *j = json_pack("{s:s, s:s}", "error", synod_errname(code), "message",
-                        msg != NULL ? msg : synod_strerror(code));
-  if (j != NULL && first_available != 0) {
-    json_object_set_new(j, "first_available", json_integer(first_available));
-  }
-  char *data = j != NULL ? json_dumps(j, JSON_COMPACT) : NULL;
-  json_decref(j);
-  size_t need = sse_event(NULL, 0, "error", data != NULL ? data : "{}");
-  char *ev = malloc(need + 1);
-  if (ev != NULL) {
-    sse_event(ev, need + 1, "error", data != NULL ? data : "{}");
-    httpd_stream_write(api->httpd, st->request_id, ev, need);
-  }
-  free(ev);
-  free(data);
-  httpd_stream_end(api->httpd, st->request_id);
-}
-
-static const char api_sse_type[] = "text/event-stream; charset=utf-8";
-static const char api_sse_headers[] = "Access-Control-Allow-Origin: *\r\n"
-                                      "X-Accel-Buffering: no\r\n";
-
 static void sink_started(void *arg, int err, const char *msg,
                          uint64_t first_available,
                          const Synod__ChannelSubscribeReply *r) {
   struct api_stream *st = arg;
-  struct http_api *api = st->api;
-  if (err != 0 && err != SYNOD_ECOMPACTED) {
-    api_respond_code(api, st->request_id, err, first_available, "%s", msg);
-    api_stream_free(st);
+  if (!api_stream_started(st, err, msg, first_available)) {
     return;
   }
-  if (httpd_stream_start(api->httpd, st->request_id, 200, api_sse_type,
-                         api_sse_headers) != 0) {
-    return; /* its connection is gone: close_cb ends the subscription */
-  }
-  st->open = true;
-  if (err == SYNOD_ECOMPACTED) {
-    /* An event, not an HTTP error, so that an EventSource sees it. */
-    api_stream_error(st, err, msg, first_available);
-    api_stream_free(st);
-    return;
-  }
-  char line[256];
   char text[200];
   snprintf(text, sizeof text,
            "channel %.64s from offset %" PRIu64 " (retained %" PRIu64
            "..%" PRIu64 " here)",
            st->name, r->offset, r->first_offset,
            r->next_offset ? r->next_offset - 1 : 0);
-  size_t n = sse_comment(line, sizeof line, text);
-  httpd_stream_write(api->httpd, st->request_id, line, n < sizeof line ? n : 0);
+  api_stream_comment(st, text);
 }
 
 static int sink_deliver(void *arg, Synod__ChannelMessage *const *msgs, size_t n,
@@ -351,63 +289,26 @@ static int sink_deliver(void *arg, Synod__ChannelMessage *const *msgs, size_t n,
   return rv;
 }
 
-static void sink_ended(void *arg, int err, const char *msg,
-                       uint64_t first_available) {
-  struct api_stream *st = arg;
-  if (st->open) {
-    api_stream_error(st, err, msg, first_available);
-  } else {
-    api_respond_code(st->api, st->request_id, err, first_available, "%s", msg);
-  }
-  api_stream_free(st);
-}
-
-static size_t sink_queued_bytes(void *arg) {
-  struct api_stream *st = arg;
-  return httpd_queued_bytes(st->api->httpd, st->request_id);
-}
-
-static void sink_want_drain(void *arg, size_t below) {
-  struct api_stream *st = arg;
-  httpd_want_drain(st->api->httpd, st->request_id, below);
-}
-
 static const struct node_sub_sink api_sink = {
     .started = sink_started,
     .deliver = sink_deliver,
-    .ended = sink_ended,
-    .queued_bytes = sink_queued_bytes,
-    .want_drain = sink_want_drain,
+    .ended = api_stream_ended,
+    .queued_bytes = api_stream_queued_bytes,
+    .want_drain = api_stream_want_drain,
 };
-
-/* A decimal u64 of len bytes. */
-static bool api_u64(const char *s, size_t len, uint64_t *out) {
-  uint64_t v = 0;
-  if (len == 0 || len > 19) {
-    return false;
-  }
-  for (size_t i = 0; i < len; i++) {
-    if (s[i] < '0' || s[i] > '9') {
-      return false;
-    }
-    v = v * 10 + (uint64_t)(s[i] - '0');
-  }
-  *out = v;
-  return true;
-}
 
 /* Where a stream starts: after Last-Event-ID (what an SSE client sends
  * when it reconnects), else ?from=N|first|next (default next). Returns
  * false after answering 400. */
-static bool api_stream_from(struct http_api *api,
-                            const struct httpd_request *req,
-                            Synod__ChannelSubscribe *q) {
+static bool api_subscribe_from(struct http_api *api,
+                               const struct httpd_request *req,
+                               Synod__ChannelSubscribe *q) {
   size_t len;
   char arg[32];
   uint64_t v;
   const char *last = httpd_header(req, "Last-Event-ID", &len);
   if (last != NULL) {
-    if (!api_u64(last, len, &v) || v == UINT64_MAX) {
+    if (!sse_u64(last, len, &v) || v == UINT64_MAX) {
       api_respond_code(api, req->id, SYNOD_EINVAL, 0,
                        "Last-Event-ID '%.*s' is not an offset",
                        (int)(len < 40 ? len : 40), last);
@@ -422,7 +323,7 @@ static bool api_stream_from(struct http_api *api,
     q->from = SYNOD__CHANNEL_SUBSCRIBE__FROM__FROM_NEXT;
   } else if (strcmp(arg, "first") == 0) {
     q->from = SYNOD__CHANNEL_SUBSCRIBE__FROM__FROM_FIRST;
-  } else if (api_u64(arg, strlen(arg), &v) && v > 0) {
+  } else if (sse_u64(arg, strlen(arg), &v) && v > 0) {
     q->from = SYNOD__CHANNEL_SUBSCRIBE__FROM__FROM_OFFSET;
     q->offset = v;
   } else {
@@ -437,24 +338,16 @@ static bool api_stream_from(struct http_api *api,
 static void api_subscribe(struct http_api *api, const struct httpd_request *req,
                           const char *name) {
   Synod__ChannelSubscribe q = SYNOD__CHANNEL_SUBSCRIBE__INIT;
-  if (!api_stream_from(api, req, &q)) {
+  if (!api_subscribe_from(api, req, &q)) {
     return;
   }
-  if (httpd_method_is(req, "HEAD")) {
-    httpd_respond(api->httpd, req->id, 200, api_sse_type, api_sse_headers, NULL,
-                  0);
+  if (api_stream_head(api, req)) {
     return;
   }
-  size_t len = strlen(name);
-  struct api_stream *st = calloc(1, sizeof *st + len + 1);
-  if (st == NULL || u64map_put(&api->streams, req->id, st) != 0) {
-    free(st);
-    httpd_respond_error(api->httpd, req->id, 500, "out of memory");
+  struct api_stream *st = api_stream_new(api, req->id, name);
+  if (st == NULL) {
     return;
   }
-  st->api = api;
-  st->request_id = req->id;
-  memcpy(st->name, name, len + 1);
   q.channel = st->name;
   char errmsg[SYNOD_ERRMSG_MAX];
   int rv = node_subscribe(api->node, &q, &api_sink, st, &st->handle, errmsg);
@@ -462,50 +355,6 @@ static void api_subscribe(struct http_api *api, const struct httpd_request *req,
     api_stream_free(st);
     api_respond_code(api, req->id, rv, 0, "%s", errmsg);
   }
-}
-
-void api_channels_close_cb(void *arg, uint64_t id) {
-  struct http_api *api = arg;
-  struct api_stream *st = u64map_get(&api->streams, id);
-  if (st != NULL) {
-    node_unsubscribe(api->node, st->handle);
-    api_stream_free(st);
-  }
-}
-
-void api_channels_drain_cb(void *arg, uint64_t id) {
-  struct http_api *api = arg;
-  struct api_stream *st = u64map_get(&api->streams, id);
-  if (st != NULL) {
-    node_sub_drained(api->node, st->handle);
-  }
-}
-
-static void api_ping_one(void *arg, uint64_t id, void *value) {
-  struct http_api *api = arg;
-  static const char ping[] = ": ping\n\n";
-  (void)value;
-  if (httpd_queued_bytes(api->httpd, id) < API_PING_QUEUED_MAX) {
-    httpd_stream_write(api->httpd, id, ping, sizeof ping - 1);
-  }
-}
-
-void api_channels_ping(struct http_api *api) {
-  u64map_each(&api->streams, api_ping_one, api);
-}
-
-static void api_stop_one(void *arg, uint64_t id, void *value) {
-  struct http_api *api = arg;
-  struct api_stream *st = value;
-  (void)id;
-  node_unsubscribe(api->node, st->handle);
-  free(st);
-}
-
-void api_channels_stop(struct http_api *api) {
-  u64map_each(&api->streams, api_stop_one, api);
-  u64map_close(&api->streams);
-  u64map_init(&api->streams);
 }
 
 /* ------------------------------------------------------------- routing */

@@ -1,7 +1,8 @@
 /* The HTTP API's internals, shared by api.c (probes, status, metrics,
- * elections, routing), api_channels.c (publish, channel info, Server-
- * Sent Events), api_keys.c and api_txn.c (keys, transactions; their
- * own internals in api_keys_int.h) and api_sessions.c. */
+ * elections, routing), api_stream.c (event streams), api_channels.c
+ * (publish, channel info, subscriptions), api_keys.c, api_watch.c and
+ * api_txn.c (keys, watches, transactions; their own internals in
+ * api_keys_int.h) and api_sessions.c. */
 #ifndef SYNOD_HTTP_API_INT_H
 #define SYNOD_HTTP_API_INT_H
 
@@ -27,7 +28,7 @@ struct http_api {
   unsigned calls_pending;
   uv_timer_t ping; /* keep-alive comments on every event stream */
   bool ping_open;
-  struct u64map streams; /* request id -> struct api_stream */
+  struct u64map streams; /* request id -> struct api_stream (api_stream.c) */
 };
 
 /* Answers with the JSON of j (and frees it; NULL answers 500). */
@@ -57,16 +58,68 @@ bool api_prefix(const struct httpd_request *req, const char *p,
                 const char **rest, size_t *rest_len);
 bool api_path_is(const struct httpd_request *req, const char *p);
 
+/* api_stream.c: event streams (Server-Sent Events), channel
+ * subscriptions and key watches alike.
+ *
+ * One stream: request_id's subscription `handle` (node_subscribe or
+ * node_key_watch, with `st` as the sink's arg). In api->streams from
+ * api_stream_new until it ends or its connection closes. */
+struct api_stream {
+  struct http_api *api;
+  uint64_t request_id;
+  uint64_t handle;
+  bool open; /* the answer's head is out: errors are events now */
+  /* Key watches: the position last written as an `id:`, (revision,
+   * event; 0: the whole revision). Ids only grow. */
+  uint64_t id_rev;
+  uint32_t id_event;
+  char name[]; /* the channel, key or prefix (for messages) */
+};
+
+extern const char api_sse_type[];    /* the streams' Content-Type */
+extern const char api_sse_headers[]; /* and their other headers */
+
+/* A stream of request `request_id` on `name` (copied), in api->streams;
+ * or NULL after answering 500. */
+struct api_stream *api_stream_new(struct http_api *api, uint64_t request_id,
+                                  const char *name);
+/* Takes st out of api->streams and frees it (not its subscription). */
+void api_stream_free(struct api_stream *st);
+/* A HEAD of a stream route: answers the stream's head alone and returns
+ * true; false for any other method. */
+bool api_stream_head(struct http_api *api, const struct httpd_request *req);
+/* Writes text (NUL-terminated, copied) to the open stream st. */
+void api_stream_write(struct api_stream *st, const char *text);
+/* Writes a comment line (text's CR and LF as spaces; dropped if over
+ * about 250 bytes). */
+void api_stream_comment(struct api_stream *st, const char *text);
+/* The common part of a sink's started (or key_started): with err 0,
+ * opens the stream (200, text/event-stream) and returns true; the caller
+ * then writes its opening. Otherwise answers the error (an HTTP error;
+ * SYNOD_ECOMPACTED as an `event: error`, so that an EventSource sees
+ * it), frees st and returns false; also false when the connection is
+ * gone (close_cb then frees st). */
+bool api_stream_started(struct api_stream *st, int err, const char *msg,
+                        uint64_t first_available);
+/* Sinks' ended, queued_bytes and want_drain (arg: the stream). ended
+ * writes an `event: error` with the error as JSON (with
+ * "first_available" when not 0) and ends the stream. */
+void api_stream_ended(void *arg, int err, const char *msg,
+                      uint64_t first_available);
+size_t api_stream_queued_bytes(void *arg);
+void api_stream_want_drain(void *arg, size_t below);
+
+/* httpd's close_cb and drain_cb: the event streams' ends and room. */
+void api_streams_close_cb(void *arg, uint64_t id);
+void api_streams_drain_cb(void *arg, uint64_t id);
+/* Writes a keep-alive comment on every event stream. */
+void api_streams_ping(struct http_api *api);
+/* Ends every event stream's subscription (stopping). */
+void api_streams_stop(struct http_api *api);
+
 /* api_channels.c: /v1/channels and /v1/channels/NAME. */
 void api_channels_request(struct http_api *api,
                           const struct httpd_request *req);
-/* httpd's close_cb and drain_cb: the event streams' ends and room. */
-void api_channels_close_cb(void *arg, uint64_t id);
-void api_channels_drain_cb(void *arg, uint64_t id);
-/* Writes a keep-alive comment on every event stream. */
-void api_channels_ping(struct http_api *api);
-/* Ends every event stream's subscription (stopping). */
-void api_channels_stop(struct http_api *api);
 
 /* api_keys.c: /v1/keys, /v1/keys/KEY and (through api_txn.c) /v1/txn. */
 void api_keys_request(struct http_api *api, const struct httpd_request *req);

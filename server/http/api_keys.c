@@ -8,7 +8,8 @@
  * is a query parameter this route does not know (a mistyped ?if_verison must
  * not turn a compare-and-put into a plain put). Nothing is proposed for a
  * request refused here; what the state machine refuses changes nothing.
- * Transactions (POST /v1/txn) are in api_txn.c. */
+ * Transactions (POST /v1/txn) are in api_txn.c, watches (?watch, Server-
+ * Sent Events) in api_watch.c. */
 #include <inttypes.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -143,6 +144,8 @@ enum {
   Q_IF_VALUE,
   Q_PREV,
   Q_RAW,
+  Q_WATCH,
+  Q_FROM,
   Q_N
 };
 
@@ -157,7 +160,9 @@ static const char *const q_names[Q_N] = {"stale",
                                          "if_create_revision",
                                          "if_value",
                                          "prev",
-                                         "raw"};
+                                         "raw",
+                                         "watch",
+                                         "from"};
 
 /* A request's query, decoded: each known parameter at most once. */
 struct kq {
@@ -816,6 +821,45 @@ static void keys_delete(struct http_api *api, const struct httpd_request *req,
   kq_free(&q);
 }
 
+/* -------------------------------------------------------------- watch */
+
+/* GET /v1/keys/KEY?watch[&from=REV][&prev] and
+ * /v1/keys/PREFIX?prefix&watch[...]: checks the query and the key here,
+ * so that a bad one is a 400 before the stream starts; api_watch.c
+ * streams. */
+static void keys_watch(struct http_api *api, const struct httpd_request *req,
+                       const uint8_t *key, size_t key_len) {
+  struct kq q;
+  bool watch, prefix, prev;
+  uint64_t from = 0;
+  char msg[SYNOD_ERRMSG_MAX];
+  unsigned allowed =
+      1u << Q_WATCH | 1u << Q_PREFIX | 1u << Q_FROM | 1u << Q_PREV;
+  if (!kq_parse(api, req, allowed, &q) ||
+      !kq_flag(api, req->id, &q, Q_WATCH, &watch) ||
+      !kq_flag(api, req->id, &q, Q_PREFIX, &prefix) ||
+      !kq_flag(api, req->id, &q, Q_PREV, &prev) ||
+      (kq_has(&q, Q_FROM) && !kq_u64(api, req->id, &q, Q_FROM, &from))) {
+    kq_free(&q);
+    return;
+  }
+  int rv = fsm_key_check(key, key_len, prefix, msg);
+  if (rv == 0 && !watch) {
+    errmsg_set(msg, "watch=false: leave watch out for a read");
+    rv = SYNOD_EINVAL;
+  } else if (rv == 0 && kq_has(&q, Q_FROM) && from == 0) {
+    errmsg_set(msg, "from=0: revisions start at 1 (leave from out to watch "
+                    "from now)");
+    rv = SYNOD_EINVAL;
+  }
+  kq_free(&q);
+  if (rv != 0) {
+    api_respond_code(api, req->id, rv, 0, "watch: %s", msg);
+    return;
+  }
+  api_key_watch(api, req, key, key_len, prefix, from, prev);
+}
+
 /* ----------------------------------------------------------- routing */
 
 /* Whether the query has a parameter called `name` (with or without a
@@ -877,12 +921,7 @@ void api_keys_request(struct http_api *api, const struct httpd_request *req) {
     api_respond_code(api, req->id, SYNOD_EINVAL, 0, "key of %zu bytes, over %d",
                      key_len, FSM_KEY_BYTES_MAX);
   } else if (httpd_method_is(req, "GET") && query_names(req, "watch")) {
-    /* Watches (?watch&from=REV as Server-Sent Events) hook in here. */
-    api_respond_json_headers(
-        api, req->id, 501, "Access-Control-Allow-Origin: *\r\n",
-        json_pack("{s:s, s:s}", "error", "SYNOD_EINVAL", "message",
-                  "?watch: watches over HTTP are not served by this "
-                  "version"));
+    keys_watch(api, req, key, key_len);
   } else if (httpd_method_is(req, "GET")) {
     keys_get(api, req, key, key_len);
   } else if (httpd_method_is(req, "PUT")) {

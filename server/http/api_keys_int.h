@@ -59,6 +59,14 @@ json_t *key_kv_json(const Synod__KeyValue *kv, bool with_value);
  * bytes); false if s[0..len) is not exactly that. */
 bool key_b64_decode(const char *s, size_t len, uint8_t *out, size_t *out_len);
 
+/* api_watch.c: GET /v1/keys/KEY?watch as Server-Sent Events, from
+ * revision `from` (0: from now), or after the request's Last-Event-ID;
+ * with `prefix`, every key under KEY; with `prev`, previous values.
+ * key[0..key_len) is checked (fsm_key_check). Answers the request. */
+void api_key_watch(struct http_api *api, const struct httpd_request *req,
+                   const uint8_t *key, size_t key_len, bool prefix,
+                   uint64_t from, bool prev);
+
 /* api_txn.c: POST /v1/txn. */
 void api_txn_request(struct http_api *api, const struct httpd_request *req);
 

@@ -1,5 +1,5 @@
 /* Server-Sent Events framing: messages, events and comments as
- * text/event-stream. */
+ * text/event-stream, and the ids of key watches. */
 #include "sse.h"
 
 #include <inttypes.h>
@@ -99,11 +99,65 @@ size_t sse_message(char *out, uint64_t id, const uint8_t *data, size_t len) {
 }
 
 size_t sse_event(char *out, size_t cap, const char *event, const char *data) {
-  int n = snprintf(out, cap, "event: %s\ndata: %s\n\n", event, data);
+  return sse_event_id(out, cap, event, NULL, data);
+}
+
+size_t sse_event_id(char *out, size_t cap, const char *event, const char *id,
+                    const char *data) {
+  int n = snprintf(out, cap, "event: %s\n%s%s%s%s%s%s\n", event,
+                   id != NULL ? "id: " : "", id != NULL ? id : "",
+                   id != NULL ? "\n" : "", data != NULL ? "data: " : "",
+                   data != NULL ? data : "", data != NULL ? "\n" : "");
   return n < 0 ? 0 : (size_t)n;
 }
 
 size_t sse_comment(char *out, size_t cap, const char *text) {
   int n = snprintf(out, cap, ": %s\n\n", text);
   return n < 0 ? 0 : (size_t)n;
+}
+
+bool sse_u64(const char *s, size_t len, uint64_t *out) {
+  uint64_t v = 0;
+  if (len == 0 || len > 19) {
+    return false;
+  }
+  for (size_t i = 0; i < len; i++) {
+    if (s[i] < '0' || s[i] > '9') {
+      return false;
+    }
+    v = v * 10 + (uint64_t)(s[i] - '0');
+  }
+  *out = v;
+  return true;
+}
+
+void sse_position(char *out, uint64_t rev, uint32_t event) {
+  if (event == 0) {
+    snprintf(out, SSE_POSITION_MAX, "%" PRIu64, rev);
+  } else {
+    snprintf(out, SSE_POSITION_MAX, "%" PRIu64 ".%" PRIu32, rev, event);
+  }
+}
+
+bool sse_position_parse(const char *s, size_t len, uint64_t *from,
+                        uint32_t *after_event) {
+  const char *dot = memchr(s, '.', len);
+  uint64_t rev, event = 0;
+  size_t rev_len = dot != NULL ? (size_t)(dot - s) : len;
+  if (!sse_u64(s, rev_len, &rev) ||
+      (dot != NULL &&
+       (!sse_u64(dot + 1, len - rev_len - 1, &event) || event > UINT32_MAX))) {
+    return false;
+  }
+  if (event == 0) {
+    *from = rev + 1; /* 19 digits at most: no overflow */
+    *after_event = 0;
+    return true;
+  }
+  if (rev == 0) {
+    return false; /* revisions start at 1 */
+  }
+  *from = rev;
+  *after_event = (uint32_t)event;
+  return true;
 }

@@ -1,6 +1,7 @@
 /* Integration harness: processes, ports, temp dirs, bounded waits. */
 #include "cluster.h"
 
+#include <assert.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <netinet/in.h>
@@ -349,6 +350,18 @@ void cluster_init(struct cluster *c, int n, const char *synodd) {
 
 void cluster_start(struct cluster *c, int n, const char *synodd) {
   cluster_init(c, n, synodd);
+  for (int i = 0; i < n; i++) {
+    node_spawn(c, i);
+  }
+}
+
+void cluster_start_args(struct cluster *c, int n, const char *synodd,
+                        const char *const *args) {
+  cluster_init(c, n, synodd);
+  for (int i = 0; args[i] != NULL; i++) {
+    assert(i < CLUSTER_EXTRA_ARGS_MAX);
+    c->extra_args[i] = args[i];
+  }
   for (int i = 0; i < n; i++) {
     node_spawn(c, i);
   }

@@ -73,6 +73,12 @@ bool cluster_synodd_ready(const char *synodd, char *why, size_t len);
 /* Picks free ports, makes data dirs, starts n replicas. */
 void cluster_start(struct cluster *c, int n, const char *synodd);
 
+/* cluster_start with args (NULL-terminated, at most
+ * CLUSTER_EXTRA_ARGS_MAX, borrowed for the cluster's life) on every
+ * synodd's command line, e.g. {"--keys-history", "1000", NULL}. */
+void cluster_start_args(struct cluster *c, int n, const char *synodd,
+                        const char *const *args);
+
 /* cluster_start without starting anything: names, ports, data dirs and
  * the peers list of all n replicas. Start each with cluster_restart. */
 void cluster_init(struct cluster *c, int n, const char *synodd);

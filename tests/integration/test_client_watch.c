@@ -440,12 +440,8 @@ int main(void) {
   /* The async watcher's loop writes to replicas that this test kills. */
   signal(SIGPIPE, SIG_IGN);
   snprintf(history, sizeof history, "%d", HISTORY);
-  cluster_init(&c, 3, synodd);
-  c.extra_args[0] = "--keys-history";
-  c.extra_args[1] = history;
-  for (int i = 0; i < c.n; i++) {
-    cluster_restart(&c, i);
-  }
+  const char *args[] = {"--keys-history", history, NULL};
+  cluster_start_args(&c, 3, synodd, args);
   cluster_wait_leader(&c, 20000);
   scenario_failover(&c);
   scenario_sparse(&c);

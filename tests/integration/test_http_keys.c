@@ -11,7 +11,12 @@
  * over the limit, malformed JSON, an unknown session, unknown
  * parameters) answered 4xx with nothing changed; a leader SIGKILL
  * survived by a session renewed on the others, and by a create-only put
- * retried across it. Exit 77 (skipped)
+ * retried across it. Watches as Server-Sent Events on followers: a key
+ * and a prefix, puts and deletes in order with ids and prev values,
+ * progress, a resume by Last-Event-ID after closing (no gap, no
+ * duplicate), from a revision, a session's end as several deletes at one
+ * revision resumed in their middle, ECOMPACTED below --keys-history.
+ * Exit 77 (skipped)
  * while synodd has no --http. */
 #include <curl/curl.h>
 #include <inttypes.h>
@@ -23,6 +28,9 @@
 #include <unistd.h>
 
 #include "cluster.h"
+
+/* synodd --keys-history: the events a watch can start from. */
+#define HISTORY 300
 
 static struct cluster c;
 
@@ -125,6 +133,20 @@ static bool jbool(json_t *j, const char *key) {
   json_t *v = json_object_get(j, key);
   CHECK(json_is_boolean(v), "no boolean \"%s\"", key);
   return json_is_true(v);
+}
+
+/* A transaction of n puts, of the keys PREFIX0, PREFIX1, ...; free t.p. */
+static struct buf txn_puts(const char *prefix, int n) {
+  struct buf t = {0};
+  buf_add(&t, "{\"success\": [", 13);
+  for (int i = 0; i < n; i++) {
+    char op[80];
+    int k = snprintf(op, sizeof op, "%s{\"op\": \"put\", \"key\": \"%s%d\"}",
+                     i ? ", " : "", prefix, i);
+    buf_add(&t, op, (size_t)k);
+  }
+  buf_add(&t, "]}", 2);
+  return t;
 }
 
 /* The value of key on replica i (NULL if 404); free it. */
@@ -431,6 +453,401 @@ static void scenario_sessions(void) {
   json_decref(req("PUT", f2, path, NULL, NULL, 404));
 }
 
+/* --------------------------------------------------------- SSE watches */
+
+/* One event of a stream: its type ("put", "delete", "progress",
+ * "error"), id ("" when none) and data (JSON, or NULL). */
+struct sse_ev {
+  char type[16];
+  char id[32];
+  json_t *data;
+};
+
+/* An event stream read with libcurl's multi interface, so that the test
+ * writes while it watches. */
+struct sse {
+  CURLM *m;
+  CURL *e;
+  struct curl_slist *hs;
+  struct buf raw; /* what is not parsed yet */
+  struct sse_ev *evs;
+  size_t n, cap;
+  bool done; /* the stream ended */
+};
+
+/* Parses the complete blocks of raw into events; comments are dropped. */
+static void sse_parse(struct sse *s) {
+  char *p = s->raw.p, *end;
+  while ((end = strstr(p, "\n\n")) != NULL) {
+    struct sse_ev ev = {.type = "message"};
+    bool any = false;
+    *end = '\0';
+    for (char *line = p, *nl; line != NULL; line = nl) {
+      nl = strchr(line, '\n');
+      if (nl != NULL) {
+        *nl++ = '\0';
+      }
+      if (strncmp(line, "event: ", 7) == 0) {
+        snprintf(ev.type, sizeof ev.type, "%s", line + 7);
+        any = true;
+      } else if (strncmp(line, "id: ", 4) == 0) {
+        snprintf(ev.id, sizeof ev.id, "%s", line + 4);
+        any = true;
+      } else if (strncmp(line, "data: ", 6) == 0) {
+        json_error_t err;
+        ev.data = json_loads(line + 6, 0, &err);
+        CHECK(ev.data != NULL, "event data not JSON (%s): %s", err.text,
+              line + 6);
+        any = true;
+      } else {
+        CHECK(line[0] == ':' || line[0] == '\0', "a line of no field: %s",
+              line);
+      }
+    }
+    if (any) {
+      if (s->n == s->cap) {
+        s->cap = s->cap ? 2 * s->cap : 64;
+        s->evs = realloc(s->evs, s->cap * sizeof *s->evs);
+        CHECK(s->evs != NULL, "out of memory");
+      }
+      s->evs[s->n++] = ev;
+    }
+    p = end + 2;
+  }
+  size_t left = strlen(p);
+  memmove(s->raw.p, p, left + 1);
+  s->raw.len = left;
+}
+
+static size_t sse_write_cb(char *p, size_t size, size_t n, void *arg) {
+  struct sse *s = arg;
+  buf_add(&s->raw, p, size * n);
+  sse_parse(s);
+  return size * n;
+}
+
+/* Opens GET path on replica i as an event stream, with Last-Event-ID
+ * `last` (NULL: none), and waits for its 200. */
+static void sse_open(struct sse *s, int i, const char *path, const char *last) {
+  char h[96];
+  *s = (struct sse){0};
+  s->hs = curl_slist_append(NULL, "Accept: text/event-stream");
+  if (last != NULL) {
+    snprintf(h, sizeof h, "Last-Event-ID: %s", last);
+    s->hs = curl_slist_append(s->hs, h);
+  }
+  struct buf unused;
+  s->e = http_easy("GET", i, path, s->hs, NULL, 0, &unused);
+  free(unused.p);
+  buf_add(&s->raw, "", 0);
+  curl_easy_setopt(s->e, CURLOPT_WRITEFUNCTION, sse_write_cb);
+  curl_easy_setopt(s->e, CURLOPT_WRITEDATA, s);
+  curl_easy_setopt(s->e, CURLOPT_TIMEOUT_MS, 60000L);
+  s->m = curl_multi_init();
+  curl_multi_add_handle(s->m, s->e);
+  uint64_t deadline = test_now_ms() + 10000;
+  long status = 0;
+  while (status == 0 && !s->done) {
+    int running;
+    curl_multi_perform(s->m, &running);
+    s->done = running == 0;
+    curl_easy_getinfo(s->e, CURLINFO_RESPONSE_CODE, &status);
+    CHECK(test_now_ms() < deadline, "GET %s: no answer in 10 s", path);
+    curl_multi_poll(s->m, NULL, 0, 50, NULL);
+  }
+  CHECK(status == 200, "GET %s on %s: %ld: %s", path, c.nodes[i].name, status,
+        s->raw.p);
+}
+
+/* Reads the stream until it holds `want` events of type other than
+ * progress (or `want` events in all, with progress), or it ends; at
+ * most timeout_ms. Returns how many it holds (of that kind). */
+static size_t sse_count(const struct sse *s, bool with_progress) {
+  size_t k = 0;
+  for (size_t i = 0; i < s->n; i++) {
+    k += with_progress || strcmp(s->evs[i].type, "progress") != 0;
+  }
+  return k;
+}
+
+static size_t sse_wait(struct sse *s, size_t want, bool with_progress,
+                       uint32_t timeout_ms) {
+  uint64_t deadline = test_now_ms() + timeout_ms;
+  while (sse_count(s, with_progress) < want && !s->done &&
+         test_now_ms() < deadline) {
+    int running;
+    curl_multi_perform(s->m, &running);
+    s->done = running == 0;
+    curl_multi_poll(s->m, NULL, 0, 50, NULL);
+  }
+  return sse_count(s, with_progress);
+}
+
+/* The k-th event (from 0) that is not a progress. */
+static struct sse_ev *sse_ev(struct sse *s, size_t k) {
+  for (size_t i = 0; i < s->n; i++) {
+    if (strcmp(s->evs[i].type, "progress") != 0 && k-- == 0) {
+      return &s->evs[i];
+    }
+  }
+  CHECK(0, "no event %zu", k);
+  return NULL;
+}
+
+/* Closes the connection, as a client that goes away does. */
+static void sse_close(struct sse *s) {
+  curl_multi_remove_handle(s->m, s->e);
+  curl_easy_cleanup(s->e);
+  curl_multi_cleanup(s->m);
+  curl_slist_free_all(s->hs);
+  for (size_t i = 0; i < s->n; i++) {
+    json_decref(s->evs[i].data);
+  }
+  free(s->evs);
+  free(s->raw.p);
+}
+
+/* Checks event k of s: its type, its id ("R.E"), and for a put or a
+ * delete its key, value (NULL: none) and prev value (NULL: no prev). */
+static void sse_check(struct sse *s, size_t k, const char *type,
+                      int64_t revision, const char *key, const char *value,
+                      const char *prev) {
+  struct sse_ev *ev = sse_ev(s, k);
+  CHECK(strcmp(ev->type, type) == 0, "event %zu: %s, want %s", k, ev->type,
+        type);
+  char want_id[32];
+  int n = snprintf(want_id, sizeof want_id, "%" PRId64 ".", revision);
+  CHECK(strncmp(ev->id, want_id, (size_t)n) == 0, "event %zu: id %s, want %s*",
+        k, ev->id, want_id);
+  CHECK(ev->data != NULL, "event %zu: no data", k);
+  CHECK(strcmp(jstr(ev->data, "key"), key) == 0, "event %zu: key %s, want %s",
+        k, jstr(ev->data, "key"), key);
+  CHECK(jint(ev->data, "revision") == revision, "event %zu: revision", k);
+  if (value != NULL) {
+    CHECK(strcmp(jstr(ev->data, "value"), value) == 0,
+          "event %zu: value %s, want %s", k, jstr(ev->data, "value"), value);
+    CHECK(jint(ev->data, "mod_revision") == revision, "event %zu: mod", k);
+  } else {
+    CHECK(json_object_get(ev->data, "value") == NULL, "event %zu: a value", k);
+  }
+  json_t *p = json_object_get(ev->data, "prev");
+  if (prev != NULL) {
+    CHECK(p != NULL && strcmp(jstr(p, "value"), prev) == 0,
+          "event %zu: prev, want %s", k, prev);
+  } else {
+    CHECK(p == NULL, "event %zu: a prev not asked for", k);
+  }
+}
+
+/* The revision a write answered. */
+static int64_t write_rev(const char *method, int i, const char *path,
+                         const char *body) {
+  json_t *j = req(method, i, path, NULL, body, 200);
+  int64_t r = jint(j, "revision");
+  json_decref(j);
+  return r;
+}
+
+/* A key and a prefix watched over SSE on two followers while a third
+ * replica writes: puts and deletes in order with their ids and prev
+ * values; a resume from an event's id after the connection closed; a
+ * watch from a revision; a value that is not UTF-8. */
+static void scenario_watch(void) {
+  int l = leader_of(), f1 = (l + 1) % c.n, f2 = (l + 2) % c.n;
+  struct sse k, p;
+  sse_open(&k, f1, "/v1/keys/w/a?watch", NULL);
+  sse_open(&p, f2, "/v1/keys/w/?prefix&watch&prev", NULL);
+  /* Each opens with its position, the revision it watches after. */
+  CHECK(sse_wait(&k, 1, true, 5000) >= 1 && sse_wait(&p, 1, true, 5000) >= 1,
+        "no opening progress");
+  CHECK(strcmp(k.evs[0].type, "progress") == 0 && k.evs[0].id[0] != '\0',
+        "the stream opens with its position");
+  int64_t r1 = write_rev("PUT", l, "/v1/keys/w/a", "1");
+  int64_t r2 = write_rev("PUT", f1, "/v1/keys/w/b", "x");
+  int64_t r3 = write_rev("PUT", f2, "/v1/keys/w/a", "2");
+  int64_t r4 = write_rev("DELETE", l, "/v1/keys/w/a", NULL);
+  int64_t r5 = write_rev("PUT", l, "/v1/keys/other", "o"); /* not matched */
+  CHECK(sse_wait(&k, 3, false, 10000) == 3, "key watch: %zu events",
+        sse_count(&k, false));
+  sse_check(&k, 0, "put", r1, "w/a", "1", NULL);
+  sse_check(&k, 1, "put", r3, "w/a", "2", NULL);
+  sse_check(&k, 2, "delete", r4, "w/a", NULL, NULL);
+  CHECK(sse_wait(&p, 4, false, 10000) == 4, "prefix watch: %zu events",
+        sse_count(&p, false));
+  sse_check(&p, 0, "put", r1, "w/a", "1", NULL);
+  sse_check(&p, 1, "put", r2, "w/b", "x", NULL);
+  sse_check(&p, 2, "put", r3, "w/a", "2", "1");
+  sse_check(&p, 3, "delete", r4, "w/a", NULL, "2");
+  /* The key watch moves past r5 with a progress (about once a second):
+   * its id, and nothing else. */
+  uint64_t deadline = test_now_ms() + 5000;
+  while (strtoll(k.evs[k.n - 1].id, NULL, 10) < r5) {
+    CHECK(test_now_ms() < deadline, "no progress past %" PRId64 ": last id %s",
+          r5, k.evs[k.n - 1].id);
+    sse_wait(&k, k.n + 1, true, 1000);
+  }
+  CHECK(strcmp(k.evs[k.n - 1].type, "progress") == 0 &&
+            k.evs[k.n - 1].data == NULL,
+        "a progress carries only its id");
+  char resume[32], quiet[32];
+  snprintf(resume, sizeof resume, "%s", sse_ev(&p, 1)->id);
+  snprintf(quiet, sizeof quiet, "%s", k.evs[k.n - 1].id);
+  sse_close(&k);
+  sse_close(&p);
+
+  /* Resume the key watch from its progress: it opens there, and the next
+   * put is its first event. */
+  sse_open(&k, f2, "/v1/keys/w/a?watch", quiet);
+  CHECK(sse_wait(&k, 1, true, 5000) >= 1 &&
+            strcmp(k.evs[0].type, "progress") == 0 &&
+            strcmp(k.evs[0].id, quiet) == 0,
+        "resumed from progress %s: opens at %s", quiet,
+        k.n ? k.evs[0].id : "nothing");
+  int64_t r6 = write_rev("PUT", l, "/v1/keys/w/a", "3");
+  CHECK(sse_wait(&k, 1, false, 10000) == 1, "after the progress: %zu events",
+        sse_count(&k, false));
+  sse_check(&k, 0, "put", r6, "w/a", "3", NULL);
+  sse_close(&k);
+
+  /* Resume after the second event on another replica: the third is
+   * next, nothing repeated, nothing skipped. */
+  sse_open(&p, l, "/v1/keys/w/?prefix&watch&prev", resume);
+  CHECK(sse_wait(&p, 3, false, 10000) == 3, "resumed: %zu events",
+        sse_count(&p, false));
+  sse_check(&p, 0, "put", r3, "w/a", "2", "1");
+  sse_check(&p, 1, "delete", r4, "w/a", NULL, "2");
+  sse_check(&p, 2, "put", r6, "w/a", "3", NULL);
+  sse_close(&p);
+
+  /* From a revision, without prev. */
+  char path[128];
+  snprintf(path, sizeof path, "/v1/keys/w/a?watch&from=%" PRId64, r3);
+  sse_open(&k, f2, path, NULL);
+  CHECK(sse_wait(&k, 3, false, 10000) == 3, "from r3: %zu events",
+        sse_count(&k, false));
+  sse_check(&k, 0, "put", r3, "w/a", "2", NULL);
+  sse_check(&k, 1, "delete", r4, "w/a", NULL, NULL);
+  sse_check(&k, 2, "put", r6, "w/a", "3", NULL);
+  CHECK(strcmp(k.evs[0].type, "progress") == 0 &&
+            strtoll(k.evs[0].id, NULL, 10) == r3 - 1 &&
+            strchr(k.evs[0].id, '.') == NULL,
+        "the stream opens after revision r3 - 1: %s", k.evs[0].id);
+  sse_close(&k);
+
+  /* A value that is not UTF-8 comes base64-encoded. */
+  int64_t rb;
+  {
+    json_t *j = req("POST", l, "/v1/txn", NULL,
+                    "{\"success\": [{\"op\": \"put\", \"key\": \"w/bin\", "
+                    "\"value_base64\": \"//4A\"}]}",
+                    200);
+    rb = jint(j, "revision");
+    json_decref(j);
+  }
+  snprintf(path, sizeof path, "/v1/keys/w/bin?watch&from=%" PRId64, rb);
+  sse_open(&k, f1, path, NULL);
+  CHECK(sse_wait(&k, 1, false, 10000) == 1, "binary value: no event");
+  json_t *d = sse_ev(&k, 0)->data;
+  CHECK(strcmp(jstr(d, "value"), "//4A") == 0 &&
+            strcmp(jstr(d, "encoding"), "base64") == 0,
+        "a binary value as base64");
+  sse_close(&k);
+
+  /* A key with a line break: the opening comment stays one line, and the
+   * event's JSON escapes it. */
+  sse_open(&k, f2, "/v1/keys/w/x%0Ay?watch", NULL);
+  int64_t rl = write_rev("PUT", l, "/v1/keys/w/x%0Ay", "v");
+  CHECK(sse_wait(&k, 1, false, 10000) == 1, "key with LF: no event");
+  sse_check(&k, 0, "put", rl, "w/x\ny", "v", NULL);
+  CHECK(strcmp(k.evs[0].type, "progress") == 0, "opening: %s", k.evs[0].type);
+  sse_close(&k);
+  printf("ok watch: a key and a prefix over SSE on followers, puts and "
+         "deletes in order with ids and prev, progress, resumed by "
+         "Last-Event-ID on another replica (after an event, after a "
+         "progress), from a revision, base64\n");
+}
+
+/* A session's end deletes its keys at one revision: one event each,
+ * with distinct ids, and a resume in the middle of them neither repeats
+ * nor skips one. */
+static void scenario_watch_session_end(void) {
+  int l = leader_of(), f = (l + 1) % c.n;
+  int64_t s = session_open(f, "10s");
+  char path[128];
+  for (int i = 0; i < 5; i++) {
+    snprintf(path, sizeof path, "/v1/keys/sess/k%d?session=%" PRId64, i, s);
+    json_decref(req("PUT", l, path, NULL, "gw", 200));
+  }
+  snprintf(path, sizeof path, "/v1/sessions/%" PRId64, s);
+  json_decref(req("DELETE", f, path, NULL, NULL, 200));
+  int64_t r = revision(l);
+  struct sse w;
+  snprintf(path, sizeof path, "/v1/keys/sess/?prefix&watch&prev&from=%" PRId64,
+           r);
+  sse_open(&w, f, path, NULL);
+  CHECK(sse_wait(&w, 5, false, 10000) == 5, "session end: %zu events",
+        sse_count(&w, false));
+  char ids[5][32];
+  for (int i = 0; i < 5; i++) {
+    char key[16];
+    snprintf(key, sizeof key, "sess/k%d", i);
+    sse_check(&w, (size_t)i, "delete", r, key, NULL, "gw");
+    snprintf(ids[i], sizeof ids[i], "%s", sse_ev(&w, (size_t)i)->id);
+    CHECK(i == 0 || strcmp(ids[i], ids[i - 1]) != 0, "distinct ids: %s",
+          ids[i]);
+  }
+  sse_close(&w);
+  /* Resume after the second delete, on another replica. */
+  sse_open(&w, l, "/v1/keys/sess/?prefix&watch", ids[1]);
+  CHECK(sse_wait(&w, 4, false, 3000) == 3, "resumed in the revision: %zu",
+        sse_count(&w, false));
+  for (int i = 0; i < 3; i++) {
+    CHECK(strcmp(sse_ev(&w, (size_t)i)->id, ids[i + 2]) == 0,
+          "resumed event %d: %s, want %s", i, sse_ev(&w, (size_t)i)->id,
+          ids[i + 2]);
+  }
+  sse_close(&w);
+  printf("ok watch session end: 5 deletes at revision %" PRId64
+         " (%s..%s), resumed after %s with the other 3\n",
+         r, ids[0], ids[4], ids[1]);
+}
+
+/* A watch from below the history (synodd --keys-history HISTORY): the
+ * stream opens and says SYNOD_ECOMPACTED with the oldest revision kept
+ * in an `event: error`, then ends; a watch from there works. */
+static void scenario_watch_compacted(void) {
+  int l = leader_of(), f = (l + 1) % c.n;
+  for (int k = 0; k * 64 <= HISTORY; k++) {
+    struct buf t = txn_puts("h/", 64);
+    json_decref(req("POST", l, "/v1/txn", NULL, t.p, 200));
+    free(t.p);
+  }
+  struct sse w;
+  sse_open(&w, f, "/v1/keys/h/?prefix&watch&from=1", NULL);
+  sse_wait(&w, 1, false, 10000);
+  CHECK(w.n >= 1, "no event");
+  struct sse_ev *ev = sse_ev(&w, 0);
+  CHECK(strcmp(ev->type, "error") == 0, "an error event, not %s", ev->type);
+  CHECK(strcmp(jstr(ev->data, "error"), "SYNOD_ECOMPACTED") == 0, "%s",
+        jstr(ev->data, "error"));
+  int64_t first = jint(ev->data, "first_available");
+  CHECK(first > 1, "first_available %" PRId64, first);
+  sse_wait(&w, 2, false, 5000);
+  CHECK(w.done, "the stream ends after the error");
+  sse_close(&w);
+  char path[128];
+  snprintf(path, sizeof path, "/v1/keys/h/?prefix&watch&from=%" PRId64, first);
+  sse_open(&w, f, path, NULL);
+  CHECK(sse_wait(&w, 1, false, 10000) >= 1 &&
+            strcmp(sse_ev(&w, 0)->type, "put") == 0 &&
+            strtoll(sse_ev(&w, 0)->id, NULL, 10) == first,
+        "a watch from first_available delivers from it: %zu events", w.n);
+  sse_close(&w);
+  printf("ok watch compacted: from 1 below a history of %d events: "
+         "event: error SYNOD_ECOMPACTED, first_available %" PRId64 "\n",
+         HISTORY, first);
+}
+
 /* Bad input: 4xx, a clear message, and the store's revision unchanged. */
 static void scenario_bad_input(void) {
   int l = leader_of(), f = (l + 1) % c.n;
@@ -459,7 +876,13 @@ static void scenario_bad_input(void) {
       {"GET", "/v1/keys/a?prefix&limit=-1", NULL, NULL, 400},
       {"GET", "/v1/keys/a?stale=maybe", NULL, NULL, 400},
       {"PATCH", "/v1/keys/a", NULL, "x", 405},
-      {"GET", "/v1/keys/a?watch&from=1", NULL, NULL, 501}, /* not yet */
+      {"GET", "/v1/keys/a?watch&from=0", NULL, NULL, 400},
+      {"GET", "/v1/keys/a?watch&from=x", NULL, NULL, 400},
+      {"GET", "/v1/keys/a?watch&limit=3", NULL, NULL, 400},
+      {"GET", "/v1/keys/?watch", NULL, NULL, 400}, /* no key, no prefix */
+      {"GET", "/v1/keys/%ff?watch", NULL, NULL, 400},
+      {"GET", "/v1/keys/a?watch", "Last-Event-ID: 3.x", NULL, 400},
+      {"GET", "/v1/keys/a?watch", "Last-Event-ID: 0.2", NULL, 400},
       {"POST", "/v1/txn", NULL, "{", 400},
       {"POST", "/v1/txn", NULL, "[]", 400},
       {"POST", "/v1/txn", NULL, "{\"succes\": []}", 400},
@@ -506,15 +929,7 @@ static void scenario_bad_input(void) {
   json_decref(j);
   free(big);
   /* A transaction over the bound of 64 operations. */
-  struct buf t = {0};
-  buf_add(&t, "{\"success\": [", 13);
-  for (int i = 0; i < 65; i++) {
-    char op[80];
-    int n = snprintf(op, sizeof op, "%s{\"op\": \"put\", \"key\": \"t/%d\"}",
-                     i ? ", " : "", i);
-    buf_add(&t, op, (size_t)n);
-  }
-  buf_add(&t, "]}", 2);
+  struct buf t = txn_puts("t/", 65);
   j = req("POST", l, "/v1/txn", NULL, t.p, 409);
   CHECK(strcmp(jstr(j, "error"), "SYNOD_ELIMIT") == 0, "over the bound");
   json_decref(j);
@@ -620,10 +1035,16 @@ int main(void) {
   }
   uint64_t t0 = test_now_ms();
   curl_global_init(CURL_GLOBAL_DEFAULT);
-  cluster_start(&c, 3, synodd);
+  char history[16];
+  snprintf(history, sizeof history, "%d", HISTORY);
+  const char *args[] = {"--keys-history", history, NULL};
+  cluster_start_args(&c, 3, synodd, args);
   int l = leader_of();
   CHECK(c.nodes[l].http[0] != '\0', "synodd has no --http");
   scenario_basics();
+  scenario_watch();
+  scenario_watch_session_end();
+  scenario_watch_compacted();
   scenario_compares();
   scenario_txn_move();
   scenario_sessions();

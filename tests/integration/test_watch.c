@@ -677,12 +677,8 @@ int main(void) {
   struct cluster c;
   char history[16];
   snprintf(history, sizeof history, "%d", HISTORY);
-  cluster_init(&c, 3, synodd);
-  c.extra_args[0] = "--keys-history";
-  c.extra_args[1] = history;
-  for (int i = 0; i < c.n; i++) {
-    cluster_restart(&c, i);
-  }
+  const char *args[] = {"--keys-history", history, NULL};
+  cluster_start_args(&c, 3, synodd, args);
   int leader = cluster_wait_leader(&c, 20000);
   struct raw wr = raw_open(c.nodes[leader].client);
   scenario_bad_input(&c);

@@ -1,7 +1,9 @@
 /* Server-Sent Events framing: a message comes back byte for byte from
  * what an SSE client parses (several data: lines joined by LF, trailing LF
  * and empty message included), and one that is not UTF-8 or holds a CR is
- * base64 after "event: base64"; sizes are exact. */
+ * base64 after "event: base64"; sizes are exact. Events with an id and
+ * no data (a key watch's progress); key watch positions as ids, "R.E"
+ * and "R", resumed right after, and the ids the parser refuses. */
 #include <check.h>
 #include <stdlib.h>
 #include <string.h>
@@ -145,6 +147,63 @@ START_TEST(error_event_and_comment) {
 }
 END_TEST
 
+START_TEST(event_with_id_carries_it_and_may_have_no_data) {
+  char out[128];
+  size_t n = sse_event_id(out, sizeof out, "delete", "17.3", "{\"key\":\"a\"}");
+  ck_assert_uint_eq(n, strlen(out));
+  ck_assert_str_eq(out, "event: delete\nid: 17.3\ndata: {\"key\":\"a\"}\n\n");
+  /* A progress: the id alone, which EventSource keeps without an event. */
+  n = sse_event_id(out, sizeof out, "progress", "42", NULL);
+  ck_assert_uint_eq(n, strlen(out));
+  ck_assert_str_eq(out, "event: progress\nid: 42\n\n");
+  ck_assert_uint_eq(sse_event_id(NULL, 0, "progress", "42", NULL), n);
+  n = sse_event_id(out, sizeof out, "error", NULL, "{}");
+  ck_assert_str_eq(out, "event: error\ndata: {}\n\n");
+  ck_assert_uint_eq(n, sse_event(NULL, 0, "error", "{}"));
+}
+END_TEST
+
+START_TEST(watch_position_ids_resume_right_after_inside_a_revision) {
+  char id[SSE_POSITION_MAX];
+  uint64_t from = 0;
+  uint32_t after = 7;
+  sse_position(id, 17, 3);
+  ck_assert_str_eq(id, "17.3");
+  ck_assert(sse_position_parse(id, strlen(id), &from, &after));
+  ck_assert_uint_eq(from, 17); /* event 4 of revision 17 comes next */
+  ck_assert_uint_eq(after, 3);
+  sse_position(id, 17, 0);
+  ck_assert_str_eq(id, "17"); /* all of 17 */
+  ck_assert(sse_position_parse(id, strlen(id), &from, &after));
+  ck_assert_uint_eq(from, 18);
+  ck_assert_uint_eq(after, 0);
+  ck_assert(sse_position_parse("17.0", 4, &from, &after));
+  ck_assert_uint_eq(from, 18);
+  ck_assert(sse_position_parse("0", 1, &from, &after));
+  ck_assert_uint_eq(from, 1); /* before anything: from the first */
+  sse_position(id, UINT64_MAX / 2, UINT32_MAX);
+  ck_assert(sse_position_parse(id, strlen(id), &from, &after));
+  ck_assert_uint_eq(from, UINT64_MAX / 2);
+  ck_assert_uint_eq(after, UINT32_MAX);
+}
+END_TEST
+
+START_TEST(watch_position_parse_refuses_what_it_did_not_write) {
+  static const char *const bad[] = {
+      "",    ".",   "3.",           ".3",
+      "x",   "3.x", "3.1.2",        "-1",
+      "0.2", " 3",  "3.4294967296", "12345678901234567890"};
+  uint64_t from = 5;
+  uint32_t after = 6;
+  for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+    ck_assert_msg(!sse_position_parse(bad[i], strlen(bad[i]), &from, &after),
+                  "'%s' parsed", bad[i]);
+  }
+  ck_assert_uint_eq(from, 5); /* untouched */
+  ck_assert_uint_eq(after, 6);
+}
+END_TEST
+
 int main(void) {
   Suite *s = suite_create("sse");
   TCase *tc = tcase_create("sse");
@@ -157,6 +216,9 @@ int main(void) {
                  carriage_return_goes_base64_since_clients_read_it_as_a_break);
   tcase_add_test(tc, utf8_check_refuses_overlong_surrogate_and_cut_forms);
   tcase_add_test(tc, error_event_and_comment);
+  tcase_add_test(tc, event_with_id_carries_it_and_may_have_no_data);
+  tcase_add_test(tc, watch_position_ids_resume_right_after_inside_a_revision);
+  tcase_add_test(tc, watch_position_parse_refuses_what_it_did_not_write);
   suite_add_tcase(s, tc);
   SRunner *sr = srunner_create(s);
   srunner_run_all(sr, CK_NORMAL);
