@@ -372,9 +372,10 @@ static void bsub_keys_cb(void *arg, const struct synod_key_event *evs,
     p = (char *)(x + 1);
     x->k = *e;
     x->k.kv.key = bsub_copy(&p, e->kv.key, e->kv.key_len);
-    x->k.kv.value = bsub_copy(&p, e->kv.value, e->kv.value_len);
+    x->k.kv.value = (uint8_t *)bsub_copy(&p, e->kv.value, e->kv.value_len);
     x->k.prev.key = bsub_copy(&p, e->prev.key, e->prev.key_len);
-    x->k.prev.value = bsub_copy(&p, e->prev.value, e->prev.value_len);
+    x->k.prev.value =
+        (uint8_t *)bsub_copy(&p, e->prev.value, e->prev.value_len);
     bsub_queue(sub, x);
   }
 }

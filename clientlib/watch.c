@@ -88,12 +88,12 @@ int synod_async_key_watch(struct synod_async *a,
   return key_watch_start(a, o, events_cb, end_cb, start_cb, arg, false, 0, out);
 }
 
-static void kv_from_pb(const Synod__KeyValue *kv, struct synod_watch_kv *out) {
+static void kv_from_pb(const Synod__KeyValue *kv, struct synod_kv *out) {
   memset(out, 0, sizeof *out);
   if (kv == NULL) {
     return;
   }
-  out->key = (const char *)kv->key.data;
+  out->key = (char *)kv->key.data;
   out->key_len = kv->key.len;
   out->value = kv->value.data;
   out->value_len = kv->value.len;

@@ -329,7 +329,7 @@ static int bytes_set(json_t *o, const char *field, const void *p, size_t n) {
 }
 
 /* A key's fields, into o: one shape for reads and watch events. */
-static json_t *kv_fields_set(json_t *o, const struct synod_watch_kv *kv,
+static json_t *kv_fields_set(json_t *o, const struct synod_kv *kv,
                              bool with_value) {
   if (o == NULL) {
     return NULL;
@@ -349,17 +349,7 @@ static json_t *kv_fields_set(json_t *o, const struct synod_watch_kv *kv,
 }
 
 json_t *ctl_kv_json(const struct synod_kv *kv, bool with_value) {
-  struct synod_watch_kv w = {
-      .key = kv->key,
-      .key_len = kv->key_len,
-      .value = kv->value,
-      .value_len = kv->value_len,
-      .create_revision = kv->create_revision,
-      .mod_revision = kv->mod_revision,
-      .version = kv->version,
-      .session_id = kv->session_id,
-  };
-  return kv_fields_set(json_object(), &w, with_value);
+  return kv_fields_set(json_object(), kv, with_value);
 }
 
 json_t *ctl_key_event_json(const struct synod_key_event *e) {

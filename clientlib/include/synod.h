@@ -1250,29 +1250,20 @@ int synod_async_key_txn(struct synod_async *a, const struct synod_key_txn *txn,
  * The handles are the subscriptions': synod_async_unsubscribe cancels an
  * async key watch. */
 
-/* A key as a watch event carries it. Pointers are borrowed (see the
- * callback and synod_key_watch_next); key and value are not
- * NUL-terminated in general (the blocking interface adds a NUL). */
-struct synod_watch_kv {
-  const char *key;
-  size_t key_len;
-  const void *value; /* a delete's kv: none */
-  size_t value_len;
-  uint64_t create_revision;
-  uint64_t mod_revision; /* a put's: its revision */
-  uint64_t version;
-  uint64_t session_id; /* bound to; 0 = none */
-};
-
+/* One change. kv and prev are struct synod_kv (see "Keys"), here with
+ * borrowed pointers (see the callback and synod_key_watch_next; never
+ * synod_kv_free them); key and value are not NUL-terminated in general
+ * (the blocking interface adds a NUL). A put's kv.mod_revision is its
+ * revision; a delete's kv holds only the key. */
 struct synod_key_event {
   uint64_t revision;
   uint32_t event; /* within the revision, from 1 */
   bool deleted;   /* a delete; else a put */
-  struct synod_watch_kv kv;
+  struct synod_kv kv;
   /* With prev_kv: the key before the change, if it existed (always for
    * a delete). */
   bool has_prev;
-  struct synod_watch_kv prev;
+  struct synod_kv prev;
   uint64_t index;   /* the log index of the entry that made the revision */
   uint64_t time_ms; /* its cluster time */
 };

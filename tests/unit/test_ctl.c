@@ -223,7 +223,7 @@ START_TEST(key_event_json_gives_put_delete_and_prev) {
                                 .event = 2,
                                 .kv = {.key = "devices/d1",
                                        .key_len = 10,
-                                       .value = "gw-b",
+                                       .value = (uint8_t *)"gw-b",
                                        .value_len = 4,
                                        .create_revision = 3,
                                        .mod_revision = 9,
@@ -232,7 +232,7 @@ START_TEST(key_event_json_gives_put_delete_and_prev) {
                                 .has_prev = true,
                                 .prev = {.key = "devices/d1",
                                          .key_len = 10,
-                                         .value = "\xff",
+                                         .value = (uint8_t *)"\xff",
                                          .value_len = 1,
                                          .mod_revision = 3}};
   json_t *o = ctl_key_event_json(&put);
