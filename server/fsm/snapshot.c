@@ -22,6 +22,17 @@ static void arena_free(struct fsm_arena *a) {
   free(a->p);
 }
 
+struct fsm_arena *fsm_arena_new(void) {
+  return fsm_xcalloc(1, sizeof(struct fsm_arena));
+}
+
+void fsm_arena_free(struct fsm_arena *a) {
+  if (a != NULL) {
+    arena_free(a);
+    free(a);
+  }
+}
+
 /* ------------------------------------------------------------ encode */
 
 static void session_encode(struct fsm_arena *a, const struct fsm_session *s,
@@ -210,6 +221,7 @@ static void image_build(const struct fsm *f, struct fsm_arena *a,
   IMAGE_FILL(f->channels, struct fsm_channel, by_name, Synod__Fsm__Channel,
              channels, channel_encode);
   fsm_keys_image_encode(f, a, img);
+  fsm_groups_image_encode(f, a, img);
 }
 
 int fsm_snapshot_encode(const struct fsm *f, uint8_t **data, size_t *len) {
@@ -585,7 +597,8 @@ static int image_load(struct fsm *t, const Synod__Fsm__Image *img,
   }
   if (sessions_load(t, img) || locks_load(t, img) || counters_load(t, img) ||
       elections_load(t, img) || members_load(t, img) || channels_load(t, img) ||
-      fsm_keys_image_load(t, img) || pending_check(t)) {
+      fsm_keys_image_load(t, img) || fsm_groups_image_load(t, img) ||
+      pending_check(t)) {
     return -1;
   }
   uint8_t *again;
@@ -634,6 +647,9 @@ int fsm_snapshot_decode(struct fsm *f, const uint8_t *data, size_t len) {
   f->key_history_bytes = t.key_history_bytes;
   f->key_graves = t.key_graves; /* nothing on t's work list */
   f->settings = t.settings;
+  f->groups = t.groups;
+  f->group_members = t.group_members;
+  f->groups_bytes = t.groups_bytes;
   f->timers = t.timers;
   f->stats.locks_held = t.stats.locks_held;
   f->stats.lock_waiters = t.stats.lock_waiters;
