@@ -382,10 +382,11 @@ static void seeds_fsm(void) {
   size_t n = fuzz_script(bufs, lens);
   struct bytes b = {0};
   /* Plain, small limits, and with a twin restored after entry 10 (keys
-   * being written) and after entry 13 (before the expiries). */
-  const uint8_t flags[] = {0, 1, 10 << 1, (13 << 1) | 1};
+   * being written) and after entry 17 (groups joined, before the
+   * expiries). */
+  const uint8_t flags[] = {0, 1, 10 << 1, (17 << 1) | 1};
   const char *names[] = {"script", "script-small", "script-twin-10",
-                         "script-small-twin-13"};
+                         "script-small-twin-17"};
   for (int v = 0; v < 4; v++) {
     reset(&b);
     put_u8(&b, flags[v]);
