@@ -722,6 +722,54 @@ START_TEST(a_refused_request_leaves_the_image_unchanged) {
 }
 END_TEST
 
+static void view_cb(void *arg, const struct fsm_group_member_view *m) {
+  char *names = arg;
+  strcat(names, m->name);
+  strcat(names, ",");
+}
+
+START_TEST(list_and_view_show_groups_in_name_order_and_members_in_join_order) {
+  struct h h;
+  h_init(&h, NULL);
+  uint64_t a = h_open(&h, 5000);
+  h_join(&h, a, 1, "b-group", "x", NULL, false);
+  h_join(&h, a, 2, "a-group", "z", NULL, false);
+  h_join(&h, a, 3, "a-group", "y", NULL, false);
+  Synod__Request r = SYNOD__REQUEST__INIT;
+  Synod__GroupList q = SYNOD__GROUP_LIST__INIT;
+  q.limit = 1;
+  r.body_case = SYNOD__REQUEST__BODY_GROUP_LIST;
+  r.group_list = &q;
+  Synod__Response *resp = h_query(&h, &r);
+  ck_assert_uint_eq(resp->group_list->n_groups, 1);
+  ck_assert(resp->group_list->more);
+  ck_assert_str_eq(resp->group_list->groups[0]->name, "a-group");
+  ck_assert_uint_eq(resp->group_list->groups[0]->members, 2);
+  ck_assert_uint_eq(resp->group_list->groups[0]->view->n_members, 0);
+  synod__response__free_unpacked(resp, NULL);
+  q.after = "a-group";
+  q.limit = 0;
+  resp = h_query(&h, &r);
+  ck_assert_uint_eq(resp->group_list->n_groups, 1);
+  ck_assert(!resp->group_list->more);
+  ck_assert_str_eq(resp->group_list->groups[0]->name, "b-group");
+  synod__response__free_unpacked(resp, NULL);
+
+  char names[64] = "";
+  uint64_t id, off;
+  ck_assert_uint_eq(
+      fsm_group_view(h.f, "a-group", 7, &id, &off, view_cb, names), 2);
+  ck_assert_str_eq(names, "z,y,");
+  ck_assert_uint_eq(id, 2);
+  ck_assert_uint_eq(off, 2);
+  ck_assert_uint_eq(fsm_group_view(h.f, "c", 1, &id, &off, NULL, NULL), 0);
+  resp = h_view(&h, "c");
+  ck_assert_int_eq(resp->error->code, SYNOD_ENOTFOUND);
+  synod__response__free_unpacked(resp, NULL);
+  h_close(&h);
+}
+END_TEST
+
 /* ------------------------------------------------------------ image */
 
 /* A state with something of every kind: members of two sessions, items,
@@ -885,6 +933,8 @@ static Suite *group_suite(void) {
                  retention_drops_the_oldest_and_a_stale_checkpoint_is_unusable);
   tcase_add_test(tc, state_request_goes_to_the_coordinator_and_follows_it);
   tcase_add_test(tc, a_requester_left_as_coordinator_is_told_no_one_is_left);
+  tcase_add_test(
+      tc, list_and_view_show_groups_in_name_order_and_members_in_join_order);
   tcase_add_test(tc, limits_and_bad_input_are_refused_and_change_nothing);
   tcase_add_test(tc, a_refused_request_leaves_the_image_unchanged);
   tcase_add_test(tc, image_round_trips_groups_members_items_and_checkpoints);
