@@ -531,11 +531,15 @@ static void ids_expire(const struct fsm *f, struct fsm_group *g) {
   }
 }
 
-static const struct fsm_channel_id *ids_find(const struct fsm_group *g,
-                                             const char *id) {
+/* A message id still in the window (one past it counts as gone even
+ * before ids_expire drops it: a refused send must change nothing). */
+static const struct fsm_channel_id *
+ids_find(const struct fsm *f, const struct fsm_group *g, const char *id) {
   for (uint32_t i = 0; i < g->ids_n; i++) {
-    if (strcmp(id_at(g, i)->id, id) == 0) {
-      return id_at(g, i);
+    const struct fsm_channel_id *x = id_at(g, i);
+    if (x->time_ms + f->opt.channel_id_window_ms > f->time_ms &&
+        strcmp(x->id, id) == 0) {
+      return x;
     }
   }
   return NULL;
@@ -843,8 +847,7 @@ int fsm_group_send(struct fsm *f, struct fsm_session *s,
   if (rv != 0) {
     return rv;
   }
-  ids_expire(f, g);
-  const struct fsm_channel_id *seen = id[0] ? ids_find(g, id) : NULL;
+  const struct fsm_channel_id *seen = id[0] ? ids_find(f, g, id) : NULL;
   if (seen != NULL) {
     reply_sent(r, seen->first_offset, seen->index, true);
     return 0;
@@ -859,6 +862,7 @@ int fsm_group_send(struct fsm *f, struct fsm_session *s,
     free(b.p);
     return rv;
   }
+  ids_expire(f, g);
   uint64_t offset = group_append(f, g, &b);
   if (id[0]) {
     ids_push(g, id, offset, f->index, f->time_ms);

@@ -423,6 +423,33 @@ START_TEST(send_is_exactly_once_under_retries) {
 }
 END_TEST
 
+/* A message id is remembered for channel_id_window_ms of cluster time; a
+ * send refused for room changes nothing, not even the expired ids. */
+START_TEST(message_ids_expire_and_a_refused_send_keeps_them) {
+  struct fsm_options o = {0};
+  o.channel_id_window_ms = 1000;
+  o.groups_bytes_max = 64;
+  struct h h;
+  h_init(&h, &o);
+  uint64_t a = h_open(&h, 60000);
+  h_join(&h, a, 1, "g", "m", NULL, false);
+  h_send(&h, 0, 0, "g", "", "x", "id-1");
+  uint64_t first = h.resp->group_send->offset;
+  h_at(&h, 2500);
+  uint64_t before = groups_hash(h.f);
+  h_send(&h, 0, 0, "g", "",
+         "0123456789012345678901234567890123456789012345678901234567890123",
+         "id-2");
+  ck_assert_int_eq(h_err(&h), SYNOD_ELIMIT);
+  ck_assert_uint_eq(groups_hash(h.f), before);
+  h_send(&h, 0, 0, "g", "", "x", "id-1");
+  ck_assert_int_eq(h_err(&h), 0);
+  ck_assert(!h.resp->group_send->duplicate);
+  ck_assert_uint_gt(h.resp->group_send->offset, first);
+  h_close(&h);
+}
+END_TEST
+
 /* ------------------------------------------------------------ checkpoints */
 
 static Synod__Response *h_ckpt_read(struct h *h, const char *g, uint64_t offset,
@@ -927,6 +954,7 @@ static Suite *group_suite(void) {
   tcase_add_test(tc, session_end_removes_its_memberships_in_one_view_per_group);
   tcase_add_test(tc, send_to_the_group_and_to_one_member_records_the_target);
   tcase_add_test(tc, send_is_exactly_once_under_retries);
+  tcase_add_test(tc, message_ids_expire_and_a_refused_send_keeps_them);
   tcase_add_test(tc,
                  checkpoint_is_stored_in_chunks_and_replaced_by_a_newer_one);
   tcase_add_test(tc,
