@@ -36,6 +36,7 @@ struct config {
   const char *discovery, *peer_port, *dns_name, *dns_interval, *k8s_api;
   const char *k8s_namespace, *k8s_selector, *k8s_token_file, *k8s_ca_file;
   const char *k8s_interval, *http, *channels_max_bytes;
+  const char *group_checkpoint_max_bytes;
 };
 
 static struct config cfg = {.cluster_id = "synod", .log_level = "info"};
@@ -77,6 +78,10 @@ static const struct flag flags[] = {
      "server-wide cap on retained channel messages: 64MiB, 1GiB, ... "
      "(held in memory on every replica; the leader's value applies to "
      "all) [64MiB]"},
+    {"--group-checkpoint-max-bytes", "SYNOD_GROUP_CHECKPOINT_MAX_BYTES",
+     &cfg.group_checkpoint_max_bytes,
+     "the largest state checkpoint a group may store: 16MiB, 64MiB, ... "
+     "(at most 1GiB; the leader's value applies to all) [16MiB]"},
     {"--discovery", "SYNOD_DISCOVERY", &cfg.discovery,
      "how to find the replicas: static (--peers), dns or kubernetes "
      "[static]"},
@@ -387,10 +392,17 @@ int main(int argc, char **argv) {
       parse_u32(cfg.election_ticks, "--election-ticks", &o.election_ticks) ||
       parse_u32(cfg.snapshot_entries, "--snapshot-entries", &snap_entries) ||
       parse_bytes(cfg.channels_max_bytes, "--channels-max-bytes",
-                  &o.channels_bytes_max)) {
+                  &o.channels_bytes_max) ||
+      parse_bytes(cfg.group_checkpoint_max_bytes,
+                  "--group-checkpoint-max-bytes",
+                  &o.group_checkpoint_bytes_max)) {
     fprintf(stderr, "synodd: --name, --data, --client, --peer and --peers "
                     "(or --initial-size) are required; --log-level is "
                     "debug|info|warn|error\n");
+    return 2;
+  }
+  if (o.group_checkpoint_bytes_max > (1ull << 30)) {
+    fprintf(stderr, "synodd: --group-checkpoint-max-bytes is at most 1GiB\n");
     return 2;
   }
   if (parse_discovery(&dopts) != 0) {

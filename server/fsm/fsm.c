@@ -171,6 +171,9 @@ static void options_resolve(struct fsm_options *o) {
   if (o->group_checkpoint_bytes_max == 0) {
     o->group_checkpoint_bytes_max = 16ull << 20;
   }
+  if (o->group_checkpoint_bytes_max > FSM_GROUP_CHECKPOINT_BYTES_CAP) {
+    o->group_checkpoint_bytes_max = FSM_GROUP_CHECKPOINT_BYTES_CAP;
+  }
   o->group_chunk_bytes_max = opt_or(o->group_chunk_bytes_max, 1000000);
   o->group_uploads_max = opt_or(o->group_uploads_max, 4);
   if (o->groups_bytes_max == 0) {
@@ -448,6 +451,11 @@ int fsm_apply(struct fsm *f, uint64_t index, const uint8_t *data, size_t len,
       fsm_member_apply(f, cmd->member);
     } else if (cmd->body_case == SYNOD__FSM__COMMAND__BODY_SETTINGS) {
       f->settings.channels_bytes_max = cmd->settings->channels_bytes_max;
+      f->settings.group_checkpoint_bytes_max =
+          cmd->settings->group_checkpoint_bytes_max <=
+                  FSM_GROUP_CHECKPOINT_BYTES_CAP
+              ? cmd->settings->group_checkpoint_bytes_max
+              : FSM_GROUP_CHECKPOINT_BYTES_CAP;
     } else {
       request_apply(f, cmd->request, out);
     }
@@ -531,12 +539,19 @@ uint64_t fsm_channels_bytes_max(const struct fsm *f) {
                                         : f->opt.channels_bytes_max;
 }
 
+uint64_t fsm_group_checkpoint_bytes_max(const struct fsm *f) {
+  return f->settings.group_checkpoint_bytes_max
+             ? f->settings.group_checkpoint_bytes_max
+             : f->opt.group_checkpoint_bytes_max;
+}
+
 size_t fsm_command_encode_settings(uint64_t time_ms,
                                    const struct fsm_settings *s, uint8_t *buf,
                                    size_t cap) {
   Synod__Fsm__Command c = SYNOD__FSM__COMMAND__INIT;
   Synod__Fsm__Settings m = SYNOD__FSM__SETTINGS__INIT;
   m.channels_bytes_max = s->channels_bytes_max;
+  m.group_checkpoint_bytes_max = s->group_checkpoint_bytes_max;
   c.time_ms = time_ms;
   c.body_case = SYNOD__FSM__COMMAND__BODY_SETTINGS;
   c.settings = &m;

@@ -326,13 +326,24 @@ uint64_t fsm_digest(const struct fsm *f);
  * 0 in a field: the fsm_options default. */
 struct fsm_settings {
   uint64_t channels_bytes_max;
+  /* At most FSM_GROUP_CHECKPOINT_BYTES_CAP; a checkpoint stored under a
+   * larger setting stays when it is lowered. */
+  uint64_t group_checkpoint_bytes_max;
 };
+
+/* The largest group checkpoint any setting may allow (an image holding a
+ * larger one is corrupt). */
+#define FSM_GROUP_CHECKPOINT_BYTES_CAP (1ull << 30)
 
 /* The settings as applied (0 fields: never set). */
 void fsm_settings_get(const struct fsm *f, struct fsm_settings *out);
 
 /* The server-wide cap on retained channel bytes in force. */
 uint64_t fsm_channels_bytes_max(const struct fsm *f);
+
+/* The bound on one group checkpoint in force (the setting, else the
+ * option). */
+uint64_t fsm_group_checkpoint_bytes_max(const struct fsm *f);
 
 /* Builds a Settings command (the leader writes its flags' values). Same
  * contract as fsm_command_encode_request. */

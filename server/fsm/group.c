@@ -877,9 +877,9 @@ static int chunk_check(const struct fsm *f, const struct fsm_group *g,
                        const struct fsm_group_upload *u, bool found,
                        const Synod__GroupCheckpoint *c, char *msg) {
   const struct fsm_options *o = &f->opt;
-  if (c->total_bytes > o->group_checkpoint_bytes_max) {
+  if (c->total_bytes > fsm_group_checkpoint_bytes_max(f)) {
     errmsg_set(msg, "group checkpoint: %" PRIu64 " bytes, over %" PRIu64,
-               c->total_bytes, o->group_checkpoint_bytes_max);
+               c->total_bytes, fsm_group_checkpoint_bytes_max(f));
     return SYNOD_ETOOBIG;
   }
   if (c->chunk.len > o->group_chunk_bytes_max) {

@@ -225,7 +225,7 @@ static int ckpt_load(struct fsm *t, struct fsm_group *g,
     return 0;
   }
   if (c->offset >= g->window.next || !name_ok(t, c->member) ||
-      c->data.len > t->opt.group_checkpoint_bytes_max ||
+      c->data.len > FSM_GROUP_CHECKPOINT_BYTES_CAP ||
       c->index > img->applied_index || c->time_ms > img->time_ms) {
     return -1;
   }
@@ -256,7 +256,7 @@ static int uploads_load(struct fsm *t, struct fsm_group *g,
     struct fsm_group_member *x = member_named(g, u->member);
     if (x == NULL || x->session->id != u->session_id ||
         (i > 0 && u->session_id <= m->uploads[i - 1]->session_id) ||
-        u->total_bytes > t->opt.group_checkpoint_bytes_max ||
+        u->total_bytes > FSM_GROUP_CHECKPOINT_BYTES_CAP ||
         u->data.len >= u->total_bytes || u->offset >= g->window.next ||
         (g->has_ckpt && u->offset < g->ckpt_offset)) {
       return -1;

@@ -47,6 +47,9 @@ struct node_options {
    * the replicated settings when it differs [0: leave as it is; the
    * state machine's default is 64 MiB]. */
   uint64_t channels_bytes_max;
+  /* The bound on one group checkpoint, written into the replicated
+   * settings alike [0: leave as it is; the default is 16 MiB]. */
+  uint64_t group_checkpoint_bytes_max;
 };
 
 struct node;

@@ -797,6 +797,43 @@ START_TEST(list_and_view_show_groups_in_name_order_and_members_in_join_order) {
 }
 END_TEST
 
+/* The bound on a checkpoint is a replicated setting (the leader's
+ * --group-checkpoint-max-bytes); lowering it keeps a larger checkpoint
+ * already stored, and the image carries it. */
+START_TEST(the_checkpoint_bound_is_a_replicated_setting) {
+  struct fsm_options o = {0};
+  o.group_checkpoint_bytes_max = 4;
+  struct h h;
+  h_init(&h, &o);
+  uint64_t a = h_open(&h, 60000);
+  h_join(&h, a, 1, "g", "m", NULL, false);
+  h_chunk(&h, a, 2, "g", "m", 1, 6, 0, "123456");
+  ck_assert_int_eq(h_err(&h), SYNOD_ETOOBIG);
+  uint8_t buf[64];
+  struct fsm_settings set = {.group_checkpoint_bytes_max = 8};
+  h_apply_bytes(&h, buf,
+                fsm_command_encode_settings(h.time_ms, &set, buf, sizeof buf));
+  ck_assert_uint_eq(fsm_group_checkpoint_bytes_max(h.f), 8);
+  h_chunk(&h, a, 3, "g", "m", 1, 6, 0, "123456");
+  ck_assert_int_eq(h_err(&h), 0);
+  set.group_checkpoint_bytes_max = 2;
+  h_apply_bytes(&h, buf,
+                fsm_command_encode_settings(h.time_ms, &set, buf, sizeof buf));
+  uint8_t *img;
+  size_t len;
+  ck_assert_int_eq(fsm_snapshot_encode(h.f, &img, &len), 0);
+  struct fsm *g = fsm_new(&o);
+  ck_assert_int_eq(fsm_snapshot_decode(g, img, len), 0);
+  ck_assert_uint_eq(fsm_group_checkpoint_bytes_max(g), 2);
+  struct fsm_group_checkpoint ck;
+  ck_assert(fsm_group_checkpoint_get(g, "g", 1, &ck));
+  ck_assert_uint_eq(ck.len, 6);
+  free(img);
+  fsm_free(g);
+  h_close(&h);
+}
+END_TEST
+
 /* ------------------------------------------------------------ image */
 
 /* A state with something of every kind: members of two sessions, items,
@@ -964,6 +1001,7 @@ static Suite *group_suite(void) {
   tcase_add_test(
       tc, list_and_view_show_groups_in_name_order_and_members_in_join_order);
   tcase_add_test(tc, limits_and_bad_input_are_refused_and_change_nothing);
+  tcase_add_test(tc, the_checkpoint_bound_is_a_replicated_setting);
   tcase_add_test(tc, a_refused_request_leaves_the_image_unchanged);
   tcase_add_test(tc, image_round_trips_groups_members_items_and_checkpoints);
   tcase_add_test(tc, a_restored_replica_applies_the_next_entries_identically);
