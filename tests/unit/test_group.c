@@ -644,6 +644,149 @@ START_TEST(a_requester_left_as_coordinator_is_told_no_one_is_left) {
 }
 END_TEST
 
+/* ------------------------------------------------------------ transfer */
+
+/* An application's state: a running hash of the messages to all it has
+ * applied, as of an offset. */
+struct app {
+  const char *member;
+  uint64_t hash;
+  uint64_t at; /* the last offset applied */
+};
+
+static void app_apply(struct app *a, const struct fsm_group_item *it) {
+  if (it->kind == FSM_GROUP_MESSAGE && it->to_len == 0) {
+    for (size_t i = 0; i < it->len; i++) {
+      a->hash = (a->hash ^ it->data[i]) * 0x100000001b3ull;
+    }
+  }
+  a->at = it->offset;
+}
+
+/* Applies every item of g after a->at addressed to a's member; returns
+ * the offset of the last checkpoint notice among them (0 if none). */
+static uint64_t app_catch_up(struct h *h, const char *g, struct app *a) {
+  struct fsm_stream st;
+  struct window_iter wit;
+  struct window_item wi;
+  struct fsm_group_item it;
+  uint64_t notice = 0;
+  ck_assert(fsm_group_stream(h->f, g, strlen(g), &st));
+  ck_assert_uint_ge(a->at + 1, st.first); /* no gap */
+  window_iter_seek(st.window, a->at + 1, &wit);
+  while (window_iter_next(&wit, &wi)) {
+    ck_assert_int_eq(fsm_group_item_decode(&wi, &it), 0);
+    if (fsm_group_item_for(&it, a->member, strlen(a->member))) {
+      notice = it.kind == FSM_GROUP_CHECKPOINT ? it.offset : notice;
+      app_apply(a, &it);
+    }
+  }
+  return notice;
+}
+
+/* Stores a's state as the group's checkpoint, in two chunks. */
+static void app_store(struct h *h, uint64_t sid, uint64_t *seq, const char *g,
+                      const struct app *a) {
+  char text[24];
+  snprintf(text, sizeof text, "%016" PRIx64, a->hash);
+  char half[9];
+  memcpy(half, text, 8);
+  half[8] = '\0';
+  h_chunk(h, sid, (*seq)++, g, a->member, a->at, 16, 0, half);
+  ck_assert_int_eq(h_err(h), 0);
+  h_chunk(h, sid, (*seq)++, g, a->member, a->at, 16, 8, text + 8);
+  ck_assert_int_eq(h_err(h), 0);
+  ck_assert(h->resp->group_checkpoint->committed);
+}
+
+/* A joiner takes the checkpoint (read in chunks) as its state at the
+ * checkpoint's offset. */
+static void app_load(struct h *h, const char *g, struct app *a) {
+  char text[17] = "";
+  uint64_t from = 0, offset = 0;
+  for (;;) {
+    Synod__Response *r = h_ckpt_read(h, g, offset, from, 5);
+    ck_assert_ptr_null(r->error);
+    Synod__GroupCheckpointChunk *c = r->group_checkpoint_chunk;
+    offset = c->checkpoint->offset;
+    memcpy(text + from, c->data.data, c->data.len);
+    from += c->data.len;
+    bool last = c->last;
+    synod__response__free_unpacked(r, NULL);
+    if (last) {
+      break;
+    }
+  }
+  ck_assert_uint_eq(from, 16);
+  a->hash = strtoull(text, NULL, 16);
+  a->at = offset;
+}
+
+static void app_send(struct h *h, int n, const char *prefix) {
+  for (int i = 0; i < n; i++) {
+    char data[32];
+    snprintf(data, sizeof data, "%s-%d", prefix, i);
+    h_send(h, 0, 0, "g", "", data, NULL);
+    ck_assert_int_eq(h_err(h), 0);
+  }
+}
+
+/* The property the issue asks of state transfer: a joiner's state (the
+ * checkpoint plus the items after it) equals that of a member that was
+ * there all along, with no gap and no duplicate, whether the checkpoint
+ * was there already or the coordinator made it on request. */
+START_TEST(a_joiner_with_state_ends_identical_to_a_member_there_all_along) {
+  struct fsm_options o = {0};
+  o.group_items_max = 12;
+  struct h h;
+  h_init(&h, &o);
+  uint64_t sa = h_open(&h, 60000), sb = h_open(&h, 60000);
+  uint64_t sc = h_open(&h, 60000), seq_a = 2;
+  struct app a = {"A", 0, 0}, b = {"B", 0, 0}, c = {"C", 0, 0};
+  h_join(&h, sa, 1, "g", "A", NULL, true);
+  app_send(&h, 3, "one");
+  app_catch_up(&h, "g", &a);
+  app_store(&h, sa, &seq_a, "g", &a);
+  app_send(&h, 2, "two");
+  /* B joins: the checkpoint is usable. */
+  h_join(&h, sb, 1, "g", "B", NULL, true);
+  ck_assert_int_eq(h.resp->group_join->state->source,
+                   SYNOD__GROUP_STATE__SOURCE__CHECKPOINT);
+  app_load(&h, "g", &b);
+  app_send(&h, 2, "three");
+  app_catch_up(&h, "g", &a);
+  app_catch_up(&h, "g", &b);
+  ck_assert_uint_eq(b.hash, a.hash);
+  ck_assert_uint_eq(b.at, a.at);
+  /* Enough traffic that the checkpoint goes stale. */
+  app_send(&h, 12, "four");
+  app_catch_up(&h, "g", &a);
+  app_catch_up(&h, "g", &b);
+  h_join(&h, sc, 1, "g", "C", NULL, true);
+  ck_assert_int_eq(h.resp->group_join->state->source,
+                   SYNOD__GROUP_STATE__SOURCE__REQUESTED);
+  uint64_t view_c = h.resp->group_join->view->offset;
+  app_send(&h, 2, "five"); /* in flight while A answers */
+  /* A sees the request (addressed to it) and answers at its position. */
+  app_catch_up(&h, "g", &a);
+  app_store(&h, sa, &seq_a, "g", &a);
+  app_send(&h, 2, "six");
+  /* C's stream from its view on shows the notice; C loads and goes on. */
+  c.at = view_c - 1;
+  struct app seen = c;
+  uint64_t notice = app_catch_up(&h, "g", &seen);
+  ck_assert_uint_gt(notice, view_c);
+  app_load(&h, "g", &c);
+  app_catch_up(&h, "g", &c);
+  app_catch_up(&h, "g", &a);
+  app_catch_up(&h, "g", &b);
+  ck_assert_uint_eq(c.hash, a.hash);
+  ck_assert_uint_eq(b.hash, a.hash);
+  ck_assert_uint_eq(c.at, a.at);
+  h_close(&h);
+}
+END_TEST
+
 /* ------------------------------------------------------------ limits */
 
 START_TEST(limits_and_bad_input_are_refused_and_change_nothing) {
@@ -998,6 +1141,8 @@ static Suite *group_suite(void) {
                  retention_drops_the_oldest_and_a_stale_checkpoint_is_unusable);
   tcase_add_test(tc, state_request_goes_to_the_coordinator_and_follows_it);
   tcase_add_test(tc, a_requester_left_as_coordinator_is_told_no_one_is_left);
+  tcase_add_test(
+      tc, a_joiner_with_state_ends_identical_to_a_member_there_all_along);
   tcase_add_test(
       tc, list_and_view_show_groups_in_name_order_and_members_in_join_order);
   tcase_add_test(tc, limits_and_bad_input_are_refused_and_change_nothing);
