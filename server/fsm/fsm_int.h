@@ -650,6 +650,36 @@ int fsm_group_checkpoint_read(struct fsm *f, struct fsm_session *s,
                               const Synod__Request *req, struct fsm_reply *r);
 int fsm_group_read(struct fsm *f, struct fsm_session *s,
                    const Synod__Request *req, struct fsm_reply *r);
+/* Shared by group.c, group_item.c and group_read.c. */
+struct fsm_group *fsm_group_find(const struct fsm *f, const char *name,
+                                 size_t len);
+/* Every item after the checkpoint's offset is retained. */
+bool fsm_group_ckpt_usable(const struct fsm_group *g);
+/* The view of g into v; with an arena, the full member list (borrowing
+ * the members' strings). */
+void fsm_group_view_fill(const struct fsm_group *g, struct fsm_arena *a,
+                         Synod__GroupView *v);
+void fsm_group_ckpt_fill(const struct fsm_group *g,
+                         Synod__GroupCheckpointInfo *c);
+/* Checks a member name; on failure "<what>: member: ..." in msg. */
+int fsm_group_member_check(const struct fsm *f, const char *what,
+                           const char *member, char *msg);
+/* r's arena, made on first use. */
+struct fsm_arena *fsm_reply_arena(struct fsm_reply *r);
+/* Fills x from it with arena memory (strings copied to be NUL-ended;
+ * data borrowed from the window). */
+void fsm_group_item_to_pb(const struct fsm_group_item *it, struct fsm_arena *a,
+                          Synod__GroupItem *x);
+/* Validates the group name of a request (what: its name for messages)
+ * into name and len; returns the error from the handler. */
+#define FSM_GROUP_NAME(field, what)                                            \
+  const char *name = fsm_str(req->field->group);                               \
+  size_t len = strlen(name);                                                   \
+  int rv = fsm_name_check(f, what, name, len, r->msg);                         \
+  if (rv != 0) {                                                               \
+    return rv;                                                                 \
+  }
+
 /* Ends s's memberships: one new view per group (in name order) without
  * them; groups left empty are deleted. */
 void fsm_groups_session_end(struct fsm *f, struct fsm_session *s);

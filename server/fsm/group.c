@@ -19,15 +19,14 @@
 #include <string.h>
 
 #include "fsm_int.h"
-#include "utf8.h"
 
 int fsm_group_cmp(const void *key, const struct otree_node *n) {
   const struct fsm_group *g = FSM_CONTAINER(n, struct fsm_group, by_name);
   return fsm_name_cmp(key, g->name, g->name_len);
 }
 
-static struct fsm_group *group_find(const struct fsm *f, const char *name,
-                                    size_t len) {
+struct fsm_group *fsm_group_find(const struct fsm *f, const char *name,
+                                 size_t len) {
   struct fsm_name k = {name, len};
   struct otree_node *n = otree_find(&f->groups, &k);
   return n ? FSM_CONTAINER(n, struct fsm_group, by_name) : NULL;
@@ -133,7 +132,7 @@ static struct fsm_group_member *group_coordinator(const struct fsm_group *g) {
                              group_link);
 }
 
-static bool ckpt_usable(const struct fsm_group *g) {
+bool fsm_group_ckpt_usable(const struct fsm_group *g) {
   return g->has_ckpt && g->ckpt_offset + 1 >= g->window.first;
 }
 
@@ -213,147 +212,6 @@ static void gb_str(struct gbuf *b, const void *s, size_t n) {
 
 static void gb_kind(struct gbuf *b, uint8_t kind) {
   gb_put(b, &kind, 1);
-}
-
-/* Reads a varint; false past `end` or over 64 bits. */
-static bool rd_varint(const uint8_t **p, const uint8_t *end, uint64_t *v) {
-  *v = 0;
-  for (unsigned shift = 0; shift < 64; shift += 7) {
-    if (*p >= end) {
-      return false;
-    }
-    uint8_t c = *(*p)++;
-    *v |= (uint64_t)(c & 0x7f) << shift;
-    if ((c & 0x80) == 0) {
-      return true;
-    }
-  }
-  return false;
-}
-
-static bool rd_str(const uint8_t **p, const uint8_t *end, const uint8_t **s,
-                   size_t *n) {
-  uint64_t len;
-  if (!rd_varint(p, end, &len) || len > (uint64_t)(end - *p)) {
-    return false;
-  }
-  *s = *p;
-  *n = (size_t)len;
-  *p += len;
-  return true;
-}
-
-/* A name inside an item: empty allowed where `empty`, else 1..65535 bytes
- * of UTF-8 without a NUL (what a request's C string can carry). */
-static bool rd_name(const uint8_t **p, const uint8_t *end, const char **s,
-                    size_t *n, bool empty) {
-  const uint8_t *x;
-  if (!rd_str(p, end, &x, n) || (*n == 0 && !empty) || *n > 65535 ||
-      memchr(x, 0, *n) != NULL || !utf8_valid((const char *)x, *n, NULL)) {
-    return false;
-  }
-  *s = (const char *)x;
-  return true;
-}
-
-int fsm_group_item_decode(const struct window_item *wi,
-                          struct fsm_group_item *out) {
-  const uint8_t *p = wi->data, *end = wi->data + wi->len;
-  uint64_t a, b;
-  memset(out, 0, sizeof *out);
-  out->offset = wi->pos;
-  out->index = wi->index;
-  out->time_ms = wi->time_ms;
-  out->to = out->from = "";
-  if (wi->len == 0) {
-    return -1;
-  }
-  out->kind = (enum fsm_group_item_kind) * p++;
-  switch (out->kind) {
-  case FSM_GROUP_VIEW: {
-    uint64_t members, joined, left;
-    if (!rd_varint(&p, end, &out->view_id) || out->view_id == 0 ||
-        !rd_varint(&p, end, &members) || !rd_varint(&p, end, &joined) ||
-        !rd_varint(&p, end, &left) || members > UINT32_MAX ||
-        joined > members || left > UINT32_MAX || joined + left == 0) {
-      return -1;
-    }
-    out->members = (uint32_t)members;
-    out->joined = (uint32_t)joined;
-    out->left = (uint32_t)left;
-    out->changes = p;
-    out->changes_end = end;
-    struct fsm_group_change_iter ci;
-    struct fsm_group_change c;
-    uint64_t n = 0;
-    fsm_group_changes(out, &ci);
-    while (fsm_group_change_next(&ci, &c)) {
-      n++;
-    }
-    return n == joined + left && ci.p == end ? 0 : -1;
-  }
-  case FSM_GROUP_MESSAGE:
-    if (!rd_name(&p, end, &out->to, &out->to_len, true) ||
-        !rd_name(&p, end, &out->from, &out->from_len, true)) {
-      return -1;
-    }
-    out->data = p;
-    out->len = (size_t)(end - p);
-    return 0;
-  case FSM_GROUP_STATE_REQUEST:
-    return rd_name(&p, end, &out->to, &out->to_len, false) &&
-                   rd_name(&p, end, &out->from, &out->from_len, false) &&
-                   p == end
-               ? 0
-               : -1;
-  case FSM_GROUP_CHECKPOINT:
-    if (!rd_varint(&p, end, &a) || !rd_varint(&p, end, &b) || a >= wi->pos ||
-        !rd_name(&p, end, &out->from, &out->from_len, false) || p != end) {
-      return -1;
-    }
-    out->checkpoint_offset = a;
-    out->checkpoint_bytes = b;
-    return 0;
-  }
-  return -1;
-}
-
-void fsm_group_changes(const struct fsm_group_item *it,
-                       struct fsm_group_change_iter *ci) {
-  ci->p = it->changes;
-  ci->end = it->changes_end;
-  ci->i = 0;
-  ci->joined = it->joined;
-  ci->n = it->kind == FSM_GROUP_VIEW ? it->joined + it->left : 0;
-}
-
-bool fsm_group_change_next(struct fsm_group_change_iter *ci,
-                           struct fsm_group_change *out) {
-  if (ci->i >= ci->n) {
-    return false;
-  }
-  memset(out, 0, sizeof *out);
-  out->left = ci->i >= ci->joined;
-  if (!rd_name(&ci->p, ci->end, &out->name, &out->name_len, false)) {
-    ci->n = 0; /* malformed: stop */
-    return false;
-  }
-  if (!out->left && (!rd_str(&ci->p, ci->end, &out->data, &out->data_len) ||
-                     !rd_varint(&ci->p, ci->end, &out->session_id))) {
-    ci->n = 0;
-    return false;
-  }
-  ci->i++;
-  return true;
-}
-
-bool fsm_group_item_for(const struct fsm_group_item *it, const char *member,
-                        size_t len) {
-  if (it->kind != FSM_GROUP_MESSAGE && it->kind != FSM_GROUP_STATE_REQUEST) {
-    return true;
-  }
-  return it->to_len == 0 ||
-         (it->to_len == len && memcmp(it->to, member, len) == 0);
 }
 
 /* Makes room for an item of `bytes` in g: drops its oldest items while a
@@ -558,7 +416,7 @@ static void ids_push(struct fsm_group *g, const char *id, uint64_t offset,
 
 /* ------------------------------------------------------------ replies */
 
-static struct fsm_arena *reply_arena(struct fsm_reply *r) {
+struct fsm_arena *fsm_reply_arena(struct fsm_reply *r) {
   if (r->arena == NULL) {
     r->arena = fsm_arena_new();
   }
@@ -567,8 +425,8 @@ static struct fsm_arena *reply_arena(struct fsm_reply *r) {
 
 /* The view of g into v; with members, the full list (arena memory,
  * borrowing the members' strings). */
-static void view_fill(const struct fsm_group *g, struct fsm_arena *a,
-                      Synod__GroupView *v) {
+void fsm_group_view_fill(const struct fsm_group *g, struct fsm_arena *a,
+                         Synod__GroupView *v) {
   synod__group_view__init(v);
   v->view_id = g->view_id;
   v->offset = g->view_offset;
@@ -591,8 +449,8 @@ static void view_fill(const struct fsm_group *g, struct fsm_arena *a,
   }
 }
 
-static void ckpt_fill(const struct fsm_group *g,
-                      Synod__GroupCheckpointInfo *c) {
+void fsm_group_ckpt_fill(const struct fsm_group *g,
+                         Synod__GroupCheckpointInfo *c) {
   synod__group_checkpoint_info__init(c);
   c->offset = g->ckpt_offset;
   c->bytes = g->ckpt_len;
@@ -606,7 +464,7 @@ static void state_ask(struct fsm *f, struct fsm_group *g,
                       struct fsm_group_member *m, Synod__GroupState *st) {
   struct fsm_group_member *c = group_coordinator(g);
   synod__group_state__init(st);
-  if (ckpt_usable(g)) {
+  if (fsm_group_ckpt_usable(g)) {
     st->source = SYNOD__GROUP_STATE__SOURCE__CHECKPOINT;
     st->checkpoint_offset = g->ckpt_offset;
     st->checkpoint_bytes = g->ckpt_len;
@@ -627,17 +485,8 @@ static void state_ask(struct fsm *f, struct fsm_group *g,
 
 /* ------------------------------------------------------------ requests */
 
-/* Validates a group name (what: the request) into name and len. */
-#define GROUP_NAME(field, what)                                                \
-  const char *name = fsm_str(req->field->group);                               \
-  size_t len = strlen(name);                                                   \
-  int rv = fsm_name_check(f, what, name, len, r->msg);                         \
-  if (rv != 0) {                                                               \
-    return rv;                                                                 \
-  }
-
-static int member_check(const struct fsm *f, const char *what,
-                        const char *member, char *msg) {
+int fsm_group_member_check(const struct fsm *f, const char *what,
+                           const char *member, char *msg) {
   char inner[SYNOD_ERRMSG_MAX];
   int rv = fsm_name_check(f, "member", member, strlen(member), inner);
   if (rv != 0) {
@@ -668,7 +517,7 @@ static int member_of_session(struct fsm_group *g, struct fsm_session *s,
 
 static int join_check(const struct fsm *f, const struct fsm_group *g,
                       const Synod__GroupJoin *j, char *msg) {
-  int rv = member_check(f, "group join", fsm_str(j->member), msg);
+  int rv = fsm_group_member_check(f, "group join", fsm_str(j->member), msg);
   if (rv != 0) {
     return rv;
   }
@@ -697,8 +546,8 @@ static int join_check(const struct fsm *f, const struct fsm_group *g,
 int fsm_group_join(struct fsm *f, struct fsm_session *s,
                    const Synod__Request *req, struct fsm_reply *r) {
   const Synod__GroupJoin *j = req->group_join;
-  GROUP_NAME(group_join, "group join");
-  struct fsm_group *g = group_find(f, name, len);
+  FSM_GROUP_NAME(group_join, "group join");
+  struct fsm_group *g = fsm_group_find(f, name, len);
   rv = join_check(f, g, j, r->msg);
   if (rv != 0) {
     return rv;
@@ -716,7 +565,7 @@ int fsm_group_join(struct fsm *f, struct fsm_session *s,
   if (j->want_state) {
     state_ask(f, g, m, &r->gstate);
   }
-  view_fill(g, reply_arena(r), &r->gview);
+  fsm_group_view_fill(g, fsm_reply_arena(r), &r->gview);
   jr->view = &r->gview;
   jr->index = f->index;
   jr->state = &r->gstate;
@@ -727,11 +576,11 @@ int fsm_group_join(struct fsm *f, struct fsm_session *s,
 
 int fsm_group_leave(struct fsm *f, struct fsm_session *s,
                     const Synod__Request *req, struct fsm_reply *r) {
-  GROUP_NAME(group_leave, "group leave");
+  FSM_GROUP_NAME(group_leave, "group leave");
   struct fsm_group_member *m;
   const char *member = fsm_str(req->group_leave->member);
-  struct fsm_group *g = group_find(f, name, len);
-  rv = member_check(f, "group leave", member, r->msg);
+  struct fsm_group *g = fsm_group_find(f, name, len);
+  rv = fsm_group_member_check(f, "group leave", member, r->msg);
   if (rv == 0) {
     rv = member_of_session(g, s, "group leave", member, &m, r->msg);
   }
@@ -806,9 +655,10 @@ static int send_check(const struct fsm *f, struct fsm_group *g,
                f->opt.name_bytes_max);
     return SYNOD_EINVAL;
   }
-  if ((to[0] && (rv = member_check(f, "group send (to)", to, msg)) != 0) ||
+  if ((to[0] &&
+       (rv = fsm_group_member_check(f, "group send (to)", to, msg)) != 0) ||
       (from[0] &&
-       (rv = member_check(f, "group send (from)", from, msg)) != 0)) {
+       (rv = fsm_group_member_check(f, "group send (from)", from, msg)) != 0)) {
     return rv;
   }
   if (g == NULL) {
@@ -841,8 +691,8 @@ int fsm_group_send(struct fsm *f, struct fsm_session *s,
                    const Synod__Request *req, struct fsm_reply *r) {
   const Synod__GroupSend *q = req->group_send;
   const char *id = fsm_str(q->message_id);
-  GROUP_NAME(group_send, "group send");
-  struct fsm_group *g = group_find(f, name, len);
+  FSM_GROUP_NAME(group_send, "group send");
+  struct fsm_group *g = fsm_group_find(f, name, len);
   rv = send_check(f, g, s, q, r->msg);
   if (rv != 0) {
     return rv;
@@ -966,9 +816,9 @@ int fsm_group_checkpoint(struct fsm *f, struct fsm_session *s,
   const char *member = fsm_str(c->member);
   struct fsm_group_member *m;
   bool found;
-  GROUP_NAME(group_checkpoint, "group checkpoint");
-  struct fsm_group *g = group_find(f, name, len);
-  rv = member_check(f, "group checkpoint", member, r->msg);
+  FSM_GROUP_NAME(group_checkpoint, "group checkpoint");
+  struct fsm_group *g = fsm_group_find(f, name, len);
+  rv = fsm_group_member_check(f, "group checkpoint", member, r->msg);
   if (rv == 0) {
     rv = member_of_session(g, s, "group checkpoint", member, &m, r->msg);
   }
@@ -1008,9 +858,9 @@ int fsm_group_state_request(struct fsm *f, struct fsm_session *s,
                             const Synod__Request *req, struct fsm_reply *r) {
   const char *member = fsm_str(req->group_state_request->member);
   struct fsm_group_member *m;
-  GROUP_NAME(group_state_request, "group state request");
-  struct fsm_group *g = group_find(f, name, len);
-  rv = member_check(f, "group state request", member, r->msg);
+  FSM_GROUP_NAME(group_state_request, "group state request");
+  struct fsm_group *g = fsm_group_find(f, name, len);
+  rv = fsm_group_member_check(f, "group state request", member, r->msg);
   if (rv == 0) {
     rv = member_of_session(g, s, "group state request", member, &m, r->msg);
   }
@@ -1021,336 +871,4 @@ int fsm_group_state_request(struct fsm *f, struct fsm_session *s,
   r->resp.body_case = SYNOD__RESPONSE__BODY_GROUP_STATE;
   r->resp.group_state = &r->gstate;
   return 0;
-}
-
-/* ------------------------------------------------------------ reads */
-
-static void info_fill(const struct fsm_group *g, struct fsm_arena *a,
-                      Synod__GroupInfo *gi, Synod__GroupView *v,
-                      Synod__GroupCheckpointInfo *c) {
-  synod__group_info__init(gi);
-  gi->name = g->name;
-  view_fill(g, a, v);
-  gi->view = v;
-  gi->members = g->members_n;
-  gi->first_offset = g->window.first;
-  gi->next_offset = g->window.next;
-  gi->bytes = g->window.bytes;
-  if (g->has_ckpt) {
-    ckpt_fill(g, c);
-    gi->checkpoint = c;
-    gi->checkpoint_usable = ckpt_usable(g);
-  }
-  for (struct fsm_list *n = g->requests.next; n != &g->requests; n = n->next) {
-    gi->state_requests++;
-  }
-}
-
-int fsm_group_view_get(struct fsm *f, struct fsm_session *s,
-                       const Synod__Request *req, struct fsm_reply *r) {
-  (void)s;
-  GROUP_NAME(group_view, "group view");
-  const struct fsm_group *g = group_find(f, name, len);
-  if (g == NULL) {
-    errmsg_set(r->msg, "group view: no group \"%.64s\"", name);
-    return SYNOD_ENOTFOUND;
-  }
-  info_fill(g, reply_arena(r), &r->u.group_info, &r->gview, &r->gckpt);
-  r->resp.body_case = SYNOD__RESPONSE__BODY_GROUP_INFO;
-  r->resp.group_info = &r->u.group_info;
-  return 0;
-}
-
-int fsm_group_list(struct fsm *f, struct fsm_session *s,
-                   const Synod__Request *req, struct fsm_reply *r) {
-  const Synod__GroupList *q = req->group_list;
-  const char *after = fsm_str(q->after);
-  uint32_t limit = q->limit && q->limit < f->opt.list_limit_max
-                       ? q->limit
-                       : f->opt.list_limit_max;
-  struct fsm_arena *a = reply_arena(r);
-  (void)s;
-  Synod__GroupListReply *lr = &r->u.group_list;
-  synod__group_list_reply__init(lr);
-  lr->groups = fsm_arena_calloc(a, limit, sizeof *lr->groups);
-  Synod__GroupInfo *infos = fsm_arena_calloc(a, limit, sizeof *infos);
-  Synod__GroupView *views = fsm_arena_calloc(a, limit, sizeof *views);
-  Synod__GroupCheckpointInfo *cks = fsm_arena_calloc(a, limit, sizeof *cks);
-  struct fsm_name k = {after, strlen(after)};
-  struct otree_node *n =
-      k.len ? otree_lower_bound(&f->groups, &k, true) : otree_first(&f->groups);
-  for (; n != NULL; n = otree_next(n)) {
-    if (lr->n_groups == limit) {
-      lr->more = 1;
-      break;
-    }
-    size_t i = lr->n_groups++;
-    info_fill(FSM_CONTAINER(n, struct fsm_group, by_name), NULL, &infos[i],
-              &views[i], &cks[i]);
-    lr->groups[i] = &infos[i];
-  }
-  r->resp.body_case = SYNOD__RESPONSE__BODY_GROUP_LIST;
-  r->resp.group_list = lr;
-  return 0;
-}
-
-/* 1 MiB less room for the framing around the chunk. */
-#define GROUP_CHUNK_READ_DEFAULT ((1u << 20) - 4096)
-
-int fsm_group_checkpoint_read(struct fsm *f, struct fsm_session *s,
-                              const Synod__Request *req, struct fsm_reply *r) {
-  const Synod__GroupCheckpointRead *q = req->group_checkpoint_read;
-  (void)s;
-  GROUP_NAME(group_checkpoint_read, "group checkpoint read");
-  const struct fsm_group *g = group_find(f, name, len);
-  if (g == NULL || !g->has_ckpt) {
-    errmsg_set(r->msg, "group checkpoint read: \"%.64s\" has no checkpoint",
-               name);
-    return SYNOD_ENOTFOUND;
-  }
-  if (q->offset != 0 && q->offset != g->ckpt_offset) {
-    errmsg_set(r->msg,
-               "group checkpoint read: the checkpoint of \"%.64s\" at %" PRIu64
-               " was replaced by one at %" PRIu64,
-               name, q->offset, g->ckpt_offset);
-    r->error.first_available = g->ckpt_offset;
-    return SYNOD_ECOMPACTED;
-  }
-  if (q->from > g->ckpt_len) {
-    errmsg_set(r->msg,
-               "group checkpoint read: from %" PRIu64 " past its %zu bytes",
-               q->from, g->ckpt_len);
-    return SYNOD_ERANGE;
-  }
-  uint32_t max = q->max_bytes && q->max_bytes < GROUP_CHUNK_READ_DEFAULT
-                     ? q->max_bytes
-                     : GROUP_CHUNK_READ_DEFAULT;
-  size_t n = g->ckpt_len - q->from < max ? g->ckpt_len - q->from : max;
-  Synod__GroupCheckpointChunk *c = &r->u.group_chunk;
-  synod__group_checkpoint_chunk__init(c);
-  ckpt_fill(g, &r->gckpt);
-  c->checkpoint = &r->gckpt;
-  c->from = q->from;
-  c->data.data = g->ckpt + q->from;
-  c->data.len = n;
-  c->last = q->from + n == g->ckpt_len;
-  r->resp.body_case = SYNOD__RESPONSE__BODY_GROUP_CHECKPOINT_CHUNK;
-  r->resp.group_checkpoint_chunk = c;
-  return 0;
-}
-
-static char *arena_str(struct fsm_arena *a, const char *s, size_t n) {
-  char *p = fsm_arena_calloc(a, n + 1, 1);
-  memcpy(p, s, n);
-  return p;
-}
-
-/* Fills x from it with arena memory (strings copied to be NUL-ended;
- * data borrowed). */
-static void item_to_pb(const struct fsm_group_item *it, struct fsm_arena *a,
-                       Synod__GroupItem *x) {
-  synod__group_item__init(x);
-  x->offset = it->offset;
-  x->index = it->index;
-  x->time_ms = it->time_ms;
-  switch (it->kind) {
-  case FSM_GROUP_VIEW: {
-    Synod__GroupViewChange *v = fsm_arena_calloc(a, 1, sizeof *v);
-    synod__group_view_change__init(v);
-    v->view_id = it->view_id;
-    v->members = it->members;
-    v->joined = fsm_arena_calloc(a, it->joined, sizeof *v->joined);
-    Synod__GroupMember *ms = fsm_arena_calloc(a, it->joined, sizeof *ms);
-    v->left = fsm_arena_calloc(a, it->left, sizeof *v->left);
-    struct fsm_group_change_iter ci;
-    struct fsm_group_change c;
-    fsm_group_changes(it, &ci);
-    while (fsm_group_change_next(&ci, &c)) {
-      if (c.left) {
-        v->left[v->n_left++] = arena_str(a, c.name, c.name_len);
-        continue;
-      }
-      Synod__GroupMember *m = &ms[v->n_joined];
-      synod__group_member__init(m);
-      m->name = arena_str(a, c.name, c.name_len);
-      m->data.data = (uint8_t *)c.data;
-      m->data.len = c.data_len;
-      m->session_id = c.session_id;
-      m->joined_offset = it->offset;
-      v->joined[v->n_joined++] = m;
-    }
-    x->body_case = SYNOD__GROUP_ITEM__BODY_VIEW;
-    x->view = v;
-    break;
-  }
-  case FSM_GROUP_MESSAGE: {
-    Synod__GroupMessage *m = fsm_arena_calloc(a, 1, sizeof *m);
-    synod__group_message__init(m);
-    m->from = arena_str(a, it->from, it->from_len);
-    m->to = arena_str(a, it->to, it->to_len);
-    m->data.data = (uint8_t *)it->data;
-    m->data.len = it->len;
-    x->body_case = SYNOD__GROUP_ITEM__BODY_MESSAGE;
-    x->message = m;
-    break;
-  }
-  case FSM_GROUP_STATE_REQUEST: {
-    Synod__GroupStateRequested *q = fsm_arena_calloc(a, 1, sizeof *q);
-    synod__group_state_requested__init(q);
-    q->to = arena_str(a, it->to, it->to_len);
-    q->member = arena_str(a, it->from, it->from_len);
-    x->body_case = SYNOD__GROUP_ITEM__BODY_STATE_REQUEST;
-    x->state_request = q;
-    break;
-  }
-  case FSM_GROUP_CHECKPOINT: {
-    Synod__GroupCheckpointInfo *c = fsm_arena_calloc(a, 1, sizeof *c);
-    synod__group_checkpoint_info__init(c);
-    c->offset = it->checkpoint_offset;
-    c->bytes = it->checkpoint_bytes;
-    c->index = it->index;
-    c->time_ms = it->time_ms;
-    c->member = arena_str(a, it->from, it->from_len);
-    x->body_case = SYNOD__GROUP_ITEM__BODY_CHECKPOINT;
-    x->checkpoint = c;
-    break;
-  }
-  }
-}
-
-/* The pb and its arena in one allocation. */
-struct group_item_pb {
-  Synod__GroupItem item;
-  struct fsm_arena *arena;
-};
-
-Synod__GroupItem *fsm_group_item_pb(const struct fsm_group_item *it) {
-  struct group_item_pb *x = fsm_xcalloc(1, sizeof *x);
-  x->arena = fsm_arena_new();
-  item_to_pb(it, x->arena, &x->item);
-  return &x->item;
-}
-
-void fsm_group_item_pb_free(Synod__GroupItem *pb) {
-  if (pb != NULL) {
-    struct group_item_pb *x = FSM_CONTAINER(pb, struct group_item_pb, item);
-    fsm_arena_free(x->arena);
-    free(x);
-  }
-}
-
-#define GROUP_READ_MAX_DEFAULT 1000
-#define GROUP_READ_BYTES_DEFAULT (1u << 20)
-
-int fsm_group_read(struct fsm *f, struct fsm_session *s,
-                   const Synod__Request *req, struct fsm_reply *r) {
-  const Synod__GroupRead *q = req->group_read;
-  const char *member = fsm_str(q->member);
-  (void)s;
-  GROUP_NAME(group_read, "group read");
-  if (member[0] && (rv = member_check(f, "group read", member, r->msg)) != 0) {
-    return rv;
-  }
-  const struct fsm_group *g = group_find(f, name, len);
-  if (g == NULL) {
-    errmsg_set(r->msg, "group read: no group \"%.64s\"", name);
-    return SYNOD_ENOTFOUND;
-  }
-  uint64_t first = g->window.first, next = g->window.next;
-  uint64_t from = q->from ? q->from : first;
-  uint32_t max = q->max && q->max < GROUP_READ_MAX_DEFAULT
-                     ? q->max
-                     : GROUP_READ_MAX_DEFAULT;
-  uint64_t max_bytes = q->max_bytes ? q->max_bytes : GROUP_READ_BYTES_DEFAULT;
-  if (from < first) {
-    errmsg_set(r->msg,
-               "group read: offset %" PRIu64 " of \"%.64s\" is compacted; the "
-               "first retained is %" PRIu64,
-               from, name, first);
-    r->error.first_available = first;
-    return SYNOD_ECOMPACTED;
-  }
-  if (from > next) {
-    errmsg_set(r->msg,
-               "group read: offset %" PRIu64 " of \"%.64s\" is past its next "
-               "offset %" PRIu64,
-               from, name, next);
-    return SYNOD_ERANGE;
-  }
-  struct fsm_arena *a = reply_arena(r);
-  Synod__GroupItems *m = &r->u.group_items;
-  synod__group_items__init(m);
-  m->first_offset = first;
-  m->next_offset = next;
-  m->items = fsm_arena_calloc(a, max, sizeof *m->items);
-  struct window_iter iter;
-  struct window_item wi;
-  uint64_t bytes = 0;
-  window_iter_seek(&g->window, from, &iter);
-  while (m->n_items < max && window_iter_next(&iter, &wi) &&
-         (m->n_items == 0 || bytes + wi.len <= max_bytes)) {
-    struct fsm_group_item it;
-    if (fsm_group_item_decode(&wi, &it) != 0 ||
-        (member[0] && !fsm_group_item_for(&it, member, strlen(member)))) {
-      continue;
-    }
-    Synod__GroupItem *x = fsm_arena_calloc(a, 1, sizeof *x);
-    item_to_pb(&it, a, x);
-    m->items[m->n_items++] = x;
-    bytes += wi.len;
-  }
-  r->resp.body_case = SYNOD__RESPONSE__BODY_GROUP_ITEMS;
-  r->resp.group_items = m;
-  return 0;
-}
-
-/* ------------------------------------------------------------ the API */
-
-bool fsm_group_stream(const struct fsm *f, const char *name, size_t len,
-                      struct fsm_stream *out) {
-  const struct fsm_group *g = group_find(f, name, len);
-  if (g == NULL) {
-    return false;
-  }
-  out->name = g->name;
-  out->name_len = g->name_len;
-  out->window = &g->window;
-  out->first = g->window.first;
-  out->evicted_index = g->window.evicted_index;
-  out->created_index = g->created_index;
-  return true;
-}
-
-uint32_t fsm_group_view(const struct fsm *f, const char *name, size_t len,
-                        uint64_t *view_id, uint64_t *view_offset,
-                        void (*fn)(void *arg,
-                                   const struct fsm_group_member_view *m),
-                        void *arg) {
-  const struct fsm_group *g = group_find(f, name, len);
-  *view_id = g ? g->view_id : 0;
-  *view_offset = g ? g->view_offset : 0;
-  if (g == NULL) {
-    return 0;
-  }
-  for (struct fsm_list *n = g->members.next; fn && n != &g->members;
-       n = n->next) {
-    const struct fsm_group_member *m =
-        FSM_CONTAINER(n, struct fsm_group_member, group_link);
-    struct fsm_group_member_view v = {m->name, m->data, m->data_len,
-                                      m->session->id, m->joined_offset};
-    fn(arg, &v);
-  }
-  return g->members_n;
-}
-
-bool fsm_group_checkpoint_get(const struct fsm *f, const char *name, size_t len,
-                              struct fsm_group_checkpoint *out) {
-  const struct fsm_group *g = group_find(f, name, len);
-  if (g == NULL || !g->has_ckpt) {
-    return false;
-  }
-  *out = (struct fsm_group_checkpoint){
-      g->ckpt_offset,  g->ckpt,        g->ckpt_len,   g->ckpt_index,
-      g->ckpt_time_ms, g->ckpt_member, ckpt_usable(g)};
-  return true;
 }
