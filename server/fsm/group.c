@@ -530,9 +530,15 @@ static int join_check(const struct fsm *f, const struct fsm_group *g,
     errmsg_set(msg, "group join: groups_max %u reached", f->opt.groups_max);
     return SYNOD_ELIMIT;
   }
-  if (g != NULL && member_find(g, j->member, strlen(j->member)) != NULL) {
-    errmsg_set(msg, "group join: \"%.64s\" already has a member \"%.64s\"",
-               g->name, j->member);
+  const struct fsm_group_member *m =
+      g ? member_find(g, j->member, strlen(j->member)) : NULL;
+  if (m != NULL) {
+    /* The session tells a join of its own whose answer was lost (retried
+     * under a new sequence) from a name another holder took. */
+    errmsg_set(msg,
+               "group join: \"%.64s\" already has a member \"%.64s\" "
+               "(session %" PRIu64 ")",
+               g->name, j->member, m->session->id);
     return SYNOD_EEXIST;
   }
   if (g != NULL && g->members_n >= f->opt.group_members_max) {

@@ -815,6 +815,11 @@ START_TEST(limits_and_bad_input_are_refused_and_change_nothing) {
   ck_assert_str_eq(h_msg(&h), "group join: groups_max 1 reached");
   h_join(&h, b, 5, "g", "m1", NULL, false);
   ck_assert_int_eq(h_err(&h), SYNOD_EEXIST);
+  char want[96];
+  snprintf(
+      want, sizeof want,
+      "group join: \"g\" already has a member \"m1\" (session %" PRIu64 ")", a);
+  ck_assert_str_eq(h_msg(&h), want);
   h_join(&h, 0, 0, "g", "m2", NULL, false);
   ck_assert_int_eq(h_err(&h), SYNOD_ESESSION);
   h_send(&h, b, 6, "g", "", "123456789", NULL);
