@@ -50,16 +50,16 @@ static bool rd_name(const uint8_t **p, const uint8_t *end, const char **s,
 
 int fsm_group_item_decode(const struct window_item *wi,
                           struct fsm_group_item *out) {
-  const uint8_t *p = wi->data, *end = wi->data + wi->len;
   uint64_t a, b;
   memset(out, 0, sizeof *out);
   out->offset = wi->pos;
   out->index = wi->index;
   out->time_ms = wi->time_ms;
   out->to = out->from = "";
-  if (wi->len == 0) {
+  if (wi->len == 0) { /* an image's empty bytes may come as NULL */
     return -1;
   }
+  const uint8_t *p = wi->data, *end = wi->data + wi->len;
   out->kind = (enum fsm_group_item_kind) * p++;
   switch (out->kind) {
   case FSM_GROUP_VIEW: {
