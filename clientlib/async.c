@@ -11,6 +11,10 @@ static void deliver_typed(struct op *op, int status,
                           const union synod_result *r) {
   void *arg = op->user_arg;
   bool ok = status == 0;
+  if (op_kind_is_key(op->kind)) {
+    keys_deliver(op->kind, op->user_cb, arg, status, r);
+    return;
+  }
   switch (op->kind) {
   case OP_LOCK_ACQUIRE:
     ((synod_lock_acquire_cb)op->user_cb)(arg, status,
@@ -117,6 +121,12 @@ static int submit(struct synod_async *a, enum op_kind kind,
     op_free(op);
   }
   return rv;
+}
+
+int async_submit(struct synod_async *a, enum op_kind kind,
+                 const struct op_args *args, void (*cb)(void), void *arg,
+                 uint32_t timeout_ms) {
+  return submit(a, kind, args, cb, arg, timeout_ms);
 }
 
 int synod_async_lock_acquire(struct synod_async *a, const char *name,

@@ -31,6 +31,7 @@ struct call {
   char name[SYNOD_NAME_MAX + 1];           /* CALL_UNOBSERVE */
   struct synod_subscription *sub;          /* CALL_SUBSCRIBE, CALL_SUB_CLOSE */
   struct synod_subscribe_options sub_opts; /* strings: the sub's copies */
+  struct synod_key_watch_options key_opts; /* a key watch's, the same */
   uint32_t timeout_ms;                     /* the engine's bound */
   bool done;
   bool orphaned;
@@ -57,10 +58,14 @@ struct synod_client {
 };
 
 /* A message queued for the application: one allocation holding the
- * struct, then the channel's name and the data, each NUL-terminated. */
+ * struct, then the channel's name and the data, each NUL-terminated. A
+ * key watch's event: the key, value and previous value, the same way. */
 struct sub_msg {
   struct sub_msg *next;
-  struct synod_channel_message m;
+  union {
+    struct synod_channel_message m;
+    struct synod_key_event k;
+  };
 };
 
 /* A blocking subscription: the async one's callbacks (on the loop
@@ -85,8 +90,16 @@ struct synod_subscription {
   uint64_t first_available;
   char end_errmsg[SYNOD_ERRMSG_BYTES];
   struct synod_subscription_start start;
+  bool keys; /* a key watch: the two fields below, not start */
+  struct synod_key_watch_start key_start;
   /* The caller's: the message last returned, freed by the next call. */
   struct sub_msg *current;
+};
+
+/* A blocking key watch is a blocking subscription (sub first: freeing
+ * sub frees it). */
+struct synod_key_watch {
+  struct synod_subscription sub;
 };
 
 static void bsub_free(struct synod_subscription *sub);
@@ -174,6 +187,10 @@ static void bsub_end_cb(void *arg, int status, const char *errmsg,
                         uint64_t first_available);
 static void bsub_start_cb(void *arg,
                           const struct synod_subscription_start *start);
+static void bsub_keys_cb(void *arg, const struct synod_key_event *evs,
+                         size_t n);
+static void bsub_key_start_cb(void *arg,
+                              const struct synod_key_watch_start *start);
 
 /* Unlinks sub from the client's lists. Caller holds c->mu. */
 static void bsub_unlink(struct synod_subscription *sub) {
@@ -221,8 +238,14 @@ static void bsub_submit(struct synod_client *c, struct call *call) {
     return;
   }
   sub->start_call = call;
-  rv = sub_start(c->a, &call->sub_opts, bsub_message_cb, bsub_end_cb,
-                 bsub_start_cb, sub, true, call->timeout_ms, &sub->as);
+  if (sub->keys) {
+    rv = key_watch_start(c->a, &call->key_opts, bsub_keys_cb, bsub_end_cb,
+                         bsub_key_start_cb, sub, true, call->timeout_ms,
+                         &sub->as);
+  } else {
+    rv = sub_start(c->a, &call->sub_opts, bsub_message_cb, bsub_end_cb,
+                   bsub_start_cb, sub, true, call->timeout_ms, &sub->as);
+  }
   if (rv != 0) {
     sub->start_call = NULL;
     call_finish(call, rv, synod_async_last_errmsg(c->a));
@@ -254,18 +277,31 @@ static void bsub_reports(struct synod_client *c) {
   }
 }
 
-static void bsub_start_cb(void *arg,
-                          const struct synod_subscription_start *start) {
-  struct synod_subscription *sub = arg;
+/* The server confirmed sub's start (recorded in it by the caller). */
+static void bsub_started(struct synod_subscription *sub) {
   struct synod_client *c = sub->c;
   struct call *call = sub->start_call;
   sub->start_call = NULL;
   pthread_mutex_lock(&c->mu);
-  sub->start = *start;
   sub->next = c->subs; /* synod_client_free frees it from now on */
   c->subs = sub;
   pthread_mutex_unlock(&c->mu);
   call_finish(call, 0, "");
+}
+
+/* Both written before the call finishes, which the caller waits for. */
+static void bsub_start_cb(void *arg,
+                          const struct synod_subscription_start *start) {
+  struct synod_subscription *sub = arg;
+  sub->start = *start;
+  bsub_started(sub);
+}
+
+static void bsub_key_start_cb(void *arg,
+                              const struct synod_key_watch_start *start) {
+  struct synod_subscription *sub = arg;
+  sub->key_start = *start;
+  bsub_started(sub);
 }
 
 static void bsub_end_cb(void *arg, int status, const char *errmsg,
@@ -288,29 +324,16 @@ static void bsub_end_cb(void *arg, int status, const char *errmsg,
   pthread_mutex_unlock(&c->mu);
 }
 
-static void bsub_message_cb(void *arg, const struct synod_channel_message *m) {
-  struct synod_subscription *sub = arg;
+/* It cannot be kept, and skipping it would be a gap: end here. */
+static void bsub_no_memory(struct synod_subscription *sub) {
+  synod_async_unsubscribe(sub->c->a, sub->as);
+  bsub_end_cb(sub, SYNOD_ENOMEM, "out of memory for a delivered message", 0);
+}
+
+/* Queues x for the caller. */
+static void bsub_queue(struct synod_subscription *sub, struct sub_msg *x) {
   struct synod_client *c = sub->c;
-  size_t clen = strlen(m->channel);
-  struct sub_msg *x = malloc(sizeof *x + clen + 1 + m->len + 1);
-  char *p;
-  if (x == NULL) {
-    /* It cannot be kept, and skipping it would be a gap: end here. */
-    synod_async_unsubscribe(c->a, sub->as);
-    bsub_end_cb(sub, SYNOD_ENOMEM, "out of memory for a delivered message", 0);
-    return;
-  }
-  p = (char *)(x + 1);
   x->next = NULL;
-  x->m = *m;
-  memcpy(p, m->channel, clen + 1);
-  x->m.channel = p;
-  p += clen + 1;
-  if (m->len > 0) {
-    memcpy(p, m->data, m->len);
-  }
-  p[m->len] = '\0';
-  x->m.data = p;
   pthread_mutex_lock(&c->mu);
   if (sub->tail != NULL) {
     sub->tail->next = x;
@@ -320,6 +343,56 @@ static void bsub_message_cb(void *arg, const struct synod_channel_message *m) {
   sub->tail = x;
   pthread_cond_broadcast(&c->cv);
   pthread_mutex_unlock(&c->mu);
+}
+
+/* Copies len bytes at src to *p, NUL-terminated; returns the copy and
+ * moves *p past it. */
+static char *bsub_copy(char **p, const void *src, size_t len) {
+  char *out = *p;
+  if (len > 0) {
+    memcpy(out, src, len);
+  }
+  out[len] = '\0';
+  *p += len + 1;
+  return out;
+}
+
+static void bsub_keys_cb(void *arg, const struct synod_key_event *evs,
+                         size_t n) {
+  struct synod_subscription *sub = arg;
+  for (size_t i = 0; i < n && sub->as != NULL; i++) {
+    const struct synod_key_event *e = &evs[i];
+    struct sub_msg *x = malloc(sizeof *x + e->kv.key_len + e->kv.value_len +
+                               e->prev.key_len + e->prev.value_len + 4);
+    char *p;
+    if (x == NULL) {
+      bsub_no_memory(sub);
+      return;
+    }
+    p = (char *)(x + 1);
+    x->k = *e;
+    x->k.kv.key = bsub_copy(&p, e->kv.key, e->kv.key_len);
+    x->k.kv.value = bsub_copy(&p, e->kv.value, e->kv.value_len);
+    x->k.prev.key = bsub_copy(&p, e->prev.key, e->prev.key_len);
+    x->k.prev.value = bsub_copy(&p, e->prev.value, e->prev.value_len);
+    bsub_queue(sub, x);
+  }
+}
+
+static void bsub_message_cb(void *arg, const struct synod_channel_message *m) {
+  struct synod_subscription *sub = arg;
+  size_t clen = strlen(m->channel);
+  struct sub_msg *x = malloc(sizeof *x + clen + 1 + m->len + 1);
+  char *p;
+  if (x == NULL) {
+    bsub_no_memory(sub);
+    return;
+  }
+  p = (char *)(x + 1);
+  x->m = *m;
+  x->m.channel = bsub_copy(&p, m->channel, clen);
+  x->m.data = bsub_copy(&p, m->data, m->len);
+  bsub_queue(sub, x);
 }
 
 static void closed_cb(void *arg) {
@@ -451,6 +524,12 @@ static int call_op(struct synod_client *c, enum op_kind kind,
   call->kind = kind;
   call->timeout_ms = timeout_ms ? timeout_ms : c->opts.request_timeout_ms;
   return call_run(c, call, out, NULL);
+}
+
+int client_call(struct synod_client *c, enum op_kind kind,
+                const struct op_args *args, uint32_t timeout_ms,
+                union synod_result *out) {
+  return call_op(c, kind, args, timeout_ms, out);
 }
 
 int synod_client_new(const struct synod_options *opts,
@@ -903,20 +982,41 @@ static void bsub_free(struct synod_subscription *sub) {
   free(sub);
 }
 
+/* Starts sub (c, strings and kind set) with call (its options set) and
+ * waits for the start. On an error sub is freed (or left to the loop
+ * thread if the caller gave up). */
+static int bsub_open(struct synod_client *c, struct synod_subscription *sub,
+                     struct call *call, uint32_t window, uint32_t timeout_ms) {
+  bool gave_up = false;
+  int rv;
+  window = window ? window : SYNOD_SUBSCRIBE_WINDOW_DEFAULT;
+  sub->c = c;
+  sub->report_at = window / 2 > 0 ? window / 2 : 1;
+  call->c = c;
+  call->type = CALL_SUBSCRIBE;
+  call->sub = sub;
+  call->timeout_ms = timeout_ms ? timeout_ms : c->opts.request_timeout_ms;
+  rv = call_run(c, call, NULL, &gave_up);
+  if (gave_up) {
+    return rv; /* the loop thread frees sub */
+  }
+  if (rv != 0) {
+    bsub_free(sub);
+  }
+  return rv;
+}
+
 int synod_subscribe(struct synod_client *c,
                     const struct synod_subscribe_options *o,
                     uint32_t timeout_ms, struct synod_subscription **out,
                     struct synod_subscription_start *start) {
   struct synod_subscription *sub;
   struct call *call;
-  bool gave_up = false;
-  uint32_t window;
   int rv;
   if (o == NULL || out == NULL) {
     set_errmsg(SYNOD_EINVAL, "channel subscribe: no options or no handle");
     return SYNOD_EINVAL;
   }
-  window = o->window ? o->window : SYNOD_SUBSCRIBE_WINDOW_DEFAULT;
   sub = calloc(1, sizeof *sub);
   call = calloc(1, sizeof *call);
   if (sub == NULL || call == NULL ||
@@ -927,27 +1027,51 @@ int synod_subscribe(struct synod_client *c,
     set_errmsg(SYNOD_ENOMEM, NULL);
     return SYNOD_ENOMEM;
   }
-  sub->c = c;
-  sub->report_at = window / 2 > 0 ? window / 2 : 1;
-  call->c = c;
-  call->type = CALL_SUBSCRIBE;
-  call->sub = sub;
   call->sub_opts = *o;
   call->sub_opts.channel = sub->channel;
   call->sub_opts.cursor = sub->cursor;
-  call->timeout_ms = timeout_ms ? timeout_ms : c->opts.request_timeout_ms;
-  rv = call_run(c, call, NULL, &gave_up);
-  if (gave_up) {
-    return rv; /* the loop thread frees sub */
-  }
+  rv = bsub_open(c, sub, call, o->window, timeout_ms);
   if (rv != 0) {
-    bsub_free(sub);
     return rv;
   }
   if (start != NULL) {
     *start = sub->start; /* written before the call finished */
   }
   *out = sub;
+  return 0;
+}
+
+int synod_key_watch(struct synod_client *c,
+                    const struct synod_key_watch_options *o,
+                    uint32_t timeout_ms, struct synod_key_watch **out,
+                    struct synod_key_watch_start *start) {
+  struct synod_key_watch *w;
+  struct call *call;
+  int rv;
+  if (o == NULL || out == NULL) {
+    set_errmsg(SYNOD_EINVAL, "key watch: no options or no handle");
+    return SYNOD_EINVAL;
+  }
+  w = calloc(1, sizeof *w);
+  call = calloc(1, sizeof *call);
+  if (w == NULL || call == NULL ||
+      (w->sub.channel = strdup(o->key ? o->key : "")) == NULL) {
+    bsub_free(w != NULL ? &w->sub : NULL);
+    free(call);
+    set_errmsg(SYNOD_ENOMEM, NULL);
+    return SYNOD_ENOMEM;
+  }
+  w->sub.keys = true;
+  call->key_opts = *o;
+  call->key_opts.key = w->sub.channel;
+  rv = bsub_open(c, &w->sub, call, o->window, timeout_ms);
+  if (rv != 0) {
+    return rv;
+  }
+  if (start != NULL) {
+    *start = w->sub.key_start; /* written before the call finished */
+  }
+  *out = w;
   return 0;
 }
 
@@ -967,8 +1091,10 @@ static void bsub_wait(struct synod_client *c, struct synod_subscription *sub,
   }
 }
 
-int synod_subscription_next(struct synod_subscription *sub, uint32_t timeout_ms,
-                            struct synod_channel_message *msg) {
+/* The next item of sub into *xp (owned by sub until the next call), or
+ * the status that ended it, or SYNOD_ETIMEDOUT. */
+static int bsub_next(struct synod_subscription *sub, uint32_t timeout_ms,
+                     struct sub_msg **xp) {
   struct synod_client *c = sub->c;
   struct sub_msg *x;
   char why[SYNOD_ERRMSG_BYTES] = "";
@@ -988,7 +1114,7 @@ int synod_subscription_next(struct synod_subscription *sub, uint32_t timeout_ms,
       sub->tail = NULL;
     }
     sub->current = x;
-    *msg = x->m;
+    *xp = x;
     rv = 0;
     if (++sub->taken >= sub->report_at && !sub->report_queued && !sub->ended) {
       sub->report_queued = true;
@@ -1001,8 +1127,9 @@ int synod_subscription_next(struct synod_subscription *sub, uint32_t timeout_ms,
     snprintf(why, sizeof why, "%s", sub->end_errmsg);
   } else {
     rv = SYNOD_ETIMEDOUT;
-    snprintf(why, sizeof why, "channel '%s': no message within %u ms",
-             sub->channel, timeout_ms);
+    snprintf(why, sizeof why, "%s '%s': no %s within %u ms",
+             sub->keys ? "key watch" : "channel", sub->channel,
+             sub->keys ? "event" : "message", timeout_ms);
   }
   if (--c->callers == 0) {
     pthread_cond_broadcast(&c->cv);
@@ -1010,6 +1137,34 @@ int synod_subscription_next(struct synod_subscription *sub, uint32_t timeout_ms,
   pthread_mutex_unlock(&c->mu);
   set_errmsg(rv, rv != 0 ? why : "");
   return rv;
+}
+
+int synod_subscription_next(struct synod_subscription *sub, uint32_t timeout_ms,
+                            struct synod_channel_message *msg) {
+  struct sub_msg *x;
+  int rv = bsub_next(sub, timeout_ms, &x);
+  if (rv == 0) {
+    *msg = x->m;
+  }
+  return rv;
+}
+
+int synod_key_watch_next(struct synod_key_watch *w, uint32_t timeout_ms,
+                         struct synod_key_event *ev) {
+  struct sub_msg *x;
+  int rv = bsub_next(&w->sub, timeout_ms, &x);
+  if (rv == 0) {
+    *ev = x->k;
+  }
+  return rv;
+}
+
+uint64_t synod_key_watch_first_available(struct synod_key_watch *w) {
+  return synod_subscription_first_available(&w->sub);
+}
+
+void synod_key_watch_close(struct synod_key_watch *w) {
+  synod_subscription_close(w != NULL ? &w->sub : NULL);
 }
 
 uint64_t synod_subscription_first_available(struct synod_subscription *sub) {

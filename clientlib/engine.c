@@ -452,6 +452,9 @@ static void on_event(struct synod_async *a, const Synod__Event *ev) {
   case SYNOD__EVENT__BODY_CHANNEL_DELIVERY:
     subs_on_delivery(a, ev->channel_delivery);
     break;
+  case SYNOD__EVENT__BODY_KEY_WATCH_DELIVERY:
+    subs_on_key_delivery(a, ev->key_watch_delivery);
+    break;
   case SYNOD__EVENT__BODY_SUBSCRIPTION_ENDED:
     subs_on_ended(a, ev->subscription_ended);
     break;

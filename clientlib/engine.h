@@ -49,8 +49,14 @@ enum op_kind {
   OP_CHANNEL_SUBSCRIBE,
   OP_CHANNEL_CREDIT,
   OP_CHANNEL_UNSUBSCRIBE,
+  OP_KEY_WATCH, /* a subscription too: credit and cancel are the channels' */
   OP_CHANNEL_CURSOR_COMMIT,
   OP_CHANNEL_CURSOR_GET,
+  OP_KEY_PUT, /* keys.c: OP_KEY_PUT .. OP_KEY_TXN */
+  OP_KEY_GET,
+  OP_KEY_DELETE,
+  OP_KEY_LIST,
+  OP_KEY_TXN,
   OP_KIND_COUNT
 };
 
@@ -105,6 +111,24 @@ struct op_args {
   uint64_t after_offset;
   uint32_t credits;
   uint64_t subscription_id;
+  bool prev_kv; /* key watch; its key is `name`, from_revision `from`,
+                   after_event `after_offset` */
+  const struct key_args *key; /* the key kinds' arguments (keys.c) */
+};
+
+/* A key call's arguments, borrowed until op_build returns (which copies
+ * them). key: the key, prefix of a list or delete; name2-like `after`
+ * for a list. */
+struct key_args {
+  const char *key;
+  const void *value;
+  size_t value_len;
+  unsigned flags; /* SYNOD_KEY_*, SYNOD_READ_STALE */
+  const struct synod_key_compare *compares;
+  size_t compares_n;
+  const char *after;
+  uint32_t limit;
+  const struct synod_key_txn *txn;
 };
 
 union op_body {
@@ -136,6 +160,7 @@ union op_body {
   Synod__ChannelSubscribe channel_subscribe;
   Synod__ChannelCredit channel_credit;
   Synod__ChannelUnsubscribe channel_unsubscribe;
+  Synod__KeyWatch key_watch;
   Synod__ChannelCursorCommit channel_cursor_commit;
   Synod__ChannelCursorGet channel_cursor_get;
 };
@@ -159,6 +184,9 @@ struct op {
   uint64_t owner_id;
   ProtobufCBinaryData *msgs; /* a publish's, pointing into `bytes` */
   Synod__ChannelLimits limits;
+  /* A key kind's body (KeyPut, ..., KeyTxn): a tree allocated with
+   * malloc, which protobuf_c_message_free_unpacked frees whole. */
+  ProtobufCMessage *key_body;
   Synod__Request req;
   union op_body body;
   op_done_cb done;
@@ -193,6 +221,11 @@ union synod_result {
   struct synod_channel_list channels;
   struct synod_channel_cursor cursor;
   struct synod_subscription_start sub_start;
+  struct synod_key_put_result key_put;
+  struct synod_key_get_result key_get;
+  struct synod_key_delete_result key_delete;
+  struct synod_key_list key_list;
+  struct synod_key_txn_result key_txn;
 };
 
 /* Converts a successful Response for an op of `kind` into *out (which
@@ -203,6 +236,29 @@ int result_from_response(enum op_kind kind, const Synod__Response *resp,
 void result_free(enum op_kind kind, union synod_result *r);
 int election_info_from_pb(const Synod__ElectionInfo *pb,
                           struct synod_election_info *out);
+
+/* keys.c: the key kinds' requests and results. */
+bool op_kind_is_key(enum op_kind kind);
+/* Builds op's body from args->key (copies everything). 0, SYNOD_EINVAL
+ * or SYNOD_ELIMIT with errmsg, or SYNOD_ENOMEM. */
+int keys_op_fill(struct op *op, const struct op_args *args, char *errmsg);
+int keys_result_from_response(enum op_kind kind, const Synod__Response *resp,
+                              union synod_result *out);
+void keys_result_free(enum op_kind kind, union synod_result *r);
+/* Calls the typed async callback cb of a key kind. */
+void keys_deliver(enum op_kind kind, void (*cb)(void), void *arg, int status,
+                  const union synod_result *r);
+
+/* async.c: builds and submits an op whose result goes to the typed
+ * callback cb (see synod_async's rules). */
+int async_submit(struct synod_async *a, enum op_kind kind,
+                 const struct op_args *args, void (*cb)(void), void *arg,
+                 uint32_t timeout_ms);
+/* client.c: runs a blocking call; *out (may be NULL) gets the result. */
+struct synod_client;
+int client_call(struct synod_client *c, enum op_kind kind,
+                const struct op_args *args, uint32_t timeout_ms,
+                union synod_result *out);
 
 /* A connection to one endpoint: an attempt (in synod_async.attempts,
  * not ready) until its HelloReply, then the live connection (conn). Freed
@@ -290,8 +346,13 @@ struct observer {
  * after_offset), as delivered to the application. */
 struct synod_async_subscription {
   struct synod_async_subscription *next; /* in synod_async.subs */
-  char *channel;                         /* or the prefix */
-  char *cursor;                          /* "" = none */
+  /* A key watch (watch.c's entry): the fields of one channel do not
+   * apply, and (after_index, after_offset) below is the last
+   * (revision, event) delivered. */
+  bool keys;
+  bool prev_kv;
+  char *channel; /* or the prefix; a key watch's key or key prefix */
+  char *cursor;  /* "" = none */
   bool prefix;
   int from; /* as asked: used until positioned */
   uint64_t offset, after_index_asked;
@@ -305,6 +366,8 @@ struct synod_async_subscription {
   synod_channel_message_cb msg_cb;
   synod_subscription_end_cb end_cb;
   synod_subscription_start_cb start_cb;
+  synod_key_events_cb key_cb;            /* key watch: for msg_cb */
+  synod_key_watch_start_cb key_start_cb; /* ... and start_cb */
   void *arg;
   /* wire_id != 0 iff a ChannelSubscribe went out on the live connection
    * and the subscription did not end there; its events carry it. */
@@ -506,6 +569,27 @@ void sub_consumed(struct synod_async *a, struct synod_async_subscription *s,
 void subs_on_ready(struct synod_async *a);
 void subs_on_conn_lost(struct synod_async *a);
 void subs_on_delivery(struct synod_async *a, const Synod__ChannelDelivery *d);
+void subs_on_key_delivery(struct synod_async *a,
+                          const Synod__KeyWatchDelivery *d);
+/* Puts s (its stream, position asked, window (0: the default) and
+ * kind's callbacks filled) on the list with the rest, and subscribes now
+ * if connected: sub_start's end, shared with key_watch_start. */
+void sub_add(struct synod_async *a, struct synod_async_subscription *s,
+             bool manual, synod_subscription_end_cb end_cb, void *arg,
+             uint32_t start_timeout_ms);
+
+/* watch.c: key watches, the start (the rest is subscribe.c's). As
+ * sub_start, with key_cb for msg_cb and key_start_cb for start_cb. */
+int key_watch_start(struct synod_async *a,
+                    const struct synod_key_watch_options *o,
+                    synod_key_events_cb key_cb,
+                    synod_subscription_end_cb end_cb,
+                    synod_key_watch_start_cb key_start_cb, void *arg,
+                    bool manual, uint32_t start_timeout_ms,
+                    struct synod_async_subscription **out);
+/* e as the public struct; pointers borrow e. */
+void key_event_from_pb(const Synod__KeyWatchEvent *e,
+                       struct synod_key_event *out);
 void subs_on_ended(struct synod_async *a, const Synod__SubscriptionEnded *e);
 void subs_sweep(struct synod_async *a, uint64_t now);
 void subs_shutdown(struct synod_async *a);

@@ -42,8 +42,14 @@ static const struct kind_info kinds[OP_KIND_COUNT] = {
     [OP_CHANNEL_SUBSCRIBE] = {"channel subscribe", false, false},
     [OP_CHANNEL_CREDIT] = {"channel credit", false, false},
     [OP_CHANNEL_UNSUBSCRIBE] = {"channel unsubscribe", false, false},
+    [OP_KEY_WATCH] = {"key watch", false, false},
     [OP_CHANNEL_CURSOR_COMMIT] = {"channel cursor commit", true, true},
     [OP_CHANNEL_CURSOR_GET] = {"channel cursor get", false, false},
+    [OP_KEY_PUT] = {"key put", true, true},
+    [OP_KEY_GET] = {"key get", false, false},
+    [OP_KEY_DELETE] = {"key delete", true, true},
+    [OP_KEY_LIST] = {"key list", false, false},
+    [OP_KEY_TXN] = {"key txn", true, true},
 };
 
 bool op_kind_sequenced(enum op_kind kind) {
@@ -62,7 +68,7 @@ bool op_kind_needs_session(enum op_kind kind) {
 
 bool op_kind_conn_bound(enum op_kind kind) {
   return kind == OP_CHANNEL_SUBSCRIBE || kind == OP_CHANNEL_CREDIT ||
-         kind == OP_CHANNEL_UNSUBSCRIBE;
+         kind == OP_CHANNEL_UNSUBSCRIBE || kind == OP_KEY_WATCH;
 }
 
 const char *op_kind_name(enum op_kind kind) {
@@ -77,6 +83,9 @@ void op_free(struct op *op) {
   free(op->name2);
   free(op->bytes);
   free(op->msgs);
+  if (op->key_body != NULL) {
+    protobuf_c_message_free_unpacked(op->key_body, NULL);
+  }
   free(op);
 }
 
@@ -384,6 +393,16 @@ static void op_fill_subscription(struct op *op, const struct op_args *args) {
     BODY(channel_unsubscribe, ChannelUnsubscribe, CHANNEL_UNSUBSCRIBE);
     op->body.channel_unsubscribe.subscription_id = args->subscription_id;
     break;
+  case OP_KEY_WATCH:
+    BODY(key_watch, KeyWatch, KEY_WATCH);
+    op->body.key_watch.key.data = (uint8_t *)op->name;
+    op->body.key_watch.key.len = strlen(op->name);
+    op->body.key_watch.prefix = args->prefix;
+    op->body.key_watch.from_revision = args->from;
+    op->body.key_watch.after_event = (uint32_t)args->after_offset;
+    op->body.key_watch.prev_kv = args->prev_kv;
+    op->body.key_watch.credits = args->credits;
+    break;
   case OP_CHANNEL_CURSOR_COMMIT:
     BODY(channel_cursor_commit, ChannelCursorCommit, CHANNEL_CURSOR_COMMIT);
     op->body.channel_cursor_commit.channel = op->name;
@@ -408,6 +427,14 @@ int op_build(enum op_kind kind, const struct op_args *args, struct op **out,
   }
   op->kind = kind;
   synod__request__init(&op->req);
+  if (op_kind_is_key(kind)) {
+    rv = keys_op_fill(op, args, errmsg);
+    if (rv != 0) {
+      goto err;
+    }
+    *out = op;
+    return 0;
+  }
   rv = op_copy_args(op, args, errmsg);
   if (rv != 0) {
     goto err;

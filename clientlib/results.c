@@ -204,6 +204,16 @@ static Synod__Response__BodyCase expected_case(enum op_kind kind) {
   case OP_CHANNEL_CURSOR_COMMIT:
   case OP_CHANNEL_CURSOR_GET:
     return SYNOD__RESPONSE__BODY_CHANNEL_CURSOR;
+  case OP_KEY_PUT:
+    return SYNOD__RESPONSE__BODY_KEY_PUT;
+  case OP_KEY_GET:
+    return SYNOD__RESPONSE__BODY_KEY_GET;
+  case OP_KEY_DELETE:
+    return SYNOD__RESPONSE__BODY_KEY_DELETE;
+  case OP_KEY_LIST:
+    return SYNOD__RESPONSE__BODY_KEY_LIST;
+  case OP_KEY_TXN:
+    return SYNOD__RESPONSE__BODY_KEY_TXN;
   default:
     return SYNOD__RESPONSE__BODY__NOT_SET;
   }
@@ -404,6 +414,9 @@ int result_from_response(enum op_kind kind, const Synod__Response *resp,
                   op_kind_name(kind), (int)resp->body_case, (int)want);
     return SYNOD_EMALFORMED;
   }
+  if (op_kind_is_key(kind)) {
+    return keys_result_from_response(kind, resp, out);
+  }
   switch (kind) {
   case OP_COUNTER_LIST:
     return list_from_pb(resp->counter_list, &out->list);
@@ -427,6 +440,10 @@ int result_from_response(enum op_kind kind, const Synod__Response *resp,
 }
 
 void result_free(enum op_kind kind, union synod_result *r) {
+  if (op_kind_is_key(kind)) {
+    keys_result_free(kind, r);
+    return;
+  }
   switch (kind) {
   case OP_COUNTER_LIST:
     synod_counter_list_free(&r->list);

@@ -1,4 +1,6 @@
-/* Subscriptions, the client's side (DESIGN.md "Streams"): subscribe on
+/* Subscriptions, the client's side (DESIGN.md "Streams"), for channels
+ * and key watches (watch.c starts those; everything after the start is
+ * here, one mechanism for both): subscribe on
  * the live connection, deliver each message once and in order, grant
  * credit back as messages are consumed, and after any loss of the
  * connection subscribe again from just after the last message delivered.
@@ -81,11 +83,19 @@ static bool sub_send(struct synod_async *a, enum op_kind kind, uint64_t wire_id,
   return true;
 }
 
+/* What s is, for messages. */
+static const char *sub_what(const struct synod_async_subscription *s) {
+  return s->keys ? "key watch" : "channel subscribe";
+}
+
 /* Where s would resume, for messages. */
 static void sub_where(const struct synod_async_subscription *s, char *out,
                       size_t len) {
   if (!s->positioned) {
     snprintf(out, len, "its start");
+  } else if (s->keys) {
+    snprintf(out, len, "after revision %" PRIu64 " event %" PRIu64,
+             s->after_index, s->after_offset);
   } else if (s->prefix) {
     snprintf(out, len, "after index %" PRIu64 " offset %" PRIu64,
              s->after_index, s->after_offset);
@@ -126,7 +136,10 @@ static void sub_end_compacted(struct synod_async *a,
     sub_end(a, s, status, why, first_available);
     return;
   }
-  if (s->prefix) {
+  if (s->keys) {
+    errmsg_printf(msg, "%s; the oldest revision retained is %" PRIu64, why,
+                  first_available);
+  } else if (s->prefix) {
     errmsg_printf(msg, "%s; what is retained comes after index %" PRIu64, why,
                   first_available);
   } else {
@@ -182,7 +195,8 @@ static void sub_subscribe_done(struct op *op, int status,
  * once positioned, just after what it delivered. */
 static void sub_subscribe(struct synod_async *a,
                           struct synod_async_subscription *s) {
-  struct op_args args = {.name = s->channel, .prefix = s->prefix};
+  struct op_args args = {
+      .name = s->channel, .prefix = s->prefix, .prev_kv = s->prev_kv};
   char err[SYNOD_ERRMSG_BYTES];
   struct op *op;
   assert(a->conn != NULL && s->wire_id == 0 && !s->gone);
@@ -192,7 +206,14 @@ static void sub_subscribe(struct synod_async *a,
   if (s->paused) {
     return; /* sub_consumed subscribes once there is room */
   }
-  if (s->positioned) {
+  if (s->keys && s->positioned) {
+    /* After (revision, event); event 0: after the whole revision. */
+    args.from = s->after_offset ? s->after_index : s->after_index + 1;
+    args.after_offset = s->after_offset;
+  } else if (s->keys) {
+    args.from = s->offset;
+    args.after_offset = s->after_index_asked;
+  } else if (s->positioned) {
     args.sub_from = SYNOD_FROM_OFFSET;
     args.from = s->next_offset;
     args.after_index = s->after_index;
@@ -203,15 +224,50 @@ static void sub_subscribe(struct synod_async *a,
     args.after_index = s->after_index_asked;
     args.name2 = s->cursor;
   }
-  if (op_build(OP_CHANNEL_SUBSCRIBE, &args, &op, err) != 0) {
+  if (op_build(s->keys ? OP_KEY_WATCH : OP_CHANNEL_SUBSCRIBE, &args, &op,
+               err) != 0) {
     return; /* out of memory: the sweep tries again */
   }
   op->done = sub_subscribe_done;
   op->arg = a;
   engine_enqueue(a, op, 0);
-  op->body.channel_subscribe.subscription_id = op->id;
+  if (s->keys) {
+    op->body.key_watch.subscription_id = op->id;
+  } else {
+    op->body.channel_subscribe.subscription_id = op->id;
+  }
   s->wire_id = op->id;
   s->ungranted = 0; /* the credits above count it */
+}
+
+/* The server confirmed key watch s: as sub_confirmed. */
+static void key_confirmed(struct synod_async *a,
+                          struct synod_async_subscription *s,
+                          const Synod__KeyWatchReply *r) {
+  struct synod_key_watch_start start = {.revision = r->revision,
+                                        .after_event = r->after_event,
+                                        .first_revision = r->first_revision,
+                                        .last_revision = r->last_revision};
+  a->sub_failures = 0;
+  if (!s->positioned) {
+    s->positioned = true;
+    /* The last event delivered, as if: (revision - 1, all of it) or
+     * (revision, after_event). */
+    s->after_index = r->after_event ? r->revision
+                     : r->revision  ? r->revision - 1
+                                    : 0;
+    s->after_offset = r->after_event;
+  }
+  if (s->started) {
+    return;
+  }
+  s->started = true;
+  if (s->key_start_cb != NULL) {
+    s->busy++;
+    s->key_start_cb(s->arg, &start);
+    s->busy--;
+    sub_release(s);
+  }
 }
 
 /* The server confirmed s: remember where it starts if nothing told us
@@ -255,9 +311,14 @@ static void sub_subscribe_done(struct op *op, int status,
     return; /* gone, or the connection went: subs_on_ready resubscribes */
   }
   if (status == 0 &&
-      resp->body_case != SYNOD__RESPONSE__BODY_CHANNEL_SUBSCRIBE) {
+      resp->body_case != (s->keys ? SYNOD__RESPONSE__BODY_KEY_WATCH
+                                  : SYNOD__RESPONSE__BODY_CHANNEL_SUBSCRIBE)) {
     status = SYNOD_EMALFORMED;
-    errmsg = "the answer to ChannelSubscribe is not a ChannelSubscribeReply";
+    errmsg = "the answer to the subscribe is not its reply";
+  }
+  if (status == 0 && s->keys) {
+    key_confirmed(a, s, resp->key_watch);
+    return;
   }
   if (status == 0) {
     sub_confirmed(a, s, resp->channel_subscribe);
@@ -265,7 +326,7 @@ static void sub_subscribe_done(struct op *op, int status,
   }
   s->wire_id = 0; /* the server did not create it */
   sub_where(s, where, sizeof where);
-  errmsg_printf(why, "channel subscribe '%s' from %s: %s", s->channel, where,
+  errmsg_printf(why, "%s '%s' from %s: %s", sub_what(s), s->channel, where,
                 errmsg);
   /* A resume past the end of this replica's channel: it lags behind the
    * one that delivered the messages before. Another (or it, later) will
@@ -349,6 +410,22 @@ static void sub_grant(struct synod_async *a,
   }
 }
 
+/* n items of delivery `wire` were given to the application: they are
+ * consumed now (async), or when it reports so (manual); credit goes back
+ * once half the window was. */
+static void sub_delivered(struct synod_async *a,
+                          struct synod_async_subscription *s, uint64_t wire,
+                          uint32_t n) {
+  if (s->manual) {
+    s->held += n;
+  } else if (s->wire_id == wire) {
+    s->ungranted += n;
+  }
+  if (!s->gone && s->wire_id == wire) {
+    sub_grant(a, s);
+  }
+}
+
 static void sub_deliver(struct synod_async_subscription *s,
                         const Synod__ChannelMessage *m) {
   struct synod_channel_message msg = {
@@ -377,6 +454,7 @@ void subs_on_delivery(struct synod_async *a, const Synod__ChannelDelivery *d) {
     switch (sub_judge(s, m)) {
     case SUB_DROP: /* it used a credit all the same */
       s->ungranted++;
+      sub_grant(a, s);
       break;
     case SUB_GAP:
       sub_gap(a, s, m);
@@ -384,16 +462,70 @@ void subs_on_delivery(struct synod_async *a, const Synod__ChannelDelivery *d) {
     case SUB_DELIVER:
       sub_advance(s, m);
       sub_deliver(s, m); /* may unsubscribe s, or anything */
-      if (s->manual) {
-        s->held++;
-      } else if (s->wire_id == d->subscription_id) {
-        s->ungranted++;
-      }
+      sub_delivered(a, s, d->subscription_id, 1);
       break;
     }
-    if (!s->gone && s->wire_id == d->subscription_id) {
-      sub_grant(a, s);
+  }
+  s->busy--;
+  sub_release(s);
+}
+
+/* Whether key event e comes after the last one delivered (no gap can be
+ * seen: a watch skips the events it does not match). */
+static bool key_new(struct synod_async_subscription *s,
+                    const Synod__KeyWatchEvent *e) {
+  if (!s->positioned) { /* a delivery before the reply: it is the start */
+    s->positioned = true;
+    s->after_index = e->event > 1 ? e->revision : e->revision - 1;
+    s->after_offset = e->event > 1 ? e->event - 1 : 0;
+  }
+  return e->revision > s->after_index ||
+         (e->revision == s->after_index && s->after_offset != 0 &&
+          e->event > s->after_offset);
+}
+
+/* One delivery of key watch d->subscription_id: what is new goes to the
+ * application in one call, and the position moves past it. */
+void subs_on_key_delivery(struct synod_async *a,
+                          const Synod__KeyWatchDelivery *d) {
+  struct synod_async_subscription *s = sub_find_wire(a, d->subscription_id);
+  struct synod_key_event *evs;
+  uint32_t n = 0;
+  if (s == NULL || !s->keys) {
+    return; /* ended or unsubscribed meanwhile */
+  }
+  a->sub_failures = 0;
+  evs = malloc((d->n_events ? d->n_events : 1) * sizeof *evs);
+  if (evs == NULL) {
+    /* Skipping them would be a gap: end here. */
+    sub_end(a, s, SYNOD_ENOMEM, "key watch: out of memory for a delivery", 0);
+    return;
+  }
+  for (size_t i = 0; i < d->n_events; i++) {
+    const Synod__KeyWatchEvent *e = d->events[i];
+    if (!key_new(s, e)) {
+      s->ungranted++; /* it used a credit all the same */
+      continue;
     }
+    key_event_from_pb(e, &evs[n++]);
+    s->after_index = e->revision;
+    s->after_offset = e->event;
+  }
+  /* Past events it does not match too: resume from there. */
+  if (s->positioned &&
+      (d->progress_revision > s->after_index ||
+       (d->progress_revision == s->after_index && s->after_offset != 0 &&
+        (d->progress_event == 0 || d->progress_event > s->after_offset)))) {
+    s->after_index = d->progress_revision;
+    s->after_offset = d->progress_event;
+  }
+  s->busy++;
+  if (n > 0) {
+    s->key_cb(s->arg, evs, n); /* may unsubscribe s, or anything */
+  }
+  free(evs);
+  if (!s->gone) {
+    sub_delivered(a, s, d->subscription_id, n);
   }
   s->busy--;
   sub_release(s);
@@ -452,11 +584,11 @@ void subs_sweep(struct synod_async *a, uint64_t now) {
         } else if (a->conn == NULL && a->conn_error[0] != '\0') {
           status = SYNOD_ECONNECT;
           errmsg_printf(why,
-                        "channel subscribe '%s': cannot connect to any "
+                        "%s '%s': cannot connect to any "
                         "endpoint (last: %s)",
-                        s->channel, a->conn_error);
+                        sub_what(s), s->channel, a->conn_error);
         } else {
-          errmsg_printf(why, "channel subscribe '%s': not started in time%s%s",
+          errmsg_printf(why, "%s '%s': not started in time%s%s", sub_what(s),
                         s->channel, a->conn ? " on " : " (not connected)",
                         a->conn ? a->conn->address : "");
         }
@@ -517,7 +649,7 @@ int sub_start(struct synod_async *a, const struct synod_subscribe_options *o,
                          .from = o->offset,
                          .after_index = o->after_index,
                          .credits = o->window};
-  struct synod_async_subscription *s, **tail;
+  struct synod_async_subscription *s;
   struct op *op;
   int rv;
   if (a->closing) {
@@ -546,12 +678,24 @@ int sub_start(struct synod_async *a, const struct synod_subscribe_options *o,
   s->from = (int)o->from;
   s->offset = o->offset;
   s->after_index_asked = o->after_index;
-  s->window = o->window ? o->window : SYNOD_SUBSCRIBE_WINDOW_DEFAULT;
-  s->manual = manual;
+  s->window = o->window;
   s->msg_cb = msg_cb;
-  s->end_cb = end_cb;
   s->start_cb = start_cb;
+  sub_add(a, s, manual, end_cb, arg, start_timeout_ms);
+  *out = s;
+  return 0;
+}
+
+void sub_add(struct synod_async *a, struct synod_async_subscription *s,
+             bool manual, synod_subscription_end_cb end_cb, void *arg,
+             uint32_t start_timeout_ms) {
+  struct synod_async_subscription **tail;
+  s->manual = manual;
+  s->end_cb = end_cb;
   s->arg = arg;
+  if (s->window == 0) {
+    s->window = SYNOD_SUBSCRIBE_WINDOW_DEFAULT;
+  }
   s->start_deadline_ms =
       engine_now(a) +
       (start_timeout_ms ? start_timeout_ms : a->opts.request_timeout_ms);
@@ -562,8 +706,6 @@ int sub_start(struct synod_async *a, const struct synod_subscribe_options *o,
     sub_subscribe(a, s);
   }
   engine_flush(a); /* sends it, or connects */
-  *out = s;
-  return 0;
 }
 
 int synod_async_subscribe(struct synod_async *a,

@@ -36,6 +36,7 @@ struct config {
   const char *discovery, *peer_port, *dns_name, *dns_interval, *k8s_api;
   const char *k8s_namespace, *k8s_selector, *k8s_token_file, *k8s_ca_file;
   const char *k8s_interval, *http, *channels_max_bytes;
+  const char *keys_history, *keys_history_bytes;
   const char *group_checkpoint_max_bytes;
 };
 
@@ -78,6 +79,13 @@ static const struct flag flags[] = {
      "server-wide cap on retained channel messages: 64MiB, 1GiB, ... "
      "(held in memory on every replica; the leader's value applies to "
      "all) [64MiB]"},
+    {"--keys-history", "SYNOD_KEYS_HISTORY", &cfg.keys_history,
+     "key changes retained for watches, in events (a watch from an older "
+     "revision gets SYNOD_ECOMPACTED; give every replica the same value) "
+     "[100000]"},
+    {"--keys-history-bytes", "SYNOD_KEYS_HISTORY_BYTES",
+     &cfg.keys_history_bytes,
+     "... and in bytes: 64MiB, 1GiB, ... (same on every replica) [64MiB]"},
     {"--group-checkpoint-max-bytes", "SYNOD_GROUP_CHECKPOINT_MAX_BYTES",
      &cfg.group_checkpoint_max_bytes,
      "the largest state checkpoint a group may store: 16MiB, 64MiB, ... "
@@ -220,6 +228,23 @@ static int parse_bytes(const char *text, const char *what, uint64_t *out) {
           "bytes, or with KiB, MiB or GiB)\n",
           what, text);
   return -1;
+}
+
+/* A count from 1 to 1,000,000,000. */
+static int parse_count(const char *text, const char *what, uint64_t *out) {
+  char *end;
+  if (text == NULL) {
+    return 0;
+  }
+  errno = 0;
+  unsigned long long v = strtoull(text, &end, 10);
+  if (errno != 0 || end == text || *end != '\0' || v < 1 || v > 1000000000ull) {
+    fprintf(stderr, "synodd: %s '%s' is not a number from 1 to 1000000000\n",
+            what, text);
+    return -1;
+  }
+  *out = v;
+  return 0;
 }
 
 /* The port of "host:port" or "[v6]:port"; 0 if there is none. */
@@ -393,6 +418,9 @@ int main(int argc, char **argv) {
       parse_u32(cfg.snapshot_entries, "--snapshot-entries", &snap_entries) ||
       parse_bytes(cfg.channels_max_bytes, "--channels-max-bytes",
                   &o.channels_bytes_max) ||
+      parse_count(cfg.keys_history, "--keys-history", &o.key_history_max) ||
+      parse_bytes(cfg.keys_history_bytes, "--keys-history-bytes",
+                  &o.key_history_bytes_max) ||
       parse_bytes(cfg.group_checkpoint_max_bytes,
                   "--group-checkpoint-max-bytes",
                   &o.group_checkpoint_bytes_max)) {

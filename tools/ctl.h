@@ -131,6 +131,55 @@ void ctl_elect_answer(const struct ctl_elect_view *v, const char **name,
 /* Prints obj compactly on one line to stdout and drops the reference. */
 void ctl_json_print(json_t *obj);
 
+/* ------------------------------------------------------ ctl_key.c: pure */
+
+/* A transaction read by `synodctl key txn`, from JSON of this shape (every
+ * array optional, at most SYNOD_KEY_TXN_OPS_MAX entries each, at least
+ * one operation in all):
+ *
+ *   {"compare": [{"key": "devices/d1", "mod_revision": 42},
+ *                {"key": "k", "version": 0},
+ *                {"key": "k", "value": "text", "op": "!="}],
+ *    "success": [{"put": "devices/d1", "value": "gw-b",
+ *                 "session_bound": true, "prev": true},
+ *                {"get": "devices/d1"},
+ *                {"del": "devices/old/", "prefix": true}],
+ *    "failure": [{"get": "devices/d1"}]}
+ *
+ * A compare names a key and exactly one of version, create_revision,
+ * mod_revision, session (integers >= 0) or value (a string); "op" is
+ * "=" (the default), "!=", "<" or ">". An operation is {"put": KEY,
+ * "value": V} (with optional "session_bound" and "prev"), {"get": KEY}
+ * or {"del": KEY} (with optional "prefix" and "prev"). Unknown fields,
+ * wrong types and duplicate fields are errors. */
+struct ctl_txn {
+  struct synod_key_txn txn; /* points into the arrays and root below */
+  struct synod_key_compare *compares;
+  struct synod_key_op *success;
+  struct synod_key_op *failure;
+  json_t *root; /* the strings borrow from it */
+};
+
+/* Parses n bytes of text. Returns 0 and *t (free with ctl_txn_free), or
+ * SYNOD_EINVAL with one line in err (len bytes) naming the place:
+ * "compare[1]: \"op\" must be a string". */
+int ctl_txn_parse(const char *text, size_t n, struct ctl_txn *t, char *err,
+                  size_t len);
+void ctl_txn_free(struct ctl_txn *t);
+/* Whether a put of either branch is session-bound. */
+bool ctl_txn_binds(const struct ctl_txn *t);
+
+/* JSON shapes of `synodctl key ... --json`. A key or value that is not
+ * UTF-8 is given as "key_base64" / "value_base64" instead. */
+json_t *ctl_kv_json(const struct synod_kv *kv, bool with_value);
+json_t *ctl_key_put_json(const char *key, const struct synod_key_put_result *r);
+json_t *ctl_key_get_json(const char *key, const struct synod_key_get_result *r);
+json_t *ctl_key_delete_json(const char *key,
+                            const struct synod_key_delete_result *r);
+/* {"succeeded", "revision", "results": [{"put"|"get"|"del": {...}}]}. */
+json_t *ctl_key_txn_json(const struct ctl_txn *t,
+                         const struct synod_key_txn_result *r);
+
 /* ------------------------------------------------------ ctl_proc.c */
 
 /* Makes a blocking client from the global options (client_name "synodctl
@@ -180,5 +229,6 @@ int cmd_member(const struct ctl_opts *o, int argc, char **argv);
 int cmd_publish(const struct ctl_opts *o, int argc, char **argv);
 int cmd_channel(const struct ctl_opts *o, int argc, char **argv);
 int cmd_subscribe(const struct ctl_opts *o, int argc, char **argv);
+int cmd_key(const struct ctl_opts *o, int argc, char **argv);
 
 #endif

@@ -33,6 +33,9 @@ static void usage(FILE *out) {
       "                               (--cursor: resume after the last run)\n"
       "  channel read|info|list|create|delete|cursor ...   channels'\n"
       "                               messages, limits and cursors\n"
+      "  key put|get|del|list|txn ... keys: put (--session-bound: held\n"
+      "                               while synodctl runs), compare-and-\n"
+      "                               put, get, delete, list, transactions\n"
       "  version\n"
       "`synodctl COMMAND --help` describes each.\n"
       "\n"
@@ -58,8 +61,9 @@ static void usage(FILE *out) {
       "  2   usage error\n"
       "  75  busy: lock held elsewhere or not granted in time (lock),\n"
       "      slot already taken (once), no swap (counter cas),\n"
-      "      no leader (leader)\n"
-      "  76  lost: the lock (lock) or the candidacy (elect) was lost\n"
+      "      no leader (leader), a compare did not hold (key)\n"
+      "  76  lost: the lock (lock), the candidacy (elect) or a held\n"
+      "      session-bound key (key put --session-bound) was lost\n"
       "      because the session could not be renewed\n"
       "  lock and once otherwise exit with CMD's status (128+N if CMD\n"
       "  was killed by signal N).\n",
@@ -134,7 +138,8 @@ int main(int argc, char **argv) {
               {"ready", cmd_ready},
               {"publish", cmd_publish},
               {"channel", cmd_channel},
-              {"subscribe", cmd_subscribe}};
+              {"subscribe", cmd_subscribe},
+              {"key", cmd_key}};
   struct ctl_opts o = {.prog = "synodctl"};
   const char *env = getenv("SYNOD_CONNECT_TIMEOUT");
   int i;

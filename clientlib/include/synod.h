@@ -104,15 +104,16 @@ const char *synod_errname(int code);
  *  - what moves to the new connection: subscriptions (from where they
  *    were, see "Subscriptions"), reads (get, list, query, check,
  *    leader, observe, status), every write made in a session (lock,
- *    counter and election calls, session close: they carry (session,
- *    sequence), so the server applies each exactly once however often it
- *    is sent), session open (a duplicate session the server may have
- *    opened is never used and expires after its TTL) and keepalives. A
- *    write without a session (member remove) that was written on a
- *    connection which then failed is not sent again: it fails at once
- *    with SYNOD_ETIMEDOUT, its outcome unknown. A request that runs out
- *    of time fails with SYNOD_ETIMEDOUT wherever it was: a write in a
- *    session may or may not have been applied (once, if it was);
+ *    counter, election, channel and key calls, session close: they
+ *    carry (session, sequence), so the server applies each exactly once
+ *    however often it is sent), session open (a duplicate session the
+ *    server may have opened is never used and expires after its TTL) and
+ *    keepalives. A write without a session (member remove) that was
+ *    written on a connection which then failed is not sent again: it
+ *    fails at once with SYNOD_ETIMEDOUT, its outcome unknown. A request
+ *    that runs out of time fails with SYNOD_ETIMEDOUT wherever it was:
+ *    a write in a session may or may not have been applied (once, if it
+ *    was);
  *  - opens a session lazily, for the first request that needs one, renews
  *    it every TTL/3 and gives every mutating request the session and a
  *    sequence number; a retry after a reconnect reuses the same pair, so
@@ -948,6 +949,412 @@ int synod_async_channel_cursor_commit(struct synod_async *a,
 int synod_async_channel_cursor_get(struct synod_async *a, const char *channel,
                                    const char *cursor, unsigned flags,
                                    synod_channel_cursor_cb cb, void *arg);
+
+/* ---------------------------------------------------------------- keys
+ *
+ * A registry of small values: who holds device X, a feature flag, a
+ * piece of shared configuration. A key is 1..SYNOD_KEY_BYTES_MAX bytes
+ * of UTF-8 without a NUL ("/" separates levels by convention; keys sort
+ * bytewise); a value is bytes, at most 64 KiB unless the servers were
+ * started with another limit (over it: SYNOD_ETOOBIG).
+ *
+ * Every write that changes something gets the cluster's next revision
+ * (dense from 1, the same on every replica). Each key carries the
+ * revision that created it, the one that last put it (mod_revision) and
+ * its version (1 when created, +1 per put; a delete removes the key, a
+ * later put creates it again at version 1).
+ *
+ * Session-bound keys (SYNOD_KEY_SESSION_BOUND): the key is deleted when
+ * the client's session ends: synod_client_free / synod_async_close, or
+ * expiry when the session could not be renewed for its TTL (measured in
+ * cluster time, so a leader change neither keeps the key forever nor
+ * drops it early). A later put without the flag unbinds it; a bound put
+ * from another client moves it to that client's session. A lost session
+ * (see "What the engine does") has taken its keys with it: the
+ * application must put them again, in the new session.
+ *
+ * Compares make a write conditional (compare-and-put, compare-and-delete,
+ * transactions): each compares one field of a key, as it is when the
+ * write is applied, with a number or a value. A key that does not exist
+ * has version, create and mod revision and session 0, and a value
+ * compare on it never holds; so {version EQUAL 0} is "create only". A
+ * compare that does not hold is not an error: the result says
+ * succeeded = false, nothing changed and no revision was used.
+ *
+ * Writes are made in the client's session with a sequence number like
+ * every other write: retried after a failover they are applied once.
+ * Reads are linearizable, or with SYNOD_READ_STALE served by any replica
+ * from what it has applied (possibly behind).
+ *
+ * Errors (through the return value or callback; nothing changed):
+ * SYNOD_EINVAL (a bad key, prefix or compare; a transaction that writes
+ * one key twice in a branch), SYNOD_ETOOBIG (a value over the limit, an
+ * answer over the frame), SYNOD_ELIMIT (the servers' key count or bytes,
+ * more than SYNOD_KEY_TXN_OPS_MAX compares or operations),
+ * SYNOD_ESESSION (the session ended before the write was applied: its
+ * outcome is unknown, as with SYNOD_ETIMEDOUT). */
+
+#define SYNOD_KEY_BYTES_MAX 512        /* bytes of a key */
+#define SYNOD_KEY_TXN_OPS_MAX 64       /* compares; operations per branch */
+#define SYNOD_KEY_LIST_LIMIT_MAX 10000 /* keys in one list page */
+
+/* Flags of the key calls; they share the space of SYNOD_READ_STALE,
+ * which get and list take. */
+#define SYNOD_KEY_SESSION_BOUND 0x10u /* put: delete with the session */
+#define SYNOD_KEY_PREV 0x20u   /* put, one-key delete: answer the key before */
+#define SYNOD_KEY_PREFIX 0x40u /* delete: every key starting with it */
+#define SYNOD_KEY_KEYS_ONLY 0x80u /* list: no values */
+
+/* A key as stored. Owns key and value (each followed by a NUL, so text
+ * values can be used as strings). value is empty (value_len 0) in put
+ * answers and keys-only lists. session_id: the session it is bound to,
+ * 0 if none. */
+struct synod_kv {
+  char *key;
+  size_t key_len;
+  uint8_t *value;
+  size_t value_len;
+  uint64_t create_revision;
+  uint64_t mod_revision;
+  uint64_t version;
+  uint64_t session_id;
+};
+
+/* What a compare looks at (numbers are the wire protocol's). */
+enum synod_key_target {
+  SYNOD_KEY_VERSION = 0,
+  SYNOD_KEY_CREATE_REVISION = 1,
+  SYNOD_KEY_MOD_REVISION = 2,
+  SYNOD_KEY_VALUE = 3,  /* bytewise; LESS and GREATER in byte order */
+  SYNOD_KEY_SESSION = 4 /* the session it is bound to (0: none) */
+};
+
+enum synod_key_cmp {
+  SYNOD_KEY_EQUAL = 0,
+  SYNOD_KEY_NOT_EQUAL = 1,
+  SYNOD_KEY_LESS = 2,   /* what the key holds < number / value */
+  SYNOD_KEY_GREATER = 3 /* what the key holds > number / value */
+};
+
+/* One condition. key NULL (or "") in a put or delete means the key
+ * written; in a transaction it is required. A zeroed struct with a key is
+ * "the key does not exist" (version EQUAL 0). Borrowed for the call. */
+struct synod_key_compare {
+  const char *key;
+  enum synod_key_target target;
+  enum synod_key_cmp op;
+  uint64_t number;   /* every target but SYNOD_KEY_VALUE */
+  const void *value; /* SYNOD_KEY_VALUE: value_len bytes */
+  size_t value_len;
+};
+
+/* succeeded: the put was applied (false: a compare did not hold).
+ * kv (has_kv): the key after the put, or as it is when a compare failed
+ * (no has_kv if it does not exist), without its value. prev (has_prev,
+ * with SYNOD_KEY_PREV): the key before the put, value included, if it
+ * existed. revision: the store's revision after the request (the put's
+ * own when it succeeded). Free with synod_key_put_result_free. */
+struct synod_key_put_result {
+  bool succeeded;
+  bool has_kv;
+  struct synod_kv kv;
+  bool has_prev;
+  struct synod_kv prev;
+  uint64_t revision;
+};
+
+/* found = false (not an error) for a key that does not exist. revision:
+ * the store's revision the answer was read at. Free with
+ * synod_key_get_result_free. */
+struct synod_key_get_result {
+  bool found;
+  struct synod_kv kv;
+  uint64_t revision;
+};
+
+/* deleted: how many keys went (0: none existed; no revision used).
+ * prev (has_prev, with SYNOD_KEY_PREV and one key): the deleted key.
+ * Free with synod_key_delete_result_free. */
+struct synod_key_delete_result {
+  bool succeeded;
+  uint64_t deleted;
+  bool has_prev;
+  struct synod_kv prev;
+  uint64_t revision;
+};
+
+/* One page, consistent at `revision`. more: keys remain; ask again with
+ * after = the last key of this page. Free with synod_key_list_free. */
+struct synod_key_list {
+  struct synod_kv *kvs;
+  size_t count;
+  bool more;
+  uint64_t revision;
+};
+
+enum synod_key_op_type {
+  SYNOD_KEY_OP_PUT = 1,
+  SYNOD_KEY_OP_GET = 2,
+  SYNOD_KEY_OP_DELETE = 3
+};
+
+/* One operation of a transaction. flags: put SYNOD_KEY_SESSION_BOUND and
+ * SYNOD_KEY_PREV; delete SYNOD_KEY_PREFIX or SYNOD_KEY_PREV. Borrowed. */
+struct synod_key_op {
+  enum synod_key_op_type type;
+  const char *key;
+  const void *value; /* put: value_len bytes */
+  size_t value_len;
+  unsigned flags;
+};
+
+/* If every compare holds, the success operations, else the failure ones,
+ * in order, atomically at one revision (a get sees the earlier operations
+ * of its branch). At most SYNOD_KEY_TXN_OPS_MAX compares and operations
+ * per branch; a branch may not write one key twice. Borrowed. */
+struct synod_key_txn {
+  const struct synod_key_compare *compares;
+  size_t compares_n;
+  const struct synod_key_op *success;
+  size_t success_n;
+  const struct synod_key_op *failure;
+  size_t failure_n;
+};
+
+struct synod_key_op_result {
+  enum synod_key_op_type type; /* selects the member below */
+  union {
+    struct synod_key_put_result put;
+    struct synod_key_get_result get;
+    struct synod_key_delete_result del;
+  } u;
+};
+
+/* succeeded: the compares held and the success branch ran. results: one
+ * per operation of the branch that ran, in order. revision: the store's
+ * after the transaction (its own if it changed anything). Free with
+ * synod_key_txn_result_free. */
+struct synod_key_txn_result {
+  bool succeeded;
+  struct synod_key_op_result *results;
+  size_t count;
+  uint64_t revision;
+};
+
+/* Destructors: free what the struct owns and zero it; accept a zeroed
+ * struct and NULL. */
+void synod_kv_free(struct synod_kv *kv);
+void synod_key_put_result_free(struct synod_key_put_result *r);
+void synod_key_get_result_free(struct synod_key_get_result *r);
+void synod_key_delete_result_free(struct synod_key_delete_result *r);
+void synod_key_list_free(struct synod_key_list *l);
+void synod_key_txn_result_free(struct synod_key_txn_result *r);
+
+/* Sets key to value_len bytes of value, creating it if absent. flags:
+ * SYNOD_KEY_SESSION_BOUND, SYNOD_KEY_PREV. With compares (n <=
+ * SYNOD_KEY_TXN_OPS_MAX; NULL when n is 0), only if all of them hold:
+ * compare-and-put. out may be NULL. */
+int synod_key_put(struct synod_client *c, const char *key, const void *value,
+                  size_t value_len, unsigned flags,
+                  const struct synod_key_compare *compares, size_t compares_n,
+                  uint32_t timeout_ms, struct synod_key_put_result *out);
+
+/* Creates key only if it does not exist (a put with the compare
+ * {version EQUAL 0}); *created (may be NULL) says whether it did. */
+int synod_key_create(struct synod_client *c, const char *key, const void *value,
+                     size_t value_len, unsigned flags, uint32_t timeout_ms,
+                     bool *created);
+
+/* flags: 0 or SYNOD_READ_STALE. */
+int synod_key_get(struct synod_client *c, const char *key, unsigned flags,
+                  uint32_t timeout_ms, struct synod_key_get_result *out);
+
+/* Deletes key, or with SYNOD_KEY_PREFIX every key that starts with it
+ * ("" then deletes every key). SYNOD_KEY_PREV (one key only): answer the
+ * deleted key. With compares, only if all hold. out may be NULL. */
+int synod_key_delete(struct synod_client *c, const char *key, unsigned flags,
+                     const struct synod_key_compare *compares,
+                     size_t compares_n, uint32_t timeout_ms,
+                     struct synod_key_delete_result *out);
+
+/* One page of the keys starting with prefix (NULL or "": all) after
+ * `after` (NULL or "": from the first), at most limit (0: 1,000; at most
+ * SYNOD_KEY_LIST_LIMIT_MAX) and about 512 KiB. flags: SYNOD_READ_STALE,
+ * SYNOD_KEY_KEYS_ONLY. To read a prefix whole, call again with after =
+ * the last key while more; each page is consistent at its own revision
+ * (watch from the first page's revision + 1 to follow changes). */
+int synod_key_list(struct synod_client *c, const char *prefix,
+                   const char *after, uint32_t limit, unsigned flags,
+                   uint32_t timeout_ms, struct synod_key_list *out);
+
+/* Runs a transaction (see struct synod_key_txn). out may be NULL. */
+int synod_key_txn(struct synod_client *c, const struct synod_key_txn *txn,
+                  uint32_t timeout_ms, struct synod_key_txn_result *out);
+
+/* The key calls on a synod_async, with the contracts of the blocking ones
+ * and the async rules. Each copies its arguments before it returns.
+ * Errors returned directly: SYNOD_EINVAL (a bad key, flag or compare;
+ * the message is in synod_async_last_errmsg), SYNOD_ELIMIT (too many
+ * compares or operations), SYNOD_ENOMEM, SYNOD_ESHUTDOWN. */
+typedef void (*synod_key_put_cb)(void *arg, int status,
+                                 const struct synod_key_put_result *r);
+typedef void (*synod_key_get_cb)(void *arg, int status,
+                                 const struct synod_key_get_result *r);
+typedef void (*synod_key_delete_cb)(void *arg, int status,
+                                    const struct synod_key_delete_result *r);
+typedef void (*synod_key_list_cb)(void *arg, int status,
+                                  const struct synod_key_list *l);
+typedef void (*synod_key_txn_cb)(void *arg, int status,
+                                 const struct synod_key_txn_result *r);
+
+int synod_async_key_put(struct synod_async *a, const char *key,
+                        const void *value, size_t value_len, unsigned flags,
+                        const struct synod_key_compare *compares,
+                        size_t compares_n, synod_key_put_cb cb, void *arg);
+int synod_async_key_get(struct synod_async *a, const char *key, unsigned flags,
+                        synod_key_get_cb cb, void *arg);
+int synod_async_key_delete(struct synod_async *a, const char *key,
+                           unsigned flags,
+                           const struct synod_key_compare *compares,
+                           size_t compares_n, synod_key_delete_cb cb,
+                           void *arg);
+int synod_async_key_list(struct synod_async *a, const char *prefix,
+                         const char *after, uint32_t limit, unsigned flags,
+                         synod_key_list_cb cb, void *arg);
+int synod_async_key_txn(struct synod_async *a, const struct synod_key_txn *txn,
+                        synod_key_txn_cb cb, void *arg);
+
+/* -------------------------------------------------------- key watches
+ *
+ * A key watch delivers every put and delete of one key, or of every key
+ * under a prefix, from a revision on, in (revision, event) order, then
+ * live: a subscription to the key history, with the same machinery,
+ * promises and ends as a channel subscription (see "Subscriptions"):
+ * any replica serves it; after a disconnect, failover or restart the
+ * library watches again from just after the last event it delivered, so
+ * the application sees no gap and no duplicate; SYNOD_ECOMPACTED (with
+ * the oldest revision still retained as first_available) when the next
+ * event is no longer in the server's bounded history (synodd
+ * --keys-history): list the keys, then watch from the list's revision.
+ *
+ * The server also reports how far a watch has looked past events it
+ * does not match (about once a second), and the library resumes from
+ * there: a watch of a quiet key does not fall below the history while
+ * other keys change.
+ *
+ * One revision may hold many events (a transaction; a session's end
+ * deletes all of its keys at one revision), and a batch may end among
+ * them: the position is (revision, event), events numbered from 1 within
+ * their revision, counting those the watch does not match.
+ *
+ * The handles are the subscriptions': synod_async_unsubscribe cancels an
+ * async key watch. */
+
+/* A key as a watch event carries it. Pointers are borrowed (see the
+ * callback and synod_key_watch_next); key and value are not
+ * NUL-terminated in general (the blocking interface adds a NUL). */
+struct synod_watch_kv {
+  const char *key;
+  size_t key_len;
+  const void *value; /* a delete's kv: none */
+  size_t value_len;
+  uint64_t create_revision;
+  uint64_t mod_revision; /* a put's: its revision */
+  uint64_t version;
+  uint64_t session_id; /* bound to; 0 = none */
+};
+
+struct synod_key_event {
+  uint64_t revision;
+  uint32_t event; /* within the revision, from 1 */
+  bool deleted;   /* a delete; else a put */
+  struct synod_watch_kv kv;
+  /* With prev_kv: the key before the change, if it existed (always for
+   * a delete). */
+  bool has_prev;
+  struct synod_watch_kv prev;
+  uint64_t index;   /* the log index of the entry that made the revision */
+  uint64_t time_ms; /* its cluster time */
+};
+
+struct synod_key_watch_options {
+  /* The key (UTF-8, 1..512 bytes), or with prefix, the start of the keys
+   * to watch (NULL or "": every key). */
+  const char *key;
+  bool prefix;
+  /* The first revision to deliver; 0: the revisions after every write
+   * acknowledged before the watch started. */
+  uint64_t from_revision;
+  /* With from_revision: the events of from_revision already seen
+   * (1..after_event); 0 = none. Resume after an event with its
+   * (revision, event). */
+  uint32_t after_event;
+  bool prev_kv; /* deliver each event's previous key and value */
+  /* Events delivered and not yet consumed, at most. 0: 1,000; at most
+   * SYNOD_SUBSCRIBE_WINDOW_MAX. */
+  uint32_t window;
+};
+
+/* Where a watch started, as the server confirmed it: its first event is
+ * event after_event + 1 of `revision`. first_revision and last_revision:
+ * the history on that replica then (oldest retained, newest issued). */
+struct synod_key_watch_start {
+  uint64_t revision;
+  uint32_t after_event;
+  uint64_t first_revision;
+  uint64_t last_revision;
+};
+
+/* A batch of events, in order; borrowed until the callback returns. */
+typedef void (*synod_key_events_cb)(void *arg,
+                                    const struct synod_key_event *events,
+                                    size_t n);
+/* The server confirmed the start (once; resumptions are not reported). */
+typedef void (*synod_key_watch_start_cb)(
+    void *arg, const struct synod_key_watch_start *start);
+
+/* Async. Watches now if connected, else on the next connection. Returns
+ * 0 and *out, SYNOD_EINVAL (bad key or options; see
+ * synod_async_last_errmsg), SYNOD_ENOMEM or SYNOD_ESHUTDOWN. Then calls
+ * start_cb (may be NULL) once, events_cb for every batch, and end_cb
+ * (may be NULL) once if it ends (its first_available: the oldest
+ * revision retained, with SYNOD_ECOMPACTED); all with `arg`, on the
+ * loop's thread. Cancel with synod_async_unsubscribe. */
+int synod_async_key_watch(struct synod_async *a,
+                          const struct synod_key_watch_options *o,
+                          synod_key_events_cb events_cb,
+                          synod_subscription_end_cb end_cb,
+                          synod_key_watch_start_cb start_cb, void *arg,
+                          struct synod_async_subscription **out);
+
+struct synod_key_watch;
+
+/* Blocking. Watches and waits until the server confirmed the start
+ * (start may be NULL), at most timeout_ms (0: the request timeout). The
+ * start's errors come back here (SYNOD_ECOMPACTED, SYNOD_EINVAL,
+ * SYNOD_ETIMEDOUT, SYNOD_ECONNECT, ...). Close *out with
+ * synod_key_watch_close; synod_client_free closes the watches still
+ * open. */
+int synod_key_watch(struct synod_client *c,
+                    const struct synod_key_watch_options *o,
+                    uint32_t timeout_ms, struct synod_key_watch **out,
+                    struct synod_key_watch_start *start);
+
+/* The next event, as synod_subscription_next: waits up to timeout_ms;
+ * *ev points into memory the watch owns until the next call or
+ * synod_key_watch_close (key and values followed by a NUL); taking it
+ * consumes it. SYNOD_ETIMEDOUT if none came in time, or the status that
+ * ended the watch (synod_key_watch_first_available gives the oldest
+ * revision with SYNOD_ECOMPACTED). */
+int synod_key_watch_next(struct synod_key_watch *w, uint32_t timeout_ms,
+                         struct synod_key_event *ev);
+
+/* With SYNOD_ECOMPACTED: the oldest revision still retained; else 0. */
+uint64_t synod_key_watch_first_available(struct synod_key_watch *w);
+
+/* Cancels the watch and frees everything. Accepts NULL. Not while
+ * another thread is in synod_key_watch_next on it. */
+void synod_key_watch_close(struct synod_key_watch *w);
 
 #ifdef __cplusplus
 }

@@ -41,6 +41,7 @@ struct core_progress {
   bool recent_active;  /* heard from in this CheckQuorum period */
   bool timeout_sent;   /* transfer target: TIMEOUT_NOW went out */
   uint64_t read_acked; /* highest ReadIndex round acknowledged */
+  uint64_t commit_sent; /* the commit index of the last append sent */
   /* REPLICATE: a ring of inflight_appends_max appends in flight. */
   struct core_inflight *inflights;
   uint32_t infl_head;

@@ -178,6 +178,7 @@ void core_repl_send(struct core *c, struct core_progress *p, bool empty_ok) {
   m->append.prev_index = p->next - 1;
   m->append.prev_term = prev_term;
   m->append.commit = c->commit;
+  p->commit_sent = c->commit;
   if (n > 0) {
     core_msg_attach_entries(c, p->next, n);
   }
@@ -262,6 +263,24 @@ void core_repl_tick(struct core *c) {
 
 /* --------------------------------------------------------------- commit */
 
+/* Tells every follower that has all the entries sent so far, and nothing
+ * more to be sent now, the new commit index at once, in an empty append
+ * (etcd raft's bcastAppend after maybeCommit). Otherwise it would learn it
+ * only with the next entries or heartbeat (a tick later): what a follower
+ * serves (channel subscribers, stale reads) would lag the leader by up to
+ * a tick whenever writes pause. One connection per peer keeps the empty
+ * append behind the entries in flight. */
+static void core_repl_commit_tell(struct core *c) {
+  uint64_t last = core_log_last(&c->log);
+  for (uint32_t i = 0; i < CORE_PEERS_MAX; i++) {
+    struct core_progress *p = &c->prs[i];
+    if (p->id != 0 && p->state == CORE_PROGRESS_REPLICATE && p->next > last &&
+        p->commit_sent < c->commit) {
+      core_repl_send(c, p, true);
+    }
+  }
+}
+
 static int core_u64_desc(const void *a, const void *b) {
   uint64_t x = *(const uint64_t *)a;
   uint64_t y = *(const uint64_t *)b;
@@ -295,6 +314,9 @@ void core_repl_maybe_commit(struct core *c) {
   core_trace(c, "commit %" PRIu64, index);
   core_read_on_commit(c);
   core_membership_on_commit(c);
+  if (c->role == CORE_LEADER) {
+    core_repl_commit_tell(c);
+  }
 }
 
 /* PROPOSE (and the leader's own entries): append, then replicate. */

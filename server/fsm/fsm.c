@@ -341,6 +341,12 @@ static void request_in_session(struct fsm *f, const struct op *op,
   struct fsm_reply r;
   fsm_reply_init(&r);
   int rv;
+  if (req->sequence == 0 && op->kind == OP_ANY) {
+    /* In the session, not exactly-once (fsm.h "Exactly-once"). */
+    rv = op->fn(f, s, req, &r);
+    reply_emit(f, &r, rv, NULL, 0, out);
+    return;
+  }
   if (req->sequence == 0) {
     errmsg_set(r.msg,
                "%s: sequence 0 in session %" PRIu64 "; sequences start at 1",

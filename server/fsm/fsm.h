@@ -34,6 +34,12 @@
  *   deduplicated: a retried open makes a second session, which expires
  *   unused. Counter writes with session 0 are allowed and applied every
  *   time: at-least-once, for tools such as synodctl that hold no session.
+ *   Those same writes (counters, channels, keys: the ones that work
+ *   without a session) may also name a session with sequence 0: applied
+ *   every time and not recorded, but in that session (a session-bound
+ *   key put). The HTTP API sends these: its clients hold a session across
+ *   requests on any replica but number nothing, and two replicas could
+ *   not agree on a sequence without a round trip.
  *
  * - Locks. The fencing token of a grant is the index of the granting
  *   entry, or one more than the last token issued on any lock if that is
@@ -655,6 +661,11 @@ size_t fsm_sessions_view(const struct fsm *f, size_t max,
                          void (*fn)(void *arg,
                                     const struct fsm_session_view *v),
                          void *arg);
+/* One session as fsm_sessions_view shows it (client_name points into the
+ * fsm: valid until the next fsm_apply); false if it is unknown or ended.
+ * A lookup, not a walk: the HTTP API's GET /v1/sessions/ID. */
+bool fsm_session_view_get(const struct fsm *f, uint64_t id,
+                          struct fsm_session_view *out);
 
 struct fsm_election_view {
   const char *name;

@@ -31,6 +31,15 @@ static uint32_t list_len(const struct fsm_list *head) {
   return n;
 }
 
+static void session_view(const struct fsm_session *s,
+                         struct fsm_session_view *v) {
+  *v = (struct fsm_session_view){.id = s->id,
+                                 .client_name = fsm_str(s->client_name),
+                                 .ttl_ms = s->ttl_ms,
+                                 .expires_ms = s->keepalive_ms + s->ttl_ms,
+                                 .locks_held = list_len(&s->locks)};
+}
+
 size_t fsm_sessions_view(const struct fsm *f, size_t max,
                          void (*fn)(void *arg,
                                     const struct fsm_session_view *v),
@@ -41,14 +50,21 @@ size_t fsm_sessions_view(const struct fsm *f, size_t max,
     if (n++ >= max) {
       continue;
     }
-    struct fsm_session_view v = {.id = s->id,
-                                 .client_name = fsm_str(s->client_name),
-                                 .ttl_ms = s->ttl_ms,
-                                 .expires_ms = s->keepalive_ms + s->ttl_ms,
-                                 .locks_held = list_len(&s->locks)};
+    struct fsm_session_view v;
+    session_view(s, &v);
     fn(arg, &v);
   }
   return n;
+}
+
+bool fsm_session_view_get(const struct fsm *f, uint64_t id,
+                          struct fsm_session_view *out) {
+  const struct fsm_session *s = fsm_session_find(f, id);
+  if (s == NULL) {
+    return false;
+  }
+  session_view(s, out);
+  return true;
 }
 
 size_t fsm_elections_view(const struct fsm *f, size_t max,

@@ -43,8 +43,8 @@ static void api_read_free(struct api_read *r);
 
 static const char api_json_type[] = "application/json";
 
-void api_respond_json(struct http_api *api, uint64_t id, int status,
-                      json_t *j) {
+void api_respond_json_headers(struct http_api *api, uint64_t id, int status,
+                              const char *headers, json_t *j) {
   char *text =
       j != NULL ? json_dumps(j, JSON_COMPACT | JSON_REAL_PRECISION(9)) : NULL;
   if (text == NULL) {
@@ -52,11 +52,17 @@ void api_respond_json(struct http_api *api, uint64_t id, int status,
   } else {
     size_t len = strlen(text);
     text[len] = '\n'; /* replaces the NUL: the length says where it ends */
-    httpd_respond(api->httpd, id, status, api_json_type,
-                  "Access-Control-Allow-Origin: *\r\n", text, len + 1);
+    httpd_respond(api->httpd, id, status, api_json_type, headers, text,
+                  len + 1);
   }
   free(text);
   json_decref(j);
+}
+
+void api_respond_json(struct http_api *api, uint64_t id, int status,
+                      json_t *j) {
+  api_respond_json_headers(api, id, status,
+                           "Access-Control-Allow-Origin: *\r\n", j);
 }
 
 /* README.md "HTTP" lists these. */
@@ -67,6 +73,7 @@ int api_status_of(int code) {
   case SYNOD_ERANGE:
     return 400;
   case SYNOD_ENOTFOUND:
+  case SYNOD_ESESSION: /* the session named is unknown or ended */
     return 404;
   case SYNOD_EEXIST:
   case SYNOD_ELIMIT: /* the channel or the server is full: state, not rate */
@@ -560,6 +567,13 @@ static void api_request_cb(void *arg, const struct httpd_request *req) {
   if (api_path_is(req, "/v1/channels") ||
       api_prefix(req, "/v1/channels/", &rest, &rest_len)) {
     api_channels_request(api, req);
+  } else if (api_path_is(req, "/v1/keys") ||
+             api_prefix(req, "/v1/keys/", &rest, &rest_len) ||
+             api_path_is(req, "/v1/txn")) {
+    api_keys_request(api, req);
+  } else if (api_path_is(req, "/v1/sessions") ||
+             api_prefix(req, "/v1/sessions/", &rest, &rest_len)) {
+    api_sessions_request(api, req);
   } else if (!httpd_method_is(req, "GET")) {
     httpd_respond_error(api->httpd, req->id, 405, "%.*s is not allowed here",
                         (int)req->method_len, req->method);

@@ -1,8 +1,9 @@
 /* A replica's HTTP endpoints, on its own loop: probes (/healthz,
  * /readyz), the leader-elector shape (/leader/NAME), the JSON status
  * (/v1/status, /v1/elections/NAME), Prometheus (/metrics), the status
- * page (/) and channels (/v1/channels: publish, info, list, and
- * subscriptions as Server-Sent Events). Reads go through node_read, so
+ * page (/), channels (/v1/channels: publish, info, list, and
+ * subscriptions as Server-Sent Events), keys (/v1/keys, /v1/txn) and
+ * sessions (/v1/sessions). Reads go through node_read, so
  * they are linearizable by default on any replica; writes through
  * node_write, so any replica accepts them. */
 #ifndef SYNOD_HTTP_API_H

@@ -1,6 +1,7 @@
 /* The HTTP API's internals, shared by api.c (probes, status, metrics,
- * elections, routing) and api_channels.c (publish, channel info, Server-
- * Sent Events). */
+ * elections, routing), api_channels.c (publish, channel info, Server-
+ * Sent Events), api_keys.c and api_txn.c (keys, transactions; their
+ * own internals in api_keys_int.h) and api_sessions.c. */
 #ifndef SYNOD_HTTP_API_INT_H
 #define SYNOD_HTTP_API_INT_H
 
@@ -31,6 +32,10 @@ struct http_api {
 
 /* Answers with the JSON of j (and frees it; NULL answers 500). */
 void api_respond_json(struct http_api *api, uint64_t id, int status, json_t *j);
+/* The same with `headers` (lines each ending in CRLF) in place of the
+ * default CORS line. */
+void api_respond_json_headers(struct http_api *api, uint64_t id, int status,
+                              const char *headers, json_t *j);
 
 /* The HTTP status for a SYNOD_E* code. */
 int api_status_of(int code);
@@ -62,5 +67,11 @@ void api_channels_drain_cb(void *arg, uint64_t id);
 void api_channels_ping(struct http_api *api);
 /* Ends every event stream's subscription (stopping). */
 void api_channels_stop(struct http_api *api);
+
+/* api_keys.c: /v1/keys, /v1/keys/KEY and (through api_txn.c) /v1/txn. */
+void api_keys_request(struct http_api *api, const struct httpd_request *req);
+/* api_sessions.c: /v1/sessions and /v1/sessions/ID. */
+void api_sessions_request(struct http_api *api,
+                          const struct httpd_request *req);
 
 #endif /* SYNOD_HTTP_API_INT_H */

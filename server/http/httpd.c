@@ -1050,6 +1050,8 @@ const char *httpd_status_text(int status) {
     return "Conflict";
   case 410:
     return "Gone";
+  case 412:
+    return "Precondition Failed";
   case 413:
     return "Content Too Large";
   case 414:

@@ -273,7 +273,10 @@ static void write_clients(FILE *f, struct node *n) {
         "sockets.",
         cs.queued_bytes);
   gauge(f, "synod_channel_subscriptions",
-        "Channel subscriptions this replica serves now.", n->subs_n);
+        "Channel subscriptions this replica serves now.",
+        n->subs_n - subs_key_watches(n));
+  gauge(f, "synod_key_watches", "Key watches this replica serves now.",
+        subs_key_watches(n));
   counter(f, "synod_channel_deliveries_total",
           "Channel messages pushed to subscribers.",
           n->metrics.channel_deliveries);
@@ -367,6 +370,17 @@ static void write_fsm(FILE *f, struct node *n) {
   gauge(f, "synod_counters", "Counters that exist.", st.counters);
   gauge(f, "synod_elections_with_leader",
         "Elections (the application's) that have a leader.", st.elections);
+  gauge(f, "synod_keys", "Keys that exist (ended sessions' excluded).",
+        st.keys);
+  gauge(f, "synod_keys_bytes", "Bytes of the keys' names and values.",
+        st.keys_bytes);
+  gauge(f, "synod_key_work_keys",
+        "Keys of ended sessions still to be removed from the store, a "
+        "bounded number per applied entry (0 when idle).",
+        st.key_work_keys);
+  gauge(f, "synod_key_revision",
+        "The key store's revision: its last change applied here.",
+        fsm_key_revision(n->fsm));
 }
 
 int node_metrics_text(struct node *n, char **text, size_t *len) {

@@ -539,7 +539,10 @@ int node_start(uv_loop_t *loop, const struct node_options *opts,
       (rv = node_open_store(n, errmsg)) != 0) {
     goto err;
   }
-  if ((n->fsm = fsm_new(NULL)) == NULL) {
+  struct fsm_options fo = {0};
+  fo.key_history_max = n->opts.key_history_max;
+  fo.key_history_bytes_max = n->opts.key_history_bytes_max;
+  if ((n->fsm = fsm_new(&fo)) == NULL) {
     rv = SYNOD_ENOMEM;
     errmsg_set(errmsg, "node: out of memory");
     goto err;

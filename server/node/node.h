@@ -47,6 +47,11 @@ struct node_options {
    * the replicated settings when it differs [0: leave as it is; the
    * state machine's default is 64 MiB]. */
   uint64_t channels_bytes_max;
+  /* The key history watches read: events and bytes retained [0: the
+   * state machine's defaults, 100,000 and 64 MiB]. Not replicated: give
+   * every replica the same values, or their images differ. */
+  uint64_t key_history_max;
+  uint64_t key_history_bytes_max;
   /* The bound on one group checkpoint, written into the replicated
    * settings alike [0: leave as it is; the default is 16 MiB]. */
   uint64_t group_checkpoint_bytes_max;
@@ -233,7 +238,8 @@ void node_write(struct node *n, const Synod__Request *req, uint32_t timeout_ms,
 
 /* ----------------------------------------- in-process subscriptions */
 
-/* Where an in-process subscription (node_subscribe) sends its messages:
+/* Where an in-process subscription (node_subscribe, node_key_watch)
+ * sends its messages or key events:
  * the machinery of a client's ChannelSubscribe (positions, the retained
  * window, ECOMPACTED, deletion, the bound on queued bytes), with the
  * consumer's own queue in place of a client connection's. There are no
@@ -269,6 +275,25 @@ struct node_sub_sink {
   /* Asks for one node_sub_drained() once fewer than `below` bytes are
    * queued; called only with more than that queued. */
   void (*want_drain)(void *arg, size_t below);
+  /* Key watches (node_key_watch) call these in place of started and
+   * deliver; a sink used for channels only leaves them NULL (and one for
+   * key watches only leaves started and deliver NULL). Once, as
+   * `started`: err 0, the watch runs from event r->after_event + 1 of
+   * revision r->revision; or SYNOD_ECOMPACTED with the oldest revision
+   * retained, SYNOD_ENOLEADER or SYNOD_ETIMEDOUT (the ReadIndex round of
+   * a watch from revision 0), and the watch is gone. */
+  void (*key_started)(void *arg, int err, const char *msg,
+                      uint64_t first_available, const Synod__KeyWatchReply *r);
+  /* Events in (revision, event) order, none skipped and none twice,
+   * borrowed until the callback returns; `bytes` is their keys' and
+   * values' bytes. As deliver otherwise. The watch has looked at every
+   * event up to event progress_event of progress_revision (0: all of
+   * it): where a consumer that resumes should resume after. n may be 0:
+   * the position moved past events the watch does not match (at most
+   * about once a second). */
+  int (*key_deliver)(void *arg, Synod__KeyWatchEvent *const *events, size_t n,
+                     size_t bytes, uint64_t progress_revision,
+                     uint32_t progress_event);
 };
 
 /* Subscribes to one channel (or with q->prefix, to every channel whose
@@ -283,6 +308,18 @@ struct node_sub_sink {
  * replica), SYNOD_ENOMEM. `q` is copied; `sink` must outlive the
  * subscription. */
 int node_subscribe(struct node *n, const Synod__ChannelSubscribe *q,
+                   const struct node_sub_sink *sink, void *arg,
+                   uint64_t *handle, char *errmsg);
+
+/* Watches a key or a key prefix from q->from_revision (0: the revisions
+ * after the newest acknowledged, after a ReadIndex round), as a client's
+ * KeyWatch (synod.proto), for an in-process consumer: the same machinery
+ * and contract as node_subscribe, with the sink's key_started and
+ * key_deliver (which must be set). q->subscription_id and q->credits are
+ * ignored. Errors: SYNOD_EINVAL (a bad key or prefix), SYNOD_ELIMIT,
+ * SYNOD_ENOLEADER, SYNOD_ENOMEM. The handle works with node_sub_drained
+ * and node_unsubscribe. */
+int node_key_watch(struct node *n, const Synod__KeyWatch *q,
                    const struct node_sub_sink *sink, void *arg,
                    uint64_t *handle, char *errmsg);
 

@@ -294,6 +294,7 @@ struct node {
   struct u64map subs_by_conn; /* conn id -> struct sub list (clients') */
   struct u64map subs_by_name; /* hash of a channel name -> struct sub list */
   struct sub *subs_prefix;    /* prefix subscriptions */
+  struct sub *subs_keys;      /* key watches */
   struct sub *subs_dirty;     /* to push to after this batch */
   struct sub *subs_starting;  /* node_subscribe()'s, to start this turn */
   uint64_t subs_n;
@@ -331,17 +332,20 @@ struct node {
   struct node_metrics metrics; /* see metrics.h */
 };
 
-/* subscribe.c: channel subscriptions. */
+/* subscribe.c: channel subscriptions and key watches. */
 int subs_init(struct node *n);
 void subs_close(struct node *n);
 void subs_subscribe(struct node *n, uint64_t conn_id, uint64_t request_id,
                     const Synod__ChannelSubscribe *q);
+void subs_key_watch(struct node *n, uint64_t conn_id, uint64_t request_id,
+                    const Synod__KeyWatch *q);
 void subs_credit(struct node *n, uint64_t conn_id, uint64_t request_id,
                  const Synod__ChannelCredit *q);
 void subs_unsubscribe(struct node *n, uint64_t conn_id, uint64_t request_id,
                       const Synod__ChannelUnsubscribe *q);
-/* A channel event of the entry being applied: marks the subscriptions to
- * push to (APPENDED) or ends them (DELETED). */
+/* A channel or key event of the entry being applied: marks the
+ * subscriptions to push to (CHANNEL_APPENDED, KEYS_CHANGED) or ends them
+ * (CHANNEL_DELETED). */
 void subs_on_event(struct node *n, const struct fsm_event *e);
 /* The state was replaced by a snapshot: every subscription looks again. */
 void subs_on_install(struct node *n);
@@ -357,6 +361,8 @@ void subs_on_close(struct node *n, uint64_t conn_id);
 void subs_tick(struct node *n);
 /* Subscriptions on this replica that receive channel `name`. */
 uint64_t subs_count(struct node *n, const char *name);
+/* Key watches on this replica (a walk over at most SUBS_KEYS_MAX). */
+uint64_t subs_key_watches(struct node *n);
 
 /* node.c */
 int node_step(struct node *n, const struct core_event *ev);

@@ -1,4 +1,5 @@
-/* Channel subscriptions (DESIGN.md "Streams"): a cursor on this replica
+/* Subscriptions (DESIGN.md "Streams"): channel subscriptions and key
+ * watches. A cursor on this replica
  * that pushes committed, applied messages from the state machine's
  * retained windows to one client connection, in order, on the credits the
  * client grants, never queueing more than SUB_OUT_BYTES to a connection.
@@ -17,7 +18,33 @@
  * connection's (client_sink below: frames, credits, the connection's
  * queue) or an in-process consumer's (node_subscribe: the HTTP API's
  * Server-Sent Events, with the HTTP connection's queue). Everything else,
- * positions, windows, bounds, ends, is one mechanism for both. */
+ * positions, windows, bounds, ends, is one mechanism for both.
+ *
+ * A subscription reads one of three streams (enum sub_kind): one
+ * channel, the channels under a prefix, or the key history (a key watch,
+ * KeyWatch in synod.proto, filtered to one key or a key prefix). Sinks,
+ * credits, the bound on queued bytes, the pump, the leaderless end, the
+ * ReadIndex start, the limits and unsubscribe are the same code for all
+ * three. Where keys made the mechanism bend, it bent for every kind:
+ *  - the request that starts a subscription is kept as a Synod__Request
+ *    (ChannelSubscribe or KeyWatch in its body), for the ReadIndex wait
+ *    and node_subscribe's deferred start alike;
+ *  - a sink has a started/deliver pair per kind (channel messages or key
+ *    events): the frames differ, the flow control does not;
+ *  - a key watch's position is (revision, events of it passed), as a
+ *    prefix subscription's is (log index, offset): a session's end is
+ *    one revision of up to 100,000 deletes, and a frame or the credits
+ *    may end among them;
+ *  - a key watch skips the events it does not match, so the position it
+ *    reached can be far past its last event: its frames carry that
+ *    progress, and subs_tick sends it alone (once a second at most) to a
+ *    watch that moved without delivering, so that its client resumes
+ *    there and not below the history (etcd's progress notify);
+ *  - key watches are found on FSM_EVENT_KEYS_CHANGED by a walk over all
+ *    of them (at most SUBS_KEYS_MAX per replica, like prefix
+ *    subscriptions), each then reading only the revisions past its
+ *    position and filtering by key. */
+#include <assert.h>
 #include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
@@ -45,6 +72,15 @@
 /* Prefix subscriptions per replica: each one is looked at on every
  * publish, and merges its channels on every frame. */
 #define SUBS_PREFIX_MAX 1024
+/* Key watches per replica: each one is looked at on every new revision. */
+#define SUBS_KEYS_MAX 1024
+/* A key watch that moved past events it does not match says so this
+ * often at most (KeyWatchDelivery.progress_revision). */
+#define SUB_PROGRESS_MS 1000
+/* A KeyWatchEvent's bytes beyond its keys and values, at most: its tag
+ * and length in the delivery, type, revision, event, index, time_ms, and
+ * two KeyValues' tags, lengths and revisions. */
+#define SUB_KEY_EVENT_OVERHEAD 128
 /* A cursor or FROM_NEXT start waits this long for its ReadIndex round. */
 #define SUB_START_TIMEOUT_MS 5000
 /* A replica that has known no leader for this long (longer than an
@@ -54,25 +90,34 @@
 /* A prefix subscription merges at most this many channels. */
 #define PREFIX_STREAMS_MAX 1024
 
+/* What a subscription reads. */
+enum sub_kind {
+  SUB_CHANNEL, /* one channel */
+  SUB_PREFIX,  /* the channels under a prefix, merged by log index */
+  SUB_KEYS,    /* the key history, filtered to a key or a key prefix */
+};
+
 struct sub {
   uint64_t key;        /* unique, never reused: node_subscribe's handle */
   struct node *n;      /* for the client sink */
   uint64_t conn_id;    /* a client's subscription; 0 for an in-process one */
   uint64_t id;         /* the client's subscription id */
-  uint64_t request_id; /* the client's ChannelSubscribe, until started */
+  uint64_t request_id; /* the client's request, until started */
   const struct node_sub_sink *sink;
   void *sink_arg;
   /* In-process: a copy of the request until its start runs, at the end
    * of the loop turn (so no callback runs inside node_subscribe). */
-  Synod__ChannelSubscribe *start_q;
-  char *name; /* channel name or prefix */
+  Synod__Request *start_q;
+  enum sub_kind kind;
+  char *name; /* channel name or prefix; key or key prefix (NUL added) */
   size_t name_len;
-  bool prefix;
-  bool credited; /* a client's: pushes spend credits */
-  bool started;  /* position resolved; false while a ReadIndex runs */
-  bool dirty;    /* in node.subs_dirty */
-  bool blocked;  /* waiting for the sink to drain */
-  uint64_t next; /* one channel: the next offset to deliver */
+  bool key_prefix; /* SUB_KEYS: name is a prefix */
+  bool prev_kv;    /* SUB_KEYS: deliver previous values */
+  bool credited;   /* a client's: pushes spend credits */
+  bool started;    /* position resolved; false while a ReadIndex runs */
+  bool dirty;      /* in node.subs_dirty */
+  bool blocked;    /* waiting for the sink to drain */
+  uint64_t next;   /* one channel: the next offset to deliver */
   /* One channel: the log index that created the channel it reads, once
    * seen (0 before, or if unknown). A channel of that name with another
    * one, or none, means it was deleted: a replica that installs a
@@ -84,9 +129,17 @@ struct sub {
    * credits may end among them. */
   uint64_t after_index;
   uint64_t after_offset;
+  /* Keys: the next event to look at is event rev_event + 1 of revision
+   * rev (events numbered from 1 within a revision, matching or not). */
+  uint64_t rev;
+  uint32_t rev_event;
+  /* Keys: the progress last sent to the sink, and when (loop time). */
+  uint64_t told_rev;
+  uint32_t told_event;
+  uint64_t told_ms;
   uint64_t credits;
   struct sub *conn_next;  /* the connection's subscriptions */
-  struct sub *name_next;  /* same name hash, or the prefix list */
+  struct sub *name_next;  /* same name hash, or the prefix or keys list */
   struct sub *dirty_next; /* node.subs_dirty */
   struct sub *start_next; /* node.subs_starting */
 };
@@ -131,7 +184,7 @@ static void sub_mark(struct node *n, struct sub *s) {
 
 static void sub_release(struct sub *s) {
   if (s->start_q != NULL) {
-    synod__channel_subscribe__free_unpacked(s->start_q, NULL);
+    synod__request__free_unpacked(s->start_q, NULL);
   }
   free(s->name);
   free(s);
@@ -153,8 +206,10 @@ static void sub_free(struct node *n, struct sub *s) {
   if (s->start_q != NULL) {
     SUB_UNLINK(&n->subs_starting, s, start_next);
   }
-  if (s->prefix) {
+  if (s->kind == SUB_PREFIX) {
     SUB_UNLINK(&n->subs_prefix, s, name_next);
+  } else if (s->kind == SUB_KEYS) {
+    SUB_UNLINK(&n->subs_keys, s, name_next);
   } else {
     uint64_t h = name_hash(s->name, s->name_len);
     head = u64map_get(&n->subs_by_name, h);
@@ -199,30 +254,52 @@ static void sub_end(struct node *n, struct sub *s, int code,
 /* A client connection's subscription: frames on the connection, its
  * queue, its drain callback (subs_on_drain). arg is the struct sub. */
 
-static void client_started(void *arg, int err, const char *msg,
-                           uint64_t first_available,
-                           const Synod__ChannelSubscribeReply *r) {
-  struct sub *s = arg;
+/* Answers the subscribe request of s with `resp` (body set), or with the
+ * error. */
+static void client_answer(struct sub *s, int err, const char *msg,
+                          uint64_t first_available, Synod__Response *resp) {
   if (err != 0) {
     requests_send_error_first(s->n, s->conn_id, s->request_id, err,
                               first_available, msg);
     return;
   }
   Synod__ServerMessage sm = SYNOD__SERVER_MESSAGE__INIT;
+  resp->id = s->request_id;
+  sm.body_case = SYNOD__SERVER_MESSAGE__BODY_RESPONSE;
+  sm.response = resp;
+  client_net_send(s->n->client_net, s->conn_id, &sm);
+}
+
+static void client_started(void *arg, int err, const char *msg,
+                           uint64_t first_available,
+                           const Synod__ChannelSubscribeReply *r) {
   Synod__Response resp = SYNOD__RESPONSE__INIT;
-  resp.id = s->request_id;
   resp.body_case = SYNOD__RESPONSE__BODY_CHANNEL_SUBSCRIBE;
   resp.channel_subscribe = (Synod__ChannelSubscribeReply *)r;
-  sm.body_case = SYNOD__SERVER_MESSAGE__BODY_RESPONSE;
-  sm.response = &resp;
-  client_net_send(s->n->client_net, s->conn_id, &sm);
+  client_answer(arg, err, msg, first_available, &resp);
+}
+
+static void client_key_started(void *arg, int err, const char *msg,
+                               uint64_t first_available,
+                               const Synod__KeyWatchReply *r) {
+  Synod__Response resp = SYNOD__RESPONSE__INIT;
+  resp.body_case = SYNOD__RESPONSE__BODY_KEY_WATCH;
+  resp.key_watch = (Synod__KeyWatchReply *)r;
+  client_answer(arg, err, msg, first_available, &resp);
+}
+
+/* Sends event `ev` (body set) of s. */
+static int client_event(struct sub *s, Synod__Event *ev) {
+  Synod__ServerMessage sm = SYNOD__SERVER_MESSAGE__INIT;
+  sm.body_case = SYNOD__SERVER_MESSAGE__BODY_EVENT;
+  sm.event = ev;
+  return client_net_send(s->n->client_net, s->conn_id, &sm);
 }
 
 static int client_deliver(void *arg, Synod__ChannelMessage *const *msgs,
                           size_t n, size_t bytes) {
   struct sub *s = arg;
   (void)bytes;
-  Synod__ServerMessage sm = SYNOD__SERVER_MESSAGE__INIT;
   Synod__Event ev = SYNOD__EVENT__INIT;
   Synod__ChannelDelivery d = SYNOD__CHANNEL_DELIVERY__INIT;
   d.subscription_id = s->id;
@@ -230,15 +307,29 @@ static int client_deliver(void *arg, Synod__ChannelMessage *const *msgs,
   d.messages = (Synod__ChannelMessage **)msgs;
   ev.body_case = SYNOD__EVENT__BODY_CHANNEL_DELIVERY;
   ev.channel_delivery = &d;
-  sm.body_case = SYNOD__SERVER_MESSAGE__BODY_EVENT;
-  sm.event = &ev;
-  return client_net_send(s->n->client_net, s->conn_id, &sm);
+  return client_event(s, &ev);
+}
+
+static int client_key_deliver(void *arg, Synod__KeyWatchEvent *const *evs,
+                              size_t n, size_t bytes, uint64_t progress_rev,
+                              uint32_t progress_event) {
+  struct sub *s = arg;
+  (void)bytes;
+  Synod__Event ev = SYNOD__EVENT__INIT;
+  Synod__KeyWatchDelivery d = SYNOD__KEY_WATCH_DELIVERY__INIT;
+  d.subscription_id = s->id;
+  d.n_events = n;
+  d.events = (Synod__KeyWatchEvent **)evs;
+  d.progress_revision = progress_rev;
+  d.progress_event = progress_event;
+  ev.body_case = SYNOD__EVENT__BODY_KEY_WATCH_DELIVERY;
+  ev.key_watch_delivery = &d;
+  return client_event(s, &ev);
 }
 
 static void client_ended(void *arg, int code, const char *msg,
                          uint64_t first_available) {
   struct sub *s = arg;
-  Synod__ServerMessage sm = SYNOD__SERVER_MESSAGE__INIT;
   Synod__Event ev = SYNOD__EVENT__INIT;
   Synod__SubscriptionEnded end = SYNOD__SUBSCRIPTION_ENDED__INIT;
   Synod__Error err = SYNOD__ERROR__INIT;
@@ -249,9 +340,7 @@ static void client_ended(void *arg, int code, const char *msg,
   end.error = &err;
   ev.body_case = SYNOD__EVENT__BODY_SUBSCRIPTION_ENDED;
   ev.subscription_ended = &end;
-  sm.body_case = SYNOD__SERVER_MESSAGE__BODY_EVENT;
-  sm.event = &ev;
-  client_net_send(s->n->client_net, s->conn_id, &sm);
+  client_event(s, &ev);
 }
 
 static size_t client_queued_bytes(void *arg) {
@@ -270,14 +359,21 @@ static const struct node_sub_sink client_sink = {
     .ended = client_ended,
     .queued_bytes = client_queued_bytes,
     .want_drain = client_want_drain,
+    .key_started = client_key_started,
+    .key_deliver = client_key_deliver,
 };
 
 /* ------------------------------------------------------------- delivery */
 
-/* One ChannelDelivery frame being filled (node.subs_batch). */
+/* One ChannelDelivery or KeyWatchDelivery frame being filled
+ * (node.subs_batch): msgs for channels, evs for keys. */
 struct subs_batch {
   Synod__ChannelMessage msgs[SUB_FRAME_MESSAGES];
   Synod__ChannelMessage *ptrs[SUB_FRAME_MESSAGES];
+  Synod__KeyWatchEvent evs[SUB_FRAME_MESSAGES];
+  Synod__KeyValue kvs[SUB_FRAME_MESSAGES];
+  Synod__KeyValue prevs[SUB_FRAME_MESSAGES];
+  Synod__KeyWatchEvent *ev_ptrs[SUB_FRAME_MESSAGES];
   size_t n;
   size_t bytes; /* payload */
   size_t wire;  /* payload, names and overheads: what the frame costs */
@@ -286,7 +382,8 @@ struct subs_batch {
 /* What a message of len bytes costs a frame of s. */
 static size_t batch_cost(const struct sub *s, const struct fsm_stream *st,
                          size_t len) {
-  return len + SUB_MESSAGE_OVERHEAD + (s->prefix ? st->name_len : 0);
+  return len + SUB_MESSAGE_OVERHEAD +
+         (s->kind == SUB_PREFIX ? st->name_len : 0);
 }
 
 /* Whether another message costing `cost` fits the frame (the first always
@@ -312,22 +409,42 @@ static void batch_add(struct subs_batch *b, const struct fsm_stream *st,
   b->wire += it->len + SUB_MESSAGE_OVERHEAD + (named ? st->name_len : 0);
 }
 
+/* Where key watch s has looked, as the last event looked at. */
+static void key_progress(const struct sub *s, uint64_t *rev, uint32_t *event) {
+  *rev = s->rev_event != 0 ? s->rev : s->rev - 1;
+  *event = s->rev_event;
+}
+
+/* Hands a key watch's frame (possibly of no events) to its sink, with
+ * its progress. */
+static int key_send(struct node *n, struct sub *s, struct subs_batch *b) {
+  key_progress(s, &s->told_rev, &s->told_event);
+  s->told_ms = node_now_ms(n);
+  return s->sink->key_deliver(s->sink_arg, b->ev_ptrs, b->n, b->bytes,
+                              s->told_rev, s->told_event);
+}
+
 /* Hands the batch to the sink. The position has moved past it already,
  * so a sink that refuses it ends the subscription (a consumer that
  * resumes from its last message sees no gap). Returns false then. */
 static bool batch_send(struct node *n, struct sub *s, struct subs_batch *b) {
-  int rv = s->sink->deliver(s->sink_arg, b->ptrs, b->n, b->bytes);
+  bool keys = s->kind == SUB_KEYS;
+  int rv = keys ? key_send(n, s, b)
+                : s->sink->deliver(s->sink_arg, b->ptrs, b->n, b->bytes);
   if (rv != 0) {
     sub_end(n, s, rv, 0,
-            "delivery of %zu messages (%zu bytes) of \"%.64s\" failed: %s",
-            b->n, b->bytes, s->name, synod_strerror(rv));
+            "delivery of %zu %s (%zu bytes) of \"%.64s\" failed: %s", b->n,
+            keys ? "key events" : "messages", b->bytes, s->name,
+            synod_strerror(rv));
     return false;
   }
   if (s->credited) {
     s->credits -= b->n;
   }
-  n->metrics.channel_deliveries += b->n;
-  n->metrics.channel_delivery_bytes += b->bytes;
+  if (!keys) {
+    n->metrics.channel_deliveries += b->n;
+    n->metrics.channel_delivery_bytes += b->bytes;
+  }
   return true;
 }
 
@@ -438,11 +555,111 @@ static bool fill_prefix(struct node *n, struct sub *s, struct subs_batch *b,
   return true;
 }
 
+/* Whether a key watch wants event e. */
+static bool key_matches(const struct sub *s, const struct fsm_key_event *e) {
+  return s->key_prefix ? e->kv.key_len >= s->name_len &&
+                             memcmp(e->kv.key, s->name, s->name_len) == 0
+                       : e->kv.key_len == s->name_len &&
+                             memcmp(e->kv.key, s->name, s->name_len) == 0;
+}
+
+/* What event e costs a frame of s. */
+static size_t key_cost(const struct sub *s, const struct fsm_key_event *e) {
+  size_t len = e->kv.key_len + e->kv.value_len;
+  if (s->prev_kv && e->has_prev) {
+    len += e->prev.key_len + e->prev.value_len;
+  }
+  return len + SUB_KEY_EVENT_OVERHEAD;
+}
+
+static void kv_fill(Synod__KeyValue *m, const struct fsm_kv *kv) {
+  synod__key_value__init(m);
+  m->key.data = (uint8_t *)kv->key;
+  m->key.len = kv->key_len;
+  m->value.data = (uint8_t *)kv->value;
+  m->value.len = kv->value_len;
+  m->create_revision = kv->create_revision;
+  m->mod_revision = kv->mod_revision;
+  m->version = kv->version;
+  m->session_id = kv->session_id;
+}
+
+static void key_batch_add(struct subs_batch *b, const struct sub *s,
+                          const struct fsm_key_event *e, uint32_t num) {
+  size_t i = b->n++;
+  Synod__KeyWatchEvent *m = &b->evs[i];
+  synod__key_watch_event__init(m);
+  m->type = e->deleted ? SYNOD__KEY_WATCH_EVENT__TYPE__DELETE
+                       : SYNOD__KEY_WATCH_EVENT__TYPE__PUT;
+  kv_fill(&b->kvs[i], &e->kv);
+  m->kv = &b->kvs[i];
+  if (s->prev_kv && e->has_prev) {
+    kv_fill(&b->prevs[i], &e->prev);
+    m->prev_kv = &b->prevs[i];
+  }
+  m->revision = e->revision;
+  m->event = num;
+  m->index = e->index;
+  m->time_ms = e->time_ms;
+  b->ev_ptrs[i] = m;
+  b->bytes += key_cost(s, e) - SUB_KEY_EVENT_OVERHEAD;
+  b->wire += key_cost(s, e);
+}
+
+/* Fills one frame of a key watch from its position (s->rev, s->rev_event)
+ * on, skipping the events it does not match (its position moves past
+ * them too, so they are looked at once). Returns false when s ended. */
+static bool fill_keys(struct node *n, struct sub *s, struct subs_batch *b) {
+  struct fsm_stream st;
+  fsm_key_stream(n->fsm, &st);
+  if (s->rev < st.first) {
+    sub_end(n, s, SYNOD_ECOMPACTED, st.first,
+            "key watch \"%.64s\": revision %" PRIu64
+            " is no longer retained; the oldest retained is %" PRIu64,
+            s->name, s->rev, st.first);
+    return false;
+  }
+  struct fsm_key_iter it;
+  struct fsm_key_event e;
+  uint64_t rev = 0;
+  uint32_t num = 0;
+  fsm_key_iter_seek(n->fsm, s->rev, &it);
+  while (batch_room(b, s, 0)) {
+    if (!fsm_key_iter_next(&it, &e)) {
+      /* Every retained revision is complete: past the newest, the next
+       * event to look at is the first of the next revision. */
+      if (s->rev < st.window->next) {
+        s->rev = st.window->next;
+        s->rev_event = 0;
+      }
+      break;
+    }
+    if (e.revision != rev) {
+      rev = e.revision;
+      num = 0;
+    }
+    num++;
+    if (rev == s->rev && num <= s->rev_event) {
+      continue; /* passed before */
+    }
+    if (key_matches(s, &e)) {
+      if (!batch_room(b, s, key_cost(s, &e))) {
+        break;
+      }
+      key_batch_add(b, s, &e, num);
+    }
+    s->rev = rev;
+    s->rev_event = num;
+  }
+  return true;
+}
+
 int subs_init(struct node *n) {
   u64map_init(&n->subs_by_key);
   u64map_init(&n->subs_by_conn);
   u64map_init(&n->subs_by_name);
   n->subs_prefix = NULL;
+  n->subs_keys = NULL;
   n->subs_dirty = NULL;
   n->subs_starting = NULL;
   n->subs_key_next = 0;
@@ -482,7 +699,7 @@ static bool sub_channel_same(struct node *n, struct sub *s) {
 static bool sub_push(struct node *n, struct sub *s) {
   struct subs_batch *b = n->subs_batch;
   struct subs_merge *m = n->subs_merge;
-  if (!s->prefix && !sub_channel_same(n, s)) {
+  if (s->kind == SUB_CHANNEL && !sub_channel_same(n, s)) {
     return false;
   }
   while (s->credits > 0 && !s->blocked) {
@@ -496,7 +713,9 @@ static bool sub_push(struct node *n, struct sub *s) {
       return true;
     }
     b->n = b->bytes = b->wire = 0;
-    bool alive = s->prefix ? fill_prefix(n, s, b, m) : fill_channel(n, s, b);
+    bool alive = s->kind == SUB_KEYS     ? fill_keys(n, s, b)
+                 : s->kind == SUB_PREFIX ? fill_prefix(n, s, b, m)
+                                         : fill_channel(n, s, b);
     if (!alive) {
       return false;
     }
@@ -526,6 +745,14 @@ static bool prefix_matches(const struct sub *s, const char *name, size_t len) {
 }
 
 void subs_on_event(struct node *n, const struct fsm_event *e) {
+  if (e->type == FSM_EVENT_KEYS_CHANGED) {
+    /* The event names no key (a revision may touch 100,000): every
+     * watch looks, and reads only the revisions past its position. */
+    for (struct sub *s = n->subs_keys; s != NULL; s = s->name_next) {
+      sub_mark(n, s);
+    }
+    return;
+  }
   size_t len = strlen(e->name);
   if (e->type == FSM_EVENT_CHANNEL_APPENDED) {
     for (struct sub *s = u64map_get(&n->subs_by_name, name_hash(e->name, len));
@@ -612,7 +839,7 @@ static void reply_fill(struct node *n, const struct sub *s,
                        Synod__ChannelSubscribeReply *r) {
   struct fsm_stream st;
   r->subscription_id = s->id;
-  if (s->prefix) {
+  if (s->kind == SUB_PREFIX) {
     r->after_index = s->after_index;
     r->after_offset = s->after_offset;
   } else {
@@ -641,8 +868,8 @@ static void prefix_start_cb(void *arg, const struct fsm_stream *st) {
 static int sub_resolve(struct node *n, struct sub *s,
                        const Synod__ChannelSubscribe *q, char *msg) {
   struct fsm_stream st;
-  bool exists =
-      !s->prefix && fsm_channel_stream(n->fsm, s->name, s->name_len, &st);
+  bool exists = s->kind == SUB_CHANNEL &&
+                fsm_channel_stream(n->fsm, s->name, s->name_len, &st);
   uint64_t first = exists ? st.first : 1, next = exists ? st.window->next : 1;
   Synod__ChannelSubscribe__From from = q->from;
   if (q->cursor != NULL && q->cursor[0] != '\0') {
@@ -658,7 +885,7 @@ static int sub_resolve(struct node *n, struct sub *s,
   } else if (from == SYNOD__CHANNEL_SUBSCRIBE__FROM__FROM_DEFAULT) {
     from = SYNOD__CHANNEL_SUBSCRIBE__FROM__FROM_NEXT;
   }
-  if (s->prefix) {
+  if (s->kind == SUB_PREFIX) {
     struct prefix_start p = {0};
     switch (from) {
     case SYNOD__CHANNEL_SUBSCRIBE__FROM__FROM_OFFSET:
@@ -698,47 +925,107 @@ static int sub_resolve(struct node *n, struct sub *s,
   return 0;
 }
 
+/* Where key watch s starts (q is its KeyWatch): from_revision, or after
+ * the newest revision applied (after a ReadIndex round, see sub_begin).
+ * Returns 0 or SYNOD_ECOMPACTED with msg and the oldest revision
+ * retained in *first. */
+static int key_resolve(struct node *n, struct sub *s, const Synod__KeyWatch *q,
+                       char *msg, uint64_t *first) {
+  struct fsm_stream st;
+  fsm_key_stream(n->fsm, &st);
+  if (q->from_revision == 0) {
+    s->rev = fsm_key_revision(n->fsm) + 1;
+    s->rev_event = 0;
+    return 0;
+  }
+  s->rev = q->from_revision;
+  s->rev_event = q->after_event;
+  if (s->rev < st.first) {
+    *first = st.first;
+    errmsg_set(msg,
+               "watch: revision %" PRIu64 " of \"%.64s\" is no longer "
+               "retained; the oldest retained is %" PRIu64,
+               s->rev, s->name, st.first);
+    return SYNOD_ECOMPACTED;
+  }
+  return 0;
+}
+
+static void key_reply_fill(struct node *n, const struct sub *s,
+                           Synod__KeyWatchReply *r) {
+  struct fsm_stream st;
+  fsm_key_stream(n->fsm, &st);
+  r->subscription_id = s->id;
+  r->revision = s->rev;
+  r->after_event = s->rev_event;
+  r->first_revision = st.first;
+  r->last_revision = fsm_key_revision(n->fsm);
+}
+
+/* Tells the sink of s how its start went (r: the kind's reply, or NULL
+ * with an error). */
+static void sink_started(struct sub *s, int err, const char *msg,
+                         uint64_t first_available, const void *r) {
+  if (s->kind == SUB_KEYS) {
+    s->sink->key_started(s->sink_arg, err, msg, first_available, r);
+  } else {
+    s->sink->started(s->sink_arg, err, msg, first_available, r);
+  }
+}
+
 /* The start failed: tells the sink, frees s. */
 static void sub_start_fail(struct node *n, struct sub *s, int code,
                            uint64_t first_available, const char *msg) {
-  s->sink->started(s->sink_arg, code, msg, first_available, NULL);
+  sink_started(s, code, msg, first_available, NULL);
   sub_free(n, s);
 }
 
-/* The subscription starts (or fails) now. */
+/* The subscription starts (or fails) now; req holds its ChannelSubscribe
+ * or KeyWatch. */
 static void sub_start(struct node *n, struct sub *s,
-                      const Synod__ChannelSubscribe *q) {
+                      const Synod__Request *req) {
   char msg[SYNOD_ERRMSG_MAX];
-  int rv = sub_resolve(n, s, q, msg);
+  uint64_t first = 0;
+  struct fsm_stream st;
+  int rv;
+  if (s->kind == SUB_KEYS) {
+    rv = key_resolve(n, s, req->key_watch, msg, &first);
+  } else {
+    rv = sub_resolve(n, s, req->channel_subscribe, msg);
+    if (rv == SYNOD_ECOMPACTED &&
+        fsm_channel_stream(n->fsm, s->name, s->name_len, &st)) {
+      first = st.first;
+    }
+  }
   if (rv != 0) {
-    struct fsm_stream st;
-    uint64_t first =
-        rv == SYNOD_ECOMPACTED &&
-                fsm_channel_stream(n->fsm, s->name, s->name_len, &st)
-            ? st.first
-            : 0;
     sub_start_fail(n, s, rv, first, msg);
     return;
   }
   Synod__ChannelSubscribeReply r = SYNOD__CHANNEL_SUBSCRIBE_REPLY__INIT;
-  reply_fill(n, s, &r);
+  Synod__KeyWatchReply kr = SYNOD__KEY_WATCH_REPLY__INIT;
   s->started = true;
-  s->sink->started(s->sink_arg, 0, NULL, 0, &r);
+  if (s->kind == SUB_KEYS) {
+    key_progress(s, &s->told_rev, &s->told_event); /* the reply says so */
+    s->told_ms = node_now_ms(n);
+    key_reply_fill(n, s, &kr);
+    sink_started(s, 0, NULL, 0, &kr);
+  } else {
+    reply_fill(n, s, &r);
+    sink_started(s, 0, NULL, 0, &r);
+  }
   sub_mark(n, s);
   subs_pump(n);
 }
 
-/* An unpacked copy of q (free with ..._free_unpacked), or NULL. */
-static Synod__ChannelSubscribe *
-subscribe_copy(const Synod__ChannelSubscribe *q) {
-  size_t len = synod__channel_subscribe__get_packed_size(q);
+/* An unpacked copy of req (free with ..._free_unpacked), or NULL. */
+static Synod__Request *request_copy(const Synod__Request *req) {
+  size_t len = synod__request__get_packed_size(req);
   uint8_t *buf = malloc(len ? len : 1);
   if (buf == NULL) {
     return NULL;
   }
-  synod__channel_subscribe__pack(q, buf);
-  Synod__ChannelSubscribe *copy =
-      synod__channel_subscribe__unpack(NULL, len, buf);
+  synod__request__pack(req, buf);
+  Synod__Request *copy = synod__request__unpack(NULL, len, buf);
   free(buf);
   return copy;
 }
@@ -748,7 +1035,7 @@ subscribe_copy(const Synod__ChannelSubscribe *q) {
 struct pending_start {
   struct node *n;
   uint64_t key;
-  Synod__ChannelSubscribe *q; /* unpacked copy */
+  Synod__Request *q; /* unpacked copy */
 };
 
 static void pending_start_cb(void *arg, int err, const char *errmsg,
@@ -763,16 +1050,17 @@ static void pending_start_cb(void *arg, int err, const char *errmsg,
   } else if (s != NULL) {
     sub_start(p->n, s, p->q);
   }
-  synod__channel_subscribe__free_unpacked(p->q, NULL);
+  synod__request__free_unpacked(p->q, NULL);
   free(p);
 }
 
 /* Starts after a ReadIndex round: the position then includes every write
- * acknowledged before the subscribe (a cursor committed, a publish). */
+ * acknowledged before the subscribe (a cursor committed, a publish, a
+ * key put). */
 static int sub_start_linearizable(struct node *n, struct sub *s,
-                                  const Synod__ChannelSubscribe *q) {
+                                  const Synod__Request *q) {
   struct pending_start *p = calloc(1, sizeof *p);
-  if (p == NULL || (p->q = subscribe_copy(q)) == NULL) {
+  if (p == NULL || (p->q = request_copy(q)) == NULL) {
     free(p);
     return SYNOD_ENOMEM;
   }
@@ -781,9 +1069,17 @@ static int sub_start_linearizable(struct node *n, struct sub *s,
   /* Any read serves as the barrier; its answer is not used. */
   Synod__Request req = SYNOD__REQUEST__INIT;
   Synod__ChannelInfoGet info = SYNOD__CHANNEL_INFO_GET__INIT;
-  info.name = s->name;
-  req.body_case = SYNOD__REQUEST__BODY_CHANNEL_INFO;
-  req.channel_info = &info;
+  Synod__KeyGet get = SYNOD__KEY_GET__INIT;
+  if (s->kind == SUB_KEYS) {
+    get.key.data = (uint8_t *)s->name;
+    get.key.len = s->name_len;
+    req.body_case = SYNOD__REQUEST__BODY_KEY_GET;
+    req.key_get = &get;
+  } else {
+    info.name = s->name;
+    req.body_case = SYNOD__REQUEST__BODY_CHANNEL_INFO;
+    req.channel_info = &info;
+  }
   node_read(n, &req, false, SUB_START_TIMEOUT_MS, pending_start_cb, p);
   return 0;
 }
@@ -792,9 +1088,10 @@ static int sub_start_linearizable(struct node *n, struct sub *s,
  * 0, or SYNOD_ENOMEM with nothing changed. */
 static int sub_link(struct node *n, struct sub *s) {
   uint64_t h = name_hash(s->name, s->name_len);
+  bool hashed = s->kind == SUB_CHANNEL;
   struct sub *by_conn =
       s->conn_id != 0 ? u64map_get(&n->subs_by_conn, s->conn_id) : NULL;
-  struct sub *by_name = s->prefix ? NULL : u64map_get(&n->subs_by_name, h);
+  struct sub *by_name = hashed ? u64map_get(&n->subs_by_name, h) : NULL;
   s->key = ++n->subs_key_next;
   if (u64map_put(&n->subs_by_key, s->key, s) != 0) {
     return SYNOD_ENOMEM;
@@ -803,7 +1100,7 @@ static int sub_link(struct node *n, struct sub *s) {
     u64map_del(&n->subs_by_key, s->key);
     return SYNOD_ENOMEM;
   }
-  if (!s->prefix && u64map_put(&n->subs_by_name, h, s) != 0) {
+  if (hashed && u64map_put(&n->subs_by_name, h, s) != 0) {
     if (by_conn != NULL) {
       u64map_put(&n->subs_by_conn, s->conn_id, by_conn); /* replaces */
     } else if (s->conn_id != 0) {
@@ -813,9 +1110,12 @@ static int sub_link(struct node *n, struct sub *s) {
     return SYNOD_ENOMEM;
   }
   s->conn_next = by_conn;
-  if (s->prefix) {
+  if (s->kind == SUB_PREFIX) {
     s->name_next = n->subs_prefix;
     n->subs_prefix = s;
+  } else if (s->kind == SUB_KEYS) {
+    s->name_next = n->subs_keys;
+    n->subs_keys = s;
   } else {
     s->name_next = by_name;
   }
@@ -838,7 +1138,34 @@ static void end_all_cb(void *arg, uint64_t key, void *value) {
   }
 }
 
+/* Tells key watches that moved past events they do not match where they
+ * are (an empty frame with the progress), once a second at most, so a
+ * client resumes after it and not below the history. */
+static void keys_progress(struct node *n) {
+  uint64_t now = node_now_ms(n), rev;
+  uint32_t event;
+  for (struct sub *s = n->subs_keys, *next; s != NULL; s = next) {
+    next = s->name_next;
+    key_progress(s, &rev, &event);
+    if (!s->started || s->blocked || now - s->told_ms < SUB_PROGRESS_MS ||
+        (rev == s->told_rev && event == s->told_event)) {
+      continue;
+    }
+    size_t queued = s->sink->queued_bytes(s->sink_arg);
+    if (queued == SIZE_MAX || queued >= SUB_OUT_BYTES) {
+      continue; /* gone, or full: the next frame will carry it */
+    }
+    n->subs_batch->n = n->subs_batch->bytes = 0;
+    int rv = key_send(n, s, n->subs_batch);
+    if (rv != 0) {
+      sub_end(n, s, rv, 0, "progress of key watch \"%.64s\" failed: %s",
+              s->name, synod_strerror(rv));
+    }
+  }
+}
+
 void subs_tick(struct node *n) {
+  keys_progress(n);
   uint64_t ms = leaderless_ms(n);
   if (n->subs_n == 0 || ms < SUBS_LEADERLESS_MS) {
     return;
@@ -859,11 +1186,10 @@ void subs_tick(struct node *n) {
   }
 }
 
-static int subscribe_check(struct node *n, uint64_t conn_id,
-                           const Synod__ChannelSubscribe *q, char *msg) {
-  const char *name = q->channel != NULL ? q->channel : "";
-  size_t len = strlen(name);
-  bool cursor = q->cursor != NULL && q->cursor[0] != '\0';
+/* What every subscription is checked for: a leader known lately, a free
+ * id, the limits, the credits. */
+static int sub_check_common(struct node *n, uint64_t conn_id, uint64_t id,
+                            uint32_t credits, char *msg) {
   unsigned per_conn = 0;
   if (leaderless_ms(n) >= SUBS_LEADERLESS_MS) {
     errmsg_set(msg,
@@ -875,9 +1201,8 @@ static int subscribe_check(struct node *n, uint64_t conn_id,
   for (struct sub *s = conn_id != 0 ? u64map_get(&n->subs_by_conn, conn_id)
                                     : NULL;
        s != NULL; s = s->conn_next) {
-    if (s->id == q->subscription_id) {
-      errmsg_set(msg, "subscribe: subscription %" PRIu64 " exists",
-                 q->subscription_id);
+    if (s->id == id) {
+      errmsg_set(msg, "subscribe: subscription %" PRIu64 " exists", id);
       return SYNOD_EEXIST;
     }
     per_conn++;
@@ -889,6 +1214,27 @@ static int subscribe_check(struct node *n, uint64_t conn_id,
                per_conn, n->subs_n, SUBS_PER_CONN_MAX, SUBS_MAX);
     return SYNOD_ELIMIT;
   }
+  if (credits > SUB_CREDITS_MAX) {
+    errmsg_set(msg, "subscribe: %u credits, over %d", credits, SUB_CREDITS_MAX);
+    return SYNOD_ERANGE;
+  }
+  return 0;
+}
+
+/* Subscriptions in a list linked through name_next. */
+static unsigned list_count(const struct sub *s) {
+  unsigned count = 0;
+  for (; s != NULL; s = s->name_next) {
+    count++;
+  }
+  return count;
+}
+
+static int subscribe_check(struct node *n, const Synod__ChannelSubscribe *q,
+                           char *msg) {
+  const char *name = q->channel != NULL ? q->channel : "";
+  size_t len = strlen(name);
+  bool cursor = q->cursor != NULL && q->cursor[0] != '\0';
   int rv = fsm_channel_name_check(n->fsm, name, len, q->prefix, msg);
   if (rv != 0) {
     return rv;
@@ -925,54 +1271,108 @@ static int subscribe_check(struct node *n, uint64_t conn_id,
                q->after_offset, name);
     return SYNOD_EINVAL;
   }
-  if (q->credits > SUB_CREDITS_MAX) {
-    errmsg_set(msg, "subscribe: %u credits, over %d", q->credits,
-               SUB_CREDITS_MAX);
-    return SYNOD_ERANGE;
-  }
-  if (q->prefix) { /* each costs a walk over its channels per publish */
-    unsigned prefixes = 0;
-    for (struct sub *s = n->subs_prefix; s != NULL; s = s->name_next) {
-      prefixes++;
-    }
-    if (prefixes >= SUBS_PREFIX_MAX) {
-      errmsg_set(msg,
-                 "subscribe: %u prefix subscriptions on this replica (at "
-                 "most %d)",
-                 prefixes, SUBS_PREFIX_MAX);
-      return SYNOD_ELIMIT;
-    }
+  /* Each costs a walk over its channels per publish. */
+  if (q->prefix && list_count(n->subs_prefix) >= SUBS_PREFIX_MAX) {
+    errmsg_set(msg,
+               "subscribe: %u prefix subscriptions on this replica (at "
+               "most %d)",
+               list_count(n->subs_prefix), SUBS_PREFIX_MAX);
+    return SYNOD_ELIMIT;
   }
   return 0;
 }
 
-/* A checked, linked, not yet started subscription of q to `sink`, or
- * NULL with the code in *rv and why in msg. */
+static int key_watch_check(struct node *n, const Synod__KeyWatch *q,
+                           char *msg) {
+  char why[SYNOD_ERRMSG_MAX];
+  if (fsm_key_check(q->key.data, q->key.len, q->prefix, why) != 0) {
+    errmsg_set(msg, "watch: %s", why);
+    return SYNOD_EINVAL;
+  }
+  if (q->from_revision == 0 && q->after_event != 0) {
+    errmsg_set(msg,
+               "watch: after_event %u without from_revision: it counts "
+               "events of from_revision",
+               q->after_event);
+    return SYNOD_EINVAL;
+  }
+  /* Each one is looked at on every new revision. */
+  if (list_count(n->subs_keys) >= SUBS_KEYS_MAX) {
+    errmsg_set(msg, "watch: %u key watches on this replica (at most %d)",
+               list_count(n->subs_keys), SUBS_KEYS_MAX);
+    return SYNOD_ELIMIT;
+  }
+  return 0;
+}
+
+/* Checks req (a ChannelSubscribe or a KeyWatch). */
+static int sub_check(struct node *n, uint64_t conn_id,
+                     const Synod__Request *req, char *msg) {
+  bool keys = req->body_case == SYNOD__REQUEST__BODY_KEY_WATCH;
+  int rv = keys ? sub_check_common(n, conn_id, req->key_watch->subscription_id,
+                                   req->key_watch->credits, msg)
+                : sub_check_common(n, conn_id,
+                                   req->channel_subscribe->subscription_id,
+                                   req->channel_subscribe->credits, msg);
+  if (rv != 0) {
+    return rv;
+  }
+  return keys ? key_watch_check(n, req->key_watch, msg)
+              : subscribe_check(n, req->channel_subscribe, msg);
+}
+
+/* Fills the kind, name and flags of s from req. Returns false if out of
+ * memory. */
+static bool sub_fill(struct sub *s, const Synod__Request *req,
+                     uint32_t *credits) {
+  if (req->body_case == SYNOD__REQUEST__BODY_KEY_WATCH) {
+    const Synod__KeyWatch *q = req->key_watch;
+    s->kind = SUB_KEYS;
+    s->id = q->subscription_id;
+    s->key_prefix = q->prefix;
+    s->prev_kv = q->prev_kv;
+    s->name_len = q->key.len;
+    s->name = malloc(q->key.len + 1);
+    if (s->name != NULL && q->key.len > 0) {
+      memcpy(s->name, q->key.data, q->key.len);
+    }
+    if (s->name != NULL) {
+      s->name[q->key.len] = '\0';
+    }
+    *credits = q->credits;
+  } else {
+    const Synod__ChannelSubscribe *q = req->channel_subscribe;
+    const char *name = q->channel != NULL ? q->channel : "";
+    s->kind = q->prefix ? SUB_PREFIX : SUB_CHANNEL;
+    s->id = q->subscription_id;
+    s->name_len = strlen(name);
+    s->name = strdup(name);
+    *credits = q->credits;
+  }
+  return s->name != NULL;
+}
+
+/* A checked, linked, not yet started subscription of req (its
+ * ChannelSubscribe or KeyWatch) to `sink`, or NULL with the code in *rv
+ * and why in msg. */
 static struct sub *sub_new(struct node *n, uint64_t conn_id,
-                           const Synod__ChannelSubscribe *q,
+                           const Synod__Request *req,
                            const struct node_sub_sink *sink, void *sink_arg,
                            int *rv, char *msg) {
-  *rv = subscribe_check(n, conn_id, q, msg);
+  uint32_t credits = 0;
+  *rv = sub_check(n, conn_id, req, msg);
   if (*rv != 0) {
     return NULL;
   }
   struct sub *s = calloc(1, sizeof *s);
-  const char *name = q->channel != NULL ? q->channel : "";
   if (s != NULL) {
     s->n = n;
     s->conn_id = conn_id;
-    s->id = q->subscription_id;
     s->sink = sink;
     s->sink_arg = sink_arg;
-    s->name_len = strlen(name);
-    s->name = strdup(name);
-    s->prefix = q->prefix;
     s->credited = conn_id != 0;
-    s->credits = !s->credited ? UINT64_MAX
-                 : q->credits ? q->credits
-                              : SUB_CREDITS_DEFAULT;
   }
-  if (s == NULL || s->name == NULL || sub_link(n, s) != 0) {
+  if (s == NULL || !sub_fill(s, req, &credits) || sub_link(n, s) != 0) {
     if (s != NULL) {
       free(s->name);
     }
@@ -981,52 +1381,82 @@ static struct sub *sub_new(struct node *n, uint64_t conn_id,
     errmsg_set(msg, "subscribe: out of memory");
     return NULL;
   }
+  s->credits = !s->credited ? UINT64_MAX
+               : credits    ? credits
+                            : SUB_CREDITS_DEFAULT;
   return s;
 }
 
 /* Starts s now, or after a ReadIndex round when its position depends on
- * writes acknowledged before it (a cursor, FROM_NEXT). */
+ * writes acknowledged before it (a cursor, FROM_NEXT, a key watch from
+ * revision 0). */
 static void sub_begin(struct node *n, struct sub *s,
-                      const Synod__ChannelSubscribe *q) {
-  bool cursor = q->cursor != NULL && q->cursor[0] != '\0';
-  bool next =
-      q->from == SYNOD__CHANNEL_SUBSCRIBE__FROM__FROM_NEXT ||
-      (q->from == SYNOD__CHANNEL_SUBSCRIBE__FROM__FROM_DEFAULT && !cursor);
-  if (!cursor && !next) {
-    sub_start(n, s, q);
-  } else if (sub_start_linearizable(n, s, q) != 0) {
+                      const Synod__Request *req) {
+  bool now;
+  if (s->kind == SUB_KEYS) {
+    now = req->key_watch->from_revision != 0;
+  } else {
+    const Synod__ChannelSubscribe *q = req->channel_subscribe;
+    bool cursor = q->cursor != NULL && q->cursor[0] != '\0';
+    bool next =
+        q->from == SYNOD__CHANNEL_SUBSCRIBE__FROM__FROM_NEXT ||
+        (q->from == SYNOD__CHANNEL_SUBSCRIBE__FROM__FROM_DEFAULT && !cursor);
+    now = !cursor && !next;
+  }
+  if (now) {
+    sub_start(n, s, req);
+  } else if (sub_start_linearizable(n, s, req) != 0) {
     sub_start_fail(n, s, SYNOD_ENOMEM, 0, "subscribe: out of memory");
   }
 }
 
-void subs_subscribe(struct node *n, uint64_t conn_id, uint64_t request_id,
-                    const Synod__ChannelSubscribe *q) {
+/* A client's subscribe request (ChannelSubscribe or KeyWatch). */
+static void subs_client_begin(struct node *n, uint64_t conn_id,
+                              uint64_t request_id, const Synod__Request *req) {
   char msg[SYNOD_ERRMSG_MAX];
   int rv;
-  struct sub *s = sub_new(n, conn_id, q, &client_sink, NULL, &rv, msg);
+  struct sub *s = sub_new(n, conn_id, req, &client_sink, NULL, &rv, msg);
   if (s == NULL) {
     client_net_send_error(n->client_net, conn_id, request_id, rv, "%s", msg);
     return;
   }
   s->sink_arg = s;
   s->request_id = request_id;
-  sub_begin(n, s, q);
+  sub_begin(n, s, req);
 }
 
-int node_subscribe(struct node *n, const Synod__ChannelSubscribe *q,
-                   const struct node_sub_sink *sink, void *arg,
-                   uint64_t *handle, char *errmsg) {
+void subs_subscribe(struct node *n, uint64_t conn_id, uint64_t request_id,
+                    const Synod__ChannelSubscribe *q) {
+  Synod__Request req = SYNOD__REQUEST__INIT;
+  req.body_case = SYNOD__REQUEST__BODY_CHANNEL_SUBSCRIBE;
+  req.channel_subscribe = (Synod__ChannelSubscribe *)q;
+  subs_client_begin(n, conn_id, request_id, &req);
+}
+
+void subs_key_watch(struct node *n, uint64_t conn_id, uint64_t request_id,
+                    const Synod__KeyWatch *q) {
+  Synod__Request req = SYNOD__REQUEST__INIT;
+  req.body_case = SYNOD__REQUEST__BODY_KEY_WATCH;
+  req.key_watch = (Synod__KeyWatch *)q;
+  subs_client_begin(n, conn_id, request_id, &req);
+}
+
+/* An in-process subscription of req: started at the end of the loop
+ * turn (subs_start_queued). */
+static int node_sub_request(struct node *n, const Synod__Request *req,
+                            const struct node_sub_sink *sink, void *arg,
+                            uint64_t *handle, char *errmsg) {
   int rv;
-  Synod__ChannelSubscribe *copy = subscribe_copy(q);
+  Synod__Request *copy = request_copy(req);
   struct sub *s =
-      copy != NULL ? sub_new(n, 0, q, sink, arg, &rv, errmsg) : NULL;
+      copy != NULL ? sub_new(n, 0, req, sink, arg, &rv, errmsg) : NULL;
   if (copy == NULL) {
     rv = SYNOD_ENOMEM;
     errmsg_set(errmsg, "subscribe: out of memory");
   }
   if (s == NULL) {
     if (copy != NULL) {
-      synod__channel_subscribe__free_unpacked(copy, NULL);
+      synod__request__free_unpacked(copy, NULL);
     }
     return rv;
   }
@@ -1037,14 +1467,33 @@ int node_subscribe(struct node *n, const Synod__ChannelSubscribe *q,
   return 0;
 }
 
+int node_subscribe(struct node *n, const Synod__ChannelSubscribe *q,
+                   const struct node_sub_sink *sink, void *arg,
+                   uint64_t *handle, char *errmsg) {
+  Synod__Request req = SYNOD__REQUEST__INIT;
+  req.body_case = SYNOD__REQUEST__BODY_CHANNEL_SUBSCRIBE;
+  req.channel_subscribe = (Synod__ChannelSubscribe *)q;
+  return node_sub_request(n, &req, sink, arg, handle, errmsg);
+}
+
+int node_key_watch(struct node *n, const Synod__KeyWatch *q,
+                   const struct node_sub_sink *sink, void *arg,
+                   uint64_t *handle, char *errmsg) {
+  Synod__Request req = SYNOD__REQUEST__INIT;
+  assert(sink->key_started != NULL && sink->key_deliver != NULL);
+  req.body_case = SYNOD__REQUEST__BODY_KEY_WATCH;
+  req.key_watch = (Synod__KeyWatch *)q;
+  return node_sub_request(n, &req, sink, arg, handle, errmsg);
+}
+
 void subs_start_queued(struct node *n) {
   while (n->subs_starting != NULL) {
     struct sub *s = n->subs_starting;
-    Synod__ChannelSubscribe *q = s->start_q;
+    Synod__Request *q = s->start_q;
     n->subs_starting = s->start_next;
     s->start_q = NULL;
     sub_begin(n, s, q);
-    synod__channel_subscribe__free_unpacked(q, NULL);
+    synod__request__free_unpacked(q, NULL);
   }
 }
 
@@ -1110,6 +1559,10 @@ uint64_t subs_count(struct node *n, const char *name) {
   return count;
 }
 
+uint64_t subs_key_watches(struct node *n) {
+  return list_count(n->subs_keys);
+}
+
 void subs_on_close(struct node *n, uint64_t conn_id) {
   struct sub *s;
   while ((s = u64map_get(&n->subs_by_conn, conn_id)) != NULL) {
@@ -1128,7 +1581,7 @@ void subs_close(struct node *n) {
   u64map_close(&n->subs_by_key);
   u64map_close(&n->subs_by_conn);
   u64map_close(&n->subs_by_name);
-  n->subs_prefix = n->subs_dirty = n->subs_starting = NULL;
+  n->subs_prefix = n->subs_keys = n->subs_dirty = n->subs_starting = NULL;
   n->subs_n = 0;
   free(n->subs_batch);
   free(n->subs_merge);

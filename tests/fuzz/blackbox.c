@@ -731,8 +731,22 @@ static void peer_conn(const char *address, uint8_t *buf, int serial) {
 /* ----------------------------------------------------------------- main */
 
 /* Each replica answers its own status, and an add through it counts. */
+/* JSON bodies for /v1/txn and /v1/sessions, sent whole or mutated. */
+static const char *const http_json_bodies[] = {
+    "{\"compares\": [{\"key\": \"blackbox-key\", \"version\": 0}],"
+    " \"success\": [{\"op\": \"put\", \"key\": \"blackbox-key\","
+    " \"value_base64\": \"AAE=\", \"prev\": true}],"
+    " \"failure\": [{\"op\": \"get\", \"key\": \"blackbox-key\"},"
+    " {\"op\": \"delete\", \"key\": \"blackbox/\", \"prefix\": true}]}",
+    "{\"compares\": [{\"key\": \"a\", \"value\": \"x\", \"op\": \"<\"}],"
+    " \"success\": [{\"op\": \"put\", \"key\": \"a\", \"session\": 1}]}",
+    "{\"ttl\": \"2s\", \"name\": \"blackbox\"}",
+    "{\"ttl_ms\": 4294967296}",
+};
+
 /* One HTTP connection: a few requests to the API's endpoints (publish,
- * event streams, channel info, elections, status, metrics), with absurd
+ * event streams, channel info, keys, transactions, sessions, elections,
+ * status, metrics), with absurd
  * paths, queries, headers and bodies, some mutated or cut short; read a
  * little of the answer (an event stream may never end), then hang up. */
 static void http_conn(const char *address, uint8_t *buf) {
@@ -746,6 +760,17 @@ static void http_conn(const char *address, uint8_t *buf) {
       "/v1/elections/%s",
       "/leader/%s",
       "/v1/status?cluster=1&limit=%s",
+      "/v1/keys/blackbox-key",
+      "/v1/keys/%s",
+      "/v1/keys/blackbox/?prefix&keys_only&limit=2&after=%s",
+      "/v1/keys/blackbox-key?if_version=%s&prev",
+      "/v1/keys/blackbox-key?session=%s",
+      "/v1/keys/blackbox-key?if_value=%s",
+      "/v1/txn",
+      "/v1/txn?%s",
+      "/v1/sessions",
+      "/v1/sessions?ttl=%s",
+      "/v1/sessions/%s",
       "/metrics",
       "/readyz",
       "/healthz",
@@ -763,7 +788,13 @@ static void http_conn(const char *address, uint8_t *buf) {
     const char *junk = absurd_name();
     snprintf(path, sizeof path, paths[below(sizeof paths / sizeof *paths)],
              below(2) ? "x%2F%00y" : junk);
-    size_t body = below(3) == 0 ? below(300000) : below(256);
+    const char *json = below(3) == 0
+                           ? http_json_bodies[below(sizeof http_json_bodies /
+                                                    sizeof *http_json_bodies)]
+                           : NULL;
+    size_t body = json != NULL    ? strlen(json)
+                  : below(3) == 0 ? below(300000)
+                                  : below(256);
     int n = snprintf(
         head, sizeof head,
         "%s %s HTTP/1.1\r\nHost: x\r\n%s%s%sContent-Length: %zu\r\n\r\n",
@@ -775,6 +806,9 @@ static void http_conn(const char *address, uint8_t *buf) {
     memcpy(buf, head, len);
     size_t total = len + (body < BUF_MAX - len ? body : BUF_MAX - len);
     memset(buf + len, 'b', total - len);
+    if (json != NULL) {
+      memcpy(buf + len, json, total - len);
+    }
     if (below(4) == 0) {
       mutate(buf, &total, BUF_MAX);
       st.mutated++;

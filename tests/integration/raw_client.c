@@ -103,6 +103,11 @@ void seen_event(struct seen *s, const Synod__Event *ev) {
     printf("  ended: %s\n", ev->subscription_ended->error->message);
     return;
   }
+  if (ev->body_case == SYNOD__EVENT__BODY_KEY_WATCH_DELIVERY) {
+    CHECK(s != NULL && s->key_cb != NULL, "an unexpected KeyWatchDelivery");
+    s->key_cb(s, ev->key_watch_delivery);
+    return;
+  }
   CHECK(ev->body_case == SYNOD__EVENT__BODY_CHANNEL_DELIVERY && s != NULL,
         "an unexpected event %d", ev->body_case);
   const Synod__ChannelDelivery *d = ev->channel_delivery;

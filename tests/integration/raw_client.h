@@ -24,6 +24,9 @@ struct seen {
   size_t n;
   int ended; /* the SubscriptionEnded code, -1 if none */
   uint64_t first_available;
+  /* Key watches' deliveries go here (NULL: one is a failure). */
+  void (*key_cb)(struct seen *s, const Synod__KeyWatchDelivery *d);
+  void *key_arg;
 };
 
 /* Connects to a client port and says Hello. */

@@ -2,11 +2,18 @@
  *
  * cluster_chat: three instances of the application, started one after the
  * other, each send 3 UUIDs one second apart and log what they receive;
- * every instance logs all 9 messages, its own included, in one order. */
+ * every instance logs all 9 messages, its own included, in one order.
+ *
+ * device_registry: gateway A registers d1 and d2, gateway B takes d1
+ * over; a lookup finds d1 at B and d2 at A; A, refreshing from its stale
+ * view, does not overwrite d1; each gateway's devices vanish when it
+ * exits. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+
+#include <signal.h>
 
 #include "cluster.h"
 
@@ -26,6 +33,53 @@ static int received(const char *log, char lines[][128], int cap) {
   }
   free(text);
   return n;
+}
+
+/* Runs `example_device_registry lookup ARGS`; checks its output has
+ * every line of want (separated by '|'). */
+static void lookup(const char *example, const char *dir, const char *args,
+                   const char *want) {
+  char cmd[PATH_MAX * 2], out[PATH_MAX + 16], w[256];
+  snprintf(cmd, sizeof cmd, "'%s' lookup %s", example, args);
+  snprintf(out, sizeof out, "%.4000s/lookup.out", dir);
+  unlink(out);
+  CHECK(test_sh(cmd, out, 20000) == 0, "%s", cmd);
+  char *text = test_slurp(out);
+  snprintf(w, sizeof w, "%s", want);
+  for (char *line = strtok(w, "|"); line != NULL; line = strtok(NULL, "|")) {
+    CHECK(strstr(text, line) != NULL, "lookup %s: want '%s' in:\n%s", args,
+          line, text);
+  }
+  free(text);
+}
+
+static void device_registry(const struct cluster *c) {
+  char example[PATH_MAX], log_a[PATH_MAX], log_b[PATH_MAX];
+  test_binary("SYNOD_EXAMPLE_REGISTRY", "example_device_registry", example,
+              sizeof example);
+  snprintf(log_a, sizeof log_a, "%.4000s/gateway-a.log", c->dir);
+  snprintf(log_b, sizeof log_b, "%.4000s/gateway-b.log", c->dir);
+  char *argv_a[] = {example, "gateway", "gw-a:7000", "d1", "d2", NULL};
+  pid_t a = test_spawn(argv_a, log_a);
+  test_wait_file(log_a, "d2 registered at gw-a:7000", 10000);
+  char *argv_b[] = {example, "gateway", "gw-b:7000", "d1", NULL};
+  pid_t b = test_spawn(argv_b, log_b);
+  test_wait_file(log_b, "d1 registered at gw-b:7000, moved from gw-a:7000",
+                 10000);
+  lookup(example, c->dir, "d1 d2 d3",
+         "d1 at gw-b:7000|d2 at gw-a:7000|d3 nowhere");
+  kill(a, SIGHUP); /* A refreshes from what it last wrote */
+  test_wait_file(log_a, "d1 moved to gw-b:7000: not overwritten", 10000);
+  test_wait_file(log_a, "d2 refreshed at gw-a:7000", 10000);
+  lookup(example, c->dir, "d1", "d1 at gw-b:7000");
+  kill(b, SIGTERM);
+  CHECK(test_wait(b, 10000, "gateway b") == 0, "gateway b's exit");
+  lookup(example, c->dir, "d1 d2", "d1 nowhere|d2 at gw-a:7000");
+  kill(a, SIGTERM);
+  CHECK(test_wait(a, 10000, "gateway a") == 0, "gateway a's exit");
+  lookup(example, c->dir, "d1 d2", "d1 nowhere|d2 nowhere");
+  printf("ok device_registry: a device moved from gateway A to B, A's stale "
+         "refresh refused, each gateway's devices gone when it exited\n");
 }
 
 int main(void) {
@@ -77,6 +131,7 @@ int main(void) {
     }
     CHECK(own == ROUNDS, "app-%d received %d of its own messages", i, own);
   }
+  device_registry(&c);
   cluster_stop(&c);
   printf("ok cluster_chat: %d instances each logged all %d messages, their "
          "own included, in one order\n",

@@ -1,10 +1,10 @@
 /* Metrics end to end: one replica runs in this process on a libuv loop and
  * libsynod's async client drives it on the same loop (adds, 10,000
- * counters, 10,000 held locks, one contended lock). node_metrics_text's
- * output must pass `promtool check metrics` and carry the values that the
- * workload implies. Prints what a render costs (bytes, microseconds) with
- * that state; the size must not grow with the number of locks and
- * counters. SYNOD_METRICS_OBJECTS=N changes the 10,000;
+ * counters, 10,000 held locks, 10,000 keys, one contended lock).
+ * node_metrics_text's output must pass `promtool check metrics` and carry the
+ * values that the workload implies. Prints what a render costs (bytes,
+ * microseconds) with that state; the size must not grow with the number of
+ * locks and counters. SYNOD_METRICS_OBJECTS=N changes the 10,000;
  * SYNOD_METRICS_OUT=PATH keeps a copy of the text.
  *
  * `test_metrics three`: three replicas in-process; the third starts after
@@ -26,7 +26,7 @@
 #define RENDERS 101 /* renders measured; the median is reported */
 #define WAIT_MS 60000
 
-enum job { JOB_ADD_SAME, JOB_ADD_MANY, JOB_LOCK_MANY };
+enum job { JOB_ADD_SAME, JOB_ADD_MANY, JOB_LOCK_MANY, JOB_KEY_PUT };
 
 #define TRIO 3
 
@@ -116,18 +116,29 @@ static void acquire_cb(void *arg, int status,
   job_done(arg, status);
 }
 
+static void key_put_cb(void *arg, int status,
+                       const struct synod_key_put_result *res) {
+  (void)res;
+  job_done(arg, status);
+}
+
 /* Keeps WINDOW requests of the current job in flight. */
 static void job_issue(struct run *r) {
   char name[32];
   while (r->sent < r->target && r->sent - r->done < WINDOW) {
     int rv;
     snprintf(name, sizeof name, "%s-%llu",
-             r->job == JOB_LOCK_MANY ? "lock" : "counter",
+             r->job == JOB_LOCK_MANY ? "lock"
+             : r->job == JOB_KEY_PUT ? "key"
+                                     : "counter",
              (unsigned long long)r->sent);
     if (r->job == JOB_ADD_SAME) {
       rv = synod_async_counter_add(r->client, "hits", 1, add_cb, r);
     } else if (r->job == JOB_ADD_MANY) {
       rv = synod_async_counter_add(r->client, name, 1, add_cb, r);
+    } else if (r->job == JOB_KEY_PUT) {
+      rv = synod_async_key_put(r->client, name, "value", 5, 0, NULL, 0,
+                               key_put_cb, r);
     } else {
       rv = synod_async_lock_acquire(r->client, name, 1, 0, acquire_cb, r);
     }
@@ -264,6 +275,20 @@ static void check_values(const char *text, uint64_t objects) {
         "one queued grant");
   CHECK(sample(text, "synod_sessions") == 1, "sessions");
   CHECK(sample(text, "synod_sessions_opened_total") == 1, "sessions opened");
+  /* JOB_KEY_PUT: key-0 .. key-(objects-1), 5 bytes of value each. */
+  double key_bytes = 0;
+  for (uint64_t i = 0; i < objects; i++) {
+    key_bytes += (double)snprintf(NULL, 0, "key-%llu", (unsigned long long)i);
+    key_bytes += 5;
+  }
+  CHECK(sample(text, "synod_keys") == objects, "synod_keys %g",
+        sample(text, "synod_keys"));
+  CHECK(sample(text, "synod_keys_bytes") == key_bytes, "synod_keys_bytes %g",
+        sample(text, "synod_keys_bytes"));
+  CHECK(sample(text, "synod_key_revision") == objects, "synod_key_revision %g",
+        sample(text, "synod_key_revision"));
+  CHECK(sample(text, "synod_key_work_keys") == 0, "synod_key_work_keys %g",
+        sample(text, "synod_key_work_keys"));
   CHECK(sample(text, "synod_proposals_total") >= ADDS + 2 * objects,
         "proposals %g", sample(text, "synod_proposals_total"));
   CHECK(check_histogram(text, "synod_commit_latency_seconds", "") >=
@@ -525,6 +550,7 @@ int main(int argc, char **argv) {
   job_run(&r, JOB_ADD_SAME, ADDS);
   job_run(&r, JOB_ADD_MANY, objects);
   job_run(&r, JOB_LOCK_MANY, objects);
+  job_run(&r, JOB_KEY_PUT, objects);
   contend(&r);
   char what[96];
   snprintf(what, sizeof what, "with %llu counters and %llu held locks",

@@ -207,6 +207,123 @@ START_TEST(results_copy_status_and_election_info) {
 }
 END_TEST
 
+START_TEST(key_ops_are_checked_and_built_whole) {
+  char err[SYNOD_ERRMSG_BYTES];
+  char longkey[SYNOD_KEY_BYTES_MAX + 2];
+  struct op *op;
+  memset(longkey, 'k', sizeof longkey - 1);
+  longkey[sizeof longkey - 1] = '\0';
+  struct key_args k = {.key = longkey, .value = "v", .value_len = 1};
+  struct op_args args = {.key = &k};
+  ck_assert_int_eq(op_build(OP_KEY_PUT, &args, &op, err), SYNOD_EINVAL);
+  ck_assert_ptr_nonnull(strstr(err, "513 bytes"));
+  k.key = "";
+  ck_assert_int_eq(op_build(OP_KEY_GET, &args, &op, err), SYNOD_EINVAL);
+  k.flags = SYNOD_KEY_PREFIX; /* a prefix may be empty: every key */
+  ck_assert_int_eq(op_build(OP_KEY_DELETE, &args, &op, err), 0);
+  ck_assert(op->req.key_delete->prefix);
+  op_free(op);
+  k.flags = SYNOD_KEY_PREFIX | SYNOD_KEY_PREV;
+  ck_assert_int_eq(op_build(OP_KEY_DELETE, &args, &op, err), SYNOD_EINVAL);
+  k.flags = SYNOD_KEY_KEYS_ONLY; /* not a put's flag */
+  k.key = "k";
+  ck_assert_int_eq(op_build(OP_KEY_PUT, &args, &op, err), SYNOD_EINVAL);
+  /* A compare that fails in the middle frees what was built (ASan). */
+  struct synod_key_compare cs[3] = {
+      {.target = SYNOD_KEY_VALUE, .value = "a", .value_len = 1},
+      {.key = "other", .target = SYNOD_KEY_MOD_REVISION, .number = 9},
+      {.key = longkey}};
+  k.flags = SYNOD_KEY_SESSION_BOUND | SYNOD_KEY_PREV;
+  k.compares = cs;
+  k.compares_n = 3;
+  ck_assert_int_eq(op_build(OP_KEY_PUT, &args, &op, err), SYNOD_EINVAL);
+  k.compares_n = 2;
+  ck_assert_int_eq(op_build(OP_KEY_PUT, &args, &op, err), 0);
+  const Synod__KeyPut *put = op->req.key_put;
+  ck_assert_int_eq(op->req.body_case, SYNOD__REQUEST__BODY_KEY_PUT);
+  ck_assert(put->session_bound && put->prev_kv);
+  ck_assert_uint_eq(put->n_compares, 2);
+  ck_assert_uint_eq(put->compares[0]->key.len, 0); /* the put's own key */
+  ck_assert_int_eq(put->compares[1]->target,
+                   SYNOD__KEY_COMPARE__TARGET__TARGET_MOD_REVISION);
+  ck_assert(op_kind_sequenced(op->kind) && op_kind_needs_session(op->kind));
+  op_free(op);
+  k.compares_n = SYNOD_KEY_TXN_OPS_MAX + 1;
+  ck_assert_int_eq(op_build(OP_KEY_PUT, &args, &op, err), SYNOD_ELIMIT);
+  /* A transaction: compares need a key; a bad op in the failure branch
+   * refuses the whole. */
+  struct synod_key_op ops[2] = {
+      {.type = SYNOD_KEY_OP_PUT, .key = "a", .value = "1", .value_len = 1},
+      {.type = SYNOD_KEY_OP_GET, .key = "b"}};
+  struct synod_key_op bad = {.type = SYNOD_KEY_OP_DELETE, .key = ""};
+  struct synod_key_txn txn = {.compares = cs + 1,
+                              .compares_n = 1,
+                              .success = ops,
+                              .success_n = 2,
+                              .failure = &bad,
+                              .failure_n = 1};
+  struct key_args t = {.txn = &txn};
+  args.key = &t;
+  ck_assert_int_eq(op_build(OP_KEY_TXN, &args, &op, err), SYNOD_EINVAL);
+  ck_assert_ptr_nonnull(strstr(err, "key txn: delete"));
+  txn.failure_n = 0;
+  ck_assert_int_eq(op_build(OP_KEY_TXN, &args, &op, err), 0);
+  ck_assert_uint_eq(op->req.key_txn->n_success, 2);
+  ck_assert_int_eq(op->req.key_txn->success[1]->op_case, SYNOD__KEY_OP__OP_GET);
+  op_free(op);
+  txn.compares = cs; /* the first has no key */
+  ck_assert_int_eq(op_build(OP_KEY_TXN, &args, &op, err), SYNOD_EINVAL);
+  struct key_args l = {.flags = SYNOD_READ_STALE | SYNOD_KEY_KEYS_ONLY};
+  args.key = &l;
+  ck_assert_int_eq(op_build(OP_KEY_LIST, &args, &op, err), 0);
+  ck_assert(op->req.stale && op->req.key_list->keys_only);
+  ck_assert(!op_kind_sequenced(op->kind));
+  op_free(op);
+}
+END_TEST
+
+START_TEST(key_results_copy_keys_and_values_nul_terminated) {
+  Synod__Response r = SYNOD__RESPONSE__INIT;
+  Synod__KeyTxnReply txn = SYNOD__KEY_TXN_REPLY__INIT;
+  Synod__KeyOpResult res = SYNOD__KEY_OP_RESULT__INIT;
+  Synod__KeyGetReply get = SYNOD__KEY_GET_REPLY__INIT;
+  Synod__KeyValue kv = SYNOD__KEY_VALUE__INIT;
+  Synod__KeyOpResult *results[1] = {&res};
+  union synod_result out;
+  char err[SYNOD_ERRMSG_BYTES];
+  kv.key.data = (uint8_t *)"devices/d1";
+  kv.key.len = 10;
+  kv.value.data = (uint8_t *)"gw-b";
+  kv.value.len = 4;
+  kv.mod_revision = 7;
+  get.found = true;
+  get.kv = &kv;
+  res.result_case = SYNOD__KEY_OP_RESULT__RESULT_GET;
+  res.get = &get;
+  txn.succeeded = true;
+  txn.revision = 7;
+  txn.results = results;
+  txn.n_results = 1;
+  r.body_case = SYNOD__RESPONSE__BODY_KEY_TXN;
+  r.key_txn = &txn;
+  ck_assert_int_eq(result_from_response(OP_KEY_TXN, &r, &out, err), 0);
+  ck_assert(out.key_txn.succeeded);
+  ck_assert_uint_eq(out.key_txn.count, 1);
+  ck_assert_int_eq(out.key_txn.results[0].type, SYNOD_KEY_OP_GET);
+  ck_assert_str_eq(out.key_txn.results[0].u.get.kv.key, "devices/d1");
+  ck_assert_str_eq((char *)out.key_txn.results[0].u.get.kv.value, "gw-b");
+  ck_assert_uint_eq(out.key_txn.results[0].u.get.kv.mod_revision, 7);
+  result_free(OP_KEY_TXN, &out);
+  ck_assert_ptr_null(out.key_txn.results);
+  /* A result of no known kind is malformed, and nothing leaks. */
+  res.result_case = SYNOD__KEY_OP_RESULT__RESULT__NOT_SET;
+  ck_assert_int_eq(result_from_response(OP_KEY_TXN, &r, &out, err),
+                   SYNOD_EMALFORMED);
+  ck_assert_int_eq(result_from_response(OP_KEY_GET, &r, &out, err),
+                   SYNOD_EMALFORMED);
+}
+END_TEST
+
 START_TEST(options_are_checked_and_endpoints_come_from_the_environment) {
   struct synod_options o;
   struct synod_client *c;
@@ -982,6 +1099,8 @@ static Suite *clientlib_suite(void) {
       tc, session_clock_reports_jeopardy_at_half_ttl_and_lost_before_ttl);
   tcase_add_test(tc, op_build_checks_names_and_values);
   tcase_add_test(tc, results_copy_status_and_election_info);
+  tcase_add_test(tc, key_ops_are_checked_and_built_whole);
+  tcase_add_test(tc, key_results_copy_keys_and_values_nul_terminated);
   tcase_add_test(tc,
                  options_are_checked_and_endpoints_come_from_the_environment);
   tcase_add_test(tc, durations_take_units_and_refuse_garbage);

@@ -626,6 +626,43 @@ START_TEST(own_entries_count_only_after_persisted) {
   core_free(c);
 }
 END_TEST
+/* A commit is told to every follower at once, in an empty append, when
+ * there are no entries to carry it: a follower serving subscribers or
+ * stale reads would otherwise learn it a heartbeat later. Here the leader's
+ * own write is the last one the commit waited for (followers were faster). */
+START_TEST(commit_is_told_to_followers_at_once) {
+  struct core_update up;
+  struct core *c = new_leader(3, &up);
+  for (uint64_t f = 2; f <= 3; f++) {
+    struct core_msg r = append_reply(f, 2, 2); /* the noop: replicating */
+    ck_assert_int_eq(recv(c, &r, &up), 0);
+  }
+  ck_assert_uint_eq(core_commit_index(c), 2);
+  propose(c, "a", &up); /* 3, sent to both */
+  struct core_msg r = append_reply(2, 2, 3);
+  ck_assert_int_eq(recv(c, &r, &up), 0);
+  ck_assert_uint_eq(up.msgs_n, 0);
+  ck_assert_uint_eq(core_commit_index(c), 2); /* our own write is pending */
+  persisted(c, 3, 2, &up);
+  ck_assert_uint_eq(core_commit_index(c), 3);
+  for (uint64_t f = 2; f <= 3; f++) {
+    ck_assert_uint_eq(count_msgs(&up, CORE_MSG_APPEND, f), 1);
+    const struct core_msg *a = find_msg(&up, CORE_MSG_APPEND, f);
+    ck_assert_uint_eq(a->append.commit, 3);
+    ck_assert_uint_eq(a->append.prev_index, 3);
+    ck_assert_uint_eq(a->append.entries_n, 0);
+  }
+  /* Their answers change nothing and send nothing more (3 still has 3 in
+   * flight: the empty append follows it on the one connection). */
+  for (uint64_t f = 2; f <= 3; f++) {
+    r = append_reply(f, 2, 3);
+    ck_assert_int_eq(recv(c, &r, &up), 0);
+    ck_assert_uint_eq(up.msgs_n, 0);
+  }
+  core_free(c);
+}
+END_TEST
+
 /* A probe whose append or reply was lost is resent when a heartbeat reply
  * shows the follower is there: no permanent stall after a loss. */
 START_TEST(lost_append_resent_after_heartbeat_reply) {
@@ -1579,6 +1616,7 @@ static Suite *core_suite(void) {
   tcase_add_test(tc, lone_candidate_takes_office_after_vote_is_durable);
   tcase_add_test(tc, own_entries_count_only_after_persisted);
   tcase_add_test(tc, lost_append_resent_after_heartbeat_reply);
+  tcase_add_test(tc, commit_is_told_to_followers_at_once);
   tcase_add_test(tc, pipelining_respects_inflight_cap);
   tcase_add_test(tc, read_index_waits_for_heartbeat_round);
   tcase_add_test(tc, read_index_fails_on_step_down);

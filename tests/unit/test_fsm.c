@@ -430,17 +430,6 @@ START_TEST(out_of_order_sequence_above_floor_is_applied_once) {
 }
 END_TEST
 
-START_TEST(sequence_zero_in_a_session_is_einval) {
-  struct h h;
-  h_init(&h, NULL);
-  uint64_t sid = h_open(&h, 10000);
-  h_add(&h, sid, 0, "c", 1, 0);
-  ck_assert_int_eq(h_err(&h), SYNOD_EINVAL);
-  ck_assert_int_eq(h_get(&h, "c"), 0);
-  h_close(&h);
-}
-END_TEST
-
 START_TEST(sessionless_counter_ops_apply_every_time) {
   struct h h;
   h_init(&h, NULL);
@@ -1638,7 +1627,6 @@ static TCase *tcase_sessions(void) {
   tcase_add_test(tc, retried_error_answer_is_replayed_not_reapplied);
   tcase_add_test(tc, sequence_older_than_window_is_esequence);
   tcase_add_test(tc, out_of_order_sequence_above_floor_is_applied_once);
-  tcase_add_test(tc, sequence_zero_in_a_session_is_einval);
   tcase_add_test(tc, sessionless_counter_ops_apply_every_time);
   return tc;
 }
@@ -2987,6 +2975,28 @@ static void h_session_close(struct h *h, uint64_t sid) {
   h_req(h, &r);
 }
 
+/* Sequence 0 in a session: refused for what needs a session (locks,
+ * elections); applied every time, in the session, for what works without
+ * one (the HTTP API's session-bound key puts). */
+START_TEST(sequence_zero_in_a_session_is_einval_or_not_recorded) {
+  struct h h;
+  h_init(&h, NULL);
+  uint64_t sid = h_open(&h, 10000);
+  h_acquire(&h, sid, 0, "db", 7, 0, 0);
+  ck_assert_int_eq(h_err(&h), SYNOD_EINVAL);
+  h_add(&h, sid, 0, "c", 1, 0);
+  ck_assert_int_eq(h_err(&h), 0);
+  h_add(&h, sid, 0, "c", 1, 0);
+  ck_assert_int_eq(h_get(&h, "c"), 2);
+  h_kput(&h, sid, 0, "dev/1", "gw", true);
+  ck_assert_int_eq(h_err(&h), 0);
+  ck_assert_uint_eq(h.resp->key_put->kv->session_id, sid);
+  h_session_close(&h, sid);
+  ck_assert(!h_khas(&h, "dev/1"));
+  h_close(&h);
+}
+END_TEST
+
 /* An ended session's keys vanish at once for every read and write, and
  * leave the store key_work_per_entry per applied entry; the deadline
  * asks for Ticks meanwhile. A replica restored mid-way has the same
@@ -3504,6 +3514,7 @@ static TCase *tcase_keys(void) {
   tcase_add_test(tc, key_compare_and_put_on_version_mod_revision_and_value);
   tcase_add_test(tc, key_txn_is_atomic_and_runs_one_branch);
   tcase_add_test(tc, key_session_bound_keys_go_at_close_and_expiry_not_before);
+  tcase_add_test(tc, sequence_zero_in_a_session_is_einval_or_not_recorded);
   tcase_add_test(tc, key_session_end_removes_keys_in_chunks_hidden_at_once);
   tcase_add_test(tc, key_history_positions_are_revisions_and_compact);
   tcase_add_test(tc, key_history_drops_a_session_end_and_frees_its_keys);

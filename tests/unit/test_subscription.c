@@ -253,6 +253,59 @@ START_TEST(subscribe_requests_are_checked_built_and_answered) {
 }
 END_TEST
 
+START_TEST(key_watch_requests_are_built_and_events_converted) {
+  char err[SYNOD_ERRMSG_BYTES];
+  struct op *op;
+  /* A resume inside a revision: from (41, 3). */
+  struct op_args args = {.name = "dev/",
+                         .prefix = true,
+                         .from = 41,
+                         .after_offset = 3,
+                         .prev_kv = true,
+                         .credits = 8};
+  ck_assert_int_eq(op_build(OP_KEY_WATCH, &args, &op, err), 0);
+  ck_assert_int_eq(op->req.body_case, SYNOD__REQUEST__BODY_KEY_WATCH);
+  ck_assert_uint_eq(op->body.key_watch.key.len, 4);
+  ck_assert(memcmp(op->body.key_watch.key.data, "dev/", 4) == 0);
+  ck_assert(op->body.key_watch.prefix && op->body.key_watch.prev_kv);
+  ck_assert_uint_eq(op->body.key_watch.from_revision, 41);
+  ck_assert_uint_eq(op->body.key_watch.after_event, 3);
+  ck_assert_uint_eq(op->body.key_watch.credits, 8);
+  /* Bound to its connection like a subscribe, never sent again. */
+  ck_assert(op_kind_conn_bound(op->kind));
+  ck_assert(!op_kind_sequenced(op->kind) && !op_kind_needs_session(op->kind));
+  op_free(op);
+  Synod__KeyWatchEvent e = SYNOD__KEY_WATCH_EVENT__INIT;
+  Synod__KeyValue kv = SYNOD__KEY_VALUE__INIT, prev = SYNOD__KEY_VALUE__INIT;
+  struct synod_key_event out;
+  kv.key.data = (uint8_t *)"dev/7";
+  kv.key.len = 5;
+  prev = kv;
+  prev.value.data = (uint8_t *)"gw-a";
+  prev.value.len = 4;
+  prev.session_id = 12;
+  e.type = SYNOD__KEY_WATCH_EVENT__TYPE__DELETE;
+  e.kv = &kv;
+  e.prev_kv = &prev;
+  e.revision = 41;
+  e.event = 4;
+  e.index = 900;
+  key_event_from_pb(&e, &out);
+  ck_assert(out.deleted && out.has_prev);
+  ck_assert_uint_eq(out.revision, 41);
+  ck_assert_uint_eq(out.event, 4);
+  ck_assert_uint_eq(out.index, 900);
+  ck_assert_uint_eq(out.kv.key_len, 5);
+  ck_assert_uint_eq(out.kv.value_len, 0);
+  ck_assert_uint_eq(out.prev.value_len, 4);
+  ck_assert_uint_eq(out.prev.session_id, 12);
+  e.type = SYNOD__KEY_WATCH_EVENT__TYPE__PUT;
+  e.prev_kv = NULL;
+  key_event_from_pb(&e, &out);
+  ck_assert(!out.deleted && !out.has_prev);
+}
+END_TEST
+
 START_TEST(subscription_json_gives_text_as_a_string_and_bytes_in_base64) {
   struct synod_channel_message m = {.offset = 7,
                                     .index = 40,
@@ -1039,6 +1092,7 @@ static Suite *subscription_suite(void) {
   Suite *s = suite_create("subscription");
   TCase *tc = tcase_create("pure");
   tcase_add_test(tc, subscribe_requests_are_checked_built_and_answered);
+  tcase_add_test(tc, key_watch_requests_are_built_and_events_converted);
   tcase_add_test(tc,
                  subscription_json_gives_text_as_a_string_and_bytes_in_base64);
   suite_add_tcase(s, tc);
