@@ -37,6 +37,7 @@ struct config {
   const char *k8s_namespace, *k8s_selector, *k8s_token_file, *k8s_ca_file;
   const char *k8s_interval, *http, *channels_max_bytes;
   const char *keys_history, *keys_history_bytes;
+  const char *group_checkpoint_max_bytes;
 };
 
 static struct config cfg = {.cluster_id = "synod", .log_level = "info"};
@@ -85,6 +86,10 @@ static const struct flag flags[] = {
     {"--keys-history-bytes", "SYNOD_KEYS_HISTORY_BYTES",
      &cfg.keys_history_bytes,
      "... and in bytes: 64MiB, 1GiB, ... (same on every replica) [64MiB]"},
+    {"--group-checkpoint-max-bytes", "SYNOD_GROUP_CHECKPOINT_MAX_BYTES",
+     &cfg.group_checkpoint_max_bytes,
+     "the largest state checkpoint a group may store: 16MiB, 64MiB, ... "
+     "(at most 1GiB; the leader's value applies to all) [16MiB]"},
     {"--discovery", "SYNOD_DISCOVERY", &cfg.discovery,
      "how to find the replicas: static (--peers), dns or kubernetes "
      "[static]"},
@@ -415,10 +420,17 @@ int main(int argc, char **argv) {
                   &o.channels_bytes_max) ||
       parse_count(cfg.keys_history, "--keys-history", &o.key_history_max) ||
       parse_bytes(cfg.keys_history_bytes, "--keys-history-bytes",
-                  &o.key_history_bytes_max)) {
+                  &o.key_history_bytes_max) ||
+      parse_bytes(cfg.group_checkpoint_max_bytes,
+                  "--group-checkpoint-max-bytes",
+                  &o.group_checkpoint_bytes_max)) {
     fprintf(stderr, "synodd: --name, --data, --client, --peer and --peers "
                     "(or --initial-size) are required; --log-level is "
                     "debug|info|warn|error\n");
+    return 2;
+  }
+  if (o.group_checkpoint_bytes_max > (1ull << 30)) {
+    fprintf(stderr, "synodd: --group-checkpoint-max-bytes is at most 1GiB\n");
     return 2;
   }
   if (parse_discovery(&dopts) != 0) {

@@ -79,6 +79,23 @@ static const struct op ops[] = {
     [SYNOD__REQUEST__BODY_KEY_DELETE] = {fsm_key_delete, OP_ANY, "key delete"},
     [SYNOD__REQUEST__BODY_KEY_LIST] = {fsm_key_list, OP_READ, "key list"},
     [SYNOD__REQUEST__BODY_KEY_TXN] = {fsm_key_txn, OP_ANY, "key txn"},
+    [SYNOD__REQUEST__BODY_GROUP_JOIN] = {fsm_group_join, OP_SESSION,
+                                         "group join"},
+    [SYNOD__REQUEST__BODY_GROUP_LEAVE] = {fsm_group_leave, OP_SESSION,
+                                          "group leave"},
+    [SYNOD__REQUEST__BODY_GROUP_SEND] = {fsm_group_send, OP_ANY, "group send"},
+    [SYNOD__REQUEST__BODY_GROUP_CHECKPOINT] = {fsm_group_checkpoint, OP_SESSION,
+                                               "group checkpoint"},
+    [SYNOD__REQUEST__BODY_GROUP_STATE_REQUEST] = {fsm_group_state_request,
+                                                  OP_SESSION,
+                                                  "group state request"},
+    [SYNOD__REQUEST__BODY_GROUP_VIEW] = {fsm_group_view_get, OP_READ,
+                                         "group view"},
+    [SYNOD__REQUEST__BODY_GROUP_LIST] = {fsm_group_list, OP_READ, "group list"},
+    [SYNOD__REQUEST__BODY_GROUP_CHECKPOINT_READ] = {fsm_group_checkpoint_read,
+                                                    OP_READ,
+                                                    "group checkpoint read"},
+    [SYNOD__REQUEST__BODY_GROUP_READ] = {fsm_group_read, OP_READ, "group read"},
 };
 
 /* NULL for hello, status, member_remove, no body or an unknown case. */
@@ -141,6 +158,27 @@ static void options_resolve(struct fsm_options *o) {
     o->key_history_bytes_max = 64ull << 20;
   }
   o->key_work_per_entry = opt_or(o->key_work_per_entry, 2048);
+  o->groups_max = opt_or(o->groups_max, 10000);
+  o->group_members_max = opt_or(o->group_members_max, 256);
+  o->group_member_data_bytes_max = opt_or(o->group_member_data_bytes_max, 1024);
+  o->group_message_bytes_max = opt_or(o->group_message_bytes_max, 256u << 10);
+  if (o->group_items_max == 0) {
+    o->group_items_max = 100000;
+  }
+  if (o->group_bytes_max == 0) {
+    o->group_bytes_max = 64ull << 20;
+  }
+  if (o->group_checkpoint_bytes_max == 0) {
+    o->group_checkpoint_bytes_max = 16ull << 20;
+  }
+  if (o->group_checkpoint_bytes_max > FSM_GROUP_CHECKPOINT_BYTES_CAP) {
+    o->group_checkpoint_bytes_max = FSM_GROUP_CHECKPOINT_BYTES_CAP;
+  }
+  o->group_chunk_bytes_max = opt_or(o->group_chunk_bytes_max, 1000000);
+  o->group_uploads_max = opt_or(o->group_uploads_max, 4);
+  if (o->groups_bytes_max == 0) {
+    o->groups_bytes_max = 256ull << 20;
+  }
 }
 
 void fsm_state_init(struct fsm *f) {
@@ -161,6 +199,8 @@ void fsm_state_init(struct fsm *f) {
   fsm_list_init(&f->key_work);
   f->key_work_keys = 0;
   memset(&f->settings, 0, sizeof f->settings);
+  otree_init(&f->groups, fsm_group_cmp);
+  f->group_members = f->groups_bytes = 0;
   otree_init(&f->timers, fsm_timer_cmp);
 }
 
@@ -169,6 +209,7 @@ void fsm_state_init(struct fsm *f) {
 void fsm_state_clear(struct fsm *f) {
   struct otree_node *n;
   fsm_keys_clear(f);
+  fsm_groups_clear(f); /* before the sessions its members point at */
   while ((n = otree_first(&f->sessions))) {
     otree_remove(&f->sessions, n);
     fsm_session_free(FSM_CONTAINER(n, struct fsm_session, by_id));
@@ -232,6 +273,9 @@ void fsm_stats_get(const struct fsm *f, struct fsm_stats *out) {
   out->keys = f->keys_live;
   out->keys_bytes = f->keys_bytes;
   out->key_work_keys = f->key_work_keys;
+  out->groups = f->groups.count;
+  out->group_members = f->group_members;
+  out->groups_bytes = f->groups_bytes;
 }
 
 uint64_t fsm_time_ms(const struct fsm *f) {
@@ -281,6 +325,7 @@ static void reply_emit(struct fsm *f, struct fsm_reply *r, int rv,
   }
   free(r->scratch);
   free(r->scratch2);
+  fsm_arena_free(r->arena);
   if (s) {
     fsm_session_record(f, s, sequence, data, len, r->pending);
   } else {
@@ -412,6 +457,11 @@ int fsm_apply(struct fsm *f, uint64_t index, const uint8_t *data, size_t len,
       fsm_member_apply(f, cmd->member);
     } else if (cmd->body_case == SYNOD__FSM__COMMAND__BODY_SETTINGS) {
       f->settings.channels_bytes_max = cmd->settings->channels_bytes_max;
+      f->settings.group_checkpoint_bytes_max =
+          cmd->settings->group_checkpoint_bytes_max <=
+                  FSM_GROUP_CHECKPOINT_BYTES_CAP
+              ? cmd->settings->group_checkpoint_bytes_max
+              : FSM_GROUP_CHECKPOINT_BYTES_CAP;
     } else {
       request_apply(f, cmd->request, out);
     }
@@ -448,6 +498,7 @@ int fsm_query(const struct fsm *f, const Synod__Request *req, uint8_t **data,
   *data = fsm_response_pack(&r.resp, len);
   free(r.scratch);
   free(r.scratch2);
+  fsm_arena_free(r.arena);
   return 0;
 }
 
@@ -494,12 +545,19 @@ uint64_t fsm_channels_bytes_max(const struct fsm *f) {
                                         : f->opt.channels_bytes_max;
 }
 
+uint64_t fsm_group_checkpoint_bytes_max(const struct fsm *f) {
+  return f->settings.group_checkpoint_bytes_max
+             ? f->settings.group_checkpoint_bytes_max
+             : f->opt.group_checkpoint_bytes_max;
+}
+
 size_t fsm_command_encode_settings(uint64_t time_ms,
                                    const struct fsm_settings *s, uint8_t *buf,
                                    size_t cap) {
   Synod__Fsm__Command c = SYNOD__FSM__COMMAND__INIT;
   Synod__Fsm__Settings m = SYNOD__FSM__SETTINGS__INIT;
   m.channels_bytes_max = s->channels_bytes_max;
+  m.group_checkpoint_bytes_max = s->group_checkpoint_bytes_max;
   c.time_ms = time_ms;
   c.body_case = SYNOD__FSM__COMMAND__BODY_SETTINGS;
   c.settings = &m;

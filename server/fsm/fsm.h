@@ -71,6 +71,20 @@
  *   100,000 keys never holds one apply for long; what is still to remove
  *   is invisible and not in the image.
  *
+ * - Groups (group.c). A group exists while it has members; each join,
+ *   leave, or end of a session holding memberships (one view per group,
+ *   in group name order, after the session's keys) makes the next view.
+ *   Views, messages, state requests and checkpoint notices are items of
+ *   ONE window per group, offsets dense from 1. A view item holds the
+ *   change (joined, left) and the member count; the full view is state
+ *   (fsm_group_view). Retention: the oldest items go when a group passes
+ *   group_items_max or group_bytes_max, or all groups groups_bytes_max;
+ *   items before the latest checkpoint stay while within them, so a
+ *   member a little behind needs no state transfer. A checkpoint is
+ *   usable while every item after its offset is retained; a state
+ *   request with none usable is an item addressed to the coordinator,
+ *   sent again to each new coordinator until a checkpoint commits.
+ *
  * - Names are C strings: protobuf-c hands strings over NUL-terminated, so
  *   a name with an embedded NUL byte is cut at it (identically on every
  *   replica). */
@@ -131,6 +145,20 @@ struct fsm_options {
    * revisions dropped from the history, per applied entry (see "Keys"
    * above): bounds the apply time an expiry adds. */
   uint32_t key_work_per_entry;
+  /* Groups (group.c). */
+  uint32_t groups_max;                  /* [10000] */
+  uint32_t group_members_max;           /* [256] per group */
+  uint32_t group_member_data_bytes_max; /* [1024] a member's data */
+  uint32_t group_message_bytes_max;     /* [256 KiB] one send's data */
+  uint64_t group_items_max;             /* [100000] retained per group */
+  uint64_t group_bytes_max;             /* [64 MiB] ... and their bytes */
+  uint64_t group_checkpoint_bytes_max;  /* [16 MiB] one checkpoint */
+  uint32_t group_chunk_bytes_max;       /* [1000000] one checkpoint chunk */
+  uint32_t group_uploads_max;           /* [4] open uploads per group */
+  /* [256 MiB] Retained items, checkpoints and open uploads over every
+   * group: a send or an upload that would pass it is SYNOD_ELIMIT (after
+   * dropping its own group's oldest items does not make room). */
+  uint64_t groups_bytes_max;
 };
 
 /* The longest key, in bytes. */
@@ -158,6 +186,14 @@ enum fsm_event_type {
   /* The key history gained `revision` (watches may push); one event per
    * revision, in order. */
   FSM_EVENT_KEYS_CHANGED,
+  /* Items were appended to group `name`, the last at `last_offset` (one
+   * event per group per entry; subscriptions may push). */
+  FSM_EVENT_GROUP_APPENDED,
+  /* Group `name` was deleted: its last member left. last_index and
+   * last_offset are its newest item's; its subscriptions end. A group of
+   * the same name created later starts again at offset 1 (its
+   * created_index differs). */
+  FSM_EVENT_GROUP_DELETED,
 };
 
 /* Something the entry caused besides answering its own request. Fields not
@@ -259,7 +295,8 @@ uint32_t fsm_session_ttl_ms(const struct fsm *f, uint64_t session_id);
 
 /* True for the bodies fsm_query answers: lock_query, lock_check,
  * counter_get, counter_list, election_leader, election_observe, the
- * channel reads, key_get and key_list. */
+ * channel reads, key_get, key_list and the group reads (view, list,
+ * checkpoint read, read). */
 bool fsm_request_is_read(const Synod__Request *req);
 
 /* True for the bodies fsm_apply applies as a command (every one it knows
@@ -295,13 +332,24 @@ uint64_t fsm_digest(const struct fsm *f);
  * 0 in a field: the fsm_options default. */
 struct fsm_settings {
   uint64_t channels_bytes_max;
+  /* At most FSM_GROUP_CHECKPOINT_BYTES_CAP; a checkpoint stored under a
+   * larger setting stays when it is lowered. */
+  uint64_t group_checkpoint_bytes_max;
 };
+
+/* The largest group checkpoint any setting may allow (an image holding a
+ * larger one is corrupt). */
+#define FSM_GROUP_CHECKPOINT_BYTES_CAP (1ull << 30)
 
 /* The settings as applied (0 fields: never set). */
 void fsm_settings_get(const struct fsm *f, struct fsm_settings *out);
 
 /* The server-wide cap on retained channel bytes in force. */
 uint64_t fsm_channels_bytes_max(const struct fsm *f);
+
+/* The bound on one group checkpoint in force (the setting, else the
+ * option). */
+uint64_t fsm_group_checkpoint_bytes_max(const struct fsm *f);
 
 /* Builds a Settings command (the leader writes its flags' values). Same
  * contract as fsm_command_encode_request. */
@@ -418,6 +466,113 @@ bool fsm_key_iter_next(struct fsm_key_iter *it, struct fsm_key_event *out);
  * with why in msg (SYNOD_ERRMSG_MAX bytes). */
 int fsm_key_check(const uint8_t *key, size_t len, bool prefix, char *msg);
 
+/* --------------------------------------------------------------- groups */
+
+/* A group's stream as a subscription sees it (fsm_stream: window, first
+ * retained offset, evicted and created index); items are opaque bytes:
+ * read them with fsm_group_item_decode. false if there is no group. */
+bool fsm_group_stream(const struct fsm *f, const char *name, size_t len,
+                      struct fsm_stream *out);
+
+enum fsm_group_item_kind {
+  FSM_GROUP_VIEW = 1,          /* a view change */
+  FSM_GROUP_MESSAGE = 2,       /* a message, to all or to one member */
+  FSM_GROUP_STATE_REQUEST = 3, /* to the coordinator: a member asks */
+  FSM_GROUP_CHECKPOINT = 4,    /* a new checkpoint was stored */
+};
+
+/* One group item, decoded. Strings are not NUL-terminated and, like
+ * data, point into the window: valid while the window_item was. */
+struct fsm_group_item {
+  enum fsm_group_item_kind kind;
+  uint64_t offset, index, time_ms;
+  /* MESSAGE: the target member ("" = every member). STATE_REQUEST: the
+   * coordinator asked (== from when no one else is left to ask). */
+  const char *to;
+  size_t to_len;
+  /* MESSAGE: the sending member ("" = none named). STATE_REQUEST: the
+   * member asking. CHECKPOINT: the member that stored it. */
+  const char *from;
+  size_t from_len;
+  const uint8_t *data; /* MESSAGE */
+  size_t len;
+  /* VIEW: its id, its member count, and the changes from the view
+   * before (read them with fsm_group_change_next). */
+  uint64_t view_id;
+  uint32_t members, joined, left;
+  const uint8_t *changes, *changes_end;
+  uint64_t checkpoint_offset, checkpoint_bytes; /* CHECKPOINT */
+};
+
+/* Decodes the item `wi` of a group window into *out. Returns 0, or -1 if
+ * the bytes are not a group item (never for a live group's window). */
+int fsm_group_item_decode(const struct window_item *wi,
+                          struct fsm_group_item *out);
+
+/* True if a subscription of `member` delivers the item: everything but
+ * messages and state requests addressed to another member. */
+bool fsm_group_item_for(const struct fsm_group_item *it, const char *member,
+                        size_t len);
+
+/* One change of a VIEW item: a member that joined (with its data and
+ * session) or, with left, one that left (name only). */
+struct fsm_group_change {
+  bool left;
+  const char *name;
+  size_t name_len;
+  const uint8_t *data;
+  size_t data_len;
+  uint64_t session_id;
+};
+
+/* Reads the changes of a VIEW item: joined ones first, in join order,
+ * then left ones. Fields are private. */
+struct fsm_group_change_iter {
+  const uint8_t *p, *end;
+  uint32_t i, joined, n;
+};
+void fsm_group_changes(const struct fsm_group_item *it,
+                       struct fsm_group_change_iter *ci);
+/* The next change; false at the end. */
+bool fsm_group_change_next(struct fsm_group_change_iter *ci,
+                           struct fsm_group_change *out);
+
+/* The item as a synod.GroupItem, malloc'ed (its strings and data borrow
+ * the window like the item); free it with fsm_group_item_pb_free. */
+Synod__GroupItem *fsm_group_item_pb(const struct fsm_group_item *it);
+void fsm_group_item_pb_free(Synod__GroupItem *pb);
+
+/* A current member, in join order (the first is the coordinator). */
+struct fsm_group_member_view {
+  const char *name; /* NUL-terminated */
+  const uint8_t *data;
+  size_t data_len;
+  uint64_t session_id;
+  uint64_t joined_offset;
+};
+
+/* The current view of group `name`: calls fn for each member in join
+ * order, sets *view_id and *view_offset (its item), returns the member
+ * count; 0 if there is no group. */
+uint32_t fsm_group_view(const struct fsm *f, const char *name, size_t len,
+                        uint64_t *view_id, uint64_t *view_offset,
+                        void (*fn)(void *arg,
+                                   const struct fsm_group_member_view *m),
+                        void *arg);
+
+/* The group's latest checkpoint; false if none. data points into the
+ * fsm until the next apply. */
+struct fsm_group_checkpoint {
+  uint64_t offset; /* the item it reflects */
+  const uint8_t *data;
+  size_t len;
+  uint64_t index, time_ms;
+  const char *member;
+  bool usable; /* every item after offset is retained */
+};
+bool fsm_group_checkpoint_get(const struct fsm *f, const char *name, size_t len,
+                              struct fsm_group_checkpoint *out);
+
 /* ---------------------------------------------------------------- stats */
 
 /* Counts for metrics. None of them is in the image or shapes an answer:
@@ -434,6 +589,9 @@ struct fsm_stats {
   uint64_t keys;          /* live */
   uint64_t keys_bytes;    /* their names and values */
   uint64_t key_work_keys; /* keys of ended sessions still to take out */
+  uint64_t groups;        /* each has at least one member */
+  uint64_t group_members; /* memberships over every group */
+  uint64_t groups_bytes;  /* items, checkpoints and uploads retained */
   /* Totals since fsm_new on this replica, kept across restores (they
    * count what this replica applied, so they never go down). */
   uint64_t sessions_opened;

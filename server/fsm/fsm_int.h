@@ -69,6 +69,7 @@ struct fsm_session {
   struct fsm_list waiters;     /* fsm_waiter.session_link, unordered */
   struct fsm_list candidacies; /* fsm_candidate.session_link, unordered */
   struct fsm_key_lease *lease; /* its bound keys; NULL if it never bound */
+  struct fsm_list groups;      /* fsm_group_member.session_link, unordered */
 };
 
 struct fsm_waiter {
@@ -180,7 +181,13 @@ struct fsm {
   uint64_t key_work_keys;     /* keys the work list still holds */
   uint64_t key_trim_budget;   /* revisions the entry may still drop */
   struct fsm_key_rev key_rev; /* scratch of the write being applied */
-  struct otree timers;        /* armed fsm_timer by (due, kind, id) */
+  struct otree groups;        /* fsm_group by name */
+  uint64_t group_members;     /* memberships over every group */
+  /* Retained item bytes, checkpoints and open uploads (their total_bytes)
+   * over every group: at most groups_bytes_max, but for views, state
+   * requests and notices, which are never refused. */
+  uint64_t groups_bytes;
+  struct otree timers; /* armed fsm_timer by (due, kind, id) */
   /* Derived, for metrics: the tree-count fields are filled when read;
    * locks_held and lock_waiters are kept by lock.c (reset by
    * fsm_state_init, rebuilt by the snapshot loaders); totals only grow. */
@@ -293,6 +300,68 @@ struct fsm_key_lease {
   uint8_t retained, in_work;
 };
 
+struct fsm_arena;
+
+/* ----- groups (group.c) */
+
+/* A membership: a member name in one group, held by one session. */
+struct fsm_group_member {
+  struct fsm_list group_link;   /* in group->members, join order */
+  struct fsm_list session_link; /* in session->groups */
+  struct fsm_list request_link; /* in group->requests while requesting */
+  struct fsm_group *group;
+  struct fsm_session *session;
+  char *name;
+  size_t name_len;
+  uint8_t *data;
+  size_t data_len;
+  uint64_t joined_offset;  /* of the view that added it */
+  uint64_t request_offset; /* of its pending state request; 0 = none */
+};
+
+/* A checkpoint upload in progress: one per (group, session). Its
+ * total_bytes are counted in fsm.groups_bytes from the first chunk. */
+struct fsm_group_upload {
+  uint64_t session_id;
+  char *member;
+  uint64_t offset;
+  uint64_t total;
+  uint64_t received; /* <= total */
+  uint8_t *data;     /* total bytes, the first `received` written */
+};
+
+/* Invariants: members non-empty (an empty group is deleted); view_id
+ * >= 1; window.bytes + ckpt_len + the uploads' totals are part of
+ * fsm.groups_bytes; uploads sorted by session id; requests hold exactly
+ * the members with request_offset != 0, in request order. */
+struct fsm_group {
+  struct otree_node by_name;
+  char *name;
+  size_t name_len;
+  uint64_t view_id;
+  uint64_t view_offset; /* the current view's item */
+  struct fsm_list members;
+  uint32_t members_n;
+  struct window window;
+  uint64_t created_index;
+  bool has_ckpt;
+  uint64_t ckpt_offset, ckpt_index, ckpt_time_ms;
+  uint8_t *ckpt;
+  size_t ckpt_len;
+  char *ckpt_member;
+  struct fsm_group_upload *uploads;
+  uint32_t uploads_n;
+  struct fsm_list requests;   /* fsm_group_member.request_link, FIFO */
+  struct fsm_channel_id *ids; /* ring of ids_cap (channel_ids_max) */
+  uint32_t ids_cap, ids_head, ids_n;
+};
+
+/* Item kinds: an item's first byte (group.c packs the rest). */
+#define FSM_GROUP_ITEM_VIEW 1
+#define FSM_GROUP_ITEM_MESSAGE 2
+#define FSM_GROUP_ITEM_STATE_REQUEST 3
+#define FSM_GROUP_ITEM_CHECKPOINT 4
+
 /* The reply a handler builds: resp and the body message it points at. */
 struct fsm_reply {
   Synod__Response resp;
@@ -321,12 +390,24 @@ struct fsm_reply {
     Synod__KeyDeleteReply key_del;
     Synod__KeyListReply key_list;
     Synod__KeyTxnReply key_txn;
+    Synod__GroupJoinReply group_join;
+    Synod__GroupLeaveReply group_leave;
+    Synod__GroupSendReply group_send;
+    Synod__GroupCheckpointReply group_ckpt;
+    Synod__GroupInfo group_info;
+    Synod__GroupListReply group_list;
+    Synod__GroupCheckpointChunk group_chunk;
+    Synod__GroupItems group_items;
   } u;
+  Synod__GroupView gview;
+  Synod__GroupState gstate;
+  Synod__GroupCheckpointInfo gckpt;
   Synod__KeyValue kv, prev; /* the key replies' */
   Synod__ElectionInfo info;
   Synod__ChannelLimits limits; /* ChannelInfo's */
   void *scratch;               /* freed after packing */
   void *scratch2;              /* too */
+  struct fsm_arena *arena;     /* freed with its allocations, too */
 };
 
 typedef int (*fsm_handler_fn)(struct fsm *f, struct fsm_session *s,
@@ -549,6 +630,71 @@ void fsm_key_item_measure(const struct fsm *f, const struct window_item *it,
  * and the entry's budget lasts. */
 void fsm_key_history_trim(struct fsm *f);
 
+/* ----- groups (group.c, group_image.c) */
+int fsm_group_cmp(const void *key, const struct otree_node *n);
+int fsm_group_join(struct fsm *f, struct fsm_session *s,
+                   const Synod__Request *req, struct fsm_reply *r);
+int fsm_group_leave(struct fsm *f, struct fsm_session *s,
+                    const Synod__Request *req, struct fsm_reply *r);
+int fsm_group_send(struct fsm *f, struct fsm_session *s,
+                   const Synod__Request *req, struct fsm_reply *r);
+int fsm_group_checkpoint(struct fsm *f, struct fsm_session *s,
+                         const Synod__Request *req, struct fsm_reply *r);
+int fsm_group_state_request(struct fsm *f, struct fsm_session *s,
+                            const Synod__Request *req, struct fsm_reply *r);
+int fsm_group_view_get(struct fsm *f, struct fsm_session *s,
+                       const Synod__Request *req, struct fsm_reply *r);
+int fsm_group_list(struct fsm *f, struct fsm_session *s,
+                   const Synod__Request *req, struct fsm_reply *r);
+int fsm_group_checkpoint_read(struct fsm *f, struct fsm_session *s,
+                              const Synod__Request *req, struct fsm_reply *r);
+int fsm_group_read(struct fsm *f, struct fsm_session *s,
+                   const Synod__Request *req, struct fsm_reply *r);
+/* Shared by group.c, group_item.c and group_read.c. */
+struct fsm_group *fsm_group_find(const struct fsm *f, const char *name,
+                                 size_t len);
+/* Every item after the checkpoint's offset is retained. */
+bool fsm_group_ckpt_usable(const struct fsm_group *g);
+/* The view of g into v; with an arena, the full member list (borrowing
+ * the members' strings). */
+void fsm_group_view_fill(const struct fsm_group *g, struct fsm_arena *a,
+                         Synod__GroupView *v);
+void fsm_group_ckpt_fill(const struct fsm_group *g,
+                         Synod__GroupCheckpointInfo *c);
+/* Checks a member name; on failure "<what>: member: ..." in msg. */
+int fsm_group_member_check(const struct fsm *f, const char *what,
+                           const char *member, char *msg);
+/* r's arena, made on first use. */
+struct fsm_arena *fsm_reply_arena(struct fsm_reply *r);
+/* Fills x from it with arena memory (strings copied to be NUL-ended;
+ * data borrowed from the window). */
+void fsm_group_item_to_pb(const struct fsm_group_item *it, struct fsm_arena *a,
+                          Synod__GroupItem *x);
+/* Validates the group name of a request (what: its name for messages)
+ * into name and len; returns the error from the handler. */
+#define FSM_GROUP_NAME(field, what)                                            \
+  const char *name = fsm_str(req->field->group);                               \
+  size_t len = strlen(name);                                                   \
+  int rv = fsm_name_check(f, what, name, len, r->msg);                         \
+  if (rv != 0) {                                                               \
+    return rv;                                                                 \
+  }
+
+/* Ends s's memberships: one new view per group (in name order) without
+ * them; groups left empty are deleted. */
+void fsm_groups_session_end(struct fsm *f, struct fsm_session *s);
+struct fsm_group *fsm_group_new(struct fsm *f, const char *name, size_t len);
+void fsm_group_free(struct fsm_group *g);
+struct fsm_group_member *
+fsm_group_member_add(struct fsm *f, struct fsm_group *g, struct fsm_session *s,
+                     const char *name, size_t len, const uint8_t *data,
+                     size_t data_len);
+void fsm_groups_clear(struct fsm *f);
+void fsm_groups_image_encode(const struct fsm *f, struct fsm_arena *a,
+                             Synod__Fsm__Image *img);
+/* Loads the groups into t (sessions loaded); 0 or -1. */
+int fsm_groups_image_load(struct fsm *t, const Synod__Fsm__Image *img);
+
 /* ----- snapshot (snapshot.c, kv_image.c) */
 /* Allocations that live until the image is packed. */
 struct fsm_arena {
@@ -556,6 +702,10 @@ struct fsm_arena {
   size_t n, cap;
 };
 void *fsm_arena_calloc(struct fsm_arena *a, size_t n, size_t size);
+/* Frees every allocation and a itself (a may be NULL): for a reply's
+ * arena, which fsm_arena_new made. */
+struct fsm_arena *fsm_arena_new(void);
+void fsm_arena_free(struct fsm_arena *a);
 void fsm_keys_image_encode(const struct fsm *f, struct fsm_arena *a,
                            Synod__Fsm__Image *img);
 /* Loads keys and their history into t (sessions loaded); 0 or -1. */

@@ -38,6 +38,7 @@ struct fsm_session *fsm_session_insert(struct fsm *f, uint64_t id,
   fsm_list_init(&s->locks);
   fsm_list_init(&s->waiters);
   fsm_list_init(&s->candidacies);
+  fsm_list_init(&s->groups);
   if (otree_insert(&f->sessions, &s->by_id, &s->id) != NULL) {
     fsm_session_free(s);
     return NULL;
@@ -158,7 +159,8 @@ static void **list_sorted(struct fsm_list *head, size_t link_offset,
 /* Expiry or close: the session's queued acquires are answered with
  * SYNOD_ESESSION first (so none of them is granted one of the session's own
  * locks), then its candidacies are withdrawn, its locks released and its
- * bound keys deleted (one revision). Only an
+ * bound keys deleted (one revision), then its group memberships end (one
+ * view per group). Only an
  * expiry applies the lock-delay, measured from the expiry deadline: a
  * clean close or release means the holder is done with the resource. */
 void fsm_session_end(struct fsm *f, struct fsm_session *s, int expired,
@@ -195,6 +197,7 @@ void fsm_session_end(struct fsm *f, struct fsm_session *s, int expired,
   }
   free(v);
   fsm_keys_session_end(f, s);
+  fsm_groups_session_end(f, s);
   fsm_timer_disarm(f, &s->expiry);
   otree_remove(&f->sessions, &s->by_id);
   fsm_session_free(s);

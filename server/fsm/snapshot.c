@@ -22,6 +22,17 @@ static void arena_free(struct fsm_arena *a) {
   free(a->p);
 }
 
+struct fsm_arena *fsm_arena_new(void) {
+  return fsm_xcalloc(1, sizeof(struct fsm_arena));
+}
+
+void fsm_arena_free(struct fsm_arena *a) {
+  if (a != NULL) {
+    arena_free(a);
+    free(a);
+  }
+}
+
 /* ------------------------------------------------------------ encode */
 
 static void session_encode(struct fsm_arena *a, const struct fsm_session *s,
@@ -192,10 +203,13 @@ static void image_build(const struct fsm *f, struct fsm_arena *a,
   img->applied_index = f->applied_index;
   img->time_ms = f->time_ms;
   img->token_last = f->token_last;
-  if (f->settings.channels_bytes_max != 0) { /* absent while all default */
+  if (f->settings.channels_bytes_max != 0 ||
+      f->settings.group_checkpoint_bytes_max != 0) { /* absent: default */
     img->settings = fsm_arena_calloc(a, 1, sizeof *img->settings);
     synod__fsm__settings__init(img->settings);
     img->settings->channels_bytes_max = f->settings.channels_bytes_max;
+    img->settings->group_checkpoint_bytes_max =
+        f->settings.group_checkpoint_bytes_max;
   }
   IMAGE_FILL(f->sessions, struct fsm_session, by_id, Synod__Fsm__Session,
              sessions, session_encode);
@@ -210,6 +224,7 @@ static void image_build(const struct fsm *f, struct fsm_arena *a,
   IMAGE_FILL(f->channels, struct fsm_channel, by_name, Synod__Fsm__Channel,
              channels, channel_encode);
   fsm_keys_image_encode(f, a, img);
+  fsm_groups_image_encode(f, a, img);
 }
 
 int fsm_snapshot_encode(const struct fsm *f, uint8_t **data, size_t *len) {
@@ -581,11 +596,18 @@ static int image_load(struct fsm *t, const Synod__Fsm__Image *img,
   t->time_ms = img->time_ms;
   t->token_last = img->token_last;
   if (img->settings != NULL) {
+    if (img->settings->group_checkpoint_bytes_max >
+        FSM_GROUP_CHECKPOINT_BYTES_CAP) {
+      return -1;
+    }
     t->settings.channels_bytes_max = img->settings->channels_bytes_max;
+    t->settings.group_checkpoint_bytes_max =
+        img->settings->group_checkpoint_bytes_max;
   }
   if (sessions_load(t, img) || locks_load(t, img) || counters_load(t, img) ||
       elections_load(t, img) || members_load(t, img) || channels_load(t, img) ||
-      fsm_keys_image_load(t, img) || pending_check(t)) {
+      fsm_keys_image_load(t, img) || fsm_groups_image_load(t, img) ||
+      pending_check(t)) {
     return -1;
   }
   uint8_t *again;
@@ -634,6 +656,9 @@ int fsm_snapshot_decode(struct fsm *f, const uint8_t *data, size_t len) {
   f->key_history_bytes = t.key_history_bytes;
   f->key_graves = t.key_graves; /* nothing on t's work list */
   f->settings = t.settings;
+  f->groups = t.groups;
+  f->group_members = t.group_members;
+  f->groups_bytes = t.groups_bytes;
   f->timers = t.timers;
   f->stats.locks_held = t.stats.locks_held;
   f->stats.lock_waiters = t.stats.lock_waiters;

@@ -314,17 +314,28 @@ static void bootstrap_settings(struct node *n) {
   struct fsm_settings have;
   fsm_settings_get(n->fsm, &have);
   uint64_t want = n->opts.channels_bytes_max;
-  if (want == 0 || want == have.channels_bytes_max ||
-      n->settings_pending_index > n->applied_index) {
+  uint64_t ckpt = n->opts.group_checkpoint_bytes_max;
+  bool channels = want != 0 && want != have.channels_bytes_max;
+  bool groups = ckpt != 0 && ckpt != have.group_checkpoint_bytes_max;
+  if ((!channels && !groups) || n->settings_pending_index > n->applied_index) {
     return;
   }
   struct fsm_settings s = have;
-  s.channels_bytes_max = want;
+  s.channels_bytes_max = channels ? want : have.channels_bytes_max;
+  s.group_checkpoint_bytes_max =
+      groups ? ckpt : have.group_checkpoint_bytes_max;
   if (requests_propose_settings(n, &s) == 0) {
     n->settings_pending_index = n->proposed_first;
-    log_info("node", "settings: channels-max-bytes %llu (was %llu)",
-             (unsigned long long)want,
-             (unsigned long long)fsm_channels_bytes_max(n->fsm));
+    if (channels) {
+      log_info("node", "settings: channels-max-bytes %llu (was %llu)",
+               (unsigned long long)want,
+               (unsigned long long)fsm_channels_bytes_max(n->fsm));
+    }
+    if (groups) {
+      log_info("node", "settings: group-checkpoint-max-bytes %llu (was %llu)",
+               (unsigned long long)ckpt,
+               (unsigned long long)fsm_group_checkpoint_bytes_max(n->fsm));
+    }
   }
 }
 

@@ -52,6 +52,9 @@ struct node_options {
    * every replica the same values, or their images differ. */
   uint64_t key_history_max;
   uint64_t key_history_bytes_max;
+  /* The bound on one group checkpoint, written into the replicated
+   * settings alike [0: leave as it is; the default is 16 MiB]. */
+  uint64_t group_checkpoint_bytes_max;
 };
 
 struct node;

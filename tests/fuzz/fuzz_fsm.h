@@ -131,6 +131,89 @@ static inline void fuzz_fsm_check_keys(const struct fsm *f) {
              (unsigned long long)work, (unsigned long long)f->key_work_keys);
 }
 
+/* One group: members of live sessions, each on its session's list;
+ * pending requests exactly the members with a request offset; uploads by
+ * session; every item decodes; returns its bytes (items, checkpoint,
+ * uploads) and adds its members to *members. */
+static inline uint64_t fuzz_fsm_check_group(const struct fsm *f,
+                                            const struct fsm_group *g,
+                                            uint64_t *members) {
+  char msg[128];
+  uint32_t n = 0, requesting = 0, requests = 0;
+  uint64_t joined = 0;
+  FUZZ_CHECK(
+      g->members_n > 0 && g->view_id > 0 && g->view_offset < g->window.next,
+      "group '%s': %u members, view %llu at %llu", g->name, g->members_n,
+      (unsigned long long)g->view_id, (unsigned long long)g->view_offset);
+  for (const struct fsm_list *x = g->members.next; x != &g->members;
+       x = x->next) {
+    const struct fsm_group_member *m =
+        FSM_CONTAINER(x, struct fsm_group_member, group_link);
+    const struct fsm_session *s = fsm_session_find(f, m->session->id);
+    FUZZ_CHECK(s == m->session && m->group == g,
+               "group '%s': member '%s' of a dead session", g->name, m->name);
+    FUZZ_CHECK(m->joined_offset > joined && m->joined_offset <= g->view_offset,
+               "group '%s': member '%s' joined at %llu", g->name, m->name,
+               (unsigned long long)m->joined_offset);
+    joined = m->joined_offset;
+    bool on = false;
+    for (const struct fsm_list *y = s->groups.next; y != &s->groups;
+         y = y->next) {
+      on |= y == &m->session_link;
+    }
+    FUZZ_CHECK(on, "member '%s' not on its session's list", m->name);
+    requesting += m->request_offset != 0;
+    n++;
+  }
+  for (const struct fsm_list *x = g->requests.next; x != &g->requests;
+       x = x->next) {
+    const struct fsm_group_member *m =
+        FSM_CONTAINER(x, struct fsm_group_member, request_link);
+    FUZZ_CHECK(m->request_offset != 0 && m->group == g &&
+                   g->members.next != &m->group_link,
+               "group '%s': request of '%s'", g->name, m->name);
+    requests++;
+  }
+  FUZZ_CHECK(n == g->members_n && requests == requesting,
+             "group '%s': %u members (says %u), %u requests of %u", g->name, n,
+             g->members_n, requests, requesting);
+  *members += n;
+  FUZZ_CHECK(window_check(&g->window, msg) == 0, "group '%s': %s", g->name,
+             msg);
+  struct window_iter it;
+  struct window_item wi;
+  window_iter_seek(&g->window, g->window.first, &it);
+  while (window_iter_next(&it, &wi)) {
+    struct fsm_group_item gi;
+    FUZZ_CHECK(fsm_group_item_decode(&wi, &gi) == 0,
+               "group '%s': item %llu does not decode", g->name,
+               (unsigned long long)wi.pos);
+  }
+  uint64_t bytes = g->window.bytes + g->ckpt_len;
+  for (uint32_t i = 0; i < g->uploads_n; i++) {
+    FUZZ_CHECK(
+        g->uploads[i].received < g->uploads[i].total &&
+            (i == 0 || g->uploads[i - 1].session_id < g->uploads[i].session_id),
+        "group '%s': upload %u", g->name, i);
+    bytes += g->uploads[i].total;
+  }
+  return bytes;
+}
+
+static inline void fuzz_fsm_check_groups(const struct fsm *f) {
+  uint64_t bytes = 0, members = 0;
+  FUZZ_CHECK(otree_check(&f->groups) == f->groups.count, "groups tree");
+  for (struct otree_node *n = otree_first(&f->groups); n; n = otree_next(n)) {
+    bytes += fuzz_fsm_check_group(
+        f, FSM_CONTAINER(n, struct fsm_group, by_name), &members);
+  }
+  FUZZ_CHECK(bytes == f->groups_bytes && members == f->group_members,
+             "groups: %llu bytes %llu members, counted %llu and %llu",
+             (unsigned long long)f->groups_bytes,
+             (unsigned long long)f->group_members, (unsigned long long)bytes,
+             (unsigned long long)members);
+}
+
 /* The trees are balanced and ordered; locks, sessions and the gauges
  * agree with each other. Cheap enough to run after every apply. */
 static inline void fuzz_fsm_check(const struct fsm *f) {
@@ -175,6 +258,7 @@ static inline void fuzz_fsm_check(const struct fsm *f) {
              (unsigned long long)st.lock_waiters, (unsigned long long)held,
              (unsigned long long)waiters);
   fuzz_fsm_check_keys(f);
+  fuzz_fsm_check_groups(f);
 }
 
 /* The state encodes to an image that decodes, into a fresh state machine
@@ -199,7 +283,9 @@ static inline void fuzz_fsm_check_image(const struct fsm *f,
   FUZZ_CHECK(a.sessions == b.sessions && a.locks_held == b.locks_held &&
                  a.lock_waiters == b.lock_waiters && a.counters == b.counters &&
                  a.elections == b.elections && a.keys == b.keys &&
-                 a.keys_bytes == b.keys_bytes && b.key_work_keys == 0,
+                 a.keys_bytes == b.keys_bytes && b.key_work_keys == 0 &&
+                 a.groups == b.groups && a.group_members == b.group_members &&
+                 a.groups_bytes == b.groups_bytes,
              "gauges differ after restore");
   /* Keys of ended sessions still to take out are no part of the state:
    * f may ask for Ticks to do that work, g has none to do. */
@@ -258,6 +344,16 @@ static inline void fuzz_fsm_small_options(struct fsm_options *o) {
   o->key_history_max = 6;
   o->key_history_bytes_max = 200;
   o->key_work_per_entry = 2;
+  o->groups_max = 2;
+  o->group_members_max = 3;
+  o->group_member_data_bytes_max = 8;
+  o->group_message_bytes_max = 16;
+  o->group_items_max = 5;
+  o->group_bytes_max = 200;
+  o->group_checkpoint_bytes_max = 16;
+  o->group_chunk_bytes_max = 8;
+  o->group_uploads_max = 2;
+  o->groups_bytes_max = 300;
 }
 
 #endif /* SYNOD_FUZZ_FSM_H */

@@ -1,7 +1,8 @@
 /* A short, realistic history of log entries (sessions, a held lock with a
  * queued waiter, a lock-delay, counters, an election with two candidates,
- * keys, one bound to a session, and a transaction, a member, a keepalive
- * Tick), encoded the way the leader encodes them.
+ * keys, one bound to a session, and a transaction, a group with two
+ * members, a state request, a message and an open checkpoint upload, a
+ * member, a keepalive Tick), encoded the way the leader encodes them.
  * make_corpus.c writes it as seeds; the request and snapshot harnesses
  * apply it to get a live state machine with something in every tree. */
 #ifndef SYNOD_FUZZ_SCRIPT_H
@@ -12,7 +13,7 @@
 #include "fsm.h"
 #include "synod.pb-c.h"
 
-#define FUZZ_SCRIPT_MAX 16
+#define FUZZ_SCRIPT_MAX 24
 #define FUZZ_SCRIPT_T0_MS 1000
 
 /* The requests of the script, built in r (FUZZ_SCRIPT_MAX of each). */
@@ -32,7 +33,52 @@ struct fuzz_script_bodies {
   Synod__KeyOp *success[2];
   Synod__KeyOp *failure[1];
   Synod__KeyTxn txn;
+  Synod__GroupJoin join[2];
+  Synod__GroupSend send;
+  Synod__GroupCheckpoint ckpt;
 };
+
+/* Groups: session 1 joins "grp" as "a" (the coordinator), session 2 as
+ * "b" asking for state (a state request to "a"), a session-less send to
+ * "b" with a message id, and the first chunk of a's checkpoint (an
+ * upload left open). */
+static inline size_t fuzz_script_groups(struct fuzz_script_bodies *b,
+                                        size_t n) {
+  for (int i = 0; i < 2; i++) {
+    synod__group_join__init(&b->join[i]);
+    b->join[i].group = "grp";
+    b->join[i].member = i == 0 ? "a" : "b";
+    b->join[i].data.data = (uint8_t *)"10.0.0.1";
+    b->join[i].data.len = 8;
+    b->join[i].want_state = true;
+    b->req[n].session_id = 1 + (uint64_t)i;
+    b->req[n].sequence = i == 0 ? 4 : 6;
+    b->req[n].body_case = SYNOD__REQUEST__BODY_GROUP_JOIN;
+    b->req[n].group_join = &b->join[i];
+    n++;
+  }
+  synod__group_send__init(&b->send);
+  b->send.group = "grp";
+  b->send.to = "b";
+  b->send.data.data = (uint8_t *)"hello";
+  b->send.data.len = 5;
+  b->send.message_id = "m-1";
+  b->req[n].body_case = SYNOD__REQUEST__BODY_GROUP_SEND;
+  b->req[n].group_send = &b->send;
+  n++;
+  synod__group_checkpoint__init(&b->ckpt);
+  b->ckpt.group = "grp";
+  b->ckpt.member = "a";
+  b->ckpt.offset = 2;
+  b->ckpt.total_bytes = 4;
+  b->ckpt.chunk.data = (uint8_t *)"ab";
+  b->ckpt.chunk.len = 2;
+  b->req[n].session_id = 1;
+  b->req[n].sequence = 5;
+  b->req[n].body_case = SYNOD__REQUEST__BODY_GROUP_CHECKPOINT;
+  b->req[n].group_checkpoint = &b->ckpt;
+  return n + 1;
+}
 
 /* Keys: a device bound to session 2, a flag without a session, and a
  * transaction in session 2 that binds a second device if the flag is on
@@ -157,6 +203,7 @@ static inline size_t fuzz_script(uint8_t **bufs, size_t *lens) {
     n++;
   }
   n = fuzz_script_keys(&b, n);
+  n = fuzz_script_groups(&b, n);
   for (size_t i = 0; i < n; i++) {
     bufs[i] = fuzz_script_pack_request(FUZZ_SCRIPT_T0_MS + 100 * i, &b.req[i],
                                        &lens[i]);

@@ -107,6 +107,13 @@ static size_t requests(uint8_t **bufs, size_t *lens) {
   Synod__KeyOp kops[2] = {SYNOD__KEY_OP__INIT, SYNOD__KEY_OP__INIT};
   Synod__KeyOp *kok[] = {&kops[0]}, *kfail[] = {&kops[1]};
   Synod__KeyTxn kt = SYNOD__KEY_TXN__INIT;
+  Synod__GroupJoin gj = SYNOD__GROUP_JOIN__INIT;
+  Synod__GroupSend gs = SYNOD__GROUP_SEND__INIT;
+  Synod__GroupViewGet gv = SYNOD__GROUP_VIEW_GET__INIT;
+  Synod__GroupRead gr = SYNOD__GROUP_READ__INIT;
+  Synod__GroupCheckpointRead gc = SYNOD__GROUP_CHECKPOINT_READ__INIT;
+  Synod__GroupStateRequest gq = SYNOD__GROUP_STATE_REQUEST__INIT;
+  Synod__GroupLeave gl = SYNOD__GROUP_LEAVE__INIT;
   size_t n = 0;
   for (size_t i = 0; i < 32; i++) {
     synod__request__init(&r[i]);
@@ -205,6 +212,22 @@ static size_t requests(uint8_t **bufs, size_t *lens) {
   kd1.key = kp.key;
   kd1.prev_kv = true;
   REQ(KEY_DELETE, key_delete, kd1, 0, 0);
+  /* Groups: the script's "grp" (members a and b). 32 requests in all. */
+  gj.group = gv.group = gr.group = gc.group = gq.group = gl.group = "grp";
+  gj.member = gq.member = gl.member = gs.from = "z";
+  gj.want_state = true;
+  REQ(GROUP_JOIN, group_join, gj, 1, 19);
+  gs.group = "grp";
+  gs.to = "a";
+  gs.data.data = (uint8_t *)"to-a";
+  gs.data.len = 4;
+  REQ(GROUP_SEND, group_send, gs, 1, 20);
+  REQ(GROUP_VIEW, group_view, gv, 0, 0);
+  gr.member = "b";
+  REQ(GROUP_READ, group_read, gr, 0, 0);
+  REQ(GROUP_CHECKPOINT_READ, group_checkpoint_read, gc, 0, 0);
+  REQ(GROUP_STATE_REQUEST, group_state_request, gq, 1, 21);
+  REQ(GROUP_LEAVE, group_leave, gl, 1, 22);
   REQ(SESSION_CLOSE, session_close, close, 2, 0);
 #undef REQ
   r[3].stale = false;
@@ -382,10 +405,11 @@ static void seeds_fsm(void) {
   size_t n = fuzz_script(bufs, lens);
   struct bytes b = {0};
   /* Plain, small limits, and with a twin restored after entry 10 (keys
-   * being written) and after entry 13 (before the expiries). */
-  const uint8_t flags[] = {0, 1, 10 << 1, (13 << 1) | 1};
+   * being written) and after entry 17 (groups joined, before the
+   * expiries). */
+  const uint8_t flags[] = {0, 1, 10 << 1, (17 << 1) | 1};
   const char *names[] = {"script", "script-small", "script-twin-10",
-                         "script-small-twin-13"};
+                         "script-small-twin-17"};
   for (int v = 0; v < 4; v++) {
     reset(&b);
     put_u8(&b, flags[v]);

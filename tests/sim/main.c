@@ -25,6 +25,7 @@ struct cli {
   bool verbose;
   bool peer_gone;
   bool channels;
+  bool groups;
   uint32_t channel_break;
 };
 
@@ -57,6 +58,8 @@ static void usage(FILE *f) {
           "  --peer-gone   report crashes to the other replicas as PEER_GONE "
           "(and some\n"
           "                link cuts as false alarms)\n"
+          "  --groups      group workload: clients join, leave, send and "
+          "checkpoint\n"
           "  --channels    channel workload: clients publish, subscribers "
           "read replicas;\n"
           "                channel history checks (implies --clients 4)\n"
@@ -108,6 +111,9 @@ static int parse(int argc, char **argv, struct cli *c) {
     } else if (strcmp(a, "--channels") == 0) {
       c->channels = true;
       continue;
+    } else if (strcmp(a, "--groups") == 0) {
+      c->groups = true;
+      continue;
     } else if (strcmp(a, "--break-channels") == 0) {
       c->channels = true;
       for (uint32_t m = 1; sim_channel_break_name(m) != NULL; m++) {
@@ -145,7 +151,7 @@ static int parse(int argc, char **argv, struct cli *c) {
     }
     i++; /* the option's value */
   }
-  if (c->channels && c->clients == 0) {
+  if ((c->channels || c->groups) && c->clients == 0) {
     c->clients = 4; /* as sim_new does */
   }
   return 0;
@@ -170,6 +176,7 @@ static struct sim_options seed_options(const struct cli *c, uint64_t seed,
                               .trace_print = c->trace,
                               .peer_gone = c->peer_gone,
                               .channels = c->channels,
+                              .groups = c->groups,
                               .channel_break = c->channel_break};
 }
 
@@ -203,6 +210,12 @@ static void add_stats(struct totals *t, const struct sim *s) {
   a->deliveries += st->deliveries;
   a->sub_moves += st->sub_moves;
   a->compactions += st->compactions;
+  a->group_joins += st->group_joins;
+  a->group_sends += st->group_sends;
+  a->group_checkpoints += st->group_checkpoints;
+  for (int i = 0; i < 4; i++) {
+    a->group_states[i] += st->group_states[i];
+  }
   t->sim_ms += sim_now_ms(s);
 }
 
@@ -233,6 +246,13 @@ static void print_stats(const char *what, const struct sim_stats *st,
            ", compacted answers %" PRIu64 "\n",
            what, st->publishes_acked, st->publishes_resent, st->deliveries,
            st->sub_moves, st->compactions);
+  }
+  if (st->group_joins > 0) {
+    printf("%s: groups: joins %" PRIu64 ", sends %" PRIu64
+           ", checkpoints %" PRIu64 ", state from a checkpoint %" PRIu64
+           ", requested %" PRIu64 ", empty %" PRIu64 "\n",
+           what, st->group_joins, st->group_sends, st->group_checkpoints,
+           st->group_states[1], st->group_states[2], st->group_states[3]);
   }
 }
 

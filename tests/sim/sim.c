@@ -405,7 +405,7 @@ struct sim *sim_new(const struct sim_options *opts) {
   }
   s->opts = *opts;
   s->chunk_explicit = opts->chunk_bytes != 0;
-  if (s->opts.clients > 0 || s->opts.channels) {
+  if (s->opts.clients > 0 || s->opts.channels || s->opts.groups) {
     s->opts.fsm = true;
   }
   if (s->opts.replicas == 0) {

@@ -34,6 +34,13 @@ struct sim_options {
    * sim_check_history). synod-sim --channels runs 4 clients unless told
    * otherwise. */
   bool channels;
+  /* Group workload (implies fsm): the clients' threads also join the
+   * groups "g0".."g2" as members "c<client>.t<thread>", send to the group
+   * or to one member, leave, ask for state and store small checkpoints;
+   * each answer is checked against the request, and replicas' digests
+   * (groups are in the image) must agree. synod-sim --groups runs 4
+   * clients unless told otherwise. */
+  bool groups;
   /* A SIM_BREAK_* mode: corrupt the channel history (or one subscriber's
    * read) on purpose, to show that the check catches it. 0 = none. */
   uint32_t channel_break;
@@ -98,6 +105,12 @@ struct sim_stats {
   uint64_t deliveries;       /* messages delivered to subscribers */
   uint64_t sub_moves;        /* subscribers resumed on another replica */
   uint64_t compactions;      /* SYNOD_ECOMPACTED answers to subscribers */
+  /* Groups: acknowledged joins, sends, committed checkpoints, and state
+   * answers (checkpoint, requested, empty). */
+  uint64_t group_joins;
+  uint64_t group_sends;
+  uint64_t group_checkpoints;
+  uint64_t group_states[4];
   uint64_t sent_to[SIM_IDS_MAX + 1][CORE_MSG_TYPE_COUNT];
   uint64_t installs[SIM_IDS_MAX + 1];
 };
@@ -188,9 +201,14 @@ enum sim_op_type {
   SIM_OP_RELEASE,
   SIM_OP_CAMPAIGN, /* a1 = value */
   SIM_OP_RESIGN,
-  SIM_OP_LEADER,         /* linearizable read */
-  SIM_OP_PUBLISH,        /* channel name, a1 messages */
-  SIM_OP_CHANNEL_CREATE, /* channel name, with its workload limits */
+  SIM_OP_LEADER,           /* linearizable read */
+  SIM_OP_PUBLISH,          /* channel name, a1 messages */
+  SIM_OP_CHANNEL_CREATE,   /* channel name, with its workload limits */
+  SIM_OP_GROUP_JOIN,       /* group name; a1 != 0: want state */
+  SIM_OP_GROUP_LEAVE,      /* group name */
+  SIM_OP_GROUP_SEND,       /* group name; a1 < 0: to all, else to member a1 */
+  SIM_OP_GROUP_CHECKPOINT, /* group name, a1 = the offset it reflects */
+  SIM_OP_GROUP_STATE,      /* group name: a state request */
 };
 
 struct sim_op_spec {

@@ -309,6 +309,7 @@ static void session_lost(struct sim *s, struct sim_client *k, const char *why) {
       op_finish(s, k, t, -1);
     }
     memset(k->th[t].holds, 0, sizeof(k->th[t].holds));
+    memset(k->th[t].member, 0, sizeof(k->th[t].member));
   }
   cop_clear(&k->open);
   cop_clear(&k->ka);
@@ -321,6 +322,87 @@ static void name_of(char *buf, char prefix, uint32_t n) {
   buf[0] = prefix;
   buf[1] = (char)('0' + n);
   buf[2] = '\0';
+}
+
+/* ------------------------------------------------------------ groups */
+
+/* The bodies of a group request, alive until it is packed. */
+struct group_bodies {
+  char group[8];
+  char member[16];
+  char to[16];
+  uint8_t data[32];
+  Synod__GroupJoin join;
+  Synod__GroupLeave leave;
+  Synod__GroupSend send;
+  Synod__GroupCheckpoint ckpt;
+  Synod__GroupStateRequest state;
+};
+
+static void member_name(char *buf, uint32_t client, uint32_t thread) {
+  snprintf(buf, 16, "c%" PRIu32 ".t%" PRIu32, client, thread);
+}
+
+/* Fills req for a group op of thread t of client k. */
+static void group_build(struct sim_client *k, uint32_t t,
+                        const struct sim_op_spec *sp, Synod__Request *req,
+                        struct group_bodies *b) {
+  snprintf(b->group, sizeof b->group, "g%" PRIu32, sp->name);
+  member_name(b->member, k->id, t);
+  switch (sp->type) {
+  case SIM_OP_GROUP_JOIN:
+    synod__group_join__init(&b->join);
+    b->join.group = b->group;
+    b->join.member = b->member;
+    b->join.data.data = (uint8_t *)b->member;
+    b->join.data.len = strlen(b->member);
+    b->join.want_state = sp->a1 != 0;
+    req->body_case = SYNOD__REQUEST__BODY_GROUP_JOIN;
+    req->group_join = &b->join;
+    break;
+  case SIM_OP_GROUP_LEAVE:
+    synod__group_leave__init(&b->leave);
+    b->leave.group = b->group;
+    b->leave.member = b->member;
+    req->body_case = SYNOD__REQUEST__BODY_GROUP_LEAVE;
+    req->group_leave = &b->leave;
+    break;
+  case SIM_OP_GROUP_SEND:
+    synod__group_send__init(&b->send);
+    b->send.group = b->group;
+    b->send.from = b->member;
+    if (sp->a1 >= 0) {
+      member_name(b->to, (uint32_t)(sp->a1 / SIM_THREADS_MAX) + 1,
+                  (uint32_t)(sp->a1 % SIM_THREADS_MAX));
+      b->send.to = b->to;
+    }
+    b->send.data.len =
+        (size_t)snprintf((char *)b->data, sizeof b->data,
+                         "m.c%" PRIu32 ".%" PRIu64, k->id, req->sequence);
+    b->send.data.data = b->data;
+    req->body_case = SYNOD__REQUEST__BODY_GROUP_SEND;
+    req->group_send = &b->send;
+    break;
+  case SIM_OP_GROUP_CHECKPOINT:
+    synod__group_checkpoint__init(&b->ckpt);
+    b->ckpt.group = b->group;
+    b->ckpt.member = b->member;
+    b->ckpt.offset = (uint64_t)sp->a1;
+    b->ckpt.chunk.len = (size_t)snprintf((char *)b->data, sizeof b->data,
+                                         "state@%" PRId64, sp->a1);
+    b->ckpt.chunk.data = b->data;
+    b->ckpt.total_bytes = b->ckpt.chunk.len;
+    req->body_case = SYNOD__REQUEST__BODY_GROUP_CHECKPOINT;
+    req->group_checkpoint = &b->ckpt;
+    break;
+  default:
+    synod__group_state_request__init(&b->state);
+    b->state.group = b->group;
+    b->state.member = b->member;
+    req->body_case = SYNOD__REQUEST__BODY_GROUP_STATE_REQUEST;
+    req->group_state_request = &b->state;
+    break;
+  }
 }
 
 /* Builds the request for sp in session k and starts it on thread t.
@@ -347,6 +429,7 @@ static uint32_t op_start(struct sim *s, struct sim_client *k, uint32_t t,
   Synod__ChannelLimits limits = SYNOD__CHANNEL_LIMITS__INIT;
   ProtobufCBinaryData msgs[SIM_BATCH_MAX];
   uint8_t payloads[SIM_BATCH_MAX][SIM_PAYLOAD_MAX];
+  struct group_bodies gb;
   req.session_id = k->session;
   req.sequence = read ? 0 : ++k->sequence;
   switch (sp->type) {
@@ -446,6 +529,13 @@ static uint32_t op_start(struct sim *s, struct sim_client *k, uint32_t t,
     req.body_case = SYNOD__REQUEST__BODY_CHANNEL_CREATE;
     req.channel_create = &create;
     break;
+  case SIM_OP_GROUP_JOIN:
+  case SIM_OP_GROUP_LEAVE:
+  case SIM_OP_GROUP_SEND:
+  case SIM_OP_GROUP_CHECKPOINT:
+  case SIM_OP_GROUP_STATE:
+    group_build(k, t, sp, &req, &gb);
+    break;
   }
   struct sim_thread *th = &k->th[t];
   uint32_t h = hop_new(s, k, t, sp, req.sequence);
@@ -474,6 +564,38 @@ static bool channel_pick(struct sim *s, struct sim_op_spec *sp) {
   return true;
 }
 
+/* With the group workload, a quarter of the operations go to groups: a
+ * thread not in the group joins it (asking for state half the time);
+ * one in it mostly sends (to all, or to a member that may not exist),
+ * and now and then leaves, stores a checkpoint at the newest offset it
+ * was told of, or asks for state. Draws nothing without it, so other
+ * runs keep their seeds. */
+static bool group_pick(struct sim *s, struct sim_client *k, uint32_t t,
+                       struct sim_op_spec *sp) {
+  if (!s->opts.groups || pick(s, 0, 3) != 0) {
+    return false;
+  }
+  struct sim_thread *th = &k->th[t];
+  sp->name = (uint32_t)pick(s, 0, SIM_GROUPS_MAX - 1);
+  uint64_t x = pick(s, 0, 99);
+  if (!th->member[sp->name]) {
+    sp->type = SIM_OP_GROUP_JOIN;
+    sp->a1 = (int64_t)pick(s, 0, 1);
+  } else if (x < 60) {
+    sp->type = SIM_OP_GROUP_SEND;
+    sp->a1 =
+        pick(s, 0, 1) == 0 ? -1 : (int64_t)pick(s, 0, 4 * SIM_THREADS_MAX - 1);
+  } else if (x < 75) {
+    sp->type = SIM_OP_GROUP_LEAVE;
+  } else if (x < 90) {
+    sp->type = SIM_OP_GROUP_CHECKPOINT;
+    sp->a1 = (int64_t)th->group_offset[sp->name];
+  } else {
+    sp->type = SIM_OP_GROUP_STATE;
+  }
+  return true;
+}
+
 /* A random operation for a thread of a random client: mostly counters and
  * locks on a few shared names, so that histories are contended. */
 static void thread_pick(struct sim *s, struct sim_client *k, uint32_t t) {
@@ -488,7 +610,7 @@ static void thread_pick(struct sim *s, struct sim_client *k, uint32_t t) {
       return;
     }
   }
-  if (channel_pick(s, &sp)) {
+  if (channel_pick(s, &sp) || group_pick(s, k, t, &sp)) {
     op_start(s, k, t, &sp);
     return;
   }
@@ -607,6 +729,81 @@ static void on_created(struct sim *s, struct sim_client *k,
   }
 }
 
+/* A join's answer: the new view ends with this member, added at the
+ * view's own offset. */
+static void on_joined(struct sim *s, struct sim_client *k, uint32_t t,
+                      uint32_t g, const Synod__GroupJoinReply *r) {
+  char me[16];
+  member_name(me, k->id, t);
+  const Synod__GroupView *v = r->view;
+  const Synod__GroupMember *last =
+      v && v->n_members ? v->members[v->n_members - 1] : NULL;
+  if (last == NULL || strcmp(last->name, me) != 0 ||
+      last->joined_offset != v->offset || last->session_id != k->session ||
+      v->view_id == 0 || r->state == NULL) {
+    sim_fail(s,
+             "groups: c%" PRIu32 "/t%" PRIu32 " joined g%" PRIu32
+             " and the view does not end with it",
+             k->id, t, g);
+    return;
+  }
+  k->th[t].member[g] = true;
+  k->th[t].group_offset[g] = v->offset; /* the group may be a new one */
+  s->stats.group_joins++;
+  s->stats.group_states[r->state->source & 3]++;
+}
+
+/* Group answers: memberships as acknowledged, offsets that only grow. */
+static void on_group(struct sim *s, struct sim_client *k, uint32_t t,
+                     struct sim_hop *hp, const Synod__Response *resp,
+                     int code) {
+  struct sim_thread *th = &k->th[t];
+  uint32_t g = hp->spec.name;
+  switch (hp->spec.type) {
+  case SIM_OP_GROUP_JOIN:
+    if (code == 0 && resp->body_case == SYNOD__RESPONSE__BODY_GROUP_JOIN) {
+      on_joined(s, k, t, g, resp->group_join);
+    } else if (code == SYNOD_EEXIST) {
+      th->member[g] = true;
+    }
+    break;
+  case SIM_OP_GROUP_LEAVE:
+    th->member[g] = false;
+    break;
+  case SIM_OP_GROUP_SEND:
+    if (code == 0 && resp->body_case == SYNOD__RESPONSE__BODY_GROUP_SEND) {
+      uint64_t off = resp->group_send->offset;
+      if (off == 0 || resp->group_send->index == 0) {
+        sim_fail(s, "groups: a send to g%" PRIu32 " got offset 0", g);
+      }
+      th->group_offset[g] =
+          off > th->group_offset[g] ? off : th->group_offset[g];
+      s->stats.group_sends++;
+    } else if (code == SYNOD_ENOTHOLDER ||
+               (code == SYNOD_ENOTFOUND && hp->spec.a1 < 0)) {
+      th->member[g] = false; /* else only the target may be missing */
+    }
+    break;
+  case SIM_OP_GROUP_CHECKPOINT:
+  case SIM_OP_GROUP_STATE:
+    th->member[g] &= code != SYNOD_ENOTFOUND && code != SYNOD_ENOTHOLDER;
+    s->stats.group_checkpoints +=
+        hp->spec.type == SIM_OP_GROUP_CHECKPOINT && code == 0;
+    if (hp->spec.type == SIM_OP_GROUP_STATE && code == 0) {
+      s->stats.group_states[resp->group_state->source & 3]++;
+    }
+    if (hp->spec.type == SIM_OP_GROUP_CHECKPOINT && code == 0 &&
+        !resp->group_checkpoint->committed) {
+      sim_fail(s,
+               "groups: a one-chunk checkpoint of g%" PRIu32 " did not commit",
+               g);
+    }
+    break;
+  default:
+    break;
+  }
+}
+
 static void on_result(struct sim *s, struct sim_client *k, uint32_t t,
                       const Synod__Response *resp, int code) {
   struct sim_hop *hp = hop_of(s, &k->th[t].op);
@@ -641,6 +838,9 @@ static void on_result(struct sim *s, struct sim_client *k, uint32_t t,
   }
   if (hp->spec.type == SIM_OP_RELEASE) {
     on_released(s, k, t, hp, code, resp);
+  }
+  if (hp->spec.type >= SIM_OP_GROUP_JOIN) {
+    on_group(s, k, t, hp, resp, code);
   }
   op_finish(s, k, t, code);
 }

@@ -327,6 +327,7 @@ struct sim_global {
 #define SIM_CLIENTS_MAX 24
 #define SIM_THREADS_MAX 3
 #define SIM_NAMES_MAX 4
+#define SIM_GROUPS_MAX 3
 
 /* One operation as a client invoked and saw it (the history). */
 struct sim_hop {
@@ -363,6 +364,10 @@ struct sim_thread {
   uint32_t holds[SIM_NAMES_MAX]; /* acknowledged hold counts */
   uint64_t tokens[SIM_NAMES_MAX];
   uint64_t hold_until_ms[SIM_NAMES_MAX];
+  /* Groups: acknowledged memberships, and the newest offset an answer
+   * gave in each group (what a checkpoint may reflect). */
+  bool member[SIM_GROUPS_MAX];
+  uint64_t group_offset[SIM_GROUPS_MAX];
 };
 
 struct sim_client {

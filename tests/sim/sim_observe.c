@@ -339,6 +339,8 @@ static void event_feed(const struct obs *o, const struct fsm_event *e) {
   case FSM_EVENT_CHANNEL_APPENDED:
   case FSM_EVENT_CHANNEL_DELETED:
   case FSM_EVENT_KEYS_CHANGED:
+  case FSM_EVENT_GROUP_APPENDED:
+  case FSM_EVENT_GROUP_DELETED:
     break;
   }
 }

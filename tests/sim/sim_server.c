@@ -608,6 +608,8 @@ static void apply_event(struct sim *s, struct sim_replica *rep,
   case FSM_EVENT_CHANNEL_APPENDED:
   case FSM_EVENT_CHANNEL_DELETED:
   case FSM_EVENT_KEYS_CHANGED:
+  case FSM_EVENT_GROUP_APPENDED:
+  case FSM_EVENT_GROUP_DELETED:
     break;
   }
 }
