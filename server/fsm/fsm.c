@@ -462,6 +462,8 @@ int fsm_apply(struct fsm *f, uint64_t index, const uint8_t *data, size_t len,
                   FSM_GROUP_CHECKPOINT_BYTES_CAP
               ? cmd->settings->group_checkpoint_bytes_max
               : FSM_GROUP_CHECKPOINT_BYTES_CAP;
+      f->settings.key_history_max = cmd->settings->key_history_max;
+      f->settings.key_history_bytes_max = cmd->settings->key_history_bytes_max;
     } else {
       request_apply(f, cmd->request, out);
     }
@@ -551,6 +553,16 @@ uint64_t fsm_group_checkpoint_bytes_max(const struct fsm *f) {
              : f->opt.group_checkpoint_bytes_max;
 }
 
+uint64_t fsm_key_history_max(const struct fsm *f) {
+  return f->settings.key_history_max ? f->settings.key_history_max
+                                     : f->opt.key_history_max;
+}
+
+uint64_t fsm_key_history_bytes_max(const struct fsm *f) {
+  return f->settings.key_history_bytes_max ? f->settings.key_history_bytes_max
+                                           : f->opt.key_history_bytes_max;
+}
+
 size_t fsm_command_encode_settings(uint64_t time_ms,
                                    const struct fsm_settings *s, uint8_t *buf,
                                    size_t cap) {
@@ -558,6 +570,8 @@ size_t fsm_command_encode_settings(uint64_t time_ms,
   Synod__Fsm__Settings m = SYNOD__FSM__SETTINGS__INIT;
   m.channels_bytes_max = s->channels_bytes_max;
   m.group_checkpoint_bytes_max = s->group_checkpoint_bytes_max;
+  m.key_history_max = s->key_history_max;
+  m.key_history_bytes_max = s->key_history_bytes_max;
   c.time_ms = time_ms;
   c.body_case = SYNOD__FSM__COMMAND__BODY_SETTINGS;
   c.settings = &m;

@@ -335,6 +335,10 @@ struct fsm_settings {
   /* At most FSM_GROUP_CHECKPOINT_BYTES_CAP; a checkpoint stored under a
    * larger setting stays when it is lowered. */
   uint64_t group_checkpoint_bytes_max;
+  /* The key history's bounds (what watches can resume from): replicated,
+   * as the history is part of the state every replica must agree on. */
+  uint64_t key_history_max;
+  uint64_t key_history_bytes_max;
 };
 
 /* The largest group checkpoint any setting may allow (an image holding a
@@ -350,6 +354,10 @@ uint64_t fsm_channels_bytes_max(const struct fsm *f);
 /* The bound on one group checkpoint in force (the setting, else the
  * option). */
 uint64_t fsm_group_checkpoint_bytes_max(const struct fsm *f);
+
+/* The key history's bounds in force (the settings, else the options). */
+uint64_t fsm_key_history_max(const struct fsm *f);
+uint64_t fsm_key_history_bytes_max(const struct fsm *f);
 
 /* Builds a Settings command (the leader writes its flags' values). Same
  * contract as fsm_command_encode_request. */

@@ -416,8 +416,8 @@ void fsm_key_item_measure(const struct fsm *f, const struct window_item *it,
 static bool history_over(const struct fsm *f) {
   const struct window *w = &f->key_history;
   return w->next - w->first > 1 &&
-         (f->key_history_events > f->opt.key_history_max ||
-          f->key_history_bytes > f->opt.key_history_bytes_max);
+         (f->key_history_events > fsm_key_history_max(f) ||
+          f->key_history_bytes > fsm_key_history_bytes_max(f));
 }
 
 bool fsm_keys_busy(const struct fsm *f) {

@@ -204,12 +204,16 @@ static void image_build(const struct fsm *f, struct fsm_arena *a,
   img->time_ms = f->time_ms;
   img->token_last = f->token_last;
   if (f->settings.channels_bytes_max != 0 ||
-      f->settings.group_checkpoint_bytes_max != 0) { /* absent: default */
+      f->settings.group_checkpoint_bytes_max != 0 ||
+      f->settings.key_history_max != 0 ||
+      f->settings.key_history_bytes_max != 0) { /* absent: default */
     img->settings = fsm_arena_calloc(a, 1, sizeof *img->settings);
     synod__fsm__settings__init(img->settings);
     img->settings->channels_bytes_max = f->settings.channels_bytes_max;
     img->settings->group_checkpoint_bytes_max =
         f->settings.group_checkpoint_bytes_max;
+    img->settings->key_history_max = f->settings.key_history_max;
+    img->settings->key_history_bytes_max = f->settings.key_history_bytes_max;
   }
   IMAGE_FILL(f->sessions, struct fsm_session, by_id, Synod__Fsm__Session,
              sessions, session_encode);
@@ -603,6 +607,8 @@ static int image_load(struct fsm *t, const Synod__Fsm__Image *img,
     t->settings.channels_bytes_max = img->settings->channels_bytes_max;
     t->settings.group_checkpoint_bytes_max =
         img->settings->group_checkpoint_bytes_max;
+    t->settings.key_history_max = img->settings->key_history_max;
+    t->settings.key_history_bytes_max = img->settings->key_history_bytes_max;
   }
   if (sessions_load(t, img) || locks_load(t, img) || counters_load(t, img) ||
       elections_load(t, img) || members_load(t, img) || channels_load(t, img) ||

@@ -311,30 +311,47 @@ static void bootstrap_replace_old(struct node *n) {
  * state when they differ from it (a flag not given leaves it alone). One
  * entry in flight at a time. */
 static void bootstrap_settings(struct node *n) {
-  struct fsm_settings have;
-  fsm_settings_get(n->fsm, &have);
-  uint64_t want = n->opts.channels_bytes_max;
-  uint64_t ckpt = n->opts.group_checkpoint_bytes_max;
-  bool channels = want != 0 && want != have.channels_bytes_max;
-  bool groups = ckpt != 0 && ckpt != have.group_checkpoint_bytes_max;
-  if ((!channels && !groups) || n->settings_pending_index > n->applied_index) {
+  if (n->settings_pending_index > n->applied_index) {
     return;
   }
-  struct fsm_settings s = have;
-  s.channels_bytes_max = channels ? want : have.channels_bytes_max;
-  s.group_checkpoint_bytes_max =
-      groups ? ckpt : have.group_checkpoint_bytes_max;
-  if (requests_propose_settings(n, &s) == 0) {
-    n->settings_pending_index = n->proposed_first;
-    if (channels) {
-      log_info("node", "settings: channels-max-bytes %llu (was %llu)",
-               (unsigned long long)want,
-               (unsigned long long)fsm_channels_bytes_max(n->fsm));
+  const struct fsm *f = n->fsm;
+  const struct node_options *o = &n->opts;
+  struct fsm_settings s;
+  fsm_settings_get(f, &s);
+  struct {
+    uint64_t flag; /* 0: not given */
+    uint64_t *have;
+    uint64_t in_force;
+    const char *name;
+    bool take;
+  } rows[] = {
+      {o->channels_bytes_max, &s.channels_bytes_max, fsm_channels_bytes_max(f),
+       "channels-max-bytes", false},
+      {o->group_checkpoint_bytes_max, &s.group_checkpoint_bytes_max,
+       fsm_group_checkpoint_bytes_max(f), "group-checkpoint-max-bytes", false},
+      {o->key_history_max, &s.key_history_max, fsm_key_history_max(f),
+       "keys-history", false},
+      {o->key_history_bytes_max, &s.key_history_bytes_max,
+       fsm_key_history_bytes_max(f), "keys-history-bytes", false},
+  };
+  size_t rows_n = sizeof rows / sizeof rows[0];
+  bool changed = false;
+  for (size_t i = 0; i < rows_n; i++) {
+    rows[i].take = rows[i].flag != 0 && rows[i].flag != *rows[i].have;
+    if (rows[i].take) {
+      *rows[i].have = rows[i].flag;
+      changed = true;
     }
-    if (groups) {
-      log_info("node", "settings: group-checkpoint-max-bytes %llu (was %llu)",
-               (unsigned long long)ckpt,
-               (unsigned long long)fsm_group_checkpoint_bytes_max(n->fsm));
+  }
+  if (!changed || requests_propose_settings(n, &s) != 0) {
+    return;
+  }
+  n->settings_pending_index = n->proposed_first;
+  for (size_t i = 0; i < rows_n; i++) {
+    if (rows[i].take) {
+      log_info("node", "settings: %s %llu (was %llu)", rows[i].name,
+               (unsigned long long)rows[i].flag,
+               (unsigned long long)rows[i].in_force);
     }
   }
 }

@@ -540,8 +540,6 @@ int node_start(uv_loop_t *loop, const struct node_options *opts,
     goto err;
   }
   struct fsm_options fo = {0};
-  fo.key_history_max = n->opts.key_history_max;
-  fo.key_history_bytes_max = n->opts.key_history_bytes_max;
   if ((n->fsm = fsm_new(&fo)) == NULL) {
     rv = SYNOD_ENOMEM;
     errmsg_set(errmsg, "node: out of memory");

@@ -3068,6 +3068,50 @@ START_TEST(key_session_end_removes_keys_in_chunks_hidden_at_once) {
 }
 END_TEST
 
+/* The key history's bounds are a replicated setting (synodd's
+ * --keys-history flags reach the state through the leader's Settings
+ * entry): every replica trims alike, whatever its own options, and the
+ * snapshot keeps the setting. */
+START_TEST(key_history_bounds_are_a_replicated_setting) {
+  struct fsm_options big = {.key_history_max = 1000};
+  struct h a, b;
+  h_init(&a, NULL);
+  h_init(&b, &big);
+  uint8_t buf[64];
+  struct fsm_settings st = {.key_history_max = 2};
+  size_t n = fsm_command_encode_settings(a.time_ms, &st, buf, sizeof buf);
+  ck_assert_uint_le(n, sizeof buf);
+  h_apply_bytes(&a, buf, n);
+  h_apply_bytes(&b, buf, n);
+  ck_assert_uint_eq(fsm_key_history_max(a.f), 2);
+  ck_assert_uint_eq(fsm_key_history_max(b.f), 2);
+  ck_assert_uint_eq(fsm_key_history_bytes_max(a.f), 64ull << 20);
+  const char *keys[] = {"a", "b", "c", "d"};
+  for (int i = 0; i < 4; i++) {
+    h_kput_ok(&a, keys[i], "1");
+    h_kput_ok(&b, keys[i], "1");
+  }
+  struct fsm_stream sa, sb;
+  fsm_key_stream(a.f, &sa);
+  fsm_key_stream(b.f, &sb);
+  ck_assert_uint_eq(sa.first, 3);
+  ck_assert_uint_eq(sb.first, 3);
+  ck_assert_uint_eq(fsm_digest(a.f), fsm_digest(b.f));
+  struct h c;
+  h_init(&c, &big);
+  uint8_t *img;
+  size_t len;
+  ck_assert_int_eq(fsm_snapshot_encode(a.f, &img, &len), 0);
+  ck_assert_int_eq(fsm_snapshot_decode(c.f, img, len), 0);
+  free(img);
+  ck_assert_uint_eq(fsm_key_history_max(c.f), 2);
+  ck_assert_uint_eq(fsm_digest(a.f), fsm_digest(c.f));
+  h_close(&a);
+  h_close(&b);
+  h_close(&c);
+}
+END_TEST
+
 /* One history item per revision at position == revision; a transaction's
  * events share one; the window keeps its bounds by dropping the oldest
  * revisions (never the newest) and says where it starts. */
@@ -3517,6 +3561,7 @@ static TCase *tcase_keys(void) {
   tcase_add_test(tc, sequence_zero_in_a_session_is_einval_or_not_recorded);
   tcase_add_test(tc, key_session_end_removes_keys_in_chunks_hidden_at_once);
   tcase_add_test(tc, key_history_positions_are_revisions_and_compact);
+  tcase_add_test(tc, key_history_bounds_are_a_replicated_setting);
   tcase_add_test(tc, key_history_drops_a_session_end_and_frees_its_keys);
   tcase_add_test(tc, key_history_trim_is_the_same_on_a_restored_replica);
   tcase_add_test(tc, key_state_survives_a_snapshot_byte_for_byte);
