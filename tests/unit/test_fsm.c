@@ -9,98 +9,12 @@
 
 #include "fsm.h"
 #include "fsm.pb-c.h"
+#include "fsm_harness.h"
 #include "fsm_int.h"
 #include "otree.h"
 #include "synod.h"
 
 /* ------------------------------------------------------------ harness */
-
-/* One replica under test: its fsm, the next log index and cluster time,
- * and the decoded answer of the last entry. */
-struct h {
-  struct fsm *f;
-  uint64_t index;
-  uint64_t time_ms;
-  struct fsm_output out;
-  Synod__Response *resp; /* NULL when none or pending */
-};
-
-static void h_init(struct h *h, const struct fsm_options *o) {
-  memset(h, 0, sizeof *h);
-  h->f = fsm_new(o);
-  ck_assert_ptr_nonnull(h->f);
-  h->time_ms = 1000;
-}
-
-static void h_close(struct h *h) {
-  synod__response__free_unpacked(h->resp, NULL);
-  fsm_free(h->f);
-}
-
-static void h_apply_bytes(struct h *h, const uint8_t *data, size_t len) {
-  synod__response__free_unpacked(h->resp, NULL);
-  h->resp = NULL;
-  ck_assert_int_eq(fsm_apply(h->f, ++h->index, data, len, &h->out), 0);
-  if (h->out.has_response && !h->out.response.pending) {
-    h->resp = synod__response__unpack(NULL, h->out.response.len,
-                                      h->out.response.data);
-    ck_assert_ptr_nonnull(h->resp);
-  }
-}
-
-static void h_req(struct h *h, Synod__Request *req) {
-  uint8_t buf[4096];
-  size_t n = fsm_command_encode_request(h->time_ms, req, buf, sizeof buf);
-  ck_assert_uint_le(n, sizeof buf);
-  h_apply_bytes(h, buf, n);
-}
-
-static void h_tick(struct h *h, const uint64_t *ids, size_t n) {
-  uint8_t buf[4096];
-  size_t len = fsm_command_encode_tick(h->time_ms, ids, n, buf, sizeof buf);
-  ck_assert_uint_le(len, sizeof buf);
-  h_apply_bytes(h, buf, len);
-}
-
-/* Advances cluster time and applies an empty tick. */
-static void h_at(struct h *h, uint64_t time_ms) {
-  h->time_ms = time_ms;
-  h_tick(h, NULL, 0);
-}
-
-static int h_err(const struct h *h) {
-  ck_assert_ptr_nonnull(h->resp);
-  return h->resp->error ? (int)h->resp->error->code : 0;
-}
-
-static const char *h_msg(const struct h *h) {
-  ck_assert_ptr_nonnull(h->resp);
-  ck_assert_ptr_nonnull(h->resp->error);
-  return h->resp->error->message;
-}
-
-static uint64_t h_open(struct h *h, uint32_t ttl_ms) {
-  Synod__Request r = SYNOD__REQUEST__INIT;
-  Synod__SessionOpen o = SYNOD__SESSION_OPEN__INIT;
-  o.ttl_ms = ttl_ms;
-  o.client_name = "test";
-  r.body_case = SYNOD__REQUEST__BODY_SESSION_OPEN;
-  r.session_open = &o;
-  h_req(h, &r);
-  ck_assert_int_eq(h_err(h), 0);
-  ck_assert_uint_eq(h->resp->session_open->session_id, h->index);
-  return h->resp->session_open->session_id;
-}
-
-#define REQ(h, sid, seq, CASE, field, msg)                                     \
-  do {                                                                         \
-    Synod__Request r_ = SYNOD__REQUEST__INIT;                                  \
-    r_.session_id = (sid);                                                     \
-    r_.sequence = (seq);                                                       \
-    r_.body_case = SYNOD__REQUEST__BODY_##CASE;                                \
-    r_.field = (msg);                                                          \
-    h_req((h), &r_);                                                           \
-  } while (0)
 
 static void h_acquire(struct h *h, uint64_t sid, uint64_t seq, const char *n,
                       uint64_t owner, uint32_t timeout_ms, uint32_t delay) {
@@ -146,17 +60,6 @@ static void h_campaign(struct h *h, uint64_t sid, uint64_t seq, const char *n,
   REQ(h, sid, seq, ELECTION_CAMPAIGN, election_campaign, &a);
 }
 
-/* Runs a read through fsm_query; the caller frees the result. */
-static Synod__Response *h_query(struct h *h, Synod__Request *req) {
-  uint8_t *data;
-  size_t len;
-  ck_assert_int_eq(fsm_query(h->f, req, &data, &len), 0);
-  Synod__Response *r = synod__response__unpack(NULL, len, data);
-  free(data);
-  ck_assert_ptr_nonnull(r);
-  return r;
-}
-
 static Synod__Response *h_lock_query(struct h *h, const char *n) {
   Synod__Request r = SYNOD__REQUEST__INIT;
   Synod__LockQuery q = SYNOD__LOCK_QUERY__INIT;
@@ -186,14 +89,6 @@ static Synod__Response *h_leader(struct h *h, const char *n) {
   r.body_case = SYNOD__REQUEST__BODY_ELECTION_LEADER;
   r.election_leader = &q;
   return h_query(h, &r);
-}
-
-/* The index-th event of the last entry, checked for its type. */
-static const struct fsm_event *h_event(const struct h *h, size_t i,
-                                       enum fsm_event_type type) {
-  ck_assert_uint_gt(h->out.events_len, i);
-  ck_assert_int_eq(h->out.events[i].type, type);
-  return &h->out.events[i];
 }
 
 static Synod__Response *event_response(const struct fsm_event *e) {

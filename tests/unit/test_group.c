@@ -10,84 +10,11 @@
 
 #include "fsm.h"
 #include "fsm.pb-c.h"
+#include "fsm_harness.h"
 #include "fsm_int.h"
 #include "synod.h"
 
 /* ------------------------------------------------------------ harness */
-
-struct h {
-  struct fsm *f;
-  uint64_t index;
-  uint64_t time_ms;
-  struct fsm_output out;
-  Synod__Response *resp;
-};
-
-static void h_init(struct h *h, const struct fsm_options *o) {
-  memset(h, 0, sizeof *h);
-  h->f = fsm_new(o);
-  ck_assert_ptr_nonnull(h->f);
-  h->time_ms = 1000;
-}
-
-static void h_close(struct h *h) {
-  synod__response__free_unpacked(h->resp, NULL);
-  fsm_free(h->f);
-}
-
-static void h_apply_bytes(struct h *h, const uint8_t *data, size_t len) {
-  synod__response__free_unpacked(h->resp, NULL);
-  h->resp = NULL;
-  ck_assert_int_eq(fsm_apply(h->f, ++h->index, data, len, &h->out), 0);
-  if (h->out.has_response && !h->out.response.pending) {
-    h->resp = synod__response__unpack(NULL, h->out.response.len,
-                                      h->out.response.data);
-    ck_assert_ptr_nonnull(h->resp);
-  }
-}
-
-static void h_req(struct h *h, Synod__Request *req) {
-  size_t n = fsm_command_encode_request(h->time_ms, req, NULL, 0);
-  uint8_t *buf = malloc(n);
-  ck_assert_uint_eq(fsm_command_encode_request(h->time_ms, req, buf, n), n);
-  h_apply_bytes(h, buf, n);
-  free(buf);
-}
-
-static void h_at(struct h *h, uint64_t time_ms) {
-  uint8_t buf[64];
-  h->time_ms = time_ms;
-  size_t len = fsm_command_encode_tick(h->time_ms, NULL, 0, buf, sizeof buf);
-  h_apply_bytes(h, buf, len);
-}
-
-static int h_err(const struct h *h) {
-  ck_assert_ptr_nonnull(h->resp);
-  return h->resp->error ? (int)h->resp->error->code : 0;
-}
-
-static const char *h_msg(const struct h *h) {
-  ck_assert_ptr_nonnull(h->resp->error);
-  return h->resp->error->message;
-}
-
-#define REQ(h, sid, seq, CASE, field, msg)                                     \
-  do {                                                                         \
-    Synod__Request r_ = SYNOD__REQUEST__INIT;                                  \
-    r_.session_id = (sid);                                                     \
-    r_.sequence = (seq);                                                       \
-    r_.body_case = SYNOD__REQUEST__BODY_##CASE;                                \
-    r_.field = (msg);                                                          \
-    h_req((h), &r_);                                                           \
-  } while (0)
-
-static uint64_t h_open(struct h *h, uint32_t ttl_ms) {
-  Synod__SessionOpen o = SYNOD__SESSION_OPEN__INIT;
-  o.ttl_ms = ttl_ms;
-  REQ(h, 0, 0, SESSION_OPEN, session_open, &o);
-  ck_assert_int_eq(h_err(h), 0);
-  return h->resp->session_open->session_id;
-}
 
 static void h_join(struct h *h, uint64_t sid, uint64_t seq, const char *g,
                    const char *m, const char *data, bool want_state) {
@@ -131,16 +58,6 @@ static void h_chunk(struct h *h, uint64_t sid, uint64_t seq, const char *g,
   c.chunk.data = (uint8_t *)chunk;
   c.chunk.len = strlen(chunk);
   REQ(h, sid, seq, GROUP_CHECKPOINT, group_checkpoint, &c);
-}
-
-static Synod__Response *h_query(struct h *h, Synod__Request *req) {
-  uint8_t *data;
-  size_t len;
-  ck_assert_int_eq(fsm_query(h->f, req, &data, &len), 0);
-  Synod__Response *r = synod__response__unpack(NULL, len, data);
-  free(data);
-  ck_assert_ptr_nonnull(r);
-  return r;
 }
 
 static Synod__Response *h_view(struct h *h, const char *g) {
@@ -191,13 +108,6 @@ static uint64_t groups_hash(const struct fsm *f) {
   synod__fsm__image__free_unpacked(img, NULL);
   free(data);
   return h;
-}
-
-static const struct fsm_event *h_event(const struct h *h, size_t i,
-                                       enum fsm_event_type type) {
-  ck_assert_uint_gt(h->out.events_len, i);
-  ck_assert_int_eq(h->out.events[i].type, type);
-  return &h->out.events[i];
 }
 
 /* ------------------------------------------------------------ views */
