@@ -29,10 +29,21 @@ enum bench_workload {
   BENCH_COUNTER_SHARED = 0, /* every client adds 1 to one counter */
   BENCH_COUNTER_OWN = 1,    /* each client adds 1 to its own counter */
   BENCH_LOCK = 2,           /* each client locks and unlocks its own name */
-  BENCH_WORKLOADS = 3
+  BENCH_KEY_PUT = 3,        /* each client puts 100 bytes to its own key */
+  BENCH_KEY_GET = 4,        /* each client gets its own key, linearizably */
+  BENCH_WORKLOADS = 5
 };
 
+/* The value size of the key workloads (bench/README.md, issue 22). */
+#define BENCH_KEY_VALUE_BYTES 100
+
+/* Fills a key workload's value: the client's op count in decimal, then
+ * filler, BENCH_KEY_VALUE_BYTES in all, so a get can check what it read. */
+void bench_key_value(char *buf, uint64_t seq);
+
 const char *bench_workload_name(enum bench_workload wl);
+
+enum bench_system { BENCH_SYNOD = 0, BENCH_ETCD = 1, BENCH_SYSTEMS = 2 };
 
 /* ------------------------------------------------------------ latency */
 
@@ -178,9 +189,55 @@ int bench_etcd_run(const struct bench_cluster *c, const int *target,
 int bench_etcd_status(int port, uint64_t *member, uint64_t *leader,
                       char *version, size_t version_len);
 
-/* ------------------------------------------------------------- report */
+/* ------------------------------------------------------ key scale */
 
-enum bench_system { BENCH_SYNOD = 0, BENCH_ETCD = 1, BENCH_SYSTEMS = 2 };
+/* One system's fill, memory and list (bench/synod_bench_keys.c). */
+struct bench_keys_system {
+  bool scale_ran;
+  bool failed;
+  double fill_s;                      /* put every key, every replica has it */
+  double rss_per_key[BENCH_REPLICAS]; /* VmRSS growth / keys, bytes */
+  uint64_t listed;                    /* keys seen paging through them */
+  double list_s;
+  char note[BENCH_ERRMSG_BYTES];
+};
+
+/* synod's session expiry: the apply figures from each replica's
+ * /metrics, before the session closed and once its keys were gone. */
+struct bench_keys_expiry {
+  bool ran;
+  bool failed;
+  int leader;
+  double close_s;     /* synod_client_free of the owner (session close) */
+  double watch_all_s; /* close to the watcher's last delete; -1: never */
+  uint64_t watch_deletes;
+  double max_before_s[BENCH_REPLICAS]; /* longest apply since start */
+  double max_after_s[BENCH_REPLICAS];
+  uint64_t batches[BENCH_REPLICAS];   /* applied in between */
+  uint64_t over_10ms[BENCH_REPLICAS]; /* ... of which took over 10 ms */
+  uint64_t work_left[BENCH_REPLICAS]; /* keys still to take out at the end */
+  /* The longest batch applied in between took at most this (the upper
+   * bound of the highest histogram bucket that gained one). */
+  double longest_le_s[BENCH_REPLICAS];
+  char note[BENCH_ERRMSG_BYTES];
+};
+
+struct bench_keys_result {
+  uint64_t keys;        /* filled and listed */
+  uint64_t expiry_keys; /* bound to the session that ends */
+  double name_value_bytes;
+  struct bench_keys_system sys[BENCH_SYSTEMS];
+  struct bench_keys_expiry expiry;
+};
+
+/* Runs the one-shot key measurements on the running clusters: with
+ * scale, fill res->keys keys, memory per key, list; with expiry (synod
+ * only), res->expiry_keys session-bound keys and the session's end.
+ * res->keys and expiry_keys are inputs; the rest is filled. */
+void bench_keys_run(const struct bench_cluster *clusters, const bool *run,
+                    bool scale, bool expiry, struct bench_keys_result *res);
+
+/* ------------------------------------------------------------- report */
 
 /* What one run left for the report. */
 struct bench_sample {
@@ -219,6 +276,9 @@ struct bench_report {
   bool floor_measured;
   struct bench_row *rows;
   int rows_len;
+  bool keys_scale;  /* key-scale ran: keys holds its figures */
+  bool keys_expiry; /* key-expiry ran */
+  struct bench_keys_result keys;
 };
 
 /* Summarizes a finished run into a sample (latencies from its histogram,
