@@ -48,7 +48,8 @@ struct options {
   bool spread; /* etcd clients spread over members, not all to the leader */
   const char *dir;
   const char *etcd;
-  int scrape_ms; /* 0 = no scraper */
+  const char *redis; /* key-scale's optional peer */
+  int scrape_ms;     /* 0 = no scraper */
 };
 
 static const char usage[] =
@@ -84,6 +85,9 @@ static const char usage[] =
     "  --etcd-target T    leader: every etcd client talks to the leader;\n"
     "                     spread: client i talks to member i mod 3 [leader]\n"
     "  --etcd PATH        the etcd binary [/usr/bin/etcd]\n"
+    "  --redis PATH       key-scale also fills one redis-server with the\n"
+    "                     same keys, for its memory per key, if it exists\n"
+    "                     [/usr/bin/redis-server]\n"
     "  --dir DIR          where the temporary data directory goes [$TMPDIR\n"
     "                     or /tmp]\n"
     "  --keep             keep the data directory and server logs\n"
@@ -157,6 +161,7 @@ static void options_default(struct options *o) {
   o->max_minutes = 30;
   o->run[BENCH_SYNOD] = o->run[BENCH_ETCD] = true;
   o->etcd = ETCD_DEFAULT;
+  o->redis = "/usr/bin/redis-server";
 }
 
 enum {
@@ -178,6 +183,7 @@ enum {
   OPT_KEYS,
   OPT_EXPIRY_KEYS,
   OPT_MAX_MINUTES,
+  OPT_REDIS,
   OPT_HELP
 };
 
@@ -200,6 +206,7 @@ static const struct option long_options[] = {
     {"keys", required_argument, NULL, OPT_KEYS},
     {"expiry-keys", required_argument, NULL, OPT_EXPIRY_KEYS},
     {"max-minutes", required_argument, NULL, OPT_MAX_MINUTES},
+    {"redis", required_argument, NULL, OPT_REDIS},
     {"help", no_argument, NULL, OPT_HELP},
     {NULL, 0, NULL, 0}};
 
@@ -260,6 +267,9 @@ static int apply_option(struct options *o, int opt, const char *arg,
   case OPT_EXPIRY_KEYS:
     o->expiry_keys = strtoull(arg, &end, 10);
     return *end || o->expiry_keys < 1 || o->expiry_keys > 10000000 ? -1 : 0;
+  case OPT_REDIS:
+    o->redis = arg;
+    return 0;
   case OPT_MAX_MINUTES:
     o->max_minutes = (int)strtol(arg, &end, 10);
     return *end || o->max_minutes < 1 || o->max_minutes > 1440 ? -1 : 0;
@@ -374,6 +384,7 @@ struct bench {
   char etcd_target_text[64];
   char skipped[PATH_MAX + 64]; /* why etcd was not run */
   struct bench_report rep;
+  const char *dir;       /* the temporary data directory */
   struct bench_run *run; /* reused by every run */
   unsigned run_id;
   int runs_done;
@@ -596,7 +607,12 @@ static void run_scraped(struct bench *b) {
   run_all(b);
   if ((b->o.key_scale || b->o.key_expiry) && !bench_interrupted) {
     bench_keys_run(b->clusters, b->o.run, b->o.key_scale, b->o.key_expiry,
+                   access(b->o.redis, X_OK) == 0 ? b->o.redis : NULL, b->dir,
                    &b->rep.keys);
+    if (access(b->o.redis, X_OK) != 0) {
+      snprintf(b->rep.keys.redis_note, sizeof b->rep.keys.redis_note,
+               "%s is missing", b->o.redis);
+    }
     b->rep.keys_scale = b->o.key_scale;
     b->rep.keys_expiry = b->o.key_expiry && b->o.run[BENCH_SYNOD];
   }
@@ -703,6 +719,7 @@ static int bench_main(struct bench *b) {
   if (start_clusters(b, synodd, dir) != 0) {
     failed = -1;
   } else {
+    b->dir = dir;
     etcd_targets(b);
     report_fill(b);
     run_scraped(b);

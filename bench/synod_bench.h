@@ -160,6 +160,14 @@ void bench_scrape_stop(struct bench_scraper *s, struct bench_scrape_stats *out);
  * Accepts a zeroed or half-started cluster. */
 void bench_cluster_stop(struct bench_cluster *c);
 
+/* key-scale's optional peer: one redis-server (at `redis`) on a free
+ * port, nothing saved, its log in dir/redis.log. Returns 0 with *port,
+ * or -1 with err. bench_proc_stop stops it (SIGTERM, then SIGKILL after
+ * a bound) and accepts a proc that never started. */
+int bench_redis_start(struct bench_proc *p, const char *redis, const char *dir,
+                      int *port, char *err, size_t len);
+void bench_proc_stop(struct bench_proc *p);
+
 /* Prints the last lines of each replica's log to stderr. */
 void bench_cluster_dump_logs(const struct bench_cluster *c);
 
@@ -197,7 +205,10 @@ struct bench_keys_system {
   bool failed;
   double fill_s;                      /* put every key, every replica has it */
   double rss_per_key[BENCH_REPLICAS]; /* VmRSS growth / keys, bytes */
-  uint64_t listed;                    /* keys seen paging through them */
+  /* synod: log entries after the snapshot index, held in memory, when
+   * the memory was measured */
+  uint64_t log_entries[BENCH_REPLICAS];
+  uint64_t listed; /* keys seen paging through them */
   double list_s;
   char note[BENCH_ERRMSG_BYTES];
 };
@@ -228,14 +239,20 @@ struct bench_keys_result {
   double name_value_bytes;
   struct bench_keys_system sys[BENCH_SYSTEMS];
   struct bench_keys_expiry expiry;
+  bool redis_ran; /* one redis-server, the same keys (optional) */
+  double redis_per_key;
+  char redis_note[BENCH_ERRMSG_BYTES]; /* why it did not run */
 };
 
 /* Runs the one-shot key measurements on the running clusters: with
- * scale, fill res->keys keys, memory per key, list; with expiry (synod
- * only), res->expiry_keys session-bound keys and the session's end.
- * res->keys and expiry_keys are inputs; the rest is filled. */
+ * scale, fill res->keys keys, memory per key, list (and the memory of
+ * the same keys in one redis-server at `redis`, unless NULL, run in
+ * dir); with expiry (synod only), res->expiry_keys session-bound keys
+ * and the session's end. res->keys and expiry_keys are inputs; the rest
+ * is filled. */
 void bench_keys_run(const struct bench_cluster *clusters, const bool *run,
-                    bool scale, bool expiry, struct bench_keys_result *res);
+                    bool scale, bool expiry, const char *redis, const char *dir,
+                    struct bench_keys_result *res);
 
 /* ------------------------------------------------------------- report */
 

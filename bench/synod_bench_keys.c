@@ -4,13 +4,16 @@
  * holding --expiry-keys keys (the leader's longest apply stall, and when a
  * watcher saw every delete). Blocking calls, on a few threads of their
  * own; every wait is bounded and stops at bench_interrupted. */
+#include <arpa/inet.h>
 #include <curl/curl.h>
 #include <inttypes.h>
 #include <jansson.h>
+#include <netinet/in.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -297,6 +300,27 @@ static int settle_synod(const struct bench_cluster *c, char *err, size_t len) {
   return 0;
 }
 
+/* synod: the log entries each replica holds in memory (those after its
+ * last snapshot, and those it keeps behind it), for the report: part of
+ * what the fill's VmRSS growth is. */
+static void synod_log_entries(const struct bench_cluster *c, uint64_t *out) {
+  for (int i = 0; i < BENCH_REPLICAS; i++) {
+    char ep[32];
+    struct synod_options o;
+    struct synod_client *cl = NULL;
+    struct synod_status st;
+    synod_options_init(&o);
+    snprintf(ep, sizeof ep, "127.0.0.1:%d", c->client_port[i]);
+    o.endpoints = ep;
+    out[i] = 0;
+    if (synod_client_new(&o, &cl) == 0 && synod_status(cl, 2000, &st) == 0) {
+      out[i] = st.last_index - st.snapshot_index;
+      synod_status_free(&st);
+    }
+    synod_client_free(cl);
+  }
+}
+
 /* Every etcd member holds every key (a serializable count on each). */
 static int settle_etcd(const struct bench_cluster *c, uint64_t keys, char *err,
                        size_t len) {
@@ -450,6 +474,9 @@ static void scale_one(const struct bench_cluster *c, enum bench_system sys,
   for (int i = 0; i < BENCH_REPLICAS; i++) {
     uint64_t after = proc_rss(c->procs[i].pid);
     s->rss_per_key[i] = ((double)after - (double)before[i]) / (double)res->keys;
+  }
+  if (sys == BENCH_SYNOD) {
+    synod_log_entries(c, s->log_entries);
   }
   s->scale_ran = true;
   t0 = bench_now_ns();
@@ -714,6 +741,95 @@ fail:
   synod_client_free(other);
 }
 
+/* ------------------------------------------------------------ redis */
+
+#define REDIS_PIPELINE 1000
+
+static int redis_connect(int port) {
+  struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons(port)};
+  int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  if (fd >= 0 && connect(fd, (struct sockaddr *)&sa, sizeof sa) != 0) {
+    close(fd);
+    fd = -1;
+  }
+  return fd;
+}
+
+/* Sends n SETs of keys first.. and reads their n replies (lines). */
+static int redis_batch(int fd, uint64_t first, uint64_t n) {
+  static char req[REDIS_PIPELINE * 160], resp[65536];
+  char name[24], value[BENCH_KEY_VALUE_BYTES + 1];
+  size_t at = 0, lines = 0;
+  for (uint64_t i = 0; i < n; i++) {
+    key_name(name, sizeof name, KEY_PREFIX, first + i);
+    bench_key_value(value, first + i);
+    at += (size_t)snprintf(req + at, sizeof req - at,
+                           "*3\r\n$3\r\nSET\r\n$%zu\r\n%s\r\n$%d\r\n%s\r\n",
+                           strlen(name), name, BENCH_KEY_VALUE_BYTES, value);
+  }
+  for (size_t sent = 0; sent < at;) {
+    ssize_t w = write(fd, req + sent, at - sent);
+    if (w <= 0) {
+      return -1;
+    }
+    sent += (size_t)w;
+  }
+  while (lines < n) {
+    ssize_t r = read(fd, resp, sizeof resp);
+    if (r <= 0 || resp[0] == '-') {
+      return -1;
+    }
+    for (ssize_t i = 0; i < r; i++) {
+      lines += resp[i] == '\n';
+    }
+  }
+  return 0;
+}
+
+/* One redis-server, the same keys and values: its VmRSS growth per key
+ * (issue 22 quotes Redis 7's ~56 B per small key). */
+static void redis_scale(const char *redis, const char *dir,
+                        struct bench_keys_result *res) {
+  struct bench_proc p;
+  uint64_t until, before;
+  int port, fd = -1;
+
+  if (bench_redis_start(&p, redis, dir, &port, res->redis_note,
+                        sizeof res->redis_note) != 0) {
+    return;
+  }
+  until = bench_now_ns() + 10000000000ull;
+  while ((fd = redis_connect(port)) < 0 && bench_now_ns() < until) {
+    sleep_ms(50);
+  }
+  before = proc_rss(p.pid);
+  fprintf(stderr, "synod-bench: keys: filling %" PRIu64 " keys into redis\n",
+          res->keys);
+  for (uint64_t first = 0; fd >= 0 && first < res->keys && !bench_interrupted;
+       first += REDIS_PIPELINE) {
+    uint64_t n =
+        res->keys - first < REDIS_PIPELINE ? res->keys - first : REDIS_PIPELINE;
+    if (redis_batch(fd, first, n) != 0) {
+      snprintf(res->redis_note, sizeof res->redis_note, "redis SET failed");
+      close(fd);
+      fd = -1;
+    }
+  }
+  if (fd >= 0 && !bench_interrupted) {
+    sleep_ms(1000);
+    res->redis_per_key =
+        ((double)proc_rss(p.pid) - (double)before) / (double)res->keys;
+    res->redis_ran = true;
+  } else if (res->redis_note[0] == '\0') {
+    snprintf(res->redis_note, sizeof res->redis_note, "cannot connect");
+  }
+  if (fd >= 0) {
+    close(fd);
+  }
+  bench_proc_stop(&p);
+}
+
 /* ------------------------------------------------------------- main */
 
 /* synodd holds at most 1,000,000 live keys (fsm keys_max): before the
@@ -736,7 +852,8 @@ static void synod_clean(const struct bench_cluster *c) {
 /* The expiry first, while the store is small: its keys are gone from the
  * store before the fill's memory is measured. */
 void bench_keys_run(const struct bench_cluster *clusters, const bool *run,
-                    bool scale, bool expiry, struct bench_keys_result *res) {
+                    bool scale, bool expiry, const char *redis, const char *dir,
+                    struct bench_keys_result *res) {
   if (expiry && run[BENCH_SYNOD] && !bench_interrupted) {
     expiry_synod(&clusters[BENCH_SYNOD], res);
   }
@@ -747,5 +864,8 @@ void bench_keys_run(const struct bench_cluster *clusters, const bool *run,
     if (run[sys] && !bench_interrupted) {
       scale_one(&clusters[sys], sys, res);
     }
+  }
+  if (scale && redis != NULL && !bench_interrupted) {
+    redis_scale(redis, dir, res);
   }
 }

@@ -416,9 +416,21 @@ static void print_key_scale(const struct bench_report *rep) {
            system_names[sys], s->fill_s, s->rss_per_key[0], s->rss_per_key[1],
            s->rss_per_key[2], rss_max(s) - k->name_value_bytes, s->listed,
            s->list_s, s->list_s > 0 ? (double)s->listed / s->list_s : 0);
+    if (sys == BENCH_SYNOD) {
+      printf("        log entries held in memory then: %" PRIu64 " / %" PRIu64
+             " / %" PRIu64 " (each a transaction of up to 64 puts, ~7.7 KB)\n",
+             s->log_entries[0], s->log_entries[1], s->log_entries[2]);
+    }
     if (s->failed) {
       printf("  FAIL %s: %s\n", system_names[sys], s->note);
     }
+  }
+  if (k->redis_ran) {
+    printf("  redis (one server, no replica, nothing saved): VmRSS growth per "
+           "key %.0f B, beyond name and value %.0f B\n",
+           k->redis_per_key, k->redis_per_key - k->name_value_bytes);
+  } else {
+    printf("  redis not measured: %s\n", k->redis_note);
   }
   if (k->sys[BENCH_SYNOD].scale_ran) {
     const struct bench_keys_system *s = &k->sys[BENCH_SYNOD];
@@ -499,6 +511,12 @@ static json_t *json_keys(const struct bench_report *rep) {
                     s->list_s > 0 ? (double)s->listed / s->list_s : 0.0,
                     "failed", s->failed, "note", s->note));
     }
+  }
+  if (rep->keys_scale && k->redis_ran) {
+    json_object_set_new(o, "redis",
+                        json_pack("{s:f,s:f}", "rss_per_key_bytes",
+                                  k->redis_per_key, "beyond_name_value_bytes",
+                                  k->redis_per_key - k->name_value_bytes));
   }
   if (rep->keys_expiry) {
     const struct bench_keys_expiry *x = &k->expiry;
