@@ -28,6 +28,7 @@
 #define TIMEOUT_MS 30000
 #define SETTLE_MS 60000
 #define WATCH_WAIT_MS 120000
+#define SYNOD_KEYS_MAX 1000000 /* synodd's live keys, fsm keys_max */
 #define KEY_PREFIX "k/"
 #define EXPIRY_PREFIX "e/"
 
@@ -118,6 +119,7 @@ struct fill {
   const struct bench_cluster *c;
   enum bench_system sys;
   uint64_t keys;
+  bool del;      /* synod: delete keys 0..keys-1 instead */
   uint64_t next; /* next key to hand out, under mu */
   pthread_mutex_t mu;
   int failed;
@@ -166,11 +168,15 @@ static void *fill_synod(void *arg) {
   }
   while (fill_take(f, SYNOD_TXN_OPS, &first, &n)) {
     struct synod_key_txn txn = {.success = ops, .success_n = n};
+    bench_key_value(value, first); /* one value for the transaction */
     for (uint64_t i = 0; i < n; i++) {
       key_name(names[i], sizeof names[i], KEY_PREFIX, first + i);
-      bench_key_value(value, first + i);
       ops[i] = (struct synod_key_op){SYNOD_KEY_OP_PUT, names[i], value,
                                      BENCH_KEY_VALUE_BYTES, 0};
+      if (f->del) {
+        ops[i] =
+            (struct synod_key_op){SYNOD_KEY_OP_DELETE, names[i], NULL, 0, 0};
+      }
     }
     if ((rv = synod_key_txn(cl, &txn, TIMEOUT_MS, NULL)) != 0) {
       snprintf(msg, sizeof msg, "synod fill txn: %s: %s", synod_errname(rv),
@@ -235,8 +241,8 @@ static void *fill_etcd(void *arg) {
 /* Puts keys 0..keys-1 under KEY_PREFIX, 100 bytes each, from
  * FILL_THREADS threads in transactions. Returns 0 or -1 with err. */
 static int fill_keys(const struct bench_cluster *c, enum bench_system sys,
-                     uint64_t keys, char *err, size_t len) {
-  struct fill f = {.c = c, .sys = sys, .keys = keys};
+                     uint64_t keys, bool del, char *err, size_t len) {
+  struct fill f = {.c = c, .sys = sys, .keys = keys, .del = del};
   pthread_t t[FILL_THREADS];
   int started = 0;
 
@@ -462,7 +468,7 @@ static void scale_one(const struct bench_cluster *c, enum bench_system sys,
   fprintf(stderr, "synod-bench: keys: filling %" PRIu64 " keys into %s ...\n",
           res->keys, c->system);
   t0 = bench_now_ns();
-  if (fill_keys(c, sys, res->keys, err, sizeof err) != 0 ||
+  if (fill_keys(c, sys, res->keys, false, err, sizeof err) != 0 ||
       (sys == BENCH_SYNOD ? settle_synod(c, err, sizeof err)
                           : settle_etcd(c, res->keys, err, sizeof err)) != 0) {
     snprintf(s->note, sizeof s->note, "%s", err);
@@ -610,9 +616,9 @@ static int bind_keys(struct synod_client *cl, uint64_t n, char *err,
     uint64_t k = n - first < SYNOD_TXN_OPS ? n - first : SYNOD_TXN_OPS;
     struct synod_key_txn txn = {.success = ops, .success_n = k};
     int rv;
+    bench_key_value(value, first); /* one value for the transaction */
     for (uint64_t i = 0; i < k; i++) {
       key_name(names[i], sizeof names[i], EXPIRY_PREFIX, first + i);
-      bench_key_value(value, first + i);
       ops[i] =
           (struct synod_key_op){SYNOD_KEY_OP_PUT, names[i], value,
                                 BENCH_KEY_VALUE_BYTES, SYNOD_KEY_SESSION_BOUND};
@@ -630,14 +636,14 @@ static int bind_keys(struct synod_client *cl, uint64_t n, char *err,
  * sessions' keys out over the entries that follow, a bounded number per
  * entry) until the leader's work list is empty, at most SETTLE_MS. */
 static void expiry_drain(const struct bench_cluster *c, int leader,
-                         struct synod_client *cl) {
+                         struct synod_client *cl, const char *key) {
   uint64_t until = bench_now_ns() + SETTLE_MS * 1000000ull;
   struct apply_stats st = {.work_keys = 1};
   char value[BENCH_KEY_VALUE_BYTES + 1];
   bench_key_value(value, 0);
   while (st.work_keys > 0 && bench_now_ns() < until && !bench_interrupted) {
-    synod_key_put(cl, "bench-drain", value, BENCH_KEY_VALUE_BYTES, 0, NULL, 0,
-                  TIMEOUT_MS, NULL);
+    synod_key_put(cl, key, value, BENCH_KEY_VALUE_BYTES, 0, NULL, 0, TIMEOUT_MS,
+                  NULL);
     sleep_ms(10);
     if (apply_stats_get(c, leader, &st) != 0) {
       st.work_keys = 1;
@@ -670,6 +676,7 @@ static void expiry_synod(const struct bench_cluster *c,
   struct apply_stats before[BENCH_REPLICAS], after[BENCH_REPLICAS];
   pthread_t t;
   uint64_t t0;
+  char drain[24];
   int leader, rv;
 
   synod_options_init(&o);
@@ -710,7 +717,8 @@ static void expiry_synod(const struct bench_cluster *c,
   pthread_join(t, NULL);
   x->watch_deletes = wa.deletes;
   x->watch_all_s = wa.t_last_ns ? (double)(wa.t_last_ns - t0) / 1e9 : -1;
-  expiry_drain(c, leader, other);
+  key_name(drain, sizeof drain, KEY_PREFIX, res->keys - 1);
+  expiry_drain(c, leader, other, drain);
   for (int i = 0; i < BENCH_REPLICAS; i++) {
     if (apply_stats_get(c, i, &after[i]) != 0) {
       snprintf(x->note, sizeof x->note, "synod-%d: no apply metrics", i);
@@ -833,8 +841,8 @@ static void redis_scale(const char *redis, const char *dir,
 /* ------------------------------------------------------------- main */
 
 /* synodd holds at most 1,000,000 live keys (fsm keys_max): before the
- * fill, the keys of the key-put and key-get runs and of the expiry's
- * drain go, so that the fill can reach a million. */
+ * fill, the keys of the key-put and key-get runs go, so that the fill
+ * can reach a million. */
 static void synod_clean(const struct bench_cluster *c) {
   struct synod_options o;
   struct synod_client *cl = NULL;
@@ -849,16 +857,18 @@ static void synod_clean(const struct bench_cluster *c) {
   synod_client_free(cl);
 }
 
-/* The expiry first, while the store is small: its keys are gone from the
- * store before the fill's memory is measured. */
+/* The fill first, on stores that hold only the key-put and key-get keys
+ * (deleted before it), so that no memory freed earlier is reused by it
+ * unseen. Then the expiry, on the filled store: synodd holds at most
+ * 1,000,000 live keys (fsm keys_max), so the first --expiry-keys of the
+ * fill go to make room for the session's keys. */
 void bench_keys_run(const struct bench_cluster *clusters, const bool *run,
                     bool scale, bool expiry, const char *redis, const char *dir,
                     struct bench_keys_result *res) {
-  if (expiry && run[BENCH_SYNOD] && !bench_interrupted) {
-    expiry_synod(&clusters[BENCH_SYNOD], res);
-  }
+  const struct bench_cluster *sc = &clusters[BENCH_SYNOD];
+  char err[BENCH_ERRMSG_BYTES];
   if (scale && run[BENCH_SYNOD]) {
-    synod_clean(&clusters[BENCH_SYNOD]);
+    synod_clean(sc);
   }
   for (int sys = 0; scale && sys < BENCH_SYSTEMS; sys++) {
     if (run[sys] && !bench_interrupted) {
@@ -868,4 +878,15 @@ void bench_keys_run(const struct bench_cluster *clusters, const bool *run,
   if (scale && redis != NULL && !bench_interrupted) {
     redis_scale(redis, dir, res);
   }
+  if (!expiry || !run[BENCH_SYNOD] || bench_interrupted) {
+    return;
+  }
+  if (res->sys[BENCH_SYNOD].scale_ran &&
+      res->keys + res->expiry_keys > SYNOD_KEYS_MAX &&
+      fill_keys(sc, BENCH_SYNOD,
+                res->expiry_keys < res->keys ? res->expiry_keys : res->keys,
+                true, err, sizeof err) != 0) {
+    fprintf(stderr, "synod-bench: keys: cannot make room: %s\n", err);
+  }
+  expiry_synod(sc, res);
 }
