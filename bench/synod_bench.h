@@ -205,6 +205,7 @@ struct bench_keys_system {
   bool failed;
   double fill_s;                      /* put every key, every replica has it */
   double rss_per_key[BENCH_REPLICAS]; /* VmRSS growth / keys, bytes */
+  double rss_file_per_key[BENCH_REPLICAS]; /* ... of it file-backed */
   /* synod: log entries after the snapshot index, held in memory, when
    * the memory was measured */
   uint64_t log_entries[BENCH_REPLICAS];

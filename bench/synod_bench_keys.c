@@ -46,21 +46,30 @@ static void key_name(char *buf, size_t len, const char *prefix, uint64_t i) {
   snprintf(buf, len, "%s%010" PRIu64, prefix, i);
 }
 
-static uint64_t proc_rss(pid_t pid) {
+/* VmRSS of a process, and its file-backed part (RssFile: for synodd,
+ * LMDB's map) in *file if not NULL. */
+static uint64_t proc_rss_file(pid_t pid, uint64_t *file) {
   char path[64], line[256];
-  unsigned long long kb = 0;
+  unsigned long long kb = 0, file_kb = 0;
   FILE *f;
   snprintf(path, sizeof path, "/proc/%d/status", (int)pid);
   if ((f = fopen(path, "r")) == NULL) {
     return 0;
   }
   while (fgets(line, sizeof line, f) != NULL) {
-    if (sscanf(line, "VmRSS: %llu kB", &kb) == 1) {
-      break;
+    if (sscanf(line, "VmRSS: %llu kB", &kb) != 1) {
+      sscanf(line, "RssFile: %llu kB", &file_kb);
     }
   }
   fclose(f);
+  if (file != NULL) {
+    *file = (uint64_t)file_kb * 1024;
+  }
   return (uint64_t)kb * 1024;
+}
+
+static uint64_t proc_rss(pid_t pid) {
+  return proc_rss_file(pid, NULL);
 }
 
 /* ------------------------------------------------------------ HTTP */
@@ -459,11 +468,11 @@ static uint64_t list_etcd(const struct bench_cluster *c, char *err,
 static void scale_one(const struct bench_cluster *c, enum bench_system sys,
                       struct bench_keys_result *res) {
   struct bench_keys_system *s = &res->sys[sys];
-  uint64_t before[BENCH_REPLICAS], t0;
+  uint64_t before[BENCH_REPLICAS], before_file[BENCH_REPLICAS], t0;
   char err[BENCH_ERRMSG_BYTES] = "";
 
   for (int i = 0; i < BENCH_REPLICAS; i++) {
-    before[i] = proc_rss(c->procs[i].pid);
+    before[i] = proc_rss_file(c->procs[i].pid, &before_file[i]);
   }
   fprintf(stderr, "synod-bench: keys: filling %" PRIu64 " keys into %s ...\n",
           res->keys, c->system);
@@ -478,7 +487,9 @@ static void scale_one(const struct bench_cluster *c, enum bench_system sys,
   s->fill_s = since_s(t0);
   sleep_ms(1000);
   for (int i = 0; i < BENCH_REPLICAS; i++) {
-    uint64_t after = proc_rss(c->procs[i].pid);
+    uint64_t file = 0, after = proc_rss_file(c->procs[i].pid, &file);
+    s->rss_file_per_key[i] =
+        ((double)file - (double)before_file[i]) / (double)res->keys;
     s->rss_per_key[i] = ((double)after - (double)before[i]) / (double)res->keys;
   }
   if (sys == BENCH_SYNOD) {

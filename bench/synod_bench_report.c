@@ -416,6 +416,10 @@ static void print_key_scale(const struct bench_report *rep) {
            system_names[sys], s->fill_s, s->rss_per_key[0], s->rss_per_key[1],
            s->rss_per_key[2], rss_max(s) - k->name_value_bytes, s->listed,
            s->list_s, s->list_s > 0 ? (double)s->listed / s->list_s : 0);
+    printf(
+        "        of the growth per key, file-backed (RssFile): %.0f / %.0f / "
+        "%.0f B\n",
+        s->rss_file_per_key[0], s->rss_file_per_key[1], s->rss_file_per_key[2]);
     if (sys == BENCH_SYNOD) {
       printf("        log entries held in memory then: %" PRIu64 " / %" PRIu64
              " / %" PRIu64 " (each a transaction of up to 64 puts, ~7.7 KB)\n",
