@@ -126,7 +126,6 @@ static int http_do(CURL *h, const char *url, const char *body,
 
 struct fill {
   const struct bench_cluster *c;
-  enum bench_system sys;
   uint64_t keys;
   bool del;      /* synod: delete keys 0..keys-1 instead */
   uint64_t next; /* next key to hand out, under mu */
@@ -251,7 +250,7 @@ static void *fill_etcd(void *arg) {
  * FILL_THREADS threads in transactions. Returns 0 or -1 with err. */
 static int fill_keys(const struct bench_cluster *c, enum bench_system sys,
                      uint64_t keys, bool del, char *err, size_t len) {
-  struct fill f = {.c = c, .sys = sys, .keys = keys, .del = del};
+  struct fill f = {.c = c, .keys = keys, .del = del};
   pthread_t t[FILL_THREADS];
   int started = 0;
 
@@ -584,15 +583,14 @@ static double apply_longest(const struct apply_stats *a,
   return strtod(apply_le[0], NULL);
 }
 
+/* The watcher thread: counts deletes until `want`, bounded. */
 struct watcher {
-  const struct bench_cluster *c;
   uint64_t want;
   uint64_t deletes;
   uint64_t t_last_ns; /* when the last delete wanted came */
   int rv;
   char err[BENCH_ERRMSG_BYTES];
-  struct synod_client *cl;
-  struct synod_key_watch *w;
+  struct synod_key_watch *w; /* owned by expiry_synod */
 };
 
 static void *watch_main(void *arg) {
@@ -682,7 +680,7 @@ static void expiry_synod(const struct bench_cluster *c,
   struct bench_keys_expiry *x = &res->expiry;
   struct synod_options o;
   struct synod_client *owner = NULL, *other = NULL;
-  struct watcher wa = {.c = c, .want = res->expiry_keys};
+  struct watcher wa = {.want = res->expiry_keys};
   struct synod_key_watch_options wo = {.key = EXPIRY_PREFIX, .prefix = true};
   struct apply_stats before[BENCH_REPLICAS], after[BENCH_REPLICAS];
   pthread_t t;
