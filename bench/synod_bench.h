@@ -228,6 +228,7 @@ struct bench_keys_expiry {
   uint64_t batches[BENCH_REPLICAS];   /* applied in between */
   uint64_t over_10ms[BENCH_REPLICAS]; /* ... of which took over 10 ms */
   uint64_t work_left[BENCH_REPLICAS]; /* keys still to take out at the end */
+  uint64_t snapshots[BENCH_REPLICAS]; /* taken in between */
   /* The longest batch applied in between took at most this (the upper
    * bound of the highest histogram bucket that gained one). */
   double longest_le_s[BENCH_REPLICAS];

@@ -526,6 +526,7 @@ struct apply_stats {
   uint64_t le[APPLY_BOUNDS]; /* ... cumulative, by bucket */
   uint64_t le_10ms;          /* ... of which took at most 10 ms */
   uint64_t work_keys;
+  uint64_t snapshots; /* taken since start, each encoded on the loop */
 };
 
 static double metric(const char *text, const char *series) {
@@ -558,6 +559,8 @@ static int apply_stats_get(const struct bench_cluster *c, int i,
     }
     st->le_10ms = st->le[9];
     st->work_keys = (uint64_t)metric(out.p, "synod_key_work_keys");
+    st->snapshots =
+        (uint64_t)metric(out.p, "synod_snapshot_save_duration_seconds_count");
     rv = st->max_s < 0 ? -1 : 0;
   }
   curl_easy_cleanup(h);
@@ -739,6 +742,7 @@ static void expiry_synod(const struct bench_cluster *c,
     x->over_10ms[i] = (after[i].count - after[i].le_10ms) -
                       (before[i].count - before[i].le_10ms);
     x->work_left[i] = after[i].work_keys;
+    x->snapshots[i] = after[i].snapshots - before[i].snapshots;
     x->longest_le_s[i] = apply_longest(&before[i], &after[i]);
   }
   x->ran = true;

@@ -473,9 +473,9 @@ static void print_key_expiry(const struct bench_report *rep) {
     }
     printf("  synod-%d%s: %" PRIu64 " apply batches, %" PRIu64
            " over 10 ms, the longest %s; keys left to take out %" PRIu64
-           "; longest apply since start %.2f ms\n",
+           "; snapshots taken %" PRIu64 "; longest apply since start %.2f ms\n",
            i, i == x->leader ? " (leader)" : "", x->batches[i], x->over_10ms[i],
-           longest, x->work_left[i], 1e3 * x->max_after_s[i]);
+           longest, x->work_left[i], x->snapshots[i], 1e3 * x->max_after_s[i]);
   }
   printf("  session close took %.1f ms; the watcher saw %" PRIu64
          " deletes, the last %.1f ms after the close\n",
@@ -526,18 +526,20 @@ static json_t *json_keys(const struct bench_report *rep) {
     const struct bench_keys_expiry *x = &k->expiry;
     json_object_set_new(
         o, "expiry",
-        json_pack(
-            "{s:I,s:i,s:[fff],s:[fff],s:[fff],s:[III],s:f,s:I,s:f,s:b,s:s}",
-            "keys", (json_int_t)k->expiry_keys, "leader", x->leader,
-            "apply_max_before_s", x->max_before_s[0], x->max_before_s[1],
-            x->max_before_s[2], "apply_max_after_s", x->max_after_s[0],
-            x->max_after_s[1], x->max_after_s[2], "apply_longest_le_s",
-            x->longest_le_s[0], x->longest_le_s[1], x->longest_le_s[2],
-            "apply_over_10ms", (json_int_t)x->over_10ms[0],
-            (json_int_t)x->over_10ms[1], (json_int_t)x->over_10ms[2], "close_s",
-            x->close_s, "watch_deletes", (json_int_t)x->watch_deletes,
-            "watch_all_s", x->watch_all_s, "failed", x->failed, "note",
-            x->note));
+        json_pack("{s:I,s:i,s:[fff],s:[fff],s:[fff],s:[III],s:[III],s:f,s:I,s:"
+                  "f,s:b,s:s}",
+                  "keys", (json_int_t)k->expiry_keys, "leader", x->leader,
+                  "apply_max_before_s", x->max_before_s[0], x->max_before_s[1],
+                  x->max_before_s[2], "apply_max_after_s", x->max_after_s[0],
+                  x->max_after_s[1], x->max_after_s[2], "apply_longest_le_s",
+                  x->longest_le_s[0], x->longest_le_s[1], x->longest_le_s[2],
+                  "apply_over_10ms", (json_int_t)x->over_10ms[0],
+                  (json_int_t)x->over_10ms[1], (json_int_t)x->over_10ms[2],
+                  "snapshots", (json_int_t)x->snapshots[0],
+                  (json_int_t)x->snapshots[1], (json_int_t)x->snapshots[2],
+                  "close_s", x->close_s, "watch_deletes",
+                  (json_int_t)x->watch_deletes, "watch_all_s", x->watch_all_s,
+                  "failed", x->failed, "note", x->note));
   }
   return o;
 }
