@@ -36,13 +36,20 @@ struct options {
   int clients_len;
   int threads; /* load generator threads */
   bool workloads[BENCH_WORKLOADS];
+  bool key_scale;   /* fill --keys keys: memory per key, list */
+  bool key_expiry;  /* a session of --expiry-keys keys ends */
+  bool clients_set; /* --clients given: the key workloads use it too */
+  uint64_t keys;
+  uint64_t expiry_keys;
+  int max_minutes;
   bool run[BENCH_SYSTEMS];
   bool json;
   bool keep;
   bool spread; /* etcd clients spread over members, not all to the leader */
   const char *dir;
   const char *etcd;
-  int scrape_ms; /* 0 = no scraper */
+  const char *redis; /* key-scale's optional peer */
+  int scrape_ms;     /* 0 = no scraper */
 };
 
 static const char usage[] =
@@ -61,13 +68,26 @@ static const char usage[] =
     "  --clients LIST     concurrent clients, e.g. 1,8,64 [1,8,64]\n"
     "  --threads N        load generator threads, each with its own event\n"
     "                     loop and its share of the clients [one per CPU]\n"
-    "  --workloads LIST   counter-shared,counter-own,lock [all]\n"
+    "  --workloads LIST   of counter-shared, counter-own, lock, key-put,\n"
+    "                     key-get, key-scale, key-expiry; `keys` is the last\n"
+    "                     four, `all` every one [counter-shared,counter-own,\n"
+    "                     lock]. key-put and key-get run with 64 clients\n"
+    "                     unless --clients is given\n"
+    "  --keys N           key-scale: keys filled, measured and listed\n"
+    "                     [1000000]\n"
+    "  --expiry-keys N    key-expiry: keys bound to the session that ends\n"
+    "                     [100000]\n"
+    "  --max-minutes M    stop (as ^C does) after M minutes, and exit after\n"
+    "                     one more whatever is still running [30]\n"
     "  --quick            1 run of 2 s (0.5 s warm-up) per configuration\n"
     "  --synod-only       do not start etcd\n"
     "  --etcd-only        do not start synod\n"
     "  --etcd-target T    leader: every etcd client talks to the leader;\n"
     "                     spread: client i talks to member i mod 3 [leader]\n"
     "  --etcd PATH        the etcd binary [/usr/bin/etcd]\n"
+    "  --redis PATH       key-scale also fills one redis-server with the\n"
+    "                     same keys, for its memory per key, if it exists\n"
+    "                     [/usr/bin/redis-server]\n"
     "  --dir DIR          where the temporary data directory goes [$TMPDIR\n"
     "                     or /tmp]\n"
     "  --keep             keep the data directory and server logs\n"
@@ -94,12 +114,23 @@ static int parse_list(const char *arg, int *out, int max) {
   return n;
 }
 
-static int parse_workloads(const char *arg, bool *on) {
+static int parse_workloads(const char *arg, struct options *o) {
   char buf[128], *save = NULL;
+  bool *on = o->workloads;
   memset(on, 0, BENCH_WORKLOADS * sizeof *on);
+  o->key_scale = o->key_expiry = false;
   snprintf(buf, sizeof buf, "%s", arg);
   for (char *t = strtok_r(buf, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
+    bool all = strcmp(t, "all") == 0, keys = all || strcmp(t, "keys") == 0;
     int wl = 0;
+    if (keys || strcmp(t, "key-scale") == 0 || strcmp(t, "key-expiry") == 0) {
+      o->key_scale |= keys || strcmp(t, "key-scale") == 0;
+      o->key_expiry |= keys || strcmp(t, "key-expiry") == 0;
+      for (int i = 0; i < BENCH_WORKLOADS; i++) {
+        on[i] |= all || (keys && (i == BENCH_KEY_PUT || i == BENCH_KEY_GET));
+      }
+      continue;
+    }
     while (wl < BENCH_WORKLOADS && strcmp(t, bench_workload_name(wl)) != 0) {
       wl++;
     }
@@ -122,11 +153,15 @@ static void options_default(struct options *o) {
   o->threads = o->threads < 1                   ? 1
                : o->threads > BENCH_THREADS_MAX ? BENCH_THREADS_MAX
                                                 : o->threads;
-  for (int wl = 0; wl < BENCH_WORKLOADS; wl++) {
+  for (int wl = 0; wl <= BENCH_LOCK; wl++) {
     o->workloads[wl] = true;
   }
+  o->keys = 1000000;
+  o->expiry_keys = 100000;
+  o->max_minutes = 30;
   o->run[BENCH_SYNOD] = o->run[BENCH_ETCD] = true;
   o->etcd = ETCD_DEFAULT;
+  o->redis = "/usr/bin/redis-server";
 }
 
 enum {
@@ -145,6 +180,10 @@ enum {
   OPT_KEEP,
   OPT_JSON,
   OPT_SCRAPE,
+  OPT_KEYS,
+  OPT_EXPIRY_KEYS,
+  OPT_MAX_MINUTES,
+  OPT_REDIS,
   OPT_HELP
 };
 
@@ -164,6 +203,10 @@ static const struct option long_options[] = {
     {"keep", no_argument, NULL, OPT_KEEP},
     {"json", no_argument, NULL, OPT_JSON},
     {"scrape-ms", required_argument, NULL, OPT_SCRAPE},
+    {"keys", required_argument, NULL, OPT_KEYS},
+    {"expiry-keys", required_argument, NULL, OPT_EXPIRY_KEYS},
+    {"max-minutes", required_argument, NULL, OPT_MAX_MINUTES},
+    {"redis", required_argument, NULL, OPT_REDIS},
     {"help", no_argument, NULL, OPT_HELP},
     {NULL, 0, NULL, 0}};
 
@@ -185,12 +228,13 @@ static int apply_option(struct options *o, int opt, const char *arg,
     return *end || o->repeat < 1 || o->repeat > BENCH_REPEAT_MAX ? -1 : 0;
   case OPT_CLIENTS:
     o->clients_len = parse_list(arg, o->clients, CLIENT_COUNTS_MAX);
+    o->clients_set = true;
     return o->clients_len > 0 ? 0 : -1;
   case OPT_THREADS:
     o->threads = (int)strtol(arg, &end, 10);
     return *end || o->threads < 1 || o->threads > BENCH_THREADS_MAX ? -1 : 0;
   case OPT_WORKLOADS:
-    return parse_workloads(arg, o->workloads);
+    return parse_workloads(arg, o);
   case OPT_QUICK:
     return 0;
   case OPT_SYNOD_ONLY:
@@ -217,6 +261,18 @@ static int apply_option(struct options *o, int opt, const char *arg,
   case OPT_SCRAPE:
     o->scrape_ms = (int)strtol(arg, &end, 10);
     return *end || o->scrape_ms < 10 || o->scrape_ms > 600000 ? -1 : 0;
+  case OPT_KEYS:
+    o->keys = strtoull(arg, &end, 10);
+    return *end || o->keys < 1 || o->keys > 100000000 ? -1 : 0;
+  case OPT_EXPIRY_KEYS:
+    o->expiry_keys = strtoull(arg, &end, 10);
+    return *end || o->expiry_keys < 1 || o->expiry_keys > 10000000 ? -1 : 0;
+  case OPT_REDIS:
+    o->redis = arg;
+    return 0;
+  case OPT_MAX_MINUTES:
+    o->max_minutes = (int)strtol(arg, &end, 10);
+    return *end || o->max_minutes < 1 || o->max_minutes > 1440 ? -1 : 0;
   default:
     return -1;
   }
@@ -259,12 +315,36 @@ static void on_signal(int sig) {
   bench_interrupted = 1;
 }
 
-static void signals_setup(void) {
+/* --max-minutes: the first alarm stops the run as ^C does (every loop
+ * and wait notices bench_interrupted, the clusters are stopped, the
+ * report printed); if that has not ended the program a minute later, the
+ * second exits at once (the kernel kills the servers, PR_SET_PDEATHSIG;
+ * the data directory stays). */
+static void on_alarm(int sig) {
+  static const char stop[] = "synod-bench: --max-minutes reached, stopping\n";
+  static const char hard[] = "synod-bench: still running a minute after "
+                             "--max-minutes, exiting\n";
+  (void)sig;
+  if (!bench_interrupted) {
+    bench_interrupted = 1;
+    (void)!write(2, stop, sizeof stop - 1);
+    alarm(60);
+  } else {
+    (void)!write(2, hard, sizeof hard - 1);
+    _exit(3);
+  }
+}
+
+static void signals_setup(int max_minutes) {
   struct sigaction sa = {.sa_handler = on_signal};
+  struct sigaction al = {.sa_handler = on_alarm};
   sigemptyset(&sa.sa_mask);
+  sigemptyset(&al.sa_mask);
   sigaction(SIGINT, &sa, NULL);
   sigaction(SIGTERM, &sa, NULL);
+  sigaction(SIGALRM, &al, NULL);
   signal(SIGPIPE, SIG_IGN);
+  alarm((unsigned)max_minutes * 60);
 }
 
 /* synodd is the one built beside this program. */
@@ -304,6 +384,7 @@ struct bench {
   char etcd_target_text[64];
   char skipped[PATH_MAX + 64]; /* why etcd was not run */
   struct bench_report rep;
+  const char *dir;       /* the temporary data directory */
   struct bench_run *run; /* reused by every run */
   unsigned run_id;
   int runs_done;
@@ -462,12 +543,27 @@ static void one_run(struct bench *b, struct bench_row *row,
 
 /* Every workload x client count x repeat, synod and etcd alternately so
  * that the machine's noise falls on both alike. */
+static const int key_clients[] = {64};
+
+/* The client counts of a workload: --clients, or for the key workloads
+ * without it, issue 22's 64. */
+static const int *clients_of(const struct options *o, int wl, int *n) {
+  if (!o->clients_set && (wl == BENCH_KEY_PUT || wl == BENCH_KEY_GET)) {
+    *n = 1;
+    return key_clients;
+  }
+  *n = o->clients_len;
+  return o->clients;
+}
+
 static void run_all(struct bench *b) {
   for (int wl = 0; wl < BENCH_WORKLOADS; wl++) {
-    for (int ci = 0; ci < b->o.clients_len && b->o.workloads[wl]; ci++) {
+    int n;
+    const int *clients = clients_of(&b->o, wl, &n);
+    for (int ci = 0; ci < n && b->o.workloads[wl]; ci++) {
       struct bench_row *row = &b->rep.rows[b->rep.rows_len++];
       row->workload = wl;
-      row->clients = b->o.clients[ci];
+      row->clients = clients[ci];
       for (int rep = 0; rep < b->o.repeat; rep++) {
         for (int sys = 0; sys < BENCH_SYSTEMS; sys++) {
           if (bench_interrupted) {
@@ -509,6 +605,17 @@ static void run_scraped(struct bench *b) {
     fprintf(stderr, "synod-bench: cannot start the scraper\n");
   }
   run_all(b);
+  if ((b->o.key_scale || b->o.key_expiry) && !bench_interrupted) {
+    bench_keys_run(b->clusters, b->o.run, b->o.key_scale, b->o.key_expiry,
+                   access(b->o.redis, X_OK) == 0 ? b->o.redis : NULL, b->dir,
+                   &b->rep.keys);
+    if (access(b->o.redis, X_OK) != 0) {
+      snprintf(b->rep.keys.redis_note, sizeof b->rep.keys.redis_note,
+               "%s is missing", b->o.redis);
+    }
+    b->rep.keys_scale = b->o.key_scale;
+    b->rep.keys_expiry = b->o.key_expiry && b->o.run[BENCH_SYNOD];
+  }
   if (s != NULL) {
     bench_scrape_stop(s, &st);
     fprintf(stderr,
@@ -588,9 +695,14 @@ static void report_fill(struct bench *b) {
   snprintf(b->rep.etcd_version, sizeof b->rep.etcd_version, "%s",
            b->clusters[BENCH_ETCD].version);
   for (int wl = 0; wl < BENCH_WORKLOADS; wl++) {
-    b->runs_total += b->o.workloads[wl] * b->o.clients_len * b->o.repeat *
+    int n;
+    clients_of(&b->o, wl, &n);
+    b->runs_total += b->o.workloads[wl] * n * b->o.repeat *
                      (b->o.run[BENCH_SYNOD] + b->o.run[BENCH_ETCD]);
   }
+  b->rep.keys.keys = b->o.keys;
+  b->rep.keys.expiry_keys = b->o.expiry_keys;
+  b->rep.keys.name_value_bytes = 12 + BENCH_KEY_VALUE_BYTES;
 }
 
 static int bench_main(struct bench *b) {
@@ -607,6 +719,7 @@ static int bench_main(struct bench *b) {
   if (start_clusters(b, synodd, dir) != 0) {
     failed = -1;
   } else {
+    b->dir = dir;
     etcd_targets(b);
     report_fill(b);
     run_scraped(b);
@@ -647,7 +760,7 @@ int main(int argc, char **argv) {
     fprintf(stderr, "synod-bench: out of memory\n");
     return 1;
   }
-  signals_setup();
+  signals_setup(b->o.max_minutes);
   rv = bench_main(b);
   curl_global_cleanup();
   free(b->rep.rows);

@@ -29,10 +29,21 @@ enum bench_workload {
   BENCH_COUNTER_SHARED = 0, /* every client adds 1 to one counter */
   BENCH_COUNTER_OWN = 1,    /* each client adds 1 to its own counter */
   BENCH_LOCK = 2,           /* each client locks and unlocks its own name */
-  BENCH_WORKLOADS = 3
+  BENCH_KEY_PUT = 3,        /* each client puts 100 bytes to its own key */
+  BENCH_KEY_GET = 4,        /* each client gets its own key, linearizably */
+  BENCH_WORKLOADS = 5
 };
 
+/* The value size of the key workloads (bench/README.md, issue 22). */
+#define BENCH_KEY_VALUE_BYTES 100
+
+/* Fills a key workload's value: the client's op count in decimal, then
+ * filler, BENCH_KEY_VALUE_BYTES in all, so a get can check what it read. */
+void bench_key_value(char *buf, uint64_t seq);
+
 const char *bench_workload_name(enum bench_workload wl);
+
+enum bench_system { BENCH_SYNOD = 0, BENCH_ETCD = 1, BENCH_SYSTEMS = 2 };
 
 /* ------------------------------------------------------------ latency */
 
@@ -149,6 +160,14 @@ void bench_scrape_stop(struct bench_scraper *s, struct bench_scrape_stats *out);
  * Accepts a zeroed or half-started cluster. */
 void bench_cluster_stop(struct bench_cluster *c);
 
+/* key-scale's optional peer: one redis-server (at `redis`) on a free
+ * port, nothing saved, its log in dir/redis.log. Returns 0 with *port,
+ * or -1 with err. bench_proc_stop stops it (SIGTERM, then SIGKILL after
+ * a bound) and accepts a proc that never started. */
+int bench_redis_start(struct bench_proc *p, const char *redis, const char *dir,
+                      int *port, char *err, size_t len);
+void bench_proc_stop(struct bench_proc *p);
+
 /* Prints the last lines of each replica's log to stderr. */
 void bench_cluster_dump_logs(const struct bench_cluster *c);
 
@@ -178,9 +197,66 @@ int bench_etcd_run(const struct bench_cluster *c, const int *target,
 int bench_etcd_status(int port, uint64_t *member, uint64_t *leader,
                       char *version, size_t version_len);
 
-/* ------------------------------------------------------------- report */
+/* ------------------------------------------------------ key scale */
 
-enum bench_system { BENCH_SYNOD = 0, BENCH_ETCD = 1, BENCH_SYSTEMS = 2 };
+/* One system's fill, memory and list (bench/synod_bench_keys.c). */
+struct bench_keys_system {
+  bool scale_ran;
+  bool failed;
+  double fill_s;                      /* put every key, every replica has it */
+  double rss_per_key[BENCH_REPLICAS]; /* VmRSS growth / keys, bytes */
+  double rss_file_per_key[BENCH_REPLICAS]; /* ... of it file-backed */
+  /* synod: log entries after the snapshot index, held in memory, when
+   * the memory was measured */
+  uint64_t log_entries[BENCH_REPLICAS];
+  uint64_t listed; /* keys seen paging through them */
+  double list_s;
+  char note[BENCH_ERRMSG_BYTES];
+};
+
+/* synod's session expiry: the apply figures from each replica's
+ * /metrics, before the session closed and once its keys were gone. */
+struct bench_keys_expiry {
+  bool ran;
+  bool failed;
+  int leader;
+  double close_s;     /* synod_client_free of the owner (session close) */
+  double watch_all_s; /* close to the watcher's last delete; -1: never */
+  uint64_t watch_deletes;
+  double max_before_s[BENCH_REPLICAS]; /* longest apply since start */
+  double max_after_s[BENCH_REPLICAS];
+  uint64_t batches[BENCH_REPLICAS];   /* applied in between */
+  uint64_t over_10ms[BENCH_REPLICAS]; /* ... of which took over 10 ms */
+  uint64_t work_left[BENCH_REPLICAS]; /* keys still to take out at the end */
+  uint64_t snapshots[BENCH_REPLICAS]; /* taken in between */
+  /* The longest batch applied in between took at most this (the upper
+   * bound of the highest histogram bucket that gained one). */
+  double longest_le_s[BENCH_REPLICAS];
+  char note[BENCH_ERRMSG_BYTES];
+};
+
+struct bench_keys_result {
+  uint64_t keys;        /* filled and listed */
+  uint64_t expiry_keys; /* bound to the session that ends */
+  double name_value_bytes;
+  struct bench_keys_system sys[BENCH_SYSTEMS];
+  struct bench_keys_expiry expiry;
+  bool redis_ran; /* one redis-server, the same keys (optional) */
+  double redis_per_key;
+  char redis_note[BENCH_ERRMSG_BYTES]; /* why it did not run */
+};
+
+/* Runs the one-shot key measurements on the running clusters: with
+ * scale, fill res->keys keys, memory per key, list (and the memory of
+ * the same keys in one redis-server at `redis`, unless NULL, run in
+ * dir); with expiry (synod only), res->expiry_keys session-bound keys
+ * and the session's end. res->keys and expiry_keys are inputs; the rest
+ * is filled. */
+void bench_keys_run(const struct bench_cluster *clusters, const bool *run,
+                    bool scale, bool expiry, const char *redis, const char *dir,
+                    struct bench_keys_result *res);
+
+/* ------------------------------------------------------------- report */
 
 /* What one run left for the report. */
 struct bench_sample {
@@ -219,6 +295,9 @@ struct bench_report {
   bool floor_measured;
   struct bench_row *rows;
   int rows_len;
+  bool keys_scale;  /* key-scale ran: keys holds its figures */
+  bool keys_expiry; /* key-expiry ran */
+  struct bench_keys_result keys;
 };
 
 /* Summarizes a finished run into a sample (latencies from its histogram,

@@ -407,3 +407,40 @@ void bench_cluster_dump_logs(const struct bench_cluster *c) {
     }
   }
 }
+
+/* ---------------------------------------------------------------- redis */
+
+int bench_redis_start(struct bench_proc *p, const char *redis, const char *dir,
+                      int *port, char *err, size_t len) {
+  char port_text[16];
+  char *argv[] = {(char *)redis, "--bind",      "127.0.0.1", "--port",
+                  port_text,     "--save",      "",          "--appendonly",
+                  "no",          "--daemonize", "no",        NULL};
+  memset(p, 0, sizeof *p);
+  snprintf(p->name, sizeof p->name, "redis");
+  snprintf(p->log_path, sizeof p->log_path, "%s/redis.log", dir);
+  if (pick_ports(port, 1) != 0) {
+    snprintf(err, len, "no free port");
+    return -1;
+  }
+  snprintf(port_text, sizeof port_text, "%d", *port);
+  return spawn(p, argv, err, len);
+}
+
+void bench_proc_stop(struct bench_proc *p) {
+  uint64_t until = bench_now_ns() + STOP_GRACE_MS * 1000000ull;
+  pid_t reaped = 0;
+  if (p->pid <= 0) {
+    return;
+  }
+  kill(p->pid, SIGTERM);
+  while ((reaped = waitpid(p->pid, NULL, WNOHANG)) == 0 &&
+         bench_now_ns() < until) {
+    sleep_ms(20);
+  }
+  if (reaped == 0) {
+    kill(p->pid, SIGKILL);
+    waitpid(p->pid, NULL, 0);
+  }
+  p->pid = 0;
+}

@@ -7,7 +7,10 @@
  *    mod_revision is unchanged and else ranges it again (so a retry needs
  *    no extra read); repeated until a txn succeeds;
  *  - lock + unlock: /v3/lock/lock with a lease granted once per client,
- *    then /v3/lock/unlock, as `etcdctl lock` does. */
+ *    then /v3/lock/unlock, as `etcdctl lock` does;
+ *  - key put: /v3/kv/put of 100 bytes to the client's own key;
+ *  - key get: /v3/kv/range of that key (linearizable, etcd's default),
+ *    after one uncounted put that creates it. */
 #include <curl/curl.h>
 #include <inttypes.h>
 #include <jansson.h>
@@ -32,7 +35,9 @@ enum step {
   STEP_LOCK,   /* lock: acquire, returns the owner key */
   STEP_UNLOCK, /* lock: release the owner key */
   STEP_VERIFY, /* after the run: counter-own reads its counter back */
-  STEP_REVOKE  /* after the run: revoke the lease */
+  STEP_REVOKE, /* after the run: revoke the lease */
+  STEP_PUT,    /* key-put, and key-get's first (uncounted) put */
+  STEP_GET     /* key-get: range the client's key */
 };
 
 struct ebench;
@@ -50,7 +55,9 @@ struct eclient {
   int64_t value;        /* counter value read */
   int64_t mod_revision; /* ... and its mod_revision */
   uint64_t op_start_ns;
-  uint64_t ok; /* successful ops, whole run */
+  uint64_t ok;           /* successful ops, whole run */
+  int64_t last_revision; /* key-put: revisions must grow */
+  bool key_ready;        /* key-get: the key was put */
   int errors_in_a_row;
   enum step step;
 };
@@ -122,8 +129,23 @@ static int send_lock(struct eclient *c) {
                   json_pack("{s:s,s:s}", "name", c->key64, "lease", c->lease));
 }
 
+static int send_key_op(struct eclient *c) {
+  char value[BENCH_KEY_VALUE_BYTES + 1], v64[4 * BENCH_KEY_VALUE_BYTES / 3 + 8];
+  if (c->b->r->workload == BENCH_KEY_GET && c->key_ready) {
+    return send_range(c, STEP_GET);
+  }
+  bench_key_value(value, c->b->r->workload == BENCH_KEY_GET ? 0 : c->ok + 1);
+  etcd_b64_encode(value, BENCH_KEY_VALUE_BYTES, v64, sizeof v64);
+  return send_req(c, STEP_PUT, "/v3/kv/put",
+                  json_pack("{s:s,s:s}", "key", c->key64, "value", v64));
+}
+
 static int op_start(struct eclient *c) {
   c->op_start_ns = bench_now_ns();
+  if (c->b->r->workload == BENCH_KEY_PUT ||
+      c->b->r->workload == BENCH_KEY_GET) {
+    return send_key_op(c);
+  }
   if (c->b->r->workload != BENCH_LOCK) {
     return send_range(c, STEP_RANGE);
   }
@@ -183,9 +205,52 @@ static void on_txn(struct eclient *c, const json_t *j) {
   }
 }
 
+static void key_fail(struct eclient *c, const char *what) {
+  snprintf(c->b->r->verify_msg, sizeof c->b->r->verify_msg,
+           "etcd key-%s: %.200s", what, c->resp);
+  c->b->r->verify = BENCH_VERIFY_FAIL;
+}
+
+/* A put's header carries the store's revision after it: it must grow. */
+static void on_put(struct eclient *c, const json_t *j) {
+  int64_t rev = 0;
+  if (etcd_json_i64(json_object_get(json_object_get(j, "header"), "revision"),
+                    &rev) != 0 ||
+      rev <= c->last_revision) {
+    key_fail(c, "put revision");
+  }
+  c->last_revision = rev;
+  if (c->b->r->workload == BENCH_KEY_GET && !c->key_ready) {
+    c->key_ready = true;
+    client_next(c);
+    return;
+  }
+  op_done(c);
+}
+
+/* The key holds what the client put before the run. */
+static void on_get(struct eclient *c, const json_t *j) {
+  const json_t *kv = json_array_get(json_object_get(j, "kvs"), 0);
+  const char *v64 = json_string_value(json_object_get(kv, "value"));
+  char want[BENCH_KEY_VALUE_BYTES + 1], got[2 * BENCH_KEY_VALUE_BYTES];
+  bench_key_value(want, 0);
+  if (v64 == NULL ||
+      etcd_b64_decode(v64, got, sizeof got) != BENCH_KEY_VALUE_BYTES ||
+      memcmp(got, want, BENCH_KEY_VALUE_BYTES) != 0) {
+    key_fail(c, "get value");
+  }
+  op_done(c);
+}
+
 static void on_step(struct eclient *c, const json_t *j) {
   const char *s;
   switch (c->step) {
+  case STEP_PUT:
+    on_put(c, j);
+    break;
+  case STEP_GET:
+    on_get(c, j);
+    break;
   case STEP_RANGE:
     if (etcd_kv_read(j, &c->value, &c->mod_revision) != 0 || send_txn(c) != 0) {
       op_failed(c, "range");
@@ -267,6 +332,10 @@ static void bench_finish(struct ebench *b) {
     }
     b->busy += rv == 0;
   }
+  if ((b->r->workload == BENCH_KEY_PUT || b->r->workload == BENCH_KEY_GET) &&
+      b->r->verify == BENCH_VERIFY_NONE) {
+    b->r->verify = BENCH_VERIFY_OK; /* every answer checked as it came */
+  }
   if (b->busy == 0) {
     b->phase = PHASE_DONE;
   }
@@ -292,8 +361,9 @@ static void client_next(struct eclient *c) {
 
 /* ------------------------------------------------------------ the loop */
 
-static const char *const step_names[] = {
-    "lease grant", "range", "txn", "lock", "unlock", "verify", "lease revoke"};
+static const char *const step_names[] = {"lease grant",  "range",   "txn",
+                                         "lock",         "unlock",  "verify",
+                                         "lease revoke", "key put", "key get"};
 
 /* One HTTP exchange finished: turn transport and HTTP errors into a
  * message in c->resp, else parse the reply, and hand it to its step. */

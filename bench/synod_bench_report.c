@@ -1,5 +1,6 @@
 /* synod-bench: latency histograms, medians over repeated runs, and the
  * report (tables on stdout, or one JSON object with --json). */
+#include <inttypes.h>
 #include <jansson.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -11,8 +12,10 @@
 
 #include "synod_bench.h"
 
+static int print_keys(const struct bench_report *rep);
+
 static const char *const workload_names[BENCH_WORKLOADS] = {
-    "counter-shared", "counter-own", "lock"};
+    "counter-shared", "counter-own", "lock", "key-put", "key-get"};
 
 static const char *const workload_help[BENCH_WORKLOADS] = {
     "every client adds 1 to ONE counter (etcd: range + compare-and-swap "
@@ -20,7 +23,15 @@ static const char *const workload_help[BENCH_WORKLOADS] = {
     "each client adds 1 to its own counter (etcd: the same CAS loop, which "
     "never conflicts)",
     "each client acquires and releases its own lock (etcd: /v3/lock/lock "
-    "and /v3/lock/unlock, one lease per client)"};
+    "and /v3/lock/unlock, one lease per client)",
+    "each client puts a 100-byte value to its own key (etcd: /v3/kv/put)",
+    "each client gets its own 100-byte key, linearizably (etcd: /v3/kv/range, "
+    "linearizable by default)"};
+
+/* Only etcd's counters retry a compare that lost. */
+static bool has_conflicts(enum bench_workload wl) {
+  return wl == BENCH_COUNTER_SHARED || wl == BENCH_COUNTER_OWN;
+}
 
 static const char *const system_names[BENCH_SYSTEMS] = {"synod", "etcd"};
 
@@ -74,6 +85,13 @@ void bench_client_name(char *buf, size_t len, const struct bench_run *r,
                        int i) {
   snprintf(buf, len, "bench-%d-%u-%s-%d", (int)getpid(), r->run_id,
            bench_workload_name(r->workload), r->client_first + i);
+}
+
+void bench_key_value(char *buf, uint64_t seq) {
+  int n = snprintf(buf, BENCH_KEY_VALUE_BYTES + 1,
+                   "%llu:", (unsigned long long)seq);
+  memset(buf + n, 'v', BENCH_KEY_VALUE_BYTES - (size_t)n);
+  buf[BENCH_KEY_VALUE_BYTES] = '\0';
 }
 
 /* ------------------------------------------------------------ histogram */
@@ -219,7 +237,7 @@ static void print_row(const struct bench_row *row) {
   }
   print_latency(row, BENCH_SYNOD);
   print_latency(row, BENCH_ETCD);
-  if (row->workload != BENCH_LOCK && row->runs[BENCH_ETCD] > 0) {
+  if (has_conflicts(row->workload) && row->runs[BENCH_ETCD] > 0) {
     printf("  %17.2f", MEDIAN(row, BENCH_ETCD, conflicts_per_op));
   }
   printf("\n");
@@ -320,7 +338,7 @@ int bench_report_print(const struct bench_report *rep) {
         printf("\n%s: %s\n", workload_names[wl], workload_help[wl]);
         printf("clients  synod ops/s   etcd ops/s  synod/etcd"
                "   synod p50/p99 us    etcd p50/p99 us%s\n",
-               wl == BENCH_LOCK ? "" : "  etcd conflicts/op");
+               has_conflicts(wl) ? "  etcd conflicts/op" : "");
         header = true;
       }
       print_row(row);
@@ -333,8 +351,197 @@ int bench_report_print(const struct bench_report *rep) {
   }
   printf("\nload average at end: %.2f %.2f %.2f\n", rep->load_end[0],
          rep->load_end[1], rep->load_end[2]);
+  failed += print_keys(rep);
   print_summary(rep, failed);
   return failed;
+}
+
+/* ------------------------------------------------------------- keys */
+
+#define KEY_RATIO_TARGET 10.0     /* puts and gets: times etcd's rate */
+#define KEY_BEYOND_TARGET 100.0   /* B per key beyond name and value */
+#define KEY_LIST_TARGET 1000000.0 /* keys/s */
+#define KEY_STALL_TARGET_S 0.010  /* longest apply during an expiry */
+
+static int keys_failures(const struct bench_report *rep) {
+  int failed = 0;
+  for (int sys = 0; rep->keys_scale && sys < BENCH_SYSTEMS; sys++) {
+    failed += rep->keys.sys[sys].failed;
+  }
+  return failed + (rep->keys_expiry && rep->keys.expiry.failed);
+}
+
+static const char *met(bool ok) {
+  return ok ? "met" : "NOT MET";
+}
+
+/* The largest growth over the replicas: what every replica must have. */
+static double rss_max(const struct bench_keys_system *s) {
+  double m = s->rss_per_key[0];
+  for (int i = 1; i < BENCH_REPLICAS; i++) {
+    m = s->rss_per_key[i] > m ? s->rss_per_key[i] : m;
+  }
+  return m;
+}
+
+static void print_key_targets(const struct bench_report *rep) {
+  for (int i = 0; i < rep->rows_len; i++) {
+    const struct bench_row *row = &rep->rows[i];
+    if ((row->workload == BENCH_KEY_PUT || row->workload == BENCH_KEY_GET) &&
+        row_has_both(row)) {
+      printf("target %s/%d: synod >= %.0fx etcd: %.2fx, %s\n",
+             workload_names[row->workload], row->clients, KEY_RATIO_TARGET,
+             row_ratio(row), met(row_ratio(row) >= KEY_RATIO_TARGET));
+    }
+  }
+}
+
+static void print_key_scale(const struct bench_report *rep) {
+  const struct bench_keys_result *k = &rep->keys;
+  printf("\nkey-scale: %" PRIu64 " keys of %.0f bytes (12-byte name, "
+         "100-byte value), put in transactions, then paged through (keys "
+         "only, %d a page, linearizable)\n",
+         k->keys, k->name_value_bytes, 10000);
+  for (int sys = 0; sys < BENCH_SYSTEMS; sys++) {
+    const struct bench_keys_system *s = &k->sys[sys];
+    if (!s->scale_ran) {
+      if (s->failed) {
+        printf("  FAIL %s: %s\n", system_names[sys], s->note);
+      }
+      continue;
+    }
+    printf("  %-5s fill %6.1f s; VmRSS growth per key %.0f / %.0f / %.0f B "
+           "(replicas 0/1/2), beyond name and value %.0f B (largest); list "
+           "%" PRIu64 " keys in %.3f s: %.0f keys/s\n",
+           system_names[sys], s->fill_s, s->rss_per_key[0], s->rss_per_key[1],
+           s->rss_per_key[2], rss_max(s) - k->name_value_bytes, s->listed,
+           s->list_s, s->list_s > 0 ? (double)s->listed / s->list_s : 0);
+    printf(
+        "        of the growth per key, file-backed (RssFile): %.0f / %.0f / "
+        "%.0f B\n",
+        s->rss_file_per_key[0], s->rss_file_per_key[1], s->rss_file_per_key[2]);
+    if (sys == BENCH_SYNOD) {
+      printf("        log entries held in memory then: %" PRIu64 " / %" PRIu64
+             " / %" PRIu64 " (each a transaction of up to 64 puts, ~7.7 KB)\n",
+             s->log_entries[0], s->log_entries[1], s->log_entries[2]);
+    }
+    if (s->failed) {
+      printf("  FAIL %s: %s\n", system_names[sys], s->note);
+    }
+  }
+  if (k->redis_ran) {
+    printf("  redis (one server, no replica, nothing saved): VmRSS growth per "
+           "key %.0f B, beyond name and value %.0f B\n",
+           k->redis_per_key, k->redis_per_key - k->name_value_bytes);
+  } else {
+    printf("  redis not measured: %s\n", k->redis_note);
+  }
+  if (k->sys[BENCH_SYNOD].scale_ran) {
+    const struct bench_keys_system *s = &k->sys[BENCH_SYNOD];
+    double beyond = rss_max(s) - k->name_value_bytes;
+    double rate = s->list_s > 0 ? (double)s->listed / s->list_s : 0;
+    printf("target memory per key <= %.0f B beyond name and value: %.0f B, "
+           "%s\n",
+           KEY_BEYOND_TARGET, beyond, met(beyond <= KEY_BEYOND_TARGET));
+    printf("target list >= %.0f keys/s: %.0f, %s\n", KEY_LIST_TARGET, rate,
+           met(rate >= KEY_LIST_TARGET));
+  }
+}
+
+/* The longest apply during the expiry: exact when the replica's maximum
+ * rose; else below the earlier maximum, and the histogram says whether
+ * any batch took over 10 ms. */
+static void print_key_expiry(const struct bench_report *rep) {
+  const struct bench_keys_expiry *x = &rep->keys.expiry;
+  printf("\nkey-expiry: one session binds %" PRIu64 " keys, then closes; "
+         "a watcher of the prefix counts the deletes\n",
+         rep->keys.expiry_keys);
+  if (!x->ran) {
+    printf("  FAIL synod: %s\n", x->note);
+    return;
+  }
+  for (int i = 0; i < BENCH_REPLICAS; i++) {
+    bool rose = x->max_after_s[i] > x->max_before_s[i];
+    char longest[64];
+    if (rose) { /* the replica's maximum since start rose: exact */
+      snprintf(longest, sizeof longest, "%.2f ms", 1e3 * x->max_after_s[i]);
+    } else if (x->longest_le_s[i] >= 0) {
+      snprintf(longest, sizeof longest, "<= %.2f ms (histogram bucket)",
+               1e3 * x->longest_le_s[i]);
+    } else {
+      snprintf(longest, sizeof longest, "> 10 s");
+    }
+    printf("  synod-%d%s: %" PRIu64 " apply batches, %" PRIu64
+           " over 10 ms, the longest %s; keys left to take out %" PRIu64
+           "; snapshots taken %" PRIu64 "; longest apply since start %.2f ms\n",
+           i, i == x->leader ? " (leader)" : "", x->batches[i], x->over_10ms[i],
+           longest, x->work_left[i], x->snapshots[i], 1e3 * x->max_after_s[i]);
+  }
+  printf("  session close took %.1f ms; the watcher saw %" PRIu64
+         " deletes, the last %.1f ms after the close\n",
+         1e3 * x->close_s, x->watch_deletes, 1e3 * x->watch_all_s);
+  printf("target longest apply stall on the leader <= %.0f ms: %s\n",
+         1e3 * KEY_STALL_TARGET_S, met(x->over_10ms[x->leader] == 0));
+  if (x->failed) {
+    printf("  FAIL synod: %s\n", x->note);
+  }
+}
+
+static int print_keys(const struct bench_report *rep) {
+  print_key_targets(rep);
+  if (rep->keys_scale) {
+    print_key_scale(rep);
+  }
+  if (rep->keys_expiry) {
+    print_key_expiry(rep);
+  }
+  return keys_failures(rep);
+}
+
+static json_t *json_keys(const struct bench_report *rep) {
+  const struct bench_keys_result *k = &rep->keys;
+  json_t *o = json_object();
+  for (int sys = 0; rep->keys_scale && sys < BENCH_SYSTEMS; sys++) {
+    const struct bench_keys_system *s = &k->sys[sys];
+    if (s->scale_ran || s->failed) {
+      json_object_set_new(
+          o, system_names[sys],
+          json_pack("{s:I,s:f,s:[fff],s:f,s:I,s:f,s:b,s:s}", "keys",
+                    (json_int_t)k->keys, "fill_s", s->fill_s,
+                    "rss_per_key_bytes", s->rss_per_key[0], s->rss_per_key[1],
+                    s->rss_per_key[2], "beyond_name_value_bytes",
+                    rss_max(s) - k->name_value_bytes, "listed",
+                    (json_int_t)s->listed, "list_keys_per_s",
+                    s->list_s > 0 ? (double)s->listed / s->list_s : 0.0,
+                    "failed", s->failed, "note", s->note));
+    }
+  }
+  if (rep->keys_scale && k->redis_ran) {
+    json_object_set_new(o, "redis",
+                        json_pack("{s:f,s:f}", "rss_per_key_bytes",
+                                  k->redis_per_key, "beyond_name_value_bytes",
+                                  k->redis_per_key - k->name_value_bytes));
+  }
+  if (rep->keys_expiry) {
+    const struct bench_keys_expiry *x = &k->expiry;
+    json_object_set_new(
+        o, "expiry",
+        json_pack("{s:I,s:i,s:[fff],s:[fff],s:[fff],s:[III],s:[III],s:f,s:I,s:"
+                  "f,s:b,s:s}",
+                  "keys", (json_int_t)k->expiry_keys, "leader", x->leader,
+                  "apply_max_before_s", x->max_before_s[0], x->max_before_s[1],
+                  x->max_before_s[2], "apply_max_after_s", x->max_after_s[0],
+                  x->max_after_s[1], x->max_after_s[2], "apply_longest_le_s",
+                  x->longest_le_s[0], x->longest_le_s[1], x->longest_le_s[2],
+                  "apply_over_10ms", (json_int_t)x->over_10ms[0],
+                  (json_int_t)x->over_10ms[1], (json_int_t)x->over_10ms[2],
+                  "snapshots", (json_int_t)x->snapshots[0],
+                  (json_int_t)x->snapshots[1], (json_int_t)x->snapshots[2],
+                  "close_s", x->close_s, "watch_deletes",
+                  (json_int_t)x->watch_deletes, "watch_all_s", x->watch_all_s,
+                  "failed", x->failed, "note", x->note));
+  }
+  return o;
 }
 
 /* ----------------------------------------------------------------- JSON */
@@ -351,7 +558,7 @@ static json_t *json_cell(const struct bench_row *row, enum bench_system sys) {
       MEDIAN(row, sys, p99_us), "runs_ops_per_s", runs, "bench_cpu",
       MEDIAN(row, sys, bench_cpu), "errors", (json_int_t)row_errors(row, sys),
       "failed_runs", row_failures(row, sys), "note", row->note[sys]);
-  if (sys == BENCH_ETCD && row->workload != BENCH_LOCK) {
+  if (sys == BENCH_ETCD && has_conflicts(row->workload)) {
     json_object_set_new(cell, "conflicts_per_op",
                         json_real(MEDIAN(row, sys, conflicts_per_op)));
   }
@@ -381,6 +588,7 @@ int bench_report_json(const struct bench_report *rep) {
     failed += row_failures(&rep->rows[i], BENCH_SYNOD) +
               row_failures(&rep->rows[i], BENCH_ETCD);
   }
+  failed += keys_failures(rep);
   top = json_pack(
       "{s:{s:i,s:b,s:f,s:f,s:i,s:i,s:s,s:s,s:s,s:s?},s:[fff],s:[fff],s:o,"
       "s:b}",
@@ -391,6 +599,9 @@ int bench_report_json(const struct bench_report *rep) {
       rep->load_start[0], rep->load_start[1], rep->load_start[2], "load_end",
       rep->load_end[0], rep->load_end[1], rep->load_end[2], "results", rows,
       "checks_passed", failed == 0);
+  if (rep->keys_scale || rep->keys_expiry) {
+    json_object_set_new(top, "keys", json_keys(rep));
+  }
   if (rep->floor_measured) {
     json_object_set_new(top, "floor",
                         json_pack("{s:f,s:f,s:f}", "hop_p50_us",

@@ -29,10 +29,12 @@ struct sbench;
 struct sclient {
   struct sbench *b;
   struct synod_async *a;
-  char name[96];        /* this client's counter or lock name */
-  uint64_t op_start_ns; /* when the op in flight started */
-  uint64_t ok;          /* successful ops, whole run */
-  uint64_t last_token;  /* lock: fencing tokens must grow */
+  char name[96];          /* this client's counter or lock name */
+  uint64_t op_start_ns;   /* when the op in flight started */
+  uint64_t ok;            /* successful ops, whole run */
+  uint64_t last_token;    /* lock: fencing tokens must grow */
+  uint64_t last_revision; /* key-put: revisions must grow */
+  bool key_ready;         /* key-get: the key was put (uncounted) */
   int errors_in_a_row;
   bool busy; /* an op (or the verify read) is in flight */
 };
@@ -122,6 +124,61 @@ static void acquire_cb(void *arg, int status,
   }
 }
 
+static void key_fail(struct sclient *c, const char *fmt, const char *what,
+                     unsigned long long n) {
+  snprintf(c->b->r->verify_msg, sizeof c->b->r->verify_msg, fmt, c->name, what,
+           n);
+  c->b->r->verify = BENCH_VERIFY_FAIL;
+}
+
+/* key-put: every put succeeds (no compare) at a revision above the
+ * client's previous one. key-get's first put, which readies the key, is
+ * not counted. */
+static void key_put_cb(void *arg, int status,
+                       const struct synod_key_put_result *res) {
+  struct sclient *c = arg;
+  if (status == 0 && (!res->succeeded || res->revision <= c->last_revision)) {
+    key_fail(c, "key %s: put %s at revision %llu",
+             res->succeeded ? "succeeded" : "failed",
+             (unsigned long long)res->revision);
+  }
+  if (status == 0) {
+    c->last_revision = res->revision;
+  }
+  if (c->b->r->workload == BENCH_KEY_GET && status == 0 && !c->key_ready) {
+    c->key_ready = true;
+  } else {
+    op_done(c, status);
+  }
+  client_next(c);
+}
+
+/* key-get: the key holds what the client put before the run. */
+static void key_get_cb(void *arg, int status,
+                       const struct synod_key_get_result *res) {
+  struct sclient *c = arg;
+  char want[BENCH_KEY_VALUE_BYTES + 1];
+  bench_key_value(want, 0);
+  if (status == 0 &&
+      (!res->found || res->kv.value_len != BENCH_KEY_VALUE_BYTES ||
+       memcmp(res->kv.value, want, BENCH_KEY_VALUE_BYTES) != 0)) {
+    key_fail(c, "key %s: get read %s%llu bytes", res->found ? "" : "no key, ",
+             (unsigned long long)res->kv.value_len);
+  }
+  op_done(c, status);
+  client_next(c);
+}
+
+static int key_op_start(struct sclient *c) {
+  char value[BENCH_KEY_VALUE_BYTES + 1];
+  if (c->b->r->workload == BENCH_KEY_GET && c->key_ready) {
+    return synod_async_key_get(c->a, c->name, 0, key_get_cb, c);
+  }
+  bench_key_value(value, c->b->r->workload == BENCH_KEY_GET ? 0 : c->ok + 1);
+  return synod_async_key_put(c->a, c->name, value, BENCH_KEY_VALUE_BYTES, 0,
+                             NULL, 0, key_put_cb, c);
+}
+
 /* Starts the client's next operation; returns a synod error if the
  * library refused it (the callback will then not run). */
 static int op_start(struct sclient *c) {
@@ -135,6 +192,9 @@ static int op_start(struct sclient *c) {
   case BENCH_LOCK:
     return synod_async_lock_acquire(c->a, c->name, LOCK_OWNER, LOCK_TIMEOUT_MS,
                                     acquire_cb, c);
+  case BENCH_KEY_PUT:
+  case BENCH_KEY_GET:
+    return key_op_start(c);
   default:
     return SYNOD_EINVAL;
   }
@@ -213,8 +273,10 @@ static void verify_cb(void *arg, int status, const int64_t *value) {
  * closes the sessions. */
 static void bench_verify(struct sbench *b) {
   b->phase = PHASE_VERIFY;
-  if (b->r->workload == BENCH_LOCK && b->r->verify == BENCH_VERIFY_NONE) {
-    b->r->verify = BENCH_VERIFY_OK; /* every grant and release checked */
+  if ((b->r->workload == BENCH_LOCK || b->r->workload == BENCH_KEY_PUT ||
+       b->r->workload == BENCH_KEY_GET) &&
+      b->r->verify == BENCH_VERIFY_NONE) {
+    b->r->verify = BENCH_VERIFY_OK; /* every answer checked as it came */
   }
   if (b->r->workload != BENCH_COUNTER_OWN || b->r->aborted) {
     bench_close(b);

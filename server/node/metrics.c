@@ -194,6 +194,10 @@ void metrics_update(struct node *n, const struct core_update *up) {
 void metrics_applied(struct node *n, const struct core_update *up,
                      uint64_t start_us) {
   if (up->committed_n > 0) {
-    histogram_observe(&n->metrics.apply_durations, metrics_now_us() - start_us);
+    uint64_t us = metrics_now_us() - start_us;
+    histogram_observe(&n->metrics.apply_durations, us);
+    if (us > n->metrics.apply_duration_max_us) {
+      n->metrics.apply_duration_max_us = us;
+    }
   }
 }

@@ -54,8 +54,11 @@ struct node_metrics {
   uint32_t proposals_head;                     /* oldest */
   uint32_t proposals_n;
 
-  /* Time the loop spent on one update's committed entries. */
+  /* Time the loop spent on one update's committed entries, and the
+   * longest such time since start: the histogram's buckets say how
+   * often, the maximum says how long the worst stall was exactly. */
   struct histogram apply_durations;
+  uint64_t apply_duration_max_us;
 
   /* Raft: leader changes seen (to a known leader), elections started
    * (becoming a candidate in a new term). */

@@ -306,6 +306,10 @@ static void write_log(FILE *f, struct node *n) {
   histogram(f, "synod_apply_duration_seconds",
             "Applying one batch of committed entries and answering them.",
             &m->apply_durations);
+  family(f, "synod_apply_duration_max_seconds", "gauge",
+         "The longest apply of one batch since the replica started.");
+  fprintf(f, "synod_apply_duration_max_seconds %.6f\n",
+          (double)m->apply_duration_max_us / 1e6);
   counter(f, "synod_log_syncs_total",
           "Batches written to disk, one sync each (group commit).",
           n->persist.syncs);

@@ -296,6 +296,10 @@ static void check_values(const char *text, uint64_t objects) {
         "commit latencies");
   CHECK(check_histogram(text, "synod_apply_duration_seconds", "") > 0,
         "apply durations");
+  CHECK(sample(text, "synod_apply_duration_max_seconds") > 0 &&
+            sample(text, "synod_apply_duration_max_seconds") <
+                sample(text, "synod_apply_duration_seconds_sum") + 1e-6,
+        "longest apply %g", sample(text, "synod_apply_duration_max_seconds"));
   CHECK(check_histogram(text, "synod_log_sync_duration_seconds", "") ==
             sample(text, "synod_log_syncs_total"),
         "one sync duration per sync");
