@@ -25,6 +25,7 @@ struct cli {
   bool verbose;
   bool peer_gone;
   bool channels;
+  bool keys;
   uint32_t channel_break;
 };
 
@@ -60,6 +61,10 @@ static void usage(FILE *f) {
           "  --channels    channel workload: clients publish, subscribers "
           "read replicas;\n"
           "                channel history checks (implies --clients 4)\n"
+          "  --keys        key workload: puts, compare-and-puts, deletes, "
+          "transactions,\n"
+          "                session-bound keys; key checks (implies "
+          "--clients 4)\n"
           "  --break-channels MODE  corrupt the channel history on purpose "
           "(the run\n"
           "                must fail): gap, duplicate, compacted, "
@@ -105,6 +110,9 @@ static int parse(int argc, char **argv, struct cli *c) {
     } else if (strcmp(a, "--peer-gone") == 0) {
       c->peer_gone = true;
       continue;
+    } else if (strcmp(a, "--keys") == 0) {
+      c->keys = true;
+      continue;
     } else if (strcmp(a, "--channels") == 0) {
       c->channels = true;
       continue;
@@ -145,7 +153,7 @@ static int parse(int argc, char **argv, struct cli *c) {
     }
     i++; /* the option's value */
   }
-  if (c->channels && c->clients == 0) {
+  if ((c->channels || c->keys) && c->clients == 0) {
     c->clients = 4; /* as sim_new does */
   }
   return 0;
@@ -170,6 +178,7 @@ static struct sim_options seed_options(const struct cli *c, uint64_t seed,
                               .trace_print = c->trace,
                               .peer_gone = c->peer_gone,
                               .channels = c->channels,
+                              .keys = c->keys,
                               .channel_break = c->channel_break};
 }
 
@@ -197,6 +206,7 @@ static void add_stats(struct totals *t, const struct sim *s) {
   a->client_retries += st->client_retries;
   a->lock_grants += st->lock_grants;
   a->counter_ops_checked += st->counter_ops_checked;
+  a->key_ops_checked += st->key_ops_checked;
   a->lin_inconclusive += st->lin_inconclusive;
   a->publishes_acked += st->publishes_acked;
   a->publishes_resent += st->publishes_resent;
@@ -233,6 +243,10 @@ static void print_stats(const char *what, const struct sim_stats *st,
            ", compacted answers %" PRIu64 "\n",
            what, st->publishes_acked, st->publishes_resent, st->deliveries,
            st->sub_moves, st->compactions);
+  }
+  if (st->key_ops_checked > 0) {
+    printf("%s: keys: operations checked %" PRIu64 "\n", what,
+           st->key_ops_checked);
   }
 }
 
@@ -297,7 +311,10 @@ static int run_seeds(const struct cli *c) {
          ", steps %" PRIu64 ", clients %" PRIu32 "%s: %" PRIu64
          " passed, %" PRIu64 " failed in %.1f s (%.1f seeds/s)\n",
          c->soak_s > 0 ? "soak: " : "", t.ran, c->seed, seed - 1, c->replicas,
-         c->steps, c->clients, c->channels ? " with channels" : "",
+         c->steps, c->clients,
+         c->channels ? " with channels"
+         : c->keys   ? " with keys"
+                     : "",
          t.ran - t.failed, t.failed, wall,
          wall > 0 ? (double)t.ran / wall : 0.0);
   return t.failed == 0 ? 0 : 1;

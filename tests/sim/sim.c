@@ -405,7 +405,7 @@ struct sim *sim_new(const struct sim_options *opts) {
   }
   s->opts = *opts;
   s->chunk_explicit = opts->chunk_bytes != 0;
-  if (s->opts.clients > 0 || s->opts.channels) {
+  if (s->opts.clients > 0 || s->opts.channels || s->opts.keys) {
     s->opts.fsm = true;
   }
   if (s->opts.replicas == 0) {
@@ -467,6 +467,7 @@ void sim_free(struct sim *s) {
   }
   sim_clients_free(s);
   sim_channels_free(s);
+  sim_keys_free(s);
   sim_observe_free(s);
   free(s->heap);
   free(s->g);

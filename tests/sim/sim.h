@@ -37,6 +37,10 @@ struct sim_options {
   /* A SIM_BREAK_* mode: corrupt the channel history (or one subscriber's
    * read) on purpose, to show that the check catches it. 0 = none. */
   uint32_t channel_break;
+  /* Key workload (implies fsm): the clients also put, compare-and-put,
+   * delete, get and move keys in transactions; the key store is checked
+   * in apply order and the key histories at the end (sim_keys.c). */
+  bool keys;
   bool trace;       /* keep trace lines: tail on failure, digest */
   bool trace_print; /* also print every trace line to stdout */
   /* The core's options. */
@@ -91,6 +95,7 @@ struct sim_stats {
   uint64_t client_retries; /* resends of the same (session, sequence) */
   uint64_t lock_grants;
   uint64_t counter_ops_checked;
+  uint64_t key_ops_checked;  /* in key histories (--keys) */
   uint64_t lin_inconclusive; /* counter histories too big to decide */
   /* Channels. */
   uint64_t publishes_acked;
@@ -191,6 +196,7 @@ enum sim_op_type {
   SIM_OP_LEADER,         /* linearizable read */
   SIM_OP_PUBLISH,        /* channel name, a1 messages */
   SIM_OP_CHANNEL_CREATE, /* channel name, with its workload limits */
+  SIM_OP_KEY,            /* key name, a1 = enum sim_key_kind, a2 = key b */
 };
 
 struct sim_op_spec {

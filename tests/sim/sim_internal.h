@@ -521,6 +521,7 @@ struct sim {
   uint32_t pub_weight;  /* percent of client operations on channels */
   struct sim_sub *subs; /* subs[0..subs_n) */
   uint32_t subs_n;
+  struct sim_keys *keys; /* opts.keys: sim_keys.c */
 };
 
 /* sim.c */
@@ -610,6 +611,39 @@ void sim_cnet_send(struct sim *s, uint32_t client, uint32_t replica,
                    bool to_server, const uint8_t *data, size_t len);
 void sim_cnet_deliver(struct sim *s, struct sim_cmsg *m);
 void sim_clients_nemesis(struct sim *s, uint64_t ms);
+
+/* sim_keys.c: the key workload and its checks */
+enum sim_key_kind {
+  SIM_KEY_PUT,    /* half of them bound to the session */
+  SIM_KEY_CREATE, /* version 0: create only (half bound) */
+  SIM_KEY_CAS_VERSION,
+  SIM_KEY_CAS_MOD,
+  SIM_KEY_CAS_VALUE,
+  SIM_KEY_DELETE,
+  SIM_KEY_CAS_DELETE,
+  SIM_KEY_GET,
+  SIM_KEY_MOVE, /* txn: if a holds the value seen and b is absent, delete
+                   a and put b; else get both */
+  SIM_KEY_KINDS,
+};
+void sim_keys_pick(struct sim *s);
+void sim_keys_free(struct sim *s);
+/* The share of client operations on keys: sets *sp to one, or false. */
+bool sim_keys_op_pick(struct sim *s, struct sim_op_spec *sp);
+bool sim_keys_is_read(const struct sim_op_spec *sp);
+/* Fills req's body for sp (req's session and sequence set); the messages
+ * live in s->keys until the next call. */
+void sim_keys_build(struct sim *s, uint32_t client, uint32_t t,
+                    const struct sim_op_spec *sp, Synod__Request *req);
+/* The client got resp for history op hop (0-based). */
+void sim_keys_result(struct sim *s, uint32_t client, uint32_t t, uint32_t hop,
+                     const Synod__Response *resp);
+/* The first replica applied entry index into f with output out. */
+void sim_keys_apply(struct sim *s, const struct fsm *f, uint64_t index,
+                    const uint8_t *data, size_t len,
+                    const struct fsm_output *out);
+/* End of run: each key's history linearizable against f's final state. */
+void sim_keys_check(struct sim *s, const struct fsm *f);
 
 /* sim_channel.c: the channel workload's subscribers and checks */
 void sim_channels_pick(struct sim *s);

@@ -80,6 +80,9 @@ void sim_print_failure(const struct sim *s, FILE *f) {
     } else if (o->channels) {
       fprintf(f, " --channels");
     }
+    if (o->keys) {
+      fprintf(f, " --keys");
+    }
     fprintf(f, " --trace\n");
     return;
   }
