@@ -207,6 +207,8 @@ static void add_stats(struct totals *t, const struct sim *s) {
   a->lock_grants += st->lock_grants;
   a->counter_ops_checked += st->counter_ops_checked;
   a->key_ops_checked += st->key_ops_checked;
+  a->key_events_watched += st->key_events_watched;
+  a->key_compactions += st->key_compactions;
   a->lin_inconclusive += st->lin_inconclusive;
   a->publishes_acked += st->publishes_acked;
   a->publishes_resent += st->publishes_resent;
@@ -245,8 +247,10 @@ static void print_stats(const char *what, const struct sim_stats *st,
            st->sub_moves, st->compactions);
   }
   if (st->key_ops_checked > 0) {
-    printf("%s: keys: operations checked %" PRIu64 "\n", what,
-           st->key_ops_checked);
+    printf("%s: keys: operations checked %" PRIu64 ", events watched %" PRIu64
+           ", watchers below the history %" PRIu64 "\n",
+           what, st->key_ops_checked, st->key_events_watched,
+           st->key_compactions);
   }
 }
 

@@ -439,6 +439,7 @@ struct sim *sim_new(const struct sim_options *opts) {
   if (s->opts.channels) {
     sim_channels_init(s);
   }
+  sim_keys_init(s);
   s->next_check_step = SIM_CHECK_EVERY;
   return s;
 }
@@ -541,6 +542,9 @@ static void dispatch(struct sim *s, struct sim_ev *ev) {
     break;
   case SIM_EV_SUB:
     sim_sub_poll(s, ev->id);
+    break;
+  case SIM_EV_WATCH:
+    sim_keys_watch_poll(s, ev->id);
     break;
   case SIM_EV_CLIENT:
     if (ev->peer != 0) {

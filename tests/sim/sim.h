@@ -95,8 +95,10 @@ struct sim_stats {
   uint64_t client_retries; /* resends of the same (session, sequence) */
   uint64_t lock_grants;
   uint64_t counter_ops_checked;
-  uint64_t key_ops_checked;  /* in key histories (--keys) */
-  uint64_t lin_inconclusive; /* counter histories too big to decide */
+  uint64_t key_ops_checked;    /* in key histories (--keys) */
+  uint64_t key_events_watched; /* delivered to key watchers */
+  uint64_t key_compactions;    /* watchers below the key history */
+  uint64_t lin_inconclusive;   /* counter histories too big to decide */
   /* Channels. */
   uint64_t publishes_acked;
   uint64_t publishes_resent; /* acknowledged after more than one send */

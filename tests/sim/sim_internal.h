@@ -267,6 +267,7 @@ enum sim_ev_kind {
   SIM_EV_CLIENT,    /* a client's poll */
   SIM_EV_PEER_GONE, /* id is told that peer's process is gone */
   SIM_EV_SUB,       /* a channel subscriber's poll (id: its number + 1) */
+  SIM_EV_WATCH,     /* a key watcher's poll (id: its number) */
 };
 
 /* A message between a client and a replica: a packed synod.Request to the
@@ -627,6 +628,10 @@ enum sim_key_kind {
   SIM_KEY_KINDS,
 };
 void sim_keys_pick(struct sim *s);
+void sim_keys_init(struct sim *s); /* schedules the watchers */
+void sim_keys_watch_poll(struct sim *s, uint32_t id);
+/* The fsm's key_history_max for the run (0 = the default). */
+uint64_t sim_keys_history_max(const struct sim *s);
 void sim_keys_free(struct sim *s);
 /* The share of client operations on keys: sets *sp to one, or false. */
 bool sim_keys_op_pick(struct sim *s, struct sim_op_spec *sp);

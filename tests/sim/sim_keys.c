@@ -4,7 +4,7 @@
  * keys in a transaction guarded by compares, on 2-3 shared keys so that
  * they contend, while sessions close and expire under the faults.
  *
- * Two checks:
+ * Three checks:
  *
  *   - apply order (sim_keys_apply, on the first replica to apply each
  *     entry): a sequential model of the store, fed the entry's session
@@ -14,6 +14,10 @@
  *     So a transaction's writes land at one revision, all or none, and a
  *     session's bound keys go at the revision of its end, in the entry
  *     that ends it, and not before;
+ *   - watches (sim_keys_watch_poll): watchers read replicas' key histories
+ *     and each must deliver, revision by revision, exactly the changes the
+ *     model made to what it watches: ordered, each once, with no gap
+ *     (save below the history's oldest revision, once it fell below);
  *   - client history (sim_keys_check, at the end): each key's operations,
  *     as the clients saw them (an unknown outcome resolved from the log,
  *     a session end at the moment it was first applied), closed by a read
@@ -34,6 +38,7 @@
 
 #define KEYS_MAX 3
 #define ENDS_MAX 4096
+#define WATCHERS_MAX 8
 
 /* One key as an answer showed it (or the model holds it). */
 struct key_view {
@@ -70,6 +75,42 @@ struct key_op {
   uint64_t log_clock;     /* history clock when first applied */
 };
 
+/* One change the model made at a revision (a revision changes at most
+ * every key once). */
+struct key_change {
+  uint32_t key;
+  bool deleted;
+  uint64_t value;
+  uint64_t version;
+};
+
+struct key_rev {
+  uint32_t n;
+  struct key_change c[KEYS_MAX];
+};
+
+/* A watcher, modelled as the server's key watches work: a cursor on one
+ * replica that delivers that replica's key history (fsm_key_iter) from
+ * `next` on, a whole revision at a time, in bounded batches, and moves
+ * to another replica now and then (or when its replica goes), resuming
+ * at the revision after the last it delivered. */
+struct key_watcher {
+  bool prefix;  /* every key "k/"; else one key */
+  uint32_t key; /* one key's */
+  uint32_t replica;
+  uint32_t gen;
+  uint64_t next; /* the cursor: the next revision to read */
+  /* The record the checks use, kept apart from the cursor: the last
+   * revision it delivered an event of (start - 1 before any), and the
+   * oldest revision of the history when it last fell below it (changes
+   * below it may be missed). */
+  uint64_t last;
+  uint64_t floor;
+  uint32_t poll_ms;
+  uint32_t batch; /* revisions per poll */
+  uint32_t move_ppm;
+};
+
 /* What a client thread last saw of a key, for its compares. */
 struct key_seen {
   uint64_t value, version, mod;
@@ -84,6 +125,11 @@ struct sim_keys {
   /* The apply-order model. */
   struct key_view model[KEYS_MAX];
   uint64_t rev;
+  struct key_rev *revs; /* revs[r]: what revision r changed */
+  uint64_t revs_cap;
+  uint64_t history_max; /* fsm key_history_max (0 = the default) */
+  struct key_watcher w[WATCHERS_MAX];
+  uint32_t w_n;
   /* Sessions that bound a key, and the history clock of their end. */
   uint64_t bound_sessions[ENDS_MAX];
   uint32_t bound_n;
@@ -113,13 +159,42 @@ void sim_keys_pick(struct sim *s) {
   if (s->keys == NULL) {
     abort();
   }
-  s->keys->n = (uint32_t)pick(s, 2, KEYS_MAX);
-  s->keys->weight = (uint32_t)pick(s, 40, 80);
+  struct sim_keys *ks = s->keys;
+  ks->n = (uint32_t)pick(s, 2, KEYS_MAX);
+  ks->weight = (uint32_t)pick(s, 40, 80);
+  /* Half the seeds keep a short history, so that watchers fall below it. */
+  ks->history_max = pick(s, 0, 1) == 0 ? pick(s, 8, 64) : 0;
+  ks->w_n = (uint32_t)pick(s, 2, WATCHERS_MAX);
+  for (uint32_t i = 0; i < ks->w_n; i++) {
+    struct key_watcher *w = &ks->w[i];
+    bool slow = pick(s, 0, 2) == 0;
+    w->prefix = i % 2 == 0;
+    w->key = (uint32_t)pick(s, 0, ks->n - 1);
+    w->next = pick(s, 0, 3) == 0 ? pick(s, 1, 200) : 1;
+    w->last = w->next - 1;
+    w->poll_ms = slow ? (uint32_t)pick(s, 200, 2000) : (uint32_t)pick(s, 5, 60);
+    w->batch = slow ? (uint32_t)pick(s, 1, 3) : (uint32_t)pick(s, 4, 100);
+    w->move_ppm =
+        pick(s, 0, 1) == 0
+            ? 0
+            : (uint32_t)(w->poll_ms * 1000000ull / pick(s, 300, 10000));
+  }
+}
+
+uint64_t sim_keys_history_max(const struct sim *s) {
+  return s->keys != NULL ? s->keys->history_max : 0;
+}
+
+void sim_keys_init(struct sim *s) {
+  for (uint32_t i = 0; s->keys != NULL && i < s->keys->w_n; i++) {
+    sim_schedule(s, s->now_ms + s->keys->w[i].poll_ms, SIM_EV_WATCH, i, NULL);
+  }
 }
 
 void sim_keys_free(struct sim *s) {
   if (s->keys != NULL) {
     free(s->keys->ops);
+    free(s->keys->revs);
     free(s->keys);
     s->keys = NULL;
   }
@@ -320,15 +395,20 @@ void sim_keys_build(struct sim *s, uint32_t client, uint32_t t,
 
 /* ------------------------------------------------------------- answers */
 
-static uint64_t value_id(ProtobufCBinaryData v) {
+/* "v<n>" -> n + 1; 0 for none, UINT64_MAX for a value of no op's. */
+static uint64_t value_bytes_id(const uint8_t *data, size_t len) {
   char buf[24];
   unsigned long long n;
-  if (v.len == 0 || v.len >= sizeof buf) {
+  if (len == 0 || len >= sizeof buf) {
     return 0;
   }
-  memcpy(buf, v.data, v.len);
-  buf[v.len] = '\0';
+  memcpy(buf, data, len);
+  buf[len] = '\0';
   return sscanf(buf, "v%llu", &n) == 1 ? (uint64_t)n + 1 : UINT64_MAX;
+}
+
+static uint64_t value_id(ProtobufCBinaryData v) {
+  return value_bytes_id(v.data, v.len);
 }
 
 static void view_of(struct key_view *v, const Synod__KeyValue *kv) {
@@ -467,6 +547,30 @@ static bool model_holds(const struct key_view *k,
   return false;
 }
 
+/* Notes that revision rev changed key i (as the model now holds it). */
+static void rev_note(struct sim_keys *ks, uint64_t rev, uint32_t i) {
+  if (rev >= ks->revs_cap) {
+    uint64_t cap = ks->revs_cap ? ks->revs_cap * 2 : 1024;
+    while (cap <= rev) {
+      cap *= 2;
+    }
+    ks->revs = realloc(ks->revs, cap * sizeof *ks->revs);
+    if (ks->revs == NULL) {
+      abort();
+    }
+    memset(ks->revs + ks->revs_cap, 0, (cap - ks->revs_cap) * sizeof *ks->revs);
+    ks->revs_cap = cap;
+  }
+  struct key_rev *r = &ks->revs[rev];
+  const struct key_view *k = &ks->model[i];
+  if (r->n < KEYS_MAX) {
+    r->c[r->n++] = (struct key_change){.key = i,
+                                       .deleted = !k->found,
+                                       .value = k->value,
+                                       .version = k->version};
+  }
+}
+
 static void model_put(struct key_view *k, uint64_t value, uint64_t rev,
                       uint64_t session) {
   k->version = k->found ? k->version + 1 : 1;
@@ -509,6 +613,7 @@ static void model_end(struct sim *s, uint64_t index, uint64_t session) {
     for (uint32_t i = 0; i < ks->n; i++) {
       if (ks->model[i].found && ks->model[i].session == session) {
         ks->model[i] = (struct key_view){0};
+        rev_note(ks, ks->rev, i);
       }
     }
   }
@@ -594,6 +699,12 @@ static void model_write(struct sim *s, uint64_t index, struct key_op *o,
     }
   }
   ks->rev += changed;
+  if (changed && o->kind == SIM_KEY_MOVE) {
+    rev_note(ks, ks->rev, o->a);
+    rev_note(ks, ks->rev, o->b);
+  } else if (changed) {
+    rev_note(ks, ks->rev, o->a);
+  }
   if (a->revision != ks->rev) {
     sim_fail(s,
              "keys: entry %" PRIu64 " answers revision %" PRIu64
@@ -707,6 +818,199 @@ void sim_keys_apply(struct sim *s, const struct fsm *f, uint64_t index,
   synod__fsm__command__free_unpacked(cmd, NULL);
 }
 
+/* ------------------------------------------------------------ watchers */
+
+static bool replica_serves(const struct sim *s, uint32_t r) {
+  return r >= 1 && r <= s->ids_n && s->r[r].up && !s->r[r].retired &&
+         s->r[r].srv.fsm != NULL;
+}
+
+/* Moves w to a random serving replica (another than its own if there is
+ * one); false if none serves. */
+static bool watcher_attach(struct sim *s, struct key_watcher *w) {
+  uint32_t ids[SIM_IDS_MAX], n = 0;
+  for (uint32_t r = 1; r <= s->ids_n; r++) {
+    if (replica_serves(s, r) && r != w->replica) {
+      ids[n++] = r;
+    }
+  }
+  if (n == 0) {
+    return replica_serves(s, w->replica) && s->r[w->replica].gen == w->gen;
+  }
+  w->replica = ids[pick(s, 0, n - 1)];
+  w->gen = s->r[w->replica].gen;
+  return true;
+}
+
+static uint32_t key_number(const struct fsm_kv *kv) {
+  unsigned n;
+  char buf[16];
+  if (kv->key_len == 0 || kv->key_len >= sizeof buf) {
+    return UINT32_MAX;
+  }
+  memcpy(buf, kv->key, kv->key_len);
+  buf[kv->key_len] = '\0';
+  return sscanf(buf, "k/%u", &n) == 1 ? n : UINT32_MAX;
+}
+
+/* The events a watcher got for revision rev (those of its keys) against
+ * what the model made at rev. */
+static void watch_agree(struct sim *s, uint32_t id, const struct key_watcher *w,
+                        uint64_t rev, const struct key_change *got,
+                        uint32_t got_n) {
+  struct sim_keys *ks = s->keys;
+  const struct key_rev *r = rev < ks->revs_cap ? &ks->revs[rev] : NULL;
+  uint32_t want = 0;
+  for (uint32_t i = 0; r != NULL && i < r->n; i++) {
+    const struct key_change *c = &r->c[i];
+    bool found = false;
+    if (!w->prefix && c->key != w->key) {
+      continue;
+    }
+    want++;
+    for (uint32_t j = 0; j < got_n; j++) {
+      found = found || (got[j].key == c->key && got[j].deleted == c->deleted &&
+                        (c->deleted || (got[j].value == c->value &&
+                                        got[j].version == c->version)));
+    }
+    if (!found) {
+      sim_fail(s,
+               "watch: w%" PRIu32 " on r%" PRIu32 " delivers revision %" PRIu64
+               " without the %s of k/%" PRIu32 " the writes made",
+               id, w->replica, rev, c->deleted ? "delete" : "put", c->key);
+      return;
+    }
+  }
+  if (want != got_n) {
+    sim_fail(s,
+             "watch: w%" PRIu32 " on r%" PRIu32 " delivers %" PRIu32
+             " events at revision %" PRIu64 " where the writes made %" PRIu32,
+             id, w->replica, got_n, rev, want);
+  }
+}
+
+/* Gap-free: the writes made no change the watcher follows between its
+ * last delivery (or the history's oldest, if it fell below) and `to`. */
+static void watch_no_skip(struct sim *s, uint32_t id,
+                          const struct key_watcher *w, uint64_t to) {
+  struct sim_keys *ks = s->keys;
+  uint64_t from = w->last + 1 > w->floor ? w->last + 1 : w->floor;
+  for (uint64_t r = from; r < to && r < ks->revs_cap; r++) {
+    for (uint32_t i = 0; i < ks->revs[r].n; i++) {
+      if (w->prefix || ks->revs[r].c[i].key == w->key) {
+        sim_fail(s,
+                 "watch: w%" PRIu32 " on r%" PRIu32 " skips revision %" PRIu64
+                 " (k/%" PRIu32 "): it delivered %" PRIu64 ", then %" PRIu64,
+                 id, w->replica, r, ks->revs[r].c[i].key, w->last, to);
+        return;
+      }
+    }
+  }
+}
+
+/* The watcher delivers the events got[0..n) of revision rev: in order,
+ * once, with no gap, as the writes made them. */
+static void watch_deliver(struct sim *s, uint32_t id, struct key_watcher *w,
+                          uint64_t rev, const struct key_change *got,
+                          uint32_t n) {
+  if (rev <= w->last) {
+    sim_fail(s,
+             "watch: w%" PRIu32 " on r%" PRIu32 " delivers revision %" PRIu64
+             " after %" PRIu64 " (a duplicate or out of order)",
+             id, w->replica, rev, w->last);
+    return;
+  }
+  watch_no_skip(s, id, w, rev);
+  if (!s->failed) {
+    watch_agree(s, id, w, rev, got, n);
+  }
+  w->last = rev;
+  s->stats.key_events_watched += n;
+}
+
+/* Reads up to `batch` revisions of f's key history from w->next. */
+static void watch_read(struct sim *s, uint32_t id, struct key_watcher *w,
+                       const struct fsm *f, uint64_t batch) {
+  struct fsm_stream st;
+  struct fsm_key_iter it;
+  struct fsm_key_event ev;
+  struct key_change got[KEYS_MAX + 1];
+  uint32_t got_n = 0;
+  uint64_t rev = 0, done = 0;
+  fsm_key_stream(f, &st);
+  fsm_key_iter_seek(f, w->next, &it);
+  if (w->next < st.first && fsm_key_revision(f) >= st.first) {
+    /* SYNOD_ECOMPACTED: the watcher goes on from the oldest. */
+    s->stats.key_compactions++;
+    w->floor = st.first;
+  }
+  for (;;) {
+    bool more = fsm_key_iter_next(&it, &ev);
+    if (rev != 0 && (!more || ev.revision != rev)) {
+      if (got_n > 0) {
+        watch_deliver(s, id, w, rev, got, got_n);
+      }
+      w->next = rev + 1;
+      got_n = 0;
+      if (++done >= batch) {
+        return;
+      }
+    }
+    if (!more || s->failed) {
+      return;
+    }
+    if (ev.revision != rev) {
+      rev = ev.revision;
+    }
+    uint32_t key = key_number(&ev.kv);
+    if ((w->prefix || key == w->key) && got_n <= KEYS_MAX) {
+      got[got_n++] = (struct key_change){
+          .key = key,
+          .deleted = ev.deleted,
+          .value =
+              ev.deleted ? 0 : value_bytes_id(ev.kv.value, ev.kv.value_len),
+          .version = ev.kv.version};
+    }
+  }
+}
+
+void sim_keys_watch_poll(struct sim *s, uint32_t id) {
+  struct sim_keys *ks = s->keys;
+  struct key_watcher *w = &ks->w[id];
+  if (s->failed || s->clients_stopped) {
+    return;
+  }
+  sim_schedule(s, s->now_ms + w->poll_ms, SIM_EV_WATCH, id, NULL);
+  bool connected =
+      replica_serves(s, w->replica) && s->r[w->replica].gen == w->gen;
+  if ((!connected || sim_rand_ppm(&s->rand, w->move_ppm)) &&
+      !watcher_attach(s, w)) {
+    return;
+  }
+  watch_read(s, id, w, s->r[w->replica].srv.fsm, w->batch);
+}
+
+/* End of run: every watcher catches up on f and has seen every revision
+ * from where it started (or the history's oldest, if it fell below). */
+static void watch_finish(struct sim *s, const struct fsm *f) {
+  struct sim_keys *ks = s->keys;
+  for (uint32_t i = 0; i < ks->w_n && !s->failed; i++) {
+    struct key_watcher *w = &ks->w[i];
+    if (w->next <= ks->rev) {
+      watch_read(s, i, w, f, UINT64_MAX);
+    }
+    if (!s->failed && w->next <= ks->rev) {
+      sim_fail(s,
+               "watch: w%" PRIu32 " caught up at revision %" PRIu64
+               ", the store is at %" PRIu64,
+               i, w->next - 1, ks->rev);
+    }
+    if (!s->failed) {
+      watch_no_skip(s, i, w, ks->rev + 1); /* nothing lost at the end */
+    }
+  }
+}
+
 /* ------------------------------------------------ the client history */
 
 static struct history_kv_entry kv_get(const struct key_view *v) {
@@ -804,6 +1108,7 @@ void sim_keys_check(struct sim *s, const struct fsm *f) {
   if (ks == NULL) {
     return;
   }
+  watch_finish(s, f);
   size_t cap = s->hops_n + ks->end_n + 2;
   struct history_kv_entry *es = calloc(cap, sizeof *es);
   uint32_t *from = calloc(cap, sizeof *from);
