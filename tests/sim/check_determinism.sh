@@ -7,7 +7,8 @@ for args in "--seed 7 --replicas 3" "--seed 8 --replicas 5" \
             "--seed 9 --replicas 3 --clients 4" \
             "--seed 100009 --replicas 5 --clients 6" \
             "--seed 11 --replicas 3 --channels" \
-            "--seed 100011 --replicas 5 --clients 5 --channels"; do
+            "--seed 100011 --replicas 5 --clients 5 --channels" \
+            "--seed 13 --replicas 3 --keys"; do
   a=$("$sim" $args --digest | grep digest)
   b=$("$sim" $args --digest | grep digest)
   if [ -z "$a" ] || [ "$a" != "$b" ]; then
