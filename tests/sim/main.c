@@ -26,6 +26,7 @@ struct cli {
   bool peer_gone;
   bool channels;
   bool keys;
+  uint32_t key_break;
   uint32_t channel_break;
 };
 
@@ -65,6 +66,11 @@ static void usage(FILE *f) {
           "transactions,\n"
           "                session-bound keys; key checks (implies "
           "--clients 4)\n"
+          "  --break-keys MODE  corrupt the key checks' inputs on purpose "
+          "(the run must\n"
+          "                fail): session-end, atomic, compare, stale-read, "
+          "gap,\n"
+          "                duplicate, agreement\n"
           "  --break-channels MODE  corrupt the channel history on purpose "
           "(the run\n"
           "                must fail): gap, duplicate, compacted, "
@@ -112,6 +118,20 @@ static int parse(int argc, char **argv, struct cli *c) {
       continue;
     } else if (strcmp(a, "--keys") == 0) {
       c->keys = true;
+      continue;
+    } else if (strcmp(a, "--break-keys") == 0) {
+      c->keys = true;
+      for (uint32_t m = 1; sim_key_break_name(m) != NULL; m++) {
+        if (v != NULL && strcmp(v, sim_key_break_name(m)) == 0) {
+          c->key_break = m;
+        }
+      }
+      if (c->key_break == 0) {
+        fprintf(stderr, "synod-sim: no such --break-keys mode %s\n",
+                v ? v : "(none)");
+        return 2;
+      }
+      i++;
       continue;
     } else if (strcmp(a, "--channels") == 0) {
       c->channels = true;
@@ -179,6 +199,7 @@ static struct sim_options seed_options(const struct cli *c, uint64_t seed,
                               .peer_gone = c->peer_gone,
                               .channels = c->channels,
                               .keys = c->keys,
+                              .key_break = c->key_break,
                               .channel_break = c->channel_break};
 }
 

@@ -41,6 +41,9 @@ struct sim_options {
    * delete, get and move keys in transactions; the key store is checked
    * in apply order and the key histories at the end (sim_keys.c). */
   bool keys;
+  /* A SIM_KEY_BREAK_* mode: corrupt the key model, a watcher or the key
+   * history once, to show that the check catches it. 0 = none. */
+  uint32_t key_break;
   bool trace;       /* keep trace lines: tail on failure, digest */
   bool trace_print; /* also print every trace line to stdout */
   /* The core's options. */
@@ -284,5 +287,24 @@ enum sim_channel_break {
 /* "gap", "duplicate", ... (the names above, lower case, '-' for '_');
  * NULL past the end. */
 const char *sim_channel_break_name(uint32_t mode);
+
+/* ----------------------------------------------------------------- keys */
+
+/* Ways to break the key checks on purpose (opts.key_break), each once. */
+enum sim_key_break {
+  SIM_KEY_BREAK_NONE,
+  SIM_KEY_BREAK_SESSION_END, /* the model keeps a session's bound keys */
+  SIM_KEY_BREAK_ATOMIC,      /* the model applies half a transaction */
+  SIM_KEY_BREAK_COMPARE,     /* the model reverses a compare's outcome */
+  SIM_KEY_BREAK_STALE_READ,  /* a get in the history saw another value */
+  SIM_KEY_BREAK_GAP,         /* a prefix watcher's cursor skips one */
+  SIM_KEY_BREAK_DUPLICATE,   /* ... steps back one */
+  SIM_KEY_BREAK_AGREEMENT,   /* a watcher is handed a put's wrong value */
+  SIM_KEY_BREAK_COUNT
+};
+
+/* "session-end", "atomic", ... (as above, lower case, '-' for '_'); NULL
+ * past the last. */
+const char *sim_key_break_name(uint32_t mode);
 
 #endif

@@ -130,6 +130,7 @@ struct sim_keys {
   uint64_t history_max; /* fsm key_history_max (0 = the default) */
   struct key_watcher w[WATCHERS_MAX];
   uint32_t w_n;
+  bool broken; /* opts.key_break was applied */
   /* Sessions that bound a key, and the history clock of their end. */
   uint64_t bound_sessions[ENDS_MAX];
   uint32_t bound_n;
@@ -152,6 +153,24 @@ struct sim_keys {
 
 static uint64_t pick(struct sim *s, uint64_t lo, uint64_t hi) {
   return sim_rand_range(&s->rand, lo, hi);
+}
+
+static const char *break_names[SIM_KEY_BREAK_COUNT] = {
+    "none",       "session-end", "atomic",    "compare",
+    "stale-read", "gap",         "duplicate", "agreement"};
+
+const char *sim_key_break_name(uint32_t mode) {
+  return mode < SIM_KEY_BREAK_COUNT ? break_names[mode] : NULL;
+}
+
+/* True the first time the run's break mode is m: corrupt now. */
+static bool brk(struct sim *s, enum sim_key_break m) {
+  if (s->opts.key_break != m || s->keys->broken) {
+    return false;
+  }
+  s->keys->broken = true;
+  sim_trace(s, 0, "keys: breaking %s on purpose", break_names[m]);
+  return true;
 }
 
 void sim_keys_pick(struct sim *s) {
@@ -608,6 +627,9 @@ static void model_end(struct sim *s, uint64_t index, uint64_t session) {
       any = true;
     }
   }
+  if (any && brk(s, SIM_KEY_BREAK_SESSION_END)) {
+    any = false;
+  }
   if (any) {
     ks->rev++;
     for (uint32_t i = 0; i < ks->n; i++) {
@@ -643,6 +665,10 @@ static void model_write(struct sim *s, uint64_t index, struct key_op *o,
   struct sim_keys *ks = s->keys;
   struct key_view *ka = &ks->model[o->a], *kb = &ks->model[o->b];
   bool hold = o->cmp_n == 0 || model_holds(ka, &o->cmp);
+  if (o->cmp_n > 0 && o->kind != SIM_KEY_MOVE && a->code == 0 &&
+      brk(s, SIM_KEY_BREAK_COMPARE)) {
+    hold = !hold;
+  }
   if (o->kind == SIM_KEY_MOVE) {
     hold = hold && !kb->found;
   }
@@ -673,7 +699,9 @@ static void model_write(struct sim *s, uint64_t index, struct key_op *o,
   }
   switch (o->kind) {
   case SIM_KEY_MOVE:
-    *ka = (struct key_view){0};
+    if (!brk(s, SIM_KEY_BREAK_ATOMIC)) {
+      *ka = (struct key_view){0};
+    }
     model_put(kb, o->value, rev, 0);
     changed = true;
     break;
@@ -970,7 +998,27 @@ static void watch_read(struct sim *s, uint32_t id, struct key_watcher *w,
           .value =
               ev.deleted ? 0 : value_bytes_id(ev.kv.value, ev.kv.value_len),
           .version = ev.kv.version};
+      if (!ev.deleted && brk(s, SIM_KEY_BREAK_AGREEMENT)) {
+        got[got_n - 1].value = UINT64_MAX - 1;
+      }
     }
+  }
+}
+
+/* --break-keys gap / duplicate: a prefix watcher's cursor skips the
+ * revision it is at, or steps back to the one it delivered last. */
+static void watch_break(struct sim *s, struct key_watcher *w,
+                        const struct fsm *f) {
+  struct fsm_stream st;
+  fsm_key_stream(f, &st);
+  if (!w->prefix || w->next < st.first || w->next > fsm_key_revision(f)) {
+    return;
+  }
+  if (brk(s, SIM_KEY_BREAK_GAP)) {
+    w->next++;
+  } else if (w->last >= st.first && w->last + 1 == w->next &&
+             brk(s, SIM_KEY_BREAK_DUPLICATE)) {
+    w->next--;
   }
 }
 
@@ -987,7 +1035,9 @@ void sim_keys_watch_poll(struct sim *s, uint32_t id) {
       !watcher_attach(s, w)) {
     return;
   }
-  watch_read(s, id, w, s->r[w->replica].srv.fsm, w->batch);
+  const struct fsm *f = s->r[w->replica].srv.fsm;
+  watch_break(s, w, f);
+  watch_read(s, id, w, f, w->batch);
 }
 
 /* End of run: every watcher catches up on f and has seen every revision
@@ -1083,6 +1133,10 @@ static size_t key_history(struct sim *s, uint32_t key,
       continue; /* refused: no effect */
     }
     if (kv_entry(o, a, key, &es[k])) {
+      if (es[k].op == HISTORY_KV_GET && es[k].found &&
+          brk(s, SIM_KEY_BREAK_STALE_READ)) {
+        es[k].got_value = UINT64_MAX - 1; /* a value nobody wrote */
+      }
       es[k].invoke = hp->invoke;
       es[k].complete = complete;
       from[k++] = i;
