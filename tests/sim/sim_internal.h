@@ -625,6 +625,7 @@ enum sim_key_kind {
   SIM_KEY_GET,
   SIM_KEY_MOVE, /* txn: if a holds the value seen and b is absent, delete
                    a and put b; else get both */
+  SIM_KEY_DELETE_PREFIX, /* every key "k/", at one revision */
   SIM_KEY_KINDS,
 };
 void sim_keys_pick(struct sim *s);

@@ -70,6 +70,7 @@ struct key_op {
   struct history_kv_compare cmp; /* on a (cmp_n 0 or 1) */
   uint32_t cmp_n;
   uint64_t session, sequence;
+  uint32_t deleted_mask;  /* DELETE_PREFIX: the keys it deleted (model) */
   struct key_answer seen; /* the client's */
   struct key_answer log;  /* the first application's */
   uint64_t log_clock;     /* history clock when first applied */
@@ -233,6 +234,9 @@ bool sim_keys_op_pick(struct sim *s, struct sim_op_spec *sp) {
   sp->type = SIM_OP_KEY;
   sp->name = (uint32_t)pick(s, 0, ks->n - 1);
   sp->a1 = (int64_t)pick(s, 0, SIM_KEY_KINDS - 1);
+  if (sp->a1 == SIM_KEY_DELETE_PREFIX && pick(s, 0, 3) != 0) {
+    sp->a1 = SIM_KEY_DELETE; /* a prefix delete wipes every key: rarer */
+  }
   sp->a2 = (int64_t)((sp->name + pick(s, 1, ks->n - 1)) % ks->n);
   return true;
 }
@@ -392,6 +396,14 @@ void sim_keys_build(struct sim *s, uint32_t client, uint32_t t,
     o->bound = false;
     build_txn(ks, o, req);
     break;
+  case SIM_KEY_DELETE_PREFIX:
+    synod__key_delete__init(&ks->del);
+    ks->del.key.data = (uint8_t *)"k/";
+    ks->del.key.len = 2;
+    ks->del.prefix = true;
+    req->body_case = SYNOD__REQUEST__BODY_KEY_DELETE;
+    req->key_delete = &ks->del;
+    break;
   default:
     ks->put.key.data = (uint8_t *)ks->key[0];
     ks->put.key.len = strlen(ks->key[0]);
@@ -520,7 +532,8 @@ void sim_keys_result(struct sim *s, uint32_t client, uint32_t t, uint32_t hop,
       seen_note(&ks->seen[client][t][o->a], &o->seen.k[0]);
       seen_note(&ks->seen[client][t][o->b], &o->seen.k[1]);
     }
-  } else if (o->kind != SIM_KEY_DELETE && o->kind != SIM_KEY_CAS_DELETE) {
+  } else if (o->kind != SIM_KEY_DELETE && o->kind != SIM_KEY_CAS_DELETE &&
+             o->kind != SIM_KEY_DELETE_PREFIX) {
     if (o->seen.k[0].found && o->seen.k[0].value == 0 && o->seen.succeeded) {
       o->seen.k[0].value = o->value; /* put answers carry no value */
     }
@@ -659,6 +672,33 @@ static struct key_op *op_of(struct sim_keys *ks, const Synod__Request *req) {
   return NULL;
 }
 
+/* A prefix delete: every key at one revision (or none, using none). */
+static void model_delete_prefix(struct sim *s, uint64_t index, struct key_op *o,
+                                const struct key_answer *a) {
+  struct sim_keys *ks = s->keys;
+  uint64_t n = 0;
+  for (uint32_t i = 0; i < ks->n; i++) {
+    if (ks->model[i].found) {
+      o->deleted_mask |= 1u << i;
+      n++;
+    }
+  }
+  ks->rev += n > 0;
+  for (uint32_t i = 0; i < ks->n; i++) {
+    if (o->deleted_mask & (1u << i)) {
+      ks->model[i] = (struct key_view){0};
+      rev_note(ks, ks->rev, i);
+    }
+  }
+  if (a->k[0].deleted != n || a->revision != ks->rev) {
+    sim_fail(s,
+             "keys: entry %" PRIu64 " deletes the prefix k/: %" PRIu64
+             " keys at revision %" PRIu64 ", the model says %" PRIu64
+             " at %" PRIu64,
+             index, a->k[0].deleted, a->revision, n, ks->rev);
+  }
+}
+
 /* Checks the answer of a fresh write against the model and applies it. */
 static void model_write(struct sim *s, uint64_t index, struct key_op *o,
                         const struct key_answer *a) {
@@ -714,6 +754,9 @@ static void model_write(struct sim *s, uint64_t index, struct key_op *o,
     }
     *ka = (struct key_view){0};
     break;
+  case SIM_KEY_DELETE_PREFIX:
+    model_delete_prefix(s, index, o, a);
+    return;
   case SIM_KEY_GET:
     break;
   default:
@@ -1083,6 +1126,14 @@ static bool kv_entry(const struct key_op *o, const struct key_answer *a,
   }
   *e = (struct history_kv_entry){.succeeded = a->succeeded,
                                  .revision = a->succeeded ? a->revision : 0};
+  if (o->kind == SIM_KEY_DELETE_PREFIX) {
+    /* Which keys it deleted comes from the apply-order model (the count
+     * is the answer's, checked there). */
+    e->op = HISTORY_KV_DELETE;
+    e->deleted = (o->deleted_mask >> key) & 1;
+    e->revision = e->deleted ? a->revision : 0;
+    return true;
+  }
   if (o->kind == SIM_KEY_MOVE && !on_a) {
     e->op = HISTORY_KV_PUT;
     e->value = o->value;
@@ -1116,8 +1167,8 @@ static size_t key_history(struct sim *s, uint32_t key,
   for (uint32_t i = 0; i < s->hops_n && i < ks->ops_cap; i++) {
     const struct key_op *o = &ks->ops[i];
     const struct sim_hop *hp = &s->hops[i];
-    if (!o->used ||
-        (o->a != key && !(o->kind == SIM_KEY_MOVE && o->b == key))) {
+    if (!o->used || (o->a != key && !(o->kind == SIM_KEY_MOVE && o->b == key) &&
+                     o->kind != SIM_KEY_DELETE_PREFIX)) {
       continue;
     }
     const struct key_answer *a = &o->seen;
