@@ -527,6 +527,17 @@ void sim_keys_result(struct sim *s, uint32_t client, uint32_t t, uint32_t hop,
   if (o->seen.code != 0) {
     return;
   }
+  /* A write is answered after it was applied, as it was applied first. */
+  if (o->kind != SIM_KEY_GET && (!o->log.have || o->log.code != 0 ||
+                                 o->log.succeeded != o->seen.succeeded ||
+                                 o->log.revision != o->seen.revision)) {
+    sim_fail(s,
+             "keys: c%" PRIu32 "/t%" PRIu32 " is answered op %" PRIu32
+             " (succeeded %d, revision %" PRIu64 ") but the log %s",
+             client, t, hop, o->seen.succeeded, o->seen.revision,
+             o->log.have ? "answered it otherwise" : "never applied it");
+    return;
+  }
   if (o->kind == SIM_KEY_MOVE) {
     if (!o->seen.succeeded) {
       seen_note(&ks->seen[client][t][o->a], &o->seen.k[0]);
