@@ -83,6 +83,9 @@ struct key_change {
   bool deleted;
   uint64_t value;
   uint64_t version;
+  bool has_prev; /* the key existed before: its value and version then */
+  uint64_t prev_value;
+  uint64_t prev_version;
 };
 
 struct key_rev {
@@ -591,7 +594,8 @@ static bool model_holds(const struct key_view *k,
 }
 
 /* Notes that revision rev changed key i (as the model now holds it). */
-static void rev_note(struct sim_keys *ks, uint64_t rev, uint32_t i) {
+static void rev_note(struct sim_keys *ks, uint64_t rev, uint32_t i,
+                     const struct key_view *before) {
   if (rev >= ks->revs_cap) {
     uint64_t cap = ks->revs_cap ? ks->revs_cap * 2 : 1024;
     while (cap <= rev) {
@@ -610,7 +614,10 @@ static void rev_note(struct sim_keys *ks, uint64_t rev, uint32_t i) {
     r->c[r->n++] = (struct key_change){.key = i,
                                        .deleted = !k->found,
                                        .value = k->value,
-                                       .version = k->version};
+                                       .version = k->version,
+                                       .has_prev = before->found,
+                                       .prev_value = before->value,
+                                       .prev_version = before->version};
   }
 }
 
@@ -658,8 +665,9 @@ static void model_end(struct sim *s, uint64_t index, uint64_t session) {
     ks->rev++;
     for (uint32_t i = 0; i < ks->n; i++) {
       if (ks->model[i].found && ks->model[i].session == session) {
+        struct key_view before = ks->model[i];
         ks->model[i] = (struct key_view){0};
-        rev_note(ks, ks->rev, i);
+        rev_note(ks, ks->rev, i, &before);
       }
     }
   }
@@ -697,8 +705,9 @@ static void model_delete_prefix(struct sim *s, uint64_t index, struct key_op *o,
   ks->rev += n > 0;
   for (uint32_t i = 0; i < ks->n; i++) {
     if (o->deleted_mask & (1u << i)) {
+      struct key_view before = ks->model[i];
       ks->model[i] = (struct key_view){0};
-      rev_note(ks, ks->rev, i);
+      rev_note(ks, ks->rev, i, &before);
     }
   }
   if (a->k[0].deleted != n || a->revision != ks->rev) {
@@ -715,6 +724,7 @@ static void model_write(struct sim *s, uint64_t index, struct key_op *o,
                         const struct key_answer *a) {
   struct sim_keys *ks = s->keys;
   struct key_view *ka = &ks->model[o->a], *kb = &ks->model[o->b];
+  struct key_view before_a = *ka, before_b = *kb;
   bool hold = o->cmp_n == 0 || model_holds(ka, &o->cmp);
   if (o->cmp_n > 0 && o->kind != SIM_KEY_MOVE && a->code == 0 &&
       brk(s, SIM_KEY_BREAK_COMPARE)) {
@@ -782,10 +792,10 @@ static void model_write(struct sim *s, uint64_t index, struct key_op *o,
   }
   ks->rev += changed;
   if (changed && o->kind == SIM_KEY_MOVE) {
-    rev_note(ks, ks->rev, o->a);
-    rev_note(ks, ks->rev, o->b);
+    rev_note(ks, ks->rev, o->a, &before_a);
+    rev_note(ks, ks->rev, o->b, &before_b);
   } else if (changed) {
-    rev_note(ks, ks->rev, o->a);
+    rev_note(ks, ks->rev, o->a, &before_a);
   }
   if (a->revision != ks->rev) {
     sim_fail(s,
@@ -935,6 +945,15 @@ static uint32_t key_number(const struct fsm_kv *kv) {
   return sscanf(buf, "k/%u", &n) == 1 ? n : UINT32_MAX;
 }
 
+/* Same change, previous value included. */
+static bool change_eq(const struct key_change *a, const struct key_change *b) {
+  return a->key == b->key && a->deleted == b->deleted &&
+         (a->deleted || (a->value == b->value && a->version == b->version)) &&
+         a->has_prev == b->has_prev &&
+         (!a->has_prev || (a->prev_value == b->prev_value &&
+                           a->prev_version == b->prev_version));
+}
+
 /* The events a watcher got for revision rev (those of its keys) against
  * what the model made at rev. */
 static void watch_agree(struct sim *s, uint32_t id, const struct key_watcher *w,
@@ -951,14 +970,13 @@ static void watch_agree(struct sim *s, uint32_t id, const struct key_watcher *w,
     }
     want++;
     for (uint32_t j = 0; j < got_n; j++) {
-      found = found || (got[j].key == c->key && got[j].deleted == c->deleted &&
-                        (c->deleted || (got[j].value == c->value &&
-                                        got[j].version == c->version)));
+      found = found || change_eq(&got[j], c);
     }
     if (!found) {
       sim_fail(s,
                "watch: w%" PRIu32 " on r%" PRIu32 " delivers revision %" PRIu64
-               " without the %s of k/%" PRIu32 " the writes made",
+               " without the %s of k/%" PRIu32
+               " the writes made (or with another previous value)",
                id, w->replica, rev, c->deleted ? "delete" : "put", c->key);
       return;
     }
@@ -1051,7 +1069,12 @@ static void watch_read(struct sim *s, uint32_t id, struct key_watcher *w,
           .deleted = ev.deleted,
           .value =
               ev.deleted ? 0 : value_bytes_id(ev.kv.value, ev.kv.value_len),
-          .version = ev.kv.version};
+          .version = ev.kv.version,
+          .has_prev = ev.has_prev,
+          .prev_value = ev.has_prev
+                            ? value_bytes_id(ev.prev.value, ev.prev.value_len)
+                            : 0,
+          .prev_version = ev.has_prev ? ev.prev.version : 0};
       if (!ev.deleted && brk(s, SIM_KEY_BREAK_AGREEMENT)) {
         got[got_n - 1].value = UINT64_MAX - 1;
       }
