@@ -352,6 +352,26 @@ static void build_txn(struct sim_keys *ks, struct key_op *o,
   req->key_txn = &ks->txn;
 }
 
+static void build_delete(struct sim_keys *ks, const struct key_op *o,
+                         Synod__Request *req) {
+  synod__key_delete__init(&ks->del);
+  ks->del.key.data = (uint8_t *)ks->key[0];
+  ks->del.key.len = strlen(ks->key[0]);
+  if (o->kind == SIM_KEY_DELETE_PREFIX) {
+    ks->del.key.data = (uint8_t *)"k/";
+    ks->del.key.len = 2;
+    ks->del.prefix = true;
+  }
+  if (o->cmp_n > 0) {
+    compare_set(&ks->cmp[0], NULL, &o->cmp, ks->cval);
+    ks->cmpp[0] = &ks->cmp[0];
+    ks->del.n_compares = 1;
+    ks->del.compares = ks->cmpp;
+  }
+  req->body_case = SYNOD__REQUEST__BODY_KEY_DELETE;
+  req->key_delete = &ks->del;
+}
+
 void sim_keys_build(struct sim *s, uint32_t client, uint32_t t,
                     const struct sim_op_spec *sp, Synod__Request *req) {
   struct sim_keys *ks = s->keys;
@@ -383,29 +403,12 @@ void sim_keys_build(struct sim *s, uint32_t client, uint32_t t,
     break;
   case SIM_KEY_DELETE:
   case SIM_KEY_CAS_DELETE:
-    synod__key_delete__init(&ks->del);
-    ks->del.key.data = (uint8_t *)ks->key[0];
-    ks->del.key.len = strlen(ks->key[0]);
-    if (o->cmp_n > 0) {
-      compare_set(&ks->cmp[0], NULL, &o->cmp, ks->cval);
-      ks->cmpp[0] = &ks->cmp[0];
-      ks->del.n_compares = 1;
-      ks->del.compares = ks->cmpp;
-    }
-    req->body_case = SYNOD__REQUEST__BODY_KEY_DELETE;
-    req->key_delete = &ks->del;
+  case SIM_KEY_DELETE_PREFIX:
+    build_delete(ks, o, req);
     break;
   case SIM_KEY_MOVE:
     o->bound = false;
     build_txn(ks, o, req);
-    break;
-  case SIM_KEY_DELETE_PREFIX:
-    synod__key_delete__init(&ks->del);
-    ks->del.key.data = (uint8_t *)"k/";
-    ks->del.key.len = 2;
-    ks->del.prefix = true;
-    req->body_case = SYNOD__REQUEST__BODY_KEY_DELETE;
-    req->key_delete = &ks->del;
     break;
   default:
     ks->put.key.data = (uint8_t *)ks->key[0];
@@ -720,11 +723,54 @@ static void model_delete_prefix(struct sim *s, uint64_t index, struct key_op *o,
 }
 
 /* Checks the answer of a fresh write against the model and applies it. */
-static void model_write(struct sim *s, uint64_t index, struct key_op *o,
+/* The compares held: applies the op at the next revision and checks
+ * what the answer says it did. */
+static void model_apply(struct sim *s, uint64_t index, struct key_op *o,
                         const struct key_answer *a) {
   struct sim_keys *ks = s->keys;
   struct key_view *ka = &ks->model[o->a], *kb = &ks->model[o->b];
   struct key_view before_a = *ka, before_b = *kb;
+  uint64_t rev = ks->rev + 1;
+  bool changed = true;
+  switch (o->kind) {
+  case SIM_KEY_MOVE:
+    if (!brk(s, SIM_KEY_BREAK_ATOMIC)) {
+      *ka = (struct key_view){0};
+    }
+    model_put(kb, o->value, rev, 0);
+    break;
+  case SIM_KEY_DELETE:
+  case SIM_KEY_CAS_DELETE:
+    changed = ka->found;
+    if (a->k[0].deleted != (changed ? 1u : 0u)) {
+      sim_fail(s, "keys: entry %" PRIu64 " deletes %" PRIu64 " keys of 1",
+               index, a->k[0].deleted);
+    }
+    *ka = (struct key_view){0};
+    break;
+  default:
+    model_put(ka, o->value, rev, o->bound ? o->session : 0);
+    if (a->k[0].version != ka->version) {
+      sim_fail(s,
+               "keys: entry %" PRIu64 " puts k/%" PRIu32 " at version %" PRIu64
+               ", the model says %" PRIu64,
+               index, o->a, a->k[0].version, ka->version);
+    }
+  }
+  ks->rev += changed;
+  if (changed) {
+    rev_note(ks, ks->rev, o->a, &before_a);
+  }
+  if (o->kind == SIM_KEY_MOVE) {
+    rev_note(ks, ks->rev, o->b, &before_b);
+  }
+}
+
+/* Checks the answer of a fresh write against the model and applies it. */
+static void model_write(struct sim *s, uint64_t index, struct key_op *o,
+                        const struct key_answer *a) {
+  struct sim_keys *ks = s->keys;
+  const struct key_view *ka = &ks->model[o->a], *kb = &ks->model[o->b];
   bool hold = o->cmp_n == 0 || model_holds(ka, &o->cmp);
   if (o->cmp_n > 0 && o->kind != SIM_KEY_MOVE && a->code == 0 &&
       brk(s, SIM_KEY_BREAK_COMPARE)) {
@@ -744,58 +790,25 @@ static void model_write(struct sim *s, uint64_t index, struct key_op *o,
              a->succeeded);
     return;
   }
-  uint64_t rev = ks->rev + 1;
-  bool changed = false;
-  if (!hold && o->kind == SIM_KEY_MOVE) {
-    if (!view_eq(&a->k[0], ka) || !view_eq(&a->k[1], kb)) {
-      sim_fail(s,
-               "keys: entry %" PRIu64 ": a transaction's gets do not see "
-               "the keys as the model holds them",
-               index);
-    }
-    return;
-  }
-  if (!hold) {
-    return;
-  }
-  switch (o->kind) {
-  case SIM_KEY_MOVE:
-    if (!brk(s, SIM_KEY_BREAK_ATOMIC)) {
-      *ka = (struct key_view){0};
-    }
-    model_put(kb, o->value, rev, 0);
-    changed = true;
-    break;
-  case SIM_KEY_DELETE:
-  case SIM_KEY_CAS_DELETE:
-    changed = ka->found;
-    if (a->k[0].deleted != (changed ? 1u : 0u)) {
-      sim_fail(s, "keys: entry %" PRIu64 " deletes %" PRIu64 " keys of 1",
-               index, a->k[0].deleted);
-    }
-    *ka = (struct key_view){0};
-    break;
-  case SIM_KEY_DELETE_PREFIX:
+  if (o->kind == SIM_KEY_DELETE_PREFIX) {
     model_delete_prefix(s, index, o, a);
     return;
-  case SIM_KEY_GET:
-    break;
-  default:
-    model_put(ka, o->value, rev, o->bound ? o->session : 0);
-    changed = true;
-    if (a->k[0].version != ka->version) {
-      sim_fail(s,
-               "keys: entry %" PRIu64 " puts k/%" PRIu32 " at version %" PRIu64
-               ", the model says %" PRIu64,
-               index, o->a, a->k[0].version, ka->version);
-    }
   }
-  ks->rev += changed;
-  if (changed && o->kind == SIM_KEY_MOVE) {
-    rev_note(ks, ks->rev, o->a, &before_a);
-    rev_note(ks, ks->rev, o->b, &before_b);
-  } else if (changed) {
-    rev_note(ks, ks->rev, o->a, &before_a);
+  if (!hold && o->kind == SIM_KEY_MOVE &&
+      (!view_eq(&a->k[0], ka) || !view_eq(&a->k[1], kb))) {
+    sim_fail(s,
+             "keys: entry %" PRIu64 ": a transaction's gets do not see "
+             "the keys as the model holds them",
+             index);
+  } else if (!hold && o->kind != SIM_KEY_MOVE && a->k[0].found &&
+             a->k[0].version != ka->version) {
+    sim_fail(s,
+             "keys: entry %" PRIu64 ": a refused compare answers k/%" PRIu32
+             " at version %" PRIu64 ", the model holds %" PRIu64,
+             index, o->a, a->k[0].version, ka->version);
+  }
+  if (hold) {
+    model_apply(s, index, o, a);
   }
   if (a->revision != ks->rev) {
     sim_fail(s,
