@@ -1,7 +1,9 @@
-/* Linearizability of counter histories: Wing & Gong's backtracking search
- * over the call/return event list, with Lowe's cache of (linearized set,
- * state) pairs already explored ("Testing for linearizability", 2017). */
+/* Linearizability: Wing & Gong's backtracking search over the call/return
+ * event list, with Lowe's cache of (linearized set, state) pairs already
+ * explored ("Testing for linearizability", 2017), for any model whose
+ * state fits an int64_t (history_int.h); the counter's model here. */
 #include "history.h"
+#include "history_int.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -25,8 +27,10 @@ struct seen {
 };
 
 struct search {
-  const struct history_counter_entry *ops;
+  const struct history_lin_op *ops;
   size_t n;
+  history_step_fn *step;
+  void *ctx;
   struct event *ev; /* ev[0] is the list head sentinel */
   size_t words;     /* bitset words */
   uint64_t *bits;   /* the linearized set on the current path */
@@ -49,8 +53,9 @@ static int event_cmp(const void *a, const void *b) {
 }
 
 /* Does `op` applied to `state` give what the client saw? Sets *next. */
-static bool counter_step(const struct history_counter_entry *op, int64_t state,
-                         int64_t *next) {
+static bool counter_step(void *ctx, size_t i, int64_t state, int64_t *next) {
+  const struct history_counter_entry *op =
+      &((const struct history_counter_entry *)ctx)[i];
   int64_t sum;
   *next = state;
   switch (op->op) {
@@ -180,8 +185,8 @@ static size_t events_build(struct search *s) {
   }
   size_t k = 1;
   for (size_t i = 0; i < s->n; i++) {
-    const struct history_counter_entry *o = &s->ops[i];
-    if (o->failed && !o->overflow) {
+    const struct history_lin_op *o = &s->ops[i];
+    if (o->skip) {
       continue;
     }
     s->ev[k++] = (struct event){.time = o->invoke, .op = i, .call = true};
@@ -235,9 +240,9 @@ static enum history_verdict search_run(struct search *s, int64_t state,
   size_t e = s->ev[0].next;
   while (left > 0) {
     if (e != 0 && s->ev[e].call) {
-      const struct history_counter_entry *o = &s->ops[s->ev[e].op];
+      const struct history_lin_op *o = &s->ops[s->ev[e].op];
       int64_t next;
-      if (counter_step(o, state, &next)) {
+      if (s->step(s->ctx, s->ev[e].op, state, &next)) {
         size_t op = s->ev[e].op;
         s->bits[op / 64] |= 1ull << (op % 64);
         int added = cache_add(s, next);
@@ -281,11 +286,12 @@ static enum history_verdict search_run(struct search *s, int64_t state,
   return verdict;
 }
 
-enum history_verdict
-history_counter_check(const struct history_counter_entry *ops, size_t n,
-                      int64_t initial, size_t states_max, char *why,
-                      size_t why_len) {
-  struct search s = {.ops = ops, .n = n};
+enum history_verdict history_lin_check(const struct history_lin_op *ops,
+                                       size_t n, history_step_fn *step,
+                                       void *ctx, int64_t initial,
+                                       size_t states_max, char *why,
+                                       size_t why_len) {
+  struct search s = {.ops = ops, .n = n, .step = step, .ctx = ctx};
   enum history_verdict v = HISTORY_INCONCLUSIVE;
   if (why_len > 0) {
     why[0] = '\0';
@@ -302,5 +308,27 @@ history_counter_check(const struct history_counter_entry *ops, size_t n,
   free(s.cache);
   free(s.ev);
   free(s.bits);
+  return v;
+}
+
+enum history_verdict
+history_counter_check(const struct history_counter_entry *ops, size_t n,
+                      int64_t initial, size_t states_max, char *why,
+                      size_t why_len) {
+  struct history_lin_op *lin = calloc(n + 1, sizeof *lin);
+  if (lin == NULL) {
+    return HISTORY_INCONCLUSIVE;
+  }
+  for (size_t i = 0; i < n; i++) {
+    lin[i] = (struct history_lin_op){
+        .invoke = ops[i].invoke,
+        .complete = ops[i].complete,
+        .pending = ops[i].pending,
+        .skip = ops[i].failed && !ops[i].overflow, /* no effect */
+    };
+  }
+  enum history_verdict v = history_lin_check(lin, n, counter_step, (void *)ops,
+                                             initial, states_max, why, why_len);
+  free(lin);
   return v;
 }

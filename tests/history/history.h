@@ -55,6 +55,85 @@ history_counter_check(const struct history_counter_entry *ops, size_t n,
                       int64_t initial, size_t states_max, char *why,
                       size_t why_len);
 
+/* ------------------------------------------------------------------- keys */
+
+/* One key as a register with compare-and-set (fsm "Keys"): absent, or a
+ * value with its version, create and mod revisions and the session it is
+ * bound to. Values are numbered by the caller (an id per distinct value;
+ * LESS/GREATER on values compare the ids, so number them in byte order
+ * if the history uses those). */
+enum history_kv_op {
+  HISTORY_KV_GET,    /* found, got_value, version, mod_revision */
+  HISTORY_KV_PUT,    /* value, session (bound to; 0 = unbound), compares */
+  HISTORY_KV_DELETE, /* compares; deleted */
+  HISTORY_KV_END,    /* session ends: the key goes if bound to it */
+};
+
+enum history_kv_target {
+  HISTORY_KV_VERSION,
+  HISTORY_KV_CREATE_REVISION,
+  HISTORY_KV_MOD_REVISION,
+  HISTORY_KV_VALUE,
+  HISTORY_KV_SESSION,
+};
+
+enum history_kv_cmp {
+  HISTORY_KV_EQUAL,
+  HISTORY_KV_NOT_EQUAL,
+  HISTORY_KV_LESS,    /* what the key holds < number */
+  HISTORY_KV_GREATER, /* what the key holds > number */
+};
+
+/* A compare on this key. For an absent key every target but VALUE is 0,
+ * and a VALUE compare never holds. */
+struct history_kv_compare {
+  enum history_kv_target target;
+  enum history_kv_cmp cmp;
+  uint64_t number; /* the value id for HISTORY_KV_VALUE */
+};
+
+#define HISTORY_KV_COMPARES_MAX 4
+
+/* One operation on one key, as its client saw it. A put or delete with
+ * compares takes effect iff they all hold, and `succeeded` must say so. A
+ * transaction is projected on each key it touches: its success branch as
+ * that key's put or delete with the transaction's compares on that key
+ * (which held), succeeded; a get of either branch as a get. Times and
+ * pending/failed as in history_counter_entry (failed: no effect).
+ *
+ * revision: the revision a write that changed the key was given (0 =
+ * unknown: then the key's mod revision is unknown until the next write,
+ * and reads of it are not checked); every change of a key must have a
+ * higher revision than the key's last change. version, mod_revision and
+ * create_revision (when not 0) are what the answer said the key is after
+ * the operation (after a refused compare: as it is). */
+struct history_kv_entry {
+  enum history_kv_op op;
+  uint64_t value;
+  uint64_t session;
+  struct history_kv_compare cmp[HISTORY_KV_COMPARES_MAX];
+  uint32_t cmp_n;
+  uint64_t invoke;
+  uint64_t complete;
+  bool pending;
+  bool failed;
+  bool succeeded; /* put, delete: the compares held */
+  bool found;     /* get: the key exists */
+  uint64_t got_value;
+  uint64_t deleted; /* delete: 1 or 0 keys went */
+  uint64_t revision;
+  uint64_t version;
+  uint64_t mod_revision;
+  uint64_t create_revision;
+};
+
+/* Decides whether ops[0..n) on one key, initially absent, is
+ * linearizable (as history_counter_check: why names the first operation
+ * no order places). Does not modify ops. */
+enum history_verdict history_kv_check(const struct history_kv_entry *ops,
+                                      size_t n, size_t states_max, char *why,
+                                      size_t why_len);
+
 /* ------------------------------------------------------------------ locks */
 
 /* What the state machine did to sessions and locks, in apply order, as a

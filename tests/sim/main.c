@@ -26,6 +26,8 @@ struct cli {
   bool peer_gone;
   bool channels;
   bool groups;
+  bool keys;
+  uint32_t key_break;
   uint32_t channel_break;
 };
 
@@ -63,6 +65,15 @@ static void usage(FILE *f) {
           "  --channels    channel workload: clients publish, subscribers "
           "read replicas;\n"
           "                channel history checks (implies --clients 4)\n"
+          "  --keys        key workload: puts, compare-and-puts, deletes, "
+          "transactions,\n"
+          "                session-bound keys; key checks (implies "
+          "--clients 4)\n"
+          "  --break-keys MODE  corrupt the key checks' inputs on purpose "
+          "(the run must\n"
+          "                fail): session-end, atomic, compare, stale-read, "
+          "gap,\n"
+          "                duplicate, agreement\n"
           "  --break-channels MODE  corrupt the channel history on purpose "
           "(the run\n"
           "                must fail): gap, duplicate, compacted, "
@@ -108,6 +119,23 @@ static int parse(int argc, char **argv, struct cli *c) {
     } else if (strcmp(a, "--peer-gone") == 0) {
       c->peer_gone = true;
       continue;
+    } else if (strcmp(a, "--keys") == 0) {
+      c->keys = true;
+      continue;
+    } else if (strcmp(a, "--break-keys") == 0) {
+      c->keys = true;
+      for (uint32_t m = 1; sim_key_break_name(m) != NULL; m++) {
+        if (v != NULL && strcmp(v, sim_key_break_name(m)) == 0) {
+          c->key_break = m;
+        }
+      }
+      if (c->key_break == 0) {
+        fprintf(stderr, "synod-sim: no such --break-keys mode %s\n",
+                v ? v : "(none)");
+        return 2;
+      }
+      i++;
+      continue;
     } else if (strcmp(a, "--channels") == 0) {
       c->channels = true;
       continue;
@@ -151,7 +179,7 @@ static int parse(int argc, char **argv, struct cli *c) {
     }
     i++; /* the option's value */
   }
-  if ((c->channels || c->groups) && c->clients == 0) {
+  if ((c->channels || c->groups || c->keys) && c->clients == 0) {
     c->clients = 4; /* as sim_new does */
   }
   return 0;
@@ -177,6 +205,8 @@ static struct sim_options seed_options(const struct cli *c, uint64_t seed,
                               .peer_gone = c->peer_gone,
                               .channels = c->channels,
                               .groups = c->groups,
+                              .keys = c->keys,
+                              .key_break = c->key_break,
                               .channel_break = c->channel_break};
 }
 
@@ -204,6 +234,9 @@ static void add_stats(struct totals *t, const struct sim *s) {
   a->client_retries += st->client_retries;
   a->lock_grants += st->lock_grants;
   a->counter_ops_checked += st->counter_ops_checked;
+  a->key_ops_checked += st->key_ops_checked;
+  a->key_events_watched += st->key_events_watched;
+  a->key_compactions += st->key_compactions;
   a->lin_inconclusive += st->lin_inconclusive;
   a->publishes_acked += st->publishes_acked;
   a->publishes_resent += st->publishes_resent;
@@ -253,6 +286,12 @@ static void print_stats(const char *what, const struct sim_stats *st,
            ", requested %" PRIu64 ", empty %" PRIu64 "\n",
            what, st->group_joins, st->group_sends, st->group_checkpoints,
            st->group_states[1], st->group_states[2], st->group_states[3]);
+  }
+  if (st->key_ops_checked > 0) {
+    printf("%s: keys: operations checked %" PRIu64 ", events watched %" PRIu64
+           ", watchers below the history %" PRIu64 "\n",
+           what, st->key_ops_checked, st->key_events_watched,
+           st->key_compactions);
   }
 }
 
@@ -317,7 +356,10 @@ static int run_seeds(const struct cli *c) {
          ", steps %" PRIu64 ", clients %" PRIu32 "%s: %" PRIu64
          " passed, %" PRIu64 " failed in %.1f s (%.1f seeds/s)\n",
          c->soak_s > 0 ? "soak: " : "", t.ran, c->seed, seed - 1, c->replicas,
-         c->steps, c->clients, c->channels ? " with channels" : "",
+         c->steps, c->clients,
+         c->channels ? " with channels"
+         : c->keys   ? " with keys"
+                     : "",
          t.ran - t.failed, t.failed, wall,
          wall > 0 ? (double)t.ran / wall : 0.0);
   return t.failed == 0 ? 0 : 1;

@@ -405,7 +405,8 @@ struct sim *sim_new(const struct sim_options *opts) {
   }
   s->opts = *opts;
   s->chunk_explicit = opts->chunk_bytes != 0;
-  if (s->opts.clients > 0 || s->opts.channels || s->opts.groups) {
+  if (s->opts.clients > 0 || s->opts.channels || s->opts.groups ||
+      s->opts.keys) {
     s->opts.fsm = true;
   }
   if (s->opts.replicas == 0) {
@@ -439,6 +440,7 @@ struct sim *sim_new(const struct sim_options *opts) {
   if (s->opts.channels) {
     sim_channels_init(s);
   }
+  sim_keys_init(s);
   s->next_check_step = SIM_CHECK_EVERY;
   return s;
 }
@@ -467,6 +469,7 @@ void sim_free(struct sim *s) {
   }
   sim_clients_free(s);
   sim_channels_free(s);
+  sim_keys_free(s);
   sim_observe_free(s);
   free(s->heap);
   free(s->g);
@@ -540,6 +543,9 @@ static void dispatch(struct sim *s, struct sim_ev *ev) {
     break;
   case SIM_EV_SUB:
     sim_sub_poll(s, ev->id);
+    break;
+  case SIM_EV_WATCH:
+    sim_keys_watch_poll(s, ev->id);
     break;
   case SIM_EV_CLIENT:
     if (ev->peer != 0) {

@@ -44,6 +44,13 @@ struct sim_options {
   /* A SIM_BREAK_* mode: corrupt the channel history (or one subscriber's
    * read) on purpose, to show that the check catches it. 0 = none. */
   uint32_t channel_break;
+  /* Key workload (implies fsm): the clients also put, compare-and-put,
+   * delete, get and move keys in transactions; the key store is checked
+   * in apply order and the key histories at the end (sim_keys.c). */
+  bool keys;
+  /* A SIM_KEY_BREAK_* mode: corrupt the key model, a watcher or the key
+   * history once, to show that the check catches it. 0 = none. */
+  uint32_t key_break;
   bool trace;       /* keep trace lines: tail on failure, digest */
   bool trace_print; /* also print every trace line to stdout */
   /* The core's options. */
@@ -98,7 +105,10 @@ struct sim_stats {
   uint64_t client_retries; /* resends of the same (session, sequence) */
   uint64_t lock_grants;
   uint64_t counter_ops_checked;
-  uint64_t lin_inconclusive; /* counter histories too big to decide */
+  uint64_t key_ops_checked;    /* in key histories (--keys) */
+  uint64_t key_events_watched; /* delivered to key watchers */
+  uint64_t key_compactions;    /* watchers below the key history */
+  uint64_t lin_inconclusive;   /* counter histories too big to decide */
   /* Channels. */
   uint64_t publishes_acked;
   uint64_t publishes_resent; /* acknowledged after more than one send */
@@ -209,6 +219,7 @@ enum sim_op_type {
   SIM_OP_GROUP_SEND,       /* group name; a1 < 0: to all, else to member a1 */
   SIM_OP_GROUP_CHECKPOINT, /* group name, a1 = the offset it reflects */
   SIM_OP_GROUP_STATE,      /* group name: a state request */
+  SIM_OP_KEY, /* key name, a1 = enum sim_key_kind, a2 = key b */
 };
 
 struct sim_op_spec {
@@ -294,5 +305,24 @@ enum sim_channel_break {
 /* "gap", "duplicate", ... (the names above, lower case, '-' for '_');
  * NULL past the end. */
 const char *sim_channel_break_name(uint32_t mode);
+
+/* ----------------------------------------------------------------- keys */
+
+/* Ways to break the key checks on purpose (opts.key_break), each once. */
+enum sim_key_break {
+  SIM_KEY_BREAK_NONE,
+  SIM_KEY_BREAK_SESSION_END, /* the model keeps a session's bound keys */
+  SIM_KEY_BREAK_ATOMIC,      /* the model applies half a transaction */
+  SIM_KEY_BREAK_COMPARE,     /* the model reverses a compare's outcome */
+  SIM_KEY_BREAK_STALE_READ,  /* a get in the history saw another value */
+  SIM_KEY_BREAK_GAP,         /* a prefix watcher's cursor skips one */
+  SIM_KEY_BREAK_DUPLICATE,   /* ... steps back one */
+  SIM_KEY_BREAK_AGREEMENT,   /* a watcher is handed a put's wrong value */
+  SIM_KEY_BREAK_COUNT
+};
+
+/* "session-end", "atomic", ... (as above, lower case, '-' for '_'); NULL
+ * past the last. */
+const char *sim_key_break_name(uint32_t mode);
 
 #endif

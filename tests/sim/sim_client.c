@@ -413,7 +413,8 @@ static uint32_t op_start(struct sim *s, struct sim_client *k, uint32_t t,
   char name[8];
   char value[24];
   uint64_t wait = s->client_wait_ms;
-  bool read = sp->type == SIM_OP_GET || sp->type == SIM_OP_LEADER;
+  bool read = sp->type == SIM_OP_GET || sp->type == SIM_OP_LEADER ||
+              sim_keys_is_read(sp);
   Synod__CounterAdd add = SYNOD__COUNTER_ADD__INIT;
   Synod__CounterGet get = SYNOD__COUNTER_GET__INIT;
   Synod__CounterSet set = SYNOD__COUNTER_SET__INIT;
@@ -536,6 +537,9 @@ static uint32_t op_start(struct sim *s, struct sim_client *k, uint32_t t,
   case SIM_OP_GROUP_STATE:
     group_build(k, t, sp, &req, &gb);
     break;
+  case SIM_OP_KEY:
+    sim_keys_build(s, k->id, t, sp, &req);
+    break;
   }
   struct sim_thread *th = &k->th[t];
   uint32_t h = hop_new(s, k, t, sp, req.sequence);
@@ -610,7 +614,8 @@ static void thread_pick(struct sim *s, struct sim_client *k, uint32_t t) {
       return;
     }
   }
-  if (channel_pick(s, &sp) || group_pick(s, k, t, &sp)) {
+  if (channel_pick(s, &sp) || group_pick(s, k, t, &sp) ||
+      sim_keys_op_pick(s, &sp)) {
     op_start(s, k, t, &sp);
     return;
   }
@@ -835,6 +840,9 @@ static void on_result(struct sim *s, struct sim_client *k, uint32_t t,
   }
   if (hp->spec.type == SIM_OP_CHANNEL_CREATE) {
     on_created(s, k, hp, code, resp);
+  }
+  if (hp->spec.type == SIM_OP_KEY) {
+    sim_keys_result(s, k->id, t, (uint32_t)(hp - s->hops), resp);
   }
   if (hp->spec.type == SIM_OP_RELEASE) {
     on_released(s, k, t, hp, code, resp);

@@ -267,6 +267,7 @@ enum sim_ev_kind {
   SIM_EV_CLIENT,    /* a client's poll */
   SIM_EV_PEER_GONE, /* id is told that peer's process is gone */
   SIM_EV_SUB,       /* a channel subscriber's poll (id: its number + 1) */
+  SIM_EV_WATCH,     /* a key watcher's poll (id: its number) */
 };
 
 /* A message between a client and a replica: a packed synod.Request to the
@@ -526,6 +527,7 @@ struct sim {
   uint32_t pub_weight;  /* percent of client operations on channels */
   struct sim_sub *subs; /* subs[0..subs_n) */
   uint32_t subs_n;
+  struct sim_keys *keys; /* opts.keys: sim_keys.c */
 };
 
 /* sim.c */
@@ -615,6 +617,44 @@ void sim_cnet_send(struct sim *s, uint32_t client, uint32_t replica,
                    bool to_server, const uint8_t *data, size_t len);
 void sim_cnet_deliver(struct sim *s, struct sim_cmsg *m);
 void sim_clients_nemesis(struct sim *s, uint64_t ms);
+
+/* sim_keys.c: the key workload and its checks */
+enum sim_key_kind {
+  SIM_KEY_PUT,    /* half of them bound to the session */
+  SIM_KEY_CREATE, /* version 0: create only (half bound) */
+  SIM_KEY_CAS_VERSION,
+  SIM_KEY_CAS_MOD,
+  SIM_KEY_CAS_VALUE,
+  SIM_KEY_DELETE,
+  SIM_KEY_CAS_DELETE,
+  SIM_KEY_GET,
+  SIM_KEY_MOVE, /* txn: if a holds the value seen and b is absent, delete
+                   a and put b; else get both */
+  SIM_KEY_DELETE_PREFIX, /* every key "k/", at one revision */
+  SIM_KEY_KINDS,
+};
+void sim_keys_pick(struct sim *s);
+void sim_keys_init(struct sim *s); /* schedules the watchers */
+void sim_keys_watch_poll(struct sim *s, uint32_t id);
+/* The fsm's key_history_max for the run (0 = the default). */
+uint64_t sim_keys_history_max(const struct sim *s);
+void sim_keys_free(struct sim *s);
+/* The share of client operations on keys: sets *sp to one, or false. */
+bool sim_keys_op_pick(struct sim *s, struct sim_op_spec *sp);
+bool sim_keys_is_read(const struct sim_op_spec *sp);
+/* Fills req's body for sp (req's session and sequence set); the messages
+ * live in s->keys until the next call. */
+void sim_keys_build(struct sim *s, uint32_t client, uint32_t t,
+                    const struct sim_op_spec *sp, Synod__Request *req);
+/* The client got resp for history op hop (0-based). */
+void sim_keys_result(struct sim *s, uint32_t client, uint32_t t, uint32_t hop,
+                     const Synod__Response *resp);
+/* The first replica applied entry index into f with output out. */
+void sim_keys_apply(struct sim *s, const struct fsm *f, uint64_t index,
+                    const uint8_t *data, size_t len,
+                    const struct fsm_output *out);
+/* End of run: each key's history linearizable against f's final state. */
+void sim_keys_check(struct sim *s, const struct fsm *f);
 
 /* sim_channel.c: the channel workload's subscribers and checks */
 void sim_channels_pick(struct sim *s);

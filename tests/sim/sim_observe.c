@@ -651,5 +651,8 @@ bool sim_check_history(struct sim *s) {
   if (s->opts.channels && !s->failed) {
     sim_channels_check(s);
   }
+  if (!s->failed) {
+    sim_keys_check(s, f);
+  }
   return !s->failed;
 }

@@ -103,6 +103,9 @@ void sim_workload_pick(struct sim *s) {
   if (s->opts.channels) {
     sim_channels_pick(s); /* after: runs without channels keep theirs */
   }
+  if (s->opts.keys) {
+    sim_keys_pick(s); /* after: runs without keys keep theirs */
+  }
 }
 
 /* ------------------------------------------------------------ proposals */

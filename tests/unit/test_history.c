@@ -157,6 +157,159 @@ START_TEST(large_concurrent_history_is_checked_within_budget) {
 }
 END_TEST
 
+/* ------------------------------------------------------------------- keys */
+
+#define KPUT(inv, comp, val, rev, ver)                                         \
+  (struct history_kv_entry) {                                                  \
+    .op = HISTORY_KV_PUT, .invoke = (inv), .complete = (comp), .value = (val), \
+    .succeeded = true, .revision = (rev), .version = (ver)                     \
+  }
+#define KGET(inv, comp, fnd, val, ver)                                         \
+  (struct history_kv_entry) {                                                  \
+    .op = HISTORY_KV_GET, .invoke = (inv), .complete = (comp), .found = (fnd), \
+    .got_value = (val), .version = (ver)                                       \
+  }
+
+static enum history_verdict kcheck(const struct history_kv_entry *ops,
+                                   size_t n) {
+  char why[128];
+  return history_kv_check(ops, n, 0, why, sizeof why);
+}
+
+/* A compare on the key's version (0 = create only). */
+static struct history_kv_entry kv_cas(struct history_kv_entry e,
+                                      uint64_t version, bool succeeded) {
+  e.cmp[0] = (struct history_kv_compare){
+      .target = HISTORY_KV_VERSION, .cmp = HISTORY_KV_EQUAL, .number = version};
+  e.cmp_n = 1;
+  e.succeeded = succeeded;
+  return e;
+}
+
+START_TEST(key_puts_and_reads_in_order_are_linearizable) {
+  struct history_kv_entry ops[] = {
+      KPUT(1, 2, 7, 1, 1),
+      KPUT(3, 4, 8, 2, 2),
+      KGET(5, 6, true, 8, 2),
+  };
+  ck_assert_int_eq(kcheck(ops, 3), HISTORY_LINEARIZABLE);
+}
+END_TEST
+
+START_TEST(key_read_of_an_overwritten_value_is_caught) {
+  struct history_kv_entry ops[] = {
+      KPUT(1, 2, 7, 1, 1),
+      KPUT(3, 4, 8, 2, 2),
+      KGET(5, 6, true, 7, 1),
+  };
+  ck_assert_int_eq(kcheck(ops, 3), HISTORY_NOT_LINEARIZABLE);
+}
+END_TEST
+
+START_TEST(key_two_creates_that_both_succeed_are_caught) {
+  /* Concurrent create-only puts: at most one may succeed. */
+  struct history_kv_entry ok[] = {
+      kv_cas(KPUT(1, 10, 7, 1, 1), 0, true),
+      kv_cas(KPUT(2, 9, 8, 0, 0), 0, false),
+      KGET(11, 12, true, 7, 1),
+  };
+  ck_assert_int_eq(kcheck(ok, 3), HISTORY_LINEARIZABLE);
+  struct history_kv_entry bad[] = {
+      kv_cas(KPUT(1, 10, 7, 1, 1), 0, true),
+      kv_cas(KPUT(2, 9, 8, 2, 1), 0, true),
+  };
+  ck_assert_int_eq(kcheck(bad, 2), HISTORY_NOT_LINEARIZABLE);
+}
+END_TEST
+
+START_TEST(key_compare_and_put_on_a_stale_version_is_caught) {
+  struct history_kv_entry ops[] = {
+      KPUT(1, 2, 7, 1, 1), KPUT(3, 4, 8, 2, 2),
+      kv_cas(KPUT(5, 6, 9, 3, 2), 1, true), /* version is 2 by now */
+  };
+  ck_assert_int_eq(kcheck(ops, 3), HISTORY_NOT_LINEARIZABLE);
+  ops[2] = kv_cas(KPUT(5, 6, 9, 3, 3), 2, true);
+  ck_assert_int_eq(kcheck(ops, 3), HISTORY_LINEARIZABLE);
+}
+END_TEST
+
+START_TEST(key_revisions_must_grow_in_the_linearization) {
+  /* Sequential puts whose revisions run backwards. */
+  struct history_kv_entry ops[] = {
+      KPUT(1, 2, 7, 5, 1),
+      KPUT(3, 4, 8, 4, 2),
+  };
+  ck_assert_int_eq(kcheck(ops, 2), HISTORY_NOT_LINEARIZABLE);
+}
+END_TEST
+
+START_TEST(key_pending_put_may_or_may_not_have_happened) {
+  struct history_kv_entry ops[] = {
+      KPUT(1, 2, 7, 1, 1),
+      KPUT(3, 0, 8, 2, 0),
+      KGET(5, 6, true, 7, 1),
+      KGET(7, 8, true, 8, 2),
+  };
+  ops[1].pending = true;
+  ck_assert_int_eq(kcheck(ops, 4), HISTORY_LINEARIZABLE);
+  ops[3] = KGET(7, 8, true, 7, 1); /* it never happened */
+  ck_assert_int_eq(kcheck(ops, 4), HISTORY_LINEARIZABLE);
+  ops[2] = KGET(5, 6, true, 8, 2);
+  ops[3] = KGET(7, 8, true, 7, 1); /* it happened, then unhappened */
+  ck_assert_int_eq(kcheck(ops, 4), HISTORY_NOT_LINEARIZABLE);
+}
+END_TEST
+
+START_TEST(key_delete_and_session_end_remove_the_key) {
+  struct history_kv_entry ops[] = {
+      KPUT(1, 2, 7, 1, 1),
+      {.op = HISTORY_KV_DELETE,
+       .invoke = 3,
+       .complete = 4,
+       .succeeded = true,
+       .deleted = 1,
+       .revision = 2},
+      KGET(5, 6, false, 0, 0),
+      KPUT(7, 8, 9, 3, 1), /* created again: version 1 */
+      {.op = HISTORY_KV_END, .session = 5, .invoke = 9, .complete = 9},
+      KGET(10, 11, true, 9, 1),
+  };
+  ops[3].session = 4;
+  ck_assert_int_eq(kcheck(ops, 6), HISTORY_LINEARIZABLE);
+  ops[4].session = 4; /* its own session ended: the key is gone */
+  ck_assert_int_eq(kcheck(ops, 6), HISTORY_NOT_LINEARIZABLE);
+  ops[5] = KGET(10, 11, false, 0, 0);
+  ck_assert_int_eq(kcheck(ops, 6), HISTORY_LINEARIZABLE);
+}
+END_TEST
+
+START_TEST(key_delete_count_must_match_the_state) {
+  struct history_kv_entry ops[] = {
+      {.op = HISTORY_KV_DELETE,
+       .invoke = 1,
+       .complete = 2,
+       .succeeded = true,
+       .deleted = 1,
+       .revision = 1},
+  };
+  ck_assert_int_eq(kcheck(ops, 1), HISTORY_NOT_LINEARIZABLE);
+  ops[0].deleted = 0;
+  ck_assert_int_eq(kcheck(ops, 1), HISTORY_LINEARIZABLE);
+}
+END_TEST
+
+START_TEST(key_value_compare_never_holds_on_an_absent_key) {
+  struct history_kv_entry ops[] = {KPUT(1, 2, 7, 1, 1)};
+  ops[0].cmp[0] = (struct history_kv_compare){
+      .target = HISTORY_KV_VALUE, .cmp = HISTORY_KV_NOT_EQUAL, .number = 3};
+  ops[0].cmp_n = 1;
+  ck_assert_int_eq(kcheck(ops, 1), HISTORY_NOT_LINEARIZABLE);
+  ops[0].succeeded = false;
+  ops[0].version = 0;
+  ck_assert_int_eq(kcheck(ops, 1), HISTORY_LINEARIZABLE);
+}
+END_TEST
+
 /* ------------------------------------------------------------------ locks */
 
 #define L(k, idx, t, lk, sess, own, seq, tok, a)                               \
@@ -554,6 +707,15 @@ static Suite *history_suite(void) {
   tcase_add_test(tc, overflow_must_really_overflow);
   tcase_add_test(tc, delete_resets_to_zero_and_failed_ops_have_no_effect);
   tcase_add_test(tc, large_concurrent_history_is_checked_within_budget);
+  tcase_add_test(tc, key_puts_and_reads_in_order_are_linearizable);
+  tcase_add_test(tc, key_read_of_an_overwritten_value_is_caught);
+  tcase_add_test(tc, key_two_creates_that_both_succeed_are_caught);
+  tcase_add_test(tc, key_compare_and_put_on_a_stale_version_is_caught);
+  tcase_add_test(tc, key_revisions_must_grow_in_the_linearization);
+  tcase_add_test(tc, key_pending_put_may_or_may_not_have_happened);
+  tcase_add_test(tc, key_delete_and_session_end_remove_the_key);
+  tcase_add_test(tc, key_delete_count_must_match_the_state);
+  tcase_add_test(tc, key_value_compare_never_holds_on_an_absent_key);
   tcase_add_test(tc, lock_history_of_a_fair_handover_is_accepted);
   tcase_add_test(tc, lock_granted_to_a_second_owner_is_caught);
   tcase_add_test(tc, fencing_token_that_does_not_grow_is_caught);
