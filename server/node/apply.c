@@ -190,10 +190,9 @@ static void apply_event(struct node *n, const struct fsm_event *e) {
   case FSM_EVENT_CHANNEL_APPENDED:
   case FSM_EVENT_CHANNEL_DELETED:
   case FSM_EVENT_KEYS_CHANGED:
-    subs_on_event(n, e);
-    break;
-  case FSM_EVENT_GROUP_APPENDED: /* group subscriptions: not served yet */
+  case FSM_EVENT_GROUP_APPENDED:
   case FSM_EVENT_GROUP_DELETED:
+    subs_on_event(n, e);
     break;
   }
 }

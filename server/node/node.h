@@ -294,6 +294,16 @@ struct node_sub_sink {
   int (*key_deliver)(void *arg, Synod__KeyWatchEvent *const *events, size_t n,
                      size_t bytes, uint64_t progress_revision,
                      uint32_t progress_event);
+  /* Group subscriptions (client connections only, for now) call these in
+   * place of started and deliver; other sinks leave them NULL. Once, as
+   * `started`: err 0, the subscription runs from offset r->offset. Items
+   * as key_deliver's events; progress_offset: every offset up to it was
+   * looked at (n may be 0, as for key watches). */
+  void (*group_started)(void *arg, int err, const char *msg,
+                        uint64_t first_available,
+                        const Synod__GroupSubscribeReply *r);
+  int (*group_deliver)(void *arg, Synod__GroupItem *const *items, size_t n,
+                       size_t bytes, uint64_t progress_offset);
 };
 
 /* Subscribes to one channel (or with q->prefix, to every channel whose

@@ -295,6 +295,7 @@ struct node {
   struct u64map subs_by_name; /* hash of a channel name -> struct sub list */
   struct sub *subs_prefix;    /* prefix subscriptions */
   struct sub *subs_keys;      /* key watches */
+  struct sub *subs_groups;    /* group subscriptions (also by name) */
   struct sub *subs_dirty;     /* to push to after this batch */
   struct sub *subs_starting;  /* node_subscribe()'s, to start this turn */
   uint64_t subs_n;
@@ -339,6 +340,8 @@ void subs_subscribe(struct node *n, uint64_t conn_id, uint64_t request_id,
                     const Synod__ChannelSubscribe *q);
 void subs_key_watch(struct node *n, uint64_t conn_id, uint64_t request_id,
                     const Synod__KeyWatch *q);
+void subs_group_subscribe(struct node *n, uint64_t conn_id, uint64_t request_id,
+                          const Synod__GroupSubscribe *q);
 void subs_credit(struct node *n, uint64_t conn_id, uint64_t request_id,
                  const Synod__ChannelCredit *q);
 void subs_unsubscribe(struct node *n, uint64_t conn_id, uint64_t request_id,

@@ -870,6 +870,9 @@ void requests_on_request(void *arg, uint64_t conn_id,
   case SYNOD__REQUEST__BODY_KEY_WATCH:
     subs_key_watch(n, conn_id, req->id, req->key_watch);
     return;
+  case SYNOD__REQUEST__BODY_GROUP_SUBSCRIBE:
+    subs_group_subscribe(n, conn_id, req->id, req->group_subscribe);
+    return;
   case SYNOD__REQUEST__BODY_CHANNEL_CREDIT:
     subs_credit(n, conn_id, req->id, req->channel_credit);
     return;

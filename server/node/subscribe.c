@@ -1,5 +1,5 @@
-/* Subscriptions (DESIGN.md "Streams"): channel subscriptions and key
- * watches. A cursor on this replica
+/* Subscriptions (DESIGN.md "Streams"): channel subscriptions, key
+ * watches and group subscriptions. A cursor on this replica
  * that pushes committed, applied messages from the state machine's
  * retained windows to one client connection, in order, on the credits the
  * client grants, never queueing more than SUB_OUT_BYTES to a connection.
@@ -43,7 +43,23 @@
  *  - key watches are found on FSM_EVENT_KEYS_CHANGED by a walk over all
  *    of them (at most SUBS_KEYS_MAX per replica, like prefix
  *    subscriptions), each then reading only the revisions past its
- *    position and filtering by key. */
+ *    position and filtering by key.
+ *
+ * A group subscription (GroupSubscribe, kind SUB_GROUP) reads one group's
+ * stream as one member: a dense offset like a channel's, filtered like a
+ * key watch's (fsm_group_item_for). It reuses the channel's start,
+ * ECOMPACTED and end on deletion (created_index tells a group deleted and
+ * created again) and the key watch's progress (GroupDelivery.
+ * progress_offset, sent alone by subs_tick). Where it bent the mechanism:
+ *  - subs_by_name holds channel and group subscriptions alike (a channel
+ *    and a group may share a name): every walk of it checks the kind;
+ *  - a sink has a third started/deliver pair (group_started and
+ *    group_deliver), filled by the client sink only: no in-process
+ *    consumer (HTTP) subscribes to groups yet;
+ *  - a frame's items are malloc'ed (fsm_group_item_pb) and freed once
+ *    the frame is sent, and cost their packed size;
+ *  - group subscriptions are also on a list of their own (subs_groups),
+ *    for the progress walk. */
 #include <assert.h>
 #include <inttypes.h>
 #include <stdlib.h>
@@ -95,6 +111,7 @@ enum sub_kind {
   SUB_CHANNEL, /* one channel */
   SUB_PREFIX,  /* the channels under a prefix, merged by log index */
   SUB_KEYS,    /* the key history, filtered to a key or a key prefix */
+  SUB_GROUP,   /* one group's stream, filtered to one member */
 };
 
 struct sub {
@@ -111,13 +128,15 @@ struct sub {
   enum sub_kind kind;
   char *name; /* channel name or prefix; key or key prefix (NUL added) */
   size_t name_len;
+  char *member; /* SUB_GROUP: the member whose items it delivers (NUL added) */
+  size_t member_len;
   bool key_prefix; /* SUB_KEYS: name is a prefix */
   bool prev_kv;    /* SUB_KEYS: deliver previous values */
   bool credited;   /* a client's: pushes spend credits */
   bool started;    /* position resolved; false while a ReadIndex runs */
   bool dirty;      /* in node.subs_dirty */
   bool blocked;    /* waiting for the sink to drain */
-  uint64_t next;   /* one channel: the next offset to deliver */
+  uint64_t next;   /* one channel, a group: the next offset to look at */
   /* One channel: the log index that created the channel it reads, once
    * seen (0 before, or if unknown). A channel of that name with another
    * one, or none, means it was deleted: a replica that installs a
@@ -133,7 +152,8 @@ struct sub {
    * rev (events numbered from 1 within a revision, matching or not). */
   uint64_t rev;
   uint32_t rev_event;
-  /* Keys: the progress last sent to the sink, and when (loop time). */
+  /* Keys: the progress last sent to the sink, and when (loop time); a
+   * group's uses told_rev for the offset. */
   uint64_t told_rev;
   uint32_t told_event;
   uint64_t told_ms;
@@ -142,6 +162,7 @@ struct sub {
   struct sub *name_next;  /* same name hash, or the prefix or keys list */
   struct sub *dirty_next; /* node.subs_dirty */
   struct sub *start_next; /* node.subs_starting */
+  struct sub *group_next; /* node.subs_groups */
 };
 
 /* FNV-1a, 64 bits: the key of a channel name in subs_by_name. */
@@ -187,6 +208,7 @@ static void sub_release(struct sub *s) {
     synod__request__free_unpacked(s->start_q, NULL);
   }
   free(s->name);
+  free(s->member);
   free(s);
 }
 
@@ -211,6 +233,9 @@ static void sub_free(struct node *n, struct sub *s) {
   } else if (s->kind == SUB_KEYS) {
     SUB_UNLINK(&n->subs_keys, s, name_next);
   } else {
+    if (s->kind == SUB_GROUP) {
+      SUB_UNLINK(&n->subs_groups, s, group_next);
+    }
     uint64_t h = name_hash(s->name, s->name_len);
     head = u64map_get(&n->subs_by_name, h);
     SUB_UNLINK(&head, s, name_next);
@@ -288,6 +313,15 @@ static void client_key_started(void *arg, int err, const char *msg,
   client_answer(arg, err, msg, first_available, &resp);
 }
 
+static void client_group_started(void *arg, int err, const char *msg,
+                                 uint64_t first_available,
+                                 const Synod__GroupSubscribeReply *r) {
+  Synod__Response resp = SYNOD__RESPONSE__INIT;
+  resp.body_case = SYNOD__RESPONSE__BODY_GROUP_SUBSCRIBE;
+  resp.group_subscribe = (Synod__GroupSubscribeReply *)r;
+  client_answer(arg, err, msg, first_available, &resp);
+}
+
 /* Sends event `ev` (body set) of s. */
 static int client_event(struct sub *s, Synod__Event *ev) {
   Synod__ServerMessage sm = SYNOD__SERVER_MESSAGE__INIT;
@@ -327,6 +361,22 @@ static int client_key_deliver(void *arg, Synod__KeyWatchEvent *const *evs,
   return client_event(s, &ev);
 }
 
+static int client_group_deliver(void *arg, Synod__GroupItem *const *items,
+                                size_t n, size_t bytes,
+                                uint64_t progress_offset) {
+  struct sub *s = arg;
+  (void)bytes;
+  Synod__Event ev = SYNOD__EVENT__INIT;
+  Synod__GroupDelivery d = SYNOD__GROUP_DELIVERY__INIT;
+  d.subscription_id = s->id;
+  d.n_items = n;
+  d.items = (Synod__GroupItem **)items;
+  d.progress_offset = progress_offset;
+  ev.body_case = SYNOD__EVENT__BODY_GROUP_DELIVERY;
+  ev.group_delivery = &d;
+  return client_event(s, &ev);
+}
+
 static void client_ended(void *arg, int code, const char *msg,
                          uint64_t first_available) {
   struct sub *s = arg;
@@ -361,6 +411,8 @@ static const struct node_sub_sink client_sink = {
     .want_drain = client_want_drain,
     .key_started = client_key_started,
     .key_deliver = client_key_deliver,
+    .group_started = client_group_started,
+    .group_deliver = client_group_deliver,
 };
 
 /* ------------------------------------------------------------- delivery */
@@ -374,6 +426,7 @@ struct subs_batch {
   Synod__KeyValue kvs[SUB_FRAME_MESSAGES];
   Synod__KeyValue prevs[SUB_FRAME_MESSAGES];
   Synod__KeyWatchEvent *ev_ptrs[SUB_FRAME_MESSAGES];
+  Synod__GroupItem *items[SUB_FRAME_MESSAGES]; /* malloc'ed: batch_send frees */
   size_t n;
   size_t bytes; /* payload */
   size_t wire;  /* payload, names and overheads: what the frame costs */
@@ -424,24 +477,42 @@ static int key_send(struct node *n, struct sub *s, struct subs_batch *b) {
                               s->told_rev, s->told_event);
 }
 
+/* Hands a group subscription's frame (possibly of no items) to its
+ * sink, with its progress, and frees the items. */
+static int group_send(struct node *n, struct sub *s, struct subs_batch *b) {
+  s->told_rev = s->next - 1;
+  s->told_ms = node_now_ms(n);
+  int rv = s->sink->group_deliver(s->sink_arg, b->items, b->n, b->bytes,
+                                  s->told_rev);
+  for (size_t i = 0; i < b->n; i++) {
+    fsm_group_item_pb_free(b->items[i]);
+  }
+  return rv;
+}
+
 /* Hands the batch to the sink. The position has moved past it already,
  * so a sink that refuses it ends the subscription (a consumer that
  * resumes from its last message sees no gap). Returns false then. */
 static bool batch_send(struct node *n, struct sub *s, struct subs_batch *b) {
   bool keys = s->kind == SUB_KEYS;
+  size_t count = b->n;
   int rv = keys ? key_send(n, s, b)
-                : s->sink->deliver(s->sink_arg, b->ptrs, b->n, b->bytes);
+           : s->kind == SUB_GROUP
+               ? group_send(n, s, b)
+               : s->sink->deliver(s->sink_arg, b->ptrs, b->n, b->bytes);
   if (rv != 0) {
     sub_end(n, s, rv, 0,
-            "delivery of %zu %s (%zu bytes) of \"%.64s\" failed: %s", b->n,
-            keys ? "key events" : "messages", b->bytes, s->name,
-            synod_strerror(rv));
+            "delivery of %zu %s (%zu bytes) of \"%.64s\" failed: %s", count,
+            keys                   ? "key events"
+            : s->kind == SUB_GROUP ? "group items"
+                                   : "messages",
+            b->bytes, s->name, synod_strerror(rv));
     return false;
   }
   if (s->credited) {
-    s->credits -= b->n;
+    s->credits -= count;
   }
-  if (!keys) {
+  if (!keys && s->kind != SUB_GROUP) {
     n->metrics.channel_deliveries += b->n;
     n->metrics.channel_delivery_bytes += b->bytes;
   }
@@ -663,12 +734,55 @@ static bool fill_keys(struct node *n, struct sub *s, struct subs_batch *b) {
   return true;
 }
 
+/* Fills one frame of a group subscription from offset s->next on,
+ * skipping the items not addressed to its member (its position moves past
+ * them too, as a key watch's does). Returns false when s ended. */
+static bool fill_group(struct node *n, struct sub *s, struct subs_batch *b) {
+  struct fsm_stream st;
+  if (!fsm_group_stream(n->fsm, s->name, s->name_len, &st)) {
+    return true; /* deleted: sub_same ends it */
+  }
+  if (s->next < st.first) {
+    sub_end(n, s, SYNOD_ECOMPACTED, st.first,
+            "group \"%.64s\": offset %" PRIu64
+            " is no longer retained; the first retained is %" PRIu64,
+            s->name, s->next, st.first);
+    return false;
+  }
+  struct window_iter iter;
+  struct window_item wi;
+  struct fsm_group_item it;
+  window_iter_seek(st.window, s->next, &iter);
+  while (batch_room(b, s, 0) && window_iter_next(&iter, &wi)) {
+    if (fsm_group_item_decode(&wi, &it) != 0 ||
+        !fsm_group_item_for(&it, s->member, s->member_len)) {
+      s->next = wi.pos + 1; /* not for this member: passed */
+      continue;
+    }
+    Synod__GroupItem *pb = fsm_group_item_pb(&it);
+    if (pb == NULL) {
+      break; /* out of memory: the next pump tries again */
+    }
+    size_t cost = synod__group_item__get_packed_size(pb) + 8;
+    if (!batch_room(b, s, cost)) {
+      fsm_group_item_pb_free(pb);
+      break;
+    }
+    b->items[b->n++] = pb;
+    b->bytes += it.len;
+    b->wire += cost;
+    s->next = wi.pos + 1;
+  }
+  return true;
+}
+
 int subs_init(struct node *n) {
   u64map_init(&n->subs_by_key);
   u64map_init(&n->subs_by_conn);
   u64map_init(&n->subs_by_name);
   n->subs_prefix = NULL;
   n->subs_keys = NULL;
+  n->subs_groups = NULL;
   n->subs_dirty = NULL;
   n->subs_starting = NULL;
   n->subs_key_next = 0;
@@ -678,27 +792,30 @@ int subs_init(struct node *n) {
   return n->subs_batch != NULL && n->subs_merge != NULL ? 0 : SYNOD_ENOMEM;
 }
 
-/* Whether the channel of one-channel subscription s is still the one it
- * read (records which one it is the first time); else ends s (freed) and
- * returns false. */
+/* Whether the channel (or group) of one-channel (or group) subscription
+ * s is still the one it read (records which one it is the first time);
+ * else ends s (freed) and returns false. */
 static bool sub_channel_same(struct node *n, struct sub *s) {
   struct fsm_stream st;
-  if (!fsm_channel_stream(n->fsm, s->name, s->name_len, &st)) {
-    if (s->created_index == 0) {
+  bool group = s->kind == SUB_GROUP;
+  const char *what = group ? "group" : "channel";
+  if (!(group ? fsm_group_stream(n->fsm, s->name, s->name_len, &st)
+              : fsm_channel_stream(n->fsm, s->name, s->name_len, &st))) {
+    if (s->created_index == 0 && !group) {
       return true; /* not created yet: waits */
     }
     sub_end(n, s, SYNOD_ENOTFOUND, 0,
-            "channel \"%.64s\" was deleted (before index %" PRIu64 ")", s->name,
-            fsm_applied_index(n->fsm));
+            "%s \"%.64s\" was deleted (before index %" PRIu64 ")", what,
+            s->name, fsm_applied_index(n->fsm));
     return false;
   }
   if (s->created_index == 0) {
     s->created_index = st.created_index;
   } else if (st.created_index != 0 && st.created_index != s->created_index) {
     sub_end(n, s, SYNOD_ENOTFOUND, 0,
-            "channel \"%.64s\" was deleted and created again (at index "
+            "%s \"%.64s\" was deleted and created again (at index "
             "%" PRIu64 ")",
-            s->name, st.created_index);
+            what, s->name, st.created_index);
     return false;
   }
   return true;
@@ -708,7 +825,8 @@ static bool sub_channel_same(struct node *n, struct sub *s) {
 static bool sub_push(struct node *n, struct sub *s) {
   struct subs_batch *b = n->subs_batch;
   struct subs_merge *m = n->subs_merge;
-  if (s->kind == SUB_CHANNEL && !sub_channel_same(n, s)) {
+  if ((s->kind == SUB_CHANNEL || s->kind == SUB_GROUP) &&
+      !sub_channel_same(n, s)) {
     return false;
   }
   while (s->credits > 0 && !s->blocked) {
@@ -724,6 +842,7 @@ static bool sub_push(struct node *n, struct sub *s) {
     b->n = b->bytes = b->wire = 0;
     bool alive = s->kind == SUB_KEYS     ? fill_keys(n, s, b)
                  : s->kind == SUB_PREFIX ? fill_prefix(n, s, b, m)
+                 : s->kind == SUB_GROUP  ? fill_group(n, s, b)
                                          : fill_channel(n, s, b);
     if (!alive) {
       return false;
@@ -753,6 +872,28 @@ static bool prefix_matches(const struct sub *s, const char *name, size_t len) {
   return len >= s->name_len && memcmp(name, s->name, s->name_len) == 0;
 }
 
+/* A group's subscriptions share subs_by_name with channels' (the hash of
+ * the name), told apart by kind. A deleted group ends them: its offsets
+ * would start again at 1. */
+static void group_on_event(struct node *n, const struct fsm_event *e,
+                           size_t len) {
+  struct sub *s = u64map_get(&n->subs_by_name, name_hash(e->name, len));
+  while (s != NULL) {
+    struct sub *next = s->name_next;
+    if (s->kind == SUB_GROUP && s->name_len == len &&
+        memcmp(s->name, e->name, len) == 0) {
+      if (e->type == FSM_EVENT_GROUP_APPENDED) {
+        sub_mark(n, s);
+      } else if (s->started) {
+        sub_end(n, s, SYNOD_ENOTFOUND, 0,
+                "group \"%.64s\" was deleted (at index %" PRIu64 ")", s->name,
+                fsm_applied_index(n->fsm));
+      }
+    }
+    s = next;
+  }
+}
+
 void subs_on_event(struct node *n, const struct fsm_event *e) {
   if (e->type == FSM_EVENT_KEYS_CHANGED) {
     /* The event names no key (a revision may touch 100,000): every
@@ -763,10 +904,16 @@ void subs_on_event(struct node *n, const struct fsm_event *e) {
     return;
   }
   size_t len = strlen(e->name);
+  if (e->type == FSM_EVENT_GROUP_APPENDED ||
+      e->type == FSM_EVENT_GROUP_DELETED) {
+    group_on_event(n, e, len);
+    return;
+  }
   if (e->type == FSM_EVENT_CHANNEL_APPENDED) {
     for (struct sub *s = u64map_get(&n->subs_by_name, name_hash(e->name, len));
          s != NULL; s = s->name_next) {
-      if (s->name_len == len && memcmp(s->name, e->name, len) == 0) {
+      if (s->kind == SUB_CHANNEL && s->name_len == len &&
+          memcmp(s->name, e->name, len) == 0) {
         sub_mark(n, s);
       }
     }
@@ -786,7 +933,7 @@ void subs_on_event(struct node *n, const struct fsm_event *e) {
   struct sub *s = u64map_get(&n->subs_by_name, name_hash(e->name, len));
   while (s != NULL) {
     struct sub *next = s->name_next;
-    if (s->started && s->name_len == len &&
+    if (s->started && s->kind == SUB_CHANNEL && s->name_len == len &&
         memcmp(s->name, e->name, len) == 0) {
       /* Messages not yet pushed were deleted with the channel. */
       sub_end(n, s, SYNOD_ENOTFOUND, 0,
@@ -971,11 +1118,56 @@ static void key_reply_fill(struct node *n, const struct sub *s,
   r->last_revision = fsm_key_revision(n->fsm);
 }
 
+/* Where group subscription s starts (q is its GroupSubscribe): `from`,
+ * or the group's next offset (after a ReadIndex round, see sub_begin).
+ * Returns 0, or an error with msg (and the first retained offset in
+ * *first for SYNOD_ECOMPACTED). */
+static int group_resolve(struct node *n, struct sub *s,
+                         const Synod__GroupSubscribe *q, char *msg,
+                         uint64_t *first) {
+  struct fsm_stream st;
+  if (!fsm_group_stream(n->fsm, s->name, s->name_len, &st)) {
+    errmsg_set(msg, "group subscribe: no group \"%.64s\"", s->name);
+    return SYNOD_ENOTFOUND;
+  }
+  s->created_index = st.created_index;
+  s->next = q->from != 0 ? q->from : st.window->next;
+  if (s->next > st.window->next) {
+    errmsg_set(msg,
+               "group subscribe: offset %" PRIu64 " of \"%.64s\" is past "
+               "its next offset %" PRIu64,
+               s->next, s->name, st.window->next);
+    return SYNOD_ERANGE;
+  }
+  if (s->next < st.first) {
+    *first = st.first;
+    errmsg_set(msg,
+               "group subscribe: offset %" PRIu64 " of \"%.64s\" is no "
+               "longer retained; the first retained is %" PRIu64,
+               s->next, s->name, st.first);
+    return SYNOD_ECOMPACTED;
+  }
+  return 0;
+}
+
+static void group_reply_fill(struct node *n, const struct sub *s,
+                             Synod__GroupSubscribeReply *r) {
+  struct fsm_stream st;
+  r->subscription_id = s->id;
+  r->offset = s->next;
+  if (fsm_group_stream(n->fsm, s->name, s->name_len, &st)) {
+    r->first_offset = st.first;
+    r->next_offset = st.window->next;
+  }
+}
+
 /* Tells the sink of s how its start went (r: the kind's reply, or NULL
  * with an error). */
 static void sink_started(struct sub *s, int err, const char *msg,
                          uint64_t first_available, const void *r) {
-  if (s->kind == SUB_KEYS) {
+  if (s->kind == SUB_GROUP) {
+    s->sink->group_started(s->sink_arg, err, msg, first_available, r);
+  } else if (s->kind == SUB_KEYS) {
     s->sink->key_started(s->sink_arg, err, msg, first_available, r);
   } else {
     s->sink->started(s->sink_arg, err, msg, first_available, r);
@@ -999,6 +1191,8 @@ static void sub_start(struct node *n, struct sub *s,
   int rv;
   if (s->kind == SUB_KEYS) {
     rv = key_resolve(n, s, req->key_watch, msg, &first);
+  } else if (s->kind == SUB_GROUP) {
+    rv = group_resolve(n, s, req->group_subscribe, msg, &first);
   } else {
     rv = sub_resolve(n, s, req->channel_subscribe, msg);
     if (rv == SYNOD_ECOMPACTED &&
@@ -1012,8 +1206,14 @@ static void sub_start(struct node *n, struct sub *s,
   }
   Synod__ChannelSubscribeReply r = SYNOD__CHANNEL_SUBSCRIBE_REPLY__INIT;
   Synod__KeyWatchReply kr = SYNOD__KEY_WATCH_REPLY__INIT;
+  Synod__GroupSubscribeReply gr = SYNOD__GROUP_SUBSCRIBE_REPLY__INIT;
   s->started = true;
-  if (s->kind == SUB_KEYS) {
+  if (s->kind == SUB_GROUP) {
+    s->told_rev = s->next - 1; /* the reply says so */
+    s->told_ms = node_now_ms(n);
+    group_reply_fill(n, s, &gr);
+    sink_started(s, 0, NULL, 0, &gr);
+  } else if (s->kind == SUB_KEYS) {
     key_progress(s, &s->told_rev, &s->told_event); /* the reply says so */
     s->told_ms = node_now_ms(n);
     key_reply_fill(n, s, &kr);
@@ -1097,7 +1297,7 @@ static int sub_start_linearizable(struct node *n, struct sub *s,
  * 0, or SYNOD_ENOMEM with nothing changed. */
 static int sub_link(struct node *n, struct sub *s) {
   uint64_t h = name_hash(s->name, s->name_len);
-  bool hashed = s->kind == SUB_CHANNEL;
+  bool hashed = s->kind == SUB_CHANNEL || s->kind == SUB_GROUP;
   struct sub *by_conn =
       s->conn_id != 0 ? u64map_get(&n->subs_by_conn, s->conn_id) : NULL;
   struct sub *by_name = hashed ? u64map_get(&n->subs_by_name, h) : NULL;
@@ -1127,6 +1327,10 @@ static int sub_link(struct node *n, struct sub *s) {
     n->subs_keys = s;
   } else {
     s->name_next = by_name;
+  }
+  if (s->kind == SUB_GROUP) {
+    s->group_next = n->subs_groups;
+    n->subs_groups = s;
   }
   n->subs_n++;
   return 0;
@@ -1173,8 +1377,32 @@ static void keys_progress(struct node *n) {
   }
 }
 
+/* The same for group subscriptions that moved past items for other
+ * members. */
+static void groups_progress(struct node *n) {
+  uint64_t now = node_now_ms(n);
+  for (struct sub *s = n->subs_groups, *next; s != NULL; s = next) {
+    next = s->group_next;
+    if (!s->started || s->blocked || now - s->told_ms < SUB_PROGRESS_MS ||
+        s->next - 1 == s->told_rev) {
+      continue;
+    }
+    size_t queued = s->sink->queued_bytes(s->sink_arg);
+    if (queued == SIZE_MAX || queued >= SUB_OUT_BYTES) {
+      continue; /* gone, or full: the next frame will carry it */
+    }
+    n->subs_batch->n = n->subs_batch->bytes = 0;
+    int rv = group_send(n, s, n->subs_batch);
+    if (rv != 0) {
+      sub_end(n, s, rv, 0, "progress of group \"%.64s\" failed: %s", s->name,
+              synod_strerror(rv));
+    }
+  }
+}
+
 void subs_tick(struct node *n) {
   keys_progress(n);
+  groups_progress(n);
   uint64_t ms = leaderless_ms(n);
   if (n->subs_n == 0 || ms < SUBS_LEADERLESS_MS) {
     return;
@@ -1314,20 +1542,44 @@ static int key_watch_check(struct node *n, const Synod__KeyWatch *q,
   return 0;
 }
 
-/* Checks req (a ChannelSubscribe or a KeyWatch). */
-static int sub_check(struct node *n, uint64_t conn_id,
-                     const Synod__Request *req, char *msg) {
-  bool keys = req->body_case == SYNOD__REQUEST__BODY_KEY_WATCH;
-  int rv = keys ? sub_check_common(n, conn_id, req->key_watch->subscription_id,
-                                   req->key_watch->credits, msg)
-                : sub_check_common(n, conn_id,
-                                   req->channel_subscribe->subscription_id,
-                                   req->channel_subscribe->credits, msg);
+/* A group's name is checked as a channel's; whether it exists is for
+ * the start (group_resolve). */
+static int group_subscribe_check(struct node *n, const Synod__GroupSubscribe *q,
+                                 char *msg) {
+  const char *name = q->group != NULL ? q->group : "";
+  size_t member_len = q->member != NULL ? strlen(q->member) : 0;
+  int rv = fsm_channel_name_check(n->fsm, name, strlen(name), false, msg);
   if (rv != 0) {
     return rv;
   }
-  return keys ? key_watch_check(n, req->key_watch, msg)
-              : subscribe_check(n, req->channel_subscribe, msg);
+  if (member_len == 0 || member_len > 256) {
+    errmsg_set(msg,
+               "group subscribe: member name of %zu bytes (1 to 256) in "
+               "\"%.64s\"",
+               member_len, name);
+    return SYNOD_EINVAL;
+  }
+  return 0;
+}
+
+/* Checks req (a ChannelSubscribe, a KeyWatch or a GroupSubscribe). */
+static int sub_check(struct node *n, uint64_t conn_id,
+                     const Synod__Request *req, char *msg) {
+  int rv;
+  switch (req->body_case) {
+  case SYNOD__REQUEST__BODY_KEY_WATCH:
+    rv = sub_check_common(n, conn_id, req->key_watch->subscription_id,
+                          req->key_watch->credits, msg);
+    return rv != 0 ? rv : key_watch_check(n, req->key_watch, msg);
+  case SYNOD__REQUEST__BODY_GROUP_SUBSCRIBE:
+    rv = sub_check_common(n, conn_id, req->group_subscribe->subscription_id,
+                          req->group_subscribe->credits, msg);
+    return rv != 0 ? rv : group_subscribe_check(n, req->group_subscribe, msg);
+  default:
+    rv = sub_check_common(n, conn_id, req->channel_subscribe->subscription_id,
+                          req->channel_subscribe->credits, msg);
+    return rv != 0 ? rv : subscribe_check(n, req->channel_subscribe, msg);
+  }
 }
 
 /* Fills the kind, name and flags of s from req. Returns false if out of
@@ -1349,6 +1601,16 @@ static bool sub_fill(struct sub *s, const Synod__Request *req,
       s->name[q->key.len] = '\0';
     }
     *credits = q->credits;
+  } else if (req->body_case == SYNOD__REQUEST__BODY_GROUP_SUBSCRIBE) {
+    const Synod__GroupSubscribe *q = req->group_subscribe;
+    s->kind = SUB_GROUP;
+    s->id = q->subscription_id;
+    s->name = strdup(q->group);
+    s->name_len = strlen(q->group);
+    s->member = strdup(q->member);
+    s->member_len = strlen(q->member);
+    *credits = q->credits;
+    return s->name != NULL && s->member != NULL;
   } else {
     const Synod__ChannelSubscribe *q = req->channel_subscribe;
     const char *name = q->channel != NULL ? q->channel : "";
@@ -1384,6 +1646,7 @@ static struct sub *sub_new(struct node *n, uint64_t conn_id,
   if (s == NULL || !sub_fill(s, req, &credits) || sub_link(n, s) != 0) {
     if (s != NULL) {
       free(s->name);
+      free(s->member);
     }
     free(s);
     *rv = SYNOD_ENOMEM;
@@ -1404,6 +1667,8 @@ static void sub_begin(struct node *n, struct sub *s,
   bool now;
   if (s->kind == SUB_KEYS) {
     now = req->key_watch->from_revision != 0;
+  } else if (s->kind == SUB_GROUP) {
+    now = req->group_subscribe->from != 0;
   } else {
     const Synod__ChannelSubscribe *q = req->channel_subscribe;
     bool cursor = q->cursor != NULL && q->cursor[0] != '\0';
@@ -1447,6 +1712,14 @@ void subs_key_watch(struct node *n, uint64_t conn_id, uint64_t request_id,
   Synod__Request req = SYNOD__REQUEST__INIT;
   req.body_case = SYNOD__REQUEST__BODY_KEY_WATCH;
   req.key_watch = (Synod__KeyWatch *)q;
+  subs_client_begin(n, conn_id, request_id, &req);
+}
+
+void subs_group_subscribe(struct node *n, uint64_t conn_id, uint64_t request_id,
+                          const Synod__GroupSubscribe *q) {
+  Synod__Request req = SYNOD__REQUEST__INIT;
+  req.body_case = SYNOD__REQUEST__BODY_GROUP_SUBSCRIBE;
+  req.group_subscribe = (Synod__GroupSubscribe *)q;
   subs_client_begin(n, conn_id, request_id, &req);
 }
 
@@ -1560,7 +1833,8 @@ uint64_t subs_count(struct node *n, const char *name) {
   uint64_t count = 0;
   for (struct sub *s = u64map_get(&n->subs_by_name, name_hash(name, len));
        s != NULL; s = s->name_next) {
-    count += s->name_len == len && memcmp(s->name, name, len) == 0;
+    count += s->kind == SUB_CHANNEL && s->name_len == len &&
+             memcmp(s->name, name, len) == 0;
   }
   for (struct sub *s = n->subs_prefix; s != NULL; s = s->name_next) {
     count += prefix_matches(s, name, len);
@@ -1591,6 +1865,7 @@ void subs_close(struct node *n) {
   u64map_close(&n->subs_by_conn);
   u64map_close(&n->subs_by_name);
   n->subs_prefix = n->subs_keys = n->subs_dirty = n->subs_starting = NULL;
+  n->subs_groups = NULL;
   n->subs_n = 0;
   free(n->subs_batch);
   free(n->subs_merge);

@@ -108,6 +108,11 @@ void seen_event(struct seen *s, const Synod__Event *ev) {
     s->key_cb(s, ev->key_watch_delivery);
     return;
   }
+  if (ev->body_case == SYNOD__EVENT__BODY_GROUP_DELIVERY) {
+    CHECK(s != NULL && s->group_cb != NULL, "an unexpected GroupDelivery");
+    s->group_cb(s, ev->group_delivery);
+    return;
+  }
   CHECK(ev->body_case == SYNOD__EVENT__BODY_CHANNEL_DELIVERY && s != NULL,
         "an unexpected event %d", ev->body_case);
   const Synod__ChannelDelivery *d = ev->channel_delivery;

@@ -27,6 +27,8 @@ struct seen {
   /* Key watches' deliveries go here (NULL: one is a failure). */
   void (*key_cb)(struct seen *s, const Synod__KeyWatchDelivery *d);
   void *key_arg;
+  /* Group subscriptions' deliveries go here (NULL: one is a failure). */
+  void (*group_cb)(struct seen *s, const Synod__GroupDelivery *d);
 };
 
 /* Connects to a client port and says Hello. */
