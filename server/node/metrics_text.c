@@ -274,9 +274,12 @@ static void write_clients(FILE *f, struct node *n) {
         cs.queued_bytes);
   gauge(f, "synod_channel_subscriptions",
         "Channel subscriptions this replica serves now.",
-        n->subs_n - subs_key_watches(n));
+        n->subs_n - subs_key_watches(n) - subs_group_subscriptions(n));
   gauge(f, "synod_key_watches", "Key watches this replica serves now.",
         subs_key_watches(n));
+  gauge(f, "synod_group_subscriptions",
+        "Group subscriptions this replica serves now.",
+        subs_group_subscriptions(n));
   counter(f, "synod_channel_deliveries_total",
           "Channel messages pushed to subscribers.",
           n->metrics.channel_deliveries);

@@ -366,6 +366,8 @@ void subs_tick(struct node *n);
 uint64_t subs_count(struct node *n, const char *name);
 /* Key watches on this replica (a walk over at most SUBS_KEYS_MAX). */
 uint64_t subs_key_watches(struct node *n);
+/* Group subscriptions on this replica. */
+uint64_t subs_group_subscriptions(struct node *n);
 
 /* node.c */
 int node_step(struct node *n, const struct core_event *ev);

@@ -1846,6 +1846,14 @@ uint64_t subs_key_watches(struct node *n) {
   return list_count(n->subs_keys);
 }
 
+uint64_t subs_group_subscriptions(struct node *n) {
+  uint64_t count = 0;
+  for (const struct sub *s = n->subs_groups; s != NULL; s = s->group_next) {
+    count++;
+  }
+  return count;
+}
+
 void subs_on_close(struct node *n, uint64_t conn_id) {
   struct sub *s;
   while ((s = u64map_get(&n->subs_by_conn, conn_id)) != NULL) {
