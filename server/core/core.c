@@ -248,10 +248,10 @@ void core_repl_deliver(struct core *c) {
    * log_bytes_max, and only a snapshot frees the log, so holding off
    * longer wedged the leader for as long as the transfer lasted (forever,
    * for a follower that could not install the image). */
-  bool bytes_due = c->applied_bytes - c->snap_wanted_bytes >=
-                   c->o.log_bytes_max / 4;
-  if (bytes_due || (due >= threshold && (!core_snapshot_streaming(c) ||
-                                         due >= 4 * threshold))) {
+  bool bytes_due =
+      c->applied_bytes - c->snap_wanted_bytes >= c->o.log_bytes_max / 4;
+  if (bytes_due || (due >= threshold &&
+                    (!core_snapshot_streaming(c) || due >= 4 * threshold))) {
     c->out.up->snapshot_wanted = true;
     c->snap_wanted_at = c->applied;
     c->snap_wanted_bytes = c->applied_bytes;

@@ -37,10 +37,10 @@ struct core_progress {
   enum core_progress_state state;
   uint64_t match; /* persisted on the follower; match < next */
   uint64_t next;
-  bool probe_sent;     /* PROBE: paused until a reply or heartbeat reply */
-  bool recent_active;  /* heard from in this CheckQuorum period */
-  bool timeout_sent;   /* transfer target: TIMEOUT_NOW went out */
-  uint64_t read_acked; /* highest ReadIndex round acknowledged */
+  bool probe_sent;      /* PROBE: paused until a reply or heartbeat reply */
+  bool recent_active;   /* heard from in this CheckQuorum period */
+  bool timeout_sent;    /* transfer target: TIMEOUT_NOW went out */
+  uint64_t read_acked;  /* highest ReadIndex round acknowledged */
   uint64_t commit_sent; /* the commit index of the last append sent */
   /* REPLICATE: a ring of inflight_appends_max appends in flight. */
   struct core_inflight *inflights;

@@ -219,7 +219,7 @@ enum sim_op_type {
   SIM_OP_GROUP_SEND,       /* group name; a1 < 0: to all, else to member a1 */
   SIM_OP_GROUP_CHECKPOINT, /* group name, a1 = the offset it reflects */
   SIM_OP_GROUP_STATE,      /* group name: a state request */
-  SIM_OP_KEY, /* key name, a1 = enum sim_key_kind, a2 = key b */
+  SIM_OP_KEY,              /* key name, a1 = enum sim_key_kind, a2 = key b */
 };
 
 struct sim_op_spec {
