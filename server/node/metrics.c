@@ -155,8 +155,9 @@ void metrics_batch_done(struct node *n, const struct persist_batch *b) {
     m->snapshot_taken_bytes += b->snapshot.len;
     histogram_observe(&m->snapshot_save_durations, b->write_us);
   }
-  /* The worker is done with the store until the next batch starts. */
-  m->checkpoint_durations = n->store.checkpoint_durations;
+  /* As the worker saw it under the write lock: another worker may be
+   * writing the store now. */
+  m->checkpoint_durations = b->checkpoint_durations;
 }
 
 /* ------------------------------------------------------------- update */

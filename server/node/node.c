@@ -526,7 +526,11 @@ int node_start(uv_loop_t *loop, const struct node_options *opts,
   n->started_ms = node_now_ms(n);
   n->leaderless_since_ms = n->started_ms;
   n->started_unix_ms = node_unix_ms();
-  persist_init(n);
+  if ((rv = persist_init(n)) != 0) {
+    errmsg_set(errmsg, "node: cannot create the persist lock");
+    free(n);
+    return rv;
+  }
   u64map_init(&n->waits);
   u64map_init(&n->session_conns);
   u64map_init(&n->observers);

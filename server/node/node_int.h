@@ -47,19 +47,43 @@ struct persist_batch {
   uint32_t msgs_n;
   uint32_t msgs_cap;
   struct persist_snapshot snapshot;
-  uint64_t write_us; /* how long persist_write took */
-  int rv;            /* the worker's result */
+  /* Started: closed to new writes, on its way to the disk (or needing no
+   * trip there). Synced: its writes are durable. Batches complete in
+   * list order, each once it and every batch before it are synced. */
+  bool started;
+  bool synced;
+  uv_work_t work;    /* work.data = node */
+  uint64_t ticket;   /* its turn to write (persist.write_turn) */
+  uint64_t write_us; /* how long the write and its sync took */
+  /* The store's checkpoint durations after this batch's write, copied
+   * under the write lock (the loop must not read the store meanwhile). */
+  struct histogram checkpoint_durations;
+  int rv; /* the worker's result */
   char errmsg[SYNOD_ERRMSG_MAX];
   struct persist_batch *next;
 };
 
+/* Batches go to the disk through libuv's thread pool, several at once:
+ * each worker writes its batch when its ticket's turn comes (write_lock,
+ * so the store sees writes in the core's order, one thread at a time),
+ * then syncs outside the lock, so the next batch is written while this
+ * one syncs. Syncs of one file overlap well on this kind of disk (two at
+ * once completed 3x as many per second as one at a time here, four 5x),
+ * and a write no longer waits for the sync before it to finish. */
+#define PERSIST_INFLIGHT_MAX 3
+
 struct persist {
-  uv_work_t work; /* work.data = node */
   uv_idle_t idle; /* writes on the loop; see persist_start() */
   bool idle_open;
-  struct persist_batch *head; /* head is in flight when `busy` */
+  bool lock_open;
+  struct persist_batch *head; /* oldest first; started ones lead */
   struct persist_batch *tail;
-  bool busy;
+  uint32_t inflight; /* batches queued to the pool, not yet back */
+  bool on_loop;      /* a batch is being written on the loop */
+  uv_mutex_t write_lock;
+  uv_cond_t write_cond;
+  uint64_t next_ticket; /* the next started batch's */
+  uint64_t write_turn;  /* the ticket whose batch writes next */
   /* The latest term and vote known durable: messages of a leader may
    * leave before its entries are durable, never before its term. */
   uint64_t durable_term;
@@ -384,7 +408,7 @@ const char *node_member_name(struct node *n, uint64_t id);
 const char *node_leader_client_address(struct node *n);
 
 /* persist.c */
-void persist_init(struct node *n);
+int persist_init(struct node *n);
 /* Opens and closes the loop handle that writes a follower's batches. */
 void persist_start_loop(struct node *n);
 void persist_stop_loop(struct node *n);

@@ -3,15 +3,19 @@
  * ("persist before send").
  *
  * Where the sync runs depends on the role. A leader's runs on libuv's
- * thread pool: its loop keeps serving clients meanwhile, and everything
- * that arrives during one sync goes to disk in the next, so the batch
- * grows with the load. A follower's runs on its loop, once per loop turn
+ * thread pool: its loop keeps serving clients meanwhile, and what arrives
+ * during one write goes to disk in the next, so the batch grows with the
+ * load. Up to PERSIST_INFLIGHT_MAX batches are in flight: each is written
+ * in its turn and synced outside the lock, so a batch never waits for the
+ * sync of the one before it (see struct persist). A follower's runs on
+ * its loop (when nothing is in flight on the pool), once per loop turn
  * (an idle handle): it has nothing else to serve, the appends that arrive
  * during a sync wait in the socket and go to disk together in the next
  * turn, and each batch saves two thread handoffs (a wakeup each way, tens
  * of microseconds on a VM) on the path of every write. Snapshots, which
  * take longer, still go to the pool. */
 #include <malloc.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -19,14 +23,26 @@
 #include "node_int.h"
 #include "synod.h"
 
+#define container_of(ptr, type, member)                                        \
+  ((type *)(void *)((char *)(ptr)-offsetof(type, member)))
+
 /* Entries kept in the store behind a snapshot, for followers just behind
  * it (the core keeps the same number in memory). */
 #define PERSIST_SNAPSHOT_KEEP_ENTRIES 1024
 
-void persist_init(struct node *n) {
-  memset(&n->persist, 0, sizeof n->persist);
-  n->persist.work.data = n;
-  n->persist.idle.data = n;
+int persist_init(struct node *n) {
+  struct persist *p = &n->persist;
+  memset(p, 0, sizeof *p);
+  p->idle.data = n;
+  if (uv_mutex_init(&p->write_lock) != 0) {
+    return SYNOD_ENOMEM;
+  }
+  if (uv_cond_init(&p->write_cond) != 0) {
+    uv_mutex_destroy(&p->write_lock);
+    return SYNOD_ENOMEM;
+  }
+  p->lock_open = true;
+  return 0;
 }
 
 void persist_start_loop(struct node *n) {
@@ -55,27 +71,34 @@ static void batch_free(struct persist_batch *b) {
 }
 
 void persist_close(struct node *n) {
-  struct persist_batch *b = n->persist.head;
+  struct persist *p = &n->persist;
+  struct persist_batch *b = p->head;
   while (b != NULL) {
     struct persist_batch *next = b->next;
     batch_free(b);
     b = next;
   }
-  n->persist.head = n->persist.tail = NULL;
+  p->head = p->tail = NULL;
+  if (p->lock_open) {
+    uv_cond_destroy(&p->write_cond);
+    uv_mutex_destroy(&p->write_lock);
+    p->lock_open = false;
+  }
 }
 
-/* The batch that takes new writes: the tail unless it is in flight or
+/* The batch that takes new writes: the tail unless it has started or
  * holds a snapshot (which closes a batch). */
 static struct persist_batch *batch_open(struct node *n) {
   struct persist *p = &n->persist;
   struct persist_batch *t = p->tail;
-  if (t != NULL && !(p->busy && t == p->head) && !t->snapshot.present) {
+  if (t != NULL && !t->started && !t->snapshot.present) {
     return t;
   }
   struct persist_batch *b = calloc(1, sizeof *b);
   if (b == NULL) {
     return NULL;
   }
+  b->work.data = n;
   if (t == NULL) {
     p->head = b;
   } else {
@@ -282,11 +305,11 @@ static int persist_chunk(struct node *n, struct persist_batch *b,
 
 /* -------------------------------------------------------------- worker */
 
-static void persist_start(struct node *n);
-
-/* Runs on a pool thread: the only code that touches the store while the
- * node runs. */
-static int persist_write(struct store *s, struct persist_batch *b) {
+/* Writes the batch; a write-ahead record is left for persist_sync(). The
+ * only code that writes the store while the node runs: on a pool thread
+ * under the write lock, or on the loop with nothing in flight. */
+static int persist_write(struct store *s, struct persist_batch *b,
+                         bool *sync_needed) {
   struct store_hard_state hs = {b->hard_state.term, b->hard_state.vote,
                                 b->hard_state.commit};
   struct store_batch sb = {
@@ -295,8 +318,8 @@ static int persist_write(struct store *s, struct persist_batch *b) {
       .entries = (const struct store_entry *)NULL,
       .entries_count = b->entries_n};
   struct store_entry *es = calloc(b->entries_n ? b->entries_n : 1, sizeof *es);
-  uint64_t start_us = metrics_now_us();
   int rv;
+  *sync_needed = false;
   if (es == NULL) {
     errmsg_set(b->errmsg, "persist: out of memory");
     return SYNOD_ENOMEM;
@@ -306,7 +329,7 @@ static int persist_write(struct store *s, struct persist_batch *b) {
     es[i] = (struct store_entry){e->index, e->term, e->type, e->data, e->len};
   }
   sb.entries = es;
-  rv = store_batch_write(s, &sb);
+  rv = store_batch_write_unsynced(s, &sb, sync_needed);
   free(es);
   if (rv == 0 && b->snapshot.present) {
     uint8_t cfg[CORE_CONFIG_ENCODED_MAX];
@@ -326,14 +349,35 @@ static int persist_write(struct store *s, struct persist_batch *b) {
   if (rv != 0) {
     errmsg_set(b->errmsg, "%s", store_errmsg(s));
   }
-  b->write_us = metrics_now_us() - start_us;
+  b->checkpoint_durations = s->checkpoint_durations;
   return rv;
 }
 
+/* Writes and syncs b where it runs: the write in its ticket's turn, the
+ * sync outside the lock (a sync that starts after a write covers it and
+ * every write before it, so a later batch's sync never leaves an earlier
+ * one behind: completion in list order stays true). */
+static void persist_write_sync(struct node *n, struct persist_batch *b) {
+  struct persist *p = &n->persist;
+  uint64_t start_us = metrics_now_us();
+  bool sync_needed = false;
+  uv_mutex_lock(&p->write_lock);
+  while (p->write_turn != b->ticket) {
+    uv_cond_wait(&p->write_cond, &p->write_lock);
+  }
+  b->rv = persist_write(&n->store, b, &sync_needed);
+  p->write_turn++;
+  uv_cond_broadcast(&p->write_cond);
+  uv_mutex_unlock(&p->write_lock);
+  if (b->rv == 0 && sync_needed) {
+    b->rv = store_wal_sync(&n->store, b->errmsg);
+  }
+  b->write_us = metrics_now_us() - start_us;
+}
+
 static void persist_work_cb(uv_work_t *w) {
-  struct node *n = w->data;
-  struct persist_batch *b = n->persist.head;
-  b->rv = persist_write(&n->store, b);
+  struct persist_batch *b = container_of(w, struct persist_batch, work);
+  persist_write_sync(w->data, b);
 }
 
 /* A snapshot is durable: it becomes the one we serve and, if we took it,
@@ -386,10 +430,12 @@ static void persist_complete(struct node *n) {
   batch_free(b);
 }
 
+static void persist_start(struct node *n);
+
 static void persist_after_cb(uv_work_t *w, int status) {
   struct node *n = w->data;
-  struct persist_batch *b = n->persist.head;
-  n->persist.busy = false;
+  struct persist_batch *b = container_of(w, struct persist_batch, work);
+  n->persist.inflight--;
   n->handles_open--;
   if (status != 0 || b->rv != 0) {
     /* The core believes these writes will last; it cannot be told
@@ -399,64 +445,99 @@ static void persist_after_cb(uv_work_t *w, int status) {
               status != 0 ? uv_strerror(status) : b->errmsg);
     node_die();
   }
-  persist_complete(n);
+  b->synced = true;
   persist_start(n);
 }
 
-/* Whether the head batch is written on the loop: a follower's, unless it
- * holds a snapshot (megabytes: the loop would stop answering meanwhile). */
-static bool persist_on_loop(const struct node *n) {
+/* Whether the next batch is written on the loop: a follower's, unless it
+ * holds a snapshot (megabytes: the loop would stop answering meanwhile),
+ * and only with nothing in flight on the pool (writes go in order). */
+static bool persist_on_loop(const struct node *n,
+                            const struct persist_batch *b) {
   const struct persist *p = &n->persist;
-  return n->role != CORE_LEADER && p->idle_open && p->head != NULL &&
-         !p->head->snapshot.present;
+  return n->role != CORE_LEADER && p->idle_open && p->inflight == 0 &&
+         !b->snapshot.present;
+}
+
+/* The first batch not started yet, if any. */
+static struct persist_batch *persist_next(struct persist *p) {
+  struct persist_batch *b = p->head;
+  while (b != NULL && b->started) {
+    b = b->next;
+  }
+  return b;
 }
 
 /* Runs the batches on the loop, while persist_on_loop() says so. */
 static void persist_idle_cb(uv_idle_t *h) {
   struct node *n = h->data;
   struct persist *p = &n->persist;
+  struct persist_batch *b;
   uv_idle_stop(h);
-  while (!p->busy && persist_on_loop(n)) {
-    struct persist_batch *b = p->head;
+  while (!p->on_loop && (b = persist_next(p)) != NULL &&
+         persist_on_loop(n, b)) {
+    b->started = true; /* closes the batch to new writes */
     if (batch_has_writes(b)) {
-      p->busy = true; /* closes the batch to new writes */
-      b->rv = persist_write(&n->store, b);
-      p->busy = false;
+      b->ticket = p->next_ticket++;
+      p->on_loop = true;
+      persist_write_sync(n, b);
+      p->on_loop = false;
       if (b->rv != 0) {
         log_error("node", "persist: %s; stopping the replica", b->errmsg);
         node_die();
       }
     }
-    persist_complete(n);
+    b->synced = true;
+    while (p->head != NULL && p->head->synced) {
+      persist_complete(n);
+    }
   }
   persist_start(n); /* a snapshot, or the leader's way if we became one */
 }
 
 static void persist_start(struct node *n) {
   struct persist *p = &n->persist;
-  /* Batches of messages only (their writes went with an earlier batch)
-   * need no trip to the disk. */
-  while (!p->busy && p->head != NULL && !batch_has_writes(p->head)) {
+  struct persist_batch *b;
+  while (p->head != NULL && p->head->synced) {
     persist_complete(n);
   }
-  if (p->busy || p->head == NULL) {
-    return;
+  if (p->on_loop) {
+    return; /* persist_idle_cb goes on when its write is done */
   }
-  if (persist_on_loop(n)) {
-    uv_idle_start(&p->idle, persist_idle_cb); /* keeps poll from blocking */
-    return;
+  bool queued = false;
+  while ((b = persist_next(p)) != NULL) {
+    if (!batch_has_writes(b)) {
+      /* Messages only (their writes went with an earlier batch): no
+       * trip to the disk; they leave when the batches before them are
+       * durable. */
+      b->started = b->synced = true;
+      continue;
+    }
+    if (persist_on_loop(n, b)) {
+      uv_idle_start(&p->idle, persist_idle_cb); /* keeps poll from blocking */
+      break;
+    }
+    if (p->inflight >= PERSIST_INFLIGHT_MAX) {
+      break;
+    }
+    /* The appends sent ahead of the write go out before the thread
+     * handoff, whose wakeup would otherwise delay them. */
+    if (!queued && n->peer_net != NULL) {
+      peer_net_flush(n->peer_net);
+    }
+    b->started = true;
+    b->ticket = p->next_ticket++;
+    if (uv_queue_work(n->loop, &b->work, persist_work_cb, persist_after_cb)) {
+      log_error("node", "persist: cannot queue work; stopping the replica");
+      node_die();
+    }
+    p->inflight++;
+    n->handles_open++;
+    queued = true;
   }
-  /* The appends sent ahead of the write go out before the thread handoff,
-   * whose wakeup would otherwise delay them. */
-  if (n->peer_net != NULL) {
-    peer_net_flush(n->peer_net);
+  while (p->head != NULL && p->head->synced) {
+    persist_complete(n);
   }
-  if (uv_queue_work(n->loop, &p->work, persist_work_cb, persist_after_cb)) {
-    log_error("node", "persist: cannot queue work; stopping the replica");
-    node_die();
-  }
-  p->busy = true;
-  n->handles_open++;
 }
 
 /* ----------------------------------------------------------------- api */

@@ -389,11 +389,15 @@ static void store_batch_describe(const struct store_batch *b, char *buf,
   }
 }
 
-int store_batch_write(struct store *s, const struct store_batch *b) {
+static int store_batch_write_with(struct store *s, const struct store_batch *b,
+                                  bool *sync_needed) {
   struct store_batch_ctx c = {.b = b};
   char what[160];
   int rv;
 
+  if (sync_needed != NULL) {
+    *sync_needed = false;
+  }
   if (b->truncate_from == 0 && b->entries_count == 0 && b->config == NULL &&
       b->hard_state == NULL) {
     return 0;
@@ -404,7 +408,10 @@ int store_batch_write(struct store *s, const struct store_batch *b) {
     c.v.hard_state = s->hard_state;
     rv = store_batch_check(s->errmsg, &c.v, b, &c.v);
     if (rv == 0) {
-      rv = store_wal_write(s, b);
+      rv = store_wal_write(s, b, sync_needed == NULL);
+    }
+    if (rv == 0 && sync_needed != NULL) {
+      *sync_needed = true;
     }
   } else {
     rv = store_batch_precheck(s, b);
@@ -421,6 +428,15 @@ int store_batch_write(struct store *s, const struct store_batch *b) {
   s->last_term = c.v.last_term;
   s->hard_state = c.v.hard_state;
   return 0;
+}
+
+int store_batch_write(struct store *s, const struct store_batch *b) {
+  return store_batch_write_with(s, b, NULL);
+}
+
+int store_batch_write_unsynced(struct store *s, const struct store_batch *b,
+                               bool *sync_needed) {
+  return store_batch_write_with(s, b, sync_needed);
 }
 
 int store_log_append(struct store *s, const struct store_entry *entries,

@@ -161,6 +161,8 @@ struct store {
   uint64_t wal_seq; /* of the last record written */
   uint64_t wal_ckpt_seq;
   struct store_log_view wal_base;
+  size_t wal_limit; /* a record past it checkpoints first (wal_bytes/2..) */
+  uint64_t wal_rng;
   uint8_t *wal_mem; /* the file's bytes [0, wal_off), 4 KiB aligned */
   bool wal_direct;  /* written with O_DIRECT */
 
@@ -248,6 +250,23 @@ int store_log_append(struct store *s, const struct store_entry *entries,
  * commit <= the last index after the batch. Returns as store_log_append(),
  * with SYNOD_EINVAL for any of these violations. */
 int store_batch_write(struct store *s, const struct store_batch *b);
+
+/* store_batch_write() without the write-ahead file's sync, so that the
+ * next batch can be written while this one syncs (syncs of one file
+ * overlap: on this kind of disk two or three at once complete several
+ * times as many per second as one at a time). When *sync_needed is set on
+ * return, the batch is durable once a store_wal_sync() that started after
+ * this call returned has returned 0; such a sync also makes every batch
+ * written before it durable, since each record's pwrite is done when it
+ * returns. Otherwise (a batch that went to LMDB) it is durable on return.
+ * A failed sync leaves the store unusable: the caller must stop. */
+int store_batch_write_unsynced(struct store *s, const struct store_batch *b,
+                               bool *sync_needed);
+
+/* The write-ahead file's fdatasync, the one call that may run on any
+ * thread while another writes (it touches no state of s). The message of
+ * a failure goes to errmsg (SYNOD_ERRMSG_MAX bytes), not to s. */
+int store_wal_sync(struct store *s, char *errmsg);
 
 /* Reads entries lo..hi inclusive, stopping early so that the payload bytes
  * returned stay <= bytes_max, but always returns at least one entry. On 0,

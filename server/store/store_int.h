@@ -111,11 +111,13 @@ int store_wal_open(struct store *s, const char *dir, size_t wal_bytes);
 void store_wal_close(struct store *s);
 /* Whether a batch can go through the file: no truncation, and it fits. */
 bool store_wal_takes(const struct store *s, const struct store_batch *b);
-/* Writes a checked batch as one record: one pwrite, one fdatasync.
- * Checkpoints first when the file is full. On error the store goes on as
- * if the batch was not written (the next record overwrites it), but its
- * bytes may have reached the disk: a restart before that replays it. */
-int store_wal_write(struct store *s, const struct store_batch *b);
+/* Writes a checked batch as one record: one pwrite, and with `sync` one
+ * fdatasync (without, store_wal_sync() must follow; see
+ * store_batch_write_unsynced()). Checkpoints first when the file is full.
+ * On error the store goes on as if the batch was not written (the next
+ * record overwrites it), but its bytes may have reached the disk: a
+ * restart before that replays it. */
+int store_wal_write(struct store *s, const struct store_batch *b, bool sync);
 /* Moves the records into LMDB in one transaction; the file then starts
  * over. A no-op when it holds none. */
 int store_wal_checkpoint(struct store *s);

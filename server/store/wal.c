@@ -232,6 +232,26 @@ static uint64_t wal_now_us(void) {
   return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
 }
 
+/* Picks where the next round of records ends in a checkpoint: anywhere in
+ * the file's second half. Replicas fill their files at the same rate (the
+ * same entries), so with one fixed size they would all checkpoint at
+ * about the same moment, and a commit needs a majority that is not in
+ * one: the store of a follower that syncs on its loop stops it for the
+ * checkpoint (tens of milliseconds). Different points keep a majority
+ * writing. */
+static void wal_limit_pick(struct store *s) {
+  /* xorshift64*, seeded once per store from its address and the clock. */
+  if (s->wal_rng == 0) {
+    s->wal_rng = (uint64_t)(uintptr_t)s ^ wal_now_us() ^ 0x9e3779b97f4a7c15u;
+  }
+  s->wal_rng ^= s->wal_rng >> 12;
+  s->wal_rng ^= s->wal_rng << 25;
+  s->wal_rng ^= s->wal_rng >> 27;
+  uint64_t r = s->wal_rng * 0x2545f4914f6cdd1du;
+  size_t half = s->wal_bytes / 2;
+  s->wal_limit = half + (half > 0 ? (size_t)(r % (half + 1)) : 0);
+}
+
 /* Reads up to len bytes from offset 0 into buf; *got says how many (fewer
  * at the end of the file, with errno 0). Returns -1 with errno on error. */
 static int wal_pread_all(int fd, uint8_t *buf, size_t len, size_t *got) {
@@ -372,6 +392,7 @@ int store_wal_checkpoint_with(struct store *s, uint64_t put_from,
   s->wal_base = c.replay.view;
   s->wal_ckpt_seq = s->wal_seq = c.replay.last_seq;
   s->wal_off = 0;
+  wal_limit_pick(s);
   return 0;
 }
 
@@ -434,11 +455,12 @@ static int wal_drop_direct(struct store *s, int err) {
   return 0;
 }
 
-int store_wal_write(struct store *s, const struct store_batch *b) {
+int store_wal_write(struct store *s, const struct store_batch *b, bool sync) {
   size_t len = wal_record_bytes(b);
   int rv;
 
-  if (s->wal_off + len > s->wal_bytes && (rv = store_wal_checkpoint(s)) != 0) {
+  if (s->wal_off > 0 && s->wal_off + len > s->wal_limit &&
+      (rv = store_wal_checkpoint(s)) != 0) {
     return rv;
   }
   uint8_t *rec = s->wal_mem + s->wal_off;
@@ -454,9 +476,7 @@ int store_wal_write(struct store *s, const struct store_batch *b) {
                strerror(errno));
     return rv;
   }
-  if (fdatasync(s->wal_fd) != 0) {
-    rv = store_code_from_mdb(errno);
-    errmsg_set(s->errmsg, "wal fdatasync: %s", strerror(errno));
+  if (sync && (rv = store_wal_sync(s, s->errmsg)) != 0) {
     return rv;
   }
   if (s->wal_off == 0) {
@@ -466,6 +486,15 @@ int store_wal_write(struct store *s, const struct store_batch *b) {
   }
   s->wal_off += len;
   s->wal_seq++;
+  return 0;
+}
+
+int store_wal_sync(struct store *s, char *errmsg) {
+  if (fdatasync(s->wal_fd) != 0) {
+    int rv = store_code_from_mdb(errno);
+    errmsg_set(errmsg, "wal fdatasync: %s", strerror(errno));
+    return rv;
+  }
   return 0;
 }
 
@@ -651,6 +680,7 @@ int store_wal_open(struct store *s, const char *dir, size_t wal_bytes) {
   }
   if (rv == 0) {
     wal_try_direct(s, path);
+    wal_limit_pick(s);
   }
   return rv;
 }

@@ -1566,6 +1566,97 @@ START_TEST(wal_wraps_and_skips_records_of_earlier_rounds) {
 }
 END_TEST
 
+/* What persist does with several batches in flight: each written without
+ * its sync, in order, while syncs run on other threads; a sync that
+ * starts after a write returns makes it durable. Here a second thread
+ * syncs in a loop throughout (the store must allow it), the checkpoints
+ * of a small file come and go under it, and after the last write's own
+ * sync the child dies: every batch must come back. */
+static atomic_bool syncer_stop;
+static atomic_int syncer_failures;
+
+static void *syncer_main(void *arg) {
+  (void)arg;
+  char why[SYNOD_ERRMSG_MAX];
+  while (!atomic_load(&syncer_stop)) {
+    if (store_wal_sync(&st, why) != 0) {
+      atomic_fetch_add(&syncer_failures, 1);
+    }
+  }
+  return NULL;
+}
+
+static void write_unsynced_with_a_syncer(void) {
+  pthread_t t;
+  char why[SYNOD_ERRMSG_MAX];
+  if (pthread_create(&t, NULL, syncer_main, NULL) != 0) {
+    _exit(7);
+  }
+  uint8_t data[100];
+  memset(data, 0xab, sizeof data);
+  for (uint64_t i = 1; i <= 400; i++) {
+    struct store_entry e = {i, 2, 0, data, sizeof data};
+    struct store_batch b = {.entries = &e, .entries_count = 1};
+    bool sync_needed = false;
+    if (store_batch_write_unsynced(&st, &b, &sync_needed) != 0 ||
+        !sync_needed) {
+      _exit(8);
+    }
+  }
+  atomic_store(&syncer_stop, true);
+  pthread_join(t, NULL);
+  if (atomic_load(&syncer_failures) != 0 || store_wal_sync(&st, why) != 0) {
+    _exit(9);
+  }
+}
+
+START_TEST(wal_unsynced_writes_with_syncs_on_another_thread) {
+  struct store_options o = {.wal_bytes = 16 * 4096};
+  reopen(&o);
+  die_after(write_unsynced_with_a_syncer, &o);
+  ck_assert_uint_eq(store_log_last_index(&st), 400);
+  ck_assert_uint_eq(store_log_last_term(&st), 2);
+  struct store_entry *es = NULL;
+  size_t n = 0;
+  ck_assert_int_eq(store_log_read(&st, 1, 400, SIZE_MAX, &es, &n), 0);
+  ck_assert_uint_eq(n, 400);
+  for (size_t i = 0; i < n; i++) {
+    ck_assert_uint_eq(es[i].index, i + 1);
+    ck_assert_uint_eq(es[i].len, 100);
+    ck_assert_uint_eq(((const uint8_t *)es[i].data)[99], 0xab);
+  }
+  store_entries_free(es);
+  ck_assert_int_eq(store_verify(&st), 0);
+}
+END_TEST
+
+/* The point where a round of records ends in a checkpoint is drawn in
+ * the file's second half (so that replicas do not all checkpoint at
+ * once), and a record still fills the file when it is the first. */
+START_TEST(wal_checkpoint_point_is_in_the_second_half) {
+  struct store_options o = {.wal_bytes = 64 * 4096};
+  reopen(&o);
+  size_t first = st.wal_limit;
+  bool moved = false;
+  for (uint64_t i = 1; i <= 50; i++) {
+    ck_assert_uint_ge(st.wal_limit, st.wal_bytes / 2);
+    ck_assert_uint_le(st.wal_limit, st.wal_bytes);
+    moved = moved || st.wal_limit != first;
+    ck_assert_int_eq(append_range(i, i, 1), 0);
+    ck_assert_uint_gt(st.wal_off, 0);
+    ck_assert_int_eq(store_wal_checkpoint(&st), 0);
+  }
+  ck_assert_msg(moved, "50 checkpoints all drew %zu", first);
+  /* A first record as big as the file still goes through it. */
+  struct store_options big = {.wal_bytes = 2 * 4096};
+  reopen(&big);
+  uint8_t data[6000] = {0};
+  struct store_entry e = {51, 1, 0, data, sizeof data};
+  ck_assert_int_eq(store_log_append(&st, &e, 1), 0);
+  ck_assert_uint_eq(st.wal_off, 2 * 4096);
+}
+END_TEST
+
 static size_t torn_at;
 
 static void write_then_tear_last(void) {
@@ -1919,6 +2010,8 @@ static Suite *store_suite(void) {
   tcase_add_test(tc, wal_wraps_and_skips_records_of_earlier_rounds);
   tcase_add_test(tc, wal_torn_last_record_is_dropped);
   tcase_add_test(tc, wal_cut_record_stays_cut_after_the_fill);
+  tcase_add_test(tc, wal_unsynced_writes_with_syncs_on_another_thread);
+  tcase_add_test(tc, wal_checkpoint_point_is_in_the_second_half);
   tcase_add_test(tc, wal_of_another_store_is_ignored);
   tcase_add_test(tc, wal_of_unpadded_records_is_replayed);
   tcase_add_test(tc, wal_write_refused_direct_goes_through_the_page_cache);
