@@ -474,7 +474,7 @@ static void scenario_view(void) {
     }
   }
   /* The list, in pages. */
-  membership("PUT", f1, "h", "x", sess_a, ++seq_a, "", 200);
+  json_decref(membership("PUT", f1, "h", "x", sess_a, ++seq_a, "", 200));
   j = req("GET", l, "/v1/groups?limit=1", NULL, NULL, 200);
   json_t *gs = json_object_get(j, "groups");
   CHECK(json_array_size(gs) == 1 && jbool(j, "more") &&
