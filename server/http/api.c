@@ -75,6 +75,10 @@ int api_status_of(int code) {
   case SYNOD_ENOTFOUND:
   case SYNOD_ESESSION: /* the session named is unknown or ended */
     return 404;
+  case SYNOD_ENOTHOLDER: /* e.g. a group member another session holds */
+    return 403;
+  case SYNOD_ESEQUENCE: /* a session's sequence below its window */
+    return 409;
   case SYNOD_EEXIST:
   case SYNOD_ELIMIT: /* the channel or the server is full: state, not rate */
     return 409;
@@ -571,6 +575,9 @@ static void api_request_cb(void *arg, const struct httpd_request *req) {
              api_prefix(req, "/v1/keys/", &rest, &rest_len) ||
              api_path_is(req, "/v1/txn")) {
     api_keys_request(api, req);
+  } else if (api_path_is(req, "/v1/groups") ||
+             api_prefix(req, "/v1/groups/", &rest, &rest_len)) {
+    api_groups_request(api, req);
   } else if (api_path_is(req, "/v1/sessions") ||
              api_prefix(req, "/v1/sessions/", &rest, &rest_len)) {
     api_sessions_request(api, req);

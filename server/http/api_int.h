@@ -2,7 +2,7 @@
  * elections, routing), api_stream.c (event streams), api_channels.c
  * (publish, channel info, subscriptions), api_keys.c, api_watch.c and
  * api_txn.c (keys, watches, transactions; their own internals in
- * api_keys_int.h) and api_sessions.c. */
+ * api_keys_int.h), api_sessions.c and api_groups.c. */
 #ifndef SYNOD_HTTP_API_INT_H
 #define SYNOD_HTTP_API_INT_H
 
@@ -37,6 +37,13 @@ void api_respond_json(struct http_api *api, uint64_t id, int status, json_t *j);
  * default CORS line. */
 void api_respond_json_headers(struct http_api *api, uint64_t id, int status,
                               const char *headers, json_t *j);
+
+/* Sets `field` of j to the bytes: a string when they are UTF-8, else
+ * base64 (RFC 4648, padded) with `encoding_field` = "base64" (the keys
+ * API's encoding of values, used for every byte field). */
+void api_json_set_bytes(json_t *j, const char *field,
+                        const char *encoding_field, const uint8_t *p,
+                        size_t len);
 
 /* The HTTP status for a SYNOD_E* code. */
 int api_status_of(int code);
@@ -73,6 +80,10 @@ struct api_stream {
    * event; 0: the whole revision). Ids only grow. */
   uint64_t id_rev;
   uint32_t id_event;
+  /* Group streams: the members in the view after the last view item
+   * delivered (a JSON array, owned), or NULL when the stream could not
+   * know it (api_groups.c). */
+  json_t *members;
   char name[]; /* the channel, key or prefix (for messages) */
 };
 
@@ -120,6 +131,9 @@ void api_streams_stop(struct http_api *api);
 /* api_channels.c: /v1/channels and /v1/channels/NAME. */
 void api_channels_request(struct http_api *api,
                           const struct httpd_request *req);
+
+/* api_groups.c: /v1/groups and /v1/groups/NAME[/messages|/members/M]. */
+void api_groups_request(struct http_api *api, const struct httpd_request *req);
 
 /* api_keys.c: /v1/keys, /v1/keys/KEY and (through api_txn.c) /v1/txn. */
 void api_keys_request(struct http_api *api, const struct httpd_request *req);

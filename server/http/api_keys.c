@@ -287,11 +287,9 @@ static bool kq_u64(struct http_api *api, uint64_t id, const struct kq *q, int i,
 
 /* ---------------------------------------------------------- key JSON */
 
-/* Sets `field` of j to the bytes: a string when they are UTF-8, else
- * base64 with `encoding_field` = "base64". */
-static void json_set_bytes(json_t *j, const char *field,
-                           const char *encoding_field, const uint8_t *p,
-                           size_t len) {
+void api_json_set_bytes(json_t *j, const char *field,
+                        const char *encoding_field, const uint8_t *p,
+                        size_t len) {
   json_t *s = json_stringn(len ? (const char *)p : "", len);
   if (s != NULL) {
     json_object_set_new(j, field, s);
@@ -310,9 +308,9 @@ json_t *key_kv_json(const Synod__KeyValue *kv, bool with_value) {
     return json_null();
   }
   json_t *j = json_object();
-  json_set_bytes(j, "key", "key_encoding", kv->key.data, kv->key.len);
+  api_json_set_bytes(j, "key", "key_encoding", kv->key.data, kv->key.len);
   if (with_value) {
-    json_set_bytes(j, "value", "encoding", kv->value.data, kv->value.len);
+    api_json_set_bytes(j, "value", "encoding", kv->value.data, kv->value.len);
   }
   json_object_set_new(j, "create_revision",
                       json_integer((json_int_t)kv->create_revision));
@@ -460,8 +458,8 @@ static void list_answer(struct key_call *c, const Synod__KeyListReply *r,
                         (json_int_t)r->n_kvs);
   if (j != NULL && r->more && r->n_kvs > 0) {
     const Synod__KeyValue *last = r->kvs[r->n_kvs - 1];
-    json_set_bytes(j, "next_after", "next_after_encoding", last->key.data,
-                   last->key.len);
+    api_json_set_bytes(j, "next_after", "next_after_encoding", last->key.data,
+                       last->key.len);
   }
   key_respond_rev(c, 200, j, r->revision, NULL);
 }

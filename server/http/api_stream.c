@@ -1,13 +1,13 @@
 /* Event streams (Server-Sent Events) of the HTTP API, whatever they
- * carry: the stream state that api_channels.c (channel subscriptions) and
- * api_watch.c (key watches) share, the parts of their subscription sinks
- * that do not depend on what is delivered (the start, the end, the bound
- * on queued bytes), and httpd's close and drain callbacks, the pings and
- * the stop for every stream. Each stream is a subscription of the one
- * machinery in server/node/subscribe.c; a slow reader is bounded as a
- * binary subscriber is: the node stops pushing while the HTTP connection
- * has more than its bound queued, and goes on from the retained window
- * when httpd says it drained (api_streams_drain_cb). */
+ * carry: the stream state that api_channels.c (channel subscriptions),
+ * api_watch.c (key watches) and api_groups.c (group streams) share, the parts
+ * of their subscription sinks that do not depend on what is delivered (the
+ * start, the end, the bound on queued bytes), and httpd's close and drain
+ * callbacks, the pings and the stop for every stream. Each stream is a
+ * subscription of the one machinery in server/node/subscribe.c; a slow reader
+ * is bounded as a binary subscriber is: the node stops pushing while the HTTP
+ * connection has more than its bound queued, and goes on from the retained
+ * window when httpd says it drained (api_streams_drain_cb). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -41,6 +41,7 @@ struct api_stream *api_stream_new(struct http_api *api, uint64_t request_id,
 
 void api_stream_free(struct api_stream *st) {
   u64map_del(&st->api->streams, st->request_id);
+  json_decref(st->members);
   free(st);
 }
 
@@ -175,6 +176,7 @@ static void api_stop_one(void *arg, uint64_t id, void *value) {
   struct api_stream *st = value;
   (void)id;
   node_unsubscribe(api->node, st->handle);
+  json_decref(st->members);
   free(st);
 }
 

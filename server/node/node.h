@@ -294,8 +294,9 @@ struct node_sub_sink {
   int (*key_deliver)(void *arg, Synod__KeyWatchEvent *const *events, size_t n,
                      size_t bytes, uint64_t progress_revision,
                      uint32_t progress_event);
-  /* Group subscriptions (client connections only, for now) call these in
-   * place of started and deliver; other sinks leave them NULL. Once, as
+  /* Group subscriptions (a client's GroupSubscribe, node_group_subscribe)
+   * call these in place of started and deliver; a sink used for no group
+   * leaves them NULL. Once, as
    * `started`: err 0, the subscription runs from offset r->offset. Items
    * as key_deliver's events; progress_offset: every offset up to it was
    * looked at (n may be 0, as for key watches). */
@@ -332,6 +333,23 @@ int node_subscribe(struct node *n, const Synod__ChannelSubscribe *q,
 int node_key_watch(struct node *n, const Synod__KeyWatch *q,
                    const struct node_sub_sink *sink, void *arg,
                    uint64_t *handle, char *errmsg);
+
+/* Subscribes to group q->group's stream from q->from (0: the items
+ * after the newest acknowledged, after a ReadIndex round) as member
+ * q->member, as a client's GroupSubscribe (synod.proto), for an
+ * in-process consumer: the same machinery and contract as
+ * node_subscribe, with the sink's group_started and group_deliver (which
+ * must be set). q->member may also be empty here: an observer, delivered
+ * every item (messages and state requests to one member included).
+ * q->subscription_id and q->credits are ignored. Errors: SYNOD_EINVAL (a
+ * bad group or member name), SYNOD_ELIMIT, SYNOD_ENOLEADER,
+ * SYNOD_ENOMEM; at the start (group_started): SYNOD_ENOTFOUND (no such
+ * group), SYNOD_ERANGE (from past the next offset), SYNOD_ECOMPACTED.
+ * The group's deletion ends it (`ended`, SYNOD_ENOTFOUND). The handle
+ * works with node_sub_drained and node_unsubscribe. */
+int node_group_subscribe(struct node *n, const Synod__GroupSubscribe *q,
+                         const struct node_sub_sink *sink, void *arg,
+                         uint64_t *handle, char *errmsg);
 
 /* The consumer of `handle` has room again (after want_drain): pushing
  * goes on, possibly before this returns. A dead handle is ignored. */

@@ -54,8 +54,12 @@
  *  - subs_by_name holds channel and group subscriptions alike (a channel
  *    and a group may share a name): every walk of it checks the kind;
  *  - a sink has a third started/deliver pair (group_started and
- *    group_deliver), filled by the client sink only: no in-process
- *    consumer (HTTP) subscribes to groups yet;
+ *    group_deliver), filled by the client sink and by in-process
+ *    consumers of node_group_subscribe (the HTTP API's Server-Sent
+ *    Events);
+ *  - an in-process subscription may name no member: an observer, which
+ *    is delivered every item, messages and state requests to any one
+ *    member included (the binary protocol keeps requiring a member);
  *  - a frame's items are malloc'ed (fsm_group_item_pb) and freed once
  *    the frame is sent, and cost their packed size;
  *  - group subscriptions are also on a list of their own (subs_groups),
@@ -755,7 +759,8 @@ static bool fill_group(struct node *n, struct sub *s, struct subs_batch *b) {
   window_iter_seek(st.window, s->next, &iter);
   while (batch_room(b, s, 0) && window_iter_next(&iter, &wi)) {
     if (fsm_group_item_decode(&wi, &it) != 0 ||
-        !fsm_group_item_for(&it, s->member, s->member_len)) {
+        (s->member_len != 0 &&
+         !fsm_group_item_for(&it, s->member, s->member_len))) {
       s->next = wi.pos + 1; /* not for this member: passed */
       continue;
     }
@@ -1543,16 +1548,17 @@ static int key_watch_check(struct node *n, const Synod__KeyWatch *q,
 }
 
 /* A group's name is checked as a channel's; whether it exists is for
- * the start (group_resolve). */
-static int group_subscribe_check(struct node *n, const Synod__GroupSubscribe *q,
-                                 char *msg) {
+ * the start (group_resolve). A client names a member; an in-process
+ * consumer (conn_id 0) may name none: an observer of every item. */
+static int group_subscribe_check(struct node *n, uint64_t conn_id,
+                                 const Synod__GroupSubscribe *q, char *msg) {
   const char *name = q->group != NULL ? q->group : "";
   size_t member_len = q->member != NULL ? strlen(q->member) : 0;
   int rv = fsm_channel_name_check(n->fsm, name, strlen(name), false, msg);
   if (rv != 0) {
     return rv;
   }
-  if (member_len == 0 || member_len > 256) {
+  if ((member_len == 0 && conn_id != 0) || member_len > 256) {
     errmsg_set(msg,
                "group subscribe: member name of %zu bytes (1 to 256) in "
                "\"%.64s\"",
@@ -1574,7 +1580,9 @@ static int sub_check(struct node *n, uint64_t conn_id,
   case SYNOD__REQUEST__BODY_GROUP_SUBSCRIBE:
     rv = sub_check_common(n, conn_id, req->group_subscribe->subscription_id,
                           req->group_subscribe->credits, msg);
-    return rv != 0 ? rv : group_subscribe_check(n, req->group_subscribe, msg);
+    return rv != 0
+               ? rv
+               : group_subscribe_check(n, conn_id, req->group_subscribe, msg);
   default:
     rv = sub_check_common(n, conn_id, req->channel_subscribe->subscription_id,
                           req->channel_subscribe->credits, msg);
@@ -1607,8 +1615,8 @@ static bool sub_fill(struct sub *s, const Synod__Request *req,
     s->id = q->subscription_id;
     s->name = strdup(q->group);
     s->name_len = strlen(q->group);
-    s->member = strdup(q->member);
-    s->member_len = strlen(q->member);
+    s->member = strdup(q->member != NULL ? q->member : "");
+    s->member_len = strlen(s->member != NULL ? s->member : "");
     *credits = q->credits;
     return s->name != NULL && s->member != NULL;
   } else {
@@ -1765,6 +1773,16 @@ int node_key_watch(struct node *n, const Synod__KeyWatch *q,
   assert(sink->key_started != NULL && sink->key_deliver != NULL);
   req.body_case = SYNOD__REQUEST__BODY_KEY_WATCH;
   req.key_watch = (Synod__KeyWatch *)q;
+  return node_sub_request(n, &req, sink, arg, handle, errmsg);
+}
+
+int node_group_subscribe(struct node *n, const Synod__GroupSubscribe *q,
+                         const struct node_sub_sink *sink, void *arg,
+                         uint64_t *handle, char *errmsg) {
+  Synod__Request req = SYNOD__REQUEST__INIT;
+  assert(sink->group_started != NULL && sink->group_deliver != NULL);
+  req.body_case = SYNOD__REQUEST__BODY_GROUP_SUBSCRIBE;
+  req.group_subscribe = (Synod__GroupSubscribe *)q;
   return node_sub_request(n, &req, sink, arg, handle, errmsg);
 }
 
