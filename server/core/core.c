@@ -248,9 +248,16 @@ void core_repl_deliver(struct core *c) {
    * log_bytes_max, and only a snapshot frees the log, so holding off
    * longer wedged the leader for as long as the transfer lasted (forever,
    * for a follower that could not install the image). */
-  bool bytes_due =
-      c->applied_bytes - c->snap_wanted_bytes >= c->o.log_bytes_max / 4;
-  if (bytes_due || (due >= threshold &&
+  uint64_t bytes = c->applied_bytes - c->snap_wanted_bytes;
+  bool bytes_due = bytes >= c->o.log_bytes_max / 4;
+  /* A snapshot writes the whole state, so the entry count alone would
+   * rewrite a large state (a key history, a channel's retained messages)
+   * every few thousand small entries, each time stopping this replica's
+   * log writes while it is saved: wait also until the log since the last
+   * snapshot outweighs its image (thesis §5.1.1: a snapshot when the log
+   * reaches the snapshot's size; writes then cost at most twice). */
+  bool log_outweighs = bytes >= c->snap.size_bytes;
+  if (bytes_due || (due >= threshold && log_outweighs &&
                     (!core_snapshot_streaming(c) || due >= 4 * threshold))) {
     c->out.up->snapshot_wanted = true;
     c->snap_wanted_at = c->applied;
