@@ -527,6 +527,14 @@ static int call_op(struct synod_client *c, enum op_kind kind,
   return call_run(c, call, out, NULL);
 }
 
+uint32_t client_request_timeout_ms(const struct synod_client *c) {
+  return c->opts.request_timeout_ms;
+}
+
+void client_set_errmsg(int rv, const char *msg) {
+  set_errmsg(rv, msg);
+}
+
 int client_call(struct synod_client *c, enum op_kind kind,
                 const struct op_args *args, uint32_t timeout_ms,
                 union synod_result *out) {

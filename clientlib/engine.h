@@ -57,6 +57,16 @@ enum op_kind {
   OP_KEY_DELETE,
   OP_KEY_LIST,
   OP_KEY_TXN,
+  OP_GROUP_JOIN, /* groups.c: OP_GROUP_JOIN .. OP_GROUP_SUBSCRIBE */
+  OP_GROUP_LEAVE,
+  OP_GROUP_SEND,
+  OP_GROUP_CHECKPOINT, /* one chunk */
+  OP_GROUP_STATE_REQUEST,
+  OP_GROUP_VIEW_GET,
+  OP_GROUP_LIST,
+  OP_GROUP_CHECKPOINT_READ, /* one chunk */
+  OP_GROUP_READ,
+  OP_GROUP_SUBSCRIBE, /* a subscription: credit and cancel are the channels' */
   OP_KIND_COUNT
 };
 
@@ -113,7 +123,29 @@ struct op_args {
   uint64_t subscription_id;
   bool prev_kv; /* key watch; its key is `name`, from_revision `from`,
                    after_event `after_offset` */
-  const struct key_args *key; /* the key kinds' arguments (keys.c) */
+  const struct key_args *key;     /* the key kinds' arguments (keys.c) */
+  const struct group_args *group; /* the group kinds' (groups.c) */
+};
+
+/* A group call's arguments, borrowed until op_build returns (which
+ * copies them). Strings may be NULL (""). */
+struct group_args {
+  const char *group;
+  const char *member; /* join, leave, checkpoint, state, read, subscribe */
+  const char *to;     /* send */
+  const char *sender; /* send: the sender's member name (from) */
+  const char *after;  /* list */
+  const void *data;   /* join: the member's data; send; a checkpoint chunk */
+  size_t data_len;
+  bool want_state;
+  uint64_t offset;       /* checkpoint: the offset it reflects; read: its */
+  uint64_t total_bytes;  /* checkpoint */
+  uint64_t chunk_offset; /* checkpoint: where the chunk goes; read: from */
+  uint64_t from;         /* read, subscribe: the first offset */
+  uint32_t max;          /* read: items; checkpoint read: bytes */
+  uint32_t limit;        /* list */
+  uint32_t credits;      /* subscribe */
+  unsigned flags;        /* SYNOD_READ_STALE */
 };
 
 /* A key call's arguments, borrowed until op_build returns (which copies
@@ -184,8 +216,9 @@ struct op {
   uint64_t owner_id;
   ProtobufCBinaryData *msgs; /* a publish's, pointing into `bytes` */
   Synod__ChannelLimits limits;
-  /* A key kind's body (KeyPut, ..., KeyTxn): a tree allocated with
-   * malloc, which protobuf_c_message_free_unpacked frees whole. */
+  /* A key or group kind's body (KeyPut, ..., GroupSubscribe): a tree
+   * allocated with malloc, which protobuf_c_message_free_unpacked frees
+   * whole. */
   ProtobufCMessage *key_body;
   Synod__Request req;
   union op_body body;
@@ -200,6 +233,24 @@ struct op {
 int op_build(enum op_kind kind, const struct op_args *args, struct op **out,
              char *errmsg);
 void op_free(struct op *op);
+
+/* One checkpoint chunk stored (GroupCheckpointReply). */
+struct group_chunk_stored {
+  uint64_t received;
+  uint64_t total_bytes;
+  bool committed;
+  uint64_t notice_offset;
+};
+
+/* One checkpoint chunk read (GroupCheckpointChunk); owns data and
+ * info.member. */
+struct group_chunk {
+  struct synod_group_checkpoint_info info;
+  uint64_t from;
+  uint8_t *data;
+  size_t len;
+  bool last;
+};
 
 /* Every typed result, so one conversion serves both interfaces. */
 union synod_result {
@@ -226,6 +277,15 @@ union synod_result {
   struct synod_key_delete_result key_delete;
   struct synod_key_list key_list;
   struct synod_key_txn_result key_txn;
+  struct synod_group_joined group_joined;
+  struct synod_group_left group_left;
+  struct synod_group_sent group_sent;
+  struct group_chunk_stored group_chunk_stored;
+  struct synod_group_state group_state;
+  struct synod_group_info group_info;
+  struct synod_group_list group_list;
+  struct group_chunk group_chunk;
+  struct synod_group_items group_items;
 };
 
 /* Converts a successful Response for an op of `kind` into *out (which
@@ -249,6 +309,25 @@ void keys_result_free(enum op_kind kind, union synod_result *r);
 void keys_deliver(enum op_kind kind, void (*cb)(void), void *arg, int status,
                   const union synod_result *r);
 
+/* groups.c: the group kinds' requests and results. */
+bool op_kind_is_group(enum op_kind kind);
+/* Builds op's body from args->group (copies everything). 0, SYNOD_EINVAL
+ * with errmsg, or SYNOD_ENOMEM. */
+int groups_op_fill(struct op *op, const struct op_args *args, char *errmsg);
+int groups_result_from_response(enum op_kind kind, const Synod__Response *resp,
+                                union synod_result *out, char *errmsg);
+void groups_result_free(enum op_kind kind, union synod_result *r);
+void groups_deliver(enum op_kind kind, void (*cb)(void), void *arg, int status,
+                    const union synod_result *r);
+/* A stream item as the public struct: pointers borrow pb, but joined
+ * (allocated: release with group_item_clear). 0 or SYNOD_ENOMEM. */
+int group_item_from_pb(const Synod__GroupItem *pb,
+                       struct synod_group_item *out);
+void group_item_clear(struct synod_group_item *it);
+/* A view from the wire, owning copies. 0 or SYNOD_ENOMEM. */
+int group_view_from_pb(const Synod__GroupView *pb,
+                       struct synod_group_view *out);
+
 /* async.c: builds and submits an op whose result goes to the typed
  * callback cb (see synod_async's rules). */
 int async_submit(struct synod_async *a, enum op_kind kind,
@@ -259,6 +338,10 @@ struct synod_client;
 int client_call(struct synod_client *c, enum op_kind kind,
                 const struct op_args *args, uint32_t timeout_ms,
                 union synod_result *out);
+/* The client's request timeout (its options', defaulted). */
+uint32_t client_request_timeout_ms(const struct synod_client *c);
+/* Sets what synod_client_errmsg returns on this thread. */
+void client_set_errmsg(int rv, const char *msg);
 
 /* A connection to one endpoint: an attempt (in synod_async.attempts,
  * not ready) until its HelloReply, then the live connection (conn). Freed
