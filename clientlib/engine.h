@@ -338,6 +338,17 @@ struct synod_client;
 int client_call(struct synod_client *c, enum op_kind kind,
                 const struct op_args *args, uint32_t timeout_ms,
                 union synod_result *out);
+/* Runs fn(a, call, arg) on the client's loop thread and waits (up to
+ * timeout_ms, 0: the request timeout, plus a grace) until fn, or
+ * something it started, calls client_run_done(call, ...) exactly once.
+ * Returns that status (its message in synod_client_errmsg). If the
+ * caller gives up (a wedged loop thread only), arg is left to the loop
+ * thread. */
+struct call;
+typedef void (*client_fn)(struct synod_async *a, struct call *call, void *arg);
+int client_run(struct synod_client *c, client_fn fn, void *arg,
+               uint32_t timeout_ms);
+void client_run_done(struct call *call, int rv, const char *errmsg);
 /* The client's request timeout (its options', defaulted). */
 uint32_t client_request_timeout_ms(const struct synod_client *c);
 /* Sets what synod_client_errmsg returns on this thread. */
@@ -427,8 +438,24 @@ struct observer {
 /* One subscription (subscribe.c). The position is what makes resumption
  * exact: one channel's next_offset, or a prefix's (after_index,
  * after_offset), as delivered to the application. */
+/* A group subscription's items (group_member.c consumes them): in
+ * offset order, each after the last one delivered; borrowed for the
+ * call. */
+typedef void (*group_items_cb)(void *arg, const struct synod_group_item *items,
+                               size_t n);
+/* The server confirmed a group subscription's start at `offset`. */
+typedef void (*group_start_cb)(void *arg, uint64_t offset);
+
 struct synod_async_subscription {
   struct synod_async_subscription *next; /* in synod_async.subs */
+  /* A group subscription (group_sub_start): one group's stream as
+   * `member` sees it; the position is next_offset, moved by the items
+   * and by GroupDelivery.progress_offset (items for others are
+   * skipped, so no gap can be seen). */
+  bool group;
+  char *member;
+  group_items_cb group_cb;
+  group_start_cb group_start;
   /* A key watch (watch.c's entry): the fields of one channel do not
    * apply, and (after_index, after_offset) below is the last
    * (revision, event) delivered. */
@@ -541,6 +568,7 @@ struct synod_async {
   size_t lost_count;
   struct observer *observers;
   struct synod_async_subscription *subs;
+  struct synod_async_group *groups; /* group_member.c's handles */
   unsigned sub_failures; /* subscriptions moved in a row; reset by a start */
   uint64_t prng;
   char errmsg[SYNOD_ERRMSG_BYTES];
@@ -674,7 +702,37 @@ int key_watch_start(struct synod_async *a,
 void key_event_from_pb(const Synod__KeyWatchEvent *e,
                        struct synod_key_event *out);
 void subs_on_ended(struct synod_async *a, const Synod__SubscriptionEnded *e);
+void subs_on_group_delivery(struct synod_async *a,
+                            const Synod__GroupDelivery *d);
+/* Starts a group subscription of `member` from offset `from` (>= 1),
+ * as sub_start (items_cb for msg_cb, start for start_cb). A replica that
+ * does not have the group or the offset yet (SYNOD_ENOTFOUND or
+ * SYNOD_ERANGE before the start: it lags behind the one that answered
+ * the join) is left for another, as a lagging one after the start is. */
+int group_sub_start(struct synod_async *a, const char *group,
+                    const char *member, uint64_t from, uint32_t window,
+                    group_items_cb items_cb, synod_subscription_end_cb end_cb,
+                    group_start_cb start, void *arg, bool manual,
+                    struct synod_async_subscription **out);
 void subs_sweep(struct synod_async *a, uint64_t now);
 void subs_shutdown(struct synod_async *a);
+
+/* group_member.c: membership handles. group_member_start is
+ * synod_async_group_member_join with manual consumption (reported with
+ * group_member_consumed) and a bound on the ready callback
+ * (ready_timeout_ms; 0: none but each step's own). */
+int group_member_start(struct synod_async *a,
+                       const struct synod_group_join_options *o,
+                       const struct synod_group_callbacks *cbs, bool manual,
+                       uint32_t ready_timeout_ms,
+                       struct synod_async_group **out);
+void group_member_consumed(struct synod_async_group *g, uint32_t n);
+/* The session that held memberships ended: they end (SYNOD_ESESSION). */
+void groups_on_session_lost(struct synod_async *a, uint64_t session_id,
+                            const char *why);
+/* Ends the handles whose state or ready bound passed. */
+void groups_sweep(struct synod_async *a, uint64_t now);
+/* The client closes: every handle ends (SYNOD_ESHUTDOWN) and is freed. */
+void groups_shutdown(struct synod_async *a);
 
 #endif

@@ -1669,6 +1669,200 @@ int synod_async_group_read(struct synod_async *a, const char *group,
                            uint64_t from, uint32_t max, const char *member,
                            unsigned flags, synod_group_items_cb cb, void *arg);
 
+/* ---------------------------------------------------- group membership
+ *
+ * A membership handle joins a member and then follows the group's stream
+ * as that member: the full view (the join's view, then each change
+ * applied to it), every message to the group and to the member, the
+ * state requests addressed to it as coordinator, checkpoint notices, and
+ * the end of the membership. It rides on the subscription machinery
+ * (see "Subscriptions"): after a disconnect, failover or restart it
+ * resumes on any replica from just after the last item it delivered, so
+ * the application sees no gap and no duplicate, and its window bounds
+ * what is delivered and not yet consumed.
+ *
+ * State transfer (want_state). The member's state is the state the
+ * application builds from the group's messages. The handle gets it
+ * before any message after it:
+ *  - CHECKPOINT: the latest checkpoint (N: the state after every item up
+ *    to N) is read whole (chunks reassembled, restarted if it is replaced
+ *    meanwhile) and handed over in the ready callback; then every message
+ *    to the group after N (those before the join included), in order;
+ *  - REQUESTED: the coordinator was asked; the handle waits, at most
+ *    state_timeout_ms, for a checkpoint whose offset is at least the
+ *    request's (its notice in the stream), reads it, and goes on as
+ *    above. SYNOD_ETIMEDOUT when none came in time;
+ *  - EMPTY: this member is the coordinator: the state is empty, at the
+ *    join's offset.
+ * So the boundary is exact: the state at N, then the items N+1, N+2, ...
+ * The join's own view is reported when the stream reaches it (at once
+ * if the state is past it).
+ *
+ * Answering a state request: the callback (async) or event (blocking)
+ * comes in stream order, so the application's state at that moment is
+ * its state after every item up to the request's offset: store it with
+ * synod_*_group_member_checkpoint at that offset.
+ *
+ * The end. A member is removed when its session ends (expired after the
+ * TTL, or lost by this client: see "What the engine does") or when a
+ * view drops it: the removed callback (async) or the next blocking call
+ * on the handle says SYNOD_ESESSION, as does every later call on it. A
+ * group subscription that cannot go on ends it with its status (see
+ * "Subscriptions"). To come back, join again (with want_state). */
+
+struct synod_group_join_options {
+  const char *group;  /* 1..256 bytes */
+  const char *member; /* 1..SYNOD_GROUP_MEMBER_MAX bytes */
+  const void *data;   /* data_len bytes of member data (may be NULL) */
+  size_t data_len;
+  bool want_state;
+  /* REQUESTED: how long to wait for the coordinator's checkpoint. 0: the
+   * client's request timeout. */
+  uint32_t state_timeout_ms;
+  /* Items delivered and not yet consumed, at most. 0: 1,000. */
+  uint32_t window;
+};
+
+/* What the join (and with want_state, the state transfer) gave. view is
+ * the join's (at join_offset); the state (state_len bytes, may be 0) is
+ * the application's state after every item up to state_offset, and the
+ * items after state_offset follow. Without want_state, source is NONE
+ * and state_offset is join_offset. Borrowed for the ready callback;
+ * owned by the blocking call's caller (synod_group_ready_free). */
+struct synod_group_ready {
+  struct synod_group_view view;
+  uint64_t join_offset;
+  uint64_t index; /* the log index of the join */
+  enum synod_group_state_source source;
+  void *state;
+  size_t state_len;
+  uint64_t state_offset;
+};
+void synod_group_ready_free(struct synod_group_ready *r);
+
+struct synod_async_group;
+
+/* status 0: joined (and the state is in r); else the join or the state
+ * transfer failed (r NULL) and the handle is ended with that status. */
+typedef void (*synod_group_ready_cb)(void *arg, int status,
+                                     const struct synod_group_ready *r);
+/* The full view, after each change (borrowed for the call). */
+typedef void (*synod_group_view_cb)(void *arg,
+                                    const struct synod_group_view *view);
+/* A message, a state request (item->member asks; store a checkpoint at
+ * item->offset) or a checkpoint notice (borrowed for the call). */
+typedef void (*synod_group_item_cb)(void *arg,
+                                    const struct synod_group_item *item);
+/* The membership ended: SYNOD_ESESSION (removed), or the status that
+ * ended its stream. errmsg is borrowed for the call. */
+typedef void (*synod_group_removed_cb)(void *arg, int status,
+                                       const char *errmsg);
+
+/* Every callback may be NULL but ready_cb; all get arg. */
+struct synod_group_callbacks {
+  synod_group_ready_cb ready_cb;
+  synod_group_view_cb view_cb;
+  synod_group_item_cb message_cb;
+  synod_group_item_cb state_request_cb;
+  synod_group_item_cb checkpoint_cb;
+  synod_group_removed_cb removed_cb;
+  void *arg;
+};
+
+/* Async. Joins (o and cbs are copied) and returns the handle, or
+ * SYNOD_EINVAL (the message in synod_async_last_errmsg), SYNOD_ENOMEM,
+ * SYNOD_ESHUTDOWN. Then ready_cb once, and after a successful ready the
+ * others, in stream order, on the loop's thread, until the membership
+ * ends or the handle is closed. The handle stays valid until
+ * synod_async_group_member_close or synod_async_close, which frees it. */
+int synod_async_group_member_join(struct synod_async *a,
+                                  const struct synod_group_join_options *o,
+                                  const struct synod_group_callbacks *cbs,
+                                  struct synod_async_group **out);
+/* Sends from this member (to NULL or "": to all). SYNOD_ESESSION (or the
+ * status that ended the membership) directly once it ended. */
+int synod_async_group_member_send(struct synod_async *a,
+                                  struct synod_async_group *g, const char *to,
+                                  const void *data, size_t len,
+                                  synod_group_sent_cb cb, void *arg);
+/* Stores len bytes as the member's state after every item up to
+ * `offset` (see synod_async_group_checkpoint_store). */
+int synod_async_group_member_checkpoint(struct synod_async *a,
+                                        struct synod_async_group *g,
+                                        uint64_t offset, const void *data,
+                                        size_t len, synod_group_stored_cb cb,
+                                        void *arg);
+/* Leaves the group; the handle delivers nothing more (no removed_cb). */
+int synod_async_group_member_leave(struct synod_async *a,
+                                   struct synod_async_group *g,
+                                   synod_group_left_cb cb, void *arg);
+/* The current full view (borrowed until the next callback or close). */
+const struct synod_group_view *
+synod_async_group_member_view(const struct synod_async_group *g);
+/* Stops following and frees the handle; no callback of it runs after
+ * this returns. It does not leave: the member stays in the view until
+ * it leaves or its session ends. Accepts NULL; allowed in its callbacks. */
+void synod_async_group_member_close(struct synod_async *a,
+                                    struct synod_async_group *g);
+
+/* The blocking membership: the same handle, its callbacks turned into
+ * events taken with synod_group_member_next. */
+struct synod_group;
+
+enum synod_group_event_type {
+  SYNOD_GROUP_EVENT_VIEW = 1,          /* view */
+  SYNOD_GROUP_EVENT_MESSAGE = 2,       /* item */
+  SYNOD_GROUP_EVENT_STATE_REQUEST = 3, /* item */
+  SYNOD_GROUP_EVENT_CHECKPOINT = 4     /* item */
+};
+
+/* Borrowed until the next synod_group_member_next or close. */
+struct synod_group_event {
+  enum synod_group_event_type type;
+  struct synod_group_view view;
+  struct synod_group_item item;
+};
+
+/* Blocking join-with-state: joins, and with want_state gets the state
+ * (see "State transfer"), waiting at most timeout_ms for the join and the
+ * state together (0: the request timeout plus state_timeout_ms). On 0,
+ * *out is the handle and *ready (may be NULL) the view and the state
+ * (free with synod_group_ready_free); events follow with
+ * synod_group_member_next, the first one after the state's offset.
+ * Errors: the join's (SYNOD_EEXIST, ...), the state transfer's
+ * (SYNOD_ETIMEDOUT: no checkpoint from the coordinator in time), and the
+ * blocking interface's; on an error the member is left (best effort). */
+int synod_group_member_join(struct synod_client *c,
+                            const struct synod_group_join_options *o,
+                            uint32_t timeout_ms, struct synod_group **out,
+                            struct synod_group_ready *ready);
+
+/* The next event, waiting up to timeout_ms (0: do not wait;
+ * SYNOD_WAIT_FOREVER). SYNOD_ETIMEDOUT if none came; once every event
+ * before the end was taken, the status that ended the membership
+ * (SYNOD_ESESSION: removed; SYNOD_ECANCELED: it left), on every later
+ * call too (synod_client_errmsg says why). One thread at a time. */
+int synod_group_member_next(struct synod_group *g, uint32_t timeout_ms,
+                            struct synod_group_event *ev);
+/* As synod_group_send / synod_group_checkpoint_store from this member;
+ * the end's status once it ended. */
+int synod_group_member_send(struct synod_group *g, const char *to,
+                            const void *data, size_t len, uint32_t timeout_ms,
+                            struct synod_group_sent *out);
+int synod_group_member_checkpoint(struct synod_group *g, uint64_t offset,
+                                  const void *data, size_t len,
+                                  uint32_t timeout_ms,
+                                  struct synod_group_stored *out);
+/* Leaves; then next returns SYNOD_ECANCELED once the events before the
+ * leave were taken. */
+int synod_group_member_leave(struct synod_group *g, uint32_t timeout_ms);
+/* The member's name and group (borrowed until close). */
+const char *synod_group_member_name(const struct synod_group *g);
+/* Stops following and frees everything (does not leave). Accepts NULL.
+ * Not while another thread is in synod_group_member_next on it. Call it
+ * before synod_client_free. */
+void synod_group_member_close(struct synod_group *g);
+
 #ifdef __cplusplus
 }
 #endif
