@@ -944,11 +944,14 @@ int synod_group_member_join(struct synod_client *c,
   struct gb_join j = {.b = b, .o = o, .timeout_ms = timeout_ms};
   rv = client_run(c, gb_join_fn, &j, timeout_ms);
   if (rv != 0) {
+    char why[SYNOD_ERRMSG_BYTES];
+    snprintf(why, sizeof why, "%s", synod_client_errmsg());
     /* The handle (if any) ended and left the group; let it go. */
     if (b->ag != NULL) {
       client_run(c, gb_close_fn, b, 0);
     }
     gb_free(b);
+    client_set_errmsg(rv, why);
     return rv;
   }
   b->ready_out = NULL;
