@@ -168,7 +168,9 @@ static int gm_apply_view(struct synod_async_group *g,
       n--;
       continue; /* reported below as a mismatch */
     }
-    memcpy(dst->data, src->data, src->data_len);
+    if (src->data_len > 0) {
+      memcpy(dst->data, src->data, src->data_len);
+    }
     dst->data[src->data_len] = '\0';
   }
   free(v->members);
@@ -703,7 +705,9 @@ static int view_copy(const struct synod_group_view *v,
       synod_group_view_free(out);
       return SYNOD_ENOMEM;
     }
-    memcpy(m->data, v->members[i].data, m->data_len);
+    if (m->data_len > 0) {
+      memcpy(m->data, v->members[i].data, m->data_len);
+    }
     m->data[m->data_len] = '\0';
     out->count = i + 1;
   }
@@ -759,7 +763,9 @@ static char *text_copy(const void *p, size_t n, bool *failed) {
     *failed = true;
     return NULL;
   }
-  memcpy(out, p, n);
+  if (n > 0) {
+    memcpy(out, p, n);
+  }
   out[n] = '\0';
   return out;
 }
@@ -832,7 +838,9 @@ static void gb_ready_cb(void *arg, int status,
       status = SYNOD_ENOMEM;
       why = "group member join: out of memory for the state";
     } else {
-      memcpy(out->state, r->state, r->state_len);
+      if (r->state_len > 0) {
+        memcpy(out->state, r->state, r->state_len);
+      }
       ((char *)out->state)[r->state_len] = '\0';
     }
   }
