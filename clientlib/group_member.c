@@ -112,7 +112,8 @@ static void gm_end(struct synod_async_group *g, int status, const char *why) {
     g->cbs.removed_cb(g->cbs.arg, status, msg);
   }
   g->busy--;
-  if (was != GM_LIVE && g->session_id != 0 && !g->leaving) {
+  if (was != GM_LIVE && g->session_id != 0 && !g->leaving &&
+      status != SYNOD_ESESSION) {
     /* Joined but not ready: do not stay in the view without a state. */
     synod_async_group_leave(g->a, g->group, g->member, NULL, NULL);
   }

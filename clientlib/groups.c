@@ -527,6 +527,21 @@ static int items_from_pb(const Synod__GroupItems *pb,
     return SYNOD_ENOMEM;
   }
   out->internal = copy;
+  /* Message data followed by a NUL, as promised: the copy's buffers are
+   * its own (malloc'd by unpack), so they may grow by one byte. */
+  for (size_t i = 0; i < copy->n_items; i++) {
+    Synod__GroupItem *it = copy->items[i];
+    if (it->body_case == SYNOD__GROUP_ITEM__BODY_MESSAGE) {
+      ProtobufCBinaryData *d = &it->message->data;
+      uint8_t *p = realloc(d->data, d->len + 1);
+      if (p == NULL) {
+        synod_group_items_free(out);
+        return SYNOD_ENOMEM;
+      }
+      p[d->len] = '\0';
+      d->data = p;
+    }
+  }
   out->first_offset = copy->first_offset;
   out->next_offset = copy->next_offset;
   out->items = calloc(copy->n_items ? copy->n_items : 1, sizeof *out->items);

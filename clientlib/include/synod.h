@@ -1498,7 +1498,8 @@ enum synod_group_item_type {
 /* One stream item. Every pointer is borrowed: from the enclosing
  * synod_group_items, or for the duration of a callback, or until the
  * next synod_group_member_next. Strings are NUL-terminated; data is
- * followed by a NUL. */
+ * followed by a NUL in read results and blocking events, and not in
+ * async callbacks (as a channel message's). */
 struct synod_group_item {
   enum synod_group_item_type type;
   uint64_t offset;
