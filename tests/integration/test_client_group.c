@@ -17,6 +17,9 @@
  *  - removed: a member in another process with a 1 s session TTL is
  *    SIGSTOPped; the others see a view without it; continued, it learns
  *    that it was removed (SYNOD_ESESSION, from next and from send);
+ *  - the async interface: a membership's ready, view and message
+ *    callbacks, send, a 1.5 MB checkpoint stored and read back, view get,
+ *    read and leave on a caller's loop;
  *  - resume: the replica a member's stream is on (the leader) is
  *    SIGKILLed while messages flow; the member receives every message
  *    once, in order.
@@ -28,6 +31,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+
+#include <uv.h>
 
 #include "cluster.h"
 #include "synod.h"
@@ -552,6 +557,149 @@ static void scenario_resume(struct cluster *cl) {
   mem_free(&a);
 }
 
+/* ------------------------------------------------------ the async API */
+
+struct av {
+  bool ready, sent, stored, read, info, items, left, got;
+  int status;
+  uint64_t msg_offset, notice;
+  size_t views;
+  char msg[32];
+  struct synod_group_checkpoint ck;
+};
+
+static void av_ready(void *arg, int status, const struct synod_group_ready *r) {
+  struct av *v = arg;
+  CHECK(status == 0 && r->view.count == 1, "async ready: %s",
+        synod_strerror(status));
+  v->ready = true;
+}
+static void av_view(void *arg, const struct synod_group_view *view) {
+  struct av *v = arg;
+  CHECK(view->count >= 1, "an empty view");
+  v->views++;
+}
+static void av_message(void *arg, const struct synod_group_item *it) {
+  struct av *v = arg;
+  CHECK(it->len < sizeof v->msg && strcmp(it->from, "am") == 0,
+        "async message from '%s'", it->from);
+  memcpy(v->msg, it->data, it->len); /* not NUL-terminated here */
+  v->msg[it->len] = '\0';
+  v->msg_offset = it->offset;
+  v->got = true;
+}
+static void av_sent(void *arg, int status, const struct synod_group_sent *s) {
+  struct av *v = arg;
+  CHECK(status == 0 && s->offset > 0, "async send: %s", synod_strerror(status));
+  v->sent = true;
+}
+static void av_stored(void *arg, int status,
+                      const struct synod_group_stored *s) {
+  struct av *v = arg;
+  CHECK(status == 0, "async checkpoint: %s", synod_strerror(status));
+  v->notice = s->notice_offset;
+  v->stored = true;
+}
+static void av_read(void *arg, int status,
+                    const struct synod_group_checkpoint *ck) {
+  struct av *v = arg;
+  CHECK(status == 0, "async checkpoint read: %s", synod_strerror(status));
+  v->ck = *ck;
+  v->ck.data = malloc(ck->len + 1);
+  CHECK(v->ck.data != NULL, "out of memory");
+  memcpy(v->ck.data, ck->data, ck->len);
+  v->ck.info.member = NULL; /* borrowed */
+  v->read = true;
+}
+static void av_info(void *arg, int status, const struct synod_group_info *i) {
+  struct av *v = arg;
+  CHECK(status == 0 && i->members == 1 && i->has_checkpoint &&
+            i->checkpoint_usable && i->checkpoint.offset == v->msg_offset,
+        "async view get: %s", synod_strerror(status));
+  v->info = true;
+}
+static void av_items(void *arg, int status,
+                     const struct synod_group_items *items) {
+  struct av *v = arg;
+  CHECK(status == 0 && items->count == 3 &&
+            items->items[1].type == SYNOD_GROUP_ITEM_MESSAGE &&
+            items->items[2].type == SYNOD_GROUP_ITEM_CHECKPOINT,
+        "async read: %zu items", status == 0 ? items->count : 0);
+  v->items = true;
+}
+static void av_left(void *arg, int status, const struct synod_group_left *l) {
+  struct av *v = arg;
+  CHECK(status == 0 && l->view_id == 2, "async leave: %s",
+        synod_strerror(status));
+  v->left = true;
+}
+
+/* Runs the loop until *flag, at most WAIT_MS. */
+static void av_run(uv_loop_t *loop, const bool *flag, const char *what) {
+  uint64_t deadline = test_now_ms() + WAIT_MS;
+  while (!*flag) {
+    CHECK(test_now_ms() < deadline, "async: no %s in time", what);
+    uv_run(loop, UV_RUN_ONCE);
+  }
+}
+
+static void av_closed(void *arg) {
+  *(bool *)arg = true;
+}
+
+static void scenario_async(const struct cluster *cl) {
+  uv_loop_t loop;
+  struct synod_async *a;
+  struct synod_async_group *g;
+  struct synod_options o;
+  static struct av v;
+  bool closed = false;
+  uv_loop_init(&loop);
+  synod_options_init(&o);
+  o.endpoints = cl->endpoints;
+  OK(synod_async_new(&loop, &o, &a));
+  struct synod_group_join_options jo = {.group = "g5", .member = "am"};
+  struct synod_group_callbacks cbs = {.ready_cb = av_ready,
+                                      .view_cb = av_view,
+                                      .message_cb = av_message,
+                                      .arg = &v};
+  OK(synod_async_group_member_join(a, &jo, &cbs, &g));
+  av_run(&loop, &v.ready, "ready");
+  OK(synod_async_group_member_send(a, g, NULL, "hello", 5, av_sent, &v));
+  av_run(&loop, &v.got, "message");
+  av_run(&loop, &v.sent, "send");
+  CHECK(strcmp(v.msg, "hello") == 0 && v.views == 1, "async got '%s'", v.msg);
+  size_t len = 1500 * 1000;
+  char *big = malloc(len);
+  CHECK(big != NULL, "out of memory");
+  for (size_t i = 0; i < len; i++) {
+    big[i] = (char)('a' + i % 26);
+  }
+  OK(synod_async_group_member_checkpoint(a, g, v.msg_offset, big, len,
+                                         av_stored, &v));
+  av_run(&loop, &v.stored, "checkpoint stored");
+  OK(synod_async_group_checkpoint_read(a, "g5", 0, av_read, &v));
+  av_run(&loop, &v.read, "checkpoint read");
+  CHECK(v.ck.len == len && memcmp(v.ck.data, big, len) == 0 &&
+            v.ck.info.offset == v.msg_offset,
+        "async checkpoint read back: %zu bytes at %" PRIu64, v.ck.len,
+        v.ck.info.offset);
+  free(v.ck.data);
+  free(big);
+  OK(synod_async_group_view_get(a, "g5", 0, av_info, &v));
+  av_run(&loop, &v.info, "view");
+  OK(synod_async_group_read(a, "g5", 1, 0, NULL, 0, av_items, &v));
+  av_run(&loop, &v.items, "items");
+  OK(synod_async_group_member_leave(a, g, av_left, &v));
+  av_run(&loop, &v.left, "leave");
+  synod_async_group_member_close(a, g);
+  synod_async_close(a, av_closed, &closed);
+  av_run(&loop, &closed, "close");
+  uv_loop_close(&loop);
+  printf("async: join, send, 1.5 MB checkpoint stored and read back, view, "
+         "read, leave: ok\n");
+}
+
 int main(int argc, char **argv) {
   char synodd[PATH_MAX], why[256];
   if (argc == 3 && strcmp(argv[1], "--child") == 0) {
@@ -567,6 +715,7 @@ int main(int argc, char **argv) {
   cluster_start(&c, 3, synodd);
   cluster_wait_leader(&c, WAIT_MS);
   scenario_views_messages(&c);
+  scenario_async(&c);
   scenario_state_request(&c);
   scenario_removed(&c);
   scenario_resume(&c);
