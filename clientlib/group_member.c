@@ -481,6 +481,9 @@ void groups_shutdown(struct synod_async *a) {
 }
 
 void group_member_consumed(struct synod_async_group *g, uint32_t n) {
+  /* A subscription started again (after a REQUESTED state) holds none of
+   * what the old one delivered: what was taken from before counts for
+   * nothing, hence the bound. */
   if (g->sub != NULL && g->manual) {
     sub_consumed(g->a, g->sub, n <= g->sub->held ? n : g->sub->held);
   }

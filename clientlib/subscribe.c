@@ -1,6 +1,7 @@
-/* Subscriptions, the client's side (DESIGN.md "Streams"), for channels
- * and key watches (watch.c starts those; everything after the start is
- * here, one mechanism for both): subscribe on
+/* Subscriptions, the client's side (DESIGN.md "Streams"), for channels,
+ * key watches and group streams (watch.c and group_sub_start below start
+ * the latter two, for group_member.c; everything after the start is
+ * here, one mechanism for all three): subscribe on
  * the live connection, deliver each message once and in order, grant
  * credit back as messages are consumed, and after any loss of the
  * connection subscribe again from just after the last message delivered.
@@ -620,16 +621,16 @@ void subs_on_group_delivery(struct synod_async *a,
     s->next_offset = d->progress_offset + 1; /* past items for others */
   }
   s->busy++;
-  if (n > 0) {
+  /* Counted before the call: the consumer may report some of them
+   * consumed at once (items it does not pass on). */
+  sub_delivered(a, s, d->subscription_id, n);
+  if (n > 0 && !s->gone) {
     s->group_cb(s->arg, its, n); /* may unsubscribe s, or anything */
   }
   for (uint32_t j = 0; j < n; j++) {
     group_item_clear(&its[j]);
   }
   free(its);
-  if (!s->gone) {
-    sub_delivered(a, s, d->subscription_id, n);
-  }
   s->busy--;
   sub_release(s);
 }

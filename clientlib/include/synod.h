@@ -104,7 +104,7 @@ const char *synod_errname(int code);
  *  - what moves to the new connection: subscriptions (from where they
  *    were, see "Subscriptions"), reads (get, list, query, check,
  *    leader, observe, status), every write made in a session (lock,
- *    counter, election, channel and key calls, session close: they
+ *    counter, election, channel, key and group calls, session close: they
  *    carry (session, sequence), so the server applies each exactly once
  *    however often it is sent), session open (a duplicate session the
  *    server may have opened is never used and expires after its TTL) and

@@ -21,8 +21,8 @@
  *    callbacks, send, a 1.5 MB checkpoint stored and read back, view get,
  *    read and leave on a caller's loop;
  *  - resume: the replica a member's stream is on (the leader) is
- *    SIGKILLed while messages flow; the member receives every message
- *    once, in order.
+ *    SIGKILLed while messages flow; the member (a window of 4) receives
+ *    every message once, in order.
  * Every wait is bounded and says what it waited for. */
 #include <inttypes.h>
 #include <pthread.h>
@@ -101,6 +101,9 @@ static uint64_t state_decode(const struct synod_group_ready *r) {
   return strtoull(r->state, NULL, 16);
 }
 
+/* The window of the next mem_join (0: the default). */
+static uint32_t mem_window;
+
 static void mem_join(struct mem *m, const struct cluster *cl, const char *group,
                      const char *name, bool want_state, uint32_t ttl_ms,
                      struct synod_group_ready *ready) {
@@ -109,7 +112,8 @@ static void mem_join(struct mem *m, const struct cluster *cl, const char *group,
                                        .data = name,
                                        .data_len = strlen(name),
                                        .want_state = want_state,
-                                       .state_timeout_ms = 10000};
+                                       .state_timeout_ms = 10000,
+                                       .window = mem_window};
   struct synod_group_ready r;
   memset(m, 0, sizeof *m);
   snprintf(m->name, sizeof m->name, "%s", name);
@@ -532,7 +536,9 @@ static void scenario_resume(struct cluster *cl) {
   static struct sender s;
   pthread_t t;
   mem_join(&a, cl, "g4", "sender", false, 0, NULL);
+  mem_window = 4; /* credit goes back as the reader takes messages */
   mem_join(&b, cl, "g4", "reader", false, 0, NULL);
+  mem_window = 0;
   s.m = &a;
   CHECK(pthread_create(&t, NULL, sender_main, &s) == 0, "pthread_create");
   /* The reader's stream is on the leader (its join went there). */
