@@ -475,8 +475,14 @@ void groups_sweep(struct synod_async *a, uint64_t now) {
 void groups_shutdown(struct synod_async *a) {
   struct synod_async_group *g;
   while ((g = a->groups) != NULL) {
+    g->busy++; /* the callback may close g: it is freed below, not there */
     gm_end(g, SYNOD_ESHUTDOWN, "the client is closing");
-    synod_async_group_member_close(a, g);
+    g->busy--;
+    if (g->gone) {
+      gm_release(g);
+    } else {
+      synod_async_group_member_close(a, g);
+    }
   }
 }
 
