@@ -39,6 +39,13 @@ static void usage(FILE *out) {
       "  key watch KEY [--prefix] [--from REV|now] [--prev] [--count N]\n"
       "                               print every put and delete as it\n"
       "                               comes, in revision order, each once\n"
+      "  group join NAME MEMBER [--data D] [--on-view CMD] -- CMD...\n"
+      "                               a member of group NAME while CMD\n"
+      "                               runs, the view in CMD's environment\n"
+      "  group view|list|watch|send ...  a group's view (members in join\n"
+      "                               order, coordinator first), the\n"
+      "                               groups, its stream, messages to all\n"
+      "                               or --to one member\n"
       "  version\n"
       "`synodctl COMMAND --help` describes each.\n"
       "\n"
@@ -145,7 +152,8 @@ int main(int argc, char **argv) {
               {"publish", cmd_publish},
               {"channel", cmd_channel},
               {"subscribe", cmd_subscribe},
-              {"key", cmd_key}};
+              {"key", cmd_key},
+              {"group", cmd_group}};
   struct ctl_opts o = {.prog = "synodctl"};
   const char *env = getenv("SYNOD_CONNECT_TIMEOUT");
   int i;
