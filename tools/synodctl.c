@@ -71,15 +71,18 @@ static void usage(FILE *out) {
       "  2   usage error\n"
       "  75  busy: lock held elsewhere or not granted in time (lock),\n"
       "      slot already taken (once), no swap (counter cas),\n"
-      "      no leader (leader), a compare did not hold (key)\n"
-      "  76  lost: the lock (lock), the candidacy (elect) or a held\n"
-      "      session-bound key (key put --session-bound) was lost\n"
-      "      because the session could not be renewed\n"
+      "      no leader (leader), a compare did not hold (key),\n"
+      "      the member name is taken (group join)\n"
+      "  76  lost: the lock (lock), the candidacy (elect), a held\n"
+      "      session-bound key (key put --session-bound) or the\n"
+      "      membership (group join: CMD is stopped) was lost\n"
+      "      because the session could not be renewed or expired\n"
       "  77  compacted: the next event of a key watch is no longer in\n"
-      "      the servers' history (key watch --from REV); the message\n"
-      "      names the oldest revision held\n"
-      "  lock and once otherwise exit with CMD's status (128+N if CMD\n"
-      "  was killed by signal N).\n",
+      "      the servers' history (key watch --from REV), or the next\n"
+      "      item of a group watch no longer retained; the message\n"
+      "      names the oldest one held\n"
+      "  lock, once and group join otherwise exit with CMD's status\n"
+      "  (128+N if CMD was killed by signal N).\n",
       SYNOD_ENDPOINTS_DEFAULT);
 }
 
