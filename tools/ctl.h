@@ -194,6 +194,60 @@ json_t *ctl_key_txn_json(const struct ctl_txn *t,
  * one. */
 json_t *ctl_key_event_json(const struct synod_key_event *e);
 
+/* ------------------------------------------------------ ctl_group.c: pure */
+
+/* JSON shapes of `synodctl group ... --json`, as the HTTP API's
+ * (README "HTTP groups") except that bytes that are not UTF-8 are given
+ * as "data_base64" (as every synodctl shape does). A member:
+ * {"name","data","session","joined_offset"}. A group: {"group",
+ * "view_id","offset","member_count", with_members: "members" (in join
+ * order) and "coordinator", then "first_offset","next_offset","bytes",
+ * "checkpoint": {"offset","bytes","index","time_ms","member","usable"}
+ * or null, "state_requests"}. */
+json_t *ctl_group_member_json(const struct synod_group_member *m);
+json_t *ctl_group_info_json(const struct synod_group_info *info,
+                            bool with_members);
+
+/* The members a watch knows, in join order: from a full view, then
+ * moved along by each view change (view 1, a group's first, starts from
+ * no members). Unknown (known false) until set, or after a change that
+ * does not match (a count that disagrees). */
+struct ctl_group_members {
+  bool known;
+  char **names; /* n owned strings */
+  size_t n;
+};
+/* Returns 0 or -1 (out of memory: then unknown). */
+int ctl_group_members_set(struct ctl_group_members *m,
+                          const struct synod_group_view *v);
+int ctl_group_members_apply(struct ctl_group_members *m,
+                            const struct synod_group_item *it);
+void ctl_group_members_free(struct ctl_group_members *m);
+
+/* "view", "message", "state_request", "checkpoint". */
+const char *ctl_group_item_type(enum synod_group_item_type t);
+
+/* One stream item, as `group watch --json` prints it: {"group","offset",
+ * "index","time_ms","type"} and by type: view {"view_id","joined":
+ * [members],"left":[names],"member_count","coordinator","members":
+ * [names]} (the last two null when m does not know them); message
+ * {"from","to","data"} ("" for no sender / every member); state_request
+ * {"to","member"}; checkpoint {"checkpoint":{"offset","bytes","index",
+ * "time_ms","member"}}. m may be NULL. */
+json_t *ctl_group_item_json(const char *group,
+                            const struct synod_group_item *it,
+                            const struct ctl_group_members *m);
+
+/* The environment `group join` gives its command and hook for view v:
+ * SYNOD_GROUP, SYNOD_MEMBER, SYNOD_VIEW_ID, SYNOD_VIEW_OFFSET,
+ * SYNOD_MEMBER_COUNT, SYNOD_IS_COORDINATOR (1 or 0), SYNOD_COORDINATOR
+ * (the first member, "" in an empty view) and SYNOD_MEMBERS (the names in
+ * join order, joined by ','). A NULL-terminated array of "K=V" strings
+ * (free with ctl_group_env_free), or NULL when out of memory. */
+char **ctl_group_env(const char *group, const char *member,
+                     const struct synod_group_view *v);
+void ctl_group_env_free(char **env);
+
 /* ------------------------------------------------------ ctl_proc.c */
 
 /* Makes a blocking client from the global options (client_name "synodctl
@@ -250,5 +304,8 @@ int cmd_publish(const struct ctl_opts *o, int argc, char **argv);
 int cmd_channel(const struct ctl_opts *o, int argc, char **argv);
 int cmd_subscribe(const struct ctl_opts *o, int argc, char **argv);
 int cmd_key(const struct ctl_opts *o, int argc, char **argv);
+int cmd_group(const struct ctl_opts *o, int argc, char **argv);
+/* argv[0] is "join". */
+int cmd_group_join(const struct ctl_opts *o, int argc, char **argv);
 
 #endif

@@ -39,6 +39,13 @@ static void usage(FILE *out) {
       "  key watch KEY [--prefix] [--from REV|now] [--prev] [--count N]\n"
       "                               print every put and delete as it\n"
       "                               comes, in revision order, each once\n"
+      "  group join NAME MEMBER [--data D] [--on-view CMD] -- CMD...\n"
+      "                               a member of group NAME while CMD\n"
+      "                               runs, the view in CMD's environment\n"
+      "  group view|list|watch|send ...  a group's view (members in join\n"
+      "                               order, coordinator first), the\n"
+      "                               groups, its stream, messages to all\n"
+      "                               or --to one member\n"
       "  version\n"
       "`synodctl COMMAND --help` describes each.\n"
       "\n"
@@ -64,15 +71,18 @@ static void usage(FILE *out) {
       "  2   usage error\n"
       "  75  busy: lock held elsewhere or not granted in time (lock),\n"
       "      slot already taken (once), no swap (counter cas),\n"
-      "      no leader (leader), a compare did not hold (key)\n"
-      "  76  lost: the lock (lock), the candidacy (elect) or a held\n"
-      "      session-bound key (key put --session-bound) was lost\n"
-      "      because the session could not be renewed\n"
+      "      no leader (leader), a compare did not hold (key),\n"
+      "      the member name is taken (group join)\n"
+      "  76  lost: the lock (lock), the candidacy (elect), a held\n"
+      "      session-bound key (key put --session-bound) or the\n"
+      "      membership (group join: CMD is stopped) was lost\n"
+      "      because the session could not be renewed or expired\n"
       "  77  compacted: the next event of a key watch is no longer in\n"
-      "      the servers' history (key watch --from REV); the message\n"
-      "      names the oldest revision held\n"
-      "  lock and once otherwise exit with CMD's status (128+N if CMD\n"
-      "  was killed by signal N).\n",
+      "      the servers' history (key watch --from REV), or the next\n"
+      "      item of a group watch no longer retained; the message\n"
+      "      names the oldest one held\n"
+      "  lock, once and group join otherwise exit with CMD's status\n"
+      "  (128+N if CMD was killed by signal N).\n",
       SYNOD_ENDPOINTS_DEFAULT);
 }
 
@@ -145,7 +155,8 @@ int main(int argc, char **argv) {
               {"publish", cmd_publish},
               {"channel", cmd_channel},
               {"subscribe", cmd_subscribe},
-              {"key", cmd_key}};
+              {"key", cmd_key},
+              {"group", cmd_group}};
   struct ctl_opts o = {.prog = "synodctl"};
   const char *env = getenv("SYNOD_CONNECT_TIMEOUT");
   int i;

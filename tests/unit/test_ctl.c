@@ -1,6 +1,7 @@
 /* synodctl's pure helpers: ready's decision (tools/ctl_ready.c) on status
  * replies, key txn's JSON (tools/ctl_key.c): what parses, what is
- * refused and with which message; key watch's lines and JSON. */
+ * refused and with which message; key watch's lines and JSON; group's
+ * environment for join, the members a watch follows, its JSON items. */
 #include <check.h>
 #include <stdlib.h>
 #include <string.h>
@@ -259,6 +260,153 @@ START_TEST(key_event_json_gives_put_delete_and_prev) {
 }
 END_TEST
 
+/* ------------------------------------------------------- group helpers */
+
+static struct synod_group_member gm[] = {
+    {.name = "gw-a",
+     .data = (uint8_t *)"a:7000",
+     .data_len = 6,
+     .session_id = 4,
+     .joined_offset = 1},
+    {.name = "gw-b",
+     .data = (uint8_t *)"\xff",
+     .data_len = 1,
+     .session_id = 5,
+     .joined_offset = 2},
+};
+
+static bool env_has(char **env, const char *kv) {
+  for (size_t i = 0; env[i] != NULL; i++) {
+    if (strcmp(env[i], kv) == 0) {
+      return true;
+    }
+  }
+  return false;
+}
+
+START_TEST(group_env_gives_the_view_and_whether_we_coordinate) {
+  struct synod_group_view v = {
+      .view_id = 7, .offset = 12, .members = gm, .count = 2};
+  char **env = ctl_group_env("web", "gw-b", &v);
+  ck_assert(env_has(env, "SYNOD_GROUP=web"));
+  ck_assert(env_has(env, "SYNOD_MEMBER=gw-b"));
+  ck_assert(env_has(env, "SYNOD_VIEW_ID=7"));
+  ck_assert(env_has(env, "SYNOD_VIEW_OFFSET=12"));
+  ck_assert(env_has(env, "SYNOD_MEMBER_COUNT=2"));
+  ck_assert(env_has(env, "SYNOD_MEMBERS=gw-a,gw-b"));
+  ck_assert(env_has(env, "SYNOD_COORDINATOR=gw-a"));
+  ck_assert(env_has(env, "SYNOD_IS_COORDINATOR=0"));
+  ctl_group_env_free(env);
+  env = ctl_group_env("web", "gw-a", &v);
+  ck_assert(env_has(env, "SYNOD_IS_COORDINATOR=1"));
+  ctl_group_env_free(env);
+  v.count = 0; /* no members: empty lists, not coordinator */
+  env = ctl_group_env("web", "gw-a", &v);
+  ck_assert(env_has(env, "SYNOD_MEMBERS="));
+  ck_assert(env_has(env, "SYNOD_COORDINATOR="));
+  ck_assert(env_has(env, "SYNOD_IS_COORDINATOR=0"));
+  ctl_group_env_free(env);
+}
+END_TEST
+
+START_TEST(group_members_follow_views_from_a_known_one) {
+  struct ctl_group_members m = {0};
+  char *left[] = {"gw-a"};
+  struct synod_group_item join_b = {.type = SYNOD_GROUP_ITEM_VIEW,
+                                    .view_id = 5,
+                                    .joined = &gm[1],
+                                    .joined_n = 1,
+                                    .members = 2};
+  struct synod_group_item leave_a = {.type = SYNOD_GROUP_ITEM_VIEW,
+                                     .view_id = 6,
+                                     .left = left,
+                                     .left_n = 1,
+                                     .members = 1};
+  /* Unknown until set: a change alone says nothing of the rest. */
+  ck_assert_int_eq(ctl_group_members_apply(&m, &join_b), 0);
+  ck_assert(!m.known);
+  struct synod_group_view v = {.view_id = 4, .members = gm, .count = 1};
+  ck_assert_int_eq(ctl_group_members_set(&m, &v), 0);
+  ck_assert_int_eq(ctl_group_members_apply(&m, &join_b), 0);
+  ck_assert(m.known);
+  ck_assert_int_eq(m.n, 2);
+  ck_assert_str_eq(m.names[1], "gw-b");
+  ck_assert_int_eq(ctl_group_members_apply(&m, &leave_a), 0);
+  ck_assert_int_eq(m.n, 1);
+  ck_assert_str_eq(m.names[0], "gw-b");
+  /* A change whose count disagrees: forgotten, not printed wrong. */
+  ck_assert_int_eq(ctl_group_members_apply(&m, &join_b), 0);
+  ck_assert(m.known);
+  join_b.members = 7;
+  ck_assert_int_eq(ctl_group_members_apply(&m, &join_b), 0);
+  ck_assert(!m.known);
+  /* View 1 is a group's first: it starts from nobody. */
+  struct synod_group_item first = {.type = SYNOD_GROUP_ITEM_VIEW,
+                                   .view_id = 1,
+                                   .joined = gm,
+                                   .joined_n = 1,
+                                   .members = 1};
+  ck_assert_int_eq(ctl_group_members_apply(&m, &first), 0);
+  ck_assert(m.known);
+  ck_assert_int_eq(m.n, 1);
+  ck_assert_str_eq(m.names[0], "gw-a");
+  ctl_group_members_free(&m);
+}
+END_TEST
+
+static char *item_text(const struct synod_group_item *it,
+                       const struct ctl_group_members *m) {
+  json_t *o = ctl_group_item_json("web", it, m);
+  char *s = json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER);
+  json_decref(o);
+  return s;
+}
+
+START_TEST(group_item_json_by_type) {
+  struct synod_group_item msg = {.type = SYNOD_GROUP_ITEM_MESSAGE,
+                                 .offset = 9,
+                                 .index = 40,
+                                 .time_ms = 1000,
+                                 .from = "",
+                                 .to = "gw-b",
+                                 .data = "\xfe",
+                                 .len = 1};
+  char *s = item_text(&msg, NULL);
+  ck_assert_str_eq(s, "{\"group\":\"web\",\"offset\":9,\"index\":40,"
+                      "\"time_ms\":1000,\"type\":\"message\",\"from\":\"\","
+                      "\"to\":\"gw-b\",\"data_base64\":\"/g==\"}");
+  free(s);
+  struct synod_group_item view = {.type = SYNOD_GROUP_ITEM_VIEW,
+                                  .offset = 2,
+                                  .view_id = 2,
+                                  .joined = &gm[1],
+                                  .joined_n = 1,
+                                  .members = 2};
+  s = item_text(&view, NULL);
+  ck_assert_str_eq(s, "{\"group\":\"web\",\"offset\":2,\"index\":0,"
+                      "\"time_ms\":0,\"type\":\"view\",\"view_id\":2,"
+                      "\"joined\":[{\"name\":\"gw-b\",\"data_base64\":"
+                      "\"/w==\",\"session\":5,\"joined_offset\":2}],"
+                      "\"left\":[],\"member_count\":2,\"coordinator\":null,"
+                      "\"members\":null}");
+  free(s);
+  char *names[] = {"gw-a", "gw-b"};
+  struct ctl_group_members m = {.known = true, .names = names, .n = 2};
+  s = item_text(&view, &m);
+  ck_assert_ptr_nonnull(
+      strstr(s, "\"coordinator\":\"gw-a\",\"members\":[\"gw-a\",\"gw-b\"]}"));
+  free(s);
+  struct synod_group_item req = {.type = SYNOD_GROUP_ITEM_STATE_REQUEST,
+                                 .offset = 3,
+                                 .to = "gw-a",
+                                 .member = "gw-b"};
+  s = item_text(&req, NULL);
+  ck_assert_ptr_nonnull(strstr(
+      s, "\"type\":\"state_request\",\"to\":\"gw-a\",\"member\":\"gw-b\"}"));
+  free(s);
+}
+END_TEST
+
 int main(void) {
   Suite *s = suite_create("ctl");
   TCase *t = tcase_create("ready");
@@ -276,6 +424,11 @@ int main(void) {
   t = tcase_create("key_watch_output");
   tcase_add_test(t, escape_keeps_utf8_and_escapes_the_rest);
   tcase_add_test(t, key_event_json_gives_put_delete_and_prev);
+  suite_add_tcase(s, t);
+  t = tcase_create("group");
+  tcase_add_test(t, group_env_gives_the_view_and_whether_we_coordinate);
+  tcase_add_test(t, group_members_follow_views_from_a_known_one);
+  tcase_add_test(t, group_item_json_by_type);
   suite_add_tcase(s, t);
   SRunner *r = srunner_create(s);
   srunner_run_all(r, CK_NORMAL);
