@@ -654,6 +654,7 @@ static void apply_normal(struct sim *s, struct sim_replica *rep,
     s->g[c->index].out_hash = h;
     sim_observe_apply(s, c->index, c->data, c->len, &out, fsm_time_ms(v->fsm));
     sim_keys_apply(s, v->fsm, c->index, c->data, c->len, &out);
+    sim_groups_apply(s, v->fsm, c->index, &out);
   } else if (s->g[c->index].out_hash != h) {
     sim_fail(s,
              "state machines disagree: r%" PRIu64 " applying %" PRIu64
