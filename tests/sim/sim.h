@@ -36,10 +36,12 @@ struct sim_options {
   bool channels;
   /* Group workload (implies fsm): the clients' threads also join the
    * groups "g0".."g2" as members "c<client>.t<thread>", send to the group
-   * or to one member, leave, ask for state and store small checkpoints;
-   * each answer is checked against the request, and replicas' digests
-   * (groups are in the image) must agree. synod-sim --groups runs 4
-   * clients unless told otherwise. */
+   * or to one member, leave, ask for state and store their state as
+   * checkpoints; each answer is checked against the request, replicas'
+   * digests (groups are in the image) must agree, and the members read
+   * their streams, which are checked against the stream as applied at
+   * the end (sim_group.c). synod-sim --groups runs 4 clients unless
+   * told otherwise. */
   bool groups;
   /* A SIM_BREAK_* mode: corrupt the channel history (or one subscriber's
    * read) on purpose, to show that the check catches it. 0 = none. */
