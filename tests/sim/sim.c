@@ -441,7 +441,6 @@ struct sim *sim_new(const struct sim_options *opts) {
     sim_channels_init(s);
   }
   sim_keys_init(s);
-  sim_groups_setup(s);
   s->next_check_step = SIM_CHECK_EVERY;
   return s;
 }

@@ -94,6 +94,10 @@ struct ginc {
    * read them must agree on their views (tail_h by offset - n - 1). */
   uint64_t tail_last;
   uint64_t tail_h[GM_TAIL];
+  /* One entry appended more than the group retains (a tick's session
+   * ends, with the state requests that follow a new coordinator): the
+   * record stops before it, and the checks with it. */
+  uint64_t lost_from;
   /* Same-view delivery: per view id, the hash of the messages to all up
    * to the next view, as the first member to read both saw them. */
   uint64_t *seg;
@@ -130,6 +134,7 @@ struct sim_groups {
   struct ginc *inc;
   uint32_t inc_n, inc_cap;
   int32_t cur[SIM_GROUPS_MAX]; /* the live incarnation, -1 = none */
+  uint32_t items_max;          /* the fsm's group_items_max, 0 = default */
   struct gmem **m;
   uint32_t m_n, m_cap;
   bool broken;
@@ -165,7 +170,7 @@ static void *xrealloc(void *p, size_t n) {
   return p;
 }
 
-void sim_groups_setup(struct sim *s) {
+void sim_groups_pick(struct sim *s) {
   if (!s->opts.groups || s->groups != NULL) {
     return;
   }
@@ -176,6 +181,13 @@ void sim_groups_setup(struct sim *s) {
   for (uint32_t g = 0; g < SIM_GROUPS_MAX; g++) {
     s->groups->cur[g] = -1;
   }
+  /* Half the seeds retain few items, so that the oldest go: slow
+   * readers are compacted past, checkpoints fall out of use. */
+  s->groups->items_max = pick(s, 0, 1) == 0 ? 0 : (uint32_t)pick(s, 8, 60);
+}
+
+uint32_t sim_groups_items_max(const struct sim *s) {
+  return s->groups != NULL ? s->groups->items_max : 0;
 }
 
 void sim_groups_free(struct sim *s) {
@@ -421,9 +433,18 @@ static void truth_item(struct sim *s, struct ginc *in,
 /* Reads g's items up to offset `last` from f into the record. */
 static void truth_read(struct sim *s, const struct fsm *f, struct ginc *in,
                        uint64_t last) {
-  while (in->n < last && !s->failed) {
+  while (in->n < last && in->lost_from == 0 && !s->failed) {
     Synod__Response *r = read_items(s, f, in->g, in->n + 1, GREAD_MAX, NULL);
     if (r == NULL) {
+      return;
+    }
+    if (code_of(r) == SYNOD_ECOMPACTED) {
+      in->lost_from = in->n + 1;
+      sim_trace(s, 0,
+                "groups: g%" PRIu32 " evicted offset %" PRIu64
+                " in the entry that appended it: the record stops",
+                in->g, in->lost_from);
+      synod__response__free_unpacked(r, NULL);
       return;
     }
     if (code_of(r) != 0 || r->group_items->n_items == 0) {
@@ -492,6 +513,9 @@ void sim_groups_apply(struct sim *s, const struct fsm *f, uint64_t index,
     /* Deleted: its last view (every member leaves) is gone with it. */
     in->deleted = index;
     gs->cur[g] = -1;
+    if (in->lost_from != 0) {
+      continue;
+    }
     if (e->last_offset > in->n + 1) {
       in->tail_last = e->last_offset;
       sim_trace(s, 0,
@@ -696,6 +720,9 @@ static bool gm_checkpoint(struct sim *s, struct gmem *m, const struct fsm *f) {
     }
     if (code_of(t) == SYNOD_ECOMPACTED) {
       m->need_ckpt = false; /* the tail is gone: wait for a newer one */
+      sim_trace(s, m->replica,
+                "%s: the tail after the checkpoint at %" PRIu64 " is compacted",
+                m->name, c);
       synod__response__free_unpacked(t, NULL);
       return false;
     }
@@ -869,6 +896,9 @@ void sim_groups_poll(struct sim *s, uint32_t id) {
     return;
   }
   sim_schedule(s, s->now_ms + m->poll_ms, SIM_EV_GMEMBER, id, NULL);
+  if (s->cl[m->client].paused) {
+    return; /* its process is paused: it reads on when it resumes */
+  }
   if (!gm_connected(s, m)) {
     if (!gm_attach(s, m, 0)) {
       return;
@@ -902,6 +932,13 @@ static void check_stream(struct sim *s, const struct gmem *m) {
   const struct ginc *in = &s->groups->inc[m->inc];
   uint64_t last = m->removed || m->ended ? (m->n ? m->d[m->n - 1].offset : 0)
                                          : m->end_offset;
+  uint32_t n = m->n;
+  if (in->lost_from != 0) {
+    last = last < in->lost_from ? last : in->lost_from - 1;
+    while (n > 0 && m->d[n - 1].offset >= in->lost_from) {
+      n--;
+    }
+  }
   uint32_t j = 0;
   for (uint64_t o = m->join_offset; o <= last && o <= in->n && !s->failed;
        o++) {
@@ -909,8 +946,8 @@ static void check_stream(struct sim *s, const struct gmem *m) {
     if (!item_for(t, m->member)) {
       continue;
     }
-    if (j >= m->n || m->d[j].offset != o || m->d[j].kind != t->kind) {
-      uint64_t got = j < m->n ? m->d[j].offset : 0;
+    if (j >= n || m->d[j].offset != o || m->d[j].kind != t->kind) {
+      uint64_t got = j < n ? m->d[j].offset : 0;
       if (got != 0 && got < o) {
         sim_fail(s,
                  "groups: stream: %s receives offset %" PRIu64
@@ -929,17 +966,17 @@ static void check_stream(struct sim *s, const struct gmem *m) {
     j++;
   }
   for (uint64_t prev = in->n;
-       !s->failed && j < m->n && in->tail_last != 0 && m->d[j].offset > prev &&
+       !s->failed && j < n && in->tail_last != 0 && m->d[j].offset > prev &&
        m->d[j].offset <= in->tail_last;
        j++) {
     prev = m->d[j].offset; /* the unread tail: in order, once */
   }
-  if (!s->failed && j != m->n) {
+  if (!s->failed && j != n) {
     sim_fail(s,
              "groups: stream: %s received %" PRIu32
              " items, the group has %" PRIu32 " for it (offset %" PRIu64
              " again: a duplicate, or past the end %" PRIu64 ")",
-             m->name, m->n, j, m->d[j].offset, last);
+             m->name, n, j, m->d[j].offset, last);
   }
 }
 
@@ -952,6 +989,9 @@ static void check_views(struct sim *s, const struct gmem *m) {
       sim_fail(s, "groups: views: %s does not receive its own join first",
                m->name);
       return;
+    }
+    if (in->lost_from != 0 && x->offset >= in->lost_from) {
+      break;
     }
     if (x->kind != FSM_GROUP_VIEW) {
       continue;

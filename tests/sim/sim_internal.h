@@ -661,7 +661,9 @@ void sim_keys_apply(struct sim *s, const struct fsm *f, uint64_t index,
 void sim_keys_check(struct sim *s, const struct fsm *f);
 
 /* sim_group.c: the group members' readers and the group checks */
-void sim_groups_setup(struct sim *s);
+void sim_groups_pick(struct sim *s);
+/* The fsm's group_items_max for the run (0 = the default). */
+uint32_t sim_groups_items_max(const struct sim *s);
 void sim_groups_free(struct sim *s);
 /* The first replica applied an entry into f with output out. */
 void sim_groups_apply(struct sim *s, const struct fsm *f, uint64_t index,

@@ -240,7 +240,8 @@ void sim_server_start(struct sim *s, struct sim_replica *rep) {
   struct sim_server *v = &rep->srv;
   sim_server_stop(rep);
   struct fsm_options o = {.results_per_session_max = s->fsm_window,
-                          .key_history_max = sim_keys_history_max(s)};
+                          .key_history_max = sim_keys_history_max(s),
+                          .group_items_max = sim_groups_items_max(s)};
   v->fsm = fsm_new(&o);
   if (v->fsm == NULL) {
     abort();
