@@ -58,10 +58,10 @@
 
 #include "synod.h"
 
-#define GM_NAME 16   /* "c<client>.t<thread>" */
-#define GM_LIST 48   /* members of one view */
-#define GREAD_MAX 64 /* items per truth read */
-#define GM_TAIL 64   /* items an entry appends before a deletion */
+#define GM_NAME 16                                  /* "c<client>.t<thread>" */
+#define GM_LIST (SIM_CLIENTS_MAX * SIM_THREADS_MAX) /* members of a view */
+#define GREAD_MAX 64                                /* items per truth read */
+#define GM_TAIL 64 /* items an entry appends before a deletion */
 
 /* One item of a group's stream, as applied or as a member read it. */
 struct gitem {
