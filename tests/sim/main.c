@@ -29,6 +29,7 @@ struct cli {
   bool keys;
   uint32_t key_break;
   uint32_t channel_break;
+  uint32_t group_break;
 };
 
 struct totals {
@@ -61,7 +62,13 @@ static void usage(FILE *f) {
           "(and some\n"
           "                link cuts as false alarms)\n"
           "  --groups      group workload: clients join, leave, send and "
-          "checkpoint\n"
+          "checkpoint;\n"
+          "                members read their streams; group checks\n"
+          "  --break-groups MODE  plant a bug in the group members' readers "
+          "(the run\n"
+          "                must fail): misaddressed, gap, duplicate, view, "
+          "same-view,\n"
+          "                state\n"
           "  --channels    channel workload: clients publish, subscribers "
           "read replicas;\n"
           "                channel history checks (implies --clients 4)\n"
@@ -142,6 +149,20 @@ static int parse(int argc, char **argv, struct cli *c) {
     } else if (strcmp(a, "--groups") == 0) {
       c->groups = true;
       continue;
+    } else if (strcmp(a, "--break-groups") == 0) {
+      c->groups = true;
+      for (uint32_t m = 1; sim_group_break_name(m) != NULL; m++) {
+        if (v != NULL && strcmp(v, sim_group_break_name(m)) == 0) {
+          c->group_break = m;
+        }
+      }
+      if (c->group_break == 0) {
+        fprintf(stderr, "synod-sim: no such --break-groups mode %s\n",
+                v ? v : "(none)");
+        return 2;
+      }
+      i++;
+      continue;
     } else if (strcmp(a, "--break-channels") == 0) {
       c->channels = true;
       for (uint32_t m = 1; sim_channel_break_name(m) != NULL; m++) {
@@ -207,7 +228,8 @@ static struct sim_options seed_options(const struct cli *c, uint64_t seed,
                               .groups = c->groups,
                               .keys = c->keys,
                               .key_break = c->key_break,
-                              .channel_break = c->channel_break};
+                              .channel_break = c->channel_break,
+                              .group_break = c->group_break};
 }
 
 static void add_stats(struct totals *t, const struct sim *s) {
@@ -246,6 +268,9 @@ static void add_stats(struct totals *t, const struct sim *s) {
   a->group_joins += st->group_joins;
   a->group_sends += st->group_sends;
   a->group_checkpoints += st->group_checkpoints;
+  a->group_readers += st->group_readers;
+  a->group_deliveries += st->group_deliveries;
+  a->group_transfers += st->group_transfers;
   for (int i = 0; i < 4; i++) {
     a->group_states[i] += st->group_states[i];
   }
@@ -286,6 +311,10 @@ static void print_stats(const char *what, const struct sim_stats *st,
            ", requested %" PRIu64 ", empty %" PRIu64 "\n",
            what, st->group_joins, st->group_sends, st->group_checkpoints,
            st->group_states[1], st->group_states[2], st->group_states[3]);
+    printf("%s: groups: members' streams checked %" PRIu64
+           ", items read %" PRIu64 ", states from a checkpoint and its "
+           "tail %" PRIu64 "\n",
+           what, st->group_readers, st->group_deliveries, st->group_transfers);
   }
   if (st->key_ops_checked > 0) {
     printf("%s: keys: operations checked %" PRIu64 ", events watched %" PRIu64

@@ -470,6 +470,7 @@ void sim_free(struct sim *s) {
   sim_clients_free(s);
   sim_channels_free(s);
   sim_keys_free(s);
+  sim_groups_free(s);
   sim_observe_free(s);
   free(s->heap);
   free(s->g);
@@ -546,6 +547,9 @@ static void dispatch(struct sim *s, struct sim_ev *ev) {
     break;
   case SIM_EV_WATCH:
     sim_keys_watch_poll(s, ev->id);
+    break;
+  case SIM_EV_GMEMBER:
+    sim_groups_poll(s, (uint32_t)ev->id);
     break;
   case SIM_EV_CLIENT:
     if (ev->peer != 0) {

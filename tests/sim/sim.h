@@ -36,14 +36,19 @@ struct sim_options {
   bool channels;
   /* Group workload (implies fsm): the clients' threads also join the
    * groups "g0".."g2" as members "c<client>.t<thread>", send to the group
-   * or to one member, leave, ask for state and store small checkpoints;
-   * each answer is checked against the request, and replicas' digests
-   * (groups are in the image) must agree. synod-sim --groups runs 4
-   * clients unless told otherwise. */
+   * or to one member, leave, ask for state and store their state as
+   * checkpoints; each answer is checked against the request, replicas'
+   * digests (groups are in the image) must agree, and the members read
+   * their streams, which are checked against the stream as applied at
+   * the end (sim_group.c). synod-sim --groups runs 4 clients unless
+   * told otherwise. */
   bool groups;
   /* A SIM_BREAK_* mode: corrupt the channel history (or one subscriber's
    * read) on purpose, to show that the check catches it. 0 = none. */
   uint32_t channel_break;
+  /* A SIM_GROUP_BREAK_* mode: plant a bug in the group members' readers
+   * once, to show that the group checks catch it. 0 = none. */
+  uint32_t group_break;
   /* Key workload (implies fsm): the clients also put, compare-and-put,
    * delete, get and move keys in transactions; the key store is checked
    * in apply order and the key histories at the end (sim_keys.c). */
@@ -121,6 +126,11 @@ struct sim_stats {
   uint64_t group_sends;
   uint64_t group_checkpoints;
   uint64_t group_states[4];
+  /* Members reading their streams (sim_group.c): readers, items read,
+   * states taken from a checkpoint and the tail after it. */
+  uint64_t group_readers;
+  uint64_t group_deliveries;
+  uint64_t group_transfers;
   uint64_t sent_to[SIM_IDS_MAX + 1][CORE_MSG_TYPE_COUNT];
   uint64_t installs[SIM_IDS_MAX + 1];
 };
@@ -324,5 +334,24 @@ enum sim_key_break {
 /* "session-end", "atomic", ... (as above, lower case, '-' for '_'); NULL
  * past the last. */
 const char *sim_key_break_name(uint32_t mode);
+
+/* --------------------------------------------------------------- groups */
+
+/* Ways to break the group checks on purpose (opts.group_break): a bug
+ * planted once in the members' readers (sim_group.c). */
+enum sim_group_break {
+  SIM_GROUP_BREAK_NONE,
+  SIM_GROUP_BREAK_MISADDRESSED, /* one read delivers a message to another */
+  SIM_GROUP_BREAK_GAP,          /* a reader drops a message to all */
+  SIM_GROUP_BREAK_DUPLICATE,    /* ... records a message twice */
+  SIM_GROUP_BREAK_VIEW,         /* ... gets a view's member list wrong */
+  SIM_GROUP_BREAK_SAME_VIEW,    /* ... a message to all's content wrong */
+  SIM_GROUP_BREAK_STATE,        /* ... a checkpoint's bytes wrong */
+  SIM_GROUP_BREAK_COUNT
+};
+
+/* "misaddressed", "gap", ... (as above, lower case, '-' for '_'); NULL
+ * past the last. */
+const char *sim_group_break_name(uint32_t mode);
 
 #endif

@@ -310,6 +310,7 @@ static void session_lost(struct sim *s, struct sim_client *k, const char *why) {
     }
     memset(k->th[t].holds, 0, sizeof(k->th[t].holds));
     memset(k->th[t].member, 0, sizeof(k->th[t].member));
+    memset(k->th[t].gm, 0, sizeof(k->th[t].gm));
   }
   cop_clear(&k->open);
   cop_clear(&k->ka);
@@ -388,8 +389,9 @@ static void group_build(struct sim_client *k, uint32_t t,
     b->ckpt.group = b->group;
     b->ckpt.member = b->member;
     b->ckpt.offset = (uint64_t)sp->a1;
-    b->ckpt.chunk.len = (size_t)snprintf((char *)b->data, sizeof b->data,
-                                         "state@%" PRId64, sp->a1);
+    /* The member's state at offset: its running hash (sim_group.c). */
+    memcpy(b->data, &sp->a2, sizeof sp->a2);
+    b->ckpt.chunk.len = sizeof sp->a2;
     b->ckpt.chunk.data = b->data;
     b->ckpt.total_bytes = b->ckpt.chunk.len;
     req->body_case = SYNOD__REQUEST__BODY_GROUP_CHECKPOINT;
@@ -568,32 +570,50 @@ static bool channel_pick(struct sim *s, struct sim_op_spec *sp) {
   return true;
 }
 
-/* With the group workload, a quarter of the operations go to groups: a
- * thread not in the group joins it (asking for state half the time);
- * one in it mostly sends (to all, or to a member that may not exist),
- * and now and then leaves, stores a checkpoint at the newest offset it
- * was told of, or asks for state. Draws nothing without it, so other
- * runs keep their seeds. */
+/* With the group workload, a member asked for the group's state stores
+ * it as a checkpoint first. Else a quarter of the operations go to
+ * groups (half of them to a group the thread is in): a thread not in the
+ * group joins it (asking for state half the time); one in it mostly
+ * sends (to all, or to a member that may not exist), and now and then
+ * leaves, stores its state as a checkpoint (asks for state while it has
+ * none), or asks for state. Draws nothing without it, so other runs keep
+ * their seeds. */
 static bool group_pick(struct sim *s, struct sim_client *k, uint32_t t,
                        struct sim_op_spec *sp) {
-  if (!s->opts.groups || pick(s, 0, 3) != 0) {
+  if (!s->opts.groups) {
     return false;
   }
   struct sim_thread *th = &k->th[t];
+  for (uint32_t g = 0; g < SIM_GROUPS_MAX; g++) {
+    if (th->member[g] && sim_groups_checkpoint(s, th->gm[g], true, sp)) {
+      return true;
+    }
+  }
+  if (pick(s, 0, 3) != 0) {
+    return false;
+  }
   sp->name = (uint32_t)pick(s, 0, SIM_GROUPS_MAX - 1);
+  for (uint32_t g = 0; g < SIM_GROUPS_MAX; g++) {
+    if (th->member[(sp->name + g) % SIM_GROUPS_MAX] && pick(s, 0, 1) == 0) {
+      sp->name = (sp->name + g) % SIM_GROUPS_MAX;
+      break;
+    }
+  }
   uint64_t x = pick(s, 0, 99);
   if (!th->member[sp->name]) {
     sp->type = SIM_OP_GROUP_JOIN;
     sp->a1 = (int64_t)pick(s, 0, 1);
-  } else if (x < 60) {
+  } else if (x < 65) {
     sp->type = SIM_OP_GROUP_SEND;
     sp->a1 =
-        pick(s, 0, 1) == 0 ? -1 : (int64_t)pick(s, 0, 4 * SIM_THREADS_MAX - 1);
-  } else if (x < 75) {
+        pick(s, 0, 2) != 0 ? -1 : (int64_t)pick(s, 0, 4 * SIM_THREADS_MAX - 1);
+  } else if (x < 77) {
     sp->type = SIM_OP_GROUP_LEAVE;
   } else if (x < 90) {
-    sp->type = SIM_OP_GROUP_CHECKPOINT;
-    sp->a1 = (int64_t)th->group_offset[sp->name];
+    uint32_t g = sp->name;
+    if (!sim_groups_checkpoint(s, th->gm[g], false, sp)) {
+      sp->type = SIM_OP_GROUP_STATE;
+    }
   } else {
     sp->type = SIM_OP_GROUP_STATE;
   }
@@ -754,6 +774,7 @@ static void on_joined(struct sim *s, struct sim_client *k, uint32_t t,
   }
   k->th[t].member[g] = true;
   k->th[t].group_offset[g] = v->offset; /* the group may be a new one */
+  k->th[t].gm[g] = sim_groups_joined(s, k->id, t, g, r);
   s->stats.group_joins++;
   s->stats.group_states[r->state->source & 3]++;
 }
@@ -774,6 +795,7 @@ static void on_group(struct sim *s, struct sim_client *k, uint32_t t,
     break;
   case SIM_OP_GROUP_LEAVE:
     th->member[g] = false;
+    th->gm[g] = 0;
     break;
   case SIM_OP_GROUP_SEND:
     if (code == 0 && resp->body_case == SYNOD__RESPONSE__BODY_GROUP_SEND) {
@@ -796,6 +818,7 @@ static void on_group(struct sim *s, struct sim_client *k, uint32_t t,
         hp->spec.type == SIM_OP_GROUP_CHECKPOINT && code == 0;
     if (hp->spec.type == SIM_OP_GROUP_STATE && code == 0) {
       s->stats.group_states[resp->group_state->source & 3]++;
+      sim_groups_state_answer(s, th->gm[g], resp->group_state);
     }
     if (hp->spec.type == SIM_OP_GROUP_CHECKPOINT && code == 0 &&
         !resp->group_checkpoint->committed) {
@@ -806,6 +829,9 @@ static void on_group(struct sim *s, struct sim_client *k, uint32_t t,
     break;
   default:
     break;
+  }
+  if (!th->member[g]) {
+    th->gm[g] = 0;
   }
 }
 
@@ -1031,6 +1057,7 @@ static bool client_faults(struct sim *s, struct sim_client *k) {
   if (sim_rand_ppm(&s->rand, s->client_crash_ppm)) {
     sim_trace(s, 0, "c%" PRIu32 ": crash", k->id);
     session_lost(s, k, "crash");
+    sim_groups_client_crash(s, k->id);
     k->crashed = true;
     k->pause_until_ms = s->now_ms + pick(s, 100, 3ULL * k->ttl_ms);
     return true;
@@ -1137,6 +1164,7 @@ void sim_client_pause(struct sim *s, uint32_t c, bool paused) {
 void sim_client_crash(struct sim *s, uint32_t c) {
   struct sim_client *k = &s->cl[c];
   session_lost(s, k, "crash");
+  sim_groups_client_crash(s, c);
   k->crashed = true;
   k->pause_until_ms = UINT64_MAX;
 }

@@ -268,6 +268,7 @@ enum sim_ev_kind {
   SIM_EV_PEER_GONE, /* id is told that peer's process is gone */
   SIM_EV_SUB,       /* a channel subscriber's poll (id: its number + 1) */
   SIM_EV_WATCH,     /* a key watcher's poll (id: its number) */
+  SIM_EV_GMEMBER,   /* a group member's read (id: its number + 1) */
 };
 
 /* A message between a client and a replica: a packed synod.Request to the
@@ -369,6 +370,8 @@ struct sim_thread {
    * gave in each group (what a checkpoint may reflect). */
   bool member[SIM_GROUPS_MAX];
   uint64_t group_offset[SIM_GROUPS_MAX];
+  /* The reader of each acknowledged membership (sim_group.c), 0 = none. */
+  uint32_t gm[SIM_GROUPS_MAX];
 };
 
 struct sim_client {
@@ -527,7 +530,8 @@ struct sim {
   uint32_t pub_weight;  /* percent of client operations on channels */
   struct sim_sub *subs; /* subs[0..subs_n) */
   uint32_t subs_n;
-  struct sim_keys *keys; /* opts.keys: sim_keys.c */
+  struct sim_keys *keys;     /* opts.keys: sim_keys.c */
+  struct sim_groups *groups; /* opts.groups: sim_group.c */
 };
 
 /* sim.c */
@@ -655,6 +659,29 @@ void sim_keys_apply(struct sim *s, const struct fsm *f, uint64_t index,
                     const struct fsm_output *out);
 /* End of run: each key's history linearizable against f's final state. */
 void sim_keys_check(struct sim *s, const struct fsm *f);
+
+/* sim_group.c: the group members' readers and the group checks */
+void sim_groups_pick(struct sim *s);
+/* The fsm's group_items_max for the run (0 = the default). */
+uint32_t sim_groups_items_max(const struct sim *s);
+void sim_groups_free(struct sim *s);
+/* The first replica applied an entry into f with output out. */
+void sim_groups_apply(struct sim *s, const struct fsm *f, uint64_t index,
+                      const struct fsm_output *out);
+/* An acknowledged join: starts its member's reader; returns its id. */
+uint32_t sim_groups_joined(struct sim *s, uint32_t client, uint32_t thread,
+                           uint32_t g, const Synod__GroupJoinReply *r);
+/* A state request's answer for reader id. */
+void sim_groups_state_answer(struct sim *s, uint32_t id,
+                             const Synod__GroupState *st);
+void sim_groups_client_crash(struct sim *s, uint32_t client);
+/* Sets *sp to store reader id's state as a checkpoint (with due: only
+ * one a state request asked it for). False if it has none to store. */
+bool sim_groups_checkpoint(struct sim *s, uint32_t id, bool due,
+                           struct sim_op_spec *sp);
+void sim_groups_poll(struct sim *s, uint32_t id);
+/* End of run: readers catch up on the leader; the group checks. */
+void sim_groups_check(struct sim *s, uint32_t leader);
 
 /* sim_channel.c: the channel workload's subscribers and checks */
 void sim_channels_pick(struct sim *s);

@@ -654,5 +654,8 @@ bool sim_check_history(struct sim *s) {
   if (!s->failed) {
     sim_keys_check(s, f);
   }
+  if (!s->failed) {
+    sim_groups_check(s, (uint32_t)l);
+  }
   return !s->failed;
 }

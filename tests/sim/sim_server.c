@@ -240,7 +240,8 @@ void sim_server_start(struct sim *s, struct sim_replica *rep) {
   struct sim_server *v = &rep->srv;
   sim_server_stop(rep);
   struct fsm_options o = {.results_per_session_max = s->fsm_window,
-                          .key_history_max = sim_keys_history_max(s)};
+                          .key_history_max = sim_keys_history_max(s),
+                          .group_items_max = sim_groups_items_max(s)};
   v->fsm = fsm_new(&o);
   if (v->fsm == NULL) {
     abort();
@@ -654,6 +655,7 @@ static void apply_normal(struct sim *s, struct sim_replica *rep,
     s->g[c->index].out_hash = h;
     sim_observe_apply(s, c->index, c->data, c->len, &out, fsm_time_ms(v->fsm));
     sim_keys_apply(s, v->fsm, c->index, c->data, c->len, &out);
+    sim_groups_apply(s, v->fsm, c->index, &out);
   } else if (s->g[c->index].out_hash != h) {
     sim_fail(s,
              "state machines disagree: r%" PRIu64 " applying %" PRIu64

@@ -85,6 +85,11 @@ void sim_print_failure(const struct sim *s, FILE *f) {
     } else if (o->keys) {
       fprintf(f, " --keys");
     }
+    if (o->group_break != 0) {
+      fprintf(f, " --break-groups %s", sim_group_break_name(o->group_break));
+    } else if (o->groups) {
+      fprintf(f, " --groups");
+    }
     fprintf(f, " --trace\n");
     return;
   }

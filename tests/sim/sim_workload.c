@@ -106,6 +106,9 @@ void sim_workload_pick(struct sim *s) {
   if (s->opts.keys) {
     sim_keys_pick(s); /* after: runs without keys keep theirs */
   }
+  if (s->opts.groups) {
+    sim_groups_pick(s); /* after: runs without groups keep theirs */
+  }
 }
 
 /* ------------------------------------------------------------ proposals */
