@@ -198,6 +198,8 @@ enum fsm_event_type {
 
 /* Something the entry caused besides answering its own request. Fields not
  * listed for a type are 0 / NULL. */
+struct window;
+
 struct fsm_event {
   enum fsm_event_type type;
   uint64_t session_id;
@@ -212,6 +214,12 @@ struct fsm_event {
   uint64_t last_index;
   uint64_t last_offset;
   uint64_t revision; /* KEYS_CHANGED */
+  /* CHANNEL_DELETED, GROUP_DELETED: the stream's retained items as they
+   * were at the deletion (every item up to last_offset that was still
+   * retained), so that a subscription still behind delivers them before
+   * it ends. Owned by the output until the next fsm_apply, unless taken
+   * with fsm_event_window_take. */
+  struct window *window;
 };
 
 /* The answer to the request in the entry at `index`. The replica that
@@ -239,6 +247,12 @@ struct fsm_output {
 };
 
 struct fsm;
+
+/* Takes the window that event `e` of the last output carries (see
+ * fsm_event.window): the caller owns it from then on and frees it with
+ * window_close and free. NULL if the event carries none, or it was
+ * taken. */
+struct window *fsm_event_window_take(struct fsm *f, const struct fsm_event *e);
 
 /* Allocates an empty state machine (time 0, nothing applied). opts may be
  * NULL for all defaults; it is copied. Returns NULL only if opts are

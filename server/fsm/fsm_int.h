@@ -431,6 +431,9 @@ static inline const char *fsm_str(const char *s) {
 
 /* ----- output (output.c) */
 void fsm_output_reset(struct fsm *f);
+/* Moves the window of a stream being deleted into event e (output
+ * memory); w is left empty, with its positions. */
+void fsm_event_window_keep(struct fsm_event *e, struct window *w);
 void *fsm_output_alloc(struct fsm *f, size_t n);
 const char *fsm_output_strdup(struct fsm *f, const char *s, size_t n);
 /* Packs a Response into malloc'ed memory the caller owns. */

@@ -345,7 +345,8 @@ static void member_remove(struct fsm *f, struct fsm_group *g,
   member_free(m);
 }
 
-/* Deletes an empty group: its items, checkpoint and ids go. */
+/* Deletes an empty group: its items, checkpoint and ids go (the items
+ * into the event, for subscriptions still behind). */
 static void group_delete(struct fsm *f, struct fsm_group *g) {
   struct fsm_event *e = fsm_event_push(f, FSM_EVENT_GROUP_DELETED);
   e->name = fsm_output_strdup(f, g->name, g->name_len);
@@ -355,6 +356,7 @@ static void group_delete(struct fsm *f, struct fsm_group *g) {
     upload_drop(f, g, i - 1);
   }
   f->groups_bytes -= g->window.bytes + g->ckpt_len;
+  fsm_event_window_keep(e, &g->window); /* its last views go to readers */
   otree_remove(&f->groups, &g->by_name);
   fsm_group_free(g);
 }

@@ -203,6 +203,44 @@ START_TEST(leave_makes_a_new_view_and_the_next_member_coordinates) {
 }
 END_TEST
 
+/* A subscription behind the deletion must still deliver the last views:
+ * the deletion event carries the group's items up to it. */
+START_TEST(deletion_hands_the_items_up_to_it_to_its_event) {
+  struct h h;
+  h_init(&h, NULL);
+  uint64_t a = h_open(&h, 60000), b = h_open(&h, 60000);
+  h_join(&h, a, 1, "g", "m1", NULL, false);
+  h_join(&h, b, 1, "g", "m2", NULL, false);
+  h_send(&h, a, 2, "g", "", "hello", "");
+  h_leave(&h, a, 3, "g", "m1"); /* view 3 at 4 */
+  h_leave(&h, b, 2, "g", "m2"); /* view 4 at 5, then deleted */
+  const struct fsm_event *e = h_event(&h, 1, FSM_EVENT_GROUP_DELETED);
+  ck_assert_ptr_nonnull(e->window);
+  ck_assert_uint_eq(e->window->first, 1);
+  ck_assert_uint_eq(e->window->next, 6);
+  struct window_item wi;
+  struct fsm_group_item it;
+  ck_assert(window_get(e->window, 5, &wi));
+  ck_assert_int_eq(fsm_group_item_decode(&wi, &it), 0);
+  ck_assert_int_eq(it.kind, FSM_GROUP_VIEW);
+  ck_assert_uint_eq(it.view_id, 4);
+  ck_assert_uint_eq(it.members, 0);
+  ck_assert(window_get(e->window, 3, &wi));
+  ck_assert_int_eq(fsm_group_item_decode(&wi, &it), 0);
+  ck_assert_int_eq(it.kind, FSM_GROUP_MESSAGE);
+  /* Taken, it is the caller's; the next apply frees what is not. */
+  struct window *w = fsm_event_window_take(h.f, e);
+  ck_assert_ptr_nonnull(w);
+  ck_assert_ptr_null(fsm_event_window_take(h.f, e));
+  window_close(w);
+  free(w);
+  h_join(&h, a, 4, "h", "m1", NULL, false);
+  h_leave(&h, a, 5, "h", "m1"); /* its window stays with the output */
+  ck_assert_ptr_nonnull(h_event(&h, 1, FSM_EVENT_GROUP_DELETED)->window);
+  h_close(&h);
+}
+END_TEST
+
 START_TEST(session_end_removes_its_memberships_in_one_view_per_group) {
   struct h h;
   h_init(&h, NULL);
@@ -1046,6 +1084,7 @@ static Suite *group_suite(void) {
   TCase *tc = tcase_create("core");
   tcase_add_test(tc, join_orders_members_and_numbers_views_densely);
   tcase_add_test(tc, leave_makes_a_new_view_and_the_next_member_coordinates);
+  tcase_add_test(tc, deletion_hands_the_items_up_to_it_to_its_event);
   tcase_add_test(tc, session_end_removes_its_memberships_in_one_view_per_group);
   tcase_add_test(tc, send_to_the_group_and_to_one_member_records_the_target);
   tcase_add_test(tc, send_is_exactly_once_under_retries);
