@@ -1361,7 +1361,7 @@ static void pending_start_cb(void *arg, int err, const char *errmsg,
 
 /* Starts after a ReadIndex round: the position then includes every write
  * acknowledged before the subscribe (a cursor committed, a publish, a
- * key put). */
+ * key put, a group join), and so does the stream it resolves against. */
 static int sub_start_linearizable(struct node *n, struct sub *s,
                                   const Synod__Request *q) {
   struct pending_start *p = calloc(1, sizeof *p);
@@ -1371,21 +1371,7 @@ static int sub_start_linearizable(struct node *n, struct sub *s,
   }
   p->n = n;
   p->key = s->key;
-  /* Any read serves as the barrier; its answer is not used. */
-  Synod__Request req = SYNOD__REQUEST__INIT;
-  Synod__ChannelInfoGet info = SYNOD__CHANNEL_INFO_GET__INIT;
-  Synod__KeyGet get = SYNOD__KEY_GET__INIT;
-  if (s->kind == SUB_KEYS) {
-    get.key.data = (uint8_t *)s->name;
-    get.key.len = s->name_len;
-    req.body_case = SYNOD__REQUEST__BODY_KEY_GET;
-    req.key_get = &get;
-  } else {
-    info.name = s->name;
-    req.body_case = SYNOD__REQUEST__BODY_CHANNEL_INFO;
-    req.channel_info = &info;
-  }
-  node_read(n, &req, false, SUB_START_TIMEOUT_MS, pending_start_cb, p);
+  node_read(n, NULL, false, SUB_START_TIMEOUT_MS, pending_start_cb, p);
   return 0;
 }
 
@@ -1758,24 +1744,21 @@ static struct sub *sub_new(struct node *n, uint64_t conn_id,
   return s;
 }
 
-/* Starts s now, or after a ReadIndex round when its position depends on
- * writes acknowledged before it (a cursor, FROM_NEXT, a key watch from
- * revision 0). */
+/* Starts s after a ReadIndex round, so that this replica has applied
+ * every write acknowledged before the subscribe when it resolves the
+ * start: a cursor, FROM_NEXT and a key watch from revision 0 depend on
+ * them, and so does any start on a stream that must exist (a group: a
+ * lagging replica would answer SYNOD_ENOTFOUND or SYNOD_ERANGE for a
+ * group or offset acknowledged elsewhere) or that may have been deleted
+ * and created again (a channel at an offset or from its first message:
+ * a lagging replica would deliver the old channel's messages under the
+ * new one's offsets). Only a key watch from an explicit revision starts
+ * at once: revisions are never reused, a revision not applied yet is
+ * waited for, and a lagging replica retains at least what the leader
+ * does, so it can neither answer wrongly nor deliver another stream. */
 static void sub_begin(struct node *n, struct sub *s,
                       const Synod__Request *req) {
-  bool now;
-  if (s->kind == SUB_KEYS) {
-    now = req->key_watch->from_revision != 0;
-  } else if (s->kind == SUB_GROUP) {
-    now = req->group_subscribe->from != 0;
-  } else {
-    const Synod__ChannelSubscribe *q = req->channel_subscribe;
-    bool cursor = q->cursor != NULL && q->cursor[0] != '\0';
-    bool next =
-        q->from == SYNOD__CHANNEL_SUBSCRIBE__FROM__FROM_NEXT ||
-        (q->from == SYNOD__CHANNEL_SUBSCRIBE__FROM__FROM_DEFAULT && !cursor);
-    now = !cursor && !next;
-  }
+  bool now = s->kind == SUB_KEYS && req->key_watch->from_revision != 0;
   if (now) {
     sub_start(n, s, req);
   } else if (sub_start_linearizable(n, s, req) != 0) {

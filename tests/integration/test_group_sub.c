@@ -464,6 +464,85 @@ static void scenario_deletion(struct cluster *c, struct raw *wr) {
   close(rc.fd);
 }
 
+/* A subscribe at an explicit offset reaches a follower before it has
+ * applied the join that made the group (it was stopped while the join
+ * committed): it waits for a ReadIndex round and starts, instead of
+ * answering SYNOD_ENOTFOUND. The same for a channel deleted and created
+ * again meanwhile: the new channel's offsets, not the old one's. */
+static void scenario_lagging(struct cluster *c, struct raw *wr) {
+  printf("lagging: an explicit start waits until the replica caught up\n");
+  int f = follower_of(c);
+  struct raw r = raw_open(c->nodes[f].client);
+  struct raw rc = raw_open(c->nodes[f].client);
+  struct member_sub m;
+  struct seen cs = {.ended = -1};
+  struct session s = session_open(wr);
+  publish(wr, "lagc", "old-1");
+  publish(wr, "lagc", "old-2");
+  publish(wr, "lagc", "old-3");
+  settle(c, f, last_index, &rc, &cs);
+  sub_init(&m, 1);
+
+  /* The subscribes reach the stopped follower before the writes do, so
+   * that it reads them first when it goes on; the writes are acknowledged
+   * before it answers them. */
+  cluster_signal(c, f, SIGSTOP);
+  uint64_t v1 = 1; /* the group's first view: its creation */
+  Synod__Request req = SYNOD__REQUEST__INIT;
+  Synod__GroupSubscribe q = SYNOD__GROUP_SUBSCRIBE__INIT;
+  q.subscription_id = 1;
+  q.group = "lag";
+  q.member = "alice";
+  q.from = v1;
+  req.body_case = SYNOD__REQUEST__BODY_GROUP_SUBSCRIBE;
+  req.group_subscribe = &q;
+  raw_send(&r, &req);
+  Synod__Request creq = SYNOD__REQUEST__INIT;
+  Synod__ChannelSubscribe cq = SYNOD__CHANNEL_SUBSCRIBE__INIT;
+  cq.subscription_id = 2;
+  cq.channel = "lagc";
+  cq.from = SYNOD__CHANNEL_SUBSCRIBE__FROM__FROM_OFFSET;
+  cq.offset = 2;
+  creq.body_case = SYNOD__REQUEST__BODY_CHANNEL_SUBSCRIBE;
+  creq.channel_subscribe = &cq;
+  raw_send(&rc, &creq);
+  CHECK(join(wr, &s, "lag", "alice") == v1, "lag's first view");
+  channel_delete(wr, "lagc");
+  publish(wr, "lagc", "new-1");
+  cluster_signal(c, f, SIGCONT);
+
+  Synod__ServerMessage *sm = raw_recv(&r, 10000);
+  while (sm->body_case == SYNOD__SERVER_MESSAGE__BODY_EVENT) {
+    seen_event(&m.s, sm->event);
+    synod__server_message__free_unpacked(sm, NULL);
+    sm = raw_recv(&r, 10000);
+  }
+  CHECK(sm->response->error == NULL,
+        "subscribe from %" PRIu64 " on the lagging replica: %s", v1,
+        sm->response->error->message);
+  synod__server_message__free_unpacked(sm, NULL);
+  wait_items(&r, &m, 1, v1, "alice's join");
+  CHECK(m.offset[0] == v1 && m.view_id[0] == 1, "alice's view");
+
+  sm = raw_recv(&rc, 10000);
+  while (sm->body_case == SYNOD__SERVER_MESSAGE__BODY_EVENT) {
+    seen_event(&cs, sm->event);
+    synod__server_message__free_unpacked(sm, NULL);
+    sm = raw_recv(&rc, 10000);
+  }
+  CHECK(sm->response->error == NULL, "lagc from 2 on the lagging replica: %s",
+        sm->response->error->message);
+  synod__server_message__free_unpacked(sm, NULL);
+  publish(wr, "lagc", "new-2");
+  settle(c, f, last_index, &rc, &cs);
+  CHECK(cs.ended < 0 && cs.n == 1 && cs.offsets[0] == 2,
+        "lagc from 2: %zu messages (the first at %" PRIu64 "), ended %d", cs.n,
+        cs.n ? cs.offsets[0] : 0, cs.ended);
+  session_close(wr, &s);
+  close(r.fd);
+  close(rc.fd);
+}
+
 /* A group of big messages past its 64 MiB: the first ones are gone. */
 static void scenario_compacted(struct cluster *c, struct raw *wr) {
   printf("compacted: %d messages of %d bytes\n", BIG_SENDS, BIG_BYTES);
@@ -532,6 +611,7 @@ int main(void) {
   scenario_bad_input(&c, &wr);
   scenario_members(&c, &wr);
   scenario_deletion(&c, &wr);
+  scenario_lagging(&c, &wr);
   scenario_compacted(&c, &wr);
   close(wr.fd);
   cluster_stop(&c);
