@@ -200,7 +200,10 @@ static void gm_on_view(struct synod_async_group *g,
     gm_end(g, rv, why);
     return;
   }
-  if (g->phase == GM_LIVE) {
+  /* The view of its own leave is not the member's: its membership ended
+   * with the leave (and the last member's would be empty, now that a
+   * group's deletion delivers its last view before it ends). */
+  if (g->phase == GM_LIVE && !(dropped && g->leaving)) {
     gm_report_view(g);
   }
   if (dropped && !g->leaving) {
