@@ -531,6 +531,10 @@ struct fsm_group_item {
 int fsm_group_item_decode(const struct window_item *wi,
                           struct fsm_group_item *out);
 
+/* True if the item is a state request addressed to its own requester:
+ * the EMPTY answer (it became the coordinator while it waited). */
+bool fsm_group_item_empty(const struct fsm_group_item *it);
+
 /* True if a subscription of `member` delivers the item: everything but
  * messages and state requests addressed to another member. */
 bool fsm_group_item_for(const struct fsm_group_item *it, const char *member,

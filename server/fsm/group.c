@@ -8,7 +8,8 @@
  *                  joined member as str(name) str(data) varint(session),
  *                  then each left member as str(name)
  *   MESSAGE        str(to) str(from), then the data to the end
- *   STATE_REQUEST  str(to) str(from)
+ *   STATE_REQUEST  str(to) str(from); to == from is the EMPTY answer
+ *                  (the requester became the coordinator)
  *   CHECKPOINT     varint(offset) varint(bytes) str(from)
  * where str(s) is varint(length) and the bytes. A view item holds the
  * change from the view before, not the whole view, so a join storm costs
@@ -303,8 +304,11 @@ static uint64_t view_append(struct fsm *f, struct fsm_group *g,
 
 /* After a view change: pending state requests follow a new coordinator
  * (sent again to it, in request order). A requester that is now the
- * coordinator itself gets its request addressed to itself, which says
- * that no one is left to ask, and is no longer pending. */
+ * coordinator itself is answered EMPTY: its request addressed to itself
+ * (GroupStateRequested.empty, fsm_group_item_empty), which tells it that
+ * no one is left to ask, so it starts from nothing; it is no longer
+ * pending. Its own request would otherwise reach a member that waits for
+ * the state, not one that gives it: nobody would answer. */
 static void requests_follow(struct fsm *f, struct fsm_group *g,
                             uint64_t old_coord_joined) {
   struct fsm_group_member *c = group_coordinator(g);

@@ -139,6 +139,11 @@ bool fsm_group_change_next(struct fsm_group_change_iter *ci,
   return true;
 }
 
+bool fsm_group_item_empty(const struct fsm_group_item *it) {
+  return it->kind == FSM_GROUP_STATE_REQUEST && it->to_len == it->from_len &&
+         memcmp(it->to, it->from, it->to_len) == 0;
+}
+
 bool fsm_group_item_for(const struct fsm_group_item *it, const char *member,
                         size_t len) {
   if (it->kind != FSM_GROUP_MESSAGE && it->kind != FSM_GROUP_STATE_REQUEST) {
@@ -208,6 +213,7 @@ void fsm_group_item_to_pb(const struct fsm_group_item *it, struct fsm_arena *a,
     synod__group_state_requested__init(q);
     q->to = arena_str(a, it->to, it->to_len);
     q->member = arena_str(a, it->from, it->from_len);
+    q->empty = fsm_group_item_empty(it);
     x->body_case = SYNOD__GROUP_ITEM__BODY_STATE_REQUEST;
     x->state_request = q;
     break;

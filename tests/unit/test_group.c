@@ -585,9 +585,33 @@ START_TEST(a_requester_left_as_coordinator_is_told_no_one_is_left) {
   ck_assert_int_eq(it.kind, FSM_GROUP_STATE_REQUEST);
   ck_assert_mem_eq(it.to, "m2", 2);
   ck_assert_mem_eq(it.from, "m2", 2);
+  /* The EMPTY answer, in the stream, for m2 alone. */
+  ck_assert(fsm_group_item_empty(&it));
+  ck_assert(fsm_group_item_for(&it, "m2", 2));
+  ck_assert(!fsm_group_item_for(&it, "m3", 2));
+  Synod__GroupItem *pb = fsm_group_item_pb(&it);
+  ck_assert_int_eq(pb->body_case, SYNOD__GROUP_ITEM__BODY_STATE_REQUEST);
+  ck_assert(pb->state_request->empty);
+  fsm_group_item_pb_free(pb);
+  struct fsm_group_item first = h_item(&h, "g", 3); /* the request to m1 */
+  ck_assert_int_eq(first.kind, FSM_GROUP_STATE_REQUEST);
+  ck_assert(!fsm_group_item_empty(&first));
+  pb = fsm_group_item_pb(&first);
+  ck_assert(!pb->state_request->empty);
+  fsm_group_item_pb_free(pb);
   Synod__Response *r = h_view(&h, "g");
   ck_assert_uint_eq(r->group_info->state_requests, 0);
   synod__response__free_unpacked(r, NULL);
+  /* Asked again, it is told EMPTY at once: nothing is appended. */
+  uint64_t next = h_next(&h, "g");
+  Synod__GroupStateRequest q = SYNOD__GROUP_STATE_REQUEST__INIT;
+  q.group = "g";
+  q.member = "m2";
+  REQ(&h, b, 2, GROUP_STATE_REQUEST, group_state_request, &q);
+  ck_assert_int_eq(h_err(&h), 0);
+  ck_assert_int_eq(h.resp->group_state->source,
+                   SYNOD__GROUP_STATE__SOURCE__EMPTY);
+  ck_assert_uint_eq(h_next(&h, "g"), next);
   h_close(&h);
 }
 END_TEST
