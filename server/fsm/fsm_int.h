@@ -361,6 +361,10 @@ struct fsm_group {
 #define FSM_GROUP_ITEM_MESSAGE 2
 #define FSM_GROUP_ITEM_STATE_REQUEST 3
 #define FSM_GROUP_ITEM_CHECKPOINT 4
+/* A VIEW whose left members carry their whole record (group.c's header);
+ * what group.c writes since; kind 1 items, from older images, decode
+ * too. */
+#define FSM_GROUP_ITEM_VIEW_FULL 5
 
 /* The reply a handler builds: resp and the body message it points at. */
 struct fsm_reply {

@@ -4,9 +4,12 @@
  * (window.c) per group, in the cluster's total order.
  *
  * An item is packed into the window as its kind byte and then:
- *   VIEW           view_id, members, joined, left (varints), then each
+ *   VIEW_FULL      view_id, members, joined, left (varints), then each
  *                  joined member as str(name) str(data) varint(session),
- *                  then each left member as str(name)
+ *                  then each left member as str(name) str(data)
+ *                  varint(session) varint(joined_offset)
+ *   VIEW           (older images only) the same, each left member as
+ *                  str(name) alone
  *   MESSAGE        str(to) str(from), then the data to the end
  *   STATE_REQUEST  str(to) str(from); to == from is the EMPTY answer
  *                  (the requester became the coordinator)
@@ -14,7 +17,11 @@
  * where str(s) is varint(length) and the bytes. A view item holds the
  * change from the view before, not the whole view, so a join storm costs
  * O(members) and not O(members^2); the full view is state (GroupViewGet,
- * the join's answer), and a subscriber keeps it from its own join on. */
+ * the join's answer), and a subscriber keeps it from its own join on.
+ * Because a leave records the whole member, the view in effect at any
+ * retained offset is exact: the current one undone by the view items
+ * after it (fsm_group_view_at), even for a member that joined before the
+ * retained window. */
 #include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
@@ -282,7 +289,7 @@ static uint64_t view_append(struct fsm *f, struct fsm_group *g,
                             struct fsm_group_member **left, size_t nl,
                             uint32_t members) {
   struct gbuf b = {0};
-  gb_kind(&b, FSM_GROUP_ITEM_VIEW);
+  gb_kind(&b, FSM_GROUP_ITEM_VIEW_FULL);
   gb_varint(&b, ++g->view_id);
   gb_varint(&b, members);
   gb_varint(&b, nj);
@@ -294,6 +301,9 @@ static uint64_t view_append(struct fsm *f, struct fsm_group *g,
   }
   for (size_t i = 0; i < nl; i++) {
     gb_str(&b, left[i]->name, left[i]->name_len);
+    gb_str(&b, left[i]->data, left[i]->data_len);
+    gb_varint(&b, left[i]->session->id);
+    gb_varint(&b, left[i]->joined_offset);
   }
   g->view_offset = group_append(f, g, &b);
   for (size_t i = 0; i < nj; i++) {
