@@ -557,6 +557,7 @@ static json_t *item_json(struct api_stream *st, const Synod__GroupItem *it,
     *type = "state_request";
     json_object_set_new(j, "to", json_string(it->state_request->to));
     json_object_set_new(j, "member", json_string(it->state_request->member));
+    json_object_set_new(j, "empty", json_boolean(it->state_request->empty));
     break;
   case SYNOD__GROUP_ITEM__BODY_CHECKPOINT:
     *type = "checkpoint";
