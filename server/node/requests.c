@@ -608,7 +608,9 @@ void requests_reads_ready(struct node *n, const struct core_update *up) {
 
 static void read_serve(struct node *n, struct read *r) {
   if (r->request == NULL) { /* a barrier (node_read with no request) */
-    r->cb(r->cb_arg, 0, NULL, NULL, 0);
+    if (r->cb != NULL) {
+      r->cb(r->cb_arg, 0, NULL, NULL, 0);
+    }
     read_free(r);
     return;
   }
