@@ -200,7 +200,10 @@ static void gm_on_view(struct synod_async_group *g,
     gm_end(g, rv, why);
     return;
   }
-  if (g->phase == GM_LIVE) {
+  /* The view of its own leave is not the member's: its membership ended
+   * with the leave (and the last member's would be empty, now that a
+   * group's deletion delivers its last view before it ends). */
+  if (g->phase == GM_LIVE && !(dropped && g->leaving)) {
     gm_report_view(g);
   }
   if (dropped && !g->leaving) {
@@ -216,6 +219,21 @@ static void gm_on_view(struct synod_async_group *g,
 }
 
 static void gm_start_read(struct synod_async_group *g);
+static void gm_go_live(struct synod_async_group *g, const void *state,
+                       size_t state_len);
+
+/* While g waited for a checkpoint, every member before it left without
+ * one: it is the coordinator, and the state request it made was answered
+ * EMPTY. It starts from nothing, as a joiner told EMPTY by its join
+ * does: the state is the empty one as of its join, and every item after
+ * the join follows (from a new subscription: the waiting one passed
+ * them over). */
+static void gm_state_empty(struct synod_async_group *g) {
+  gm_unsubscribe(g);
+  g->source = SYNOD_GROUP_STATE_EMPTY;
+  g->state_offset = g->join_offset;
+  gm_go_live(g, "", 0);
+}
 
 /* One item of the stream, in order, each after the last one. */
 static void gm_on_item(struct synod_async_group *g,
@@ -233,6 +251,11 @@ static void gm_on_item(struct synod_async_group *g,
   if (g->phase == GM_WAITING && it->type == SYNOD_GROUP_ITEM_CHECKPOINT &&
       it->checkpoint.offset >= g->request_offset) {
     gm_start_read(g); /* our state is there */
+    return;
+  }
+  if (g->phase == GM_WAITING && it->type == SYNOD_GROUP_ITEM_STATE_REQUEST &&
+      it->empty && gm_is_me(g, it->member) && it->offset > g->request_offset) {
+    gm_state_empty(g); /* no one is left to ask */
     return;
   }
   if (g->phase != GM_LIVE || it->offset <= g->state_offset) {
@@ -266,15 +289,19 @@ static void gm_on_item(struct synod_async_group *g,
 static void gm_items_cb(void *arg, const struct synod_group_item *items,
                         size_t n) {
   struct synod_async_group *g = arg;
+  struct synod_async_subscription *sub = g->sub;
   uint64_t given = g->given;
   g->busy++;
-  for (size_t i = 0; i < n && g->phase != GM_ENDED && !g->gone; i++) {
+  /* Once g left this subscription (for the checkpoint, or started again
+   * after an EMPTY answer), its other items are the next one's. */
+  for (size_t i = 0; i < n && g->phase != GM_ENDED && !g->gone && g->sub == sub;
+       i++) {
     gm_on_item(g, &items[i]);
   }
   /* What the application was not given is consumed now (manual mode:
    * the blocking layer reports what it was given as it takes it). */
   given = g->given - given;
-  if (g->manual && g->sub != NULL && n > given) {
+  if (g->manual && g->sub != NULL && g->sub == sub && n > given) {
     group_member_consumed(g, (uint32_t)(n - given));
   }
   g->busy--;

@@ -495,6 +495,9 @@ int group_item_from_pb(const Synod__GroupItem *pb,
     out->type = SYNOD_GROUP_ITEM_STATE_REQUEST;
     out->to = pb->state_request->to;
     out->member = pb->state_request->member;
+    /* A server before the flag says it by the address alone. */
+    out->empty = pb->state_request->empty ||
+                 strcmp(pb->state_request->to, pb->state_request->member) == 0;
     return 0;
   case SYNOD__GROUP_ITEM__BODY_CHECKPOINT:
     out->type = SYNOD_GROUP_ITEM_CHECKPOINT;

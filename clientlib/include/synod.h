@@ -1522,6 +1522,9 @@ struct synod_group_item {
   const char *member;
   /* CHECKPOINT: the checkpoint stored. */
   struct synod_group_checkpoint_info checkpoint;
+  /* STATE_REQUEST: to == member, the EMPTY answer: the requester became
+   * the coordinator while it waited; no one is left to ask. */
+  bool empty;
 };
 
 /* Retained items of a read, in offset order. Free with

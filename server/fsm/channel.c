@@ -520,6 +520,7 @@ int fsm_channel_delete(struct fsm *f, struct fsm_session *s,
   e->name = r->u.channel.name;
   e->last_index = c->window.last_index;
   e->last_offset = c->window.next - 1;
+  fsm_event_window_keep(e, &c->window);
   fsm_channel_free(c);
   return 0;
 }

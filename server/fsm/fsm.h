@@ -198,6 +198,8 @@ enum fsm_event_type {
 
 /* Something the entry caused besides answering its own request. Fields not
  * listed for a type are 0 / NULL. */
+struct window;
+
 struct fsm_event {
   enum fsm_event_type type;
   uint64_t session_id;
@@ -212,6 +214,12 @@ struct fsm_event {
   uint64_t last_index;
   uint64_t last_offset;
   uint64_t revision; /* KEYS_CHANGED */
+  /* CHANNEL_DELETED, GROUP_DELETED: the stream's retained items as they
+   * were at the deletion (every item up to last_offset that was still
+   * retained), so that a subscription still behind delivers them before
+   * it ends. Owned by the output until the next fsm_apply, unless taken
+   * with fsm_event_window_take. */
+  struct window *window;
 };
 
 /* The answer to the request in the entry at `index`. The replica that
@@ -239,6 +247,12 @@ struct fsm_output {
 };
 
 struct fsm;
+
+/* Takes the window that event `e` of the last output carries (see
+ * fsm_event.window): the caller owns it from then on and frees it with
+ * window_close and free. NULL if the event carries none, or it was
+ * taken. */
+struct window *fsm_event_window_take(struct fsm *f, const struct fsm_event *e);
 
 /* Allocates an empty state machine (time 0, nothing applied). opts may be
  * NULL for all defaults; it is copied. Returns NULL only if opts are
@@ -508,6 +522,7 @@ struct fsm_group_item {
    * before (read them with fsm_group_change_next). */
   uint64_t view_id;
   uint32_t members, joined, left;
+  bool left_full; /* left members carry data, session and joined offset */
   const uint8_t *changes, *changes_end;
   uint64_t checkpoint_offset, checkpoint_bytes; /* CHECKPOINT */
 };
@@ -516,6 +531,10 @@ struct fsm_group_item {
  * the bytes are not a group item (never for a live group's window). */
 int fsm_group_item_decode(const struct window_item *wi,
                           struct fsm_group_item *out);
+
+/* True if the item is a state request addressed to its own requester:
+ * the EMPTY answer (it became the coordinator while it waited). */
+bool fsm_group_item_empty(const struct fsm_group_item *it);
 
 /* True if a subscription of `member` delivers the item: everything but
  * messages and state requests addressed to another member. */
@@ -526,11 +545,15 @@ bool fsm_group_item_for(const struct fsm_group_item *it, const char *member,
  * session) or, with left, one that left (name only). */
 struct fsm_group_change {
   bool left;
+  /* A join, or a leave recorded in full (fsm_group_item.left_full): data,
+   * session_id and joined_offset are the member's. */
+  bool full;
   const char *name;
   size_t name_len;
   const uint8_t *data;
   size_t data_len;
   uint64_t session_id;
+  uint64_t joined_offset; /* of the view that added it */
 };
 
 /* Reads the changes of a VIEW item: joined ones first, in join order,
@@ -538,6 +561,8 @@ struct fsm_group_change {
 struct fsm_group_change_iter {
   const uint8_t *p, *end;
   uint32_t i, joined, n;
+  bool left_full;
+  uint64_t offset;
 };
 void fsm_group_changes(const struct fsm_group_item *it,
                        struct fsm_group_change_iter *ci);
@@ -567,6 +592,23 @@ uint32_t fsm_group_view(const struct fsm *f, const char *name, size_t len,
                         void (*fn)(void *arg,
                                    const struct fsm_group_member_view *m),
                         void *arg);
+
+/* The members of group `name` in the view in effect just before offset
+ * `at` (after every item below it), in join order, through fn (borrowing
+ * the state machine's memory until the next apply), and that view's id
+ * in *view_id: the current view undone, newest first, by the retained
+ * view items at or after `at`. Exact for every `at` from the first
+ * retained offset to the next one. Returns 0, or SYNOD_ENOTFOUND (no
+ * group), SYNOD_ERANGE (`at` past the next offset), SYNOD_ECOMPACTED
+ * (`at` below the first retained offset: a change between them is gone),
+ * SYNOD_EUNAVAILABLE (a view item from an image of an older server names
+ * a member that left by its name alone, and it joined before the retained
+ * window), SYNOD_ENOMEM. */
+int fsm_group_view_at(const struct fsm *f, const char *name, size_t len,
+                      uint64_t at, uint64_t *view_id,
+                      void (*fn)(void *arg,
+                                 const struct fsm_group_member_view *m),
+                      void *arg);
 
 /* The group's latest checkpoint; false if none. data points into the
  * fsm until the next apply. */

@@ -361,6 +361,10 @@ struct fsm_group {
 #define FSM_GROUP_ITEM_MESSAGE 2
 #define FSM_GROUP_ITEM_STATE_REQUEST 3
 #define FSM_GROUP_ITEM_CHECKPOINT 4
+/* A VIEW whose left members carry their whole record (group.c's header);
+ * what group.c writes since; kind 1 items, from older images, decode
+ * too. */
+#define FSM_GROUP_ITEM_VIEW_FULL 5
 
 /* The reply a handler builds: resp and the body message it points at. */
 struct fsm_reply {
@@ -431,6 +435,9 @@ static inline const char *fsm_str(const char *s) {
 
 /* ----- output (output.c) */
 void fsm_output_reset(struct fsm *f);
+/* Moves the window of a stream being deleted into event e (output
+ * memory); w is left empty, with its positions. */
+void fsm_event_window_keep(struct fsm_event *e, struct window *w);
 void *fsm_output_alloc(struct fsm *f, size_t n);
 const char *fsm_output_strdup(struct fsm *f, const char *s, size_t n);
 /* Packs a Response into malloc'ed memory the caller owns. */

@@ -4,16 +4,24 @@
  * (window.c) per group, in the cluster's total order.
  *
  * An item is packed into the window as its kind byte and then:
- *   VIEW           view_id, members, joined, left (varints), then each
+ *   VIEW_FULL      view_id, members, joined, left (varints), then each
  *                  joined member as str(name) str(data) varint(session),
- *                  then each left member as str(name)
+ *                  then each left member as str(name) str(data)
+ *                  varint(session) varint(joined_offset)
+ *   VIEW           (older images only) the same, each left member as
+ *                  str(name) alone
  *   MESSAGE        str(to) str(from), then the data to the end
- *   STATE_REQUEST  str(to) str(from)
+ *   STATE_REQUEST  str(to) str(from); to == from is the EMPTY answer
+ *                  (the requester became the coordinator)
  *   CHECKPOINT     varint(offset) varint(bytes) str(from)
  * where str(s) is varint(length) and the bytes. A view item holds the
  * change from the view before, not the whole view, so a join storm costs
  * O(members) and not O(members^2); the full view is state (GroupViewGet,
- * the join's answer), and a subscriber keeps it from its own join on. */
+ * the join's answer), and a subscriber keeps it from its own join on.
+ * Because a leave records the whole member, the view in effect at any
+ * retained offset is exact: the current one undone by the view items
+ * after it (fsm_group_view_at), even for a member that joined before the
+ * retained window. */
 #include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
@@ -281,7 +289,7 @@ static uint64_t view_append(struct fsm *f, struct fsm_group *g,
                             struct fsm_group_member **left, size_t nl,
                             uint32_t members) {
   struct gbuf b = {0};
-  gb_kind(&b, FSM_GROUP_ITEM_VIEW);
+  gb_kind(&b, FSM_GROUP_ITEM_VIEW_FULL);
   gb_varint(&b, ++g->view_id);
   gb_varint(&b, members);
   gb_varint(&b, nj);
@@ -293,6 +301,9 @@ static uint64_t view_append(struct fsm *f, struct fsm_group *g,
   }
   for (size_t i = 0; i < nl; i++) {
     gb_str(&b, left[i]->name, left[i]->name_len);
+    gb_str(&b, left[i]->data, left[i]->data_len);
+    gb_varint(&b, left[i]->session->id);
+    gb_varint(&b, left[i]->joined_offset);
   }
   g->view_offset = group_append(f, g, &b);
   for (size_t i = 0; i < nj; i++) {
@@ -303,8 +314,11 @@ static uint64_t view_append(struct fsm *f, struct fsm_group *g,
 
 /* After a view change: pending state requests follow a new coordinator
  * (sent again to it, in request order). A requester that is now the
- * coordinator itself gets its request addressed to itself, which says
- * that no one is left to ask, and is no longer pending. */
+ * coordinator itself is answered EMPTY: its request addressed to itself
+ * (GroupStateRequested.empty, fsm_group_item_empty), which tells it that
+ * no one is left to ask, so it starts from nothing; it is no longer
+ * pending. Its own request would otherwise reach a member that waits for
+ * the state, not one that gives it: nobody would answer. */
 static void requests_follow(struct fsm *f, struct fsm_group *g,
                             uint64_t old_coord_joined) {
   struct fsm_group_member *c = group_coordinator(g);
@@ -345,7 +359,8 @@ static void member_remove(struct fsm *f, struct fsm_group *g,
   member_free(m);
 }
 
-/* Deletes an empty group: its items, checkpoint and ids go. */
+/* Deletes an empty group: its items, checkpoint and ids go (the items
+ * into the event, for subscriptions still behind). */
 static void group_delete(struct fsm *f, struct fsm_group *g) {
   struct fsm_event *e = fsm_event_push(f, FSM_EVENT_GROUP_DELETED);
   e->name = fsm_output_strdup(f, g->name, g->name_len);
@@ -355,6 +370,7 @@ static void group_delete(struct fsm *f, struct fsm_group *g) {
     upload_drop(f, g, i - 1);
   }
   f->groups_bytes -= g->window.bytes + g->ckpt_len;
+  fsm_event_window_keep(e, &g->window); /* its last views go to readers */
   otree_remove(&f->groups, &g->by_name);
   fsm_group_free(g);
 }

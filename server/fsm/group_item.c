@@ -61,6 +61,10 @@ int fsm_group_item_decode(const struct window_item *wi,
   }
   const uint8_t *p = wi->data, *end = wi->data + wi->len;
   out->kind = (enum fsm_group_item_kind) * p++;
+  if (out->kind == FSM_GROUP_ITEM_VIEW_FULL) {
+    out->kind = FSM_GROUP_VIEW;
+    out->left_full = true;
+  }
   switch (out->kind) {
   case FSM_GROUP_VIEW: {
     uint64_t members, joined, left;
@@ -117,6 +121,8 @@ void fsm_group_changes(const struct fsm_group_item *it,
   ci->i = 0;
   ci->joined = it->joined;
   ci->n = it->kind == FSM_GROUP_VIEW ? it->joined + it->left : 0;
+  ci->left_full = it->left_full;
+  ci->offset = it->offset;
 }
 
 bool fsm_group_change_next(struct fsm_group_change_iter *ci,
@@ -130,13 +136,24 @@ bool fsm_group_change_next(struct fsm_group_change_iter *ci,
     ci->n = 0; /* malformed: stop */
     return false;
   }
-  if (!out->left && (!rd_str(&ci->p, ci->end, &out->data, &out->data_len) ||
-                     !rd_varint(&ci->p, ci->end, &out->session_id))) {
+  out->full = !out->left || ci->left_full;
+  out->joined_offset = out->left ? 0 : ci->offset;
+  if (out->full &&
+      (!rd_str(&ci->p, ci->end, &out->data, &out->data_len) ||
+       !rd_varint(&ci->p, ci->end, &out->session_id) ||
+       (out->left &&
+        (!rd_varint(&ci->p, ci->end, &out->joined_offset) ||
+         out->joined_offset == 0 || out->joined_offset >= ci->offset)))) {
     ci->n = 0;
     return false;
   }
   ci->i++;
   return true;
+}
+
+bool fsm_group_item_empty(const struct fsm_group_item *it) {
+  return it->kind == FSM_GROUP_STATE_REQUEST && it->to_len == it->from_len &&
+         memcmp(it->to, it->from, it->to_len) == 0;
 }
 
 bool fsm_group_item_for(const struct fsm_group_item *it, const char *member,
@@ -171,12 +188,26 @@ void fsm_group_item_to_pb(const struct fsm_group_item *it, struct fsm_arena *a,
     v->joined = fsm_arena_calloc(a, it->joined, sizeof *v->joined);
     Synod__GroupMember *ms = fsm_arena_calloc(a, it->joined, sizeof *ms);
     v->left = fsm_arena_calloc(a, it->left, sizeof *v->left);
+    v->left_members = fsm_arena_calloc(a, it->left_full ? it->left : 0,
+                                       sizeof *v->left_members);
+    Synod__GroupMember *ls =
+        fsm_arena_calloc(a, it->left_full ? it->left : 0, sizeof *ls);
     struct fsm_group_change_iter ci;
     struct fsm_group_change c;
     fsm_group_changes(it, &ci);
     while (fsm_group_change_next(&ci, &c)) {
       if (c.left) {
         v->left[v->n_left++] = arena_str(a, c.name, c.name_len);
+        if (c.full) {
+          Synod__GroupMember *m = &ls[v->n_left_members];
+          synod__group_member__init(m);
+          m->name = v->left[v->n_left - 1];
+          m->data.data = (uint8_t *)c.data;
+          m->data.len = c.data_len;
+          m->session_id = c.session_id;
+          m->joined_offset = c.joined_offset;
+          v->left_members[v->n_left_members++] = m;
+        }
         continue;
       }
       Synod__GroupMember *m = &ms[v->n_joined];
@@ -208,6 +239,7 @@ void fsm_group_item_to_pb(const struct fsm_group_item *it, struct fsm_arena *a,
     synod__group_state_requested__init(q);
     q->to = arena_str(a, it->to, it->to_len);
     q->member = arena_str(a, it->from, it->from_len);
+    q->empty = fsm_group_item_empty(it);
     x->body_case = SYNOD__GROUP_ITEM__BODY_STATE_REQUEST;
     x->state_request = q;
     break;

@@ -239,3 +239,160 @@ bool fsm_group_checkpoint_get(const struct fsm *f, const char *name, size_t len,
       fsm_group_ckpt_usable(g)};
   return true;
 }
+
+/* ------------------------------------------------------- view at offset */
+
+/* A member of a view being rebuilt (fsm_group_view_at). */
+struct view_rec {
+  struct fsm_group_member_view v; /* v.name malloc'ed */
+  bool gone;                      /* joined after the view rebuilt */
+};
+
+static int rec_order(const void *a, const void *b) {
+  const struct view_rec *x = a, *y = b;
+  return x->v.joined_offset < y->v.joined_offset
+             ? -1
+             : x->v.joined_offset > y->v.joined_offset;
+}
+
+/* The latest join of `name` below offset `at` in g's window into *out
+ * (for a view item of an older image, whose leaves name the member
+ * alone); false if it is not retained. */
+static bool join_before(const struct fsm_group *g, uint64_t at,
+                        const char *name, size_t len,
+                        struct fsm_group_change *out) {
+  struct window_iter it;
+  struct window_item wi;
+  struct fsm_group_item gi;
+  bool found = false;
+  window_iter_seek(&g->window, g->window.first, &it);
+  while (window_iter_next(&it, &wi) && wi.pos < at) {
+    struct fsm_group_change_iter ci;
+    struct fsm_group_change c;
+    if (fsm_group_item_decode(&wi, &gi) != 0 || gi.kind != FSM_GROUP_VIEW) {
+      continue;
+    }
+    fsm_group_changes(&gi, &ci);
+    while (fsm_group_change_next(&ci, &c)) {
+      if (!c.left && c.name_len == len && memcmp(c.name, name, len) == 0) {
+        *out = c;
+        found = true;
+      }
+    }
+  }
+  return found;
+}
+
+/* Adds a record of c (a member that left) to recs. */
+static bool rec_add(struct view_rec *recs, size_t *n,
+                    const struct fsm_group_change *c) {
+  char *name = malloc(c->name_len + 1);
+  if (name == NULL) {
+    return false;
+  }
+  memcpy(name, c->name, c->name_len);
+  name[c->name_len] = '\0';
+  recs[(*n)++] = (struct view_rec){
+      {name, c->data, c->data_len, c->session_id, c->joined_offset}, false};
+  return true;
+}
+
+/* Undoes view item `it` on recs: its joins go, its leaves come back. */
+static int view_undo(const struct fsm_group *g, uint64_t at,
+                     const struct fsm_group_item *it, struct view_rec *recs,
+                     size_t *n) {
+  struct fsm_group_change_iter ci;
+  struct fsm_group_change c;
+  fsm_group_changes(it, &ci);
+  while (fsm_group_change_next(&ci, &c)) {
+    if (!c.left) {
+      size_t i = 0;
+      while (i < *n && (recs[i].gone || recs[i].v.joined_offset != it->offset ||
+                        strlen(recs[i].v.name) != c.name_len ||
+                        memcmp(recs[i].v.name, c.name, c.name_len) != 0)) {
+        i++;
+      }
+      if (i == *n) {
+        return SYNOD_EINTERNAL; /* a join the view after it lacks */
+      }
+      recs[i].gone = true;
+      continue;
+    }
+    if (!c.full && !join_before(g, at, c.name, c.name_len, &c)) {
+      return SYNOD_EUNAVAILABLE;
+    }
+    if (!rec_add(recs, n, &c)) {
+      return SYNOD_ENOMEM;
+    }
+  }
+  return 0;
+}
+
+/* The view items of g at or after `at`, oldest first (malloc'ed; they
+ * borrow the window), their count in *n; NULL with *n 0 if none. */
+static struct fsm_group_item *views_from(const struct fsm_group *g, uint64_t at,
+                                         size_t *n, size_t *left) {
+  struct fsm_group_item *v = NULL, gi;
+  size_t cap = 0;
+  struct window_iter it;
+  struct window_item wi;
+  *n = *left = 0;
+  window_iter_seek(&g->window, at, &it);
+  while (window_iter_next(&it, &wi)) {
+    if (fsm_group_item_decode(&wi, &gi) != 0 || gi.kind != FSM_GROUP_VIEW) {
+      continue;
+    }
+    if (*n == cap) {
+      cap = cap ? 2 * cap : 16;
+      v = fsm_xrealloc(v, cap * sizeof *v);
+    }
+    v[(*n)++] = gi;
+    *left += gi.left;
+  }
+  return v;
+}
+
+int fsm_group_view_at(const struct fsm *f, const char *name, size_t len,
+                      uint64_t at, uint64_t *view_id,
+                      void (*fn)(void *arg,
+                                 const struct fsm_group_member_view *m),
+                      void *arg) {
+  const struct fsm_group *g = fsm_group_find(f, name, len);
+  size_t nv, left, n = 0;
+  int rv = 0;
+  if (g == NULL) {
+    return SYNOD_ENOTFOUND;
+  }
+  if (at > g->window.next) {
+    return SYNOD_ERANGE;
+  }
+  if (at < g->window.first) {
+    return SYNOD_ECOMPACTED;
+  }
+  struct fsm_group_item *views = views_from(g, at, &nv, &left);
+  struct view_rec *recs = fsm_xcalloc(g->members_n + left + 1, sizeof *recs);
+  for (struct fsm_list *l = g->members.next; l != &g->members; l = l->next) {
+    const struct fsm_group_member *m =
+        FSM_CONTAINER(l, struct fsm_group_member, group_link);
+    recs[n++] =
+        (struct view_rec){{fsm_xstrndup(m->name, m->name_len), m->data,
+                           m->data_len, m->session->id, m->joined_offset},
+                          false};
+  }
+  for (size_t i = nv; i > 0 && rv == 0; i--) {
+    rv = view_undo(g, at, &views[i - 1], recs, &n);
+  }
+  *view_id = g->view_id - nv;
+  if (rv == 0) {
+    qsort(recs, n, sizeof *recs, rec_order);
+  }
+  for (size_t i = 0; i < n; i++) {
+    if (rv == 0 && !recs[i].gone && fn != NULL) {
+      fn(arg, &recs[i].v);
+    }
+    free((char *)recs[i].v.name);
+  }
+  free(recs);
+  free(views);
+  return rv;
+}

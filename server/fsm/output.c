@@ -1,11 +1,23 @@
 /* What fsm_apply hands back: packed Responses and Events in memory the fsm
  * owns until the next apply. */
+#include <assert.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "fsm_int.h"
 
+static void event_window_free(struct fsm_event *e) {
+  if (e->window != NULL) {
+    window_close(e->window);
+    free(e->window);
+    e->window = NULL;
+  }
+}
+
 void fsm_output_reset(struct fsm *f) {
+  for (size_t i = 0; i < f->events_len; i++) {
+    event_window_free(&f->events[i]);
+  }
   for (size_t i = 0; i < f->blocks_len; i++) {
     free(f->blocks[i]);
   }
@@ -71,4 +83,18 @@ void fsm_reply_finish(struct fsm_reply *r, int rv) {
   r->error.code = (Synod__ErrorCode)rv;
   r->error.message = r->msg;
   r->resp.error = &r->error;
+}
+
+void fsm_event_window_keep(struct fsm_event *e, struct window *w) {
+  e->window = fsm_xmalloc(sizeof *e->window);
+  *e->window = *w; /* a window holds no pointer into itself */
+  window_init_at(w, w->next);
+}
+
+struct window *fsm_event_window_take(struct fsm *f, const struct fsm_event *e) {
+  assert(e >= f->events && e < f->events + f->events_len);
+  struct fsm_event *x = &f->events[e - f->events];
+  struct window *w = x->window;
+  x->window = NULL;
+  return w;
 }

@@ -14,10 +14,13 @@
  * list after it: it starts from the view in effect just before its first
  * offset and applies each change as it delivers it (views are delivered
  * to every member, so a filtered stream sees them all). That starting
- * view is the current one when no view item follows the start; else it
- * is rebuilt from the current one and the retained items (group_view_at).
- * If a member that was in it joined before the retained window, it
- * cannot be rebuilt: the stream then says "members": null until the end. */
+ * view is rebuilt exactly by the state machine (fsm_group_view_at: the
+ * current view undone by the retained view items after the start; a
+ * leave records the whole member). Only a view item restored from an
+ * image of an older server, whose leaves name the member alone, can
+ * leave it unknown (a member that joined before the retained window and
+ * left after the start): the stream then says "members": null until the
+ * end. */
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -437,127 +440,22 @@ static void view_member_cb(void *arg, const struct fsm_group_member_view *m) {
                                          m->session_id, m->joined_offset));
 }
 
-/* A change's name, NUL-terminated, into out (API_MEMBER_MAX + 1 bytes). */
-static const char *change_name(const struct fsm_group_change *ch, char *out) {
-  size_t n = ch->name_len < API_MEMBER_MAX ? ch->name_len : API_MEMBER_MAX;
-  memcpy(out, ch->name, n);
-  out[n] = '\0';
-  return out;
-}
-
-/* Orders members by their join: the offset of the view that added them,
- * then their place in its join list ("pos", dropped after sorting). */
-static int member_cmp(const void *a, const void *b) {
-  json_t *x = *(json_t *const *)a, *y = *(json_t *const *)b;
-  json_int_t ox = json_integer_value(json_object_get(x, "joined_offset"));
-  json_int_t oy = json_integer_value(json_object_get(y, "joined_offset"));
-  json_int_t px = json_integer_value(json_object_get(x, "pos"));
-  json_int_t py = json_integer_value(json_object_get(y, "pos"));
-  return ox != oy ? (ox < oy ? -1 : 1) : px < py ? -1 : px > py;
-}
-
-/* Walks the retained view items of st: `joins` gets, by name, the latest
- * join before offset `at` (a member object with its "pos"); `restored`
- * the members in the view at at - 1 that left at or after it. Returns
- * false if such a member joined before the retained window. */
-static bool view_walk(const struct fsm_stream *st, uint64_t at, json_t *joins,
-                      json_t *restored) {
-  json_t *since = json_object(); /* joined at or after `at`, still in */
-  struct window_iter it;
-  struct window_item wi;
-  struct fsm_group_item gi;
-  char name[API_MEMBER_MAX + 1];
-  bool ok = since != NULL;
-  window_iter_seek(st->window, st->first, &it);
-  while (ok && window_iter_next(&it, &wi)) {
-    if (fsm_group_item_decode(&wi, &gi) != 0 || gi.kind != FSM_GROUP_VIEW) {
-      continue;
-    }
-    struct fsm_group_change_iter ci;
-    struct fsm_group_change ch;
-    json_int_t pos = 0;
-    fsm_group_changes(&gi, &ci);
-    while (ok && fsm_group_change_next(&ci, &ch)) {
-      change_name(&ch, name);
-      if (!ch.left && gi.offset < at) {
-        json_t *m =
-            member_json(name, ch.data, ch.data_len, ch.session_id, gi.offset);
-        json_object_set_new(m, "pos", json_integer(pos++));
-        json_object_set_new(joins, name, m);
-      } else if (!ch.left) {
-        json_object_set_new(since, name, json_true());
-      } else if (gi.offset >= at && json_object_get(since, name) != NULL) {
-        json_object_del(since, name);
-      } else if (gi.offset >= at) {
-        json_t *m = json_object_get(joins, name);
-        ok = m != NULL && json_array_append(restored, m) == 0;
-      }
-    }
-  }
-  json_decref(since);
-  return ok;
-}
-
 /* The members of group `name` in the view in effect just before offset
- * `at` (a JSON array in join order), or NULL if that cannot be known (see
- * the top of this file) or there is no group. Reads this replica's
- * applied state as it is now, which the subscription starts from. */
+ * `at` (a JSON array in join order; fsm_group_view_at), or NULL if that
+ * cannot be known (an image of an older server, see the top of this
+ * file) or there is no group. Reads this replica's applied state as it
+ * is now, which the subscription starts from. */
 static json_t *group_view_at(struct http_api *api, const char *name,
                              uint64_t at) {
-  const struct fsm *f = node_fsm(api->node);
-  size_t len = strlen(name);
-  uint64_t view_id = 0, view_offset = 0;
-  struct fsm_stream st;
-  json_t *now = json_array();
-  if (now == NULL ||
-      fsm_group_view(f, name, len, &view_id, &view_offset, view_member_cb,
-                     now) == 0 ||
-      view_offset < at) {
-    return now; /* no view item since: the current view */
-  }
-  json_t *joins = json_object(), *all = json_array();
-  bool ok = joins != NULL && all != NULL &&
-            fsm_group_stream(f, name, len, &st) &&
-            view_walk(&st, at, joins, all);
-  size_t i;
-  json_t *m;
-  json_array_foreach(now, i, m) {
-    json_int_t joined = json_integer_value(json_object_get(m, "joined_offset"));
-    json_t *jm =
-        json_object_get(joins, json_string_value(json_object_get(m, "name")));
-    if (ok && (uint64_t)joined < at) {
-      bool same =
-          jm != NULL &&
-          json_integer_value(json_object_get(jm, "joined_offset")) == joined;
-      json_object_set_new(
-          m, "pos",
-          json_integer(same ? json_integer_value(json_object_get(jm, "pos"))
-                            : 0));
-      json_array_append(all, m);
-    }
-  }
-  json_decref(now);
-  json_decref(joins);
-  if (!ok) {
-    json_decref(all);
+  uint64_t view_id;
+  json_t *members = json_array();
+  if (members == NULL ||
+      fsm_group_view_at(node_fsm(api->node), name, strlen(name), at, &view_id,
+                        view_member_cb, members) != 0) {
+    json_decref(members);
     return NULL;
   }
-  size_t n = json_array_size(all);
-  json_t **v = malloc((n ? n : 1) * sizeof *v);
-  json_t *out = v != NULL ? json_array() : NULL;
-  for (i = 0; out != NULL && i < n; i++) {
-    v[i] = json_deep_copy(json_array_get(all, i));
-  }
-  if (out != NULL) {
-    qsort(v, n, sizeof *v, member_cmp);
-    for (i = 0; i < n; i++) {
-      json_object_del(v[i], "pos");
-      json_array_append_new(out, v[i]);
-    }
-  }
-  free(v);
-  json_decref(all);
-  return out;
+  return members;
 }
 
 /* ------------------------------------------------------------- streams */
@@ -659,6 +557,7 @@ static json_t *item_json(struct api_stream *st, const Synod__GroupItem *it,
     *type = "state_request";
     json_object_set_new(j, "to", json_string(it->state_request->to));
     json_object_set_new(j, "member", json_string(it->state_request->member));
+    json_object_set_new(j, "empty", json_boolean(it->state_request->empty));
     break;
   case SYNOD__GROUP_ITEM__BODY_CHECKPOINT:
     *type = "checkpoint";

@@ -210,7 +210,9 @@ typedef void (*node_read_cb)(void *arg, int err, const char *errmsg,
  * a follower asks the leader for one over the peer link and answers once
  * it has applied that far, so any replica serves linearizable reads.
  * Calls cb exactly once, within timeout_ms; possibly before returning
- * (stale reads, errors). `req` is copied. */
+ * (stale reads, errors). `req` is copied. With req NULL it is a barrier:
+ * cb gets err 0 and no response (resp NULL, len 0) once this replica has
+ * applied everything acknowledged before the call. */
 void node_read(struct node *n, const Synod__Request *req, bool stale,
                uint32_t timeout_ms, node_read_cb cb, void *arg);
 

@@ -325,6 +325,7 @@ struct node {
   struct sub *subs_dirty;     /* to push to after this batch */
   struct sub *subs_starting;  /* node_subscribe()'s, to start this turn */
   uint64_t subs_n;
+  uint64_t subs_tomb_bytes;      /* held by deleted streams' tombs */
   struct subs_batch *subs_batch; /* the frame being filled */
   struct subs_merge *subs_merge; /* a prefix subscription's channels */
 

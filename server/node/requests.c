@@ -607,6 +607,13 @@ void requests_reads_ready(struct node *n, const struct core_update *up) {
 }
 
 static void read_serve(struct node *n, struct read *r) {
+  if (r->request == NULL) { /* a barrier (node_read with no request) */
+    if (r->cb != NULL) {
+      r->cb(r->cb_arg, 0, NULL, NULL, 0);
+    }
+    read_free(r);
+    return;
+  }
   Synod__Request *req =
       synod__request__unpack(NULL, r->request_len, r->request);
   if (req == NULL) {
@@ -717,9 +724,10 @@ void requests_read_index_reply(struct node *n, uint64_t from, uint64_t ctx,
 
 void node_read(struct node *n, const Synod__Request *req, bool stale,
                uint32_t timeout_ms, node_read_cb cb, void *arg) {
-  struct read *r = fsm_request_is_read(req) ? read_new(n, req) : NULL;
+  bool readable = req == NULL || fsm_request_is_read(req);
+  struct read *r = readable ? read_new(n, req) : NULL;
   if (r == NULL) {
-    cb(arg, fsm_request_is_read(req) ? SYNOD_ENOMEM : SYNOD_EINVAL,
+    cb(arg, readable ? SYNOD_ENOMEM : SYNOD_EINVAL,
        "read: not a read request, or out of memory", NULL, 0);
     return;
   }

@@ -63,7 +63,15 @@
  *  - a frame's items are malloc'ed (fsm_group_item_pb) and freed once
  *    the frame is sent, and cost their packed size;
  *  - group subscriptions are also on a list of their own (subs_groups),
- *    for the progress walk. */
+ *    for the progress walk.
+ *
+ * A deletion (a channel's, or a group's when its last member leaves)
+ * ends one-stream subscriptions only once they have delivered every item
+ * up to it: the deletion event hands over the deleted window, which the
+ * subscriptions still behind share as a tomb (struct sub_tomb) and read
+ * as they read a live stream, credits and bounds included. Before, the
+ * items applied in the same batch as the deletion were never delivered
+ * (the last views of a group whose last two members left at once). */
 #include <assert.h>
 #include <inttypes.h>
 #include <stdlib.h>
@@ -109,6 +117,19 @@
 #define SUBS_LEADERLESS_MS 2000
 /* A prefix subscription merges at most this many channels. */
 #define PREFIX_STREAMS_MAX 1024
+/* Items of deleted streams kept for subscriptions still behind, at most
+ * (past it, a deletion ends them at once, as it did before tombs). */
+#define SUBS_TOMB_BYTES_MAX (256u << 20)
+
+/* A deleted channel's or group's items (the window its deletion event
+ * carried: every item up to the deletion that was still retained),
+ * shared by the one-stream subscriptions that had not passed them all
+ * when it was applied: they deliver them, then end with
+ * SYNOD_ENOTFOUND. Freed with the last one. */
+struct sub_tomb {
+  struct window *window; /* owned */
+  unsigned refs;
+};
 
 /* What a subscription reads. */
 enum sub_kind {
@@ -162,6 +183,9 @@ struct sub {
   uint32_t told_event;
   uint64_t told_ms;
   uint64_t credits;
+  /* One channel, a group: its stream was deleted before s passed its
+   * last item; s reads the rest from here (shared), then ends. */
+  struct sub_tomb *tomb;
   struct sub *conn_next;  /* the connection's subscriptions */
   struct sub *name_next;  /* same name hash, or the prefix or keys list */
   struct sub *dirty_next; /* node.subs_dirty */
@@ -206,6 +230,17 @@ static void sub_mark(struct node *n, struct sub *s) {
       }                                                                        \
     }                                                                          \
   } while (0)
+
+static void tomb_release(struct node *n, struct sub *s) {
+  struct sub_tomb *t = s->tomb;
+  s->tomb = NULL;
+  if (t != NULL && --t->refs == 0) {
+    n->subs_tomb_bytes -= window_memory_bytes(t->window);
+    window_close(t->window);
+    free(t->window);
+    free(t);
+  }
+}
 
 static void sub_release(struct sub *s) {
   if (s->start_q != NULL) {
@@ -253,6 +288,7 @@ static void sub_free(struct node *n, struct sub *s) {
     SUB_UNLINK(&n->subs_dirty, s, dirty_next);
   }
   n->subs_n--;
+  tomb_release(n, s);
   sub_release(s);
 }
 
@@ -523,11 +559,32 @@ static bool batch_send(struct node *n, struct sub *s, struct subs_batch *b) {
   return true;
 }
 
+/* The stream one-channel or group subscription s reads: its tomb once
+ * the stream was deleted, else the state machine's. False if there is
+ * none (a channel not created yet; a group deleted: sub_channel_same
+ * ends it). */
+static bool sub_stream(struct node *n, const struct sub *s,
+                       struct fsm_stream *st) {
+  if (s->tomb == NULL) {
+    return s->kind == SUB_GROUP
+               ? fsm_group_stream(n->fsm, s->name, s->name_len, st)
+               : fsm_channel_stream(n->fsm, s->name, s->name_len, st);
+  }
+  memset(st, 0, sizeof *st);
+  st->name = s->name;
+  st->name_len = s->name_len;
+  st->window = s->tomb->window;
+  st->first = s->tomb->window->first;
+  st->evicted_index = s->tomb->window->evicted_index;
+  st->created_index = s->created_index;
+  return true;
+}
+
 /* Fills one frame of a one-channel subscription. Returns false when s
  * ended (and was freed). */
 static bool fill_channel(struct node *n, struct sub *s, struct subs_batch *b) {
   struct fsm_stream st;
-  if (!fsm_channel_stream(n->fsm, s->name, s->name_len, &st)) {
+  if (!sub_stream(n, s, &st)) {
     return true; /* not created yet: waits */
   }
   if (s->next < st.first) {
@@ -743,8 +800,8 @@ static bool fill_keys(struct node *n, struct sub *s, struct subs_batch *b) {
  * them too, as a key watch's does). Returns false when s ended. */
 static bool fill_group(struct node *n, struct sub *s, struct subs_batch *b) {
   struct fsm_stream st;
-  if (!fsm_group_stream(n->fsm, s->name, s->name_len, &st)) {
-    return true; /* deleted: sub_same ends it */
+  if (!sub_stream(n, s, &st)) {
+    return true; /* deleted: sub_channel_same ends it */
   }
   if (s->next < st.first) {
     sub_end(n, s, SYNOD_ECOMPACTED, st.first,
@@ -804,6 +861,16 @@ static bool sub_channel_same(struct node *n, struct sub *s) {
   struct fsm_stream st;
   bool group = s->kind == SUB_GROUP;
   const char *what = group ? "group" : "channel";
+  if (s->tomb != NULL) {
+    if (s->next < s->tomb->window->next) {
+      return true; /* delivers the rest first */
+    }
+    sub_end(n, s, SYNOD_ENOTFOUND, 0,
+            "%s \"%.64s\" was deleted after offset %" PRIu64
+            ", the last one delivered",
+            what, s->name, s->tomb->window->next - 1);
+    return false;
+  }
   if (!(group ? fsm_group_stream(n->fsm, s->name, s->name_len, &st)
               : fsm_channel_stream(n->fsm, s->name, s->name_len, &st))) {
     if (s->created_index == 0 && !group) {
@@ -852,10 +919,10 @@ static bool sub_push(struct node *n, struct sub *s) {
     if (!alive) {
       return false;
     }
-    if (b->n == 0) {
-      return true;
+    if (b->n == 0) { /* a tomb's last items may all be for others */
+      return s->tomb == NULL || sub_channel_same(n, s);
     }
-    if (!batch_send(n, s, b)) {
+    if (!batch_send(n, s, b) || (s->tomb != NULL && !sub_channel_same(n, s))) {
       return false;
     }
   }
@@ -877,25 +944,63 @@ static bool prefix_matches(const struct sub *s, const char *name, size_t len) {
   return len >= s->name_len && memcmp(name, s->name, s->name_len) == 0;
 }
 
-/* A group's subscriptions share subs_by_name with channels' (the hash of
- * the name), told apart by kind. A deleted group ends them: its offsets
- * would start again at 1. */
-static void group_on_event(struct node *n, const struct fsm_event *e,
-                           size_t len) {
+/* Stream e->name (of `kind`) was deleted: its offsets would start again
+ * at 1, so its started one-stream subscriptions cannot go on. Those that
+ * passed its last item end now; those behind get the deleted items (the
+ * event's window, as a tomb they share) and end once they delivered
+ * them, so that no item before the deletion is skipped: items applied in
+ * the same batch as the deletion, or held back by credits, included.
+ * One still starting resolves its start against the state after the
+ * deletion (its sink hears `started` first, then any end). */
+static void stream_deleted(struct node *n, const struct fsm_event *e,
+                           size_t len, enum sub_kind kind) {
+  const char *what = kind == SUB_GROUP ? "group" : "channel";
+  struct sub_tomb *t = NULL;
   struct sub *s = u64map_get(&n->subs_by_name, name_hash(e->name, len));
   while (s != NULL) {
     struct sub *next = s->name_next;
-    if (s->kind == SUB_GROUP && s->name_len == len &&
-        memcmp(s->name, e->name, len) == 0) {
-      if (e->type == FSM_EVENT_GROUP_APPENDED) {
-        sub_mark(n, s);
-      } else if (s->started) {
-        sub_end(n, s, SYNOD_ENOTFOUND, 0,
-                "group \"%.64s\" was deleted (at index %" PRIu64 ")", s->name,
-                fsm_applied_index(n->fsm));
-      }
+    if (s->kind != kind || !s->started || s->tomb != NULL ||
+        s->name_len != len || memcmp(s->name, e->name, len) != 0) {
+      s = next;
+      continue;
+    }
+    if (t == NULL && s->next <= e->last_offset && e->window != NULL &&
+        n->subs_tomb_bytes + window_memory_bytes(e->window) <=
+            SUBS_TOMB_BYTES_MAX &&
+        (t = calloc(1, sizeof *t)) != NULL) {
+      t->window = fsm_event_window_take(n->fsm, e);
+      n->subs_tomb_bytes += window_memory_bytes(t->window);
+    }
+    if (t != NULL && s->next <= e->last_offset) {
+      s->tomb = t;
+      t->refs++;
+      sub_mark(n, s);
+    } else {
+      sub_end(n, s, SYNOD_ENOTFOUND, 0,
+              "%s \"%.64s\" was deleted (at index %" PRIu64 ")%s", what,
+              s->name, fsm_applied_index(n->fsm),
+              s->next <= e->last_offset
+                  ? " before its items were delivered (no room to keep them)"
+                  : "");
     }
     s = next;
+  }
+}
+
+/* A group's subscriptions share subs_by_name with channels' (the hash of
+ * the name), told apart by kind. */
+static void group_on_event(struct node *n, const struct fsm_event *e,
+                           size_t len) {
+  if (e->type == FSM_EVENT_GROUP_DELETED) {
+    stream_deleted(n, e, len, SUB_GROUP);
+    return;
+  }
+  for (struct sub *s = u64map_get(&n->subs_by_name, name_hash(e->name, len));
+       s != NULL; s = s->name_next) {
+    if (s->kind == SUB_GROUP && s->name_len == len &&
+        memcmp(s->name, e->name, len) == 0) {
+      sub_mark(n, s);
+    }
   }
 }
 
@@ -932,24 +1037,10 @@ void subs_on_event(struct node *n, const struct fsm_event *e) {
   if (e->type != FSM_EVENT_CHANNEL_DELETED) {
     return;
   }
-  /* Its offsets would start again at 1: the subscription cannot go on.
-   * One still starting resolves its start against the state after the
-   * deletion (its sink hears `started` first, then any end). */
-  struct sub *s = u64map_get(&n->subs_by_name, name_hash(e->name, len));
-  while (s != NULL) {
-    struct sub *next = s->name_next;
-    if (s->started && s->kind == SUB_CHANNEL && s->name_len == len &&
-        memcmp(s->name, e->name, len) == 0) {
-      /* Messages not yet pushed were deleted with the channel. */
-      sub_end(n, s, SYNOD_ENOTFOUND, 0,
-              "channel \"%.64s\" was deleted (at index %" PRIu64 ")", s->name,
-              fsm_applied_index(n->fsm));
-    }
-    s = next;
-  }
+  stream_deleted(n, e, len, SUB_CHANNEL);
   /* A prefix subscriber that had not delivered all of the channel's
    * messages would never get them: never a silent skip. */
-  for (s = n->subs_prefix; s != NULL;) {
+  for (struct sub *s = n->subs_prefix; s != NULL;) {
     struct sub *next = s->name_next;
     if (s->started && prefix_matches(s, e->name, len) &&
         (s->after_index < e->last_index ||
@@ -1270,7 +1361,7 @@ static void pending_start_cb(void *arg, int err, const char *errmsg,
 
 /* Starts after a ReadIndex round: the position then includes every write
  * acknowledged before the subscribe (a cursor committed, a publish, a
- * key put). */
+ * key put, a group join), and so does the stream it resolves against. */
 static int sub_start_linearizable(struct node *n, struct sub *s,
                                   const Synod__Request *q) {
   struct pending_start *p = calloc(1, sizeof *p);
@@ -1280,21 +1371,7 @@ static int sub_start_linearizable(struct node *n, struct sub *s,
   }
   p->n = n;
   p->key = s->key;
-  /* Any read serves as the barrier; its answer is not used. */
-  Synod__Request req = SYNOD__REQUEST__INIT;
-  Synod__ChannelInfoGet info = SYNOD__CHANNEL_INFO_GET__INIT;
-  Synod__KeyGet get = SYNOD__KEY_GET__INIT;
-  if (s->kind == SUB_KEYS) {
-    get.key.data = (uint8_t *)s->name;
-    get.key.len = s->name_len;
-    req.body_case = SYNOD__REQUEST__BODY_KEY_GET;
-    req.key_get = &get;
-  } else {
-    info.name = s->name;
-    req.body_case = SYNOD__REQUEST__BODY_CHANNEL_INFO;
-    req.channel_info = &info;
-  }
-  node_read(n, &req, false, SUB_START_TIMEOUT_MS, pending_start_cb, p);
+  node_read(n, NULL, false, SUB_START_TIMEOUT_MS, pending_start_cb, p);
   return 0;
 }
 
@@ -1667,24 +1744,21 @@ static struct sub *sub_new(struct node *n, uint64_t conn_id,
   return s;
 }
 
-/* Starts s now, or after a ReadIndex round when its position depends on
- * writes acknowledged before it (a cursor, FROM_NEXT, a key watch from
- * revision 0). */
+/* Starts s after a ReadIndex round, so that this replica has applied
+ * every write acknowledged before the subscribe when it resolves the
+ * start: a cursor, FROM_NEXT and a key watch from revision 0 depend on
+ * them, and so does any start on a stream that must exist (a group: a
+ * lagging replica would answer SYNOD_ENOTFOUND or SYNOD_ERANGE for a
+ * group or offset acknowledged elsewhere) or that may have been deleted
+ * and created again (a channel at an offset or from its first message:
+ * a lagging replica would deliver the old channel's messages under the
+ * new one's offsets). Only a key watch from an explicit revision starts
+ * at once: revisions are never reused, a revision not applied yet is
+ * waited for, and a lagging replica retains at least what the leader
+ * does, so it can neither answer wrongly nor deliver another stream. */
 static void sub_begin(struct node *n, struct sub *s,
                       const Synod__Request *req) {
-  bool now;
-  if (s->kind == SUB_KEYS) {
-    now = req->key_watch->from_revision != 0;
-  } else if (s->kind == SUB_GROUP) {
-    now = req->group_subscribe->from != 0;
-  } else {
-    const Synod__ChannelSubscribe *q = req->channel_subscribe;
-    bool cursor = q->cursor != NULL && q->cursor[0] != '\0';
-    bool next =
-        q->from == SYNOD__CHANNEL_SUBSCRIBE__FROM__FROM_NEXT ||
-        (q->from == SYNOD__CHANNEL_SUBSCRIBE__FROM__FROM_DEFAULT && !cursor);
-    now = !cursor && !next;
-  }
+  bool now = s->kind == SUB_KEYS && req->key_watch->from_revision != 0;
   if (now) {
     sub_start(n, s, req);
   } else if (sub_start_linearizable(n, s, req) != 0) {

@@ -443,6 +443,89 @@ static void scenario_state_request(const struct cluster *cl) {
   mem_free(&a);
 }
 
+/* "late" joins g2e with want_state while "first" coordinates it. */
+struct late_joiner {
+  struct synod_client *c;
+  struct synod_group *g;
+  struct synod_group_ready r;
+  int rv;
+  char why[SYNOD_ERRMSG_BYTES];
+  uint64_t ms; /* how long the join took */
+};
+
+static void *late_main(void *arg) {
+  struct late_joiner *l = arg;
+  struct synod_group_join_options o = {.group = "g2e",
+                                       .member = "late",
+                                       .want_state = true,
+                                       .state_timeout_ms = 15000};
+  uint64_t t0 = test_now_ms();
+  l->rv = synod_group_member_join(l->c, &o, 0, &l->g, &l->r);
+  l->ms = test_now_ms() - t0;
+  snprintf(l->why, sizeof l->why, "%s", synod_client_errmsg());
+  return NULL;
+}
+
+/* The coordinator leaves while a joiner waits for its state: the joiner
+ * is the coordinator then, and is told EMPTY in its stream. It becomes
+ * ready from nothing at once, and then receives what is sent, instead of
+ * waiting for an answer to its own state request until it times out. */
+static void scenario_state_empty(const struct cluster *cl) {
+  static struct late_joiner l;
+  struct synod_client *c = client_new(cl, 0);
+  struct synod_group *first;
+  struct synod_group_join_options o = {.group = "g2e", .member = "first"};
+  pthread_t t;
+  OK(synod_group_member_join(c, &o, 0, &first, NULL));
+  l.c = client_new(cl, 0);
+  CHECK(pthread_create(&t, NULL, late_main, &l) == 0, "pthread_create");
+  /* Until the request is pending ("first" takes no events meanwhile). */
+  struct synod_group_info info;
+  uint64_t until = test_now_ms() + WAIT_MS;
+  for (;;) {
+    OK(synod_group_view_get(c, "g2e", 0, 0, &info));
+    uint32_t pending = info.state_requests;
+    synod_group_info_free(&info);
+    if (pending == 1) {
+      break;
+    }
+    CHECK(test_now_ms() < until, "no pending state request for 'late'");
+    usleep(20000); /* polling the server's view: no event to wait on */
+  }
+  uint64_t t0 = test_now_ms();
+  OK(synod_group_member_leave(first, 0)); /* "late" coordinates */
+  synod_group_member_close(first);
+  pthread_join(t, NULL);
+  CHECK(l.rv == 0, "late: %s after %" PRIu64 " ms", l.why, l.ms);
+  CHECK(l.r.source == SYNOD_GROUP_STATE_EMPTY && l.r.state_len == 0 &&
+            l.r.state_offset == l.r.join_offset,
+        "late: source %d, %zu bytes at %" PRIu64 " (join at %" PRIu64 ")",
+        (int)l.r.source, l.r.state_len, l.r.state_offset, l.r.join_offset);
+  CHECK(test_now_ms() - t0 < 10000, "late was ready %" PRIu64 " ms after",
+        test_now_ms() - t0);
+  synod_group_ready_free(&l.r);
+  /* Live: it receives a message to the group. */
+  struct synod_group_sent sent;
+  OK(synod_group_send(c, "g2e", NULL, NULL, "after", 5, 0, &sent));
+  until = test_now_ms() + WAIT_MS;
+  for (;;) {
+    struct synod_group_event ev;
+    CHECK(test_now_ms() < until, "late got no message after EMPTY");
+    int rv = synod_group_member_next(l.g, 1000, &ev);
+    CHECK(rv == 0 || rv == SYNOD_ETIMEDOUT, "next: %s", synod_client_errmsg());
+    if (rv == 0 && ev.type == SYNOD_GROUP_EVENT_MESSAGE) {
+      CHECK(ev.item.offset == sent.offset,
+            "late: message at %" PRIu64 ", sent at %" PRIu64, ev.item.offset,
+            sent.offset);
+      break;
+    }
+  }
+  printf("state request answered EMPTY after the coordinator left: ok\n");
+  synod_group_member_close(l.g);
+  synod_client_free(l.c);
+  synod_client_free(c);
+}
+
 /* The member in another process: joins g3 as "gone" with a 1 s TTL,
  * says so, waits for SIGSTOP/SIGCONT; then must learn it was removed. */
 static int child_main(const char *endpoints) {
@@ -723,6 +806,7 @@ int main(int argc, char **argv) {
   scenario_views_messages(&c);
   scenario_async(&c);
   scenario_state_request(&c);
+  scenario_state_empty(&c);
   scenario_removed(&c);
   scenario_resume(&c);
   cluster_stop(&c);

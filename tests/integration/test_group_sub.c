@@ -8,6 +8,7 @@
  * the group's deletion ends a subscription; ECOMPACTED below the window,
  * and bad input answered with a clear error. */
 #include <inttypes.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -378,6 +379,170 @@ static void scenario_members(struct cluster *c, struct raw *wr) {
   close(rb.fd);
 }
 
+/* ChannelPublish of one message to `name` (created on first use). */
+static void publish(struct raw *r, const char *name, const char *data) {
+  Synod__Request req = SYNOD__REQUEST__INIT;
+  Synod__ChannelPublish q = SYNOD__CHANNEL_PUBLISH__INIT;
+  ProtobufCBinaryData m = {strlen(data), (uint8_t *)data};
+  q.name = (char *)name;
+  q.messages = &m;
+  q.n_messages = 1;
+  req.body_case = SYNOD__REQUEST__BODY_CHANNEL_PUBLISH;
+  req.channel_publish = &q;
+  Synod__ServerMessage *sm = write_call(r, NULL, &req, "publish");
+  last_index = sm->response->channel_publish->index;
+  synod__server_message__free_unpacked(sm, NULL);
+}
+
+static void channel_delete(struct raw *r, const char *name) {
+  Synod__Request req = SYNOD__REQUEST__INIT;
+  Synod__ChannelDelete q = SYNOD__CHANNEL_DELETE__INIT;
+  q.name = (char *)name;
+  req.body_case = SYNOD__REQUEST__BODY_CHANNEL_DELETE;
+  req.channel_delete = &q;
+  synod__server_message__free_unpacked(write_call(r, NULL, &req, "delete"),
+                                       NULL);
+}
+
+/* Reads events into s until it ended, at most 10 s. */
+static void wait_end(struct raw *r, struct seen *s, const char *what) {
+  uint64_t deadline = test_now_ms() + 10000;
+  while (s->ended < 0) {
+    CHECK(test_now_ms() < deadline, "%s: no end in 10 s", what);
+    Synod__ServerMessage *sm = raw_recv(r, 10000);
+    CHECK(sm->body_case == SYNOD__SERVER_MESSAGE__BODY_EVENT,
+          "%s: an answer to nothing", what);
+    seen_event(s, sm->event);
+    synod__server_message__free_unpacked(sm, NULL);
+  }
+}
+
+/* A deletion applied in the same batch as the items before it (the
+ * follower stopped while they commit): a subscription still delivers
+ * every item up to the deletion, then ends with SYNOD_ENOTFOUND; for a
+ * group (its last two leaves) and for a channel alike. */
+static void scenario_deletion(struct cluster *c, struct raw *wr) {
+  printf("deletion: every item before it is delivered first\n");
+  int f = follower_of(c);
+  struct raw r = raw_open(c->nodes[f].client);
+  struct raw rc = raw_open(c->nodes[f].client);
+  struct member_sub m;
+  struct session sa = session_open(wr), sb = session_open(wr);
+  join(wr, &sa, "del", "alice");
+  uint64_t v2 = join(wr, &sb, "del", "bob");
+  publish(wr, "delc", "one");
+  settle(c, f, last_index, &r, NULL);
+  sub_init(&m, 5);
+  CHECK(group_subscribe(&r, &m, 5, "del", "obs", v2, 0, 0, NULL) == v2,
+        "obs starts at bob's view");
+  wait_items(&r, &m, 1, v2, "obs: bob's view");
+  struct seen cs = {.ended = -1};
+  subscribe(&rc, 6, "delc", false, SYNOD__CHANNEL_SUBSCRIBE__FROM__FROM_OFFSET,
+            1, 0, NULL, &cs, 0, "delc from 1");
+  barrier(&rc, &cs);
+
+  cluster_signal(c, f, SIGSTOP);
+  leave(wr, &sa, "del", "alice"); /* view 3 at v2 + 1 */
+  leave(wr, &sb, "del", "bob");   /* view 4 at v2 + 2: deleted */
+  publish(wr, "delc", "two");
+  publish(wr, "delc", "three");
+  channel_delete(wr, "delc");
+  cluster_signal(c, f, SIGCONT);
+
+  wait_items(&r, &m, 3, 0, "obs: the last two views");
+  CHECK(m.n == 3 && m.offset[1] == v2 + 1 && m.view_id[1] == 3 &&
+            m.offset[2] == v2 + 2 && m.view_id[2] == 4,
+        "obs got %zu items; the last at %" PRIu64, m.n, m.offset[m.n - 1]);
+  wait_end(&r, &m.s, "obs");
+  CHECK(m.s.ended == SYNOD_ENOTFOUND, "obs ended with %d", m.s.ended);
+  wait_end(&rc, &cs, "delc");
+  CHECK(cs.n == 3 && cs.offsets[0] == 1 && cs.offsets[1] == 2 &&
+            cs.offsets[2] == 3,
+        "delc delivered %zu messages before its end", cs.n);
+  CHECK(cs.ended == SYNOD_ENOTFOUND, "delc ended with %d", cs.ended);
+  close(r.fd);
+  close(rc.fd);
+}
+
+/* A subscribe at an explicit offset reaches a follower before it has
+ * applied the join that made the group (it was stopped while the join
+ * committed): it waits for a ReadIndex round and starts, instead of
+ * answering SYNOD_ENOTFOUND. The same for a channel deleted and created
+ * again meanwhile: the new channel's offsets, not the old one's. */
+static void scenario_lagging(struct cluster *c, struct raw *wr) {
+  printf("lagging: an explicit start waits until the replica caught up\n");
+  int f = follower_of(c);
+  struct raw r = raw_open(c->nodes[f].client);
+  struct raw rc = raw_open(c->nodes[f].client);
+  struct member_sub m;
+  struct seen cs = {.ended = -1};
+  struct session s = session_open(wr);
+  publish(wr, "lagc", "old-1");
+  publish(wr, "lagc", "old-2");
+  publish(wr, "lagc", "old-3");
+  settle(c, f, last_index, &rc, &cs);
+  sub_init(&m, 1);
+
+  /* The subscribes reach the stopped follower before the writes do, so
+   * that it reads them first when it goes on; the writes are acknowledged
+   * before it answers them. */
+  cluster_signal(c, f, SIGSTOP);
+  uint64_t v1 = 1; /* the group's first view: its creation */
+  Synod__Request req = SYNOD__REQUEST__INIT;
+  Synod__GroupSubscribe q = SYNOD__GROUP_SUBSCRIBE__INIT;
+  q.subscription_id = 1;
+  q.group = "lag";
+  q.member = "alice";
+  q.from = v1;
+  req.body_case = SYNOD__REQUEST__BODY_GROUP_SUBSCRIBE;
+  req.group_subscribe = &q;
+  raw_send(&r, &req);
+  Synod__Request creq = SYNOD__REQUEST__INIT;
+  Synod__ChannelSubscribe cq = SYNOD__CHANNEL_SUBSCRIBE__INIT;
+  cq.subscription_id = 2;
+  cq.channel = "lagc";
+  cq.from = SYNOD__CHANNEL_SUBSCRIBE__FROM__FROM_OFFSET;
+  cq.offset = 2;
+  creq.body_case = SYNOD__REQUEST__BODY_CHANNEL_SUBSCRIBE;
+  creq.channel_subscribe = &cq;
+  raw_send(&rc, &creq);
+  CHECK(join(wr, &s, "lag", "alice") == v1, "lag's first view");
+  channel_delete(wr, "lagc");
+  publish(wr, "lagc", "new-1");
+  cluster_signal(c, f, SIGCONT);
+
+  Synod__ServerMessage *sm = raw_recv(&r, 10000);
+  while (sm->body_case == SYNOD__SERVER_MESSAGE__BODY_EVENT) {
+    seen_event(&m.s, sm->event);
+    synod__server_message__free_unpacked(sm, NULL);
+    sm = raw_recv(&r, 10000);
+  }
+  CHECK(sm->response->error == NULL,
+        "subscribe from %" PRIu64 " on the lagging replica: %s", v1,
+        sm->response->error->message);
+  synod__server_message__free_unpacked(sm, NULL);
+  wait_items(&r, &m, 1, v1, "alice's join");
+  CHECK(m.offset[0] == v1 && m.view_id[0] == 1, "alice's view");
+
+  sm = raw_recv(&rc, 10000);
+  while (sm->body_case == SYNOD__SERVER_MESSAGE__BODY_EVENT) {
+    seen_event(&cs, sm->event);
+    synod__server_message__free_unpacked(sm, NULL);
+    sm = raw_recv(&rc, 10000);
+  }
+  CHECK(sm->response->error == NULL, "lagc from 2 on the lagging replica: %s",
+        sm->response->error->message);
+  synod__server_message__free_unpacked(sm, NULL);
+  publish(wr, "lagc", "new-2");
+  settle(c, f, last_index, &rc, &cs);
+  CHECK(cs.ended < 0 && cs.n == 1 && cs.offsets[0] == 2,
+        "lagc from 2: %zu messages (the first at %" PRIu64 "), ended %d", cs.n,
+        cs.n ? cs.offsets[0] : 0, cs.ended);
+  session_close(wr, &s);
+  close(r.fd);
+  close(rc.fd);
+}
+
 /* A group of big messages past its 64 MiB: the first ones are gone. */
 static void scenario_compacted(struct cluster *c, struct raw *wr) {
   printf("compacted: %d messages of %d bytes\n", BIG_SENDS, BIG_BYTES);
@@ -445,6 +610,8 @@ int main(void) {
   struct raw wr = raw_open(c.nodes[leader].client);
   scenario_bad_input(&c, &wr);
   scenario_members(&c, &wr);
+  scenario_deletion(&c, &wr);
+  scenario_lagging(&c, &wr);
   scenario_compacted(&c, &wr);
   close(wr.fd);
   cluster_stop(&c);

@@ -203,6 +203,44 @@ START_TEST(leave_makes_a_new_view_and_the_next_member_coordinates) {
 }
 END_TEST
 
+/* A subscription behind the deletion must still deliver the last views:
+ * the deletion event carries the group's items up to it. */
+START_TEST(deletion_hands_the_items_up_to_it_to_its_event) {
+  struct h h;
+  h_init(&h, NULL);
+  uint64_t a = h_open(&h, 60000), b = h_open(&h, 60000);
+  h_join(&h, a, 1, "g", "m1", NULL, false);
+  h_join(&h, b, 1, "g", "m2", NULL, false);
+  h_send(&h, a, 2, "g", "", "hello", "");
+  h_leave(&h, a, 3, "g", "m1"); /* view 3 at 4 */
+  h_leave(&h, b, 2, "g", "m2"); /* view 4 at 5, then deleted */
+  const struct fsm_event *e = h_event(&h, 1, FSM_EVENT_GROUP_DELETED);
+  ck_assert_ptr_nonnull(e->window);
+  ck_assert_uint_eq(e->window->first, 1);
+  ck_assert_uint_eq(e->window->next, 6);
+  struct window_item wi;
+  struct fsm_group_item it;
+  ck_assert(window_get(e->window, 5, &wi));
+  ck_assert_int_eq(fsm_group_item_decode(&wi, &it), 0);
+  ck_assert_int_eq(it.kind, FSM_GROUP_VIEW);
+  ck_assert_uint_eq(it.view_id, 4);
+  ck_assert_uint_eq(it.members, 0);
+  ck_assert(window_get(e->window, 3, &wi));
+  ck_assert_int_eq(fsm_group_item_decode(&wi, &it), 0);
+  ck_assert_int_eq(it.kind, FSM_GROUP_MESSAGE);
+  /* Taken, it is the caller's; the next apply frees what is not. */
+  struct window *w = fsm_event_window_take(h.f, e);
+  ck_assert_ptr_nonnull(w);
+  ck_assert_ptr_null(fsm_event_window_take(h.f, e));
+  window_close(w);
+  free(w);
+  h_join(&h, a, 4, "h", "m1", NULL, false);
+  h_leave(&h, a, 5, "h", "m1"); /* its window stays with the output */
+  ck_assert_ptr_nonnull(h_event(&h, 1, FSM_EVENT_GROUP_DELETED)->window);
+  h_close(&h);
+}
+END_TEST
+
 START_TEST(session_end_removes_its_memberships_in_one_view_per_group) {
   struct h h;
   h_init(&h, NULL);
@@ -547,9 +585,143 @@ START_TEST(a_requester_left_as_coordinator_is_told_no_one_is_left) {
   ck_assert_int_eq(it.kind, FSM_GROUP_STATE_REQUEST);
   ck_assert_mem_eq(it.to, "m2", 2);
   ck_assert_mem_eq(it.from, "m2", 2);
+  /* The EMPTY answer, in the stream, for m2 alone. */
+  ck_assert(fsm_group_item_empty(&it));
+  ck_assert(fsm_group_item_for(&it, "m2", 2));
+  ck_assert(!fsm_group_item_for(&it, "m3", 2));
+  Synod__GroupItem *pb = fsm_group_item_pb(&it);
+  ck_assert_int_eq(pb->body_case, SYNOD__GROUP_ITEM__BODY_STATE_REQUEST);
+  ck_assert(pb->state_request->empty);
+  fsm_group_item_pb_free(pb);
+  struct fsm_group_item first = h_item(&h, "g", 3); /* the request to m1 */
+  ck_assert_int_eq(first.kind, FSM_GROUP_STATE_REQUEST);
+  ck_assert(!fsm_group_item_empty(&first));
+  pb = fsm_group_item_pb(&first);
+  ck_assert(!pb->state_request->empty);
+  fsm_group_item_pb_free(pb);
   Synod__Response *r = h_view(&h, "g");
   ck_assert_uint_eq(r->group_info->state_requests, 0);
   synod__response__free_unpacked(r, NULL);
+  /* Asked again, it is told EMPTY at once: nothing is appended. */
+  uint64_t next = h_next(&h, "g");
+  Synod__GroupStateRequest q = SYNOD__GROUP_STATE_REQUEST__INIT;
+  q.group = "g";
+  q.member = "m2";
+  REQ(&h, b, 2, GROUP_STATE_REQUEST, group_state_request, &q);
+  ck_assert_int_eq(h_err(&h), 0);
+  ck_assert_int_eq(h.resp->group_state->source,
+                   SYNOD__GROUP_STATE__SOURCE__EMPTY);
+  ck_assert_uint_eq(h_next(&h, "g"), next);
+  h_close(&h);
+}
+END_TEST
+
+/* ------------------------------------------------------- view at offset */
+
+/* The members fsm_group_view_at gives, as "name:data:session:joined ...". */
+struct view_text {
+  char s[512];
+};
+
+static void view_text_cb(void *arg, const struct fsm_group_member_view *m) {
+  struct view_text *t = arg;
+  size_t n = strlen(t->s);
+  snprintf(t->s + n, sizeof t->s - n, "%s%s:%.*s:%" PRIu64 ":%" PRIu64,
+           n ? " " : "", m->name, (int)m->data_len, (const char *)m->data,
+           m->session_id, m->joined_offset);
+}
+
+static int h_view_at(struct h *h, const char *g, uint64_t at, uint64_t *id,
+                     struct view_text *t) {
+  memset(t, 0, sizeof *t);
+  return fsm_group_view_at(h->f, g, strlen(g), at, id, view_text_cb, t);
+}
+
+/* A stream that starts before the newest view can name its starting
+ * view's members, even one that joined before the retained window and
+ * left after the start: a leave records the whole member. */
+START_TEST(the_view_at_any_retained_offset_is_rebuilt_exactly) {
+  struct fsm_options o = {0};
+  o.group_items_max = 6;
+  struct h h;
+  h_init(&h, &o);
+  uint64_t a = h_open(&h, 60000), b = h_open(&h, 60000);
+  uint64_t c = h_open(&h, 60000), id;
+  char want[256];
+  struct view_text t;
+  h_join(&h, a, 1, "g", "m1", "d1", false); /* view 1 at 1 */
+  h_join(&h, b, 1, "g", "m2", "d2", false); /* view 2 at 2 */
+  for (int i = 0; i < 6; i++) {             /* 3..8: 1 and 2 evicted */
+    h_send(&h, a, (uint64_t)i + 2, "g", "", "x", "");
+  }
+  h_leave(&h, a, 8, "g", "m1");             /* view 3 at 9 */
+  h_join(&h, c, 1, "g", "m3", "d3", false); /* view 4 at 10 */
+  struct fsm_stream st;
+  ck_assert(fsm_group_stream(h.f, "g", 1, &st));
+  ck_assert_uint_gt(st.first, 2);
+  /* Just before m1 left: m1 (joined before the window) and m2. */
+  ck_assert_int_eq(h_view_at(&h, "g", 9, &id, &t), 0);
+  snprintf(want, sizeof want, "m1:d1:%" PRIu64 ":1 m2:d2:%" PRIu64 ":2", a, b);
+  ck_assert_str_eq(t.s, want);
+  ck_assert_uint_eq(id, 2);
+  ck_assert_int_eq(h_view_at(&h, "g", st.first, &id, &t), 0);
+  ck_assert_str_eq(t.s, want);
+  /* Between the leave and m3's join; then the current view. */
+  ck_assert_int_eq(h_view_at(&h, "g", 10, &id, &t), 0);
+  snprintf(want, sizeof want, "m2:d2:%" PRIu64 ":2", b);
+  ck_assert_str_eq(t.s, want);
+  ck_assert_uint_eq(id, 3);
+  ck_assert_int_eq(h_view_at(&h, "g", 11, &id, &t), 0);
+  snprintf(want, sizeof want, "m2:d2:%" PRIu64 ":2 m3:d3:%" PRIu64 ":10", b, c);
+  ck_assert_str_eq(t.s, want);
+  ck_assert_uint_eq(id, 4);
+  ck_assert_int_eq(h_view_at(&h, "g", st.first - 1, &id, &t), SYNOD_ECOMPACTED);
+  ck_assert_int_eq(h_view_at(&h, "g", 12, &id, &t), SYNOD_ERANGE);
+  ck_assert_int_eq(h_view_at(&h, "h", 1, &id, &t), SYNOD_ENOTFOUND);
+  /* The leave's item names the member in full, on the wire too. */
+  struct fsm_group_item it = h_item(&h, "g", 9);
+  ck_assert(it.left_full);
+  Synod__GroupItem *pb = fsm_group_item_pb(&it);
+  ck_assert_uint_eq(pb->view->n_left, 1);
+  ck_assert_uint_eq(pb->view->n_left_members, 1);
+  ck_assert_str_eq(pb->view->left_members[0]->name, "m1");
+  ck_assert_mem_eq(pb->view->left_members[0]->data.data, "d1", 2);
+  ck_assert_uint_eq(pb->view->left_members[0]->session_id, a);
+  ck_assert_uint_eq(pb->view->left_members[0]->joined_offset, 1);
+  fsm_group_item_pb_free(pb);
+
+  /* An image of an older server: its leave names m1 alone (kind 1). It
+   * still loads; the view before the leave is then unknown (m1 joined
+   * before the window), the later ones are exact. */
+  uint8_t *img, *img2;
+  size_t len, len2;
+  ck_assert_int_eq(fsm_snapshot_encode(h.f, &img, &len), 0);
+  Synod__Fsm__Image *m = synod__fsm__image__unpack(NULL, len, img);
+  ck_assert_ptr_nonnull(m);
+  ck_assert_uint_eq(m->n_groups, 1);
+  Synod__Fsm__Group *mg = m->groups[0];
+  ProtobufCBinaryData *leave = &mg->items[9 - mg->first_offset]->data;
+  ck_assert_uint_eq(leave->data[0], 5);
+  ck_assert_uint_eq(leave->data[4], 1); /* one left, no join */
+  leave->data[0] = 1;
+  leave->len = 5 + 1 + 2; /* the header, then str("m1") */
+  len2 = synod__fsm__image__get_packed_size(m);
+  img2 = malloc(len2);
+  synod__fsm__image__pack(m, img2);
+  struct fsm *old = fsm_new(&o);
+  ck_assert_int_eq(fsm_snapshot_decode(old, img2, len2), 0);
+  memset(&t, 0, sizeof t);
+  ck_assert_int_eq(fsm_group_view_at(old, "g", 1, 9, &id, view_text_cb, &t),
+                   SYNOD_EUNAVAILABLE);
+  memset(&t, 0, sizeof t);
+  ck_assert_int_eq(fsm_group_view_at(old, "g", 1, 10, &id, view_text_cb, &t),
+                   0);
+  snprintf(want, sizeof want, "m2:d2:%" PRIu64 ":2", b);
+  ck_assert_str_eq(t.s, want);
+  fsm_free(old);
+  synod__fsm__image__free_unpacked(m, NULL);
+  free(img);
+  free(img2);
   h_close(&h);
 }
 END_TEST
@@ -1046,6 +1218,7 @@ static Suite *group_suite(void) {
   TCase *tc = tcase_create("core");
   tcase_add_test(tc, join_orders_members_and_numbers_views_densely);
   tcase_add_test(tc, leave_makes_a_new_view_and_the_next_member_coordinates);
+  tcase_add_test(tc, deletion_hands_the_items_up_to_it_to_its_event);
   tcase_add_test(tc, session_end_removes_its_memberships_in_one_view_per_group);
   tcase_add_test(tc, send_to_the_group_and_to_one_member_records_the_target);
   tcase_add_test(tc, send_is_exactly_once_under_retries);
@@ -1056,6 +1229,7 @@ static Suite *group_suite(void) {
                  retention_drops_the_oldest_and_a_stale_checkpoint_is_unusable);
   tcase_add_test(tc, state_request_goes_to_the_coordinator_and_follows_it);
   tcase_add_test(tc, a_requester_left_as_coordinator_is_told_no_one_is_left);
+  tcase_add_test(tc, the_view_at_any_retained_offset_is_rebuilt_exactly);
   tcase_add_test(
       tc, a_joiner_with_state_ends_identical_to_a_member_there_all_along);
   tcase_add_test(
