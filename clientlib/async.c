@@ -15,6 +15,10 @@ static void deliver_typed(struct op *op, int status,
     keys_deliver(op->kind, op->user_cb, arg, status, r);
     return;
   }
+  if (op_kind_is_group(op->kind)) {
+    groups_deliver(op->kind, op->user_cb, arg, status, r);
+    return;
+  }
   switch (op->kind) {
   case OP_LOCK_ACQUIRE:
     ((synod_lock_acquire_cb)op->user_cb)(arg, status,

@@ -17,7 +17,13 @@
  * fires first; it only guards against a wedged loop thread. */
 #define CALL_GRACE_MS 2000
 
-enum call_type { CALL_OP, CALL_UNOBSERVE, CALL_SUBSCRIBE, CALL_SUB_CLOSE };
+enum call_type {
+  CALL_OP,
+  CALL_UNOBSERVE,
+  CALL_SUBSCRIBE,
+  CALL_SUB_CLOSE,
+  CALL_FN /* client_run: a function of another file, on the loop thread */
+};
 
 /* One blocking call. Owned by the caller until queued; then shared: the
  * last of caller (on return) and loop thread (in call_finish, if the
@@ -32,7 +38,9 @@ struct call {
   struct synod_subscription *sub;          /* CALL_SUBSCRIBE, CALL_SUB_CLOSE */
   struct synod_subscribe_options sub_opts; /* strings: the sub's copies */
   struct synod_key_watch_options key_opts; /* a key watch's, the same */
-  uint32_t timeout_ms;                     /* the engine's bound */
+  client_fn fn;                            /* CALL_FN, with fn_arg */
+  void *fn_arg;
+  uint32_t timeout_ms; /* the engine's bound */
   bool done;
   bool orphaned;
   int rv;
@@ -417,6 +425,8 @@ static void wake_cb(uv_async_t *h) {
       call_submit(c, call);
     } else if (call->type == CALL_SUBSCRIBE || call->type == CALL_SUB_CLOSE) {
       bsub_submit(c, call);
+    } else if (call->type == CALL_FN) {
+      call->fn(c->a, call, call->fn_arg);
     } else {
       int rv = observer_remove(c->a, call->name);
       call_finish(call, rv, synod_async_last_errmsg(c->a));
@@ -525,6 +535,33 @@ static int call_op(struct synod_client *c, enum op_kind kind,
   call->kind = kind;
   call->timeout_ms = timeout_ms ? timeout_ms : c->opts.request_timeout_ms;
   return call_run(c, call, out, NULL);
+}
+
+int client_run(struct synod_client *c, client_fn fn, void *arg,
+               uint32_t timeout_ms) {
+  struct call *call = calloc(1, sizeof *call);
+  if (call == NULL) {
+    set_errmsg(SYNOD_ENOMEM, NULL);
+    return SYNOD_ENOMEM;
+  }
+  call->c = c;
+  call->type = CALL_FN;
+  call->fn = fn;
+  call->fn_arg = arg;
+  call->timeout_ms = timeout_ms ? timeout_ms : c->opts.request_timeout_ms;
+  return call_run(c, call, NULL, NULL);
+}
+
+void client_run_done(struct call *call, int rv, const char *errmsg) {
+  call_finish(call, rv, errmsg);
+}
+
+uint32_t client_request_timeout_ms(const struct synod_client *c) {
+  return c->opts.request_timeout_ms;
+}
+
+void client_set_errmsg(int rv, const char *msg) {
+  set_errmsg(rv, msg);
 }
 
 int client_call(struct synod_client *c, enum op_kind kind,

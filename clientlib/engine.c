@@ -455,6 +455,9 @@ static void on_event(struct synod_async *a, const Synod__Event *ev) {
   case SYNOD__EVENT__BODY_KEY_WATCH_DELIVERY:
     subs_on_key_delivery(a, ev->key_watch_delivery);
     break;
+  case SYNOD__EVENT__BODY_GROUP_DELIVERY:
+    subs_on_group_delivery(a, ev->group_delivery);
+    break;
   case SYNOD__EVENT__BODY_SUBSCRIPTION_ENDED:
     subs_on_ended(a, ev->subscription_ended);
     break;
@@ -534,6 +537,7 @@ static void sweep_cb(uv_timer_t *t) {
   bool again = true;
   conn_watch(a, now);
   subs_sweep(a, now);
+  groups_sweep(a, now);
   /* Restart the scan after each one: a callback may change the list. An
    * expired op leaves the list or becomes a zombie with a later deadline,
    * so this ends. */
@@ -713,6 +717,7 @@ static void async_close_finish(struct synod_async *a) {
                     "the client is closing");
   }
   observers_shutdown(a);
+  groups_shutdown(a);
   subs_shutdown(a);
   session_on_closed(a);
   session_free_tables(a);

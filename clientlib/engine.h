@@ -57,6 +57,16 @@ enum op_kind {
   OP_KEY_DELETE,
   OP_KEY_LIST,
   OP_KEY_TXN,
+  OP_GROUP_JOIN, /* groups.c: OP_GROUP_JOIN .. OP_GROUP_SUBSCRIBE */
+  OP_GROUP_LEAVE,
+  OP_GROUP_SEND,
+  OP_GROUP_CHECKPOINT, /* one chunk */
+  OP_GROUP_STATE_REQUEST,
+  OP_GROUP_VIEW_GET,
+  OP_GROUP_LIST,
+  OP_GROUP_CHECKPOINT_READ, /* one chunk */
+  OP_GROUP_READ,
+  OP_GROUP_SUBSCRIBE, /* a subscription: credit and cancel are the channels' */
   OP_KIND_COUNT
 };
 
@@ -113,7 +123,29 @@ struct op_args {
   uint64_t subscription_id;
   bool prev_kv; /* key watch; its key is `name`, from_revision `from`,
                    after_event `after_offset` */
-  const struct key_args *key; /* the key kinds' arguments (keys.c) */
+  const struct key_args *key;     /* the key kinds' arguments (keys.c) */
+  const struct group_args *group; /* the group kinds' (groups.c) */
+};
+
+/* A group call's arguments, borrowed until op_build returns (which
+ * copies them). Strings may be NULL (""). */
+struct group_args {
+  const char *group;
+  const char *member; /* join, leave, checkpoint, state, read, subscribe */
+  const char *to;     /* send */
+  const char *sender; /* send: the sender's member name (from) */
+  const char *after;  /* list */
+  const void *data;   /* join: the member's data; send; a checkpoint chunk */
+  size_t data_len;
+  bool want_state;
+  uint64_t offset;       /* checkpoint: the offset it reflects; read: its */
+  uint64_t total_bytes;  /* checkpoint */
+  uint64_t chunk_offset; /* checkpoint: where the chunk goes; read: from */
+  uint64_t from;         /* read, subscribe: the first offset */
+  uint32_t max;          /* read: items; checkpoint read: bytes */
+  uint32_t limit;        /* list */
+  uint32_t credits;      /* subscribe */
+  unsigned flags;        /* SYNOD_READ_STALE */
 };
 
 /* A key call's arguments, borrowed until op_build returns (which copies
@@ -184,8 +216,9 @@ struct op {
   uint64_t owner_id;
   ProtobufCBinaryData *msgs; /* a publish's, pointing into `bytes` */
   Synod__ChannelLimits limits;
-  /* A key kind's body (KeyPut, ..., KeyTxn): a tree allocated with
-   * malloc, which protobuf_c_message_free_unpacked frees whole. */
+  /* A key or group kind's body (KeyPut, ..., GroupSubscribe): a tree
+   * allocated with malloc, which protobuf_c_message_free_unpacked frees
+   * whole. */
   ProtobufCMessage *key_body;
   Synod__Request req;
   union op_body body;
@@ -200,6 +233,24 @@ struct op {
 int op_build(enum op_kind kind, const struct op_args *args, struct op **out,
              char *errmsg);
 void op_free(struct op *op);
+
+/* One checkpoint chunk stored (GroupCheckpointReply). */
+struct group_chunk_stored {
+  uint64_t received;
+  uint64_t total_bytes;
+  bool committed;
+  uint64_t notice_offset;
+};
+
+/* One checkpoint chunk read (GroupCheckpointChunk); owns data and
+ * info.member. */
+struct group_chunk {
+  struct synod_group_checkpoint_info info;
+  uint64_t from;
+  uint8_t *data;
+  size_t len;
+  bool last;
+};
 
 /* Every typed result, so one conversion serves both interfaces. */
 union synod_result {
@@ -226,6 +277,15 @@ union synod_result {
   struct synod_key_delete_result key_delete;
   struct synod_key_list key_list;
   struct synod_key_txn_result key_txn;
+  struct synod_group_joined group_joined;
+  struct synod_group_left group_left;
+  struct synod_group_sent group_sent;
+  struct group_chunk_stored group_chunk_stored;
+  struct synod_group_state group_state;
+  struct synod_group_info group_info;
+  struct synod_group_list group_list;
+  struct group_chunk group_chunk;
+  struct synod_group_items group_items;
 };
 
 /* Converts a successful Response for an op of `kind` into *out (which
@@ -249,6 +309,25 @@ void keys_result_free(enum op_kind kind, union synod_result *r);
 void keys_deliver(enum op_kind kind, void (*cb)(void), void *arg, int status,
                   const union synod_result *r);
 
+/* groups.c: the group kinds' requests and results. */
+bool op_kind_is_group(enum op_kind kind);
+/* Builds op's body from args->group (copies everything). 0, SYNOD_EINVAL
+ * with errmsg, or SYNOD_ENOMEM. */
+int groups_op_fill(struct op *op, const struct op_args *args, char *errmsg);
+int groups_result_from_response(enum op_kind kind, const Synod__Response *resp,
+                                union synod_result *out, char *errmsg);
+void groups_result_free(enum op_kind kind, union synod_result *r);
+void groups_deliver(enum op_kind kind, void (*cb)(void), void *arg, int status,
+                    const union synod_result *r);
+/* A stream item as the public struct: pointers borrow pb, but joined
+ * (allocated: release with group_item_clear). 0 or SYNOD_ENOMEM. */
+int group_item_from_pb(const Synod__GroupItem *pb,
+                       struct synod_group_item *out);
+void group_item_clear(struct synod_group_item *it);
+/* A view from the wire, owning copies. 0 or SYNOD_ENOMEM. */
+int group_view_from_pb(const Synod__GroupView *pb,
+                       struct synod_group_view *out);
+
 /* async.c: builds and submits an op whose result goes to the typed
  * callback cb (see synod_async's rules). */
 int async_submit(struct synod_async *a, enum op_kind kind,
@@ -259,6 +338,21 @@ struct synod_client;
 int client_call(struct synod_client *c, enum op_kind kind,
                 const struct op_args *args, uint32_t timeout_ms,
                 union synod_result *out);
+/* Runs fn(a, call, arg) on the client's loop thread and waits (up to
+ * timeout_ms, 0: the request timeout, plus a grace) until fn, or
+ * something it started, calls client_run_done(call, ...) exactly once.
+ * Returns that status (its message in synod_client_errmsg). If the
+ * caller gives up (a wedged loop thread only), arg is left to the loop
+ * thread. */
+struct call;
+typedef void (*client_fn)(struct synod_async *a, struct call *call, void *arg);
+int client_run(struct synod_client *c, client_fn fn, void *arg,
+               uint32_t timeout_ms);
+void client_run_done(struct call *call, int rv, const char *errmsg);
+/* The client's request timeout (its options', defaulted). */
+uint32_t client_request_timeout_ms(const struct synod_client *c);
+/* Sets what synod_client_errmsg returns on this thread. */
+void client_set_errmsg(int rv, const char *msg);
 
 /* A connection to one endpoint: an attempt (in synod_async.attempts,
  * not ready) until its HelloReply, then the live connection (conn). Freed
@@ -344,8 +438,24 @@ struct observer {
 /* One subscription (subscribe.c). The position is what makes resumption
  * exact: one channel's next_offset, or a prefix's (after_index,
  * after_offset), as delivered to the application. */
+/* A group subscription's items (group_member.c consumes them): in
+ * offset order, each after the last one delivered; borrowed for the
+ * call. */
+typedef void (*group_items_cb)(void *arg, const struct synod_group_item *items,
+                               size_t n);
+/* The server confirmed a group subscription's start at `offset`. */
+typedef void (*group_start_cb)(void *arg, uint64_t offset);
+
 struct synod_async_subscription {
   struct synod_async_subscription *next; /* in synod_async.subs */
+  /* A group subscription (group_sub_start): one group's stream as
+   * `member` sees it; the position is next_offset, moved by the items
+   * and by GroupDelivery.progress_offset (items for others are
+   * skipped, so no gap can be seen). */
+  bool group;
+  char *member;
+  group_items_cb group_cb;
+  group_start_cb group_start;
   /* A key watch (watch.c's entry): the fields of one channel do not
    * apply, and (after_index, after_offset) below is the last
    * (revision, event) delivered. */
@@ -458,6 +568,7 @@ struct synod_async {
   size_t lost_count;
   struct observer *observers;
   struct synod_async_subscription *subs;
+  struct synod_async_group *groups; /* group_member.c's handles */
   unsigned sub_failures; /* subscriptions moved in a row; reset by a start */
   uint64_t prng;
   char errmsg[SYNOD_ERRMSG_BYTES];
@@ -591,7 +702,37 @@ int key_watch_start(struct synod_async *a,
 void key_event_from_pb(const Synod__KeyWatchEvent *e,
                        struct synod_key_event *out);
 void subs_on_ended(struct synod_async *a, const Synod__SubscriptionEnded *e);
+void subs_on_group_delivery(struct synod_async *a,
+                            const Synod__GroupDelivery *d);
+/* Starts a group subscription of `member` from offset `from` (>= 1),
+ * as sub_start (items_cb for msg_cb, start for start_cb). A replica that
+ * does not have the group or the offset yet (SYNOD_ENOTFOUND or
+ * SYNOD_ERANGE before the start: it lags behind the one that answered
+ * the join) is left for another, as a lagging one after the start is. */
+int group_sub_start(struct synod_async *a, const char *group,
+                    const char *member, uint64_t from, uint32_t window,
+                    group_items_cb items_cb, synod_subscription_end_cb end_cb,
+                    group_start_cb start, void *arg, bool manual,
+                    struct synod_async_subscription **out);
 void subs_sweep(struct synod_async *a, uint64_t now);
 void subs_shutdown(struct synod_async *a);
+
+/* group_member.c: membership handles. group_member_start is
+ * synod_async_group_member_join with manual consumption (reported with
+ * group_member_consumed) and a bound on the ready callback
+ * (ready_timeout_ms; 0: none but each step's own). */
+int group_member_start(struct synod_async *a,
+                       const struct synod_group_join_options *o,
+                       const struct synod_group_callbacks *cbs, bool manual,
+                       uint32_t ready_timeout_ms,
+                       struct synod_async_group **out);
+void group_member_consumed(struct synod_async_group *g, uint32_t n);
+/* The session that held memberships ended: they end (SYNOD_ESESSION). */
+void groups_on_session_lost(struct synod_async *a, uint64_t session_id,
+                            const char *why);
+/* Ends the handles whose state or ready bound passed. */
+void groups_sweep(struct synod_async *a, uint64_t now);
+/* The client closes: every handle ends (SYNOD_ESHUTDOWN) and is freed. */
+void groups_shutdown(struct synod_async *a);
 
 #endif

@@ -50,6 +50,16 @@ static const struct kind_info kinds[OP_KIND_COUNT] = {
     [OP_KEY_DELETE] = {"key delete", true, true},
     [OP_KEY_LIST] = {"key list", false, false},
     [OP_KEY_TXN] = {"key txn", true, true},
+    [OP_GROUP_JOIN] = {"group join", true, true},
+    [OP_GROUP_LEAVE] = {"group leave", true, true},
+    [OP_GROUP_SEND] = {"group send", true, true},
+    [OP_GROUP_CHECKPOINT] = {"group checkpoint", true, true},
+    [OP_GROUP_STATE_REQUEST] = {"group state request", true, true},
+    [OP_GROUP_VIEW_GET] = {"group view", false, false},
+    [OP_GROUP_LIST] = {"group list", false, false},
+    [OP_GROUP_CHECKPOINT_READ] = {"group checkpoint read", false, false},
+    [OP_GROUP_READ] = {"group read", false, false},
+    [OP_GROUP_SUBSCRIBE] = {"group subscribe", false, false},
 };
 
 bool op_kind_sequenced(enum op_kind kind) {
@@ -68,7 +78,8 @@ bool op_kind_needs_session(enum op_kind kind) {
 
 bool op_kind_conn_bound(enum op_kind kind) {
   return kind == OP_CHANNEL_SUBSCRIBE || kind == OP_CHANNEL_CREDIT ||
-         kind == OP_CHANNEL_UNSUBSCRIBE || kind == OP_KEY_WATCH;
+         kind == OP_CHANNEL_UNSUBSCRIBE || kind == OP_KEY_WATCH ||
+         kind == OP_GROUP_SUBSCRIBE;
 }
 
 const char *op_kind_name(enum op_kind kind) {
@@ -427,8 +438,9 @@ int op_build(enum op_kind kind, const struct op_args *args, struct op **out,
   }
   op->kind = kind;
   synod__request__init(&op->req);
-  if (op_kind_is_key(kind)) {
-    rv = keys_op_fill(op, args, errmsg);
+  if (op_kind_is_key(kind) || op_kind_is_group(kind)) {
+    rv = op_kind_is_key(kind) ? keys_op_fill(op, args, errmsg)
+                              : groups_op_fill(op, args, errmsg);
     if (rv != 0) {
       goto err;
     }

@@ -409,6 +409,9 @@ int result_from_response(enum op_kind kind, const Synod__Response *resp,
   if (resp == NULL) {
     return 0; /* OP_SESSION_WAIT */
   }
+  if (op_kind_is_group(kind)) {
+    return groups_result_from_response(kind, resp, out, errmsg);
+  }
   if (want != SYNOD__RESPONSE__BODY__NOT_SET && resp->body_case != want) {
     errmsg_printf(errmsg, "%s: the server answered with body %d, not %d",
                   op_kind_name(kind), (int)resp->body_case, (int)want);
@@ -442,6 +445,10 @@ int result_from_response(enum op_kind kind, const Synod__Response *resp,
 void result_free(enum op_kind kind, union synod_result *r) {
   if (op_kind_is_key(kind)) {
     keys_result_free(kind, r);
+    return;
+  }
+  if (op_kind_is_group(kind)) {
+    groups_result_free(kind, r);
     return;
   }
   switch (kind) {

@@ -347,6 +347,7 @@ void session_lost(struct synod_async *a, const char *why) {
   held_all_lost(a);
   session_notify(a, SYNOD_SESSION_LOST, old);
   session_fail_ops(a, old, why);
+  groups_on_session_lost(a, old, why);
   a->keepalive = NULL;
   a->last_sequence = 0;
   a->inflight_sequenced = 0;

@@ -1,6 +1,7 @@
-/* Subscriptions, the client's side (DESIGN.md "Streams"), for channels
- * and key watches (watch.c starts those; everything after the start is
- * here, one mechanism for both): subscribe on
+/* Subscriptions, the client's side (DESIGN.md "Streams"), for channels,
+ * key watches and group streams (watch.c and group_sub_start below start
+ * the latter two, for group_member.c; everything after the start is
+ * here, one mechanism for all three): subscribe on
  * the live connection, deliver each message once and in order, grant
  * credit back as messages are consumed, and after any loss of the
  * connection subscribe again from just after the last message delivered.
@@ -34,6 +35,7 @@ static uint32_t sub_grant_at(const struct synod_async_subscription *s) {
 }
 
 static void sub_free(struct synod_async_subscription *s) {
+  free(s->member);
   free(s->channel);
   free(s->cursor);
   free(s);
@@ -85,7 +87,9 @@ static bool sub_send(struct synod_async *a, enum op_kind kind, uint64_t wire_id,
 
 /* What s is, for messages. */
 static const char *sub_what(const struct synod_async_subscription *s) {
-  return s->keys ? "key watch" : "channel subscribe";
+  return s->keys    ? "key watch"
+         : s->group ? "group subscribe"
+                    : "channel subscribe";
 }
 
 /* Where s would resume, for messages. */
@@ -96,6 +100,9 @@ static void sub_where(const struct synod_async_subscription *s, char *out,
   } else if (s->keys) {
     snprintf(out, len, "after revision %" PRIu64 " event %" PRIu64,
              s->after_index, s->after_offset);
+  } else if (s->group) {
+    snprintf(out, len, "offset %" PRIu64 " as member '%s'", s->next_offset,
+             s->member);
   } else if (s->prefix) {
     snprintf(out, len, "after index %" PRIu64 " offset %" PRIu64,
              s->after_index, s->after_offset);
@@ -224,14 +231,25 @@ static void sub_subscribe(struct synod_async *a,
     args.after_index = s->after_index_asked;
     args.name2 = s->cursor;
   }
-  if (op_build(s->keys ? OP_KEY_WATCH : OP_CHANNEL_SUBSCRIBE, &args, &op,
-               err) != 0) {
+  if (s->group) {
+    struct group_args g = {.group = s->channel,
+                           .member = s->member,
+                           .from = s->positioned ? s->next_offset : s->offset,
+                           .credits = args.credits};
+    struct op_args ga = {.group = &g};
+    if (op_build(OP_GROUP_SUBSCRIBE, &ga, &op, err) != 0) {
+      return; /* out of memory: the sweep tries again */
+    }
+  } else if (op_build(s->keys ? OP_KEY_WATCH : OP_CHANNEL_SUBSCRIBE, &args, &op,
+                      err) != 0) {
     return; /* out of memory: the sweep tries again */
   }
   op->done = sub_subscribe_done;
   op->arg = a;
   engine_enqueue(a, op, 0);
-  if (s->keys) {
+  if (s->group) {
+    op->req.group_subscribe->subscription_id = op->id;
+  } else if (s->keys) {
     op->body.key_watch.subscription_id = op->id;
   } else {
     op->body.channel_subscribe.subscription_id = op->id;
@@ -300,6 +318,34 @@ static void sub_confirmed(struct synod_async *a,
   }
 }
 
+/* The server confirmed group subscription s: as sub_confirmed. */
+static void group_confirmed(struct synod_async *a,
+                            struct synod_async_subscription *s,
+                            const Synod__GroupSubscribeReply *r) {
+  a->sub_failures = 0;
+  if (!s->positioned) {
+    s->positioned = true;
+    s->next_offset = r->offset > 0 ? r->offset : 1;
+  }
+  if (s->started) {
+    return;
+  }
+  s->started = true;
+  if (s->group_start != NULL) {
+    s->busy++;
+    s->group_start(s->arg, r->offset);
+    s->busy--;
+    sub_release(s);
+  }
+}
+
+static Synod__Response__BodyCase
+sub_reply_case(const struct synod_async_subscription *s) {
+  return s->group  ? SYNOD__RESPONSE__BODY_GROUP_SUBSCRIBE
+         : s->keys ? SYNOD__RESPONSE__BODY_KEY_WATCH
+                   : SYNOD__RESPONSE__BODY_CHANNEL_SUBSCRIBE;
+}
+
 static void sub_subscribe_done(struct op *op, int status,
                                const Synod__Response *resp,
                                const char *errmsg) {
@@ -310,11 +356,13 @@ static void sub_subscribe_done(struct op *op, int status,
   if (s == NULL || a->closing || status == SYNOD_ECLOSED) {
     return; /* gone, or the connection went: subs_on_ready resubscribes */
   }
-  if (status == 0 &&
-      resp->body_case != (s->keys ? SYNOD__RESPONSE__BODY_KEY_WATCH
-                                  : SYNOD__RESPONSE__BODY_CHANNEL_SUBSCRIBE)) {
+  if (status == 0 && resp->body_case != sub_reply_case(s)) {
     status = SYNOD_EMALFORMED;
     errmsg = "the answer to the subscribe is not its reply";
+  }
+  if (status == 0 && s->group) {
+    group_confirmed(a, s, resp->group_subscribe);
+    return;
   }
   if (status == 0 && s->keys) {
     key_confirmed(a, s, resp->key_watch);
@@ -331,7 +379,9 @@ static void sub_subscribe_done(struct op *op, int status,
   /* A resume past the end of this replica's channel: it lags behind the
    * one that delivered the messages before. Another (or it, later) will
    * have them. */
-  bool lagging = status == SYNOD_ERANGE && s->started;
+  bool lagging = (status == SYNOD_ERANGE && s->started) ||
+                 (s->group && !s->started &&
+                  (status == SYNOD_ERANGE || status == SYNOD_ENOTFOUND));
   if ((sub_transient(status) || lagging) &&
       (s->started || engine_now(a) < s->start_deadline_ms)) {
     if (!s->started) {
@@ -531,6 +581,60 @@ void subs_on_key_delivery(struct synod_async *a,
   sub_release(s);
 }
 
+/* One delivery of group subscription d->subscription_id: the items at
+ * or past the position go to the consumer in one call, and the position
+ * moves past them, and past the progress. */
+void subs_on_group_delivery(struct synod_async *a,
+                            const Synod__GroupDelivery *d) {
+  struct synod_async_subscription *s = sub_find_wire(a, d->subscription_id);
+  struct synod_group_item *its;
+  uint32_t n = 0;
+  if (s == NULL || !s->group) {
+    return; /* ended or unsubscribed meanwhile */
+  }
+  a->sub_failures = 0;
+  its = calloc(d->n_items ? d->n_items : 1, sizeof *its);
+  if (its == NULL) {
+    sub_end(a, s, SYNOD_ENOMEM, "group subscribe: out of memory", 0);
+    return;
+  }
+  for (size_t i = 0; i < d->n_items; i++) {
+    const Synod__GroupItem *it = d->items[i];
+    if (s->positioned && it->offset < s->next_offset) {
+      s->ungranted++; /* came already; it used a credit all the same */
+      continue;
+    }
+    if (group_item_from_pb(it, &its[n]) != 0) {
+      for (uint32_t j = 0; j < n; j++) {
+        group_item_clear(&its[j]);
+      }
+      free(its);
+      /* Skipping it would be a gap: end here. */
+      sub_end(a, s, SYNOD_ENOMEM, "group subscribe: an item it cannot read", 0);
+      return;
+    }
+    n++;
+    s->positioned = true;
+    s->next_offset = it->offset + 1;
+  }
+  if (s->positioned && d->progress_offset >= s->next_offset) {
+    s->next_offset = d->progress_offset + 1; /* past items for others */
+  }
+  s->busy++;
+  /* Counted before the call: the consumer may report some of them
+   * consumed at once (items it does not pass on). */
+  sub_delivered(a, s, d->subscription_id, n);
+  if (n > 0 && !s->gone) {
+    s->group_cb(s->arg, its, n); /* may unsubscribe s, or anything */
+  }
+  for (uint32_t j = 0; j < n; j++) {
+    group_item_clear(&its[j]);
+  }
+  free(its);
+  s->busy--;
+  sub_release(s);
+}
+
 void subs_on_ended(struct synod_async *a, const Synod__SubscriptionEnded *e) {
   struct synod_async_subscription *s = sub_find_wire(a, e->subscription_id);
   char why[SYNOD_ERRMSG_BYTES], where[64];
@@ -706,6 +810,36 @@ void sub_add(struct synod_async *a, struct synod_async_subscription *s,
     sub_subscribe(a, s);
   }
   engine_flush(a); /* sends it, or connects */
+}
+
+int group_sub_start(struct synod_async *a, const char *group,
+                    const char *member, uint64_t from, uint32_t window,
+                    group_items_cb items_cb, synod_subscription_end_cb end_cb,
+                    group_start_cb start, void *arg, bool manual,
+                    struct synod_async_subscription **out) {
+  struct synod_async_subscription *s;
+  assert(items_cb != NULL && from >= 1);
+  if (a->closing) {
+    errmsg_printf(a->errmsg, "the client is closing");
+    return SYNOD_ESHUTDOWN;
+  }
+  s = calloc(1, sizeof *s);
+  if (s == NULL || (s->channel = strdup(group)) == NULL ||
+      (s->member = strdup(member)) == NULL ||
+      (s->cursor = strdup("")) == NULL) {
+    if (s != NULL) {
+      sub_free(s);
+    }
+    return SYNOD_ENOMEM;
+  }
+  s->group = true;
+  s->offset = from;
+  s->window = window;
+  s->group_cb = items_cb;
+  s->group_start = start;
+  sub_add(a, s, manual, end_cb, arg, 0);
+  *out = s;
+  return 0;
 }
 
 int synod_async_subscribe(struct synod_async *a,

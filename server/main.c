@@ -37,7 +37,7 @@ struct config {
   const char *k8s_namespace, *k8s_selector, *k8s_token_file, *k8s_ca_file;
   const char *k8s_interval, *http, *channels_max_bytes;
   const char *keys_history, *keys_history_bytes;
-  const char *group_checkpoint_max_bytes;
+  const char *group_checkpoint_max_bytes, *snapshot_fork;
 };
 
 static struct config cfg = {.cluster_id = "synod", .log_level = "info"};
@@ -74,6 +74,10 @@ static const struct flag flags[] = {
     {"--snapshot-entries", "SYNOD_SNAPSHOT_ENTRIES", &cfg.snapshot_entries,
      "take a snapshot after this many entries, up to 1.5 times as many "
      "(each replica its own) [8192]"},
+    {"--snapshot-fork", "SYNOD_SNAPSHOT_FORK", &cfg.snapshot_fork,
+     "encode snapshots in a child process (fork, copy-on-write) so the "
+     "replica goes on serving meanwhile: auto (once the state's image "
+     "passes 4 MiB), always or never [auto]"},
     {"--channels-max-bytes", "SYNOD_CHANNELS_MAX_BYTES",
      &cfg.channels_max_bytes,
      "server-wide cap on retained channel messages: 64MiB, 1GiB, ... "
@@ -434,6 +438,18 @@ int main(int argc, char **argv) {
     return 2;
   }
   if (parse_discovery(&dopts) != 0) {
+    return 2;
+  }
+  if (cfg.snapshot_fork == NULL || strcmp(cfg.snapshot_fork, "auto") == 0) {
+    o.snapshot_fork = NODE_SNAPSHOT_FORK_AUTO;
+  } else if (strcmp(cfg.snapshot_fork, "always") == 0) {
+    o.snapshot_fork = NODE_SNAPSHOT_FORK_ALWAYS;
+  } else if (strcmp(cfg.snapshot_fork, "never") == 0) {
+    o.snapshot_fork = NODE_SNAPSHOT_FORK_NEVER;
+  } else {
+    fprintf(stderr,
+            "synodd: --snapshot-fork '%s' is not auto, always or never\n",
+            cfg.snapshot_fork);
     return 2;
   }
   o.snapshot_entries = snap_entries;

@@ -104,7 +104,7 @@ const char *synod_errname(int code);
  *  - what moves to the new connection: subscriptions (from where they
  *    were, see "Subscriptions"), reads (get, list, query, check,
  *    leader, observe, status), every write made in a session (lock,
- *    counter, election, channel and key calls, session close: they
+ *    counter, election, channel, key and group calls, session close: they
  *    carry (session, sequence), so the server applies each exactly once
  *    however often it is sent), session open (a duplicate session the
  *    server may have opened is never used and expires after its TTL) and
@@ -1346,6 +1346,523 @@ uint64_t synod_key_watch_first_available(struct synod_key_watch *w);
 /* Cancels the watch and frees everything. Accepts NULL. Not while
  * another thread is in synod_key_watch_next on it. */
 void synod_key_watch_close(struct synod_key_watch *w);
+
+/* ---------------------------------------------------------------- groups
+ *
+ * JGroups' three things on synod's one log (issue 23; the contract is
+ * proto/synod.proto from "Groups"): a view (who is in the group, in join
+ * order, the first member the coordinator), messages to the whole group
+ * or to one member, and state transfer to a member that joins.
+ *
+ * A group is a name (as a channel's, 1..256 bytes); it exists while it
+ * has members. A member is a name unique in the group (1..256 bytes) and
+ * a small data value (at most 1 KiB by default), held by the client's
+ * session: it leaves with synod_group_leave, or when the session ends
+ * (synod_client_free, or expiry after the TTL). Every join and leave
+ * makes the next view. Views, messages, state requests (to the
+ * coordinator) and checkpoint notices are ONE stream per group, at dense
+ * offsets from 1, in the cluster's total order; every member sees the
+ * same items between two views (same-view delivery).
+ *
+ * Writes (join, leave, send, checkpoint, state request) are made in the
+ * client's session with a sequence number, so a retry after a failover
+ * is applied once. Reads are linearizable, or with SYNOD_READ_STALE
+ * served from any replica's applied state.
+ *
+ * Errors (nothing changed): SYNOD_EINVAL (a bad group, member or
+ * argument), SYNOD_ETOOBIG (data over the servers' bound), SYNOD_ELIMIT
+ * (groups, members, open uploads, retained bytes), SYNOD_EEXIST (the
+ * member name is taken), SYNOD_ENOTFOUND (no such group or member),
+ * SYNOD_ENOTHOLDER (the member is not this session's), SYNOD_ERANGE (a
+ * checkpoint offset out of order), SYNOD_ESESSION (the session ended
+ * before the write was applied: outcome unknown). */
+
+#define SYNOD_GROUP_MEMBER_MAX 256 /* bytes of a member name */
+/* The bytes of one checkpoint chunk on the wire: the servers' default
+ * bound (synodd's group_chunk_bytes_max); a server with a lower bound
+ * gets halves of it, down to 64 KiB. */
+#define SYNOD_GROUP_CHUNK_BYTES 1000000
+/* Restarts of a checkpoint read when the checkpoint is replaced while it
+ * is read (SYNOD_ECOMPACTED), before giving up with that error. */
+#define SYNOD_GROUP_READ_RESTARTS_MAX 8
+
+/* A member as a view lists it. In a result it owns name and data (data
+ * is followed by a NUL); in a stream item it borrows them. */
+struct synod_group_member {
+  char *name;
+  uint8_t *data;
+  size_t data_len;
+  uint64_t session_id;    /* the session holding it */
+  uint64_t joined_offset; /* the offset of the view that added it */
+};
+
+/* A full view: members in join order, members[0] the coordinator. Free
+ * with synod_group_view_free when it is a result. */
+struct synod_group_view {
+  uint64_t view_id; /* dense from 1 per group */
+  uint64_t offset;  /* the offset of the view's item in the stream */
+  struct synod_group_member *members;
+  size_t count;
+};
+
+/* Where a joining member gets the group's state (the numbers are the
+ * wire protocol's). */
+enum synod_group_state_source {
+  SYNOD_GROUP_STATE_NONE = 0,       /* not asked */
+  SYNOD_GROUP_STATE_CHECKPOINT = 1, /* read the checkpoint at its offset */
+  SYNOD_GROUP_STATE_REQUESTED = 2,  /* the coordinator was asked */
+  SYNOD_GROUP_STATE_EMPTY = 3       /* the member is the coordinator */
+};
+
+struct synod_group_state {
+  enum synod_group_state_source source;
+  uint64_t checkpoint_offset; /* CHECKPOINT: the offset it reflects */
+  uint64_t checkpoint_bytes;
+  uint64_t request_offset; /* REQUESTED: the state request's item */
+  char *coordinator;       /* REQUESTED: whom it went to (owned) */
+};
+
+/* A join's answer: the view it made (at view.offset), the log index of
+ * the join and, with want_state, where the state is. Free with
+ * synod_group_joined_free. */
+struct synod_group_joined {
+  struct synod_group_view view;
+  uint64_t index;
+  struct synod_group_state state;
+};
+
+struct synod_group_left {
+  uint64_t view_id; /* the view without the member */
+  uint64_t offset;  /* its item's offset */
+};
+
+struct synod_group_sent {
+  uint64_t offset;
+  uint64_t index;
+  bool duplicate; /* an earlier send with the same message id */
+};
+
+/* A checkpoint: the group's state after every item up to `offset`, of
+ * `bytes` bytes, committed at log index `index` (cluster time time_ms)
+ * by `member` (owned in results, borrowed in items). */
+struct synod_group_checkpoint_info {
+  uint64_t offset;
+  uint64_t bytes;
+  uint64_t index;
+  uint64_t time_ms;
+  char *member;
+};
+
+/* A checkpoint stored whole: the offset of its notice in the stream. */
+struct synod_group_stored {
+  uint64_t notice_offset;
+  uint64_t bytes;
+};
+
+/* A checkpoint read whole. data has len bytes (plus a NUL). Free with
+ * synod_group_checkpoint_free. */
+struct synod_group_checkpoint {
+  struct synod_group_checkpoint_info info;
+  uint8_t *data;
+  size_t len;
+};
+
+/* A group as a replica has it. view has no members in a list. Free with
+ * synod_group_info_free. */
+struct synod_group_info {
+  char *name;
+  struct synod_group_view view;
+  uint32_t members;
+  uint64_t first_offset; /* the oldest retained item */
+  uint64_t next_offset;  /* the next item's */
+  uint64_t bytes;        /* retained item bytes */
+  bool has_checkpoint;
+  struct synod_group_checkpoint_info checkpoint;
+  bool checkpoint_usable;  /* every item after it is retained */
+  uint32_t state_requests; /* pending, waiting for a checkpoint */
+};
+
+struct synod_group_list {
+  struct synod_group_info *groups;
+  size_t count;
+  bool more; /* call again with the last name as `after` */
+};
+
+enum synod_group_item_type {
+  SYNOD_GROUP_ITEM_VIEW = 1,          /* a view change */
+  SYNOD_GROUP_ITEM_MESSAGE = 2,       /* a message, to all or to `to` */
+  SYNOD_GROUP_ITEM_STATE_REQUEST = 3, /* `member` asks coordinator `to` */
+  SYNOD_GROUP_ITEM_CHECKPOINT = 4     /* a checkpoint was stored */
+};
+
+/* One stream item. Every pointer is borrowed: from the enclosing
+ * synod_group_items, or for the duration of a callback, or until the
+ * next synod_group_member_next. Strings are NUL-terminated; data is
+ * followed by a NUL in read results and blocking events, and not in
+ * async callbacks (as a channel message's). */
+struct synod_group_item {
+  enum synod_group_item_type type;
+  uint64_t offset;
+  uint64_t index;   /* the log index of the entry that made it */
+  uint64_t time_ms; /* its cluster time */
+  /* VIEW: the next view, as a change: who joined (at the end of the
+   * member list, in join order), who left, and how many members it has. */
+  uint64_t view_id;
+  const struct synod_group_member *joined;
+  size_t joined_n;
+  char *const *left;
+  size_t left_n;
+  uint32_t members;
+  /* MESSAGE: from ("" if the sender named no member), to ("" = all),
+   * data. STATE_REQUEST: to (the coordinator) and member (who asks). */
+  const char *from;
+  const char *to;
+  const void *data;
+  size_t len;
+  const char *member;
+  /* CHECKPOINT: the checkpoint stored. */
+  struct synod_group_checkpoint_info checkpoint;
+};
+
+/* Retained items of a read, in offset order. Free with
+ * synod_group_items_free. */
+struct synod_group_items {
+  struct synod_group_item *items;
+  size_t count;
+  uint64_t first_offset; /* the oldest retained */
+  uint64_t next_offset;  /* the next item's */
+  void *internal;        /* what the items point into */
+};
+
+/* Destructors: free what the struct owns and zero it; accept a zeroed
+ * struct and NULL. */
+void synod_group_view_free(struct synod_group_view *v);
+void synod_group_joined_free(struct synod_group_joined *j);
+void synod_group_info_free(struct synod_group_info *info);
+void synod_group_list_free(struct synod_group_list *l);
+void synod_group_checkpoint_free(struct synod_group_checkpoint *ck);
+void synod_group_items_free(struct synod_group_items *items);
+
+/* Joins `member` (with data_len bytes of data, may be 0) under the
+ * client's session. With want_state, also asks for the group's state
+ * (out->state; see synod_group_member_join for the helper that does the
+ * rest). Errors: SYNOD_EEXIST (the name is taken). out may be NULL. */
+int synod_group_join(struct synod_client *c, const char *group,
+                     const char *member, const void *data, size_t data_len,
+                     bool want_state, uint32_t timeout_ms,
+                     struct synod_group_joined *out);
+
+/* Leaves: a new view without the member. SYNOD_ENOTHOLDER if the member
+ * is not this session's; SYNOD_ENOTFOUND if there is no such member.
+ * out may be NULL. */
+int synod_group_leave(struct synod_client *c, const char *group,
+                      const char *member, uint32_t timeout_ms,
+                      struct synod_group_left *out);
+
+/* Sends len bytes of data to every member, or with `to` (not NULL or "")
+ * to that member only (SYNOD_ENOTFOUND if it is not in the view). `from`
+ * (NULL or ""): one of this session's members, named as the sender.
+ * Exactly once in the session, as a channel publish. out may be NULL. */
+int synod_group_send(struct synod_client *c, const char *group, const char *to,
+                     const char *from, const void *data, size_t len,
+                     uint32_t timeout_ms, struct synod_group_sent *out);
+
+/* Stores a state checkpoint: len bytes of data, the application's state
+ * after every item up to `offset`, for `member` (this session's). The
+ * library sends it in chunks of at most SYNOD_GROUP_CHUNK_BYTES, each a
+ * write in the session (exactly once; a checkpoint is committed by its
+ * last chunk and only then replaces the group's). timeout_ms bounds the
+ * whole upload. Errors: SYNOD_ETOOBIG (over the servers' bound, 16 MiB
+ * by default), SYNOD_ERANGE (offset past the group's last item, or
+ * before its latest checkpoint), SYNOD_ELIMIT. out may be NULL. */
+int synod_group_checkpoint_store(struct synod_client *c, const char *group,
+                                 const char *member, uint64_t offset,
+                                 const void *data, size_t len,
+                                 uint32_t timeout_ms,
+                                 struct synod_group_stored *out);
+
+/* Reads the group's latest checkpoint whole, chunk by chunk; if it is
+ * replaced meanwhile (SYNOD_ECOMPACTED), starts again with the new one,
+ * at most SYNOD_GROUP_READ_RESTARTS_MAX times. timeout_ms bounds it all.
+ * SYNOD_ENOTFOUND when the group has no checkpoint. */
+int synod_group_checkpoint_read(struct synod_client *c, const char *group,
+                                unsigned flags, uint32_t timeout_ms,
+                                struct synod_group_checkpoint *out);
+
+/* Asks for the group's state for `member` (this session's): out says
+ * where it is (see enum synod_group_state_source). */
+int synod_group_state_request(struct synod_client *c, const char *group,
+                              const char *member, uint32_t timeout_ms,
+                              struct synod_group_state *out);
+void synod_group_state_free(struct synod_group_state *st);
+
+/* The group's view and stream. SYNOD_ENOTFOUND if there is no group. */
+int synod_group_view_get(struct synod_client *c, const char *group,
+                         unsigned flags, uint32_t timeout_ms,
+                         struct synod_group_info *out);
+
+/* Groups in name order after `after` (NULL: the first), at most limit
+ * (0: 1,000), without their members. */
+int synod_group_list(struct synod_client *c, const char *after, uint32_t limit,
+                     unsigned flags, uint32_t timeout_ms,
+                     struct synod_group_list *out);
+
+/* Retained items from offset `from` (0: the oldest retained), at most
+ * max (0: 1,000) and about 1 MiB; with member (not NULL or ""), only the
+ * items addressed to it and to all. SYNOD_ECOMPACTED when `from` is
+ * below the oldest retained. */
+int synod_group_read(struct synod_client *c, const char *group, uint64_t from,
+                     uint32_t max, const char *member, unsigned flags,
+                     uint32_t timeout_ms, struct synod_group_items *out);
+
+/* The group calls on a synod_async, with the contracts of the blocking
+ * ones and the async rules. Each copies its arguments (data included)
+ * before it returns. Errors returned directly: SYNOD_EINVAL (the message
+ * is in synod_async_last_errmsg), SYNOD_ENOMEM, SYNOD_ESHUTDOWN. */
+typedef void (*synod_group_joined_cb)(void *arg, int status,
+                                      const struct synod_group_joined *j);
+typedef void (*synod_group_left_cb)(void *arg, int status,
+                                    const struct synod_group_left *l);
+typedef void (*synod_group_sent_cb)(void *arg, int status,
+                                    const struct synod_group_sent *s);
+typedef void (*synod_group_stored_cb)(void *arg, int status,
+                                      const struct synod_group_stored *s);
+typedef void (*synod_group_checkpoint_cb)(
+    void *arg, int status, const struct synod_group_checkpoint *ck);
+typedef void (*synod_group_state_cb)(void *arg, int status,
+                                     const struct synod_group_state *st);
+typedef void (*synod_group_info_cb)(void *arg, int status,
+                                    const struct synod_group_info *info);
+typedef void (*synod_group_list_cb)(void *arg, int status,
+                                    const struct synod_group_list *l);
+typedef void (*synod_group_items_cb)(void *arg, int status,
+                                     const struct synod_group_items *items);
+
+int synod_async_group_join(struct synod_async *a, const char *group,
+                           const char *member, const void *data,
+                           size_t data_len, bool want_state,
+                           synod_group_joined_cb cb, void *arg);
+int synod_async_group_leave(struct synod_async *a, const char *group,
+                            const char *member, synod_group_left_cb cb,
+                            void *arg);
+int synod_async_group_send(struct synod_async *a, const char *group,
+                           const char *to, const char *from, const void *data,
+                           size_t len, synod_group_sent_cb cb, void *arg);
+/* The whole upload, chunk after chunk; cb once, after the last chunk or
+ * the first error (the request timeout bounds each chunk). */
+int synod_async_group_checkpoint_store(struct synod_async *a, const char *group,
+                                       const char *member, uint64_t offset,
+                                       const void *data, size_t len,
+                                       synod_group_stored_cb cb, void *arg);
+int synod_async_group_checkpoint_read(struct synod_async *a, const char *group,
+                                      unsigned flags,
+                                      synod_group_checkpoint_cb cb, void *arg);
+int synod_async_group_state_request(struct synod_async *a, const char *group,
+                                    const char *member, synod_group_state_cb cb,
+                                    void *arg);
+int synod_async_group_view_get(struct synod_async *a, const char *group,
+                               unsigned flags, synod_group_info_cb cb,
+                               void *arg);
+int synod_async_group_list(struct synod_async *a, const char *after,
+                           uint32_t limit, unsigned flags,
+                           synod_group_list_cb cb, void *arg);
+int synod_async_group_read(struct synod_async *a, const char *group,
+                           uint64_t from, uint32_t max, const char *member,
+                           unsigned flags, synod_group_items_cb cb, void *arg);
+
+/* ---------------------------------------------------- group membership
+ *
+ * A membership handle joins a member and then follows the group's stream
+ * as that member: the full view (the join's view, then each change
+ * applied to it), every message to the group and to the member, the
+ * state requests addressed to it as coordinator, checkpoint notices, and
+ * the end of the membership. It rides on the subscription machinery
+ * (see "Subscriptions"): after a disconnect, failover or restart it
+ * resumes on any replica from just after the last item it delivered, so
+ * the application sees no gap and no duplicate, and its window bounds
+ * what is delivered and not yet consumed.
+ *
+ * State transfer (want_state). The member's state is the state the
+ * application builds from the group's messages. The handle gets it
+ * before any message after it:
+ *  - CHECKPOINT: the latest checkpoint (N: the state after every item up
+ *    to N) is read whole (chunks reassembled, restarted if it is replaced
+ *    meanwhile) and handed over in the ready callback; then every message
+ *    to the group after N (those before the join included), in order;
+ *  - REQUESTED: the coordinator was asked; the handle waits, at most
+ *    state_timeout_ms, for a checkpoint whose offset is at least the
+ *    request's (its notice in the stream), reads it, and goes on as
+ *    above. SYNOD_ETIMEDOUT when none came in time;
+ *  - EMPTY: this member is the coordinator: the state is empty, at the
+ *    join's offset.
+ * So the boundary is exact: the state at N, then the items N+1, N+2, ...
+ * The join's own view is reported when the stream reaches it (at once
+ * if the state is past it).
+ *
+ * Answering a state request: the callback (async) or event (blocking)
+ * comes in stream order, so the application's state at that moment is
+ * its state after every item up to the request's offset: store it with
+ * synod_*_group_member_checkpoint at that offset.
+ *
+ * The end. A member is removed when its session ends (expired after the
+ * TTL, or lost by this client: see "What the engine does") or when a
+ * view drops it: the removed callback (async) or the next blocking call
+ * on the handle says SYNOD_ESESSION, as does every later call on it. A
+ * group subscription that cannot go on ends it with its status (see
+ * "Subscriptions"). To come back, join again (with want_state). */
+
+struct synod_group_join_options {
+  const char *group;  /* 1..256 bytes */
+  const char *member; /* 1..SYNOD_GROUP_MEMBER_MAX bytes */
+  const void *data;   /* data_len bytes of member data (may be NULL) */
+  size_t data_len;
+  bool want_state;
+  /* REQUESTED: how long to wait for the coordinator's checkpoint. 0: the
+   * client's request timeout. */
+  uint32_t state_timeout_ms;
+  /* Items delivered and not yet consumed, at most. 0: 1,000. */
+  uint32_t window;
+};
+
+/* What the join (and with want_state, the state transfer) gave. view is
+ * the join's (at join_offset); the state (state_len bytes, may be 0) is
+ * the application's state after every item up to state_offset, and the
+ * items after state_offset follow. Without want_state, source is NONE
+ * and state_offset is join_offset. Borrowed for the ready callback;
+ * owned by the blocking call's caller (synod_group_ready_free). */
+struct synod_group_ready {
+  struct synod_group_view view;
+  uint64_t join_offset;
+  uint64_t index; /* the log index of the join */
+  enum synod_group_state_source source;
+  void *state;
+  size_t state_len;
+  uint64_t state_offset;
+};
+void synod_group_ready_free(struct synod_group_ready *r);
+
+struct synod_async_group;
+
+/* status 0: joined (and the state is in r); else the join or the state
+ * transfer failed (r NULL) and the handle is ended with that status. */
+typedef void (*synod_group_ready_cb)(void *arg, int status,
+                                     const struct synod_group_ready *r);
+/* The full view, after each change (borrowed for the call). */
+typedef void (*synod_group_view_cb)(void *arg,
+                                    const struct synod_group_view *view);
+/* A message, a state request (item->member asks; store a checkpoint at
+ * item->offset) or a checkpoint notice (borrowed for the call). */
+typedef void (*synod_group_item_cb)(void *arg,
+                                    const struct synod_group_item *item);
+/* The membership ended: SYNOD_ESESSION (removed), or the status that
+ * ended its stream. errmsg is borrowed for the call. */
+typedef void (*synod_group_removed_cb)(void *arg, int status,
+                                       const char *errmsg);
+
+/* Every callback may be NULL but ready_cb; all get arg. */
+struct synod_group_callbacks {
+  synod_group_ready_cb ready_cb;
+  synod_group_view_cb view_cb;
+  synod_group_item_cb message_cb;
+  synod_group_item_cb state_request_cb;
+  synod_group_item_cb checkpoint_cb;
+  synod_group_removed_cb removed_cb;
+  void *arg;
+};
+
+/* Async. Joins (o and cbs are copied) and returns the handle, or
+ * SYNOD_EINVAL (the message in synod_async_last_errmsg), SYNOD_ENOMEM,
+ * SYNOD_ESHUTDOWN. Then ready_cb once, and after a successful ready the
+ * others, in stream order, on the loop's thread, until the membership
+ * ends or the handle is closed. The handle stays valid until
+ * synod_async_group_member_close or synod_async_close, which frees it. */
+int synod_async_group_member_join(struct synod_async *a,
+                                  const struct synod_group_join_options *o,
+                                  const struct synod_group_callbacks *cbs,
+                                  struct synod_async_group **out);
+/* Sends from this member (to NULL or "": to all). SYNOD_ESESSION (or the
+ * status that ended the membership) directly once it ended. */
+int synod_async_group_member_send(struct synod_async *a,
+                                  struct synod_async_group *g, const char *to,
+                                  const void *data, size_t len,
+                                  synod_group_sent_cb cb, void *arg);
+/* Stores len bytes as the member's state after every item up to
+ * `offset` (see synod_async_group_checkpoint_store). */
+int synod_async_group_member_checkpoint(struct synod_async *a,
+                                        struct synod_async_group *g,
+                                        uint64_t offset, const void *data,
+                                        size_t len, synod_group_stored_cb cb,
+                                        void *arg);
+/* Leaves the group; the handle delivers nothing more (no removed_cb). */
+int synod_async_group_member_leave(struct synod_async *a,
+                                   struct synod_async_group *g,
+                                   synod_group_left_cb cb, void *arg);
+/* The current full view (borrowed until the next callback or close). */
+const struct synod_group_view *
+synod_async_group_member_view(const struct synod_async_group *g);
+/* Stops following and frees the handle; no callback of it runs after
+ * this returns. It does not leave: the member stays in the view until
+ * it leaves or its session ends. Accepts NULL; allowed in its callbacks. */
+void synod_async_group_member_close(struct synod_async *a,
+                                    struct synod_async_group *g);
+
+/* The blocking membership: the same handle, its callbacks turned into
+ * events taken with synod_group_member_next. */
+struct synod_group;
+
+enum synod_group_event_type {
+  SYNOD_GROUP_EVENT_VIEW = 1,          /* view */
+  SYNOD_GROUP_EVENT_MESSAGE = 2,       /* item */
+  SYNOD_GROUP_EVENT_STATE_REQUEST = 3, /* item */
+  SYNOD_GROUP_EVENT_CHECKPOINT = 4     /* item */
+};
+
+/* Borrowed until the next synod_group_member_next or close. */
+struct synod_group_event {
+  enum synod_group_event_type type;
+  struct synod_group_view view;
+  struct synod_group_item item;
+};
+
+/* Blocking join-with-state: joins, and with want_state gets the state
+ * (see "State transfer"), waiting at most timeout_ms for the join and the
+ * state together (0: the request timeout plus state_timeout_ms). On 0,
+ * *out is the handle and *ready (may be NULL) the view and the state
+ * (free with synod_group_ready_free); events follow with
+ * synod_group_member_next, the first one after the state's offset.
+ * Errors: the join's (SYNOD_EEXIST, ...), the state transfer's
+ * (SYNOD_ETIMEDOUT: no checkpoint from the coordinator in time), and the
+ * blocking interface's; on an error the member is left (best effort). */
+int synod_group_member_join(struct synod_client *c,
+                            const struct synod_group_join_options *o,
+                            uint32_t timeout_ms, struct synod_group **out,
+                            struct synod_group_ready *ready);
+
+/* The next event, waiting up to timeout_ms (0: do not wait;
+ * SYNOD_WAIT_FOREVER). SYNOD_ETIMEDOUT if none came; once every event
+ * before the end was taken, the status that ended the membership
+ * (SYNOD_ESESSION: removed; SYNOD_ECANCELED: it left), on every later
+ * call too (synod_client_errmsg says why). One thread at a time. */
+int synod_group_member_next(struct synod_group *g, uint32_t timeout_ms,
+                            struct synod_group_event *ev);
+/* As synod_group_send / synod_group_checkpoint_store from this member;
+ * the end's status once it ended. */
+int synod_group_member_send(struct synod_group *g, const char *to,
+                            const void *data, size_t len, uint32_t timeout_ms,
+                            struct synod_group_sent *out);
+int synod_group_member_checkpoint(struct synod_group *g, uint64_t offset,
+                                  const void *data, size_t len,
+                                  uint32_t timeout_ms,
+                                  struct synod_group_stored *out);
+/* Leaves; then next returns SYNOD_ECANCELED once the events before the
+ * leave were taken. */
+int synod_group_member_leave(struct synod_group *g, uint32_t timeout_ms);
+/* The member's name and group (borrowed until close). */
+const char *synod_group_member_name(const struct synod_group *g);
+/* Stops following and frees everything (does not leave). Accepts NULL.
+ * Not while another thread is in synod_group_member_next on it. Call it
+ * before synod_client_free. */
+void synod_group_member_close(struct synod_group *g);
 
 #ifdef __cplusplus
 }

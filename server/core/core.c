@@ -221,6 +221,23 @@ static uint64_t core_snapshot_threshold(const struct core *c, uint64_t since) {
   return c->o.snapshot_entries + core_prng_next(&h) % (spread + 1);
 }
 
+/* The bytes applied after index `since` that make a snapshot due whatever
+ * the entry count: a quarter of log_bytes_max plus the same spread (up to
+ * half a quarter again: proposals stop only at log_bytes_max). Replicas
+ * apply the same bytes: without the spread they would all save their
+ * images at one index, each stopping its log writes meanwhile. */
+static uint64_t core_snapshot_bytes_threshold(const struct core *c,
+                                              uint64_t since) {
+  uint64_t base = c->o.log_bytes_max / 4;
+  uint64_t spread = base * c->o.snapshot_spread_percent / 100;
+  struct core_prng h;
+  if (spread == 0) {
+    return base;
+  }
+  core_prng_seed(&h, c->id ^ (since * 0x9fb21c651e98df25ULL));
+  return base + core_prng_next(&h) % (spread + 1);
+}
+
 /* Hands out committed entries once each, in order (Figure 2, all servers:
  * "If commitIndex > lastApplied: increment lastApplied, apply
  * log[lastApplied] to state machine"). */
@@ -248,9 +265,16 @@ void core_repl_deliver(struct core *c) {
    * log_bytes_max, and only a snapshot frees the log, so holding off
    * longer wedged the leader for as long as the transfer lasted (forever,
    * for a follower that could not install the image). */
-  bool bytes_due =
-      c->applied_bytes - c->snap_wanted_bytes >= c->o.log_bytes_max / 4;
-  if (bytes_due || (due >= threshold &&
+  uint64_t bytes = c->applied_bytes - c->snap_wanted_bytes;
+  bool bytes_due = bytes >= core_snapshot_bytes_threshold(c, since);
+  /* A snapshot writes the whole state, so the entry count alone would
+   * rewrite a large state (a key history, a channel's retained messages)
+   * every few thousand small entries, each time stopping this replica's
+   * log writes while it is saved: wait also until the log since the last
+   * snapshot outweighs its image (thesis §5.1.1: a snapshot when the log
+   * reaches the snapshot's size; writes then cost at most twice). */
+  bool log_outweighs = bytes >= c->snap.size_bytes;
+  if (bytes_due || (due >= threshold && log_outweighs &&
                     (!core_snapshot_streaming(c) || due >= 4 * threshold))) {
     c->out.up->snapshot_wanted = true;
     c->snap_wanted_at = c->applied;

@@ -3,6 +3,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core_prng.h"
 #include "log.h"
 #include "node_int.h"
 #include "synod.h"
@@ -260,6 +261,7 @@ static void apply_install(struct node *n, const struct core_update *up) {
               image == NULL ? "missing" : "does not decode");
     node_die();
   }
+  n->fsm_generation++;
   n->applied_index = up->snapshot_install.index;
   n->applied_term = up->snapshot_install.term;
   n->applied_config = up->snapshot_install.config;
@@ -268,6 +270,20 @@ static void apply_install(struct node *n, const struct core_update *up) {
            (unsigned long long)n->applied_term, len);
   pending_take(n, n->applied_index, 0);
   subs_on_install(n);
+}
+
+/* The entry bytes after the last snapshot that make the next one due:
+ * snapshot_bytes plus up to half as much again, drawn from this
+ * replica's id and the last snapshot's index. Every replica applies the
+ * same bytes, so one fixed threshold had all of them save a large image
+ * at the same index: each stops its log writes while it saves, and with
+ * all of them at once no majority could commit (a second and more with a
+ * 70 MB image here). The core spreads its entry threshold the same way. */
+static uint64_t apply_snapshot_bytes_due(const struct node *n) {
+  struct core_prng h;
+  core_prng_seed(&h, n->id ^ (n->snap_meta.index * 0xc4ceb9fe1a85ec53ULL));
+  uint64_t spread = n->opts.snapshot_bytes / 2;
+  return n->opts.snapshot_bytes + core_prng_next(&h) % (spread + 1);
 }
 
 void apply_update(struct node *n, const struct core_update *up) {
@@ -288,11 +304,13 @@ void apply_update(struct node *n, const struct core_update *up) {
   requests_reads_serve(n);
   subs_pump(n);
   /* Like the core's own threshold, the byte threshold holds off while a
-   * snapshot streams to a follower (see core_snapshot_streaming). */
-  bool wanted = up->snapshot_wanted ||
-                (n->bytes_since_snapshot >= n->opts.snapshot_bytes &&
-                 (!core_snapshot_streaming(n->core) ||
-                  n->bytes_since_snapshot >= 4 * n->opts.snapshot_bytes));
+   * snapshot streams to a follower (see core_snapshot_streaming), and is
+   * spread as the core's is. */
+  uint64_t bytes_due = apply_snapshot_bytes_due(n);
+  bool wanted =
+      up->snapshot_wanted || (n->bytes_since_snapshot >= bytes_due &&
+                              (!core_snapshot_streaming(n->core) ||
+                               n->bytes_since_snapshot >= 4 * bytes_due));
   if (wanted && n->applied_index > n->snap_meta.index) {
     int rv = persist_snapshot_take(n, n->applied_index, n->applied_term,
                                    &n->applied_config);

@@ -672,8 +672,8 @@ static void node_shutdown_tick_cb(uv_timer_t *t) {
              (unsigned long long)(n->shutdown_ticks * n->opts.tick_ms));
   }
   node_shutdown_nets(n);
-  if (n->persist.head != NULL) {
-    return; /* writes in flight finish first */
+  if (n->persist.head != NULL || n->snapshot_forked) {
+    return; /* writes in flight (and an image being encoded) finish first */
   }
   node_shutdown_close(n);
 }

@@ -42,6 +42,14 @@ struct node_options {
   uint32_t frame_max_bytes;  /* client frames [1 MiB] */
   uint64_t snapshot_entries; /* snapshot after this many entries [8192] */
   uint64_t snapshot_bytes;   /* or after this many entry bytes [64 MiB] */
+  /* Where a snapshot's image is encoded: in a child process (fork) once
+   * the last image passed 4 MiB (AUTO, the default), always, or on the
+   * loop (NEVER). */
+  enum {
+    NODE_SNAPSHOT_FORK_AUTO,
+    NODE_SNAPSHOT_FORK_ALWAYS,
+    NODE_SNAPSHOT_FORK_NEVER
+  } snapshot_fork;
   size_t map_size_max_bytes; /* LMDB map ceiling [64 GiB] */
   /* Server-wide cap on retained channel bytes; the leader writes it into
    * the replicated settings when it differs [0: leave as it is; the

@@ -266,6 +266,8 @@ struct node {
   size_t snap_len;
   struct core_snapshot_meta snap_meta;
   bool snapshot_in_progress;
+  bool snapshot_forked;    /* a child encodes the image (persist.c) */
+  uint64_t fsm_generation; /* +1 each time a snapshot replaces the state */
   uint64_t bytes_since_snapshot; /* entry bytes applied since the last */
   uint64_t recv_started_ms;      /* progress of an image being received */
   uint64_t recv_logged_ms;

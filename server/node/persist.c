@@ -14,10 +14,16 @@
  * turn, and each batch saves two thread handoffs (a wakeup each way, tens
  * of microseconds on a VM) on the path of every write. Snapshots, which
  * take longer, still go to the pool. */
+#include <errno.h>
+#include <fcntl.h>
 #include <malloc.h>
+#include <signal.h>
 #include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include "log.h"
 #include "node_int.h"
@@ -616,18 +622,14 @@ const uint8_t *persist_installing(const struct node *n, size_t *len) {
   return t->snapshot.image;
 }
 
-int persist_snapshot_take(struct node *n, uint64_t index, uint64_t term,
-                          const struct core_config *config) {
-  struct persist_batch *b;
-  uint8_t *image;
-  size_t len;
-  if (n->snapshot_in_progress) {
-    return 0;
-  }
-  if (fsm_snapshot_encode(n->fsm, &image, &len) != 0) {
-    return SYNOD_ENOMEM;
-  }
-  if ((b = batch_open(n)) == NULL) {
+/* ------------------------------------------------------------ snapshot */
+
+/* Queues a snapshot write of image (owned) at index. */
+static int snapshot_queue(struct node *n, uint64_t index, uint64_t term,
+                          const struct core_config *config, uint8_t *image,
+                          size_t len) {
+  struct persist_batch *b = batch_open(n);
+  if (b == NULL) {
     free(image);
     return SYNOD_ENOMEM;
   }
@@ -638,10 +640,210 @@ int persist_snapshot_take(struct node *n, uint64_t index, uint64_t term,
   b->snapshot.meta.config = *config;
   b->snapshot.image = image;
   b->snapshot.len = len;
-  n->snapshot_in_progress = true;
-  n->bytes_since_snapshot = 0;
   log_info("node", "snapshot at %llu (term %llu): %zu bytes",
            (unsigned long long)index, (unsigned long long)term, len);
   persist_start(n);
   return 0;
+}
+
+/* Encoding a large state stops the loop for as long as it takes (0.35 to
+ * 0.78 s for a million keys here), on every replica, every snapshot. So
+ * above PERSIST_FORK_BYTES (the last image's size) the image is encoded
+ * by a child process, as Redis does: fork() gives it the state as it is
+ * now, copy-on-write, and the loop goes on applying while it encodes.
+ * A pool thread reads the image from a pipe and reaps the child. An
+ * image that comes back after the state was replaced (a snapshot
+ * installed from the leader meanwhile) is dropped. */
+#define PERSIST_FORK_BYTES ((size_t)4 << 20)
+
+struct snapshot_fork {
+  uv_work_t work; /* work.data = node */
+  pid_t pid;
+  int fd; /* the pipe's read end */
+  uint64_t index, term;
+  struct core_config config;
+  uint64_t generation; /* n->fsm_generation when forked */
+  uint8_t *image;
+  size_t len;
+  int status; /* the child's, from waitpid */
+  char errmsg[SYNOD_ERRMSG_MAX];
+};
+
+/* The child: encode, write, exit, touching nothing else it inherited. */
+static void snapshot_child(struct node *n, int fd, pid_t parent) {
+  static const int sigs[] = {SIGTERM, SIGINT,  SIGHUP,
+                             SIGQUIT, SIGUSR1, SIGUSR2};
+  uint8_t *image;
+  size_t len;
+  /* Dies with the replica; a signal meant for the replica (whose handlers
+   * would wake the parent's loop through the pipe they share) just ends
+   * the child. */
+  (void)prctl(PR_SET_PDEATHSIG, SIGKILL);
+  if (getppid() != parent) {
+    _exit(4);
+  }
+  for (size_t i = 0; i < sizeof sigs / sizeof sigs[0]; i++) {
+    signal(sigs[i], SIG_DFL);
+  }
+  if (fsm_snapshot_encode(n->fsm, &image, &len) != 0) {
+    _exit(2);
+  }
+  for (size_t off = 0; off < len;) {
+    ssize_t w = write(fd, image + off, len - off);
+    if (w < 0 && errno == EINTR) {
+      continue;
+    }
+    if (w <= 0) {
+      _exit(3);
+    }
+    off += (size_t)w;
+  }
+  _exit(0);
+}
+
+static void snapshot_fork_work_cb(uv_work_t *w) {
+  struct snapshot_fork *f = container_of(w, struct snapshot_fork, work);
+  size_t cap = 1 << 20;
+  f->image = malloc(cap);
+  f->len = 0;
+  for (;;) {
+    if (f->image == NULL) {
+      errmsg_set(f->errmsg, "out of memory for %zu bytes of image", cap);
+      break;
+    }
+    if (f->len == cap) {
+      uint8_t *p = realloc(f->image, cap *= 2);
+      if (p == NULL) {
+        free(f->image);
+        f->image = NULL;
+        continue;
+      }
+      f->image = p;
+    }
+    ssize_t r = read(f->fd, f->image + f->len, cap - f->len);
+    if (r < 0 && errno == EINTR) {
+      continue;
+    }
+    if (r < 0) {
+      errmsg_set(f->errmsg, "read from the child: %s", strerror(errno));
+      break;
+    }
+    if (r == 0) {
+      break;
+    }
+    f->len += (size_t)r;
+  }
+  close(f->fd);
+  if (f->image == NULL || f->errmsg[0] != '\0') {
+    kill(f->pid, SIGKILL);
+  }
+  while (waitpid(f->pid, &f->status, 0) < 0 && errno == EINTR) {
+  }
+}
+
+static void snapshot_fork_after_cb(uv_work_t *w, int status) {
+  struct node *n = w->data;
+  struct snapshot_fork *f = container_of(w, struct snapshot_fork, work);
+  n->handles_open--;
+  n->snapshot_forked = false;
+  bool ok = status == 0 && f->image != NULL && f->errmsg[0] == '\0' &&
+            WIFEXITED(f->status) && WEXITSTATUS(f->status) == 0;
+  if (!ok) {
+    log_warn("node", "snapshot at %llu: the child encoding it failed (%s)",
+             (unsigned long long)f->index,
+             f->errmsg[0] != '\0'    ? f->errmsg
+             : !WIFEXITED(f->status) ? "killed by a signal"
+                                     : "exit status not 0");
+  } else if (f->generation != n->fsm_generation || n->shutting_down) {
+    log_info("node", "snapshot at %llu: dropped (%s)",
+             (unsigned long long)f->index,
+             n->shutting_down ? "stopping" : "a snapshot was installed since");
+  } else {
+    int rv = snapshot_queue(n, f->index, f->term, &f->config, f->image, f->len);
+    f->image = NULL; /* the batch's, or freed */
+    if (rv == 0) {
+      free(f);
+      return;
+    }
+    log_warn("node", "snapshot at %llu: %s", (unsigned long long)f->index,
+             synod_strerror(rv));
+  }
+  free(f->image);
+  free(f);
+  n->snapshot_in_progress = false;
+}
+
+static int snapshot_fork(struct node *n, uint64_t index, uint64_t term,
+                         const struct core_config *config) {
+  struct snapshot_fork *f = calloc(1, sizeof *f);
+  int fds[2];
+  if (f == NULL) {
+    return SYNOD_ENOMEM;
+  }
+  if (pipe2(fds, O_CLOEXEC) != 0) {
+    log_warn("node", "snapshot at %llu: pipe: %s", (unsigned long long)index,
+             strerror(errno));
+    free(f);
+    return SYNOD_EIO;
+  }
+  pid_t parent = getpid();
+  pid_t pid = fork();
+  if (pid == 0) {
+    close(fds[0]);
+    snapshot_child(n, fds[1], parent);
+  }
+  close(fds[1]);
+  if (pid < 0) {
+    log_warn("node", "snapshot at %llu: fork: %s", (unsigned long long)index,
+             strerror(errno));
+    close(fds[0]);
+    free(f);
+    return SYNOD_EIO;
+  }
+  f->work.data = n;
+  f->pid = pid;
+  f->fd = fds[0];
+  f->index = index;
+  f->term = term;
+  f->config = *config;
+  f->generation = n->fsm_generation;
+  if (uv_queue_work(n->loop, &f->work, snapshot_fork_work_cb,
+                    snapshot_fork_after_cb) != 0) {
+    kill(pid, SIGKILL);
+    waitpid(pid, NULL, 0);
+    close(fds[0]);
+    free(f);
+    return SYNOD_EIO;
+  }
+  n->handles_open++;
+  n->snapshot_forked = true;
+  log_debug("node", "snapshot at %llu: encoding in child %d",
+            (unsigned long long)index, (int)pid);
+  return 0;
+}
+
+int persist_snapshot_take(struct node *n, uint64_t index, uint64_t term,
+                          const struct core_config *config) {
+  uint8_t *image;
+  size_t len;
+  if (n->snapshot_in_progress) {
+    return 0;
+  }
+  n->snapshot_in_progress = true;
+  n->bytes_since_snapshot = 0;
+  bool fork_it = n->opts.snapshot_fork == NODE_SNAPSHOT_FORK_ALWAYS ||
+                 (n->opts.snapshot_fork == NODE_SNAPSHOT_FORK_AUTO &&
+                  n->snap_len >= PERSIST_FORK_BYTES);
+  if (fork_it && snapshot_fork(n, index, term, config) == 0) {
+    return 0;
+  }
+  if (fsm_snapshot_encode(n->fsm, &image, &len) != 0) {
+    n->snapshot_in_progress = false;
+    return SYNOD_ENOMEM;
+  }
+  int rv = snapshot_queue(n, index, term, config, image, len);
+  if (rv != 0) {
+    n->snapshot_in_progress = false;
+  }
+  return rv;
 }

@@ -8,7 +8,14 @@
  * over; a lookup finds d1 at B and d2 at A; A, refreshing from its stale
  * view, does not overwrite d1; each gateway's devices vanish when it
  * exits. A follower of d1, started while A holds it, sees it move to B,
- * then vanish, through its key watch. */
+ * then vanish, through its key watch.
+ *
+ * replicated_map: three members keep a map from a group's messages; one
+ * is SIGKILLed, more commands come, it is started again, rejoins with
+ * state transfer (a checkpoint the coordinator stored on a state request,
+ * then every command after it), and prints the same digest as the others
+ * at the same dump. */
+#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -17,6 +24,7 @@
 #include <signal.h>
 
 #include "cluster.h"
+#include "synod.h"
 
 #define INSTANCES 3
 #define ROUNDS 3
@@ -99,6 +107,107 @@ static void device_registry(const struct cluster *c) {
          "devices gone when it exited\n");
 }
 
+/* Sends one command to the map group; returns its offset. */
+static uint64_t map_send(struct synod_client *cl, const char *cmd) {
+  struct synod_group_sent sent;
+  CHECK(synod_group_send(cl, "map", NULL, NULL, cmd, strlen(cmd), 0, &sent) ==
+            0,
+        "send %s: %s", cmd, synod_client_errmsg());
+  return sent.offset;
+}
+
+/* Some sets and deletes, from `first` on; the last is a dump, whose
+ * offset is returned. */
+static uint64_t map_commands(struct synod_client *cl, int first, int n) {
+  char cmd[64];
+  for (int i = first; i < first + n; i++) {
+    if (i % 4 == 3) {
+      snprintf(cmd, sizeof cmd, "del k%d", (i * 7) % 12);
+    } else {
+      snprintf(cmd, sizeof cmd, "set k%d v%d", i % 12, i);
+    }
+    map_send(cl, cmd);
+  }
+  return map_send(cl, "dump");
+}
+
+/* The digest `log` printed for the dump at `offset` (waited for). */
+static void map_digest(const char *log, const char *name, uint64_t offset,
+                       char *out, size_t len) {
+  char want[96];
+  snprintf(want, sizeof want, "%s digest at %" PRIu64 ": ", name, offset);
+  test_wait_file(log, want, 20000);
+  char *text = test_slurp(log);
+  const char *p = strstr(text, want);
+  CHECK(p != NULL, "no '%s' in %s", want, log);
+  p += strlen(want);
+  size_t n = strcspn(p, "\n");
+  snprintf(out, len, "%.*s", (int)n, p);
+  free(text);
+}
+
+static void replicated_map(const struct cluster *c) {
+  char example[PATH_MAX], logs[4][PATH_MAX], digests[4][64], want[64];
+  const char *names[4] = {"A", "B", "C", "C"};
+  pid_t pids[4];
+  test_binary("SYNOD_EXAMPLE_MAP", "example_replicated_map", example,
+              sizeof example);
+  struct synod_options o;
+  struct synod_client *cl;
+  synod_options_init(&o);
+  o.endpoints = c->endpoints;
+  CHECK(synod_client_new(&o, &cl) == 0, "%s", synod_client_errmsg());
+  for (int i = 0; i < 4; i++) {
+    snprintf(logs[i], sizeof logs[i], "%.4000s/map-%d.log", c->dir, i);
+  }
+  for (int i = 0; i < 3; i++) {
+    char *argv[] = {example, (char *)names[i], "map", "1000", NULL};
+    pids[i] = test_spawn(argv, logs[i]);
+    snprintf(want, sizeof want, "%s joined", names[i]);
+    test_wait_file(logs[i], want, 20000);
+  }
+  uint64_t d1 = map_commands(cl, 0, 30);
+  for (int i = 0; i < 3; i++) {
+    map_digest(logs[i], names[i], d1, digests[i], sizeof digests[i]);
+    CHECK(strcmp(digests[i], digests[0]) == 0,
+          "at %" PRIu64 ": %s has %s, A %s", d1, names[i], digests[i],
+          digests[0]);
+  }
+  /* C crashes; the map moves on without it; C comes back with state. */
+  kill(pids[2], SIGKILL);
+  test_wait(pids[2], 10000, "the killed map member");
+  map_commands(cl, 30, 20);
+  char *argv[] = {example, "C", "map", "1000", NULL};
+  pids[3] = test_spawn(argv, logs[3]);
+  test_wait_file(logs[3], "C joined", 30000);
+  /* B's join made A store a checkpoint (an empty map at B's join):
+   * C's state is that checkpoint, and every command after it. */
+  test_wait_file(logs[3], "with state from checkpoint", 1000);
+  test_wait_file(logs[0], "A state for B at", 1000);
+  uint64_t d2 = map_commands(cl, 50, 10);
+  for (int i = 0; i < 4; i++) {
+    if (i == 2) {
+      continue; /* dead */
+    }
+    map_digest(logs[i], names[i], d2, digests[i], sizeof digests[i]);
+    CHECK(strcmp(digests[i], digests[0]) == 0,
+          "at %" PRIu64 ": %s (log %s) has %s, A %s", d2, names[i], logs[i],
+          digests[i], digests[0]);
+  }
+  CHECK(strstr(digests[0], "(0 keys)") == NULL, "an empty map: %s", digests[0]);
+  for (int i = 0; i < 4; i++) {
+    if (i != 2) {
+      kill(pids[i], SIGTERM);
+      test_wait(pids[i], 10000, "a map member");
+    }
+  }
+  synod_client_free(cl);
+  printf("ok replicated_map: C SIGKILLed, restarted with state (the "
+         "checkpoint A stored for B, then the commands after it), and at "
+         "offset %" PRIu64 " all three print %s\n",
+         d2, digests[0]);
+}
+
 int main(void) {
   char synodd[PATH_MAX], example[PATH_MAX], why[256];
   test_binary("SYNODD", "synodd", synodd, sizeof synodd);
@@ -149,6 +258,7 @@ int main(void) {
     CHECK(own == ROUNDS, "app-%d received %d of its own messages", i, own);
   }
   device_registry(&c);
+  replicated_map(&c);
   cluster_stop(&c);
   printf("ok cluster_chat: %d instances each logged all %d messages, their "
          "own included, in one order\n",

@@ -324,6 +324,132 @@ START_TEST(key_results_copy_keys_and_values_nul_terminated) {
 }
 END_TEST
 
+START_TEST(group_ops_are_checked_and_sequenced_like_channel_writes) {
+  char err[SYNOD_ERRMSG_BYTES];
+  char longname[SYNOD_GROUP_MEMBER_MAX + 2];
+  struct op *op;
+  memset(longname, 'm', sizeof longname - 1);
+  longname[sizeof longname - 1] = '\0';
+  struct group_args g = {.group = "g", .member = ""};
+  struct op_args args = {.group = &g};
+  ck_assert_int_eq(op_build(OP_GROUP_JOIN, &args, &op, err), SYNOD_EINVAL);
+  ck_assert_ptr_nonnull(strstr(err, "no member name"));
+  g.member = longname;
+  ck_assert_int_eq(op_build(OP_GROUP_LEAVE, &args, &op, err), SYNOD_EINVAL);
+  ck_assert_ptr_nonnull(strstr(err, "257 bytes"));
+  g.member = "m";
+  g.group = "";
+  ck_assert_int_eq(op_build(OP_GROUP_JOIN, &args, &op, err), SYNOD_EINVAL);
+  g.group = "g";
+  g.data_len = 3; /* and no pointer */
+  ck_assert_int_eq(op_build(OP_GROUP_SEND, &args, &op, err), SYNOD_EINVAL);
+  g.data = "abc";
+  g.to = "m2";
+  g.sender = "m";
+  ck_assert_int_eq(op_build(OP_GROUP_SEND, &args, &op, err), 0);
+  ck_assert_int_eq(op->req.body_case, SYNOD__REQUEST__BODY_GROUP_SEND);
+  ck_assert_str_eq(op->req.group_send->to, "m2");
+  ck_assert_str_eq(op->req.group_send->from, "m");
+  ck_assert_uint_eq(op->req.group_send->data.len, 3);
+  ck_assert(op_kind_sequenced(op->kind) && op_kind_needs_session(op->kind));
+  op_free(op);
+  /* A checkpoint chunk carries its place in the upload. */
+  struct group_args k = {.group = "g",
+                         .member = "m",
+                         .offset = 9,
+                         .total_bytes = 10,
+                         .chunk_offset = 4,
+                         .data = "456789",
+                         .data_len = 6};
+  args.group = &k;
+  ck_assert_int_eq(op_build(OP_GROUP_CHECKPOINT, &args, &op, err), 0);
+  ck_assert_uint_eq(op->req.group_checkpoint->chunk_offset, 4);
+  ck_assert_uint_eq(op->req.group_checkpoint->total_bytes, 10);
+  ck_assert_uint_eq(op->req.group_checkpoint->chunk.len, 6);
+  op_free(op);
+  /* Reads: stale when asked, never sequenced; a subscribe is bound to its
+   * connection. */
+  struct group_args r = {.group = "g", .flags = SYNOD_READ_STALE, .from = 5};
+  args.group = &r;
+  ck_assert_int_eq(op_build(OP_GROUP_READ, &args, &op, err), 0);
+  ck_assert(op->req.stale && !op_kind_sequenced(op->kind));
+  ck_assert_uint_eq(op->req.group_read->from, 5);
+  op_free(op);
+  ck_assert_int_eq(op_build(OP_GROUP_SUBSCRIBE, &args, &op, err),
+                   SYNOD_EINVAL); /* a subscription is a member's */
+  r.member = "m";
+  r.credits = SYNOD_SUBSCRIBE_WINDOW_MAX + 1;
+  ck_assert_int_eq(op_build(OP_GROUP_SUBSCRIBE, &args, &op, err), SYNOD_EINVAL);
+  r.credits = 4;
+  ck_assert_int_eq(op_build(OP_GROUP_SUBSCRIBE, &args, &op, err), 0);
+  ck_assert(op_kind_conn_bound(op->kind) && !op->req.stale);
+  op_free(op);
+}
+END_TEST
+
+START_TEST(group_results_copy_views_and_items_whole) {
+  Synod__Response r = SYNOD__RESPONSE__INIT;
+  Synod__GroupJoinReply j = SYNOD__GROUP_JOIN_REPLY__INIT;
+  Synod__GroupView v = SYNOD__GROUP_VIEW__INIT;
+  Synod__GroupMember m[2] = {SYNOD__GROUP_MEMBER__INIT,
+                             SYNOD__GROUP_MEMBER__INIT};
+  Synod__GroupMember *mp[2] = {&m[0], &m[1]};
+  Synod__GroupState st = SYNOD__GROUP_STATE__INIT;
+  union synod_result out;
+  char err[SYNOD_ERRMSG_BYTES];
+  m[0].name = "coord";
+  m[1].name = "me";
+  m[1].data.data = (uint8_t *)"d";
+  m[1].data.len = 1;
+  v.view_id = 2;
+  v.offset = 7;
+  v.members = mp;
+  v.n_members = 2;
+  st.source = SYNOD__GROUP_STATE__SOURCE__REQUESTED;
+  st.request_offset = 8;
+  st.coordinator = "coord";
+  j.view = &v;
+  j.state = &st;
+  r.body_case = SYNOD__RESPONSE__BODY_GROUP_JOIN;
+  r.group_join = &j;
+  ck_assert_int_eq(result_from_response(OP_GROUP_JOIN, &r, &out, err), 0);
+  ck_assert_uint_eq(out.group_joined.view.count, 2);
+  ck_assert_str_eq(out.group_joined.view.members[0].name, "coord");
+  ck_assert_str_eq((char *)out.group_joined.view.members[1].data, "d");
+  ck_assert_int_eq(out.group_joined.state.source, SYNOD_GROUP_STATE_REQUESTED);
+  ck_assert_str_eq(out.group_joined.state.coordinator, "coord");
+  result_free(OP_GROUP_JOIN, &out);
+  ck_assert_ptr_null(out.group_joined.view.members);
+  /* Items of a read outlive the response: they are copied whole. */
+  Synod__GroupItems items = SYNOD__GROUP_ITEMS__INIT;
+  Synod__GroupItem it = SYNOD__GROUP_ITEM__INIT;
+  Synod__GroupMessage msg = SYNOD__GROUP_MESSAGE__INIT;
+  Synod__GroupItem *itp[1] = {&it};
+  msg.from = "coord";
+  msg.to = "me";
+  msg.data.data = (uint8_t *)"hello";
+  msg.data.len = 5;
+  it.offset = 9;
+  it.body_case = SYNOD__GROUP_ITEM__BODY_MESSAGE;
+  it.message = &msg;
+  items.items = itp;
+  items.n_items = 1;
+  items.next_offset = 10;
+  r.body_case = SYNOD__RESPONSE__BODY_GROUP_ITEMS;
+  r.group_items = &items;
+  ck_assert_int_eq(result_from_response(OP_GROUP_READ, &r, &out, err), 0);
+  ck_assert_uint_eq(out.group_items.count, 1);
+  ck_assert_int_eq(out.group_items.items[0].type, SYNOD_GROUP_ITEM_MESSAGE);
+  ck_assert_ptr_ne(out.group_items.items[0].data, msg.data.data);
+  ck_assert_str_eq(out.group_items.items[0].data, "hello");
+  ck_assert_str_eq(out.group_items.items[0].to, "me");
+  result_free(OP_GROUP_READ, &out);
+  /* The wrong body is malformed. */
+  ck_assert_int_eq(result_from_response(OP_GROUP_JOIN, &r, &out, err),
+                   SYNOD_EMALFORMED);
+}
+END_TEST
+
 START_TEST(options_are_checked_and_endpoints_come_from_the_environment) {
   struct synod_options o;
   struct synod_client *c;
@@ -1101,6 +1227,8 @@ static Suite *clientlib_suite(void) {
   tcase_add_test(tc, results_copy_status_and_election_info);
   tcase_add_test(tc, key_ops_are_checked_and_built_whole);
   tcase_add_test(tc, key_results_copy_keys_and_values_nul_terminated);
+  tcase_add_test(tc, group_ops_are_checked_and_sequenced_like_channel_writes);
+  tcase_add_test(tc, group_results_copy_views_and_items_whole);
   tcase_add_test(tc,
                  options_are_checked_and_endpoints_come_from_the_environment);
   tcase_add_test(tc, durations_take_units_and_refuse_garbage);

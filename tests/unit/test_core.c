@@ -1123,7 +1123,7 @@ static void snapshot_gaps(uint32_t spread_percent, uint64_t gaps[12]) {
     ck_assert_uint_eq(core_commit_index(c), index);
     if (up.snapshot_wanted) {
       gaps[n++] = index - since;
-      snapshot_taken(c, index, 2, 10, &up, 0);
+      snapshot_taken(c, index, 2, 1, &up, 0); /* smaller than the log */
       since = index;
     }
   }
@@ -1146,6 +1146,92 @@ START_TEST(snapshot_due_points_spread_from_one_snapshot_to_the_next) {
   }
   ck_assert_msg(differ, "every snapshot came after %llu entries",
                 (unsigned long long)gaps[1]);
+}
+END_TEST
+
+/* A snapshot falls due after snapshot_entries only once the log since the
+ * last one outweighs that one's image: 8 entries of 1 byte after an image
+ * of 100 bytes are not worth rewriting it for; 100 bytes of entries are. */
+START_TEST(snapshot_waits_for_the_log_to_outweigh_the_last_image) {
+  struct core_options o = test_opts(1);
+  o.disable_pre_vote = true;
+  o.snapshot_entries = 8;
+  o.snapshot_keep_entries = 2;
+  struct core_update up;
+  struct core *c = new_leader_opts(&o, 3, &up);
+  uint64_t taken[3] = {0};
+  int n = 0;
+  for (uint64_t index = 3; n < 3 && index < 1000; index++) {
+    propose(c, "e", &up);
+    persisted(c, index, 2, &up);
+    struct core_msg r = append_reply(2, 2, index);
+    ck_assert_int_eq(recv(c, &r, &up), 0);
+    if (up.snapshot_wanted) {
+      taken[n++] = index;
+      snapshot_taken(c, index, 2, n == 1 ? 100 : 4, &up, 0);
+    }
+  }
+  ck_assert_int_eq(n, 3);
+  ck_assert_uint_le(taken[0], 10); /* no image before: the entry count */
+  /* After the 100-byte image: 100 one-byte entries, not 8. */
+  ck_assert_uint_ge(taken[1] - taken[0], 100);
+  ck_assert_uint_le(taken[1] - taken[0], 101);
+  /* After a 4-byte image: the entry count again. */
+  ck_assert_uint_eq(taken[2] - taken[1], 8);
+  core_free(c);
+}
+END_TEST
+
+/* The byte threshold (a quarter of log_bytes_max) is spread like the entry
+ * count: with a spread, successive snapshots of 100-byte entries fall
+ * between 10,000 and 15,000 bytes apart and not always at one distance;
+ * without, exactly at 10,000. */
+static void snapshot_byte_gaps(uint32_t spread_percent, uint64_t gaps[8]) {
+  struct core_options o = test_opts(1);
+  o.disable_pre_vote = true;
+  o.snapshot_entries = 1000000; /* only the bytes make one due */
+  o.snapshot_spread_percent = spread_percent;
+  o.snapshot_keep_entries = 2;
+  o.log_bytes_max = 40000;
+  struct core_update up;
+  struct core *c = new_leader_opts(&o, 3, &up);
+  char e[101];
+  memset(e, 'b', 100);
+  e[100] = '\0';
+  uint64_t since = 0;
+  int n = 0;
+  for (uint64_t index = 3; n < 8 && index < 2000; index++) {
+    propose(c, e, &up);
+    persisted(c, index, 2, &up);
+    struct core_msg r = append_reply(2, 2, index);
+    ck_assert_int_eq(recv(c, &r, &up), 0);
+    if (up.snapshot_wanted) {
+      if (since != 0) {
+        gaps[n++] = (index - since) * 100;
+      }
+      snapshot_taken(c, index, 2, 1, &up, 0);
+      since = index;
+    }
+  }
+  ck_assert_int_eq(n, 8);
+  core_free(c);
+}
+
+START_TEST(snapshot_byte_threshold_spreads_like_the_entry_count) {
+  uint64_t gaps[8];
+  bool differ = false;
+  snapshot_byte_gaps(0, gaps);
+  for (int i = 0; i < 8; i++) {
+    ck_assert_uint_eq(gaps[i], 10000);
+  }
+  snapshot_byte_gaps(50, gaps);
+  for (int i = 0; i < 8; i++) {
+    ck_assert_uint_ge(gaps[i], 10000);
+    ck_assert_uint_le(gaps[i], 15100);
+    differ = differ || gaps[i] != gaps[0];
+  }
+  ck_assert_msg(differ, "every snapshot came %llu bytes after the last",
+                (unsigned long long)gaps[0]);
 }
 END_TEST
 
@@ -1633,6 +1719,8 @@ static Suite *core_suite(void) {
   tcase_add_test(tc, truncated_config_entry_reverts_config);
   tcase_add_test(tc, snapshot_compacts_log_and_lagging_follower_gets_chunks);
   tcase_add_test(tc, snapshot_due_points_spread_from_one_snapshot_to_the_next);
+  tcase_add_test(tc, snapshot_waits_for_the_log_to_outweigh_the_last_image);
+  tcase_add_test(tc, snapshot_byte_threshold_spreads_like_the_entry_count);
   tcase_add_test(tc, follower_installs_snapshot_from_chunks);
   tcase_add_test(tc, duplicate_first_chunk_does_not_restart_transfer);
   tcase_add_test(tc, propose_refused_while_backlog_is_full);
