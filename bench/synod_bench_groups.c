@@ -436,10 +436,15 @@ static void report(const struct gb_opts *o, double load0, double load1,
     else if (o->only[s])
       printf("- %s: %s\n", SYS_NAMES[s], results.notes[s]);
   }
+  if (results.peer_failures)
+    printf("\nNOTE: %u run(s) of the peers gave no result in time (their "
+           "lines on stderr say which; the logs stay with --keep)\n",
+           results.peer_failures);
   if (results.failures)
-    printf("\nFAIL: %u workload run(s) gave no result (see the logs with "
-           "--keep)\n",
-           results.failures);
+    printf(
+        "\nFAIL: %u of synod's workload runs gave no result (see the logs with "
+        "--keep)\n",
+        results.failures);
 }
 
 /* ================================================================ main */

@@ -61,7 +61,8 @@ struct gb_results {
   int n[GB_SYSTEMS][GB_METRICS];
   char why_not[GB_SYSTEMS][GB_ERR_BYTES]; /* why a system did not run */
   char notes[GB_SYSTEMS][1024];           /* setup, said in the output */
-  unsigned failures;                      /* workloads that gave nothing */
+  unsigned failures;      /* synod's workloads that gave nothing: FAIL */
+  unsigned peer_failures; /* the peers' (a stall, a hang): said, not FAIL */
 };
 
 void gb_record(struct gb_results *r, enum gb_sys s, enum gb_metric m, double v);

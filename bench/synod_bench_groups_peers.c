@@ -383,7 +383,7 @@ void gb_cpg_round(const struct gb_opts *o, struct gb_results *r, int rep) {
     run->warmup = run->crash ? 0 : o->warmup;
     int ok = cpg_run(o, run, rep);
     if (ok != 0)
-      r->failures++;
+      r->peer_failures++;
     switch (k) {
     case 0:
       cpg_record(r, GB_LAT100_P50, run->p50_med, ok);
@@ -421,7 +421,7 @@ void gb_cpg_round(const struct gb_opts *o, struct gb_results *r, int rep) {
       if (cpg_corosync_start(CPG_NODES - 1) != 0 ||
           cpg_wait_votes(0, CPG_NODES, 30000) != 0) {
         fprintf(stderr, "cpg: corosync 3 did not come back\n");
-        r->failures++;
+        r->peer_failures++;
       }
     }
   }
@@ -567,7 +567,7 @@ void gb_jgroups_round(const struct gb_opts *o, struct gb_results *r, int rep) {
     if (jg_run(runs[k].w, runs[k].args, line, sizeof line) != 0) {
       fprintf(stderr, "  jgroups %s: FAILED (no result in time; %s)\n",
               runs[k].w, jg.log);
-      r->failures++;
+      r->peer_failures++;
       continue;
     }
     fprintf(stderr, "  %s (%.1f s)\n", line, (gb_now_ns() - t0) / 1e9);
