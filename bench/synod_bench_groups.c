@@ -197,7 +197,7 @@ int gb_run(char *const argv[], const char *log, unsigned timeout_ms) {
 
 static void usage(void) {
   printf("usage: synod-bench-groups [flags]\n"
-         "  --quick            1 round, 1.5 s runs, 8 view changes (~2 min)\n"
+         "  --quick            1 round, 1.5 s runs, 3 view changes (~3 min)\n"
          "  --systems LIST     synod,cpg,jgroups [all three]\n"
          "  --repeat N         rounds, each system's workloads once per round "
          "[3]\n"
