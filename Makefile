@@ -7,7 +7,7 @@ JOBS       ?= $(shell nproc)
 CMAKE_ARGS ?=
 
 .PHONY: all deps deps-test build build-asan run test test-asan test-fast bench \
-        bench-channels clean fuzz fuzz-smoke
+        bench-channels bench-groups clean fuzz fuzz-smoke
 
 all: build
 
@@ -89,6 +89,34 @@ bench-channels: deps
 	  --no-print-directory || { echo "bench-channels: not built (it needs \
 	  libnats-dev and libhiredis-dev)"; exit 1; }
 	@$(BUILD)/bin/synod-bench-channels $(BENCH_ARGS)
+
+# synod's groups against Corosync CPG and JGroups, side by side
+# (bench/README.md). The peers (corosync, libcpg-dev, libjgroups-java,
+# default-jdk-headless) are this bench's own dependencies: installed here,
+# if missing, and never by scripts/deps.sh. Without one the bench says so
+# and runs the rest. CPG's side needs root (network namespaces). Builds
+# only synod-bench-groups, its CPG member program and synodd.
+# Flags: make bench-groups BENCH_ARGS=--quick
+BENCH_GROUPS_PKGS = corosync libcpg-dev libjgroups-java default-jdk-headless
+
+bench-groups: deps
+	@missing=""; for p in $(BENCH_GROUPS_PKGS); do \
+	  status=$$(dpkg-query -W -f='$${Status}' $$p 2>/dev/null || true); \
+	  [ "$$status" = "install ok installed" ] || missing="$$missing $$p"; \
+	done; \
+	if [ -n "$$missing" ]; then \
+	  echo "bench-groups: installing$$missing"; \
+	  SUDO=""; [ "$$(id -u)" -eq 0 ] || SUDO=sudo; \
+	  export DEBIAN_FRONTEND=noninteractive; \
+	  { $$SUDO apt-get update -qq && \
+	    $$SUDO apt-get install -y -qq --no-install-recommends \
+	      $$missing >/dev/null; } || \
+	  echo "bench-groups: could not install$$missing"; \
+	fi
+	@cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo $(CMAKE_ARGS) >/dev/null
+	@cmake --build $(BUILD) -j $(JOBS) --target synod-bench-groups -- \
+	  --no-print-directory
+	@$(BUILD)/bin/synod-bench-groups $(BENCH_ARGS)
 
 # The libFuzzer harnesses (tests/fuzz/README.md), built with clang in
 # $(BUILD_FUZZ), one after the other: `make fuzz` runs each FUZZ_SECONDS
