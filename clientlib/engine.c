@@ -64,6 +64,10 @@ void engine_complete(struct synod_async *a, struct op *op, int status,
 
 void engine_enqueue(struct synod_async *a, struct op *op, uint32_t timeout_ms) {
   op->id = a->next_id++;
+  /* uv_now() is the time the loop last looked: a call made after the loop
+   * sat idle longer than the timeout (an application that runs its loop
+   * now and then) would otherwise be past its deadline as it starts. */
+  uv_update_time(a->loop);
   op->deadline_ms =
       engine_now(a) + (timeout_ms ? timeout_ms : a->opts.request_timeout_ms);
   op_link_tail(a, op);

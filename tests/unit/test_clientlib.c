@@ -1215,6 +1215,44 @@ START_TEST(async_pipelines_within_the_window_and_closes_cleanly) {
 }
 END_TEST
 
+/* A call made after the loop sat idle longer than the request timeout
+ * still gets its whole timeout: its deadline is counted from now, not
+ * from the time the loop last looked (every call failed at once with
+ * SYNOD_ETIMEDOUT in the group bench, whose loop waited between rounds). */
+START_TEST(a_call_after_an_idle_loop_gets_its_whole_timeout) {
+  struct mock *m = mock_start();
+  uv_loop_t loop;
+  struct synod_async *a;
+  struct synod_options o;
+  struct async_run r = {0};
+  synod_options_init(&o);
+  o.endpoints = m->address;
+  o.request_timeout_ms = 300;
+  uv_loop_init(&loop);
+  ck_assert_int_eq(synod_async_new(&loop, &o, &a), 0);
+  ck_assert_int_eq(synod_async_counter_add(a, "idle", 1, async_add_cb, &r), 0);
+  uint64_t t0 = now_ms();
+  while (r.done < 1 && now_ms() - t0 < 5000) {
+    uv_run(&loop, UV_RUN_ONCE);
+  }
+  ck_assert_int_eq(r.done, 1);
+  ck_assert_int_eq(r.failures, 0);
+  usleep(600 * 1000); /* the loop does not run: its time goes stale */
+  ck_assert_int_eq(synod_async_counter_add(a, "idle", 1, async_add_cb, &r), 0);
+  t0 = now_ms();
+  while (r.done < 2 && now_ms() - t0 < 5000) {
+    uv_run(&loop, UV_RUN_ONCE);
+  }
+  ck_assert_int_eq(r.done, 2);
+  ck_assert_msg(r.failures == 0, "the call after the idle loop failed");
+  ck_assert_int_eq(r.last, 2);
+  synod_async_close(a, async_closed_cb, &r);
+  ck_assert_int_eq(uv_run(&loop, UV_RUN_DEFAULT), 0);
+  ck_assert_int_eq(uv_loop_close(&loop), 0);
+  mock_stop(m);
+}
+END_TEST
+
 static Suite *clientlib_suite(void) {
   Suite *s = suite_create("clientlib");
   TCase *tc = tcase_create("pure");
@@ -1248,6 +1286,7 @@ static Suite *clientlib_suite(void) {
   tcase_add_test(tc, server_expiry_event_reports_locks_lost_at_once);
   tcase_add_test(tc, observers_see_every_leader_change);
   tcase_add_test(tc, async_pipelines_within_the_window_and_closes_cleanly);
+  tcase_add_test(tc, a_call_after_an_idle_loop_gets_its_whole_timeout);
   tcase_add_test(tc, a_listener_that_never_answers_costs_one_attempt_delay);
   tcase_add_test(tc, a_silent_only_endpoint_fails_after_one_bound_and_says_so);
   tcase_add_test(tc,
