@@ -898,9 +898,24 @@ static void fault_stop_leader(struct fault_ctx *f) {
   sleep_ms(1500);
   if (replica_status(l, 0, 1000, &st) == 0) {
     if (strcmp(st.role, "leader") == 0 && st.term == f->leader_term) {
+      /* What the others say tells a resumed leader that missed a newer
+       * term from no election at all during the stop. */
+      char others[256] = "";
+      size_t off = 0;
+      for (int i = 0; i < g.n; i++) {
+        struct synod_status o;
+        if (i == l || replica_status(i, 0, 1000, &o) != 0) {
+          continue;
+        }
+        int w = snprintf(others + off, sizeof others - off,
+                         " %s %s of term %" PRIu64 ";", g.r[i].name, o.role,
+                         o.term);
+        off += w > 0 && (size_t)w < sizeof others - off ? (size_t)w : 0;
+        synod_status_free(&o);
+      }
       violation("%s still reports itself leader of term %" PRIu64
-                " 1.5 s after SIGCONT",
-                g.r[l].name, st.term);
+                " 1.5 s after SIGCONT (the others:%s)",
+                g.r[l].name, st.term, others[0] ? others : " no answer");
     }
     synod_status_free(&st);
   }
