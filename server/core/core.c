@@ -208,33 +208,20 @@ static void core_out_finish(struct core *c, struct core_update *up) {
   c->out.up = NULL;
 }
 
-/* The entries after index `since` that make the next snapshot due:
- * snapshot_entries plus a spread drawn from this replica's id and since
- * (not from the PRNG, whose draws time elections). */
-static uint64_t core_snapshot_threshold(const struct core *c, uint64_t since) {
-  uint64_t spread = c->o.snapshot_entries * c->o.snapshot_spread_percent / 100;
-  struct core_prng h;
-  if (spread == 0) {
-    return c->o.snapshot_entries;
-  }
-  core_prng_seed(&h, c->id ^ (since * 0xff51afd7ed558ccdULL));
-  return c->o.snapshot_entries + core_prng_next(&h) % (spread + 1);
-}
-
-/* The bytes applied after index `since` that make a snapshot due whatever
- * the entry count: a quarter of log_bytes_max plus the same spread (up to
- * half a quarter again: proposals stop only at log_bytes_max). Replicas
- * apply the same bytes: without the spread they would all save their
- * images at one index, each stopping its log writes meanwhile. */
-static uint64_t core_snapshot_bytes_threshold(const struct core *c,
-                                              uint64_t since) {
-  uint64_t base = c->o.log_bytes_max / 4;
+/* base plus up to snapshot_spread_percent of it again, drawn from this
+ * replica's id, the last snapshot's index `since` and a salt per
+ * threshold (not from the PRNG, whose draws time elections). Replicas
+ * apply the same entries: with one threshold they would all save their
+ * images at one index, each stopping its log writes meanwhile, and no
+ * majority would be left to commit. */
+static uint64_t core_snapshot_spread(const struct core *c, uint64_t since,
+                                     uint64_t base, uint64_t salt) {
   uint64_t spread = base * c->o.snapshot_spread_percent / 100;
   struct core_prng h;
   if (spread == 0) {
     return base;
   }
-  core_prng_seed(&h, c->id ^ (since * 0x9fb21c651e98df25ULL));
+  core_prng_seed(&h, c->id ^ (since * salt));
   return base + core_prng_next(&h) % (spread + 1);
 }
 
@@ -256,7 +243,8 @@ void core_repl_deliver(struct core *c) {
   uint64_t since =
       c->snap.index > c->snap_wanted_at ? c->snap.index : c->snap_wanted_at;
   uint64_t due = c->applied - since;
-  uint64_t threshold = core_snapshot_threshold(c, since);
+  uint64_t threshold = core_snapshot_spread(c, since, c->o.snapshot_entries,
+                                            0xff51afd7ed558ccdULL);
   /* A new snapshot while one streams to a follower would make the leader
    * restart that transfer with the newer image (the shell keeps only the
    * latest), and under steady writes a large image would never finish:
@@ -266,14 +254,22 @@ void core_repl_deliver(struct core *c) {
    * longer wedged the leader for as long as the transfer lasted (forever,
    * for a follower that could not install the image). */
   uint64_t bytes = c->applied_bytes - c->snap_wanted_bytes;
-  bool bytes_due = bytes >= core_snapshot_bytes_threshold(c, since);
+  /* Whatever the entry count: a quarter of log_bytes_max, spread (up to
+   * half a quarter again: proposals stop only at log_bytes_max). */
+  bool bytes_due =
+      bytes >= core_snapshot_spread(c, since, c->o.log_bytes_max / 4,
+                                    0x9fb21c651e98df25ULL);
   /* A snapshot writes the whole state, so the entry count alone would
    * rewrite a large state (a key history, a channel's retained messages)
    * every few thousand small entries, each time stopping this replica's
    * log writes while it is saved: wait also until the log since the last
    * snapshot outweighs its image (thesis §5.1.1: a snapshot when the log
-   * reaches the snapshot's size; writes then cost at most twice). */
-  bool log_outweighs = bytes >= c->snap.size_bytes;
+   * reaches the snapshot's size; writes then cost at most 2.5 times),
+   * spread too: the image is the same size on every replica, and for a
+   * large one this is the threshold that binds. */
+  bool log_outweighs =
+      bytes >=
+      core_snapshot_spread(c, since, c->snap.size_bytes, 0xc2b2ae3d27d4eb4fULL);
   if (bytes_due || (due >= threshold && log_outweighs &&
                     (!core_snapshot_streaming(c) || due >= 4 * threshold))) {
     c->out.up->snapshot_wanted = true;

@@ -1182,6 +1182,47 @@ START_TEST(snapshot_waits_for_the_log_to_outweigh_the_last_image) {
 }
 END_TEST
 
+/* The log-outweighs-the-image condition is spread as well: with an image
+ * of 100 bytes every time and 1-byte entries, successive snapshots come
+ * 100 to 150 entries apart, not always at one distance (the image is the
+ * same size on every replica, so unspread this put them all at one
+ * index, 142943 on three replicas in the group bench). */
+START_TEST(snapshot_outweigh_point_spreads_too) {
+  struct core_options o = test_opts(1);
+  o.disable_pre_vote = true;
+  o.snapshot_entries = 8;
+  o.snapshot_spread_percent = 50;
+  o.snapshot_keep_entries = 2;
+  struct core_update up;
+  struct core *c = new_leader_opts(&o, 3, &up);
+  uint64_t gaps[8], since = 0;
+  int n = 0;
+  bool differ = false;
+  for (uint64_t index = 3; n < 8 && index < 5000; index++) {
+    propose(c, "e", &up);
+    persisted(c, index, 2, &up);
+    struct core_msg r = append_reply(2, 2, index);
+    ck_assert_int_eq(recv(c, &r, &up), 0);
+    if (up.snapshot_wanted) {
+      if (since != 0) {
+        gaps[n++] = index - since;
+      }
+      snapshot_taken(c, index, 2, 100, &up, 0);
+      since = index;
+    }
+  }
+  ck_assert_int_eq(n, 8);
+  for (int i = 0; i < 8; i++) {
+    ck_assert_uint_ge(gaps[i], 100);
+    ck_assert_uint_le(gaps[i], 151);
+    differ = differ || gaps[i] != gaps[0];
+  }
+  ck_assert_msg(differ, "every snapshot came %llu entries after the last",
+                (unsigned long long)gaps[0]);
+  core_free(c);
+}
+END_TEST
+
 /* The byte threshold (a quarter of log_bytes_max) is spread like the entry
  * count: with a spread, successive snapshots of 100-byte entries fall
  * between 10,000 and 15,000 bytes apart and not always at one distance;
@@ -1721,6 +1762,7 @@ static Suite *core_suite(void) {
   tcase_add_test(tc, snapshot_due_points_spread_from_one_snapshot_to_the_next);
   tcase_add_test(tc, snapshot_waits_for_the_log_to_outweigh_the_last_image);
   tcase_add_test(tc, snapshot_byte_threshold_spreads_like_the_entry_count);
+  tcase_add_test(tc, snapshot_outweigh_point_spreads_too);
   tcase_add_test(tc, follower_installs_snapshot_from_chunks);
   tcase_add_test(tc, duplicate_first_chunk_does_not_restart_transfer);
   tcase_add_test(tc, propose_refused_while_backlog_is_full);
