@@ -578,8 +578,11 @@ START_TEST(an_idle_subscriber_leaves_a_silent_replica_within_its_bound) {
   publish_n(pub, "ch", 6, 5, 5);
   RUN_UNTIL(&ac, w.n == 10, slow(5000));
   uint64_t took = now_ms() - t0;
+  /* The upper bound leaves room for a loaded machine (a load average of
+   * 17 on 2 cores took 1.2-2.2 s in 2 of 6 runs); that it left at all,
+   * and not before the bound, is what is checked. */
   ck_assert_msg(took >= IDLE_PROBE_STALLS * stall - 2 &&
-                    took < (IDLE_PROBE_STALLS + 1) * stall + slow(500),
+                    took < (IDLE_PROBE_STALLS + 1) * stall + slow(3000),
                 "resumed after %" PRIu64 " ms; the stall bound is %u ms", took,
                 stall);
   seen_check_dense(&w, 1, 10);
