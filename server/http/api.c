@@ -128,6 +128,31 @@ void api_respond_code(struct http_api *api, uint64_t id, int code,
   free(text);
 }
 
+Synod__Response *api_response_of(struct http_api *api, uint64_t request_id,
+                                 int err, const char *errmsg,
+                                 const uint8_t *resp, size_t len) {
+  Synod__Response *pb = NULL;
+  uint64_t first = 0;
+  if (err == 0 && (pb = synod__response__unpack(NULL, len, resp)) == NULL) {
+    err = SYNOD_EMALFORMED;
+    errmsg = "the state machine's answer does not decode";
+  }
+  if (err == 0 && pb->error != NULL) {
+    err = (int)pb->error->code;
+    errmsg = pb->error->message;
+    first = pb->error->first_available;
+  }
+  if (err != 0) {
+    api_respond_code(api, request_id, err, first, "%s",
+                     errmsg != NULL ? errmsg : synod_strerror(err));
+    if (pb != NULL) {
+      synod__response__free_unpacked(pb, NULL);
+    }
+    return NULL;
+  }
+  return pb;
+}
+
 /* ------------------------------------------------------------- probes */
 
 static void api_healthz(struct http_api *api, uint64_t id) {

@@ -55,42 +55,14 @@ static void api_call_free(struct api_call *c) {
   api_call_done(api);
 }
 
-/* The Response of a read or write callback, or the error it carries:
- * returns the unpacked Response (free it) or NULL after answering the
- * error. */
-static Synod__Response *api_call_response(struct api_call *c, int err,
-                                          const char *errmsg,
-                                          const uint8_t *resp, size_t len) {
-  Synod__Response *pb = NULL;
-  uint64_t first = 0;
-  if (err == 0 && (pb = synod__response__unpack(NULL, len, resp)) == NULL) {
-    err = SYNOD_EMALFORMED;
-    errmsg = "the state machine's answer does not decode";
-  }
-  if (err == 0 && pb->error != NULL) {
-    err = (int)pb->error->code;
-    errmsg = pb->error->message;
-    first = pb->error->first_available;
-  }
-  if (err != 0) {
-    api_respond_code(c->api, c->request_id, err, first, "%s",
-                     errmsg != NULL ? errmsg : synod_strerror(err));
-    if (pb != NULL) {
-      synod__response__free_unpacked(pb, NULL);
-    }
-    return NULL;
-  }
-  return pb;
-}
-
 /* ------------------------------------------------------------- publish */
 
 static void api_publish_answer(void *arg, int err, const char *errmsg,
                                const uint8_t *resp, size_t len) {
   struct api_call *c = arg;
   Synod__Response *pb = NULL;
-  if (!c->api->stopping &&
-      (pb = api_call_response(c, err, errmsg, resp, len)) != NULL) {
+  if (!c->api->stopping && (pb = api_response_of(c->api, c->request_id, err,
+                                                 errmsg, resp, len)) != NULL) {
     const Synod__ChannelPublishReply *r = pb->channel_publish;
     if (r == NULL) {
       api_respond_code(c->api, c->request_id, SYNOD_EINTERNAL, 0,
@@ -172,8 +144,8 @@ static void api_info_answer(void *arg, int err, const char *errmsg,
                             const uint8_t *resp, size_t len) {
   struct api_call *c = arg;
   Synod__Response *pb = NULL;
-  if (!c->api->stopping &&
-      (pb = api_call_response(c, err, errmsg, resp, len)) != NULL) {
+  if (!c->api->stopping && (pb = api_response_of(c->api, c->request_id, err,
+                                                 errmsg, resp, len)) != NULL) {
     if (pb->body_case == SYNOD__RESPONSE__BODY_CHANNEL_INFO) {
       api_respond_json(c->api, c->request_id, 200,
                        api_channel_json(c->api, pb->channel_info));

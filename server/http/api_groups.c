@@ -133,32 +133,6 @@ static json_t *group_json(const Synod__GroupInfo *gi, bool members) {
 
 /* ------------------------------------------------------------ answers */
 
-/* The Response of a callback, or NULL after answering its error. */
-static Synod__Response *group_call_response(struct group_call *c, int err,
-                                            const char *errmsg,
-                                            const uint8_t *resp, size_t len) {
-  Synod__Response *pb = NULL;
-  uint64_t first = 0;
-  if (err == 0 && (pb = synod__response__unpack(NULL, len, resp)) == NULL) {
-    err = SYNOD_EMALFORMED;
-    errmsg = "the state machine's answer does not decode";
-  }
-  if (err == 0 && pb->error != NULL) {
-    err = (int)pb->error->code;
-    errmsg = pb->error->message;
-    first = pb->error->first_available;
-  }
-  if (err != 0) {
-    api_respond_code(c->api, c->request_id, err, first, "%s",
-                     errmsg != NULL ? errmsg : synod_strerror(err));
-    if (pb != NULL) {
-      synod__response__free_unpacked(pb, NULL);
-    }
-    return NULL;
-  }
-  return pb;
-}
-
 /* The answer's JSON for c's operation, or NULL if the body is not it. */
 static json_t *group_answer_json(const struct group_call *c,
                                  const Synod__Response *pb) {
@@ -212,8 +186,8 @@ static void group_answer(void *arg, int err, const char *errmsg,
   struct group_call *c = arg;
   struct http_api *api = c->api;
   Synod__Response *pb = NULL;
-  if (!api->stopping &&
-      (pb = group_call_response(c, err, errmsg, resp, len)) != NULL) {
+  if (!api->stopping && (pb = api_response_of(c->api, c->request_id, err,
+                                              errmsg, resp, len)) != NULL) {
     json_t *j = group_answer_json(c, pb);
     if (j == NULL) {
       api_respond_code(api, c->request_id, SYNOD_EINTERNAL, 0,

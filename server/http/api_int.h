@@ -55,6 +55,14 @@ void api_respond_code(struct http_api *api, uint64_t id, int code,
                       uint64_t first_available, const char *fmt, ...)
     __attribute__((format(printf, 5, 6)));
 
+/* The Response of a node callback (err, errmsg, resp as node_write and
+ * node_read hand them over): unpacked (free it), or NULL after answering
+ * request_id with the error it carries, or with SYNOD_EMALFORMED if it
+ * does not decode. */
+Synod__Response *api_response_of(struct http_api *api, uint64_t request_id,
+                                 int err, const char *errmsg,
+                                 const uint8_t *resp, size_t len);
+
 /* A callback counted in calls_pending came back; frees a stopped API
  * once the last one has. */
 void api_call_done(struct http_api *api);
