@@ -80,6 +80,7 @@ struct persist {
   struct persist_batch *tail;
   uint32_t inflight; /* batches queued to the pool, not yet back */
   bool on_loop;      /* a batch is being written on the loop */
+  bool completing;   /* in persist_complete_ready(): not again */
   uv_mutex_t write_lock;
   uv_cond_t write_cond;
   uint64_t next_ticket; /* the next started batch's */

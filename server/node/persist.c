@@ -436,6 +436,25 @@ static void persist_complete(struct node *n) {
   batch_free(b);
 }
 
+/* Completes the batches at the head that are durable, in order. Not
+ * again from inside a completion: each completion steps the core
+ * (PERSISTED, SNAPSHOT_TAKEN), whose update may queue writes and so come
+ * back here from persist_update() before that update is applied; a
+ * second core step there would reuse the core's output (the committed
+ * entries the first update has yet to apply) and apply them twice. The
+ * outer loop completes what the inner call would have. */
+static void persist_complete_ready(struct node *n) {
+  struct persist *p = &n->persist;
+  if (p->completing) {
+    return;
+  }
+  p->completing = true;
+  while (p->head != NULL && p->head->synced) {
+    persist_complete(n);
+  }
+  p->completing = false;
+}
+
 static void persist_start(struct node *n);
 
 static void persist_after_cb(uv_work_t *w, int status) {
@@ -494,9 +513,7 @@ static void persist_idle_cb(uv_idle_t *h) {
       }
     }
     b->synced = true;
-    while (p->head != NULL && p->head->synced) {
-      persist_complete(n);
-    }
+    persist_complete_ready(n);
   }
   persist_start(n); /* a snapshot, or the leader's way if we became one */
 }
@@ -504,9 +521,7 @@ static void persist_idle_cb(uv_idle_t *h) {
 static void persist_start(struct node *n) {
   struct persist *p = &n->persist;
   struct persist_batch *b;
-  while (p->head != NULL && p->head->synced) {
-    persist_complete(n);
-  }
+  persist_complete_ready(n);
   if (p->on_loop) {
     return; /* persist_idle_cb goes on when its write is done */
   }
@@ -541,9 +556,7 @@ static void persist_start(struct node *n) {
     n->handles_open++;
     queued = true;
   }
-  while (p->head != NULL && p->head->synced) {
-    persist_complete(n);
-  }
+  persist_complete_ready(n);
 }
 
 /* ----------------------------------------------------------------- api */
