@@ -285,6 +285,17 @@ static void publish_burst_to(struct raw *r, const char *channel, int n,
   }
 }
 
+/* The index of the last "snapshot at N" in the log at path, 0 if none. */
+static uint64_t logged_snapshot_index(const char *path) {
+  char *log = test_slurp(path);
+  uint64_t last = 0;
+  for (const char *p = log; (p = strstr(p, "snapshot at ")) != NULL; p++) {
+    last = strtoull(p + strlen("snapshot at "), NULL, 10);
+  }
+  free(log);
+  return last;
+}
+
 /* A follower that installs a snapshot never hears the CHANNEL_DELETED
  * of the entries the snapshot covers (subs_on_install only marks every
  * subscription dirty). A subscription of a channel deleted and created
@@ -311,6 +322,7 @@ static void scenario_install_deleted(struct cluster *c,
   char *before = test_slurp(c->nodes[f].log);
   long from = (long)strlen(before);
   free(before);
+  uint64_t stopped_at = out.index;
   cluster_signal(c, f, SIGSTOP);
   printf("  %s stopped; 3000 entries (24 MB: more than the sockets "
          "hold), delete gone, create it again, 3000 more entries\n",
@@ -327,6 +339,23 @@ static void scenario_install_deleted(struct cluster *c,
   }
   OK(synod_channel_publish(cl, "gone", nptrs, nlens, 10, NULL, 0, &out));
   publish_burst(&w, "pad", 3000, 8000);
+  /* The follower must need what the leader no longer has: entries past
+   * its stop, up to the 8 MB window (1,000 of these) already in its
+   * socket, and the 1,024 the leader keeps behind a snapshot. Snapshots
+   * come when the log outweighs the image, later as the image grows:
+   * pad on until the leader has taken one beyond that. */
+  uint64_t need = stopped_at + 1000 + 1024 + 100;
+  for (int more = 0; logged_snapshot_index(c->nodes[l].log) < need; more++) {
+    CHECK(more < 8,
+          "%s took no snapshot past %" PRIu64 " (last at %" PRIu64
+          ") after %d more bursts",
+          c->nodes[l].name, need, logged_snapshot_index(c->nodes[l].log), more);
+    publish_burst(&w, "pad", 1000, 8000);
+    for (int i = 0; i < 50 && logged_snapshot_index(c->nodes[l].log) < need;
+         i++) {
+      usleep(100000); /* a snapshot being written: polled, bounded */
+    }
+  }
   close(w.fd);
   cluster_signal(c, f, SIGCONT);
   uint64_t deadline = test_now_ms() + 60000;
