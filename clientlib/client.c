@@ -657,6 +657,10 @@ uint64_t synod_session_id(struct synod_client *c) {
   return synod_async_session_id(c->a);
 }
 
+uint64_t synod_session_valid_ms(struct synod_client *c) {
+  return synod_async_session_valid_ms(c->a);
+}
+
 int synod_session_open(struct synod_client *c, uint32_t timeout_ms,
                        uint64_t *session_id) {
   struct op_args args = {0};

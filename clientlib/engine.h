@@ -559,6 +559,9 @@ struct synod_async {
   _Atomic uint64_t session_id;
   uint32_t ttl_ms;
   uint64_t base_ms; /* send time of the last acknowledged keepalive */
+  /* session_deadline_ms(base_ms, ttl_ms) while there is a session, else
+   * 0: read by synod_async_session_valid_ms() from any thread. */
+  _Atomic uint64_t deadline_ms;
   uint64_t last_sequence;
   unsigned inflight_sequenced;
   struct op *keepalive; /* the outstanding keepalive, or NULL */

@@ -225,6 +225,11 @@ static void keepalive_done(struct op *op, int status,
   if (a->keepalive == op) {
     a->keepalive = NULL;
   }
+  /* A deadline passed stays passed: an answer that came (or was read, by
+   * a loop held up) after it renews nothing, since the application may
+   * have been told meanwhile, by synod_async_session_valid_ms(), that its
+   * locks are gone. The server kept the session; it expires unrenewed. */
+  session_check(a);
   if (status != 0 || a->session_id == 0 ||
       resp->body_case != SYNOD__RESPONSE__BODY_SESSION_KEEPALIVE) {
     return; /* the session clock decides */
@@ -310,8 +315,18 @@ void session_check(struct synod_async *a) {
                                                 : SYNOD_LOCK_SAFE);
     session_notify(a, st, a->session_id);
   }
+  atomic_store(&a->deadline_ms, session_deadline_ms(a->base_ms, a->ttl_ms));
   next = session_next_check_ms(a->base_ms, a->ttl_ms, now);
   uv_timer_start(&a->session_timer, session_timer_cb, next - now, 0);
+}
+
+/* The loop's clock (uv_now) is the monotonic clock in milliseconds, read
+ * at most as late as this one: a deadline it computed is not later than
+ * one computed from this read. */
+uint64_t synod_async_session_valid_ms(const struct synod_async *a) {
+  uint64_t deadline = atomic_load(&a->deadline_ms);
+  uint64_t now = uv_hrtime() / 1000000u;
+  return deadline > now ? deadline - now : 0;
 }
 
 /* Ops that belong to the lost session cannot be retried in a new one
@@ -340,6 +355,7 @@ void session_lost(struct synod_async *a, const char *why) {
   }
   uv_timer_stop(&a->keepalive_timer);
   uv_timer_stop(&a->session_timer);
+  atomic_store(&a->deadline_ms, 0);
   atomic_store(&a->session_id, 0);
   a->session_state = SYNOD_SESSION_LOST;
   /* Locks first: the application must stop using them before anything
@@ -358,6 +374,7 @@ void session_on_closed(struct synod_async *a) {
   uint64_t old = a->session_id;
   uv_timer_stop(&a->keepalive_timer);
   uv_timer_stop(&a->session_timer);
+  atomic_store(&a->deadline_ms, 0);
   atomic_store(&a->session_id, 0);
   a->session_state = SYNOD_SESSION_NONE;
   if (old != 0) {

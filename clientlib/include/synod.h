@@ -379,6 +379,16 @@ uint64_t synod_async_session_id(const struct synod_async *a);
 
 enum synod_session_state synod_async_session_state(const struct synod_async *a);
 
+/* How many milliseconds the current session (and every lock it holds) is
+ * certain to stay valid from now: its fail-closed deadline less the
+ * monotonic clock read by this call; 0 with no session or once the
+ * deadline has passed. It reads the clock, not the loop's timers, so a
+ * loop held up (a stalled process, a long callback) cannot make it late,
+ * as it can the SYNOD_LOCK_LOST report. Check it at the point of use,
+ * right before touching what a lock guards; the lock's fencing token
+ * covers whatever delay still follows. Safe to call from any thread. */
+uint64_t synod_async_session_valid_ms(const struct synod_async *a);
+
 /* The message that goes with the status of the callback now running (or
  * of the last synod_async_new failure): the server's text, or ours. Valid
  * until the callback returns. Never NULL. */
@@ -505,6 +515,10 @@ int synod_session_open(struct synod_client *c, uint32_t timeout_ms,
                        uint64_t *session_id);
 /* The current session id, or 0. Does not block. */
 uint64_t synod_session_id(struct synod_client *c);
+/* synod_async_session_valid_ms() of the client's loop: how long its
+ * session and locks are certain to stay valid, 0 if not at all. Does not
+ * block; check it right before each use of a locked resource. */
+uint64_t synod_session_valid_ms(struct synod_client *c);
 
 /* Waits up to timeout_ms (0 = request_timeout_ms) in the lock's FIFO
  * queue. owner_id SYNOD_OWNER_THREAD = the calling thread. Errors:

@@ -1253,6 +1253,68 @@ START_TEST(a_call_after_an_idle_loop_gets_its_whole_timeout) {
 }
 END_TEST
 
+struct valid_run {
+  int granted;
+  int lost;
+};
+
+static void valid_grant_cb(void *arg, int status,
+                           const struct synod_lock_grant *g) {
+  (void)g;
+  ((struct valid_run *)arg)->granted += status == 0;
+}
+
+static void valid_lock_cb(void *arg, enum synod_lock_event e, const char *name,
+                          uint64_t owner_id, uint64_t token) {
+  (void)name, (void)owner_id, (void)token;
+  ((struct valid_run *)arg)->lost += e == SYNOD_LOCK_LOST;
+}
+
+/* synod_async_session_valid_ms() reads the clock, not the loop: with the
+ * loop held up past the deadline it says 0 although no LOST report could
+ * run yet; when the loop runs again the lock is reported lost and stays
+ * so. (A lock holder that checked only for LOST went on using the lock
+ * for as long as its process was held up: the nemesis saw two holders.) */
+START_TEST(session_validity_is_read_from_the_clock_not_the_loop) {
+  struct mock *m = mock_start();
+  uv_loop_t loop;
+  struct synod_async *a;
+  struct synod_options o;
+  struct valid_run r = {0};
+  struct async_run closed = {0};
+  synod_options_init(&o);
+  o.endpoints = m->address;
+  o.session_ttl_ms = 1000;
+  o.lock_cb = valid_lock_cb;
+  o.cb_arg = &r;
+  uv_loop_init(&loop);
+  ck_assert_int_eq(synod_async_new(&loop, &o, &a), 0);
+  ck_assert_uint_eq(synod_async_session_valid_ms(a), 0); /* no session */
+  ck_assert_int_eq(
+      synod_async_lock_acquire(a, "V", 1, 2000, valid_grant_cb, &r), 0);
+  uint64_t t0 = now_ms();
+  while (r.granted < 1 && now_ms() - t0 < 5000) {
+    uv_run(&loop, UV_RUN_ONCE);
+  }
+  ck_assert_int_eq(r.granted, 1);
+  uint64_t v = synod_async_session_valid_ms(a);
+  ck_assert_msg(v > 500 && v <= 950, "valid for %" PRIu64 " ms of 1000", v);
+  usleep(1100 * 1000); /* the loop does not run: no timer can fire */
+  ck_assert_uint_eq(synod_async_session_valid_ms(a), 0);
+  ck_assert_int_eq(r.lost, 0);
+  t0 = now_ms();
+  while (r.lost < 1 && now_ms() - t0 < 5000) {
+    uv_run(&loop, UV_RUN_ONCE);
+  }
+  ck_assert_int_eq(r.lost, 1);
+  ck_assert_uint_eq(synod_async_session_valid_ms(a), 0);
+  synod_async_close(a, async_closed_cb, &closed);
+  ck_assert_int_eq(uv_run(&loop, UV_RUN_DEFAULT), 0);
+  ck_assert_int_eq(uv_loop_close(&loop), 0);
+  mock_stop(m);
+}
+END_TEST
+
 static Suite *clientlib_suite(void) {
   Suite *s = suite_create("clientlib");
   TCase *tc = tcase_create("pure");
@@ -1287,6 +1349,7 @@ static Suite *clientlib_suite(void) {
   tcase_add_test(tc, observers_see_every_leader_change);
   tcase_add_test(tc, async_pipelines_within_the_window_and_closes_cleanly);
   tcase_add_test(tc, a_call_after_an_idle_loop_gets_its_whole_timeout);
+  tcase_add_test(tc, session_validity_is_read_from_the_clock_not_the_loop);
   tcase_add_test(tc, a_listener_that_never_answers_costs_one_attempt_delay);
   tcase_add_test(tc, a_silent_only_endpoint_fails_after_one_bound_and_says_so);
   tcase_add_test(tc,
