@@ -324,8 +324,43 @@ static void get_once(struct client *cl) {
   sleep_ms(20);
 }
 
-/* One lock cycle: acquire, two fenced writes 20 ms apart while no LOST
- * notice came, release. */
+/* What a careful holder does before each use of its lock (or leadership):
+ * asks the library how long its session is certain to last, from the
+ * clock, since a LOST report comes from the library's loop and is as late
+ * as that loop (the whole process may be held up). Returns false if it
+ * lasts no longer; else moves *valid_until_us, the end of the last
+ * validity seen. */
+static bool still_valid(struct client *cl, uint64_t *valid_until_us) {
+  uint64_t now = nem_now_us();
+  uint64_t ms = synod_session_valid_ms(cl->c);
+  if (ms == 0 || atomic_load(&cl->lost_us) != 0) {
+    return false;
+  }
+  *valid_until_us = now + ms * 1000;
+  return true;
+}
+
+/* Where a hold that began before valid_until_us ends: now if the session
+ * is still valid (or was renewed since); otherwise the end of the last
+ * validity its holder saw, or the LOST report if that came first. */
+static uint64_t hold_end(struct client *cl, uint64_t valid_until_us,
+                         bool *lost) {
+  uint64_t end = nem_now_us();
+  uint64_t told = atomic_load(&cl->lost_us);
+  uint64_t ignored;
+  *lost = !still_valid(cl, &ignored);
+  if (*lost && valid_until_us < end) {
+    end = valid_until_us;
+  }
+  if (told != 0 && told < end) {
+    end = told;
+    *lost = true;
+  }
+  return end;
+}
+
+/* One lock cycle: acquire, two fenced writes 20 ms apart while the session
+ * is valid, release. */
 static void lock_once(struct client *cl) {
   struct synod_lock_grant g;
   struct nem_hold h = {.client = cl->id};
@@ -343,9 +378,13 @@ static void lock_once(struct client *cl) {
     return;
   }
   h.token = g.token;
-  for (int i = 0; i < 2 && atomic_load(&cl->lost_us) == 0; i++) {
+  uint64_t valid_until = h.start_us;
+  for (int i = 0; i < 2 && still_valid(cl, &valid_until); i++) {
     uint64_t max = 0;
-    if (!fence_write(cl, g.token, &max) && atomic_load(&cl->lost_us) == 0) {
+    /* Refused after the session lapsed: the token did its job. Refused
+     * while it is still valid: someone else holds the lock. */
+    uint64_t ignored;
+    if (!fence_write(cl, g.token, &max) && still_valid(cl, &ignored)) {
       struct nem_fence_refusal f = {.client = cl->id,
                                     .token = g.token,
                                     .max_seen = max,
@@ -356,12 +395,7 @@ static void lock_once(struct client *cl) {
     }
     sleep_ms(20);
   }
-  h.end_us = nem_now_us();
-  uint64_t lost = atomic_load(&cl->lost_us);
-  if (lost != 0 && lost < h.end_us) {
-    h.end_us = lost;
-    h.lost = true;
-  }
+  h.end_us = hold_end(cl, valid_until, &h.lost);
   pthread_mutex_lock(&w.mu);
   PUSH(w.rec.holds, w.rec.holds_n, w.rec.holds_cap, h);
   pthread_mutex_unlock(&w.mu);
@@ -399,12 +433,12 @@ static void elect_once(struct client *cl) {
   if (rv == 0 && camp.leader) {
     struct nem_lead l = {
         .client = cl->id, .revision = camp.info.revision, .start_us = t1};
-    sleep_ms(50);
-    l.end_us = nem_now_us();
-    uint64_t lost = atomic_load(&cl->lost_us);
-    if (lost != 0 && lost < l.end_us) {
-      l.end_us = lost;
+    uint64_t valid_until = t1;
+    bool lost;
+    if (still_valid(cl, &valid_until)) {
+      sleep_ms(50);
     }
+    l.end_us = hold_end(cl, valid_until, &lost);
     pthread_mutex_lock(&w.mu);
     PUSH(w.rec.leads, w.rec.leads_n, w.rec.leads_cap, l);
     pthread_mutex_unlock(&w.mu);
