@@ -99,6 +99,32 @@ int api_status_of(int code) {
   }
 }
 
+bool api_query_flag(const struct httpd_request *req, const char *key) {
+  char arg[8];
+  return httpd_query_get(req, key, arg, sizeof arg) && strcmp(arg, "0") != 0 &&
+         strcmp(arg, "false") != 0;
+}
+
+bool api_page_args(struct http_api *api, const struct httpd_request *req,
+                   char *after, uint32_t *limit) {
+  char arg[32];
+  *limit = 0;
+  if (httpd_query_get(req, "limit", arg, sizeof arg)) {
+    char *end;
+    unsigned long n = strtoul(arg, &end, 10);
+    if (*end != '\0' || end == arg || n > 100000) {
+      api_respond_code(api, req->id, SYNOD_EINVAL, 0,
+                       "limit '%s' is not a count", arg);
+      return false;
+    }
+    *limit = (uint32_t)n;
+  }
+  if (!httpd_query_get(req, "after", after, API_NAME_MAX)) {
+    after[0] = '\0';
+  }
+  return true;
+}
+
 void api_respond_code(struct http_api *api, uint64_t id, int code,
                       uint64_t first_available, const char *fmt, ...) {
   char msg[512];
@@ -547,7 +573,7 @@ static void api_election_answer(void *arg, int err, const char *errmsg,
  * this replica's state without asking the leader. */
 static void api_election(struct http_api *api, const struct httpd_request *req,
                          const char *raw, size_t raw_len, bool sidecar) {
-  char name[API_NAME_MAX], arg[8];
+  char name[API_NAME_MAX];
   if (raw_len == 0 || !httpd_url_decode(raw, raw_len, name, sizeof name)) {
     httpd_respond_error(api->httpd, req->id, 400,
                         "election name '%.*s' is empty, too long or badly "
@@ -555,8 +581,7 @@ static void api_election(struct http_api *api, const struct httpd_request *req,
                         (int)(raw_len < 200 ? raw_len : 200), raw);
     return;
   }
-  bool stale = httpd_query_get(req, "stale", arg, sizeof arg) &&
-               strcmp(arg, "0") != 0 && strcmp(arg, "false") != 0;
+  bool stale = api_query_flag(req, "stale");
   struct api_read *r = calloc(1, sizeof *r);
   if (r == NULL) {
     httpd_respond_error(api->httpd, req->id, 500, "out of memory");

@@ -166,12 +166,6 @@ static void api_info_answer(void *arg, int err, const char *errmsg,
   api_call_free(c);
 }
 
-static bool api_stale(const struct httpd_request *req) {
-  char arg[8];
-  return httpd_query_get(req, "stale", arg, sizeof arg) &&
-         strcmp(arg, "0") != 0 && strcmp(arg, "false") != 0;
-}
-
 /* GET /v1/channels/NAME: {"channel", "first_offset", "next_offset",
  * "messages", "bytes", "subscribers" (on this replica), "cursors",
  * "limits"}. */
@@ -186,25 +180,16 @@ static void api_info(struct http_api *api, const struct httpd_request *req,
   g.name = c->name;
   q.body_case = SYNOD__REQUEST__BODY_CHANNEL_INFO;
   q.channel_info = &g;
-  node_read(api->node, &q, api_stale(req), API_READ_TIMEOUT_MS, api_info_answer,
-            c);
+  node_read(api->node, &q, api_query_flag(req, "stale"), API_READ_TIMEOUT_MS,
+            api_info_answer, c);
 }
 
 /* GET /v1/channels[?after=NAME&limit=N]: {"channels": [...], "more"}. */
 static void api_list(struct http_api *api, const struct httpd_request *req) {
-  char after[API_NAME_MAX] = "", arg[32];
-  unsigned long limit = 0;
-  if (httpd_query_get(req, "limit", arg, sizeof arg)) {
-    char *end;
-    limit = strtoul(arg, &end, 10);
-    if (*end != '\0' || end == arg || limit > 100000) {
-      api_respond_code(api, req->id, SYNOD_EINVAL, 0,
-                       "limit '%s' is not a count", arg);
-      return;
-    }
-  }
-  if (!httpd_query_get(req, "after", after, sizeof after)) {
-    after[0] = '\0';
+  char after[API_NAME_MAX];
+  uint32_t limit;
+  if (!api_page_args(api, req, after, &limit)) {
+    return;
   }
   struct api_call *c = api_call_new(api, req->id, after);
   if (c == NULL) {
@@ -213,11 +198,11 @@ static void api_list(struct http_api *api, const struct httpd_request *req) {
   Synod__Request q = SYNOD__REQUEST__INIT;
   Synod__ChannelList l = SYNOD__CHANNEL_LIST__INIT;
   l.after = c->name;
-  l.limit = (uint32_t)limit;
+  l.limit = limit;
   q.body_case = SYNOD__REQUEST__BODY_CHANNEL_LIST;
   q.channel_list = &l;
-  node_read(api->node, &q, api_stale(req), API_READ_TIMEOUT_MS, api_info_answer,
-            c);
+  node_read(api->node, &q, api_query_flag(req, "stale"), API_READ_TIMEOUT_MS,
+            api_info_answer, c);
 }
 
 /* -------------------------------------------------------- event streams */

@@ -203,12 +203,6 @@ static void group_answer(void *arg, int err, const char *errmsg,
 
 /* ----------------------------------------------------- query arguments */
 
-static bool query_flag(const struct httpd_request *req, const char *key) {
-  char arg[8];
-  return httpd_query_get(req, key, arg, sizeof arg) && strcmp(arg, "0") != 0 &&
-         strcmp(arg, "false") != 0;
-}
-
 /* A decimal u64 from 1 (at most 19 digits). */
 static bool parse_u64(const char *s, uint64_t *out) {
   return sse_u64(s, strlen(s), out) && *out > 0;
@@ -276,19 +270,10 @@ static bool query_session(struct http_api *api, const struct httpd_request *req,
 /* GET /v1/groups[?after=NAME&limit=N][&stale]. */
 static void api_group_list(struct http_api *api,
                            const struct httpd_request *req) {
-  char after[API_NAME_MAX] = "", arg[32];
-  unsigned long limit = 0;
-  if (httpd_query_get(req, "limit", arg, sizeof arg)) {
-    char *end;
-    limit = strtoul(arg, &end, 10);
-    if (*end != '\0' || end == arg || limit > 100000) {
-      api_respond_code(api, req->id, SYNOD_EINVAL, 0,
-                       "limit '%s' is not a count", arg);
-      return;
-    }
-  }
-  if (!httpd_query_get(req, "after", after, sizeof after)) {
-    after[0] = '\0';
+  char after[API_NAME_MAX];
+  uint32_t limit;
+  if (!api_page_args(api, req, after, &limit)) {
+    return;
   }
   struct group_call *c = group_call_new(api, req->id, G_LIST, after);
   if (c == NULL) {
@@ -297,10 +282,10 @@ static void api_group_list(struct http_api *api,
   Synod__Request q = SYNOD__REQUEST__INIT;
   Synod__GroupList l = SYNOD__GROUP_LIST__INIT;
   l.after = c->name;
-  l.limit = (uint32_t)limit;
+  l.limit = limit;
   q.body_case = SYNOD__REQUEST__BODY_GROUP_LIST;
   q.group_list = &l;
-  node_read(api->node, &q, query_flag(req, "stale"), API_READ_TIMEOUT_MS,
+  node_read(api->node, &q, api_query_flag(req, "stale"), API_READ_TIMEOUT_MS,
             group_answer, c);
 }
 
@@ -316,7 +301,7 @@ static void api_group_view(struct http_api *api,
   g.group = c->name;
   q.body_case = SYNOD__REQUEST__BODY_GROUP_VIEW;
   q.group_view = &g;
-  node_read(api->node, &q, query_flag(req, "stale"), API_READ_TIMEOUT_MS,
+  node_read(api->node, &q, api_query_flag(req, "stale"), API_READ_TIMEOUT_MS,
             group_answer, c);
 }
 

@@ -63,6 +63,15 @@ Synod__Response *api_response_of(struct http_api *api, uint64_t request_id,
                                  int err, const char *errmsg,
                                  const uint8_t *resp, size_t len);
 
+/* A flag of the query: present and neither "0" nor "false". */
+bool api_query_flag(const struct httpd_request *req, const char *key);
+
+/* The page of a list: ?after=NAME (into after[API_NAME_MAX], "" if
+ * absent) and ?limit=N (0 if absent: the server's default). False after
+ * answering SYNOD_EINVAL for a limit that is not a count up to 100,000. */
+bool api_page_args(struct http_api *api, const struct httpd_request *req,
+                   char *after, uint32_t *limit);
+
 /* A callback counted in calls_pending came back; frees a stopped API
  * once the last one has. */
 void api_call_done(struct http_api *api);
