@@ -1114,6 +1114,21 @@ static void prefix_start_cb(void *arg, const struct fsm_stream *st) {
   }
 }
 
+/* 0 if s may start at `from` (`what`: "subscribe: offset" and the like)
+ * of a stream whose first retained position is `first`; else
+ * SYNOD_ECOMPACTED with msg. Never a silent skip to `first`. */
+static int sub_retained(const struct sub *s, const char *what, uint64_t from,
+                        uint64_t first, char *msg) {
+  if (from >= first) {
+    return 0;
+  }
+  errmsg_set(msg,
+             "%s %" PRIu64 " of \"%.64s\" is no longer retained; the first "
+             "retained is %" PRIu64,
+             what, from, s->name, first);
+  return SYNOD_ECOMPACTED;
+}
+
 /* Resolves where s starts from the applied state; answers the request.
  * Returns 0 or an error code (with msg) for the request's answer, in
  * which case the caller frees s. */
@@ -1167,14 +1182,7 @@ static int sub_resolve(struct node *n, struct sub *s,
   default: /* from the cursor */
     break;
   }
-  if (s->next < first) {
-    errmsg_set(msg,
-               "subscribe: offset %" PRIu64 " of \"%.64s\" is no longer "
-               "retained; the first retained is %" PRIu64,
-               s->next, s->name, first);
-    return SYNOD_ECOMPACTED;
-  }
-  return 0;
+  return sub_retained(s, "subscribe: offset", s->next, first, msg);
 }
 
 /* Where key watch s starts (q is its KeyWatch): from_revision, or after
@@ -1192,15 +1200,8 @@ static int key_resolve(struct node *n, struct sub *s, const Synod__KeyWatch *q,
   }
   s->rev = q->from_revision;
   s->rev_event = q->after_event;
-  if (s->rev < st.first) {
-    *first = st.first;
-    errmsg_set(msg,
-               "watch: revision %" PRIu64 " of \"%.64s\" is no longer "
-               "retained; the oldest retained is %" PRIu64,
-               s->rev, s->name, st.first);
-    return SYNOD_ECOMPACTED;
-  }
-  return 0;
+  *first = st.first;
+  return sub_retained(s, "watch: revision", s->rev, st.first, msg);
 }
 
 static void key_reply_fill(struct node *n, const struct sub *s,
@@ -1235,15 +1236,8 @@ static int group_resolve(struct node *n, struct sub *s,
                s->next, s->name, st.window->next);
     return SYNOD_ERANGE;
   }
-  if (s->next < st.first) {
-    *first = st.first;
-    errmsg_set(msg,
-               "group subscribe: offset %" PRIu64 " of \"%.64s\" is no "
-               "longer retained; the first retained is %" PRIu64,
-               s->next, s->name, st.first);
-    return SYNOD_ECOMPACTED;
-  }
-  return 0;
+  *first = st.first;
+  return sub_retained(s, "group subscribe: offset", s->next, st.first, msg);
 }
 
 static void group_reply_fill(struct node *n, const struct sub *s,
