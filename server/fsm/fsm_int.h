@@ -261,17 +261,42 @@ struct fsm_key_lease;
  * read and write) until the work list takes it out, or a write of the
  * same key does. */
 struct fsm_key {
-  struct otree_node by_key;   /* in f->keys while in_tree */
-  struct fsm_list lease_link; /* in lease->keys */
-  struct fsm_key_lease *lease;
+  struct otree_node by_key; /* in f->keys while in_tree */
   uint64_t create_revision; /* <= mod_revision */
   uint64_t mod_revision;    /* <= f->key_revision */
   uint64_t version;         /* >= 1 */
   uint32_t key_len;         /* 1..FSM_KEY_BYTES_MAX */
   uint32_t value_len;
   uint8_t in_tree;
+  uint8_t bound; /* allocated behind a struct fsm_key_binding */
   uint8_t data[];
 };
+
+/* What a key bound to a session (and then its grave) carries besides,
+ * allocated right in front of its struct fsm_key: 24 bytes that most
+ * keys, bound to nothing, do without. */
+struct fsm_key_binding {
+  struct fsm_list lease_link; /* in lease->keys */
+  struct fsm_key_lease *lease;
+};
+
+static inline struct fsm_key_binding *fsm_key_binding(const struct fsm_key *k) {
+  return k->bound ? (struct fsm_key_binding *)((uintptr_t)k -
+                                               sizeof(struct fsm_key_binding))
+                  : NULL;
+}
+
+/* The lease of a bound key (its session's, or its grave), or NULL. */
+static inline struct fsm_key_lease *fsm_key_lease(const struct fsm_key *k) {
+  return k->bound ? fsm_key_binding(k)->lease : NULL;
+}
+
+/* The key of a lease_link in a lease's list. */
+static inline struct fsm_key *fsm_key_of_link(const struct fsm_list *x) {
+  return (struct fsm_key *)((uintptr_t)FSM_CONTAINER(x, struct fsm_key_binding,
+                                                     lease_link) +
+                            sizeof(struct fsm_key_binding));
+}
 
 static inline const uint8_t *fsm_key_value(const struct fsm_key *k) {
   return k->data + k->key_len + 1;
@@ -588,14 +613,17 @@ int fsm_key_list(struct fsm *f, struct fsm_session *s,
 int fsm_key_txn(struct fsm *f, struct fsm_session *s, const Synod__Request *req,
                 struct fsm_reply *r);
 static inline bool fsm_key_live(const struct fsm_key *k) {
-  return k->lease == NULL || k->lease->ended_revision == 0;
+  struct fsm_key_lease *l = fsm_key_lease(k);
+  return l == NULL || l->ended_revision == 0;
 }
 /* The live key, or NULL. */
 struct fsm_key *fsm_key_find(const struct fsm *f, const uint8_t *key,
                              size_t len);
-/* A key not in any tree or lease yet. */
+/* A key not in any tree or lease yet; `bound` if it will be bound to a
+ * session or a grave (fsm_key_bind, or a grave's restore). */
 struct fsm_key *fsm_key_new(const uint8_t *key, size_t key_len,
-                            const uint8_t *value, size_t value_len);
+                            const uint8_t *value, size_t value_len, bool bound);
+void fsm_key_free(struct fsm_key *k);
 /* Adds k to a session's lease (made on first use), in (mod_revision,
  * key) order, or with !ordered at the tail (an image's keys, sorted with
  * fsm_key_lease_sort once all are in). */

@@ -40,12 +40,21 @@ struct fsm_key *fsm_key_find(const struct fsm *f, const uint8_t *key,
 }
 
 struct fsm_key *fsm_key_new(const uint8_t *key, size_t key_len,
-                            const uint8_t *value, size_t value_len) {
+                            const uint8_t *value, size_t value_len,
+                            bool bound) {
   /* From the flexible member's offset, not sizeof: the struct's tail
-   * padding would cost every key 7 bytes more. */
+   * padding would cost every key 6 bytes more. */
   size_t head = offsetof(struct fsm_key, data);
-  struct fsm_key *k = fsm_xmalloc(head + key_len + 1 + value_len);
+  size_t front = bound ? sizeof(struct fsm_key_binding) : 0;
+  uint8_t *p = fsm_xmalloc(front + head + key_len + 1 + value_len);
+  struct fsm_key *k = (struct fsm_key *)(p + front);
   memset(k, 0, head);
+  k->bound = bound;
+  if (bound) {
+    struct fsm_key_binding *b = fsm_key_binding(k);
+    fsm_list_init(&b->lease_link);
+    b->lease = NULL;
+  }
   k->key_len = (uint32_t)key_len;
   k->value_len = (uint32_t)value_len;
   memcpy(k->data, key, key_len);
@@ -53,8 +62,13 @@ struct fsm_key *fsm_key_new(const uint8_t *key, size_t key_len,
   if (value_len > 0) {
     memcpy(k->data + key_len + 1, value, value_len);
   }
-  fsm_list_init(&k->lease_link);
   return k;
+}
+
+void fsm_key_free(struct fsm_key *k) {
+  if (k != NULL) {
+    free(k->bound ? (void *)fsm_key_binding(k) : (void *)k);
+  }
 }
 
 static uint64_t key_size(const struct fsm_key *k) {
@@ -83,12 +97,13 @@ void fsm_key_bind(struct fsm_key_lease **lease, uint64_t session_id,
     fsm_list_init(&l->work_link);
   }
   struct fsm_list *at = l->keys.prev;
-  while (ordered && at != &l->keys &&
-         lease_order(k, FSM_CONTAINER(at, struct fsm_key, lease_link)) < 0) {
+  while (ordered && at != &l->keys && lease_order(k, fsm_key_of_link(at)) < 0) {
     at = at->prev;
   }
-  fsm_list_push_back(at->next, &k->lease_link); /* before at->next */
-  k->lease = l;
+  struct fsm_key_binding *b = fsm_key_binding(k);
+  assert(b != NULL);                            /* made bound by fsm_key_new */
+  fsm_list_push_back(at->next, &b->lease_link); /* before at->next */
+  b->lease = l;
   l->keys_n++;
   l->bytes += key_size(k);
 }
@@ -104,24 +119,25 @@ void fsm_key_lease_sort(struct fsm_key_lease *l) {
   while (!fsm_list_empty(&l->keys)) {
     struct fsm_list *x = l->keys.next;
     fsm_list_remove(x);
-    v[n++] = FSM_CONTAINER(x, struct fsm_key, lease_link);
+    v[n++] = fsm_key_of_link(x);
   }
   qsort(v, n, sizeof *v, lease_qsort);
   for (size_t i = 0; i < n; i++) {
-    fsm_list_push_back(&l->keys, &v[i]->lease_link);
+    fsm_list_push_back(&l->keys, &fsm_key_binding(v[i])->lease_link);
   }
   free(v);
 }
 
 /* Takes a live key out of the store and its lease; the caller frees it.
- * k->lease stays set, so its session can still be read until then. */
+ * Its lease stays set, so its session can still be read until then. */
 static void key_unlink(struct fsm *f, struct fsm_key *k) {
   otree_remove(&f->keys, &k->by_key);
   k->in_tree = 0;
-  if (k->lease != NULL) {
-    fsm_list_remove(&k->lease_link);
-    k->lease->keys_n--;
-    k->lease->bytes -= key_size(k);
+  struct fsm_key_binding *b = fsm_key_binding(k);
+  if (b != NULL && b->lease != NULL) {
+    fsm_list_remove(&b->lease_link);
+    b->lease->keys_n--;
+    b->lease->bytes -= key_size(k);
   }
   f->keys_live--;
   f->keys_bytes -= key_size(k);
@@ -256,7 +272,7 @@ static bool compare_holds(const struct fsm *f, const Synod__KeyCompare *c,
         have = k->mod_revision;
         break;
       default:
-        have = k->lease ? k->lease->session_id : 0;
+        have = fsm_key_lease(k) ? fsm_key_lease(k)->session_id : 0;
         break;
       }
     }
@@ -356,7 +372,7 @@ static void kv_to_pb(struct fsm *f, const struct fsm_key *k, bool with_value,
   pb->create_revision = k->create_revision;
   pb->mod_revision = k->mod_revision;
   pb->version = k->version;
-  pb->session_id = k->lease ? k->lease->session_id : 0;
+  pb->session_id = fsm_key_lease(k) ? fsm_key_lease(k)->session_id : 0;
 }
 
 /* ------------------------------------------------------------- writes */
@@ -402,8 +418,8 @@ static void put_apply(struct fsm *f, struct fsm_session *s,
     old = node;
     key_unlink(f, old);
   }
-  struct fsm_key *k =
-      fsm_key_new(p->key.data, p->key.len, p->value.data, p->value.len);
+  struct fsm_key *k = fsm_key_new(p->key.data, p->key.len, p->value.data,
+                                  p->value.len, p->session_bound);
   k->mod_revision = rev;
   k->create_revision = old ? old->create_revision : rev;
   k->version = old ? old->version + 1 : 1;
@@ -419,7 +435,7 @@ static void put_apply(struct fsm *f, struct fsm_session *s,
     kv_to_pb(f, old, true, true, prev);
     pr->prev = prev;
   }
-  free(old);
+  fsm_key_free(old);
 }
 
 static bool has_prefix(const struct fsm_key *k, const uint8_t *p, size_t n) {
@@ -429,7 +445,7 @@ static bool has_prefix(const struct fsm_key *k, const uint8_t *p, size_t n) {
 static void delete_one(struct fsm *f, struct fsm_key *k) {
   key_unlink(f, k);
   fsm_key_rev_event(f, NULL, k);
-  free(k);
+  fsm_key_free(k);
 }
 
 /* Applies a checked delete at the revision being built. */

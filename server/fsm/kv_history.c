@@ -89,7 +89,7 @@ static void rev_bytes(struct fsm_key_rev *r, const uint8_t *p, size_t n) {
 }
 
 static uint64_t key_session(const struct fsm_key *k) {
-  return k->lease ? k->lease->session_id : 0;
+  return fsm_key_lease(k) ? fsm_key_lease(k)->session_id : 0;
 }
 
 void fsm_key_rev_begin(struct fsm *f) {
@@ -344,7 +344,7 @@ static void grave_drop(struct fsm *f, struct fsm_key_lease *l) {
 static void work_take_out(struct fsm *f, struct fsm_key_lease *l,
                           uint64_t *budget) {
   while (*budget > 0 && l->cursor != &l->keys) {
-    struct fsm_key *k = FSM_CONTAINER(l->cursor, struct fsm_key, lease_link);
+    struct fsm_key *k = fsm_key_of_link(l->cursor);
     l->cursor = l->cursor->next;
     if (k->in_tree) {
       otree_remove(&f->keys, &k->by_key);
@@ -363,12 +363,12 @@ static void work_take_out(struct fsm *f, struct fsm_key_lease *l,
 static void work_free(struct fsm *f, struct fsm_key_lease *l,
                       uint64_t *budget) {
   while (*budget > 0 && !fsm_list_empty(&l->keys)) {
-    struct fsm_key *k = FSM_CONTAINER(l->keys.next, struct fsm_key, lease_link);
-    fsm_list_remove(&k->lease_link);
+    struct fsm_key *k = fsm_key_of_link(l->keys.next);
+    fsm_list_remove(l->keys.next);
     if (k->in_tree) {
       otree_remove(&f->keys, &k->by_key);
     }
-    free(k);
+    fsm_key_free(k);
     (*budget)--;
     l->work_left--;
     f->key_work_keys--;
@@ -511,7 +511,7 @@ bool fsm_key_iter_next(struct fsm_key_iter *it, struct fsm_key_event *out) {
   it->left--;
   if (it->grave != NULL) {
     const struct fsm_list *x = it->grave;
-    const struct fsm_key *k = FSM_CONTAINER(x, struct fsm_key, lease_link);
+    const struct fsm_key *k = fsm_key_of_link(x);
     it->grave = x->next;
     memset(out, 0, sizeof *out);
     out->revision = it->revision;
@@ -536,12 +536,12 @@ bool fsm_key_iter_next(struct fsm_key_iter *it, struct fsm_key_event *out) {
 
 static void lease_free_keys(struct fsm *f, struct fsm_key_lease *l) {
   while (!fsm_list_empty(&l->keys)) {
-    struct fsm_key *k = FSM_CONTAINER(l->keys.next, struct fsm_key, lease_link);
-    fsm_list_remove(&k->lease_link);
+    struct fsm_key *k = fsm_key_of_link(l->keys.next);
+    fsm_list_remove(l->keys.next);
     if (k->in_tree) {
       otree_remove(&f->keys, &k->by_key);
     }
-    free(k);
+    fsm_key_free(k);
   }
   fsm_key_lease_free(l);
 }
@@ -567,7 +567,7 @@ void fsm_keys_clear(struct fsm *f) {
   }
   while ((n = otree_first(&f->keys)) != NULL) {
     otree_remove(&f->keys, n);
-    free(FSM_CONTAINER(n, struct fsm_key, by_key));
+    fsm_key_free(FSM_CONTAINER(n, struct fsm_key, by_key));
   }
   window_close(&f->key_history);
 }

@@ -20,7 +20,8 @@ static void key_encode(const struct fsm_key *k, bool session,
   m->create_revision = k->create_revision;
   m->mod_revision = k->mod_revision;
   m->version = k->version;
-  m->session_id = session && k->lease ? k->lease->session_id : 0;
+  m->session_id =
+      session && fsm_key_lease(k) ? fsm_key_lease(k)->session_id : 0;
 }
 
 static void keys_encode(const struct fsm *f, struct fsm_arena *a,
@@ -51,7 +52,7 @@ static void grave_encode(const struct fsm *f, struct fsm_arena *a, uint64_t rev,
   m->deleted = fsm_arena_calloc(a, l->keys_n, sizeof *m->deleted);
   Synod__Fsm__Key *ms = fsm_arena_calloc(a, l->keys_n, sizeof *ms);
   for (const struct fsm_list *x = l->keys.next; x != &l->keys; x = x->next) {
-    key_encode(FSM_CONTAINER(x, struct fsm_key, lease_link), false, &ms[i]);
+    key_encode(fsm_key_of_link(x), false, &ms[i]);
     m->deleted[i] = &ms[i];
     i++;
   }
@@ -106,9 +107,9 @@ static bool key_ok(const Synod__Fsm__Key *m, uint64_t max) {
          m->version >= 1;
 }
 
-static struct fsm_key *key_from(const Synod__Fsm__Key *m) {
+static struct fsm_key *key_from(const Synod__Fsm__Key *m, bool bound) {
   struct fsm_key *k =
-      fsm_key_new(m->key.data, m->key.len, m->value.data, m->value.len);
+      fsm_key_new(m->key.data, m->key.len, m->value.data, m->value.len, bound);
   k->create_revision = m->create_revision;
   k->mod_revision = m->mod_revision;
   k->version = m->version;
@@ -132,7 +133,7 @@ static int keys_load(struct fsm *t, const Synod__Fsm__Image *img) {
          (s = fsm_session_find(t, m->session_id)) == NULL)) {
       return -1;
     }
-    struct fsm_key *k = key_from(m);
+    struct fsm_key *k = key_from(m, s != NULL);
     struct fsm_name n = {(const char *)k->data, k->key_len};
     otree_insert(&t->keys, &k->by_key, &n);
     k->in_tree = 1;
@@ -179,9 +180,10 @@ static int grave_load(struct fsm *t, uint64_t rev,
         (i > 0 && !lease_ordered(m->deleted[i - 1], km))) {
       return -1;
     }
-    struct fsm_key *k = key_from(km);
-    fsm_list_push_back(&l->keys, &k->lease_link);
-    k->lease = l;
+    struct fsm_key *k = key_from(km, true);
+    struct fsm_key_binding *b = fsm_key_binding(k);
+    fsm_list_push_back(&l->keys, &b->lease_link);
+    b->lease = l;
     l->keys_n++;
     l->bytes += (uint64_t)k->key_len + k->value_len;
   }

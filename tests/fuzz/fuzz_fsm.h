@@ -16,8 +16,9 @@ static inline uint64_t fuzz_fsm_check_lease(const struct fsm_key_lease *l) {
   uint64_t n = 0, bytes = 0;
   const struct fsm_key *prev = NULL;
   for (const struct fsm_list *x = l->keys.next; x != &l->keys; x = x->next) {
-    const struct fsm_key *k = FSM_CONTAINER(x, struct fsm_key, lease_link);
-    FUZZ_CHECK(k->lease == l, "a key in session %llu's lease points elsewhere",
+    const struct fsm_key *k = fsm_key_of_link(x);
+    FUZZ_CHECK(fsm_key_lease(k) == l,
+               "a key in session %llu's lease points elsewhere",
                (unsigned long long)l->session_id);
     if (prev != NULL) {
       struct fsm_name pn = {(const char *)prev->data, prev->key_len};
@@ -50,7 +51,8 @@ static inline void fuzz_fsm_check_keys(const struct fsm *f) {
     const struct fsm_key *k = FSM_CONTAINER(n, struct fsm_key, by_key);
     FUZZ_CHECK(k->in_tree, "a key in the tree says it is not");
     if (!fsm_key_live(k)) {
-      FUZZ_CHECK(k->lease->ended_revision <= f->key_revision, "dead key");
+      FUZZ_CHECK(fsm_key_lease(k)->ended_revision <= f->key_revision,
+                 "dead key");
       continue;
     }
     FUZZ_CHECK(k->version >= 1 && k->create_revision >= 1 &&
@@ -62,12 +64,13 @@ static inline void fuzz_fsm_check_keys(const struct fsm *f) {
                (unsigned long long)k->mod_revision,
                (unsigned long long)k->version,
                (unsigned long long)f->key_revision);
-    if (k->lease != NULL) {
-      const struct fsm_session *s = fsm_session_find(f, k->lease->session_id);
-      FUZZ_CHECK(s != NULL && s->lease == k->lease,
+    const struct fsm_key_lease *l = fsm_key_lease(k);
+    if (l != NULL) {
+      const struct fsm_session *s = fsm_session_find(f, l->session_id);
+      FUZZ_CHECK(s != NULL && s->lease == l,
                  "key '%.*s' bound to session %llu, which has not its lease",
                  (int)k->key_len, (const char *)k->data,
-                 (unsigned long long)k->lease->session_id);
+                 (unsigned long long)l->session_id);
       bound++;
     }
     live++;
