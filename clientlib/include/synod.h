@@ -128,7 +128,10 @@ const char *synod_errname(int code);
  *    next request that needs a session opens a new one; requests that were
  *    sequenced in the lost session fail with SYNOD_ESESSION (their outcome
  *    is unknown) and releasing a lock of the lost session fails with
- *    SYNOD_ELOST.
+ *    SYNOD_ELOST. The reports come from the client's loop, as late as it
+ *    runs; synod_session_valid_ms() reads the deadline against the clock
+ *    at the call, for a check at the point of use of a lock (or of a
+ *    leadership, which lives in the session too).
  * =================================================================== */
 
 #define SYNOD_NAME_MAX 256 /* bytes of a lock/counter/election name */
