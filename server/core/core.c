@@ -214,8 +214,8 @@ static void core_out_finish(struct core *c, struct core_update *up) {
  * apply the same entries: with one threshold they would all save their
  * images at one index, each stopping its log writes meanwhile, and no
  * majority would be left to commit. */
-static uint64_t core_snapshot_spread(const struct core *c, uint64_t since,
-                                     uint64_t base, uint64_t salt) {
+uint64_t core_snapshot_spread(const struct core *c, uint64_t since,
+                              uint64_t base, uint64_t salt) {
   uint64_t spread = base * c->o.snapshot_spread_percent / 100;
   struct core_prng h;
   if (spread == 0) {

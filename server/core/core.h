@@ -428,6 +428,14 @@ const struct core_config *core_config(const struct core *c);
 int core_config_at(const struct core *c, uint64_t index,
                    struct core_config *cfg);
 
+/* A snapshot threshold of this replica: base plus up to
+ * snapshot_spread_percent of it again, drawn from its id, the last
+ * snapshot's index `since` and a salt per threshold, so that replicas
+ * applying the same entries do not all save their images at one index.
+ * The shell's own thresholds (bytes applied) use it too. */
+uint64_t core_snapshot_spread(const struct core *c, uint64_t since,
+                              uint64_t base, uint64_t salt);
+
 /* Leader: is a snapshot streaming to some follower? While one is, the core
  * holds off snapshot_wanted (a newer image would restart the transfer);
  * a shell with thresholds of its own should hold off too. */

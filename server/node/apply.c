@@ -3,7 +3,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "core_prng.h"
 #include "log.h"
 #include "node_int.h"
 #include "synod.h"
@@ -273,17 +272,14 @@ static void apply_install(struct node *n, const struct core_update *up) {
 }
 
 /* The entry bytes after the last snapshot that make the next one due:
- * snapshot_bytes plus up to half as much again, drawn from this
- * replica's id and the last snapshot's index. Every replica applies the
- * same bytes, so one fixed threshold had all of them save a large image
- * at the same index: each stops its log writes while it saves, and with
- * all of them at once no majority could commit (a second and more with a
- * 70 MB image here). The core spreads its entry threshold the same way. */
+ * snapshot_bytes, spread as the core's thresholds are (up to half as much
+ * again here). Every replica applies the same bytes, so one fixed
+ * threshold had all of them save a large image at the same index: each
+ * stops its log writes while it saves, and with all of them at once no
+ * majority could commit (a second and more with a 70 MB image here). */
 static uint64_t apply_snapshot_bytes_due(const struct node *n) {
-  struct core_prng h;
-  core_prng_seed(&h, n->id ^ (n->snap_meta.index * 0xc4ceb9fe1a85ec53ULL));
-  uint64_t spread = n->opts.snapshot_bytes / 2;
-  return n->opts.snapshot_bytes + core_prng_next(&h) % (spread + 1);
+  return core_snapshot_spread(n->core, n->snap_meta.index,
+                              n->opts.snapshot_bytes, 0xc4ceb9fe1a85ec53ULL);
 }
 
 void apply_update(struct node *n, const struct core_update *up) {
