@@ -24,6 +24,7 @@
 #include <unistd.h>
 
 #include "cluster.h"
+#include "http_client.h"
 #include "synod.h"
 
 #define OK(call) CHECK((call) == 0, "%s", synod_client_errmsg())
@@ -36,93 +37,6 @@
 static struct cluster c;
 
 /* ------------------------------------------------------------- plain HTTP */
-
-struct buf {
-  char *p;
-  size_t len;
-  size_t cap;
-};
-
-static void buf_add(struct buf *b, const void *p, size_t n) {
-  if (b->len + n + 1 > b->cap) {
-    b->cap = (b->len + n + 1) * 2;
-    b->p = realloc(b->p, b->cap);
-    CHECK(b->p != NULL, "out of memory");
-  }
-  memcpy(b->p + b->len, p, n);
-  b->len += n;
-  b->p[b->len] = '\0';
-}
-
-static size_t buf_write_cb(char *p, size_t size, size_t n, void *arg) {
-  buf_add(arg, p, size * n);
-  return size * n;
-}
-
-/* One request; returns the status (0: no answer: refused, reset, 10 s
- * timeout) and the body in *out (NUL-terminated; free out->p). */
-static long http_do(const char *method, const char *address, const char *path,
-                    const char *header, const void *body, size_t len,
-                    struct buf *out) {
-  char url[512];
-  snprintf(url, sizeof url, "http://%s%s", address, path);
-  CURL *e = curl_easy_init();
-  struct curl_slist *hs = curl_slist_append(NULL, "Expect:");
-  if (header != NULL) {
-    hs = curl_slist_append(hs, header);
-  }
-  *out = (struct buf){0};
-  buf_add(out, "", 0);
-  curl_easy_setopt(e, CURLOPT_URL, url);
-  curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, method);
-  curl_easy_setopt(e, CURLOPT_HTTPHEADER, hs);
-  curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, buf_write_cb);
-  curl_easy_setopt(e, CURLOPT_WRITEDATA, out);
-  curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, 10000L);
-  curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
-  if (body != NULL) {
-    curl_easy_setopt(e, CURLOPT_POSTFIELDS, body);
-    curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)len);
-  }
-  long status = 0;
-  if (curl_easy_perform(e) == CURLE_OK) {
-    curl_easy_getinfo(e, CURLINFO_RESPONSE_CODE, &status);
-  }
-  curl_slist_free_all(hs);
-  curl_easy_cleanup(e);
-  return status;
-}
-
-static json_t *json_of(const struct buf *b, const char *what) {
-  json_error_t err;
-  json_t *j = json_loads(b->p, 0, &err);
-  CHECK(j != NULL, "%s: not JSON (%s): %s", what, err.text, b->p);
-  return j;
-}
-
-static json_t *http_json(const char *method, const char *address,
-                         const char *path, const char *header, const void *body,
-                         size_t len, long want) {
-  struct buf b;
-  long status = http_do(method, address, path, header, body, len, &b);
-  CHECK(status == want, "%s %s%s: %ld, want %ld: %s", method, address, path,
-        status, want, b.p);
-  json_t *j = json_of(&b, path);
-  free(b.p);
-  return j;
-}
-
-static int64_t jint(json_t *j, const char *key) {
-  json_t *v = json_object_get(j, key);
-  CHECK(json_is_integer(v), "no integer \"%s\"", key);
-  return json_integer_value(v);
-}
-
-static const char *jstr(json_t *j, const char *key) {
-  json_t *v = json_object_get(j, key);
-  CHECK(json_is_string(v), "no string \"%s\"", key);
-  return json_string_value(v);
-}
 
 /* POST one message to replica i; the answer (200 required). */
 static json_t *publish(int i, const char *channel, const char *id,

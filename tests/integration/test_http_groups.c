@@ -20,252 +20,10 @@
 #include <string.h>
 
 #include "cluster.h"
+#include "http_client.h"
+#include "http_sse.h"
 
 static struct cluster c;
-
-struct buf {
-  char *p;
-  size_t len;
-  size_t cap;
-};
-
-static void buf_add(struct buf *b, const void *p, size_t n) {
-  if (b->len + n + 1 > b->cap) {
-    b->cap = (b->len + n + 1) * 2;
-    b->p = realloc(b->p, b->cap);
-    CHECK(b->p != NULL, "out of memory");
-  }
-  memcpy(b->p + b->len, p, n);
-  b->len += n;
-  b->p[b->len] = '\0';
-}
-
-static size_t buf_write_cb(char *p, size_t size, size_t n, void *arg) {
-  buf_add(arg, p, size * n);
-  return size * n;
-}
-
-/* An easy handle for one request; out receives the body. */
-static CURL *http_easy(const char *method, int i, const char *path,
-                       struct curl_slist *hs, const void *body, size_t len,
-                       struct buf *out) {
-  char url[2048];
-  snprintf(url, sizeof url, "http://%s%s", c.nodes[i].http, path);
-  CURL *e = curl_easy_init();
-  *out = (struct buf){0};
-  buf_add(out, "", 0);
-  curl_easy_setopt(e, CURLOPT_URL, url);
-  curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, method);
-  curl_easy_setopt(e, CURLOPT_HTTPHEADER, hs);
-  curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, buf_write_cb);
-  curl_easy_setopt(e, CURLOPT_WRITEDATA, out);
-  curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, 10000L);
-  curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
-  if (body != NULL) {
-    curl_easy_setopt(e, CURLOPT_POSTFIELDS, body);
-    curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)len);
-  }
-  return e;
-}
-
-/* One request to replica i; the status (0: no answer) and the body. */
-static long http_do(const char *method, int i, const char *path,
-                    const char *header, const void *body, size_t len,
-                    struct buf *out) {
-  struct curl_slist *hs = curl_slist_append(NULL, "Expect:");
-  if (header != NULL) {
-    hs = curl_slist_append(hs, header);
-  }
-  CURL *e = http_easy(method, i, path, hs, body, len, out);
-  long status = 0;
-  if (curl_easy_perform(e) == CURLE_OK) {
-    curl_easy_getinfo(e, CURLINFO_RESPONSE_CODE, &status);
-  }
-  curl_slist_free_all(hs);
-  curl_easy_cleanup(e);
-  return status;
-}
-
-static json_t *json_of(const struct buf *b, const char *what) {
-  json_error_t err;
-  json_t *j = json_loads(b->p, 0, &err);
-  CHECK(j != NULL, "%s: not JSON (%s): %s", what, err.text, b->p);
-  return j;
-}
-
-/* A request that must answer `want`, and its JSON. */
-static json_t *req(const char *method, int i, const char *path,
-                   const char *header, const char *body, long want) {
-  struct buf b;
-  long status = http_do(method, i, path, header, body,
-                        body != NULL ? strlen(body) : 0, &b);
-  CHECK(status == want, "%s %s on %s: %ld, want %ld: %s", method, path,
-        c.nodes[i].name, status, want, b.p);
-  json_t *j = json_of(&b, path);
-  free(b.p);
-  return j;
-}
-
-static int64_t jint(json_t *j, const char *key) {
-  json_t *v = json_object_get(j, key);
-  CHECK(json_is_integer(v), "no integer \"%s\"", key);
-  return json_integer_value(v);
-}
-
-static const char *jstr(json_t *j, const char *key) {
-  json_t *v = json_object_get(j, key);
-  CHECK(json_is_string(v), "no string \"%s\"", key);
-  return json_string_value(v);
-}
-
-static bool jbool(json_t *j, const char *key) {
-  json_t *v = json_object_get(j, key);
-  CHECK(json_is_boolean(v), "no boolean \"%s\"", key);
-  return json_is_true(v);
-}
-
-/* --------------------------------------------------------- SSE watches */
-
-/* One event of a stream: its type ("put", "delete", "progress",
- * "error"), id ("" when none) and data (JSON, or NULL). */
-struct sse_ev {
-  char type[16];
-  char id[32];
-  json_t *data;
-};
-
-/* An event stream read with libcurl's multi interface, so that the test
- * writes while it watches. */
-struct sse {
-  CURLM *m;
-  CURL *e;
-  struct curl_slist *hs;
-  struct buf raw; /* what is not parsed yet */
-  struct sse_ev *evs;
-  size_t n, cap;
-  bool done; /* the stream ended */
-};
-
-/* Parses the complete blocks of raw into events; comments are dropped. */
-static void sse_parse(struct sse *s) {
-  char *p = s->raw.p, *end;
-  while ((end = strstr(p, "\n\n")) != NULL) {
-    struct sse_ev ev = {.type = "message"};
-    bool any = false;
-    *end = '\0';
-    for (char *line = p, *nl; line != NULL; line = nl) {
-      nl = strchr(line, '\n');
-      if (nl != NULL) {
-        *nl++ = '\0';
-      }
-      if (strncmp(line, "event: ", 7) == 0) {
-        snprintf(ev.type, sizeof ev.type, "%s", line + 7);
-        any = true;
-      } else if (strncmp(line, "id: ", 4) == 0) {
-        snprintf(ev.id, sizeof ev.id, "%s", line + 4);
-        any = true;
-      } else if (strncmp(line, "data: ", 6) == 0) {
-        json_error_t err;
-        ev.data = json_loads(line + 6, 0, &err);
-        CHECK(ev.data != NULL, "event data not JSON (%s): %s", err.text,
-              line + 6);
-        any = true;
-      } else {
-        CHECK(line[0] == ':' || line[0] == '\0', "a line of no field: %s",
-              line);
-      }
-    }
-    if (any) {
-      if (s->n == s->cap) {
-        s->cap = s->cap ? 2 * s->cap : 64;
-        s->evs = realloc(s->evs, s->cap * sizeof *s->evs);
-        CHECK(s->evs != NULL, "out of memory");
-      }
-      s->evs[s->n++] = ev;
-    }
-    p = end + 2;
-  }
-  size_t left = strlen(p);
-  memmove(s->raw.p, p, left + 1);
-  s->raw.len = left;
-}
-
-static size_t sse_write_cb(char *p, size_t size, size_t n, void *arg) {
-  struct sse *s = arg;
-  buf_add(&s->raw, p, size * n);
-  sse_parse(s);
-  return size * n;
-}
-
-/* Opens GET path on replica i as an event stream, with Last-Event-ID
- * `last` (NULL: none), and waits for its 200. */
-static void sse_open(struct sse *s, int i, const char *path, const char *last) {
-  char h[96];
-  *s = (struct sse){0};
-  s->hs = curl_slist_append(NULL, "Accept: text/event-stream");
-  if (last != NULL) {
-    snprintf(h, sizeof h, "Last-Event-ID: %s", last);
-    s->hs = curl_slist_append(s->hs, h);
-  }
-  struct buf unused;
-  s->e = http_easy("GET", i, path, s->hs, NULL, 0, &unused);
-  free(unused.p);
-  buf_add(&s->raw, "", 0);
-  curl_easy_setopt(s->e, CURLOPT_WRITEFUNCTION, sse_write_cb);
-  curl_easy_setopt(s->e, CURLOPT_WRITEDATA, s);
-  curl_easy_setopt(s->e, CURLOPT_TIMEOUT_MS, 60000L);
-  s->m = curl_multi_init();
-  curl_multi_add_handle(s->m, s->e);
-  uint64_t deadline = test_now_ms() + 10000;
-  long status = 0;
-  while (status == 0 && !s->done) {
-    int running;
-    curl_multi_perform(s->m, &running);
-    s->done = running == 0;
-    curl_easy_getinfo(s->e, CURLINFO_RESPONSE_CODE, &status);
-    CHECK(test_now_ms() < deadline, "GET %s: no answer in 10 s", path);
-    curl_multi_poll(s->m, NULL, 0, 50, NULL);
-  }
-  CHECK(status == 200, "GET %s on %s: %ld: %s", path, c.nodes[i].name, status,
-        s->raw.p);
-}
-
-/* Reads the stream until it holds `want` events of type other than
- * progress (or `want` events in all, with progress), or it ends; at
- * most timeout_ms. Returns how many it holds (of that kind). */
-static size_t sse_count(const struct sse *s, bool with_progress) {
-  size_t k = 0;
-  for (size_t i = 0; i < s->n; i++) {
-    k += with_progress || strcmp(s->evs[i].type, "progress") != 0;
-  }
-  return k;
-}
-
-static size_t sse_wait(struct sse *s, size_t want, bool with_progress,
-                       uint32_t timeout_ms) {
-  uint64_t deadline = test_now_ms() + timeout_ms;
-  while (sse_count(s, with_progress) < want && !s->done &&
-         test_now_ms() < deadline) {
-    int running;
-    curl_multi_perform(s->m, &running);
-    s->done = running == 0;
-    curl_multi_poll(s->m, NULL, 0, 50, NULL);
-  }
-  return sse_count(s, with_progress);
-}
-
-/* Closes the connection, as a client that goes away does. */
-static void sse_close(struct sse *s) {
-  curl_multi_remove_handle(s->m, s->e);
-  curl_easy_cleanup(s->e);
-  curl_multi_cleanup(s->m);
-  curl_slist_free_all(s->hs);
-  for (size_t i = 0; i < s->n; i++) {
-    json_decref(s->evs[i].data);
-  }
-  free(s->evs);
-  free(s->raw.p);
-}
 
 static int leader_of(void) {
   return cluster_wait_leader(&c, 20000);
@@ -275,7 +33,7 @@ static int leader_of(void) {
 
 /* Opens an HTTP session on replica i; its id. */
 static uint64_t session_open(int i) {
-  json_t *j = req("POST", i, "/v1/sessions?ttl=60s", NULL, NULL, 200);
+  json_t *j = http_req(&c, "POST", i, "/v1/sessions?ttl=60s", NULL, NULL, 200);
   uint64_t id = (uint64_t)jint(j, "id");
   json_decref(j);
   return id;
@@ -290,7 +48,7 @@ static json_t *membership(const char *method, int i, const char *g,
   snprintf(path, sizeof path,
            "/v1/groups/%s/members/%s?session=%" PRIu64 "&sequence=%" PRIu64, g,
            member, s, seq);
-  return req(method, i, path, NULL, data, want);
+  return http_req(&c, method, i, path, NULL, data, want);
 }
 
 /* Sends data to g (to: NULL for every member) on replica i; its offset. */
@@ -299,7 +57,7 @@ static uint64_t send_msg(int i, const char *g, const char *to,
   char path[512];
   snprintf(path, sizeof path, "/v1/groups/%s/messages%s%s", g,
            to != NULL ? "?to=" : "", to != NULL ? to : "");
-  json_t *j = req("POST", i, path, NULL, data, 200);
+  json_t *j = http_req(&c, "POST", i, path, NULL, data, 200);
   uint64_t off = (uint64_t)jint(j, "offset");
   CHECK(!jbool(j, "duplicate"), "a first send is no duplicate");
   json_decref(j);
@@ -445,8 +203,8 @@ static void scenario_view(void) {
   json_decref(j);
   for (int i = 0; i < c.n; i++) {
     for (int stale = 0; stale < 2; stale++) {
-      j = req("GET", i, stale ? "/v1/groups/g?stale" : "/v1/groups/g", NULL,
-              NULL, 200);
+      j = http_req(&c, "GET", i, stale ? "/v1/groups/g?stale" : "/v1/groups/g",
+                   NULL, NULL, 200);
       if (stale && jint(j, "view_id") != 2) {
         json_decref(j); /* a stale read may lag: the next loop turn */
         continue;
@@ -475,7 +233,7 @@ static void scenario_view(void) {
   }
   /* The list, in pages. */
   json_decref(membership("PUT", f1, "h", "x", sess_a, ++seq_a, "", 200));
-  j = req("GET", l, "/v1/groups?limit=1", NULL, NULL, 200);
+  j = http_req(&c, "GET", l, "/v1/groups?limit=1", NULL, NULL, 200);
   json_t *gs = json_object_get(j, "groups");
   CHECK(json_array_size(gs) == 1 && jbool(j, "more") &&
             strcmp(jstr(json_array_get(gs, 0), "group"), "g") == 0 &&
@@ -483,7 +241,7 @@ static void scenario_view(void) {
             json_object_get(json_array_get(gs, 0), "members") == NULL,
         "first page");
   json_decref(j);
-  j = req("GET", f2, "/v1/groups?after=g", NULL, NULL, 200);
+  j = http_req(&c, "GET", f2, "/v1/groups?after=g", NULL, NULL, 200);
   gs = json_object_get(j, "groups");
   CHECK(json_array_size(gs) == 1 && !jbool(j, "more") &&
             strcmp(jstr(json_array_get(gs, 0), "group"), "h") == 0,
@@ -498,8 +256,8 @@ static void scenario_view(void) {
 static void scenario_stream(void) {
   int l = leader_of(), f1 = (l + 1) % c.n, f2 = (l + 2) % c.n;
   struct sse all, bob;
-  sse_open(&all, f1, "/v1/groups/g?watch&from=1", NULL);
-  sse_open(&bob, f2, "/v1/groups/g?watch&member=bob&from=1", NULL);
+  sse_open(&all, &c, f1, "/v1/groups/g?watch&from=1", NULL);
+  sse_open(&bob, &c, f2, "/v1/groups/g?watch&member=bob&from=1", NULL);
   expect_msg(send_msg(l, "g", NULL, "m1"), NULL, "m1");
   expect_msg(send_msg(f2, "g", "bob", "to-bob"), "bob", "to-bob");
   expect_msg(send_msg(f1, "g", "alice", "to-alice"), "alice", "to-alice");
@@ -524,7 +282,7 @@ static void scenario_stream(void) {
     char path[128];
     struct sse s;
     snprintf(path, sizeof path, "/v1/groups/g?watch&from=%" PRIu64, from);
-    sse_open(&s, (int)(from % (uint64_t)c.n), path, NULL);
+    sse_open(&s, &c, (int)(from % (uint64_t)c.n), path, NULL);
     CHECK(sse_wait(&s, 1, true, 5000) >= 1 &&
               strcmp(s.evs[0].type, "start") == 0,
           "from %" PRIu64 ": no start", from);
@@ -543,7 +301,7 @@ static void scenario_stream(void) {
   CHECK(strcmp(last, "4") == 0, "the 4th item's id: %s", last);
   sse_close(&all);
   expect_msg(send_msg(l, "g", NULL, "m3"), NULL, "m3");
-  sse_open(&all, f2, "/v1/groups/g?watch&from=1", last);
+  sse_open(&all, &c, f2, "/v1/groups/g?watch&from=1", last);
   expect_msg(send_msg(f1, "g", "carol", "m4"), "carol", "m4");
   CHECK(wait_items(&all, want_n - 4, 10000) == want_n - 4, "resumed: %zu",
         items_of(&all));
@@ -552,15 +310,15 @@ static void scenario_stream(void) {
               "resumed start");
   sse_close(&all);
   /* An Idempotency-Key retried: appended once. */
-  json_t *a = req("POST", f1, "/v1/groups/g/messages", "Idempotency-Key: k1",
-                  "once", 200);
-  json_t *b = req("POST", f2, "/v1/groups/g/messages", "Idempotency-Key: k1",
-                  "once", 200);
+  json_t *a = http_req(&c, "POST", f1, "/v1/groups/g/messages",
+                       "Idempotency-Key: k1", "once", 200);
+  json_t *b = http_req(&c, "POST", f2, "/v1/groups/g/messages",
+                       "Idempotency-Key: k1", "once", 200);
   CHECK(jint(a, "offset") == jint(b, "offset") && !jbool(a, "duplicate") &&
             jbool(b, "duplicate"),
         "a retried send is appended once");
-  json_t *q =
-      req("POST", l, "/v1/groups/g/messages?message_id=k1", NULL, "once", 200);
+  json_t *q = http_req(&c, "POST", l, "/v1/groups/g/messages?message_id=k1",
+                       NULL, "once", 200);
   CHECK(jint(q, "offset") == jint(a, "offset") && jbool(q, "duplicate"),
         "?message_id is the same id");
   expect_msg((uint64_t)jint(a, "offset"), NULL, "once");
@@ -575,7 +333,7 @@ static void scenario_stream(void) {
 /* Bad input: 4xx and nothing changes. */
 static void scenario_bad_input(void) {
   int l = leader_of(), f1 = (l + 1) % c.n;
-  json_t *before = req("GET", l, "/v1/groups/g", NULL, NULL, 200);
+  json_t *before = http_req(&c, "GET", l, "/v1/groups/g", NULL, NULL, 200);
   char longname[400], path[600];
   memset(longname, 'x', 300);
   longname[300] = '\0';
@@ -602,24 +360,24 @@ static void scenario_bad_input(void) {
       {"GET", "/v1/groups?limit=x", NULL, NULL, 400},
   };
   for (size_t k = 0; k < sizeof cases / sizeof cases[0]; k++) {
-    json_t *j = req(cases[k].method, (int)k % c.n, cases[k].path,
-                    cases[k].header, cases[k].body, cases[k].status);
+    json_t *j = http_req(&c, cases[k].method, (int)k % c.n, cases[k].path,
+                         cases[k].header, cases[k].body, cases[k].status);
     CHECK(strncmp(jstr(j, "error"), "SYNOD_E", 7) == 0 &&
               strlen(jstr(j, "message")) > 0,
           "%s %s: a clear error", cases[k].method, cases[k].path);
     json_decref(j);
   }
   snprintf(path, sizeof path, "/v1/groups/%s/messages", longname);
-  json_decref(req("POST", l, path, NULL, "x", 400));
+  json_decref(http_req(&c, "POST", l, path, NULL, "x", 400));
   snprintf(path, sizeof path,
            "/v1/groups/g/members/%s?session=%" PRIu64 "&sequence=%" PRIu64,
            longname, sess_a, ++seq_a);
-  json_decref(req("PUT", f1, path, NULL, "x", 400));
+  json_decref(http_req(&c, "PUT", f1, path, NULL, "x", 400));
   /* bob is session B's: session A may not make him leave. */
   json_decref(membership("DELETE", l, "g", "bob", sess_a, ++seq_a, NULL, 403));
   /* bob's name is taken. */
   json_decref(membership("PUT", l, "g", "bob", sess_a, ++seq_a, NULL, 409));
-  json_t *after = req("GET", f1, "/v1/groups/g", NULL, NULL, 200);
+  json_t *after = http_req(&c, "GET", f1, "/v1/groups/g", NULL, NULL, 200);
   CHECK(jint(after, "next_offset") == jint(before, "next_offset") &&
             jint(after, "view_id") == jint(before, "view_id"),
         "bad input changed the group");
@@ -633,7 +391,7 @@ static void scenario_bad_input(void) {
 static void scenario_deleted(void) {
   int l = leader_of(), f1 = (l + 1) % c.n;
   struct sse s;
-  sse_open(&s, f1, "/v1/groups/g?watch", NULL);
+  sse_open(&s, &c, f1, "/v1/groups/g?watch", NULL);
   CHECK(sse_wait(&s, 1, true, 5000) >= 1, "start");
   check_names(json_object_get(s.evs[0].data, "members"), "bob,carol",
               "start from now");
@@ -653,7 +411,7 @@ static void scenario_deleted(void) {
   /* Items not yet pushed when the group went (carol's leave, if applied
    * in the same batch) go with it: only the end is certain. */
   sse_close(&s);
-  json_decref(req("GET", l, "/v1/groups/g", NULL, NULL, 404));
+  json_decref(http_req(&c, "GET", l, "/v1/groups/g", NULL, NULL, 404));
   printf("  deletion ends the stream with SYNOD_ENOTFOUND\n");
 }
 

@@ -28,112 +28,13 @@
 #include <unistd.h>
 
 #include "cluster.h"
+#include "http_client.h"
+#include "http_sse.h"
 
 /* synodd --keys-history: the events a watch can start from. */
 #define HISTORY 300
 
 static struct cluster c;
-
-struct buf {
-  char *p;
-  size_t len;
-  size_t cap;
-};
-
-static void buf_add(struct buf *b, const void *p, size_t n) {
-  if (b->len + n + 1 > b->cap) {
-    b->cap = (b->len + n + 1) * 2;
-    b->p = realloc(b->p, b->cap);
-    CHECK(b->p != NULL, "out of memory");
-  }
-  memcpy(b->p + b->len, p, n);
-  b->len += n;
-  b->p[b->len] = '\0';
-}
-
-static size_t buf_write_cb(char *p, size_t size, size_t n, void *arg) {
-  buf_add(arg, p, size * n);
-  return size * n;
-}
-
-/* An easy handle for one request; out receives the body. */
-static CURL *http_easy(const char *method, int i, const char *path,
-                       struct curl_slist *hs, const void *body, size_t len,
-                       struct buf *out) {
-  char url[2048];
-  snprintf(url, sizeof url, "http://%s%s", c.nodes[i].http, path);
-  CURL *e = curl_easy_init();
-  *out = (struct buf){0};
-  buf_add(out, "", 0);
-  curl_easy_setopt(e, CURLOPT_URL, url);
-  curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, method);
-  curl_easy_setopt(e, CURLOPT_HTTPHEADER, hs);
-  curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, buf_write_cb);
-  curl_easy_setopt(e, CURLOPT_WRITEDATA, out);
-  curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, 10000L);
-  curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
-  if (body != NULL) {
-    curl_easy_setopt(e, CURLOPT_POSTFIELDS, body);
-    curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)len);
-  }
-  return e;
-}
-
-/* One request to replica i; the status (0: no answer) and the body. */
-static long http_do(const char *method, int i, const char *path,
-                    const char *header, const void *body, size_t len,
-                    struct buf *out) {
-  struct curl_slist *hs = curl_slist_append(NULL, "Expect:");
-  if (header != NULL) {
-    hs = curl_slist_append(hs, header);
-  }
-  CURL *e = http_easy(method, i, path, hs, body, len, out);
-  long status = 0;
-  if (curl_easy_perform(e) == CURLE_OK) {
-    curl_easy_getinfo(e, CURLINFO_RESPONSE_CODE, &status);
-  }
-  curl_slist_free_all(hs);
-  curl_easy_cleanup(e);
-  return status;
-}
-
-static json_t *json_of(const struct buf *b, const char *what) {
-  json_error_t err;
-  json_t *j = json_loads(b->p, 0, &err);
-  CHECK(j != NULL, "%s: not JSON (%s): %s", what, err.text, b->p);
-  return j;
-}
-
-/* A request that must answer `want`, and its JSON. */
-static json_t *req(const char *method, int i, const char *path,
-                   const char *header, const char *body, long want) {
-  struct buf b;
-  long status = http_do(method, i, path, header, body,
-                        body != NULL ? strlen(body) : 0, &b);
-  CHECK(status == want, "%s %s on %s: %ld, want %ld: %s", method, path,
-        c.nodes[i].name, status, want, b.p);
-  json_t *j = json_of(&b, path);
-  free(b.p);
-  return j;
-}
-
-static int64_t jint(json_t *j, const char *key) {
-  json_t *v = json_object_get(j, key);
-  CHECK(json_is_integer(v), "no integer \"%s\"", key);
-  return json_integer_value(v);
-}
-
-static const char *jstr(json_t *j, const char *key) {
-  json_t *v = json_object_get(j, key);
-  CHECK(json_is_string(v), "no string \"%s\"", key);
-  return json_string_value(v);
-}
-
-static bool jbool(json_t *j, const char *key) {
-  json_t *v = json_object_get(j, key);
-  CHECK(json_is_boolean(v), "no boolean \"%s\"", key);
-  return json_is_true(v);
-}
 
 /* A transaction of n puts, of the keys PREFIX0, PREFIX1, ...; free t.p. */
 static struct buf txn_puts(const char *prefix, int n) {
@@ -154,7 +55,7 @@ static char *get_value(int i, const char *key, bool stale) {
   char path[600];
   struct buf b;
   snprintf(path, sizeof path, "/v1/keys/%s%s", key, stale ? "?stale" : "");
-  long status = http_do("GET", i, path, NULL, NULL, 0, &b);
+  long status = http_do("GET", c.nodes[i].http, path, NULL, NULL, 0, &b);
   CHECK(status == 200 || status == 404, "GET %s: %ld %s", path, status, b.p);
   char *v = NULL;
   if (status == 200) {
@@ -168,8 +69,8 @@ static char *get_value(int i, const char *key, bool stale) {
 
 /* The store's revision as replica i answers it (linearizable). */
 static int64_t revision(int i) {
-  json_t *j =
-      req("GET", i, "/v1/keys/?prefix&keys_only&limit=1", NULL, NULL, 200);
+  json_t *j = http_req(&c, "GET", i, "/v1/keys/?prefix&keys_only&limit=1", NULL,
+                       NULL, 200);
   int64_t r = jint(j, "revision");
   json_decref(j);
   return r;
@@ -185,14 +86,14 @@ static int leader_of(void) {
  * delete a key and a prefix. */
 static void scenario_basics(void) {
   int l = leader_of(), f1 = (l + 1) % c.n, f2 = (l + 2) % c.n;
-  json_t *j = req("PUT", f1, "/v1/keys/cfg/flag", NULL, "on", 200);
+  json_t *j = http_req(&c, "PUT", f1, "/v1/keys/cfg/flag", NULL, "on", 200);
   CHECK(jbool(j, "succeeded"), "put");
   int64_t rev = jint(j, "revision");
   CHECK(jint(json_object_get(j, "kv"), "version") == 1, "version 1");
   json_decref(j);
   /* Linearizable on every replica: the put is seen at once. */
   for (int i = 0; i < c.n; i++) {
-    j = req("GET", i, "/v1/keys/cfg/flag", NULL, NULL, 200);
+    j = http_req(&c, "GET", i, "/v1/keys/cfg/flag", NULL, NULL, 200);
     CHECK(strcmp(jstr(j, "value"), "on") == 0, "value on %s", c.nodes[i].name);
     CHECK(jint(j, "mod_revision") == rev && jint(j, "revision") >= rev,
           "revisions");
@@ -200,7 +101,7 @@ static void scenario_basics(void) {
           "session 0, created at %" PRId64, rev);
     json_decref(j);
   }
-  j = req("PUT", f2, "/v1/keys/cfg/flag?prev", NULL, "off", 200);
+  j = http_req(&c, "PUT", f2, "/v1/keys/cfg/flag?prev", NULL, "off", 200);
   CHECK(jint(json_object_get(j, "kv"), "version") == 2, "version 2");
   CHECK(strcmp(jstr(json_object_get(j, "prev"), "value"), "on") == 0, "prev");
   json_decref(j);
@@ -217,14 +118,14 @@ static void scenario_basics(void) {
     usleep(10000);
   }
   /* Keys with '/' and escapes: the path after /v1/keys/ is the key. */
-  j = req("PUT", l, "/v1/keys/cfg/a%20b%2Fc", NULL, "x", 200);
+  j = http_req(&c, "PUT", l, "/v1/keys/cfg/a%20b%2Fc", NULL, "x", 200);
   CHECK(strcmp(jstr(json_object_get(j, "kv"), "key"), "cfg/a b/c") == 0,
         "decoded key");
   json_decref(j);
   for (int k = 0; k < 5; k++) {
     char path[64];
     snprintf(path, sizeof path, "/v1/keys/list/k%d", k);
-    json_decref(req("PUT", k % c.n, path, NULL, "v", 200));
+    json_decref(http_req(&c, "PUT", k % c.n, path, NULL, "v", 200));
   }
   /* Pages of 2 at one revision each, following next_after. */
   char after[64] = "";
@@ -233,7 +134,7 @@ static void scenario_basics(void) {
     char path[160];
     snprintf(path, sizeof path, "/v1/keys/list/?prefix&limit=2%s%s",
              after[0] ? "&after=" : "", after);
-    j = req("GET", (l + page) % c.n, path, NULL, NULL, 200);
+    j = http_req(&c, "GET", (l + page) % c.n, path, NULL, NULL, 200);
     json_t *kvs = json_object_get(j, "kvs");
     for (size_t i = 0; i < json_array_size(kvs); i++) {
       char want[32];
@@ -250,19 +151,20 @@ static void scenario_basics(void) {
     json_decref(j);
   }
   CHECK(seen == 5, "listed %d of 5", seen);
-  j = req("GET", f1, "/v1/keys/list/?prefix&keys_only", NULL, NULL, 200);
+  j = http_req(&c, "GET", f1, "/v1/keys/list/?prefix&keys_only", NULL, NULL,
+               200);
   CHECK(json_object_get(json_array_get(json_object_get(j, "kvs"), 0),
                         "value") == NULL,
         "keys_only has no values");
   json_decref(j);
-  j = req("DELETE", f1, "/v1/keys/list/k0", NULL, NULL, 200);
+  j = http_req(&c, "DELETE", f1, "/v1/keys/list/k0", NULL, NULL, 200);
   CHECK(jint(j, "deleted") == 1, "one deleted");
   json_decref(j);
-  j = req("DELETE", f2, "/v1/keys/list/?prefix", NULL, NULL, 200);
+  j = http_req(&c, "DELETE", f2, "/v1/keys/list/?prefix", NULL, NULL, 200);
   CHECK(jint(j, "deleted") == 4, "four deleted by prefix");
   json_decref(j);
-  json_decref(req("GET", l, "/v1/keys/list/k3", NULL, NULL, 404));
-  j = req("DELETE", l, "/v1/keys/list/k3", NULL, NULL, 200);
+  json_decref(http_req(&c, "GET", l, "/v1/keys/list/k3", NULL, NULL, 404));
+  j = http_req(&c, "DELETE", l, "/v1/keys/list/k3", NULL, NULL, 200);
   CHECK(jint(j, "deleted") == 0, "a delete of nothing deletes nothing");
   json_decref(j);
   printf("ok basics: put via a follower read linearizably everywhere, pages "
@@ -281,8 +183,9 @@ static void scenario_compares(void) {
   struct curl_slist *hs = curl_slist_append(NULL, "Expect:");
   for (int i = 0; i < N; i++) {
     snprintf(vals[i], sizeof vals[i], "owner-%d", i);
-    es[i] = http_easy("PUT", i % c.n, "/v1/keys/race/lock?if_version=0", hs,
-                      vals[i], strlen(vals[i]), &bs[i]);
+    es[i] = http_easy("PUT", c.nodes[i % c.n].http,
+                      "/v1/keys/race/lock?if_version=0", hs, vals[i],
+                      strlen(vals[i]), &bs[i]);
     curl_multi_add_handle(m, es[i]);
   }
   int running = 1;
@@ -317,23 +220,27 @@ static void scenario_compares(void) {
   CHECK(v != NULL && strcmp(v, vals[won]) == 0, "the winner's value");
   free(v);
   /* Compare-and-put on version, If-Match (the ETag) and value. */
-  json_decref(req("PUT", 1, "/v1/keys/race/lock?if_version=2", NULL, "x", 412));
-  json_t *j = req("PUT", 2, "/v1/keys/race/lock?if_version=1", NULL, "v2", 200);
+  json_decref(http_req(&c, "PUT", 1, "/v1/keys/race/lock?if_version=2", NULL,
+                       "x", 412));
+  json_t *j = http_req(&c, "PUT", 2, "/v1/keys/race/lock?if_version=1", NULL,
+                       "v2", 200);
   int64_t mod = jint(json_object_get(j, "kv"), "mod_revision");
   json_decref(j);
   char header[64];
   snprintf(header, sizeof header, "If-Match: \"%" PRId64 "\"", mod - 1);
-  json_decref(req("PUT", 0, "/v1/keys/race/lock", header, "v3", 412));
+  json_decref(http_req(&c, "PUT", 0, "/v1/keys/race/lock", header, "v3", 412));
   snprintf(header, sizeof header, "If-Match: \"%" PRId64 "\"", mod);
-  json_decref(req("PUT", 0, "/v1/keys/race/lock", header, "v3", 200));
-  json_decref(req("PUT", 1, "/v1/keys/race/lock?if_value=v2", NULL, "v4", 412));
-  json_decref(req("PUT", 1, "/v1/keys/race/lock?if_value=v3", NULL, "v4", 200));
-  json_decref(
-      req("PUT", 1, "/v1/keys/race/lock", "If-None-Match: *", "v", 412));
-  json_decref(
-      req("DELETE", 2, "/v1/keys/race/lock?if_value=v3", NULL, NULL, 412));
-  json_decref(
-      req("DELETE", 2, "/v1/keys/race/lock?if_value=v4", NULL, NULL, 200));
+  json_decref(http_req(&c, "PUT", 0, "/v1/keys/race/lock", header, "v3", 200));
+  json_decref(http_req(&c, "PUT", 1, "/v1/keys/race/lock?if_value=v2", NULL,
+                       "v4", 412));
+  json_decref(http_req(&c, "PUT", 1, "/v1/keys/race/lock?if_value=v3", NULL,
+                       "v4", 200));
+  json_decref(http_req(&c, "PUT", 1, "/v1/keys/race/lock", "If-None-Match: *",
+                       "v", 412));
+  json_decref(http_req(&c, "DELETE", 2, "/v1/keys/race/lock?if_value=v3", NULL,
+                       NULL, 412));
+  json_decref(http_req(&c, "DELETE", 2, "/v1/keys/race/lock?if_value=v4", NULL,
+                       NULL, 200));
   printf("ok compares: 1 of %d create-only racers won, %d got 412; "
          "version, If-Match, value compares\n",
          N, lost);
@@ -342,7 +249,7 @@ static void scenario_compares(void) {
 static int64_t session_open(int i, const char *ttl) {
   char path[64];
   snprintf(path, sizeof path, "/v1/sessions?ttl=%s", ttl);
-  json_t *j = req("POST", i, path, NULL, NULL, 200);
+  json_t *j = http_req(&c, "POST", i, path, NULL, NULL, 200);
   int64_t id = jint(j, "id");
   CHECK(id > 0 && jint(j, "ttl_ms") > 0, "session id and ttl");
   json_decref(j);
@@ -356,7 +263,8 @@ static void scenario_txn_move(void) {
   int64_t a = session_open(l, "30s"), b = session_open((l + 1) % c.n, "30s");
   char path[128], body[1024];
   snprintf(path, sizeof path, "/v1/keys/devices/42?session=%" PRId64, a);
-  json_t *j = req("PUT", (l + 2) % c.n, path, "If-None-Match: *", "gw-a", 200);
+  json_t *j =
+      http_req(&c, "PUT", (l + 2) % c.n, path, "If-None-Match: *", "gw-a", 200);
   CHECK(jint(json_object_get(j, "kv"), "session") == a, "bound to A");
   json_decref(j);
   snprintf(body, sizeof body,
@@ -366,7 +274,7 @@ static void scenario_txn_move(void) {
            " {\"op\": \"put\", \"key\": \"moves/42\", \"value\": \"a->b\"}],"
            " \"failure\": [{\"op\": \"get\", \"key\": \"devices/42\"}]}",
            b);
-  j = req("POST", (l + 1) % c.n, "/v1/txn", NULL, body, 200);
+  j = http_req(&c, "POST", (l + 1) % c.n, "/v1/txn", NULL, body, 200);
   CHECK(jbool(j, "succeeded"), "the move happened");
   json_t *r0 = json_array_get(json_object_get(j, "results"), 0);
   CHECK(strcmp(jstr(json_object_get(r0, "prev"), "value"), "gw-a") == 0,
@@ -380,7 +288,7 @@ static void scenario_txn_move(void) {
            " \"value\": \"gw-a\", \"session\": %" PRId64 "}],"
            " \"failure\": [{\"op\": \"get\", \"key\": \"devices/42\"}]}",
            a);
-  j = req("POST", l, "/v1/txn", NULL, body, 200);
+  j = http_req(&c, "POST", l, "/v1/txn", NULL, body, 200);
   CHECK(!jbool(j, "succeeded"), "a stale gateway's move failed");
   json_t *g =
       json_object_get(json_array_get(json_object_get(j, "results"), 0), "kv");
@@ -388,12 +296,12 @@ static void scenario_txn_move(void) {
   json_decref(j);
   /* Closing A leaves the device with B. */
   snprintf(path, sizeof path, "/v1/sessions/%" PRId64, a);
-  json_decref(req("DELETE", (l + 2) % c.n, path, NULL, NULL, 200));
+  json_decref(http_req(&c, "DELETE", (l + 2) % c.n, path, NULL, NULL, 200));
   char *v = get_value(l, "devices/42", false);
   CHECK(v != NULL && strcmp(v, "gw-b") == 0, "still with B");
   free(v);
   snprintf(path, sizeof path, "/v1/sessions/%" PRId64, b);
-  json_decref(req("DELETE", l, path, NULL, NULL, 200));
+  json_decref(http_req(&c, "DELETE", l, path, NULL, NULL, 200));
   printf("ok txn: device 42 moved from A to B at once; A's stale write "
          "failed\n");
 }
@@ -406,24 +314,25 @@ static void scenario_sessions(void) {
   char path[128];
   int64_t s = session_open(f1, "10s");
   snprintf(path, sizeof path, "/v1/keys/gw/1/dev/%d?session=%" PRId64, 1, s);
-  json_decref(req("PUT", f2, path, NULL, "gw-1", 200));
+  json_decref(http_req(&c, "PUT", f2, path, NULL, "gw-1", 200));
   snprintf(path, sizeof path, "/v1/sessions/%" PRId64, s);
-  json_t *j = req("GET", f1, path, NULL, NULL, 200);
+  json_t *j = http_req(&c, "GET", f1, path, NULL, NULL, 200);
   CHECK(jint(j, "ttl_ms") == 10000, "ttl 10 s");
   json_decref(j);
-  json_decref(req("DELETE", l, path, NULL, NULL, 200));
+  json_decref(http_req(&c, "DELETE", l, path, NULL, NULL, 200));
   char *v = get_value(f2, "gw/1/dev/1", false);
   CHECK(v == NULL, "the bound key went with its session's DELETE");
-  json_decref(req("PUT", f2, path, NULL, NULL, 404)); /* renew: ended */
+  json_decref(
+      http_req(&c, "PUT", f2, path, NULL, NULL, 404)); /* renew: ended */
   /* Expiry: renewed on every replica in turn for 4 s (twice the TTL),
    * then left alone. */
   int64_t e = session_open(l, "2s");
   snprintf(path, sizeof path, "/v1/keys/gw/2/dev/1?session=%" PRId64, e);
-  json_decref(req("PUT", f1, path, NULL, "gw-2", 200));
+  json_decref(http_req(&c, "PUT", f1, path, NULL, "gw-2", 200));
   snprintf(path, sizeof path, "/v1/sessions/%" PRId64, e);
   uint64_t t0 = test_now_ms(), last = 0;
   for (int k = 0; test_now_ms() - t0 < 4000; k++) {
-    j = req("PUT", k % c.n, path, NULL, NULL, 200);
+    j = http_req(&c, "PUT", k % c.n, path, NULL, NULL, 200);
     CHECK(jint(j, "ttl_ms") == 2000, "renewal answers the ttl");
     json_decref(j);
     last = test_now_ms();
@@ -450,138 +359,10 @@ static void scenario_sessions(void) {
           now - last);
     usleep(50 * 1000);
   }
-  json_decref(req("PUT", f2, path, NULL, NULL, 404));
+  json_decref(http_req(&c, "PUT", f2, path, NULL, NULL, 404));
 }
 
 /* --------------------------------------------------------- SSE watches */
-
-/* One event of a stream: its type ("put", "delete", "progress",
- * "error"), id ("" when none) and data (JSON, or NULL). */
-struct sse_ev {
-  char type[16];
-  char id[32];
-  json_t *data;
-};
-
-/* An event stream read with libcurl's multi interface, so that the test
- * writes while it watches. */
-struct sse {
-  CURLM *m;
-  CURL *e;
-  struct curl_slist *hs;
-  struct buf raw; /* what is not parsed yet */
-  struct sse_ev *evs;
-  size_t n, cap;
-  bool done; /* the stream ended */
-};
-
-/* Parses the complete blocks of raw into events; comments are dropped. */
-static void sse_parse(struct sse *s) {
-  char *p = s->raw.p, *end;
-  while ((end = strstr(p, "\n\n")) != NULL) {
-    struct sse_ev ev = {.type = "message"};
-    bool any = false;
-    *end = '\0';
-    for (char *line = p, *nl; line != NULL; line = nl) {
-      nl = strchr(line, '\n');
-      if (nl != NULL) {
-        *nl++ = '\0';
-      }
-      if (strncmp(line, "event: ", 7) == 0) {
-        snprintf(ev.type, sizeof ev.type, "%s", line + 7);
-        any = true;
-      } else if (strncmp(line, "id: ", 4) == 0) {
-        snprintf(ev.id, sizeof ev.id, "%s", line + 4);
-        any = true;
-      } else if (strncmp(line, "data: ", 6) == 0) {
-        json_error_t err;
-        ev.data = json_loads(line + 6, 0, &err);
-        CHECK(ev.data != NULL, "event data not JSON (%s): %s", err.text,
-              line + 6);
-        any = true;
-      } else {
-        CHECK(line[0] == ':' || line[0] == '\0', "a line of no field: %s",
-              line);
-      }
-    }
-    if (any) {
-      if (s->n == s->cap) {
-        s->cap = s->cap ? 2 * s->cap : 64;
-        s->evs = realloc(s->evs, s->cap * sizeof *s->evs);
-        CHECK(s->evs != NULL, "out of memory");
-      }
-      s->evs[s->n++] = ev;
-    }
-    p = end + 2;
-  }
-  size_t left = strlen(p);
-  memmove(s->raw.p, p, left + 1);
-  s->raw.len = left;
-}
-
-static size_t sse_write_cb(char *p, size_t size, size_t n, void *arg) {
-  struct sse *s = arg;
-  buf_add(&s->raw, p, size * n);
-  sse_parse(s);
-  return size * n;
-}
-
-/* Opens GET path on replica i as an event stream, with Last-Event-ID
- * `last` (NULL: none), and waits for its 200. */
-static void sse_open(struct sse *s, int i, const char *path, const char *last) {
-  char h[96];
-  *s = (struct sse){0};
-  s->hs = curl_slist_append(NULL, "Accept: text/event-stream");
-  if (last != NULL) {
-    snprintf(h, sizeof h, "Last-Event-ID: %s", last);
-    s->hs = curl_slist_append(s->hs, h);
-  }
-  struct buf unused;
-  s->e = http_easy("GET", i, path, s->hs, NULL, 0, &unused);
-  free(unused.p);
-  buf_add(&s->raw, "", 0);
-  curl_easy_setopt(s->e, CURLOPT_WRITEFUNCTION, sse_write_cb);
-  curl_easy_setopt(s->e, CURLOPT_WRITEDATA, s);
-  curl_easy_setopt(s->e, CURLOPT_TIMEOUT_MS, 60000L);
-  s->m = curl_multi_init();
-  curl_multi_add_handle(s->m, s->e);
-  uint64_t deadline = test_now_ms() + 10000;
-  long status = 0;
-  while (status == 0 && !s->done) {
-    int running;
-    curl_multi_perform(s->m, &running);
-    s->done = running == 0;
-    curl_easy_getinfo(s->e, CURLINFO_RESPONSE_CODE, &status);
-    CHECK(test_now_ms() < deadline, "GET %s: no answer in 10 s", path);
-    curl_multi_poll(s->m, NULL, 0, 50, NULL);
-  }
-  CHECK(status == 200, "GET %s on %s: %ld: %s", path, c.nodes[i].name, status,
-        s->raw.p);
-}
-
-/* Reads the stream until it holds `want` events of type other than
- * progress (or `want` events in all, with progress), or it ends; at
- * most timeout_ms. Returns how many it holds (of that kind). */
-static size_t sse_count(const struct sse *s, bool with_progress) {
-  size_t k = 0;
-  for (size_t i = 0; i < s->n; i++) {
-    k += with_progress || strcmp(s->evs[i].type, "progress") != 0;
-  }
-  return k;
-}
-
-static size_t sse_wait(struct sse *s, size_t want, bool with_progress,
-                       uint32_t timeout_ms) {
-  uint64_t deadline = test_now_ms() + timeout_ms;
-  while (sse_count(s, with_progress) < want && !s->done &&
-         test_now_ms() < deadline) {
-    int running;
-    curl_multi_perform(s->m, &running);
-    s->done = running == 0;
-    curl_multi_poll(s->m, NULL, 0, 50, NULL);
-  }
-  return sse_count(s, with_progress);
-}
 
 /* The k-th event (from 0) that is not a progress. */
 static struct sse_ev *sse_ev(struct sse *s, size_t k) {
@@ -592,19 +373,6 @@ static struct sse_ev *sse_ev(struct sse *s, size_t k) {
   }
   CHECK(0, "no event %zu", k);
   return NULL;
-}
-
-/* Closes the connection, as a client that goes away does. */
-static void sse_close(struct sse *s) {
-  curl_multi_remove_handle(s->m, s->e);
-  curl_easy_cleanup(s->e);
-  curl_multi_cleanup(s->m);
-  curl_slist_free_all(s->hs);
-  for (size_t i = 0; i < s->n; i++) {
-    json_decref(s->evs[i].data);
-  }
-  free(s->evs);
-  free(s->raw.p);
 }
 
 /* Checks event k of s: its type, its id ("R.E"), and for a put or a
@@ -642,7 +410,7 @@ static void sse_check(struct sse *s, size_t k, const char *type,
 /* The revision a write answered. */
 static int64_t write_rev(const char *method, int i, const char *path,
                          const char *body) {
-  json_t *j = req(method, i, path, NULL, body, 200);
+  json_t *j = http_req(&c, method, i, path, NULL, body, 200);
   int64_t r = jint(j, "revision");
   json_decref(j);
   return r;
@@ -655,8 +423,8 @@ static int64_t write_rev(const char *method, int i, const char *path,
 static void scenario_watch(void) {
   int l = leader_of(), f1 = (l + 1) % c.n, f2 = (l + 2) % c.n;
   struct sse k, p;
-  sse_open(&k, f1, "/v1/keys/w/a?watch", NULL);
-  sse_open(&p, f2, "/v1/keys/w/?prefix&watch&prev", NULL);
+  sse_open(&k, &c, f1, "/v1/keys/w/a?watch", NULL);
+  sse_open(&p, &c, f2, "/v1/keys/w/?prefix&watch&prev", NULL);
   /* Each opens with its position, the revision it watches after. */
   CHECK(sse_wait(&k, 1, true, 5000) >= 1 && sse_wait(&p, 1, true, 5000) >= 1,
         "no opening progress");
@@ -697,7 +465,7 @@ static void scenario_watch(void) {
 
   /* Resume the key watch from its progress: it opens there, and the next
    * put is its first event. */
-  sse_open(&k, f2, "/v1/keys/w/a?watch", quiet);
+  sse_open(&k, &c, f2, "/v1/keys/w/a?watch", quiet);
   CHECK(sse_wait(&k, 1, true, 5000) >= 1 &&
             strcmp(k.evs[0].type, "progress") == 0 &&
             strcmp(k.evs[0].id, quiet) == 0,
@@ -711,7 +479,7 @@ static void scenario_watch(void) {
 
   /* Resume after the second event on another replica: the third is
    * next, nothing repeated, nothing skipped. */
-  sse_open(&p, l, "/v1/keys/w/?prefix&watch&prev", resume);
+  sse_open(&p, &c, l, "/v1/keys/w/?prefix&watch&prev", resume);
   CHECK(sse_wait(&p, 3, false, 10000) == 3, "resumed: %zu events",
         sse_count(&p, false));
   sse_check(&p, 0, "put", r3, "w/a", "2", "1");
@@ -722,7 +490,7 @@ static void scenario_watch(void) {
   /* From a revision, without prev. */
   char path[128];
   snprintf(path, sizeof path, "/v1/keys/w/a?watch&from=%" PRId64, r3);
-  sse_open(&k, f2, path, NULL);
+  sse_open(&k, &c, f2, path, NULL);
   CHECK(sse_wait(&k, 3, false, 10000) == 3, "from r3: %zu events",
         sse_count(&k, false));
   sse_check(&k, 0, "put", r3, "w/a", "2", NULL);
@@ -737,15 +505,15 @@ static void scenario_watch(void) {
   /* A value that is not UTF-8 comes base64-encoded. */
   int64_t rb;
   {
-    json_t *j = req("POST", l, "/v1/txn", NULL,
-                    "{\"success\": [{\"op\": \"put\", \"key\": \"w/bin\", "
-                    "\"value_base64\": \"//4A\"}]}",
-                    200);
+    json_t *j = http_req(&c, "POST", l, "/v1/txn", NULL,
+                         "{\"success\": [{\"op\": \"put\", \"key\": \"w/bin\", "
+                         "\"value_base64\": \"//4A\"}]}",
+                         200);
     rb = jint(j, "revision");
     json_decref(j);
   }
   snprintf(path, sizeof path, "/v1/keys/w/bin?watch&from=%" PRId64, rb);
-  sse_open(&k, f1, path, NULL);
+  sse_open(&k, &c, f1, path, NULL);
   CHECK(sse_wait(&k, 1, false, 10000) == 1, "binary value: no event");
   json_t *d = sse_ev(&k, 0)->data;
   CHECK(strcmp(jstr(d, "value"), "//4A") == 0 &&
@@ -755,7 +523,7 @@ static void scenario_watch(void) {
 
   /* A key with a line break: the opening comment stays one line, and the
    * event's JSON escapes it. */
-  sse_open(&k, f2, "/v1/keys/w/x%0Ay?watch", NULL);
+  sse_open(&k, &c, f2, "/v1/keys/w/x%0Ay?watch", NULL);
   int64_t rl = write_rev("PUT", l, "/v1/keys/w/x%0Ay", "v");
   CHECK(sse_wait(&k, 1, false, 10000) == 1, "key with LF: no event");
   sse_check(&k, 0, "put", rl, "w/x\ny", "v", NULL);
@@ -776,15 +544,15 @@ static void scenario_watch_session_end(void) {
   char path[128];
   for (int i = 0; i < 5; i++) {
     snprintf(path, sizeof path, "/v1/keys/sess/k%d?session=%" PRId64, i, s);
-    json_decref(req("PUT", l, path, NULL, "gw", 200));
+    json_decref(http_req(&c, "PUT", l, path, NULL, "gw", 200));
   }
   snprintf(path, sizeof path, "/v1/sessions/%" PRId64, s);
-  json_decref(req("DELETE", f, path, NULL, NULL, 200));
+  json_decref(http_req(&c, "DELETE", f, path, NULL, NULL, 200));
   int64_t r = revision(l);
   struct sse w;
   snprintf(path, sizeof path, "/v1/keys/sess/?prefix&watch&prev&from=%" PRId64,
            r);
-  sse_open(&w, f, path, NULL);
+  sse_open(&w, &c, f, path, NULL);
   CHECK(sse_wait(&w, 5, false, 10000) == 5, "session end: %zu events",
         sse_count(&w, false));
   char ids[5][32];
@@ -798,7 +566,7 @@ static void scenario_watch_session_end(void) {
   }
   sse_close(&w);
   /* Resume after the second delete, on another replica. */
-  sse_open(&w, l, "/v1/keys/sess/?prefix&watch", ids[1]);
+  sse_open(&w, &c, l, "/v1/keys/sess/?prefix&watch", ids[1]);
   CHECK(sse_wait(&w, 4, false, 3000) == 3, "resumed in the revision: %zu",
         sse_count(&w, false));
   for (int i = 0; i < 3; i++) {
@@ -819,11 +587,11 @@ static void scenario_watch_compacted(void) {
   int l = leader_of(), f = (l + 1) % c.n;
   for (int k = 0; k * 64 <= HISTORY; k++) {
     struct buf t = txn_puts("h/", 64);
-    json_decref(req("POST", l, "/v1/txn", NULL, t.p, 200));
+    json_decref(http_req(&c, "POST", l, "/v1/txn", NULL, t.p, 200));
     free(t.p);
   }
   struct sse w;
-  sse_open(&w, f, "/v1/keys/h/?prefix&watch&from=1", NULL);
+  sse_open(&w, &c, f, "/v1/keys/h/?prefix&watch&from=1", NULL);
   sse_wait(&w, 1, false, 10000);
   CHECK(w.n >= 1, "no event");
   struct sse_ev *ev = sse_ev(&w, 0);
@@ -837,7 +605,7 @@ static void scenario_watch_compacted(void) {
   sse_close(&w);
   char path[128];
   snprintf(path, sizeof path, "/v1/keys/h/?prefix&watch&from=%" PRId64, first);
-  sse_open(&w, f, path, NULL);
+  sse_open(&w, &c, f, path, NULL);
   CHECK(sse_wait(&w, 1, false, 10000) >= 1 &&
             strcmp(sse_ev(&w, 0)->type, "put") == 0 &&
             strtoll(sse_ev(&w, 0)->id, NULL, 10) == first,
@@ -908,8 +676,8 @@ static void scenario_bad_input(void) {
       {"GET", "/v1/sessions/999999999", NULL, NULL, 404},
   };
   for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
-    json_t *j = req(cases[i].method, (int)(i % c.n), cases[i].path,
-                    cases[i].header, cases[i].body, cases[i].want);
+    json_t *j = http_req(&c, cases[i].method, (int)(i % c.n), cases[i].path,
+                         cases[i].header, cases[i].body, cases[i].want);
     CHECK(strlen(jstr(j, "message")) > 10, "%s %s: a message", cases[i].method,
           cases[i].path);
     CHECK(strncmp(jstr(j, "error"), "SYNOD_E", 7) == 0, "%s %s: a code",
@@ -919,18 +687,18 @@ static void scenario_bad_input(void) {
   /* A key of 513 bytes, and a value over 64 KiB. */
   char path[700] = "/v1/keys/";
   memset(path + strlen(path), 'k', 513);
-  json_decref(req("PUT", f, path, NULL, "x", 400));
+  json_decref(http_req(&c, "PUT", f, path, NULL, "x", 400));
   size_t big_len = (64u << 10) + 1;
   char *big = malloc(big_len + 1);
   memset(big, 'v', big_len);
   big[big_len] = '\0';
-  json_t *j = req("PUT", f, "/v1/keys/big", NULL, big, 413);
+  json_t *j = http_req(&c, "PUT", f, "/v1/keys/big", NULL, big, 413);
   CHECK(strstr(jstr(j, "message"), "65537") != NULL, "the size in the message");
   json_decref(j);
   free(big);
   /* A transaction over the bound of 64 operations. */
   struct buf t = txn_puts("t/", 65);
-  j = req("POST", l, "/v1/txn", NULL, t.p, 409);
+  j = http_req(&c, "POST", l, "/v1/txn", NULL, t.p, 409);
   CHECK(strcmp(jstr(j, "error"), "SYNOD_ELIMIT") == 0, "over the bound");
   json_decref(j);
   free(t.p);
@@ -953,7 +721,7 @@ static long req_retry(const char *method, const char *path, const char *body,
       continue;
     }
     struct buf b;
-    long status = http_do(method, i, path, NULL, body,
+    long status = http_do(method, c.nodes[i].http, path, NULL, body,
                           body != NULL ? strlen(body) : 0, &b);
     if (status != 0 && status != 503 && status != 504) {
       *out = json_of(&b, path);
@@ -975,7 +743,7 @@ static void scenario_failover(void) {
   char path[128], spath[64];
   int64_t s = session_open(f1, "4s");
   snprintf(path, sizeof path, "/v1/keys/failover/dev?session=%" PRId64, s);
-  json_decref(req("PUT", f2, path, NULL, "gw-1", 200));
+  json_decref(http_req(&c, "PUT", f2, path, NULL, "gw-1", 200));
   snprintf(spath, sizeof spath, "/v1/sessions/%" PRId64, s);
   cluster_signal(&c, l, SIGKILL);
   uint64_t t0 = test_now_ms();
@@ -1002,7 +770,8 @@ static void scenario_failover(void) {
   uint64_t deadline = test_now_ms() + 20000;
   for (;;) { /* linearizable on the restarted replica once it serves */
     struct buf b;
-    status = http_do("GET", l, "/v1/keys/failover/once", NULL, NULL, 0, &b);
+    status = http_do("GET", c.nodes[l].http, "/v1/keys/failover/once", NULL,
+                     NULL, 0, &b);
     if (status == 200) {
       j = json_of(&b, "once");
       CHECK(strcmp(jstr(j, "value"), "mine") == 0 && jint(j, "version") == 1,
