@@ -267,6 +267,9 @@ struct node {
   size_t snap_len;
   struct core_snapshot_meta snap_meta;
   bool snapshot_in_progress;
+  /* node_handle_update runs: the update it handles points into the core's
+   * output buffers, which any core_step reuses (node_step asserts). */
+  bool in_update;
   bool snapshot_forked;    /* a child encodes the image (persist.c) */
   uint64_t fsm_generation; /* +1 each time a snapshot replaces the state */
   uint64_t bytes_since_snapshot; /* entry bytes applied since the last */
