@@ -38,7 +38,9 @@ struct call {
   struct synod_subscription *sub;          /* CALL_SUBSCRIBE, CALL_SUB_CLOSE */
   struct synod_subscribe_options sub_opts; /* strings: the sub's copies */
   struct synod_key_watch_options key_opts; /* a key watch's, the same */
-  client_fn fn;                            /* CALL_FN, with fn_arg */
+  uint64_t group_from;                     /* a group watch's */
+  uint32_t group_window;
+  client_fn fn; /* CALL_FN, with fn_arg */
   void *fn_arg;
   uint32_t timeout_ms; /* the engine's bound */
   bool done;
@@ -67,12 +69,14 @@ struct synod_client {
 
 /* A message queued for the application: one allocation holding the
  * struct, then the channel's name and the data, each NUL-terminated. A
- * key watch's event: the key, value and previous value, the same way. */
+ * key watch's event: the key, value and previous value, the same way. A
+ * group watch's item: its joined and left arrays, then its strings. */
 struct sub_msg {
   struct sub_msg *next;
   union {
     struct synod_channel_message m;
     struct synod_key_event k;
+    struct synod_group_item g;
   };
 };
 
@@ -100,13 +104,20 @@ struct synod_subscription {
   struct synod_subscription_start start;
   bool keys; /* a key watch: the two fields below, not start */
   struct synod_key_watch_start key_start;
+  bool group;           /* a group watch: channel is the group's name */
+  char *member;         /* a group watch's member ("": every item) */
+  uint64_t group_start; /* the first offset it delivers */
   /* The caller's: the message last returned, freed by the next call. */
   struct sub_msg *current;
 };
 
 /* A blocking key watch is a blocking subscription (sub first: freeing
- * sub frees it). */
+ * sub frees it). So is a group watch. */
 struct synod_key_watch {
+  struct synod_subscription sub;
+};
+
+struct synod_group_watch {
   struct synod_subscription sub;
 };
 
@@ -199,6 +210,9 @@ static void bsub_keys_cb(void *arg, const struct synod_key_event *evs,
                          size_t n);
 static void bsub_key_start_cb(void *arg,
                               const struct synod_key_watch_start *start);
+static void bsub_group_cb(void *arg, const struct synod_group_item *items,
+                          size_t n);
+static void bsub_group_start_cb(void *arg, uint64_t offset);
 
 /* Unlinks sub from the client's lists. Caller holds c->mu. */
 static void bsub_unlink(struct synod_subscription *sub) {
@@ -249,6 +263,11 @@ static void bsub_submit(struct synod_client *c, struct call *call) {
   if (sub->keys) {
     rv = key_watch_start(c->a, &call->key_opts, bsub_keys_cb, bsub_end_cb,
                          bsub_key_start_cb, sub, true, call->timeout_ms,
+                         &sub->as);
+  } else if (sub->group) {
+    rv = group_sub_start(c->a, sub->channel, sub->member, call->group_from,
+                         call->group_window, bsub_group_cb, bsub_end_cb,
+                         bsub_group_start_cb, sub, true, call->timeout_ms,
                          &sub->as);
   } else {
     rv = sub_start(c->a, &call->sub_opts, bsub_message_cb, bsub_end_cb,
@@ -309,6 +328,12 @@ static void bsub_key_start_cb(void *arg,
                               const struct synod_key_watch_start *start) {
   struct synod_subscription *sub = arg;
   sub->key_start = *start;
+  bsub_started(sub);
+}
+
+static void bsub_group_start_cb(void *arg, uint64_t offset) {
+  struct synod_subscription *sub = arg;
+  sub->group_start = offset;
   bsub_started(sub);
 }
 
@@ -384,6 +409,59 @@ static void bsub_keys_cb(void *arg, const struct synod_key_event *evs,
     x->k.prev.key = bsub_copy(&p, e->prev.key, e->prev.key_len);
     x->k.prev.value =
         (uint8_t *)bsub_copy(&p, e->prev.value, e->prev.value_len);
+    bsub_queue(sub, x);
+  }
+}
+
+/* The bytes a copy of `it` takes after its struct: the joined and left
+ * arrays (pointer-aligned, first), then every string NUL-terminated. */
+static size_t group_item_bytes(const struct synod_group_item *it) {
+  size_t n = it->joined_n * sizeof *it->joined + it->left_n * sizeof(char *);
+  n += strlen(it->from) + strlen(it->to) + strlen(it->member) + it->len + 4;
+  n += it->checkpoint.member ? strlen(it->checkpoint.member) + 1 : 0;
+  for (size_t i = 0; i < it->joined_n; i++) {
+    n += strlen(it->joined[i].name) + it->joined[i].data_len + 2;
+  }
+  for (size_t i = 0; i < it->left_n; i++) {
+    n += strlen(it->left[i]) + 1;
+  }
+  return n;
+}
+
+static void bsub_group_cb(void *arg, const struct synod_group_item *items,
+                          size_t n) {
+  struct synod_subscription *sub = arg;
+  for (size_t i = 0; i < n && sub->as != NULL; i++) {
+    const struct synod_group_item *it = &items[i];
+    struct sub_msg *x = malloc(sizeof *x + group_item_bytes(it));
+    if (x == NULL) {
+      bsub_no_memory(sub);
+      return;
+    }
+    struct synod_group_member *joined = (struct synod_group_member *)(x + 1);
+    char **left = (char **)(joined + it->joined_n);
+    char *p = (char *)(left + it->left_n);
+    x->g = *it;
+    for (size_t j = 0; j < it->joined_n; j++) {
+      joined[j] = it->joined[j];
+      joined[j].name =
+          bsub_copy(&p, it->joined[j].name, strlen(it->joined[j].name));
+      joined[j].data =
+          (uint8_t *)bsub_copy(&p, it->joined[j].data, it->joined[j].data_len);
+    }
+    for (size_t j = 0; j < it->left_n; j++) {
+      left[j] = bsub_copy(&p, it->left[j], strlen(it->left[j]));
+    }
+    x->g.joined = it->joined_n > 0 ? joined : NULL;
+    x->g.left = it->left_n > 0 ? left : NULL;
+    x->g.from = bsub_copy(&p, it->from, strlen(it->from));
+    x->g.to = bsub_copy(&p, it->to, strlen(it->to));
+    x->g.member = bsub_copy(&p, it->member, strlen(it->member));
+    x->g.data = bsub_copy(&p, it->data, it->len);
+    if (it->checkpoint.member != NULL) {
+      x->g.checkpoint.member =
+          bsub_copy(&p, it->checkpoint.member, strlen(it->checkpoint.member));
+    }
     bsub_queue(sub, x);
   }
 }
@@ -1021,6 +1099,7 @@ static void bsub_free(struct synod_subscription *sub) {
   free(sub->current);
   free(sub->channel);
   free(sub->cursor);
+  free(sub->member);
   free(sub);
 }
 
@@ -1117,6 +1196,45 @@ int synod_key_watch(struct synod_client *c,
   return 0;
 }
 
+int synod_group_watch(struct synod_client *c, const char *group,
+                      const char *member, uint64_t from, uint32_t window,
+                      uint32_t timeout_ms, struct synod_group_watch **out,
+                      uint64_t *start_offset) {
+  char why[SYNOD_ERRMSG_BYTES];
+  struct synod_group_watch *w;
+  struct call *call;
+  int rv = group_watch_check(group, member, window, why);
+  if (rv == 0 && out == NULL) {
+    snprintf(why, sizeof why, "group watch: no handle");
+    rv = SYNOD_EINVAL;
+  }
+  if (rv != 0) {
+    set_errmsg(rv, why);
+    return rv;
+  }
+  w = calloc(1, sizeof *w);
+  call = calloc(1, sizeof *call);
+  if (w == NULL || call == NULL || (w->sub.channel = strdup(group)) == NULL ||
+      (w->sub.member = strdup(member != NULL ? member : "")) == NULL) {
+    bsub_free(w != NULL ? &w->sub : NULL);
+    free(call);
+    set_errmsg(SYNOD_ENOMEM, NULL);
+    return SYNOD_ENOMEM;
+  }
+  w->sub.group = true;
+  call->group_from = from;
+  call->group_window = window ? window : SYNOD_SUBSCRIBE_WINDOW_DEFAULT;
+  rv = bsub_open(c, &w->sub, call, window, timeout_ms);
+  if (rv != 0) {
+    return rv;
+  }
+  if (start_offset != NULL) {
+    *start_offset = w->sub.group_start; /* written before the call finished */
+  }
+  *out = w;
+  return 0;
+}
+
 /* Waits under c->mu until sub has a message or ended, or the bound. */
 static void bsub_wait(struct synod_client *c, struct synod_subscription *sub,
                       uint32_t timeout_ms) {
@@ -1170,8 +1288,14 @@ static int bsub_next(struct synod_subscription *sub, uint32_t timeout_ms,
   } else {
     rv = SYNOD_ETIMEDOUT;
     snprintf(why, sizeof why, "%s '%s': no %s within %u ms",
-             sub->keys ? "key watch" : "channel", sub->channel,
-             sub->keys ? "event" : "message", timeout_ms);
+             sub->keys    ? "key watch"
+             : sub->group ? "group watch"
+                          : "channel",
+             sub->channel,
+             sub->keys    ? "event"
+             : sub->group ? "item"
+                          : "message",
+             timeout_ms);
   }
   if (--c->callers == 0) {
     pthread_cond_broadcast(&c->cv);
@@ -1199,6 +1323,24 @@ int synod_key_watch_next(struct synod_key_watch *w, uint32_t timeout_ms,
     *ev = x->k;
   }
   return rv;
+}
+
+int synod_group_watch_next(struct synod_group_watch *w, uint32_t timeout_ms,
+                           struct synod_group_item *item) {
+  struct sub_msg *x;
+  int rv = bsub_next(&w->sub, timeout_ms, &x);
+  if (rv == 0) {
+    *item = x->g;
+  }
+  return rv;
+}
+
+uint64_t synod_group_watch_first_available(struct synod_group_watch *w) {
+  return synod_subscription_first_available(&w->sub);
+}
+
+void synod_group_watch_close(struct synod_group_watch *w) {
+  synod_subscription_close(w != NULL ? &w->sub : NULL);
 }
 
 uint64_t synod_key_watch_first_available(struct synod_key_watch *w) {

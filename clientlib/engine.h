@@ -441,10 +441,9 @@ struct observer {
 /* A group subscription's items (group_member.c consumes them): in
  * offset order, each after the last one delivered; borrowed for the
  * call. */
-typedef void (*group_items_cb)(void *arg, const struct synod_group_item *items,
-                               size_t n);
+typedef synod_group_watch_cb group_items_cb;
 /* The server confirmed a group subscription's start at `offset`. */
-typedef void (*group_start_cb)(void *arg, uint64_t offset);
+typedef synod_group_watch_start_cb group_start_cb;
 
 struct synod_async_subscription {
   struct synod_async_subscription *next; /* in synod_async.subs */
@@ -716,7 +715,11 @@ int group_sub_start(struct synod_async *a, const char *group,
                     const char *member, uint64_t from, uint32_t window,
                     group_items_cb items_cb, synod_subscription_end_cb end_cb,
                     group_start_cb start, void *arg, bool manual,
+                    uint32_t start_timeout_ms,
                     struct synod_async_subscription **out);
+/* A group watch's arguments: 0, or SYNOD_EINVAL with errmsg. */
+int group_watch_check(const char *group, const char *member, uint32_t window,
+                      char *errmsg);
 void subs_sweep(struct synod_async *a, uint64_t now);
 void subs_shutdown(struct synod_async *a);
 

@@ -327,7 +327,7 @@ static void gm_sub_end_cb(void *arg, int status, const char *errmsg,
 static void gm_subscribe(struct synod_async_group *g, uint64_t from) {
   int rv =
       group_sub_start(g->a, g->group, g->member, from, g->window, gm_items_cb,
-                      gm_sub_end_cb, NULL, g, g->manual, &g->sub);
+                      gm_sub_end_cb, NULL, g, g->manual, 0, &g->sub);
   if (rv != 0) {
     gm_end(g, rv, g->a->errmsg);
   }

@@ -54,7 +54,6 @@ static int group_args_check(enum op_kind kind, const struct group_args *g,
   case OP_GROUP_LEAVE:
   case OP_GROUP_CHECKPOINT:
   case OP_GROUP_STATE_REQUEST:
-  case OP_GROUP_SUBSCRIBE:
     rv = member_check(what, g->member, true, errmsg);
     break;
   case OP_GROUP_SEND:
@@ -64,6 +63,7 @@ static int group_args_check(enum op_kind kind, const struct group_args *g,
     }
     break;
   case OP_GROUP_READ:
+  case OP_GROUP_SUBSCRIBE: /* no member: an observer */
     rv = member_check(what, g->member, false, errmsg);
     break;
   default:

@@ -816,9 +816,10 @@ int group_sub_start(struct synod_async *a, const char *group,
                     const char *member, uint64_t from, uint32_t window,
                     group_items_cb items_cb, synod_subscription_end_cb end_cb,
                     group_start_cb start, void *arg, bool manual,
+                    uint32_t start_timeout_ms,
                     struct synod_async_subscription **out) {
   struct synod_async_subscription *s;
-  assert(items_cb != NULL && from >= 1);
+  assert(items_cb != NULL);
   if (a->closing) {
     errmsg_printf(a->errmsg, "the client is closing");
     return SYNOD_ESHUTDOWN;
@@ -837,9 +838,43 @@ int group_sub_start(struct synod_async *a, const char *group,
   s->window = window;
   s->group_cb = items_cb;
   s->group_start = start;
-  sub_add(a, s, manual, end_cb, arg, 0);
+  sub_add(a, s, manual, end_cb, arg, start_timeout_ms);
   *out = s;
   return 0;
+}
+
+int group_watch_check(const char *group, const char *member, uint32_t window,
+                      char *errmsg) {
+  int rv = name_check("group watch", group, errmsg);
+  if (rv == 0 && member != NULL && strlen(member) > SYNOD_GROUP_MEMBER_MAX) {
+    errmsg_printf(errmsg, "group watch: a member name of %zu bytes; at most %d",
+                  strlen(member), SYNOD_GROUP_MEMBER_MAX);
+    rv = SYNOD_EINVAL;
+  }
+  if (rv == 0 && window > SYNOD_SUBSCRIBE_WINDOW_MAX) {
+    errmsg_printf(errmsg, "group watch: a window of %u; at most %d", window,
+                  SYNOD_SUBSCRIBE_WINDOW_MAX);
+    rv = SYNOD_EINVAL;
+  }
+  return rv;
+}
+
+int synod_async_group_watch(struct synod_async *a, const char *group,
+                            const char *member, uint64_t from, uint32_t window,
+                            synod_group_watch_cb items_cb,
+                            synod_subscription_end_cb end_cb,
+                            synod_group_watch_start_cb start_cb, void *arg,
+                            struct synod_async_subscription **out) {
+  int rv = group_watch_check(group, member, window, a->errmsg);
+  if (rv != 0) {
+    return rv;
+  }
+  if (items_cb == NULL || out == NULL) {
+    errmsg_printf(a->errmsg, "group watch: no items callback or no handle");
+    return SYNOD_EINVAL;
+  }
+  return group_sub_start(a, group, member != NULL ? member : "", from, window,
+                         items_cb, end_cb, start_cb, arg, false, 0, out);
 }
 
 int synod_async_subscribe(struct synod_async *a,

@@ -1,14 +1,10 @@
 /* synodctl group: a group's view, the groups, its stream and sends
  * (issue 23; `group join` is cmd_group_join.c).
  *
- * `group watch` follows the stream by reading it (synod_group_read) from
- * an offset it keeps: libsynod has no subscription to a group for a
- * reader that is not a member (the membership handle is one member's
- * view of it), and a read from the next offset is exact: each line
- * carries its offset, nothing is skipped or repeated across a failover
- * (a read is retried on another replica like any request), and
- * `--from LAST+1` goes on where a run stopped. While it is caught up it
- * asks again every CTL_POLL_MS. */
+ * `group watch` follows the stream pushed by a group watch
+ * (synod_group_watch: a subscription without membership, resumed by
+ * offset across failovers), so each line carries its offset, nothing is
+ * skipped or repeated, and `--from LAST+1` goes on where a run stopped. */
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -387,48 +383,41 @@ static int watch_start(const struct ctl_opts *o, struct synod_client *c,
   return -1;
 }
 
+/* The stream pushed (synod_group_watch), from `from`: each item printed
+ * with the members known there, until --count items or a signal. */
 static int watch_loop(const struct ctl_opts *o, struct synod_client *c,
                       const struct watch_args *a, const sigset_t *set,
                       struct ctl_group_members *m,
                       const struct synod_group_view *current) {
   uint64_t from = a->from, printed = 0;
-  bool started = false;
-  while (printed < a->count && !ctl_signalled(set)) {
-    struct synod_group_items items;
-    uint32_t max =
-        a->count - printed < 1000 ? (uint32_t)(a->count - printed) : 1000;
-    int rv = synod_group_read(c, a->name, from, max, a->member, 0, 0, &items);
-    if (rv != 0) {
-      return watch_fail(o, a->name, rv, from, started);
-    }
-    started = true;
-    for (size_t i = 0; i < items.count; i++) {
-      const struct synod_group_item *it = &items.items[i];
-      if (it->offset == current->offset) {
-        ctl_group_members_set(m, current); /* the view known from here */
-      } else {
-        ctl_group_members_apply(m, it);
-      }
-      item_print(o, a->name, it, m);
-      from = it->offset + 1;
-      printed++;
-    }
-    /* Nothing for us up to the end (a read that found none went through
-     * the whole window): go on from there. */
-    if (items.count == 0 && items.next_offset > from) {
-      from = items.next_offset;
-    }
-    bool caught_up = items.count == 0;
-    synod_group_items_free(&items);
-    if (caught_up && printed < a->count) {
-      struct timespec poll = {0, CTL_POLL_MS * 1000000L};
-      int sig = sigtimedwait(set, NULL, &poll);
-      if (sig == SIGINT || sig == SIGTERM || sig == SIGHUP) {
-        break;
-      }
-    }
+  struct synod_group_watch *w = NULL;
+  int rv = synod_group_watch(c, a->name, a->member, from, 0, 0, &w, NULL);
+  if (rv != 0) {
+    return watch_fail(o, a->name, rv, from, false);
   }
-  return CTL_EXIT_OK;
+  int code = CTL_EXIT_OK;
+  while (printed < a->count && !ctl_signalled(set)) {
+    struct synod_group_item it;
+    /* Bounded, so that a signal is seen within CTL_POLL_MS. */
+    rv = synod_group_watch_next(w, CTL_POLL_MS, &it);
+    if (rv == SYNOD_ETIMEDOUT) {
+      continue;
+    }
+    if (rv != 0) {
+      code = watch_fail(o, a->name, rv, from, true);
+      break;
+    }
+    if (it.offset == current->offset) {
+      ctl_group_members_set(m, current); /* the view known from here */
+    } else {
+      ctl_group_members_apply(m, &it);
+    }
+    item_print(o, a->name, &it, m);
+    from = it.offset + 1;
+    printed++;
+  }
+  synod_group_watch_close(w);
+  return code;
 }
 
 static int group_watch(const struct ctl_opts *o, struct synod_client *c,

@@ -1635,6 +1635,60 @@ int synod_group_read(struct synod_client *c, const char *group, uint64_t from,
                      uint32_t max, const char *member, unsigned flags,
                      uint32_t timeout_ms, struct synod_group_items *out);
 
+/* Watching a group without joining it (an operator's tool, a dashboard):
+ * its stream pushed from offset `from` (0: the next item), every item in
+ * offset order, or with member (not NULL or "") only the items addressed
+ * to it and to all, as that member would receive them. It is a
+ * subscription (see "channel subscriptions": any replica serves it, it
+ * resumes after disconnects and failovers with no gap and no duplicate,
+ * flow control by `window`, 0: 1,000) and ends only with SYNOD_ENOTFOUND
+ * (the group was deleted: its last member left; every item before that
+ * is delivered first), SYNOD_ECOMPACTED (its next item is no longer
+ * retained; first_available is the oldest that is), or as a channel
+ * subscription does. A VIEW item gives the change (joined, left): start
+ * from the view's offset (synod_group_view_get) to know every member. */
+typedef void (*synod_group_watch_cb)(void *arg,
+                                     const struct synod_group_item *items,
+                                     size_t n);
+/* The server confirmed the start: the first offset it delivers. */
+typedef void (*synod_group_watch_start_cb)(void *arg, uint64_t offset);
+
+/* Async: items_cb with each batch (borrowed for the call), end_cb (may
+ * be NULL) once if it ends, start_cb (may be NULL) once; stop it with
+ * synod_async_unsubscribe. Errors returned directly: SYNOD_EINVAL (bad
+ * name; synod_async_last_errmsg), SYNOD_ENOMEM, SYNOD_ESHUTDOWN. */
+int synod_async_group_watch(struct synod_async *a, const char *group,
+                            const char *member, uint64_t from, uint32_t window,
+                            synod_group_watch_cb items_cb,
+                            synod_subscription_end_cb end_cb,
+                            synod_group_watch_start_cb start_cb, void *arg,
+                            struct synod_async_subscription **out);
+
+struct synod_group_watch;
+
+/* Blocking: starts the watch and waits until the server confirmed it
+ * (*start_offset: the first offset it delivers; may be NULL), at most
+ * timeout_ms (0: the request timeout). Close *out with
+ * synod_group_watch_close; synod_client_free closes those still open. */
+int synod_group_watch(struct synod_client *c, const char *group,
+                      const char *member, uint64_t from, uint32_t window,
+                      uint32_t timeout_ms, struct synod_group_watch **out,
+                      uint64_t *start_offset);
+
+/* The next item, as synod_subscription_next: waits up to timeout_ms (0:
+ * not at all; SYNOD_WAIT_FOREVER), SYNOD_ETIMEDOUT if none came, or the
+ * status that ended the watch once every item before it was taken. On 0
+ * *item and all it points to (data followed by a NUL) are valid until the
+ * next call or the close. One thread at a time per watch. */
+int synod_group_watch_next(struct synod_group_watch *w, uint32_t timeout_ms,
+                           struct synod_group_item *item);
+
+/* With SYNOD_ECOMPACTED: the oldest offset still retained; else 0. */
+uint64_t synod_group_watch_first_available(struct synod_group_watch *w);
+
+/* Stops and frees everything, the last item included. Accepts NULL. */
+void synod_group_watch_close(struct synod_group_watch *w);
+
 /* The group calls on a synod_async, with the contracts of the blocking
  * ones and the async rules. Each copies its arguments (data included)
  * before it returns. Errors returned directly: SYNOD_EINVAL (the message

@@ -1619,19 +1619,20 @@ static int key_watch_check(struct node *n, const Synod__KeyWatch *q,
 }
 
 /* A group's name is checked as a channel's; whether it exists is for
- * the start (group_resolve). A client names a member; an in-process
- * consumer (conn_id 0) may name none: an observer of every item. */
-static int group_subscribe_check(struct node *n, uint64_t conn_id,
-                                 const Synod__GroupSubscribe *q, char *msg) {
+ * the start (group_resolve). A subscription that names no member is an
+ * observer of every item (a client's synod_group_watch, or the HTTP
+ * API's stream): nothing it reads is not already open to GroupRead. */
+static int group_subscribe_check(struct node *n, const Synod__GroupSubscribe *q,
+                                 char *msg) {
   const char *name = q->group != NULL ? q->group : "";
   size_t member_len = q->member != NULL ? strlen(q->member) : 0;
   int rv = fsm_channel_name_check(n->fsm, name, strlen(name), false, msg);
   if (rv != 0) {
     return rv;
   }
-  if ((member_len == 0 && conn_id != 0) || member_len > 256) {
+  if (member_len > 256) {
     errmsg_set(msg,
-               "group subscribe: member name of %zu bytes (1 to 256) in "
+               "group subscribe: member name of %zu bytes (at most 256) in "
                "\"%.64s\"",
                member_len, name);
     return SYNOD_EINVAL;
@@ -1651,9 +1652,7 @@ static int sub_check(struct node *n, uint64_t conn_id,
   case SYNOD__REQUEST__BODY_GROUP_SUBSCRIBE:
     rv = sub_check_common(n, conn_id, req->group_subscribe->subscription_id,
                           req->group_subscribe->credits, msg);
-    return rv != 0
-               ? rv
-               : group_subscribe_check(n, conn_id, req->group_subscribe, msg);
+    return rv != 0 ? rv : group_subscribe_check(n, req->group_subscribe, msg);
   default:
     rv = sub_check_common(n, conn_id, req->channel_subscribe->subscription_id,
                           req->channel_subscribe->credits, msg);

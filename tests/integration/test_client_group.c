@@ -789,6 +789,102 @@ static void scenario_async(const struct cluster *cl) {
          "read, leave: ok\n");
 }
 
+/* One watched item as text: "OFFSET view +JOINED -LEFT" or "OFFSET msg
+ * DATA". */
+static void watch_item_text(const struct synod_group_item *it, char *out,
+                            size_t cap) {
+  int n = snprintf(out, cap, "%" PRIu64, it->offset);
+  if (it->type == SYNOD_GROUP_ITEM_VIEW) {
+    n += snprintf(out + n, cap - (size_t)n, " view");
+    for (size_t i = 0; i < it->joined_n; i++) {
+      n += snprintf(out + n, cap - (size_t)n, " +%s", it->joined[i].name);
+    }
+    for (size_t i = 0; i < it->left_n; i++) {
+      n += snprintf(out + n, cap - (size_t)n, " -%s", it->left[i]);
+    }
+  } else if (it->type == SYNOD_GROUP_ITEM_MESSAGE) {
+    snprintf(out + n, cap - (size_t)n, " msg %s", (const char *)it->data);
+  } else {
+    snprintf(out + n, cap - (size_t)n, " type %d", (int)it->type);
+  }
+}
+
+/* w delivers exactly `want` (n items, in order), then ends with
+ * SYNOD_ENOTFOUND (the group was deleted). */
+static void watch_expect(struct synod_group_watch *w, const char *what,
+                         const char *const *want, size_t n) {
+  uint64_t deadline = test_now_ms() + WAIT_MS;
+  size_t got = 0;
+  for (;;) {
+    struct synod_group_item it;
+    CHECK(test_now_ms() < deadline, "%s: %zu of %zu items, then nothing", what,
+          got, n);
+    int rv = synod_group_watch_next(w, 1000, &it);
+    if (rv == SYNOD_ETIMEDOUT) {
+      continue;
+    }
+    if (rv != 0) {
+      CHECK(rv == SYNOD_ENOTFOUND && got == n,
+            "%s: ended with %s (%s) after %zu of %zu items", what,
+            synod_errname(rv), synod_client_errmsg(), got, n);
+      return;
+    }
+    char text[256];
+    watch_item_text(&it, text, sizeof text);
+    CHECK(got < n && strcmp(text, want[got]) == 0,
+          "%s: item %zu is \"%s\", want \"%s\"", what, got, text,
+          got < n ? want[got] : "(none: the end)");
+    got++;
+  }
+}
+
+/* Watching without membership: from offset 1 every item (an observer);
+ * with a member, only what that member receives (to all, to it); from 0,
+ * what comes after the newest item. Each ends with SYNOD_ENOTFOUND once
+ * the group is deleted, after its last view. (synodctl group watch polled
+ * reads before this existed.) */
+static void scenario_watch(const struct cluster *cl) {
+  struct synod_client *wc = client_new(cl, 0);
+  struct synod_group_watch *all, *for_b, *after;
+  struct synod_group_sent sent;
+  struct mem a, b;
+  uint64_t start = 0;
+  mem_join(&a, cl, "gw", "wa", false, 0, NULL);
+  OK(synod_group_watch(wc, "gw", NULL, 1, 0, 0, &all, &start));
+  CHECK(start == 1, "a watch from 1 starts at %" PRIu64, start);
+  OK(synod_group_watch(wc, "gw", NULL, 0, 0, 0, &after, &start));
+  CHECK(start == 2, "a watch from the next item starts at %" PRIu64, start);
+  mem_join(&b, cl, "gw", "wb", false, 0, NULL);
+  OK(synod_group_watch(wc, "gw", "wb", 1, 4, 0, &for_b, NULL));
+  send_all(&a, "to-all");
+  OK(synod_group_member_send(a.g, "wa", "to-a", 5, 0, &sent));
+  OK(synod_group_member_send(a.g, "wb", "to-b", 5, 0, &sent));
+  OK(synod_group_member_leave(b.g, 0));
+  OK(synod_group_member_leave(a.g, 0));
+  static const char *const want_all[] = {
+      "1 view +wa", "2 view +wb", "3 msg to-all", "4 msg to-a",
+      "5 msg to-b", "6 view -wb", "7 view -wa"};
+  static const char *const want_b[] = {"1 view +wa",   "2 view +wb",
+                                       "3 msg to-all", "5 msg to-b",
+                                       "6 view -wb",   "7 view -wa"};
+  watch_expect(all, "observer from 1", want_all, 7);
+  watch_expect(for_b, "wb's items from 1 (window 4)", want_b, 6);
+  watch_expect(after, "observer from the next", want_all + 1, 6);
+  struct synod_group_watch *none = NULL;
+  CHECK(synod_group_watch(wc, "", NULL, 1, 0, 0, &none, NULL) == SYNOD_EINVAL,
+        "a watch of no group: %s", synod_client_errmsg());
+  CHECK(synod_group_watch(wc, "no-such-group", NULL, 1, 0, 3000, &none, NULL) ==
+            SYNOD_ENOTFOUND,
+        "a watch of a group that does not exist: %s", synod_client_errmsg());
+  synod_group_watch_close(all);
+  synod_group_watch_close(for_b);
+  synod_group_watch_close(after);
+  mem_free(&a);
+  mem_free(&b);
+  synod_client_free(wc);
+  printf("ok watch: observer, one member's items, from the next\n");
+}
+
 int main(int argc, char **argv) {
   char synodd[PATH_MAX], why[256];
   if (argc == 3 && strcmp(argv[1], "--child") == 0) {
@@ -805,6 +901,7 @@ int main(int argc, char **argv) {
   cluster_wait_leader(&c, WAIT_MS);
   scenario_views_messages(&c);
   scenario_async(&c);
+  scenario_watch(&c);
   scenario_state_request(&c);
   scenario_state_empty(&c);
   scenario_removed(&c);

@@ -586,7 +586,10 @@ static void scenario_bad_input(struct cluster *c, struct raw *wr) {
   group_subscribe(&r, &m, 1, "no-such-group", "x", 1, 0, SYNOD_ENOTFOUND, NULL);
   group_subscribe(&r, &m, 1, "bad", "x", 1000, 0, SYNOD_ERANGE, NULL);
   group_subscribe(&r, &m, 1, "bad", "x", 1, 2000000, SYNOD_ERANGE, NULL);
-  group_subscribe(&r, &m, 1, "bad", "", 1, 0, SYNOD_EINVAL, NULL);
+  char long_name[258];
+  memset(long_name, 'x', 257);
+  long_name[257] = '\0';
+  group_subscribe(&r, &m, 1, "bad", long_name, 1, 0, SYNOD_EINVAL, NULL);
   group_subscribe(&r, &m, 1, "", "x", 1, 0, SYNOD_EINVAL, NULL);
   group_subscribe(&r, &m, 1, "bad", "x", 1, 0, 0, &first);
   group_subscribe(&r, &m, 1, "bad", "x", 1, 0, SYNOD_EEXIST, NULL);

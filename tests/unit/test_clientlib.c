@@ -375,8 +375,14 @@ START_TEST(group_ops_are_checked_and_sequenced_like_channel_writes) {
   ck_assert(op->req.stale && !op_kind_sequenced(op->kind));
   ck_assert_uint_eq(op->req.group_read->from, 5);
   op_free(op);
-  ck_assert_int_eq(op_build(OP_GROUP_SUBSCRIBE, &args, &op, err),
-                   SYNOD_EINVAL); /* a subscription is a member's */
+  char long_name[SYNOD_GROUP_MEMBER_MAX + 2];
+  memset(long_name, 'm', sizeof long_name - 1);
+  long_name[sizeof long_name - 1] = '\0';
+  r.member = long_name;
+  ck_assert_int_eq(op_build(OP_GROUP_SUBSCRIBE, &args, &op, err), SYNOD_EINVAL);
+  r.member = NULL; /* none: a watch of every item */
+  ck_assert_int_eq(op_build(OP_GROUP_SUBSCRIBE, &args, &op, err), 0);
+  op_free(op);
   r.member = "m";
   r.credits = SYNOD_SUBSCRIBE_WINDOW_MAX + 1;
   ck_assert_int_eq(op_build(OP_GROUP_SUBSCRIBE, &args, &op, err), SYNOD_EINVAL);
