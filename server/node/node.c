@@ -176,6 +176,12 @@ int node_step(struct node *n, const struct core_event *ev) {
   n->in_update = true;
   node_handle_update(n, &up);
   n->in_update = false;
+  while (n->unreachable_later_n > 0) {
+    struct core_event later = {
+        .type = CORE_EVENT_UNREACHABLE,
+        .id = n->unreachable_later[--n->unreachable_later_n]};
+    node_step(n, &later);
+  }
   return 0;
 }
 
@@ -233,6 +239,19 @@ static void node_peer_state_cb(void *arg, uint64_t id, bool up,
   struct member *m = node_member(n, id);
   if (m != NULL) {
     m->up = false;
+  }
+  if (n->in_update) {
+    /* Closed by a write inside the update (persist_start's early flush):
+     * the core cannot be stepped under the update it made. */
+    for (uint32_t i = 0; i < n->unreachable_later_n; i++) {
+      if (n->unreachable_later[i] == id) {
+        return;
+      }
+    }
+    if (n->unreachable_later_n < 2 * CORE_MEMBERS_MAX) {
+      n->unreachable_later[n->unreachable_later_n++] = id;
+    }
+    return;
   }
   struct core_event ev = {.type = CORE_EVENT_UNREACHABLE, .id = id};
   node_step(n, &ev);

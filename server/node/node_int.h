@@ -270,6 +270,11 @@ struct node {
   /* node_handle_update runs: the update it handles points into the core's
    * output buffers, which any core_step reuses (node_step asserts). */
   bool in_update;
+  /* Peers whose link closed while an update was handled (a write of
+   * persist_start's early flush found it reset): their UNREACHABLE is
+   * stepped once it is done. */
+  uint64_t unreachable_later[2 * CORE_MEMBERS_MAX];
+  uint32_t unreachable_later_n;
   bool snapshot_forked;    /* a child encodes the image (persist.c) */
   uint64_t fsm_generation; /* +1 each time a snapshot replaces the state */
   uint64_t bytes_since_snapshot; /* entry bytes applied since the last */
