@@ -438,7 +438,8 @@ struct observer {
 /* One subscription (subscribe.c). The position is what makes resumption
  * exact: one channel's next_offset, or a prefix's (after_index,
  * after_offset), as delivered to the application. */
-/* A group subscription's items (group_member.c consumes them): in
+/* A group subscription's items (group_member.c and the blocking group
+ * watch in client.c consume them): in
  * offset order, each after the last one delivered; borrowed for the
  * call. */
 typedef synod_group_watch_cb group_items_cb;

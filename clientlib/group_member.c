@@ -325,6 +325,7 @@ static void gm_sub_end_cb(void *arg, int status, const char *errmsg,
 
 /* Follows the stream from offset `from`. */
 static void gm_subscribe(struct synod_async_group *g, uint64_t from) {
+  assert(from >= 1); /* a member follows from its own view on */
   int rv =
       group_sub_start(g->a, g->group, g->member, from, g->window, gm_items_cb,
                       gm_sub_end_cb, NULL, g, g->manual, 0, &g->sub);

@@ -225,6 +225,9 @@ static void keepalive_done(struct op *op, int status,
   if (a->keepalive == op) {
     a->keepalive = NULL;
   }
+  if (status == SYNOD_ESHUTDOWN || a->closing) {
+    return;
+  }
   /* A deadline passed stays passed: an answer that came (or was read, by
    * a loop held up) after it renews nothing, since the application may
    * have been told meanwhile, by synod_async_session_valid_ms(), that its
@@ -309,13 +312,17 @@ void session_check(struct synod_async *a) {
     session_lost(a, why);
     return;
   }
+  /* Published before the callbacks, which may ask for it. */
+  atomic_store(&a->deadline_ms, session_deadline_ms(a->base_ms, a->ttl_ms));
   if (st != old) {
     a->session_state = st;
     held_report(a, st == SYNOD_SESSION_JEOPARDY ? SYNOD_LOCK_JEOPARDY
                                                 : SYNOD_LOCK_SAFE);
     session_notify(a, st, a->session_id);
+    if (a->session_id == 0 || a->closing) {
+      return; /* a callback closed the session or the client */
+    }
   }
-  atomic_store(&a->deadline_ms, session_deadline_ms(a->base_ms, a->ttl_ms));
   next = session_next_check_ms(a->base_ms, a->ttl_ms, now);
   uv_timer_start(&a->session_timer, session_timer_cb, next - now, 0);
 }

@@ -100,6 +100,8 @@ static void sub_where(const struct synod_async_subscription *s, char *out,
   } else if (s->keys) {
     snprintf(out, len, "after revision %" PRIu64 " event %" PRIu64,
              s->after_index, s->after_offset);
+  } else if (s->group && s->member[0] == '\0') {
+    snprintf(out, len, "offset %" PRIu64 " (every item)", s->next_offset);
   } else if (s->group) {
     snprintf(out, len, "offset %" PRIu64 " as member '%s'", s->next_offset,
              s->member);
@@ -831,6 +833,7 @@ int group_sub_start(struct synod_async *a, const char *group,
     if (s != NULL) {
       sub_free(s);
     }
+    errmsg_printf(a->errmsg, "group subscribe: out of memory");
     return SYNOD_ENOMEM;
   }
   s->group = true;
