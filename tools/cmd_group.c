@@ -328,7 +328,8 @@ static void item_print(const struct ctl_opts *o, const char *group,
   fflush(stdout);
 }
 
-/* The watch could not go on: rv from a read at `from`. */
+/* The watch could not go on: rv from its start or its next item, at
+ * `from`. */
 static int watch_fail(const struct ctl_opts *o, const char *group, int rv,
                       uint64_t from, bool started) {
   if (rv == SYNOD_ECOMPACTED) {

@@ -279,6 +279,9 @@ struct fsm_key_binding {
   struct fsm_list lease_link; /* in lease->keys */
   struct fsm_key_lease *lease;
 };
+/* The key right behind it stays aligned. */
+_Static_assert(sizeof(struct fsm_key_binding) % _Alignof(struct fsm_key) == 0,
+               "struct fsm_key_binding keeps struct fsm_key aligned");
 
 static inline struct fsm_key_binding *fsm_key_binding(const struct fsm_key *k) {
   return k->bound ? (struct fsm_key_binding *)((uintptr_t)k -
@@ -315,7 +318,7 @@ static inline const uint8_t *fsm_key_value(const struct fsm_key *k) {
 struct fsm_key_lease {
   struct otree_node by_revision; /* in f->key_graves while retained */
   struct fsm_list work_link;     /* in f->key_work while in_work */
-  struct fsm_list keys;          /* fsm_key.lease_link */
+  struct fsm_list keys;          /* fsm_key_binding.lease_link */
   struct fsm_list *cursor;       /* the next key to take out of f->keys */
   uint64_t session_id;
   uint64_t ended_revision; /* 0 while the session lives */
@@ -623,6 +626,8 @@ struct fsm_key *fsm_key_find(const struct fsm *f, const uint8_t *key,
  * session or a grave (fsm_key_bind, or a grave's restore). */
 struct fsm_key *fsm_key_new(const uint8_t *key, size_t key_len,
                             const uint8_t *value, size_t value_len, bool bound);
+/* Frees k (and its binding, in front of it when bound); k is out of the
+ * tree and of its lease's list. Accepts NULL. */
 void fsm_key_free(struct fsm_key *k);
 /* Adds k to a session's lease (made on first use), in (mod_revision,
  * key) order, or with !ordered at the tail (an image's keys, sorted with

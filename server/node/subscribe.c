@@ -46,8 +46,8 @@
  *    position and filtering by key.
  *
  * A group subscription (GroupSubscribe, kind SUB_GROUP) reads one group's
- * stream as one member: a dense offset like a channel's, filtered like a
- * key watch's (fsm_group_item_for). It reuses the channel's start,
+ * stream as one member, or all of it: a dense offset like a channel's, filtered
+ * like a key watch's (fsm_group_item_for). It reuses the channel's start,
  * ECOMPACTED and end on deletion (created_index tells a group deleted and
  * created again) and the key watch's progress (GroupDelivery.
  * progress_offset, sent alone by subs_tick). Where it bent the mechanism:
@@ -57,9 +57,9 @@
  *    group_deliver), filled by the client sink and by in-process
  *    consumers of node_group_subscribe (the HTTP API's Server-Sent
  *    Events);
- *  - an in-process subscription may name no member: an observer, which
- *    is delivered every item, messages and state requests to any one
- *    member included (the binary protocol keeps requiring a member);
+ *  - a subscription may name no member: an observer (a client's group
+ *    watch, the HTTP API's stream), which is delivered every item,
+ *    messages and state requests to any one member included;
  *  - a frame's items are malloc'ed (fsm_group_item_pb) and freed once
  *    the frame is sent, and cost their packed size;
  *  - group subscriptions are also on a list of their own (subs_groups),
@@ -136,7 +136,7 @@ enum sub_kind {
   SUB_CHANNEL, /* one channel */
   SUB_PREFIX,  /* the channels under a prefix, merged by log index */
   SUB_KEYS,    /* the key history, filtered to a key or a key prefix */
-  SUB_GROUP,   /* one group's stream, filtered to one member */
+  SUB_GROUP,   /* one group's stream, all of it or one member's */
 };
 
 struct sub {
@@ -153,7 +153,8 @@ struct sub {
   enum sub_kind kind;
   char *name; /* channel name or prefix; key or key prefix (NUL added) */
   size_t name_len;
-  char *member; /* SUB_GROUP: the member whose items it delivers (NUL added) */
+  char *member; /* SUB_GROUP: the member whose items it delivers (NUL
+                 * added); "" for an observer of every item */
   size_t member_len;
   bool key_prefix; /* SUB_KEYS: name is a prefix */
   bool prev_kv;    /* SUB_KEYS: deliver previous values */

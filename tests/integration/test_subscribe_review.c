@@ -285,15 +285,25 @@ static void publish_burst_to(struct raw *r, const char *channel, int n,
   }
 }
 
-/* The index of the last "snapshot at N" in the log at path, 0 if none. */
-static uint64_t logged_snapshot_index(const char *path) {
-  char *log = test_slurp(path);
-  uint64_t last = 0;
-  for (const char *p = log; (p = strstr(p, "snapshot at ")) != NULL; p++) {
-    last = strtoull(p + strlen("snapshot at "), NULL, 10);
+/* The index of replica i's durable snapshot (the core compacts its log
+ * right after: status reports it only then), 0 if none or no answer. */
+static uint64_t snapshot_index_of(const struct cluster *c, int i) {
+  struct synod_options o;
+  struct synod_client *cl;
+  struct synod_status st;
+  uint64_t index = 0;
+  synod_options_init(&o);
+  o.endpoints = c->nodes[i].client;
+  o.client_name = "subscribe review status";
+  if (synod_client_new(&o, &cl) != 0) {
+    return 0;
   }
-  free(log);
-  return last;
+  if (synod_status(cl, 2000, &st) == 0) {
+    index = st.snapshot_index;
+    synod_status_free(&st);
+  }
+  synod_client_free(cl);
+  return index;
 }
 
 /* A follower that installs a snapshot never hears the CHANNEL_DELETED
@@ -343,16 +353,16 @@ static void scenario_install_deleted(struct cluster *c,
    * its stop, up to the 8 MB window (1,000 of these) already in its
    * socket, and the 1,024 the leader keeps behind a snapshot. Snapshots
    * come when the log outweighs the image, later as the image grows:
-   * pad on until the leader has taken one beyond that. */
+   * pad on until the leader has one beyond that, durable (and so its log
+   * compacted). */
   uint64_t need = stopped_at + 1000 + 1024 + 100;
-  for (int more = 0; logged_snapshot_index(c->nodes[l].log) < need; more++) {
+  for (int more = 0; snapshot_index_of(c, l) < need; more++) {
     CHECK(more < 8,
           "%s took no snapshot past %" PRIu64 " (last at %" PRIu64
           ") after %d more bursts",
-          c->nodes[l].name, need, logged_snapshot_index(c->nodes[l].log), more);
+          c->nodes[l].name, need, snapshot_index_of(c, l), more);
     publish_burst(&w, "pad", 1000, 8000);
-    for (int i = 0; i < 50 && logged_snapshot_index(c->nodes[l].log) < need;
-         i++) {
+    for (int i = 0; i < 50 && snapshot_index_of(c, l) < need; i++) {
       usleep(100000); /* a snapshot being written: polled, bounded */
     }
   }
