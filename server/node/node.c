@@ -1,6 +1,6 @@
 /* A replica: start-up from the store, the core's updates, timers, peers,
  * and a graceful stop. */
-#include <assert.h>
+#include <execinfo.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <unistd.h>
@@ -167,7 +167,15 @@ static void node_handle_update(struct node *n, const struct core_update *up) {
  * check there is no other). */
 int node_step(struct node *n, const struct core_event *ev) {
   struct core_update up;
-  assert(!n->in_update);
+#ifndef NDEBUG
+  if (n->in_update) {
+    void *frames[32];
+    log_error("node", "node_step (event %d) inside an update; the stack:",
+              (int)ev->type);
+    backtrace_symbols_fd(frames, backtrace(frames, 32), STDERR_FILENO);
+    abort();
+  }
+#endif
   int rv = core_step(n->core, ev, &up);
   if (rv != 0) {
     metrics_refused(n, ev, rv);
@@ -176,6 +184,7 @@ int node_step(struct node *n, const struct core_event *ev) {
   n->in_update = true;
   node_handle_update(n, &up);
   n->in_update = false;
+  requests_reads_later(n);
   while (n->unreachable_later_n > 0) {
     struct core_event later = {
         .type = CORE_EVENT_UNREACHABLE,

@@ -307,6 +307,9 @@ struct node {
   struct pending *pending_tail;
   struct u64map waits; /* (session, sequence) key -> struct wait */
   struct read *reads;  /* in arrival order */
+  /* Reads asked while an update was handled (an HTTP answer whose
+   * connection's next request is a read): asked once it is done. */
+  struct read *reads_later;
   uint64_t read_ctx_next;
   uint64_t proposed_first;  /* of the last PROPOSE or membership change */
   uv_check_t propose_check; /* runs requests_propose_flush each turn */
@@ -448,6 +451,8 @@ void apply_close(struct node *n);
 void requests_on_request(void *arg, uint64_t conn_id,
                          const Synod__Request *req);
 void requests_on_close(void *arg, uint64_t conn_id);
+/* Asks the reads deferred while an update was handled (node_step). */
+void requests_reads_later(struct node *n);
 void requests_reads_ready(struct node *n, const struct core_update *up);
 void requests_reads_serve(struct node *n);
 void requests_reads_fail(struct node *n, int code);

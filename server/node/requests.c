@@ -331,7 +331,10 @@ int requests_propose_from(struct node *n, const struct origin *from,
   Synod__Request copy = *req;
   copy.id = 0;
   copy.stale = false;
-  if (n->queued_n == REQUESTS_QUEUED_MAX) {
+  /* Full: propose what is queued now; but never under an update being
+   * handled (a write from one of its callbacks), which the step would
+   * reuse: the queue grows by that callback's writes until the turn ends. */
+  if (n->queued_n >= REQUESTS_QUEUED_MAX && !n->in_update) {
     requests_propose_flush(n);
   }
   if (n->queued_n == n->queued_cap) {
@@ -546,6 +549,17 @@ static struct read *read_new(struct node *n, const Synod__Request *req) {
 /* Asks the core for a read index for r, which is then in n->reads.
  * Returns 0 or the core's error (r is not kept). */
 static int read_index_ask(struct node *n, struct read *r) {
+  if (n->in_update) {
+    /* From a callback of the update being handled: the core cannot be
+     * stepped under its own update. Asked right after it, in order. */
+    struct read **tail = &n->reads_later;
+    while (*tail != NULL) {
+      tail = &(*tail)->next;
+    }
+    r->next = NULL;
+    *tail = r;
+    return 0;
+  }
   r->next = n->reads;
   n->reads = r;
   struct core_event ev = {.type = CORE_EVENT_READ_INDEX, .read_ctx = r->ctx};
@@ -701,6 +715,18 @@ void requests_read_index_for_peer(struct node *n, uint64_t from, uint64_t ctx) {
   int rv = n->shutting_down ? SYNOD_ENOTLEADER : read_index_ask(n, r);
   if (rv != 0) {
     read_fail(n, r, rv);
+  }
+}
+
+void requests_reads_later(struct node *n) {
+  while (n->reads_later != NULL) {
+    struct read *r = n->reads_later;
+    n->reads_later = r->next;
+    int rv = read_index_ask(n, r);
+    if (rv != 0) {
+      read_fail(n, r,
+                rv == SYNOD_ENOTLEADER && r->cb != NULL ? SYNOD_ENOLEADER : rv);
+    }
   }
 }
 
