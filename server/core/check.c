@@ -164,6 +164,7 @@ int core_check_event(struct core *c, const struct core_event *ev) {
   case CORE_EVENT_TICK:
   case CORE_EVENT_UNREACHABLE:
   case CORE_EVENT_PEER_GONE:
+  case CORE_EVENT_RELEASE:
     return 0;
   case CORE_EVENT_PROPOSE:
     return core_check_propose(c, ev);

@@ -298,6 +298,7 @@ static void core_options_defaults(struct core_options *o) {
   CORE_DEFAULT(snapshot_keep_entries, 1024);
   CORE_DEFAULT(snapshot_keep_bytes, o->log_bytes_max / 16);
   CORE_DEFAULT(promote_lag_entries, 64);
+  CORE_DEFAULT(held_bytes_min, 4u << 20);
 #undef CORE_DEFAULT
 }
 
@@ -339,6 +340,7 @@ static void core_restore_apply(struct core *c, const struct core_restore *r) {
     core_log_append(&c->log, e->term, e->type, e->data, e->len);
   }
   c->handed_max = core_log_last(&c->log);
+  c->log.durable = core_log_last(&c->log); /* it comes from the store */
   c->hs_out = r->hard_state;
   c->term = r->hard_state.term;
   c->vote = r->hard_state.vote;
@@ -552,6 +554,7 @@ static void core_dispatch(struct core *c, const struct core_event *ev) {
     core_repl_propose(c, ev->propose.entries, ev->propose.entries_n);
     break;
   case CORE_EVENT_PERSISTED:
+    core_log_persisted(&c->log, ev->persisted.index, ev->persisted.term);
     core_repl_persisted(c, ev->persisted.index, ev->persisted.term);
     break;
   case CORE_EVENT_READ_INDEX:
@@ -572,6 +575,16 @@ static void core_dispatch(struct core *c, const struct core_event *ev) {
     break;
   case CORE_EVENT_PEER_GONE:
     core_election_peer_gone(c, ev->id);
+    break;
+  case CORE_EVENT_RELEASE:
+    /* What the store read back is the log as the last completed write
+     * left it; entries the core truncated since are not durable here,
+     * and ones it appended after are durable only through a later write,
+     * whose RELEASE will say how far LMDB has them. Not a maximum: a
+     * truncation may lower it (entries released before stay readable:
+     * they were committed). */
+    c->release_through =
+        ev->release < c->log.durable ? ev->release : c->log.durable;
     break;
   }
 }
@@ -595,6 +608,12 @@ int core_step(struct core *c, const struct core_event *ev,
     out->proposed_last = core_log_last(&c->log);
   }
   core_repl_deliver(c);
+  /* Entries handed out to apply in this step are released too: their
+   * data goes to the garbage, freed only at the next step. */
+  core_log_release(&c->log,
+                   c->release_through < c->applied ? c->release_through
+                                                   : c->applied,
+                   c->o.held_bytes_min);
   core_out_finish(c, out);
   return 0;
 }
@@ -623,6 +642,10 @@ uint64_t core_last_index(const struct core *c) {
 
 uint64_t core_first_index(const struct core *c) {
   return core_log_first(&c->log);
+}
+
+uint64_t core_log_memory_bytes(const struct core *c) {
+  return c->log.held_bytes;
 }
 
 const struct core_config *core_config(const struct core *c) {

@@ -186,6 +186,7 @@ enum core_event_type {
   CORE_EVENT_TRANSFER,       /* leader: hand leadership to a voter */
   CORE_EVENT_UNREACHABLE,    /* the link to a peer broke */
   CORE_EVENT_PEER_GONE,      /* a peer's process is gone (see below) */
+  CORE_EVENT_RELEASE,        /* the store can read entries back (below) */
 };
 
 struct core_event {
@@ -224,6 +225,22 @@ struct core_event {
      * the election timeout. A false report costs at most a refused
      * pre-vote: it changes no term, vote or log rule. */
     uint64_t id;
+    /* RELEASE: the shell's store can read entries through `release` back,
+     * as they were handed out to persist: the highest index it can read
+     * without waiting on a write, as the latest completed write left it,
+     * sent after that write's PERSISTED (it may go down after a
+     * truncation; the core trusts it only as far as PERSISTED has told
+     * it the log is durable at the time of the RELEASE). From then on the
+     * core keeps in memory only the data of entries that are not applied
+     * yet, not durable yet (PERSISTED) or among the newest
+     * held_bytes_min: the data of the others is dropped, and an APPEND
+     * that carries such an entry carries it with data NULL (len as it
+     * was). The shell fills those entries from its store before sending,
+     * as it fills snapshot chunks; one it cannot fill (compacted from the
+     * store since) it drops with its message, which Raft tolerates: the
+     * follower rejects the next append and is probed again. A received
+     * APPEND with such an entry is malformed. */
+    uint64_t release;
   };
 };
 
@@ -331,6 +348,10 @@ struct core_options {
   uint64_t snapshot_keep_entries; /* kept behind a snapshot; default 1024 */
   /* ... and at most this many bytes of them; default log_bytes_max / 16. */
   uint64_t snapshot_keep_bytes;
+  /* After RELEASE, the newest entries, at least this many bytes of them,
+   * keep their data in memory (appends to followers that keep up never
+   * read the store). Default 4 MiB. */
+  uint64_t held_bytes_min;
   /* A learner is promoted once it is within this many entries of the
    * leader's last index. Default 64. */
   uint64_t promote_lag_entries;
@@ -419,6 +440,8 @@ uint64_t core_leader(const struct core *c);
 uint64_t core_commit_index(const struct core *c);
 uint64_t core_last_index(const struct core *c);
 uint64_t core_first_index(const struct core *c); /* first in memory */
+/* Entry bytes the log holds in memory (not those released). */
+uint64_t core_log_memory_bytes(const struct core *c);
 const struct core_config *core_config(const struct core *c);
 
 /* The configuration in effect at `index` (the latest CONFIG entry at or

@@ -45,6 +45,7 @@ void core_log_init(struct core_log *l, uint64_t prev_index, uint64_t prev_term,
   memset(l, 0, sizeof *l);
   l->prev_index = prev_index;
   l->prev_term = prev_term;
+  l->durable = l->released = prev_index;
   core_log_config_push(l, prev_index, base);
 }
 
@@ -97,6 +98,7 @@ void core_log_append(struct core_log *l, uint64_t term, uint8_t type,
   e->data = copy;
   e->len = len;
   l->bytes += len;
+  l->held_bytes += len;
   if (type == CORE_ENTRY_CONFIG) {
     struct core_config cfg;
     int rv = core_config_decode(copy, len, &cfg);
@@ -106,23 +108,34 @@ void core_log_append(struct core_log *l, uint64_t term, uint8_t type,
   }
 }
 
-/* Moves the data of ents[from, to) to the garbage list. */
-static void core_log_drop(struct core_log *l, size_t from, size_t to) {
+/* Moves the data of ents[from, to) to the garbage list; with `forget`,
+ * the entries' lengths leave the byte counts too (they are leaving the
+ * log, not only their data). */
+static void core_log_drop(struct core_log *l, size_t from, size_t to,
+                          bool forget) {
   core_log_grow((void **)&l->garbage, &l->garbage_cap,
                 l->garbage_n + (to - from), sizeof *l->garbage);
   for (size_t i = from; i < to; i++) {
     if (l->ents[i].data != NULL) {
       l->garbage[l->garbage_n++] = (void *)l->ents[i].data;
+      l->ents[i].data = NULL;
+      l->held_bytes -= l->ents[i].len;
     }
-    l->bytes -= l->ents[i].len;
+    if (forget) {
+      l->bytes -= l->ents[i].len;
+    }
   }
 }
 
 void core_log_truncate(struct core_log *l, uint64_t from) {
   assert(from > l->prev_index && from <= core_log_last(l) + 1);
+  assert(from > l->released);
   size_t keep = (size_t)(from - l->prev_index - 1);
-  core_log_drop(l, keep, l->n);
+  core_log_drop(l, keep, l->n, true);
   l->n = keep;
+  if (l->durable >= from) {
+    l->durable = from - 1;
+  }
   /* A configuration whose entry is gone no longer applies (thesis 4.1). */
   while (l->cfgs_n > 1 && l->cfgs[l->cfgs_n - 1].index >= from) {
     l->cfgs_n--;
@@ -133,11 +146,17 @@ void core_log_compact(struct core_log *l, uint64_t through) {
   assert(through > l->prev_index && through <= core_log_last(l));
   size_t drop = (size_t)(through - l->prev_index);
   uint64_t term = l->ents[drop - 1].term;
-  core_log_drop(l, 0, drop);
+  core_log_drop(l, 0, drop, true);
   memmove(l->ents, l->ents + drop, (l->n - drop) * sizeof *l->ents);
   l->n -= drop;
   l->prev_index = through;
   l->prev_term = term;
+  if (l->durable < through) {
+    l->durable = through; /* compaction follows a snapshot, durable too */
+  }
+  if (l->released < through) {
+    l->released = through;
+  }
   /* Keep the configuration in effect at `through` as the base. */
   size_t base = 0;
   while (base + 1 < l->cfgs_n && l->cfgs[base + 1].index <= through) {
@@ -149,12 +168,45 @@ void core_log_compact(struct core_log *l, uint64_t through) {
 
 void core_log_reset(struct core_log *l, uint64_t index, uint64_t term,
                     const struct core_config *cfg) {
-  core_log_drop(l, 0, l->n);
+  core_log_drop(l, 0, l->n, true);
   l->n = 0;
   l->prev_index = index;
   l->prev_term = term;
+  l->durable = l->released = index;
   l->cfgs_n = 0;
   core_log_config_push(l, index, cfg);
+}
+
+void core_log_persisted(struct core_log *l, uint64_t index, uint64_t term) {
+  uint64_t t;
+  if (index > l->durable && core_log_term(l, index, &t) && t == term) {
+    l->durable = index;
+  }
+}
+
+void core_log_release(struct core_log *l, uint64_t through,
+                      uint64_t keep_bytes) {
+  if (through <= l->released) {
+    return;
+  }
+  if (through > l->durable) {
+    through = l->durable;
+  }
+  if (through > core_log_last(l)) {
+    through = core_log_last(l);
+  }
+  size_t from = (size_t)(l->released - l->prev_index);
+  size_t to = from;
+  uint64_t held = l->held_bytes;
+  while (to < (size_t)(through - l->prev_index) &&
+         held - l->ents[to].len >= keep_bytes) {
+    held -= l->ents[to].len;
+    to++;
+  }
+  if (to > from) {
+    core_log_drop(l, from, to, false);
+    l->released = l->prev_index + to;
+  }
 }
 
 const struct core_log_config *core_log_config_at(const struct core_log *l,

@@ -1,6 +1,8 @@
 /* The in-memory log: entries with owned copies of their data, the entry
  * just before the first one (a snapshot or compaction point), and the
- * configuration in effect at every index it covers. */
+ * configuration in effect at every index it covers. The oldest entries may
+ * have given their data back (core_log_release): the shell's store holds
+ * them, and fills them in where an append carries them. */
 #ifndef SYNOD_CORE_LOG_H
 #define SYNOD_CORE_LOG_H
 
@@ -17,14 +19,21 @@ struct core_log_config {
 
 struct core_log {
   /* ents[i].index == prev_index + 1 + i; terms never decrease. Each
-   * ents[i].data is a malloc'd copy owned by the log. */
+   * ents[i].data is a malloc'd copy owned by the log, or NULL for an entry
+   * through `released` (its len stays). */
   struct core_entry *ents;
   size_t n;
   size_t cap;
   /* The entry before ents[0]: in a snapshot or compacted (0/0 = none). */
   uint64_t prev_index;
   uint64_t prev_term;
-  uint64_t bytes; /* sum of ents[i].len */
+  uint64_t bytes;      /* sum of ents[i].len */
+  uint64_t held_bytes; /* the same, of the entries that hold their data */
+  /* Entries through `durable` are durable as this log holds them (the
+   * shell said so with PERSISTED, and no truncation came since). Entries
+   * through `released` (>= prev_index) hold no data. */
+  uint64_t durable;
+  uint64_t released;
   /* Ascending by index; cfgs[0] is the configuration at prev_index (from
    * the snapshot or a compacted entry), the rest are CONFIG entries of
    * ents[]. cfgs_n >= 1. */
@@ -84,6 +93,16 @@ void core_log_compact(struct core_log *l, uint64_t through);
 /* Drops every entry and restarts after (index, term) with config `cfg`. */
 void core_log_reset(struct core_log *l, uint64_t index, uint64_t term,
                     const struct core_config *cfg);
+
+/* The writes that produced the entry (index, term) are durable: if the
+ * log still holds that entry, it and everything before it are. */
+void core_log_persisted(struct core_log *l, uint64_t index, uint64_t term);
+
+/* Drops the data of the oldest entries through `through` (clamped to
+ * `durable`) while at least `keep_bytes` of newer entries keep theirs.
+ * The data goes to the garbage list (freed at the next core_log_gc). */
+void core_log_release(struct core_log *l, uint64_t through,
+                      uint64_t keep_bytes);
 
 /* The configuration in effect at `index` (>= prev_index) and the index of
  * the entry that carried it. */

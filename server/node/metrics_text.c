@@ -313,6 +313,18 @@ static void write_log(FILE *f, struct node *n) {
          "The longest apply of one batch since the replica started.");
   fprintf(f, "synod_apply_duration_max_seconds %.6f\n",
           (double)m->apply_duration_max_us / 1e6);
+  gauge(f, "synod_log_memory_bytes",
+        "Entry bytes the in-memory Raft log holds (entries applied and "
+        "durable give theirs back, but for the newest few MiB).",
+        core_log_memory_bytes(n->core));
+  counter(f, "synod_appends_read_back_total",
+          "Appends to a follower whose entries were read back from the "
+          "store.",
+          n->persist.appends_filled);
+  counter(f, "synod_appends_unreadable_total",
+          "Appends dropped because the store no longer held one of their "
+          "entries (compacted since): the follower is probed again.",
+          n->persist.appends_unfilled);
   counter(f, "synod_log_syncs_total",
           "Batches written to disk, one sync each (group commit).",
           n->persist.syncs);

@@ -203,6 +203,7 @@ static void node_tick_cb(uv_timer_t *t) {
   struct node *n = t->data;
   struct core_event ev = {.type = CORE_EVENT_TICK};
   node_step(n, &ev);
+  persist_release(n);
   if (n->role == CORE_LEADER && !n->shutting_down) {
     requests_tick(n);
   }
@@ -409,6 +410,8 @@ static int node_restore(struct node *n, char *errmsg) {
   }
   free(ces);
   store_entries_free(es);
+  /* Opening the store replayed its write-ahead file into LMDB. */
+  n->persist.release_due = store_log_readable_last(&n->store);
   n->persist.durable_term = hs.term;
   n->persist.durable_vote = hs.vote;
   n->persist.latest = (struct core_hard_state){hs.term, hs.vote, hs.commit};

@@ -55,6 +55,7 @@ struct persist_batch {
   uv_work_t work;    /* work.data = node */
   uint64_t ticket;   /* its turn to write (persist.write_turn) */
   uint64_t write_us; /* how long the write and its sync took */
+  uint64_t readable; /* store_log_readable_last() after the write */
   /* The store's checkpoint durations after this batch's write, copied
    * under the write lock (the loop must not read the store meanwhile). */
   struct histogram checkpoint_durations;
@@ -95,6 +96,18 @@ struct persist {
   /* Since start: batches that went to disk, and the entries in them. */
   uint64_t syncs;
   uint64_t synced_entries;
+  /* What the store can read back as the latest completed write left it,
+   * and the value last stepped as the core's RELEASE (every tick). */
+  uint64_t release_due;
+  uint64_t release_sent;
+  /* Appends whose released entries were read back from the store, and
+   * those dropped because the store no longer held one. */
+  uint64_t appends_filled;
+  uint64_t appends_unfilled;
+  /* The filled copy of an append's entries and the store's block they
+   * point into, until the message is encoded. */
+  struct core_entry *fill_ents;
+  uint32_t fill_cap;
 };
 
 /* ------------------------------------------------------------- pending */
@@ -438,6 +451,9 @@ int persist_snapshot_take(struct node *n, uint64_t index, uint64_t term,
 /* The image a just-queued update installs (received from the leader), or
  * NULL; owned by the batch, valid until the loop runs again. */
 const uint8_t *persist_installing(const struct node *n, size_t *len);
+/* Tells the core how far the store can read the log back, if that moved
+ * (it then keeps only recent entries' data in memory). Every tick. */
+void persist_release(struct node *n);
 
 /* apply.c */
 void apply_update(struct node *n, const struct core_update *up);

@@ -85,6 +85,9 @@ void persist_close(struct node *n) {
     b = next;
   }
   p->head = p->tail = NULL;
+  free(p->fill_ents);
+  p->fill_ents = NULL;
+  p->fill_cap = 0;
   if (p->lock_open) {
     uv_cond_destroy(&p->write_cond);
     uv_mutex_destroy(&p->write_lock);
@@ -205,12 +208,86 @@ static bool persist_fill_chunk(struct node *n, struct core_msg *m) {
   return true;
 }
 
+static bool entry_released(const struct core_entry *e) {
+  return e->data == NULL && e->len > 0;
+}
+
+/* Fills the entries of an append that the core released (data NULL) from
+ * the store, in a read transaction of this thread (the store allows it
+ * while the persist thread writes). *block gets the store's block the
+ * entries then point into. False if the store no longer holds one of them
+ * (a snapshot compacted it since: the core moves on to the snapshot) or
+ * holds another entry there (a bug: said loudly); the message is then
+ * dropped, which Raft tolerates (the follower asks again). */
+static bool persist_fill_entries(struct node *n, struct core_msg *m,
+                                 struct store_entry **block) {
+  struct persist *p = &n->persist;
+  const uint32_t count = m->append.entries_n;
+  uint32_t first = count, last = 0;
+  for (uint32_t i = 0; i < count; i++) {
+    if (entry_released(&m->append.entries[i])) {
+      first = first < i ? first : i;
+      last = i;
+    }
+  }
+  if (first == count) {
+    return true;
+  }
+  if (count > p->fill_cap) {
+    struct core_entry *es = realloc(p->fill_ents, count * sizeof *es);
+    if (es == NULL) {
+      log_warn("node", "append to %llu: no memory to fill %u entries",
+               (unsigned long long)m->to, count);
+      return false;
+    }
+    p->fill_ents = es;
+    p->fill_cap = count;
+  }
+  const struct core_entry *in = m->append.entries;
+  char why[SYNOD_ERRMSG_MAX];
+  size_t got = 0;
+  int rv = store_log_read_at(&n->store, in[first].index, in[last].index, block,
+                             &got, why);
+  if (rv != 0) {
+    p->appends_unfilled++;
+    log_debug("node", "append to %llu: %s", (unsigned long long)m->to, why);
+    return false;
+  }
+  memcpy(p->fill_ents, in, count * sizeof *in);
+  for (uint32_t i = first; i <= last; i++) {
+    const struct store_entry *e = &(*block)[i - first];
+    struct core_entry *f = &p->fill_ents[i];
+    if (i - first >= got || e->index != f->index || e->term != f->term ||
+        e->len != f->len) {
+      log_error("node",
+                "append to %llu: entry %llu (term %llu, %zu bytes) released "
+                "by the core is %s in the store; message dropped",
+                (unsigned long long)m->to, (unsigned long long)f->index,
+                (unsigned long long)f->term, f->len,
+                i - first >= got ? "missing" : "another");
+      store_entries_free(*block);
+      *block = NULL;
+      p->appends_unfilled++;
+      return false;
+    }
+    f->data = e->data;
+  }
+  m->append.entries = p->fill_ents;
+  p->appends_filled++;
+  return true;
+}
+
 static void persist_send(struct node *n, const struct core_msg *msg) {
   struct core_msg m = *msg;
+  struct store_entry *block = NULL;
   if (m.type == CORE_MSG_SNAPSHOT && !persist_fill_chunk(n, &m)) {
     return;
   }
+  if (m.type == CORE_MSG_APPEND && !persist_fill_entries(n, &m, &block)) {
+    return;
+  }
   int rv = peer_net_send(n->peer_net, &m);
+  store_entries_free(block);
   metrics_msg_sent(n, &m);
   if (rv != 0) {
     log_warn("node", "send %s to %llu: %s", core_msg_type_name(m.type),
@@ -356,6 +433,7 @@ static int persist_write(struct store *s, struct persist_batch *b,
     errmsg_set(b->errmsg, "%s", store_errmsg(s));
   }
   b->checkpoint_durations = s->checkpoint_durations;
+  b->readable = store_log_readable_last(s);
   return rv;
 }
 
@@ -433,7 +511,21 @@ static void persist_complete(struct node *n) {
     ev.persisted.term = b->entries[b->entries_n - 1].term;
     node_step(n, &ev);
   }
+  if (batch_has_writes(b)) {
+    p->release_due = b->readable; /* after its PERSISTED, as RELEASE asks */
+  }
   batch_free(b);
+}
+
+void persist_release(struct node *n) {
+  struct persist *p = &n->persist;
+  if (p->release_due == p->release_sent || n->core == NULL) {
+    return;
+  }
+  struct core_event ev = {.type = CORE_EVENT_RELEASE,
+                          .release = p->release_due};
+  p->release_sent = p->release_due;
+  node_step(n, &ev);
 }
 
 /* Completes the batches at the head that are durable, in order. Not

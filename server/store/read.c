@@ -49,6 +49,8 @@ struct store_read_ctx {
   uint64_t lo;
   uint64_t hi;
   size_t bytes_max;
+  char *errmsg; /* the store's, or the caller's of store_log_read_at */
+  bool at;      /* store_log_read_at: bounds not checked beforehand */
   struct store_entry *scratch; /* heap; pointers into the map */
   size_t scratch_cap;
   size_t count;
@@ -56,7 +58,7 @@ struct store_read_ctx {
   struct store_entry *out; /* the caller's block */
 };
 
-static int store_read_gather(struct store *s, struct store_read_ctx *c,
+static int store_read_gather(struct store_read_ctx *c,
                              const struct store_entry *e) {
   if (c->count > 0 && c->bytes + e->len > c->bytes_max) {
     return 1; /* the byte cap is reached */
@@ -65,7 +67,7 @@ static int store_read_gather(struct store *s, struct store_read_ctx *c,
     size_t cap = c->scratch_cap ? c->scratch_cap * 2 : 64;
     struct store_entry *v = realloc(c->scratch, cap * sizeof *v);
     if (v == NULL) {
-      errmsg_set(s->errmsg, "out of memory for %zu entries", cap);
+      errmsg_set(c->errmsg, "out of memory for %zu entries", cap);
       return SYNOD_ENOMEM;
     }
     c->scratch = v;
@@ -77,13 +79,13 @@ static int store_read_gather(struct store *s, struct store_read_ctx *c,
 }
 
 /* Copies the gathered entries into one block: the array, then payloads. */
-static int store_read_copy(struct store *s, struct store_read_ctx *c) {
+static int store_read_copy(struct store_read_ctx *c) {
   size_t array_bytes = c->count * sizeof(struct store_entry);
   uint8_t *data;
 
   c->out = malloc(array_bytes + c->bytes);
   if (c->out == NULL) {
-    errmsg_set(s->errmsg, "out of memory for %zu bytes",
+    errmsg_set(c->errmsg, "out of memory for %zu bytes",
                array_bytes + c->bytes);
     return SYNOD_ENOMEM;
   }
@@ -97,6 +99,22 @@ static int store_read_copy(struct store *s, struct store_read_ctx *c) {
     data += c->scratch[i].len;
   }
   return 0;
+}
+
+/* A key missing from a read of [lo, hi] that store_log_read_at made
+ * without the store's bounds: below the log's first key it was compacted,
+ * else it is not in LMDB yet (still in the write-ahead file) or never was. */
+static int store_read_missing(struct store_read_ctx *c, MDB_cursor *cur,
+                              uint64_t index) {
+  MDB_val k, v;
+  int rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST);
+  if (rc == 0 && k.mv_size == 8 && index < store_get_be64(k.mv_data)) {
+    errmsg_set(c->errmsg, "entry %" PRIu64 " compacted (first %" PRIu64 ")",
+               index, store_get_be64(k.mv_data));
+    return SYNOD_ECOMPACTED;
+  }
+  errmsg_set(c->errmsg, "entry %" PRIu64 " not in LMDB", index);
+  return SYNOD_EUNAVAILABLE;
 }
 
 static int store_read_txn(struct store *s, MDB_txn *txn, void *arg) {
@@ -113,7 +131,7 @@ static int store_read_txn(struct store *s, MDB_txn *txn, void *arg) {
   c->bytes = 0;
   rc = mdb_cursor_open(txn, s->dbi_log, &cur);
   if (rc != 0) {
-    return store_mdb_fail(s->errmsg, rc, "mdb_cursor_open");
+    return store_mdb_fail(c->errmsg, rc, "mdb_cursor_open");
   }
   store_put_be64(kb, c->lo);
   rc = mdb_cursor_get(cur, &k, &v, MDB_SET_KEY);
@@ -121,13 +139,15 @@ static int store_read_txn(struct store *s, MDB_txn *txn, void *arg) {
     if (rc == 0 && (k.mv_size != 8 || store_get_be64(k.mv_data) != i)) {
       rc = MDB_NOTFOUND;
     }
-    if (rc == MDB_NOTFOUND) {
-      errmsg_set(s->errmsg, "entry %" PRIu64 " missing inside the log", i);
+    if (rc == MDB_NOTFOUND && c->at) {
+      rv = store_read_missing(c, cur, i);
+    } else if (rc == MDB_NOTFOUND) {
+      errmsg_set(c->errmsg, "entry %" PRIu64 " missing inside the log", i);
       rv = SYNOD_ECORRUPT;
     } else if (rc != 0) {
-      rv = store_mdb_fail(s->errmsg, rc, "mdb_cursor_get");
-    } else if ((rv = store_log_decode(s->errmsg, i, &v, &e)) == 0) {
-      rv = store_read_gather(s, c, &e);
+      rv = store_mdb_fail(c->errmsg, rc, "mdb_cursor_get");
+    } else if ((rv = store_log_decode(c->errmsg, i, &v, &e)) == 0) {
+      rv = store_read_gather(c, &e);
     }
     if (rv == 1) {
       rv = 0;
@@ -138,7 +158,7 @@ static int store_read_txn(struct store *s, MDB_txn *txn, void *arg) {
     }
   }
   if (rv == 0) {
-    rv = store_read_copy(s, c);
+    rv = store_read_copy(c);
   }
   mdb_cursor_close(cur);
   return rv;
@@ -146,7 +166,8 @@ static int store_read_txn(struct store *s, MDB_txn *txn, void *arg) {
 
 int store_log_read(struct store *s, uint64_t lo, uint64_t hi, size_t bytes_max,
                    struct store_entry **entries, size_t *count) {
-  struct store_read_ctx c = {.lo = lo, .hi = hi, .bytes_max = bytes_max};
+  struct store_read_ctx c = {
+      .lo = lo, .hi = hi, .bytes_max = bytes_max, .errmsg = s->errmsg};
   int rv;
 
   *entries = NULL;
@@ -166,6 +187,44 @@ int store_log_read(struct store *s, uint64_t lo, uint64_t hi, size_t bytes_max,
   free(c.scratch);
   if (rv != 0) {
     errmsg_wrap(s->errmsg, "store: read %" PRIu64 "..%" PRIu64, lo, hi);
+    return rv;
+  }
+  *entries = c.out;
+  *count = c.count;
+  return 0;
+}
+
+uint64_t store_log_readable_last(const struct store *s) {
+  /* LMDB holds the state wal_base while records wait in the file. */
+  return s->wal_off > 0 ? s->wal_base.last_index : s->last_index;
+}
+
+int store_log_read_at(struct store *s, uint64_t lo, uint64_t hi,
+                      struct store_entry **entries, size_t *count,
+                      char *errmsg) {
+  struct store_read_ctx c = {
+      .lo = lo, .hi = hi, .bytes_max = SIZE_MAX, .errmsg = errmsg, .at = true};
+  MDB_txn *txn = NULL;
+  int rv = 0;
+
+  *entries = NULL;
+  *count = 0;
+  if (lo > hi) {
+    errmsg_set(errmsg, "inverted range");
+    rv = SYNOD_EINVAL;
+  }
+  pthread_rwlock_rdlock(&s->remap_lock);
+  int rc = rv == 0 ? mdb_txn_begin(s->env, NULL, MDB_RDONLY, &txn) : 0;
+  if (rc != 0) {
+    rv = store_mdb_fail(errmsg, rc, "mdb_txn_begin (read)");
+  } else if (rv == 0) {
+    rv = store_read_txn(s, txn, &c);
+    mdb_txn_abort(txn);
+  }
+  pthread_rwlock_unlock(&s->remap_lock);
+  free(c.scratch);
+  if (rv != 0) {
+    errmsg_wrap(errmsg, "store: read %" PRIu64 "..%" PRIu64, lo, hi);
     return rv;
   }
   *entries = c.out;

@@ -279,6 +279,25 @@ int store_wal_sync(struct store *s, char *errmsg);
 int store_log_read(struct store *s, uint64_t lo, uint64_t hi, size_t bytes_max,
                    struct store_entry **entries, size_t *count);
 
+/* The highest index store_log_read_at() can read now: what LMDB holds,
+ * without the writes still waiting in the write-ahead file. Called on the
+ * writer's thread, like the rest of the store. */
+uint64_t store_log_readable_last(const struct store *s);
+
+/* Reads entries lo..hi inclusive from LMDB in a read transaction of its
+ * own, without a checkpoint: callable from any thread while another
+ * writes (a leader fills the appends of entries its core released from
+ * here), as store_snapshot_read_at(). It sees only what was checkpointed:
+ * through store_log_readable_last() as of some write before the call.
+ * *entries is as for store_log_read(); messages go to errmsg
+ * (SYNOD_ERRMSG_MAX bytes), never to the store's. Returns 0,
+ * SYNOD_EINVAL (lo > hi), SYNOD_ECOMPACTED (below the log's first entry),
+ * SYNOD_EUNAVAILABLE (not in LMDB), SYNOD_ECORRUPT, SYNOD_ENOMEM, or an
+ * LMDB error's code. */
+int store_log_read_at(struct store *s, uint64_t lo, uint64_t hi,
+                      struct store_entry **entries, size_t *count,
+                      char *errmsg);
+
 /* Frees what store_log_read() returned; accepts NULL. */
 void store_entries_free(struct store_entry *entries);
 

@@ -108,3 +108,21 @@ bool jbool(json_t *j, const char *key) {
   CHECK(json_is_boolean(v), "no boolean \"%s\"", key);
   return json_is_true(v);
 }
+
+char *metrics_get(const char *address) {
+  struct buf b = {0};
+  long code = http_do("GET", address, "/metrics", NULL, NULL, 0, &b);
+  CHECK(code == 200, "GET http://%s/metrics answered %ld", address, code);
+  return b.p;
+}
+
+double metrics_sample(const char *text, const char *series) {
+  size_t n = strlen(series);
+  for (const char *p = text; p != NULL; p = strchr(p, '\n')) {
+    p += *p == '\n';
+    if (strncmp(p, series, n) == 0 && p[n] == ' ') {
+      return strtod(p + n + 1, NULL);
+    }
+  }
+  return -1;
+}

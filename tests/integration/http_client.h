@@ -50,6 +50,14 @@ long http_do(const char *method, const char *address, const char *path,
  * owns the reference. */
 json_t *json_of(const struct buf *b, const char *what);
 
+/* The Prometheus text of GET /metrics on `address` (a failure is a
+ * CHECK); the caller frees it. */
+char *metrics_get(const char *address);
+
+/* The value of `series` (a metric's name with its labels, as written) in
+ * Prometheus text, or -1 if it is not there. */
+double metrics_sample(const char *text, const char *series);
+
 /* A request to `address` (see http_do) that must answer `want`, and the
  * JSON it answered (the caller owns the reference). A failure names the
  * address. */

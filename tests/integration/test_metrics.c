@@ -16,6 +16,7 @@
 #include <string.h>
 
 #include "cluster.h"
+#include "http_client.h"
 #include "log.h"
 #include "node_int.h"
 #include "synod.h"
@@ -192,18 +193,6 @@ static void contend(struct run *r) {
 
 /* ------------------------------------------------------------- checks */
 
-/* The value of the sample named exactly `series` (name and labels), or -1
- * if the text has none. Every sample follows a newline (HELP comes first). */
-static double sample(const char *text, const char *series) {
-  size_t n = strlen(series);
-  for (const char *p = strchr(text, '\n'); p != NULL; p = strchr(p + 1, '\n')) {
-    if (strncmp(p + 1, series, n) == 0 && p[1 + n] == ' ') {
-      return strtod(p + 1 + n + 1, NULL);
-    }
-  }
-  return -1;
-}
-
 /* A histogram series: its buckets in order, cumulative, the last +Inf and
  * equal to _count. Returns the count. */
 static double check_histogram(const char *text, const char *name,
@@ -230,8 +219,8 @@ static double check_histogram(const char *text, const char *name,
         labels);
   snprintf(series, sizeof series, "%s_count%s%s%s", name, labels[0] ? "{" : "",
            labels, labels[0] ? "}" : "");
-  CHECK(sample(text, series) == prev, "%s = %g, +Inf bucket %g", series,
-        sample(text, series), prev);
+  CHECK(metrics_sample(text, series) == prev, "%s = %g, +Inf bucket %g", series,
+        metrics_sample(text, series), prev);
   return prev;
 }
 
@@ -242,13 +231,13 @@ static void check_roles(const char *text) {
   int ones = 0;
   for (int i = 0; i < 4; i++) {
     snprintf(series, sizeof series, "synod_role{role=\"%s\"}", roles[i]);
-    double v = sample(text, series);
+    double v = metrics_sample(text, series);
     CHECK(v == 0 || v == 1, "%s = %g", series, v);
     ones += v == 1;
   }
   CHECK(ones == 1, "%d roles are 1", ones);
-  CHECK(sample(text, "synod_role{role=\"leader\"}") == 1, "not leader");
-  CHECK(sample(text, "synod_is_leader") == 1, "synod_is_leader != 1");
+  CHECK(metrics_sample(text, "synod_role{role=\"leader\"}") == 1, "not leader");
+  CHECK(metrics_sample(text, "synod_is_leader") == 1, "synod_is_leader != 1");
 }
 
 static void check_values(const char *text, uint64_t objects) {
@@ -256,63 +245,68 @@ static void check_values(const char *text, uint64_t objects) {
   check_roles(text);
   snprintf(series, sizeof series,
            "synod_requests_total{op=\"counter_add\",code=\"SYNOD_OK\"}");
-  CHECK(sample(text, series) >= ADDS + objects, "%s = %g", series,
-        sample(text, series));
+  CHECK(metrics_sample(text, series) >= ADDS + objects, "%s = %g", series,
+        metrics_sample(text, series));
   snprintf(series, sizeof series,
            "synod_requests_total{op=\"lock_acquire\",code=\"SYNOD_OK\"}");
-  CHECK(sample(text, series) >= objects + 2, "%s", series);
+  CHECK(metrics_sample(text, series) >= objects + 2, "%s", series);
   CHECK(check_histogram(text, "synod_request_duration_seconds",
                         "op=\"counter_add\"") >= ADDS + objects,
         "counter_add durations");
-  CHECK(sample(text, "synod_counters") == objects + 1, "synod_counters %g",
-        sample(text, "synod_counters"));
-  CHECK(sample(text, "synod_locks_held") == objects + 1, "locks held %g",
-        sample(text, "synod_locks_held"));
-  CHECK(sample(text, "synod_lock_waiters") == 0, "waiters");
-  CHECK(sample(text, "synod_lock_grants_total") == objects + 2, "grants %g",
-        sample(text, "synod_lock_grants_total"));
+  CHECK(metrics_sample(text, "synod_counters") == objects + 1,
+        "synod_counters %g", metrics_sample(text, "synod_counters"));
+  CHECK(metrics_sample(text, "synod_locks_held") == objects + 1,
+        "locks held %g", metrics_sample(text, "synod_locks_held"));
+  CHECK(metrics_sample(text, "synod_lock_waiters") == 0, "waiters");
+  CHECK(metrics_sample(text, "synod_lock_grants_total") == objects + 2,
+        "grants %g", metrics_sample(text, "synod_lock_grants_total"));
   CHECK(check_histogram(text, "synod_lock_wait_duration_seconds", "") == 1,
         "one queued grant");
-  CHECK(sample(text, "synod_sessions") == 1, "sessions");
-  CHECK(sample(text, "synod_sessions_opened_total") == 1, "sessions opened");
+  CHECK(metrics_sample(text, "synod_sessions") == 1, "sessions");
+  CHECK(metrics_sample(text, "synod_sessions_opened_total") == 1,
+        "sessions opened");
   /* JOB_KEY_PUT: key-0 .. key-(objects-1), 5 bytes of value each. */
   double key_bytes = 0;
   for (uint64_t i = 0; i < objects; i++) {
     key_bytes += (double)snprintf(NULL, 0, "key-%llu", (unsigned long long)i);
     key_bytes += 5;
   }
-  CHECK(sample(text, "synod_keys") == objects, "synod_keys %g",
-        sample(text, "synod_keys"));
-  CHECK(sample(text, "synod_keys_bytes") == key_bytes, "synod_keys_bytes %g",
-        sample(text, "synod_keys_bytes"));
-  CHECK(sample(text, "synod_key_revision") == objects, "synod_key_revision %g",
-        sample(text, "synod_key_revision"));
-  CHECK(sample(text, "synod_key_work_keys") == 0, "synod_key_work_keys %g",
-        sample(text, "synod_key_work_keys"));
-  CHECK(sample(text, "synod_proposals_total") >= ADDS + 2 * objects,
-        "proposals %g", sample(text, "synod_proposals_total"));
+  CHECK(metrics_sample(text, "synod_keys") == objects, "synod_keys %g",
+        metrics_sample(text, "synod_keys"));
+  CHECK(metrics_sample(text, "synod_keys_bytes") == key_bytes,
+        "synod_keys_bytes %g", metrics_sample(text, "synod_keys_bytes"));
+  CHECK(metrics_sample(text, "synod_key_revision") == objects,
+        "synod_key_revision %g", metrics_sample(text, "synod_key_revision"));
+  CHECK(metrics_sample(text, "synod_key_work_keys") == 0,
+        "synod_key_work_keys %g", metrics_sample(text, "synod_key_work_keys"));
+  CHECK(metrics_sample(text, "synod_proposals_total") >= ADDS + 2 * objects,
+        "proposals %g", metrics_sample(text, "synod_proposals_total"));
   CHECK(check_histogram(text, "synod_commit_latency_seconds", "") >=
             ADDS + 2 * objects,
         "commit latencies");
   CHECK(check_histogram(text, "synod_apply_duration_seconds", "") > 0,
         "apply durations");
-  CHECK(sample(text, "synod_apply_duration_max_seconds") > 0 &&
-            sample(text, "synod_apply_duration_max_seconds") <
-                sample(text, "synod_apply_duration_seconds_sum") + 1e-6,
-        "longest apply %g", sample(text, "synod_apply_duration_max_seconds"));
+  CHECK(metrics_sample(text, "synod_apply_duration_max_seconds") > 0 &&
+            metrics_sample(text, "synod_apply_duration_max_seconds") <
+                metrics_sample(text, "synod_apply_duration_seconds_sum") + 1e-6,
+        "longest apply %g",
+        metrics_sample(text, "synod_apply_duration_max_seconds"));
   CHECK(check_histogram(text, "synod_log_sync_duration_seconds", "") ==
-            sample(text, "synod_log_syncs_total"),
+            metrics_sample(text, "synod_log_syncs_total"),
         "one sync duration per sync");
-  CHECK(sample(text, "synod_log_synced_entries_total") >= ADDS + 2 * objects,
+  CHECK(metrics_sample(text, "synod_log_synced_entries_total") >=
+            ADDS + 2 * objects,
         "synced entries");
-  CHECK(sample(text, "synod_voters") == 1, "voters");
-  CHECK(sample(text, "synod_client_connections") == 1, "connections");
-  CHECK(sample(text, "synod_commit_index") ==
-            sample(text, "synod_applied_index"),
+  CHECK(metrics_sample(text, "synod_voters") == 1, "voters");
+  CHECK(metrics_sample(text, "synod_client_connections") == 1, "connections");
+  CHECK(metrics_sample(text, "synod_commit_index") ==
+            metrics_sample(text, "synod_applied_index"),
         "applied behind commit at rest");
-  CHECK(sample(text, "synod_process_resident_memory_bytes") > 1e6, "rss");
-  CHECK(sample(text, "synod_process_open_fds") > 3, "fds");
-  CHECK(sample(text, "synod_build_info{version=\"" SYNOD_VERSION "\"}") == 1,
+  CHECK(metrics_sample(text, "synod_process_resident_memory_bytes") > 1e6,
+        "rss");
+  CHECK(metrics_sample(text, "synod_process_open_fds") > 3, "fds");
+  CHECK(metrics_sample(text,
+                       "synod_build_info{version=\"" SYNOD_VERSION "\"}") == 1,
         "build info");
 }
 
@@ -478,20 +472,23 @@ static void trio_check(struct run *r, struct cluster *c, int i,
     }
   }
   if (r->nodes[i] == r->node) {
-    CHECK(sample(text, "synod_snapshots_sent_total") >= 1, "sent");
+    CHECK(metrics_sample(text, "synod_snapshots_sent_total") >= 1, "sent");
     CHECK(check_histogram(text, "synod_snapshot_send_duration_seconds", "") >=
               1,
           "send durations");
   }
   if (i == TRIO - 1) {
-    CHECK(sample(text, "synod_snapshots_received_total") >= 1, "received");
-    CHECK(sample(text, "synod_snapshot_received_bytes_total") > 0, "bytes");
+    CHECK(metrics_sample(text, "synod_snapshots_received_total") >= 1,
+          "received");
+    CHECK(metrics_sample(text, "synod_snapshot_received_bytes_total") > 0,
+          "bytes");
     CHECK(check_histogram(text, "synod_snapshot_receive_duration_seconds",
                           "") >= 1,
           "receive durations");
   }
-  CHECK(sample(text, "synod_voters") == TRIO, "%d: voters", i);
-  CHECK(i == TRIO - 1 || sample(text, "synod_snapshots_taken_total") >= 1,
+  CHECK(metrics_sample(text, "synod_voters") == TRIO, "%d: voters", i);
+  CHECK(i == TRIO - 1 ||
+            metrics_sample(text, "synod_snapshots_taken_total") >= 1,
         "%d: taken", i);
 }
 
@@ -512,7 +509,7 @@ static int three(void) {
   run_until(&r, third_caught_up, "the third replica caught up");
   for (int i = 0; i < TRIO; i++) {
     CHECK(node_metrics_text(r.nodes[i], &text, &len) == 0, "render %d", i);
-    leaders += sample(text, "synod_is_leader");
+    leaders += metrics_sample(text, "synod_is_leader");
     trio_check(&r, &c, i, text);
     promtool_check(text, c.dir);
     free(text);

@@ -248,6 +248,8 @@ static void add_stats(struct totals *t, const struct sim *s) {
   a->transfers += st->transfers;
   a->msgs_sent += st->msgs_sent;
   a->msgs_lost += st->msgs_lost;
+  a->entries_filled += st->entries_filled;
+  a->appends_unfilled += st->appends_unfilled;
   a->sessions += st->sessions;
   a->session_expiries += st->session_expiries;
   a->client_ops += st->client_ops;
@@ -283,11 +285,14 @@ static void print_stats(const char *what, const struct sim_stats *st,
          ", committed %" PRIu64 ", acked %" PRIu64 ", reads %" PRIu64
          ", crashes %" PRIu64 ", partitions %" PRIu64 ", snapshots %" PRIu64
          " taken %" PRIu64 " installed, membership changes %" PRIu64
-         ", transfers %" PRIu64 ", messages %" PRIu64 " (%" PRIu64 " lost)\n",
+         ", transfers %" PRIu64 ", messages %" PRIu64 " (%" PRIu64
+         " lost), released entries read back %" PRIu64 " (%" PRIu64
+         " appends dropped: compacted)\n",
          what, st->steps, (double)sim_ms / 1000, st->leaders, st->committed,
          st->acked, st->reads_ok, st->crashes, st->partitions,
          st->snapshots_taken, st->snapshots_installed, st->config_changes,
-         st->transfers, st->msgs_sent, st->msgs_lost);
+         st->transfers, st->msgs_sent, st->msgs_lost, st->entries_filled,
+         st->appends_unfilled);
   if (st->client_ops > 0) {
     printf("%s: clients: sessions %" PRIu64 " (%" PRIu64
            " expired), ops %" PRIu64 " (%" PRIu64 " answered, %" PRIu64

@@ -135,6 +135,9 @@ static void trace_event(struct sim *s, struct sim_replica *rep,
               "snapshot_taken %" PRIu64 "/%" PRIu64 " %" PRIu64 " bytes",
               ev->snapshot.index, ev->snapshot.term, ev->snapshot.size_bytes);
     break;
+  case CORE_EVENT_RELEASE:
+    sim_trace(s, rep->id, "release through %" PRIu64, ev->release);
+    break;
   default:
     sim_trace(s, rep->id, "event %d id %" PRIu64, (int)ev->type, ev->id);
     break;
@@ -170,7 +173,7 @@ int sim_step_core(struct sim *s, struct sim_replica *rep,
     sim_server_role(s, rep, was_leader);
   }
   if (!update_empty(&up)) {
-    sim_disk_enqueue(s, rep, sim_update_copy(&up, s->opts.fsm));
+    sim_disk_enqueue(s, rep, sim_update_copy(s, rep, &up, s->opts.fsm));
   }
   return 0;
 }
@@ -209,6 +212,7 @@ static void core_options_fill(struct sim *s, struct sim_replica *rep,
   o->snapshot_spread_percent = so->snapshot_spread_percent;
   o->snapshot_keep_entries = so->snapshot_keep_entries;
   o->promote_lag_entries = so->promote_lag_entries;
+  o->held_bytes_min = s->release_keep;
   if (so->trace) {
     o->trace_cb = sim_trace_core_cb;
     o->trace_arg = s;
@@ -242,19 +246,22 @@ static void fsm_restore(struct sim *s, struct sim_replica *rep) {
 
 void sim_replica_start(struct sim *s, struct sim_replica *rep) {
   struct sim_durable *d = &rep->dur;
+  /* The entries after the snapshot (the store keeps some behind it). */
   struct core_entry *es = calloc(d->log.n + 1, sizeof(*es));
+  uint32_t n = 0;
   for (uint64_t i = 0; i < d->log.n; i++) {
     const struct sim_entry *e = &d->log.e[i];
-    es[i] = (struct core_entry){.term = e->term,
-                                .index = d->log.first + i,
-                                .type = e->type,
-                                .data = e->data,
-                                .len = e->len};
+    if (d->log.first + i <= d->snap.index) {
+      continue;
+    }
+    es[n++] = (struct core_entry){.term = e->term,
+                                  .index = d->log.first + i,
+                                  .type = e->type,
+                                  .data = e->data,
+                                  .len = e->len};
   }
-  struct core_restore restore = {.hard_state = d->hs,
-                                 .snapshot = d->snap,
-                                 .entries = es,
-                                 .entries_n = (uint32_t)d->log.n};
+  struct core_restore restore = {
+      .hard_state = d->hs, .snapshot = d->snap, .entries = es, .entries_n = n};
   struct core_options o;
   rep->gen++;
   core_options_fill(s, rep, &o);
@@ -271,6 +278,7 @@ void sim_replica_start(struct sim *s, struct sim_replica *rep) {
   rep->tick_base_ms = s->now_ms;
   fsm_restore(s, rep);
   sim_log_copy(&rep->mirror, &d->log);
+  sim_log_compact(&rep->mirror, d->snap.index);
   rep->role = core_role(rep->core);
   rep->term = core_term(rep->core);
   rep->commit = core_commit_index(rep->core);
@@ -415,16 +423,21 @@ struct sim *sim_new(const struct sim_options *opts) {
   sim_rand_seed(&s->rand, s->opts.seed);
   sim_rand_seed(&s->gone_rand, sim_mix(s->opts.seed ^ 0x90e5eed5ull));
   s->digest = SIM_HASH_INIT;
+  /* A pure function of the seed (no draw), so that older seeds replay
+   * the same faults: a third of the runs never release entries, a third
+   * release all they may, a third keep 4 KiB. */
+  static const uint64_t keeps[3] = {0, 1, 4096};
+  s->release_keep = keeps[sim_mix(s->opts.seed ^ 0x5e1ea5eull) % 3];
   sim_workload_pick(s);
   sim_trace(s, 0,
             "options: election %" PRIu32 " heartbeat %" PRIu32
             " ticks, chunk %" PRIu32 " bytes, snapshot every %" PRIu64
-            " (+%" PRIu32 "%%) keeping %" PRIu64 ", clients %" PRIu32
-            " names %" PRIu32 " window %" PRIu32,
+            " (+%" PRIu32 "%%) keeping %" PRIu64 ", release keeping %" PRIu64
+            " bytes, clients %" PRIu32 " names %" PRIu32 " window %" PRIu32,
             s->opts.election_ticks, s->opts.heartbeat_ticks,
             s->opts.chunk_bytes, s->opts.snapshot_entries,
             s->opts.snapshot_spread_percent, s->opts.snapshot_keep_entries,
-            s->opts.clients, s->names_n, s->fsm_window);
+            s->release_keep, s->opts.clients, s->names_n, s->fsm_window);
   for (uint64_t id = 1; id <= s->opts.replicas; id++) {
     replica_create(s, id, true);
   }

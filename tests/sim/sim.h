@@ -100,7 +100,9 @@ struct sim_stats {
   uint64_t config_changes; /* accepted ADD/REMOVE_MEMBER */
   uint64_t transfers;
   uint64_t msgs_sent;
-  uint64_t msgs_lost; /* loss, partitions, down receivers, filters */
+  uint64_t msgs_lost;        /* loss, partitions, down receivers, filters */
+  uint64_t entries_filled;   /* released entries an append read back */
+  uint64_t appends_unfilled; /* appends dropped: an entry was compacted */
   /* Clients. */
   uint64_t sessions; /* opened (answered) */
   uint64_t session_expiries;

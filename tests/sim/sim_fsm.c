@@ -287,7 +287,13 @@ void sim_take_snapshot(struct sim *s, struct sim_replica *rep) {
                                     .config = f->config};
   d->snap = meta;
   sim_image_add(d, meta.index, meta.term, bytes, len);
-  sim_log_compact(&d->log, meta.index);
+  /* As the node's store does, keep as many entries behind the snapshot
+   * as the core keeps (it may ask for them back, once released). */
+  uint64_t keep =
+      s->opts.snapshot_keep_entries ? s->opts.snapshot_keep_entries : 1024;
+  if (meta.index > keep) {
+    sim_log_compact(&d->log, meta.index - keep);
+  }
   sim_log_compact(&rep->mirror, meta.index);
   s->stats.snapshots_taken++;
   struct core_event ev = {.type = CORE_EVENT_SNAPSHOT_TAKEN, .snapshot = meta};

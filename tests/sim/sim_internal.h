@@ -455,6 +455,10 @@ struct sim_sub {
 
 struct sim {
   struct sim_options opts;
+  /* From the seed: 0 = the replicas never send RELEASE; else their cores
+   * keep this many bytes of the newest entries and release the rest once
+   * durable and applied, and appends are filled from the durable log. */
+  uint64_t release_keep;
   struct sim_rand rand;
   struct sim_rand gone_rand; /* opts.peer_gone only */
   struct sim_faults f;
@@ -560,7 +564,8 @@ void sim_durable_init(struct sim_durable *d);
 void sim_durable_close(struct sim_durable *d);
 /* Deep-copies what the shell needs of an update (the core's pointers die
  * at the next step). */
-struct sim_update *sim_update_copy(const struct core_update *up,
+struct sim_update *sim_update_copy(struct sim *s, struct sim_replica *rep,
+                                   const struct core_update *up,
                                    bool keep_data);
 void sim_update_free(struct sim_update *u);
 void sim_disk_enqueue(struct sim *s, struct sim_replica *rep,

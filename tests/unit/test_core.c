@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "core.h"
+#include "core_log.h"
 #include "synod.h"
 
 /* ------------------------------------------------------------- helpers */
@@ -1390,6 +1391,95 @@ START_TEST(large_entries_never_wedge_proposals) {
 }
 END_TEST
 
+/* RELEASE: a leader keeps the data of only its newest entries once they
+ * are applied and durable; an append to a follower that needs older ones
+ * carries them with data NULL for the shell to fill from its store, and
+ * entries not applied or not durable keep their data whatever RELEASE
+ * says. */
+START_TEST(released_entries_are_sent_without_data) {
+  struct core_options o = test_opts(1);
+  o.disable_pre_vote = true;
+  o.held_bytes_min = 10;
+  struct core_update up;
+  struct core *c = new_leader_opts(&o, 3, &up);
+  uint64_t last = 2;
+  for (int i = 0; i < 6; i++) {
+    propose(c, "12345", &up);
+    last++;
+    persisted(c, last, 2, &up);
+    struct core_msg r = append_reply(2, 2, last);
+    ck_assert_int_eq(recv(c, &r, &up), 0);
+  }
+  ck_assert_uint_eq(core_commit_index(c), 8);
+  propose(c, "abcde", &up); /* 9: neither durable nor committed */
+  struct core_event rel = {.type = CORE_EVENT_RELEASE, .release = 9};
+  ck_assert_int_eq(step(c, &rel, &up), 0);
+  bootstrap_only_reply(c, 3, &up);
+  const struct core_msg *a = find_msg(&up, CORE_MSG_APPEND, 3);
+  ck_assert_ptr_nonnull(a);
+  ck_assert_uint_le(a->append.prev_index, 1);
+  ck_assert_uint_eq(a->append.prev_index + a->append.entries_n, 9);
+  /* 1 (the configuration, restored from the store) and 3..7 gave their
+   * data back; 2 is the noop (no data); 8 and 9 are the newest 10 bytes,
+   * and 9 is not applied anyway. */
+  for (uint32_t i = 0; i < a->append.entries_n; i++) {
+    const struct core_entry *e = &a->append.entries[i];
+    ck_assert_uint_eq(e->index, a->append.prev_index + 1 + i);
+    if (e->index <= 2) {
+      ck_assert_ptr_null(e->data);
+      continue;
+    }
+    ck_assert_uint_eq(e->len, 5);
+    if (e->index <= 7) {
+      ck_assert_msg(e->data == NULL, "entry %d holds its data", (int)e->index);
+    } else {
+      ck_assert_msg(e->data != NULL, "entry %d lost its data", (int)e->index);
+      ck_assert_int_eq(memcmp(e->data, e->index == 9 ? "abcde" : "12345", 5),
+                       0);
+    }
+  }
+  core_free(c);
+}
+END_TEST
+
+/* The log's side of it: `durable` follows PERSISTED of entries it still
+ * holds and falls back with a truncation, and release never passes it, so
+ * that a stale RELEASE (the store's view before the truncation) cannot
+ * drop data the store does not hold. */
+START_TEST(log_release_never_passes_durable) {
+  struct core_log l;
+  struct core_config cfg = test_config(3);
+  core_log_init(&l, 0, 0, &cfg);
+  for (int i = 0; i < 6; i++) {
+    core_log_append(&l, 2, CORE_ENTRY_NORMAL, (const uint8_t *)"xy", 2);
+  }
+  ck_assert_uint_eq(l.held_bytes, 12);
+  core_log_persisted(&l, 4, 1); /* another term: not this log's entry */
+  ck_assert_uint_eq(l.durable, 0);
+  core_log_persisted(&l, 4, 2);
+  ck_assert_uint_eq(l.durable, 4);
+  core_log_release(&l, 6, 1);
+  ck_assert_uint_eq(l.released, 4);
+  ck_assert_uint_eq(l.held_bytes, 4);
+  ck_assert_uint_eq(l.bytes, 12);
+  ck_assert_ptr_null(core_log_get(&l, 4)->data);
+  ck_assert_ptr_nonnull(core_log_get(&l, 5)->data);
+  core_log_persisted(&l, 6, 2);
+  core_log_truncate(&l, 6); /* a new leader's entry replaces 6 */
+  ck_assert_uint_eq(l.durable, 5);
+  core_log_append(&l, 3, CORE_ENTRY_NORMAL, (const uint8_t *)"zz", 2);
+  core_log_release(&l, 6, 0);
+  ck_assert_uint_eq(l.released, 5);
+  ck_assert_ptr_nonnull(core_log_get(&l, 6)->data);
+  /* Compaction moves both past what it drops. */
+  core_log_compact(&l, 3);
+  ck_assert_uint_eq(l.released, 5);
+  ck_assert_uint_eq(l.held_bytes, 2);
+  ck_assert_uint_eq(l.bytes, 6);
+  core_log_close(&l);
+}
+END_TEST
+
 static struct core_msg chunk(uint64_t offset, uint32_t len, const uint8_t *d) {
   struct core_msg m = msg(CORE_MSG_SNAPSHOT, 1, 2, 2);
   m.snapshot.meta.index = 10;
@@ -1767,6 +1857,8 @@ static Suite *core_suite(void) {
   tcase_add_test(tc, duplicate_first_chunk_does_not_restart_transfer);
   tcase_add_test(tc, propose_refused_while_backlog_is_full);
   tcase_add_test(tc, large_entries_never_wedge_proposals);
+  tcase_add_test(tc, released_entries_are_sent_without_data);
+  tcase_add_test(tc, log_release_never_passes_durable);
   tcase_add_test(tc, restart_redelivers_committed_from_snapshot_index);
   tcase_add_test(tc, cluster_elects_commits_and_catches_up_by_snapshot);
   suite_add_tcase(s, tc);

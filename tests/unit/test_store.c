@@ -1157,6 +1157,98 @@ END_TEST
 /* The records waiting in the file skip copying the entries that the
  * snapshot's compaction deletes: the log that remains is the same as after
  * begin, write and commit, whatever part of it LMDB held before. */
+/* store_log_read_at: what LMDB holds, without a checkpoint; the writes
+ * still in the write-ahead file are not there yet (EUNAVAILABLE), and
+ * store_log_readable_last says how far it can read. */
+START_TEST(log_read_at_sees_only_checkpointed_entries) {
+  char why[SYNOD_ERRMSG_MAX];
+  struct store_entry *v = (void *)1;
+  size_t n = 7;
+  ck_assert_int_eq(append_range(1, 20, 1), 0);
+  ck_assert_uint_eq(store_log_readable_last(&st), 0);
+  ck_assert_int_eq(store_log_read_at(&st, 1, 5, &v, &n, why),
+                   SYNOD_EUNAVAILABLE);
+  ck_assert_ptr_null(v);
+  ck_assert_uint_eq(n, 0);
+  ck_assert_msg(strstr(why, "store: read 1..5") != NULL, "%s", why);
+  ck_assert_int_eq(store_wal_checkpoint(&st), 0);
+  ck_assert_uint_eq(store_log_readable_last(&st), 20);
+  ck_assert_int_eq(append_range(21, 30, 1), 0);
+  ck_assert_uint_eq(store_log_readable_last(&st), 20);
+  int rv = store_log_read_at(&st, 3, 12, &v, &n, why);
+  ck_assert_msg(rv == 0, "%s", why);
+  ck_assert_uint_eq(n, 10);
+  for (size_t i = 0; i < n; i++) {
+    check_entry(&v[i], 3 + i, 1);
+  }
+  store_entries_free(v);
+  ck_assert_int_eq(store_log_read_at(&st, 18, 22, &v, &n, why),
+                   SYNOD_EUNAVAILABLE);
+  ck_assert_int_eq(store_log_read_at(&st, 5, 4, &v, &n, why), SYNOD_EINVAL);
+  snapshot_make(10, 1, 100, 0); /* compacts 1..10 */
+  ck_assert_int_eq(store_log_read_at(&st, 9, 12, &v, &n, why),
+                   SYNOD_ECOMPACTED);
+  ck_assert_msg(strstr(why, "compacted") != NULL, "%s", why);
+  rv = store_log_read_at(&st, 11, 30, &v, &n, why);
+  ck_assert_msg(rv == 0, "%s", why);
+  ck_assert_uint_eq(n, 20);
+  store_entries_free(v);
+}
+END_TEST
+
+/* One thread writes (appends, checkpoints, grows the map) while another
+ * reads back what the writer said LMDB holds: every read finds the
+ * entries it asked for, byte for byte. */
+struct read_at_race {
+  atomic_uint_least64_t readable;
+  atomic_bool done;
+  int rv;
+};
+
+static void *read_at_writer(void *arg) {
+  struct read_at_race *r = arg;
+  for (uint64_t lo = 1; lo <= 4000 && r->rv == 0; lo += 20) {
+    r->rv = append_range(lo, lo + 19, 1);
+    if (r->rv == 0 && lo % 200 == 1) {
+      r->rv = store_wal_checkpoint(&st);
+    }
+    atomic_store(&r->readable, store_log_readable_last(&st));
+  }
+  atomic_store(&r->done, true);
+  return NULL;
+}
+
+START_TEST(log_read_at_while_another_thread_writes) {
+  struct store_options o = {.map_size_bytes = 64 << 10, .wal_bytes = 64 << 10};
+  reopen(&o);
+  struct read_at_race r = {0};
+  pthread_t t;
+  ck_assert_int_eq(pthread_create(&t, NULL, read_at_writer, &r), 0);
+  char why[SYNOD_ERRMSG_MAX];
+  for (bool done = false; !done;) {
+    done = atomic_load(&r.done); /* one more read after the last write */
+    uint64_t last = atomic_load(&r.readable);
+    if (last == 0) {
+      continue;
+    }
+    uint64_t lo = last > 50 ? last - 50 : 1;
+    struct store_entry *v;
+    size_t n;
+    int rv = store_log_read_at(&st, lo, last, &v, &n, why);
+    ck_assert_msg(rv == 0, "read %llu..%llu: %s", (unsigned long long)lo,
+                  (unsigned long long)last, why);
+    ck_assert_uint_eq(n, last - lo + 1);
+    for (size_t i = 0; i < n; i++) {
+      check_entry(&v[i], lo + i, 1);
+    }
+    store_entries_free(v);
+  }
+  pthread_join(t, NULL);
+  ck_assert_int_eq(r.rv, 0);
+  ck_assert_uint_gt(store_map_size_bytes(&st), 64 << 10); /* it grew */
+}
+END_TEST
+
 START_TEST(snapshot_save_compacts_like_commit_whatever_the_file_holds) {
   struct {
     uint64_t index, term, trailing, first, last, last_term;
@@ -1987,6 +2079,8 @@ static Suite *store_suite(void) {
   tcase_add_test(tc, snapshot_old_stays_readable_until_commit);
   tcase_add_test(tc, snapshot_abort_keeps_old_and_drops_chunks);
   tcase_add_test(tc, snapshot_read_at_any_range);
+  tcase_add_test(tc, log_read_at_sees_only_checkpointed_entries);
+  tcase_add_test(tc, log_read_at_while_another_thread_writes);
   tcase_add_test(tc, snapshot_uncommitted_is_dropped_on_reopen);
   tcase_add_test(tc, snapshot_begin_rejects_stale_index_and_second_begin);
   tcase_add_test(tc, snapshot_save_is_one_transaction_with_the_checkpoint);
