@@ -534,23 +534,13 @@ static void api_election_answer(void *arg, int err, const char *errmsg,
     api_read_free(r);
     return;
   }
-  if (err == 0 && (pb = synod__response__unpack(NULL, len, resp)) == NULL) {
-    err = SYNOD_EMALFORMED;
-    errmsg = "the state machine's answer does not decode";
-  }
-  if (err == 0 && pb->error != NULL) {
-    err = (int)pb->error->code;
-    errmsg = pb->error->message;
-  }
+  pb = api_response_of(api, r->request_id, err, errmsg, resp, len);
   const Synod__ElectionInfo *e = pb != NULL ? pb->election_leader : NULL;
-  if (err == 0 && e == NULL) {
-    err = SYNOD_EINTERNAL;
-    errmsg = "no election in the answer";
-  }
-  if (err != 0) {
-    httpd_respond_error(api->httpd, r->request_id, api_status_of(err),
-                        "%s (%s)", errmsg ? errmsg : synod_strerror(err),
-                        synod_errname(err));
+  if (pb == NULL) {
+    /* answered */
+  } else if (e == NULL) {
+    api_respond_code(api, r->request_id, SYNOD_EINTERNAL, 0,
+                     "no election in the answer");
   } else if (r->sidecar) {
     json_t *j = json_pack("{s:o}", "name",
                           e->has_leader ? api_bytes(e->value.data, e->value.len)

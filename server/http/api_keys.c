@@ -364,25 +364,12 @@ void key_respond_rev(struct key_call *c, int status, json_t *j,
 Synod__Response *key_call_response(struct key_call *c, int err,
                                    const char *errmsg, const uint8_t *resp,
                                    size_t len) {
-  Synod__Response *pb = NULL;
-  if (err == 0 && (pb = synod__response__unpack(NULL, len, resp)) == NULL) {
-    err = SYNOD_EMALFORMED;
-    errmsg = "the state machine's answer does not decode";
-  }
-  if (err == 0 && pb->error != NULL) {
-    err = (int)pb->error->code;
-    errmsg = pb->error->message;
-  }
-  if (err == 0 && pb->body_case == SYNOD__RESPONSE__BODY__NOT_SET) {
-    err = SYNOD_EINTERNAL;
-    errmsg = "an answer without a body";
-  }
-  if (err != 0) {
-    api_respond_code(c->api, c->request_id, err, 0, "%s",
-                     errmsg != NULL ? errmsg : synod_strerror(err));
-    if (pb != NULL) {
-      synod__response__free_unpacked(pb, NULL);
-    }
+  Synod__Response *pb =
+      api_response_of(c->api, c->request_id, err, errmsg, resp, len);
+  if (pb != NULL && pb->body_case == SYNOD__RESPONSE__BODY__NOT_SET) {
+    api_respond_code(c->api, c->request_id, SYNOD_EINTERNAL, 0, "%s",
+                     "an answer without a body");
+    synod__response__free_unpacked(pb, NULL);
     return NULL;
   }
   return pb;

@@ -39,17 +39,9 @@ static void session_answer(void *arg, int err, const char *errmsg,
   if (api->stopping) {
     goto done;
   }
-  if (err == 0 && (pb = synod__response__unpack(NULL, len, resp)) == NULL) {
-    err = SYNOD_EMALFORMED;
-    errmsg = "the state machine's answer does not decode";
-  }
-  if (err == 0 && pb->error != NULL) {
-    err = (int)pb->error->code;
-    errmsg = pb->error->message;
-  }
-  if (err != 0) {
-    api_respond_code(api, c->request_id, err, 0, "%s",
-                     errmsg != NULL ? errmsg : synod_strerror(err));
+  pb = api_response_of(api, c->request_id, err, errmsg, resp, len);
+  if (pb == NULL) {
+    /* answered */
   } else if (c->op == S_OPEN && pb->session_open != NULL &&
              pb->body_case == SYNOD__RESPONSE__BODY_SESSION_OPEN) {
     uint32_t ttl = pb->session_open->ttl_ms;
