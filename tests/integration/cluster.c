@@ -159,19 +159,28 @@ pid_t test_spawn(char *const argv[], const char *out_path) {
   return pid;
 }
 
-int test_wait(pid_t pid, uint32_t timeout_ms, const char *what) {
+bool test_wait_for(pid_t pid, uint32_t timeout_ms, int *status) {
   uint64_t until = test_now_ms() + timeout_ms;
   int ws;
   for (;;) {
     pid_t r = waitpid(pid, &ws, WNOHANG);
     if (r == pid) {
       test_untrack(pid);
-      return WIFEXITED(ws) ? WEXITSTATUS(ws) : 128 + WTERMSIG(ws);
+      *status = WIFEXITED(ws) ? WEXITSTATUS(ws) : 128 + WTERMSIG(ws);
+      return true;
     }
-    CHECK(test_now_ms() < until, "%s (pid %d) still running after %u ms", what,
-          (int)pid, timeout_ms);
+    if (test_now_ms() >= until) {
+      return false;
+    }
     usleep(5000);
   }
+}
+
+int test_wait(pid_t pid, uint32_t timeout_ms, const char *what) {
+  int status;
+  CHECK(test_wait_for(pid, timeout_ms, &status),
+        "%s (pid %d) still running after %u ms", what, (int)pid, timeout_ms);
+  return status;
 }
 
 int test_sh(const char *cmd, const char *out_path, uint32_t timeout_ms) {

@@ -113,6 +113,10 @@ void test_untrack(pid_t pid);
 /* Spawns argv with stdout (and stderr) to out_path (NULL: inherit). */
 pid_t test_spawn(char *const argv[], const char *out_path);
 
+/* Waits up to timeout_ms for pid: true with *status its exit code
+ * (128+sig when killed), or false if it still runs (it is left running). */
+bool test_wait_for(pid_t pid, uint32_t timeout_ms, int *status);
+
 /* Waits up to timeout_ms for pid; returns its exit code (128+sig when
  * killed), or fails the test on timeout (after killing it). */
 int test_wait(pid_t pid, uint32_t timeout_ms, const char *what);

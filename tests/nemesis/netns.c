@@ -29,18 +29,9 @@ static int sh_bounded(const char *cmd) {
   char *argv[] = {"sh", "-c", (char *)cmd, NULL};
   for (int attempt = 1;; attempt++) {
     pid_t pid = test_spawn(argv, "/dev/null");
-    uint64_t until = test_now_ms() + 30000;
-    int ws;
-    for (;;) {
-      pid_t r = waitpid(pid, &ws, WNOHANG);
-      if (r == pid) {
-        test_untrack(pid);
-        return WIFEXITED(ws) ? WEXITSTATUS(ws) : 128 + WTERMSIG(ws);
-      }
-      if (test_now_ms() >= until) {
-        break;
-      }
-      usleep(5000);
+    int status;
+    if (test_wait_for(pid, 30000, &status)) {
+      return status;
     }
     kill(pid, SIGKILL);
     waitpid(pid, NULL, 0);
