@@ -86,6 +86,12 @@ struct persist {
   uv_cond_t write_cond;
   uint64_t next_ticket; /* the next started batch's */
   uint64_t write_turn;  /* the ticket whose batch writes next */
+  /* Under write_lock: a write failed, and why. The batches after it are
+   * not written (the store went on without its entries, so theirs would
+   * not follow) and carry its message: whichever completion stops the
+   * replica first names the cause (a full disk, not "not contiguous"). */
+  bool write_failed;
+  char write_errmsg[SYNOD_ERRMSG_MAX];
   /* The latest term and vote known durable: messages of a leader may
    * leave before its entries are durable, never before its term. */
   uint64_t durable_term;

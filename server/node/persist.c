@@ -449,7 +449,14 @@ static void persist_write_sync(struct node *n, struct persist_batch *b) {
   while (p->write_turn != b->ticket) {
     uv_cond_wait(&p->write_cond, &p->write_lock);
   }
-  b->rv = persist_write(&n->store, b, &sync_needed);
+  if (p->write_failed) {
+    b->rv = SYNOD_EIO;
+    errmsg_set(b->errmsg, "not written after an earlier write failed: %s",
+               p->write_errmsg);
+  } else if ((b->rv = persist_write(&n->store, b, &sync_needed)) != 0) {
+    p->write_failed = true;
+    snprintf(p->write_errmsg, sizeof p->write_errmsg, "%s", b->errmsg);
+  }
   p->write_turn++;
   uv_cond_broadcast(&p->write_cond);
   uv_mutex_unlock(&p->write_lock);
