@@ -135,8 +135,10 @@ static void channel_delete(struct synod_impl *im, const char *name) {
  * port around a run. */
 struct counters {
   double syncs, synced_entries, snapshots, snapshot_bytes;
-  double sync_s, sync_n; /* synod_log_sync_duration_seconds sum, count */
-  double ckpt_s, ckpt_n; /* synod_store_checkpoint_duration_seconds */
+  double sync_s, sync_n;     /* synod_log_sync_duration_seconds sum, count */
+  double ckpt_s, ckpt_n;     /* synod_store_checkpoint_duration_seconds */
+  double commit_s, commit_n; /* synod_commit_latency_seconds (leader) */
+  double apply_s, apply_n;   /* synod_apply_duration_seconds */
 };
 
 static double metric(const char *text, const char *name) {
@@ -177,6 +179,10 @@ static void counters_read(const struct cluster_node *nd, struct counters *c) {
   c->sync_n = metric(text, "synod_log_sync_duration_seconds_count");
   c->ckpt_s = metric(text, "synod_store_checkpoint_duration_seconds_sum");
   c->ckpt_n = metric(text, "synod_store_checkpoint_duration_seconds_count");
+  c->commit_s = metric(text, "synod_commit_latency_seconds_sum");
+  c->commit_n = metric(text, "synod_commit_latency_seconds_count");
+  c->apply_s = metric(text, "synod_apply_duration_seconds_sum");
+  c->apply_n = metric(text, "synod_apply_duration_seconds_count");
   free(text);
 }
 
@@ -195,13 +201,23 @@ static void counters_note(struct synod_impl *im, const struct counters *a,
     double ents = b[i].synced_entries - a[i].synced_entries;
     double sync_n = b[i].sync_n - a[i].sync_n;
     double ckpt_n = b[i].ckpt_n - a[i].ckpt_n;
+    double commit_n = b[i].commit_n - a[i].commit_n;
+    double apply_n = b[i].apply_n - a[i].apply_n;
+    if (commit_n > 0) { /* the leader: proposal to commit, on average */
+      at += (size_t)snprintf(out + at, len - at, "%scommit %.2f ms; ",
+                             i ? "; " : "",
+                             (b[i].commit_s - a[i].commit_s) / commit_n * 1000);
+    }
     at += (size_t)snprintf(
         out + at, len - at,
         "%s%s: %.0f syncs of %.1f entries taking %.2f ms on average, %.0f "
-        "checkpoints of %.1f ms, %.0f snapshots of %.0f MiB",
-        i ? "; " : "", im->c.nodes[i].name, syncs, syncs > 0 ? ents / syncs : 0,
+        "checkpoints of %.1f ms, %.0f applies of %.3f ms, %.0f snapshots of "
+        "%.0f MiB",
+        i && commit_n <= 0 ? "; " : "", im->c.nodes[i].name, syncs,
+        syncs > 0 ? ents / syncs : 0,
         sync_n > 0 ? (b[i].sync_s - a[i].sync_s) / sync_n * 1000 : 0, ckpt_n,
-        ckpt_n > 0 ? (b[i].ckpt_s - a[i].ckpt_s) / ckpt_n * 1000 : 0,
+        ckpt_n > 0 ? (b[i].ckpt_s - a[i].ckpt_s) / ckpt_n * 1000 : 0, apply_n,
+        apply_n > 0 ? (b[i].apply_s - a[i].apply_s) / apply_n * 1000 : 0,
         b[i].snapshots - a[i].snapshots,
         b[i].snapshots > a[i].snapshots
             ? (b[i].snapshot_bytes - a[i].snapshot_bytes) /
