@@ -206,9 +206,9 @@ struct bench_keys_system {
   double fill_s;                      /* put every key, every replica has it */
   double rss_per_key[BENCH_REPLICAS]; /* VmRSS growth / keys, bytes */
   double rss_file_per_key[BENCH_REPLICAS]; /* ... of it file-backed */
-  /* synod: log entries after the snapshot index, held in memory, when
-   * the memory was measured */
-  uint64_t log_entries[BENCH_REPLICAS];
+  /* synod: the entry bytes its Raft log held in memory when the memory
+   * was measured */
+  uint64_t log_bytes[BENCH_REPLICAS];
   uint64_t listed; /* keys seen paging through them */
   double list_s;
   char note[BENCH_ERRMSG_BYTES];

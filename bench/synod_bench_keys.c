@@ -314,24 +314,28 @@ static int settle_synod(const struct bench_cluster *c, char *err, size_t len) {
   return 0;
 }
 
-/* synod: the log entries each replica holds in memory (those after its
- * last snapshot, and those it keeps behind it), for the report: part of
- * what the fill's VmRSS growth is. */
-static void synod_log_entries(const struct bench_cluster *c, uint64_t *out) {
+/* synod: the entry bytes each replica's Raft log holds in memory
+ * (synod_log_memory_bytes: those not yet applied, durable and in LMDB,
+ * and the newest 4 MiB), for the report: part of what the fill's VmRSS
+ * growth is. */
+static void synod_log_bytes(const struct bench_cluster *c, uint64_t *out) {
+  CURL *h = curl_easy_init();
+  struct buf text = {0};
   for (int i = 0; i < BENCH_REPLICAS; i++) {
-    char ep[32];
-    struct synod_options o;
-    struct synod_client *cl = NULL;
-    struct synod_status st;
-    synod_options_init(&o);
-    snprintf(ep, sizeof ep, "127.0.0.1:%d", c->client_port[i]);
-    o.endpoints = ep;
+    char url[64];
+    const char *name = "\nsynod_log_memory_bytes ";
+    snprintf(url, sizeof url, "http://127.0.0.1:%d/metrics", c->http_port[i]);
     out[i] = 0;
-    if (synod_client_new(&o, &cl) == 0 && synod_status(cl, 2000, &st) == 0) {
-      out[i] = st.last_index - st.snapshot_index;
-      synod_status_free(&st);
+    const char *at = h != NULL && http_do(h, url, NULL, &text) == 0
+                         ? strstr(text.p, name)
+                         : NULL;
+    if (at != NULL) {
+      out[i] = strtoull(at + strlen(name), NULL, 10);
     }
-    synod_client_free(cl);
+  }
+  free(text.p);
+  if (h != NULL) {
+    curl_easy_cleanup(h);
   }
 }
 
@@ -492,7 +496,7 @@ static void scale_one(const struct bench_cluster *c, enum bench_system sys,
     s->rss_per_key[i] = ((double)after - (double)before[i]) / (double)res->keys;
   }
   if (sys == BENCH_SYNOD) {
-    synod_log_entries(c, s->log_entries);
+    synod_log_bytes(c, s->log_bytes);
   }
   s->scale_ran = true;
   t0 = bench_now_ns();

@@ -421,9 +421,12 @@ static void print_key_scale(const struct bench_report *rep) {
         "%.0f B\n",
         s->rss_file_per_key[0], s->rss_file_per_key[1], s->rss_file_per_key[2]);
     if (sys == BENCH_SYNOD) {
-      printf("        log entries held in memory then: %" PRIu64 " / %" PRIu64
-             " / %" PRIu64 " (each a transaction of up to 64 puts, ~7.7 KB)\n",
-             s->log_entries[0], s->log_entries[1], s->log_entries[2]);
+      printf("        entry bytes the Raft log held in memory then: %.1f / "
+             "%.1f / %.1f MB (%.1f / %.1f / %.1f B per key)\n",
+             s->log_bytes[0] / 1e6, s->log_bytes[1] / 1e6,
+             s->log_bytes[2] / 1e6, (double)s->log_bytes[0] / k->keys,
+             (double)s->log_bytes[1] / k->keys,
+             (double)s->log_bytes[2] / k->keys);
     }
     if (s->failed) {
       printf("  FAIL %s: %s\n", system_names[sys], s->note);

@@ -577,14 +577,13 @@ static void core_dispatch(struct core *c, const struct core_event *ev) {
     core_election_peer_gone(c, ev->id);
     break;
   case CORE_EVENT_RELEASE:
-    /* What the store read back is the log as the last completed write
+    /* What the store reads back is the log as the last completed write
      * left it; entries the core truncated since are not durable here,
      * and ones it appended after are durable only through a later write,
-     * whose RELEASE will say how far LMDB has them. Not a maximum: a
-     * truncation may lower it (entries released before stay readable:
-     * they were committed). */
-    c->release_through =
-        ev->release < c->log.durable ? ev->release : c->log.durable;
+     * whose RELEASE will say how far the store has them. Not a maximum:
+     * a truncation may lower it (entries released before stay readable:
+     * they were committed), and lowers it in the log at once. */
+    core_log_readable(&c->log, ev->release);
     break;
   }
 }
@@ -610,10 +609,7 @@ int core_step(struct core *c, const struct core_event *ev,
   core_repl_deliver(c);
   /* Entries handed out to apply in this step are released too: their
    * data goes to the garbage, freed only at the next step. */
-  core_log_release(&c->log,
-                   c->release_through < c->applied ? c->release_through
-                                                   : c->applied,
-                   c->o.held_bytes_min);
+  core_log_release(&c->log, c->applied, c->o.held_bytes_min);
   core_out_finish(c, out);
   return 0;
 }
@@ -646,6 +642,10 @@ uint64_t core_first_index(const struct core *c) {
 
 uint64_t core_log_memory_bytes(const struct core *c) {
   return c->log.held_bytes;
+}
+
+uint64_t core_released_index(const struct core *c) {
+  return c->log.released;
 }
 
 const struct core_config *core_config(const struct core *c) {

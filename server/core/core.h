@@ -442,6 +442,9 @@ uint64_t core_last_index(const struct core *c);
 uint64_t core_first_index(const struct core *c); /* first in memory */
 /* Entry bytes the log holds in memory (not those released). */
 uint64_t core_log_memory_bytes(const struct core *c);
+/* The entries through this index hold no data in memory: released after
+ * RELEASE, or compacted (then it is core_first_index - 1). */
+uint64_t core_released_index(const struct core *c);
 const struct core_config *core_config(const struct core *c);
 
 /* The configuration in effect at `index` (the latest CONFIG entry at or

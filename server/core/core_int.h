@@ -104,7 +104,6 @@ struct core {
   uint64_t applied_bytes;         /* bytes of entries handed out to apply */
   uint64_t snap_wanted_bytes;     /* applied_bytes then (or at a snapshot) */
   uint64_t handed_max;            /* highest index ever handed out to persist */
-  uint64_t release_through;       /* RELEASE: the store can read this far */
 
   /* Timers, in ticks. election_timeout is in [e, 2e). */
   uint32_t election_elapsed;

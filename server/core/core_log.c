@@ -45,7 +45,7 @@ void core_log_init(struct core_log *l, uint64_t prev_index, uint64_t prev_term,
   memset(l, 0, sizeof *l);
   l->prev_index = prev_index;
   l->prev_term = prev_term;
-  l->durable = l->released = prev_index;
+  l->durable = l->readable = l->released = prev_index;
   core_log_config_push(l, prev_index, base);
 }
 
@@ -136,6 +136,9 @@ void core_log_truncate(struct core_log *l, uint64_t from) {
   if (l->durable >= from) {
     l->durable = from - 1;
   }
+  if (l->readable >= from) {
+    l->readable = from - 1;
+  }
   /* A configuration whose entry is gone no longer applies (thesis 4.1). */
   while (l->cfgs_n > 1 && l->cfgs[l->cfgs_n - 1].index >= from) {
     l->cfgs_n--;
@@ -151,8 +154,12 @@ void core_log_compact(struct core_log *l, uint64_t through) {
   l->n -= drop;
   l->prev_index = through;
   l->prev_term = term;
+  /* Compaction follows a snapshot, durable too: what went is covered. */
   if (l->durable < through) {
-    l->durable = through; /* compaction follows a snapshot, durable too */
+    l->durable = through;
+  }
+  if (l->readable < through) {
+    l->readable = through;
   }
   if (l->released < through) {
     l->released = through;
@@ -172,7 +179,7 @@ void core_log_reset(struct core_log *l, uint64_t index, uint64_t term,
   l->n = 0;
   l->prev_index = index;
   l->prev_term = term;
-  l->durable = l->released = index;
+  l->durable = l->readable = l->released = index;
   l->cfgs_n = 0;
   core_log_config_push(l, index, cfg);
 }
@@ -184,13 +191,18 @@ void core_log_persisted(struct core_log *l, uint64_t index, uint64_t term) {
   }
 }
 
+void core_log_readable(struct core_log *l, uint64_t index) {
+  l->readable = index < l->durable ? index : l->durable;
+}
+
 void core_log_release(struct core_log *l, uint64_t through,
                       uint64_t keep_bytes) {
+  assert(l->readable <= l->durable);
+  if (through > l->readable) {
+    through = l->readable;
+  }
   if (through <= l->released) {
     return;
-  }
-  if (through > l->durable) {
-    through = l->durable;
   }
   if (through > core_log_last(l)) {
     through = core_log_last(l);

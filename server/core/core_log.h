@@ -30,9 +30,13 @@ struct core_log {
   uint64_t bytes;      /* sum of ents[i].len */
   uint64_t held_bytes; /* the same, of the entries that hold their data */
   /* Entries through `durable` are durable as this log holds them (the
-   * shell said so with PERSISTED, and no truncation came since). Entries
-   * through `released` (>= prev_index) hold no data. */
+   * shell said so with PERSISTED, and no truncation came since); through
+   * `readable` (<= durable) the shell's store can read them back as this
+   * log holds them (RELEASE). Entries through `released` (>= prev_index)
+   * hold no data. A truncation lowers both durable and readable: a store
+   * that read back the old suffix holds none of the new one yet. */
   uint64_t durable;
+  uint64_t readable;
   uint64_t released;
   /* Ascending by index; cfgs[0] is the configuration at prev_index (from
    * the snapshot or a compacted entry), the rest are CONFIG entries of
@@ -98,8 +102,12 @@ void core_log_reset(struct core_log *l, uint64_t index, uint64_t term,
  * log still holds that entry, it and everything before it are. */
 void core_log_persisted(struct core_log *l, uint64_t index, uint64_t term);
 
+/* The shell's store can read entries through `index` back (RELEASE):
+ * trusted only as far as the log is durable now. */
+void core_log_readable(struct core_log *l, uint64_t index);
+
 /* Drops the data of the oldest entries through `through` (clamped to
- * `durable`) while at least `keep_bytes` of newer entries keep theirs.
+ * `readable`) while at least `keep_bytes` of newer entries keep theirs.
  * The data goes to the garbage list (freed at the next core_log_gc). */
 void core_log_release(struct core_log *l, uint64_t through,
                       uint64_t keep_bytes);

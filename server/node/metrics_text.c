@@ -322,8 +322,9 @@ static void write_log(FILE *f, struct node *n) {
           "store.",
           n->persist.appends_filled);
   counter(f, "synod_appends_unreadable_total",
-          "Appends dropped because the store no longer held one of their "
-          "entries (compacted since): the follower is probed again.",
+          "Appends dropped because the store could not read one of their "
+          "entries back (a snapshot compacted it since; anything else is "
+          "also logged as a warning): the follower is probed again.",
           n->persist.appends_unfilled);
   counter(f, "synod_log_syncs_total",
           "Batches written to disk, one sync each (group commit).",

@@ -110,6 +110,7 @@ struct persist {
    * those dropped because the store no longer held one. */
   uint64_t appends_filled;
   uint64_t appends_unfilled;
+  uint64_t unfilled_warned_ms;
   /* The filled copy of an append's entries and the store's block they
    * point into, until the message is encoded. */
   struct core_entry *fill_ents;
@@ -243,6 +244,10 @@ struct member {
  * holds the write path for a few milliseconds, and replicas that all did
  * it at the same index stalled every commit at once. */
 #define NODE_SNAPSHOT_SPREAD_PERCENT 50
+/* Entries kept behind a snapshot, for followers just behind it: in the
+ * store and in the core alike (the core reads released ones back from the
+ * store, so it must never keep more than the store does). */
+#define NODE_SNAPSHOT_KEEP_ENTRIES 1024
 
 /* ---------------------------------------------------------------- node */
 

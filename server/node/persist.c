@@ -14,6 +14,7 @@
  * turn, and each batch saves two thread handoffs (a wakeup each way, tens
  * of microseconds on a VM) on the path of every write. Snapshots, which
  * take longer, still go to the pool. */
+#include <assert.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <malloc.h>
@@ -31,10 +32,6 @@
 
 #define container_of(ptr, type, member)                                        \
   ((type *)(void *)((char *)(ptr)-offsetof(type, member)))
-
-/* Entries kept in the store behind a snapshot, for followers just behind
- * it (the core keeps the same number in memory). */
-#define PERSIST_SNAPSHOT_KEEP_ENTRIES 1024
 
 int persist_init(struct node *n) {
   struct persist *p = &n->persist;
@@ -159,6 +156,16 @@ static int batch_add_entries(struct persist_batch *b,
 }
 
 static int batch_add_msg(struct persist_batch *b, const struct core_msg *m) {
+  /* An append's entries point into the core's buffers, which the next
+   * step reuses: appends are always eager (a leader's term is durable
+   * before it can win). Never keep one for later; Raft tolerates the
+   * loss if that ever changes. */
+  assert(m->type != CORE_MSG_APPEND || m->append.entries_n == 0);
+  if (m->type == CORE_MSG_APPEND && m->append.entries_n > 0) {
+    log_error("node", "append to %llu deferred behind a write: dropped",
+              (unsigned long long)m->to);
+    return 0;
+  }
   if (b->msgs_n == b->msgs_cap) {
     uint32_t cap = b->msgs_cap ? b->msgs_cap * 2 : 16;
     struct core_msg *msgs = realloc(b->msgs, cap * sizeof *msgs);
@@ -249,8 +256,17 @@ static bool persist_fill_entries(struct node *n, struct core_msg *m,
   int rv = store_log_read_at(&n->store, in[first].index, in[last].index, block,
                              &got, why);
   if (rv != 0) {
+    /* Compacted: a snapshot since, and the core moves on to it. Anything
+     * else breaks what RELEASE promised: said, once a second at most. */
+    uint64_t now = node_now_ms(n);
     p->appends_unfilled++;
-    log_debug("node", "append to %llu: %s", (unsigned long long)m->to, why);
+    if (rv == SYNOD_ECOMPACTED) {
+      log_debug("node", "append to %llu: %s", (unsigned long long)m->to, why);
+    } else if (now - p->unfilled_warned_ms >= 1000) {
+      p->unfilled_warned_ms = now;
+      log_warn("node", "append to %llu not sent: %s", (unsigned long long)m->to,
+               why);
+    }
     return false;
   }
   memcpy(p->fill_ents, in, count * sizeof *in);
@@ -283,7 +299,8 @@ static void persist_send(struct node *n, const struct core_msg *msg) {
   if (m.type == CORE_MSG_SNAPSHOT && !persist_fill_chunk(n, &m)) {
     return;
   }
-  if (m.type == CORE_MSG_APPEND && !persist_fill_entries(n, &m, &block)) {
+  if (m.type == CORE_MSG_APPEND && peer_net_is_up(n->peer_net, m.to) &&
+      !persist_fill_entries(n, &m, &block)) {
     return;
   }
   int rv = peer_net_send(n->peer_net, &m);
@@ -417,10 +434,10 @@ static int persist_write(struct store *s, struct persist_batch *b,
   if (rv == 0 && b->snapshot.present) {
     uint8_t cfg[CORE_CONFIG_ENCODED_MAX];
     size_t cfg_len = core_config_encode(&b->snapshot.meta.config, cfg);
-    rv = store_snapshot_save(
-        s, b->snapshot.meta.index, b->snapshot.meta.term, cfg, cfg_len,
-        b->snapshot.image, b->snapshot.len,
-        b->snapshot.received ? 0 : PERSIST_SNAPSHOT_KEEP_ENTRIES);
+    rv = store_snapshot_save(s, b->snapshot.meta.index, b->snapshot.meta.term,
+                             cfg, cfg_len, b->snapshot.image, b->snapshot.len,
+                             b->snapshot.received ? 0
+                                                  : NODE_SNAPSHOT_KEEP_ENTRIES);
     if (rv == 0 && b->hard_state_set) {
       rv = store_hard_state_save(s, &hs);
     }

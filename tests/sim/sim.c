@@ -279,6 +279,8 @@ void sim_replica_start(struct sim *s, struct sim_replica *rep) {
   fsm_restore(s, rep);
   sim_log_copy(&rep->mirror, &d->log);
   sim_log_compact(&rep->mirror, d->snap.index);
+  sim_disk_checkpoint(rep); /* opening the store replays its file */
+  rep->release_sent = 0;
   rep->role = core_role(rep->core);
   rep->term = core_term(rep->core);
   rep->commit = core_commit_index(rep->core);
@@ -422,6 +424,7 @@ struct sim *sim_new(const struct sim_options *opts) {
   }
   sim_rand_seed(&s->rand, s->opts.seed);
   sim_rand_seed(&s->gone_rand, sim_mix(s->opts.seed ^ 0x90e5eed5ull));
+  sim_rand_seed(&s->ckpt_rand, sim_mix(s->opts.seed ^ 0xc4ec4b01ull));
   s->digest = SIM_HASH_INIT;
   /* A pure function of the seed (no draw), so that older seeds replay
    * the same faults: a third of the runs never release entries, a third
@@ -498,6 +501,17 @@ static void on_tick(struct sim *s, struct sim_replica *rep) {
   int rv = sim_step_core(s, rep, &ev);
   if (rv != 0) {
     sim_fail(s, "r%" PRIu64 ": TICK failed: %s", rep->id, s->errmsg);
+  }
+  if (s->release_keep > 0 && rep->up && !s->failed &&
+      rep->store_readable != rep->release_sent) {
+    /* node_tick_cb: persist_release */
+    struct core_event rel = {.type = CORE_EVENT_RELEASE,
+                             .release = rep->store_readable};
+    rep->release_sent = rep->store_readable;
+    if (sim_step_core(s, rep, &rel) != 0) {
+      sim_fail(s, "r%" PRIu64 ": RELEASE %" PRIu64 " failed: %s", rep->id,
+               rel.release, s->errmsg);
+    }
   }
   if (s->opts.fsm && rep->up && core_role(rep->core) == CORE_LEADER &&
       !s->failed) {

@@ -129,6 +129,18 @@ void sim_check_step(struct sim *s, struct sim_replica *rep,
              rep->id, up->committed[up->committed_n - 1].index, commit);
   }
   mirror_update(s, rep, up, commit_was);
+  /* Data the core gave back must read back from the store: the released
+   * entries it still holds lie within what the simulated store can read
+   * without waiting (a compaction's point is no entry it holds). */
+  uint64_t released = core_released_index(rep->core);
+  if (released > rep->store_readable &&
+      released != core_first_index(rep->core) - 1) {
+    sim_fail(s,
+             "r%" PRIu64 ": entries through %" PRIu64
+             " gave their data back, but the store reads back only through "
+             "%" PRIu64,
+             rep->id, released, rep->store_readable);
+  }
   bool became_leader = role == CORE_LEADER && rep->role != CORE_LEADER;
   rep->role = role;
   rep->term = term;

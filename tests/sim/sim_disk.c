@@ -148,7 +148,18 @@ static struct sim_msg *msg_copy(struct sim *s, struct sim_replica *rep,
       continue;
     }
     const struct sim_entry *d = sim_log_get(&rep->dur.log, es[i].index);
-    if (d == NULL) {
+    if (es[i].index > rep->store_readable ||
+        (d == NULL && es[i].index >= rep->dur.log.first)) {
+      sim_fail(s,
+               "r%" PRIu64 ": entry %" PRIu64 " released, but the store "
+               "reads back only through %" PRIu64 " (durable through %" PRIu64
+               ")",
+               rep->id, es[i].index, rep->store_readable,
+               sim_log_last(&rep->dur.log));
+      free(es);
+      return NULL;
+    }
+    if (d == NULL) { /* compacted by a snapshot since: the node drops it */
       sim_trace(s, rep->id,
                 "drop append to r%" PRIu64 ": entry %" PRIu64
                 " released and compacted",
@@ -208,6 +219,11 @@ struct sim_update *sim_update_copy(struct sim *s, struct sim_replica *rep,
   }
   u->snapshot_wanted = up->snapshot_wanted;
   return u;
+}
+
+void sim_disk_checkpoint(struct sim_replica *rep) {
+  uint64_t last = sim_log_last(&rep->dur.log);
+  rep->store_readable = last > rep->dur.snap.index ? last : rep->dur.snap.index;
 }
 
 void sim_update_free(struct sim_update *u) {
@@ -383,6 +399,10 @@ void sim_disk_done(struct sim *s, struct sim_replica *rep) {
     rep->dur.hs = u->hs;
   }
   write_log(s, rep, u);
+  if (u->truncate_from != 0 ||
+      (s->release_keep > 0 && sim_rand_ppm(&s->ckpt_rand, 250000))) {
+    sim_disk_checkpoint(rep); /* a truncation goes to LMDB directly */
+  }
   if (u->chunk_present) {
     write_chunk(s, rep, u);
   }
@@ -405,16 +425,6 @@ void sim_disk_done(struct sim *s, struct sim_replica *rep) {
                rep->id, last->index, last->term, s->errmsg);
     }
   }
-  if (u->entries_n > 0 && s->release_keep > 0 && rep->up && rep->gen == gen &&
-      !s->failed) {
-    /* The durable log is the simulated store: all of it reads back. */
-    struct core_event ev = {.type = CORE_EVENT_RELEASE,
-                            .release = sim_log_last(&rep->dur.log)};
-    int rv = sim_step_core(s, rep, &ev);
-    if (rv != 0) {
-      sim_fail(s, "r%" PRIu64 ": RELEASE %" PRIu64 " returned %s", rep->id,
-               ev.release, s->errmsg);
-    }
-  }
+
   sim_update_free(u);
 }

@@ -186,6 +186,7 @@ static void install(struct sim *s, struct sim_replica *rep,
   /* Raft Figure 13, 6-7: the log through the snapshot goes; entries after
    * it that did not match were already cut by truncate_from. */
   sim_log_compact(&d->log, m->index);
+  sim_disk_checkpoint(rep); /* the snapshot's transaction carries it */
   const struct sim_entry *next = sim_log_get(&d->log, m->index + 1);
   if (next != NULL && next->term < m->term) {
     sim_fail(s,
@@ -294,6 +295,7 @@ void sim_take_snapshot(struct sim *s, struct sim_replica *rep) {
   if (meta.index > keep) {
     sim_log_compact(&d->log, meta.index - keep);
   }
+  sim_disk_checkpoint(rep); /* the snapshot's transaction carries it */
   sim_log_compact(&rep->mirror, meta.index);
   s->stats.snapshots_taken++;
   struct core_event ev = {.type = CORE_EVENT_SNAPSHOT_TAKEN, .snapshot = meta};

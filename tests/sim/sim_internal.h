@@ -232,6 +232,12 @@ struct sim_replica {
   uint64_t tick_base_ms;
   uint64_t ticks;
   struct sim_durable dur;
+  /* The simulated store reads back the durable log through this index
+   * without waiting (LMDB, while later writes wait in the write-ahead
+   * file until a checkpoint: a write that truncates, a snapshot, a
+   * restart, or one write in four); RELEASE carries it on the next tick. */
+  uint64_t store_readable;
+  uint64_t release_sent;
   struct sim_update *q_head;
   struct sim_update *q_tail;
   uint64_t q_done_ms;
@@ -461,6 +467,7 @@ struct sim {
   uint64_t release_keep;
   struct sim_rand rand;
   struct sim_rand gone_rand; /* opts.peer_gone only */
+  struct sim_rand ckpt_rand; /* release_keep > 0 only: checkpoints */
   struct sim_faults f;
   uint64_t now_ms;
   uint64_t ev_seq;
@@ -568,6 +575,8 @@ struct sim_update *sim_update_copy(struct sim *s, struct sim_replica *rep,
                                    const struct core_update *up,
                                    bool keep_data);
 void sim_update_free(struct sim_update *u);
+/* The simulated store's checkpoint: everything durable reads back. */
+void sim_disk_checkpoint(struct sim_replica *rep);
 void sim_disk_enqueue(struct sim *s, struct sim_replica *rep,
                       struct sim_update *u);
 void sim_disk_done(struct sim *s, struct sim_replica *rep);

@@ -1443,10 +1443,12 @@ START_TEST(released_entries_are_sent_without_data) {
 END_TEST
 
 /* The log's side of it: `durable` follows PERSISTED of entries it still
- * holds and falls back with a truncation, and release never passes it, so
- * that a stale RELEASE (the store's view before the truncation) cannot
- * drop data the store does not hold. */
-START_TEST(log_release_never_passes_durable) {
+ * holds, RELEASE sets `readable` no higher than that, a truncation lowers
+ * both, and release never passes `readable`: a RELEASE from before the
+ * truncation (the store read the old suffix back) cannot drop data of
+ * the new suffix, which the store may hold only in its write-ahead file,
+ * even once PERSISTED says it is durable (a reviewer's interleaving). */
+START_TEST(log_release_never_passes_readable) {
   struct core_log l;
   struct core_config cfg = test_config(3);
   core_log_init(&l, 0, 0, &cfg);
@@ -1456,8 +1458,13 @@ START_TEST(log_release_never_passes_durable) {
   ck_assert_uint_eq(l.held_bytes, 12);
   core_log_persisted(&l, 4, 1); /* another term: not this log's entry */
   ck_assert_uint_eq(l.durable, 0);
+  core_log_readable(&l, 6);
+  core_log_release(&l, 6, 0);
+  ck_assert_uint_eq(l.released, 0); /* nothing durable yet */
   core_log_persisted(&l, 4, 2);
   ck_assert_uint_eq(l.durable, 4);
+  core_log_readable(&l, 6);
+  ck_assert_uint_eq(l.readable, 4);
   core_log_release(&l, 6, 1);
   ck_assert_uint_eq(l.released, 4);
   ck_assert_uint_eq(l.held_bytes, 4);
@@ -1465,16 +1472,22 @@ START_TEST(log_release_never_passes_durable) {
   ck_assert_ptr_null(core_log_get(&l, 4)->data);
   ck_assert_ptr_nonnull(core_log_get(&l, 5)->data);
   core_log_persisted(&l, 6, 2);
+  core_log_readable(&l, 6);
   core_log_truncate(&l, 6); /* a new leader's entry replaces 6 */
   ck_assert_uint_eq(l.durable, 5);
+  ck_assert_uint_eq(l.readable, 5);
   core_log_append(&l, 3, CORE_ENTRY_NORMAL, (const uint8_t *)"zz", 2);
+  core_log_persisted(&l, 6, 3); /* durable, in the write-ahead file only */
   core_log_release(&l, 6, 0);
   ck_assert_uint_eq(l.released, 5);
   ck_assert_ptr_nonnull(core_log_get(&l, 6)->data);
-  /* Compaction moves both past what it drops. */
+  core_log_readable(&l, 6); /* the store has it now */
+  core_log_release(&l, 6, 0);
+  ck_assert_uint_eq(l.released, 6);
+  /* Compaction moves them all past what it drops. */
   core_log_compact(&l, 3);
-  ck_assert_uint_eq(l.released, 5);
-  ck_assert_uint_eq(l.held_bytes, 2);
+  ck_assert_uint_eq(l.released, 6);
+  ck_assert_uint_eq(l.held_bytes, 0);
   ck_assert_uint_eq(l.bytes, 6);
   core_log_close(&l);
 }
@@ -1858,7 +1871,7 @@ static Suite *core_suite(void) {
   tcase_add_test(tc, propose_refused_while_backlog_is_full);
   tcase_add_test(tc, large_entries_never_wedge_proposals);
   tcase_add_test(tc, released_entries_are_sent_without_data);
-  tcase_add_test(tc, log_release_never_passes_durable);
+  tcase_add_test(tc, log_release_never_passes_readable);
   tcase_add_test(tc, restart_redelivers_committed_from_snapshot_index);
   tcase_add_test(tc, cluster_elects_commits_and_catches_up_by_snapshot);
   suite_add_tcase(s, tc);
