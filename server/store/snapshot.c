@@ -6,7 +6,6 @@
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
-#include <sys/mman.h>
 
 #include "synod.h"
 
@@ -332,23 +331,8 @@ static int store_snapshot_commit_txn(struct store *s, MDB_txn *txn, void *arg) {
 }
 
 /* The pending snapshot was committed with the log as c leaves it. */
-/* Drops this process's mappings of the map's pages (they stay in the
- * page cache): the compaction that goes with a snapshot read a page of
- * every entry it deleted through the map (an overflow entry's header), so
- * the replica's resident memory kept a page per entry ever compacted,
- * 65-81 B per key of VmRSS in the 1,000,000-key bench. The map is shared
- * and read-only (no MDB_WRITEMAP): a later read faults the page back in
- * from the cache, also on another thread while this runs. */
-static void store_map_unresident(struct store *s) {
-  MDB_envinfo info;
-  if (mdb_env_info(s->env, &info) == 0 && info.me_mapaddr != NULL) {
-    (void)madvise(info.me_mapaddr, info.me_mapsize, MADV_DONTNEED);
-  }
-}
-
 static void store_snapshot_committed(struct store *s,
                                      const struct store_commit_ctx *c) {
-  store_map_unresident(s);
   s->snap_index = s->pending.index;
   s->snap_term = s->pending.term;
   s->snap_gen = s->pending.gen;
