@@ -538,6 +538,11 @@ static void persist_complete(struct node *n) {
   if (batch_has_writes(b)) {
     p->release_due = b->readable; /* after its PERSISTED, as RELEASE asks */
   }
+  if (b->truncate_from != 0 || b->snapshot.present) {
+    /* The core lowered what it trusts the store to read back (a
+     * truncation, an installed snapshot): say it again, even unchanged. */
+    p->release_sent = UINT64_MAX;
+  }
   batch_free(b);
 }
 

@@ -403,6 +403,9 @@ void sim_disk_done(struct sim *s, struct sim_replica *rep) {
       (s->release_keep > 0 && sim_rand_ppm(&s->ckpt_rand, 250000))) {
     sim_disk_checkpoint(rep); /* a truncation goes to LMDB directly */
   }
+  if (u->truncate_from != 0 || u->install_present) {
+    rep->release_sent = UINT64_MAX; /* the core lowered its mark: again */
+  }
   if (u->chunk_present) {
     write_chunk(s, rep, u);
   }
