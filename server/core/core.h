@@ -66,6 +66,12 @@ struct core_entry {
   size_t len;
 };
 
+/* An entry of an APPEND whose data the core released (RELEASE, below):
+ * the shell fills it from its store before sending. */
+static inline bool core_entry_released(const struct core_entry *e) {
+  return e->data == NULL && e->len > 0;
+}
+
 /* A membership configuration: voters and learners, disjoint, ids sorted. */
 struct core_config {
   uint32_t voters_n;

@@ -215,10 +215,6 @@ static bool persist_fill_chunk(struct node *n, struct core_msg *m) {
   return true;
 }
 
-static bool entry_released(const struct core_entry *e) {
-  return e->data == NULL && e->len > 0;
-}
-
 /* Fills the entries of an append that the core released (data NULL) from
  * the store, in a read transaction of this thread (the store allows it
  * while the persist thread writes). *block gets the store's block the
@@ -232,7 +228,7 @@ static bool persist_fill_entries(struct node *n, struct core_msg *m,
   const uint32_t count = m->append.entries_n;
   uint32_t first = count, last = 0;
   for (uint32_t i = 0; i < count; i++) {
-    if (entry_released(&m->append.entries[i])) {
+    if (core_entry_released(&m->append.entries[i])) {
       first = first < i ? first : i;
       last = i;
     }

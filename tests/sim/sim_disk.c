@@ -127,16 +127,12 @@ static void copy_chunk(struct sim_update *u, const struct core_update *up) {
  * (the message is dropped, as the node drops it) if the log no longer
  * holds one. A durable entry of another term is a bug of the release
  * rule: the core released data it could not get back. */
-static bool entry_released(const struct core_entry *e) {
-  return e->data == NULL && e->len > 0;
-}
-
 static struct sim_msg *msg_copy(struct sim *s, struct sim_replica *rep,
                                 const struct core_msg *m) {
   uint32_t n = m->type == CORE_MSG_APPEND ? m->append.entries_n : 0;
   uint32_t released = 0;
   for (uint32_t i = 0; i < n; i++) {
-    released += entry_released(&m->append.entries[i]);
+    released += core_entry_released(&m->append.entries[i]);
   }
   if (released == 0) {
     return sim_msg_clone(m, NULL);
@@ -144,7 +140,7 @@ static struct sim_msg *msg_copy(struct sim *s, struct sim_replica *rep,
   struct core_entry *es = xmalloc(n * sizeof(*es));
   memcpy(es, m->append.entries, n * sizeof(*es));
   for (uint32_t i = 0; i < n; i++) {
-    if (!entry_released(&es[i])) {
+    if (!core_entry_released(&es[i])) {
       continue;
     }
     const struct sim_entry *d = sim_log_get(&rep->dur.log, es[i].index);
