@@ -75,6 +75,7 @@ static void usage(void) {
          "3 s,\n"
          "                      200,000 retained\n"
          "  --systems LIST      synod,nats,redis [all three]\n"
+         "  --workloads LIST    retained,publish,batch,fanout [all four]\n"
          "  --publishers N      closed-loop publishers [64]\n"
          "  --batch N           messages per publish in the batch workload "
          "[100]\n"
@@ -101,6 +102,7 @@ static void usage(void) {
 enum {
   OPT_QUICK = 256,
   OPT_SYSTEMS,
+  OPT_WORKLOADS,
   OPT_PUBLISHERS,
   OPT_BATCH,
   OPT_CONNS,
@@ -123,6 +125,7 @@ enum {
 static const struct option LONG_OPTS[] = {
     {"quick", no_argument, NULL, OPT_QUICK},
     {"systems", required_argument, NULL, OPT_SYSTEMS},
+    {"workloads", required_argument, NULL, OPT_WORKLOADS},
     {"publishers", required_argument, NULL, OPT_PUBLISHERS},
     {"batch", required_argument, NULL, OPT_BATCH},
     {"conns", required_argument, NULL, OPT_CONNS},
@@ -161,6 +164,24 @@ static int parse_systems(const char *list, bool *only) {
   return 0;
 }
 
+static int parse_workloads(const char *list, unsigned *bits) {
+  static const char *const names[] = {"retained", "publish", "batch", "fanout"};
+  char buf[128];
+  snprintf(buf, sizeof buf, "%s", list);
+  *bits = 0;
+  for (char *tok = strtok(buf, ","); tok != NULL; tok = strtok(NULL, ",")) {
+    unsigned i = 0;
+    while (i < sizeof names / sizeof names[0] && strcmp(tok, names[i]) != 0) {
+      i++;
+    }
+    if (i == sizeof names / sizeof names[0]) {
+      return -1;
+    }
+    *bits |= 1u << i;
+  }
+  return *bits != 0 ? 0 : -1;
+}
+
 /* Returns 0, 1 (--help) or 2 (bad usage). */
 static int parse_args(int argc, char **argv, struct harness *h) {
   struct chb_opts *o = &h->o;
@@ -177,7 +198,8 @@ static int parse_args(int argc, char **argv, struct harness *h) {
                          .subscribers = 16,
                          .fanout_s = 5,
                          .retained = 1000000,
-                         .catchup_repeat = 3};
+                         .catchup_repeat = 3,
+                         .workloads = CHB_WL_ALL};
   for (int i = 0; i < CHB_SYSTEMS; i++) {
     o->only[i] = true;
   }
@@ -192,6 +214,12 @@ static int parse_args(int argc, char **argv, struct harness *h) {
     case OPT_SYSTEMS:
       if (parse_systems(optarg, o->only) != 0) {
         fprintf(stderr, "--systems: synod, nats, redis\n");
+        return 2;
+      }
+      break;
+    case OPT_WORKLOADS:
+      if (parse_workloads(optarg, &o->workloads) != 0) {
+        fprintf(stderr, "--workloads: retained, publish, batch, fanout\n");
         return 2;
       }
       break;
@@ -825,14 +853,22 @@ int main(int argc, char **argv) {
           h->dir);
   h->res->floor_ok = bench_floor_measure(h->dir, 1000, &h->res->floor) == 0;
   systems_start(h);
-  fprintf(stderr, "retained messages: memory and catch-up\n");
-  run_retained(h);
-  fprintf(stderr, "publish, one message per call\n");
-  run_publish(h, 0);
-  fprintf(stderr, "publish, %d messages per call\n", h->o.batch);
-  run_publish(h, 1);
-  fprintf(stderr, "fan-out\n");
-  run_fanout(h);
+  if (h->o.workloads & CHB_WL_RETAINED) {
+    fprintf(stderr, "retained messages: memory and catch-up\n");
+    run_retained(h);
+  }
+  if (h->o.workloads & CHB_WL_PUBLISH) {
+    fprintf(stderr, "publish, one message per call\n");
+    run_publish(h, 0);
+  }
+  if (h->o.workloads & CHB_WL_BATCH) {
+    fprintf(stderr, "publish, %d messages per call\n", h->o.batch);
+    run_publish(h, 1);
+  }
+  if (h->o.workloads & CHB_WL_FANOUT) {
+    fprintf(stderr, "fan-out\n");
+    run_fanout(h);
+  }
   getloadavg(h->res->load1, 3);
   for (int s = CHB_SYSTEMS - 1; s >= 0; s--) {
     if (h->o.only[s] && h->sys[s].available) {

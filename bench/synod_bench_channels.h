@@ -49,6 +49,7 @@ enum chb_sys { CHB_SYNOD = 0, CHB_NATS = 1, CHB_REDIS = 2, CHB_SYSTEMS = 3 };
 struct chb_opts {
   bool quick;
   bool only[CHB_SYSTEMS]; /* --systems */
+  unsigned workloads;     /* --workloads: CHB_WL_* bits */
   int publishers;         /* closed-loop publishers [64] */
   int batch;              /* messages per publish in the batch workload */
   int conns;         /* publishers' connections per system [= publishers] */
@@ -65,6 +66,13 @@ struct chb_opts {
   const char *nats_sync; /* JetStream sync_interval, NULL: server default */
   bool keep;
 };
+
+/* The workloads, for --workloads. */
+#define CHB_WL_RETAINED 1u /* memory and catch-up */
+#define CHB_WL_PUBLISH 2u  /* one message per call */
+#define CHB_WL_BATCH 4u    /* --batch messages per call */
+#define CHB_WL_FANOUT 8u
+#define CHB_WL_ALL 15u
 
 /* ------------------------------------------------------------ results */
 
