@@ -95,6 +95,7 @@ static int store_read_copy(struct store_read_ctx *c) {
     c->out[i].data = c->scratch[i].len > 0 ? data : NULL;
     if (c->scratch[i].len > 0) {
       memcpy(data, c->scratch[i].data, c->scratch[i].len);
+      store_map_drop(c->scratch[i].data, c->scratch[i].len);
     }
     data += c->scratch[i].len;
   }

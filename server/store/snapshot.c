@@ -531,6 +531,7 @@ int store_snapshot_reader_read(struct store_snapshot_reader *r, uint8_t *buf,
       size_t n = r->chunk_len - r->chunk_off;
       n = n < cap - *len ? n : cap - *len;
       memcpy(buf + *len, r->chunk + r->chunk_off, n);
+      store_map_drop(r->chunk + r->chunk_off, n);
       r->chunk_off += n;
       r->bytes_read += n;
       *len += n;
@@ -612,6 +613,7 @@ static int store_read_chunks_at(char *errmsg, MDB_txn *txn, MDB_dbi dbi,
         size_t n = (size_t)(pos + size - at);
         n = n < len - done ? n : len - done;
         memcpy(buf + done, (const uint8_t *)payload.mv_data + (at - pos), n);
+        store_map_drop(payload.mv_data, payload.mv_size); /* its crc read all */
         done += n;
       }
     }

@@ -135,6 +135,10 @@ struct store {
 
   size_t map_size_bytes;     /* map_size_bytes <= map_size_max_bytes */
   size_t map_size_max_bytes; /* or the size found on disk, if bigger */
+  /* Where LMDB mapped data.mdb, as found in /proc/self/maps for a map of
+   * map_addr_bytes (found again when the map grew); NULL: not found. */
+  void *map_addr;
+  size_t map_addr_bytes;
   size_t snapshot_chunk_bytes;
 
   /* Cached from disk; updated only after a transaction commits.

@@ -104,6 +104,11 @@ int store_batch_check(char *errmsg, const struct store_log_view *v,
 /* Writes a checked batch's entries, configuration and hard state. */
 int store_batch_put(struct store *s, MDB_txn *txn, const struct store_batch *b);
 
+/* Unmaps the pages of LMDB's map that hold [p, p + len) from this
+ * process (see store.c, "map pages"); p points into the map, which must
+ * not move meanwhile (the writer's thread, or under remap_lock). */
+void store_map_drop(const void *p, size_t len);
+
 /* The write-ahead file (wal.c). store_wal_open() runs after LMDB's open
  * transaction loaded the cached state and wal_ckpt_seq; it replays what
  * the file holds past the checkpoint into LMDB. */

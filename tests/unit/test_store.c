@@ -1196,6 +1196,87 @@ START_TEST(log_read_at_sees_only_checkpointed_entries) {
 }
 END_TEST
 
+/* ---- Pages of LMDB's map a read touched are not kept resident: a
+ * compaction, a read of old entries or of a snapshot maps megabytes of
+ * the page cache into the process (a fault maps a whole folio), which
+ * would count in the replica's memory for nothing (store.c, "map
+ * pages"). */
+
+/* KiB of this store's data.mdb mapping resident in this process. */
+static long map_rss_kib(void) {
+  char want[4200], line[4400];
+  snprintf(want, sizeof want, "%s/data.mdb", dir);
+  FILE *f = fopen("/proc/self/smaps", "r");
+  ck_assert_ptr_nonnull(f);
+  long kib = -1;
+  bool in = false;
+  while (fgets(line, sizeof line, f) != NULL) {
+    unsigned long lo, hi;
+    if (sscanf(line, "%lx-%lx ", &lo, &hi) == 2) {
+      line[strcspn(line, "\n")] = '\0';
+      size_t n = strlen(line), w = strlen(want);
+      in = n >= w && strcmp(line + n - w, want) == 0;
+    } else if (in && strncmp(line, "Rss:", 4) == 0) {
+      kib = (kib < 0 ? 0 : kib) + atol(line + 4);
+    }
+  }
+  fclose(f);
+  ck_assert_msg(kib >= 0, "no mapping of %s", want);
+  return kib;
+}
+
+START_TEST(map_pages_read_are_not_kept_resident) {
+  enum { ENTRIES = 3000, ENTRY_BYTES = 5000, BATCH = 100 };
+  const long bound_kib = 1024; /* the data read is 14 MiB */
+  uint8_t *data = malloc(ENTRY_BYTES);
+  struct store_entry *v = calloc(BATCH, sizeof *v);
+  for (uint64_t lo = 1; lo <= ENTRIES; lo += BATCH) {
+    for (int i = 0; i < BATCH; i++) {
+      memset(data, (int)(lo + (uint64_t)i), ENTRY_BYTES);
+      v[i] = (struct store_entry){lo + (uint64_t)i, 1, 0, data, ENTRY_BYTES};
+    }
+    ck_assert_int_eq(store_log_append(&st, v, BATCH), 0);
+  }
+  ck_assert_int_eq(store_wal_checkpoint(&st), 0);
+  ck_assert_int_le(map_rss_kib(), bound_kib);
+
+  char why[SYNOD_ERRMSG_MAX];
+  struct store_entry *got;
+  size_t n;
+  int rv = store_log_read_at(&st, 1, ENTRIES, &got, &n, why);
+  ck_assert_msg(rv == 0, "%s", why);
+  ck_assert_uint_eq(n, ENTRIES);
+  ck_assert_uint_eq(got[ENTRIES - 1].data[ENTRY_BYTES - 1], (uint8_t)ENTRIES);
+  store_entries_free(got);
+  ck_assert_msg(map_rss_kib() <= bound_kib,
+                "%ld KiB of the map resident after reading back the log",
+                map_rss_kib());
+
+  /* A snapshot compacts every entry: its delete reads each one's first
+   * overflow page. Then the image is read back, as for a follower. */
+  size_t img_bytes = (size_t)14 << 20;
+  uint8_t conf[8];
+  uint8_t *img = image_new(ENTRIES, img_bytes, conf);
+  rv = store_snapshot_save(&st, ENTRIES, 1, conf, sizeof conf, img, img_bytes,
+                           0);
+  ck_assert_msg(rv == 0, "%s", store_errmsg(&st));
+  free(img);
+  ck_assert_msg(map_rss_kib() <= bound_kib,
+                "%ld KiB of the map resident after a compacting snapshot",
+                map_rss_kib());
+  uint8_t *buf = malloc(img_bytes);
+  rv = store_snapshot_read_at(&st, ENTRIES, 0, buf, img_bytes, why);
+  ck_assert_msg(rv == 0, "%s", why);
+  ck_assert_uint_eq(buf[img_bytes - 1], image_byte(ENTRIES, img_bytes - 1));
+  ck_assert_msg(map_rss_kib() <= bound_kib,
+                "%ld KiB of the map resident after reading the image",
+                map_rss_kib());
+  free(buf);
+  free(v);
+  free(data);
+}
+END_TEST
+
 /* One thread writes (appends, checkpoints, grows the map) while another
  * reads back what the writer said LMDB holds: every read finds the
  * entries it asked for, byte for byte. */
@@ -2081,6 +2162,7 @@ static Suite *store_suite(void) {
   tcase_add_test(tc, snapshot_read_at_any_range);
   tcase_add_test(tc, log_read_at_sees_only_checkpointed_entries);
   tcase_add_test(tc, log_read_at_while_another_thread_writes);
+  tcase_add_test(tc, map_pages_read_are_not_kept_resident);
   tcase_add_test(tc, snapshot_uncommitted_is_dropped_on_reopen);
   tcase_add_test(tc, snapshot_begin_rejects_stale_index_and_second_begin);
   tcase_add_test(tc, snapshot_save_is_one_transaction_with_the_checkpoint);
