@@ -46,6 +46,7 @@ struct fsm_key *fsm_key_new(const uint8_t *key, size_t key_len,
    * padding would cost every key 6 bytes more. */
   size_t head = offsetof(struct fsm_key, data);
   size_t front = bound ? sizeof(struct fsm_key_binding) : 0;
+  assert(key_len <= FSM_KEY_BYTES_MAX); /* fsm_key_check()ed */
   uint8_t *p = fsm_xmalloc(front + head + key_len + 1 + value_len);
   struct fsm_key *k = (struct fsm_key *)(p + front);
   memset(k, 0, head);
@@ -55,7 +56,7 @@ struct fsm_key *fsm_key_new(const uint8_t *key, size_t key_len,
     fsm_list_init(&b->lease_link);
     b->lease = NULL;
   }
-  k->key_len = (uint32_t)key_len;
+  k->key_len = (uint16_t)key_len;
   k->value_len = (uint32_t)value_len;
   memcpy(k->data, key, key_len);
   k->data[key_len] = '\0';

@@ -3,13 +3,50 @@
 
 #include <assert.h>
 
+/* A node's height (1 for a leaf; |height(left) - height(right)| <= 1)
+ * rides in its child links: nodes are at least 8-byte aligned, so each
+ * link has 3 low bits free; the left link holds the height's low 3 bits
+ * and the right link its high 3. An AVL tree of height 63 would hold
+ * over 2^43 nodes. That saves a node 8 bytes (a separate height and its
+ * padding): 8 bytes of every key, lock, session and channel the state
+ * machine holds. */
+#define LINK_BITS 3
+#define LINK_MASK ((uintptr_t)(1u << LINK_BITS) - 1)
+_Static_assert(_Alignof(struct otree_node) >= 1u << LINK_BITS,
+               "a node's links have LINK_BITS bits free");
+
+static struct otree_node *left(const struct otree_node *n) {
+  return (struct otree_node *)(n->left_link & ~LINK_MASK);
+}
+
+static struct otree_node *right(const struct otree_node *n) {
+  return (struct otree_node *)(n->right_link & ~LINK_MASK);
+}
+
+static void set_left(struct otree_node *n, struct otree_node *c) {
+  n->left_link = (uintptr_t)c | (n->left_link & LINK_MASK);
+}
+
+static void set_right(struct otree_node *n, struct otree_node *c) {
+  n->right_link = (uintptr_t)c | (n->right_link & LINK_MASK);
+}
+
 static int height(const struct otree_node *n) {
-  return n ? n->height : 0;
+  return n ? (int)((n->left_link & LINK_MASK) | (n->right_link & LINK_MASK)
+                                                    << LINK_BITS)
+           : 0;
+}
+
+static void set_height(struct otree_node *n, int h) {
+  assert(h > 0 && h < 1 << 2 * LINK_BITS);
+  n->left_link = (n->left_link & ~LINK_MASK) | ((uintptr_t)h & LINK_MASK);
+  n->right_link =
+      (n->right_link & ~LINK_MASK) | ((uintptr_t)h >> LINK_BITS & LINK_MASK);
 }
 
 static void height_update(struct otree_node *n) {
-  int l = height(n->left), r = height(n->right);
-  n->height = (l > r ? l : r) + 1;
+  int l = height(left(n)), r = height(right(n));
+  set_height(n, (l > r ? l : r) + 1);
 }
 
 /* Points old's parent (or the root) at new_. */
@@ -17,22 +54,22 @@ static void child_replace(struct otree *t, struct otree_node *parent,
                           struct otree_node *old, struct otree_node *new_) {
   if (parent == NULL) {
     t->root = new_;
-  } else if (parent->left == old) {
-    parent->left = new_;
+  } else if (left(parent) == old) {
+    set_left(parent, new_);
   } else {
-    parent->right = new_;
+    set_right(parent, new_);
   }
 }
 
 static struct otree_node *rotate_left(struct otree *t, struct otree_node *x) {
-  struct otree_node *y = x->right;
-  x->right = y->left;
-  if (y->left) {
-    y->left->parent = x;
+  struct otree_node *y = right(x);
+  set_right(x, left(y));
+  if (left(y)) {
+    left(y)->parent = x;
   }
   y->parent = x->parent;
   child_replace(t, x->parent, x, y);
-  y->left = x;
+  set_left(y, x);
   x->parent = y;
   height_update(x);
   height_update(y);
@@ -40,14 +77,14 @@ static struct otree_node *rotate_left(struct otree *t, struct otree_node *x) {
 }
 
 static struct otree_node *rotate_right(struct otree *t, struct otree_node *x) {
-  struct otree_node *y = x->left;
-  x->left = y->right;
-  if (y->right) {
-    y->right->parent = x;
+  struct otree_node *y = left(x);
+  set_left(x, right(y));
+  if (right(y)) {
+    right(y)->parent = x;
   }
   y->parent = x->parent;
   child_replace(t, x->parent, x, y);
-  y->right = x;
+  set_right(y, x);
   x->parent = y;
   height_update(x);
   height_update(y);
@@ -59,15 +96,15 @@ static struct otree_node *rotate_right(struct otree *t, struct otree_node *x) {
 static void fix_up(struct otree *t, struct otree_node *n) {
   while (n) {
     height_update(n);
-    int bf = height(n->left) - height(n->right);
+    int bf = height(left(n)) - height(right(n));
     if (bf > 1) {
-      if (height(n->left->left) < height(n->left->right)) {
-        rotate_left(t, n->left);
+      if (height(left(left(n))) < height(right(left(n)))) {
+        rotate_left(t, left(n));
       }
       n = rotate_right(t, n);
     } else if (bf < -1) {
-      if (height(n->right->right) < height(n->right->left)) {
-        rotate_right(t, n->right);
+      if (height(right(right(n))) < height(left(right(n)))) {
+        rotate_right(t, right(n));
       }
       n = rotate_left(t, n);
     }
@@ -88,7 +125,7 @@ struct otree_node *otree_find(const struct otree *t, const void *key) {
     if (c == 0) {
       return n;
     }
-    n = c < 0 ? n->left : n->right;
+    n = c < 0 ? left(n) : right(n);
   }
   return NULL;
 }
@@ -100,9 +137,9 @@ struct otree_node *otree_lower_bound(const struct otree *t, const void *key,
     int c = t->cmp(key, n);
     if (c < 0 || (c == 0 && !strict)) {
       best = n;
-      n = n->left;
+      n = left(n);
     } else {
-      n = n->right;
+      n = right(n);
     }
   }
   return best;
@@ -110,19 +147,26 @@ struct otree_node *otree_lower_bound(const struct otree *t, const void *key,
 
 struct otree_node *otree_insert(struct otree *t, struct otree_node *n,
                                 const void *key) {
-  struct otree_node *parent = NULL, **link = &t->root;
-  while (*link) {
-    int c = t->cmp(key, *link);
+  struct otree_node *parent = NULL, *at = t->root;
+  int c = 0;
+  while (at) {
+    c = t->cmp(key, at);
     if (c == 0) {
-      return *link;
+      return at;
     }
-    parent = *link;
-    link = c < 0 ? &parent->left : &parent->right;
+    parent = at;
+    at = c < 0 ? left(at) : right(at);
   }
   n->parent = parent;
-  n->left = n->right = NULL;
-  n->height = 1;
-  *link = n;
+  n->left_link = n->right_link = 0;
+  set_height(n, 1);
+  if (parent == NULL) {
+    t->root = n;
+  } else if (c < 0) {
+    set_left(parent, n);
+  } else {
+    set_right(parent, n);
+  }
   t->count++;
   fix_up(t, parent);
   return NULL;
@@ -131,8 +175,8 @@ struct otree_node *otree_insert(struct otree *t, struct otree_node *n,
 void otree_remove(struct otree *t, struct otree_node *n) {
   struct otree_node *from;
   assert(t->count > 0);
-  if (n->left == NULL || n->right == NULL) {
-    struct otree_node *child = n->left ? n->left : n->right;
+  if (left(n) == NULL || right(n) == NULL) {
+    struct otree_node *child = left(n) ? left(n) : right(n);
     child_replace(t, n->parent, n, child);
     if (child) {
       child->parent = n->parent;
@@ -140,49 +184,50 @@ void otree_remove(struct otree *t, struct otree_node *n) {
     from = n->parent;
   } else {
     /* Put n's successor s (which has no left child) in n's place. */
-    struct otree_node *s = n->right;
-    while (s->left) {
-      s = s->left;
+    struct otree_node *s = right(n);
+    while (left(s)) {
+      s = left(s);
     }
     if (s->parent != n) {
       from = s->parent;
-      child_replace(t, s->parent, s, s->right);
-      if (s->right) {
-        s->right->parent = s->parent;
+      child_replace(t, s->parent, s, right(s));
+      if (right(s)) {
+        right(s)->parent = s->parent;
       }
-      s->right = n->right;
-      n->right->parent = s;
+      set_right(s, right(n));
+      right(n)->parent = s;
     } else {
       from = s;
     }
-    s->left = n->left;
-    n->left->parent = s;
+    set_left(s, left(n));
+    left(n)->parent = s;
     child_replace(t, n->parent, n, s);
     s->parent = n->parent;
-    s->height = n->height;
+    set_height(s, height(n));
   }
   t->count--;
-  n->parent = n->left = n->right = NULL;
+  n->parent = NULL;
+  n->left_link = n->right_link = 0;
   fix_up(t, from);
 }
 
 struct otree_node *otree_first(const struct otree *t) {
   struct otree_node *n = t->root;
-  while (n && n->left) {
-    n = n->left;
+  while (n && left(n)) {
+    n = left(n);
   }
   return n;
 }
 
 struct otree_node *otree_next(const struct otree_node *n) {
-  if (n->right) {
-    n = n->right;
-    while (n->left) {
-      n = n->left;
+  if (right(n)) {
+    n = right(n);
+    while (left(n)) {
+      n = left(n);
     }
     return (struct otree_node *)n;
   }
-  while (n->parent && n->parent->right == n) {
+  while (n->parent && right(n->parent) == n) {
     n = n->parent;
   }
   return n->parent;
@@ -193,17 +238,17 @@ static int check_node(const struct otree_node *n, size_t *count) {
   if (n == NULL) {
     return 0;
   }
-  if ((n->left && n->left->parent != n) ||
-      (n->right && n->right->parent != n)) {
+  if ((left(n) && left(n)->parent != n) ||
+      (right(n) && right(n)->parent != n)) {
     return -1;
   }
-  int l = check_node(n->left, count), r = check_node(n->right, count);
+  int l = check_node(left(n), count), r = check_node(right(n), count);
   if (l < 0 || r < 0 || l - r > 1 || r - l > 1 ||
-      n->height != (l > r ? l : r) + 1) {
+      height(n) != (l > r ? l : r) + 1) {
     return -1;
   }
   (*count)++;
-  return n->height;
+  return height(n);
 }
 
 size_t otree_check(const struct otree *t) {

@@ -6,14 +6,15 @@
 #define SYNOD_FSM_OTREE_H
 
 #include <stddef.h>
+#include <stdint.h>
 
-/* Embedded in the object it orders. Zero-initialised is fine before
- * insertion. */
+/* Embedded in the object it orders; 24 bytes. Zero-initialised is fine
+ * before insertion. Only otree.c reads the links: each child link also
+ * carries 3 bits of the node's height (see there). */
 struct otree_node {
   struct otree_node *parent;
-  struct otree_node *left;
-  struct otree_node *right;
-  int height; /* 1 for a leaf; |height(left) - height(right)| <= 1 */
+  uintptr_t left_link;
+  uintptr_t right_link;
 };
 
 /* Compares a key with the key of a node in the tree: < 0, 0 or > 0 when
