@@ -249,6 +249,7 @@ struct fsm *fsm_new(const struct fsm_options *opts) {
   }
   struct fsm *f = fsm_xcalloc(1, sizeof *f);
   f->opt = o;
+  pb_arena_init(&f->unpack);
   fsm_state_init(f);
   return f;
 }
@@ -262,6 +263,7 @@ void fsm_free(struct fsm *f) {
   free(f->blocks);
   free(f->events);
   free(f->key_rev.buf);
+  pb_arena_close(&f->unpack);
   free(f);
 }
 
@@ -439,7 +441,8 @@ int fsm_apply(struct fsm *f, uint64_t index, const uint8_t *data, size_t len,
   fsm_output_reset(f);
   memset(out, 0, sizeof *out);
   f->index = f->applied_index = index;
-  Synod__Fsm__Command *cmd = synod__fsm__command__unpack(NULL, len, data);
+  Synod__Fsm__Command *cmd =
+      synod__fsm__command__unpack(&f->unpack.allocator, len, data);
   if (cmd == NULL || cmd->body_case == SYNOD__FSM__COMMAND__BODY__NOT_SET ||
       cmd->request == NULL ||
       (cmd->body_case == SYNOD__FSM__COMMAND__BODY_REQUEST &&
@@ -468,7 +471,7 @@ int fsm_apply(struct fsm *f, uint64_t index, const uint8_t *data, size_t len,
       request_apply(f, cmd->request, out);
     }
   }
-  synod__fsm__command__free_unpacked(cmd, NULL);
+  pb_arena_reset(&f->unpack); /* cmd with it */
   out->events = f->events;
   out->events_len = f->events_len;
   return 0;

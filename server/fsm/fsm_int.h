@@ -10,6 +10,7 @@
 #include "fsm.h"
 #include "fsm.pb-c.h"
 #include "otree.h"
+#include "pb_arena.h"
 #include "window.h"
 #include "synod.h"
 
@@ -198,6 +199,8 @@ struct fsm {
   size_t events_len, events_cap;
   void **blocks;
   size_t blocks_len, blocks_cap;
+  /* The command being applied is unpacked into this, reset after it. */
+  struct pb_arena unpack;
 };
 
 /* A name as a key for the name-ordered trees. */
