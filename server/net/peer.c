@@ -61,6 +61,7 @@ struct peer_dial {
 
 struct peer_net {
   struct peer_net_options opts;
+  struct pb_arena unpack; /* the frame being handled is decoded into it */
   char name[PEER_NAME_MAX];
   char cluster_id[PEER_NAME_MAX];
   char listen_address[PEER_ADDRESS_MAX];
@@ -315,7 +316,7 @@ static bool conn_frame_cb(struct stream *s, const uint8_t *p, size_t n) {
     c->link->bytes_in += FRAME_HEADER_BYTES + n;
     c->link->last_recv_ms = uv_now(net->opts.loop);
   }
-  if (peer_msg_decode(p, n, &d, err) != 0) {
+  if (peer_msg_decode_in(&net->unpack, p, n, &d, err) != 0) {
     conn_refuse(c, err);
     return false;
   }
@@ -348,6 +349,7 @@ static void net_handle_closed(struct peer_net *net) {
       next = l->next;
       free(l);
     }
+    pb_arena_close(&net->unpack);
     free(net);
   }
 }
@@ -668,6 +670,7 @@ int peer_net_start(const struct peer_net_options *opts, struct peer_net **out,
     errmsg_set(errmsg, "peer: out of memory");
     return SYNOD_ENOMEM;
   }
+  pb_arena_init(&net->unpack);
   net->opts = *opts;
   net_defaults(net);
   uv_prepare_init(opts->loop, &net->flush);

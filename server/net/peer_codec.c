@@ -314,9 +314,19 @@ static int core_msg_from_pb(struct peer_decoded *d, char *errmsg) {
 
 int peer_msg_decode(const uint8_t *buf, size_t len, struct peer_decoded *out,
                     char *errmsg) {
+  return peer_msg_decode_in(NULL, buf, len, out, errmsg);
+}
+
+int peer_msg_decode_in(struct pb_arena *arena, const uint8_t *buf, size_t len,
+                       struct peer_decoded *out, char *errmsg) {
   memset(out, 0, sizeof *out);
-  out->pb = synod__peer__peer_message__unpack(NULL, len, buf);
+  out->arena = arena;
+  out->pb = synod__peer__peer_message__unpack(
+      arena != NULL ? &arena->allocator : NULL, len, buf);
   if (out->pb == NULL) {
+    if (arena != NULL) {
+      pb_arena_reset(arena); /* what the failed unpack allocated */
+    }
     errmsg_set(errmsg, "peer frame of %zu bytes does not decode", len);
     return SYNOD_EMALFORMED;
   }
@@ -331,7 +341,9 @@ int peer_msg_decode(const uint8_t *buf, size_t len, struct peer_decoded *out,
 }
 
 void peer_decoded_free(struct peer_decoded *d) {
-  if (d->pb != NULL) {
+  if (d->arena != NULL) {
+    pb_arena_reset(d->arena);
+  } else if (d->pb != NULL) {
     synod__peer__peer_message__free_unpacked(d->pb, NULL);
   }
   free(d->entries);

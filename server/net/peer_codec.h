@@ -9,6 +9,7 @@
 
 #include "core.h"
 #include "frame.h"
+#include "pb_arena.h"
 #include "peer.pb-c.h"
 
 /* At most this many entries in one append; more is refused as malformed. */
@@ -28,6 +29,7 @@ struct peer_decoded {
   bool is_core;                 /* msg is valid */
   struct core_msg msg;
   struct core_entry *entries; /* msg.append.entries, owned */
+  struct pb_arena *arena;     /* pb's memory, or NULL: the heap's */
 };
 
 /* Decodes one frame's payload. Returns 0, or SYNOD_EMALFORMED if it does
@@ -37,6 +39,12 @@ struct peer_decoded {
  * On success the caller frees `out` with peer_decoded_free. */
 int peer_msg_decode(const uint8_t *buf, size_t len, struct peer_decoded *out,
                     char *errmsg);
+
+/* The same, unpacking into arena (a frame's 2 allocations per entry and
+ * more come from one reused buffer): peer_decoded_free() then resets the
+ * arena, so it serves one decoded frame at a time. */
+int peer_msg_decode_in(struct pb_arena *arena, const uint8_t *buf, size_t len,
+                       struct peer_decoded *out, char *errmsg);
 
 void peer_decoded_free(struct peer_decoded *d);
 

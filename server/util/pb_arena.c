@@ -1,10 +1,8 @@
-/* The unpack arena (pb_arena.h). Allocation failure aborts, as everywhere
- * in the state machine (fsm.h). */
+/* The unpack arena (pb_arena.h). */
 #include "pb_arena.h"
 
+#include <stdio.h>
 #include <stdlib.h>
-
-#include "fsm_int.h"
 
 #define PB_ARENA_ALIGN ((size_t)16)
 #define PB_ARENA_FIRST ((size_t)16 << 10)
@@ -17,6 +15,19 @@
 #define PB_ARENA_BUFFERED 1
 #endif
 
+/* Out of memory aborts, as it does in the state machine (fsm.h): an
+ * unpack that failed for want of memory would read as a malformed
+ * message, and a replica must not apply an entry differently from the
+ * others. */
+static void *xmalloc(size_t n) {
+  void *p = malloc(n);
+  if (p == NULL) {
+    fprintf(stderr, "pb_arena: out of memory for %zu bytes\n", n);
+    abort();
+  }
+  return p;
+}
+
 struct pb_arena_block {
   struct pb_arena_block *next;
   _Alignas(16) uint8_t data[];
@@ -26,14 +37,14 @@ static void *arena_alloc(void *data, size_t size) {
   struct pb_arena *a = data;
   size_t at = (a->used + PB_ARENA_ALIGN - 1) & ~(PB_ARENA_ALIGN - 1);
   if (PB_ARENA_BUFFERED && a->buf == NULL && size <= PB_ARENA_FIRST) {
-    a->buf = fsm_xmalloc(PB_ARENA_FIRST);
+    a->buf = xmalloc(PB_ARENA_FIRST);
     a->cap = PB_ARENA_FIRST;
   }
   if (a->buf != NULL && size <= a->cap && at <= a->cap - size) {
     a->used = at + size;
     return a->buf + at;
   }
-  struct pb_arena_block *b = fsm_xmalloc(sizeof *b + size);
+  struct pb_arena_block *b = xmalloc(sizeof *b + size);
   b->next = a->extra;
   a->extra = b;
   a->extra_bytes += size + PB_ARENA_ALIGN;
@@ -63,7 +74,7 @@ void pb_arena_reset(struct pb_arena *a) {
       cap *= 2;
     }
     free(a->buf);
-    a->buf = fsm_xmalloc(cap);
+    a->buf = xmalloc(cap);
     a->cap = cap;
   }
   a->used = 0;
