@@ -399,13 +399,17 @@ int main(int argc, char **argv) {
   struct node_options o = {0};
   struct discovery_options dopts = {0};
   uint32_t snap_entries = 0;
-  /* Two malloc arenas: the loop's, and one the pool's threads share. By
-   * default each pool thread gets its own, and each keeps the high-water
-   * mark of the writes it ran (LMDB's dirty pages, checkpoint batches):
-   * a leader, whose writes run on the pool, held 214-216 B per key in
-   * synod-bench's 1,000,000-key fill against its followers' 198-200, and
-   * 201-213 with two. No change measured in publish rates. */
-  mallopt(M_ARENA_MAX, 2);
+  /* At most two malloc arenas (the main one and one more, glibc handing
+   * each new thread whichever it can lock) instead of one per thread: a
+   * pool thread's own arena keeps the high-water mark of the writes it
+   * ran (LMDB's dirty pages, checkpoint batches), so a leader, whose
+   * writes run on the pool, held 214-216 B per key in synod-bench's
+   * 1,000,000-key fill against its followers' 198-200, and 201-213 with
+   * two. No change measured in publish rates. An operator's
+   * MALLOC_ARENA_MAX or GLIBC_TUNABLES setting wins. */
+  if (getenv("MALLOC_ARENA_MAX") == NULL && getenv("GLIBC_TUNABLES") == NULL) {
+    mallopt(M_ARENA_MAX, 2);
+  }
   for (int i = 1; i < argc; i++) {
     if (strcmp(argv[i], "--version") == 0) {
       printf("synodd %s\n", SYNOD_VERSION);

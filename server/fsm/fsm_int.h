@@ -278,6 +278,8 @@ struct fsm_key {
   uint8_t data[];
 };
 _Static_assert(FSM_KEY_BYTES_MAX <= UINT16_MAX, "a key's length fits key_len");
+_Static_assert(offsetof(struct fsm_key, data) == 55,
+               "struct fsm_key's fields end where its comment says");
 
 /* What a key bound to a session (and then its grave) carries besides,
  * allocated right in front of its struct fsm_key: 24 bytes that most

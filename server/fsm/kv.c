@@ -43,7 +43,8 @@ struct fsm_key *fsm_key_new(const uint8_t *key, size_t key_len,
                             const uint8_t *value, size_t value_len,
                             bool bound) {
   /* From the flexible member's offset, not sizeof: the struct's tail
-   * padding would cost every key 6 bytes more. */
+   * padding would cost every key a byte more (a 16-byte chunk more, for
+   * a 12-byte key and a 100-byte value). */
   size_t head = offsetof(struct fsm_key, data);
   size_t front = bound ? sizeof(struct fsm_key_binding) : 0;
   assert(key_len <= FSM_KEY_BYTES_MAX); /* fsm_key_check()ed */

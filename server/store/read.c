@@ -90,14 +90,20 @@ static int store_read_copy(struct store_read_ctx *c) {
     return SYNOD_ENOMEM;
   }
   data = (uint8_t *)c->out + array_bytes;
+  uintptr_t lo = UINTPTR_MAX, hi = 0; /* the span of the map read */
   for (size_t i = 0; i < c->count; i++) {
     c->out[i] = c->scratch[i];
     c->out[i].data = c->scratch[i].len > 0 ? data : NULL;
     if (c->scratch[i].len > 0) {
+      uintptr_t p = (uintptr_t)c->scratch[i].data;
       memcpy(data, c->scratch[i].data, c->scratch[i].len);
-      store_map_drop(c->scratch[i].data, c->scratch[i].len);
+      lo = p < lo ? p : lo;
+      hi = p + c->scratch[i].len > hi ? p + c->scratch[i].len : hi;
     }
     data += c->scratch[i].len;
+  }
+  if (hi > lo) { /* one call: small entries share pages */
+    store_map_drop((const void *)lo, hi - lo);
   }
   return 0;
 }

@@ -120,6 +120,8 @@ static int store_map_grow_locked(struct store *s) {
   }
   next = s->map_size_bytes > s->map_size_max_bytes / 2 ? s->map_size_max_bytes
                                                        : s->map_size_bytes * 2;
+  s->map_addr = NULL; /* LMDB unmaps it first, even if the new map fails */
+  s->map_addr_bytes = 0;
   rc = mdb_env_set_mapsize(s->env, next);
   if (rc != 0) {
     errmsg_wrap(s->errmsg, "map full at %zu bytes", s->map_size_bytes);
@@ -164,42 +166,51 @@ void store_map_drop(const void *p, size_t len) {
   }
 }
 
-/* Finds the map in /proc/self/maps by data.mdb's device and inode. */
+/* Finds the map: the mapping in /proc/self/maps that holds a record LMDB
+ * reads for us (the format record), if it is the map's size. By address,
+ * not by data.mdb's device and inode, which /proc/self/maps may give
+ * otherwise than stat() (btrfs subvolumes, overlayfs). Looked up once per
+ * map size: a miss is remembered (the pages then stay mapped). */
 static void store_map_find(struct store *s) {
-  struct stat st;
-  int fd;
+  MDB_txn *txn;
+  MDB_val k = {strlen(STORE_KEY_FORMAT), STORE_KEY_FORMAT}, v;
+  uintptr_t at = 0;
   s->map_addr = NULL;
   s->map_addr_bytes = s->map_size_bytes;
-  if (mdb_env_get_fd(s->env, &fd) != 0 || fstat(fd, &st) != 0) {
+  if (mdb_txn_begin(s->env, NULL, MDB_RDONLY, &txn) != 0) {
     return;
   }
-  FILE *f = fopen("/proc/self/maps", "re");
+  if (mdb_get(txn, s->dbi_meta, &k, &v) == 0) {
+    at = (uintptr_t)v.mv_data;
+  }
+  mdb_txn_abort(txn);
+  FILE *f = at != 0 ? fopen("/proc/self/maps", "re") : NULL;
   if (f == NULL) {
     return;
   }
   char line[512];
-  uintptr_t lo = 0, hi = 0;
   while (fgets(line, sizeof line, f) != NULL) {
-    unsigned long start, end, ino;
-    unsigned maj, min;
-    if (sscanf(line, "%lx-%lx %*s %*x %x:%x %lu", &start, &end, &maj, &min,
-               &ino) == 5 &&
-        ino == st.st_ino && maj == major(st.st_dev) &&
-        min == minor(st.st_dev)) {
-      lo = lo == 0 || start < lo ? start : lo;
-      hi = end > hi ? end : hi;
+    unsigned long lo, hi;
+    if (sscanf(line, "%lx-%lx", &lo, &hi) == 2 && lo <= at && at < hi) {
+      if (hi - lo == s->map_size_bytes) {
+        s->map_addr = (void *)lo;
+      }
+      break;
     }
   }
   fclose(f);
-  if (hi > lo && hi - lo == s->map_size_bytes) {
-    s->map_addr = (void *)lo;
+  if (s->map_addr == NULL) {
+    log_info("store", "LMDB's map not found in /proc/self/maps: its pages "
+                      "stay mapped after reads");
   }
 }
 
-/* On the writer's thread, after a commit: the only thread that moves the
- * map, so it cannot move between finding it and unmapping its pages. */
+/* After a commit, on the thread that wrote it: writers take turns (the
+ * node's write lock, or its loop with nothing in flight), and only a
+ * write moves the map (store_map_grow()), so it cannot move between
+ * finding it and unmapping its pages. */
 static void store_map_drop_all(struct store *s) {
-  if (s->map_addr == NULL || s->map_addr_bytes != s->map_size_bytes) {
+  if (s->map_addr_bytes != s->map_size_bytes) {
     store_map_find(s);
   }
   if (s->map_addr != NULL) {

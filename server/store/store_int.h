@@ -105,8 +105,10 @@ int store_batch_check(char *errmsg, const struct store_log_view *v,
 int store_batch_put(struct store *s, MDB_txn *txn, const struct store_batch *b);
 
 /* Unmaps the pages of LMDB's map that hold [p, p + len) from this
- * process (see store.c, "map pages"); p points into the map, which must
- * not move meanwhile (the writer's thread, or under remap_lock). */
+ * process (see store.c, "map pages"). p must come from a read-only
+ * transaction, whose data always lies in the map (a write transaction's
+ * may be its own heap pages, which this would zero), and the map must not
+ * move meanwhile (the writer's thread, or under remap_lock). */
 void store_map_drop(const void *p, size_t len);
 
 /* The write-ahead file (wal.c). store_wal_open() runs after LMDB's open
