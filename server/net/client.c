@@ -7,6 +7,7 @@
 
 #include "err.h"
 #include "log.h"
+#include "pb_arena.h"
 #include "u64map.h"
 #include "stream.h"
 #include "synod.h"
@@ -36,6 +37,11 @@ struct client_conn {
 
 struct client_net {
   struct client_net_options opts;
+  /* The request being handled is unpacked into this; a request that
+   * arrives while one is (were the callback ever to read another frame)
+   * is unpacked from the heap. */
+  struct pb_arena unpack;
+  bool unpacking;
   char listen_address[128];
   uv_tcp_t listener;
   bool listener_open;
@@ -72,6 +78,7 @@ static void net_handle_closed(struct client_net *net) {
   if (--net->handles_open == 0 && net->stopping) {
     free(net->slots);
     free(net->generation);
+    pb_arena_close(&net->unpack);
     free(net);
   }
 }
@@ -321,16 +328,30 @@ static bool conn_check_hello(struct client_conn *c, const Synod__Request *r) {
   return true;
 }
 
+/* Frees a request conn_frame_cb() unpacked (from the arena or the heap). */
+static void conn_request_free(struct client_net *net, Synod__Request *req,
+                              bool arena) {
+  if (arena) {
+    pb_arena_reset(&net->unpack);
+    net->unpacking = false;
+  } else if (req != NULL) {
+    synod__request__free_unpacked(req, NULL);
+  }
+}
+
 static bool conn_frame_cb(struct stream *s, const uint8_t *p, size_t n) {
   struct client_conn *c = s->data;
   struct client_net *net = c->net;
   char why[96];
-  Synod__Request *req = synod__request__unpack(NULL, n, p);
+  bool arena = !net->unpacking;
+  ProtobufCAllocator *alloc = arena ? &net->unpack.allocator : NULL;
+  Synod__Request *req = synod__request__unpack(alloc, n, p);
+  net->unpacking = arena;
   if (req == NULL || frame_pb_unrepackable(&req->base)) {
     snprintf(why, sizeof why, "request frame of %zu bytes does not decode%s", n,
              req != NULL ? " (a field numbered 0)" : "");
     conn_refuse(c, req != NULL ? req->id : 0, SYNOD_EMALFORMED, why);
-    synod__request__free_unpacked(req, NULL);
+    conn_request_free(net, req, arena);
     return false;
   }
   bool ok = c->hello_done || conn_check_hello(c, req);
@@ -346,7 +367,7 @@ static bool conn_frame_cb(struct stream *s, const uint8_t *p, size_t n) {
     conn_request_arrived(c, req);
     net->opts.request_cb(net->opts.arg, c->id, req);
   }
-  synod__request__free_unpacked(req, NULL);
+  conn_request_free(net, req, arena);
   return ok && !s->closing && !s->close_after_flush && !c->backlogged;
 }
 
@@ -516,6 +537,7 @@ int client_net_start(const struct client_net_options *opts,
     errmsg_set(errmsg, "client: out of memory");
     return SYNOD_ENOMEM;
   }
+  pb_arena_init(&net->unpack);
   net->opts = *opts;
   if (net->opts.out_bytes_max == 0) {
     net->opts.out_bytes_max = CLIENT_OUT_MAX_DEFAULT;
