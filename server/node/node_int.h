@@ -40,7 +40,7 @@ struct persist_batch {
   struct core_entry *entries;
   uint32_t entries_n;
   uint32_t entries_cap;
-  uint8_t *arena; /* entry payloads */
+  uint8_t *arena; /* the entries' payloads, back to back */
   size_t arena_len;
   size_t arena_cap;
   struct core_msg *msgs; /* deferred; they carry no pointers */

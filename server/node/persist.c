@@ -64,9 +64,7 @@ static void batch_free(struct persist_batch *b) {
   if (b == NULL) {
     return;
   }
-  for (uint32_t i = 0; i < b->entries_n; i++) {
-    free((void *)b->entries[i].data);
-  }
+  free(b->arena);
   free(b->entries);
   free(b->msgs);
   free(b->snapshot.image);
@@ -119,13 +117,20 @@ static struct persist_batch *batch_open(struct node *n) {
  * truncation also applies to what is on disk or in flight. */
 static void batch_truncate(struct persist_batch *b, uint64_t from) {
   while (b->entries_n > 0 && b->entries[b->entries_n - 1].index >= from) {
-    free((void *)b->entries[--b->entries_n].data);
+    const struct core_entry *e = &b->entries[--b->entries_n];
+    if (e->len > 0) {
+      b->arena_len = (size_t)(e->data - b->arena);
+    }
   }
   if (b->entries_n == 0 && (b->truncate_from == 0 || from < b->truncate_from)) {
     b->truncate_from = from;
   }
 }
 
+/* Copies the entries into the batch: their payloads go into one buffer,
+ * the batch's arena (one allocation for the batch rather than one per
+ * entry); when it grows, the copies already made are pointed at its new
+ * place. */
 static int batch_add_entries(struct persist_batch *b,
                              const struct core_entry *es, uint32_t n) {
   if (b->entries_n + n > b->entries_cap) {
@@ -140,16 +145,34 @@ static int batch_add_entries(struct persist_batch *b,
     b->entries = e;
     b->entries_cap = cap;
   }
+  size_t bytes = 0;
   for (uint32_t i = 0; i < n; i++) {
-    struct core_entry e = es[i];
-    uint8_t *data = NULL;
-    if (e.len > 0 && (data = malloc(e.len)) == NULL) {
+    bytes += es[i].len;
+  }
+  if (b->arena_len + bytes > b->arena_cap) {
+    size_t cap = b->arena_cap ? b->arena_cap : 4096;
+    while (cap < b->arena_len + bytes) {
+      cap *= 2;
+    }
+    uint8_t *a = realloc(b->arena, cap);
+    if (a == NULL) {
       return SYNOD_ENOMEM;
     }
-    if (e.len > 0) {
-      memcpy(data, e.data, e.len);
+    for (uint32_t i = 0; a != b->arena && i < b->entries_n; i++) {
+      struct core_entry *e = &b->entries[i];
+      e->data = e->len > 0 ? a + (e->data - b->arena) : NULL;
     }
-    e.data = data;
+    b->arena = a;
+    b->arena_cap = cap;
+  }
+  for (uint32_t i = 0; i < n; i++) {
+    struct core_entry e = es[i];
+    e.data = NULL;
+    if (e.len > 0) {
+      e.data = b->arena + b->arena_len;
+      memcpy(b->arena + b->arena_len, es[i].data, e.len);
+      b->arena_len += e.len;
+    }
     b->entries[b->entries_n++] = e;
   }
   return 0;
