@@ -1226,8 +1226,8 @@ static long map_rss_kib(void) {
 }
 
 START_TEST(map_pages_read_are_not_kept_resident) {
-  enum { ENTRIES = 3000, ENTRY_BYTES = 5000, BATCH = 100 };
-  const long bound_kib = 1024; /* the data read is 14 MiB */
+  enum { ENTRIES = 1200, ENTRY_BYTES = 5000, BATCH = 100 };
+  const long bound_kib = 1024; /* the data read is 6 MB */
   uint8_t *data = malloc(ENTRY_BYTES);
   struct store_entry *v = calloc(BATCH, sizeof *v);
   for (uint64_t lo = 1; lo <= ENTRIES; lo += BATCH) {
@@ -1254,7 +1254,7 @@ START_TEST(map_pages_read_are_not_kept_resident) {
 
   /* A snapshot compacts every entry: its delete reads each one's first
    * overflow page. Then the image is read back, as for a follower. */
-  size_t img_bytes = (size_t)14 << 20;
+  size_t img_bytes = (size_t)6 << 20;
   uint8_t conf[8];
   uint8_t *img = image_new(ENTRIES, img_bytes, conf);
   rv = store_snapshot_save(&st, ENTRIES, 1, conf, sizeof conf, img, img_bytes,
