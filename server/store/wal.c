@@ -420,6 +420,11 @@ bool store_wal_takes(const struct store *s, const struct store_batch *b) {
   return n <= s->wal_bytes && wal_align_up(n) <= s->wal_bytes;
 }
 
+bool store_wal_would_checkpoint(const struct store *s, size_t bytes) {
+  size_t len = wal_align_up(WAL_HEADER_BYTES + 8 + 1 + 4 + 24 + bytes);
+  return !s->wal_held || s->wal_off + len > s->wal_limit;
+}
+
 static int wal_pwrite_all(int fd, const uint8_t *p, size_t len, off_t off) {
   while (len > 0) {
     ssize_t n = pwrite(fd, p, len, off);

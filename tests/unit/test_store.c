@@ -1154,6 +1154,26 @@ START_TEST(checkpoint_durations_count_each_checkpoint) {
 }
 END_TEST
 
+/* A follower writes on its loop unless the write would checkpoint first:
+ * store_wal_would_checkpoint says so exactly when the next record would
+ * not fit under the file's limit, and again not once checkpointed. */
+START_TEST(wal_would_checkpoint_when_the_next_record_passes_the_limit) {
+  ck_assert(!store_wal_would_checkpoint(&st, 300));
+  uint64_t index = 1;
+  uint64_t ckpts = st.checkpoint_durations.count;
+  while (!store_wal_would_checkpoint(&st, 300)) {
+    ck_assert_int_eq(append_range(index, index, 1), 0); /* one record */
+    index++;
+    ck_assert_uint_eq(st.checkpoint_durations.count, ckpts); /* none yet */
+  }
+  ck_assert_uint_gt(index, 100); /* 4 KiB records, a limit of 1-2 MiB */
+  ck_assert_int_eq(append_range(index, index, 1), 0);
+  ck_assert_uint_eq(st.checkpoint_durations.count, ckpts + 1);
+  ck_assert(!store_wal_would_checkpoint(&st, 300));
+  ck_assert(store_wal_would_checkpoint(&st, (size_t)64 << 20)); /* too big */
+}
+END_TEST
+
 /* The records waiting in the file skip copying the entries that the
  * snapshot's compaction deletes: the log that remains is the same as after
  * begin, write and commit, whatever part of it LMDB held before. */
@@ -2163,6 +2183,8 @@ static Suite *store_suite(void) {
   tcase_add_test(tc, log_read_at_sees_only_checkpointed_entries);
   tcase_add_test(tc, log_read_at_while_another_thread_writes);
   tcase_add_test(tc, map_pages_read_are_not_kept_resident);
+  tcase_add_test(tc,
+                 wal_would_checkpoint_when_the_next_record_passes_the_limit);
   tcase_add_test(tc, snapshot_uncommitted_is_dropped_on_reopen);
   tcase_add_test(tc, snapshot_begin_rejects_stale_index_and_second_begin);
   tcase_add_test(tc, snapshot_save_is_one_transaction_with_the_checkpoint);
