@@ -78,7 +78,7 @@ static const struct flag flags[] = {
     {"--snapshot-fork", "SYNOD_SNAPSHOT_FORK", &cfg.snapshot_fork,
      "encode snapshots in a child process (fork, copy-on-write) so the "
      "replica goes on serving meanwhile: auto (once the state's image "
-     "passes 4 MiB), always or never [auto]"},
+     "passes 256 KiB), always or never [auto]"},
     {"--channels-max-bytes", "SYNOD_CHANNELS_MAX_BYTES",
      &cfg.channels_max_bytes,
      "server-wide cap on retained channel messages: 64MiB, 1GiB, ... "
