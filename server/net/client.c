@@ -504,8 +504,7 @@ void client_net_want_drain(struct client_net *net, uint64_t conn_id,
   }
 }
 
-static void net_flush_cb(uv_prepare_t *h) {
-  struct client_net *net = h->data;
+void client_net_flush(struct client_net *net) {
   for (struct client_conn *c = net->open; c != NULL; c = c->next) {
     if (c->backlogged) {
       stream_close(&c->s, "does not read its answers", false);
@@ -514,6 +513,10 @@ static void net_flush_cb(uv_prepare_t *h) {
     stream_flush(&c->s);
     conn_drain_check(c);
   }
+}
+
+static void net_flush_cb(uv_prepare_t *h) {
+  client_net_flush(h->data);
 }
 
 /* ------------------------------------------------------------ lifecycle */

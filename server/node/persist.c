@@ -649,6 +649,16 @@ static void persist_idle_cb(uv_idle_t *h) {
   struct persist *p = &n->persist;
   struct persist_batch *b;
   uv_idle_stop(h);
+  /* The sync below stops the loop for a disk flush; what this turn queued
+   * (answers, deliveries to subscribers, requests forwarded to the
+   * leader) leaves first instead of after it. libuv runs idle handles
+   * before the prepare handles that would write them. */
+  if (n->peer_net != NULL) {
+    peer_net_flush(n->peer_net);
+  }
+  if (n->client_net != NULL) {
+    client_net_flush(n->client_net);
+  }
   while (!p->on_loop && (b = persist_next(p)) != NULL &&
          persist_on_loop(n, b)) {
     b->started = true; /* closes the batch to new writes */
