@@ -24,10 +24,12 @@ static struct otree_node *right(const struct otree_node *n) {
 }
 
 static void set_left(struct otree_node *n, struct otree_node *c) {
+  assert(((uintptr_t)c & LINK_MASK) == 0);
   n->left_link = (uintptr_t)c | (n->left_link & LINK_MASK);
 }
 
 static void set_right(struct otree_node *n, struct otree_node *c) {
+  assert(((uintptr_t)c & LINK_MASK) == 0);
   n->right_link = (uintptr_t)c | (n->right_link & LINK_MASK);
 }
 
