@@ -62,12 +62,12 @@ struct client_net_options {
 int client_net_start(const struct client_net_options *opts,
                      struct client_net **out, char *errmsg);
 
-/* Closes every connection and the listener; the memory is freed once
- * libuv has closed the handles (run the loop until it is idle). */
 /* Writes what is queued for every connection now, as the loop does once
  * a turn (before it polls): for a caller about to block the loop. */
 void client_net_flush(struct client_net *net);
 
+/* Closes every connection and the listener; the memory is freed once
+ * libuv has closed the handles (run the loop until it is idle). */
 void client_net_stop(struct client_net *net);
 
 const char *client_net_listen_address(const struct client_net *net);

@@ -614,11 +614,6 @@ static void persist_after_cb(uv_work_t *w, int status) {
   persist_start(n);
 }
 
-/* A batch's entries as the write-ahead file would take them. */
-static size_t batch_bytes(const struct persist_batch *b) {
-  return b->arena_len + (size_t)b->entries_n * 21;
-}
-
 /* Whether the next batch is written on the loop: a follower's, unless it
  * holds a snapshot (megabytes: the loop would stop answering meanwhile)
  * or would checkpoint the write-ahead file first (8-16 ms here, in which
@@ -631,7 +626,7 @@ static bool persist_on_loop(const struct node *n,
   const struct persist *p = &n->persist;
   return n->role != CORE_LEADER && p->idle_open && p->inflight == 0 &&
          !b->snapshot.present &&
-         !store_wal_would_checkpoint(&n->store, batch_bytes(b));
+         !store_wal_would_checkpoint(&n->store, b->entries_n, b->arena_len);
 }
 
 /* The first batch not started yet, if any. */

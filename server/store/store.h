@@ -267,11 +267,13 @@ int store_batch_write(struct store *s, const struct store_batch *b);
 int store_batch_write_unsynced(struct store *s, const struct store_batch *b,
                                bool *sync_needed);
 
-/* Whether a write of about `bytes` of entries would first checkpoint the
- * write-ahead file into LMDB (milliseconds: a shell that writes on its
- * event loop may hand that write to another thread instead), or go to
- * LMDB for want of room. Read it only while no other thread writes. */
-bool store_wal_would_checkpoint(const struct store *s, size_t bytes);
+/* Whether a write of `entries` entries holding `bytes` of data would
+ * first checkpoint the write-ahead file into LMDB (milliseconds: a shell
+ * that writes on its event loop may hand that write to another thread
+ * instead), or go to LMDB for want of room. Read it only while no other
+ * thread writes. */
+bool store_wal_would_checkpoint(const struct store *s, size_t entries,
+                                size_t bytes);
 
 /* The write-ahead file's fdatasync, the one call that may run on any
  * thread while another writes (it touches no state of s). The message of

@@ -420,8 +420,11 @@ bool store_wal_takes(const struct store *s, const struct store_batch *b) {
   return n <= s->wal_bytes && wal_align_up(n) <= s->wal_bytes;
 }
 
-bool store_wal_would_checkpoint(const struct store *s, size_t bytes) {
-  size_t len = wal_align_up(WAL_HEADER_BYTES + 8 + 1 + 4 + 24 + bytes);
+bool store_wal_would_checkpoint(const struct store *s, size_t entries,
+                                size_t bytes) {
+  /* wal_record_bytes() of such a batch, with a hard state. */
+  size_t len = wal_align_up(WAL_HEADER_BYTES + 8 + 1 + 4 + 24 +
+                            entries * WAL_ENTRY_HEADER_BYTES + bytes);
   return !s->wal_held || s->wal_off + len > s->wal_limit;
 }
 

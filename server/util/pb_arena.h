@@ -1,13 +1,14 @@
 /* A protobuf-c allocator for a message that lives a short while: the
- * unpack of the entry being applied. protobuf-c allocates every
+ * command the state machine applies, a peer's frame, a client's request,
+ * each freed before the next is unpacked. protobuf-c allocates every
  * sub-message, string and repeated field of an unpack on its own (a
  * transaction of 64 puts takes about 200 allocations); from the heap,
  * each costs a malloc and a free, and freed in between the state
  * machine's long-lived allocations (keys, sessions' results) they leave
  * holes the heap cannot give back. The arena serves them from one buffer
  * it reuses, and frees nothing until pb_arena_reset(). */
-#ifndef SYNOD_FSM_PB_ARENA_H
-#define SYNOD_FSM_PB_ARENA_H
+#ifndef SYNOD_PB_ARENA_H
+#define SYNOD_PB_ARENA_H
 
 #include <protobuf-c/protobuf-c.h>
 #include <stddef.h>

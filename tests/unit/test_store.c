@@ -1158,10 +1158,10 @@ END_TEST
  * store_wal_would_checkpoint says so exactly when the next record would
  * not fit under the file's limit, and again not once checkpointed. */
 START_TEST(wal_would_checkpoint_when_the_next_record_passes_the_limit) {
-  ck_assert(!store_wal_would_checkpoint(&st, 300));
+  ck_assert(!store_wal_would_checkpoint(&st, 1, 300));
   uint64_t index = 1;
   uint64_t ckpts = st.checkpoint_durations.count;
-  while (!store_wal_would_checkpoint(&st, 300)) {
+  while (!store_wal_would_checkpoint(&st, 1, 300)) {
     ck_assert_int_eq(append_range(index, index, 1), 0); /* one record */
     index++;
     ck_assert_uint_eq(st.checkpoint_durations.count, ckpts); /* none yet */
@@ -1169,8 +1169,8 @@ START_TEST(wal_would_checkpoint_when_the_next_record_passes_the_limit) {
   ck_assert_uint_gt(index, 100); /* 4 KiB records, a limit of 1-2 MiB */
   ck_assert_int_eq(append_range(index, index, 1), 0);
   ck_assert_uint_eq(st.checkpoint_durations.count, ckpts + 1);
-  ck_assert(!store_wal_would_checkpoint(&st, 300));
-  ck_assert(store_wal_would_checkpoint(&st, (size_t)64 << 20)); /* too big */
+  ck_assert(!store_wal_would_checkpoint(&st, 1, 300));
+  ck_assert(store_wal_would_checkpoint(&st, 1, (size_t)64 << 20)); /* too big */
 }
 END_TEST
 
