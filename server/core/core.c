@@ -225,11 +225,38 @@ uint64_t core_snapshot_spread(const struct core *c, uint64_t since,
   return base + core_prng_next(&h) % (spread + 1);
 }
 
+/* How many indexes in [0, x] are this replica's snapshot points: those
+ * equal to `slot` modulo `period`. */
+static uint64_t core_slot_points(uint64_t x, uint64_t slot, uint64_t period) {
+  return x < slot ? 0 : (x - slot) / period + 1;
+}
+
+/* Whether applying (from, to] crossed one of this replica's snapshot points
+ * (options.snapshot_slots); always, without slots or for a replica that is
+ * not one of two or more voters. */
+static bool core_snapshot_slot_crossed(const struct core *c, uint64_t from,
+                                       uint64_t to) {
+  const struct core_config *cfg = &c->config;
+  uint64_t period = c->o.snapshot_entries;
+  uint32_t k = 0;
+  while (k < cfg->voters_n && cfg->voters[k] != c->id) {
+    k++;
+  }
+  if (!c->o.snapshot_slots || k == cfg->voters_n || cfg->voters_n < 2 ||
+      period < cfg->voters_n) {
+    return true;
+  }
+  uint64_t slot = period * k / cfg->voters_n;
+  return core_slot_points(to, slot, period) >
+         core_slot_points(from, slot, period);
+}
+
 /* Hands out committed entries once each, in order (Figure 2, all servers:
  * "If commitIndex > lastApplied: increment lastApplied, apply
  * log[lastApplied] to state machine"). */
 void core_repl_deliver(struct core *c) {
   struct core_out *o = &c->out;
+  uint64_t applied_before = c->applied;
   if (c->applied < c->commit) {
     uint32_t n = (uint32_t)(c->commit - c->applied);
     core_grow((void **)&o->committed, &o->committed_cap, o->committed_n + n,
@@ -270,8 +297,10 @@ void core_repl_deliver(struct core *c) {
   bool log_outweighs =
       bytes >=
       core_snapshot_spread(c, since, c->snap.size_bytes, 0xc2b2ae3d27d4eb4fULL);
-  if (bytes_due || (due >= threshold && log_outweighs &&
-                    (!core_snapshot_streaming(c) || due >= 4 * threshold))) {
+  if (bytes_due ||
+      (due >= threshold && log_outweighs &&
+       (!core_snapshot_streaming(c) || due >= 4 * threshold) &&
+       core_snapshot_slot_crossed(c, applied_before, c->applied))) {
     c->out.up->snapshot_wanted = true;
     c->snap_wanted_at = c->applied;
     c->snap_wanted_bytes = c->applied_bytes;

@@ -351,6 +351,15 @@ struct core_options {
    * write a snapshot at the same index: a commit needs only a majority,
    * so one replica writing its snapshot then holds nobody up. Default 0. */
   uint32_t snapshot_spread_percent;
+  /* Snapshots only at this replica's own points of the log: a voter, the
+   * k-th of n by id, takes one (once due) only as its applied index
+   * crosses k * snapshot_entries / n, modulo snapshot_entries. Replicas
+   * apply the same indexes at about the same moment, so no two voters
+   * start a snapshot within snapshot_entries / n entries of each other;
+   * a spread alone let two followers save theirs at once (0.3-0.5% of
+   * the threshold apart) and stop every commit meanwhile. The threshold
+   * of a quarter of log_bytes_max does not wait. Default false. */
+  bool snapshot_slots;
   uint64_t snapshot_keep_entries; /* kept behind a snapshot; default 1024 */
   /* ... and at most this many bytes of them; default log_bytes_max / 16. */
   uint64_t snapshot_keep_bytes;

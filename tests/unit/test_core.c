@@ -1665,6 +1665,8 @@ struct net {
   uint64_t applied[4];   /* last index applied per replica */
   uint64_t last_term[4]; /* term of that entry */
   uint32_t installs[4];
+  uint64_t wanted_at[4][16]; /* applied index at each snapshot_wanted */
+  uint32_t wanted_n[4];
 };
 
 static void net_copy(struct core_msg *dst, const struct core_msg *m) {
@@ -1710,6 +1712,9 @@ static void net_handle(struct net *n, int i, struct core_update *up) {
   for (uint32_t k = 0; k < up->committed_n; k++) {
     ck_assert_uint_eq(up->committed[k].index, n->applied[i] + 1);
     n->applied[i]++;
+  }
+  if (up->snapshot_wanted && n->wanted_n[i] < 16) {
+    n->wanted_at[i][n->wanted_n[i]++] = n->applied[i];
   }
   if (up->entries_n > 0) {
     const struct core_entry *last = &up->entries[up->entries_n - 1];
@@ -1826,6 +1831,62 @@ START_TEST(cluster_elects_commits_and_catches_up_by_snapshot) {
 }
 END_TEST
 
+/* The indexes at which each of three replicas wanted a snapshot, with
+ * snapshots due every 12 entries and slots on or off. */
+static void snapshot_points(bool slots, struct net *n) {
+  struct core_options o = test_opts(1);
+  o.snapshot_entries = 12;
+  o.snapshot_slots = slots;
+  net_init(n, &o);
+  net_run(n, 50);
+  int l = net_leader(n);
+  ck_assert_int_ne(l, 0);
+  for (int k = 0; k < 70; k++) {
+    struct core_entry e = ent(0, 0);
+    struct core_event ev = {.type = CORE_EVENT_PROPOSE};
+    ev.propose.entries = &e;
+    ev.propose.entries_n = 1;
+    net_event(n, l, &ev);
+    net_run(n, 1);
+  }
+  ck_assert_int_eq(net_leader(n), l);
+}
+
+/* With slots, replica k of 3 (by id) takes its snapshots only as its
+ * applied index crosses k * 12 / 3 modulo 12: the three want theirs in
+ * disjoint stretches of the log, never at one index. Without, they all
+ * want one at the same indexes (the threshold counts the same entries). */
+START_TEST(snapshot_slots_keep_replicas_apart) {
+  struct net *n = calloc(1, sizeof *n);
+  snapshot_points(false, n);
+  bool together = false;
+  for (uint32_t a = 0; a < n->wanted_n[1]; a++) {
+    for (uint32_t b = 0; b < n->wanted_n[2]; b++) {
+      together = together || n->wanted_at[1][a] == n->wanted_at[2][b];
+    }
+  }
+  ck_assert_msg(together, "without slots, replicas 1 and 2 never wanted a "
+                          "snapshot at the same index");
+  net_free(n);
+  memset(n, 0, sizeof *n);
+  snapshot_points(true, n);
+  for (int i = 1; i <= 3; i++) {
+    uint64_t slot = (uint64_t)(i - 1) * 12 / 3;
+    ck_assert_uint_ge(n->wanted_n[i], 3);
+    for (uint32_t k = 0; k < n->wanted_n[i]; k++) {
+      uint64_t at = n->wanted_at[i][k] % 12;
+      ck_assert_msg(at >= slot && at < slot + 4,
+                    "replica %d wanted a snapshot at %llu, outside its "
+                    "slot %llu..%llu (mod 12)",
+                    i, (unsigned long long)n->wanted_at[i][k],
+                    (unsigned long long)slot, (unsigned long long)slot + 3);
+    }
+  }
+  net_free(n);
+  free(n);
+}
+END_TEST
+
 static Suite *core_suite(void) {
   Suite *s = suite_create("core");
   TCase *tc = tcase_create("core");
@@ -1863,6 +1924,7 @@ static Suite *core_suite(void) {
   tcase_add_test(tc, truncated_config_entry_reverts_config);
   tcase_add_test(tc, snapshot_compacts_log_and_lagging_follower_gets_chunks);
   tcase_add_test(tc, snapshot_due_points_spread_from_one_snapshot_to_the_next);
+  tcase_add_test(tc, snapshot_slots_keep_replicas_apart);
   tcase_add_test(tc, snapshot_waits_for_the_log_to_outweigh_the_last_image);
   tcase_add_test(tc, snapshot_byte_threshold_spreads_like_the_entry_count);
   tcase_add_test(tc, snapshot_outweigh_point_spreads_too);
