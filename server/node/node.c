@@ -431,6 +431,7 @@ int node_core_new(struct node *n, const struct core_restore *rs, char *errmsg) {
       .snapshot_entries = n->opts.snapshot_entries,
       .snapshot_spread_percent = NODE_SNAPSHOT_SPREAD_PERCENT,
       .snapshot_slots = true,
+      .inflight_appends_max = NODE_INFLIGHT_APPENDS,
       .snapshot_keep_entries = NODE_SNAPSHOT_KEEP_ENTRIES,
   };
   struct core *c = core_new(&co, rs, errmsg);

@@ -244,6 +244,15 @@ struct member {
  * holds the write path for a few milliseconds, and replicas that all did
  * it at the same index stalled every commit at once. */
 #define NODE_SNAPSHOT_SPREAD_PERCENT 50
+
+/* Appends in flight to one follower (the bytes stay capped by the core's
+ * 8 MiB). A follower that stops writing for a while (its snapshot, a
+ * checkpoint: 10-30 ms) keeps receiving entries and the commit index, so
+ * it goes on applying and delivering to its subscribers, and acknowledges
+ * all of it in one write when its disk is back. With the core's 16 (a few
+ * leader turns at 10,000 msg/s) the leader stopped sending to it and its
+ * subscribers waited out the whole save (fan-out runs, 2026-12-07). */
+#define NODE_INFLIGHT_APPENDS 256
 /* Entries kept behind a snapshot, for followers just behind it: in the
  * store and in the core alike (the core reads released ones back from the
  * store, so it must never keep more than the store does). */
