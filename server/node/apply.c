@@ -252,7 +252,8 @@ static void apply_other(struct node *n, const struct core_entry *e) {
 
 static void apply_install(struct node *n, const struct core_update *up) {
   size_t len = 0;
-  const uint8_t *image = persist_installing(n, &len);
+  const uint8_t *image =
+      persist_installing(n, up->snapshot_install.index, &len);
   if (image == NULL || fsm_snapshot_decode(n->fsm, image, len) != 0) {
     /* The leader sent an image we cannot read; we cannot follow it. */
     log_error("node", "install snapshot %llu: image of %zu bytes %s",
@@ -261,6 +262,7 @@ static void apply_install(struct node *n, const struct core_update *up) {
     node_die();
   }
   n->fsm_generation++;
+  n->bytes_since_snapshot = 0;
   n->applied_index = up->snapshot_install.index;
   n->applied_term = up->snapshot_install.term;
   n->applied_config = up->snapshot_install.config;

@@ -147,13 +147,18 @@ void metrics_msg_sent(struct node *n, const struct core_msg *msg) {
   }
 }
 
+void metrics_snapshot_taken(struct node *n, size_t len, uint64_t write_us) {
+  struct node_metrics *m = &n->metrics;
+  m->snapshots_taken++;
+  m->snapshot_taken_bytes += len;
+  histogram_observe(&m->snapshot_save_durations, write_us);
+}
+
 void metrics_batch_done(struct node *n, const struct persist_batch *b) {
   struct node_metrics *m = &n->metrics;
   histogram_observe(&m->sync_durations, b->write_us);
   if (b->snapshot.present && !b->snapshot.received) {
-    m->snapshots_taken++;
-    m->snapshot_taken_bytes += b->snapshot.len;
-    histogram_observe(&m->snapshot_save_durations, b->write_us);
+    metrics_snapshot_taken(n, b->snapshot.len, b->write_us);
   }
   /* As the worker saw it under the write lock: another worker may be
    * writing the store now. */

@@ -115,6 +115,9 @@ void metrics_applied(struct node *n, const struct core_update *up,
 void metrics_refused(struct node *n, const struct core_event *ev, int rv);
 /* A batch is durable (persist_complete): its write, a snapshot it held. */
 void metrics_batch_done(struct node *n, const struct persist_batch *b);
+/* A snapshot this replica took is current: len bytes, written in
+ * write_us (its steps' writes, for a staged one). */
+void metrics_snapshot_taken(struct node *n, size_t len, uint64_t write_us);
 /* A message left for a peer (snapshot chunks are timed and counted). */
 void metrics_msg_sent(struct node *n, const struct core_msg *m);
 /* client_net_answer_cb: a request was answered. */

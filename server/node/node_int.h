@@ -27,6 +27,27 @@ struct persist_snapshot {
   struct core_snapshot_meta meta;
   uint8_t *image; /* owned */
   size_t len;
+  /* The worker's: one of ours, at or below a snapshot the store received
+   * from the leader meanwhile; not written. */
+  bool stale;
+};
+
+/* A snapshot this replica took, too large for one write: its image goes
+ * to the store a step at a time (PERSIST_STAGE_STEP_BYTES, one LMDB
+ * transaction each), each step a batch of its own queued behind the log
+ * writes that arrived during the one before, and the last step commits
+ * it. One transaction for a 5 MB image took 10-36 ms here, in which this
+ * replica wrote no log and its flush of megabytes held up the other
+ * replicas' syncs on a shared disk: the fan-out's p99. */
+struct persist_stage {
+  struct core_snapshot_meta meta;
+  uint8_t *image; /* owned */
+  size_t len;
+  size_t written;      /* bytes in the store; the worker's during a step */
+  bool committed;      /* the worker's: the last step made it current */
+  bool lost;           /* the worker's: a received snapshot replaced it */
+  uint64_t generation; /* n->fsm_generation when taken */
+  uint64_t write_us;   /* the steps' writes so far */
 };
 
 /* The writes of one or more core updates, merged into one transaction and
@@ -47,6 +68,9 @@ struct persist_batch {
   uint32_t msgs_n;
   uint32_t msgs_cap;
   struct persist_snapshot snapshot;
+  /* A step of persist.stage (closed to other writes), or its abort. */
+  bool stage_step;
+  bool stage_abort;
   /* Started: closed to new writes, on its way to the disk (or needing no
    * trip there). Synced: its writes are durable. Batches complete in
    * list order, each once it and every batch before it are synced. */
@@ -72,6 +96,11 @@ struct persist_batch {
  * once completed 3x as many per second as one at a time here, four 5x),
  * and a write no longer waits for the sync before it to finish. */
 #define PERSIST_INFLIGHT_MAX 3
+
+/* The image bytes one step of a staged snapshot writes (struct
+ * persist_stage): two of the store's 256 KiB values, a flush of about a
+ * millisecond here. */
+#define PERSIST_STAGE_STEP_BYTES ((size_t)512 << 10)
 
 struct persist {
   uv_idle_t idle; /* writes on the loop; see persist_start() */
@@ -115,6 +144,7 @@ struct persist {
    * point into, until the message is encoded. */
   struct core_entry *fill_ents;
   uint32_t fill_cap;
+  struct persist_stage stage;
 };
 
 /* ------------------------------------------------------------- pending */
@@ -468,9 +498,10 @@ int persist_update(struct node *n, const struct core_update *up);
  * `index` (of `term`, under `config`). A no-op while one is in progress. */
 int persist_snapshot_take(struct node *n, uint64_t index, uint64_t term,
                           const struct core_config *config);
-/* The image a just-queued update installs (received from the leader), or
- * NULL; owned by the batch, valid until the loop runs again. */
-const uint8_t *persist_installing(const struct node *n, size_t *len);
+/* The image at index a just-queued update installs (received from the
+ * leader), or NULL; owned by the batch, valid until the loop runs again. */
+const uint8_t *persist_installing(const struct node *n, uint64_t index,
+                                  size_t *len);
 /* Tells the core how far the store can read the log back, if that moved
  * (it then keeps only recent entries' data in memory). Every tick. */
 void persist_release(struct node *n);

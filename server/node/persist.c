@@ -80,6 +80,8 @@ void persist_close(struct node *n) {
     b = next;
   }
   p->head = p->tail = NULL;
+  free(p->stage.image);
+  memset(&p->stage, 0, sizeof p->stage);
   free(p->fill_ents);
   p->fill_ents = NULL;
   p->fill_cap = 0;
@@ -90,26 +92,31 @@ void persist_close(struct node *n) {
   }
 }
 
-/* The batch that takes new writes: the tail unless it has started or
- * holds a snapshot (which closes a batch). */
-static struct persist_batch *batch_open(struct node *n) {
+/* A new batch at the tail. */
+static struct persist_batch *batch_new(struct node *n) {
   struct persist *p = &n->persist;
-  struct persist_batch *t = p->tail;
-  if (t != NULL && !t->started && !t->snapshot.present) {
-    return t;
-  }
   struct persist_batch *b = calloc(1, sizeof *b);
   if (b == NULL) {
     return NULL;
   }
   b->work.data = n;
-  if (t == NULL) {
+  if (p->tail == NULL) {
     p->head = b;
   } else {
-    t->next = b;
+    p->tail->next = b;
   }
   p->tail = b;
   return b;
+}
+
+/* The batch that takes new writes: the tail unless it has started or
+ * holds a snapshot or a step of one (which close a batch). */
+static struct persist_batch *batch_open(struct node *n) {
+  struct persist_batch *t = n->persist.tail;
+  if (t != NULL && !t->started && !t->snapshot.present && !t->stage_step) {
+    return t;
+  }
+  return batch_new(n);
 }
 
 /* Applies a truncation to the batch: entries at or after `from` that the
@@ -424,11 +431,67 @@ static int persist_chunk(struct node *n, struct persist_batch *b,
 
 /* -------------------------------------------------------------- worker */
 
+/* Drops a snapshot pending in the store, if any: a staged one of ours
+ * that a snapshot saved whole replaces, or one left by a step that was
+ * never queued. If its chunks cannot be deleted now, the next begin or
+ * open deletes them. */
+static void persist_store_abort(struct store *s) {
+  if (store_snapshot_pending(s)) {
+    (void)store_snapshot_abort(s);
+  }
+}
+
+/* Whether the store holds a snapshot at or after index: one received from
+ * the leader meanwhile; a snapshot of ours there would be refused. */
+static bool persist_store_has(const struct store *s, uint64_t index) {
+  uint64_t last, term;
+  store_snapshot_last(s, &last, &term);
+  return index <= last;
+}
+
+/* One step of the staged snapshot st, on the worker: begin it, write the
+ * next PERSIST_STAGE_STEP_BYTES of its image (one transaction), and make
+ * it current after the last; or drop it. */
+static int persist_stage_write(struct store *s, struct persist_stage *st,
+                               bool abort) {
+  int rv = 0;
+  if (abort || st->lost) {
+    persist_store_abort(s);
+    return 0;
+  }
+  if (st->written == 0) {
+    uint8_t cfg[CORE_CONFIG_ENCODED_MAX];
+    size_t cfg_len = core_config_encode(&st->meta.config, cfg);
+    persist_store_abort(s); /* one left by a step that was never queued */
+    if (persist_store_has(s, st->meta.index)) {
+      st->lost = true;
+      return 0;
+    }
+    rv = store_snapshot_begin(s, st->meta.index, st->meta.term, cfg, cfg_len);
+  } else if (!store_snapshot_pending(s)) {
+    st->lost = true; /* the save of one received from the leader dropped it */
+    return 0;
+  }
+  size_t len = st->len - st->written < PERSIST_STAGE_STEP_BYTES
+                   ? st->len - st->written
+                   : PERSIST_STAGE_STEP_BYTES;
+  if (rv == 0 &&
+      (rv = store_snapshot_write(s, st->image + st->written, len)) == 0) {
+    st->written += len;
+  }
+  if (rv == 0 && st->written == st->len) {
+    rv = store_snapshot_commit(s, NODE_SNAPSHOT_KEEP_ENTRIES);
+    st->committed = rv == 0;
+    malloc_trim(0); /* as after a whole image's write, below */
+  }
+  return rv;
+}
+
 /* Writes the batch; a write-ahead record is left for persist_sync(). The
  * only code that writes the store while the node runs: on a pool thread
  * under the write lock, or on the loop with nothing in flight. */
 static int persist_write(struct store *s, struct persist_batch *b,
-                         bool *sync_needed) {
+                         struct persist_stage *st, bool *sync_needed) {
   struct store_hard_state hs = {b->hard_state.term, b->hard_state.vote,
                                 b->hard_state.commit};
   struct store_batch sb = {
@@ -450,7 +513,15 @@ static int persist_write(struct store *s, struct persist_batch *b,
   sb.entries = es;
   rv = store_batch_write_unsynced(s, &sb, sync_needed);
   free(es);
+  if (rv == 0 && b->stage_step) {
+    rv = persist_stage_write(s, st, b->stage_abort);
+  }
   if (rv == 0 && b->snapshot.present) {
+    persist_store_abort(s);
+    b->snapshot.stale =
+        !b->snapshot.received && persist_store_has(s, b->snapshot.meta.index);
+  }
+  if (rv == 0 && b->snapshot.present && !b->snapshot.stale) {
     uint8_t cfg[CORE_CONFIG_ENCODED_MAX];
     size_t cfg_len = core_config_encode(&b->snapshot.meta.config, cfg);
     rv = store_snapshot_save(s, b->snapshot.meta.index, b->snapshot.meta.term,
@@ -489,7 +560,8 @@ static void persist_write_sync(struct node *n, struct persist_batch *b) {
     b->rv = SYNOD_EIO;
     errmsg_set(b->errmsg, "not written after an earlier write failed: %s",
                p->write_errmsg);
-  } else if ((b->rv = persist_write(&n->store, b, &sync_needed)) != 0) {
+  } else if ((b->rv = persist_write(&n->store, b, &p->stage, &sync_needed)) !=
+             0) {
     p->write_failed = true;
     snprintf(p->write_errmsg, sizeof p->write_errmsg, "%s", b->errmsg);
   }
@@ -507,12 +579,14 @@ static void persist_work_cb(uv_work_t *w) {
   persist_write_sync(w->data, b);
 }
 
-/* A snapshot is durable: it becomes the one we serve and, if we took it,
- * the core may compact its log. */
-static void persist_snapshot_done(struct node *n, struct persist_batch *b) {
-  n->snap_len = b->snapshot.len;
-  n->snap_meta = b->snapshot.meta;
-  if (!b->snapshot.received) {
+/* A snapshot of len bytes is durable: it becomes the one we serve and, if
+ * we took it, the core may compact its log. */
+static void persist_snapshot_current(struct node *n,
+                                     const struct core_snapshot_meta *meta,
+                                     size_t len, bool taken) {
+  n->snap_len = len;
+  n->snap_meta = *meta;
+  if (taken) {
     struct core_event ev = {.type = CORE_EVENT_SNAPSHOT_TAKEN};
     ev.snapshot = n->snap_meta;
     n->snapshot_in_progress = false;
@@ -520,9 +594,65 @@ static void persist_snapshot_done(struct node *n, struct persist_batch *b) {
   }
 }
 
+/* Whether a snapshot received from the leader waits to be written. */
+static bool persist_receiving(const struct persist *p) {
+  for (const struct persist_batch *b = p->head; b != NULL; b = b->next) {
+    if (b->snapshot.present && b->snapshot.received) {
+      return true;
+    }
+  }
+  return false;
+}
+
+/* Queues the next step of the staged snapshot behind what is queued now;
+ * an abort if the state it was taken from is gone (a snapshot received
+ * since, or coming) or the replica is stopping. */
+static int persist_stage_queue(struct node *n) {
+  struct persist *p = &n->persist;
+  struct persist_batch *b = batch_new(n);
+  if (b == NULL) {
+    return SYNOD_ENOMEM;
+  }
+  b->stage_step = true;
+  b->stage_abort = p->stage.generation != n->fsm_generation ||
+                   n->shutting_down || persist_receiving(p);
+  return 0;
+}
+
+/* A step of the staged snapshot is durable: the snapshot is current, or
+ * its next step is queued, or it was dropped. */
+static void persist_stage_done(struct node *n, const struct persist_batch *b) {
+  struct persist_stage *st = &n->persist.stage;
+  struct core_snapshot_meta meta = st->meta;
+  size_t len = st->len;
+  bool committed = st->committed;
+  st->write_us += b->write_us;
+  if (committed) {
+    metrics_snapshot_taken(n, len, st->write_us);
+  }
+  if (!committed && !b->stage_abort && !st->lost &&
+      persist_stage_queue(n) == 0) {
+    return;
+  }
+  if (!committed) {
+    log_info("node", "snapshot at %llu: dropped after %zu of %zu bytes (%s)",
+             (unsigned long long)meta.index, st->written, len,
+             n->shutting_down             ? "stopping"
+             : b->stage_abort || st->lost ? "one from the leader replaces it"
+                                          : "out of memory");
+  }
+  free(st->image);
+  memset(st, 0, sizeof *st);
+  if (committed) {
+    persist_snapshot_current(n, &meta, len, true);
+  } else {
+    n->snapshot_in_progress = false;
+  }
+}
+
 static bool batch_has_writes(const struct persist_batch *b) {
   return b->hard_state_set || b->truncate_from != 0 || b->entries_n > 0 ||
-         b->snapshot.present;
+         b->snapshot.present || b->stage_step;
 }
 
 /* The head batch is durable: send what waited for it, tell the core. */
@@ -545,8 +675,16 @@ static void persist_complete(struct node *n) {
   for (uint32_t i = 0; i < b->msgs_n; i++) {
     persist_send(n, &b->msgs[i]);
   }
-  if (b->snapshot.present) {
-    persist_snapshot_done(n, b);
+  if (b->snapshot.present && b->snapshot.stale) {
+    log_info("node", "snapshot at %llu: dropped (one from the leader is newer)",
+             (unsigned long long)b->snapshot.meta.index);
+    n->snapshot_in_progress = false;
+  } else if (b->snapshot.present) {
+    persist_snapshot_current(n, &b->snapshot.meta, b->snapshot.len,
+                             !b->snapshot.received);
+  }
+  if (b->stage_step) {
+    persist_stage_done(n, b);
   }
   if (b->entries_n > 0) {
     struct core_event ev = {.type = CORE_EVENT_PERSISTED};
@@ -625,7 +763,7 @@ static bool persist_on_loop(const struct node *n,
                             const struct persist_batch *b) {
   const struct persist *p = &n->persist;
   return n->role != CORE_LEADER && p->idle_open && p->inflight == 0 &&
-         !b->snapshot.present &&
+         !b->snapshot.present && !b->stage_step &&
          !store_wal_would_checkpoint(&n->store, b->entries_n, b->arena_len);
 }
 
@@ -781,33 +919,59 @@ int persist_update(struct node *n, const struct core_update *up) {
 }
 
 /* The image being installed by the update just queued, if any. */
-const uint8_t *persist_installing(const struct node *n, size_t *len) {
-  const struct persist_batch *t = n->persist.tail;
-  if (t == NULL || !t->snapshot.present || !t->snapshot.received) {
+const uint8_t *persist_installing(const struct node *n, uint64_t index,
+                                  size_t *len) {
+  /* The latest received (steps of a staged snapshot may follow it), if it
+   * is the one at index. */
+  const struct persist_batch *r = NULL;
+  for (const struct persist_batch *b = n->persist.head; b != NULL;
+       b = b->next) {
+    if (b->snapshot.present && b->snapshot.received) {
+      r = b;
+    }
+  }
+  if (r == NULL || r->snapshot.meta.index != index) {
     return NULL;
   }
-  *len = t->snapshot.len;
-  return t->snapshot.image;
+  *len = r->snapshot.len;
+  return r->snapshot.image;
 }
 
 /* ------------------------------------------------------------ snapshot */
 
-/* Queues a snapshot write of image (owned) at index. */
+/* Queues a snapshot write of image (owned) at index: with the log writes
+ * queued before it, or, above PERSIST_STAGE_STEP_BYTES, a step at a time
+ * (struct persist_stage). */
 static int snapshot_queue(struct node *n, uint64_t index, uint64_t term,
                           const struct core_config *config, uint8_t *image,
                           size_t len) {
-  struct persist_batch *b = batch_open(n);
-  if (b == NULL) {
-    free(image);
-    return SYNOD_ENOMEM;
+  struct persist *p = &n->persist;
+  struct core_snapshot_meta meta = {
+      .index = index, .term = term, .size_bytes = len, .config = *config};
+  int rv = 0;
+  if (len > PERSIST_STAGE_STEP_BYTES) {
+    p->stage = (struct persist_stage){.meta = meta,
+                                      .image = image,
+                                      .len = len,
+                                      .generation = n->fsm_generation};
+    if ((rv = persist_stage_queue(n)) != 0) {
+      memset(&p->stage, 0, sizeof p->stage);
+    }
+  } else {
+    struct persist_batch *b = batch_open(n);
+    if (b == NULL) {
+      rv = SYNOD_ENOMEM;
+    } else {
+      b->snapshot.present = true;
+      b->snapshot.meta = meta;
+      b->snapshot.image = image;
+      b->snapshot.len = len;
+    }
   }
-  b->snapshot.present = true;
-  b->snapshot.meta.index = index;
-  b->snapshot.meta.term = term;
-  b->snapshot.meta.size_bytes = len;
-  b->snapshot.meta.config = *config;
-  b->snapshot.image = image;
-  b->snapshot.len = len;
+  if (rv != 0) {
+    free(image);
+    return rv;
+  }
   log_info("node", "snapshot at %llu (term %llu): %zu bytes",
            (unsigned long long)index, (unsigned long long)term, len);
   persist_start(n);
@@ -998,8 +1162,8 @@ int persist_snapshot_take(struct node *n, uint64_t index, uint64_t term,
                           const struct core_config *config) {
   uint8_t *image;
   size_t len;
-  if (n->snapshot_in_progress) {
-    return 0;
+  if (n->snapshot_in_progress || persist_receiving(&n->persist)) {
+    return 0; /* one received from the leader is newer: it comes first */
   }
   n->snapshot_in_progress = true;
   n->bytes_since_snapshot = 0;

@@ -344,6 +344,14 @@ static void store_snapshot_committed(struct store *s,
   memset(&s->pending, 0, sizeof s->pending);
 }
 
+/* The first index a checkpoint before the commit of a snapshot at index
+ * need copy into LMDB: the compaction deletes every entry below index + 1
+ * - trailing (or the whole log); the entry at the snapshot index is
+ * copied, for the compaction's term check. */
+static uint64_t store_snap_put_from(uint64_t index, uint64_t trailing_count) {
+  return index - (trailing_count < index ? trailing_count : index);
+}
+
 int store_snapshot_commit(struct store *s, uint64_t trailing_count) {
   struct store_commit_ctx c = {.trailing_count = trailing_count};
   int rv;
@@ -352,7 +360,9 @@ int store_snapshot_commit(struct store *s, uint64_t trailing_count) {
     errmsg_set(s->errmsg, "store: snapshot commit: no snapshot begun");
     return SYNOD_EINVAL;
   }
-  rv = store_txn_write(s, store_snapshot_commit_txn, &c);
+  rv = store_wal_checkpoint_with(
+      s, store_snap_put_from(s->pending.index, trailing_count),
+      store_snapshot_commit_txn, &c);
   if (rv != 0) {
     errmsg_wrap(s->errmsg, "store: snapshot %" PRIu64 " commit",
                 s->pending.index);
@@ -393,12 +403,8 @@ int store_snapshot_save(struct store *s, uint64_t index, uint64_t term,
   if (rv != 0) {
     return rv;
   }
-  /* The compaction deletes every entry below index + 1 - trailing (or the
-   * whole log): the records waiting in the write-ahead file need not copy
-   * those into LMDB first. The entry at the snapshot index is copied, for
-   * the compaction's term check. */
-  uint64_t put_from = index - (trailing_count < index ? trailing_count : index);
-  rv = store_wal_checkpoint_with(s, put_from, store_snapshot_save_txn, &c);
+  rv = store_wal_checkpoint_with(s, store_snap_put_from(index, trailing_count),
+                                 store_snapshot_save_txn, &c);
   if (rv != 0) {
     errmsg_wrap(s->errmsg, "store: snapshot %" PRIu64 " save of %zu bytes",
                 index, len);
@@ -408,6 +414,10 @@ int store_snapshot_save(struct store *s, uint64_t index, uint64_t term,
   s->pending.size_bytes = len;
   store_snapshot_committed(s, &c.commit);
   return 0;
+}
+
+bool store_snapshot_pending(const struct store *s) {
+  return s->pending.active;
 }
 
 int store_snapshot_abort(struct store *s) {

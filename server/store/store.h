@@ -385,6 +385,9 @@ int store_snapshot_save(struct store *s, uint64_t index, uint64_t term,
                         const uint8_t *data, size_t len,
                         uint64_t trailing_count);
 
+/* Whether a snapshot is pending (begun, not committed or aborted). */
+bool store_snapshot_pending(const struct store *s);
+
 /* Drops the pending snapshot: frees it and deletes its chunks. The pending
  * state is gone whatever this returns; if deleting fails (the error is
  * returned), the next begin or open deletes the chunks. A no-op returning 0
