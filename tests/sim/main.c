@@ -24,6 +24,7 @@ struct cli {
   bool bench;
   bool verbose;
   bool peer_gone;
+  bool as_synodd;
   bool channels;
   bool groups;
   bool keys;
@@ -61,6 +62,10 @@ static void usage(FILE *f) {
           "  --peer-gone   report crashes to the other replicas as PEER_GONE "
           "(and some\n"
           "                link cuts as false alarms)\n"
+          "  --as-synodd   the core's options as synodd sets them: snapshots "
+          "at each\n"
+          "                voter's own points of the log, 256 appends in "
+          "flight\n"
           "  --groups      group workload: clients join, leave, send and "
           "checkpoint;\n"
           "                members read their streams; group checks\n"
@@ -125,6 +130,9 @@ static int parse(int argc, char **argv, struct cli *c) {
       continue;
     } else if (strcmp(a, "--peer-gone") == 0) {
       c->peer_gone = true;
+      continue;
+    } else if (strcmp(a, "--as-synodd") == 0) {
+      c->as_synodd = true;
       continue;
     } else if (strcmp(a, "--keys") == 0) {
       c->keys = true;
@@ -224,6 +232,8 @@ static struct sim_options seed_options(const struct cli *c, uint64_t seed,
                               .trace = trace || c->digest || c->trace,
                               .trace_print = c->trace,
                               .peer_gone = c->peer_gone,
+                              .snapshot_slots = c->as_synodd,
+                              .inflight_appends_max = c->as_synodd ? 256 : 0,
                               .channels = c->channels,
                               .groups = c->groups,
                               .keys = c->keys,

@@ -210,6 +210,8 @@ static void core_options_fill(struct sim *s, struct sim_replica *rep,
   o->snapshot_chunk_bytes = so->chunk_bytes;
   o->snapshot_entries = so->snapshot_entries;
   o->snapshot_spread_percent = so->snapshot_spread_percent;
+  o->snapshot_slots = so->snapshot_slots;
+  o->inflight_appends_max = so->inflight_appends_max;
   o->snapshot_keep_entries = so->snapshot_keep_entries;
   o->promote_lag_entries = so->promote_lag_entries;
   o->held_bytes_min = s->release_keep;

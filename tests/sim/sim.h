@@ -74,6 +74,11 @@ struct sim_options {
    * and a quarter of the link cuts also report a live peer gone (a false
    * alarm). From a PRNG of its own: seeds replay unchanged without it. */
   bool peer_gone;
+  /* The core as synodd runs it (server/node/node.c): snapshots at each
+   * voter's own points of the log; appends in flight to a follower (0:
+   * the core's default). */
+  bool snapshot_slots;
+  uint32_t inflight_appends_max;
   /* Fault-free timing, when not in swarm mode. */
   uint32_t tick_ms;
   uint32_t delay_min_ms;
