@@ -48,6 +48,7 @@ struct persist_stage {
   bool lost;           /* the worker's: a received snapshot replaced it */
   uint64_t generation; /* n->fsm_generation when taken */
   uint64_t write_us;   /* the steps' writes so far */
+  size_t step;         /* image bytes per step */
 };
 
 /* The writes of one or more core updates, merged into one transaction and
@@ -99,8 +100,11 @@ struct persist_batch {
 
 /* The image bytes one step of a staged snapshot writes (struct
  * persist_stage): two of the store's 256 KiB values, a flush of about a
- * millisecond here. */
+ * millisecond here; for a larger image, a sixteenth of it (each step waits
+ * behind the log writes queued before it, and under a heavy load a 56 MB
+ * image in 512 KiB steps took more than 5 s to become current). */
 #define PERSIST_STAGE_STEP_BYTES ((size_t)512 << 10)
+#define PERSIST_STAGE_STEPS_MAX 16
 
 struct persist {
   uv_idle_t idle; /* writes on the loop; see persist_start() */

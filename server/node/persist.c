@@ -472,9 +472,8 @@ static int persist_stage_write(struct store *s, struct persist_stage *st,
     st->lost = true; /* the save of one received from the leader dropped it */
     return 0;
   }
-  size_t len = st->len - st->written < PERSIST_STAGE_STEP_BYTES
-                   ? st->len - st->written
-                   : PERSIST_STAGE_STEP_BYTES;
+  size_t len =
+      st->len - st->written < st->step ? st->len - st->written : st->step;
   if (rv == 0 &&
       (rv = store_snapshot_write(s, st->image + st->written, len)) == 0) {
     st->written += len;
@@ -950,10 +949,18 @@ static int snapshot_queue(struct node *n, uint64_t index, uint64_t term,
       .index = index, .term = term, .size_bytes = len, .config = *config};
   int rv = 0;
   if (len > PERSIST_STAGE_STEP_BYTES) {
+    /* At most PERSIST_STAGE_STEPS_MAX steps, in whole 256 KiB values. */
+    size_t step = (len + PERSIST_STAGE_STEPS_MAX - 1) / PERSIST_STAGE_STEPS_MAX;
+    step = ((step + PERSIST_STAGE_STEP_BYTES / 2 - 1) /
+            (PERSIST_STAGE_STEP_BYTES / 2)) *
+           (PERSIST_STAGE_STEP_BYTES / 2);
     p->stage = (struct persist_stage){.meta = meta,
                                       .image = image,
                                       .len = len,
-                                      .generation = n->fsm_generation};
+                                      .generation = n->fsm_generation,
+                                      .step = step > PERSIST_STAGE_STEP_BYTES
+                                                  ? step
+                                                  : PERSIST_STAGE_STEP_BYTES};
     if ((rv = persist_stage_queue(n)) != 0) {
       memset(&p->stage, 0, sizeof p->stage);
     }
