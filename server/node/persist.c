@@ -593,14 +593,16 @@ static void persist_snapshot_current(struct node *n,
   }
 }
 
-/* Whether a snapshot received from the leader waits to be written. */
-static bool persist_receiving(const struct persist *p) {
+/* The latest batch holding a snapshot received from the leader, waiting
+ * to be written (steps of a staged snapshot may follow it); NULL if none. */
+static const struct persist_batch *persist_received(const struct persist *p) {
+  const struct persist_batch *r = NULL;
   for (const struct persist_batch *b = p->head; b != NULL; b = b->next) {
     if (b->snapshot.present && b->snapshot.received) {
-      return true;
+      r = b;
     }
   }
-  return false;
+  return r;
 }
 
 /* Queues the next step of the staged snapshot behind what is queued now;
@@ -614,7 +616,7 @@ static int persist_stage_queue(struct node *n) {
   }
   b->stage_step = true;
   b->stage_abort = p->stage.generation != n->fsm_generation ||
-                   n->shutting_down || persist_receiving(p);
+                   n->shutting_down || persist_received(p) != NULL;
   return 0;
 }
 
@@ -920,15 +922,7 @@ int persist_update(struct node *n, const struct core_update *up) {
 /* The image being installed by the update just queued, if any. */
 const uint8_t *persist_installing(const struct node *n, uint64_t index,
                                   size_t *len) {
-  /* The latest received (steps of a staged snapshot may follow it), if it
-   * is the one at index. */
-  const struct persist_batch *r = NULL;
-  for (const struct persist_batch *b = n->persist.head; b != NULL;
-       b = b->next) {
-    if (b->snapshot.present && b->snapshot.received) {
-      r = b;
-    }
-  }
+  const struct persist_batch *r = persist_received(&n->persist);
   if (r == NULL || r->snapshot.meta.index != index) {
     return NULL;
   }
@@ -937,6 +931,16 @@ const uint8_t *persist_installing(const struct node *n, uint64_t index,
 }
 
 /* ------------------------------------------------------------ snapshot */
+
+/* The image bytes per step of a staged image of len bytes: at least
+ * PERSIST_STAGE_STEP_BYTES, and few enough for PERSIST_STAGE_STEPS_MAX
+ * steps, in whole values of half that (the store's 256 KiB). */
+static size_t stage_step_bytes(size_t len) {
+  const size_t unit = PERSIST_STAGE_STEP_BYTES / 2;
+  size_t step = (len + PERSIST_STAGE_STEPS_MAX - 1) / PERSIST_STAGE_STEPS_MAX;
+  step = (step + unit - 1) / unit * unit;
+  return step > PERSIST_STAGE_STEP_BYTES ? step : PERSIST_STAGE_STEP_BYTES;
+}
 
 /* Queues a snapshot write of image (owned) at index: with the log writes
  * queued before it, or, above PERSIST_STAGE_STEP_BYTES, a step at a time
@@ -949,18 +953,11 @@ static int snapshot_queue(struct node *n, uint64_t index, uint64_t term,
       .index = index, .term = term, .size_bytes = len, .config = *config};
   int rv = 0;
   if (len > PERSIST_STAGE_STEP_BYTES) {
-    /* At most PERSIST_STAGE_STEPS_MAX steps, in whole 256 KiB values. */
-    size_t step = (len + PERSIST_STAGE_STEPS_MAX - 1) / PERSIST_STAGE_STEPS_MAX;
-    step = ((step + PERSIST_STAGE_STEP_BYTES / 2 - 1) /
-            (PERSIST_STAGE_STEP_BYTES / 2)) *
-           (PERSIST_STAGE_STEP_BYTES / 2);
     p->stage = (struct persist_stage){.meta = meta,
                                       .image = image,
                                       .len = len,
                                       .generation = n->fsm_generation,
-                                      .step = step > PERSIST_STAGE_STEP_BYTES
-                                                  ? step
-                                                  : PERSIST_STAGE_STEP_BYTES};
+                                      .step = stage_step_bytes(len)};
     if ((rv = persist_stage_queue(n)) != 0) {
       memset(&p->stage, 0, sizeof p->stage);
     }
@@ -1169,7 +1166,7 @@ int persist_snapshot_take(struct node *n, uint64_t index, uint64_t term,
                           const struct core_config *config) {
   uint8_t *image;
   size_t len;
-  if (n->snapshot_in_progress || persist_receiving(&n->persist)) {
+  if (n->snapshot_in_progress || persist_received(&n->persist) != NULL) {
     return 0; /* one received from the leader is newer: it comes first */
   }
   n->snapshot_in_progress = true;

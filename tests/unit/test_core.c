@@ -1777,6 +1777,18 @@ static void net_init(struct net *n, struct core_options *o) {
   }
 }
 
+/* count entries proposed at leader l, one per tick of the cluster. */
+static void net_propose_each(struct net *n, int l, int count) {
+  for (int k = 0; k < count; k++) {
+    struct core_entry e = ent(0, 0);
+    struct core_event ev = {.type = CORE_EVENT_PROPOSE};
+    ev.propose.entries = &e;
+    ev.propose.entries_n = 1;
+    net_event(n, l, &ev);
+    net_run(n, 1);
+  }
+}
+
 static void net_free(struct net *n) {
   while (n->head != n->tail) {
     net_msg_free(&n->q[n->head++ % NET_MAX]);
@@ -1799,14 +1811,7 @@ START_TEST(cluster_elects_commits_and_catches_up_by_snapshot) {
   ck_assert_int_ne(l, 0);
   int cut = l == 3 ? 2 : 3;
   n->down[cut] = true;
-  for (int k = 0; k < 20; k++) {
-    struct core_entry e = ent(0, 0);
-    struct core_event ev = {.type = CORE_EVENT_PROPOSE};
-    ev.propose.entries = &e;
-    ev.propose.entries_n = 1;
-    net_event(n, l, &ev);
-    net_run(n, 1);
-  }
+  net_propose_each(n, l, 20);
   ck_assert_int_eq(net_leader(n), l);
   uint64_t commit = core_commit_index(n->c[l]);
   ck_assert_uint_ge(commit, 22);
@@ -1841,14 +1846,7 @@ static void snapshot_points(bool slots, struct net *n) {
   net_run(n, 50);
   int l = net_leader(n);
   ck_assert_int_ne(l, 0);
-  for (int k = 0; k < 70; k++) {
-    struct core_entry e = ent(0, 0);
-    struct core_event ev = {.type = CORE_EVENT_PROPOSE};
-    ev.propose.entries = &e;
-    ev.propose.entries_n = 1;
-    net_event(n, l, &ev);
-    net_run(n, 1);
-  }
+  net_propose_each(n, l, 70);
   ck_assert_int_eq(net_leader(n), l);
 }
 
