@@ -129,6 +129,9 @@ static struct metrics_send *metrics_send_slot(struct node_metrics *m,
 
 void metrics_msg_sent(struct node *n, const struct core_msg *msg) {
   struct node_metrics *m = &n->metrics;
+  if ((unsigned)msg->type < CORE_MSG_TYPE_COUNT) {
+    m->msgs_sent[msg->type]++;
+  }
   if (msg->type != CORE_MSG_SNAPSHOT) {
     return;
   }

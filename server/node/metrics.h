@@ -64,6 +64,8 @@ struct node_metrics {
    * (becoming a candidate in a new term). */
   uint64_t leader_changes;
   uint64_t elections_started;
+  /* Raft messages handed to the peer links, by type. */
+  uint64_t msgs_sent[CORE_MSG_TYPE_COUNT];
 
   /* Channel messages pushed to subscribers, and their payload bytes. */
   uint64_t channel_deliveries;

@@ -121,6 +121,12 @@ static void write_raft(FILE *f, struct node *n) {
   counter(f, "synod_raft_elections_started_total",
           "Elections this replica started as a candidate.",
           n->metrics.elections_started);
+  family(f, "synod_raft_messages_sent_total", "counter",
+         "Raft messages this replica sent to its peers, by type.");
+  for (int t = 0; t < CORE_MSG_TYPE_COUNT; t++) {
+    fprintf(f, "synod_raft_messages_sent_total{type=\"%s\"} %" PRIu64 "\n",
+            core_msg_type_name((enum core_msg_type)t), n->metrics.msgs_sent[t]);
+  }
   gauge(f, "synod_commit_index", "Highest log index known committed.",
         core_commit_index(n->core));
   gauge(f, "synod_applied_index", "Highest log index applied here.",
