@@ -550,6 +550,11 @@ uint64_t fsm_channels_bytes_max(const struct fsm *f) {
                                         : f->opt.channels_bytes_max;
 }
 
+uint64_t fsm_bulk_bytes(const struct fsm *f) {
+  return f->channels_bytes + f->keys_bytes + f->key_history_bytes +
+         f->groups_bytes;
+}
+
 uint64_t fsm_group_checkpoint_bytes_max(const struct fsm *f) {
   return f->settings.group_checkpoint_bytes_max
              ? f->settings.group_checkpoint_bytes_max

@@ -365,6 +365,12 @@ void fsm_settings_get(const struct fsm *f, struct fsm_settings *out);
 /* The server-wide cap on retained channel bytes in force. */
 uint64_t fsm_channels_bytes_max(const struct fsm *f);
 
+/* The bytes of what the state holds in bulk (channels' retained messages,
+ * keys with their values and history, groups' items and checkpoints),
+ * kept as it changes: an O(1) estimate of how large a snapshot image of
+ * it would be at least, for a state that grew since its last one. */
+uint64_t fsm_bulk_bytes(const struct fsm *f);
+
 /* The bound on one group checkpoint in force (the setting, else the
  * option). */
 uint64_t fsm_group_checkpoint_bytes_max(const struct fsm *f);

@@ -81,6 +81,9 @@ struct node_metrics {
    * last chunk), received from the leader (first to last chunk). Bytes
    * are image sizes for taken ones, chunk bytes for sent and received. */
   uint64_t snapshots_taken;
+  /* Images encoded for snapshots, on the loop and by a forked child. */
+  uint64_t snapshots_encoded_loop;
+  uint64_t snapshots_encoded_child;
   uint64_t snapshot_taken_bytes;
   struct histogram snapshot_save_durations;
   uint64_t snapshots_sent;

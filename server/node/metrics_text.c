@@ -354,6 +354,13 @@ static void write_snapshots(FILE *f, struct node *n) {
           m->snapshots_taken);
   counter(f, "synod_snapshot_taken_bytes_total",
           "Image bytes of the snapshots taken.", m->snapshot_taken_bytes);
+  family(f, "synod_snapshots_encoded_total", "counter",
+         "Snapshot images encoded, on the event loop or by a forked child "
+         "(--snapshot-fork).");
+  fprintf(f, "synod_snapshots_encoded_total{by=\"loop\"} %" PRIu64 "\n",
+          m->snapshots_encoded_loop);
+  fprintf(f, "synod_snapshots_encoded_total{by=\"child\"} %" PRIu64 "\n",
+          m->snapshots_encoded_child);
   histogram(f, "synod_snapshot_save_duration_seconds",
             "Writing a snapshot taken here to disk.",
             &m->snapshot_save_durations);

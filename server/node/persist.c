@@ -984,7 +984,9 @@ static int snapshot_queue(struct node *n, uint64_t index, uint64_t term,
 
 /* Encoding a large state stops the loop for as long as it takes (0.35 to
  * 0.78 s for a million keys here), on every replica, every snapshot. So
- * above PERSIST_FORK_BYTES (the last image's size) the image is encoded
+ * above PERSIST_FORK_BYTES (the last image's size, or the bulk the state
+ * holds now: a state's first snapshot, or the first after it grew fast,
+ * has no image to go by) the image is encoded
  * by a child process, as Redis does: fork() gives it the state as it is
  * now, copy-on-write, and the loop goes on applying while it encodes.
  * The bound was 4 MiB: channels fanning out 10,000 msg/s then had images
@@ -1173,10 +1175,13 @@ int persist_snapshot_take(struct node *n, uint64_t index, uint64_t term,
   n->bytes_since_snapshot = 0;
   bool fork_it = n->opts.snapshot_fork == NODE_SNAPSHOT_FORK_ALWAYS ||
                  (n->opts.snapshot_fork == NODE_SNAPSHOT_FORK_AUTO &&
-                  n->snap_len >= PERSIST_FORK_BYTES);
+                  (n->snap_len >= PERSIST_FORK_BYTES ||
+                   fsm_bulk_bytes(n->fsm) >= PERSIST_FORK_BYTES));
   if (fork_it && snapshot_fork(n, index, term, config) == 0) {
+    n->metrics.snapshots_encoded_child++;
     return 0;
   }
+  n->metrics.snapshots_encoded_loop++;
   if (fsm_snapshot_encode(n->fsm, &image, &len) != 0) {
     n->snapshot_in_progress = false;
     return SYNOD_ENOMEM;

@@ -177,6 +177,13 @@ int main(void) {
           "%s took %.0f snapshots of %.0f bytes in all: none written in "
           "steps",
           c.nodes[i].name, taken, bytes);
+    /* The first one too: the state held megabytes when it was due,
+     * though no earlier image said so. */
+    double on_loop =
+        metric(&c, i, "synod_snapshots_encoded_total{by=\"loop\"}");
+    CHECK(on_loop == 0,
+          "%s encoded %.0f snapshot images on its loop, not in a child",
+          c.nodes[i].name, on_loop);
   }
   int r = (l + 2) % 3;
   cluster_signal(&c, r, SIGKILL);
