@@ -121,6 +121,7 @@ static void op_try_send(struct synod_async *a, struct op *op) {
     a->ops_unsequenced--;
   }
   op->req.id = op->id;
+  op->req.forward = a->opts.stay_on_replica;
   op->req.sequence = op->sequence;
   op->req.session_id = 0;
   if (op_kind_needs_session(op->kind)) {

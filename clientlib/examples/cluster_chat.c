@@ -31,6 +31,7 @@ int main(int argc, char **argv) {
   struct synod_subscription *sub;
   synod_options_init(&o);
   o.client_name = name;
+  o.stay_on_replica = true; /* deliveries spread over the replicas */
   struct synod_subscribe_options so = {.channel = "cluster",
                                        .from = SYNOD_FROM_NEXT};
   if (synod_client_new(&o, &c) != 0 ||

@@ -187,6 +187,7 @@ int main(int argc, char **argv) {
   struct synod_group_ready r;
   synod_options_init(&o);
   o.client_name = name;
+  o.stay_on_replica = true; /* deliveries spread over the replicas */
   o.session_ttl_ms = argc > 3 ? (uint32_t)strtoul(argv[3], NULL, 10) : 0;
   if (synod_client_new(&o, &c) != 0 || join(c, group, name, &g, &r) != 0) {
     fprintf(stderr, "%s: join: %s\n", name, synod_client_errmsg());

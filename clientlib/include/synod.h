@@ -321,6 +321,16 @@ struct synod_options {
   /* Try the endpoints in the order given (the first one first) instead
    * of from a random one: for a preferred (nearby) replica, and tests. */
   bool endpoints_in_order;
+  /* Stay on the replica connected to instead of following the leader:
+   * that replica forwards this client's writes (and linearizable reads)
+   * to the leader over its peer link and answers them. Its streams
+   * (subscriptions, key watches, group streams) then stay where the
+   * client connected, so the clients of an application spread the
+   * deliveries over the replicas instead of all landing on the leader;
+   * each write costs one more hop. A lock acquire, which may wait in its
+   * queue, still moves the client to the leader, as does a leader change
+   * while a write was forwarded (it is then sent again, exactly once). */
+  bool stay_on_replica;
   uint32_t lock_delay_ms; /* sent with every lock acquire; 0: none */
   /* Optional notifications. For a synod_client they run on its background
    * thread: they must not block and must not call the blocking API of the

@@ -48,6 +48,8 @@ struct node_metrics {
   /* Leader: entries proposed, proposals the core refused (by code), and
    * the time from a proposal to its commit. */
   uint64_t proposals;
+  /* Follower: clients' writes forwarded to the leader (Request.forward). */
+  uint64_t writes_forwarded;
   uint64_t proposals_refused[METRICS_CODES];
   struct histogram commit_latencies;
   struct metrics_proposal *proposals_inflight; /* ring, owned */

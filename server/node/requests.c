@@ -869,6 +869,73 @@ void requests_observers_notify(struct node *n, const char *name,
   u64map_each(&n->observers, notify_cb, &nt);
 }
 
+/* ------------------------------------------------------------ forwarding */
+
+/* How long a follower waits for the leader's answer to a client's write it
+ * forwarded: past it the client hears SYNOD_ETIMEDOUT (outcome unknown). */
+#define REQUESTS_FORWARD_TIMEOUT_MS 30000
+
+struct forwarded {
+  struct node *n;
+  uint64_t conn_id;
+  uint64_t request_id;
+};
+
+static void requests_forwarded_cb(void *arg, int code, const char *msg,
+                                  const uint8_t *resp, size_t len) {
+  struct forwarded *f = arg;
+  struct node *n = f->n;
+  if (n->client_net == NULL) {
+    /* stopping: the connection goes with the replica */
+  } else if (code == 0) {
+    requests_send_packed(n, f->conn_id, f->request_id, resp, len);
+  } else if (code == SYNOD_ENOTLEADER || code == SYNOD_ENOLEADER) {
+    /* Not proposed, or the leader changed before it answered: the client
+     * sends it again (it may: see requests_forward), through the new
+     * leader this time. */
+    requests_redirect(n, f->conn_id, f->request_id);
+  } else {
+    client_net_send_error(n->client_net, f->conn_id, f->request_id, code, "%s",
+                          msg);
+  }
+  free(f);
+}
+
+/* A client's request on a follower, with Request.forward, served from
+ * here so that the client stays on this replica with its streams: a
+ * linearizable read through the leader's read index (node_read), a write
+ * through the leader over the peer link (node_write), its answer back to
+ * the client. Only writes the client may send again after an unknown
+ * outcome (in a session, with a sequence; a keepalive; a SessionOpen,
+ * whose duplicate would expire unused) and that never wait (a LockAcquire
+ * waits in its queue; node_write refuses it). Returns false when the
+ * request is not one to serve so: the caller redirects. */
+static bool requests_forward(struct node *n, uint64_t conn_id,
+                             const Synod__Request *req) {
+  bool read = fsm_request_is_read(req);
+  bool resendable = (req->session_id != 0 && req->sequence != 0) ||
+                    req->body_case == SYNOD__REQUEST__BODY_SESSION_KEEPALIVE ||
+                    req->body_case == SYNOD__REQUEST__BODY_SESSION_OPEN;
+  if (!req->forward || n->leader == 0 || n->shutting_down ||
+      (!read && (!resendable || !fsm_request_is_write(req) ||
+                 req->body_case == SYNOD__REQUEST__BODY_LOCK_ACQUIRE))) {
+    return false;
+  }
+  struct forwarded *f = malloc(sizeof *f);
+  if (f == NULL) {
+    return false;
+  }
+  *f = (struct forwarded){n, conn_id, req->id};
+  if (read) {
+    node_read(n, req, false, REQUESTS_FORWARD_TIMEOUT_MS, requests_forwarded_cb,
+              f);
+  } else {
+    n->metrics.writes_forwarded++;
+    node_write(n, req, REQUESTS_FORWARD_TIMEOUT_MS, requests_forwarded_cb, f);
+  }
+  return true;
+}
+
 /* ------------------------------------------------------------- dispatch */
 
 static void requests_member_remove(struct node *n, uint64_t conn_id,
@@ -925,7 +992,9 @@ void requests_on_request(void *arg, uint64_t conn_id,
     return;
   }
   if (n->role != CORE_LEADER || n->shutting_down) {
-    requests_redirect(n, conn_id, req->id);
+    if (!requests_forward(n, conn_id, req)) {
+      requests_redirect(n, conn_id, req->id);
+    }
     return;
   }
   if (req->body_case == SYNOD__REQUEST__BODY_SESSION_KEEPALIVE) {
