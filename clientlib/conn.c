@@ -99,10 +99,12 @@ static void round_add_address(struct synod_async *a, const char *address) {
 }
 
 /* The order of one round: the leader named by the last redirect, then
- * the leader last reported, then the endpoints from a rotating start (the
- * first one when endpoints_in_order); endpoints marked silent, and the one
- * that last said it knows no leader, move to the end, keeping their
- * order. */
+ * the leader last reported (not with stay_on_replica: such a client goes
+ * where its endpoints say, unless a redirect asked otherwise, so that the
+ * clients stay spread over the replicas), then the endpoints from a
+ * rotating start (the first one when endpoints_in_order); endpoints
+ * marked silent, and the one that last said it knows no leader, move to
+ * the end, keeping their order. */
 static void round_plan(struct synod_async *a) {
   struct round *r = &a->round;
   struct endpoint loud[ROUND_MAX], quiet[ROUND_MAX];
@@ -111,7 +113,9 @@ static void round_plan(struct synod_async *a) {
   r->n = 0;
   r->next = 0;
   round_add_address(a, a->leader_hint);
-  round_add_address(a, a->leader_address);
+  if (!a->opts.stay_on_replica) {
+    round_add_address(a, a->leader_address);
+  }
   if (!a->opts.endpoints_in_order) {
     start = a->next_endpoint++ % a->endpoints_n;
   }

@@ -328,8 +328,11 @@ struct synod_options {
    * client connected, so the clients of an application spread the
    * deliveries over the replicas instead of all landing on the leader;
    * each write costs one more hop. A lock acquire, which may wait in its
-   * queue, still moves the client to the leader, as does a leader change
-   * while a write was forwarded (it is then sent again, exactly once). */
+   * queue, still moves the client to the leader, and so does a forwarded
+   * write whose outcome was left unknown (a leader change, the link to the
+   * leader down, no answer in 5 s): it is sent again to the leader,
+   * applied once by its session sequence. A reconnect goes where the
+   * endpoints say, not to the leader last reported. */
   bool stay_on_replica;
   uint32_t lock_delay_ms; /* sent with every lock acquire; 0: none */
   /* Optional notifications. For a synod_client they run on its background

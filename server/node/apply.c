@@ -110,9 +110,10 @@ static void pending_fail(struct node *n, struct pending *p, int code) {
   if (n->client_net == NULL) {
     return; /* stopping: the connections are gone */
   }
+  char msg[SYNOD_ERRMSG_MAX];
+  errmsg_set(msg, "%s; retry it", why);
   for (uint32_t i = 0; i < p->waiters_n; i++) {
-    client_net_send_error(n->client_net, p->waiters[i].conn_id,
-                          p->waiters[i].request_id, code, "%s; retry it", why);
+    writes_answer(n, &p->waiters[i].from, code, msg, NULL, 0);
   }
 }
 
@@ -147,21 +148,21 @@ static void apply_keepalives(struct node *n, struct pending *p) {
     const struct keepalive_waiter *w = &p->waiters[i];
     uint32_t ttl = fsm_session_ttl_ms(n->fsm, w->session_id);
     if (ttl == 0) {
-      client_net_send_error(n->client_net, w->conn_id, w->request_id,
-                            SYNOD_ESESSION, "session %llu expired or unknown",
-                            (unsigned long long)w->session_id);
+      char msg[SYNOD_ERRMSG_MAX];
+      errmsg_set(msg, "session %llu expired or unknown",
+                 (unsigned long long)w->session_id);
+      writes_answer(n, &w->from, SYNOD_ESESSION, msg, NULL, 0);
       continue;
     }
-    Synod__ServerMessage sm = SYNOD__SERVER_MESSAGE__INIT;
     Synod__Response resp = SYNOD__RESPONSE__INIT;
     Synod__SessionKeepaliveReply r = SYNOD__SESSION_KEEPALIVE_REPLY__INIT;
+    uint8_t buf[32];
     r.ttl_ms = ttl;
-    resp.id = w->request_id;
     resp.body_case = SYNOD__RESPONSE__BODY_SESSION_KEEPALIVE;
     resp.session_keepalive = &r;
-    sm.body_case = SYNOD__SERVER_MESSAGE__BODY_RESPONSE;
-    sm.response = &resp;
-    client_net_send(n->client_net, w->conn_id, &sm);
+    /* The answer without its id, which writes_answer adds for a client. */
+    size_t len = synod__response__pack(&resp, buf);
+    writes_answer(n, &w->from, 0, NULL, buf, len);
   }
 }
 

@@ -91,6 +91,14 @@ static void node_member_update(struct node *n,
   m->leaving = false;
 }
 
+/* The link to peer `id` went down: what this replica forwarded to it and
+ * waits for fails now (the client sends it again) instead of after its
+ * timeout. */
+static void node_peer_lost(struct node *n, uint64_t id) {
+  requests_reads_peer_lost(n, id);
+  writes_peer_lost(n, id);
+}
+
 /* ----------------------------------------------------------- the core */
 
 /* Records a new leader for status, and fails a follower's reads that
@@ -189,6 +197,7 @@ int node_step(struct node *n, const struct core_event *ev) {
     struct core_event later = {
         .type = CORE_EVENT_UNREACHABLE,
         .id = n->unreachable_later[--n->unreachable_later_n]};
+    node_peer_lost(n, later.id);
     node_step(n, &later);
   }
   return 0;
@@ -249,6 +258,9 @@ static void node_peer_state_cb(void *arg, uint64_t id, bool up,
   struct member *m = node_member(n, id);
   if (m != NULL) {
     m->up = false;
+  }
+  if (!n->in_update) {
+    node_peer_lost(n, id);
   }
   if (n->in_update) {
     /* Closed by a write inside the update (persist_start's early flush):
@@ -575,6 +587,7 @@ int node_start(uv_loop_t *loop, const struct node_options *opts,
   }
   u64map_init(&n->waits);
   u64map_init(&n->session_conns);
+  u64map_init(&n->redirected);
   u64map_init(&n->observers);
   writes_init(n);
   if ((rv = metrics_init(&n->metrics)) != 0 || (rv = subs_init(n)) != 0) {

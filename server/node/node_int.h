@@ -159,13 +159,6 @@ enum pending_kind {
   PENDING_MEMBER,  /* a configuration change an operator asked for */
 };
 
-/* A keepalive waiting for its Tick to apply. */
-struct keepalive_waiter {
-  uint64_t conn_id;
-  uint64_t request_id;
-  uint64_t session_id;
-};
-
 /* Who waits for the answer to a write: a client connection (conn_id,
  * request_id), a node_write() caller on this replica (write_ctx, in
  * node.writes) or a follower that forwarded it (peer, peer_ctx). Exactly
@@ -177,6 +170,13 @@ struct origin {
   uint64_t write_ctx;
   uint64_t peer;
   uint64_t peer_ctx;
+};
+
+/* A keepalive waiting for its Tick to apply: a client's on this replica,
+ * or one a follower forwarded (Request.forward). */
+struct keepalive_waiter {
+  struct origin from;
+  uint64_t session_id;
 };
 
 /* What this replica proposed at `index` in `term`, and who waits for it.
@@ -391,7 +391,12 @@ struct node {
   struct u64map writes; /* ctx -> struct write: node_write() in flight */
   uint64_t write_ctx_next;
   struct u64map session_conns; /* session id -> conn id (+1) */
-  struct u64map observers;     /* conn id -> struct observer list */
+  /* Client connections that were answered SYNOD_ENOTLEADER: nothing
+   * more of theirs is forwarded (Request.forward), so a session's writes
+   * sent after one the client must send again reach the leader after it. */
+  struct u64map redirected; /* conn id -> (void *)1 */
+  uint64_t peer_lost;       /* during node_peer_lost() only */
+  struct u64map observers;  /* conn id -> struct observer list */
 
   /* Channel subscriptions (subscribe.c). */
   struct u64map subs_by_key; /* key -> struct sub: every subscription */
@@ -532,6 +537,8 @@ void requests_reads_expire(struct node *n);
 /* A follower's reads still waiting for an index from a leader that is no
  * longer the leader fail with SYNOD_ENOLEADER. */
 void requests_reads_forward_fail(struct node *n);
+/* The same for the reads that wait for `peer`'s read index. */
+void requests_reads_peer_lost(struct node *n, uint64_t peer);
 /* The leader's side of a follower's read, and the follower's. */
 void requests_read_index_for_peer(struct node *n, uint64_t from, uint64_t ctx);
 void requests_read_index_reply(struct node *n, uint64_t from, uint64_t ctx,
@@ -545,6 +552,10 @@ void requests_propose_flush(struct node *n);
  * is lost). Returns 0, or SYNOD_ENOMEM with nothing queued. */
 int requests_propose_from(struct node *n, const struct origin *from,
                           const Synod__Request *req);
+/* Collects a keepalive of session_id for the next Tick (leader only);
+ * answered through writes_answer once the Tick applies. */
+void requests_keepalive_from(struct node *n, const struct origin *from,
+                             uint64_t session_id);
 /* Answers the queued writes with an error (stopping). */
 void requests_queued_fail(struct node *n, int code);
 /* Leader: proposes a directory entry (no client waits for it); on success
@@ -585,6 +596,10 @@ void writes_expire(struct node *n);
 /* Writes forwarded to a leader that is no longer the leader fail with
  * SYNOD_ENOTLEADER (their outcome unknown). */
 void writes_forward_fail(struct node *n);
+/* The link to `peer` went down: the writes forwarded to it fail with
+ * SYNOD_ENOTLEADER (outcome unknown) instead of waiting for a reply that
+ * will not come. */
+void writes_peer_lost(struct node *n, uint64_t peer);
 /* Every node_write() still waiting fails with `code` (stopping). */
 void writes_fail_all(struct node *n, int code);
 void writes_close(struct node *n);

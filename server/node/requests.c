@@ -99,6 +99,7 @@ static void requests_redirect(struct node *n, uint64_t conn_id,
   }
   err.message = text;
   requests_send_response(n, conn_id, &resp);
+  (void)u64map_put(&n->redirected, conn_id, (void *)1);
 }
 
 /* ------------------------------------------------------------ handshake */
@@ -331,6 +332,7 @@ int requests_propose_from(struct node *n, const struct origin *from,
   Synod__Request copy = *req;
   copy.id = 0;
   copy.stale = false;
+  copy.forward = false;
   /* Full: propose what is queued now; but never under an update being
    * handled (a write from one of its callbacks), which the step would
    * reuse: the queue grows by that callback's writes until the turn ends. */
@@ -369,11 +371,11 @@ static void requests_propose(struct node *n, uint64_t conn_id,
 
 /* ------------------------------------------------------------ keepalive */
 
-static void requests_keepalive(struct node *n, uint64_t conn_id,
-                               const Synod__Request *req) {
-  if (req->session_id == 0) {
-    client_net_send_error(n->client_net, conn_id, req->id, SYNOD_EINVAL,
-                          "keepalive without a session id");
+void requests_keepalive_from(struct node *n, const struct origin *from,
+                             uint64_t session_id) {
+  if (session_id == 0) {
+    writes_answer(n, from, SYNOD_EINVAL, "keepalive without a session id", NULL,
+                  0);
     return;
   }
   if (n->keepalives_n == n->keepalives_cap) {
@@ -381,15 +383,14 @@ static void requests_keepalive(struct node *n, uint64_t conn_id,
     struct keepalive_waiter *k =
         realloc(n->keepalives, cap * sizeof *n->keepalives);
     if (k == NULL) {
-      client_net_send_error(n->client_net, conn_id, req->id, SYNOD_ENOMEM,
-                            "keepalive: out of memory");
+      writes_answer(n, from, SYNOD_ENOMEM, "keepalive: out of memory", NULL, 0);
       return;
     }
     n->keepalives = k;
     n->keepalives_cap = cap;
   }
   n->keepalives[n->keepalives_n++] =
-      (struct keepalive_waiter){conn_id, req->id, req->session_id};
+      (struct keepalive_waiter){*from, session_id};
 }
 
 /* Leadership lost: the keepalives collected for the next Tick are
@@ -398,7 +399,13 @@ static void requests_keepalive(struct node *n, uint64_t conn_id,
  * client's locks outlive the TTL. */
 void requests_keepalives_fail(struct node *n) {
   for (uint32_t i = 0; i < n->keepalives_n; i++) {
-    requests_redirect(n, n->keepalives[i].conn_id, n->keepalives[i].request_id);
+    const struct origin *from = &n->keepalives[i].from;
+    if (from->conn_id != 0) {
+      requests_redirect(n, from->conn_id, from->request_id);
+    } else {
+      writes_answer(n, from, SYNOD_ENOTLEADER,
+                    "leadership changed before the keepalive's Tick", NULL, 0);
+    }
   }
   n->keepalives_n = 0;
 }
@@ -446,11 +453,11 @@ void requests_tick(struct node *n) {
     n->tick_pending_index = p->index;
     return;
   }
+  char msg[SYNOD_ERRMSG_MAX];
+  errmsg_set(msg, "keepalive: %s", synod_strerror(rv ? rv : SYNOD_ENOMEM));
   for (uint32_t i = 0; i < n->keepalives_n; i++) {
-    client_net_send_error(n->client_net, n->keepalives[i].conn_id,
-                          n->keepalives[i].request_id, rv ? rv : SYNOD_ENOMEM,
-                          "keepalive: %s",
-                          synod_strerror(rv ? rv : SYNOD_ENOMEM));
+    writes_answer(n, &n->keepalives[i].from, rv ? rv : SYNOD_ENOMEM, msg, NULL,
+                  0);
   }
   n->keepalives_n = 0;
 }
@@ -705,6 +712,16 @@ void requests_reads_forward_fail(struct node *n) {
   reads_fail_if(n, read_asked_old_leader, SYNOD_ENOLEADER);
 }
 
+static bool read_asked_lost_peer(struct node *n, const struct read *r) {
+  return r->asked != 0 && r->index == 0 && r->asked == n->peer_lost;
+}
+
+void requests_reads_peer_lost(struct node *n, uint64_t peer) {
+  n->peer_lost = peer;
+  reads_fail_if(n, read_asked_lost_peer, SYNOD_ENOLEADER);
+  n->peer_lost = 0;
+}
+
 void requests_read_index_for_peer(struct node *n, uint64_t from, uint64_t ctx) {
   struct read *r = read_new(n, NULL);
   if (r == NULL) {
@@ -871,14 +888,16 @@ void requests_observers_notify(struct node *n, const char *name,
 
 /* ------------------------------------------------------------ forwarding */
 
-/* How long a follower waits for the leader's answer to a client's write it
- * forwarded: past it the client hears SYNOD_ETIMEDOUT (outcome unknown). */
-#define REQUESTS_FORWARD_TIMEOUT_MS 30000
+/* How long a follower waits for the leader's answer to a client's request
+ * it forwarded: past it the client is redirected and sends it again (half
+ * of libsynod's default request timeout). */
+#define REQUESTS_FORWARD_TIMEOUT_MS 5000
 
 struct forwarded {
   struct node *n;
   uint64_t conn_id;
   uint64_t request_id;
+  bool write;
 };
 
 static void requests_forwarded_cb(void *arg, int code, const char *msg,
@@ -888,11 +907,14 @@ static void requests_forwarded_cb(void *arg, int code, const char *msg,
   if (n->client_net == NULL) {
     /* stopping: the connection goes with the replica */
   } else if (code == 0) {
+    n->metrics.writes_forwarded += f->write;
     requests_send_packed(n, f->conn_id, f->request_id, resp, len);
-  } else if (code == SYNOD_ENOTLEADER || code == SYNOD_ENOLEADER) {
-    /* Not proposed, or the leader changed before it answered: the client
-     * sends it again (it may: see requests_forward), through the new
-     * leader this time. */
+  } else if (code == SYNOD_ENOTLEADER || code == SYNOD_ENOLEADER ||
+             code == SYNOD_ETIMEDOUT || code == SYNOD_ESHUTDOWN) {
+    /* Not proposed; or the leader changed, the link to it went down, it
+     * did not answer in time or this replica is stopping, with the
+     * outcome unknown: the client sends it again (it may: see
+     * requests_forward), to the leader this time. */
     requests_redirect(n, f->conn_id, f->request_id);
   } else {
     client_net_send_error(n->client_net, f->conn_id, f->request_id, code, "%s",
@@ -917,6 +939,7 @@ static bool requests_forward(struct node *n, uint64_t conn_id,
                     req->body_case == SYNOD__REQUEST__BODY_SESSION_KEEPALIVE ||
                     req->body_case == SYNOD__REQUEST__BODY_SESSION_OPEN;
   if (!req->forward || n->leader == 0 || n->shutting_down ||
+      u64map_get(&n->redirected, conn_id) != NULL ||
       (!read && (!resendable || !fsm_request_is_write(req) ||
                  req->body_case == SYNOD__REQUEST__BODY_LOCK_ACQUIRE))) {
     return false;
@@ -925,12 +948,11 @@ static bool requests_forward(struct node *n, uint64_t conn_id,
   if (f == NULL) {
     return false;
   }
-  *f = (struct forwarded){n, conn_id, req->id};
+  *f = (struct forwarded){n, conn_id, req->id, !read};
   if (read) {
     node_read(n, req, false, REQUESTS_FORWARD_TIMEOUT_MS, requests_forwarded_cb,
               f);
   } else {
-    n->metrics.writes_forwarded++;
     node_write(n, req, REQUESTS_FORWARD_TIMEOUT_MS, requests_forwarded_cb, f);
   }
   return true;
@@ -998,7 +1020,8 @@ void requests_on_request(void *arg, uint64_t conn_id,
     return;
   }
   if (req->body_case == SYNOD__REQUEST__BODY_SESSION_KEEPALIVE) {
-    requests_keepalive(n, conn_id, req);
+    struct origin from = {.conn_id = conn_id, .request_id = req->id};
+    requests_keepalive_from(n, &from, req->session_id);
   } else if (req->body_case == SYNOD__REQUEST__BODY_MEMBER_REMOVE) {
     requests_member_remove(n, conn_id, req);
   } else if (fsm_request_is_read(req)) {
@@ -1039,6 +1062,7 @@ static void requests_member_remove(struct node *n, uint64_t conn_id,
 
 void requests_on_close(void *arg, uint64_t conn_id) {
   struct node *n = arg;
+  u64map_del(&n->redirected, conn_id);
   observer_free(u64map_del(&n->observers, conn_id));
   subs_on_close(n, conn_id);
 }
@@ -1053,6 +1077,7 @@ void requests_close(struct node *n) {
   u64map_each(&n->observers, observer_free_cb, NULL);
   u64map_close(&n->observers);
   u64map_close(&n->session_conns);
+  u64map_close(&n->redirected);
   while (n->reads != NULL) {
     struct read *r = n->reads;
     n->reads = r->next;

@@ -222,7 +222,11 @@ void writes_on_forward(struct node *n, uint64_t from,
   } else {
     rv = writes_check(n, req, f->request.len, msg);
   }
-  if (rv == 0 && (rv = requests_propose_from(n, &o, req)) != 0) {
+  if (rv == 0 && req->body_case == SYNOD__REQUEST__BODY_SESSION_KEEPALIVE) {
+    /* A client's, forwarded (Request.forward): renewed with the others in
+     * this leader's next Tick, as if the client were connected here. */
+    requests_keepalive_from(n, &o, req->session_id);
+  } else if (rv == 0 && (rv = requests_propose_from(n, &o, req)) != 0) {
     errmsg_set(msg, "propose on %s: %s", n->name, synod_strerror(rv));
   }
   if (req != NULL) {
@@ -307,6 +311,25 @@ void writes_forward_fail(struct node *n) {
            "may or may not have been applied (outcome unknown)",
            n->name);
   writes_fail_if(n, write_asked_old_leader, SYNOD_ENOTLEADER, msg);
+}
+
+static bool write_asked_lost_peer(const struct node *n, const struct write *w) {
+  return w->asked != 0 && w->asked == n->peer_lost;
+}
+
+void writes_peer_lost(struct node *n, uint64_t peer) {
+  if (n->writes.len == 0) {
+    return;
+  }
+  char msg[SYNOD_ERRMSG_MAX];
+  snprintf(msg, sizeof msg,
+           "the link from %s to the leader went down before it answered a "
+           "forwarded write: it may or may not have been applied (outcome "
+           "unknown)",
+           n->name);
+  n->peer_lost = peer;
+  writes_fail_if(n, write_asked_lost_peer, SYNOD_ENOTLEADER, msg);
+  n->peer_lost = 0;
 }
 
 static bool write_any(const struct node *n, const struct write *w) {

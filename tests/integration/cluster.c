@@ -244,6 +244,15 @@ bool cluster_synodd_ready(const char *synodd, char *why, size_t len) {
   return ok;
 }
 
+void cluster_synodd_or_skip(char *out, size_t len) {
+  char why[256];
+  test_binary("SYNODD", "synodd", out, len);
+  if (!cluster_synodd_ready(out, why, sizeof why)) {
+    printf("skipped: %s\n", why);
+    exit(SKIP_EXIT);
+  }
+}
+
 /* A port nobody listens on now (bound and released: a small race). */
 static bool port_free(unsigned port) {
   struct sockaddr_in sa = {.sin_family = AF_INET,

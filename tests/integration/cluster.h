@@ -70,6 +70,11 @@ void test_binary(const char *var, const char *name, char *out, size_t len);
 /* Returns true if `synodd --help` mentions --peers; else fills why. */
 bool cluster_synodd_ready(const char *synodd, char *why, size_t len);
 
+/* Every cluster test's start: the synodd under test (SYNODD, else the one
+ * built beside the test) into out, or "skipped: why" and exit SKIP_EXIT
+ * when it is not there or cannot run a cluster. */
+void cluster_synodd_or_skip(char *out, size_t len);
+
 /* Picks free ports, makes data dirs, starts n replicas. */
 void cluster_start(struct cluster *c, int n, const char *synodd);
 

@@ -9,14 +9,19 @@
  * publishes to it, adds to a counter and reads it back (linearizable: the
  * read sees its own adds). Every request is answered by the follower; the
  * leader answers none; the subscription delivers every message in order.
- * Then the leader is SIGKILLed while the client publishes: every publish
- * succeeds (forwarded ones whose outcome the leader change left unknown
- * are sent again, in the same session), and the subscription delivers
- * each message exactly once, in order. */
+ * Then an async client on the follower pipelines a publish, a lock
+ * acquire (which the follower does not forward: the client moves to the
+ * leader) and another publish: they are applied in that order (nothing
+ * of a connection is forwarded after a redirect on it). Last, the leader
+ * is SIGKILLed while the first client publishes: every publish succeeds
+ * (forwarded ones whose outcome the leader change left unknown are sent
+ * again, in the same session), and the subscription delivers each message
+ * exactly once, in order. */
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <uv.h>
 
 #include "cluster.h"
 #include "http_client.h"
@@ -69,13 +74,89 @@ static void expect_delivered(struct synod_subscription *sub, uint32_t from) {
   }
 }
 
-int main(void) {
-  char synodd[PATH_MAX], why[256];
-  test_binary("SYNODD", "synodd", synodd, sizeof synodd);
-  if (!cluster_synodd_ready(synodd, why, sizeof why)) {
-    printf("skipped: %s\n", why);
-    return SKIP_EXIT;
+/* One pipelined round: publish, lock acquire, publish. */
+struct order {
+  int done;
+  int status[3];
+  uint64_t index[3]; /* the publishes' log indexes, the grant's token */
+};
+
+struct slot {
+  struct order *o;
+  int k;
+};
+
+static void slot_published(void *arg, int status,
+                           const struct synod_channel_published *p) {
+  struct slot *sl = arg;
+  sl->o->status[sl->k] = status;
+  sl->o->index[sl->k] = status == 0 ? p->index : 0;
+  sl->o->done++;
+}
+
+static void slot_granted(void *arg, int status,
+                         const struct synod_lock_grant *g) {
+  struct slot *sl = arg;
+  sl->o->status[sl->k] = status;
+  sl->o->index[sl->k] = status == 0 ? g->token : 0;
+  sl->o->done++;
+}
+
+static void closed_cb(void *arg) {
+  *(bool *)arg = true;
+}
+
+static void pipelined_order(const char *eps, int round) {
+  uv_loop_t loop;
+  CHECK(uv_loop_init(&loop) == 0, "uv_loop_init");
+  struct synod_options o;
+  synod_options_init(&o);
+  o.endpoints = eps;
+  o.endpoints_in_order = true;
+  o.stay_on_replica = true;
+  o.client_name = "test_stay_order";
+  struct synod_async *a;
+  CHECK(synod_async_new(&loop, &o, &a) == 0, "synod_async_new");
+  struct order ord = {0};
+  struct slot sl[3] = {{&ord, 0}, {&ord, 1}, {&ord, 2}};
+  const char *msg = "ordered";
+  const void *ptr = msg;
+  size_t len = strlen(msg);
+  char lock[32];
+  snprintf(lock, sizeof lock, "stay-lock-%d", round);
+  CHECK(synod_async_channel_publish(a, "stay-order", &ptr, &len, 1, NULL,
+                                    slot_published, &sl[0]) == 0,
+        "publish");
+  CHECK(synod_async_lock_acquire(a, lock, 1, 5000, slot_granted, &sl[1]) == 0,
+        "lock acquire");
+  CHECK(synod_async_channel_publish(a, "stay-order", &ptr, &len, 1, NULL,
+                                    slot_published, &sl[2]) == 0,
+        "publish");
+  uint64_t deadline = test_now_ms() + 20000;
+  while (ord.done < 3) {
+    CHECK(test_now_ms() < deadline, "round %d: %d of 3 answers in 20 s", round,
+          ord.done);
+    uv_run(&loop, UV_RUN_ONCE);
   }
+  CHECK(ord.status[0] == 0 && ord.status[1] == 0 && ord.status[2] == 0,
+        "round %d: answers %d %d %d", round, ord.status[0], ord.status[1],
+        ord.status[2]);
+  CHECK(ord.index[0] < ord.index[1] && ord.index[1] < ord.index[2],
+        "round %d: publish, lock acquire, publish applied at %llu, %llu, "
+        "%llu: out of the order sent",
+        round, (unsigned long long)ord.index[0],
+        (unsigned long long)ord.index[1], (unsigned long long)ord.index[2]);
+  bool closed = false;
+  synod_async_close(a, closed_cb, &closed);
+  while (!closed) {
+    uv_run(&loop, UV_RUN_ONCE);
+  }
+  CHECK(uv_loop_close(&loop) == 0, "a handle outlived the client");
+}
+
+int main(void) {
+  char synodd[PATH_MAX];
+  cluster_synodd_or_skip(synodd, sizeof synodd);
   struct cluster c;
   cluster_start(&c, 3, synodd);
   int l = cluster_wait_leader(&c, 20000);
@@ -129,6 +210,13 @@ int main(void) {
   printf("  %u publishes, %lld adds and reads, %.0f keepalives through "
          "follower %s: %.0f writes forwarded, none answered by the leader\n",
          published, (long long)added, keepalives, c.nodes[f].name, forwarded);
+
+  for (int round = 0; round < 5; round++) {
+    pipelined_order(eps, round);
+  }
+  printf("  5 pipelined publish, lock acquire, publish from %s: applied in "
+         "the order sent\n",
+         c.nodes[f].name);
 
   uint32_t before = published;
   for (uint32_t i = 0; i < AFTER_KILL; i++) {
