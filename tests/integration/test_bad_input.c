@@ -206,13 +206,9 @@ static void peer_port_cases(const char *addr, const char *impostor_of) {
 
 int main(void) {
   struct cluster c;
-  char synodd[PATH_MAX], why[256];
+  char synodd[PATH_MAX];
   signal(SIGPIPE, SIG_IGN);
-  test_binary("SYNODD", "synodd", synodd, sizeof synodd);
-  if (!cluster_synodd_ready(synodd, why, sizeof why)) {
-    printf("SKIP: %s\n", why);
-    return SKIP_EXIT;
-  }
+  cluster_synodd_or_skip(synodd, sizeof synodd);
   cluster_start(&c, 3, synodd);
   int leader = cluster_wait_leader(&c, 20000);
   int victim = (leader + 1) % 3; /* a follower: it must survive too */

@@ -97,12 +97,8 @@ static void wait_same_state(const struct cluster *c, uint64_t index) {
 }
 
 int main(void) {
-  char synodd[PATH_MAX], why[256];
-  test_binary("SYNODD", "synodd", synodd, sizeof synodd);
-  if (!cluster_synodd_ready(synodd, why, sizeof why)) {
-    printf("skipped: %s\n", why);
-    return SKIP_EXIT;
-  }
+  char synodd[PATH_MAX];
+  cluster_synodd_or_skip(synodd, sizeof synodd);
   struct cluster c;
   /* Snapshots due every 50 entries (each message batch is one): a few
    * during the fill, once the log outweighs the last image. */

@@ -193,12 +193,8 @@ static void scenario_limits(struct cluster *c) {
 }
 
 int main(void) {
-  char synodd[PATH_MAX], why[256];
-  test_binary("SYNODD", "synodd", synodd, sizeof synodd);
-  if (!cluster_synodd_ready(synodd, why, sizeof why)) {
-    printf("skipped: %s\n", why);
-    return SKIP_EXIT;
-  }
+  char synodd[PATH_MAX];
+  cluster_synodd_or_skip(synodd, sizeof synodd);
   struct cluster c;
   cluster_start(&c, 3, synodd);
   cluster_wait_leader(&c, 20000);

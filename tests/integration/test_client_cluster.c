@@ -361,14 +361,10 @@ static void scenario_sigterm_leader_hands_over(struct cluster *c) {
 }
 
 int main(void) {
-  char synodd[PATH_MAX], why[256];
+  char synodd[PATH_MAX];
   struct cluster c;
   setvbuf(stdout, NULL, _IONBF, 0);
-  test_binary("SYNODD", "synodd", synodd, sizeof synodd);
-  if (!cluster_synodd_ready(synodd, why, sizeof why)) {
-    printf("SKIP: %s\n", why);
-    return SKIP_EXIT;
-  }
+  cluster_synodd_or_skip(synodd, sizeof synodd);
   cluster_start(&c, 3, synodd);
   cluster_wait_leader(&c, 30000);
   scenario_basics(&c);

@@ -886,15 +886,11 @@ static void scenario_watch(const struct cluster *cl) {
 }
 
 int main(int argc, char **argv) {
-  char synodd[PATH_MAX], why[256];
+  char synodd[PATH_MAX];
   if (argc == 3 && strcmp(argv[1], "--child") == 0) {
     return child_main(argv[2]);
   }
-  test_binary("SYNODD", "synodd", synodd, sizeof synodd);
-  if (!cluster_synodd_ready(synodd, why, sizeof why)) {
-    printf("skipped: %s\n", why);
-    return SKIP_EXIT;
-  }
+  cluster_synodd_or_skip(synodd, sizeof synodd);
   struct cluster c;
   signal(SIGPIPE, SIG_IGN);
   cluster_start(&c, 3, synodd);

@@ -127,17 +127,13 @@ static void out_path(const char *name, char *out, size_t len) {
 }
 
 int main(void) {
-  char why[256], synodd[PATH_MAX], body[1024], want[128];
+  char synodd[PATH_MAX], body[1024], want[128];
   char a_out[PATH_MAX + 64], b_out[PATH_MAX + 64], c_out[PATH_MAX + 64];
   char a_http[64], b_http[64];
   setvbuf(stdout, NULL, _IONBF, 0);
   uint64_t t_start = test_now_ms();
   test_binary("SYNODCTL", "synodctl", synodctl, sizeof synodctl);
-  test_binary("SYNODD", "synodd", synodd, sizeof synodd);
-  if (!cluster_synodd_ready(synodd, why, sizeof why)) {
-    printf("SKIP: %s\n", why);
-    return SKIP_EXIT;
-  }
+  cluster_synodd_or_skip(synodd, sizeof synodd);
   test_tmpdir("elect-http", dir, sizeof dir);
   cluster_start(&c, 3, synodd);
   cluster_wait_leader(&c, 30000);

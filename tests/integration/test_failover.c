@@ -165,16 +165,12 @@ static void after_sigcont(struct cluster *c, int l, int nl,
 }
 
 int main(void) {
-  char synodd[PATH_MAX], why[256], eps[256];
+  char synodd[PATH_MAX], eps[256];
   struct cluster c;
   int acked = 0, fresh = 0;
   uint64_t took, worst = 0;
   setvbuf(stdout, NULL, _IONBF, 0);
-  test_binary("SYNODD", "synodd", synodd, sizeof synodd);
-  if (!cluster_synodd_ready(synodd, why, sizeof why)) {
-    printf("SKIP: %s\n", why);
-    return SKIP_EXIT;
-  }
+  cluster_synodd_or_skip(synodd, sizeof synodd);
   cluster_start(&c, 3, synodd);
   int l = cluster_wait_leader(&c, 30000);
   const char *old = c.nodes[l].name;

@@ -383,14 +383,10 @@ static void scenario_lost(struct cluster *c) {
 }
 
 int main(void) {
-  char synodd[PATH_MAX], why[256];
+  char synodd[PATH_MAX];
   struct cluster c;
   setvbuf(stdout, NULL, _IONBF, 0);
-  test_binary("SYNODD", "synodd", synodd, sizeof synodd);
-  if (!cluster_synodd_ready(synodd, why, sizeof why)) {
-    printf("SKIP: %s\n", why);
-    return SKIP_EXIT;
-  }
+  cluster_synodd_or_skip(synodd, sizeof synodd);
   test_binary("SYNODCTL", "synodctl", synodctl, sizeof synodctl);
   test_tmpdir("group-ctl", dir, sizeof dir);
   cluster_start(&c, 3, synodd);

@@ -352,12 +352,8 @@ static void check_bad_input(struct cluster *c, int target) {
 }
 
 int main(void) {
-  char synodd[PATH_MAX], why[256];
-  test_binary("SYNODD", "synodd", synodd, sizeof synodd);
-  if (!cluster_synodd_ready(synodd, why, sizeof why)) {
-    printf("skipped: %s\n", why);
-    return SKIP_EXIT;
-  }
+  char synodd[PATH_MAX];
+  cluster_synodd_or_skip(synodd, sizeof synodd);
   struct rlimit rl;
   if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < 4096) {
     rl.rlim_cur = rl.rlim_max < 4096 ? rl.rlim_max : 4096;

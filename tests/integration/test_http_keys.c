@@ -802,12 +802,8 @@ static void scenario_failover(void) {
 }
 
 int main(void) {
-  char synodd[PATH_MAX], why[256];
-  test_binary("SYNODD", "synodd", synodd, sizeof synodd);
-  if (!cluster_synodd_ready(synodd, why, sizeof why)) {
-    printf("skipped: %s\n", why);
-    return SKIP_EXIT;
-  }
+  char synodd[PATH_MAX];
+  cluster_synodd_or_skip(synodd, sizeof synodd);
   uint64_t t0 = test_now_ms();
   curl_global_init(CURL_GLOBAL_DEFAULT);
   char history[16];

@@ -1077,15 +1077,11 @@ static void expiry_main(struct cluster *c, int leader) {
 }
 
 int main(int argc, char **argv) {
-  char synodd[PATH_MAX], why[256];
+  char synodd[PATH_MAX];
   struct cluster c;
   const char *mode = argc > 1 ? argv[1] : "lib";
   setvbuf(stdout, NULL, _IONBF, 0);
-  test_binary("SYNODD", "synodd", synodd, sizeof synodd);
-  if (!cluster_synodd_ready(synodd, why, sizeof why)) {
-    printf("SKIP: %s\n", why);
-    return SKIP_EXIT;
-  }
+  cluster_synodd_or_skip(synodd, sizeof synodd);
   char history[16];
   snprintf(history, sizeof history, "%d", HISTORY);
   cluster_init(&c, 3, synodd);

@@ -848,18 +848,14 @@ static void fill(struct cluster *c, struct driver *d, const struct sizes *sz) {
 }
 
 int main(void) {
-  char synodd[PATH_MAX], why[256], entries[16];
+  char synodd[PATH_MAX], entries[16];
   static struct cluster c;
   static struct driver d;
   struct sizes sz;
   uint64_t t0 = test_now_ms();
   setvbuf(stdout, NULL, _IONBF, 0);
   signal(SIGPIPE, SIG_IGN);
-  test_binary("SYNODD", "synodd", synodd, sizeof synodd);
-  if (!cluster_synodd_ready(synodd, why, sizeof why)) {
-    printf("SKIP: %s\n", why);
-    return SKIP_EXIT;
-  }
+  cluster_synodd_or_skip(synodd, sizeof synodd);
   sizes_pick(&sz);
   printf("membership: %s size: %u counters, %u held locks, "
          "--snapshot-entries %u%s\n",

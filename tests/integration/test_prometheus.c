@@ -233,12 +233,8 @@ static void check_histogram(const struct prom *p) {
 }
 
 int main(void) {
-  char synodd[PATH_MAX], why[256];
-  test_binary("SYNODD", "synodd", synodd, sizeof synodd);
-  if (!cluster_synodd_ready(synodd, why, sizeof why)) {
-    printf("skipped: %s\n", why);
-    return SKIP_EXIT;
-  }
+  char synodd[PATH_MAX];
+  cluster_synodd_or_skip(synodd, sizeof synodd);
   if (test_sh("command -v prometheus && command -v promtool", "/dev/null",
               10000) != 0) {
     printf("skipped: prometheus or promtool not installed "

@@ -437,12 +437,8 @@ static void scenario_cut_off(struct cluster *c) {
 }
 
 int main(void) {
-  char synodd[PATH_MAX], why[256];
-  test_binary("SYNODD", "synodd", synodd, sizeof synodd);
-  if (!cluster_synodd_ready(synodd, why, sizeof why)) {
-    printf("skipped: %s\n", why);
-    return SKIP_EXIT;
-  }
+  char synodd[PATH_MAX];
+  cluster_synodd_or_skip(synodd, sizeof synodd);
   struct cluster c;
   cluster_init(&c, 3, synodd);
   c.extra_args[0] = "--channels-max-bytes"; /* the 96 MB of never_reads */

@@ -521,12 +521,8 @@ static void scenario_unsubscribe_pending(struct cluster *c) {
 }
 
 int main(int argc, char **argv) {
-  char synodd[PATH_MAX], why[256];
-  test_binary("SYNODD", "synodd", synodd, sizeof synodd);
-  if (!cluster_synodd_ready(synodd, why, sizeof why)) {
-    printf("skipped: %s\n", why);
-    return SKIP_EXIT;
-  }
+  char synodd[PATH_MAX];
+  cluster_synodd_or_skip(synodd, sizeof synodd);
   struct cluster c;
   cluster_init(&c, 3, synodd);
   c.extra_args[0] = "--snapshot-entries"; /* install_deleted */
