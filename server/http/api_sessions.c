@@ -3,12 +3,12 @@
  * closes it (its bound keys go at once), GET shows it from this
  * replica's state. A session is the state machine's, not a connection's:
  * open, renew and close are writes through node_write (a follower
- * forwards them), each renewal its own SessionKeepalive entry rather
- * than a slot in the leader's per-tick batch, which answers client
- * connections only. So an application may open on one replica, renew on
- * another and bind keys through a third; it must renew within the TTL
- * (every TTL/3 is what libsynod does), or the session expires in cluster
- * time and takes its keys with it. */
+ * forwards them; the leader collects a forwarded renewal into its
+ * per-tick batch of keepalives, and proposes one made on itself as its
+ * own SessionKeepalive entry). So an application may open on one replica, renew
+ * on another and bind keys through a third; it must renew within the TTL (every
+ * TTL/3 is what libsynod does), or the session expires in cluster time and
+ * takes its keys with it. */
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>

@@ -301,8 +301,9 @@ static void write_log(FILE *f, struct node *n) {
   counter(f, "synod_proposals_total",
           "Entries this replica proposed as leader.", m->proposals);
   counter(f, "synod_writes_forwarded_total",
-          "Clients' writes this replica forwarded to the leader as a "
-          "follower (Request.forward).",
+          "Clients' writes (keepalives and session opens included) this "
+          "replica forwarded to the leader as a follower and answered "
+          "(Request.forward).",
           m->writes_forwarded);
   family(f, "synod_proposals_refused_total", "counter",
          "Entries the Raft core refused to append, by code (not the "

@@ -62,12 +62,13 @@ void requests_send_event(struct node *n, uint64_t conn_id, const uint8_t *event,
   requests_send_wrapped(n, conn_id, 2, 0, event, len);
 }
 
-static void requests_send_response(struct node *n, uint64_t conn_id,
-                                   Synod__Response *resp) {
+/* 0, or why it was not sent (the connection is gone, or closing). */
+static int requests_send_response(struct node *n, uint64_t conn_id,
+                                  Synod__Response *resp) {
   Synod__ServerMessage sm = SYNOD__SERVER_MESSAGE__INIT;
   sm.body_case = SYNOD__SERVER_MESSAGE__BODY_RESPONSE;
   sm.response = resp;
-  client_net_send(n->client_net, conn_id, &sm);
+  return client_net_send(n->client_net, conn_id, &sm);
 }
 
 void requests_send_ok(struct node *n, uint64_t conn_id, uint64_t request_id) {
@@ -98,8 +99,11 @@ static void requests_redirect(struct node *n, uint64_t conn_id,
              n->name, (unsigned long long)n->term);
   }
   err.message = text;
-  requests_send_response(n, conn_id, &resp);
-  (void)u64map_put(&n->redirected, conn_id, (void *)1);
+  /* Marked only while the connection is open: requests_on_close has
+   * taken a closed one out for good. */
+  if (requests_send_response(n, conn_id, &resp) == 0) {
+    (void)u64map_put(&n->redirected, conn_id, (void *)1);
+  }
 }
 
 /* ------------------------------------------------------------ handshake */
