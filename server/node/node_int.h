@@ -395,7 +395,6 @@ struct node {
    * more of theirs is forwarded (Request.forward), so a session's writes
    * sent after one the client must send again reach the leader after it. */
   struct u64map redirected; /* conn id -> (void *)1 */
-  uint64_t peer_lost;       /* during node_peer_lost() only */
   struct u64map observers;  /* conn id -> struct observer list */
 
   /* Channel subscriptions (subscribe.c). */

@@ -684,14 +684,15 @@ void requests_reads_fail(struct node *n, int code) {
   }
 }
 
-/* Removes and fails the reads `pred` picks. */
+/* Removes and fails the reads `pred` picks (given `peer`). */
 static void reads_fail_if(struct node *n,
-                          bool (*pred)(struct node *n, const struct read *r),
-                          int code) {
+                          bool (*pred)(struct node *n, const struct read *r,
+                                       uint64_t peer),
+                          uint64_t peer, int code) {
   struct read **pp = &n->reads;
   while (*pp != NULL) {
     struct read *r = *pp;
-    if (!pred(n, r)) {
+    if (!pred(n, r, peer)) {
       pp = &r->next;
       continue;
     }
@@ -700,30 +701,33 @@ static void reads_fail_if(struct node *n,
   }
 }
 
-static bool read_expired(struct node *n, const struct read *r) {
+static bool read_expired(struct node *n, const struct read *r, uint64_t peer) {
+  (void)peer;
   return r->cb != NULL && r->deadline_ms <= node_now_ms(n);
 }
 
 void requests_reads_expire(struct node *n) {
-  reads_fail_if(n, read_expired, SYNOD_ETIMEDOUT);
+  reads_fail_if(n, read_expired, 0, SYNOD_ETIMEDOUT);
 }
 
-static bool read_asked_old_leader(struct node *n, const struct read *r) {
+static bool read_asked_old_leader(struct node *n, const struct read *r,
+                                  uint64_t peer) {
+  (void)peer;
   return r->asked != 0 && r->index == 0 && r->asked != n->leader;
 }
 
 void requests_reads_forward_fail(struct node *n) {
-  reads_fail_if(n, read_asked_old_leader, SYNOD_ENOLEADER);
+  reads_fail_if(n, read_asked_old_leader, 0, SYNOD_ENOLEADER);
 }
 
-static bool read_asked_lost_peer(struct node *n, const struct read *r) {
-  return r->asked != 0 && r->index == 0 && r->asked == n->peer_lost;
+static bool read_asked_peer(struct node *n, const struct read *r,
+                            uint64_t peer) {
+  (void)n;
+  return r->asked != 0 && r->index == 0 && r->asked == peer;
 }
 
 void requests_reads_peer_lost(struct node *n, uint64_t peer) {
-  n->peer_lost = peer;
-  reads_fail_if(n, read_asked_lost_peer, SYNOD_ENOLEADER);
-  n->peer_lost = 0;
+  reads_fail_if(n, read_asked_peer, peer, SYNOD_ENOLEADER);
 }
 
 void requests_read_index_for_peer(struct node *n, uint64_t from, uint64_t ctx) {

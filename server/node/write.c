@@ -253,24 +253,25 @@ void writes_on_forward_reply(struct node *n, uint64_t from,
 
 struct writes_sweep {
   struct node *n;
-  bool (*pick)(const struct node *n, const struct write *w);
+  bool (*pick)(const struct node *n, const struct write *w, uint64_t peer);
+  uint64_t peer;
   uint64_t ctx[WRITES_SWEEP];
   size_t k;
 };
 
 static void writes_sweep_cb(void *arg, uint64_t key, void *value) {
   struct writes_sweep *s = arg;
-  if (s->k < WRITES_SWEEP && s->pick(s->n, value)) {
+  if (s->k < WRITES_SWEEP && s->pick(s->n, value, s->peer)) {
     s->ctx[s->k++] = key;
   }
 }
 
-/* Fails every write `pick` picks with code and msg. */
+/* Fails every write `pick` picks (given `peer`) with code and msg. */
 static void writes_fail_if(struct node *n,
                            bool (*pick)(const struct node *n,
-                                        const struct write *w),
-                           int code, const char *msg) {
-  struct writes_sweep s = {.n = n, .pick = pick};
+                                        const struct write *w, uint64_t peer),
+                           uint64_t peer, int code, const char *msg) {
+  struct writes_sweep s = {.n = n, .pick = pick, .peer = peer};
   do {
     s.k = 0;
     u64map_each(&n->writes, writes_sweep_cb, &s);
@@ -280,7 +281,9 @@ static void writes_fail_if(struct node *n,
   } while (s.k == WRITES_SWEEP);
 }
 
-static bool write_expired(const struct node *n, const struct write *w) {
+static bool write_expired(const struct node *n, const struct write *w,
+                          uint64_t peer) {
+  (void)peer;
   return w->deadline_ms <= node_now_ms(n);
 }
 
@@ -293,11 +296,12 @@ void writes_expire(struct node *n) {
            "no answer in time on %s: the write may or may not have been "
            "applied (outcome unknown)",
            n->name);
-  writes_fail_if(n, write_expired, SYNOD_ETIMEDOUT, msg);
+  writes_fail_if(n, write_expired, 0, SYNOD_ETIMEDOUT, msg);
 }
 
-static bool write_asked_old_leader(const struct node *n,
-                                   const struct write *w) {
+static bool write_asked_old_leader(const struct node *n, const struct write *w,
+                                   uint64_t peer) {
+  (void)peer;
   return w->asked != 0 && w->asked != n->leader;
 }
 
@@ -310,11 +314,13 @@ void writes_forward_fail(struct node *n) {
            "the leader changed before it answered %s's forwarded write: it "
            "may or may not have been applied (outcome unknown)",
            n->name);
-  writes_fail_if(n, write_asked_old_leader, SYNOD_ENOTLEADER, msg);
+  writes_fail_if(n, write_asked_old_leader, 0, SYNOD_ENOTLEADER, msg);
 }
 
-static bool write_asked_lost_peer(const struct node *n, const struct write *w) {
-  return w->asked != 0 && w->asked == n->peer_lost;
+static bool write_asked_peer(const struct node *n, const struct write *w,
+                             uint64_t peer) {
+  (void)n;
+  return w->asked != 0 && w->asked == peer;
 }
 
 void writes_peer_lost(struct node *n, uint64_t peer) {
@@ -327,14 +333,14 @@ void writes_peer_lost(struct node *n, uint64_t peer) {
            "forwarded write: it may or may not have been applied (outcome "
            "unknown)",
            n->name);
-  n->peer_lost = peer;
-  writes_fail_if(n, write_asked_lost_peer, SYNOD_ENOTLEADER, msg);
-  n->peer_lost = 0;
+  writes_fail_if(n, write_asked_peer, peer, SYNOD_ENOTLEADER, msg);
 }
 
-static bool write_any(const struct node *n, const struct write *w) {
+static bool write_any(const struct node *n, const struct write *w,
+                      uint64_t peer) {
   (void)n;
   (void)w;
+  (void)peer;
   return true;
 }
 
@@ -344,7 +350,7 @@ void writes_fail_all(struct node *n, int code) {
            "%s is stopping: the write may or may not have been applied "
            "(outcome unknown)",
            n->name);
-  writes_fail_if(n, write_any, code, msg);
+  writes_fail_if(n, write_any, 0, code, msg);
 }
 
 void writes_close(struct node *n) {

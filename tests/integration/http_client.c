@@ -126,3 +126,11 @@ double metrics_sample(const char *text, const char *series) {
   }
   return -1;
 }
+
+double metrics_of(const struct cluster *c, int i, const char *series) {
+  char *text = metrics_get(c->nodes[i].http);
+  double v = metrics_sample(text, series);
+  free(text);
+  CHECK(v >= 0, "%s has no %s", c->nodes[i].name, series);
+  return v;
+}

@@ -58,6 +58,9 @@ char *metrics_get(const char *address);
  * Prometheus text, or -1 if it is not there. */
 double metrics_sample(const char *text, const char *series);
 
+/* The value of `series` on replica i of c, which must have it (a CHECK). */
+double metrics_of(const struct cluster *c, int i, const char *series);
+
 /* A request to `address` (see http_do) that must answer `want`, and the
  * JSON it answered (the caller owns the reference). A failure names the
  * address. */

@@ -50,14 +50,6 @@ static struct synod_client *client_of(const char *endpoints) {
   return cl;
 }
 
-static double metric(const struct cluster *c, int i, const char *series) {
-  char *text = metrics_get(c->nodes[i].http);
-  double v = metrics_sample(text, series);
-  free(text);
-  CHECK(v >= 0, "%s has no %s", c->nodes[i].name, series);
-  return v;
-}
-
 /* Every replica's applied index and digest once all have applied `index`
  * and agree on where they are; bounded. */
 static void wait_same_state(const struct cluster *c, uint64_t index) {
@@ -107,7 +99,7 @@ int main(void) {
   int l = cluster_wait_leader(&c, 20000);
   int f = (l + 1) % 3;
   struct synod_client *cl = client_of(c.nodes[l].client);
-  double read_back = metric(&c, l, "synod_appends_read_back_total");
+  double read_back = metrics_of(&c, l, "synod_appends_read_back_total");
 
   cluster_signal(&c, f, SIGSTOP);
   static uint8_t data[BATCH][SIZE];
@@ -126,7 +118,7 @@ int main(void) {
    * file, 2 MiB), the newest 4 MiB, and at most the appends in flight. */
   uint64_t deadline = test_now_ms() + 10000;
   double held;
-  while ((held = metric(&c, l, "synod_log_memory_bytes")) > 8e6) {
+  while ((held = metrics_of(&c, l, "synod_log_memory_bytes")) > 8e6) {
     CHECK(test_now_ms() < deadline,
           "%s holds %.0f bytes of entries in memory after 10 s",
           c.nodes[l].name, held);
@@ -138,11 +130,11 @@ int main(void) {
 
   cluster_signal(&c, f, SIGCONT);
   wait_same_state(&c, out.index);
-  double sent = metric(&c, l, "synod_appends_read_back_total") - read_back;
+  double sent = metrics_of(&c, l, "synod_appends_read_back_total") - read_back;
   CHECK(sent > 0, "%s read no append back from its store", c.nodes[l].name);
   printf("  %s sent %.0f appends read back from its store\n", c.nodes[l].name,
          sent);
-  held = metric(&c, f, "synod_log_memory_bytes");
+  held = metrics_of(&c, f, "synod_log_memory_bytes");
   CHECK(held < 8e6, "%s holds %.0f bytes of entries after catching up",
         c.nodes[f].name, held);
 
@@ -167,8 +159,8 @@ int main(void) {
   synod_client_free(fc);
 
   for (int i = 0; i < 3; i++) {
-    double taken = metric(&c, i, "synod_snapshots_taken_total");
-    double bytes = metric(&c, i, "synod_snapshot_taken_bytes_total");
+    double taken = metrics_of(&c, i, "synod_snapshots_taken_total");
+    double bytes = metrics_of(&c, i, "synod_snapshot_taken_bytes_total");
     CHECK(taken >= 1 && bytes / taken > 512 * 1024,
           "%s took %.0f snapshots of %.0f bytes in all: none written in "
           "steps",
@@ -176,7 +168,7 @@ int main(void) {
     /* The first one too: the state held megabytes when it was due,
      * though no earlier image said so. */
     double on_loop =
-        metric(&c, i, "synod_snapshots_encoded_total{by=\"loop\"}");
+        metrics_of(&c, i, "synod_snapshots_encoded_total{by=\"loop\"}");
     CHECK(on_loop == 0,
           "%s encoded %.0f snapshot images on its loop, not in a child",
           c.nodes[i].name, on_loop);
@@ -186,7 +178,7 @@ int main(void) {
   OK(synod_channel_publish(cl, "catchup", ptrs, lens, 1, NULL, 0, &out));
   cluster_restart(&c, r);
   wait_same_state(&c, out.index);
-  CHECK(metric(&c, r, "synod_snapshots_received_total") == 0,
+  CHECK(metrics_of(&c, r, "synod_snapshots_received_total") == 0,
         "%s was sent a snapshot after its restart: it did not start from "
         "its own",
         c.nodes[r].name);

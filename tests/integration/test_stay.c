@@ -36,14 +36,6 @@
 #define MESSAGES_MAX 100000
 #define AFTER_KILL 200
 
-static double metric(const struct cluster *c, int i, const char *series) {
-  char *text = metrics_get(c->nodes[i].http);
-  double v = metrics_sample(text, series);
-  free(text);
-  CHECK(v >= 0, "%s has no %s", c->nodes[i].name, series);
-  return v;
-}
-
 static uint32_t published;
 
 static void publish_next(struct synod_client *cl) {
@@ -196,9 +188,9 @@ int main(void) {
       "synod_requests_total{op=\"channel_publish\",code=\"SYNOD_OK\"}";
   const char *keepalive_ok =
       "synod_requests_total{op=\"session_keepalive\",code=\"SYNOD_OK\"}";
-  double on_f = metric(&c, f, pub_ok), on_l = metric(&c, l, pub_ok);
-  double forwarded = metric(&c, f, "synod_writes_forwarded_total");
-  double keepalives = metric(&c, f, keepalive_ok);
+  double on_f = metrics_of(&c, f, pub_ok), on_l = metrics_of(&c, l, pub_ok);
+  double forwarded = metrics_of(&c, f, "synod_writes_forwarded_total");
+  double keepalives = metrics_of(&c, f, keepalive_ok);
   CHECK(on_f == published && on_l == 0,
         "%u publishes answered %.0f times by the follower %s and %.0f by "
         "the leader %s: the client did not stay",
