@@ -37,8 +37,10 @@ static void publish_usage(FILE *out) {
           "Publishes the messages, in one batch at consecutive offsets, once\n"
           "committed on a majority; prints the offsets (first last) and\n"
           "the log index. With -, every line of stdin is a message (batches\n"
-          "of %d). --id: a message id the server deduplicates (a retry of a\n"
-          "script that may have published already appends nothing).\n",
+          "of %d, one line of output each). --id: a message id the server\n"
+          "deduplicates (a retry of a script that may have published already\n"
+          "appends nothing); with -, the first batch has ID, the k-th ID/k,\n"
+          "so a retry with the same input appends nothing either.\n",
           PUBLISH_BATCH_MAX);
 }
 
@@ -68,11 +70,23 @@ static int publish_batch(const struct ctl_opts *o, struct synod_client *c,
   return CTL_EXIT_OK;
 }
 
+/* The message id of stdin's k-th batch (from 1): the id given for the
+ * first, "id/k" for the others. One id for all of them had the server
+ * take every batch after the first for a retry of it, and drop it. */
+static const char *batch_id(const char *id, size_t k, char *buf, size_t size) {
+  if (id == NULL || k == 1) {
+    return id;
+  }
+  snprintf(buf, size, "%s/%zu", id, k);
+  return buf;
+}
+
 /* Publishes stdin's lines in batches. */
 static int publish_stdin(const struct ctl_opts *o, struct synod_client *c,
                          const char *channel, const char *id) {
   char *lines[PUBLISH_BATCH_MAX];
-  size_t n = 0, cap = 0;
+  char idbuf[1024];
+  size_t n = 0, cap = 0, batches = 0;
   char *line = NULL;
   ssize_t len;
   int code = CTL_EXIT_OK;
@@ -84,7 +98,9 @@ static int publish_stdin(const struct ctl_opts *o, struct synod_client *c,
     line = NULL;
     cap = 0;
     if (n == PUBLISH_BATCH_MAX) {
-      code = publish_batch(o, c, channel, id, lines, n);
+      code =
+          publish_batch(o, c, channel,
+                        batch_id(id, ++batches, idbuf, sizeof idbuf), lines, n);
       while (n > 0) {
         free(lines[--n]);
       }
@@ -92,7 +108,8 @@ static int publish_stdin(const struct ctl_opts *o, struct synod_client *c,
   }
   free(line);
   if (code == CTL_EXIT_OK && n > 0) {
-    code = publish_batch(o, c, channel, id, lines, n);
+    code = publish_batch(
+        o, c, channel, batch_id(id, ++batches, idbuf, sizeof idbuf), lines, n);
   }
   while (n > 0) {
     free(lines[--n]);

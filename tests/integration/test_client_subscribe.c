@@ -343,6 +343,58 @@ static void scenario_synodctl(const struct cluster *c) {
   printf("ok synodctl subscribe --cursor in two runs, ECOMPACTED\n");
 }
 
+/* synodctl's channel commands end to end. 2,500 lines of stdin under one
+ * --id go in three batches at offsets 1..2500 (the same id on every
+ * batch had the server drop the second and third as retries of the
+ * first, and exit 0); the same command again appends nothing and says so
+ * for each batch. Then read, info, list and delete. */
+static void scenario_synodctl_channel(const struct cluster *c) {
+  char path[PATH_MAX + 64], args[PATH_MAX + 128], *out;
+  snprintf(path, sizeof path, "%s/lines.txt", dir);
+  FILE *f = fopen(path, "w");
+  CHECK(f != NULL, "cannot create %s", path);
+  for (int i = 1; i <= 2500; i++) {
+    fprintf(f, "line-%d\n", i);
+  }
+  CHECK(fclose(f) == 0, "cannot write %s", path);
+  snprintf(args, sizeof args, "publish lines --id import-7 - < '%s'", path);
+  static const char *const want[3] = {"1 1000 index ", "1001 2000 index ",
+                                      "2001 2500 index "};
+  for (int run = 0; run < 2; run++) {
+    CHECK(ctl(c, run == 0 ? "stdin1" : "stdin2", args, &out) == 0,
+          "publish - (run %d): %s", run + 1, out);
+    char *line = strtok(out, "\n");
+    for (int b = 0; b < 3; b++, line = strtok(NULL, "\n")) {
+      CHECK(line != NULL && strncmp(line, want[b], strlen(want[b])) == 0,
+            "run %d, batch %d: '%s'", run + 1, b + 1, line ? line : "(none)");
+      CHECK((strstr(line, "(duplicate)") != NULL) == (run == 1),
+            "run %d, batch %d: '%s'", run + 1, b + 1, line);
+    }
+    CHECK(line == NULL, "run %d: an extra line '%s'", run + 1, line);
+    free(out);
+  }
+  CHECK(ctl(c, "info", "channel info lines", &out) == 0 &&
+            strstr(out, "offsets 1..2501  2500 messages") != NULL,
+        "info: '%s'", out);
+  free(out);
+  CHECK(ctl(c, "read", "channel read lines --from 2499 --count 5", &out) == 0 &&
+            strcmp(out, "2499\tline-2499\n2500\tline-2500\n") == 0,
+        "read: '%s'", out);
+  free(out);
+  CHECK(ctl(c, "list", "channel list", &out) == 0 &&
+            strstr(out, "lines  offsets 1..2501") != NULL,
+        "list: '%s'", out);
+  free(out);
+  CHECK(ctl(c, "delete", "channel delete lines", &out) == 0, "delete: %s", out);
+  free(out);
+  CHECK(ctl(c, "gone", "channel info lines", &out) == 1 &&
+            strstr(out, "SYNOD_ENOTFOUND") != NULL,
+        "info after delete: '%s'", out);
+  free(out);
+  printf("ok synodctl publish - with --id in 3 batches, retried; channel "
+         "read, info, list, delete\n");
+}
+
 int main(void) {
   char synodd[PATH_MAX], why[256];
   setvbuf(stdout, NULL, _IONBF, 0);
@@ -358,6 +410,7 @@ int main(void) {
   cluster_wait_leader(&c, 20000);
   scenario_failover(&c);
   scenario_synodctl(&c);
+  scenario_synodctl_channel(&c);
   cluster_stop(&c);
   printf("ok client subscribe\n");
   return 0;
