@@ -11,6 +11,7 @@
 #include "api.h"
 #include "discovery.h"
 #include "err.h"
+#include "fsm.h"
 #include "log.h"
 #include "node.h"
 #include "synod.h"
@@ -39,6 +40,7 @@ struct config {
   const char *k8s_interval, *http, *channels_max_bytes;
   const char *keys_history, *keys_history_bytes;
   const char *group_checkpoint_max_bytes, *snapshot_fork;
+  const char *keys_value_max_bytes;
 };
 
 static struct config cfg = {.cluster_id = "synod", .log_level = "info"};
@@ -91,6 +93,10 @@ static const struct flag flags[] = {
     {"--keys-history-bytes", "SYNOD_KEYS_HISTORY_BYTES",
      &cfg.keys_history_bytes,
      "... and in bytes: 64MiB, 1GiB, ... (same on every replica) [64MiB]"},
+    {"--keys-value-max-bytes", "SYNOD_KEYS_VALUE_MAX_BYTES",
+     &cfg.keys_value_max_bytes,
+     "the largest value of one key: 64KiB, 512KiB, ... (at most 1000000 "
+     "bytes; the leader's value applies to all) [64KiB]"},
     {"--group-checkpoint-max-bytes", "SYNOD_GROUP_CHECKPOINT_MAX_BYTES",
      &cfg.group_checkpoint_max_bytes,
      "the largest state checkpoint a group may store: 16MiB, 64MiB, ... "
@@ -209,7 +215,10 @@ static int parse_u32(const char *text, const char *what, uint32_t *out) {
 
 /* A byte size: a number with an optional KiB, MiB or GiB, from 1 MiB to
  * 64 GiB. */
-static int parse_bytes(const char *text, const char *what, uint64_t *out) {
+/* A size from min to max bytes: a number of bytes, or with KiB, MiB or
+ * GiB; `bounds` says them in the error. */
+static int parse_size(const char *text, const char *what, uint64_t min,
+                      uint64_t max, const char *bounds, uint64_t *out) {
   static const struct {
     const char *suffix;
     unsigned shift;
@@ -222,17 +231,22 @@ static int parse_bytes(const char *text, const char *what, uint64_t *out) {
   unsigned long long v = strtoull(text, &end, 10);
   for (size_t i = 0; errno == 0 && end != text && i < 4; i++) {
     if (strcmp(end, units[i].suffix) == 0 && v <= (64ull << 30) &&
-        (v << units[i].shift) >= (1ull << 20) &&
-        (v << units[i].shift) <= (64ull << 30)) {
+        (v << units[i].shift) >= min && (v << units[i].shift) <= max) {
       *out = v << units[i].shift;
       return 0;
     }
   }
   fprintf(stderr,
-          "synodd: %s '%s' is not a size from 1MiB to 64GiB (a number of "
-          "bytes, or with KiB, MiB or GiB)\n",
-          what, text);
+          "synodd: %s '%s' is not a size %s (a number of bytes, or with KiB, "
+          "MiB or GiB)\n",
+          what, text, bounds);
   return -1;
+}
+
+/* A size from 1 MiB to 64 GiB. */
+static int parse_bytes(const char *text, const char *what, uint64_t *out) {
+  return parse_size(text, what, 1ull << 20, 64ull << 30, "from 1MiB to 64GiB",
+                    out);
 }
 
 /* A count from 1 to 1,000,000,000. */
@@ -437,6 +451,9 @@ int main(int argc, char **argv) {
       parse_count(cfg.keys_history, "--keys-history", &o.key_history_max) ||
       parse_bytes(cfg.keys_history_bytes, "--keys-history-bytes",
                   &o.key_history_bytes_max) ||
+      parse_size(cfg.keys_value_max_bytes, "--keys-value-max-bytes", 1,
+                 FSM_KEY_VALUE_BYTES_CAP, "from 1 to 1000000 bytes",
+                 &o.key_value_bytes_max) ||
       parse_bytes(cfg.group_checkpoint_max_bytes,
                   "--group-checkpoint-max-bytes",
                   &o.group_checkpoint_bytes_max)) {

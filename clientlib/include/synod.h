@@ -627,7 +627,7 @@ int synod_member_remove(struct synod_client *c, const char *name,
  * every channel whose name starts with it, in the cluster's total order)
  * as they are committed, from the replica the client is connected to,
  * follower or leader; see "Subscriptions" below. Durable cursors keep a
- * consumer's position in the cluster. (The HTTP side comes next.) */
+ * consumer's position in the cluster. Over HTTP: README.md, "HTTP". */
 
 /* Zero in any field means the server's default. */
 struct synod_channel_limits {
@@ -986,7 +986,8 @@ int synod_async_channel_cursor_get(struct synod_async *a, const char *channel,
  * piece of shared configuration. A key is 1..SYNOD_KEY_BYTES_MAX bytes
  * of UTF-8 without a NUL ("/" separates levels by convention; keys sort
  * bytewise); a value is bytes, at most 64 KiB unless the servers were
- * started with another limit (over it: SYNOD_ETOOBIG).
+ * started with another limit (synodd --keys-value-max-bytes; over it:
+ * SYNOD_ETOOBIG).
  *
  * Every write that changes something gets the cluster's next revision
  * (dense from 1, the same on every replica). Each key carries the

@@ -467,6 +467,10 @@ int fsm_apply(struct fsm *f, uint64_t index, const uint8_t *data, size_t len,
               : FSM_GROUP_CHECKPOINT_BYTES_CAP;
       f->settings.key_history_max = cmd->settings->key_history_max;
       f->settings.key_history_bytes_max = cmd->settings->key_history_bytes_max;
+      f->settings.key_value_bytes_max =
+          cmd->settings->key_value_bytes_max <= FSM_KEY_VALUE_BYTES_CAP
+              ? cmd->settings->key_value_bytes_max
+              : FSM_KEY_VALUE_BYTES_CAP;
     } else {
       request_apply(f, cmd->request, out);
     }
@@ -571,6 +575,11 @@ uint64_t fsm_key_history_bytes_max(const struct fsm *f) {
                                            : f->opt.key_history_bytes_max;
 }
 
+uint64_t fsm_key_value_bytes_max(const struct fsm *f) {
+  return f->settings.key_value_bytes_max ? f->settings.key_value_bytes_max
+                                         : f->opt.key_value_bytes_max;
+}
+
 size_t fsm_command_encode_settings(uint64_t time_ms,
                                    const struct fsm_settings *s, uint8_t *buf,
                                    size_t cap) {
@@ -580,6 +589,7 @@ size_t fsm_command_encode_settings(uint64_t time_ms,
   m.group_checkpoint_bytes_max = s->group_checkpoint_bytes_max;
   m.key_history_max = s->key_history_max;
   m.key_history_bytes_max = s->key_history_bytes_max;
+  m.key_value_bytes_max = s->key_value_bytes_max;
   c.time_ms = time_ms;
   c.body_case = SYNOD__FSM__COMMAND__BODY_SETTINGS;
   c.settings = &m;

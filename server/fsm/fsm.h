@@ -353,11 +353,18 @@ struct fsm_settings {
    * as the history is part of the state every replica must agree on. */
   uint64_t key_history_max;
   uint64_t key_history_bytes_max;
+  /* One key's value, at most FSM_KEY_VALUE_BYTES_CAP; values stored under
+   * a larger setting stay when it is lowered. */
+  uint64_t key_value_bytes_max;
 };
 
 /* The largest group checkpoint any setting may allow (an image holding a
  * larger one is corrupt). */
 #define FSM_GROUP_CHECKPOINT_BYTES_CAP (1ull << 30)
+
+/* The largest key value any setting may allow: what a client frame (1 MiB)
+ * holds with the key and the request around it, as for channel messages. */
+#define FSM_KEY_VALUE_BYTES_CAP 1000000u
 
 /* The settings as applied (0 fields: never set). */
 void fsm_settings_get(const struct fsm *f, struct fsm_settings *out);
@@ -378,6 +385,9 @@ uint64_t fsm_group_checkpoint_bytes_max(const struct fsm *f);
 /* The key history's bounds in force (the settings, else the options). */
 uint64_t fsm_key_history_max(const struct fsm *f);
 uint64_t fsm_key_history_bytes_max(const struct fsm *f);
+
+/* The bound on one key's value in force. */
+uint64_t fsm_key_value_bytes_max(const struct fsm *f);
 
 /* Builds a Settings command (the leader writes its flags' values). Same
  * contract as fsm_command_encode_request. */

@@ -310,10 +310,11 @@ static int put_arg(const struct fsm *f, const struct fsm_session *s,
   if (rv != 0) {
     return rv;
   }
-  if (p->value.len > f->opt.key_value_bytes_max) {
-    errmsg_set(msg, "%s: value of %zu bytes for \"%.*s\", over %u", what,
+  uint64_t value_max = fsm_key_value_bytes_max(f);
+  if (p->value.len > value_max) {
+    errmsg_set(msg, "%s: value of %zu bytes for \"%.*s\", over %" PRIu64, what,
                p->value.len, key_shown(p->key.data, p->key.len),
-               (const char *)p->key.data, f->opt.key_value_bytes_max);
+               (const char *)p->key.data, value_max);
     return SYNOD_ETOOBIG;
   }
   if (p->session_bound && s == NULL) {

@@ -206,7 +206,8 @@ static void image_build(const struct fsm *f, struct fsm_arena *a,
   if (f->settings.channels_bytes_max != 0 ||
       f->settings.group_checkpoint_bytes_max != 0 ||
       f->settings.key_history_max != 0 ||
-      f->settings.key_history_bytes_max != 0) { /* absent: default */
+      f->settings.key_history_bytes_max != 0 ||
+      f->settings.key_value_bytes_max != 0) { /* absent: default */
     img->settings = fsm_arena_calloc(a, 1, sizeof *img->settings);
     synod__fsm__settings__init(img->settings);
     img->settings->channels_bytes_max = f->settings.channels_bytes_max;
@@ -214,6 +215,7 @@ static void image_build(const struct fsm *f, struct fsm_arena *a,
         f->settings.group_checkpoint_bytes_max;
     img->settings->key_history_max = f->settings.key_history_max;
     img->settings->key_history_bytes_max = f->settings.key_history_bytes_max;
+    img->settings->key_value_bytes_max = f->settings.key_value_bytes_max;
   }
   IMAGE_FILL(f->sessions, struct fsm_session, by_id, Synod__Fsm__Session,
              sessions, session_encode);
@@ -601,7 +603,8 @@ static int image_load(struct fsm *t, const Synod__Fsm__Image *img,
   t->token_last = img->token_last;
   if (img->settings != NULL) {
     if (img->settings->group_checkpoint_bytes_max >
-        FSM_GROUP_CHECKPOINT_BYTES_CAP) {
+            FSM_GROUP_CHECKPOINT_BYTES_CAP ||
+        img->settings->key_value_bytes_max > FSM_KEY_VALUE_BYTES_CAP) {
       return -1;
     }
     t->settings.channels_bytes_max = img->settings->channels_bytes_max;
@@ -609,6 +612,7 @@ static int image_load(struct fsm *t, const Synod__Fsm__Image *img,
         img->settings->group_checkpoint_bytes_max;
     t->settings.key_history_max = img->settings->key_history_max;
     t->settings.key_history_bytes_max = img->settings->key_history_bytes_max;
+    t->settings.key_value_bytes_max = img->settings->key_value_bytes_max;
   }
   if (sessions_load(t, img) || locks_load(t, img) || counters_load(t, img) ||
       elections_load(t, img) || members_load(t, img) || channels_load(t, img) ||

@@ -333,6 +333,8 @@ static void bootstrap_settings(struct node *n) {
        "keys-history", false},
       {o->key_history_bytes_max, &s.key_history_bytes_max,
        fsm_key_history_bytes_max(f), "keys-history-bytes", false},
+      {o->key_value_bytes_max, &s.key_value_bytes_max,
+       fsm_key_value_bytes_max(f), "keys-value-max-bytes", false},
   };
   size_t rows_n = sizeof rows / sizeof rows[0];
   bool changed = false;

@@ -63,6 +63,9 @@ struct node_options {
   /* The bound on one group checkpoint, written into the replicated
    * settings alike [0: leave as it is; the default is 16 MiB]. */
   uint64_t group_checkpoint_bytes_max;
+  /* The bound on one key's value, written into the replicated settings
+   * alike [0: leave as it is; the default is 64 KiB]. */
+  uint64_t key_value_bytes_max;
 };
 
 struct node;

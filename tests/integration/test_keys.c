@@ -656,6 +656,20 @@ static void ctl_expect(const char *args, int code, const char *want) {
 
 #define CTL "'%s' --endpoints %s key "
 
+/* synodd --keys-value-max-bytes 100KiB reaches the state through the
+ * leader's settings entry: a value over the default 64 KiB is taken, one
+ * byte over 100 KiB refused with SYNOD_ETOOBIG and nothing written. */
+static void scenario_value_bound(void) {
+  ctl_expect("head -c 102400 /dev/zero | tr '\\0' v | " CTL "put big/ok -", 0,
+             NULL);
+  ctl_expect(CTL "get big/ok --json", 0, "\"version\":1");
+  ctl_expect("head -c 102401 /dev/zero | tr '\\0' v | " CTL "put big/no -", 1,
+             "SYNOD_ETOOBIG");
+  ctl_expect(CTL "get big/no", 1, "big/no not found");
+  printf("ok --keys-value-max-bytes 100KiB: 102,400 bytes taken, 102,401 "
+         "refused\n");
+}
+
 static void scenario_synodctl(const struct cluster *c) {
   struct synod_client *cl = client_at(c->endpoints, 0);
   ctl_expect(CTL "put ctl/a hello", 0, "revision ");
@@ -736,7 +750,7 @@ static void scenario_synodctl(const struct cluster *c) {
   longkey[sizeof longkey - 1] = '\0';
   snprintf(cmd, sizeof cmd, CTL "put %s v", "%s", "%s", longkey);
   ctl_expect(cmd, 1, "513 bytes; at most 512");
-  ctl_expect("head -c 70000 /dev/zero | tr '\\0' v | " CTL "put ctl/big -", 1,
+  ctl_expect("head -c 110000 /dev/zero | tr '\\0' v | " CTL "put ctl/big -", 1,
              "SYNOD_ETOOBIG");
   CHECK(!key_exists(cl, "ctl/big"), "big value not stored");
   ctl_expect("echo '{\"success\":[{\"put\":\"ctl/j\",\"value\":1}]}' | " CTL
@@ -1088,6 +1102,8 @@ int main(int argc, char **argv) {
   if (strcmp(mode, "synodctl") == 0) { /* for key watch's exit 77 */
     c.extra_args[0] = "--keys-history";
     c.extra_args[1] = history;
+    c.extra_args[2] = "--keys-value-max-bytes"; /* scenario_value_bound */
+    c.extra_args[3] = "100KiB";
   }
   for (int i = 0; i < c.n; i++) {
     cluster_restart(&c, i);
@@ -1100,6 +1116,7 @@ int main(int argc, char **argv) {
     test_tmpdir("keys-ctl", ctl_dir, sizeof ctl_dir);
     ctl_endpoints = c.endpoints;
     scenario_synodctl(&c);
+    scenario_value_bound();
     scenario_synodctl_watch();
     scenario_synodctl_watch_behind(&c);
     scenario_synodctl_watch_failover(&c);

@@ -3007,6 +3007,57 @@ START_TEST(key_history_bounds_are_a_replicated_setting) {
 }
 END_TEST
 
+/* The bound on a key's value is a replicated setting too
+ * (--keys-value-max-bytes): 64 KiB until the leader's Settings entry says
+ * otherwise, then that on every replica whatever its own options, kept by
+ * the snapshot; a setting over what a frame holds is held to that. */
+START_TEST(key_value_bound_is_a_replicated_setting) {
+  struct fsm_options small = {.key_value_bytes_max = 10};
+  struct h a, b;
+  h_init(&a, NULL);
+  h_init(&b, &small);
+  char big[2002]; /* 2,001 bytes */
+  memset(big, 'v', sizeof big - 1);
+  big[sizeof big - 1] = '\0';
+  ck_assert_uint_eq(fsm_key_value_bytes_max(a.f), 64u << 10);
+  h_kput(&b, 0, 0, "k", big, false);
+  ck_assert_int_eq(h_err(&b), SYNOD_ETOOBIG);
+  uint8_t buf[64];
+  struct fsm_settings st = {.key_value_bytes_max = 2000};
+  size_t n = fsm_command_encode_settings(a.time_ms, &st, buf, sizeof buf);
+  ck_assert_uint_le(n, sizeof buf);
+  h_apply_bytes(&a, buf, n);
+  h_apply_bytes(&b, buf, n);
+  for (struct h *x = &a; x != NULL; x = x == &a ? &b : NULL) {
+    ck_assert_uint_eq(fsm_key_value_bytes_max(x->f), 2000);
+    h_kput(x, 0, 0, "k", big, false); /* one byte too many */
+    ck_assert_int_eq(h_err(x), SYNOD_ETOOBIG);
+    ck_assert_msg(strstr(h_msg(x), "value of 2001 bytes") != NULL &&
+                      strstr(h_msg(x), "over 2000") != NULL,
+                  "%s", h_msg(x));
+    big[2000] = '\0';
+    h_kput_ok(x, "k", big);
+    big[2000] = 'v';
+  }
+  struct h c;
+  h_init(&c, NULL);
+  uint8_t *img;
+  size_t len;
+  ck_assert_int_eq(fsm_snapshot_encode(b.f, &img, &len), 0);
+  ck_assert_int_eq(fsm_snapshot_decode(c.f, img, len), 0);
+  free(img);
+  ck_assert_uint_eq(fsm_key_value_bytes_max(c.f), 2000);
+  c.index = b.index;
+  st.key_value_bytes_max = FSM_KEY_VALUE_BYTES_CAP + 1;
+  n = fsm_command_encode_settings(c.time_ms, &st, buf, sizeof buf);
+  h_apply_bytes(&c, buf, n);
+  ck_assert_uint_eq(fsm_key_value_bytes_max(c.f), FSM_KEY_VALUE_BYTES_CAP);
+  h_close(&a);
+  h_close(&b);
+  h_close(&c);
+}
+END_TEST
+
 /* One history item per revision at position == revision; a transaction's
  * events share one; the window keeps its bounds by dropping the oldest
  * revisions (never the newest) and says where it starts. */
@@ -3457,6 +3508,7 @@ static TCase *tcase_keys(void) {
   tcase_add_test(tc, key_session_end_removes_keys_in_chunks_hidden_at_once);
   tcase_add_test(tc, key_history_positions_are_revisions_and_compact);
   tcase_add_test(tc, key_history_bounds_are_a_replicated_setting);
+  tcase_add_test(tc, key_value_bound_is_a_replicated_setting);
   tcase_add_test(tc, key_history_drops_a_session_end_and_frees_its_keys);
   tcase_add_test(tc, key_history_trim_is_the_same_on_a_restored_replica);
   tcase_add_test(tc, key_state_survives_a_snapshot_byte_for_byte);
