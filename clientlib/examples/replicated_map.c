@@ -221,7 +221,8 @@ int main(int argc, char **argv) {
       rv = s != NULL ? synod_group_member_checkpoint(g, ev.item.offset, s, len,
                                                      0, NULL)
                      : SYNOD_ENOMEM;
-      printf("%s state for %s at %" PRIu64 ": %s\n", name, ev.item.member,
+      printf("%s state for %s at %" PRIu64 ": %s\n", name,
+             ev.item.member[0] ? ev.item.member : "the replicas",
              ev.item.offset, rv == 0 ? "stored" : synod_client_errmsg());
       free(s);
     }

@@ -1838,8 +1838,10 @@ typedef void (*synod_group_ready_cb)(void *arg, int status,
 /* The full view, after each change (borrowed for the call). */
 typedef void (*synod_group_view_cb)(void *arg,
                                     const struct synod_group_view *view);
-/* A message, a state request (item->member asks; store a checkpoint at
- * item->offset) or a checkpoint notice (borrowed for the call). */
+/* A message, a state request (item->member asks, or "" when the replicas
+ * ask because the items after the latest checkpoint fill half the
+ * group's window; either way store a checkpoint at item->offset) or a
+ * checkpoint notice (borrowed for the call). */
 typedef void (*synod_group_item_cb)(void *arg,
                                     const struct synod_group_item *item);
 /* The membership ended: SYNOD_ESESSION (removed), or the status that

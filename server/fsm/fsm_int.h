@@ -383,6 +383,9 @@ struct fsm_group {
   uint64_t created_index;
   bool has_ckpt;
   uint64_t ckpt_offset, ckpt_index, ckpt_time_ms;
+  /* Payload bytes of the retained items after ckpt_offset (derived:
+   * counted again at each new checkpoint and when an image loads). */
+  uint64_t after_ckpt_bytes;
   uint8_t *ckpt;
   size_t ckpt_len;
   char *ckpt_member;
@@ -704,6 +707,9 @@ struct fsm_group *fsm_group_find(const struct fsm *f, const char *name,
                                  size_t len);
 /* Every item after the checkpoint's offset is retained. */
 bool fsm_group_ckpt_usable(const struct fsm_group *g);
+
+/* Counts g->after_ckpt_bytes from the window. */
+void fsm_group_after_ckpt_count(struct fsm_group *g);
 /* The view of g into v; with an arena, the full member list (borrowing
  * the members' strings). */
 void fsm_group_view_fill(const struct fsm_group *g, struct fsm_arena *a,

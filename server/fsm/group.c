@@ -144,6 +144,19 @@ bool fsm_group_ckpt_usable(const struct fsm_group *g) {
   return g->has_ckpt && g->ckpt_offset + 1 >= g->window.first;
 }
 
+void fsm_group_after_ckpt_count(struct fsm_group *g) {
+  struct window_iter it;
+  struct window_item x;
+  g->after_ckpt_bytes = 0;
+  if (!g->has_ckpt) {
+    return;
+  }
+  window_iter_seek(&g->window, g->ckpt_offset + 1, &it);
+  while (window_iter_next(&it, &x)) {
+    g->after_ckpt_bytes += x.len;
+  }
+}
+
 /* ------------------------------------------------------------ uploads */
 
 /* The slot of session_id's upload, or where it would go. */
@@ -244,20 +257,26 @@ static int group_room(struct fsm *f, struct fsm_group *g, uint64_t bytes,
           g->window.bytes + bytes > o->group_bytes_max ||
           f->groups_bytes + bytes > o->groups_bytes_max)) {
     uint64_t before = g->window.bytes;
+    bool after_ckpt = g->has_ckpt && g->window.first > g->ckpt_offset;
     window_evict(&g->window);
     f->groups_bytes -= before - g->window.bytes;
+    if (after_ckpt) {
+      g->after_ckpt_bytes -= before - g->window.bytes;
+    }
   }
   return 0;
 }
 
 /* Appends the packed item (taking b's memory) and says so in one
  * GROUP_APPENDED event per group per entry. Returns its offset. */
-static uint64_t group_append(struct fsm *f, struct fsm_group *g,
-                             struct gbuf *b) {
+static uint64_t group_put(struct fsm *f, struct fsm_group *g, struct gbuf *b) {
   (void)group_room(f, g, b->len, false, NULL);
   uint64_t offset = g->window.next;
   window_append(&g->window, f->index, f->time_ms, b->p, b->len);
   f->groups_bytes += b->len;
+  if (g->has_ckpt) {
+    g->after_ckpt_bytes += b->len;
+  }
   free(b->p);
   *b = (struct gbuf){0};
   struct fsm_event *e = f->events_len ? &f->events[f->events_len - 1] : NULL;
@@ -271,14 +290,69 @@ static uint64_t group_append(struct fsm *f, struct fsm_group *g,
   return offset;
 }
 
-static uint64_t append_state_request(struct fsm *f, struct fsm_group *g,
-                                     const struct fsm_group_member *to,
-                                     const struct fsm_group_member *from) {
+/* A state request to `to` from `from`, or from nobody (NULL: the
+ * replicas ask, see ckpt_refresh). */
+static uint64_t state_request_put(struct fsm *f, struct fsm_group *g,
+                                  const struct fsm_group_member *to,
+                                  const struct fsm_group_member *from) {
   struct gbuf b = {0};
   gb_kind(&b, FSM_GROUP_ITEM_STATE_REQUEST);
   gb_str(&b, to->name, to->name_len);
-  gb_str(&b, from->name, from->name_len);
-  return group_append(f, g, &b);
+  gb_str(&b, from ? from->name : "", from ? from->name_len : 0);
+  return group_put(f, g, &b);
+}
+
+/* Whether `items` of `bytes` after a group's checkpoint fill at least
+ * `quarters` / 4 of its window, in items or in bytes. */
+static bool ckpt_behind(const struct fsm *f, uint64_t items, uint64_t bytes,
+                        unsigned quarters) {
+  return items >= f->opt.group_items_max / 4 * quarters ||
+         bytes >= f->opt.group_bytes_max / 4 * quarters;
+}
+
+/* The group keeps every item back to its latest checkpoint, so that a
+ * joiner gets the checkpoint and the items after it with no other member
+ * alive. The window is bounded, though: when the items after the
+ * checkpoint come to fill half of it, and again three quarters (each
+ * once: crossed by the item just appended, of `added` bytes), or the
+ * coordinator changes while they fill half or more, the replicas ask the
+ * coordinator for a newer checkpoint: a state request from nobody (member
+ * ""), which it answers like any other. If none comes before the window
+ * is full, the oldest items go as before, and a joiner's request goes to
+ * the coordinator. Without a checkpoint nothing is asked: the group
+ * does not use them. */
+static void ckpt_refresh(struct fsm *f, struct fsm_group *g, uint64_t added,
+                         bool new_coordinator) {
+  struct fsm_group_member *c = group_coordinator(g);
+  if (!g->has_ckpt || c == NULL || !fsm_group_ckpt_usable(g)) {
+    return;
+  }
+  uint64_t items = g->window.next - 1 - g->ckpt_offset;
+  uint64_t bytes = g->after_ckpt_bytes;
+  bool ask = new_coordinator && ckpt_behind(f, items, bytes, 2);
+  for (unsigned q = 2; q <= 3 && !ask && added > 0; q++) {
+    ask = ckpt_behind(f, items, bytes, q) &&
+          !ckpt_behind(f, items - 1, bytes - added, q);
+  }
+  if (ask) {
+    (void)state_request_put(f, g, c, NULL);
+  }
+}
+
+static uint64_t group_append(struct fsm *f, struct fsm_group *g,
+                             struct gbuf *b) {
+  uint64_t len = b->len;
+  uint64_t offset = group_put(f, g, b);
+  ckpt_refresh(f, g, len, false);
+  return offset;
+}
+
+static uint64_t append_state_request(struct fsm *f, struct fsm_group *g,
+                                     const struct fsm_group_member *to,
+                                     const struct fsm_group_member *from) {
+  uint64_t offset = state_request_put(f, g, to, from);
+  ckpt_refresh(f, g, 0, false);
+  return offset;
 }
 
 /* Appends the next view: `joined` (already in the member list, at its
@@ -325,6 +399,7 @@ static void requests_follow(struct fsm *f, struct fsm_group *g,
   if (c == NULL || c->joined_offset == old_coord_joined) {
     return;
   }
+  ckpt_refresh(f, g, 0, true);
   struct fsm_list *n = g->requests.next;
   while (n != &g->requests) {
     struct fsm_group_member *m =
@@ -816,6 +891,7 @@ static uint64_t ckpt_commit(struct fsm *f, struct fsm_group *g, uint32_t i) {
   g->ckpt_offset = u->offset;
   g->ckpt_index = f->index;
   g->ckpt_time_ms = f->time_ms;
+  fsm_group_after_ckpt_count(g);
   memmove(&g->uploads[i], &g->uploads[i + 1],
           (g->uploads_n - i - 1) * sizeof *g->uploads);
   g->uploads_n--;

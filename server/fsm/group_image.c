@@ -313,6 +313,7 @@ int fsm_groups_image_load(struct fsm *t, const Synod__Fsm__Image *img) {
         uploads_load(t, g, m) || ids_load(t, g, m)) {
       return -1;
     }
+    fsm_group_after_ckpt_count(g);
     prev = (struct fsm_name){g->name, len};
   }
   return 0;

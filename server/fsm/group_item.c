@@ -96,9 +96,9 @@ int fsm_group_item_decode(const struct window_item *wi,
     out->data = p;
     out->len = (size_t)(end - p);
     return 0;
-  case FSM_GROUP_STATE_REQUEST:
+  case FSM_GROUP_STATE_REQUEST: /* from nobody: the replicas ask */
     return rd_name(&p, end, &out->to, &out->to_len, false) &&
-                   rd_name(&p, end, &out->from, &out->from_len, false) &&
+                   rd_name(&p, end, &out->from, &out->from_len, true) &&
                    p == end
                ? 0
                : -1;

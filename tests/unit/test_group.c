@@ -487,16 +487,26 @@ START_TEST(retention_drops_the_oldest_and_a_stale_checkpoint_is_unusable) {
   h_join(&h, a, 1, "g", "m1", NULL, false);   /* 1 */
   h_chunk(&h, a, 2, "g", "m1", 1, 1, 0, "s"); /* notice 2 */
   h_send(&h, a, 3, "g", "", "3", NULL);
+  /* 4: two items after the checkpoint fill half the window: the
+   * replicas ask the coordinator for a newer one (nobody answers here). */
   Synod__Response *r = h_view(&h, "g");
   ck_assert(r->group_info->checkpoint_usable);
   synod__response__free_unpacked(r, NULL);
   h_send(&h, a, 4, "g", "", "4", NULL);
   h_send(&h, a, 5, "g", "", "5", NULL);
-  h_send(&h, a, 6, "g", "", "6", NULL); /* evicts 1 and 2 */
+  h_send(&h, a, 6, "g", "", "6", NULL); /* evicts 1 to 3 */
   struct fsm_stream st;
   ck_assert(fsm_group_stream(h.f, "g", 1, &st));
-  ck_assert_uint_eq(st.first, 3);
-  ck_assert_uint_eq(st.window->next, 7);
+  ck_assert_uint_eq(st.first, 4);
+  ck_assert_uint_eq(st.window->next, 8);
+  struct window_item wi;
+  struct fsm_group_item it;
+  ck_assert(window_get(st.window, 4, &wi));
+  ck_assert_int_eq(fsm_group_item_decode(&wi, &it), 0);
+  ck_assert_int_eq(it.kind, FSM_GROUP_STATE_REQUEST);
+  ck_assert_uint_eq(it.to_len, 2);
+  ck_assert_uint_eq(it.from_len, 0);
+  ck_assert(!fsm_group_item_empty(&it));
   r = h_view(&h, "g");
   ck_assert(!r->group_info->checkpoint_usable);
   synod__response__free_unpacked(r, NULL);
@@ -514,8 +524,76 @@ START_TEST(retention_drops_the_oldest_and_a_stale_checkpoint_is_unusable) {
   req.group_read = &q;
   r = h_query(&h, &req);
   ck_assert_int_eq(r->error->code, SYNOD_ECOMPACTED);
-  ck_assert_uint_eq(r->error->first_available, 5);
+  ck_assert_uint_eq(r->error->first_available, 6);
   synod__response__free_unpacked(r, NULL);
+  h_close(&h);
+}
+END_TEST
+
+/* The state request at `offset` of g: to whom, from whom ("" for the
+ * replicas). */
+static void h_request_at(struct h *h, const char *g, uint64_t offset,
+                         const char *to, const char *from) {
+  struct fsm_stream st;
+  struct window_item wi;
+  struct fsm_group_item it;
+  ck_assert(fsm_group_stream(h->f, g, strlen(g), &st));
+  ck_assert_msg(window_get(st.window, offset, &wi), "no item %llu",
+                (unsigned long long)offset);
+  ck_assert_int_eq(fsm_group_item_decode(&wi, &it), 0);
+  ck_assert_int_eq(it.kind, FSM_GROUP_STATE_REQUEST);
+  ck_assert(it.to_len == strlen(to) && memcmp(it.to, to, it.to_len) == 0);
+  ck_assert(it.from_len == strlen(from) &&
+            memcmp(it.from, from, it.from_len) == 0);
+}
+
+/* The group keeps its items back to the latest checkpoint: when the items
+ * after it fill half, then three quarters of the window, the replicas
+ * ask the coordinator for a newer one (a state request from nobody); the
+ * answer makes the window start over, so a joiner still gets the
+ * checkpoint with no one to ask; a new coordinator is asked again. */
+START_TEST(the_replicas_ask_for_a_newer_checkpoint_before_the_window_fills) {
+  struct fsm_options o = {0};
+  o.group_items_max = 16;
+  struct h h;
+  h_init(&h, &o);
+  uint64_t a = h_open(&h, 60000), b = h_open(&h, 60000), seq = 3;
+  struct fsm_stream st;
+  h_join(&h, a, 1, "g", "A", NULL, false);   /* 1 */
+  h_chunk(&h, a, 2, "g", "A", 1, 1, 0, "s"); /* notice 2 */
+  for (int i = 0; i < 7; i++) {
+    h_send(&h, a, seq++, "g", "", "m", NULL); /* 3 to 9 */
+  }
+  h_request_at(&h, "g", 10, "A", ""); /* 8 items after offset 1: half */
+  for (int i = 0; i < 3; i++) {
+    h_send(&h, a, seq++, "g", "", "m", NULL); /* 11 to 13 */
+  }
+  h_request_at(&h, "g", 14, "A", "");       /* 12: three quarters */
+  h_send(&h, a, seq++, "g", "", "m", NULL); /* 15 */
+  ck_assert(fsm_group_stream(h.f, "g", 1, &st));
+  ck_assert_uint_eq(st.window->next, 16); /* asked twice, not more */
+  /* A answers with its state after 15; the count starts over. */
+  h_chunk(&h, a, seq++, "g", "A", 15, 1, 0, "t"); /* notice 16 */
+  ck_assert_int_eq(h_err(&h), 0);
+  for (int i = 0; i < 3; i++) {
+    h_send(&h, a, seq++, "g", "", "m", NULL); /* 17 to 19 */
+  }
+  h_join(&h, b, 1, "g", "B", NULL, true); /* view 20 */
+  ck_assert_int_eq(h.resp->group_join->state->source,
+                   SYNOD__GROUP_STATE__SOURCE__CHECKPOINT);
+  ck_assert_uint_eq(h.resp->group_join->state->checkpoint_offset, 15);
+  h_send(&h, a, seq++, "g", "", "m", NULL); /* 21 */
+  h_send(&h, a, seq++, "g", "", "m", NULL); /* 22 */
+  ck_assert(fsm_group_stream(h.f, "g", 1, &st));
+  ck_assert_uint_eq(st.window->next, 23);
+  /* A leaves (its view, 23, makes 8 after 15: A is asked as it goes);
+   * B, the new coordinator, is asked at once. */
+  h_leave(&h, a, seq++, "g", "A");
+  ck_assert_int_eq(h_err(&h), 0);
+  h_request_at(&h, "g", 24, "A", "");
+  h_request_at(&h, "g", 25, "B", "");
+  ck_assert(fsm_group_stream(h.f, "g", 1, &st));
+  ck_assert_uint_eq(st.window->next, 26);
   h_close(&h);
 }
 END_TEST
@@ -742,11 +820,11 @@ static void app_apply(struct app *a, const struct fsm_group_item *it) {
       a->hash = (a->hash ^ it->data[i]) * 0x100000001b3ull;
     }
   }
-  a->at = it->offset;
 }
 
-/* Applies every item of g after a->at addressed to a's member; returns
- * the offset of the last checkpoint notice among them (0 if none). */
+/* Applies every item of g after a->at addressed to a's member (a->at:
+ * the last offset read, whoever it was for); returns the offset of the
+ * last checkpoint notice among them (0 if none). */
 static uint64_t app_catch_up(struct h *h, const char *g, struct app *a) {
   struct fsm_stream st;
   struct window_iter wit;
@@ -762,6 +840,7 @@ static uint64_t app_catch_up(struct h *h, const char *g, struct app *a) {
       notice = it.kind == FSM_GROUP_CHECKPOINT ? it.offset : notice;
       app_apply(a, &it);
     }
+    a->at = it.offset;
   }
   return notice;
 }
@@ -841,7 +920,7 @@ START_TEST(a_joiner_with_state_ends_identical_to_a_member_there_all_along) {
   ck_assert_uint_eq(b.hash, a.hash);
   ck_assert_uint_eq(b.at, a.at);
   /* Enough traffic that the checkpoint goes stale. */
-  app_send(&h, 12, "four");
+  app_send(&h, 10, "four"); /* the replicas' requests to A take room too */
   app_catch_up(&h, "g", &a);
   app_catch_up(&h, "g", &b);
   h_join(&h, sc, 1, "g", "C", NULL, true);
@@ -1228,6 +1307,8 @@ static Suite *group_suite(void) {
   tcase_add_test(tc,
                  retention_drops_the_oldest_and_a_stale_checkpoint_is_unusable);
   tcase_add_test(tc, state_request_goes_to_the_coordinator_and_follows_it);
+  tcase_add_test(
+      tc, the_replicas_ask_for_a_newer_checkpoint_before_the_window_fills);
   tcase_add_test(tc, a_requester_left_as_coordinator_is_told_no_one_is_left);
   tcase_add_test(tc, the_view_at_any_retained_offset_is_rebuilt_exactly);
   tcase_add_test(
