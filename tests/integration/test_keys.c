@@ -268,6 +268,100 @@ static void scenario_session_bound(const struct cluster *c) {
          gone_ms);
 }
 
+/* The issue's gateway: a process that registered 10,000 devices bound
+ * to its session (TTL 2 s, renewed every 667 ms) is SIGKILLed. Its
+ * entries are all still there 500 ms later (the session cannot expire
+ * before 2 s after its last renewal, at least 1,333 ms after the kill),
+ * and gone within 10 s; a watcher on the prefix, started before the
+ * registrations, sees every put and then every delete, once each. */
+static void scenario_gateway_killed(const struct cluster *c) {
+  enum { DEVICES = 10000, PER_TXN = 64, TTL_MS = 2000 };
+  struct synod_client *obs = client_at(c->endpoints, 0);
+  struct synod_key_watch *w;
+  struct synod_key_watch_options wo = {.key = "gwk/", .prefix = true};
+  OK(synod_key_watch(obs, &wo, 10000, &w, NULL));
+  int pipefd[2];
+  CHECK(pipe(pipefd) == 0, "pipe");
+  pid_t pid = fork();
+  CHECK(pid >= 0, "fork");
+  if (pid == 0) {
+    struct synod_client *x = client_at(c->endpoints, TTL_MS);
+    int rv = 0;
+    for (int i = 0; rv == 0 && i < DEVICES; i += PER_TXN) {
+      struct synod_key_op ops[PER_TXN];
+      char keys[PER_TXN][32];
+      int n = DEVICES - i < PER_TXN ? DEVICES - i : PER_TXN;
+      for (int j = 0; j < n; j++) {
+        snprintf(keys[j], sizeof keys[j], "gwk/dev%05d", i + j);
+        ops[j] = (struct synod_key_op){.type = SYNOD_KEY_OP_PUT,
+                                       .key = keys[j],
+                                       .value = "gw-7:7000",
+                                       .value_len = 9,
+                                       .flags = SYNOD_KEY_SESSION_BOUND};
+      }
+      struct synod_key_txn txn = {.success = ops, .success_n = (size_t)n};
+      rv = synod_key_txn(x, &txn, 0, NULL);
+    }
+    char ch = rv == 0 ? 'k' : 'e';
+    CHECK(write(pipefd[1], &ch, 1) == 1, "write");
+    for (;;) {
+      pause(); /* its library renews the session until the SIGKILL */
+    }
+  }
+  test_track(pid);
+  char ch = 0;
+  CHECK(read(pipefd[0], &ch, 1) == 1 && ch == 'k', "the gateway's puts");
+  close(pipefd[0]);
+  close(pipefd[1]);
+  CHECK(kill(pid, SIGKILL) == 0, "kill the gateway");
+  uint64_t killed = test_now_ms();
+  test_wait(pid, 5000, "gateway");
+  usleep(500000);
+  struct synod_key_list l;
+  OK(synod_key_list(obs, "gwk/", NULL, DEVICES, SYNOD_KEY_KEYS_ONLY, 0, &l));
+  uint64_t listed_ms = test_now_ms() - killed;
+  CHECK(l.count == DEVICES && !l.more,
+        "%zu of %d entries listed %" PRIu64 " ms after the SIGKILL", l.count,
+        DEVICES, listed_ms);
+  synod_key_list_free(&l);
+  static uint8_t put[DEVICES], del[DEVICES];
+  int puts = 0, dels = 0;
+  uint64_t first_delete_ms = 0;
+  while (dels < DEVICES) {
+    struct synod_key_event ev;
+    int rv = synod_key_watch_next(w, 1000, &ev);
+    CHECK(rv == 0 || rv == SYNOD_ETIMEDOUT, "watch: %s", synod_errname(rv));
+    CHECK(test_now_ms() - killed < 10000,
+          "%d of %d deletes seen 10 s after the SIGKILL", dels, DEVICES);
+    if (rv != 0) {
+      continue;
+    }
+    unsigned d;
+    CHECK(sscanf(ev.kv.key, "gwk/dev%05u", &d) == 1 && d < DEVICES, "key %s",
+          ev.kv.key);
+    if (!ev.deleted) {
+      CHECK(put[d]++ == 0 && dels == 0, "put of %s twice or after a delete",
+            ev.kv.key);
+      puts++;
+    } else {
+      CHECK(put[d] == 1 && del[d]++ == 0, "delete of %s: put %d, deleted",
+            ev.kv.key, put[d]);
+      first_delete_ms = first_delete_ms ? first_delete_ms : test_now_ms();
+      dels++;
+    }
+  }
+  CHECK(puts == DEVICES, "%d puts seen", puts);
+  OK(synod_key_list(obs, "gwk/", NULL, 1, SYNOD_KEY_KEYS_ONLY, 0, &l));
+  CHECK(l.count == 0, "entries left after every delete");
+  synod_key_list_free(&l);
+  synod_key_watch_close(w);
+  synod_client_free(obs);
+  printf("ok a gateway with %d session-bound entries SIGKILLed: all there "
+         "%" PRIu64 " ms after, the first delete seen at %" PRIu64
+         " ms (TTL %d ms), the watcher saw every put and delete once\n",
+         DEVICES, listed_ms, first_delete_ms - killed, TTL_MS);
+}
+
 /* ------------------------------------------- device moved by a txn */
 
 /* The registry's move: B takes devices/d1 only if it is still as read
@@ -1125,6 +1219,7 @@ int main(int argc, char **argv) {
     scenario_basics(&c, leader);
     scenario_create_race(&c);
     scenario_session_bound(&c);
+    scenario_gateway_killed(&c);
     scenario_txn_move(&c);
     scenario_list_pages(&c);
     scenario_bad_input(&c);
