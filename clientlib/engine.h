@@ -160,6 +160,7 @@ struct key_args {
   size_t compares_n;
   const char *after;
   uint32_t limit;
+  uint64_t revision; /* list: at this revision (0: now) */
   const struct synod_key_txn *txn;
 };
 

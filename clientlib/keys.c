@@ -248,6 +248,7 @@ static int list_new(const struct key_args *k, Synod__KeyList **out,
   synod__key_list__init(pb);
   *out = pb;
   pb->limit = k->limit;
+  pb->revision = k->revision;
   pb->keys_only = (k->flags & SYNOD_KEY_KEYS_ONLY) != 0;
   rv = str_set(&pb->prefix, k->key);
   if (rv == 0) {
@@ -686,13 +687,23 @@ int synod_async_key_delete(struct synod_async *a, const char *key,
   return async_submit(a, OP_KEY_DELETE, &args, (any_cb)cb, arg, 0);
 }
 
+int synod_async_key_list_at(struct synod_async *a, const char *prefix,
+                            const char *after, uint32_t limit, unsigned flags,
+                            uint64_t revision, synod_key_list_cb cb,
+                            void *arg) {
+  struct key_args k = {.key = prefix,
+                       .after = after,
+                       .limit = limit,
+                       .flags = flags,
+                       .revision = revision};
+  struct op_args args = {.key = &k};
+  return async_submit(a, OP_KEY_LIST, &args, (any_cb)cb, arg, 0);
+}
+
 int synod_async_key_list(struct synod_async *a, const char *prefix,
                          const char *after, uint32_t limit, unsigned flags,
                          synod_key_list_cb cb, void *arg) {
-  struct key_args k = {
-      .key = prefix, .after = after, .limit = limit, .flags = flags};
-  struct op_args args = {.key = &k};
-  return async_submit(a, OP_KEY_LIST, &args, (any_cb)cb, arg, 0);
+  return synod_async_key_list_at(a, prefix, after, limit, flags, 0, cb, arg);
 }
 
 int synod_async_key_txn(struct synod_async *a, const struct synod_key_txn *txn,
@@ -778,8 +789,18 @@ int synod_key_delete(struct synod_client *c, const char *key, unsigned flags,
 int synod_key_list(struct synod_client *c, const char *prefix,
                    const char *after, uint32_t limit, unsigned flags,
                    uint32_t timeout_ms, struct synod_key_list *out) {
-  struct key_args k = {
-      .key = prefix, .after = after, .limit = limit, .flags = flags};
+  return synod_key_list_at(c, prefix, after, limit, flags, 0, timeout_ms, out);
+}
+
+int synod_key_list_at(struct synod_client *c, const char *prefix,
+                      const char *after, uint32_t limit, unsigned flags,
+                      uint64_t revision, uint32_t timeout_ms,
+                      struct synod_key_list *out) {
+  struct key_args k = {.key = prefix,
+                       .after = after,
+                       .limit = limit,
+                       .flags = flags,
+                       .revision = revision};
   struct op_args args = {.key = &k};
   union synod_result r;
   int rv = client_call(c, OP_KEY_LIST, &args, timeout_ms, &r);

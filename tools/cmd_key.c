@@ -440,9 +440,11 @@ static int list_run(struct key_ctx *k, struct synod_client *c,
   while (more && printed < la->limit) {
     struct synod_key_list l;
     uint64_t want = la->limit - printed;
-    int rv = synod_key_list(c, la->prefix, after,
-                            want < LIST_PAGE ? (uint32_t)want : LIST_PAGE,
-                            la->flags, 0, &l);
+    /* The pages after the first at its revision: one listing, consistent
+     * at one revision, even while the keys change. */
+    int rv = synod_key_list_at(c, la->prefix, after,
+                               want < LIST_PAGE ? (uint32_t)want : LIST_PAGE,
+                               la->flags, revision, 0, &l);
     if (rv != 0) {
       code = ctl_fail(&k->o, "key list", rv);
       break;

@@ -1212,11 +1212,23 @@ int synod_key_delete(struct synod_client *c, const char *key, unsigned flags,
  * `after` (NULL or "": from the first), at most limit (0: 1,000; at most
  * SYNOD_KEY_LIST_LIMIT_MAX) and about 512 KiB. flags: SYNOD_READ_STALE,
  * SYNOD_KEY_KEYS_ONLY. To read a prefix whole, call again with after =
- * the last key while more; each page is consistent at its own revision
- * (watch from the first page's revision + 1 to follow changes). */
+ * the last key while more; each page is consistent at its own revision.
+ * For a listing consistent at one revision, use synod_key_list_at. */
 int synod_key_list(struct synod_client *c, const char *prefix,
                    const char *after, uint32_t limit, unsigned flags,
                    uint32_t timeout_ms, struct synod_key_list *out);
+
+/* synod_key_list as the keys were at `revision` (0: now, as
+ * synod_key_list): list the first page with 0, then the others with its
+ * out->revision, and the whole listing is consistent at that revision
+ * (watch from it + 1 to follow the changes after). The servers answer
+ * from the key history: a revision older than it keeps gets
+ * SYNOD_ECOMPACTED (the message names the oldest revision available:
+ * list again from the first page); one after the newest, SYNOD_EINVAL. */
+int synod_key_list_at(struct synod_client *c, const char *prefix,
+                      const char *after, uint32_t limit, unsigned flags,
+                      uint64_t revision, uint32_t timeout_ms,
+                      struct synod_key_list *out);
 
 /* Runs a transaction (see struct synod_key_txn). out may be NULL. */
 int synod_key_txn(struct synod_client *c, const struct synod_key_txn *txn,
@@ -1252,6 +1264,9 @@ int synod_async_key_delete(struct synod_async *a, const char *key,
 int synod_async_key_list(struct synod_async *a, const char *prefix,
                          const char *after, uint32_t limit, unsigned flags,
                          synod_key_list_cb cb, void *arg);
+int synod_async_key_list_at(struct synod_async *a, const char *prefix,
+                            const char *after, uint32_t limit, unsigned flags,
+                            uint64_t revision, synod_key_list_cb cb, void *arg);
 int synod_async_key_txn(struct synod_async *a, const struct synod_key_txn *txn,
                         synod_key_txn_cb cb, void *arg);
 

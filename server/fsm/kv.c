@@ -596,6 +596,121 @@ static const struct fsm_key *list_next(const Synod__KeyList *q,
   return NULL;
 }
 
+/* A key as it was at a past revision R, from the first change to it
+ * after R: that change's prev (or, for a put without one, no key). */
+struct key_then {
+  struct fsm_kv kv; /* kv.key and key_len always; the rest if existed */
+  bool existed;
+  uint64_t seq; /* the change's place in the history: the first wins */
+};
+
+static int then_cmp(const void *a, const void *b) {
+  const struct key_then *x = a, *y = b;
+  size_t n = x->kv.key_len < y->kv.key_len ? x->kv.key_len : y->kv.key_len;
+  int c = n ? memcmp(x->kv.key, y->kv.key, n) : 0;
+  if (c == 0 && x->kv.key_len != y->kv.key_len) {
+    c = x->kv.key_len < y->kv.key_len ? -1 : 1;
+  }
+  return c != 0 ? c : (x->seq < y->seq ? -1 : x->seq > y->seq);
+}
+
+/* Bytewise order of a key and a struct key_then's. */
+static int key_then_cmp(const struct fsm_key *k, const struct key_then *t) {
+  struct fsm_name n = key_name(k->data, k->key_len);
+  return fsm_name_cmp(&n, (const char *)t->kv.key, t->kv.key_len);
+}
+
+/* Whether a key is one the page may hold: under the prefix and past
+ * `after` when that is past the prefix (list_start's range). */
+static bool list_covers(const Synod__KeyList *q, const uint8_t *key,
+                        size_t len) {
+  struct fsm_name pn = key_name(q->prefix.data, q->prefix.len);
+  struct fsm_name an = key_name(q->after.data, q->after.len);
+  struct fsm_name kn = key_name(key, len);
+  if (pn.len > 0 && (len < pn.len || memcmp(key, pn.s, pn.len) != 0)) {
+    return false;
+  }
+  return !(an.len > 0 && fsm_name_cmp(&an, pn.s, pn.len) >= 0 &&
+           fsm_name_cmp(&kn, an.s, an.len) <= 0);
+}
+
+/* The keys of the page's range changed after `rev`, each as it was at
+ * rev, sorted by key: from the history's events after rev (all retained:
+ * the caller checked). *n: how many. */
+static struct key_then *list_changed_since(const struct fsm *f,
+                                           const Synod__KeyList *q,
+                                           uint64_t rev, size_t *n) {
+  struct fsm_key_iter it;
+  struct fsm_key_event ev;
+  struct key_then *t = NULL;
+  size_t cap = 0, m = 0;
+  fsm_key_iter_seek(f, rev + 1, &it);
+  for (uint64_t seq = 0; fsm_key_iter_next(&it, &ev); seq++) {
+    if (!list_covers(q, ev.kv.key, ev.kv.key_len)) {
+      continue;
+    }
+    if (m == cap) {
+      cap = cap ? 2 * cap : 64;
+      t = fsm_xrealloc(t, cap * sizeof *t);
+    }
+    t[m] = (struct key_then){.kv = ev.has_prev ? ev.prev : ev.kv,
+                             .existed = ev.has_prev,
+                             .seq = seq};
+    m++;
+  }
+  if (m > 1) {
+    qsort(t, m, sizeof *t, then_cmp);
+  }
+  size_t out = 0;
+  for (size_t i = 0; i < m; i++) { /* the first change to each key */
+    if (out == 0 || t[out - 1].kv.key_len != t[i].kv.key_len ||
+        memcmp(t[out - 1].kv.key, t[i].kv.key, t[i].kv.key_len) != 0) {
+      t[out++] = t[i];
+    }
+  }
+  *n = out;
+  return t;
+}
+
+static void kv_then_to_pb(const struct fsm_kv *kv, bool with_value,
+                          Synod__KeyValue *pb) {
+  synod__key_value__init(pb);
+  pb->key.data = (uint8_t *)kv->key;
+  pb->key.len = kv->key_len;
+  if (with_value) {
+    pb->value.data = (uint8_t *)kv->value;
+    pb->value.len = kv->value_len;
+  }
+  pb->create_revision = kv->create_revision;
+  pb->mod_revision = kv->mod_revision;
+  pb->version = kv->version;
+  pb->session_id = kv->session_id;
+}
+
+/* Checks a list's revision: 0 (now), the newest, or one whose later
+ * changes the history still holds. */
+static int list_revision_check(const struct fsm *f, const Synod__KeyList *q,
+                               struct fsm_reply *r) {
+  struct fsm_stream st;
+  fsm_key_stream(f, &st);
+  if (q->revision > f->key_revision) {
+    errmsg_set(r->msg,
+               "key list: revision %" PRIu64 " is after the newest, %" PRIu64,
+               q->revision, f->key_revision);
+    return SYNOD_EINVAL;
+  }
+  if (q->revision != 0 && q->revision < f->key_revision &&
+      q->revision + 1 < st.first) {
+    errmsg_set(r->msg,
+               "key list: revision %" PRIu64 " is compacted: the history "
+               "holds the changes after %" PRIu64 " on; list again",
+               q->revision, st.first - 1);
+    r->error.first_available = st.first - 1;
+    return SYNOD_ECOMPACTED;
+  }
+  return 0;
+}
+
 int fsm_key_list(struct fsm *f, struct fsm_session *s,
                  const Synod__Request *req, struct fsm_reply *r) {
   const Synod__KeyList *q = req->key_list;
@@ -607,6 +722,9 @@ int fsm_key_list(struct fsm *f, struct fsm_session *s,
                FSM_KEY_BYTES_MAX);
     rv = SYNOD_EINVAL;
   }
+  if (rv == 0) {
+    rv = list_revision_check(f, q, r);
+  }
   if (rv != 0) {
     return rv;
   }
@@ -614,13 +732,30 @@ int fsm_key_list(struct fsm *f, struct fsm_session *s,
   limit = limit < f->opt.key_list_max ? limit : f->opt.key_list_max;
   synod__key_list_reply__init(lr);
   lr->revision = f->key_revision;
+  /* At a past revision: the keys changed since, as they were then, merge
+   * with the keys as they are now that no change touched. */
+  size_t then_n = 0, ti = 0;
+  struct key_then *then = NULL;
+  if (q->revision != 0 && q->revision < f->key_revision) {
+    lr->revision = q->revision;
+    then = list_changed_since(f, q, q->revision, &then_n);
+  }
   size_t cap = 0;
   Synod__KeyValue *kvs = NULL;
   uint64_t bytes = 0;
   struct otree_node *n = list_start(f, q);
-  const struct fsm_key *k;
-  while ((k = list_next(q, &n)) != NULL) {
-    uint64_t size = (uint64_t)k->key_len + (q->keys_only ? 0 : k->value_len);
+  const struct fsm_key *k = list_next(q, &n);
+  while (k != NULL || ti < then_n) {
+    int c = k == NULL ? 1 : ti == then_n ? -1 : key_then_cmp(k, &then[ti]);
+    const struct key_then *t = c >= 0 ? &then[ti] : NULL;
+    if (t != NULL && !t->existed) { /* made after the revision */
+      ti++;
+      k = c == 0 ? list_next(q, &n) : k;
+      continue;
+    }
+    size_t value_len = t ? t->kv.value_len : k->value_len;
+    uint64_t size = (uint64_t)(t ? t->kv.key_len : k->key_len) +
+                    (q->keys_only ? 0 : value_len);
     if (lr->n_kvs == limit ||
         (lr->n_kvs > 0 && bytes + size > f->opt.key_reply_bytes_max)) {
       lr->more = 1;
@@ -630,9 +765,18 @@ int fsm_key_list(struct fsm *f, struct fsm_session *s,
       cap = cap ? 2 * cap : 64;
       kvs = fsm_xrealloc(kvs, cap * sizeof *kvs);
     }
-    kv_to_pb(f, k, !q->keys_only, false, &kvs[lr->n_kvs++]);
+    if (t != NULL) {
+      kv_then_to_pb(&t->kv, !q->keys_only, &kvs[lr->n_kvs++]);
+      ti++;
+    } else {
+      kv_to_pb(f, k, !q->keys_only, false, &kvs[lr->n_kvs++]);
+    }
+    if (c <= 0) {
+      k = list_next(q, &n);
+    }
     bytes += size;
   }
+  free(then);
   lr->kvs = fsm_xcalloc(lr->n_kvs, sizeof *lr->kvs);
   for (size_t i = 0; i < lr->n_kvs; i++) {
     lr->kvs[i] = &kvs[i];

@@ -146,6 +146,7 @@ enum {
   Q_RAW,
   Q_WATCH,
   Q_FROM,
+  Q_REVISION,
   Q_N
 };
 
@@ -162,7 +163,8 @@ static const char *const q_names[Q_N] = {"stale",
                                          "prev",
                                          "raw",
                                          "watch",
-                                         "from"};
+                                         "from",
+                                         "revision"};
 
 /* A request's query, decoded: each known parameter at most once. */
 struct kq {
@@ -479,22 +481,27 @@ static void keys_get(struct http_api *api, const struct httpd_request *req,
                      const uint8_t *key, size_t key_len) {
   struct kq q;
   bool stale, prefix, keys_only, raw;
-  uint64_t limit = 0;
+  uint64_t limit = 0, revision = 0;
   unsigned allowed = 1u << Q_STALE | 1u << Q_PREFIX | 1u << Q_KEYS_ONLY |
-                     1u << Q_LIMIT | 1u << Q_AFTER | 1u << Q_RAW;
+                     1u << Q_LIMIT | 1u << Q_AFTER | 1u << Q_RAW |
+                     1u << Q_REVISION;
   if (!kq_parse(api, req, allowed, &q) ||
       !kq_flag(api, req->id, &q, Q_STALE, &stale) ||
       !kq_flag(api, req->id, &q, Q_PREFIX, &prefix) ||
       !kq_flag(api, req->id, &q, Q_KEYS_ONLY, &keys_only) ||
       !kq_flag(api, req->id, &q, Q_RAW, &raw) ||
-      (kq_has(&q, Q_LIMIT) && !kq_u64(api, req->id, &q, Q_LIMIT, &limit))) {
+      (kq_has(&q, Q_LIMIT) && !kq_u64(api, req->id, &q, Q_LIMIT, &limit)) ||
+      (kq_has(&q, Q_REVISION) &&
+       !kq_u64(api, req->id, &q, Q_REVISION, &revision))) {
     kq_free(&q);
     return;
   }
   char msg[SYNOD_ERRMSG_MAX];
   int rv = 0;
-  if (!prefix && (kq_has(&q, Q_LIMIT) || kq_has(&q, Q_AFTER) || keys_only)) {
-    errmsg_set(msg, "limit, after and keys_only are for a list (?prefix)");
+  if (!prefix && (kq_has(&q, Q_LIMIT) || kq_has(&q, Q_AFTER) || keys_only ||
+                  kq_has(&q, Q_REVISION))) {
+    errmsg_set(msg,
+               "limit, after, keys_only and revision are for a list (?prefix)");
     rv = SYNOD_EINVAL;
   } else if (prefix && raw) {
     errmsg_set(msg, "raw is for one key, not a list (?prefix)");
@@ -530,6 +537,7 @@ static void keys_get(struct http_api *api, const struct httpd_request *req,
           (ProtobufCBinaryData){q.len[Q_AFTER], (uint8_t *)q.val[Q_AFTER]};
     }
     l.limit = (uint32_t)limit;
+    l.revision = revision;
     l.keys_only = keys_only;
     r.body_case = SYNOD__REQUEST__BODY_KEY_LIST;
     r.key_list = &l;

@@ -130,6 +130,7 @@ static void scenario_basics(void) {
   /* Pages of 2 at one revision each, following next_after. */
   char after[64] = "";
   int seen = 0;
+  int64_t listed_at = 0;
   for (int page = 0;; page++) {
     char path[160];
     snprintf(path, sizeof path, "/v1/keys/list/?prefix&limit=2%s%s",
@@ -143,6 +144,7 @@ static void scenario_basics(void) {
             "page %d item %zu is not %s", page, i, want);
     }
     CHECK(jint(j, "revision") > 0, "a list answers its revision");
+    listed_at = listed_at ? listed_at : jint(j, "revision");
     if (!jbool(j, "more")) {
       json_decref(j);
       break;
@@ -164,6 +166,18 @@ static void scenario_basics(void) {
   CHECK(jint(j, "deleted") == 4, "four deleted by prefix");
   json_decref(j);
   json_decref(http_req(&c, "GET", l, "/v1/keys/list/k3", NULL, NULL, 404));
+  /* The keys as they were when listed: &revision=R. */
+  char path[128];
+  snprintf(path, sizeof path,
+           "/v1/keys/list/?prefix&keys_only&revision=%" PRId64, listed_at);
+  j = http_req(&c, "GET", f2, path, NULL, NULL, 200);
+  CHECK(json_array_size(json_object_get(j, "kvs")) == 5 &&
+            jint(j, "revision") == listed_at,
+        "%zu keys at revision %" PRId64,
+        json_array_size(json_object_get(j, "kvs")), listed_at);
+  json_decref(j);
+  json_decref(
+      http_req(&c, "GET", f2, "/v1/keys/list/k1?revision=3", NULL, NULL, 400));
   j = http_req(&c, "DELETE", l, "/v1/keys/list/k3", NULL, NULL, 200);
   CHECK(jint(j, "deleted") == 0, "a delete of nothing deletes nothing");
   json_decref(j);

@@ -493,8 +493,35 @@ static void scenario_list_pages(const struct cluster *c) {
   OK(synod_key_list(cl, "list/", NULL, 0, 0, 0, &l));
   CHECK(l.count == 0 && !l.more && l.revision == d.revision, "empty after");
   synod_key_list_free(&l);
+  /* The keys as they were at the first listing's revision, deleted
+   * since: every page at that revision shows them all, with values. */
+  after[0] = '\0';
+  seen = 0;
+  for (more = true; more;) {
+    OK(synod_key_list_at(cl, "list/", after, 1000, 0, first_rev, 0, &l));
+    CHECK(l.revision == first_rev, "a page at %" PRIu64 ", asked %" PRIu64,
+          l.revision, first_rev);
+    for (size_t i = 0; i < l.count; i++, seen++) {
+      char want[32];
+      snprintf(want, sizeof want, "list/%05d", seen);
+      CHECK(strcmp(l.kvs[i].key, want) == 0 &&
+                strcmp((char *)l.kvs[i].value, want) == 0,
+            "at %" PRIu64 ": %s, want %s", first_rev, l.kvs[i].key, want);
+    }
+    more = l.more;
+    if (l.count > 0) {
+      snprintf(after, sizeof after, "%s", l.kvs[l.count - 1].key);
+    }
+    synod_key_list_free(&l);
+  }
+  CHECK(seen == KEYS, "%d keys at revision %" PRIu64, seen, first_rev);
+  int rv = synod_key_list_at(cl, "list/", NULL, 1, 0, d.revision + 1000, 0, &l);
+  CHECK(rv == SYNOD_EINVAL, "a revision after the newest: %s",
+        synod_errname(rv));
   synod_client_free(cl);
-  printf("ok list: %d keys in 3 pages of 1,000, in order\n", KEYS);
+  printf("ok list: %d keys in 3 pages of 1,000, in order; the same at the "
+         "first page's revision after they were deleted\n",
+         KEYS);
 }
 
 /* ------------------------------------------------------------- async */

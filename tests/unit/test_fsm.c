@@ -2396,6 +2396,21 @@ static Synod__Response *h_klist(struct h *h, const char *prefix,
   return h_query(h, &r);
 }
 
+/* A list at a revision (0: now). */
+static Synod__Response *h_klist_at(struct h *h, const char *prefix,
+                                   const char *after, uint32_t limit,
+                                   uint64_t revision) {
+  Synod__Request r = SYNOD__REQUEST__INIT;
+  Synod__KeyList q = SYNOD__KEY_LIST__INIT;
+  q.prefix = bin(prefix);
+  q.after = bin(after);
+  q.limit = limit;
+  q.revision = revision;
+  r.body_case = SYNOD__REQUEST__BODY_KEY_LIST;
+  r.key_list = &q;
+  return h_query(h, &r);
+}
+
 static bool kv_is(const Synod__KeyValue *kv, const char *k) {
   return kv->key.len == strlen(k) && memcmp(kv->key.data, k, kv->key.len) == 0;
 }
@@ -2404,6 +2419,89 @@ static bool value_is(const Synod__KeyValue *kv, const char *v) {
   return kv->value.len == strlen(v) &&
          memcmp(kv->value.data, v, kv->value.len) == 0;
 }
+
+/* The page's keys and values as "k=v k=v" (keys only: "k k"). */
+static void list_text(const Synod__Response *l, char *out, size_t cap) {
+  size_t n = 0;
+  out[0] = '\0';
+  ck_assert_ptr_null(l->error);
+  for (size_t i = 0; i < l->key_list->n_kvs; i++) {
+    const Synod__KeyValue *kv = l->key_list->kvs[i];
+    n += (size_t)snprintf(out + n, cap - n, "%s%.*s=%.*s", i ? " " : "",
+                          (int)kv->key.len, (const char *)kv->key.data,
+                          (int)kv->value.len, (const char *)kv->value.data);
+  }
+}
+
+/* A list at a past revision shows the keys as they were then, whatever
+ * changed since (puts, deletes, a session's end, a key made later): so a
+ * listing whose later pages ask at the first page's revision is
+ * consistent at it. Older than the history: SYNOD_ECOMPACTED; newer
+ * than the newest: SYNOD_EINVAL. */
+START_TEST(key_list_at_a_past_revision_is_the_keys_then) {
+  struct fsm_options o = {.key_history_max = 50};
+  struct h h;
+  h_init(&h, &o);
+  char text[512];
+  uint64_t sid = h_open(&h, 60000);
+  h_kput_ok(&h, "l/a", "1");
+  h_kput_ok(&h, "l/b", "1");
+  h_kput(&h, sid, 2, "l/c", "1", true); /* bound to the session */
+  ck_assert_int_eq(h_err(&h), 0);
+  uint64_t r1 = h.resp->key_put->revision;
+  h_kput_ok(&h, "l/b", "2");
+  h_kdel(&h, 0, 0, "l/a", false);
+  h_kput_ok(&h, "l/d", "1");
+  h_kput_ok(&h, "m/x", "1"); /* outside the prefix */
+  Synod__Request req = SYNOD__REQUEST__INIT;
+  Synod__SessionClose sc = SYNOD__SESSION_CLOSE__INIT;
+  req.session_id = sid;
+  req.sequence = 3;
+  req.body_case = SYNOD__REQUEST__BODY_SESSION_CLOSE;
+  req.session_close = &sc;
+  h_req(&h, &req); /* l/c goes with it */
+  Synod__Response *l = h_klist_at(&h, "l/", NULL, 0, 0);
+  list_text(l, text, sizeof text);
+  ck_assert_str_eq(text, "l/b=2 l/d=1");
+  synod__response__free_unpacked(l, NULL);
+  l = h_klist_at(&h, "l/", NULL, 0, r1);
+  list_text(l, text, sizeof text);
+  ck_assert_str_eq(text, "l/a=1 l/b=1 l/c=1");
+  ck_assert_uint_eq(l->key_list->revision, r1);
+  ck_assert_uint_eq(l->key_list->kvs[1]->mod_revision, r1 - 1);
+  ck_assert_uint_eq(l->key_list->kvs[2]->session_id, sid);
+  synod__response__free_unpacked(l, NULL);
+  /* In pages of one, each at r1. */
+  const char *want[] = {"l/a=1", "l/b=1", "l/c=1"};
+  const char *after = NULL;
+  char last[16] = "";
+  for (int i = 0; i < 3; i++) {
+    l = h_klist_at(&h, "l/", after, 1, r1);
+    list_text(l, text, sizeof text);
+    ck_assert_str_eq(text, want[i]);
+    ck_assert(l->key_list->more == (i < 2));
+    snprintf(last, sizeof last, "%.*s", (int)l->key_list->kvs[0]->key.len,
+             (const char *)l->key_list->kvs[0]->key.data);
+    after = last;
+    synod__response__free_unpacked(l, NULL);
+  }
+  l = h_klist_at(&h, "l/", NULL, 0, r1 + 2); /* after the delete of l/a */
+  list_text(l, text, sizeof text);
+  ck_assert_str_eq(text, "l/b=2 l/c=1");
+  synod__response__free_unpacked(l, NULL);
+  l = h_klist_at(&h, "l/", NULL, 0, fsm_key_revision(h.f) + 1);
+  ck_assert_int_eq(l->error->code, SYNOD_EINVAL);
+  synod__response__free_unpacked(l, NULL);
+  for (int i = 0; i < 60; i++) {
+    h_kput_ok(&h, "m/y", "1"); /* the history keeps 50 revisions */
+  }
+  l = h_klist_at(&h, "l/", NULL, 0, r1);
+  ck_assert_int_eq(l->error->code, SYNOD_ECOMPACTED);
+  ck_assert_uint_gt(l->error->first_available, r1);
+  synod__response__free_unpacked(l, NULL);
+  h_close(&h);
+}
+END_TEST
 
 /* A hash of the keys' part of the image: key_revision, keys and history.
  * Equal before and after a request that must change nothing. */
@@ -3499,6 +3597,7 @@ END_TEST
 static TCase *tcase_keys(void) {
   TCase *tc = tcase_create("keys");
   tcase_add_test(tc, key_put_get_delete_keep_revisions_and_versions);
+  tcase_add_test(tc, key_list_at_a_past_revision_is_the_keys_then);
   tcase_add_test(tc, key_put_retried_in_a_session_applies_once);
   tcase_add_test(tc, key_prefix_delete_and_list_pages_at_a_revision);
   tcase_add_test(tc, key_compare_and_put_on_version_mod_revision_and_value);
