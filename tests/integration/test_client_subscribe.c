@@ -30,6 +30,9 @@
 
 #define OK(call) CHECK((call) == 0, "%s", synod_client_errmsg())
 
+static char synodctl[PATH_MAX];
+static char dir[PATH_MAX];
+
 static struct synod_client *client(const char *endpoints, bool in_order,
                                    uint32_t timeout_ms) {
   struct synod_options o;
@@ -241,6 +244,15 @@ static void scenario_failover(struct cluster *c) {
     CHECK(n == want, "%s serves %d subscriptions, want %d", c->nodes[i].name, n,
           want);
   }
+  /* And synodctl, a process of its own, subscribed through it all. */
+  char ctl_out[PATH_MAX + 32], count[16];
+  snprintf(ctl_out, sizeof ctl_out, "%s/ctl_failover.out", dir);
+  snprintf(count, sizeof count, "%d", TOTAL);
+  char *argv[] = {synodctl,    "--endpoints", (char *)c->endpoints,
+                  "subscribe", CHANNEL,       "--from",
+                  "1",         "--count",     count,
+                  "--json",    NULL};
+  pid_t ctl_pid = test_spawn(argv, ctl_out);
   for (int i = 0; i < PUBLISHERS; i++) {
     pubs[i] = (struct publisher){.c = c, .id = i};
     CHECK(pthread_create(&pub_threads[i], NULL, publisher_main, &pubs[i]) == 0,
@@ -273,15 +285,29 @@ static void scenario_failover(struct cluster *c) {
     CHECK(atomic_load(&subs[i].received) == TOTAL, "subscriber %d got %d", i,
           atomic_load(&subs[i].received));
   }
-  printf("ok %d subscribers got offsets 1..%d exactly once, in order, "
-         "through 2 leader kills and a restart\n",
+  int status = 0;
+  CHECK(test_wait_for(ctl_pid, 30000, &status) && status == 0,
+        "synodctl subscribe: exit %d (see %s)", status, ctl_out);
+  char *text = test_slurp(ctl_out);
+  int next = 1;
+  for (char *line = strtok(text, "\n"); line != NULL;
+       line = strtok(NULL, "\n")) {
+    if (line[0] != '{') {
+      continue; /* stderr's notes, if any */
+    }
+    const char *o = strstr(line, "\"offset\":");
+    CHECK(o != NULL && strtol(o + 9, NULL, 10) == next,
+          "synodctl subscribe: '%s', want offset %d", line, next);
+    next++;
+  }
+  free(text);
+  CHECK(next == TOTAL + 1, "synodctl subscribe printed %d messages", next - 1);
+  printf("ok %d subscribers and synodctl subscribe got offsets 1..%d "
+         "exactly once, in order, through 2 leader kills and a restart\n",
          SUBSCRIBERS, TOTAL);
 }
 
 /* ------------------------------------------------------------ synodctl */
-
-static char synodctl[PATH_MAX];
-static char dir[PATH_MAX];
 
 /* Runs synodctl ARGS against the cluster; output (and errors) in *out. */
 static int ctl(const struct cluster *c, const char *name, const char *args,
