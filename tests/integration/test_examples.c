@@ -146,10 +146,10 @@ static void map_digest(const char *log, const char *name, uint64_t offset,
   free(text);
 }
 
-static void replicated_map(const struct cluster *c) {
-  char example[PATH_MAX], logs[4][PATH_MAX], digests[4][64], want[64];
-  const char *names[4] = {"A", "B", "C", "C"};
-  pid_t pids[4];
+static void replicated_map(struct cluster *c) {
+  char example[PATH_MAX], logs[5][PATH_MAX], digests[5][64], want[64];
+  const char *names[5] = {"A", "B", "C", "C", "D"};
+  pid_t pids[5];
   test_binary("SYNOD_EXAMPLE_MAP", "example_replicated_map", example,
               sizeof example);
   struct synod_options o;
@@ -157,7 +157,7 @@ static void replicated_map(const struct cluster *c) {
   synod_options_init(&o);
   o.endpoints = c->endpoints;
   CHECK(synod_client_new(&o, &cl) == 0, "%s", synod_client_errmsg());
-  for (int i = 0; i < 4; i++) {
+  for (int i = 0; i < 5; i++) {
     snprintf(logs[i], sizeof logs[i], "%.4000s/map-%d.log", c->dir, i);
   }
   for (int i = 0; i < 3; i++) {
@@ -195,17 +195,38 @@ static void replicated_map(const struct cluster *c) {
           digests[i], digests[0]);
   }
   CHECK(strstr(digests[0], "(0 keys)") == NULL, "an empty map: %s", digests[0]);
-  for (int i = 0; i < 4; i++) {
-    if (i != 2) {
-      kill(pids[i], SIGTERM);
-      test_wait(pids[i], 10000, "a map member");
-    }
+  /* The coordinator A is SIGKILLed while D joins with state, and the
+   * synod leader too, during the transfer: D still gets the checkpoint
+   * and every command after it, with no member to ask. */
+  kill(pids[0], SIGKILL);
+  test_wait(pids[0], 10000, "the killed coordinator");
+  char *argv_d[] = {example, "D", "map", "1000", NULL};
+  pids[4] = test_spawn(argv_d, logs[4]);
+  int leader = cluster_wait_leader(c, 20000);
+  cluster_signal(c, leader, SIGKILL);
+  cluster_restart(c, leader);
+  test_wait_file(logs[4], "D joined", 30000);
+  test_wait_file(logs[4], "with state from checkpoint", 1000);
+  uint64_t d3 = map_commands(cl, 60, 10);
+  const int live[3] = {1, 3, 4};
+  for (int i = 0; i < 3; i++) {
+    int m = live[i];
+    map_digest(logs[m], names[m], d3, digests[m], sizeof digests[m]);
+    CHECK(strcmp(digests[m], digests[1]) == 0,
+          "at %" PRIu64 ": %s (log %s) has %s, B %s", d3, names[m], logs[m],
+          digests[m], digests[1]);
+  }
+  for (int i = 0; i < 3; i++) {
+    kill(pids[live[i]], SIGTERM);
+    test_wait(pids[live[i]], 10000, "a map member");
   }
   synod_client_free(cl);
   printf("ok replicated_map: C SIGKILLed, restarted with state (the "
          "checkpoint A stored for B, then the commands after it), and at "
-         "offset %" PRIu64 " all three print %s\n",
-         d2, digests[0]);
+         "offset %" PRIu64 " all three print %s; then the coordinator A "
+         "and the synod leader SIGKILLed while D joined with state: at "
+         "%" PRIu64 " B, C and D print %s\n",
+         d2, digests[0], d3, digests[1]);
 }
 
 int main(void) {
