@@ -95,8 +95,9 @@ static const struct flag flags[] = {
      "... and in bytes: 64MiB, 1GiB, ... (same on every replica) [64MiB]"},
     {"--keys-value-max-bytes", "SYNOD_KEYS_VALUE_MAX_BYTES",
      &cfg.keys_value_max_bytes,
-     "the largest value of one key: 64KiB, 512KiB, ... (at most 1000000 "
-     "bytes; the leader's value applies to all) [64KiB]"},
+     "the largest value of one key: 64KiB, 256KiB, ... (at most 256KiB: "
+     "a watch event carries a value and the one before it; the leader's "
+     "value applies to all) [64KiB]"},
     {"--group-checkpoint-max-bytes", "SYNOD_GROUP_CHECKPOINT_MAX_BYTES",
      &cfg.group_checkpoint_max_bytes,
      "the largest state checkpoint a group may store: 16MiB, 64MiB, ... "
@@ -452,7 +453,7 @@ int main(int argc, char **argv) {
       parse_bytes(cfg.keys_history_bytes, "--keys-history-bytes",
                   &o.key_history_bytes_max) ||
       parse_size(cfg.keys_value_max_bytes, "--keys-value-max-bytes", 1,
-                 FSM_KEY_VALUE_BYTES_CAP, "from 1 to 1000000 bytes",
+                 FSM_KEY_VALUE_BYTES_CAP, "from 1 to 256KiB",
                  &o.key_value_bytes_max) ||
       parse_bytes(cfg.group_checkpoint_max_bytes,
                   "--group-checkpoint-max-bytes",

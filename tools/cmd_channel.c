@@ -132,14 +132,22 @@ int cmd_publish(const struct ctl_opts *o, int argc, char **argv) {
     publish_usage(stderr);
     return CTL_EXIT_USAGE;
   }
+  bool from_stdin = argc - first == 1 && strcmp(argv[first], "-") == 0;
+  if (from_stdin && id != NULL && strlen(id) > SYNOD_NAME_MAX - 8) {
+    /* The k-th batch's id is ID/k: room for "/" and 7 digits. */
+    fprintf(stderr,
+            "%s: publish: an --id of %zu bytes; with - at most %d (each "
+            "batch of stdin adds /N to it)\n",
+            o->prog, strlen(id), SYNOD_NAME_MAX - 8);
+    return CTL_EXIT_USAGE;
+  }
   struct synod_client *c = ctl_client(o, "publish", NULL);
   if (c == NULL) {
     return CTL_EXIT_ERROR;
   }
-  int code = argc - first == 1 && strcmp(argv[first], "-") == 0
-                 ? publish_stdin(o, c, argv[1], id)
-                 : publish_batch(o, c, argv[1], id, argv + first,
-                                 (size_t)(argc - first));
+  int code = from_stdin ? publish_stdin(o, c, argv[1], id)
+                        : publish_batch(o, c, argv[1], id, argv + first,
+                                        (size_t)(argc - first));
   synod_client_free(c);
   return code;
 }

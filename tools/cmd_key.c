@@ -435,16 +435,27 @@ static int list_run(struct key_ctx *k, struct synod_client *c,
   json_t *kvs = k->o.json ? json_array() : NULL;
   char *after = NULL;
   uint64_t printed = 0, revision = 0;
-  bool more = true;
+  bool more = true, at_first = true;
   int code = CTL_EXIT_OK;
   while (more && printed < la->limit) {
     struct synod_key_list l;
     uint64_t want = la->limit - printed;
     /* The pages after the first at its revision: one listing, consistent
-     * at one revision, even while the keys change. */
-    int rv = synod_key_list_at(c, la->prefix, after,
-                               want < LIST_PAGE ? (uint32_t)want : LIST_PAGE,
-                               la->flags, revision, 0, &l);
+     * at one revision, even while the keys change. If the key history no
+     * longer reaches back to it (a long listing under many writes), the
+     * rest comes at each page's own revision, as the pages printed
+     * already cannot be taken back. */
+    uint32_t page = want < LIST_PAGE ? (uint32_t)want : LIST_PAGE;
+    int rv = synod_key_list_at(c, la->prefix, after, page, la->flags,
+                               at_first ? revision : 0, 0, &l);
+    if (rv == SYNOD_ECOMPACTED && at_first) {
+      fprintf(stderr,
+              "%s: key list: the key history no longer reaches back to "
+              "revision %" PRIu64 "; the rest is listed as it is now\n",
+              k->o.prog, revision);
+      at_first = false;
+      rv = synod_key_list_at(c, la->prefix, after, page, la->flags, 0, 0, &l);
+    }
     if (rv != 0) {
       code = ctl_fail(&k->o, "key list", rv);
       break;

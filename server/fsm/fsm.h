@@ -362,9 +362,10 @@ struct fsm_settings {
  * larger one is corrupt). */
 #define FSM_GROUP_CHECKPOINT_BYTES_CAP (1ull << 30)
 
-/* The largest key value any setting may allow: what a client frame (1 MiB)
- * holds with the key and the request around it, as for channel messages. */
-#define FSM_KEY_VALUE_BYTES_CAP 1000000u
+/* The largest key value any setting may allow: a watch event carries a
+ * value and its previous one in one frame (1 MiB), and a transaction's
+ * answer with a get of it must fit key_reply_bytes_max (512 KiB). */
+#define FSM_KEY_VALUE_BYTES_CAP (256u << 10)
 
 /* The settings as applied (0 fields: never set). */
 void fsm_settings_get(const struct fsm *f, struct fsm_settings *out);

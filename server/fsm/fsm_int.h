@@ -386,6 +386,9 @@ struct fsm_group {
   /* Payload bytes of the retained items after ckpt_offset (derived:
    * counted again at each new checkpoint and when an image loads). */
   uint64_t after_ckpt_bytes;
+  /* An eviction just made the checkpoint stale (set by group_room, taken
+   * by ckpt_refresh within the same request: never across entries). */
+  bool ckpt_went_stale;
   uint8_t *ckpt;
   size_t ckpt_len;
   char *ckpt_member;

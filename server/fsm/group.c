@@ -258,6 +258,7 @@ static int group_room(struct fsm *f, struct fsm_group *g, uint64_t bytes,
           f->groups_bytes + bytes > o->groups_bytes_max)) {
     uint64_t before = g->window.bytes;
     bool after_ckpt = g->has_ckpt && g->window.first > g->ckpt_offset;
+    g->ckpt_went_stale |= g->has_ckpt && g->window.first == g->ckpt_offset + 1;
     window_evict(&g->window);
     f->groups_bytes -= before - g->window.bytes;
     if (after_ckpt) {
@@ -319,11 +320,20 @@ static bool ckpt_behind(const struct fsm *f, uint64_t items, uint64_t bytes,
  * coordinator for a newer checkpoint: a state request from nobody (member
  * ""), which it answers like any other. If none comes before the window
  * is full, the oldest items go as before, and a joiner's request goes to
- * the coordinator. Without a checkpoint nothing is asked: the group
- * does not use them. */
+ * the coordinator; the coordinator is asked then too, as the checkpoint
+ * goes stale (as it does before half the window when the server-wide
+ * bound on groups' bytes binds first). Without a checkpoint nothing is
+ * asked: the group does not use them. */
 static void ckpt_refresh(struct fsm *f, struct fsm_group *g, uint64_t added,
                          bool new_coordinator) {
   struct fsm_group_member *c = group_coordinator(g);
+  bool went_stale = g->ckpt_went_stale;
+  g->ckpt_went_stale = false;
+  if (went_stale && c != NULL) {
+    (void)state_request_put(f, g, c, NULL);
+    g->ckpt_went_stale = false; /* asked already */
+    return;
+  }
   if (!g->has_ckpt || c == NULL || !fsm_group_ckpt_usable(g)) {
     return;
   }
@@ -336,6 +346,7 @@ static void ckpt_refresh(struct fsm *f, struct fsm_group *g, uint64_t added,
   }
   if (ask) {
     (void)state_request_put(f, g, c, NULL);
+    g->ckpt_went_stale = false; /* asked already */
   }
 }
 

@@ -269,13 +269,13 @@ static void scenario_session_bound(const struct cluster *c) {
 }
 
 /* The issue's gateway: a process that registered 10,000 devices bound
- * to its session (TTL 2 s, renewed every 667 ms) is SIGKILLed. Its
+ * to its session (TTL 3 s, renewed every second) is SIGKILLed. Its
  * entries are all still there 500 ms later (the session cannot expire
- * before 2 s after its last renewal, at least 1,333 ms after the kill),
- * and gone within 10 s; a watcher on the prefix, started before the
+ * before 3 s after its last renewal, at least 2 s after the kill), and
+ * gone within 12 s; a watcher on the prefix, started before the
  * registrations, sees every put and then every delete, once each. */
 static void scenario_gateway_killed(const struct cluster *c) {
-  enum { DEVICES = 10000, PER_TXN = 64, TTL_MS = 2000 };
+  enum { DEVICES = 10000, PER_TXN = 64, TTL_MS = 3000 };
   struct synod_client *obs = client_at(c->endpoints, 0);
   struct synod_key_watch *w;
   struct synod_key_watch_options wo = {.key = "gwk/", .prefix = true};
@@ -331,8 +331,8 @@ static void scenario_gateway_killed(const struct cluster *c) {
     struct synod_key_event ev;
     int rv = synod_key_watch_next(w, 1000, &ev);
     CHECK(rv == 0 || rv == SYNOD_ETIMEDOUT, "watch: %s", synod_errname(rv));
-    CHECK(test_now_ms() - killed < 10000,
-          "%d of %d deletes seen 10 s after the SIGKILL", dels, DEVICES);
+    CHECK(test_now_ms() - killed < 12000,
+          "%d of %d deletes seen 12 s after the SIGKILL", dels, DEVICES);
     if (rv != 0) {
       continue;
     }
@@ -357,7 +357,7 @@ static void scenario_gateway_killed(const struct cluster *c) {
   synod_key_watch_close(w);
   synod_client_free(obs);
   printf("ok a gateway with %d session-bound entries SIGKILLed: all there "
-         "%" PRIu64 " ms after, the first delete seen at %" PRIu64
+         "%" PRIu64 " ms after, the first delete read at %" PRIu64
          " ms (TTL %d ms), the watcher saw every put and delete once\n",
          DEVICES, listed_ms, first_delete_ms - killed, TTL_MS);
 }
@@ -713,7 +713,7 @@ struct teller {
 /* A key's balance and mod revision (0, 0 if absent). */
 static void bank_read(struct synod_client *cl, const char *key, long *balance,
                       uint64_t *rev, int *rv) {
-  struct synod_key_get_result g;
+  struct synod_key_get_result g = {0}; /* untouched on an error */
   *balance = 0;
   *rev = 0;
   *rv = synod_key_get(cl, key, 0, 30000, &g);
@@ -771,7 +771,7 @@ static void *teller_main(void *arg) {
                                    .value_len = strlen(vt)}};
     struct synod_key_txn txn = {
         .compares = cmp, .compares_n = 2, .success = ops, .success_n = 3};
-    struct synod_key_txn_result r;
+    struct synod_key_txn_result r = {0}; /* untouched on an error */
     int rv = synod_key_txn(cl, &txn, 30000, &r);
     if (rv != 0) {
       if (t->unknown++ == 0) {
@@ -811,8 +811,8 @@ static void bank_wait(struct teller *t, int n) {
 /* Transfers between accounts by four tellers, each a transaction of two
  * compares and three puts, through two leader SIGKILLs: the balances
  * still add up (no transaction half applied) and each teller's count key
- * equals the transfers it was told were applied (none applied twice, none
- * lost); the replicas agree. */
+ * equals the transfers it was told were applied (none applied but told
+ * otherwise, none lost). */
 static void scenario_bank(struct cluster *c) {
   struct synod_client *cl = client_at(c->endpoints, 0);
   for (int i = 0; i < BANK_ACCOUNTS; i++) {

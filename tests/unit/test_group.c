@@ -494,14 +494,16 @@ START_TEST(retention_drops_the_oldest_and_a_stale_checkpoint_is_unusable) {
   synod__response__free_unpacked(r, NULL);
   h_send(&h, a, 4, "g", "", "4", NULL);
   h_send(&h, a, 5, "g", "", "5", NULL);
-  h_send(&h, a, 6, "g", "", "6", NULL); /* evicts 1 to 3 */
+  h_send(&h, a, 6, "g", "", "6", NULL);
+  /* 5 evicted 2, the first item after the checkpoint: asked again (7) as
+   * it went stale; 6 (at 8) evicted 4. */
   struct fsm_stream st;
   ck_assert(fsm_group_stream(h.f, "g", 1, &st));
-  ck_assert_uint_eq(st.first, 4);
-  ck_assert_uint_eq(st.window->next, 8);
+  ck_assert_uint_eq(st.first, 5);
+  ck_assert_uint_eq(st.window->next, 9);
   struct window_item wi;
   struct fsm_group_item it;
-  ck_assert(window_get(st.window, 4, &wi));
+  ck_assert(window_get(st.window, 7, &wi));
   ck_assert_int_eq(fsm_group_item_decode(&wi, &it), 0);
   ck_assert_int_eq(it.kind, FSM_GROUP_STATE_REQUEST);
   ck_assert_uint_eq(it.to_len, 2);
@@ -524,7 +526,7 @@ START_TEST(retention_drops_the_oldest_and_a_stale_checkpoint_is_unusable) {
   req.group_read = &q;
   r = h_query(&h, &req);
   ck_assert_int_eq(r->error->code, SYNOD_ECOMPACTED);
-  ck_assert_uint_eq(r->error->first_available, 6);
+  ck_assert_uint_eq(r->error->first_available, 7);
   synod__response__free_unpacked(r, NULL);
   h_close(&h);
 }
@@ -594,6 +596,52 @@ START_TEST(the_replicas_ask_for_a_newer_checkpoint_before_the_window_fills) {
   h_request_at(&h, "g", 25, "B", "");
   ck_assert(fsm_group_stream(h.f, "g", 1, &st));
   ck_assert_uint_eq(st.window->next, 26);
+  h_close(&h);
+}
+END_TEST
+
+/* When the server-wide bound on groups' bytes binds before a group's own
+ * window is half full, its checkpoint goes stale early: the coordinator
+ * is asked as it does (found by a review: nothing was asked). */
+START_TEST(
+    the_coordinator_is_asked_as_the_server_wide_bound_stales_a_checkpoint) {
+  struct fsm_options o = {0};
+  o.group_bytes_max = 4000;
+  o.groups_bytes_max = 1500;
+  struct h h;
+  h_init(&h, &o);
+  uint64_t a = h_open(&h, 60000), b = h_open(&h, 60000), seq = 3;
+  char big[101];
+  memset(big, 'x', 100);
+  big[100] = '\0';
+  h_join(&h, a, 1, "g1", "A", NULL, false);   /* 1 */
+  h_chunk(&h, a, 2, "g1", "A", 1, 1, 0, "s"); /* notice 2 */
+  h_join(&h, b, 1, "g2", "B", NULL, false);
+  for (uint64_t i = 0; i < 11; i++) {
+    h_send(&h, b, 2 + i, "g2", "", big, NULL); /* g2 takes most of it */
+    ck_assert_int_eq(h_err(&h), 0);
+  }
+  struct fsm_stream st;
+  uint64_t asked = 0;
+  for (int i = 0; i < 6 && asked == 0; i++) {
+    h_send(&h, a, seq++, "g1", "", big, NULL);
+    ck_assert_int_eq(h_err(&h), 0);
+    ck_assert(fsm_group_stream(h.f, "g1", 2, &st));
+    struct window_iter it;
+    struct window_item wi;
+    struct fsm_group_item gi;
+    window_iter_seek(st.window, st.first, &it);
+    while (window_iter_next(&it, &wi)) {
+      ck_assert_int_eq(fsm_group_item_decode(&wi, &gi), 0);
+      if (gi.kind == FSM_GROUP_STATE_REQUEST && gi.from_len == 0) {
+        asked = gi.offset;
+      }
+    }
+  }
+  ck_assert_msg(asked != 0,
+                "the stale checkpoint was not followed by a request");
+  ck_assert(st.window->bytes < o.group_bytes_max / 2); /* not the half rule */
+  h_request_at(&h, "g1", asked, "A", "");
   h_close(&h);
 }
 END_TEST
@@ -1309,6 +1357,9 @@ static Suite *group_suite(void) {
   tcase_add_test(tc, state_request_goes_to_the_coordinator_and_follows_it);
   tcase_add_test(
       tc, the_replicas_ask_for_a_newer_checkpoint_before_the_window_fills);
+  tcase_add_test(
+      tc,
+      the_coordinator_is_asked_as_the_server_wide_bound_stales_a_checkpoint);
   tcase_add_test(tc, a_requester_left_as_coordinator_is_told_no_one_is_left);
   tcase_add_test(tc, the_view_at_any_retained_offset_is_rebuilt_exactly);
   tcase_add_test(
