@@ -2381,34 +2381,27 @@ static bool h_khas(struct h *h, const char *k) {
   return v != NULL;
 }
 
-static Synod__Response *h_klist(struct h *h, const char *prefix,
-                                const char *after, uint32_t limit,
-                                bool keys_only) {
+/* A list page at a revision (0: now). */
+static Synod__Response *h_klist_at(struct h *h, const char *prefix,
+                                   const char *after, uint32_t limit,
+                                   bool keys_only, uint64_t revision) {
   Synod__Request r = SYNOD__REQUEST__INIT;
   Synod__KeyList q = SYNOD__KEY_LIST__INIT;
   q.prefix = bin(prefix);
   q.after = bin(after);
   q.limit = limit;
   q.keys_only = keys_only;
+  q.revision = revision;
   r.body_case = SYNOD__REQUEST__BODY_KEY_LIST;
   r.key_list = &q;
   ck_assert(fsm_request_is_read(&r));
   return h_query(h, &r);
 }
 
-/* A list at a revision (0: now). */
-static Synod__Response *h_klist_at(struct h *h, const char *prefix,
-                                   const char *after, uint32_t limit,
-                                   uint64_t revision) {
-  Synod__Request r = SYNOD__REQUEST__INIT;
-  Synod__KeyList q = SYNOD__KEY_LIST__INIT;
-  q.prefix = bin(prefix);
-  q.after = bin(after);
-  q.limit = limit;
-  q.revision = revision;
-  r.body_case = SYNOD__REQUEST__BODY_KEY_LIST;
-  r.key_list = &q;
-  return h_query(h, &r);
+static Synod__Response *h_klist(struct h *h, const char *prefix,
+                                const char *after, uint32_t limit,
+                                bool keys_only) {
+  return h_klist_at(h, prefix, after, limit, keys_only, 0);
 }
 
 static bool kv_is(const Synod__KeyValue *kv, const char *k) {
@@ -2460,11 +2453,11 @@ START_TEST(key_list_at_a_past_revision_is_the_keys_then) {
   req.body_case = SYNOD__REQUEST__BODY_SESSION_CLOSE;
   req.session_close = &sc;
   h_req(&h, &req); /* l/c goes with it */
-  Synod__Response *l = h_klist_at(&h, "l/", NULL, 0, 0);
+  Synod__Response *l = h_klist_at(&h, "l/", NULL, 0, false, 0);
   list_text(l, text, sizeof text);
   ck_assert_str_eq(text, "l/b=2 l/d=1");
   synod__response__free_unpacked(l, NULL);
-  l = h_klist_at(&h, "l/", NULL, 0, r1);
+  l = h_klist_at(&h, "l/", NULL, 0, false, r1);
   list_text(l, text, sizeof text);
   ck_assert_str_eq(text, "l/a=1 l/b=1 l/c=1");
   ck_assert_uint_eq(l->key_list->revision, r1);
@@ -2476,7 +2469,7 @@ START_TEST(key_list_at_a_past_revision_is_the_keys_then) {
   const char *after = NULL;
   char last[16] = "";
   for (int i = 0; i < 3; i++) {
-    l = h_klist_at(&h, "l/", after, 1, r1);
+    l = h_klist_at(&h, "l/", after, 1, false, r1);
     list_text(l, text, sizeof text);
     ck_assert_str_eq(text, want[i]);
     ck_assert(l->key_list->more == (i < 2));
@@ -2485,17 +2478,18 @@ START_TEST(key_list_at_a_past_revision_is_the_keys_then) {
     after = last;
     synod__response__free_unpacked(l, NULL);
   }
-  l = h_klist_at(&h, "l/", NULL, 0, r1 + 2); /* after the delete of l/a */
+  l = h_klist_at(&h, "l/", NULL, 0, false,
+                 r1 + 2); /* after the delete of l/a */
   list_text(l, text, sizeof text);
   ck_assert_str_eq(text, "l/b=2 l/c=1");
   synod__response__free_unpacked(l, NULL);
-  l = h_klist_at(&h, "l/", NULL, 0, fsm_key_revision(h.f) + 1);
+  l = h_klist_at(&h, "l/", NULL, 0, false, fsm_key_revision(h.f) + 1);
   ck_assert_int_eq(l->error->code, SYNOD_EINVAL);
   synod__response__free_unpacked(l, NULL);
   for (int i = 0; i < 60; i++) {
     h_kput_ok(&h, "m/y", "1"); /* the history keeps 50 revisions */
   }
-  l = h_klist_at(&h, "l/", NULL, 0, r1);
+  l = h_klist_at(&h, "l/", NULL, 0, false, r1);
   ck_assert_int_eq(l->error->code, SYNOD_ECOMPACTED);
   ck_assert_uint_gt(l->error->first_available, r1);
   synod__response__free_unpacked(l, NULL);
