@@ -1224,7 +1224,9 @@ int synod_key_list(struct synod_client *c, const char *prefix,
  * (watch from it + 1 to follow the changes after). The servers answer
  * from the key history: a revision older than it keeps gets
  * SYNOD_ECOMPACTED (the message names the oldest revision available:
- * list again from the first page); one after the newest, SYNOD_EINVAL. */
+ * list again from the first page); one after the newest, SYNOD_EINVAL,
+ * or with SYNOD_READ_STALE, SYNOD_EUNAVAILABLE (the replica read is
+ * behind the one that answered the revision: retry). */
 int synod_key_list_at(struct synod_client *c, const char *prefix,
                       const char *after, uint32_t limit, unsigned flags,
                       uint64_t revision, uint32_t timeout_ms,

@@ -688,11 +688,21 @@ static void kv_then_to_pb(const struct fsm_kv *kv, bool with_value,
 }
 
 /* Checks a list's revision: 0 (now), the newest, or one whose later
- * changes the history still holds. */
-static int list_revision_check(const struct fsm *f, const Synod__KeyList *q,
-                               struct fsm_reply *r) {
+ * changes the history still holds. One after the newest is a bad
+ * revision, unless the read is stale: then this replica is behind the
+ * one that answered the revision (another replica, or before a
+ * failover), and may have it later. */
+static int list_revision_check(const struct fsm *f, const Synod__Request *req,
+                               const Synod__KeyList *q, struct fsm_reply *r) {
   struct fsm_stream st;
   fsm_key_stream(f, &st);
+  if (q->revision > f->key_revision && req->stale) {
+    errmsg_set(r->msg,
+               "key list: revision %" PRIu64 " is not applied here yet (this "
+               "replica is at %" PRIu64 "); retry, or read linearizably",
+               q->revision, f->key_revision);
+    return SYNOD_EUNAVAILABLE;
+  }
   if (q->revision > f->key_revision) {
     errmsg_set(r->msg,
                "key list: revision %" PRIu64 " is after the newest, %" PRIu64,
@@ -723,7 +733,7 @@ int fsm_key_list(struct fsm *f, struct fsm_session *s,
     rv = SYNOD_EINVAL;
   }
   if (rv == 0) {
-    rv = list_revision_check(f, q, r);
+    rv = list_revision_check(f, req, q, r);
   }
   if (rv != 0) {
     return rv;

@@ -2486,6 +2486,17 @@ START_TEST(key_list_at_a_past_revision_is_the_keys_then) {
   l = h_klist_at(&h, "l/", NULL, 0, false, fsm_key_revision(h.f) + 1);
   ck_assert_int_eq(l->error->code, SYNOD_EINVAL);
   synod__response__free_unpacked(l, NULL);
+  /* A stale read on a replica behind: not there yet, not a bad request. */
+  Synod__Request sr = SYNOD__REQUEST__INIT;
+  Synod__KeyList sq = SYNOD__KEY_LIST__INIT;
+  sq.prefix = bin("l/");
+  sq.revision = fsm_key_revision(h.f) + 1;
+  sr.body_case = SYNOD__REQUEST__BODY_KEY_LIST;
+  sr.key_list = &sq;
+  sr.stale = true;
+  l = h_query(&h, &sr);
+  ck_assert_int_eq(l->error->code, SYNOD_EUNAVAILABLE);
+  synod__response__free_unpacked(l, NULL);
   for (int i = 0; i < 60; i++) {
     h_kput_ok(&h, "m/y", "1"); /* the history keeps 50 revisions */
   }
