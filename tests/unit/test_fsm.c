@@ -2508,6 +2508,155 @@ START_TEST(key_list_at_a_past_revision_is_the_keys_then) {
 }
 END_TEST
 
+/* A differential check of lists at past revisions (written by a review,
+ * kept): random puts, session-bound puts, deletes (of keys and prefixes)
+ * and session ends on ten keys, with a small history, small pages and a
+ * small reply bound; after each step, a whole listing at a random past
+ * revision, under a random prefix, must equal the listing taken at that
+ * revision then (or be SYNOD_ECOMPACTED exactly when the history no
+ * longer holds every change after it). */
+#define LT_REVS 2000
+static char *lt_then[LT_REVS];
+static void h_session_close(struct h *h, uint64_t sid);
+
+static void lt_page_text(const Synod__Response *l, char *out, size_t cap,
+                         size_t *n) {
+  for (size_t i = 0; i < l->key_list->n_kvs; i++) {
+    const Synod__KeyValue *kv = l->key_list->kvs[i];
+    *n += (size_t)snprintf(
+        out + *n, cap - *n, "%.*s=%.*s@%llu/%llu/%llu/%llu;", (int)kv->key.len,
+        (const char *)kv->key.data, (int)kv->value.len,
+        (const char *)kv->value.data, (unsigned long long)kv->create_revision,
+        (unsigned long long)kv->mod_revision, (unsigned long long)kv->version,
+        (unsigned long long)kv->session_id);
+  }
+}
+
+/* A whole listing of prefix at rev (0: now), in pages of limit; 0 or the
+ * error code. */
+static int lt_list_all(struct h *h, const char *prefix, uint64_t rev,
+                       uint32_t limit, char *out, size_t cap) {
+  size_t n = 0;
+  char after[64] = "";
+  out[0] = '\0';
+  for (int pages = 0; pages < 1000; pages++) {
+    Synod__Response *l =
+        h_klist_at(h, prefix, after[0] ? after : NULL, limit, false, rev);
+    if (l->error) {
+      int c = (int)l->error->code;
+      synod__response__free_unpacked(l, NULL);
+      return c;
+    }
+    ck_assert_uint_eq(l->key_list->revision,
+                      rev ? rev : fsm_key_revision(h->f));
+    lt_page_text(l, out, cap, &n);
+    bool more = l->key_list->more;
+    if (l->key_list->n_kvs > 0) {
+      const Synod__KeyValue *kv = l->key_list->kvs[l->key_list->n_kvs - 1];
+      snprintf(after, sizeof after, "%.*s", (int)kv->key.len,
+               (const char *)kv->key.data);
+    }
+    synod__response__free_unpacked(l, NULL);
+    if (!more) {
+      return 0;
+    }
+  }
+  ck_abort_msg("too many pages");
+  return -1;
+}
+
+/* The entries of a whole listing's text under prefix. */
+static void lt_filter(const char *all, const char *prefix, char *out,
+                      size_t cap) {
+  size_t n = 0, pl = strlen(prefix);
+  out[0] = '\0';
+  for (const char *p = all; *p;) {
+    const char *e = strchr(p, ';');
+    if (strncmp(p, prefix, pl) == 0) {
+      n += (size_t)snprintf(out + n, cap - n, "%.*s", (int)(e - p + 1), p);
+    }
+    p = e + 1;
+  }
+}
+
+START_TEST(key_list_at_a_revision_equals_the_listing_taken_then) {
+  static char got[65536], want[65536], all[65536];
+  const char *keys[] = {"a",   "ab",  "a/1", "a/2", "a/3",
+                        "a/4", "b/1", "b/2", "b/3", "c"};
+  const char *prefixes[] = {"", "a", "a/", "b/", "c", "zz"};
+  unsigned seeds = getenv("SYNOD_TEST_VALGRIND") ? 8 : 100, compared = 0;
+  for (unsigned seed = 1; seed <= seeds; seed++) {
+    srand(seed);
+    struct fsm_options o = {0};
+    o.key_history_max = 10 + (uint64_t)(rand() % 60);
+    o.key_reply_bytes_max = 8 + (uint32_t)(rand() % 60);
+    o.key_work_per_entry = 1 + (uint32_t)(rand() % 3);
+    struct h h;
+    h_init(&h, &o);
+    uint64_t sid[3], seq[3];
+    for (int i = 0; i < 3; i++) {
+      sid[i] = h_open(&h, 60000);
+      seq[i] = 1;
+    }
+    memset(lt_then, 0, sizeof lt_then);
+    ck_assert_int_eq(lt_list_all(&h, "", 0, 0, all, sizeof all), 0);
+    lt_then[fsm_key_revision(h.f)] = strdup(all);
+    for (int step = 0; step < 300 && fsm_key_revision(h.f) < LT_REVS - 5;
+         step++) {
+      int op = rand() % 12, si = rand() % 3;
+      const char *k = keys[rand() % 10];
+      char v[16];
+      snprintf(v, sizeof v, "v%d", step);
+      if (op < 5) {
+        h_kput(&h, 0, 0, k, v, false);
+      } else if (op < 8) {
+        h_kput(&h, sid[si], seq[si]++, k, v, true);
+      } else if (op < 10) {
+        h_kdel(&h, 0, 0, k, rand() % 3 == 0);
+      } else {
+        h_session_close(&h, sid[si]);
+        sid[si] = h_open(&h, 60000);
+        seq[si] = 1;
+      }
+      uint64_t now = fsm_key_revision(h.f);
+      if (lt_then[now] == NULL) {
+        ck_assert_int_eq(lt_list_all(&h, "", 0, 0, all, sizeof all), 0);
+        lt_then[now] = strdup(all);
+      }
+      uint64_t r = now ? 1 + (uint64_t)rand() % now : 0;
+      if (r == 0 || lt_then[r] == NULL) {
+        continue;
+      }
+      const char *pf = prefixes[rand() % 6];
+      uint32_t lim = (uint32_t)(rand() % 4);
+      int rc = lt_list_all(&h, pf, r, lim, got, sizeof got);
+      struct fsm_stream st;
+      fsm_key_stream(h.f, &st);
+      if (r < now && r + 1 < st.first) {
+        ck_assert_int_eq(rc, SYNOD_ECOMPACTED);
+        continue;
+      }
+      ck_assert_msg(rc == 0, "seed %u revision %llu (history from %llu): %d",
+                    seed, (unsigned long long)r, (unsigned long long)st.first,
+                    rc);
+      lt_filter(lt_then[r], pf, want, sizeof want);
+      ck_assert_msg(strcmp(got, want) == 0,
+                    "seed %u step %d revision %llu (now %llu) prefix '%s' "
+                    "limit %u:\n got  %s\n want %s",
+                    seed, step, (unsigned long long)r, (unsigned long long)now,
+                    pf, lim, got, want);
+      compared++;
+    }
+    for (int i = 0; i < LT_REVS; i++) {
+      free(lt_then[i]);
+      lt_then[i] = NULL;
+    }
+    h_close(&h);
+  }
+  ck_assert_uint_gt(compared, seeds * 50);
+}
+END_TEST
+
 /* A hash of the keys' part of the image: key_revision, keys and history.
  * Equal before and after a request that must change nothing. */
 static uint64_t keys_digest(struct h *h) {
@@ -3603,6 +3752,7 @@ static TCase *tcase_keys(void) {
   TCase *tc = tcase_create("keys");
   tcase_add_test(tc, key_put_get_delete_keep_revisions_and_versions);
   tcase_add_test(tc, key_list_at_a_past_revision_is_the_keys_then);
+  tcase_add_test(tc, key_list_at_a_revision_equals_the_listing_taken_then);
   tcase_add_test(tc, key_put_retried_in_a_session_applies_once);
   tcase_add_test(tc, key_prefix_delete_and_list_pages_at_a_revision);
   tcase_add_test(tc, key_compare_and_put_on_version_mod_revision_and_value);
