@@ -687,15 +687,22 @@ int synod_async_key_delete(struct synod_async *a, const char *key,
   return async_submit(a, OP_KEY_DELETE, &args, (any_cb)cb, arg, 0);
 }
 
+/* A list's arguments, for the async and the blocking call alike. */
+static struct key_args list_args(const char *prefix, const char *after,
+                                 uint32_t limit, unsigned flags,
+                                 uint64_t revision) {
+  return (struct key_args){.key = prefix,
+                           .after = after,
+                           .limit = limit,
+                           .flags = flags,
+                           .revision = revision};
+}
+
 int synod_async_key_list_at(struct synod_async *a, const char *prefix,
                             const char *after, uint32_t limit, unsigned flags,
                             uint64_t revision, synod_key_list_cb cb,
                             void *arg) {
-  struct key_args k = {.key = prefix,
-                       .after = after,
-                       .limit = limit,
-                       .flags = flags,
-                       .revision = revision};
+  struct key_args k = list_args(prefix, after, limit, flags, revision);
   struct op_args args = {.key = &k};
   return async_submit(a, OP_KEY_LIST, &args, (any_cb)cb, arg, 0);
 }
@@ -796,11 +803,7 @@ int synod_key_list_at(struct synod_client *c, const char *prefix,
                       const char *after, uint32_t limit, unsigned flags,
                       uint64_t revision, uint32_t timeout_ms,
                       struct synod_key_list *out) {
-  struct key_args k = {.key = prefix,
-                       .after = after,
-                       .limit = limit,
-                       .flags = flags,
-                       .revision = revision};
+  struct key_args k = list_args(prefix, after, limit, flags, revision);
   struct op_args args = {.key = &k};
   union synod_result r;
   int rv = client_call(c, OP_KEY_LIST, &args, timeout_ms, &r);

@@ -566,13 +566,20 @@ int fsm_key_delete(struct fsm *f, struct fsm_session *s,
   return 0;
 }
 
-/* The first key a list page may hold: after `after` when it is past the
- * prefix, else the prefix's first. */
+/* Whether a list's `after` bounds its page: when it is past the prefix
+ * (else the page starts at the prefix's first key). */
+static bool list_after_counts(const Synod__KeyList *q) {
+  struct fsm_name an = key_name(q->after.data, q->after.len);
+  return an.len > 0 &&
+         fsm_name_cmp(&an, (const char *)q->prefix.data, q->prefix.len) >= 0;
+}
+
+/* The first key a list page may hold. */
 static struct otree_node *list_start(const struct fsm *f,
                                      const Synod__KeyList *q) {
   struct fsm_name pn = key_name(q->prefix.data, q->prefix.len);
   struct fsm_name an = key_name(q->after.data, q->after.len);
-  if (an.len > 0 && fsm_name_cmp(&an, pn.s, pn.len) >= 0) {
+  if (list_after_counts(q)) {
     return otree_lower_bound(&f->keys, &an, true);
   }
   return pn.len ? otree_lower_bound(&f->keys, &pn, false)
@@ -604,13 +611,16 @@ struct key_then {
   uint64_t seq; /* the change's place in the history: the first wins */
 };
 
+/* Bytewise order of two struct key_then's keys. */
+static int then_key_cmp(const struct key_then *x, const struct key_then *y) {
+  struct fsm_name n = key_name(x->kv.key, x->kv.key_len);
+  return fsm_name_cmp(&n, (const char *)y->kv.key, y->kv.key_len);
+}
+
+/* By key, then by the change's place in the history. */
 static int then_cmp(const void *a, const void *b) {
   const struct key_then *x = a, *y = b;
-  size_t n = x->kv.key_len < y->kv.key_len ? x->kv.key_len : y->kv.key_len;
-  int c = n ? memcmp(x->kv.key, y->kv.key, n) : 0;
-  if (c == 0 && x->kv.key_len != y->kv.key_len) {
-    c = x->kv.key_len < y->kv.key_len ? -1 : 1;
-  }
+  int c = then_key_cmp(x, y);
   return c != 0 ? c : (x->seq < y->seq ? -1 : x->seq > y->seq);
 }
 
@@ -624,14 +634,13 @@ static int key_then_cmp(const struct fsm_key *k, const struct key_then *t) {
  * `after` when that is past the prefix (list_start's range). */
 static bool list_covers(const Synod__KeyList *q, const uint8_t *key,
                         size_t len) {
-  struct fsm_name pn = key_name(q->prefix.data, q->prefix.len);
-  struct fsm_name an = key_name(q->after.data, q->after.len);
   struct fsm_name kn = key_name(key, len);
-  if (pn.len > 0 && (len < pn.len || memcmp(key, pn.s, pn.len) != 0)) {
+  if (q->prefix.len > 0 &&
+      (len < q->prefix.len || memcmp(key, q->prefix.data, q->prefix.len))) {
     return false;
   }
-  return !(an.len > 0 && fsm_name_cmp(&an, pn.s, pn.len) >= 0 &&
-           fsm_name_cmp(&kn, an.s, an.len) <= 0);
+  return !list_after_counts(q) ||
+         fsm_name_cmp(&kn, (const char *)q->after.data, q->after.len) > 0;
 }
 
 /* The keys of the page's range changed after `rev`, each as it was at
@@ -663,8 +672,7 @@ static struct key_then *list_changed_since(const struct fsm *f,
   }
   size_t out = 0;
   for (size_t i = 0; i < m; i++) { /* the first change to each key */
-    if (out == 0 || t[out - 1].kv.key_len != t[i].kv.key_len ||
-        memcmp(t[out - 1].kv.key, t[i].kv.key, t[i].kv.key_len) != 0) {
+    if (out == 0 || then_key_cmp(&t[out - 1], &t[i]) != 0) {
       t[out++] = t[i];
     }
   }

@@ -2413,6 +2413,15 @@ static bool value_is(const Synod__KeyValue *kv, const char *v) {
          memcmp(kv->value.data, v, kv->value.len) == 0;
 }
 
+static void h_session_close(struct h *h, uint64_t sid) {
+  Synod__Request r = SYNOD__REQUEST__INIT;
+  Synod__SessionClose cl = SYNOD__SESSION_CLOSE__INIT;
+  r.session_id = sid;
+  r.body_case = SYNOD__REQUEST__BODY_SESSION_CLOSE;
+  r.session_close = &cl;
+  h_req(h, &r);
+}
+
 /* The page's keys and values as "k=v k=v" (keys only: "k k"). */
 static void list_text(const Synod__Response *l, char *out, size_t cap) {
   size_t n = 0;
@@ -2446,13 +2455,7 @@ START_TEST(key_list_at_a_past_revision_is_the_keys_then) {
   h_kdel(&h, 0, 0, "l/a", false);
   h_kput_ok(&h, "l/d", "1");
   h_kput_ok(&h, "m/x", "1"); /* outside the prefix */
-  Synod__Request req = SYNOD__REQUEST__INIT;
-  Synod__SessionClose sc = SYNOD__SESSION_CLOSE__INIT;
-  req.session_id = sid;
-  req.sequence = 3;
-  req.body_case = SYNOD__REQUEST__BODY_SESSION_CLOSE;
-  req.session_close = &sc;
-  h_req(&h, &req); /* l/c goes with it */
+  h_session_close(&h, sid);  /* l/c goes with it */
   Synod__Response *l = h_klist_at(&h, "l/", NULL, 0, false, 0);
   list_text(l, text, sizeof text);
   ck_assert_str_eq(text, "l/b=2 l/d=1");
@@ -2517,7 +2520,6 @@ END_TEST
  * longer holds every change after it). */
 #define LT_REVS 2000
 static char *lt_then[LT_REVS];
-static void h_session_close(struct h *h, uint64_t sid);
 
 static void lt_page_text(const Synod__Response *l, char *out, size_t cap,
                          size_t *n) {
@@ -3112,15 +3114,6 @@ START_TEST(key_session_bound_keys_go_at_close_and_expiry_not_before) {
   h_close(&h);
 }
 END_TEST
-
-static void h_session_close(struct h *h, uint64_t sid) {
-  Synod__Request r = SYNOD__REQUEST__INIT;
-  Synod__SessionClose cl = SYNOD__SESSION_CLOSE__INIT;
-  r.session_id = sid;
-  r.body_case = SYNOD__REQUEST__BODY_SESSION_CLOSE;
-  r.session_close = &cl;
-  h_req(h, &r);
-}
 
 /* Sequence 0 in a session: refused for what needs a session (locks,
  * elections); applied every time, in the session, for what works without
