@@ -193,7 +193,7 @@ static void apply_event(struct node *n, const struct fsm_event *e) {
   case FSM_EVENT_KEYS_CHANGED:
   case FSM_EVENT_GROUP_APPENDED:
   case FSM_EVENT_GROUP_DELETED:
-    subs_on_event(n, e);
+    subs_on_event(&n->subs, e);
     break;
   }
 }
@@ -271,7 +271,7 @@ static void apply_install(struct node *n, const struct core_update *up) {
            (unsigned long long)n->applied_index,
            (unsigned long long)n->applied_term, len);
   pending_take(n, n->applied_index, 0);
-  subs_on_install(n);
+  subs_on_install(&n->subs);
 }
 
 /* The entry bytes after the last snapshot that make the next one due:
@@ -301,7 +301,7 @@ void apply_update(struct node *n, const struct core_update *up) {
     n->bytes_since_snapshot += e->len;
   }
   requests_reads_serve(n);
-  subs_pump(n);
+  subs_pump(&n->subs);
   /* Like the core's own threshold, the byte threshold holds off while a
    * snapshot streams to a follower (see core_snapshot_streaming), and is
    * spread as the core's is. */

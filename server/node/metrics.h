@@ -69,10 +69,6 @@ struct node_metrics {
   /* Raft messages handed to the peer links, by type. */
   uint64_t msgs_sent[CORE_MSG_TYPE_COUNT];
 
-  /* Channel messages pushed to subscribers, and their payload bytes. */
-  uint64_t channel_deliveries;
-  uint64_t channel_delivery_bytes;
-
   /* Writes: the duration of each batch's write and sync (one per
    * persist.syncs, snapshots included), and the store's checkpoints,
    * copied after each batch. */

@@ -280,18 +280,18 @@ static void write_clients(FILE *f, struct node *n) {
         cs.queued_bytes);
   gauge(f, "synod_channel_subscriptions",
         "Channel subscriptions this replica serves now.",
-        n->subs_n - subs_key_watches(n) - subs_group_subscriptions(n));
+        n->subs.n - subs_key_watches(&n->subs) -
+            subs_group_subscriptions(&n->subs));
   gauge(f, "synod_key_watches", "Key watches this replica serves now.",
-        subs_key_watches(n));
+        subs_key_watches(&n->subs));
   gauge(f, "synod_group_subscriptions",
         "Group subscriptions this replica serves now.",
-        subs_group_subscriptions(n));
+        subs_group_subscriptions(&n->subs));
   counter(f, "synod_channel_deliveries_total",
-          "Channel messages pushed to subscribers.",
-          n->metrics.channel_deliveries);
+          "Channel messages pushed to subscribers.", n->subs.deliveries);
   counter(f, "synod_channel_delivery_bytes_total",
           "Payload bytes of the channel messages pushed to subscribers.",
-          n->metrics.channel_delivery_bytes);
+          n->subs.delivery_bytes);
 }
 
 /* ------------------------------------------------------ proposals, log */

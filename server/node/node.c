@@ -205,7 +205,7 @@ int node_step(struct node *n, const struct core_event *ev) {
 
 static void node_propose_check_cb(uv_check_t *h) {
   requests_propose_flush(h->data);
-  subs_start_queued(h->data);
+  subs_start_queued(&((struct node *)h->data)->subs);
 }
 
 static void node_tick_cb(uv_timer_t *t) {
@@ -220,7 +220,7 @@ static void node_tick_cb(uv_timer_t *t) {
   writes_expire(n);
   info_gathers_expire(n, false);
   bootstrap_tick(n);
-  subs_tick(n);
+  subs_tick(&n->subs);
 }
 
 /* ---------------------------------------------------------------- peers */
@@ -549,7 +549,7 @@ static int node_start_nets(struct node *n, char *errmsg) {
       .request_cb = requests_on_request,
       .close_cb = requests_on_close,
       .answer_cb = metrics_answer_cb,
-      .drain_cb = subs_on_drain,
+      .drain_cb = node_subs_on_drain,
       .arg = n,
   };
   rv = client_net_start(&co, &n->client_net, errmsg);
@@ -590,7 +590,7 @@ int node_start(uv_loop_t *loop, const struct node_options *opts,
   u64map_init(&n->redirected);
   u64map_init(&n->observers);
   writes_init(n);
-  if ((rv = metrics_init(&n->metrics)) != 0 || (rv = subs_init(n)) != 0) {
+  if ((rv = metrics_init(&n->metrics)) != 0 || (rv = node_subs_init(n)) != 0) {
     errmsg_set(errmsg, "node: out of memory");
     goto err;
   }
@@ -604,6 +604,7 @@ int node_start(uv_loop_t *loop, const struct node_options *opts,
     errmsg_set(errmsg, "node: out of memory");
     goto err;
   }
+  n->subs.fsm = n->fsm;
   if ((rv = node_restore(n, errmsg)) != 0) {
     errmsg_wrap(errmsg, "restore from %s", n->data_dir);
     goto err;
@@ -793,7 +794,7 @@ void node_free(struct node *n) {
     return;
   }
   requests_close(n);
-  subs_close(n);
+  subs_close(&n->subs);
   apply_fail_pending(n, SYNOD_ESHUTDOWN);
   writes_close(n);
   apply_close(n);

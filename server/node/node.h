@@ -10,6 +10,7 @@
 
 #include <uv.h>
 
+#include "subs.h"
 #include "synod.pb-c.h"
 
 #define NODE_NAME_MAX 64
@@ -250,75 +251,6 @@ void node_write(struct node *n, const Synod__Request *req, uint32_t timeout_ms,
                 node_write_cb cb, void *arg);
 
 /* ----------------------------------------- in-process subscriptions */
-
-/* Where an in-process subscription (node_subscribe, node_key_watch)
- * sends its messages or key events:
- * the machinery of a client's ChannelSubscribe (positions, the retained
- * window, ECOMPACTED, deletion, the bound on queued bytes), with the
- * consumer's own queue in place of a client connection's. There are no
- * credits: the consumer is paced by its queued bytes alone. Callbacks
- * run on the loop thread, never before node_subscribe returns, and must
- * not call node_unsubscribe (after `ended`, or `started` with an error,
- * the subscription is gone anyway). `arg` is node_subscribe's. */
-struct node_sub_sink {
-  /* Once. err 0: the subscription runs from r->offset (the first offset
-   * it will deliver; r->first_offset and next_offset are the channel's on
-   * this replica, 0 while it does not exist here). Otherwise the start
-   * failed (SYNOD_ECOMPACTED with the first available offset,
-   * SYNOD_ENOTFOUND for an unknown cursor, SYNOD_ENOLEADER or
-   * SYNOD_ETIMEDOUT for the ReadIndex round of FROM_NEXT or a cursor)
-   * and the subscription is gone. */
-  void (*started)(void *arg, int err, const char *msg, uint64_t first_available,
-                  const Synod__ChannelSubscribeReply *r);
-  /* Messages in the subscription's order, none skipped and none twice,
-   * borrowed until the callback returns; `bytes` is their payload.
-   * Returns 0, or a SYNOD_E* code if the consumer cannot take them: the
-   * subscription then ends (`ended` with that code), so a consumer that
-   * resumes after its last message sees no gap. */
-  int (*deliver)(void *arg, Synod__ChannelMessage *const *msgs, size_t n,
-                 size_t bytes);
-  /* The server ended the subscription: SYNOD_ECOMPACTED (its next
-   * message was evicted; first_available is the first retained offset),
-   * SYNOD_ENOTFOUND (the channel was deleted), SYNOD_ELIMIT (a prefix over
-   * 1,024 channels), or deliver's code. The handle is dead after it. */
-  void (*ended)(void *arg, int err, const char *msg, uint64_t first_available);
-  /* Bytes given to the consumer and not yet taken by it; SIZE_MAX if it
-   * is gone (the subscription then waits for node_unsubscribe). */
-  size_t (*queued_bytes)(void *arg);
-  /* Asks for one node_sub_drained() once fewer than `below` bytes are
-   * queued; called only with more than that queued. */
-  void (*want_drain)(void *arg, size_t below);
-  /* Key watches (node_key_watch) call these in place of started and
-   * deliver; a sink used for channels only leaves them NULL (and one for
-   * key watches only leaves started and deliver NULL). Once, as
-   * `started`: err 0, the watch runs from event r->after_event + 1 of
-   * revision r->revision; or SYNOD_ECOMPACTED with the oldest revision
-   * retained, SYNOD_ENOLEADER or SYNOD_ETIMEDOUT (the ReadIndex round of
-   * a watch from revision 0), and the watch is gone. */
-  void (*key_started)(void *arg, int err, const char *msg,
-                      uint64_t first_available, const Synod__KeyWatchReply *r);
-  /* Events in (revision, event) order, none skipped and none twice,
-   * borrowed until the callback returns; `bytes` is their keys' and
-   * values' bytes. As deliver otherwise. The watch has looked at every
-   * event up to event progress_event of progress_revision (0: all of
-   * it): where a consumer that resumes should resume after. n may be 0:
-   * the position moved past events the watch does not match (at most
-   * about once a second). */
-  int (*key_deliver)(void *arg, Synod__KeyWatchEvent *const *events, size_t n,
-                     size_t bytes, uint64_t progress_revision,
-                     uint32_t progress_event);
-  /* Group subscriptions (a client's GroupSubscribe, node_group_subscribe)
-   * call these in place of started and deliver; a sink used for no group
-   * leaves them NULL. Once, as
-   * `started`: err 0, the subscription runs from offset r->offset. Items
-   * as key_deliver's events; progress_offset: every offset up to it was
-   * looked at (n may be 0, as for key watches). */
-  void (*group_started)(void *arg, int err, const char *msg,
-                        uint64_t first_available,
-                        const Synod__GroupSubscribeReply *r);
-  int (*group_deliver)(void *arg, Synod__GroupItem *const *items, size_t n,
-                       size_t bytes, uint64_t progress_offset);
-};
 
 /* Subscribes to one channel (or with q->prefix, to every channel whose
  * name starts with q->channel) from q->from / q->offset / q->cursor, as

@@ -15,6 +15,7 @@
 #include "node.h"
 #include "peer.h"
 #include "store.h"
+#include "subs.h"
 #include "u64map.h"
 
 /* ------------------------------------------------------------- persist */
@@ -397,20 +398,7 @@ struct node {
   struct u64map redirected; /* conn id -> (void *)1 */
   struct u64map observers;  /* conn id -> struct observer list */
 
-  /* Channel subscriptions (subscribe.c). */
-  struct u64map subs_by_key; /* key -> struct sub: every subscription */
-  uint64_t subs_key_next;
-  struct u64map subs_by_conn; /* conn id -> struct sub list (clients') */
-  struct u64map subs_by_name; /* hash of a channel name -> struct sub list */
-  struct sub *subs_prefix;    /* prefix subscriptions */
-  struct sub *subs_keys;      /* key watches */
-  struct sub *subs_groups;    /* group subscriptions (also by name) */
-  struct sub *subs_dirty;     /* to push to after this batch */
-  struct sub *subs_starting;  /* node_subscribe()'s, to start this turn */
-  uint64_t subs_n;
-  uint64_t subs_tomb_bytes;      /* held by deleted streams' tombs */
-  struct subs_batch *subs_batch; /* the frame being filled */
-  struct subs_merge *subs_merge; /* a prefix subscription's channels */
+  struct subs subs; /* subscribe.c: subscriptions served here */
 
   struct member members[NODE_MEMBERS_MAX];
   uint32_t members_n;
@@ -443,41 +431,10 @@ struct node {
   struct node_metrics metrics; /* see metrics.h */
 };
 
-/* subscribe.c: channel subscriptions and key watches. */
-int subs_init(struct node *n);
-void subs_close(struct node *n);
-void subs_subscribe(struct node *n, uint64_t conn_id, uint64_t request_id,
-                    const Synod__ChannelSubscribe *q);
-void subs_key_watch(struct node *n, uint64_t conn_id, uint64_t request_id,
-                    const Synod__KeyWatch *q);
-void subs_group_subscribe(struct node *n, uint64_t conn_id, uint64_t request_id,
-                          const Synod__GroupSubscribe *q);
-void subs_credit(struct node *n, uint64_t conn_id, uint64_t request_id,
-                 const Synod__ChannelCredit *q);
-void subs_unsubscribe(struct node *n, uint64_t conn_id, uint64_t request_id,
-                      const Synod__ChannelUnsubscribe *q);
-/* A channel or key event of the entry being applied: marks the
- * subscriptions to push to (CHANNEL_APPENDED, KEYS_CHANGED) or ends them
- * (CHANNEL_DELETED). */
-void subs_on_event(struct node *n, const struct fsm_event *e);
-/* The state was replaced by a snapshot: every subscription looks again. */
-void subs_on_install(struct node *n);
-/* Pushes to the subscriptions marked since the last pump. */
-void subs_pump(struct node *n);
-/* Starts the in-process subscriptions made during this loop turn. */
-void subs_start_queued(struct node *n);
+/* subs_host.c: the subscription engine's host. */
+int node_subs_init(struct node *n);
 /* client_net's drain_cb: a connection has room again. */
-void subs_on_drain(void *arg, uint64_t conn_id);
-void subs_on_close(struct node *n, uint64_t conn_id);
-/* On every tick: a replica that has known no leader for a while ends its
- * subscriptions (SYNOD_ENOLEADER) so their clients resume elsewhere. */
-void subs_tick(struct node *n);
-/* Subscriptions on this replica that receive channel `name`. */
-uint64_t subs_count(struct node *n, const char *name);
-/* Key watches on this replica (a walk over at most SUBS_KEYS_MAX). */
-uint64_t subs_key_watches(struct node *n);
-/* Group subscriptions on this replica. */
-uint64_t subs_group_subscriptions(struct node *n);
+void node_subs_on_drain(void *arg, uint64_t conn_id);
 
 /* node.c */
 int node_step(struct node *n, const struct core_event *ev);

@@ -482,11 +482,11 @@ static void fill_subscribers(struct node *n, const Synod__Request *req,
     return;
   }
   if (r->body_case == SYNOD__RESPONSE__BODY_CHANNEL_INFO) {
-    r->channel_info->subscribers = subs_count(n, r->channel_info->name);
+    r->channel_info->subscribers = subs_count(&n->subs, r->channel_info->name);
   } else if (r->body_case == SYNOD__RESPONSE__BODY_CHANNEL_LIST) {
     for (size_t i = 0; i < r->channel_list->n_channels; i++) {
       Synod__ChannelInfo *ci = r->channel_list->channels[i];
-      ci->subscribers = subs_count(n, ci->name);
+      ci->subscribers = subs_count(&n->subs, ci->name);
     }
   }
   size_t n2 = synod__response__get_packed_size(r);
@@ -996,19 +996,19 @@ void requests_on_request(void *arg, uint64_t conn_id,
   }
   switch (req->body_case) { /* served here, by any replica */
   case SYNOD__REQUEST__BODY_CHANNEL_SUBSCRIBE:
-    subs_subscribe(n, conn_id, req->id, req->channel_subscribe);
+    subs_subscribe(&n->subs, conn_id, req->id, req->channel_subscribe);
     return;
   case SYNOD__REQUEST__BODY_KEY_WATCH:
-    subs_key_watch(n, conn_id, req->id, req->key_watch);
+    subs_key_watch(&n->subs, conn_id, req->id, req->key_watch);
     return;
   case SYNOD__REQUEST__BODY_GROUP_SUBSCRIBE:
-    subs_group_subscribe(n, conn_id, req->id, req->group_subscribe);
+    subs_group_subscribe(&n->subs, conn_id, req->id, req->group_subscribe);
     return;
   case SYNOD__REQUEST__BODY_CHANNEL_CREDIT:
-    subs_credit(n, conn_id, req->id, req->channel_credit);
+    subs_credit(&n->subs, conn_id, req->id, req->channel_credit);
     return;
   case SYNOD__REQUEST__BODY_CHANNEL_UNSUBSCRIBE:
-    subs_unsubscribe(n, conn_id, req->id, req->channel_unsubscribe);
+    subs_unsubscribe(&n->subs, conn_id, req->id, req->channel_unsubscribe);
     return;
   default:
     break;
@@ -1072,7 +1072,7 @@ void requests_on_close(void *arg, uint64_t conn_id) {
   struct node *n = arg;
   u64map_del(&n->redirected, conn_id);
   observer_free(u64map_del(&n->observers, conn_id));
-  subs_on_close(n, conn_id);
+  subs_on_close(&n->subs, conn_id);
 }
 
 static void observer_free_cb(void *arg, uint64_t key, void *value) {

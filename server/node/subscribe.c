@@ -14,6 +14,10 @@
  * are marked dirty and pushed to once the batch of entries is applied
  * (subs_pump), so a batch of publishes leaves in one frame.
  *
+ * The engine (struct subs, subs.h) reaches the rest of the replica only
+ * through its host: the node (subs_host.c) or the simulator
+ * (tests/sim/sim_subs.c), which runs this file under its faults.
+ *
  * Where the messages go is a sink (struct node_sub_sink): a client
  * connection's (client_sink below: frames, credits, the connection's
  * queue) or an in-process consumer's (node_subscribe: the HTTP API's
@@ -72,14 +76,16 @@
  * as they read a live stream, credits and bounds included. Before, the
  * items applied in the same batch as the deletion were never delivered
  * (the last views of a group whose last two members left at once). */
-#include <assert.h>
 #include <inttypes.h>
+#include <stdarg.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "err.h"
 #include "log.h"
-#include "node_int.h"
+#include "subs.h"
+#include "synod.h"
 #include "window.h"
 
 /* Stop pushing to a connection with this much queued; go on below half. */
@@ -141,7 +147,7 @@ enum sub_kind {
 
 struct sub {
   uint64_t key;        /* unique, never reused: node_subscribe's handle */
-  struct node *n;      /* for the client sink */
+  struct subs *ss;     /* for the client sink */
   uint64_t conn_id;    /* a client's subscription; 0 for an in-process one */
   uint64_t id;         /* the client's subscription id */
   uint64_t request_id; /* the client's request, until started */
@@ -203,8 +209,8 @@ static uint64_t name_hash(const char *s, size_t len) {
   return h;
 }
 
-static struct sub *sub_find(struct node *n, uint64_t conn_id, uint64_t id) {
-  for (struct sub *s = u64map_get(&n->subs_by_conn, conn_id); s != NULL;
+static struct sub *sub_find(struct subs *ss, uint64_t conn_id, uint64_t id) {
+  for (struct sub *s = u64map_get(&ss->by_conn, conn_id); s != NULL;
        s = s->conn_next) {
     if (s->id == id) {
       return s;
@@ -213,11 +219,11 @@ static struct sub *sub_find(struct node *n, uint64_t conn_id, uint64_t id) {
   return NULL;
 }
 
-static void sub_mark(struct node *n, struct sub *s) {
+static void sub_mark(struct subs *ss, struct sub *s) {
   if (!s->dirty && s->started) {
     s->dirty = true;
-    s->dirty_next = n->subs_dirty;
-    n->subs_dirty = s;
+    s->dirty_next = ss->dirty;
+    ss->dirty = s;
   }
 }
 
@@ -232,11 +238,11 @@ static void sub_mark(struct node *n, struct sub *s) {
     }                                                                          \
   } while (0)
 
-static void tomb_release(struct node *n, struct sub *s) {
+static void tomb_release(struct subs *ss, struct sub *s) {
   struct sub_tomb *t = s->tomb;
   s->tomb = NULL;
   if (t != NULL && --t->refs == 0) {
-    n->subs_tomb_bytes -= window_memory_bytes(t->window);
+    ss->tomb_bytes -= window_memory_bytes(t->window);
     window_close(t->window);
     free(t->window);
     free(t);
@@ -253,51 +259,51 @@ static void sub_release(struct sub *s) {
 }
 
 /* Removes s from every index and frees it. */
-static void sub_free(struct node *n, struct sub *s) {
+static void sub_free(struct subs *ss, struct sub *s) {
   struct sub *head;
-  u64map_del(&n->subs_by_key, s->key);
+  u64map_del(&ss->by_key, s->key);
   if (s->conn_id != 0) {
-    head = u64map_get(&n->subs_by_conn, s->conn_id);
+    head = u64map_get(&ss->by_conn, s->conn_id);
     SUB_UNLINK(&head, s, conn_next);
     if (head != NULL) {
-      u64map_put(&n->subs_by_conn, s->conn_id, head);
+      u64map_put(&ss->by_conn, s->conn_id, head);
     } else {
-      u64map_del(&n->subs_by_conn, s->conn_id);
+      u64map_del(&ss->by_conn, s->conn_id);
     }
   }
   if (s->start_q != NULL) {
-    SUB_UNLINK(&n->subs_starting, s, start_next);
+    SUB_UNLINK(&ss->starting, s, start_next);
   }
   if (s->kind == SUB_PREFIX) {
-    SUB_UNLINK(&n->subs_prefix, s, name_next);
+    SUB_UNLINK(&ss->prefix, s, name_next);
   } else if (s->kind == SUB_KEYS) {
-    SUB_UNLINK(&n->subs_keys, s, name_next);
+    SUB_UNLINK(&ss->keys, s, name_next);
   } else {
     if (s->kind == SUB_GROUP) {
-      SUB_UNLINK(&n->subs_groups, s, group_next);
+      SUB_UNLINK(&ss->groups, s, group_next);
     }
     uint64_t h = name_hash(s->name, s->name_len);
-    head = u64map_get(&n->subs_by_name, h);
+    head = u64map_get(&ss->by_name, h);
     SUB_UNLINK(&head, s, name_next);
     if (head != NULL) {
-      u64map_put(&n->subs_by_name, h, head);
+      u64map_put(&ss->by_name, h, head);
     } else {
-      u64map_del(&n->subs_by_name, h);
+      u64map_del(&ss->by_name, h);
     }
   }
   if (s->dirty) {
-    SUB_UNLINK(&n->subs_dirty, s, dirty_next);
+    SUB_UNLINK(&ss->dirty, s, dirty_next);
   }
-  n->subs_n--;
-  tomb_release(n, s);
+  ss->n--;
+  tomb_release(ss, s);
   sub_release(s);
 }
 
 /* Ends s with an error event and frees it. */
-static void sub_end(struct node *n, struct sub *s, int code,
+static void sub_end(struct subs *ss, struct sub *s, int code,
                     uint64_t first_available, const char *fmt, ...)
     __attribute__((format(printf, 5, 6)));
-static void sub_end(struct node *n, struct sub *s, int code,
+static void sub_end(struct subs *ss, struct sub *s, int code,
                     uint64_t first_available, const char *fmt, ...) {
   char msg[SYNOD_ERRMSG_MAX];
   va_list ap;
@@ -306,13 +312,13 @@ static void sub_end(struct node *n, struct sub *s, int code,
   va_end(ap);
   if (s->conn_id != 0) {
     log_info("subscribe", "%s: subscription %" PRIu64 " ended: %s",
-             client_net_remote(n->client_net, s->conn_id), s->id, msg);
+             ss->host.remote(ss->host.arg, s->conn_id), s->id, msg);
   } else {
     log_info("subscribe", "in-process subscription %" PRIu64 " ended: %s",
              s->key, msg);
   }
   s->sink->ended(s->sink_arg, code, msg, first_available);
-  sub_free(n, s);
+  sub_free(ss, s);
 }
 
 /* ---------------------------------------------------------- client sink */
@@ -325,15 +331,15 @@ static void sub_end(struct node *n, struct sub *s, int code,
 static void client_answer(struct sub *s, int err, const char *msg,
                           uint64_t first_available, Synod__Response *resp) {
   if (err != 0) {
-    requests_send_error_first(s->n, s->conn_id, s->request_id, err,
-                              first_available, msg);
+    s->ss->host.send_error(s->ss->host.arg, s->conn_id, s->request_id, err,
+                           first_available, msg);
     return;
   }
   Synod__ServerMessage sm = SYNOD__SERVER_MESSAGE__INIT;
   resp->id = s->request_id;
   sm.body_case = SYNOD__SERVER_MESSAGE__BODY_RESPONSE;
   sm.response = resp;
-  client_net_send(s->n->client_net, s->conn_id, &sm);
+  s->ss->host.send(s->ss->host.arg, s->conn_id, &sm);
 }
 
 static void client_started(void *arg, int err, const char *msg,
@@ -368,7 +374,7 @@ static int client_event(struct sub *s, Synod__Event *ev) {
   Synod__ServerMessage sm = SYNOD__SERVER_MESSAGE__INIT;
   sm.body_case = SYNOD__SERVER_MESSAGE__BODY_EVENT;
   sm.event = ev;
-  return client_net_send(s->n->client_net, s->conn_id, &sm);
+  return s->ss->host.send(s->ss->host.arg, s->conn_id, &sm);
 }
 
 static int client_deliver(void *arg, Synod__ChannelMessage *const *msgs,
@@ -436,12 +442,12 @@ static void client_ended(void *arg, int code, const char *msg,
 
 static size_t client_queued_bytes(void *arg) {
   struct sub *s = arg;
-  return client_net_queued_bytes(s->n->client_net, s->conn_id);
+  return s->ss->host.queued_bytes(s->ss->host.arg, s->conn_id);
 }
 
 static void client_want_drain(void *arg, size_t below) {
   struct sub *s = arg;
-  client_net_want_drain(s->n->client_net, s->conn_id, below);
+  s->ss->host.want_drain(s->ss->host.arg, s->conn_id, below);
 }
 
 static const struct node_sub_sink client_sink = {
@@ -511,18 +517,18 @@ static void key_progress(const struct sub *s, uint64_t *rev, uint32_t *event) {
 
 /* Hands a key watch's frame (possibly of no events) to its sink, with
  * its progress. */
-static int key_send(struct node *n, struct sub *s, struct subs_batch *b) {
+static int key_send(struct subs *ss, struct sub *s, struct subs_batch *b) {
   key_progress(s, &s->told_rev, &s->told_event);
-  s->told_ms = node_now_ms(n);
+  s->told_ms = ss->host.now_ms(ss->host.arg);
   return s->sink->key_deliver(s->sink_arg, b->ev_ptrs, b->n, b->bytes,
                               s->told_rev, s->told_event);
 }
 
 /* Hands a group subscription's frame (possibly of no items) to its
  * sink, with its progress, and frees the items. */
-static int group_send(struct node *n, struct sub *s, struct subs_batch *b) {
+static int group_send(struct subs *ss, struct sub *s, struct subs_batch *b) {
   s->told_rev = s->next - 1;
-  s->told_ms = node_now_ms(n);
+  s->told_ms = ss->host.now_ms(ss->host.arg);
   int rv = s->sink->group_deliver(s->sink_arg, b->items, b->n, b->bytes,
                                   s->told_rev);
   for (size_t i = 0; i < b->n; i++) {
@@ -534,15 +540,15 @@ static int group_send(struct node *n, struct sub *s, struct subs_batch *b) {
 /* Hands the batch to the sink. The position has moved past it already,
  * so a sink that refuses it ends the subscription (a consumer that
  * resumes from its last message sees no gap). Returns false then. */
-static bool batch_send(struct node *n, struct sub *s, struct subs_batch *b) {
+static bool batch_send(struct subs *ss, struct sub *s, struct subs_batch *b) {
   bool keys = s->kind == SUB_KEYS;
   size_t count = b->n;
-  int rv = keys ? key_send(n, s, b)
+  int rv = keys ? key_send(ss, s, b)
            : s->kind == SUB_GROUP
-               ? group_send(n, s, b)
+               ? group_send(ss, s, b)
                : s->sink->deliver(s->sink_arg, b->ptrs, b->n, b->bytes);
   if (rv != 0) {
-    sub_end(n, s, rv, 0,
+    sub_end(ss, s, rv, 0,
             "delivery of %zu %s (%zu bytes) of \"%.64s\" failed: %s", count,
             keys                   ? "key events"
             : s->kind == SUB_GROUP ? "group items"
@@ -554,8 +560,8 @@ static bool batch_send(struct node *n, struct sub *s, struct subs_batch *b) {
     s->credits -= count;
   }
   if (!keys && s->kind != SUB_GROUP) {
-    n->metrics.channel_deliveries += b->n;
-    n->metrics.channel_delivery_bytes += b->bytes;
+    ss->deliveries += b->n;
+    ss->delivery_bytes += b->bytes;
   }
   return true;
 }
@@ -564,12 +570,12 @@ static bool batch_send(struct node *n, struct sub *s, struct subs_batch *b) {
  * the stream was deleted, else the state machine's. False if there is
  * none (a channel not created yet; a group deleted: sub_channel_same
  * ends it). */
-static bool sub_stream(struct node *n, const struct sub *s,
+static bool sub_stream(struct subs *ss, const struct sub *s,
                        struct fsm_stream *st) {
   if (s->tomb == NULL) {
     return s->kind == SUB_GROUP
-               ? fsm_group_stream(n->fsm, s->name, s->name_len, st)
-               : fsm_channel_stream(n->fsm, s->name, s->name_len, st);
+               ? fsm_group_stream(ss->fsm, s->name, s->name_len, st)
+               : fsm_channel_stream(ss->fsm, s->name, s->name_len, st);
   }
   memset(st, 0, sizeof *st);
   st->name = s->name;
@@ -583,13 +589,13 @@ static bool sub_stream(struct node *n, const struct sub *s,
 
 /* Fills one frame of a one-channel subscription. Returns false when s
  * ended (and was freed). */
-static bool fill_channel(struct node *n, struct sub *s, struct subs_batch *b) {
+static bool fill_channel(struct subs *ss, struct sub *s, struct subs_batch *b) {
   struct fsm_stream st;
-  if (!sub_stream(n, s, &st)) {
+  if (!sub_stream(ss, s, &st)) {
     return true; /* not created yet: waits */
   }
   if (s->next < st.first) {
-    sub_end(n, s, SYNOD_ECOMPACTED, st.first,
+    sub_end(ss, s, SYNOD_ECOMPACTED, st.first,
             "channel \"%.64s\": offset %" PRIu64
             " is no longer retained; the first retained is %" PRIu64,
             s->name, s->next, st.first);
@@ -647,22 +653,22 @@ static void merge_add(void *arg, const struct fsm_stream *st) {
   }
 }
 
-static bool fill_prefix(struct node *n, struct sub *s, struct subs_batch *b,
+static bool fill_prefix(struct subs *ss, struct sub *s, struct subs_batch *b,
                         struct subs_merge *m) {
   m->n = 0;
   m->after_index = s->after_index;
   m->after_offset = s->after_offset;
   m->compacted = m->truncated = false;
   m->resume_index = 0;
-  fsm_channel_streams(n->fsm, s->name, s->name_len, merge_add, m);
+  fsm_channel_streams(ss->fsm, s->name, s->name_len, merge_add, m);
   if (m->truncated) {
-    sub_end(n, s, SYNOD_ELIMIT, 0,
+    sub_end(ss, s, SYNOD_ELIMIT, 0,
             "prefix \"%.64s\" matches more than %d channels", s->name,
             PREFIX_STREAMS_MAX);
     return false;
   }
   if (m->compacted) {
-    sub_end(n, s, SYNOD_ECOMPACTED, m->resume_index,
+    sub_end(ss, s, SYNOD_ECOMPACTED, m->resume_index,
             "prefix \"%.64s\": messages after index %" PRIu64
             " are no longer retained; resume after index %" PRIu64,
             s->name, s->after_index, m->resume_index);
@@ -742,11 +748,11 @@ static void key_batch_add(struct subs_batch *b, const struct sub *s,
 /* Fills one frame of a key watch from its position (s->rev, s->rev_event)
  * on, skipping the events it does not match (its position moves past
  * them too, so they are looked at once). Returns false when s ended. */
-static bool fill_keys(struct node *n, struct sub *s, struct subs_batch *b) {
+static bool fill_keys(struct subs *ss, struct sub *s, struct subs_batch *b) {
   struct fsm_stream st;
-  fsm_key_stream(n->fsm, &st);
+  fsm_key_stream(ss->fsm, &st);
   if (s->rev < st.first) {
-    sub_end(n, s, SYNOD_ECOMPACTED, st.first,
+    sub_end(ss, s, SYNOD_ECOMPACTED, st.first,
             "key watch \"%.64s\": revision %" PRIu64
             " is no longer retained; the oldest retained is %" PRIu64,
             s->name, s->rev, st.first);
@@ -756,7 +762,7 @@ static bool fill_keys(struct node *n, struct sub *s, struct subs_batch *b) {
   struct fsm_key_event e;
   uint64_t rev = 0;
   uint32_t num = 0;
-  fsm_key_iter_seek(n->fsm, s->rev, &it);
+  fsm_key_iter_seek(ss->fsm, s->rev, &it);
   for (;;) {
     if (!fsm_key_iter_next(&it, &e)) {
       /* Every retained revision is complete: past the newest, the next
@@ -799,13 +805,13 @@ static bool fill_keys(struct node *n, struct sub *s, struct subs_batch *b) {
 /* Fills one frame of a group subscription from offset s->next on,
  * skipping the items not addressed to its member (its position moves past
  * them too, as a key watch's does). Returns false when s ended. */
-static bool fill_group(struct node *n, struct sub *s, struct subs_batch *b) {
+static bool fill_group(struct subs *ss, struct sub *s, struct subs_batch *b) {
   struct fsm_stream st;
-  if (!sub_stream(n, s, &st)) {
+  if (!sub_stream(ss, s, &st)) {
     return true; /* deleted: sub_channel_same ends it */
   }
   if (s->next < st.first) {
-    sub_end(n, s, SYNOD_ECOMPACTED, st.first,
+    sub_end(ss, s, SYNOD_ECOMPACTED, st.first,
             "group \"%.64s\": offset %" PRIu64
             " is no longer retained; the first retained is %" PRIu64,
             s->name, s->next, st.first);
@@ -839,26 +845,29 @@ static bool fill_group(struct node *n, struct sub *s, struct subs_batch *b) {
   return true;
 }
 
-int subs_init(struct node *n) {
-  u64map_init(&n->subs_by_key);
-  u64map_init(&n->subs_by_conn);
-  u64map_init(&n->subs_by_name);
-  n->subs_prefix = NULL;
-  n->subs_keys = NULL;
-  n->subs_groups = NULL;
-  n->subs_dirty = NULL;
-  n->subs_starting = NULL;
-  n->subs_key_next = 0;
-  n->subs_n = 0;
-  n->subs_batch = malloc(sizeof *n->subs_batch);
-  n->subs_merge = malloc(sizeof *n->subs_merge);
-  return n->subs_batch != NULL && n->subs_merge != NULL ? 0 : SYNOD_ENOMEM;
+int subs_init(struct subs *ss, const struct subs_host *host, const char *name) {
+  memset(ss, 0, sizeof *ss);
+  ss->host = *host;
+  ss->name = name;
+  u64map_init(&ss->by_key);
+  u64map_init(&ss->by_conn);
+  u64map_init(&ss->by_name);
+  ss->prefix = NULL;
+  ss->keys = NULL;
+  ss->groups = NULL;
+  ss->dirty = NULL;
+  ss->starting = NULL;
+  ss->key_next = 0;
+  ss->n = 0;
+  ss->batch = malloc(sizeof *ss->batch);
+  ss->merge = malloc(sizeof *ss->merge);
+  return ss->batch != NULL && ss->merge != NULL ? 0 : SYNOD_ENOMEM;
 }
 
 /* Whether the channel (or group) of one-channel (or group) subscription
  * s is still the one it read (records which one it is the first time);
  * else ends s (freed) and returns false. */
-static bool sub_channel_same(struct node *n, struct sub *s) {
+static bool sub_channel_same(struct subs *ss, struct sub *s) {
   struct fsm_stream st;
   bool group = s->kind == SUB_GROUP;
   const char *what = group ? "group" : "channel";
@@ -866,26 +875,26 @@ static bool sub_channel_same(struct node *n, struct sub *s) {
     if (s->next < s->tomb->window->next) {
       return true; /* delivers the rest first */
     }
-    sub_end(n, s, SYNOD_ENOTFOUND, 0,
+    sub_end(ss, s, SYNOD_ENOTFOUND, 0,
             "%s \"%.64s\" was deleted after offset %" PRIu64
             ", the last one delivered",
             what, s->name, s->tomb->window->next - 1);
     return false;
   }
-  if (!(group ? fsm_group_stream(n->fsm, s->name, s->name_len, &st)
-              : fsm_channel_stream(n->fsm, s->name, s->name_len, &st))) {
+  if (!(group ? fsm_group_stream(ss->fsm, s->name, s->name_len, &st)
+              : fsm_channel_stream(ss->fsm, s->name, s->name_len, &st))) {
     if (s->created_index == 0 && !group) {
       return true; /* not created yet: waits */
     }
-    sub_end(n, s, SYNOD_ENOTFOUND, 0,
+    sub_end(ss, s, SYNOD_ENOTFOUND, 0,
             "%s \"%.64s\" was deleted (before index %" PRIu64 ")", what,
-            s->name, fsm_applied_index(n->fsm));
+            s->name, fsm_applied_index(ss->fsm));
     return false;
   }
   if (s->created_index == 0) {
     s->created_index = st.created_index;
   } else if (st.created_index != 0 && st.created_index != s->created_index) {
-    sub_end(n, s, SYNOD_ENOTFOUND, 0,
+    sub_end(ss, s, SYNOD_ENOTFOUND, 0,
             "%s \"%.64s\" was deleted and created again (at index "
             "%" PRIu64 ")",
             what, s->name, st.created_index);
@@ -895,11 +904,11 @@ static bool sub_channel_same(struct node *n, struct sub *s) {
 }
 
 /* Pushes what s may have now. Returns false when s ended. */
-static bool sub_push(struct node *n, struct sub *s) {
-  struct subs_batch *b = n->subs_batch;
-  struct subs_merge *m = n->subs_merge;
+static bool sub_push(struct subs *ss, struct sub *s) {
+  struct subs_batch *b = ss->batch;
+  struct subs_merge *m = ss->merge;
   if ((s->kind == SUB_CHANNEL || s->kind == SUB_GROUP) &&
-      !sub_channel_same(n, s)) {
+      !sub_channel_same(ss, s)) {
     return false;
   }
   while (s->credits > 0 && !s->blocked) {
@@ -913,29 +922,30 @@ static bool sub_push(struct node *n, struct sub *s) {
       return true;
     }
     b->n = b->bytes = b->wire = 0;
-    bool alive = s->kind == SUB_KEYS     ? fill_keys(n, s, b)
-                 : s->kind == SUB_PREFIX ? fill_prefix(n, s, b, m)
-                 : s->kind == SUB_GROUP  ? fill_group(n, s, b)
-                                         : fill_channel(n, s, b);
+    bool alive = s->kind == SUB_KEYS     ? fill_keys(ss, s, b)
+                 : s->kind == SUB_PREFIX ? fill_prefix(ss, s, b, m)
+                 : s->kind == SUB_GROUP  ? fill_group(ss, s, b)
+                                         : fill_channel(ss, s, b);
     if (!alive) {
       return false;
     }
     if (b->n == 0) { /* a tomb's last items may all be for others */
-      return s->tomb == NULL || sub_channel_same(n, s);
+      return s->tomb == NULL || sub_channel_same(ss, s);
     }
-    if (!batch_send(n, s, b) || (s->tomb != NULL && !sub_channel_same(n, s))) {
+    if (!batch_send(ss, s, b) ||
+        (s->tomb != NULL && !sub_channel_same(ss, s))) {
       return false;
     }
   }
   return true;
 }
 
-void subs_pump(struct node *n) {
-  while (n->subs_dirty != NULL) {
-    struct sub *s = n->subs_dirty;
-    n->subs_dirty = s->dirty_next;
+void subs_pump(struct subs *ss) {
+  while (ss->dirty != NULL) {
+    struct sub *s = ss->dirty;
+    ss->dirty = s->dirty_next;
     s->dirty = false;
-    sub_push(n, s);
+    sub_push(ss, s);
   }
 }
 
@@ -953,11 +963,11 @@ static bool prefix_matches(const struct sub *s, const char *name, size_t len) {
  * the same batch as the deletion, or held back by credits, included.
  * One still starting resolves its start against the state after the
  * deletion (its sink hears `started` first, then any end). */
-static void stream_deleted(struct node *n, const struct fsm_event *e,
+static void stream_deleted(struct subs *ss, const struct fsm_event *e,
                            size_t len, enum sub_kind kind) {
   const char *what = kind == SUB_GROUP ? "group" : "channel";
   struct sub_tomb *t = NULL;
-  struct sub *s = u64map_get(&n->subs_by_name, name_hash(e->name, len));
+  struct sub *s = u64map_get(&ss->by_name, name_hash(e->name, len));
   while (s != NULL) {
     struct sub *next = s->name_next;
     if (s->kind != kind || !s->started || s->tomb != NULL ||
@@ -966,20 +976,20 @@ static void stream_deleted(struct node *n, const struct fsm_event *e,
       continue;
     }
     if (t == NULL && s->next <= e->last_offset && e->window != NULL &&
-        n->subs_tomb_bytes + window_memory_bytes(e->window) <=
+        ss->tomb_bytes + window_memory_bytes(e->window) <=
             SUBS_TOMB_BYTES_MAX &&
         (t = calloc(1, sizeof *t)) != NULL) {
-      t->window = fsm_event_window_take(n->fsm, e);
-      n->subs_tomb_bytes += window_memory_bytes(t->window);
+      t->window = fsm_event_window_take(ss->fsm, e);
+      ss->tomb_bytes += window_memory_bytes(t->window);
     }
     if (t != NULL && s->next <= e->last_offset) {
       s->tomb = t;
       t->refs++;
-      sub_mark(n, s);
+      sub_mark(ss, s);
     } else {
-      sub_end(n, s, SYNOD_ENOTFOUND, 0,
+      sub_end(ss, s, SYNOD_ENOTFOUND, 0,
               "%s \"%.64s\" was deleted (at index %" PRIu64 ")%s", what,
-              s->name, fsm_applied_index(n->fsm),
+              s->name, fsm_applied_index(ss->fsm),
               s->next <= e->last_offset
                   ? " before its items were delivered (no room to keep them)"
                   : "");
@@ -990,47 +1000,47 @@ static void stream_deleted(struct node *n, const struct fsm_event *e,
 
 /* A group's subscriptions share subs_by_name with channels' (the hash of
  * the name), told apart by kind. */
-static void group_on_event(struct node *n, const struct fsm_event *e,
+static void group_on_event(struct subs *ss, const struct fsm_event *e,
                            size_t len) {
   if (e->type == FSM_EVENT_GROUP_DELETED) {
-    stream_deleted(n, e, len, SUB_GROUP);
+    stream_deleted(ss, e, len, SUB_GROUP);
     return;
   }
-  for (struct sub *s = u64map_get(&n->subs_by_name, name_hash(e->name, len));
+  for (struct sub *s = u64map_get(&ss->by_name, name_hash(e->name, len));
        s != NULL; s = s->name_next) {
     if (s->kind == SUB_GROUP && s->name_len == len &&
         memcmp(s->name, e->name, len) == 0) {
-      sub_mark(n, s);
+      sub_mark(ss, s);
     }
   }
 }
 
-void subs_on_event(struct node *n, const struct fsm_event *e) {
+void subs_on_event(struct subs *ss, const struct fsm_event *e) {
   if (e->type == FSM_EVENT_KEYS_CHANGED) {
     /* The event names no key (a revision may touch 100,000): every
      * watch looks, and reads only the revisions past its position. */
-    for (struct sub *s = n->subs_keys; s != NULL; s = s->name_next) {
-      sub_mark(n, s);
+    for (struct sub *s = ss->keys; s != NULL; s = s->name_next) {
+      sub_mark(ss, s);
     }
     return;
   }
   size_t len = strlen(e->name);
   if (e->type == FSM_EVENT_GROUP_APPENDED ||
       e->type == FSM_EVENT_GROUP_DELETED) {
-    group_on_event(n, e, len);
+    group_on_event(ss, e, len);
     return;
   }
   if (e->type == FSM_EVENT_CHANNEL_APPENDED) {
-    for (struct sub *s = u64map_get(&n->subs_by_name, name_hash(e->name, len));
+    for (struct sub *s = u64map_get(&ss->by_name, name_hash(e->name, len));
          s != NULL; s = s->name_next) {
       if (s->kind == SUB_CHANNEL && s->name_len == len &&
           memcmp(s->name, e->name, len) == 0) {
-        sub_mark(n, s);
+        sub_mark(ss, s);
       }
     }
-    for (struct sub *s = n->subs_prefix; s != NULL; s = s->name_next) {
+    for (struct sub *s = ss->prefix; s != NULL; s = s->name_next) {
       if (prefix_matches(s, e->name, len)) {
-        sub_mark(n, s);
+        sub_mark(ss, s);
       }
     }
     return;
@@ -1038,20 +1048,20 @@ void subs_on_event(struct node *n, const struct fsm_event *e) {
   if (e->type != FSM_EVENT_CHANNEL_DELETED) {
     return;
   }
-  stream_deleted(n, e, len, SUB_CHANNEL);
+  stream_deleted(ss, e, len, SUB_CHANNEL);
   /* A prefix subscriber that had not delivered all of the channel's
    * messages would never get them: never a silent skip. */
-  for (struct sub *s = n->subs_prefix; s != NULL;) {
+  for (struct sub *s = ss->prefix; s != NULL;) {
     struct sub *next = s->name_next;
     if (s->started && prefix_matches(s, e->name, len) &&
         (s->after_index < e->last_index ||
          (s->after_index == e->last_index && s->after_offset != 0 &&
           s->after_offset < e->last_offset))) {
-      sub_end(n, s, SYNOD_ENOTFOUND, 0,
+      sub_end(ss, s, SYNOD_ENOTFOUND, 0,
               "channel \"%.64s\" under prefix \"%.64s\" was deleted (at "
               "index %" PRIu64 ") before its messages up to offset %" PRIu64
               " were delivered",
-              e->name, s->name, fsm_applied_index(n->fsm), e->last_offset);
+              e->name, s->name, fsm_applied_index(ss->fsm), e->last_offset);
     }
     s = next;
   }
@@ -1062,33 +1072,32 @@ static void mark_cb(void *arg, uint64_t key, void *value) {
   sub_mark(arg, value);
 }
 
-void subs_on_install(struct node *n) {
-  u64map_each(&n->subs_by_key, mark_cb, n);
+void subs_on_install(struct subs *ss) {
+  u64map_each(&ss->by_key, mark_cb, ss);
 }
 
-void subs_on_drain(void *arg, uint64_t conn_id) {
-  struct node *n = arg;
-  for (struct sub *s = u64map_get(&n->subs_by_conn, conn_id); s != NULL;
+void subs_on_drain(struct subs *ss, uint64_t conn_id) {
+  for (struct sub *s = u64map_get(&ss->by_conn, conn_id); s != NULL;
        s = s->conn_next) {
     s->blocked = false;
-    sub_mark(n, s);
+    sub_mark(ss, s);
   }
-  subs_pump(n);
+  subs_pump(ss);
 }
 
-void node_sub_drained(struct node *n, uint64_t handle) {
-  struct sub *s = u64map_get(&n->subs_by_key, handle);
+void subs_drained(struct subs *ss, uint64_t handle) {
+  struct sub *s = u64map_get(&ss->by_key, handle);
   if (s != NULL) {
     s->blocked = false;
-    sub_mark(n, s);
-    subs_pump(n);
+    sub_mark(ss, s);
+    subs_pump(ss);
   }
 }
 
 /* ------------------------------------------------------------- requests */
 
 /* Where s starts, for its sink's `started`. */
-static void reply_fill(struct node *n, const struct sub *s,
+static void reply_fill(struct subs *ss, const struct sub *s,
                        Synod__ChannelSubscribeReply *r) {
   struct fsm_stream st;
   r->subscription_id = s->id;
@@ -1097,7 +1106,7 @@ static void reply_fill(struct node *n, const struct sub *s,
     r->after_offset = s->after_offset;
   } else {
     r->offset = s->next;
-    if (fsm_channel_stream(n->fsm, s->name, s->name_len, &st)) {
+    if (fsm_channel_stream(ss->fsm, s->name, s->name_len, &st)) {
       r->first_offset = st.first;
       r->next_offset = st.window->next;
     }
@@ -1133,16 +1142,16 @@ static int sub_retained(const struct sub *s, const char *what, uint64_t from,
 /* Resolves where s starts from the applied state; answers the request.
  * Returns 0 or an error code (with msg) for the request's answer, in
  * which case the caller frees s. */
-static int sub_resolve(struct node *n, struct sub *s,
+static int sub_resolve(struct subs *ss, struct sub *s,
                        const Synod__ChannelSubscribe *q, char *msg) {
   struct fsm_stream st;
   bool exists = s->kind == SUB_CHANNEL &&
-                fsm_channel_stream(n->fsm, s->name, s->name_len, &st);
+                fsm_channel_stream(ss->fsm, s->name, s->name_len, &st);
   uint64_t first = exists ? st.first : 1, next = exists ? st.window->next : 1;
   Synod__ChannelSubscribe__From from = q->from;
   if (q->cursor != NULL && q->cursor[0] != '\0') {
     uint64_t at;
-    if (fsm_channel_cursor(n->fsm, s->name, s->name_len, q->cursor, &at)) {
+    if (fsm_channel_cursor(ss->fsm, s->name, s->name_len, q->cursor, &at)) {
       s->next = at + 1;
       from = SYNOD__CHANNEL_SUBSCRIBE__FROM__FROM_DEFAULT;
     } else if (from == SYNOD__CHANNEL_SUBSCRIBE__FROM__FROM_DEFAULT) {
@@ -1161,11 +1170,11 @@ static int sub_resolve(struct node *n, struct sub *s,
       s->after_offset = q->after_offset;
       break;
     case SYNOD__CHANNEL_SUBSCRIBE__FROM__FROM_FIRST:
-      fsm_channel_streams(n->fsm, s->name, s->name_len, prefix_start_cb, &p);
+      fsm_channel_streams(ss->fsm, s->name, s->name_len, prefix_start_cb, &p);
       s->after_index = p.evicted_index;
       break;
     default:
-      s->after_index = n->applied_index;
+      s->after_index = fsm_applied_index(ss->fsm);
       break;
     }
     return 0;
@@ -1190,12 +1199,12 @@ static int sub_resolve(struct node *n, struct sub *s,
  * the newest revision applied (after a ReadIndex round, see sub_begin).
  * Returns 0 or SYNOD_ECOMPACTED with msg and the oldest revision
  * retained in *first. */
-static int key_resolve(struct node *n, struct sub *s, const Synod__KeyWatch *q,
+static int key_resolve(struct subs *ss, struct sub *s, const Synod__KeyWatch *q,
                        char *msg, uint64_t *first) {
   struct fsm_stream st;
-  fsm_key_stream(n->fsm, &st);
+  fsm_key_stream(ss->fsm, &st);
   if (q->from_revision == 0) {
-    s->rev = fsm_key_revision(n->fsm) + 1;
+    s->rev = fsm_key_revision(ss->fsm) + 1;
     s->rev_event = 0;
     return 0;
   }
@@ -1205,26 +1214,26 @@ static int key_resolve(struct node *n, struct sub *s, const Synod__KeyWatch *q,
   return sub_retained(s, "watch: revision", s->rev, st.first, msg);
 }
 
-static void key_reply_fill(struct node *n, const struct sub *s,
+static void key_reply_fill(struct subs *ss, const struct sub *s,
                            Synod__KeyWatchReply *r) {
   struct fsm_stream st;
-  fsm_key_stream(n->fsm, &st);
+  fsm_key_stream(ss->fsm, &st);
   r->subscription_id = s->id;
   r->revision = s->rev;
   r->after_event = s->rev_event;
   r->first_revision = st.first;
-  r->last_revision = fsm_key_revision(n->fsm);
+  r->last_revision = fsm_key_revision(ss->fsm);
 }
 
 /* Where group subscription s starts (q is its GroupSubscribe): `from`,
  * or the group's next offset (after a ReadIndex round, see sub_begin).
  * Returns 0, or an error with msg (and the first retained offset in
  * *first for SYNOD_ECOMPACTED). */
-static int group_resolve(struct node *n, struct sub *s,
+static int group_resolve(struct subs *ss, struct sub *s,
                          const Synod__GroupSubscribe *q, char *msg,
                          uint64_t *first) {
   struct fsm_stream st;
-  if (!fsm_group_stream(n->fsm, s->name, s->name_len, &st)) {
+  if (!fsm_group_stream(ss->fsm, s->name, s->name_len, &st)) {
     errmsg_set(msg, "group subscribe: no group \"%.64s\"", s->name);
     return SYNOD_ENOTFOUND;
   }
@@ -1241,12 +1250,12 @@ static int group_resolve(struct node *n, struct sub *s,
   return sub_retained(s, "group subscribe: offset", s->next, st.first, msg);
 }
 
-static void group_reply_fill(struct node *n, const struct sub *s,
+static void group_reply_fill(struct subs *ss, const struct sub *s,
                              Synod__GroupSubscribeReply *r) {
   struct fsm_stream st;
   r->subscription_id = s->id;
   r->offset = s->next;
-  if (fsm_group_stream(n->fsm, s->name, s->name_len, &st)) {
+  if (fsm_group_stream(ss->fsm, s->name, s->name_len, &st)) {
     r->first_offset = st.first;
     r->next_offset = st.window->next;
   }
@@ -1266,33 +1275,33 @@ static void sink_started(struct sub *s, int err, const char *msg,
 }
 
 /* The start failed: tells the sink, frees s. */
-static void sub_start_fail(struct node *n, struct sub *s, int code,
+static void sub_start_fail(struct subs *ss, struct sub *s, int code,
                            uint64_t first_available, const char *msg) {
   sink_started(s, code, msg, first_available, NULL);
-  sub_free(n, s);
+  sub_free(ss, s);
 }
 
 /* The subscription starts (or fails) now; req holds its ChannelSubscribe
  * or KeyWatch. */
-static void sub_start(struct node *n, struct sub *s,
+static void sub_start(struct subs *ss, struct sub *s,
                       const Synod__Request *req) {
   char msg[SYNOD_ERRMSG_MAX];
   uint64_t first = 0;
   struct fsm_stream st;
   int rv;
   if (s->kind == SUB_KEYS) {
-    rv = key_resolve(n, s, req->key_watch, msg, &first);
+    rv = key_resolve(ss, s, req->key_watch, msg, &first);
   } else if (s->kind == SUB_GROUP) {
-    rv = group_resolve(n, s, req->group_subscribe, msg, &first);
+    rv = group_resolve(ss, s, req->group_subscribe, msg, &first);
   } else {
-    rv = sub_resolve(n, s, req->channel_subscribe, msg);
+    rv = sub_resolve(ss, s, req->channel_subscribe, msg);
     if (rv == SYNOD_ECOMPACTED &&
-        fsm_channel_stream(n->fsm, s->name, s->name_len, &st)) {
+        fsm_channel_stream(ss->fsm, s->name, s->name_len, &st)) {
       first = st.first;
     }
   }
   if (rv != 0) {
-    sub_start_fail(n, s, rv, first, msg);
+    sub_start_fail(ss, s, rv, first, msg);
     return;
   }
   Synod__ChannelSubscribeReply r = SYNOD__CHANNEL_SUBSCRIBE_REPLY__INIT;
@@ -1301,20 +1310,20 @@ static void sub_start(struct node *n, struct sub *s,
   s->started = true;
   if (s->kind == SUB_GROUP) {
     s->told_rev = s->next - 1; /* the reply says so */
-    s->told_ms = node_now_ms(n);
-    group_reply_fill(n, s, &gr);
+    s->told_ms = ss->host.now_ms(ss->host.arg);
+    group_reply_fill(ss, s, &gr);
     sink_started(s, 0, NULL, 0, &gr);
   } else if (s->kind == SUB_KEYS) {
     key_progress(s, &s->told_rev, &s->told_event); /* the reply says so */
-    s->told_ms = node_now_ms(n);
-    key_reply_fill(n, s, &kr);
+    s->told_ms = ss->host.now_ms(ss->host.arg);
+    key_reply_fill(ss, s, &kr);
     sink_started(s, 0, NULL, 0, &kr);
   } else {
-    reply_fill(n, s, &r);
+    reply_fill(ss, s, &r);
     sink_started(s, 0, NULL, 0, &r);
   }
-  sub_mark(n, s);
-  subs_pump(n);
+  sub_mark(ss, s);
+  subs_pump(ss);
 }
 
 /* An unpacked copy of req (free with ..._free_unpacked), or NULL. */
@@ -1333,7 +1342,7 @@ static Synod__Request *request_copy(const Synod__Request *req) {
 /* A start that waits for a ReadIndex round: by key, since the
  * subscription may end (its connection close) meanwhile. */
 struct pending_start {
-  struct node *n;
+  struct subs *ss;
   uint64_t key;
   Synod__Request *q; /* unpacked copy */
 };
@@ -1343,12 +1352,12 @@ static void pending_start_cb(void *arg, int err, const char *errmsg,
   struct pending_start *p = arg;
   (void)resp;
   (void)len;
-  struct sub *s = u64map_get(&p->n->subs_by_key, p->key);
+  struct sub *s = u64map_get(&p->ss->by_key, p->key);
   if (s != NULL && err != 0) {
-    sub_start_fail(p->n, s, err, 0,
+    sub_start_fail(p->ss, s, err, 0,
                    errmsg != NULL ? errmsg : synod_strerror(err));
   } else if (s != NULL) {
-    sub_start(p->n, s, p->q);
+    sub_start(p->ss, s, p->q);
   }
   synod__request__free_unpacked(p->q, NULL);
   free(p);
@@ -1357,65 +1366,65 @@ static void pending_start_cb(void *arg, int err, const char *errmsg,
 /* Starts after a ReadIndex round: the position then includes every write
  * acknowledged before the subscribe (a cursor committed, a publish, a
  * key put, a group join), and so does the stream it resolves against. */
-static int sub_start_linearizable(struct node *n, struct sub *s,
+static int sub_start_linearizable(struct subs *ss, struct sub *s,
                                   const Synod__Request *q) {
   struct pending_start *p = calloc(1, sizeof *p);
   if (p == NULL || (p->q = request_copy(q)) == NULL) {
     free(p);
     return SYNOD_ENOMEM;
   }
-  p->n = n;
+  p->ss = ss;
   p->key = s->key;
-  node_read(n, NULL, false, SUB_START_TIMEOUT_MS, pending_start_cb, p);
+  ss->host.read_index(ss->host.arg, SUB_START_TIMEOUT_MS, pending_start_cb, p);
   return 0;
 }
 
 /* Puts s in the indexes (key, connection, name or prefix list). Returns
  * 0, or SYNOD_ENOMEM with nothing changed. */
-static int sub_link(struct node *n, struct sub *s) {
+static int sub_link(struct subs *ss, struct sub *s) {
   uint64_t h = name_hash(s->name, s->name_len);
   bool hashed = s->kind == SUB_CHANNEL || s->kind == SUB_GROUP;
   struct sub *by_conn =
-      s->conn_id != 0 ? u64map_get(&n->subs_by_conn, s->conn_id) : NULL;
-  struct sub *by_name = hashed ? u64map_get(&n->subs_by_name, h) : NULL;
-  s->key = ++n->subs_key_next;
-  if (u64map_put(&n->subs_by_key, s->key, s) != 0) {
+      s->conn_id != 0 ? u64map_get(&ss->by_conn, s->conn_id) : NULL;
+  struct sub *by_name = hashed ? u64map_get(&ss->by_name, h) : NULL;
+  s->key = ++ss->key_next;
+  if (u64map_put(&ss->by_key, s->key, s) != 0) {
     return SYNOD_ENOMEM;
   }
-  if (s->conn_id != 0 && u64map_put(&n->subs_by_conn, s->conn_id, s) != 0) {
-    u64map_del(&n->subs_by_key, s->key);
+  if (s->conn_id != 0 && u64map_put(&ss->by_conn, s->conn_id, s) != 0) {
+    u64map_del(&ss->by_key, s->key);
     return SYNOD_ENOMEM;
   }
-  if (hashed && u64map_put(&n->subs_by_name, h, s) != 0) {
+  if (hashed && u64map_put(&ss->by_name, h, s) != 0) {
     if (by_conn != NULL) {
-      u64map_put(&n->subs_by_conn, s->conn_id, by_conn); /* replaces */
+      u64map_put(&ss->by_conn, s->conn_id, by_conn); /* replaces */
     } else if (s->conn_id != 0) {
-      u64map_del(&n->subs_by_conn, s->conn_id);
+      u64map_del(&ss->by_conn, s->conn_id);
     }
-    u64map_del(&n->subs_by_key, s->key);
+    u64map_del(&ss->by_key, s->key);
     return SYNOD_ENOMEM;
   }
   s->conn_next = by_conn;
   if (s->kind == SUB_PREFIX) {
-    s->name_next = n->subs_prefix;
-    n->subs_prefix = s;
+    s->name_next = ss->prefix;
+    ss->prefix = s;
   } else if (s->kind == SUB_KEYS) {
-    s->name_next = n->subs_keys;
-    n->subs_keys = s;
+    s->name_next = ss->keys;
+    ss->keys = s;
   } else {
     s->name_next = by_name;
   }
   if (s->kind == SUB_GROUP) {
-    s->group_next = n->subs_groups;
-    n->subs_groups = s;
+    s->group_next = ss->groups;
+    ss->groups = s;
   }
-  n->subs_n++;
+  ss->n++;
   return 0;
 }
 
 /* How long this replica has known no leader; 0 if it knows one. */
-static uint64_t leaderless_ms(struct node *n) {
-  return n->leader != 0 ? 0 : node_now_ms(n) - n->leaderless_since_ms;
+static uint64_t leaderless_ms(struct subs *ss) {
+  return ss->host.leaderless_ms(ss->host.arg);
 }
 
 static void end_all_cb(void *arg, uint64_t key, void *value) {
@@ -1431,10 +1440,10 @@ static void end_all_cb(void *arg, uint64_t key, void *value) {
 /* Tells key watches that moved past events they do not match where they
  * are (an empty frame with the progress), once a second at most, so a
  * client resumes after it and not below the history. */
-static void keys_progress(struct node *n) {
-  uint64_t now = node_now_ms(n), rev;
+static void keys_progress(struct subs *ss) {
+  uint64_t now = ss->host.now_ms(ss->host.arg), rev;
   uint32_t event;
-  for (struct sub *s = n->subs_keys, *next; s != NULL; s = next) {
+  for (struct sub *s = ss->keys, *next; s != NULL; s = next) {
     next = s->name_next;
     key_progress(s, &rev, &event);
     if (!s->started || s->blocked || now - s->told_ms < SUB_PROGRESS_MS ||
@@ -1445,10 +1454,10 @@ static void keys_progress(struct node *n) {
     if (queued == SIZE_MAX || queued >= SUB_OUT_BYTES) {
       continue; /* gone, or full: the next frame will carry it */
     }
-    n->subs_batch->n = n->subs_batch->bytes = 0;
-    int rv = key_send(n, s, n->subs_batch);
+    ss->batch->n = ss->batch->bytes = 0;
+    int rv = key_send(ss, s, ss->batch);
     if (rv != 0) {
-      sub_end(n, s, rv, 0, "progress of key watch \"%.64s\" failed: %s",
+      sub_end(ss, s, rv, 0, "progress of key watch \"%.64s\" failed: %s",
               s->name, synod_strerror(rv));
     }
   }
@@ -1456,9 +1465,9 @@ static void keys_progress(struct node *n) {
 
 /* The same for group subscriptions that moved past items for other
  * members. */
-static void groups_progress(struct node *n) {
-  uint64_t now = node_now_ms(n);
-  for (struct sub *s = n->subs_groups, *next; s != NULL; s = next) {
+static void groups_progress(struct subs *ss) {
+  uint64_t now = ss->host.now_ms(ss->host.arg);
+  for (struct sub *s = ss->groups, *next; s != NULL; s = next) {
     next = s->group_next;
     if (!s->started || s->blocked || now - s->told_ms < SUB_PROGRESS_MS ||
         s->next - 1 == s->told_rev) {
@@ -1468,52 +1477,51 @@ static void groups_progress(struct node *n) {
     if (queued == SIZE_MAX || queued >= SUB_OUT_BYTES) {
       continue; /* gone, or full: the next frame will carry it */
     }
-    n->subs_batch->n = n->subs_batch->bytes = 0;
-    int rv = group_send(n, s, n->subs_batch);
+    ss->batch->n = ss->batch->bytes = 0;
+    int rv = group_send(ss, s, ss->batch);
     if (rv != 0) {
-      sub_end(n, s, rv, 0, "progress of group \"%.64s\" failed: %s", s->name,
+      sub_end(ss, s, rv, 0, "progress of group \"%.64s\" failed: %s", s->name,
               synod_strerror(rv));
     }
   }
 }
 
-void subs_tick(struct node *n) {
-  keys_progress(n);
-  groups_progress(n);
-  uint64_t ms = leaderless_ms(n);
-  if (n->subs_n == 0 || ms < SUBS_LEADERLESS_MS) {
+void subs_tick(struct subs *ss) {
+  keys_progress(ss);
+  groups_progress(ss);
+  uint64_t ms = leaderless_ms(ss);
+  if (ss->n == 0 || ms < SUBS_LEADERLESS_MS) {
     return;
   }
   /* Collected first: ending changes the maps being walked. */
   struct sub *list = NULL;
-  for (struct sub *s = n->subs_dirty; s != NULL; s = s->dirty_next) {
+  for (struct sub *s = ss->dirty; s != NULL; s = s->dirty_next) {
     s->dirty = false;
   }
-  n->subs_dirty = NULL;
-  u64map_each(&n->subs_by_key, end_all_cb, &list);
+  ss->dirty = NULL;
+  u64map_each(&ss->by_key, end_all_cb, &list);
   for (struct sub *s = list, *next; s != NULL; s = next) {
     next = s->dirty_next;
-    sub_end(n, s, SYNOD_ENOLEADER, 0,
+    sub_end(ss, s, SYNOD_ENOLEADER, 0,
             "replica %s has known no leader for %" PRIu64
             " ms; resume on another replica",
-            n->name, ms);
+            ss->name, ms);
   }
 }
 
 /* What every subscription is checked for: a leader known lately, a free
  * id, the limits, the credits. */
-static int sub_check_common(struct node *n, uint64_t conn_id, uint64_t id,
+static int sub_check_common(struct subs *ss, uint64_t conn_id, uint64_t id,
                             uint32_t credits, char *msg) {
   unsigned per_conn = 0;
-  if (leaderless_ms(n) >= SUBS_LEADERLESS_MS) {
+  if (leaderless_ms(ss) >= SUBS_LEADERLESS_MS) {
     errmsg_set(msg,
                "subscribe: replica %s has known no leader for %" PRIu64
                " ms; subscribe on another replica",
-               n->name, leaderless_ms(n));
+               ss->name, leaderless_ms(ss));
     return SYNOD_ENOLEADER;
   }
-  for (struct sub *s = conn_id != 0 ? u64map_get(&n->subs_by_conn, conn_id)
-                                    : NULL;
+  for (struct sub *s = conn_id != 0 ? u64map_get(&ss->by_conn, conn_id) : NULL;
        s != NULL; s = s->conn_next) {
     if (s->id == id) {
       errmsg_set(msg, "subscribe: subscription %" PRIu64 " exists", id);
@@ -1521,11 +1529,11 @@ static int sub_check_common(struct node *n, uint64_t conn_id, uint64_t id,
     }
     per_conn++;
   }
-  if (per_conn >= SUBS_PER_CONN_MAX || n->subs_n >= SUBS_MAX) {
+  if (per_conn >= SUBS_PER_CONN_MAX || ss->n >= SUBS_MAX) {
     errmsg_set(msg,
                "subscribe: %u subscriptions on this connection, %" PRIu64
                " on this replica (at most %d and %d)",
-               per_conn, n->subs_n, SUBS_PER_CONN_MAX, SUBS_MAX);
+               per_conn, ss->n, SUBS_PER_CONN_MAX, SUBS_MAX);
     return SYNOD_ELIMIT;
   }
   if (credits > SUB_CREDITS_MAX) {
@@ -1544,12 +1552,12 @@ static unsigned list_count(const struct sub *s) {
   return count;
 }
 
-static int subscribe_check(struct node *n, const Synod__ChannelSubscribe *q,
+static int subscribe_check(struct subs *ss, const Synod__ChannelSubscribe *q,
                            char *msg) {
   const char *name = q->channel != NULL ? q->channel : "";
   size_t len = strlen(name);
   bool cursor = q->cursor != NULL && q->cursor[0] != '\0';
-  int rv = fsm_channel_name_check(n->fsm, name, len, q->prefix, msg);
+  int rv = fsm_channel_name_check(ss->fsm, name, len, q->prefix, msg);
   if (rv != 0) {
     return rv;
   }
@@ -1561,7 +1569,7 @@ static int subscribe_check(struct node *n, const Synod__ChannelSubscribe *q,
     return SYNOD_EINVAL;
   }
   if (cursor) {
-    rv = fsm_channel_name_check(n->fsm, q->cursor, strlen(q->cursor), false,
+    rv = fsm_channel_name_check(ss->fsm, q->cursor, strlen(q->cursor), false,
                                 msg);
     if (rv != 0) {
       return rv;
@@ -1586,17 +1594,17 @@ static int subscribe_check(struct node *n, const Synod__ChannelSubscribe *q,
     return SYNOD_EINVAL;
   }
   /* Each costs a walk over its channels per publish. */
-  if (q->prefix && list_count(n->subs_prefix) >= SUBS_PREFIX_MAX) {
+  if (q->prefix && list_count(ss->prefix) >= SUBS_PREFIX_MAX) {
     errmsg_set(msg,
                "subscribe: %u prefix subscriptions on this replica (at "
                "most %d)",
-               list_count(n->subs_prefix), SUBS_PREFIX_MAX);
+               list_count(ss->prefix), SUBS_PREFIX_MAX);
     return SYNOD_ELIMIT;
   }
   return 0;
 }
 
-static int key_watch_check(struct node *n, const Synod__KeyWatch *q,
+static int key_watch_check(struct subs *ss, const Synod__KeyWatch *q,
                            char *msg) {
   char why[SYNOD_ERRMSG_MAX];
   if (fsm_key_check(q->key.data, q->key.len, q->prefix, why) != 0) {
@@ -1611,9 +1619,9 @@ static int key_watch_check(struct node *n, const Synod__KeyWatch *q,
     return SYNOD_EINVAL;
   }
   /* Each one is looked at on every new revision. */
-  if (list_count(n->subs_keys) >= SUBS_KEYS_MAX) {
+  if (list_count(ss->keys) >= SUBS_KEYS_MAX) {
     errmsg_set(msg, "watch: %u key watches on this replica (at most %d)",
-               list_count(n->subs_keys), SUBS_KEYS_MAX);
+               list_count(ss->keys), SUBS_KEYS_MAX);
     return SYNOD_ELIMIT;
   }
   return 0;
@@ -1623,11 +1631,11 @@ static int key_watch_check(struct node *n, const Synod__KeyWatch *q,
  * the start (group_resolve). A subscription that names no member is an
  * observer of every item (a client's synod_group_watch, or the HTTP
  * API's stream): nothing it reads is not already open to GroupRead. */
-static int group_subscribe_check(struct node *n, const Synod__GroupSubscribe *q,
-                                 char *msg) {
+static int group_subscribe_check(struct subs *ss,
+                                 const Synod__GroupSubscribe *q, char *msg) {
   const char *name = q->group != NULL ? q->group : "";
   size_t member_len = q->member != NULL ? strlen(q->member) : 0;
-  int rv = fsm_channel_name_check(n->fsm, name, strlen(name), false, msg);
+  int rv = fsm_channel_name_check(ss->fsm, name, strlen(name), false, msg);
   if (rv != 0) {
     return rv;
   }
@@ -1642,22 +1650,22 @@ static int group_subscribe_check(struct node *n, const Synod__GroupSubscribe *q,
 }
 
 /* Checks req (a ChannelSubscribe, a KeyWatch or a GroupSubscribe). */
-static int sub_check(struct node *n, uint64_t conn_id,
+static int sub_check(struct subs *ss, uint64_t conn_id,
                      const Synod__Request *req, char *msg) {
   int rv;
   switch (req->body_case) {
   case SYNOD__REQUEST__BODY_KEY_WATCH:
-    rv = sub_check_common(n, conn_id, req->key_watch->subscription_id,
+    rv = sub_check_common(ss, conn_id, req->key_watch->subscription_id,
                           req->key_watch->credits, msg);
-    return rv != 0 ? rv : key_watch_check(n, req->key_watch, msg);
+    return rv != 0 ? rv : key_watch_check(ss, req->key_watch, msg);
   case SYNOD__REQUEST__BODY_GROUP_SUBSCRIBE:
-    rv = sub_check_common(n, conn_id, req->group_subscribe->subscription_id,
+    rv = sub_check_common(ss, conn_id, req->group_subscribe->subscription_id,
                           req->group_subscribe->credits, msg);
-    return rv != 0 ? rv : group_subscribe_check(n, req->group_subscribe, msg);
+    return rv != 0 ? rv : group_subscribe_check(ss, req->group_subscribe, msg);
   default:
-    rv = sub_check_common(n, conn_id, req->channel_subscribe->subscription_id,
+    rv = sub_check_common(ss, conn_id, req->channel_subscribe->subscription_id,
                           req->channel_subscribe->credits, msg);
-    return rv != 0 ? rv : subscribe_check(n, req->channel_subscribe, msg);
+    return rv != 0 ? rv : subscribe_check(ss, req->channel_subscribe, msg);
   }
 }
 
@@ -1705,24 +1713,24 @@ static bool sub_fill(struct sub *s, const Synod__Request *req,
 /* A checked, linked, not yet started subscription of req (its
  * ChannelSubscribe or KeyWatch) to `sink`, or NULL with the code in *rv
  * and why in msg. */
-static struct sub *sub_new(struct node *n, uint64_t conn_id,
+static struct sub *sub_new(struct subs *ss, uint64_t conn_id,
                            const Synod__Request *req,
                            const struct node_sub_sink *sink, void *sink_arg,
                            int *rv, char *msg) {
   uint32_t credits = 0;
-  *rv = sub_check(n, conn_id, req, msg);
+  *rv = sub_check(ss, conn_id, req, msg);
   if (*rv != 0) {
     return NULL;
   }
   struct sub *s = calloc(1, sizeof *s);
   if (s != NULL) {
-    s->n = n;
+    s->ss = ss;
     s->conn_id = conn_id;
     s->sink = sink;
     s->sink_arg = sink_arg;
     s->credited = conn_id != 0;
   }
-  if (s == NULL || !sub_fill(s, req, &credits) || sub_link(n, s) != 0) {
+  if (s == NULL || !sub_fill(s, req, &credits) || sub_link(ss, s) != 0) {
     if (s != NULL) {
       free(s->name);
       free(s->member);
@@ -1750,64 +1758,64 @@ static struct sub *sub_new(struct node *n, uint64_t conn_id,
  * at once: revisions are never reused, a revision not applied yet is
  * waited for, and a lagging replica retains at least what the leader
  * does, so it can neither answer wrongly nor deliver another stream. */
-static void sub_begin(struct node *n, struct sub *s,
+static void sub_begin(struct subs *ss, struct sub *s,
                       const Synod__Request *req) {
   bool now = s->kind == SUB_KEYS && req->key_watch->from_revision != 0;
   if (now) {
-    sub_start(n, s, req);
-  } else if (sub_start_linearizable(n, s, req) != 0) {
-    sub_start_fail(n, s, SYNOD_ENOMEM, 0, "subscribe: out of memory");
+    sub_start(ss, s, req);
+  } else if (sub_start_linearizable(ss, s, req) != 0) {
+    sub_start_fail(ss, s, SYNOD_ENOMEM, 0, "subscribe: out of memory");
   }
 }
 
 /* A client's subscribe request (ChannelSubscribe or KeyWatch). */
-static void subs_client_begin(struct node *n, uint64_t conn_id,
+static void subs_client_begin(struct subs *ss, uint64_t conn_id,
                               uint64_t request_id, const Synod__Request *req) {
   char msg[SYNOD_ERRMSG_MAX];
   int rv;
-  struct sub *s = sub_new(n, conn_id, req, &client_sink, NULL, &rv, msg);
+  struct sub *s = sub_new(ss, conn_id, req, &client_sink, NULL, &rv, msg);
   if (s == NULL) {
-    client_net_send_error(n->client_net, conn_id, request_id, rv, "%s", msg);
+    ss->host.send_error(ss->host.arg, conn_id, request_id, rv, 0, msg);
     return;
   }
   s->sink_arg = s;
   s->request_id = request_id;
-  sub_begin(n, s, req);
+  sub_begin(ss, s, req);
 }
 
-void subs_subscribe(struct node *n, uint64_t conn_id, uint64_t request_id,
+void subs_subscribe(struct subs *ss, uint64_t conn_id, uint64_t request_id,
                     const Synod__ChannelSubscribe *q) {
   Synod__Request req = SYNOD__REQUEST__INIT;
   req.body_case = SYNOD__REQUEST__BODY_CHANNEL_SUBSCRIBE;
   req.channel_subscribe = (Synod__ChannelSubscribe *)q;
-  subs_client_begin(n, conn_id, request_id, &req);
+  subs_client_begin(ss, conn_id, request_id, &req);
 }
 
-void subs_key_watch(struct node *n, uint64_t conn_id, uint64_t request_id,
+void subs_key_watch(struct subs *ss, uint64_t conn_id, uint64_t request_id,
                     const Synod__KeyWatch *q) {
   Synod__Request req = SYNOD__REQUEST__INIT;
   req.body_case = SYNOD__REQUEST__BODY_KEY_WATCH;
   req.key_watch = (Synod__KeyWatch *)q;
-  subs_client_begin(n, conn_id, request_id, &req);
+  subs_client_begin(ss, conn_id, request_id, &req);
 }
 
-void subs_group_subscribe(struct node *n, uint64_t conn_id, uint64_t request_id,
-                          const Synod__GroupSubscribe *q) {
+void subs_group_subscribe(struct subs *ss, uint64_t conn_id,
+                          uint64_t request_id, const Synod__GroupSubscribe *q) {
   Synod__Request req = SYNOD__REQUEST__INIT;
   req.body_case = SYNOD__REQUEST__BODY_GROUP_SUBSCRIBE;
   req.group_subscribe = (Synod__GroupSubscribe *)q;
-  subs_client_begin(n, conn_id, request_id, &req);
+  subs_client_begin(ss, conn_id, request_id, &req);
 }
 
 /* An in-process subscription of req: started at the end of the loop
  * turn (subs_start_queued). */
-static int node_sub_request(struct node *n, const Synod__Request *req,
-                            const struct node_sub_sink *sink, void *arg,
-                            uint64_t *handle, char *errmsg) {
+int subs_sub_request(struct subs *ss, const Synod__Request *req,
+                     const struct node_sub_sink *sink, void *arg,
+                     uint64_t *handle, char *errmsg) {
   int rv;
   Synod__Request *copy = request_copy(req);
   struct sub *s =
-      copy != NULL ? sub_new(n, 0, req, sink, arg, &rv, errmsg) : NULL;
+      copy != NULL ? sub_new(ss, 0, req, sink, arg, &rv, errmsg) : NULL;
   if (copy == NULL) {
     rv = SYNOD_ENOMEM;
     errmsg_set(errmsg, "subscribe: out of memory");
@@ -1819,131 +1827,101 @@ static int node_sub_request(struct node *n, const Synod__Request *req,
     return rv;
   }
   s->start_q = copy;
-  s->start_next = n->subs_starting;
-  n->subs_starting = s;
+  s->start_next = ss->starting;
+  ss->starting = s;
   *handle = s->key;
   return 0;
 }
 
-int node_subscribe(struct node *n, const Synod__ChannelSubscribe *q,
-                   const struct node_sub_sink *sink, void *arg,
-                   uint64_t *handle, char *errmsg) {
-  Synod__Request req = SYNOD__REQUEST__INIT;
-  req.body_case = SYNOD__REQUEST__BODY_CHANNEL_SUBSCRIBE;
-  req.channel_subscribe = (Synod__ChannelSubscribe *)q;
-  return node_sub_request(n, &req, sink, arg, handle, errmsg);
-}
-
-int node_key_watch(struct node *n, const Synod__KeyWatch *q,
-                   const struct node_sub_sink *sink, void *arg,
-                   uint64_t *handle, char *errmsg) {
-  Synod__Request req = SYNOD__REQUEST__INIT;
-  assert(sink->key_started != NULL && sink->key_deliver != NULL);
-  req.body_case = SYNOD__REQUEST__BODY_KEY_WATCH;
-  req.key_watch = (Synod__KeyWatch *)q;
-  return node_sub_request(n, &req, sink, arg, handle, errmsg);
-}
-
-int node_group_subscribe(struct node *n, const Synod__GroupSubscribe *q,
-                         const struct node_sub_sink *sink, void *arg,
-                         uint64_t *handle, char *errmsg) {
-  Synod__Request req = SYNOD__REQUEST__INIT;
-  assert(sink->group_started != NULL && sink->group_deliver != NULL);
-  req.body_case = SYNOD__REQUEST__BODY_GROUP_SUBSCRIBE;
-  req.group_subscribe = (Synod__GroupSubscribe *)q;
-  return node_sub_request(n, &req, sink, arg, handle, errmsg);
-}
-
-void subs_start_queued(struct node *n) {
-  while (n->subs_starting != NULL) {
-    struct sub *s = n->subs_starting;
+void subs_start_queued(struct subs *ss) {
+  while (ss->starting != NULL) {
+    struct sub *s = ss->starting;
     Synod__Request *q = s->start_q;
-    n->subs_starting = s->start_next;
+    ss->starting = s->start_next;
     s->start_q = NULL;
-    sub_begin(n, s, q);
+    sub_begin(ss, s, q);
     synod__request__free_unpacked(q, NULL);
   }
 }
 
-void node_unsubscribe(struct node *n, uint64_t handle) {
-  struct sub *s = u64map_get(&n->subs_by_key, handle);
+void subs_cancel(struct subs *ss, uint64_t handle) {
+  struct sub *s = u64map_get(&ss->by_key, handle);
   if (s != NULL) {
-    sub_free(n, s);
+    sub_free(ss, s);
   }
 }
 
-uint64_t node_channel_subscribers(struct node *n, const char *name) {
-  return subs_count(n, name);
-}
-
-void subs_credit(struct node *n, uint64_t conn_id, uint64_t request_id,
+void subs_credit(struct subs *ss, uint64_t conn_id, uint64_t request_id,
                  const Synod__ChannelCredit *q) {
-  struct sub *s = sub_find(n, conn_id, q->subscription_id);
+  struct sub *s = sub_find(ss, conn_id, q->subscription_id);
   if (s == NULL) {
-    client_net_send_error(n->client_net, conn_id, request_id, SYNOD_ENOTFOUND,
-                          "credit: no subscription %" PRIu64
-                          " on this connection",
-                          q->subscription_id);
+    char msg[SYNOD_ERRMSG_MAX];
+    errmsg_set(msg, "credit: no subscription %" PRIu64 " on this connection",
+               q->subscription_id);
+    ss->host.send_error(ss->host.arg, conn_id, request_id, SYNOD_ENOTFOUND, 0,
+                        msg);
     return;
   }
   s->credits += q->credits;
   if (s->credits > SUB_CREDITS_MAX) {
     s->credits = SUB_CREDITS_MAX;
   }
-  requests_send_ok(n, conn_id, request_id);
-  sub_mark(n, s);
-  subs_pump(n);
+  ss->host.send_ok(ss->host.arg, conn_id, request_id);
+  sub_mark(ss, s);
+  subs_pump(ss);
 }
 
-void subs_unsubscribe(struct node *n, uint64_t conn_id, uint64_t request_id,
+void subs_unsubscribe(struct subs *ss, uint64_t conn_id, uint64_t request_id,
                       const Synod__ChannelUnsubscribe *q) {
-  struct sub *s = sub_find(n, conn_id, q->subscription_id);
+  struct sub *s = sub_find(ss, conn_id, q->subscription_id);
   if (s == NULL) {
-    client_net_send_error(n->client_net, conn_id, request_id, SYNOD_ENOTFOUND,
-                          "unsubscribe: no subscription %" PRIu64
-                          " on this connection",
-                          q->subscription_id);
+    char msg[SYNOD_ERRMSG_MAX];
+    errmsg_set(msg,
+               "unsubscribe: no subscription %" PRIu64 " on this connection",
+               q->subscription_id);
+    ss->host.send_error(ss->host.arg, conn_id, request_id, SYNOD_ENOTFOUND, 0,
+                        msg);
     return;
   }
   if (!s->started) { /* its start waits for ReadIndex: answer it now */
-    sub_start_fail(n, s, SYNOD_ECANCELED, 0,
+    sub_start_fail(ss, s, SYNOD_ECANCELED, 0,
                    "subscribe: unsubscribed before it started");
   } else {
-    sub_free(n, s);
+    sub_free(ss, s);
   }
-  requests_send_ok(n, conn_id, request_id);
+  ss->host.send_ok(ss->host.arg, conn_id, request_id);
 }
 
-uint64_t subs_count(struct node *n, const char *name) {
+uint64_t subs_count(struct subs *ss, const char *name) {
   size_t len = strlen(name);
   uint64_t count = 0;
-  for (struct sub *s = u64map_get(&n->subs_by_name, name_hash(name, len));
+  for (struct sub *s = u64map_get(&ss->by_name, name_hash(name, len));
        s != NULL; s = s->name_next) {
     count += s->kind == SUB_CHANNEL && s->name_len == len &&
              memcmp(s->name, name, len) == 0;
   }
-  for (struct sub *s = n->subs_prefix; s != NULL; s = s->name_next) {
+  for (struct sub *s = ss->prefix; s != NULL; s = s->name_next) {
     count += prefix_matches(s, name, len);
   }
   return count;
 }
 
-uint64_t subs_key_watches(struct node *n) {
-  return list_count(n->subs_keys);
+uint64_t subs_key_watches(struct subs *ss) {
+  return list_count(ss->keys);
 }
 
-uint64_t subs_group_subscriptions(struct node *n) {
+uint64_t subs_group_subscriptions(struct subs *ss) {
   uint64_t count = 0;
-  for (const struct sub *s = n->subs_groups; s != NULL; s = s->group_next) {
+  for (const struct sub *s = ss->groups; s != NULL; s = s->group_next) {
     count++;
   }
   return count;
 }
 
-void subs_on_close(struct node *n, uint64_t conn_id) {
+void subs_on_close(struct subs *ss, uint64_t conn_id) {
   struct sub *s;
-  while ((s = u64map_get(&n->subs_by_conn, conn_id)) != NULL) {
-    sub_free(n, s);
+  while ((s = u64map_get(&ss->by_conn, conn_id)) != NULL) {
+    sub_free(ss, s);
   }
 }
 
@@ -1953,16 +1931,16 @@ static void free_cb(void *arg, uint64_t key, void *value) {
   sub_release(value);
 }
 
-void subs_close(struct node *n) {
-  u64map_each(&n->subs_by_key, free_cb, NULL);
-  u64map_close(&n->subs_by_key);
-  u64map_close(&n->subs_by_conn);
-  u64map_close(&n->subs_by_name);
-  n->subs_prefix = n->subs_keys = n->subs_dirty = n->subs_starting = NULL;
-  n->subs_groups = NULL;
-  n->subs_n = 0;
-  free(n->subs_batch);
-  free(n->subs_merge);
-  n->subs_batch = NULL;
-  n->subs_merge = NULL;
+void subs_close(struct subs *ss) {
+  u64map_each(&ss->by_key, free_cb, NULL);
+  u64map_close(&ss->by_key);
+  u64map_close(&ss->by_conn);
+  u64map_close(&ss->by_name);
+  ss->prefix = ss->keys = ss->dirty = ss->starting = NULL;
+  ss->groups = NULL;
+  ss->n = 0;
+  free(ss->batch);
+  free(ss->merge);
+  ss->batch = NULL;
+  ss->merge = NULL;
 }
