@@ -5,7 +5,9 @@
  *   1. publish, one message per call, N closed-loop publishers: msg/s
  *   2. the same, a batch per call: msg/s
  *   3. fan-out: one paced publisher, M subscribers: publish-to-delivery
- *      p50/p99, and every subscriber must get every message
+ *      p50/p99, and every subscriber must get every message; then the
+ *      same with one more subscriber on each server that never reads
+ *      (fanout-stalled): the others' latency, the servers' memory
  *   4. catch-up: one subscriber reads R retained messages from the first
  *   5. memory: each server's resident memory per retained message
  *
@@ -36,14 +38,18 @@
 #define TARGET_FAN_P99_MS 5.0
 #define TARGET_CATCHUP_MSGS 500000.0
 #define TARGET_MEM_BYTES 64.0
+/* What a replica may hold queued to its clients while one never reads:
+ * the 4 MiB bound per connection (SUB_OUT_BYTES, server/node/subscribe.c)
+ * and a delivery frame past it, as integration.subscribe checks. */
+#define TARGET_STALLED_QUEUED_MIB 5.0
 
 static const char *const SYS_NAMES[CHB_SYSTEMS] = {"synod", "nats", "redis"};
 
 struct results {
   struct chb_pub pub[2][CHB_SYSTEMS][CHB_RUNS_MAX]; /* [single, batch] */
   int pub_n[2][CHB_SYSTEMS];
-  struct chb_fanout fan[CHB_SYSTEMS][CHB_RUNS_MAX];
-  int fan_n[CHB_SYSTEMS];
+  struct chb_fanout fan[2][CHB_SYSTEMS][CHB_RUNS_MAX]; /* [plain, stalled] */
+  int fan_n[2][CHB_SYSTEMS];
   struct chb_fill fill[CHB_SYSTEMS];
   bool filled[CHB_SYSTEMS];
   uint64_t rss0[CHB_SYSTEMS][CHB_PROCS_MAX], rss1[CHB_SYSTEMS][CHB_PROCS_MAX];
@@ -75,7 +81,8 @@ static void usage(void) {
          "3 s,\n"
          "                      200,000 retained\n"
          "  --systems LIST      synod,nats,redis [all three]\n"
-         "  --workloads LIST    retained,publish,batch,fanout [all four]\n"
+         "  --workloads LIST    retained,publish,batch,fanout,fanout-stalled "
+         "[all five]\n"
          "  --publishers N      closed-loop publishers [64]\n"
          "  --batch N           messages per publish in the batch workload "
          "[100]\n"
@@ -165,7 +172,8 @@ static int parse_systems(const char *list, bool *only) {
 }
 
 static int parse_workloads(const char *list, unsigned *bits) {
-  static const char *const names[] = {"retained", "publish", "batch", "fanout"};
+  static const char *const names[] = {"retained", "publish", "batch", "fanout",
+                                      "fanout-stalled"};
   char buf[128];
   snprintf(buf, sizeof buf, "%s", list);
   *bits = 0;
@@ -219,7 +227,8 @@ static int parse_args(int argc, char **argv, struct harness *h) {
       break;
     case OPT_WORKLOADS:
       if (parse_workloads(optarg, &o->workloads) != 0) {
-        fprintf(stderr, "--workloads: retained, publish, batch, fanout\n");
+        fprintf(stderr, "--workloads: retained, publish, batch, fanout, "
+                        "fanout-stalled\n");
         return 2;
       }
       break;
@@ -365,29 +374,86 @@ static void run_publish(struct harness *h, int kind) {
   }
 }
 
+/* The two fan-out workloads: as they are, and with CHB_STALLED_SUBS
+ * subscribers more that never read. */
+static const char *const FAN_NAMES[2] = {"fan-out", "fan-out stall"};
+static const unsigned FAN_BITS[2] = {CHB_WL_FANOUT, CHB_WL_FANOUT_STALLED};
+
+/* Each server's VmRSS growth over a fan-out run and what it had queued
+ * to its clients at the end, in MiB; "" if the system did not say. */
+static void fan_mem_text(const struct chb_system *s, const struct chb_fanout *r,
+                         char *out, size_t len) {
+  size_t at = 0;
+  out[0] = '\0';
+  for (int i = 0; r->mem && i < s->nprocs && at < len; i++) {
+    at += (size_t)snprintf(
+        out + at, len - at, "%s%s VmRSS %+.1f MiB, %.2f MiB queued",
+        i ? "; " : "", s->proc_names[i],
+        ((double)r->rss1[i] - (double)r->rss0[i]) / 1048576.0,
+        (double)r->queued[i] / 1048576.0);
+  }
+}
+
+/* Publish-to-delivery p50/p99 (ms) by the server the subscribers read
+ * from; "" if the system did not split them. */
+static void fan_by_proc_text(const struct chb_system *s,
+                             const struct chb_fanout *r, char *out,
+                             size_t len) {
+  size_t at = 0;
+  out[0] = '\0';
+  for (int i = 0; i < s->nprocs && at < len; i++) {
+    if (r->hist_by_proc[i].count > 0) {
+      at += (size_t)snprintf(
+          out + at, len - at, "%s%s %.2f / %.2f", at ? ", " : "",
+          s->proc_names[i],
+          chb_hist_percentile(&r->hist_by_proc[i], 0.5) / 1000.0,
+          chb_hist_percentile(&r->hist_by_proc[i], 0.99) / 1000.0);
+    }
+  }
+}
+
+/* One run of fan-out kind 0 (as it is) or 1 (stalled) on system s. */
+static void fanout_once(struct harness *h, int kind, int s, int rep) {
+  struct chb_system *sys = &h->sys[s];
+  struct chb_fanout *r = &h->res->fan[kind][s][h->res->fan_n[kind][s]++];
+  char cpu[256], mem[256];
+  memset(r, 0, sizeof *r);
+  r->run_id = ++h->run_id;
+  r->stalled = kind ? CHB_STALLED_SUBS : 0;
+  sys->ops->fanout(sys, &h->o, r);
+  cpu_text(sys, r->server_cpu, r->client_cpu, cpu, sizeof cpu);
+  fan_mem_text(sys, r, mem, sizeof mem);
+  fprintf(stderr,
+          "  %-13s %-5s run %d: p50 %6.2f ms  p99 %6.2f ms  "
+          "%" PRIu64 "/%" PRIu64 " acked, %" PRIu64 " deliveries, %" PRIu64
+          " missing, %" PRIu64 " dup, %" PRIu64 " unordered  cores: %s%s%s\n",
+          FAN_NAMES[kind], sys->name, rep + 1,
+          chb_hist_percentile(&r->hist, 0.5) / 1000.0,
+          chb_hist_percentile(&r->hist, 0.99) / 1000.0, r->acked, r->sent,
+          r->delivered, r->missing, r->duplicates, r->unordered, cpu,
+          r->errors ? "  errors: " : "", r->errors ? r->first_error : "");
+  if (mem[0] != '\0') {
+    fprintf(stderr, "    %s\n", mem);
+  }
+}
+
+/* Within each repetition the two workloads alternate, as the systems
+ * do, and which goes first alternates from one repetition to the next,
+ * so that the machine's noise and whatever the runs before left behind
+ * fall on both alike. A system that cannot stall a subscriber runs only
+ * the first. */
 static void run_fanout(struct harness *h) {
   for (int rep = 0; rep < h->o.repeat; rep++) {
-    for (int s = 0; s < CHB_SYSTEMS; s++) {
-      struct chb_system *sys = &h->sys[s];
-      struct chb_fanout *r;
-      char cpu[256];
-      if (!sys_on(h, s)) {
+    for (int k = 0; k < 2; k++) {
+      int kind = (k + rep) % 2;
+      if (!(h->o.workloads & FAN_BITS[kind])) {
         continue;
       }
-      r = &h->res->fan[s][h->res->fan_n[s]++];
-      memset(r, 0, sizeof *r);
-      r->run_id = ++h->run_id;
-      sys->ops->fanout(sys, &h->o, r);
-      cpu_text(sys, r->server_cpu, r->client_cpu, cpu, sizeof cpu);
-      fprintf(stderr,
-              "  fan-out       %-5s run %d: p50 %6.2f ms  p99 %6.2f ms  "
-              "%" PRIu64 "/%" PRIu64 " acked, %" PRIu64 " deliveries, %" PRIu64
-              " missing, %" PRIu64 " dup, %" PRIu64
-              " unordered  cores: %s%s%s\n",
-              sys->name, rep + 1, chb_hist_percentile(&r->hist, 0.5) / 1000.0,
-              chb_hist_percentile(&r->hist, 0.99) / 1000.0, r->acked, r->sent,
-              r->delivered, r->missing, r->duplicates, r->unordered, cpu,
-              r->errors ? "  errors: " : "", r->errors ? r->first_error : "");
+      for (int s = 0; s < CHB_SYSTEMS; s++) {
+        if (sys_on(h, s) && (kind == 0 || h->sys[s].ops->fanout_stalls)) {
+          fanout_once(h, kind, s, rep);
+        }
+      }
     }
   }
 }
@@ -513,26 +579,48 @@ static void pub_rows(struct harness *h, int kind, struct row *tput,
   }
 }
 
-static void fan_rows(struct harness *h, struct row *p50, struct row *p99,
-                     struct row *lost) {
+/* The largest of a run's servers: VmRSS growth or bytes queued, MiB. */
+static double fan_mem_max(const struct chb_fanout *r, int nprocs, bool queued) {
+  double most = -1e18;
+  for (int i = 0; i < nprocs; i++) {
+    double v =
+        queued ? (double)r->queued[i] : (double)r->rss1[i] - (double)r->rss0[i];
+    most = v > most ? v : most;
+  }
+  return most / 1048576.0;
+}
+
+static void fan_rows(struct harness *h, int kind, struct row *p50,
+                     struct row *p99, struct row *lost, struct row *growth,
+                     struct row *queued) {
   for (int s = 0; s < CHB_SYSTEMS; s++) {
-    double a[CHB_RUNS_MAX], b[CHB_RUNS_MAX];
-    int n = 0;
+    double a[CHB_RUNS_MAX], b[CHB_RUNS_MAX], c[CHB_RUNS_MAX], d[CHB_RUNS_MAX];
+    int n = 0, m = 0;
     double bad = 0;
-    for (int i = 0; i < h->res->fan_n[s]; i++) {
-      const struct chb_fanout *r = &h->res->fan[s][i];
+    for (int i = 0; i < h->res->fan_n[kind][s]; i++) {
+      const struct chb_fanout *r = &h->res->fan[kind][s][i];
       bad += (double)(r->missing + r->duplicates + r->unordered +
                       (r->sent - r->acked));
       if (r->hist.count > 0) { /* a run that failed early has none */
         a[n] = chb_hist_percentile(&r->hist, 0.5) / 1000.0;
         b[n++] = chb_hist_percentile(&r->hist, 0.99) / 1000.0;
       }
+      if (r->mem) {
+        c[m] = fan_mem_max(r, h->sys[s].nprocs, false);
+        d[m++] = fan_mem_max(r, h->sys[s].nprocs, true);
+      }
     }
     p50->has[s] = p99->has[s] = n > 0;
-    lost->has[s] = h->res->fan_n[s] > 0;
+    lost->has[s] = h->res->fan_n[kind][s] > 0;
+    growth->has[s] = m > 0;
     p50->v[s] = median(a, n);
     p99->v[s] = median(b, n);
     lost->v[s] = bad;
+    growth->v[s] = median(c, m);
+    if (queued != NULL) {
+      queued->has[s] = m > 0;
+      queued->v[s] = median(d, m);
+    }
   }
 }
 
@@ -606,13 +694,26 @@ static void print_details(struct harness *h) {
         }
       }
     }
-    for (int i = 0; i < res->fan_n[s]; i++) {
-      const struct chb_fanout *r = &res->fan[s][i];
-      char cpu[256];
-      cpu_text(sys, r->server_cpu, r->client_cpu, cpu, sizeof cpu);
-      printf("  fan-out run %d: %" PRIu64 " deliveries, cores used: %s%s%s\n",
-             i + 1, r->delivered, cpu, r->errors ? "; errors: " : "",
-             r->errors ? r->first_error : "");
+    for (int k = 0; k < 2; k++) {
+      for (int i = 0; i < res->fan_n[k][s]; i++) {
+        const struct chb_fanout *r = &res->fan[k][s][i];
+        char cpu[256], mem[256], by[256];
+        cpu_text(sys, r->server_cpu, r->client_cpu, cpu, sizeof cpu);
+        fan_mem_text(sys, r, mem, sizeof mem);
+        fan_by_proc_text(sys, r, by, sizeof by);
+        printf("  %s run %d: %" PRIu64 " deliveries, cores used: %s%s%s\n",
+               FAN_NAMES[k], i + 1, r->delivered, cpu,
+               r->errors ? "; errors: " : "", r->errors ? r->first_error : "");
+        if (by[0] != '\0') {
+          printf("    p50 / p99 (ms) by the server read from: %s\n", by);
+        }
+        if (mem[0] != '\0') {
+          printf("    at the end: %s\n", mem);
+        }
+        if (r->note[0] != '\0') {
+          printf("    %s\n", r->note);
+        }
+      }
     }
   }
 }
@@ -690,6 +791,20 @@ static void print_report(struct harness *h) {
                      .dir = LOWER_BETTER,
                      .target = 0,
                      .target_text = "0"};
+  struct row fan_mem = {.label = "  VmRSS growth over the run, largest server",
+                        .unit = "MiB",
+                        .dir = LOWER_BETTER};
+  struct row st50 = {.label = "fan-out, 1 sub per server never reads, p50",
+                     .unit = "ms",
+                     .dir = LOWER_BETTER,
+                     .target = TARGET_FAN_P50_MS,
+                     .target_text = "< 1 ms"};
+  struct row st99 = fan99, st_lost = lost, st_mem = fan_mem;
+  struct row st_queued = {.label = "  queued to clients at the end, largest",
+                          .unit = "MiB",
+                          .dir = LOWER_BETTER,
+                          .target = TARGET_STALLED_QUEUED_MIB,
+                          .target_text = "<= 5 MiB"};
   struct row catchup = {.unit = "msg/s",
                         .target = TARGET_CATCHUP_MSGS,
                         .target_text = ">= 500,000"};
@@ -715,7 +830,8 @@ static void print_report(struct harness *h) {
   mem.label = l5;
   pub_rows(h, 0, &pub1, &pub1_50, &pub1_99);
   pub_rows(h, 1, &pubb, &pubb_50, &pubb_99);
-  fan_rows(h, &fan50, &fan99, &lost);
+  fan_rows(h, 0, &fan50, &fan99, &lost, &fan_mem, NULL);
+  fan_rows(h, 1, &st50, &st99, &st_lost, &st_mem, &st_queued);
   retained_rows(h, &catchup, &growth, &mem);
   print_header(h);
   printf("\nResults (medians; ratio = synod / peer: above 1 synod is higher, "
@@ -727,9 +843,10 @@ static void print_report(struct harness *h) {
          "----------------------------------------------", "--------",
          "-------------", "-------------", "-------------", "------------",
          "-------------", "------------", "---------");
-  const struct row *rows[] = {&pub1,    &pub1_50, &pub1_99, &pubb,
-                              &pubb_50, &pubb_99, &fan50,   &fan99,
-                              &lost,    &catchup, &growth,  &mem};
+  const struct row *rows[] = {&pub1,    &pub1_50, &pub1_99, &pubb,   &pubb_50,
+                              &pubb_99, &fan50,   &fan99,   &lost,   &fan_mem,
+                              &st50,    &st99,    &st_lost, &st_mem, &st_queued,
+                              &catchup, &growth,  &mem};
   for (size_t i = 0; i < sizeof rows / sizeof rows[0]; i++) {
     print_row(rows[i]);
   }
@@ -748,16 +865,18 @@ static int print_failures(const struct harness *h) {
     if (!sys_on(h, s)) {
       continue;
     }
-    for (int i = 0; i < res->fan_n[s]; i++) {
-      const struct chb_fanout *r = &res->fan[s][i];
-      if (r->missing || r->duplicates || r->unordered || r->acked == 0 ||
-          r->acked < r->sent) {
-        printf("FAIL %s fan-out run %d: %" PRIu64 " acknowledged, %" PRIu64
-               " missing, %" PRIu64 " duplicated, %" PRIu64
-               " out of order%s%.200s\n",
-               name, i + 1, r->acked, r->missing, r->duplicates, r->unordered,
-               r->first_error[0] ? "; " : "", r->first_error);
-        failed++;
+    for (int k = 0; k < 2; k++) {
+      for (int i = 0; i < res->fan_n[k][s]; i++) {
+        const struct chb_fanout *r = &res->fan[k][s][i];
+        if (r->missing || r->duplicates || r->unordered || r->acked == 0 ||
+            r->acked < r->sent) {
+          printf("FAIL %s %s run %d: %" PRIu64 " acknowledged, %" PRIu64
+                 " missing, %" PRIu64 " duplicated, %" PRIu64
+                 " out of order%s%.200s\n",
+                 name, FAN_NAMES[k], i + 1, r->acked, r->missing, r->duplicates,
+                 r->unordered, r->first_error[0] ? "; " : "", r->first_error);
+          failed++;
+        }
       }
     }
     if ((h->o.workloads & CHB_WL_RETAINED) && !res->filled[s]) {
@@ -865,7 +984,7 @@ int main(int argc, char **argv) {
     fprintf(stderr, "publish, %d messages per call\n", h->o.batch);
     run_publish(h, 1);
   }
-  if (h->o.workloads & CHB_WL_FANOUT) {
+  if (h->o.workloads & (CHB_WL_FANOUT | CHB_WL_FANOUT_STALLED)) {
     fprintf(stderr, "fan-out\n");
     run_fanout(h);
   }

@@ -72,7 +72,12 @@ struct chb_opts {
 #define CHB_WL_PUBLISH 2u  /* one message per call */
 #define CHB_WL_BATCH 4u    /* --batch messages per call */
 #define CHB_WL_FANOUT 8u
-#define CHB_WL_ALL 15u
+/* fan-out with one more subscriber on each server that never reads */
+#define CHB_WL_FANOUT_STALLED 16u
+#define CHB_WL_ALL 31u
+
+/* fanout-stalled: the subscribers that never read, one on each server. */
+#define CHB_STALLED_SUBS CHB_PROCS_MAX
 
 /* ------------------------------------------------------------ results */
 
@@ -94,9 +99,13 @@ struct chb_pub {
   char note[512]; /* what the servers say about the run */
 };
 
-/* One fan-out run: one paced publisher, N subscribers. */
+/* One fan-out run: one paced publisher, N subscribers, and `stalled`
+ * more that subscribe and then never read their socket. */
 struct chb_fanout {
+  /* inputs */
   unsigned run_id;
+  int stalled; /* one on each of the first `stalled` servers (mod nprocs) */
+  /* outputs */
   uint64_t sent;       /* publishes made */
   uint64_t acked;      /* publishes acknowledged */
   uint64_t delivered;  /* deliveries, over every subscriber */
@@ -105,10 +114,20 @@ struct chb_fanout {
   uint64_t unordered;  /* deliveries that came before an earlier message */
   /* publish-to-delivery, us, of messages sent after the warm-up */
   struct chb_hist hist;
+  /* the same by the server the subscribers read from, if the system
+   * splits it: tells one server's slow deliveries from everyone's */
+  struct chb_hist hist_by_proc[CHB_PROCS_MAX];
   double client_cpu;
   double server_cpu[CHB_PROCS_MAX];
+  /* Each server's VmRSS before the subscriptions and at the end, before
+   * they close, and the bytes it holds queued to its clients then (synod:
+   * synod_client_queued_bytes); mem says whether the system filled them. */
+  bool mem;
+  uint64_t rss0[CHB_PROCS_MAX], rss1[CHB_PROCS_MAX];
+  uint64_t queued[CHB_PROCS_MAX];
   uint64_t errors;
   char first_error[CHB_ERRMSG_BYTES];
+  char note[512]; /* what the servers say about the run */
 };
 
 /* Filling the retained messages, and reading them back. */
@@ -145,6 +164,9 @@ struct chb_system_ops {
                  struct chb_pub *r);
   int (*fanout)(struct chb_system *s, const struct chb_opts *o,
                 struct chb_fanout *r);
+  /* Whether fanout can add r->stalled subscribers that never read;
+   * without it the fanout-stalled workload is not run on the system. */
+  bool fanout_stalls;
   /* Fills o->retained messages into one channel and waits until every
    * server has them all. */
   int (*fill)(struct chb_system *s, const struct chb_opts *o,

@@ -634,6 +634,7 @@ static void nfan_collect(struct nfan *f, int subs, struct chb_fanout *r) {
       r->missing += f->acked_seq[q] && !x->seen[q];
     }
     chb_hist_merge(&r->hist, &x->hist);
+    chb_hist_merge(&r->hist_by_proc[i % NODES], &x->hist);
     if (x->errors > 0 && r->errors == 0) {
       snprintf(r->first_error, sizeof r->first_error, "subscriber %d: %.200s",
                i, x->first_error);

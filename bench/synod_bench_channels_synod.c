@@ -2,7 +2,8 @@
  * integration harness's cluster (tests/integration/cluster.h), driven by
  * libsynod's async API on one libuv loop per load generator thread:
  * closed-loop publishers (synod_async_channel_publish), a paced
- * publisher with subscribers spread over the replicas, a fill and a
+ * publisher with subscribers spread over the replicas (and, for
+ * fanout-stalled, raw-frame subscribers that never read), a fill and a
  * subscriber that reads it all back. */
 #include <inttypes.h>
 #include <limits.h>
@@ -10,10 +11,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <unistd.h>
 #include <uv.h>
 
 #include "cluster.h"
+#include "raw_client.h"
 #include "synod.h"
 #include "synod_bench_channels.h"
 
@@ -25,6 +28,9 @@
 #define START_BOUND_MS 10000  /* subscriptions must start within this */
 #define DELIVER_BOUND_MS 5000 /* after the last ack, for the last delivery */
 #define CATCHUP_BOUND_MS 120000
+/* A subscriber that never reads: a large grant, a small receive buffer. */
+#define STALLED_CREDITS 1000000
+#define STALLED_RCVBUF (64 << 10)
 
 struct synod_impl {
   struct cluster c;
@@ -139,6 +145,7 @@ struct counters {
   double ckpt_s, ckpt_n;     /* synod_store_checkpoint_duration_seconds */
   double commit_s, commit_n; /* synod_commit_latency_seconds (leader) */
   double apply_s, apply_n;   /* synod_apply_duration_seconds */
+  double queued_bytes;       /* synod_client_queued_bytes, a gauge */
 };
 
 static double metric(const char *text, const char *name) {
@@ -183,6 +190,7 @@ static void counters_read(const struct cluster_node *nd, struct counters *c) {
   c->commit_n = metric(text, "synod_commit_latency_seconds_count");
   c->apply_s = metric(text, "synod_apply_duration_seconds_sum");
   c->apply_n = metric(text, "synod_apply_duration_seconds_count");
+  c->queued_bytes = metric(text, "synod_client_queued_bytes");
   free(text);
 }
 
@@ -477,6 +485,11 @@ struct fan {
   uint8_t *acked_seq;
   struct fack *acks;
   struct fsub *subs;
+  /* subscribers that never read (fanout-stalled), opened before the
+   * threads start and closed after they end */
+  struct raw stalled[CHB_STALLED_SUBS];
+  int nstalled;
+  struct seen stalled_seen; /* what came before their subscribe's answer */
 };
 
 struct fgen {
@@ -704,12 +717,49 @@ static void fan_collect(struct fan *f, struct chb_fanout *r) {
       r->missing += f->acked_seq[q] && !x->seen[q];
     }
     chb_hist_merge(&r->hist, &x->hist);
+    chb_hist_merge(&r->hist_by_proc[i % 3], &x->hist);
     if (x->errors > 0 && r->errors == 0) {
       snprintf(r->first_error, sizeof r->first_error, "subscriber %d: %.200s",
                i, x->first_error);
     }
     r->errors += x->errors;
     free(x->seen);
+  }
+}
+
+/* Opens n subscribers that never read, subscriber i on replica i mod 3:
+ * from the next message, with a grant far beyond the run and a small
+ * receive buffer, so that what the replica sends them piles up in it
+ * (tests/integration/test_subscribe.c, scenario_never_reads). Before the
+ * publisher starts. A refusal is a CHECK: it ends the bench. */
+static void fan_stall(struct fan *f, int n) {
+  int rcvbuf = STALLED_RCVBUF;
+  for (int i = 0; i < n; i++) {
+    struct raw *x = &f->stalled[i];
+    *x = raw_open(f->im->c.nodes[i % 3].client);
+    setsockopt(x->fd, SOL_SOCKET, SO_RCVBUF, &rcvbuf, sizeof rcvbuf);
+    subscribe(x, 1, f->channel, false,
+              SYNOD__CHANNEL_SUBSCRIBE__FROM__FROM_NEXT, 0, STALLED_CREDITS,
+              NULL, &f->stalled_seen, 0, "a subscriber that never reads");
+    f->nstalled++;
+  }
+}
+
+/* At the end of a run, before the subscribers close: each replica's
+ * VmRSS and the bytes it holds queued to its clients, and what its
+ * counters say since c0. */
+static void fan_measure_end(struct chb_system *s, struct fan *f,
+                            const struct counters *c0, struct chb_fanout *r) {
+  struct counters c1[3];
+  counters_all(f->im, c1);
+  counters_note(f->im, c0, c1, r->note, sizeof r->note);
+  for (int i = 0; i < 3; i++) {
+    r->rss1[i] = chb_proc_rss(s->pids[i], NULL);
+    r->queued[i] = (uint64_t)c1[i].queued_bytes;
+  }
+  r->mem = true;
+  for (int i = 0; i < f->nstalled; i++) {
+    close(f->stalled[i].fd);
   }
 }
 
@@ -720,6 +770,7 @@ static int synod_fanout(struct chb_system *s, const struct chb_opts *o,
   struct fan *f = calloc(1, sizeof *f);
   struct fgen *gens = calloc((size_t)threads, sizeof *gens);
   struct chb_sampler smp;
+  struct counters c0[3];
   int rv;
   f->o = o;
   f->im = im;
@@ -743,6 +794,11 @@ static int synod_fanout(struct chb_system *s, const struct chb_opts *o,
     f->subs[i].index = i;
     f->subs[i].seen = calloc(f->n + 1, 1);
   }
+  counters_all(im, c0);
+  for (int i = 0; i < 3; i++) {
+    r->rss0[i] = chb_proc_rss(s->pids[i], NULL);
+  }
+  fan_stall(f, r->stalled < CHB_STALLED_SUBS ? r->stalled : CHB_STALLED_SUBS);
   f->start_ns = chb_now_ns();
   for (int t = 0; t < threads; t++) {
     gens[t] = (struct fgen){.f = f, .t = t, .threads = threads};
@@ -752,6 +808,7 @@ static int synod_fanout(struct chb_system *s, const struct chb_opts *o,
                     chb_now_ns() + (uint64_t)(o->fanout_s * 1e9));
   chb_threads_run(threads, fgen_main, gens, sizeof *gens);
   chb_sampler_finish(&smp, &r->client_cpu, r->server_cpu);
+  fan_measure_end(s, f, c0, r);
   fan_collect(f, r);
   channel_delete(im, f->channel);
   free(f->subs);
@@ -818,7 +875,7 @@ static void filler_next(struct filler *fl) {
 }
 
 /* Waits until every replica has applied what the leader has committed. */
-static int settle(struct synod_impl *im, char *err, size_t len) {
+static int settle_all(struct synod_impl *im, char *err, size_t len) {
   struct synod_status st;
   uint64_t commit, until = chb_now_ns() + 60000000000ull;
   if (synod_status(im->admin, ADMIN_TIMEOUT_MS, &st) != 0) {
@@ -906,7 +963,7 @@ static int synod_fill(struct chb_system *s, const struct chb_opts *o,
   uv_loop_close(&fl->loop);
   r->n = fl->sent;
   free(fl);
-  if (settle(im, r->first_error, sizeof r->first_error) != 0) {
+  if (settle_all(im, r->first_error, sizeof r->first_error) != 0) {
     r->errors++;
     return -1;
   }
@@ -1015,6 +1072,7 @@ static const struct chb_system_ops synod_ops = {
     .start = synod_start,
     .publish = synod_publish,
     .fanout = synod_fanout,
+    .fanout_stalls = true,
     .fill = synod_fill,
     .catchup = synod_catchup,
     .unfill = synod_unfill,
