@@ -124,6 +124,9 @@ struct subs_merge;
 struct subs {
   struct fsm *fsm;  /* set by the host before any subscription */
   const char *name; /* this replica's, in messages */
+  /* Stop pushing to a sink with this many bytes queued; go on below
+   * half (4 MiB; the simulator makes it small). */
+  size_t out_bytes_max;
   struct subs_host host;
   struct u64map by_key; /* key -> struct sub: every subscription */
   uint64_t key_next;

@@ -2,7 +2,7 @@
  * watches and group subscriptions. A cursor on this replica
  * that pushes committed, applied messages from the state machine's
  * retained windows to one client connection, in order, on the credits the
- * client grants, never queueing more than SUB_OUT_BYTES to a connection.
+ * client grants, never queueing more than out_bytes_max to a connection.
  * A subscriber that falls behind is not buffered for: it catches up from
  * the window when there is room, or ends with SYNOD_ECOMPACTED once its
  * next message was evicted. Any replica serves subscriptions; positions
@@ -88,7 +88,8 @@
 #include "synod.h"
 #include "window.h"
 
-/* Stop pushing to a connection with this much queued; go on below half. */
+/* Stop pushing to a connection with this much queued; go on below half
+ * (struct subs' out_bytes_max, set by subs_init). */
 #define SUB_OUT_BYTES (4u << 20)
 /* A delivery frame carries at most this many bytes of messages, each
  * counted with its channel name and SUB_MESSAGE_OVERHEAD (one message
@@ -849,6 +850,7 @@ int subs_init(struct subs *ss, const struct subs_host *host, const char *name) {
   memset(ss, 0, sizeof *ss);
   ss->host = *host;
   ss->name = name;
+  ss->out_bytes_max = SUB_OUT_BYTES;
   u64map_init(&ss->by_key);
   u64map_init(&ss->by_conn);
   u64map_init(&ss->by_name);
@@ -916,9 +918,9 @@ static bool sub_push(struct subs *ss, struct sub *s) {
     if (queued == SIZE_MAX) {
       return true; /* gone: its close frees it */
     }
-    if (queued >= SUB_OUT_BYTES) {
+    if (queued >= ss->out_bytes_max) {
       s->blocked = true;
-      s->sink->want_drain(s->sink_arg, SUB_OUT_BYTES / 2);
+      s->sink->want_drain(s->sink_arg, ss->out_bytes_max / 2);
       return true;
     }
     b->n = b->bytes = b->wire = 0;
@@ -1451,7 +1453,7 @@ static void keys_progress(struct subs *ss) {
       continue;
     }
     size_t queued = s->sink->queued_bytes(s->sink_arg);
-    if (queued == SIZE_MAX || queued >= SUB_OUT_BYTES) {
+    if (queued == SIZE_MAX || queued >= ss->out_bytes_max) {
       continue; /* gone, or full: the next frame will carry it */
     }
     ss->batch->n = ss->batch->bytes = 0;
@@ -1474,7 +1476,7 @@ static void groups_progress(struct subs *ss) {
       continue;
     }
     size_t queued = s->sink->queued_bytes(s->sink_arg);
-    if (queued == SIZE_MAX || queued >= SUB_OUT_BYTES) {
+    if (queued == SIZE_MAX || queued >= ss->out_bytes_max) {
       continue; /* gone, or full: the next frame will carry it */
     }
     ss->batch->n = ss->batch->bytes = 0;

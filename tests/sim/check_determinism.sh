@@ -8,6 +8,7 @@ for args in "--seed 7 --replicas 3" "--seed 8 --replicas 5" \
             "--seed 100009 --replicas 5 --clients 6" \
             "--seed 11 --replicas 3 --channels" \
             "--seed 100011 --replicas 5 --clients 5 --channels" \
+            "--seed 21 --replicas 3 --push" \
             "--seed 13 --replicas 3 --groups" \
             "--seed 13 --replicas 3 --keys"; do
   a=$("$sim" $args --digest | grep digest)

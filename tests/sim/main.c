@@ -7,6 +7,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "log.h"
 #include "sim.h"
 
 #define DEFAULT_STEPS 80000
@@ -26,6 +27,7 @@ struct cli {
   bool peer_gone;
   bool as_synodd;
   bool channels;
+  bool push;
   bool groups;
   bool keys;
   uint32_t key_break;
@@ -77,6 +79,9 @@ static void usage(FILE *f) {
           "  --channels    channel workload: clients publish, subscribers "
           "read replicas;\n"
           "                channel history checks (implies --clients 4)\n"
+          "  --push        --channels, with subscribers of the replicas' "
+          "real\n"
+          "                subscription engine (server/node/subscribe.c)\n"
           "  --keys        key workload: puts, compare-and-puts, deletes, "
           "transactions,\n"
           "                session-bound keys; key checks (implies "
@@ -153,6 +158,9 @@ static int parse(int argc, char **argv, struct cli *c) {
       continue;
     } else if (strcmp(a, "--channels") == 0) {
       c->channels = true;
+      continue;
+    } else if (strcmp(a, "--push") == 0) {
+      c->channels = c->push = true;
       continue;
     } else if (strcmp(a, "--groups") == 0) {
       c->groups = true;
@@ -235,6 +243,7 @@ static struct sim_options seed_options(const struct cli *c, uint64_t seed,
                               .snapshot_slots = c->as_synodd,
                               .inflight_appends_max = c->as_synodd ? 256 : 0,
                               .channels = c->channels,
+                              .push = c->push,
                               .groups = c->groups,
                               .keys = c->keys,
                               .key_break = c->key_break,
@@ -475,5 +484,6 @@ int main(int argc, char **argv) {
     return rv;
   }
   setvbuf(stdout, NULL, _IOLBF, 0);
+  log_init("synod-sim", LOG_WARN); /* the subscription engine's INFO lines */
   return c.bench ? bench(&c) : run_seeds(&c);
 }

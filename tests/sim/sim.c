@@ -171,6 +171,7 @@ int sim_step_core(struct sim *s, struct sim_replica *rep,
   sim_check_step(s, rep, &up);
   if (s->opts.fsm) {
     sim_server_role(s, rep, was_leader);
+    sim_subs_role(s, rep);
   }
   if (!update_empty(&up)) {
     sim_disk_enqueue(s, rep, sim_update_copy(s, rep, &up, s->opts.fsm));
@@ -485,6 +486,7 @@ void sim_free(struct sim *s) {
     free(s->heap[i].msg);
     free(s->heap[i].cmsg);
   }
+  free(s->sub_reads); /* each ended with its replica's engine */
   sim_clients_free(s);
   sim_channels_free(s);
   sim_keys_free(s);
@@ -518,6 +520,9 @@ static void on_tick(struct sim *s, struct sim_replica *rep) {
   if (s->opts.fsm && rep->up && core_role(rep->core) == CORE_LEADER &&
       !s->failed) {
     sim_server_tick(s, rep); /* node_tick_cb: requests_tick */
+  }
+  if (rep->up && !s->failed) {
+    sim_subs_tick(s, rep); /* node_tick_cb: subs_tick */
   }
   sim_schedule(s, next_tick_ms(s, rep), SIM_EV_TICK, rep->id, NULL);
 }
@@ -769,6 +774,17 @@ static void clients_finish(struct sim *s) {
                "liveness: after healing, no leader applied the whole "
                "committed log (%" PRIu64 " entries) within 10 s",
                s->g_n);
+    }
+    return;
+  }
+  if (s->opts.push && !sim_run_until(s, sim_psubs_caught_up, NULL, 30000)) {
+    if (!s->failed) {
+      char why[256];
+      sim_psubs_describe(s, why, sizeof why);
+      sim_fail(s,
+               "liveness: after healing, the push subscribers did not "
+               "catch up within 30 s: %s",
+               why);
     }
     return;
   }

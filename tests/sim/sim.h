@@ -34,6 +34,11 @@ struct sim_options {
    * sim_check_history). synod-sim --channels runs 4 clients unless told
    * otherwise. */
   bool channels;
+  /* With channels: the subscribers are clients of the replicas' real
+   * subscription engine (server/node/subscribe.c, hosted by sim_subs.c),
+   * pushed to, granting credits and resuming elsewhere, in place of
+   * readers of the replicas' state machines. */
+  bool push;
   /* Group workload (implies fsm): the clients' threads also join the
    * groups "g0".."g2" as members "c<client>.t<thread>", send to the group
    * or to one member, leave, ask for state and store their state as

@@ -46,7 +46,7 @@ void sim_channel_name(const struct sim *s, uint32_t c, char *buf) {
 }
 
 /* The channel number of a name of the prefix "ch", or UINT32_MAX. */
-static uint32_t prefix_channel(const struct sim *s, const char *name) {
+uint32_t sim_prefix_channel(const struct sim *s, const char *name) {
   if (name == NULL || strncmp(name, "ch", 2) != 0 || name[2] < '0' ||
       name[2] > '9' || name[3] != '\0' ||
       (uint32_t)(name[2] - '0') >= s->chan_n) {
@@ -132,6 +132,10 @@ void sim_channels_pick(struct sim *s) {
     sb->start_ms = pick(s, 0, 2) == 0 ? pick(s, 100, 30000) : 0;
     sb->from_next = sb->start_ms > 0 && pick(s, 0, 1) == 0;
     sb->stop_ms = pick(s, 0, 5) == 0 ? sb->start_ms + pick(s, 500, 40000) : 0;
+    if (s->opts.push) { /* drawn last: the other draws stay the seed's */
+      sb->push = true;
+      sb->window = slow ? (uint32_t)pick(s, 1, 8) : (uint32_t)pick(s, 8, 500);
+    }
   }
 }
 
@@ -143,6 +147,7 @@ void sim_channels_init(struct sim *s) {
 
 void sim_channels_free(struct sim *s) {
   for (uint32_t i = 0; s->subs != NULL && i < s->subs_n; i++) {
+    sim_psub_free(&s->subs[i]);
     free(s->subs[i].d);
   }
   free(s->subs);
@@ -221,8 +226,8 @@ static struct history_delivery *sub_push(struct sim_sub *sb) {
   return x;
 }
 
-static void sub_deliver(struct sim *s, struct sim_sub *sb, uint32_t c,
-                        const Synod__ChannelMessage *m) {
+void sim_sub_deliver(struct sim *s, struct sim_sub *sb, uint32_t c,
+                     const Synod__ChannelMessage *m) {
   struct history_delivery *x = sub_push(sb);
   x->channel = c;
   x->offset = m->offset;
@@ -239,7 +244,7 @@ static bool replica_serves(const struct sim *s, uint32_t r) {
          s->r[r].srv.fsm != NULL;
 }
 
-static bool sub_connected(const struct sim *s, const struct sim_sub *sb) {
+bool sim_sub_connected(const struct sim *s, const struct sim_sub *sb) {
   return replica_serves(s, sb->replica) && s->r[sb->replica].gen == sb->gen;
 }
 
@@ -260,8 +265,8 @@ static void sub_attach_to(struct sim *s, struct sim_sub *sb, uint32_t r,
 
 /* Attaches to a random serving replica, another than `avoid` if there
  * is one. False if none serves. */
-static bool sub_attach(struct sim *s, struct sim_sub *sb, uint32_t avoid,
-                       const char *why) {
+bool sim_sub_attach(struct sim *s, struct sim_sub *sb, uint32_t avoid,
+                    const char *why) {
   uint32_t ids[SIM_IDS_MAX], n = 0;
   for (uint32_t r = 1; r <= s->ids_n; r++) {
     if (replica_serves(s, r) && r != avoid) {
@@ -297,13 +302,13 @@ static void sub_behind(struct sim *s, struct sim_sub *sb, const char *name) {
   }
 }
 
-static void sub_compacted(struct sim *s, struct sim_sub *sb, const char *name,
-                          uint64_t first) {
+void sim_sub_compacted(struct sim *s, struct sim_sub *sb, const char *name,
+                       uint64_t first, uint64_t next) {
   struct history_delivery *x = sub_push(sb);
   x->channel = sb->channel;
   x->offset = first;
   x->compacted = true;
-  x->next = channel_next(s, sub_fsm(s, sb), name);
+  x->next = next != 0 ? next : channel_next(s, sub_fsm(s, sb), name);
   /* A replica that has applied as much as this one holds `first`. */
   sb->last_index = fsm_applied_index(sub_fsm(s, sb));
   sim_trace(s, sb->replica,
@@ -332,7 +337,7 @@ static uint32_t sub_read_channel(struct sim *s, struct sim_sub *sb) {
   }
   int code = code_of(r);
   if (code == SYNOD_ECOMPACTED) {
-    sub_compacted(s, sb, name, r->error->first_available);
+    sim_sub_compacted(s, sb, name, r->error->first_available, 0);
   } else if (code == SYNOD_ERANGE) {
     sub_behind(s, sb, name);
   } else if (code != 0 ||
@@ -342,7 +347,7 @@ static uint32_t sub_read_channel(struct sim *s, struct sim_sub *sb) {
   } else {
     const Synod__ChannelMessages *ms = r->channel_messages;
     for (size_t i = 0; i < ms->n_messages; i++) {
-      sub_deliver(s, sb, sb->channel, ms->messages[i]);
+      sim_sub_deliver(s, sb, sb->channel, ms->messages[i]);
       sb->next = ms->messages[i]->offset + 1;
     }
     n = (uint32_t)ms->n_messages;
@@ -426,7 +431,7 @@ static uint32_t prefix_channels(struct sim *s, struct sim_sub *sb,
   }
   for (size_t i = 0; i < r->channel_list->n_channels; i++) {
     const char *name = r->channel_list->channels[i]->name;
-    uint32_t c = prefix_channel(s, name);
+    uint32_t c = sim_prefix_channel(s, name);
     if (c == UINT32_MAX) {
       continue;
     }
@@ -493,7 +498,7 @@ static uint32_t sub_read_prefix(struct sim *s, struct sim_sub *sb) {
          j < all_n && all[j].m->index <= bound &&
          (n < sb->batch || (!split && all[j].m->index == sb->last_index));
          j++, n++) {
-      sub_deliver(s, sb, all[j].channel, all[j].m);
+      sim_sub_deliver(s, sb, all[j].channel, all[j].m);
       sb->cursor[all[j].channel] = all[j].m->offset + 1;
     }
     if (n > 0) {
@@ -517,7 +522,7 @@ static uint32_t sub_read(struct sim *s, struct sim_sub *sb) {
 /* Subscribes: from the first offset (after index 0), or from the end as
  * this replica knows it (FROM_NEXT). */
 static bool sub_start(struct sim *s, struct sim_sub *sb) {
-  if (!sub_attach(s, sb, 0, "subscribes")) {
+  if (!sim_sub_attach(s, sb, 0, "subscribes")) {
     return false;
   }
   const struct fsm *f = sub_fsm(s, sb);
@@ -543,6 +548,10 @@ void sim_sub_poll(struct sim *s, uint32_t id) {
     return;
   }
   sim_schedule(s, s->now_ms + sb->poll_ms, SIM_EV_SUB, id, NULL);
+  if (sb->push) {
+    sim_psub_poll(s, sb);
+    return;
+  }
   if (!sb->started && !sub_start(s, sb)) {
     return;
   }
@@ -551,12 +560,12 @@ void sim_sub_poll(struct sim *s, uint32_t id) {
     sim_trace(s, sb->replica, "%s: unsubscribes", sb->name);
     return;
   }
-  if (!sub_connected(s, sb)) {
-    if (!sub_attach(s, sb, 0, "its replica went away")) {
+  if (!sim_sub_connected(s, sb)) {
+    if (!sim_sub_attach(s, sb, 0, "its replica went away")) {
       return;
     }
   } else if (sim_rand_ppm(&s->rand, sb->move_ppm)) {
-    sub_attach(s, sb, sb->replica, "moves");
+    sim_sub_attach(s, sb, sb->replica, "moves");
   }
   sub_read(s, sb);
 }
@@ -585,7 +594,16 @@ static void subs_finish(struct sim *s, uint32_t leader) {
     if (!sb->started || sb->stopped) {
       continue;
     }
-    if (!sub_connected(s, sb) || fsm_applied_index(sub_fsm(s, sb)) < applied) {
+    if (sb->push) { /* clients_finish ran them until they caught up */
+      sb->to_end = sim_psub_caught_up(s, sb, leader);
+      if (!sb->to_end) {
+        sim_fail(s, "channels: %s never caught up with r%" PRIu32, sb->name,
+                 leader);
+      }
+      continue;
+    }
+    if (!sim_sub_connected(s, sb) ||
+        fsm_applied_index(sub_fsm(s, sb)) < applied) {
       sub_attach_to(s, sb, leader, "the end: catches up");
     }
     sub_drain(s, sb);

@@ -251,13 +251,22 @@ void sim_apply_update(struct sim *s, struct sim_replica *rep,
   for (uint32_t i = 0; i < u->committed_n && !s->failed; i++) {
     apply_one(s, rep, &u->committed[i]);
   }
+  if (rep->srv.subs_on && !s->failed) {
+    subs_pump(&rep->srv.subs); /* apply_update */
+  }
   for (uint32_t i = 0; i < u->reads_n && !s->failed; i++) {
+    if (sim_subs_read(s, &u->reads[i])) {
+      continue;
+    }
     if (!s->opts.fsm || !sim_server_read(s, rep, &u->reads[i])) {
       sim_workload_read(s, rep, &u->reads[i]);
     }
   }
   if (s->opts.fsm && rep->up && !s->failed) {
     sim_server_reads_serve(s, rep);
+  }
+  if (s->opts.push && !s->failed) {
+    sim_subs_reads_serve(s);
   }
   if (u->snapshot_wanted && !s->failed) {
     sim_take_snapshot(s, rep);

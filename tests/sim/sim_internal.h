@@ -8,6 +8,7 @@
 
 #include "err.h"
 #include "fsm.h"
+#include "subs.h"
 #include "history.h"
 #include "sim.h"
 #include "sim_rand.h"
@@ -184,6 +185,13 @@ struct sim_server {
   struct sim_wait *waits;
   uint32_t waits_n, waits_cap;
   uint64_t *conns; /* conns[c]: the last session client c used here */
+  /* opts.push: the real subscription engine (server/node/subscribe.c)
+   * on this replica, hosted by sim_subs.c. */
+  bool subs_on;
+  struct subs subs;
+  struct sim *sim; /* the host's arguments */
+  struct sim_replica *rep;
+  uint64_t leaderless_since_ms; /* replica clock; 0 while a leader is known */
 };
 
 /* ------------------------------------------------------------- replicas */
@@ -457,6 +465,23 @@ struct sim_sub {
   struct history_delivery *d; /* d[0..n) */
   uint32_t n, cap;
   bool broke; /* SIM_BREAK_RANGE done */
+  /* opts.push: a client of the server's own subscriptions (sim_subs.c)
+   * on connection `conn` to `replica`, as libsynod's: frames arrive in
+   * a queue it takes from at each poll, it grants credits as it takes
+   * messages and resumes elsewhere after its last one. */
+  bool push;
+  uint64_t conn;    /* 0: none */
+  uint32_t conns;   /* connections made, for the next id */
+  uint64_t sub_req; /* the subscribe request in flight; 0 once answered */
+  uint64_t req_next;
+  uint64_t after_offset; /* prefix: the last offset delivered at last_index */
+  uint32_t window;       /* credits granted at a time */
+  uint32_t taken;        /* messages taken since the last grant */
+  int64_t credit_left;   /* granted on this connection and not delivered */
+  struct sim_frame *q_head, *q_tail;
+  size_t q_bytes;
+  size_t drain_below; /* 0: no drain asked */
+  uint64_t retry_ms;  /* no subscribe before this (after a refusal) */
 };
 
 struct sim {
@@ -495,6 +520,9 @@ struct sim {
   uint64_t acked_cap;
   uint64_t acked_max;
   uint64_t read_ctx;
+  /* opts.push: the subscription engines' ReadIndex rounds (sim_subs.c). */
+  struct sim_subs_read *sub_reads;
+  uint32_t sub_reads_n, sub_reads_cap;
   struct core_config cfg_applied; /* the latest CONFIG applied anywhere */
   uint32_t clock_spread_permille;
   uint64_t proposed_first; /* of the last PROPOSE step */
@@ -702,6 +730,39 @@ void sim_channels_pick(struct sim *s);
 void sim_channels_init(struct sim *s);
 void sim_channels_free(struct sim *s);
 void sim_sub_poll(struct sim *s, uint32_t id);
+/* What sim_subs.c takes from sim_channel.c. */
+bool sim_sub_attach(struct sim *s, struct sim_sub *sb, uint32_t avoid,
+                    const char *why);
+bool sim_sub_connected(const struct sim *s, const struct sim_sub *sb);
+void sim_sub_deliver(struct sim *s, struct sim_sub *sb, uint32_t c,
+                     const Synod__ChannelMessage *m);
+/* An ECOMPACTED answer: first retained `first`, the window's end `next`
+ * then (0: the replica's now). */
+void sim_sub_compacted(struct sim *s, struct sim_sub *sb, const char *name,
+                       uint64_t first, uint64_t next);
+uint32_t sim_prefix_channel(const struct sim *s, const char *name);
+
+/* sim_subs.c: the real subscription engine on the replicas (opts.push)
+ * and the channel subscribers that use it. */
+void sim_subs_start(struct sim *s, struct sim_replica *rep);
+void sim_subs_stop(struct sim_replica *rep);
+/* After each step of the replica's core: tracks the leader it knows. */
+void sim_subs_role(struct sim *s, struct sim_replica *rep);
+/* A ReadIndex answer of ctx with SIM_READ_CTX_SUBS: true if it was one. */
+bool sim_subs_read(struct sim *s, const struct core_read *rd);
+/* Serves the rounds that are done, failed or late. */
+void sim_subs_reads_serve(struct sim *s);
+void sim_subs_tick(struct sim *s, struct sim_replica *rep);
+void sim_psub_poll(struct sim *s, struct sim_sub *sb);
+/* Whether a push subscriber still running has caught up with the
+ * leader's channels (the end of the run). */
+bool sim_psub_caught_up(struct sim *s, const struct sim_sub *sb,
+                        uint32_t leader);
+void sim_psub_free(struct sim_sub *sb);
+/* sim_run_until's test: every push subscriber still running caught up. */
+bool sim_psubs_caught_up(struct sim *s, void *arg);
+/* The first push subscriber behind, for a failure message. */
+void sim_psubs_describe(struct sim *s, char *buf, size_t len);
 /* Channels in the workload: the prefix's and the ring. */
 uint32_t sim_channels_total(const struct sim *s);
 /* "ch<c>" or "ring". buf holds at least 8 bytes. */

@@ -246,6 +246,7 @@ void sim_server_start(struct sim *s, struct sim_replica *rep) {
   if (v->fsm == NULL) {
     abort();
   }
+  sim_subs_start(s, rep);
   v->clock_origin_ms = sim_rand_range(&s->rand, 0, 1000000);
   v->time_offset_ms = 0;
   v->last_stamp_ms = 0;
@@ -260,6 +261,7 @@ void sim_server_start(struct sim *s, struct sim_replica *rep) {
 /* A crash: the process and its connections are gone; nothing answered. */
 void sim_server_stop(struct sim_replica *rep) {
   struct sim_server *v = &rep->srv;
+  sim_subs_stop(rep);
   fsm_free(v->fsm);
   v->fsm = NULL;
   for (uint32_t i = v->pend_head; i < v->pend_n; i++) {
@@ -311,6 +313,9 @@ bool sim_server_restore(struct sim *s, struct sim_replica *rep,
     return false;
   }
   sim_server_digest(s, rep, index);
+  if (v->subs_on) {
+    subs_on_install(&v->subs); /* apply_install */
+  }
   struct sim_pending p;
   pending_take(s, rep, index, 0, &p); /* apply_install: all below are lost */
   return !s->failed;
@@ -607,11 +612,15 @@ static void apply_event(struct sim *s, struct sim_replica *rep,
     }
     break;
   case FSM_EVENT_ELECTION_CHANGED:
+    break;
   case FSM_EVENT_CHANNEL_APPENDED:
   case FSM_EVENT_CHANNEL_DELETED:
   case FSM_EVENT_KEYS_CHANGED:
   case FSM_EVENT_GROUP_APPENDED:
   case FSM_EVENT_GROUP_DELETED:
+    if (v->subs_on) {
+      subs_on_event(&v->subs, e); /* apply_event */
+    }
     break;
   }
 }

@@ -80,6 +80,9 @@ void sim_print_failure(const struct sim *s, FILE *f) {
     } else if (o->channels) {
       fprintf(f, " --channels");
     }
+    if (o->push) {
+      fprintf(f, " --push");
+    }
     if (o->key_break != 0) {
       fprintf(f, " --break-keys %s", sim_key_break_name(o->key_break));
     } else if (o->keys) {

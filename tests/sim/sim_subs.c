@@ -1,0 +1,666 @@
+/* The real subscription engine (server/node/subscribe.c) on the simulated
+ * replicas (opts.push), and the channel subscribers that use it.
+ *
+ * The host: each replica's engine reads that replica's state machine; its
+ * clock is the replica's; it knows a leader as the replica's core does; a
+ * ReadIndex round goes to the core of the leader this replica knows (as
+ * node_read forwards a follower's), if both links between them are up,
+ * and ends once this replica has applied the index the leader confirmed;
+ * client connections are the subscribers' (conn id: subscriber number
+ * + 1 above 20 bits, the connection's count below), each with a queue of
+ * packed frames the subscriber takes from at its pace. A crash ends the
+ * engine with its replica, every round it waits for failing first.
+ *
+ * The subscribers are libsynod's: a subscribe (first, next, or from the
+ * offset after the last message taken; a prefix after its last index and
+ * offset) on a random serving replica, messages taken from the queue a
+ * few frames per poll (slow ones) or many, credits granted as messages are
+ * taken, and a new connection elsewhere when the replica goes away, ends
+ * the subscription or refuses it, or at random (movers). Frames not yet
+ * taken when a connection ends are lost with it, as a socket's are. What
+ * they take goes into the same history as sim_channel.c's readers, so
+ * the same checks hold them: no gap, no duplicate, offset order, one
+ * interleaving for prefix subscribers, every message to those that ran to
+ * the end. */
+#include <inttypes.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "sim_internal.h"
+
+#include "synod.h"
+#include "window.h"
+
+#define SIM_READ_CTX_SUBS (1ULL << 61)
+#define CONN_SHIFT 20
+
+/* A frame queued to a subscriber's connection. */
+struct sim_frame {
+  struct sim_frame *next;
+  /* The end of the subscriber's channel on the replica when the frame
+   * was sent (what a SYNOD_ECOMPACTED in it is checked against). */
+  uint64_t channel_next;
+  size_t len;
+  uint8_t data[];
+};
+
+/* A ReadIndex round of a replica's engine. */
+struct sim_subs_read {
+  uint64_t ctx;
+  uint32_t owner, owner_gen;   /* the replica whose engine asked */
+  uint32_t leader, leader_gen; /* whose core confirms the index; 0: none */
+  uint64_t index;              /* 0 until confirmed */
+  int err;                     /* the round failed: this code */
+  uint64_t deadline_ms;        /* sim time */
+  subs_read_cb cb;
+  void *cb_arg;
+};
+
+static uint64_t pick(struct sim *s, uint64_t lo, uint64_t hi) {
+  return sim_rand_range(&s->rand, lo, hi);
+}
+
+/* ----------------------------------------------------------------- host */
+
+static struct sim_sub *conn_sub(struct sim *s, uint64_t conn_id) {
+  uint64_t i = conn_id >> CONN_SHIFT;
+  if (i == 0 || i > s->subs_n || s->subs[i - 1].conn != conn_id) {
+    return NULL; /* closed from the subscriber's side */
+  }
+  return &s->subs[i - 1];
+}
+
+static void queue_drop(struct sim_sub *sb) {
+  while (sb->q_head != NULL) {
+    struct sim_frame *f = sb->q_head;
+    sb->q_head = f->next;
+    free(f);
+  }
+  sb->q_tail = NULL;
+  sb->q_bytes = 0;
+  sb->drain_below = 0;
+}
+
+static uint64_t host_now_ms(void *arg) {
+  struct sim_server *v = arg;
+  const struct sim_replica *rep = v->rep;
+  return v->clock_origin_ms +
+         (v->sim->now_ms - rep->tick_base_ms) * rep->clock_permille / 1000;
+}
+
+static uint64_t host_leaderless_ms(void *arg) {
+  struct sim_server *v = arg;
+  return v->leaderless_since_ms == 0
+             ? 0
+             : host_now_ms(v) - v->leaderless_since_ms + 1;
+}
+
+static void host_read_index(void *arg, uint32_t timeout_ms, subs_read_cb cb,
+                            void *cb_arg) {
+  struct sim_server *v = arg;
+  struct sim *s = v->sim;
+  struct sim_replica *rep = v->rep;
+  uint64_t l = core_leader(rep->core);
+  if (s->sub_reads_n == s->sub_reads_cap) {
+    s->sub_reads_cap = s->sub_reads_cap ? s->sub_reads_cap * 2 : 16;
+    s->sub_reads =
+        realloc(s->sub_reads, s->sub_reads_cap * sizeof *s->sub_reads);
+    if (s->sub_reads == NULL) {
+      abort();
+    }
+  }
+  struct sim_subs_read *r = &s->sub_reads[s->sub_reads_n++];
+  *r = (struct sim_subs_read){.ctx = ++s->read_ctx | SIM_READ_CTX_SUBS,
+                              .owner = (uint32_t)rep->id,
+                              .owner_gen = rep->gen,
+                              .deadline_ms = s->now_ms + timeout_ms,
+                              .cb = cb,
+                              .cb_arg = cb_arg};
+  if (l == 0 || !s->r[l].up ||
+      (l != rep->id &&
+       (!sim_net_link_up(s, rep->id, l) || !sim_net_link_up(s, l, rep->id)))) {
+    r->err = SYNOD_ENOLEADER; /* node_read: no leader to ask */
+    return;
+  }
+  r->leader = (uint32_t)l;
+  r->leader_gen = s->r[l].gen;
+  struct core_event ev = {.type = CORE_EVENT_READ_INDEX, .read_ctx = r->ctx};
+  uint64_t ctx = r->ctx;
+  int rv = sim_step_core(s, &s->r[l], &ev); /* may grow sub_reads */
+  if (rv != 0) {
+    for (uint32_t i = 0; i < s->sub_reads_n; i++) {
+      if (s->sub_reads[i].ctx == ctx) {
+        s->sub_reads[i].err =
+            rv == SYNOD_ENOTLEADER ? SYNOD_ENOLEADER : SYNOD_EUNAVAILABLE;
+      }
+    }
+  }
+}
+
+/* Queues a packed frame to the subscriber of conn_id. */
+static int frame_queue(struct sim *s, uint64_t conn_id,
+                       const Synod__ServerMessage *sm) {
+  struct sim_sub *sb = conn_sub(s, conn_id);
+  if (sb == NULL) {
+    return SYNOD_ECLOSED;
+  }
+  size_t len = synod__server_message__get_packed_size(sm);
+  struct sim_frame *f = malloc(sizeof *f + len);
+  if (f == NULL) {
+    abort();
+  }
+  f->next = NULL;
+  f->len = len;
+  f->channel_next = 1;
+  char name[8];
+  struct fsm_stream st;
+  sim_channel_name(s, sb->channel, name);
+  if (!sb->prefix &&
+      fsm_channel_stream(s->r[sb->replica].srv.fsm, name, strlen(name), &st)) {
+    f->channel_next = st.window->next;
+  }
+  synod__server_message__pack(sm, f->data);
+  if (sb->q_tail != NULL) {
+    sb->q_tail->next = f;
+  } else {
+    sb->q_head = f;
+  }
+  sb->q_tail = f;
+  sb->q_bytes += len;
+  return 0;
+}
+
+static int host_send(void *arg, uint64_t conn_id,
+                     const Synod__ServerMessage *sm) {
+  struct sim_server *v = arg;
+  return frame_queue(v->sim, conn_id, sm);
+}
+
+static void host_send_error(void *arg, uint64_t conn_id, uint64_t request_id,
+                            int code, uint64_t first_available,
+                            const char *msg) {
+  struct sim_server *v = arg;
+  Synod__ServerMessage sm = SYNOD__SERVER_MESSAGE__INIT;
+  Synod__Response resp = SYNOD__RESPONSE__INIT;
+  Synod__Error err = SYNOD__ERROR__INIT;
+  err.code = (Synod__ErrorCode)code;
+  err.message = (char *)msg;
+  err.first_available = first_available;
+  resp.id = request_id;
+  resp.error = &err;
+  sm.body_case = SYNOD__SERVER_MESSAGE__BODY_RESPONSE;
+  sm.response = &resp;
+  frame_queue(v->sim, conn_id, &sm);
+}
+
+static void host_send_ok(void *arg, uint64_t conn_id, uint64_t request_id) {
+  struct sim_server *v = arg;
+  Synod__ServerMessage sm = SYNOD__SERVER_MESSAGE__INIT;
+  Synod__Response resp = SYNOD__RESPONSE__INIT;
+  resp.id = request_id;
+  sm.body_case = SYNOD__SERVER_MESSAGE__BODY_RESPONSE;
+  sm.response = &resp;
+  frame_queue(v->sim, conn_id, &sm);
+}
+
+static size_t host_queued_bytes(void *arg, uint64_t conn_id) {
+  struct sim_server *v = arg;
+  const struct sim_sub *sb = conn_sub(v->sim, conn_id);
+  return sb != NULL ? sb->q_bytes : SIZE_MAX;
+}
+
+static void host_want_drain(void *arg, uint64_t conn_id, size_t below) {
+  struct sim_server *v = arg;
+  struct sim_sub *sb = conn_sub(v->sim, conn_id);
+  if (sb != NULL) {
+    sb->drain_below = below;
+  }
+}
+
+static const char *host_remote(void *arg, uint64_t conn_id) {
+  (void)arg;
+  (void)conn_id;
+  return "a simulated subscriber";
+}
+
+void sim_subs_start(struct sim *s, struct sim_replica *rep) {
+  struct sim_server *v = &rep->srv;
+  if (!s->opts.push) {
+    return;
+  }
+  struct subs_host host = {.arg = v,
+                           .now_ms = host_now_ms,
+                           .leaderless_ms = host_leaderless_ms,
+                           .read_index = host_read_index,
+                           .send = host_send,
+                           .send_error = host_send_error,
+                           .send_ok = host_send_ok,
+                           .queued_bytes = host_queued_bytes,
+                           .want_drain = host_want_drain,
+                           .remote = host_remote};
+  v->sim = s;
+  v->rep = rep;
+  if (subs_init(&v->subs, &host, "a simulated replica") != 0) {
+    abort();
+  }
+  v->subs.fsm = v->fsm;
+  /* A small bound on a connection's queue in most seeds, so that slow
+   * subscribers block on it and resume on drain; a function of the seed
+   * (no draw), like release_keep. */
+  static const size_t out_bytes[4] = {2, 256, 2048, 4u << 20};
+  v->subs.out_bytes_max = out_bytes[sim_mix(s->opts.seed ^ 0x0b17e5ull) % 4];
+  sim_trace(s, rep->id, "subs: a connection's queue holds %zu bytes at most",
+            v->subs.out_bytes_max);
+  v->subs_on = true;
+  v->leaderless_since_ms = host_now_ms(v);
+}
+
+/* Takes round i out of the list and ends it with err. */
+static void read_end(struct sim *s, uint32_t i, int err) {
+  struct sim_subs_read r = s->sub_reads[i];
+  s->sub_reads[i] = s->sub_reads[--s->sub_reads_n];
+  r.cb(r.cb_arg, err, err != 0 ? synod_strerror(err) : NULL, NULL, 0);
+}
+
+void sim_subs_stop(struct sim_replica *rep) {
+  struct sim_server *v = &rep->srv;
+  struct sim *s = v->sim;
+  if (!v->subs_on) {
+    return;
+  }
+  /* node_free: what waits on the replica fails, then the engine goes. */
+  for (uint32_t i = 0; i < s->sub_reads_n;) {
+    if (s->sub_reads[i].owner == rep->id) {
+      read_end(s, i, SYNOD_ESHUTDOWN);
+    } else {
+      i++;
+    }
+  }
+  v->subs_on = false;
+  subs_close(&v->subs);
+  for (uint32_t i = 0; i < s->subs_n; i++) {
+    struct sim_sub *sb = &s->subs[i];
+    if (sb->push && sb->conn != 0 && sb->replica == rep->id) {
+      sb->conn = 0; /* the connection is gone: its frames with it */
+      queue_drop(sb);
+    }
+  }
+}
+
+void sim_subs_role(struct sim *s, struct sim_replica *rep) {
+  struct sim_server *v = &rep->srv;
+  (void)s;
+  if (!v->subs_on) {
+    return;
+  }
+  bool known = core_leader(rep->core) != 0;
+  if (known) {
+    v->leaderless_since_ms = 0;
+  } else if (v->leaderless_since_ms == 0) {
+    v->leaderless_since_ms = host_now_ms(v);
+  }
+}
+
+bool sim_subs_read(struct sim *s, const struct core_read *rd) {
+  if (!(rd->ctx & SIM_READ_CTX_SUBS)) {
+    return false;
+  }
+  for (uint32_t i = 0; i < s->sub_reads_n; i++) {
+    struct sim_subs_read *r = &s->sub_reads[i];
+    if (r->ctx == rd->ctx && r->err == 0 && r->index == 0) {
+      if (rd->error != 0) {
+        r->err = SYNOD_ENOLEADER;
+      } else {
+        r->index = rd->index;
+      }
+    }
+  }
+  return true;
+}
+
+void sim_subs_reads_serve(struct sim *s) {
+  for (uint32_t i = 0; i < s->sub_reads_n;) {
+    struct sim_subs_read *r = &s->sub_reads[i];
+    const struct sim_replica *owner = &s->r[r->owner];
+    const struct sim_replica *leader = &s->r[r->leader];
+    if (!owner->up || owner->gen != r->owner_gen || !owner->srv.subs_on) {
+      i++; /* sim_subs_stop ends it */
+    } else if (r->err != 0) {
+      read_end(s, i, r->err);
+    } else if (r->index != 0 && fsm_applied_index(owner->srv.fsm) >= r->index) {
+      read_end(s, i, 0);
+    } else if (r->index == 0 && (!leader->up || leader->gen != r->leader_gen ||
+                                 core_role(leader->core) != CORE_LEADER)) {
+      read_end(s, i, SYNOD_ENOLEADER); /* the leader crashed or stepped down */
+    } else if (s->now_ms >= r->deadline_ms) {
+      read_end(s, i, SYNOD_ETIMEDOUT);
+    } else {
+      i++;
+    }
+  }
+}
+
+void sim_subs_tick(struct sim *s, struct sim_replica *rep) {
+  if (rep->srv.subs_on) {
+    sim_subs_reads_serve(s);
+    subs_tick(&rep->srv.subs);
+  }
+}
+
+/* ----------------------------------------------------------- subscriber */
+
+static struct subs *sub_engine(struct sim *s, const struct sim_sub *sb) {
+  struct sim_server *v = &s->r[sb->replica].srv;
+  return v->subs_on ? &v->subs : NULL;
+}
+
+/* Closes the connection: the replica forgets its subscriptions, and the
+ * frames it had not taken are lost. */
+static void psub_close(struct sim *s, struct sim_sub *sb) {
+  if (sb->conn != 0 && sim_sub_connected(s, sb) && sub_engine(s, sb) != NULL) {
+    subs_on_close(sub_engine(s, sb), sb->conn);
+  }
+  sb->conn = 0;
+  sb->sub_req = 0;
+  queue_drop(sb);
+}
+
+/* Subscribes on a new connection to the replica attached, from where
+ * the subscriber is. */
+static void psub_subscribe(struct sim *s, struct sim_sub *sb) {
+  struct subs *ss = sub_engine(s, sb);
+  if (ss == NULL) {
+    return;
+  }
+  char name[8];
+  Synod__ChannelSubscribe q = SYNOD__CHANNEL_SUBSCRIBE__INIT;
+  sb->conn = (uint64_t)(sb - s->subs + 1) << CONN_SHIFT | ++sb->conns;
+  sb->sub_req = ++sb->req_next;
+  sb->taken = 0;
+  sb->credit_left = sb->window;
+  q.subscription_id = 1;
+  q.credits = sb->window;
+  if (sb->prefix) {
+    q.channel = "ch";
+    q.prefix = true;
+  } else {
+    sim_channel_name(s, sb->channel, name);
+    q.channel = name;
+  }
+  if (!sb->started) {
+    q.from = sb->from_next ? SYNOD__CHANNEL_SUBSCRIBE__FROM__FROM_NEXT
+                           : SYNOD__CHANNEL_SUBSCRIBE__FROM__FROM_OFFSET;
+    q.offset = 1; /* one channel from the first; a prefix after index 0 */
+  } else {
+    q.from = SYNOD__CHANNEL_SUBSCRIBE__FROM__FROM_OFFSET;
+    q.offset = sb->next;
+    q.after_index = sb->last_index;
+    q.after_offset = sb->last_index != 0 ? sb->after_offset : 0;
+  }
+  sim_trace(s, sb->replica,
+            "%s: subscribes (push) on connection %" PRIu64 " from %s %" PRIu64,
+            sb->name, sb->conn, sb->prefix ? "after index" : "offset",
+            sb->prefix ? sb->last_index : sb->next);
+  subs_subscribe(ss, sb->conn, sb->sub_req, &q);
+}
+
+/* Gives up on the replica: closes, and subscribes elsewhere at the next
+ * poll at the earliest. */
+static void psub_leave(struct sim *s, struct sim_sub *sb, const char *why) {
+  sim_trace(s, sb->replica, "%s: leaves (%s)", sb->name, why);
+  psub_close(s, sb);
+  sb->retry_ms = s->now_ms + pick(s, 10, 300);
+}
+
+static void psub_started(struct sim *s, struct sim_sub *sb,
+                         const Synod__ChannelSubscribeReply *r) {
+  sb->sub_req = 0;
+  if (!sb->started) {
+    sb->started = true;
+    if (sb->prefix) {
+      sb->start = r->after_index;
+      sb->last_index = r->after_index;
+      sb->after_offset = r->after_offset;
+    } else {
+      sb->start = r->offset;
+      sb->next = r->offset;
+    }
+  } else if (!sb->prefix && r->offset != sb->next) {
+    sim_fail(s,
+             "channels: %s resumes at offset %" PRIu64 " and r%" PRIu32
+             " starts it at %" PRIu64,
+             sb->name, sb->next, sb->replica, r->offset);
+  } else if (sb->prefix && r->after_index != sb->last_index) {
+    sim_fail(s,
+             "channels: %s resumes after index %" PRIu64 " and r%" PRIu32
+             " starts it after %" PRIu64,
+             sb->name, sb->last_index, sb->replica, r->after_index);
+  }
+}
+
+/* An error that ends or refuses the subscription. */
+static void psub_error(struct sim *s, struct sim_sub *sb, int code,
+                       uint64_t first, uint64_t next, const char *msg) {
+  char name[8];
+  if (code == SYNOD_ECOMPACTED && !sb->prefix) {
+    sim_channel_name(s, sb->channel, name);
+    if (!sb->started) {
+      sb->started = true;
+      sb->start = sb->next = 1;
+    }
+    sim_sub_compacted(s, sb, name, first, next);
+    psub_close(s, sb);
+    psub_subscribe(s, sb); /* from the first retained, on the same replica */
+    return;
+  }
+  if (code == SYNOD_ENOLEADER || code == SYNOD_ETIMEDOUT ||
+      code == SYNOD_EUNAVAILABLE || code == SYNOD_ESHUTDOWN) {
+    psub_leave(s, sb, msg);
+    return;
+  }
+  sim_fail(s, "channels: %s: r%" PRIu32 " ends or refuses it with %s: %s",
+           sb->name, sb->replica, synod_strerror(code), msg);
+}
+
+static void psub_deliver(struct sim *s, struct sim_sub *sb,
+                         const Synod__ChannelDelivery *d) {
+  for (size_t i = 0; i < d->n_messages && !s->failed; i++) {
+    const Synod__ChannelMessage *m = d->messages[i];
+    uint32_t c = sb->prefix ? sim_prefix_channel(s, m->channel) : sb->channel;
+    if (c == UINT32_MAX) {
+      sim_fail(s, "channels: %s is delivered a message of \"%s\"", sb->name,
+               m->channel);
+      return;
+    }
+    sim_sub_deliver(s, sb, c, m);
+    sb->next = m->offset + 1;
+    sb->after_offset = m->offset;
+  }
+  sb->taken += (uint32_t)d->n_messages;
+  sb->credit_left -= (int64_t)d->n_messages;
+  if (sb->credit_left < 0) {
+    sim_fail(s,
+             "channels: %s: r%" PRIu32 " delivers %" PRId64
+             " messages beyond the credits granted",
+             sb->name, sb->replica, -sb->credit_left);
+  }
+}
+
+/* Takes one frame; false if there is none. */
+static bool psub_take(struct sim *s, struct sim_sub *sb) {
+  struct sim_frame *f = sb->q_head;
+  if (f == NULL) {
+    return false;
+  }
+  sb->q_head = f->next;
+  if (sb->q_head == NULL) {
+    sb->q_tail = NULL;
+  }
+  sb->q_bytes -= f->len;
+  uint64_t channel_next = f->channel_next;
+  Synod__ServerMessage *sm =
+      synod__server_message__unpack(NULL, f->len, f->data);
+  free(f);
+  if (sm == NULL) {
+    sim_fail(s, "channels: %s: a frame from r%" PRIu32 " does not decode",
+             sb->name, sb->replica);
+    return false;
+  }
+  if (sm->body_case == SYNOD__SERVER_MESSAGE__BODY_RESPONSE) {
+    const Synod__Response *r = sm->response;
+    if (r->id == sb->sub_req && r->error != NULL) {
+      psub_error(s, sb, (int)r->error->code, r->error->first_available,
+                 channel_next, r->error->message);
+    } else if (r->id == sb->sub_req &&
+               r->body_case == SYNOD__RESPONSE__BODY_CHANNEL_SUBSCRIBE) {
+      psub_started(s, sb, r->channel_subscribe);
+    } else if (r->error != NULL) {
+      sim_fail(s, "channels: %s: r%" PRIu32 " refuses request %" PRIu64 ": %s",
+               sb->name, sb->replica, r->id, r->error->message);
+    }
+  } else if (sm->body_case == SYNOD__SERVER_MESSAGE__BODY_EVENT &&
+             sm->event->body_case == SYNOD__EVENT__BODY_CHANNEL_DELIVERY) {
+    psub_deliver(s, sb, sm->event->channel_delivery);
+  } else if (sm->body_case == SYNOD__SERVER_MESSAGE__BODY_EVENT &&
+             sm->event->body_case == SYNOD__EVENT__BODY_SUBSCRIPTION_ENDED) {
+    const Synod__Error *e = sm->event->subscription_ended->error;
+    psub_error(s, sb, e != NULL ? (int)e->code : SYNOD_EINTERNAL,
+               e != NULL ? e->first_available : 0, channel_next,
+               e != NULL && e->message != NULL ? e->message : "no error");
+  }
+  synod__server_message__free_unpacked(sm, NULL);
+  return true;
+}
+
+/* Grants the credits of the messages taken once they are half the
+ * window, and says when the queue has room (client_net's drain). */
+static void psub_room(struct sim *s, struct sim_sub *sb) {
+  struct subs *ss = sub_engine(s, sb);
+  if (sb->conn == 0 || ss == NULL) {
+    return;
+  }
+  uint64_t conn = sb->conn;
+  if (sb->taken >= sb->window / 2 + 1 && sb->sub_req == 0) {
+    Synod__ChannelCredit q = SYNOD__CHANNEL_CREDIT__INIT;
+    q.subscription_id = 1;
+    q.credits = sb->taken;
+    sb->credit_left += sb->taken;
+    sb->taken = 0;
+    subs_credit(ss, conn, ++sb->req_next, &q);
+  }
+  if (sb->conn == conn && sb->drain_below != 0 &&
+      sb->q_bytes < sb->drain_below) {
+    sb->drain_below = 0;
+    sim_trace(s, sb->replica, "%s: has room again (%zu bytes queued)", sb->name,
+              sb->q_bytes);
+    subs_on_drain(ss, conn);
+  }
+}
+
+void sim_psub_poll(struct sim *s, struct sim_sub *sb) {
+  bool end = s->clients_stopped;
+  if (sb->stop_ms != 0 && s->now_ms >= sb->stop_ms && !end) {
+    sb->stopped = true;
+    psub_close(s, sb);
+    sim_trace(s, sb->replica, "%s: unsubscribes", sb->name);
+    return;
+  }
+  if (sb->conn != 0 && !sim_sub_connected(s, sb)) {
+    sb->conn = 0; /* sim_subs_stop dropped it */
+    queue_drop(sb);
+  }
+  if (sb->conn != 0 && !end && sim_rand_ppm(&s->rand, sb->move_ppm)) {
+    psub_leave(s, sb, "moves");
+    sb->retry_ms = 0;
+  }
+  if (sb->conn == 0) {
+    if (s->now_ms < sb->retry_ms || !sim_sub_attach(s, sb, 0, "subscribes")) {
+      return;
+    }
+    psub_subscribe(s, sb);
+  }
+  /* At the end everyone takes all it has, as a fast subscriber would. */
+  uint32_t frames = end ? 1000000 : sb->batch;
+  if (end) {
+    sb->poll_ms = 10;
+  }
+  for (uint32_t i = 0; i < frames && sb->conn != 0 && !s->failed; i++) {
+    if (!psub_take(s, sb)) {
+      break;
+    }
+    psub_room(s, sb);
+  }
+}
+
+bool sim_psub_caught_up(struct sim *s, const struct sim_sub *sb,
+                        uint32_t leader) {
+  const struct fsm *f = s->r[leader].srv.fsm;
+  /* The clients have stopped: the leader's channels hold every message
+   * there will be (the replicas go on applying ticks). */
+  if (sb->conn == 0 || sb->sub_req != 0 || sb->q_head != NULL ||
+      !sim_sub_connected(s, sb)) {
+    return false;
+  }
+  struct fsm_stream st;
+  char name[8];
+  if (!sb->prefix) {
+    sim_channel_name(s, sb->channel, name);
+    return !fsm_channel_stream(f, name, strlen(name), &st) ||
+           sb->next >= st.window->next;
+  }
+  for (uint32_t c = 0; c < s->chan_n; c++) {
+    sim_channel_name(s, c, name);
+    struct window_item last;
+    if (fsm_channel_stream(f, name, strlen(name), &st) &&
+        window_get(st.window, st.window->next - 1, &last) &&
+        (last.index > sb->last_index ||
+         (last.index == sb->last_index && last.pos > sb->after_offset))) {
+      return false;
+    }
+  }
+  return true;
+}
+
+void sim_psub_free(struct sim_sub *sb) {
+  queue_drop(sb);
+}
+
+bool sim_psubs_caught_up(struct sim *s, void *arg) {
+  uint32_t leader = (uint32_t)sim_leader(s);
+  (void)arg;
+  if (leader == 0) {
+    return false;
+  }
+  for (uint32_t i = 0; i < s->subs_n; i++) {
+    const struct sim_sub *sb = &s->subs[i];
+    if (sb->push && sb->started && !sb->stopped &&
+        !sim_psub_caught_up(s, sb, leader)) {
+      return false;
+    }
+  }
+  return true;
+}
+
+void sim_psubs_describe(struct sim *s, char *buf, size_t len) {
+  uint32_t leader = (uint32_t)sim_leader(s);
+  snprintf(buf, len, "none behind");
+  for (uint32_t i = 0; i < s->subs_n && leader != 0; i++) {
+    const struct sim_sub *sb = &s->subs[i];
+    if (sb->push && sb->started && !sb->stopped &&
+        !sim_psub_caught_up(s, sb, leader)) {
+      snprintf(buf, len,
+               "%s on r%" PRIu32 " (applied %" PRIu64 ", leader r%" PRIu32
+               " %" PRIu64 "), connection %" PRIu64 ", subscribe %" PRIu64
+               " unanswered, %zu bytes queued, next %" PRIu64
+               ", last index %" PRIu64 "/%" PRIu64,
+               sb->name, sb->replica,
+               s->r[sb->replica].srv.fsm != NULL
+                   ? fsm_applied_index(s->r[sb->replica].srv.fsm)
+                   : 0,
+               leader, fsm_applied_index(s->r[leader].srv.fsm), sb->conn,
+               sb->sub_req, sb->q_bytes, sb->next, sb->last_index,
+               sb->after_offset);
+      return;
+    }
+  }
+}
