@@ -265,7 +265,7 @@ static void bsub_submit(struct synod_client *c, struct call *call) {
                          bsub_key_start_cb, sub, true, call->timeout_ms,
                          &sub->as);
   } else if (sub->group) {
-    rv = group_sub_start(c->a, sub->channel, sub->member, call->group_from,
+    rv = group_sub_start(c->a, sub->channel, sub->member, call->group_from, 0,
                          call->group_window, bsub_group_cb, bsub_end_cb,
                          bsub_group_start_cb, sub, true, call->timeout_ms,
                          &sub->as);

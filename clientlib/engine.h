@@ -119,6 +119,7 @@ struct op_args {
   int sub_from; /* Synod__ChannelSubscribe__From */
   uint64_t after_index;
   uint64_t after_offset;
+  uint64_t known_index; /* one channel: ChannelSubscribe.known_index */
   uint32_t credits;
   uint64_t subscription_id;
   bool prev_kv; /* key watch; its key is `name`, from_revision `from`,
@@ -142,6 +143,7 @@ struct group_args {
   uint64_t total_bytes;  /* checkpoint */
   uint64_t chunk_offset; /* checkpoint: where the chunk goes; read: from */
   uint64_t from;         /* read, subscribe: the first offset */
+  uint64_t known_index;  /* subscribe: GroupSubscribe.known_index */
   uint32_t max;          /* read: items; checkpoint read: bytes */
   uint32_t limit;        /* list */
   uint32_t credits;      /* subscribe */
@@ -493,6 +495,11 @@ struct synod_async_subscription {
    * (one entry: one channel's batch, in offset order) those with an
    * offset up to after_offset, or all of them if it is 0. */
   uint64_t after_index, after_offset;
+  /* One channel, a group: the log index of the last item delivered (a
+   * member's: its join's before any), sent on a resume so that a stream
+   * deleted and created again under the name ends the subscription
+   * (SYNOD_ENOTFOUND) instead of going on in the new one. 0: none yet. */
+  uint64_t known_index;
   /* Credits: held + ungranted + (what the server may still send) ==
    * window since the last subscribe. held: delivered and not yet
    * consumed (manual only); ungranted: consumed, not yet granted back. */
@@ -712,12 +719,14 @@ void subs_on_group_delivery(struct synod_async *a,
  * as sub_start (items_cb for msg_cb, start for start_cb). A replica that
  * does not have the group or the offset yet (SYNOD_ENOTFOUND or
  * SYNOD_ERANGE before the start: it lags behind the one that answered
- * the join) is left for another, as a lagging one after the start is. */
+ * the join) is left for another, as a lagging one after the start is.
+ * known_index: the log index of an item of the group the caller has (a
+ * member's join), or 0 (see synod_async_subscription.known_index). */
 int group_sub_start(struct synod_async *a, const char *group,
-                    const char *member, uint64_t from, uint32_t window,
-                    group_items_cb items_cb, synod_subscription_end_cb end_cb,
-                    group_start_cb start, void *arg, bool manual,
-                    uint32_t start_timeout_ms,
+                    const char *member, uint64_t from, uint64_t known_index,
+                    uint32_t window, group_items_cb items_cb,
+                    synod_subscription_end_cb end_cb, group_start_cb start,
+                    void *arg, bool manual, uint32_t start_timeout_ms,
                     struct synod_async_subscription **out);
 /* A group watch's arguments: 0, or SYNOD_EINVAL with errmsg. */
 int group_watch_check(const char *group, const char *member, uint32_t window,

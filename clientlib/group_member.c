@@ -326,9 +326,10 @@ static void gm_sub_end_cb(void *arg, int status, const char *errmsg,
 /* Follows the stream from offset `from`. */
 static void gm_subscribe(struct synod_async_group *g, uint64_t from) {
   assert(from >= 1); /* a member follows from its own view on */
-  int rv =
-      group_sub_start(g->a, g->group, g->member, from, g->window, gm_items_cb,
-                      gm_sub_end_cb, NULL, g, g->manual, 0, &g->sub);
+  /* known_index: the group it joined, and no later one of the name. */
+  int rv = group_sub_start(g->a, g->group, g->member, from, g->join_index,
+                           g->window, gm_items_cb, gm_sub_end_cb, NULL, g,
+                           g->manual, 0, &g->sub);
   if (rv != 0) {
     gm_end(g, rv, g->a->errmsg);
   }

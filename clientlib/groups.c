@@ -209,6 +209,7 @@ static void body_fill(struct op *op, const struct group_args *g, bool *failed) {
     r->group_subscribe->group = str_new(g->group, failed);
     r->group_subscribe->member = str_new(g->member, failed);
     r->group_subscribe->from = g->from;
+    r->group_subscribe->known_index = g->known_index;
     r->group_subscribe->credits = g->credits;
     break;
   }

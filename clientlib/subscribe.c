@@ -227,6 +227,7 @@ static void sub_subscribe(struct synod_async *a,
     args.from = s->next_offset;
     args.after_index = s->after_index;
     args.after_offset = s->after_offset;
+    args.known_index = s->prefix ? 0 : s->known_index;
   } else {
     args.sub_from = s->from;
     args.from = s->offset;
@@ -237,6 +238,7 @@ static void sub_subscribe(struct synod_async *a,
     struct group_args g = {.group = s->channel,
                            .member = s->member,
                            .from = s->positioned ? s->next_offset : s->offset,
+                           .known_index = s->known_index,
                            .credits = args.credits};
     struct op_args ga = {.group = &g};
     if (op_build(OP_GROUP_SUBSCRIBE, &ga, &op, err) != 0) {
@@ -434,6 +436,7 @@ static void sub_advance(struct synod_async_subscription *s,
                         const Synod__ChannelMessage *m) {
   if (!s->prefix) {
     s->next_offset = m->offset + 1;
+    s->known_index = m->index;
     return;
   }
   s->after_index = m->index;
@@ -618,6 +621,7 @@ void subs_on_group_delivery(struct synod_async *a,
     n++;
     s->positioned = true;
     s->next_offset = it->offset + 1;
+    s->known_index = it->index;
   }
   if (s->positioned && d->progress_offset >= s->next_offset) {
     s->next_offset = d->progress_offset + 1; /* past items for others */
@@ -815,10 +819,10 @@ void sub_add(struct synod_async *a, struct synod_async_subscription *s,
 }
 
 int group_sub_start(struct synod_async *a, const char *group,
-                    const char *member, uint64_t from, uint32_t window,
-                    group_items_cb items_cb, synod_subscription_end_cb end_cb,
-                    group_start_cb start, void *arg, bool manual,
-                    uint32_t start_timeout_ms,
+                    const char *member, uint64_t from, uint64_t known_index,
+                    uint32_t window, group_items_cb items_cb,
+                    synod_subscription_end_cb end_cb, group_start_cb start,
+                    void *arg, bool manual, uint32_t start_timeout_ms,
                     struct synod_async_subscription **out) {
   struct synod_async_subscription *s;
   assert(items_cb != NULL);
@@ -838,6 +842,7 @@ int group_sub_start(struct synod_async *a, const char *group,
   }
   s->group = true;
   s->offset = from;
+  s->known_index = known_index;
   s->window = window;
   s->group_cb = items_cb;
   s->group_start = start;
@@ -876,8 +881,9 @@ int synod_async_group_watch(struct synod_async *a, const char *group,
     errmsg_printf(a->errmsg, "group watch: no items callback or no handle");
     return SYNOD_EINVAL;
   }
-  return group_sub_start(a, group, member != NULL ? member : "", from, window,
-                         items_cb, end_cb, start_cb, arg, false, 0, out);
+  return group_sub_start(a, group, member != NULL ? member : "", from, 0,
+                         window, items_cb, end_cb, start_cb, arg, false, 0,
+                         out);
 }
 
 int synod_async_subscribe(struct synod_async *a,

@@ -112,6 +112,7 @@ static void node_leader_changed(struct node *n) {
   c->at_unix_ms = node_unix_ms();
   n->leader_since_unix_ms = n->leader ? c->at_unix_ms : 0;
   n->leaderless_since_ms = n->leader ? 0 : node_now_ms(n);
+  n->leader_unheard_ticks = 0; /* it just spoke: that is how we know it */
   requests_reads_forward_fail(n);
   writes_forward_fail(n);
 }
@@ -220,6 +221,7 @@ static void node_tick_cb(uv_timer_t *t) {
   writes_expire(n);
   info_gathers_expire(n, false);
   bootstrap_tick(n);
+  n->leader_unheard_ticks++;
   subs_tick(&n->subs);
 }
 
@@ -230,6 +232,9 @@ static void node_member_heard(struct node *n, uint64_t id) {
   struct member *m = node_member(n, id);
   if (m != NULL) {
     m->last_recv_ms = node_now_ms(n);
+  }
+  if (id == n->leader) {
+    n->leader_unheard_ticks = 0;
   }
 }
 

@@ -417,6 +417,11 @@ struct node {
   uint64_t started_unix_ms;
   uint64_t leader_since_unix_ms;
   uint64_t leaderless_since_ms; /* loop time leader became 0; 0 if known */
+  /* Ticks since a message from the leader we know: ticks, not loop time,
+   * so that a pause of this process (SIGSTOP, a frozen VM) is not taken
+   * for the leader's silence (the first tick after it runs before the
+   * sockets are read). */
+  uint32_t leader_unheard_ticks;
   struct node_leader_change leader_changes[NODE_LEADER_HISTORY_MAX];
   uint32_t leader_changes_n;
   struct status_gather *gathers; /* node_cluster_status() in flight */

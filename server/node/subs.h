@@ -97,7 +97,8 @@ struct subs_host {
   void *arg; /* every callback's first argument */
   /* Milliseconds of a monotonic clock. */
   uint64_t (*now_ms)(void *arg);
-  /* How long this replica has known no leader; 0 while it knows one. */
+  /* How long this replica has known no leader, or not heard from the
+   * one it knows (0 on the leader itself). */
   uint64_t (*leaderless_ms)(void *arg);
   /* Starts a ReadIndex round; calls cb exactly once, never before
    * returning, within about timeout_ms. */

@@ -10,9 +10,19 @@ static uint64_t host_now_ms(void *arg) {
   return node_now_ms(arg);
 }
 
+/* How long this replica has known no leader, or not heard from the one
+ * it names (in ticks: the leader sends every tick): a follower that does
+ * not campaign (a learner, or one with a long election timeout) keeps
+ * naming a leader it no longer hears from, so its subscriptions would
+ * wait forever on a state that no longer moves. */
 static uint64_t host_leaderless_ms(void *arg) {
   struct node *n = arg;
-  return n->leader != 0 ? 0 : node_now_ms(n) - n->leaderless_since_ms;
+  if (n->leader == 0) {
+    return node_now_ms(n) - n->leaderless_since_ms;
+  }
+  return n->leader != n->id
+             ? (uint64_t)n->leader_unheard_ticks * n->opts.tick_ms
+             : 0;
 }
 
 static void host_read_index(void *arg, uint32_t timeout_ms, subs_read_cb cb,

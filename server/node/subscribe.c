@@ -1144,6 +1144,29 @@ static int sub_retained(const struct sub *s, const char *what, uint64_t from,
 /* Resolves where s starts from the applied state; answers the request.
  * Returns 0 or an error code (with msg) for the request's answer, in
  * which case the caller frees s. */
+/* A start that names an item the client has of the stream (known_index,
+ * the log index that appended it): the stream on this replica must be
+ * the one that item is in, i.e. exist and have been created at or before
+ * it. Otherwise the stream the client read was deleted (and maybe a new
+ * one of the name created): SYNOD_ENOTFOUND, never a silent start in
+ * another stream at the client's offset. */
+static int known_check(const char *what, const struct sub *s, bool exists,
+                       const struct fsm_stream *st, uint64_t known, char *msg) {
+  if (known == 0 || (exists && st->created_index <= known)) {
+    return 0;
+  }
+  if (!exists) {
+    errmsg_set(msg, "%s: \"%.64s\" was deleted after index %" PRIu64, what,
+               s->name, known);
+  } else {
+    errmsg_set(msg,
+               "%s: \"%.64s\" was deleted after index %" PRIu64
+               " and created again at index %" PRIu64,
+               what, s->name, known, st->created_index);
+  }
+  return SYNOD_ENOTFOUND;
+}
+
 static int sub_resolve(struct subs *ss, struct sub *s,
                        const Synod__ChannelSubscribe *q, char *msg) {
   struct fsm_stream st;
@@ -1151,6 +1174,14 @@ static int sub_resolve(struct subs *ss, struct sub *s,
                 fsm_channel_stream(ss->fsm, s->name, s->name_len, &st);
   uint64_t first = exists ? st.first : 1, next = exists ? st.window->next : 1;
   Synod__ChannelSubscribe__From from = q->from;
+  int rv;
+  if (s->kind == SUB_CHANNEL && (rv = known_check("subscribe", s, exists, &st,
+                                                  q->known_index, msg)) != 0) {
+    return rv;
+  }
+  if (exists && q->known_index != 0) {
+    s->created_index = st.created_index; /* sub_channel_same's record */
+  }
   if (q->cursor != NULL && q->cursor[0] != '\0') {
     uint64_t at;
     if (fsm_channel_cursor(ss->fsm, s->name, s->name_len, q->cursor, &at)) {
@@ -1235,7 +1266,12 @@ static int group_resolve(struct subs *ss, struct sub *s,
                          const Synod__GroupSubscribe *q, char *msg,
                          uint64_t *first) {
   struct fsm_stream st;
-  if (!fsm_group_stream(ss->fsm, s->name, s->name_len, &st)) {
+  bool exists = fsm_group_stream(ss->fsm, s->name, s->name_len, &st);
+  int rv = known_check("group subscribe", s, exists, &st, q->known_index, msg);
+  if (rv != 0) {
+    return rv;
+  }
+  if (!exists) {
     errmsg_set(msg, "group subscribe: no group \"%.64s\"", s->name);
     return SYNOD_ENOTFOUND;
   }
@@ -1928,13 +1964,13 @@ void subs_on_close(struct subs *ss, uint64_t conn_id) {
 }
 
 static void free_cb(void *arg, uint64_t key, void *value) {
-  (void)arg;
   (void)key;
+  tomb_release(arg, value); /* the last one frees a deleted stream's items */
   sub_release(value);
 }
 
 void subs_close(struct subs *ss) {
-  u64map_each(&ss->by_key, free_cb, NULL);
+  u64map_each(&ss->by_key, free_cb, ss);
   u64map_close(&ss->by_key);
   u64map_close(&ss->by_conn);
   u64map_close(&ss->by_name);

@@ -436,6 +436,94 @@ static void scenario_cut_off(struct cluster *c) {
          took);
 }
 
+/* A resumed subscription names the last message it has (known_index):
+ * a channel deleted since, or deleted and created again, ends it with
+ * SYNOD_ENOTFOUND. Before, the resume went on silently in the new
+ * channel at the old offset (found by the simulator's --groups --push
+ * seed 820001: a member resuming into a group created again). */
+static void scenario_resume_recreated(struct cluster *c,
+                                      struct synod_client *cl) {
+  int f = follower_of(c);
+  publish(cl, "re", 2, 0);
+  uint64_t known = publish(cl, "re", 1, 0); /* offset 3 */
+  OK(synod_channel_delete(cl, "re", 0, NULL));
+  struct raw r = raw_open(c->nodes[f].client);
+  struct seen s = {.ended = -1};
+  Synod__Request req = SYNOD__REQUEST__INIT;
+  Synod__ChannelSubscribe q = SYNOD__CHANNEL_SUBSCRIBE__INIT;
+  q.subscription_id = 1;
+  q.channel = "re";
+  q.from = SYNOD__CHANNEL_SUBSCRIBE__FROM__FROM_OFFSET;
+  q.offset = 4;
+  q.known_index = known;
+  req.body_case = SYNOD__REQUEST__BODY_CHANNEL_SUBSCRIBE;
+  req.channel_subscribe = &q;
+  raw_expect(&r, &req, &s, SYNOD_ENOTFOUND, "resume after its deletion");
+  uint64_t again = publish(cl, "re", 5, 0); /* offsets 1..5 of a new one */
+  q.offset = 4;
+  raw_expect(&r, &req, &s, SYNOD_ENOTFOUND, "resume in the one created again");
+  q.offset = 1;
+  q.known_index = 0; /* a client that knows nothing: the new channel */
+  raw_expect(&r, &req, &s, 0, "subscribe without a known index");
+  settle(c, f, again, &r, &s);
+  CHECK(s.n == 5 && s.offsets[0] == 1, "%zu deliveries of the new channel",
+        s.n);
+  q.subscription_id = 2;
+  q.offset = 4;
+  q.known_index = again; /* the new one's own message: it goes on */
+  s.n = 0;
+  raw_expect(&r, &req, &s, 0, "resume with a message of the new channel");
+  settle(c, f, again, &r, &s);
+  CHECK(s.n == 2 && s.offsets[0] == 4, "%zu deliveries from offset 4", s.n);
+  close(r.fd);
+  printf("ok resume of a channel deleted and created again: "
+         "SYNOD_ENOTFOUND\n");
+}
+
+/* A follower that hears from no leader yet goes on naming the last one
+ * (here: its election timeout is 100 s, so it neither campaigns nor lets
+ * the third replica win while the leader is stopped; a learner cut off
+ * from the leader does the same, since it never campaigns) ends its
+ * subscriptions with SYNOD_ENOLEADER once it has not heard from that
+ * leader for 2 s, instead of holding them on a state that no longer
+ * moves (the simulator's --keys --push seed 600059). */
+static void scenario_silent_leader(struct cluster *c) {
+  int l = cluster_wait_leader(c, 20000);
+  int f = (l + 1) % c->n;
+  c->extra_args[2] = "--election-ticks";
+  c->extra_args[3] = "2000";
+  cluster_signal(c, f, SIGKILL);
+  cluster_restart(c, f);
+  c->extra_args[2] = NULL;
+  CHECK(cluster_wait_leader(c, 20000) == l, "the leader changed");
+  struct raw r = raw_open(c->nodes[f].client);
+  struct seen s = {.ended = -1};
+  /* From next: after a ReadIndex round through the leader, so f has
+   * rejoined and hears from it. */
+  subscribe(&r, 1, "t", false, SYNOD__CHANNEL_SUBSCRIBE__FROM__FROM_NEXT, 0, 0,
+            NULL, &s, 0, "subscribe on the slow-to-campaign follower");
+  uint64_t t0 = test_now_ms();
+  cluster_signal(c, l, SIGSTOP);
+  while (s.ended == -1) {
+    CHECK(test_now_ms() - t0 < 15000,
+          "still subscribed on %s 15 s after its leader %s stopped",
+          c->nodes[f].name, c->nodes[l].name);
+    Synod__ServerMessage *sm = raw_recv(&r, 15000);
+    CHECK(sm->body_case == SYNOD__SERVER_MESSAGE__BODY_EVENT, "a response?");
+    seen_event(&s, sm->event);
+    synod__server_message__free_unpacked(sm, NULL);
+  }
+  CHECK(s.ended == SYNOD_ENOLEADER, "ended with %d", s.ended);
+  uint64_t took = test_now_ms() - t0;
+  subscribe(&r, 2, "t", false, SYNOD__CHANNEL_SUBSCRIBE__FROM__FROM_FIRST, 0, 0,
+            NULL, &s, SYNOD_ENOLEADER, "subscribe while the leader is silent");
+  cluster_signal(c, l, SIGCONT);
+  close(r.fd);
+  printf("ok silent leader: ended with SYNOD_ENOLEADER %" PRIu64
+         " ms after %s stopped\n",
+         took, c->nodes[l].name);
+}
+
 int main(void) {
   char synodd[PATH_MAX];
   cluster_synodd_or_skip(synodd, sizeof synodd);
@@ -458,8 +546,10 @@ int main(void) {
   scenario_prefix(&c, cl);
   scenario_compacted(&c, cl);
   scenario_cursors(&c, cl);
+  scenario_resume_recreated(&c, cl);
   scenario_never_reads(&c, cl);
   scenario_cut_off(&c);
+  scenario_silent_leader(&c);
   synod_client_free(cl);
   cluster_stop(&c);
   printf("ok\n");
