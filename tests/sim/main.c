@@ -79,9 +79,11 @@ static void usage(FILE *f) {
           "  --channels    channel workload: clients publish, subscribers "
           "read replicas;\n"
           "                channel history checks (implies --clients 4)\n"
-          "  --push        --channels, with subscribers of the replicas' "
-          "real\n"
-          "                subscription engine (server/node/subscribe.c)\n"
+          "  --push        channel subscribers and key watchers are clients "
+          "of the\n"
+          "                replicas' real subscription engine "
+          "(server/node/subscribe.c);\n"
+          "                alone: --channels --push\n"
           "  --keys        key workload: puts, compare-and-puts, deletes, "
           "transactions,\n"
           "                session-bound keys; key checks (implies "
@@ -160,7 +162,7 @@ static int parse(int argc, char **argv, struct cli *c) {
       c->channels = true;
       continue;
     } else if (strcmp(a, "--push") == 0) {
-      c->channels = c->push = true;
+      c->push = true;
       continue;
     } else if (strcmp(a, "--groups") == 0) {
       c->groups = true;
@@ -215,6 +217,9 @@ static int parse(int argc, char **argv, struct cli *c) {
       return 2;
     }
     i++; /* the option's value */
+  }
+  if (c->push && !c->keys && !c->groups) {
+    c->channels = true; /* --push alone: the channel workload's */
   }
   if ((c->channels || c->groups || c->keys) && c->clients == 0) {
     c->clients = 4; /* as sim_new does */

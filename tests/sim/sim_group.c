@@ -128,6 +128,21 @@ struct gmem {
   uint64_t ckpt_due; /* a state request to it, not yet answered */
   struct gitem *d;
   uint32_t n, cap;
+  /* opts.push: a client of the replicas' real group subscriptions
+   * (sim_subs.c) as its member, as libsynod's: a GroupSubscribe from
+   * `next` on a random serving replica (only while that replica holds
+   * the member's incarnation of the group, as a read would find), items
+   * taken `batch` frames at a time, credits granted as items are taken,
+   * `next` moved on by the progress frames, and a new subscription
+   * elsewhere when the replica crashes, ends or refuses it, or at
+   * random. */
+  bool push;
+  struct sim_conn c;
+  uint64_t sub_req;     /* the GroupSubscribe in flight; 0 once answered */
+  uint64_t known_index; /* its join's index, then the last item's */
+  uint32_t window, taken;
+  int64_t credit_left;
+  uint64_t retry_ms;
 };
 
 struct sim_groups {
@@ -201,6 +216,7 @@ void sim_groups_free(struct sim *s) {
     free(gs->inc[i].seg_by);
   }
   for (uint32_t i = 0; i < gs->m_n; i++) {
+    sim_conn_free(&gs->m[i]->c);
     free(gs->m[i]->d);
     free(gs->m[i]);
   }
@@ -573,6 +589,7 @@ static bool gm_connected(const struct sim *s, const struct gmem *m) {
 
 static void gm_end(struct sim *s, struct gmem *m, const char *why) {
   if (!m->ended) {
+    sim_conn_close(s, &m->c); /* push: the member's subscription ends */
     m->ended = true;
     m->why = why;
     sim_trace(s, m->replica, "%s: stops reading at %" PRIu64 ": %s", m->name,
@@ -635,6 +652,11 @@ uint32_t sim_groups_joined(struct sim *s, uint32_t client, uint32_t thread,
                                   : (uint32_t)pick(s, 5, 80);
   m->batch = (uint32_t)pick(s, 1, 40);
   m->move_ppm = pick(s, 0, 1) == 0 ? 0 : (uint32_t)pick(s, 1000, 100000);
+  if (s->opts.push) { /* drawn last: the other draws stay the seed's */
+    m->push = true;
+    m->window =
+        m->poll_ms >= 200 ? (uint32_t)pick(s, 1, 4) : (uint32_t)pick(s, 4, 200);
+  }
   /* The view before the join: the answer's full view without the
    * joiner (the last); the join's own item adds it back. */
   for (size_t i = 0; i + 1 < r->view->n_members && i < GM_LIST; i++) {
@@ -886,6 +908,213 @@ static uint32_t gm_read(struct sim *s, struct gmem *m, uint64_t *end_out) {
   return n;
 }
 
+/* -------------------------------------------------------- push members */
+
+struct sim_conn *sim_groups_conn(struct sim *s, uint32_t i) {
+  return s->groups != NULL && i < s->groups->m_n ? &s->groups->m[i]->c : NULL;
+}
+
+/* Whether m's replica holds m's incarnation of its group; ends m if it
+ * holds a later one, or has applied the deletion of m's. */
+static bool pm_group_here(struct sim *s, struct gmem *m) {
+  const struct fsm *f = s->r[m->replica].srv.fsm;
+  const struct ginc *in = &s->groups->inc[m->inc];
+  char name[8];
+  struct fsm_stream st;
+  snprintf(name, sizeof name, "g%" PRIu32, m->g);
+  if (!fsm_group_stream(f, name, strlen(name), &st) ||
+      st.created_index < in->created) {
+    if (in->deleted != 0 && fsm_applied_index(f) >= in->deleted) {
+      gm_end(s, m, "its group is deleted");
+    }
+    return false;
+  }
+  if (st.created_index > in->created) {
+    gm_end(s, m, "its group is deleted");
+    return false;
+  }
+  return true;
+}
+
+static void pm_subscribe(struct sim *s, uint32_t id, struct gmem *m) {
+  if (!pm_group_here(s, m) ||
+      !sim_conn_open(s, &m->c, SIM_CONN_MEMBER, id, m->replica)) {
+    return;
+  }
+  char name[8];
+  snprintf(name, sizeof name, "g%" PRIu32, m->g);
+  Synod__GroupSubscribe q = SYNOD__GROUP_SUBSCRIBE__INIT;
+  q.subscription_id = 1;
+  q.group = name;
+  q.member = m->member;
+  q.from = m->next;
+  q.known_index = m->known_index != 0 ? m->known_index : m->join_index;
+  q.credits = m->window;
+  m->sub_req = ++m->c.req_next;
+  m->taken = 0;
+  m->credit_left = m->window;
+  sim_trace(s, m->replica,
+            "%s: subscribes (push) on connection %" PRIx64 " from %" PRIu64,
+            m->name, m->c.id, m->next);
+  subs_group_subscribe(sim_conn_engine(s, &m->c), m->c.id, m->sub_req, &q);
+}
+
+static void pm_leave(struct sim *s, struct gmem *m, const char *why) {
+  sim_trace(s, m->replica, "%s: leaves (%s)", m->name, why);
+  sim_conn_close(s, &m->c);
+  m->sub_req = 0;
+  m->retry_ms = s->now_ms + pick(s, 10, 300);
+}
+
+static void pm_error(struct sim *s, struct gmem *m, int code, const char *msg) {
+  if (code == SYNOD_ENOTFOUND) {
+    gm_end(s, m, "its group is deleted");
+  } else if (code == SYNOD_ECOMPACTED) {
+    s->stats.compactions++;
+    gm_end(s, m, "compacted past it");
+  } else if (code == SYNOD_ENOLEADER || code == SYNOD_ETIMEDOUT ||
+             code == SYNOD_EUNAVAILABLE || code == SYNOD_ESHUTDOWN) {
+    pm_leave(s, m, msg);
+  } else {
+    sim_fail(s, "groups: %s: r%" PRIu32 " ends or refuses it with %s: %s",
+             m->name, m->replica, synod_strerror(code), msg);
+  }
+}
+
+/* Takes one frame; false if there is none. */
+static bool pm_take(struct sim *s, struct gmem *m) {
+  uint64_t unused;
+  Synod__ServerMessage *sm = sim_conn_take(s, &m->c, &unused);
+  if (sm == NULL) {
+    return false;
+  }
+  if (sm->body_case == SYNOD__SERVER_MESSAGE__BODY_RESPONSE) {
+    const Synod__Response *r = sm->response;
+    if (r->id == m->sub_req && r->error != NULL) {
+      pm_error(s, m, (int)r->error->code, r->error->message);
+    } else if (r->id == m->sub_req &&
+               r->body_case == SYNOD__RESPONSE__BODY_GROUP_SUBSCRIBE) {
+      m->sub_req = 0;
+      if (r->group_subscribe->offset != m->next) {
+        sim_fail(s,
+                 "groups: %s resumes at %" PRIu64 " and r%" PRIu32
+                 " starts it at %" PRIu64,
+                 m->name, m->next, m->replica, r->group_subscribe->offset);
+      }
+    } else if (r->error != NULL) {
+      sim_fail(s, "groups: %s: r%" PRIu32 " refuses request %" PRIu64 ": %s",
+               m->name, m->replica, r->id, r->error->message);
+    }
+  } else if (sm->body_case == SYNOD__SERVER_MESSAGE__BODY_EVENT &&
+             sm->event->body_case == SYNOD__EVENT__BODY_GROUP_DELIVERY) {
+    const Synod__GroupDelivery *d = sm->event->group_delivery;
+    for (size_t i = 0; i < d->n_items && !m->ended && !s->failed; i++) {
+      gm_deliver(s, m, d->items[i]);
+      m->known_index = d->items[i]->index;
+    }
+    m->taken += (uint32_t)d->n_items;
+    m->credit_left -= (int64_t)d->n_items;
+    if (m->credit_left < 0) {
+      sim_fail(s,
+               "groups: %s: r%" PRIu32 " delivers %" PRId64
+               " items beyond the credits granted",
+               m->name, m->replica, -m->credit_left);
+    }
+    if (!m->ended && d->progress_offset + 1 > m->next) {
+      m->next = d->progress_offset + 1; /* past items for others */
+    }
+  } else if (sm->body_case == SYNOD__SERVER_MESSAGE__BODY_EVENT &&
+             sm->event->body_case == SYNOD__EVENT__BODY_SUBSCRIPTION_ENDED) {
+    const Synod__Error *e = sm->event->subscription_ended->error;
+    pm_error(s, m, e != NULL ? (int)e->code : SYNOD_EINTERNAL,
+             e != NULL && e->message != NULL ? e->message : "no error");
+  }
+  synod__server_message__free_unpacked(sm, NULL);
+  return true;
+}
+
+static void pm_room(struct sim *s, struct gmem *m) {
+  struct subs *ss = sim_conn_engine(s, &m->c);
+  if (ss == NULL) {
+    return;
+  }
+  if (m->taken >= m->window / 2 + 1 && m->sub_req == 0) {
+    Synod__ChannelCredit q = SYNOD__CHANNEL_CREDIT__INIT;
+    q.subscription_id = 1;
+    q.credits = m->taken;
+    m->credit_left += m->taken;
+    m->taken = 0;
+    subs_credit(ss, m->c.id, ++m->c.req_next, &q);
+  }
+  sim_conn_room(s, &m->c);
+}
+
+static void pm_poll(struct sim *s, uint32_t id, struct gmem *m) {
+  bool end = s->clients_stopped;
+  if (m->c.id != 0 && !sim_conn_alive(s, &m->c)) {
+    sim_conn_close(s, &m->c); /* its replica crashed */
+    m->sub_req = 0;
+  }
+  if (m->c.id != 0 && !end && sim_rand_ppm(&s->rand, m->move_ppm)) {
+    pm_leave(s, m, "moves");
+    m->retry_ms = 0;
+  }
+  if (m->c.id == 0) {
+    if (s->now_ms < m->retry_ms || !gm_attach(s, m, 0)) {
+      return;
+    }
+    pm_subscribe(s, id, m);
+    if (m->c.id == 0) {
+      return;
+    }
+  }
+  if (m->need_ckpt && !m->state_valid) {
+    gm_checkpoint(s, m, s->r[m->replica].srv.fsm);
+  }
+  uint32_t frames = end ? 1000000 : m->batch;
+  if (end) {
+    m->poll_ms = 10;
+  }
+  for (uint32_t i = 0; i < frames && m->c.id != 0 && !m->ended && !s->failed;
+       i++) {
+    if (!pm_take(s, m)) {
+      break;
+    }
+    pm_room(s, m);
+  }
+}
+
+bool sim_groups_members_caught_up(struct sim *s, char *why, size_t len) {
+  struct sim_groups *gs = s->groups;
+  uint32_t leader = (uint32_t)sim_leader(s);
+  for (uint32_t i = 0; gs != NULL && i < gs->m_n && leader != 0; i++) {
+    struct gmem *m = gs->m[i];
+    if (!m->push || m->ended) {
+      continue;
+    }
+    const struct ginc *in = &gs->inc[m->inc];
+    char name[8];
+    struct fsm_stream st;
+    snprintf(name, sizeof name, "g%" PRIu32, m->g);
+    bool live =
+        fsm_group_stream(s->r[leader].srv.fsm, name, strlen(name), &st) &&
+        st.created_index == in->created;
+    if (!live || m->sub_req != 0 || m->c.q_head != NULL ||
+        !sim_conn_alive(s, &m->c) || m->next < st.window->next) {
+      if (why != NULL) {
+        snprintf(why, len,
+                 "%s on r%" PRIu32 " (connection %" PRIx64
+                 ", subscribe %" PRIu64 " unanswered, %zu bytes queued) "
+                 "at %" PRIu64 "; its group %s",
+                 m->name, m->replica, m->c.id, m->sub_req, m->c.q_bytes,
+                 m->next, live ? "goes on" : "is gone on the leader");
+      }
+      return false;
+    }
+  }
+  return true;
+}
+
 void sim_groups_poll(struct sim *s, uint32_t id) {
   struct sim_groups *gs = s->groups;
   if (gs == NULL || id == 0 || id > gs->m_n || s->failed) {
@@ -896,8 +1125,13 @@ void sim_groups_poll(struct sim *s, uint32_t id) {
     return;
   }
   sim_schedule(s, s->now_ms + m->poll_ms, SIM_EV_GMEMBER, id, NULL);
-  if (s->cl[m->client].paused) {
-    return; /* its process is paused: it reads on when it resumes */
+  if (s->cl[m->client].paused && !(m->push && s->clients_stopped)) {
+    return; /* its process is paused: it reads on when it resumes (a push
+               member at the end catches up, as the readers do) */
+  }
+  if (m->push) {
+    pm_poll(s, id - 1, m);
+    return;
   }
   if (!gm_connected(s, m)) {
     if (!gm_attach(s, m, 0)) {
@@ -1103,6 +1337,17 @@ void sim_groups_check(struct sim *s, uint32_t leader) {
   for (uint32_t i = 0; i < gs->m_n && !s->failed; i++) {
     struct gmem *m = gs->m[i];
     if (m->ended) {
+      continue;
+    }
+    if (m->push) { /* clients_finish ran it until it caught up */
+      const struct ginc *in = &gs->inc[m->inc];
+      char name[8];
+      struct fsm_stream st;
+      snprintf(name, sizeof name, "g%" PRIu32, m->g);
+      if (fsm_group_stream(s->r[leader].srv.fsm, name, strlen(name), &st) &&
+          st.created_index == in->created) {
+        m->end_offset = st.window->next - 1;
+      }
       continue;
     }
     m->replica = leader;

@@ -191,7 +191,9 @@ struct sim_server {
   struct subs subs;
   struct sim *sim; /* the host's arguments */
   struct sim_replica *rep;
-  uint64_t leaderless_since_ms; /* replica clock; 0 while a leader is known */
+  uint64_t leaderless_since_ms;  /* replica clock; 0 while a leader is known */
+  uint32_t leader_unheard_ticks; /* node.leader_unheard_ticks */
+  uint64_t leader;               /* the one the replica's core names */
 };
 
 /* ------------------------------------------------------------- replicas */
@@ -429,6 +431,27 @@ struct sim_answer {
 #define SIM_BATCH_MAX 4    /* messages per publish */
 #define SIM_SUBS_MAX 72    /* workload subscribers and final readers */
 
+/* opts.push: a client's connection to a replica's subscription engine
+ * (sim_subs.c): the frames the engine sent, in a queue the client takes
+ * from at its pace. Its id names the client (kind, number) and counts
+ * the client's connections. */
+enum sim_conn_kind {
+  SIM_CONN_SUB = 1,
+  SIM_CONN_WATCH = 2,
+  SIM_CONN_MEMBER = 3
+};
+struct sim_frame;
+struct sim_conn {
+  uint64_t id; /* 0: none */
+  uint32_t count;
+  uint32_t replica; /* whose engine */
+  uint32_t gen;     /* its incarnation */
+  struct sim_frame *q_head, *q_tail;
+  size_t q_bytes;
+  size_t drain_below; /* 0: no drain asked */
+  uint64_t req_next;
+};
+
 /* A subscriber, modelled as the server's subscriptions will work: a
  * cursor on one replica, which delivers committed, applied messages from
  * its own state machine (fsm_query with ChannelRead, stale) in offset
@@ -470,18 +493,14 @@ struct sim_sub {
    * a queue it takes from at each poll, it grants credits as it takes
    * messages and resumes elsewhere after its last one. */
   bool push;
-  uint64_t conn;    /* 0: none */
-  uint32_t conns;   /* connections made, for the next id */
-  uint64_t sub_req; /* the subscribe request in flight; 0 once answered */
-  uint64_t req_next;
+  struct sim_conn c;
+  uint64_t sub_req;      /* the subscribe request in flight; 0 once answered */
   uint64_t after_offset; /* prefix: the last offset delivered at last_index */
+  uint64_t known_index;  /* one channel: the last message's (libsynod's) */
   uint32_t window;       /* credits granted at a time */
   uint32_t taken;        /* messages taken since the last grant */
   int64_t credit_left;   /* granted on this connection and not delivered */
-  struct sim_frame *q_head, *q_tail;
-  size_t q_bytes;
-  size_t drain_below; /* 0: no drain asked */
-  uint64_t retry_ms;  /* no subscribe before this (after a refusal) */
+  uint64_t retry_ms;     /* no subscribe before this (after a refusal) */
 };
 
 struct sim {
@@ -684,6 +703,16 @@ void sim_keys_init(struct sim *s); /* schedules the watchers */
 void sim_keys_watch_poll(struct sim *s, uint32_t id);
 /* The fsm's key_history_max for the run (0 = the default). */
 uint64_t sim_keys_history_max(const struct sim *s);
+/* opts.push: key watcher i's connection (NULL if there is none). */
+struct sim_conn *sim_keys_conn(struct sim *s, uint32_t i);
+/* opts.push: group member i's connection (NULL if there is none), and
+ * whether every member still running has taken its whole stream; else
+ * why not (why may be NULL). */
+struct sim_conn *sim_groups_conn(struct sim *s, uint32_t i);
+bool sim_groups_members_caught_up(struct sim *s, char *why, size_t len);
+/* opts.push: every key watcher has taken every revision; else why not
+ * (why may be NULL). */
+bool sim_keys_watchers_caught_up(struct sim *s, char *why, size_t len);
 void sim_keys_free(struct sim *s);
 /* The share of client operations on keys: sets *sp to one, or false. */
 bool sim_keys_op_pick(struct sim *s, struct sim_op_spec *sp);
@@ -744,8 +773,24 @@ uint32_t sim_prefix_channel(const struct sim *s, const char *name);
 
 /* sim_subs.c: the real subscription engine on the replicas (opts.push)
  * and the channel subscribers that use it. */
+/* A client's connection: open to replica's engine (false if it runs
+ * none), alive while that replica runs the incarnation it was opened
+ * to, closed (the engine forgets its subscriptions; the frames not taken
+ * are lost), the next frame (NULL if none, or if the connection died),
+ * and the drain the engine asked for once the client took enough. */
+bool sim_conn_open(struct sim *s, struct sim_conn *c, enum sim_conn_kind kind,
+                   uint32_t number, uint32_t replica);
+bool sim_conn_alive(const struct sim *s, const struct sim_conn *c);
+struct subs *sim_conn_engine(struct sim *s, const struct sim_conn *c);
+void sim_conn_close(struct sim *s, struct sim_conn *c);
+Synod__ServerMessage *sim_conn_take(struct sim *s, struct sim_conn *c,
+                                    uint64_t *channel_next);
+void sim_conn_room(struct sim *s, struct sim_conn *c);
+void sim_conn_free(struct sim_conn *c);
 void sim_subs_start(struct sim *s, struct sim_replica *rep);
 void sim_subs_stop(struct sim_replica *rep);
+/* A peer's message reaches the replica (member.last_recv_ms). */
+void sim_subs_heard(struct sim *s, struct sim_replica *rep, uint64_t from);
 /* After each step of the replica's core: tracks the leader it knows. */
 void sim_subs_role(struct sim *s, struct sim_replica *rep);
 /* A ReadIndex answer of ctx with SIM_READ_CTX_SUBS: true if it was one. */

@@ -111,8 +111,27 @@ struct key_watcher {
   uint64_t last;
   uint64_t floor;
   uint32_t poll_ms;
-  uint32_t batch; /* revisions per poll */
+  uint32_t batch; /* revisions per poll; push: frames per poll */
   uint32_t move_ppm;
+  /* opts.push: a client of the replicas' real key watches (sim_subs.c),
+   * as libsynod's: a KeyWatch (prev_kv) on a random serving replica from
+   * where it is, frames taken `batch` at a time, credits granted as
+   * events are taken, and a new connection elsewhere when the replica
+   * crashes, ends or refuses the watch, or at random. A revision's
+   * events may come in several frames: they are delivered to the checks
+   * once the watch has moved past it. */
+  bool push;
+  struct sim_conn c;
+  uint64_t watch_req;     /* the KeyWatch in flight; 0 once answered */
+  bool started;           /* answered once: the position is the watch's */
+  uint64_t pos_rev;       /* resumes after event pos_event of pos_rev */
+  uint32_t pos_event;     /* (0: after all of pos_rev) */
+  uint32_t window, taken; /* credits granted at a time; taken since */
+  int64_t credit_left;    /* granted on this connection, not delivered */
+  uint64_t retry_ms;      /* no KeyWatch before this (after a refusal) */
+  uint64_t cur_rev;       /* the revision being taken; 0: none */
+  struct key_change cur[KEYS_MAX + 1];
+  uint32_t cur_n;
 };
 
 /* What a client thread last saw of a key, for its compares. */
@@ -201,7 +220,15 @@ void sim_keys_pick(struct sim *s) {
         pick(s, 0, 1) == 0
             ? 0
             : (uint32_t)(w->poll_ms * 1000000ull / pick(s, 300, 10000));
+    if (s->opts.push) { /* drawn last: the other draws stay the seed's */
+      w->push = true;
+      w->window = slow ? (uint32_t)pick(s, 1, 4) : (uint32_t)pick(s, 4, 300);
+    }
   }
+}
+
+struct sim_conn *sim_keys_conn(struct sim *s, uint32_t i) {
+  return s->keys != NULL && i < s->keys->w_n ? &s->keys->w[i].c : NULL;
 }
 
 uint64_t sim_keys_history_max(const struct sim *s) {
@@ -216,6 +243,9 @@ void sim_keys_init(struct sim *s) {
 
 void sim_keys_free(struct sim *s) {
   if (s->keys != NULL) {
+    for (uint32_t i = 0; i < s->keys->w_n; i++) {
+      sim_conn_free(&s->keys->w[i].c);
+    }
     free(s->keys->ops);
     free(s->keys->revs);
     free(s->keys);
@@ -1112,13 +1142,259 @@ static void watch_break(struct sim *s, struct key_watcher *w,
   }
 }
 
+/* ------------------------------------------------------- push watchers */
+
+/* Watches on a new connection to w->replica from where w is. */
+static void pwatch_start(struct sim *s, uint32_t id, struct key_watcher *w) {
+  if (!sim_conn_open(s, &w->c, SIM_CONN_WATCH, id, w->replica)) {
+    return;
+  }
+  char key[8];
+  Synod__KeyWatch q = SYNOD__KEY_WATCH__INIT;
+  snprintf(key, sizeof key, w->prefix ? "k/" : "k/%" PRIu32, w->key);
+  q.subscription_id = 1;
+  q.key.data = (uint8_t *)key;
+  q.key.len = strlen(key);
+  q.prefix = w->prefix;
+  q.prev_kv = true;
+  q.credits = w->window;
+  if (!w->started) {
+    q.from_revision = w->next; /* its first event */
+  } else if (w->pos_event == 0) {
+    q.from_revision = w->pos_rev + 1;
+  } else {
+    q.from_revision = w->pos_rev;
+    q.after_event = w->pos_event;
+  }
+  w->watch_req = ++w->c.req_next;
+  w->taken = 0;
+  w->credit_left = w->window;
+  sim_trace(s, w->replica,
+            "w%" PRIu32 ": watches (push) on connection %" PRIx64
+            " from revision %" PRIu64 " after event %" PRIu32,
+            id, w->c.id, q.from_revision, q.after_event);
+  subs_key_watch(sim_conn_engine(s, &w->c), w->c.id, w->watch_req, &q);
+}
+
+static void pwatch_leave(struct sim *s, uint32_t id, struct key_watcher *w,
+                         const char *why) {
+  sim_trace(s, w->replica, "w%" PRIu32 ": leaves (%s)", id, why);
+  sim_conn_close(s, &w->c);
+  w->watch_req = 0;
+  w->retry_ms = s->now_ms + pick(s, 10, 300);
+}
+
+/* The revision being taken is complete: to the checks. */
+static void pwatch_flush(struct sim *s, uint32_t id, struct key_watcher *w) {
+  if (w->cur_rev != 0) {
+    watch_deliver(s, id, w, w->cur_rev, w->cur, w->cur_n);
+    w->next = w->cur_rev + 1;
+  }
+  w->cur_rev = 0;
+  w->cur_n = 0;
+}
+
+/* The watch is at (rev, event): every revision below it, or all of rev
+ * with event 0, is complete. */
+static void pwatch_progress(struct sim *s, uint32_t id, struct key_watcher *w,
+                            uint64_t rev, uint32_t event) {
+  w->pos_rev = rev;
+  w->pos_event = event;
+  if (w->cur_rev != 0 &&
+      (w->cur_rev < rev || (w->cur_rev == rev && event == 0))) {
+    pwatch_flush(s, id, w);
+  }
+}
+
+static void pwatch_event(struct sim *s, uint32_t id, struct key_watcher *w,
+                         const Synod__KeyWatchEvent *e) {
+  if (w->cur_rev != 0 && e->revision != w->cur_rev) {
+    pwatch_flush(s, id, w);
+  }
+  struct fsm_kv kv = {.key = e->kv->key.data, .key_len = e->kv->key.len};
+  uint32_t key = key_number(&kv);
+  bool deleted = e->type == SYNOD__KEY_WATCH_EVENT__TYPE__DELETE;
+  if (w->cur_n > KEYS_MAX || key == UINT32_MAX ||
+      (!w->prefix && key != w->key)) {
+    sim_fail(s,
+             "watch: w%" PRIu32 " on r%" PRIu32 " is delivered an event of "
+             "\"%.*s\" at revision %" PRIu64 " it does not watch",
+             id, w->replica, (int)e->kv->key.len, (const char *)e->kv->key.data,
+             e->revision);
+    return;
+  }
+  w->cur_rev = e->revision;
+  w->cur[w->cur_n++] = (struct key_change){
+      .key = key,
+      .deleted = deleted,
+      .value = deleted ? 0 : value_id(e->kv->value),
+      .version = e->kv->version,
+      .has_prev = e->prev_kv != NULL,
+      .prev_value = e->prev_kv != NULL ? value_id(e->prev_kv->value) : 0,
+      .prev_version = e->prev_kv != NULL ? e->prev_kv->version : 0};
+}
+
+static void pwatch_error(struct sim *s, uint32_t id, struct key_watcher *w,
+                         int code, uint64_t first, const char *msg) {
+  if (code == SYNOD_ECOMPACTED) {
+    /* libsynod ends the watch; the application lists and watches again
+     * from the oldest revision: what was below it may be missed. */
+    s->stats.key_compactions++;
+    w->floor = first;
+    w->cur_rev = 0;
+    w->cur_n = 0;
+    w->started = true;
+    w->pos_rev = first - 1; /* from `first` on */
+    w->pos_event = 0;
+    pwatch_start(s, id, w);
+    return;
+  }
+  if (code == SYNOD_ENOLEADER || code == SYNOD_ETIMEDOUT ||
+      code == SYNOD_EUNAVAILABLE || code == SYNOD_ESHUTDOWN) {
+    pwatch_leave(s, id, w, msg);
+    return;
+  }
+  sim_fail(s,
+           "watch: w%" PRIu32 ": r%" PRIu32 " ends or refuses it with %s: %s",
+           id, w->replica, synod_strerror(code), msg);
+}
+
+/* Takes one frame; false if there is none. */
+static bool pwatch_take(struct sim *s, uint32_t id, struct key_watcher *w) {
+  uint64_t unused;
+  Synod__ServerMessage *sm = sim_conn_take(s, &w->c, &unused);
+  if (sm == NULL) {
+    return false;
+  }
+  if (sm->body_case == SYNOD__SERVER_MESSAGE__BODY_RESPONSE) {
+    const Synod__Response *r = sm->response;
+    if (r->id == w->watch_req && r->error != NULL) {
+      pwatch_error(s, id, w, (int)r->error->code, r->error->first_available,
+                   r->error->message);
+    } else if (r->id == w->watch_req &&
+               r->body_case == SYNOD__RESPONSE__BODY_KEY_WATCH) {
+      const Synod__KeyWatchReply *kr = r->key_watch;
+      w->watch_req = 0;
+      w->started = true;
+      pwatch_progress(s, id, w, kr->revision - (kr->after_event == 0),
+                      kr->after_event);
+    } else if (r->error != NULL) {
+      sim_fail(s,
+               "watch: w%" PRIu32 ": r%" PRIu32 " refuses request %" PRIu64
+               ": %s",
+               id, w->replica, r->id, r->error->message);
+    }
+  } else if (sm->body_case == SYNOD__SERVER_MESSAGE__BODY_EVENT &&
+             sm->event->body_case == SYNOD__EVENT__BODY_KEY_WATCH_DELIVERY) {
+    const Synod__KeyWatchDelivery *d = sm->event->key_watch_delivery;
+    for (size_t i = 0; i < d->n_events && !s->failed; i++) {
+      pwatch_event(s, id, w, d->events[i]);
+    }
+    w->taken += (uint32_t)d->n_events;
+    w->credit_left -= (int64_t)d->n_events;
+    if (w->credit_left < 0) {
+      sim_fail(s,
+               "watch: w%" PRIu32 ": r%" PRIu32 " delivers %" PRId64
+               " events beyond the credits granted",
+               id, w->replica, -w->credit_left);
+    }
+    pwatch_progress(s, id, w, d->progress_revision, d->progress_event);
+  } else if (sm->body_case == SYNOD__SERVER_MESSAGE__BODY_EVENT &&
+             sm->event->body_case == SYNOD__EVENT__BODY_SUBSCRIPTION_ENDED) {
+    const Synod__Error *e = sm->event->subscription_ended->error;
+    pwatch_error(s, id, w, e != NULL ? (int)e->code : SYNOD_EINTERNAL,
+                 e != NULL ? e->first_available : 0,
+                 e != NULL && e->message != NULL ? e->message : "no error");
+  }
+  synod__server_message__free_unpacked(sm, NULL);
+  return true;
+}
+
+static void pwatch_room(struct sim *s, struct key_watcher *w) {
+  struct subs *ss = sim_conn_engine(s, &w->c);
+  if (ss == NULL) {
+    return;
+  }
+  if (w->taken >= w->window / 2 + 1 && w->watch_req == 0) {
+    Synod__ChannelCredit q = SYNOD__CHANNEL_CREDIT__INIT;
+    q.subscription_id = 1;
+    q.credits = w->taken;
+    w->credit_left += w->taken;
+    w->taken = 0;
+    subs_credit(ss, w->c.id, ++w->c.req_next, &q);
+  }
+  sim_conn_room(s, &w->c);
+}
+
+static void pwatch_poll(struct sim *s, uint32_t id, struct key_watcher *w) {
+  bool end = s->clients_stopped;
+  if (w->c.id != 0 && !sim_conn_alive(s, &w->c)) {
+    sim_conn_close(s, &w->c); /* its replica crashed */
+    w->watch_req = 0;
+  }
+  if (w->c.id != 0 && !end && sim_rand_ppm(&s->rand, w->move_ppm)) {
+    pwatch_leave(s, id, w, "moves");
+    w->retry_ms = 0;
+  }
+  if (w->c.id == 0) {
+    if (s->now_ms < w->retry_ms || !watcher_attach(s, w)) {
+      return;
+    }
+    pwatch_start(s, id, w);
+  }
+  uint32_t frames = end ? 1000000 : w->batch;
+  if (end) {
+    w->poll_ms = 10;
+  }
+  for (uint32_t i = 0; i < frames && w->c.id != 0 && !s->failed; i++) {
+    if (!pwatch_take(s, id, w)) {
+      break;
+    }
+    pwatch_room(s, w);
+  }
+}
+
+bool sim_keys_watchers_caught_up(struct sim *s, char *why, size_t len) {
+  struct sim_keys *ks = s->keys;
+  for (uint32_t i = 0; ks != NULL && i < ks->w_n; i++) {
+    const struct key_watcher *w = &ks->w[i];
+    if (w->push &&
+        (!sim_conn_alive(s, &w->c) || w->watch_req != 0 ||
+         w->c.q_head != NULL || w->cur_rev != 0 ||
+         (w->pos_event == 0 ? w->pos_rev : w->pos_rev - 1) < ks->rev)) {
+      if (why != NULL) {
+        snprintf(why, len,
+                 "w%" PRIu32 " on r%" PRIu32 " (connection %" PRIx64
+                 ", watch %" PRIu64 " unanswered, %zu bytes queued; its "
+                 "replica applied %" PRIu64 ", at revision %" PRIu64 ") at "
+                 "event %" PRIu32 " of revision %" PRIu64 ", taking %" PRIu64
+                 "; the store is at %" PRIu64,
+                 i, w->replica, w->c.id, w->watch_req, w->c.q_bytes,
+                 s->r[w->replica].srv.fsm != NULL
+                     ? fsm_applied_index(s->r[w->replica].srv.fsm)
+                     : 0,
+                 s->r[w->replica].srv.fsm != NULL
+                     ? fsm_key_revision(s->r[w->replica].srv.fsm)
+                     : 0,
+                 w->pos_event, w->pos_rev, w->cur_rev, ks->rev);
+      }
+      return false;
+    }
+  }
+  return true;
+}
+
 void sim_keys_watch_poll(struct sim *s, uint32_t id) {
   struct sim_keys *ks = s->keys;
   struct key_watcher *w = &ks->w[id];
-  if (s->failed || s->clients_stopped) {
+  if (s->failed || (s->clients_stopped && !w->push)) {
     return;
   }
   sim_schedule(s, s->now_ms + w->poll_ms, SIM_EV_WATCH, id, NULL);
+  if (w->push) {
+    pwatch_poll(s, id, w);
+    return;
+  }
   bool connected =
       replica_serves(s, w->replica) && s->r[w->replica].gen == w->gen;
   if ((!connected || sim_rand_ppm(&s->rand, w->move_ppm)) &&
@@ -1136,6 +1412,10 @@ static void watch_finish(struct sim *s, const struct fsm *f) {
   struct sim_keys *ks = s->keys;
   for (uint32_t i = 0; i < ks->w_n && !s->failed; i++) {
     struct key_watcher *w = &ks->w[i];
+    if (w->push) { /* clients_finish ran it until it caught up */
+      watch_no_skip(s, i, w, ks->rev + 1);
+      continue;
+    }
     if (w->next <= ks->rev) {
       watch_read(s, i, w, f, UINT64_MAX);
     }

@@ -247,6 +247,7 @@ void sim_net_deliver(struct sim *s, struct sim_msg *msg) {
     return;
   }
   struct core_event ev = {.type = CORE_EVENT_RECEIVE, .msg = &msg->m};
+  sim_subs_heard(s, rep, msg->m.from);
   int rv = sim_step_core(s, rep, &ev);
   if (rv != 0) {
     char buf[256];

@@ -34,11 +34,12 @@
 #define SIM_READ_CTX_SUBS (1ULL << 61)
 #define CONN_SHIFT 20
 
-/* A frame queued to a subscriber's connection. */
+/* A frame queued to a client's connection. */
 struct sim_frame {
   struct sim_frame *next;
-  /* The end of the subscriber's channel on the replica when the frame
-   * was sent (what a SYNOD_ECOMPACTED in it is checked against). */
+  /* A channel subscriber's: the end of its channel on the replica when
+   * the frame was sent (what a SYNOD_ECOMPACTED in it is checked
+   * against). */
   uint64_t channel_next;
   size_t len;
   uint8_t data[];
@@ -62,23 +63,39 @@ static uint64_t pick(struct sim *s, uint64_t lo, uint64_t hi) {
 
 /* ----------------------------------------------------------------- host */
 
-static struct sim_sub *conn_sub(struct sim *s, uint64_t conn_id) {
-  uint64_t i = conn_id >> CONN_SHIFT;
-  if (i == 0 || i > s->subs_n || s->subs[i - 1].conn != conn_id) {
-    return NULL; /* closed from the subscriber's side */
-  }
-  return &s->subs[i - 1];
+/* Connection ids: kind, client number, connection count. */
+static uint64_t conn_id_make(enum sim_conn_kind kind, uint32_t number,
+                             uint32_t count) {
+  return (uint64_t)kind << 56 | (uint64_t)number << 24 | (count & 0xffffff);
 }
 
-static void queue_drop(struct sim_sub *sb) {
-  while (sb->q_head != NULL) {
-    struct sim_frame *f = sb->q_head;
-    sb->q_head = f->next;
+/* The connection of id, if its client still has it open. */
+static struct sim_conn *conn_of(struct sim *s, uint64_t id) {
+  uint32_t number = (uint32_t)(id >> 24);
+  struct sim_conn *c = NULL;
+  switch ((enum sim_conn_kind)(id >> 56)) {
+  case SIM_CONN_SUB:
+    c = number < s->subs_n ? &s->subs[number].c : NULL;
+    break;
+  case SIM_CONN_WATCH:
+    c = sim_keys_conn(s, number);
+    break;
+  case SIM_CONN_MEMBER:
+    c = sim_groups_conn(s, number);
+    break;
+  }
+  return c != NULL && c->id == id ? c : NULL;
+}
+
+static void queue_drop(struct sim_conn *c) {
+  while (c->q_head != NULL) {
+    struct sim_frame *f = c->q_head;
+    c->q_head = f->next;
     free(f);
   }
-  sb->q_tail = NULL;
-  sb->q_bytes = 0;
-  sb->drain_below = 0;
+  c->q_tail = NULL;
+  c->q_bytes = 0;
+  c->drain_below = 0;
 }
 
 static uint64_t host_now_ms(void *arg) {
@@ -88,11 +105,23 @@ static uint64_t host_now_ms(void *arg) {
          (v->sim->now_ms - rep->tick_base_ms) * rep->clock_permille / 1000;
 }
 
+/* subs_host.c's: how long since the replica knew a leader, or heard
+ * from the one it knows (in ticks). */
 static uint64_t host_leaderless_ms(void *arg) {
   struct sim_server *v = arg;
-  return v->leaderless_since_ms == 0
-             ? 0
-             : host_now_ms(v) - v->leaderless_since_ms + 1;
+  if (v->leaderless_since_ms != 0) {
+    return host_now_ms(v) - v->leaderless_since_ms + 1;
+  }
+  return core_leader(v->rep->core) != v->rep->id
+             ? (uint64_t)v->leader_unheard_ticks * v->sim->opts.tick_ms
+             : 0;
+}
+
+void sim_subs_heard(struct sim *s, struct sim_replica *rep, uint64_t from) {
+  (void)s;
+  if (rep->srv.subs_on && from == core_leader(rep->core)) {
+    rep->srv.leader_unheard_ticks = 0;
+  }
 }
 
 static void host_read_index(void *arg, uint32_t timeout_ms, subs_read_cb cb,
@@ -137,11 +166,11 @@ static void host_read_index(void *arg, uint32_t timeout_ms, subs_read_cb cb,
   }
 }
 
-/* Queues a packed frame to the subscriber of conn_id. */
+/* Queues a packed frame to the client of conn_id. */
 static int frame_queue(struct sim *s, uint64_t conn_id,
                        const Synod__ServerMessage *sm) {
-  struct sim_sub *sb = conn_sub(s, conn_id);
-  if (sb == NULL) {
+  struct sim_conn *c = conn_of(s, conn_id);
+  if (c == NULL) {
     return SYNOD_ECLOSED;
   }
   size_t len = synod__server_message__get_packed_size(sm);
@@ -152,21 +181,23 @@ static int frame_queue(struct sim *s, uint64_t conn_id,
   f->next = NULL;
   f->len = len;
   f->channel_next = 1;
-  char name[8];
-  struct fsm_stream st;
-  sim_channel_name(s, sb->channel, name);
-  if (!sb->prefix &&
-      fsm_channel_stream(s->r[sb->replica].srv.fsm, name, strlen(name), &st)) {
-    f->channel_next = st.window->next;
+  uint32_t number = (uint32_t)(conn_id >> 24);
+  if ((conn_id >> 56) == SIM_CONN_SUB && !s->subs[number].prefix) {
+    char name[8];
+    struct fsm_stream st;
+    sim_channel_name(s, s->subs[number].channel, name);
+    if (fsm_channel_stream(s->r[c->replica].srv.fsm, name, strlen(name), &st)) {
+      f->channel_next = st.window->next;
+    }
   }
   synod__server_message__pack(sm, f->data);
-  if (sb->q_tail != NULL) {
-    sb->q_tail->next = f;
+  if (c->q_tail != NULL) {
+    c->q_tail->next = f;
   } else {
-    sb->q_head = f;
+    c->q_head = f;
   }
-  sb->q_tail = f;
-  sb->q_bytes += len;
+  c->q_tail = f;
+  c->q_bytes += len;
   return 0;
 }
 
@@ -205,15 +236,15 @@ static void host_send_ok(void *arg, uint64_t conn_id, uint64_t request_id) {
 
 static size_t host_queued_bytes(void *arg, uint64_t conn_id) {
   struct sim_server *v = arg;
-  const struct sim_sub *sb = conn_sub(v->sim, conn_id);
-  return sb != NULL ? sb->q_bytes : SIZE_MAX;
+  const struct sim_conn *c = conn_of(v->sim, conn_id);
+  return c != NULL ? c->q_bytes : SIZE_MAX;
 }
 
 static void host_want_drain(void *arg, uint64_t conn_id, size_t below) {
   struct sim_server *v = arg;
-  struct sim_sub *sb = conn_sub(v->sim, conn_id);
-  if (sb != NULL) {
-    sb->drain_below = below;
+  struct sim_conn *c = conn_of(v->sim, conn_id);
+  if (c != NULL) {
+    c->drain_below = below;
   }
 }
 
@@ -252,6 +283,8 @@ void sim_subs_start(struct sim *s, struct sim_replica *rep) {
   sim_trace(s, rep->id, "subs: a connection's queue holds %zu bytes at most",
             v->subs.out_bytes_max);
   v->subs_on = true;
+  v->leader_unheard_ticks = 0;
+  v->leader = 0;
   v->leaderless_since_ms = host_now_ms(v);
 }
 
@@ -276,15 +309,11 @@ void sim_subs_stop(struct sim_replica *rep) {
       i++;
     }
   }
+  /* Its connections are gone with it: their clients see that their
+   * replica's incarnation changed (sim_conn_alive) and drop what they
+   * had not taken. */
   v->subs_on = false;
   subs_close(&v->subs);
-  for (uint32_t i = 0; i < s->subs_n; i++) {
-    struct sim_sub *sb = &s->subs[i];
-    if (sb->push && sb->conn != 0 && sb->replica == rep->id) {
-      sb->conn = 0; /* the connection is gone: its frames with it */
-      queue_drop(sb);
-    }
-  }
 }
 
 void sim_subs_role(struct sim *s, struct sim_replica *rep) {
@@ -293,8 +322,12 @@ void sim_subs_role(struct sim *s, struct sim_replica *rep) {
   if (!v->subs_on) {
     return;
   }
-  bool known = core_leader(rep->core) != 0;
-  if (known) {
+  uint64_t l = core_leader(rep->core);
+  if (l != v->leader) {
+    v->leader = l;
+    v->leader_unheard_ticks = 0; /* node_leader_changed */
+  }
+  if (l != 0) {
     v->leaderless_since_ms = 0;
   } else if (v->leaderless_since_ms == 0) {
     v->leaderless_since_ms = host_now_ms(v);
@@ -343,39 +376,99 @@ void sim_subs_reads_serve(struct sim *s) {
 void sim_subs_tick(struct sim *s, struct sim_replica *rep) {
   if (rep->srv.subs_on) {
     sim_subs_reads_serve(s);
+    rep->srv.leader_unheard_ticks++;
     subs_tick(&rep->srv.subs);
   }
 }
 
 /* ----------------------------------------------------------- subscriber */
 
-static struct subs *sub_engine(struct sim *s, const struct sim_sub *sb) {
-  struct sim_server *v = &s->r[sb->replica].srv;
-  return v->subs_on ? &v->subs : NULL;
+/* ---------------------------------------------------------- connections */
+
+bool sim_conn_alive(const struct sim *s, const struct sim_conn *c) {
+  const struct sim_replica *rep = &s->r[c->replica];
+  return c->id != 0 && rep->up && rep->gen == c->gen && rep->srv.subs_on;
 }
 
-/* Closes the connection: the replica forgets its subscriptions, and the
- * frames it had not taken are lost. */
-static void psub_close(struct sim *s, struct sim_sub *sb) {
-  if (sb->conn != 0 && sim_sub_connected(s, sb) && sub_engine(s, sb) != NULL) {
-    subs_on_close(sub_engine(s, sb), sb->conn);
-  }
-  sb->conn = 0;
-  sb->sub_req = 0;
-  queue_drop(sb);
+struct subs *sim_conn_engine(struct sim *s, const struct sim_conn *c) {
+  return sim_conn_alive(s, c) ? &s->r[c->replica].srv.subs : NULL;
 }
+
+bool sim_conn_open(struct sim *s, struct sim_conn *c, enum sim_conn_kind kind,
+                   uint32_t number, uint32_t replica) {
+  sim_conn_close(s, c);
+  c->replica = replica;
+  c->gen = s->r[replica].gen;
+  c->id = conn_id_make(kind, number, ++c->count);
+  if (!sim_conn_alive(s, c)) {
+    c->id = 0;
+    return false;
+  }
+  return true;
+}
+
+void sim_conn_close(struct sim *s, struct sim_conn *c) {
+  struct subs *ss = sim_conn_engine(s, c);
+  if (ss != NULL) {
+    subs_on_close(ss, c->id);
+  }
+  c->id = 0;
+  queue_drop(c);
+}
+
+Synod__ServerMessage *sim_conn_take(struct sim *s, struct sim_conn *c,
+                                    uint64_t *channel_next) {
+  if (!sim_conn_alive(s, c)) {
+    if (c->id != 0) {
+      c->id = 0; /* its replica crashed: the connection with it */
+      queue_drop(c);
+    }
+    return NULL;
+  }
+  struct sim_frame *f = c->q_head;
+  if (f == NULL) {
+    return NULL;
+  }
+  c->q_head = f->next;
+  if (c->q_head == NULL) {
+    c->q_tail = NULL;
+  }
+  c->q_bytes -= f->len;
+  *channel_next = f->channel_next;
+  Synod__ServerMessage *sm =
+      synod__server_message__unpack(NULL, f->len, f->data);
+  if (sm == NULL) {
+    sim_fail(s, "push: a frame from r%" PRIu32 " does not decode", c->replica);
+  }
+  free(f);
+  return sm;
+}
+
+void sim_conn_room(struct sim *s, struct sim_conn *c) {
+  struct subs *ss = sim_conn_engine(s, c);
+  if (ss != NULL && c->drain_below != 0 && c->q_bytes < c->drain_below) {
+    c->drain_below = 0;
+    sim_trace(s, c->replica, "connection %" PRIx64 " has room again", c->id);
+    subs_on_drain(ss, c->id);
+  }
+}
+
+void sim_conn_free(struct sim_conn *c) {
+  queue_drop(c);
+}
+
+/* ----------------------------------------------------------- subscriber */
 
 /* Subscribes on a new connection to the replica attached, from where
  * the subscriber is. */
 static void psub_subscribe(struct sim *s, struct sim_sub *sb) {
-  struct subs *ss = sub_engine(s, sb);
-  if (ss == NULL) {
+  if (!sim_conn_open(s, &sb->c, SIM_CONN_SUB, (uint32_t)(sb - s->subs),
+                     sb->replica)) {
     return;
   }
   char name[8];
   Synod__ChannelSubscribe q = SYNOD__CHANNEL_SUBSCRIBE__INIT;
-  sb->conn = (uint64_t)(sb - s->subs + 1) << CONN_SHIFT | ++sb->conns;
-  sb->sub_req = ++sb->req_next;
+  sb->sub_req = ++sb->c.req_next;
   sb->taken = 0;
   sb->credit_left = sb->window;
   q.subscription_id = 1;
@@ -396,19 +489,21 @@ static void psub_subscribe(struct sim *s, struct sim_sub *sb) {
     q.offset = sb->next;
     q.after_index = sb->last_index;
     q.after_offset = sb->last_index != 0 ? sb->after_offset : 0;
+    q.known_index = sb->prefix ? 0 : sb->known_index;
   }
   sim_trace(s, sb->replica,
-            "%s: subscribes (push) on connection %" PRIu64 " from %s %" PRIu64,
-            sb->name, sb->conn, sb->prefix ? "after index" : "offset",
+            "%s: subscribes (push) on connection %" PRIx64 " from %s %" PRIu64,
+            sb->name, sb->c.id, sb->prefix ? "after index" : "offset",
             sb->prefix ? sb->last_index : sb->next);
-  subs_subscribe(ss, sb->conn, sb->sub_req, &q);
+  subs_subscribe(sim_conn_engine(s, &sb->c), sb->c.id, sb->sub_req, &q);
 }
 
 /* Gives up on the replica: closes, and subscribes elsewhere at the next
  * poll at the earliest. */
 static void psub_leave(struct sim *s, struct sim_sub *sb, const char *why) {
   sim_trace(s, sb->replica, "%s: leaves (%s)", sb->name, why);
-  psub_close(s, sb);
+  sim_conn_close(s, &sb->c);
+  sb->sub_req = 0;
   sb->retry_ms = s->now_ms + pick(s, 10, 300);
 }
 
@@ -449,7 +544,6 @@ static void psub_error(struct sim *s, struct sim_sub *sb, int code,
       sb->start = sb->next = 1;
     }
     sim_sub_compacted(s, sb, name, first, next);
-    psub_close(s, sb);
     psub_subscribe(s, sb); /* from the first retained, on the same replica */
     return;
   }
@@ -475,6 +569,7 @@ static void psub_deliver(struct sim *s, struct sim_sub *sb,
     sim_sub_deliver(s, sb, c, m);
     sb->next = m->offset + 1;
     sb->after_offset = m->offset;
+    sb->known_index = m->index;
   }
   sb->taken += (uint32_t)d->n_messages;
   sb->credit_left -= (int64_t)d->n_messages;
@@ -488,22 +583,9 @@ static void psub_deliver(struct sim *s, struct sim_sub *sb,
 
 /* Takes one frame; false if there is none. */
 static bool psub_take(struct sim *s, struct sim_sub *sb) {
-  struct sim_frame *f = sb->q_head;
-  if (f == NULL) {
-    return false;
-  }
-  sb->q_head = f->next;
-  if (sb->q_head == NULL) {
-    sb->q_tail = NULL;
-  }
-  sb->q_bytes -= f->len;
-  uint64_t channel_next = f->channel_next;
-  Synod__ServerMessage *sm =
-      synod__server_message__unpack(NULL, f->len, f->data);
-  free(f);
+  uint64_t channel_next = 0;
+  Synod__ServerMessage *sm = sim_conn_take(s, &sb->c, &channel_next);
   if (sm == NULL) {
-    sim_fail(s, "channels: %s: a frame from r%" PRIu32 " does not decode",
-             sb->name, sb->replica);
     return false;
   }
   if (sm->body_case == SYNOD__SERVER_MESSAGE__BODY_RESPONSE) {
@@ -535,45 +617,38 @@ static bool psub_take(struct sim *s, struct sim_sub *sb) {
 /* Grants the credits of the messages taken once they are half the
  * window, and says when the queue has room (client_net's drain). */
 static void psub_room(struct sim *s, struct sim_sub *sb) {
-  struct subs *ss = sub_engine(s, sb);
-  if (sb->conn == 0 || ss == NULL) {
+  struct subs *ss = sim_conn_engine(s, &sb->c);
+  if (ss == NULL) {
     return;
   }
-  uint64_t conn = sb->conn;
   if (sb->taken >= sb->window / 2 + 1 && sb->sub_req == 0) {
     Synod__ChannelCredit q = SYNOD__CHANNEL_CREDIT__INIT;
     q.subscription_id = 1;
     q.credits = sb->taken;
     sb->credit_left += sb->taken;
     sb->taken = 0;
-    subs_credit(ss, conn, ++sb->req_next, &q);
+    subs_credit(ss, sb->c.id, ++sb->c.req_next, &q);
   }
-  if (sb->conn == conn && sb->drain_below != 0 &&
-      sb->q_bytes < sb->drain_below) {
-    sb->drain_below = 0;
-    sim_trace(s, sb->replica, "%s: has room again (%zu bytes queued)", sb->name,
-              sb->q_bytes);
-    subs_on_drain(ss, conn);
-  }
+  sim_conn_room(s, &sb->c);
 }
 
 void sim_psub_poll(struct sim *s, struct sim_sub *sb) {
   bool end = s->clients_stopped;
   if (sb->stop_ms != 0 && s->now_ms >= sb->stop_ms && !end) {
     sb->stopped = true;
-    psub_close(s, sb);
+    sim_conn_close(s, &sb->c);
     sim_trace(s, sb->replica, "%s: unsubscribes", sb->name);
     return;
   }
-  if (sb->conn != 0 && !sim_sub_connected(s, sb)) {
-    sb->conn = 0; /* sim_subs_stop dropped it */
-    queue_drop(sb);
+  if (sb->c.id != 0 && !sim_conn_alive(s, &sb->c)) {
+    sim_conn_close(s, &sb->c); /* its replica crashed */
+    sb->sub_req = 0;
   }
-  if (sb->conn != 0 && !end && sim_rand_ppm(&s->rand, sb->move_ppm)) {
+  if (sb->c.id != 0 && !end && sim_rand_ppm(&s->rand, sb->move_ppm)) {
     psub_leave(s, sb, "moves");
     sb->retry_ms = 0;
   }
-  if (sb->conn == 0) {
+  if (sb->c.id == 0) {
     if (s->now_ms < sb->retry_ms || !sim_sub_attach(s, sb, 0, "subscribes")) {
       return;
     }
@@ -584,7 +659,7 @@ void sim_psub_poll(struct sim *s, struct sim_sub *sb) {
   if (end) {
     sb->poll_ms = 10;
   }
-  for (uint32_t i = 0; i < frames && sb->conn != 0 && !s->failed; i++) {
+  for (uint32_t i = 0; i < frames && sb->c.id != 0 && !s->failed; i++) {
     if (!psub_take(s, sb)) {
       break;
     }
@@ -597,8 +672,7 @@ bool sim_psub_caught_up(struct sim *s, const struct sim_sub *sb,
   const struct fsm *f = s->r[leader].srv.fsm;
   /* The clients have stopped: the leader's channels hold every message
    * there will be (the replicas go on applying ticks). */
-  if (sb->conn == 0 || sb->sub_req != 0 || sb->q_head != NULL ||
-      !sim_sub_connected(s, sb)) {
+  if (!sim_conn_alive(s, &sb->c) || sb->sub_req != 0 || sb->c.q_head != NULL) {
     return false;
   }
   struct fsm_stream st;
@@ -614,7 +688,8 @@ bool sim_psub_caught_up(struct sim *s, const struct sim_sub *sb,
     if (fsm_channel_stream(f, name, strlen(name), &st) &&
         window_get(st.window, st.window->next - 1, &last) &&
         (last.index > sb->last_index ||
-         (last.index == sb->last_index && last.pos > sb->after_offset))) {
+         (last.index == sb->last_index && sb->after_offset != 0 &&
+          last.pos > sb->after_offset))) {
       return false;
     }
   }
@@ -622,13 +697,14 @@ bool sim_psub_caught_up(struct sim *s, const struct sim_sub *sb,
 }
 
 void sim_psub_free(struct sim_sub *sb) {
-  queue_drop(sb);
+  sim_conn_free(&sb->c);
 }
 
 bool sim_psubs_caught_up(struct sim *s, void *arg) {
   uint32_t leader = (uint32_t)sim_leader(s);
   (void)arg;
-  if (leader == 0) {
+  if (leader == 0 || !sim_keys_watchers_caught_up(s, NULL, 0) ||
+      !sim_groups_members_caught_up(s, NULL, 0)) {
     return false;
   }
   for (uint32_t i = 0; i < s->subs_n; i++) {
@@ -644,6 +720,10 @@ bool sim_psubs_caught_up(struct sim *s, void *arg) {
 void sim_psubs_describe(struct sim *s, char *buf, size_t len) {
   uint32_t leader = (uint32_t)sim_leader(s);
   snprintf(buf, len, "none behind");
+  if (!sim_keys_watchers_caught_up(s, buf, len) ||
+      !sim_groups_members_caught_up(s, buf, len)) {
+    return;
+  }
   for (uint32_t i = 0; i < s->subs_n && leader != 0; i++) {
     const struct sim_sub *sb = &s->subs[i];
     if (sb->push && sb->started && !sb->stopped &&
@@ -657,8 +737,8 @@ void sim_psubs_describe(struct sim *s, char *buf, size_t len) {
                s->r[sb->replica].srv.fsm != NULL
                    ? fsm_applied_index(s->r[sb->replica].srv.fsm)
                    : 0,
-               leader, fsm_applied_index(s->r[leader].srv.fsm), sb->conn,
-               sb->sub_req, sb->q_bytes, sb->next, sb->last_index,
+               leader, fsm_applied_index(s->r[leader].srv.fsm), sb->c.id,
+               sb->sub_req, sb->c.q_bytes, sb->next, sb->last_index,
                sb->after_offset);
       return;
     }
