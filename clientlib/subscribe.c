@@ -310,6 +310,9 @@ static void sub_confirmed(struct synod_async *a,
     s->after_index = r->after_index;
     s->after_offset = r->after_offset;
   }
+  if (s->known_index == 0 && !s->prefix) {
+    s->known_index = r->created_index; /* the channel it reads, no other */
+  }
   if (s->started) {
     return;
   }
@@ -330,6 +333,9 @@ static void group_confirmed(struct synod_async *a,
   if (!s->positioned) {
     s->positioned = true;
     s->next_offset = r->offset > 0 ? r->offset : 1;
+  }
+  if (s->known_index == 0) {
+    s->known_index = r->created_index; /* the group it reads, no other */
   }
   if (s->started) {
     return;
@@ -382,10 +388,13 @@ static void sub_subscribe_done(struct op *op, int status,
                 errmsg);
   /* A resume past the end of this replica's channel: it lags behind the
    * one that delivered the messages before. Another (or it, later) will
-   * have them. */
+   * have them. A group's SYNOD_ENOTFOUND with a known index is final:
+   * the group it names was deleted (the start follows a ReadIndex round,
+   * so no replica lags behind it). */
   bool lagging = (status == SYNOD_ERANGE && s->started) ||
                  (s->group && !s->started &&
-                  (status == SYNOD_ERANGE || status == SYNOD_ENOTFOUND));
+                  (status == SYNOD_ERANGE ||
+                   (status == SYNOD_ENOTFOUND && s->known_index == 0)));
   if ((sub_transient(status) || lagging) &&
       (s->started || engine_now(a) < s->start_deadline_ms)) {
     if (!s->started) {

@@ -1111,6 +1111,7 @@ static void reply_fill(struct subs *ss, const struct sub *s,
     if (fsm_channel_stream(ss->fsm, s->name, s->name_len, &st)) {
       r->first_offset = st.first;
       r->next_offset = st.window->next;
+      r->created_index = st.created_index;
     }
   }
 }
@@ -1296,6 +1297,7 @@ static void group_reply_fill(struct subs *ss, const struct sub *s,
   if (fsm_group_stream(ss->fsm, s->name, s->name_len, &st)) {
     r->first_offset = st.first;
     r->next_offset = st.window->next;
+    r->created_index = st.created_index;
   }
 }
 

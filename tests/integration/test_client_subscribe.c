@@ -421,6 +421,70 @@ static void scenario_synodctl_channel(const struct cluster *c) {
          "read, info, list, delete\n");
 }
 
+static uint64_t publish_n(struct synod_client *cl, const char *ch, int n) {
+  const void *p[8];
+  size_t l[8];
+  for (int i = 0; i < n; i++) {
+    p[i] = "x";
+    l[i] = 1;
+  }
+  struct synod_channel_published out;
+  OK(synod_channel_publish(cl, ch, p, l, (size_t)n, NULL, 0, &out));
+  return out.index;
+}
+
+/* A libsynod subscription pinned to one follower, which is SIGKILLed;
+ * meanwhile its channel is deleted and created again with more messages
+ * than it had; the follower comes back and the library resumes there.
+ * It must end with SYNOD_ENOTFOUND, not go on in the new channel at its
+ * old offset: after a message (known_index: the message's log index),
+ * and before any (the reply's created_index; the review's test). */
+static void scenario_recreated(struct cluster *c, bool took_one) {
+  const char *ch = took_one ? "kz1" : "kz0";
+  struct synod_options o;
+  struct synod_client *cl, *sc;
+  synod_options_init(&o);
+  o.endpoints = c->endpoints;
+  OK(synod_client_new(&o, &cl));
+  publish_n(cl, ch, 3); /* offsets 1..3 */
+  int f = (cluster_wait_leader(c, 20000) + 1) % c->n;
+  synod_options_init(&o);
+  o.endpoints = c->nodes[f].client; /* only the follower */
+  o.request_timeout_ms = 20000;
+  o.stay_on_replica = true;
+  OK(synod_client_new(&o, &sc));
+  struct synod_subscribe_options so = {.channel = ch,
+                                       .from = took_one ? SYNOD_FROM_OFFSET
+                                                        : SYNOD_FROM_NEXT,
+                                       .offset = 3};
+  struct synod_subscription *sub;
+  struct synod_subscription_start st;
+  struct synod_channel_message m;
+  OK(synod_subscribe(sc, &so, 0, &sub, &st));
+  if (took_one) {
+    OK(synod_subscription_next(sub, 10000, &m));
+    CHECK(m.offset == 3, "took offset %" PRIu64, m.offset);
+  }
+  cluster_signal(c, f, SIGKILL);
+  OK(synod_channel_delete(cl, ch, 0, NULL));
+  publish_n(cl, ch, 5); /* offsets 1..5 of a new channel */
+  cluster_restart(c, f);
+  int rv = synod_subscription_next(sub, 30000, &m);
+  CHECK(rv == SYNOD_ENOTFOUND,
+        "%s: the resume gave %s (offset %" PRIu64 " index %" PRIu64
+        "), not SYNOD_ENOTFOUND: %s",
+        ch, synod_errname(rv), rv == 0 ? m.offset : 0, rv == 0 ? m.index : 0,
+        synod_client_errmsg());
+  printf("ok a channel deleted and created again while %s was away ends "
+         "the subscription (%s): %s\n",
+         c->nodes[f].name, took_one ? "after a message" : "before any",
+         synod_client_errmsg());
+  synod_subscription_close(sub);
+  synod_client_free(sc);
+  synod_client_free(cl);
+  cluster_wait_leader(c, 20000);
+}
+
 int main(void) {
   char synodd[PATH_MAX], why[256];
   setvbuf(stdout, NULL, _IONBF, 0);
@@ -437,6 +501,8 @@ int main(void) {
   scenario_failover(&c);
   scenario_synodctl(&c);
   scenario_synodctl_channel(&c);
+  scenario_recreated(&c, true);
+  scenario_recreated(&c, false);
   cluster_stop(&c);
   printf("ok client subscribe\n");
   return 0;
