@@ -914,31 +914,11 @@ struct sim_conn *sim_groups_conn(struct sim *s, uint32_t i) {
   return s->groups != NULL && i < s->groups->m_n ? &s->groups->m[i]->c : NULL;
 }
 
-/* Whether m's replica holds m's incarnation of its group; ends m if it
- * holds a later one, or has applied the deletion of m's. */
-static bool pm_group_here(struct sim *s, struct gmem *m) {
-  const struct fsm *f = s->r[m->replica].srv.fsm;
-  const struct ginc *in = &s->groups->inc[m->inc];
-  char name[8];
-  struct fsm_stream st;
-  snprintf(name, sizeof name, "g%" PRIu32, m->g);
-  if (!fsm_group_stream(f, name, strlen(name), &st) ||
-      st.created_index < in->created) {
-    if (in->deleted != 0 && fsm_applied_index(f) >= in->deleted) {
-      gm_end(s, m, "its group is deleted");
-    }
-    return false;
-  }
-  if (st.created_index > in->created) {
-    gm_end(s, m, "its group is deleted");
-    return false;
-  }
-  return true;
-}
-
+/* Subscribes on any serving replica, lagging or not, as libsynod does
+ * (it cannot tell): the start waits for a ReadIndex round there, and
+ * known_index tells the engine which incarnation of the group. */
 static void pm_subscribe(struct sim *s, uint32_t id, struct gmem *m) {
-  if (!pm_group_here(s, m) ||
-      !sim_conn_open(s, &m->c, SIM_CONN_MEMBER, id, m->replica)) {
+  if (!sim_conn_open(s, &m->c, SIM_CONN_MEMBER, id, m->replica)) {
     return;
   }
   char name[8];
@@ -967,7 +947,12 @@ static void pm_leave(struct sim *s, struct gmem *m, const char *why) {
 }
 
 static void pm_error(struct sim *s, struct gmem *m, int code, const char *msg) {
-  if (code == SYNOD_ENOTFOUND) {
+  if (code == SYNOD_ENOTFOUND && s->groups->inc[m->inc].deleted == 0) {
+    sim_fail(s,
+             "groups: %s: r%" PRIu32 " answers SYNOD_ENOTFOUND while its "
+             "group lives: %s",
+             m->name, m->replica, msg);
+  } else if (code == SYNOD_ENOTFOUND) {
     gm_end(s, m, "its group is deleted");
   } else if (code == SYNOD_ECOMPACTED) {
     s->stats.compactions++;
@@ -995,6 +980,9 @@ static bool pm_take(struct sim *s, struct gmem *m) {
     } else if (r->id == m->sub_req &&
                r->body_case == SYNOD__RESPONSE__BODY_GROUP_SUBSCRIBE) {
       m->sub_req = 0;
+      if (m->known_index == 0) {
+        m->known_index = r->group_subscribe->created_index; /* libsynod's */
+      }
       if (r->group_subscribe->offset != m->next) {
         sim_fail(s,
                  "groups: %s resumes at %" PRIu64 " and r%" PRIu32

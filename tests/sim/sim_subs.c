@@ -510,6 +510,9 @@ static void psub_leave(struct sim *s, struct sim_sub *sb, const char *why) {
 static void psub_started(struct sim *s, struct sim_sub *sb,
                          const Synod__ChannelSubscribeReply *r) {
   sb->sub_req = 0;
+  if (sb->known_index == 0 && !sb->prefix) {
+    sb->known_index = r->created_index; /* libsynod's */
+  }
   if (!sb->started) {
     sb->started = true;
     if (sb->prefix) {
