@@ -398,6 +398,19 @@ static void drain_bulk(struct raw *r, int n, size_t size) {
   }
 }
 
+/* Reads events until the subscription ends, for at most 15 s after t0
+ * (`since`: what happened then). */
+static void wait_ended(struct raw *r, struct seen *s, uint64_t t0,
+                       const char *since) {
+  while (s->ended == -1) {
+    CHECK(test_now_ms() - t0 < 15000, "still subscribed 15 s after %s", since);
+    Synod__ServerMessage *sm = raw_recv(r, 15000);
+    CHECK(sm->body_case == SYNOD__SERVER_MESSAGE__BODY_EVENT, "a response?");
+    seen_event(s, sm->event);
+    synod__server_message__free_unpacked(sm, NULL);
+  }
+}
+
 /* A follower cut off from the others (both SIGSTOPped) ends its
  * subscriptions with SYNOD_ENOLEADER once it has known no leader for 2 s,
  * and refuses new ones, so clients resume on a replica that can serve. */
@@ -413,13 +426,7 @@ static void scenario_cut_off(struct cluster *c) {
       cluster_signal(c, i, SIGSTOP);
     }
   }
-  while (s.ended == -1) {
-    CHECK(test_now_ms() - t0 < 15000, "still subscribed 15 s after the cut");
-    Synod__ServerMessage *sm = raw_recv(&r, 15000);
-    CHECK(sm->body_case == SYNOD__SERVER_MESSAGE__BODY_EVENT, "a response?");
-    seen_event(&s, sm->event);
-    synod__server_message__free_unpacked(sm, NULL);
-  }
+  wait_ended(&r, &s, t0, "the cut");
   CHECK(s.ended == SYNOD_ENOLEADER, "ended with %d", s.ended);
   uint64_t took = test_now_ms() - t0;
   subscribe(&r, 2, "t", false, SYNOD__CHANNEL_SUBSCRIBE__FROM__FROM_FIRST, 0, 0,
@@ -504,15 +511,7 @@ static void scenario_silent_leader(struct cluster *c) {
             NULL, &s, 0, "subscribe on the slow-to-campaign follower");
   uint64_t t0 = test_now_ms();
   cluster_signal(c, l, SIGSTOP);
-  while (s.ended == -1) {
-    CHECK(test_now_ms() - t0 < 15000,
-          "still subscribed on %s 15 s after its leader %s stopped",
-          c->nodes[f].name, c->nodes[l].name);
-    Synod__ServerMessage *sm = raw_recv(&r, 15000);
-    CHECK(sm->body_case == SYNOD__SERVER_MESSAGE__BODY_EVENT, "a response?");
-    seen_event(&s, sm->event);
-    synod__server_message__free_unpacked(sm, NULL);
-  }
+  wait_ended(&r, &s, t0, "its leader stopped");
   CHECK(s.ended == SYNOD_ENOLEADER, "ended with %d", s.ended);
   uint64_t took = test_now_ms() - t0;
   subscribe(&r, 2, "t", false, SYNOD__CHANNEL_SUBSCRIBE__FROM__FROM_FIRST, 0, 0,
