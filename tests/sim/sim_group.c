@@ -1056,8 +1056,17 @@ static void pm_poll(struct sim *s, uint32_t id, struct gmem *m) {
       return;
     }
   }
-  if (m->need_ckpt && !m->state_valid) {
-    gm_checkpoint(s, m, s->r[m->replica].srv.fsm);
+  /* The checkpoint read goes by the group's name: only on a replica that
+   * holds the member's incarnation (soak seed 7400959 read the one of
+   * the group created again there). */
+  const struct fsm *f = s->r[m->replica].srv.fsm;
+  struct fsm_stream st;
+  char name[8];
+  snprintf(name, sizeof name, "g%" PRIu32, m->g);
+  if (m->need_ckpt && !m->state_valid &&
+      fsm_group_stream(f, name, strlen(name), &st) &&
+      st.created_index == s->groups->inc[m->inc].created) {
+    gm_checkpoint(s, m, f);
   }
   uint32_t frames = end ? 1000000 : m->batch;
   if (end) {

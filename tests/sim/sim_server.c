@@ -246,7 +246,6 @@ void sim_server_start(struct sim *s, struct sim_replica *rep) {
   if (v->fsm == NULL) {
     abort();
   }
-  sim_subs_start(s, rep);
   v->clock_origin_ms = sim_rand_range(&s->rand, 0, 1000000);
   v->time_offset_ms = 0;
   v->last_stamp_ms = 0;
@@ -256,6 +255,7 @@ void sim_server_start(struct sim *s, struct sim_replica *rep) {
   } else {
     memset(v->conns, 0, (SIM_CLIENTS_MAX + 1) * sizeof(*v->conns));
   }
+  sim_subs_start(s, rep); /* after the clock: it reads it */
 }
 
 /* A crash: the process and its connections are gone; nothing answered. */
