@@ -134,7 +134,7 @@ void sim_channels_pick(struct sim *s) {
     sb->stop_ms = pick(s, 0, 5) == 0 ? sb->start_ms + pick(s, 500, 40000) : 0;
     if (s->opts.push) { /* drawn last: the other draws stay the seed's */
       sb->push = true;
-      sb->window = slow ? (uint32_t)pick(s, 1, 8) : (uint32_t)pick(s, 8, 500);
+      sb->c.window = slow ? (uint32_t)pick(s, 1, 8) : (uint32_t)pick(s, 8, 500);
     }
   }
 }

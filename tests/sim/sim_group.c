@@ -140,8 +140,6 @@ struct gmem {
   struct sim_conn c;
   uint64_t sub_req;     /* the GroupSubscribe in flight; 0 once answered */
   uint64_t known_index; /* its join's index, then the last item's */
-  uint32_t window, taken;
-  int64_t credit_left;
   uint64_t retry_ms;
 };
 
@@ -654,7 +652,7 @@ uint32_t sim_groups_joined(struct sim *s, uint32_t client, uint32_t thread,
   m->move_ppm = pick(s, 0, 1) == 0 ? 0 : (uint32_t)pick(s, 1000, 100000);
   if (s->opts.push) { /* drawn last: the other draws stay the seed's */
     m->push = true;
-    m->window =
+    m->c.window =
         m->poll_ms >= 200 ? (uint32_t)pick(s, 1, 4) : (uint32_t)pick(s, 4, 200);
   }
   /* The view before the join: the answer's full view without the
@@ -929,10 +927,9 @@ static void pm_subscribe(struct sim *s, uint32_t id, struct gmem *m) {
   q.member = m->member;
   q.from = m->next;
   q.known_index = m->known_index != 0 ? m->known_index : m->join_index;
-  q.credits = m->window;
+  q.credits = m->c.window;
   m->sub_req = ++m->c.req_next;
-  m->taken = 0;
-  m->credit_left = m->window;
+  sim_conn_subscribed(&m->c);
   sim_trace(s, m->replica,
             "%s: subscribes (push) on connection %" PRIx64 " from %" PRIu64,
             m->name, m->c.id, m->next);
@@ -957,8 +954,7 @@ static void pm_error(struct sim *s, struct gmem *m, int code, const char *msg) {
   } else if (code == SYNOD_ECOMPACTED) {
     s->stats.compactions++;
     gm_end(s, m, "compacted past it");
-  } else if (code == SYNOD_ENOLEADER || code == SYNOD_ETIMEDOUT ||
-             code == SYNOD_EUNAVAILABLE || code == SYNOD_ESHUTDOWN) {
+  } else if (sim_conn_moves_on(code)) {
     pm_leave(s, m, msg);
   } else {
     sim_fail(s, "groups: %s: r%" PRIu32 " ends or refuses it with %s: %s",
@@ -1000,13 +996,12 @@ static bool pm_take(struct sim *s, struct gmem *m) {
       gm_deliver(s, m, d->items[i]);
       m->known_index = d->items[i]->index;
     }
-    m->taken += (uint32_t)d->n_items;
-    m->credit_left -= (int64_t)d->n_items;
-    if (m->credit_left < 0) {
+    int64_t over = sim_conn_delivered(&m->c, d->n_items);
+    if (over > 0) {
       sim_fail(s,
                "groups: %s: r%" PRIu32 " delivers %" PRId64
                " items beyond the credits granted",
-               m->name, m->replica, -m->credit_left);
+               m->name, m->replica, over);
     }
     if (!m->ended && d->progress_offset + 1 > m->next) {
       m->next = d->progress_offset + 1; /* past items for others */
@@ -1019,22 +1014,6 @@ static bool pm_take(struct sim *s, struct gmem *m) {
   }
   synod__server_message__free_unpacked(sm, NULL);
   return true;
-}
-
-static void pm_room(struct sim *s, struct gmem *m) {
-  struct subs *ss = sim_conn_engine(s, &m->c);
-  if (ss == NULL) {
-    return;
-  }
-  if (m->taken >= m->window / 2 + 1 && m->sub_req == 0) {
-    Synod__ChannelCredit q = SYNOD__CHANNEL_CREDIT__INIT;
-    q.subscription_id = 1;
-    q.credits = m->taken;
-    m->credit_left += m->taken;
-    m->taken = 0;
-    subs_credit(ss, m->c.id, ++m->c.req_next, &q);
-  }
-  sim_conn_room(s, &m->c);
 }
 
 static void pm_poll(struct sim *s, uint32_t id, struct gmem *m) {
@@ -1077,7 +1056,7 @@ static void pm_poll(struct sim *s, uint32_t id, struct gmem *m) {
     if (!pm_take(s, m)) {
       break;
     }
-    pm_room(s, m);
+    sim_conn_room(s, &m->c, m->sub_req == 0);
   }
 }
 

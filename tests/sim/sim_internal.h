@@ -450,6 +450,12 @@ struct sim_conn {
   size_t q_bytes;
   size_t drain_below; /* 0: no drain asked */
   uint64_t req_next;
+  /* Flow control, as libsynod's: credits granted at a time, items taken
+   * since the last grant, and granted on this connection and not yet
+   * delivered (below 0: the engine overran the credits). */
+  uint32_t window;
+  uint32_t taken;
+  int64_t credit_left;
 };
 
 /* A subscriber, modelled as the server's subscriptions will work: a
@@ -497,9 +503,6 @@ struct sim_sub {
   uint64_t sub_req;      /* the subscribe request in flight; 0 once answered */
   uint64_t after_offset; /* prefix: the last offset delivered at last_index */
   uint64_t known_index;  /* one channel: the last message's (libsynod's) */
-  uint32_t window;       /* credits granted at a time */
-  uint32_t taken;        /* messages taken since the last grant */
-  int64_t credit_left;   /* granted on this connection and not delivered */
   uint64_t retry_ms;     /* no subscribe before this (after a refusal) */
 };
 
@@ -785,7 +788,15 @@ struct subs *sim_conn_engine(struct sim *s, const struct sim_conn *c);
 void sim_conn_close(struct sim *s, struct sim_conn *c);
 Synod__ServerMessage *sim_conn_take(struct sim *s, struct sim_conn *c,
                                     uint64_t *channel_next);
-void sim_conn_room(struct sim *s, struct sim_conn *c);
+/* A subscribe on c grants its window; n items delivered: how many past
+ * the credits (0 if none); after taking: grants back the items taken once
+ * they are half the window (if the subscribe was answered) and tells the
+ * engine when the queue has room again. */
+void sim_conn_subscribed(struct sim_conn *c);
+int64_t sim_conn_delivered(struct sim_conn *c, size_t n);
+void sim_conn_room(struct sim *s, struct sim_conn *c, bool answered);
+/* An end or refusal that sends the client elsewhere (not a failure). */
+bool sim_conn_moves_on(int code);
 void sim_conn_free(struct sim_conn *c);
 void sim_subs_start(struct sim *s, struct sim_replica *rep);
 void sim_subs_stop(struct sim_replica *rep);

@@ -122,14 +122,12 @@ struct key_watcher {
    * once the watch has moved past it. */
   bool push;
   struct sim_conn c;
-  uint64_t watch_req;     /* the KeyWatch in flight; 0 once answered */
-  bool started;           /* answered once: the position is the watch's */
-  uint64_t pos_rev;       /* resumes after event pos_event of pos_rev */
-  uint32_t pos_event;     /* (0: after all of pos_rev) */
-  uint32_t window, taken; /* credits granted at a time; taken since */
-  int64_t credit_left;    /* granted on this connection, not delivered */
-  uint64_t retry_ms;      /* no KeyWatch before this (after a refusal) */
-  uint64_t cur_rev;       /* the revision being taken; 0: none */
+  uint64_t watch_req; /* the KeyWatch in flight; 0 once answered */
+  bool started;       /* answered once: the position is the watch's */
+  uint64_t pos_rev;   /* resumes after event pos_event of pos_rev */
+  uint32_t pos_event; /* (0: after all of pos_rev) */
+  uint64_t retry_ms;  /* no KeyWatch before this (after a refusal) */
+  uint64_t cur_rev;   /* the revision being taken; 0: none */
   struct key_change cur[KEYS_MAX + 1];
   uint32_t cur_n;
 };
@@ -222,7 +220,7 @@ void sim_keys_pick(struct sim *s) {
             : (uint32_t)(w->poll_ms * 1000000ull / pick(s, 300, 10000));
     if (s->opts.push) { /* drawn last: the other draws stay the seed's */
       w->push = true;
-      w->window = slow ? (uint32_t)pick(s, 1, 4) : (uint32_t)pick(s, 4, 300);
+      w->c.window = slow ? (uint32_t)pick(s, 1, 4) : (uint32_t)pick(s, 4, 300);
     }
   }
 }
@@ -1157,7 +1155,7 @@ static void pwatch_start(struct sim *s, uint32_t id, struct key_watcher *w) {
   q.key.len = strlen(key);
   q.prefix = w->prefix;
   q.prev_kv = true;
-  q.credits = w->window;
+  q.credits = w->c.window;
   if (!w->started) {
     q.from_revision = w->next; /* its first event */
   } else if (w->pos_event == 0) {
@@ -1167,8 +1165,7 @@ static void pwatch_start(struct sim *s, uint32_t id, struct key_watcher *w) {
     q.after_event = w->pos_event;
   }
   w->watch_req = ++w->c.req_next;
-  w->taken = 0;
-  w->credit_left = w->window;
+  sim_conn_subscribed(&w->c);
   sim_trace(s, w->replica,
             "w%" PRIu32 ": watches (push) on connection %" PRIx64
             " from revision %" PRIu64 " after event %" PRIu32,
@@ -1249,8 +1246,7 @@ static void pwatch_error(struct sim *s, uint32_t id, struct key_watcher *w,
     pwatch_start(s, id, w);
     return;
   }
-  if (code == SYNOD_ENOLEADER || code == SYNOD_ETIMEDOUT ||
-      code == SYNOD_EUNAVAILABLE || code == SYNOD_ESHUTDOWN) {
+  if (sim_conn_moves_on(code)) {
     pwatch_leave(s, id, w, msg);
     return;
   }
@@ -1290,13 +1286,12 @@ static bool pwatch_take(struct sim *s, uint32_t id, struct key_watcher *w) {
     for (size_t i = 0; i < d->n_events && !s->failed; i++) {
       pwatch_event(s, id, w, d->events[i]);
     }
-    w->taken += (uint32_t)d->n_events;
-    w->credit_left -= (int64_t)d->n_events;
-    if (w->credit_left < 0) {
+    int64_t over = sim_conn_delivered(&w->c, d->n_events);
+    if (over > 0) {
       sim_fail(s,
                "watch: w%" PRIu32 ": r%" PRIu32 " delivers %" PRId64
                " events beyond the credits granted",
-               id, w->replica, -w->credit_left);
+               id, w->replica, over);
     }
     pwatch_progress(s, id, w, d->progress_revision, d->progress_event);
   } else if (sm->body_case == SYNOD__SERVER_MESSAGE__BODY_EVENT &&
@@ -1308,22 +1303,6 @@ static bool pwatch_take(struct sim *s, uint32_t id, struct key_watcher *w) {
   }
   synod__server_message__free_unpacked(sm, NULL);
   return true;
-}
-
-static void pwatch_room(struct sim *s, struct key_watcher *w) {
-  struct subs *ss = sim_conn_engine(s, &w->c);
-  if (ss == NULL) {
-    return;
-  }
-  if (w->taken >= w->window / 2 + 1 && w->watch_req == 0) {
-    Synod__ChannelCredit q = SYNOD__CHANNEL_CREDIT__INIT;
-    q.subscription_id = 1;
-    q.credits = w->taken;
-    w->credit_left += w->taken;
-    w->taken = 0;
-    subs_credit(ss, w->c.id, ++w->c.req_next, &q);
-  }
-  sim_conn_room(s, &w->c);
 }
 
 static void pwatch_poll(struct sim *s, uint32_t id, struct key_watcher *w) {
@@ -1350,7 +1329,7 @@ static void pwatch_poll(struct sim *s, uint32_t id, struct key_watcher *w) {
     if (!pwatch_take(s, id, w)) {
       break;
     }
-    pwatch_room(s, w);
+    sim_conn_room(s, &w->c, w->watch_req == 0);
   }
 }
 

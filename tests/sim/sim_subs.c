@@ -444,8 +444,32 @@ Synod__ServerMessage *sim_conn_take(struct sim *s, struct sim_conn *c,
   return sm;
 }
 
-void sim_conn_room(struct sim *s, struct sim_conn *c) {
+void sim_conn_subscribed(struct sim_conn *c) {
+  c->taken = 0;
+  c->credit_left = c->window;
+}
+
+int64_t sim_conn_delivered(struct sim_conn *c, size_t n) {
+  c->taken += (uint32_t)n;
+  c->credit_left -= (int64_t)n;
+  return c->credit_left < 0 ? -c->credit_left : 0;
+}
+
+bool sim_conn_moves_on(int code) {
+  return code == SYNOD_ENOLEADER || code == SYNOD_ETIMEDOUT ||
+         code == SYNOD_EUNAVAILABLE || code == SYNOD_ESHUTDOWN;
+}
+
+void sim_conn_room(struct sim *s, struct sim_conn *c, bool answered) {
   struct subs *ss = sim_conn_engine(s, c);
+  if (ss != NULL && answered && c->taken >= c->window / 2 + 1) {
+    Synod__ChannelCredit q = SYNOD__CHANNEL_CREDIT__INIT;
+    q.subscription_id = 1;
+    q.credits = c->taken;
+    c->credit_left += c->taken;
+    c->taken = 0;
+    subs_credit(ss, c->id, ++c->req_next, &q);
+  }
   if (ss != NULL && c->drain_below != 0 && c->q_bytes < c->drain_below) {
     c->drain_below = 0;
     sim_trace(s, c->replica, "connection %" PRIx64 " has room again", c->id);
@@ -469,10 +493,9 @@ static void psub_subscribe(struct sim *s, struct sim_sub *sb) {
   char name[8];
   Synod__ChannelSubscribe q = SYNOD__CHANNEL_SUBSCRIBE__INIT;
   sb->sub_req = ++sb->c.req_next;
-  sb->taken = 0;
-  sb->credit_left = sb->window;
+  sim_conn_subscribed(&sb->c);
   q.subscription_id = 1;
-  q.credits = sb->window;
+  q.credits = sb->c.window;
   if (sb->prefix) {
     q.channel = "ch";
     q.prefix = true;
@@ -550,8 +573,7 @@ static void psub_error(struct sim *s, struct sim_sub *sb, int code,
     psub_subscribe(s, sb); /* from the first retained, on the same replica */
     return;
   }
-  if (code == SYNOD_ENOLEADER || code == SYNOD_ETIMEDOUT ||
-      code == SYNOD_EUNAVAILABLE || code == SYNOD_ESHUTDOWN) {
+  if (sim_conn_moves_on(code)) {
     psub_leave(s, sb, msg);
     return;
   }
@@ -574,13 +596,12 @@ static void psub_deliver(struct sim *s, struct sim_sub *sb,
     sb->after_offset = m->offset;
     sb->known_index = m->index;
   }
-  sb->taken += (uint32_t)d->n_messages;
-  sb->credit_left -= (int64_t)d->n_messages;
-  if (sb->credit_left < 0) {
+  int64_t over = sim_conn_delivered(&sb->c, d->n_messages);
+  if (over > 0) {
     sim_fail(s,
              "channels: %s: r%" PRIu32 " delivers %" PRId64
              " messages beyond the credits granted",
-             sb->name, sb->replica, -sb->credit_left);
+             sb->name, sb->replica, over);
   }
 }
 
@@ -617,24 +638,6 @@ static bool psub_take(struct sim *s, struct sim_sub *sb) {
   return true;
 }
 
-/* Grants the credits of the messages taken once they are half the
- * window, and says when the queue has room (client_net's drain). */
-static void psub_room(struct sim *s, struct sim_sub *sb) {
-  struct subs *ss = sim_conn_engine(s, &sb->c);
-  if (ss == NULL) {
-    return;
-  }
-  if (sb->taken >= sb->window / 2 + 1 && sb->sub_req == 0) {
-    Synod__ChannelCredit q = SYNOD__CHANNEL_CREDIT__INIT;
-    q.subscription_id = 1;
-    q.credits = sb->taken;
-    sb->credit_left += sb->taken;
-    sb->taken = 0;
-    subs_credit(ss, sb->c.id, ++sb->c.req_next, &q);
-  }
-  sim_conn_room(s, &sb->c);
-}
-
 void sim_psub_poll(struct sim *s, struct sim_sub *sb) {
   bool end = s->clients_stopped;
   if (sb->stop_ms != 0 && s->now_ms >= sb->stop_ms && !end) {
@@ -666,7 +669,7 @@ void sim_psub_poll(struct sim *s, struct sim_sub *sb) {
     if (!psub_take(s, sb)) {
       break;
     }
-    psub_room(s, sb);
+    sim_conn_room(s, &sb->c, sb->sub_req == 0);
   }
 }
 
