@@ -143,7 +143,7 @@ struct group_args {
   uint64_t total_bytes;  /* checkpoint */
   uint64_t chunk_offset; /* checkpoint: where the chunk goes; read: from */
   uint64_t from;         /* read, subscribe: the first offset */
-  uint64_t known_index;  /* subscribe: GroupSubscribe.known_index */
+  uint64_t known_index;  /* subscribe, checkpoint read: .known_index */
   uint32_t max;          /* read: items; checkpoint read: bytes */
   uint32_t limit;        /* list */
   uint32_t credits;      /* subscribe */
@@ -722,6 +722,12 @@ void subs_on_group_delivery(struct synod_async *a,
  * the join) is left for another, as a lagging one after the start is.
  * known_index: the log index of an item of the group the caller has (a
  * member's join), or 0 (see synod_async_subscription.known_index). */
+/* synod_async_group_checkpoint_read of a group known at known_index (a
+ * member's join): SYNOD_ENOTFOUND if the group of that name was created
+ * after it (GroupCheckpointRead.known_index). */
+int group_ckpt_read_start(struct synod_async *a, const char *group,
+                          uint64_t known_index, synod_group_checkpoint_cb cb,
+                          void *arg);
 int group_sub_start(struct synod_async *a, const char *group,
                     const char *member, uint64_t from, uint64_t known_index,
                     uint32_t window, group_items_cb items_cb,

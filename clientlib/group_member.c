@@ -390,7 +390,8 @@ static void gm_start_read(struct synod_async_group *g) {
   int rv;
   gm_unsubscribe(g); /* a waiting one: the live one starts after the state */
   g->phase = GM_READING;
-  rv = synod_async_group_checkpoint_read(g->a, g->group, 0, gm_read_cb, g);
+  /* The group it joined, and no later one of the name. */
+  rv = group_ckpt_read_start(g->a, g->group, g->join_index, gm_read_cb, g);
   if (rv != 0) {
     gm_end(g, rv, g->a->errmsg);
     return;

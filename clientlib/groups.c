@@ -198,6 +198,7 @@ static void body_fill(struct op *op, const struct group_args *g, bool *failed) {
     r->group_checkpoint_read->offset = g->offset;
     r->group_checkpoint_read->from = g->chunk_offset;
     r->group_checkpoint_read->max_bytes = g->max;
+    r->group_checkpoint_read->known_index = g->known_index;
     break;
   case OP_GROUP_READ:
     r->group_read->group = str_new(g->group, failed);
@@ -730,6 +731,7 @@ struct ckpt_call {
   size_t at;       /* bytes stored or read so far */
   size_t chunk;    /* store: bytes per chunk now */
   unsigned restarts;
+  uint64_t known_index; /* read: GroupCheckpointRead.known_index */
   struct synod_group_checkpoint_info info; /* read: the checkpoint's */
   void (*cb)(void);
   void *arg;
@@ -843,6 +845,11 @@ static void ckpt_read_done(struct ckpt_call *k, int status,
     k->data = p;
     k->len = r->checkpoint->bytes;
     k->offset = r->checkpoint->offset;
+    if (r->checkpoint->index > k->known_index) {
+      /* The group that holds it, and no later one of the name, also for
+       * the restart below if it is replaced while read. */
+      k->known_index = r->checkpoint->index;
+    }
     ckpt_info_free(&k->info);
     if (ckpt_info_from_pb(r->checkpoint, &k->info) != 0) {
       ckpt_finish(k, SYNOD_ENOMEM, "group checkpoint read: out of memory", 0);
@@ -882,6 +889,7 @@ static int ckpt_next(struct ckpt_call *k) {
                          .member = k->member,
                          .offset = k->offset,
                          .chunk_offset = k->at,
+                         .known_index = k->known_index,
                          .flags = k->flags};
   struct op_args args = {.group = &g};
   struct op *op;
@@ -905,37 +913,40 @@ static int ckpt_next(struct ckpt_call *k) {
   return rv;
 }
 
-static int ckpt_start(struct synod_async *a, bool read, const char *group,
-                      const char *member, uint64_t offset, const void *data,
-                      size_t len, unsigned flags, void (*cb)(void), void *arg) {
+/* Starts a checkpoint store (g: group, member, offset, data) or read
+ * (g: group, flags, known_index). */
+static int ckpt_start(struct synod_async *a, bool read,
+                      const struct group_args *g, void (*cb)(void), void *arg) {
   struct ckpt_call *k = calloc(1, sizeof *k);
+  size_t len = read ? 0 : g->data_len;
   int rv;
   if (k == NULL) {
     return SYNOD_ENOMEM;
   }
   k->a = a;
   k->read = read;
-  k->flags = flags;
-  k->offset = read ? 0 : offset;
-  k->len = read ? 0 : len;
+  k->flags = g->flags;
+  k->offset = read ? 0 : g->offset;
+  k->len = len;
+  k->known_index = read ? g->known_index : 0;
   k->chunk = SYNOD_GROUP_CHUNK_BYTES;
   k->cb = cb;
   k->arg = arg;
-  k->group = strdup(group != NULL ? group : "");
-  k->member = strdup(member != NULL ? member : "");
-  k->data = malloc(read || len == 0 ? 1 : len);
+  k->group = strdup(g->group != NULL ? g->group : "");
+  k->member = strdup(g->member != NULL ? g->member : "");
+  k->data = malloc(len == 0 ? 1 : len);
   if (k->group == NULL || k->member == NULL || k->data == NULL) {
     ckpt_call_free(k);
     return SYNOD_ENOMEM;
   }
-  if (!read && len > 0) {
-    if (data == NULL) {
+  if (len > 0) {
+    if (g->data == NULL) {
       ckpt_call_free(k);
       errmsg_printf(a->errmsg, "group checkpoint: %zu bytes and no pointer",
                     len);
       return SYNOD_EINVAL;
     }
-    memcpy(k->data, data, len);
+    memcpy(k->data, g->data, len);
   }
   rv = ckpt_next(k);
   if (rv != 0) {
@@ -986,8 +997,12 @@ int synod_async_group_checkpoint_store(struct synod_async *a, const char *group,
     errmsg_printf(a->errmsg, "group checkpoint: no callback");
     return SYNOD_EINVAL;
   }
-  return ckpt_start(a, false, group, member, offset, data, len, 0, (any_cb)cb,
-                    arg);
+  struct group_args g = {.group = group,
+                         .member = member,
+                         .offset = offset,
+                         .data = data,
+                         .data_len = len};
+  return ckpt_start(a, false, &g, (any_cb)cb, arg);
 }
 
 int synod_async_group_checkpoint_read(struct synod_async *a, const char *group,
@@ -997,7 +1012,15 @@ int synod_async_group_checkpoint_read(struct synod_async *a, const char *group,
     errmsg_printf(a->errmsg, "group checkpoint read: no callback");
     return SYNOD_EINVAL;
   }
-  return ckpt_start(a, true, group, NULL, 0, NULL, 0, flags, (any_cb)cb, arg);
+  struct group_args g = {.group = group, .flags = flags};
+  return ckpt_start(a, true, &g, (any_cb)cb, arg);
+}
+
+int group_ckpt_read_start(struct synod_async *a, const char *group,
+                          uint64_t known_index, synod_group_checkpoint_cb cb,
+                          void *arg) {
+  struct group_args g = {.group = group, .known_index = known_index};
+  return ckpt_start(a, true, &g, (any_cb)cb, arg);
 }
 
 int synod_async_group_state_request(struct synod_async *a, const char *group,

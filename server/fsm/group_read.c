@@ -86,6 +86,13 @@ int fsm_group_checkpoint_read(struct fsm *f, struct fsm_session *s,
   (void)s;
   FSM_GROUP_NAME(group_checkpoint_read, "group checkpoint read");
   const struct fsm_group *g = fsm_group_find(f, name, len);
+  if (g != NULL && q->known_index != 0 && g->created_index > q->known_index) {
+    errmsg_set(r->msg,
+               "group checkpoint read: \"%.64s\" was created again at index "
+               "%" PRIu64 ", after the known index %" PRIu64,
+               name, g->created_index, q->known_index);
+    return SYNOD_ENOTFOUND;
+  }
   if (g == NULL || !g->has_ckpt) {
     errmsg_set(r->msg, "group checkpoint read: \"%.64s\" has no checkpoint",
                name);

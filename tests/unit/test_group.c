@@ -478,6 +478,56 @@ START_TEST(checkpoint_is_stored_in_chunks_and_replaced_by_a_newer_one) {
 }
 END_TEST
 
+/* A reader that knew the group (a member's join, or the checkpoint it
+ * began to read) is refused the checkpoint of a group created again
+ * under the name, which may sit at the same offset. */
+START_TEST(checkpoint_read_with_a_known_index_refuses_a_group_created_again) {
+  struct h h;
+  h_init(&h, NULL);
+  uint64_t a = h_open(&h, 60000);
+  h_join(&h, a, 1, "g", "m1", NULL, false); /* 1 */
+  uint64_t joined = h.index;
+  h_chunk(&h, a, 2, "g", "m1", 1, 3, 0, "old");
+  ck_assert(h.resp->group_checkpoint->committed);
+  Synod__Response *r = h_ckpt_read(&h, "g", 0, 0, 2);
+  ck_assert_ptr_null(r->error);
+  uint64_t old_index = r->group_checkpoint_chunk->checkpoint->index;
+  synod__response__free_unpacked(r, NULL);
+  h_leave(&h, a, 3, "g", "m1"); /* the group goes with its last member */
+  h_join(&h, a, 4, "g", "m1", NULL, false);
+  uint64_t again = h.index;
+  h_chunk(&h, a, 5, "g", "m1", 1, 3, 0, "new"); /* the same offset */
+  ck_assert(h.resp->group_checkpoint->committed);
+
+  uint64_t before = groups_hash(h.f);
+  Synod__GroupCheckpointRead q = SYNOD__GROUP_CHECKPOINT_READ__INIT;
+  Synod__Request req = SYNOD__REQUEST__INIT;
+  req.body_case = SYNOD__REQUEST__BODY_GROUP_CHECKPOINT_READ;
+  req.group_checkpoint_read = &q;
+  q.group = "g";
+  uint64_t knowns[] = {joined, old_index};
+  for (size_t i = 0; i < 2; i++) {
+    q.known_index = knowns[i];
+    q.offset = i == 0 ? 0 : 1; /* a continued read names the offset */
+    q.from = i == 0 ? 0 : 2;
+    r = h_query(&h, &req);
+    ck_assert_ptr_nonnull(r->error);
+    ck_assert_int_eq(r->error->code, SYNOD_ENOTFOUND);
+    ck_assert_ptr_nonnull(strstr(r->error->message, "created again"));
+    synod__response__free_unpacked(r, NULL);
+  }
+  ck_assert_uint_eq(groups_hash(h.f), before);
+  q.known_index = again; /* the new group's own join */
+  q.offset = 0;
+  q.from = 0;
+  r = h_query(&h, &req);
+  ck_assert_ptr_null(r->error);
+  ck_assert_mem_eq(r->group_checkpoint_chunk->data.data, "new", 3);
+  synod__response__free_unpacked(r, NULL);
+  h_close(&h);
+}
+END_TEST
+
 START_TEST(retention_drops_the_oldest_and_a_stale_checkpoint_is_unusable) {
   struct fsm_options o = {0};
   o.group_items_max = 4;
@@ -1494,6 +1544,8 @@ static Suite *group_suite(void) {
       tc, a_joiner_with_state_ends_identical_to_a_member_there_all_along);
   tcase_add_test(
       tc, list_and_view_show_groups_in_name_order_and_members_in_join_order);
+  tcase_add_test(
+      tc, checkpoint_read_with_a_known_index_refuses_a_group_created_again);
   tcase_add_test(tc, limits_and_bad_input_are_refused_and_change_nothing);
   tcase_add_test(tc, the_checkpoint_bound_is_a_replicated_setting);
   tcase_add_test(tc, a_refused_request_leaves_the_image_unchanged);
