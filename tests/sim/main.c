@@ -28,6 +28,7 @@ struct cli {
   bool as_synodd;
   bool channels;
   bool push;
+  bool sinks;
   bool groups;
   bool keys;
   uint32_t key_break;
@@ -84,6 +85,11 @@ static void usage(FILE *f) {
           "                replicas' real subscription engine "
           "(server/node/subscribe.c);\n"
           "                alone: --channels --push\n"
+          "  --sinks       with --push: about half the channel subscribers "
+          "are\n"
+          "                in-process, as the HTTP API's event streams "
+          "(node_subscribe:\n"
+          "                a sink, no credits, started at the turn's end)\n"
           "  --keys        key workload: puts, compare-and-puts, deletes, "
           "transactions,\n"
           "                session-bound keys; key checks (implies "
@@ -163,6 +169,9 @@ static int parse(int argc, char **argv, struct cli *c) {
       continue;
     } else if (strcmp(a, "--push") == 0) {
       c->push = true;
+      continue;
+    } else if (strcmp(a, "--sinks") == 0) {
+      c->push = c->sinks = true;
       continue;
     } else if (strcmp(a, "--groups") == 0) {
       c->groups = true;
@@ -249,6 +258,7 @@ static struct sim_options seed_options(const struct cli *c, uint64_t seed,
                               .inflight_appends_max = c->as_synodd ? 256 : 0,
                               .channels = c->channels,
                               .push = c->push,
+                              .sinks = c->sinks,
                               .groups = c->groups,
                               .keys = c->keys,
                               .key_break = c->key_break,

@@ -428,6 +428,7 @@ struct sim *sim_new(const struct sim_options *opts) {
   sim_rand_seed(&s->rand, s->opts.seed);
   sim_rand_seed(&s->gone_rand, sim_mix(s->opts.seed ^ 0x90e5eed5ull));
   sim_rand_seed(&s->ckpt_rand, sim_mix(s->opts.seed ^ 0xc4ec4b01ull));
+  sim_rand_seed(&s->sink_rand, sim_mix(s->opts.seed ^ 0x5171c0deull));
   s->digest = SIM_HASH_INIT;
   /* A pure function of the seed (no draw), so that older seeds replay
    * the same faults: a third of the runs never release entries, a third

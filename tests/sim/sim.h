@@ -39,6 +39,12 @@ struct sim_options {
    * pushed to, granting credits and resuming elsewhere, in place of
    * readers of the replicas' state machines. */
   bool push;
+  /* With push: about half the channel subscribers (drawn from a PRNG of
+   * their own, so the seed's other draws stay those of --push) are
+   * in-process consumers, as the HTTP API's event streams: a sink
+   * (subs_sub_request), no credits, flow control by the bytes they hold,
+   * started at the end of the turn (subs_start_queued). */
+  bool sinks;
   /* Group workload (implies fsm): the clients' threads also join the
    * groups "g0".."g2" as members "c<client>.t<thread>", send to the group
    * or to one member, leave, ask for state and store their state as

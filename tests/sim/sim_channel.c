@@ -135,6 +135,7 @@ void sim_channels_pick(struct sim *s) {
     if (s->opts.push) { /* drawn last: the other draws stay the seed's */
       sb->push = true;
       sb->c.window = slow ? (uint32_t)pick(s, 1, 8) : (uint32_t)pick(s, 8, 500);
+      sb->c.inproc = s->opts.sinks && sim_rand_range(&s->sink_rand, 0, 1) == 0;
     }
   }
 }

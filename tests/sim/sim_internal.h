@@ -456,6 +456,12 @@ struct sim_conn {
   uint32_t window;
   uint32_t taken;
   int64_t credit_left;
+  /* opts.sinks: an in-process consumer (the HTTP API's kind), not a
+   * connection: subscribed with subs_sub_request as `handle`, its sink
+   * queueing the same frames a connection would; no credits. */
+  bool inproc;
+  uint64_t handle; /* 0: none */
+  struct sim *sim; /* the sink's */
 };
 
 /* A subscriber, modelled as the server's subscriptions will work: a
@@ -515,6 +521,7 @@ struct sim {
   struct sim_rand rand;
   struct sim_rand gone_rand; /* opts.peer_gone only */
   struct sim_rand ckpt_rand; /* release_keep > 0 only: checkpoints */
+  struct sim_rand sink_rand; /* opts.sinks only */
   struct sim_faults f;
   uint64_t now_ms;
   uint64_t ev_seq;

@@ -21,7 +21,15 @@
  * they take goes into the same history as sim_channel.c's readers, so
  * the same checks hold them: no gap, no duplicate, offset order, one
  * interleaving for prefix subscribers, every message to those that ran to
- * the end. */
+ * the end.
+ *
+ * With opts.sinks about half of them are in-process consumers instead,
+ * as the HTTP API's event streams are: subscribed with subs_sub_request
+ * (started at the replica's next tick, as synodd starts them at the end
+ * of the loop turn), no credits, held back by the bytes they have not
+ * taken (want_drain, subs_drained), cancelled when they move. Their sink
+ * queues the same frames a connection would, so they are taken and
+ * checked alike. */
 #include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
@@ -254,6 +262,102 @@ static const char *host_remote(void *arg, uint64_t conn_id) {
   return "a simulated subscriber";
 }
 
+/* ----------------------------------------------------- in-process sink */
+
+/* The sink of an in-process subscriber (opts.sinks): what it is given
+ * goes to its queue as the frames a connection would carry (the
+ * subscribe's answer under its request id, deliveries, the end), so
+ * psub_take reads both kinds alike. */
+static int sink_queue(struct sim_conn *c, const Synod__ServerMessage *sm) {
+  return c->handle != 0 ? frame_queue(c->sim, c->id, sm) : SYNOD_ECLOSED;
+}
+
+static void sink_error(struct sim_conn *c, bool ended, int code,
+                       uint64_t first_available, const char *msg) {
+  Synod__ServerMessage sm = SYNOD__SERVER_MESSAGE__INIT;
+  Synod__Response resp = SYNOD__RESPONSE__INIT;
+  Synod__Event ev = SYNOD__EVENT__INIT;
+  Synod__Error err = SYNOD__ERROR__INIT;
+  Synod__SubscriptionEnded end = SYNOD__SUBSCRIPTION_ENDED__INIT;
+  err.code = (Synod__ErrorCode)code;
+  err.message = (char *)(msg != NULL ? msg : "");
+  err.first_available = first_available;
+  if (!ended) { /* the start refused */
+    resp.id = c->req_next;
+    resp.error = &err;
+    sm.body_case = SYNOD__SERVER_MESSAGE__BODY_RESPONSE;
+    sm.response = &resp;
+  } else {
+    end.subscription_id = 1;
+    end.error = &err;
+    ev.body_case = SYNOD__EVENT__BODY_SUBSCRIPTION_ENDED;
+    ev.subscription_ended = &end;
+    sm.body_case = SYNOD__SERVER_MESSAGE__BODY_EVENT;
+    sm.event = &ev;
+  }
+  sink_queue(c, &sm);
+}
+
+static void sink_started(void *arg, int err, const char *msg,
+                         uint64_t first_available,
+                         const Synod__ChannelSubscribeReply *r) {
+  struct sim_conn *c = arg;
+  if (err != 0) {
+    sink_error(c, false, err, first_available, msg);
+    return;
+  }
+  Synod__ServerMessage sm = SYNOD__SERVER_MESSAGE__INIT;
+  Synod__Response resp = SYNOD__RESPONSE__INIT;
+  resp.id = c->req_next;
+  resp.body_case = SYNOD__RESPONSE__BODY_CHANNEL_SUBSCRIBE;
+  resp.channel_subscribe = (Synod__ChannelSubscribeReply *)r;
+  sm.body_case = SYNOD__SERVER_MESSAGE__BODY_RESPONSE;
+  sm.response = &resp;
+  sink_queue(c, &sm);
+}
+
+static int sink_deliver(void *arg, Synod__ChannelMessage *const *msgs, size_t n,
+                        size_t bytes) {
+  struct sim_conn *c = arg;
+  Synod__ServerMessage sm = SYNOD__SERVER_MESSAGE__INIT;
+  Synod__Event ev = SYNOD__EVENT__INIT;
+  Synod__ChannelDelivery d = SYNOD__CHANNEL_DELIVERY__INIT;
+  (void)bytes;
+  d.subscription_id = 1;
+  d.n_messages = n;
+  d.messages = (Synod__ChannelMessage **)msgs;
+  ev.body_case = SYNOD__EVENT__BODY_CHANNEL_DELIVERY;
+  ev.channel_delivery = &d;
+  sm.body_case = SYNOD__SERVER_MESSAGE__BODY_EVENT;
+  sm.event = &ev;
+  return sink_queue(c, &sm);
+}
+
+static void sink_ended(void *arg, int err, const char *msg,
+                       uint64_t first_available) {
+  struct sim_conn *c = arg;
+  sink_error(c, true, err, first_available, msg);
+  c->handle = 0; /* dead now */
+}
+
+static size_t sink_queued_bytes(void *arg) {
+  const struct sim_conn *c = arg;
+  return c->handle != 0 ? c->q_bytes : SIZE_MAX;
+}
+
+static void sink_want_drain(void *arg, size_t below) {
+  struct sim_conn *c = arg;
+  c->drain_below = below;
+}
+
+static const struct node_sub_sink psub_sink = {
+    .started = sink_started,
+    .deliver = sink_deliver,
+    .ended = sink_ended,
+    .queued_bytes = sink_queued_bytes,
+    .want_drain = sink_want_drain,
+};
+
 void sim_subs_start(struct sim *s, struct sim_replica *rep) {
   struct sim_server *v = &rep->srv;
   if (!s->opts.push) {
@@ -377,6 +481,7 @@ void sim_subs_tick(struct sim *s, struct sim_replica *rep) {
   if (rep->srv.subs_on) {
     sim_subs_reads_serve(s);
     rep->srv.leader_unheard_ticks++;
+    subs_start_queued(&rep->srv.subs); /* in-process ones (opts.sinks) */
     subs_tick(&rep->srv.subs);
   }
 }
@@ -397,6 +502,7 @@ struct subs *sim_conn_engine(struct sim *s, const struct sim_conn *c) {
 bool sim_conn_open(struct sim *s, struct sim_conn *c, enum sim_conn_kind kind,
                    uint32_t number, uint32_t replica) {
   sim_conn_close(s, c);
+  c->sim = s;
   c->replica = replica;
   c->gen = s->r[replica].gen;
   c->id = conn_id_make(kind, number, ++c->count);
@@ -409,10 +515,13 @@ bool sim_conn_open(struct sim *s, struct sim_conn *c, enum sim_conn_kind kind,
 
 void sim_conn_close(struct sim *s, struct sim_conn *c) {
   struct subs *ss = sim_conn_engine(s, c);
-  if (ss != NULL) {
+  if (ss != NULL && c->inproc && c->handle != 0) {
+    subs_cancel(ss, c->handle);
+  } else if (ss != NULL && !c->inproc) {
     subs_on_close(ss, c->id);
   }
   c->id = 0;
+  c->handle = 0;
   queue_drop(c);
 }
 
@@ -421,6 +530,7 @@ Synod__ServerMessage *sim_conn_take(struct sim *s, struct sim_conn *c,
   if (!sim_conn_alive(s, c)) {
     if (c->id != 0) {
       c->id = 0; /* its replica crashed: the connection with it */
+      c->handle = 0;
       queue_drop(c);
     }
     return NULL;
@@ -446,7 +556,7 @@ Synod__ServerMessage *sim_conn_take(struct sim *s, struct sim_conn *c,
 
 void sim_conn_subscribed(struct sim_conn *c) {
   c->taken = 0;
-  c->credit_left = c->window;
+  c->credit_left = c->inproc ? INT64_MAX / 2 : c->window; /* no credits */
 }
 
 int64_t sim_conn_delivered(struct sim_conn *c, size_t n) {
@@ -462,7 +572,7 @@ bool sim_conn_moves_on(int code) {
 
 void sim_conn_room(struct sim *s, struct sim_conn *c, bool answered) {
   struct subs *ss = sim_conn_engine(s, c);
-  if (ss != NULL && answered && c->taken >= c->window / 2 + 1) {
+  if (ss != NULL && !c->inproc && answered && c->taken >= c->window / 2 + 1) {
     Synod__ChannelCredit q = SYNOD__CHANNEL_CREDIT__INIT;
     q.subscription_id = 1;
     q.credits = c->taken;
@@ -473,7 +583,11 @@ void sim_conn_room(struct sim *s, struct sim_conn *c, bool answered) {
   if (ss != NULL && c->drain_below != 0 && c->q_bytes < c->drain_below) {
     c->drain_below = 0;
     sim_trace(s, c->replica, "connection %" PRIx64 " has room again", c->id);
-    subs_on_drain(ss, c->id);
+    if (c->inproc) {
+      subs_drained(ss, c->handle);
+    } else {
+      subs_on_drain(ss, c->id);
+    }
   }
 }
 
@@ -482,6 +596,8 @@ void sim_conn_free(struct sim_conn *c) {
 }
 
 /* ----------------------------------------------------------- subscriber */
+
+static void psub_leave(struct sim *s, struct sim_sub *sb, const char *why);
 
 /* Subscribes on a new connection to the replica attached, from where
  * the subscriber is. */
@@ -515,10 +631,30 @@ static void psub_subscribe(struct sim *s, struct sim_sub *sb) {
     q.known_index = sb->prefix ? 0 : sb->known_index;
   }
   sim_trace(s, sb->replica,
-            "%s: subscribes (push) on connection %" PRIx64 " from %s %" PRIu64,
-            sb->name, sb->c.id, sb->prefix ? "after index" : "offset",
+            "%s: subscribes (%s) on connection %" PRIx64 " from %s %" PRIu64,
+            sb->name, sb->c.inproc ? "in-process" : "push", sb->c.id,
+            sb->prefix ? "after index" : "offset",
             sb->prefix ? sb->last_index : sb->next);
-  subs_subscribe(sim_conn_engine(s, &sb->c), sb->c.id, sb->sub_req, &q);
+  if (!sb->c.inproc) {
+    subs_subscribe(sim_conn_engine(s, &sb->c), sb->c.id, sb->sub_req, &q);
+    return;
+  }
+  Synod__Request req = SYNOD__REQUEST__INIT;
+  char msg[SYNOD_ERRMSG_MAX];
+  req.id = sb->sub_req;
+  req.body_case = SYNOD__REQUEST__BODY_CHANNEL_SUBSCRIBE;
+  req.channel_subscribe = &q;
+  int rv = subs_sub_request(sim_conn_engine(s, &sb->c), &req, &psub_sink,
+                            &sb->c, &sb->c.handle, msg);
+  if (rv != 0) {
+    sb->c.handle = 0;
+    if (sim_conn_moves_on(rv)) { /* the HTTP API's 503: elsewhere */
+      psub_leave(s, sb, msg);
+      return;
+    }
+    sim_fail(s, "channels: %s: r%" PRIu32 " refuses it in-process: %s",
+             sb->name, sb->replica, msg);
+  }
 }
 
 /* Gives up on the replica: closes, and subscribes elsewhere at the next

@@ -81,7 +81,7 @@ void sim_print_failure(const struct sim *s, FILE *f) {
       fprintf(f, " --channels");
     }
     if (o->push) {
-      fprintf(f, " --push");
+      fprintf(f, " --push%s", o->sinks ? " --sinks" : "");
     }
     if (o->key_break != 0) {
       fprintf(f, " --break-keys %s", sim_key_break_name(o->key_break));
