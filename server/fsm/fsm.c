@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "fsm_int.h"
+#include "pb_unknown.h"
 
 /* How a request body is applied. */
 enum op_kind {
@@ -438,11 +439,16 @@ int fsm_apply(struct fsm *f, uint64_t index, const uint8_t *data, size_t len,
   if (index <= f->applied_index) {
     return SYNOD_EINVAL;
   }
-  fsm_output_reset(f);
   memset(out, 0, sizeof *out);
-  f->index = f->applied_index = index;
   Synod__Fsm__Command *cmd =
       synod__fsm__command__unpack(&f->unpack.allocator, len, data);
+  if (cmd != NULL &&
+      pb_unknown_field(&cmd->base, f->unknown, sizeof f->unknown)) {
+    pb_arena_reset(&f->unpack);
+    return SYNOD_EPROTO; /* a newer build's: not to be applied here */
+  }
+  fsm_output_reset(f);
+  f->index = f->applied_index = index;
   if (cmd == NULL || cmd->body_case == SYNOD__FSM__COMMAND__BODY__NOT_SET ||
       cmd->request == NULL ||
       (cmd->body_case == SYNOD__FSM__COMMAND__BODY_REQUEST &&
@@ -479,6 +485,10 @@ int fsm_apply(struct fsm *f, uint64_t index, const uint8_t *data, size_t len,
   out->events = f->events;
   out->events_len = f->events_len;
   return 0;
+}
+
+const char *fsm_unknown_field(const struct fsm *f) {
+  return f->unknown;
 }
 
 /* ------------------------------------------------------------ reads */

@@ -279,10 +279,20 @@ void fsm_free(struct fsm *f);
  * programmer error (index not increasing), in which case nothing changed.
  * *out borrows fsm memory until the next call (see struct fsm_output).
  *
+ * Returns SYNOD_EPROTO, with nothing changed (not even the applied index),
+ * for a Command that carries a field or a body this build does not know
+ * (fsm_unknown_field says which): a newer build wrote it, and this one
+ * would apply it otherwise than the replicas that know it. The replica
+ * must not go on past it (the leaders of this build never propose such an
+ * entry: requests_propose_from refuses a client's write that carries
+ * one).
+ *
  * Response.id is always 0 in fsm output: the shell sets it, for example by
  * prepending field 1 to the packed bytes (protobuf merges the two). */
 int fsm_apply(struct fsm *f, uint64_t index, const uint8_t *data, size_t len,
               struct fsm_output *out);
+/* After fsm_apply's SYNOD_EPROTO: "field 57 of synod.KeyPut". */
+const char *fsm_unknown_field(const struct fsm *f);
 
 /* Records that entry `index`, not a NORMAL entry (a no-op or a
  * configuration), was applied, so the image's applied index follows the

@@ -201,6 +201,8 @@ struct fsm {
   size_t blocks_len, blocks_cap;
   /* The command being applied is unpacked into this, reset after it. */
   struct pb_arena unpack;
+  /* fsm_apply's SYNOD_EPROTO: the field this build does not know. */
+  char unknown[128];
 };
 
 /* A name as a key for the name-ordered trees. */

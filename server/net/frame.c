@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "pb_unknown.h"
 #include "synod.h"
 
 /* Reads grow the buffer in steps of at least this much, so a stream of
@@ -181,39 +182,10 @@ int frame_buf_append(struct frame_buf *b, const uint8_t *payload, size_t n,
   return rv;
 }
 
+static bool tag_zero(const ProtobufCMessageUnknownField *f) {
+  return f->tag == 0;
+}
+
 bool frame_pb_unrepackable(const ProtobufCMessage *m) {
-  if (m == NULL) {
-    return false;
-  }
-  for (unsigned i = 0; i < m->n_unknown_fields; i++) {
-    if (m->unknown_fields[i].tag == 0) {
-      return true;
-    }
-  }
-  const ProtobufCMessageDescriptor *d = m->descriptor;
-  const char *base = (const char *)m;
-  for (unsigned i = 0; i < d->n_fields; i++) {
-    const ProtobufCFieldDescriptor *fd = &d->fields[i];
-    if (fd->type != PROTOBUF_C_TYPE_MESSAGE) {
-      continue;
-    }
-    if ((fd->flags & PROTOBUF_C_FIELD_FLAG_ONEOF) &&
-        *(const uint32_t *)(base + fd->quantifier_offset) != fd->id) {
-      continue;
-    }
-    if (fd->label == PROTOBUF_C_LABEL_REPEATED) {
-      size_t n = *(const size_t *)(base + fd->quantifier_offset);
-      ProtobufCMessage *const *v =
-          *(ProtobufCMessage *const *const *)(base + fd->offset);
-      for (size_t k = 0; k < n; k++) {
-        if (frame_pb_unrepackable(v[k])) {
-          return true;
-        }
-      }
-    } else if (frame_pb_unrepackable(
-                   *(const ProtobufCMessage *const *)(base + fd->offset))) {
-      return true;
-    }
-  }
-  return false;
+  return pb_unknown_field_such(m, tag_zero, NULL, 0);
 }

@@ -5,6 +5,7 @@
 
 #include "log.h"
 #include "node_int.h"
+#include "version.h"
 #include "synod.h"
 
 /* A queued lock acquire: (sequence -> who waits), per session. */
@@ -200,7 +201,21 @@ static void apply_event(struct node *n, const struct fsm_event *e) {
 
 static void apply_normal(struct node *n, const struct core_entry *e) {
   struct fsm_output out;
-  if (fsm_apply(n->fsm, e->index, e->data, e->len, &out) != 0) {
+  int rv = fsm_apply(n->fsm, e->index, e->data, e->len, &out);
+  if (rv == SYNOD_EPROTO) {
+    /* A newer build's entry: applied otherwise here than on the replicas
+     * that know it, the state would diverge. Stop; the log keeps it for
+     * the newer build to apply after an upgrade of this replica. */
+    log_error("node",
+              "apply %llu: the entry carries %s, which this build (synodd "
+              "%s) does not know: a newer synodd wrote it. Stopping rather "
+              "than applying it otherwise than the replicas that know it; "
+              "run the newer build on %s",
+              (unsigned long long)e->index, fsm_unknown_field(n->fsm),
+              SYNOD_VERSION, n->name);
+    node_die();
+  }
+  if (rv != 0) {
     log_error("node", "apply %llu: index not increasing (applied %llu)",
               (unsigned long long)e->index,
               (unsigned long long)fsm_applied_index(n->fsm));

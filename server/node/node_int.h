@@ -510,9 +510,13 @@ void requests_keepalives_fail(struct node *n);
 void requests_propose_flush(struct node *n);
 /* Leader: queues req (a write, fsm_request_is_write) for this turn's
  * PROPOSE; its answer goes to `from` once applied (or the failure, if it
- * is lost). Returns 0, or SYNOD_ENOMEM with nothing queued. */
+ * is lost). Returns 0, or with nothing queued and why in msg:
+ * SYNOD_EPROTO for a request that carries a field this build does not
+ * know (a newer client's: applied here it would lose what the field
+ * means, and a replica of this build stops at such an entry, see
+ * fsm_apply), SYNOD_ENOMEM. */
 int requests_propose_from(struct node *n, const struct origin *from,
-                          const Synod__Request *req);
+                          const Synod__Request *req, char *msg);
 /* Collects a keepalive of session_id for the next Tick (leader only);
  * answered through writes_answer once the Tick applies. */
 void requests_keepalive_from(struct node *n, const struct origin *from,

@@ -6,6 +6,7 @@
 
 #include "log.h"
 #include "node_int.h"
+#include "pb_unknown.h"
 #include "synod.h"
 #include "version.h"
 
@@ -332,7 +333,16 @@ void requests_propose_flush(struct node *n) {
 }
 
 int requests_propose_from(struct node *n, const struct origin *from,
-                          const Synod__Request *req) {
+                          const Synod__Request *req, char *msg) {
+  char where[128];
+  if (pb_unknown_field(&req->base, where, sizeof where)) {
+    errmsg_set(msg,
+               "the request carries %s, which this server (synodd %s) does "
+               "not know: a client newer than the server? Nothing was "
+               "written",
+               where, SYNOD_VERSION);
+    return SYNOD_EPROTO;
+  }
   Synod__Request copy = *req;
   copy.id = 0;
   copy.stale = false;
@@ -347,6 +357,7 @@ int requests_propose_from(struct node *n, const struct origin *from,
     uint32_t cap = n->queued_cap ? n->queued_cap * 2 : 64;
     struct queued_proposal *q = realloc(n->queued, cap * sizeof *q);
     if (q == NULL) {
+      errmsg_set(msg, "propose on %s: out of memory", n->name);
       return SYNOD_ENOMEM;
     }
     n->queued = q;
@@ -356,6 +367,7 @@ int requests_propose_from(struct node *n, const struct origin *from,
   size_t len = fsm_command_encode_request(stamp, &copy, NULL, 0);
   uint8_t *buf = malloc(len ? len : 1);
   if (buf == NULL) {
+    errmsg_set(msg, "propose on %s: out of memory", n->name);
     return SYNOD_ENOMEM;
   }
   fsm_command_encode_request(stamp, &copy, buf, len);
@@ -367,9 +379,10 @@ int requests_propose_from(struct node *n, const struct origin *from,
 static void requests_propose(struct node *n, uint64_t conn_id,
                              const Synod__Request *req) {
   struct origin from = {.conn_id = conn_id, .request_id = req->id};
-  if (requests_propose_from(n, &from, req) != 0) {
-    client_net_send_error(n->client_net, conn_id, req->id, SYNOD_ENOMEM,
-                          "propose on %s: out of memory", n->name);
+  char msg[SYNOD_ERRMSG_MAX];
+  int rv = requests_propose_from(n, &from, req, msg);
+  if (rv != 0) {
+    client_net_send_error(n->client_net, conn_id, req->id, rv, "%s", msg);
   }
 }
 

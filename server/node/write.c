@@ -172,11 +172,12 @@ void node_write(struct node *n, const Synod__Request *req, uint32_t timeout_ms,
   }
   *w = (struct write){++n->write_ctx_next, cb, arg, node_now_ms(n) + timeout_ms,
                       0};
+  msg[0] = '\0';
   if (u64map_put(&n->writes, w->ctx, w) != 0) {
     rv = SYNOD_ENOMEM;
   } else if (n->role == CORE_LEADER && !n->shutting_down) {
     struct origin from = {.write_ctx = w->ctx};
-    rv = requests_propose_from(n, &from, req);
+    rv = requests_propose_from(n, &from, req, msg);
   } else {
     rv = writes_forward(n, w, req, len);
   }
@@ -189,6 +190,8 @@ void node_write(struct node *n, const Synod__Request *req, uint32_t timeout_ms,
           "%s knows no leader to forward the write to (term %" PRIu64
           "); it was not applied: retry",
           n->name, n->term);
+    } else if (msg[0] != '\0') {
+      node_write_fail(cb, arg, rv, "write on %s: %s", n->name, msg);
     } else {
       node_write_fail(cb, arg, rv, "write on %s: %s", n->name,
                       synod_strerror(rv));
@@ -226,8 +229,8 @@ void writes_on_forward(struct node *n, uint64_t from,
     /* A client's, forwarded (Request.forward): renewed with the others in
      * this leader's next Tick, as if the client were connected here. */
     requests_keepalive_from(n, &o, req->session_id);
-  } else if (rv == 0 && (rv = requests_propose_from(n, &o, req)) != 0) {
-    errmsg_set(msg, "propose on %s: %s", n->name, synod_strerror(rv));
+  } else if (rv == 0) {
+    rv = requests_propose_from(n, &o, req, msg);
   }
   if (req != NULL) {
     synod__request__free_unpacked(req, NULL);

@@ -19,6 +19,8 @@
 
 #include <protobuf-c/protobuf-c.h>
 
+#include "pb_unknown.h"
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 #define FUZZ_CHECK(cond, ...)                                                  \
@@ -74,40 +76,7 @@ static inline const uint8_t *fuzz_item(struct fuzz_in *in, size_t *len) {
  * canonical one it writes (0x02): such a message decodes, and its
  * re-encoding does not. A re-encoding check excuses those. */
 static inline bool fuzz_pb_has_unknown(const ProtobufCMessage *m) {
-  if (m == NULL) {
-    return false;
-  }
-  if (m->n_unknown_fields > 0) {
-    return true;
-  }
-  const ProtobufCMessageDescriptor *d = m->descriptor;
-  for (unsigned i = 0; i < d->n_fields; i++) {
-    const ProtobufCFieldDescriptor *fd = &d->fields[i];
-    const char *base = (const char *)m;
-    if (fd->type != PROTOBUF_C_TYPE_MESSAGE) {
-      continue;
-    }
-    if (fd->flags & PROTOBUF_C_FIELD_FLAG_ONEOF) {
-      uint32_t which = *(const uint32_t *)(base + fd->quantifier_offset);
-      if (which != fd->id) {
-        continue;
-      }
-    }
-    if (fd->label == PROTOBUF_C_LABEL_REPEATED) {
-      size_t n = *(const size_t *)(base + fd->quantifier_offset);
-      ProtobufCMessage *const *v =
-          *(ProtobufCMessage *const *const *)(base + fd->offset);
-      for (size_t k = 0; k < n; k++) {
-        if (fuzz_pb_has_unknown(v[k])) {
-          return true;
-        }
-      }
-    } else if (fuzz_pb_has_unknown(
-                   *(const ProtobufCMessage *const *)(base + fd->offset))) {
-      return true;
-    }
-  }
-  return false;
+  return pb_unknown_field(m, NULL, 0);
 }
 
 #endif /* SYNOD_FUZZ_H */

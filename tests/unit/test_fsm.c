@@ -1367,6 +1367,75 @@ START_TEST(malformed_entry_gives_deterministic_error_and_changes_nothing) {
 }
 END_TEST
 
+/* Applies data as the entry after h's last: 0, or SYNOD_EPROTO with
+ * nothing changed (a field this build does not know). */
+static int h_apply_or_refuse(struct h *h, const uint8_t *data, size_t len) {
+  struct fsm_output out;
+  uint64_t digest = fsm_digest(h->f), applied = fsm_applied_index(h->f);
+  int rv = fsm_apply(h->f, applied + 1, data, len, &out);
+  if (rv == SYNOD_EPROTO) {
+    ck_assert_uint_eq(fsm_applied_index(h->f), applied);
+    ck_assert_uint_eq(fsm_digest(h->f), digest);
+  } else {
+    ck_assert_int_eq(rv, 0);
+    h->index = applied + 1;
+  }
+  return rv;
+}
+
+/* An entry a newer build wrote, carrying a field or a body this build does
+ * not know, is refused with nothing changed, not even the applied index:
+ * applied here it would mean something else than on the replicas that
+ * know it. The replica stops there (apply.c). */
+START_TEST(an_entry_with_a_field_this_build_does_not_know_is_not_applied) {
+  struct h h;
+  h_init(&h, NULL);
+  uint64_t sid = h_open(&h, 60000);
+  Synod__CounterAdd a = SYNOD__COUNTER_ADD__INIT;
+  a.name = "c";
+  a.delta = 1;
+  Synod__Request r = SYNOD__REQUEST__INIT;
+  r.session_id = sid;
+  r.sequence = 1;
+  r.body_case = SYNOD__REQUEST__BODY_COUNTER_ADD;
+  r.counter_add = &a;
+  uint8_t one = 1, buf[256];
+  ProtobufCMessageUnknownField extra = {.tag = 15,
+                                        .wire_type =
+                                            PROTOBUF_C_WIRE_TYPE_VARINT,
+                                        .len = 1,
+                                        .data = &one};
+  static const struct {
+    int where; /* 0: CounterAdd, 1: Request, 2: Command (a new body) */
+    const char *says;
+  } cases[] = {{0, "field 15 of synod.CounterAdd"},
+               {1, "field 15 of synod.Request"},
+               {2, "field 15 of synod.fsm.Command"}};
+  for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+    a.base.n_unknown_fields = cases[i].where == 0;
+    a.base.unknown_fields = &extra;
+    r.base.n_unknown_fields = cases[i].where == 1;
+    r.base.unknown_fields = &extra;
+    size_t n = fsm_command_encode_request(h.time_ms, &r, buf, sizeof buf);
+    ck_assert_uint_le(n, sizeof buf - 2);
+    if (cases[i].where == 2) {
+      buf[n++] = 15 << 3 | 2; /* field 15, length-delimited: a new body */
+      buf[n++] = 0;
+    }
+    ck_assert_int_eq(h_apply_or_refuse(&h, buf, n), SYNOD_EPROTO);
+    ck_assert_str_eq(fsm_unknown_field(h.f), cases[i].says);
+  }
+  /* The same add without them applies at the next index, once. */
+  a.base.n_unknown_fields = r.base.n_unknown_fields = 0;
+  size_t n = fsm_command_encode_request(h.time_ms, &r, buf, sizeof buf);
+  uint64_t before = fsm_applied_index(h.f);
+  ck_assert_int_eq(h_apply_or_refuse(&h, buf, n), 0);
+  ck_assert_uint_eq(fsm_applied_index(h.f), before + 1);
+  ck_assert_int_eq(h_get(&h, "c"), 1);
+  h_close(&h);
+}
+END_TEST
+
 /* Every prefix of a valid entry, and every single-byte corruption of it,
  * is applied without crashing. */
 START_TEST(truncated_and_flipped_entries_never_crash) {
@@ -1384,12 +1453,12 @@ START_TEST(truncated_and_flipped_entries_never_crash) {
   uint8_t buf[128];
   size_t n = fsm_command_encode_request(h.time_ms, &r, buf, sizeof buf);
   for (size_t len = 0; len < n; len++) {
-    h_apply_bytes(&h, buf, len);
+    h_apply_or_refuse(&h, buf, len);
   }
   for (size_t i = 0; i < n; i++) {
     for (int bit = 0; bit < 8; bit++) {
       buf[i] ^= (uint8_t)(1u << bit);
-      h_apply_bytes(&h, buf, n);
+      h_apply_or_refuse(&h, buf, n);
       buf[i] ^= (uint8_t)(1u << bit);
     }
   }
@@ -1580,6 +1649,8 @@ static TCase *tcase_snapshots(void) {
   tcase_add_test(tc, snapshot_with_broken_invariants_is_refused);
   tcase_add_test(tc,
                  malformed_entry_gives_deterministic_error_and_changes_nothing);
+  tcase_add_test(tc,
+                 an_entry_with_a_field_this_build_does_not_know_is_not_applied);
   tcase_add_test(tc, truncated_and_flipped_entries_never_crash);
   tcase_add_test(tc, query_refuses_bodies_that_are_not_reads);
   tcase_add_test(tc,
