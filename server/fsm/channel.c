@@ -255,11 +255,9 @@ static int channel_get_or_create(struct fsm *f, const char *what,
   return 0;
 }
 
-/* Fills the info reply of c. */
-static void reply_info(const struct fsm *f, struct fsm_reply *r,
-                       const struct fsm_channel *c) {
-  Synod__ChannelInfo *ci = &r->u.channel;
-  Synod__ChannelLimits *lp = &r->limits;
+/* Fills ci (and its limits, lp) with what c is. */
+static void info_fill(const struct fsm *f, const struct fsm_channel *c,
+                      Synod__ChannelInfo *ci, Synod__ChannelLimits *lp) {
   synod__channel_info__init(ci);
   limits_to_pb(&c->limits, lp);
   ci->name = c->name;
@@ -269,6 +267,14 @@ static void reply_info(const struct fsm *f, struct fsm_reply *r,
   ci->messages = c->window.next - ci->first_offset;
   ci->bytes = c->window.bytes;
   ci->cursors = c->cursors_n;
+  ci->created_index = c->created_index;
+}
+
+/* Fills the info reply of c. */
+static void reply_info(const struct fsm *f, struct fsm_reply *r,
+                       const struct fsm_channel *c) {
+  Synod__ChannelInfo *ci = &r->u.channel;
+  info_fill(f, c, ci, &r->limits);
   r->resp.body_case = SYNOD__RESPONSE__BODY_CHANNEL_INFO;
   r->resp.channel_info = ci;
 }
@@ -485,15 +491,7 @@ int fsm_channel_list(struct fsm *f, struct fsm_session *s,
       break;
     }
     Synod__ChannelInfo *ci = &infos[lr->n_channels];
-    synod__channel_info__init(ci);
-    limits_to_pb(&c->limits, &lims[lr->n_channels]);
-    ci->name = c->name;
-    ci->limits = &lims[lr->n_channels];
-    ci->first_offset = channel_first(f, c);
-    ci->next_offset = c->window.next;
-    ci->messages = c->window.next - ci->first_offset;
-    ci->bytes = c->window.bytes;
-    ci->cursors = c->cursors_n;
+    info_fill(f, c, ci, &lims[lr->n_channels]);
     lr->channels[lr->n_channels++] = ci;
   }
   r->resp.body_case = SYNOD__RESPONSE__BODY_CHANNEL_LIST;

@@ -131,13 +131,14 @@ static json_t *api_channel_json(struct http_api *api,
                             (json_int_t)l->max_age_ms, "max_message_bytes",
                             (json_int_t)l->max_message_bytes,
                             "refuse_when_full", l->refuse_when_full);
-  return json_pack("{s:s, s:I, s:I, s:I, s:I, s:I, s:i, s:o}", "channel",
+  return json_pack("{s:s, s:I, s:I, s:I, s:I, s:I, s:i, s:I, s:o}", "channel",
                    ci->name, "first_offset", (json_int_t)ci->first_offset,
                    "next_offset", (json_int_t)ci->next_offset, "messages",
                    (json_int_t)ci->messages, "bytes", (json_int_t)ci->bytes,
                    "subscribers",
                    (json_int_t)node_channel_subscribers(api->node, ci->name),
-                   "cursors", (int)ci->cursors, "limits", limits);
+                   "cursors", (int)ci->cursors, "created_index",
+                   (json_int_t)ci->created_index, "limits", limits);
 }
 
 static void api_info_answer(void *arg, int err, const char *errmsg,
@@ -255,14 +256,27 @@ static const struct node_sub_sink api_sink = {
 };
 
 /* Where a stream starts: after Last-Event-ID (what an SSE client sends
- * when it reconnects), else ?from=N|first|next (default next). Returns
- * false after answering 400. */
+ * when it reconnects), else ?from=N|first|next (default next); and
+ * ?known=INDEX, the channel's created_index (GET /v1/channels/NAME), pins
+ * the stream to that channel: a reconnect after the channel was deleted
+ * and created again gets 404 instead of the new channel's offsets.
+ * Returns false after answering 400. */
 static bool api_subscribe_from(struct http_api *api,
                                const struct httpd_request *req,
                                Synod__ChannelSubscribe *q) {
   size_t len;
   char arg[32];
   uint64_t v;
+  if (httpd_query_get(req, "known", arg, sizeof arg)) {
+    if (!sse_u64(arg, strlen(arg), &v) || v == 0) {
+      api_respond_code(api, req->id, SYNOD_EINVAL, 0,
+                       "known '%s': give the channel's created_index (from "
+                       "1)",
+                       arg);
+      return false;
+    }
+    q->known_index = v;
+  }
   const char *last = httpd_header(req, "Last-Event-ID", &len);
   if (last != NULL) {
     if (!sse_u64(last, len, &v) || v == UINT64_MAX) {

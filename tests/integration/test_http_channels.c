@@ -487,6 +487,71 @@ static void scenario_stream_and_resume(void) {
          "replica with Last-Event-ID, no gap, no duplicate\n");
 }
 
+/* ?known=created_index pins a stream to one channel: after the channel
+ * is deleted and created again, a reconnect with Last-Event-ID gets 404
+ * instead of the new channel's offsets after the id. */
+static void scenario_recreated(struct synod_client *cl) {
+  int l = leader_of(), f = (l + 1) % c.n;
+  char id[32], data[32], query[64];
+  for (int k = 1; k <= 3; k++) {
+    snprintf(id, sizeof id, "again-%d", k);
+    snprintf(data, sizeof data, "a%d", k);
+    json_decref(publish(l, "again", id, data));
+  }
+  json_t *info = http_json("GET", c.nodes[l].http, "/v1/channels/again", NULL,
+                           NULL, 0, 200);
+  json_int_t created =
+      json_integer_value(json_object_get(info, "created_index"));
+  json_decref(info);
+  CHECK(created > 0, "the channel's info has no created_index");
+  snprintf(query, sizeof query, "?from=first&known=%" JSON_INTEGER_FORMAT,
+           created);
+  struct sse a;
+  sse_open(&a, f, "again", query, 0);
+  sse_wait(&a, 3, false, 10000, "again 1..3, pinned");
+  check_run(&a.p, 0, 1, 3, "a", "again from first, pinned");
+  sse_close(&a);
+
+  CHECK(synod_channel_delete(cl, "again", 10000, NULL) == 0, "delete: %s",
+        synod_client_errmsg());
+  for (int k = 1; k <= 5; k++) {
+    snprintf(id, sizeof id, "again-new-%d", k);
+    snprintf(data, sizeof data, "b%d", k);
+    json_decref(publish(l, "again", id, data));
+  }
+  /* The same URL and the last id seen, as an EventSource reconnects. */
+  snprintf(query, sizeof query, "?known=%" JSON_INTEGER_FORMAT, created);
+  struct sse b;
+  sse_open(&b, f, "again", query, 3);
+  sse_wait(&b, 1, true, 10000, "again resumed after its deletion");
+  CHECK(b.done && b.status == 404 && b.p.n == 0,
+        "a pinned stream resumed in the channel created again: HTTP %ld, "
+        "%zu events",
+        b.status, b.p.n);
+  sse_close(&b);
+  /* Pinned to the new one, it reads the new one. */
+  info = http_json("GET", c.nodes[l].http, "/v1/channels/again", NULL, NULL, 0,
+                   200);
+  json_int_t again = json_integer_value(json_object_get(info, "created_index"));
+  json_decref(info);
+  CHECK(again > created,
+        "created again at %" JSON_INTEGER_FORMAT
+        ", first at %" JSON_INTEGER_FORMAT,
+        again, created);
+  snprintf(query, sizeof query, "?from=first&known=%" JSON_INTEGER_FORMAT,
+           again);
+  struct sse d;
+  sse_open(&d, f, "again", query, 0);
+  sse_wait(&d, 5, false, 10000, "again 1..5 of the new channel");
+  check_run(&d.p, 0, 1, 5, "b", "the new channel from first, pinned");
+  sse_close(&d);
+  json_decref(http_json("GET", c.nodes[f].http,
+                        "/v1/channels/again?stream=1&known=x", NULL, NULL, 0,
+                        400));
+  printf("ok known: a pinned stream is refused (404) after its channel was "
+         "created again, reads the new one pinned to it\n");
+}
+
 static void scenario_errors(struct synod_client *cl) {
   int f = (leader_of() + 1) % c.n;
   struct synod_channel_limits lim = {.max_messages = 5};
@@ -671,6 +736,7 @@ int main(void) {
   scenario_publish();
   scenario_stream_and_resume();
   scenario_errors(cl);
+  scenario_recreated(cl);
   scenario_slow_reader(cl);
   /* Pings every 15 s: the stream was quiet all along (no publish to it),
    * and neither idle timeouts nor the cap closed it. */
