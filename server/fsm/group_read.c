@@ -19,6 +19,7 @@ static void info_fill(const struct fsm_group *g, struct fsm_arena *a,
   gi->first_offset = g->window.first;
   gi->next_offset = g->window.next;
   gi->bytes = g->window.bytes;
+  gi->created_index = g->created_index;
   if (g->has_ckpt) {
     fsm_group_ckpt_fill(g, c);
     gi->checkpoint = c;

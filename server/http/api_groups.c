@@ -116,13 +116,13 @@ static json_t *checkpoint_json(const Synod__GroupCheckpointInfo *c,
 static json_t *group_json(const Synod__GroupInfo *gi, bool members) {
   const Synod__GroupView *v = gi->view;
   json_t *j = json_pack(
-      "{s:s, s:I, s:I, s:i, s:I, s:I, s:I, s:o, s:i}", "group", gi->name,
+      "{s:s, s:I, s:I, s:i, s:I, s:I, s:I, s:o, s:i, s:I}", "group", gi->name,
       "view_id", (json_int_t)(v != NULL ? v->view_id : 0), "offset",
       (json_int_t)(v != NULL ? v->offset : 0), "member_count", (int)gi->members,
       "first_offset", (json_int_t)gi->first_offset, "next_offset",
       (json_int_t)gi->next_offset, "bytes", (json_int_t)gi->bytes, "checkpoint",
       checkpoint_json(gi->checkpoint, gi->checkpoint_usable), "state_requests",
-      (int)gi->state_requests);
+      (int)gi->state_requests, "created_index", (json_int_t)gi->created_index);
   if (j != NULL && members && v != NULL) {
     json_t *m = members_json(v->members, v->n_members);
     json_object_set_new(j, "coordinator", coordinator_json(m));
@@ -601,8 +601,9 @@ static const struct node_sub_sink group_sink = {
     .group_deliver = stream_deliver,
 };
 
-/* GET /v1/groups/NAME?watch[&from=OFFSET][&member=M], or after the
- * request's Last-Event-ID. */
+/* GET /v1/groups/NAME?watch[&from=OFFSET][&member=M][&known=INDEX], or
+ * after the request's Last-Event-ID; known (the group's created_index)
+ * pins the stream to that group, as for channels. */
 static void group_watch(struct http_api *api, const struct httpd_request *req,
                         const char *name) {
   Synod__GroupSubscribe q = SYNOD__GROUP_SUBSCRIBE__INIT;
@@ -620,7 +621,8 @@ static void group_watch(struct http_api *api, const struct httpd_request *req,
   } else if (!query_u64(api, req, "from", &q.from)) {
     return;
   }
-  if (!query_member(api, req, "member", member) || api_stream_head(api, req)) {
+  if (!query_u64(api, req, "known", &q.known_index) ||
+      !query_member(api, req, "member", member) || api_stream_head(api, req)) {
     return;
   }
   struct api_stream *st = api_stream_new(api, req->id, name);

@@ -347,6 +347,7 @@ static void scenario_bad_input(void) {
       {"GET", "/v1/groups/g?watch&from=0", NULL, NULL, 400},
       {"GET", "/v1/groups/g?watch&from=100000", NULL, NULL, 400},
       {"GET", "/v1/groups/g?watch", "Last-Event-ID: x1", NULL, 400},
+      {"GET", "/v1/groups/g?watch&known=x", NULL, NULL, 400},
       {"GET", "/v1/groups/g%zz", NULL, NULL, 400},
       {"GET", "/v1/groups/g/other", NULL, NULL, 404},
       {"POST", "/v1/groups/g", NULL, "x", 405},
@@ -390,6 +391,10 @@ static void scenario_bad_input(void) {
 /* The last members leave: the stream ends with a clear event. */
 static void scenario_deleted(void) {
   int l = leader_of(), f1 = (l + 1) % c.n;
+  json_t *info = http_req(&c, "GET", l, "/v1/groups/g", NULL, NULL, 200);
+  int64_t created = jint(info, "created_index");
+  json_decref(info);
+  CHECK(created > 0, "the group's info has no created_index");
   struct sse s;
   sse_open(&s, &c, f1, "/v1/groups/g?watch", NULL);
   CHECK(sse_wait(&s, 1, true, 5000) >= 1, "start");
@@ -413,6 +418,31 @@ static void scenario_deleted(void) {
   sse_close(&s);
   json_decref(http_req(&c, "GET", l, "/v1/groups/g", NULL, NULL, 404));
   printf("  deletion ends the stream with SYNOD_ENOTFOUND\n");
+
+  /* Created again: a stream pinned to the first group (?known=its
+   * created_index) that reconnects with Last-Event-ID gets 404, not the
+   * new group's items after that offset; pinned to the new one it reads. */
+  json_decref(membership("PUT", l, "g", "dora", sess_a, ++seq_a, "d", 200));
+  info = http_req(&c, "GET", l, "/v1/groups/g", NULL, NULL, 200);
+  int64_t again = jint(info, "created_index");
+  json_decref(info);
+  CHECK(again > created, "created again at %" PRId64 ", first at %" PRId64,
+        again, created);
+  char path[96], last[48];
+  snprintf(path, sizeof path, "/v1/groups/g?watch&known=%" PRId64, created);
+  snprintf(last, sizeof last, "Last-Event-ID: 1");
+  json_t *gone = http_req(&c, "GET", f1, path, last, NULL, 404);
+  CHECK(strstr(jstr(gone, "message"), "created again") != NULL,
+        "pinned to the first group: %s", jstr(gone, "message"));
+  json_decref(gone);
+  snprintf(path, sizeof path, "/v1/groups/g?watch&from=1&known=%" PRId64,
+           again);
+  sse_open(&s, &c, f1, path, NULL);
+  CHECK(sse_wait(&s, 1, true, 5000) >= 1 && strcmp(s.evs[0].type, "start") == 0,
+        "the new group, pinned: no start");
+  sse_close(&s);
+  json_decref(membership("DELETE", l, "g", "dora", sess_a, ++seq_a, NULL, 200));
+  printf("  created again: a stream pinned to the first (known) is 404\n");
 }
 
 int main(void) {
