@@ -836,6 +836,22 @@ static void ckpt_read_done(struct ckpt_call *k, int status,
                 "group checkpoint read: a chunk that does not fit", 0);
     return;
   }
+  if (k->offset != 0 && r->checkpoint->index != k->info.index &&
+      k->restarts < SYNOD_GROUP_READ_RESTARTS_MAX) {
+    /* Another checkpoint at the same offset (stored again, or a replica
+     * with another incarnation of the group): its chunks are not the
+     * first one's. Read it from its start. */
+    k->restarts++;
+    k->offset = 0;
+    k->at = 0;
+    ckpt_continue(k);
+    return;
+  }
+  if (k->offset != 0 && r->checkpoint->index != k->info.index) {
+    ckpt_finish(k, SYNOD_ECOMPACTED,
+                "group checkpoint read: replaced while read, too often", 0);
+    return;
+  }
   if (k->offset == 0) { /* the first chunk: which checkpoint it is */
     uint8_t *p = realloc(k->data, r->checkpoint->bytes + 1);
     if (p == NULL) {
@@ -1201,12 +1217,22 @@ static int ckpt_read_once(struct synod_client *c, const char *group,
     }
     g.chunk_offset = out->len;
     g.offset = out->info.offset;
+    /* After the first chunk: its group, and no later one of the name. */
+    g.known_index = out->info.index;
     rv = call(c, OP_GROUP_CHECKPOINT_READ, &g, left, &r);
     if (rv != 0) {
       synod_group_checkpoint_free(out);
       return rv;
     }
     struct group_chunk *k = &r.group_chunk;
+    if (out->data != NULL && k->info.index != out->info.index) {
+      /* Another checkpoint at the same offset: not the first chunk's. */
+      groups_result_free(OP_GROUP_CHECKPOINT_READ, &r);
+      synod_group_checkpoint_free(out);
+      client_set_errmsg(SYNOD_ECOMPACTED,
+                        "group checkpoint read: replaced while read");
+      return SYNOD_ECOMPACTED; /* the caller reads the new one */
+    }
     if (out->data == NULL) { /* the first: which checkpoint it is */
       out->info = k->info;
       memset(&k->info, 0, sizeof k->info);

@@ -1636,8 +1636,9 @@ int synod_group_checkpoint_store(struct synod_client *c, const char *group,
  * replaced meanwhile (SYNOD_ECOMPACTED), starts again with the new one,
  * at most SYNOD_GROUP_READ_RESTARTS_MAX times. timeout_ms bounds it all.
  * SYNOD_ENOTFOUND when the group has no checkpoint, or when it was
- * deleted and created again after the first chunk: the chunks are all of
- * one checkpoint of one group. */
+ * deleted and created again after the first chunk. The chunks are all of
+ * one checkpoint of one group: one replaced meanwhile, even at the same
+ * offset, is read again from its start. */
 int synod_group_checkpoint_read(struct synod_client *c, const char *group,
                                 unsigned flags, uint32_t timeout_ms,
                                 struct synod_group_checkpoint *out);

@@ -2,6 +2,7 @@
  * what is due, dispatch the request with exactly-once), answer reads, and
  * build Commands. */
 #include <inttypes.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -442,10 +443,20 @@ int fsm_apply(struct fsm *f, uint64_t index, const uint8_t *data, size_t len,
   memset(out, 0, sizeof *out);
   Synod__Fsm__Command *cmd =
       synod__fsm__command__unpack(&f->unpack.allocator, len, data);
-  if (cmd != NULL &&
-      pb_unknown_field(&cmd->base, f->unknown, sizeof f->unknown)) {
-    pb_arena_reset(&f->unpack);
-    return SYNOD_EPROTO; /* a newer build's: not to be applied here */
+  /* Format 0 (a build before the field) is applied as that build did;
+   * from 1 on, a newer build's entry is not to be applied here. */
+  if (cmd != NULL && cmd->format != 0) {
+    bool newer = cmd->format > FSM_COMMAND_FORMAT;
+    if (newer) {
+      snprintf(f->unknown, sizeof f->unknown,
+               "format %u of synod.fsm.Command (this build applies formats "
+               "up to %d)",
+               cmd->format, FSM_COMMAND_FORMAT);
+    }
+    if (newer || pb_unknown_field(&cmd->base, f->unknown, sizeof f->unknown)) {
+      pb_arena_reset(&f->unpack);
+      return SYNOD_EPROTO;
+    }
   }
   fsm_output_reset(f);
   f->index = f->applied_index = index;
@@ -523,11 +534,13 @@ int fsm_query(const struct fsm *f, const Synod__Request *req, uint8_t **data,
 
 /* ------------------------------------------------------------ encode */
 
-static size_t command_pack(const Synod__Fsm__Command *c, uint8_t *buf,
-                           size_t cap) {
-  size_t n = synod__fsm__command__get_packed_size(c);
+size_t fsm_command_pack(const Synod__Fsm__Command *c, uint8_t *buf,
+                        size_t cap) {
+  Synod__Fsm__Command x = *c;
+  x.format = FSM_COMMAND_FORMAT;
+  size_t n = synod__fsm__command__get_packed_size(&x);
   if (n <= cap) {
-    synod__fsm__command__pack(c, buf);
+    synod__fsm__command__pack(&x, buf);
   }
   return n;
 }
@@ -538,7 +551,7 @@ size_t fsm_command_encode_request(uint64_t time_ms, const Synod__Request *req,
   c.time_ms = time_ms;
   c.body_case = SYNOD__FSM__COMMAND__BODY_REQUEST;
   c.request = (Synod__Request *)req;
-  return command_pack(&c, buf, cap);
+  return fsm_command_pack(&c, buf, cap);
 }
 
 size_t fsm_command_encode_tick(uint64_t time_ms, const uint64_t *session_ids,
@@ -550,7 +563,7 @@ size_t fsm_command_encode_tick(uint64_t time_ms, const uint64_t *session_ids,
   c.time_ms = time_ms;
   c.body_case = SYNOD__FSM__COMMAND__BODY_TICK;
   c.tick = &t;
-  return command_pack(&c, buf, cap);
+  return fsm_command_pack(&c, buf, cap);
 }
 
 /* --------------------------------------------------------- settings */
@@ -603,5 +616,5 @@ size_t fsm_command_encode_settings(uint64_t time_ms,
   c.time_ms = time_ms;
   c.body_case = SYNOD__FSM__COMMAND__BODY_SETTINGS;
   c.settings = &m;
-  return command_pack(&c, buf, cap);
+  return fsm_command_pack(&c, buf, cap);
 }

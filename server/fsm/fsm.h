@@ -280,12 +280,14 @@ void fsm_free(struct fsm *f);
  * *out borrows fsm memory until the next call (see struct fsm_output).
  *
  * Returns SYNOD_EPROTO, with nothing changed (not even the applied index),
- * for a Command that carries a field or a body this build does not know
+ * for a Command of a format above this build's, or of format 1 or more
+ * that carries a field, a body or an enum value this build does not know
  * (fsm_unknown_field says which): a newer build wrote it, and this one
  * would apply it otherwise than the replicas that know it. The replica
  * must not go on past it (the leaders of this build never propose such an
  * entry: requests_propose_from refuses a client's write that carries
- * one).
+ * one). A Command of format 0 (a build before the format) is applied as
+ * that build applied it, unknown fields ignored.
  *
  * Response.id is always 0 in fsm output: the shell sets it, for example by
  * prepending field 1 to the packed bytes (protobuf merges the two). */

@@ -205,6 +205,13 @@ struct fsm {
   char unknown[128];
 };
 
+/* The format of the Commands this build writes (fsm.proto, Command). */
+#define FSM_COMMAND_FORMAT 1
+
+/* Packs c with this build's format into buf if it fits in cap bytes;
+ * returns the packed length either way. */
+size_t fsm_command_pack(const Synod__Fsm__Command *c, uint8_t *buf, size_t cap);
+
 /* A name as a key for the name-ordered trees. */
 struct fsm_name {
   const char *s;

@@ -109,9 +109,5 @@ size_t fsm_command_encode_member(uint64_t time_ms,
   cmd.time_ms = time_ms;
   cmd.body_case = SYNOD__FSM__COMMAND__BODY_MEMBER;
   cmd.member = &mm;
-  size_t len = synod__fsm__command__get_packed_size(&cmd);
-  if (len <= cap) {
-    synod__fsm__command__pack(&cmd, buf);
-  }
-  return len;
+  return fsm_command_pack(&cmd, buf, cap);
 }

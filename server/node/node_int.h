@@ -511,9 +511,9 @@ void requests_propose_flush(struct node *n);
 /* Leader: queues req (a write, fsm_request_is_write) for this turn's
  * PROPOSE; its answer goes to `from` once applied (or the failure, if it
  * is lost). Returns 0, or with nothing queued and why in msg:
- * SYNOD_EPROTO for a request that carries a field this build does not
- * know (a newer client's: applied here it would lose what the field
- * means, and a replica of this build stops at such an entry, see
+ * SYNOD_EPROTO for a request that carries a field or an enum value this
+ * build does not know (a newer client's: applied here it would lose what the
+ * field means, and a replica of this build stops at such an entry, see
  * fsm_apply), SYNOD_ENOMEM. */
 int requests_propose_from(struct node *n, const struct origin *from,
                           const Synod__Request *req, char *msg);

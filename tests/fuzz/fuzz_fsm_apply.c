@@ -7,7 +7,10 @@
  * then items of a 16-bit length and that many bytes, each applied as the
  * next entry. A length with the top bit set is a non-NORMAL entry instead
  * (fsm_index_advance), its bytes skipped.
- * Invariants: fsm_apply returns 0 for every increasing index; time never
+ * Invariants: fsm_apply returns 0 for every increasing index, or
+ * SYNOD_EPROTO with nothing changed for an entry of format 1 or more that
+ * carries a field, body or enum value this build does not know (a newer
+ * build's: the twin is not given it either); time never
  * goes back; answers and events decode; the trees and gauges hold after
  * every entry; at the end the image round-trips (fuzz_fsm.h). With n > 0,
  * a twin restored from the image after entry n applies the entries that

@@ -9,6 +9,7 @@ for args in "--seed 7 --replicas 3" "--seed 8 --replicas 5" \
             "--seed 11 --replicas 3 --channels" \
             "--seed 100011 --replicas 5 --clients 5 --channels" \
             "--seed 21 --replicas 3 --push" \
+            "--seed 24 --replicas 3 --push --sinks" \
             "--seed 22 --replicas 3 --keys --push" \
             "--seed 23 --replicas 3 --groups --push" \
             "--seed 13 --replicas 3 --groups" \

@@ -641,6 +641,8 @@ static void psub_subscribe(struct sim *s, struct sim_sub *sb) {
   }
   Synod__Request req = SYNOD__REQUEST__INIT;
   char msg[SYNOD_ERRMSG_MAX];
+  q.subscription_id = 0; /* as the HTTP API's: ignored in-process */
+  q.credits = 0;
   req.id = sb->sub_req;
   req.body_case = SYNOD__REQUEST__BODY_CHANNEL_SUBSCRIBE;
   req.channel_subscribe = &q;

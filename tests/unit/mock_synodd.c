@@ -119,6 +119,13 @@ struct mock {
   _Atomic int sub_refuse;     /* answer subscribes with this error */
   _Atomic int sub_end_code;   /* set, then mock_poke: end every one */
   char compact_channel[64];   /* set, then compact_to, then mock_poke */
+  /* Group "g"'s checkpoint (group created at index 10), served 4 bytes a
+   * chunk: ckpt[0] at offset 5, index 100; with ckpt_swap, after its first
+   * chunk is read it is replaced by ckpt[1], at the same offset, index
+   * 200. Set before the first read. */
+  char ckpt[2][32];
+  _Atomic bool ckpt_swap;
+  int ckpt_now; /* mock thread: which one the group holds */
   _Atomic uint64_t compact_to;
   /* Subscription stats. */
   _Atomic int subscribes, unsubscribes, delivered;
@@ -616,6 +623,43 @@ static void mock_read(struct mock *m, uint64_t conn_id,
   mock_send(m, conn_id, &r);
 }
 
+/* GroupCheckpointRead of group "g" (struct mock: ckpt). */
+static void mock_ckpt_read(struct mock *m, uint64_t conn_id,
+                           const Synod__Request *q) {
+  const Synod__GroupCheckpointRead *g = q->group_checkpoint_read;
+  const char *data = m->ckpt[m->ckpt_now];
+  size_t len = strlen(data);
+  if (strcmp(g->group, "g") != 0 || len == 0 ||
+      (g->known_index != 0 && g->known_index < 10)) {
+    mock_error(m, conn_id, q->id, SYNOD_ENOTFOUND, "no such checkpoint", "");
+    return;
+  }
+  if ((g->offset != 0 && g->offset != 5) || g->from > len) {
+    mock_error(m, conn_id, q->id, SYNOD_ECOMPACTED, "replaced", "");
+    return;
+  }
+  Synod__Response r = SYNOD__RESPONSE__INIT;
+  Synod__GroupCheckpointChunk c = SYNOD__GROUP_CHECKPOINT_CHUNK__INIT;
+  Synod__GroupCheckpointInfo info = SYNOD__GROUP_CHECKPOINT_INFO__INIT;
+  info.offset = 5;
+  info.bytes = len;
+  info.index = m->ckpt_now == 0 ? 100 : 200;
+  info.member = "m1";
+  size_t n = len - g->from < 4 ? len - g->from : 4;
+  c.checkpoint = &info;
+  c.from = g->from;
+  c.data.data = (uint8_t *)data + g->from;
+  c.data.len = n;
+  c.last = g->from + n == len;
+  r.id = q->id;
+  r.body_case = SYNOD__RESPONSE__BODY_GROUP_CHECKPOINT_CHUNK;
+  r.group_checkpoint_chunk = &c;
+  mock_send(m, conn_id, &r);
+  if (m->ckpt_swap && m->ckpt_now == 0) {
+    m->ckpt_now = 1; /* stored again, at the same offset */
+  }
+}
+
 static void mock_hello_or_status(struct mock *m, uint64_t conn_id,
                                  const Synod__Request *q) {
   Synod__Response r = SYNOD__RESPONSE__INIT;
@@ -745,6 +789,8 @@ static void mock_request_cb(void *arg, uint64_t conn_id,
       s->conn_id = conn_id;
       mock_mutate(m, conn_id, q, s);
     }
+  } else if (q->body_case == SYNOD__REQUEST__BODY_GROUP_CHECKPOINT_READ) {
+    mock_ckpt_read(m, conn_id, q);
   } else if (q->body_case == SYNOD__REQUEST__BODY_CHANNEL_INFO ||
              q->body_case == SYNOD__REQUEST__BODY_CHANNEL_READ ||
              q->body_case == SYNOD__REQUEST__BODY_CHANNEL_LIST ||

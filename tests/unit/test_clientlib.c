@@ -893,6 +893,31 @@ START_TEST(unrenewed_session_reports_jeopardy_then_lost_before_ttl) {
 }
 END_TEST
 
+/* A checkpoint read in chunks returns one checkpoint whole: one stored
+ * again at the same offset while it is read is read again from its start
+ * (by its index), never spliced onto the first one's chunks. */
+START_TEST(a_checkpoint_replaced_at_its_offset_is_read_again_whole) {
+  struct mock *m = mock_start();
+  snprintf(m->ckpt[0], sizeof m->ckpt[0], "abcdefghij");
+  snprintf(m->ckpt[1], sizeof m->ckpt[1], "0123456789");
+  struct synod_client *c = client_for(m->address, 0, NULL);
+  struct synod_group_checkpoint ck;
+  OK(synod_group_checkpoint_read(c, "g", 0, 3000, &ck));
+  ck_assert_uint_eq(ck.len, 10);
+  ck_assert_mem_eq(ck.data, "abcdefghij", 10);
+  ck_assert_uint_eq(ck.info.index, 100);
+  synod_group_checkpoint_free(&ck);
+  m->ckpt_swap = true;
+  OK(synod_group_checkpoint_read(c, "g", 0, 3000, &ck));
+  ck_assert_uint_eq(ck.len, 10);
+  ck_assert_mem_eq(ck.data, "0123456789", 10);
+  ck_assert_uint_eq(ck.info.index, 200);
+  synod_group_checkpoint_free(&ck);
+  synod_client_free(c);
+  mock_stop(m);
+}
+END_TEST
+
 START_TEST(server_expiry_event_reports_locks_lost_at_once) {
   struct mock *m = mock_start();
   struct events ev;
@@ -1221,6 +1246,57 @@ START_TEST(async_pipelines_within_the_window_and_closes_cleanly) {
 }
 END_TEST
 
+struct ckpt_got {
+  bool done;
+  int status;
+  char data[16];
+  uint64_t index;
+};
+
+static void ckpt_got_cb(void *arg, int status,
+                        const struct synod_group_checkpoint *ck) {
+  struct ckpt_got *g = arg;
+  g->done = true;
+  g->status = status;
+  if (status == 0) {
+    snprintf(g->data, sizeof g->data, "%.*s", (int)ck->len,
+             (const char *)ck->data);
+    g->index = ck->info.index;
+  }
+}
+
+/* The async read (a joining member's): the same as the blocking one. */
+START_TEST(async_checkpoint_read_replaced_at_its_offset_reads_the_new_one) {
+  struct mock *m = mock_start();
+  snprintf(m->ckpt[0], sizeof m->ckpt[0], "abcdefghij");
+  snprintf(m->ckpt[1], sizeof m->ckpt[1], "0123456789");
+  m->ckpt_swap = true;
+  uv_loop_t loop;
+  struct synod_async *a;
+  struct synod_options o;
+  struct async_run r = {0};
+  struct ckpt_got got = {0};
+  synod_options_init(&o);
+  o.endpoints = m->address;
+  uv_loop_init(&loop);
+  ck_assert_int_eq(synod_async_new(&loop, &o, &a), 0);
+  ck_assert_int_eq(
+      synod_async_group_checkpoint_read(a, "g", 0, ckpt_got_cb, &got), 0);
+  uint64_t t0 = now_ms();
+  while (!got.done && now_ms() - t0 < 5000) {
+    uv_run(&loop, UV_RUN_ONCE);
+  }
+  ck_assert(got.done);
+  ck_assert_int_eq(got.status, 0);
+  ck_assert_str_eq(got.data, "0123456789");
+  ck_assert_uint_eq(got.index, 200);
+  synod_async_close(a, async_closed_cb, &r);
+  ck_assert_int_eq(uv_run(&loop, UV_RUN_DEFAULT), 0);
+  ck_assert_int_eq(uv_loop_close(&loop), 0);
+  mock_stop(m);
+}
+END_TEST
+
 /* A call made after the loop sat idle longer than the request timeout
  * still gets its whole timeout: its deadline is counted from now, not
  * from the time the loop last looked (every call failed at once with
@@ -1362,6 +1438,9 @@ static Suite *clientlib_suite(void) {
                  a_connection_gone_silent_moves_its_request_within_the_bound);
   tcase_add_test(tc, a_fresh_client_waits_little_for_a_silent_endpoint);
   tcase_add_test(tc, a_replica_that_knows_no_leader_is_left_at_once);
+  tcase_add_test(tc, a_checkpoint_replaced_at_its_offset_is_read_again_whole);
+  tcase_add_test(
+      tc, async_checkpoint_read_replaced_at_its_offset_reads_the_new_one);
   tcase_add_test(tc, an_unanswered_keepalive_moves_the_session_before_jeopardy);
   suite_add_tcase(s, tc);
   return s;
