@@ -462,6 +462,10 @@ struct sim_conn {
   bool inproc;
   uint64_t handle; /* 0: none */
   struct sim *sim; /* the sink's */
+  /* In-process: its HTTP connection dropped and the API has not yet
+   * cancelled the subscription (its close callback does): the sink takes
+   * nothing and says SIZE_MAX queued, as the HTTP API's does. */
+  bool gone;
 };
 
 /* A subscriber, modelled as the server's subscriptions will work: a

@@ -269,7 +269,8 @@ static const char *host_remote(void *arg, uint64_t conn_id) {
  * subscribe's answer under its request id, deliveries, the end), so
  * psub_take reads both kinds alike. */
 static int sink_queue(struct sim_conn *c, const Synod__ServerMessage *sm) {
-  return c->handle != 0 ? frame_queue(c->sim, c->id, sm) : SYNOD_ECLOSED;
+  return c->handle != 0 && !c->gone ? frame_queue(c->sim, c->id, sm)
+                                    : SYNOD_ECLOSED;
 }
 
 static void sink_error(struct sim_conn *c, bool ended, int code,
@@ -342,7 +343,7 @@ static void sink_ended(void *arg, int err, const char *msg,
 
 static size_t sink_queued_bytes(void *arg) {
   const struct sim_conn *c = arg;
-  return c->handle != 0 ? c->q_bytes : SIZE_MAX;
+  return c->handle != 0 && !c->gone ? c->q_bytes : SIZE_MAX;
 }
 
 static void sink_want_drain(void *arg, size_t below) {
@@ -522,6 +523,7 @@ void sim_conn_close(struct sim *s, struct sim_conn *c) {
   }
   c->id = 0;
   c->handle = 0;
+  c->gone = false;
   queue_drop(c);
 }
 
@@ -791,6 +793,17 @@ void sim_psub_poll(struct sim *s, struct sim_sub *sb) {
   if (sb->c.id != 0 && !end && sim_rand_ppm(&s->rand, sb->move_ppm)) {
     psub_leave(s, sb, "moves");
     sb->retry_ms = 0;
+  }
+  if (sb->c.gone) { /* the API's close callback: cancel, go elsewhere */
+    psub_leave(s, sb, "its HTTP connection dropped");
+  } else if (sb->c.inproc && sb->c.id != 0 && !end &&
+             sim_rand_range(&s->sink_rand, 0, 49) == 0) {
+    /* The HTTP connection drops: what it held is lost, deliveries fail
+     * (SYNOD_ECLOSED ends the subscription) until the cancel. */
+    sb->c.gone = true;
+    queue_drop(&sb->c);
+    sim_trace(s, sb->replica, "%s: its HTTP connection drops", sb->name);
+    return;
   }
   if (sb->c.id == 0) {
     if (s->now_ms < sb->retry_ms || !sim_sub_attach(s, sb, 0, "subscribes")) {
