@@ -731,6 +731,7 @@ struct ckpt_call {
   size_t at;       /* bytes stored or read so far */
   size_t chunk;    /* store: bytes per chunk now */
   unsigned restarts;
+  bool first;           /* read: the next chunk is the first one */
   uint64_t known_index; /* read: GroupCheckpointRead.known_index */
   struct synod_group_checkpoint_info info; /* read: the checkpoint's */
   void (*cb)(void);
@@ -813,15 +814,28 @@ static void ckpt_store_done(struct ckpt_call *k, int status,
   ckpt_continue(k);
 }
 
+/* Reads k's checkpoint again from its start (replaced while read), or
+ * ends k with SYNOD_ECOMPACTED after SYNOD_GROUP_READ_RESTARTS_MAX. */
+static void ckpt_restart(struct ckpt_call *k) {
+  if (k->restarts >= SYNOD_GROUP_READ_RESTARTS_MAX) {
+    ckpt_finish(k, SYNOD_ECOMPACTED,
+                "group checkpoint read: replaced while read, too often", 0);
+    return;
+  }
+  k->restarts++;
+  k->first = true;
+  k->offset = 0;
+  k->at = 0;
+  ckpt_continue(k);
+}
+
 static void ckpt_read_done(struct ckpt_call *k, int status,
                            const Synod__Response *resp, const char *errmsg) {
   const Synod__GroupCheckpointChunk *r;
-  if (status == SYNOD_ECOMPACTED && k->offset != 0 &&
-      k->restarts < SYNOD_GROUP_READ_RESTARTS_MAX) {
-    k->restarts++; /* replaced meanwhile: read the new one from its start */
-    k->offset = 0;
-    k->at = 0;
-    ckpt_continue(k);
+  /* After the first chunk: the checkpoint replaced by one at another
+   * offset (SYNOD_ECOMPACTED), or by a shorter one (SYNOD_ERANGE). */
+  if (!k->first && (status == SYNOD_ECOMPACTED || status == SYNOD_ERANGE)) {
+    ckpt_restart(k);
     return;
   }
   if (status != 0) {
@@ -830,29 +844,24 @@ static void ckpt_read_done(struct ckpt_call *k, int status,
   }
   r = resp->group_checkpoint_chunk;
   if (resp->body_case != SYNOD__RESPONSE__BODY_GROUP_CHECKPOINT_CHUNK ||
-      r->checkpoint == NULL || r->from != k->at ||
-      r->data.len > r->checkpoint->bytes - k->at) {
+      r->checkpoint == NULL) {
+    ckpt_finish(k, SYNOD_EMALFORMED,
+                "group checkpoint read: an answer that is not a chunk", 0);
+    return;
+  }
+  if (!k->first && r->checkpoint->index != k->info.index) {
+    /* Another checkpoint at the same offset (stored again, or a replica
+     * with another incarnation of the group): its chunks are not the
+     * first one's. Read it from its start. */
+    ckpt_restart(k);
+    return;
+  }
+  if (r->from != k->at || r->data.len > r->checkpoint->bytes - k->at) {
     ckpt_finish(k, SYNOD_EMALFORMED,
                 "group checkpoint read: a chunk that does not fit", 0);
     return;
   }
-  if (k->offset != 0 && r->checkpoint->index != k->info.index &&
-      k->restarts < SYNOD_GROUP_READ_RESTARTS_MAX) {
-    /* Another checkpoint at the same offset (stored again, or a replica
-     * with another incarnation of the group): its chunks are not the
-     * first one's. Read it from its start. */
-    k->restarts++;
-    k->offset = 0;
-    k->at = 0;
-    ckpt_continue(k);
-    return;
-  }
-  if (k->offset != 0 && r->checkpoint->index != k->info.index) {
-    ckpt_finish(k, SYNOD_ECOMPACTED,
-                "group checkpoint read: replaced while read, too often", 0);
-    return;
-  }
-  if (k->offset == 0) { /* the first chunk: which checkpoint it is */
+  if (k->first) { /* which checkpoint it is */
     uint8_t *p = realloc(k->data, r->checkpoint->bytes + 1);
     if (p == NULL) {
       ckpt_finish(k, SYNOD_ENOMEM, "group checkpoint read: out of memory", 0);
@@ -862,8 +871,8 @@ static void ckpt_read_done(struct ckpt_call *k, int status,
     k->len = r->checkpoint->bytes;
     k->offset = r->checkpoint->offset;
     if (r->checkpoint->index > k->known_index) {
-      /* The group that holds it, and no later one of the name, also for
-       * the restart below if it is replaced while read. */
+      /* The group that holds it, and no later one of the name, also
+       * after a restart. */
       k->known_index = r->checkpoint->index;
     }
     ckpt_info_free(&k->info);
@@ -871,6 +880,7 @@ static void ckpt_read_done(struct ckpt_call *k, int status,
       ckpt_finish(k, SYNOD_ENOMEM, "group checkpoint read: out of memory", 0);
       return;
     }
+    k->first = false;
   }
   if (r->data.len > 0) {
     memcpy(k->data + k->at, r->data.data, r->data.len);
@@ -945,6 +955,7 @@ static int ckpt_start(struct synod_async *a, bool read,
   k->offset = read ? 0 : g->offset;
   k->len = len;
   k->known_index = read ? g->known_index : 0;
+  k->first = true;
   k->chunk = SYNOD_GROUP_CHUNK_BYTES;
   k->cb = cb;
   k->arg = arg;
@@ -1200,8 +1211,12 @@ int synod_group_checkpoint_store(struct synod_client *c, const char *group,
 
 /* One pass over the latest checkpoint; SYNOD_ECOMPACTED if it was
  * replaced meanwhile. */
+/* One pass of synod_group_checkpoint_read: SYNOD_ECOMPACTED when the
+ * checkpoint was replaced while read (read it again). *known: the index
+ * of the first checkpoint read, kept across passes (its group, and no
+ * later one of the name). */
 static int ckpt_read_once(struct synod_client *c, const char *group,
-                          unsigned flags, uint64_t deadline,
+                          unsigned flags, uint64_t deadline, uint64_t *known,
                           struct synod_group_checkpoint *out) {
   struct group_args g = {.group = group, .flags = flags};
   union synod_result r;
@@ -1217,9 +1232,11 @@ static int ckpt_read_once(struct synod_client *c, const char *group,
     }
     g.chunk_offset = out->len;
     g.offset = out->info.offset;
-    /* After the first chunk: its group, and no later one of the name. */
-    g.known_index = out->info.index;
+    g.known_index = *known;
     rv = call(c, OP_GROUP_CHECKPOINT_READ, &g, left, &r);
+    if (rv == SYNOD_ERANGE && out->data != NULL) {
+      rv = SYNOD_ECOMPACTED; /* replaced by a shorter one: read it again */
+    }
     if (rv != 0) {
       synod_group_checkpoint_free(out);
       return rv;
@@ -1236,6 +1253,9 @@ static int ckpt_read_once(struct synod_client *c, const char *group,
     if (out->data == NULL) { /* the first: which checkpoint it is */
       out->info = k->info;
       memset(&k->info, 0, sizeof k->info);
+      if (out->info.index > *known) {
+        *known = out->info.index;
+      }
       out->data = malloc(out->info.bytes + 1);
       if (out->data == NULL) {
         groups_result_free(OP_GROUP_CHECKPOINT_READ, &r);
@@ -1266,11 +1286,11 @@ static int ckpt_read_once(struct synod_client *c, const char *group,
 int synod_group_checkpoint_read(struct synod_client *c, const char *group,
                                 unsigned flags, uint32_t timeout_ms,
                                 struct synod_group_checkpoint *out) {
-  uint64_t deadline = deadline_in(c, timeout_ms);
+  uint64_t deadline = deadline_in(c, timeout_ms), known = 0;
   int rv = SYNOD_ECOMPACTED;
   for (unsigned i = 0;
        i <= SYNOD_GROUP_READ_RESTARTS_MAX && rv == SYNOD_ECOMPACTED; i++) {
-    rv = ckpt_read_once(c, group, flags, deadline, out);
+    rv = ckpt_read_once(c, group, flags, deadline, &known, out);
   }
   return rv;
 }

@@ -286,8 +286,9 @@ void fsm_free(struct fsm *f);
  * would apply it otherwise than the replicas that know it. The replica
  * must not go on past it (the leaders of this build never propose such an
  * entry: requests_propose_from refuses a client's write that carries
- * one). A Command of format 0 (a build before the format) is applied as
- * that build applied it, unknown fields ignored.
+ * one). A Command of format 0 (a build before the format) is applied with
+ * the fields this build does not know ignored, as builds of that time
+ * applied them.
  *
  * Response.id is always 0 in fsm output: the shell sets it, for example by
  * prepending field 1 to the packed bytes (protobuf merges the two). */

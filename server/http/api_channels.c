@@ -267,12 +267,13 @@ static bool api_subscribe_from(struct http_api *api,
   size_t len;
   char arg[32];
   uint64_t v;
-  if (httpd_query_get(req, "known", arg, sizeof arg)) {
-    if (!sse_u64(arg, strlen(arg), &v) || v == 0) {
+  if (httpd_query_has(req, "known")) {
+    /* 0: a channel restored from an image of a build before
+     * created_index: nothing to pin it by. */
+    if (!httpd_query_get(req, "known", arg, sizeof arg) ||
+        !sse_u64(arg, strlen(arg), &v)) {
       api_respond_code(api, req->id, SYNOD_EINVAL, 0,
-                       "known '%s': give the channel's created_index (from "
-                       "1)",
-                       arg);
+                       "known: give the channel's created_index, a number");
       return false;
     }
     q->known_index = v;
@@ -289,8 +290,13 @@ static bool api_subscribe_from(struct http_api *api,
     q->offset = v + 1;
     return true;
   }
-  if (!httpd_query_get(req, "from", arg, sizeof arg) ||
-      strcmp(arg, "next") == 0) {
+  bool from = httpd_query_get(req, "from", arg, sizeof arg);
+  if (!from && httpd_query_has(req, "from")) {
+    api_respond_code(api, req->id, SYNOD_EINVAL, 0,
+                     "from: give an offset (from 1), first or next");
+    return false;
+  }
+  if (!from || strcmp(arg, "next") == 0) {
     q->from = SYNOD__CHANNEL_SUBSCRIBE__FROM__FROM_NEXT;
   } else if (strcmp(arg, "first") == 0) {
     q->from = SYNOD__CHANNEL_SUBSCRIBE__FROM__FROM_FIRST;

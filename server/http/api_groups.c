@@ -212,8 +212,14 @@ static bool parse_u64(const char *s, uint64_t *out) {
 static bool query_u64(struct http_api *api, const struct httpd_request *req,
                       const char *key, uint64_t *out) {
   char arg[32];
-  if (!httpd_query_get(req, key, arg, sizeof arg)) {
+  bool got = httpd_query_get(req, key, arg, sizeof arg);
+  if (!got && !httpd_query_has(req, key)) {
     return true;
+  }
+  if (!got) {
+    api_respond_code(api, req->id, SYNOD_EINVAL, 0,
+                     "%s: a value that does not decode or is too long", key);
+    return false;
   }
   if (!parse_u64(arg, out)) {
     api_respond_code(api, req->id, SYNOD_EINVAL, 0,

@@ -998,8 +998,10 @@ bool httpd_url_decode(const char *src, size_t len, char *out, size_t cap) {
   return cap > 0;
 }
 
-bool httpd_query_get(const struct httpd_request *req, const char *key,
-                     char *out, size_t cap) {
+/* The parameter `key` of the query: its value (not decoded) in *v, *vl.
+ * False if absent. */
+static bool query_find(const struct httpd_request *req, const char *key,
+                       const char **v, size_t *vl) {
   size_t kl = strlen(key);
   const char *p = req->query, *end = req->query + req->query_len;
   while (p < end) {
@@ -1008,20 +1010,33 @@ bool httpd_query_get(const struct httpd_request *req, const char *key,
     const char *eq = memchr(p, '=', (size_t)(stop - p));
     const char *kend = eq != NULL ? eq : stop;
     if ((size_t)(kend - p) == kl && memcmp(p, key, kl) == 0) {
-      const char *v = eq != NULL ? eq + 1 : stop;
-      char tmp[1024];
-      size_t vl = (size_t)(stop - v);
-      if (vl >= sizeof tmp) {
-        return false;
-      }
-      for (size_t i = 0; i < vl; i++) {
-        tmp[i] = v[i] == '+' ? ' ' : v[i];
-      }
-      return httpd_url_decode(tmp, vl, out, cap);
+      *v = eq != NULL ? eq + 1 : stop;
+      *vl = (size_t)(stop - *v);
+      return true;
     }
     p = stop + 1;
   }
   return false;
+}
+
+bool httpd_query_has(const struct httpd_request *req, const char *key) {
+  const char *v;
+  size_t vl;
+  return query_find(req, key, &v, &vl);
+}
+
+bool httpd_query_get(const struct httpd_request *req, const char *key,
+                     char *out, size_t cap) {
+  const char *v;
+  size_t vl;
+  char tmp[1024];
+  if (!query_find(req, key, &v, &vl) || vl >= sizeof tmp) {
+    return false;
+  }
+  for (size_t i = 0; i < vl; i++) {
+    tmp[i] = v[i] == '+' ? ' ' : v[i];
+  }
+  return httpd_url_decode(tmp, vl, out, cap);
 }
 
 const char *httpd_status_text(int status) {

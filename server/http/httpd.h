@@ -188,9 +188,13 @@ const char *httpd_header(const struct httpd_request *req, const char *name,
 bool httpd_method_is(const struct httpd_request *req, const char *m);
 
 /* Copies the query parameter `key` (percent-decoded) into out (cap bytes,
- * NUL-terminated). Returns true if present; "" for a key without '='. */
+ * NUL-terminated). Returns true if present; "" for a key without '='.
+ * False also for a value that does not decode or fit: httpd_query_has
+ * tells the two apart. */
 bool httpd_query_get(const struct httpd_request *req, const char *key,
                      char *out, size_t cap);
+/* True if the query names `key`, whatever its value. */
+bool httpd_query_has(const struct httpd_request *req, const char *key);
 
 /* Percent-decodes src[0..len) into out (cap bytes, NUL-terminated).
  * Returns false on a bad escape, a NUL byte, or no room. */

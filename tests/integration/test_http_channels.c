@@ -548,6 +548,12 @@ static void scenario_recreated(struct synod_client *cl) {
   json_decref(http_json("GET", c.nodes[f].http,
                         "/v1/channels/again?stream=1&known=x", NULL, NULL, 0,
                         400));
+  json_decref(http_json("GET", c.nodes[f].http,
+                        "/v1/channels/again?stream=1&known=%zz", NULL, NULL, 0,
+                        400));
+  json_decref(http_json("GET", c.nodes[f].http,
+                        "/v1/channels/again?stream=1&from=%zz", NULL, NULL, 0,
+                        400));
   printf("ok known: a pinned stream is refused (404) after its channel was "
          "created again, reads the new one pinned to it\n");
 }

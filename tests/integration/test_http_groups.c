@@ -348,6 +348,7 @@ static void scenario_bad_input(void) {
       {"GET", "/v1/groups/g?watch&from=100000", NULL, NULL, 400},
       {"GET", "/v1/groups/g?watch", "Last-Event-ID: x1", NULL, 400},
       {"GET", "/v1/groups/g?watch&known=x", NULL, NULL, 400},
+      {"GET", "/v1/groups/g?watch&known=%zz", NULL, NULL, 400},
       {"GET", "/v1/groups/g%zz", NULL, NULL, 400},
       {"GET", "/v1/groups/g/other", NULL, NULL, 404},
       {"POST", "/v1/groups/g", NULL, "x", 405},

@@ -120,10 +120,11 @@ struct mock {
   _Atomic int sub_end_code;   /* set, then mock_poke: end every one */
   char compact_channel[64];   /* set, then compact_to, then mock_poke */
   /* Group "g"'s checkpoint (group created at index 10), served 4 bytes a
-   * chunk: ckpt[0] at offset 5, index 100; with ckpt_swap, after its first
-   * chunk is read it is replaced by ckpt[1], at the same offset, index
-   * 200. Set before the first read. */
+   * chunk: ckpt[0] at offset ckpt_offset, index 100; with ckpt_swap,
+   * after its first chunk is read it is replaced by ckpt[1], at the same
+   * offset, index 200. Set before the first read. */
   char ckpt[2][32];
+  uint64_t ckpt_offset;
   _Atomic bool ckpt_swap;
   int ckpt_now; /* mock thread: which one the group holds */
   _Atomic uint64_t compact_to;
@@ -634,14 +635,18 @@ static void mock_ckpt_read(struct mock *m, uint64_t conn_id,
     mock_error(m, conn_id, q->id, SYNOD_ENOTFOUND, "no such checkpoint", "");
     return;
   }
-  if ((g->offset != 0 && g->offset != 5) || g->from > len) {
+  if (g->offset != 0 && g->offset != m->ckpt_offset) {
     mock_error(m, conn_id, q->id, SYNOD_ECOMPACTED, "replaced", "");
+    return;
+  }
+  if (g->from > len) { /* as the server answers it */
+    mock_error(m, conn_id, q->id, SYNOD_ERANGE, "from past its bytes", "");
     return;
   }
   Synod__Response r = SYNOD__RESPONSE__INIT;
   Synod__GroupCheckpointChunk c = SYNOD__GROUP_CHECKPOINT_CHUNK__INIT;
   Synod__GroupCheckpointInfo info = SYNOD__GROUP_CHECKPOINT_INFO__INIT;
-  info.offset = 5;
+  info.offset = m->ckpt_offset;
   info.bytes = len;
   info.index = m->ckpt_now == 0 ? 100 : 200;
   info.member = "m1";

@@ -893,28 +893,41 @@ START_TEST(unrenewed_session_reports_jeopardy_then_lost_before_ttl) {
 }
 END_TEST
 
-/* A checkpoint read in chunks returns one checkpoint whole: one stored
- * again at the same offset while it is read is read again from its start
- * (by its index), never spliced onto the first one's chunks. */
-START_TEST(a_checkpoint_replaced_at_its_offset_is_read_again_whole) {
+/* A mock whose group "g" holds checkpoint `first` at `offset`, replaced
+ * after its first chunk is read (if `second`) by `second` at the same
+ * offset. */
+static struct mock *ckpt_mock(uint64_t offset, const char *first,
+                              const char *second) {
   struct mock *m = mock_start();
-  snprintf(m->ckpt[0], sizeof m->ckpt[0], "abcdefghij");
-  snprintf(m->ckpt[1], sizeof m->ckpt[1], "0123456789");
-  struct synod_client *c = client_for(m->address, 0, NULL);
-  struct synod_group_checkpoint ck;
-  OK(synod_group_checkpoint_read(c, "g", 0, 3000, &ck));
-  ck_assert_uint_eq(ck.len, 10);
-  ck_assert_mem_eq(ck.data, "abcdefghij", 10);
-  ck_assert_uint_eq(ck.info.index, 100);
-  synod_group_checkpoint_free(&ck);
-  m->ckpt_swap = true;
-  OK(synod_group_checkpoint_read(c, "g", 0, 3000, &ck));
-  ck_assert_uint_eq(ck.len, 10);
-  ck_assert_mem_eq(ck.data, "0123456789", 10);
-  ck_assert_uint_eq(ck.info.index, 200);
-  synod_group_checkpoint_free(&ck);
-  synod_client_free(c);
-  mock_stop(m);
+  m->ckpt_offset = offset;
+  snprintf(m->ckpt[0], sizeof m->ckpt[0], "%s", first);
+  snprintf(m->ckpt[1], sizeof m->ckpt[1], "%s", second ? second : "");
+  m->ckpt_swap = second != NULL;
+  return m;
+}
+
+/* A checkpoint read in chunks returns one checkpoint whole: one stored
+ * again at the same offset while it is read (at offset 0 too, and
+ * shorter than what was read: SYNOD_ERANGE) is read again from its
+ * start, by its index, never spliced onto the first one's chunks. */
+START_TEST(a_checkpoint_replaced_at_its_offset_is_read_again_whole) {
+  static const struct {
+    uint64_t offset;
+    const char *second;
+  } cases[] = {{5, NULL}, {5, "0123456789"}, {0, "0123456789"}, {5, "xyz"}};
+  for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+    struct mock *m = ckpt_mock(cases[i].offset, "abcdefghij", cases[i].second);
+    struct synod_client *c = client_for(m->address, 0, NULL);
+    struct synod_group_checkpoint ck;
+    const char *want = cases[i].second ? cases[i].second : "abcdefghij";
+    OK(synod_group_checkpoint_read(c, "g", 0, 3000, &ck));
+    ck_assert_uint_eq(ck.len, strlen(want));
+    ck_assert_mem_eq(ck.data, want, strlen(want));
+    ck_assert_uint_eq(ck.info.index, cases[i].second ? 200 : 100);
+    synod_group_checkpoint_free(&ck);
+    synod_client_free(c);
+    mock_stop(m);
+  }
 }
 END_TEST
 
@@ -1267,33 +1280,36 @@ static void ckpt_got_cb(void *arg, int status,
 
 /* The async read (a joining member's): the same as the blocking one. */
 START_TEST(async_checkpoint_read_replaced_at_its_offset_reads_the_new_one) {
-  struct mock *m = mock_start();
-  snprintf(m->ckpt[0], sizeof m->ckpt[0], "abcdefghij");
-  snprintf(m->ckpt[1], sizeof m->ckpt[1], "0123456789");
-  m->ckpt_swap = true;
-  uv_loop_t loop;
-  struct synod_async *a;
-  struct synod_options o;
-  struct async_run r = {0};
-  struct ckpt_got got = {0};
-  synod_options_init(&o);
-  o.endpoints = m->address;
-  uv_loop_init(&loop);
-  ck_assert_int_eq(synod_async_new(&loop, &o, &a), 0);
-  ck_assert_int_eq(
-      synod_async_group_checkpoint_read(a, "g", 0, ckpt_got_cb, &got), 0);
-  uint64_t t0 = now_ms();
-  while (!got.done && now_ms() - t0 < 5000) {
-    uv_run(&loop, UV_RUN_ONCE);
+  static const struct {
+    uint64_t offset;
+    const char *second;
+  } cases[] = {{5, "0123456789"}, {0, "0123456789"}, {5, "xyz"}};
+  for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+    struct mock *m = ckpt_mock(cases[i].offset, "abcdefghij", cases[i].second);
+    uv_loop_t loop;
+    struct synod_async *a;
+    struct synod_options o;
+    struct async_run r = {0};
+    struct ckpt_got got = {0};
+    synod_options_init(&o);
+    o.endpoints = m->address;
+    uv_loop_init(&loop);
+    ck_assert_int_eq(synod_async_new(&loop, &o, &a), 0);
+    ck_assert_int_eq(
+        synod_async_group_checkpoint_read(a, "g", 0, ckpt_got_cb, &got), 0);
+    uint64_t t0 = now_ms();
+    while (!got.done && now_ms() - t0 < 5000) {
+      uv_run(&loop, UV_RUN_ONCE);
+    }
+    ck_assert(got.done);
+    ck_assert_int_eq(got.status, 0);
+    ck_assert_str_eq(got.data, cases[i].second);
+    ck_assert_uint_eq(got.index, 200);
+    synod_async_close(a, async_closed_cb, &r);
+    ck_assert_int_eq(uv_run(&loop, UV_RUN_DEFAULT), 0);
+    ck_assert_int_eq(uv_loop_close(&loop), 0);
+    mock_stop(m);
   }
-  ck_assert(got.done);
-  ck_assert_int_eq(got.status, 0);
-  ck_assert_str_eq(got.data, "0123456789");
-  ck_assert_uint_eq(got.index, 200);
-  synod_async_close(a, async_closed_cb, &r);
-  ck_assert_int_eq(uv_run(&loop, UV_RUN_DEFAULT), 0);
-  ck_assert_int_eq(uv_loop_close(&loop), 0);
-  mock_stop(m);
 }
 END_TEST
 
