@@ -120,7 +120,7 @@ bench-groups: deps
 
 # The libFuzzer harnesses (tests/fuzz/README.md), built with clang in
 # $(BUILD_FUZZ), one after the other: `make fuzz` runs each FUZZ_SECONDS
-# (default 600, random seeds), `make fuzz-smoke` 8 s from seed 1 (what
+# (default 600, random seeds), `make fuzz-smoke` 7 s from seed 1 (what
 # `make test` runs as ctest fuzz.smoke). FUZZ_HARNESSES picks some. Without clang: skipped.
 FUZZ_SECONDS   ?= 600
 FUZZ_HARNESSES ?=
@@ -130,7 +130,7 @@ fuzz: deps
 	  $(FUZZ_HARNESSES) || rc=$$?; [ $$rc -eq 77 ] && rc=0; exit $$rc
 
 fuzz-smoke: deps
-	@rc=0; FUZZ_SEED=1 bash tests/fuzz/fuzz.sh $(CURDIR) $(BUILD_FUZZ) 8 \
+	@rc=0; FUZZ_SEED=1 bash tests/fuzz/fuzz.sh $(CURDIR) $(BUILD_FUZZ) 7 \
 	  $(FUZZ_HARNESSES) || rc=$$?; [ $$rc -eq 77 ] && rc=0; exit $$rc
 
 clean:
