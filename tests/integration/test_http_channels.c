@@ -487,6 +487,30 @@ static void scenario_stream_and_resume(void) {
          "replica with Last-Event-ID, no gap, no duplicate\n");
 }
 
+/* GET /v1/channels/NAME's created_index, from replica i. */
+static json_int_t created_index_of(int i, const char *channel) {
+  char path[256];
+  snprintf(path, sizeof path, "/v1/channels/%s", channel);
+  json_t *info = http_json("GET", c.nodes[i].http, path, NULL, NULL, 0, 200);
+  json_int_t v = json_integer_value(json_object_get(info, "created_index"));
+  json_decref(info);
+  return v;
+}
+
+/* A stream of `channel` on replica i from the first, pinned to `known`:
+ * its n messages "<prefix><offset>" from offset 1. */
+static void read_pinned(int i, const char *channel, json_int_t known, size_t n,
+                        const char *prefix, const char *what) {
+  char query[64];
+  snprintf(query, sizeof query, "?from=first&known=%" JSON_INTEGER_FORMAT,
+           known);
+  struct sse s;
+  sse_open(&s, i, channel, query, 0);
+  sse_wait(&s, n, false, 10000, what);
+  check_run(&s.p, 0, 1, n, prefix, what);
+  sse_close(&s);
+}
+
 /* ?known=created_index pins a stream to one channel: after the channel
  * is deleted and created again, a reconnect with Last-Event-ID gets 404
  * instead of the new channel's offsets after the id. */
@@ -498,19 +522,9 @@ static void scenario_recreated(struct synod_client *cl) {
     snprintf(data, sizeof data, "a%d", k);
     json_decref(publish(l, "again", id, data));
   }
-  json_t *info = http_json("GET", c.nodes[l].http, "/v1/channels/again", NULL,
-                           NULL, 0, 200);
-  json_int_t created =
-      json_integer_value(json_object_get(info, "created_index"));
-  json_decref(info);
+  json_int_t created = created_index_of(l, "again");
   CHECK(created > 0, "the channel's info has no created_index");
-  snprintf(query, sizeof query, "?from=first&known=%" JSON_INTEGER_FORMAT,
-           created);
-  struct sse a;
-  sse_open(&a, f, "again", query, 0);
-  sse_wait(&a, 3, false, 10000, "again 1..3, pinned");
-  check_run(&a.p, 0, 1, 3, "a", "again from first, pinned");
-  sse_close(&a);
+  read_pinned(f, "again", created, 3, "a", "again from first, pinned");
 
   CHECK(synod_channel_delete(cl, "again", 10000, NULL) == 0, "delete: %s",
         synod_client_errmsg());
@@ -530,21 +544,12 @@ static void scenario_recreated(struct synod_client *cl) {
         b.status, b.p.n);
   sse_close(&b);
   /* Pinned to the new one, it reads the new one. */
-  info = http_json("GET", c.nodes[l].http, "/v1/channels/again", NULL, NULL, 0,
-                   200);
-  json_int_t again = json_integer_value(json_object_get(info, "created_index"));
-  json_decref(info);
+  json_int_t again = created_index_of(l, "again");
   CHECK(again > created,
         "created again at %" JSON_INTEGER_FORMAT
         ", first at %" JSON_INTEGER_FORMAT,
         again, created);
-  snprintf(query, sizeof query, "?from=first&known=%" JSON_INTEGER_FORMAT,
-           again);
-  struct sse d;
-  sse_open(&d, f, "again", query, 0);
-  sse_wait(&d, 5, false, 10000, "again 1..5 of the new channel");
-  check_run(&d.p, 0, 1, 5, "b", "the new channel from first, pinned");
-  sse_close(&d);
+  read_pinned(f, "again", again, 5, "b", "the new channel from first, pinned");
   json_decref(http_json("GET", c.nodes[f].http,
                         "/v1/channels/again?stream=1&known=x", NULL, NULL, 0,
                         400));
