@@ -24,6 +24,8 @@
 #define SY_MEMBERS_MAX 80
 #define SY_SENDERS_MAX 128
 #define SY_LAT_MAX (4u * 1000 * 1000)
+#define SY_MEMBER_LAT_MAX (1u << 20)
+#define SY_SEND_RING 64 /* > SYNOD_INFLIGHT_MAX */
 
 struct sy_member {
   struct synod_async *a;
@@ -39,6 +41,8 @@ struct sy_member {
   uint64_t state_offset;
   size_t state_len;
   uint64_t ready_ns, last_msg_ns, gap_max_ns;
+  uint32_t *lat_us; /* this member's share of sy.lat_us's samples */
+  uint64_t lat_n;
 };
 
 struct sy_sender {
@@ -47,6 +51,7 @@ struct sy_sender {
   bool closed;
   int inflight, inflight_max;
   uint64_t sent, acked, errors, next_ns;
+  uint64_t sent_ns[SY_SEND_RING]; /* by seq mod the ring: send times */
 };
 
 static struct {
@@ -66,6 +71,8 @@ static struct {
   int nsnd;
   uint32_t *lat_us;
   uint64_t lat_n;
+  uint32_t *ack_us; /* send -> acknowledgement */
+  uint64_t ack_n;
   uint8_t buf[8192];
   char first_error[GB_ERR_BYTES];
   uint64_t errors;
@@ -167,8 +174,12 @@ static void deliver(struct sy_member *m, const struct synod_group_item *it) {
   if (t < sy.t_measure || t >= sy.t_end)
     return;
   m->in_window++;
-  if (sy.lat_n < SY_LAT_MAX && t > h.send_ns)
+  if (t <= h.send_ns)
+    return;
+  if (sy.lat_n < SY_LAT_MAX)
     sy.lat_us[sy.lat_n++] = (uint32_t)((t - h.send_ns) / 1000);
+  if (m->lat_us != NULL && m->lat_n < SY_MEMBER_LAT_MAX)
+    m->lat_us[m->lat_n++] = (uint32_t)((t - h.send_ns) / 1000);
 }
 
 static void m_ready(void *arg, int status, const struct synod_group_ready *r) {
@@ -292,8 +303,12 @@ static void send_one(struct sy_sender *s);
 
 static void sent_cb(void *arg, int status, const struct synod_group_sent *r) {
   struct sy_sender *s = arg;
+  uint64_t t = gb_now_ns();
+  uint64_t sent_ns = s->sent_ns[(s->acked + s->errors) % SY_SEND_RING];
   (void)r;
   s->inflight--;
+  if (status == 0 && t >= sy.t_measure && t < sy.t_end && sy.ack_n < SY_LAT_MAX)
+    sy.ack_us[sy.ack_n++] = (uint32_t)((t - sent_ns) / 1000);
   if (status != 0) {
     s->errors++;
     sy_error("group send", status);
@@ -307,6 +322,7 @@ static void sent_cb(void *arg, int status, const struct synod_group_sent *r) {
 static void send_one(struct sy_sender *s) {
   struct msg_head h = {gb_now_ns(), sy.run_id, (uint32_t)s->sent};
   memcpy(sy.buf, &h, sizeof h);
+  s->sent_ns[s->sent % SY_SEND_RING] = h.send_ns;
   int rv = s->via ? synod_async_group_member_send(s->a, s->via->g, NULL, sy.buf,
                                                   sy.size, sent_cb, s)
                   : synod_async_group_send(s->a, sy.group, NULL, NULL, sy.buf,
@@ -363,7 +379,7 @@ static int traffic_run(const struct gb_opts *o, struct sy_member *m,
   sy.run_id++;
   sy.size = t->size;
   sy.rate = t->rate;
-  sy.lat_n = 0;
+  sy.lat_n = sy.ack_n = 0;
   for (int i = 0; i < 3; i++)
     m[i].delivered = m[i].in_window = 0;
   sy.nsnd = t->rate > 0 ? 1 : t->senders;
@@ -376,6 +392,10 @@ static int traffic_run(const struct gb_opts *o, struct sy_member *m,
     } else if (async_new(i % 3, 0, &s->a) != 0) {
       return -1;
     }
+  }
+  for (int i = 0; i < 3; i++) {
+    m[i].lat_n = 0;
+    m[i].lat_us = malloc(SY_MEMBER_LAT_MAX * sizeof *m[i].lat_us);
   }
   sy.t_start = gb_now_ns() + 200000000u; /* sessions open meanwhile */
   sy.t_measure = sy.t_start + (uint64_t)(o->warmup * 1e9);
@@ -405,12 +425,27 @@ static int traffic_run(const struct gb_opts *o, struct sy_member *m,
   qsort(sy.lat_us, sy.lat_n, sizeof *sy.lat_us, cmp_u32);
   t->p50 = sy.lat_n ? sy.lat_us[sy.lat_n / 2] / 1000.0 : NAN;
   t->p99 = sy.lat_n ? sy.lat_us[(sy.lat_n - 1) * 99 / 100] / 1000.0 : NAN;
+  /* Where the latency is: each member's own p50, and the senders' wait
+   * for the acknowledgement. */
+  char each[160] = "";
+  for (int i = 0; i < 3; i++) {
+    size_t len = strlen(each);
+    if (m[i].lat_n > 0)
+      qsort(m[i].lat_us, m[i].lat_n, sizeof *m[i].lat_us, cmp_u32);
+    snprintf(each + len, sizeof each - len, "%s%.3f", i ? " / " : "",
+             m[i].lat_n ? m[i].lat_us[m[i].lat_n / 2] / 1000.0 : NAN);
+    free(m[i].lat_us);
+    m[i].lat_us = NULL;
+  }
+  qsort(sy.ack_us, sy.ack_n, sizeof *sy.ack_us, cmp_u32);
   sy.rate = 0;
   sy.nsnd = 0;
   fprintf(stderr,
           "  synod %-10s %.0f msg/s at every member, p50 %.3f ms, p99 %.3f "
-          "ms (acked %" PRIu64 ")\n",
-          t->name, t->per_s_min, t->p50, t->p99, sent);
+          "ms (acked %" PRIu64 "; p50 at members 0-2 %s ms; acknowledged "
+          "p50 %.3f ms)\n",
+          t->name, t->per_s_min, t->p50, t->p99, sent, each,
+          sy.ack_n ? sy.ack_us[sy.ack_n / 2] / 1000.0 : NAN);
   return sent > 0 ? 0 : -1;
 }
 
@@ -748,14 +783,16 @@ int gb_synod_start(const struct gb_opts *o, struct gb_results *r) {
     return -1;
   }
   sy.lat_us = malloc(SY_LAT_MAX * sizeof *sy.lat_us);
-  if (sy.lat_us == NULL || uv_loop_init(&sy.loop) != 0)
+  sy.ack_us = malloc(SY_LAT_MAX * sizeof *sy.ack_us);
+  if (sy.lat_us == NULL || sy.ack_us == NULL || uv_loop_init(&sy.loop) != 0)
     return -1;
   sy.loop_up = true;
   uv_timer_init(&sy.loop, &sy.tick);
   uv_timer_start(&sy.tick, tick_cb, 1, 1);
   cluster_start(&sy.c, 3, synodd);
   sy.started = true;
-  cluster_wait_leader(&sy.c, 30000);
+  int leader = cluster_wait_leader(&sy.c, 30000);
+  fprintf(stderr, "  synod: replica %d leads\n", leader);
   snprintf(r->notes[GB_SYNOD], sizeof r->notes[GB_SYNOD],
            "3 synodd replicas on 127.0.0.1 (the synodd built beside this "
            "program, defaults). Every send, join and leave is committed "
