@@ -391,13 +391,19 @@ int fsm_channel_publish(struct fsm *f, struct fsm_session *s,
 #define CHANNEL_READ_BYTES_DEFAULT (1u << 20)
 
 /* A read of a channel that does not exist sees an empty one: offsets
- * start at 1, so a subscriber can wait for the first publish. */
+ * start at 1, so a subscriber can wait for the first publish. Unless the
+ * reader names a message it read (known_index): then the channel must be
+ * the one that message is in, created at or before it. */
 int fsm_channel_read(struct fsm *f, struct fsm_session *s,
                      const Synod__Request *req, struct fsm_reply *r) {
   const Synod__ChannelRead *q = req->channel_read;
   (void)s;
   CHANNEL_NAME(channel_read, "channel read");
   const struct fsm_channel *c = channel_find(f, name, len);
+  if ((rv = fsm_known_check("channel read", name, c ? &c->created_index : NULL,
+                            q->known_index, r->msg)) != 0) {
+    return rv;
+  }
   uint64_t first = c ? channel_first(f, c) : 1, next = c ? c->window.next : 1;
   uint64_t from = q->from ? q->from : first;
   uint32_t max = q->max && q->max < CHANNEL_READ_MAX_DEFAULT

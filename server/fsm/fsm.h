@@ -431,6 +431,16 @@ struct fsm_stream {
   uint64_t created_index;
 };
 
+/* A read that names an item the reader has of a stream (known_index,
+ * the log index that appended it; 0: none): the stream of that name must
+ * be the one the item is in, i.e. exist (created_index not NULL) and
+ * have been created at or before it. Otherwise the stream read before was
+ * deleted, and maybe created again: SYNOD_ENOTFOUND with msg, never a
+ * silent read of another stream at the reader's offset. */
+int fsm_known_check(const char *what, const char *name,
+                    const uint64_t *created_index, uint64_t known_index,
+                    char *msg);
+
 /* Channel `name` into *out; false if there is none. */
 bool fsm_channel_stream(const struct fsm *f, const char *name, size_t len,
                         struct fsm_stream *out);

@@ -87,12 +87,10 @@ int fsm_group_checkpoint_read(struct fsm *f, struct fsm_session *s,
   (void)s;
   FSM_GROUP_NAME(group_checkpoint_read, "group checkpoint read");
   const struct fsm_group *g = fsm_group_find(f, name, len);
-  if (g != NULL && q->known_index != 0 && g->created_index > q->known_index) {
-    errmsg_set(r->msg,
-               "group checkpoint read: \"%.64s\" was created again at index "
-               "%" PRIu64 ", after the known index %" PRIu64,
-               name, g->created_index, q->known_index);
-    return SYNOD_ENOTFOUND;
+  if ((rv = fsm_known_check("group checkpoint read", name,
+                            g ? &g->created_index : NULL, q->known_index,
+                            r->msg)) != 0) {
+    return rv;
   }
   if (g == NULL || !g->has_ckpt) {
     errmsg_set(r->msg, "group checkpoint read: \"%.64s\" has no checkpoint",
@@ -144,6 +142,10 @@ int fsm_group_read(struct fsm *f, struct fsm_session *s,
     return rv;
   }
   const struct fsm_group *g = fsm_group_find(f, name, len);
+  if ((rv = fsm_known_check("group read", name, g ? &g->created_index : NULL,
+                            q->known_index, r->msg)) != 0) {
+    return rv;
+  }
   if (g == NULL) {
     errmsg_set(r->msg, "group read: no group \"%.64s\"", name);
     return SYNOD_ENOTFOUND;

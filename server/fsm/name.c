@@ -1,5 +1,6 @@
 /* Names (UTF-8 validation and bytewise order), intrusive lists and the
  * aborting allocator the state machine uses. */
+#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -85,4 +86,23 @@ int fsm_name_check(const struct fsm *f, const char *what, const char *s,
     return SYNOD_EINVAL;
   }
   return 0;
+}
+
+int fsm_known_check(const char *what, const char *name,
+                    const uint64_t *created_index, uint64_t known_index,
+                    char *msg) {
+  if (known_index == 0 ||
+      (created_index != NULL && *created_index <= known_index)) {
+    return 0;
+  }
+  if (created_index == NULL) {
+    errmsg_set(msg, "%s: \"%.64s\" was deleted after index %" PRIu64, what,
+               name, known_index);
+  } else {
+    errmsg_set(msg,
+               "%s: \"%.64s\" was deleted after index %" PRIu64
+               " and created again at index %" PRIu64,
+               what, name, known_index, *created_index);
+  }
+  return SYNOD_ENOTFOUND;
 }

@@ -1142,31 +1142,17 @@ static int sub_retained(const struct sub *s, const char *what, uint64_t from,
   return SYNOD_ECOMPACTED;
 }
 
+/* A start that names an item the client has of the stream (known_index)
+ * must find the stream that item is in (fsm_known_check). */
+static int known_check(const char *what, const struct sub *s, bool exists,
+                       const struct fsm_stream *st, uint64_t known, char *msg) {
+  return fsm_known_check(what, s->name, exists ? &st->created_index : NULL,
+                         known, msg);
+}
+
 /* Resolves where s starts from the applied state; answers the request.
  * Returns 0 or an error code (with msg) for the request's answer, in
  * which case the caller frees s. */
-/* A start that names an item the client has of the stream (known_index,
- * the log index that appended it): the stream on this replica must be
- * the one that item is in, i.e. exist and have been created at or before
- * it. Otherwise the stream the client read was deleted (and maybe a new
- * one of the name created): SYNOD_ENOTFOUND, never a silent start in
- * another stream at the client's offset. */
-static int known_check(const char *what, const struct sub *s, bool exists,
-                       const struct fsm_stream *st, uint64_t known, char *msg) {
-  if (known == 0 || (exists && st->created_index <= known)) {
-    return 0;
-  }
-  if (!exists) {
-    errmsg_set(msg, "%s: \"%.64s\" was deleted after index %" PRIu64, what,
-               s->name, known);
-  } else {
-    errmsg_set(msg,
-               "%s: \"%.64s\" was deleted after index %" PRIu64
-               " and created again at index %" PRIu64,
-               what, s->name, known, st->created_index);
-  }
-  return SYNOD_ENOTFOUND;
-}
 
 static int sub_resolve(struct subs *ss, struct sub *s,
                        const Synod__ChannelSubscribe *q, char *msg) {

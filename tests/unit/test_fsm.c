@@ -1904,15 +1904,22 @@ static void h_channel_create(struct h *h, const char *ch, uint64_t max_msgs,
   REQ(h, 0, 0, CHANNEL_CREATE, channel_create, &c);
 }
 
-/* A read through fsm_query: the response (caller frees), error or not. */
-static Synod__Response *h_read(struct h *h, const char *ch, uint64_t from) {
+/* A read through fsm_query: the response (caller frees), error or not;
+ * pinned to the channel created at or before known (0: any). */
+static Synod__Response *h_read_known(struct h *h, const char *ch, uint64_t from,
+                                     uint64_t known) {
   Synod__Request r = SYNOD__REQUEST__INIT;
   Synod__ChannelRead q = SYNOD__CHANNEL_READ__INIT;
   q.name = (char *)ch;
   q.from = from;
+  q.known_index = known;
   r.body_case = SYNOD__REQUEST__BODY_CHANNEL_READ;
   r.channel_read = &q;
   return h_query(h, &r);
+}
+
+static Synod__Response *h_read(struct h *h, const char *ch, uint64_t from) {
+  return h_read_known(h, ch, from, 0);
 }
 
 /* What a reader sees of a channel: its whole read answer, packed. */
@@ -1970,6 +1977,43 @@ START_TEST(channel_publish_gets_dense_offsets_and_its_entry_index) {
   Synod__Response *r = h_read(&h, "nothing", 0);
   ck_assert_uint_eq(r->channel_messages->next_offset, 1);
   assert_messages(r, 1, 0, 0);
+  h_close(&h);
+}
+END_TEST
+
+static void assert_not_found(Synod__Response *r, const char *why) {
+  ck_assert_ptr_nonnull(r->error);
+  ck_assert_int_eq(r->error->code, SYNOD_ENOTFOUND);
+  ck_assert_ptr_nonnull(strstr(r->error->message, why));
+  synod__response__free_unpacked(r, NULL);
+}
+
+/* A reader that pages through a channel naming the last message it read
+ * (ChannelRead.known_index) is refused the next page once the channel is
+ * deleted, and of a channel created again under the name, whose offsets
+ * start at 1 again; unpinned, it reads the new channel at its offset. */
+START_TEST(channel_read_with_a_known_index_refuses_a_channel_created_again) {
+  struct h h;
+  h_init(&h, NULL);
+  h_publish(&h, 0, 0, "events", 2, 1, NULL); /* m1 m2 */
+  Synod__Response *r = h_read(&h, "events", 1);
+  uint64_t last = r->channel_messages->messages[1]->index;
+  assert_messages(r, 1, 2, 1);
+  assert_messages(h_read_known(&h, "events", 3, last), 3, 0, 0);
+  Synod__ChannelDelete d = SYNOD__CHANNEL_DELETE__INIT;
+  d.name = "events";
+  REQ(&h, 0, 0, CHANNEL_DELETE, channel_delete, &d);
+  ck_assert_int_eq(h_err(&h), 0);
+  assert_not_found(h_read_known(&h, "events", 3, last),
+                   "was deleted after index");
+  h_publish(&h, 0, 0, "events", 3, 1, NULL); /* created again: m1 m2 m3 */
+  uint64_t again = h.resp->channel_publish->index;
+  char *before = channel_seen(&h, "events");
+  assert_not_found(h_read_known(&h, "events", 3, last),
+                   "created again at index");
+  assert_seen(&h, "events", before);
+  assert_messages(h_read(&h, "events", 3), 3, 1, 3); /* unpinned */
+  assert_messages(h_read_known(&h, "events", 1, again), 1, 3, 1);
   h_close(&h);
 }
 END_TEST
@@ -2386,6 +2430,8 @@ END_TEST
 static TCase *tcase_channels(void) {
   TCase *tc = tcase_create("channels");
   tcase_add_test(tc, channel_publish_gets_dense_offsets_and_its_entry_index);
+  tcase_add_test(
+      tc, channel_read_with_a_known_index_refuses_a_channel_created_again);
   tcase_add_test(tc, channel_publish_retried_in_a_session_appends_once);
   tcase_add_test(tc, channel_message_id_is_deduplicated_within_its_window);
   tcase_add_test(tc, channel_retention_drops_the_oldest_or_refuses);

@@ -528,6 +528,68 @@ START_TEST(checkpoint_read_with_a_known_index_refuses_a_group_created_again) {
 }
 END_TEST
 
+/* A group's items read a page at a time from `from`, pinned. */
+static Synod__Response *h_group_read(struct h *h, const char *g, uint64_t from,
+                                     uint64_t known) {
+  Synod__Request req = SYNOD__REQUEST__INIT;
+  Synod__GroupRead q = SYNOD__GROUP_READ__INIT;
+  q.group = (char *)g;
+  q.from = from;
+  q.known_index = known;
+  req.body_case = SYNOD__REQUEST__BODY_GROUP_READ;
+  req.group_read = &q;
+  return h_query(h, &req);
+}
+
+static void assert_refused(Synod__Response *r, const char *why) {
+  ck_assert_ptr_nonnull(r->error);
+  ck_assert_int_eq(r->error->code, SYNOD_ENOTFOUND);
+  ck_assert_ptr_nonnull(strstr(r->error->message, why));
+  synod__response__free_unpacked(r, NULL);
+}
+
+/* A reader that pages through a group naming the last item it read
+ * (GroupRead.known_index) is refused the next page once that group is
+ * gone, and of a group created again under the name, whose offsets start
+ * at 1 again; unpinned, it would read the new group's at its offset. */
+START_TEST(group_read_with_a_known_index_refuses_a_group_created_again) {
+  struct h h;
+  h_init(&h, NULL);
+  uint64_t a = h_open(&h, 60000);
+  h_join(&h, a, 1, "g", "m1", NULL, false); /* 1: the view */
+  h_send(&h, a, 2, "g", "", "one", NULL);   /* 2 */
+  Synod__Response *r = h_group_read(&h, "g", 1, 0);
+  ck_assert_ptr_null(r->error);
+  ck_assert_uint_eq(r->group_items->n_items, 2);
+  uint64_t last = r->group_items->items[1]->index;
+  synod__response__free_unpacked(r, NULL);
+  r = h_group_read(&h, "g", 3, last); /* the next page: the same group */
+  ck_assert_ptr_null(r->error);
+  ck_assert_uint_eq(r->group_items->n_items, 0);
+  synod__response__free_unpacked(r, NULL);
+
+  h_leave(&h, a, 3, "g", "m1"); /* the group goes with its last member */
+  assert_refused(h_group_read(&h, "g", 3, last), "was deleted after index");
+  h_join(&h, a, 4, "g", "m1", NULL, false);
+  uint64_t again = h.index;
+  h_send(&h, a, 5, "g", "", "two", NULL);
+  h_send(&h, a, 6, "g", "", "three", NULL);
+  uint64_t before = groups_hash(h.f);
+  assert_refused(h_group_read(&h, "g", 3, last), "created again at index");
+  ck_assert_uint_eq(groups_hash(h.f), before);
+  r = h_group_read(&h, "g", 3, 0); /* unpinned: the new group's offset 3 */
+  ck_assert_ptr_null(r->error);
+  ck_assert_uint_eq(r->group_items->n_items, 1);
+  ck_assert_mem_eq(r->group_items->items[0]->message->data.data, "three", 5);
+  synod__response__free_unpacked(r, NULL);
+  r = h_group_read(&h, "g", 0, again); /* pinned to the new one: read */
+  ck_assert_ptr_null(r->error);
+  ck_assert_uint_eq(r->group_items->n_items, 3);
+  synod__response__free_unpacked(r, NULL);
+  h_close(&h);
+}
+END_TEST
+
 START_TEST(retention_drops_the_oldest_and_a_stale_checkpoint_is_unusable) {
   struct fsm_options o = {0};
   o.group_items_max = 4;
@@ -1546,6 +1608,8 @@ static Suite *group_suite(void) {
       tc, list_and_view_show_groups_in_name_order_and_members_in_join_order);
   tcase_add_test(
       tc, checkpoint_read_with_a_known_index_refuses_a_group_created_again);
+  tcase_add_test(tc,
+                 group_read_with_a_known_index_refuses_a_group_created_again);
   tcase_add_test(tc, limits_and_bad_input_are_refused_and_change_nothing);
   tcase_add_test(tc, the_checkpoint_bound_is_a_replicated_setting);
   tcase_add_test(tc, a_refused_request_leaves_the_image_unchanged);
