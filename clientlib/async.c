@@ -299,8 +299,18 @@ int synod_async_channel_publish(struct synod_async *a, const char *name,
 int synod_async_channel_read(struct synod_async *a, const char *name,
                              uint64_t from, uint32_t max, unsigned flags,
                              synod_channel_messages_cb cb, void *arg) {
-  struct op_args args = {
-      .name = name, .from = from, .limit = max, .flags = flags};
+  return synod_async_channel_read_pinned(a, name, from, max, flags, 0, cb, arg);
+}
+
+int synod_async_channel_read_pinned(struct synod_async *a, const char *name,
+                                    uint64_t from, uint32_t max, unsigned flags,
+                                    uint64_t known_index,
+                                    synod_channel_messages_cb cb, void *arg) {
+  struct op_args args = {.name = name,
+                         .from = from,
+                         .limit = max,
+                         .flags = flags,
+                         .known_index = known_index};
   return submit(a, OP_CHANNEL_READ, &args, (any_cb)cb, arg, 0);
 }
 

@@ -1022,8 +1022,19 @@ int synod_channel_publish(struct synod_client *c, const char *name,
 int synod_channel_read(struct synod_client *c, const char *name, uint64_t from,
                        uint32_t max, unsigned flags, uint32_t timeout_ms,
                        struct synod_channel_messages *out) {
-  struct op_args args = {
-      .name = name, .from = from, .limit = max, .flags = flags};
+  return synod_channel_read_pinned(c, name, from, max, flags, 0, timeout_ms,
+                                   out);
+}
+
+int synod_channel_read_pinned(struct synod_client *c, const char *name,
+                              uint64_t from, uint32_t max, unsigned flags,
+                              uint64_t known_index, uint32_t timeout_ms,
+                              struct synod_channel_messages *out) {
+  struct op_args args = {.name = name,
+                         .from = from,
+                         .limit = max,
+                         .flags = flags,
+                         .known_index = known_index};
   union synod_result r;
   int rv = call_op(c, OP_CHANNEL_READ, &args, timeout_ms, &r);
   if (rv == 0) {

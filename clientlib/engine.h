@@ -119,7 +119,7 @@ struct op_args {
   int sub_from; /* Synod__ChannelSubscribe__From */
   uint64_t after_index;
   uint64_t after_offset;
-  uint64_t known_index; /* one channel: ChannelSubscribe.known_index */
+  uint64_t known_index; /* ChannelSubscribe's and ChannelRead's */
   uint32_t credits;
   uint64_t subscription_id;
   bool prev_kv; /* key watch; its key is `name`, from_revision `from`,
@@ -143,7 +143,7 @@ struct group_args {
   uint64_t total_bytes;  /* checkpoint */
   uint64_t chunk_offset; /* checkpoint: where the chunk goes; read: from */
   uint64_t from;         /* read, subscribe: the first offset */
-  uint64_t known_index;  /* subscribe, checkpoint read: .known_index */
+  uint64_t known_index;  /* subscribe, reads: .known_index */
   uint32_t max;          /* read: items; checkpoint read: bytes */
   uint32_t limit;        /* list */
   uint32_t credits;      /* subscribe */

@@ -205,6 +205,7 @@ static void body_fill(struct op *op, const struct group_args *g, bool *failed) {
     r->group_read->member = str_new(g->member, failed);
     r->group_read->from = g->from;
     r->group_read->max = g->max;
+    r->group_read->known_index = g->known_index;
     break;
   default:
     r->group_subscribe->group = str_new(g->group, failed);
@@ -1077,11 +1078,21 @@ int synod_async_group_list(struct synod_async *a, const char *after,
 int synod_async_group_read(struct synod_async *a, const char *group,
                            uint64_t from, uint32_t max, const char *member,
                            unsigned flags, synod_group_items_cb cb, void *arg) {
+  return synod_async_group_read_pinned(a, group, from, max, member, flags, 0,
+                                       cb, arg);
+}
+
+int synod_async_group_read_pinned(struct synod_async *a, const char *group,
+                                  uint64_t from, uint32_t max,
+                                  const char *member, unsigned flags,
+                                  uint64_t known_index, synod_group_items_cb cb,
+                                  void *arg) {
   struct group_args g = {.group = group,
                          .from = from,
                          .max = max,
                          .member = member,
-                         .flags = flags};
+                         .flags = flags,
+                         .known_index = known_index};
   struct op_args args = {.group = &g};
   return async_submit(a, OP_GROUP_READ, &args, (any_cb)cb, arg, 0);
 }
@@ -1340,11 +1351,21 @@ int synod_group_list(struct synod_client *c, const char *after, uint32_t limit,
 int synod_group_read(struct synod_client *c, const char *group, uint64_t from,
                      uint32_t max, const char *member, unsigned flags,
                      uint32_t timeout_ms, struct synod_group_items *out) {
+  return synod_group_read_pinned(c, group, from, max, member, flags, 0,
+                                 timeout_ms, out);
+}
+
+int synod_group_read_pinned(struct synod_client *c, const char *group,
+                            uint64_t from, uint32_t max, const char *member,
+                            unsigned flags, uint64_t known_index,
+                            uint32_t timeout_ms,
+                            struct synod_group_items *out) {
   struct group_args g = {.group = group,
                          .from = from,
                          .max = max,
                          .member = member,
-                         .flags = flags};
+                         .flags = flags,
+                         .known_index = known_index};
   union synod_result r;
   int rv = call(c, OP_GROUP_READ, &g, timeout_ms, &r);
   if (rv == 0 && out != NULL) {

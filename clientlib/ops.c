@@ -357,6 +357,7 @@ static void op_fill_channel(struct op *op, const struct op_args *args) {
     op->body.channel_read.name = op->name;
     op->body.channel_read.from = args->from;
     op->body.channel_read.max = args->limit;
+    op->body.channel_read.known_index = args->known_index;
     break;
   case OP_CHANNEL_INFO: {
     Synod__ChannelInfoGet init = SYNOD__CHANNEL_INFO_GET__INIT;

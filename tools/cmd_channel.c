@@ -215,10 +215,13 @@ static int channel_read(const struct ctl_opts *o, struct synod_client *c,
       return CTL_EXIT_USAGE;
     }
   }
-  uint64_t printed = 0, next = from, end = 0;
+  /* Each page pinned to the channel of the last message printed: one
+   * deleted and created again meanwhile (offsets from 1 again) ends the
+   * read with its error rather than going on in the new one. */
+  uint64_t printed = 0, next = from, end = 0, known = 0;
   do {
     struct synod_channel_messages m;
-    int rv = synod_channel_read(c, argv[2], next, 0, 0, 0, &m);
+    int rv = synod_channel_read_pinned(c, argv[2], next, 0, 0, known, 0, &m);
     if (rv != 0) {
       return ctl_fail(o, "channel read", rv);
     }
@@ -235,6 +238,7 @@ static int channel_read(const struct ctl_opts *o, struct synod_client *c,
                (const char *)x->data);
       }
       next = x->offset + 1;
+      known = x->index;
     }
     size_t got = m.count;
     synod_channel_messages_free(&m);

@@ -713,6 +713,18 @@ int synod_channel_publish(struct synod_client *c, const char *name,
 int synod_channel_read(struct synod_client *c, const char *name, uint64_t from,
                        uint32_t max, unsigned flags, uint32_t timeout_ms,
                        struct synod_channel_messages *out);
+/* synod_channel_read of a channel read before, page by page: known_index
+ * is the log index of a message already read from it (the last one's
+ * `index`). Offsets start again at 1 in a channel deleted and created
+ * again, so the next page of the one read might otherwise come from
+ * another: SYNOD_ENOTFOUND instead when the channel of that name was
+ * created after known_index, or is gone (the message says which). 0: not
+ * pinned, as synod_channel_read. A server of a build older than this
+ * library ignores the pin (it reads as synod_channel_read). */
+int synod_channel_read_pinned(struct synod_client *c, const char *name,
+                              uint64_t from, uint32_t max, unsigned flags,
+                              uint64_t known_index, uint32_t timeout_ms,
+                              struct synod_channel_messages *out);
 
 /* SYNOD_ENOTFOUND for a channel that does not exist. */
 int synod_channel_info(struct synod_client *c, const char *name, unsigned flags,
@@ -762,6 +774,10 @@ int synod_async_channel_publish(struct synod_async *a, const char *name,
 int synod_async_channel_read(struct synod_async *a, const char *name,
                              uint64_t from, uint32_t max, unsigned flags,
                              synod_channel_messages_cb cb, void *arg);
+int synod_async_channel_read_pinned(struct synod_async *a, const char *name,
+                                    uint64_t from, uint32_t max, unsigned flags,
+                                    uint64_t known_index,
+                                    synod_channel_messages_cb cb, void *arg);
 int synod_async_channel_info(struct synod_async *a, const char *name,
                              unsigned flags, synod_channel_info_cb cb,
                              void *arg);
@@ -1668,6 +1684,15 @@ int synod_group_list(struct synod_client *c, const char *after, uint32_t limit,
 int synod_group_read(struct synod_client *c, const char *group, uint64_t from,
                      uint32_t max, const char *member, unsigned flags,
                      uint32_t timeout_ms, struct synod_group_items *out);
+/* synod_group_read pinned to the group read before (as
+ * synod_channel_read_pinned): known_index is the log index of an item
+ * already read (the last one's `index`), or of the caller's join;
+ * SYNOD_ENOTFOUND when that group is gone, or was created again after it.
+ * 0: not pinned. */
+int synod_group_read_pinned(struct synod_client *c, const char *group,
+                            uint64_t from, uint32_t max, const char *member,
+                            unsigned flags, uint64_t known_index,
+                            uint32_t timeout_ms, struct synod_group_items *out);
 
 /* Watching a group without joining it (an operator's tool, a dashboard):
  * its stream pushed from offset `from` (0: the next item), every item in
@@ -1777,6 +1802,11 @@ int synod_async_group_list(struct synod_async *a, const char *after,
 int synod_async_group_read(struct synod_async *a, const char *group,
                            uint64_t from, uint32_t max, const char *member,
                            unsigned flags, synod_group_items_cb cb, void *arg);
+int synod_async_group_read_pinned(struct synod_async *a, const char *group,
+                                  uint64_t from, uint32_t max,
+                                  const char *member, unsigned flags,
+                                  uint64_t known_index, synod_group_items_cb cb,
+                                  void *arg);
 
 /* ---------------------------------------------------- group membership
  *

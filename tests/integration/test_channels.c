@@ -192,6 +192,59 @@ static void scenario_limits(struct cluster *c) {
   printf("ok limits and bad input\n");
 }
 
+/* Reading page by page, pinned to the channel read (the last message's
+ * index): once it is deleted and created again (offsets from 1 again),
+ * the next page is refused rather than read from the new channel, on the
+ * leader and on each replica alone (a stale read). */
+static void scenario_pinned_read(struct cluster *c) {
+  struct synod_client *cl = client(c->endpoints, 10000);
+  struct synod_channel_messages m;
+  for (int k = 0; k < 4; k++) {
+    const void *ptr = "old";
+    size_t len = 3;
+    OK(synod_channel_publish(cl, "pinned", &ptr, &len, 1, NULL, 0, NULL));
+  }
+  OK(synod_channel_read_pinned(cl, "pinned", 1, 2, 0, 0, 0, &m));
+  CHECK(m.count == 2, "first page: %zu messages", m.count);
+  uint64_t last = m.messages[1].index;
+  synod_channel_messages_free(&m);
+  OK(synod_channel_read_pinned(cl, "pinned", 3, 2, 0, last, 0, &m));
+  CHECK(m.count == 2, "second page, pinned: %zu messages", m.count);
+  synod_channel_messages_free(&m);
+  OK(synod_channel_delete(cl, "pinned", 0, NULL));
+  for (int k = 0; k < 5; k++) { /* created again, further than offset 3 */
+    const void *ptr = "new";
+    size_t len = 3;
+    OK(synod_channel_publish(cl, "pinned", &ptr, &len, 1, NULL, 0, NULL));
+  }
+  int rv = synod_channel_read_pinned(cl, "pinned", 3, 2, 0, last, 0, &m);
+  CHECK(rv == SYNOD_ENOTFOUND &&
+            strstr(synod_client_errmsg(), "created again at index") != NULL,
+        "pinned read of a channel created again: %s (%s)", synod_strerror(rv),
+        synod_client_errmsg());
+  for (int i = 0; i < c->n; i++) {
+    struct synod_client *one = client(c->nodes[i].client, 10000);
+    /* A replica that has not applied the new publishes yet may still
+     * have the old channel, or none: never the new one's page. */
+    rv = synod_channel_read_pinned(one, "pinned", 3, 2, SYNOD_READ_STALE, last,
+                                   0, &m);
+    CHECK(rv == SYNOD_ENOTFOUND ||
+              (rv == 0 && m.count <= 2 &&
+               (m.count == 0 || memcmp(m.messages[0].data, "old", 3) == 0)),
+          "replica %d, a stale pinned read: %s", i, synod_client_errmsg());
+    if (rv == 0) {
+      synod_channel_messages_free(&m);
+    }
+    synod_client_free(one);
+  }
+  OK(synod_channel_read(cl, "pinned", 3, 2, 0, 0, &m)); /* unpinned */
+  CHECK(m.count == 2 && memcmp(m.messages[0].data, "new", 3) == 0,
+        "unpinned: %zu messages", m.count);
+  synod_channel_messages_free(&m);
+  synod_client_free(cl);
+  printf("ok pinned reads\n");
+}
+
 int main(void) {
   char synodd[PATH_MAX];
   cluster_synodd_or_skip(synodd, sizeof synodd);
@@ -200,6 +253,7 @@ int main(void) {
   cluster_wait_leader(&c, 20000);
   scenario_failover(&c);
   scenario_limits(&c);
+  scenario_pinned_read(&c);
   cluster_stop(&c);
   printf("ok channels\n");
   return 0;
