@@ -113,6 +113,16 @@ static inline Synod__Response *h_query(struct h *h, Synod__Request *req) {
   return r;
 }
 
+/* Asserts that read answer r is error `code` with `why` in its message;
+ * frees r. */
+static inline void h_assert_refused(Synod__Response *r, int code,
+                                    const char *why) {
+  ck_assert_ptr_nonnull(r->error);
+  ck_assert_int_eq(r->error->code, code);
+  ck_assert_ptr_nonnull(strstr(r->error->message, why));
+  synod__response__free_unpacked(r, NULL);
+}
+
 /* The index-th event of the last entry, checked for its type. */
 static inline const struct fsm_event *h_event(const struct h *h, size_t i,
                                               enum fsm_event_type type) {

@@ -1981,13 +1981,6 @@ START_TEST(channel_publish_gets_dense_offsets_and_its_entry_index) {
 }
 END_TEST
 
-static void assert_not_found(Synod__Response *r, const char *why) {
-  ck_assert_ptr_nonnull(r->error);
-  ck_assert_int_eq(r->error->code, SYNOD_ENOTFOUND);
-  ck_assert_ptr_nonnull(strstr(r->error->message, why));
-  synod__response__free_unpacked(r, NULL);
-}
-
 /* A reader that pages through a channel naming the last message it read
  * (ChannelRead.known_index) is refused the next page once the channel is
  * deleted, and of a channel created again under the name, whose offsets
@@ -2004,12 +1997,12 @@ START_TEST(channel_read_with_a_known_index_refuses_a_channel_created_again) {
   d.name = "events";
   REQ(&h, 0, 0, CHANNEL_DELETE, channel_delete, &d);
   ck_assert_int_eq(h_err(&h), 0);
-  assert_not_found(h_read_known(&h, "events", 3, last),
+  h_assert_refused(h_read_known(&h, "events", 3, last), SYNOD_ENOTFOUND,
                    "was deleted after index");
   h_publish(&h, 0, 0, "events", 3, 1, NULL); /* created again: m1 m2 m3 */
   uint64_t again = h.resp->channel_publish->index;
   char *before = channel_seen(&h, "events");
-  assert_not_found(h_read_known(&h, "events", 3, last),
+  h_assert_refused(h_read_known(&h, "events", 3, last), SYNOD_ENOTFOUND,
                    "created again at index");
   assert_seen(&h, "events", before);
   assert_messages(h_read(&h, "events", 3), 3, 1, 3); /* unpinned */
