@@ -718,7 +718,9 @@ int synod_channel_read(struct synod_client *c, const char *name, uint64_t from,
  * `index`). Offsets start again at 1 in a channel deleted and created
  * again, so the next page of the one read might otherwise come from
  * another: SYNOD_ENOTFOUND instead when the channel of that name was
- * created after known_index, or is gone (the message says which). 0: not
+ * created after known_index, or is gone (the message says which). A
+ * stale read (SYNOD_READ_STALE) from a replica that has not applied
+ * known_index yet gets SYNOD_EUNAVAILABLE: it cannot tell; retry. 0: not
  * pinned, as synod_channel_read. A server of a build older than this
  * library ignores the pin (it reads as synod_channel_read). */
 int synod_channel_read_pinned(struct synod_client *c, const char *name,

@@ -400,8 +400,9 @@ int fsm_channel_read(struct fsm *f, struct fsm_session *s,
   (void)s;
   CHANNEL_NAME(channel_read, "channel read");
   const struct fsm_channel *c = channel_find(f, name, len);
-  if ((rv = fsm_known_check("channel read", name, c ? &c->created_index : NULL,
-                            q->known_index, r->msg)) != 0) {
+  if ((rv = fsm_known_check(f, "channel read", name,
+                            c ? &c->created_index : NULL, q->known_index,
+                            r->msg)) != 0) {
     return rv;
   }
   uint64_t first = c ? channel_first(f, c) : 1, next = c ? c->window.next : 1;

@@ -436,8 +436,10 @@ struct fsm_stream {
  * be the one the item is in, i.e. exist (created_index not NULL) and
  * have been created at or before it. Otherwise the stream read before was
  * deleted, and maybe created again: SYNOD_ENOTFOUND with msg, never a
- * silent read of another stream at the reader's offset. */
-int fsm_known_check(const char *what, const char *name,
+ * silent read of another stream at the reader's offset. A replica that
+ * has not applied known_index yet (a stale read) cannot tell:
+ * SYNOD_EUNAVAILABLE. */
+int fsm_known_check(const struct fsm *f, const char *what, const char *name,
                     const uint64_t *created_index, uint64_t known_index,
                     char *msg);
 

@@ -87,7 +87,7 @@ int fsm_group_checkpoint_read(struct fsm *f, struct fsm_session *s,
   (void)s;
   FSM_GROUP_NAME(group_checkpoint_read, "group checkpoint read");
   const struct fsm_group *g = fsm_group_find(f, name, len);
-  if ((rv = fsm_known_check("group checkpoint read", name,
+  if ((rv = fsm_known_check(f, "group checkpoint read", name,
                             g ? &g->created_index : NULL, q->known_index,
                             r->msg)) != 0) {
     return rv;
@@ -142,7 +142,7 @@ int fsm_group_read(struct fsm *f, struct fsm_session *s,
     return rv;
   }
   const struct fsm_group *g = fsm_group_find(f, name, len);
-  if ((rv = fsm_known_check("group read", name, g ? &g->created_index : NULL,
+  if ((rv = fsm_known_check(f, "group read", name, g ? &g->created_index : NULL,
                             q->known_index, r->msg)) != 0) {
     return rv;
   }

@@ -88,11 +88,23 @@ int fsm_name_check(const struct fsm *f, const char *what, const char *s,
   return 0;
 }
 
-int fsm_known_check(const char *what, const char *name,
+int fsm_known_check(const struct fsm *f, const char *what, const char *name,
                     const uint64_t *created_index, uint64_t known_index,
                     char *msg) {
-  if (known_index == 0 ||
-      (created_index != NULL && *created_index <= known_index)) {
+  if (known_index == 0) {
+    return 0;
+  }
+  if (f->applied_index < known_index) {
+    /* A stale read on a replica that lags: it cannot tell the stream the
+     * reader knew from one created since, nor from none yet. */
+    errmsg_set(msg,
+               "%s: \"%.64s\" is known at index %" PRIu64
+               ", which this replica has not applied yet (it is at %" PRIu64
+               "): read again, or read without stale",
+               what, name, known_index, f->applied_index);
+    return SYNOD_EUNAVAILABLE;
+  }
+  if (created_index != NULL && *created_index <= known_index) {
     return 0;
   }
   if (created_index == NULL) {

@@ -1144,10 +1144,11 @@ static int sub_retained(const struct sub *s, const char *what, uint64_t from,
 
 /* A start that names an item the client has of the stream (known_index)
  * must find the stream that item is in (fsm_known_check). */
-static int known_check(const char *what, const struct sub *s, bool exists,
+static int known_check(const struct subs *ss, const char *what,
+                       const struct sub *s, bool exists,
                        const struct fsm_stream *st, uint64_t known, char *msg) {
-  return fsm_known_check(what, s->name, exists ? &st->created_index : NULL,
-                         known, msg);
+  return fsm_known_check(ss->fsm, what, s->name,
+                         exists ? &st->created_index : NULL, known, msg);
 }
 
 /* Resolves where s starts from the applied state; answers the request.
@@ -1162,8 +1163,9 @@ static int sub_resolve(struct subs *ss, struct sub *s,
   uint64_t first = exists ? st.first : 1, next = exists ? st.window->next : 1;
   Synod__ChannelSubscribe__From from = q->from;
   int rv;
-  if (s->kind == SUB_CHANNEL && (rv = known_check("subscribe", s, exists, &st,
-                                                  q->known_index, msg)) != 0) {
+  if (s->kind == SUB_CHANNEL &&
+      (rv = known_check(ss, "subscribe", s, exists, &st, q->known_index,
+                        msg)) != 0) {
     return rv;
   }
   if (exists && q->known_index != 0) {
@@ -1254,7 +1256,8 @@ static int group_resolve(struct subs *ss, struct sub *s,
                          uint64_t *first) {
   struct fsm_stream st;
   bool exists = fsm_group_stream(ss->fsm, s->name, s->name_len, &st);
-  int rv = known_check("group subscribe", s, exists, &st, q->known_index, msg);
+  int rv =
+      known_check(ss, "group subscribe", s, exists, &st, q->known_index, msg);
   if (rv != 0) {
     return rv;
   }

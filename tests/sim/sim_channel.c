@@ -179,14 +179,17 @@ static Synod__Response *query(struct sim *s, const struct fsm *f,
   return r;
 }
 
+/* A read of `name` from offset `from`; pinned (known_index) to the
+ * channel that held the message at log index `known`, if not 0. */
 static Synod__Response *read_from(struct sim *s, const struct fsm *f,
-                                  const char *name, uint64_t from,
-                                  uint32_t max) {
+                                  const char *name, uint64_t from, uint32_t max,
+                                  uint64_t known) {
   Synod__Request req = SYNOD__REQUEST__INIT;
   Synod__ChannelRead rd = SYNOD__CHANNEL_READ__INIT;
   rd.name = (char *)name;
   rd.from = from;
   rd.max = max;
+  rd.known_index = known;
   req.body_case = SYNOD__REQUEST__BODY_CHANNEL_READ;
   req.channel_read = &rd;
   return query(s, f, &req);
@@ -332,7 +335,12 @@ static uint32_t sub_read_channel(struct sim *s, struct sim_sub *sb) {
     sb->broke = true;
     sb->next += 1000000; /* broken on purpose: past any channel's end */
   }
-  Synod__Response *r = read_from(s, sub_fsm(s, sb), name, sb->next, sb->batch);
+  /* Pinned as libsynod's paged reads are: no channel here is ever
+   * deleted, so every replica that has applied the pin must serve it (a
+   * channel restored from an image keeps the index that created it), and
+   * one that has not says so (SYNOD_EUNAVAILABLE). */
+  Synod__Response *r =
+      read_from(s, sub_fsm(s, sb), name, sb->next, sb->batch, sb->last_index);
   if (r == NULL) {
     return 0;
   }
@@ -341,10 +349,22 @@ static uint32_t sub_read_channel(struct sim *s, struct sim_sub *sb) {
     sim_sub_compacted(s, sb, name, r->error->first_available, 0);
   } else if (code == SYNOD_ERANGE) {
     sub_behind(s, sb, name);
+  } else if (code == SYNOD_EUNAVAILABLE &&
+             fsm_applied_index(sub_fsm(s, sb)) >= sb->last_index) {
+    sim_fail(s,
+             "channels: %s: r%" PRIu32 " says it has not applied index %" PRIu64
+             " yet, though it applied index %" PRIu64,
+             sb->name, sb->replica, sb->last_index,
+             fsm_applied_index(sub_fsm(s, sb)));
+  } else if (code == SYNOD_EUNAVAILABLE) {
+    /* Behind the index of the last message delivered: later. */
   } else if (code != 0 ||
              r->body_case != SYNOD__RESPONSE__BODY_CHANNEL_MESSAGES) {
-    sim_fail(s, "channels: %s: r%" PRIu32 " answers a read of %s with %d",
-             sb->name, sb->replica, name, code);
+    sim_fail(s,
+             "channels: %s: r%" PRIu32 " answers a read of %s from offset "
+             "%" PRIu64 " (known index %" PRIu64 ") with %d: %s",
+             sb->name, sb->replica, name, sb->next, sb->last_index, code,
+             r->error != NULL ? r->error->message : "");
   } else {
     const Synod__ChannelMessages *ms = r->channel_messages;
     for (size_t i = 0; i < ms->n_messages; i++) {
@@ -369,7 +389,7 @@ static uint64_t prefix_resume(struct sim *s, const struct fsm *f,
                               const char *name, uint64_t after) {
   uint64_t from = 0, next = 1;
   for (;;) {
-    Synod__Response *r = read_from(s, f, name, from, 1000);
+    Synod__Response *r = read_from(s, f, name, from, 1000, 0);
     if (r == NULL || code_of(r) != 0 ||
         r->body_case != SYNOD__RESPONSE__BODY_CHANNEL_MESSAGES) {
       sim_fail(s, "channels: a read of %s from offset %" PRIu64 " failed", name,
@@ -473,7 +493,7 @@ static uint32_t sub_read_prefix(struct sim *s, struct sim_sub *sb) {
     char name[8];
     sim_channel_name(s, cs[i], name);
     rs[i] = read_from(s, f, name, sb->cursor[cs[i]],
-                      split ? sb->batch : sb->batch + SIM_BATCH_MAX);
+                      split ? sb->batch : sb->batch + SIM_BATCH_MAX, 0);
     if (rs[i] == NULL || code_of(rs[i]) != 0 ||
         rs[i]->body_case != SYNOD__RESPONSE__BODY_CHANNEL_MESSAGES) {
       sim_fail(s, "channels: %s: r%" PRIu32 " refuses a read of %s at %" PRIu64,

@@ -1993,6 +1993,9 @@ START_TEST(channel_read_with_a_known_index_refuses_a_channel_created_again) {
   uint64_t last = r->channel_messages->messages[1]->index;
   assert_messages(r, 1, 2, 1);
   assert_messages(h_read_known(&h, "events", 3, last), 3, 0, 0);
+  /* A pin this replica has not applied yet: it cannot judge it. */
+  h_assert_refused(h_read_known(&h, "events", 3, h.index + 1),
+                   SYNOD_EUNAVAILABLE, "has not applied");
   Synod__ChannelDelete d = SYNOD__CHANNEL_DELETE__INIT;
   d.name = "events";
   REQ(&h, 0, 0, CHANNEL_DELETE, channel_delete, &d);

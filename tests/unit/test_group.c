@@ -556,6 +556,8 @@ START_TEST(group_read_with_a_known_index_refuses_a_group_created_again) {
   ck_assert_uint_eq(r->group_items->n_items, 2);
   uint64_t last = r->group_items->items[1]->index;
   synod__response__free_unpacked(r, NULL);
+  h_assert_refused(h_group_read(&h, "g", 3, h.index + 1), SYNOD_EUNAVAILABLE,
+                   "has not applied");
   r = h_group_read(&h, "g", 3, last); /* the next page: the same group */
   ck_assert_ptr_null(r->error);
   ck_assert_uint_eq(r->group_items->n_items, 0);
