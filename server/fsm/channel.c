@@ -507,6 +507,30 @@ int fsm_channel_list(struct fsm *f, struct fsm_session *s,
 }
 
 /* Answers with the channel as it was; its messages and ids go. */
+/* Records a deletion at the end of f->channels_gone, dropping the oldest
+ * past FSM_CHANNELS_GONE_MAX (its index becomes the forgotten one). */
+void fsm_channel_gone_push(struct fsm *f, const char *name, size_t len,
+                           uint64_t last_index, uint64_t last_offset,
+                           uint64_t deleted_index) {
+  if (f->channels_gone == NULL) {
+    f->channels_gone =
+        fsm_xcalloc(FSM_CHANNELS_GONE_MAX, sizeof *f->channels_gone);
+  }
+  if (f->channels_gone_n == FSM_CHANNELS_GONE_MAX) {
+    f->channels_gone_forgotten = f->channels_gone[0].deleted_index;
+    free(f->channels_gone[0].name);
+    memmove(&f->channels_gone[0], &f->channels_gone[1],
+            (FSM_CHANNELS_GONE_MAX - 1) * sizeof *f->channels_gone);
+    f->channels_gone_n--;
+  }
+  f->channels_gone[f->channels_gone_n++] =
+      (struct fsm_channel_gone){.name = fsm_xstrndup(name, len),
+                                .name_len = len,
+                                .last_index = last_index,
+                                .last_offset = last_offset,
+                                .deleted_index = deleted_index};
+}
+
 int fsm_channel_delete(struct fsm *f, struct fsm_session *s,
                        const Synod__Request *req, struct fsm_reply *r) {
   (void)s;
@@ -525,9 +549,23 @@ int fsm_channel_delete(struct fsm *f, struct fsm_session *s,
   e->name = r->u.channel.name;
   e->last_index = c->window.last_index;
   e->last_offset = c->window.next - 1;
+  /* The last message's index as every replica knows it: one restored
+   * from an image without the channel's items has only evicted_index. */
+  uint64_t last = c->window.last_index > c->window.evicted_index
+                      ? c->window.last_index
+                      : c->window.evicted_index;
+  fsm_channel_gone_push(f, c->name, c->name_len, last, e->last_offset,
+                        f->index);
   fsm_event_window_keep(e, &c->window);
   fsm_channel_free(c);
   return 0;
+}
+
+const struct fsm_channel_gone *fsm_channels_gone(const struct fsm *f, size_t *n,
+                                                 uint64_t *forgotten) {
+  *n = f->channels_gone_n;
+  *forgotten = f->channels_gone_forgotten;
+  return f->channels_gone;
 }
 
 /* ------------------------------------------------------------- cursors */

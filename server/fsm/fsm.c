@@ -193,6 +193,9 @@ void fsm_state_init(struct fsm *f) {
   otree_init(&f->members, fsm_member_cmp);
   otree_init(&f->channels, fsm_channel_cmp);
   f->channels_bytes = 0;
+  f->channels_gone = NULL;
+  f->channels_gone_n = 0;
+  f->channels_gone_forgotten = 0;
   otree_init(&f->keys, fsm_key_cmp);
   f->keys_live = f->keys_bytes = f->key_revision = 0;
   window_init(&f->key_history);
@@ -236,6 +239,10 @@ void fsm_state_clear(struct fsm *f) {
     otree_remove(&f->channels, n);
     fsm_channel_free(FSM_CONTAINER(n, struct fsm_channel, by_name));
   }
+  for (uint32_t i = 0; i < f->channels_gone_n; i++) {
+    free(f->channels_gone[i].name);
+  }
+  free(f->channels_gone);
   fsm_state_init(f);
 }
 

@@ -431,6 +431,26 @@ struct fsm_stream {
   uint64_t created_index;
 };
 
+/* A channel deleted lately: what a subscription that never applied the
+ * deletion (resumed on another replica, or on one that installed a
+ * snapshot since) needs to tell that it missed messages. */
+struct fsm_channel_gone {
+  char *name;
+  size_t name_len;
+  uint64_t last_index;  /* its last message's log index (0: it had none) */
+  uint64_t last_offset; /* that message's offset */
+  uint64_t deleted_index;
+};
+
+/* The record keeps the last FSM_CHANNELS_GONE_MAX deletions. */
+#define FSM_CHANNELS_GONE_MAX 1024
+
+/* The deletions kept, oldest first (*n of them), and in *forgotten the
+ * newest deletion index dropped from the record (0: none): a deletion
+ * after an index below it may be missing from the record. */
+const struct fsm_channel_gone *fsm_channels_gone(const struct fsm *f, size_t *n,
+                                                 uint64_t *forgotten);
+
 /* A read that names an item the reader has of a stream (known_index,
  * the log index that appended it; 0: none): the stream of that name must
  * be the one the item is in, i.e. exist (created_index not NULL) and

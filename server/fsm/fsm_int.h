@@ -165,6 +165,10 @@ struct fsm {
   struct otree channels;  /* fsm_channel by name */
   struct fsm_settings settings; /* replicated; 0 fields: the options' */
   uint64_t channels_bytes;      /* payload retained over every channel */
+  /* Channels deleted lately, oldest first (fsm_channels_gone). */
+  struct fsm_channel_gone *channels_gone;
+  uint32_t channels_gone_n;
+  uint64_t channels_gone_forgotten;
   /* Keys: every live key, and dead ones not yet taken out (see struct
    * fsm_key), by key bytes. keys_live and keys_bytes count live keys. */
   struct otree keys;
@@ -474,6 +478,11 @@ void *fsm_xmalloc(size_t n);
 void *fsm_xcalloc(size_t n, size_t size);
 void *fsm_xrealloc(void *p, size_t n);
 char *fsm_xstrndup(const char *s, size_t n);
+
+/* Records the deletion of channel `name` (channel.c). */
+void fsm_channel_gone_push(struct fsm *f, const char *name, size_t len,
+                           uint64_t last_index, uint64_t last_offset,
+                           uint64_t deleted_index);
 
 /* ----- names (name.c) */
 int fsm_name_cmp(const struct fsm_name *a, const char *s, size_t len);

@@ -196,6 +196,25 @@ static void channel_encode(struct fsm_arena *a, const struct fsm_channel *c,
   }
 }
 
+static void channels_gone_encode(const struct fsm *f, struct fsm_arena *a,
+                                 Synod__Fsm__Image *img) {
+  img->channels_gone_forgotten = f->channels_gone_forgotten;
+  img->n_channels_gone = f->channels_gone_n;
+  img->channels_gone =
+      fsm_arena_calloc(a, f->channels_gone_n, sizeof *img->channels_gone);
+  Synod__Fsm__ChannelGone *ms =
+      fsm_arena_calloc(a, f->channels_gone_n, sizeof *ms);
+  for (uint32_t i = 0; i < f->channels_gone_n; i++) {
+    const struct fsm_channel_gone *g = &f->channels_gone[i];
+    synod__fsm__channel_gone__init(&ms[i]);
+    ms[i].name = g->name;
+    ms[i].last_index = g->last_index;
+    ms[i].last_offset = g->last_offset;
+    ms[i].deleted_index = g->deleted_index;
+    img->channels_gone[i] = &ms[i];
+  }
+}
+
 static void image_build(const struct fsm *f, struct fsm_arena *a,
                         Synod__Fsm__Image *img) {
   synod__fsm__image__init(img);
@@ -229,6 +248,7 @@ static void image_build(const struct fsm *f, struct fsm_arena *a,
              member_encode);
   IMAGE_FILL(f->channels, struct fsm_channel, by_name, Synod__Fsm__Channel,
              channels, channel_encode);
+  channels_gone_encode(f, a, img);
   fsm_keys_image_encode(f, a, img);
   fsm_groups_image_encode(f, a, img);
 }
@@ -574,6 +594,30 @@ static int channels_load(struct fsm *t, const Synod__Fsm__Image *img) {
   return 0;
 }
 
+/* The deletions in order of their indexes, each after its channel's last
+ * message and at most the image's index; the forgotten one before them. */
+static int channels_gone_load(struct fsm *t, const Synod__Fsm__Image *img) {
+  uint64_t prev = img->channels_gone_forgotten;
+  if (img->n_channels_gone > FSM_CHANNELS_GONE_MAX ||
+      prev > img->applied_index) {
+    return -1;
+  }
+  t->channels_gone_forgotten = prev;
+  for (size_t i = 0; i < img->n_channels_gone; i++) {
+    const Synod__Fsm__ChannelGone *m = img->channels_gone[i];
+    size_t len;
+    if (!image_name_ok(t, m->name, &len) || m->deleted_index <= prev ||
+        m->deleted_index > img->applied_index ||
+        m->last_index >= m->deleted_index) {
+      return -1;
+    }
+    fsm_channel_gone_push(t, m->name, len, m->last_index, m->last_offset,
+                          m->deleted_index);
+    prev = m->deleted_index;
+  }
+  return 0;
+}
+
 /* A pending result is a queued acquire's: each must match a waiter. */
 static int pending_check(const struct fsm *t) {
   size_t pending = 0, matched = 0;
@@ -616,8 +660,8 @@ static int image_load(struct fsm *t, const Synod__Fsm__Image *img,
   }
   if (sessions_load(t, img) || locks_load(t, img) || counters_load(t, img) ||
       elections_load(t, img) || members_load(t, img) || channels_load(t, img) ||
-      fsm_keys_image_load(t, img) || fsm_groups_image_load(t, img) ||
-      pending_check(t)) {
+      channels_gone_load(t, img) || fsm_keys_image_load(t, img) ||
+      fsm_groups_image_load(t, img) || pending_check(t)) {
     return -1;
   }
   uint8_t *again;
@@ -657,6 +701,9 @@ int fsm_snapshot_decode(struct fsm *f, const uint8_t *data, size_t len) {
   f->members = t.members;
   f->channels = t.channels;
   f->channels_bytes = t.channels_bytes;
+  f->channels_gone = t.channels_gone;
+  f->channels_gone_n = t.channels_gone_n;
+  f->channels_gone_forgotten = t.channels_gone_forgotten;
   f->keys = t.keys;
   f->keys_live = t.keys_live;
   f->keys_bytes = t.keys_bytes;

@@ -181,6 +181,12 @@ struct sub {
    * credits may end among them. */
   uint64_t after_index;
   uint64_t after_offset;
+  /* Prefix, one channel: the applied index its position stands for (a
+   * prefix resume's after_index; else the index applied at its start);
+   * a deletion after it is one s may have to account for. And the
+   * installs it has checked the record of deletions for. */
+  uint64_t start_index;
+  uint64_t installs_seen;
   /* Keys: the next event to look at is event rev_event + 1 of revision
    * rev (events numbered from 1 within a revision, matching or not). */
   uint64_t rev;
@@ -866,6 +872,80 @@ int subs_init(struct subs *ss, const struct subs_host *host, const char *name) {
   return ss->batch != NULL && ss->merge != NULL ? 0 : SYNOD_ENOMEM;
 }
 
+/* Whether prefix subscription s has not delivered all of a channel's
+ * messages up to (last_index, last_offset). */
+static bool prefix_behind(const struct sub *s, uint64_t last_index,
+                          uint64_t last_offset) {
+  return s->after_index < last_index ||
+         (s->after_index == last_index && s->after_offset != 0 &&
+          s->after_offset < last_offset);
+}
+
+/* A channel deletion s never applied (it resumed after it, on any
+ * replica, or its replica installed a snapshot since) may have taken
+ * messages s had to deliver, or, for a channel subscription that started
+ * before its channel existed, a whole channel of the name: the state
+ * machine's record of deletions (fsm_channels_gone) says. 0, or
+ * SYNOD_ENOTFOUND with msg: never a silent skip. */
+static int sub_gone_check(const struct subs *ss, const struct sub *s,
+                          char *msg) {
+  size_t n;
+  uint64_t forgotten;
+  const struct fsm_channel_gone *g = fsm_channels_gone(ss->fsm, &n, &forgotten);
+  bool prefix = s->kind == SUB_PREFIX;
+  uint64_t since = prefix && s->after_index > s->start_index ? s->after_index
+                                                             : s->start_index;
+  for (size_t i = 0; i < n; i++) {
+    if (g[i].deleted_index <= s->start_index) {
+      continue;
+    }
+    if (prefix && g[i].name_len >= s->name_len &&
+        memcmp(g[i].name, s->name, s->name_len) == 0 &&
+        prefix_behind(s, g[i].last_index, g[i].last_offset)) {
+      errmsg_set(msg,
+                 "channel \"%.64s\" under prefix \"%.64s\" was deleted (at "
+                 "index %" PRIu64 ") before its messages up to offset %" PRIu64
+                 " were delivered",
+                 g[i].name, s->name, g[i].deleted_index, g[i].last_offset);
+      return SYNOD_ENOTFOUND;
+    }
+    if (!prefix && g[i].name_len == s->name_len &&
+        memcmp(g[i].name, s->name, s->name_len) == 0) {
+      errmsg_set(msg,
+                 "channel \"%.64s\" was created and deleted (at index "
+                 "%" PRIu64 ") after this subscription began (at index "
+                 "%" PRIu64 ")",
+                 s->name, g[i].deleted_index, s->start_index);
+      return SYNOD_ENOTFOUND;
+    }
+  }
+  if (forgotten > since) {
+    errmsg_set(msg,
+               "%s \"%.64s\": more than %d channels were deleted since index "
+               "%" PRIu64 ", so whether one of them had messages for it is no "
+               "longer known",
+               prefix ? "prefix" : "channel", s->name, FSM_CHANNELS_GONE_MAX,
+               since);
+    return SYNOD_ENOTFOUND;
+  }
+  return 0;
+}
+
+/* After a snapshot installed since s last looked: sub_gone_check, and
+ * ends s if it missed something. False if s ended. */
+static bool sub_gone_after_install(struct subs *ss, struct sub *s) {
+  char msg[SYNOD_ERRMSG_MAX];
+  if (s->installs_seen == ss->installs) {
+    return true;
+  }
+  s->installs_seen = ss->installs;
+  if (sub_gone_check(ss, s, msg) != 0) {
+    sub_end(ss, s, SYNOD_ENOTFOUND, 0, "%s", msg);
+    return false;
+  }
+  return true;
+}
+
 /* Whether the channel (or group) of one-channel (or group) subscription
  * s is still the one it read (records which one it is the first time);
  * else ends s (freed) and returns false. */
@@ -894,6 +974,11 @@ static bool sub_channel_same(struct subs *ss, struct sub *s) {
     return false;
   }
   if (s->created_index == 0) {
+    /* Applied in order, a deletion before it saw the channel would have
+     * ended s (stream_deleted); only an install can hide one. */
+    if (!group && !sub_gone_after_install(ss, s)) {
+      return false;
+    }
     s->created_index = st.created_index;
   } else if (st.created_index != 0 && st.created_index != s->created_index) {
     sub_end(ss, s, SYNOD_ENOTFOUND, 0,
@@ -911,6 +996,9 @@ static bool sub_push(struct subs *ss, struct sub *s) {
   struct subs_merge *m = ss->merge;
   if ((s->kind == SUB_CHANNEL || s->kind == SUB_GROUP) &&
       !sub_channel_same(ss, s)) {
+    return false;
+  }
+  if (s->kind == SUB_PREFIX && !sub_gone_after_install(ss, s)) {
     return false;
   }
   while (s->credits > 0 && !s->blocked) {
@@ -1056,9 +1144,7 @@ void subs_on_event(struct subs *ss, const struct fsm_event *e) {
   for (struct sub *s = ss->prefix; s != NULL;) {
     struct sub *next = s->name_next;
     if (s->started && prefix_matches(s, e->name, len) &&
-        (s->after_index < e->last_index ||
-         (s->after_index == e->last_index && s->after_offset != 0 &&
-          s->after_offset < e->last_offset))) {
+        prefix_behind(s, e->last_index, e->last_offset)) {
       sub_end(ss, s, SYNOD_ENOTFOUND, 0,
               "channel \"%.64s\" under prefix \"%.64s\" was deleted (at "
               "index %" PRIu64 ") before its messages up to offset %" PRIu64
@@ -1075,6 +1161,7 @@ static void mark_cb(void *arg, uint64_t key, void *value) {
 }
 
 void subs_on_install(struct subs *ss) {
+  ss->installs++;
   u64map_each(&ss->by_key, mark_cb, ss);
 }
 
@@ -1184,13 +1271,18 @@ static int sub_resolve(struct subs *ss, struct sub *s,
   } else if (from == SYNOD__CHANNEL_SUBSCRIBE__FROM__FROM_DEFAULT) {
     from = SYNOD__CHANNEL_SUBSCRIBE__FROM__FROM_NEXT;
   }
+  s->start_index = fsm_applied_index(ss->fsm);
+  s->installs_seen = ss->installs;
   if (s->kind == SUB_PREFIX) {
     struct prefix_start p = {0};
     switch (from) {
     case SYNOD__CHANNEL_SUBSCRIBE__FROM__FROM_OFFSET:
+      /* A resume: deletions after its position count (sub_gone_check). */
       s->after_index = q->after_index;
       s->after_offset = q->after_offset;
-      break;
+      s->start_index = q->after_index < s->start_index ? q->after_index
+                                                       : s->start_index;
+      return sub_gone_check(ss, s, msg);
     case SYNOD__CHANNEL_SUBSCRIBE__FROM__FROM_FIRST:
       fsm_channel_streams(ss->fsm, s->name, s->name_len, prefix_start_cb, &p);
       s->after_index = p.evicted_index;

@@ -2014,6 +2014,85 @@ START_TEST(channel_read_with_a_known_index_refuses_a_channel_created_again) {
 }
 END_TEST
 
+/* Deletes channel `ch` through h, and applies the same entry to `also`
+ * (a replica restored from an image) when not NULL. */
+static void h_channel_delete_too(struct h *h, struct fsm *also,
+                                 const char *ch) {
+  Synod__Request r = SYNOD__REQUEST__INIT;
+  Synod__ChannelDelete d = SYNOD__CHANNEL_DELETE__INIT;
+  d.name = (char *)ch;
+  r.body_case = SYNOD__REQUEST__BODY_CHANNEL_DELETE;
+  r.channel_delete = &d;
+  if (also != NULL) {
+    uint8_t buf[512];
+    size_t len = fsm_command_encode_request(h->time_ms, &r, buf, sizeof buf);
+    struct fsm_output out;
+    ck_assert_uint_le(len, sizeof buf);
+    ck_assert_int_eq(fsm_apply(also, h->index + 1, buf, len, &out), 0);
+  }
+  h_req(h, &r);
+  ck_assert_int_eq(h_err(h), 0);
+}
+
+/* Channel deletions are kept (fsm_channels_gone: what a subscription
+ * that never applied one checks) as replicated state: in the image, the
+ * same on a replica restored from one (whose channel may hold no items
+ * any more), and bounded, the newest dropped index kept. */
+START_TEST(channel_deletions_are_replicated_state_and_bounded) {
+  struct h h;
+  h_init(&h, NULL);
+  h_channel_create(&h, "short", 2, 1000, false);
+  h_publish(&h, 0, 0, "short", 2, 1, NULL); /* offsets 1-2 at one index */
+  uint64_t published = h.index;
+  h_at(&h, h.time_ms + 5000); /* both past their age */
+  /* Refused (3 messages over its 2), after the two expired: a window with
+   * no items, which an image gives a replica as evicted_index alone. */
+  h_publish(&h, 0, 0, "short", 3, 3, NULL);
+  ck_assert_int_eq(h_err(&h), SYNOD_ELIMIT);
+  uint8_t *img;
+  size_t len;
+  snapshot(h.f, &img, &len);
+  struct fsm *g = fsm_new(NULL);
+  ck_assert_int_eq(fsm_snapshot_decode(g, img, len), 0);
+  free(img);
+  h_channel_delete_too(&h, g, "short");
+  assert_same_image(h.f, g);
+  size_t n;
+  uint64_t forgotten;
+  const struct fsm_channel_gone *gone = fsm_channels_gone(h.f, &n, &forgotten);
+  ck_assert_uint_eq(n, 1);
+  ck_assert_str_eq(gone[0].name, "short");
+  ck_assert_uint_eq(gone[0].last_index, published);
+  ck_assert_uint_eq(gone[0].last_offset, 2);
+  ck_assert_uint_eq(gone[0].deleted_index, h.index);
+  ck_assert_uint_eq(forgotten, 0);
+
+  uint64_t deleted[FSM_CHANNELS_GONE_MAX + 8];
+  deleted[0] = h.index;
+  for (int i = 1; i < FSM_CHANNELS_GONE_MAX + 8; i++) {
+    char name[16];
+    snprintf(name, sizeof name, "c%d", i);
+    h_publish(&h, 0, 0, name, 1, 1, NULL);
+    h_channel_delete_too(&h, NULL, name);
+    deleted[i] = h.index;
+  }
+  gone = fsm_channels_gone(h.f, &n, &forgotten);
+  ck_assert_uint_eq(n, FSM_CHANNELS_GONE_MAX);
+  ck_assert_uint_eq(forgotten, deleted[7]); /* 8 dropped, the 8th newest */
+  ck_assert_uint_eq(gone[0].deleted_index, deleted[8]);
+  ck_assert_uint_eq(gone[n - 1].deleted_index,
+                    deleted[FSM_CHANNELS_GONE_MAX + 7]);
+  snapshot(h.f, &img, &len);
+  struct fsm *g2 = fsm_new(NULL);
+  ck_assert_int_eq(fsm_snapshot_decode(g2, img, len), 0);
+  free(img);
+  assert_same_image(h.f, g2);
+  fsm_free(g);
+  fsm_free(g2);
+  h_close(&h);
+}
+END_TEST
+
 START_TEST(channel_publish_retried_in_a_session_appends_once) {
   struct h h;
   h_init(&h, NULL);
@@ -2428,6 +2507,7 @@ static TCase *tcase_channels(void) {
   tcase_add_test(tc, channel_publish_gets_dense_offsets_and_its_entry_index);
   tcase_add_test(
       tc, channel_read_with_a_known_index_refuses_a_channel_created_again);
+  tcase_add_test(tc, channel_deletions_are_replicated_state_and_bounded);
   tcase_add_test(tc, channel_publish_retried_in_a_session_appends_once);
   tcase_add_test(tc, channel_message_id_is_deduplicated_within_its_window);
   tcase_add_test(tc, channel_retention_drops_the_oldest_or_refuses);

@@ -1,0 +1,410 @@
+/* The replica's subscription engine (server/node/subscribe.c) against
+ * real state machines: a "leader" fsm that applies every entry and a
+ * "follower" fsm with the engine, which may lag (entries applied to the
+ * leader alone) and then install the leader's snapshot, as a follower
+ * does. A fake host records what a client connection would receive.
+ *
+ * The cases here are deletions a subscription never applies: a prefix
+ * subscription resumed after a channel under it was deleted, and
+ * subscriptions on a follower that installs a snapshot covering a
+ * deletion. Each must end with SYNOD_ENOTFOUND rather than skip the
+ * deleted channel's messages (or a whole channel) in silence. */
+#include <check.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "fsm.h"
+#include "subs.h"
+#include "synod.h"
+#include "synod.pb-c.h"
+
+/* What the connection received, in order. */
+struct got {
+  char what[16]; /* "deliver", "ended", "error", "ok" */
+  char channel[32];
+  char data[32];
+  int code;
+  char msg[256];
+};
+
+static struct {
+  struct got got[256];
+  int n;
+  subs_read_cb read_cb[16];
+  void *read_arg[16];
+  int reads;
+  uint64_t index;
+} t;
+
+static struct got *got_push(const char *what) {
+  ck_assert_int_lt(t.n, 256);
+  struct got *g = &t.got[t.n++];
+  memset(g, 0, sizeof *g);
+  snprintf(g->what, sizeof g->what, "%s", what);
+  return g;
+}
+
+static uint64_t h_now(void *a) {
+  (void)a;
+  return 1000;
+}
+
+static uint64_t h_leaderless(void *a) {
+  (void)a;
+  return 0;
+}
+
+static void h_read_index(void *a, uint32_t timeout_ms, subs_read_cb cb,
+                         void *arg) {
+  (void)a;
+  (void)timeout_ms;
+  ck_assert_int_lt(t.reads, 16);
+  t.read_cb[t.reads] = cb;
+  t.read_arg[t.reads++] = arg;
+}
+
+static int h_send(void *a, uint64_t conn, const Synod__ServerMessage *sm) {
+  (void)a;
+  (void)conn;
+  if (sm->body_case != SYNOD__SERVER_MESSAGE__BODY_EVENT) {
+    got_push("ok");
+    return 0;
+  }
+  const Synod__Event *ev = sm->event;
+  if (ev->body_case == SYNOD__EVENT__BODY_CHANNEL_DELIVERY) {
+    for (size_t i = 0; i < ev->channel_delivery->n_messages; i++) {
+      const Synod__ChannelMessage *m = ev->channel_delivery->messages[i];
+      struct got *g = got_push("deliver");
+      snprintf(g->channel, sizeof g->channel, "%s",
+               m->channel ? m->channel : "");
+      snprintf(g->data, sizeof g->data, "%.*s", (int)m->data.len,
+               (const char *)m->data.data);
+    }
+  } else if (ev->body_case == SYNOD__EVENT__BODY_SUBSCRIPTION_ENDED) {
+    struct got *g = got_push("ended");
+    g->code = (int)ev->subscription_ended->error->code;
+    snprintf(g->msg, sizeof g->msg, "%s",
+             ev->subscription_ended->error->message);
+  }
+  return 0;
+}
+
+static void h_send_error(void *a, uint64_t conn, uint64_t request_id, int code,
+                         uint64_t first, const char *msg) {
+  (void)a;
+  (void)conn;
+  (void)request_id;
+  (void)first;
+  struct got *g = got_push("error");
+  g->code = code;
+  snprintf(g->msg, sizeof g->msg, "%s", msg);
+}
+
+static void h_send_ok(void *a, uint64_t conn, uint64_t request_id) {
+  (void)a;
+  (void)conn;
+  (void)request_id;
+  got_push("ok");
+}
+
+static size_t h_queued(void *a, uint64_t conn) {
+  (void)a;
+  (void)conn;
+  return 0;
+}
+
+static void h_want_drain(void *a, uint64_t conn, size_t below) {
+  (void)a;
+  (void)conn;
+  (void)below;
+}
+
+static const char *h_remote(void *a, uint64_t conn) {
+  (void)a;
+  (void)conn;
+  return "test client";
+}
+
+struct rep {
+  struct fsm *f;
+  struct subs ss;
+  bool has_subs;
+};
+
+static void rep_init(struct rep *r, bool subs) {
+  memset(r, 0, sizeof *r);
+  r->f = fsm_new(NULL);
+  ck_assert_ptr_nonnull(r->f);
+  if (subs) {
+    struct subs_host host = {.now_ms = h_now,
+                             .leaderless_ms = h_leaderless,
+                             .read_index = h_read_index,
+                             .send = h_send,
+                             .send_error = h_send_error,
+                             .send_ok = h_send_ok,
+                             .queued_bytes = h_queued,
+                             .want_drain = h_want_drain,
+                             .remote = h_remote};
+    ck_assert_int_eq(subs_init(&r->ss, &host, "follower"), 0);
+    r->ss.fsm = r->f;
+    r->has_subs = true;
+  }
+}
+
+static void rep_close(struct rep *r) {
+  if (r->has_subs) {
+    subs_close(&r->ss);
+  }
+  fsm_free(r->f);
+}
+
+/* Applies req at the next index to each replica of reps (NULL-ended), as
+ * apply_update does: events to the engine, then a pump. */
+static void apply_to(struct rep **reps, Synod__Request *req) {
+  size_t n = fsm_command_encode_request(1000, req, NULL, 0);
+  uint8_t *buf = malloc(n);
+  fsm_command_encode_request(1000, req, buf, n);
+  t.index++;
+  for (int i = 0; reps[i] != NULL; i++) {
+    struct fsm_output out;
+    ck_assert_int_eq(fsm_apply(reps[i]->f, t.index, buf, n, &out), 0);
+    if (reps[i]->has_subs) {
+      for (size_t k = 0; k < out.events_len; k++) {
+        subs_on_event(&reps[i]->ss, &out.events[k]);
+      }
+      subs_pump(&reps[i]->ss);
+    }
+  }
+  free(buf);
+}
+
+static void publish(struct rep **reps, const char *ch, const char *data) {
+  Synod__Request q = SYNOD__REQUEST__INIT;
+  Synod__ChannelPublish p = SYNOD__CHANNEL_PUBLISH__INIT;
+  ProtobufCBinaryData m = {strlen(data), (uint8_t *)data};
+  p.name = (char *)ch;
+  p.n_messages = 1;
+  p.messages = &m;
+  q.body_case = SYNOD__REQUEST__BODY_CHANNEL_PUBLISH;
+  q.channel_publish = &p;
+  apply_to(reps, &q);
+}
+
+static void channel_delete(struct rep **reps, const char *ch) {
+  Synod__Request q = SYNOD__REQUEST__INIT;
+  Synod__ChannelDelete d = SYNOD__CHANNEL_DELETE__INIT;
+  d.name = (char *)ch;
+  q.body_case = SYNOD__REQUEST__BODY_CHANNEL_DELETE;
+  q.channel_delete = &d;
+  apply_to(reps, &q);
+}
+
+/* A client's subscribe on the follower, its ReadIndex round served. */
+static void subscribe(struct rep *r, const Synod__ChannelSubscribe *q) {
+  subs_subscribe(&r->ss, 7, 100 + q->subscription_id, q);
+  int n = t.reads;
+  t.reads = 0;
+  for (int i = 0; i < n; i++) {
+    t.read_cb[i](t.read_arg[i], 0, NULL, NULL, 0);
+  }
+  subs_pump(&r->ss);
+}
+
+/* The follower installs the leader's snapshot, as apply_install does. */
+static void install(struct rep *leader, struct rep *follower) {
+  uint8_t *img;
+  size_t len;
+  ck_assert_int_eq(fsm_snapshot_encode(leader->f, &img, &len), 0);
+  ck_assert_int_eq(fsm_snapshot_decode(follower->f, img, len), 0);
+  free(img);
+  subs_on_install(&follower->ss);
+  subs_pump(&follower->ss);
+}
+
+static void reset(void) {
+  memset(&t, 0, sizeof t);
+}
+
+/* The deliveries' data since got[from], joined by spaces. */
+static void delivered(int from, char *out, size_t len) {
+  out[0] = '\0';
+  for (int i = from; i < t.n; i++) {
+    if (strcmp(t.got[i].what, "deliver") == 0) {
+      size_t l = strlen(out);
+      snprintf(out + l, len - l, "%s%s", l ? " " : "", t.got[i].data);
+    }
+  }
+}
+
+static const struct got *last(void) {
+  ck_assert_int_gt(t.n, 0);
+  return &t.got[t.n - 1];
+}
+
+/* The subscription was refused or ended with SYNOD_ENOTFOUND, saying why. */
+static void assert_not_found(const char *what, const char *why) {
+  const struct got *g = last();
+  ck_assert_str_eq(g->what, what);
+  ck_assert_int_eq(g->code, SYNOD_ENOTFOUND);
+  ck_assert_ptr_nonnull(strstr(g->msg, why));
+}
+
+/* A prefix subscription resumed (libsynod after a reconnect, on any
+ * replica) after the last index it delivered: a channel under the prefix
+ * deleted meanwhile had messages past it, which it can no longer get. */
+START_TEST(prefix_resume_after_a_missed_deletion_is_refused) {
+  reset();
+  struct rep F;
+  rep_init(&F, true);
+  struct rep *f[] = {&F, NULL};
+  publish(f, "p/a", "a1");
+  uint64_t delivered_index = t.index; /* then the connection dropped */
+  publish(f, "p/b", "b1");
+  publish(f, "p/b", "b2");
+  channel_delete(f, "p/b");
+  publish(f, "p/a", "a2");
+  Synod__ChannelSubscribe q = SYNOD__CHANNEL_SUBSCRIBE__INIT;
+  q.channel = "p/";
+  q.prefix = true;
+  q.subscription_id = 1;
+  q.credits = 100;
+  q.from = SYNOD__CHANNEL_SUBSCRIBE__FROM__FROM_OFFSET;
+  q.after_index = delivered_index;
+  subscribe(&F, &q);
+  assert_not_found("error", "\"p/b\" under prefix \"p/\" was deleted");
+
+  /* Resumed past the deleted channel's last message: nothing missed. */
+  q.subscription_id = 2;
+  q.after_index = delivered_index + 2;
+  int from = t.n;
+  subscribe(&F, &q);
+  char d[128];
+  delivered(from, d, sizeof d);
+  ck_assert_str_eq(d, "a2");
+  rep_close(&F);
+}
+END_TEST
+
+/* A live prefix subscription on a follower that falls behind and installs
+ * a snapshot covering the deletion of a channel under the prefix. */
+START_TEST(prefix_subscription_ends_when_an_install_hides_a_deletion) {
+  reset();
+  struct rep L, F;
+  rep_init(&L, false);
+  rep_init(&F, true);
+  struct rep *both[] = {&L, &F, NULL}, *leader[] = {&L, NULL};
+  publish(both, "p/a", "a1");
+  Synod__ChannelSubscribe q = SYNOD__CHANNEL_SUBSCRIBE__INIT;
+  q.channel = "p/";
+  q.prefix = true;
+  q.subscription_id = 1;
+  q.credits = 100;
+  q.from = SYNOD__CHANNEL_SUBSCRIBE__FROM__FROM_NEXT;
+  subscribe(&F, &q);
+  publish(both, "p/a", "a2");
+  publish(leader, "p/b", "b1"); /* the follower lags */
+  publish(leader, "p/b", "b2");
+  channel_delete(leader, "p/b");
+  publish(leader, "p/a", "a3");
+  install(&L, &F);
+  publish(both, "p/a", "a4");
+  char d[128];
+  delivered(0, d, sizeof d);
+  ck_assert_str_eq(d, "a2"); /* never a3 and a4 without b1 and b2 */
+  assert_not_found("ended", "\"p/b\" under prefix \"p/\" was deleted");
+  rep_close(&L);
+  rep_close(&F);
+}
+END_TEST
+
+/* The same install with no deletion it missed: it goes on. */
+START_TEST(prefix_subscription_goes_on_after_an_install_without_deletion) {
+  reset();
+  struct rep L, F;
+  rep_init(&L, false);
+  rep_init(&F, true);
+  struct rep *both[] = {&L, &F, NULL}, *leader[] = {&L, NULL};
+  publish(both, "q/b", "b0");
+  channel_delete(both, "q/b"); /* applied: before it started */
+  Synod__ChannelSubscribe q = SYNOD__CHANNEL_SUBSCRIBE__INIT;
+  q.channel = "q/";
+  q.prefix = true;
+  q.subscription_id = 1;
+  q.credits = 100;
+  q.from = SYNOD__CHANNEL_SUBSCRIBE__FROM__FROM_FIRST;
+  subscribe(&F, &q);
+  publish(both, "q/a", "a1");
+  publish(leader, "x/b", "x1"); /* another prefix's deletion */
+  channel_delete(leader, "x/b");
+  publish(leader, "q/a", "a2");
+  install(&L, &F);
+  publish(both, "q/a", "a3");
+  char d[128];
+  delivered(0, d, sizeof d);
+  ck_assert_str_eq(d, "a1 a2 a3");
+  rep_close(&L);
+  rep_close(&F);
+}
+END_TEST
+
+/* A channel subscription that began before its channel existed, on a
+ * follower whose install covers a whole channel of the name, created and
+ * deleted, and the next one created: it must not go on in the next one
+ * as if the first had never been. */
+START_TEST(channel_subscription_ends_when_an_install_hides_a_whole_channel) {
+  reset();
+  struct rep L, F;
+  rep_init(&L, false);
+  rep_init(&F, true);
+  struct rep *both[] = {&L, &F, NULL}, *leader[] = {&L, NULL};
+  publish(both, "other", "x");
+  Synod__ChannelSubscribe q = SYNOD__CHANNEL_SUBSCRIBE__INIT;
+  q.channel = "c";
+  q.subscription_id = 1;
+  q.credits = 100;
+  q.from = SYNOD__CHANNEL_SUBSCRIBE__FROM__FROM_NEXT;
+  subscribe(&F, &q); /* "c" does not exist yet */
+  publish(leader, "c", "gen1 #1");
+  publish(leader, "c", "gen1 #2");
+  channel_delete(leader, "c");
+  publish(leader, "c", "gen2 #1");
+  install(&L, &F);
+  publish(both, "c", "gen2 #2");
+  char d[128];
+  delivered(0, d, sizeof d);
+  ck_assert_str_eq(d, "");
+  assert_not_found("ended", "was created and deleted");
+
+  /* Without the deletion, the install's channel is the one it waited for. */
+  q.channel = "d";
+  q.subscription_id = 2;
+  subscribe(&F, &q);
+  publish(leader, "d", "d1");
+  install(&L, &F);
+  publish(both, "d", "d2");
+  int from = t.n - 2;
+  delivered(from, d, sizeof d);
+  ck_assert_str_eq(d, "d1 d2");
+  rep_close(&L);
+  rep_close(&F);
+}
+END_TEST
+
+int main(void) {
+  Suite *s = suite_create("subs");
+  TCase *tc = tcase_create("deletions");
+  tcase_add_test(tc, prefix_resume_after_a_missed_deletion_is_refused);
+  tcase_add_test(tc, prefix_subscription_ends_when_an_install_hides_a_deletion);
+  tcase_add_test(tc,
+                 prefix_subscription_goes_on_after_an_install_without_deletion);
+  tcase_add_test(
+      tc, channel_subscription_ends_when_an_install_hides_a_whole_channel);
+  suite_add_tcase(s, tc);
+  SRunner *sr = srunner_create(s);
+  srunner_run_all(sr, CK_NORMAL);
+  int failed = srunner_ntests_failed(sr);
+  srunner_free(sr);
+  return failed == 0 ? 0 : 1;
+}
