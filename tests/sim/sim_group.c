@@ -356,9 +356,12 @@ static int code_of(const Synod__Response *r) {
   return r->error != NULL ? (int)r->error->code : 0;
 }
 
+/* A GroupRead of g from `from`, pinned (known_index) to the incarnation
+ * created at index `known`: every caller reads one it knows exists on f,
+ * so a refusal is a failure of the replica's. */
 static Synod__Response *read_items(struct sim *s, const struct fsm *f,
                                    uint32_t g, uint64_t from, uint32_t max,
-                                   const char *member) {
+                                   const char *member, uint64_t known) {
   char name[8];
   snprintf(name, sizeof name, "g%" PRIu32, g);
   Synod__Request req = SYNOD__REQUEST__INIT;
@@ -367,6 +370,7 @@ static Synod__Response *read_items(struct sim *s, const struct fsm *f,
   rd.from = from;
   rd.max = max;
   rd.member = (char *)(member ? member : "");
+  rd.known_index = known;
   req.body_case = SYNOD__REQUEST__BODY_GROUP_READ;
   req.group_read = &rd;
   Synod__Response *r = query(s, f, &req);
@@ -448,7 +452,8 @@ static void truth_item(struct sim *s, struct ginc *in,
 static void truth_read(struct sim *s, const struct fsm *f, struct ginc *in,
                        uint64_t last) {
   while (in->n < last && in->lost_from == 0 && !s->failed) {
-    Synod__Response *r = read_items(s, f, in->g, in->n + 1, GREAD_MAX, NULL);
+    Synod__Response *r =
+        read_items(s, f, in->g, in->n + 1, GREAD_MAX, NULL, in->created);
     if (r == NULL) {
       return;
     }
@@ -734,7 +739,8 @@ static bool gm_checkpoint(struct sim *s, struct gmem *m, const struct fsm *f) {
     state ^= 1;
   }
   for (uint64_t from = c + 1; from < m->next && !s->failed;) {
-    Synod__Response *t = read_items(s, f, m->g, from, 200, m->member);
+    Synod__Response *t = read_items(s, f, m->g, from, 200, m->member,
+                                    s->groups->inc[m->inc].created);
     if (t == NULL) {
       return false;
     }
@@ -869,8 +875,8 @@ static uint32_t gm_read(struct sim *s, struct gmem *m, uint64_t *end_out) {
   /* Misaddressed (planted): one read that does not filter. */
   bool all =
       s->opts.group_break == SIM_GROUP_BREAK_MISADDRESSED && !s->groups->broken;
-  Synod__Response *r =
-      read_items(s, f, m->g, m->next, m->batch, all ? NULL : m->member);
+  Synod__Response *r = read_items(s, f, m->g, m->next, m->batch,
+                                  all ? NULL : m->member, in->created);
   if (r == NULL) {
     return 0;
   }
