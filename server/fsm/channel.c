@@ -545,15 +545,15 @@ int fsm_channel_delete(struct fsm *f, struct fsm_session *s,
   r->u.channel.name = (char *)fsm_output_strdup(f, c->name, c->name_len);
   otree_remove(&f->channels, &c->by_name);
   f->channels_bytes -= c->window.bytes;
-  struct fsm_event *e = fsm_event_push(f, FSM_EVENT_CHANNEL_DELETED);
-  e->name = r->u.channel.name;
-  e->last_index = c->window.last_index;
-  e->last_offset = c->window.next - 1;
   /* The last message's index as every replica knows it: one restored
    * from an image without the channel's items has only evicted_index. */
   uint64_t last = c->window.last_index > c->window.evicted_index
                       ? c->window.last_index
                       : c->window.evicted_index;
+  struct fsm_event *e = fsm_event_push(f, FSM_EVENT_CHANNEL_DELETED);
+  e->name = r->u.channel.name;
+  e->last_index = last;
+  e->last_offset = c->window.next - 1;
   fsm_channel_gone_push(f, c->name, c->name_len, last, e->last_offset,
                         f->index);
   fsm_event_window_keep(e, &c->window);

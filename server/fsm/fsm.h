@@ -350,7 +350,9 @@ int fsm_snapshot_encode(const struct fsm *f, uint8_t **data, size_t *len);
  * unchanged. Invalidates the last output. */
 int fsm_snapshot_decode(struct fsm *f, const uint8_t *data, size_t len);
 
-/* A 64-bit FNV-1a of the encoded image, for comparing replicas. */
+/* A 64-bit FNV-1a of the encoded image, for comparing replicas; the
+ * record of deleted channels (fsm_channels_gone) is left out of it (see
+ * snapshot.c). */
 uint64_t fsm_digest(const struct fsm *f);
 
 /* ------------------------------------------------------------- settings */

@@ -144,6 +144,7 @@ struct subs {
    * checks the state machine's record of deleted channels for what it
    * may have missed (see sub_gone_check). */
   uint64_t installs;
+  uint64_t pumped_index; /* the applied index at the last subs_pump */
   struct subs_batch *batch; /* the frame being filled */
   struct subs_merge *merge; /* a prefix subscription's channels */
   /* Channel messages pushed to subscribers, and their payload bytes. */

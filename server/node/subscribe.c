@@ -181,12 +181,15 @@ struct sub {
    * credits may end among them. */
   uint64_t after_index;
   uint64_t after_offset;
-  /* Prefix, one channel: the applied index its position stands for (a
-   * prefix resume's after_index; else the index applied at its start);
-   * a deletion after it is one s may have to account for. And the
-   * installs it has checked the record of deletions for. */
+  /* Prefix, one channel: the applied index its scope begins at (a
+   * resume's known_index; else the index applied at its start): a
+   * deletion after it is one s may have to account for. The installs it
+   * has checked the record of deletions for, and the applied index
+   * before the first install it has not checked (deletions up to there
+   * it applied in order, through subs_on_event). */
   uint64_t start_index;
   uint64_t installs_seen;
+  uint64_t install_from;
   /* Keys: the next event to look at is event rev_event + 1 of revision
    * rev (events numbered from 1 within a revision, matching or not). */
   uint64_t rev;
@@ -885,18 +888,19 @@ static bool prefix_behind(const struct sub *s, uint64_t last_index,
  * replica, or its replica installed a snapshot since) may have taken
  * messages s had to deliver, or, for a channel subscription that started
  * before its channel existed, a whole channel of the name: the state
- * machine's record of deletions (fsm_channels_gone) says. 0, or
- * SYNOD_ENOTFOUND with msg: never a silent skip. */
+ * machine's record of deletions (fsm_channels_gone) says, for the
+ * deletions after index `from`. 0, or SYNOD_ENOTFOUND with msg: never a
+ * silent skip, except on a resume (`resume`) from before every deletion
+ * the record keeps, which cannot be checked. */
 static int sub_gone_check(const struct subs *ss, const struct sub *s,
-                          char *msg) {
+                          uint64_t from, bool resume, char *msg) {
   size_t n;
   uint64_t forgotten;
   const struct fsm_channel_gone *g = fsm_channels_gone(ss->fsm, &n, &forgotten);
   bool prefix = s->kind == SUB_PREFIX;
-  uint64_t since = prefix && s->after_index > s->start_index ? s->after_index
-                                                             : s->start_index;
+  uint64_t since = prefix && s->after_index > from ? s->after_index : from;
   for (size_t i = 0; i < n; i++) {
-    if (g[i].deleted_index <= s->start_index) {
+    if (g[i].deleted_index <= from) {
       continue;
     }
     if (prefix && g[i].name_len >= s->name_len &&
@@ -915,11 +919,24 @@ static int sub_gone_check(const struct subs *ss, const struct sub *s,
                  "channel \"%.64s\" was created and deleted (at index "
                  "%" PRIu64 ") after this subscription began (at index "
                  "%" PRIu64 ")",
-                 s->name, g[i].deleted_index, s->start_index);
+                 s->name, g[i].deleted_index, from);
       return SYNOD_ENOTFOUND;
     }
   }
-  if (forgotten > since) {
+  if (forgotten > since && resume) {
+    /* A resume after more deletions than the record keeps (since its
+     * last message, or its scope's start when idle: no position advances
+     * an idle prefix subscription) cannot be checked. Refusing would end
+     * every idle subscription of a cluster that deletes channels often,
+     * on its next reconnect; it goes on, as resumes did before the
+     * record. */
+    log_info("subscribe",
+             "%s \"%.64s\" resumes after index %" PRIu64 ", before the %d "
+             "channel deletions kept: those before them are not checked",
+             prefix ? "prefix" : "channel", s->name, since,
+             FSM_CHANNELS_GONE_MAX);
+  } else if (forgotten > since) {
+    /* An install hid more deletions than the record keeps. */
     errmsg_set(msg,
                "%s \"%.64s\": more than %d channels were deleted since index "
                "%" PRIu64 ", so whether one of them had messages for it is no "
@@ -939,7 +956,9 @@ static bool sub_gone_after_install(struct subs *ss, struct sub *s) {
     return true;
   }
   s->installs_seen = ss->installs;
-  if (sub_gone_check(ss, s, msg) != 0) {
+  uint64_t from =
+      s->install_from > s->start_index ? s->install_from : s->start_index;
+  if (sub_gone_check(ss, s, from, false, msg) != 0) {
     sub_end(ss, s, SYNOD_ENOTFOUND, 0, "%s", msg);
     return false;
   }
@@ -1031,6 +1050,7 @@ static bool sub_push(struct subs *ss, struct sub *s) {
 }
 
 void subs_pump(struct subs *ss) {
+  ss->pumped_index = fsm_applied_index(ss->fsm);
   while (ss->dirty != NULL) {
     struct sub *s = ss->dirty;
     ss->dirty = s->dirty_next;
@@ -1155,14 +1175,21 @@ void subs_on_event(struct subs *ss, const struct fsm_event *e) {
   }
 }
 
-static void mark_cb(void *arg, uint64_t key, void *value) {
+/* Before an install: deletions up to the index last pumped, s applied
+ * in order; the first install it has not checked since counts. */
+static void install_cb(void *arg, uint64_t key, void *value) {
+  struct subs *ss = arg;
+  struct sub *s = value;
   (void)key;
-  sub_mark(arg, value);
+  if (s->installs_seen == ss->installs || ss->pumped_index < s->install_from) {
+    s->install_from = ss->pumped_index;
+  }
+  sub_mark(ss, s);
 }
 
 void subs_on_install(struct subs *ss) {
+  u64map_each(&ss->by_key, install_cb, ss);
   ss->installs++;
-  u64map_each(&ss->by_key, mark_cb, ss);
 }
 
 void subs_on_drain(struct subs *ss, uint64_t conn_id) {
@@ -1193,6 +1220,7 @@ static void reply_fill(struct subs *ss, const struct sub *s,
   if (s->kind == SUB_PREFIX) {
     r->after_index = s->after_index;
     r->after_offset = s->after_offset;
+    r->created_index = s->start_index; /* its scope: resume with it */
   } else {
     r->offset = s->next;
     if (fsm_channel_stream(ss->fsm, s->name, s->name_len, &st)) {
@@ -1276,13 +1304,19 @@ static int sub_resolve(struct subs *ss, struct sub *s,
   if (s->kind == SUB_PREFIX) {
     struct prefix_start p = {0};
     switch (from) {
-    case SYNOD__CHANNEL_SUBSCRIBE__FROM__FROM_OFFSET:
-      /* A resume: deletions after its position count (sub_gone_check). */
+    case SYNOD__CHANNEL_SUBSCRIBE__FROM__FROM_OFFSET: {
+      /* A resume names the index its scope began at (the reply's
+       * created_index); a start at a position of the caller's own has
+       * its scope there. A deletion after the scope that took messages
+       * past the position was missed (sub_gone_check); one before it,
+       * such as a channel deleted before a FROM_FIRST start whose
+       * position is the oldest retained, is no concern of s. */
+      uint64_t scope = q->known_index != 0 ? q->known_index : q->after_index;
       s->after_index = q->after_index;
       s->after_offset = q->after_offset;
-      s->start_index = q->after_index < s->start_index ? q->after_index
-                                                       : s->start_index;
-      return sub_gone_check(ss, s, msg);
+      s->start_index = scope < s->start_index ? scope : s->start_index;
+      return sub_gone_check(ss, s, s->start_index, true, msg);
+    }
     case SYNOD__CHANNEL_SUBSCRIBE__FROM__FROM_FIRST:
       fsm_channel_streams(ss->fsm, s->name, s->name_len, prefix_start_cb, &p);
       s->after_index = p.evicted_index;
