@@ -1656,7 +1656,9 @@ int synod_group_checkpoint_store(struct synod_client *c, const char *group,
  * SYNOD_ENOTFOUND when the group has no checkpoint, or when it was
  * deleted and created again after the first chunk. The chunks are all of
  * one checkpoint of one group: one replaced meanwhile, even at the same
- * offset, is read again from its start. */
+ * offset, is read again from its start. With SYNOD_READ_STALE, a later
+ * chunk from a replica that has not applied the first one's checkpoint
+ * (after a reconnect) gets SYNOD_EUNAVAILABLE: read again. */
 int synod_group_checkpoint_read(struct synod_client *c, const char *group,
                                 unsigned flags, uint32_t timeout_ms,
                                 struct synod_group_checkpoint *out);
@@ -1689,8 +1691,9 @@ int synod_group_read(struct synod_client *c, const char *group, uint64_t from,
 /* synod_group_read pinned to the group read before (as
  * synod_channel_read_pinned): known_index is the log index of an item
  * already read (the last one's `index`), or of the caller's join;
- * SYNOD_ENOTFOUND when that group is gone, or was created again after it.
- * 0: not pinned. */
+ * SYNOD_ENOTFOUND when that group is gone, or was created again after it;
+ * with SYNOD_READ_STALE, SYNOD_EUNAVAILABLE from a replica that has not
+ * applied known_index yet (retry). 0: not pinned. */
 int synod_group_read_pinned(struct synod_client *c, const char *group,
                             uint64_t from, uint32_t max, const char *member,
                             unsigned flags, uint64_t known_index,
