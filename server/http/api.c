@@ -99,17 +99,72 @@ int api_status_of(int code) {
   }
 }
 
-bool api_query_flag(const struct httpd_request *req, const char *key) {
+bool api_query_arg(struct http_api *api, const struct httpd_request *req,
+                   const char *key, char *out, size_t cap, bool *present) {
+  const char *raw = "";
+  size_t raw_len = 0;
+  enum httpd_query q = httpd_query_value(req, key, out, cap);
+  *present = q != HTTPD_QUERY_ABSENT;
+  if (q == HTTPD_QUERY_ABSENT || q == HTTPD_QUERY_OK) {
+    return true;
+  }
+  httpd_query_raw(req, key, &raw, &raw_len);
+  int shown = (int)(raw_len < 64 ? raw_len : 64);
+  switch (q) {
+  case HTTPD_QUERY_ESCAPE:
+    api_respond_code(api, req->id, SYNOD_EINVAL, 0,
+                     "query parameter %s='%.*s': a '%%' must be followed by "
+                     "two hex digits",
+                     key, shown, raw);
+    break;
+  case HTTPD_QUERY_NUL:
+    api_respond_code(api, req->id, SYNOD_EINVAL, 0,
+                     "query parameter %s='%.*s': a NUL byte (%%00) is not "
+                     "allowed",
+                     key, shown, raw);
+    break;
+  case HTTPD_QUERY_TOO_LONG:
+    api_respond_code(api, req->id, SYNOD_EINVAL, 0,
+                     "query parameter %s='%.*s...': longer than %zu bytes", key,
+                     shown, raw, cap - 1);
+    break;
+  default:
+    api_respond_code(api, req->id, SYNOD_EINVAL, 0,
+                     "query parameter %s is given more than once", key);
+    break;
+  }
+  return false;
+}
+
+bool api_query_flag(struct http_api *api, const struct httpd_request *req,
+                    const char *key, bool *on) {
   char arg[8];
-  return httpd_query_get(req, key, arg, sizeof arg) && strcmp(arg, "0") != 0 &&
-         strcmp(arg, "false") != 0;
+  bool present;
+  *on = false;
+  if (!api_query_arg(api, req, key, arg, sizeof arg, &present)) {
+    return false;
+  }
+  if (!present || strcmp(arg, "0") == 0 || strcmp(arg, "false") == 0) {
+    return true;
+  }
+  if (arg[0] == '\0' || strcmp(arg, "1") == 0 || strcmp(arg, "true") == 0) {
+    *on = true;
+    return true;
+  }
+  api_respond_code(api, req->id, SYNOD_EINVAL, 0,
+                   "%s='%s': give true or false (or nothing)", key, arg);
+  return false;
 }
 
 bool api_page_args(struct http_api *api, const struct httpd_request *req,
                    char *after, uint32_t *limit) {
   char arg[32];
+  bool present;
   *limit = 0;
-  if (httpd_query_get(req, "limit", arg, sizeof arg)) {
+  if (!api_query_arg(api, req, "limit", arg, sizeof arg, &present)) {
+    return false;
+  }
+  if (present) {
     char *end;
     unsigned long n = strtoul(arg, &end, 10);
     if (*end != '\0' || end == arg || n > 100000) {
@@ -119,10 +174,7 @@ bool api_page_args(struct http_api *api, const struct httpd_request *req,
     }
     *limit = (uint32_t)n;
   }
-  if (!httpd_query_get(req, "after", after, API_NAME_MAX)) {
-    after[0] = '\0';
-  }
-  return true;
+  return api_query_arg(api, req, "after", after, API_NAME_MAX, &present);
 }
 
 void api_respond_code(struct http_api *api, uint64_t id, int code,
@@ -377,8 +429,13 @@ static void api_cluster_answer(void *arg, const struct node_replica_status *rs,
  * replica's own figures ("replicas"), asked for over the peer links. */
 static void api_status(struct http_api *api, const struct httpd_request *req) {
   char arg[32];
+  bool present, cluster;
   size_t limit = API_STATUS_LIMIT_DEFAULT;
-  if (httpd_query_get(req, "limit", arg, sizeof arg)) {
+  if (!api_query_arg(api, req, "limit", arg, sizeof arg, &present) ||
+      !api_query_flag(api, req, "cluster", &cluster)) {
+    return;
+  }
+  if (present) {
     char *end;
     unsigned long v = strtoul(arg, &end, 10);
     if (*end != '\0' || end == arg || v > API_STATUS_LIMIT_MAX) {
@@ -423,8 +480,7 @@ static void api_status(struct http_api *api, const struct httpd_request *req) {
     json_object_set_new(j, "http", api_http_stats(api));
   }
   free(info);
-  if (j == NULL || !httpd_query_get(req, "cluster", arg, sizeof arg) ||
-      strcmp(arg, "0") == 0 || strcmp(arg, "false") == 0) {
+  if (j == NULL || !cluster) {
     api_respond_json(api, req->id, 200, j);
     return;
   }
@@ -571,7 +627,10 @@ static void api_election(struct http_api *api, const struct httpd_request *req,
                         (int)(raw_len < 200 ? raw_len : 200), raw);
     return;
   }
-  bool stale = api_query_flag(req, "stale");
+  bool stale;
+  if (!api_query_flag(api, req, "stale", &stale)) {
+    return;
+  }
   struct api_read *r = calloc(1, sizeof *r);
   if (r == NULL) {
     httpd_respond_error(api->httpd, req->id, 500, "out of memory");

@@ -63,12 +63,26 @@ Synod__Response *api_response_of(struct http_api *api, uint64_t request_id,
                                  int err, const char *errmsg,
                                  const uint8_t *resp, size_t len);
 
-/* A flag of the query: present and neither "0" nor "false". */
-bool api_query_flag(const struct httpd_request *req, const char *key);
+/* The query parameter `key`, percent-decoded into out (cap bytes,
+ * NUL-terminated; "" when absent): *present says whether it was given.
+ * The one reading of a query parameter in the channel, group, session
+ * and status routes. A parameter that is given but cannot be used (a bad
+ * '%' escape, %00, longer than cap - 1 bytes, given twice) is never taken
+ * for an absent one: returns false after answering 400 (SYNOD_EINVAL)
+ * with a message naming the parameter and what is wrong with it. */
+bool api_query_arg(struct http_api *api, const struct httpd_request *req,
+                   const char *key, char *out, size_t cap, bool *present);
+
+/* A flag of the query into *on: absent (false), "", "1" or "true"
+ * (true), "0" or "false" (false). False after answering 400 for any
+ * other value (api_query_arg). */
+bool api_query_flag(struct http_api *api, const struct httpd_request *req,
+                    const char *key, bool *on);
 
 /* The page of a list: ?after=NAME (into after[API_NAME_MAX], "" if
  * absent) and ?limit=N (0 if absent: the server's default). False after
- * answering SYNOD_EINVAL for a limit that is not a count up to 100,000. */
+ * answering SYNOD_EINVAL for a limit that is not a count up to 100,000,
+ * or a parameter that does not decode (api_query_arg). */
 bool api_page_args(struct http_api *api, const struct httpd_request *req,
                    char *after, uint32_t *limit);
 

@@ -976,34 +976,48 @@ static int hex_value(char ch) {
   return ch >= 'a' && ch <= 'f' ? ch - 'a' + 10 : -1;
 }
 
-bool httpd_url_decode(const char *src, size_t len, char *out, size_t cap) {
+/* Percent-decodes src[0..len) into out (cap bytes, NUL-terminated); with
+ * `plus`, '+' is a space (a query's values). A bad escape or a NUL byte
+ * is reported before a value too long for out: the whole value is read. */
+static enum httpd_query url_decode(const char *src, size_t len, bool plus,
+                                   char *out, size_t cap) {
   size_t k = 0;
+  bool too_long = cap == 0;
   for (size_t i = 0; i < len; i++) {
-    char ch = src[i];
+    char ch = plus && src[i] == '+' ? ' ' : src[i];
     if (ch == '%') {
       int hi = i + 2 < len ? hex_value(src[i + 1]) : -1;
       int lo = hi >= 0 ? hex_value(src[i + 2]) : -1;
       if (hi < 0 || lo < 0) {
-        return false;
+        return HTTPD_QUERY_ESCAPE;
       }
       ch = (char)(hi << 4 | lo);
       i += 2;
     }
-    if (ch == '\0' || k + 1 >= cap) {
-      return false;
+    if (ch == '\0') {
+      return HTTPD_QUERY_NUL;
+    }
+    if (k + 1 >= cap) {
+      too_long = true;
+      continue;
     }
     out[k++] = ch;
   }
-  out[k] = '\0';
-  return cap > 0;
+  if (cap > 0) {
+    out[k] = '\0';
+  }
+  return too_long ? HTTPD_QUERY_TOO_LONG : HTTPD_QUERY_OK;
 }
 
-/* The parameter `key` of the query: its value (not decoded) in *v, *vl.
- * False if absent. */
-static bool query_find(const struct httpd_request *req, const char *key,
-                       const char **v, size_t *vl) {
+bool httpd_url_decode(const char *src, size_t len, char *out, size_t cap) {
+  return url_decode(src, len, false, out, cap) == HTTPD_QUERY_OK;
+}
+
+/* The parameter `key` of the query from p on: its value (not decoded) in
+ * *v, *vl, and where the parameter ends in *next. False if absent. */
+static bool query_find_from(const char *p, const char *end, const char *key,
+                            const char **v, size_t *vl, const char **next) {
   size_t kl = strlen(key);
-  const char *p = req->query, *end = req->query + req->query_len;
   while (p < end) {
     const char *amp = memchr(p, '&', (size_t)(end - p));
     const char *stop = amp != NULL ? amp : end;
@@ -1012,6 +1026,7 @@ static bool query_find(const struct httpd_request *req, const char *key,
     if ((size_t)(kend - p) == kl && memcmp(p, key, kl) == 0) {
       *v = eq != NULL ? eq + 1 : stop;
       *vl = (size_t)(stop - *v);
+      *next = stop;
       return true;
     }
     p = stop + 1;
@@ -1019,24 +1034,43 @@ static bool query_find(const struct httpd_request *req, const char *key,
   return false;
 }
 
+bool httpd_query_raw(const struct httpd_request *req, const char *key,
+                     const char **v, size_t *vl) {
+  const char *next;
+  return query_find_from(req->query, req->query + req->query_len, key, v, vl,
+                         &next);
+}
+
 bool httpd_query_has(const struct httpd_request *req, const char *key) {
   const char *v;
   size_t vl;
-  return query_find(req, key, &v, &vl);
+  return httpd_query_raw(req, key, &v, &vl);
+}
+
+enum httpd_query httpd_query_value(const struct httpd_request *req,
+                                   const char *key, char *out, size_t cap) {
+  const char *v, *next, *v2;
+  size_t vl, vl2;
+  const char *end = req->query + req->query_len;
+  if (cap > 0) {
+    out[0] = '\0';
+  }
+  if (!query_find_from(req->query, end, key, &v, &vl, &next)) {
+    return HTTPD_QUERY_ABSENT;
+  }
+  if (query_find_from(next, end, key, &v2, &vl2, &next)) {
+    return HTTPD_QUERY_REPEATED;
+  }
+  enum httpd_query q = url_decode(v, vl, true, out, cap);
+  if (q != HTTPD_QUERY_OK && cap > 0) {
+    out[0] = '\0'; /* never half a value */
+  }
+  return q;
 }
 
 bool httpd_query_get(const struct httpd_request *req, const char *key,
                      char *out, size_t cap) {
-  const char *v;
-  size_t vl;
-  char tmp[1024];
-  if (!query_find(req, key, &v, &vl) || vl >= sizeof tmp) {
-    return false;
-  }
-  for (size_t i = 0; i < vl; i++) {
-    tmp[i] = v[i] == '+' ? ' ' : v[i];
-  }
-  return httpd_url_decode(tmp, vl, out, cap);
+  return httpd_query_value(req, key, out, cap) == HTTPD_QUERY_OK;
 }
 
 const char *httpd_status_text(int status) {

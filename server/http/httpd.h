@@ -187,14 +187,33 @@ const char *httpd_header(const struct httpd_request *req, const char *name,
 /* True if the method is `m` (e.g. "GET"); HEAD counts as GET. */
 bool httpd_method_is(const struct httpd_request *req, const char *m);
 
-/* Copies the query parameter `key` (percent-decoded) into out (cap bytes,
- * NUL-terminated). Returns true if present; "" for a key without '='.
- * False also for a value that does not decode or fit: httpd_query_has
- * tells the two apart. */
+/* What httpd_query_value found for a query parameter. */
+enum httpd_query {
+  HTTPD_QUERY_ABSENT,   /* the query does not name it */
+  HTTPD_QUERY_OK,       /* its value, decoded, is in out */
+  HTTPD_QUERY_ESCAPE,   /* a '%' without two hex digits after it */
+  HTTPD_QUERY_NUL,      /* it decodes to a NUL byte (%00) */
+  HTTPD_QUERY_TOO_LONG, /* it decodes to cap bytes or more */
+  HTTPD_QUERY_REPEATED, /* the query names it more than once */
+};
+
+/* Copies the query parameter `key`, percent-decoded ('+' is a space),
+ * into out (cap bytes, NUL-terminated; "" for a key without '=', and
+ * for anything but HTTPD_QUERY_OK). A value that is present but cannot
+ * be used says why: a caller must answer it as bad input, never take it
+ * for an absent parameter. */
+enum httpd_query httpd_query_value(const struct httpd_request *req,
+                                   const char *key, char *out, size_t cap);
+
+/* httpd_query_value(...) == HTTPD_QUERY_OK. */
 bool httpd_query_get(const struct httpd_request *req, const char *key,
                      char *out, size_t cap);
 /* True if the query names `key`, whatever its value. */
 bool httpd_query_has(const struct httpd_request *req, const char *key);
+/* The first value of `key` as sent (not decoded), in *v and *vl (borrows
+ * the request); false if absent. For messages about a bad value. */
+bool httpd_query_raw(const struct httpd_request *req, const char *key,
+                     const char **v, size_t *vl);
 
 /* Percent-decodes src[0..len) into out (cap bytes, NUL-terminated).
  * Returns false on a bad escape, a NUL byte, or no room. */

@@ -231,6 +231,25 @@ static void check_elections(struct cluster *c) {
         "no leader: %s", body);
   CHECK(http_get(c->nodes[0].http, "/leader/a%zz", body, sizeof body) == 400,
         "bad escape: %s", body);
+  /* A query parameter given but not decoded is a 400 naming it, never
+   * read as absent (a linearizable read instead of ?stale, no cluster). */
+  static const struct {
+    const char *path, *param;
+  } undecoded[] = {
+      {"/leader/sched?stale=%zz", "stale"},
+      {"/v1/elections/sched?stale=%00", "stale"},
+      {"/leader/sched?stale=maybe", "stale"},
+      {"/v1/status?limit=%zz", "limit"},
+      {"/v1/status?cluster=%zz", "cluster"},
+      {"/v1/status?limit=1&limit=2", "limit"},
+  };
+  for (size_t k = 0; k < sizeof undecoded / sizeof undecoded[0]; k++) {
+    json_t *j = http_json(c->nodes[k % 3].http, undecoded[k].path, 400);
+    const char *msg = json_string_value(json_object_get(j, "message"));
+    CHECK(msg != NULL && strstr(msg, undecoded[k].param) != NULL,
+          "%s: the message names %s", undecoded[k].path, undecoded[k].param);
+    json_decref(j);
+  }
   kill(pid, SIGTERM);
   test_wait(pid, 10000, "synodctl elect");
   check_leader_everywhere(c, "");

@@ -592,6 +592,34 @@ START_TEST(url_decode_rejects_bad_escapes_and_nul) {
 }
 END_TEST
 
+/* A parameter given but not usable is never reported as absent. */
+START_TEST(query_value_tells_absent_from_undecodable) {
+  char out[8];
+  struct httpd_request r = {.query = "a=x%2Fy+z&b=%zz&c=%00&d=123456789"
+                                     "&e&f=1&f=2&g=%2"};
+  r.query_len = strlen(r.query);
+  ck_assert_int_eq(httpd_query_value(&r, "a", out, sizeof out), HTTPD_QUERY_OK);
+  ck_assert_str_eq(out, "x/y z");
+  ck_assert_int_eq(httpd_query_value(&r, "b", out, sizeof out),
+                   HTTPD_QUERY_ESCAPE);
+  ck_assert_int_eq(httpd_query_value(&r, "g", out, sizeof out),
+                   HTTPD_QUERY_ESCAPE);
+  ck_assert_int_eq(httpd_query_value(&r, "c", out, sizeof out),
+                   HTTPD_QUERY_NUL);
+  ck_assert_int_eq(httpd_query_value(&r, "d", out, sizeof out),
+                   HTTPD_QUERY_TOO_LONG);
+  ck_assert_str_eq(out, "");
+  ck_assert_int_eq(httpd_query_value(&r, "e", out, sizeof out), HTTPD_QUERY_OK);
+  ck_assert_str_eq(out, "");
+  ck_assert_int_eq(httpd_query_value(&r, "f", out, sizeof out),
+                   HTTPD_QUERY_REPEATED);
+  ck_assert_int_eq(httpd_query_value(&r, "h", out, sizeof out),
+                   HTTPD_QUERY_ABSENT);
+  ck_assert(!httpd_query_get(&r, "b", out, sizeof out));
+  ck_assert(httpd_query_has(&r, "b"));
+}
+END_TEST
+
 static Suite *httpd_suite(void) {
   Suite *s = suite_create("httpd");
   TCase *tc = tcase_create("httpd");
@@ -609,6 +637,7 @@ static Suite *httpd_suite(void) {
   tcase_add_test(tc, idle_keep_alive_connection_is_closed);
   tcase_add_test(tc, connection_cap_evicts_idle_then_slow_then_refuses);
   tcase_add_test(tc, url_decode_rejects_bad_escapes_and_nul);
+  tcase_add_test(tc, query_value_tells_absent_from_undecodable);
   tcase_add_test(tc, stream_outlives_idle_timeout_and_is_never_evicted);
   tcase_add_test(tc, stream_whose_client_goes_is_reported_closed);
   suite_add_tcase(s, tc);
