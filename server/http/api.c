@@ -17,6 +17,7 @@
 #include "log.h"
 #include "status_page.h"
 #include "synod.h"
+#include "utf8.h"
 
 /* A readiness probe's bound on applied-behind-commit, as `synodctl ready`. */
 #define API_READY_LAG_MAX 64
@@ -47,7 +48,15 @@ void api_respond_json_headers(struct http_api *api, uint64_t id, int status,
                               const char *headers, json_t *j) {
   char *text =
       j != NULL ? json_dumps(j, JSON_COMPACT | JSON_REAL_PRECISION(9)) : NULL;
-  if (text == NULL) {
+  if (j == NULL) {
+    /* json_pack refused its input (a string that is not UTF-8, a NULL):
+     * a bug to find, not a lack of memory. */
+    log_error("http", "request %llu: the %d answer could not be built as JSON",
+              (unsigned long long)id, status);
+    httpd_respond_error(api->httpd, id, 500,
+                        "the answer could not be built as JSON (see the "
+                        "replica's log)");
+  } else if (text == NULL) {
     httpd_respond_error(api->httpd, id, 500, "out of memory");
   } else {
     size_t len = strlen(text);
@@ -177,12 +186,33 @@ bool api_page_args(struct http_api *api, const struct httpd_request *req,
   return api_query_arg(api, req, "after", after, API_NAME_MAX, &present);
 }
 
-void api_respond_code(struct http_api *api, uint64_t id, int code,
-                      uint64_t first_available, const char *fmt, ...) {
-  char msg[512];
+/* The message of an error answer, formatted into msg[API_MESSAGE_MAX],
+ * made valid UTF-8: it quotes names and bytes that clients sent, and may
+ * cut them (and vsnprintf may cut it) in the middle of a character. */
+static void api_message_vformat(char *msg, const char *fmt, va_list ap) {
+  int n = vsnprintf(msg, API_MESSAGE_MAX, fmt, ap);
+  size_t len = n < 0                         ? 0
+               : (size_t)n < API_MESSAGE_MAX ? (size_t)n
+                                             : API_MESSAGE_MAX - 1;
+  msg[len] = '\0';
+  utf8_sanitize(msg, len);
+}
+
+json_t *api_error_json(const char *error, const char *fmt, ...) {
+  char msg[API_MESSAGE_MAX];
   va_list ap;
   va_start(ap, fmt);
-  vsnprintf(msg, sizeof msg, fmt, ap);
+  api_message_vformat(msg, fmt, ap);
+  va_end(ap);
+  return json_pack("{s:s, s:s}", "error", error, "message", msg);
+}
+
+void api_respond_code(struct http_api *api, uint64_t id, int code,
+                      uint64_t first_available, const char *fmt, ...) {
+  char msg[API_MESSAGE_MAX];
+  va_list ap;
+  va_start(ap, fmt);
+  api_message_vformat(msg, fmt, ap);
   va_end(ap);
   int status = api_status_of(code);
   json_t *j =

@@ -31,7 +31,8 @@ struct http_api {
   struct u64map streams; /* request id -> struct api_stream (api_stream.c) */
 };
 
-/* Answers with the JSON of j (and frees it; NULL answers 500). */
+/* Answers with the JSON of j (and frees it). NULL answers 500 saying
+ * the answer could not be built (a json_pack that refused its input). */
 void api_respond_json(struct http_api *api, uint64_t id, int status, json_t *j);
 /* The same with `headers` (lines each ending in CRLF) in place of the
  * default CORS line. */
@@ -47,6 +48,16 @@ void api_json_set_bytes(json_t *j, const char *field,
 
 /* The HTTP status for a SYNOD_E* code. */
 int api_status_of(int code);
+
+/* An error answer's message holds at most this, its NUL included. */
+#define API_MESSAGE_MAX 512
+
+/* {"error": error, "message": the formatted message}, the message made
+ * valid UTF-8 first (utf8_sanitize: it may quote bytes a client sent, or
+ * be cut in the middle of a character), as every error answer and error
+ * event builds it; NULL only when out of memory. */
+json_t *api_error_json(const char *error, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
 
 /* Answers with the error `code`: {"error":"SYNOD_E...","message":...},
  * with "first_available" when it is not 0, at api_status_of(code), and

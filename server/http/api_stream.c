@@ -78,8 +78,8 @@ void api_stream_comment(struct api_stream *st, const char *text) {
 static void api_stream_error(struct api_stream *st, int code, const char *msg,
                              uint64_t first_available) {
   struct http_api *api = st->api;
-  json_t *j = json_pack("{s:s, s:s}", "error", synod_errname(code), "message",
-                        msg != NULL ? msg : synod_strerror(code));
+  json_t *j = api_error_json(synod_errname(code), "%s",
+                             msg != NULL ? msg : synod_strerror(code));
   if (j != NULL && first_available != 0) {
     json_object_set_new(j, "first_available", json_integer(first_available));
   }

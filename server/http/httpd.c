@@ -13,6 +13,7 @@
 #include "stream.h"
 #include "synod.h"
 #include "u64map.h"
+#include "utf8.h"
 
 #define HTTPD_CONNECTIONS_MAX_DEFAULT 256
 #define HTTPD_LINE_MAX_DEFAULT 4096
@@ -771,6 +772,9 @@ int httpd_respond_error(struct httpd *h, uint64_t id, int status,
   vsnprintf(msg, sizeof msg, fmt, ap);
   va_end(ap);
   json_escape(msg, esc, sizeof esc);
+  /* JSON is UTF-8: msg may quote a client's bytes, or be cut (by
+   * vsnprintf, by json_escape) in the middle of a character. */
+  utf8_sanitize(esc, strlen(esc));
   int n = snprintf(body, sizeof body, "{\"error\":\"%s\"}\n", esc);
   return httpd_respond(h, id, status, "application/json", NULL, body,
                        (size_t)n < sizeof body ? (size_t)n : sizeof body - 1);

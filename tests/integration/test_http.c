@@ -256,6 +256,109 @@ static void check_elections(struct cluster *c) {
   printf("ok elections\n");
 }
 
+/* ------------------------------------------------- messages as UTF-8 */
+
+/* `request` on a new connection must answer `want` with a JSON body
+ * (jansson refuses one that is not UTF-8) that has "error" and, unless it
+ * is the server's own, "message". */
+static void check_json_error(const char *address, const char *request, int want,
+                             const char *what) {
+  static char body[1 << 16];
+  int status = http_raw(address, request, body, sizeof body);
+  json_error_t e;
+  json_t *j = json_loads(body, 0, &e);
+  CHECK(status == want, "%s: %d, want %d: %s", what, status, want, body);
+  CHECK(j != NULL && json_is_string(json_object_get(j, "error")),
+        "%s: not a JSON error (%s): %s", what, j == NULL ? e.text : "", body);
+  json_decref(j);
+}
+
+/* Error messages quote names and bytes that clients sent, cut by byte
+ * counts ("%.64s" of a name in the state machine, "%.*s" at 128 bytes
+ * of a key): a character cut in two, or a byte that is not UTF-8, must
+ * still give the error (JSON is UTF-8), not 500 "out of memory", and an
+ * error event of a stream must keep its JSON. */
+static void check_utf8_messages(struct cluster *c, int leader) {
+  const char *http = c->nodes[leader].http;
+  char key[700] = "a", chan[300] = "a", req[2048];
+  for (int i = 0; i < 100; i++) {
+    strcat(key, "%C3%A9"); /* é */
+  }
+  for (int i = 0; i < 40; i++) {
+    strcat(chan, "%C3%A9");
+  }
+  snprintf(req, sizeof req, "GET /v1/keys/%s HTTP/1.1\r\n\r\n", key);
+  check_json_error(http, req, 404, "a missing key of 201 bytes");
+  snprintf(req, sizeof req,
+           "PUT /v1/keys/%s HTTP/1.1\r\nContent-Length: 1\r\n"
+           "Connection: close\r\n\r\nv",
+           key);
+  char body[4096];
+  CHECK(http_raw(http, req, body, sizeof body) == 200, "put: %s", body);
+  snprintf(req, sizeof req,
+           "PUT /v1/keys/%s?if_version=0 HTTP/1.1\r\nContent-Length: 1\r\n"
+           "\r\nv",
+           key);
+  check_json_error(http, req, 412, "a create-only put of a key that exists");
+  static const char *const paths[] = {
+      "GET /v1/channels/%s", "GET /v1/groups/%s", "POST /v1/groups/%s/messages",
+      "GET /v1/channels/%s?stream=1&known=1"};
+  for (size_t i = 0; i < sizeof paths / sizeof paths[0]; i++) {
+    char line[512];
+    snprintf(line, sizeof line, paths[i], chan);
+    snprintf(req, sizeof req, "%s HTTP/1.1\r\nContent-Length: 1\r\n\r\nx",
+             line);
+    check_json_error(http, req, 404, paths[i]);
+  }
+  static const struct {
+    const char *request;
+    int want;
+  } raw[] = {
+      {"GET /v1/channels/x?stream=1 HTTP/1.1\r\nLast-Event-ID: \xff\r\n\r\n",
+       400},
+      {"PUT /v1/keys/k HTTP/1.1\r\nIf-Match: \xff\r\nContent-Length: "
+       "1\r\n\r\nv",
+       400},
+      {"GET /v1/keys/k?\xff=1 HTTP/1.1\r\n\r\n", 400},
+      {"GET /v1/channels/\xff%zz HTTP/1.1\r\n\r\n", 400},
+      {"GET /nosuch\xff HTTP/1.1\r\n\r\n", 404},
+  };
+  for (size_t i = 0; i < sizeof raw / sizeof raw[0]; i++) {
+    check_json_error(http, raw[i].request, raw[i].want, raw[i].request);
+  }
+  /* A stream from below the window of a channel whose name the message
+   * cuts: an `event: error` with the error as JSON. */
+  struct synod_options o;
+  struct synod_client *cl;
+  struct synod_channel_limits lim = {.max_messages = 1};
+  char name[128] = "a";
+  for (int i = 0; i < 40; i++) {
+    strcat(name, "\xc3\xa9");
+  }
+  synod_options_init(&o);
+  o.endpoints = c->endpoints;
+  OK(synod_client_new(&o, &cl));
+  OK(synod_channel_create(cl, name, &lim, 0, NULL));
+  synod_client_free(cl);
+  for (int i = 0; i < 3; i++) {
+    snprintf(req, sizeof req,
+             "POST /v1/channels/%s HTTP/1.1\r\nContent-Length: 1\r\n"
+             "Connection: close\r\n\r\nm",
+             chan);
+    CHECK(http_raw(http, req, body, sizeof body) == 200, "publish: %s", body);
+  }
+  snprintf(req, sizeof req,
+           "GET /v1/channels/%s?stream=1&from=1 HTTP/1.1\r\n"
+           "Connection: close\r\n\r\n",
+           chan);
+  CHECK(
+      http_raw(http, req, body, sizeof body) == 200 &&
+          strstr(body, "event: error\ndata: {\"error\":\"SYNOD_ECOMPACTED\"") !=
+              NULL,
+      "a stream below the window: %s", body);
+  printf("ok error messages are UTF-8 JSON whatever they quote\n");
+}
+
 /* ----------------------------------------------------------- bad input */
 
 struct adder {
@@ -384,6 +487,7 @@ int main(void) {
   check_probes(&c);
   check_status(&c, leader);
   check_elections(&c);
+  check_utf8_messages(&c, leader);
   check_bad_input(&c, (leader + 1) % 3);
   cluster_stop(&c);
   printf("ok http\n");
