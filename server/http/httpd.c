@@ -373,7 +373,13 @@ static int head_inspect(const struct phr_header *hs, size_t n, int minor,
   for (size_t i = 0; i < n; i++) {
     const struct phr_header *x = &hs[i];
     if (x->name == NULL) {
-      continue;
+      /* picohttpparser hands a line starting with a space or tab (obs-fold)
+       * on as a header without a name. Dropping it would change what the
+       * header before it says ("Content-Length: 3" then " 5"); RFC 9112
+       * 5.2: reject it with 400. */
+      *why = "a header line starts with a space or tab (obsolete line "
+             "folding): send each header on one line";
+      return 400;
     }
     if (x->name_len == 14 && strncasecmp(x->name, "content-length", 14) == 0) {
       size_t v = 0;

@@ -9,7 +9,8 @@
  *   - a request head (line and headers) longer than head_bytes_max, or
  *     more than headers_max headers: 431;
  *   - a body longer than body_bytes_max: 413; a chunked body: 501;
- *   - bytes that are not HTTP/1.x: 400;
+ *   - bytes that are not HTTP/1.x, or a header line folded onto the one
+ *     before it (obs-fold, RFC 9112 5.2): 400;
  *   - a request not complete within request_timeout_ms of its first byte
  *     (a client sending a byte a second): 408;
  *   - no new request within idle_timeout_ms on a keep-alive connection:

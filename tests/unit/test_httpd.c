@@ -376,6 +376,28 @@ START_TEST(malformed_request_gets_400_and_close) {
 }
 END_TEST
 
+/* A folded header line (obs-fold) is refused, not dropped: a dropped
+ * " 5" would read "Content-Length: 3\r\n 5" as 3 (RFC 9112 5.2). */
+START_TEST(folded_header_line_gets_400) {
+  fx_start();
+  int fd = client_connect();
+  struct answer a;
+  pending_len = 0;
+  send_str(fd, "POST /echo HTTP/1.1\r\nContent-Length: 3\r\n 5\r\n\r\n"
+               "abcde");
+  read_answer(fd, &a);
+  ck_assert_int_eq(a.status, 400);
+  ck_assert_ptr_nonnull(strstr(a.body, "folding"));
+  ck_assert(closed_by_server(fd));
+  close(fd);
+  ck_assert_int_eq(get_status("GET /ok HTTP/1.1\r\nX-A: 1\r\n\tmore\r\n\r\n"),
+                   400);
+  assert_still_serving();
+  fx_stop();
+  ck_assert_int_eq(atomic_load(&fx.requests), 1); /* only the last */
+}
+END_TEST
+
 START_TEST(long_request_line_gets_414) {
   fx_start_opts((struct httpd_options){.line_bytes_max = 100});
   char req[512];
@@ -630,6 +652,7 @@ static Suite *httpd_suite(void) {
   tcase_add_test(tc, answer_to_a_closed_connection_is_dropped);
   tcase_add_test(tc, body_with_expect_continue_is_echoed);
   tcase_add_test(tc, malformed_request_gets_400_and_close);
+  tcase_add_test(tc, folded_header_line_gets_400);
   tcase_add_test(tc, long_request_line_gets_414);
   tcase_add_test(tc, large_or_many_headers_get_431);
   tcase_add_test(tc, large_body_gets_413_and_chunked_501);
