@@ -236,6 +236,19 @@ void api_respond_code(struct http_api *api, uint64_t id, int code,
   free(text);
 }
 
+void api_respond_not_allowed(struct http_api *api,
+                             const struct httpd_request *req,
+                             const char *allow) {
+  char headers[128];
+  snprintf(headers, sizeof headers,
+           "Access-Control-Allow-Origin: *\r\nAllow: %s\r\n", allow);
+  api_respond_json_headers(
+      api, req->id, 405, headers,
+      api_error_json("SYNOD_EINVAL", "%.*s is not allowed here: %s",
+                     (int)(req->method_len < 16 ? req->method_len : 16),
+                     req->method, allow));
+}
+
 Synod__Response *api_response_of(struct http_api *api, uint64_t request_id,
                                  int err, const char *errmsg,
                                  const uint8_t *resp, size_t len) {
@@ -711,8 +724,7 @@ static void api_request_cb(void *arg, const struct httpd_request *req) {
              api_prefix(req, "/v1/sessions/", &rest, &rest_len)) {
     api_sessions_request(api, req);
   } else if (!httpd_method_is(req, "GET")) {
-    httpd_respond_error(api->httpd, req->id, 405, "%.*s is not allowed here",
-                        (int)req->method_len, req->method);
+    api_respond_not_allowed(api, req, "GET, HEAD");
   } else if (api_path_is(req, "/") || api_path_is(req, "/index.html")) {
     /* The status page: one file, scripts and styles inline; the policy
      * keeps it from loading anything from elsewhere. */

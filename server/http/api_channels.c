@@ -343,20 +343,6 @@ static void api_subscribe(struct http_api *api, const struct httpd_request *req,
 
 /* ------------------------------------------------------------- routing */
 
-static void api_not_allowed(struct http_api *api,
-                            const struct httpd_request *req,
-                            const char *allow) {
-  char headers[64], body[256];
-  snprintf(headers, sizeof headers, "Allow: %s\r\n", allow);
-  int n = snprintf(body, sizeof body,
-                   "{\"error\":\"SYNOD_EINVAL\",\"message\":\"%.*s is not "
-                   "allowed here: %s\"}\n",
-                   (int)(req->method_len < 16 ? req->method_len : 16),
-                   req->method, allow);
-  httpd_respond(api->httpd, req->id, 405, "application/json", headers, body,
-                (size_t)n < sizeof body ? (size_t)n : sizeof body - 1);
-}
-
 /* Whether a GET asks for the stream (Accept: text/event-stream, or
  * ?stream=1) into *stream. False after answering 400 for a bad ?stream. */
 static bool api_wants_stream(struct http_api *api,
@@ -384,7 +370,7 @@ void api_channels_request(struct http_api *api,
     if (httpd_method_is(req, "GET")) {
       api_list(api, req);
     } else {
-      api_not_allowed(api, req, "GET, HEAD");
+      api_respond_not_allowed(api, req, "GET, HEAD");
     }
     return;
   }
@@ -407,6 +393,6 @@ void api_channels_request(struct http_api *api,
   } else if (httpd_method_is(req, "GET")) {
     api_info(api, req, name);
   } else {
-    api_not_allowed(api, req, "GET, HEAD, POST");
+    api_respond_not_allowed(api, req, "GET, HEAD, POST");
   }
 }

@@ -656,17 +656,6 @@ static void group_watch(struct http_api *api, const struct httpd_request *req,
 
 /* ------------------------------------------------------------- routing */
 
-/* 405 with Allow, as the channels' routes answer. */
-static void not_allowed(struct http_api *api, const struct httpd_request *req,
-                        const char *allow) {
-  char headers[64];
-  json_t *j = json_pack("{s:s, s:s+}", "error", "SYNOD_EINVAL", "message",
-                        "method not allowed here: ", allow);
-  snprintf(headers, sizeof headers,
-           "Allow: %s\r\nAccess-Control-Allow-Origin: *\r\n", allow);
-  api_respond_json_headers(api, req->id, 405, headers, j);
-}
-
 /* Whether a GET asks for the stream (Accept: text/event-stream, or
  * ?watch) into *stream. False after answering 400 for a bad ?watch. */
 static bool wants_stream(struct http_api *api, const struct httpd_request *req,
@@ -707,7 +696,7 @@ void api_groups_request(struct http_api *api, const struct httpd_request *req) {
     if (httpd_method_is(req, "GET")) {
       api_group_list(api, req);
     } else {
-      not_allowed(api, req, "GET, HEAD");
+      api_respond_not_allowed(api, req, "GET, HEAD");
     }
     return;
   }
@@ -729,13 +718,13 @@ void api_groups_request(struct http_api *api, const struct httpd_request *req) {
     } else if (httpd_method_is(req, "GET")) {
       api_group_view(api, req, name);
     } else {
-      not_allowed(api, req, "GET, HEAD");
+      api_respond_not_allowed(api, req, "GET, HEAD");
     }
   } else if (rest_len == 9 && memcmp(rest, "/messages", 9) == 0) {
     if (httpd_method_is(req, "POST")) {
       api_group_send(api, req, name);
     } else {
-      not_allowed(api, req, "POST");
+      api_respond_not_allowed(api, req, "POST");
     }
   } else if (rest_len > sizeof members - 1 &&
              memcmp(rest, members, sizeof members - 1) == 0) {
@@ -746,7 +735,7 @@ void api_groups_request(struct http_api *api, const struct httpd_request *req) {
     if (httpd_method_is(req, "PUT") || httpd_method_is(req, "DELETE")) {
       group_membership(api, req, name, member, httpd_method_is(req, "PUT"));
     } else {
-      not_allowed(api, req, "PUT, DELETE");
+      api_respond_not_allowed(api, req, "PUT, DELETE");
     }
   } else {
     api_respond_code(api, req->id, SYNOD_ENOTFOUND, 0,

@@ -66,6 +66,12 @@ void api_respond_code(struct http_api *api, uint64_t id, int code,
                       uint64_t first_available, const char *fmt, ...)
     __attribute__((format(printf, 5, 6)));
 
+/* Answers 405 with the Allow header (`allow`: "GET, HEAD") and the JSON
+ * error naming the method, which is quoted as the client sent it. */
+void api_respond_not_allowed(struct http_api *api,
+                             const struct httpd_request *req,
+                             const char *allow);
+
 /* The Response of a node callback (err, errmsg, resp as node_write and
  * node_read hand them over): unpacked (free it), or NULL after answering
  * request_id with the error it carries, or with SYNOD_EMALFORMED if it

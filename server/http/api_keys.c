@@ -874,18 +874,6 @@ static bool query_names(const struct httpd_request *req, const char *name) {
   return false;
 }
 
-static void not_allowed(struct http_api *api, const struct httpd_request *req,
-                        const char *allow) {
-  char headers[96];
-  snprintf(headers, sizeof headers,
-           "Access-Control-Allow-Origin: *\r\nAllow: %s\r\n", allow);
-  api_respond_json_headers(
-      api, req->id, 405, headers,
-      api_error_json("SYNOD_EINVAL", "%.*s is not allowed here: %s",
-                     (int)(req->method_len < 16 ? req->method_len : 16),
-                     req->method, allow));
-}
-
 void api_keys_request(struct http_api *api, const struct httpd_request *req) {
   const char *raw = "";
   size_t raw_len = 0;
@@ -893,7 +881,7 @@ void api_keys_request(struct http_api *api, const struct httpd_request *req) {
     if (httpd_method_is(req, "POST")) {
       api_txn_request(api, req);
     } else {
-      not_allowed(api, req, "POST");
+      api_respond_not_allowed(api, req, "POST");
     }
     return;
   }
@@ -922,7 +910,7 @@ void api_keys_request(struct http_api *api, const struct httpd_request *req) {
   } else if (httpd_method_is(req, "DELETE")) {
     keys_delete(api, req, key, key_len);
   } else {
-    not_allowed(api, req, "GET, HEAD, PUT, DELETE");
+    api_respond_not_allowed(api, req, "GET, HEAD, PUT, DELETE");
   }
   free(key);
 }

@@ -277,10 +277,7 @@ void api_sessions_request(struct http_api *api,
     if (httpd_method_is(req, "POST")) {
       session_open(api, req);
     } else {
-      api_respond_code(api, req->id, SYNOD_EINVAL, 0,
-                       "%.*s /v1/sessions: only POST opens a session",
-                       (int)(req->method_len < 16 ? req->method_len : 16),
-                       req->method);
+      api_respond_not_allowed(api, req, "POST");
     }
     return;
   }
@@ -317,9 +314,6 @@ void api_sessions_request(struct http_api *api,
     r.session_close = &cl;
     session_write(api, req->id, S_CLOSE, id, &r);
   } else {
-    api_respond_code(api, req->id, SYNOD_EINVAL, 0,
-                     "%.*s /v1/sessions/ID: give GET, PUT (renew) or DELETE",
-                     (int)(req->method_len < 16 ? req->method_len : 16),
-                     req->method);
+    api_respond_not_allowed(api, req, "GET, HEAD, PUT, DELETE");
   }
 }

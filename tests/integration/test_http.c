@@ -359,6 +359,24 @@ static void check_utf8_messages(struct cluster *c, int leader) {
   printf("ok error messages are UTF-8 JSON whatever they quote\n");
 }
 
+/* A method a route does not take is 405 with a JSON error on every
+ * route, whatever bytes the method holds (it is quoted in the message). */
+static void check_not_allowed(struct cluster *c) {
+  static const char *const paths[] = {
+      "/v1/channels/x", "/v1/channels",   "/v1/groups/g",
+      "/v1/groups",     "/v1/keys/k",     "/v1/txn",
+      "/v1/sessions",   "/v1/sessions/1", "/healthz"};
+  static const char *const methods[] = {"G\"E\\T", "PATCH", "\xff\xfe"};
+  char req[256];
+  for (size_t m = 0; m < sizeof methods / sizeof methods[0]; m++) {
+    for (size_t i = 0; i < sizeof paths / sizeof paths[0]; i++) {
+      snprintf(req, sizeof req, "%s %s HTTP/1.1\r\n\r\n", methods[m], paths[i]);
+      check_json_error(c->nodes[i % 3].http, req, 405, req);
+    }
+  }
+  printf("ok 405 on every route, as JSON\n");
+}
+
 /* ----------------------------------------------------------- bad input */
 
 struct adder {
@@ -488,6 +506,7 @@ int main(void) {
   check_status(&c, leader);
   check_elections(&c);
   check_utf8_messages(&c, leader);
+  check_not_allowed(&c);
   check_bad_input(&c, (leader + 1) % 3);
   cluster_stop(&c);
   printf("ok http\n");
