@@ -15,6 +15,7 @@
 #include "fsm.h"
 #include "httpd.h"
 #include "log.h"
+#include "sse.h"
 #include "status_page.h"
 #include "synod.h"
 #include "utf8.h"
@@ -165,24 +166,38 @@ bool api_query_flag(struct http_api *api, const struct httpd_request *req,
   return false;
 }
 
-bool api_page_args(struct http_api *api, const struct httpd_request *req,
-                   char *after, uint32_t *limit) {
+bool api_query_count(struct http_api *api, const struct httpd_request *req,
+                     const char *key, uint64_t min, uint64_t max,
+                     uint64_t *out) {
   char arg[32];
   bool present;
-  *limit = 0;
-  if (!api_query_arg(api, req, "limit", arg, sizeof arg, &present)) {
+  uint64_t v;
+  if (!api_query_arg(api, req, key, arg, sizeof arg, &present)) {
     return false;
   }
-  if (present) {
-    char *end;
-    unsigned long n = strtoul(arg, &end, 10);
-    if (*end != '\0' || end == arg || n > 100000) {
-      api_respond_code(api, req->id, SYNOD_EINVAL, 0,
-                       "limit '%s' is not a count", arg);
-      return false;
-    }
-    *limit = (uint32_t)n;
+  if (!present) {
+    return true;
   }
+  /* Digits only: strtoul would take "+5", " 5" or "-1" (as 2^64 - 1). */
+  if (!sse_u64(arg, strlen(arg), &v) || v < min || v > max) {
+    api_respond_code(api, req->id, SYNOD_EINVAL, 0,
+                     "%s='%s': give a count from %" PRIu64 " to %" PRIu64
+                     " (digits only)",
+                     key, arg, min, max);
+    return false;
+  }
+  *out = v;
+  return true;
+}
+
+bool api_page_args(struct http_api *api, const struct httpd_request *req,
+                   char *after, uint32_t *limit) {
+  uint64_t n = 0;
+  bool present;
+  if (!api_query_count(api, req, "limit", 1, API_PAGE_LIMIT_MAX, &n)) {
+    return false;
+  }
+  *limit = (uint32_t)n;
   return api_query_arg(api, req, "after", after, API_NAME_MAX, &present);
 }
 
@@ -471,22 +486,11 @@ static void api_cluster_answer(void *arg, const struct node_replica_status *rs,
 /* GET /v1/status: this replica's view; with ?cluster=1 also every
  * replica's own figures ("replicas"), asked for over the peer links. */
 static void api_status(struct http_api *api, const struct httpd_request *req) {
-  char arg[32];
-  bool present, cluster;
-  size_t limit = API_STATUS_LIMIT_DEFAULT;
-  if (!api_query_arg(api, req, "limit", arg, sizeof arg, &present) ||
+  bool cluster;
+  uint64_t limit = API_STATUS_LIMIT_DEFAULT;
+  if (!api_query_count(api, req, "limit", 0, API_STATUS_LIMIT_MAX, &limit) ||
       !api_query_flag(api, req, "cluster", &cluster)) {
     return;
-  }
-  if (present) {
-    char *end;
-    unsigned long v = strtoul(arg, &end, 10);
-    if (*end != '\0' || end == arg || v > API_STATUS_LIMIT_MAX) {
-      httpd_respond_error(api->httpd, req->id, 400, "limit '%s' is not 0..%d",
-                          arg, API_STATUS_LIMIT_MAX);
-      return;
-    }
-    limit = v;
   }
   struct node_info *info = malloc(sizeof *info);
   if (info == NULL) {

@@ -96,10 +96,22 @@ bool api_query_arg(struct http_api *api, const struct httpd_request *req,
 bool api_query_flag(struct http_api *api, const struct httpd_request *req,
                     const char *key, bool *on);
 
+/* ?key=N, a count from min to max in decimal digits (no sign, no
+ * space), into *out when present (left as it is when absent). False
+ * after answering 400 naming the parameter and the range. */
+bool api_query_count(struct http_api *api, const struct httpd_request *req,
+                     const char *key, uint64_t min, uint64_t max,
+                     uint64_t *out);
+
+/* A list's page holds at most this many items (the state machine may
+ * bound it lower: a channel list 1,000). */
+#define API_PAGE_LIMIT_MAX 100000
+
 /* The page of a list: ?after=NAME (into after[API_NAME_MAX], "" if
  * absent) and ?limit=N (0 if absent: the server's default). False after
- * answering SYNOD_EINVAL for a limit that is not a count up to 100,000,
- * or a parameter that does not decode (api_query_arg). */
+ * answering SYNOD_EINVAL for a limit that is not a count from 1 to
+ * API_PAGE_LIMIT_MAX, or a parameter that does not decode
+ * (api_query_arg). */
 bool api_page_args(struct http_api *api, const struct httpd_request *req,
                    char *after, uint32_t *limit);
 

@@ -242,6 +242,9 @@ static void check_elections(struct cluster *c) {
       {"/v1/status?limit=%zz", "limit"},
       {"/v1/status?cluster=%zz", "cluster"},
       {"/v1/status?limit=1&limit=2", "limit"},
+      {"/v1/status?limit=%2B5", "0 to 10000"},
+      {"/v1/status?limit=+5", "0 to 10000"},
+      {"/v1/status?limit=10001", "0 to 10000"},
   };
   for (size_t k = 0; k < sizeof undecoded / sizeof undecoded[0]; k++) {
     json_t *j = http_json(c->nodes[k % 3].http, undecoded[k].path, 400);

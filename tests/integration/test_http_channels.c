@@ -573,6 +573,9 @@ static void scenario_recreated(struct synod_client *cl) {
       {"/v1/channels?limit=%zz", "limit"},
       {"/v1/channels?after=%zz", "after"},
       {"/v1/channels?stale=%zz", "stale"},
+      {"/v1/channels?limit=%2B5", "1 to 100000"},
+      {"/v1/channels?limit=+5", "1 to 100000"},
+      {"/v1/channels?limit=0x10", "1 to 100000"},
   };
   for (size_t k = 0; k < sizeof undecoded / sizeof undecoded[0]; k++) {
     json_t *j = http_json("GET", c.nodes[f].http, undecoded[k].path, NULL, NULL,

@@ -400,6 +400,14 @@ static void scenario_bad_input(void) {
       {"GET", "/v1/groups?limit=%zz", NULL, "limit"},
       {"GET", "/v1/groups?after=%zz", NULL, "after"},
       {"GET", "/v1/groups?stale=%00", NULL, "stale"},
+      /* A limit is digits only, 1 to 100000, the range in the message. */
+      {"GET", "/v1/groups?limit=%2B5", NULL, "1 to 100000"},
+      {"GET", "/v1/groups?limit=+5", NULL, "1 to 100000"}, /* " 5" */
+      {"GET", "/v1/groups?limit=5%20", NULL, "1 to 100000"},
+      {"GET", "/v1/groups?limit=-1", NULL, "1 to 100000"},
+      {"GET", "/v1/groups?limit=0", NULL, "1 to 100000"},
+      {"GET", "/v1/groups?limit=100001", NULL, "1 to 100000"},
+      {"GET", "/v1/groups?limit=", NULL, "1 to 100000"},
   };
   for (size_t k = 0; k < sizeof undecoded / sizeof undecoded[0]; k++) {
     json_t *j = http_req(&c, undecoded[k].method, (int)k % c.n,
