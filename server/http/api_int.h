@@ -150,8 +150,9 @@ struct api_stream {
 extern const char api_sse_type[];    /* the streams' Content-Type */
 extern const char api_sse_headers[]; /* and their other headers */
 
-/* A stream of request `request_id` on `name` (copied), in api->streams;
- * or NULL after answering 500. */
+/* A stream of request `request_id` on `name` (copied), in api->streams,
+ * holding one of httpd's stream slots; or NULL after answering: 503
+ * when every slot is taken (httpd_stream_claim), 500 out of memory. */
 struct api_stream *api_stream_new(struct http_api *api, uint64_t request_id,
                                   const char *name);
 /* Takes st out of api->streams and frees it (not its subscription). */

@@ -16,6 +16,10 @@
 #include "utf8.h"
 
 #define HTTPD_CONNECTIONS_MAX_DEFAULT 256
+/* Connections that streams may not take, so that probes (/healthz is the
+ * liveness probe), metrics and plain requests always find room: at least
+ * this many, or an eighth of connections_max if more. */
+#define HTTPD_STREAMS_RESERVE_MIN 16
 #define HTTPD_LINE_MAX_DEFAULT 4096
 #define HTTPD_HEAD_MAX_DEFAULT 16384
 #define HTTPD_HEADERS_MAX_DEFAULT 64
@@ -70,6 +74,8 @@ struct conn {
   uint64_t request_since; /* uv_now() at the first byte of the request,
                              or at accept until the first request */
   bool served;            /* answered a request: idle means keep-alive */
+  bool stream_slot;       /* counted in h->stream_slots (a stream, or a
+                             request that claimed one) */
   unsigned handles_open;
   struct conn *prev, *next; /* h->conns */
 };
@@ -83,6 +89,7 @@ struct httpd {
   unsigned handles_open;
   struct conn *conns;
   struct u64map requests; /* request id -> conn handling it */
+  uint32_t stream_slots;  /* <= opts.streams_max */
   uint64_t request_id_next;
   struct httpd_stats stats;
   uint64_t log_second;
@@ -150,10 +157,19 @@ static void conn_handle_closed(uv_handle_t *handle) {
   httpd_maybe_free(h);
 }
 
+/* The connection's request no longer holds a stream slot. */
+static void conn_stream_release(struct conn *c) {
+  if (c->stream_slot) {
+    c->stream_slot = false;
+    c->h->stream_slots--;
+  }
+}
+
 static void conn_close(struct conn *c) {
   if (uv_is_closing((uv_handle_t *)&c->tcp)) {
     return;
   }
+  conn_stream_release(c);
   if (c->req_id != 0) {
     u64map_del(&c->h->requests, c->req_id);
     c->closed_req_id = c->req_id;
@@ -626,6 +642,7 @@ static void conn_answered(struct conn *c, bool keep) {
   u64map_del(&h->requests, c->req_id);
   c->req_id = 0;
   c->want_drain = false;
+  conn_stream_release(c);
   memmove(c->in, c->in + c->request_len, c->in_len - c->request_len);
   c->in_len -= c->request_len;
   c->request_len = 0;
@@ -668,14 +685,43 @@ int httpd_respond(struct httpd *h, uint64_t id, int status,
 
 /* ------------------------------------------------------------- streams */
 
+int httpd_stream_claim(struct httpd *h, uint64_t id, char *errmsg) {
+  struct conn *c = u64map_get(&h->requests, id);
+  if (c == NULL) {
+    errmsg_set(errmsg, "http: request %llu is answered or gone",
+               (unsigned long long)id);
+    return SYNOD_ENOTFOUND;
+  }
+  if (c->stream_slot) {
+    return 0;
+  }
+  if (h->stream_slots >= h->opts.streams_max) {
+    errmsg_set(errmsg,
+               "%u event streams are open here, at most %u (streams_max: "
+               "of %u connections, %u are kept for other requests)",
+               h->stream_slots, h->opts.streams_max, h->opts.connections_max,
+               h->opts.connections_max - h->opts.streams_max);
+    httpd_log_refused(h, c, 503, "event streams at their limit");
+    return SYNOD_EBUSY;
+  }
+  c->stream_slot = true;
+  h->stream_slots++;
+  return 0;
+}
+
 int httpd_stream_start(struct httpd *h, uint64_t id, int status,
                        const char *content_type, const char *headers) {
+  char errmsg[SYNOD_ERRMSG_MAX];
   struct conn *c = u64map_get(&h->requests, id);
   if (c == NULL) {
     return SYNOD_ENOTFOUND;
   }
   if (c->is_head || c->state == CONN_STREAMING) {
     return SYNOD_EINVAL;
+  }
+  int rv = httpd_stream_claim(h, id, errmsg);
+  if (rv != 0) {
+    return rv;
   }
   bool keep = c->http11 && c->keep_alive && !c->peer_eof && !h->stopping;
   char head[1024];
@@ -897,6 +943,16 @@ static void httpd_options_default(struct httpd_options *o) {
   HTTPD_DEFAULT(idle_timeout_ms, HTTPD_IDLE_TIMEOUT_DEFAULT_MS);
   HTTPD_DEFAULT(out_bytes_max, HTTPD_OUT_MAX_DEFAULT);
 #undef HTTPD_DEFAULT
+  /* Streams are never evicted: without a reserve, connections_max idle
+   * streams would leave every new client a 503, the liveness probe too.
+   * A cap too small for the reserve gives streams half of it. */
+  uint32_t cap = o->connections_max;
+  uint32_t reserve =
+      cap / 8 > HTTPD_STREAMS_RESERVE_MIN ? cap / 8 : HTTPD_STREAMS_RESERVE_MIN;
+  uint32_t streams = cap > 2 * reserve ? cap - reserve : (cap + 1) / 2;
+  if (o->streams_max == 0 || o->streams_max > streams) {
+    o->streams_max = streams;
+  }
   if (o->headers_max > HTTPD_HEADERS_MAX_LIMIT) {
     o->headers_max = HTTPD_HEADERS_MAX_LIMIT;
   }

@@ -29,9 +29,10 @@
  * function runs on the loop's thread.
  *
  * Streams (Server-Sent Events): an answer may instead be a stream, opened
- * by httpd_stream_start, written piece by piece (chunked transfer coding
- * for HTTP/1.1; for HTTP/1.0 the body runs until the connection closes)
- * and ended by httpd_stream_end. A streaming connection is not idle:
+ * by httpd_stream_start (at most streams_max at once, fewer than
+ * connections_max: see httpd_stream_claim), written piece by piece (chunked
+ * transfer coding for HTTP/1.1; for HTTP/1.0 the body runs until the connection
+ * closes) and ended by httpd_stream_end. A streaming connection is not idle:
  * neither the keep-alive timeout nor eviction at the cap closes it. It is
  * closed when its client closes or a write fails (close_cb tells the
  * owner), or when bytes have been queued to it and none could be written
@@ -91,9 +92,13 @@ typedef void (*httpd_drain_cb)(void *arg, uint64_t id);
 
 struct httpd_options {
   uv_loop_t *loop;
-  const char *listen_address;  /* "ip:port"; port 0 picks one */
-  const char *log_module;      /* log lines' module [http] */
-  uint32_t connections_max;    /* [256] */
+  const char *listen_address; /* "ip:port"; port 0 picks one */
+  const char *log_module;     /* log lines' module [http] */
+  uint32_t connections_max;   /* [256] */
+  /* Streams at once: at most connections_max less a reserve of 16, or
+   * of an eighth of connections_max if more (half the cap when it is too
+   * small for that) [the most allowed: 224 of 256]. */
+  uint32_t streams_max;
   uint32_t line_bytes_max;     /* request line [4096] */
   uint32_t head_bytes_max;     /* request line and headers [16384] */
   uint32_t headers_max;        /* [64] */
@@ -138,12 +143,24 @@ int httpd_respond_error(struct httpd *h, uint64_t id, int status,
                         const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
 
+/* Claims one of the streams_max stream slots for request `id`, before
+ * the owner starts the work its stream needs (a subscription): streams
+ * are never evicted, so they may not take every connection; the slots
+ * left keep room for probes and plain requests. The slot is the
+ * request's until it is answered, its stream ends or its connection
+ * closes; claiming again is a no-op. Returns 0, SYNOD_ENOTFOUND (no such
+ * request) or SYNOD_EBUSY (every slot taken: errmsg, SYNOD_ERRMSG_MAX
+ * bytes, names the limit; answer the request, with 503). */
+int httpd_stream_claim(struct httpd *h, uint64_t id, char *errmsg);
+
 /* Starts a streamed answer to request `id`: the status line and headers
  * (content_type, `headers` as for httpd_respond, Cache-Control: no-store)
  * without a length. Not for a HEAD request (answer that with
- * httpd_respond). Returns 0, SYNOD_ENOTFOUND (answered already, or the
- * connection is gone), SYNOD_EINVAL (a HEAD request, or already
- * streaming) or SYNOD_ENOMEM (the connection is closed). */
+ * httpd_respond). Claims a stream slot if the request has none. Returns
+ * 0, SYNOD_ENOTFOUND (answered already, or the connection is gone),
+ * SYNOD_EINVAL (a HEAD request, or already streaming), SYNOD_EBUSY (no
+ * stream slot: nothing was sent, answer it) or SYNOD_ENOMEM (the
+ * connection is closed). */
 int httpd_stream_start(struct httpd *h, uint64_t id, int status,
                        const char *content_type, const char *headers);
 

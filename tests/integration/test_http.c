@@ -380,6 +380,60 @@ static void check_not_allowed(struct cluster *c) {
   printf("ok 405 on every route, as JSON\n");
 }
 
+/* Event streams are never evicted, so 256 idle ones used to take every
+ * connection and leave /healthz (the liveness probe) a 503. They may
+ * take 224 of the 256 now: the rest are refused with a 503 naming the
+ * limit, and /healthz and plain requests are still answered. */
+static void check_streams_leave_room(struct cluster *c, int target) {
+  const char *http = c->nodes[target].http;
+  char body[4096];
+  CHECK(http_raw(http,
+                 "POST /v1/channels/ticks HTTP/1.1\r\nContent-Length: 1\r\n"
+                 "Connection: close\r\n\r\nt",
+                 body, sizeof body) == 200,
+        "publish: %s", body);
+  static int fds[256];
+  int ok = 0, refused = 0;
+  for (int i = 0; i < 256; i++) {
+    static const char req[] = "GET /v1/channels/ticks?stream=1 HTTP/1.1\r\n"
+                              "Host: x\r\n\r\n";
+    fds[i] = tcp_connect(http, 5);
+    CHECK(fds[i] >= 0, "connect %d: %s", i, strerror(errno));
+    CHECK(send(fds[i], req, sizeof req - 1, MSG_NOSIGNAL) ==
+              (ssize_t)sizeof req - 1,
+          "send");
+    char head[4096];
+    size_t len = 0;
+    while (len < sizeof head - 1) {
+      ssize_t r = recv(fds[i], head + len, sizeof head - 1 - len, 0);
+      CHECK(r > 0, "stream %d: no answer", i);
+      len += (size_t)r;
+      head[len] = '\0';
+      if (strstr(head, "\r\n\r\n") != NULL &&
+          (strncmp(head, "HTTP/1.1 200", 12) == 0 ||
+           strstr(head, "streams_max") != NULL)) {
+        break;
+      }
+    }
+    ok += strncmp(head, "HTTP/1.1 200", 12) == 0;
+    refused += strncmp(head, "HTTP/1.1 503", 12) == 0 &&
+               strstr(head, "at most 224") != NULL;
+  }
+  CHECK(ok == 224 && refused == 32, "256 streams: %d opened, %d refused", ok,
+        refused);
+  static char metrics[1 << 20];
+  for (int i = 0; i < 20; i++) {
+    json_decref(http_json(http, "/healthz", 200));
+    json_decref(http_json(http, "/readyz", 200));
+    CHECK(http_get(http, "/metrics", metrics, sizeof metrics) == 200,
+          "/metrics beside 224 streams");
+  }
+  for (int i = 0; i < 256; i++) {
+    close(fds[i]);
+  }
+  printf("ok 256 streams: 224 opened, 32 refused; /healthz answered\n");
+}
+
 /* ----------------------------------------------------------- bad input */
 
 struct adder {
@@ -510,6 +564,7 @@ int main(void) {
   check_elections(&c);
   check_utf8_messages(&c, leader);
   check_not_allowed(&c);
+  check_streams_leave_room(&c, leader);
   check_bad_input(&c, (leader + 1) % 3);
   cluster_stop(&c);
   printf("ok http\n");

@@ -124,6 +124,11 @@ static void on_request(void *arg, const struct httpd_request *req) {
   } else if (path_is(req, "/hold")) {
     /* never answered: the connection stays busy until the client goes */
   } else if (path_is(req, "/stream") || path_is(req, "/stream-forever")) {
+    char errmsg[SYNOD_ERRMSG_MAX];
+    if (httpd_stream_claim(fx.h, req->id, errmsg) != 0) {
+      httpd_respond_error(fx.h, req->id, 503, "%s", errmsg);
+      return;
+    }
     atomic_store(&fx.stream_id, req->id); /* before the client reads */
     ck_assert_int_eq(
         httpd_stream_start(fx.h, req->id, 200, "text/event-stream", NULL), 0);
@@ -583,6 +588,59 @@ START_TEST(stream_outlives_idle_timeout_and_is_never_evicted) {
 }
 END_TEST
 
+/* Streams, never evicted, may not take every connection: past
+ * streams_max one more is refused with 503 naming the limit, and plain
+ * requests still find room (idle keep-alive connections are evicted for
+ * them); a stream that ends gives its slot back. */
+START_TEST(streams_leave_room_for_other_requests) {
+  fx_start_opts((struct httpd_options){.connections_max = 4, .streams_max = 2});
+  int s[2];
+  for (int i = 0; i < 2; i++) {
+    s[i] = client_connect();
+    pending_len = 0;
+    send_str(s[i], "GET /stream-forever HTTP/1.1\r\nHost: x\r\n\r\n");
+    read_until(s[i], "hello");
+  }
+  int extra = client_connect();
+  struct answer a;
+  pending_len = 0;
+  send_str(extra, "GET /stream-forever HTTP/1.1\r\nHost: x\r\n\r\n");
+  read_answer(extra, &a);
+  ck_assert_int_eq(a.status, 503);
+  ck_assert_msg(strstr(a.body, "at most 2") != NULL, "%s", a.body);
+  close(extra);
+  /* Two idle keep-alive connections fill the cap; each new plain request
+   * evicts one of them. */
+  int idle[2];
+  for (int i = 0; i < 2; i++) {
+    idle[i] = client_connect();
+    pending_len = 0;
+    send_str(idle[i], "GET /ok HTTP/1.1\r\n\r\n");
+    read_answer(idle[i], &a);
+    ck_assert_int_eq(a.status, 200);
+  }
+  for (int i = 0; i < 3; i++) {
+    assert_still_serving();
+  }
+  /* The end of a stream gives its slot back. */
+  uint64_t id = atomic_load(&fx.stream_id);
+  close(s[1]);
+  uint64_t deadline = now_ms() + 5000;
+  while (atomic_load(&fx.closed_id) != id && now_ms() < deadline) {
+    usleep(5000);
+  }
+  int again = client_connect();
+  pending_len = 0;
+  send_str(again, "GET /stream-forever HTTP/1.1\r\nHost: x\r\n\r\n");
+  read_until(again, "hello");
+  close(again);
+  close(s[0]);
+  close(idle[0]);
+  close(idle[1]);
+  fx_stop();
+}
+END_TEST
+
 /* A stream whose client goes away is closed and reported to its owner. */
 START_TEST(stream_whose_client_goes_is_reported_closed) {
   fx_start();
@@ -663,6 +721,7 @@ static Suite *httpd_suite(void) {
   tcase_add_test(tc, query_value_tells_absent_from_undecodable);
   tcase_add_test(tc, stream_outlives_idle_timeout_and_is_never_evicted);
   tcase_add_test(tc, stream_whose_client_goes_is_reported_closed);
+  tcase_add_test(tc, streams_leave_room_for_other_requests);
   suite_add_tcase(s, tc);
   return s;
 }
