@@ -551,12 +551,26 @@ static void conn_read_update(struct conn *c) {
   }
 }
 
+/* The client sent its last byte (EOF): closes once the answers queued
+ * are written. A client may half-close (shutdown(SHUT_WR)) after
+ * pipelining its requests and still read every answer. */
+static void conn_finish(struct conn *c) {
+  c->state = CONN_CLOSING;
+  c->close_after_write = true;
+  if (c->writes == 0) {
+    conn_close(c);
+    return;
+  }
+  /* A client that never reads what is queued is closed by the timer. */
+  conn_timer_set(c, c->h->opts.request_timeout_ms);
+}
+
 /* Serves the requests in the buffer, one at a time. */
 static void conn_process(struct conn *c) {
   while (c->state == CONN_IDLE || c->state == CONN_READING) {
     if (c->in_len == 0) {
       if (c->peer_eof) {
-        conn_close(c);
+        conn_finish(c);
         return;
       }
       if (c->state != CONN_IDLE) {
@@ -571,7 +585,7 @@ static void conn_process(struct conn *c) {
     }
     if (!conn_parse(c)) {
       if (c->state == CONN_READING && c->peer_eof) {
-        conn_close(c); /* the rest of the request will never come */
+        conn_finish(c); /* the rest of the request will never come */
         return;
       }
       break;
@@ -611,11 +625,15 @@ static void conn_read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf) {
     c->peer_eof = true;
     uv_read_stop(s);
     c->reading = false;
-    if (c->state == CONN_HANDLING || c->state == CONN_STREAMING) {
-      conn_close(c); /* the client gave up: its answer is dropped */
-    } else if (c->state != CONN_CLOSING) {
+    if (c->state == CONN_STREAMING) {
+      conn_close(c); /* the client went away: its stream ends at once */
+    } else if (c->state == CONN_IDLE || c->state == CONN_READING) {
       conn_process(c);
     }
+    /* A request being handled is answered, and the requests read after
+     * it too (conn_answered), before the connection closes: the client
+     * may have half-closed. One that closed altogether makes the write
+     * fail, which closes the connection. */
     return;
   }
   if (nread < 0) {
@@ -664,6 +682,13 @@ static void conn_answered(struct conn *c, bool keep) {
   }
 }
 
+/* After EOF, the request being handled is the last one if no byte of
+ * another follows it: its answer says "Connection: close". The ones
+ * before it keep the connection, to answer the rest. */
+static bool conn_last_request(const struct conn *c) {
+  return c->peer_eof && c->in_len <= c->request_len;
+}
+
 int httpd_respond(struct httpd *h, uint64_t id, int status,
                   const char *content_type, const char *headers,
                   const void *body, size_t len) {
@@ -671,7 +696,7 @@ int httpd_respond(struct httpd *h, uint64_t id, int status,
   if (c == NULL || c->state == CONN_STREAMING) {
     return SYNOD_ENOTFOUND;
   }
-  bool keep = c->keep_alive && !c->peer_eof && !h->stopping;
+  bool keep = c->keep_alive && !h->stopping && !conn_last_request(c);
   char head[1024];
   size_t hlen =
       answer_head(head, sizeof head, status, content_type, headers, len, keep);
@@ -782,7 +807,7 @@ int httpd_stream_end(struct httpd *h, uint64_t id) {
   if (c->http11 && conn_write(c, last, sizeof last - 1, NULL, 0) != 0) {
     return 0; /* closed: nothing more to end */
   }
-  conn_answered(c, c->keep_alive && !c->peer_eof && !h->stopping);
+  conn_answered(c, c->keep_alive && !h->stopping && !conn_last_request(c));
   return 0;
 }
 
@@ -839,10 +864,15 @@ int httpd_respond_error(struct httpd *h, uint64_t id, int status,
  * client that sends slowly must not keep others out). Connections whose
  * request is being handled are kept. Returns false if none could go. */
 static bool httpd_evict(struct httpd *h, const struct conn *except) {
-  struct conn *idle = NULL, *slow = NULL;
+  struct conn *idle = NULL, *slow = NULL, *gone = NULL;
   for (struct conn *c = h->conns; c != NULL; c = c->next) {
     if (c == except) {
       continue;
+    }
+    /* Its client sent EOF while its request was handled: half-closed and
+     * waiting for the answer, or gone; the last to go. */
+    if (c->state == CONN_HANDLING && c->peer_eof && gone == NULL) {
+      gone = c;
     }
     bool fresh = c->state == CONN_IDLE && !c->served;
     if (c->state == CONN_IDLE && c->served && c->in_len == 0 &&
@@ -853,11 +883,13 @@ static bool httpd_evict(struct httpd *h, const struct conn *except) {
       slow = c;
     }
   }
-  struct conn *victim = idle != NULL ? idle : slow;
+  struct conn *victim = idle != NULL ? idle : slow != NULL ? slow : gone;
   if (victim != NULL) {
     log_debug(h->opts.log_module, "%u connections: closing %s (%s)",
               h->opts.connections_max, victim->remote,
-              victim == idle ? "idle longest" : "slowest request");
+              victim == idle   ? "idle longest"
+              : victim == slow ? "slowest request"
+                               : "its client sent EOF");
     conn_close(victim);
   }
   return victim != NULL;

@@ -21,8 +21,14 @@
  * keep-alive connection that waited longest is closed to make room, or
  * else the one whose request has been arriving longest (counted from its
  * accept for a connection that has not sent a whole request yet), so
- * slow clients cannot keep others out; if every connection has a request
+ * slow clients cannot keep others out, or else one whose client sent EOF
+ * while its request was handled; if every other connection has a request
  * being handled, the new one gets 503 and is closed.
+ *
+ * EOF from a client ends what it sends, not what it reads (it may have
+ * half-closed after pipelining): the requests already read are answered
+ * and the connection closes once their answers are written. A stream's
+ * EOF closes it at once (its client went away).
  *
  * One request per connection is served at a time; pipelined requests wait
  * in the buffer until the answer to the one before is queued. Every
