@@ -28,6 +28,11 @@
 #define HTTPD_REQUEST_TIMEOUT_DEFAULT_MS 5000
 #define HTTPD_IDLE_TIMEOUT_DEFAULT_MS 30000
 #define HTTPD_OUT_MAX_DEFAULT (64ull << 20)
+/* No further pipelined request is read or parsed while a connection has
+ * this much queued for its client: a client that sends requests and does
+ * not read the answers holds about this much, not out_bytes_max (64 MiB)
+ * times the connections. Streams have their own bound (the owner's). */
+#define HTTPD_PARSE_PAUSE_BYTES (1u << 20)
 #define HTTPD_READ_CHUNK 4096
 /* Bad requests logged per second; the rest are counted and summarised. */
 #define HTTPD_LOG_PER_SECOND 10
@@ -65,6 +70,7 @@ struct conn {
   uint64_t progress_at; /* uv_now() when a write last completed, or the
                            stream started */
   bool reading;
+  bool paused; /* reading and parsing wait: HTTPD_PARSE_PAUSE_BYTES queued */
   bool peer_eof;
   bool close_after_write;
   bool dispatching; /* inside request_cb: httpd_respond must not recurse */
@@ -185,6 +191,7 @@ static void conn_close(struct conn *c) {
 }
 
 static void conn_timer_cb(uv_timer_t *t);
+static void conn_process(struct conn *c);
 
 static void conn_timer_set(struct conn *c, uint32_t ms) {
   uv_timer_start(&c->timer, conn_timer_cb, ms, 0);
@@ -202,6 +209,10 @@ static void conn_write_cb(uv_write_t *req, int status) {
   if (status != 0 || (c->close_after_write && c->writes == 0)) {
     conn_close(c);
     return;
+  }
+  if (c->paused && c->out_bytes < HTTPD_PARSE_PAUSE_BYTES && !c->dispatching) {
+    c->paused = false;
+    conn_process(c); /* goes on with what waited for the answers to drain */
   }
   if (c->want_drain && c->out_bytes < c->drain_below && c->req_id != 0) {
     c->want_drain = false;
@@ -538,10 +549,15 @@ static size_t conn_in_max(const struct conn *c) {
 static void conn_alloc_cb(uv_handle_t *handle, size_t suggested, uv_buf_t *buf);
 static void conn_read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf);
 
-/* Reads while there is room and a reason to. */
+/* Reads while there is room and a reason to: not while the answers
+ * queued are over HTTPD_PARSE_PAUSE_BYTES (but a stream reads on, to
+ * see its client go). */
 static void conn_read_update(struct conn *c) {
-  bool want =
-      c->state != CONN_CLOSING && !c->peer_eof && c->in_len < conn_in_max(c);
+  bool full =
+      c->state != CONN_STREAMING && c->out_bytes >= HTTPD_PARSE_PAUSE_BYTES;
+  bool want = c->state != CONN_CLOSING && !c->peer_eof &&
+              c->in_len < conn_in_max(c) && !full;
+  c->paused = c->paused || (full && c->state != CONN_CLOSING);
   if (want && !c->reading) {
     c->reading =
         uv_read_start((uv_stream_t *)&c->tcp, conn_alloc_cb, conn_read_cb) == 0;
@@ -576,6 +592,10 @@ static void conn_process(struct conn *c) {
       if (c->state != CONN_IDLE) {
         conn_go_idle(c);
       }
+      break;
+    }
+    if (c->state == CONN_IDLE && c->out_bytes >= HTTPD_PARSE_PAUSE_BYTES) {
+      c->paused = true; /* conn_write_cb resumes once the client reads */
       break;
     }
     if (c->state == CONN_IDLE) {

@@ -16,7 +16,9 @@
  *   - no new request within idle_timeout_ms on a keep-alive connection:
  *     closed without an answer;
  *   - a client that does not read its answers (out_bytes_max queued, or
- *     nothing written for request_timeout_ms): closed.
+ *     nothing written for request_timeout_ms): closed; and while 1 MiB
+ *     of answers is queued to a connection, its next pipelined requests
+ *     are neither read nor parsed (a stream is bounded by its owner).
  * At most connections_max connections: when one more arrives, the idle
  * keep-alive connection that waited longest is closed to make room, or
  * else the one whose request has been arriving longest (counted from its

@@ -361,6 +361,36 @@ START_TEST(half_closed_client_gets_every_answer) {
 }
 END_TEST
 
+/* A client that pipelines requests and does not read the answers gets
+ * no more requests parsed once about 1 MiB is queued for it (not 64 MiB
+ * per connection), and every answer once it reads. */
+START_TEST(unread_answers_pause_the_next_requests) {
+  fx_start();
+  int fd = client_connect();
+  /* A fixed receive buffer: the kernel holds at most that and the
+   * server's send buffer (4 MiB at most) for this client. */
+  int rcvbuf = 256 << 10;
+  setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &rcvbuf, sizeof rcvbuf);
+  struct answer a;
+  pending_len = 0;
+  for (int i = 0; i < 64; i++) {
+    send_str(fd, "GET /big HTTP/1.1\r\n\r\n");
+  }
+  usleep(500 * 1000);
+  /* 16 MiB asked for; what the socket took plus about 1 MiB answered. */
+  int served = atomic_load(&fx.requests);
+  ck_assert_msg(served < 40, "%d of 64 requests served unread", served);
+  for (int i = 0; i < 64; i++) {
+    read_answer(fd, &a);
+    ck_assert_int_eq(a.status, 200);
+    ck_assert_uint_eq(a.body_len, 256 << 10);
+  }
+  ck_assert_int_eq(atomic_load(&fx.requests), 64);
+  close(fd);
+  fx_stop();
+}
+END_TEST
+
 /* A client that closes while its request is handled: the answer goes
  * into nothing, and the server goes on serving. */
 START_TEST(answer_to_a_closed_connection_is_dropped) {
@@ -754,6 +784,7 @@ static Suite *httpd_suite(void) {
   tcase_add_test(tc, head_gets_headers_without_body_and_close_is_honoured);
   tcase_add_test(tc, answer_to_a_closed_connection_is_dropped);
   tcase_add_test(tc, half_closed_client_gets_every_answer);
+  tcase_add_test(tc, unread_answers_pause_the_next_requests);
   tcase_add_test(tc, body_with_expect_continue_is_echoed);
   tcase_add_test(tc, malformed_request_gets_400_and_close);
   tcase_add_test(tc, folded_header_line_gets_400);
