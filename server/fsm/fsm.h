@@ -320,6 +320,12 @@ uint64_t fsm_applied_index(const struct fsm *f);
  * that carried them is applied. */
 uint32_t fsm_session_ttl_ms(const struct fsm *f, uint64_t session_id);
 
+/* The rule of a SessionOpen's ttl_ms, so that a shell can refuse a bad
+ * one before proposing it: 0 (the default, ttl_default_ms) or
+ * ttl_min_ms..ttl_max_ms. Returns 0, or SYNOD_ERANGE with errmsg
+ * (SYNOD_ERRMSG_MAX bytes) naming the value and the bounds. */
+int fsm_session_ttl_check(const struct fsm *f, uint32_t ttl_ms, char *errmsg);
+
 /* True for the bodies fsm_query answers: lock_query, lock_check,
  * counter_get, counter_list, election_leader, election_observe, the
  * channel reads, key_get, key_list and the group reads (view, list,

@@ -205,17 +205,26 @@ void fsm_session_end(struct fsm *f, struct fsm_session *s, int expired,
 
 /* ------------------------------------------------------------ requests */
 
+int fsm_session_ttl_check(const struct fsm *f, uint32_t ttl_ms, char *errmsg) {
+  if (ttl_ms != 0 &&
+      (ttl_ms < f->opt.ttl_min_ms || ttl_ms > f->opt.ttl_max_ms)) {
+    errmsg_set(errmsg, "session open: ttl_ms %u outside %u..%u", ttl_ms,
+               f->opt.ttl_min_ms, f->opt.ttl_max_ms);
+    return SYNOD_ERANGE;
+  }
+  return 0;
+}
+
 int fsm_session_open(struct fsm *f, struct fsm_session *s,
                      const Synod__Request *req, struct fsm_reply *r) {
   const Synod__SessionOpen *o = req->session_open;
   const char *name = fsm_str(o->client_name);
   size_t name_len = strlen(name);
   uint32_t ttl = o->ttl_ms ? o->ttl_ms : f->opt.ttl_default_ms;
+  int rv = fsm_session_ttl_check(f, o->ttl_ms, r->msg);
   (void)s;
-  if (ttl < f->opt.ttl_min_ms || ttl > f->opt.ttl_max_ms) {
-    errmsg_set(r->msg, "session open: ttl_ms %u outside %u..%u", ttl,
-               f->opt.ttl_min_ms, f->opt.ttl_max_ms);
-    return SYNOD_ERANGE;
+  if (rv != 0) {
+    return rv;
   }
   if (name_len > f->opt.name_bytes_max || !utf8_valid(name, name_len, NULL)) {
     errmsg_set(r->msg,

@@ -15,8 +15,10 @@
 #include "fsm.h"
 #include "httpd.h"
 #include "log.h"
+#include "sse.h"
 #include "status_page.h"
 #include "synod.h"
+#include "utf8.h"
 
 /* A readiness probe's bound on applied-behind-commit, as `synodctl ready`. */
 #define API_READY_LAG_MAX 64
@@ -47,7 +49,15 @@ void api_respond_json_headers(struct http_api *api, uint64_t id, int status,
                               const char *headers, json_t *j) {
   char *text =
       j != NULL ? json_dumps(j, JSON_COMPACT | JSON_REAL_PRECISION(9)) : NULL;
-  if (text == NULL) {
+  if (j == NULL) {
+    /* json_pack refused its input (a string that is not UTF-8, a NULL):
+     * a bug to find, not a lack of memory. */
+    log_error("http", "request %llu: the %d answer could not be built as JSON",
+              (unsigned long long)id, status);
+    httpd_respond_error(api->httpd, id, 500,
+                        "the answer could not be built as JSON (see the "
+                        "replica's log)");
+  } else if (text == NULL) {
     httpd_respond_error(api->httpd, id, 500, "out of memory");
   } else {
     size_t len = strlen(text);
@@ -99,38 +109,125 @@ int api_status_of(int code) {
   }
 }
 
-bool api_query_flag(const struct httpd_request *req, const char *key) {
+bool api_query_arg(struct http_api *api, const struct httpd_request *req,
+                   const char *key, char *out, size_t cap, bool *present) {
+  const char *raw = "";
+  size_t raw_len = 0;
+  enum httpd_query q = httpd_query_value(req, key, out, cap);
+  *present = q != HTTPD_QUERY_ABSENT;
+  if (q == HTTPD_QUERY_ABSENT || q == HTTPD_QUERY_OK) {
+    return true;
+  }
+  httpd_query_raw(req, key, &raw, &raw_len);
+  int shown = (int)(raw_len < 64 ? raw_len : 64);
+  switch (q) {
+  case HTTPD_QUERY_ESCAPE:
+    api_respond_code(api, req->id, SYNOD_EINVAL, 0,
+                     "query parameter %s='%.*s': a '%%' must be followed by "
+                     "two hex digits",
+                     key, shown, raw);
+    break;
+  case HTTPD_QUERY_NUL:
+    api_respond_code(api, req->id, SYNOD_EINVAL, 0,
+                     "query parameter %s='%.*s': a NUL byte (%%00) is not "
+                     "allowed",
+                     key, shown, raw);
+    break;
+  case HTTPD_QUERY_TOO_LONG:
+    api_respond_code(api, req->id, SYNOD_EINVAL, 0,
+                     "query parameter %s='%.*s...': longer than %zu bytes", key,
+                     shown, raw, cap - 1);
+    break;
+  default:
+    api_respond_code(api, req->id, SYNOD_EINVAL, 0,
+                     "query parameter %s is given more than once", key);
+    break;
+  }
+  return false;
+}
+
+bool api_query_flag(struct http_api *api, const struct httpd_request *req,
+                    const char *key, bool *on) {
   char arg[8];
-  return httpd_query_get(req, key, arg, sizeof arg) && strcmp(arg, "0") != 0 &&
-         strcmp(arg, "false") != 0;
+  bool present;
+  *on = false;
+  if (!api_query_arg(api, req, key, arg, sizeof arg, &present)) {
+    return false;
+  }
+  if (!present || strcmp(arg, "0") == 0 || strcmp(arg, "false") == 0) {
+    return true;
+  }
+  if (arg[0] == '\0' || strcmp(arg, "1") == 0 || strcmp(arg, "true") == 0) {
+    *on = true;
+    return true;
+  }
+  api_respond_code(api, req->id, SYNOD_EINVAL, 0,
+                   "%s='%s': give true or false (or nothing)", key, arg);
+  return false;
+}
+
+bool api_query_count(struct http_api *api, const struct httpd_request *req,
+                     const char *key, uint64_t min, uint64_t max,
+                     uint64_t *out) {
+  char arg[32];
+  bool present;
+  uint64_t v;
+  if (!api_query_arg(api, req, key, arg, sizeof arg, &present)) {
+    return false;
+  }
+  if (!present) {
+    return true;
+  }
+  /* Digits only: strtoul would take "+5", " 5" or "-1" (as 2^64 - 1). */
+  if (!sse_u64(arg, strlen(arg), &v) || v < min || v > max) {
+    api_respond_code(api, req->id, SYNOD_EINVAL, 0,
+                     "%s='%s': give a count from %" PRIu64 " to %" PRIu64
+                     " (digits only)",
+                     key, arg, min, max);
+    return false;
+  }
+  *out = v;
+  return true;
 }
 
 bool api_page_args(struct http_api *api, const struct httpd_request *req,
                    char *after, uint32_t *limit) {
-  char arg[32];
-  *limit = 0;
-  if (httpd_query_get(req, "limit", arg, sizeof arg)) {
-    char *end;
-    unsigned long n = strtoul(arg, &end, 10);
-    if (*end != '\0' || end == arg || n > 100000) {
-      api_respond_code(api, req->id, SYNOD_EINVAL, 0,
-                       "limit '%s' is not a count", arg);
-      return false;
-    }
-    *limit = (uint32_t)n;
+  uint64_t n = 0;
+  bool present;
+  if (!api_query_count(api, req, "limit", 1, API_PAGE_LIMIT_MAX, &n)) {
+    return false;
   }
-  if (!httpd_query_get(req, "after", after, API_NAME_MAX)) {
-    after[0] = '\0';
-  }
-  return true;
+  *limit = (uint32_t)n;
+  return api_query_arg(api, req, "after", after, API_NAME_MAX, &present);
+}
+
+/* The message of an error answer, formatted into msg[API_MESSAGE_MAX],
+ * made valid UTF-8: it quotes names and bytes that clients sent, and may
+ * cut them (and vsnprintf may cut it) in the middle of a character. */
+static void api_message_vformat(char *msg, const char *fmt, va_list ap) {
+  int n = vsnprintf(msg, API_MESSAGE_MAX, fmt, ap);
+  size_t len = n < 0                         ? 0
+               : (size_t)n < API_MESSAGE_MAX ? (size_t)n
+                                             : API_MESSAGE_MAX - 1;
+  msg[len] = '\0';
+  utf8_sanitize(msg, len);
+}
+
+json_t *api_error_json(const char *error, const char *fmt, ...) {
+  char msg[API_MESSAGE_MAX];
+  va_list ap;
+  va_start(ap, fmt);
+  api_message_vformat(msg, fmt, ap);
+  va_end(ap);
+  return json_pack("{s:s, s:s}", "error", error, "message", msg);
 }
 
 void api_respond_code(struct http_api *api, uint64_t id, int code,
                       uint64_t first_available, const char *fmt, ...) {
-  char msg[512];
+  char msg[API_MESSAGE_MAX];
   va_list ap;
   va_start(ap, fmt);
-  vsnprintf(msg, sizeof msg, fmt, ap);
+  api_message_vformat(msg, fmt, ap);
   va_end(ap);
   int status = api_status_of(code);
   json_t *j =
@@ -152,6 +249,19 @@ void api_respond_code(struct http_api *api, uint64_t id, int code,
                               : "Access-Control-Allow-Origin: *\r\n",
                 text, len + 1);
   free(text);
+}
+
+void api_respond_not_allowed(struct http_api *api,
+                             const struct httpd_request *req,
+                             const char *allow) {
+  char headers[128];
+  snprintf(headers, sizeof headers,
+           "Access-Control-Allow-Origin: *\r\nAllow: %s\r\n", allow);
+  api_respond_json_headers(
+      api, req->id, 405, headers,
+      api_error_json("SYNOD_EINVAL", "%.*s is not allowed here: %s",
+                     (int)(req->method_len < 16 ? req->method_len : 16),
+                     req->method, allow));
 }
 
 Synod__Response *api_response_of(struct http_api *api, uint64_t request_id,
@@ -376,17 +486,11 @@ static void api_cluster_answer(void *arg, const struct node_replica_status *rs,
 /* GET /v1/status: this replica's view; with ?cluster=1 also every
  * replica's own figures ("replicas"), asked for over the peer links. */
 static void api_status(struct http_api *api, const struct httpd_request *req) {
-  char arg[32];
-  size_t limit = API_STATUS_LIMIT_DEFAULT;
-  if (httpd_query_get(req, "limit", arg, sizeof arg)) {
-    char *end;
-    unsigned long v = strtoul(arg, &end, 10);
-    if (*end != '\0' || end == arg || v > API_STATUS_LIMIT_MAX) {
-      httpd_respond_error(api->httpd, req->id, 400, "limit '%s' is not 0..%d",
-                          arg, API_STATUS_LIMIT_MAX);
-      return;
-    }
-    limit = v;
+  bool cluster;
+  uint64_t limit = API_STATUS_LIMIT_DEFAULT;
+  if (!api_query_count(api, req, "limit", 0, API_STATUS_LIMIT_MAX, &limit) ||
+      !api_query_flag(api, req, "cluster", &cluster)) {
+    return;
   }
   struct node_info *info = malloc(sizeof *info);
   if (info == NULL) {
@@ -423,8 +527,7 @@ static void api_status(struct http_api *api, const struct httpd_request *req) {
     json_object_set_new(j, "http", api_http_stats(api));
   }
   free(info);
-  if (j == NULL || !httpd_query_get(req, "cluster", arg, sizeof arg) ||
-      strcmp(arg, "0") == 0 || strcmp(arg, "false") == 0) {
+  if (j == NULL || !cluster) {
     api_respond_json(api, req->id, 200, j);
     return;
   }
@@ -571,7 +674,10 @@ static void api_election(struct http_api *api, const struct httpd_request *req,
                         (int)(raw_len < 200 ? raw_len : 200), raw);
     return;
   }
-  bool stale = api_query_flag(req, "stale");
+  bool stale;
+  if (!api_query_flag(api, req, "stale", &stale)) {
+    return;
+  }
   struct api_read *r = calloc(1, sizeof *r);
   if (r == NULL) {
     httpd_respond_error(api->httpd, req->id, 500, "out of memory");
@@ -622,8 +728,7 @@ static void api_request_cb(void *arg, const struct httpd_request *req) {
              api_prefix(req, "/v1/sessions/", &rest, &rest_len)) {
     api_sessions_request(api, req);
   } else if (!httpd_method_is(req, "GET")) {
-    httpd_respond_error(api->httpd, req->id, 405, "%.*s is not allowed here",
-                        (int)req->method_len, req->method);
+    api_respond_not_allowed(api, req, "GET, HEAD");
   } else if (api_path_is(req, "/") || api_path_is(req, "/index.html")) {
     /* The status page: one file, scripts and styles inline; the policy
      * keeps it from loading anything from elsewhere. */

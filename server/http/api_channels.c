@@ -172,6 +172,10 @@ static void api_info_answer(void *arg, int err, const char *errmsg,
  * "limits"}. */
 static void api_info(struct http_api *api, const struct httpd_request *req,
                      const char *name) {
+  bool stale;
+  if (!api_query_flag(api, req, "stale", &stale)) {
+    return;
+  }
   struct api_call *c = api_call_new(api, req->id, name);
   if (c == NULL) {
     return;
@@ -181,15 +185,16 @@ static void api_info(struct http_api *api, const struct httpd_request *req,
   g.name = c->name;
   q.body_case = SYNOD__REQUEST__BODY_CHANNEL_INFO;
   q.channel_info = &g;
-  node_read(api->node, &q, api_query_flag(req, "stale"), API_READ_TIMEOUT_MS,
-            api_info_answer, c);
+  node_read(api->node, &q, stale, API_READ_TIMEOUT_MS, api_info_answer, c);
 }
 
 /* GET /v1/channels[?after=NAME&limit=N]: {"channels": [...], "more"}. */
 static void api_list(struct http_api *api, const struct httpd_request *req) {
   char after[API_NAME_MAX];
   uint32_t limit;
-  if (!api_page_args(api, req, after, &limit)) {
+  bool stale;
+  if (!api_page_args(api, req, after, &limit) ||
+      !api_query_flag(api, req, "stale", &stale)) {
     return;
   }
   struct api_call *c = api_call_new(api, req->id, after);
@@ -202,8 +207,7 @@ static void api_list(struct http_api *api, const struct httpd_request *req) {
   l.limit = limit;
   q.body_case = SYNOD__REQUEST__BODY_CHANNEL_LIST;
   q.channel_list = &l;
-  node_read(api->node, &q, api_query_flag(req, "stale"), API_READ_TIMEOUT_MS,
-            api_info_answer, c);
+  node_read(api->node, &q, stale, API_READ_TIMEOUT_MS, api_info_answer, c);
 }
 
 /* -------------------------------------------------------- event streams */
@@ -267,33 +271,23 @@ static bool api_subscribe_from(struct http_api *api,
   size_t len;
   char arg[32];
   uint64_t v;
-  if (httpd_query_has(req, "known")) {
+  bool known, from;
+  if (!api_query_arg(api, req, "known", arg, sizeof arg, &known)) {
+    return false;
+  }
+  if (known) {
     /* 0: a channel restored from an image of a build before
      * created_index: nothing to pin it by. */
-    if (!httpd_query_get(req, "known", arg, sizeof arg) ||
-        !sse_u64(arg, strlen(arg), &v)) {
+    if (!sse_u64(arg, strlen(arg), &v)) {
       api_respond_code(api, req->id, SYNOD_EINVAL, 0,
-                       "known: give the channel's created_index, a number");
+                       "known='%s': give the channel's created_index, a "
+                       "number",
+                       arg);
       return false;
     }
     q->known_index = v;
   }
-  const char *last = httpd_header(req, "Last-Event-ID", &len);
-  if (last != NULL) {
-    if (!sse_u64(last, len, &v) || v == UINT64_MAX) {
-      api_respond_code(api, req->id, SYNOD_EINVAL, 0,
-                       "Last-Event-ID '%.*s' is not an offset",
-                       (int)(len < 40 ? len : 40), last);
-      return false;
-    }
-    q->from = SYNOD__CHANNEL_SUBSCRIBE__FROM__FROM_OFFSET;
-    q->offset = v + 1;
-    return true;
-  }
-  bool from = httpd_query_get(req, "from", arg, sizeof arg);
-  if (!from && httpd_query_has(req, "from")) {
-    api_respond_code(api, req->id, SYNOD_EINVAL, 0,
-                     "from: give an offset (from 1), first or next");
+  if (!api_query_arg(api, req, "from", arg, sizeof arg, &from)) {
     return false;
   }
   if (!from || strcmp(arg, "next") == 0) {
@@ -307,6 +301,19 @@ static bool api_subscribe_from(struct http_api *api,
     api_respond_code(api, req->id, SYNOD_EINVAL, 0,
                      "from '%s': give an offset (from 1), first or next", arg);
     return false;
+  }
+  /* A reconnecting EventSource sends the URL it first used (with its
+   * from) and the last id it saw: the id wins. */
+  const char *last = httpd_header(req, "Last-Event-ID", &len);
+  if (last != NULL) {
+    if (!sse_u64(last, len, &v) || v == UINT64_MAX) {
+      api_respond_code(api, req->id, SYNOD_EINVAL, 0,
+                       "Last-Event-ID '%.*s' is not an offset",
+                       (int)(len < 40 ? len : 40), last);
+      return false;
+    }
+    q->from = SYNOD__CHANNEL_SUBSCRIBE__FROM__FROM_OFFSET;
+    q->offset = v + 1;
   }
   return true;
 }
@@ -336,32 +343,22 @@ static void api_subscribe(struct http_api *api, const struct httpd_request *req,
 
 /* ------------------------------------------------------------- routing */
 
-static void api_not_allowed(struct http_api *api,
-                            const struct httpd_request *req,
-                            const char *allow) {
-  char headers[64], body[256];
-  snprintf(headers, sizeof headers, "Allow: %s\r\n", allow);
-  int n = snprintf(body, sizeof body,
-                   "{\"error\":\"SYNOD_EINVAL\",\"message\":\"%.*s is not "
-                   "allowed here: %s\"}\n",
-                   (int)(req->method_len < 16 ? req->method_len : 16),
-                   req->method, allow);
-  httpd_respond(api->httpd, req->id, 405, "application/json", headers, body,
-                (size_t)n < sizeof body ? (size_t)n : sizeof body - 1);
-}
-
-static bool api_wants_stream(const struct httpd_request *req) {
+/* Whether a GET asks for the stream (Accept: text/event-stream, or
+ * ?stream=1) into *stream. False after answering 400 for a bad ?stream. */
+static bool api_wants_stream(struct http_api *api,
+                             const struct httpd_request *req, bool *stream) {
   size_t len;
-  char arg[8];
   const char *accept = httpd_header(req, "Accept", &len);
   static const char sse[] = "text/event-stream";
+  if (!api_query_flag(api, req, "stream", stream)) {
+    return false;
+  }
   for (size_t i = 0; accept != NULL && i + sizeof sse - 1 <= len; i++) {
     if (strncasecmp(accept + i, sse, sizeof sse - 1) == 0) {
-      return true;
+      *stream = true;
     }
   }
-  return httpd_query_get(req, "stream", arg, sizeof arg) &&
-         strcmp(arg, "0") != 0 && strcmp(arg, "false") != 0;
+  return true;
 }
 
 void api_channels_request(struct http_api *api,
@@ -373,7 +370,7 @@ void api_channels_request(struct http_api *api,
     if (httpd_method_is(req, "GET")) {
       api_list(api, req);
     } else {
-      api_not_allowed(api, req, "GET, HEAD");
+      api_respond_not_allowed(api, req, "GET, HEAD");
     }
     return;
   }
@@ -385,13 +382,17 @@ void api_channels_request(struct http_api *api,
                      (int)(raw_len < 200 ? raw_len : 200), raw);
     return;
   }
+  bool stream;
   if (httpd_method_is(req, "POST")) {
     api_publish(api, req, name);
-  } else if (httpd_method_is(req, "GET") && api_wants_stream(req)) {
+  } else if (httpd_method_is(req, "GET") &&
+             !api_wants_stream(api, req, &stream)) {
+    return;
+  } else if (httpd_method_is(req, "GET") && stream) {
     api_subscribe(api, req, name);
   } else if (httpd_method_is(req, "GET")) {
     api_info(api, req, name);
   } else {
-    api_not_allowed(api, req, "GET, HEAD, POST");
+    api_respond_not_allowed(api, req, "GET, HEAD, POST");
   }
 }

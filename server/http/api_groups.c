@@ -212,41 +212,33 @@ static bool parse_u64(const char *s, uint64_t *out) {
 static bool query_u64(struct http_api *api, const struct httpd_request *req,
                       const char *key, uint64_t *out) {
   char arg[32];
-  bool got = httpd_query_get(req, key, arg, sizeof arg);
-  if (!got && !httpd_query_has(req, key)) {
-    return true;
-  }
-  if (!got) {
-    api_respond_code(api, req->id, SYNOD_EINVAL, 0,
-                     "%s: a value that does not decode or is too long", key);
+  bool present;
+  if (!api_query_arg(api, req, key, arg, sizeof arg, &present)) {
     return false;
   }
-  if (!parse_u64(arg, out)) {
+  if (present && !parse_u64(arg, out)) {
     api_respond_code(api, req->id, SYNOD_EINVAL, 0,
-                     "%s='%.24s' is not a number from 1", key, arg);
+                     "%s='%s' is not a number from 1", key, arg);
     return false;
   }
   return true;
 }
 
-/* ?key=NAME (a member name, 1 to 256 bytes) into out when present:
- * false after answering 400. */
+/* ?key=NAME (a member name, 1 to 256 bytes) into out when present (""
+ * when absent): false after answering 400. A bad one must never read as
+ * absent: a send ?to=%zz would go to every member. */
 static bool query_member(struct http_api *api, const struct httpd_request *req,
                          const char *key, char *out) {
-  char arg[API_MEMBER_MAX + 2];
-  out[0] = '\0';
-  if (!httpd_query_get(req, key, arg, sizeof arg)) {
-    return true;
-  }
-  size_t len = strlen(arg);
-  if (len == 0 || len > API_MEMBER_MAX) {
-    api_respond_code(api, req->id, SYNOD_EINVAL, 0,
-                     "%s: a member name of 1 to %d bytes, badly escaped or "
-                     "empty here",
-                     key, API_MEMBER_MAX);
+  bool present;
+  if (!api_query_arg(api, req, key, out, API_MEMBER_MAX + 1, &present)) {
     return false;
   }
-  memcpy(out, arg, len + 1);
+  if (present && out[0] == '\0') {
+    api_respond_code(api, req->id, SYNOD_EINVAL, 0,
+                     "%s is empty: give a member name of 1 to %d bytes", key,
+                     API_MEMBER_MAX);
+    return false;
+  }
   return true;
 }
 
@@ -278,7 +270,9 @@ static void api_group_list(struct http_api *api,
                            const struct httpd_request *req) {
   char after[API_NAME_MAX];
   uint32_t limit;
-  if (!api_page_args(api, req, after, &limit)) {
+  bool stale;
+  if (!api_page_args(api, req, after, &limit) ||
+      !api_query_flag(api, req, "stale", &stale)) {
     return;
   }
   struct group_call *c = group_call_new(api, req->id, G_LIST, after);
@@ -291,13 +285,16 @@ static void api_group_list(struct http_api *api,
   l.limit = limit;
   q.body_case = SYNOD__REQUEST__BODY_GROUP_LIST;
   q.group_list = &l;
-  node_read(api->node, &q, api_query_flag(req, "stale"), API_READ_TIMEOUT_MS,
-            group_answer, c);
+  node_read(api->node, &q, stale, API_READ_TIMEOUT_MS, group_answer, c);
 }
 
 /* GET /v1/groups/NAME[?stale]. */
 static void api_group_view(struct http_api *api,
                            const struct httpd_request *req, const char *name) {
+  bool stale;
+  if (!api_query_flag(api, req, "stale", &stale)) {
+    return;
+  }
   struct group_call *c = group_call_new(api, req->id, G_VIEW, name);
   if (c == NULL) {
     return;
@@ -307,24 +304,32 @@ static void api_group_view(struct http_api *api,
   g.group = c->name;
   q.body_case = SYNOD__REQUEST__BODY_GROUP_VIEW;
   q.group_view = &g;
-  node_read(api->node, &q, api_query_flag(req, "stale"), API_READ_TIMEOUT_MS,
-            group_answer, c);
+  node_read(api->node, &q, stale, API_READ_TIMEOUT_MS, group_answer, c);
 }
 
 /* The message id of a send: the Synod-Message-Id or Idempotency-Key
- * header, or ?message_id. False after answering 400. */
+ * header, or ?message_id (not both: which one would count?). False after
+ * answering 400. */
 static bool send_message_id(struct http_api *api,
                             const struct httpd_request *req, char *out) {
   size_t len = 0;
+  bool present;
   const char *v = httpd_header(req, "Synod-Message-Id", &len);
   if (v == NULL) {
     v = httpd_header(req, "Idempotency-Key", &len);
   }
+  if (!api_query_arg(api, req, "message_id", out, API_MESSAGE_ID_MAX + 1,
+                     &present)) {
+    return false;
+  }
   if (v == NULL) {
-    if (!httpd_query_get(req, "message_id", out, API_MESSAGE_ID_MAX + 1)) {
-      out[0] = '\0';
-    }
     return true;
+  }
+  if (present) {
+    api_respond_code(api, req->id, SYNOD_EINVAL, 0,
+                     "message id given both as a header and as ?message_id: "
+                     "give one");
+    return false;
   }
   if (len > API_MESSAGE_ID_MAX || memchr(v, 0, len) != NULL) {
     api_respond_code(api, req->id, SYNOD_EINVAL, 0,
@@ -615,6 +620,11 @@ static void group_watch(struct http_api *api, const struct httpd_request *req,
   Synod__GroupSubscribe q = SYNOD__GROUP_SUBSCRIBE__INIT;
   char member[API_MEMBER_MAX + 1];
   size_t len;
+  if (!query_u64(api, req, "from", &q.from)) {
+    return;
+  }
+  /* Last-Event-ID wins over from: a reconnecting EventSource sends the
+   * URL it first used. */
   const char *last = httpd_header(req, "Last-Event-ID", &len);
   if (last != NULL) {
     if (!sse_u64(last, len, &q.from) || q.from == UINT64_MAX) {
@@ -624,8 +634,6 @@ static void group_watch(struct http_api *api, const struct httpd_request *req,
       return;
     }
     q.from++;
-  } else if (!query_u64(api, req, "from", &q.from)) {
-    return;
   }
   if (!query_u64(api, req, "known", &q.known_index) ||
       !query_member(api, req, "member", member) || api_stream_head(api, req)) {
@@ -648,29 +656,22 @@ static void group_watch(struct http_api *api, const struct httpd_request *req,
 
 /* ------------------------------------------------------------- routing */
 
-/* 405 with Allow, as the channels' routes answer. */
-static void not_allowed(struct http_api *api, const struct httpd_request *req,
-                        const char *allow) {
-  char headers[64];
-  json_t *j = json_pack("{s:s, s:s+}", "error", "SYNOD_EINVAL", "message",
-                        "method not allowed here: ", allow);
-  snprintf(headers, sizeof headers,
-           "Allow: %s\r\nAccess-Control-Allow-Origin: *\r\n", allow);
-  api_respond_json_headers(api, req->id, 405, headers, j);
-}
-
-static bool wants_stream(const struct httpd_request *req) {
-  char arg[8];
+/* Whether a GET asks for the stream (Accept: text/event-stream, or
+ * ?watch) into *stream. False after answering 400 for a bad ?watch. */
+static bool wants_stream(struct http_api *api, const struct httpd_request *req,
+                         bool *stream) {
   size_t len;
   const char *accept = httpd_header(req, "Accept", &len);
   static const char sse[] = "text/event-stream";
+  if (!api_query_flag(api, req, "watch", stream)) {
+    return false;
+  }
   for (size_t i = 0; accept != NULL && i + sizeof sse - 1 <= len; i++) {
     if (strncasecmp(accept + i, sse, sizeof sse - 1) == 0) {
-      return true;
+      *stream = true;
     }
   }
-  return httpd_query_get(req, "watch", arg, sizeof arg) &&
-         strcmp(arg, "0") != 0 && strcmp(arg, "false") != 0;
+  return true;
 }
 
 /* Decodes one path segment (a group or member name) into out: false
@@ -695,7 +696,7 @@ void api_groups_request(struct http_api *api, const struct httpd_request *req) {
     if (httpd_method_is(req, "GET")) {
       api_group_list(api, req);
     } else {
-      not_allowed(api, req, "GET, HEAD");
+      api_respond_not_allowed(api, req, "GET, HEAD");
     }
     return;
   }
@@ -708,19 +709,22 @@ void api_groups_request(struct http_api *api, const struct httpd_request *req) {
   const char *rest = slash != NULL ? slash : raw + raw_len;
   size_t rest_len = raw_len - name_len;
   static const char members[] = "/members/";
+  bool stream;
   if (rest_len == 0) {
-    if (httpd_method_is(req, "GET") && wants_stream(req)) {
+    if (httpd_method_is(req, "GET") && !wants_stream(api, req, &stream)) {
+      return;
+    } else if (httpd_method_is(req, "GET") && stream) {
       group_watch(api, req, name);
     } else if (httpd_method_is(req, "GET")) {
       api_group_view(api, req, name);
     } else {
-      not_allowed(api, req, "GET, HEAD");
+      api_respond_not_allowed(api, req, "GET, HEAD");
     }
   } else if (rest_len == 9 && memcmp(rest, "/messages", 9) == 0) {
     if (httpd_method_is(req, "POST")) {
       api_group_send(api, req, name);
     } else {
-      not_allowed(api, req, "POST");
+      api_respond_not_allowed(api, req, "POST");
     }
   } else if (rest_len > sizeof members - 1 &&
              memcmp(rest, members, sizeof members - 1) == 0) {
@@ -731,7 +735,7 @@ void api_groups_request(struct http_api *api, const struct httpd_request *req) {
     if (httpd_method_is(req, "PUT") || httpd_method_is(req, "DELETE")) {
       group_membership(api, req, name, member, httpd_method_is(req, "PUT"));
     } else {
-      not_allowed(api, req, "PUT, DELETE");
+      api_respond_not_allowed(api, req, "PUT, DELETE");
     }
   } else {
     api_respond_code(api, req->id, SYNOD_ENOTFOUND, 0,

@@ -31,7 +31,8 @@ struct http_api {
   struct u64map streams; /* request id -> struct api_stream (api_stream.c) */
 };
 
-/* Answers with the JSON of j (and frees it; NULL answers 500). */
+/* Answers with the JSON of j (and frees it). NULL answers 500 saying
+ * the answer could not be built (a json_pack that refused its input). */
 void api_respond_json(struct http_api *api, uint64_t id, int status, json_t *j);
 /* The same with `headers` (lines each ending in CRLF) in place of the
  * default CORS line. */
@@ -48,12 +49,28 @@ void api_json_set_bytes(json_t *j, const char *field,
 /* The HTTP status for a SYNOD_E* code. */
 int api_status_of(int code);
 
+/* An error answer's message holds at most this, its NUL included. */
+#define API_MESSAGE_MAX 512
+
+/* {"error": error, "message": the formatted message}, the message made
+ * valid UTF-8 first (utf8_sanitize: it may quote bytes a client sent, or
+ * be cut in the middle of a character), as every error answer and error
+ * event builds it; NULL only when out of memory. */
+json_t *api_error_json(const char *error, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
 /* Answers with the error `code`: {"error":"SYNOD_E...","message":...},
  * with "first_available" when it is not 0, at api_status_of(code), and
  * Retry-After on a 503. */
 void api_respond_code(struct http_api *api, uint64_t id, int code,
                       uint64_t first_available, const char *fmt, ...)
     __attribute__((format(printf, 5, 6)));
+
+/* Answers 405 with the Allow header (`allow`: "GET, HEAD") and the JSON
+ * error naming the method, which is quoted as the client sent it. */
+void api_respond_not_allowed(struct http_api *api,
+                             const struct httpd_request *req,
+                             const char *allow);
 
 /* The Response of a node callback (err, errmsg, resp as node_write and
  * node_read hand them over): unpacked (free it), or NULL after answering
@@ -63,12 +80,38 @@ Synod__Response *api_response_of(struct http_api *api, uint64_t request_id,
                                  int err, const char *errmsg,
                                  const uint8_t *resp, size_t len);
 
-/* A flag of the query: present and neither "0" nor "false". */
-bool api_query_flag(const struct httpd_request *req, const char *key);
+/* The query parameter `key`, percent-decoded into out (cap bytes,
+ * NUL-terminated; "" when absent): *present says whether it was given.
+ * The one reading of a query parameter in the channel, group, session
+ * and status routes. A parameter that is given but cannot be used (a bad
+ * '%' escape, %00, longer than cap - 1 bytes, given twice) is never taken
+ * for an absent one: returns false after answering 400 (SYNOD_EINVAL)
+ * with a message naming the parameter and what is wrong with it. */
+bool api_query_arg(struct http_api *api, const struct httpd_request *req,
+                   const char *key, char *out, size_t cap, bool *present);
+
+/* A flag of the query into *on: absent (false), "", "1" or "true"
+ * (true), "0" or "false" (false). False after answering 400 for any
+ * other value (api_query_arg). */
+bool api_query_flag(struct http_api *api, const struct httpd_request *req,
+                    const char *key, bool *on);
+
+/* ?key=N, a count from min to max in decimal digits (no sign, no
+ * space), into *out when present (left as it is when absent). False
+ * after answering 400 naming the parameter and the range. */
+bool api_query_count(struct http_api *api, const struct httpd_request *req,
+                     const char *key, uint64_t min, uint64_t max,
+                     uint64_t *out);
+
+/* A list's page holds at most this many items (the state machine may
+ * bound it lower: a channel list 1,000). */
+#define API_PAGE_LIMIT_MAX 100000
 
 /* The page of a list: ?after=NAME (into after[API_NAME_MAX], "" if
  * absent) and ?limit=N (0 if absent: the server's default). False after
- * answering SYNOD_EINVAL for a limit that is not a count up to 100,000. */
+ * answering SYNOD_EINVAL for a limit that is not a count from 1 to
+ * API_PAGE_LIMIT_MAX, or a parameter that does not decode
+ * (api_query_arg). */
 bool api_page_args(struct http_api *api, const struct httpd_request *req,
                    char *after, uint32_t *limit);
 
@@ -107,8 +150,9 @@ struct api_stream {
 extern const char api_sse_type[];    /* the streams' Content-Type */
 extern const char api_sse_headers[]; /* and their other headers */
 
-/* A stream of request `request_id` on `name` (copied), in api->streams;
- * or NULL after answering 500. */
+/* A stream of request `request_id` on `name` (copied), in api->streams,
+ * holding one of httpd's stream slots; or NULL after answering: 503
+ * when every slot is taken (httpd_stream_claim), 500 out of memory. */
 struct api_stream *api_stream_new(struct http_api *api, uint64_t request_id,
                                   const char *name);
 /* Takes st out of api->streams and frees it (not its subscription). */

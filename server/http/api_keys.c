@@ -382,26 +382,29 @@ Synod__Response *key_call_response(struct key_call *c, int err,
 static void respond_compare_failed(struct key_call *c, const char *what,
                                    bool known, const Synod__KeyValue *now,
                                    uint64_t revision) {
-  char msg[512];
+  json_t *j;
   int shown = (int)(strlen(c->key) < 128 ? strlen(c->key) : 128);
   if (!known) {
-    snprintf(msg, sizeof msg,
-             "%s not done: %s does not hold for key \"%.*s\" at revision "
-             "%" PRIu64,
-             what, c->cmp, shown, c->key, revision);
+    j = api_error_json("compare_failed",
+                       "%s not done: %s does not hold for key \"%.*s\" at "
+                       "revision %" PRIu64,
+                       what, c->cmp, shown, c->key, revision);
   } else if (now != NULL) {
-    snprintf(msg, sizeof msg,
-             "%s not done: %s does not hold; key \"%.*s\" is at version "
-             "%" PRIu64 ", mod_revision %" PRIu64 ", session %" PRIu64,
-             what, c->cmp, shown, c->key, now->version, now->mod_revision,
-             now->session_id);
+    j = api_error_json("compare_failed",
+                       "%s not done: %s does not hold; key \"%.*s\" is at "
+                       "version %" PRIu64 ", mod_revision %" PRIu64
+                       ", session %" PRIu64,
+                       what, c->cmp, shown, c->key, now->version,
+                       now->mod_revision, now->session_id);
   } else {
-    snprintf(msg, sizeof msg,
-             "%s not done: %s does not hold; key \"%.*s\" does not exist", what,
-             c->cmp, shown, c->key);
+    j = api_error_json(
+        "compare_failed",
+        "%s not done: %s does not hold; key \"%.*s\" does not exist", what,
+        c->cmp, shown, c->key);
   }
-  json_t *j = json_pack("{s:s, s:s, s:b}", "error", "compare_failed", "message",
-                        msg, "succeeded", 0);
+  if (j != NULL) {
+    json_object_set_new(j, "succeeded", json_false());
+  }
   if (j != NULL && known) {
     json_object_set_new(j, "kv", key_kv_json(now, false));
   }
@@ -412,13 +415,12 @@ static void respond_compare_failed(struct key_call *c, const char *what,
 
 static void get_answer(struct key_call *c, const Synod__KeyGetReply *r) {
   if (!r->found) {
-    char msg[256];
-    snprintf(msg, sizeof msg, "key \"%.*s\" not found (revision %" PRIu64 ")",
-             (int)(strlen(c->key) < 128 ? strlen(c->key) : 128), c->key,
-             r->revision);
     key_respond_rev(
         c, 404,
-        json_pack("{s:s, s:s}", "error", "SYNOD_ENOTFOUND", "message", msg),
+        api_error_json("SYNOD_ENOTFOUND",
+                       "key \"%.*s\" not found (revision %" PRIu64 ")",
+                       (int)(strlen(c->key) < 128 ? strlen(c->key) : 128),
+                       c->key, r->revision),
         r->revision, NULL);
     return;
   }
@@ -872,20 +874,6 @@ static bool query_names(const struct httpd_request *req, const char *name) {
   return false;
 }
 
-static void not_allowed(struct http_api *api, const struct httpd_request *req,
-                        const char *allow) {
-  char headers[96];
-  snprintf(headers, sizeof headers,
-           "Access-Control-Allow-Origin: *\r\nAllow: %s\r\n", allow);
-  char msg[128];
-  snprintf(msg, sizeof msg, "%.*s is not allowed here: %s",
-           (int)(req->method_len < 16 ? req->method_len : 16), req->method,
-           allow);
-  api_respond_json_headers(
-      api, req->id, 405, headers,
-      json_pack("{s:s, s:s}", "error", "SYNOD_EINVAL", "message", msg));
-}
-
 void api_keys_request(struct http_api *api, const struct httpd_request *req) {
   const char *raw = "";
   size_t raw_len = 0;
@@ -893,7 +881,7 @@ void api_keys_request(struct http_api *api, const struct httpd_request *req) {
     if (httpd_method_is(req, "POST")) {
       api_txn_request(api, req);
     } else {
-      not_allowed(api, req, "POST");
+      api_respond_not_allowed(api, req, "POST");
     }
     return;
   }
@@ -922,7 +910,7 @@ void api_keys_request(struct http_api *api, const struct httpd_request *req) {
   } else if (httpd_method_is(req, "DELETE")) {
     keys_delete(api, req, key, key_len);
   } else {
-    not_allowed(api, req, "GET, HEAD, PUT, DELETE");
+    api_respond_not_allowed(api, req, "GET, HEAD, PUT, DELETE");
   }
   free(key);
 }

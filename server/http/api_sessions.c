@@ -130,70 +130,100 @@ static bool only_params(struct http_api *api, const struct httpd_request *req,
   return true;
 }
 
+/* The ttl and name of an open from a JSON body ({"ttl": "10s" | 10,
+ * "ttl_ms": 10000, "name": "gw-1"}), over what the query gave: *has_ttl
+ * says whether a ttl was given, in either. Empty msg if it is good, else
+ * why not. */
+static void open_body_args(const struct httpd_request *req, bool *has_ttl,
+                           uint64_t *ttl_ms, bool *has_name, char *name,
+                           char *msg) {
+  json_error_t jerr;
+  json_t *j = json_loadb((const char *)req->body, req->body_len,
+                         JSON_REJECT_DUPLICATES, &jerr);
+  json_t *t = j != NULL ? json_object_get(j, "ttl") : NULL;
+  json_t *tm = j != NULL ? json_object_get(j, "ttl_ms") : NULL;
+  json_t *nm = j != NULL ? json_object_get(j, "name") : NULL;
+  size_t fields = (t != NULL) + (tm != NULL) + (nm != NULL);
+  if (j == NULL || !json_is_object(j)) {
+    errmsg_set(msg, "session open: the body is not a JSON object%s%s",
+               j == NULL ? ": " : "", j == NULL ? jerr.text : "");
+  } else if (json_object_size(j) != fields) {
+    errmsg_set(msg, "session open: the body's fields are ttl, ttl_ms and "
+                    "name only");
+  } else if ((t != NULL) + (tm != NULL) + *has_ttl > 1) {
+    errmsg_set(msg, "session open: give one of ttl (query or body) and "
+                    "ttl_ms");
+  } else if (t != NULL && json_is_integer(t) && json_integer_value(t) >= 0 &&
+             json_integer_value(t) <= UINT32_MAX / 1000) {
+    *ttl_ms = (uint64_t)json_integer_value(t) * 1000;
+  } else if (t != NULL && (!json_is_string(t) ||
+                           !parse_ttl_ms(json_string_value(t), ttl_ms))) {
+    errmsg_set(msg, "session open: ttl: give \"10s\", \"1500ms\", \"2m\" "
+                    "or a number of seconds");
+  } else if (tm != NULL &&
+             (!json_is_integer(tm) || json_integer_value(tm) < 0 ||
+              json_integer_value(tm) > UINT32_MAX)) {
+    errmsg_set(msg, "session open: ttl_ms is not a number of milliseconds");
+  } else if (tm != NULL) {
+    *ttl_ms = (uint64_t)json_integer_value(tm);
+  }
+  *has_ttl = *has_ttl || t != NULL || tm != NULL;
+  if (msg[0] == '\0' && nm != NULL && *has_name) {
+    errmsg_set(msg, "session open: give name in the query or the body, "
+                    "not both");
+  } else if (msg[0] == '\0' && nm != NULL &&
+             (!json_is_string(nm) ||
+              json_string_length(nm) > API_SESSION_NAME_MAX ||
+              strlen(json_string_value(nm)) != json_string_length(nm))) {
+    errmsg_set(msg,
+               "session open: name is not a string of at most %d bytes "
+               "without NUL",
+               API_SESSION_NAME_MAX);
+  } else if (msg[0] == '\0' && nm != NULL) {
+    snprintf(name, API_SESSION_NAME_MAX + 1, "%s", json_string_value(nm));
+    *has_name = true;
+  }
+  json_decref(j);
+}
+
 /* The ttl and name of an open, from the query (?ttl=10s&name=gw-1) or a
- * JSON body ({"ttl": "10s" | 10, "ttl_ms": 10000, "name": "gw-1"}).
- * Returns false after answering 400. */
+ * JSON body. A ttl that is given must be one the state machine takes
+ * (fsm_session_ttl_check: 1 s to 5 min), and 0 too is refused: leaving
+ * ttl out is how to ask for the default. A name that is given must not be
+ * empty. Returns false after answering 400. */
 static bool open_args(struct http_api *api, const struct httpd_request *req,
                       uint64_t *ttl_ms, char *name) {
   static const char *const params[] = {"ttl", "name", NULL};
   char arg[64], msg[SYNOD_ERRMSG_MAX] = "";
-  bool has_ttl = false;
-  if (!only_params(api, req, params)) {
+  bool has_ttl, has_name;
+  int code = SYNOD_EINVAL;
+  if (!only_params(api, req, params) ||
+      !api_query_arg(api, req, "ttl", arg, sizeof arg, &has_ttl) ||
+      !api_query_arg(api, req, "name", name, API_SESSION_NAME_MAX + 1,
+                     &has_name)) {
     return false;
   }
-  if (httpd_query_get(req, "ttl", arg, sizeof arg)) {
-    has_ttl = true;
-    if (!parse_ttl_ms(arg, ttl_ms)) {
-      errmsg_set(msg, "ttl '%s': give 10s, 1500ms, 2m or seconds", arg);
-    }
-  }
-  if (msg[0] == '\0' &&
-      !httpd_query_get(req, "name", name, API_SESSION_NAME_MAX + 1)) {
-    name[0] = '\0';
+  if (has_ttl && !parse_ttl_ms(arg, ttl_ms)) {
+    errmsg_set(msg, "ttl '%s': give 10s, 1500ms, 2m or seconds", arg);
   }
   if (msg[0] == '\0' && req->body_len > 0) {
-    json_error_t jerr;
-    json_t *j = json_loadb((const char *)req->body, req->body_len,
-                           JSON_REJECT_DUPLICATES, &jerr);
-    json_t *t = j != NULL ? json_object_get(j, "ttl") : NULL;
-    json_t *tm = j != NULL ? json_object_get(j, "ttl_ms") : NULL;
-    json_t *nm = j != NULL ? json_object_get(j, "name") : NULL;
-    size_t fields = (t != NULL) + (tm != NULL) + (nm != NULL);
-    if (j == NULL || !json_is_object(j)) {
-      errmsg_set(msg, "session open: the body is not a JSON object%s%s",
-                 j == NULL ? ": " : "", j == NULL ? jerr.text : "");
-    } else if (json_object_size(j) != fields) {
-      errmsg_set(msg, "session open: the body's fields are ttl, ttl_ms and "
-                      "name only");
-    } else if ((t != NULL) + (tm != NULL) + has_ttl > 1) {
-      errmsg_set(msg, "session open: give one of ttl (query or body) and "
-                      "ttl_ms");
-    } else if (t != NULL && json_is_integer(t) && json_integer_value(t) > 0 &&
-               json_integer_value(t) <= UINT32_MAX / 1000) {
-      *ttl_ms = (uint64_t)json_integer_value(t) * 1000;
-    } else if (t != NULL && (!json_is_string(t) ||
-                             !parse_ttl_ms(json_string_value(t), ttl_ms))) {
-      errmsg_set(msg, "session open: ttl: give \"10s\", \"1500ms\", \"2m\" "
-                      "or a number of seconds");
-    } else if (tm != NULL &&
-               (!json_is_integer(tm) || json_integer_value(tm) <= 0 ||
-                json_integer_value(tm) > UINT32_MAX)) {
-      errmsg_set(msg, "session open: ttl_ms is not a positive number");
-    } else if (tm != NULL) {
-      *ttl_ms = (uint64_t)json_integer_value(tm);
-    }
-    if (msg[0] == '\0' && nm != NULL &&
-        (!json_is_string(nm) ||
-         json_string_length(nm) > API_SESSION_NAME_MAX)) {
-      errmsg_set(msg, "session open: name is not a string of at most %d bytes",
-                 API_SESSION_NAME_MAX);
-    } else if (msg[0] == '\0' && nm != NULL) {
-      snprintf(name, API_SESSION_NAME_MAX + 1, "%s", json_string_value(nm));
-    }
-    json_decref(j);
+    open_body_args(req, &has_ttl, ttl_ms, &has_name, name, msg);
+  }
+  if (msg[0] == '\0' && has_ttl && *ttl_ms == 0) {
+    errmsg_set(msg, "session open: ttl 0: a session lives 1 s to 5 min; "
+                    "leave ttl out for the default (10 s)");
+    code = SYNOD_ERANGE;
+  } else if (msg[0] == '\0' && has_ttl &&
+             fsm_session_ttl_check(node_fsm(api->node), (uint32_t)*ttl_ms,
+                                   msg) != 0) {
+    code = SYNOD_ERANGE;
+  }
+  if (msg[0] == '\0' && has_name && name[0] == '\0') {
+    errmsg_set(msg, "session open: name is empty; leave it out for the "
+                    "default (\"http\" and the client's address)");
   }
   if (msg[0] != '\0') {
-    api_respond_code(api, req->id, SYNOD_EINVAL, 0, "%s", msg);
+    api_respond_code(api, req->id, code, 0, "%s", msg);
     return false;
   }
   return true;
@@ -247,10 +277,7 @@ void api_sessions_request(struct http_api *api,
     if (httpd_method_is(req, "POST")) {
       session_open(api, req);
     } else {
-      api_respond_code(api, req->id, SYNOD_EINVAL, 0,
-                       "%.*s /v1/sessions: only POST opens a session",
-                       (int)(req->method_len < 16 ? req->method_len : 16),
-                       req->method);
+      api_respond_not_allowed(api, req, "POST");
     }
     return;
   }
@@ -287,9 +314,6 @@ void api_sessions_request(struct http_api *api,
     r.session_close = &cl;
     session_write(api, req->id, S_CLOSE, id, &r);
   } else {
-    api_respond_code(api, req->id, SYNOD_EINVAL, 0,
-                     "%.*s /v1/sessions/ID: give GET, PUT (renew) or DELETE",
-                     (int)(req->method_len < 16 ? req->method_len : 16),
-                     req->method);
+    api_respond_not_allowed(api, req, "GET, HEAD, PUT, DELETE");
   }
 }

@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "api_int.h"
+#include "err.h"
 #include "sse.h"
 #include "synod.h"
 
@@ -26,7 +27,17 @@ const char api_sse_headers[] = "Access-Control-Allow-Origin: *\r\n"
 
 struct api_stream *api_stream_new(struct http_api *api, uint64_t request_id,
                                   const char *name) {
+  char errmsg[SYNOD_ERRMSG_MAX];
   size_t len = strlen(name);
+  /* The slot first: a stream refused must not have subscribed. */
+  int rv = httpd_stream_claim(api->httpd, request_id, errmsg);
+  if (rv != 0) {
+    api_respond_code(api, request_id, rv, 0,
+                     "%s; try again later, or on "
+                     "another replica",
+                     errmsg);
+    return NULL;
+  }
   struct api_stream *st = calloc(1, sizeof *st + len + 1);
   if (st == NULL || u64map_put(&api->streams, request_id, st) != 0) {
     free(st);
@@ -78,8 +89,8 @@ void api_stream_comment(struct api_stream *st, const char *text) {
 static void api_stream_error(struct api_stream *st, int code, const char *msg,
                              uint64_t first_available) {
   struct http_api *api = st->api;
-  json_t *j = json_pack("{s:s, s:s}", "error", synod_errname(code), "message",
-                        msg != NULL ? msg : synod_strerror(code));
+  json_t *j = api_error_json(synod_errname(code), "%s",
+                             msg != NULL ? msg : synod_strerror(code));
   if (j != NULL && first_available != 0) {
     json_object_set_new(j, "first_available", json_integer(first_available));
   }

@@ -13,8 +13,13 @@
 #include "stream.h"
 #include "synod.h"
 #include "u64map.h"
+#include "utf8.h"
 
 #define HTTPD_CONNECTIONS_MAX_DEFAULT 256
+/* Connections that streams may not take, so that probes (/healthz is the
+ * liveness probe), metrics and plain requests always find room: at least
+ * this many, or an eighth of connections_max if more. */
+#define HTTPD_STREAMS_RESERVE_MIN 16
 #define HTTPD_LINE_MAX_DEFAULT 4096
 #define HTTPD_HEAD_MAX_DEFAULT 16384
 #define HTTPD_HEADERS_MAX_DEFAULT 64
@@ -23,6 +28,11 @@
 #define HTTPD_REQUEST_TIMEOUT_DEFAULT_MS 5000
 #define HTTPD_IDLE_TIMEOUT_DEFAULT_MS 30000
 #define HTTPD_OUT_MAX_DEFAULT (64ull << 20)
+/* No further pipelined request is read or parsed while a connection has
+ * this much queued for its client: a client that sends requests and does
+ * not read the answers holds about this much, not out_bytes_max (64 MiB)
+ * times the connections. Streams have their own bound (the owner's). */
+#define HTTPD_PARSE_PAUSE_BYTES (1u << 20)
 #define HTTPD_READ_CHUNK 4096
 /* Bad requests logged per second; the rest are counted and summarised. */
 #define HTTPD_LOG_PER_SECOND 10
@@ -60,6 +70,7 @@ struct conn {
   uint64_t progress_at; /* uv_now() when a write last completed, or the
                            stream started */
   bool reading;
+  bool paused; /* reading and parsing wait: HTTPD_PARSE_PAUSE_BYTES queued */
   bool peer_eof;
   bool close_after_write;
   bool dispatching; /* inside request_cb: httpd_respond must not recurse */
@@ -69,6 +80,8 @@ struct conn {
   uint64_t request_since; /* uv_now() at the first byte of the request,
                              or at accept until the first request */
   bool served;            /* answered a request: idle means keep-alive */
+  bool stream_slot;       /* counted in h->stream_slots (a stream, or a
+                             request that claimed one) */
   unsigned handles_open;
   struct conn *prev, *next; /* h->conns */
 };
@@ -82,6 +95,7 @@ struct httpd {
   unsigned handles_open;
   struct conn *conns;
   struct u64map requests; /* request id -> conn handling it */
+  uint32_t stream_slots;  /* <= opts.streams_max */
   uint64_t request_id_next;
   struct httpd_stats stats;
   uint64_t log_second;
@@ -149,10 +163,19 @@ static void conn_handle_closed(uv_handle_t *handle) {
   httpd_maybe_free(h);
 }
 
+/* The connection's request no longer holds a stream slot. */
+static void conn_stream_release(struct conn *c) {
+  if (c->stream_slot) {
+    c->stream_slot = false;
+    c->h->stream_slots--;
+  }
+}
+
 static void conn_close(struct conn *c) {
   if (uv_is_closing((uv_handle_t *)&c->tcp)) {
     return;
   }
+  conn_stream_release(c);
   if (c->req_id != 0) {
     u64map_del(&c->h->requests, c->req_id);
     c->closed_req_id = c->req_id;
@@ -168,6 +191,7 @@ static void conn_close(struct conn *c) {
 }
 
 static void conn_timer_cb(uv_timer_t *t);
+static void conn_process(struct conn *c);
 
 static void conn_timer_set(struct conn *c, uint32_t ms) {
   uv_timer_start(&c->timer, conn_timer_cb, ms, 0);
@@ -185,6 +209,10 @@ static void conn_write_cb(uv_write_t *req, int status) {
   if (status != 0 || (c->close_after_write && c->writes == 0)) {
     conn_close(c);
     return;
+  }
+  if (c->paused && c->out_bytes < HTTPD_PARSE_PAUSE_BYTES && !c->dispatching) {
+    c->paused = false;
+    conn_process(c); /* goes on with what waited for the answers to drain */
   }
   if (c->want_drain && c->out_bytes < c->drain_below && c->req_id != 0) {
     c->want_drain = false;
@@ -372,7 +400,13 @@ static int head_inspect(const struct phr_header *hs, size_t n, int minor,
   for (size_t i = 0; i < n; i++) {
     const struct phr_header *x = &hs[i];
     if (x->name == NULL) {
-      continue;
+      /* picohttpparser hands a line starting with a space or tab (obs-fold)
+       * on as a header without a name. Dropping it would change what the
+       * header before it says ("Content-Length: 3" then " 5"); RFC 9112
+       * 5.2: reject it with 400. */
+      *why = "a header line starts with a space or tab (obsolete line "
+             "folding): send each header on one line";
+      return 400;
     }
     if (x->name_len == 14 && strncasecmp(x->name, "content-length", 14) == 0) {
       size_t v = 0;
@@ -515,10 +549,15 @@ static size_t conn_in_max(const struct conn *c) {
 static void conn_alloc_cb(uv_handle_t *handle, size_t suggested, uv_buf_t *buf);
 static void conn_read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf);
 
-/* Reads while there is room and a reason to. */
+/* Reads while there is room and a reason to: not while the answers
+ * queued are over HTTPD_PARSE_PAUSE_BYTES (but a stream reads on, to
+ * see its client go). */
 static void conn_read_update(struct conn *c) {
-  bool want =
-      c->state != CONN_CLOSING && !c->peer_eof && c->in_len < conn_in_max(c);
+  bool full =
+      c->state != CONN_STREAMING && c->out_bytes >= HTTPD_PARSE_PAUSE_BYTES;
+  bool want = c->state != CONN_CLOSING && !c->peer_eof &&
+              c->in_len < conn_in_max(c) && !full;
+  c->paused = c->paused || (full && c->state != CONN_CLOSING);
   if (want && !c->reading) {
     c->reading =
         uv_read_start((uv_stream_t *)&c->tcp, conn_alloc_cb, conn_read_cb) == 0;
@@ -528,17 +567,35 @@ static void conn_read_update(struct conn *c) {
   }
 }
 
+/* The client sent its last byte (EOF): closes once the answers queued
+ * are written. A client may half-close (shutdown(SHUT_WR)) after
+ * pipelining its requests and still read every answer. */
+static void conn_finish(struct conn *c) {
+  c->state = CONN_CLOSING;
+  c->close_after_write = true;
+  if (c->writes == 0) {
+    conn_close(c);
+    return;
+  }
+  /* A client that never reads what is queued is closed by the timer. */
+  conn_timer_set(c, c->h->opts.request_timeout_ms);
+}
+
 /* Serves the requests in the buffer, one at a time. */
 static void conn_process(struct conn *c) {
   while (c->state == CONN_IDLE || c->state == CONN_READING) {
     if (c->in_len == 0) {
       if (c->peer_eof) {
-        conn_close(c);
+        conn_finish(c);
         return;
       }
       if (c->state != CONN_IDLE) {
         conn_go_idle(c);
       }
+      break;
+    }
+    if (c->state == CONN_IDLE && c->out_bytes >= HTTPD_PARSE_PAUSE_BYTES) {
+      c->paused = true; /* conn_write_cb resumes once the client reads */
       break;
     }
     if (c->state == CONN_IDLE) {
@@ -548,7 +605,7 @@ static void conn_process(struct conn *c) {
     }
     if (!conn_parse(c)) {
       if (c->state == CONN_READING && c->peer_eof) {
-        conn_close(c); /* the rest of the request will never come */
+        conn_finish(c); /* the rest of the request will never come */
         return;
       }
       break;
@@ -588,11 +645,15 @@ static void conn_read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf) {
     c->peer_eof = true;
     uv_read_stop(s);
     c->reading = false;
-    if (c->state == CONN_HANDLING || c->state == CONN_STREAMING) {
-      conn_close(c); /* the client gave up: its answer is dropped */
-    } else if (c->state != CONN_CLOSING) {
+    if (c->state == CONN_STREAMING) {
+      conn_close(c); /* the client went away: its stream ends at once */
+    } else if (c->state == CONN_IDLE || c->state == CONN_READING) {
       conn_process(c);
     }
+    /* A request being handled is answered, and the requests read after
+     * it too (conn_answered), before the connection closes: the client
+     * may have half-closed. One that closed altogether makes the write
+     * fail, which closes the connection. */
     return;
   }
   if (nread < 0) {
@@ -619,6 +680,7 @@ static void conn_answered(struct conn *c, bool keep) {
   u64map_del(&h->requests, c->req_id);
   c->req_id = 0;
   c->want_drain = false;
+  conn_stream_release(c);
   memmove(c->in, c->in + c->request_len, c->in_len - c->request_len);
   c->in_len -= c->request_len;
   c->request_len = 0;
@@ -640,6 +702,13 @@ static void conn_answered(struct conn *c, bool keep) {
   }
 }
 
+/* After EOF, the request being handled is the last one if no byte of
+ * another follows it: its answer says "Connection: close". The ones
+ * before it keep the connection, to answer the rest. */
+static bool conn_last_request(const struct conn *c) {
+  return c->peer_eof && c->in_len <= c->request_len;
+}
+
 int httpd_respond(struct httpd *h, uint64_t id, int status,
                   const char *content_type, const char *headers,
                   const void *body, size_t len) {
@@ -647,7 +716,7 @@ int httpd_respond(struct httpd *h, uint64_t id, int status,
   if (c == NULL || c->state == CONN_STREAMING) {
     return SYNOD_ENOTFOUND;
   }
-  bool keep = c->keep_alive && !c->peer_eof && !h->stopping;
+  bool keep = c->keep_alive && !h->stopping && !conn_last_request(c);
   char head[1024];
   size_t hlen =
       answer_head(head, sizeof head, status, content_type, headers, len, keep);
@@ -661,14 +730,43 @@ int httpd_respond(struct httpd *h, uint64_t id, int status,
 
 /* ------------------------------------------------------------- streams */
 
+int httpd_stream_claim(struct httpd *h, uint64_t id, char *errmsg) {
+  struct conn *c = u64map_get(&h->requests, id);
+  if (c == NULL) {
+    errmsg_set(errmsg, "http: request %llu is answered or gone",
+               (unsigned long long)id);
+    return SYNOD_ENOTFOUND;
+  }
+  if (c->stream_slot) {
+    return 0;
+  }
+  if (h->stream_slots >= h->opts.streams_max) {
+    errmsg_set(errmsg,
+               "%u event streams are open here, at most %u (streams_max: "
+               "of %u connections, %u are kept for other requests)",
+               h->stream_slots, h->opts.streams_max, h->opts.connections_max,
+               h->opts.connections_max - h->opts.streams_max);
+    httpd_log_refused(h, c, 503, "event streams at their limit");
+    return SYNOD_EBUSY;
+  }
+  c->stream_slot = true;
+  h->stream_slots++;
+  return 0;
+}
+
 int httpd_stream_start(struct httpd *h, uint64_t id, int status,
                        const char *content_type, const char *headers) {
+  char errmsg[SYNOD_ERRMSG_MAX];
   struct conn *c = u64map_get(&h->requests, id);
   if (c == NULL) {
     return SYNOD_ENOTFOUND;
   }
   if (c->is_head || c->state == CONN_STREAMING) {
     return SYNOD_EINVAL;
+  }
+  int rv = httpd_stream_claim(h, id, errmsg);
+  if (rv != 0) {
+    return rv;
   }
   bool keep = c->http11 && c->keep_alive && !c->peer_eof && !h->stopping;
   char head[1024];
@@ -729,7 +827,7 @@ int httpd_stream_end(struct httpd *h, uint64_t id) {
   if (c->http11 && conn_write(c, last, sizeof last - 1, NULL, 0) != 0) {
     return 0; /* closed: nothing more to end */
   }
-  conn_answered(c, c->keep_alive && !c->peer_eof && !h->stopping);
+  conn_answered(c, c->keep_alive && !h->stopping && !conn_last_request(c));
   return 0;
 }
 
@@ -771,6 +869,9 @@ int httpd_respond_error(struct httpd *h, uint64_t id, int status,
   vsnprintf(msg, sizeof msg, fmt, ap);
   va_end(ap);
   json_escape(msg, esc, sizeof esc);
+  /* JSON is UTF-8: msg may quote a client's bytes, or be cut (by
+   * vsnprintf, by json_escape) in the middle of a character. */
+  utf8_sanitize(esc, strlen(esc));
   int n = snprintf(body, sizeof body, "{\"error\":\"%s\"}\n", esc);
   return httpd_respond(h, id, status, "application/json", NULL, body,
                        (size_t)n < sizeof body ? (size_t)n : sizeof body - 1);
@@ -783,10 +884,15 @@ int httpd_respond_error(struct httpd *h, uint64_t id, int status,
  * client that sends slowly must not keep others out). Connections whose
  * request is being handled are kept. Returns false if none could go. */
 static bool httpd_evict(struct httpd *h, const struct conn *except) {
-  struct conn *idle = NULL, *slow = NULL;
+  struct conn *idle = NULL, *slow = NULL, *gone = NULL;
   for (struct conn *c = h->conns; c != NULL; c = c->next) {
     if (c == except) {
       continue;
+    }
+    /* Its client sent EOF while its request was handled: half-closed and
+     * waiting for the answer, or gone; the last to go. */
+    if (c->state == CONN_HANDLING && c->peer_eof && gone == NULL) {
+      gone = c;
     }
     bool fresh = c->state == CONN_IDLE && !c->served;
     if (c->state == CONN_IDLE && c->served && c->in_len == 0 &&
@@ -797,11 +903,13 @@ static bool httpd_evict(struct httpd *h, const struct conn *except) {
       slow = c;
     }
   }
-  struct conn *victim = idle != NULL ? idle : slow;
+  struct conn *victim = idle != NULL ? idle : slow != NULL ? slow : gone;
   if (victim != NULL) {
     log_debug(h->opts.log_module, "%u connections: closing %s (%s)",
               h->opts.connections_max, victim->remote,
-              victim == idle ? "idle longest" : "slowest request");
+              victim == idle   ? "idle longest"
+              : victim == slow ? "slowest request"
+                               : "its client sent EOF");
     conn_close(victim);
   }
   return victim != NULL;
@@ -887,6 +995,16 @@ static void httpd_options_default(struct httpd_options *o) {
   HTTPD_DEFAULT(idle_timeout_ms, HTTPD_IDLE_TIMEOUT_DEFAULT_MS);
   HTTPD_DEFAULT(out_bytes_max, HTTPD_OUT_MAX_DEFAULT);
 #undef HTTPD_DEFAULT
+  /* Streams are never evicted: without a reserve, connections_max idle
+   * streams would leave every new client a 503, the liveness probe too.
+   * A cap too small for the reserve gives streams half of it. */
+  uint32_t cap = o->connections_max;
+  uint32_t reserve =
+      cap / 8 > HTTPD_STREAMS_RESERVE_MIN ? cap / 8 : HTTPD_STREAMS_RESERVE_MIN;
+  uint32_t streams = cap > 2 * reserve ? cap - reserve : (cap + 1) / 2;
+  if (o->streams_max == 0 || o->streams_max > streams) {
+    o->streams_max = streams;
+  }
   if (o->headers_max > HTTPD_HEADERS_MAX_LIMIT) {
     o->headers_max = HTTPD_HEADERS_MAX_LIMIT;
   }
@@ -976,34 +1094,48 @@ static int hex_value(char ch) {
   return ch >= 'a' && ch <= 'f' ? ch - 'a' + 10 : -1;
 }
 
-bool httpd_url_decode(const char *src, size_t len, char *out, size_t cap) {
+/* Percent-decodes src[0..len) into out (cap bytes, NUL-terminated); with
+ * `plus`, '+' is a space (a query's values). A bad escape or a NUL byte
+ * is reported before a value too long for out: the whole value is read. */
+static enum httpd_query url_decode(const char *src, size_t len, bool plus,
+                                   char *out, size_t cap) {
   size_t k = 0;
+  bool too_long = cap == 0;
   for (size_t i = 0; i < len; i++) {
-    char ch = src[i];
+    char ch = plus && src[i] == '+' ? ' ' : src[i];
     if (ch == '%') {
       int hi = i + 2 < len ? hex_value(src[i + 1]) : -1;
       int lo = hi >= 0 ? hex_value(src[i + 2]) : -1;
       if (hi < 0 || lo < 0) {
-        return false;
+        return HTTPD_QUERY_ESCAPE;
       }
       ch = (char)(hi << 4 | lo);
       i += 2;
     }
-    if (ch == '\0' || k + 1 >= cap) {
-      return false;
+    if (ch == '\0') {
+      return HTTPD_QUERY_NUL;
+    }
+    if (k + 1 >= cap) {
+      too_long = true;
+      continue;
     }
     out[k++] = ch;
   }
-  out[k] = '\0';
-  return cap > 0;
+  if (cap > 0) {
+    out[k] = '\0';
+  }
+  return too_long ? HTTPD_QUERY_TOO_LONG : HTTPD_QUERY_OK;
 }
 
-/* The parameter `key` of the query: its value (not decoded) in *v, *vl.
- * False if absent. */
-static bool query_find(const struct httpd_request *req, const char *key,
-                       const char **v, size_t *vl) {
+bool httpd_url_decode(const char *src, size_t len, char *out, size_t cap) {
+  return url_decode(src, len, false, out, cap) == HTTPD_QUERY_OK;
+}
+
+/* The parameter `key` of the query from p on: its value (not decoded) in
+ * *v, *vl, and where the parameter ends in *next. False if absent. */
+static bool query_find_from(const char *p, const char *end, const char *key,
+                            const char **v, size_t *vl, const char **next) {
   size_t kl = strlen(key);
-  const char *p = req->query, *end = req->query + req->query_len;
   while (p < end) {
     const char *amp = memchr(p, '&', (size_t)(end - p));
     const char *stop = amp != NULL ? amp : end;
@@ -1012,6 +1144,7 @@ static bool query_find(const struct httpd_request *req, const char *key,
     if ((size_t)(kend - p) == kl && memcmp(p, key, kl) == 0) {
       *v = eq != NULL ? eq + 1 : stop;
       *vl = (size_t)(stop - *v);
+      *next = stop;
       return true;
     }
     p = stop + 1;
@@ -1019,24 +1152,43 @@ static bool query_find(const struct httpd_request *req, const char *key,
   return false;
 }
 
+bool httpd_query_raw(const struct httpd_request *req, const char *key,
+                     const char **v, size_t *vl) {
+  const char *next;
+  return query_find_from(req->query, req->query + req->query_len, key, v, vl,
+                         &next);
+}
+
 bool httpd_query_has(const struct httpd_request *req, const char *key) {
   const char *v;
   size_t vl;
-  return query_find(req, key, &v, &vl);
+  return httpd_query_raw(req, key, &v, &vl);
+}
+
+enum httpd_query httpd_query_value(const struct httpd_request *req,
+                                   const char *key, char *out, size_t cap) {
+  const char *v, *next, *v2;
+  size_t vl, vl2;
+  const char *end = req->query + req->query_len;
+  if (cap > 0) {
+    out[0] = '\0';
+  }
+  if (!query_find_from(req->query, end, key, &v, &vl, &next)) {
+    return HTTPD_QUERY_ABSENT;
+  }
+  if (query_find_from(next, end, key, &v2, &vl2, &next)) {
+    return HTTPD_QUERY_REPEATED;
+  }
+  enum httpd_query q = url_decode(v, vl, true, out, cap);
+  if (q != HTTPD_QUERY_OK && cap > 0) {
+    out[0] = '\0'; /* never half a value */
+  }
+  return q;
 }
 
 bool httpd_query_get(const struct httpd_request *req, const char *key,
                      char *out, size_t cap) {
-  const char *v;
-  size_t vl;
-  char tmp[1024];
-  if (!query_find(req, key, &v, &vl) || vl >= sizeof tmp) {
-    return false;
-  }
-  for (size_t i = 0; i < vl; i++) {
-    tmp[i] = v[i] == '+' ? ' ' : v[i];
-  }
-  return httpd_url_decode(tmp, vl, out, cap);
+  return httpd_query_value(req, key, out, cap) == HTTPD_QUERY_OK;
 }
 
 const char *httpd_status_text(int status) {

@@ -9,28 +9,38 @@
  *   - a request head (line and headers) longer than head_bytes_max, or
  *     more than headers_max headers: 431;
  *   - a body longer than body_bytes_max: 413; a chunked body: 501;
- *   - bytes that are not HTTP/1.x: 400;
+ *   - bytes that are not HTTP/1.x, or a header line folded onto the one
+ *     before it (obs-fold, RFC 9112 5.2): 400;
  *   - a request not complete within request_timeout_ms of its first byte
  *     (a client sending a byte a second): 408;
  *   - no new request within idle_timeout_ms on a keep-alive connection:
  *     closed without an answer;
  *   - a client that does not read its answers (out_bytes_max queued, or
- *     nothing written for request_timeout_ms): closed.
+ *     nothing written for request_timeout_ms): closed; and while 1 MiB
+ *     of answers is queued to a connection, its next pipelined requests
+ *     are neither read nor parsed (a stream is bounded by its owner).
  * At most connections_max connections: when one more arrives, the idle
  * keep-alive connection that waited longest is closed to make room, or
  * else the one whose request has been arriving longest (counted from its
  * accept for a connection that has not sent a whole request yet), so
- * slow clients cannot keep others out; if every connection has a request
+ * slow clients cannot keep others out, or else one whose client sent EOF
+ * while its request was handled; if every other connection has a request
  * being handled, the new one gets 503 and is closed.
+ *
+ * EOF from a client ends what it sends, not what it reads (it may have
+ * half-closed after pipelining): the requests already read are answered
+ * and the connection closes once their answers are written. A stream's
+ * EOF closes it at once (its client went away).
  *
  * One request per connection is served at a time; pipelined requests wait
  * in the buffer until the answer to the one before is queued. Every
  * function runs on the loop's thread.
  *
  * Streams (Server-Sent Events): an answer may instead be a stream, opened
- * by httpd_stream_start, written piece by piece (chunked transfer coding
- * for HTTP/1.1; for HTTP/1.0 the body runs until the connection closes)
- * and ended by httpd_stream_end. A streaming connection is not idle:
+ * by httpd_stream_start (at most streams_max at once, fewer than
+ * connections_max: see httpd_stream_claim), written piece by piece (chunked
+ * transfer coding for HTTP/1.1; for HTTP/1.0 the body runs until the connection
+ * closes) and ended by httpd_stream_end. A streaming connection is not idle:
  * neither the keep-alive timeout nor eviction at the cap closes it. It is
  * closed when its client closes or a write fails (close_cb tells the
  * owner), or when bytes have been queued to it and none could be written
@@ -90,9 +100,13 @@ typedef void (*httpd_drain_cb)(void *arg, uint64_t id);
 
 struct httpd_options {
   uv_loop_t *loop;
-  const char *listen_address;  /* "ip:port"; port 0 picks one */
-  const char *log_module;      /* log lines' module [http] */
-  uint32_t connections_max;    /* [256] */
+  const char *listen_address; /* "ip:port"; port 0 picks one */
+  const char *log_module;     /* log lines' module [http] */
+  uint32_t connections_max;   /* [256] */
+  /* Streams at once: at most connections_max less a reserve of 16, or
+   * of an eighth of connections_max if more (half the cap when it is too
+   * small for that) [the most allowed: 224 of 256]. */
+  uint32_t streams_max;
   uint32_t line_bytes_max;     /* request line [4096] */
   uint32_t head_bytes_max;     /* request line and headers [16384] */
   uint32_t headers_max;        /* [64] */
@@ -137,12 +151,24 @@ int httpd_respond_error(struct httpd *h, uint64_t id, int status,
                         const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
 
+/* Claims one of the streams_max stream slots for request `id`, before
+ * the owner starts the work its stream needs (a subscription): streams
+ * are never evicted, so they may not take every connection; the slots
+ * left keep room for probes and plain requests. The slot is the
+ * request's until it is answered, its stream ends or its connection
+ * closes; claiming again is a no-op. Returns 0, SYNOD_ENOTFOUND (no such
+ * request) or SYNOD_EBUSY (every slot taken: errmsg, SYNOD_ERRMSG_MAX
+ * bytes, names the limit; answer the request, with 503). */
+int httpd_stream_claim(struct httpd *h, uint64_t id, char *errmsg);
+
 /* Starts a streamed answer to request `id`: the status line and headers
  * (content_type, `headers` as for httpd_respond, Cache-Control: no-store)
  * without a length. Not for a HEAD request (answer that with
- * httpd_respond). Returns 0, SYNOD_ENOTFOUND (answered already, or the
- * connection is gone), SYNOD_EINVAL (a HEAD request, or already
- * streaming) or SYNOD_ENOMEM (the connection is closed). */
+ * httpd_respond). Claims a stream slot if the request has none. Returns
+ * 0, SYNOD_ENOTFOUND (answered already, or the connection is gone),
+ * SYNOD_EINVAL (a HEAD request, or already streaming), SYNOD_EBUSY (no
+ * stream slot: nothing was sent, answer it) or SYNOD_ENOMEM (the
+ * connection is closed). */
 int httpd_stream_start(struct httpd *h, uint64_t id, int status,
                        const char *content_type, const char *headers);
 
@@ -187,14 +213,33 @@ const char *httpd_header(const struct httpd_request *req, const char *name,
 /* True if the method is `m` (e.g. "GET"); HEAD counts as GET. */
 bool httpd_method_is(const struct httpd_request *req, const char *m);
 
-/* Copies the query parameter `key` (percent-decoded) into out (cap bytes,
- * NUL-terminated). Returns true if present; "" for a key without '='.
- * False also for a value that does not decode or fit: httpd_query_has
- * tells the two apart. */
+/* What httpd_query_value found for a query parameter. */
+enum httpd_query {
+  HTTPD_QUERY_ABSENT,   /* the query does not name it */
+  HTTPD_QUERY_OK,       /* its value, decoded, is in out */
+  HTTPD_QUERY_ESCAPE,   /* a '%' without two hex digits after it */
+  HTTPD_QUERY_NUL,      /* it decodes to a NUL byte (%00) */
+  HTTPD_QUERY_TOO_LONG, /* it decodes to cap bytes or more */
+  HTTPD_QUERY_REPEATED, /* the query names it more than once */
+};
+
+/* Copies the query parameter `key`, percent-decoded ('+' is a space),
+ * into out (cap bytes, NUL-terminated; "" for a key without '=', and
+ * for anything but HTTPD_QUERY_OK). A value that is present but cannot
+ * be used says why: a caller must answer it as bad input, never take it
+ * for an absent parameter. */
+enum httpd_query httpd_query_value(const struct httpd_request *req,
+                                   const char *key, char *out, size_t cap);
+
+/* httpd_query_value(...) == HTTPD_QUERY_OK. */
 bool httpd_query_get(const struct httpd_request *req, const char *key,
                      char *out, size_t cap);
 /* True if the query names `key`, whatever its value. */
 bool httpd_query_has(const struct httpd_request *req, const char *key);
+/* The first value of `key` as sent (not decoded), in *v and *vl (borrows
+ * the request); false if absent. For messages about a bad value. */
+bool httpd_query_raw(const struct httpd_request *req, const char *key,
+                     const char **v, size_t *vl);
 
 /* Percent-decodes src[0..len) into out (cap bytes, NUL-terminated).
  * Returns false on a bad escape, a NUL byte, or no room. */

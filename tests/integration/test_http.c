@@ -231,10 +231,207 @@ static void check_elections(struct cluster *c) {
         "no leader: %s", body);
   CHECK(http_get(c->nodes[0].http, "/leader/a%zz", body, sizeof body) == 400,
         "bad escape: %s", body);
+  /* A query parameter given but not decoded is a 400 naming it, never
+   * read as absent (a linearizable read instead of ?stale, no cluster). */
+  static const struct {
+    const char *path, *param;
+  } undecoded[] = {
+      {"/leader/sched?stale=%zz", "stale"},
+      {"/v1/elections/sched?stale=%00", "stale"},
+      {"/leader/sched?stale=maybe", "stale"},
+      {"/v1/status?limit=%zz", "limit"},
+      {"/v1/status?cluster=%zz", "cluster"},
+      {"/v1/status?limit=1&limit=2", "limit"},
+      {"/v1/status?limit=%2B5", "0 to 10000"},
+      {"/v1/status?limit=+5", "0 to 10000"},
+      {"/v1/status?limit=10001", "0 to 10000"},
+  };
+  for (size_t k = 0; k < sizeof undecoded / sizeof undecoded[0]; k++) {
+    json_t *j = http_json(c->nodes[k % 3].http, undecoded[k].path, 400);
+    const char *msg = json_string_value(json_object_get(j, "message"));
+    CHECK(msg != NULL && strstr(msg, undecoded[k].param) != NULL,
+          "%s: the message names %s", undecoded[k].path, undecoded[k].param);
+    json_decref(j);
+  }
   kill(pid, SIGTERM);
   test_wait(pid, 10000, "synodctl elect");
   check_leader_everywhere(c, "");
   printf("ok elections\n");
+}
+
+/* ------------------------------------------------- messages as UTF-8 */
+
+/* `request` on a new connection must answer `want` with a JSON body
+ * (jansson refuses one that is not UTF-8) that has "error" and, unless it
+ * is the server's own, "message". */
+static void check_json_error(const char *address, const char *request, int want,
+                             const char *what) {
+  static char body[1 << 16];
+  int status = http_raw(address, request, body, sizeof body);
+  json_error_t e;
+  json_t *j = json_loads(body, 0, &e);
+  CHECK(status == want, "%s: %d, want %d: %s", what, status, want, body);
+  CHECK(j != NULL && json_is_string(json_object_get(j, "error")),
+        "%s: not a JSON error (%s): %s", what, j == NULL ? e.text : "", body);
+  json_decref(j);
+}
+
+/* Error messages quote names and bytes that clients sent, cut by byte
+ * counts ("%.64s" of a name in the state machine, "%.*s" at 128 bytes
+ * of a key): a character cut in two, or a byte that is not UTF-8, must
+ * still give the error (JSON is UTF-8), not 500 "out of memory", and an
+ * error event of a stream must keep its JSON. */
+static void check_utf8_messages(struct cluster *c, int leader) {
+  const char *http = c->nodes[leader].http;
+  char key[700] = "a", chan[300] = "a", req[2048];
+  for (int i = 0; i < 100; i++) {
+    strcat(key, "%C3%A9"); /* é */
+  }
+  for (int i = 0; i < 40; i++) {
+    strcat(chan, "%C3%A9");
+  }
+  snprintf(req, sizeof req, "GET /v1/keys/%s HTTP/1.1\r\n\r\n", key);
+  check_json_error(http, req, 404, "a missing key of 201 bytes");
+  snprintf(req, sizeof req,
+           "PUT /v1/keys/%s HTTP/1.1\r\nContent-Length: 1\r\n"
+           "Connection: close\r\n\r\nv",
+           key);
+  char body[4096];
+  CHECK(http_raw(http, req, body, sizeof body) == 200, "put: %s", body);
+  snprintf(req, sizeof req,
+           "PUT /v1/keys/%s?if_version=0 HTTP/1.1\r\nContent-Length: 1\r\n"
+           "\r\nv",
+           key);
+  check_json_error(http, req, 412, "a create-only put of a key that exists");
+  static const char *const paths[] = {
+      "GET /v1/channels/%s", "GET /v1/groups/%s", "POST /v1/groups/%s/messages",
+      "GET /v1/channels/%s?stream=1&known=1"};
+  for (size_t i = 0; i < sizeof paths / sizeof paths[0]; i++) {
+    char line[512];
+    snprintf(line, sizeof line, paths[i], chan);
+    snprintf(req, sizeof req, "%s HTTP/1.1\r\nContent-Length: 1\r\n\r\nx",
+             line);
+    check_json_error(http, req, 404, paths[i]);
+  }
+  static const struct {
+    const char *request;
+    int want;
+  } raw[] = {
+      {"GET /v1/channels/x?stream=1 HTTP/1.1\r\nLast-Event-ID: \xff\r\n\r\n",
+       400},
+      {"PUT /v1/keys/k HTTP/1.1\r\nIf-Match: \xff\r\nContent-Length: "
+       "1\r\n\r\nv",
+       400},
+      {"GET /v1/keys/k?\xff=1 HTTP/1.1\r\n\r\n", 400},
+      {"GET /v1/channels/\xff%zz HTTP/1.1\r\n\r\n", 400},
+      {"GET /nosuch\xff HTTP/1.1\r\n\r\n", 404},
+  };
+  for (size_t i = 0; i < sizeof raw / sizeof raw[0]; i++) {
+    check_json_error(http, raw[i].request, raw[i].want, raw[i].request);
+  }
+  /* A stream from below the window of a channel whose name the message
+   * cuts: an `event: error` with the error as JSON. */
+  struct synod_options o;
+  struct synod_client *cl;
+  struct synod_channel_limits lim = {.max_messages = 1};
+  char name[128] = "a";
+  for (int i = 0; i < 40; i++) {
+    strcat(name, "\xc3\xa9");
+  }
+  synod_options_init(&o);
+  o.endpoints = c->endpoints;
+  OK(synod_client_new(&o, &cl));
+  OK(synod_channel_create(cl, name, &lim, 0, NULL));
+  synod_client_free(cl);
+  for (int i = 0; i < 3; i++) {
+    snprintf(req, sizeof req,
+             "POST /v1/channels/%s HTTP/1.1\r\nContent-Length: 1\r\n"
+             "Connection: close\r\n\r\nm",
+             chan);
+    CHECK(http_raw(http, req, body, sizeof body) == 200, "publish: %s", body);
+  }
+  snprintf(req, sizeof req,
+           "GET /v1/channels/%s?stream=1&from=1 HTTP/1.1\r\n"
+           "Connection: close\r\n\r\n",
+           chan);
+  CHECK(
+      http_raw(http, req, body, sizeof body) == 200 &&
+          strstr(body, "event: error\ndata: {\"error\":\"SYNOD_ECOMPACTED\"") !=
+              NULL,
+      "a stream below the window: %s", body);
+  printf("ok error messages are UTF-8 JSON whatever they quote\n");
+}
+
+/* A method a route does not take is 405 with a JSON error on every
+ * route, whatever bytes the method holds (it is quoted in the message). */
+static void check_not_allowed(struct cluster *c) {
+  static const char *const paths[] = {
+      "/v1/channels/x", "/v1/channels",   "/v1/groups/g",
+      "/v1/groups",     "/v1/keys/k",     "/v1/txn",
+      "/v1/sessions",   "/v1/sessions/1", "/healthz"};
+  static const char *const methods[] = {"G\"E\\T", "PATCH", "\xff\xfe"};
+  char req[256];
+  for (size_t m = 0; m < sizeof methods / sizeof methods[0]; m++) {
+    for (size_t i = 0; i < sizeof paths / sizeof paths[0]; i++) {
+      snprintf(req, sizeof req, "%s %s HTTP/1.1\r\n\r\n", methods[m], paths[i]);
+      check_json_error(c->nodes[i % 3].http, req, 405, req);
+    }
+  }
+  printf("ok 405 on every route, as JSON\n");
+}
+
+/* Event streams are never evicted, so 256 idle ones used to take every
+ * connection and leave /healthz (the liveness probe) a 503. They may
+ * take 224 of the 256 now: the rest are refused with a 503 naming the
+ * limit, and /healthz and plain requests are still answered. */
+static void check_streams_leave_room(struct cluster *c, int target) {
+  const char *http = c->nodes[target].http;
+  char body[4096];
+  CHECK(http_raw(http,
+                 "POST /v1/channels/ticks HTTP/1.1\r\nContent-Length: 1\r\n"
+                 "Connection: close\r\n\r\nt",
+                 body, sizeof body) == 200,
+        "publish: %s", body);
+  static int fds[256];
+  int ok = 0, refused = 0;
+  for (int i = 0; i < 256; i++) {
+    static const char req[] = "GET /v1/channels/ticks?stream=1 HTTP/1.1\r\n"
+                              "Host: x\r\n\r\n";
+    fds[i] = tcp_connect(http, 5);
+    CHECK(fds[i] >= 0, "connect %d: %s", i, strerror(errno));
+    CHECK(send(fds[i], req, sizeof req - 1, MSG_NOSIGNAL) ==
+              (ssize_t)sizeof req - 1,
+          "send");
+    char head[4096];
+    size_t len = 0;
+    while (len < sizeof head - 1) {
+      ssize_t r = recv(fds[i], head + len, sizeof head - 1 - len, 0);
+      CHECK(r > 0, "stream %d: no answer", i);
+      len += (size_t)r;
+      head[len] = '\0';
+      if (strstr(head, "\r\n\r\n") != NULL &&
+          (strncmp(head, "HTTP/1.1 200", 12) == 0 ||
+           strstr(head, "streams_max") != NULL)) {
+        break;
+      }
+    }
+    ok += strncmp(head, "HTTP/1.1 200", 12) == 0;
+    refused += strncmp(head, "HTTP/1.1 503", 12) == 0 &&
+               strstr(head, "at most 224") != NULL;
+  }
+  CHECK(ok == 224 && refused == 32, "256 streams: %d opened, %d refused", ok,
+        refused);
+  static char metrics[1 << 20];
+  for (int i = 0; i < 20; i++) {
+    json_decref(http_json(http, "/healthz", 200));
+    json_decref(http_json(http, "/readyz", 200));
+    CHECK(http_get(http, "/metrics", metrics, sizeof metrics) == 200,
+          "/metrics beside 224 streams");
+  }
+  for (int i = 0; i < 256; i++) {
+    close(fds[i]);
+  }
+  printf("ok 256 streams: 224 opened, 32 refused; /healthz answered\n");
 }
 
 /* ----------------------------------------------------------- bad input */
@@ -365,6 +562,9 @@ int main(void) {
   check_probes(&c);
   check_status(&c, leader);
   check_elections(&c);
+  check_utf8_messages(&c, leader);
+  check_not_allowed(&c);
+  check_streams_leave_room(&c, leader);
   check_bad_input(&c, (leader + 1) % 3);
   cluster_stop(&c);
   printf("ok http\n");

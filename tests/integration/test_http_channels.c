@@ -559,6 +559,33 @@ static void scenario_recreated(struct synod_client *cl) {
   json_decref(http_json("GET", c.nodes[f].http,
                         "/v1/channels/again?stream=1&from=%zz", NULL, NULL, 0,
                         400));
+  /* Given but not decoded is never read as absent (which would be the
+   * channel's info, the default page, or an unpinned stream): 400 naming
+   * the parameter. */
+  static const struct {
+    const char *path, *param;
+  } undecoded[] = {
+      {"/v1/channels/again?stream=%zz", "stream"},
+      {"/v1/channels/again?stream=maybe", "stream"},
+      {"/v1/channels/again?stale=%zz", "stale"},
+      {"/v1/channels/again?stream=1&known=%00", "known"},
+      {"/v1/channels/again?stream=1&known=1&known=2", "known"},
+      {"/v1/channels?limit=%zz", "limit"},
+      {"/v1/channels?after=%zz", "after"},
+      {"/v1/channels?stale=%zz", "stale"},
+      {"/v1/channels?limit=%2B5", "1 to 100000"},
+      {"/v1/channels?limit=+5", "1 to 100000"},
+      {"/v1/channels?limit=0x10", "1 to 100000"},
+  };
+  for (size_t k = 0; k < sizeof undecoded / sizeof undecoded[0]; k++) {
+    json_t *j = http_json("GET", c.nodes[f].http, undecoded[k].path, NULL, NULL,
+                          0, 400);
+    CHECK(strcmp(jstr(j, "error"), "SYNOD_EINVAL") == 0 &&
+              strstr(jstr(j, "message"), undecoded[k].param) != NULL,
+          "%s: the message names %s: %s", undecoded[k].path, undecoded[k].param,
+          jstr(j, "message"));
+    json_decref(j);
+  }
   printf("ok known: a pinned stream is refused (404) after its channel was "
          "created again, reads the new one pinned to it\n");
 }

@@ -371,6 +371,53 @@ static void scenario_bad_input(void) {
   }
   snprintf(path, sizeof path, "/v1/groups/%s/messages", longname);
   json_decref(http_req(&c, "POST", l, path, NULL, "x", 400));
+  /* A query parameter that is given but does not decode (a bad escape,
+   * %00, too long, given twice) is a 400 naming it, never read as absent:
+   * ?to=%zz would otherwise be a message to every member. */
+  char to_long[sizeof longname + 32], in_session[160];
+  snprintf(to_long, sizeof to_long, "/v1/groups/g/messages?to=%s", longname);
+  snprintf(in_session, sizeof in_session,
+           "/v1/groups/g/messages?session=%" PRIu64 "&sequence=%" PRIu64
+           "&from=%%zz",
+           sess_a, seq_a + 1);
+  struct {
+    const char *method, *path, *header, *param;
+  } undecoded[] = {
+      {"POST", "/v1/groups/g/messages?to=%zz", NULL, "to"},
+      {"POST", "/v1/groups/g/messages?to=%00", NULL, "to"},
+      {"POST", "/v1/groups/g/messages?to=bo%2", NULL, "to"},
+      {"POST", to_long, NULL, "to"},
+      {"POST", "/v1/groups/g/messages?to=bob&to=carol", NULL, "to"},
+      {"POST", in_session, NULL, "from"},
+      {"POST", "/v1/groups/g/messages?message_id=id%zz", NULL, "message_id"},
+      {"POST", "/v1/groups/g/messages?message_id=m9", "Idempotency-Key: m9",
+       "message_id"},
+      {"GET", "/v1/groups/g?watch&member=%zz", NULL, "member"},
+      {"GET", "/v1/groups/g?watch&from=%zz", NULL, "from"},
+      {"GET", "/v1/groups/g?watch=%zz", NULL, "watch"},
+      {"GET", "/v1/groups/g?watch=maybe", NULL, "watch"},
+      {"GET", "/v1/groups/g?stale=%zz", NULL, "stale"},
+      {"GET", "/v1/groups?limit=%zz", NULL, "limit"},
+      {"GET", "/v1/groups?after=%zz", NULL, "after"},
+      {"GET", "/v1/groups?stale=%00", NULL, "stale"},
+      /* A limit is digits only, 1 to 100000, the range in the message. */
+      {"GET", "/v1/groups?limit=%2B5", NULL, "1 to 100000"},
+      {"GET", "/v1/groups?limit=+5", NULL, "1 to 100000"}, /* " 5" */
+      {"GET", "/v1/groups?limit=5%20", NULL, "1 to 100000"},
+      {"GET", "/v1/groups?limit=-1", NULL, "1 to 100000"},
+      {"GET", "/v1/groups?limit=0", NULL, "1 to 100000"},
+      {"GET", "/v1/groups?limit=100001", NULL, "1 to 100000"},
+      {"GET", "/v1/groups?limit=", NULL, "1 to 100000"},
+  };
+  for (size_t k = 0; k < sizeof undecoded / sizeof undecoded[0]; k++) {
+    json_t *j = http_req(&c, undecoded[k].method, (int)k % c.n,
+                         undecoded[k].path, undecoded[k].header, "x", 400);
+    CHECK(strcmp(jstr(j, "error"), "SYNOD_EINVAL") == 0 &&
+              strstr(jstr(j, "message"), undecoded[k].param) != NULL,
+          "%s %.60s: the message names %s: %s", undecoded[k].method,
+          undecoded[k].path, undecoded[k].param, jstr(j, "message"));
+    json_decref(j);
+  }
   snprintf(path, sizeof path,
            "/v1/groups/g/members/%s?session=%" PRIu64 "&sequence=%" PRIu64,
            longname, sess_a, ++seq_a);
@@ -386,7 +433,8 @@ static void scenario_bad_input(void) {
   json_decref(before);
   json_decref(after);
   printf("  bad input: %zu cases answered 4xx, nothing changed\n",
-         sizeof cases / sizeof cases[0] + 4);
+         sizeof cases / sizeof cases[0] +
+             sizeof undecoded / sizeof undecoded[0] + 4);
 }
 
 /* The last members leave: the stream ends with a clear event. */

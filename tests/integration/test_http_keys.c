@@ -704,6 +704,56 @@ static void scenario_bad_input(void) {
           cases[i].method, cases[i].path);
     json_decref(j);
   }
+  /* A session's ttl or name that is given but bad is a 400 naming it,
+   * never the default (ttl 0 included: 1 s to 5 min, as libsynod's
+   * SessionOpen is refused outside it; leaving ttl out is the default). */
+  char digits70[128], name300[400];
+  snprintf(digits70, sizeof digits70, "/v1/sessions?ttl=%070d", 7);
+  snprintf(name300, sizeof name300, "/v1/sessions?ttl=5s&name=%0300d", 7);
+  json_t *st = http_req(&c, "GET", l, "/v1/status", NULL, NULL, 200);
+  int64_t sessions = jint(json_object_get(st, "sessions"), "total");
+  json_decref(st);
+  static const struct {
+    const char *path, *body, *error, *field;
+  } bad_open[] = {
+      {"/v1/sessions?ttl=%zz", NULL, "SYNOD_EINVAL", "ttl"},
+      {"/v1/sessions?ttl=1%", NULL, "SYNOD_EINVAL", "ttl"},
+      {NULL, NULL, "SYNOD_EINVAL", "ttl"}, /* digits70 */
+      {"/v1/sessions?ttl=0", NULL, "SYNOD_ERANGE", "ttl"},
+      {"/v1/sessions?ttl=0s", NULL, "SYNOD_ERANGE", "ttl"},
+      {"/v1/sessions?ttl=10m", NULL, "SYNOD_ERANGE", "ttl"},
+      {"/v1/sessions?ttl=999ms", NULL, "SYNOD_ERANGE", "ttl"},
+      {"/v1/sessions?ttl=+5s", NULL, "SYNOD_EINVAL", "ttl"},
+      {"/v1/sessions?ttl=5s&ttl=6s", NULL, "SYNOD_EINVAL", "ttl"},
+      {"/v1/sessions?ttl=5s&name=%00x", NULL, "SYNOD_EINVAL", "name"},
+      {"/v1/sessions?ttl=5s&name=%zz", NULL, "SYNOD_EINVAL", "name"},
+      {"/v1/sessions?ttl=5s&name=", NULL, "SYNOD_EINVAL", "name"},
+      {NULL, NULL, "SYNOD_EINVAL", "name"}, /* name300 */
+      {"/v1/sessions", "{\"ttl\": 0}", "SYNOD_ERANGE", "ttl"},
+      {"/v1/sessions", "{\"ttl\": \"0ms\"}", "SYNOD_ERANGE", "ttl"},
+      {"/v1/sessions", "{\"ttl_ms\": 0}", "SYNOD_ERANGE", "ttl"},
+      {"/v1/sessions", "{\"ttl_ms\": 300001}", "SYNOD_ERANGE", "ttl"},
+      {"/v1/sessions", "{\"name\": \"\"}", "SYNOD_EINVAL", "name"},
+      {"/v1/sessions?name=a", "{\"name\": \"b\"}", "SYNOD_EINVAL", "name"},
+  };
+  for (size_t i = 0; i < sizeof bad_open / sizeof bad_open[0]; i++) {
+    const char *p = bad_open[i].path != NULL ? bad_open[i].path
+                    : i == 2                 ? digits70
+                                             : name300;
+    json_t *j =
+        http_req(&c, "POST", (int)(i % c.n), p, NULL, bad_open[i].body, 400);
+    CHECK(strcmp(jstr(j, "error"), bad_open[i].error) == 0 &&
+              strstr(jstr(j, "message"), bad_open[i].field) != NULL,
+          "POST %.60s %s: %s %s, want %s naming %s", p,
+          bad_open[i].body != NULL ? bad_open[i].body : "", jstr(j, "error"),
+          jstr(j, "message"), bad_open[i].error, bad_open[i].field);
+    json_decref(j);
+  }
+  st = http_req(&c, "GET", l, "/v1/status", NULL, NULL, 200);
+  CHECK(jint(json_object_get(st, "sessions"), "total") <= sessions,
+        "a refused open opened a session: %" PRId64 " then %" PRId64, sessions,
+        jint(json_object_get(st, "sessions"), "total"));
+  json_decref(st);
   /* A key of 513 bytes, and a value over 64 KiB. */
   char path[700] = "/v1/keys/";
   memset(path + strlen(path), 'k', 513);
@@ -726,7 +776,8 @@ static void scenario_bad_input(void) {
         "bad input changed the store: revision %" PRId64 " then %" PRId64, rev,
         revision(l));
   printf("ok bad input: %zu bad requests answered 4xx, nothing changed\n",
-         sizeof cases / sizeof cases[0] + 3);
+         sizeof cases / sizeof cases[0] + sizeof bad_open / sizeof bad_open[0] +
+             3);
 }
 
 /* A request to the running replicas in turn until one answers other

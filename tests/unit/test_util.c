@@ -1,7 +1,8 @@
 /* Utilities: error messages with context, the u64 hash map, latency
- * histograms. */
+ * histograms, UTF-8 repair. */
 #include <check.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -9,6 +10,7 @@
 #include "histogram.h"
 #include "log.h"
 #include "u64map.h"
+#include "utf8.h"
 
 START_TEST(errmsg_wrap_prefixes_context) {
   char buf[SYNOD_ERRMSG_MAX];
@@ -207,6 +209,40 @@ START_TEST(histogram_merge_adds_buckets_count_and_sum) {
 }
 END_TEST
 
+/* The repaired text, and that it is now valid UTF-8. */
+static const char *sanitized(const char *in, char *buf, size_t cap) {
+  snprintf(buf, cap, "%s", in);
+  size_t n = utf8_sanitize(buf, strlen(buf));
+  ck_assert_uint_eq(n, strlen(buf));
+  ck_assert(utf8_valid(buf, n, NULL));
+  return buf;
+}
+
+START_TEST(utf8_sanitize_replaces_bad_bytes_and_drops_a_cut_tail) {
+  char b[64];
+  ck_assert_str_eq(sanitized("plain", b, sizeof b), "plain");
+  ck_assert_str_eq(sanitized("caf\xc3\xa9 \xe2\x82\xac", b, sizeof b),
+                   "caf\xc3\xa9 \xe2\x82\xac"); /* valid: unchanged */
+  ck_assert_str_eq(sanitized("a\xff"
+                             "b",
+                             b, sizeof b),
+                   "a?b");
+  ck_assert_str_eq(sanitized("\x80\xbf", b, sizeof b), "??"); /* lone tails */
+  ck_assert_str_eq(sanitized("\xc0\xaf", b, sizeof b), "??"); /* overlong */
+  ck_assert_str_eq(sanitized("\xed\xa0\x80", b, sizeof b),
+                   "???"); /* surrogate */
+  ck_assert_str_eq(sanitized("\xf4\x90\x80\x80", b, sizeof b), "????");
+  ck_assert_str_eq(sanitized("\xc3x", b, sizeof b), "?x"); /* lead, no tail */
+  /* A character cut in two by a byte count, as "%.4s" of "ab\xc3\xa9\xc3\xa9"
+   * does: the half at the end goes. */
+  ck_assert_str_eq(sanitized("ab\xc3\xa9\xc3", b, sizeof b), "ab\xc3\xa9");
+  ck_assert_str_eq(sanitized("x\xe2\x82", b, sizeof b), "x");
+  ck_assert_str_eq(sanitized("\xf0\x9f\x98", b, sizeof b), "");
+  /* Cut in the middle, not at the end: each byte is replaced. */
+  ck_assert_str_eq(sanitized("\xe2\x82 y", b, sizeof b), "?? y");
+}
+END_TEST
+
 static Suite *util_suite(void) {
   Suite *s = suite_create("util");
   TCase *tc = tcase_create("util");
@@ -220,6 +256,7 @@ static Suite *util_suite(void) {
   tcase_add_test(tc, histogram_write_is_cumulative_in_seconds_ending_in_inf);
   tcase_add_test(tc, histogram_write_without_labels_has_no_empty_braces);
   tcase_add_test(tc, histogram_merge_adds_buckets_count_and_sum);
+  tcase_add_test(tc, utf8_sanitize_replaces_bad_bytes_and_drops_a_cut_tail);
   suite_add_tcase(s, tc);
   return s;
 }
