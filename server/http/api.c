@@ -190,6 +190,32 @@ bool api_query_count(struct http_api *api, const struct httpd_request *req,
   return true;
 }
 
+bool api_query_only(struct http_api *api, const struct httpd_request *req,
+                    const char *const *names) {
+  unsigned seen = 0;
+  const char *p = req->query, *end = req->query + req->query_len;
+  while (p < end) {
+    const char *amp = memchr(p, '&', (size_t)(end - p));
+    const char *stop = amp != NULL ? amp : end;
+    const char *eq = memchr(p, '=', (size_t)(stop - p));
+    size_t kl = (size_t)((eq != NULL ? eq : stop) - p);
+    unsigned i = 0;
+    while (names[i] != NULL &&
+           !(strlen(names[i]) == kl && memcmp(names[i], p, kl) == 0)) {
+      i++;
+    }
+    if (kl > 0 && (names[i] == NULL || (seen >> i & 1))) {
+      api_respond_code(api, req->id, SYNOD_EINVAL, 0,
+                       "query parameter '%.*s' is unknown here or repeated",
+                       (int)(kl < 64 ? kl : 64), p);
+      return false;
+    }
+    seen |= kl > 0 ? 1u << i : 0;
+    p = stop + 1;
+  }
+  return true;
+}
+
 bool api_page_args(struct http_api *api, const struct httpd_request *req,
                    char *after, uint32_t *limit) {
   uint64_t n = 0;

@@ -361,6 +361,14 @@ static bool api_wants_stream(struct http_api *api,
   return true;
 }
 
+/* The query parameters of each route: any other is a 400 (a message id
+ * given as ?message_id to a publish would otherwise be ignored, and a
+ * retry append twice). */
+static const char *const list_params[] = {"after", "limit", "stale", NULL};
+static const char *const info_params[] = {"stale", "stream", NULL};
+static const char *const stream_params[] = {"stream", "from", "known", NULL};
+static const char *const no_params[] = {NULL};
+
 void api_channels_request(struct http_api *api,
                           const struct httpd_request *req) {
   const char *raw;
@@ -368,7 +376,9 @@ void api_channels_request(struct http_api *api,
   char name[API_NAME_MAX];
   if (api_path_is(req, "/v1/channels")) {
     if (httpd_method_is(req, "GET")) {
-      api_list(api, req);
+      if (api_query_only(api, req, list_params)) {
+        api_list(api, req);
+      }
     } else {
       api_respond_not_allowed(api, req, "GET, HEAD");
     }
@@ -384,14 +394,20 @@ void api_channels_request(struct http_api *api,
   }
   bool stream;
   if (httpd_method_is(req, "POST")) {
-    api_publish(api, req, name);
+    if (api_query_only(api, req, no_params)) {
+      api_publish(api, req, name);
+    }
   } else if (httpd_method_is(req, "GET") &&
              !api_wants_stream(api, req, &stream)) {
     return;
   } else if (httpd_method_is(req, "GET") && stream) {
-    api_subscribe(api, req, name);
+    if (api_query_only(api, req, stream_params)) {
+      api_subscribe(api, req, name);
+    }
   } else if (httpd_method_is(req, "GET")) {
-    api_info(api, req, name);
+    if (api_query_only(api, req, info_params)) {
+      api_info(api, req, name);
+    }
   } else {
     api_respond_not_allowed(api, req, "GET, HEAD, POST");
   }

@@ -688,13 +688,24 @@ static bool segment(struct http_api *api, const struct httpd_request *req,
   return true;
 }
 
+/* The query parameters of each route: any other is a 400. */
+static const char *const list_params[] = {"after", "limit", "stale", NULL};
+static const char *const view_params[] = {"stale", "watch", NULL};
+static const char *const watch_params[] = {"watch", "from", "known", "member",
+                                           NULL};
+static const char *const send_params[] = {"to",      "from",     "message_id",
+                                          "session", "sequence", NULL};
+static const char *const member_params[] = {"session", "sequence", NULL};
+
 void api_groups_request(struct http_api *api, const struct httpd_request *req) {
   const char *raw;
   size_t raw_len;
   char name[API_NAME_MAX], member[API_MEMBER_MAX + 1];
   if (api_path_is(req, "/v1/groups")) {
     if (httpd_method_is(req, "GET")) {
-      api_group_list(api, req);
+      if (api_query_only(api, req, list_params)) {
+        api_group_list(api, req);
+      }
     } else {
       api_respond_not_allowed(api, req, "GET, HEAD");
     }
@@ -714,15 +725,21 @@ void api_groups_request(struct http_api *api, const struct httpd_request *req) {
     if (httpd_method_is(req, "GET") && !wants_stream(api, req, &stream)) {
       return;
     } else if (httpd_method_is(req, "GET") && stream) {
-      group_watch(api, req, name);
+      if (api_query_only(api, req, watch_params)) {
+        group_watch(api, req, name);
+      }
     } else if (httpd_method_is(req, "GET")) {
-      api_group_view(api, req, name);
+      if (api_query_only(api, req, view_params)) {
+        api_group_view(api, req, name);
+      }
     } else {
       api_respond_not_allowed(api, req, "GET, HEAD");
     }
   } else if (rest_len == 9 && memcmp(rest, "/messages", 9) == 0) {
     if (httpd_method_is(req, "POST")) {
-      api_group_send(api, req, name);
+      if (api_query_only(api, req, send_params)) {
+        api_group_send(api, req, name);
+      }
     } else {
       api_respond_not_allowed(api, req, "POST");
     }
@@ -732,8 +749,11 @@ void api_groups_request(struct http_api *api, const struct httpd_request *req) {
                  rest_len - (sizeof members - 1), member, sizeof member)) {
       return;
     }
-    if (httpd_method_is(req, "PUT") || httpd_method_is(req, "DELETE")) {
+    if ((httpd_method_is(req, "PUT") || httpd_method_is(req, "DELETE")) &&
+        api_query_only(api, req, member_params)) {
       group_membership(api, req, name, member, httpd_method_is(req, "PUT"));
+    } else if (httpd_method_is(req, "PUT") || httpd_method_is(req, "DELETE")) {
+      return;
     } else {
       api_respond_not_allowed(api, req, "PUT, DELETE");
     }

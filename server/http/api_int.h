@@ -90,6 +90,12 @@ Synod__Response *api_response_of(struct http_api *api, uint64_t request_id,
 bool api_query_arg(struct http_api *api, const struct httpd_request *req,
                    const char *key, char *out, size_t cap, bool *present);
 
+/* Whether the query names only parameters of `names` (NULL-ended, at
+ * most 32), each once: a misspelt or unknown one (?To=bob) is a 400, not
+ * ignored (a send would go to every member). False after answering. */
+bool api_query_only(struct http_api *api, const struct httpd_request *req,
+                    const char *const *names);
+
 /* A flag of the query into *on: absent (false), "", "1" or "true"
  * (true), "0" or "false" (false). False after answering 400 for any
  * other value (api_query_arg). */

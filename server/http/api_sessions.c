@@ -102,34 +102,6 @@ static bool parse_ttl_ms(const char *s, uint64_t *out) {
   return true;
 }
 
-/* True if every query parameter is one of `names`, each at most once;
- * else answers 400. */
-static bool only_params(struct http_api *api, const struct httpd_request *req,
-                        const char *const *names) {
-  unsigned seen = 0;
-  const char *p = req->query, *end = req->query + req->query_len;
-  while (p < end) {
-    const char *amp = memchr(p, '&', (size_t)(end - p));
-    const char *stop = amp != NULL ? amp : end;
-    const char *eq = memchr(p, '=', (size_t)(stop - p));
-    size_t kl = (size_t)((eq != NULL ? eq : stop) - p);
-    unsigned i = 0;
-    while (names[i] != NULL &&
-           !(strlen(names[i]) == kl && memcmp(names[i], p, kl) == 0)) {
-      i++;
-    }
-    if (kl > 0 && (names[i] == NULL || (seen >> i & 1))) {
-      api_respond_code(api, req->id, SYNOD_EINVAL, 0,
-                       "query parameter '%.*s' is unknown here or repeated",
-                       (int)(kl < 64 ? kl : 64), p);
-      return false;
-    }
-    seen |= kl > 0 ? 1u << i : 0;
-    p = stop + 1;
-  }
-  return true;
-}
-
 /* The ttl and name of an open from a JSON body ({"ttl": "10s" | 10,
  * "ttl_ms": 10000, "name": "gw-1"}), over what the query gave: *has_ttl
  * says whether a ttl was given, in either. Empty msg if it is good, else
@@ -197,7 +169,7 @@ static bool open_args(struct http_api *api, const struct httpd_request *req,
   char arg[64], msg[SYNOD_ERRMSG_MAX] = "";
   bool has_ttl, has_name;
   int code = SYNOD_EINVAL;
-  if (!only_params(api, req, params) ||
+  if (!api_query_only(api, req, params) ||
       !api_query_arg(api, req, "ttl", arg, sizeof arg, &has_ttl) ||
       !api_query_arg(api, req, "name", name, API_SESSION_NAME_MAX + 1,
                      &has_name)) {
@@ -296,7 +268,7 @@ void api_sessions_request(struct http_api *api,
                      (int)(raw_len < 64 ? raw_len : 64), raw);
     return;
   }
-  if (!only_params(api, req, none)) {
+  if (!api_query_only(api, req, none)) {
     return;
   }
   Synod__Request r = SYNOD__REQUEST__INIT;

@@ -576,6 +576,10 @@ static void scenario_recreated(struct synod_client *cl) {
       {"/v1/channels?limit=%2B5", "1 to 100000"},
       {"/v1/channels?limit=+5", "1 to 100000"},
       {"/v1/channels?limit=0x10", "1 to 100000"},
+      /* A parameter the route does not take is refused, not ignored. */
+      {"/v1/channels/again?stream=1&frm=3", "'frm' is unknown"},
+      {"/v1/channels/again?stael=1", "'stael' is unknown"},
+      {"/v1/channels?limt=5", "'limt' is unknown"},
   };
   for (size_t k = 0; k < sizeof undecoded / sizeof undecoded[0]; k++) {
     json_t *j = http_json("GET", c.nodes[f].http, undecoded[k].path, NULL, NULL,
@@ -586,6 +590,21 @@ static void scenario_recreated(struct synod_client *cl) {
           jstr(j, "message"));
     json_decref(j);
   }
+  /* A message id given as ?message_id (the header's place) would be
+   * ignored, and a retry append twice: refused, nothing appended. */
+  json_t *before = http_json("GET", c.nodes[f].http, "/v1/channels/again", NULL,
+                             NULL, 0, 200);
+  json_t *j = http_json("POST", c.nodes[f].http,
+                        "/v1/channels/again?message_id=m1", NULL, "x", 1, 400);
+  CHECK(strstr(jstr(j, "message"), "'message_id' is unknown") != NULL,
+        "a publish with ?message_id: %s", jstr(j, "message"));
+  json_decref(j);
+  json_t *after = http_json("GET", c.nodes[f].http, "/v1/channels/again", NULL,
+                            NULL, 0, 200);
+  CHECK(jint(after, "next_offset") == jint(before, "next_offset"),
+        "a refused publish appended");
+  json_decref(before);
+  json_decref(after);
   printf("ok known: a pinned stream is refused (404) after its channel was "
          "created again, reads the new one pinned to it\n");
 }

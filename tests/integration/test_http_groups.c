@@ -392,6 +392,12 @@ static void scenario_bad_input(void) {
       {"POST", "/v1/groups/g/messages?message_id=id%zz", NULL, "message_id"},
       {"POST", "/v1/groups/g/messages?message_id=m9", "Idempotency-Key: m9",
        "message_id"},
+      /* A parameter a route does not take is refused, not ignored: ?To=
+       * (misspelt) would otherwise send to every member. */
+      {"POST", "/v1/groups/g/messages?To=bob", NULL, "'To' is unknown"},
+      {"POST", "/v1/groups/g/messages?to=bob&ttl=5", NULL, "'ttl' is unknown"},
+      {"GET", "/v1/groups/g?watch&frm=3", NULL, "'frm' is unknown"},
+      {"GET", "/v1/groups?limt=5", NULL, "'limt' is unknown"},
       {"GET", "/v1/groups/g?watch&member=%zz", NULL, "member"},
       {"GET", "/v1/groups/g?watch&from=%zz", NULL, "from"},
       {"GET", "/v1/groups/g?watch=%zz", NULL, "watch"},
