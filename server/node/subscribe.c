@@ -985,7 +985,9 @@ static bool sub_channel_same(struct subs *ss, struct sub *s) {
   if (!(group ? fsm_group_stream(ss->fsm, s->name, s->name_len, &st)
               : fsm_channel_stream(ss->fsm, s->name, s->name_len, &st))) {
     if (s->created_index == 0 && !group) {
-      return true; /* not created yet: waits */
+      /* Not created yet: waits, unless an install hid a whole channel of
+       * the name, created and deleted since it began. */
+      return sub_gone_after_install(ss, s);
     }
     sub_end(ss, s, SYNOD_ENOTFOUND, 0,
             "%s \"%.64s\" was deleted (before index %" PRIu64 ")", what,
