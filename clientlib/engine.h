@@ -120,6 +120,7 @@ struct op_args {
   uint64_t after_index;
   uint64_t after_offset;
   uint64_t known_index; /* ChannelSubscribe's and ChannelRead's */
+  uint64_t scope_index; /* ChannelSubscribe's */
   uint32_t credits;
   uint64_t subscription_id;
   bool prev_kv; /* key watch; its key is `name`, from_revision `from`,
@@ -500,6 +501,12 @@ struct synod_async_subscription {
    * deleted and created again under the name ends the subscription
    * (SYNOD_ENOTFOUND) instead of going on in the new one. 0: none yet. */
   uint64_t known_index;
+  /* A channel subscription's: where its scope began (the reply's
+   * scope_index), sent on a resume, so that a channel deleted before a
+   * prefix subscription began is no concern of it, and a whole channel
+   * created and deleted before a one-channel subscription's first
+   * message ends it. */
+  uint64_t scope_index;
   /* Credits: held + ungranted + (what the server may still send) ==
    * window since the last subscribe. held: delivered and not yet
    * consumed (manual only); ungranted: consumed, not yet granted back. */

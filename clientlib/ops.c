@@ -393,6 +393,7 @@ static void op_fill_subscription(struct op *op, const struct op_args *args) {
     b->after_index = args->after_index;
     b->after_offset = args->after_offset;
     b->known_index = args->known_index;
+    b->scope_index = args->scope_index;
     b->cursor = op->name2;
     b->credits = args->credits;
     break;

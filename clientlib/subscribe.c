@@ -227,10 +227,8 @@ static void sub_subscribe(struct synod_async *a,
     args.from = s->next_offset;
     args.after_index = s->after_index;
     args.after_offset = s->after_offset;
-    /* One channel: the last message's index, or its creation's; a
-     * prefix: where its scope began (the reply's created_index), so that
-     * a channel deleted before it started is no concern of the resume. */
-    args.known_index = s->known_index;
+    args.known_index = s->known_index; /* one channel's */
+    args.scope_index = s->scope_index;
   } else {
     args.sub_from = s->from;
     args.from = s->offset;
@@ -313,9 +311,11 @@ static void sub_confirmed(struct synod_async *a,
     s->after_index = r->after_index;
     s->after_offset = r->after_offset;
   }
-  if (s->known_index == 0) {
-    /* The channel it reads, no other; a prefix: its scope's start. */
-    s->known_index = r->created_index;
+  if (s->known_index == 0 && !s->prefix) {
+    s->known_index = r->created_index; /* the channel it reads, no other */
+  }
+  if (s->scope_index == 0) {
+    s->scope_index = r->scope_index;
   }
   if (s->started) {
     return;

@@ -1219,10 +1219,10 @@ static void reply_fill(struct subs *ss, const struct sub *s,
                        Synod__ChannelSubscribeReply *r) {
   struct fsm_stream st;
   r->subscription_id = s->id;
+  r->scope_index = s->start_index;
   if (s->kind == SUB_PREFIX) {
     r->after_index = s->after_index;
     r->after_offset = s->after_offset;
-    r->created_index = s->start_index; /* its scope: resume with it */
   } else {
     r->offset = s->next;
     if (fsm_channel_stream(ss->fsm, s->name, s->name_len, &st)) {
@@ -1303,6 +1303,16 @@ static int sub_resolve(struct subs *ss, struct sub *s,
   }
   s->start_index = fsm_applied_index(ss->fsm);
   s->installs_seen = ss->installs;
+  if (s->kind == SUB_CHANNEL && q->known_index == 0 && q->scope_index != 0 &&
+      q->from == SYNOD__CHANNEL_SUBSCRIBE__FROM__FROM_OFFSET) {
+    /* A resume before its first message: a whole channel of the name,
+     * created and deleted since its scope began, was missed. */
+    s->start_index =
+        q->scope_index < s->start_index ? q->scope_index : s->start_index;
+    if ((rv = sub_gone_check(ss, s, s->start_index, true, msg)) != 0) {
+      return rv;
+    }
+  }
   if (s->kind == SUB_PREFIX) {
     struct prefix_start p = {0};
     switch (from) {
@@ -1313,7 +1323,7 @@ static int sub_resolve(struct subs *ss, struct sub *s,
        * past the position was missed (sub_gone_check); one before it,
        * such as a channel deleted before a FROM_FIRST start whose
        * position is the oldest retained, is no concern of s. */
-      uint64_t scope = q->known_index != 0 ? q->known_index : q->after_index;
+      uint64_t scope = q->scope_index != 0 ? q->scope_index : q->after_index;
       s->after_index = q->after_index;
       s->after_offset = q->after_offset;
       s->start_index = scope < s->start_index ? scope : s->start_index;

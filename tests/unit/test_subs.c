@@ -28,7 +28,8 @@ struct got {
   int code;
   char msg[256];
   uint64_t after_index;   /* "ok" to a subscribe: the reply's */
-  uint64_t created_index; /* the reply's: a prefix's scope */
+  uint64_t created_index; /* the reply's */
+  uint64_t scope_index;   /* the reply's */
 };
 
 static struct {
@@ -84,6 +85,7 @@ static int h_send(void *a, uint64_t conn, const Synod__ServerMessage *sm) {
     if (r->body_case == SYNOD__RESPONSE__BODY_CHANNEL_SUBSCRIBE) {
       g->after_index = r->channel_subscribe->after_index;
       g->created_index = r->channel_subscribe->created_index;
+      g->scope_index = r->channel_subscribe->scope_index;
     }
     return 0;
   }
@@ -451,21 +453,21 @@ START_TEST(prefix_resume_ignores_deletions_before_its_scope) {
   q.from = SYNOD__CHANNEL_SUBSCRIBE__FROM__FROM_FIRST;
   subscribe(&F, &q);
   const struct got *r = last_reply();
-  uint64_t scope = r->created_index;
+  uint64_t scope = r->scope_index;
   ck_assert_uint_eq(r->after_index, 0); /* the oldest retained */
   ck_assert_uint_eq(scope, t.index);
   char d[128];
   delivered(0, d, sizeof d);
   ck_assert_str_eq(d, "a1");
   q.from = SYNOD__CHANNEL_SUBSCRIBE__FROM__FROM_OFFSET;
-  q.known_index = scope;
+  q.scope_index = scope;
   for (int k = 0; k < 2; k++) { /* at the reply's position; after a1 */
     q.subscription_id = 2 + (uint64_t)k;
     q.after_index = k == 0 ? 0 : 1;
     q.after_offset = k == 0 ? 0 : 1;
     subscribe(&F, &q);
     ck_assert_int_eq(count("error"), 0);
-    ck_assert_uint_eq(last_reply()->created_index, scope); /* kept */
+    ck_assert_uint_eq(last_reply()->scope_index, scope); /* kept */
   }
   rep_close(&F);
 }
@@ -499,7 +501,7 @@ START_TEST(many_unrelated_deletions_end_no_subscription) {
   q.credits = 100;
   q.from = SYNOD__CHANNEL_SUBSCRIBE__FROM__FROM_NEXT;
   subscribe(&F, &q);
-  uint64_t at = last_reply()->after_index, scope = last_reply()->created_index;
+  uint64_t at = last_reply()->after_index, scope = last_reply()->scope_index;
   Synod__ChannelSubscribe w = SYNOD__CHANNEL_SUBSCRIBE__INIT;
   w.channel = "result";
   w.subscription_id = 2;
@@ -518,7 +520,7 @@ START_TEST(many_unrelated_deletions_end_no_subscription) {
   q.subscription_id = 3; /* resumed at its position: nothing delivered */
   q.from = SYNOD__CHANNEL_SUBSCRIBE__FROM__FROM_OFFSET;
   q.after_index = at;
-  q.known_index = scope;
+  q.scope_index = scope;
   subscribe(&F, &q);
   ck_assert_int_eq(count("error"), 0);
   rep_close(&L);
@@ -617,7 +619,8 @@ struct rs_sub {
   uint64_t conn;
   /* libsynod's position */
   bool positioned;
-  uint64_t next_offset, after_index, after_offset, known;
+  uint64_t next_offset, after_index, after_offset, known, scope;
+  bool away;      /* its connection dropped; it resumes at a later step */
   uint64_t start; /* the leader's index when it subscribed */
   struct rs_msg d[RS_TRUTH_MAX];
   size_t n;
@@ -690,8 +693,11 @@ static void rs_on_send(uint64_t conn, const Synod__ServerMessage *sm) {
       b->after_index = r->after_index;
       b->after_offset = r->after_offset;
     }
-    if (b->known == 0) {
+    if (b->known == 0 && !b->prefix) {
       b->known = r->created_index;
+    }
+    if (b->scope == 0) {
+      b->scope = r->scope_index;
     }
     return;
   }
@@ -784,6 +790,7 @@ static void rs_subscribe(struct rs_sub *b, struct rep *r) {
     q.after_index = b->after_index;
     q.after_offset = b->after_offset;
     q.known_index = b->known;
+    q.scope_index = b->scope;
   } else {
     q.from = b->from_first ? SYNOD__CHANNEL_SUBSCRIBE__FROM__FROM_FIRST
                            : SYNOD__CHANNEL_SUBSCRIBE__FROM__FROM_NEXT;
@@ -954,15 +961,30 @@ static void rs_run(uint64_t seed) {
         b->from_first = rs_rand(2) == 0;
         b->start = t.index;
         rs_subscribe(b, lag ? &L : (rs_rand(2) ? &L : &F));
-      } else if (!b->ended && !lag) {
-        /* Its connection drops; libsynod resumes it, anywhere. */
+      } else if (!b->ended && b->away && !lag) {
+        rs_subscribe(b, rs_rand(2) ? &L : &F); /* back, anywhere */
+        b->away = false;
+      } else if (!b->ended && !b->away) {
+        /* Its connection drops; libsynod resumes it, at once or after
+         * some steps (a reconnect's backoff). */
         subs_on_close(&b->on->ss, b->conn);
-        rs_subscribe(b, rs_rand(2) ? &L : &F);
+        b->away = true;
+        if (!lag && rs_rand(2) == 0) {
+          rs_subscribe(b, rs_rand(2) ? &L : &F);
+          b->away = false;
+        }
       }
     }
   }
   if (lag) {
     install(&L, &F);
+  }
+  for (int i = 0; i < RS_SUBS; i++) {
+    struct rs_sub *b = &rs.subs[i];
+    if (b->used && b->away && !b->ended && !b->stopped) {
+      rs_subscribe(b, &L);
+      b->away = false;
+    }
   }
   subs_pump(&L.ss);
   subs_pump(&F.ss);
