@@ -513,6 +513,7 @@ struct sim_sub {
   uint64_t sub_req;      /* the subscribe request in flight; 0 once answered */
   uint64_t after_offset; /* prefix: the last offset delivered at last_index */
   uint64_t known_index;  /* one channel: the last message's (libsynod's) */
+  uint64_t scope_index;  /* where it began (libsynod's) */
   uint64_t retry_ms;     /* no subscribe before this (after a refusal) */
 };
 

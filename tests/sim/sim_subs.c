@@ -631,6 +631,7 @@ static void psub_subscribe(struct sim *s, struct sim_sub *sb) {
     q.after_index = sb->last_index;
     q.after_offset = sb->last_index != 0 ? sb->after_offset : 0;
     q.known_index = sb->prefix ? 0 : sb->known_index;
+    q.scope_index = sb->scope_index;
   }
   sim_trace(s, sb->replica,
             "%s: subscribes (%s) on connection %" PRIx64 " from %s %" PRIu64,
@@ -673,6 +674,9 @@ static void psub_leave(struct sim *s, struct sim_sub *sb, const char *why) {
 static void psub_started(struct sim *s, struct sim_sub *sb,
                          const Synod__ChannelSubscribeReply *r) {
   sb->sub_req = 0;
+  if (sb->scope_index == 0) {
+    sb->scope_index = r->scope_index; /* libsynod's */
+  }
   if (sb->known_index == 0 && !sb->prefix) {
     sb->known_index = r->created_index; /* libsynod's */
   }
