@@ -334,6 +334,13 @@ static void conn_timer_cb(uv_timer_t *t) {
     conn_stream_check(c);
     return;
   case CONN_CLOSING:
+    /* After EOF: the answers still queued go out while the client reads
+     * them; only one that stopped reading is cut off. */
+    if (c->writes > 0 && uv_now(c->h->opts.loop) - c->progress_at <
+                             c->h->opts.request_timeout_ms) {
+      conn_timer_set(c, c->h->opts.request_timeout_ms);
+      return;
+    }
     conn_close(c);
     return;
   }
@@ -763,6 +770,12 @@ int httpd_stream_start(struct httpd *h, uint64_t id, int status,
   }
   if (c->is_head || c->state == CONN_STREAMING) {
     return SYNOD_EINVAL;
+  }
+  if (c->peer_eof) {
+    /* Its client left while the start was prepared (a ReadIndex round):
+     * a stream nobody reads would hold its slot until a write fails. */
+    conn_close(c);
+    return SYNOD_ENOTFOUND;
   }
   int rv = httpd_stream_claim(h, id, errmsg);
   if (rv != 0) {

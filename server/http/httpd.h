@@ -29,8 +29,12 @@
  *
  * EOF from a client ends what it sends, not what it reads (it may have
  * half-closed after pipelining): the requests already read are answered
- * and the connection closes once their answers are written. A stream's
- * EOF closes it at once (its client went away).
+ * and the connection closes once their answers are written (and while
+ * the client reads them: a client that stops reading for
+ * request_timeout_ms is cut off). A stream's EOF closes it at once (its
+ * client went away), also one whose start was still being prepared.
+ * (Closing leaves what the kernel still holds for the client to the
+ * kernel, which may drop a slow reader's last megabytes.)
  *
  * One request per connection is served at a time; pipelined requests wait
  * in the buffer until the answer to the one before is queued. Every

@@ -104,6 +104,15 @@ static void stream_end_cb(uv_timer_t *t) {
   httpd_stream_end(fx.h, atomic_load(&fx.stream_id));
 }
 
+/* /stream-late: the stream starts 300 ms after its request (as one
+ * after a ReadIndex round), writing nothing. */
+static void stream_late_cb(uv_timer_t *t) {
+  (void)t;
+  atomic_store(&fx.later_rv,
+               httpd_stream_start(fx.h, atomic_load(&fx.stream_id), 200,
+                                  "text/event-stream", NULL));
+}
+
 static bool path_is(const struct httpd_request *req, const char *p) {
   return req->path_len == strlen(p) && memcmp(req->path, p, req->path_len) == 0;
 }
@@ -141,6 +150,14 @@ static void on_request(void *arg, const struct httpd_request *req) {
     if (path_is(req, "/stream")) {
       uv_timer_start(&fx.stream_timer, stream_end_cb, 600, 0);
     }
+  } else if (path_is(req, "/stream-late")) {
+    char errmsg[SYNOD_ERRMSG_MAX];
+    if (httpd_stream_claim(fx.h, req->id, errmsg) != 0) {
+      httpd_respond_error(fx.h, req->id, 503, "%s", errmsg);
+      return;
+    }
+    atomic_store(&fx.stream_id, req->id);
+    uv_timer_start(&fx.stream_timer, stream_late_cb, 300, 0);
   } else if (path_is(req, "/later")) {
     fx.later_id = req->id;
     uv_timer_start(&fx.later, later_cb, 200, 0);
@@ -357,6 +374,36 @@ START_TEST(half_closed_client_gets_every_answer) {
   ck_assert_ptr_nonnull(strstr(a.head, "Connection: close"));
   ck_assert(closed_by_server(fd));
   close(fd);
+  fx_stop();
+}
+END_TEST
+
+/* A stream whose client left while its start was prepared does not start
+ * on the dead connection: it is refused, close_cb runs and its slot is
+ * free again. (A review found it holding the slot until a write failed.) */
+START_TEST(stream_whose_client_left_before_it_started_frees_its_slot) {
+  fx_start_opts((struct httpd_options){.connections_max = 8, .streams_max = 1});
+  int fd = client_connect();
+  send_str(fd, "GET /stream-late HTTP/1.1\r\nHost: x\r\n\r\n");
+  uint64_t deadline = now_ms() + 5000;
+  while (atomic_load(&fx.requests) == 0 && now_ms() < deadline) {
+    usleep(1000);
+  }
+  uint64_t id = atomic_load(&fx.stream_id);
+  close(fd); /* gone before the stream starts */
+  deadline = now_ms() + 5000;
+  while (atomic_load(&fx.closed_id) != id && now_ms() < deadline) {
+    usleep(10 * 1000);
+  }
+  ck_assert_uint_eq(atomic_load(&fx.closed_id), id);
+  ck_assert_int_eq(atomic_load(&fx.later_rv), SYNOD_ENOTFOUND);
+  int other = client_connect(); /* the one slot is free */
+  struct answer a;
+  pending_len = 0;
+  send_str(other, "GET /stream-forever HTTP/1.1\r\nHost: x\r\n\r\n");
+  read_answer(other, &a);
+  ck_assert_int_eq(a.status, 200);
+  close(other);
   fx_stop();
 }
 END_TEST
@@ -784,6 +831,7 @@ static Suite *httpd_suite(void) {
   tcase_add_test(tc, head_gets_headers_without_body_and_close_is_honoured);
   tcase_add_test(tc, answer_to_a_closed_connection_is_dropped);
   tcase_add_test(tc, half_closed_client_gets_every_answer);
+  tcase_add_test(tc, stream_whose_client_left_before_it_started_frees_its_slot);
   tcase_add_test(tc, unread_answers_pause_the_next_requests);
   tcase_add_test(tc, body_with_expect_continue_is_echoed);
   tcase_add_test(tc, malformed_request_gets_400_and_close);
