@@ -221,6 +221,20 @@ static void channel_delete(struct rep **reps, const char *ch) {
   apply_to(reps, &q);
 }
 
+/* A client's subscribe request: channel (or prefix), its id, 100
+ * credits, from where. */
+static Synod__ChannelSubscribe sub_q(const char *channel, bool prefix,
+                                     uint64_t id,
+                                     Synod__ChannelSubscribe__From from) {
+  Synod__ChannelSubscribe q = SYNOD__CHANNEL_SUBSCRIBE__INIT;
+  q.channel = (char *)channel;
+  q.prefix = prefix;
+  q.subscription_id = id;
+  q.credits = 100;
+  q.from = from;
+  return q;
+}
+
 /* A client's subscribe on the follower, its ReadIndex round served. */
 static void subscribe(struct rep *r, const Synod__ChannelSubscribe *q) {
   subs_subscribe(&r->ss, 7, 100 + q->subscription_id, q);
@@ -286,12 +300,8 @@ START_TEST(prefix_resume_after_a_missed_deletion_is_refused) {
   publish(f, "p/b", "b2");
   channel_delete(f, "p/b");
   publish(f, "p/a", "a2");
-  Synod__ChannelSubscribe q = SYNOD__CHANNEL_SUBSCRIBE__INIT;
-  q.channel = "p/";
-  q.prefix = true;
-  q.subscription_id = 1;
-  q.credits = 100;
-  q.from = SYNOD__CHANNEL_SUBSCRIBE__FROM__FROM_OFFSET;
+  Synod__ChannelSubscribe q =
+      sub_q("p/", true, 1, SYNOD__CHANNEL_SUBSCRIBE__FROM__FROM_OFFSET);
   q.after_index = delivered_index;
   subscribe(&F, &q);
   assert_not_found("error", "\"p/b\" under prefix \"p/\" was deleted");
@@ -317,12 +327,8 @@ START_TEST(prefix_subscription_ends_when_an_install_hides_a_deletion) {
   rep_init(&F, true);
   struct rep *both[] = {&L, &F, NULL}, *leader[] = {&L, NULL};
   publish(both, "p/a", "a1");
-  Synod__ChannelSubscribe q = SYNOD__CHANNEL_SUBSCRIBE__INIT;
-  q.channel = "p/";
-  q.prefix = true;
-  q.subscription_id = 1;
-  q.credits = 100;
-  q.from = SYNOD__CHANNEL_SUBSCRIBE__FROM__FROM_NEXT;
+  Synod__ChannelSubscribe q =
+      sub_q("p/", true, 1, SYNOD__CHANNEL_SUBSCRIBE__FROM__FROM_NEXT);
   subscribe(&F, &q);
   publish(both, "p/a", "a2");
   publish(leader, "p/b", "b1"); /* the follower lags */
@@ -349,12 +355,8 @@ START_TEST(prefix_subscription_goes_on_after_an_install_without_deletion) {
   struct rep *both[] = {&L, &F, NULL}, *leader[] = {&L, NULL};
   publish(both, "q/b", "b0");
   channel_delete(both, "q/b"); /* applied: before it started */
-  Synod__ChannelSubscribe q = SYNOD__CHANNEL_SUBSCRIBE__INIT;
-  q.channel = "q/";
-  q.prefix = true;
-  q.subscription_id = 1;
-  q.credits = 100;
-  q.from = SYNOD__CHANNEL_SUBSCRIBE__FROM__FROM_FIRST;
+  Synod__ChannelSubscribe q =
+      sub_q("q/", true, 1, SYNOD__CHANNEL_SUBSCRIBE__FROM__FROM_FIRST);
   subscribe(&F, &q);
   publish(both, "q/a", "a1");
   publish(leader, "x/b", "x1"); /* another prefix's deletion */
@@ -381,11 +383,8 @@ START_TEST(channel_subscription_ends_when_an_install_hides_a_whole_channel) {
   rep_init(&F, true);
   struct rep *both[] = {&L, &F, NULL}, *leader[] = {&L, NULL};
   publish(both, "other", "x");
-  Synod__ChannelSubscribe q = SYNOD__CHANNEL_SUBSCRIBE__INIT;
-  q.channel = "c";
-  q.subscription_id = 1;
-  q.credits = 100;
-  q.from = SYNOD__CHANNEL_SUBSCRIBE__FROM__FROM_NEXT;
+  Synod__ChannelSubscribe q =
+      sub_q("c", false, 1, SYNOD__CHANNEL_SUBSCRIBE__FROM__FROM_NEXT);
   subscribe(&F, &q); /* "c" does not exist yet */
   publish(leader, "c", "gen1 #1");
   publish(leader, "c", "gen1 #2");
@@ -445,12 +444,8 @@ START_TEST(prefix_resume_ignores_deletions_before_its_scope) {
   publish(f, "p/old", "o1");
   channel_delete(f, "p/old"); /* before the subscription */
   publish(f, "other", "x");
-  Synod__ChannelSubscribe q = SYNOD__CHANNEL_SUBSCRIBE__INIT;
-  q.channel = "p/";
-  q.prefix = true;
-  q.subscription_id = 1;
-  q.credits = 100;
-  q.from = SYNOD__CHANNEL_SUBSCRIBE__FROM__FROM_FIRST;
+  Synod__ChannelSubscribe q =
+      sub_q("p/", true, 1, SYNOD__CHANNEL_SUBSCRIBE__FROM__FROM_FIRST);
   subscribe(&F, &q);
   const struct got *r = last_reply();
   uint64_t scope = r->scope_index;
@@ -494,19 +489,12 @@ START_TEST(many_unrelated_deletions_end_no_subscription) {
   rep_init(&F, true);
   struct rep *both[] = {&L, &F, NULL}, *leader[] = {&L, NULL};
   publish(both, "other", "x");
-  Synod__ChannelSubscribe q = SYNOD__CHANNEL_SUBSCRIBE__INIT;
-  q.channel = "orders/";
-  q.prefix = true;
-  q.subscription_id = 1;
-  q.credits = 100;
-  q.from = SYNOD__CHANNEL_SUBSCRIBE__FROM__FROM_NEXT;
+  Synod__ChannelSubscribe q =
+      sub_q("orders/", true, 1, SYNOD__CHANNEL_SUBSCRIBE__FROM__FROM_NEXT);
   subscribe(&F, &q);
   uint64_t at = last_reply()->after_index, scope = last_reply()->scope_index;
-  Synod__ChannelSubscribe w = SYNOD__CHANNEL_SUBSCRIBE__INIT;
-  w.channel = "result";
-  w.subscription_id = 2;
-  w.credits = 100;
-  w.from = SYNOD__CHANNEL_SUBSCRIBE__FROM__FROM_NEXT;
+  Synod__ChannelSubscribe w =
+      sub_q("result", false, 2, SYNOD__CHANNEL_SUBSCRIBE__FROM__FROM_NEXT);
   subscribe(&F, &w); /* waits for "result" to be created */
   churn(both, FSM_CHANNELS_GONE_MAX + 1);
   publish(leader, "other", "y"); /* the follower lags by one entry */
@@ -541,12 +529,8 @@ START_TEST(deletion_ends_a_behind_prefix_subscription_on_a_restored_replica) {
   rep_init(&L, false);
   struct rep *all[] = {&A, &B, &L, NULL};
   publish(all, "other", "x");
-  Synod__ChannelSubscribe q = SYNOD__CHANNEL_SUBSCRIBE__INIT;
-  q.channel = "p/";
-  q.prefix = true;
-  q.subscription_id = 1;
-  q.credits = 100;
-  q.from = SYNOD__CHANNEL_SUBSCRIBE__FROM__FROM_NEXT;
+  Synod__ChannelSubscribe q =
+      sub_q("p/", true, 1, SYNOD__CHANNEL_SUBSCRIBE__FROM__FROM_NEXT);
   subscribe(&A, &q);
   subscribe(&B, &q);
   t.queued = SIZE_MAX - 1; /* both connections full: nothing delivered */
