@@ -139,12 +139,12 @@ struct subs {
   struct sub *dirty;     /* to push to after this batch */
   struct sub *starting;  /* in-process ones, to start at the turn's end */
   uint64_t n;
-  uint64_t tomb_bytes;      /* held by deleted streams' tombs */
+  uint64_t tomb_bytes; /* held by deleted streams' tombs */
   /* Snapshots installed (subs_on_install): a subscription that saw fewer
    * checks the state machine's record of deleted channels for what it
    * may have missed (see sub_gone_check). */
   uint64_t installs;
-  uint64_t pumped_index; /* the applied index at the last subs_pump */
+  uint64_t pumped_index;    /* the applied index at the last subs_pump */
   struct subs_batch *batch; /* the frame being filled */
   struct subs_merge *merge; /* a prefix subscription's channels */
   /* Channel messages pushed to subscribers, and their payload bytes. */

@@ -875,6 +875,11 @@ int subs_init(struct subs *ss, const struct subs_host *host, const char *name) {
   return ss->batch != NULL && ss->merge != NULL ? 0 : SYNOD_ENOMEM;
 }
 
+/* Whether channel `name` is under prefix subscription s's prefix. */
+static bool prefix_matches(const struct sub *s, const char *name, size_t len) {
+  return len >= s->name_len && memcmp(name, s->name, s->name_len) == 0;
+}
+
 /* Whether prefix subscription s has not delivered all of a channel's
  * messages up to (last_index, last_offset). */
 static bool prefix_behind(const struct sub *s, uint64_t last_index,
@@ -903,8 +908,7 @@ static int sub_gone_check(const struct subs *ss, const struct sub *s,
     if (g[i].deleted_index <= from) {
       continue;
     }
-    if (prefix && g[i].name_len >= s->name_len &&
-        memcmp(g[i].name, s->name, s->name_len) == 0 &&
+    if (prefix && prefix_matches(s, g[i].name, g[i].name_len) &&
         prefix_behind(s, g[i].last_index, g[i].last_offset)) {
       errmsg_set(msg,
                  "channel \"%.64s\" under prefix \"%.64s\" was deleted (at "
@@ -1062,10 +1066,6 @@ void subs_pump(struct subs *ss) {
 }
 
 /* ---------------------------------------------------------- apply hooks */
-
-static bool prefix_matches(const struct sub *s, const char *name, size_t len) {
-  return len >= s->name_len && memcmp(name, s->name, s->name_len) == 0;
-}
 
 /* Stream e->name (of `kind`) was deleted: its offsets would start again
  * at 1, so its started one-stream subscriptions cannot go on. Those that

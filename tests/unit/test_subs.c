@@ -262,6 +262,27 @@ static void reset(void) {
   t.time_ms = 1000;
 }
 
+/* A leader without subscriptions and a follower with the engine, which
+ * may lag (entries to `leader` only) and install the leader's snapshot. */
+struct pair {
+  struct rep L, F;
+  struct rep *both[3], *leader[2];
+};
+
+static void pair_init(struct pair *p) {
+  reset();
+  rep_init(&p->L, false);
+  rep_init(&p->F, true);
+  p->both[0] = p->leader[0] = &p->L;
+  p->both[1] = &p->F;
+  p->both[2] = p->leader[1] = NULL;
+}
+
+static void pair_close(struct pair *p) {
+  rep_close(&p->L);
+  rep_close(&p->F);
+}
+
 /* The deliveries' data since got[from], joined by spaces. */
 static void delivered(int from, char *out, size_t len) {
   out[0] = '\0';
@@ -321,54 +342,48 @@ END_TEST
 /* A live prefix subscription on a follower that falls behind and installs
  * a snapshot covering the deletion of a channel under the prefix. */
 START_TEST(prefix_subscription_ends_when_an_install_hides_a_deletion) {
-  reset();
-  struct rep L, F;
-  rep_init(&L, false);
-  rep_init(&F, true);
-  struct rep *both[] = {&L, &F, NULL}, *leader[] = {&L, NULL};
+  struct pair P;
+  pair_init(&P);
+  struct rep **both = P.both, **leader = P.leader;
   publish(both, "p/a", "a1");
   Synod__ChannelSubscribe q =
       sub_q("p/", true, 1, SYNOD__CHANNEL_SUBSCRIBE__FROM__FROM_NEXT);
-  subscribe(&F, &q);
+  subscribe(&P.F, &q);
   publish(both, "p/a", "a2");
   publish(leader, "p/b", "b1"); /* the follower lags */
   publish(leader, "p/b", "b2");
   channel_delete(leader, "p/b");
   publish(leader, "p/a", "a3");
-  install(&L, &F);
+  install(&P.L, &P.F);
   publish(both, "p/a", "a4");
   char d[128];
   delivered(0, d, sizeof d);
   ck_assert_str_eq(d, "a2"); /* never a3 and a4 without b1 and b2 */
   assert_not_found("ended", "\"p/b\" under prefix \"p/\" was deleted");
-  rep_close(&L);
-  rep_close(&F);
+  pair_close(&P);
 }
 END_TEST
 
 /* The same install with no deletion it missed: it goes on. */
 START_TEST(prefix_subscription_goes_on_after_an_install_without_deletion) {
-  reset();
-  struct rep L, F;
-  rep_init(&L, false);
-  rep_init(&F, true);
-  struct rep *both[] = {&L, &F, NULL}, *leader[] = {&L, NULL};
+  struct pair P;
+  pair_init(&P);
+  struct rep **both = P.both, **leader = P.leader;
   publish(both, "q/b", "b0");
   channel_delete(both, "q/b"); /* applied: before it started */
   Synod__ChannelSubscribe q =
       sub_q("q/", true, 1, SYNOD__CHANNEL_SUBSCRIBE__FROM__FROM_FIRST);
-  subscribe(&F, &q);
+  subscribe(&P.F, &q);
   publish(both, "q/a", "a1");
   publish(leader, "x/b", "x1"); /* another prefix's deletion */
   channel_delete(leader, "x/b");
   publish(leader, "q/a", "a2");
-  install(&L, &F);
+  install(&P.L, &P.F);
   publish(both, "q/a", "a3");
   char d[128];
   delivered(0, d, sizeof d);
   ck_assert_str_eq(d, "a1 a2 a3");
-  rep_close(&L);
-  rep_close(&F);
+  pair_close(&P);
 }
 END_TEST
 
@@ -377,20 +392,18 @@ END_TEST
  * deleted, and the next one created: it must not go on in the next one
  * as if the first had never been. */
 START_TEST(channel_subscription_ends_when_an_install_hides_a_whole_channel) {
-  reset();
-  struct rep L, F;
-  rep_init(&L, false);
-  rep_init(&F, true);
-  struct rep *both[] = {&L, &F, NULL}, *leader[] = {&L, NULL};
+  struct pair P;
+  pair_init(&P);
+  struct rep **both = P.both, **leader = P.leader;
   publish(both, "other", "x");
   Synod__ChannelSubscribe q =
       sub_q("c", false, 1, SYNOD__CHANNEL_SUBSCRIBE__FROM__FROM_NEXT);
-  subscribe(&F, &q); /* "c" does not exist yet */
+  subscribe(&P.F, &q); /* "c" does not exist yet */
   publish(leader, "c", "gen1 #1");
   publish(leader, "c", "gen1 #2");
   channel_delete(leader, "c");
   publish(leader, "c", "gen2 #1");
-  install(&L, &F);
+  install(&P.L, &P.F);
   publish(both, "c", "gen2 #2");
   char d[128];
   delivered(0, d, sizeof d);
@@ -400,15 +413,14 @@ START_TEST(channel_subscription_ends_when_an_install_hides_a_whole_channel) {
   /* Without the deletion, the install's channel is the one it waited for. */
   q.channel = "d";
   q.subscription_id = 2;
-  subscribe(&F, &q);
+  subscribe(&P.F, &q);
   publish(leader, "d", "d1");
-  install(&L, &F);
+  install(&P.L, &P.F);
   publish(both, "d", "d2");
   int from = t.n - 2;
   delivered(from, d, sizeof d);
   ck_assert_str_eq(d, "d1 d2");
-  rep_close(&L);
-  rep_close(&F);
+  pair_close(&P);
 }
 END_TEST
 
@@ -483,22 +495,20 @@ static void churn(struct rep **reps, int n) {
  * and subscriptions on a follower that applied them in order and then
  * installs a snapshot go on too. (A review found all three ended.) */
 START_TEST(many_unrelated_deletions_end_no_subscription) {
-  reset();
-  struct rep L, F;
-  rep_init(&L, false);
-  rep_init(&F, true);
-  struct rep *both[] = {&L, &F, NULL}, *leader[] = {&L, NULL};
+  struct pair P;
+  pair_init(&P);
+  struct rep **both = P.both, **leader = P.leader;
   publish(both, "other", "x");
   Synod__ChannelSubscribe q =
       sub_q("orders/", true, 1, SYNOD__CHANNEL_SUBSCRIBE__FROM__FROM_NEXT);
-  subscribe(&F, &q);
+  subscribe(&P.F, &q);
   uint64_t at = last_reply()->after_index, scope = last_reply()->scope_index;
   Synod__ChannelSubscribe w =
       sub_q("result", false, 2, SYNOD__CHANNEL_SUBSCRIBE__FROM__FROM_NEXT);
-  subscribe(&F, &w); /* waits for "result" to be created */
+  subscribe(&P.F, &w); /* waits for "result" to be created */
   churn(both, FSM_CHANNELS_GONE_MAX + 1);
   publish(leader, "other", "y"); /* the follower lags by one entry */
-  install(&L, &F);
+  install(&P.L, &P.F);
   publish(both, "orders/1", "o1");
   publish(both, "result", "r1");
   char d[128];
@@ -509,10 +519,9 @@ START_TEST(many_unrelated_deletions_end_no_subscription) {
   q.from = SYNOD__CHANNEL_SUBSCRIBE__FROM__FROM_OFFSET;
   q.after_index = at;
   q.scope_index = scope;
-  subscribe(&F, &q);
+  subscribe(&P.F, &q);
   ck_assert_int_eq(count("error"), 0);
-  rep_close(&L);
-  rep_close(&F);
+  pair_close(&P);
 }
 END_TEST
 
