@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include <jansson.h>
 
@@ -107,6 +108,46 @@ int api_status_of(int code) {
   default:
     return 500;
   }
+}
+
+bool api_message_id_header(struct http_api *api,
+                           const struct httpd_request *req, char *out,
+                           bool *present) {
+  static const char *const names[] = {"Synod-Message-Id", "Idempotency-Key"};
+  const struct httpd_header *id = NULL;
+  *present = false;
+  out[0] = '\0';
+  for (size_t i = 0; i < req->headers_n; i++) {
+    const struct httpd_header *x = &req->headers[i];
+    for (size_t k = 0; k < 2 && x->name != NULL; k++) {
+      if (x->name_len != strlen(names[k]) ||
+          strncasecmp(x->name, names[k], x->name_len) != 0) {
+        continue;
+      }
+      if (id != NULL) {
+        api_respond_code(api, req->id, SYNOD_EINVAL, 0,
+                         "message id given twice (%.*s and %.*s): give one",
+                         (int)id->name_len, id->name, (int)x->name_len,
+                         x->name);
+        return false;
+      }
+      id = x;
+    }
+  }
+  if (id == NULL) {
+    return true;
+  }
+  if (id->value_len > API_MESSAGE_ID_MAX ||
+      memchr(id->value, 0, id->value_len) != NULL) {
+    api_respond_code(api, req->id, SYNOD_EINVAL, 0,
+                     "message id of %zu bytes: at most %d, without NUL",
+                     id->value_len, API_MESSAGE_ID_MAX);
+    return false;
+  }
+  memcpy(out, id->value, id->value_len);
+  out[id->value_len] = '\0';
+  *present = true;
+  return true;
 }
 
 bool api_query_arg(struct http_api *api, const struct httpd_request *req,

@@ -23,9 +23,6 @@
  * forwarding follower's wait for the leader's answer. */
 #define API_WRITE_TIMEOUT_MS 5000
 #define API_READ_TIMEOUT_MS 3000
-/* The message id header's value, at most (the state machine refuses ids
- * over the name limit, 256 bytes, with a clear message). */
-#define API_MESSAGE_ID_MAX 1024
 
 /* A publish, info or list in flight. */
 struct api_call {
@@ -86,21 +83,10 @@ static void api_publish_answer(void *arg, int err, const char *errmsg,
  * outcome (504, 503 with "outcome unknown") may be appended twice. */
 static void api_publish(struct http_api *api, const struct httpd_request *req,
                         const char *name) {
-  char id[API_MESSAGE_ID_MAX + 1] = "";
-  size_t id_len = 0;
-  const char *v = httpd_header(req, "Synod-Message-Id", &id_len);
-  if (v == NULL) {
-    v = httpd_header(req, "Idempotency-Key", &id_len);
-  }
-  if (v != NULL && (id_len > API_MESSAGE_ID_MAX || memchr(v, 0, id_len))) {
-    api_respond_code(api, req->id, SYNOD_EINVAL, 0,
-                     "message id of %zu bytes: at most %d, without NUL", id_len,
-                     API_MESSAGE_ID_MAX);
+  char id[API_MESSAGE_ID_MAX + 1];
+  bool present;
+  if (!api_message_id_header(api, req, id, &present)) {
     return;
-  }
-  if (v != NULL) {
-    memcpy(id, v, id_len);
-    id[id_len] = '\0';
   }
   struct api_call *c = api_call_new(api, req->id, name);
   if (c == NULL) {

@@ -36,7 +36,6 @@
 
 #define API_WRITE_TIMEOUT_MS 5000
 #define API_READ_TIMEOUT_MS 3000
-#define API_MESSAGE_ID_MAX 1024
 #define API_MEMBER_MAX 256
 
 enum group_op { G_VIEW, G_LIST, G_SEND, G_JOIN, G_LEAVE };
@@ -312,33 +311,23 @@ static void api_group_view(struct http_api *api,
  * answering 400. */
 static bool send_message_id(struct http_api *api,
                             const struct httpd_request *req, char *out) {
-  size_t len = 0;
-  bool present;
-  const char *v = httpd_header(req, "Synod-Message-Id", &len);
-  if (v == NULL) {
-    v = httpd_header(req, "Idempotency-Key", &len);
-  }
-  if (!api_query_arg(api, req, "message_id", out, API_MESSAGE_ID_MAX + 1,
-                     &present)) {
+  bool in_header, in_query;
+  if (!api_message_id_header(api, req, out, &in_header)) {
     return false;
   }
-  if (v == NULL) {
-    return true;
+  char query[API_MESSAGE_ID_MAX + 1];
+  if (!api_query_arg(api, req, "message_id", query, sizeof query, &in_query)) {
+    return false;
   }
-  if (present) {
+  if (in_header && in_query) {
     api_respond_code(api, req->id, SYNOD_EINVAL, 0,
                      "message id given both as a header and as ?message_id: "
                      "give one");
     return false;
   }
-  if (len > API_MESSAGE_ID_MAX || memchr(v, 0, len) != NULL) {
-    api_respond_code(api, req->id, SYNOD_EINVAL, 0,
-                     "message id of %zu bytes: at most %d, without NUL", len,
-                     API_MESSAGE_ID_MAX);
-    return false;
+  if (in_query) {
+    memcpy(out, query, sizeof query);
   }
-  memcpy(out, v, len);
-  out[len] = '\0';
   return true;
 }
 

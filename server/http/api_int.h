@@ -90,6 +90,19 @@ Synod__Response *api_response_of(struct http_api *api, uint64_t request_id,
 bool api_query_arg(struct http_api *api, const struct httpd_request *req,
                    const char *key, char *out, size_t cap, bool *present);
 
+/* A message id header's value, at most (the state machine refuses ids
+ * over the name limit, 256 bytes, with a clear message). */
+#define API_MESSAGE_ID_MAX 1024
+
+/* The message id of a publish or a group send: the Synod-Message-Id or
+ * Idempotency-Key header, into out (API_MESSAGE_ID_MAX + 1 bytes, "" when
+ * neither is given); *present says whether one was. More than one of
+ * them (a header twice, or both: which would count?), a value over
+ * API_MESSAGE_ID_MAX bytes or with a NUL: false after answering 400. */
+bool api_message_id_header(struct http_api *api,
+                           const struct httpd_request *req, char *out,
+                           bool *present);
+
 /* Whether the query names only parameters of `names` (NULL-ended, at
  * most 32), each once: a misspelt or unknown one (?To=bob) is a 400, not
  * ignored (a send would go to every member). False after answering. */

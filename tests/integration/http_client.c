@@ -47,8 +47,13 @@ long http_do(const char *method, const char *address, const char *path,
              const char *header, const void *body, size_t len,
              struct buf *out) {
   struct curl_slist *hs = curl_slist_append(NULL, "Expect:");
-  if (header != NULL) {
-    hs = curl_slist_append(hs, header);
+  /* Several headers are separated by '\n'. */
+  for (const char *h = header, *end; h != NULL && *h != '\0'; h = end) {
+    char one[1024];
+    end = strchr(h, '\n');
+    size_t n = end != NULL ? (size_t)(end++ - h) : strlen(h);
+    snprintf(one, sizeof one, "%.*s", (int)n, h);
+    hs = curl_slist_append(hs, one);
   }
   CURL *e = http_easy(method, address, path, hs, body, len, out);
   long status = 0;

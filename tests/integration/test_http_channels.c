@@ -410,6 +410,13 @@ static void scenario_publish(void) {
             json_is_true(json_object_get(d, "duplicate")),
         "a repeated message id: offset %" PRId64 ", duplicate %d",
         jint(d, "offset"), json_is_true(json_object_get(d, "duplicate")));
+  /* Two message ids (which would count?): refused, nothing appended. */
+  json_t *two =
+      http_json("POST", c.nodes[l].http, "/v1/channels/orders",
+                "Idempotency-Key: o-3\nSynod-Message-Id: o-4", "third", 5, 400);
+  CHECK(strstr(jstr(two, "message"), "given twice") != NULL,
+        "two message ids: %s", jstr(two, "message"));
+  json_decref(two);
   json_t *info = http_json("GET", c.nodes[f].http, "/v1/channels/orders", NULL,
                            NULL, 0, 200);
   CHECK(jint(info, "messages") == 2 && jint(info, "next_offset") == 3 &&

@@ -392,6 +392,11 @@ static void scenario_bad_input(void) {
       {"POST", "/v1/groups/g/messages?message_id=id%zz", NULL, "message_id"},
       {"POST", "/v1/groups/g/messages?message_id=m9", "Idempotency-Key: m9",
        "message_id"},
+      /* Two message ids: which one would count? */
+      {"POST", "/v1/groups/g/messages",
+       "Idempotency-Key: m9\nSynod-Message-Id: m10", "given twice"},
+      {"POST", "/v1/groups/g/messages",
+       "Idempotency-Key: m9\nIdempotency-Key: m9", "given twice"},
       /* A parameter a route does not take is refused, not ignored: ?To=
        * (misspelt) would otherwise send to every member. */
       {"POST", "/v1/groups/g/messages?To=bob", NULL, "'To' is unknown"},
