@@ -254,11 +254,13 @@ static int uploads_load(struct fsm *t, struct fsm_group *g,
   for (size_t i = 0; i < m->n_uploads; i++) {
     const Synod__Fsm__GroupUpload *u = m->uploads[i];
     struct fsm_group_member *x = member_named(g, u->member);
+    /* An upload below the checkpoint is legal state: one opened before
+     * another member's later checkpoint committed (it can no longer
+     * commit, and is held until its member leaves or opens another). */
     if (x == NULL || x->session->id != u->session_id ||
         (i > 0 && u->session_id <= m->uploads[i - 1]->session_id) ||
         u->total_bytes > FSM_GROUP_CHECKPOINT_BYTES_CAP ||
-        u->data.len >= u->total_bytes || u->offset >= g->window.next ||
-        (g->has_ckpt && u->offset < g->ckpt_offset)) {
+        u->data.len >= u->total_bytes || u->offset >= g->window.next) {
       return -1;
     }
     struct fsm_group_upload *d = &g->uploads[g->uploads_n++];

@@ -478,6 +478,37 @@ START_TEST(checkpoint_is_stored_in_chunks_and_replaced_by_a_newer_one) {
 }
 END_TEST
 
+/* An upload left open below a checkpoint another member committed
+ * later is legal state: its image loads, and encodes back the same.
+ * (A review found the decode refusing it: a follower installing such an
+ * image, or a replica restarting from it, stopped.) */
+START_TEST(an_upload_below_a_later_checkpoint_survives_the_image) {
+  struct h h;
+  h_init(&h, NULL);
+  uint64_t a = h_open(&h, 5000), b = h_open(&h, 5000);
+  h_join(&h, a, 1, "g", "m1", NULL, false);
+  h_join(&h, b, 1, "g", "m2", NULL, false);
+  h_chunk(&h, a, 2, "g", "m1", 1, 4, 0, "ab"); /* open, at offset 1 */
+  ck_assert_int_eq(h_err(&h), 0);
+  h_chunk(&h, b, 2, "g", "m2", 2, 2, 0, "xy"); /* committed at 2 */
+  ck_assert_int_eq(h_err(&h), 0);
+  ck_assert(h.resp->group_checkpoint->committed);
+  uint8_t *img, *again;
+  size_t len, again_len;
+  ck_assert_int_eq(fsm_snapshot_encode(h.f, &img, &len), 0);
+  struct fsm *g = fsm_new(NULL);
+  ck_assert_int_eq(fsm_snapshot_decode(g, img, len), 0);
+  ck_assert_int_eq(fsm_snapshot_encode(g, &again, &again_len), 0);
+  ck_assert(again_len == len && memcmp(again, img, len) == 0);
+  free(img);
+  free(again);
+  fsm_free(g);
+  h_chunk(&h, a, 3, "g", "m1", 1, 4, 2, "cd"); /* it can no longer commit */
+  ck_assert_int_eq(h_err(&h), SYNOD_ERANGE);
+  h_close(&h);
+}
+END_TEST
+
 /* A reader that knew the group (a member's join, or the checkpoint it
  * began to read) is refused the checkpoint of a group created again
  * under the name, which may sit at the same offset. */
@@ -1587,6 +1618,7 @@ static Suite *group_suite(void) {
   tcase_add_test(tc, send_to_the_group_and_to_one_member_records_the_target);
   tcase_add_test(tc, send_is_exactly_once_under_retries);
   tcase_add_test(tc, message_ids_expire_and_a_refused_send_keeps_them);
+  tcase_add_test(tc, an_upload_below_a_later_checkpoint_survives_the_image);
   tcase_add_test(tc,
                  checkpoint_is_stored_in_chunks_and_replaced_by_a_newer_one);
   tcase_add_test(tc,
