@@ -235,6 +235,36 @@ static void gm_state_empty(struct synod_async_group *g) {
   gm_go_live(g, "", 0);
 }
 
+/* While g waits for its state, a view that drops it ends it; the views
+ * themselves come again once it is live (its live subscription starts
+ * at the join's view at the latest), so that ready gives the join's
+ * view and view_cb each one after it, in order. */
+static void gm_view_waiting(struct synod_async_group *g,
+                            const struct synod_group_item *it) {
+  char why[SYNOD_ERRMSG_BYTES];
+  for (size_t j = 0; j < it->left_n; j++) {
+    if (gm_is_me(g, it->left[j])) {
+      errmsg_printf(why,
+                    "member '%s' of group '%s' was removed (view %" PRIu64
+                    " at offset %" PRIu64 ") before it had its state",
+                    g->member, g->group, it->view_id, it->offset);
+      gm_end(g, g->leaving ? SYNOD_ECANCELED : SYNOD_ESESSION, why);
+      return;
+    }
+  }
+}
+
+/* Whether item it, at or before the state's offset, is one the state
+ * does not hold: one addressed to this member after its join (a
+ * message, or a state request), which no other member's state has. */
+static bool gm_mine_after_join(const struct synod_async_group *g,
+                               const struct synod_group_item *it) {
+  return it->offset > g->join_offset &&
+         (it->type == SYNOD_GROUP_ITEM_MESSAGE ||
+          it->type == SYNOD_GROUP_ITEM_STATE_REQUEST) &&
+         gm_is_me(g, it->to);
+}
+
 /* One item of the stream, in order, each after the last one. */
 static void gm_on_item(struct synod_async_group *g,
                        const struct synod_group_item *it) {
@@ -243,14 +273,19 @@ static void gm_on_item(struct synod_async_group *g,
     gm_report_view(g); /* the stream reached the join's view */
   }
   if (it->type == SYNOD_GROUP_ITEM_VIEW) {
-    if (it->offset > g->view.offset) {
+    if (g->phase != GM_LIVE) {
+      gm_view_waiting(g, it);
+    } else if (it->offset > g->view.offset) {
       gm_on_view(g, it);
     }
     return;
   }
   if (g->phase == GM_WAITING && it->type == SYNOD_GROUP_ITEM_CHECKPOINT &&
-      it->checkpoint.offset >= g->request_offset) {
-    gm_start_read(g); /* our state is there */
+      it->offset > g->request_offset) {
+    /* Our state is there: a checkpoint stored after the request answers
+     * it (and every pending one), whoever stored it and whatever offset
+     * it reflects; the items after that offset follow. */
+    gm_start_read(g);
     return;
   }
   if (g->phase == GM_WAITING && it->type == SYNOD_GROUP_ITEM_STATE_REQUEST &&
@@ -258,7 +293,8 @@ static void gm_on_item(struct synod_async_group *g,
     gm_state_empty(g); /* no one is left to ask */
     return;
   }
-  if (g->phase != GM_LIVE || it->offset <= g->state_offset) {
+  if (g->phase != GM_LIVE ||
+      (it->offset <= g->state_offset && !gm_mine_after_join(g, it))) {
     return; /* in the state already */
   }
   switch (it->type) {
@@ -371,10 +407,6 @@ static void gm_read_cb(void *arg, int status,
   if (g->gone || g->phase != GM_READING) {
     gm_release(g);
     return;
-  }
-  if (status == 0 && g->source == SYNOD_GROUP_STATE_REQUESTED &&
-      ck->info.offset < g->request_offset) {
-    status = SYNOD_EINTERNAL; /* the notice said a later one is there */
   }
   if (status != 0) {
     errmsg_printf(why, "group '%s': reading the state of member '%s': %s",

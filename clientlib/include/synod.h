@@ -1833,14 +1833,19 @@ int synod_async_group_read_pinned(struct synod_async *a, const char *group,
  *    meanwhile) and handed over in the ready callback; then every message
  *    to the group after N (those before the join included), in order;
  *  - REQUESTED: the coordinator was asked; the handle waits, at most
- *    state_timeout_ms, for a checkpoint whose offset is at least the
- *    request's (its notice in the stream), reads it, and goes on as
- *    above. SYNOD_ETIMEDOUT when none came in time;
+ *    state_timeout_ms, for a checkpoint stored after the request (its
+ *    notice in the stream: any member's, at any offset, answers every
+ *    pending request), reads it, and goes on as above. SYNOD_ETIMEDOUT
+ *    when none came in time;
  *  - EMPTY: this member is the coordinator: the state is empty, at the
  *    join's offset.
  * So the boundary is exact: the state at N, then the items N+1, N+2, ...
- * The join's own view is reported when the stream reaches it (at once
- * if the state is past it).
+ * with one exception: what was addressed to this member alone after its
+ * join (messages, state requests) is in no member's state, so it is
+ * delivered even when it comes before N, in stream order with the views
+ * after the join. The join's own view is reported when the stream
+ * reaches it (at once if the state is past it), then each view after
+ * it, also those committed while the handle waited for its state.
  *
  * Answering a state request: the callback (async) or event (blocking)
  * comes in stream order, so the application's state at that moment is
@@ -1942,7 +1947,8 @@ int synod_async_group_member_checkpoint(struct synod_async *a,
 int synod_async_group_member_leave(struct synod_async *a,
                                    struct synod_async_group *g,
                                    synod_group_left_cb cb, void *arg);
-/* The current full view (borrowed until the next callback or close). */
+/* The full view as of the last view delivered (until ready: the join's;
+ * borrowed until the next callback or close). */
 const struct synod_group_view *
 synod_async_group_member_view(const struct synod_async_group *g);
 /* Stops following and frees the handle; no callback of it runs after
@@ -1974,7 +1980,9 @@ struct synod_group_event {
  * state together (0: the request timeout plus state_timeout_ms). On 0,
  * *out is the handle and *ready (may be NULL) the view and the state
  * (free with synod_group_ready_free); events follow with
- * synod_group_member_next, the first one after the state's offset.
+ * synod_group_member_next: the views from the join's on, what was
+ * addressed to this member alone after its join, and everything else
+ * after the state's offset, in stream order (see "State transfer").
  * Errors: the join's (SYNOD_EEXIST, ...), the state transfer's
  * (SYNOD_ETIMEDOUT: no checkpoint from the coordinator in time), and the
  * blocking interface's; on an error the member is left (best effort). */
