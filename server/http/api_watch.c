@@ -124,8 +124,18 @@ static int watch_deliver(void *arg, Synod__KeyWatchEvent *const *evs, size_t n,
     json_t *j = watch_event_json(evs[i]);
     char *data = j != NULL ? json_dumps(j, JSON_COMPACT) : NULL;
     char id[SSE_POSITION_MAX];
+    uint64_t rev = evs[i]->revision;
+    /* The id is where a resume starts after it: "R" (all of revision R)
+     * once the watch is known to have passed the rest of R (the next
+     * event is of a later revision, or the frame's progress covers R),
+     * so that a reconnect does not ask for R again, which one large
+     * revision after it may have evicted; else "R.E". */
+    bool whole = i + 1 < n ? evs[i + 1]->revision > rev
+                           : progress_rev > rev ||
+                                 (progress_rev == rev && progress_event == 0);
+    uint32_t event = whole ? 0 : evs[i]->event;
     json_decref(j);
-    sse_position(id, evs[i]->revision, evs[i]->event);
+    sse_position(id, rev, event);
     bool ok = data != NULL &&
               watch_buf_event(&b,
                               evs[i]->type == SYNOD__KEY_WATCH_EVENT__TYPE__PUT
@@ -137,13 +147,15 @@ static int watch_deliver(void *arg, Synod__KeyWatchEvent *const *evs, size_t n,
       free(b.p);
       return SYNOD_ENOMEM; /* ends the watch: a resume sees no gap */
     }
-    st->id_rev = evs[i]->revision;
-    st->id_event = evs[i]->event;
+    st->id_rev = rev;
+    st->id_event = event;
   }
-  /* Within the revision of the last id, the progress saves the resume no
-   * work worth an event: only a later revision is written. */
-  if (progress_rev > st->id_rev &&
-      !watch_progress(st, &b, progress_rev, progress_event)) {
+  /* Past the last id (as libsynod moves a watch's position): a later
+   * revision, or more of the last id's. */
+  bool past = progress_rev > st->id_rev ||
+              (progress_rev == st->id_rev && st->id_event != 0 &&
+               (progress_event == 0 || progress_event > st->id_event));
+  if (past && !watch_progress(st, &b, progress_rev, progress_event)) {
     free(b.p);
     return SYNOD_ENOMEM;
   }
