@@ -255,13 +255,13 @@ static void gm_view_waiting(struct synod_async_group *g,
 }
 
 /* Whether item it, at or before the state's offset, is one the state
- * does not hold: one addressed to this member after its join (a
- * message, or a state request), which no other member's state has. */
+ * does not hold: a message addressed to this member alone after its
+ * join, which no other member's state has. (A state request to it there
+ * is not: the checkpoint at the state's offset was stored after it, and
+ * answered it.) */
 static bool gm_mine_after_join(const struct synod_async_group *g,
                                const struct synod_group_item *it) {
-  return it->offset > g->join_offset &&
-         (it->type == SYNOD_GROUP_ITEM_MESSAGE ||
-          it->type == SYNOD_GROUP_ITEM_STATE_REQUEST) &&
+  return it->offset > g->join_offset && it->type == SYNOD_GROUP_ITEM_MESSAGE &&
          gm_is_me(g, it->to);
 }
 

@@ -1840,10 +1840,9 @@ int synod_async_group_read_pinned(struct synod_async *a, const char *group,
  *  - EMPTY: this member is the coordinator: the state is empty, at the
  *    join's offset.
  * So the boundary is exact: the state at N, then the items N+1, N+2, ...
- * with one exception: what was addressed to this member alone after its
- * join (messages, state requests) is in no member's state, so it is
- * delivered even when it comes before N, in stream order with the views
- * after the join. The join's own view is reported when the stream
+ * with one exception: a message addressed to this member alone after
+ * its join is in no member's state, so it is delivered even when it
+ * comes before N, in stream order with the views after the join. The join's own view is reported when the stream
  * reaches it (at once if the state is past it), then each view after
  * it, also those committed while the handle waited for its state.
  *
@@ -1980,9 +1979,9 @@ struct synod_group_event {
  * state together (0: the request timeout plus state_timeout_ms). On 0,
  * *out is the handle and *ready (may be NULL) the view and the state
  * (free with synod_group_ready_free); events follow with
- * synod_group_member_next: the views from the join's on, what was
- * addressed to this member alone after its join, and everything else
- * after the state's offset, in stream order (see "State transfer").
+ * synod_group_member_next: the views from the join's on, the messages
+ * to this member alone after its join, and everything else after the
+ * state's offset, in stream order (see "State transfer").
  * Errors: the join's (SYNOD_EEXIST, ...), the state transfer's
  * (SYNOD_ETIMEDOUT: no checkpoint from the coordinator in time), and the
  * blocking interface's; on an error the member is left (best effort). */
