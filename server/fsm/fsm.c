@@ -373,6 +373,18 @@ static void request_in_session(struct fsm *f, const struct op *op,
     }
     return;
   }
+  if (req->sequence <= s->sequence_floor &&
+      req->body_case == SYNOD__REQUEST__BODY_LOCK_ACQUIRE &&
+      fsm_lock_waiting(s, req->sequence)) {
+    /* A resend of an acquire still queued, whose record the window
+     * pushed out while the session went on writing: it is pending, and
+     * its grant, timeout or cancel answers the resend (an event that
+     * names the session and sequence). Only the answer differs from
+     * SYNOD_ESEQUENCE's: nothing changes, so replicas of a build before
+     * this one apply the same. */
+    out->response.pending = 1;
+    return;
+  }
   if (req->sequence <= s->sequence_floor) {
     errmsg_set(r.msg,
                "%s: sequence %" PRIu64 " is at or below session %" PRIu64

@@ -27,7 +27,9 @@
  *   to its last results_per_session_max sequences: a sequence in that
  *   window is answered from the record, byte for byte, and not applied
  *   again (a queued acquire stays queued, answered later by its event); a
- *   sequence at or below the highest one forgotten is SYNOD_ESEQUENCE; any
+ *   sequence at or below the highest one forgotten is SYNOD_ESEQUENCE, but
+ *   for an acquire still queued (its record pushed out while the session
+ *   went on writing: pending, answered by its event as in the window); any
  *   other is new and applied, even below the newest (pipelined requests
  *   may commit out of order). Errors are recorded too. Keepalive and close
  *   are idempotent and not recorded; SessionOpen (session 0) is never

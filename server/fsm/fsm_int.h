@@ -568,6 +568,8 @@ struct fsm_lock *fsm_lock_new(const char *name, size_t len);
 void fsm_lock_grant(struct fsm *f, struct fsm_lock *l, struct fsm_session *s,
                     uint64_t owner_id, uint32_t lock_delay_ms);
 void fsm_lock_delete_if_idle(struct fsm *f, struct fsm_lock *l);
+/* Whether s has an acquire queued on a lock under `sequence`. */
+bool fsm_lock_waiting(const struct fsm_session *s, uint64_t sequence);
 
 /* ----- counters (counter.c) */
 int fsm_counter_cmp(const void *key, const struct otree_node *n);

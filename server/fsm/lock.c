@@ -100,6 +100,17 @@ static struct fsm_event *waiter_answer(struct fsm *f, struct fsm_waiter *w,
   return e;
 }
 
+bool fsm_lock_waiting(const struct fsm_session *s, uint64_t sequence) {
+  for (const struct fsm_list *x = s->waiters.next; x != &s->waiters;
+       x = x->next) {
+    if (FSM_CONTAINER(x, struct fsm_waiter, session_link)->sequence ==
+        sequence) {
+      return true;
+    }
+  }
+  return false;
+}
+
 /* Grants l to its first waiter, or deletes l when none is left. */
 static void lock_grant_next(struct fsm *f, struct fsm_lock *l) {
   if (l->waiters_len == 0) {

@@ -310,6 +310,41 @@ START_TEST(sequence_older_than_window_is_esequence) {
 }
 END_TEST
 
+/* An acquire queued while its session goes on writing: its record is
+ * pushed out of the window, yet a resend of it (libsynod's, after a
+ * failover) is pending, not SYNOD_ESEQUENCE, and the grant answers it.
+ * (A review found the resend refused and the waiter granted later all
+ * the same: the lock held by a session whose client thought it failed.)
+ * Any other request below the floor is still SYNOD_ESEQUENCE. */
+START_TEST(a_queued_acquire_resent_below_the_floor_is_pending) {
+  struct fsm_options o = {.results_per_session_max = 4};
+  struct h h;
+  h_init(&h, &o);
+  uint64_t a = h_open(&h, 60000), b = h_open(&h, 60000);
+  h_acquire(&h, a, 1, "l", 1, 0, 0);
+  h_acquire(&h, b, 1, "l", 7, 50000, 0);
+  ck_assert(h.out.response.pending);
+  for (uint64_t seq = 2; seq <= 6; seq++) {
+    h_add(&h, b, seq, "c", 1, 0);
+    ck_assert_int_eq(h_err(&h), 0);
+  }
+  h_acquire(&h, b, 1, "l", 7, 50000, 0); /* the resend */
+  ck_assert(h.out.response.pending);
+  ck_assert_uint_eq(h.out.events_len, 0);
+  h_add(&h, b, 2, "c", 1, 0);
+  ck_assert_int_eq(h_err(&h), SYNOD_ESEQUENCE);
+  h_release(&h, a, 2, "l", 1);
+  ck_assert_int_eq(h_err(&h), 0);
+  const struct fsm_event *e = h_event(&h, 0, FSM_EVENT_LOCK_GRANTED);
+  ck_assert_uint_eq(e->session_id, b);
+  ck_assert_uint_eq(e->sequence, 1);
+  h_acquire(&h, b, 1, "l", 7, 50000, 0); /* granted: no longer queued */
+  ck_assert(!h.out.response.pending);
+  ck_assert_int_eq(h_err(&h), SYNOD_ESEQUENCE);
+  h_close(&h);
+}
+END_TEST
+
 /* Requests may commit out of order (pipelining across a failover): a new
  * sequence below the newest one but above the floor is still applied. */
 START_TEST(out_of_order_sequence_above_floor_is_applied_once) {
@@ -1627,6 +1662,7 @@ static TCase *tcase_sessions(void) {
   tcase_add_test(tc, retried_increment_after_failover_counts_once);
   tcase_add_test(tc, retried_error_answer_is_replayed_not_reapplied);
   tcase_add_test(tc, sequence_older_than_window_is_esequence);
+  tcase_add_test(tc, a_queued_acquire_resent_below_the_floor_is_pending);
   tcase_add_test(tc, out_of_order_sequence_above_floor_is_applied_once);
   tcase_add_test(tc, sessionless_counter_ops_apply_every_time);
   return tc;
