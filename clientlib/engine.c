@@ -512,28 +512,25 @@ static void op_expire(struct synod_async *a, struct op *op, uint64_t now) {
                   connected ? " from " : "",
                   connected ? a->conn->address : " (not connected)");
   }
-  if (op_kind_conn_bound(op->kind)) {
-    /* Completed first: the reconnect below would complete it too. */
-    bool stalled = connected && op->sent && a->conn->last_rx_ms < op->sent_ms;
-    engine_complete(a, op, status, NULL, why);
-    if (stalled && a->conn != NULL) {
-      engine_reconnect(a, "the server stopped answering", 0);
-    }
-    return;
-  }
-  if (connected && op->sent && a->conn->last_rx_ms < op->sent_ms) {
-    engine_reconnect(a, "the server stopped answering", 0);
-  }
-  if (op->kind == OP_LOCK_ACQUIRE && op->sequence != 0) {
+  /* The op is answered (or made a zombie) before the reconnect, which
+   * would complete it too (a conn-bound op, or one not safe to send
+   * again), and before its callback runs; nothing touches it after that
+   * callback, which may close the client and with it free the op. */
+  bool stalled = connected && op->sent && a->conn->last_rx_ms < op->sent_ms;
+  if (op->kind == OP_LOCK_ACQUIRE && op->sequence != 0 &&
+      !op_kind_conn_bound(op->kind)) {
+    op->zombie = true; /* a close from the callback frees it, silently */
+    op->deadline_ms = now + a->opts.request_timeout_ms;
     snprintf(a->errmsg, sizeof a->errmsg, "%s", why);
     if (op->done != NULL) {
       op->done(op, status, NULL, a->errmsg);
     }
-    op->zombie = true;
-    op->deadline_ms = now + a->opts.request_timeout_ms;
-    return;
+  } else {
+    engine_complete(a, op, status, NULL, why);
   }
-  engine_complete(a, op, status, NULL, why);
+  if (stalled && a->conn != NULL) {
+    engine_reconnect(a, "the server stopped answering", 0);
+  }
 }
 
 static void sweep_cb(uv_timer_t *t) {

@@ -1413,6 +1413,92 @@ START_TEST(session_validity_is_read_from_the_clock_not_the_loop) {
 }
 END_TEST
 
+/* A write that is not safe to send again (a member remove), with a
+ * timeout under the stall bound, on a connection gone silent: its expiry
+ * reconnects, which fails what was sent and may not be resent. It is
+ * answered once, ETIMEDOUT. (A review found the expiry going on with the
+ * op the reconnect had freed: a crash, a use-after-free under ASan.) */
+START_TEST(an_expiry_on_a_silent_connection_answers_an_unresendable_op_once) {
+  struct mock *m = mock_start();
+  struct proxy *p = proxy_start(m->address);
+  int64_t v;
+  struct synod_client *c =
+      client_bounded(p->address, slow(300), slow(50), slow(1000), 0, NULL);
+  OK(synod_counter_get(c, "x", 0, 0, &v));
+  p->silent = true;
+  WAIT_UNTIL(p->silent_now, 1000);
+  ck_assert_int_eq(synod_member_remove(c, "r2", 300), SYNOD_ETIMEDOUT);
+  synod_client_free(c);
+  proxy_stop(p);
+  mock_stop(m);
+}
+END_TEST
+
+/* An acquire that runs out of time where no replica can be reached; its
+ * callback closes the client. (A review found the callback called again
+ * by the close, with SYNOD_ESHUTDOWN, and the expiry then writing to the
+ * freed op.) */
+struct close_in_cb {
+  struct synod_async *a;
+  int calls, status;
+  bool closed;
+};
+
+static void close_in_cb_closed(void *arg) {
+  ((struct close_in_cb *)arg)->closed = true;
+}
+
+static void close_in_cb_acquired(void *arg, int status,
+                                 const struct synod_lock_grant *g) {
+  struct close_in_cb *z = arg;
+  (void)g;
+  z->calls++;
+  z->status = status;
+  if (z->calls == 1) {
+    synod_async_close(z->a, close_in_cb_closed, z);
+  }
+}
+
+START_TEST(
+    an_acquire_whose_timeout_callback_closes_the_client_is_answered_once) {
+  struct mock *m = mock_start();
+  struct proxy *p = proxy_start(m->address);
+  struct synod_client *c1 =
+      client_bounded(m->address, slow(300), slow(50), slow(1000), 0, NULL);
+  struct synod_lock_grant g;
+  OK(synod_lock_try(c1, "Z", 1, &g)); /* held: the acquire below waits */
+  uv_loop_t loop;
+  struct synod_options o;
+  struct close_in_cb z = {0};
+  synod_options_init(&o);
+  o.endpoints = p->address;
+  o.request_timeout_ms = 1000;
+  o.stay_on_replica = true;
+  uv_loop_init(&loop);
+  ck_assert_int_eq(synod_async_new(&loop, &o, &z.a), 0);
+  ck_assert_int_eq(
+      synod_async_lock_acquire(z.a, "Z", 2, 500, close_in_cb_acquired, &z), 0);
+  uint64_t t0 = now_ms();
+  while (z.a->last_sequence == 0 || now_ms() - t0 < 200) {
+    ck_assert_msg(now_ms() - t0 < 5000, "the acquire was never sent");
+    uv_run(&loop, UV_RUN_NOWAIT);
+    usleep(1000);
+  }
+  proxy_stop(p); /* the replica goes away: no reconnect succeeds */
+  t0 = now_ms();
+  while (!z.closed && now_ms() - t0 < 5000) {
+    uv_run(&loop, UV_RUN_ONCE);
+  }
+  ck_assert_msg(z.closed, "the close did not finish");
+  ck_assert_int_eq(z.calls, 1);
+  ck_assert_int_eq(z.status, SYNOD_ETIMEDOUT);
+  uv_run(&loop, UV_RUN_DEFAULT);
+  uv_loop_close(&loop);
+  synod_client_free(c1);
+  mock_stop(m);
+}
+END_TEST
+
 static Suite *clientlib_suite(void) {
   Suite *s = suite_create("clientlib");
   TCase *tc = tcase_create("pure");
@@ -1458,6 +1544,10 @@ static Suite *clientlib_suite(void) {
   tcase_add_test(
       tc, async_checkpoint_read_replaced_at_its_offset_reads_the_new_one);
   tcase_add_test(tc, an_unanswered_keepalive_moves_the_session_before_jeopardy);
+  tcase_add_test(
+      tc, an_expiry_on_a_silent_connection_answers_an_unresendable_op_once);
+  tcase_add_test(
+      tc, an_acquire_whose_timeout_callback_closes_the_client_is_answered_once);
   suite_add_tcase(s, tc);
   return s;
 }
