@@ -102,6 +102,15 @@ static bool session_usable(const struct synod_async *a) {
   return a->session_id != 0;
 }
 
+/* A session close waits behind the writes queued before it, but not for
+ * a window slot once they are all out: the server records no answer for
+ * it, and a window full of acquires waiting on locks would otherwise
+ * hold it until its timeout, leaving the session (its locks, its queued
+ * acquires) until the TTL. */
+static bool close_may_pass(const struct synod_async *a, const struct op *op) {
+  return op->kind == OP_SESSION_CLOSE && a->ops_unsequenced == 1;
+}
+
 /* Writes op on the current connection if nothing holds it back. */
 static void op_try_send(struct synod_async *a, struct op *op) {
   if (op->sent || op->kind == OP_SESSION_WAIT) {
@@ -111,7 +120,7 @@ static void op_try_send(struct synod_async *a, struct op *op) {
     return;
   }
   if (op_kind_sequenced(op->kind) && op->sequence == 0) {
-    if (a->inflight_sequenced >= SYNOD_INFLIGHT_MAX) {
+    if (a->inflight_sequenced >= SYNOD_INFLIGHT_MAX && !close_may_pass(a, op)) {
       return;
     }
     op->sequence = ++a->last_sequence;
@@ -157,7 +166,8 @@ void engine_flush(struct synod_async *a) {
   /* left: ops not looked at yet; waiting: those of them unsequenced. */
   size_t left = a->ops_n, waiting = a->ops_unsequenced;
   for (struct op *op = a->ops.next; op != &a->ops; op = op->next) {
-    if (left == waiting && a->inflight_sequenced >= SYNOD_INFLIGHT_MAX) {
+    if (left == waiting && a->inflight_sequenced >= SYNOD_INFLIGHT_MAX &&
+        !close_may_pass(a, op)) {
       break; /* the rest wait for a slot, and none is free */
     }
     waiting -= op_unsequenced(op);

@@ -143,7 +143,7 @@ struct mock {
   _Atomic int applied;
   _Atomic int replayed; /* retries answered from the record */
   _Atomic int keepalives;
-  _Atomic int sessions_opened;
+  _Atomic int sessions_opened, sessions_closed;
   _Atomic int conns_dropped;
   /* State: mock thread only. */
   uint64_t index;
@@ -546,6 +546,7 @@ static void mock_mutate(struct mock *m, uint64_t conn_id,
   }
   if (q->body_case == SYNOD__REQUEST__BODY_SESSION_CLOSE) {
     mock_session_end(m, s);
+    m->sessions_closed++;
   }
   if (q->body_case == SYNOD__REQUEST__BODY_CHANNEL_PUBLISH && rv == 0) {
     mock_subs_pump(m);

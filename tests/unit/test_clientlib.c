@@ -1499,6 +1499,70 @@ START_TEST(
 }
 END_TEST
 
+/* A close behind a window full of acquires waiting on a held lock: it
+ * goes out at once and ends the session (its waiters with it), not after
+ * its 2 s timeout with the session left to its TTL (found by review). */
+struct full_window {
+  struct synod_async *a;
+  int answered;
+  bool closed;
+  uint64_t closed_ms;
+};
+
+static void full_window_acquired(void *arg, int status,
+                                 const struct synod_lock_grant *g) {
+  (void)status;
+  (void)g;
+  ((struct full_window *)arg)->answered++;
+}
+
+static void full_window_closed(void *arg) {
+  struct full_window *w = arg;
+  w->closed = true;
+  w->closed_ms = now_ms();
+}
+
+START_TEST(a_close_behind_a_full_window_of_waiting_acquires_goes_out_at_once) {
+  struct mock *m = mock_start();
+  struct synod_client *holder = client_for(m->address, 0, NULL);
+  struct synod_lock_grant g;
+  OK(synod_lock_try(holder, "L", 1, &g));
+  uv_loop_t loop;
+  struct synod_options o;
+  struct full_window w = {0};
+  synod_options_init(&o);
+  o.endpoints = m->address;
+  uv_loop_init(&loop);
+  ck_assert_int_eq(synod_async_new(&loop, &o, &w.a), 0);
+  for (uint64_t k = 0; k < SYNOD_INFLIGHT_MAX; k++) {
+    ck_assert_int_eq(synod_async_lock_acquire(w.a, "L", 100 + k, 30000,
+                                              full_window_acquired, &w),
+                     0);
+  }
+  uint64_t t0 = now_ms();
+  while (w.a->inflight_sequenced < SYNOD_INFLIGHT_MAX) {
+    ck_assert_msg(now_ms() - t0 < 5000, "the acquires were not sent");
+    uv_run(&loop, UV_RUN_NOWAIT);
+    usleep(1000);
+  }
+  int closed_before = m->sessions_closed;
+  t0 = now_ms();
+  synod_async_close(w.a, full_window_closed, &w);
+  while (!w.closed && now_ms() - t0 < 5000) {
+    uv_run(&loop, UV_RUN_ONCE);
+  }
+  ck_assert_msg(w.closed, "the close did not finish");
+  ck_assert_msg(w.closed_ms - t0 < 1000, "the close took %" PRIu64 " ms",
+                w.closed_ms - t0);
+  ck_assert_int_eq(m->sessions_closed, closed_before + 1);
+  ck_assert_int_eq(w.answered, SYNOD_INFLIGHT_MAX); /* each once */
+  uv_run(&loop, UV_RUN_DEFAULT);
+  uv_loop_close(&loop);
+  synod_client_free(holder);
+  mock_stop(m);
+}
+END_TEST
+
 static Suite *clientlib_suite(void) {
   Suite *s = suite_create("clientlib");
   TCase *tc = tcase_create("pure");
@@ -1548,6 +1612,8 @@ static Suite *clientlib_suite(void) {
       tc, an_expiry_on_a_silent_connection_answers_an_unresendable_op_once);
   tcase_add_test(
       tc, an_acquire_whose_timeout_callback_closes_the_client_is_answered_once);
+  tcase_add_test(
+      tc, a_close_behind_a_full_window_of_waiting_acquires_goes_out_at_once);
   suite_add_tcase(s, tc);
   return s;
 }
