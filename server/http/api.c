@@ -137,10 +137,11 @@ bool api_message_id_header(struct http_api *api,
   if (id == NULL) {
     return true;
   }
-  if (id->value_len > API_MESSAGE_ID_MAX ||
+  if (id->value_len == 0 || id->value_len > API_MESSAGE_ID_MAX ||
       memchr(id->value, 0, id->value_len) != NULL) {
+    /* An empty one would be taken for none: no deduplication. */
     api_respond_code(api, req->id, SYNOD_EINVAL, 0,
-                     "message id of %zu bytes: at most %d, without NUL",
+                     "message id of %zu bytes: 1 to %d, without NUL",
                      id->value_len, API_MESSAGE_ID_MAX);
     return false;
   }

@@ -97,8 +97,9 @@ bool api_query_arg(struct http_api *api, const struct httpd_request *req,
 /* The message id of a publish or a group send: the Synod-Message-Id or
  * Idempotency-Key header, into out (API_MESSAGE_ID_MAX + 1 bytes, "" when
  * neither is given); *present says whether one was. More than one of
- * them (a header twice, or both: which would count?), a value over
- * API_MESSAGE_ID_MAX bytes or with a NUL: false after answering 400. */
+ * them (a header twice, or both: which would count?), an empty value,
+ * one over API_MESSAGE_ID_MAX bytes or with a NUL: false after answering
+ * 400. */
 bool api_message_id_header(struct http_api *api,
                            const struct httpd_request *req, char *out,
                            bool *present);

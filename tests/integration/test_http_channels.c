@@ -417,6 +417,12 @@ static void scenario_publish(void) {
   CHECK(strstr(jstr(two, "message"), "given twice") != NULL,
         "two message ids: %s", jstr(two, "message"));
   json_decref(two);
+  /* An empty one would be no id at all: no deduplication. */
+  json_t *empty = http_json("POST", c.nodes[l].http, "/v1/channels/orders",
+                            "Synod-Message-Id;", "third", 5, 400);
+  CHECK(strstr(jstr(empty, "message"), "message id of 0 bytes") != NULL,
+        "an empty message id: %s", jstr(empty, "message"));
+  json_decref(empty);
   json_t *info = http_json("GET", c.nodes[f].http, "/v1/channels/orders", NULL,
                            NULL, 0, 200);
   CHECK(jint(info, "messages") == 2 && jint(info, "next_offset") == 3 &&

@@ -395,6 +395,8 @@ static void scenario_bad_input(void) {
       /* Two message ids: which one would count? */
       {"POST", "/v1/groups/g/messages",
        "Idempotency-Key: m9\nSynod-Message-Id: m10", "given twice"},
+      {"POST", "/v1/groups/g/messages", "Idempotency-Key;",
+       "message id of 0 bytes"},
       {"POST", "/v1/groups/g/messages",
        "Idempotency-Key: m9\nIdempotency-Key: m9", "given twice"},
       /* A parameter a route does not take is refused, not ignored: ?To=
