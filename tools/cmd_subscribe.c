@@ -159,6 +159,7 @@ static int subscribe_loop(const struct ctl_opts *o, struct synod_client *c,
                           struct cursor_state *cs) {
   uint64_t printed = 0;
   int code = CTL_EXIT_OK;
+  bool gone = false;
   while (printed < a->count && code == CTL_EXIT_OK && !ctl_signalled(set)) {
     struct synod_channel_message m;
     int rv = synod_subscription_next(sub, CTL_POLL_MS, &m);
@@ -178,6 +179,7 @@ static int subscribe_loop(const struct ctl_opts *o, struct synod_client *c,
                 "run again with --from %" PRIu64 "\n",
                 o->prog, synod_subscription_first_available(sub));
       }
+      gone = rv == SYNOD_ENOTFOUND;
       code = CTL_EXIT_ERROR;
       break;
     }
@@ -189,8 +191,11 @@ static int subscribe_loop(const struct ctl_opts *o, struct synod_client *c,
       code = cursor_commit(o, c, a->opts.channel, cs);
     }
   }
-  /* Always, even after an error: what was printed is done with. */
-  int commit = cursor_commit(o, c, a->opts.channel, cs);
+  /* Even after an error: what was printed is done with. But not after
+   * the channel was deleted: the commit names the channel, and would
+   * land in one created again under the name, whose next run would then
+   * skip that many of its messages. */
+  int commit = gone ? CTL_EXIT_OK : cursor_commit(o, c, a->opts.channel, cs);
   return code != CTL_EXIT_OK ? code : commit;
 }
 

@@ -287,6 +287,25 @@ static void scenario_subscribe(void) {
   kill(term, SIGTERM);
   CHECK(test_wait(term, 20000, "subscribe until SIGTERM") == 0, "term exit");
   ctl_expect_start("s11", "channel cursor subs c2", "7 index ");
+  /* The channel deleted under it and created again while it could not
+   * look (stopped): it ends, and what it printed is not committed into
+   * the new channel of the name, whose next run would skip as many of its
+   * messages (found by review). */
+  ctl_expect_start("d1", "publish gone g1 g2", "1 2 index ");
+  path_in("d2", t, sizeof t);
+  pid_t del = ctl_bg("d2", "subscribe gone --from first --cursor c3");
+  test_wait_file(t, "g2\n", 20000);
+  kill(del, SIGSTOP);
+  CHECK(ctl("d3", "channel delete gone", &out) == 0, "delete: %s", out);
+  free(out);
+  ctl_expect_start("d4", "publish gone n1 n2 n3", "1 3 index ");
+  kill(del, SIGCONT);
+  CHECK(test_wait(del, 20000, "subscribe of a deleted channel") == 1,
+        "a deleted channel ends the subscription with exit 1");
+  CHECK(ctl("d5", "channel cursor gone c3", &out) == 1 &&
+            strstr(out, "SYNOD_ENOTFOUND") != NULL,
+        "the cursor of the deleted channel landed in the new one: '%s'", out);
+  free(out);
   CHECK(ctl("s12", "subscribe", NULL) == 2, "usage error expected");
   CHECK(ctl("s13", "subscribe subs --prefix --cursor c", NULL) == 2,
         "a cursor on a prefix is a usage error");
