@@ -64,6 +64,27 @@ static void limits_default(const struct fsm *f, struct fsm_channel_limits *l) {
       .max_message_bytes = f->opt.channel_message_bytes_default};
 }
 
+int fsm_request_bounds_check(const Synod__Request *req, char *msg) {
+  const Synod__ChannelLimits *l =
+      req->body_case == SYNOD__REQUEST__BODY_CHANNEL_CREATE &&
+              req->channel_create != NULL
+          ? req->channel_create->limits
+          : NULL;
+  if (l != NULL && l->max_messages > FSM_CHANNEL_MESSAGES_CAP) {
+    errmsg_set(msg, "channel limits: max_messages %" PRIu64 " is over %u",
+               l->max_messages, FSM_CHANNEL_MESSAGES_CAP);
+    return SYNOD_ERANGE;
+  }
+  if (l != NULL && l->max_age_ms > FSM_CHANNEL_AGE_MAX_MS) {
+    errmsg_set(msg,
+               "channel limits: max_age_ms %" PRIu64
+               " is over %llu (100 years; 0 is no limit)",
+               l->max_age_ms, FSM_CHANNEL_AGE_MAX_MS);
+    return SYNOD_ERANGE;
+  }
+  return 0;
+}
+
 /* Resolves requested limits (zero fields take the defaults) and checks
  * them against the caps. */
 static int limits_resolve(const struct fsm *f, const Synod__ChannelLimits *in,

@@ -328,6 +328,17 @@ uint32_t fsm_session_ttl_ms(const struct fsm *f, uint64_t session_id);
  * (SYNOD_ERRMSG_MAX bytes) naming the value and the bounds. */
 int fsm_session_ttl_check(const struct fsm *f, uint32_t ttl_ms, char *errmsg);
 
+/* Bounds a leader checks before proposing a write, which apply has no
+ * rule for (adding one would change what replicas of older builds apply
+ * the same way): a channel's max_messages at most
+ * FSM_CHANNEL_MESSAGES_CAP (what the README promises a window holds),
+ * and its max_age_ms at most FSM_CHANNEL_AGE_MAX_MS (beyond it the
+ * expiry's sum wraps and every message would expire at once). Returns
+ * 0, or SYNOD_ERANGE with errmsg (SYNOD_ERRMSG_MAX bytes). */
+#define FSM_CHANNEL_MESSAGES_CAP 1000000u
+#define FSM_CHANNEL_AGE_MAX_MS (100ull * 366 * 24 * 3600 * 1000) /* 100 y */
+int fsm_request_bounds_check(const Synod__Request *req, char *errmsg);
+
 /* True for the bodies fsm_query answers: lock_query, lock_check,
  * counter_get, counter_list, election_leader, election_observe, the
  * channel reads, key_get, key_list and the group reads (view, list,

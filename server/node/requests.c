@@ -343,6 +343,10 @@ int requests_propose_from(struct node *n, const struct origin *from,
                where, SYNOD_VERSION);
     return SYNOD_EPROTO;
   }
+  int rv = fsm_request_bounds_check(req, msg);
+  if (rv != 0) {
+    return rv;
+  }
   Synod__Request copy = *req;
   copy.id = 0;
   copy.stale = false;

@@ -183,6 +183,19 @@ static void scenario_limits(struct cluster *c) {
   l.refuse_when_full = true;
   CHECK(synod_channel_create(cl, "small", &l, 0, NULL) == SYNOD_EEXIST,
         "create with other limits: %s", synod_client_errmsg());
+  /* Limits past what a window holds, or an age whose expiry would wrap
+   * (every message gone at once): refused by the leader, nothing made
+   * (found by review: both were accepted). */
+  struct synod_channel_limits huge = {.max_messages = 1000001};
+  CHECK(synod_channel_create(cl, "huge", &huge, 0, NULL) == SYNOD_ERANGE &&
+            strstr(synod_client_errmsg(), "max_messages 1000001") != NULL,
+        "max_messages over the cap: %s", synod_client_errmsg());
+  huge = (struct synod_channel_limits){.max_age_ms = UINT64_MAX};
+  CHECK(synod_channel_create(cl, "huge", &huge, 0, NULL) == SYNOD_ERANGE &&
+            strstr(synod_client_errmsg(), "max_age_ms") != NULL,
+        "max_age_ms over the cap: %s", synod_client_errmsg());
+  CHECK(synod_channel_info(cl, "huge", 0, 0, &ci) == SYNOD_ENOTFOUND,
+        "a refused create made the channel");
   OK(synod_channel_info(cl, "small", 0, 0, &ci));
   CHECK(ci.first_offset == 3 && ci.next_offset == 6 && ci.messages == 3,
         "small: %" PRIu64 "..%" PRIu64 ", %" PRIu64 " messages",
