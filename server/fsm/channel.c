@@ -65,6 +65,13 @@ static void limits_default(const struct fsm *f, struct fsm_channel_limits *l) {
 }
 
 int fsm_request_bounds_check(const Synod__Request *req, char *msg) {
+  if (req->body_case == SYNOD__REQUEST__BODY_CHANNEL_PUBLISH &&
+      req->channel_publish != NULL &&
+      req->channel_publish->n_messages > FSM_CHANNEL_BATCH_MAX) {
+    errmsg_set(msg, "channel publish: %zu messages in one batch, over %u",
+               req->channel_publish->n_messages, FSM_CHANNEL_BATCH_MAX);
+    return SYNOD_ERANGE;
+  }
   const Synod__ChannelLimits *l =
       req->body_case == SYNOD__REQUEST__BODY_CHANNEL_CREATE &&
               req->channel_create != NULL

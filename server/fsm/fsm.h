@@ -333,9 +333,11 @@ int fsm_session_ttl_check(const struct fsm *f, uint32_t ttl_ms, char *errmsg);
  * the same way): a channel's max_messages at most
  * FSM_CHANNEL_MESSAGES_CAP (what the README promises a window holds),
  * and its max_age_ms at most FSM_CHANNEL_AGE_MAX_MS (beyond it the
- * expiry's sum wraps and every message would expire at once). Returns
- * 0, or SYNOD_ERANGE with errmsg (SYNOD_ERRMSG_MAX bytes). */
+ * expiry's sum wraps and every message would expire at once); a
+ * publish of at most FSM_CHANNEL_BATCH_MAX messages. Returns 0, or
+ * SYNOD_ERANGE with errmsg (SYNOD_ERRMSG_MAX bytes). */
 #define FSM_CHANNEL_MESSAGES_CAP 1000000u
+#define FSM_CHANNEL_BATCH_MAX 1000u
 #define FSM_CHANNEL_AGE_MAX_MS (100ull * 366 * 24 * 3600 * 1000) /* 100 y */
 int fsm_request_bounds_check(const Synod__Request *req, char *errmsg);
 

@@ -275,6 +275,40 @@ static void unknown_field_case(const char *addr) {
   close(fd);
 }
 
+/* To the leader: a publish of 1,001 messages in one batch (libsynod
+ * refuses it before sending; the server did not): refused before it is
+ * proposed, nothing appended (found by review). */
+static void batch_over_case(const char *addr) {
+  static uint8_t buf[4096], out[16384];
+  static ProtobufCBinaryData msgs[1001];
+  size_t n, m;
+  Synod__Hello hello = SYNOD__HELLO__INIT;
+  hello.protocol_version = SYNOD__PROTOCOL_VERSION__PROTOCOL_VERSION_CURRENT;
+  Synod__Request r = SYNOD__REQUEST__INIT;
+  r.id = 1;
+  r.body_case = SYNOD__REQUEST__BODY_HELLO;
+  r.hello = &hello;
+  frame_of(&r.base, out, sizeof out, &n);
+  for (size_t i = 0; i < 1001; i++) {
+    msgs[i] = (ProtobufCBinaryData){1, (uint8_t *)"x"};
+  }
+  Synod__ChannelPublish p = SYNOD__CHANNEL_PUBLISH__INIT;
+  p.name = "too-many";
+  p.n_messages = 1001;
+  p.messages = msgs;
+  r = (Synod__Request)SYNOD__REQUEST__INIT;
+  r.id = 2;
+  r.body_case = SYNOD__REQUEST__BODY_CHANNEL_PUBLISH;
+  r.channel_publish = &p;
+  frame_of(&r.base, out + n, sizeof out - n, &m);
+  int fd = dial(addr);
+  send_all(fd, out, n + m);
+  size_t last = read_frames(fd, buf, sizeof buf, 2, "a batch over 1,000");
+  expect_error(buf + last, sizeof buf - last, SYNOD_ERANGE,
+               "a batch over 1,000");
+  close(fd);
+}
+
 int main(void) {
   struct cluster c;
   char synodd[PATH_MAX];
@@ -289,6 +323,7 @@ int main(void) {
   client_port_cases(c.nodes[leader].client);
   peer_port_cases(c.nodes[victim].peer, c.nodes[leader].name);
   unknown_field_case(c.nodes[leader].client);
+  batch_over_case(c.nodes[leader].client);
 
   /* Still serving: a write through the cluster and the victim's status. */
   struct synod_options o;
@@ -307,6 +342,9 @@ int main(void) {
         synod_client_errmsg());
   CHECK(value == 0, "a write with a field the server does not know was "
                     "applied");
+  struct synod_channel_info ci;
+  CHECK(synod_channel_info(cl, "too-many", 0, 10000, &ci) == SYNOD_ENOTFOUND,
+        "a batch over 1,000 was appended");
   synod_client_free(cl);
   CHECK(c.nodes[victim].pid != 0 && kill(c.nodes[victim].pid, 0) == 0,
         "%s died", c.nodes[victim].name);
