@@ -527,8 +527,7 @@ static void op_expire(struct synod_async *a, struct op *op, uint64_t now) {
    * again), and before its callback runs; nothing touches it after that
    * callback, which may close the client and with it free the op. */
   bool stalled = connected && op->sent && a->conn->last_rx_ms < op->sent_ms;
-  if (op->kind == OP_LOCK_ACQUIRE && op->sequence != 0 &&
-      !op_kind_conn_bound(op->kind)) {
+  if (op->kind == OP_LOCK_ACQUIRE && op->sequence != 0) {
     op->zombie = true; /* a close from the callback frees it, silently */
     op->deadline_ms = now + a->opts.request_timeout_ms;
     snprintf(a->errmsg, sizeof a->errmsg, "%s", why);
