@@ -237,21 +237,34 @@ static size_t read_frames(int fd, uint8_t *buf, size_t cap, int frames,
   return at;
 }
 
+/* Sends a handshake, then r (as request 2), to addr on a connection of
+ * its own: r must be refused with `code` (the second answer). */
+static void refused_after_hello(const char *addr, Synod__Request *r, int code,
+                                const char *what) {
+  static uint8_t buf[4096], out[16384];
+  size_t n, m;
+  Synod__Hello hello = SYNOD__HELLO__INIT;
+  hello.protocol_version = SYNOD__PROTOCOL_VERSION__PROTOCOL_VERSION_CURRENT;
+  Synod__Request h = SYNOD__REQUEST__INIT;
+  h.id = 1;
+  h.body_case = SYNOD__REQUEST__BODY_HELLO;
+  h.hello = &hello;
+  frame_of(&h.base, out, sizeof out, &n);
+  r->id = 2;
+  frame_of(&r->base, out + n, sizeof out - n, &m);
+  int fd = dial(addr);
+  send_all(fd, out, n + m);
+  size_t last = read_frames(fd, buf, sizeof buf, 2, what);
+  expect_error(buf + last, sizeof buf - last, code, what);
+  close(fd);
+}
+
 /* To the leader: a counter add with field 15 in its CounterAdd, as a
  * client newer than the server might send. Applied here it would lose
  * what the field means, and a replica that does not know a field of an
  * entry stops rather than apply it (fsm_apply): refused, nothing
  * proposed, and the connection serves on. */
 static void unknown_field_case(const char *addr) {
-  uint8_t buf[4096], out[4096];
-  size_t n, m;
-  Synod__Hello hello = SYNOD__HELLO__INIT;
-  hello.protocol_version = SYNOD__PROTOCOL_VERSION__PROTOCOL_VERSION_CURRENT;
-  Synod__Request r = SYNOD__REQUEST__INIT;
-  r.id = 1;
-  r.body_case = SYNOD__REQUEST__BODY_HELLO;
-  r.hello = &hello;
-  frame_of(&r.base, out, sizeof out, &n);
   uint8_t varint_one = 1;
   ProtobufCMessageUnknownField extra = {.tag = 15,
                                         .wire_type =
@@ -263,32 +276,17 @@ static void unknown_field_case(const char *addr) {
   add.delta = 1;
   add.base.n_unknown_fields = 1;
   add.base.unknown_fields = &extra;
-  r = (Synod__Request)SYNOD__REQUEST__INIT;
-  r.id = 2;
+  Synod__Request r = SYNOD__REQUEST__INIT;
   r.body_case = SYNOD__REQUEST__BODY_COUNTER_ADD;
   r.counter_add = &add;
-  frame_of(&r.base, out + n, sizeof out - n, &m);
-  int fd = dial(addr);
-  send_all(fd, out, n + m);
-  size_t last = read_frames(fd, buf, sizeof buf, 2, "client unknown field");
-  expect_error(buf + last, 4096 - last, SYNOD_EPROTO, "client unknown field");
-  close(fd);
+  refused_after_hello(addr, &r, SYNOD_EPROTO, "client unknown field");
 }
 
 /* To the leader: a publish of 1,001 messages in one batch (libsynod
  * refuses it before sending; the server did not): refused before it is
  * proposed, nothing appended (found by review). */
 static void batch_over_case(const char *addr) {
-  static uint8_t buf[4096], out[16384];
   static ProtobufCBinaryData msgs[1001];
-  size_t n, m;
-  Synod__Hello hello = SYNOD__HELLO__INIT;
-  hello.protocol_version = SYNOD__PROTOCOL_VERSION__PROTOCOL_VERSION_CURRENT;
-  Synod__Request r = SYNOD__REQUEST__INIT;
-  r.id = 1;
-  r.body_case = SYNOD__REQUEST__BODY_HELLO;
-  r.hello = &hello;
-  frame_of(&r.base, out, sizeof out, &n);
   for (size_t i = 0; i < 1001; i++) {
     msgs[i] = (ProtobufCBinaryData){1, (uint8_t *)"x"};
   }
@@ -296,17 +294,10 @@ static void batch_over_case(const char *addr) {
   p.name = "too-many";
   p.n_messages = 1001;
   p.messages = msgs;
-  r = (Synod__Request)SYNOD__REQUEST__INIT;
-  r.id = 2;
+  Synod__Request r = SYNOD__REQUEST__INIT;
   r.body_case = SYNOD__REQUEST__BODY_CHANNEL_PUBLISH;
   r.channel_publish = &p;
-  frame_of(&r.base, out + n, sizeof out - n, &m);
-  int fd = dial(addr);
-  send_all(fd, out, n + m);
-  size_t last = read_frames(fd, buf, sizeof buf, 2, "a batch over 1,000");
-  expect_error(buf + last, sizeof buf - last, SYNOD_ERANGE,
-               "a batch over 1,000");
-  close(fd);
+  refused_after_hello(addr, &r, SYNOD_ERANGE, "a batch over 1,000");
 }
 
 int main(void) {

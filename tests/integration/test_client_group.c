@@ -459,6 +459,23 @@ static void mem_next(struct mem *m, struct synod_group_event *ev) {
   }
 }
 
+/* m stores its state at its view's offset (a checkpoint, whoever asked);
+ * j, joining in thread t, must be ready with that state, REQUESTED.
+ * Returns the offset. */
+static uint64_t answer_at_view(struct mem *m, pthread_t t, struct joiner *j) {
+  uint64_t at = m->view.offset;
+  size_t len;
+  char *st = state_encode(m->hash, &len);
+  OK(synod_group_member_checkpoint(m->g, at, st, len, 0, NULL));
+  free(st);
+  pthread_join(t, NULL);
+  CHECK(j->r.source == SYNOD_GROUP_STATE_REQUESTED && j->r.state_offset == at &&
+            j->m.hash == m->hash,
+        "%s: source %d, state at %" PRIu64 " (want %" PRIu64 ")", j->name,
+        (int)j->r.source, j->r.state_offset, at);
+  return at;
+}
+
 /* While "j5" waits for the state it asked "coord" for: a message to it
  * alone, a message to all, and a third member's join. The coordinator
  * answers only then, with its state after all of them. j5's ready gives
@@ -495,16 +512,7 @@ static void scenario_state_request_gaps(const struct cluster *cl) {
   mem_join(&d, cl, "g5", "d5", false, 0, NULL);
   mem_until(&a, last);
   mem_until_view(&a, 3);
-  uint64_t at = a.view.offset; /* the state after every item up to it */
-  size_t len;
-  char *st = state_encode(a.hash, &len);
-  OK(synod_group_member_checkpoint(a.g, at, st, len, 0, NULL));
-  free(st);
-  pthread_join(t, NULL);
-  CHECK(j.r.source == SYNOD_GROUP_STATE_REQUESTED && j.r.state_offset == at &&
-            j.m.hash == a.hash,
-        "j5: source %d, state at %" PRIu64 " (want %" PRIu64 ")",
-        (int)j.r.source, j.r.state_offset, at);
+  uint64_t at = answer_at_view(&a, t, &j); /* after every item up to it */
   CHECK(j.r.view.count == 2 && j.r.view.offset == j.r.join_offset,
         "j5's ready: a view of %zu members at %" PRIu64 ", not the join's at "
         "%" PRIu64,
@@ -538,15 +546,7 @@ static void scenario_state_request_gaps(const struct cluster *cl) {
   k = (struct joiner){.cl = cl, .group = "g6", .name = "c6"};
   CHECK(pthread_create(&t, NULL, joiner_main, &k) == 0, "pthread_create");
   mem_until_view(&b, 3);
-  at = b.view.offset; /* c6's view: before its request */
-  st = state_encode(b.hash, &len);
-  OK(synod_group_member_checkpoint(b.g, at, st, len, 0, NULL));
-  free(st);
-  pthread_join(t, NULL);
-  CHECK(k.r.source == SYNOD_GROUP_STATE_REQUESTED && k.r.state_offset == at &&
-            k.m.hash == b.hash,
-        "c6: source %d, state at %" PRIu64 " (want %" PRIu64 ")",
-        (int)k.r.source, k.r.state_offset, at);
+  answer_at_view(&b, t, &k); /* at c6's view: before its request */
   last = send_all(&b, "m1");
   mem_until(&k.m, last);
   CHECK(k.m.hash == b.hash || k.m.got_n == 1, "c6 after its state");
