@@ -485,6 +485,10 @@ int main(int argc, char **argv) {
   o.snapshot_entries = snap_entries;
   log_init(cfg.name, (enum log_level)level);
   signal(SIGPIPE, SIG_IGN);
+  /* Inherited ignored (a parent's setting survives exec), SIGCHLD makes
+   * the kernel reap children at once: waitpid could then not tell a
+   * snapshot child that finished from one that was killed. */
+  signal(SIGCHLD, SIG_DFL);
   o.name = cfg.name;
   o.data_dir = cfg.data;
   o.cluster_id = cfg.cluster_id;

@@ -1011,6 +1011,24 @@ struct snapshot_fork {
   char errmsg[SYNOD_ERRMSG_MAX];
 };
 
+/* The child's image is followed by its length, 8 bytes little-endian. */
+#define SNAPSHOT_TRAILER_BYTES 8
+
+/* Writes all of p to fd (a pipe); false on an error. */
+static bool write_all(int fd, const uint8_t *p, size_t len) {
+  for (size_t off = 0; off < len;) {
+    ssize_t w = write(fd, p + off, len - off);
+    if (w < 0 && errno == EINTR) {
+      continue;
+    }
+    if (w <= 0) {
+      return false;
+    }
+    off += (size_t)w;
+  }
+  return true;
+}
+
 /* The child: encode, write, exit, touching nothing else it inherited. */
 static void snapshot_child(struct node *n, int fd, pid_t parent) {
   static const int sigs[] = {SIGTERM, SIGINT,  SIGHUP,
@@ -1030,17 +1048,33 @@ static void snapshot_child(struct node *n, int fd, pid_t parent) {
   if (fsm_snapshot_encode(n->fsm, &image, &len) != 0) {
     _exit(2);
   }
-  for (size_t off = 0; off < len;) {
-    ssize_t w = write(fd, image + off, len - off);
-    if (w < 0 && errno == EINTR) {
-      continue;
-    }
-    if (w <= 0) {
-      _exit(3);
-    }
-    off += (size_t)w;
+  /* Then the image's length: what proves to the parent that it has all
+   * of it (a child killed midway ends the pipe early, without it). */
+  uint8_t trailer[SNAPSHOT_TRAILER_BYTES];
+  for (int i = 0; i < SNAPSHOT_TRAILER_BYTES; i++) {
+    trailer[i] = (uint8_t)((uint64_t)len >> (8 * i));
+  }
+  if (!write_all(fd, image, len) || !write_all(fd, trailer, sizeof trailer)) {
+    _exit(3);
   }
   _exit(0);
+}
+
+/* Whether the bytes read from a child end with the trailer of an image
+ * of exactly the bytes before it; if so, drops the trailer from len. */
+static bool snapshot_trailer_take(const uint8_t *p, size_t *len) {
+  uint64_t n = 0;
+  if (*len < SNAPSHOT_TRAILER_BYTES) {
+    return false;
+  }
+  for (int i = 0; i < SNAPSHOT_TRAILER_BYTES; i++) {
+    n |= (uint64_t)p[*len - SNAPSHOT_TRAILER_BYTES + (size_t)i] << (8 * i);
+  }
+  if (n == 0 || n != *len - SNAPSHOT_TRAILER_BYTES) {
+    return false;
+  }
+  *len = (size_t)n;
+  return true;
 }
 
 static void snapshot_fork_work_cb(uv_work_t *w) {
@@ -1078,8 +1112,17 @@ static void snapshot_fork_work_cb(uv_work_t *w) {
   close(f->fd);
   if (f->image == NULL || f->errmsg[0] != '\0') {
     kill(f->pid, SIGKILL);
+  } else if (!snapshot_trailer_take(f->image, &f->len)) {
+    errmsg_set(f->errmsg,
+               "the image ended after %zu bytes without its length: the "
+               "child did not finish",
+               f->len);
   }
-  while (waitpid(f->pid, &f->status, 0) < 0 && errno == EINTR) {
+  pid_t got;
+  while ((got = waitpid(f->pid, &f->status, 0)) < 0 && errno == EINTR) {
+  }
+  if (got < 0 && f->errmsg[0] == '\0') {
+    errmsg_set(f->errmsg, "waitpid(%d): %s", (int)f->pid, strerror(errno));
   }
 }
 
