@@ -129,7 +129,12 @@ static void bootstrap_write(struct node *n, const uint64_t *ids, uint32_t k) {
     return;
   }
   struct store_hard_state hs;
-  store_hard_state_load(&n->store, &hs);
+  if (store_hard_state_load(&n->store, &hs) != 0) {
+    /* Its term and vote would be whatever the stack held. */
+    log_error("node", "bootstrap: loading the hard state from %s: %s",
+              n->opts.data_dir, store_errmsg(&n->store));
+    node_die();
+  }
   struct core_entry ce = {.term = 1,
                           .index = 1,
                           .type = CORE_ENTRY_CONFIG,
