@@ -84,7 +84,9 @@ int store_mdb_fail(char *errmsg, int rc, const char *what) {
 #define STORE_DISK_FULL_BYTES (4u << 20)
 int store_disk_full_check(struct store *s, int rv) {
   struct statvfs st;
-  if (s->wal_fd < 0 || fstatvfs(s->wal_fd, &st) != 0) {
+  /* The directory's lock file, open from the start (the write-ahead
+   * file is not open yet while the store opens). */
+  if (!s->lock_held || fstatvfs(s->lock_fd, &st) != 0) {
     return rv;
   }
   uint64_t avail = (uint64_t)st.f_bavail * st.f_frsize;
