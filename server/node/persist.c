@@ -745,8 +745,8 @@ static void persist_after_cb(uv_work_t *w, int status) {
     /* The core believes these writes will last; it cannot be told
      * otherwise. Stop here: nothing that depended on them was sent, so no
      * acknowledged write is lost, and a restart starts from the disk. */
-    log_error("node", "persist: %s; stopping the replica",
-              status != 0 ? uv_strerror(status) : b->errmsg);
+    log_error("node", "persist to %s: %s; stopping the replica",
+              n->opts.data_dir, status != 0 ? uv_strerror(status) : b->errmsg);
     node_die();
   }
   b->synced = true;
@@ -802,7 +802,8 @@ static void persist_idle_cb(uv_idle_t *h) {
       persist_write_sync(n, b);
       p->on_loop = false;
       if (b->rv != 0) {
-        log_error("node", "persist: %s; stopping the replica", b->errmsg);
+        log_error("node", "persist to %s: %s; stopping the replica",
+                  n->opts.data_dir, b->errmsg);
         node_die();
       }
     }
