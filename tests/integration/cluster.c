@@ -238,6 +238,8 @@ bool cluster_synodd_ready(const char *synodd, char *why, size_t len) {
   ok = strstr(text, "--peers") != NULL;
   synodd_has_http = strstr(text, "--http") != NULL;
   free(text);
+  unlink(out); /* every test asks: leave no directory behind */
+  rmdir(dir);
   if (!ok) {
     snprintf(why, len, "%s --help does not mention --peers yet", synodd);
   }
