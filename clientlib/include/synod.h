@@ -1842,9 +1842,10 @@ int synod_async_group_read_pinned(struct synod_async *a, const char *group,
  * So the boundary is exact: the state at N, then the items N+1, N+2, ...
  * with one exception: a message addressed to this member alone after
  * its join is in no member's state, so it is delivered even when it
- * comes before N, in stream order with the views after the join. The join's own view is reported when the stream
- * reaches it (at once if the state is past it), then each view after
- * it, also those committed while the handle waited for its state.
+ * comes before N, in stream order with the views after the join. The join's own
+ * view is reported when the stream reaches it (at once if the state is past
+ * it), then each view after it, also those committed while the handle waited
+ * for its state.
  *
  * Answering a state request: the callback (async) or event (blocking)
  * comes in stream order, so the application's state at that moment is

@@ -40,9 +40,9 @@ CURL *http_easy(const char *method, const char *address, const char *path,
                 struct buf *out);
 
 /* One request (see http_easy), with `header` (NULL: none; several are
- * separated by '\n') besides "Expect:". Returns the status, 0 when there was no answer (refused,
- * reset, 10 s timeout); the body goes to *out (NUL-terminated; free
- * out->p). */
+ * separated by '\n') besides "Expect:". Returns the status, 0 when there was no
+ * answer (refused, reset, 10 s timeout); the body goes to *out (NUL-terminated;
+ * free out->p). */
 long http_do(const char *method, const char *address, const char *path,
              const char *header, const void *body, size_t len, struct buf *out);
 
