@@ -182,16 +182,24 @@ static int gm_apply_view(struct synod_async_group *g,
   return n == it->members ? 0 : SYNOD_EINTERNAL;
 }
 
+/* Whether view change it drops this member. */
+static bool gm_dropped_by(const struct synod_async_group *g,
+                          const struct synod_group_item *it) {
+  for (size_t j = 0; j < it->left_n; j++) {
+    if (gm_is_me(g, it->left[j])) {
+      return true;
+    }
+  }
+  return false;
+}
+
 /* A view change after the view held: apply, report, and end g if it
  * dropped this member. */
 static void gm_on_view(struct synod_async_group *g,
                        const struct synod_group_item *it) {
   char why[SYNOD_ERRMSG_BYTES];
-  bool dropped = false;
+  bool dropped = gm_dropped_by(g, it);
   int rv = gm_apply_view(g, it);
-  for (size_t j = 0; j < it->left_n; j++) {
-    dropped = dropped || gm_is_me(g, it->left[j]);
-  }
   if (rv != 0) {
     errmsg_printf(why,
                   "group '%s': view %" PRIu64 " at offset %" PRIu64
@@ -242,15 +250,12 @@ static void gm_state_empty(struct synod_async_group *g) {
 static void gm_view_waiting(struct synod_async_group *g,
                             const struct synod_group_item *it) {
   char why[SYNOD_ERRMSG_BYTES];
-  for (size_t j = 0; j < it->left_n; j++) {
-    if (gm_is_me(g, it->left[j])) {
-      errmsg_printf(why,
-                    "member '%s' of group '%s' was removed (view %" PRIu64
-                    " at offset %" PRIu64 ") before it had its state",
-                    g->member, g->group, it->view_id, it->offset);
-      gm_end(g, g->leaving ? SYNOD_ECANCELED : SYNOD_ESESSION, why);
-      return;
-    }
+  if (gm_dropped_by(g, it)) {
+    errmsg_printf(why,
+                  "member '%s' of group '%s' was removed (view %" PRIu64
+                  " at offset %" PRIu64 ") before it had its state",
+                  g->member, g->group, it->view_id, it->offset);
+    gm_end(g, g->leaving ? SYNOD_ECANCELED : SYNOD_ESESSION, why);
   }
 }
 
