@@ -119,7 +119,8 @@ bool api_message_id_header(struct http_api *api,
   out[0] = '\0';
   for (size_t i = 0; i < req->headers_n; i++) {
     const struct httpd_header *x = &req->headers[i];
-    for (size_t k = 0; k < 2 && x->name != NULL; k++) {
+    for (size_t k = 0; k < sizeof names / sizeof names[0] && x->name != NULL;
+         k++) {
       if (x->name_len != strlen(names[k]) ||
           strncasecmp(x->name, names[k], x->name_len) != 0) {
         continue;
